@@ -1,0 +1,82 @@
+/**
+ * Time as a dependency. Pure logic takes `now` as an argument; shells that
+ * need timers take a Clock, with a real implementation here and a manual one
+ * (`ManualClock`) that tests and virtual-time runs advance by hand.
+ */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds, monotonic, arbitrary origin. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  setInterval(fn: () => void, ms: number): TimerHandle;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return { cancel: () => clearTimeout(t) };
+  },
+  setInterval(fn, ms) {
+    const t = setInterval(fn, ms);
+    t.unref?.();
+    return { cancel: () => clearInterval(t) };
+  },
+};
+
+interface ManualTimer {
+  at: number;
+  seq: number;
+  every: number | undefined;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A clock that only moves when `advance` is called; timers fire in time order. */
+export class ManualClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #timers: ManualTimer[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.#add(fn, ms, undefined);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    return this.#add(fn, ms, Math.max(ms, 1e-9));
+  }
+
+  /** Move time forward by `ms`, firing every timer due on the way, in order. */
+  advance(ms: number): void {
+    const end = this.#now + ms;
+    for (;;) {
+      this.#timers = this.#timers.filter((t) => !t.cancelled);
+      this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.#timers[0];
+      if (next === undefined || next.at > end) break;
+      this.#now = next.at;
+      if (next.every !== undefined) next.at += next.every;
+      else next.cancelled = true;
+      next.fn();
+    }
+    this.#now = end;
+  }
+
+  #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {
+    const t: ManualTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, every, fn, cancelled: false };
+    this.#timers.push(t);
+    return { cancel: () => { t.cancelled = true; } };
+  }
+}
