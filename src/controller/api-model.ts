@@ -1,0 +1,315 @@
+import type { DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../dataplane/daemon-control.ts';
+
+/**
+ * The controller as the operator sees it: the views the HTTP/WebSocket API
+ * returns, the queries and commands it calls, and the event source it streams.
+ *
+ * Two implementations: the store-backed one (SQLite, `src/controller`) and
+ * `MemoryControllerModel` (`memory-controller-model.ts`) for tests and the web
+ * page's browser test. The API server only ever talks to these interfaces.
+ *
+ * Conventions, binding for every implementation:
+ * - Views are plain JSON data (no undefined, no Map, no class instances): an
+ *   absent value is `null`. Times are wall-clock milliseconds (`Date.now()`).
+ * - Host ids are the deployment's names; a VM is named by its MAC as
+ *   "02:00:00:00:00:01" (lower case, colons); a link by its two host ids,
+ *   normalised so that `a < b` (string order). Lookups accept either order.
+ * - Queries are synchronous (the store reads SQLite synchronously) and never
+ *   throw for "absent": `get…` returns undefined.
+ * - Commands are async, validate their input against the current state, audit
+ *   the action (who, what, why) and emit the matching events. They throw
+ *   errors with stable codes that the API maps to statuses:
+ *   VNET_ERR_NOT_FOUND / VNET_ERR_UNKNOWN_HOST → 404, VNET_ERR_CONFLICT → 409,
+ *   VNET_ERR_INVALID_ARGUMENT → 400, VNET_ERR_NOT_SUPPORTED → 501.
+ */
+
+export type HostState = 'up' | 'down';
+
+export interface HostView {
+  id: string;
+  site: string | null;
+  /** Where the daemon listens for tunnels (as it reported or as configured). */
+  addresses: ListenAddress[];
+  role: DaemonRole;
+  state: HostState;
+  /** Last message from the daemon (wall-clock ms), null if never seen. */
+  lastSeen: number | null;
+}
+
+export type VmState = 'running' | 'migrating' | 'stopped' | 'unknown';
+
+export interface VmView {
+  mac: string;
+  ip: string | null;
+  /** The host the VM runs on now; null while unplaced. */
+  host: string | null;
+  state: VmState;
+  name: string | null;
+}
+
+/** Backbone links come from the deployment; fast-path links from adaptation or an operator. */
+export type LinkRequester = 'config' | 'adaptation' | 'operator';
+/** `pending`: desired but not yet reported by a daemon. */
+export type LinkState = 'up' | 'connecting' | 'down' | 'pending';
+
+export interface LinkView {
+  /** Host ids with a < b. */
+  a: string;
+  b: string;
+  kind: LinkKind;
+  state: LinkState;
+  requestedBy: LinkRequester;
+  /** The operator or component that asked for it (e.g. "operator:admin"), null for config. */
+  actor: string | null;
+  reason: string;
+  /** Totals in both directions since the link was created. */
+  bytes: number;
+  frames: number;
+  /** Rates over the last update period. */
+  bytesPerSec: number;
+  framesPerSec: number;
+}
+
+export interface RuleView extends RuleSpec {
+  /** Why the controller installed it (fast path, migration cutover…), null if not recorded. */
+  reason: string | null;
+}
+
+export interface HostRulesView {
+  host: string;
+  /** The version of the desired rule set, and the one the daemon last acknowledged. */
+  version: number;
+  appliedVersion: number | null;
+  rules: RuleView[];
+}
+
+export interface MatrixVm {
+  mac: string;
+  ip: string | null;
+  host: string | null;
+  name: string | null;
+}
+
+/** One directed entry of the global traffic matrix (src → dst VM). */
+export interface MatrixEdge {
+  src: string;
+  dst: string;
+  /** Smoothed rate, and the raw totals of the last period. */
+  bytesPerSec: number;
+  framesPerSec: number;
+}
+
+export interface MatrixView {
+  /** When the matrix was last updated (wall-clock ms), null before the first update. */
+  at: number | null;
+  periodMs: number;
+  vms: MatrixVm[];
+  /** Sparse: only pairs that exchanged traffic. */
+  edges: MatrixEdge[];
+}
+
+/** The application topology classes VTTIF-style inference reports. */
+export type TopologyClass = 'none' | 'pairs' | 'ring' | 'star' | 'tree' | 'mesh' | 'all-to-all' | 'bus' | 'irregular';
+
+/** An undirected edge of the inferred topology, between two VMs. */
+export interface TopologyEdge {
+  a: string;
+  b: string;
+  /** Normalised weight 0..1 (1 = the heaviest edge). */
+  weight: number;
+  bytesPerSec: number;
+}
+
+export interface TopologyView {
+  class: TopologyClass;
+  /** The centre VM for star and tree, null otherwise. */
+  centre: string | null;
+  /** 0..1 */
+  confidence: number;
+  edges: TopologyEdge[];
+  /** When the current topology was first detected, null if none yet. */
+  detectedAt: number | null;
+}
+
+export type MigrationPhase = 'prepare' | 'disk' | 'memory' | 'stop-and-copy' | 'cutover' | 'resume' | 'done';
+export type MigrationState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface MigrationView {
+  id: string;
+  vm: string;
+  from: string;
+  to: string;
+  phase: MigrationPhase;
+  /** 0..1 */
+  progress: number;
+  bytesSent: number;
+  /** Estimated total bytes, null if unknown. */
+  bytesTotal: number | null;
+  /** Estimated time to completion in ms, null if unknown. */
+  etaMs: number | null;
+  state: MigrationState;
+  startedAt: number;
+  finishedAt: number | null;
+  /** Failure reason when state is failed. */
+  error: string | null;
+}
+
+export interface PlacementMove {
+  vm: string;
+  from: string;
+  to: string;
+  /** Score gain of this move (higher is better). */
+  gain: number;
+  reason: string;
+}
+
+export interface PlacementView {
+  /** When the proposal was computed, null if never. */
+  computedAt: number | null;
+  /** Score of the current placement and of the proposed one. */
+  score: number;
+  proposedScore: number;
+  /** The gain a move must beat before it is made (Supercloud's T). */
+  threshold: number;
+  moves: PlacementMove[];
+}
+
+export type DecisionKind =
+  | 'fast-path-added'
+  | 'fast-path-removed'
+  | 'topology-changed'
+  | 'migration-proposed'
+  | 'migration-started'
+  | 'rules-pushed'
+  | 'no-change';
+
+export interface DecisionView {
+  id: number;
+  time: number;
+  kind: DecisionKind;
+  reason: string;
+  /** Free-form structured detail (hosts, VMs, rates, thresholds). */
+  detail: Record<string, unknown>;
+}
+
+/** Payload of each event type. State-carrying events hold the whole new view, so a client can apply them without re-fetching. */
+export interface EventPayloads {
+  'host-changed': { host: HostView };
+  'host-removed': { id: string };
+  'vm-changed': { vm: VmView };
+  'vm-removed': { mac: string };
+  'link-changed': { link: LinkView };
+  'link-removed': { a: string; b: string; kind: LinkKind; actor: string | null; reason: string };
+  /** Counters and rates of every link, once per update period. */
+  'traffic-updated': { at: number; links: LinkRateView[] };
+  'rules-changed': { host: string; version: number };
+  'topology-changed': { topology: TopologyView };
+  'migration-changed': { migration: MigrationView };
+  'placement-changed': { placement: PlacementView };
+  decision: { decision: DecisionView };
+  /** Audit record of an operator action done through the API. */
+  'operator-action': { actor: string; action: string; detail: Record<string, unknown> };
+}
+
+export interface LinkRateView {
+  a: string;
+  b: string;
+  bytes: number;
+  frames: number;
+  bytesPerSec: number;
+  framesPerSec: number;
+}
+
+export type EventType = keyof EventPayloads;
+
+export const EVENT_TYPES: readonly EventType[] = [
+  'host-changed',
+  'host-removed',
+  'vm-changed',
+  'vm-removed',
+  'link-changed',
+  'link-removed',
+  'traffic-updated',
+  'rules-changed',
+  'topology-changed',
+  'migration-changed',
+  'placement-changed',
+  'decision',
+  'operator-action',
+];
+
+/** One event: `seq` grows by one per event, from 1, for the lifetime of the store. */
+export type EventView = {
+  [K in EventType]: { seq: number; time: number; type: K; payload: EventPayloads[K] };
+}[EventType];
+
+export interface EventQuery {
+  /** Only events with seq > since. */
+  since?: number;
+  /** At most this many (the oldest first); implementations cap it. */
+  limit?: number;
+  types?: readonly EventType[];
+}
+
+export interface EventPage {
+  events: EventView[];
+  /** The oldest seq still retained (0 if none): a client whose `since` is below oldestSeq - 1 missed events. */
+  oldestSeq: number;
+  latestSeq: number;
+}
+
+export interface ControllerQueries {
+  listHosts(): HostView[];
+  getHost(id: string): HostView | undefined;
+  listVms(): VmView[];
+  getVm(mac: string): VmView | undefined;
+  listLinks(): LinkView[];
+  getLink(a: string, b: string): LinkView | undefined;
+  /** undefined when the host is unknown. */
+  getRules(host: string): HostRulesView | undefined;
+  getMatrix(): MatrixView;
+  getTopology(): TopologyView;
+  listMigrations(): MigrationView[];
+  getMigration(id: string): MigrationView | undefined;
+  listEvents(query: EventQuery): EventPage;
+  getPlacement(): PlacementView;
+  /** The most recent decisions, newest last. */
+  listDecisions(query: { limit?: number }): DecisionView[];
+}
+
+export interface ControllerCommands {
+  /**
+   * Ask for a fast-path link between two hosts. Throws VNET_ERR_NOT_FOUND (or
+   * VNET_ERR_UNKNOWN_HOST) for an unknown host, VNET_ERR_CONFLICT when a == b
+   * or a link between them already exists. Audited as an operator action.
+   */
+  addFastPathLink(a: string, b: string, reason: string, actor: string): Promise<LinkView>;
+  /**
+   * Remove a fast-path link. Throws VNET_ERR_NOT_FOUND when there is none,
+   * VNET_ERR_CONFLICT when the link between them is a backbone link.
+   */
+  removeFastPathLink(a: string, b: string, actor: string): Promise<void>;
+  /** Start a live migration (optional: the API answers 501 where absent). */
+  startMigration?(vm: string, to: string, actor: string): Promise<MigrationView>;
+}
+
+export type EventHandler = (event: EventView) => void;
+
+export interface EventSubscribeOptions {
+  /** Replay retained events with seq > since (synchronously, in order) before live ones. */
+  since?: number;
+}
+
+export interface ControllerEventSource {
+  /** Handlers are called synchronously, in seq order, and must not throw. Returns the unsubscribe function. */
+  subscribe(handler: EventHandler, options?: EventSubscribeOptions): () => void;
+  latestSeq(): number;
+}
+
+/** Everything the API server needs from the controller. */
+export type ControllerModel = ControllerQueries & ControllerCommands & ControllerEventSource;
+
+/** Normalise a host pair so that a < b. */
+export function linkKey(a: string, b: string): { a: string; b: string } {
+  return a < b ? { a, b } : { a: b, b: a };
+}
