@@ -1,0 +1,15 @@
+# The TAP device addon (Linux only): N-API through node-addon-api, C++17.
+# `npm ci` builds it through the package's `install` script (node-gyp rebuild);
+# the result is build/Release/vnet_tap.node, loaded by src/dataplane/tap-device.ts.
+{
+  "targets": [
+    {
+      "target_name": "vnet_tap",
+      "sources": ["native/tap/tap_fd.cc", "native/tap/tap_addon.cc"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
+      "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-fno-exceptions"]
+    }
+  ]
+}

@@ -1,0 +1,304 @@
+// vnet_tap: a TAP device as a JS object (N-API, node-addon-api).
+//
+// Data path, in stages:
+//   open    /dev/net/tun, TUNSETIFF (IFF_TAP|IFF_NO_PI[|IFF_VNET_HDR]), offloads, MAC/MTU/up  (tap_fd.cc)
+//   read    a uv_poll_t on the fd, run by the main loop: when readable, read frames
+//           until EAGAIN or a batch limit (64 frames / 1 MiB) into one scratch
+//           buffer, copy the batch into one JS Buffer, call onBatch(buffer,
+//           records, count) once; records = Uint32Array [offset, length]*count.
+//           With IFF_VNET_HDR each record is virtio_net_hdr + frame; JS splits.
+//   write   synchronous non-blocking writev([vnet_hdr, frame]); writeBatch loops in C++.
+//   fail    a read error other than EAGAIN (device deleted: EBADFD/EIO/...) stops
+//           polling and calls onError(errno, code, syscall) once.
+//   close   stops polling and closes the fd.
+//
+// No libuv thread-pool work: reads happen on the main thread only when the
+// kernel says data is ready, and never block (O_NONBLOCK).
+#include <errno.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include <napi.h>
+
+#include "tap_fd.h"
+
+namespace vnet_tap {
+namespace {
+
+constexpr size_t kBatchBytes = 1 << 20;            // scratch for one batch
+constexpr size_t kMaxRecord = 65536 + 512;         // largest read: 64 KiB GSO frame + headers
+constexpr uint32_t kMaxBatchFrames = 64;
+
+// A JS Error carrying errno, its libuv-style code ("EBADFD") and the failed call.
+Napi::Error SysErrorToJs(Napi::Env env, const SysError& e) {
+  std::string msg = std::string(e.syscall) + ": " + std::strerror(e.err);
+  Napi::Error err = Napi::Error::New(env, msg);
+  err.Set("errno", Napi::Number::New(env, e.err));
+  err.Set("code", Napi::String::New(env, uv_err_name(-e.err)));
+  err.Set("syscall", Napi::String::New(env, e.syscall));
+  return err;
+}
+
+// Write errors that mean only "this frame was not delivered" (queue full, bad
+// frame or header); anything else means the device is gone.
+bool IsFrameLevelError(int err) {
+  return err == EAGAIN || err == ENOBUFS || err == EINVAL || err == EMSGSIZE || err == EFAULT;
+}
+
+class TapHandle : public Napi::ObjectWrap<TapHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TapHandle", {
+      InstanceAccessor<&TapHandle::GetName>("name"),
+      InstanceAccessor<&TapHandle::GetFd>("fd"),
+      InstanceAccessor<&TapHandle::GetVnetHdrSize>("vnetHdrSize"),
+      InstanceAccessor<&TapHandle::GetOffloadFlags>("offloadFlags"),
+      InstanceMethod<&TapHandle::Start>("start"),
+      InstanceMethod<&TapHandle::Write>("write"),
+      InstanceMethod<&TapHandle::WriteBatch>("writeBatch"),
+      InstanceMethod<&TapHandle::Close>("close"),
+    });
+  }
+
+  // new TapHandle({ name, vnetHdr, vnetHdrSize, offload, persist, mac, mtu, up })
+  explicit TapHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapHandle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "TapHandle: options object required");
+    Napi::Object o = info[0].As<Napi::Object>();
+    OpenOptions opts;
+    if (o.Has("name") && o.Get("name").IsString()) opts.name = o.Get("name").As<Napi::String>().Utf8Value();
+    opts.vnet_hdr = o.Get("vnetHdr").ToBoolean();
+    if (o.Get("vnetHdrSize").IsNumber()) opts.vnet_hdr_size = o.Get("vnetHdrSize").As<Napi::Number>().Int32Value();
+    if (o.Get("offload").IsBoolean()) opts.offload = o.Get("offload").As<Napi::Boolean>();
+    if (o.Get("persist").IsBoolean()) opts.persist = o.Get("persist").As<Napi::Boolean>() ? 1 : 0;
+    if (o.Get("mtu").IsNumber()) opts.mtu = o.Get("mtu").As<Napi::Number>().Int32Value();
+    opts.up = o.Get("up").ToBoolean();
+    Napi::Value mac = o.Get("mac");
+    if (mac.IsTypedArray()) {
+      Napi::Uint8Array bytes = mac.As<Napi::Uint8Array>();
+      if (bytes.TypedArrayType() != napi_uint8_array || bytes.ElementLength() != 6) {
+        throw Napi::TypeError::New(env, "TapHandle: mac must be 6 bytes");
+      }
+      std::memcpy(opts.mac, bytes.Data(), 6);
+      opts.has_mac = true;
+    }
+    OpenResult res;
+    SysError e = OpenTap(opts, &res);
+    if (!e.ok()) throw SysErrorToJs(env, e);
+    fd_ = res.fd;
+    name_ = res.name;
+    hdr_size_ = opts.vnet_hdr ? opts.vnet_hdr_size : 0;
+    offload_flags_ = res.offload_flags;
+  }
+
+  ~TapHandle() override { Shutdown(); }
+
+ private:
+  Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value GetVnetHdrSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), hdr_size_); }
+  Napi::Value GetOffloadFlags(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), offload_flags_); }
+
+  // start(onBatch, onError): begin polling; once only.
+  void Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) throw Napi::Error::New(env, "TapHandle: closed");
+    if (poll_ != nullptr || failed_) throw Napi::Error::New(env, "TapHandle: already started");
+    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "TapHandle.start(onBatch, onError)");
+    }
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      throw Napi::Error::New(env, "TapHandle: no event loop");
+    }
+    scratch_.reset(new uint8_t[kBatchBytes]);
+    auto poll = std::make_unique<uv_poll_t>();
+    int rc = uv_poll_init(loop, poll.get(), fd_);
+    if (rc != 0) throw SysErrorToJs(env, SysError{-rc, "uv_poll_init"});
+    poll->data = this;
+    rc = uv_poll_start(poll.get(), UV_READABLE, &TapHandle::OnPoll);
+    if (rc != 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), &TapHandle::FreePoll);
+      throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
+    }
+    poll_ = poll.release();
+    on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+    on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+    async_ = std::make_unique<Napi::AsyncContext>(env, "vnet:tap");
+    env_ = env;
+    Ref();  // keep this object alive while the loop may call back into it
+  }
+
+  // write(frame, hdr?) -> bytes written, or -errno (the frame was not delivered).
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) return Napi::Number::New(env, -EBADF);
+    if (info.Length() < 1 || !IsBytes(info[0])) throw Napi::TypeError::New(env, "TapHandle.write(frame: Uint8Array, hdr?)");
+    Napi::Uint8Array frame = info[0].As<Napi::Uint8Array>();
+    const uint8_t* hdr = nullptr;
+    size_t hdr_len = 0;
+    if (info.Length() >= 2 && IsBytes(info[1])) {
+      Napi::Uint8Array h = info[1].As<Napi::Uint8Array>();
+      hdr = h.Data();
+      hdr_len = h.ElementLength();
+    }
+    ssize_t w = WriteFrame(fd_, hdr_size_, hdr, hdr_len, frame.Data(), frame.ElementLength());
+    return Napi::Number::New(env, static_cast<double>(w));
+  }
+
+  // writeBatch(frames, hdrs?) -> [written, dropped, fatalErrno]; stops at the first fatal error.
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "TapHandle.writeBatch(frames[], hdrs?[])");
+    Napi::Array frames = info[0].As<Napi::Array>();
+    Napi::Array hdrs;
+    bool has_hdrs = info.Length() >= 2 && info[1].IsArray();
+    if (has_hdrs) hdrs = info[1].As<Napi::Array>();
+    uint32_t written = 0, dropped = 0;
+    int fatal = fd_ < 0 ? EBADF : 0;
+    uint32_t n = frames.Length();
+    for (uint32_t i = 0; i < n && fatal == 0; i++) {
+      Napi::Value f = frames.Get(i);
+      if (!IsBytes(f)) { dropped++; continue; }
+      Napi::Uint8Array frame = f.As<Napi::Uint8Array>();
+      const uint8_t* hdr = nullptr;
+      size_t hdr_len = 0;
+      if (has_hdrs && i < hdrs.Length()) {
+        Napi::Value h = hdrs.Get(i);
+        if (IsBytes(h)) { hdr = h.As<Napi::Uint8Array>().Data(); hdr_len = h.As<Napi::Uint8Array>().ElementLength(); }
+      }
+      ssize_t w = WriteFrame(fd_, hdr_size_, hdr, hdr_len, frame.Data(), frame.ElementLength());
+      if (w >= 0) written++;
+      else if (IsFrameLevelError(static_cast<int>(-w))) dropped++;
+      else fatal = static_cast<int>(-w);
+    }
+    if (fatal != 0) dropped += n - written - dropped;
+    Napi::Array out = Napi::Array::New(env, 3);
+    out.Set(0u, Napi::Number::New(env, written));
+    out.Set(1u, Napi::Number::New(env, dropped));
+    out.Set(2u, Napi::Number::New(env, fatal));
+    return out;
+  }
+
+  void Close(const Napi::CallbackInfo&) { Shutdown(); }
+
+  static bool IsBytes(const Napi::Value& v) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+  }
+
+  // Stops polling (if polling) and drops the callbacks; idempotent.
+  void StopPolling() {
+    if (poll_ == nullptr) return;
+    // uv_close removes the fd from epoll synchronously; the handle memory is freed later.
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), &TapHandle::FreePoll);
+    poll_ = nullptr;
+    on_batch_.Reset();
+    on_error_.Reset();
+    async_.reset();
+    Unref();
+  }
+
+  void Shutdown() {
+    StopPolling();
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    scratch_.reset();
+  }
+
+  static void FreePoll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
+
+  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<TapHandle*>(handle->data);
+    if (self == nullptr) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    try {
+      self->Drain(status);
+    } catch (const Napi::Error& e) {
+      // A JS callback threw: surface it like any uncaught exception.
+      napi_fatal_exception(env, e.Value());
+    } catch (const std::exception& e) {
+      napi_fatal_exception(env, Napi::Error::New(env, e.what()).Value());
+    }
+  }
+
+  // Reads one batch; on a device-level error reports it and stops polling.
+  void Drain(int status) {
+    int fatal = 0;
+    const char* syscall = "read";
+    if (status < 0) {
+      // libuv saw POLLERR (the tun file lost its device). read() tells us why.
+      fatal = -status;
+      syscall = "poll";
+    }
+    uint32_t records[2 * kMaxBatchFrames];
+    uint32_t count = 0;
+    size_t used = 0;
+    while (fd_ >= 0 && count < kMaxBatchFrames && kBatchBytes - used >= kMaxRecord) {
+      ssize_t n = ::read(fd_, scratch_.get() + used, kMaxRecord);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        fatal = errno;
+        syscall = "read";
+        break;
+      }
+      if (n == 0) { fatal = EIO; syscall = "read"; break; }
+      records[2 * count] = static_cast<uint32_t>(used);
+      records[2 * count + 1] = static_cast<uint32_t>(n);
+      count++;
+      used += static_cast<size_t>(n);
+    }
+    if (count > 0 && !on_batch_.IsEmpty()) {
+      Napi::Env env = env_;
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, scratch_.get(), used);
+      Napi::Uint32Array recs = Napi::Uint32Array::New(env, 2 * count);
+      std::memcpy(recs.Data(), records, sizeof(uint32_t) * 2 * count);
+      on_batch_.MakeCallback(Value(), {buf, recs, Napi::Number::New(env, count)}, *async_);
+    }
+    if (fatal != 0) Fail(fatal, syscall);
+  }
+
+  // Reports a device failure once: stop polling first, so nothing else arrives.
+  void Fail(int err, const char* syscall) {
+    if (failed_ || on_error_.IsEmpty()) return;
+    failed_ = true;
+    Napi::Env env = env_;
+    Napi::FunctionReference cb = std::move(on_error_);
+    std::unique_ptr<Napi::AsyncContext> ctx = std::move(async_);
+    Napi::Object self = Value();
+    StopPolling();
+    cb.MakeCallback(self, {Napi::Number::New(env, err), Napi::String::New(env, uv_err_name(-err)),
+                           Napi::String::New(env, syscall)}, *ctx);
+  }
+
+  int fd_ = -1;
+  std::string name_;
+  int hdr_size_ = 0;
+  unsigned offload_flags_ = 0;
+  bool failed_ = false;
+  uv_poll_t* poll_ = nullptr;
+  std::unique_ptr<uint8_t[]> scratch_;
+  Napi::Env env_ = Napi::Env(nullptr);
+  Napi::FunctionReference on_batch_;
+  Napi::FunctionReference on_error_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+};
+
+}  // namespace
+}  // namespace vnet_tap
+
+static Napi::Object InitVnetTap(Napi::Env env, Napi::Object exports) {
+  exports.Set("TapHandle", vnet_tap::TapHandle::Define(env));
+  return exports;
+}
+
+NODE_API_MODULE(vnet_tap, InitVnetTap)

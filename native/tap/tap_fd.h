@@ -1,0 +1,52 @@
+// The POSIX side of a TAP device, free of N-API: open /dev/net/tun, configure
+// the interface, read and write frames. Every function reports failure as a
+// SysError (errno + the call that failed) and never throws; tap_addon.cc turns
+// these into JS errors.
+#pragma once
+
+#include <sys/types.h>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vnet_tap {
+
+struct SysError {
+  int err = 0;                  // errno, 0 when the call succeeded
+  const char* syscall = "";     // e.g. "ioctl(TUNSETIFF)"
+  bool ok() const { return err == 0; }
+};
+
+struct OpenOptions {
+  std::string name;             // interface name; empty lets the kernel pick tapN
+  bool vnet_hdr = false;        // IFF_VNET_HDR: every read/write carries a virtio_net_hdr
+  int vnet_hdr_size = 10;       // 10 (virtio_net_hdr) or 12 (with num_buffers)
+  bool offload = true;          // with vnet_hdr: TUNSETOFFLOAD CSUM|TSO4|TSO6 (+USO4|USO6 if accepted)
+  int persist = -1;             // -1 leave alone, 0/1 TUNSETPERSIST
+  bool has_mac = false;
+  uint8_t mac[6] = {0, 0, 0, 0, 0, 0};
+  int mtu = 0;                  // 0 leaves the MTU alone
+  bool up = false;              // set IFF_UP after configuring
+};
+
+struct OpenResult {
+  int fd = -1;
+  std::string name;             // the name the kernel gave the device
+  unsigned offload_flags = 0;   // TUN_F_* flags the kernel accepted
+};
+
+// Opens (creating or attaching) a TAP device; on failure closes everything it opened.
+SysError OpenTap(const OpenOptions& opts, OpenResult* out);
+
+// Interface configuration through an AF_INET datagram socket (by name, so only
+// while the device is still in this process's network namespace).
+SysError SetMac(const std::string& name, const uint8_t mac[6]);
+SysError SetMtu(const std::string& name, int mtu);
+SysError SetUp(const std::string& name, bool up);
+
+// One write of [header (padded with zeros to hdr_size), frame]. hdr_size 0 means
+// no header. Returns bytes written or -errno (retrying EINTR).
+ssize_t WriteFrame(int fd, int hdr_size, const uint8_t* hdr, size_t hdr_len,
+                   const uint8_t* frame, size_t frame_len);
+
+}  // namespace vnet_tap
