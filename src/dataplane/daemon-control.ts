@@ -62,6 +62,8 @@ export interface DesiredLink {
   peer: string;
   address: ListenAddress;
   reason: string;
+  /** Whether this side dials; default: the side with the lower host id. */
+  dial?: boolean | undefined;
 }
 
 /** A forwarding rule as carried in JSON (config, admin API, control channel). */

@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { ConfigError } from '../common/errors.ts';
+import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
+import { isMacString } from './mac.ts';
+
+/**
+ * The daemon's configuration: from a YAML file (`vnet daemon --config F`),
+ * from flags, or both (flags win). Validated once, strictly — unknown keys are
+ * rejected with the file, line and key — then frozen.
+ */
+
+const hostId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host id is 1-63 letters, digits, ".", "_" or "-"');
+const mac = z.string().refine(isMacString, 'not a MAC address (expected e.g. 02:00:00:00:00:01)');
+const port = z.number().int().min(0).max(65535);
+const address = z.strictObject({ host: z.string().min(1), port });
+const ipv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, 'not an IPv4 address (optionally with /prefix)');
+
+const macMatch = z.string().refine((s) => s === 'any' || isMacString(s.startsWith('!') ? s.slice(1) : s), 'expected "any", a MAC, or "!MAC"');
+
+export const ruleSpecSchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  priority: z.number().int().min(0).max(65535),
+  src: macMatch,
+  dst: macMatch,
+  action: z.union([
+    z.literal('flood'),
+    z.literal('drop'),
+    z.strictObject({ port: z.string().min(1) }),
+    z.strictObject({ link: hostId }),
+  ]),
+});
+
+const portSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a port name is 1-15 letters, digits, ".", "_" or "-" (it names the TAP device)'),
+  type: z.enum(['tap', 'memory']),
+  mac,
+  ip: ipv4.optional(),
+  mtu: z.number().int().min(576).max(9000).default(1500),
+  /** TAP only: open with IFF_VNET_HDR and checksum/TSO offload. */
+  offload: z.boolean().default(true),
+  /** TAP only: move the device into this network namespace after creating it. */
+  netns: z.string().min(1).optional(),
+});
+
+const fastPathSchema = z.strictObject({
+  peer: hostId,
+  host: z.string().min(1).optional(),
+  port: port.optional(),
+  /** Dial the peer (default: the side with the lower host id dials). */
+  dial: z.boolean().optional(),
+  reason: z.string().default('configured'),
+});
+
+export const daemonConfigSchema = z
+  .strictObject({
+    host: hostId,
+    role: z.enum(['hub', 'spoke']),
+    site: z.string().min(1).optional(),
+    transport: z.enum(['tcp', 'tls']).default('tcp'),
+    listen: address.optional(),
+    /** Where the hub listens (spokes only). */
+    hub: address.optional(),
+    hubId: hostId.optional(),
+    tls: z.strictObject({ dir: z.string().min(1) }).optional(),
+    admin: z
+      .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
+      .optional(),
+    ports: z.array(portSchema).default([]),
+    fastPath: z.array(fastPathSchema).default([]),
+    rules: z.array(ruleSpecSchema).default([]),
+    keepaliveMs: z.number().int().min(50).max(60_000).default(1000),
+    deadMs: z.number().int().min(200).max(600_000).default(5000),
+    agingMs: z.number().int().min(1000).default(300_000),
+    reconnect: z
+      .strictObject({ initialMs: z.number().int().min(10).default(200), maxMs: z.number().int().min(10).default(10_000) })
+      .default({ initialMs: 200, maxMs: 10_000 }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.role === 'spoke' && c.hub === undefined) ctx.addIssue({ code: 'custom', path: ['hub'], message: 'a spoke needs the hub address (hub: {host, port})' });
+    if (c.role === 'hub' && c.listen === undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'the hub must listen (listen: {host, port})' });
+    if (c.transport === 'tls' && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'transport tls needs tls: {dir} (made by `vnet certs`)' });
+    const names = new Set<string>();
+    c.ports.forEach((p, i) => {
+      if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name ${p.name}` });
+      names.add(p.name);
+    });
+    const ids = new Set<string>();
+    c.rules.forEach((r, i) => {
+      if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id ${r.id}` });
+      ids.add(r.id);
+    });
+    c.fastPath.forEach((f, i) => {
+      if (f.peer === c.host) ctx.addIssue({ code: 'custom', path: ['fastPath', i, 'peer'], message: 'a fast-path link to ourselves' });
+    });
+  });
+
+export type DaemonConfig = z.output<typeof daemonConfigSchema>;
+export type DaemonConfigInput = z.input<typeof daemonConfigSchema>;
+
+export function loadDaemonConfig(file: string): Readonly<DaemonConfig> {
+  return loadYamlConfig(file, daemonConfigSchema);
+}
+
+/** Validate a config given as an object (flags, tests); errors name `source` as the file. */
+export function parseDaemonConfig(input: unknown, source = 'daemon config'): DaemonConfig {
+  const r = daemonConfigSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  throw new ConfigError(issue.message, { file: source, key: formatPath(path) || '(top level)' });
+}
