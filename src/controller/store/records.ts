@@ -1,0 +1,143 @@
+import type { DaemonFacts, DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../../dataplane/daemon-control.ts';
+
+/** The rows of the controller's database as the rest of the controller sees them. */
+
+export interface HostRecord {
+  id: string;
+  site: string | undefined;
+  role: DaemonRole;
+  addresses: ListenAddress[];
+  connected: boolean;
+  firstSeenMs: number | undefined;
+  lastSeenMs: number | undefined;
+  facts: DaemonFacts | undefined;
+}
+
+export type VmState = 'configured' | 'running' | 'migrating' | 'unknown';
+export type VmSource = 'deployment' | 'learned' | 'operator';
+
+export interface VmRecord {
+  mac: string;
+  name: string | undefined;
+  ip: string | undefined;
+  host: string | undefined;
+  state: VmState;
+  source: VmSource;
+  updatedMs: number;
+}
+
+export interface LinkRecord {
+  /** Host ids, a < b. */
+  a: string;
+  b: string;
+  kind: LinkKind;
+  /** deployment | adaptation | operator:<who> */
+  requestedBy: string;
+  reason: string;
+  createdMs: number;
+}
+
+export interface HostRuleRecord extends RuleSpec {
+  host: string;
+}
+
+export interface DesiredVersions {
+  host: string;
+  linksVersion: number;
+  linksDigest: string;
+  rulesVersion: number;
+  rulesDigest: string;
+  linksAcked: number;
+  rulesAcked: number;
+}
+
+export interface TrafficSampleRecord {
+  host: string;
+  startMs: number;
+  endMs: number;
+  src: string;
+  dst: string;
+  frames: number;
+  bytes: number;
+}
+
+export interface TopologyRecord {
+  id: number;
+  atMs: number;
+  kind: string;
+  changed: boolean;
+  body: unknown;
+}
+
+export type MigrationState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface MigrationRecord {
+  id: string;
+  vmMac: string;
+  fromHost: string;
+  toHost: string;
+  state: MigrationState;
+  requestedBy: string;
+  startedMs: number;
+  finishedMs: number | undefined;
+  error: string | undefined;
+}
+
+export interface MigrationStepRecord {
+  id: number;
+  migrationId: string;
+  step: string;
+  state: string;
+  atMs: number;
+  detail: unknown;
+}
+
+export interface AuditRecord {
+  id: number;
+  atMs: number;
+  actor: string;
+  action: string;
+  target: string;
+  detail: unknown;
+}
+
+export interface EventRecord {
+  id: number;
+  atMs: number;
+  type: string;
+  data: unknown;
+}
+
+export interface ApiTokenRecord {
+  id: string;
+  hash: string;
+  label: string;
+  createdMs: number;
+  revokedMs: number | undefined;
+}
+
+export interface JoinTokenRecord {
+  id: string;
+  hash: string;
+  host: string | undefined;
+  createdMs: number;
+  expiresMs: number | undefined;
+  singleUse: boolean;
+  usedMs: number | undefined;
+  usedBy: string | undefined;
+}
+
+export interface LinkReportRecord {
+  host: string;
+  peer: string;
+  kind: LinkKind;
+  state: string;
+  txFrames: number;
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  txDropped: number;
+  decodeErrors: number;
+  reconnects: number;
+  updatedMs: number;
+}

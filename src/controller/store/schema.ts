@@ -1,0 +1,186 @@
+/**
+ * The controller's database schema, as an ordered list of migrations. The
+ * schema version is SQLite's `user_version`; `applyMigrations` runs every
+ * migration above it, each in its own transaction, at start. Never edit a
+ * migration that has shipped: add a new one.
+ *
+ * Times are wall-clock milliseconds (Date.now()) stored as INTEGER. MACs are
+ * lower-case "aa:bb:cc:dd:ee:ff" strings. Structured values are JSON TEXT.
+ */
+export interface SchemaMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
+  {
+    version: 1,
+    name: 'core registry: hosts, VMs, links, rules, traffic, topologies, migrations, audit, join tokens',
+    sql: `
+      CREATE TABLE hosts (
+        id            TEXT PRIMARY KEY,
+        site          TEXT,
+        role          TEXT NOT NULL CHECK (role IN ('hub', 'spoke')),
+        addresses     TEXT NOT NULL DEFAULT '[]',      -- JSON ListenAddress[]
+        connected     INTEGER NOT NULL DEFAULT 0,
+        first_seen_ms INTEGER,
+        last_seen_ms  INTEGER,
+        facts         TEXT                              -- JSON DaemonFacts, last reported
+      );
+
+      CREATE TABLE vms (
+        mac         TEXT PRIMARY KEY,
+        name        TEXT,
+        ip          TEXT,
+        host        TEXT,
+        state       TEXT NOT NULL DEFAULT 'unknown',   -- configured | running | migrating | unknown
+        source      TEXT NOT NULL,                     -- deployment | learned | operator
+        updated_ms  INTEGER NOT NULL
+      );
+      CREATE INDEX vms_host ON vms(host);
+
+      -- Desired links. a < b (host ids, ordered), one row per pair and kind.
+      CREATE TABLE links (
+        a            TEXT NOT NULL,
+        b            TEXT NOT NULL,
+        kind         TEXT NOT NULL CHECK (kind IN ('backbone', 'fast-path')),
+        requested_by TEXT NOT NULL,                    -- deployment | adaptation | operator:<who>
+        reason       TEXT NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        PRIMARY KEY (a, b, kind),
+        CHECK (a < b)
+      );
+
+      -- Desired controller rules, per host (derived from links and VM locations).
+      CREATE TABLE rules (
+        host     TEXT NOT NULL,
+        id       TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        src      TEXT NOT NULL,
+        dst      TEXT NOT NULL,
+        action   TEXT NOT NULL,                        -- JSON RuleSpec['action']
+        PRIMARY KEY (host, id)
+      );
+
+      -- Versions of the desired sets per host, and what the daemon last acknowledged.
+      CREATE TABLE desired_versions (
+        host          TEXT PRIMARY KEY,
+        links_version INTEGER NOT NULL DEFAULT 0,
+        links_digest  TEXT NOT NULL DEFAULT '',
+        rules_version INTEGER NOT NULL DEFAULT 0,
+        rules_digest  TEXT NOT NULL DEFAULT '',
+        links_acked   INTEGER NOT NULL DEFAULT 0,
+        rules_acked   INTEGER NOT NULL DEFAULT 0
+      );
+
+      CREATE TABLE traffic_samples (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        host      TEXT NOT NULL,
+        start_ms  INTEGER NOT NULL,
+        end_ms    INTEGER NOT NULL,
+        src       TEXT NOT NULL,
+        dst       TEXT NOT NULL,
+        frames    INTEGER NOT NULL,
+        bytes     INTEGER NOT NULL
+      );
+      CREATE INDEX traffic_samples_end ON traffic_samples(end_ms);
+
+      CREATE TABLE topologies (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms     INTEGER NOT NULL,
+        kind      TEXT NOT NULL,                       -- classification (ring, mesh, star, ... or unknown)
+        changed   INTEGER NOT NULL,
+        body      TEXT NOT NULL                        -- JSON: edges and weights
+      );
+
+      CREATE TABLE vm_migrations (
+        id          TEXT PRIMARY KEY,
+        vm_mac      TEXT NOT NULL,
+        from_host   TEXT NOT NULL,
+        to_host     TEXT NOT NULL,
+        state       TEXT NOT NULL,                     -- pending | running | done | failed
+        requested_by TEXT NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        finished_ms INTEGER,
+        error       TEXT
+      );
+
+      CREATE TABLE migration_steps (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        migration_id TEXT NOT NULL REFERENCES vm_migrations(id),
+        step         TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        at_ms        INTEGER NOT NULL,
+        detail       TEXT NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX migration_steps_mig ON migration_steps(migration_id, id);
+
+      CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms   INTEGER NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT '{}'
+      );
+
+      CREATE TABLE join_tokens (
+        id          TEXT PRIMARY KEY,
+        hash        TEXT NOT NULL UNIQUE,              -- sha256 hex of the secret
+        host        TEXT,                              -- bound to one host id, or any host of the deployment
+        created_ms  INTEGER NOT NULL,
+        expires_ms  INTEGER,
+        single_use  INTEGER NOT NULL,
+        used_ms     INTEGER,
+        used_by     TEXT
+      );
+
+      CREATE TABLE host_credentials (
+        host        TEXT PRIMARY KEY,
+        hash        TEXT NOT NULL,                     -- sha256 hex of the credential issued at join
+        created_ms  INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'events, API tokens, reported link counters',
+    sql: `
+      CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms   INTEGER NOT NULL,
+        type    TEXT NOT NULL,
+        data    TEXT NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX events_at ON events(at_ms);
+
+      CREATE TABLE api_tokens (
+        id          TEXT PRIMARY KEY,
+        hash        TEXT NOT NULL UNIQUE,              -- sha256 hex of the bearer token
+        label       TEXT NOT NULL DEFAULT '',
+        created_ms  INTEGER NOT NULL,
+        revoked_ms  INTEGER
+      );
+
+      -- Link facts as the daemons last reported them (actual state), one row per (reporting host, peer).
+      CREATE TABLE link_reports (
+        host        TEXT NOT NULL,
+        peer        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        tx_frames   INTEGER NOT NULL,
+        tx_bytes    INTEGER NOT NULL,
+        rx_frames   INTEGER NOT NULL,
+        rx_bytes    INTEGER NOT NULL,
+        tx_dropped  INTEGER NOT NULL,
+        decode_errors INTEGER NOT NULL,
+        reconnects  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL,
+        PRIMARY KEY (host, peer)
+      );
+    `,
+  },
+];
+
+export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

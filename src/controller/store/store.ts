@@ -1,0 +1,423 @@
+import BetterSqlite3 from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
+import type { Logger } from '../../common/logger.ts';
+import type { DaemonFacts, LinkKind, RuleSpec } from '../../dataplane/daemon-control.ts';
+import { StoreError } from '../errors.ts';
+import { applyMigrations } from './migrations.ts';
+import type {
+  ApiTokenRecord, AuditRecord, DesiredVersions, EventRecord, HostRecord, JoinTokenRecord, LinkRecord,
+  LinkReportRecord, MigrationRecord, MigrationState, MigrationStepRecord, TopologyRecord, TrafficSampleRecord, VmRecord,
+} from './records.ts';
+import { SCHEMA_MIGRATIONS } from './schema.ts';
+
+export const DEFAULT_DB_PATH = './vnet.db';
+
+/**
+ * The controller's state in one SQLite file (WAL mode). Every method is one
+ * statement or one transaction, so a crash at any moment leaves a consistent
+ * database; `transaction(fn)` groups several calls into one. The schema is
+ * brought to the newest version when the store opens.
+ *
+ * The store holds facts and desired state; it decides nothing.
+ */
+export class ControllerStore {
+  readonly db: Database;
+  readonly path: string;
+
+  constructor(db: Database, path: string) {
+    this.db = db;
+    this.path = path;
+  }
+
+  /** Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** `PRAGMA integrity_check`: ['ok'] for a sound database. */
+  integrityCheck(): string[] {
+    const rows = this.db.pragma('integrity_check') as Array<{ integrity_check: string }>;
+    return rows.map((r) => r.integrity_check);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- hosts ------------------------------------------------------------
+
+  upsertHost(h: Pick<HostRecord, 'id' | 'site' | 'role' | 'addresses'>): void {
+    this.db.prepare(
+      `INSERT INTO hosts (id, site, role, addresses) VALUES (?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET site = excluded.site, role = excluded.role, addresses = excluded.addresses`,
+    ).run(h.id, h.site ?? null, h.role, JSON.stringify(h.addresses));
+  }
+
+  removeHost(id: string): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM hosts WHERE id = ?').run(id);
+      this.db.prepare('DELETE FROM rules WHERE host = ?').run(id);
+      this.db.prepare('DELETE FROM desired_versions WHERE host = ?').run(id);
+      this.db.prepare('DELETE FROM links WHERE a = ? OR b = ?').run(id, id);
+      this.db.prepare('DELETE FROM link_reports WHERE host = ?').run(id);
+    });
+  }
+
+  getHost(id: string): HostRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM hosts WHERE id = ?').get(id) as HostRow | undefined;
+    return row === undefined ? undefined : hostFromRow(row);
+  }
+
+  listHosts(): HostRecord[] {
+    return (this.db.prepare('SELECT * FROM hosts ORDER BY id').all() as HostRow[]).map(hostFromRow);
+  }
+
+  setHostConnected(id: string, connected: boolean, nowMs: number): void {
+    this.db.prepare(
+      `UPDATE hosts SET connected = ?, last_seen_ms = ?, first_seen_ms = COALESCE(first_seen_ms, ?) WHERE id = ?`,
+    ).run(connected ? 1 : 0, nowMs, nowMs, id);
+  }
+
+  /** On start no daemon is connected yet, whatever the previous run left. */
+  markAllHostsDisconnected(): void {
+    this.db.prepare('UPDATE hosts SET connected = 0').run();
+  }
+
+  touchHost(id: string, nowMs: number): void {
+    this.db.prepare('UPDATE hosts SET last_seen_ms = ? WHERE id = ?').run(nowMs, id);
+  }
+
+  /** Record what a daemon reported: its facts, the links it sees. One transaction. */
+  recordHostFacts(facts: DaemonFacts, nowMs: number): void {
+    this.transaction(() => {
+      const addresses = facts.listen === undefined ? undefined : JSON.stringify([facts.listen]);
+      this.db.prepare(
+        `UPDATE hosts SET facts = ?, last_seen_ms = ?, addresses = COALESCE(?, addresses) WHERE id = ?`,
+      ).run(JSON.stringify(facts), nowMs, addresses ?? null, facts.hostId);
+      this.db.prepare('DELETE FROM link_reports WHERE host = ?').run(facts.hostId);
+      const ins = this.db.prepare(
+        `INSERT OR REPLACE INTO link_reports (host, peer, kind, state, tx_frames, tx_bytes, rx_frames, rx_bytes,
+           tx_dropped, decode_errors, reconnects, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const l of facts.links) {
+        ins.run(facts.hostId, l.peer, l.kind, l.state, l.txFrames, l.txBytes, l.rxFrames, l.rxBytes, l.txDropped, l.decodeErrors, l.reconnects, nowMs);
+      }
+    });
+  }
+
+  listLinkReports(): LinkReportRecord[] {
+    return (this.db.prepare('SELECT * FROM link_reports ORDER BY host, peer').all() as LinkReportRow[]).map((r) => ({
+      host: r.host, peer: r.peer, kind: r.kind as LinkKind, state: r.state, txFrames: r.tx_frames, txBytes: r.tx_bytes,
+      rxFrames: r.rx_frames, rxBytes: r.rx_bytes, txDropped: r.tx_dropped, decodeErrors: r.decode_errors,
+      reconnects: r.reconnects, updatedMs: r.updated_ms,
+    }));
+  }
+
+  // ---- VMs --------------------------------------------------------------
+
+  upsertVm(vm: VmRecord): void {
+    this.db.prepare(
+      `INSERT INTO vms (mac, name, ip, host, state, source, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(mac) DO UPDATE SET name = COALESCE(excluded.name, name), ip = COALESCE(excluded.ip, ip),
+         host = excluded.host, state = excluded.state, source = excluded.source, updated_ms = excluded.updated_ms`,
+    ).run(vm.mac, vm.name ?? null, vm.ip ?? null, vm.host ?? null, vm.state, vm.source, vm.updatedMs);
+  }
+
+  getVm(mac: string): VmRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM vms WHERE mac = ?').get(mac) as VmRow | undefined;
+    return row === undefined ? undefined : vmFromRow(row);
+  }
+
+  listVms(): VmRecord[] {
+    return (this.db.prepare('SELECT * FROM vms ORDER BY mac').all() as VmRow[]).map(vmFromRow);
+  }
+
+  removeVm(mac: string): void {
+    this.db.prepare('DELETE FROM vms WHERE mac = ?').run(mac);
+  }
+
+  // ---- desired links ----------------------------------------------------
+
+  /** Insert or update a desired link; the pair is stored ordered (a < b). Returns true if it is new. */
+  putLink(link: Omit<LinkRecord, 'createdMs'>, nowMs: number): boolean {
+    const [a, b] = link.a < link.b ? [link.a, link.b] : [link.b, link.a];
+    return this.transaction(() => {
+      const existing = this.db.prepare('SELECT 1 FROM links WHERE a = ? AND b = ? AND kind = ?').get(a, b, link.kind);
+      if (existing !== undefined) {
+        this.db.prepare('UPDATE links SET requested_by = ?, reason = ? WHERE a = ? AND b = ? AND kind = ?')
+          .run(link.requestedBy, link.reason, a, b, link.kind);
+        return false;
+      }
+      this.db.prepare('INSERT INTO links (a, b, kind, requested_by, reason, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(a, b, link.kind, link.requestedBy, link.reason, nowMs);
+      return true;
+    });
+  }
+
+  /** Returns true if a link was removed. */
+  deleteLink(a: string, b: string, kind: LinkKind): boolean {
+    const [x, y] = a < b ? [a, b] : [b, a];
+    return this.db.prepare('DELETE FROM links WHERE a = ? AND b = ? AND kind = ?').run(x, y, kind).changes > 0;
+  }
+
+  listLinks(kind?: LinkKind): LinkRecord[] {
+    const rows = (kind === undefined
+      ? this.db.prepare('SELECT * FROM links ORDER BY kind, a, b').all()
+      : this.db.prepare('SELECT * FROM links WHERE kind = ? ORDER BY a, b').all(kind)) as LinkRow[];
+    return rows.map((r) => ({ a: r.a, b: r.b, kind: r.kind as LinkKind, requestedBy: r.requested_by, reason: r.reason, createdMs: r.created_ms }));
+  }
+
+  // ---- desired rules and versions ---------------------------------------
+
+  replaceRules(host: string, rules: readonly RuleSpec[]): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM rules WHERE host = ?').run(host);
+      const ins = this.db.prepare('INSERT INTO rules (host, id, priority, src, dst, action) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const r of rules) ins.run(host, r.id, r.priority, r.src, r.dst, JSON.stringify(r.action));
+    });
+  }
+
+  listRules(host: string): RuleSpec[] {
+    const rows = this.db.prepare('SELECT * FROM rules WHERE host = ? ORDER BY priority DESC, id').all(host) as RuleRow[];
+    return rows.map((r) => ({ id: r.id, priority: r.priority, src: r.src, dst: r.dst, action: JSON.parse(r.action) as RuleSpec['action'] }));
+  }
+
+  getVersions(host: string): DesiredVersions {
+    const r = this.db.prepare('SELECT * FROM desired_versions WHERE host = ?').get(host) as VersionsRow | undefined;
+    if (r === undefined) return { host, linksVersion: 0, linksDigest: '', rulesVersion: 0, rulesDigest: '', linksAcked: 0, rulesAcked: 0 };
+    return {
+      host, linksVersion: r.links_version, linksDigest: r.links_digest, rulesVersion: r.rules_version,
+      rulesDigest: r.rules_digest, linksAcked: r.links_acked, rulesAcked: r.rules_acked,
+    };
+  }
+
+  putVersions(v: DesiredVersions): void {
+    this.db.prepare(
+      `INSERT OR REPLACE INTO desired_versions (host, links_version, links_digest, rules_version, rules_digest, links_acked, rules_acked)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(v.host, v.linksVersion, v.linksDigest, v.rulesVersion, v.rulesDigest, v.linksAcked, v.rulesAcked);
+  }
+
+  recordAck(host: string, kind: 'links' | 'rules', version: number): void {
+    const col = kind === 'links' ? 'links_acked' : 'rules_acked';
+    this.db.prepare(`INSERT INTO desired_versions (host, ${col}) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET ${col} = excluded.${col}`)
+      .run(host, version);
+  }
+
+  // ---- traffic and topologies -------------------------------------------
+
+  insertTrafficSamples(samples: readonly TrafficSampleRecord[]): void {
+    if (samples.length === 0) return;
+    this.transaction(() => {
+      const ins = this.db.prepare('INSERT INTO traffic_samples (host, start_ms, end_ms, src, dst, frames, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      for (const s of samples) ins.run(s.host, s.startMs, s.endMs, s.src, s.dst, s.frames, s.bytes);
+    });
+  }
+
+  /** Samples whose period ended after `sinceMs` (exclusive), oldest first. */
+  trafficSince(sinceMs: number): TrafficSampleRecord[] {
+    return (this.db.prepare('SELECT * FROM traffic_samples WHERE end_ms > ? ORDER BY end_ms, id').all(sinceMs) as TrafficRow[]).map((r) => ({
+      host: r.host, startMs: r.start_ms, endMs: r.end_ms, src: r.src, dst: r.dst, frames: r.frames, bytes: r.bytes,
+    }));
+  }
+
+  pruneTraffic(beforeMs: number): number {
+    return this.db.prepare('DELETE FROM traffic_samples WHERE end_ms < ?').run(beforeMs).changes;
+  }
+
+  insertTopology(t: Omit<TopologyRecord, 'id'>): number {
+    const r = this.db.prepare('INSERT INTO topologies (at_ms, kind, changed, body) VALUES (?, ?, ?, ?)')
+      .run(t.atMs, t.kind, t.changed ? 1 : 0, JSON.stringify(t.body));
+    return Number(r.lastInsertRowid);
+  }
+
+  latestTopology(): TopologyRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM topologies ORDER BY id DESC LIMIT 1').get() as TopologyRow | undefined;
+    return r === undefined ? undefined : { id: r.id, atMs: r.at_ms, kind: r.kind, changed: r.changed === 1, body: JSON.parse(r.body) };
+  }
+
+  // ---- VM migrations ------------------------------------------------------
+
+  insertMigration(m: MigrationRecord): void {
+    this.db.prepare(
+      `INSERT INTO vm_migrations (id, vm_mac, from_host, to_host, state, requested_by, started_ms, finished_ms, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(m.id, m.vmMac, m.fromHost, m.toHost, m.state, m.requestedBy, m.startedMs, m.finishedMs ?? null, m.error ?? null);
+  }
+
+  setMigrationState(id: string, state: MigrationState, nowMs: number, error?: string): void {
+    const done = state === 'done' || state === 'failed';
+    this.db.prepare('UPDATE vm_migrations SET state = ?, finished_ms = ?, error = ? WHERE id = ?')
+      .run(state, done ? nowMs : null, error ?? null, id);
+  }
+
+  appendMigrationStep(s: Omit<MigrationStepRecord, 'id'>): number {
+    const r = this.db.prepare('INSERT INTO migration_steps (migration_id, step, state, at_ms, detail) VALUES (?, ?, ?, ?, ?)')
+      .run(s.migrationId, s.step, s.state, s.atMs, JSON.stringify(s.detail ?? {}));
+    return Number(r.lastInsertRowid);
+  }
+
+  getMigration(id: string): MigrationRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM vm_migrations WHERE id = ?').get(id) as MigrationRow | undefined;
+    return r === undefined ? undefined : migrationFromRow(r);
+  }
+
+  listMigrations(limit = 100): MigrationRecord[] {
+    return (this.db.prepare('SELECT * FROM vm_migrations ORDER BY started_ms DESC, id LIMIT ?').all(limit) as MigrationRow[]).map(migrationFromRow);
+  }
+
+  migrationSteps(id: string): MigrationStepRecord[] {
+    return (this.db.prepare('SELECT * FROM migration_steps WHERE migration_id = ? ORDER BY id').all(id) as StepRow[]).map((r) => ({
+      id: r.id, migrationId: r.migration_id, step: r.step, state: r.state, atMs: r.at_ms, detail: JSON.parse(r.detail),
+    }));
+  }
+
+  // ---- audit log and events ---------------------------------------------
+
+  appendAudit(a: Omit<AuditRecord, 'id'>): number {
+    const r = this.db.prepare('INSERT INTO audit_log (at_ms, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)')
+      .run(a.atMs, a.actor, a.action, a.target, JSON.stringify(a.detail ?? {}));
+    return Number(r.lastInsertRowid);
+  }
+
+  listAudit(limit = 100): AuditRecord[] {
+    return (this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as AuditRow[]).map((r) => ({
+      id: r.id, atMs: r.at_ms, actor: r.actor, action: r.action, target: r.target, detail: JSON.parse(r.detail),
+    }));
+  }
+
+  appendEvent(e: Omit<EventRecord, 'id'>): number {
+    const r = this.db.prepare('INSERT INTO events (at_ms, type, data) VALUES (?, ?, ?)').run(e.atMs, e.type, JSON.stringify(e.data ?? {}));
+    return Number(r.lastInsertRowid);
+  }
+
+  /** Events with id > afterId, oldest first, at most `limit`. */
+  listEvents(afterId = 0, limit = 100): EventRecord[] {
+    return (this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as EventRow[]).map((r) => ({
+      id: r.id, atMs: r.at_ms, type: r.type, data: JSON.parse(r.data),
+    }));
+  }
+
+  // ---- API tokens (hashes only) -----------------------------------------
+
+  insertApiToken(t: Omit<ApiTokenRecord, 'revokedMs'>): void {
+    this.db.prepare('INSERT INTO api_tokens (id, hash, label, created_ms) VALUES (?, ?, ?, ?)').run(t.id, t.hash, t.label, t.createdMs);
+  }
+
+  findApiTokenByHash(hash: string): ApiTokenRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hash) as ApiTokenRow | undefined;
+    return r === undefined ? undefined : apiTokenFromRow(r);
+  }
+
+  listApiTokens(): ApiTokenRecord[] {
+    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_ms, id').all() as ApiTokenRow[]).map(apiTokenFromRow);
+  }
+
+  revokeApiToken(id: string, nowMs: number): boolean {
+    return this.db.prepare('UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL').run(nowMs, id).changes > 0;
+  }
+
+  // ---- join tokens and host credentials -----------------------------------
+
+  insertJoinToken(t: JoinTokenRecord): void {
+    this.db.prepare(
+      `INSERT INTO join_tokens (id, hash, host, created_ms, expires_ms, single_use, used_ms, used_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(t.id, t.hash, t.host ?? null, t.createdMs, t.expiresMs ?? null, t.singleUse ? 1 : 0, t.usedMs ?? null, t.usedBy ?? null);
+  }
+
+  findJoinTokenByHash(hash: string): JoinTokenRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM join_tokens WHERE hash = ?').get(hash) as JoinTokenRow | undefined;
+    return r === undefined ? undefined : joinTokenFromRow(r);
+  }
+
+  listJoinTokens(): JoinTokenRecord[] {
+    return (this.db.prepare('SELECT * FROM join_tokens ORDER BY created_ms, id').all() as JoinTokenRow[]).map(joinTokenFromRow);
+  }
+
+  /** Mark a token used; returns false if a concurrent use got there first. */
+  markJoinTokenUsed(id: string, host: string, nowMs: number): boolean {
+    return this.db.prepare('UPDATE join_tokens SET used_ms = ?, used_by = ? WHERE id = ? AND used_ms IS NULL').run(nowMs, host, id).changes > 0;
+  }
+
+  setHostCredential(host: string, hash: string, nowMs: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO host_credentials (host, hash, created_ms) VALUES (?, ?, ?)').run(host, hash, nowMs);
+  }
+
+  hostCredentialHash(host: string): string | undefined {
+    const r = this.db.prepare('SELECT hash FROM host_credentials WHERE host = ?').get(host) as { hash: string } | undefined;
+    return r?.hash;
+  }
+}
+
+/** Open (creating if needed) the database at `path`, in WAL mode, migrated to the newest schema. */
+export function openStore(init: { path?: string; logger?: Logger } = {}): ControllerStore {
+  const path = init.path ?? DEFAULT_DB_PATH;
+  let db: Database;
+  try {
+    db = new BetterSqlite3(path);
+  } catch (err) {
+    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    if (path !== ':memory:') db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    applyMigrations(db, SCHEMA_MIGRATIONS, init.logger);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return new ControllerStore(db, path);
+}
+
+// ---- row mapping -----------------------------------------------------------
+
+interface HostRow { id: string; site: string | null; role: string; addresses: string; connected: number; first_seen_ms: number | null; last_seen_ms: number | null; facts: string | null }
+interface VmRow { mac: string; name: string | null; ip: string | null; host: string | null; state: string; source: string; updated_ms: number }
+interface LinkRow { a: string; b: string; kind: string; requested_by: string; reason: string; created_ms: number }
+interface RuleRow { host: string; id: string; priority: number; src: string; dst: string; action: string }
+interface VersionsRow { host: string; links_version: number; links_digest: string; rules_version: number; rules_digest: string; links_acked: number; rules_acked: number }
+interface TrafficRow { id: number; host: string; start_ms: number; end_ms: number; src: string; dst: string; frames: number; bytes: number }
+interface TopologyRow { id: number; at_ms: number; kind: string; changed: number; body: string }
+interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host: string; state: string; requested_by: string; started_ms: number; finished_ms: number | null; error: string | null }
+interface StepRow { id: number; migration_id: string; step: string; state: string; at_ms: number; detail: string }
+interface AuditRow { id: number; at_ms: number; actor: string; action: string; target: string; detail: string }
+interface EventRow { id: number; at_ms: number; type: string; data: string }
+interface ApiTokenRow { id: string; hash: string; label: string; created_ms: number; revoked_ms: number | null }
+interface JoinTokenRow { id: string; hash: string; host: string | null; created_ms: number; expires_ms: number | null; single_use: number; used_ms: number | null; used_by: string | null }
+interface LinkReportRow { host: string; peer: string; kind: string; state: string; tx_frames: number; tx_bytes: number; rx_frames: number; rx_bytes: number; tx_dropped: number; decode_errors: number; reconnects: number; updated_ms: number }
+
+function hostFromRow(r: HostRow): HostRecord {
+  return {
+    id: r.id, site: r.site ?? undefined, role: r.role === 'hub' ? 'hub' : 'spoke', addresses: JSON.parse(r.addresses) as HostRecord['addresses'],
+    connected: r.connected === 1, firstSeenMs: r.first_seen_ms ?? undefined, lastSeenMs: r.last_seen_ms ?? undefined,
+    facts: r.facts === null ? undefined : JSON.parse(r.facts) as DaemonFacts,
+  };
+}
+
+function vmFromRow(r: VmRow): VmRecord {
+  return {
+    mac: r.mac, name: r.name ?? undefined, ip: r.ip ?? undefined, host: r.host ?? undefined,
+    state: r.state as VmRecord['state'], source: r.source as VmRecord['source'], updatedMs: r.updated_ms,
+  };
+}
+
+function migrationFromRow(r: MigrationRow): MigrationRecord {
+  return {
+    id: r.id, vmMac: r.vm_mac, fromHost: r.from_host, toHost: r.to_host, state: r.state as MigrationState,
+    requestedBy: r.requested_by, startedMs: r.started_ms, finishedMs: r.finished_ms ?? undefined, error: r.error ?? undefined,
+  };
+}
+
+function apiTokenFromRow(r: ApiTokenRow): ApiTokenRecord {
+  return { id: r.id, hash: r.hash, label: r.label, createdMs: r.created_ms, revokedMs: r.revoked_ms ?? undefined };
+}
+
+function joinTokenFromRow(r: JoinTokenRow): JoinTokenRecord {
+  return {
+    id: r.id, hash: r.hash, host: r.host ?? undefined, createdMs: r.created_ms, expiresMs: r.expires_ms ?? undefined,
+    singleUse: r.single_use === 1, usedMs: r.used_ms ?? undefined, usedBy: r.used_by ?? undefined,
+  };
+}

@@ -1,0 +1,149 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { openStore } from '../../src/controller/store/store.ts';
+import { applyMigrations, schemaVersionOf } from '../../src/controller/store/migrations.ts';
+import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../../src/controller/store/schema.ts';
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('a new database is created in WAL mode at the newest schema version', (t) => {
+  const path = join(tempDir(t), 'vnet.db');
+  const store = openStore({ path });
+  t.after(() => store.close());
+  assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(schemaVersionOf(store.db), SCHEMA_VERSION);
+  assert.deepEqual(store.integrityCheck(), ['ok']);
+});
+
+test('migrations are applied at start on an old-version database, keeping its rows', (t) => {
+  const path = join(tempDir(t), 'old.db');
+  const old = new BetterSqlite3(path);
+  applyMigrations(old, SCHEMA_MIGRATIONS.filter((m) => m.version === 1));
+  assert.equal(schemaVersionOf(old), 1);
+  old.prepare(`INSERT INTO hosts (id, site, role) VALUES ('h1', 'il', 'hub')`).run();
+  old.close();
+
+  const store = openStore({ path });
+  t.after(() => store.close());
+  assert.equal(schemaVersionOf(store.db), SCHEMA_VERSION);
+  assert.equal(store.getHost('h1')?.role, 'hub');
+  // Tables of version 2 exist and work.
+  const id = store.appendEvent({ atMs: 1, type: 'test', data: { a: 1 } });
+  assert.deepEqual(store.listEvents(0).map((e) => e.id), [id]);
+  store.insertApiToken({ id: 't1', hash: 'abc', label: 'ops', createdMs: 1 });
+  assert.equal(store.findApiTokenByHash('abc')?.id, 't1');
+});
+
+test('a database newer than the program is refused', (t) => {
+  const path = join(tempDir(t), 'new.db');
+  const db = new BetterSqlite3(path);
+  db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+  db.close();
+  assert.throws(() => openStore({ path }), { code: 'VNET_ERR_STORE' });
+});
+
+test('a failing migration leaves the database at the previous version', (t) => {
+  const path = join(tempDir(t), 'fail.db');
+  const db = new BetterSqlite3(path);
+  t.after(() => db.close());
+  const bad = [...SCHEMA_MIGRATIONS.filter((m) => m.version === 1), { version: 2, name: 'broken', sql: 'CREATE TABLE x (a INT); SELECT * FROM nowhere;' }];
+  assert.throws(() => applyMigrations(db, bad), { code: 'VNET_ERR_SCHEMA_MIGRATION' });
+  assert.equal(schemaVersionOf(db), 1);
+  assert.deepEqual(db.prepare(`SELECT name FROM sqlite_master WHERE name = 'x'`).all(), []);
+});
+
+test('hosts, VMs, links, rules and versions round-trip', (t) => {
+  const store = openStore({ path: join(tempDir(t), 'rt.db') });
+  t.after(() => store.close());
+  store.upsertHost({ id: 'b', site: 's', role: 'spoke', addresses: [{ transport: 'tls', host: '127.0.0.1', port: 1 }] });
+  store.upsertHost({ id: 'a', site: 's', role: 'hub', addresses: [] });
+  assert.deepEqual(store.listHosts().map((h) => h.id), ['a', 'b']);
+  store.setHostConnected('b', true, 100);
+  assert.equal(store.getHost('b')?.connected, true);
+  assert.equal(store.getHost('b')?.firstSeenMs, 100);
+  store.markAllHostsDisconnected();
+  assert.equal(store.getHost('b')?.connected, false);
+
+  store.upsertVm({ mac: '02:00:00:00:00:01', name: 'vm1', ip: '10.0.0.1', host: 'b', state: 'configured', source: 'deployment', updatedMs: 1 });
+  store.upsertVm({ mac: '02:00:00:00:00:01', name: undefined, ip: undefined, host: 'a', state: 'running', source: 'learned', updatedMs: 2 });
+  const vm = store.getVm('02:00:00:00:00:01');
+  assert.equal(vm?.name, 'vm1'); // kept
+  assert.equal(vm?.host, 'a');
+
+  assert.equal(store.putLink({ a: 'b', b: 'a', kind: 'fast-path', requestedBy: 'operator:x', reason: 'test' }, 5), true);
+  assert.equal(store.putLink({ a: 'a', b: 'b', kind: 'fast-path', requestedBy: 'adaptation', reason: 'again' }, 6), false);
+  const links = store.listLinks('fast-path');
+  assert.equal(links.length, 1);
+  assert.deepEqual([links[0]!.a, links[0]!.b, links[0]!.reason, links[0]!.createdMs], ['a', 'b', 'again', 5]);
+  assert.equal(store.deleteLink('b', 'a', 'fast-path'), true);
+  assert.equal(store.deleteLink('b', 'a', 'fast-path'), false);
+
+  store.replaceRules('a', [{ id: 'r1', priority: 10, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'b' } }]);
+  assert.deepEqual(store.listRules('a'), [{ id: 'r1', priority: 10, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'b' } }]);
+  store.recordAck('a', 'rules', 3);
+  assert.equal(store.getVersions('a').rulesAcked, 3);
+  store.putVersions({ ...store.getVersions('a'), rulesVersion: 4, rulesDigest: 'd' });
+  assert.equal(store.getVersions('a').rulesAcked, 3);
+  assert.equal(store.getVersions('a').rulesVersion, 4);
+});
+
+test('join tokens are marked used once only', (t) => {
+  const store = openStore({ path: join(tempDir(t), 'jt.db') });
+  t.after(() => store.close());
+  store.insertJoinToken({ id: 'j1', hash: 'h', host: undefined, createdMs: 1, expiresMs: undefined, singleUse: true, usedMs: undefined, usedBy: undefined });
+  assert.equal(store.markJoinTokenUsed('j1', 'a', 2), true);
+  assert.equal(store.markJoinTokenUsed('j1', 'b', 3), false);
+  assert.equal(store.findJoinTokenByHash('h')?.usedBy, 'a');
+});
+
+test('after kill -9 in the middle of a write loop the database is sound and every committed transaction is whole', async (t) => {
+  const path = join(tempDir(t), 'crash.db');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'store-writer.ts'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let lastCommitted = 0;
+  let buffered = '';
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  await new Promise<void>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`writer committed only ${lastCommitted} transactions in 20 s`)), 20_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        const n = Number(line.replace('committed ', ''));
+        if (Number.isInteger(n)) lastCommitted = Math.max(lastCommitted, n);
+      }
+      // Let it run a while, then kill it at an arbitrary point (it is writing continuously).
+      if (lastCommitted >= 300) {
+        clearTimeout(deadline);
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.on('exit', () => { clearTimeout(deadline); resolve(); });
+  });
+  assert.equal(await exited, 'SIGKILL');
+
+  const store = openStore({ path });
+  t.after(() => store.close());
+  assert.deepEqual(store.integrityCheck(), ['ok']);
+  const perTx = store.db.prepare('SELECT host, count(*) AS n FROM traffic_samples GROUP BY host').all() as Array<{ host: string; n: number }>;
+  const audits = new Set((store.db.prepare('SELECT target FROM audit_log').all() as Array<{ target: string }>).map((r) => r.target));
+  assert.ok(perTx.length >= lastCommitted, `${perTx.length} transactions in the database, ${lastCommitted} reported committed`);
+  for (const { host, n } of perTx) {
+    assert.equal(n, 20, `transaction ${host} is partial: ${n} of 20 rows`);
+    assert.ok(audits.has(host), `transaction ${host} lost its audit row`);
+  }
+  assert.equal(audits.size, perTx.length);
+  // Every committed transaction survived, numbered 1..k without holes.
+  const ids = perTx.map((r) => Number(r.host.slice(3))).sort((a, b) => a - b);
+  assert.equal(ids[ids.length - 1], ids.length);
+});
