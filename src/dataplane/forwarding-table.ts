@@ -1,0 +1,504 @@
+import type { Clock } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
+import type { DaemonRole, LinkKind } from './daemon-control.ts';
+import { EGRESS_REASONS, makeEgress, type Egress, type EgressReason } from './egress.ts';
+import { RuleError } from './errors.ts';
+import { compareRules, ruleMatches, sameRule, type ForwardingRule, type RuleOrigin } from './forwarding-rule.ts';
+import { MacLearning, NOWHERE, type LearnedEntry } from './mac-learning.ts';
+import { BROADCAST_MAC, isMulticastMac, type Mac } from './mac.ts';
+
+/**
+ * The daemon's forwarding table: rules, learned MAC locations, and the cache
+ * that turns them into one lookup per frame.
+ *
+ * Per frame (`forward`):
+ *   1. last-hit check (same src, dst, ingress as the previous frame), else
+ *   2. cache: dst → src → hit chain by ingress (two number-keyed Map gets);
+ *   3. on a hit, refresh learning by setting a flag on the cached entry of the
+ *      source MAC (no allocation, no clock read); return the interned Egress.
+ *   4. on a miss (or when the source MAC moved): learn, decide, cache.
+ *
+ * Deciding (`#decide`), in order:
+ *   - rules by priority (desc) then id; a rule whose port/link is absent is
+ *     skipped, so traffic falls through to learning while a link is down;
+ *   - broadcast/multicast destination: flood;
+ *   - destination learned: unicast there, unless that is the ingress
+ *     (hairpin) or a link the frame may not be relayed to (split horizon);
+ *   - otherwise flood (unknown unicast).
+ *
+ * Flooding uses split horizon on the star backbone, never fast-path links:
+ * every local port but the ingress; from a local port, every backbone link;
+ * from a backbone link, on the hub only, every other backbone link; from any
+ * other link, nothing further. So a flood crosses at most spoke → hub → spoke.
+ *
+ * Invalidation: a change of rules, ports or links drops the whole cache (a
+ * new generation); a change of one learned MAC drops only the cached
+ * decisions whose destination is that MAC (nothing else depends on it).
+ */
+
+/** Identifies a current local port or link; returned by addPort/addLink. */
+export type Ingress = number;
+
+export interface ForwardingTableInit {
+  role: DaemonRole;
+  clock: Clock;
+  /** Learned entries expire after this long unseen (default 300 s). */
+  agingMs?: number;
+  /** Most learned MACs; the least recently seen is evicted (default 16384). */
+  maxLearned?: number;
+  /** Most cached decisions before the cache is dropped and rebuilt (default 65536). */
+  maxCacheEntries?: number;
+  logger?: Logger;
+}
+
+export interface RuleChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+export type LearnedLocation = { kind: 'port'; name: string } | { kind: 'link'; peer: string };
+
+export interface LearnedInfo {
+  mac: Mac;
+  location: LearnedLocation;
+  /** Upper bound, precise to the expire() interval. */
+  ageMs: number;
+}
+
+export interface ForwardingStats {
+  hits: number;
+  misses: number;
+  /** Whole-cache invalidations (rule, port or link changes, cache overflow). */
+  invalidations: number;
+  /** Per-destination invalidations (a learned MAC appeared, moved or left). */
+  macInvalidations: number;
+  learnedMoves: number;
+  learnedEvictions: number;
+  learnedExpired: number;
+  drops: Record<EgressReason, number>;
+}
+
+export const DEFAULT_AGING_MS = 300_000;
+export const DEFAULT_MAX_LEARNED = 16_384;
+export const DEFAULT_MAX_CACHE_ENTRIES = 65_536;
+
+interface Location<P, L> {
+  readonly id: number;
+  readonly kind: 'port' | 'link';
+  readonly name: string;
+  linkKind: LinkKind | undefined;
+  handle: P | L;
+}
+
+/** Cached decision for one (src, dst, ingress); chained by ingress under (dst, src). */
+class Hit<P, L> {
+  readonly ingress: number;
+  readonly egress: Egress<P, L>;
+  /** The source MAC's learned entry (to refresh), or null when the source is never learned. */
+  srcEntry: LearnedEntry | null;
+  next: Hit<P, L> | undefined;
+
+  constructor(ingress: number, egress: Egress<P, L>, srcEntry: LearnedEntry | null, next: Hit<P, L> | undefined) {
+    this.ingress = ingress;
+    this.egress = egress;
+    this.srcEntry = srcEntry;
+    this.next = next;
+  }
+}
+
+/** Stands for "source not learned at this ingress": forces the learning path on the next hit. */
+const DETACHED = { mac: -1, location: NOWHERE, lastSeenMs: 0, seen: false } as LearnedEntry;
+
+export class ForwardingTable<P = string, L = string> {
+  readonly role: DaemonRole;
+  readonly #clock: Clock;
+  readonly #log: Logger | undefined;
+  readonly #maxCache: number;
+  readonly #learning: MacLearning;
+
+  readonly #locs: (Location<P, L> | undefined)[] = [];
+  readonly #freeIds: number[] = [];
+  readonly #portByName = new Map<string, number>();
+  readonly #linkByPeer = new Map<string, number>();
+  readonly #rules = new Map<string, ForwardingRule>();
+  #sorted: ForwardingRule[] = [];
+
+  #cache = new Map<Mac, Map<Mac, Hit<P, L>>>();
+  #cacheCount = 0;
+  #interned = new Map<string, Egress<P, L>>();
+  #lastSrc = -1;
+  #lastDst = -1;
+  #lastIngress = -1;
+  #lastHit: Hit<P, L> | undefined = undefined;
+
+  #hits = 0;
+  #misses = 0;
+  #invalidations = 0;
+  #macInvalidations = 0;
+  readonly #drops = Object.fromEntries(EGRESS_REASONS.map((r) => [r, 0])) as Record<EgressReason, number>;
+
+  constructor(init: ForwardingTableInit) {
+    this.role = init.role;
+    this.#clock = init.clock;
+    this.#log = init.logger;
+    this.#maxCache = init.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES;
+    this.#learning = new MacLearning({
+      agingMs: init.agingMs ?? DEFAULT_AGING_MS,
+      maxLearned: init.maxLearned ?? DEFAULT_MAX_LEARNED,
+      onChange: (mac) => this.#invalidateMac(mac),
+    });
+  }
+
+  // ---- the hot path -------------------------------------------------------
+
+  /** Learn the source at `ingress` and decide where the frame goes: the per-frame call. */
+  forward(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
+    let hit = this.#lastHit;
+    if (hit === undefined || src !== this.#lastSrc || dst !== this.#lastDst || ingress !== this.#lastIngress) {
+      hit = this.#cache.get(dst)?.get(src);
+      while (hit !== undefined && hit.ingress !== ingress) hit = hit.next;
+      if (hit === undefined) return this.#forwardSlow(src, dst, ingress);
+      this.#lastSrc = src;
+      this.#lastDst = dst;
+      this.#lastIngress = ingress;
+      this.#lastHit = hit;
+    }
+    const le = hit.srcEntry;
+    if (le !== null) {
+      if (le.location !== ingress) return this.#forwardSlow(src, dst, ingress);
+      le.seen = true;
+    }
+    this.#hits++;
+    const eg = hit.egress;
+    if (eg.drop) this.#drops[eg.reason]++;
+    return eg;
+  }
+
+  /** Decide without learning (admin "what would happen", tests). Uses and fills the same cache. */
+  resolve(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
+    let hit = this.#cache.get(dst)?.get(src);
+    while (hit !== undefined && hit.ingress !== ingress) hit = hit.next;
+    if (hit !== undefined) {
+      this.#hits++;
+      return hit.egress;
+    }
+    this.#misses++;
+    return this.#insert(src, dst, ingress).egress;
+  }
+
+  #forwardSlow(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
+    this.#misses++;
+    if (this.#locs[ingress] === undefined) {
+      this.#drops['unknown-ingress']++;
+      return this.#intern([], [], 'unknown-ingress', undefined);
+    }
+    if (learnable(src)) this.#learning.learn(src, ingress, this.#clock.now());
+    let hit = this.#cache.get(dst)?.get(src);
+    while (hit !== undefined && hit.ingress !== ingress) hit = hit.next;
+    if (hit === undefined) hit = this.#insert(src, dst, ingress);
+    else hit.srcEntry = this.#srcEntryFor(src, ingress);
+    this.#lastSrc = src;
+    this.#lastDst = dst;
+    this.#lastIngress = ingress;
+    this.#lastHit = hit;
+    const eg = hit.egress;
+    if (eg.drop) this.#drops[eg.reason]++;
+    return eg;
+  }
+
+  #srcEntryFor(src: Mac, ingress: Ingress): LearnedEntry | null {
+    if (!learnable(src)) return null;
+    const e = this.#learning.get(src);
+    return e !== undefined && e.location === ingress ? e : DETACHED;
+  }
+
+  #insert(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
+    const egress = this.#decide(src, dst, ingress);
+    if (this.#locs[ingress] === undefined) return new Hit(ingress, egress, null, undefined); // not cached
+    if (this.#cacheCount >= this.#maxCache) this.#invalidateAll();
+    let bySrc = this.#cache.get(dst);
+    if (bySrc === undefined) {
+      bySrc = new Map();
+      this.#cache.set(dst, bySrc);
+    }
+    const hit = new Hit(ingress, egress, this.#srcEntryFor(src, ingress), bySrc.get(src));
+    bySrc.set(src, hit);
+    this.#cacheCount++;
+    return hit;
+  }
+
+  // ---- deciding (cache misses only) ---------------------------------------
+
+  #decide(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
+    const from = this.#locs[ingress];
+    if (from === undefined) return this.#intern([], [], 'unknown-ingress', undefined);
+    for (const rule of this.#sorted) {
+      if (!ruleMatches(rule, src, dst)) continue;
+      const a = rule.action;
+      if (a.kind === 'drop') return this.#intern([], [], 'rule-drop', rule.id);
+      if (a.kind === 'flood') return this.#flood(from, 'rule-flood', rule.id);
+      const target = a.kind === 'port' ? this.#portByName.get(a.port) : this.#linkByPeer.get(a.link);
+      if (target === undefined) continue; // absent: fall through to lower rules and learning
+      if (target === ingress) return this.#intern([], [], 'hairpin', rule.id);
+      return this.#unicast(target, 'rule', rule.id);
+    }
+    if (isMulticastMac(dst)) return this.#flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined);
+    const at = this.#learning.get(dst);
+    if (at === undefined) return this.#flood(from, 'unknown-unicast', undefined);
+    if (at.location === ingress) return this.#intern([], [], 'hairpin', undefined);
+    const to = this.#locs[at.location];
+    if (to === undefined) return this.#flood(from, 'unknown-unicast', undefined);
+    if (from.kind === 'link' && to.kind === 'link' && !this.#relays(from, to)) return this.#intern([], [], 'split-horizon', undefined);
+    return this.#unicast(to.id, 'learned', undefined);
+  }
+
+  /** Whether a frame from link `from` may go on to link `to`: only through the hub, backbone to backbone. */
+  #relays(from: Location<P, L>, to: Location<P, L>): boolean {
+    return this.role === 'hub' && from.linkKind === 'backbone' && to.linkKind === 'backbone' && from.id !== to.id;
+  }
+
+  #flood(from: Location<P, L>, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
+    const ports: number[] = [];
+    const links: number[] = [];
+    for (const loc of this.#locs) {
+      if (loc === undefined || loc.id === from.id) continue;
+      if (loc.kind === 'port') ports.push(loc.id);
+      else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.#relays(from, loc))) links.push(loc.id);
+    }
+    return this.#intern(ports, links, reason, ruleId);
+  }
+
+  #unicast(target: number, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
+    const loc = this.#locs[target]!;
+    return loc.kind === 'port' ? this.#intern([target], [], reason, ruleId) : this.#intern([], [target], reason, ruleId);
+  }
+
+  #intern(ports: number[], links: number[], reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
+    const key = `${reason}|${ruleId ?? ''}|${ports.join(',')}|${links.join(',')}`;
+    let eg = this.#interned.get(key);
+    if (eg === undefined) {
+      eg = makeEgress(
+        ports.map((id) => this.#locs[id]!.handle as P),
+        links.map((id) => this.#locs[id]!.handle as L),
+        reason,
+        ruleId,
+      );
+      this.#interned.set(key, eg);
+    }
+    return eg;
+  }
+
+  // ---- invalidation -------------------------------------------------------
+
+  #invalidateAll(): void {
+    this.#cache = new Map();
+    this.#interned = new Map();
+    this.#cacheCount = 0;
+    this.#lastHit = undefined;
+    this.#invalidations++;
+  }
+
+  #invalidateMac(mac: Mac): void {
+    this.#cache.delete(mac);
+    this.#lastHit = undefined;
+    this.#macInvalidations++;
+  }
+
+  // ---- ports and links ----------------------------------------------------
+
+  /** Add (or re-handle) a local port; returns its ingress id. */
+  addPort(name: string, handle: P): Ingress {
+    const id = this.#portByName.get(name);
+    if (id !== undefined) {
+      this.#locs[id]!.handle = handle;
+      this.#invalidateAll();
+      return id;
+    }
+    const loc = this.#newLocation('port', name, undefined, handle);
+    this.#portByName.set(name, loc.id);
+    this.#invalidateAll();
+    this.#log?.debug({ port: name, ingress: loc.id }, 'port added');
+    return loc.id;
+  }
+
+  /** Remove a local port and every MAC learned there; returns whether it existed. */
+  removePort(name: string): boolean {
+    const id = this.#portByName.get(name);
+    if (id === undefined) return false;
+    this.#portByName.delete(name);
+    this.#dropLocation(id);
+    this.#log?.debug({ port: name }, 'port removed');
+    return true;
+  }
+
+  /** Add (or change the kind or handle of) a link to peer `hostId`; returns its ingress id. */
+  addLink(hostId: string, kind: LinkKind, handle: L): Ingress {
+    const id = this.#linkByPeer.get(hostId);
+    if (id !== undefined) {
+      const loc = this.#locs[id]!;
+      loc.handle = handle;
+      loc.linkKind = kind;
+      this.#invalidateAll();
+      return id;
+    }
+    const loc = this.#newLocation('link', hostId, kind, handle);
+    this.#linkByPeer.set(hostId, loc.id);
+    this.#invalidateAll();
+    this.#log?.debug({ peer: hostId, kind, ingress: loc.id }, 'link added');
+    return loc.id;
+  }
+
+  /** Remove a link and every MAC learned behind it; returns whether it existed. */
+  removeLink(hostId: string): boolean {
+    const id = this.#linkByPeer.get(hostId);
+    if (id === undefined) return false;
+    this.#linkByPeer.delete(hostId);
+    this.#dropLocation(id);
+    this.#log?.debug({ peer: hostId }, 'link removed');
+    return true;
+  }
+
+  portIngress(name: string): Ingress | undefined {
+    return this.#portByName.get(name);
+  }
+
+  linkIngress(hostId: string): Ingress | undefined {
+    return this.#linkByPeer.get(hostId);
+  }
+
+  #newLocation(kind: 'port' | 'link', name: string, linkKind: LinkKind | undefined, handle: P | L): Location<P, L> {
+    const id = this.#freeIds.pop() ?? this.#locs.length;
+    const loc: Location<P, L> = { id, kind, name, linkKind, handle };
+    this.#locs[id] = loc;
+    return loc;
+  }
+
+  #dropLocation(id: number): void {
+    this.#locs[id] = undefined;
+    this.#learning.removeLocation(id);
+    this.#freeIds.push(id);
+    this.#freeIds.sort((a, b) => b - a); // reuse the lowest id first: keeps #locs dense
+    this.#invalidateAll();
+  }
+
+  // ---- rules --------------------------------------------------------------
+
+  /** Replace every rule of `origin` (a controller push, a config reload); returns what changed. */
+  setRules(origin: RuleOrigin, rules: readonly ForwardingRule[]): RuleChanges {
+    const incoming = new Map<string, ForwardingRule>();
+    for (const r of rules) {
+      if (r.origin !== origin) throw new RuleError(`rule ${JSON.stringify(r.id)} has origin ${r.origin}, not ${origin}`);
+      if (incoming.has(r.id)) throw new RuleError(`duplicate rule id ${JSON.stringify(r.id)}`);
+      const other = this.#rules.get(r.id);
+      if (other !== undefined && other.origin !== origin) throw new RuleError(`rule id ${JSON.stringify(r.id)} is already used by a ${other.origin} rule`);
+      incoming.set(r.id, r);
+    }
+    const changes: RuleChanges = { added: [], removed: [], changed: [] };
+    for (const [id, old] of this.#rules) {
+      if (old.origin === origin && !incoming.has(id)) {
+        this.#rules.delete(id);
+        changes.removed.push(id);
+      }
+    }
+    for (const [id, r] of incoming) {
+      const old = this.#rules.get(id);
+      if (old === undefined) changes.added.push(id);
+      else if (!sameRule(old, r)) changes.changed.push(id);
+      else continue;
+      this.#rules.set(id, r);
+    }
+    if (changes.added.length + changes.removed.length + changes.changed.length > 0) {
+      this.#rulesChanged();
+      this.#log?.info({ origin, ...counts(changes) }, 'rules replaced');
+    }
+    return changes;
+  }
+
+  /** Add one rule; its id must be new. */
+  addRule(rule: ForwardingRule): void {
+    if (this.#rules.has(rule.id)) throw new RuleError(`duplicate rule id ${JSON.stringify(rule.id)}`);
+    this.#rules.set(rule.id, rule);
+    this.#rulesChanged();
+  }
+
+  /** Remove one rule; returns whether it existed. */
+  removeRule(id: string): boolean {
+    if (!this.#rules.delete(id)) return false;
+    this.#rulesChanged();
+    return true;
+  }
+
+  /** Every rule, in the order they are tried. */
+  rules(): readonly ForwardingRule[] {
+    return this.#sorted;
+  }
+
+  #rulesChanged(): void {
+    this.#sorted = Object.freeze([...this.#rules.values()].sort(compareRules)) as ForwardingRule[];
+    this.#invalidateAll();
+  }
+
+  // ---- learning -----------------------------------------------------------
+
+  /** Record that `src` was seen at `ingress` (forward() does this itself). Returns false if not learnable. */
+  learn(src: Mac, ingress: Ingress): boolean {
+    if (!learnable(src) || this.#locs[ingress] === undefined) return false;
+    this.#learning.learn(src, ingress, this.#clock.now());
+    return true;
+  }
+
+  /** Forget one learned MAC (admin). */
+  forget(mac: Mac): boolean {
+    return this.#learning.forget(mac);
+  }
+
+  /** Age out learned MACs unseen for agingMs; the daemon calls this periodically. Returns how many expired. */
+  expire(now: number): number {
+    const n = this.#learning.sweep(now);
+    if (n > 0) this.#log?.debug({ expired: n }, 'learned MACs expired');
+    return n;
+  }
+
+  /** The learned MACs, for the admin interface. */
+  learned(): LearnedInfo[] {
+    const now = this.#clock.now();
+    const out: LearnedInfo[] = [];
+    for (const e of this.#learning.entries()) {
+      const loc = this.#locs[e.location];
+      if (loc === undefined) continue;
+      const location: LearnedLocation = loc.kind === 'port' ? { kind: 'port', name: loc.name } : { kind: 'link', peer: loc.name };
+      out.push({ mac: e.mac, location, ageMs: this.#learning.ageOf(e, now) });
+    }
+    return out;
+  }
+
+  get stats(): ForwardingStats {
+    const c = this.#learning.counters;
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      invalidations: this.#invalidations,
+      macInvalidations: this.#macInvalidations,
+      learnedMoves: c.moves,
+      learnedEvictions: c.evictions,
+      learnedExpired: c.expired,
+      drops: { ...this.#drops },
+    };
+  }
+
+  /** A readable name for an ingress (logs, admin). */
+  describeIngress(ingress: Ingress): string {
+    const loc = this.#locs[ingress];
+    if (loc === undefined) return `unknown ingress ${ingress}`;
+    return loc.kind === 'port' ? `port ${loc.name}` : `${loc.linkKind} link ${loc.name}`;
+  }
+}
+
+function learnable(src: Mac): boolean {
+  return src !== 0 && !isMulticastMac(src);
+}
+
+function counts(c: RuleChanges): { added: number; removed: number; changed: number } {
+  return { added: c.added.length, removed: c.removed.length, changed: c.changed.length };
+}

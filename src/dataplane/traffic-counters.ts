@@ -1,0 +1,199 @@
+import type { TrafficEntry } from './daemon-control.ts';
+import type { Mac } from './mac.ts';
+
+/**
+ * The local traffic matrix: frames and bytes per (source MAC, destination
+ * MAC) for frames that enter the overlay at this host. The daemon calls
+ * `add` per frame (or per batch of one flow); the controller agent takes
+ * `snapshotAndReset` once per update period; the admin interface reads
+ * `peek` (totals since start).
+ *
+ * `add` is a last-pair check, else two number-keyed Map gets and two field
+ * increments. Cells are kept across snapshots (zeroed, not freed), so a
+ * steady flow allocates nothing; a cell idle for a whole interval is freed at
+ * the next snapshot. The number of pairs is bounded (`maxPairs`): traffic of
+ * pairs beyond it is counted as untracked, so a VM that spoofs random source
+ * MACs costs bounded memory.
+ */
+
+class Cell {
+  frames = 0;
+  bytes = 0;
+}
+
+export interface TrafficInterval {
+  startMs: number;
+  endMs: number;
+  entries: TrafficEntry[];
+  /** Traffic of pairs beyond maxPairs, not attributed to a pair. */
+  untrackedFrames: number;
+  untrackedBytes: number;
+}
+
+export interface TrafficTotals {
+  sinceMs: number;
+  entries: TrafficEntry[];
+  untrackedFrames: number;
+  untrackedBytes: number;
+}
+
+export interface TrafficCountersInit {
+  /** Start of the first interval (the clock the daemon reports in, e.g. Date.now()). */
+  startMs: number;
+  /** Most (src, dst) pairs counted individually, per interval and in the totals (default 65536). */
+  maxPairs?: number;
+}
+
+export const DEFAULT_MAX_PAIRS = 65_536;
+
+/** Pair → cell, nested by source then destination, with a pair count. */
+class PairTable {
+  readonly bySrc = new Map<Mac, Map<Mac, Cell>>();
+  pairs = 0;
+  untrackedFrames = 0;
+  untrackedBytes = 0;
+
+  readonly maxPairs: number;
+
+  constructor(maxPairs: number) {
+    this.maxPairs = maxPairs;
+  }
+
+  /** The cell of a pair, created if there is room; undefined when full. */
+  cell(src: Mac, dst: Mac): Cell | undefined {
+    let byDst = this.bySrc.get(src);
+    let c = byDst?.get(dst);
+    if (c !== undefined) return c;
+    if (this.pairs >= this.maxPairs) return undefined;
+    if (byDst === undefined) {
+      byDst = new Map();
+      this.bySrc.set(src, byDst);
+    }
+    c = new Cell();
+    byDst.set(dst, c);
+    this.pairs++;
+    return c;
+  }
+
+  addTo(src: Mac, dst: Mac, frames: number, bytes: number): void {
+    const c = this.cell(src, dst);
+    if (c === undefined) {
+      this.untrackedFrames += frames;
+      this.untrackedBytes += bytes;
+      return;
+    }
+    c.frames += frames;
+    c.bytes += bytes;
+  }
+
+  entries(): TrafficEntry[] {
+    const out: TrafficEntry[] = [];
+    for (const [src, byDst] of this.bySrc) {
+      for (const [dst, c] of byDst) if (c.frames > 0) out.push({ src, dst, frames: c.frames, bytes: c.bytes });
+    }
+    return out;
+  }
+}
+
+export class TrafficCounters {
+  readonly #current: PairTable;
+  readonly #totals: PairTable;
+  readonly #sinceMs: number;
+  #startMs: number;
+  #lastSrc = -1;
+  #lastDst = -1;
+  #lastCell: Cell | undefined = undefined;
+
+  constructor(init: TrafficCountersInit) {
+    const maxPairs = init.maxPairs ?? DEFAULT_MAX_PAIRS;
+    if (!Number.isInteger(maxPairs) || maxPairs < 1) throw new RangeError(`maxPairs must be a positive integer, got ${maxPairs}`);
+    this.#current = new PairTable(maxPairs);
+    this.#totals = new PairTable(maxPairs);
+    this.#startMs = init.startMs;
+    this.#sinceMs = init.startMs;
+  }
+
+  /** Count `frames` frames (default one) of `bytes` bytes in total from `src` to `dst`. */
+  add(src: Mac, dst: Mac, bytes: number, frames = 1): void {
+    let c = this.#lastCell;
+    if (c === undefined || src !== this.#lastSrc || dst !== this.#lastDst) {
+      c = this.#current.cell(src, dst);
+      if (c === undefined) {
+        this.#current.untrackedFrames += frames;
+        this.#current.untrackedBytes += bytes;
+        return;
+      }
+      this.#lastSrc = src;
+      this.#lastDst = dst;
+      this.#lastCell = c;
+    }
+    c.frames += frames;
+    c.bytes += bytes;
+  }
+
+  /** Counts since the previous call (or construction), over [startMs, now]; starts a new interval at `now`. */
+  snapshotAndReset(now: number): TrafficInterval {
+    const cur = this.#current;
+    const entries: TrafficEntry[] = [];
+    for (const [src, byDst] of cur.bySrc) {
+      for (const [dst, c] of byDst) {
+        if (c.frames === 0) {
+          byDst.delete(dst); // idle for a whole interval: free it
+          cur.pairs--;
+          continue;
+        }
+        entries.push({ src, dst, frames: c.frames, bytes: c.bytes });
+        this.#totals.addTo(src, dst, c.frames, c.bytes);
+        c.frames = 0;
+        c.bytes = 0;
+      }
+      if (byDst.size === 0) cur.bySrc.delete(src);
+    }
+    const interval: TrafficInterval = {
+      startMs: this.#startMs,
+      endMs: now,
+      entries,
+      untrackedFrames: cur.untrackedFrames,
+      untrackedBytes: cur.untrackedBytes,
+    };
+    this.#totals.untrackedFrames += cur.untrackedFrames;
+    this.#totals.untrackedBytes += cur.untrackedBytes;
+    cur.untrackedFrames = 0;
+    cur.untrackedBytes = 0;
+    this.#startMs = now;
+    this.#lastSrc = -1;
+    this.#lastDst = -1;
+    this.#lastCell = undefined;
+    return interval;
+  }
+
+  /** Totals since construction, the current interval included; resets nothing. */
+  peek(): TrafficTotals {
+    const merged = new Map<Mac, Map<Mac, TrafficEntry>>();
+    const put = (e: TrafficEntry): void => {
+      let byDst = merged.get(e.src);
+      if (byDst === undefined) merged.set(e.src, (byDst = new Map()));
+      const prev = byDst.get(e.dst);
+      if (prev === undefined) byDst.set(e.dst, { ...e });
+      else {
+        prev.frames += e.frames;
+        prev.bytes += e.bytes;
+      }
+    };
+    for (const e of this.#totals.entries()) put(e);
+    for (const e of this.#current.entries()) put(e);
+    const entries: TrafficEntry[] = [];
+    for (const byDst of merged.values()) entries.push(...byDst.values());
+    return {
+      sinceMs: this.#sinceMs,
+      entries,
+      untrackedFrames: this.#totals.untrackedFrames + this.#current.untrackedFrames,
+      untrackedBytes: this.#totals.untrackedBytes + this.#current.untrackedBytes,
+    };
+  }
+
+  /** Pairs currently holding a cell (for tests and the admin interface). */
+  get pairs(): number {
+    return this.#current.pairs;
+  }
+}
