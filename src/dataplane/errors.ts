@@ -56,3 +56,83 @@ export class RuleError extends VnetError {
     super('VNET_ERR_RULE', message);
   }
 }
+
+/** A frame's offload metadata (virtio_net_hdr) that cannot be applied in software: bad offsets, unsupported GSO type, headers that do not parse. */
+export class OffloadError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_OFFLOAD', message);
+  }
+}
+
+/** A message type byte this protocol version does not define. */
+export class UnknownMessageError extends FrameDecodeError {
+  readonly messageType: number;
+  constructor(messageType: number) {
+    super('VNET_ERR_UNKNOWN_MESSAGE', `unknown message type 0x${messageType.toString(16).padStart(2, '0')}`);
+    this.messageType = messageType;
+  }
+}
+
+/** A message whose body does not have the layout its type requires (runt frame, bad hello, keepalive with a body). */
+export class MalformedMessageError extends FrameDecodeError {
+  constructor(message: string) {
+    super('VNET_ERR_MALFORMED_MESSAGE', message);
+  }
+}
+
+/** An Ethernet frame shorter than two MACs and an EtherType. */
+export class FrameTooShortError extends FrameDecodeError {
+  readonly length: number;
+  constructor(length: number, min: number) {
+    super('VNET_ERR_FRAME_TOO_SHORT', `frame of ${length} bytes is shorter than the minimum of ${min}`);
+    this.length = length;
+  }
+}
+
+/** A hello that does not start with the vnet magic: the peer does not speak this protocol at all. */
+export class BadMagicError extends FrameDecodeError {
+  constructor(found: string) {
+    super('VNET_ERR_BAD_MAGIC', `hello does not start with the magic "VNET" (found 0x${found})`);
+  }
+}
+
+/** The peer ended the link with a goodbye; `reasonCode` and `reason` are what it sent. */
+export class PeerGoodbyeError extends VnetError {
+  readonly reasonCode: string;
+  readonly reason: string;
+  constructor(peer: string, reasonCode: string, reason: string) {
+    super('VNET_ERR_PEER_GOODBYE', `${peer} closed the link (${reasonCode}): ${reason}`);
+    this.reasonCode = reasonCode;
+    this.reason = reason;
+  }
+}
+
+/** The connection ended without a goodbye: reset, closed, or a socket error. */
+export class LinkLostError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_LINK_LOST', message, options);
+  }
+}
+
+/** A transport could not listen or connect (address in use, refused, unreachable). */
+export class TransportError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_TRANSPORT', message, options);
+  }
+}
+
+/** A long operation was cancelled through its AbortSignal. */
+export class AbortedError extends VnetError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_ABORTED', `${what} aborted`, options);
+  }
+}
+
+/** A CA or host certificate that cannot be created, read or used; names the file. */
+export class CertificateError extends VnetError {
+  readonly file: string | undefined;
+  constructor(message: string, file?: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_CERT', file === undefined ? message : `${file}: ${message}`, options);
+    this.file = file;
+  }
+}
