@@ -1,0 +1,207 @@
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../common/errors.ts';
+import { parseYamlConfig } from '../common/yaml-config.ts';
+import { formatMac, isMacString, isMulticastMac, parseMac } from '../dataplane/mac.ts';
+
+/**
+ * A deployment file (`topologies/*.yaml`): the sites, the hosts (one of them
+ * the hub of the star backbone), the WAN between sites, the VMs with their MAC,
+ * IP and host, and the policy parameters of topology inference and adaptation.
+ * Validated once, strictly — unknown keys, duplicate MACs/IPs/ids, references
+ * to unknown sites or hosts, zero or two hubs are errors that name the file,
+ * the line and the key — then frozen. The format is documented in
+ * docs/deployment-file.md.
+ */
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'an id is 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+const portNumber = z.number().int().min(0).max(65535);
+const endpoint = z.strictObject({ host: z.string().min(1), port: portNumber });
+const ipv4 = z.string().refine(isIpv4, 'not an IPv4 address (expected e.g. 10.0.0.1)');
+const mac = z
+  .string()
+  .refine(isMacString, 'not a MAC address (expected e.g. 02:00:00:00:00:01)')
+  .refine((s) => !isMacString(s) || !isMulticastMac(parseMac(s)), 'a VM MAC must be unicast (first octet even)')
+  .transform((s) => formatMac(parseMac(s)));
+
+const linkProperties = {
+  /** Bandwidth of the path, megabits per second. */
+  bandwidthMbit: z.number().positive().max(1_000_000),
+  /** Round-trip time of the path, milliseconds. */
+  rttMs: z.number().min(0).max(10_000),
+  /** Packet loss on the path, 0..1 (for emulation). */
+  loss: z.number().min(0).max(1).default(0),
+};
+
+const siteSchema = z.strictObject({
+  id,
+  description: z.string().optional(),
+  /** The network inside the site, between its hosts. */
+  lan: z.strictObject(linkProperties).default({ bandwidthMbit: 1000, rttMs: 0.2, loss: 0 }),
+});
+
+const hostSchema = z.strictObject({
+  id,
+  site: id,
+  /** The hub of the star backbone (the proxy on the user's LAN); exactly one host has it. */
+  hub: z.boolean().default(false),
+  /** Where the daemon listens for tunnels (port 0: pick one). */
+  listen: z
+    .strictObject({ transport: z.enum(['tcp', 'tls', 'memory']).default('tls'), host: z.string().min(1), port: portNumber })
+    .optional(),
+});
+
+const wanSchema = z.strictObject({
+  sites: z.tuple([id, id]),
+  ...linkProperties,
+});
+
+const vmSchema = z.strictObject({
+  name: id,
+  mac,
+  ip: ipv4,
+  host: id,
+});
+
+export const DEFAULT_POLICY = {
+  updatePeriodMs: 1000,
+  smoothingIntervalMs: 10_000,
+  detectionThreshold: 0.3,
+  fastPathBudget: 4,
+  placementThreshold: 0.1,
+  autoMigrate: false,
+} as const;
+
+const policySchema = z.strictObject({
+  /** How often daemons report their local traffic matrix and the controller reconciles. */
+  updatePeriodMs: z.number().int().min(50).max(600_000).default(DEFAULT_POLICY.updatePeriodMs),
+  /** Window of the low-pass filter over the traffic matrix (VTTIF's smoothing interval). */
+  smoothingIntervalMs: z.number().int().min(50).max(3_600_000).default(DEFAULT_POLICY.smoothingIntervalMs),
+  /** Relative change of the smoothed, normalised matrix that counts as a new topology (0..1). */
+  detectionThreshold: z.number().min(0).max(1).default(DEFAULT_POLICY.detectionThreshold),
+  /** The most fast-path links the controller keeps at once. */
+  fastPathBudget: z.number().int().min(0).max(10_000).default(DEFAULT_POLICY.fastPathBudget),
+  /** The score gain a placement change must beat before it is proposed (Supercloud's T, 0..1 relative). */
+  placementThreshold: z.number().min(0).max(1).default(DEFAULT_POLICY.placementThreshold),
+  /** Carry out proposed migrations without an operator (off by default). */
+  autoMigrate: z.boolean().default(DEFAULT_POLICY.autoMigrate),
+});
+
+export const deploymentSchema = z
+  .strictObject({
+    name: id,
+    description: z.string().optional(),
+    controller: z
+      .strictObject({
+        /** The control channel (daemons connect here, WebSocket over TLS). */
+        control: endpoint.optional(),
+        /** The operator API (HTTP + WebSocket). */
+        api: endpoint.optional(),
+      })
+      .default({}),
+    sites: z.array(siteSchema).min(1),
+    hosts: z.array(hostSchema).min(1),
+    wan: z.array(wanSchema).default([]),
+    vms: z.array(vmSchema).default([]),
+    policy: policySchema.default({ ...DEFAULT_POLICY }),
+  })
+  .superRefine((d, ctx) => {
+    const issue = (path: (string | number)[], message: string): void => { ctx.addIssue({ code: 'custom', path, message }); };
+    const siteIds = new Set<string>();
+    d.sites.forEach((s, i) => {
+      if (siteIds.has(s.id)) issue(['sites', i, 'id'], `duplicate site id ${s.id}`);
+      siteIds.add(s.id);
+    });
+    const hostIds = new Set<string>();
+    let hub: number | undefined;
+    d.hosts.forEach((h, i) => {
+      if (hostIds.has(h.id)) issue(['hosts', i, 'id'], `duplicate host id ${h.id}`);
+      hostIds.add(h.id);
+      if (!siteIds.has(h.site)) issue(['hosts', i, 'site'], `unknown site ${h.site} (sites: ${[...siteIds].join(', ')})`);
+      if (h.hub) {
+        if (hub !== undefined) issue(['hosts', i, 'hub'], `two hubs: ${d.hosts[hub]!.id} and ${h.id} (exactly one host is the hub)`);
+        hub ??= i;
+      }
+    });
+    if (hub === undefined) issue(['hosts'], 'no hub: exactly one host needs hub: true');
+    const pairs = new Set<string>();
+    d.wan.forEach((w, i) => {
+      const [x, y] = w.sites;
+      w.sites.forEach((s, j) => { if (!siteIds.has(s)) issue(['wan', i, 'sites', j], `unknown site ${s}`); });
+      if (x === y) issue(['wan', i, 'sites'], `a WAN path from site ${x} to itself (use the site's lan)`);
+      const key = [x, y].sort().join('|');
+      if (pairs.has(key)) issue(['wan', i, 'sites'], `duplicate WAN path between ${x} and ${y}`);
+      pairs.add(key);
+    });
+    const sitesWithHosts = [...new Set(d.hosts.map((h) => h.site))].sort();
+    for (let i = 0; i < sitesWithHosts.length; i++) {
+      for (let j = i + 1; j < sitesWithHosts.length; j++) {
+        if (!pairs.has(`${sitesWithHosts[i]}|${sitesWithHosts[j]}`)) issue(['wan'], `no WAN path between sites ${sitesWithHosts[i]} and ${sitesWithHosts[j]}, which both have hosts`);
+      }
+    }
+    const names = new Set<string>();
+    const macs = new Set<string>();
+    const ips = new Set<string>();
+    d.vms.forEach((v, i) => {
+      if (names.has(v.name)) issue(['vms', i, 'name'], `duplicate VM name ${v.name}`);
+      if (macs.has(v.mac)) issue(['vms', i, 'mac'], `duplicate MAC ${v.mac}`);
+      if (ips.has(v.ip)) issue(['vms', i, 'ip'], `duplicate IP ${v.ip}`);
+      if (!hostIds.has(v.host)) issue(['vms', i, 'host'], `VM ${v.name} on unknown host ${v.host}`);
+      names.add(v.name);
+      macs.add(v.mac);
+      ips.add(v.ip);
+    });
+  });
+
+export type Deployment = z.output<typeof deploymentSchema>;
+export type DeploymentHost = Deployment['hosts'][number];
+export type DeploymentVm = Deployment['vms'][number];
+export type DeploymentPolicy = Deployment['policy'];
+export type LinkProperties = { bandwidthMbit: number; rttMs: number; loss: number };
+
+/** Read and validate a deployment file; throws ConfigError naming file, line and key. */
+export function loadDeploymentFile(file: string): Readonly<Deployment> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read deployment file: ${(err as Error).message}`, { file }, { cause: err });
+  }
+  return parseDeployment(text, file);
+}
+
+/** Validate deployment YAML text; `file` names it in errors. */
+export function parseDeployment(text: string, file: string): Readonly<Deployment> {
+  // Syntax errors (and duplicate keys) first, here, so that they too carry a line number.
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+  const syntax = doc.errors[0];
+  if (syntax !== undefined) {
+    const line = lines.linePos(syntax.pos[0]).line;
+    throw new ConfigError(`line ${line}: YAML syntax error: ${syntax.message.split('\n')[0]}`, { file });
+  }
+  return parseYamlConfig(text, file, deploymentSchema);
+}
+
+/** The hub host (validation guarantees exactly one). */
+export function hubOf(d: Readonly<Deployment>): DeploymentHost {
+  const hub = d.hosts.find((h) => h.hub);
+  if (hub === undefined) throw new ConfigError('deployment has no hub', { key: 'hosts' });
+  return hub;
+}
+
+/** Bandwidth, RTT and loss between two hosts: their site's LAN, or the WAN path between their sites. */
+export function pathBetween(d: Readonly<Deployment>, hostA: string, hostB: string): LinkProperties | undefined {
+  const a = d.hosts.find((h) => h.id === hostA);
+  const b = d.hosts.find((h) => h.id === hostB);
+  if (a === undefined || b === undefined) return undefined;
+  if (a.site === b.site) return d.sites.find((s) => s.id === a.site)?.lan;
+  const w = d.wan.find((x) => (x.sites[0] === a.site && x.sites[1] === b.site) || (x.sites[0] === b.site && x.sites[1] === a.site));
+  return w === undefined ? undefined : { bandwidthMbit: w.bandwidthMbit, rttMs: w.rttMs, loss: w.loss };
+}
+
+function isIpv4(s: string): boolean {
+  const parts = s.split('.');
+  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+}
