@@ -1,0 +1,377 @@
+import type { LinkKind } from './daemon-control.ts';
+import type { Frame } from './frame.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
+import {
+  BadMagicError,
+  FrameTooLargeError,
+  FrameTooShortError,
+  MalformedMessageError,
+  UnknownMessageError,
+  type FrameDecodeError,
+} from './errors.ts';
+
+/**
+ * The vnet tunnel wire protocol, version 1 (docs/wire-protocol.md has it
+ * byte by byte). A link is a byte stream of messages, each a 4-byte header
+ * — type (u8), body length (u24, big-endian) — followed by the body:
+ *
+ *   0x01 hello          "VNET" version kind role idLen id      (first message each way)
+ *   0x02 frame          Ethernet frame                          (14..MAX_FRAME_BYTES)
+ *   0x03 offload frame  virtio_net_hdr (10) + Ethernet frame
+ *   0x04 keepalive      (empty)
+ *   0x05 goodbye        reason code (u8) + reason (UTF-8, ≤ 512 bytes)
+ *
+ * Decoding stages, in `FrameDecoder.push`: header (4 bytes, may span
+ * chunks) → length check against the limits (before any body byte is
+ * buffered) → body (a zero-copy `subarray` of the chunk when the body lies
+ * inside it; otherwise copied into one buffer of the exact length) → message.
+ * Frames decoded from one chunk go to the sink as one batch; a control
+ * message first flushes the frames before it, so order is kept. Bad bytes
+ * become a FrameDecodeError handed to the sink; the decoder then refuses
+ * further input. It never throws on any input.
+ *
+ * Encoding: a frame is written as a small header taken from a bump-allocated
+ * slab (4 bytes, or 14 with the offload header copied in) followed by the
+ * caller's payload buffer, untouched — the link writes both with one writev.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_BYTES = 4;
+/** "VNET" in ASCII, the first four bytes of every hello body. */
+export const HELLO_MAGIC = Buffer.from('VNET', 'latin1');
+export const MAX_HELLO_BYTES = 1024;
+export const MAX_GOODBYE_REASON_BYTES = 512;
+/** Largest body of any version-1 message: an offload frame carrying a full GSO super-frame. */
+export const DEFAULT_MAX_MESSAGE_BYTES = VIRTIO_NET_HDR_BYTES + MAX_FRAME_BYTES;
+/** Largest body length the 24-bit length field can express. */
+export const MAX_WIRE_LENGTH = 0xff_ffff;
+
+export const MessageType = {
+  hello: 0x01,
+  frame: 0x02,
+  offloadFrame: 0x03,
+  keepalive: 0x04,
+  goodbye: 0x05,
+} as const;
+
+export type { LinkKind } from './daemon-control.ts';
+export type LinkRole = 'dialer' | 'listener';
+
+const KIND_CODES: Record<LinkKind, number> = { backbone: 1, 'fast-path': 2 };
+const ROLE_CODES: Record<LinkRole, number> = { dialer: 1, listener: 2 };
+const KINDS: readonly (LinkKind | undefined)[] = [undefined, 'backbone', 'fast-path'];
+const ROLES: readonly (LinkRole | undefined)[] = [undefined, 'dialer', 'listener'];
+
+/** Why a link was closed; travels as one byte in the goodbye. */
+export const GOODBYE_CODES = ['normal', 'version', 'refused', 'protocol', 'timeout'] as const;
+export type GoodbyeCode = (typeof GOODBYE_CODES)[number] | 'unknown';
+
+/** Same rule as the daemon configuration: 1-63 letters, digits, ".", "_" or "-". */
+export const HOST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export interface HelloMessage {
+  readonly type: 'hello';
+  readonly version: typeof PROTOCOL_VERSION;
+  readonly kind: LinkKind;
+  readonly role: LinkRole;
+  readonly hostId: string;
+}
+
+/** A hello with the magic but a version we do not speak; the rest of its body is not interpreted. */
+export interface ForeignHelloMessage {
+  readonly type: 'foreign-hello';
+  readonly version: number;
+}
+
+export interface KeepaliveMessage {
+  readonly type: 'keepalive';
+}
+
+export interface GoodbyeMessage {
+  readonly type: 'goodbye';
+  readonly code: GoodbyeCode;
+  readonly reason: string;
+}
+
+export type ControlMessage = HelloMessage | ForeignHelloMessage | KeepaliveMessage | GoodbyeMessage;
+
+const KEEPALIVE: KeepaliveMessage = Object.freeze({ type: 'keepalive' });
+
+// ---------------------------------------------------------------- encoding
+
+const KEEPALIVE_BYTES = Buffer.from([MessageType.keepalive, 0, 0, 0]);
+const SLAB_BYTES = 16 * 1024;
+
+/**
+ * Writes message headers into a bump-allocated slab: each header is a fresh
+ * region (never reused while the slab lives), so it may sit in a socket's
+ * write queue as long as needed. One encoder per link.
+ */
+export class FrameEncoder {
+  #slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #offset = 0;
+
+  /** The header to write before `frame.data`: 4 bytes, or 14 with the offload header. */
+  frameHeader(frame: Frame): Buffer {
+    const offload = frame.offload;
+    const size = offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
+    if (this.#offset + size > SLAB_BYTES) {
+      this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.#offset = 0;
+    }
+    const slab = this.#slab;
+    const at = this.#offset;
+    const length = frame.data.length + size - HEADER_BYTES;
+    slab[at] = offload === undefined ? MessageType.frame : MessageType.offloadFrame;
+    slab[at + 1] = (length >>> 16) & 0xff;
+    slab[at + 2] = (length >>> 8) & 0xff;
+    slab[at + 3] = length & 0xff;
+    if (offload !== undefined) offload.copy(slab, at + HEADER_BYTES, 0, VIRTIO_NET_HDR_BYTES);
+    this.#offset = at + size;
+    return slab.subarray(at, at + size);
+  }
+}
+
+function header(type: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(HEADER_BYTES);
+  b[0] = type;
+  b.writeUIntBE(length, 1, 3);
+  return b;
+}
+
+export function encodeHello(hello: Omit<HelloMessage, 'type' | 'version'> & { version?: number }): Buffer {
+  if (!HOST_ID_PATTERN.test(hello.hostId)) throw new RangeError(`not a host id: ${JSON.stringify(hello.hostId)}`);
+  const id = Buffer.from(hello.hostId, 'latin1');
+  const body = Buffer.allocUnsafe(8 + id.length);
+  HELLO_MAGIC.copy(body, 0);
+  body[4] = hello.version ?? PROTOCOL_VERSION;
+  body[5] = KIND_CODES[hello.kind];
+  body[6] = ROLE_CODES[hello.role];
+  body[7] = id.length;
+  id.copy(body, 8);
+  return Buffer.concat([header(MessageType.hello, body.length), body]);
+}
+
+export function encodeKeepalive(): Buffer {
+  return KEEPALIVE_BYTES;
+}
+
+export function encodeGoodbye(code: GoodbyeCode, reason: string): Buffer {
+  let text = Buffer.from(reason, 'utf8');
+  if (text.length > MAX_GOODBYE_REASON_BYTES) text = text.subarray(0, MAX_GOODBYE_REASON_BYTES);
+  const index = GOODBYE_CODES.indexOf(code as (typeof GOODBYE_CODES)[number]);
+  const out = Buffer.allocUnsafe(HEADER_BYTES + 1 + text.length);
+  out[0] = MessageType.goodbye;
+  out.writeUIntBE(1 + text.length, 1, 3);
+  out[4] = index < 0 ? 0xff : index;
+  text.copy(out, 5);
+  return out;
+}
+
+/** A whole frame message as one buffer (tests, fixtures; the link writes header and payload separately). */
+export function encodeFrame(frame: Frame): Buffer {
+  return Buffer.concat([new FrameEncoder().frameHeader(frame), frame.data]);
+}
+
+// ---------------------------------------------------------------- decoding
+
+export interface DecoderSink {
+  /** Frames decoded from one chunk, in order. Their buffers may be views into the chunk: copy to keep them past the call. */
+  onFrames(frames: Frame[]): void;
+  onControl(message: ControlMessage): void;
+  /** Called once; the decoder then refuses further input. */
+  onDecodeError(err: FrameDecodeError): void;
+}
+
+export interface FrameDecoderInit {
+  /** Largest message body accepted (default: an offload frame of MAX_FRAME_BYTES). */
+  maxMessageBytes?: number;
+}
+
+const ST_HEADER = 0;
+const ST_BODY = 1;
+const ST_DONE = 2;
+
+/** Incremental decoder of one direction of a link; see the file comment for the stages. */
+export class FrameDecoder {
+  readonly maxMessageBytes: number;
+  readonly #sink: DecoderSink;
+  #state = ST_HEADER;
+  readonly #head = Buffer.alloc(HEADER_BYTES);
+  #headFill = 0;
+  #type = 0;
+  #length = 0;
+  #body: Buffer | undefined;
+  #bodyFill = 0;
+  #batch: Frame[] | undefined;
+  #error: FrameDecodeError | undefined;
+
+  constructor(sink: DecoderSink, init: FrameDecoderInit = {}) {
+    this.#sink = sink;
+    const max = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxMessageBytes = Math.max(0, Math.min(max, MAX_WIRE_LENGTH));
+  }
+
+  /** The error that stopped this decoder, if any. */
+  get error(): FrameDecodeError | undefined {
+    return this.#error;
+  }
+
+  /** Bytes of an incomplete message held between chunks. */
+  get bufferedBytes(): number {
+    return this.#state === ST_BODY ? this.#bodyFill + HEADER_BYTES : this.#headFill;
+  }
+
+  /** Stop decoding (the link is closing); later chunks are ignored. */
+  stop(): void {
+    this.#state = ST_DONE;
+    this.#body = undefined;
+  }
+
+  /** Feed one chunk. Returns false once the decoder has failed or been stopped. */
+  push(chunk: Buffer): boolean {
+    const end = chunk.length;
+    let off = 0;
+    while (off < end && this.#state !== ST_DONE) {
+      if (this.#state === ST_HEADER) {
+        if (this.#headFill === 0 && end - off >= HEADER_BYTES) {
+          this.#type = chunk[off]!;
+          this.#length = (chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!;
+          off += HEADER_BYTES;
+        } else {
+          const n = Math.min(HEADER_BYTES - this.#headFill, end - off);
+          chunk.copy(this.#head, this.#headFill, off, off + n);
+          this.#headFill += n;
+          off += n;
+          if (this.#headFill < HEADER_BYTES) break;
+          this.#headFill = 0;
+          const h = this.#head;
+          this.#type = h[0]!;
+          this.#length = (h[1]! << 16) | (h[2]! << 8) | h[3]!;
+        }
+        const bad = this.#checkHeader(this.#type, this.#length);
+        if (bad !== undefined) {
+          this.#fail(bad);
+          break;
+        }
+        const length = this.#length;
+        if (end - off >= length) {
+          this.#message(chunk, off, off + length);
+          off += length;
+        } else {
+          const body = Buffer.allocUnsafe(length);
+          chunk.copy(body, 0, off, end);
+          this.#body = body;
+          this.#bodyFill = end - off;
+          off = end;
+          this.#state = ST_BODY;
+        }
+      } else {
+        const body = this.#body!;
+        const n = Math.min(this.#length - this.#bodyFill, end - off);
+        chunk.copy(body, this.#bodyFill, off, off + n);
+        this.#bodyFill += n;
+        off += n;
+        if (this.#bodyFill === this.#length) {
+          this.#body = undefined;
+          this.#state = ST_HEADER;
+          this.#message(body, 0, body.length);
+        }
+      }
+    }
+    this.#flushFrames();
+    return this.#state !== ST_DONE;
+  }
+
+  #checkHeader(type: number, length: number): FrameDecodeError | undefined {
+    switch (type) {
+      case MessageType.frame:
+        if (length > this.maxMessageBytes || length > MAX_FRAME_BYTES) return new FrameTooLargeError(length, Math.min(this.maxMessageBytes, MAX_FRAME_BYTES));
+        if (length < MIN_FRAME_BYTES) return new FrameTooShortError(length, MIN_FRAME_BYTES);
+        return undefined;
+      case MessageType.offloadFrame: {
+        const max = Math.min(this.maxMessageBytes, VIRTIO_NET_HDR_BYTES + MAX_FRAME_BYTES);
+        if (length > max) return new FrameTooLargeError(length, max);
+        if (length < VIRTIO_NET_HDR_BYTES + MIN_FRAME_BYTES) return new FrameTooShortError(length - VIRTIO_NET_HDR_BYTES, MIN_FRAME_BYTES);
+        return undefined;
+      }
+      case MessageType.keepalive:
+        return length === 0 ? undefined : new MalformedMessageError(`keepalive with a ${length}-byte body (must be empty)`);
+      case MessageType.hello:
+        if (length > MAX_HELLO_BYTES) return new FrameTooLargeError(length, MAX_HELLO_BYTES);
+        return length < 5 ? new MalformedMessageError(`hello of ${length} bytes is too short`) : undefined;
+      case MessageType.goodbye:
+        if (length > 1 + MAX_GOODBYE_REASON_BYTES) return new FrameTooLargeError(length, 1 + MAX_GOODBYE_REASON_BYTES);
+        return length < 1 ? new MalformedMessageError('goodbye without a reason code') : undefined;
+      default:
+        return new UnknownMessageError(type);
+    }
+  }
+
+  /** One whole message body: buf[start, end). */
+  #message(buf: Buffer, start: number, end: number): void {
+    const type = this.#type;
+    if (type === MessageType.frame) {
+      const frame: Frame = { data: buf.subarray(start, end), offload: undefined };
+      if (this.#batch === undefined) this.#batch = [frame];
+      else this.#batch.push(frame);
+      return;
+    }
+    if (type === MessageType.offloadFrame) {
+      const split = start + VIRTIO_NET_HDR_BYTES;
+      const frame: Frame = { data: buf.subarray(split, end), offload: buf.subarray(start, split) };
+      if (this.#batch === undefined) this.#batch = [frame];
+      else this.#batch.push(frame);
+      return;
+    }
+    let msg: ControlMessage | FrameDecodeError;
+    if (type === MessageType.keepalive) msg = KEEPALIVE;
+    else if (type === MessageType.hello) msg = decodeHelloBody(buf, start, end);
+    else msg = decodeGoodbyeBody(buf, start, end);
+    if (msg instanceof Error) {
+      this.#fail(msg);
+      return;
+    }
+    this.#flushFrames();
+    this.#sink.onControl(msg);
+  }
+
+  #flushFrames(): void {
+    const batch = this.#batch;
+    if (batch !== undefined) {
+      this.#batch = undefined;
+      this.#sink.onFrames(batch);
+    }
+  }
+
+  #fail(err: FrameDecodeError): void {
+    this.#flushFrames();
+    this.#state = ST_DONE;
+    this.#body = undefined;
+    this.#error = err;
+    this.#sink.onDecodeError(err);
+  }
+}
+
+function decodeHelloBody(buf: Buffer, start: number, end: number): HelloMessage | ForeignHelloMessage | FrameDecodeError {
+  if (buf[start] !== 0x56 || buf[start + 1] !== 0x4e || buf[start + 2] !== 0x45 || buf[start + 3] !== 0x54) {
+    return new BadMagicError(buf.subarray(start, start + 4).toString('hex'));
+  }
+  const version = buf[start + 4]!;
+  if (version !== PROTOCOL_VERSION) return { type: 'foreign-hello', version };
+  if (end - start < 8) return new MalformedMessageError(`version-1 hello of ${end - start} bytes is too short`);
+  const kind = KINDS[buf[start + 5]!];
+  const role = ROLES[buf[start + 6]!];
+  const idLength = buf[start + 7]!;
+  if (kind === undefined) return new MalformedMessageError(`hello names unknown link kind ${buf[start + 5]}`);
+  if (role === undefined) return new MalformedMessageError(`hello names unknown role ${buf[start + 6]}`);
+  if (end - start !== 8 + idLength) return new MalformedMessageError(`hello host id length ${idLength} does not match its body of ${end - start} bytes`);
+  const hostId = buf.toString('latin1', start + 8, end);
+  if (!HOST_ID_PATTERN.test(hostId)) return new MalformedMessageError(`hello names an invalid host id ${JSON.stringify(hostId)}`);
+  return { type: 'hello', version: PROTOCOL_VERSION, kind, role, hostId };
+}
+
+function decodeGoodbyeBody(buf: Buffer, start: number, end: number): GoodbyeMessage {
+  const code = GOODBYE_CODES[buf[start]!] ?? 'unknown';
+  return { type: 'goodbye', code, reason: buf.toString('utf8', start + 1, end) };
+}
