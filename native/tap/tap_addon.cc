@@ -220,6 +220,8 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     if (self == nullptr) return;
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
+    Napi::Object keep_alive = self->Value();  // JS may close() this object from inside the callback
+    (void)keep_alive;
     try {
       self->Drain(status);
     } catch (const Napi::Error& e) {

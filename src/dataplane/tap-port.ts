@@ -1,0 +1,212 @@
+/**
+ * A VM's NIC as a Linux TAP device: the kernel side of the device is the VM's
+ * interface (the daemon later moves it into the VM's network namespace; the
+ * fd stays valid across the move), the file side is this port.
+ *
+ * Data path, in stages:
+ *   VM → daemon   native batch (one buffer, (offset, length) records) → split
+ *                 virtio_net_hdr | frame → drop runts (counted) → Frame[] views
+ *                 into the batch buffer → the receive handler, once per batch
+ *   daemon → VM   vnet_hdr on:  frame.offload written as it is (the kernel
+ *                               segments / checksums), or a zero header
+ *                 vnet_hdr off: frames with offload work are segmented and
+ *                               checksummed in software first (offload.ts)
+ *                 → synchronous non-blocking writev; EAGAIN is a counted drop
+ *   failure       the device deleted (read/write EBADFD, EIO, ...) → one TapError
+ *                 to the failure handler; reads stop; the process carries on
+ */
+import { componentLogger, type Logger } from '../common/logger.ts';
+import { TapError } from './errors.ts';
+import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from './frame.ts';
+import { formatMac, type Mac } from './mac.ts';
+import { segmentFrame } from './offload.ts';
+import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
+import { isFatalTapErrno, TapDevice } from './tap-device.ts';
+import { offloadNeedsWork } from './virtio-net-hdr.ts';
+
+export interface TapPortOptions {
+  /** Interface name (at most 15 bytes). An existing TAP device of that name is attached. */
+  name: string;
+  /** The VM's MAC: set as the interface's address. */
+  mac: Mac;
+  mtu: number;
+  /** Open with IFF_VNET_HDR and TSO/checksum offloads (default false). */
+  vnetHdr?: boolean;
+  /** Bring the link up once configured (default true). */
+  up?: boolean;
+  logger: Logger;
+}
+
+export class TapPort implements Port {
+  readonly name: string;
+  readonly kind = 'tap' as const;
+  readonly mac: Mac;
+  readonly mtu: number;
+  readonly acceptsOffload: boolean;
+  readonly stats: PortStats = emptyPortStats();
+  /** TUN_F_* offloads the kernel accepted (0 without vnet_hdr). */
+  readonly offloadFlags: number;
+
+  readonly #device: TapDevice;
+  readonly #log: Logger;
+  readonly #hdrSize: number;
+  #handler: ReceiveHandler | undefined;
+  #failureHandler: ((err: Error) => void) | undefined;
+  #failure: TapError | undefined;
+  #failureReported = false;
+  #closed = false;
+
+  private constructor(device: TapDevice, opts: TapPortOptions) {
+    this.#device = device;
+    this.name = device.name;
+    this.mac = opts.mac;
+    this.mtu = opts.mtu;
+    this.#hdrSize = device.vnetHdrSize;
+    this.acceptsOffload = this.#hdrSize > 0;
+    this.offloadFlags = device.offloadFlags;
+    this.#log = componentLogger(opts.logger, 'tap-port', { port: device.name });
+  }
+
+  /** Creates (or attaches) the TAP device and configures MAC, MTU and link state. Throws TapError. */
+  static open(opts: TapPortOptions): TapPort {
+    const device = TapDevice.open({
+      name: opts.name,
+      vnetHdr: opts.vnetHdr ?? false,
+      mac: opts.mac,
+      mtu: opts.mtu,
+      up: opts.up ?? true,
+    });
+    const port = new TapPort(device, opts);
+    port.#log.info({ mac: formatMac(opts.mac), mtu: opts.mtu, vnetHdr: port.acceptsOffload, offloadFlags: port.offloadFlags }, 'TAP port opened');
+    return port;
+  }
+
+  start(handler: ReceiveHandler): void {
+    if (this.#handler !== undefined) throw new Error(`port ${this.name} already started`);
+    if (this.#closed) throw new TapError(`port ${this.name} is closed`);
+    this.#handler = handler;
+    this.#device.start((buffer, records, count) => this.#onBatch(buffer, records, count), (err) => this.#fail(err));
+  }
+
+  send(frame: Frame): void {
+    if (this.#closed || this.#failure !== undefined) {
+      this.stats.txDropped++;
+      return;
+    }
+    if (this.#hdrSize > 0 || !offloadNeedsWork(frame.offload)) {
+      this.#write(frame.data, this.#hdrSize > 0 ? frame.offload : undefined);
+      return;
+    }
+    let plain: Frame[];
+    try {
+      plain = segmentFrame(frame);
+    } catch (err) {
+      this.stats.txDropped++;
+      this.stats.errors++;
+      this.#log.debug({ err }, 'frame with unusable offload metadata dropped');
+      return;
+    }
+    for (const f of plain) this.#write(f.data, undefined);
+  }
+
+  /** Several frames in one call into the addon (one N-API crossing). Same semantics as `send` for each. */
+  sendBatch(frames: readonly Frame[]): void {
+    if (this.#closed || this.#failure !== undefined) {
+      this.stats.txDropped += frames.length;
+      return;
+    }
+    const datas: Buffer[] = [];
+    const hdrs: (Buffer | undefined)[] = [];
+    for (const frame of frames) {
+      if (this.#hdrSize > 0 || !offloadNeedsWork(frame.offload)) {
+        datas.push(frame.data);
+        hdrs.push(this.#hdrSize > 0 ? frame.offload : undefined);
+        continue;
+      }
+      try {
+        for (const f of segmentFrame(frame)) {
+          datas.push(f.data);
+          hdrs.push(undefined);
+        }
+      } catch (err) {
+        this.stats.txDropped++;
+        this.stats.errors++;
+        this.#log.debug({ err }, 'frame with unusable offload metadata dropped');
+      }
+    }
+    const r = this.#device.writeBatch(datas, this.#hdrSize > 0 ? hdrs : undefined);
+    let bytes = 0;
+    for (let i = 0; i < r.written; i++) bytes += datas[i]!.length; // approximate when drops interleave
+    this.stats.txFrames += r.written;
+    this.stats.txBytes += bytes;
+    this.stats.txDropped += r.dropped;
+    if (r.fatalErrno !== 0) this.#fail(new TapError(`TAP device ${this.name} failed: writev: errno ${r.fatalErrno}`, r.fatalErrno));
+  }
+
+  onFailure(handler: (err: Error) => void): void {
+    this.#failureHandler = handler;
+    if (this.#failure !== undefined && !this.#failureReported) queueMicrotask(() => this.#reportFailure());
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#device.close();
+    this.#log.info({ stats: this.stats }, 'TAP port closed');
+  }
+
+  #write(data: Buffer, hdr: Buffer | undefined): void {
+    const n = this.#device.write(data, hdr);
+    if (n >= 0) {
+      this.stats.txFrames++;
+      this.stats.txBytes += data.length;
+      return;
+    }
+    this.stats.txDropped++;
+    if (isFatalTapErrno(-n)) {
+      this.#fail(new TapError(`TAP device ${this.name} failed: writev: errno ${-n}`, -n));
+    } else if (-n !== 11) {
+      this.stats.errors++;
+      this.#log.debug({ errno: -n, bytes: data.length }, 'TAP write refused a frame');
+    }
+  }
+
+  #onBatch(buffer: Buffer, records: Uint32Array, count: number): void {
+    if (this.#closed || this.#handler === undefined) return;
+    const hs = this.#hdrSize;
+    const frames: Frame[] = [];
+    for (let i = 0; i < count; i++) {
+      const off = records[2 * i]!;
+      const len = records[2 * i + 1]!;
+      if (len < hs + MIN_FRAME_BYTES) {
+        this.stats.errors++;
+        continue;
+      }
+      const data = buffer.subarray(off + hs, off + len);
+      let offload: Buffer | undefined;
+      if (hs > 0) {
+        const hdr = buffer.subarray(off, off + VIRTIO_NET_HDR_BYTES);
+        if (offloadNeedsWork(hdr)) offload = hdr;
+      }
+      this.stats.rxFrames++;
+      this.stats.rxBytes += data.length;
+      frames.push({ data, offload });
+    }
+    if (frames.length > 0) this.#handler(frames);
+  }
+
+  #fail(err: TapError): void {
+    if (this.#failure !== undefined || this.#closed) return;
+    this.#failure = err;
+    this.stats.errors++;
+    this.#log.warn({ err }, 'TAP device failed');
+    this.#device.close();
+    this.#reportFailure();
+  }
+
+  #reportFailure(): void {
+    if (this.#failureReported || this.#failure === undefined || this.#failureHandler === undefined) return;
+    this.#failureReported = true;
+    this.#failureHandler(this.#failure);
+  }
+}
