@@ -1,6 +1,7 @@
 import type { Frame } from './frame.ts';
 import { MIN_FRAME_BYTES } from './frame.ts';
 import type { Mac } from './mac.ts';
+import { softwareOffload } from './offload.ts';
 import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 
 /**
@@ -39,13 +40,31 @@ export class MemoryPort implements Port {
 
   /** Daemon → VM. */
   send(frame: Frame): void {
-    if (this.#closed || this.#deliver === undefined || frame.offload !== undefined || frame.data.length > this.mtu + 18) {
+    if (this.#closed || this.#deliver === undefined) {
+      this.stats.txDropped++;
+      return;
+    }
+    if (frame.offload !== undefined) {
+      const plain = softwareOffload(frame);
+      if (plain === undefined) {
+        this.stats.txDropped++;
+        this.stats.errors++;
+        return;
+      }
+      for (const f of plain) this.#deliverPlain(f.data);
+      return;
+    }
+    this.#deliverPlain(frame.data);
+  }
+
+  #deliverPlain(data: Buffer): void {
+    if (data.length > this.mtu + 18) {
       this.stats.txDropped++;
       return;
     }
     this.stats.txFrames++;
-    this.stats.txBytes += frame.data.length;
-    this.#deliver(frame.data);
+    this.stats.txBytes += data.length;
+    this.#deliver!(data);
   }
 
   onFailure(handler: (err: Error) => void): void {

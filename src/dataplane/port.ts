@@ -33,7 +33,12 @@ export interface Port {
   readonly stats: PortStats;
   /** Begin delivering the VM's frames to `handler`; once only. */
   start(handler: ReceiveHandler): void;
-  /** Deliver one frame to the VM. Never throws; a frame that cannot be delivered is counted in txDropped. */
+  /**
+   * Deliver one frame to the VM. Takes any frame: a port that cannot hand
+   * offload metadata to its VM (`acceptsOffload` false) completes checksums and
+   * segments GSO super-frames in software (`offload.ts`). Never throws; a frame
+   * that cannot be delivered is counted in txDropped.
+   */
   send(frame: Frame): void;
   /** Called once when the port fails for good (device removed, closed); the daemon drops the port. */
   onFailure(handler: (err: Error) => void): void;

@@ -1,0 +1,296 @@
+/**
+ * bench/dataplane — TCP throughput and ping RTT between two VMs in network
+ * namespaces, through each overlay side by side in one run:
+ *
+ *   veth        vm1 ── veth ── vm2                         (the limit)
+ *   vxlan       kernel VXLAN over the underlay veth
+ *   tinc-tcp    tinc 1.0, switch mode, TCPOnly = yes        (closest peer: userspace L2 over TCP)
+ *   tinc-udp    tinc 1.0, switch mode, UDP, default cipher
+ *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel
+ *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
+ *
+ * Layout: host namespaces h1, h2 joined by an underlay veth (10.200.0.0/24);
+ * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
+ * Every address lives in namespaces this program creates and removes.
+ *
+ * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: opts } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const REPS = Number(opts.reps);
+const SECONDS = Number(opts.seconds);
+const ROOT = resolve(import.meta.dirname, '../..');
+const VNET = join(ROOT, 'bin/vnet.js');
+const tag = Math.random().toString(36).slice(2, 6);
+const NS = { h1: `vb-h1-${tag}`, h2: `vb-h2-${tag}`, vm1: `vb-vm1-${tag}`, vm2: `vb-vm2-${tag}` };
+const work = mkdtempSync(join(tmpdir(), 'vnet-bench-'));
+
+function sh(cmd: string[], check = true): string {
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 120_000 });
+  if (check && r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+const inNs = (ns: string, cmd: string[], check = true): string => sh(['ip', 'netns', 'exec', ns, ...cmd], check);
+const bg = (ns: string, cmd: string[], log: string): ChildProcess => {
+  const out = join(work, log);
+  const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (d: Buffer) => appendFileSync(out, d));
+  child.stderr?.on('data', (d: Buffer) => appendFileSync(out, d));
+  return child;
+};
+
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function setupUnderlay(): void {
+  for (const ns of Object.values(NS)) sh(['ip', 'netns', 'add', ns]);
+  for (const ns of Object.values(NS)) inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
+  sh(['ip', 'link', 'add', `u1${tag}`, 'netns', NS.h1, 'type', 'veth', 'peer', 'name', `u2${tag}`, 'netns', NS.h2]);
+  inNs(NS.h1, ['ip', 'addr', 'add', '10.200.0.1/24', 'dev', `u1${tag}`]);
+  inNs(NS.h2, ['ip', 'addr', 'add', '10.200.0.2/24', 'dev', `u2${tag}`]);
+  inNs(NS.h1, ['ip', 'link', 'set', `u1${tag}`, 'up']);
+  inNs(NS.h2, ['ip', 'link', 'set', `u2${tag}`, 'up']);
+}
+
+function teardown(): void {
+  for (const ns of Object.values(NS)) sh(['ip', 'netns', 'del', ns], false);
+  rmSync(work, { recursive: true, force: true });
+}
+
+/** Give each VM namespace its overlay interface an address; returns vm2's address. */
+function addressVms(if1: string, if2: string, net: number, mtu?: number): string {
+  for (const [ns, ifname, host] of [[NS.vm1, if1, 1], [NS.vm2, if2, 2]] as const) {
+    if (mtu !== undefined) inNs(ns, ['ip', 'link', 'set', ifname, 'mtu', String(mtu)]);
+    inNs(ns, ['ip', 'addr', 'flush', 'dev', ifname]);
+    inNs(ns, ['ip', 'addr', 'add', `10.9.${net}.${host}/24`, 'dev', ifname]);
+    inNs(ns, ['ip', 'link', 'set', ifname, 'up']);
+  }
+  return `10.9.${net}.2`;
+}
+
+interface Scenario {
+  name: string;
+  setup(): Promise<string>; // returns vm2's address
+  teardown(): Promise<void>;
+  pids?: () => number[];
+}
+
+const scenarios: Scenario[] = [];
+
+scenarios.push({
+  name: 'veth',
+  async setup() {
+    sh(['ip', 'link', 'add', `bv1${tag}`, 'netns', NS.vm1, 'type', 'veth', 'peer', 'name', `bv2${tag}`, 'netns', NS.vm2]);
+    return addressVms(`bv1${tag}`, `bv2${tag}`, 1);
+  },
+  async teardown() {
+    inNs(NS.vm1, ['ip', 'link', 'del', `bv1${tag}`], false);
+  },
+});
+
+scenarios.push({
+  name: 'vxlan',
+  async setup() {
+    for (const [h, vm, local, remote, dev] of [
+      [NS.h1, NS.vm1, '10.200.0.1', '10.200.0.2', `u1${tag}`],
+      [NS.h2, NS.vm2, '10.200.0.2', '10.200.0.1', `u2${tag}`],
+    ] as const) {
+      inNs(h, ['ip', 'link', 'add', `vx${tag}`, 'type', 'vxlan', 'id', '42', 'local', local, 'remote', remote, 'dstport', '4789', 'dev', dev]);
+      // The VXLAN device keeps its UDP socket in the host namespace when moved into the VM's.
+      inNs(h, ['ip', 'link', 'set', `vx${tag}`, 'netns', vm]);
+    }
+    return addressVms(`vx${tag}`, `vx${tag}`, 2, 1450);
+  },
+  async teardown() {
+    inNs(NS.vm1, ['ip', 'link', 'del', `vx${tag}`], false);
+    inNs(NS.vm2, ['ip', 'link', 'del', `vx${tag}`], false);
+  },
+});
+
+function tincScenario(name: string, net: number, tcpOnly: boolean): Scenario {
+  let procs: ChildProcess[] = [];
+  return {
+    name,
+    pids: () => procs.map((p) => p.pid!).filter(Boolean),
+    async setup() {
+      const base = join(work, name);
+      const hosts = [
+        { id: 'h1', ns: NS.h1, vm: NS.vm1, addr: '10.200.0.1' },
+        { id: 'h2', ns: NS.h2, vm: NS.vm2, addr: '10.200.0.2' },
+      ];
+      for (const h of hosts) {
+        const dir = join(base, h.id);
+        mkdirSync(join(dir, 'hosts'), { recursive: true });
+        const conf = [`Name = ${h.id}`, 'Mode = switch', `Interface = tn${net}${tag}`, 'AddressFamily = ipv4', `BindToAddress = ${h.addr}`];
+        if (tcpOnly) conf.push('TCPOnly = yes');
+        if (h.id === 'h1') conf.push('ConnectTo = h2');
+        writeFileSync(join(dir, 'tinc.conf'), conf.join('\n') + '\n');
+        writeFileSync(join(dir, 'hosts', h.id), `Address = ${h.addr}\nPort = 655\n${tcpOnly ? 'TCPOnly = yes\n' : ''}`);
+        sh(['tincd', '-c', dir, '-K', '2048'], true);
+      }
+      for (const a of hosts) for (const b of hosts) if (a !== b) writeFileSync(join(base, b.id, 'hosts', a.id), readFileSync(join(base, a.id, 'hosts', a.id)));
+      procs = hosts.map((h) => bg(h.ns, ['tincd', '-c', join(base, h.id), '-D', '--pidfile', join(base, h.id, 'pid')], `${name}-${h.id}.log`));
+      for (const h of hosts) {
+        await until(`tinc interface in ${h.ns}`, () => inNs(h.ns, ['ip', 'link', 'show', `tn${net}${tag}`], false).length > 0);
+        inNs(h.ns, ['ip', 'link', 'set', `tn${net}${tag}`, 'netns', h.vm]);
+      }
+      const addr = addressVms(`tn${net}${tag}`, `tn${net}${tag}`, net);
+      await until(`${name} connected`, () => inNs(NS.vm1, ['ping', '-c', '1', '-W', '1', addr], false).includes('1 received'), 30_000);
+      return addr;
+    },
+    async teardown() {
+      for (const p of procs) p.kill('SIGTERM');
+      await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r)))));
+      procs = [];
+    },
+  };
+}
+scenarios.push(tincScenario('tinc-tcp', 3, true));
+scenarios.push(tincScenario('tinc-udp', 4, false));
+
+function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scenario {
+  let procs: ChildProcess[] = [];
+  return {
+    name,
+    pids: () => procs.map((p) => p.pid!).filter(Boolean),
+    async setup() {
+      const base = join(work, name);
+      mkdirSync(base, { recursive: true });
+      if (transport === 'tls') {
+        sh(['node', VNET, 'certs', 'init', '--dir', join(base, 'certs')]);
+        for (const h of ['h1', 'h2']) sh(['node', VNET, 'certs', 'host', '--dir', join(base, 'certs'), '--host', h]);
+      }
+      const port = (vm: string, i: number): string =>
+        `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:0${net}:0${i}", netns: ${vm} }`;
+      const common = [`transport: ${transport}`, ...(transport === 'tls' ? [`tls: { dir: ${join(base, 'certs')} }`] : [])];
+      writeFileSync(join(base, 'h1.yaml'), ['host: h1', 'role: hub', 'listen: { host: 10.200.0.1, port: 7000 }', ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
+      writeFileSync(join(base, 'h2.yaml'), ['host: h2', 'role: spoke', 'hub: { host: 10.200.0.1, port: 7000 }', 'hubId: h1', ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
+      const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results')}`] : [];
+      procs = [
+        bg(NS.h1, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h1.yaml')], `${name}-h1.log`),
+        bg(NS.h2, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h2.yaml')], `${name}-h2.log`),
+      ];
+      for (const vm of [NS.vm1, NS.vm2]) await until(`vnet port in ${vm}`, () => inNs(vm, ['ip', 'link', 'show', `vn${net}${tag}`], false).length > 0);
+      const addr = addressVms(`vn${net}${tag}`, `vn${net}${tag}`, net);
+      await until(`${name} connected`, () => inNs(NS.vm1, ['ping', '-c', '1', '-W', '1', addr], false).includes('1 received'), 30_000);
+      return addr;
+    },
+    async teardown() {
+      for (const p of procs) p.kill('SIGINT');
+      await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r)))));
+      procs = [];
+    },
+  };
+}
+scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
+scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
+
+function iperf(addr: string, streams: number): number {
+  const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
+  try {
+    let out = '';
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const r = spawnSync('ip', ['netns', 'exec', NS.vm1, 'iperf3', '-c', addr, '-t', String(SECONDS), '-P', String(streams), '-J'], { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
+      out = r.stdout;
+      if (r.status === 0) break;
+      if (!/Connection refused/.test(out + r.stderr)) throw new Error(`iperf3 failed: ${out.slice(0, 400)} ${r.stderr}`);
+      spawnSync('sleep', ['0.1']); // the one-off server is still starting: a bounded retry
+    }
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+function pingRtt(addr: string): number {
+  const out = inNs(NS.vm1, ['ping', '-c', '50', '-i', '0.02', '-q', addr]);
+  const m = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(out);
+  if (m === null) throw new Error(`cannot parse ping output: ${out}`);
+  return Number(m[2]);
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+interface Result {
+  name: string;
+  g1: number;
+  g4: number;
+  rtt: number;
+  error?: string;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/dataplane needs root (network namespaces, TAP devices)');
+  for (const tool of ['ip', 'iperf3', 'ping', 'tincd']) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
+  const only = opts.only?.split(',');
+  const chosen = scenarios.filter((s) => only === undefined || only.includes(s.name));
+  setupUnderlay();
+  const results: Result[] = [];
+  try {
+    for (const s of chosen) {
+      process.stdout.write(`${s.name}: `);
+      try {
+        const addr = await s.setup();
+        const g1: number[] = [];
+        const g4: number[] = [];
+        const rtt: number[] = [];
+        for (let r = 0; r < REPS; r++) {
+          g1.push(iperf(addr, 1));
+          g4.push(iperf(addr, 4));
+          rtt.push(pingRtt(addr));
+          process.stdout.write('.');
+        }
+        results.push({ name: s.name, g1: median(g1), g4: median(g4), rtt: median(rtt) });
+        process.stdout.write(` 1 stream ${g1.map((x) => x.toFixed(2)).join('/')} Gbit/s, 4 streams ${g4.map((x) => x.toFixed(2)).join('/')}, rtt ${rtt.map((x) => x.toFixed(3)).join('/')} ms\n`);
+      } catch (err) {
+        results.push({ name: s.name, g1: NaN, g4: NaN, rtt: NaN, error: (err as Error).message });
+        process.stdout.write(`FAILED: ${(err as Error).message}\n`);
+      } finally {
+        await s.teardown();
+      }
+    }
+  } finally {
+    teardown();
+  }
+  const by = (n: string): Result | undefined => results.find((r) => r.name === n);
+  console.log(`\nbench/dataplane: medians of ${REPS} runs, iperf3 ${SECONDS} s, ping 50 x 20 ms (${new Date().toISOString()})\n`);
+  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms |');
+  console.log('|---|---:|---:|---:|');
+  for (const r of results) console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} |${r.error ? ` error: ${r.error}` : ''}`);
+  const ratio = (a: string, b: string): void => {
+    const x = by(a);
+    const y = by(b);
+    if (x === undefined || y === undefined) return;
+    console.log(`${a} / ${b}: 1 stream ${(x.g1 / y.g1).toFixed(2)}x, 4 streams ${(x.g4 / y.g4).toFixed(2)}x, RTT ${(x.rtt / y.rtt).toFixed(2)}x`);
+  };
+  console.log('');
+  ratio('vnet-tcp', 'tinc-tcp');
+  ratio('vnet-tls', 'tinc-tcp');
+  ratio('vnet-tcp', 'tinc-udp');
+  ratio('vnet-tcp', 'vxlan');
+  ratio('vnet-tls', 'vxlan');
+}
+
+await main();

@@ -1,0 +1,68 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { createRootLogger } from '../common/logger.ts';
+import { ConfigError } from '../common/errors.ts';
+import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
+import { startDaemonFromConfig } from '../dataplane/daemon-runner.ts';
+
+function parseAddress(value: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(value);
+  if (m === null) throw new InvalidArgumentError(`expected HOST:PORT, got "${value}"`);
+  return { host: m[1] === '' ? '127.0.0.1' : m[1]!, port: Number(m[2]) };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `vnet daemon`: run one host's daemon until SIGINT/SIGTERM. */
+export function daemonCommand(): Command {
+  return new Command('daemon')
+    .description('run the per-host vnet daemon (ports, tunnels, forwarding, counters)')
+    .option('-c, --config <file>', 'YAML configuration file (flags override it)')
+    .option('--host <id>', 'this host\'s id')
+    .option('--role <role>', 'hub or spoke')
+    .option('--listen <host:port>', 'accept links here', parseAddress)
+    .option('--hub <host:port>', 'the hub\'s address (spokes)', parseAddress)
+    .option('--hub-id <id>', 'the hub\'s host id (checked against its hello)')
+    .option('--transport <kind>', 'tcp or tls')
+    .option('--tls-dir <dir>', 'directory made by `vnet certs`')
+    .option('--admin <host:port>', 'loopback admin HTTP interface', parseAddress)
+    .option('--port <name,type,mac[,ip]>', 'a VM port (repeatable), e.g. vm1,tap,02:00:00:00:00:01,10.0.0.1/24', collect, [])
+    .action(async (opts: Record<string, unknown>) => {
+      const logger = createRootLogger();
+      let config: DaemonConfig;
+      try {
+        const base: Record<string, unknown> = opts.config ? structuredClone(loadDaemonConfig(String(opts.config))) : {};
+        const set = (key: string, value: unknown): void => {
+          if (value !== undefined) base[key] = value;
+        };
+        set('host', opts.host);
+        set('role', opts.role);
+        set('listen', opts.listen);
+        set('hub', opts.hub);
+        set('hubId', opts.hubId);
+        set('transport', opts.transport);
+        if (opts.tlsDir !== undefined) set('tls', { dir: opts.tlsDir });
+        set('admin', opts.admin);
+        const extra = (opts.port as string[]).map((spec) => {
+          const [name, type, mac, ip] = spec.split(',');
+          return ip === undefined ? { name, type, mac } : { name, type, mac, ip };
+        });
+        if (extra.length > 0) base.ports = [...((base.ports as unknown[] | undefined) ?? []), ...extra];
+        config = parseDaemonConfig(base, opts.config ? String(opts.config) : 'command line');
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          console.error(`vnet daemon: ${err.message}`);
+          process.exitCode = 2;
+          return;
+        }
+        throw err;
+      }
+      const running = await startDaemonFromConfig({ logger }, config);
+      const stop = (): void => {
+        void running.close().then(() => process.exit(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

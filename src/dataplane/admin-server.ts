@@ -1,0 +1,175 @@
+/**
+ * The daemon's local admin interface: JSON over HTTP on loopback or a Unix
+ * socket. It shows ports, links, rules, learned MACs and counters, and lets a
+ * local operator (or a test) add and remove fast-path links and rules until
+ * the controller channel takes that role.
+ *
+ *   GET    /status                  facts: ports, links, versions, daemon counters
+ *   GET    /ports | /links | /rules | /fdb
+ *   GET    /counters                 traffic matrix since the last reset (peek, no reset)
+ *   POST   /counters/snapshot        snapshot-and-reset (what the controller takes each period)
+ *   PUT    /rules                    replace the admin rule set: [RuleSpec]
+ *   POST   /links                    add a fast-path link: {peer, host, port, dial?, reason?}
+ *   DELETE /links/PEER               remove a fast-path link
+ *
+ * Bad requests get 4xx with {error: {code, message}}; nothing here can crash the daemon.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { rmSync } from 'node:fs';
+import { z } from 'zod';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import { VnetError } from '../common/errors.ts';
+import { formatMac } from './mac.ts';
+import { ruleSpecSchema } from './daemon-config.ts';
+import { ruleToSpec } from './forwarding-rule.ts';
+import type { Daemon } from './daemon.ts';
+import type { DesiredLink } from './daemon-control.ts';
+
+const MAX_BODY = 256 * 1024;
+
+const linkBody = z.strictObject({
+  peer: z.string().min(1),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  dial: z.boolean().optional(),
+  reason: z.string().max(500).default('admin'),
+});
+
+class HttpError extends VnetError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+export interface AdminServer {
+  /** "http://127.0.0.1:PORT" or "unix:/path". */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startAdminServer(
+  components: { logger: Logger; daemon: Daemon },
+  init: { host: string; port: number } | { socket: string },
+): Promise<AdminServer> {
+  const log = componentLogger(components.logger, 'admin');
+  const daemon = components.daemon;
+  const adminLinks = new Map<string, DesiredLink>();
+  let linksVersion = 0;
+  let rulesVersion = 0;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const method = req.method ?? 'GET';
+    const send = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body, null, 2);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (method === 'GET') {
+      const facts = daemon.facts();
+      switch (path) {
+        case '/status':
+          return send(200, { ...facts, stats: daemon.stats });
+        case '/ports':
+          return send(200, facts.ports);
+        case '/links':
+          return send(200, facts.links);
+        case '/rules':
+          return send(200, { version: facts.rulesVersion, rules: daemon.table.rules().map(ruleToSpec) });
+        case '/fdb':
+          return send(200, daemon.table.learned().map((e) => ({ ...e, mac: formatMac(e.mac) })));
+        case '/counters':
+        {
+          const totals = daemon.counters.peek();
+          return send(200, { ...totals, entries: totals.entries.map((e) => ({ ...e, src: formatMac(e.src), dst: formatMac(e.dst) })) });
+        }
+        default:
+          throw new HttpError(404, 'VNET_ERR_NOT_FOUND', `no such resource: GET ${path}`);
+      }
+    }
+    if (method === 'POST' && path === '/counters/snapshot') {
+      const snap = daemon.takeTrafficSnapshot();
+      return send(200, { ...snap, entries: snap.entries.map((e) => ({ ...e, src: formatMac(e.src), dst: formatMac(e.dst) })) });
+    }
+    if (method === 'PUT' && path === '/rules') {
+      const body = await readJson(req);
+      const parsed = z.array(ruleSpecSchema).safeParse(body);
+      if (!parsed.success) throw badRequest(parsed.error);
+      daemon.setRules('admin', parsed.data);
+      rulesVersion++;
+      return send(200, { version: rulesVersion, rules: parsed.data.length });
+    }
+    if (method === 'POST' && path === '/links') {
+      const parsed = linkBody.safeParse(await readJson(req));
+      if (!parsed.success) throw badRequest(parsed.error);
+      const b = parsed.data;
+      adminLinks.set(b.peer, { peer: b.peer, address: { transport: 'tcp', host: b.host, port: b.port }, reason: b.reason, dial: b.dial });
+      daemon.applyFastPathLinks(++linksVersion, [...adminLinks.values()]);
+      return send(201, { peer: b.peer, version: linksVersion });
+    }
+    const m = /^\/links\/([^/]+)$/.exec(path);
+    if (method === 'DELETE' && m !== null) {
+      const peer = decodeURIComponent(m[1]!);
+      if (!adminLinks.delete(peer)) throw new HttpError(404, 'VNET_ERR_NOT_FOUND', `no admin fast-path link to ${peer}`);
+      daemon.applyFastPathLinks(++linksVersion, [...adminLinks.values()]);
+      return send(200, { peer, removed: true });
+    }
+    throw new HttpError(405, 'VNET_ERR_METHOD', `${method} ${path} is not supported`);
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : err instanceof VnetError ? 400 : 500;
+      const code = err instanceof VnetError ? err.code : 'VNET_ERR_INTERNAL';
+      if (status === 500) log.error({ err }, 'admin request failed');
+      else log.debug({ code, message: (err as Error).message }, 'admin request refused');
+      if (res.headersSent) return void res.end();
+      const text = JSON.stringify({ error: { code, message: (err as Error).message } });
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(text);
+    });
+  });
+
+  if ('socket' in init) {
+    rmSync(init.socket, { force: true });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(init.socket, resolve));
+    log.info({ socket: init.socket }, 'admin interface listening');
+    return { url: `unix:${init.socket}`, close: () => closeServer(server) };
+  }
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(init.port, init.host, resolve));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : init.port;
+  log.info({ host: init.host, port }, 'admin interface listening');
+  return { url: `http://${init.host}:${port}`, close: () => closeServer(server) };
+}
+
+function badRequest(error: z.ZodError): HttpError {
+  const issue = error.issues[0]!;
+  const key = issue.path.map(String).join('.') || '(body)';
+  return new HttpError(400, 'VNET_ERR_BAD_REQUEST', `${key}: ${issue.message}`);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, 'VNET_ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'VNET_ERR_BAD_JSON', 'request body is not valid JSON');
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}

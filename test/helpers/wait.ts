@@ -1,0 +1,16 @@
+/**
+ * Wait for a condition with a deadline: poll `check` (each turn of the event
+ * loop, backing off to 10 ms) until it returns a truthy value, or fail naming
+ * what was awaited. Tests use this instead of sleeping.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  let delay = 0;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(10, delay + 1);
+  }
+}
