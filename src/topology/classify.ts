@@ -1,0 +1,350 @@
+import {
+  bfsDistances,
+  buildGraph,
+  componentCount,
+  minDegreeVertices,
+  neighbours,
+  pathOrder,
+  type UndirectedGraph,
+} from './graph-structure.ts';
+import type { WeightedGraph } from './normalise.ts';
+import { keyDst, keySrc, undirectedKey } from './vm-registry.ts';
+
+/**
+ * Classification of the pruned, undirected communication graph (only the
+ * VMs with at least one edge take part). For each class the best-fitting
+ * ideal graph on the same vertices is found *by structure* — degrees,
+ * distances, common neighbours — never by VM numbering, and the class's
+ * confidence is the Jaccard similarity |E ∩ I| / |E ∪ I| between the
+ * observed edge set E and that ideal I. The class of highest confidence
+ * wins (ties go to the more specific class, in CLASS_PRECEDENCE order); under
+ * `minConfidence` the graph is `irregular` and its strongest edges listed.
+ *
+ * Classes (n communicating VMs):
+ *   all-to-all  the complete graph K_n
+ *   ring        a Hamiltonian cycle (n ≥ 4)
+ *   bus         a Hamiltonian path, the "line" (n ≥ 3)
+ *   star        one centre joined to every other VM (n ≥ 4; the centre is named)
+ *   mesh        a 2-D grid r × c, 2 ≤ r ≤ c, r·c = n, without wrap-around
+ *   tree        a spanning tree of maximum degree 3 (a binary tree: root
+ *               degree ≤ 2, every other node one parent and ≤ 2 children)
+ *   neighbour   neighbour exchange of width k ≥ 2: the VMs on a ring, each
+ *               exchanging with its k nearest on either side (the circulant
+ *               graph C_n(1..k), degree 2k, 2k + 1 < n). k = 1 is the ring.
+ * Ideals are found by: complete graph (exact); centre = highest degree;
+ * ring/bus order by a Warnsdorff walk from the lowest-degree vertices; grid
+ * coordinates from BFS distances to two corners; the neighbour ring order
+ * from the edges whose endpoints share the most neighbours (2k − 2 in
+ * C_n(1..k)); tree by a degree-capped BFS spanning forest. The heuristics
+ * give the exact ideal whenever the graph is exactly of the class, and a
+ * lower bound of the best Jaccard otherwise.
+ *
+ * Cost: O(n + m) per class, except neighbour (O(Σ deg²)). Cheap upper
+ * bounds on each class's Jaccard (from edge counts and degrees) skip the
+ * classes that cannot win, and graphs above `maxEdges` are declared
+ * irregular without analysis, so a huge random graph costs O(n + m).
+ */
+
+export type TopologyClass = 'none' | 'all-to-all' | 'ring' | 'bus' | 'star' | 'mesh' | 'tree' | 'neighbour' | 'irregular';
+type FittedClass = Exclude<TopologyClass, 'none' | 'irregular'>;
+
+export const CLASS_PRECEDENCE: readonly FittedClass[] = ['all-to-all', 'ring', 'bus', 'star', 'mesh', 'neighbour', 'tree'];
+
+export interface ClassifyParams {
+  /** Below this best confidence the graph is irregular (default 0.75). */
+  readonly minConfidence?: number;
+  /** Graphs with more edges are irregular without analysis (default 1,000,000). */
+  readonly maxEdges?: number;
+  /** At most this many edges are listed for an irregular graph, strongest first (default 1,000). */
+  readonly maxListedEdges?: number;
+}
+
+export interface TopologyEdge {
+  readonly a: string;
+  readonly b: string;
+  readonly weight: number;
+}
+
+export interface Topology {
+  readonly class: TopologyClass;
+  /** Jaccard similarity with the best ideal of the class; for irregular, 1 − the best class's. */
+  readonly confidence: number;
+  /** The communicating VMs (ids, registry order). */
+  readonly vms: readonly string[];
+  readonly edgeCount: number;
+  readonly components: number;
+  /** star: the centre VM. */
+  readonly centre?: string;
+  /** mesh: grid dimensions. */
+  readonly rows?: number;
+  readonly cols?: number;
+  /** neighbour: exchange width. */
+  readonly k?: number;
+  /** ring, bus, neighbour: the VMs in the order the class lays them out. */
+  readonly order?: readonly string[];
+  /** irregular: the strongest edges (at most maxListedEdges) and how many were left off. */
+  readonly edges?: readonly TopologyEdge[];
+  readonly edgesLeftOff?: number;
+  /** irregular: the class that fitted best, and how well. */
+  readonly bestGuess?: { readonly class: FittedClass; readonly confidence: number };
+}
+
+interface Fit {
+  readonly cls: FittedClass;
+  readonly confidence: number;
+  readonly centre?: number;
+  readonly rows?: number;
+  readonly cols?: number;
+  readonly k?: number;
+  readonly order?: Int32Array;
+}
+
+const DEFAULT_MIN_CONFIDENCE = 0.75;
+
+function jaccard(inter: number, observed: number, ideal: number): number {
+  const union = observed + ideal - inter;
+  return union === 0 ? 0 : inter / union;
+}
+
+/** Upper bound of the Jaccard with any ideal of `idealEdges` edges whose vertices have degree ≤ degCap. */
+function boundFor(g: UndirectedGraph, idealEdges: number, degCap: number): number {
+  let capped = 0;
+  for (let v = 0; v < g.n; v++) capped += Math.min(g.degree[v]!, degCap);
+  const inter = Math.min(idealEdges, g.m, Math.floor(capped / 2));
+  return jaccard(inter, g.m, idealEdges);
+}
+
+function orderEdgesPresent(g: UndirectedGraph, order: Int32Array, span: number, wrap: boolean): number {
+  const n = order.length;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    for (let d = 1; d <= span; d++) {
+      const j = i + d;
+      if (j >= n && !wrap) break;
+      if (g.has(order[i]!, order[j % n]!)) count++;
+    }
+  }
+  return count;
+}
+
+function fitRingAndBus(g: UndirectedGraph): Fit[] {
+  let bestRing: Fit | undefined;
+  let bestBus: Fit | undefined;
+  for (const start of minDegreeVertices(g, 3)) {
+    const order = pathOrder(g, start);
+    const pathInter = orderEdgesPresent(g, order, 1, false);
+    const closing = g.has(order[0]!, order[g.n - 1]!) ? 1 : 0;
+    const ring = jaccard(pathInter + closing, g.m, g.n);
+    const bus = jaccard(pathInter, g.m, g.n - 1);
+    if (g.n >= 4 && (bestRing === undefined || ring > bestRing.confidence)) bestRing = { cls: 'ring', confidence: ring, order };
+    if (g.n >= 3 && (bestBus === undefined || bus > bestBus.confidence)) bestBus = { cls: 'bus', confidence: bus, order };
+  }
+  return [bestRing, bestBus].filter((f): f is Fit => f !== undefined);
+}
+
+function fitStar(g: UndirectedGraph): Fit | undefined {
+  if (g.n < 4) return undefined;
+  let centre = 0;
+  for (let v = 1; v < g.n; v++) if (g.degree[v]! > g.degree[centre]!) centre = v;
+  return { cls: 'star', confidence: jaccard(g.degree[centre]!, g.m, g.n - 1), centre };
+}
+
+function gridEdges(rows: number, cols: number): number {
+  return rows * (cols - 1) + cols * (rows - 1);
+}
+
+/** Place every vertex on a rows×cols grid from its distances to corner a (0,0) and corner b (cols−1,0). */
+function embedGrid(g: UndirectedGraph, da: Int32Array, db: Int32Array, rows: number, cols: number): number {
+  const cell = new Int32Array(rows * cols).fill(-1);
+  for (let v = 0; v < g.n; v++) {
+    const twiceX = da[v]! - db[v]! + cols - 1;
+    if (da[v]! < 0 || db[v]! < 0 || twiceX % 2 !== 0) return -1;
+    const x = twiceX / 2;
+    const y = da[v]! - x;
+    if (x < 0 || x >= cols || y < 0 || y >= rows || cell[y * cols + x] !== -1) return -1;
+    cell[y * cols + x] = v;
+  }
+  let inter = 0;
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < cols; x++) {
+      const v = cell[y * cols + x]!;
+      if (x + 1 < cols && g.has(v, cell[y * cols + x + 1]!)) inter++;
+      if (y + 1 < rows && g.has(v, cell[(y + 1) * cols + x]!)) inter++;
+    }
+  }
+  return inter;
+}
+
+function fitMesh(g: UndirectedGraph, minConfidence: number): Fit | undefined {
+  let best: Fit | undefined;
+  const corners = minDegreeVertices(g, 4);
+  const dist = new Map<number, Int32Array>();
+  const distFrom = (v: number): Int32Array => {
+    let d = dist.get(v);
+    if (d === undefined) {
+      d = bfsDistances(g, v);
+      dist.set(v, d);
+    }
+    return d;
+  };
+  for (let rows = 2; rows * rows <= g.n; rows++) {
+    if (g.n % rows !== 0) continue;
+    const cols = g.n / rows;
+    const ideal = gridEdges(rows, cols);
+    if (boundFor(g, ideal, 4) < Math.max(minConfidence, best?.confidence ?? 0)) continue;
+    for (const [r, c] of [[rows, cols], [cols, rows]] as const) {
+      for (const a of corners) {
+        const da = distFrom(a);
+        const b = corners.find((v) => v !== a && da[v] === c - 1);
+        if (b === undefined) continue;
+        const inter = embedGrid(g, da, distFrom(b), r, c);
+        if (inter < 0) continue;
+        const confidence = jaccard(inter, g.m, ideal);
+        if (best === undefined || confidence > best.confidence) {
+          best = { cls: 'mesh', confidence, rows: Math.min(r, c), cols: Math.max(r, c) };
+        }
+      }
+      if (rows === cols) break;
+    }
+  }
+  return best;
+}
+
+function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number): Fit | undefined {
+  const degrees = Array.from(g.degree).sort((a, b) => a - b);
+  const k = Math.round(degrees[degrees.length >> 1]! / 2);
+  if (k < 2 || 2 * k + 1 >= g.n) return undefined;
+  if (boundFor(g, g.n * k, 2 * k) < minConfidence) return undefined;
+  let work = 0;
+  for (let v = 0; v < g.n; v++) work += g.degree[v]! * g.degree[v]!;
+  if (work > maxWork) return undefined;
+  // In C_n(1..k), adjacent-on-the-ring vertices share 2k − 2 neighbours, all other edges fewer.
+  const ringKeys: number[] = [];
+  for (let u = 0; u < g.n; u++) {
+    const nu = neighbours(g, u);
+    for (const v of nu) {
+      if (v <= u) continue;
+      let common = 0;
+      for (const w of nu) if (w !== v && g.has(v, w)) common++;
+      if (common >= 2 * k - 2) ringKeys.push(undirectedKey(u, v));
+    }
+  }
+  const sub = buildGraph(ringKeys);
+  if (sub.n < 3) return undefined;
+  const subOrder = pathOrder(sub, minDegreeVertices(sub, 1)[0]!);
+  // Sub-graph vertices → g's vertices, then any vertex the sub-graph missed.
+  const order = new Int32Array(g.n);
+  const placed = new Uint8Array(g.n);
+  let len = 0;
+  for (const s of subOrder) {
+    const v = sub.vms[s]!;
+    order[len++] = v;
+    placed[v] = 1;
+  }
+  for (let v = 0; v < g.n; v++) if (placed[v] === 0) order[len++] = v;
+  const inter = orderEdgesPresent(g, order, k, true);
+  return { cls: 'neighbour', confidence: jaccard(inter, g.m, g.n * k), k, order };
+}
+
+function fitTree(g: UndirectedGraph): Fit {
+  const treeDegree = new Int32Array(g.n);
+  const seen = new Uint8Array(g.n);
+  const queue = new Int32Array(g.n);
+  let edges = 0;
+  for (let root = 0; root < g.n; root++) {
+    if (seen[root] === 1) continue;
+    let head = 0;
+    let tail = 0;
+    seen[root] = 1;
+    queue[tail++] = root;
+    while (head < tail) {
+      const v = queue[head++]!;
+      for (const u of neighbours(g, v)) {
+        if (seen[u] === 1 || treeDegree[v]! >= 3) continue;
+        seen[u] = 1;
+        treeDegree[v]!++;
+        treeDegree[u]!++;
+        edges++;
+        queue[tail++] = u;
+      }
+    }
+  }
+  return { cls: 'tree', confidence: jaccard(edges, g.m, g.n - 1) };
+}
+
+function fitAll(g: UndirectedGraph, minConfidence: number, maxEdges: number): Fit[] {
+  const fits: Fit[] = [{ cls: 'all-to-all', confidence: jaccard(g.m, g.m, (g.n * (g.n - 1)) / 2) }];
+  const star = fitStar(g);
+  if (star !== undefined) fits.push(star);
+  if (g.m > maxEdges) return fits;
+  const worthIt = (bound: number): boolean => bound >= minConfidence && bound > Math.max(...fits.map((f) => f.confidence));
+  if (worthIt(boundFor(g, g.n, 2))) fits.push(...fitRingAndBus(g));
+  const mesh = g.n >= 4 ? fitMesh(g, minConfidence) : undefined;
+  if (mesh !== undefined) fits.push(mesh);
+  const neighbour = fitNeighbour(g, minConfidence, 20 * maxEdges);
+  if (neighbour !== undefined) fits.push(neighbour);
+  if (worthIt(boundFor(g, g.n - 1, 3))) fits.push(fitTree(g));
+  return fits;
+}
+
+function best(fits: readonly Fit[]): Fit {
+  let winner = fits[0]!;
+  for (const f of fits) {
+    const better = f.confidence > winner.confidence + 1e-9;
+    const tie = Math.abs(f.confidence - winner.confidence) <= 1e-9;
+    if (better || (tie && CLASS_PRECEDENCE.indexOf(f.cls) < CLASS_PRECEDENCE.indexOf(winner.cls))) winner = f;
+  }
+  return winner;
+}
+
+/** The `count` strongest edges, strongest first (ties by key); O(m) plus a sort of the kept ones. */
+function strongest(weights: ReadonlyMap<number, number>, count: number): [number, number][] {
+  let threshold = Number.NEGATIVE_INFINITY;
+  if (weights.size > count && count > 0) {
+    const all = Float64Array.from(weights.values()).sort();
+    threshold = all[all.length - count]!;
+  }
+  const kept: [number, number][] = [];
+  for (const e of weights) if (e[1] >= threshold) kept.push(e);
+  kept.sort((x, y) => y[1] - x[1] || x[0] - y[0]);
+  return kept.slice(0, count);
+}
+
+/** Classify a pruned graph. Pure; deterministic for a given input. */
+export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Topology {
+  const minConfidence = params.minConfidence ?? DEFAULT_MIN_CONFIDENCE;
+  const maxEdges = params.maxEdges ?? 1_000_000;
+  const g = buildGraph(graph.weights.keys());
+  const idOf = (v: number): string => graph.ids[g.vms[v]!]!;
+  const vms = Array.from(g.vms, (i) => graph.ids[i]!);
+  if (g.m === 0) return { class: 'none', confidence: 1, vms, edgeCount: 0, components: 0 };
+  const components = componentCount(g);
+  const winner = best(fitAll(g, minConfidence, maxEdges));
+  const base = { vms, edgeCount: g.m, components };
+  if (winner.confidence < minConfidence) {
+    const maxListed = params.maxListedEdges ?? 1000;
+    const sorted = strongest(graph.weights, maxListed);
+    const edges = sorted.map(([key, weight]) => ({
+      a: graph.ids[keySrc(key)]!,
+      b: graph.ids[keyDst(key)]!,
+      weight,
+    }));
+    return {
+      class: 'irregular',
+      confidence: 1 - winner.confidence,
+      ...base,
+      edges,
+      edgesLeftOff: graph.weights.size - edges.length,
+      bestGuess: { class: winner.cls, confidence: winner.confidence },
+    };
+  }
+  return {
+    class: winner.cls,
+    confidence: winner.confidence,
+    ...base,
+    ...(winner.centre !== undefined ? { centre: idOf(winner.centre) } : {}),
+    ...(winner.rows !== undefined && winner.cols !== undefined ? { rows: winner.rows, cols: winner.cols } : {}),
+    ...(winner.k !== undefined ? { k: winner.k } : {}),
+    ...(winner.order !== undefined ? { order: Array.from(winner.order, idOf) } : {}),
+  };
+}

@@ -1,0 +1,128 @@
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES } from '../dataplane/frame.ts';
+import { isMulticastMac, type Mac } from '../dataplane/mac.ts';
+import {
+  ReportAbsurdValueError,
+  ReportCountError,
+  ReportDuplicatePairError,
+  ReportIntervalError,
+  ReportMacError,
+  ReportShapeError,
+  type TrafficReportError,
+} from './errors.ts';
+import type { TrafficEntry, TrafficReport } from './traffic-report.ts';
+
+/**
+ * Total validation of a daemon's traffic report (untrusted: it came over the
+ * control channel). Any value that could poison the global matrix — NaN,
+ * negative, infinite or fractional counts, counts beyond any link's rate,
+ * bad MACs, an empty or reversed interval, a pair counted twice — rejects
+ * the whole report with a typed error naming the field. Never throws.
+ */
+
+export const MAX_REPORT_ENTRIES = 1 << 20;
+export const MAX_REPORT_INTERVAL_MS = 3_600_000;
+export const MAX_HOST_NAME_LENGTH = 253;
+/** No single VM pair carries more than this through one daemon (≈ 8 Tbit/s): beyond it a counter is broken. */
+export const MAX_PAIR_BYTES_PER_SECOND = 1e12;
+/** No single VM pair sends more frames than this per second (≈ 1e12 / 64). */
+export const MAX_PAIR_FRAMES_PER_SECOND = 2e10;
+
+const MAX_MAC = 0xffff_ffff_ffff;
+
+export type ReportValidation =
+  | { readonly ok: true; readonly report: TrafficReport }
+  | { readonly ok: false; readonly error: TrafficReportError };
+
+function fail(error: TrafficReportError): ReportValidation {
+  return { ok: false, error };
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function describe(x: unknown): string {
+  if (typeof x === 'number') return String(x);
+  if (typeof x === 'string') return JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x);
+  if (x === null) return 'null';
+  return typeof x;
+}
+
+function checkTime(value: unknown, path: string): ReportIntervalError | undefined {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    return new ReportIntervalError(path, `must be a non-negative integer millisecond time, got ${describe(value)}`);
+  }
+  return undefined;
+}
+
+function checkMac(value: unknown, path: string): ReportMacError | undefined {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_MAC) {
+    return new ReportMacError(path, `must be an integer MAC in [0, 2^48), got ${describe(value)}`);
+  }
+  return undefined;
+}
+
+function checkCount(value: unknown, path: string): ReportCountError | undefined {
+  if (typeof value !== 'number') return new ReportCountError(path, `must be a number, got ${describe(value)}`);
+  if (Number.isNaN(value)) return new ReportCountError(path, 'is NaN');
+  if (!Number.isFinite(value)) return new ReportCountError(path, `is not finite (${value})`);
+  if (value < 0) return new ReportCountError(path, `is negative (${value})`);
+  if (!Number.isInteger(value)) return new ReportCountError(path, `is not an integer (${value})`);
+  if (!Number.isSafeInteger(value)) return new ReportCountError(path, `exceeds 2^53 (${value})`);
+  return undefined;
+}
+
+/** Validate an untrusted report; on success the returned report is a fresh, frozen copy holding only known fields. */
+export function validateReport(input: unknown): ReportValidation {
+  if (!isRecord(input)) return fail(new ReportShapeError('(report)', `must be an object, got ${describe(input)}`));
+  const { host, startMs, endMs, entries } = input;
+  if (typeof host !== 'string' || host.length === 0 || host.length > MAX_HOST_NAME_LENGTH) {
+    return fail(new ReportShapeError('host', `must be a non-empty string of at most ${MAX_HOST_NAME_LENGTH} characters, got ${describe(host)}`));
+  }
+  const startError = checkTime(startMs, 'startMs') ?? checkTime(endMs, 'endMs');
+  if (startError !== undefined) return fail(startError);
+  const start = startMs as number;
+  const end = endMs as number;
+  if (end <= start) return fail(new ReportIntervalError('endMs', `must be after startMs (${start}), got ${end}`));
+  if (end - start > MAX_REPORT_INTERVAL_MS) {
+    return fail(new ReportIntervalError('endMs', `interval of ${end - start} ms exceeds ${MAX_REPORT_INTERVAL_MS} ms`));
+  }
+  if (!Array.isArray(entries)) return fail(new ReportShapeError('entries', `must be an array, got ${describe(entries)}`));
+  if (entries.length > MAX_REPORT_ENTRIES) {
+    return fail(new ReportShapeError('entries', `${entries.length} entries exceed the limit of ${MAX_REPORT_ENTRIES}`));
+  }
+  const seconds = (end - start) / 1000;
+  const maxBytes = MAX_PAIR_BYTES_PER_SECOND * seconds;
+  const maxFrames = MAX_PAIR_FRAMES_PER_SECOND * seconds;
+  const seen = new Map<Mac, Set<Mac>>();
+  const out: TrafficEntry[] = new Array<TrafficEntry>(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const path = `entries[${i}]`;
+    const e: unknown = entries[i];
+    if (!isRecord(e)) return fail(new ReportShapeError(path, `must be an object, got ${describe(e)}`));
+    const macError = checkMac(e['src'], `${path}.src`) ?? checkMac(e['dst'], `${path}.dst`);
+    if (macError !== undefined) return fail(macError);
+    const src = e['src'] as Mac;
+    const dst = e['dst'] as Mac;
+    if (isMulticastMac(src)) return fail(new ReportMacError(`${path}.src`, `source MAC ${src} has the group bit set`));
+    if (src === dst) return fail(new ReportMacError(`${path}.dst`, 'equals the source MAC'));
+    const countError = checkCount(e['frames'], `${path}.frames`) ?? checkCount(e['bytes'], `${path}.bytes`);
+    if (countError !== undefined) return fail(countError);
+    const frames = e['frames'] as number;
+    const bytes = e['bytes'] as number;
+    if (frames > maxFrames) return fail(new ReportAbsurdValueError(`${path}.frames`, `${frames} frames in ${seconds} s is beyond any link`));
+    if (bytes > maxBytes) return fail(new ReportAbsurdValueError(`${path}.bytes`, `${bytes} bytes in ${seconds} s is beyond any link`));
+    if (bytes < frames * MIN_FRAME_BYTES || bytes > frames * MAX_FRAME_BYTES) {
+      return fail(new ReportCountError(`${path}.bytes`, `${bytes} bytes cannot be ${frames} Ethernet frames`));
+    }
+    let dsts = seen.get(src);
+    if (dsts === undefined) {
+      dsts = new Set<Mac>();
+      seen.set(src, dsts);
+    }
+    if (dsts.has(dst)) return fail(new ReportDuplicatePairError(path, `pair ${src}→${dst} appears twice`));
+    dsts.add(dst);
+    out[i] = Object.freeze({ src, dst, frames, bytes });
+  }
+  return { ok: true, report: Object.freeze({ host, startMs: start, endMs: end, entries: Object.freeze(out) }) };
+}

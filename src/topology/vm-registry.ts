@@ -1,0 +1,95 @@
+import type { Mac } from '../dataplane/mac.ts';
+import { VmRegistryError } from './errors.ts';
+
+/**
+ * The controller's view of which VM (by MAC) runs on which host, turned into
+ * dense indices for the sparse matrices of this area. Build it once when the
+ * registry changes and pass it to every step; every matrix carries the id
+ * list it was indexed with, so a later index in another order is remapped.
+ */
+
+export interface VmPlacement {
+  readonly id: string;
+  readonly mac: Mac;
+  readonly host: string;
+}
+
+export interface RegistryIndex {
+  /** VM ids; a VM's position here is its index in every matrix built with this registry. */
+  readonly ids: readonly string[];
+  readonly macs: readonly Mac[];
+  readonly hosts: readonly string[];
+  readonly indexOfMac: ReadonlyMap<Mac, number>;
+  readonly indexOfId: ReadonlyMap<string, number>;
+}
+
+/** Most VMs one index can hold: edge keys pack two indices in one exact double. */
+export const MAX_VMS = 1 << 20;
+
+/** Index the registry; throws VmRegistryError on a duplicate id or MAC (a controller bug, not input). */
+export function buildRegistryIndex(vms: readonly VmPlacement[]): RegistryIndex {
+  if (vms.length > MAX_VMS) throw new VmRegistryError(`${vms.length} VMs exceed the limit of ${MAX_VMS}`);
+  const ids: string[] = [];
+  const macs: Mac[] = [];
+  const hosts: string[] = [];
+  const indexOfMac = new Map<Mac, number>();
+  const indexOfId = new Map<string, number>();
+  for (const vm of vms) {
+    if (indexOfId.has(vm.id)) throw new VmRegistryError(`duplicate VM id ${JSON.stringify(vm.id)}`);
+    if (indexOfMac.has(vm.mac)) throw new VmRegistryError(`duplicate MAC ${vm.mac} (VM ${JSON.stringify(vm.id)})`);
+    const i = ids.length;
+    ids.push(vm.id);
+    macs.push(vm.mac);
+    hosts.push(vm.host);
+    indexOfMac.set(vm.mac, i);
+    indexOfId.set(vm.id, i);
+  }
+  return { ids, macs, hosts, indexOfMac, indexOfId };
+}
+
+/** Key of the directed pair (src, dst) of VM indices; exact in a double for indices < MAX_VMS. */
+export function edgeKey(src: number, dst: number): number {
+  return src * MAX_VMS + dst;
+}
+
+/** Key of the undirected pair {a, b}: the smaller index first. */
+export function undirectedKey(a: number, b: number): number {
+  return a < b ? a * MAX_VMS + b : b * MAX_VMS + a;
+}
+
+export function keySrc(key: number): number {
+  return Math.floor(key / MAX_VMS);
+}
+
+export function keyDst(key: number): number {
+  return key % MAX_VMS;
+}
+
+/**
+ * Re-index a sparse edge map built over `fromIds` onto `toIds` (same ids,
+ * other order, some added or gone). Edges touching a VM no longer present
+ * are dropped. Returns the input when the id lists are equal.
+ */
+export function remapEdges(
+  edges: ReadonlyMap<number, number>,
+  fromIds: readonly string[],
+  to: RegistryIndex,
+  undirected: boolean,
+): ReadonlyMap<number, number> {
+  if (sameIds(fromIds, to.ids)) return edges;
+  const out = new Map<number, number>();
+  for (const [key, value] of edges) {
+    const a = to.indexOfId.get(fromIds[keySrc(key)]!);
+    const b = to.indexOfId.get(fromIds[keyDst(key)]!);
+    if (a === undefined || b === undefined) continue;
+    out.set(undirected ? undirectedKey(a, b) : edgeKey(a, b), value);
+  }
+  return out;
+}
+
+export function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
