@@ -1,0 +1,320 @@
+/**
+ * The migration stream, version 1 (docs/migration-protocol.md).
+ *
+ *   record  := length u32be (of kind..end) | kind u8 | body
+ *   kind    low 7 bits the record type, high bit set = a disk block (else a memory page)
+ *
+ * Stages: `encodeRecord` turns a record into bytes; `recordSize` says how
+ * many bytes it would take without building them (the emulated link charges
+ * exactly this); `RecordDecoder` is an incremental state machine that accepts
+ * bytes in any chunking, bounds every length, and turns bad input into a
+ * MigrationDecodeError with a stable code — it never throws.
+ */
+import { PAGE_SIZE, isSynthContent, type ContentRepresentation, type PageContent, type SynthContent } from './guest.ts';
+import { expandSynth, synthFromKey } from './content-model.ts';
+import { DELTA_MAP_BYTES, mapChunkCount } from './delta.ts';
+import { MigrationDecodeError, MigrationVersionError } from './errors.ts';
+import { CHUNK_SIZE } from './content-model.ts';
+
+export const STREAM_MAGIC = 0x564e4d47; // 'VNMG'
+export const STREAM_VERSION = 1;
+export const MAX_DEVICE_STATE = 1 << 20;
+export const MAX_RECORD = MAX_DEVICE_STATE + 64;
+const MAX_NAME = 255;
+
+export const enum Kind {
+  Hello = 0x01,
+  Iteration = 0x02,
+  Full = 0x10,
+  Zero = 0x11,
+  Ref = 0x12,
+  Delta = 0x13,
+  Device = 0x20,
+  Pause = 0x21,
+  Done = 0x22,
+  Abort = 0x23,
+  Ack = 0x30,
+}
+const DISK_BIT = 0x80;
+
+export type Space = 'mem' | 'disk';
+
+export interface HelloRecord {
+  readonly t: 'hello';
+  readonly name: string;
+  readonly pageCount: number;
+  readonly blockCount: number;
+  readonly rule: string;
+  /** 1 = the destination keeps the image paused (checkpoint) instead of resuming. */
+  readonly keep: boolean;
+}
+export interface IterationRecord { readonly t: 'iter'; readonly seq: number; readonly iteration: number; readonly phase: number }
+export interface FullRecord { readonly t: 'full'; readonly seq: number; readonly space: Space; readonly index: number; readonly content: PageContent }
+export interface ZeroRecord { readonly t: 'zero'; readonly seq: number; readonly space: Space; readonly index: number }
+export interface RefRecord { readonly t: 'ref'; readonly seq: number; readonly space: Space; readonly index: number; readonly hi: number; readonly lo: number }
+/**
+ * A delta: `map` names the changed chunks; bytes streams carry `xor`, the
+ * emulated synthetic stream carries `next` (the resulting descriptor) instead.
+ */
+export interface DeltaRecord {
+  readonly t: 'delta';
+  readonly seq: number;
+  readonly space: Space;
+  readonly index: number;
+  readonly map: Uint32Array;
+  readonly xor: Uint8Array | undefined;
+  readonly next: SynthContent | undefined;
+}
+export interface DeviceRecord { readonly t: 'device'; readonly seq: number; readonly state: Uint8Array }
+export interface PauseRecord { readonly t: 'pause'; readonly seq: number }
+export interface DoneRecord { readonly t: 'done'; readonly seq: number; readonly memDigest: string; readonly diskDigest: string; readonly deviceDigest: string }
+export interface AbortRecord { readonly t: 'abort'; readonly seq: number; readonly reason: string }
+/** Receiver to sender: the image is verified (ok) or refused, with the error code. */
+export interface AckRecord { readonly t: 'ack'; readonly ok: boolean; readonly code: string }
+
+export type PageRecord = FullRecord | ZeroRecord | RefRecord | DeltaRecord;
+export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | AckRecord;
+
+const HEAD = 5; // length + kind
+const SEQ_INDEX = 8;
+
+/** Encoded size of a record in bytes, including its length prefix. */
+export function recordSize(r: MigrationRecord): number {
+  switch (r.t) {
+    case 'hello': return HEAD + 4 + 2 + 1 + 4 + 4 + 1 + Buffer.byteLength(r.name) + 1 + Buffer.byteLength(r.rule);
+    case 'iter': return HEAD + 4 + 4 + 1;
+    case 'full': return HEAD + SEQ_INDEX + PAGE_SIZE;
+    case 'zero': return HEAD + SEQ_INDEX;
+    case 'ref': return HEAD + SEQ_INDEX + 8;
+    case 'delta': return HEAD + SEQ_INDEX + DELTA_MAP_BYTES + CHUNK_SIZE * mapChunkCount(r.map);
+    case 'device': return HEAD + 4 + r.state.length;
+    case 'pause': return HEAD + 4;
+    case 'done': return HEAD + 4 + 24;
+    case 'abort': return HEAD + 4 + 1 + Math.min(255, Buffer.byteLength(r.reason));
+    case 'ack': return HEAD + 1 + 1 + Buffer.byteLength(r.code);
+  }
+}
+
+export const FULL_RECORD_SIZE = HEAD + SEQ_INDEX + PAGE_SIZE;
+
+function hexTo8(hex: string, out: Buffer, off: number): void {
+  const h = hex.padStart(16, '0').slice(-16);
+  for (let i = 0; i < 8; i++) out[off + i] = Number.parseInt(h.slice(i * 2, i * 2 + 2), 16) || 0;
+}
+
+function hexFrom8(b: Buffer, off: number): string {
+  return b.subarray(off, off + 8).toString('hex');
+}
+
+/**
+ * Bytes of one record. Synthetic contents are expanded to their bytes; a
+ * synthetic delta needs the destination's current copy, `old`, to compute
+ * its XOR (the real-socket path of a synthetic guest).
+ */
+export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
+  const size = recordSize(r);
+  const b = Buffer.allocUnsafe(size);
+  b.writeUInt32BE(size - 4, 0);
+  const space = 'space' in r && r.space === 'disk' ? DISK_BIT : 0;
+  let o = 5;
+  switch (r.t) {
+    case 'hello': {
+      b[4] = Kind.Hello;
+      b.writeUInt32BE(STREAM_MAGIC, o); o += 4;
+      b.writeUInt16BE(STREAM_VERSION, o); o += 2;
+      b[o++] = r.keep ? 1 : 0;
+      b.writeUInt32BE(r.pageCount, o); o += 4;
+      b.writeUInt32BE(r.blockCount, o); o += 4;
+      const n = Buffer.from(r.name);
+      b[o++] = n.length; n.copy(b, o); o += n.length;
+      const ru = Buffer.from(r.rule);
+      b[o++] = ru.length; ru.copy(b, o);
+      return b;
+    }
+    case 'iter':
+      b[4] = Kind.Iteration; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.iteration, 9); b[13] = r.phase; return b;
+    case 'full': {
+      b[4] = Kind.Full | space; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.index, 9);
+      const bytes = isSynthContent(r.content) ? expandSynth(r.content) : r.content;
+      b.set(bytes.subarray(0, PAGE_SIZE), 13);
+      return b;
+    }
+    case 'zero':
+      b[4] = Kind.Zero | space; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.index, 9); return b;
+    case 'ref':
+      b[4] = Kind.Ref | space; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.index, 9);
+      b.writeUInt32BE(r.hi >>> 0, 13); b.writeUInt32BE(r.lo >>> 0, 17);
+      return b;
+    case 'delta': {
+      b[4] = Kind.Delta | space; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.index, 9);
+      for (let w = 0; w < 4; w++) b.writeUInt32BE((r.map[w] ?? 0) >>> 0, 13 + w * 4);
+      let xor = r.xor;
+      if (xor === undefined) xor = synthXor(r.map, old, r.next);
+      b.set(xor, 13 + DELTA_MAP_BYTES);
+      return b;
+    }
+    case 'device':
+      b[4] = Kind.Device; b.writeUInt32BE(r.seq, 5); b.set(r.state, 9); return b;
+    case 'pause':
+      b[4] = Kind.Pause; b.writeUInt32BE(r.seq, 5); return b;
+    case 'done':
+      b[4] = Kind.Done; b.writeUInt32BE(r.seq, 5);
+      hexTo8(r.memDigest, b, 9); hexTo8(r.diskDigest, b, 17); hexTo8(r.deviceDigest, b, 25);
+      return b;
+    case 'abort': {
+      b[4] = Kind.Abort; b.writeUInt32BE(r.seq, 5);
+      const m = Buffer.from(r.reason).subarray(0, 255);
+      b[9] = m.length; m.copy(b, 10);
+      return b.subarray(0, 10 + m.length);
+    }
+    case 'ack': {
+      b[4] = Kind.Ack; b[5] = r.ok ? 1 : 0;
+      const c = Buffer.from(r.code);
+      b[6] = c.length; c.copy(b, 7);
+      return b;
+    }
+  }
+}
+
+function synthXor(map: Uint32Array, old: SynthContent | undefined, next: SynthContent | undefined): Uint8Array {
+  const n = mapChunkCount(map);
+  const out = new Uint8Array(n * CHUNK_SIZE);
+  if (old === undefined || next === undefined) return out;
+  const a = expandSynth(old);
+  const c = expandSynth(next);
+  let o = 0;
+  for (let k = 0; k < 128; k++) {
+    if (((map[k >>> 5] ?? 0) & (1 << (k & 31))) === 0) continue;
+    for (let i = k * CHUNK_SIZE; i < (k + 1) * CHUNK_SIZE; i++) out[o++] = (a[i] ?? 0) ^ (c[i] ?? 0);
+  }
+  return out;
+}
+
+export interface DecodeLimits {
+  /** Largest record accepted (length field), default MAX_RECORD. */
+  readonly maxRecord?: number;
+}
+
+export type DecodeResult = { readonly records: MigrationRecord[]; readonly error: MigrationDecodeError | MigrationVersionError | undefined };
+
+/**
+ * Incremental decoder. `push` returns the records completed by this chunk;
+ * after the first error it returns that error again and decodes nothing more.
+ * Bytes-representation only: a decoded full page is a Uint8Array, a delta
+ * carries `xor`.
+ */
+export class RecordDecoder {
+  readonly #max: number;
+  #buf: Buffer = Buffer.alloc(0);
+  #error: MigrationDecodeError | MigrationVersionError | undefined;
+  readonly representation: ContentRepresentation = 'bytes';
+
+  constructor(limits: DecodeLimits = {}) {
+    this.#max = limits.maxRecord ?? MAX_RECORD;
+  }
+
+  get error(): MigrationDecodeError | MigrationVersionError | undefined {
+    return this.#error;
+  }
+
+  /** Bytes held waiting for the rest of a record. */
+  get buffered(): number {
+    return this.#buf.length;
+  }
+
+  push(chunk: Uint8Array): DecodeResult {
+    const records: MigrationRecord[] = [];
+    if (this.#error !== undefined) return { records, error: this.#error };
+    this.#buf = this.#buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buf, chunk]);
+    let off = 0;
+    while (this.#buf.length - off >= 4) {
+      const len = this.#buf.readUInt32BE(off);
+      if (len < 1 || len > this.#max) {
+        this.#error = new MigrationDecodeError('VNET_ERR_MIGRATION_RECORD_LENGTH', `record length ${len} outside 1..${this.#max}`);
+        break;
+      }
+      if (this.#buf.length - off - 4 < len) break;
+      const body = this.#buf.subarray(off + 4, off + 4 + len);
+      off += 4 + len;
+      const r = decodeBody(body);
+      if (r instanceof MigrationDecodeError || r instanceof MigrationVersionError) {
+        this.#error = r;
+        break;
+      }
+      records.push(r);
+    }
+    this.#buf = this.#error !== undefined ? Buffer.alloc(0) : Buffer.from(this.#buf.subarray(off));
+    return { records, error: this.#error };
+  }
+}
+
+function bad(code: `VNET_ERR_MIGRATION_${string}`, msg: string): MigrationDecodeError {
+  return new MigrationDecodeError(code, msg);
+}
+
+function need(body: Buffer, n: number, what: string): MigrationDecodeError | undefined {
+  return body.length === n ? undefined : bad('VNET_ERR_MIGRATION_RECORD_SIZE', `${what} record of ${body.length} bytes, expected ${n}`);
+}
+
+/** Decodes one record body (kind byte onwards). Total: returns an error, never throws. */
+export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError | MigrationVersionError {
+  const kindByte = body[0] ?? 0;
+  const kind = kindByte & 0x7f;
+  const space: Space = (kindByte & DISK_BIT) !== 0 ? 'disk' : 'mem';
+  const pageKind = kind === Kind.Full || kind === Kind.Zero || kind === Kind.Ref || kind === Kind.Delta;
+  if ((kindByte & DISK_BIT) !== 0 && !pageKind) return bad('VNET_ERR_MIGRATION_RECORD_KIND', `kind 0x${kindByte.toString(16)} cannot name a disk block`);
+  const u32 = (o: number): number => body.readUInt32BE(o);
+  switch (kind) {
+    case Kind.Hello: {
+      if (body.length < 1 + 4 + 2 + 1 + 8 + 2) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'hello too short');
+      if (u32(1) !== STREAM_MAGIC) return bad('VNET_ERR_MIGRATION_MAGIC', 'not a vnet migration stream');
+      const version = body.readUInt16BE(5);
+      if (version !== STREAM_VERSION) return new MigrationVersionError(version, STREAM_VERSION);
+      const keep = body[7] === 1;
+      const pageCount = u32(8);
+      const blockCount = u32(12);
+      let o = 16;
+      const nl = body[o++] ?? 0;
+      if (o + nl + 1 > body.length) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'hello name overruns record');
+      const name = body.subarray(o, o + nl).toString('utf8'); o += nl;
+      const rl = body[o++] ?? 0;
+      if (o + rl !== body.length) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'hello rule length does not match record');
+      const rule = body.subarray(o, o + rl).toString('utf8');
+      if (nl > MAX_NAME) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'name too long');
+      return { t: 'hello', name, pageCount, blockCount, rule, keep };
+    }
+    case Kind.Iteration: return need(body, 10, 'iteration') ?? { t: 'iter', seq: u32(1), iteration: u32(5), phase: body[9] ?? 0 };
+    case Kind.Full: return need(body, 9 + PAGE_SIZE, 'full') ?? { t: 'full', seq: u32(1), space, index: u32(5), content: new Uint8Array(body.subarray(9)) };
+    case Kind.Zero: return need(body, 9, 'zero') ?? { t: 'zero', seq: u32(1), space, index: u32(5) };
+    case Kind.Ref: return need(body, 17, 'ref') ?? { t: 'ref', seq: u32(1), space, index: u32(5), hi: u32(9), lo: u32(13) };
+    case Kind.Delta: {
+      if (body.length < 9 + DELTA_MAP_BYTES) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'delta too short');
+      const map = new Uint32Array([u32(9), u32(13), u32(17), u32(21)]);
+      const n = mapChunkCount(map);
+      const e = need(body, 9 + DELTA_MAP_BYTES + n * CHUNK_SIZE, 'delta');
+      if (e !== undefined) return e;
+      return { t: 'delta', seq: u32(1), space, index: u32(5), map, xor: new Uint8Array(body.subarray(9 + DELTA_MAP_BYTES)), next: undefined };
+    }
+    case Kind.Device:
+      if (body.length < 5 || body.length - 5 > MAX_DEVICE_STATE) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'device state size out of range');
+      return { t: 'device', seq: u32(1), state: new Uint8Array(body.subarray(5)) };
+    case Kind.Pause: return need(body, 5, 'pause') ?? { t: 'pause', seq: u32(1) };
+    case Kind.Done:
+      return need(body, 29, 'done') ?? { t: 'done', seq: u32(1), memDigest: hexFrom8(body, 5), diskDigest: hexFrom8(body, 13), deviceDigest: hexFrom8(body, 21) };
+    case Kind.Abort: {
+      if (body.length < 6 || body.length !== 6 + (body[5] ?? 0)) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'abort record size');
+      return { t: 'abort', seq: u32(1), reason: body.subarray(6).toString('utf8') };
+    }
+    case Kind.Ack: {
+      if (body.length < 3 || body.length !== 3 + (body[2] ?? 0) || (body[1] ?? 2) > 1) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'ack record size');
+      return { t: 'ack', ok: body[1] === 1, code: body.subarray(3).toString('utf8') };
+    }
+    default:
+      return bad('VNET_ERR_MIGRATION_RECORD_KIND', `unknown record kind 0x${kindByte.toString(16)}`);
+  }
+}
+
+/** The synthetic descriptor a reference names (synthetic streams only). */
+export function refSynth(r: RefRecord): SynthContent {
+  return synthFromKey(r.hi, r.lo);
+}
