@@ -1,0 +1,191 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { realClock } from '../../common/clock.ts';
+import type { Clock } from '../../common/clock.ts';
+import { componentLogger } from '../../common/logger.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { ControllerModel } from '../api-model.ts';
+import { authenticate, bearerToken } from './auth.ts';
+import type { Principal } from './auth.ts';
+import { ApiRouteNotFoundError } from './errors.ts';
+import { EventStreamServer } from './event-stream.ts';
+import type { EventStreamInit } from './event-stream.ts';
+import { createApiMetrics } from './http-metrics.ts';
+import type { ApiMetrics } from './http-metrics.ts';
+import { DEFAULT_MAX_BODY_BYTES, readJsonBody, sendError, sendJson } from './http-json.ts';
+import { StaticFiles } from './static-files.ts';
+import type { TokenStore } from './token-store.ts';
+import { createV1Router } from './v1-routes.ts';
+import type { RouteHandler } from './v1-routes.ts';
+import type { Router } from './router.ts';
+
+/**
+ * The operator API server. Stages of a request:
+ *   static    GET of the page shell (/, /app.js, /style.css, /vendor/…): no token
+ *   metrics   GET /metrics: Prometheus text, no token by default (loopback;
+ *             `metricsRequireToken` to require one)
+ *   auth      everything under /api/ needs `Authorization: Bearer <token>`
+ *   route     /api/v1/… → handler → JSON; errors → `{ error: { code, message } }`
+ *   upgrade   the WebSocket event stream at /api/v1/events (see event-stream.ts)
+ * Every request is counted and timed by route pattern.
+ */
+
+export interface ApiServerComponents {
+  logger: Logger;
+  model: ControllerModel;
+  tokens: TokenStore;
+  registry: Registry;
+  clock?: Clock;
+}
+
+export interface ApiServerInit {
+  /** Default 127.0.0.1: the API is for the operator's machine unless asked otherwise. */
+  host?: string;
+  port: number;
+  maxBodyBytes?: number;
+  metricsRequireToken?: boolean;
+  eventStream?: EventStreamInit;
+}
+
+export interface ApiServer {
+  /** e.g. "http://127.0.0.1:7070" */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_API_PORT = 7070;
+
+export async function startApiServer(components: ApiServerComponents, init: ApiServerInit): Promise<ApiServer> {
+  const logger = componentLogger(components.logger, 'api');
+  const clock = components.clock ?? realClock;
+  const metrics = createApiMetrics(components.registry);
+  const statics = await StaticFiles.load();
+  const router = createV1Router(components.model);
+  const stream = new EventStreamServer({ logger, model: components.model, tokens: components.tokens, metrics, clock }, init.eventStream ?? {});
+  const ctx: HandlerContext = {
+    logger,
+    clock,
+    metrics,
+    statics,
+    router,
+    tokens: components.tokens,
+    registry: components.registry,
+    maxBodyBytes: init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    metricsRequireToken: init.metricsRequireToken ?? false,
+  };
+
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    void handleRequest(ctx, req, res);
+  });
+  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
+  server.on('clientError', (err, socket) => {
+    logger.debug({ err }, 'malformed HTTP request');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  const host = init.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(init.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error({ err }, 'API server error'));
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ url }, 'operator API listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await stream.close();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+      })();
+      return closing;
+    },
+  };
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+interface HandlerContext {
+  logger: Logger;
+  clock: Clock;
+  metrics: ApiMetrics;
+  statics: StaticFiles;
+  router: Router<RouteHandler>;
+  tokens: TokenStore;
+  registry: Registry;
+  maxBodyBytes: number;
+  metricsRequireToken: boolean;
+}
+
+async function handleRequest(c: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = c.clock.now();
+  const method = req.method ?? 'GET';
+  const methodLabel = KNOWN_METHODS.has(method) ? method : 'other';
+  let route = 'unmatched';
+  let status: number;
+  req.on('error', (err) => c.logger.debug({ err }, 'request stream error'));
+  try {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    const isRead = method === 'GET' || method === 'HEAD';
+    if (isRead && c.statics.has(path)) {
+      route = 'static';
+      c.statics.serve(path, res, method === 'HEAD');
+      status = 200;
+    } else if (path === '/metrics') {
+      route = '/metrics';
+      if (c.metricsRequireToken) authenticateRequest(c, req);
+      if (!isRead) throw new ApiRouteNotFoundError(method, path);
+      const text = await c.registry.metrics();
+      res.writeHead(200, { 'content-type': c.registry.contentType, 'cache-control': 'no-store' });
+      res.end(method === 'HEAD' ? undefined : text);
+      status = 200;
+    } else if (path === '/api' || path.startsWith('/api/')) {
+      const principal = authenticateRequest(c, req);
+      const match = c.router.match(method, path);
+      route = match.route.pattern;
+      const result = await match.route.handler({
+        params: match.params,
+        query: url.searchParams,
+        principal,
+        body: () => readJsonBody(req, c.maxBodyBytes),
+      });
+      status = result.status;
+      if (method === 'HEAD') {
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+        res.end();
+      } else {
+        sendJson(res, status, result.body);
+      }
+    } else {
+      throw new ApiRouteNotFoundError(method, path);
+    }
+  } catch (err) {
+    status = sendError(res, err, c.logger);
+  }
+  const seconds = (c.clock.now() - started) / 1000;
+  c.metrics.requests.inc({ method: methodLabel, route, status: String(status) });
+  c.metrics.duration.observe({ method: methodLabel, route }, seconds);
+}
+
+function authenticateRequest(c: HandlerContext, req: IncomingMessage): Principal {
+  try {
+    return authenticate(c.tokens, bearerToken(req));
+  } catch (err) {
+    c.metrics.authFailures.inc({ transport: 'http' });
+    throw err;
+  }
+}

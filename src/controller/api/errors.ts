@@ -1,0 +1,80 @@
+import { VnetError } from '../../common/errors.ts';
+
+/**
+ * Errors of the operator API. Each maps to one HTTP status and is sent as
+ * `{ "error": { "code": "...", "message": "..." } }`. Errors thrown by the
+ * model are mapped by their code (see `statusForCode`).
+ */
+
+/** No token, or a token the controller does not know. */
+export class ApiAuthError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_API_UNAUTHORIZED', message);
+  }
+}
+
+/** A request body or query parameter that is not valid; names the field. */
+export class ApiInvalidRequestError extends VnetError {
+  readonly field: string | undefined;
+  constructor(message: string, field?: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_API_INVALID_REQUEST', message, options);
+    this.field = field;
+  }
+}
+
+/** A request body longer than the limit. */
+export class ApiBodyTooLargeError extends VnetError {
+  readonly max: number;
+  constructor(max: number) {
+    super('VNET_ERR_API_BODY_TOO_LARGE', `request body exceeds the limit of ${max} bytes`);
+    this.max = max;
+  }
+}
+
+/** A path the API does not serve. */
+export class ApiRouteNotFoundError extends VnetError {
+  constructor(method: string, path: string) {
+    super('VNET_ERR_API_NO_ROUTE', `no route for ${method} ${path}`);
+  }
+}
+
+/** A path that exists with another method. */
+export class ApiMethodNotAllowedError extends VnetError {
+  readonly allowed: readonly string[];
+  constructor(method: string, path: string, allowed: readonly string[]) {
+    super('VNET_ERR_API_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allowed.join(', ')})`);
+    this.allowed = allowed;
+  }
+}
+
+/** A resource named in the path that does not exist. */
+export class ApiNotFoundError extends VnetError {
+  constructor(what: string) {
+    super('VNET_ERR_NOT_FOUND', `${what} not found`);
+  }
+}
+
+/** An operation this controller does not implement. */
+export class ApiNotSupportedError extends VnetError {
+  constructor(what: string) {
+    super('VNET_ERR_NOT_SUPPORTED', `${what} is not supported by this controller`);
+  }
+}
+
+const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  VNET_ERR_API_UNAUTHORIZED: 401,
+  VNET_ERR_API_INVALID_REQUEST: 400,
+  VNET_ERR_INVALID_ARGUMENT: 400,
+  VNET_ERR_API_BODY_TOO_LARGE: 413,
+  VNET_ERR_API_NO_ROUTE: 404,
+  VNET_ERR_API_METHOD_NOT_ALLOWED: 405,
+  VNET_ERR_NOT_FOUND: 404,
+  VNET_ERR_UNKNOWN_HOST: 404,
+  VNET_ERR_CONFLICT: 409,
+  VNET_ERR_NOT_SUPPORTED: 501,
+};
+
+/** The HTTP status for an error code; 500 for anything not an expected client error. */
+export function statusForCode(code: string | undefined): number {
+  return (code !== undefined ? STATUS_BY_CODE[code] : undefined) ?? 500;
+}

@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { ServerResponse } from 'node:http';
+
+/**
+ * The web page shell: a few static files from `src/controller/web`, plus
+ * cytoscape's browser build from node_modules (the machine has no internet,
+ * and the page must not depend on a CDN). Read once at start, served from
+ * memory, no authentication (the page holds no data; it reads the token from
+ * its URL fragment and asks the API).
+ */
+
+interface StaticFile {
+  type: string;
+  body: Buffer;
+}
+
+const WEB_DIR = new URL('../web/', import.meta.url);
+
+const PAGE_FILES: ReadonlyArray<readonly [path: string, file: string, type: string]> = [
+  ['/', 'index.html', 'text/html; charset=utf-8'],
+  ['/index.html', 'index.html', 'text/html; charset=utf-8'],
+  ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
+  ['/style.css', 'style.css', 'text/css; charset=utf-8'],
+  ['/favicon.svg', 'favicon.svg', 'image/svg+xml'],
+];
+
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export class StaticFiles {
+  readonly #files: Map<string, StaticFile>;
+
+  private constructor(files: Map<string, StaticFile>) {
+    this.#files = files;
+  }
+
+  static async load(): Promise<StaticFiles> {
+    const files = new Map<string, StaticFile>();
+    for (const [path, file, type] of PAGE_FILES) {
+      files.set(path, { type, body: await readFile(new URL(file, WEB_DIR)) });
+    }
+    const require = createRequire(import.meta.url);
+    const cytoscape = require.resolve('cytoscape/dist/cytoscape.min.js');
+    files.set('/vendor/cytoscape.min.js', { type: 'text/javascript; charset=utf-8', body: await readFile(cytoscape) });
+    return new StaticFiles(files);
+  }
+
+  has(path: string): boolean {
+    return this.#files.has(path);
+  }
+
+  /** Serve `path` (which `has`); HEAD gets the headers only. */
+  serve(path: string, res: ServerResponse, head: boolean): void {
+    const f = this.#files.get(path);
+    if (f === undefined) throw new Error(`no static file ${path}`);
+    res.writeHead(200, {
+      'content-type': f.type,
+      'content-length': f.body.length,
+      'cache-control': 'no-cache',
+      'content-security-policy': CSP,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'x-frame-options': 'DENY',
+    });
+    res.end(head ? undefined : f.body);
+  }
+}
