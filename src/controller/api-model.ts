@@ -1,4 +1,5 @@
 import type { DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../dataplane/daemon-control.ts';
+import type { TopologyClass } from '../topology/classify.ts';
 
 /**
  * The controller as the operator sees it: the views the HTTP/WebSocket API
@@ -108,8 +109,8 @@ export interface MatrixView {
   edges: MatrixEdge[];
 }
 
-/** The application topology classes VTTIF-style inference reports. */
-export type TopologyClass = 'none' | 'pairs' | 'ring' | 'star' | 'tree' | 'mesh' | 'all-to-all' | 'bus' | 'irregular';
+/** The application topology classes VTTIF-style inference reports (`src/topology/classify.ts`). */
+export type { TopologyClass };
 
 /** An undirected edge of the inferred topology, between two VMs. */
 export interface TopologyEdge {
