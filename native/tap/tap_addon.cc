@@ -34,12 +34,21 @@ constexpr size_t kBatchBytes = 1 << 20;            // scratch for one batch
 constexpr size_t kMaxRecord = 65536 + 512;         // largest read: 64 KiB GSO frame + headers
 constexpr uint32_t kMaxBatchFrames = 64;
 
+// "EBADFD" for errno 77: glibc names every errno (libuv does not know EBADFD).
+const char* ErrnoName(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char* name = strerrorname_np(err);
+  if (name != nullptr) return name;
+#endif
+  return uv_err_name(-err);
+}
+
 // A JS Error carrying errno, its libuv-style code ("EBADFD") and the failed call.
 Napi::Error SysErrorToJs(Napi::Env env, const SysError& e) {
   std::string msg = std::string(e.syscall) + ": " + std::strerror(e.err);
   Napi::Error err = Napi::Error::New(env, msg);
   err.Set("errno", Napi::Number::New(env, e.err));
-  err.Set("code", Napi::String::New(env, uv_err_name(-e.err)));
+  err.Set("code", Napi::String::New(env, ErrnoName(e.err)));
   err.Set("syscall", Napi::String::New(env, e.syscall));
   return err;
 }
@@ -278,7 +287,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     std::unique_ptr<Napi::AsyncContext> ctx = std::move(async_);
     Napi::Object self = Value();
     StopPolling();
-    cb.MakeCallback(self, {Napi::Number::New(env, err), Napi::String::New(env, uv_err_name(-err)),
+    cb.MakeCallback(self, {Napi::Number::New(env, err), Napi::String::New(env, ErrnoName(err)),
                            Napi::String::New(env, syscall)}, *ctx);
   }
 

@@ -12,6 +12,7 @@
  * once through `onError` as a TapError; polling stops, the process goes on.
  */
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { TapError } from './errors.ts';
 import { writeMac, type Mac } from './mac.ts';
 
@@ -88,6 +89,13 @@ function nativeModule(): NativeModule {
 export function isFatalTapErrno(errno: number): boolean {
   // EAGAIN 11, ENOBUFS 105, EINVAL 22, EMSGSIZE 90, EFAULT 14 concern one frame only.
   return !(errno === 11 || errno === 105 || errno === 22 || errno === 90 || errno === 14);
+}
+
+/** "EBADFD (errno 77)", or "errno N" for a number Node has no name for. */
+export function errnoName(errno: number): string {
+  if (errno === 77) return 'EBADFD (errno 77)'; // the usual one for a deleted device; not in os.constants
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return `${name} (errno ${errno})`;
+  return `errno ${errno}`;
 }
 
 function errnoError(err: unknown, what: string): TapError {

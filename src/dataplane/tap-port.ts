@@ -21,7 +21,7 @@ import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from './frame.ts';
 import { formatMac, type Mac } from './mac.ts';
 import { segmentFrame } from './offload.ts';
 import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
-import { isFatalTapErrno, TapDevice } from './tap-device.ts';
+import { errnoName, isFatalTapErrno, TapDevice } from './tap-device.ts';
 import { offloadNeedsWork } from './virtio-net-hdr.ts';
 
 export interface TapPortOptions {
@@ -140,7 +140,7 @@ export class TapPort implements Port {
     this.stats.txFrames += r.written;
     this.stats.txBytes += bytes;
     this.stats.txDropped += r.dropped;
-    if (r.fatalErrno !== 0) this.#fail(new TapError(`TAP device ${this.name} failed: writev: errno ${r.fatalErrno}`, r.fatalErrno));
+    if (r.fatalErrno !== 0) this.#fail(new TapError(`TAP device ${this.name} failed: writev: ${errnoName(r.fatalErrno)}`, r.fatalErrno));
   }
 
   onFailure(handler: (err: Error) => void): void {
@@ -164,7 +164,7 @@ export class TapPort implements Port {
     }
     this.stats.txDropped++;
     if (isFatalTapErrno(-n)) {
-      this.#fail(new TapError(`TAP device ${this.name} failed: writev: errno ${-n}`, -n));
+      this.#fail(new TapError(`TAP device ${this.name} failed: writev: ${errnoName(-n)}`, -n));
     } else if (-n !== 11) {
       this.stats.errors++;
       this.#log.debug({ errno: -n, bytes: data.length }, 'TAP write refused a frame');

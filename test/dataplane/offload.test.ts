@@ -16,55 +16,7 @@ import {
   VIRTIO_NET_HDR_GSO_ECN,
 } from '../../src/dataplane/virtio-net-hdr.ts';
 import type { Frame } from '../../src/dataplane/frame.ts';
-
-// ---------------------------------------------------------------- an independent checksum verifier
-
-/** RFC 1071 sum written the slow, obvious way (not the module under test). */
-function onesSum(bytes: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i < bytes.length; i += 2) {
-    const word = (bytes[i]! << 8) | (i + 1 < bytes.length ? bytes[i + 1]! : 0);
-    sum += word;
-    sum = (sum & 0xffff) + (sum >>> 16);
-  }
-  return sum;
-}
-
-interface Parsed { ipv4: boolean; l3: number; l4: number; proto: number }
-
-function parse(frame: Buffer): Parsed {
-  let off = 12;
-  while (frame.readUInt16BE(off) === 0x8100) off += 4;
-  const type = frame.readUInt16BE(off);
-  const l3 = off + 2;
-  if (type === 0x0800) return { ipv4: true, l3, l4: l3 + (frame[l3]! & 0xf) * 4, proto: frame[l3 + 9]! };
-  assert.equal(type, 0x86dd);
-  return { ipv4: false, l3, l4: l3 + 40, proto: frame[l3 + 6]! };
-}
-
-/** Asserts the IPv4 header checksum (if any), the IP lengths, and the L4 checksum of a plain frame all verify. */
-function verifyChecksums(frame: Buffer): void {
-  const p = parse(frame);
-  const l4Len = frame.length - p.l4;
-  let pseudo: Buffer;
-  if (p.ipv4) {
-    assert.equal(onesSum(frame.subarray(p.l3, p.l4)), 0xffff, 'IPv4 header checksum');
-    assert.equal(frame.readUInt16BE(p.l3 + 2), frame.length - p.l3, 'IPv4 total length');
-    pseudo = Buffer.alloc(12);
-    frame.copy(pseudo, 0, p.l3 + 12, p.l3 + 20);
-    pseudo[9] = p.proto;
-    pseudo.writeUInt16BE(l4Len, 10);
-  } else {
-    assert.equal(frame.readUInt16BE(p.l3 + 4), frame.length - p.l3 - 40, 'IPv6 payload length');
-    pseudo = Buffer.alloc(40);
-    frame.copy(pseudo, 0, p.l3 + 8, p.l3 + 40);
-    pseudo.writeUInt32BE(l4Len, 32);
-    pseudo[39] = p.proto;
-  }
-  if (p.proto === 17) assert.equal(frame.readUInt16BE(p.l4 + 4), l4Len, 'UDP length');
-  const total = onesSum(Buffer.concat([pseudo, frame.subarray(p.l4)]));
-  assert.equal(total, 0xffff, `L4 checksum of a ${frame.length}-byte frame`);
-}
+import { onesSum, parseIp as parse, verifyChecksums } from '../helpers/packets.ts';
 
 // ---------------------------------------------------------------- hand-built frames
 
