@@ -1,0 +1,544 @@
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import {
+  AbortedError,
+  FrameDecodeError,
+  HandshakeError,
+  LinkLostError,
+  LinkTimeoutError,
+  PeerGoodbyeError,
+  ProtocolVersionError,
+} from './errors.ts';
+import type { Frame } from './frame.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
+import {
+  FrameDecoder,
+  FrameEncoder,
+  PROTOCOL_VERSION,
+  encodeGoodbye,
+  encodeHello,
+  encodeKeepalive,
+  type ControlMessage,
+  type DecoderSink,
+  type GoodbyeCode,
+  type LinkKind,
+  type LinkRole,
+} from './frame-codec.ts';
+
+/**
+ * A link: one connected byte stream (TCP socket, TLS socket, in-memory
+ * duplex) to a peer daemon, after the hello handshake. Stages:
+ *
+ *   handshake  the dialer sends its hello at once; the listener answers with
+ *              its own only after checking the dialer's (version, role, kind,
+ *              expected peer, TLS certificate identity). A refusal is a
+ *              goodbye naming the reason, then the socket is ended.
+ *   receive    socket chunk → FrameDecoder → one Frame[] batch per chunk →
+ *              the onFrames handler (held, with the socket paused, until a
+ *              handler is registered).
+ *   send       send(frame): drop and count if the socket's backlog is over the
+ *              high-water mark; else cork on the first frame of a tick, write
+ *              a slab header and the payload, uncork once on the next tick
+ *              (one writev per burst).
+ *   liveness   a timer sends a keepalive when we sent nothing for keepaliveMs
+ *              and ends the link with LinkTimeoutError when the peer sent
+ *              nothing for deadMs.
+ *   close      exactly once: local close (goodbye, end), peer goodbye, decode
+ *              error (warn once, count, goodbye), timeout, socket error or
+ *              end. onClose gets the typed error (undefined for a local close).
+ *
+ * Payload buffers passed to send() are handed over: they sit in the socket's
+ * queue until written, so the caller must not modify them afterwards.
+ */
+
+export interface LinkStats {
+  txFrames: number;
+  /** Ethernet bytes (frame.data), without protocol or offload headers. */
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames not sent: backlog over the high-water mark, link not open, or malformed. */
+  txDropped: number;
+  decodeErrors: number;
+  keepalivesSent: number;
+  keepalivesReceived: number;
+}
+
+export type FramesHandler = (frames: readonly Frame[]) => void;
+export type CloseHandler = (err: Error | undefined) => void;
+
+export interface Link {
+  /** Unique in this process: "<kind>:<peer>#<n>". */
+  readonly id: string;
+  readonly peerHost: string;
+  readonly kind: LinkKind;
+  /** Our side's role: we dialled ('dialer') or accepted ('listener'). */
+  readonly role: LinkRole;
+  readonly stats: LinkStats;
+  /** True once the link has ended (onClose has been called). */
+  readonly closed: boolean;
+  /** Send one frame. Never throws; a frame that cannot be sent is counted in txDropped. */
+  send(frame: Frame): void;
+  /** Where received frames go, in batches; frames that arrived before this call are delivered first. */
+  onFrames(handler: FramesHandler): void;
+  /** Called exactly once when the link ends (at once if it already has). */
+  onClose(handler: CloseHandler): void;
+  /** Send a goodbye and end the socket; resolves when the socket has closed. */
+  close(reason?: string): Promise<void>;
+}
+
+export interface OpenLinkInit {
+  socket: Duplex;
+  localHost: string;
+  /** 'dialer' (default) sends its hello first; 'listener' answers the dialer's hello. */
+  role?: LinkRole;
+  /** Required for a dialer. A listener adopts the dialer's kind, refusing it if this is set and differs. */
+  kind?: LinkKind;
+  expectedPeer?: string;
+  logger: Logger;
+  clock?: Clock;
+  keepaliveMs?: number;
+  deadMs?: number;
+  maxMessageBytes?: number;
+  handshakeTimeoutMs?: number;
+  /** Drop frames while the socket's write backlog is above this many bytes (default 8 MiB). */
+  highWaterBytes?: number;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_KEEPALIVE_MS = 1000;
+export const DEFAULT_DEAD_MS = 5000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+export const DEFAULT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+/** How long a closing socket may take to finish before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+/** Batches held while no onFrames handler is registered; more are dropped (the socket is paused anyway). */
+const MAX_HELD_BATCHES = 64;
+
+/** Connect the handshake on `socket` and return the open link. Rejects with HandshakeError, ProtocolVersionError or AbortedError. */
+export function openLink(init: OpenLinkInit): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
+    const link = new SocketLink(init, resolve, reject);
+    link.start();
+  });
+}
+
+const PHASE_HANDSHAKE = 0;
+const PHASE_OPEN = 1;
+const PHASE_CLOSED = 2;
+
+let nextLinkSeq = 1;
+
+class SocketLink implements Link {
+  id = '';
+  peerHost = '';
+  kind: LinkKind;
+  readonly role: LinkRole;
+  readonly stats: LinkStats = {
+    txFrames: 0,
+    txBytes: 0,
+    rxFrames: 0,
+    rxBytes: 0,
+    txDropped: 0,
+    decodeErrors: 0,
+    keepalivesSent: 0,
+    keepalivesReceived: 0,
+  };
+
+  readonly #init: OpenLinkInit;
+  readonly #socket: Duplex;
+  readonly #clock: Clock;
+  #log: Logger;
+  readonly #decoder: FrameDecoder;
+  readonly #encoder = new FrameEncoder();
+  readonly #highWater: number;
+  readonly #keepaliveMs: number;
+  readonly #deadMs: number;
+  #phase = PHASE_HANDSHAKE;
+  #resolve: ((link: Link) => void) | undefined;
+  #reject: ((err: Error) => void) | undefined;
+  #handshakeTimer: TimerHandle | undefined;
+  #livenessTimer: TimerHandle | undefined;
+  #graceTimer: TimerHandle | undefined;
+  #corked = false;
+  #txActivity = false;
+  #rxActivity = false;
+  #lastTx = 0;
+  #lastRx = 0;
+  #framesHandler: FramesHandler | undefined;
+  #held: Frame[][] = [];
+  #closeHandler: CloseHandler | undefined;
+  #closeError: Error | undefined;
+  #closeNotified = false;
+  readonly #socketClosed: Promise<void>;
+  #markSocketClosed!: () => void;
+
+  constructor(init: OpenLinkInit, resolve: (link: Link) => void, reject: (err: Error) => void) {
+    this.#init = init;
+    this.#socket = init.socket;
+    this.#clock = init.clock ?? realClock;
+    this.#log = componentLogger(init.logger, 'link', { local: init.localHost });
+    this.role = init.role ?? 'dialer';
+    this.kind = init.kind ?? 'backbone';
+    this.#highWater = init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.#keepaliveMs = init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    this.#deadMs = init.deadMs ?? DEFAULT_DEAD_MS;
+    const sink: DecoderSink = {
+      onFrames: (frames) => this.#receiveFrames(frames),
+      onControl: (msg) => this.#receiveControl(msg),
+      onDecodeError: (err) => this.#receiveDecodeError(err),
+    };
+    this.#decoder = new FrameDecoder(sink, init.maxMessageBytes === undefined ? {} : { maxMessageBytes: init.maxMessageBytes });
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#socketClosed = new Promise<void>((r) => {
+      this.#markSocketClosed = r;
+    });
+  }
+
+  get closed(): boolean {
+    return this.#phase === PHASE_CLOSED;
+  }
+
+  start(): void {
+    const init = this.#init;
+    const socket = this.#socket;
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onSocketError);
+    socket.on('end', this.#onSocketEnd);
+    socket.on('close', this.#onSocketClose);
+    if (socket instanceof Socket) socket.setNoDelay(true);
+    if (this.role === 'dialer' && init.kind === undefined) {
+      this.#failHandshake(new HandshakeError('a dialing link needs a kind (backbone or fast-path)'), undefined);
+      return;
+    }
+    if (socket.destroyed || !socket.writable) {
+      this.#failHandshake(new HandshakeError('socket is not connected'), undefined);
+      return;
+    }
+    if (init.signal?.aborted === true) {
+      this.#failHandshake(new AbortedError('link handshake', { cause: init.signal.reason }), undefined);
+      return;
+    }
+    init.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    const timeout = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#handshakeTimer = this.#clock.setTimeout(() => {
+      this.#failHandshake(new HandshakeError(`no hello from the peer within ${timeout} ms`), ['timeout', 'no hello in time']);
+    }, timeout);
+    if (this.role === 'dialer') socket.write(encodeHello({ kind: this.kind, role: 'dialer', hostId: init.localHost }));
+  }
+
+  // ------------------------------------------------------------ sending
+
+  send(frame: Frame): void {
+    const socket = this.#socket;
+    const data = frame.data;
+    if (
+      this.#phase !== PHASE_OPEN ||
+      socket.writableLength > this.#highWater ||
+      data.length < MIN_FRAME_BYTES ||
+      data.length > MAX_FRAME_BYTES ||
+      (frame.offload !== undefined && frame.offload.length !== VIRTIO_NET_HDR_BYTES)
+    ) {
+      this.stats.txDropped++;
+      return;
+    }
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    socket.write(this.#encoder.frameHeader(frame));
+    socket.write(data);
+    this.stats.txFrames++;
+    this.stats.txBytes += data.length;
+    this.#txActivity = true;
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
+
+  // ------------------------------------------------------------ receiving
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#rxActivity = true;
+    this.#decoder.push(chunk);
+  };
+
+  onFrames(handler: FramesHandler): void {
+    this.#framesHandler = handler;
+    if (this.#held.length > 0) queueMicrotask(this.#releaseHeld);
+    else if (this.#phase === PHASE_OPEN) this.#socket.resume();
+  }
+
+  #receiveFrames(frames: Frame[]): void {
+    if (this.#phase !== PHASE_OPEN) {
+      if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('peer sent frames before its hello'), ['protocol', 'frames before hello']);
+      return;
+    }
+    const stats = this.stats;
+    stats.rxFrames += frames.length;
+    for (let i = 0; i < frames.length; i++) stats.rxBytes += frames[i]!.data.length;
+    const handler = this.#framesHandler;
+    if (handler === undefined) {
+      this.#socket.pause();
+      if (this.#held.length < MAX_HELD_BATCHES) this.#held.push(frames);
+      return;
+    }
+    this.#deliver(handler, frames);
+  }
+
+  #deliver(handler: FramesHandler, frames: Frame[]): void {
+    try {
+      handler(frames);
+    } catch (err) {
+      this.#log.error({ err }, 'frame handler threw; closing the link');
+      this.#finish(err instanceof Error ? err : new Error(String(err)), ['normal', 'local error']);
+    }
+  }
+
+  readonly #releaseHeld = (): void => {
+    const handler = this.#framesHandler;
+    if (handler === undefined) return;
+    const held = this.#held;
+    this.#held = [];
+    for (const batch of held) {
+      if (this.#phase !== PHASE_OPEN) return;
+      this.#deliver(handler, batch);
+    }
+    if (this.#phase === PHASE_OPEN) this.#socket.resume();
+  };
+
+  #receiveControl(msg: ControlMessage): void {
+    if (this.#phase === PHASE_HANDSHAKE) {
+      this.#handshakeMessage(msg);
+      return;
+    }
+    if (this.#phase !== PHASE_OPEN) return;
+    switch (msg.type) {
+      case 'keepalive':
+        this.stats.keepalivesReceived++;
+        return;
+      case 'goodbye':
+        this.#finish(new PeerGoodbyeError(this.peerHost, msg.code, msg.reason), undefined);
+        return;
+      default:
+        this.#protocolError(`unexpected ${msg.type} on an open link`);
+    }
+  }
+
+  #receiveDecodeError(err: FrameDecodeError): void {
+    this.stats.decodeErrors++;
+    if (this.#phase === PHASE_HANDSHAKE) {
+      this.#failHandshake(new HandshakeError(`peer sent bad bytes during the handshake: ${err.message}`, { cause: err }), ['protocol', err.message]);
+      return;
+    }
+    this.#log.warn({ code: err.code, err: err.message }, 'malformed bytes from peer; closing the link');
+    this.#finish(err, ['protocol', err.message]);
+  }
+
+  #protocolError(message: string): void {
+    this.stats.decodeErrors++;
+    const err = new FrameDecodeError('VNET_ERR_PROTOCOL', message);
+    this.#log.warn({ code: err.code, err: message }, 'protocol violation by peer; closing the link');
+    this.#finish(err, ['protocol', message]);
+  }
+
+  // ------------------------------------------------------------ handshake
+
+  #handshakeMessage(msg: ControlMessage): void {
+    const init = this.#init;
+    if (msg.type === 'foreign-hello') {
+      this.#failHandshake(new ProtocolVersionError(msg.version, PROTOCOL_VERSION), ['version', `this host speaks protocol version ${PROTOCOL_VERSION}, not ${msg.version}`]);
+      return;
+    }
+    if (msg.type === 'goodbye') {
+      const bye = new PeerGoodbyeError(init.expectedPeer ?? 'peer', msg.code, msg.reason);
+      this.#failHandshake(new HandshakeError(`peer refused the link (${msg.code}): ${msg.reason}`, { cause: bye }), undefined);
+      return;
+    }
+    if (msg.type !== 'hello') {
+      this.#failHandshake(new HandshakeError(`expected a hello, got a ${msg.type}`), ['protocol', `expected a hello, got a ${msg.type}`]);
+      return;
+    }
+    const wantRole: LinkRole = this.role === 'dialer' ? 'listener' : 'dialer';
+    let refusal: string | undefined;
+    if (msg.role !== wantRole) refusal = `peer ${msg.hostId} is a ${msg.role} too`;
+    else if (this.role === 'dialer' && msg.kind !== this.kind) refusal = `asked for a ${this.kind} link, peer answered ${msg.kind}`;
+    else if (this.role === 'listener' && init.kind !== undefined && msg.kind !== init.kind) refusal = `this listener accepts ${init.kind} links, not ${msg.kind}`;
+    else if (init.expectedPeer !== undefined && msg.hostId !== init.expectedPeer) refusal = `expected host ${init.expectedPeer}, peer says it is ${msg.hostId}`;
+    else if (msg.hostId === init.localHost) refusal = `peer claims our own host id ${msg.hostId}`;
+    else refusal = certificateMismatch(this.#socket, msg.hostId);
+    if (refusal !== undefined) {
+      this.#failHandshake(new HandshakeError(refusal), ['refused', refusal]);
+      return;
+    }
+    this.kind = msg.kind;
+    this.peerHost = msg.hostId;
+    this.id = `${msg.kind}:${msg.hostId}#${nextLinkSeq++}`;
+    this.#log = componentLogger(init.logger, 'link', { local: init.localHost, peer: msg.hostId, link: this.id });
+    if (this.role === 'listener') this.#socket.write(encodeHello({ kind: msg.kind, role: 'listener', hostId: init.localHost }));
+    this.#endHandshake();
+    this.#phase = PHASE_OPEN;
+    const now = this.#clock.now();
+    this.#lastRx = now;
+    this.#lastTx = now;
+    const period = Math.max(1, Math.min(this.#keepaliveMs / 2, this.#deadMs / 4));
+    this.#livenessTimer = this.#clock.setInterval(this.#checkLiveness, period);
+    this.#log.info({ kind: this.kind, role: this.role }, 'link up');
+    const resolve = this.#resolve!;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    resolve(this);
+  }
+
+  #endHandshake(): void {
+    this.#handshakeTimer?.cancel();
+    this.#handshakeTimer = undefined;
+    this.#init.signal?.removeEventListener('abort', this.#onAbort);
+  }
+
+  readonly #onAbort = (): void => {
+    this.#failHandshake(new AbortedError('link handshake', { cause: this.#init.signal?.reason }), undefined);
+  };
+
+  #failHandshake(err: Error, goodbye: [GoodbyeCode, string] | undefined): void {
+    if (this.#phase !== PHASE_HANDSHAKE) return;
+    this.#endHandshake();
+    this.#log.info({ code: (err as { code?: string }).code, err: err.message }, 'link handshake failed');
+    const reject = this.#reject;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    this.#closeNotified = true; // nobody holds this link yet: there is no onClose to call
+    this.#terminate(err, goodbye);
+    reject?.(err);
+  }
+
+  // ------------------------------------------------------------ liveness
+
+  readonly #checkLiveness = (): void => {
+    if (this.#phase !== PHASE_OPEN) return;
+    const now = this.#clock.now();
+    if (this.#rxActivity) {
+      this.#rxActivity = false;
+      this.#lastRx = now;
+    } else if (now - this.#lastRx >= this.#deadMs) {
+      this.#log.warn({ silentMs: Math.round(now - this.#lastRx) }, 'peer silent; closing the link');
+      this.#finish(new LinkTimeoutError(this.peerHost, now - this.#lastRx), ['timeout', `nothing heard for ${Math.round(now - this.#lastRx)} ms`]);
+      return;
+    }
+    if (this.#txActivity) {
+      this.#txActivity = false;
+      this.#lastTx = now;
+    } else if (now - this.#lastTx >= this.#keepaliveMs) {
+      this.#lastTx = now;
+      this.stats.keepalivesSent++;
+      this.#socket.write(encodeKeepalive());
+    }
+  };
+
+  // ------------------------------------------------------------ closing
+
+  onClose(handler: CloseHandler): void {
+    this.#closeHandler = handler;
+    if (this.#phase === PHASE_CLOSED && !this.#closeNotified) queueMicrotask(() => this.#notifyClose());
+  }
+
+  close(reason = 'closed by the local host'): Promise<void> {
+    if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new AbortedError('link handshake'), ['normal', reason]);
+    else this.#finish(undefined, ['normal', reason]);
+    return this.#socketClosed;
+  }
+
+  readonly #onSocketError = (err: Error): void => {
+    const lost = new LinkLostError(`socket error: ${err.message}`, { cause: err });
+    if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError(`connection failed during the handshake: ${err.message}`, { cause: err }), undefined);
+    else this.#finish(lost, undefined);
+  };
+
+  readonly #onSocketEnd = (): void => {
+    if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('peer closed the connection during the handshake'), undefined);
+    else this.#finish(new LinkLostError(`${this.peerHost} closed the connection without a goodbye`), undefined);
+  };
+
+  readonly #onSocketClose = (): void => {
+    this.#graceTimer?.cancel();
+    if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('connection closed during the handshake'), undefined);
+    else this.#finish(new LinkLostError(`connection to ${this.peerHost} closed`), undefined);
+    this.#markSocketClosed();
+  };
+
+  /** End the open link once, for `err` (undefined: closed locally). */
+  #finish(err: Error | undefined, goodbye: [GoodbyeCode, string] | undefined): void {
+    if (this.#phase !== PHASE_OPEN) return;
+    this.#log.info({ code: (err as { code?: string } | undefined)?.code, err: err?.message }, 'link down');
+    this.#terminate(err, goodbye);
+    if (this.#closeHandler !== undefined) this.#notifyClose();
+  }
+
+  #notifyClose(): void {
+    if (this.#closeNotified) return;
+    this.#closeNotified = true;
+    const handler = this.#closeHandler;
+    try {
+      handler?.(this.#closeError);
+    } catch (e) {
+      this.#log.error({ err: e }, 'close handler threw');
+    }
+  }
+
+  #terminate(err: Error | undefined, goodbye: [GoodbyeCode, string] | undefined): void {
+    this.#phase = PHASE_CLOSED;
+    this.#closeError = err;
+    this.#livenessTimer?.cancel();
+    this.#livenessTimer = undefined;
+    this.#decoder.stop();
+    this.#held = [];
+    const socket = this.#socket;
+    if (this.#corked) {
+      this.#corked = false;
+      socket.uncork();
+    }
+    if (socket.destroyed) {
+      this.#markSocketClosed();
+      return;
+    }
+    if (goodbye !== undefined && socket.writable) {
+      socket.write(encodeGoodbye(goodbye[0], goodbye[1]));
+      socket.end();
+      socket.resume(); // drain until the peer closes its side
+      this.#graceTimer = this.#clock.setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+    } else {
+      socket.destroy();
+    }
+  }
+}
+
+/** For a TLS socket: why the certificate does not vouch for `hostId` (undefined when it does, or for plain sockets). */
+function certificateMismatch(socket: Duplex, hostId: string): string | undefined {
+  if (!(socket instanceof TLSSocket)) return undefined;
+  if (!socket.authorized) return `peer certificate not authorized: ${String(socket.authorizationError ?? 'none presented')}`;
+  const cert = socket.getPeerCertificate();
+  if (cert === null || Object.keys(cert).length === 0) return 'peer presented no certificate';
+  const names = certificateNames(cert);
+  if (names.includes(hostId)) return undefined;
+  return `peer says it is ${hostId} but its certificate names ${names.join(', ') || 'nobody'}`;
+}
+
+/** CN and DNS subject alternative names of a peer certificate. */
+export function certificateNames(cert: { subject?: unknown; subjectaltname?: string | undefined }): string[] {
+  const names: string[] = [];
+  const cn = (cert.subject as { CN?: string | string[] } | undefined)?.CN;
+  if (typeof cn === 'string') names.push(cn);
+  else if (Array.isArray(cn)) names.push(...cn);
+  for (const entry of (cert.subjectaltname ?? '').split(',')) {
+    const e = entry.trim();
+    if (e.startsWith('DNS:')) names.push(e.slice(4));
+  }
+  return names;
+}

@@ -1,0 +1,189 @@
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
+import type { TransportKind } from './daemon-control.ts';
+import { AbortedError, TransportError } from './errors.ts';
+import type { LinkKind } from './frame-codec.ts';
+import { openLink, type Link, type OpenLinkInit } from './link.ts';
+
+/**
+ * How daemons reach each other. Three implementations — TCP
+ * (`tcp-transport.ts`), mutual TLS (`tls-transport.ts`) and in-process
+ * (`memory-transport.ts`) — share this interface and one compliance suite
+ * (test/dataplane/transport-compliance.ts). A transport only makes connected
+ * byte streams; `openLink` (link.ts) runs the hello handshake over them, so
+ * every transport hands out links that behave alike.
+ *
+ * Constructed, as in js-libp2p, with `(components, init)`: components are
+ * the process's shared services, init the link settings of this daemon.
+ */
+
+export interface TransportComponents {
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** Link settings every transport passes to openLink. */
+export interface LinkSettings {
+  /** This daemon's host id: sent in our hello (and, for TLS, named by our certificate). */
+  localHost: string;
+  keepaliveMs?: number;
+  deadMs?: number;
+  maxMessageBytes?: number;
+  handshakeTimeoutMs?: number;
+  highWaterBytes?: number;
+}
+
+export interface ListenOptions {
+  host: string;
+  /** 0: any free port (the listener reports the one it got). */
+  port: number;
+}
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** The host id the peer must announce (and, for TLS, its certificate must name). */
+  expectedPeer?: string;
+  kind: LinkKind;
+  signal?: AbortSignal;
+}
+
+export interface ListenerStats {
+  /** Links that completed the handshake and went to onLink. */
+  accepted: number;
+  /** Connections refused or failed during the handshake (bad version, wrong host, bad certificate, timeout). */
+  refused: number;
+}
+
+export interface TransportListener {
+  readonly host: string;
+  readonly port: number;
+  readonly stats: ListenerStats;
+  /** Stop accepting and abort handshakes in progress. Links already handed to onLink stay up: their owner closes them. */
+  close(): Promise<void>;
+}
+
+export interface Transport {
+  readonly kind: TransportKind;
+  /** Accept links; each one that completes the handshake goes to `onLink`. Rejects with TransportError (e.g. address in use). */
+  listen(opts: ListenOptions, onLink: (link: Link) => void): Promise<TransportListener>;
+  /** Dial a peer and run the handshake. Rejects with TransportError, HandshakeError, ProtocolVersionError or AbortedError. */
+  connect(opts: ConnectOptions): Promise<Link>;
+}
+
+/**
+ * The accepting side shared by the transports: runs the listener handshake
+ * on each new connection, counts the outcome, and lets `abortAll` cancel
+ * handshakes still in progress when the listener closes.
+ */
+export class HandshakeAcceptor {
+  readonly stats: ListenerStats = { accepted: 0, refused: 0 };
+  readonly #components: TransportComponents;
+  readonly #settings: LinkSettings;
+  readonly #onLink: (link: Link) => void;
+  readonly #pending = new Set<AbortController>();
+  #closed = false;
+
+  constructor(components: TransportComponents, settings: LinkSettings, onLink: (link: Link) => void) {
+    this.#components = components;
+    this.#settings = settings;
+    this.#onLink = onLink;
+  }
+
+  accept(socket: Duplex): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    const abort = new AbortController();
+    this.#pending.add(abort);
+    openLink({ ...linkInit(this.#components, this.#settings), socket, role: 'listener', signal: abort.signal }).then(
+      (link) => {
+        this.#pending.delete(abort);
+        this.stats.accepted++;
+        this.#onLink(link);
+      },
+      (err: Error) => {
+        this.#pending.delete(abort);
+        this.stats.refused++;
+        this.#components.logger.debug({ err: err.message }, 'inbound link refused');
+      },
+    );
+  }
+
+  abortAll(): void {
+    this.#closed = true;
+    for (const a of this.#pending) a.abort();
+    this.#pending.clear();
+  }
+}
+
+/** The openLink settings (minus socket, role, kind) for one transport's links. */
+export function linkInit(components: TransportComponents, settings: LinkSettings): Omit<OpenLinkInit, 'socket'> {
+  const init: Omit<OpenLinkInit, 'socket'> = { localHost: settings.localHost, logger: components.logger };
+  if (components.clock !== undefined) init.clock = components.clock;
+  if (settings.keepaliveMs !== undefined) init.keepaliveMs = settings.keepaliveMs;
+  if (settings.deadMs !== undefined) init.deadMs = settings.deadMs;
+  if (settings.maxMessageBytes !== undefined) init.maxMessageBytes = settings.maxMessageBytes;
+  if (settings.handshakeTimeoutMs !== undefined) init.handshakeTimeoutMs = settings.handshakeTimeoutMs;
+  if (settings.highWaterBytes !== undefined) init.highWaterBytes = settings.highWaterBytes;
+  return init;
+}
+
+/** Dial-side openLink init from connect options. */
+export function dialInit(components: TransportComponents, settings: LinkSettings, opts: ConnectOptions, socket: Duplex): OpenLinkInit {
+  const init: OpenLinkInit = { ...linkInit(components, settings), socket, role: 'dialer', kind: opts.kind };
+  if (opts.expectedPeer !== undefined) init.expectedPeer = opts.expectedPeer;
+  if (opts.signal !== undefined) init.signal = opts.signal;
+  return init;
+}
+
+/**
+ * Wait until `socket` emits `event` (connect / secureConnect), failing with
+ * `wrap(err)` on an error or close first, or AbortedError on `signal`. On
+ * failure the socket is destroyed.
+ */
+export function waitForConnect(
+  socket: Duplex,
+  event: 'connect' | 'secureConnect',
+  what: string,
+  signal: AbortSignal | undefined,
+  wrap: (err: Error) => Error,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      socket.off(event, onConnect);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onConnect = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      socket.destroy();
+      reject(wrap(err));
+    };
+    const onClose = (): void => onError(new Error('connection closed'));
+    const onAbort = (): void => {
+      cleanup();
+      socket.destroy();
+      reject(new AbortedError(what, { cause: signal?.reason }));
+    };
+    if (signal?.aborted === true) {
+      onAbort();
+      return;
+    }
+    socket.once(event, onConnect);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function transportError(what: string, err: Error): TransportError {
+  return new TransportError(`${what}: ${err.message}`, { cause: err });
+}
