@@ -28,7 +28,7 @@ import { MIN_FRAME_BYTES } from './frame.ts';
 import { dstMacOf, formatMac, srcMacOf } from './mac.ts';
 import type { Port } from './port.ts';
 import type { Link } from './link.ts';
-import type { Transport, Listener } from './transport.ts';
+import type { Transport, TransportListener as Listener } from './transport.ts';
 import { ForwardingTable, type Ingress } from './forwarding-table.ts';
 import type { Egress } from './egress.ts';
 import { parseRules, type RuleOrigin } from './forwarding-rule.ts';

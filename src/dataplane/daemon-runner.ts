@@ -1,0 +1,93 @@
+/**
+ * Turns a validated DaemonConfig into a running daemon: the transport (TCP or
+ * mutual TLS with the deployment's certificates), the VM ports (TAP devices,
+ * moved into a VM's network namespace if asked, or memory ports), configured
+ * rules and fast-path links, and the admin interface.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Logger } from '../common/logger.ts';
+import { Daemon } from './daemon.ts';
+import type { DaemonConfig } from './daemon-config.ts';
+import { startAdminServer, type AdminServer } from './admin-server.ts';
+import { parseMac } from './mac.ts';
+import { MemoryPort } from './memory-port.ts';
+import { TapPort } from './tap-port.ts';
+import { TapError } from './errors.ts';
+import { TcpTransport } from './tcp-transport.ts';
+import { TlsTransport } from './tls-transport.ts';
+import { loadHostCredentials } from './certs.ts';
+import type { Transport } from './transport.ts';
+import type { Port } from './port.ts';
+
+const run = promisify(execFile);
+
+export interface RunningDaemon {
+  daemon: Daemon;
+  admin: AdminServer | undefined;
+  close(): Promise<void>;
+}
+
+export async function createTransport(logger: Logger, config: DaemonConfig): Promise<Transport> {
+  const timing = { keepaliveMs: config.keepaliveMs, deadMs: config.deadMs };
+  if (config.transport === 'tls') {
+    const creds = await loadHostCredentials(config.tls!.dir, config.host);
+    return new TlsTransport({ logger }, { localHost: config.host, ...creds, ...timing });
+  }
+  return new TcpTransport({ logger }, { localHost: config.host, ...timing });
+}
+
+/** Open a configured port: a TAP device (moved into `netns` if given) or a memory port. */
+export async function openConfiguredPort(logger: Logger, spec: DaemonConfig['ports'][number]): Promise<Port> {
+  const mac = parseMac(spec.mac);
+  if (spec.type === 'memory') return new MemoryPort({ name: spec.name, mac, mtu: spec.mtu });
+  const port = TapPort.open({ name: spec.name, mac, mtu: spec.mtu, vnetHdr: spec.offload, logger });
+  if (spec.netns !== undefined) {
+    try {
+      // The open file descriptor keeps working after the device changes namespace.
+      await run('ip', ['link', 'set', 'dev', spec.name, 'netns', spec.netns]);
+    } catch (err) {
+      await port.close();
+      throw new TapError(`cannot move TAP device ${spec.name} into namespace ${spec.netns}: ${(err as { stderr?: string }).stderr?.trim() ?? String(err)}`, undefined, { cause: err });
+    }
+  }
+  return port;
+}
+
+export async function startDaemonFromConfig(components: { logger: Logger }, config: DaemonConfig): Promise<RunningDaemon> {
+  const { logger } = components;
+  const transport = await createTransport(logger, config);
+  const daemon = await Daemon.start(
+    { logger, transport },
+    {
+      hostId: config.host,
+      role: config.role,
+      site: config.site,
+      listen: config.listen,
+      hub: config.hub === undefined ? undefined : { ...config.hub, id: config.hubId },
+      reconnect: config.reconnect,
+      agingMs: config.agingMs,
+    },
+  );
+  try {
+    for (const spec of config.ports) daemon.addPort(await openConfiguredPort(logger, spec), spec.ip);
+    if (config.rules.length > 0) daemon.setRules('config', config.rules);
+    const links = config.fastPath
+      .filter((f) => f.host !== undefined && f.port !== undefined)
+      .map((f) => ({ peer: f.peer, address: { transport: config.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
+    // Configured fast-path links without an address are accepted when the peer dials.
+    if (links.length > 0) daemon.applyFastPathLinks(0, links);
+    const admin = config.admin === undefined ? undefined : await startAdminServer({ logger, daemon }, config.admin);
+    return {
+      daemon,
+      admin,
+      async close() {
+        await admin?.close();
+        await daemon.close();
+      },
+    };
+  } catch (err) {
+    await daemon.close();
+    throw err;
+  }
+}
