@@ -3,7 +3,7 @@ import type { Logger } from '../common/logger.ts';
 import type { DaemonRole, LinkKind } from './daemon-control.ts';
 import { EGRESS_REASONS, makeEgress, type Egress, type EgressReason } from './egress.ts';
 import { RuleError } from './errors.ts';
-import { compareRules, ruleMatches, sameRule, type ForwardingRule, type RuleOrigin } from './forwarding-rule.ts';
+import { compareRules, sameRule, type ForwardingRule, type MacMatch, type RuleOrigin } from './forwarding-rule.ts';
 import { MacLearning, NOWHERE, type LearnedEntry } from './mac-learning.ts';
 import { BROADCAST_MAC, isMulticastMac, type Mac } from './mac.ts';
 
@@ -123,6 +123,10 @@ export class ForwardingTable<P = string, L = string> {
   readonly #linkByPeer = new Map<string, number>();
   readonly #rules = new Map<string, ForwardingRule>();
   #sorted: ForwardingRule[] = [];
+  /** The sorted rules compiled for scanning: match kinds (src | dst << 2) and MACs. */
+  #ruleKinds = new Uint8Array(0);
+  #ruleSrc = new Float64Array(0);
+  #ruleDst = new Float64Array(0);
 
   #cache = new Map<Mac, Map<Mac, Hit<P, L>>>();
   #cacheCount = 0;
@@ -191,7 +195,7 @@ export class ForwardingTable<P = string, L = string> {
     this.#misses++;
     if (this.#locs[ingress] === undefined) {
       this.#drops['unknown-ingress']++;
-      return this.#intern([], [], 'unknown-ingress', undefined);
+      return this.#drop('unknown-ingress', undefined);
     }
     if (learnable(src)) this.#learning.learn(src, ingress, this.#clock.now());
     let hit = this.#cache.get(dst)?.get(src);
@@ -232,25 +236,41 @@ export class ForwardingTable<P = string, L = string> {
 
   #decide(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
     const from = this.#locs[ingress];
-    if (from === undefined) return this.#intern([], [], 'unknown-ingress', undefined);
-    for (const rule of this.#sorted) {
-      if (!ruleMatches(rule, src, dst)) continue;
+    if (from === undefined) return this.#drop('unknown-ingress', undefined);
+    for (let r = this.#matchRule(src, dst, 0); r >= 0; r = this.#matchRule(src, dst, r + 1)) {
+      const rule = this.#sorted[r]!;
       const a = rule.action;
-      if (a.kind === 'drop') return this.#intern([], [], 'rule-drop', rule.id);
+      if (a.kind === 'drop') return this.#drop('rule-drop', rule.id);
       if (a.kind === 'flood') return this.#flood(from, 'rule-flood', rule.id);
       const target = a.kind === 'port' ? this.#portByName.get(a.port) : this.#linkByPeer.get(a.link);
       if (target === undefined) continue; // absent: fall through to lower rules and learning
-      if (target === ingress) return this.#intern([], [], 'hairpin', rule.id);
+      if (target === ingress) return this.#drop('hairpin', rule.id);
       return this.#unicast(target, 'rule', rule.id);
     }
     if (isMulticastMac(dst)) return this.#flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined);
     const at = this.#learning.get(dst);
     if (at === undefined) return this.#flood(from, 'unknown-unicast', undefined);
-    if (at.location === ingress) return this.#intern([], [], 'hairpin', undefined);
+    if (at.location === ingress) return this.#drop('hairpin', undefined);
     const to = this.#locs[at.location];
     if (to === undefined) return this.#flood(from, 'unknown-unicast', undefined);
-    if (from.kind === 'link' && to.kind === 'link' && !this.#relays(from, to)) return this.#intern([], [], 'split-horizon', undefined);
+    if (from.kind === 'link' && to.kind === 'link' && !this.#relays(from, to)) return this.#drop('split-horizon', undefined);
     return this.#unicast(to.id, 'learned', undefined);
+  }
+
+  /** Index of the first rule at or after `start` that matches, or -1. Scans the compiled arrays. */
+  #matchRule(src: Mac, dst: Mac, start: number): number {
+    const kinds = this.#ruleKinds;
+    const srcs = this.#ruleSrc;
+    const dsts = this.#ruleDst;
+    for (let i = start; i < kinds.length; i++) {
+      const k = kinds[i]!;
+      const sk = k & 3;
+      if (sk !== MATCH_ANY && (srcs[i] === src) !== (sk === MATCH_EQ)) continue;
+      const dk = k >> 2;
+      if (dk !== MATCH_ANY && (dsts[i] === dst) !== (dk === MATCH_EQ)) continue;
+      return i;
+    }
+    return -1;
   }
 
   /** Whether a frame from link `from` may go on to link `to`: only through the hub, backbone to backbone. */
@@ -259,31 +279,36 @@ export class ForwardingTable<P = string, L = string> {
   }
 
   #flood(from: Location<P, L>, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
-    const ports: number[] = [];
-    const links: number[] = [];
+    const key = `f${from.id}|${reason}|${ruleId ?? ''}`;
+    let eg = this.#interned.get(key);
+    if (eg !== undefined) return eg;
+    const ports: P[] = [];
+    const links: L[] = [];
     for (const loc of this.#locs) {
       if (loc === undefined || loc.id === from.id) continue;
-      if (loc.kind === 'port') ports.push(loc.id);
-      else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.#relays(from, loc))) links.push(loc.id);
+      if (loc.kind === 'port') ports.push(loc.handle as P);
+      else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.#relays(from, loc))) links.push(loc.handle as L);
     }
-    return this.#intern(ports, links, reason, ruleId);
+    eg = makeEgress(ports, links, reason, ruleId);
+    this.#interned.set(key, eg);
+    return eg;
   }
 
   #unicast(target: number, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
+    const key = `u${target}|${reason}|${ruleId ?? ''}`;
+    let eg = this.#interned.get(key);
+    if (eg !== undefined) return eg;
     const loc = this.#locs[target]!;
-    return loc.kind === 'port' ? this.#intern([target], [], reason, ruleId) : this.#intern([], [target], reason, ruleId);
+    eg = loc.kind === 'port' ? makeEgress([loc.handle as P], [], reason, ruleId) : makeEgress([], [loc.handle as L], reason, ruleId);
+    this.#interned.set(key, eg);
+    return eg;
   }
 
-  #intern(ports: number[], links: number[], reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
-    const key = `${reason}|${ruleId ?? ''}|${ports.join(',')}|${links.join(',')}`;
+  #drop(reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
+    const key = `d|${reason}|${ruleId ?? ''}`;
     let eg = this.#interned.get(key);
     if (eg === undefined) {
-      eg = makeEgress(
-        ports.map((id) => this.#locs[id]!.handle as P),
-        links.map((id) => this.#locs[id]!.handle as L),
-        reason,
-        ruleId,
-      );
+      eg = makeEgress<P, L>([], [], reason, ruleId);
       this.#interned.set(key, eg);
     }
     return eg;
@@ -435,7 +460,11 @@ export class ForwardingTable<P = string, L = string> {
   }
 
   #rulesChanged(): void {
-    this.#sorted = Object.freeze([...this.#rules.values()].sort(compareRules)) as ForwardingRule[];
+    const sorted = [...this.#rules.values()].sort(compareRules);
+    this.#ruleKinds = Uint8Array.from(sorted, (r) => matchCode(r.src) | (matchCode(r.dst) << 2));
+    this.#ruleSrc = Float64Array.from(sorted, (r) => (r.src.kind === 'any' ? 0 : r.src.mac));
+    this.#ruleDst = Float64Array.from(sorted, (r) => (r.dst.kind === 'any' ? 0 : r.dst.mac));
+    this.#sorted = Object.freeze(sorted) as ForwardingRule[];
     this.#invalidateAll();
   }
 
@@ -493,6 +522,14 @@ export class ForwardingTable<P = string, L = string> {
     if (loc === undefined) return `unknown ingress ${ingress}`;
     return loc.kind === 'port' ? `port ${loc.name}` : `${loc.linkKind} link ${loc.name}`;
   }
+}
+
+const MATCH_ANY = 0;
+const MATCH_EQ = 1;
+const MATCH_NE = 2;
+
+function matchCode(m: MacMatch): number {
+  return m.kind === 'any' ? MATCH_ANY : m.kind === 'eq' ? MATCH_EQ : MATCH_NE;
 }
 
 function learnable(src: Mac): boolean {
