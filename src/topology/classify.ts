@@ -73,6 +73,8 @@ export interface Topology {
   readonly vms: readonly string[];
   readonly edgeCount: number;
   readonly components: number;
+  /** Hash of the pruned edge set over VM ids (order-independent): equal graphs, equal fingerprints. */
+  readonly fingerprint: string;
   /** star: the centre VM. */
   readonly centre?: string;
   /** mesh: grid dimensions. */
@@ -127,11 +129,48 @@ function orderEdgesPresent(g: UndirectedGraph, order: Int32Array, span: number, 
   return count;
 }
 
+/** Orders of at most this many vertices are improved by pairwise swaps (O(n³·span) at worst, bounded passes). */
+const LOCAL_SEARCH_MAX_N = 64;
+
+/**
+ * Swap pairs of positions while that puts more of the graph's edges between
+ * order-neighbours (within `span`). Repairs the greedy orders when a few
+ * extra (noise) edges misled them; only for small graphs.
+ */
+function improveOrder(g: UndirectedGraph, order: Int32Array, span: number, wrap: boolean): Int32Array {
+  const n = order.length;
+  if (n > LOCAL_SEARCH_MAX_N) return order;
+  const cur = Int32Array.from(order);
+  let score = orderEdgesPresent(g, cur, span, wrap);
+  for (let pass = 0; pass < 8; pass++) {
+    let improved = false;
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        const t = cur[i]!;
+        cur[i] = cur[j]!;
+        cur[j] = t;
+        const next = orderEdgesPresent(g, cur, span, wrap);
+        if (next > score) {
+          score = next;
+          improved = true;
+        } else {
+          cur[j] = cur[i]!;
+          cur[i] = t;
+        }
+      }
+    }
+    if (!improved) break;
+  }
+  return cur;
+}
+
 function fitRingAndBus(g: UndirectedGraph): Fit[] {
   let bestRing: Fit | undefined;
   let bestBus: Fit | undefined;
   for (const start of minDegreeVertices(g, 3)) {
-    const order = pathOrder(g, start);
+    const walked = pathOrder(g, start);
+    const ringDone = g.n >= 4 && orderEdgesPresent(g, walked, 1, true) === g.n;
+    const order = ringDone ? walked : improveOrder(g, walked, 1, false);
     const pathInter = orderEdgesPresent(g, order, 1, false);
     const closing = g.has(order[0]!, order[g.n - 1]!) ? 1 : 0;
     const ring = jaccard(pathInter + closing, g.m, g.n);
@@ -219,31 +258,54 @@ function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number
   for (let v = 0; v < g.n; v++) work += g.degree[v]! * g.degree[v]!;
   if (work > maxWork) return undefined;
   // In C_n(1..k), adjacent-on-the-ring vertices share 2k − 2 neighbours, all other edges fewer.
-  const ringKeys: number[] = [];
+  const common = new Map<number, number>();
   for (let u = 0; u < g.n; u++) {
     const nu = neighbours(g, u);
     for (const v of nu) {
       if (v <= u) continue;
-      let common = 0;
-      for (const w of nu) if (w !== v && g.has(v, w)) common++;
-      if (common >= 2 * k - 2) ringKeys.push(undirectedKey(u, v));
+      let c = 0;
+      for (const w of nu) if (w !== v && g.has(v, w)) c++;
+      common.set(undirectedKey(u, v), c);
     }
   }
-  const sub = buildGraph(ringKeys);
-  if (sub.n < 3) return undefined;
-  const subOrder = pathOrder(sub, minDegreeVertices(sub, 1)[0]!);
-  // Sub-graph vertices → g's vertices, then any vertex the sub-graph missed.
-  const order = new Int32Array(g.n);
-  const placed = new Uint8Array(g.n);
-  let len = 0;
-  for (const s of subOrder) {
-    const v = sub.vms[s]!;
-    order[len++] = v;
-    placed[v] = 1;
+  // Candidate ring edges two ways: every edge sharing ≥ 2k − 2 neighbours, and
+  // each vertex's two edges sharing the most (kept when both ends pick them),
+  // which survives a few extra (noise) edges.
+  const byCount = [...common].filter(([, c]) => c >= 2 * k - 2).map(([key]) => key);
+  const picks = new Map<number, number>();
+  for (let u = 0; u < g.n; u++) {
+    const ranked = Array.from(neighbours(g, u)).sort(
+      (a, b) => common.get(undirectedKey(u, b))! - common.get(undirectedKey(u, a))! || a - b,
+    );
+    for (const v of ranked.slice(0, 2)) {
+      const key = undirectedKey(u, v);
+      picks.set(key, (picks.get(key) ?? 0) + 1);
+    }
   }
-  for (let v = 0; v < g.n; v++) if (placed[v] === 0) order[len++] = v;
-  const inter = orderEdgesPresent(g, order, k, true);
-  return { cls: 'neighbour', confidence: jaccard(inter, g.m, g.n * k), k, order };
+  const mutual = [...picks].filter(([, c]) => c === 2).map(([key]) => key);
+  let best: Fit | undefined;
+  for (const keys of [byCount, mutual]) {
+    const sub = buildGraph(keys);
+    if (sub.n < 3) continue;
+    for (const start of minDegreeVertices(sub, 2)) {
+      const subOrder = pathOrder(sub, start);
+      // Sub-graph vertices → g's vertices, then any vertex the sub-graph missed.
+      const order = new Int32Array(g.n);
+      const placed = new Uint8Array(g.n);
+      let len = 0;
+      for (const x of subOrder) {
+        const v = sub.vms[x]!;
+        order[len++] = v;
+        placed[v] = 1;
+      }
+      for (let v = 0; v < g.n; v++) if (placed[v] === 0) order[len++] = v;
+      const inter = orderEdgesPresent(g, order, k, true);
+      const improved = inter === g.n * k ? order : improveOrder(g, order, k, true);
+      const confidence = jaccard(orderEdgesPresent(g, improved, k, true), g.m, g.n * k);
+      if (best === undefined || confidence > best.confidence) best = { cls: 'neighbour', confidence, k, order: improved };
+    }
+  }
+  return best;
 }
 
 function fitTree(g: UndirectedGraph): Fit {
@@ -297,6 +359,29 @@ function best(fits: readonly Fit[]): Fit {
   return winner;
 }
 
+function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Order-independent hash of the edge set, over VM ids (not indices), as 8 hex digits. */
+function fingerprintOf(g: UndirectedGraph, ids: readonly string[]): string {
+  const vh = Array.from(g.vms, (i) => hashString(ids[i]!));
+  let sum = g.m >>> 0;
+  for (let a = 0; a < g.n; a++) {
+    for (const b of neighbours(g, a)) {
+      if (b <= a) continue;
+      const x = Math.min(vh[a]!, vh[b]!);
+      const y = Math.max(vh[a]!, vh[b]!);
+      let h = Math.imul(x ^ 0x9e3779b9, 0x85ebca6b) ^ y;
+      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+      sum = (sum + (h ^ (h >>> 16))) >>> 0;
+    }
+  }
+  return sum.toString(16).padStart(8, '0');
+}
+
 /** The `count` strongest edges, strongest first (ties by key); O(m) plus a sort of the kept ones. */
 function strongest(weights: ReadonlyMap<number, number>, count: number): [number, number][] {
   let threshold = Number.NEGATIVE_INFINITY;
@@ -317,10 +402,10 @@ export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Top
   const g = buildGraph(graph.weights.keys());
   const idOf = (v: number): string => graph.ids[g.vms[v]!]!;
   const vms = Array.from(g.vms, (i) => graph.ids[i]!);
-  if (g.m === 0) return { class: 'none', confidence: 1, vms, edgeCount: 0, components: 0 };
+  if (g.m === 0) return { class: 'none', confidence: 1, vms, edgeCount: 0, components: 0, fingerprint: fingerprintOf(g, graph.ids) };
   const components = componentCount(g);
   const winner = best(fitAll(g, minConfidence, maxEdges));
-  const base = { vms, edgeCount: g.m, components };
+  const base = { vms, edgeCount: g.m, components, fingerprint: fingerprintOf(g, graph.ids) };
   if (winner.confidence < minConfidence) {
     const maxListed = params.maxListedEdges ?? 1000;
     const sorted = strongest(graph.weights, maxListed);

@@ -17,7 +17,7 @@ import { keyDst, keySrc, undirectedKey } from './vm-registry.ts';
  * of applications whose edges are unequal (trees with heavier upper levels).
  */
 
-export const DEFAULT_PRUNE_FRACTION = 0.15;
+export const DEFAULT_PRUNE_FRACTION = 0.2;
 
 export interface WeightedGraph {
   readonly ids: readonly string[];

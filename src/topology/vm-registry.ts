@@ -73,7 +73,7 @@ export function keyDst(key: number): number {
 export function remapEdges(
   edges: ReadonlyMap<number, number>,
   fromIds: readonly string[],
-  to: RegistryIndex,
+  to: Pick<RegistryIndex, 'ids' | 'indexOfId'>,
   undirected: boolean,
 ): ReadonlyMap<number, number> {
   if (sameIds(fromIds, to.ids)) return edges;
