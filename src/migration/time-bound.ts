@@ -45,6 +45,7 @@ export class TimeBound implements TimeBoundRuleApi {
   }
 
   decide(s: TimeBoundStats): StopDecision {
+    if (!(s.bandwidth > 0)) return { stop: false, reason: 'measuring bandwidth' };
     const restMs = s.bandwidth > 0 ? (s.remainingPages * s.bytesPerPage) / s.bandwidth : Number.POSITIVE_INFINITY;
     const left = this.deadlineMs * (1 - this.#margin) - s.elapsedMs;
     if (s.mtxDone && restMs <= this.#downtime) return { stop: true, reason: `rest fits ${this.#downtime} ms` };

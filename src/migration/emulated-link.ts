@@ -1,0 +1,60 @@
+/**
+ * An emulated WAN link for virtual-time runs: one FIFO pipe of a given
+ * bandwidth and round-trip time. A record of `size` bytes handed over at
+ * `now` leaves when the pipe is free plus its serialisation time, and
+ * arrives half an RTT later. Optionally cut at a given time (a link failure):
+ * whatever would leave after the cut never arrives.
+ */
+
+export interface EmulatedLinkParams {
+  /** Bits per second. */
+  readonly bandwidthBps: number;
+  readonly rttMs: number;
+  /** The link breaks at this time (ms); nothing leaves after it. */
+  readonly cutAtMs?: number;
+}
+
+export class EmulatedLink {
+  readonly params: EmulatedLinkParams;
+  /** Bytes per millisecond. */
+  readonly rate: number;
+  #busyUntil = 0;
+  #bytes = 0;
+
+  constructor(params: EmulatedLinkParams) {
+    if (!(params.bandwidthBps > 0) || !(params.rttMs >= 0)) throw new RangeError('link needs a positive bandwidth and a non-negative RTT');
+    this.params = params;
+    this.rate = params.bandwidthBps / 8 / 1000;
+  }
+
+  /** When the pipe is next free. */
+  get busyUntil(): number {
+    return this.#busyUntil;
+  }
+
+  get bytesCarried(): number {
+    return this.#bytes;
+  }
+
+  get cut(): number {
+    return this.params.cutAtMs ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Sends `size` bytes handed over at `now`; returns the arrival time, or undefined if the link is cut first. */
+  send(size: number, now: number): number | undefined {
+    const start = Math.max(now, this.#busyUntil);
+    const leave = start + size / this.rate;
+    if (leave > this.cut) {
+      this.#busyUntil = Math.max(this.#busyUntil, this.cut);
+      return undefined;
+    }
+    this.#busyUntil = leave;
+    this.#bytes += size;
+    return leave + this.params.rttMs / 2;
+  }
+
+  /** Time a reply sent at `now` takes to come back (small control message). */
+  replyArrival(now: number): number {
+    return now + this.params.rttMs / 2;
+  }
+}

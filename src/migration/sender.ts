@@ -1,0 +1,558 @@
+/**
+ * The sending side of a migration, as a pull-driven state machine. A driver
+ * (virtual time over an emulated link, or real time over sockets) asks for
+ * the next records with `next(now, budgetBytes)` whenever its channels can
+ * take more; the sender decides what to send and when to stop. No I/O, no
+ * timers: `now` comes in, records go out.
+ *
+ *   hello ─▶ disk bulk copy ─▶ disk dirty rounds ─▶ memory (disk now synchronous)
+ *        ─▶ pause + stop-and-copy ─▶ device state ─▶ done ─▶ (ack) finished
+ *
+ * Memory, pre-copy rules: iteration 0 sends every page, iteration i sends the
+ * pages dirtied during i-1; the rule decides at each iteration's end.
+ * Memory, time-bound: channel 0 (mtx) walks RAM once, skipping pages that are
+ * dirty or queued on channel 1 (dtx), which re-sends dirtied pages behind
+ * mtx's cursor; the rule decides continuously.
+ * Every record carries a sequence number; the receiver applies records in
+ * sequence order whatever channel they came on, so caches stay in lock-step.
+ */
+import type { Logger } from 'pino';
+import type { Guest } from './guest.ts';
+import type { ContentKeyer } from './content-key.ts';
+import { diskDigest, memoryDigest, bytesDigest } from './content-key.ts';
+import { ContentEncoder } from './content-encoder.ts';
+import { FULL_RECORD_SIZE, recordSize, type MigrationRecord } from './stream-codec.ts';
+import type { IterationStats, StopRule } from './stop-rule.ts';
+import type { ProgressEvent, MigrationPhase } from './progress.ts';
+
+export interface SenderInit {
+  readonly guest: Guest;
+  readonly rule: StopRule;
+  readonly keyer: ContentKeyer;
+  readonly now: number;
+  readonly logger?: Logger;
+  /** Migrate the disk too (when the guest has one). Default true. */
+  readonly disk?: boolean;
+  /** Switch the disk to synchronous replication once a write-log round has at most this many blocks (default 256). */
+  readonly diskSyncThreshold?: number;
+  /** At most this many write-log rounds after the bulk copy (default 8). */
+  readonly diskMaxRounds?: number;
+  /** Destination keeps the image paused (checkpoint) and the source resumes after. */
+  readonly keep?: boolean;
+  readonly cacheCapacity?: number;
+}
+
+export interface OutRecord {
+  readonly rec: MigrationRecord;
+  /** 0: control, disk, pre-copy memory and TLM's mtx; 1: TLM's dtx. */
+  readonly ch: 0 | 1;
+  readonly size: number;
+}
+
+export interface SenderStats {
+  readonly rule: string;
+  readonly iterations: number;
+  readonly memoryBytes: number;
+  readonly diskBytes: number;
+  readonly controlBytes: number;
+  readonly totalBytes: number;
+  readonly memoryPagesSent: number;
+  readonly records: { full: number; zero: number; ref: number; delta: number; skip: number };
+  readonly diskRecords: { full: number; zero: number; ref: number; delta: number; skip: number };
+  readonly redirtiedSkips: number;
+  readonly syncDiskWrites: number;
+  readonly startedAt: number;
+  readonly memoryStartedAt: number | undefined;
+  readonly pausedAt: number | undefined;
+  readonly minThrottle: number;
+  readonly stopReason: string;
+  readonly memDigest: string | undefined;
+  readonly diskDigest: string | undefined;
+}
+
+type Phase = 'hello' | 'disk-bulk' | 'disk-rounds' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
+
+const EMPTY = new Uint32Array(0);
+
+export class MigrationSender {
+  readonly guest: Guest;
+  readonly rule: StopRule;
+  readonly #keyer: ContentKeyer;
+  readonly #log: Logger | undefined;
+  readonly #mem: ContentEncoder;
+  readonly #disk: ContentEncoder | undefined;
+  readonly #keep: boolean;
+  readonly #syncThreshold: number;
+  readonly #maxRounds: number;
+  #phase: Phase = 'hello';
+  #seq = 1;
+  #now: number;
+  // accounting
+  #memoryBytes = 0;
+  #diskBytes = 0;
+  #controlBytes = 0;
+  #memPages = 0;
+  #redirtiedSkips = 0;
+  #syncWrites = 0;
+  readonly #startedAt: number;
+  #memStart: number | undefined;
+  #pausedAt: number | undefined;
+  #minThrottle = 1;
+  #stopReason = '';
+  #memDigest: string | undefined;
+  #diskDigest: string | undefined;
+  // disk
+  #diskTodo: Uint32Array = EMPTY;
+  #diskCursor = 0;
+  #diskRounds = 0;
+  #diskSync = false;
+  readonly #diskQueue: number[] = [];
+  // pre-copy
+  #iteration = 0;
+  #todo: Uint32Array | undefined; // undefined = all pages (iteration 0)
+  #cursor = 0;
+  #iterStart = 0;
+  #iterPages = 0;
+  #iterBytes = 0;
+  #lastBpp = FULL_RECORD_SIZE;
+  #lastBandwidth = 0;
+  #lastDirtied = 0;
+  // time-bound
+  #mtx = 0;
+  #dtx: Uint32Array = EMPTY;
+  #dtxCursor = 0;
+  #dtxPending: Uint8Array | undefined;
+  #mtxBytes = 0;
+  #dtxBytes = 0;
+  #liveBytes = 0;
+  #livePages = 0;
+  // stop-copy
+  #final: Uint32Array = EMPTY;
+  #finalCursor = 0;
+  #finalDisk: Uint32Array = EMPTY;
+  #finalDiskCursor = 0;
+  #finalCh: 0 | 1 = 0;
+
+  constructor(init: SenderInit) {
+    this.guest = init.guest;
+    this.rule = init.rule;
+    this.#keyer = init.keyer;
+    this.#log = init.logger;
+    this.#keep = init.keep ?? false;
+    this.#now = init.now;
+    this.#startedAt = init.now;
+    this.#syncThreshold = init.diskSyncThreshold ?? 256;
+    this.#maxRounds = init.diskMaxRounds ?? 8;
+    const g = init.guest;
+    const rep = g.memory.representation;
+    const capacity = init.cacheCapacity ?? g.memory.pageCount;
+    this.#mem = new ContentEncoder({ space: 'mem', count: g.memory.pageCount, representation: rep, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: capacity });
+    if ((init.disk ?? true) && g.disk !== undefined) {
+      this.#disk = new ContentEncoder({ space: 'disk', count: g.disk.blockCount, representation: g.disk.representation, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: Math.min(capacity, g.disk.blockCount) });
+    }
+  }
+
+  get finished(): boolean {
+    return this.#phase === 'finished' || this.#phase === 'aborted';
+  }
+
+  /** True once the done record is out and the sender waits for the receiver's verdict. */
+  get awaitingAck(): boolean {
+    return this.#phase === 'await-ack';
+  }
+
+  get phase(): MigrationPhase {
+    switch (this.#phase) {
+      case 'hello': case 'disk-bulk': case 'disk-rounds': return this.#phase === 'hello' ? 'starting' : 'disk';
+      case 'memory': return 'memory';
+      case 'stop-copy': case 'device': case 'done': return 'paused';
+      case 'await-ack': return 'verifying';
+      case 'finished': return 'done';
+      case 'aborted': return 'aborted';
+    }
+  }
+
+  /** Records to send now, up to about `budget` bytes (at least one record if any is due). */
+  next(now: number, budget: number): OutRecord[] {
+    this.#now = Math.max(this.#now, now);
+    const out: OutRecord[] = [];
+    if (this.finished || this.#phase === 'await-ack') return out;
+    this.guest.advance(this.#now);
+    if (this.#diskSync) this.#drainSyncDisk();
+    let bytes = 0;
+    let guard = 0;
+    while (bytes < budget && guard++ < 1_000_000) {
+      const before = out.length;
+      const more = this.#step(out);
+      for (let i = before; i < out.length; i++) bytes += out[i]?.size ?? 0;
+      if (!more) break;
+    }
+    return out;
+  }
+
+  /** The receiver's verdict on the done record. */
+  onAck(ok: boolean, now: number, code = ''): void {
+    if (this.#phase !== 'await-ack') return;
+    this.#now = Math.max(this.#now, now);
+    if (!ok) {
+      this.#stopReason = `destination refused the image: ${code}`;
+      this.abort(now);
+      return;
+    }
+    this.#phase = 'finished';
+    this.#stopLogging();
+    // A checkpoint leaves the source running; a migration leaves it paused, to be released.
+    if (this.#keep) this.guest.resume(this.#now);
+  }
+
+  /** Stop: the source guest keeps (or resumes) running with its state whole. Idempotent. */
+  abort(now: number): void {
+    if (this.#phase === 'aborted') return;
+    this.#now = Math.max(this.#now, now);
+    this.#phase = 'aborted';
+    this.#stopLogging();
+    this.guest.setThrottle(1);
+    if (this.guest.runState === 'paused') this.guest.resume(this.#now);
+  }
+
+  stats(): SenderStats {
+    return {
+      rule: this.rule.name,
+      iterations: this.rule.kind === 'precopy' ? this.#iteration + 1 : 1,
+      memoryBytes: this.#memoryBytes,
+      diskBytes: this.#diskBytes,
+      controlBytes: this.#controlBytes,
+      totalBytes: this.#memoryBytes + this.#diskBytes + this.#controlBytes,
+      memoryPagesSent: this.#memPages,
+      records: { ...this.#mem.counts },
+      diskRecords: this.#disk !== undefined ? { ...this.#disk.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
+      redirtiedSkips: this.#redirtiedSkips,
+      syncDiskWrites: this.#syncWrites,
+      startedAt: this.#startedAt,
+      memoryStartedAt: this.#memStart,
+      pausedAt: this.#pausedAt,
+      minThrottle: this.#minThrottle,
+      stopReason: this.#stopReason,
+      memDigest: this.#memDigest,
+      diskDigest: this.#diskDigest,
+    };
+  }
+
+  progress(now: number): ProgressEvent {
+    const g = this.guest;
+    let pagesLeft: number;
+    if (this.#phase === 'memory' && this.rule.kind === 'precopy') {
+      const len = this.#todo === undefined ? g.memory.pageCount : this.#todo.length;
+      pagesLeft = len - this.#cursor + g.memory.dirtyCount();
+    } else if (this.#phase === 'memory') {
+      pagesLeft = this.#tbRemaining();
+    } else if (this.#phase === 'stop-copy') {
+      pagesLeft = this.#final.length - this.#finalCursor;
+    } else if (this.#phase === 'hello' || this.#phase === 'disk-bulk' || this.#phase === 'disk-rounds') {
+      pagesLeft = g.memory.pageCount;
+    } else {
+      pagesLeft = 0;
+    }
+    const elapsed = Math.max(1e-9, now - (this.#memStart ?? this.#startedAt));
+    const bw = this.#lastBandwidth > 0 ? this.#lastBandwidth : (this.#memoryBytes + this.#diskBytes) / elapsed;
+    const dirtyRate = this.#lastDirtied > 0 && this.#lastBandwidth > 0 ? this.#lastDirtied : 0;
+    return {
+      phase: this.phase,
+      iteration: this.rule.kind === 'precopy' ? this.#iteration : 0,
+      rule: this.rule.name,
+      elapsedMs: now - this.#startedAt,
+      bytesSent: this.#memoryBytes + this.#diskBytes + this.#controlBytes,
+      pagesSent: this.#memPages,
+      pagesLeft,
+      ramPages: g.memory.pageCount,
+      dirtyRate,
+      throttle: g.throttle,
+      etaMs: bw > 0 ? (pagesLeft * this.#lastBpp) / bw : Number.POSITIVE_INFINITY,
+      deadlineMs: this.rule.kind === 'time-bound' ? this.rule.deadlineMs : undefined,
+    };
+  }
+
+  // ---- stages ---------------------------------------------------------------
+
+  /** Emits zero or more records; returns false when nothing more is due right now. */
+  #step(out: OutRecord[]): boolean {
+    switch (this.#phase) {
+      case 'hello': return this.#hello(out);
+      case 'disk-bulk': case 'disk-rounds': return this.#diskStep(out);
+      case 'memory': return this.rule.kind === 'precopy' ? this.#precopyStep(out) : this.#timeBoundStep(out);
+      case 'stop-copy': return this.#stopCopyStep(out);
+      case 'device': {
+        const state = this.guest.readDeviceState();
+        this.#emit(out, { t: 'device', seq: this.#seq++, state }, 0, 'control');
+        this.#phase = 'done';
+        return true;
+      }
+      case 'done': {
+        this.#memDigest = memoryDigest(this.guest.memory, this.#keyer);
+        this.#diskDigest = this.#disk !== undefined ? diskDigest(this.guest.disk, this.#keyer) : diskDigest(undefined, this.#keyer);
+        const deviceDigest = bytesDigest(this.guest.readDeviceState());
+        this.#emit(out, { t: 'done', seq: this.#seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
+        this.#phase = 'await-ack';
+        return false;
+      }
+      default: return false;
+    }
+  }
+
+  #hello(out: OutRecord[]): boolean {
+    const g = this.guest.geometry;
+    this.#emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep }, 0, 'control');
+    if (this.#disk !== undefined && this.guest.disk !== undefined) {
+      this.guest.disk.setWriteLogging(true);
+      this.#phase = 'disk-bulk';
+      this.#diskCursor = 0;
+    } else {
+      this.#startMemory();
+    }
+    return true;
+  }
+
+  #diskStep(out: OutRecord[]): boolean {
+    const disk = this.guest.disk;
+    const enc = this.#disk;
+    if (disk === undefined || enc === undefined) { this.#startMemory(); return true; }
+    const len = this.#phase === 'disk-bulk' ? disk.blockCount : this.#diskTodo.length;
+    if (this.#diskCursor < len) {
+      const b = this.#phase === 'disk-bulk' ? this.#diskCursor : (this.#diskTodo[this.#diskCursor] ?? 0);
+      this.#diskCursor++;
+      const rec = enc.encode(b, disk.readBlock(b), this.#seq);
+      if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
+      return true;
+    }
+    // End of the bulk copy or of a round: look at the write log.
+    const writes = disk.takeWrites();
+    this.#diskRounds++;
+    if (writes.length <= this.#syncThreshold || this.#diskRounds > this.#maxRounds) {
+      // Switch to synchronous replication: these and all later writes go out ahead of memory.
+      for (const b of writes) this.#diskQueue.push(b);
+      this.#diskSync = true;
+      this.#log?.debug({ rounds: this.#diskRounds, left: writes.length }, 'disk: synchronous replication');
+      this.#startMemory();
+      return true;
+    }
+    this.#phase = 'disk-rounds';
+    this.#diskTodo = writes;
+    this.#diskCursor = 0;
+    return true;
+  }
+
+  #drainSyncDisk(): void {
+    const disk = this.guest.disk;
+    if (disk === undefined) return;
+    const w = disk.takeWrites();
+    this.#syncWrites += w.length;
+    for (const b of w) this.#diskQueue.push(b);
+  }
+
+  #sendQueuedDisk(out: OutRecord[]): boolean {
+    const disk = this.guest.disk;
+    const enc = this.#disk;
+    if (this.#diskQueue.length === 0 || disk === undefined || enc === undefined) return false;
+    const b = this.#diskQueue.shift() ?? 0;
+    const rec = enc.encode(b, disk.readBlock(b), this.#seq);
+    if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
+    return true;
+  }
+
+  #startMemory(): void {
+    this.#phase = 'memory';
+    this.#memStart = this.#now;
+    this.#iterStart = this.#now;
+    this.guest.memory.setDirtyLogging(true);
+    if (this.rule.kind === 'time-bound') this.#dtxPending = new Uint8Array(this.guest.memory.pageCount);
+  }
+
+  #precopyStep(out: OutRecord[]): boolean {
+    if (this.#sendQueuedDisk(out)) return true;
+    const rule = this.rule;
+    if (rule.kind !== 'precopy') return false;
+    const mem = this.guest.memory;
+    const len = this.#todo === undefined ? mem.pageCount : this.#todo.length;
+    if (this.#cursor < len) {
+      const p = this.#todo === undefined ? this.#cursor : (this.#todo[this.#cursor] ?? 0);
+      this.#cursor++;
+      if (rule.skipRedirtied && mem.isDirty(p)) { this.#redirtiedSkips++; return true; }
+      this.#sendPage(out, p, 0);
+      return true;
+    }
+    // End of an iteration: measure, ask the rule.
+    const ms = Math.max(1e-6, this.#now - this.#iterStart);
+    const dirtied = mem.dirtyCount();
+    const stats: IterationStats = {
+      iteration: this.#iteration,
+      now: this.#now,
+      elapsedMs: this.#now - (this.#memStart ?? this.#now),
+      iterationMs: ms,
+      pagesSent: this.#iterPages,
+      bytesSent: this.#iterBytes,
+      dirtied,
+      totalPagesSent: this.#memPages,
+      totalBytesSent: this.#memoryBytes,
+      ramPages: mem.pageCount,
+      bandwidth: this.#iterBytes > 0 ? this.#iterBytes / ms : this.#lastBandwidth,
+      bytesPerPage: this.#iterPages > 0 ? this.#iterBytes / this.#iterPages : this.#lastBpp,
+      throttle: this.guest.throttle,
+    };
+    if (this.#iterBytes > 0 && ms > 0.01) this.#lastBandwidth = stats.bandwidth;
+    if (this.#iterPages > 0) this.#lastBpp = stats.bytesPerPage;
+    this.#lastDirtied = (dirtied * 1000) / ms;
+    const d = rule.afterIteration(stats);
+    this.#log?.debug({ ...stats, decision: d }, 'iteration end');
+    if (d.throttle !== undefined) this.#setThrottle(d.throttle);
+    if (d.stop) {
+      this.#stopReason = d.reason;
+      this.#pause(out, mem.takeDirty(), EMPTY);
+      return true;
+    }
+    this.#iteration++;
+    this.#todo = mem.takeDirty();
+    this.#cursor = 0;
+    this.#iterStart = this.#now;
+    this.#iterPages = 0;
+    this.#iterBytes = 0;
+    this.#emit(out, { t: 'iter', seq: this.#seq++, iteration: this.#iteration, phase: 0 }, 0, 'control');
+    // Nothing dirty: let the loop come back with a later `now`.
+    return this.#todo.length > 0;
+  }
+
+  #tbRemaining(): number {
+    const n = this.guest.memory.pageCount;
+    return (n - this.#mtx) + this.guest.memory.dirtyCount() + (this.#dtx.length - this.#dtxCursor);
+  }
+
+  #timeBoundStep(out: OutRecord[]): boolean {
+    if (this.#sendQueuedDisk(out)) return true;
+    const rule = this.rule;
+    if (rule.kind !== 'time-bound') return false;
+    const mem = this.guest.memory;
+    const n = mem.pageCount;
+    const pending = this.#dtxPending ?? new Uint8Array(n);
+    // Decide first (cheap): every 64 pages or when a channel runs dry.
+    if ((this.#livePages & 63) === 0 || this.#mtx >= n) {
+      const elapsed = this.#now - (this.#memStart ?? this.#now);
+      const bpp = this.#livePages > 0 ? this.#liveBytes / this.#livePages : FULL_RECORD_SIZE;
+      const d = rule.decide({
+        now: this.#now,
+        elapsedMs: elapsed,
+        mtxFraction: this.#mtx / n,
+        mtxDone: this.#mtx >= n,
+        remainingPages: this.#tbRemaining(),
+        bytesPerPage: bpp,
+        bandwidth: elapsed > 0 ? this.#liveBytes / elapsed : 0,
+        throttle: this.guest.throttle,
+      });
+      this.#lastBpp = bpp;
+      if (elapsed > 0) this.#lastBandwidth = this.#liveBytes / elapsed;
+      if (d.throttle !== undefined) this.#setThrottle(d.throttle);
+      if (d.stop) {
+        this.#stopReason = d.reason;
+        const rest: number[] = [];
+        for (let i = this.#dtxCursor; i < this.#dtx.length; i++) rest.push(this.#dtx[i] ?? 0);
+        const dirty = mem.takeDirty();
+        const all = new Uint8Array(n);
+        for (const p of rest) all[p] = 1;
+        for (const p of dirty) all[p] = 1;
+        for (let p = this.#mtx; p < n; p++) all[p] = 1;
+        const list: number[] = [];
+        for (let p = 0; p < n; p++) if (all[p] === 1) list.push(p);
+        this.#pause(out, Uint32Array.from(list), EMPTY);
+        return true;
+      }
+    }
+    // Refill dtx from the dirty log when it runs dry: pages behind mtx's cursor only
+    // (pages ahead of it are mtx's to send, with their latest content).
+    if (this.#dtxCursor >= this.#dtx.length && mem.dirtyCount() > 0) {
+      const dirty = mem.takeDirty();
+      let k = 0;
+      for (const p of dirty) if (p < this.#mtx) { dirty[k++] = p; pending[p] = 1; }
+      this.#dtx = dirty.subarray(0, k);
+      this.#dtxCursor = 0;
+    }
+    const dtxHas = this.#dtxCursor < this.#dtx.length;
+    const mtxHas = this.#mtx < n;
+    if (!dtxHas && !mtxHas) return false; // wait for the guest to dirty something, or the rule to stop
+    const useDtx = dtxHas && (!mtxHas || this.#dtxBytes <= this.#mtxBytes);
+    if (useDtx) {
+      const p = this.#dtx[this.#dtxCursor++] ?? 0;
+      pending[p] = 0;
+      this.#dtxBytes += this.#sendPage(out, p, 1);
+      return true;
+    }
+    const p = this.#mtx++;
+    if (mem.isDirty(p) || pending[p] === 1) { this.#redirtiedSkips++; return true; }
+    this.#mtxBytes += this.#sendPage(out, p, 0);
+    return true;
+  }
+
+  #pause(out: OutRecord[], pages: Uint32Array, _unused: Uint32Array): void {
+    this.guest.pause(this.#now);
+    this.#pausedAt = this.#now;
+    this.#final = pages;
+    this.#finalCursor = 0;
+    const disk = this.guest.disk;
+    this.#finalDisk = this.#disk !== undefined && disk !== undefined ? disk.takeWrites() : EMPTY;
+    this.#finalDiskCursor = 0;
+    this.#emit(out, { t: 'pause', seq: this.#seq++ }, 0, 'control');
+    this.#phase = 'stop-copy';
+    this.#log?.debug({ pages: pages.length, reason: this.#stopReason }, 'paused: stop-and-copy');
+  }
+
+  #stopCopyStep(out: OutRecord[]): boolean {
+    if (this.#sendQueuedDisk(out)) return true;
+    const disk = this.guest.disk;
+    if (this.#finalDiskCursor < this.#finalDisk.length && this.#disk !== undefined && disk !== undefined) {
+      const b = this.#finalDisk[this.#finalDiskCursor++] ?? 0;
+      const rec = this.#disk.encode(b, disk.readBlock(b), this.#seq);
+      if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
+      return true;
+    }
+    if (this.#finalCursor < this.#final.length) {
+      const p = this.#final[this.#finalCursor++] ?? 0;
+      // Two channels (time-bound) share the last pages; one channel otherwise.
+      const ch: 0 | 1 = this.rule.kind === 'time-bound' ? this.#finalCh : 0;
+      this.#finalCh = this.#finalCh === 0 ? 1 : 0;
+      this.#sendPage(out, p, ch);
+      return true;
+    }
+    this.#phase = 'device';
+    return true;
+  }
+
+  #sendPage(out: OutRecord[], p: number, ch: 0 | 1): number {
+    const rec = this.#mem.encode(p, this.guest.memory.readPage(p), this.#seq);
+    if (rec === undefined) return 0;
+    this.#seq++;
+    const size = this.#emit(out, rec, ch, 'memory');
+    this.#memPages++;
+    this.#iterPages++;
+    this.#iterBytes += size;
+    if (this.#phase === 'memory') { this.#liveBytes += size; this.#livePages++; }
+    return size;
+  }
+
+  #emit(out: OutRecord[], rec: MigrationRecord, ch: 0 | 1, what: 'memory' | 'disk' | 'control'): number {
+    const size = recordSize(rec);
+    out.push({ rec, ch, size });
+    if (what === 'memory') this.#memoryBytes += size;
+    else if (what === 'disk') this.#diskBytes += size;
+    else this.#controlBytes += size;
+    return size;
+  }
+
+  #setThrottle(share: number): void {
+    this.guest.setThrottle(share);
+    this.#minThrottle = Math.min(this.#minThrottle, this.guest.throttle);
+  }
+
+  #stopLogging(): void {
+    this.guest.memory.setDirtyLogging(false);
+    if (this.#disk !== undefined) this.guest.disk?.setWriteLogging(false);
+    if (this.#phase === 'finished' && !this.#keep) return;
+    this.guest.setThrottle(1);
+  }
+}
