@@ -423,6 +423,9 @@
       }
     });
     bendLongEdges();
+    const graph = document.getElementById('graph');
+    graph.dataset.nodes = String(cy.nodes().length);
+    graph.dataset.edges = String(cy.edges('.link').length);
     const key = JSON.stringify([...sites].map(([s, hosts]) => [s, hosts.map((h) => [h.id, vmsOf(h.id).map((v) => v.mac)])]));
     if (key !== structureKey) {
       structureKey = key;
