@@ -105,7 +105,9 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     offload_flags_ = res.offload_flags;
   }
 
-  ~TapHandle() override { Shutdown(); }
+  // At environment teardown the object can be finalized while still polling;
+  // its reference is being torn down then, so it must not be Unref'd.
+  ~TapHandle() override { Shutdown(/*unref=*/false); }
 
  private:
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
@@ -125,21 +127,26 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
       throw Napi::Error::New(env, "TapHandle: no event loop");
     }
+    // Everything that can fail (allocations, references) first; the poll handle last.
     scratch_.reset(new uint8_t[kBatchBytes]);
-    auto poll = std::make_unique<uv_poll_t>();
-    int rc = uv_poll_init(loop, poll.get(), fd_);
-    if (rc != 0) throw SysErrorToJs(env, SysError{-rc, "uv_poll_init"});
-    poll->data = this;
-    rc = uv_poll_start(poll.get(), UV_READABLE, &TapHandle::OnPoll);
-    if (rc != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), &TapHandle::FreePoll);
-      throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
-    }
-    poll_ = poll.release();
     on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
     on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(env, "vnet:tap");
     env_ = env;
+    auto poll = std::make_unique<uv_poll_t>();
+    int rc = uv_poll_init(loop, poll.get(), fd_);
+    if (rc == 0) {
+      poll->data = this;
+      rc = uv_poll_start(poll.get(), UV_READABLE, &TapHandle::OnPoll);
+      if (rc != 0) uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), &TapHandle::FreePoll);
+    }
+    if (rc != 0) {
+      on_batch_.Reset();
+      on_error_.Reset();
+      async_.reset();
+      throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
+    }
+    poll_ = poll.release();
     Ref();  // keep this object alive while the loop may call back into it
   }
 
@@ -201,7 +208,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   }
 
   // Stops polling (if polling) and drops the callbacks; idempotent.
-  void StopPolling() {
+  void StopPolling(bool unref = true) {
     if (poll_ == nullptr) return;
     // uv_close removes the fd from epoll synchronously; the handle memory is freed later.
     poll_->data = nullptr;
@@ -210,11 +217,11 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     on_batch_.Reset();
     on_error_.Reset();
     async_.reset();
-    Unref();
+    if (unref) Unref();
   }
 
-  void Shutdown() {
-    StopPolling();
+  void Shutdown(bool unref = true) {
+    StopPolling(unref);
     if (fd_ >= 0) {
       ::close(fd_);
       fd_ = -1;
