@@ -2,10 +2,13 @@ import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { DaemonRole, LinkKind } from './daemon-control.ts';
 import { EGRESS_REASONS, makeEgress, type Egress, type EgressReason } from './egress.ts';
-import { RuleError } from './errors.ts';
-import { compareRules, sameRule, type ForwardingRule, type MacMatch, type RuleOrigin } from './forwarding-rule.ts';
+import { ForwardingLocations, type Location } from './forwarding-locations.ts';
+import type { ForwardingRule, RuleOrigin } from './forwarding-rule.ts';
 import { MacLearning, NOWHERE, type LearnedEntry } from './mac-learning.ts';
 import { BROADCAST_MAC, isMulticastMac, type Mac } from './mac.ts';
+import { RuleSet, type RuleChanges } from './rule-set.ts';
+
+export type { RuleChanges } from './rule-set.ts';
 
 /**
  * The daemon's forwarding table: rules, learned MAC locations, and the cache
@@ -51,12 +54,6 @@ export interface ForwardingTableInit {
   logger?: Logger;
 }
 
-export interface RuleChanges {
-  added: string[];
-  removed: string[];
-  changed: string[];
-}
-
 export type LearnedLocation = { kind: 'port'; name: string } | { kind: 'link'; peer: string };
 
 export interface LearnedInfo {
@@ -82,14 +79,6 @@ export interface ForwardingStats {
 export const DEFAULT_AGING_MS = 300_000;
 export const DEFAULT_MAX_LEARNED = 16_384;
 export const DEFAULT_MAX_CACHE_ENTRIES = 65_536;
-
-interface Location<P, L> {
-  readonly id: number;
-  readonly kind: 'port' | 'link';
-  readonly name: string;
-  linkKind: LinkKind | undefined;
-  handle: P | L;
-}
 
 /** Cached decision for one (src, dst, ingress); chained by ingress under (dst, src). */
 class Hit<P, L> {
@@ -117,16 +106,8 @@ export class ForwardingTable<P = string, L = string> {
   readonly #maxCache: number;
   readonly #learning: MacLearning;
 
-  readonly #locs: (Location<P, L> | undefined)[] = [];
-  readonly #freeIds: number[] = [];
-  readonly #portByName = new Map<string, number>();
-  readonly #linkByPeer = new Map<string, number>();
-  readonly #rules = new Map<string, ForwardingRule>();
-  #sorted: ForwardingRule[] = [];
-  /** The sorted rules compiled for scanning: match kinds (src | dst << 2) and MACs. */
-  #ruleKinds = new Uint8Array(0);
-  #ruleSrc = new Float64Array(0);
-  #ruleDst = new Float64Array(0);
+  readonly #locs: ForwardingLocations<P, L>;
+  readonly #rules = new RuleSet();
 
   #cache = new Map<Mac, Map<Mac, Hit<P, L>>>();
   #cacheCount = 0;
@@ -144,6 +125,7 @@ export class ForwardingTable<P = string, L = string> {
 
   constructor(init: ForwardingTableInit) {
     this.role = init.role;
+    this.#locs = new ForwardingLocations(init.role);
     this.#clock = init.clock;
     this.#log = init.logger;
     this.#maxCache = init.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES;
@@ -193,7 +175,7 @@ export class ForwardingTable<P = string, L = string> {
 
   #forwardSlow(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
     this.#misses++;
-    if (this.#locs[ingress] === undefined) {
+    if (this.#locs.get(ingress) === undefined) {
       this.#drops['unknown-ingress']++;
       return this.#drop('unknown-ingress', undefined);
     }
@@ -219,7 +201,7 @@ export class ForwardingTable<P = string, L = string> {
 
   #insert(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
     const egress = this.#decide(src, dst, ingress);
-    if (this.#locs[ingress] === undefined) return new Hit(ingress, egress, null, undefined); // not cached
+    if (this.#locs.get(ingress) === undefined) return new Hit(ingress, egress, null, undefined); // not cached
     if (this.#cacheCount >= this.#maxCache) this.#invalidateAll();
     let bySrc = this.#cache.get(dst);
     if (bySrc === undefined) {
@@ -235,14 +217,15 @@ export class ForwardingTable<P = string, L = string> {
   // ---- deciding (cache misses only) ---------------------------------------
 
   #decide(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
-    const from = this.#locs[ingress];
+    const from = this.#locs.get(ingress);
     if (from === undefined) return this.#drop('unknown-ingress', undefined);
-    for (let r = this.#matchRule(src, dst, 0); r >= 0; r = this.#matchRule(src, dst, r + 1)) {
-      const rule = this.#sorted[r]!;
+    const rules = this.#rules;
+    for (let r = rules.firstMatch(src, dst, 0); r >= 0; r = rules.firstMatch(src, dst, r + 1)) {
+      const rule = rules.sorted[r]!;
       const a = rule.action;
       if (a.kind === 'drop') return this.#drop('rule-drop', rule.id);
       if (a.kind === 'flood') return this.#flood(from, 'rule-flood', rule.id);
-      const target = a.kind === 'port' ? this.#portByName.get(a.port) : this.#linkByPeer.get(a.link);
+      const target = a.kind === 'port' ? this.#locs.portId(a.port) : this.#locs.linkId(a.link);
       if (target === undefined) continue; // absent: fall through to lower rules and learning
       if (target === ingress) return this.#drop('hairpin', rule.id);
       return this.#unicast(target, 'rule', rule.id);
@@ -251,44 +234,17 @@ export class ForwardingTable<P = string, L = string> {
     const at = this.#learning.get(dst);
     if (at === undefined) return this.#flood(from, 'unknown-unicast', undefined);
     if (at.location === ingress) return this.#drop('hairpin', undefined);
-    const to = this.#locs[at.location];
+    const to = this.#locs.get(at.location);
     if (to === undefined) return this.#flood(from, 'unknown-unicast', undefined);
-    if (from.kind === 'link' && to.kind === 'link' && !this.#relays(from, to)) return this.#drop('split-horizon', undefined);
+    if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) return this.#drop('split-horizon', undefined);
     return this.#unicast(to.id, 'learned', undefined);
-  }
-
-  /** Index of the first rule at or after `start` that matches, or -1. Scans the compiled arrays. */
-  #matchRule(src: Mac, dst: Mac, start: number): number {
-    const kinds = this.#ruleKinds;
-    const srcs = this.#ruleSrc;
-    const dsts = this.#ruleDst;
-    for (let i = start; i < kinds.length; i++) {
-      const k = kinds[i]!;
-      const sk = k & 3;
-      if (sk !== MATCH_ANY && (srcs[i] === src) !== (sk === MATCH_EQ)) continue;
-      const dk = k >> 2;
-      if (dk !== MATCH_ANY && (dsts[i] === dst) !== (dk === MATCH_EQ)) continue;
-      return i;
-    }
-    return -1;
-  }
-
-  /** Whether a frame from link `from` may go on to link `to`: only through the hub, backbone to backbone. */
-  #relays(from: Location<P, L>, to: Location<P, L>): boolean {
-    return this.role === 'hub' && from.linkKind === 'backbone' && to.linkKind === 'backbone' && from.id !== to.id;
   }
 
   #flood(from: Location<P, L>, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
     const key = `f${from.id}|${reason}|${ruleId ?? ''}`;
     let eg = this.#interned.get(key);
     if (eg !== undefined) return eg;
-    const ports: P[] = [];
-    const links: L[] = [];
-    for (const loc of this.#locs) {
-      if (loc === undefined || loc.id === from.id) continue;
-      if (loc.kind === 'port') ports.push(loc.handle as P);
-      else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.#relays(from, loc))) links.push(loc.handle as L);
-    }
+    const { ports, links } = this.#locs.floodTargets(from);
     eg = makeEgress(ports, links, reason, ruleId);
     this.#interned.set(key, eg);
     return eg;
@@ -298,7 +254,7 @@ export class ForwardingTable<P = string, L = string> {
     const key = `u${target}|${reason}|${ruleId ?? ''}`;
     let eg = this.#interned.get(key);
     if (eg !== undefined) return eg;
-    const loc = this.#locs[target]!;
+    const loc = this.#locs.get(target)!;
     eg = loc.kind === 'port' ? makeEgress([loc.handle as P], [], reason, ruleId) : makeEgress([], [loc.handle as L], reason, ruleId);
     this.#interned.set(key, eg);
     return eg;
@@ -332,147 +288,89 @@ export class ForwardingTable<P = string, L = string> {
 
   // ---- ports and links ----------------------------------------------------
 
-  /** Add (or re-handle) a local port; returns its ingress id. */
+  /**
+   * Add a local port (or give an existing one a new handle); returns its
+   * ingress id, valid until the port is removed (ids are then reused).
+   */
   addPort(name: string, handle: P): Ingress {
-    const id = this.#portByName.get(name);
-    if (id !== undefined) {
-      this.#locs[id]!.handle = handle;
-      this.#invalidateAll();
-      return id;
-    }
-    const loc = this.#newLocation('port', name, undefined, handle);
-    this.#portByName.set(name, loc.id);
+    const id = this.#locs.setPort(name, handle);
     this.#invalidateAll();
-    this.#log?.debug({ port: name, ingress: loc.id }, 'port added');
-    return loc.id;
+    this.#log?.debug({ port: name, ingress: id }, 'port set');
+    return id;
   }
 
   /** Remove a local port and every MAC learned there; returns whether it existed. */
   removePort(name: string): boolean {
-    const id = this.#portByName.get(name);
+    const id = this.#locs.removePort(name);
     if (id === undefined) return false;
-    this.#portByName.delete(name);
-    this.#dropLocation(id);
+    this.#learning.removeLocation(id);
+    this.#invalidateAll();
     this.#log?.debug({ port: name }, 'port removed');
     return true;
   }
 
-  /** Add (or change the kind or handle of) a link to peer `hostId`; returns its ingress id. */
+  /** Add a link to peer `hostId` (or change its kind or handle); returns its ingress id. */
   addLink(hostId: string, kind: LinkKind, handle: L): Ingress {
-    const id = this.#linkByPeer.get(hostId);
-    if (id !== undefined) {
-      const loc = this.#locs[id]!;
-      loc.handle = handle;
-      loc.linkKind = kind;
-      this.#invalidateAll();
-      return id;
-    }
-    const loc = this.#newLocation('link', hostId, kind, handle);
-    this.#linkByPeer.set(hostId, loc.id);
+    const id = this.#locs.setLink(hostId, kind, handle);
     this.#invalidateAll();
-    this.#log?.debug({ peer: hostId, kind, ingress: loc.id }, 'link added');
-    return loc.id;
+    this.#log?.debug({ peer: hostId, kind, ingress: id }, 'link set');
+    return id;
   }
 
   /** Remove a link and every MAC learned behind it; returns whether it existed. */
   removeLink(hostId: string): boolean {
-    const id = this.#linkByPeer.get(hostId);
+    const id = this.#locs.removeLink(hostId);
     if (id === undefined) return false;
-    this.#linkByPeer.delete(hostId);
-    this.#dropLocation(id);
+    this.#learning.removeLocation(id);
+    this.#invalidateAll();
     this.#log?.debug({ peer: hostId }, 'link removed');
     return true;
   }
 
   portIngress(name: string): Ingress | undefined {
-    return this.#portByName.get(name);
+    return this.#locs.portId(name);
   }
 
   linkIngress(hostId: string): Ingress | undefined {
-    return this.#linkByPeer.get(hostId);
-  }
-
-  #newLocation(kind: 'port' | 'link', name: string, linkKind: LinkKind | undefined, handle: P | L): Location<P, L> {
-    const id = this.#freeIds.pop() ?? this.#locs.length;
-    const loc: Location<P, L> = { id, kind, name, linkKind, handle };
-    this.#locs[id] = loc;
-    return loc;
-  }
-
-  #dropLocation(id: number): void {
-    this.#locs[id] = undefined;
-    this.#learning.removeLocation(id);
-    this.#freeIds.push(id);
-    this.#freeIds.sort((a, b) => b - a); // reuse the lowest id first: keeps #locs dense
-    this.#invalidateAll();
+    return this.#locs.linkId(hostId);
   }
 
   // ---- rules --------------------------------------------------------------
 
   /** Replace every rule of `origin` (a controller push, a config reload); returns what changed. */
   setRules(origin: RuleOrigin, rules: readonly ForwardingRule[]): RuleChanges {
-    const incoming = new Map<string, ForwardingRule>();
-    for (const r of rules) {
-      if (r.origin !== origin) throw new RuleError(`rule ${JSON.stringify(r.id)} has origin ${r.origin}, not ${origin}`);
-      if (incoming.has(r.id)) throw new RuleError(`duplicate rule id ${JSON.stringify(r.id)}`);
-      const other = this.#rules.get(r.id);
-      if (other !== undefined && other.origin !== origin) throw new RuleError(`rule id ${JSON.stringify(r.id)} is already used by a ${other.origin} rule`);
-      incoming.set(r.id, r);
-    }
-    const changes: RuleChanges = { added: [], removed: [], changed: [] };
-    for (const [id, old] of this.#rules) {
-      if (old.origin === origin && !incoming.has(id)) {
-        this.#rules.delete(id);
-        changes.removed.push(id);
-      }
-    }
-    for (const [id, r] of incoming) {
-      const old = this.#rules.get(id);
-      if (old === undefined) changes.added.push(id);
-      else if (!sameRule(old, r)) changes.changed.push(id);
-      else continue;
-      this.#rules.set(id, r);
-    }
-    if (changes.added.length + changes.removed.length + changes.changed.length > 0) {
-      this.#rulesChanged();
-      this.#log?.info({ origin, ...counts(changes) }, 'rules replaced');
+    const changes = this.#rules.replace(origin, rules);
+    const n = changes.added.length + changes.removed.length + changes.changed.length;
+    if (n > 0) {
+      this.#invalidateAll();
+      this.#log?.info({ origin, added: changes.added.length, removed: changes.removed.length, changed: changes.changed.length }, 'rules replaced');
     }
     return changes;
   }
 
-  /** Add one rule; its id must be new. */
+  /** Add one rule; its id must be new (RuleError otherwise). */
   addRule(rule: ForwardingRule): void {
-    if (this.#rules.has(rule.id)) throw new RuleError(`duplicate rule id ${JSON.stringify(rule.id)}`);
-    this.#rules.set(rule.id, rule);
-    this.#rulesChanged();
+    this.#rules.add(rule);
+    this.#invalidateAll();
   }
 
   /** Remove one rule; returns whether it existed. */
   removeRule(id: string): boolean {
-    if (!this.#rules.delete(id)) return false;
-    this.#rulesChanged();
+    if (!this.#rules.remove(id)) return false;
+    this.#invalidateAll();
     return true;
   }
 
   /** Every rule, in the order they are tried. */
   rules(): readonly ForwardingRule[] {
-    return this.#sorted;
-  }
-
-  #rulesChanged(): void {
-    const sorted = [...this.#rules.values()].sort(compareRules);
-    this.#ruleKinds = Uint8Array.from(sorted, (r) => matchCode(r.src) | (matchCode(r.dst) << 2));
-    this.#ruleSrc = Float64Array.from(sorted, (r) => (r.src.kind === 'any' ? 0 : r.src.mac));
-    this.#ruleDst = Float64Array.from(sorted, (r) => (r.dst.kind === 'any' ? 0 : r.dst.mac));
-    this.#sorted = Object.freeze(sorted) as ForwardingRule[];
-    this.#invalidateAll();
+    return this.#rules.sorted;
   }
 
   // ---- learning -----------------------------------------------------------
 
   /** Record that `src` was seen at `ingress` (forward() does this itself). Returns false if not learnable. */
   learn(src: Mac, ingress: Ingress): boolean {
-    if (!learnable(src) || this.#locs[ingress] === undefined) return false;
+    if (!learnable(src) || this.#locs.get(ingress) === undefined) return false;
     this.#learning.learn(src, ingress, this.#clock.now());
     return true;
   }
@@ -494,7 +392,7 @@ export class ForwardingTable<P = string, L = string> {
     const now = this.#clock.now();
     const out: LearnedInfo[] = [];
     for (const e of this.#learning.entries()) {
-      const loc = this.#locs[e.location];
+      const loc = this.#locs.get(e.location);
       if (loc === undefined) continue;
       const location: LearnedLocation = loc.kind === 'port' ? { kind: 'port', name: loc.name } : { kind: 'link', peer: loc.name };
       out.push({ mac: e.mac, location, ageMs: this.#learning.ageOf(e, now) });
@@ -518,24 +416,10 @@ export class ForwardingTable<P = string, L = string> {
 
   /** A readable name for an ingress (logs, admin). */
   describeIngress(ingress: Ingress): string {
-    const loc = this.#locs[ingress];
-    if (loc === undefined) return `unknown ingress ${ingress}`;
-    return loc.kind === 'port' ? `port ${loc.name}` : `${loc.linkKind} link ${loc.name}`;
+    return this.#locs.describe(ingress);
   }
-}
-
-const MATCH_ANY = 0;
-const MATCH_EQ = 1;
-const MATCH_NE = 2;
-
-function matchCode(m: MacMatch): number {
-  return m.kind === 'any' ? MATCH_ANY : m.kind === 'eq' ? MATCH_EQ : MATCH_NE;
 }
 
 function learnable(src: Mac): boolean {
   return src !== 0 && !isMulticastMac(src);
-}
-
-function counts(c: RuleChanges): { added: number; removed: number; changed: number } {
-  return { added: c.added.length, removed: c.removed.length, changed: c.changed.length };
 }

@@ -1,0 +1,133 @@
+import type { DaemonRole, LinkKind } from './daemon-control.ts';
+
+/**
+ * Where a daemon can send a frame: its local ports (by name) and its links
+ * (by peer host id, backbone or fast-path), each under a small integer id
+ * that doubles as the frame's ingress. Ids of removed locations are reused,
+ * lowest first, so the id space stays dense (arrays, not maps, on the miss
+ * path). The caller's handle (a Port, a Link, or just the name) rides along
+ * and is what decisions list.
+ *
+ * Split horizon lives here too: which locations a flood from a given ingress
+ * may reach (see `floodTargets`).
+ */
+
+export interface Location<P, L> {
+  readonly id: number;
+  readonly kind: 'port' | 'link';
+  /** Port name, or the link's peer host id. */
+  readonly name: string;
+  linkKind: LinkKind | undefined;
+  handle: P | L;
+}
+
+export class ForwardingLocations<P, L> {
+  readonly role: DaemonRole;
+  readonly #locs: (Location<P, L> | undefined)[] = [];
+  readonly #freeIds: number[] = [];
+  readonly #portByName = new Map<string, number>();
+  readonly #linkByPeer = new Map<string, number>();
+
+  constructor(role: DaemonRole) {
+    this.role = role;
+  }
+
+  get(id: number): Location<P, L> | undefined {
+    return this.#locs[id];
+  }
+
+  portId(name: string): number | undefined {
+    return this.#portByName.get(name);
+  }
+
+  linkId(peer: string): number | undefined {
+    return this.#linkByPeer.get(peer);
+  }
+
+  /** Add a port, or give an existing one a new handle; returns its id. */
+  setPort(name: string, handle: P): number {
+    const id = this.#portByName.get(name);
+    if (id !== undefined) {
+      this.#locs[id]!.handle = handle;
+      return id;
+    }
+    const loc = this.#add('port', name, undefined, handle);
+    this.#portByName.set(name, loc.id);
+    return loc.id;
+  }
+
+  /** Add a link, or change an existing one's kind and handle; returns its id. */
+  setLink(peer: string, kind: LinkKind, handle: L): number {
+    const id = this.#linkByPeer.get(peer);
+    if (id !== undefined) {
+      const loc = this.#locs[id]!;
+      loc.handle = handle;
+      loc.linkKind = kind;
+      return id;
+    }
+    const loc = this.#add('link', peer, kind, handle);
+    this.#linkByPeer.set(peer, loc.id);
+    return loc.id;
+  }
+
+  /** Remove a port; returns its former id, or undefined if there was none. */
+  removePort(name: string): number | undefined {
+    const id = this.#portByName.get(name);
+    if (id === undefined) return undefined;
+    this.#portByName.delete(name);
+    this.#free(id);
+    return id;
+  }
+
+  /** Remove a link; returns its former id, or undefined if there was none. */
+  removeLink(peer: string): number | undefined {
+    const id = this.#linkByPeer.get(peer);
+    if (id === undefined) return undefined;
+    this.#linkByPeer.delete(peer);
+    this.#free(id);
+    return id;
+  }
+
+  /**
+   * Whether a frame that came in over link `from` may go out over link `to`:
+   * only on the hub, from one backbone link to another.
+   */
+  relays(from: Location<P, L>, to: Location<P, L>): boolean {
+    return this.role === 'hub' && from.linkKind === 'backbone' && to.linkKind === 'backbone' && from.id !== to.id;
+  }
+
+  /**
+   * Where a flood from `from` goes: every local port but the ingress; backbone
+   * links only — all of them from a local port, the other ones from a backbone
+   * link on the hub, none otherwise. Fast-path links never carry floods.
+   */
+  floodTargets(from: Location<P, L>): { ports: P[]; links: L[] } {
+    const ports: P[] = [];
+    const links: L[] = [];
+    for (const loc of this.#locs) {
+      if (loc === undefined || loc.id === from.id) continue;
+      if (loc.kind === 'port') ports.push(loc.handle as P);
+      else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.relays(from, loc))) links.push(loc.handle as L);
+    }
+    return { ports, links };
+  }
+
+  describe(id: number): string {
+    const loc = this.#locs[id];
+    if (loc === undefined) return `unknown ingress ${id}`;
+    return loc.kind === 'port' ? `port ${loc.name}` : `${loc.linkKind} link ${loc.name}`;
+  }
+
+  #add(kind: 'port' | 'link', name: string, linkKind: LinkKind | undefined, handle: P | L): Location<P, L> {
+    const id = this.#freeIds.pop() ?? this.#locs.length;
+    const loc: Location<P, L> = { id, kind, name, linkKind, handle };
+    this.#locs[id] = loc;
+    return loc;
+  }
+
+  #free(id: number): void {
+    this.#locs[id] = undefined;
+    this.#freeIds.push(id);
+    this.#freeIds.sort((a, b) => b - a); // pop() reuses the lowest id first
+  }
+}
