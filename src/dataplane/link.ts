@@ -382,7 +382,6 @@ class SocketLink implements Link {
     this.peerHost = msg.hostId;
     this.id = `${msg.kind}:${msg.hostId}#${nextLinkSeq++}`;
     this.#log = componentLogger(init.logger, 'link', { local: init.localHost, peer: msg.hostId, link: this.id });
-    if (this.role === 'listener') this.#socket.write(encodeHello({ kind: msg.kind, role: 'listener', hostId: init.localHost }));
     this.#endHandshake();
     this.#phase = PHASE_OPEN;
     const now = this.#clock.now();
@@ -394,6 +393,8 @@ class SocketLink implements Link {
     const resolve = this.#resolve!;
     this.#resolve = undefined;
     this.#reject = undefined;
+    // State is final before this write: a peer that answers synchronously (in-memory) may re-enter and even close us.
+    if (this.role === 'listener') this.#socket.write(encodeHello({ kind: msg.kind, role: 'listener', hostId: init.localHost }));
     resolve(this);
   }
 

@@ -7,7 +7,7 @@ import { encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplan
 import type { Frame } from '../../src/dataplane/frame.ts';
 import { certificateNames, openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
 import { MemoryDuplex } from '../../src/dataplane/memory-transport.ts';
-import { numberedFrame, RawPeer, until, frameSeq } from './raw-peer.ts';
+import { numberedFrame, RawPeer, until, frameSeq, withDeadline } from './raw-peer.ts';
 
 const logger = silentLogger();
 
@@ -37,7 +37,7 @@ async function linkWithRawDialer(extra: Partial<OpenLinkInit> = {}): Promise<{ l
 }
 
 function closeErr(link: Link): Promise<Error | undefined> {
-  return new Promise((resolve) => link.onClose(resolve));
+  return withDeadline(new Promise((resolve) => link.onClose(resolve)), 10_000, `link ${link.id} to close`);
 }
 
 describe('link: handshake', () => {

@@ -76,3 +76,16 @@ export function numberedFrame(seq: number, length = 64): Buffer {
 export function frameSeq(frame: Frame): number {
   return frame.data.readUInt32BE(14);
 }
+
+/** `promise`, or a failure naming `what` after `timeoutMs` (the timer also keeps the event loop alive meanwhile). */
+export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,94 @@
+import { isIP } from 'node:net';
+import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
+import { componentLogger } from '../common/logger.ts';
+import type { TlsCredentials } from './certs.ts';
+import { HandshakeError } from './errors.ts';
+import type { Link } from './link.ts';
+import { openLink } from './link.ts';
+import { listenOn, serverListener } from './tcp-transport.ts';
+import {
+  HandshakeAcceptor,
+  dialInit,
+  transportError,
+  waitForConnect,
+  type ConnectOptions,
+  type LinkSettings,
+  type ListenOptions,
+  type Transport,
+  type TransportComponents,
+  type TransportListener,
+} from './transport.ts';
+
+/**
+ * Links over mutual TLS (1.3 only). Both sides present a certificate signed
+ * by the deployment CA (certs.ts) and trust only that CA: the server
+ * requests and verifies the client's certificate, the client pins the CA.
+ * A peer whose certificate comes from another CA fails the TLS handshake
+ * (HandshakeError). Identity is checked one layer up, in the link
+ * handshake: the host id in each hello must be a name (CN or SAN DNS) in
+ * that side's certificate, and equal `expectedPeer` when one is given, so
+ * hostname matching on the address we dialled is not needed (we dial IPs).
+ */
+export interface TlsTransportInit extends LinkSettings, TlsCredentials {}
+
+/** Connection errors that mean nothing was reached (as opposed to a refused TLS handshake). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL', 'EAI_AGAIN']);
+
+export class TlsTransport implements Transport {
+  readonly kind = 'tls' as const;
+  readonly #components: TransportComponents;
+  readonly #init: TlsTransportInit;
+
+  constructor(components: TransportComponents, init: TlsTransportInit) {
+    this.#components = { ...components, logger: componentLogger(components.logger, 'tls-transport') };
+    this.#init = init;
+  }
+
+  async listen(opts: ListenOptions, onLink: (link: Link) => void): Promise<TransportListener> {
+    const init = this.#init;
+    const acceptor = new HandshakeAcceptor(this.#components, init, onLink);
+    const server = createServer({
+      ca: init.ca,
+      cert: init.cert,
+      key: init.key,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+      allowHalfOpen: false,
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      socket.setNoDelay(true);
+      acceptor.accept(socket);
+    });
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      acceptor.stats.refused++;
+      this.#components.logger.debug({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+      socket.destroy();
+    });
+    await listenOn(server, opts, 'tls');
+    return serverListener(server, acceptor);
+  }
+
+  async connect(opts: ConnectOptions): Promise<Link> {
+    const init = this.#init;
+    const where = `${opts.host}:${opts.port}`;
+    const socket = tlsConnect({
+      host: opts.host,
+      port: opts.port,
+      ca: init.ca,
+      cert: init.cert,
+      key: init.key,
+      minVersion: 'TLSv1.3',
+      // The certificate is checked against the peer's hello by the link handshake (see above).
+      checkServerIdentity: () => undefined,
+      ...(opts.expectedPeer !== undefined && isIP(opts.expectedPeer) === 0 ? { servername: opts.expectedPeer } : {}),
+    });
+    await waitForConnect(socket, 'secureConnect', `connect to ${where}`, opts.signal, (err) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== undefined && UNREACHABLE.has(code)) return transportError(`cannot connect to ${where}`, err);
+      return new HandshakeError(`TLS handshake with ${where} failed: ${err.message}`, { cause: err });
+    });
+    socket.setNoDelay(true);
+    return openLink(dialInit(this.#components, init, opts, socket));
+  }
+}
