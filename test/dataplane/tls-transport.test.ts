@@ -1,0 +1,99 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
+import { silentLogger } from '../../src/common/logger.ts';
+import { createCa, issueHostCertificate, type PemPair } from '../../src/dataplane/certs.ts';
+import type { Link } from '../../src/dataplane/link.ts';
+import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
+import type { TransportListener } from '../../src/dataplane/transport.ts';
+import { until } from './raw-peer.ts';
+
+// What only mutual TLS adds to the compliance suite: who may connect, and
+// that the host id in a hello is the one the certificate vouches for.
+
+const logger = silentLogger();
+let ca: PemPair;
+let otherCa: PemPair;
+const certs = new Map<string, PemPair>();
+
+function transport(localHost: string, certOf = localHost, trust: PemPair = ca): TlsTransport {
+  const c = certs.get(certOf)!;
+  return new TlsTransport({ logger }, { localHost, ca: trust.cert, cert: c.cert, key: c.key });
+}
+
+describe('tls transport: authentication', () => {
+  const listeners: TransportListener[] = [];
+  const links: Link[] = [];
+  before(async () => {
+    ca = await createCa();
+    otherCa = await createCa({ commonName: 'someone else' });
+    for (const h of ['a', 'b', 'c']) certs.set(h, await issueHostCertificate(ca, h));
+    certs.set('intruder', await issueHostCertificate(otherCa, 'a'));
+  });
+  after(async () => {
+    for (const l of links) await l.close();
+    for (const l of listeners) await l.close();
+  });
+  const listenB = async (t = transport('b')): Promise<{ listener: TransportListener; inbound: Link[] }> => {
+    const inbound: Link[] = [];
+    const listener = await t.listen({ host: '127.0.0.1', port: 0 }, (l) => {
+      inbound.push(l);
+      links.push(l);
+    });
+    listeners.push(listener);
+    return { listener, inbound };
+  };
+
+  it('accepts a peer whose certificate comes from the deployment CA', async () => {
+    const { listener, inbound } = await listenB();
+    const a = await transport('a').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone', expectedPeer: 'b' });
+    links.push(a);
+    await until(() => inbound.length === 1, 5000, 'inbound link');
+    assert.equal(a.peerHost, 'b');
+    assert.equal(inbound[0]!.peerHost, 'a');
+  });
+
+  it('refuses a client whose certificate is signed by another CA', async () => {
+    const { listener, inbound } = await listenB();
+    await assert.rejects(transport('a', 'intruder').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone' }), { code: 'VNET_ERR_HANDSHAKE' });
+    await until(() => listener.stats.refused >= 1, 5000, 'refusal counted');
+    assert.equal(inbound.length, 0);
+  });
+
+  it('refuses a server whose certificate is signed by another CA', async () => {
+    const { listener, inbound } = await listenB(transport('a', 'intruder', otherCa));
+    await assert.rejects(transport('b').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone' }), {
+      code: 'VNET_ERR_HANDSHAKE',
+      message: /TLS handshake .* failed/,
+    });
+    assert.equal(inbound.length, 0);
+  });
+
+  it('refuses a client that presents no certificate', async () => {
+    const { listener, inbound } = await listenB();
+    const socket = tlsConnect({ host: '127.0.0.1', port: listener.port, ca: ca.cert, checkServerIdentity: () => undefined });
+    socket.on('error', () => {});
+    await until(() => socket.destroyed, 5000, 'connection refused');
+    assert.equal(inbound.length, 0);
+    await until(() => listener.stats.refused >= 1, 5000, 'refusal counted');
+  });
+
+  it('refuses a client whose hello names another host than its certificate', async () => {
+    const { listener, inbound } = await listenB();
+    // Host "a" presenting c's (valid) certificate.
+    await assert.rejects(transport('a', 'c').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone' }), {
+      code: 'VNET_ERR_HANDSHAKE',
+      message: /peer refused the link \(refused\): peer says it is a but its certificate names c/,
+    });
+    await until(() => listener.stats.refused === 1, 5000, 'refusal counted');
+    assert.equal(inbound.length, 0);
+  });
+
+  it('refuses a server whose hello names another host than its certificate', async () => {
+    const { listener } = await listenB(transport('b', 'c'));
+    await assert.rejects(transport('a').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone' }), {
+      code: 'VNET_ERR_HANDSHAKE',
+      message: /peer says it is b but its certificate names c/,
+    });
+  });
+});
