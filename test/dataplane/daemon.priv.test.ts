@@ -79,13 +79,22 @@ describe('daemons in network namespaces with TAP ports', { timeout: 180_000 }, (
       writeFileSync(join(dir, `${host.id}.yaml`), yaml + '\n');
       const child = h.spawn(host.ns, [process.execPath, VNET, 'daemon', '--config', join(dir, `${host.id}.yaml`)]);
       let log = '';
-      child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-      child.on('exit', () => logs.set(host.id, log));
+      const keep = (d: Buffer): void => {
+        log += d.toString();
+        logs.set(host.id, log);
+      };
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
+      child.on('exit', (code) => {
+        logs.set(host.id, log);
+        if (code !== 0 && code !== null) console.error(`daemon ${host.id} exited with ${code}:\n${log}`);
+      });
       logs.set(host.id, '');
     }
     for (const host of hosts) {
-      await waitFor(async () => (await h.link(host.vm, host.tap)) !== undefined, `TAP ${host.tap} in ${host.vm}`, 20_000);
+      await waitFor(async () => (await h.link(host.vm, host.tap)) !== undefined, `TAP ${host.tap} in ${host.vm}`, 20_000).catch((err: Error) => {
+        throw new Error(`${err.message}; daemon log:\n${logs.get(host.id)}`);
+      });
       await h.addAddress(host.vm, host.tap, host.vmIp);
       await h.linkUp(host.vm, host.tap);
     }
