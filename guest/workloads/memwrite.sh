@@ -8,10 +8,11 @@
 # neither deduplication nor deltas help much: the worst case for pre-copy.
 # Half of every chunk is random, the other half a copy of a fixed 512 KiB
 # pattern, so the trace also holds duplicate pages a migration could send once.
-echo "VNET_WORKLOAD_START memwrite"
 MB=32
 dd if=/dev/urandom of=/work/pattern bs=4096 count=128 2>/dev/null
 dd if=/dev/urandom of=/work/buf bs=1048576 count="$MB" 2>/dev/null
+# The marker comes after the initial fill, so snapshots see only the rewriting.
+echo "VNET_WORKLOAD_START memwrite"
 i=0
 while :; do
   n=0

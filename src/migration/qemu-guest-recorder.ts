@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { access, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -39,6 +40,9 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 const WORKLOAD_MARKER = 'VNET_WORKLOAD_START';
 const MiB = 1 << 20;
 const PAGE_SIZE = 4096;
+/** Below this the Debian kernel dies at boot ("System is deadlocked on memory" at 80 MiB). */
+export const MIN_MEMORY_MIB = 96;
+const SETPRIV = '/usr/bin/setpriv';
 
 export interface GuestImage {
   readonly kernel: string;
@@ -49,7 +53,7 @@ export interface RecordTraceOptions {
   readonly workload: string;
   /** The trace file to write. */
   readonly out: string;
-  /** Guest RAM in MiB, 64–1024 (default 128). */
+  /** Guest RAM in MiB, 96–1024 (default 128). The Debian kernel panics out of memory below ~96 MiB; memwrite wants 128. */
   readonly memoryMiB?: number;
   /** Number of snapshots (default 8, at least 1). */
   readonly snapshots?: number;
@@ -66,6 +70,8 @@ export interface RecordTraceOptions {
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly signal?: AbortSignal;
+  /** Called once QEMU is spawned, with its pid. */
+  readonly onQemuStart?: (pid: number | undefined) => void;
   readonly onSnapshot?: (s: { index: number; of: number; tMs: number; changedPages: number; recordBytes: number }) => void;
 }
 
@@ -79,6 +85,8 @@ export interface RecordTraceResult {
   readonly bootMs: number;
   /** Wall time of the whole recording. */
   readonly wallMs: number;
+  /** QEMU's pid (it has exited when the promise resolves). */
+  readonly qemuPid: number | undefined;
 }
 
 /** Build the initramfs if it is missing or stale (scripts/guest-build.sh) and return the image paths. */
@@ -129,7 +137,7 @@ export async function recordGuestTrace(opts: RecordTraceOptions): Promise<Record
   const warmupMs = opts.warmupMs ?? 2000;
   const bootTimeoutMs = opts.bootTimeoutMs ?? 60_000;
   if (!(GUEST_WORKLOADS as readonly string[]).includes(opts.workload)) throw new RangeError(`unknown workload "${opts.workload}" (known: ${GUEST_WORKLOADS.join(', ')})`);
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 64 || memoryMiB > 1024) throw new RangeError(`memoryMiB ${memoryMiB} is not an integer in [64, 1024]`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < MIN_MEMORY_MIB || memoryMiB > 1024) throw new RangeError(`memoryMiB ${memoryMiB} is not an integer in [${MIN_MEMORY_MIB}, 1024]`);
   if (!Number.isInteger(count) || count < 1 || count > 10_000) throw new RangeError(`snapshots ${count} is not an integer in [1, 10000]`);
   if (!(intervalMs >= 0) || !(warmupMs >= 0)) throw new RangeError('intervalMs and warmupMs must be non-negative');
   if (opts.signal?.aborted) throw new RecordingAbortedError({ cause: opts.signal.reason });
@@ -149,6 +157,7 @@ export async function recordGuestTrace(opts: RecordTraceOptions): Promise<Record
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     vm.start();
+    opts.onQemuStart?.(vm.pid);
     const deadline = t0 + bootTimeoutMs;
     qmp = await connectWithRetry(qmpSocket, vm, clock, deadline, log, opts.signal);
     const status = await qmp.execute<{ status: string }>('query-status');
@@ -191,7 +200,7 @@ export async function recordGuestTrace(opts: RecordTraceOptions): Promise<Record
     writer = undefined;
     await rename(partial, opts.out);
     const fileBytes = (await stat(opts.out)).size;
-    return { path: opts.out, meta, pageCount: bytes / PAGE_SIZE, snapshots: count, fileBytes, bootMs, wallMs: clock.now() - t0 };
+    return { path: opts.out, meta, pageCount: bytes / PAGE_SIZE, snapshots: count, fileBytes, bootMs, wallMs: clock.now() - t0, qemuPid: vm.pid };
   } catch (err) {
     if (opts.signal?.aborted) throw new RecordingAbortedError({ cause: err });
     throw err;
@@ -226,7 +235,10 @@ class QemuProcess {
 
   start(): void {
     this.#log.debug({ bin: this.#bin, args: this.#args }, 'starting QEMU');
-    const child = spawn(this.#bin, this.#args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Through setpriv (util-linux) when it is there, so the kernel kills QEMU
+    // if this process dies without running its exit handlers (SIGKILL, crash).
+    const [cmd, args] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', this.#bin, ...this.#args]] : [this.#bin, this.#args];
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
     process.once('exit', this.#onProcessExit);
     const take = (d: Buffer): void => {
@@ -244,6 +256,10 @@ class QemuProcess {
       process.removeListener('exit', this.#onProcessExit);
       this.#notify();
     });
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
   }
 
   outputTail(): string {
@@ -275,6 +291,12 @@ class QemuProcess {
 
   kill(): void {
     if (this.#child && this.#exited === undefined) this.#child.kill('SIGKILL');
+  }
+
+  /** Kill and wait for the exit (bounded). */
+  async killAndWait(): Promise<void> {
+    this.kill();
+    await this.waitExit(5000);
   }
 
   /** quit over QMP if possible, then SIGKILL after 5 s. */
