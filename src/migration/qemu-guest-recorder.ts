@@ -311,6 +311,12 @@ class QemuProcess {
     this.#child.stdin?.destroy();
   }
 
+  /** Call `fn` on every output or exit of QEMU; returns the function that stops it. */
+  onChange(fn: () => void): () => void {
+    this.#waiters.add(fn);
+    return () => this.#waiters.delete(fn);
+  }
+
   #notify(): void {
     for (const w of [...this.#waiters]) w();
   }
@@ -357,18 +363,26 @@ async function connectWithRetry(path: string, vm: QemuProcess, clock: Clock, dea
 function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined, vm: QemuProcess): Promise<void> {
   vm.checkAlive();
   return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
+    const finish = (err: Error | undefined): void => {
       h.cancel();
-      reject(new RecordingAbortedError({ cause: signal?.reason }));
-    };
-    const h = clock.setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
+      offExit();
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = (): void => {
       try {
         vm.checkAlive();
-        resolve();
       } catch (err) {
-        reject(err as Error);
+        finish(err as Error);
       }
+    };
+    const onAbort = (): void => finish(new RecordingAbortedError({ cause: signal?.reason }));
+    // The clock's timers may not hold the event loop open; the QEMU child does, until it exits.
+    const offExit = vm.onChange(check);
+    const h = clock.setTimeout(() => {
+      check();
+      finish(undefined);
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
