@@ -1,0 +1,183 @@
+import { WebSocket } from 'ws';
+import type { EventView } from '../controller/api-model.ts';
+import type { StreamMessage } from '../controller/api/event-stream.ts';
+import { ControllerAuthRefusedError, ControllerRequestError, ControllerUnreachableError } from './ctl-errors.ts';
+
+/**
+ * The operator API as seen from `vnet ctl`: JSON over HTTP with the bearer
+ * token, and the event stream over a WebSocket. Network failures and refusals
+ * become the typed errors of ctl-errors.ts, with the controller's URL named.
+ */
+
+export interface ControllerClientInit {
+  /** e.g. "http://127.0.0.1:7070" */
+  baseUrl: string;
+  token: string;
+  timeoutMs?: number;
+}
+
+export class ControllerClient {
+  readonly baseUrl: string;
+  readonly #token: string;
+  readonly #timeoutMs: number;
+
+  constructor(init: ControllerClientInit) {
+    this.baseUrl = init.baseUrl.replace(/\/+$/, '');
+    this.#token = init.token;
+    this.#timeoutMs = init.timeoutMs ?? 10_000;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.#request<T>('GET', path, undefined);
+  }
+
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.#request<T>('POST', path, body);
+  }
+
+  delete<T>(path: string): Promise<T> {
+    return this.#request<T>('DELETE', path, undefined);
+  }
+
+  async #request<T>(method: string, path: string, body: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      throw new ControllerUnreachableError(this.baseUrl, networkReason(err), { cause: err });
+    }
+    const text = await res.text().catch(() => '');
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (res.ok) return json as T;
+    const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    const message = typeof error?.message === 'string' ? error.message : text.slice(0, 200) || res.statusText;
+    if (res.status === 401) throw new ControllerAuthRefusedError(message);
+    throw new ControllerRequestError(res.status, typeof error?.code === 'string' ? error.code : `HTTP_${res.status}`, message);
+  }
+
+  /**
+   * Follow the event stream from `since` (exclusive) until `signal` aborts.
+   * Reconnects (resuming after the last seq seen) when the connection drops;
+   * rejects on a refused token, or if the controller cannot be reached at all.
+   */
+  async followEvents(
+    since: number,
+    onEvent: (event: EventView) => void,
+    init: { signal?: AbortSignal; onNotice?: (text: string) => void; maxReconnectDelayMs?: number } = {},
+  ): Promise<void> {
+    let last = since;
+    let delay = 250;
+    let everConnected = false;
+    while (init.signal?.aborted !== true) {
+      const outcome = await this.#streamOnce(last, (e) => {
+        last = Math.max(last, e.seq);
+        onEvent(e);
+      }, init.signal, (text) => init.onNotice?.(text));
+      if (outcome.kind === 'aborted') return;
+      if (outcome.kind === 'refused') throw outcome.error;
+      if (outcome.kind === 'opened') {
+        everConnected = true;
+        delay = 250;
+      } else if (!everConnected) {
+        throw outcome.error;
+      }
+      init.onNotice?.(`event stream closed; reconnecting from seq ${last}`);
+      await abortableDelay(delay, init.signal);
+      delay = Math.min(delay * 2, init.maxReconnectDelayMs ?? 5000);
+    }
+  }
+
+  #streamOnce(
+    since: number,
+    onEvent: (event: EventView) => void,
+    signal: AbortSignal | undefined,
+    onNotice: (text: string) => void,
+  ): Promise<{ kind: 'aborted' } | { kind: 'opened' } | { kind: 'refused'; error: Error } | { kind: 'failed'; error: Error }> {
+    const url = `${this.baseUrl.replace(/^http/, 'ws')}/api/v1/events?since=${since}`;
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#token}` }, handshakeTimeout: this.#timeoutMs });
+      let opened = false;
+      let settled = false;
+      const finish = (r: Parameters<typeof resolve>[0]): void => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        resolve(r);
+      };
+      const onAbort = (): void => {
+        ws.terminate();
+        finish({ kind: 'aborted' });
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      ws.on('open', () => {
+        opened = true;
+      });
+      ws.on('message', (data) => {
+        let m: StreamMessage;
+        try {
+          m = JSON.parse(String(data)) as StreamMessage;
+        } catch {
+          return;
+        }
+        if (m.kind === 'hello' && m.gap) onNotice(`events ${m.since + 1}..${m.oldestSeq - 1} are no longer kept by the controller`);
+        if (m.kind === 'event') onEvent(m.event);
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let message = `HTTP ${res.statusCode}`;
+          try {
+            message = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { message: string } }).error.message;
+          } catch {
+            // keep the status line
+          }
+          ws.terminate();
+          const status = res.statusCode ?? 0;
+          finish({ kind: 'refused', error: status === 401 ? new ControllerAuthRefusedError(message) : new ControllerRequestError(status, `HTTP_${status}`, message) });
+        });
+      });
+      ws.on('error', (err) => {
+        if (!opened) finish({ kind: 'failed', error: new ControllerUnreachableError(this.baseUrl, networkReason(err), { cause: err }) });
+      });
+      ws.on('close', () => {
+        if (opened) finish({ kind: 'opened' });
+        else finish({ kind: 'failed', error: new ControllerUnreachableError(this.baseUrl, 'connection closed') });
+      });
+      if (signal?.aborted === true) onAbort();
+    });
+  }
+}
+
+/** "ECONNREFUSED", "timed out after …", or the error's message. */
+function networkReason(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } };
+  if (e.name === 'TimeoutError') return 'timed out';
+  const code = e.code ?? e.cause?.code ?? e.cause?.errors?.[0]?.code;
+  if (typeof code === 'string') return code;
+  return e.cause?.message ?? e.message ?? String(err);
+}
+
+function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,210 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ctlCommand } from '../../src/cli/ctl-command.ts';
+import type { CtlIo } from '../../src/cli/ctl-command.ts';
+import { writeTokenFile } from '../../src/controller/api/token-file.ts';
+import { FIXTURE_NOW, startFixtureServer } from '../controller/api-fixture.ts';
+import type { FixtureServer } from '../controller/api-fixture.ts';
+
+class ExitCalled extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+interface Run {
+  out: string[];
+  err: string[];
+  code: number;
+}
+
+/** Run `vnet ctl ARGS` in-process with captured output; `during` runs while a --follow is streaming. */
+async function ctl(args: string[], env: Record<string, string | undefined> = {}, during?: (r: Run) => Promise<void>): Promise<Run> {
+  const r: Run = { out: [], err: [], code: 0 };
+  const ac = new AbortController();
+  let following: () => void = () => {};
+  const followed = new Promise<void>((resolve) => {
+    following = resolve;
+  });
+  const io: CtlIo = {
+    out: (t) => r.out.push(t),
+    err: (t) => r.err.push(t),
+    env,
+    now: () => FIXTURE_NOW + 5000,
+    setExitCode: (c) => {
+      r.code = c;
+    },
+    exit: (c) => {
+      throw new ExitCalled(c);
+    },
+    followSignal: () => {
+      following();
+      return { signal: ac.signal, dispose: () => {} };
+    },
+  };
+  const run = ctlCommand(io).parseAsync(args, { from: 'user' });
+  if (during !== undefined) {
+    await Promise.race([followed, run]);
+    try {
+      await during(r);
+    } finally {
+      ac.abort();
+    }
+  }
+  try {
+    await run;
+  } catch (err) {
+    if (!(err instanceof ExitCalled)) throw err;
+    r.code = err.code;
+  }
+  return r;
+}
+
+/** Wait (bounded) until `cond` holds, polling the captured output. */
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('vnet ctl', () => {
+  let f: FixtureServer;
+  let base: string[];
+
+  before(async () => {
+    f = await startFixtureServer();
+    base = ['--controller', f.server.url, '--token', f.token];
+  });
+  after(async () => {
+    await f.server.close();
+  });
+
+  it('lists hosts, VMs and links as tables, and as JSON with --json', async () => {
+    const hosts = await ctl(['hosts', ...base]);
+    assert.equal(hosts.code, 0, hosts.err.join('\n'));
+    const lines = hosts.out.join('\n').split('\n');
+    assert.match(lines[0]!, /^HOST\s+SITE\s+ROLE\s+STATE\s+LAST SEEN\s+ADDRESSES$/);
+    assert.equal(lines.length, 6);
+    assert.match(lines.find((l) => l.startsWith('gcp-2'))!, /gcp-2\s+gcp\s+spoke\s+down\s+1m ago/);
+    const json = await ctl(['hosts', '--json', ...base]);
+    assert.equal(JSON.parse(json.out.join('\n')).length, 5);
+    const vms = await ctl(['vms', ...base]);
+    assert.match(vms.out.join('\n'), /02:00:00:00:00:05\s+vm5\s+10\.10\.0\.5\s+gcp-1\s+running/);
+    const links = await ctl(['links', ...base]);
+    assert.match(links.out.join('\n'), /aws-1\s+gcp-1\s+fast-path\s+up\s+9\.6 Mbit\/s/);
+  });
+
+  it('shows rules, the matrix, placement, migrations with a progress bar, and decisions', async () => {
+    assert.match((await ctl(['rules', 'aws-1', ...base])).out.join('\n'), /fp-vm5\s+100\s+any\s+02:00:00:00:00:05\s+link gcp-1/);
+    assert.match((await ctl(['matrix', ...base])).out.join('\n'), /vm1 → vm5\s+aws-1 → gcp-1\s+8\.0 Mbit\/s/);
+    assert.match((await ctl(['placement', ...base])).out.join('\n'), /vm7\s+gcp-2\s+gcp-1\s+0\.130/);
+    assert.match((await ctl(['migrations', ...base])).out.join('\n'), /m1\s+vm8\s+gcp-1\s+aws-2\s+running\s+memory\s+\[████████············\]\s+42%/);
+    assert.match((await ctl(['decisions', ...base])).out.join('\n'), /fast-path-added/);
+  });
+
+  it('draws the topology in the terminal, and prints it as DOT and JSON', async () => {
+    const t = (await ctl(['topology', ...base])).out.join('\n');
+    assert.match(t, /^ {2}hub \(lan, hub\)$/m);
+    assert.match(t, /├── aws-1 \(aws\)\s+20\.0 Mbit\/s\s+\[vm1 vm2\]/);
+    assert.match(t, /└── gcp-2 \(gcp\) ✗ DOWN\s+link down\s+\[vm7\]/);
+    assert.match(t, /vm8→aws-2 42%/);
+    assert.match(t, /aws-1 ══════ gcp-1/);
+    assert.match(t, /Application topology: ring \(confidence 91%/);
+    assert.match(t, /┌─ vm1 ── vm3 ── vm5 ── vm7 ─┐/);
+    const dot = (await ctl(['topology', '--dot', ...base])).out.join('\n');
+    assert.match(dot, /^graph vnet \{/);
+    assert.match(dot, /"host:aws-1" -- "host:gcp-1" \[color="#ea580c"/);
+    const json = JSON.parse((await ctl(['topology', '--json', ...base])).out.join('\n'));
+    assert.equal(json.topology.class, 'ring');
+    assert.equal(json.hosts.length, 5);
+  });
+
+  it('adds and removes a fast-path link, audited as the token owner', async () => {
+    const add = await ctl(['link', 'add', 'aws-2', 'gcp-1', '--reason', 'ctl test', ...base]);
+    assert.equal(add.code, 0, add.err.join('\n'));
+    assert.match(add.out.join('\n'), /added fast-path link aws-2 ══ gcp-1 \(pending\): ctl test/);
+    assert.equal(f.model.getLink('gcp-1', 'aws-2')?.actor, 'operator:admin');
+    const dup = await ctl(['link', 'add', 'gcp-1', 'aws-2', ...base]);
+    assert.equal(dup.code, 1);
+    assert.match(dup.err.join('\n'), /409 VNET_ERR_CONFLICT/);
+    const rm = await ctl(['link', 'remove', 'gcp-1', 'aws-2', ...base]);
+    assert.equal(rm.code, 0, rm.err.join('\n'));
+    assert.equal(f.model.getLink('gcp-1', 'aws-2'), undefined);
+    const again = await ctl(['link', 'rm', 'gcp-1', 'aws-2', ...base]);
+    assert.equal(again.code, 1);
+    assert.match(again.err.join('\n'), /404 VNET_ERR_NOT_FOUND/);
+  });
+
+  it('prints recent events, and follows new ones over the WebSocket until stopped', async () => {
+    const recent = await ctl(['events', '-n', '3', ...base]);
+    assert.equal(recent.out.length, 3);
+    assert.match(recent.out[2]!, new RegExp(`^#${f.model.latestSeq()} `));
+    const json = await ctl(['events', '-n', '2', '--json', ...base]);
+    assert.deepEqual(json.out.map((l) => JSON.parse(l).seq), [f.model.latestSeq() - 1, f.model.latestSeq()]);
+
+    const followed = await ctl(['events', '--follow', '-n', '0', ...base], {}, async (r) => {
+      // The stream resumes after the last seq printed, so this event arrives whether or not the socket is open yet.
+      f.model.emit('rules-changed', { host: 'hub', version: 77 });
+      await until('the followed event', () => r.out.some((l) => l.includes('rules on hub now version 77')));
+    });
+    assert.equal(followed.code, 0, followed.err.join('\n'));
+    assert.ok(followed.out.some((l) => /rules-changed\s+rules on hub now version 77/.test(l)));
+  });
+
+  it('finds the token in VNET_TOKEN, or in the token file', async () => {
+    const env = await ctl(['hosts', '--controller', f.server.url], { VNET_TOKEN: f.token });
+    assert.equal(env.code, 0, env.err.join('\n'));
+    const dir = await mkdtemp(join(tmpdir(), 'vnet-ctl-'));
+    try {
+      const file = join(dir, 'api-token');
+      await writeTokenFile(file, f.token);
+      const viaFile = await ctl(['vms', '--controller', f.server.url], { VNET_TOKEN_FILE: file });
+      assert.equal(viaFile.code, 0, viaFile.err.join('\n'));
+      const viaFlag = await ctl(['vms', '--controller', f.server.url, '--token-file', file]);
+      assert.equal(viaFlag.code, 0, viaFlag.err.join('\n'));
+      const url = await ctl(['vms'], { VNET_CONTROLLER: f.server.url, VNET_TOKEN: f.token });
+      assert.equal(url.code, 0, url.err.join('\n'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails clearly: no token (2), wrong token (4), syntax error (2)', async () => {
+    const none = await ctl(['hosts', '--controller', f.server.url, '--token-file', '/nonexistent/vnet-token']);
+    assert.equal(none.code, 2);
+    assert.match(none.err.join('\n'), /no API token/);
+    const wrong = await ctl(['hosts', '--controller', f.server.url, '--token', 'vnet_wrong']);
+    assert.equal(wrong.code, 4);
+    assert.match(wrong.err.join('\n'), /controller refused the token \(401\)/);
+    const wrongFollow = await ctl(['events', '--follow', '--since', '0', '--controller', f.server.url, '--token', 'vnet_wrong']);
+    assert.equal(wrongFollow.code, 4);
+    const syntax = await ctl(['events', '--since', 'abc', ...base]);
+    assert.equal(syntax.code, 2);
+    assert.match(syntax.err.join('\n'), /--since/);
+    const badUrl = await ctl(['hosts', '--controller', 'ftp://x', '--token', 't']);
+    assert.equal(badUrl.code, 2);
+  });
+});
+
+describe('vnet ctl without a controller', () => {
+  it('says it cannot reach the controller (ECONNREFUSED) and exits 3', async () => {
+    // A port that was just free on loopback: nothing listens there now.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const r = await ctl(['hosts', '--controller', `http://127.0.0.1:${port}`, '--token', 'vnet_x']);
+    assert.equal(r.code, 3);
+    assert.equal(r.err.join('\n'), `vnet ctl: cannot reach controller at http://127.0.0.1:${port}: ECONNREFUSED`);
+    const follow = await ctl(['events', '--follow', '--since', '0', '--controller', `http://127.0.0.1:${port}`, '--token', 'vnet_x']);
+    assert.equal(follow.code, 3);
+  });
+});
