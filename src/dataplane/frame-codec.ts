@@ -33,6 +33,8 @@ import {
  * Encoding: a frame is written as a small header taken from a bump-allocated
  * slab (4 bytes, or 14 with the offload header copied in) followed by the
  * caller's payload buffer, untouched — the link writes both with one writev.
+ * Small frames (≤ SMALL_FRAME_BYTES) are copied into the slab after their
+ * header instead: one buffer, one write.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -100,7 +102,9 @@ const KEEPALIVE: KeepaliveMessage = Object.freeze({ type: 'keepalive' });
 // ---------------------------------------------------------------- encoding
 
 const KEEPALIVE_BYTES = Buffer.from([MessageType.keepalive, 0, 0, 0]);
-const SLAB_BYTES = 16 * 1024;
+const SLAB_BYTES = 64 * 1024;
+/** Frames up to this size are copied next to their header and written once (see FrameEncoder.wholeFrame). */
+export const SMALL_FRAME_BYTES = 256;
 
 /**
  * Writes message headers into a bump-allocated slab: each header is a fresh
@@ -113,22 +117,45 @@ export class FrameEncoder {
 
   /** The header to write before `frame.data`: 4 bytes, or 14 with the offload header. */
   frameHeader(frame: Frame): Buffer {
-    const offload = frame.offload;
-    const size = offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
+    const size = frame.offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
+    const at = this.#take(size);
+    this.#writeHeader(frame, at, size);
+    return this.#slab.subarray(at, at + size);
+  }
+
+  /**
+   * The whole message — header and a copy of the payload — in one slab
+   * region: for small frames (≤ SMALL_FRAME_BYTES), where one write of a
+   * copy costs less than two writes.
+   */
+  wholeFrame(frame: Frame): Buffer {
+    const size = frame.offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
+    const total = size + frame.data.length;
+    const at = this.#take(total);
+    this.#writeHeader(frame, at, size);
+    frame.data.copy(this.#slab, at + size);
+    return this.#slab.subarray(at, at + total);
+  }
+
+  #take(size: number): number {
     if (this.#offset + size > SLAB_BYTES) {
       this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.#offset = 0;
     }
-    const slab = this.#slab;
     const at = this.#offset;
+    this.#offset = at + size;
+    return at;
+  }
+
+  #writeHeader(frame: Frame, at: number, size: number): void {
+    const slab = this.#slab;
+    const offload = frame.offload;
     const length = frame.data.length + size - HEADER_BYTES;
     slab[at] = offload === undefined ? MessageType.frame : MessageType.offloadFrame;
     slab[at + 1] = (length >>> 16) & 0xff;
     slab[at + 2] = (length >>> 8) & 0xff;
     slab[at + 3] = length & 0xff;
     if (offload !== undefined) offload.copy(slab, at + HEADER_BYTES, 0, VIRTIO_NET_HDR_BYTES);
-    this.#offset = at + size;
-    return slab.subarray(at, at + size);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   FrameDecoder,
   FrameEncoder,
   PROTOCOL_VERSION,
+  SMALL_FRAME_BYTES,
   encodeGoodbye,
   encodeHello,
   encodeKeepalive,
@@ -80,6 +81,8 @@ export interface Link {
   readonly stats: LinkStats;
   /** True once the link has ended (onClose has been called). */
   readonly closed: boolean;
+  /** Bytes queued on the socket and not yet written: a sender can pace itself on this before frames start to drop. */
+  readonly backlogBytes: number;
   /** Send one frame. Never throws; a frame that cannot be sent is counted in txDropped. */
   send(frame: Frame): void;
   /** Where received frames go, in batches; frames that arrived before this call are delivered first. */
@@ -203,6 +206,10 @@ class SocketLink implements Link {
     return this.#phase === PHASE_CLOSED;
   }
 
+  get backlogBytes(): number {
+    return this.#socket.writableLength;
+  }
+
   start(): void {
     const init = this.#init;
     const socket = this.#socket;
@@ -251,8 +258,11 @@ class SocketLink implements Link {
       socket.cork();
       process.nextTick(this.#uncork);
     }
-    socket.write(this.#encoder.frameHeader(frame));
-    socket.write(data);
+    if (data.length <= SMALL_FRAME_BYTES) socket.write(this.#encoder.wholeFrame(frame));
+    else {
+      socket.write(this.#encoder.frameHeader(frame));
+      socket.write(data);
+    }
     this.stats.txFrames++;
     this.stats.txBytes += data.length;
     this.#txActivity = true;
