@@ -71,7 +71,8 @@ function setupUnderlay(): void {
 
 function teardown(): void {
   for (const ns of Object.values(NS)) sh(['ip', 'netns', 'del', ns], false);
-  rmSync(work, { recursive: true, force: true });
+  if (process.env.VNET_BENCH_KEEP === undefined) rmSync(work, { recursive: true, force: true });
+  else console.log(`logs kept in ${work}`);
 }
 
 /** Give each VM namespace its overlay interface an address; returns vm2's address. */
@@ -202,19 +203,18 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scen
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
 
-function iperf(addr: string, streams: number): number {
+async function iperf(addr: string, streams: number): Promise<number> {
   const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
   try {
-    let out = '';
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const r = spawnSync('ip', ['netns', 'exec', NS.vm1, 'iperf3', '-c', addr, '-t', String(SECONDS), '-P', String(streams), '-J'], { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
-      out = r.stdout;
-      if (r.status === 0) break;
-      if (!/Connection refused/.test(out + r.stderr)) throw new Error(`iperf3 failed: ${out.slice(0, 400)} ${r.stderr}`);
-      spawnSync('sleep', ['0.1']); // the one-off server is still starting: a bounded retry
-    }
-    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-    return j.end.sum_received.bits_per_second / 1e9;
+    await until('iperf3 server listening', () => inNs(NS.vm2, ['ss', '-ltn']).includes(`${addr}:5201`));
+    const r = spawnSync('ip', ['netns', 'exec', NS.vm1, 'iperf3', '-c', addr, '-t', String(SECONDS), '-P', String(streams), '-J'], {
+      encoding: 'utf8',
+      timeout: (SECONDS + 30) * 1000,
+    });
+    const j = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+    const bps = j.end?.sum_received?.bits_per_second;
+    if (r.status !== 0 || bps === undefined) throw new Error(`iperf3 failed: ${j.error ?? r.stderr}`);
+    return bps / 1e9;
   } finally {
     server.kill('SIGKILL');
   }
@@ -257,8 +257,8 @@ async function main(): Promise<void> {
         const g4: number[] = [];
         const rtt: number[] = [];
         for (let r = 0; r < REPS; r++) {
-          g1.push(iperf(addr, 1));
-          g4.push(iperf(addr, 4));
+          g1.push(await iperf(addr, 1));
+          g4.push(await iperf(addr, 4));
           rtt.push(pingRtt(addr));
           process.stdout.write('.');
         }

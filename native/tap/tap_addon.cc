@@ -55,8 +55,10 @@ Napi::Error SysErrorToJs(Napi::Env env, const SysError& e) {
 
 // Write errors that mean only "this frame was not delivered" (queue full, bad
 // frame or header); anything else means the device is gone.
+// EIO: the interface is down (e.g. just moved into a VM's namespace and not
+// yet brought up there); the frame is lost, the device is fine.
 bool IsFrameLevelError(int err) {
-  return err == EAGAIN || err == ENOBUFS || err == EINVAL || err == EMSGSIZE || err == EFAULT;
+  return err == EIO || err == EAGAIN || err == ENOBUFS || err == EINVAL || err == EMSGSIZE || err == EFAULT;
 }
 
 class TapHandle : public Napi::ObjectWrap<TapHandle> {

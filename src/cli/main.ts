@@ -1,5 +1,7 @@
 import { Command } from 'commander';
+import { certsCommand } from './certs-command.ts';
 import { daemonCommand } from './daemon-command.ts';
+import { traceCommand } from './trace-command.ts';
 
 /** The `vnet` binary: one program, one subcommand per role. */
 const program = new Command('vnet')
@@ -8,5 +10,7 @@ const program = new Command('vnet')
   .showHelpAfterError();
 
 program.addCommand(daemonCommand());
+program.addCommand(certsCommand());
+program.addCommand(traceCommand());
 
 await program.parseAsync(process.argv);

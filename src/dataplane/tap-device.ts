@@ -87,8 +87,9 @@ function nativeModule(): NativeModule {
 
 /** errno values after which the device is gone for good (as opposed to one frame not delivered). */
 export function isFatalTapErrno(errno: number): boolean {
-  // EAGAIN 11, ENOBUFS 105, EINVAL 22, EMSGSIZE 90, EFAULT 14 concern one frame only.
-  return !(errno === 11 || errno === 105 || errno === 22 || errno === 90 || errno === 14);
+  // EAGAIN 11, ENOBUFS 105, EINVAL 22, EMSGSIZE 90, EFAULT 14 concern one frame only;
+  // EIO 5 on a write means the interface is down (not yet up in the VM's namespace): drop, not fail.
+  return !(errno === 5 || errno === 11 || errno === 105 || errno === 22 || errno === 90 || errno === 14);
 }
 
 /** "EBADFD (errno 77)", or "errno N" for a number Node has no name for. */
