@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryControllerModel } from '../../src/controller/memory-controller-model.ts';
 import type { EventView, HostView } from '../../src/controller/api-model.ts';
+import { controllerModelCompliance } from './controller-model-compliance.ts';
 
 const host = (id: string): HostView => ({ id, site: null, addresses: [], role: 'spoke', state: 'up', lastSeen: null });
 
@@ -65,4 +66,18 @@ describe('MemoryControllerModel', () => {
     const ev = m.listEvents({ types: ['traffic-updated'] }).events[0]!;
     assert.equal(ev.type === 'traffic-updated' && ev.payload.links.length, 1);
   });
+});
+
+controllerModelCompliance('MemoryControllerModel', async () => {
+  const model = new MemoryControllerModel();
+  return {
+    model,
+    seed(hosts, backbone) {
+      for (const id of hosts) model.putHost(host(id));
+      for (const [a, b] of backbone) {
+        model.putLink({ a, b, kind: 'backbone', state: 'up', requestedBy: 'config', actor: null, reason: 'backbone', bytes: 0, frames: 0, bytesPerSec: 0, framesPerSec: 0 });
+      }
+    },
+    close() {},
+  };
 });
