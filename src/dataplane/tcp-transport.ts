@@ -4,6 +4,7 @@ import type { Link } from './link.ts';
 import { openLink } from './link.ts';
 import {
   HandshakeAcceptor,
+  connectTimeoutMs,
   dialInit,
   transportError,
   waitForConnect,
@@ -35,7 +36,8 @@ export class TcpTransport implements Transport {
 
   async connect(opts: ConnectOptions): Promise<Link> {
     const socket = netConnect({ host: opts.host, port: opts.port, noDelay: true });
-    await waitForConnect(socket, 'connect', `connect to ${opts.host}:${opts.port}`, opts.signal, (err) =>
+    const wait = { signal: opts.signal, timeoutMs: connectTimeoutMs(this.#settings), clock: this.#components.clock };
+    await waitForConnect(socket, 'connect', `connect to ${opts.host}:${opts.port}`, wait, (err) =>
       transportError(`cannot connect to ${opts.host}:${opts.port}`, err),
     );
     return openLink(dialInit(this.#components, this.#settings, opts, socket));

@@ -8,6 +8,7 @@ import { openLink } from './link.ts';
 import { listenOn, serverListener } from './tcp-transport.ts';
 import {
   HandshakeAcceptor,
+  connectTimeoutMs,
   dialInit,
   transportError,
   waitForConnect,
@@ -83,7 +84,8 @@ export class TlsTransport implements Transport {
       checkServerIdentity: () => undefined,
       ...(opts.expectedPeer !== undefined && isIP(opts.expectedPeer) === 0 ? { servername: opts.expectedPeer } : {}),
     });
-    await waitForConnect(socket, 'secureConnect', `connect to ${where}`, opts.signal, (err) => {
+    const wait = { signal: opts.signal, timeoutMs: connectTimeoutMs(init), clock: this.#components.clock };
+    await waitForConnect(socket, 'secureConnect', `connect to ${where}`, wait, (err) => {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== undefined && UNREACHABLE.has(code)) return transportError(`cannot connect to ${where}`, err);
       return new HandshakeError(`TLS handshake with ${where} failed: ${err.message}`, { cause: err });

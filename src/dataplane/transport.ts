@@ -1,10 +1,10 @@
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../common/clock.ts';
+import { realClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { TransportKind } from './daemon-control.ts';
 import { AbortedError, TransportError } from './errors.ts';
 import type { LinkKind } from './frame-codec.ts';
-import { openLink, type Link, type OpenLinkInit } from './link.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, openLink, type Link, type OpenLinkInit } from './link.ts';
 
 /**
  * How daemons reach each other. Three implementations — TCP
@@ -72,6 +72,9 @@ export interface Transport {
   connect(opts: ConnectOptions): Promise<Link>;
 }
 
+/** Connections a listener lets sit in the hello handshake at once; more are dropped at once. */
+export const MAX_PENDING_HANDSHAKES = 256;
+
 /**
  * The accepting side shared by the transports: runs the listener handshake
  * on each new connection, counts the outcome, and lets `abortAll` cancel
@@ -92,7 +95,11 @@ export class HandshakeAcceptor {
   }
 
   accept(socket: Duplex): void {
-    if (this.#closed) {
+    if (this.#closed || this.#pending.size >= MAX_PENDING_HANDSHAKES) {
+      if (!this.#closed) {
+        this.stats.refused++;
+        this.#components.logger.debug('too many handshakes in progress; connection dropped');
+      }
       socket.destroy();
       return;
     }
@@ -139,20 +146,28 @@ export function dialInit(components: TransportComponents, settings: LinkSettings
   return init;
 }
 
+/** How long a dial may take to connect (TCP, and TLS when used): the handshake timeout. */
+export function connectTimeoutMs(settings: LinkSettings): number {
+  return settings.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+}
+
 /**
  * Wait until `socket` emits `event` (connect / secureConnect), failing with
- * `wrap(err)` on an error or close first, or AbortedError on `signal`. On
- * failure the socket is destroyed.
+ * `wrap(err)` on an error, a close or the timeout first, or AbortedError on
+ * `signal`. On failure the socket is destroyed.
  */
 export function waitForConnect(
   socket: Duplex,
   event: 'connect' | 'secureConnect',
   what: string,
-  signal: AbortSignal | undefined,
+  opts: { signal: AbortSignal | undefined; timeoutMs: number; clock: Clock | undefined },
   wrap: (err: Error) => Error,
 ): Promise<void> {
+  const signal = opts.signal;
   return new Promise<void>((resolve, reject) => {
+    const timer = (opts.clock ?? realClock).setTimeout(() => onError(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
     const cleanup = (): void => {
+      timer.cancel();
       socket.off(event, onConnect);
       socket.off('error', onError);
       socket.off('close', onClose);

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { silentLogger } from '../../src/common/logger.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/dataplane/certs.ts';
@@ -95,5 +96,22 @@ describe('tls transport: authentication', () => {
       code: 'VNET_ERR_HANDSHAKE',
       message: /peer says it is b but its certificate names c/,
     });
+  });
+
+  it('gives up on a server that accepts the connection but never answers the TLS handshake', async () => {
+    const held: Socket[] = [];
+    const mute = createServer((s) => held.push(s));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    try {
+      const port = (mute.address() as AddressInfo).port;
+      const c = certs.get('a')!;
+      const t = new TlsTransport({ logger }, { localHost: 'a', ca: ca.cert, cert: c.cert, key: c.key, handshakeTimeoutMs: 300 });
+      const started = Date.now();
+      await assert.rejects(t.connect({ host: '127.0.0.1', port, kind: 'backbone' }), { code: 'VNET_ERR_HANDSHAKE', message: /timed out after 300 ms/ });
+      assert.ok(Date.now() - started < 5000);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise<void>((r) => mute.close(() => r()));
+    }
   });
 });
