@@ -353,8 +353,27 @@ export const DEFAULT_TRACE_DIRS: readonly string[] = [join(REPO_ROOT, 'guest', '
  * trace is a loud error, never a silently smaller bench.
  */
 export const listGuestTraces: ListGuestTraces = async (dir?: string): Promise<readonly GuestTraceSource[]> => {
-  const dirs = dir === undefined ? DEFAULT_TRACE_DIRS : [dir];
   const out: GuestTraceSource[] = [];
+  for (const path of await findTraceFiles(dir)) {
+    const h = await readTraceHeader(path);
+    const name = basename(path, '.trace');
+    let loaded: Promise<Trace> | undefined;
+    out.push({
+      name,
+      description: `${h.meta.workload} workload, ${h.meta.kernel}, ${h.meta.memoryMiB} MiB RAM, ${h.snapshotCount} snapshots every ${h.meta.intervalMs} ms, QEMU ${h.meta.qemu.split(' ')[0] ?? ''} TCG (${path})`,
+      async open(): Promise<Guest> {
+        loaded ??= loadTrace(path);
+        return new TraceGuest({ name: `trace:${name}`, trace: await loaded });
+      },
+    });
+  }
+  return out;
+};
+
+/** Paths of the *.trace files in `dir` (default: DEFAULT_TRACE_DIRS, missing ones skipped), sorted by name per directory. */
+export async function findTraceFiles(dir?: string): Promise<string[]> {
+  const dirs = dir === undefined ? DEFAULT_TRACE_DIRS : [dir];
+  const out: string[] = [];
   for (const d of dirs) {
     let names: string[];
     try {
@@ -363,23 +382,10 @@ export const listGuestTraces: ListGuestTraces = async (dir?: string): Promise<re
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && dir === undefined) continue;
       throw err;
     }
-    for (const f of names) {
-      const path = join(d, f);
-      const h = await readTraceHeader(path);
-      const name = basename(f, '.trace');
-      let loaded: Promise<Trace> | undefined;
-      out.push({
-        name,
-        description: `${h.meta.workload} workload, ${h.meta.kernel}, ${h.meta.memoryMiB} MiB RAM, ${h.snapshotCount} snapshots every ${h.meta.intervalMs} ms, QEMU ${h.meta.qemu.split(' ')[0] ?? ''} TCG (${path})`,
-        async open(): Promise<Guest> {
-          loaded ??= loadTrace(path);
-          return new TraceGuest({ name: `trace:${name}`, trace: await loaded });
-        },
-      });
-    }
+    out.push(...names.map((f) => join(d, f)));
   }
   return out;
-};
+}
 
 function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 0x1234567;
