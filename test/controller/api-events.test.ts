@@ -162,6 +162,11 @@ describe('event stream edge cases', () => {
       await c.until('replay', () => c.events().length === 5);
       assert.deepEqual(c.hello(), { kind: 'hello', since: 2, latestSeq: 20, oldestSeq: 16, gap: true });
       assert.deepEqual(c.events().map((e) => e.seq), [16, 17, 18, 19, 20]);
+      // A client ahead of the history (the controller's state was reset) is told too.
+      const ahead = new StreamClient(`${ws}/api/v1/events?since=500&token=${token}`);
+      await ahead.until('hello', () => ahead.hello() !== undefined);
+      assert.equal(ahead.hello()!.gap, true);
+      ahead.ws.terminate();
     } finally {
       c.ws.terminate();
       await s.close();

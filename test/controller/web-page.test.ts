@@ -81,7 +81,7 @@ describe('web page: live topology', () => {
     await page.close();
   });
 
-  it('changes without a reload when a link is added and removed through the API, and follows a migration', async () => {
+  it('changes without a reload when a link is added and removed through the API, and follows traffic and a migration', async () => {
     const page = await openPage(`#token=${encodeURIComponent(f.token)}`);
     await page.waitForSelector('#connection[data-state="live"]', WAIT);
     // A marker that a reload would wipe.
@@ -96,6 +96,10 @@ describe('web page: live topology', () => {
     await page.waitForSelector('#summary[data-links="6"][data-fast-path-links="2"]', WAIT);
     await page.waitForSelector('#graph[data-edges="6"]', WAIT);
     assert.equal(await page.evaluate('window.vnetMarker'), 42, 'the page was not reloaded');
+
+    // A traffic report: the link's rate changes in place.
+    f.model.setTraffic(Date.now(), [{ a: 'aws-2', b: 'hub', bytes: 1e9, frames: 1e6, bytesPerSec: 5_000_000, framesPerSec: 4000 }]);
+    await page.waitForSelector('#links tbody tr:has-text("aws-2 – hub"):has-text("40.0 Mbit/s")', WAIT);
 
     f.model.putMigration({ ...f.model.getMigration('m1')!, phase: 'stop-and-copy', progress: 0.8, etaMs: 2000 });
     await page.waitForSelector('[data-migration="m1"][data-progress="80"]', WAIT);

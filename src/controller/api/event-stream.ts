@@ -92,7 +92,8 @@ export class EventStreamServer {
     ws.on('error', (err) => logger.debug({ err }, 'event stream error'));
     const head = model.listEvents({ limit: 1 });
     const since = requestedSince ?? head.latestSeq;
-    const gap = head.oldestSeq > 0 && since + 1 < head.oldestSeq && head.latestSeq > since;
+    // A gap: events after `since` are gone, or the client is ahead of this controller's history (it was reset).
+    const gap = (head.oldestSeq > 0 && since + 1 < head.oldestSeq && head.latestSeq > since) || since > head.latestSeq;
     ws.send(JSON.stringify({ kind: 'hello', since, latestSeq: head.latestSeq, oldestSeq: head.oldestSeq, gap } satisfies StreamMessage));
     logger.debug({ actor: principal.actor, since, gap }, 'event stream opened');
 
