@@ -73,7 +73,7 @@ test('hosts, VMs, links, rules and versions round-trip', (t) => {
   store.markAllHostsDisconnected();
   assert.equal(store.getHost('b')?.connected, false);
 
-  store.upsertVm({ mac: '02:00:00:00:00:01', name: 'vm1', ip: '10.0.0.1', host: 'b', state: 'configured', source: 'deployment', updatedMs: 1 });
+  store.upsertVm({ mac: '02:00:00:00:00:01', name: 'vm1', ip: '10.0.0.1', host: 'b', state: 'unknown', source: 'deployment', updatedMs: 1 });
   store.upsertVm({ mac: '02:00:00:00:00:01', name: undefined, ip: undefined, host: 'a', state: 'running', source: 'learned', updatedMs: 2 });
   const vm = store.getVm('02:00:00:00:00:01');
   assert.equal(vm?.name, 'vm1'); // kept

@@ -13,7 +13,7 @@ export interface HostRecord {
   facts: DaemonFacts | undefined;
 }
 
-export type VmState = 'configured' | 'running' | 'migrating' | 'unknown';
+export type VmState = 'running' | 'migrating' | 'stopped' | 'unknown';
 export type VmSource = 'deployment' | 'learned' | 'operator';
 
 export interface VmRecord {

@@ -34,7 +34,7 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
         name        TEXT,
         ip          TEXT,
         host        TEXT,
-        state       TEXT NOT NULL DEFAULT 'unknown',   -- configured | running | migrating | unknown
+        state       TEXT NOT NULL DEFAULT 'unknown',   -- running | migrating | stopped | unknown
         source      TEXT NOT NULL,                     -- deployment | learned | operator
         updated_ms  INTEGER NOT NULL
       );

@@ -1,0 +1,253 @@
+import { z } from 'zod';
+import { ruleSpecSchema } from '../dataplane/daemon-config.ts';
+import type {
+  DaemonEvent, DaemonFacts, DesiredLink, LinkFacts, PortFacts, RuleSpec, TrafficSnapshot,
+} from '../dataplane/daemon-control.ts';
+import { formatMac, isMacString, parseMac } from '../dataplane/mac.ts';
+import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
+
+/**
+ * The control channel between a daemon and the controller: JSON text
+ * messages over one WebSocket (over TLS), one message per WebSocket message.
+ * Both sides decode what they receive with `decodeDaemonMessage` /
+ * `decodeControllerMessage`, total functions: any input — garbage bytes,
+ * binary frames, JSON of the wrong shape, oversize — becomes a typed error,
+ * never a throw. docs/control-protocol.md describes the exchange.
+ *
+ *   daemon                                   controller
+ *     hello {protocol, hostId, auth, facts} →
+ *                                          ← welcome {protocol, hostId, updatePeriodMs, credential?}
+ *                                          ← set-links {version, links}   (when desired ≠ actual)
+ *                                          ← set-rules {version, rules}
+ *     ack {kind, version, ok}              →
+ *     traffic {seq, snapshot}              →  (every update period)
+ *     facts {facts} / event {event}        →  (when something changes)
+ *                                          ← error {code, message, fatal}  (bad message; fatal closes)
+ */
+
+export const CONTROL_PROTOCOL_VERSION = 1;
+/** Default limit of one control message (the WebSocket layer closes at 4× this). */
+export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1 << 20;
+export const CONTROL_PATH = '/control';
+
+const MAX_ITEMS = 65_536;
+const hostId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host id is 1-63 letters, digits, ".", "_" or "-"');
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const wallMs = z.number().int().min(0).max(8.64e15);
+const macString = z.string().max(17).refine(isMacString, 'not a MAC address').transform((s) => formatMac(parseMac(s)));
+const listenAddress = z.strictObject({
+  transport: z.enum(['tcp', 'tls', 'memory']),
+  host: z.string().min(1).max(255),
+  port: z.number().int().min(0).max(65535),
+});
+
+const portFacts = z.strictObject({
+  name: z.string().min(1).max(64),
+  kind: z.enum(['tap', 'memory']),
+  mac: macString,
+  ip: z.string().max(64).optional(),
+  mtu: z.number().int().min(0).max(65535),
+  rxFrames: count, rxBytes: count, txFrames: count, txBytes: count, txDropped: count,
+});
+
+const linkKind = z.enum(['backbone', 'fast-path']);
+const linkFacts = z.strictObject({
+  peer: hostId,
+  kind: linkKind,
+  state: z.enum(['up', 'connecting', 'down']),
+  direction: z.enum(['outbound', 'inbound']),
+  txFrames: count, txBytes: count, rxFrames: count, rxBytes: count, txDropped: count, decodeErrors: count, reconnects: count,
+});
+
+const daemonFacts = z.strictObject({
+  hostId,
+  role: z.enum(['hub', 'spoke']),
+  site: z.string().min(1).max(64).optional(),
+  listen: listenAddress.optional(),
+  ports: z.array(portFacts).max(4096),
+  links: z.array(linkFacts).max(4096),
+  rulesVersion: count,
+  linksVersion: count,
+});
+
+const trafficSnapshot = z.strictObject({
+  startMs: wallMs,
+  endMs: wallMs,
+  entries: z.array(z.strictObject({ src: macString, dst: macString, frames: count, bytes: count })).max(MAX_ITEMS),
+});
+
+const daemonEvent = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('port-added'), port: portFacts }),
+  z.strictObject({ type: z.literal('port-removed'), name: z.string().min(1).max(64), reason: z.string().max(1024) }),
+  z.strictObject({ type: z.literal('link-up'), peer: hostId, kind: linkKind }),
+  z.strictObject({ type: z.literal('link-down'), peer: hostId, kind: linkKind, reason: z.string().max(1024) }),
+]);
+
+const errorBody = z.strictObject({ code: z.string().max(128), message: z.string().max(4096) });
+
+const secret = z.string().min(16).max(256);
+
+export const helloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.literal(CONTROL_PROTOCOL_VERSION),
+  hostId,
+  /** Absent when the TLS client certificate proves who we are. */
+  auth: z.union([z.strictObject({ joinToken: secret }), z.strictObject({ credential: secret })]).optional(),
+  facts: daemonFacts,
+});
+
+export const daemonMessageSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  z.strictObject({ type: z.literal('facts'), facts: daemonFacts }),
+  z.strictObject({ type: z.literal('traffic'), seq: count, snapshot: trafficSnapshot }),
+  z.strictObject({ type: z.literal('ack'), kind: z.enum(['links', 'rules']), version: count, ok: z.boolean(), error: errorBody.optional() })
+    .refine((a) => a.ok === (a.error === undefined), 'an ack has error exactly when ok is false'),
+  z.strictObject({ type: z.literal('event'), event: daemonEvent }),
+]);
+
+const desiredLink = z.strictObject({
+  peer: hostId,
+  address: listenAddress,
+  reason: z.string().max(1024),
+  dial: z.boolean().optional(),
+});
+
+export const controllerMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('welcome'),
+    protocol: z.literal(CONTROL_PROTOCOL_VERSION),
+    hostId,
+    updatePeriodMs: z.number().int().min(10).max(600_000),
+    /** Issued after a join-token hello: present it (auth.credential) on every later hello. */
+    credential: secret.optional(),
+  }),
+  z.strictObject({ type: z.literal('set-links'), version: count, links: z.array(desiredLink).max(4096) }),
+  z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS) }),
+  z.strictObject({ type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional() }),
+]);
+
+export type HelloMessage = z.output<typeof helloSchema>;
+export type DaemonMessage = z.output<typeof daemonMessageSchema>;
+export type ControllerMessage = z.input<typeof controllerMessageSchema>;
+export type WireFacts = z.output<typeof daemonFacts>;
+export type WireSnapshot = z.output<typeof trafficSnapshot>;
+
+export type DecodeResult<T> = { ok: true; message: T } | { ok: false; error: ControlMessageError | ControlMessageTooLargeError | ControlProtocolVersionError };
+
+/** Decode one message a daemon sent. Never throws. */
+export function decodeDaemonMessage(data: unknown, maxBytes = DEFAULT_MAX_CONTROL_MESSAGE_BYTES): DecodeResult<DaemonMessage> {
+  return decodeWith(data, maxBytes, daemonMessageSchema, true);
+}
+
+/** Decode one message the controller sent. Never throws. */
+export function decodeControllerMessage(data: unknown, maxBytes = DEFAULT_MAX_CONTROL_MESSAGE_BYTES): DecodeResult<z.output<typeof controllerMessageSchema>> {
+  return decodeWith(data, maxBytes, controllerMessageSchema, false);
+}
+
+export function encodeControlMessage(message: ControllerMessage | DaemonMessage): string {
+  return JSON.stringify(message);
+}
+
+function decodeWith<S extends z.ZodType>(data: unknown, maxBytes: number, schema: S, checkHello: boolean): DecodeResult<z.output<S>> {
+  let text: string;
+  if (typeof data === 'string') text = data;
+  else if (data instanceof Uint8Array) {
+    if (data.byteLength > maxBytes) return { ok: false, error: new ControlMessageTooLargeError(data.byteLength, maxBytes) };
+    return { ok: false, error: new ControlMessageError('binary message: the control channel carries JSON text messages') };
+  } else return { ok: false, error: new ControlMessageError('message is not text') };
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) return { ok: false, error: new ControlMessageTooLargeError(bytes, maxBytes) };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, error: new ControlMessageError(`not JSON: ${(err as Error).message}`, { cause: err }) };
+  }
+  if (checkHello && isObject(json) && json['type'] === 'hello' && json['protocol'] !== CONTROL_PROTOCOL_VERSION) {
+    const v = json['protocol'];
+    return { ok: false, error: new ControlProtocolVersionError(typeof v === 'number' ? v : -1, CONTROL_PROTOCOL_VERSION) };
+  }
+  let parsed: z.ZodSafeParseResult<z.output<S>>;
+  try {
+    parsed = schema.safeParse(json) as z.ZodSafeParseResult<z.output<S>>;
+  } catch (err) {
+    // A schema bug must not take the channel down with it: report it as an invalid message.
+    return { ok: false, error: new ControlMessageError(`message could not be validated: ${(err as Error).message}`, { cause: err }) };
+  }
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const type = isObject(json) && typeof json['type'] === 'string' ? json['type'].slice(0, 32) : undefined;
+    const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+    const what = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
+    return { ok: false, error: new ControlMessageError(`invalid ${type ?? 'message'}${path ? ` at ${path.replace(/^\./, '')}` : ''}: ${what}`) };
+  }
+  return { ok: true, message: parsed.data };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// ---- conversions between the daemon's types and the wire --------------------
+
+/** The wire form of a daemon's facts; fields are picked one by one so the wire stays what the schema says. */
+export function factsToWire(f: DaemonFacts): WireFacts {
+  return {
+    hostId: f.hostId,
+    role: f.role,
+    ...(f.site !== undefined ? { site: f.site } : {}),
+    ...(f.listen !== undefined ? { listen: { transport: f.listen.transport, host: f.listen.host, port: f.listen.port } } : {}),
+    ports: f.ports.map((p) => ({
+      name: p.name, kind: p.kind, mac: p.mac, ...(p.ip !== undefined ? { ip: p.ip } : {}), mtu: p.mtu,
+      rxFrames: p.rxFrames, rxBytes: p.rxBytes, txFrames: p.txFrames, txBytes: p.txBytes, txDropped: p.txDropped,
+    })),
+    links: f.links.map((l) => ({
+      peer: l.peer, kind: l.kind, state: l.state, direction: l.direction, txFrames: l.txFrames, txBytes: l.txBytes,
+      rxFrames: l.rxFrames, rxBytes: l.rxBytes, txDropped: l.txDropped, decodeErrors: l.decodeErrors, reconnects: l.reconnects,
+    })),
+    rulesVersion: f.rulesVersion,
+    linksVersion: f.linksVersion,
+  };
+}
+
+export function factsFromWire(w: WireFacts): DaemonFacts {
+  return {
+    hostId: w.hostId,
+    role: w.role,
+    site: w.site,
+    listen: w.listen,
+    ports: w.ports.map((p): PortFacts => ({ ...p, ip: p.ip })),
+    links: w.links.map((l): LinkFacts => ({ ...l })),
+    rulesVersion: w.rulesVersion,
+    linksVersion: w.linksVersion,
+  };
+}
+
+export function snapshotToWire(s: TrafficSnapshot): WireSnapshot {
+  return {
+    startMs: Math.max(0, Math.floor(s.startMs)),
+    endMs: Math.max(0, Math.floor(s.endMs)),
+    entries: s.entries.map((e) => ({ src: formatMac(e.src), dst: formatMac(e.dst), frames: e.frames, bytes: e.bytes })),
+  };
+}
+
+export function snapshotFromWire(host: string, w: WireSnapshot): TrafficSnapshot {
+  return { host, startMs: w.startMs, endMs: w.endMs, entries: w.entries.map((e) => ({ src: parseMac(e.src), dst: parseMac(e.dst), frames: e.frames, bytes: e.bytes })) };
+}
+
+export function eventToWire(e: DaemonEvent): z.output<typeof daemonEvent> {
+  if (e.type === 'port-added') return { type: 'port-added', port: factsToWire({ hostId: 'x', role: 'spoke', site: undefined, listen: undefined, ports: [e.port], links: [], rulesVersion: 0, linksVersion: 0 }).ports[0]! };
+  return e;
+}
+
+export function desiredLinkToWire(l: DesiredLink): z.input<typeof desiredLink> {
+  return { peer: l.peer, address: { transport: l.address.transport, host: l.address.host, port: l.address.port }, reason: l.reason, ...(l.dial !== undefined ? { dial: l.dial } : {}) };
+}
+
+export function desiredLinkFromWire(l: z.output<typeof desiredLink>): DesiredLink {
+  return { peer: l.peer, address: l.address, reason: l.reason, ...(l.dial !== undefined ? { dial: l.dial } : {}) };
+}
+
+export function ruleToWire(r: RuleSpec): RuleSpec {
+  return { id: r.id, priority: r.priority, src: r.src, dst: r.dst, action: r.action };
+}

@@ -1,0 +1,303 @@
+import type { Logger } from '../common/logger.ts';
+import type { DaemonFacts, TrafficSnapshot } from '../dataplane/daemon-control.ts';
+import { factsFromWire, snapshotFromWire, type HelloMessage } from './control-protocol.ts';
+import type { ControlHandler, ControlSession, SessionMessage } from './control-server.ts';
+import type { ControllerEventLog } from './controller-events.ts';
+import type { ControllerMetrics } from './controller-metrics.ts';
+import { hostView, linkView, pairKey, vmView, type LinkRate } from './controller-views.ts';
+import type { Deployment } from './deployment-file.ts';
+import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type SessionProgress } from './reconcile.ts';
+import type { ControllerStore } from './store/store.ts';
+import type { TopologyTracker } from './topology-step.ts';
+
+/**
+ * The controller shell around the pure reconcile: it keeps one record per
+ * connected daemon (what it reported and acknowledged, what is in flight),
+ * writes what daemons report to the store, and after every change — a
+ * daemon connecting, a VM moving, an operator's link, the periodic tick —
+ * runs `reconcile()`: desired state from the registry, versions bumped where
+ * it changed (persisted with the rules, in one transaction), and the pushes
+ * that bring each connected daemon to it.
+ */
+
+export interface ControllerCoreComponents {
+  store: ControllerStore;
+  events: ControllerEventLog;
+  metrics: ControllerMetrics;
+  topology: TopologyTracker;
+  logger: Logger;
+  /** Wall-clock milliseconds. */
+  wallClock: () => number;
+}
+
+export interface ControllerCoreInit {
+  deployment: Readonly<Deployment>;
+  /** Re-send a push that has had no ack for this long (default 3 update periods). */
+  resendAfterMs?: number;
+  /** Traffic samples older than this are pruned (default 10 × smoothing interval). */
+  trafficRetentionMs?: number;
+}
+
+interface SessionState {
+  session: ControlSession;
+  progress: SessionProgress;
+}
+
+interface CounterSample {
+  atMs: number;
+  txBytes: number;
+  txFrames: number;
+}
+
+export class ControllerCore implements ControlHandler {
+  readonly #c: ControllerCoreComponents;
+  readonly #init: ControllerCoreInit;
+  readonly #log: Logger;
+  readonly #sessions = new Map<string, SessionState>();
+  readonly #hubId: string | undefined;
+  /** Last cumulative tx counters per (host, peer), for rates. */
+  readonly #counters = new Map<string, CounterSample>();
+  /** Per-direction rates, keyed host\0peer. */
+  readonly #directed = new Map<string, LinkRate>();
+  #reports: TrafficSnapshot[] = [];
+
+  constructor(components: ControllerCoreComponents, init: ControllerCoreInit) {
+    this.#c = components;
+    this.#init = init;
+    this.#log = components.logger;
+    this.#hubId = init.deployment.hosts.find((h) => h.hub)?.id;
+  }
+
+  /** Link rates (both directions summed), keyed by pairKey(a, b). */
+  linkRates(): Map<string, LinkRate> {
+    const out = new Map<string, LinkRate>();
+    for (const [key, r] of this.#directed) {
+      const [host, peer] = key.split('\u0000') as [string, string];
+      const k = pairKey(host, peer);
+      const prev = out.get(k) ?? { bytesPerSec: 0, framesPerSec: 0 };
+      out.set(k, { bytesPerSec: prev.bytesPerSec + r.bytesPerSec, framesPerSec: prev.framesPerSec + r.framesPerSec });
+    }
+    return out;
+  }
+
+  /** The daemon's version of each desired set, as far as we know (undefined if not connected). */
+  appliedVersions(host: string): { linksVersion: number; rulesVersion: number } | undefined {
+    const s = this.#sessions.get(host);
+    return s === undefined ? undefined : { linksVersion: s.progress.linksVersion, rulesVersion: s.progress.rulesVersion };
+  }
+
+  connectedHosts(): string[] {
+    return [...this.#sessions.keys()].sort();
+  }
+
+  // ---- ControlHandler ------------------------------------------------------
+
+  sessionOpened(session: ControlSession, hello: HelloMessage): void {
+    const facts = factsFromWire(hello.facts);
+    const now = this.#c.wallClock();
+    this.#sessions.set(session.hostId, {
+      session,
+      progress: { linksVersion: facts.linksVersion, rulesVersion: facts.rulesVersion, linksInFlight: undefined, rulesInFlight: undefined },
+    });
+    this.#c.store.transaction(() => {
+      this.#c.store.setHostConnected(session.hostId, true, now);
+      this.#c.store.recordHostFacts(facts, now);
+    });
+    this.#c.metrics.recordFacts(facts);
+    this.#emitHost(session.hostId);
+    this.#learnVms(facts, now);
+    this.reconcile('daemon connected');
+  }
+
+  messageReceived(session: ControlSession, message: SessionMessage): void {
+    const state = this.#sessions.get(session.hostId);
+    if (state === undefined || state.session !== session) return;
+    const now = this.#c.wallClock();
+    switch (message.type) {
+      case 'facts': {
+        const facts = factsFromWire(message.facts);
+        this.#c.store.recordHostFacts(facts, now);
+        this.#c.metrics.recordFacts(facts);
+        this.#updateRates(facts, now);
+        // What the daemon runs now is what counts; a push in flight stays in flight.
+        state.progress = { ...state.progress, linksVersion: facts.linksVersion, rulesVersion: facts.rulesVersion };
+        if (this.#learnVms(facts, now)) this.reconcile('VM location learned');
+        return;
+      }
+      case 'traffic': {
+        const snap = snapshotFromWire(session.hostId, message.snapshot);
+        this.#reports.push(snap);
+        this.#c.store.insertTrafficSamples(message.snapshot.entries.map((e) => ({
+          host: session.hostId, startMs: snap.startMs, endMs: snap.endMs, src: e.src, dst: e.dst, frames: e.frames, bytes: e.bytes,
+        })));
+        this.#c.store.touchHost(session.hostId, now);
+        return;
+      }
+      case 'ack': {
+        const key = message.kind === 'links' ? 'linksInFlight' : 'rulesInFlight';
+        if (message.ok) {
+          this.#c.store.recordAck(session.hostId, message.kind, message.version);
+          state.progress = {
+            ...state.progress,
+            ...(message.kind === 'links' ? { linksVersion: message.version } : { rulesVersion: message.version }),
+            ...(state.progress[key]?.version === message.version ? { [key]: undefined } : {}),
+          };
+          if (message.kind === 'rules') this.#c.events.emit('rules-changed', { host: session.hostId, version: message.version });
+        } else {
+          this.#c.metrics.nacks.inc({ kind: message.kind });
+          this.#log.warn({ host: session.hostId, kind: message.kind, version: message.version, code: message.error?.code, msg: message.error?.message }, 'daemon refused a change');
+        }
+        return;
+      }
+      case 'event': {
+        this.#log.debug({ host: session.hostId, event: message.event.type }, 'daemon event');
+        return;
+      }
+    }
+  }
+
+  sessionClosed(session: ControlSession, _reason: string): void {
+    const state = this.#sessions.get(session.hostId);
+    if (state?.session !== session) return;
+    this.#sessions.delete(session.hostId);
+    for (const key of [...this.#directed.keys()]) if (key.startsWith(`${session.hostId}\u0000`)) this.#directed.delete(key);
+    this.#c.store.setHostConnected(session.hostId, false, this.#c.wallClock());
+    this.#emitHost(session.hostId);
+  }
+
+  // ---- reconcile -------------------------------------------------------------
+
+  /** Compute desired state, persist new versions, push what each connected daemon lacks. */
+  reconcile(why: string): void {
+    const started = performance.now();
+    const { store } = this.#c;
+    const now = this.#c.wallClock();
+    const hosts = store.listHosts();
+    const desired = desiredState({
+      hubId: this.#hubId,
+      hosts: hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
+      vms: store.listVms().map((v) => ({ mac: v.mac, host: v.host })),
+      links: store.listLinks(),
+    });
+    for (const [host, want] of desired) {
+      const state = this.#sessions.get(host);
+      const prev = store.getVersions(host);
+      const plan = nextVersions(prev, want, state?.progress);
+      if (plan.linksChanged || plan.rulesChanged) {
+        const before = plan.rulesChanged ? store.listRules(host) : [];
+        store.transaction(() => {
+          if (plan.rulesChanged) store.replaceRules(host, want.rules);
+          store.putVersions(plan.versions);
+        });
+        if (plan.rulesChanged) {
+          const changes = ruleChanges(before, want.rules);
+          this.#c.events.emit('rules-changed', { host, version: plan.versions.rulesVersion });
+          this.#c.events.decide('rules-pushed', `rules of ${host} at version ${plan.versions.rulesVersion}: ${why}`, { host, version: plan.versions.rulesVersion, ...changes });
+        }
+      }
+      if (state !== undefined) this.#push(state, plan.versions, want, now);
+    }
+    this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  #push(state: SessionState, versions: ReturnType<typeof nextVersions>['versions'], want: HostDesiredState, now: number): void {
+    const resendAfter = this.#init.resendAfterMs ?? 3 * this.#init.deployment.policy.updatePeriodMs;
+    const plan = planPushes(versions, want, state.progress, now, resendAfter);
+    state.progress = plan.progress;
+    for (const m of plan.messages) {
+      if (state.session.send(m)) {
+        this.#c.metrics.pushes.inc({ kind: m.type === 'set-links' ? 'links' : 'rules' });
+        this.#log.debug({ host: state.session.hostId, type: m.type }, 'pushed desired state');
+      }
+    }
+  }
+
+  /** One update period: topology inference on the buffered reports, traffic events, pruning, reconcile. */
+  tick(): void {
+    const now = this.#c.wallClock();
+    const reports = this.#reports;
+    this.#reports = [];
+    const vms = this.#c.store.listVms();
+    const out = this.#c.topology.step(vms, reports, now);
+    for (const r of out.rejected) {
+      this.#c.metrics.malformedMessages.inc({ reason: 'traffic-report' });
+      this.#log.warn({ host: r.host, code: r.code, msg: r.message }, 'traffic report rejected');
+    }
+    if (out.changed !== undefined) {
+      this.#c.store.insertTopology({ atMs: now, kind: out.topology.class, changed: true, body: out.topology });
+      this.#c.events.emit('topology-changed', { topology: out.topology });
+      this.#c.events.decide('topology-changed', `topology is now ${out.topology.class} (confidence ${out.topology.confidence.toFixed(2)})`, {
+        class: out.topology.class, previous: out.changed.previous?.class ?? null, distance: out.changed.distance, periods: out.changed.periods,
+      });
+    }
+    const rates = this.linkRates();
+    const links = this.#c.store.listLinks();
+    const reportsNow = this.#c.store.listLinkReports();
+    this.#c.events.emit('traffic-updated', {
+      at: now,
+      links: links.map((l) => {
+        const v = linkView(l, reportsNow, rates);
+        return { a: v.a, b: v.b, bytes: v.bytes, frames: v.frames, bytesPerSec: v.bytesPerSec, framesPerSec: v.framesPerSec };
+      }),
+    });
+    const retention = this.#init.trafficRetentionMs ?? 10 * this.#init.deployment.policy.smoothingIntervalMs;
+    this.#c.store.pruneTraffic(now - retention);
+    this.reconcile('update period');
+  }
+
+  // ---- facts → registry ------------------------------------------------------
+
+  /** VMs seen on a daemon's ports: new ones registered, moved ones re-homed. Returns whether placement changed. */
+  #learnVms(facts: DaemonFacts, now: number): boolean {
+    const { store } = this.#c;
+    let moved = false;
+    const changed: string[] = [];
+    store.transaction(() => {
+      const seen = new Set<string>();
+      for (const p of facts.ports) {
+        seen.add(p.mac);
+        const vm = store.getVm(p.mac);
+        if (vm === undefined) {
+          store.upsertVm({ mac: p.mac, name: p.name, ip: p.ip, host: facts.hostId, state: 'running', source: 'learned', updatedMs: now });
+          changed.push(p.mac);
+          moved = true;
+        } else if (vm.host !== facts.hostId && vm.state !== 'migrating') {
+          this.#log.info({ vm: p.mac, from: vm.host, to: facts.hostId }, 'VM seen on another host: re-homed');
+          store.upsertVm({ ...vm, ip: vm.ip ?? p.ip, host: facts.hostId, state: 'running', updatedMs: now });
+          changed.push(p.mac);
+          moved = true;
+        } else if (vm.host === facts.hostId && vm.state !== 'running' && vm.state !== 'migrating') {
+          store.upsertVm({ ...vm, ip: vm.ip ?? p.ip, state: 'running', updatedMs: now });
+          changed.push(p.mac);
+        }
+      }
+      for (const vm of store.listVms()) {
+        if (vm.host === facts.hostId && !seen.has(vm.mac) && vm.state === 'running') {
+          store.upsertVm({ ...vm, state: 'stopped', updatedMs: now });
+          changed.push(vm.mac);
+        }
+      }
+    });
+    for (const mac of changed) {
+      const vm = store.getVm(mac);
+      if (vm !== undefined) this.#c.events.emit('vm-changed', { vm: vmView(vm) });
+    }
+    return moved;
+  }
+
+  #updateRates(facts: DaemonFacts, now: number): void {
+    for (const l of facts.links) {
+      const key = `${facts.hostId}\u0000${l.peer}`;
+      const prev = this.#counters.get(key);
+      this.#counters.set(key, { atMs: now, txBytes: l.txBytes, txFrames: l.txFrames });
+      if (prev === undefined || now <= prev.atMs || l.txBytes < prev.txBytes) continue;
+      const secs = (now - prev.atMs) / 1000;
+      this.#directed.set(key, { bytesPerSec: (l.txBytes - prev.txBytes) / secs, framesPerSec: (l.txFrames - prev.txFrames) / secs });
+    }
+  }
+
+  #emitHost(id: string): void {
+    const h = this.#c.store.getHost(id);
+    if (h !== undefined) this.#c.events.emit('host-changed', { host: hostView(h) });
+  }
+}

@@ -1,0 +1,57 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { DaemonFacts } from '../dataplane/daemon-control.ts';
+
+/**
+ * The controller core's metrics, registered on the prom-client Registry the
+ * process passes in (the operator API serves it at /metrics). Per-link
+ * counters are the daemons' own cumulative counts, mirrored as gauges each
+ * time a daemon reports its facts.
+ */
+export class ControllerMetrics {
+  readonly sessions: Gauge;
+  readonly sessionsOpened: Counter<'auth'>;
+  readonly reconnects: Counter;
+  readonly authFailures: Counter<'reason'>;
+  readonly malformedMessages: Counter<'reason'>;
+  readonly messages: Counter<'type'>;
+  readonly reconcileSeconds: Histogram;
+  readonly pushes: Counter<'kind'>;
+  readonly nacks: Counter<'kind'>;
+  readonly linkBytes: Gauge<'host' | 'peer' | 'kind' | 'direction'>;
+  readonly linkFrames: Gauge<'host' | 'peer' | 'kind' | 'direction'>;
+  readonly linkDecodeErrors: Gauge<'host' | 'peer' | 'kind'>;
+  readonly linkReconnects: Gauge<'host' | 'peer' | 'kind'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.sessions = new Gauge({ name: 'vnet_control_sessions', help: 'Daemons connected to the control channel now', registers });
+    this.sessionsOpened = new Counter({ name: 'vnet_control_sessions_opened_total', help: 'Authenticated control sessions opened, by how the daemon proved its identity', labelNames: ['auth'], registers });
+    this.reconnects = new Counter({ name: 'vnet_control_reconnects_total', help: 'Control sessions opened by a host that had a session before (since this controller started)', registers });
+    this.authFailures = new Counter({ name: 'vnet_control_auth_failures_total', help: 'Daemons refused at hello, by reason', labelNames: ['reason'], registers });
+    this.malformedMessages = new Counter({ name: 'vnet_control_malformed_messages_total', help: 'Control messages refused as malformed, oversize or out of place, by reason', labelNames: ['reason'], registers });
+    this.messages = new Counter({ name: 'vnet_control_messages_total', help: 'Valid control messages received, by type', labelNames: ['type'], registers });
+    this.reconcileSeconds = new Histogram({
+      name: 'vnet_reconcile_duration_seconds', help: 'Time of one reconcile pass (desired state computed, diffed and pushed)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers,
+    });
+    this.pushes = new Counter({ name: 'vnet_control_pushes_total', help: 'Desired-state changes pushed to daemons, by kind', labelNames: ['kind'], registers });
+    this.nacks = new Counter({ name: 'vnet_control_nacks_total', help: 'Changes a daemon refused to apply, by kind', labelNames: ['kind'], registers });
+    const linkLabels = ['host', 'peer', 'kind', 'direction'] as const;
+    this.linkBytes = new Gauge({ name: 'vnet_link_bytes', help: 'Bytes carried by a link, as its daemon last reported (cumulative)', labelNames: linkLabels, registers });
+    this.linkFrames = new Gauge({ name: 'vnet_link_frames', help: 'Frames carried by a link, as its daemon last reported (cumulative)', labelNames: linkLabels, registers });
+    this.linkDecodeErrors = new Gauge({ name: 'vnet_link_decode_errors', help: 'Undecodable messages on a link, as its daemon last reported', labelNames: ['host', 'peer', 'kind'], registers });
+    this.linkReconnects = new Gauge({ name: 'vnet_link_reconnects', help: 'Reconnects of a link, as its daemon last reported', labelNames: ['host', 'peer', 'kind'], registers });
+  }
+
+  recordFacts(facts: DaemonFacts): void {
+    for (const l of facts.links) {
+      const base = { host: facts.hostId, peer: l.peer, kind: l.kind };
+      this.linkBytes.set({ ...base, direction: 'tx' }, l.txBytes);
+      this.linkBytes.set({ ...base, direction: 'rx' }, l.rxBytes);
+      this.linkFrames.set({ ...base, direction: 'tx' }, l.txFrames);
+      this.linkFrames.set({ ...base, direction: 'rx' }, l.rxFrames);
+      this.linkDecodeErrors.set(base, l.decodeErrors);
+      this.linkReconnects.set(base, l.reconnects);
+    }
+  }
+}

@@ -1,0 +1,196 @@
+import { isMacString, formatMac, parseMac } from '../dataplane/mac.ts';
+import type {
+  ControllerModel, DecisionView, EventHandler, EventPage, EventQuery, EventSubscribeOptions, HostRulesView, HostView, LinkView,
+  MatrixView, MigrationView, PlacementView, TopologyView, VmView,
+} from './api-model.ts';
+import type { ApiTokenRecord as ApiTokenEntry, TokenStore } from './api/token-store.ts';
+import type { ControllerCore } from './controller-core.ts';
+import type { ControllerEventLog } from './controller-events.ts';
+import { hostView, linkView, migrationView, ruleViews, vmView } from './controller-views.ts';
+import { ConflictError, NotFoundError } from './errors.ts';
+import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
+import type { ControllerStore } from './store/store.ts';
+import type { TopologyTracker } from './topology-step.ts';
+
+/**
+ * The operator's controller (api-model.ts `ControllerModel`) over the SQLite
+ * store: queries read the store (synchronously), commands validate against
+ * it, write in one transaction with their audit record, emit their events
+ * and ask the core to reconcile, so a link an operator adds is pushed to the
+ * daemons at once.
+ */
+
+export interface ControllerServiceComponents {
+  store: ControllerStore;
+  events: ControllerEventLog;
+  core: ControllerCore;
+  topology: TopologyTracker;
+  wallClock: () => number;
+}
+
+const EMPTY_PLACEMENT: PlacementView = { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] };
+
+export class ControllerService implements ControllerModel {
+  readonly #c: ControllerServiceComponents;
+  readonly #placementThreshold: number;
+
+  constructor(components: ControllerServiceComponents, init: { placementThreshold?: number } = {}) {
+    this.#c = components;
+    this.#placementThreshold = init.placementThreshold ?? 0;
+  }
+
+  // ---- queries ----------------------------------------------------------------
+
+  listHosts(): HostView[] {
+    return this.#c.store.listHosts().map(hostView);
+  }
+
+  getHost(id: string): HostView | undefined {
+    const h = this.#c.store.getHost(id);
+    return h === undefined ? undefined : hostView(h);
+  }
+
+  listVms(): VmView[] {
+    return this.#c.store.listVms().map(vmView);
+  }
+
+  getVm(mac: string): VmView | undefined {
+    if (!isMacString(mac)) return undefined;
+    const v = this.#c.store.getVm(formatMac(parseMac(mac)));
+    return v === undefined ? undefined : vmView(v);
+  }
+
+  listLinks(): LinkView[] {
+    const reports = this.#c.store.listLinkReports();
+    const rates = this.#c.core.linkRates();
+    return this.#c.store.listLinks().map((l) => linkView(l, reports, rates)).sort((x, y) => (x.a === y.a ? (x.b < y.b ? -1 : 1) : x.a < y.a ? -1 : 1));
+  }
+
+  getLink(a: string, b: string): LinkView | undefined {
+    const [x, y] = a < b ? [a, b] : [b, a];
+    return this.listLinks().find((l) => l.a === x && l.b === y);
+  }
+
+  getRules(host: string): HostRulesView | undefined {
+    if (this.#c.store.getHost(host) === undefined) return undefined;
+    const versions = this.#c.store.getVersions(host);
+    const applied = this.#c.core.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
+    const rules = this.#c.store.listRules(host);
+    return {
+      host,
+      version: versions.rulesVersion,
+      appliedVersion: applied,
+      rules: ruleViews(rules, (id) => {
+        const r = rules.find((x) => x.id === id);
+        if (r === undefined || typeof r.action !== 'object' || !('link' in r.action)) return null;
+        return r.priority >= FAST_PATH_RULE_PRIORITY ? `fast path to ${r.action.link}` : `VM location via ${r.action.link}`;
+      }),
+    };
+  }
+
+  getMatrix(): MatrixView {
+    return this.#c.topology.matrix;
+  }
+
+  getTopology(): TopologyView {
+    return this.#c.topology.topology;
+  }
+
+  listMigrations(): MigrationView[] {
+    return this.#c.store.listMigrations(1000).map((m) => this.#migration(m.id)!).sort((x, y) => x.startedAt - y.startedAt);
+  }
+
+  getMigration(id: string): MigrationView | undefined {
+    return this.#migration(id);
+  }
+
+  listEvents(query: EventQuery): EventPage {
+    return this.#c.events.listEvents(query);
+  }
+
+  getPlacement(): PlacementView {
+    return { ...EMPTY_PLACEMENT, threshold: this.#placementThreshold };
+  }
+
+  listDecisions(query: { limit?: number }): DecisionView[] {
+    return this.#c.events.listDecisions(query.limit ?? 100);
+  }
+
+  // ---- commands ---------------------------------------------------------------
+
+  async addFastPathLink(a: string, b: string, reason: string, actor: string): Promise<LinkView> {
+    const { store, events, wallClock } = this.#c;
+    if (store.getHost(a) === undefined) throw new NotFoundError(`host ${JSON.stringify(a)}`);
+    if (store.getHost(b) === undefined) throw new NotFoundError(`host ${JSON.stringify(b)}`);
+    if (a === b) throw new ConflictError(`a link needs two different hosts (got ${JSON.stringify(a)} twice)`);
+    const existing = this.getLink(a, b);
+    if (existing !== undefined) throw new ConflictError(`a ${existing.kind} link between ${existing.a} and ${existing.b} already exists`);
+    const now = wallClock();
+    store.transaction(() => {
+      store.putLink({ a, b, kind: 'fast-path', requestedBy: actor.startsWith('operator') ? actor : `operator:${actor}`, reason }, now);
+      store.appendAudit({ atMs: now, actor, action: 'add-fast-path-link', target: `${a}-${b}`, detail: { a, b, reason } });
+    });
+    const link = this.getLink(a, b)!;
+    events.emit('operator-action', { actor, action: 'add-fast-path-link', detail: { a: link.a, b: link.b, reason } });
+    events.emit('link-changed', { link });
+    events.decide('fast-path-added', `operator ${actor}: ${reason}`, { a: link.a, b: link.b, actor });
+    this.#c.core.reconcile(`fast-path link ${link.a}-${link.b} added by ${actor}`);
+    return link;
+  }
+
+  async removeFastPathLink(a: string, b: string, actor: string): Promise<void> {
+    const { store, events, wallClock } = this.#c;
+    const link = this.getLink(a, b);
+    if (link === undefined) throw new NotFoundError(`link between ${JSON.stringify(a)} and ${JSON.stringify(b)}`);
+    if (link.kind !== 'fast-path') throw new ConflictError(`the link between ${link.a} and ${link.b} is a backbone link; only fast-path links can be removed`);
+    const now = wallClock();
+    store.transaction(() => {
+      store.deleteLink(link.a, link.b, 'fast-path');
+      store.appendAudit({ atMs: now, actor, action: 'remove-fast-path-link', target: `${link.a}-${link.b}`, detail: { a: link.a, b: link.b } });
+    });
+    events.emit('operator-action', { actor, action: 'remove-fast-path-link', detail: { a: link.a, b: link.b } });
+    events.emit('link-removed', { a: link.a, b: link.b, kind: link.kind, actor, reason: 'removed by operator' });
+    events.decide('fast-path-removed', `operator ${actor}`, { a: link.a, b: link.b, actor });
+    this.#c.core.reconcile(`fast-path link ${link.a}-${link.b} removed by ${actor}`);
+  }
+
+  // ---- event source -------------------------------------------------------------
+
+  subscribe(handler: EventHandler, options?: EventSubscribeOptions): () => void {
+    return this.#c.events.subscribe(handler, options);
+  }
+
+  latestSeq(): number {
+    return this.#c.events.latestSeq();
+  }
+
+  #migration(id: string): MigrationView | undefined {
+    const m = this.#c.store.getMigration(id);
+    if (m === undefined) return undefined;
+    const steps = this.#c.store.migrationSteps(id);
+    return migrationView(m, steps[steps.length - 1]);
+  }
+}
+
+/** The operator API's token table (`api_tokens`) over the store. */
+export class SqliteTokenStore implements TokenStore {
+  readonly #store: ControllerStore;
+
+  constructor(store: ControllerStore) {
+    this.#store = store;
+  }
+
+  count(): number {
+    return this.#store.listApiTokens().filter((t) => t.revokedMs === undefined).length;
+  }
+
+  add(record: ApiTokenEntry): void {
+    this.#store.insertApiToken({ id: record.id, hash: record.hash, label: record.label, createdMs: record.createdAt });
+  }
+
+  findByHash(hash: string): ApiTokenEntry | undefined {
+    const r = this.#store.findApiTokenByHash(hash);
+    if (r === undefined || r.revokedMs !== undefined) return undefined;
+    return { id: r.id, label: r.label, hash: r.hash, createdAt: r.createdMs };
+  }
+}

@@ -1,0 +1,139 @@
+import type { Registry } from 'prom-client';
+import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import type { ControllerModel } from './api-model.ts';
+import type { TokenStore } from './api/token-store.ts';
+import { ControlServer } from './control-server.ts';
+import { ControllerCore } from './controller-core.ts';
+import { ControllerEventLog } from './controller-events.ts';
+import { ControllerMetrics } from './controller-metrics.ts';
+import { ControllerService, SqliteTokenStore } from './controller-service.ts';
+import { topologyView } from './controller-views.ts';
+import type { Deployment } from './deployment-file.ts';
+import { syncDeployment } from './deployment-sync.ts';
+import { createJoinToken, type JoinTokenOptions } from './join-tokens.ts';
+import type { JoinTokenRecord } from './store/records.ts';
+import { openStore, type ControllerStore } from './store/store.ts';
+import { TopologyTracker, vttifParamsFromPolicy } from './topology-step.ts';
+
+/**
+ * The controller process core: opens the store (migrating it), brings the
+ * registry in line with the deployment file, starts the control channel and
+ * the update-period loop (topology inference, traffic events, reconcile).
+ * The operator API is started by the caller over `handle.model` and
+ * `handle.tokens` (see src/controller/api).
+ *
+ * On start every host is marked disconnected; daemons reconnect on their own
+ * (with backoff) and are converged by version from the persisted desired
+ * state, without their forwarding being touched in between.
+ */
+
+export interface ControllerComponents {
+  logger: Logger;
+  /** prom-client registry the operator API serves at /metrics. */
+  registry: Registry;
+  clock?: Clock;
+  /** Wall-clock milliseconds (default Date.now). */
+  wallClock?: () => number;
+  /** An already open store (tests); otherwise one is opened at init.dbPath. */
+  store?: ControllerStore;
+}
+
+export interface ControllerInit {
+  deployment: Readonly<Deployment>;
+  /** Default ./vnet.db */
+  dbPath?: string;
+  control: {
+    host: string;
+    port: number;
+    tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  };
+  maxMessageBytes?: number;
+  helloTimeoutMs?: number;
+  pingIntervalMs?: number;
+  resendAfterMs?: number;
+}
+
+export interface ControllerHandle {
+  readonly store: ControllerStore;
+  /** The operator's view and commands (api-model.ts), for the API server. */
+  readonly model: ControllerModel;
+  /** The `api_tokens` table, for the API's bearer-token auth. */
+  readonly tokens: TokenStore;
+  readonly core: ControllerCore;
+  readonly events: ControllerEventLog;
+  readonly metrics: ControllerMetrics;
+  /** The control channel's bound port. */
+  readonly controlPort: number;
+  /** Create a join token for a daemon's first contact; the token text is shown only here. */
+  createJoinToken(options: JoinTokenOptions): { token: string; record: JoinTokenRecord };
+  /** Run one update period now (tests; the loop runs it every policy.updatePeriodMs). */
+  tick(): void;
+  close(): Promise<void>;
+}
+
+export async function startController(components: ControllerComponents, init: ControllerInit): Promise<ControllerHandle> {
+  const logger = componentLogger(components.logger, 'controller');
+  const clock = components.clock ?? realClock;
+  const wallClock = components.wallClock ?? Date.now;
+  const store = components.store ?? openStore({ path: init.dbPath ?? './vnet.db', logger });
+  const policy = init.deployment.policy;
+  let server: ControlServer | undefined;
+  let timer: TimerHandle | undefined;
+  try {
+    const sync = syncDeployment(store, init.deployment, wallClock());
+    store.markAllHostsDisconnected();
+    logger.info({ deployment: init.deployment.name, db: store.path, ...sync }, 'registry in line with the deployment');
+
+    const metrics = new ControllerMetrics(components.registry);
+    const events = new ControllerEventLog({ store, logger, wallClock });
+    const topology = new TopologyTracker(vttifParamsFromPolicy(policy));
+    topology.restore(topologyView(store.latestTopology()));
+    const core = new ControllerCore({ store, events, metrics, topology, logger, wallClock }, {
+      deployment: init.deployment,
+      ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
+    });
+    const model = new ControllerService({ store, events, core, topology, wallClock }, { placementThreshold: policy.placementThreshold });
+    const tokens = new SqliteTokenStore(store);
+    server = new ControlServer({ store, handler: core, metrics, logger, clock, wallClock }, {
+      host: init.control.host,
+      port: init.control.port,
+      tls: init.control.tls,
+      updatePeriodMs: policy.updatePeriodMs,
+      ...(init.maxMessageBytes !== undefined ? { maxMessageBytes: init.maxMessageBytes } : {}),
+      ...(init.helloTimeoutMs !== undefined ? { helloTimeoutMs: init.helloTimeoutMs } : {}),
+      ...(init.pingIntervalMs !== undefined ? { pingIntervalMs: init.pingIntervalMs } : {}),
+    });
+    const controlPort = await server.listen();
+    // Desired state for every host is computed (and persisted) before any daemon is back.
+    core.reconcile('controller started');
+    const tick = (): void => {
+      try {
+        core.tick();
+      } catch (err) {
+        logger.error({ err }, 'update period failed');
+      }
+    };
+    timer = clock.setInterval(tick, policy.updatePeriodMs);
+    const ctl = server;
+    let closed = false;
+    return {
+      store, model, tokens, core, events, metrics, controlPort,
+      createJoinToken: (options) => createJoinToken(store, options, wallClock()),
+      tick,
+      async close(): Promise<void> {
+        if (closed) return;
+        closed = true;
+        timer?.cancel();
+        await ctl.close();
+        if (components.store === undefined) store.close();
+        logger.info('controller stopped');
+      },
+    };
+  } catch (err) {
+    timer?.cancel();
+    await server?.close();
+    if (components.store === undefined) store.close();
+    throw err;
+  }
+}

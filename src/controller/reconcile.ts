@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import type { DaemonRole, DesiredLink, ListenAddress, RuleSpec } from '../dataplane/daemon-control.ts';
+import type { ControllerMessage } from './control-protocol.ts';
+import type { DesiredVersions, LinkRecord } from './store/records.ts';
+
+/**
+ * Reconcile, the pure part: desired state per host from the registry, new
+ * versions where it changed, and the messages that bring a daemon from what
+ * it reports (actual) to what we want (desired). No I/O, no clock: the
+ * controller shell feeds it the store's rows and `now`, persists the versions
+ * it returns and sends the messages.
+ *
+ *   registry (hosts, VMs, links) ─▶ desiredState ─▶ per host {links, rules}
+ *   per host: digest ≠ stored digest ─▶ version + 1          (nextVersions)
+ *   per connected host: reported version ≠ desired version,
+ *     and nothing in flight ─▶ set-links / set-rules        (planPushes)
+ *
+ * A push carries the whole set with its version, so applying it twice is a
+ * no-op; versions only grow (past whatever a daemon reports), so a daemon
+ * never mistakes an old set for the current one, even across a controller
+ * that lost its database.
+ */
+
+export interface RegistryHost {
+  id: string;
+  role: DaemonRole;
+  /** Where its daemon listens for tunnels: reported first, else configured. */
+  addresses: readonly ListenAddress[];
+}
+
+export interface RegistryVm {
+  mac: string;
+  host: string | undefined;
+}
+
+export interface RegistryView {
+  hubId: string | undefined;
+  hosts: readonly RegistryHost[];
+  vms: readonly RegistryVm[];
+  links: readonly LinkRecord[];
+}
+
+export interface HostDesiredState {
+  host: string;
+  /** Fast-path links only: the backbone is each daemon's own configuration. */
+  links: DesiredLink[];
+  rules: RuleSpec[];
+}
+
+/** Priority of a rule that sends a VM's frames over a fast-path link. */
+export const FAST_PATH_RULE_PRIORITY = 200;
+/** Priority of a rule that pins a VM's location along the backbone. */
+export const BACKBONE_RULE_PRIORITY = 100;
+
+/** Rule id of the rule that steers frames to one VM. */
+export function vmRuleId(mac: string): string {
+  return `vm-${mac.replaceAll(':', '')}`;
+}
+
+/**
+ * Desired fast-path links and rules of every host.
+ *
+ * Links: each fast-path link (a, b) appears on both hosts; the lower id dials
+ * the other's listen address. A link whose dialled side has no known address
+ * yet is left out (it becomes desired once the daemon reports one).
+ *
+ * Rules, for every VM placed on another host than H:
+ *   a fast-path link H–(VM's host)      → dst VM: link to the VM's host (200)
+ *   else H is the hub                   → dst VM: link to the VM's host (100)
+ *   else                                → dst VM: link to the hub       (100)
+ * VMs on H itself are left to the daemon (its own ports, learned).
+ */
+export function desiredState(view: RegistryView): Map<string, HostDesiredState> {
+  const out = new Map<string, HostDesiredState>();
+  const hosts = new Map(view.hosts.map((h) => [h.id, h] as const));
+  for (const h of view.hosts) out.set(h.id, { host: h.id, links: [], rules: [] });
+  const fastPeers = new Map<string, Set<string>>();
+  for (const l of view.links) {
+    if (l.kind !== 'fast-path') continue;
+    const a = hosts.get(l.a);
+    const b = hosts.get(l.b);
+    if (a === undefined || b === undefined || a.id === b.id) continue;
+    const [dialer, dialled] = a.id < b.id ? [a, b] : [b, a];
+    const target = dialled.addresses[0];
+    if (target === undefined) continue;
+    const back = dialer.addresses[0] ?? { transport: target.transport, host: '0.0.0.0', port: 0 };
+    out.get(dialer.id)!.links.push({ peer: dialled.id, address: target, reason: l.reason, dial: true });
+    out.get(dialled.id)!.links.push({ peer: dialer.id, address: back, reason: l.reason, dial: false });
+    if (!fastPeers.has(a.id)) fastPeers.set(a.id, new Set());
+    if (!fastPeers.has(b.id)) fastPeers.set(b.id, new Set());
+    fastPeers.get(a.id)!.add(b.id);
+    fastPeers.get(b.id)!.add(a.id);
+  }
+  for (const state of out.values()) {
+    const isHub = state.host === view.hubId;
+    for (const vm of view.vms) {
+      if (vm.host === undefined || vm.host === state.host || !hosts.has(vm.host)) continue;
+      if (fastPeers.get(state.host)?.has(vm.host) === true) {
+        state.rules.push({ id: vmRuleId(vm.mac), priority: FAST_PATH_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
+      } else if (isHub) {
+        state.rules.push({ id: vmRuleId(vm.mac), priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
+      } else if (view.hubId !== undefined) {
+        state.rules.push({ id: vmRuleId(vm.mac), priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: view.hubId } });
+      }
+    }
+    state.links.sort((x, y) => (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0));
+    state.rules.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  }
+  return out;
+}
+
+/** A stable digest of a desired set (its canonical JSON). */
+export function digestOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export interface VersionPlan {
+  versions: DesiredVersions;
+  linksChanged: boolean;
+  rulesChanged: boolean;
+}
+
+/**
+ * New desired versions of a host: a set whose digest changed gets a version
+ * above both the stored one and whatever the daemon reports (`reported`); so
+ * does a set the daemon reports a higher version of than we hold.
+ */
+export function nextVersions(prev: DesiredVersions, desired: HostDesiredState, reported?: { linksVersion: number; rulesVersion: number }): VersionPlan {
+  const linksDigest = digestOf(desired.links);
+  const rulesDigest = digestOf(desired.rules);
+  // A daemon ahead of us (a database restored from a backup) gets a fresh, higher version too.
+  const linksChanged = linksDigest !== prev.linksDigest || (reported?.linksVersion ?? 0) > prev.linksVersion;
+  const rulesChanged = rulesDigest !== prev.rulesDigest || (reported?.rulesVersion ?? 0) > prev.rulesVersion;
+  const versions: DesiredVersions = { ...prev };
+  if (linksChanged) {
+    versions.linksVersion = Math.max(prev.linksVersion, reported?.linksVersion ?? 0) + 1;
+    versions.linksDigest = linksDigest;
+  }
+  if (rulesChanged) {
+    versions.rulesVersion = Math.max(prev.rulesVersion, reported?.rulesVersion ?? 0) + 1;
+    versions.rulesDigest = rulesDigest;
+  }
+  return { versions, linksChanged, rulesChanged };
+}
+
+/** What the controller knows of one connected daemon. */
+export interface SessionProgress {
+  /** Versions the daemon reported (hello/facts) or acknowledged. */
+  linksVersion: number;
+  rulesVersion: number;
+  /** The last push of each kind not yet acknowledged: its version and when it was sent. */
+  linksInFlight: { version: number; atMs: number } | undefined;
+  rulesInFlight: { version: number; atMs: number } | undefined;
+}
+
+export interface PushPlan {
+  messages: ControllerMessage[];
+  progress: SessionProgress;
+}
+
+/**
+ * The messages that bring one daemon to the desired versions. A push is not
+ * repeated while it is in flight, unless it has waited `resendAfterMs`.
+ */
+export function planPushes(versions: DesiredVersions, desired: HostDesiredState, progress: SessionProgress, nowMs: number, resendAfterMs: number): PushPlan {
+  const messages: ControllerMessage[] = [];
+  const next: SessionProgress = { ...progress };
+  const due = (inFlight: { version: number; atMs: number } | undefined, version: number): boolean =>
+    inFlight === undefined || inFlight.version !== version || nowMs - inFlight.atMs >= resendAfterMs;
+  if (progress.linksVersion !== versions.linksVersion && versions.linksVersion > 0 && due(progress.linksInFlight, versions.linksVersion)) {
+    messages.push({ type: 'set-links', version: versions.linksVersion, links: desired.links.map((l) => ({ ...l, address: { ...l.address } })) });
+    next.linksInFlight = { version: versions.linksVersion, atMs: nowMs };
+  }
+  if (progress.rulesVersion !== versions.rulesVersion && versions.rulesVersion > 0 && due(progress.rulesInFlight, versions.rulesVersion)) {
+    messages.push({ type: 'set-rules', version: versions.rulesVersion, rules: desired.rules.map((r) => ({ ...r })) });
+    next.rulesInFlight = { version: versions.rulesVersion, atMs: nowMs };
+  }
+  return { messages, progress: next };
+}
+
+/** Rule ids added and removed between two sets (for the decision log). */
+export function ruleChanges(before: readonly RuleSpec[], after: readonly RuleSpec[]): { added: string[]; removed: string[]; changed: string[] } {
+  const b = new Map(before.map((r) => [r.id, digestOf(r)] as const));
+  const a = new Map(after.map((r) => [r.id, digestOf(r)] as const));
+  return {
+    added: [...a.keys()].filter((id) => !b.has(id)),
+    removed: [...b.keys()].filter((id) => !a.has(id)),
+    changed: [...a.keys()].filter((id) => b.has(id) && b.get(id) !== a.get(id)),
+  };
+}

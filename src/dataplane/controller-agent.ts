@@ -1,0 +1,284 @@
+import { WebSocket, type RawData } from 'ws';
+import type { Clock, TimerHandle } from '../common/clock.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import {
+  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
+  eventToWire, factsToWire, snapshotToWire, type DaemonMessage,
+} from '../controller/control-protocol.ts';
+import { Backoff, type BackoffPolicy } from './backoff.ts';
+import type { DaemonControl, DaemonEvent, RuleSpec } from './daemon-control.ts';
+
+/**
+ * The daemon's end of the control channel. It dials the controller
+ * (WebSocket over TLS), says hello with the daemon's facts, then:
+ *
+ *   set-links / set-rules → DaemonControl.apply… → ack {version, ok}
+ *   every update period   → traffic {snapshot} and facts
+ *   daemon events         → event, facts
+ *
+ * When the channel drops it redials with exponential backoff and jitter, and
+ * it never touches the daemon's links or rules while away: the daemon keeps
+ * forwarding with the last state it was given, and the controller converges
+ * it again (by version) once the channel is back. Messages from the
+ * controller go through the same total decoder as the controller's; a bad one
+ * is counted and skipped.
+ */
+
+export type AgentState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
+
+export interface ControllerAgentComponents {
+  daemon: DaemonControl;
+  logger: Logger;
+  clock: Clock;
+  random?: () => number;
+}
+
+export interface ControllerAgentInit {
+  /** e.g. wss://controller.example:7400/control */
+  url: string;
+  tls: {
+    /** The deployment CA: the controller's certificate must chain to it. */
+    ca: string | Buffer;
+    /** This host's certificate and key (mutual TLS); without them, a join token or credential is needed. */
+    cert?: string | Buffer | undefined;
+    key?: string | Buffer | undefined;
+    /** Name to check the controller's certificate against, if not the URL's host. */
+    servername?: string | undefined;
+  };
+  joinToken?: string | undefined;
+  /** A host credential issued at an earlier join. */
+  credential?: string | undefined;
+  /** Called when the controller issues a credential (persist it to rejoin after a restart). */
+  onCredential?: ((credential: string) => void) | undefined;
+  backoff?: BackoffPolicy | undefined;
+  maxMessageBytes?: number | undefined;
+  /** Give up on a connection attempt that has no welcome after this long. */
+  welcomeTimeoutMs?: number | undefined;
+}
+
+export interface AgentStats {
+  connects: number;
+  disconnects: number;
+  malformed: number;
+  errorsReceived: number;
+  linksApplied: number;
+  rulesApplied: number;
+  applyFailures: number;
+  trafficReports: number;
+  lastError: { code: string; message: string } | undefined;
+}
+
+export class ControllerAgent {
+  readonly #daemon: DaemonControl;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #init: ControllerAgentInit;
+  readonly #backoff: Backoff;
+  readonly #maxBytes: number;
+  readonly #stateHandlers = new Set<(state: AgentState) => void>();
+  #state: AgentState = 'idle';
+  #ws: WebSocket | undefined;
+  #credential: string | undefined;
+  #retry: TimerHandle | undefined;
+  #report: TimerHandle | undefined;
+  #welcomeTimer: TimerHandle | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #seq = 0;
+  readonly stats: AgentStats = {
+    connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0, lastError: undefined,
+  };
+
+  constructor(components: ControllerAgentComponents, init: ControllerAgentInit) {
+    this.#daemon = components.daemon;
+    this.#log = componentLogger(components.logger, 'controller-agent', { host: components.daemon.hostId });
+    this.#clock = components.clock;
+    this.#init = init;
+    this.#backoff = new Backoff(init.backoff ?? { initialMs: 200, maxMs: 10_000 }, components.random);
+    this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
+    this.#credential = init.credential;
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+
+  /** Called on every state change; returns the unsubscribe function. */
+  onStateChange(handler: (state: AgentState) => void): () => void {
+    this.#stateHandlers.add(handler);
+    return () => this.#stateHandlers.delete(handler);
+  }
+
+  start(): void {
+    if (this.#state !== 'idle') return;
+    this.#unsubscribe = this.#daemon.onEvent((e) => this.#onDaemonEvent(e));
+    this.#connect();
+  }
+
+  /** Close the channel for good. The daemon's links and rules stay as they are. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#setState('closed');
+    this.#unsubscribe?.();
+    this.#retry?.cancel();
+    this.#stopReporting();
+    this.#welcomeTimer?.cancel();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws !== undefined && ws.readyState !== ws.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once('close', () => resolve());
+        ws.close(1000, 'daemon closing');
+        // A controller that never answers the close handshake is cut.
+        this.#clock.setTimeout(() => ws.terminate(), 2000);
+      });
+    }
+  }
+
+  #connect(): void {
+    if (this.#state === 'closed') return;
+    this.#setState('connecting');
+    const { tls } = this.#init;
+    const ws = new WebSocket(this.#init.url, {
+      ca: tls.ca,
+      ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+      ...(tls.key !== undefined ? { key: tls.key } : {}),
+      ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+      maxPayload: this.#maxBytes * 4,
+      perMessageDeflate: false,
+      handshakeTimeout: this.#init.welcomeTimeoutMs ?? 10_000,
+    });
+    this.#ws = ws;
+    ws.on('open', () => this.#onOpen(ws));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(ws, data, isBinary));
+    ws.on('error', (err) => this.#log.debug({ err }, 'control channel error'));
+    ws.on('close', (code: number, reason: Buffer) => this.#onClose(ws, code, reason.toString('utf8')));
+  }
+
+  #onOpen(ws: WebSocket): void {
+    if (ws !== this.#ws) return;
+    const auth = this.#credential !== undefined ? { credential: this.#credential }
+      : this.#init.joinToken !== undefined ? { joinToken: this.#init.joinToken } : undefined;
+    this.#send({
+      type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: this.#daemon.hostId,
+      ...(auth !== undefined ? { auth } : {}),
+      facts: factsToWire(this.#daemon.facts()),
+    });
+    this.#welcomeTimer = this.#clock.setTimeout(() => {
+      if (this.#state === 'connecting' && ws === this.#ws) {
+        this.#log.warn('no welcome from the controller in time');
+        ws.terminate();
+      }
+    }, this.#init.welcomeTimeoutMs ?? 10_000);
+  }
+
+  #onMessage(ws: WebSocket, data: RawData, isBinary: boolean): void {
+    if (ws !== this.#ws) return;
+    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    const decoded = decodeControllerMessage(isBinary ? buf : buf.toString('utf8'), this.#maxBytes);
+    if (!decoded.ok) {
+      this.stats.malformed++;
+      this.#log.warn({ code: decoded.error.code, msg: decoded.error.message }, 'malformed message from the controller');
+      return;
+    }
+    const m = decoded.message;
+    switch (m.type) {
+      case 'welcome':
+        this.#welcomeTimer?.cancel();
+        if (m.hostId !== this.#daemon.hostId) {
+          this.#log.error({ hostId: m.hostId }, 'controller welcomed another host');
+          ws.close(4000, 'wrong host');
+          return;
+        }
+        if (m.credential !== undefined) {
+          this.#credential = m.credential;
+          this.#init.onCredential?.(m.credential);
+        }
+        this.stats.connects++;
+        this.#backoff.reset();
+        this.#setState('connected');
+        this.#log.info({ updatePeriodMs: m.updatePeriodMs }, 'connected to the controller');
+        this.#startReporting(m.updatePeriodMs);
+        return;
+      case 'set-links':
+        this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, m.links.map(desiredLinkFromWire)));
+        return;
+      case 'set-rules':
+        this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, m.rules as RuleSpec[]));
+        return;
+      case 'error':
+        this.stats.errorsReceived++;
+        this.stats.lastError = { code: m.code, message: m.message };
+        this.#log.warn({ code: m.code, msg: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
+        return;
+    }
+  }
+
+  #apply(kind: 'links' | 'rules', version: number, apply: () => void): void {
+    if (this.#state !== 'connected') return;
+    try {
+      apply();
+    } catch (err) {
+      this.stats.applyFailures++;
+      const e = err as { code?: unknown; message?: unknown };
+      const code = typeof e.code === 'string' ? e.code : 'VNET_ERR_INTERNAL';
+      const message = String(e.message ?? err).slice(0, 4096);
+      this.#log.warn({ kind, version, code, msg: message }, 'could not apply the controller change');
+      this.#send({ type: 'ack', kind, version, ok: false, error: { code, message } });
+      return;
+    }
+    if (kind === 'links') this.stats.linksApplied++;
+    else this.stats.rulesApplied++;
+    this.#log.debug({ kind, version }, 'applied controller change');
+    this.#send({ type: 'ack', kind, version, ok: true });
+  }
+
+  #startReporting(periodMs: number): void {
+    this.#stopReporting();
+    // Counts since the last report taken (possibly before a disconnect) go into the first one.
+    this.#report = this.#clock.setInterval(() => this.#reportNow(), periodMs);
+  }
+
+  #stopReporting(): void {
+    this.#report?.cancel();
+    this.#report = undefined;
+  }
+
+  #reportNow(): void {
+    if (this.#state !== 'connected') return;
+    const snapshot = this.#daemon.takeTrafficSnapshot();
+    this.#send({ type: 'traffic', seq: ++this.#seq, snapshot: snapshotToWire(snapshot) });
+    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts()) });
+    this.stats.trafficReports++;
+  }
+
+  #onDaemonEvent(event: DaemonEvent): void {
+    if (this.#state !== 'connected') return;
+    this.#send({ type: 'event', event: eventToWire(event) });
+    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts()) });
+  }
+
+  #send(message: DaemonMessage): void {
+    const ws = this.#ws;
+    if (ws === undefined || ws.readyState !== ws.OPEN) return;
+    ws.send(encodeControlMessage(message));
+  }
+
+  #onClose(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.#ws) return;
+    this.#ws = undefined;
+    this.#welcomeTimer?.cancel();
+    this.#stopReporting();
+    if (this.#state === 'closed') return;
+    if (this.#state === 'connected') this.stats.disconnects++;
+    const delay = this.#backoff.next();
+    this.#log.info({ code, reason, retryInMs: delay }, 'control channel closed; links and rules kept; redialling');
+    this.#setState('backoff');
+    this.#retry = this.#clock.setTimeout(() => this.#connect(), delay);
+  }
+
+  #setState(state: AgentState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    for (const h of this.#stateHandlers) h(state);
+  }
+}
