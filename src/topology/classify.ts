@@ -109,9 +109,17 @@ function jaccard(inter: number, observed: number, ideal: number): number {
 }
 
 /** Upper bound of the Jaccard with any ideal of `idealEdges` edges whose vertices have degree ≤ degCap. */
+const cappedDegreeSums = new WeakMap<UndirectedGraph, Map<number, number>>();
+
 function boundFor(g: UndirectedGraph, idealEdges: number, degCap: number): number {
-  let capped = 0;
-  for (let v = 0; v < g.n; v++) capped += Math.min(g.degree[v]!, degCap);
+  let sums = cappedDegreeSums.get(g);
+  if (sums === undefined) cappedDegreeSums.set(g, (sums = new Map()));
+  let capped = sums.get(degCap);
+  if (capped === undefined) {
+    capped = 0;
+    for (let v = 0; v < g.n; v++) capped += Math.min(g.degree[v]!, degCap);
+    sums.set(degCap, capped);
+  }
   const inter = Math.min(idealEdges, g.m, Math.floor(capped / 2));
   return jaccard(inter, g.m, idealEdges);
 }
@@ -257,6 +265,23 @@ function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number
   let work = 0;
   for (let v = 0; v < g.n; v++) work += g.degree[v]! * g.degree[v]!;
   if (work > maxWork) return undefined;
+  // Cheap necessary condition on a sample first: in C_n(1..k) every vertex has two
+  // edges whose ends share 2k − 2 neighbours (allow one less for noise). Random
+  // graphs have almost no common neighbours and stop here.
+  const samples = Math.min(g.n, 256);
+  let fitting = 0;
+  for (let i = 0; i < samples; i++) {
+    const u = Math.floor((i * g.n) / samples);
+    const nu = neighbours(g, u);
+    let strong = 0;
+    for (const v of nu) {
+      let c = 0;
+      for (const w of nu) if (w !== v && g.has(v, w)) c++;
+      if (c >= 2 * k - 3) strong++;
+    }
+    if (strong >= 2) fitting++;
+  }
+  if (fitting < samples * 0.5) return undefined;
   // In C_n(1..k), adjacent-on-the-ring vertices share 2k − 2 neighbours, all other edges fewer.
   const common = new Map<number, number>();
   for (let u = 0; u < g.n; u++) {
@@ -265,7 +290,7 @@ function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number
       if (v <= u) continue;
       let c = 0;
       for (const w of nu) if (w !== v && g.has(v, w)) c++;
-      common.set(undirectedKey(u, v), c);
+      common.set(undirectedKey(u, v, g.n), c);
     }
   }
   // Candidate ring edges two ways: every edge sharing ≥ 2k − 2 neighbours, and
@@ -275,17 +300,17 @@ function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number
   const picks = new Map<number, number>();
   for (let u = 0; u < g.n; u++) {
     const ranked = Array.from(neighbours(g, u)).sort(
-      (a, b) => common.get(undirectedKey(u, b))! - common.get(undirectedKey(u, a))! || a - b,
+      (a, b) => common.get(undirectedKey(u, b, g.n))! - common.get(undirectedKey(u, a, g.n))! || a - b,
     );
     for (const v of ranked.slice(0, 2)) {
-      const key = undirectedKey(u, v);
+      const key = undirectedKey(u, v, g.n);
       picks.set(key, (picks.get(key) ?? 0) + 1);
     }
   }
   const mutual = [...picks].filter(([, c]) => c === 2).map(([key]) => key);
   let best: Fit | undefined;
   for (const keys of [byCount, mutual]) {
-    const sub = buildGraph(keys);
+    const sub = buildGraph(keys, g.n);
     if (sub.n < 3) continue;
     for (const start of minDegreeVertices(sub, 2)) {
       const subOrder = pathOrder(sub, start);
@@ -399,7 +424,7 @@ function strongest(weights: ReadonlyMap<number, number>, count: number): [number
 export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Topology {
   const minConfidence = params.minConfidence ?? DEFAULT_MIN_CONFIDENCE;
   const maxEdges = params.maxEdges ?? 1_000_000;
-  const g = buildGraph(graph.weights.keys());
+  const g = buildGraph(graph.weights.keys(), graph.ids.length);
   const idOf = (v: number): string => graph.ids[g.vms[v]!]!;
   const vms = Array.from(g.vms, (i) => graph.ids[i]!);
   if (g.m === 0) return { class: 'none', confidence: 1, vms, edgeCount: 0, components: 0, fingerprint: fingerprintOf(g, graph.ids) };
@@ -410,8 +435,8 @@ export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Top
     const maxListed = params.maxListedEdges ?? 1000;
     const sorted = strongest(graph.weights, maxListed);
     const edges = sorted.map(([key, weight]) => ({
-      a: graph.ids[keySrc(key)]!,
-      b: graph.ids[keyDst(key)]!,
+      a: graph.ids[keySrc(key, graph.ids.length)]!,
+      b: graph.ids[keyDst(key, graph.ids.length)]!,
       weight,
     }));
     return {

@@ -92,10 +92,11 @@ interface Candidate {
   readonly a: number;
   readonly b: number;
   benefit: number;
-  /** Registry-index pairs (src, dst) carrying traffic, directed. */
+  /** Registry-index pairs (src, dst) carrying traffic, directed; filled only for candidates a decision names. */
   readonly pairs: number[];
-  readonly vms: Set<number>;
 }
+
+type PendingDecision = { readonly c: Candidate | undefined; readonly link: HostLink; readonly reason: (rate: string, vms: string) => string };
 
 /** Choose fast-path links and the rules that steer VM pairs onto them. Pure; O(edges + candidates log candidates). */
 export function selectFastPaths(input: FastPathInput, params: FastPathParams): FastPathPlan {
@@ -113,60 +114,49 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     }
     return i;
   };
-  const vmHost = registry.hosts.map(indexOfHost);
+  const vmHost = Int32Array.from(registry.hosts, indexOfHost);
   const hub = indexOfHost(hubHost);
-  const existing = new Set<string>();
+  const current: HostLink[] = [];
   for (const l of input.currentLinks) {
     if (l.a === hubHost || l.b === hubHost || l.a === l.b) continue;
-    const n = hostLink(l.a, l.b);
-    existing.add(`${n.a}\u0000${n.b}`);
+    const link = hostLink(l.a, l.b);
+    indexOfHost(link.a);
+    indexOfHost(link.b);
+    current.push(link);
   }
-  // Benefit per unordered host pair.
+  const stride = hostNames.length;
+  const pairKey = (x: number, y: number): number => (x < y ? x * stride + y : y * stride + x);
+  const existing = new Set(current.map((l) => pairKey(hostIndex.get(l.a)!, hostIndex.get(l.b)!)));
+  // Pass 1: benefit per unordered host pair (VM pairs on the hub or within a host gain nothing).
   const rates = remapEdges(input.matrix.rates, input.matrix.ids, registry, false);
+  const n = registry.ids.length;
   const candidates = new Map<number, Candidate>();
-  const stride = hostNames.length + input.currentLinks.length * 2 + 1;
   for (const [key, rate] of rates) {
-    const s = keySrc(key);
-    const d = keyDst(key);
-    const hs = vmHost[s]!;
-    const hd = vmHost[d]!;
+    const hs = vmHost[keySrc(key, n)]!;
+    const hd = vmHost[keyDst(key, n)]!;
     if (hs === hd || hs === hub || hd === hub || !(rate > 0)) continue;
-    const a = Math.min(hs, hd);
-    const b = Math.max(hs, hd);
-    const ck = a * stride + b;
-    let c = candidates.get(ck);
-    if (c === undefined) {
-      c = { a, b, benefit: 0, pairs: [], vms: new Set() };
-      candidates.set(ck, c);
-    }
-    c.benefit += rate;
-    c.pairs.push(s, d);
-    c.vms.add(s);
-    c.vms.add(d);
+    const ck = pairKey(hs, hd);
+    const c = candidates.get(ck);
+    if (c === undefined) candidates.set(ck, { a: Math.min(hs, hd), b: Math.max(hs, hd), benefit: rate, pairs: [] });
+    else c.benefit += rate;
   }
-  const decisionFor = (c: Candidate | undefined, link: HostLink, reason: (benefit: string, pairs: string) => string): LinkDecision => {
-    const benefit = c?.benefit ?? 0;
-    const vmIds = c === undefined ? [] : [...c.vms].sort((x, y) => x - y).map((v) => registry.ids[v]!);
-    const pairCount = c === undefined ? 0 : countUnorderedPairs(c.pairs);
-    return { link, benefitBytesPerSecond: benefit, vmPairs: pairCount, reason: reason(formatRate(benefit), formatList(vmIds)) };
-  };
   // Rank: existing links above keep threshold, new ones above add threshold.
-  type Ranked = { link: HostLink; c: Candidate | undefined; existing: boolean; rank: number };
+  type Ranked = { link: HostLink; c: Candidate; existing: boolean; rank: number };
   const ranked: Ranked[] = [];
-  for (const c of candidates.values()) {
-    const link = hostLink(hostNames[c.a]!, hostNames[c.b]!);
-    const id = `${link.a}\u0000${link.b}`;
-    const isExisting = existing.has(id);
+  for (const [ck, c] of candidates) {
+    const isExisting = existing.has(ck);
     const eligible = isExisting ? c.benefit >= params.keepThresholdBytesPerSecond : c.benefit >= params.addThresholdBytesPerSecond;
-    if (eligible) ranked.push({ link, c, existing: isExisting, rank: isExisting ? c.benefit * replaceFactor : c.benefit });
+    if (!eligible) continue;
+    ranked.push({ link: hostLink(hostNames[c.a]!, hostNames[c.b]!), c, existing: isExisting, rank: isExisting ? c.benefit * replaceFactor : c.benefit });
   }
   ranked.sort((x, y) => y.rank - x.rank || cmpLink(x.link, y.link));
   const perHost = new Map<string, number>();
-  const add: LinkDecision[] = [];
-  const keep: LinkDecision[] = [];
-  const remove: LinkDecision[] = [];
-  const notChosen: LinkDecision[] = [];
+  const add: PendingDecision[] = [];
+  const keep: PendingDecision[] = [];
+  const remove: PendingDecision[] = [];
+  const notChosen: PendingDecision[] = [];
   const chosen: { link: HostLink; c: Candidate }[] = [];
+  const chosenKeys = new Set<number>();
   const keepTh = formatRate(params.keepThresholdBytesPerSecond);
   for (const r of ranked) {
     const { a, b } = r.link;
@@ -176,32 +166,57 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
       const why = fullTotal
         ? `the total budget of ${params.budget.maxLinksTotal} links is taken by larger savers`
         : `${fullHost} already has its budget of ${params.budget.maxLinksPerHost} links to larger savers`;
-      if (r.existing) remove.push(decisionFor(r.c, r.link, (rate, vms) => `${a}↔${b} (${rate} between ${vms}) removed: ${why}`));
-      else if (notChosen.length < 10) notChosen.push(decisionFor(r.c, r.link, (rate, vms) => `${a}↔${b} would save ${rate} between ${vms}, but ${why}`));
+      if (r.existing) remove.push({ c: r.c, link: r.link, reason: (rate, vms) => `${a}↔${b} (${rate} between ${vms}) removed: ${why}` });
+      else if (notChosen.length < 10) notChosen.push({ c: r.c, link: r.link, reason: (rate, vms) => `${a}↔${b} would save ${rate} between ${vms}, but ${why}` });
       continue;
     }
     perHost.set(a, (perHost.get(a) ?? 0) + 1);
     perHost.set(b, (perHost.get(b) ?? 0) + 1);
-    chosen.push({ link: r.link, c: r.c! });
-    if (r.existing) keep.push(decisionFor(r.c, r.link, (rate, vms) => `${a}↔${b} still carries ${rate} between ${vms} (keep threshold ${keepTh})`));
-    else add.push(decisionFor(r.c, r.link, (rate, vms) => `${a}↔${b} carries ${rate} between ${vms} through the hub`));
+    chosen.push({ link: r.link, c: r.c });
+    chosenKeys.add(pairKey(r.c.a, r.c.b));
+    if (r.existing) keep.push({ c: r.c, link: r.link, reason: (rate, vms) => `${a}↔${b} still carries ${rate} between ${vms} (keep threshold ${keepTh})` });
+    else add.push({ c: r.c, link: r.link, reason: (rate, vms) => `${a}↔${b} carries ${rate} between ${vms} through the hub` });
   }
-  // Existing links that were not eligible: benefit fell under the keep threshold.
-  for (const l of input.currentLinks) {
-    if (l.a === hubHost || l.b === hubHost || l.a === l.b) continue;
-    const link = hostLink(l.a, l.b);
-    if (chosen.some((c) => cmpLink(c.link, link) === 0) || remove.some((d) => cmpLink(d.link, link) === 0)) continue;
-    const ia = hostIndex.get(link.a);
-    const ib = hostIndex.get(link.b);
-    const c = ia === undefined || ib === undefined ? undefined : candidates.get(Math.min(ia, ib) * stride + Math.max(ia, ib));
-    remove.push(decisionFor(c, link, (rate) => `${link.a}↔${link.b} carries only ${rate}, below the keep threshold ${keepTh}`));
+  // Existing links neither chosen nor displaced: their benefit fell under the keep threshold.
+  const removedKeys = new Set(remove.map((d) => pairKey(d.c!.a, d.c!.b)));
+  for (const link of current) {
+    const ck = pairKey(hostIndex.get(link.a)!, hostIndex.get(link.b)!);
+    if (chosenKeys.has(ck) || removedKeys.has(ck)) continue;
+    removedKeys.add(ck);
+    remove.push({ c: candidates.get(ck), link, reason: (rate) => `${link.a}↔${link.b} carries only ${rate}, below the keep threshold ${keepTh}` });
   }
+  // Pass 2: the VM pairs of the host pairs that a decision names (for reasons and rules).
+  const named = new Set<Candidate>();
+  for (const d of [...add, ...keep, ...remove, ...notChosen]) if (d.c !== undefined) named.add(d.c);
+  if (named.size > 0) {
+    for (const [key, rate] of rates) {
+      const s = keySrc(key, n);
+      const d = keyDst(key, n);
+      const hs = vmHost[s]!;
+      const hd = vmHost[d]!;
+      if (hs === hd || !(rate > 0)) continue;
+      const c = candidates.get(pairKey(hs, hd));
+      if (c !== undefined && named.has(c)) c.pairs.push(s, d);
+    }
+  }
+  const decide = (p: PendingDecision): LinkDecision => {
+    const c = p.c;
+    const benefit = c?.benefit ?? 0;
+    const vms = c === undefined ? [] : [...new Set(c.pairs)].sort((x, y) => x - y).map((v) => registry.ids[v]!);
+    return {
+      link: p.link,
+      benefitBytesPerSecond: benefit,
+      vmPairs: c === undefined ? 0 : countUnorderedPairs(c.pairs),
+      reason: p.reason(formatRate(benefit), formatList(vms)),
+    };
+  };
+  const byLink = (x: LinkDecision, y: LinkDecision): number => cmpLink(x.link, y.link);
   return {
     links: chosen.map((c) => c.link).sort(cmpLink),
-    add: add.sort((x, y) => cmpLink(x.link, y.link)),
-    remove: dedupe(remove).sort((x, y) => cmpLink(x.link, y.link)),
-    keep: keep.sort((x, y) => cmpLink(x.link, y.link)),
-    notChosen,
+    add: add.map(decide).sort(byLink),
+    remove: remove.map(decide).sort(byLink),
+    keep: keep.map(decide).sort(byLink),
+    notChosen: notChosen.map(decide),
     rules: rulesFor(chosen, registry, priority),
   };
 }
@@ -214,16 +229,6 @@ function countUnorderedPairs(pairs: readonly number[]): number {
     seen.add(x < y ? `${x},${y}` : `${y},${x}`);
   }
   return seen.size;
-}
-
-function dedupe(ds: LinkDecision[]): LinkDecision[] {
-  const seen = new Set<string>();
-  return ds.filter((d) => {
-    const id = `${d.link.a}\u0000${d.link.b}`;
-    if (seen.has(id)) return false;
-    seen.add(id);
-    return true;
-  });
 }
 
 export function cmpLink(x: HostLink, y: HostLink): number {

@@ -19,13 +19,13 @@ export interface UndirectedGraph {
   has(a: number, b: number): boolean;
 }
 
-/** Build the graph from undirected edge keys (undirectedKey over registry indices). Self-loops are ignored. */
-export function buildGraph(keys: Iterable<number>): UndirectedGraph {
+/** Build the graph from undirected edge keys over `stride` indices (undirectedKey(a, b, stride)). Self-loops are ignored. */
+export function buildGraph(keys: Iterable<number>, stride: number): UndirectedGraph {
   const pairs: number[] = [];
   const seen = new Set<number>();
   for (const key of keys) {
-    const a = keySrc(key);
-    const b = keyDst(key);
+    const a = keySrc(key, stride);
+    const b = keyDst(key, stride);
     if (a === b) continue;
     pairs.push(a, b);
     seen.add(a);

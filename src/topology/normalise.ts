@@ -21,7 +21,7 @@ export const DEFAULT_PRUNE_FRACTION = 0.2;
 
 export interface WeightedGraph {
   readonly ids: readonly string[];
-  /** Undirected weights keyed by undirectedKey(a, b), each in (0, 1] after normalisation. */
+  /** Undirected weights keyed by undirectedKey(a, b, ids.length), each in (0, 1] after normalisation. */
   readonly weights: ReadonlyMap<number, number>;
   /** The strongest undirected edge in bytes per second (the divisor); 0 for an empty matrix. */
   readonly maxBytesPerSecond: number;
@@ -31,9 +31,10 @@ export interface WeightedGraph {
 export function normalise(matrix: TrafficMatrix): WeightedGraph {
   const sums = new Map<number, number>();
   let max = 0;
+  const n = matrix.ids.length;
   for (const [key, rate] of matrix.rates) {
     if (!(rate > 0) || !Number.isFinite(rate)) continue;
-    const k = undirectedKey(keySrc(key), keyDst(key));
+    const k = undirectedKey(keySrc(key, n), keyDst(key, n), n);
     const v = (sums.get(k) ?? 0) + rate;
     sums.set(k, v);
     if (v > max) max = v;

@@ -74,8 +74,8 @@ export function trafficLatencyScore(placement: Placement, context: PlacementCont
   let cost = 0;
   const { ids, rates } = context.traffic;
   for (const [key, rate] of rates) {
-    const hs = placement.get(ids[keySrc(key)]!);
-    const hd = placement.get(ids[keyDst(key)]!);
+    const hs = placement.get(ids[keySrc(key, ids.length)]!);
+    const hd = placement.get(ids[keyDst(key, ids.length)]!);
     if (hs === undefined || hd === undefined) continue;
     cost += rate * context.latencyMs(hs, hd);
   }
@@ -105,8 +105,8 @@ export function advisePlacement(current: Placement, context: PlacementContext, p
   const partners = new Map<string, Map<string, number>>();
   const total = new Map<string, number>();
   for (const [key, rate] of rates) {
-    const a = ids[keySrc(key)]!;
-    const b = ids[keyDst(key)]!;
+    const a = ids[keySrc(key, ids.length)]!;
+    const b = ids[keyDst(key, ids.length)]!;
     if (!current.has(a) || !current.has(b)) continue;
     for (const [x, y] of [[a, b], [b, a]] as const) {
       let m = partners.get(x);

@@ -55,6 +55,7 @@ export function smoothMatrix(
   const alpha = smoothingWeight(nowMs - prev.atMs, params.smoothingIntervalMs);
   const old = remapEdges(prev.rates, prev.ids, registry, false);
   const { hosts } = registry;
+  const n = registry.ids.length;
   // Per-host decision "hold this host's rows?", computed once per host.
   const hold = new Map<string, boolean>();
   const holds = (srcIndex: number): boolean => {
@@ -70,7 +71,7 @@ export function smoothMatrix(
   const rates = new Map<number, number>();
   for (const [key, s] of old) {
     const x = obs.get(key);
-    if (x === undefined && holds(keySrc(key))) {
+    if (x === undefined && holds(keySrc(key, n))) {
       rates.set(key, s);
       continue;
     }

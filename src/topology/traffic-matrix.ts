@@ -23,7 +23,7 @@ import { edgeKey, type RegistryIndex } from './vm-registry.ts';
 export interface TrafficMatrix {
   /** The registry ids the edge keys index into (see vm-registry.ts). */
   readonly ids: readonly string[];
-  /** Directed rates, bytes per second, keyed by edgeKey(src, dst); only non-zero entries. */
+  /** Directed rates, bytes per second, keyed by edgeKey(src, dst, ids.length); only non-zero entries. */
   readonly rates: ReadonlyMap<number, number>;
 }
 
@@ -71,6 +71,7 @@ export function mergeReports(reports: readonly TrafficReport[], registry: Regist
   let startMs = Number.POSITIVE_INFINITY;
   let endMs = Number.NEGATIVE_INFINITY;
   const { indexOfMac, hosts } = registry;
+  const stride = registry.ids.length;
   for (const [host, list] of byHost) {
     let observedMs = 0;
     for (const r of list) {
@@ -97,7 +98,7 @@ export function mergeReports(reports: readonly TrafficReport[], registry: Regist
           unknown.set(id, { host, mac, role, bytesPerSecond: (prev?.bytesPerSecond ?? 0) + rate });
           continue;
         }
-        const key = edgeKey(s, d);
+        const key = edgeKey(s, d, stride);
         if (hosts[s] === host) rates.set(key, (rates.get(key) ?? 0) + rate);
         else foreign.push({ host, src: e.src, dst: e.dst, key, rate });
       }

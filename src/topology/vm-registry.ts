@@ -47,22 +47,30 @@ export function buildRegistryIndex(vms: readonly VmPlacement[]): RegistryIndex {
   return { ids, macs, hosts, indexOfMac, indexOfId };
 }
 
-/** Key of the directed pair (src, dst) of VM indices; exact in a double for indices < MAX_VMS. */
-export function edgeKey(src: number, dst: number): number {
-  return src * MAX_VMS + dst;
+/*
+ * Edge keys. A pair of VM indices over an id list of n VMs is the number
+ * src·n + dst: exact in a double for n ≤ MAX_VMS, and a small integer (an
+ * unboxed "Smi" for V8, several times faster as a Map key than a boxed
+ * double) for n ≤ 32,768. The stride n is always the length of the id list
+ * the keys index into (matrix.ids, graph.ids, registry.ids).
+ */
+
+/** Key of the directed pair (src, dst) of VM indices among n VMs. */
+export function edgeKey(src: number, dst: number, n: number): number {
+  return src * n + dst;
 }
 
-/** Key of the undirected pair {a, b}: the smaller index first. */
-export function undirectedKey(a: number, b: number): number {
-  return a < b ? a * MAX_VMS + b : b * MAX_VMS + a;
+/** Key of the undirected pair {a, b} among n VMs: the smaller index first. */
+export function undirectedKey(a: number, b: number, n: number): number {
+  return a < b ? a * n + b : b * n + a;
 }
 
-export function keySrc(key: number): number {
-  return Math.floor(key / MAX_VMS);
+export function keySrc(key: number, n: number): number {
+  return Math.floor(key / n);
 }
 
-export function keyDst(key: number): number {
-  return key % MAX_VMS;
+export function keyDst(key: number, n: number): number {
+  return key % n;
 }
 
 /**
@@ -77,12 +85,14 @@ export function remapEdges(
   undirected: boolean,
 ): ReadonlyMap<number, number> {
   if (sameIds(fromIds, to.ids)) return edges;
+  const from = fromIds.length;
+  const n = to.ids.length;
   const out = new Map<number, number>();
   for (const [key, value] of edges) {
-    const a = to.indexOfId.get(fromIds[keySrc(key)]!);
-    const b = to.indexOfId.get(fromIds[keyDst(key)]!);
+    const a = to.indexOfId.get(fromIds[keySrc(key, from)]!);
+    const b = to.indexOfId.get(fromIds[keyDst(key, from)]!);
     if (a === undefined || b === undefined) continue;
-    out.set(undirected ? undirectedKey(a, b) : edgeKey(a, b), value);
+    out.set(undirected ? undirectedKey(a, b, n) : edgeKey(a, b, n), value);
   }
   return out;
 }

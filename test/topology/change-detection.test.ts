@@ -10,8 +10,8 @@ const ids = Array.from({ length: 8 }, (_, i) => `vm${i}`);
 
 function graph(kind: PatternKind | 'empty', extra: [number, number, number][] = []): WeightedGraph {
   const weights = new Map<number, number>();
-  if (kind !== 'empty') for (const [a, b] of patternEdges(kind, 8)) weights.set(undirectedKey(a, b), 1);
-  for (const [a, b, w] of extra) weights.set(undirectedKey(a, b), w);
+  if (kind !== 'empty') for (const [a, b] of patternEdges(kind, 8)) weights.set(undirectedKey(a, b, 8), 1);
+  for (const [a, b, w] of extra) weights.set(undirectedKey(a, b, 8), w);
   return { ids, weights, maxBytesPerSecond: 1 };
 }
 
@@ -48,7 +48,7 @@ describe('matrixDistance', () => {
     const reversedIds = [...ids].reverse();
     const remapped: WeightedGraph = {
       ids: reversedIds,
-      weights: new Map(patternEdges('ring', 8).map(([x, y]) => [undirectedKey(7 - x, 7 - y), 1])),
+      weights: new Map(patternEdges('ring', 8).map(([x, y]) => [undirectedKey(7 - x, 7 - y, 8), 1])),
       maxBytesPerSecond: 1,
     };
     assert.equal(matrixDistance(a, remapped), 0);

@@ -8,7 +8,7 @@ import { undirectedKey } from '../../src/topology/vm-registry.ts';
 
 function graphOf(n: number, edges: readonly PatternEdge[], perm?: readonly number[]): WeightedGraph {
   const weights = new Map<number, number>();
-  for (const [a, b] of edges) weights.set(undirectedKey(perm?.[a] ?? a, perm?.[b] ?? b), 1);
+  for (const [a, b] of edges) weights.set(undirectedKey(perm?.[a] ?? a, perm?.[b] ?? b, n), 1);
   return { ids: Array.from({ length: n }, (_, i) => `vm${i}`), weights, maxBytesPerSecond: 1 };
 }
 
@@ -84,7 +84,7 @@ describe('classify', () => {
     for (let i = 0; i < 120; i++) {
       const a = Math.floor(r() * n);
       const b = Math.floor(r() * n);
-      if (a !== b) weights.set(undirectedKey(a, b), 0.2 + 0.8 * r());
+      if (a !== b) weights.set(undirectedKey(a, b, n), 0.2 + 0.8 * r());
     }
     const t = classify({ ids: Array.from({ length: n }, (_, i) => `vm${i}`), weights, maxBytesPerSecond: 1 }, { maxListedEdges: 5 });
     assert.equal(t.class, 'irregular');
@@ -115,7 +115,7 @@ describe('classify', () => {
     const r = seededRandom(3);
     const n = 10_000;
     const weights = new Map<number, number>();
-    for (let v = 0; v < n; v++) for (let j = 0; j < 5; j++) weights.set(undirectedKey(v, (v + 1 + Math.floor(r() * (n - 1))) % n), 1);
+    for (let v = 0; v < n; v++) for (let j = 0; j < 5; j++) weights.set(undirectedKey(v, (v + 1 + Math.floor(r() * (n - 1))) % n, n), 1);
     const started = performance.now();
     const t = classify({ ids: Array.from({ length: n }, (_, i) => `vm${i}`), weights, maxBytesPerSecond: 1 });
     const ms = performance.now() - started;

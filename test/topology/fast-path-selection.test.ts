@@ -10,7 +10,7 @@ const registry = registryOn(['A', 'B', 'C', 'D', 'hub', 'A', 'E']);
 
 function matrix(pairs: [number, number, number][]) {
   const rates = new Map<number, number>();
-  for (const [s, d, r] of pairs) rates.set(edgeKey(s, d), r);
+  for (const [s, d, r] of pairs) rates.set(edgeKey(s, d, 7), r);
   return { ids: registry.ids, rates };
 }
 

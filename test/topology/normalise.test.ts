@@ -8,26 +8,26 @@ const ids = ['a', 'b', 'c', 'd'];
 describe('normalise and prune', () => {
   it('gives an empty graph for an empty or all-zero matrix', () => {
     assert.equal(normalise({ ids, rates: new Map() }).weights.size, 0);
-    const z = normalise({ ids, rates: new Map([[edgeKey(0, 1), 0]]) });
+    const z = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), 0]]) });
     assert.equal(z.weights.size, 0);
     assert.equal(z.maxBytesPerSecond, 0);
   });
 
   it('symmetrises (a→b plus b→a) and divides by the strongest edge', () => {
-    const g = normalise({ ids, rates: new Map([[edgeKey(0, 1), 300], [edgeKey(1, 0), 100], [edgeKey(2, 3), 100]]) });
+    const g = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), 300], [edgeKey(1, 0, 4), 100], [edgeKey(2, 3, 4), 100]]) });
     assert.equal(g.maxBytesPerSecond, 400);
-    assert.equal(g.weights.get(undirectedKey(0, 1)), 1);
-    assert.equal(g.weights.get(undirectedKey(2, 3)), 0.25);
+    assert.equal(g.weights.get(undirectedKey(0, 1, 4)), 1);
+    assert.equal(g.weights.get(undirectedKey(2, 3, 4)), 0.25);
   });
 
   it('ignores NaN, infinite and negative rates rather than spreading them', () => {
-    const g = normalise({ ids, rates: new Map([[edgeKey(0, 1), Number.NaN], [edgeKey(1, 2), Number.POSITIVE_INFINITY], [edgeKey(2, 3), -5], [edgeKey(0, 3), 10]]) });
-    assert.deepEqual([...g.weights], [[undirectedKey(0, 3), 1]]);
+    const g = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), Number.NaN], [edgeKey(1, 2, 4), Number.POSITIVE_INFINITY], [edgeKey(2, 3, 4), -5], [edgeKey(0, 3, 4), 10]]) });
+    assert.deepEqual([...g.weights], [[undirectedKey(0, 3, 4), 1]]);
   });
 
   it('prunes edges below the fraction and keeps those at or above', () => {
-    const g = normalise({ ids, rates: new Map([[edgeKey(0, 1), 100], [edgeKey(1, 2), 20], [edgeKey(2, 3), 19]]) });
+    const g = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), 100], [edgeKey(1, 2, 4), 20], [edgeKey(2, 3, 4), 19]]) });
     const p = prune(g, 0.2);
-    assert.deepEqual([...p.weights.keys()].sort(), [undirectedKey(0, 1), undirectedKey(1, 2)].sort());
+    assert.deepEqual([...p.weights.keys()].sort(), [undirectedKey(0, 1, 4), undirectedKey(1, 2, 4)].sort());
   });
 });

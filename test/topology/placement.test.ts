@@ -8,7 +8,7 @@ const ids = ['vm0', 'vm1', 'vm2', 'vm3'];
 const hosts = ['h1', 'h2', 'h3'];
 const latencyMs = latencyFromTable(new Map([['h1', new Map([['h2', 40], ['h3', 80]])], ['h2', new Map([['h3', 40]])]]), 100);
 // vm2 (on h2) talks heavily with vm0 and vm1 (on h1); vm3 (h3) is quiet.
-const traffic = { ids, rates: new Map([[edgeKey(2, 0), 1000], [edgeKey(0, 2), 1000], [edgeKey(2, 1), 500], [edgeKey(3, 0), 1]]) };
+const traffic = { ids, rates: new Map([[edgeKey(2, 0, 4), 1000], [edgeKey(0, 2, 4), 1000], [edgeKey(2, 1, 4), 500], [edgeKey(3, 0, 4), 1]]) };
 const context: PlacementContext = { traffic, latencyMs, hosts };
 const current = new Map([['vm0', 'h1'], ['vm1', 'h1'], ['vm2', 'h2'], ['vm3', 'h3']]);
 

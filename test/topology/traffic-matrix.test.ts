@@ -21,8 +21,8 @@ describe('mergeReports', () => {
       report('A', 0, 2000, [entry(0, 2, 10_000)]), // 5,000 B/s
       report('B', 0, 500, [entry(2, 0, 1_000)]), // 2,000 B/s
     ], registry);
-    assert.equal(m.matrix.rates.get(edgeKey(0, 2)), 5000);
-    assert.equal(m.matrix.rates.get(edgeKey(2, 0)), 2000);
+    assert.equal(m.matrix.rates.get(edgeKey(0, 2, 4)), 5000);
+    assert.equal(m.matrix.rates.get(edgeKey(2, 0, 4)), 2000);
     assert.deepEqual([...m.reportedHosts].sort(), ['A', 'B']);
     assert.equal(m.startMs, 0);
     assert.equal(m.endMs, 2000);
@@ -33,13 +33,13 @@ describe('mergeReports', () => {
       report('A', 0, 1000, [entry(0, 2, 4000)]),
       report('B', 0, 1000, [entry(0, 2, 4000)]), // B counted transit: must not double
     ], registry);
-    assert.equal(m.matrix.rates.get(edgeKey(0, 2)), 4000);
+    assert.equal(m.matrix.rates.get(edgeKey(0, 2, 4)), 4000);
     assert.deepEqual(m.issues, [{ kind: 'counted-twice', host: 'B', src: mac(0), dst: mac(2) }]);
   });
 
   it('keeps a pair reported only by another host (VM in mid-migration) once', () => {
     const m = mergeReports([report('C', 0, 1000, [entry(0, 3, 3000)]), report('B', 0, 1000, [entry(0, 3, 3000)])], registry);
-    assert.equal(m.matrix.rates.get(edgeKey(0, 3)), 3000);
+    assert.equal(m.matrix.rates.get(edgeKey(0, 3, 4)), 3000);
     assert.equal(m.issues.length, 1);
   });
 
@@ -53,7 +53,7 @@ describe('mergeReports', () => {
       ]),
     ], registry);
     assert.equal(m.matrix.rates.size, 1);
-    assert.equal(m.matrix.rates.get(edgeKey(0, 1)), 1000);
+    assert.equal(m.matrix.rates.get(edgeKey(0, 1, 4)), 1000);
     assert.deepEqual(
       [...m.unknown].sort((a, b) => a.mac - b.mac),
       [
@@ -70,7 +70,7 @@ describe('mergeReports', () => {
       report('A', 1000, 2000, [entry(0, 2, 3000)]),
       report('A', 500, 1500, [entry(0, 2, 99_999)]),
     ], registry);
-    assert.equal(m.matrix.rates.get(edgeKey(0, 2)), 2000);
+    assert.equal(m.matrix.rates.get(edgeKey(0, 2, 4)), 2000);
     assert.deepEqual(m.issues, [{ kind: 'overlapping-report', host: 'A', startMs: 500, endMs: 1500 }]);
   });
 

@@ -53,7 +53,7 @@ describe('vttifStep', () => {
       [5, 'VNET_ERR_REPORT_SHAPE'],
     ]);
     assert.equal(r.rejected[0]!.host, 'B');
-    assert.deepEqual([...r.matrix!.rates], [[edgeKey(0, 2), 5000]]);
+    assert.deepEqual([...r.matrix!.rates], [[edgeKey(0, 2, 4), 5000]]);
     for (const v of r.normalised!.weights.values()) assert.ok(Number.isFinite(v) && v > 0 && v <= 1);
   });
 
@@ -74,7 +74,7 @@ describe('vttifStep', () => {
     assert.equal(due.due, true);
     assert.equal(due.state.pending.length, 0);
     // 2,000 bytes over 1 s of reports, smoothed with α = 1 − e^(−1)
-    assert.ok(Math.abs(due.matrix!.rates.get(edgeKey(0, 2))! - 2000 * (1 - Math.exp(-1))) < 1e-6);
+    assert.ok(Math.abs(due.matrix!.rates.get(edgeKey(0, 2, 4))! - 2000 * (1 - Math.exp(-1))) < 1e-6);
   });
 
   it('does not modify the state passed in', () => {
