@@ -72,7 +72,7 @@ export async function startAdminServer(
       const facts = daemon.facts();
       switch (path) {
         case '/status':
-          return send(200, { ...facts, stats: daemon.stats });
+          return send(200, { ...facts, stats: { ...daemon.stats, refusedConnections: daemon.refusedConnections } });
         case '/ports':
           return send(200, facts.ports);
         case '/links':

@@ -67,9 +67,16 @@ export interface DaemonInit {
 }
 
 export interface DaemonCounters {
+  /** Frames shorter than an Ethernet header, dropped. */
   runtFrames: number;
+  /** Frames the forwarding table sent nowhere (drop rule, hairpin, split horizon, nowhere to flood). */
   droppedNoRoute: number;
+  /** Links that ended with an error (decode error, timeout, peer vanished), by error code. */
   linkFailures: number;
+  linkFailuresByCode: Record<string, number>;
+  /** Bytes on links that did not decode (summed over links, closed ones included). */
+  decodeErrors: number;
+  /** Ports removed because their device failed. */
   portFailures: number;
 }
 
@@ -96,7 +103,7 @@ export class Daemon implements DaemonControl {
   readonly site: string | undefined;
   readonly table: ForwardingTable<Port, LinkSlot>;
   readonly counters = new TrafficCounters({ startMs: Date.now() });
-  readonly stats: DaemonCounters = { runtFrames: 0, droppedNoRoute: 0, linkFailures: 0, portFailures: 0 };
+  readonly stats: DaemonCounters = { runtFrames: 0, droppedNoRoute: 0, linkFailures: 0, linkFailuresByCode: {}, decodeErrors: 0, portFailures: 0 };
 
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -143,6 +150,11 @@ export class Daemon implements DaemonControl {
     d.#agingTimer = d.#clock.setInterval(() => d.table.expire(d.#clock.now()), agingEvery);
     d.#log.info({ role: init.role, listen: d.listenAddress, hub: init.hub }, 'daemon started');
     return d;
+  }
+
+  /** Connections the listener refused during the handshake (bad version, certificate, garbage). */
+  get refusedConnections(): number {
+    return this.#listener?.stats.refused ?? 0;
   }
 
   /** Where we accept links (the real port when started on port 0). */
@@ -278,7 +290,12 @@ export class Daemon implements DaemonControl {
     slot.link = undefined;
     this.table.removeLink(slot.peer);
     const reason = err?.message ?? 'closed';
-    if (err !== undefined) this.stats.linkFailures++;
+    this.stats.decodeErrors += link.stats.decodeErrors;
+    if (err !== undefined) {
+      const code = (err as { code?: string }).code ?? 'unknown';
+      this.stats.linkFailures++;
+      this.stats.linkFailuresByCode[code] = (this.stats.linkFailuresByCode[code] ?? 0) + 1;
+    }
     this.#log.warn({ peer: slot.peer, kind: slot.kind, reason, code: (err as { code?: string } | undefined)?.code }, 'link down');
     this.#emit({ type: 'link-down', peer: slot.peer, kind: slot.kind, reason });
     if (this.#closed) return;
