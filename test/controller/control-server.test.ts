@@ -1,0 +1,176 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WebSocket } from 'ws';
+import { factsToWire } from '../../src/controller/control-protocol.ts';
+import { createJoinToken } from '../../src/controller/join-tokens.ts';
+import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
+import { FakeDaemon } from './fixtures/fake-daemon.ts';
+import { testPki } from './fixtures/test-pki.ts';
+import { waitFor } from './fixtures/wait.ts';
+
+/** A raw WebSocket client: sends what the test says, collects what comes back. */
+async function rawClient(h: Harness, cert: { cert: string; key: string } | undefined): Promise<{ ws: WebSocket; received: Array<Record<string, unknown>>; closed: Promise<number> }> {
+  const pki = testPki();
+  const ws = new WebSocket(h.url(), { ca: pki.ca, ...(cert ?? {}), perMessageDeflate: false });
+  const received: Array<Record<string, unknown>> = [];
+  ws.on('message', (data) => received.push(JSON.parse(String(data)) as Record<string, unknown>));
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  ws.on('error', () => {});
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  return { ws, received, closed };
+}
+
+function hello(hostId: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ type: 'hello', protocol: 1, hostId, facts: factsToWire(new FakeDaemon(hostId).facts()), ...extra });
+}
+
+test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {
+  const h = await startHarness(t);
+  const { agent } = h.daemon('h1', { rogue: true });
+  agent.start();
+  await waitFor(() => agent.stats.lastError !== undefined, 'error reply');
+  assert.equal(agent.stats.lastError?.code, 'VNET_ERR_CONTROL_AUTH');
+  assert.match(agent.stats.lastError!.message, /client certificate refused/);
+  assert.notEqual(agent.state, 'connected');
+  assert.ok(await metricValue(h.registry, 'vnet_control_auth_failures_total', { reason: 'auth' }) >= 1);
+  assert.equal(h.controller.model.getHost('h1')?.state, 'down');
+});
+
+test('a certificate for one host cannot say hello as another', async (t) => {
+  const h = await startHarness(t);
+  const c = await rawClient(h, testPki().host('h1'));
+  c.ws.send(hello('h2'));
+  assert.equal(await c.closed, 4003);
+  assert.equal(c.received[0]?.['code'], 'VNET_ERR_CONTROL_AUTH');
+  assert.equal(c.received[0]?.['fatal'], true);
+});
+
+test('a join token admits a daemon once; the credential it earns admits it again; the token does not', async (t) => {
+  const h = await startHarness(t);
+  const { token } = h.controller.createJoinToken({ host: 'h1', ttlMs: 60_000 });
+  const credentials: string[] = [];
+  const first = h.daemon('h1', { noCert: true, joinToken: token, onCredential: (c) => credentials.push(c) });
+  first.agent.start();
+  await waitFor(() => first.agent.state === 'connected', 'joined with token');
+  assert.equal(credentials.length, 1);
+  assert.equal(await metricValue(h.registry, 'vnet_control_sessions_opened_total', { auth: 'join-token' }), 1);
+  await first.agent.close();
+
+  // The same token again (another daemon process for h1, without the credential): refused as used.
+  const reuse = h.daemon('h1', { noCert: true, joinToken: token });
+  reuse.agent.start();
+  await waitFor(() => reuse.agent.stats.lastError !== undefined, 'reuse refused');
+  assert.equal(reuse.agent.stats.lastError?.code, 'VNET_ERR_JOIN_TOKEN');
+  assert.match(reuse.agent.stats.lastError!.message, /already used by h1/);
+  await reuse.agent.close();
+
+  // With the credential it gets back in.
+  const again = h.daemon('h1', { noCert: true, credential: credentials[0]! });
+  again.agent.start();
+  await waitFor(() => again.agent.state === 'connected', 'rejoined with credential');
+  assert.equal(await metricValue(h.registry, 'vnet_control_sessions_opened_total', { auth: 'credential' }), 1);
+  assert.equal(await metricValue(h.registry, 'vnet_control_auth_failures_total', { reason: 'token-used' }) >= 1, true);
+});
+
+test('unknown, expired and wrong-host tokens, and a wrong credential, are refused with their reason', async (t) => {
+  const h = await startHarness(t);
+  // A token created ten seconds ago that lived for one.
+  const expired = createJoinToken(h.controller.store, { ttlMs: 1000 }, Date.now() - 10_000);
+  const other = h.controller.createJoinToken({ host: 'h2' });
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ auth: { joinToken: 'vnetj_this-token-does-not-exist' } }, /not recognised/],
+    [{ auth: { joinToken: expired.token } }, /expired/],
+    [{ auth: { joinToken: other.token } }, /is for host h2, not h1/],
+    [{ auth: { credential: 'vnetc_wrong-credential-here' } }, /credential not valid/],
+    [{}, /no valid client certificate/],
+  ];
+  for (const [extra, why] of cases) {
+    const c = await rawClient(h, undefined);
+    c.ws.send(hello('h1', extra));
+    assert.equal(await c.closed, 4003, `closed for ${JSON.stringify(extra)}`);
+    assert.match(String(c.received[0]?.['message']), why);
+  }
+  assert.equal(await metricValue(h.registry, 'vnet_control_auth_failures_total'), cases.length);
+  assert.equal(h.controller.model.getHost('h1')?.state, 'down');
+});
+
+test('a hello from a host not in the deployment, or in another protocol version, is refused', async (t) => {
+  const h = await startHarness(t);
+  const c1 = await rawClient(h, testPki().host('stranger'));
+  c1.ws.send(hello('stranger'));
+  assert.equal(await c1.closed, 4003);
+  assert.equal(c1.received[0]?.['code'], 'VNET_ERR_UNKNOWN_HOST');
+  const c2 = await rawClient(h, testPki().host('h1'));
+  c2.ws.send(JSON.stringify({ ...JSON.parse(hello('h1')), protocol: 99 }));
+  assert.equal(await c2.closed, 4000);
+  assert.equal(c2.received[0]?.['code'], 'VNET_ERR_CONTROL_PROTOCOL_VERSION');
+});
+
+test('malformed messages before hello are refused and the socket closed', async (t) => {
+  const h = await startHarness(t);
+  for (const bad of ['garbage', JSON.stringify({ type: 'traffic', seq: 1, snapshot: { startMs: 0, endMs: 1, entries: [] } }), Buffer.from([0xde, 0xad, 0xbe, 0xef])]) {
+    const c = await rawClient(h, testPki().host('h1'));
+    c.ws.send(bad);
+    assert.equal(await c.closed, 4000);
+    assert.equal(c.received[0]?.['type'], 'error');
+    assert.equal(c.received[0]?.['fatal'], true);
+  }
+});
+
+test('malformed messages in a session get an error reply and are counted; the controller keeps serving everyone', async (t) => {
+  const h = await startHarness(t, { maxMessageBytes: 4096 });
+  const other = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
+  other.agent.start();
+  await waitFor(() => other.agent.state === 'connected', 'h2 connected');
+
+  const c = await rawClient(h, testPki().host('h1'));
+  c.ws.send(hello('h1'));
+  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+  const bad: Array<string | Buffer> = [
+    'not json at all {{{',
+    Buffer.from('00ff13370000deadbeef', 'hex'),
+    JSON.stringify({ type: 'traffic', seq: -1, snapshot: { startMs: 0, endMs: 1, entries: [] } }),
+    JSON.stringify({ type: 'traffic', seq: 1, snapshot: { startMs: 0, endMs: 1, entries: [{ src: 'zz', dst: '02:00:00:00:00:01', frames: 1, bytes: 1 }] } }),
+    JSON.stringify({ type: 'ack', kind: 'rules', version: 1, ok: true, extra: 1 }),
+    JSON.stringify({ type: 'launch-missiles' }),
+    JSON.stringify([1, 2, 3]),
+    JSON.stringify({ type: 'facts', facts: { ...factsToWire(new FakeDaemon('h2').facts()) } }), // another host's facts
+    JSON.stringify({ type: 'event', event: { type: 'port-removed', name: 'x'.repeat(5000), reason: '' } }), // oversize (> 4096)
+  ];
+  for (const m of bad) c.ws.send(m);
+  await waitFor(() => c.received.filter((m) => m['type'] === 'error').length === bad.length, 'one error per bad message');
+  const errors = c.received.filter((m) => m['type'] === 'error');
+  assert.ok(errors.every((e) => e['fatal'] === false));
+  assert.deepEqual(errors.map((e) => e['code']), [
+    'VNET_ERR_CONTROL_MESSAGE', 'VNET_ERR_CONTROL_MESSAGE', 'VNET_ERR_CONTROL_MESSAGE', 'VNET_ERR_CONTROL_MESSAGE',
+    'VNET_ERR_CONTROL_MESSAGE', 'VNET_ERR_CONTROL_MESSAGE', 'VNET_ERR_CONTROL_MESSAGE', 'VNET_ERR_CONTROL_STATE', 'VNET_ERR_CONTROL_MESSAGE_TOO_LARGE',
+  ]);
+  assert.match(String(errors[3]!['message']), /snapshot\.entries\[0\]\.src/);
+  assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total'), bad.length);
+  assert.equal(c.ws.readyState, WebSocket.OPEN);
+  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+
+  // Beyond the hard cap (4 × the limit) the WebSocket layer closes that one connection (1009), counted.
+  c.ws.send('x'.repeat(4 * 4096 + 10));
+  assert.equal(await c.closed, 1009);
+  await waitFor(() => h.controller.model.getHost('h1')?.state === 'down', 'h1 down');
+
+  // Meanwhile the other daemon is still served.
+  await h.controller.model.addFastPathLink('h2', 'h1', 'still serving', 'operator:admin');
+  await waitFor(() => other.daemon.links.some((l) => l.peer === 'h1'), 'h2 still receives pushes');
+  assert.ok(h.controller.store.integrityCheck().includes('ok'));
+});
+
+test('a second session of one host replaces the first', async (t) => {
+  const h = await startHarness(t);
+  const c1 = await rawClient(h, testPki().host('h1'));
+  c1.ws.send(hello('h1'));
+  await waitFor(() => c1.received.some((m) => m['type'] === 'welcome'), 'first welcome');
+  const c2 = await rawClient(h, testPki().host('h1'));
+  c2.ws.send(hello('h1'));
+  assert.equal(await c1.closed, 4001);
+  await waitFor(() => c2.received.some((m) => m['type'] === 'welcome'), 'second welcome');
+  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+  c2.ws.close();
+  await waitFor(() => h.controller.model.getHost('h1')?.state === 'down', 'down after the second closes');
+});

@@ -1,0 +1,170 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { realClock } from '../../src/common/clock.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
+import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
+import { testPki } from '../controller/fixtures/test-pki.ts';
+import { waitFor } from '../controller/fixtures/wait.ts';
+
+/** A scripted controller: records every connection and message, sends what the test says. */
+async function fakeController(t: { after(fn: () => Promise<void>): void }): Promise<{ url: string; conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> }> {
+  const pki = testPki();
+  const server = createServer({ ...pki.controller, ca: pki.ca, requestCert: true, rejectUnauthorized: false });
+  const wss = new WebSocketServer({ server, path: '/control' });
+  const conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> = [];
+  wss.on('connection', (ws) => {
+    const c = { ws, received: [] as Array<Record<string, unknown>> };
+    conns.push(c);
+    ws.on('message', (d) => c.received.push(JSON.parse(String(d)) as Record<string, unknown>));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(async () => {
+    for (const c of conns) c.ws.terminate();
+    await new Promise<void>((r) => wss.close(() => r()));
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return { url: `wss://127.0.0.1:${(server.address() as AddressInfo).port}/control`, conns };
+}
+
+function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}): ControllerAgent {
+  const pki = testPki();
+  const agent = new ControllerAgent({ daemon, logger: silentLogger(), clock: realClock }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
+  t.after(() => agent.close());
+  return agent;
+}
+
+const welcome = (hostId: string, updatePeriodMs = 60_000): string => JSON.stringify({ type: 'welcome', protocol: 1, hostId, updatePeriodMs });
+
+test('the agent says hello with the daemon facts, applies pushes and acknowledges them by version', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1', { vms: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.1' }], listen: { transport: 'tcp', host: '127.0.0.1', port: 7002 } });
+  const agent = agentFor(t, ctl.url, daemon, { joinToken: 'vnetj_0123456789abcdef' });
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  const hello = ctl.conns[0]!.received[0]!;
+  assert.equal(hello['type'], 'hello');
+  assert.equal(hello['protocol'], 1);
+  assert.equal(hello['hostId'], 'h1');
+  assert.deepEqual(hello['auth'], { joinToken: 'vnetj_0123456789abcdef' });
+  assert.equal((hello['facts'] as { ports: Array<{ mac: string }> }).ports[0]!.mac, '02:00:00:00:00:01');
+  const ws = ctl.conns[0]!.ws;
+  ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  ws.send(JSON.stringify({ type: 'set-links', version: 3, links: [{ peer: 'h2', address: { transport: 'tcp', host: '127.0.0.1', port: 7003 }, reason: 'r', dial: true }] }));
+  ws.send(JSON.stringify({ type: 'set-rules', version: 4, rules: [{ id: 'x', priority: 100, src: 'any', dst: '02:00:00:00:00:02', action: { link: 'hub' } }] }));
+  await waitFor(() => ctl.conns[0]!.received.filter((m) => m['type'] === 'ack').length === 2, 'two acks');
+  assert.deepEqual(ctl.conns[0]!.received.filter((m) => m['type'] === 'ack'), [
+    { type: 'ack', kind: 'links', version: 3, ok: true },
+    { type: 'ack', kind: 'rules', version: 4, ok: true },
+  ]);
+  assert.deepEqual([daemon.linksVersion, daemon.rulesVersion], [3, 4]);
+  assert.equal(daemon.links[0]!.dial, true);
+});
+
+test('a change the daemon refuses is acknowledged with ok: false and the error code', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  daemon.failRules = Object.assign(new Error('rule 1: bad MAC'), { code: 'VNET_ERR_RULE' });
+  const agent = agentFor(t, ctl.url, daemon);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  ctl.conns[0]!.ws.send(JSON.stringify({ type: 'set-rules', version: 7, rules: [] }));
+  await waitFor(() => ctl.conns[0]!.received.some((m) => m['type'] === 'ack'), 'nack');
+  assert.deepEqual(ctl.conns[0]!.received.find((m) => m['type'] === 'ack'), { type: 'ack', kind: 'rules', version: 7, ok: false, error: { code: 'VNET_ERR_RULE', message: 'rule 1: bad MAC' } });
+  assert.equal(daemon.rulesVersion, 0);
+});
+
+test('traffic and facts are reported every update period, with growing seq', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  daemon.addTraffic({ src: 0x020000000001, dst: 0x020000000002, frames: 2, bytes: 128 });
+  ctl.conns[0]!.ws.send(welcome('h1', 20));
+  await waitFor(() => ctl.conns[0]!.received.filter((m) => m['type'] === 'traffic').length >= 3, 'three reports');
+  const traffic = ctl.conns[0]!.received.filter((m) => m['type'] === 'traffic');
+  assert.deepEqual(traffic.slice(0, 3).map((m) => m['seq']), [1, 2, 3]);
+  assert.deepEqual((traffic[0]!['snapshot'] as { entries: unknown[] }).entries, [{ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', frames: 2, bytes: 128 }]);
+  assert.ok(ctl.conns[0]!.received.some((m) => m['type'] === 'facts'));
+});
+
+test('malformed messages from the controller are counted and skipped; the channel stays up', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  const ws = ctl.conns[0]!.ws;
+  ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  ws.send('{{{');
+  ws.send(Buffer.from([1, 2, 3]));
+  ws.send(JSON.stringify({ type: 'set-rules', version: 1, rules: [{ id: 'x', priority: 1, src: 'any', dst: 'nope', action: 'flood' }] }));
+  ws.send(JSON.stringify({ type: 'set-links', version: 'two', links: [] }));
+  ws.send(JSON.stringify({ type: 'set-rules', version: 2, rules: [] }));
+  await waitFor(() => daemon.rulesVersion === 2, 'the good message after the bad ones applied');
+  assert.equal(agent.stats.malformed, 4);
+  assert.equal(agent.state, 'connected');
+  assert.equal(daemon.applied.length, 1);
+});
+
+test('when the channel drops the agent keeps the daemon state and redials with backoff, reporting its versions', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  ctl.conns[0]!.ws.send(JSON.stringify({ type: 'set-rules', version: 5, rules: [{ id: 'x', priority: 1, src: 'any', dst: '02:00:00:00:00:02', action: 'drop' }] }));
+  await waitFor(() => daemon.rulesVersion === 5, 'rules applied');
+  ctl.conns[0]!.ws.terminate();
+  await waitFor(() => ctl.conns.length === 2 && ctl.conns[1]!.received.length === 1, 'redialled and said hello again');
+  assert.equal(daemon.rules.length, 1, 'rules kept while away');
+  const facts = ctl.conns[1]!.received[0]!['facts'] as { rulesVersion: number };
+  assert.equal(facts.rulesVersion, 5);
+  ctl.conns[1]!.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected again');
+  assert.equal(agent.stats.disconnects, 1);
+  assert.equal(agent.stats.connects, 2);
+});
+
+test('daemon events are forwarded with fresh facts', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  daemon.addPort('vm9', '02:00:00:00:00:09');
+  await waitFor(() => ctl.conns[0]!.received.some((m) => m['type'] === 'event'), 'event');
+  const ev = ctl.conns[0]!.received.find((m) => m['type'] === 'event')!['event'] as { type: string; port: { mac: string } };
+  assert.equal(ev.type, 'port-added');
+  assert.equal(ev.port.mac, '02:00:00:00:00:09');
+  await waitFor(() => ctl.conns[0]!.received.some((m) => m['type'] === 'facts'), 'facts after the event');
+});
+
+test('after close() the agent does not redial', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon);
+  const states: string[] = [];
+  agent.onStateChange((s) => states.push(s));
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  await agent.close();
+  assert.equal(agent.state, 'closed');
+  assert.deepEqual(states, ['connecting', 'connected', 'closed']);
+  // Closed for good: no backoff timer is left that could dial again.
+  assert.equal(ctl.conns.length, 1);
+});
