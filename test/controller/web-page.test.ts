@@ -21,6 +21,12 @@ const CHROMIUM = process.env.VNET_CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const WAIT = { timeout: 15_000 };
 
+const CHROMIUM_MISSING = `chromium not found at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium) or set VNET_CHROMIUM; the browser test cannot run without it`;
+
+it('finds the chromium browser it drives', () => {
+  assert.ok(existsSync(CHROMIUM), CHROMIUM_MISSING);
+});
+
 describe('web page: live topology', () => {
   let f: FixtureServer;
   let profile: string;
@@ -45,7 +51,7 @@ describe('web page: live topology', () => {
   }
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `chromium not found at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium) or set VNET_CHROMIUM; the browser test cannot run without it`);
+    assert.ok(existsSync(CHROMIUM), CHROMIUM_MISSING);
     f = await startFixtureServer();
     profile = await mkdtemp(join(tmpdir(), 'vnet-chromium-'));
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1400, height: 850 } });
