@@ -4,7 +4,8 @@ import type { DaemonRole, LinkKind } from './daemon-control.ts';
 import { EGRESS_REASONS, makeEgress, type Egress, type EgressReason } from './egress.ts';
 import { ForwardingLocations, type Location } from './forwarding-locations.ts';
 import type { ForwardingRule, RuleOrigin } from './forwarding-rule.ts';
-import { MacLearning, NOWHERE, type LearnedEntry } from './mac-learning.ts';
+import { FlowCache } from './flow-cache.ts';
+import { LearnedEntry, MacLearning, NOWHERE } from './mac-learning.ts';
 import { BROADCAST_MAC, isMulticastMac, type Mac } from './mac.ts';
 import { RuleSet, type RuleChanges } from './rule-set.ts';
 
@@ -16,10 +17,12 @@ export type { RuleChanges } from './rule-set.ts';
  *
  * Per frame (`forward`):
  *   1. last-hit check (same src, dst, ingress as the previous frame), else
- *   2. cache: dst → src → hit chain by ingress (two number-keyed Map gets);
- *   3. on a hit, refresh learning by setting a flag on the cached entry of the
- *      source MAC (no allocation, no clock read); return the interned Egress.
- *   4. on a miss (or when the source MAC moved): learn, decide, cache.
+ *   2. the flow cache (flow-cache.ts: open addressing over typed arrays);
+ *   3. on a hit, check the decision is still valid (one field), refresh
+ *      learning by setting a flag on the cached learned entry of the source
+ *      MAC (no allocation, no clock read), return the interned Egress;
+ *   4. on a miss, a stale decision, or a source seen at a new place: learn,
+ *      decide, cache.
  *
  * Deciding (`#decide`), in order:
  *   - rules by priority (desc) then id; a rule whose port/link is absent is
@@ -34,9 +37,11 @@ export type { RuleChanges } from './rule-set.ts';
  * from a backbone link, on the hub only, every other backbone link; from any
  * other link, nothing further. So a flood crosses at most spoke → hub → spoke.
  *
- * Invalidation: a change of rules, ports or links drops the whole cache (a
- * new generation); a change of one learned MAC drops only the cached
- * decisions whose destination is that MAC (nothing else depends on it).
+ * Invalidation: a change of rules, ports or links drops the whole cache. A
+ * change of one learned MAC invalidates only the decisions whose destination
+ * is that MAC (nothing else depends on it): each decision holds the learned
+ * entry (or the "still unknown" token) it was made from, and learning marks
+ * superseded entries and tokens dead, so the check costs one field read.
  */
 
 /** Identifies a current local port or link; returned by addPort/addLink. */
@@ -80,37 +85,44 @@ export const DEFAULT_AGING_MS = 300_000;
 export const DEFAULT_MAX_LEARNED = 16_384;
 export const DEFAULT_MAX_CACHE_ENTRIES = 65_536;
 
-/** Cached decision for one (src, dst, ingress); chained by ingress under (dst, src). */
+/**
+ * A cached decision for one (src, dst, ingress). It stays valid while its
+ * destination dependency lives (`dstDep.location !== NOWHERE`): the learned
+ * entry it was decided from, a token for "dst not learned", or INDEPENDENT
+ * for decisions that do not look at learning (rules, floods of group MACs).
+ */
 class Hit<P, L> {
-  readonly ingress: number;
   readonly egress: Egress<P, L>;
+  readonly dstDep: LearnedEntry;
   /** The source MAC's learned entry (to refresh), or null when the source is never learned. */
   srcEntry: LearnedEntry | null;
-  next: Hit<P, L> | undefined;
 
-  constructor(ingress: number, egress: Egress<P, L>, srcEntry: LearnedEntry | null, next: Hit<P, L> | undefined) {
-    this.ingress = ingress;
+  constructor(egress: Egress<P, L>, dstDep: LearnedEntry, srcEntry: LearnedEntry | null) {
     this.egress = egress;
+    this.dstDep = dstDep;
     this.srcEntry = srcEntry;
-    this.next = next;
   }
 }
 
+/** The dependency of decisions that learning cannot change. */
+const INDEPENDENT = new LearnedEntry(-1, -2, 0);
 /** Stands for "source not learned at this ingress": forces the learning path on the next hit. */
-const DETACHED = { mac: -1, location: NOWHERE, lastSeenMs: 0, seen: false } as LearnedEntry;
+const DETACHED = new LearnedEntry(-1, NOWHERE, 0);
+/** Location of an "unknown destination" token while it is valid. */
+const PENDING = -3;
 
 export class ForwardingTable<P = string, L = string> {
   readonly role: DaemonRole;
   readonly #clock: Clock;
   readonly #log: Logger | undefined;
-  readonly #maxCache: number;
   readonly #learning: MacLearning;
 
   readonly #locs: ForwardingLocations<P, L>;
   readonly #rules = new RuleSet();
 
-  #cache = new Map<Mac, Map<Mac, Hit<P, L>>>();
-  #cacheCount = 0;
+  readonly #cache: FlowCache<Hit<P, L>>;
+  /** Per destination MAC decided while unknown: the token those decisions depend on. */
+  #unknown = new Map<Mac, LearnedEntry>();
   #interned = new Map<string, Egress<P, L>>();
   #lastSrc = -1;
   #lastDst = -1;
@@ -128,11 +140,11 @@ export class ForwardingTable<P = string, L = string> {
     this.#locs = new ForwardingLocations(init.role);
     this.#clock = init.clock;
     this.#log = init.logger;
-    this.#maxCache = init.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES;
+    this.#cache = new FlowCache(init.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES);
     this.#learning = new MacLearning({
       agingMs: init.agingMs ?? DEFAULT_AGING_MS,
       maxLearned: init.maxLearned ?? DEFAULT_MAX_LEARNED,
-      onChange: (mac) => this.#invalidateMac(mac),
+      onChange: (mac) => this.#learnedChanged(mac),
     });
   }
 
@@ -142,14 +154,14 @@ export class ForwardingTable<P = string, L = string> {
   forward(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
     let hit = this.#lastHit;
     if (hit === undefined || src !== this.#lastSrc || dst !== this.#lastDst || ingress !== this.#lastIngress) {
-      hit = this.#cache.get(dst)?.get(src);
-      while (hit !== undefined && hit.ingress !== ingress) hit = hit.next;
+      hit = this.#cache.get(src, dst, ingress);
       if (hit === undefined) return this.#forwardSlow(src, dst, ingress);
       this.#lastSrc = src;
       this.#lastDst = dst;
       this.#lastIngress = ingress;
       this.#lastHit = hit;
     }
+    if (hit.dstDep.location === NOWHERE) return this.#forwardSlow(src, dst, ingress);
     const le = hit.srcEntry;
     if (le !== null) {
       if (le.location !== ingress) return this.#forwardSlow(src, dst, ingress);
@@ -163,9 +175,8 @@ export class ForwardingTable<P = string, L = string> {
 
   /** Decide without learning (admin "what would happen", tests). Uses and fills the same cache. */
   resolve(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
-    let hit = this.#cache.get(dst)?.get(src);
-    while (hit !== undefined && hit.ingress !== ingress) hit = hit.next;
-    if (hit !== undefined) {
+    const hit = this.#cache.get(src, dst, ingress);
+    if (hit !== undefined && hit.dstDep.location !== NOWHERE) {
       this.#hits++;
       return hit.egress;
     }
@@ -173,6 +184,7 @@ export class ForwardingTable<P = string, L = string> {
     return this.#insert(src, dst, ingress).egress;
   }
 
+  /** A miss, a stale decision, or a source seen at a new place: learn, then decide unless still valid. */
   #forwardSlow(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
     this.#misses++;
     if (this.#locs.get(ingress) === undefined) {
@@ -180,9 +192,8 @@ export class ForwardingTable<P = string, L = string> {
       return this.#drop('unknown-ingress', undefined);
     }
     if (learnable(src)) this.#learning.learn(src, ingress, this.#clock.now());
-    let hit = this.#cache.get(dst)?.get(src);
-    while (hit !== undefined && hit.ingress !== ingress) hit = hit.next;
-    if (hit === undefined) hit = this.#insert(src, dst, ingress);
+    let hit = this.#cache.get(src, dst, ingress);
+    if (hit === undefined || hit.dstDep.location === NOWHERE) hit = this.#insert(src, dst, ingress);
     else hit.srcEntry = this.#srcEntryFor(src, ingress);
     this.#lastSrc = src;
     this.#lastDst = dst;
@@ -200,44 +211,50 @@ export class ForwardingTable<P = string, L = string> {
   }
 
   #insert(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
-    const egress = this.#decide(src, dst, ingress);
-    if (this.#locs.get(ingress) === undefined) return new Hit(ingress, egress, null, undefined); // not cached
-    if (this.#cacheCount >= this.#maxCache) this.#invalidateAll();
-    let bySrc = this.#cache.get(dst);
-    if (bySrc === undefined) {
-      bySrc = new Map();
-      this.#cache.set(dst, bySrc);
-    }
-    const hit = new Hit(ingress, egress, this.#srcEntryFor(src, ingress), bySrc.get(src));
-    bySrc.set(src, hit);
-    this.#cacheCount++;
+    if (this.#locs.get(ingress) === undefined) return new Hit(this.#drop('unknown-ingress', undefined), DETACHED, null); // not cached
+    if (this.#cache.full) this.#invalidateAll();
+    const hit = this.#decide(src, dst, ingress);
+    this.#cache.set(src, dst, ingress, hit);
     return hit;
   }
 
   // ---- deciding (cache misses only) ---------------------------------------
 
-  #decide(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
-    const from = this.#locs.get(ingress);
-    if (from === undefined) return this.#drop('unknown-ingress', undefined);
+  #decide(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
+    const from = this.#locs.get(ingress)!;
+    const srcEntry = this.#srcEntryFor(src, ingress);
     const rules = this.#rules;
     for (let r = rules.firstMatch(src, dst, 0); r >= 0; r = rules.firstMatch(src, dst, r + 1)) {
       const rule = rules.sorted[r]!;
       const a = rule.action;
-      if (a.kind === 'drop') return this.#drop('rule-drop', rule.id);
-      if (a.kind === 'flood') return this.#flood(from, 'rule-flood', rule.id);
+      if (a.kind === 'drop') return new Hit(this.#drop('rule-drop', rule.id), INDEPENDENT, srcEntry);
+      if (a.kind === 'flood') return new Hit(this.#flood(from, 'rule-flood', rule.id), INDEPENDENT, srcEntry);
       const target = a.kind === 'port' ? this.#locs.portId(a.port) : this.#locs.linkId(a.link);
       if (target === undefined) continue; // absent: fall through to lower rules and learning
-      if (target === ingress) return this.#drop('hairpin', rule.id);
-      return this.#unicast(target, 'rule', rule.id);
+      if (target === ingress) return new Hit(this.#drop('hairpin', rule.id), INDEPENDENT, srcEntry);
+      return new Hit(this.#unicast(target, 'rule', rule.id), INDEPENDENT, srcEntry);
     }
-    if (isMulticastMac(dst)) return this.#flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined);
+    if (isMulticastMac(dst)) return new Hit(this.#flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined), INDEPENDENT, srcEntry);
     const at = this.#learning.get(dst);
-    if (at === undefined) return this.#flood(from, 'unknown-unicast', undefined);
-    if (at.location === ingress) return this.#drop('hairpin', undefined);
+    if (at === undefined) return new Hit(this.#flood(from, 'unknown-unicast', undefined), this.#unknownToken(dst), srcEntry);
+    let egress: Egress<P, L>;
     const to = this.#locs.get(at.location);
-    if (to === undefined) return this.#flood(from, 'unknown-unicast', undefined);
-    if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) return this.#drop('split-horizon', undefined);
-    return this.#unicast(to.id, 'learned', undefined);
+    if (at.location === ingress) egress = this.#drop('hairpin', undefined);
+    else if (to === undefined) egress = this.#flood(from, 'unknown-unicast', undefined);
+    else if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) egress = this.#drop('split-horizon', undefined);
+    else egress = this.#unicast(to.id, 'learned', undefined);
+    return new Hit(egress, at, srcEntry);
+  }
+
+  /** The token that decisions made while `dst` is unknown depend on; killed when `dst` is learned. */
+  #unknownToken(dst: Mac): LearnedEntry {
+    let token = this.#unknown.get(dst);
+    if (token === undefined) {
+      if (this.#unknown.size >= this.#cache.maxEntries) this.#invalidateAll();
+      token = new LearnedEntry(dst, PENDING, 0);
+      this.#unknown.set(dst, token);
+    }
+    return token;
   }
 
   #flood(from: Location<P, L>, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
@@ -272,17 +289,27 @@ export class ForwardingTable<P = string, L = string> {
 
   // ---- invalidation -------------------------------------------------------
 
+  /** Rules, ports or links changed (or the cache filled up): every decision goes. */
   #invalidateAll(): void {
-    this.#cache = new Map();
+    this.#cache.clear();
+    for (const token of this.#unknown.values()) token.location = NOWHERE;
+    this.#unknown = new Map();
     this.#interned = new Map();
-    this.#cacheCount = 0;
     this.#lastHit = undefined;
     this.#invalidations++;
   }
 
-  #invalidateMac(mac: Mac): void {
-    this.#cache.delete(mac);
-    this.#lastHit = undefined;
+  /**
+   * A learned MAC appeared, moved or left. Decisions towards it that were
+   * made from its old entry see that entry marked NOWHERE (MacLearning does
+   * that); decisions made while it was unknown see their token killed here.
+   */
+  #learnedChanged(mac: Mac): void {
+    const token = this.#unknown.get(mac);
+    if (token !== undefined) {
+      token.location = NOWHERE;
+      this.#unknown.delete(mac);
+    }
     this.#macInvalidations++;
   }
 
