@@ -50,8 +50,18 @@ class DirtyLog {
   }
 
   take(): Uint32Array {
-    const out = this.#list.slice(0, this.#len).sort();
-    for (let k = 0; k < this.#len; k++) this.#bits[this.#list[k] ?? 0] = 0;
+    const len = this.#len;
+    let out: Uint32Array;
+    if (len > this.#bits.length >>> 5) {
+      // Dense: a scan of the bitmap yields ascending order without a sort.
+      out = new Uint32Array(len);
+      let k = 0;
+      const bits = this.#bits;
+      for (let i = 0; i < bits.length; i++) if (bits[i] === 1) { out[k++] = i; bits[i] = 0; }
+    } else {
+      out = this.#list.slice(0, len).sort();
+      for (let k = 0; k < len; k++) this.#bits[this.#list[k] ?? 0] = 0;
+    }
     this.#len = 0;
     return out;
   }

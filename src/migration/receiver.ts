@@ -71,6 +71,11 @@ export class MigrationReceiver {
       if (rec.t === 'ack') return this.#fail(new MigrationProtocolError('ack record sent to a receiver'));
       if (this.#held.size >= this.#maxReorder) return this.#fail(new MigrationProtocolError(`more than ${this.#maxReorder} records out of order`));
       if (rec.seq < this.#expect || this.#held.has(rec.seq)) return this.#fail(new MigrationProtocolError(`duplicate sequence number ${rec.seq}`));
+      if (this.#hello !== undefined && rec.seq === this.#expect && this.#held.size === 0) {
+        // In order (the common case): apply without the reorder buffer.
+        this.#expect++;
+        return this.#apply(rec, now);
+      }
       this.#held.set(rec.seq, rec);
       if (this.#hello === undefined) return undefined;
       return this.#drain(now);
@@ -107,8 +112,10 @@ export class MigrationReceiver {
     this.#hello = h;
     this.#guest = guest;
     const cap = this.#init.cacheCapacity ?? h.pageCount;
-    this.#mem = new PageCache(h.pageCount, cap);
-    if (h.blockCount > 0) this.#disk = new PageCache(h.blockCount, Math.min(cap, h.blockCount));
+    if (h.optimized) {
+      this.#mem = new PageCache(h.pageCount, cap);
+      if (h.blockCount > 0) this.#disk = new PageCache(h.blockCount, Math.min(cap, h.blockCount));
+    }
     this.#state = 'receiving';
     return undefined;
   }
@@ -146,7 +153,7 @@ export class MigrationReceiver {
     const keyer = this.#init.keyer;
     const gotMem = memoryDigest(guest.memory, keyer);
     if (gotMem !== mem) return this.#fail(new MigrationVerifyError('memory', mem, gotMem));
-    const gotDisk = diskDigest(this.#disk !== undefined ? guest.disk : undefined, keyer);
+    const gotDisk = diskDigest(this.#hello?.blockCount !== 0 ? guest.disk : undefined, keyer);
     if (gotDisk !== disk) return this.#fail(new MigrationVerifyError('disk', disk, gotDisk));
     const gotDevice = bytesDigest(guest.readDeviceState());
     if (gotDevice !== device) return this.#fail(new MigrationVerifyError('device', device, gotDevice));
@@ -162,53 +169,52 @@ export class MigrationReceiver {
     return this.#zeroBytes;
   }
 
+  #read(guest: Guest, disk: boolean, i: number): PageContent {
+    return disk ? (guest.disk?.readBlock(i) ?? this.#zero()) : guest.memory.readPage(i);
+  }
+
   #applyPage(guest: Guest, rec: PageRecord): VnetError | undefined {
     const disk = rec.space === 'disk';
-    const cache = disk ? this.#disk : this.#mem;
     const count = disk ? (guest.disk?.blockCount ?? 0) : guest.memory.pageCount;
-    if (cache === undefined || rec.index >= count) return new MigrationProtocolError(`${rec.space} index ${rec.index} out of range`);
-    const read = (i: number): PageContent => (disk ? guest.disk?.readBlock(i) ?? this.#zero() : guest.memory.readPage(i));
-    const write = (i: number, c: PageContent): void => { if (disk) guest.disk?.writeBlock(i, c); else guest.memory.writePage(i, c); };
-    const k = this.#key;
-    const keyer = this.#init.keyer;
+    if (rec.index >= count) return new MigrationProtocolError(`${rec.space} index ${rec.index} out of range`);
     const synth = this.#init.representation === 'synthetic';
+    const cache = disk ? this.#disk : this.#mem;
     let content: PageContent;
-    switch (rec.t) {
-      case 'full':
-        if (isSynthContent(rec.content) !== synth) return new MigrationProtocolError('full page in the wrong representation');
-        content = rec.content;
-        break;
-      case 'zero':
-        content = this.#zero();
-        break;
-      case 'ref': {
-        const holder = cache.holder(rec.hi, rec.lo);
-        if (holder < 0) return new CacheDesyncError(rec.index, 'reference to content the destination does not hold');
-        const c = read(holder);
-        content = isSynthContent(c) ? c : c.slice();
-        keyer.key(content, k);
-        if (k[0] !== rec.hi >>> 0 || k[1] !== rec.lo >>> 0) return new CacheDesyncError(rec.index, 'referenced page no longer holds that content');
-        break;
-      }
-      case 'delta': {
-        if (!cache.known(rec.index)) return new CacheDesyncError(rec.index, 'delta against a page the destination never received');
-        const cur = read(rec.index);
-        if (isSynthContent(cur)) {
-          if (rec.next === undefined) return new MigrationProtocolError('synthetic delta without its result');
-          const map = synthDiffChunks(cur, rec.next);
-          if (map === undefined || map.some((w, i) => w !== (rec.map[i] ?? 0))) return new CacheDesyncError(rec.index, 'delta does not apply to the destination copy');
-          content = rec.next;
-        } else {
-          if (rec.xor === undefined) return new MigrationProtocolError('byte delta without its bytes');
-          const copy = cur.slice();
-          if (!applyByteDelta(copy, rec.map, rec.xor)) return new MigrationProtocolError('delta length does not match its chunk map');
-          content = copy;
+    if (rec.t === 'full') {
+      if (isSynthContent(rec.content) !== synth) return new MigrationProtocolError('full page in the wrong representation');
+      content = rec.content;
+    } else if (cache === undefined) {
+      return new MigrationProtocolError(`${rec.t} record in a stream of full pages`);
+    } else if (rec.t === 'zero') {
+      content = this.#zero();
+    } else if (rec.t === 'ref') {
+      const holder = cache.holder(rec.hi, rec.lo);
+      if (holder < 0) return new CacheDesyncError(rec.index, 'reference to content the destination does not hold');
+      const c = this.#read(guest, disk, holder);
+      content = isSynthContent(c) ? c : c.slice();
+    } else {
+      if (!cache.known(rec.index)) return new CacheDesyncError(rec.index, 'delta against a page the destination never received');
+      const cur = this.#read(guest, disk, rec.index);
+      if (isSynthContent(cur)) {
+        if (rec.next === undefined) return new MigrationProtocolError('synthetic delta without its result');
+        const map = synthDiffChunks(cur, rec.next);
+        if (map === undefined || map[0] !== rec.map[0] || map[1] !== rec.map[1] || map[2] !== rec.map[2] || map[3] !== rec.map[3]) {
+          return new CacheDesyncError(rec.index, 'delta does not apply to the destination copy');
         }
-        break;
+        content = rec.next;
+      } else {
+        if (rec.xor === undefined) return new MigrationProtocolError('byte delta without its bytes');
+        const copy = cur.slice();
+        if (!applyByteDelta(copy, rec.map, rec.xor)) return new MigrationProtocolError('delta length does not match its chunk map');
+        content = copy;
       }
     }
-    write(rec.index, content);
-    keyer.key(content, k);
+    if (disk) guest.disk?.writeBlock(rec.index, content);
+    else guest.memory.writePage(rec.index, content);
+    if (cache === undefined) return undefined;
+    const k = this.#key;
+    this.#init.keyer.key(content, k);
+    if (rec.t === 'ref' && (k[0] !== rec.hi >>> 0 || k[1] !== rec.lo >>> 0)) return new CacheDesyncError(rec.index, 'referenced page no longer holds that content');
     cache.record(rec.index, k[0] ?? 0, k[1] ?? 0, !isZeroContent(content));
     return undefined;
   }

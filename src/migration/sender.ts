@@ -301,7 +301,7 @@ export class MigrationSender {
 
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
-    this.#emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep }, 0, 'control');
+    this.#emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized' }, 0, 'control');
     if (this.#disk !== undefined && this.guest.disk !== undefined) {
       this.guest.disk.setWriteLogging(true);
       this.#phase = 'disk-bulk';

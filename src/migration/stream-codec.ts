@@ -45,8 +45,10 @@ export interface HelloRecord {
   readonly pageCount: number;
   readonly blockCount: number;
   readonly rule: string;
-  /** 1 = the destination keeps the image paused (checkpoint) instead of resuming. */
+  /** The destination keeps the image paused (checkpoint) instead of resuming. */
   readonly keep: boolean;
+  /** The stream may carry zero, ref and delta records (else full pages only): the receiver keeps its cache. */
+  readonly optimized: boolean;
 }
 export interface IterationRecord { readonly t: 'iter'; readonly seq: number; readonly iteration: number; readonly phase: number }
 export interface FullRecord { readonly t: 'full'; readonly seq: number; readonly space: Space; readonly index: number; readonly content: PageContent }
@@ -122,7 +124,7 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
       b[4] = Kind.Hello;
       b.writeUInt32BE(STREAM_MAGIC, o); o += 4;
       b.writeUInt16BE(STREAM_VERSION, o); o += 2;
-      b[o++] = r.keep ? 1 : 0;
+      b[o++] = (r.keep ? 1 : 0) | (r.optimized ? 2 : 0);
       b.writeUInt32BE(r.pageCount, o); o += 4;
       b.writeUInt32BE(r.blockCount, o); o += 4;
       const n = Buffer.from(r.name);
@@ -270,7 +272,10 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       if (u32(1) !== STREAM_MAGIC) return bad('VNET_ERR_MIGRATION_MAGIC', 'not a vnet migration stream');
       const version = body.readUInt16BE(5);
       if (version !== STREAM_VERSION) return new MigrationVersionError(version, STREAM_VERSION);
-      const keep = body[7] === 1;
+      const flags = body[7] ?? 0;
+      if ((flags & ~3) !== 0) return bad('VNET_ERR_MIGRATION_RECORD_FLAGS', `unknown hello flags 0x${flags.toString(16)}`);
+      const keep = (flags & 1) !== 0;
+      const optimized = (flags & 2) !== 0;
       const pageCount = u32(8);
       const blockCount = u32(12);
       let o = 16;
@@ -281,7 +286,7 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       if (o + rl !== body.length) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'hello rule length does not match record');
       const rule = body.subarray(o, o + rl).toString('utf8');
       if (nl > MAX_NAME) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'name too long');
-      return { t: 'hello', name, pageCount, blockCount, rule, keep };
+      return { t: 'hello', name, pageCount, blockCount, rule, keep, optimized };
     }
     case Kind.Iteration: return need(body, 10, 'iteration') ?? { t: 'iter', seq: u32(1), iteration: u32(5), phase: body[9] ?? 0 };
     case Kind.Full: return need(body, 9 + PAGE_SIZE, 'full') ?? { t: 'full', seq: u32(1), space, index: u32(5), content: new Uint8Array(body.subarray(9)) };

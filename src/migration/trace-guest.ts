@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import type { ContentRepresentation, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, GuestTraceSource, ListGuestTraces, PageContent } from './guest.ts';
 import { BLOCK_SIZE, PAGE_SIZE } from './guest.ts';
 import { REPO_ROOT } from './qemu-guest-recorder.ts';
+import { BytePageStore } from './page-store.ts';
 import { loadTrace, readTraceHeader, type Trace, type TraceSnapshot } from './trace-format.ts';
 
 /**
@@ -43,111 +44,62 @@ export interface TraceGuestInit {
   readonly seed?: number;
 }
 
-class DirtyLog {
-  readonly #bits: Uint8Array;
-  readonly #list: number[] = [];
-  on = false;
-  constructor(count: number) {
-    this.#bits = new Uint8Array(count);
-  }
-  mark(i: number): void {
-    if (!this.on || this.#bits[i] === 1) return;
-    this.#bits[i] = 1;
-    this.#list.push(i);
-  }
-  has(i: number): boolean {
-    return this.#bits[i] === 1;
-  }
-  get size(): number {
-    return this.#list.length;
-  }
-  take(): Uint32Array {
-    const out = Uint32Array.from(this.#list).sort();
-    for (const i of this.#list) this.#bits[i] = 0;
-    this.#list.length = 0;
-    return out;
-  }
-}
-
-/** RAM (or disk) as one byte array of whole pages with a dirty log. */
-class ByteStore {
-  readonly bytes: Uint8Array;
-  readonly count: number;
-  readonly log: DirtyLog;
-  readonly #size: number;
-  constructor(count: number, size: number) {
-    this.count = count;
-    this.#size = size;
-    this.bytes = new Uint8Array(count * size);
-    this.log = new DirtyLog(count);
-  }
-  read(i: number): Uint8Array {
-    this.#check(i);
-    return this.bytes.subarray(i * this.#size, (i + 1) * this.#size);
-  }
-  write(i: number, content: PageContent): void {
-    this.#check(i);
-    if (!(content instanceof Uint8Array) || content.length !== this.#size) throw new TypeError(`a trace guest holds bytes: write of page ${i} needs a Uint8Array of ${this.#size} bytes`);
-    this.bytes.set(content, i * this.#size);
-    this.log.mark(i);
-  }
-  #check(i: number): void {
-    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`page ${i} is outside 0…${this.count - 1}`);
-  }
-}
-
+/** GuestMemory over a byte page store, with bounds checks (the engine's indices come from the wire). */
 class TraceMemory implements GuestMemory {
   readonly representation: ContentRepresentation = 'bytes';
-  readonly store: ByteStore;
-  constructor(store: ByteStore) {
+  readonly store: BytePageStore;
+  constructor(store: BytePageStore) {
     this.store = store;
   }
   get pageCount(): number {
     return this.store.count;
   }
   readPage(index: number): PageContent {
-    return this.store.read(index);
+    return this.store.read(checkIndex(index, this.store.count));
   }
   writePage(index: number, content: PageContent): void {
-    this.store.write(index, content);
+    this.store.write(checkIndex(index, this.store.count), content);
   }
   setDirtyLogging(on: boolean): void {
-    if (on) this.store.log.take();
-    this.store.log.on = on;
+    this.store.setLogging(on);
   }
   takeDirty(): Uint32Array {
-    return this.store.log.take();
+    return this.store.take();
   }
   isDirty(index: number): boolean {
-    return this.store.log.has(index);
+    return this.store.isDirty(index);
   }
   dirtyCount(): number {
-    return this.store.log.size;
+    return this.store.dirtyCount();
   }
 }
 
 class SyntheticDisk implements GuestDisk {
   readonly representation: ContentRepresentation = 'bytes';
-  readonly store: ByteStore;
-  constructor(store: ByteStore) {
+  readonly store: BytePageStore;
+  constructor(store: BytePageStore) {
     this.store = store;
   }
   get blockCount(): number {
     return this.store.count;
   }
   readBlock(index: number): PageContent {
-    return this.store.read(index);
+    return this.store.read(checkIndex(index, this.store.count));
   }
   writeBlock(index: number, content: PageContent): void {
-    this.store.write(index, content);
+    this.store.write(checkIndex(index, this.store.count), content);
   }
   setWriteLogging(on: boolean): void {
-    if (on) this.store.log.take();
-    this.store.log.on = on;
+    this.store.setLogging(on);
   }
   takeWrites(): Uint32Array {
-    return this.store.log.take();
+    return this.store.take();
   }
+}
+
+function checkIndex(i: number, count: number): number {
+  if (!Number.isInteger(i) || i < 0 || i >= count) throw new RangeError(`page ${i} is outside 0…${count - 1}`);
+  return i;
 }
 
 export class TraceGuest implements Guest {
@@ -190,11 +142,16 @@ export class TraceGuest implements Guest {
     this.#last = init.start ?? 0;
     const blocks = init.diskBlocks ?? 256;
     this.geometry = Object.freeze({ name: init.name ?? `trace:${t.meta.workload}`, pageCount: t.pageCount, blockCount: blocks, representation: 'bytes' as const });
-    this.memory = new TraceMemory(new ByteStore(t.pageCount, PAGE_SIZE));
+    this.memory = new TraceMemory(new BytePageStore(t.pageCount));
     this.#applyWhole(first);
     if (blocks > 0) {
-      const store = new ByteStore(blocks, BLOCK_SIZE);
-      fillRandom(store.bytes, xorshift(this.#seed ^ 0x5bd1e995));
+      const store = new BytePageStore(blocks);
+      const block = new Uint8Array(BLOCK_SIZE);
+      const rng = xorshift(this.#seed ^ 0x5bd1e995);
+      for (let b = 0; b < blocks; b++) {
+        fillRandom(block, rng);
+        store.write(b, block);
+      }
       this.disk = new SyntheticDisk(store);
     } else {
       this.disk = undefined;

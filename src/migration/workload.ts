@@ -108,11 +108,16 @@ export class MemoryWorkload {
     this.#carry = exact - n;
     const p = this.params;
     const hotStart = this.#pages - this.#hot;
+    const loc = p.locality;
+    const rw = p.rewriteShare;
     for (let k = 0; k < n; k++) {
-      const page = this.#rng.next() < p.locality ? hotStart + this.#rng.below(this.#hot) : this.#wssStart + this.#rng.below(this.#wss);
+      // Two draws a write: one picks the page (hot set or working set), one the kind of write.
+      const a = this.#rng.next();
+      const page = a < loc ? hotStart + Math.floor((a / loc) * this.#hot) : this.#wssStart + Math.floor(((a - loc) / (1 - loc)) * this.#wss);
       this.#writes++;
-      if (this.#rng.next() < p.rewriteShare) {
-        const base = this.#rng.next() < p.dupShare ? 1 + this.#rng.below(this.#dupPool) : this.#nextBase++;
+      const b = this.#rng.next();
+      if (b < rw) {
+        const base = b / rw < p.dupShare ? 1 + Math.floor(((b / rw) / p.dupShare) * this.#dupPool) : this.#nextBase++;
         store.writeSynth(page, base >>> 0, 0);
       } else {
         store.writeSynth(page, store.synthBase(page), synthVersion(this.#writes, this.#chunks));

@@ -1,0 +1,122 @@
+/**
+ * Workload profiles named after the seed workloads, and the scenarios the
+ * benchmark runs them in. Every number says where it came from. The seeds
+ * are slide transcripts: where they give a figure we use it; where they only
+ * show a chart without numbers, the value is our estimate, chosen to match
+ * the chart's shape, and marked "estimate".
+ */
+import type { DiskWorkloadParams, MemoryWorkloadParams } from './workload.ts';
+
+export type ProfileName = 'idle' | 'kernel-compile' | 'tpc-w' | 'specjbb' | 'npb-mg';
+
+export interface WorkloadProfile {
+  readonly name: ProfileName;
+  readonly description: string;
+  readonly memory: MemoryWorkloadParams;
+  readonly disk: DiskWorkloadParams;
+  /** Where each parameter came from. */
+  readonly sources: Readonly<Record<string, string>>;
+}
+
+export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
+  idle: {
+    name: 'idle',
+    description: 'an idle Linux guest: timers, logging, a little page cache churn',
+    memory: { dirtyRate: 40, wssShare: 0.02, hotShare: 0.002, locality: 0.9, zeroShare: 0.75, dupShare: 0.05, bytesPerWrite: 128, rewriteShare: 0.1 },
+    disk: { writeRate: 1, wssShare: 0.01, zeroShare: 0.5 },
+    sources: {
+      dirtyRate: 'estimate: tens of pages/s for an idle kernel (timer wheel, slab, journald)',
+      zeroShare: 'estimate: free RAM of a freshly booted guest is zero-filled',
+      rest: 'estimate',
+    },
+  },
+  'kernel-compile': {
+    name: 'kernel-compile',
+    description: 'CloudNet: Linux kernel compile (gcc processes, page cache of sources and objects)',
+    memory: { dirtyRate: 9000, wssShare: 0.35, hotShare: 0.05, locality: 0.75, zeroShare: 0.15, dupShare: 0.12, bytesPerWrite: 512, rewriteShare: 0.25 },
+    disk: { writeRate: 200, wssShare: 0.05, zeroShare: 0.5 },
+    sources: {
+      zeroShare: 'CloudNet slide 13 (redundancy, % of RAM: zeroes): chart without numbers; estimate, kernel compile the least redundant of the three',
+      dupShare: 'CloudNet slide 13 (non-zero duplicates): estimate; source files sit both in the page cache and in gcc buffers',
+      bytesPerWrite: 'CloudNet slide 14 (page diff size histogram, kernel compile): mass below 1 KB; 512 B',
+      dirtyRate: 'CloudNet slide 15 (smart stop, 1.7 GB VM): ~15,000-21,000 pages dirtied per iteration of a few seconds at its share of 465 Mbit/s; 9,000 writes/s',
+      hotShare: 'CloudNet slide 15: dirtied pages plateau near 20,000 pages (~5% of 1.7 GB)',
+      disk: 'estimate: object files written at ~0.8 MB/s',
+    },
+  },
+  'tpc-w': {
+    name: 'tpc-w',
+    description: 'CloudNet: TPC-W web shop (Tomcat + MySQL), many small updates to a hot buffer pool',
+    memory: { dirtyRate: 6000, wssShare: 0.2, hotShare: 0.04, locality: 0.85, zeroShare: 0.35, dupShare: 0.15, bytesPerWrite: 256, rewriteShare: 0.1 },
+    disk: { writeRate: 100, wssShare: 0.03, zeroShare: 0.5 },
+    sources: {
+      zeroShare: 'CloudNet slide 13: TPC-W the most redundant of the three (chart, estimate)',
+      bytesPerWrite: 'CloudNet slide 14 (page diff size histogram, TPC-W): most deltas small; 256 B',
+      dirtyRate: 'estimate, scaled to give CloudNet slide 5 downtimes of a few seconds at ~100 Mbit/s per VM',
+      rest: 'estimate',
+    },
+  },
+  specjbb: {
+    name: 'specjbb',
+    description: 'CloudNet: SPECjbb (Java heap, garbage collection copies whole pages)',
+    memory: { dirtyRate: 15000, wssShare: 0.6, hotShare: 0.08, locality: 0.7, zeroShare: 0.1, dupShare: 0.25, bytesPerWrite: 768, rewriteShare: 0.3 },
+    disk: { writeRate: 20, wssShare: 0.01, zeroShare: 0.5 },
+    sources: {
+      dupShare: 'CloudNet slide 13: SPECjbb has many non-zero duplicates (chart, estimate)',
+      dirtyRate: 'CloudNet slide 5: SPECjbb has the longest pause of the three at every bandwidth: the highest dirty rate; estimate',
+      rest: 'estimate',
+    },
+  },
+  'npb-mg': {
+    name: 'npb-mg',
+    description: 'TLM: NAS Parallel Benchmark MG class D on a 16 GB guest, dirtying faster than the link carries',
+    memory: { dirtyRate: 600_000, wssShare: 12.1 / 16, hotShare: 12.1 / 16, locality: 0, zeroShare: 0.2, dupShare: 0.01, bytesPerWrite: 1536, rewriteShare: 0.3 },
+    disk: { writeRate: 0, wssShare: 0.01, zeroShare: 0.9 },
+    sources: {
+      dirtyRate: 'TLM slides: "can generate over 600,000 dirty pages in a sec."',
+      wssShare: 'TLM slides: MG, 16 GB RAM, 12.1 GB working set',
+      locality: 'TLM slides: "Very High Memory Update, Low Locality": writes uniform over the working set',
+      zeroShare: 'estimate: RAM outside the working set mostly untouched (zero)',
+      bytesPerWrite: 'estimate: stencil sweeps rewrite long runs of doubles in a page',
+    },
+  },
+};
+
+export const PROFILE_NAMES: readonly ProfileName[] = ['idle', 'kernel-compile', 'tpc-w', 'specjbb', 'npb-mg'];
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  readonly ramBytes: number;
+  readonly diskBytes: number;
+  readonly bandwidthBps: number;
+  readonly rttMs: number;
+  /** Migrations sharing the link at once. */
+  readonly vms: number;
+  readonly source: string;
+}
+
+const GiB = 1024 ** 3;
+
+export const SCENARIOS = {
+  cloudnet: {
+    name: 'cloudnet',
+    description: 'four VMs of 1.7 GB RAM and 10 GB disk, together over 465 Mbit/s at 27 ms RTT',
+    ramBytes: 1.7 * GiB,
+    diskBytes: 10 * GiB,
+    bandwidthBps: 465e6,
+    rttMs: 27,
+    vms: 4,
+    source: 'CloudNet slide 19 (cloud burst, Richardson TX to Chicago IL)',
+  },
+  tlm: {
+    name: 'tlm',
+    description: 'one 16 GB guest over 10 Gbit/s at 0.2 ms RTT (a data-centre LAN)',
+    ramBytes: 16 * GiB,
+    diskBytes: 0,
+    bandwidthBps: 10e9,
+    rttMs: 0.2,
+    vms: 1,
+    source: 'TLM slides: 16 GB MG guest; link speed not in the transcript (estimate: 10 GbE, under the 2.4 GB/s dirty rate)',
+  },
+} as const satisfies Record<string, Scenario>;
