@@ -34,7 +34,7 @@ import {
  * slab (4 bytes, or 14 with the offload header copied in) followed by the
  * caller's payload buffer, untouched — the link writes both with one writev.
  * Small frames (≤ SMALL_FRAME_BYTES) are copied into the slab after their
- * header instead: one buffer, one write.
+ * header instead, so a burst of them is one contiguous buffer.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -114,33 +114,66 @@ export const SMALL_FRAME_BYTES = 256;
 export class FrameEncoder {
   #slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
   #offset = 0;
+  /** Start of the bytes appended but not yet taken (the pending run), in the current slab. */
+  #runStart = 0;
+  /** Runs left in earlier slabs as they filled up, oldest first; taken before the current run. */
+  #spills: Buffer[] = [];
+
+  /**
+   * Streaming use (the link): append the frame's header to the pending run
+   * and, for a small frame (≤ SMALL_FRAME_BYTES), a copy of its payload too.
+   * Returns true when the frame is complete in the run; false when the
+   * caller must write the run (`takeRun`) and then `frame.data` itself.
+   * A burst of small frames thus becomes one contiguous buffer.
+   */
+  append(frame: Frame): boolean {
+    const size = frame.offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
+    const data = frame.data;
+    if (data.length <= SMALL_FRAME_BYTES) {
+      const at = this.#take(size + data.length);
+      this.#writeHeader(frame, at, size);
+      data.copy(this.#slab, at + size);
+      return true;
+    }
+    this.#writeHeader(frame, this.#take(size), size);
+    return false;
+  }
+
+  /** The next buffer of appended bytes to write, oldest first; undefined when all are taken. */
+  takeRun(): Buffer | undefined {
+    if (this.#spills.length > 0) return this.#spills.shift();
+    if (this.#runStart === this.#offset) return undefined;
+    const run = this.#slab.subarray(this.#runStart, this.#offset);
+    this.#runStart = this.#offset;
+    return run;
+  }
 
   /** The header to write before `frame.data`: 4 bytes, or 14 with the offload header. */
   frameHeader(frame: Frame): Buffer {
     const size = frame.offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
     const at = this.#take(size);
     this.#writeHeader(frame, at, size);
+    this.#runStart = this.#offset;
     return this.#slab.subarray(at, at + size);
   }
 
-  /**
-   * The whole message — header and a copy of the payload — in one slab
-   * region: for small frames (≤ SMALL_FRAME_BYTES), where one write of a
-   * copy costs less than two writes.
-   */
+  /** The whole message — header and a copy of the payload — in one slab region. */
   wholeFrame(frame: Frame): Buffer {
     const size = frame.offload === undefined ? HEADER_BYTES : HEADER_BYTES + VIRTIO_NET_HDR_BYTES;
     const total = size + frame.data.length;
     const at = this.#take(total);
     this.#writeHeader(frame, at, size);
     frame.data.copy(this.#slab, at + size);
+    this.#runStart = this.#offset;
     return this.#slab.subarray(at, at + total);
   }
 
   #take(size: number): number {
     if (this.#offset + size > SLAB_BYTES) {
+      if (this.#runStart < this.#offset) this.#spills.push(this.#slab.subarray(this.#runStart, this.#offset));
       this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.#offset = 0;
+      this.#runStart = 0;
     }
     const at = this.#offset;
     this.#offset = at + size;

@@ -18,7 +18,6 @@ import {
   FrameDecoder,
   FrameEncoder,
   PROTOCOL_VERSION,
-  SMALL_FRAME_BYTES,
   encodeGoodbye,
   encodeHello,
   encodeKeepalive,
@@ -41,9 +40,11 @@ import {
  *              the onFrames handler (held, with the socket paused, until a
  *              handler is registered).
  *   send       send(frame): drop and count if the socket's backlog is over the
- *              high-water mark; else cork on the first frame of a tick, write
- *              a slab header and the payload, uncork once on the next tick
- *              (one writev per burst).
+ *              high-water mark; else cork on the first frame of a tick, append
+ *              the header (and a small frame's payload) to the encoder's slab
+ *              run, write large payloads by reference after the run, and on the
+ *              next tick write the rest of the run and uncork: one writev per
+ *              burst, one buffer for a burst of small frames.
  *   liveness   a timer sends a keepalive when we sent nothing for keepaliveMs
  *              and ends the link with LinkTimeoutError when the peer sent
  *              nothing for deadMs.
@@ -258,9 +259,8 @@ class SocketLink implements Link {
       socket.cork();
       process.nextTick(this.#uncork);
     }
-    if (data.length <= SMALL_FRAME_BYTES) socket.write(this.#encoder.wholeFrame(frame));
-    else {
-      socket.write(this.#encoder.frameHeader(frame));
+    if (!this.#encoder.append(frame)) {
+      this.#flushRun();
       socket.write(data);
     }
     this.stats.txFrames++;
@@ -270,8 +270,14 @@ class SocketLink implements Link {
 
   readonly #uncork = (): void => {
     this.#corked = false;
+    this.#flushRun();
     this.#socket.uncork();
   };
+
+  /** Write what the encoder has gathered (headers, small frames) since the last flush. */
+  #flushRun(): void {
+    for (let run = this.#encoder.takeRun(); run !== undefined; run = this.#encoder.takeRun()) this.#socket.write(run);
+  }
 
   // ------------------------------------------------------------ receiving
 
@@ -449,6 +455,7 @@ class SocketLink implements Link {
     } else if (now - this.#lastTx >= this.#keepaliveMs) {
       this.#lastTx = now;
       this.stats.keepalivesSent++;
+      this.#flushRun();
       this.#socket.write(encodeKeepalive());
     }
   };
@@ -511,6 +518,7 @@ class SocketLink implements Link {
     this.#decoder.stop();
     this.#held = [];
     const socket = this.#socket;
+    if (!socket.destroyed) this.#flushRun();
     if (this.#corked) {
       this.#corked = false;
       socket.uncork();

@@ -123,6 +123,26 @@ describe('frame codec: encoding and hex fixtures', () => {
     assert.deepEqual(decodeChunks([whole, enc.wholeFrame({ data: ethernet(14, 1), offload: undefined })]).events.length, 2);
   });
 
+  it('streams frames as slab runs: small frames copied whole, large ones as header then payload, in order across slabs', () => {
+    const enc = new FrameEncoder();
+    const out: Buffer[] = [];
+    const frames: Frame[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const big = i % 97 === 0;
+      const frame: Frame = { data: ethernet(big ? 3000 : 20 + (i % 200), i), offload: i % 5 === 0 ? OFFLOAD : undefined };
+      frames.push(frame);
+      if (!enc.append(frame)) {
+        for (let r = enc.takeRun(); r !== undefined; r = enc.takeRun()) out.push(r);
+        out.push(frame.data);
+      }
+    }
+    for (let r = enc.takeRun(); r !== undefined; r = enc.takeRun()) out.push(r);
+    assert.ok(out.length < 200, `a few large buffers, not one per frame: ${out.length}`);
+    const expected = frames.map((f) => `frame:${f.offload?.toString('hex') ?? '-'}:${f.data.toString('hex')}`);
+    assert.deepEqual(decodeChunks(out).events, expected);
+    assert.equal(enc.takeRun(), undefined);
+  });
+
   it('takes frame headers from a slab: distinct regions of one shared buffer, rolled over when full', () => {
     const enc = new FrameEncoder();
     const f: Frame = { data: ethernet(64, 1), offload: undefined };
