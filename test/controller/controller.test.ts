@@ -127,7 +127,7 @@ test('traffic reports reach the store and the matrix; link counters become metri
   assert.equal(link?.state, 'up');
   assert.equal(link?.bytes, 1500);
   const hist = await h.registry.getSingleMetric('vnet_reconcile_duration_seconds')!.get();
-  assert.ok(hist.values.find((v) => v.metricName === 'vnet_reconcile_duration_seconds_count')!.value > 0, 'reconcile latency observed');
+  assert.ok(hist.values.find((v) => (v as { metricName?: string }).metricName === 'vnet_reconcile_duration_seconds_count')!.value > 0, 'reconcile latency observed');
 });
 
 test('a daemon that refuses a change gets it counted and logged, not retried in a loop', async (t) => {
