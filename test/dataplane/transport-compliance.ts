@@ -166,6 +166,30 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       assert.equal(link.stats.txDropped, 1);
     });
 
+    it('closes only the link that carried malformed bytes; another link on the same listener keeps working', async () => {
+      const inbound: Link[] = [];
+      const listener = await h.make('b').listen({ host: HOST, port: 0 }, (l) => inbound.push(l));
+      cleanup.push(() => listener.close());
+      const bad = new RawPeer(await h.raw(listener.port, 'raw'));
+      bad.sendHello('raw');
+      await until(() => inbound.length === 1, WAIT_MS, 'first inbound link');
+      const a = await h.make('a').connect({ host: HOST, port: listener.port, kind: 'backbone' });
+      cleanup.push(() => a.close());
+      await until(() => inbound.length === 2, WAIT_MS, 'second inbound link');
+      const [badLink, goodLink] = inbound[0]!.peerHost === 'raw' ? [inbound[0]!, inbound[1]!] : [inbound[1]!, inbound[0]!];
+      const closed = closeErr(badLink);
+      bad.write(Buffer.from('ee00000000', 'hex'));
+      const err = (await closed) as Error & { code: string };
+      assert.equal(err.code, 'VNET_ERR_UNKNOWN_MESSAGE');
+      assert.equal(badLink.stats.decodeErrors, 1);
+      await until(() => bad.goodbye() !== undefined, WAIT_MS, 'goodbye to the bad peer');
+      assert.equal((bad.goodbye() as { code: string }).code, 'protocol');
+      const got = collect(goodLink);
+      a.send({ data: numberedFrame(7), offload: undefined });
+      await until(() => got.length === 1, WAIT_MS, 'frame on the good link');
+      assert.equal(goodLink.closed, false);
+    });
+
     it('closes cleanly: the peer learns the reason from the goodbye', async () => {
       const { a, b } = await pair();
       const closed = closeErr(b);
