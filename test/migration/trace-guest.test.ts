@@ -151,7 +151,7 @@ test('after the last snapshot, loop replays snapshot 1 onwards; hold stops writi
   assert.equal(holding.loops, 0);
 });
 
-test('writePage stores bytes and marks the page dirty; synthetic content and bad indices are refused', () => {
+test('writePage stores bytes and marks the page dirty; synthetic content is expanded; bad indices are refused', () => {
   const { trace } = makeTrace();
   const g = new TraceGuest({ trace });
   g.memory.setDirtyLogging(true);
@@ -159,8 +159,11 @@ test('writePage stores bytes and marks the page dirty; synthetic content and bad
   g.memory.writePage(63, page);
   assert.deepEqual([...g.memory.takeDirty()], [63]);
   assert.equal((g.memory.readPage(63) as Uint8Array)[4095], 0x42);
-  assert.throws(() => g.memory.writePage(1, { base: 1, ver: 0 }), TypeError);
+  g.memory.writePage(1, { base: 7, ver: 3 });
+  assert.deepEqual([...g.memory.takeDirty()], [1]);
+  assert.ok(g.memory.readPage(1) instanceof Uint8Array, 'synthetic content is expanded to bytes, as in every bytes guest');
   assert.throws(() => g.memory.readPage(PAGES), RangeError);
+  assert.throws(() => g.memory.writePage(-1, page), RangeError);
   g.memory.setDirtyLogging(false);
   g.memory.writePage(2, page);
   assert.equal(g.memory.dirtyCount(), 0);
