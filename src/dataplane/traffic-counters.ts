@@ -1,4 +1,5 @@
 import type { TrafficEntry } from './daemon-control.ts';
+import { FlowCache } from './flow-cache.ts';
 import type { Mac } from './mac.ts';
 
 /**
@@ -8,10 +9,10 @@ import type { Mac } from './mac.ts';
  * `snapshotAndReset` once per update period; the admin interface reads
  * `peek` (totals since start).
  *
- * `add` is a last-pair check, else two number-keyed Map gets and two field
- * increments. Cells are kept across snapshots (zeroed, not freed), so a
- * steady flow allocates nothing; a cell idle for a whole interval is freed at
- * the next snapshot. The number of pairs is bounded (`maxPairs`): traffic of
+ * `add` is a last-pair check, else one probe of a typed-array hash table
+ * (flow-cache.ts), then two field increments. Cells are kept across
+ * snapshots (zeroed, not freed), so a steady flow allocates nothing; a cell
+ * idle for a whole interval is freed at the next snapshot. The number of pairs is bounded (`maxPairs`): traffic of
  * pairs beyond it is counted as untracked, so a VM that spoofs random source
  * MACs costs bounded memory.
  */
@@ -46,7 +47,7 @@ export interface TrafficCountersInit {
 
 export const DEFAULT_MAX_PAIRS = 65_536;
 
-/** Pair → cell, nested by source then destination, with a pair count. */
+/** Pair → counts, nested by source then destination: the totals behind peek(), bounded like the cells. */
 class PairTable {
   readonly bySrc = new Map<Mac, Map<Mac, Cell>>();
   pairs = 0;
@@ -96,10 +97,13 @@ class PairTable {
 }
 
 export class TrafficCounters {
-  readonly #current: PairTable;
+  /** This interval's cells, keyed (src, dst, 0): typed-array keys, no boxing per add. */
+  readonly #cells: FlowCache<Cell>;
   readonly #totals: PairTable;
   readonly #sinceMs: number;
   #startMs: number;
+  #untrackedFrames = 0;
+  #untrackedBytes = 0;
   #lastSrc = -1;
   #lastDst = -1;
   #lastCell: Cell | undefined = undefined;
@@ -107,7 +111,7 @@ export class TrafficCounters {
   constructor(init: TrafficCountersInit) {
     const maxPairs = init.maxPairs ?? DEFAULT_MAX_PAIRS;
     if (!Number.isInteger(maxPairs) || maxPairs < 1) throw new RangeError(`maxPairs must be a positive integer, got ${maxPairs}`);
-    this.#current = new PairTable(maxPairs);
+    this.#cells = new FlowCache(maxPairs);
     this.#totals = new PairTable(maxPairs);
     this.#startMs = init.startMs;
     this.#sinceMs = init.startMs;
@@ -117,11 +121,15 @@ export class TrafficCounters {
   add(src: Mac, dst: Mac, bytes: number, frames = 1): void {
     let c = this.#lastCell;
     if (c === undefined || src !== this.#lastSrc || dst !== this.#lastDst) {
-      c = this.#current.cell(src, dst);
+      c = this.#cells.get(src, dst, 0);
       if (c === undefined) {
-        this.#current.untrackedFrames += frames;
-        this.#current.untrackedBytes += bytes;
-        return;
+        if (this.#cells.full) {
+          this.#untrackedFrames += frames;
+          this.#untrackedBytes += bytes;
+          return;
+        }
+        c = new Cell();
+        this.#cells.set(src, dst, 0, c);
       }
       this.#lastSrc = src;
       this.#lastDst = dst;
@@ -133,33 +141,35 @@ export class TrafficCounters {
 
   /** Counts since the previous call (or construction), over [startMs, now]; starts a new interval at `now`. */
   snapshotAndReset(now: number): TrafficInterval {
-    const cur = this.#current;
     const entries: TrafficEntry[] = [];
-    for (const [src, byDst] of cur.bySrc) {
-      for (const [dst, c] of byDst) {
-        if (c.frames === 0) {
-          byDst.delete(dst); // idle for a whole interval: free it
-          cur.pairs--;
-          continue;
-        }
-        entries.push({ src, dst, frames: c.frames, bytes: c.bytes });
-        this.#totals.addTo(src, dst, c.frames, c.bytes);
-        c.frames = 0;
-        c.bytes = 0;
+    const keep: { src: Mac; dst: Mac; cell: Cell }[] = [];
+    let idle = 0;
+    this.#cells.forEach((src, dst, _ingress, c) => {
+      if (c.frames === 0) {
+        idle++; // idle for a whole interval: freed below
+        return;
       }
-      if (byDst.size === 0) cur.bySrc.delete(src);
+      entries.push({ src, dst, frames: c.frames, bytes: c.bytes });
+      this.#totals.addTo(src, dst, c.frames, c.bytes);
+      c.frames = 0;
+      c.bytes = 0;
+      keep.push({ src, dst, cell: c });
+    });
+    if (idle > 0) {
+      this.#cells.clear();
+      for (const k of keep) this.#cells.set(k.src, k.dst, 0, k.cell);
     }
     const interval: TrafficInterval = {
       startMs: this.#startMs,
       endMs: now,
       entries,
-      untrackedFrames: cur.untrackedFrames,
-      untrackedBytes: cur.untrackedBytes,
+      untrackedFrames: this.#untrackedFrames,
+      untrackedBytes: this.#untrackedBytes,
     };
-    this.#totals.untrackedFrames += cur.untrackedFrames;
-    this.#totals.untrackedBytes += cur.untrackedBytes;
-    cur.untrackedFrames = 0;
-    cur.untrackedBytes = 0;
+    this.#totals.untrackedFrames += this.#untrackedFrames;
+    this.#totals.untrackedBytes += this.#untrackedBytes;
+    this.#untrackedFrames = 0;
+    this.#untrackedBytes = 0;
     this.#startMs = now;
     this.#lastSrc = -1;
     this.#lastDst = -1;
@@ -169,31 +179,21 @@ export class TrafficCounters {
 
   /** Totals since construction, the current interval included; resets nothing. */
   peek(): TrafficTotals {
-    const merged = new Map<Mac, Map<Mac, TrafficEntry>>();
-    const put = (e: TrafficEntry): void => {
-      let byDst = merged.get(e.src);
-      if (byDst === undefined) merged.set(e.src, (byDst = new Map()));
-      const prev = byDst.get(e.dst);
-      if (prev === undefined) byDst.set(e.dst, { ...e });
-      else {
-        prev.frames += e.frames;
-        prev.bytes += e.bytes;
-      }
-    };
-    for (const e of this.#totals.entries()) put(e);
-    for (const e of this.#current.entries()) put(e);
-    const entries: TrafficEntry[] = [];
-    for (const byDst of merged.values()) entries.push(...byDst.values());
+    const current = new PairTable(Number.MAX_SAFE_INTEGER);
+    for (const e of this.#totals.entries()) current.addTo(e.src, e.dst, e.frames, e.bytes);
+    this.#cells.forEach((src, dst, _ingress, c) => {
+      if (c.frames > 0) current.addTo(src, dst, c.frames, c.bytes);
+    });
     return {
       sinceMs: this.#sinceMs,
-      entries,
-      untrackedFrames: this.#totals.untrackedFrames + this.#current.untrackedFrames,
-      untrackedBytes: this.#totals.untrackedBytes + this.#current.untrackedBytes,
+      entries: current.entries(),
+      untrackedFrames: this.#totals.untrackedFrames + this.#untrackedFrames,
+      untrackedBytes: this.#totals.untrackedBytes + this.#untrackedBytes,
     };
   }
 
   /** Pairs currently holding a cell (for tests and the admin interface). */
   get pairs(): number {
-    return this.#current.pairs;
+    return this.#cells.size;
   }
 }
