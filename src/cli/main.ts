@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { certsCommand } from './certs-command.ts';
 import { daemonCommand } from './daemon-command.ts';
+import { demoCommand } from './demo-command.ts';
 import { traceCommand } from './trace-command.ts';
 
 /** The `vnet` binary: one program, one subcommand per role. */
@@ -9,6 +10,7 @@ const program = new Command('vnet')
   .version('0.1.0')
   .showHelpAfterError();
 
+program.addCommand(demoCommand());
 program.addCommand(daemonCommand());
 program.addCommand(certsCommand());
 program.addCommand(traceCommand());

@@ -65,6 +65,19 @@ export const daemonConfigSchema = z
     admin: z
       .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
       .optional(),
+    /** The controller's control channel (WebSocket over TLS). Mutual TLS with `tls.dir`, or a join token for first contact. */
+    controller: z
+      .strictObject({
+        url: z.string().regex(/^wss:\/\/[^\s/]+(\/\S*)?$/, 'expected wss://HOST:PORT/PATH'),
+        joinToken: z.string().min(1).optional(),
+        /** Where to keep the credential the controller issues at a join (to rejoin after a restart). */
+        credentialFile: z.string().min(1).optional(),
+        /** The deployment CA, when `tls.dir` is not given. */
+        caFile: z.string().min(1).optional(),
+        /** The name the controller's certificate must carry (its host id). */
+        servername: z.string().min(1).default('controller'),
+      })
+      .optional(),
     ports: z.array(portSchema).default([]),
     fastPath: z.array(fastPathSchema).default([]),
     rules: z.array(ruleSpecSchema).default([]),
@@ -78,6 +91,8 @@ export const daemonConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.role === 'spoke' && c.hub === undefined) ctx.addIssue({ code: 'custom', path: ['hub'], message: 'a spoke needs the hub address (hub: {host, port})' });
     if (c.role === 'hub' && c.listen === undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'the hub must listen (listen: {host, port})' });
+    if (c.controller !== undefined && c.tls === undefined && c.controller.caFile === undefined)
+      ctx.addIssue({ code: 'custom', path: ['controller'], message: 'the control channel needs the deployment CA: tls: {dir} or controller.caFile' });
     if (c.transport === 'tls' && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'transport tls needs tls: {dir} (made by `vnet certs`)' });
     const names = new Set<string>();
     c.ports.forEach((p, i) => {

@@ -19,12 +19,17 @@ import { TlsTransport } from './tls-transport.ts';
 import { loadHostCredentials } from './certs.ts';
 import type { Transport } from './transport.ts';
 import type { Port } from './port.ts';
+import { ControllerAgent } from './controller-agent.ts';
+import { realClock } from '../common/clock.ts';
+import { readFile, writeFile } from 'node:fs/promises';
+import { caFiles, hostFiles } from './certs.ts';
 
 const run = promisify(execFile);
 
 export interface RunningDaemon {
   daemon: Daemon;
   admin: AdminServer | undefined;
+  agent: ControllerAgent | undefined;
   close(): Promise<void>;
 }
 
@@ -78,10 +83,13 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
     // Configured fast-path links without an address are accepted when the peer dials.
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
     const admin = config.admin === undefined ? undefined : await startAdminServer({ logger, daemon }, config.admin);
+    const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config);
     return {
       daemon,
       admin,
+      agent,
       async close() {
+        await agent?.close();
         await admin?.close();
         await daemon.close();
       },
@@ -90,4 +98,30 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
     await daemon.close();
     throw err;
   }
+}
+
+/** The control channel to the controller: mutual TLS with the host certificate, or a join token. */
+async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<ControllerAgent> {
+  const c = config.controller!;
+  const ca = await readFile(c.caFile ?? caFiles(config.tls!.dir).cert);
+  let cert: Buffer | undefined;
+  let key: Buffer | undefined;
+  if (config.tls !== undefined && c.joinToken === undefined) {
+    const files = hostFiles(config.tls.dir, config.host);
+    [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
+  }
+  const credential = c.credentialFile === undefined ? undefined : await readFile(c.credentialFile, 'utf8').then((t) => t.trim(), () => undefined);
+  const agent = new ControllerAgent(
+    { daemon, logger, clock: realClock },
+    {
+      url: c.url,
+      tls: { ca, cert, key, servername: c.servername },
+      joinToken: credential === undefined ? c.joinToken : undefined,
+      credential,
+      onCredential: c.credentialFile === undefined ? undefined : (cred) => void writeFile(c.credentialFile!, cred + '\n', { mode: 0o600 }),
+      backoff: config.reconnect,
+    },
+  );
+  agent.start();
+  return agent;
 }

@@ -1,0 +1,90 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { resolve, join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRootLogger } from '../common/logger.ts';
+import { ConfigError } from '../common/errors.ts';
+import { loadDeploymentFile } from '../controller/deployment-file.ts';
+import { PATTERN_KINDS, type PatternKind } from '../topology/patterns.ts';
+import { startDemo, type Demo } from './demo-runner.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const DEFAULT_DEMO_TOPOLOGY = join(ROOT, 'topologies/bsp-8.yaml');
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got "${value}"`);
+  return n;
+}
+
+/** One line for the terminal: what the overlay is doing now. */
+function summary(demo: Demo): string {
+  const m = demo.process.controller.model;
+  const hosts = m.listHosts();
+  const links = m.listLinks();
+  const up = hosts.filter((h) => h.state === 'up').length;
+  const fast = links.filter((l) => l.kind === 'fast-path');
+  const topo = m.getTopology();
+  const s = demo.traffic.stats;
+  return [
+    `hosts ${up}/${hosts.length} up`,
+    `links ${links.length - fast.length} backbone + ${fast.length} fast-path`,
+    `traffic "${demo.pattern}": ${(s.sentBytes / 1e6).toFixed(1)} MB sent, ${(s.receivedBytes / 1e6).toFixed(1)} MB delivered`,
+    `inferred: ${topo.class}${topo.centre ? ` (centre ${topo.centre})` : ''} ${(topo.confidence * 100).toFixed(0)}%`,
+  ].join(' | ');
+}
+
+/** `vnet demo [topology.yaml]`: the whole overlay on loopback until Ctrl-C. */
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('run a controller, a hub and the hosts\' daemons with VMs and traffic, on loopback (no root needed)')
+    .argument('[topology]', 'deployment file', DEFAULT_DEMO_TOPOLOGY)
+    .option('--work-dir <dir>', 'certificates, database and API token', '.vnet/demo')
+    .addOption(new Option('--pattern <kind>', 'traffic pattern, or cycle through all').choices([...PATTERN_KINDS, 'cycle']).default('cycle'))
+    .option('--cycle <seconds>', 'seconds per pattern when cycling', positive, 40)
+    .option('--rate <kB/s>', 'traffic per direction of each pattern edge, kB/s', positive, 200)
+    .option('--ephemeral-ports', 'listen on free ports instead of the deployment\'s', false)
+    .option('--summary-every <seconds>', 'print a summary line this often', positive, 2)
+    .option('--exit-after <seconds>', 'stop by itself after this long (for scripts)', positive)
+    .action(async (topology: string, opts: Record<string, unknown>) => {
+      const logger = createRootLogger({ level: process.env.VNET_LOG_LEVEL ?? 'warn' });
+      let demo: Demo;
+      try {
+        const deployment = loadDeploymentFile(topology);
+        demo = await startDemo(
+          { logger },
+          {
+            deployment,
+            workDir: resolve(String(opts.workDir)),
+            ephemeralPorts: Boolean(opts.ephemeralPorts),
+            pattern: opts.pattern as PatternKind | 'cycle',
+            cycleMs: Number(opts.cycle) * 1000,
+            bytesPerSecond: Number(opts.rate) * 1000,
+          },
+        );
+        console.log(`vnet demo: ${deployment.name} — ${deployment.hosts.length} hosts, ${deployment.vms.length} VMs`);
+        console.log(`web page:   ${demo.process.pageUrl}`);
+        console.log(`API:        ${demo.process.api.url}   (token in ${join(String(opts.workDir), 'api-token')})`);
+        console.log(`vnet ctl:   VNET_CONTROLLER=${demo.process.api.url} VNET_TOKEN_FILE=${join(String(opts.workDir), 'api-token')} vnet ctl topology`);
+        console.log('Ctrl-C to stop.');
+      } catch (err) {
+        const message = err instanceof ConfigError ? err.message : (err as Error).message;
+        console.error(`vnet demo: ${message}`);
+        process.exitCode = 2;
+        return;
+      }
+      const ticker = setInterval(() => console.log(summary(demo)), Number(opts.summaryEvery) * 1000);
+      let stopping = false;
+      const stop = async (signal: string): Promise<void> => {
+        if (stopping) return;
+        stopping = true;
+        clearInterval(ticker);
+        console.log(`\n${signal}: shutting down`);
+        await demo.close();
+        console.log('stopped cleanly');
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      if (opts.exitAfter !== undefined) setTimeout(() => void stop('time is up'), Number(opts.exitAfter) * 1000);
+    });
+}

@@ -1,0 +1,143 @@
+/**
+ * `vnet demo`: a whole overlay in one process, from a deployment file.
+ *
+ *   controller (SQLite, control channel, API + web page)
+ *     └─ one daemon per host (mutual TLS over loopback), each with a
+ *        controller agent and memory ports for its VMs
+ *   traffic: the VMs run a Patterns-style generator (memory ports), which
+ *   the controller sees as traffic matrices, classifies and adapts to.
+ *
+ * No root, no network beyond loopback. Certificates and the database live
+ * under the work directory (default ./.vnet/demo) and are reused next time.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../common/logger.ts';
+import { realClock } from '../common/clock.ts';
+import { caFiles, hostFiles, initCa, issueHostCert, loadHostCredentials } from '../dataplane/certs.ts';
+import { Daemon } from '../dataplane/daemon.ts';
+import { MemoryPort } from '../dataplane/memory-port.ts';
+import { TlsTransport } from '../dataplane/tls-transport.ts';
+import { ControllerAgent } from '../dataplane/controller-agent.ts';
+import { parseMac } from '../dataplane/mac.ts';
+import { PatternTraffic } from '../dataplane/traffic-generator.ts';
+import { hubOf, type Deployment } from '../controller/deployment-file.ts';
+import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/controller-process.ts';
+import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
+import { readFile } from 'node:fs/promises';
+
+export interface DemoInit {
+  deployment: Readonly<Deployment>;
+  workDir: string;
+  /** Listen on free ports instead of the deployment's (tests, or when those are taken). */
+  ephemeralPorts: boolean;
+  /** A fixed pattern, or 'cycle' through them all. */
+  pattern: PatternKind | 'cycle';
+  /** How long each pattern runs in 'cycle' mode. */
+  cycleMs: number;
+  /** Per direction of each pattern edge. */
+  bytesPerSecond: number;
+}
+
+export interface Demo {
+  process: ControllerProcess;
+  daemons: Map<string, Daemon>;
+  agents: ControllerAgent[];
+  traffic: PatternTraffic;
+  readonly pattern: PatternKind;
+  close(): Promise<void>;
+}
+
+export async function ensureDemoCertificates(certDir: string, hosts: readonly string[]): Promise<void> {
+  if (!existsSync(caFiles(certDir).cert)) await initCa(certDir);
+  for (const h of hosts) if (!existsSync(hostFiles(certDir, h).cert)) await issueHostCert(certDir, h);
+}
+
+export async function startDemo(components: { logger: Logger }, init: DemoInit): Promise<Demo> {
+  const { logger } = components;
+  const d = init.deployment;
+  mkdirSync(init.workDir, { recursive: true });
+  const certDir = join(init.workDir, 'certs');
+  await ensureDemoCertificates(certDir, d.hosts.map((h) => h.id));
+  const free = (a: { host: string; port: number } | undefined): { host: string; port: number } | undefined =>
+    a === undefined ? undefined : init.ephemeralPorts ? { host: a.host, port: 0 } : a;
+
+  const process = await startControllerProcess(
+    { logger },
+    {
+      deployment: d,
+      dbPath: join(init.workDir, 'vnet.db'),
+      tlsDir: certDir,
+      control: free(d.controller.control ?? { host: '127.0.0.1', port: 7400 }),
+      api: free(d.controller.api ?? { host: '127.0.0.1', port: 7480 }),
+      tokenFile: join(init.workDir, 'api-token'),
+    },
+  );
+  const daemons = new Map<string, Daemon>();
+  const agents: ControllerAgent[] = [];
+  const ca = await readFile(caFiles(certDir).cert);
+  let traffic: PatternTraffic | undefined;
+  let cycle: { cancel(): void } | undefined;
+  const closeAll = async (): Promise<void> => {
+    cycle?.cancel();
+    traffic?.stop();
+    await Promise.all(agents.map((a) => a.close()));
+    await Promise.all([...daemons.values()].map((x) => x.close()));
+    await process.close();
+  };
+  try {
+    // The hub first: the spokes dial it.
+    const hub = hubOf(d);
+    const ordered = [hub, ...d.hosts.filter((h) => h.id !== hub.id)];
+    for (const h of ordered) {
+      const creds = await loadHostCredentials(certDir, h.id);
+      const transport = new TlsTransport({ logger }, { localHost: h.id, ...creds });
+      const listen = free(h.listen ?? { host: '127.0.0.1', port: 0 });
+      const hubDaemon = daemons.get(hub.id);
+      const daemon = await Daemon.start(
+        { logger, transport },
+        {
+          hostId: h.id,
+          role: h.id === hub.id ? 'hub' : 'spoke',
+          site: h.site,
+          listen,
+          hub: hubDaemon === undefined ? undefined : { host: hubDaemon.listenAddress!.host, port: hubDaemon.listenAddress!.port, id: hub.id },
+        },
+      );
+      daemons.set(h.id, daemon);
+      for (const vm of d.vms.filter((v) => v.host === h.id)) daemon.addPort(new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }), vm.ip);
+      const files = hostFiles(certDir, h.id);
+      const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
+      const agent = new ControllerAgent({ daemon, logger, clock: realClock }, { url: process.controlUrl, tls: { ca, cert, key, servername: CONTROLLER_HOST_ID } });
+      agent.start();
+      agents.push(agent);
+    }
+
+    const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(vm.host)!.port(vm.name) as MemoryPort }));
+    let index = init.pattern === 'cycle' ? 0 : PATTERN_KINDS.indexOf(init.pattern);
+    const edgesOf = (k: PatternKind) => patternEdges(k, vms.length);
+    traffic = new PatternTraffic({ clock: realClock }, { vms, edges: edgesOf(PATTERN_KINDS[index]!), bytesPerSecond: init.bytesPerSecond });
+    traffic.start();
+    const t = traffic;
+    if (init.pattern === 'cycle') {
+      cycle = realClock.setInterval(() => {
+        index = (index + 1) % PATTERN_KINDS.length;
+        t.setPattern(edgesOf(PATTERN_KINDS[index]!));
+        logger.info({ pattern: PATTERN_KINDS[index] }, 'demo traffic switched pattern');
+      }, init.cycleMs);
+    }
+    return {
+      process,
+      daemons,
+      agents,
+      traffic: t,
+      get pattern() {
+        return PATTERN_KINDS[index]!;
+      },
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

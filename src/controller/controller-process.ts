@@ -1,0 +1,88 @@
+/**
+ * One controller process: the controller core (SQLite state, control channel,
+ * update loop) plus the operator API and web page, started together from a
+ * deployment file. `vnet controller` and `vnet demo` both start through here.
+ *
+ * TLS: the control channel is mutual TLS with the deployment CA in `tlsDir`
+ * (made by `vnet certs init`); the controller's own certificate (host id
+ * "controller") is issued from that CA on first start if it is missing.
+ *
+ * API token: created at the first start of a database, printed once by the
+ * caller, stored hashed in the database, and written to the token file that
+ * `vnet ctl` reads.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from '../common/logger.ts';
+import { caFiles, hostFiles, issueHostCert } from '../dataplane/certs.ts';
+import { startController, type ControllerHandle } from './controller.ts';
+import type { Deployment } from './deployment-file.ts';
+import { startApiServer, operatorPageUrl, DEFAULT_API_PORT, type ApiServer } from './api/api-server.ts';
+import { CONTROL_PATH } from './control-protocol.ts';
+import { ensureInitialApiToken } from './api/token-store.ts';
+import { writeTokenFile } from './api/token-file.ts';
+
+export const CONTROLLER_HOST_ID = 'controller';
+export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
+
+export interface ControllerProcessInit {
+  deployment: Readonly<Deployment>;
+  dbPath: string;
+  tlsDir: string;
+  /** Override the deployment's addresses (port 0: any free port). */
+  control?: { host: string; port: number } | undefined;
+  api?: { host: string; port: number } | undefined;
+  tokenFile: string;
+}
+
+export interface ControllerProcess {
+  controller: ControllerHandle;
+  api: ApiServer;
+  registry: Registry;
+  /** wss://HOST:PORT/control, for daemons. */
+  controlUrl: string;
+  /** The API token, when this start created it (first start of the database); otherwise undefined. */
+  newToken: string | undefined;
+  /** The operator page URL, with the token in the fragment when it is known. */
+  pageUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startControllerProcess(components: { logger: Logger }, init: ControllerProcessInit): Promise<ControllerProcess> {
+  const { logger } = components;
+  const ca = caFiles(init.tlsDir);
+  if (!existsSync(ca.cert)) throw new Error(`no deployment CA in ${init.tlsDir}: run \`vnet certs init --dir ${init.tlsDir}\` first`);
+  const own = hostFiles(init.tlsDir, CONTROLLER_HOST_ID);
+  if (!existsSync(own.cert)) await issueHostCert(init.tlsDir, CONTROLLER_HOST_ID);
+  const [caPem, cert, key] = await Promise.all([readFile(ca.cert), readFile(own.cert), readFile(own.key)]);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vnet_controller_process_' });
+  const d = init.deployment;
+  const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
+  const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };
+  const controller = await startController({ logger, registry }, { deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } } });
+  let api: ApiServer;
+  try {
+    api = await startApiServer({ logger, model: controller.model, tokens: controller.tokens, registry }, apiAddr);
+  } catch (err) {
+    await controller.close();
+    throw err;
+  }
+  const created = ensureInitialApiToken(controller.tokens, Date.now());
+  if (created !== undefined) await writeTokenFile(init.tokenFile, created.token);
+  const token = created?.token ?? (await readFile(init.tokenFile, 'utf8').then((t) => t.trim(), () => undefined));
+  return {
+    controller,
+    api,
+    registry,
+    controlUrl: `wss://${control.host}:${controller.controlPort}${CONTROL_PATH}`,
+    newToken: created?.token,
+    pageUrl: token === undefined ? api.url : operatorPageUrl(api.url, token),
+    async close() {
+      await api.close();
+      await controller.close();
+    },
+  };
+}
