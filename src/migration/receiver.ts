@@ -69,6 +69,8 @@ export class MigrationReceiver {
     try {
       if (rec.t === 'hello') return this.#onHello(rec);
       if (rec.t === 'ack') return this.#fail(new MigrationProtocolError('ack record sent to a receiver'));
+      // An abort takes effect at once, whatever its sequence number.
+      if (rec.t === 'abort') return this.#fail(new MigrationAbortedError('peer', `sender aborted: ${rec.reason}`));
       if (this.#held.size >= this.#maxReorder) return this.#fail(new MigrationProtocolError(`more than ${this.#maxReorder} records out of order`));
       if (rec.seq < this.#expect || this.#held.has(rec.seq)) return this.#fail(new MigrationProtocolError(`duplicate sequence number ${rec.seq}`));
       if (this.#hello !== undefined && rec.seq === this.#expect && this.#held.size === 0) {
