@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { certsCommand } from './certs-command.ts';
+import { controllerCommand } from './controller-command.ts';
+import { ctlCommand } from './ctl-command.ts';
 import { daemonCommand } from './daemon-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { traceCommand } from './trace-command.ts';
@@ -11,7 +13,9 @@ const program = new Command('vnet')
   .showHelpAfterError();
 
 program.addCommand(demoCommand());
+program.addCommand(controllerCommand());
 program.addCommand(daemonCommand());
+program.addCommand(ctlCommand());
 program.addCommand(certsCommand());
 program.addCommand(traceCommand());
 

@@ -1,0 +1,52 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { createRootLogger } from '../common/logger.ts';
+import { ConfigError } from '../common/errors.ts';
+import { loadDeploymentFile } from '../controller/deployment-file.ts';
+import { startControllerProcess } from '../controller/controller-process.ts';
+import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
+
+function parseAddress(value: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(value);
+  if (m === null || Number(m[2]) > 65535) throw new InvalidArgumentError(`expected HOST:PORT, got "${value}"`);
+  return { host: m[1] === '' ? '127.0.0.1' : m[1]!, port: Number(m[2]) };
+}
+
+/** `vnet controller`: the controller with its operator API and web page, until SIGINT/SIGTERM. */
+export function controllerCommand(): Command {
+  return new Command('controller')
+    .description('run the vnet controller: SQLite state, control channel for daemons, operator API and web page')
+    .requiredOption('-t, --topology <file>', 'deployment file (hosts, sites, VMs, policy)')
+    .option('--db <file>', 'SQLite database', './vnet.db')
+    .option('--tls-dir <dir>', 'deployment CA and certificates (from `vnet certs`)', './certs')
+    .option('--control <host:port>', 'control channel address (default: the deployment\'s)', parseAddress)
+    .option('--api <host:port>', 'operator API address (default: the deployment\'s)', parseAddress)
+    .option('--token-file <file>', 'where the first API token is written for `vnet ctl`', process.env.VNET_TOKEN_FILE ?? DEFAULT_TOKEN_FILE)
+    .action(async (opts: Record<string, unknown>) => {
+      const logger = createRootLogger();
+      try {
+        const deployment = loadDeploymentFile(String(opts.topology));
+        const proc = await startControllerProcess(
+          { logger },
+          {
+            deployment,
+            dbPath: String(opts.db),
+            tlsDir: String(opts.tlsDir),
+            control: opts.control as { host: string; port: number } | undefined,
+            api: opts.api as { host: string; port: number } | undefined,
+            tokenFile: String(opts.tokenFile),
+          },
+        );
+        console.error(`controller: control channel ${proc.controlUrl}, API ${proc.api.url}`);
+        if (proc.newToken !== undefined) {
+          console.error(`API token (shown once; also written to ${String(opts.tokenFile)}): ${proc.newToken}`);
+        }
+        console.error(`web page: ${proc.pageUrl}`);
+        const stop = (): void => void proc.close().then(() => process.exit(0));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (err) {
+        console.error(`vnet controller: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
+        process.exitCode = 2;
+      }
+    });
+}
