@@ -17,6 +17,7 @@ import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.
 import {
   FrameDecoder,
   FrameEncoder,
+  HOST_ID_PATTERN,
   PROTOCOL_VERSION,
   encodeGoodbye,
   encodeHello,
@@ -219,6 +220,10 @@ class SocketLink implements Link {
     socket.on('end', this.#onSocketEnd);
     socket.on('close', this.#onSocketClose);
     if (socket instanceof Socket) socket.setNoDelay(true);
+    if (!HOST_ID_PATTERN.test(init.localHost)) {
+      this.#failHandshake(new HandshakeError(`local host id ${JSON.stringify(init.localHost)} is not a valid host id`), undefined);
+      return;
+    }
     if (this.role === 'dialer' && init.kind === undefined) {
       this.#failHandshake(new HandshakeError('a dialing link needs a kind (backbone or fast-path)'), undefined);
       return;

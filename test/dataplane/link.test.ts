@@ -128,6 +128,11 @@ describe('link: handshake', () => {
     await assert.rejects(opening, { code: 'VNET_ERR_HANDSHAKE', message: /within 300 ms/ });
   });
 
+  it('refuses to start with a local host id that is not one', async () => {
+    const [sa] = MemoryDuplex.pair();
+    await assert.rejects(openLink({ socket: sa, localHost: 'no spaces', kind: 'backbone', logger }), { code: 'VNET_ERR_HANDSHAKE', message: /local host id/ });
+  });
+
   it('stops the handshake when its AbortSignal fires', async () => {
     const [sa] = MemoryDuplex.pair();
     const abort = new AbortController();

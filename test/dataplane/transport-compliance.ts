@@ -135,10 +135,10 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       cleanup.push(() => listener.close());
       const raw = new RawPeer(await h.raw(listener.port, 'raw'));
       cleanup.push(async () => void raw.socket.destroy());
+      const started = Date.now();
       raw.sendHello('raw');
       await until(() => inbound.length === 1, WAIT_MS, 'inbound link');
       const link = inbound[0]!;
-      const started = Date.now();
       const err = (await closeErr(link)) as Error & { code: string };
       assert.equal(err.code, 'VNET_ERR_LINK_TIMEOUT');
       assert.ok(Date.now() - started >= 250, 'not before deadMs');
