@@ -136,3 +136,10 @@ export class CertificateError extends VnetError {
     this.file = file;
   }
 }
+
+/** A well-formed message where the protocol does not allow one (a second hello on an open link). */
+export class ProtocolViolationError extends FrameDecodeError {
+  constructor(message: string) {
+    super('VNET_ERR_PROTOCOL', message);
+  }
+}

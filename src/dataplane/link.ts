@@ -5,12 +5,13 @@ import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   AbortedError,
-  FrameDecodeError,
   HandshakeError,
   LinkLostError,
   LinkTimeoutError,
   PeerGoodbyeError,
   ProtocolVersionError,
+  ProtocolViolationError,
+  type FrameDecodeError,
 } from './errors.ts';
 import type { Frame } from './frame.ts';
 import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
@@ -365,7 +366,7 @@ class SocketLink implements Link {
 
   #protocolError(message: string): void {
     this.stats.decodeErrors++;
-    const err = new FrameDecodeError('VNET_ERR_PROTOCOL', message);
+    const err = new ProtocolViolationError(message);
     this.#log.warn({ code: err.code, err: message }, 'protocol violation by peer; closing the link');
     this.#finish(err, ['protocol', message]);
   }

@@ -271,6 +271,14 @@ describe('link: liveness and closing', () => {
     assert.equal((raw.goodbye() as { code: string }).code, 'protocol');
   });
 
+  it('closes on a well-formed message out of place (a second hello) with VNET_ERR_PROTOCOL', async () => {
+    const { link, raw } = await linkWithRawDialer();
+    const closed = closeErr(link);
+    raw.sendHello('raw');
+    assert.equal((await closed as Error & { code: string }).code, 'VNET_ERR_PROTOCOL');
+    assert.equal(link.stats.decodeErrors, 1);
+  });
+
   it('ends with PeerGoodbyeError carrying the reason when the peer says goodbye', async () => {
     const [a, b] = await linkedPair();
     const closed = closeErr(b);
