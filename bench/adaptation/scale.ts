@@ -147,6 +147,8 @@ console.log('');
 console.log(`heap used: ${heapBefore.toFixed(1)} MB before the run (scenario generated), ${heapAfter.toFixed(1)} MB after (state held: smoothed matrix, baseline, step state) → +${(heapAfter - heapBefore).toFixed(1)} MB`);
 console.log(`peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 
+if (process.argv.includes('--scale-only')) process.exit(0);
+
 // ---- reaction time per pattern -------------------------------------------
 console.log('');
 console.log('## Reaction time: update periods from a pattern change to the topology event (16 VMs on 4 hosts, 10% background, 10 seeds)');

@@ -1,4 +1,5 @@
 import type { Topology } from './classify.ts';
+import { EdgeList } from './edge-list.ts';
 import type { WeightedGraph } from './normalise.ts';
 import { remapEdges, sameIds } from './vm-registry.ts';
 
@@ -70,20 +71,31 @@ export function topologySignature(t: Topology): string {
 
 /** Total-variation distance between the traffic shares of two graphs (VMs matched by id), in [0, 1]. */
 export function matrixDistance(a: WeightedGraph, b: WeightedGraph): number {
-  let weightsA = a.weights;
-  if (!sameIds(a.ids, b.ids)) {
+  let wa: EdgeList;
+  if (sameIds(a.ids, b.ids)) wa = EdgeList.of(a.weights);
+  else {
     const indexOfId = new Map<string, number>();
     b.ids.forEach((id, i) => indexOfId.set(id, i));
-    weightsA = remapEdges(a.weights, a.ids, { ids: b.ids, indexOfId }, true);
+    wa = remapEdges(a.weights, a.ids, { ids: b.ids, indexOfId }, true);
   }
+  const wb = EdgeList.of(b.weights);
   let sumA = 0;
   let sumB = 0;
-  for (const w of weightsA.values()) sumA += w;
-  for (const w of b.weights.values()) sumB += w;
+  for (const w of wa.valueArray) sumA += w;
+  for (const w of wb.valueArray) sumB += w;
   if (sumA === 0 || sumB === 0) return sumA === sumB ? 0 : 1;
+  const ka = wa.keyArray;
+  const va = wa.valueArray;
+  const kb = wb.keyArray;
+  const vb = wb.valueArray;
   let diff = 0;
-  for (const [k, wa] of weightsA) diff += Math.abs(wa / sumA - (b.weights.get(k) ?? 0) / sumB);
-  for (const [k, wb] of b.weights) if (!weightsA.has(k)) diff += wb / sumB;
+  let i = 0;
+  let j = 0;
+  while (i < ka.length || j < kb.length) {
+    if (j >= kb.length || (i < ka.length && ka[i]! < kb[j]!)) diff += va[i++]! / sumA;
+    else if (i >= ka.length || kb[j]! < ka[i]!) diff += vb[j++]! / sumB;
+    else diff += Math.abs(va[i++]! / sumA - vb[j++]! / sumB);
+  }
   return diff / 2;
 }
 

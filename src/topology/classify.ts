@@ -7,6 +7,7 @@ import {
   pathOrder,
   type UndirectedGraph,
 } from './graph-structure.ts';
+import { EdgeList } from './edge-list.ts';
 import type { WeightedGraph } from './normalise.ts';
 import { keyDst, keySrc, undirectedKey } from './vm-registry.ts';
 
@@ -408,14 +409,16 @@ function fingerprintOf(g: UndirectedGraph, ids: readonly string[]): string {
 }
 
 /** The `count` strongest edges, strongest first (ties by key); O(m) plus a sort of the kept ones. */
-function strongest(weights: ReadonlyMap<number, number>, count: number): [number, number][] {
+function strongest(weights: EdgeList, count: number): [number, number][] {
   let threshold = Number.NEGATIVE_INFINITY;
   if (weights.size > count && count > 0) {
-    const all = Float64Array.from(weights.values()).sort();
+    const all = Float64Array.from(weights.valueArray).sort();
     threshold = all[all.length - count]!;
   }
   const kept: [number, number][] = [];
-  for (const e of weights) if (e[1] >= threshold) kept.push(e);
+  const keys = weights.keyArray;
+  const values = weights.valueArray;
+  for (let i = 0; i < keys.length; i++) if (values[i]! >= threshold) kept.push([keys[i]!, values[i]!]);
   kept.sort((x, y) => y[1] - x[1] || x[0] - y[0]);
   return kept.slice(0, count);
 }
@@ -424,7 +427,8 @@ function strongest(weights: ReadonlyMap<number, number>, count: number): [number
 export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Topology {
   const minConfidence = params.minConfidence ?? DEFAULT_MIN_CONFIDENCE;
   const maxEdges = params.maxEdges ?? 1_000_000;
-  const g = buildGraph(graph.weights.keys(), graph.ids.length);
+  const weights = EdgeList.of(graph.weights);
+  const g = buildGraph(weights, graph.ids.length);
   const idOf = (v: number): string => graph.ids[g.vms[v]!]!;
   const vms = Array.from(g.vms, (i) => graph.ids[i]!);
   if (g.m === 0) return { class: 'none', confidence: 1, vms, edgeCount: 0, components: 0, fingerprint: fingerprintOf(g, graph.ids) };
@@ -433,7 +437,7 @@ export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Top
   const base = { vms, edgeCount: g.m, components, fingerprint: fingerprintOf(g, graph.ids) };
   if (winner.confidence < minConfidence) {
     const maxListed = params.maxListedEdges ?? 1000;
-    const sorted = strongest(graph.weights, maxListed);
+    const sorted = strongest(weights, maxListed);
     const edges = sorted.map(([key, weight]) => ({
       a: graph.ids[keySrc(key, graph.ids.length)]!,
       b: graph.ids[keyDst(key, graph.ids.length)]!,

@@ -1,7 +1,8 @@
 import type { Mac } from '../dataplane/mac.ts';
 import { formatList, formatRate } from './rate-format.ts';
 import type { TrafficMatrix } from './traffic-matrix.ts';
-import { keyDst, keySrc, remapEdges, type RegistryIndex } from './vm-registry.ts';
+import { EdgeList } from './edge-list.ts';
+import { remapEdges, type RegistryIndex } from './vm-registry.ts';
 
 /**
  * VADAPT-style fast-path selection. Without fast paths, traffic between VMs
@@ -130,24 +131,45 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   // Pass 1: benefit per unordered host pair (VM pairs on the hub or within a host gain nothing).
   const rates = remapEdges(input.matrix.rates, input.matrix.ids, registry, false);
   const n = registry.ids.length;
-  const candidates = new Map<number, Candidate>();
-  for (const [key, rate] of rates) {
-    const hs = vmHost[keySrc(key, n)]!;
-    const hd = vmHost[keyDst(key, n)]!;
-    if (hs === hd || hs === hub || hd === hub || !(rate > 0)) continue;
-    const ck = pairKey(hs, hd);
-    const c = candidates.get(ck);
-    if (c === undefined) candidates.set(ck, { a: Math.min(hs, hd), b: Math.max(hs, hd), benefit: rate, pairs: [] });
-    else c.benefit += rate;
+  const rk = rates.keyArray;
+  const rv = rates.valueArray;
+  const pairKeys = new Float64Array(rk.length);
+  const pairRates = new Float64Array(rk.length);
+  let len = 0;
+  for (let i = 0; i < rk.length; i++) {
+    const hs = vmHost[Math.floor(rk[i]! / n)]!;
+    const hd = vmHost[rk[i]! % n]!;
+    if (hs === hd || hs === hub || hd === hub || !(rv[i]! > 0)) continue;
+    pairKeys[len] = pairKey(hs, hd);
+    pairRates[len] = rv[i]!;
+    len++;
   }
+  const benefits = EdgeList.fromPairs(pairKeys, pairRates, len);
+  // Candidate records only for the host pairs a decision may name.
+  const candidates = new Map<number, Candidate>();
+  const candidateFor = (ck: number): Candidate | undefined => {
+    let c = candidates.get(ck);
+    if (c === undefined) {
+      const benefit = benefits.get(ck);
+      if (benefit === undefined) return undefined;
+      c = { a: Math.floor(ck / stride), b: ck % stride, benefit, pairs: [] };
+      candidates.set(ck, c);
+    }
+    return c;
+  };
   // Rank: existing links above keep threshold, new ones above add threshold.
   type Ranked = { link: HostLink; c: Candidate; existing: boolean; rank: number };
   const ranked: Ranked[] = [];
-  for (const [ck, c] of candidates) {
+  const bk = benefits.keyArray;
+  const bv = benefits.valueArray;
+  for (let i = 0; i < bk.length; i++) {
+    const ck = bk[i]!;
+    const benefit = bv[i]!;
     const isExisting = existing.has(ck);
-    const eligible = isExisting ? c.benefit >= params.keepThresholdBytesPerSecond : c.benefit >= params.addThresholdBytesPerSecond;
+    const eligible = isExisting ? benefit >= params.keepThresholdBytesPerSecond : benefit >= params.addThresholdBytesPerSecond;
     if (!eligible) continue;
-    ranked.push({ link: hostLink(hostNames[c.a]!, hostNames[c.b]!), c, existing: isExisting, rank: isExisting ? c.benefit * replaceFactor : c.benefit });
+    const c = candidateFor(ck)!;
+    ranked.push({ link: hostLink(hostNames[c.a]!, hostNames[c.b]!), c, existing: isExisting, rank: isExisting ? benefit * replaceFactor : benefit });
   }
   ranked.sort((x, y) => y.rank - x.rank || cmpLink(x.link, y.link));
   const perHost = new Map<string, number>();
@@ -183,20 +205,20 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     const ck = pairKey(hostIndex.get(link.a)!, hostIndex.get(link.b)!);
     if (chosenKeys.has(ck) || removedKeys.has(ck)) continue;
     removedKeys.add(ck);
-    remove.push({ c: candidates.get(ck), link, reason: (rate) => `${link.a}↔${link.b} carries only ${rate}, below the keep threshold ${keepTh}` });
+    remove.push({ c: candidateFor(ck), link, reason: (rate) => `${link.a}↔${link.b} carries only ${rate}, below the keep threshold ${keepTh}` });
   }
   // Pass 2: the VM pairs of the host pairs that a decision names (for reasons and rules).
   const named = new Set<Candidate>();
   for (const d of [...add, ...keep, ...remove, ...notChosen]) if (d.c !== undefined) named.add(d.c);
   if (named.size > 0) {
-    for (const [key, rate] of rates) {
-      const s = keySrc(key, n);
-      const d = keyDst(key, n);
-      const hs = vmHost[s]!;
-      const hd = vmHost[d]!;
-      if (hs === hd || !(rate > 0)) continue;
+    for (let i = 0; i < rk.length; i++) {
+      const src = Math.floor(rk[i]! / n);
+      const dst = rk[i]! % n;
+      const hs = vmHost[src]!;
+      const hd = vmHost[dst]!;
+      if (hs === hd || !(rv[i]! > 0)) continue;
       const c = candidates.get(pairKey(hs, hd));
-      if (c !== undefined && named.has(c)) c.pairs.push(s, d);
+      if (c !== undefined && named.has(c)) c.pairs.push(src, dst);
     }
   }
   const decide = (p: PendingDecision): LinkDecision => {

@@ -1,4 +1,4 @@
-import { keyDst, keySrc } from './vm-registry.ts';
+import { EdgeList } from './edge-list.ts';
 
 /**
  * A compact undirected graph (CSR adjacency) over the VMs that communicate,
@@ -19,56 +19,74 @@ export interface UndirectedGraph {
   has(a: number, b: number): boolean;
 }
 
-/** Build the graph from undirected edge keys over `stride` indices (undirectedKey(a, b, stride)). Self-loops are ignored. */
-export function buildGraph(keys: Iterable<number>, stride: number): UndirectedGraph {
-  const pairs: number[] = [];
-  const seen = new Set<number>();
-  for (const key of keys) {
-    const a = keySrc(key, stride);
-    const b = keyDst(key, stride);
-    if (a === b) continue;
-    pairs.push(a, b);
-    seen.add(a);
-    seen.add(b);
+/**
+ * Build the graph from undirected edge keys over `stride` indices
+ * (undirectedKey(a, b, stride)), an EdgeList or any iterable. Self-loops and
+ * duplicates are ignored. Adjacency lists come out sorted, so `has` is a
+ * binary search in the shorter list: no hash set of edges.
+ */
+export function buildGraph(edges: EdgeList | Iterable<number>, stride: number): UndirectedGraph {
+  let sorted: Float64Array | undefined;
+  if (edges instanceof EdgeList && edges.keyArray.every((key) => Math.floor(key / stride) < key % stride)) sorted = edges.keyArray;
+  else {
+    const list: number[] = [];
+    for (const key of edges) {
+      const a = Math.floor(key / stride);
+      const b = key % stride;
+      if (a !== b) list.push(a < b ? a * stride + b : b * stride + a);
+    }
+    sorted = Float64Array.from(list).sort();
   }
-  const vms = Int32Array.from([...seen].sort((x, y) => x - y));
-  const n = vms.length;
-  const local = new Map<number, number>();
-  for (let i = 0; i < n; i++) local.set(vms[i]!, i);
+  // Vertices: every index that appears, ascending.
+  const local = new Int32Array(stride).fill(-1);
+  for (let i = 0; i < sorted.length; i++) {
+    const key = sorted[i]!;
+    local[Math.floor(key / stride)] = 0;
+    local[key % stride] = 0;
+  }
+  let n = 0;
+  for (let v = 0; v < stride; v++) if (local[v] === 0) local[v] = n++;
+  const vms = new Int32Array(n);
+  for (let v = 0; v < stride; v++) if (local[v]! >= 0) vms[local[v]!] = v;
+  // Unique edges (a < b, sorted by a then b) → degrees → CSR.
+  const ea: number[] = [];
+  const eb: number[] = [];
   const degree = new Int32Array(n);
-  const ends = new Int32Array(pairs.length);
-  for (let i = 0; i < pairs.length; i++) ends[i] = local.get(pairs[i]!)!;
-  const edgeSet = new Set<number>();
-  const unique: number[] = [];
-  for (let i = 0; i < ends.length; i += 2) {
-    const a = Math.min(ends[i]!, ends[i + 1]!);
-    const b = Math.max(ends[i]!, ends[i + 1]!);
-    const k = a * n + b;
-    if (edgeSet.has(k)) continue;
-    edgeSet.add(k);
-    unique.push(a, b);
+  let prev = -1;
+  for (let i = 0; i < sorted.length; i++) {
+    const key = sorted[i]!;
+    if (key === prev) continue;
+    prev = key;
+    const a = local[Math.floor(key / stride)]!;
+    const b = local[key % stride]!;
+    if (a === b) continue;
+    ea.push(a);
+    eb.push(b);
     degree[a]!++;
     degree[b]!++;
   }
   const offsets = new Int32Array(n + 1);
   for (let v = 0; v < n; v++) offsets[v + 1] = offsets[v]! + degree[v]!;
   const fill = offsets.slice(0, n);
-  const adj = new Int32Array(unique.length);
-  for (let i = 0; i < unique.length; i += 2) {
-    const a = unique[i]!;
-    const b = unique[i + 1]!;
-    adj[fill[a]!++] = b;
-    adj[fill[b]!++] = a;
-  }
-  return {
-    n,
-    m: unique.length / 2,
-    vms,
-    offsets,
-    adj,
-    degree,
-    has: (a: number, b: number): boolean => edgeSet.has(a < b ? a * n + b : b * n + a),
+  const adj = new Int32Array(ea.length * 2);
+  // In (a, b) order every list receives its smaller neighbours (as b) before its larger ones (as a), each ascending.
+  for (let i = 0; i < ea.length; i++) adj[fill[eb[i]!]!++] = ea[i]!;
+  for (let i = 0; i < ea.length; i++) adj[fill[ea[i]!]!++] = eb[i]!;
+  const has = (x: number, y: number): boolean => {
+    const v = degree[x]! <= degree[y]! ? x : y;
+    const target = v === x ? y : x;
+    let lo = offsets[v]!;
+    let hi = offsets[v + 1]! - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const u = adj[mid]!;
+      if (u === target) return true;
+      if (u < target) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
   };
+  return { n, m: ea.length, vms, offsets, adj, degree, has };
 }
 
 export function neighbours(g: UndirectedGraph, v: number): Int32Array {

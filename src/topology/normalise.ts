@@ -1,5 +1,6 @@
+import { EdgeList } from './edge-list.ts';
 import type { TrafficMatrix } from './traffic-matrix.ts';
-import { keyDst, keySrc, undirectedKey } from './vm-registry.ts';
+import { undirectedKey } from './vm-registry.ts';
 
 /**
  * Normalisation and pruning (VTTIF): the directed matrix becomes an
@@ -29,25 +30,32 @@ export interface WeightedGraph {
 
 /** Symmetrise and divide by the strongest edge. All-zero or empty input gives an empty graph. */
 export function normalise(matrix: TrafficMatrix): WeightedGraph {
-  const sums = new Map<number, number>();
-  let max = 0;
+  const rates = EdgeList.of(matrix.rates);
   const n = matrix.ids.length;
-  for (const [key, rate] of matrix.rates) {
-    if (!(rate > 0) || !Number.isFinite(rate)) continue;
-    const k = undirectedKey(keySrc(key, n), keyDst(key, n), n);
-    const v = (sums.get(k) ?? 0) + rate;
-    sums.set(k, v);
-    if (v > max) max = v;
+  const keys = new Float64Array(rates.size);
+  const values = new Float64Array(rates.size);
+  let len = 0;
+  const rk = rates.keyArray;
+  const rv = rates.valueArray;
+  for (let i = 0; i < rk.length; i++) {
+    const rate = rv[i]!;
+    if (!(rate > 0) || rate === Number.POSITIVE_INFINITY) continue;
+    const key = rk[i]!;
+    keys[len] = undirectedKey(Math.floor(key / n), key % n, n);
+    values[len] = rate;
+    len++;
   }
-  if (max === 0) return { ids: matrix.ids, weights: new Map(), maxBytesPerSecond: 0 };
+  const sums = EdgeList.fromPairs(keys, values, len);
+  let max = 0;
+  for (const v of sums.valueArray) if (v > max) max = v;
+  if (max === 0) return { ids: matrix.ids, weights: EdgeList.EMPTY, maxBytesPerSecond: 0 };
   const inv = 1 / max;
-  for (const [k, v] of sums) sums.set(k, v * inv);
+  const w = sums.valueArray;
+  for (let i = 0; i < w.length; i++) w[i] = w[i]! * inv;
   return { ids: matrix.ids, weights: sums, maxBytesPerSecond: max };
 }
 
 /** Keep the edges whose normalised weight is at least `fraction` (in [0, 1]). */
 export function prune(graph: WeightedGraph, fraction: number = DEFAULT_PRUNE_FRACTION): WeightedGraph {
-  const weights = new Map<number, number>();
-  for (const [k, w] of graph.weights) if (w >= fraction) weights.set(k, w);
-  return { ids: graph.ids, weights, maxBytesPerSecond: graph.maxBytesPerSecond };
+  return { ids: graph.ids, weights: EdgeList.of(graph.weights).filter((w) => w >= fraction), maxBytesPerSecond: graph.maxBytesPerSecond };
 }

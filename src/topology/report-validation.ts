@@ -72,6 +72,48 @@ function checkCount(value: unknown, path: string): ReportCountError | undefined 
   return undefined;
 }
 
+/**
+ * Set of (src, dst) MAC pairs for duplicate detection. MACs are 48-bit, so
+ * Map keys of them are boxed doubles; hash each pair to a 30-bit integer
+ * (fast keys) and confirm on the entries themselves. After the first hash
+ * collision it switches to exact string keys, so crafted input stays O(n).
+ */
+class PairSet {
+  private readonly byHash = new Map<number, number>();
+  private exact: Set<string> | undefined;
+
+  constructor(private readonly entries: readonly TrafficEntry[]) {}
+
+  /** Add the pair of entry `index`; true if it was already present. */
+  add(src: Mac, dst: Mac, index: number): boolean {
+    if (this.exact !== undefined) return this.addExact(src, dst);
+    const h = pairHash(src, dst);
+    const prev = this.byHash.get(h);
+    if (prev === undefined) {
+      this.byHash.set(h, index);
+      return false;
+    }
+    const p = this.entries[prev]!;
+    if (p.src === src && p.dst === dst) return true;
+    this.exact = new Set();
+    for (let i = 0; i < index; i++) this.exact.add(`${this.entries[i]!.src},${this.entries[i]!.dst}`);
+    return this.addExact(src, dst);
+  }
+
+  private addExact(src: Mac, dst: Mac): boolean {
+    const k = `${src},${dst}`;
+    if (this.exact!.has(k)) return true;
+    this.exact!.add(k);
+    return false;
+  }
+}
+
+function pairHash(src: Mac, dst: Mac): number {
+  let h = Math.imul((src % 0x4000_0000) ^ Math.floor(src / 0x4000_0000), 0x9e3779b1);
+  h = Math.imul(h ^ (dst % 0x4000_0000), 0x85ebca6b) ^ Math.floor(dst / 0x4000_0000);
+  return (h ^ (h >>> 15)) & 0x3fff_ffff;
+}
+
 /** Validate an untrusted report; on success the returned report is a fresh, frozen copy holding only known fields. */
 export function validateReport(input: unknown): ReportValidation {
   if (!isRecord(input)) return fail(new ReportShapeError('(report)', `must be an object, got ${describe(input)}`));
@@ -94,8 +136,8 @@ export function validateReport(input: unknown): ReportValidation {
   const seconds = (end - start) / 1000;
   const maxBytes = MAX_PAIR_BYTES_PER_SECOND * seconds;
   const maxFrames = MAX_PAIR_FRAMES_PER_SECOND * seconds;
-  const seen = new Map<Mac, Set<Mac>>();
   const out: TrafficEntry[] = new Array<TrafficEntry>(entries.length);
+  const seen = new PairSet(out);
   for (let i = 0; i < entries.length; i++) {
     const path = `entries[${i}]`;
     const e: unknown = entries[i];
@@ -115,13 +157,7 @@ export function validateReport(input: unknown): ReportValidation {
     if (bytes < frames * MIN_FRAME_BYTES || bytes > frames * MAX_FRAME_BYTES) {
       return fail(new ReportCountError(`${path}.bytes`, `${bytes} bytes cannot be ${frames} Ethernet frames`));
     }
-    let dsts = seen.get(src);
-    if (dsts === undefined) {
-      dsts = new Set<Mac>();
-      seen.set(src, dsts);
-    }
-    if (dsts.has(dst)) return fail(new ReportDuplicatePairError(path, `pair ${src}→${dst} appears twice`));
-    dsts.add(dst);
+    if (seen.add(src, dst, i)) return fail(new ReportDuplicatePairError(path, `pair ${src}→${dst} appears twice`));
     out[i] = Object.freeze({ src, dst, frames, bytes });
   }
   return { ok: true, report: Object.freeze({ host, startMs: start, endMs: end, entries: Object.freeze(out) }) };

@@ -1,5 +1,6 @@
+import { EdgeList } from './edge-list.ts';
 import type { MergeResult, TrafficMatrix } from './traffic-matrix.ts';
-import { keySrc, remapEdges, type RegistryIndex } from './vm-registry.ts';
+import { remapEdges, type RegistryIndex } from './vm-registry.ts';
 
 /**
  * Low-pass filter of the global matrix: a per-edge exponential moving average
@@ -23,6 +24,7 @@ export interface SmoothingParams {
 }
 
 export interface SmoothedMatrix extends TrafficMatrix {
+  readonly rates: EdgeList;
   /** Time of the last update (the `now` it was computed at). */
   readonly atMs: number;
   /** When each host last reported. */
@@ -47,41 +49,55 @@ export function smoothMatrix(
   const hostSeenMs = new Map(prev?.hostSeenMs ?? []);
   for (const h of observed.reportedHosts) hostSeenMs.set(h, nowMs);
   const obs = remapEdges(observed.matrix.rates, observed.matrix.ids, registry, false);
-  if (prev === undefined) {
-    return { ids: registry.ids, rates: new Map(obs), atMs: nowMs, hostSeenMs };
-  }
+  if (prev === undefined) return { ids: registry.ids, rates: obs, atMs: nowMs, hostSeenMs };
   const floor = params.floorBytesPerSecond ?? 1;
   const maxHoldMs = params.maxHoldMs ?? 3 * params.smoothingIntervalMs;
   const alpha = smoothingWeight(nowMs - prev.atMs, params.smoothingIntervalMs);
   const old = remapEdges(prev.rates, prev.ids, registry, false);
-  const { hosts } = registry;
   const n = registry.ids.length;
-  // Per-host decision "hold this host's rows?", computed once per host.
-  const hold = new Map<string, boolean>();
-  const holds = (srcIndex: number): boolean => {
-    const host = hosts[srcIndex]!;
-    let h = hold.get(host);
+  // Hold the rows of VMs whose host did not report (decided once per host).
+  const holdHost = new Map<string, boolean>();
+  const hold = new Uint8Array(n);
+  for (let v = 0; v < n; v++) {
+    const host = registry.hosts[v]!;
+    let h = holdHost.get(host);
     if (h === undefined) {
       const seen = hostSeenMs.get(host);
       h = !observed.reportedHosts.has(host) && seen !== undefined && nowMs - seen <= maxHoldMs;
-      hold.set(host, h);
+      holdHost.set(host, h);
     }
-    return h;
-  };
-  const rates = new Map<number, number>();
-  for (const [key, s] of old) {
-    const x = obs.get(key);
-    if (x === undefined && holds(keySrc(key, n))) {
-      rates.set(key, s);
-      continue;
+    hold[v] = h ? 1 : 0;
+  }
+  // Merge-join of two sorted edge lists.
+  const ok = old.keyArray;
+  const ov = old.valueArray;
+  const nk = obs.keyArray;
+  const nv = obs.valueArray;
+  const keys = new Float64Array(ok.length + nk.length);
+  const values = new Float64Array(ok.length + nk.length);
+  let len = 0;
+  let i = 0;
+  let j = 0;
+  while (i < ok.length || j < nk.length) {
+    let key: number;
+    let v: number;
+    if (j >= nk.length || (i < ok.length && ok[i]! < nk[j]!)) {
+      key = ok[i]!;
+      const s = ov[i++]!;
+      v = hold[Math.floor(key / n)] === 1 ? s : s - alpha * s;
+    } else if (i >= ok.length || nk[j]! < ok[i]!) {
+      key = nk[j]!;
+      v = alpha * nv[j++]!;
+    } else {
+      key = ok[i]!;
+      const s = ov[i++]!;
+      v = s + alpha * (nv[j++]! - s);
     }
-    const v = s + alpha * ((x ?? 0) - s);
-    if (v >= floor) rates.set(key, v);
+    if (v >= floor) {
+      keys[len] = key;
+      values[len] = v;
+      len++;
+    }
   }
-  for (const [key, x] of obs) {
-    if (old.has(key)) continue;
-    const v = alpha * x;
-    if (v >= floor) rates.set(key, v);
-  }
-  return { ids: registry.ids, rates, atMs: nowMs, hostSeenMs };
+  return { ids: registry.ids, rates: new EdgeList(keys.subarray(0, len), values.subarray(0, len)), atMs: nowMs, hostSeenMs };
 }

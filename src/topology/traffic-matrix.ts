@@ -1,4 +1,5 @@
 import { isMulticastMac, type Mac } from '../dataplane/mac.ts';
+import { EdgeList } from './edge-list.ts';
 import type { TrafficReport } from './traffic-report.ts';
 import { edgeKey, type RegistryIndex } from './vm-registry.ts';
 
@@ -51,10 +52,11 @@ export interface MergeResult {
   readonly issues: readonly MergeIssue[];
 }
 
-/** Merge one period's validated reports against the registry. Pure; O(total entries). */
+/** Merge one period's validated reports against the registry. Pure; O(total entries · log). */
 export function mergeReports(reports: readonly TrafficReport[], registry: RegistryIndex): MergeResult {
   const issues: MergeIssue[] = [];
   const byHost = new Map<string, TrafficReport[]>();
+  let totalEntries = 0;
   for (const r of reports) {
     const list = byHost.get(r.host) ?? [];
     if (list.some((o) => r.startMs < o.endMs && o.startMs < r.endMs)) {
@@ -63,14 +65,17 @@ export function mergeReports(reports: readonly TrafficReport[], registry: Regist
     }
     list.push(r);
     byHost.set(r.host, list);
+    totalEntries += r.entries.length;
   }
-  const rates = new Map<number, number>();
+  const keys = new Float64Array(totalEntries);
+  const values = new Float64Array(totalEntries);
+  let len = 0;
   const foreign: { host: string; src: Mac; dst: Mac; key: number; rate: number }[] = [];
   const unknown = new Map<string, UnknownMacTraffic>();
   const multicast = new Map<string, number>();
   let startMs = Number.POSITIVE_INFINITY;
   let endMs = Number.NEGATIVE_INFINITY;
-  const { indexOfMac, hosts } = registry;
+  const { hosts } = registry;
   const stride = registry.ids.length;
   for (const [host, list] of byHost) {
     let observedMs = 0;
@@ -88,35 +93,46 @@ export function mergeReports(reports: readonly TrafficReport[], registry: Regist
           multicast.set(host, (multicast.get(host) ?? 0) + rate);
           continue;
         }
-        const s = indexOfMac.get(e.src);
-        const d = indexOfMac.get(e.dst);
-        if (s === undefined || d === undefined) {
-          const role = s === undefined ? 'src' : 'dst';
-          const mac = s === undefined ? e.src : e.dst;
+        const s = registry.lookupMac(e.src);
+        const d = registry.lookupMac(e.dst);
+        if (s < 0 || d < 0) {
+          const role = s < 0 ? 'src' : 'dst';
+          const mac = s < 0 ? e.src : e.dst;
           const id = `${host}\u0000${role}\u0000${mac}`;
           const prev = unknown.get(id);
           unknown.set(id, { host, mac, role, bytesPerSecond: (prev?.bytesPerSecond ?? 0) + rate });
           continue;
         }
         const key = edgeKey(s, d, stride);
-        if (hosts[s] === host) rates.set(key, (rates.get(key) ?? 0) + rate);
-        else foreign.push({ host, src: e.src, dst: e.dst, key, rate });
+        if (hosts[s] === host) {
+          keys[len] = key;
+          values[len] = rate;
+          len++;
+        } else foreign.push({ host, src: e.src, dst: e.dst, key, rate });
       }
     }
   }
+  let rates = EdgeList.fromPairs(keys, values, len);
   // Pairs seen at a host other than the source VM's: count them only if the
   // registered host did not, and only from the first other host.
-  const takenForeign = new Map<number, string>();
-  for (const f of foreign) {
-    const taken = takenForeign.get(f.key);
-    if (taken === f.host) {
-      rates.set(f.key, (rates.get(f.key) ?? 0) + f.rate);
-    } else if (taken !== undefined || rates.has(f.key)) {
-      issues.push({ kind: 'counted-twice', host: f.host, src: f.src, dst: f.dst });
-    } else {
-      takenForeign.set(f.key, f.host);
-      rates.set(f.key, f.rate);
+  if (foreign.length > 0) {
+    const takenForeign = new Map<number, string>();
+    for (const f of foreign) {
+      const taken = takenForeign.get(f.key);
+      if (taken === f.host) {
+        keys[len] = f.key;
+        values[len] = f.rate;
+        len++;
+      } else if (taken !== undefined || rates.has(f.key)) {
+        issues.push({ kind: 'counted-twice', host: f.host, src: f.src, dst: f.dst });
+      } else {
+        takenForeign.set(f.key, f.host);
+        keys[len] = f.key;
+        values[len] = f.rate;
+        len++;
+      }
     }
+    rates = EdgeList.fromPairs(keys, values, len);
   }
   return {
     matrix: { ids: registry.ids, rates },

@@ -1,4 +1,5 @@
 import type { Mac } from '../dataplane/mac.ts';
+import { EdgeList } from './edge-list.ts';
 import { VmRegistryError } from './errors.ts';
 
 /**
@@ -21,6 +22,8 @@ export interface RegistryIndex {
   readonly hosts: readonly string[];
   readonly indexOfMac: ReadonlyMap<Mac, number>;
   readonly indexOfId: ReadonlyMap<string, number>;
+  /** Index of a MAC, −1 if unknown; faster than indexOfMac (small-integer hash keys). */
+  lookupMac(mac: Mac): number;
 }
 
 /** Most VMs one index can hold: edge keys pack two indices in one exact double. */
@@ -44,7 +47,29 @@ export function buildRegistryIndex(vms: readonly VmPlacement[]): RegistryIndex {
     indexOfMac.set(vm.mac, i);
     indexOfId.set(vm.id, i);
   }
-  return { ids, macs, hosts, indexOfMac, indexOfId };
+  // MACs are 48-bit, so as Map keys they are boxed doubles; hash them to 30 bits
+  // (a small integer key) and confirm against the table, with the full map for collisions.
+  const byHash = new Map<number, number>();
+  const collided = new Set<number>();
+  for (let i = 0; i < macs.length; i++) {
+    const h = macHash(macs[i]!);
+    if (byHash.has(h)) collided.add(h);
+    else byHash.set(h, i);
+  }
+  const lookupMac = (mac: Mac): number => {
+    const h = macHash(mac);
+    const i = byHash.get(h);
+    if (i !== undefined && macs[i] === mac) return i;
+    if (!collided.has(h)) return -1;
+    return indexOfMac.get(mac) ?? -1;
+  };
+  return { ids, macs, hosts, indexOfMac, indexOfId, lookupMac };
+}
+
+function macHash(mac: Mac): number {
+  const lo = mac % 0x4000_0000;
+  const hi = Math.floor(mac / 0x4000_0000);
+  return (lo ^ Math.imul(hi, 0x9e3779b1)) & 0x3fff_ffff;
 }
 
 /*
@@ -76,25 +101,29 @@ export function keyDst(key: number, n: number): number {
 /**
  * Re-index a sparse edge map built over `fromIds` onto `toIds` (same ids,
  * other order, some added or gone). Edges touching a VM no longer present
- * are dropped. Returns the input when the id lists are equal.
+ * are dropped. With equal id lists the same pairs come back (as an EdgeList).
  */
 export function remapEdges(
   edges: ReadonlyMap<number, number>,
   fromIds: readonly string[],
   to: Pick<RegistryIndex, 'ids' | 'indexOfId'>,
   undirected: boolean,
-): ReadonlyMap<number, number> {
-  if (sameIds(fromIds, to.ids)) return edges;
+): EdgeList {
+  if (sameIds(fromIds, to.ids)) return EdgeList.of(edges);
   const from = fromIds.length;
   const n = to.ids.length;
-  const out = new Map<number, number>();
+  const keys = new Float64Array(edges.size);
+  const values = new Float64Array(edges.size);
+  let len = 0;
   for (const [key, value] of edges) {
     const a = to.indexOfId.get(fromIds[keySrc(key, from)]!);
     const b = to.indexOfId.get(fromIds[keyDst(key, from)]!);
     if (a === undefined || b === undefined) continue;
-    out.set(undirected ? undirectedKey(a, b, n) : edgeKey(a, b, n), value);
+    keys[len] = undirected ? undirectedKey(a, b, n) : edgeKey(a, b, n);
+    values[len] = value;
+    len++;
   }
-  return out;
+  return EdgeList.fromPairs(keys, values, len);
 }
 
 export function sameIds(a: readonly string[], b: readonly string[]): boolean {
