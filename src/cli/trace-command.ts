@@ -13,10 +13,10 @@ function intIn(min: number, max: number): (v: string) => number {
   };
 }
 
-function fail(err: unknown): never {
+function fail(err: unknown): void {
   if (err instanceof VnetError) console.error(`vnet trace: ${err.code}: ${err.message}`);
   else console.error(`vnet trace: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  process.exitCode = 1;
 }
 
 /**

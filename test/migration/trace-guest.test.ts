@@ -8,6 +8,9 @@ import { diffMemory, encodeTrace, type Trace } from '../../src/migration/trace-f
 import { listGuestTraces, openTraceGuest, TraceGuest } from '../../src/migration/trace-guest.ts';
 import { TraceMagicError } from '../../src/migration/trace-errors.ts';
 import { computeTraceStats } from '../../src/migration/trace-stats.ts';
+import { runVirtualMigration } from '../../src/migration/virtual-time.ts';
+import { XenStop } from '../../src/migration/xen-stop.ts';
+import { SmartStop } from '../../src/migration/smart-stop.ts';
 
 const PAGES = 64;
 
@@ -252,4 +255,15 @@ test('trace statistics: zero and duplicate shares, dirty rate and delta sizes of
   // One changed byte → one 32-byte chunk → 16 + 32 bytes.
   assert.equal(st.delta.p50, 48);
   assert.equal(st.delta.count, 30);
+});
+
+test('a trace guest migrates through the engine (virtual time) and the destination verifies', async () => {
+  const { trace } = makeTrace();
+  for (const rule of [new XenStop(), new SmartStop()]) {
+    const guest = new TraceGuest({ trace, diskBlocks: 16 });
+    const r = await runVirtualMigration({ guest, rule }, { link: { bandwidthBps: 10e6, rttMs: 5 } });
+    assert.equal(r.ok, true, r.error?.message);
+    assert.equal(r.verified, true);
+    assert.ok(r.sender.memoryPagesSent >= PAGES);
+  }
 });
