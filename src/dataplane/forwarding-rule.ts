@@ -44,7 +44,7 @@ export const MAX_RULE_PRIORITY = 65_535;
 /** The most rules one push may carry; a larger set is rejected whole. */
 export const MAX_RULES = 10_000;
 
-const ID_RE = /^[\x21-\x7e]{1,128}$/;
+const ID_RE = /^[^\x00-\x1f\x7f]{1,128}$/u;
 const PORT_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MATCH_ANY: MacMatch = Object.freeze({ kind: 'any' });
@@ -141,7 +141,7 @@ export function parseRule(json: unknown, origin: RuleOrigin, where = 'rule'): Fo
     if (!RULE_KEYS.has(key)) throw new RuleError(`${where}: unknown key ${JSON.stringify(key.slice(0, 40))}`);
   }
   const id = obj.id;
-  if (typeof id !== 'string' || !ID_RE.test(id)) throw new RuleError(`${where}.id: expected 1-128 printable ASCII characters, got ${describe(id)}`);
+  if (typeof id !== 'string' || !ID_RE.test(id)) throw new RuleError(`${where}.id: expected 1-128 characters, no control characters, got ${describe(id)}`);
   const at = `${where} ${JSON.stringify(id)}`;
   const priority = obj.priority;
   if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < MIN_RULE_PRIORITY || priority > MAX_RULE_PRIORITY) {

@@ -48,6 +48,11 @@ describe('parseRule', () => {
     assert.deepEqual(r.dst, { kind: 'ne', mac: B });
   });
 
+  it('accepts any id of 1-128 characters without control characters (as the config schema does)', () => {
+    assert.equal(parseRule(spec({ id: 'fast path A→B' }), 'config').id, 'fast path A→B');
+    assert.equal(parseRule(spec({ id: 'x'.repeat(128) }), 'config').id.length, 128);
+  });
+
   it('accepts every action form', () => {
     assert.deepEqual(parseRule(spec({ action: 'flood' }), 'admin').action, { kind: 'flood' });
     assert.deepEqual(parseRule(spec({ action: 'drop' }), 'admin').action, { kind: 'drop' });
@@ -61,7 +66,7 @@ describe('parseRule', () => {
     rejects('rule', 'expected an object');
     rejects(spec({ extra: 1 }), 'unknown key "extra"');
     rejects(spec({ id: '' }), '.id');
-    rejects(spec({ id: 'has space' }), '.id');
+    rejects(spec({ id: 'line\nbreak' }), '.id');
     rejects(spec({ id: 'x'.repeat(129) }), '.id');
     rejects(spec({ id: undefined }), '.id');
     rejects(spec({ priority: -1 }), '.priority');
