@@ -5,7 +5,7 @@ import type { ControlHandler, ControlSession, SessionMessage } from './control-s
 import type { ControllerEventLog } from './controller-events.ts';
 import type { ControllerMetrics } from './controller-metrics.ts';
 import { hostView, linkView, pairKey, vmView, type LinkRate } from './controller-views.ts';
-import type { Deployment } from './deployment-file.ts';
+import type { DeploymentPolicy } from './deployment-file.ts';
 import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type SessionProgress } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-step.ts';
@@ -31,7 +31,7 @@ export interface ControllerCoreComponents {
 }
 
 export interface ControllerCoreInit {
-  deployment: Readonly<Deployment>;
+  policy: Readonly<DeploymentPolicy>;
   /** Re-send a push that has had no ack for this long (default 3 update periods). */
   resendAfterMs?: number;
   /** Traffic samples older than this are pruned (default 10 × smoothing interval). */
@@ -54,7 +54,6 @@ export class ControllerCore implements ControlHandler {
   readonly #init: ControllerCoreInit;
   readonly #log: Logger;
   readonly #sessions = new Map<string, SessionState>();
-  readonly #hubId: string | undefined;
   /** Last cumulative tx counters per (host, peer), for rates. */
   readonly #counters = new Map<string, CounterSample>();
   /** Per-direction rates, keyed host\0peer. */
@@ -65,7 +64,6 @@ export class ControllerCore implements ControlHandler {
     this.#c = components;
     this.#init = init;
     this.#log = components.logger;
-    this.#hubId = init.deployment.hosts.find((h) => h.hub)?.id;
   }
 
   /** Link rates (both directions summed), keyed by pairKey(a, b). */
@@ -174,7 +172,7 @@ export class ControllerCore implements ControlHandler {
     const now = this.#c.wallClock();
     const hosts = store.listHosts();
     const desired = desiredState({
-      hubId: this.#hubId,
+      hubId: hosts.find((h) => h.role === 'hub')?.id,
       hosts: hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
       vms: store.listVms().map((v) => ({ mac: v.mac, host: v.host })),
       links: store.listLinks(),
@@ -201,7 +199,7 @@ export class ControllerCore implements ControlHandler {
   }
 
   #push(state: SessionState, versions: ReturnType<typeof nextVersions>['versions'], want: HostDesiredState, now: number): void {
-    const resendAfter = this.#init.resendAfterMs ?? 3 * this.#init.deployment.policy.updatePeriodMs;
+    const resendAfter = this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs;
     const plan = planPushes(versions, want, state.progress, now, resendAfter);
     state.progress = plan.progress;
     for (const m of plan.messages) {
@@ -240,7 +238,7 @@ export class ControllerCore implements ControlHandler {
         return { a: v.a, b: v.b, bytes: v.bytes, frames: v.frames, bytesPerSec: v.bytesPerSec, framesPerSec: v.framesPerSec };
       }),
     });
-    const retention = this.#init.trafficRetentionMs ?? 10 * this.#init.deployment.policy.smoothingIntervalMs;
+    const retention = this.#init.trafficRetentionMs ?? 10 * this.#init.policy.smoothingIntervalMs;
     this.#c.store.pruneTraffic(now - retention);
     this.reconcile('update period');
   }

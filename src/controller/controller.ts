@@ -90,7 +90,7 @@ export async function startController(components: ControllerComponents, init: Co
     const topology = new TopologyTracker(vttifParamsFromPolicy(policy));
     topology.restore(topologyView(store.latestTopology()));
     const core = new ControllerCore({ store, events, metrics, topology, logger, wallClock }, {
-      deployment: init.deployment,
+      policy,
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
     });
     const model = new ControllerService({ store, events, core, topology, wallClock }, { placementThreshold: policy.placementThreshold });

@@ -15,9 +15,9 @@ test('every daemon message round-trips through encode and decode', () => {
     { type: 'ack', kind: 'rules', version: 2, ok: true },
     { type: 'ack', kind: 'links', version: 2, ok: false, error: { code: 'VNET_ERR_RULE', message: 'no' } },
     { type: 'event', event: { type: 'link-down', peer: 'hub', kind: 'backbone', reason: 'timeout' } },
-  ] as const;
+  ];
   for (const m of messages) {
-    const r = decodeDaemonMessage(encodeControlMessage(m));
+    const r = decodeDaemonMessage(JSON.stringify(m));
     assert.ok(r.ok, JSON.stringify(r));
     assert.deepEqual(r.message, m);
   }

@@ -135,11 +135,13 @@ test('a daemon that refuses a change gets it counted and logged, not retried in 
   const a = h.daemon('h1');
   a.daemon.failRules = Object.assign(new Error('bad rule'), { code: 'VNET_ERR_RULE' });
   a.agent.start();
-    await waitFor(() => a.agent.stats.applyFailures === 1, 'one refusal');
+    await waitFor(async () => (await metricValue(h.registry, 'vnet_control_nacks_total', { kind: 'rules' })) === 1, 'the refusal reaches the controller');
   h.controller.tick();
   h.controller.tick();
+  // Facts go both ways every period: after two more facts reports the daemon has seen no resend.
+  const reports = a.agent.stats.trafficReports;
+  await waitFor(() => a.agent.stats.trafficReports >= reports + 2, 'two more periods');
   assert.equal(a.agent.stats.applyFailures, 1);
-  await waitFor(() => a.agent.stats.applyFailures === 1, 'still one refusal');
   assert.equal(await metricValue(h.registry, 'vnet_control_nacks_total', { kind: 'rules' }), 1);
   assert.equal(a.daemon.rulesVersion, 0);
 });
