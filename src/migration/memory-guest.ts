@@ -48,6 +48,8 @@ export interface ModelGuestInit {
   readonly seed?: number;
   /** Time (ms) at which the guest starts running; default 0. */
   readonly start?: number;
+  /** Start paused (a destination waiting for its state). */
+  readonly paused?: boolean;
 }
 
 export class ModelGuest implements Guest {
@@ -70,6 +72,7 @@ export class ModelGuest implements Guest {
     this.disk = blocks > 0 ? new StoreDisk(createPageStore(blocks, init.representation)) : undefined;
     const seed = init.seed ?? 1;
     this.#last = init.start ?? 0;
+    if (init.paused === true) this.#state = 'paused';
     if (init.memoryWorkload !== undefined) {
       this.#memWork = new MemoryWorkload(init.memoryWorkload, init.pageCount, seed);
       this.#memWork.fill(this.memory.store);
@@ -126,5 +129,5 @@ export class ModelGuest implements Guest {
 
 /** The standard destination factory: an empty, paused-until-resumed guest of the announced shape. */
 export function createEmptyGuest(geometry: GuestGeometry): Guest {
-  return new ModelGuest({ name: geometry.name, pageCount: geometry.pageCount, blockCount: geometry.blockCount, representation: geometry.representation });
+  return new ModelGuest({ name: geometry.name, pageCount: geometry.pageCount, blockCount: geometry.blockCount, representation: geometry.representation, paused: true });
 }

@@ -120,3 +120,22 @@ export const SCENARIOS = {
     source: 'TLM slides: 16 GB MG guest; link speed not in the transcript (estimate: 10 GbE, under the 2.4 GB/s dirty rate)',
   },
 } as const satisfies Record<string, Scenario>;
+
+/** Reference RAM each profile's rates were set for: 1.7 GB (CloudNet VMs) or 16 GB (TLM's MG guest). */
+export function profileReferencePages(name: ProfileName): number {
+  return name === 'npb-mg' ? SCENARIOS.tlm.ramBytes / 4096 : Math.round(SCENARIOS.cloudnet.ramBytes / 4096);
+}
+
+/**
+ * A profile shrunk to `pages` of RAM with every rate scaled by the same
+ * factor, so that with the link scaled alike the migration has the same
+ * shape (iterations, ratios) in a fraction of the work: for tests.
+ */
+export function scaledProfile(name: ProfileName, pages: number): { profile: WorkloadProfile; factor: number } {
+  const p = PROFILES[name];
+  const factor = pages / profileReferencePages(name);
+  return {
+    factor,
+    profile: { ...p, memory: { ...p.memory, dirtyRate: p.memory.dirtyRate * factor }, disk: { ...p.disk, writeRate: p.disk.writeRate * factor } },
+  };
+}
