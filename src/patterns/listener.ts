@@ -15,6 +15,15 @@ export function formatAddress(a: PeerAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
+/** Parse `host:port` or `[v6]:port`; undefined when it is not one. */
+export function parseHostPort(text: string): PeerAddress | undefined {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:\s]+):(\d{1,5})$/.exec(text);
+  if (m === null) return undefined;
+  const port = Number(m[2]);
+  if (port > 65_535) return undefined;
+  return { host: m[1]!, port };
+}
+
 export class PatternsListener {
   readonly #server: Server;
   #handler: ((s: Socket) => void) | undefined;
