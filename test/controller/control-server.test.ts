@@ -174,3 +174,30 @@ test('a second session of one host replaces the first', async (t) => {
   c2.ws.close();
   await waitFor(() => h.controller.model.getHost('h1')?.state === 'down', 'down after the second closes');
 });
+
+test('certificates made by `vnet certs` (src/dataplane/certs.ts) work end to end: controller by name, host by CN', async (t) => {
+  const { createCa, issueHostCertificate } = await import('../../src/dataplane/certs.ts');
+  const { startController } = await import('../../src/controller/controller.ts');
+  const { ControllerAgent } = await import('../../src/dataplane/controller-agent.ts');
+  const { testDeployment } = await import('./fixtures/controller-harness.ts');
+  const { Registry } = await import('prom-client');
+  const { silentLogger } = await import('../../src/common/logger.ts');
+  const { realClock } = await import('../../src/common/clock.ts');
+  const ca = await createCa();
+  const own = await issueHostCertificate(ca, 'controller');
+  const h1 = await issueHostCertificate(ca, 'h1');
+  const controller = await startController({ logger: silentLogger(), registry: new Registry(), clock: realClock }, {
+    deployment: testDeployment(), dbPath: ':memory:', control: { host: '127.0.0.1', port: 0, tls: { ...own, ca: ca.cert } },
+  });
+  t.after(() => controller.close());
+  const daemon = new FakeDaemon('h1');
+  const agent = new ControllerAgent({ daemon, logger: silentLogger(), clock: realClock }, {
+    url: `wss://127.0.0.1:${controller.controlPort}/control`,
+    // The controller's certificate names it "controller", not 127.0.0.1: check it by that name.
+    tls: { ca: ca.cert, ...h1, servername: 'controller' },
+  });
+  t.after(() => agent.close());
+  agent.start();
+  await waitFor(() => agent.state === 'connected', 'connected with certs.ts certificates');
+  assert.equal(controller.model.getHost('h1')?.state, 'up');
+});
