@@ -81,6 +81,18 @@ describe('web page: live topology', () => {
     assert.equal(await page.getAttribute('#graph', 'data-edges'), '5');
     assert.equal(await page.getAttribute('[data-migration="m1"]', 'data-progress'), '42');
     assert.equal(await page.locator('#links tbody tr').count(), 5);
+    // Clicking a host or a VM shows its details.
+    const box = (await page.locator('#graph').boundingBox())!;
+    const clickNode = async (id: string): Promise<void> => {
+      const p = (await page.evaluate(`vnetGraph.getElementById(${JSON.stringify(id)}).renderedPosition()`)) as { x: number; y: number };
+      await page.mouse.click(box.x + p.x, box.y + p.y);
+    };
+    await clickNode('host:hub');
+    await page.waitForSelector('#selection-card:not([hidden])', WAIT);
+    assert.equal(await page.textContent('#selection-title'), 'Host hub');
+    await clickNode('vm:02:00:00:00:00:05');
+    await page.waitForFunction('document.getElementById("selection-title").textContent === "VM vm5"', undefined, WAIT);
+    assert.match((await page.textContent('#selection')) ?? '', /10\.10\.0\.5/);
     // The token left the address bar.
     assert.equal(await page.evaluate('location.hash'), '');
     await screenshot(page, 'topology');

@@ -34,6 +34,7 @@
   let renderPending = false;
   let structureKey = '';
   let loaded = false;
+  let labelScale = 1;
 
   // ---- token ---------------------------------------------------------------
 
@@ -235,56 +236,90 @@
     return [...state.vms.values()].filter((v) => v.host === hostId).sort((x, y) => (x.mac < y.mac ? -1 : 1));
   }
 
-  /** Positions of the leaf nodes (VMs, and hosts without VMs): sites on a circle, the hub's site in the middle. */
+  /** A host's box: VMs in up to three columns. */
+  function hostBox(hostId) {
+    const n = vmsOf(hostId).length;
+    const cols = Math.max(1, Math.min(3, n));
+    return { cols, w: cols * VM_STEP, h: Math.max(1, Math.ceil(n / cols)) * VM_STEP };
+  }
+
+  /** A site's hosts in a grid (rows of at most ~sqrt(n) hosts), with each host's offset from the site centre. */
+  function siteGrid(hosts) {
+    const perRow = hosts.length <= 3 ? hosts.length : Math.ceil(Math.sqrt(hosts.length));
+    const rows = [];
+    for (let i = 0; i < hosts.length; i += perRow) rows.push(hosts.slice(i, i + perRow));
+    const rowDims = rows.map((r) => ({
+      w: r.reduce((sum, h) => sum + hostBox(h.id).w + HOST_GAP, 0),
+      h: Math.max(...r.map((h) => hostBox(h.id).h)) + HOST_GAP,
+    }));
+    const w = Math.max(...rowDims.map((d) => d.w));
+    const h = rowDims.reduce((sum, d) => sum + d.h, 0);
+    const offsets = new Map();
+    let y = -h / 2;
+    rows.forEach((r, ri) => {
+      let x = -rowDims[ri].w / 2;
+      for (const host of r) {
+        const b = hostBox(host.id);
+        offsets.set(host.id, { x: x + HOST_GAP / 2 + b.w / 2, y: y + rowDims[ri].h / 2 });
+        x += b.w + HOST_GAP;
+      }
+      y += rowDims[ri].h;
+    });
+    return { w, h, offsets };
+  }
+
+  /**
+   * Positions of the leaf nodes (VMs, and hosts without VMs). With a hub and up to four other
+   * sites: the hub's site at the bottom, the others on an arc above it (backbone links fan out,
+   * fast paths arc across the top). Otherwise the sites on an ellipse, the hub's site in the middle.
+   * The ellipse follows the graph panel's aspect ratio so the drawing fills it.
+   */
   function computePositions(sites) {
     const pos = {};
     const siteNames = [...sites.keys()];
     const hubSite = siteNames.find((s) => sites.get(s).some((h) => h.role === 'hub'));
-    const widths = new Map();
-    for (const [s, hosts] of sites) {
-      let w = 0;
-      for (const h of hosts) w += Math.max(1, Math.min(3, vmsOf(h.id).length)) * VM_STEP + HOST_GAP;
-      widths.set(s, w);
-    }
+    const grids = new Map([...sites].map(([s, hosts]) => [s, siteGrid(hosts)]));
     const ring = siteNames.filter((s) => s !== hubSite || siteNames.length === 1);
-    const maxW = Math.max(200, ...widths.values());
-    const maxRows = Math.max(1, ...[...state.hosts.values()].map((h) => Math.ceil(vmsOf(h.id).length / 3)));
+    const maxW = Math.max(160, ...[...grids.values()].map((g) => g.w));
+    const maxH = Math.max(100, ...[...grids.values()].map((g) => g.h));
+    const aspect = Math.min(2.2, Math.max(1, cy.width() / Math.max(1, cy.height())));
     const centres = new Map();
     if (hubSite !== undefined && siteNames.length > 1 && ring.length <= 4) {
-      // The hub's site at the bottom, the others on an arc above it: backbone links fan out, fast paths cross above.
-      const rx = maxW * 0.5 * ring.length + 100;
-      const ry = maxRows * VM_STEP + 340;
-      centres.set(hubSite, { x: 0, y: ry * 0.35 });
+      // Adjacent sites on the arc at least a site's width plus a gap apart.
+      const rx = ring.length === 1 ? 0 : ring.length === 2 ? (maxW + 140) / 1.9 : (maxW + 60) * (ring.length - 1) * 0.45 + 40;
+      const ry = Math.max(maxH + 180, (rx * 0.9) / aspect);
+      centres.set(hubSite, { x: 0, y: ry * 0.4 });
       ring.forEach((s, i) => {
-        const angle = ring.length === 1 ? -Math.PI / 2 : -Math.PI + Math.PI * (0.12 + (0.76 * i) / (ring.length - 1));
-        centres.set(s, { x: rx * Math.cos(angle), y: ry * Math.sin(angle) - ry * 0.35 });
+        const angle = ring.length === 1 ? -Math.PI / 2 : -Math.PI + Math.PI * (0.1 + (0.8 * i) / (ring.length - 1));
+        centres.set(s, { x: rx * Math.cos(angle), y: ry * Math.sin(angle) - ry * 0.3 });
       });
-    } else {
-      // Everything on an ellipse wider than tall (screens are); the hub's site, if any, in the middle.
-      const rx = ring.length <= 1 && hubSite === undefined ? 0 : maxW * 0.6 + 220;
-      const ry = ring.length <= 1 && hubSite === undefined ? 0 : maxRows * VM_STEP + 200;
+    } else if (ring.length > 1 || hubSite !== undefined) {
+      const rx = Math.max(maxW * 0.9 + 120, ((maxW + 80) * ring.length) / (2 * Math.PI) * 1.3);
+      const ry = Math.max(maxH + 120, rx / aspect);
       if (hubSite !== undefined && siteNames.length > 1) centres.set(hubSite, { x: 0, y: 0 });
       ring.forEach((s, i) => {
         const angle = -Math.PI / 2 - Math.PI / ring.length + (2 * Math.PI * i) / ring.length;
         centres.set(s, { x: rx * Math.cos(angle), y: ry * Math.sin(angle) });
       });
+    } else {
+      centres.set(siteNames[0], { x: 0, y: 0 });
     }
     for (const [s, hosts] of sites) {
       const c = centres.get(s);
-      let x = c.x - widths.get(s) / 2;
+      const g = grids.get(s);
       for (const h of hosts) {
+        const o = g.offsets.get(h.id);
+        const hc = { x: c.x + o.x, y: c.y + o.y };
         const vms = vmsOf(h.id);
-        const cols = Math.max(1, Math.min(3, vms.length));
-        const w = cols * VM_STEP;
-        if (vms.length === 0) pos[`host:${h.id}`] = { x: x + w / 2 + HOST_GAP / 2, y: c.y };
+        if (vms.length === 0) pos[`host:${h.id}`] = hc;
+        const { cols } = hostBox(h.id);
         const rows = Math.ceil(vms.length / cols);
         vms.forEach((v, i) => {
           pos[`vm:${v.mac}`] = {
-            x: x + HOST_GAP / 2 + (i % cols) * VM_STEP + VM_STEP / 2,
-            y: c.y + (Math.floor(i / cols) - (rows - 1) / 2) * VM_STEP,
+            x: hc.x + ((i % cols) - (cols - 1) / 2) * VM_STEP,
+            y: hc.y + (Math.floor(i / cols) - (rows - 1) / 2) * VM_STEP,
           };
         });
-        x += w + HOST_GAP;
       }
     }
     return pos;
@@ -292,66 +327,71 @@
 
   // ---- graph ---------------------------------------------------------------
 
-  const STYLE = [
-    { selector: 'node', style: { 'font-family': 'system-ui, sans-serif', color: '#1f2937' } },
-    {
-      selector: 'node.site',
-      style: {
-        shape: 'round-rectangle', 'background-color': '#f1f5f9', 'border-width': 1, 'border-color': '#cbd5e1', 'border-style': 'dashed',
-        label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'text-margin-y': -6, 'font-size': 15, 'font-weight': 600, color: '#475569',
-        padding: 22,
+  /** The cytoscape style sheet, with label sizes multiplied by `k`. */
+  function styleSheet(k) {
+    const fs = (px) => Math.round(px * k * 10) / 10;
+    return [
+      { selector: 'node', style: { 'font-family': 'system-ui, sans-serif', color: '#1f2937' } },
+      {
+        selector: 'node.site',
+        style: {
+          shape: 'round-rectangle', 'background-color': '#f1f5f9', 'border-width': 1, 'border-color': '#cbd5e1', 'border-style': 'dashed',
+          label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'text-margin-y': -6, 'font-size': fs(15), 'font-weight': 600, color: '#475569',
+          padding: 22,
+        },
       },
-    },
-    {
-      selector: 'node.host',
-      style: {
-        shape: 'round-rectangle', 'background-color': '#ffffff', 'border-width': 2, 'border-color': '#0f766e',
-        label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'text-margin-y': -4, 'font-size': 13, 'font-weight': 600,
-        padding: 14, width: 70, height: 40,
+      {
+        selector: 'node.host',
+        style: {
+          shape: 'round-rectangle', 'background-color': '#ffffff', 'border-width': 2, 'border-color': '#0f766e',
+          label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'text-margin-y': -4, 'font-size': fs(13), 'font-weight': 600,
+          padding: 14, width: 70, height: 40,
+        },
       },
-    },
-    { selector: 'node.host:childless', style: { 'text-valign': 'center', 'text-margin-y': 0 } },
-    { selector: 'node.host.hub', style: { 'border-color': '#1d4ed8', 'border-width': 3, 'background-color': '#eff6ff' } },
-    { selector: 'node.host.down', style: { 'border-color': '#dc2626', 'background-color': '#fef2f2', 'border-style': 'dashed' } },
-    {
-      selector: 'node.vm',
-      style: {
-        shape: 'ellipse', width: 30, height: 30, 'background-color': '#14b8a6', 'border-width': 2, 'border-color': '#0f766e',
-        label: 'data(label)', 'font-size': 11, 'text-valign': 'bottom', 'text-margin-y': 3, color: '#374151',
+      { selector: 'node.host:childless', style: { 'text-valign': 'center', 'text-margin-y': 0 } },
+      { selector: 'node.host.hub', style: { 'border-color': '#1d4ed8', 'border-width': 3, 'background-color': '#eff6ff' } },
+      { selector: 'node.host.down', style: { 'border-color': '#dc2626', 'background-color': '#fef2f2', 'border-style': 'dashed' } },
+      {
+        selector: 'node.vm',
+        style: {
+          shape: 'ellipse', width: 30, height: 30, 'background-color': '#14b8a6', 'border-width': 2, 'border-color': '#0f766e',
+          label: 'data(label)', 'font-size': fs(11), 'text-valign': 'bottom', 'text-margin-y': 3, color: '#374151',
+        },
       },
-    },
-    { selector: 'node.vm.centre', style: { 'background-color': '#8b5cf6', 'border-color': '#5b21b6' } },
-    { selector: 'node.vm.migrating', style: { 'background-color': '#f59e0b', 'border-color': '#b45309' } },
-    { selector: 'node.vm.stopped', style: { 'background-color': '#d1d5db', 'border-color': '#9ca3af' } },
-    {
-      selector: 'edge.link',
-      style: {
-        'curve-style': 'bezier', width: 'data(width)', 'line-color': '#64748b', opacity: 0.85,
-        label: 'data(label)', 'font-size': 11, color: '#334155', 'text-background-color': '#ffffff', 'text-background-opacity': 0.85,
-        'text-background-padding': 2, 'text-rotation': 'autorotate',
+      { selector: 'node.vm.centre', style: { 'background-color': '#8b5cf6', 'border-color': '#5b21b6' } },
+      { selector: 'node.vm.migrating', style: { 'background-color': '#f59e0b', 'border-color': '#b45309' } },
+      { selector: 'node.vm.stopped', style: { 'background-color': '#d1d5db', 'border-color': '#9ca3af' } },
+      {
+        selector: 'edge.link',
+        style: {
+          'curve-style': 'bezier', width: 'data(width)', 'line-color': '#64748b', opacity: 0.85,
+          label: 'data(label)', 'font-size': fs(11), color: '#334155', 'text-background-color': '#ffffff', 'text-background-opacity': 0.85,
+          'text-background-padding': 2, 'text-rotation': 'autorotate',
+        },
       },
-    },
-    {
-      selector: 'edge.fast-path',
-      style: { 'line-color': '#ea580c', opacity: 1, 'z-index': 5, 'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(arc)', 'control-point-weights': 0.5 },
-    },
-    { selector: 'edge.pending, edge.connecting', style: { 'line-style': 'dashed', opacity: 0.7 } },
-    { selector: 'edge.down', style: { 'line-style': 'dotted', opacity: 0.5 } },
-    {
-      selector: 'edge.app',
-      style: { 'curve-style': 'unbundled-bezier', 'control-point-distances': 30, width: 'data(width)', 'line-color': '#7c3aed', 'line-style': 'dashed', opacity: 0.55 },
-    },
-    { selector: 'edge.app.hidden', style: { display: 'none' } },
-    {
-      selector: 'edge.migration',
-      style: {
-        'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(arc)', 'control-point-weights': 0.5,
-        width: 2, 'line-color': '#f59e0b', 'line-style': 'dashed',
-        'target-arrow-shape': 'triangle', 'target-arrow-color': '#f59e0b', label: 'data(label)', 'font-size': 10, color: '#b45309',
-        'text-background-color': '#ffffff', 'text-background-opacity': 0.85,
+      {
+        selector: 'edge.fast-path',
+        style: { 'line-color': '#ea580c', opacity: 1, 'z-index': 5, 'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(arc)', 'control-point-weights': 0.5 },
       },
-    },
-  ];
+      { selector: 'edge.pending, edge.connecting', style: { 'line-style': 'dashed', opacity: 0.7 } },
+      { selector: 'edge.down', style: { 'line-style': 'dotted', opacity: 0.5 } },
+      {
+        selector: 'edge.app',
+        style: { 'curve-style': 'unbundled-bezier', 'control-point-distances': 30, width: 'data(width)', 'line-color': '#7c3aed', 'line-style': 'dashed', opacity: 0.55 },
+      },
+      { selector: 'edge.app.hidden', style: { display: 'none' } },
+      { selector: 'node:selected, edge:selected', style: { 'underlay-color': '#0ea5e9', 'underlay-opacity': 0.25, 'underlay-padding': 6 } },
+      {
+        selector: 'edge.migration',
+        style: {
+          'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(arc)', 'control-point-weights': 0.5,
+          width: 2, 'line-color': '#f59e0b', 'line-style': 'dashed',
+          'target-arrow-shape': 'triangle', 'target-arrow-color': '#f59e0b', label: 'data(label)', 'font-size': fs(10), color: '#b45309',
+          'text-background-color': '#ffffff', 'text-background-opacity': 0.85,
+        },
+      },
+    ];
+  }
 
   function desiredElements(sites) {
     const els = [];
@@ -430,7 +470,25 @@
     if (key !== structureKey) {
       structureKey = key;
       cy.layout({ name: 'preset', positions: computePositions(sites), fit: true, padding: 50, animate: false }).run();
+      fitView();
       bendLongEdges();
+    }
+  }
+
+  /**
+   * Fit the drawing to the panel, no closer than 1.3x; when it must be drawn small, grow the labels
+   * (up to 1.8x) so they stay readable.
+   */
+  function fitView() {
+    cy.fit(undefined, 50);
+    if (cy.zoom() > 1.3) {
+      cy.zoom(1.3);
+      cy.center();
+    }
+    const scale = Math.min(1.8, Math.max(1, 0.9 / cy.zoom()));
+    if (Math.abs(scale - labelScale) > 0.05) {
+      labelScale = scale;
+      cy.style(styleSheet(scale));
     }
   }
 
@@ -523,6 +581,10 @@
 
   function renderLinks() {
     const body = document.querySelector('#links tbody');
+    if (state.links.size === 0) {
+      body.replaceChildren(el('tr', null, el('td', { class: 'muted', colspan: '4' }, 'none')));
+      return;
+    }
     const links = [...state.links.values()].sort((x, y) => (x.kind === y.kind ? (linkId(x.a, x.b) < linkId(y.a, y.b) ? -1 : 1) : x.kind === 'fast-path' ? -1 : 1));
     body.replaceChildren(
       ...links.map((l) =>
@@ -554,8 +616,65 @@
       renderMigrations();
       renderLinks();
       renderEvents();
+      renderSelection();
+      document.getElementById('empty').hidden = state.hosts.size > 0;
       document.body.dataset.ready = 'true';
     });
+  }
+
+  // ---- selection -------------------------------------------------------------
+
+  let selected = null; // { kind: 'host' | 'vm' | 'link', key }
+
+  function renderSelection() {
+    const card = document.getElementById('selection-card');
+    const rows = selectionRows();
+    card.hidden = rows === null;
+    if (rows === null) return;
+    document.getElementById('selection-title').textContent = rows.title;
+    document.getElementById('selection').replaceChildren(...rows.items.flatMap(([k, v]) => [el('dt', null, k), el('dd', null, String(v))]));
+  }
+
+  function selectionRows() {
+    if (selected === null) return null;
+    if (selected.kind === 'host') {
+      const h = state.hosts.get(selected.key);
+      if (!h) return null;
+      return {
+        title: `Host ${h.id}`,
+        items: [
+          ['site', h.site ?? '—'], ['role', h.role], ['state', h.state],
+          ['last seen', h.lastSeen ? clock(h.lastSeen) : 'never'],
+          ['listens on', h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(', ') || '—'],
+          ['VMs', vmsOf(h.id).map((v) => v.name ?? v.mac).join(', ') || 'none'],
+        ],
+      };
+    }
+    if (selected.kind === 'vm') {
+      const v = state.vms.get(selected.key);
+      if (!v) return null;
+      return { title: `VM ${v.name ?? v.mac}`, items: [['MAC', v.mac], ['IP', v.ip ?? '—'], ['host', v.host ?? '—'], ['state', v.state]] };
+    }
+    const l = state.links.get(selected.key);
+    if (!l) return null;
+    return {
+      title: `Link ${l.a} – ${l.b}`,
+      items: [
+        ['kind', l.kind], ['state', l.state], ['requested by', l.actor ?? l.requestedBy], ['reason', l.reason || '—'],
+        ['rate', `${rate(l.bytesPerSec) || '0 bit/s'}, ${Math.round(l.framesPerSec)} frames/s`],
+        ['total', `${(l.bytes / 1e6).toFixed(1)} MB, ${l.frames} frames`],
+      ],
+    };
+  }
+
+  function onTap(evt) {
+    const t = evt.target;
+    if (t === cy) selected = null;
+    else if (t.hasClass('host')) selected = { kind: 'host', key: t.id().slice('host:'.length) };
+    else if (t.hasClass('vm')) selected = { kind: 'vm', key: t.id().slice('vm:'.length) };
+    else if (t.hasClass('link')) selected = { kind: 'link', key: t.id().slice('link:'.length) };
+    else return;
+    renderSelection();
   }
 
   document.getElementById('show-app').addEventListener('change', () => scheduleRender());
@@ -584,13 +703,16 @@
 
   cy = cytoscape({
     container: document.getElementById('graph'),
-    style: STYLE,
+    style: styleSheet(1),
     elements: [],
     layout: { name: 'preset' },
     minZoom: 0.2,
     maxZoom: 3,
   });
-  window.addEventListener('resize', () => cy.fit(undefined, 50));
+  cy.on('tap', onTap);
+  // For debugging from the console (and the browser test): the cytoscape instance.
+  window.vnetGraph = cy;
+  window.addEventListener('resize', () => fitView());
   token = readToken();
   void start();
 })();
