@@ -501,3 +501,132 @@ describe('ForwardingTable flooding across a hub and four spokes', () => {
     assert.deepEqual(net.path(f), ['s4>hub', 'hub>s3']);
   });
 });
+
+// ---- differential test: the cached table against an uncached model ---------------
+
+/** The forwarding rules written out plainly, with no cache: the oracle. */
+class Model {
+  readonly ports = new Set<string>();
+  readonly links = new Map<string, LinkKind>();
+  readonly learned = new Map<Mac, string>(); // mac → "port:x" | "link:y"
+  rules: ReturnType<typeof parseRule>[] = [];
+
+  constructor(readonly role: 'hub' | 'spoke') {}
+
+  decide(src: Mac, dst: Mac, at: string): string {
+    if (src !== 0 && !isGroup(src)) this.learned.set(src, at);
+    const sorted = [...this.rules].sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1));
+    const m = (x: ReturnType<typeof parseRule>['src'], v: Mac): boolean => x.kind === 'any' || (x.kind === 'eq') === (x.mac === v);
+    for (const r of sorted) {
+      if (!m(r.src, src) || !m(r.dst, dst)) continue;
+      const a = r.action;
+      if (a.kind === 'drop') return 'drop';
+      if (a.kind === 'flood') return this.flood(at);
+      const target = a.kind === 'port' ? `port:${a.port}` : `link:${a.link}`;
+      if (a.kind === 'port' ? !this.ports.has(a.port) : !this.links.has(a.link)) continue;
+      return target === at ? 'drop' : target;
+    }
+    if (isGroup(dst)) return this.flood(at);
+    const loc = this.learned.get(dst);
+    if (loc === undefined) return this.flood(at);
+    if (loc === at) return 'drop';
+    if (at.startsWith('link:') && loc.startsWith('link:') && !this.relays(at, loc)) return 'drop';
+    return loc;
+  }
+
+  relays(from: string, to: string): boolean {
+    return this.role === 'hub' && this.links.get(from.slice(5)) === 'backbone' && this.links.get(to.slice(5)) === 'backbone' && from !== to;
+  }
+
+  flood(at: string): string {
+    const out: string[] = [];
+    for (const p of this.ports) if (`port:${p}` !== at) out.push(`port:${p}`);
+    for (const [l, kind] of this.links) {
+      const to = `link:${l}`;
+      if (to !== at && kind === 'backbone' && (at.startsWith('port:') || this.relays(at, to))) out.push(to);
+    }
+    return out.sort().join(' ') || 'drop';
+  }
+
+  forgetAt(loc: string): void {
+    for (const [mac, l] of this.learned) if (l === loc) this.learned.delete(mac);
+  }
+}
+
+function isGroup(mac: Mac): boolean {
+  return Math.floor(mac / 0x10000_0000_00) % 2 === 1;
+}
+
+describe('ForwardingTable against an uncached model', () => {
+  for (const role of ['spoke', 'hub'] as const) {
+    it(`agrees on every frame through random changes (${role})`, () => {
+      let seed = role === 'hub' ? 99 : 7;
+      const rnd = (n: number): number => {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        return (seed >>> 8) % n;
+      };
+      const macs = [A, B, C, D, BROADCAST_MAC, MCAST, 0x0200_0000_0020];
+      const portNames = ['p1', 'p2', 'p3'];
+      const linkNames = ['h1', 'h2', 'f1'];
+      const t = new ForwardingTable({ role, clock: new ManualClock(), maxCacheEntries: 256 });
+      const model = new Model(role);
+      let ruleSeq = 0;
+      for (let step = 0; step < 8000; step++) {
+        const op = rnd(500); // 5% of steps change the table (2% forget a MAC), the rest send frames
+        if (op < 4) {
+          const p = portNames[rnd(3)]!;
+          if (model.ports.has(p)) {
+            t.removePort(p);
+            model.ports.delete(p);
+            model.forgetAt(`port:${p}`);
+          } else {
+            t.addPort(p, p);
+            model.ports.add(p);
+          }
+        } else if (op < 8) {
+          const l = linkNames[rnd(3)]!;
+          if (model.links.has(l) && rnd(2) === 0) {
+            t.removeLink(l);
+            model.links.delete(l);
+            model.forgetAt(`link:${l}`);
+          } else {
+            const kind: LinkKind = l.startsWith('f') ? 'fast-path' : 'backbone';
+            t.addLink(l, kind, l);
+            model.links.set(l, kind);
+          }
+        } else if (op < 12) {
+          const pick = (): string => {
+            const k = rnd(3);
+            const m = fmt(macs[rnd(macs.length)]!);
+            return k === 0 ? 'any' : k === 1 ? m : `!${m}`;
+          };
+          const actions: unknown[] = ['drop', 'flood', { port: portNames[rnd(3)] }, { link: linkNames[rnd(3)] }, { link: 'absent' }];
+          const r = rule(`r${ruleSeq++}`, rnd(3), pick(), pick(), actions[rnd(actions.length)]);
+          t.addRule(r);
+          model.rules.push(r);
+        } else if (op < 14 && model.rules.length > 0) {
+          const victim = model.rules[rnd(model.rules.length)]!;
+          t.removeRule(victim.id);
+          model.rules = model.rules.filter((r) => r !== victim);
+        } else if (op < 25) {
+          const mac = macs[rnd(macs.length)]!;
+          t.forget(mac);
+          model.learned.delete(mac);
+        } else {
+          const at = rnd(2) === 0 ? [...model.ports].map((p) => `port:${p}`) : [...model.links.keys()].map((l) => `link:${l}`);
+          if (at.length === 0) continue;
+          const loc = at[rnd(at.length)]!;
+          const ingress = loc.startsWith('port:') ? t.portIngress(loc.slice(5))! : t.linkIngress(loc.slice(5))!;
+          const src = macs[rnd(macs.length)]!;
+          const dst = macs[rnd(macs.length)]!;
+          for (let repeat = 1 + rnd(3); repeat > 0; repeat--) {
+            const want = model.decide(src, dst, loc);
+            const got = targets(t.forward(src, dst, ingress));
+            assert.equal(got, want, `step ${step}: ${fmt(src)} → ${fmt(dst)} from ${loc}`);
+          }
+        }
+      }
+      assert.ok(t.stats.hits > 1000, `the cache was exercised: ${JSON.stringify({ hits: t.stats.hits, misses: t.stats.misses })}`);
+    });
+  }
+});
