@@ -5,12 +5,34 @@
  * thousands of Map operations and their garbage per update at 10,000 VMs),
  * and EdgeList still reads as a ReadonlyMap<key, value> for everyone else.
  *
- * Building from unsorted (key, value) pairs sorts them natively: when the
- * keys are small enough, each key and its position are packed into one
- * double and the Float64Array is sorted without a comparator.
+ * Building from unsorted (key, value) pairs sorts them with a radix sort
+ * when the keys are below 2^32 (up to 65,536 VMs), a native sort of
+ * key-and-position packed in one double for short lists, else with a
+ * comparator.
  */
 
 const PACK = 2 ** 21; // positions below 2M pack beside keys below 2^32
+
+/** Stable LSD radix sort (two 16-bit passes) of positions 0..count−1 by keys below 2^32. */
+function radixOrder(keys: Float64Array, count: number): Uint32Array {
+  const k32 = new Uint32Array(count);
+  for (let i = 0; i < count; i++) k32[i] = keys[i]!;
+  let order = new Uint32Array(count);
+  let next = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  const counts = new Uint32Array(65_537);
+  for (const shift of [0, 16]) {
+    counts.fill(0);
+    for (let i = 0; i < count; i++) counts[((k32[i]! >>> shift) & 0xffff) + 1]!++;
+    for (let b = 0; b < 65_536; b++) counts[b + 1]! += counts[b]!;
+    for (let i = 0; i < count; i++) {
+      const j = order[i]!;
+      next[counts[(k32[j]! >>> shift) & 0xffff]!++] = j;
+    }
+    [order, next] = [next, order];
+  }
+  return order;
+}
 
 export class EdgeList implements ReadonlyMap<number, number> {
   /** Strictly ascending keys. */
@@ -32,13 +54,17 @@ export class EdgeList implements ReadonlyMap<number, number> {
     if (count === 0) return EdgeList.EMPTY;
     let maxKey = 0;
     for (let i = 0; i < count; i++) if (keys[i]! > maxKey) maxKey = keys[i]!;
-    const order = new Uint32Array(count);
-    if (count < PACK && maxKey < 2 ** 32) {
+    let order: Uint32Array;
+    if (maxKey < 2 ** 32 && count >= 512) {
+      order = radixOrder(keys, count);
+    } else if (count < PACK && maxKey * PACK < 2 ** 53) {
+      order = new Uint32Array(count);
       const packed = new Float64Array(count);
       for (let i = 0; i < count; i++) packed[i] = keys[i]! * PACK + i;
       packed.sort();
       for (let i = 0; i < count; i++) order[i] = packed[i]! % PACK;
     } else {
+      order = new Uint32Array(count);
       for (let i = 0; i < count; i++) order[i] = i;
       order.sort((a, b) => keys[a]! - keys[b]! || a - b);
     }

@@ -263,7 +263,9 @@ function rulesFor(chosen: readonly { link: HostLink; c: Candidate }[], registry:
     const seen = new Set<number>(); // destination VM indices already steered (per link; a VM is on one host)
     for (let i = 0; i < c.pairs.length; i += 2) {
       // Both directions of every VM pair with traffic: frames to y leave x's host on the link, and back.
-      for (const [from, to] of [[c.pairs[i]!, c.pairs[i + 1]!], [c.pairs[i + 1]!, c.pairs[i]!]] as const) {
+      for (let side = 0; side < 2; side++) {
+        const from = c.pairs[i + side]!;
+        const to = c.pairs[i + 1 - side]!;
         if (seen.has(to)) continue;
         seen.add(to);
         rules.push({ host: registry.hosts[from]!, priority, src: 'any', dst: registry.macs[to]!, action: { link: registry.hosts[to]! } });

@@ -30,7 +30,7 @@ export function buildGraph(edges: EdgeList | Iterable<number>, stride: number): 
   if (edges instanceof EdgeList && edges.keyArray.every((key) => Math.floor(key / stride) < key % stride)) sorted = edges.keyArray;
   else {
     const list: number[] = [];
-    for (const key of edges) {
+    for (const key of edges instanceof EdgeList ? edges.keys() : edges) {
       const a = Math.floor(key / stride);
       const b = key % stride;
       if (a !== b) list.push(a < b ? a * stride + b : b * stride + a);

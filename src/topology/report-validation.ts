@@ -114,7 +114,7 @@ function pairHash(src: Mac, dst: Mac): number {
   return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
 
-/** Validate an untrusted report; on success the returned report is a fresh, frozen copy holding only known fields. */
+/** Validate an untrusted report; on success the returned report is a fresh copy holding only known fields (report and entry list frozen). */
 export function validateReport(input: unknown): ReportValidation {
   if (!isRecord(input)) return fail(new ReportShapeError('(report)', `must be an object, got ${describe(input)}`));
   const { host, startMs, endMs, entries } = input;
@@ -158,7 +158,7 @@ export function validateReport(input: unknown): ReportValidation {
       return fail(new ReportCountError(`${path}.bytes`, `${bytes} bytes cannot be ${frames} Ethernet frames`));
     }
     if (seen.add(src, dst, i)) return fail(new ReportDuplicatePairError(path, `pair ${src}→${dst} appears twice`));
-    out[i] = Object.freeze({ src, dst, frames, bytes });
+    out[i] = { src, dst, frames, bytes };
   }
   return { ok: true, report: Object.freeze({ host, startMs: start, endMs: end, entries: Object.freeze(out) }) };
 }
