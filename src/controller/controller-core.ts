@@ -9,6 +9,10 @@ import type { DeploymentPolicy } from './deployment-file.ts';
 import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type SessionProgress } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-step.ts';
+import { planAdaptation } from './adaptation.ts';
+import { validateReport } from '../topology/report-validation.ts';
+import type { SmoothedMatrix } from '../topology/smoothing.ts';
+import type { RegistryIndex } from '../topology/vm-registry.ts';
 
 /**
  * The controller shell around the pure reconcile: it keeps one record per
@@ -124,6 +128,13 @@ export class ControllerCore implements ControlHandler {
       }
       case 'traffic': {
         const snap = snapshotFromWire(session.hostId, message.snapshot);
+        const valid = validateReport(snap);
+        if (!valid.ok) {
+          this.#c.metrics.malformedMessages.inc({ reason: 'traffic-report' });
+          this.#log.warn({ host: session.hostId, code: valid.error.code, msg: valid.error.message }, 'traffic report rejected');
+          session.send({ type: 'error', code: valid.error.code, message: valid.error.message.slice(0, 4096), fatal: false, inReplyTo: 'traffic' });
+          return;
+        }
         this.#reports.push(snap);
         this.#c.store.insertTrafficSamples(message.snapshot.entries.map((e) => ({
           host: session.hostId, startMs: snap.startMs, endMs: snap.endMs, src: e.src, dst: e.dst, frames: e.frames, bytes: e.bytes,
@@ -228,6 +239,7 @@ export class ControllerCore implements ControlHandler {
         class: out.topology.class, previous: out.changed.previous?.class ?? null, distance: out.changed.distance, periods: out.changed.periods,
       });
     }
+    if (out.raw !== undefined) this.#adapt(out.raw, now);
     const rates = this.linkRates();
     const links = this.#c.store.listLinks();
     const reportsNow = this.#c.store.listLinkReports();
@@ -241,6 +253,26 @@ export class ControllerCore implements ControlHandler {
     const retention = this.#init.trafficRetentionMs ?? 10 * this.#init.policy.smoothingIntervalMs;
     this.#c.store.pruneTraffic(now - retention);
     this.reconcile('update period');
+  }
+
+  /** Fast-path links adaptation wants, from the smoothed matrix: added and removed with their reasons. */
+  #adapt(raw: { matrix: SmoothedMatrix; registry: RegistryIndex }, now: number): void {
+    const { store, events } = this.#c;
+    const hub = store.listHosts().find((h) => h.role === 'hub');
+    if (hub === undefined) return;
+    const plan = planAdaptation({ matrix: raw.matrix, registry: raw.registry, links: store.listLinks(), hubId: hub.id }, this.#init.policy);
+    for (const d of plan.remove) {
+      if (!store.deleteLink(d.link.a, d.link.b, 'fast-path')) continue;
+      events.emit('link-removed', { a: d.link.a, b: d.link.b, kind: 'fast-path', actor: 'adaptation', reason: d.reason });
+      events.decide('fast-path-removed', d.reason, { a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs });
+    }
+    for (const d of plan.add) {
+      store.putLink({ a: d.link.a, b: d.link.b, kind: 'fast-path', requestedBy: 'adaptation', reason: d.reason }, now);
+      const rec = store.listLinks('fast-path').find((l) => l.a === d.link.a && l.b === d.link.b);
+      if (rec !== undefined) events.emit('link-changed', { link: linkView(rec, store.listLinkReports(), this.linkRates()) });
+      events.decide('fast-path-added', d.reason, { a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs });
+      this.#log.info({ a: d.link.a, b: d.link.b, reason: d.reason }, 'adaptation adds a fast-path link');
+    }
   }
 
   // ---- facts → registry ------------------------------------------------------

@@ -69,6 +69,7 @@ export const DEFAULT_POLICY = {
   smoothingIntervalMs: 10_000,
   detectionThreshold: 0.3,
   fastPathBudget: 4,
+  fastPathMinBytesPerSec: 125_000,
   placementThreshold: 0.1,
   autoMigrate: false,
 } as const;
@@ -82,6 +83,8 @@ const policySchema = z.strictObject({
   detectionThreshold: z.number().min(0).max(1).default(DEFAULT_POLICY.detectionThreshold),
   /** The most fast-path links the controller keeps at once. */
   fastPathBudget: z.number().int().min(0).max(10_000).default(DEFAULT_POLICY.fastPathBudget),
+  /** Traffic (bytes/s, smoothed) a host pair must exchange through the hub before adaptation adds a fast path; it is removed under half of it. */
+  fastPathMinBytesPerSec: z.number().min(0).max(1e12).default(DEFAULT_POLICY.fastPathMinBytesPerSec),
   /** The score gain a placement change must beat before it is proposed (Supercloud's T, 0..1 relative). */
   placementThreshold: z.number().min(0).max(1).default(DEFAULT_POLICY.placementThreshold),
   /** Carry out proposed migrations without an operator (off by default). */

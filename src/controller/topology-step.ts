@@ -2,6 +2,7 @@ import { parseMac } from '../dataplane/mac.ts';
 import type { TrafficSnapshot } from '../dataplane/daemon-control.ts';
 import type { Topology } from '../topology/classify.ts';
 import { buildRegistryIndex, keyDst, keySrc, type RegistryIndex } from '../topology/vm-registry.ts';
+import type { SmoothedMatrix } from '../topology/smoothing.ts';
 import { INITIAL_VTTIF_STATE, parseVttifParams, vttifStep, type VttifParams, type VttifState } from '../topology/vttif.ts';
 import type { MatrixView, TopologyClass, TopologyView } from './api-model.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
@@ -21,6 +22,8 @@ export interface TopologyStepOutput {
   /** Set when change detection announced a new topology this period. */
   changed: { distance: number; periods: number; previous: TopologyView | undefined } | undefined;
   rejected: Array<{ host: string | undefined; code: string; message: string }>;
+  /** The smoothed matrix and the registry it is indexed with (for fast-path selection), when due. */
+  raw: { matrix: SmoothedMatrix; registry: RegistryIndex } | undefined;
 }
 
 export function vttifParamsFromPolicy(p: DeploymentPolicy): VttifParams {
@@ -63,7 +66,7 @@ export class TopologyTracker {
     const r = vttifStep(this.#state, reports, this.#registry, this.#params, nowMs);
     this.#state = r.state;
     const rejected = r.rejected.map((x) => ({ host: x.host, code: x.error.code, message: x.error.message }));
-    if (!r.due) return { due: false, matrix: this.#matrix, topology: this.#topology, changed: undefined, rejected };
+    if (!r.due) return { due: false, matrix: this.#matrix, topology: this.#topology, changed: undefined, rejected, raw: undefined };
     const ids = r.matrix?.ids ?? [];
     const edges: MatrixView['edges'] = [];
     for (const [key, rate] of r.matrix?.rates ?? []) {
@@ -91,7 +94,7 @@ export class TopologyTracker {
       this.#topology = topologyViewOf(r.event.topology, tEdges, r.event.atMs);
       changed = { distance: r.event.distance, periods: r.event.periods, previous };
     }
-    return { due: true, matrix: this.#matrix, topology: this.#topology, changed, rejected };
+    return { due: true, matrix: this.#matrix, topology: this.#topology, changed, rejected, raw: r.matrix === undefined ? undefined : { matrix: r.matrix, registry: this.#registry } };
   }
 
   #index(vms: readonly VmRecord[]): void {

@@ -145,3 +145,39 @@ test('a daemon that refuses a change gets it counted and logged, not retried in 
   assert.equal(await metricValue(h.registry, 'vnet_control_nacks_total', { kind: 'rules' }), 1);
   assert.equal(a.daemon.rulesVersion, 0);
 });
+
+test('adaptation adds a fast-path link between hosts that talk through the hub, and removes it when they stop', async (t) => {
+  const { DEPLOYMENT_YAML, testDeployment } = await import('./fixtures/controller-harness.ts');
+  const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathMinBytesPerSec: 100000\n');
+  const h = await startHarness(t, { deployment: testDeployment(yaml) });
+  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
+  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
+  a.agent.start();
+  b.agent.start();
+  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  // About 1 MB/s from v1 (h1) to v2 (h2): ten times the threshold.
+  a.daemon.steady = [{ src: 0x020000000001, dst: 0x020000000002, frames: 70, bytes: 100_000 }];
+  await waitFor(() => h.controller.model.getLink('h1', 'h2')?.requestedBy === 'adaptation', 'adaptation adds h1-h2', 10_000);
+  await waitFor(() => a.daemon.links.some((l) => l.peer === 'h2' && l.dial === true) && b.daemon.links.some((l) => l.peer === 'h1'), 'pushed to both ends');
+  await waitFor(() => a.daemon.rules.some((r) => r.dst === '02:00:00:00:00:02' && JSON.stringify(r.action) === '{"link":"h2"}'), 'rule via the fast path');
+  const added = h.controller.model.listDecisions({}).find((d) => d.kind === 'fast-path-added');
+  assert.match(added?.reason ?? '', /through the hub/);
+  assert.notEqual(h.controller.model.getTopology().class, undefined);
+  // Traffic stops: the smoothed rate decays under the keep threshold and the link goes.
+  a.daemon.steady = [];
+  await waitFor(() => h.controller.model.getLink('h1', 'h2') === undefined, 'adaptation removes h1-h2', 10_000);
+  await waitFor(() => a.daemon.links.length === 0, 'removal pushed');
+  assert.ok(h.controller.model.listDecisions({}).some((d) => d.kind === 'fast-path-removed'));
+});
+
+test('a traffic report with absurd counts is refused with an error reply and never reaches the store', async (t) => {
+  const h = await startHarness(t);
+  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
+  a.agent.start();
+  await waitFor(() => a.agent.state === 'connected', 'connected');
+  a.daemon.addTraffic({ src: 0x020000000001, dst: 0x020000000002, frames: 1, bytes: 1e15 });
+  await waitFor(() => a.agent.stats.lastError !== undefined, 'error reply');
+  assert.match(a.agent.stats.lastError!.code, /^VNET_ERR_/);
+  assert.equal(h.controller.store.trafficSince(0).length, 0);
+  assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total', { reason: 'traffic-report' }), 1);
+});
