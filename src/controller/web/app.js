@@ -243,14 +243,21 @@
     return { cols, w: cols * VM_STEP, h: Math.max(1, Math.ceil(n / cols)) * VM_STEP };
   }
 
-  /** A site's hosts in a grid (rows of at most ~sqrt(n) hosts), with each host's offset from the site centre. */
+  /**
+   * A site's hosts in a grid (rows of at most ~sqrt(n) hosts), with each host's offset from the
+   * site centre. A hub goes alone in the bottom row, under a single row of up to six spokes, so
+   * the star backbone fans out instead of crossing hosts.
+   */
   function siteGrid(hosts) {
-    const perRow = hosts.length <= 3 ? hosts.length : Math.ceil(Math.sqrt(hosts.length));
+    const hub = hosts.find((h) => h.role === 'hub');
+    const others = hub !== undefined && hosts.length > 1 ? hosts.filter((h) => h !== hub) : hosts;
+    const perRow = others.length <= 3 || (others !== hosts && others.length <= 6) ? others.length : Math.ceil(Math.sqrt(others.length));
     const rows = [];
-    for (let i = 0; i < hosts.length; i += perRow) rows.push(hosts.slice(i, i + perRow));
+    for (let i = 0; i < others.length; i += perRow) rows.push(others.slice(i, i + perRow));
+    if (others !== hosts) rows.push([hub]);
     const rowDims = rows.map((r) => ({
       w: r.reduce((sum, h) => sum + hostBox(h.id).w + HOST_GAP, 0),
-      h: Math.max(...r.map((h) => hostBox(h.id).h)) + HOST_GAP,
+      h: Math.max(...r.map((h) => hostBox(h.id).h)) + (r.length === 1 && r[0].role === 'hub' && others !== hosts ? HOST_GAP * 2.5 : HOST_GAP),
     }));
     const w = Math.max(...rowDims.map((d) => d.w));
     const h = rowDims.reduce((sum, d) => sum + d.h, 0);
@@ -260,7 +267,9 @@
       let x = -rowDims[ri].w / 2;
       for (const host of r) {
         const b = hostBox(host.id);
-        offsets.set(host.id, { x: x + HOST_GAP / 2 + b.w / 2, y: y + rowDims[ri].h / 2 });
+        // Rows are centred vertically, except the hub's, which sits at the bottom of its taller row.
+        const cy0 = host === hub && others !== hosts ? y + rowDims[ri].h - HOST_GAP / 2 - b.h / 2 : y + rowDims[ri].h / 2;
+        offsets.set(host.id, { x: x + HOST_GAP / 2 + b.w / 2, y: cy0 });
         x += b.w + HOST_GAP;
       }
       y += rowDims[ri].h;
