@@ -1,6 +1,5 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
@@ -14,6 +13,8 @@ import {
   type FrameDecodeError,
 } from './errors.ts';
 import type { Frame } from './frame.ts';
+import { helloRefusal } from './link-handshake.ts';
+import { Liveness } from './link-liveness.ts';
 import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
 import {
   FrameDecoder,
@@ -47,7 +48,7 @@ import {
  *              run, write large payloads by reference after the run, and on the
  *              next tick write the rest of the run and uncork: one writev per
  *              burst, one buffer for a burst of small frames.
- *   liveness   a timer sends a keepalive when we sent nothing for keepaliveMs
+ *   liveness   (link-liveness.ts) a keepalive when we sent nothing for keepaliveMs
  *              and ends the link with LinkTimeoutError when the peer sent
  *              nothing for deadMs.
  *   close      exactly once: local close (goodbye, end), peer goodbye, decode
@@ -161,19 +162,15 @@ class SocketLink implements Link {
   readonly #decoder: FrameDecoder;
   readonly #encoder = new FrameEncoder();
   readonly #highWater: number;
-  readonly #keepaliveMs: number;
-  readonly #deadMs: number;
   #phase = PHASE_HANDSHAKE;
   #resolve: ((link: Link) => void) | undefined;
   #reject: ((err: Error) => void) | undefined;
   #handshakeTimer: TimerHandle | undefined;
-  #livenessTimer: TimerHandle | undefined;
+  #liveness: Liveness | undefined;
   #graceTimer: TimerHandle | undefined;
   #corked = false;
-  #txActivity = false;
-  #rxActivity = false;
-  #lastTx = 0;
-  #lastRx = 0;
+  /** Activity flags, set on the hot path; the Liveness takes them over once the link is open. */
+  #activity = { rxSeen: false, txSeen: false };
   #framesHandler: FramesHandler | undefined;
   #held: Frame[][] = [];
   #closeHandler: CloseHandler | undefined;
@@ -190,8 +187,6 @@ class SocketLink implements Link {
     this.role = init.role ?? 'dialer';
     this.kind = init.kind ?? 'backbone';
     this.#highWater = init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
-    this.#keepaliveMs = init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
-    this.#deadMs = init.deadMs ?? DEFAULT_DEAD_MS;
     const sink: DecoderSink = {
       onFrames: (frames) => this.#receiveFrames(frames),
       onControl: (msg) => this.#receiveControl(msg),
@@ -271,7 +266,7 @@ class SocketLink implements Link {
     }
     this.stats.txFrames++;
     this.stats.txBytes += data.length;
-    this.#txActivity = true;
+    this.#activity.txSeen = true;
   }
 
   readonly #uncork = (): void => {
@@ -288,7 +283,7 @@ class SocketLink implements Link {
   // ------------------------------------------------------------ receiving
 
   readonly #onData = (chunk: Buffer): void => {
-    this.#rxActivity = true;
+    this.#activity.rxSeen = true;
     this.#decoder.push(chunk);
   };
 
@@ -388,14 +383,13 @@ class SocketLink implements Link {
       this.#failHandshake(new HandshakeError(`expected a hello, got a ${msg.type}`), ['protocol', `expected a hello, got a ${msg.type}`]);
       return;
     }
-    const wantRole: LinkRole = this.role === 'dialer' ? 'listener' : 'dialer';
-    let refusal: string | undefined;
-    if (msg.role !== wantRole) refusal = `peer ${msg.hostId} is a ${msg.role} too`;
-    else if (this.role === 'dialer' && msg.kind !== this.kind) refusal = `asked for a ${this.kind} link, peer answered ${msg.kind}`;
-    else if (this.role === 'listener' && init.kind !== undefined && msg.kind !== init.kind) refusal = `this listener accepts ${init.kind} links, not ${msg.kind}`;
-    else if (init.expectedPeer !== undefined && msg.hostId !== init.expectedPeer) refusal = `expected host ${init.expectedPeer}, peer says it is ${msg.hostId}`;
-    else if (msg.hostId === init.localHost) refusal = `peer claims our own host id ${msg.hostId}`;
-    else refusal = certificateMismatch(this.#socket, msg.hostId);
+    const refusal = helloRefusal(msg, {
+      role: this.role,
+      kind: init.kind,
+      expectedPeer: init.expectedPeer,
+      localHost: init.localHost,
+      socket: this.#socket,
+    });
     if (refusal !== undefined) {
       this.#failHandshake(new HandshakeError(refusal), ['refused', refusal]);
       return;
@@ -406,11 +400,12 @@ class SocketLink implements Link {
     this.#log = componentLogger(init.logger, 'link', { local: init.localHost, peer: msg.hostId, link: this.id });
     this.#endHandshake();
     this.#phase = PHASE_OPEN;
-    const now = this.#clock.now();
-    this.#lastRx = now;
-    this.#lastTx = now;
-    const period = Math.max(1, Math.min(this.#keepaliveMs / 2, this.#deadMs / 4));
-    this.#livenessTimer = this.#clock.setInterval(this.#checkLiveness, period);
+    const liveness = new Liveness(this.#clock, this.#init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, this.#init.deadMs ?? DEFAULT_DEAD_MS, {
+      keepalive: this.#sendKeepalive,
+      dead: this.#peerDead,
+    });
+    this.#liveness = liveness;
+    this.#activity = liveness;
     this.#log.info({ kind: this.kind, role: this.role }, 'link up');
     const resolve = this.#resolve!;
     this.#resolve = undefined;
@@ -444,26 +439,16 @@ class SocketLink implements Link {
 
   // ------------------------------------------------------------ liveness
 
-  readonly #checkLiveness = (): void => {
+  readonly #sendKeepalive = (): void => {
     if (this.#phase !== PHASE_OPEN) return;
-    const now = this.#clock.now();
-    if (this.#rxActivity) {
-      this.#rxActivity = false;
-      this.#lastRx = now;
-    } else if (now - this.#lastRx >= this.#deadMs) {
-      this.#log.warn({ silentMs: Math.round(now - this.#lastRx) }, 'peer silent; closing the link');
-      this.#finish(new LinkTimeoutError(this.peerHost, now - this.#lastRx), ['timeout', `nothing heard for ${Math.round(now - this.#lastRx)} ms`]);
-      return;
-    }
-    if (this.#txActivity) {
-      this.#txActivity = false;
-      this.#lastTx = now;
-    } else if (now - this.#lastTx >= this.#keepaliveMs) {
-      this.#lastTx = now;
-      this.stats.keepalivesSent++;
-      this.#flushRun();
-      this.#socket.write(encodeKeepalive());
-    }
+    this.stats.keepalivesSent++;
+    this.#flushRun();
+    this.#socket.write(encodeKeepalive());
+  };
+
+  readonly #peerDead = (silentMs: number): void => {
+    this.#log.warn({ silentMs: Math.round(silentMs) }, 'peer silent; closing the link');
+    this.#finish(new LinkTimeoutError(this.peerHost, silentMs), ['timeout', `nothing heard for ${Math.round(silentMs)} ms`]);
   };
 
   // ------------------------------------------------------------ closing
@@ -519,8 +504,8 @@ class SocketLink implements Link {
   #terminate(err: Error | undefined, goodbye: [GoodbyeCode, string] | undefined): void {
     this.#phase = PHASE_CLOSED;
     this.#closeError = err;
-    this.#livenessTimer?.cancel();
-    this.#livenessTimer = undefined;
+    this.#liveness?.stop();
+    this.#liveness = undefined;
     this.#decoder.stop();
     this.#held = [];
     const socket = this.#socket;
@@ -542,28 +527,4 @@ class SocketLink implements Link {
       socket.destroy();
     }
   }
-}
-
-/** For a TLS socket: why the certificate does not vouch for `hostId` (undefined when it does, or for plain sockets). */
-function certificateMismatch(socket: Duplex, hostId: string): string | undefined {
-  if (!(socket instanceof TLSSocket)) return undefined;
-  if (!socket.authorized) return `peer certificate not authorized: ${String(socket.authorizationError ?? 'none presented')}`;
-  const cert = socket.getPeerCertificate();
-  if (cert === null || Object.keys(cert).length === 0) return 'peer presented no certificate';
-  const names = certificateNames(cert);
-  if (names.includes(hostId)) return undefined;
-  return `peer says it is ${hostId} but its certificate names ${names.join(', ') || 'nobody'}`;
-}
-
-/** CN and DNS subject alternative names of a peer certificate. */
-export function certificateNames(cert: { subject?: unknown; subjectaltname?: string | undefined }): string[] {
-  const names: string[] = [];
-  const cn = (cert.subject as { CN?: string | string[] } | undefined)?.CN;
-  if (typeof cn === 'string') names.push(cn);
-  else if (Array.isArray(cn)) names.push(...cn);
-  for (const entry of (cert.subjectaltname ?? '').split(',')) {
-    const e = entry.trim();
-    if (e.startsWith('DNS:')) names.push(e.slice(4));
-  }
-  return names;
 }

@@ -5,7 +5,8 @@ import { ManualClock } from '../../src/common/clock.ts';
 import { silentLogger, type Logger } from '../../src/common/logger.ts';
 import { encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
 import type { Frame } from '../../src/dataplane/frame.ts';
-import { certificateNames, openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
+import { openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
+import { certificateNames } from '../../src/dataplane/link-handshake.ts';
 import { MemoryDuplex } from '../../src/dataplane/memory-transport.ts';
 import { numberedFrame, RawPeer, until, frameSeq, withDeadline } from './raw-peer.ts';
 

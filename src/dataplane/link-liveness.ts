@@ -1,0 +1,64 @@
+import type { Clock, TimerHandle } from '../common/clock.ts';
+
+/**
+ * A link's liveness: send a keepalive when we have sent nothing for
+ * `keepaliveMs`, declare the peer dead when it has sent nothing for
+ * `deadMs`. The hot path only sets `rxSeen` / `txSeen` (no clock read per
+ * frame); one timer, every min(keepaliveMs/2, deadMs/4), turns those flags
+ * into times. So a keepalive goes out after keepaliveMs to 1.5 × keepaliveMs
+ * of quiet, and silence is detected within deadMs + deadMs/4.
+ */
+export interface LivenessEvents {
+  keepalive(): void;
+  dead(silentMs: number): void;
+}
+
+export class Liveness {
+  /** Set by the link on every chunk received. */
+  rxSeen = false;
+  /** Set by the link on every frame sent. */
+  txSeen = false;
+  readonly #clock: Clock;
+  readonly #keepaliveMs: number;
+  readonly #deadMs: number;
+  readonly #events: LivenessEvents;
+  #lastRx: number;
+  #lastTx: number;
+  #timer: TimerHandle | undefined;
+
+  constructor(clock: Clock, keepaliveMs: number, deadMs: number, events: LivenessEvents) {
+    this.#clock = clock;
+    this.#keepaliveMs = keepaliveMs;
+    this.#deadMs = deadMs;
+    this.#events = events;
+    const now = clock.now();
+    this.#lastRx = now;
+    this.#lastTx = now;
+    const period = Math.max(1, Math.min(keepaliveMs / 2, deadMs / 4));
+    this.#timer = clock.setInterval(this.#check, period);
+  }
+
+  stop(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+  }
+
+  readonly #check = (): void => {
+    const now = this.#clock.now();
+    if (this.rxSeen) {
+      this.rxSeen = false;
+      this.#lastRx = now;
+    } else if (now - this.#lastRx >= this.#deadMs) {
+      this.stop();
+      this.#events.dead(now - this.#lastRx);
+      return;
+    }
+    if (this.txSeen) {
+      this.txSeen = false;
+      this.#lastTx = now;
+    } else if (now - this.#lastTx >= this.#keepaliveMs) {
+      this.#lastTx = now;
+      this.#events.keepalive();
+    }
+  };
+}
