@@ -8,6 +8,7 @@ import { hostView, linkView, pairKey, vmView, type LinkRate } from './controller
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type SessionProgress } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
+import { NotFoundError } from './errors.ts';
 import type { TopologyTracker } from './topology-step.ts';
 import { planAdaptation } from './adaptation.ts';
 import { validateReport } from '../topology/report-validation.ts';
@@ -174,6 +175,23 @@ export class ControllerCore implements ControlHandler {
     this.#emitHost(session.hostId);
   }
 
+  /**
+   * Put a VM on a host (the migration cutover, or an operator correcting the
+   * registry) and reconcile at once: every host's rule for the VM is
+   * re-pointed in this same call. `state` 'migrating' pins the VM where it is
+   * against what daemons report until the cutover sets it 'running'.
+   */
+  setVmLocation(mac: string, host: string, state: 'running' | 'migrating' | 'stopped', why: string): void {
+    const { store } = this.#c;
+    const vm = store.getVm(mac);
+    if (vm === undefined) throw new NotFoundError(`VM ${JSON.stringify(mac)}`);
+    if (store.getHost(host) === undefined) throw new NotFoundError(`host ${JSON.stringify(host)}`);
+    const now = this.#c.wallClock();
+    store.upsertVm({ ...vm, host, state, updatedMs: now });
+    this.#c.events.emit('vm-changed', { vm: vmView(store.getVm(mac)!) });
+    this.reconcile(`VM ${mac} on ${host} (${state}): ${why}`);
+  }
+
   // ---- reconcile -------------------------------------------------------------
 
   /** Compute desired state, persist new versions, push what each connected daemon lacks. */
@@ -291,7 +309,8 @@ export class ControllerCore implements ControlHandler {
           store.upsertVm({ mac: p.mac, name: p.name, ip: p.ip, host: facts.hostId, state: 'running', source: 'learned', updatedMs: now });
           changed.push(p.mac);
           moved = true;
-        } else if (vm.host !== facts.hostId && vm.state !== 'migrating') {
+        } else if (vm.host !== facts.hostId && vm.state !== 'migrating' && !this.#reportsPort(vm.host, p.mac)) {
+          // Seen here and no longer where the registry has it: it moved (a migration we were not told of).
           this.#log.info({ vm: p.mac, from: vm.host, to: facts.hostId }, 'VM seen on another host: re-homed');
           store.upsertVm({ ...vm, ip: vm.ip ?? p.ip, host: facts.hostId, state: 'running', updatedMs: now });
           changed.push(p.mac);
@@ -313,6 +332,12 @@ export class ControllerCore implements ControlHandler {
       if (vm !== undefined) this.#c.events.emit('vm-changed', { vm: vmView(vm) });
     }
     return moved;
+  }
+
+  /** Whether `host`'s last reported facts have a port with this MAC (both ends hold the VM around a cutover). */
+  #reportsPort(host: string | undefined, mac: string): boolean {
+    if (host === undefined) return false;
+    return this.#c.store.getHost(host)?.facts?.ports.some((p) => p.mac === mac) === true;
   }
 
   #updateRates(facts: DaemonFacts, now: number): void {
