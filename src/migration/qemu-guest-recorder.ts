@@ -54,9 +54,13 @@ export interface RecordTraceOptions {
   readonly out: string;
   /** Guest RAM in MiB, 96–1024 (default 128). The Debian kernel panics out of memory below ~96 MiB; memwrite wants 128. */
   readonly memoryMiB?: number;
-  /** Number of snapshots (default 8, at least 1). */
+  /** Number of snapshots (default 21, at least 1). */
   readonly snapshots?: number;
-  /** Guest running time between snapshots, ms (default 1000). */
+  /**
+   * Guest running time between snapshots, ms (default 250). Shorter is truer:
+   * a page changed several times between two snapshots counts once, so the
+   * compile workload shows 582 pages/s at 1 s and 1562 pages/s at 250 ms.
+   */
   readonly intervalMs?: number;
   /** Guest running time between the workload's start and snapshot 0, ms (default 2000). */
   readonly warmupMs?: number;
@@ -131,8 +135,8 @@ export async function recordGuestTrace(opts: RecordTraceOptions): Promise<Record
   const log = opts.logger ?? silentLogger();
   const clock = opts.clock ?? realClock;
   const memoryMiB = opts.memoryMiB ?? 128;
-  const count = opts.snapshots ?? 8;
-  const intervalMs = opts.intervalMs ?? 1000;
+  const count = opts.snapshots ?? 21;
+  const intervalMs = opts.intervalMs ?? 250;
   const warmupMs = opts.warmupMs ?? 2000;
   const bootTimeoutMs = opts.bootTimeoutMs ?? 60_000;
   if (!(GUEST_WORKLOADS as readonly string[]).includes(opts.workload)) throw new RangeError(`unknown workload "${opts.workload}" (known: ${GUEST_WORKLOADS.join(', ')})`);

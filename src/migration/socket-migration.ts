@@ -92,7 +92,8 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     ch.on('data', onData);
     ch.on('error', onError);
     ch.on('close', onClose);
-    cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); });
+    ch.on('end', onClose);
+    cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); ch.off('end', onClose); });
   }
   const onAbort = (): void => fail.set('cancelled', 'cancelled by the caller');
   opts.signal?.addEventListener('abort', onAbort);
@@ -232,7 +233,8 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       ch.on('data', onData);
       ch.on('error', onError);
       ch.on('close', onClose);
-      cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); });
+      ch.on('end', onClose);
+      cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); ch.off('end', onClose); });
     }
     const onAbort = (): void => breakOff(new MigrationAbortedError('cancelled', 'cancelled by the caller'));
     opts.signal?.addEventListener('abort', onAbort);

@@ -1,0 +1,124 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Duplex } from 'node:stream';
+import { ModelGuest } from '../../src/migration/memory-guest.ts';
+import { runVirtualMigration } from '../../src/migration/virtual-time.ts';
+import { receiveMigration, sendMigration } from '../../src/migration/socket-migration.ts';
+import { connectMigration, listenMigration, type MigrationConnectOptions, type MigrationListenOptions } from '../../src/migration/socket-channel.ts';
+import { SmartStop } from '../../src/migration/smart-stop.ts';
+import { TimeBound } from '../../src/migration/time-bound.ts';
+import { XenStop } from '../../src/migration/xen-stop.ts';
+import { createContentKeyer, memoryDigest, diskDigest } from '../../src/migration/content-key.ts';
+import { realClock, type Clock } from '../../src/common/clock.ts';
+import { createCa, issueHostCertificate } from '../../src/dataplane/certs.ts';
+import type { StopRule } from '../../src/migration/stop-rule.ts';
+
+const WL = { dirtyRate: 1500, wssShare: 0.3, hotShare: 0.05, locality: 0.8, zeroShare: 0.2, dupShare: 0.1, bytesPerWrite: 200, rewriteShare: 0.2 };
+const BW = 60e6;
+
+function guest(seed = 9): ModelGuest {
+  return new ModelGuest({ name: 'g', pageCount: 2048, blockCount: 128, representation: 'bytes', memoryWorkload: WL, diskWorkload: { writeRate: 30, wssShare: 0.2, zeroShare: 0.3 }, seed });
+}
+
+function clockFromNow(): Clock {
+  const t0 = realClock.now();
+  return { ...realClock, now: () => realClock.now() - t0 };
+}
+
+async function pair(channels: number, listen: MigrationListenOptions = {}, connect: Partial<MigrationConnectOptions> = {}): Promise<{ out: Duplex[]; inn: Duplex[]; close: () => Promise<void> }> {
+  const l = await listenMigration(listen);
+  const acc = l.accept(channels);
+  const out = await connectMigration({ host: '127.0.0.1', port: l.port, channels, ...connect });
+  const inn = await acc;
+  return { out, inn, close: async () => { for (const s of [...out, ...inn]) s.destroy(); await l.close(); } };
+}
+
+async function overSockets(rule: () => StopRule, g: ModelGuest, channels: number, listen: MigrationListenOptions = {}, connect: Partial<MigrationConnectOptions> = {}) {
+  const p = await pair(channels, listen, connect);
+  const clock = clockFromNow();
+  try {
+    const rp = receiveMigration({ channels: p.inn, clock, timeoutMs: 20_000 });
+    const r = await sendMigration({ guest: g, rule: rule(), channels: p.out, clock, paceBps: BW, timeoutMs: 20_000 });
+    return { r, rr: await rp };
+  } finally {
+    await p.close();
+  }
+}
+
+test('a guest migrates over loopback TCP, bit-identical, with one and with two channels', async () => {
+  const keyer = await createContentKeyer();
+  for (const [rule, ch] of [[() => new SmartStop(), 1], [() => new TimeBound({ deadlineMs: 4000 }), 2]] as const) {
+    const g = guest();
+    const { r, rr } = await overSockets(rule, g, ch);
+    assert.equal(r.ok, true, r.error?.message);
+    assert.equal(rr.ok, true, rr.error?.message);
+    assert.equal(memoryDigest(rr.guest!.memory, keyer), memoryDigest(g.memory, keyer));
+    assert.equal(diskDigest(rr.guest!.disk, keyer), diskDigest(g.disk, keyer));
+    assert.equal(rr.guest!.runState, 'running');
+  }
+});
+
+test('a guest migrates over mutual TLS with the deployment CA', async () => {
+  const ca = await createCa();
+  const a = await issueHostCertificate(ca, 'host-a');
+  const b = await issueHostCertificate(ca, 'host-b');
+  const g = guest(2);
+  const { r, rr } = await overSockets(() => new SmartStop(), g, 1,
+    { tls: { ca: ca.cert, cert: b.cert, key: b.key, requestCert: true, rejectUnauthorized: true } },
+    { tls: { ca: ca.cert, cert: a.cert, key: a.key, servername: 'host-b', checkServerIdentity: () => undefined } });
+  assert.equal(r.ok, true, r.error?.message);
+  assert.equal(rr.ok, true);
+});
+
+test('real time over sockets and virtual time over an emulated link agree on a small case', async () => {
+  for (const rule of [() => new XenStop(), () => new SmartStop(), () => new TimeBound({ deadlineMs: 3000 })]) {
+    const v = await runVirtualMigration({ guest: guest(), rule: rule() }, { link: { bandwidthBps: BW, rttMs: 0 }, batchBytes: 64 * 1024 });
+    const { r } = await overSockets(rule, guest(), rule().kind === 'time-bound' ? 2 : 1);
+    assert.ok(v.ok && r.ok);
+    const name = rule().name;
+    assert.ok(Math.abs(r.bytes.total - v.bytes.total) / v.bytes.total < 0.1, `${name} bytes ${r.bytes.total} vs ${v.bytes.total}`);
+    assert.ok(Math.abs(r.totalMs - v.totalMs) / v.totalMs < 0.25, `${name} time ${r.totalMs} vs ${v.totalMs}`);
+    assert.ok(Math.abs(r.iterations - v.iterations) <= 1, `${name} iterations ${r.iterations} vs ${v.iterations}`);
+  }
+});
+
+test('the destination killed mid-migration: the sender aborts and the source runs on untouched', async () => {
+  const keyer = await createContentKeyer();
+  const g = guest(5);
+  const twin = guest(5);
+  const p = await pair(1);
+  const clock = clockFromNow();
+  let killed = false;
+  const r = await sendMigration({
+    guest: g, rule: new SmartStop(), channels: p.out, clock, paceBps: BW, timeoutMs: 20_000,
+    progressEveryMs: 50,
+    onProgress: (e) => { if (!killed && e.phase === 'memory') { killed = true; for (const s of p.inn) s.destroy(); } },
+  });
+  await p.close();
+  assert.equal(killed, true);
+  assert.equal(r.ok, false);
+  assert.equal(r.error?.code, 'VNET_ERR_MIGRATION_ABORTED');
+  assert.match(r.error?.message ?? '', /\((peer|link)\)/);
+  assert.equal(g.runState, 'running');
+  assert.equal(g.throttle, 1);
+  g.advance(5_000);
+  twin.advance(5_000);
+  assert.equal(memoryDigest(g.memory, keyer), memoryDigest(twin.memory, keyer));
+});
+
+test('the source cancelled by an AbortSignal: the receiver reports the abort and keeps nothing', async () => {
+  const g = guest(7);
+  const p = await pair(1);
+  const clock = clockFromNow();
+  const ac = new AbortController();
+  const rp = receiveMigration({ channels: p.inn, clock, timeoutMs: 20_000 });
+  const r = await sendMigration({ guest: g, rule: new SmartStop(), channels: p.out, clock, paceBps: BW, signal: ac.signal, progressEveryMs: 50, onProgress: (e) => { if (e.phase === 'memory') ac.abort(); } });
+  const rr = await rp;
+  await p.close();
+  assert.equal(r.ok, false);
+  assert.match(r.error?.message ?? '', /\(cancelled\)/);
+  assert.equal(g.runState, 'running');
+  assert.equal(rr.ok, false);
+  assert.equal(rr.guest, undefined);
+  assert.equal(rr.error?.code, 'VNET_ERR_MIGRATION_ABORTED');
+});
