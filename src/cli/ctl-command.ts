@@ -195,26 +195,28 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
     .option('--since <seq>', 'events after this sequence number', parseCount)
     .option('-n, --limit <count>', 'how many recent events to show first', parseCount, 20)
     .option('--type <types>', 'only these event types (comma-separated)', parseTypes)
+    .option('--all', 'include the per-period traffic-updated events (hidden by default)')
     .action(
-      run(async (c, g, opts: { follow?: boolean; since?: number; limit: number; type?: EventType[] }) => {
+      run(async (c, g, opts: { follow?: boolean; since?: number; limit: number; type?: EventType[]; all?: boolean }) => {
+        const types = opts.type ?? (opts.all === true ? undefined : EVENT_TYPES.filter((t) => t !== 'traffic-updated'));
         const show = (e: EventView): void => {
-          if (opts.type !== undefined && !opts.type.includes(e.type)) return;
+          if (types !== undefined && !types.includes(e.type)) return;
           io.out(g.json === true ? JSON.stringify(e) : eventLine(e));
         };
-        let since = opts.since;
-        if (since === undefined) {
-          const head = await c.get<EventPage>('/api/v1/events?limit=1');
-          since = Math.max(0, head.latestSeq - opts.limit);
+        const typeQuery = types !== undefined ? `&types=${enc(types.join(','))}` : '';
+        let page: EventPage;
+        if (opts.since !== undefined) {
+          page = await c.get<EventPage>(`/api/v1/events?since=${opts.since}&limit=${Math.max(1, Math.min(1000, opts.limit))}${typeQuery}`);
+        } else {
+          page = await recentEvents(c, opts.limit, typeQuery);
         }
-        const typeQuery = opts.type !== undefined ? `&types=${enc(opts.type.join(','))}` : '';
-        const page = await c.get<EventPage>(`/api/v1/events?since=${since}&limit=${Math.max(1, Math.min(1000, opts.limit))}${typeQuery}`);
         for (const e of page.events) show(e);
         if (opts.follow !== true) return;
-        const last = page.events.at(-1)?.seq ?? since;
         const { signal, dispose } = io.followSignal();
         try {
-          // Resume after what we printed, or after `since` if the history page was filtered or short.
-          await c.followEvents(Math.max(last, opts.type !== undefined ? page.latestSeq : last), show, { signal, onNotice: (t) => io.err(`vnet ctl: ${t}`) });
+          // Resume after the history already looked at (with --since, after the last event shown; the rest replays).
+          const resume = opts.since !== undefined ? Math.max(opts.since, page.events.at(-1)?.seq ?? opts.since) : page.latestSeq;
+          await c.followEvents(resume, show, { signal, onNotice: (t) => io.err(`vnet ctl: ${t}`) });
         } finally {
           dispose();
         }
@@ -300,6 +302,40 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
   };
   applyExit(ctl);
   return ctl;
+}
+
+/**
+ * The last `limit` events matching `typeQuery`: look back over a window of seqs that grows
+ * fourfold until it holds enough matching events (or reaches the start of the history),
+ * paging forward through each window.
+ */
+async function recentEvents(c: ControllerClient, limit: number, typeQuery: string): Promise<EventPage> {
+  const head = await c.get<EventPage>('/api/v1/events?limit=1');
+  if (limit === 0) return { ...head, events: [] };
+  const latest = head.latestSeq;
+  for (let window = Math.max(64, limit * 4); ; window *= 4) {
+    const start = Math.max(0, latest - window);
+    const found: EventView[] = [];
+    let since = start;
+    // The seq up to which every matching event has been seen: where a follow resumes.
+    let covered = latest;
+    for (;;) {
+      const page = await c.get<EventPage>(`/api/v1/events?since=${since}&limit=1000${typeQuery}`);
+      found.push(...page.events);
+      if (found.length > limit) found.splice(0, found.length - limit);
+      const last = page.events.at(-1)?.seq;
+      if (page.events.length < 1000 || last === undefined) {
+        covered = Math.max(latest, page.latestSeq);
+        break;
+      }
+      if (last >= latest) {
+        covered = last;
+        break;
+      }
+      since = last;
+    }
+    if (found.length >= limit || start === 0) return { events: found, oldestSeq: head.oldestSeq, latestSeq: covered };
+  }
 }
 
 /** The client for the controller and token the options and environment name. */

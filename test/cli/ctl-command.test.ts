@@ -148,6 +148,15 @@ describe('vnet ctl', () => {
     const json = await ctl(['events', '-n', '2', '--json', ...base]);
     assert.deepEqual(json.out.map((l) => JSON.parse(l).seq), [f.model.latestSeq() - 1, f.model.latestSeq()]);
 
+    // traffic-updated events are hidden unless asked for.
+    f.model.setTraffic(FIXTURE_NOW, []);
+    const quiet = await ctl(['events', '-n', '1', ...base]);
+    assert.doesNotMatch(quiet.out.join('\n'), /traffic-updated/);
+    const all = await ctl(['events', '-n', '1', '--all', ...base]);
+    assert.match(all.out.join('\n'), /traffic-updated\s+traffic on 0 links/);
+    const onlyHosts = await ctl(['events', '-n', '50', '--type', 'host-changed', ...base]);
+    assert.equal(onlyHosts.out.length, 5);
+
     const followed = await ctl(['events', '--follow', '-n', '0', ...base], {}, async (r) => {
       // The stream resumes after the last seq printed, so this event arrives whether or not the socket is open yet.
       f.model.emit('rules-changed', { host: 'hub', version: 77 });
