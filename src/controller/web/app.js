@@ -16,6 +16,8 @@
   const API = '/api/v1';
   const TOKEN_KEY = 'vnet-api-token';
   const MAX_EVENTS_SHOWN = 40;
+  const SHOWN_EVENT_TYPES = ['host-changed', 'host-removed', 'vm-changed', 'vm-removed', 'link-changed', 'link-removed', 'rules-changed',
+    'topology-changed', 'migration-changed', 'placement-changed', 'decision', 'operator-action'];
 
   const state = {
     hosts: new Map(),
@@ -83,8 +85,9 @@
     state.topology = o.topology;
     state.seq = o.latestSeq;
     // The recent history, for the events panel.
-    const recent = await api(`/events?since=${Math.max(0, o.latestSeq - MAX_EVENTS_SHOWN * 2)}&limit=${MAX_EVENTS_SHOWN * 2}`);
-    state.events = recent.events.filter((e) => e.seq <= o.latestSeq && e.type !== 'traffic-updated').slice(-MAX_EVENTS_SHOWN);
+    // (the window is as long as the page limit, so it is returned whole; traffic reports are left out)
+    const recent = await api(`/events?since=${Math.max(0, o.latestSeq - 1000)}&limit=1000&types=${SHOWN_EVENT_TYPES.join(',')}`);
+    state.events = recent.events.filter((e) => e.seq <= o.latestSeq).slice(-MAX_EVENTS_SHOWN);
     loaded = true;
     scheduleRender();
   }
