@@ -228,7 +228,7 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     return {
       link: p.link,
       benefitBytesPerSecond: benefit,
-      vmPairs: c === undefined ? 0 : countUnorderedPairs(c.pairs),
+      vmPairs: c === undefined ? 0 : countUnorderedPairs(c.pairs, n),
       reason: p.reason(formatRate(benefit), formatList(vms)),
     };
   };
@@ -243,12 +243,12 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   };
 }
 
-function countUnorderedPairs(pairs: readonly number[]): number {
-  const seen = new Set<string>();
+function countUnorderedPairs(pairs: readonly number[], n: number): number {
+  const seen = new Set<number>();
   for (let i = 0; i < pairs.length; i += 2) {
     const x = pairs[i]!;
     const y = pairs[i + 1]!;
-    seen.add(x < y ? `${x},${y}` : `${y},${x}`);
+    seen.add(x < y ? x * n + y : y * n + x);
   }
   return seen.size;
 }
@@ -258,7 +258,7 @@ export function cmpLink(x: HostLink, y: HostLink): number {
 }
 
 function rulesFor(chosen: readonly { link: HostLink; c: Candidate }[], registry: RegistryIndex, priority: number): ForwardingRule[] {
-  const rules: ForwardingRule[] = [];
+  const byHost = new Map<string, ForwardingRule[]>();
   for (const { c } of chosen) {
     const seen = new Set<number>(); // destination VM indices already steered (per link; a VM is on one host)
     for (let i = 0; i < c.pairs.length; i += 2) {
@@ -268,9 +268,14 @@ function rulesFor(chosen: readonly { link: HostLink; c: Candidate }[], registry:
         const to = c.pairs[i + 1 - side]!;
         if (seen.has(to)) continue;
         seen.add(to);
-        rules.push({ host: registry.hosts[from]!, priority, src: 'any', dst: registry.macs[to]!, action: { link: registry.hosts[to]! } });
+        const host = registry.hosts[from]!;
+        let list = byHost.get(host);
+        if (list === undefined) byHost.set(host, (list = []));
+        list.push({ host, priority, src: 'any', dst: registry.macs[to]!, action: { link: registry.hosts[to]! } });
       }
     }
   }
-  return rules.sort((x, y) => (x.host < y.host ? -1 : x.host > y.host ? 1 : x.dst - y.dst));
+  const rules: ForwardingRule[] = [];
+  for (const host of [...byHost.keys()].sort()) for (const r of byHost.get(host)!.sort((x, y) => x.dst - y.dst)) rules.push(r);
+  return rules;
 }
