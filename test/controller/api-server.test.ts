@@ -239,6 +239,35 @@ describe('operator API over HTTP', () => {
   });
 });
 
+describe('operator API and a failing model', () => {
+  it('answers 500 with a generic error (details only in the log) and keeps serving', async () => {
+    const full = buildFixtureModel();
+    const model = new Proxy(full, {
+      get(target, key) {
+        if (key === 'listHosts') {
+          return () => {
+            throw new Error('disk on fire: /secret/path');
+          };
+        }
+        const v: unknown = Reflect.get(target, key);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as ControllerModel;
+    const tokens = new MemoryTokenStore();
+    const { token } = createApiToken(tokens, 'admin', 0);
+    const server = await startApiServer({ logger: silentLogger(), model, tokens, registry: new Registry() }, { host: '127.0.0.1', port: 0 });
+    try {
+      const r = await call(server.url, 'GET', '/api/v1/hosts', { token });
+      assert.equal(r.status, 500);
+      assert.equal(r.json.error.code, 'VNET_ERR_INTERNAL');
+      assert.doesNotMatch(r.text, /secret/);
+      assert.equal((await call(server.url, 'GET', '/api/v1/vms', { token })).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('operator API optional commands', () => {
   it('starts a migration (202) when the model supports it, and answers 501 when it does not', async () => {
     const f = await startFixtureServer();
