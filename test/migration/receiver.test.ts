@@ -7,7 +7,7 @@ import { createContentKeyer, memoryDigest, type ContentKeyer } from '../../src/m
 import { TimeBound } from '../../src/migration/time-bound.ts';
 import { SmartStop } from '../../src/migration/smart-stop.ts';
 import { Rng } from '../../src/migration/workload.ts';
-import { encodeRecord, RecordDecoder, type MigrationRecord } from '../../src/migration/stream-codec.ts';
+import { encodeRecord, RecordDecoder, type AckRecord, type MigrationRecord } from '../../src/migration/stream-codec.ts';
 import type { StopRule } from '../../src/migration/stop-rule.ts';
 
 const WL = { dirtyRate: 800, wssShare: 0.4, hotShare: 0.05, locality: 0.7, zeroShare: 0.2, dupShare: 0.15, bytesPerWrite: 200, rewriteShare: 0.2 };
@@ -108,7 +108,7 @@ test('a tampered full page is never accepted: refused at verification, or earlie
   const k = [...lastFor.values()].find((k) => recs[k]?.rec.t === 'full');
   assert.ok(k !== undefined);
   const r = new MigrationReceiver({ factory: createEmptyGuest, keyer, representation: 'bytes' });
-  let ack;
+  let ack: AckRecord | undefined;
   recs.forEach((o, i) => {
     let rec = o.rec;
     if (i === k) {
