@@ -40,7 +40,9 @@ export interface CtlIo {
   setExitCode(code: number): void;
   /** End now (command-line syntax errors, --help): the process exits; a test's io throws. */
   exit(code: number): never;
-  /** A signal that ends `events --follow` (Ctrl-C for the process); dispose when done. */
+  /** Whether out() goes to a terminal (then `migrations --watch` redraws in place). */
+  isTTY?: boolean;
+  /** A signal that ends `events --follow` and `migrations --watch` (Ctrl-C for the process); dispose when done. */
   followSignal(): { signal: AbortSignal; dispose(): void };
 }
 
@@ -53,6 +55,7 @@ export function processCtlIo(): CtlIo {
       process.stderr.write(`${text}\n`);
     },
     env: process.env,
+    isTTY: process.stdout.isTTY === true,
     now: Date.now,
     setExitCode: (code) => {
       process.exitCode = code;
@@ -263,11 +266,36 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
   ctl
     .command('migrations')
     .description('list live migrations with their progress')
+    .option('-w, --watch', 'keep the table up to date as migrations progress (Ctrl-C to stop)')
     .action(
-      run(async (c, g) => {
-        const { migrations } = await c.get<{ migrations: MigrationView[] }>('/api/v1/migrations');
-        const { vms } = g.json === true ? { vms: [] } : await c.get<{ vms: VmView[] }>('/api/v1/vms');
+      run(async (c, g, opts: { watch?: boolean }) => {
+        const overview = await c.get<{ latestSeq: number; migrations: MigrationView[]; vms: VmView[] }>('/api/v1/overview');
+        const { migrations, vms } = overview;
         print(g, migrations, () => migrationsTable(migrations, vms));
+        if (opts.watch !== true) return;
+        // Follow migration-changed events: JSON prints each new view; a terminal redraws the table in place.
+        const byId = new Map(migrations.map((m) => [m.id, m]));
+        let drawn = g.json === true ? 0 : migrationsTable(migrations, vms).split('\n').length;
+        const { signal, dispose } = io.followSignal();
+        try {
+          await c.followEvents(
+            overview.latestSeq,
+            (e) => {
+              if (e.type !== 'migration-changed') return;
+              byId.set(e.payload.migration.id, e.payload.migration);
+              if (g.json === true) {
+                io.out(JSON.stringify(e.payload.migration));
+                return;
+              }
+              const text = migrationsTable([...byId.values()].sort((x, y) => x.startedAt - y.startedAt), vms);
+              io.out(io.isTTY === true ? `\x1b[${drawn}A\x1b[J${text}` : `\n${text}`);
+              drawn = text.split('\n').length;
+            },
+            { signal, onNotice: (t) => io.err(`vnet ctl: ${t}`) },
+          );
+        } finally {
+          dispose();
+        }
       }),
     );
 

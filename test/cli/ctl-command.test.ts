@@ -166,6 +166,15 @@ describe('vnet ctl', () => {
     assert.ok(followed.out.some((l) => /rules-changed\s+rules on hub now version 77/.test(l)));
   });
 
+  it('watches migrations: the table is printed again as a migration progresses', async () => {
+    const watched = await ctl(['migrations', '--watch', ...base], {}, async (r) => {
+      f.model.putMigration({ ...f.model.getMigration('m1')!, phase: 'cutover', progress: 0.97, etaMs: 300 });
+      await until('the redrawn table', () => r.out.some((l) => /m1\s+vm8\s+gcp-1\s+aws-2\s+running\s+cutover\s+\[███████████████████·\]\s+97%/.test(l)));
+    });
+    assert.equal(watched.code, 0, watched.err.join('\n'));
+    assert.match(watched.out[0]!, /memory\s+\[████████············\]\s+42%/);
+  });
+
   it('finds the token in VNET_TOKEN, or in the token file', async () => {
     const env = await ctl(['hosts', '--controller', f.server.url], { VNET_TOKEN: f.token });
     assert.equal(env.code, 0, env.err.join('\n'));
