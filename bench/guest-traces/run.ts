@@ -5,11 +5,12 @@
  *
  *   node --import tsx bench/guest-traces/run.ts            figures of existing traces
  *   node --import tsx bench/guest-traces/run.ts --record   first record idle, compile,
- *                                                          memwrite (128 MiB, 10 × 1 s)
+ *                                                          memwrite (128 MiB, 41 snapshots
+ *                                                          250 ms apart: 10 s of guest time)
  *   … --detail                                             per-snapshot tables too
  *
  * Recording needs root-free QEMU/TCG only (qemu-system-x86, busybox-static,
- * linux-image-amd64, cpio, gzip) and takes about 30–40 s per workload on two cores.
+ * linux-image-amd64, cpio, gzip) and takes about a minute per workload on two cores.
  */
 import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -26,7 +27,7 @@ if (args.includes('--record')) {
   for (const workload of GUEST_WORKLOADS) {
     const out = join(outDir, `${workload}-128m.trace`);
     process.stdout.write(`recording ${workload} → ${out} … `);
-    const r = await recordGuestTrace({ workload, out, memoryMiB: 128, snapshots: 10, intervalMs: 1000, warmupMs: 2000 });
+    const r = await recordGuestTrace({ workload, out, memoryMiB: 128, snapshots: 41, intervalMs: 250, warmupMs: 2000 });
     console.log(`${(r.fileBytes / 2 ** 20).toFixed(1)} MiB, boot ${(r.bootMs / 1000).toFixed(1)} s, total ${(r.wallMs / 1000).toFixed(1)} s`);
   }
 }
