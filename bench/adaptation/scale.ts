@@ -36,9 +36,15 @@ const WARMUP = 5;
 const PERIOD_MS = DEFAULT_VTTIF_PARAMS.updatePeriodMs;
 const gc = (globalThis as { gc?: () => void }).gc;
 
-function stats(xs: number[]): { mean: number; p99: number; max: number } {
+function stats(xs: number[]): { min: number; median: number; mean: number; p99: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
-  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p99: s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)]!, max: s[s.length - 1]! };
+  return {
+    min: s[0]!,
+    median: s[s.length >> 1]!,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    p99: s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)]!,
+    max: s[s.length - 1]!,
+  };
 }
 
 function heapMB(): number {
@@ -150,12 +156,12 @@ console.log(`# ${entriesPerUpdate} report entries per update; smoothed matrix ${
 console.log('');
 console.log(`load average during the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} CPUs (wall time includes waiting for a CPU; CPU time is this process's, all threads)`);
 console.log('');
-console.log('| stage (per update) | wall mean ms | wall p99 ms | CPU mean ms | CPU p99 ms |');
-console.log('|---|---:|---:|---:|---:|');
+console.log('| stage (per update) | wall min ms | wall median ms | wall mean ms | wall p99 ms | CPU mean ms | CPU p99 ms |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const s of stages) {
   const w = stats(wall.get(s)!);
   const x = stats(cpu.get(s)!);
-  console.log(`| ${s} | ${w.mean.toFixed(1)} | ${w.p99.toFixed(1)} | ${x.mean.toFixed(1)} | ${x.p99.toFixed(1)} |`);
+  console.log(`| ${s} | ${w.min.toFixed(1)} | ${w.median.toFixed(1)} | ${w.mean.toFixed(1)} | ${w.p99.toFixed(1)} | ${x.mean.toFixed(1)} | ${x.p99.toFixed(1)} |`);
 }
 console.log('');
 console.log(`heap used: ${heapBefore.toFixed(1)} MB before the run (scenario generated), ${heapAfter.toFixed(1)} MB after (state held: smoothed matrix, baseline, step state) → +${(heapAfter - heapBefore).toFixed(1)} MB`);
