@@ -64,6 +64,8 @@ export class ControllerCore implements ControlHandler {
   /** Per-direction rates, keyed host\0peer. */
   readonly #directed = new Map<string, LinkRate>();
   #reports: TrafficSnapshot[] = [];
+  /** Something desired state depends on changed since the last reconcile. */
+  #dirty = true;
 
   constructor(components: ControllerCoreComponents, init: ControllerCoreInit) {
     this.#c = components;
@@ -119,7 +121,9 @@ export class ControllerCore implements ControlHandler {
     switch (message.type) {
       case 'facts': {
         const facts = factsFromWire(message.facts);
+        const before = this.#c.store.getHost(session.hostId)?.addresses[0];
         this.#c.store.recordHostFacts(facts, now);
+        if (facts.listen !== undefined && JSON.stringify(facts.listen) !== JSON.stringify(before)) this.#dirty = true;
         this.#c.metrics.recordFacts(facts);
         this.#updateRates(facts, now);
         // What the daemon runs now is what counts; a push in flight stays in flight.
@@ -194,9 +198,15 @@ export class ControllerCore implements ControlHandler {
 
   // ---- reconcile -------------------------------------------------------------
 
+  /** Note that the registry changed behind the core's back (a direct store write): the next period reconciles. */
+  markDirty(): void {
+    this.#dirty = true;
+  }
+
   /** Compute desired state, persist new versions, push what each connected daemon lacks. */
   reconcile(why: string): void {
     const started = performance.now();
+    this.#dirty = false;
     const { store } = this.#c;
     const now = this.#c.wallClock();
     const hosts = store.listHosts();
@@ -211,15 +221,21 @@ export class ControllerCore implements ControlHandler {
       const prev = store.getVersions(host);
       const plan = nextVersions(prev, want, state?.progress);
       if (plan.linksChanged || plan.rulesChanged) {
-        const before = plan.rulesChanged ? store.listRules(host) : [];
+        const changes = plan.rulesChanged ? ruleChanges(store.listRules(host), want.rules) : undefined;
         store.transaction(() => {
-          if (plan.rulesChanged) store.replaceRules(host, want.rules);
+          if (changes !== undefined) {
+            const upsert = new Set([...changes.added, ...changes.changed]);
+            store.updateRules(host, want.rules.filter((r) => upsert.has(r.id)), changes.removed);
+          }
           store.putVersions(plan.versions);
         });
-        if (plan.rulesChanged) {
-          const changes = ruleChanges(before, want.rules);
-          this.#c.events.emit('rules-changed', { host, version: plan.versions.rulesVersion });
-          this.#c.events.decide('rules-pushed', `rules of ${host} at version ${plan.versions.rulesVersion}: ${why}`, { host, version: plan.versions.rulesVersion, ...changes });
+        if (changes !== undefined) {
+          const version = plan.versions.rulesVersion;
+          this.#c.events.emit('rules-changed', { host, version });
+          this.#c.events.decide('rules-pushed', `rules of ${host} at version ${version} (+${changes.added.length} ~${changes.changed.length} -${changes.removed.length}): ${why}`, {
+            host, version, added: sample(changes.added), changed: sample(changes.changed), removed: sample(changes.removed),
+            counts: { added: changes.added.length, changed: changes.changed.length, removed: changes.removed.length },
+          });
         }
       }
       if (state !== undefined) this.#push(state, plan.versions, want, now);
@@ -270,7 +286,16 @@ export class ControllerCore implements ControlHandler {
     });
     const retention = this.#init.trafficRetentionMs ?? 10 * this.#init.policy.smoothingIntervalMs;
     this.#c.store.pruneTraffic(now - retention);
-    this.reconcile('update period');
+    // Full reconcile only when something changed, or a daemon is not at the desired versions (resends).
+    if (this.#dirty || !this.#converged()) this.reconcile('update period');
+  }
+
+  #converged(): boolean {
+    for (const [host, s] of this.#sessions) {
+      const v = this.#c.store.getVersions(host);
+      if (s.progress.linksVersion !== v.linksVersion || s.progress.rulesVersion !== v.rulesVersion) return false;
+    }
+    return true;
   }
 
   /** Fast-path links adaptation wants, from the smoothed matrix: added and removed with their reasons. */
@@ -279,6 +304,7 @@ export class ControllerCore implements ControlHandler {
     const hub = store.listHosts().find((h) => h.role === 'hub');
     if (hub === undefined) return;
     const plan = planAdaptation({ matrix: raw.matrix, registry: raw.registry, links: store.listLinks(), hubId: hub.id }, this.#init.policy);
+    if (plan.add.length > 0 || plan.remove.length > 0) this.#dirty = true;
     for (const d of plan.remove) {
       if (!store.deleteLink(d.link.a, d.link.b, 'fast-path')) continue;
       events.emit('link-removed', { a: d.link.a, b: d.link.b, kind: 'fast-path', actor: 'adaptation', reason: d.reason });
@@ -355,4 +381,9 @@ export class ControllerCore implements ControlHandler {
     const h = this.#c.store.getHost(id);
     if (h !== undefined) this.#c.events.emit('host-changed', { host: hostView(h) });
   }
+}
+
+/** At most 20 ids of a list, for decision details. */
+function sample(ids: readonly string[]): string[] {
+  return ids.slice(0, 20);
 }

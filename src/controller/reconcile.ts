@@ -91,36 +91,43 @@ export function desiredState(view: RegistryView): Map<string, HostDesiredState> 
     fastPeers.get(a.id)!.add(b.id);
     fastPeers.get(b.id)!.add(a.id);
   }
+  const placed = view.vms
+    .filter((vm): vm is RegistryVm & { host: string } => vm.host !== undefined && hosts.has(vm.host))
+    .map((vm) => ({ id: vmRuleId(vm.mac), mac: vm.mac, host: vm.host }))
+    .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
   for (const state of out.values()) {
     const isHub = state.host === view.hubId;
-    for (const vm of view.vms) {
-      if (vm.host === undefined || vm.host === state.host || !hosts.has(vm.host)) continue;
-      if (fastPeers.get(state.host)?.has(vm.host) === true) {
-        state.rules.push({ id: vmRuleId(vm.mac), priority: FAST_PATH_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
+    const peers = fastPeers.get(state.host);
+    for (const vm of placed) {
+      if (vm.host === state.host) continue;
+      if (peers?.has(vm.host) === true) {
+        state.rules.push({ id: vm.id, priority: FAST_PATH_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
       } else if (isHub) {
-        state.rules.push({ id: vmRuleId(vm.mac), priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
+        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
       } else if (view.hubId !== undefined) {
-        state.rules.push({ id: vmRuleId(vm.mac), priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: view.hubId } });
+        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: view.hubId } });
       }
     }
     state.links.sort((x, y) => (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0));
-    state.rules.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    // Rules come out in id order already (placed is sorted).
   }
   return out;
 }
 
-/** A stable digest of a desired set (its canonical JSON). */
-export function digestOf(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32);
+/** One line per rule: every field, in a fixed order (rules are compared and digested by it). */
+export function ruleLine(r: RuleSpec): string {
+  const a = r.action;
+  const action = typeof a === 'string' ? a : 'port' in a ? `port:${a.port}` : `link:${a.link}`;
+  return `${r.id}\t${r.priority}\t${r.src}\t${r.dst}\t${action}`;
 }
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
+function linkLine(l: DesiredLink): string {
+  return `${l.peer}\t${l.address.transport}\t${l.address.host}\t${l.address.port}\t${l.dial === undefined ? '' : String(l.dial)}\t${l.reason}`;
+}
+
+/** A stable digest of a desired set (its lines, in order). */
+export function digestOf(lines: readonly string[]): string {
+  return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 32);
 }
 
 export interface VersionPlan {
@@ -135,8 +142,8 @@ export interface VersionPlan {
  * does a set the daemon reports a higher version of than we hold.
  */
 export function nextVersions(prev: DesiredVersions, desired: HostDesiredState, reported?: { linksVersion: number; rulesVersion: number }): VersionPlan {
-  const linksDigest = digestOf(desired.links);
-  const rulesDigest = digestOf(desired.rules);
+  const linksDigest = digestOf(desired.links.map(linkLine));
+  const rulesDigest = digestOf(desired.rules.map(ruleLine));
   // A daemon ahead of us (a database restored from a backup) gets a fresh, higher version too.
   const linksChanged = linksDigest !== prev.linksDigest || (reported?.linksVersion ?? 0) > prev.linksVersion;
   const rulesChanged = rulesDigest !== prev.rulesDigest || (reported?.rulesVersion ?? 0) > prev.rulesVersion;
@@ -189,8 +196,8 @@ export function planPushes(versions: DesiredVersions, desired: HostDesiredState,
 
 /** Rule ids added and removed between two sets (for the decision log). */
 export function ruleChanges(before: readonly RuleSpec[], after: readonly RuleSpec[]): { added: string[]; removed: string[]; changed: string[] } {
-  const b = new Map(before.map((r) => [r.id, digestOf(r)] as const));
-  const a = new Map(after.map((r) => [r.id, digestOf(r)] as const));
+  const b = new Map(before.map((r) => [r.id, ruleLine(r)] as const));
+  const a = new Map(after.map((r) => [r.id, ruleLine(r)] as const));
   return {
     added: [...a.keys()].filter((id) => !b.has(id)),
     removed: [...b.keys()].filter((id) => !a.has(id)),

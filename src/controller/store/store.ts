@@ -178,6 +178,16 @@ export class ControllerStore {
     });
   }
 
+  /** Change some of a host's rules: insert or replace `upserts`, delete `removeIds`. One transaction. */
+  updateRules(host: string, upserts: readonly RuleSpec[], removeIds: readonly string[]): void {
+    this.transaction(() => {
+      const del = this.db.prepare('DELETE FROM rules WHERE host = ? AND id = ?');
+      for (const id of removeIds) del.run(host, id);
+      const put = this.db.prepare('INSERT OR REPLACE INTO rules (host, id, priority, src, dst, action) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const r of upserts) put.run(host, r.id, r.priority, r.src, r.dst, JSON.stringify(r.action));
+    });
+  }
+
   listRules(host: string): RuleSpec[] {
     const rows = this.db.prepare('SELECT * FROM rules WHERE host = ? ORDER BY priority DESC, id').all(host) as RuleRow[];
     return rows.map((r) => ({ id: r.id, priority: r.priority, src: r.src, dst: r.dst, action: JSON.parse(r.action) as RuleSpec['action'] }));
