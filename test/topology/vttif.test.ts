@@ -65,6 +65,23 @@ describe('vttifStep', () => {
     assert.equal(r.event, undefined);
   });
 
+  it('handles one VM: its traffic to unknown MACs is listed, not mixed in, and the topology is "none"', () => {
+    const one = registryOn(['A']);
+    const r = vttifStep(INITIAL_VTTIF_STATE, [report('A', 0, 1000, [{ src: mac(0), dst: mac(42), frames: 2, bytes: 3000 }])], one, params, 1000);
+    assert.equal(r.matrix!.rates.size, 0);
+    assert.deepEqual(r.unknown, [{ host: 'A', mac: mac(42), role: 'dst', bytesPerSecond: 3000 }]);
+    assert.equal(r.topology!.class, 'none');
+  });
+
+  it('handles all-zero reports: empty matrix, topology "none"', () => {
+    const zero = [report('A', 0, 1000, [{ src: mac(0), dst: mac(2), frames: 0, bytes: 0 }]), report('B', 0, 1000, [{ src: mac(2), dst: mac(0), frames: 0, bytes: 0 }])];
+    const r = vttifStep(INITIAL_VTTIF_STATE, zero, registry, params, 1000);
+    assert.deepEqual(r.rejected, []);
+    assert.equal(r.matrix!.rates.size, 0);
+    assert.equal(r.normalised!.weights.size, 0);
+    assert.equal(r.topology!.class, 'none');
+  });
+
   it('enforces the update rate: reports arriving early are buffered and merged at the next due update', () => {
     const first = vttifStep(INITIAL_VTTIF_STATE, [], registry, params, 1000);
     const early = vttifStep(first.state, [report('A', 1000, 1500, [entry(0, 2, 1000)])], registry, params, 1500);
