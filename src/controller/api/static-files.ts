@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { createRequire } from 'node:module';
 import type { ServerResponse } from 'node:http';
 
@@ -17,13 +18,12 @@ interface StaticFile {
 
 const WEB_DIR = new URL('../web/', import.meta.url);
 
-const PAGE_FILES: ReadonlyArray<readonly [path: string, file: string, type: string]> = [
-  ['/', 'index.html', 'text/html; charset=utf-8'],
-  ['/index.html', 'index.html', 'text/html; charset=utf-8'],
-  ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
-  ['/style.css', 'style.css', 'text/css; charset=utf-8'],
-  ['/favicon.svg', 'favicon.svg', 'image/svg+xml'],
-];
+const TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
 
 const CSP = [
   "default-src 'none'",
@@ -45,9 +45,15 @@ export class StaticFiles {
 
   static async load(): Promise<StaticFiles> {
     const files = new Map<string, StaticFile>();
-    for (const [path, file, type] of PAGE_FILES) {
-      files.set(path, { type, body: await readFile(new URL(file, WEB_DIR)) });
+    // Every page file (by extension) in the web directory, at /NAME; the page itself also at /.
+    for (const name of (await readdir(WEB_DIR)).sort()) {
+      const type = TYPES[extname(name)];
+      if (type === undefined) continue;
+      files.set(`/${name}`, { type, body: await readFile(new URL(name, WEB_DIR)) });
     }
+    const index = files.get('/index.html');
+    if (index === undefined) throw new Error(`the web page is missing: no index.html in ${WEB_DIR.pathname}`);
+    files.set('/', index);
     const require = createRequire(import.meta.url);
     const cytoscape = require.resolve('cytoscape/dist/cytoscape.min.js');
     files.set('/vendor/cytoscape.min.js', { type: 'text/javascript; charset=utf-8', body: await readFile(cytoscape) });

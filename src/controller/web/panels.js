@@ -1,0 +1,143 @@
+// The side panels and the summary line: built with DOM nodes and textContent (names from the
+// controller are never parsed as HTML).
+import { clock, describeEvent, rate, vmLabel } from './format.js';
+import { linkId, state, vmsOf } from './state.js';
+
+export function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k === 'style') e.style.cssText = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+export function renderSummary() {
+  const hosts = [...state.hosts.values()];
+  const links = [...state.links.values()];
+  const sites = new Set(hosts.map((h) => h.site ?? '(no site)'));
+  const fast = links.filter((l) => l.kind === 'fast-path').length;
+  const running = [...state.migrations.values()].filter((m) => m.state === 'running').length;
+  const s = document.getElementById('summary');
+  Object.assign(s.dataset, {
+    sites: String(sites.size),
+    hosts: String(hosts.length),
+    hostsUp: String(hosts.filter((h) => h.state === 'up').length),
+    vms: String(state.vms.size),
+    links: String(links.length),
+    fastPathLinks: String(fast),
+    migrations: String(running),
+    seq: String(state.seq),
+    topologyClass: state.topology.class,
+  });
+  const b = (n) => el('b', null, String(n));
+  s.replaceChildren(
+    b(sites.size), ` site${sites.size === 1 ? '' : 's'} · `,
+    b(hosts.length), ` host${hosts.length === 1 ? '' : 's'} (${hosts.filter((h) => h.state === 'up').length} up) · `,
+    b(state.vms.size), ` VM${state.vms.size === 1 ? '' : 's'} · `,
+    b(links.length), ` link${links.length === 1 ? '' : 's'} (${fast} fast-path)`,
+    running > 0 ? ` · ${running} migrating` : '',
+  );
+}
+
+export function renderTopology() {
+  const t = state.topology;
+  document.getElementById('topology-class').textContent = t.class;
+  const parts = [];
+  if (t.class !== 'none') parts.push(`confidence ${Math.round(t.confidence * 100)}%`);
+  if (t.centre) parts.push(`centre ${vmLabel(t.centre)}`);
+  if (t.edges.length > 0) parts.push(`${t.edges.length} edge${t.edges.length === 1 ? '' : 's'}`);
+  if (t.detectedAt) parts.push(`since ${clock(t.detectedAt)}`);
+  document.getElementById('topology-detail').textContent = parts.join(' · ');
+}
+
+export function renderMigrations() {
+  const list = document.getElementById('migrations');
+  const ms = [...state.migrations.values()].sort((a, b) => b.startedAt - a.startedAt).slice(0, 8);
+  if (ms.length === 0) {
+    list.replaceChildren(el('li', { class: 'muted' }, 'none'));
+    return;
+  }
+  list.replaceChildren(
+    ...ms.map((m) => {
+      const pct = Math.round(Math.max(0, Math.min(1, m.progress)) * 100);
+      const eta = m.state === 'running' && m.etaMs !== null ? ` · ETA ${Math.ceil(m.etaMs / 1000)} s` : '';
+      const status = m.state === 'running' ? `${m.phase} · ${pct}%${eta}` : m.state === 'failed' ? `failed: ${m.error ?? ''}` : m.state;
+      return el(
+        'li',
+        { class: `migration ${m.state}`, 'data-migration': m.id, 'data-progress': String(pct) },
+        el('div', { class: 'what' }, el('span', null, `${vmLabel(m.vm)}: ${m.from} → ${m.to}`), el('span', { class: 'phase' }, status)),
+        el('div', { class: 'bar' }, el('div', { style: `width:${pct}%` })),
+      );
+    }),
+  );
+}
+
+export function renderLinks() {
+  const body = document.querySelector('#links tbody');
+  if (state.links.size === 0) {
+    body.replaceChildren(el('tr', null, el('td', { class: 'muted', colspan: '4' }, 'none')));
+    return;
+  }
+  const links = [...state.links.values()].sort((x, y) => (x.kind === y.kind ? (linkId(x.a, x.b) < linkId(y.a, y.b) ? -1 : 1) : x.kind === 'fast-path' ? -1 : 1));
+  body.replaceChildren(
+    ...links.map((l) =>
+      el('tr', { title: l.reason },
+        el('td', null, `${l.a} – ${l.b}`),
+        el('td', { class: `kind-${l.kind}` }, l.kind),
+        el('td', { class: `state-${l.state}` }, l.state),
+        el('td', { class: 'num' }, rate(l.bytesPerSec) || '—'),
+      ),
+    ),
+  );
+}
+
+export function renderEvents() {
+  const list = document.getElementById('events');
+  list.replaceChildren(
+    ...[...state.events].reverse().map((e) => el('li', { 'data-seq': String(e.seq) }, el('time', null, clock(e.time)), el('span', null, describeEvent(e)))),
+  );
+}
+
+export function renderSelection(selected) {
+  const card = document.getElementById('selection-card');
+  const rows = selectionRows(selected);
+  card.hidden = rows === null;
+  if (rows === null) return;
+  document.getElementById('selection-title').textContent = rows.title;
+  document.getElementById('selection').replaceChildren(...rows.items.flatMap(([k, v]) => [el('dt', null, k), el('dd', null, String(v))]));
+}
+
+function selectionRows(selected) {
+  if (selected === null) return null;
+  if (selected.kind === 'host') {
+    const h = state.hosts.get(selected.key);
+    if (!h) return null;
+    return {
+      title: `Host ${h.id}`,
+      items: [
+        ['site', h.site ?? '—'], ['role', h.role], ['state', h.state],
+        ['last seen', h.lastSeen ? clock(h.lastSeen) : 'never'],
+        ['listens on', h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(', ') || '—'],
+        ['VMs', vmsOf(h.id).map((v) => v.name ?? v.mac).join(', ') || 'none'],
+      ],
+    };
+  }
+  if (selected.kind === 'vm') {
+    const v = state.vms.get(selected.key);
+    if (!v) return null;
+    return { title: `VM ${v.name ?? v.mac}`, items: [['MAC', v.mac], ['IP', v.ip ?? '—'], ['host', v.host ?? '—'], ['state', v.state]] };
+  }
+  const l = state.links.get(selected.key);
+  if (!l) return null;
+  return {
+    title: `Link ${l.a} – ${l.b}`,
+    items: [
+      ['kind', l.kind], ['state', l.state], ['requested by', l.actor ?? l.requestedBy], ['reason', l.reason || '—'],
+      ['rate', `${rate(l.bytesPerSec) || '0 bit/s'}, ${Math.round(l.framesPerSec)} frames/s`],
+      ['total', `${(l.bytes / 1e6).toFixed(1)} MB, ${l.frames} frames`],
+    ],
+  };
+}
