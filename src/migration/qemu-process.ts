@@ -70,8 +70,9 @@ export class QemuProcess {
     throw new QemuProcessError(`${this.#bin} ${how}`, this.outputTail(), e.error ? { cause: e.error } : undefined);
   }
 
+  /** Wait for `marker` on the console; the guest's own error line (VNET_GUEST_ERROR) ends the wait at once. */
   async waitForConsole(marker: string, remainingMs: number, bootTimeoutMs: number): Promise<void> {
-    await this.#waitUntil(() => this.#output.includes(marker), remainingMs, () => new GuestBootTimeoutError(bootTimeoutMs, this.outputTail()));
+    await this.#waitUntil(() => this.#output.includes(marker) || this.#output.includes('VNET_GUEST_ERROR'), remainingMs, () => new GuestBootTimeoutError(bootTimeoutMs, this.outputTail()));
     if (this.#output.includes('VNET_GUEST_ERROR')) throw new QemuProcessError('the guest reported an error', this.outputTail());
   }
 

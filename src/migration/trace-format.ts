@@ -79,6 +79,8 @@ export interface TraceLimits {
   readonly maxMetaBytes: number;
   /** Largest file `loadTrace` reads. */
   readonly maxFileBytes: number;
+  /** Most bytes all records may inflate to together (a small file cannot claim gigabytes). */
+  readonly maxDecodedBytes: number;
 }
 
 export const DEFAULT_TRACE_LIMITS: TraceLimits = Object.freeze({
@@ -86,6 +88,7 @@ export const DEFAULT_TRACE_LIMITS: TraceLimits = Object.freeze({
   maxSnapshots: 10_000,
   maxMetaBytes: 65_536,
   maxFileBytes: 2 ** 31 - 1,
+  maxDecodedBytes: 3 * 2 ** 30,
 });
 
 // ---- encoding -----------------------------------------------------------------
@@ -228,6 +231,7 @@ export function decodeTrace(bytes: Uint8Array, limits: Partial<TraceLimits> = {}
   let off = header.length;
   const snapshots: TraceSnapshot[] = [];
   let lastT = 0;
+  let decoded = 0;
   while (off < buf.length) {
     const index = snapshots.length;
     if (index >= snapshotCount) {
@@ -251,6 +255,8 @@ export function decodeTrace(bytes: Uint8Array, limits: Partial<TraceLimits> = {}
     const actual = crc32(body);
     if (actual !== crc) throw new TraceChecksumError(crc, actual, off + 24, index);
     const rawLength = n * (4 + pageSize);
+    decoded += rawLength;
+    if (decoded > lim.maxDecodedBytes) throw new TraceLimitError('decoded size', decoded, lim.maxDecodedBytes, off + 16, index);
     let raw: Buffer;
     try {
       raw = inflateRawSync(body, { maxOutputLength: Math.max(rawLength, 1) });

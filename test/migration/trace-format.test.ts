@@ -139,6 +139,7 @@ test('limits: too many pages, snapshots or metadata bytes are TraceLimitError', 
   m.writeUInt32LE(10_000_000, 24);
   expectError(m, TraceLimitError, 'VNET_ERR_TRACE_LIMIT', (e) => assert.equal(e.limit, 'metaLength'));
   assert.throws(() => decodeTrace(good(), { maxSnapshots: 2 }), TraceLimitError);
+  assert.throws(() => decodeTrace(good(), { maxDecodedBytes: 8 * 4100 }), (e: unknown) => e instanceof TraceLimitError && e.limit === 'decoded size');
 });
 
 test('metadata that is not JSON, or has a wrong or unknown key, is named', () => {
