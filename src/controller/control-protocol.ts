@@ -197,16 +197,20 @@ export function factsToWire(f: DaemonFacts): WireFacts {
     role: f.role,
     ...(f.site !== undefined ? { site: f.site } : {}),
     ...(f.listen !== undefined ? { listen: { transport: f.listen.transport, host: f.listen.host, port: f.listen.port } } : {}),
-    ports: f.ports.map((p) => ({
-      name: p.name, kind: p.kind, mac: p.mac, ...(p.ip !== undefined ? { ip: p.ip } : {}), mtu: p.mtu,
-      rxFrames: p.rxFrames, rxBytes: p.rxBytes, txFrames: p.txFrames, txBytes: p.txBytes, txDropped: p.txDropped,
-    })),
+    ports: f.ports.map(portToWire),
     links: f.links.map((l) => ({
       peer: l.peer, kind: l.kind, state: l.state, direction: l.direction, txFrames: l.txFrames, txBytes: l.txBytes,
       rxFrames: l.rxFrames, rxBytes: l.rxBytes, txDropped: l.txDropped, decodeErrors: l.decodeErrors, reconnects: l.reconnects,
     })),
     rulesVersion: f.rulesVersion,
     linksVersion: f.linksVersion,
+  };
+}
+
+function portToWire(p: PortFacts): WireFacts['ports'][number] {
+  return {
+    name: p.name, kind: p.kind, mac: p.mac, ...(p.ip !== undefined ? { ip: p.ip } : {}), mtu: p.mtu,
+    rxFrames: p.rxFrames, rxBytes: p.rxBytes, txFrames: p.txFrames, txBytes: p.txBytes, txDropped: p.txDropped,
   };
 }
 
@@ -236,8 +240,10 @@ export function snapshotFromWire(host: string, w: WireSnapshot): TrafficSnapshot
 }
 
 export function eventToWire(e: DaemonEvent): z.output<typeof daemonEvent> {
-  if (e.type === 'port-added') return { type: 'port-added', port: factsToWire({ hostId: 'x', role: 'spoke', site: undefined, listen: undefined, ports: [e.port], links: [], rulesVersion: 0, linksVersion: 0 }).ports[0]! };
-  return e;
+  if (e.type === 'port-added') return { type: 'port-added', port: portToWire(e.port) };
+  if (e.type === 'port-removed') return { type: 'port-removed', name: e.name, reason: e.reason };
+  if (e.type === 'link-up') return { type: 'link-up', peer: e.peer, kind: e.kind };
+  return { type: 'link-down', peer: e.peer, kind: e.kind, reason: e.reason };
 }
 
 export function desiredLinkToWire(l: DesiredLink): z.input<typeof desiredLink> {

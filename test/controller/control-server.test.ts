@@ -201,3 +201,11 @@ test('certificates made by `vnet certs` (src/dataplane/certs.ts) work end to end
   await waitFor(() => agent.state === 'connected', 'connected with certs.ts certificates');
   assert.equal(controller.model.getHost('h1')?.state, 'up');
 });
+
+test('a connection that says nothing is closed when the hello timeout passes', async (t) => {
+  const h = await startHarness(t, { helloTimeoutMs: 100 });
+  const c = await rawClient(h, testPki().host('h1'));
+  assert.equal(await c.closed, 4008);
+  assert.equal(c.received[0]?.['code'], 'VNET_ERR_CONTROL_STATE');
+  assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total', { reason: 'hello-timeout' }), 1);
+});
