@@ -6,7 +6,6 @@ import { ControllerClient } from './ctl-client.ts';
 import { CtlUsageError, exitCodeOf } from './ctl-errors.ts';
 import {
   decisionsTable,
-  drawTopology,
   eventLine,
   hostsTable,
   linksTable,
@@ -14,9 +13,9 @@ import {
   migrationsTable,
   placementText,
   rulesTable,
-  topologyDot,
   vmsTable,
 } from './ctl-format.ts';
+import { drawTopology, topologyDot } from './ctl-topology-drawing.ts';
 
 /**
  * `vnet ctl …`: the operator's command line over the controller's API.

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { drawApplicationTopology, drawTopology, formatAge, formatBytes, formatRate, progressBar, table, topologyDot } from '../../src/cli/ctl-format.ts';
+import { formatAge, formatBytes, formatRate, progressBar, table } from '../../src/cli/ctl-format.ts';
+import { drawApplicationTopology, drawTopology, topologyDot } from '../../src/cli/ctl-topology-drawing.ts';
 import type { HostView, LinkView, TopologyView, VmView } from '../../src/controller/api-model.ts';
 
 const host = (id: string, site: string | null = null, role: HostView['role'] = 'spoke'): HostView => ({ id, site, addresses: [], role, state: 'up', lastSeen: null });
