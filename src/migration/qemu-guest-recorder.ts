@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Clock } from '../common/clock.ts';
 import { realClock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
-import { silentLogger } from '../common/logger.ts';
+import { componentLogger, silentLogger } from '../common/logger.ts';
 import { QmpClient } from './qmp-client.ts';
 import { QemuProcess } from './qemu-process.ts';
 import { GuestImageError, QemuProcessError, RecordingAbortedError } from './trace-errors.ts';
@@ -132,7 +132,7 @@ export function qemuArgs(o: { image: GuestImage; memoryMiB: number; workload: st
 }
 
 export async function recordGuestTrace(opts: RecordTraceOptions): Promise<RecordTraceResult> {
-  const log = opts.logger ?? silentLogger();
+  const log = componentLogger(opts.logger ?? silentLogger(), 'trace-recorder', { workload: opts.workload });
   const clock = opts.clock ?? realClock;
   const memoryMiB = opts.memoryMiB ?? 128;
   const count = opts.snapshots ?? 21;

@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
-import { silentLogger } from '../common/logger.ts';
+import { componentLogger, silentLogger } from '../common/logger.ts';
 import { QmpClosedError, QmpCommandError, QmpConnectError, QmpProtocolError, QmpTimeoutError } from './trace-errors.ts';
 
 /**
@@ -114,7 +114,7 @@ export class QmpClient {
 
   /** Connect to QEMU's QMP socket at `path` and leave capabilities-negotiation mode. */
   static async connect(path: string, init: QmpClientInit = {}): Promise<QmpClient> {
-    const log = init.logger ?? silentLogger();
+    const log = componentLogger(init.logger ?? silentLogger(), 'qmp', { path });
     const timeoutMs = init.timeoutMs ?? 10_000;
     const decoder = new QmpLineDecoder(init.maxLineBytes);
     const socket = createConnection({ path });
