@@ -207,6 +207,11 @@ describe('operator API over HTTP', () => {
     assert.equal(lib.status, 200);
     assert.ok(lib.text.length > 100_000);
     assert.equal((await call(f.server.url, 'GET', '/app.js')).status, 200);
+    // Revalidation: the same ETag gets a 304 without the body.
+    const etag = String(lib.headers.etag);
+    const again = await call(f.server.url, 'GET', '/vendor/cytoscape.min.js', { headers: { 'if-none-match': etag } });
+    assert.equal(again.status, 304);
+    assert.equal(again.text, '');
   });
 
   it('exposes Prometheus metrics without a token, with HTTP counters by route pattern', async () => {

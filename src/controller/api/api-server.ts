@@ -143,8 +143,7 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
     const isRead = method === 'GET' || method === 'HEAD';
     if (isRead && c.statics.has(path)) {
       route = 'static';
-      c.statics.serve(path, res, method === 'HEAD');
-      status = 200;
+      status = c.statics.serve(path, req, res, method === 'HEAD');
     } else if (path === '/metrics') {
       route = '/metrics';
       if (c.metricsRequireToken) authenticateRequest(c, req);

@@ -1,7 +1,8 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createRequire } from 'node:module';
-import type { ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * The web page shell: a few static files from `src/controller/web`, plus
@@ -14,6 +15,11 @@ import type { ServerResponse } from 'node:http';
 interface StaticFile {
   type: string;
   body: Buffer;
+  etag: string;
+}
+
+function staticFile(type: string, body: Buffer): StaticFile {
+  return { type, body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
 }
 
 const WEB_DIR = new URL('../web/', import.meta.url);
@@ -49,14 +55,14 @@ export class StaticFiles {
     for (const name of (await readdir(WEB_DIR)).sort()) {
       const type = TYPES[extname(name)];
       if (type === undefined) continue;
-      files.set(`/${name}`, { type, body: await readFile(new URL(name, WEB_DIR)) });
+      files.set(`/${name}`, staticFile(type, await readFile(new URL(name, WEB_DIR))));
     }
     const index = files.get('/index.html');
     if (index === undefined) throw new Error(`the web page is missing: no index.html in ${WEB_DIR.pathname}`);
     files.set('/', index);
     const require = createRequire(import.meta.url);
     const cytoscape = require.resolve('cytoscape/dist/cytoscape.min.js');
-    files.set('/vendor/cytoscape.min.js', { type: 'text/javascript; charset=utf-8', body: await readFile(cytoscape) });
+    files.set('/vendor/cytoscape.min.js', staticFile('text/javascript; charset=utf-8', await readFile(cytoscape)));
     return new StaticFiles(files);
   }
 
@@ -64,19 +70,26 @@ export class StaticFiles {
     return this.#files.has(path);
   }
 
-  /** Serve `path` (which `has`); HEAD gets the headers only. */
-  serve(path: string, res: ServerResponse, head: boolean): void {
+  /** Serve `path` (which `has`); HEAD gets the headers only; a matching If-None-Match gets 304. Returns the status. */
+  serve(path: string, req: IncomingMessage, res: ServerResponse, head: boolean): number {
     const f = this.#files.get(path);
     if (f === undefined) throw new Error(`no static file ${path}`);
-    res.writeHead(200, {
+    const headers = {
       'content-type': f.type,
-      'content-length': f.body.length,
       'cache-control': 'no-cache',
+      etag: f.etag,
       'content-security-policy': CSP,
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
       'x-frame-options': 'DENY',
-    });
+    };
+    if (req.headers['if-none-match'] === f.etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return 304;
+    }
+    res.writeHead(200, { ...headers, 'content-length': f.body.length });
     res.end(head ? undefined : f.body);
+    return 200;
   }
 }
