@@ -225,7 +225,8 @@ function embedGrid(g: UndirectedGraph, da: Int32Array, db: Int32Array, rows: num
 
 function fitMesh(g: UndirectedGraph, minConfidence: number): Fit | undefined {
   let best: Fit | undefined;
-  const corners = minDegreeVertices(g, 4);
+  let cornerCache: number[] | undefined;
+  const cornerList = (): number[] => (cornerCache ??= minDegreeVertices(g, 4));
   const dist = new Map<number, Int32Array>();
   const distFrom = (v: number): Int32Array => {
     let d = dist.get(v);
@@ -241,6 +242,7 @@ function fitMesh(g: UndirectedGraph, minConfidence: number): Fit | undefined {
     const ideal = gridEdges(rows, cols);
     if (boundFor(g, ideal, 4) < Math.max(minConfidence, best?.confidence ?? 0)) continue;
     for (const [r, c] of [[rows, cols], [cols, rows]] as const) {
+      const corners = cornerList();
       for (const a of corners) {
         const da = distFrom(a);
         const b = corners.find((v) => v !== a && da[v] === c - 1);
@@ -259,7 +261,7 @@ function fitMesh(g: UndirectedGraph, minConfidence: number): Fit | undefined {
 }
 
 function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number): Fit | undefined {
-  const degrees = Array.from(g.degree).sort((a, b) => a - b);
+  const degrees = Int32Array.from(g.degree).sort();
   const k = Math.round(degrees[degrees.length >> 1]! / 2);
   if (k < 2 || 2 * k + 1 >= g.n) return undefined;
   if (boundFor(g, g.n * k, 2 * k) < minConfidence) return undefined;

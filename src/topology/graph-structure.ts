@@ -138,11 +138,21 @@ export function componentCount(g: UndirectedGraph): number {
   return count;
 }
 
-/** The `count` vertices of smallest degree (ties by index). */
+/** The `count` vertices of smallest degree (ties by index); O(n · count). */
 export function minDegreeVertices(g: UndirectedGraph, count: number): number[] {
-  const order = Array.from({ length: g.n }, (_, i) => i);
-  order.sort((a, b) => g.degree[a]! - g.degree[b]! || a - b);
-  return order.slice(0, count);
+  const picked: number[] = [];
+  for (let v = 0; v < g.n; v++) {
+    const d = g.degree[v]!;
+    if (picked.length === count && d >= g.degree[picked[count - 1]!]!) continue;
+    let i = picked.length < count ? picked.length : count - 1;
+    picked[i] = v;
+    while (i > 0 && g.degree[picked[i - 1]!]! > d) {
+      picked[i] = picked[i - 1]!;
+      picked[i - 1] = v;
+      i--;
+    }
+  }
+  return picked;
 }
 
 /**
