@@ -16,7 +16,9 @@ import type { DaemonControl, DaemonEvent, RuleSpec } from './daemon-control.ts';
  *   every update period   → traffic {snapshot} and facts
  *   daemon events         → event, facts
  *
- * When the channel drops it redials with exponential backoff and jitter, and
+ * A channel on which the controller sends nothing, not even a pong, for a
+ * keepalive interval after a ping counts as dropped. When the channel drops it redials with
+ * exponential backoff and jitter, and
  * it never touches the daemon's links or rules while away: the daemon keeps
  * forwarding with the last state it was given, and the controller converges
  * it again (by version) once the channel is back. Messages from the
@@ -54,6 +56,8 @@ export interface ControllerAgentInit {
   maxMessageBytes?: number | undefined;
   /** Give up on a connection attempt that has no welcome after this long. */
   welcomeTimeoutMs?: number | undefined;
+  /** Ping the controller this often; a channel with no pong or message within an interval of a ping is cut and redialled (default 5000). */
+  keepaliveMs?: number | undefined;
 }
 
 export interface AgentStats {
@@ -82,6 +86,8 @@ export class ControllerAgent {
   #retry: TimerHandle | undefined;
   #report: TimerHandle | undefined;
   #welcomeTimer: TimerHandle | undefined;
+  #keepalive: TimerHandle | undefined;
+  #heard = false;
   #unsubscribe: (() => void) | undefined;
   #seq = 0;
   readonly stats: AgentStats = {
@@ -122,6 +128,7 @@ export class ControllerAgent {
     this.#retry?.cancel();
     this.#stopReporting();
     this.#welcomeTimer?.cancel();
+    this.#keepalive?.cancel();
     const ws = this.#ws;
     this.#ws = undefined;
     if (ws !== undefined && ws.readyState !== ws.CLOSED) {
@@ -149,6 +156,7 @@ export class ControllerAgent {
     });
     this.#ws = ws;
     ws.on('open', () => this.#onOpen(ws));
+    ws.on('pong', () => { if (ws === this.#ws) this.#heard = true; });
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(ws, data, isBinary));
     ws.on('error', (err) => this.#log.debug({ err }, 'control channel error'));
     ws.on('close', (code: number, reason: Buffer) => this.#onClose(ws, code, reason.toString('utf8')));
@@ -156,6 +164,18 @@ export class ControllerAgent {
 
   #onOpen(ws: WebSocket): void {
     if (ws !== this.#ws) return;
+    this.#heard = true;
+    this.#keepalive?.cancel();
+    this.#keepalive = this.#clock.setInterval(() => {
+      if (ws !== this.#ws) return;
+      if (!this.#heard) {
+        this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
+        ws.terminate();
+        return;
+      }
+      this.#heard = false;
+      ws.ping();
+    }, this.#init.keepaliveMs ?? 5000);
     const auth = this.#credential !== undefined ? { credential: this.#credential }
       : this.#init.joinToken !== undefined ? { joinToken: this.#init.joinToken } : undefined;
     this.#send({
@@ -173,6 +193,7 @@ export class ControllerAgent {
 
   #onMessage(ws: WebSocket, data: RawData, isBinary: boolean): void {
     if (ws !== this.#ws) return;
+    this.#heard = true;
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     const decoded = decodeControllerMessage(isBinary ? buf : buf.toString('utf8'), this.#maxBytes);
     if (!decoded.ok) {
@@ -267,6 +288,7 @@ export class ControllerAgent {
     if (ws !== this.#ws) return;
     this.#ws = undefined;
     this.#welcomeTimer?.cancel();
+    this.#keepalive?.cancel();
     this.#stopReporting();
     if (this.#state === 'closed') return;
     if (this.#state === 'connected') this.stats.disconnects++;

@@ -9,9 +9,9 @@ import { testPki } from './fixtures/test-pki.ts';
 import { waitFor } from './fixtures/wait.ts';
 
 /** A raw WebSocket client: sends what the test says, collects what comes back. */
-async function rawClient(h: Harness, cert: { cert: string; key: string } | undefined): Promise<{ ws: WebSocket; received: Array<Record<string, unknown>>; closed: Promise<number> }> {
+async function rawClient(h: Harness, cert: { cert: string; key: string } | undefined, autoPong = true): Promise<{ ws: WebSocket; received: Array<Record<string, unknown>>; closed: Promise<number> }> {
   const pki = testPki();
-  const ws = new WebSocket(h.url(), { ca: pki.ca, ...(cert ?? {}), perMessageDeflate: false });
+  const ws = new WebSocket(h.url(), { ca: pki.ca, ...(cert ?? {}), perMessageDeflate: false, autoPong });
   const received: Array<Record<string, unknown>> = [];
   ws.on('message', (data) => received.push(JSON.parse(String(data)) as Record<string, unknown>));
   const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
@@ -208,4 +208,14 @@ test('a connection that says nothing is closed when the hello timeout passes', a
   assert.equal(await c.closed, 4008);
   assert.equal(c.received[0]?.['code'], 'VNET_ERR_CONTROL_STATE');
   assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total', { reason: 'hello-timeout' }), 1);
+});
+
+test('a daemon that stops answering pings is cut off and marked down', async (t) => {
+  const h = await startHarness(t, { pingIntervalMs: 50 });
+  const c = await rawClient(h, testPki().host('h1'), false);
+  c.ws.send(hello('h1'));
+  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+  assert.equal(await c.closed, 1006);
+  await waitFor(() => h.controller.model.getHost('h1')?.state === 'down', 'h1 down');
 });

@@ -11,10 +11,10 @@ import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../controller/fixtures/wait.ts';
 
 /** A scripted controller: records every connection and message, sends what the test says. */
-async function fakeController(t: { after(fn: () => Promise<void>): void }): Promise<{ url: string; conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> }> {
+async function fakeController(t: { after(fn: () => Promise<void>): void }, opts: { autoPong?: boolean } = {}): Promise<{ url: string; conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> }> {
   const pki = testPki();
   const server = createServer({ ...pki.controller, ca: pki.ca, requestCert: true, rejectUnauthorized: false });
-  const wss = new WebSocketServer({ server, path: '/control' });
+  const wss = new WebSocketServer({ server, path: '/control', autoPong: opts.autoPong ?? true });
   const conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> = [];
   wss.on('connection', (ws) => {
     const c = { ws, received: [] as Array<Record<string, unknown>> };
@@ -167,4 +167,17 @@ test('after close() the agent does not redial', async (t) => {
   assert.deepEqual(states, ['connecting', 'connected', 'closed']);
   // Closed for good: no backoff timer is left that could dial again.
   assert.equal(ctl.conns.length, 1);
+});
+
+test('a controller that stops answering pings is cut off and redialled', async (t) => {
+  const ctl = await fakeController(t, { autoPong: false });
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 50 });
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  // The controller is silent from here on: no pong, no message.
+  await waitFor(() => ctl.conns.length === 2, 'redialled after the silence', 5000);
+  assert.equal(agent.stats.disconnects, 1);
 });
