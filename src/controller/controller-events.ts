@@ -9,11 +9,14 @@ import type { ControllerStore } from './store/store.ts';
  * (its id is the event's `seq`, growing for the lifetime of the database) and
  * is delivered to subscribers synchronously, in order, after it is written.
  * Decisions of the reconcile and adaptation loops are events of type
- * `decision`. Old rows are pruned to `maxEvents`.
+ * `decision`. Old rows are pruned to `maxEvents`, and `traffic-updated`
+ * events (one per update period, superseded by the next) to the latest 100.
  */
 
 const MAX_EVENT_PAGE = 1000;
 export const DEFAULT_MAX_EVENTS = 10_000;
+/** Traffic-updated events kept in the history (older ones are pruned; the latest is what matters). */
+export const KEEP_TRAFFIC_EVENTS = 100;
 
 export class ControllerEventLog implements ControllerEventSource {
   readonly #store: ControllerStore;
@@ -49,6 +52,11 @@ export class ControllerEventLog implements ControllerEventSource {
     if (++this.#sincePrune >= 100) {
       this.#sincePrune = 0;
       this.#store.db.prepare('DELETE FROM events WHERE id <= ?').run(this.#latest - this.#maxEvents);
+      // Traffic snapshots (one per period, the bulk of the history) are superseded by the next: keep the latest few.
+      this.#store.db.prepare(
+        `DELETE FROM events WHERE type = 'traffic-updated' AND id < (
+           SELECT id FROM events WHERE type = 'traffic-updated' ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+      ).run(KEEP_TRAFFIC_EVENTS - 1);
     }
     return event;
   }

@@ -103,3 +103,22 @@ describe('ControllerService (SQLite)', () => {
     store.close();
   });
 });
+
+describe('ControllerEventLog', () => {
+  it('prunes traffic snapshots to the latest 100 and the whole history to maxEvents, keeping seq', () => {
+    const store = openStore({ path: ':memory:' });
+    const events = new ControllerEventLog({ store, logger: silentLogger(), wallClock: () => 1 }, { maxEvents: 500 });
+    for (let i = 0; i < 400; i++) {
+      events.emit('traffic-updated', { at: i, links: [] });
+      events.emit('host-removed', { id: `h${i}` });
+    }
+    const all = events.listEvents({ since: 0, limit: 1000 });
+    assert.equal(all.latestSeq, 800);
+    const traffic = events.listEvents({ since: 0, limit: 1000, types: ['traffic-updated'] }).events;
+    assert.ok(traffic.length >= 100 && traffic.length < 200, `${traffic.length} traffic events kept`);
+    assert.equal(traffic.at(-1)!.seq, 799);
+    assert.ok(all.oldestSeq > 1 && all.oldestSeq <= 800 - 500 + 100, `oldest ${all.oldestSeq}`);
+    assert.equal(events.listEvents({ since: 0, limit: 1000, types: ['host-removed'] }).events.at(-1)!.seq, 800);
+    store.close();
+  });
+});

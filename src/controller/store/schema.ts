@@ -181,6 +181,13 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'index events by type (decisions, pruning of traffic snapshots)',
+    sql: `
+      CREATE INDEX events_type ON events(type, id);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;
