@@ -8,7 +8,8 @@ import type { ControllerStore } from './store/store.ts';
  * host to the hub) made exactly what the deployment implies; VMs the file
  * names added. A VM already in the database keeps its host — a restarted
  * controller carries on from where the VMs are now (after migrations), not
- * from where the file first put them — but takes the file's name and IP.
+ * from where the file first put them — but takes the file's name and IP
+ * (and the file's host, if its host is no longer in the deployment).
  * Fast-path links (adaptation's and operators') are left alone, except those
  * to a removed host.
  */
@@ -55,6 +56,9 @@ export function syncDeployment(store: ControllerStore, d: Readonly<Deployment>, 
       if (existing === undefined) {
         store.upsertVm({ mac: vm.mac, name: vm.name, ip: vm.ip, host: vm.host, state: 'unknown', source: 'deployment', updatedMs: nowMs });
         result.vmsAdded.push(vm.mac);
+      } else if (existing.host !== undefined && !wanted.has(existing.host)) {
+        // Its host left the deployment: back to where the file puts it.
+        store.upsertVm({ ...existing, name: vm.name, ip: vm.ip, host: vm.host, state: 'unknown', updatedMs: nowMs });
       } else {
         store.upsertVm({ ...existing, name: vm.name, ip: vm.ip });
       }
