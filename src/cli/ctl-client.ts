@@ -131,7 +131,13 @@ export class ControllerClient {
         } catch {
           return;
         }
-        if (m.kind === 'hello' && m.gap) onNotice(`events ${m.since + 1}..${m.oldestSeq - 1} are no longer kept by the controller`);
+        if (m.kind === 'hello' && m.gap) {
+          onNotice(
+            m.since > m.latestSeq
+              ? `the controller's event history restarted (its latest seq is ${m.latestSeq}, we had seen ${m.since})`
+              : `events ${m.since + 1}..${m.oldestSeq - 1} are no longer kept by the controller`,
+          );
+        }
         if (m.kind === 'event') onEvent(m.event);
       });
       ws.on('unexpected-response', (_req, res) => {
