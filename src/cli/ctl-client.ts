@@ -81,10 +81,19 @@ export class ControllerClient {
     let delay = 250;
     let everConnected = false;
     while (init.signal?.aborted !== true) {
-      const outcome = await this.#streamOnce(last, (e) => {
-        last = Math.max(last, e.seq);
-        onEvent(e);
-      }, init.signal, (text) => init.onNotice?.(text));
+      const outcome = await this.#streamOnce(
+        last,
+        (e) => {
+          last = Math.max(last, e.seq);
+          onEvent(e);
+        },
+        init.signal,
+        (text) => init.onNotice?.(text),
+        // The controller's history restarted below what we had seen: continue from its numbering.
+        (latestSeq) => {
+          last = latestSeq;
+        },
+      );
       if (outcome.kind === 'aborted') return;
       if (outcome.kind === 'refused') throw outcome.error;
       if (outcome.kind === 'opened') {
@@ -104,6 +113,7 @@ export class ControllerClient {
     onEvent: (event: EventView) => void,
     signal: AbortSignal | undefined,
     onNotice: (text: string) => void,
+    onRestart: (latestSeq: number) => void,
   ): Promise<{ kind: 'aborted' } | { kind: 'opened' } | { kind: 'refused'; error: Error } | { kind: 'failed'; error: Error }> {
     const url = `${this.baseUrl.replace(/^http/, 'ws')}/api/v1/events?since=${since}`;
     return new Promise((resolve) => {
@@ -132,6 +142,7 @@ export class ControllerClient {
           return;
         }
         if (m.kind === 'hello' && m.gap) {
+          if (m.since > m.latestSeq) onRestart(m.latestSeq);
           onNotice(
             m.since > m.latestSeq
               ? `the controller's event history restarted (its latest seq is ${m.latestSeq}, we had seen ${m.since})`
