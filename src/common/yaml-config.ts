@@ -32,8 +32,10 @@ export function parseYamlConfig<S extends z.ZodType>(text: string, file: string,
   if (parsed.success) return deepFreeze(parsed.data) as Readonly<z.output<S>>;
   const issue = parsed.error.issues[0]!;
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-  const key = formatPath(path);
-  const line = lineOf(doc, path, lines);
+  // An unknown key is reported at its own line, and named in the key path.
+  const at = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...path, issue.keys[0]] : path;
+  const key = formatPath(at);
+  const line = lineOf(doc, at, lines);
   const where = line !== undefined ? `line ${line}: ` : '';
   throw new ConfigError(`${where}${describeIssue(issue)}`, { file, key: key || '(top level)' });
 }
