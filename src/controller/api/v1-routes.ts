@@ -77,6 +77,7 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
       links: model.listLinks(),
       topology: model.getTopology(),
       migrations: model.listMigrations(),
+      placement: model.getPlacement(),
     });
   });
 

@@ -12,7 +12,7 @@
 //             (panels.js), plus counts in #summary's data-* attributes (the
 //             browser test reads them)
 import { fitView, styleSheet, syncGraph } from './graph.js';
-import { renderEvents, renderLinks, renderMigrations, renderSelection, renderSummary, renderTopology } from './panels.js';
+import { renderEvents, renderLinks, renderMigrations, renderPlacement, renderSelection, renderSummary, renderTopology } from './panels.js';
 import { applyEvent, loadState, state } from './state.js';
 
 const API = '/api/v1';
@@ -148,6 +148,7 @@ function scheduleRender() {
     renderSummary();
     renderTopology();
     renderMigrations();
+    renderPlacement();
     renderLinks();
     renderEvents();
     renderSelection(selected);

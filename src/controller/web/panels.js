@@ -141,3 +141,17 @@ function selectionRows(selected) {
     ],
   };
 }
+
+export function renderPlacement() {
+  const p = state.placement;
+  const card = document.getElementById('placement-card');
+  card.hidden = p.moves.length === 0;
+  if (card.hidden) return;
+  document.getElementById('placement-detail').textContent =
+    `score ${p.score.toFixed(2)} → ${p.proposedScore.toFixed(2)} (moves must gain more than ${p.threshold.toFixed(2)})`;
+  document.getElementById('placement').replaceChildren(
+    ...p.moves.map((m) =>
+      el('li', { title: m.reason }, el('span', null, `${vmLabel(m.vm)}: ${m.from} → ${m.to}`), el('span', { class: 'phase' }, `+${m.gain.toFixed(2)}`)),
+    ),
+  );
+}

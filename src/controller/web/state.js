@@ -8,6 +8,7 @@ export const state = {
   links: new Map(),
   migrations: new Map(),
   topology: { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null },
+  placement: { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] },
   seq: 0,
   /** Recent events for the events panel (no traffic reports). */
   events: [],
@@ -30,6 +31,7 @@ export function loadState(overview, recentEvents) {
   state.links = new Map(overview.links.map((l) => [linkId(l.a, l.b), l]));
   state.migrations = new Map(overview.migrations.map((m) => [m.id, m]));
   state.topology = overview.topology;
+  if (overview.placement) state.placement = overview.placement;
   state.seq = overview.latestSeq;
   state.events = recentEvents.filter((e) => e.seq <= overview.latestSeq).slice(-MAX_EVENTS_SHOWN);
 }
@@ -52,6 +54,7 @@ export function applyEvent(e) {
       break;
     case 'topology-changed': state.topology = p.topology; break;
     case 'migration-changed': state.migrations.set(p.migration.id, p.migration); break;
+    case 'placement-changed': state.placement = p.placement; break;
     default: break;
   }
   state.seq = Math.max(state.seq, e.seq);
