@@ -81,6 +81,7 @@ describe('web page: live topology', () => {
     assert.equal(await page.getAttribute('#graph', 'data-edges'), '5');
     assert.equal(await page.getAttribute('[data-migration="m1"]', 'data-progress'), '42');
     assert.equal(await page.locator('#links tbody tr').count(), 5);
+    assert.match((await page.textContent('#placement')) ?? '', /vm7: gcp-2 → gcp-1\s*\+0\.13/);
     // Clicking a host or a VM shows its details.
     const box = (await page.locator('#graph').boundingBox())!;
     const clickNode = async (id: string): Promise<void> => {
