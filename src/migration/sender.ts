@@ -126,6 +126,11 @@ export class MigrationSender {
   #dtxBytes = 0;
   #liveBytes = 0;
   #livePages = 0;
+  #tbTaken = 0; // pages dtx has taken from the dirty log so far
+  #tbRateAt = 0;
+  #tbRateTotal = 0;
+  #tbRate = 0; // pages per ms, smoothed
+  #tbRateSet = false;
   // stop-copy
   #final: Uint32Array = EMPTY;
   #finalCursor = 0;
@@ -363,6 +368,7 @@ export class MigrationSender {
     this.#phase = 'memory';
     this.#memStart = this.#now;
     this.#iterStart = this.#now;
+    this.#tbRateAt = this.#now;
     this.guest.memory.setDirtyLogging(true);
     if (this.rule.kind === 'time-bound') this.#dtxPending = new Uint8Array(this.guest.memory.pageCount);
   }
@@ -420,6 +426,25 @@ export class MigrationSender {
     return this.#todo.length > 0;
   }
 
+  /**
+   * Distinct pages dirtied per ms at a CPU share of 1, smoothed over about
+   * 1/20 of the elapsed time. Each interval's rate is divided by the share in
+   * force during it (a throttle change closes the interval: `force`).
+   */
+  #measureDirtyRate(force = false): void {
+    const total = this.#tbTaken + this.guest.memory.dirtyCount();
+    const dt = this.#now - this.#tbRateAt;
+    const elapsed = this.#now - (this.#memStart ?? this.#now);
+    if (dt <= 0 || (!force && dt < elapsed / 200)) return;
+    const rate = (total - this.#tbRateTotal) / dt / Math.max(1e-3, this.guest.throttle);
+    const w = Math.min(1, dt / Math.max(1, elapsed / 20));
+    this.#tbRate = this.#tbRateSet ? this.#tbRate + w * (rate - this.#tbRate) : rate;
+    this.#tbRateSet = true;
+    this.#tbRateAt = this.#now;
+    this.#tbRateTotal = total;
+    this.#lastDirtied = this.#tbRate * 1000 * this.guest.throttle;
+  }
+
   #tbRemaining(): number {
     const n = this.guest.memory.pageCount;
     return (n - this.#mtx) + this.guest.memory.dirtyCount() + (this.#dtx.length - this.#dtxCursor);
@@ -436,6 +461,7 @@ export class MigrationSender {
     if ((this.#livePages & 63) === 0 || this.#mtx >= n) {
       const elapsed = this.#now - (this.#memStart ?? this.#now);
       const bpp = this.#livePages > 0 ? this.#liveBytes / this.#livePages : FULL_RECORD_SIZE;
+      this.#measureDirtyRate();
       const d = rule.decide({
         now: this.#now,
         elapsedMs: elapsed,
@@ -444,11 +470,15 @@ export class MigrationSender {
         remainingPages: this.#tbRemaining(),
         bytesPerPage: bpp,
         bandwidth: elapsed > 0 ? this.#liveBytes / elapsed : 0,
+        dirtyRateFullShare: this.#tbRate,
         throttle: this.guest.throttle,
       });
       this.#lastBpp = bpp;
       if (elapsed > 0) this.#lastBandwidth = this.#liveBytes / elapsed;
-      if (d.throttle !== undefined) this.#setThrottle(d.throttle);
+      if (d.throttle !== undefined) {
+        this.#measureDirtyRate(true);
+        this.#setThrottle(d.throttle);
+      }
       if (d.stop) {
         this.#stopReason = d.reason;
         const rest: number[] = [];
@@ -468,6 +498,7 @@ export class MigrationSender {
     // (pages ahead of it are mtx's to send, with their latest content).
     if (this.#dtxCursor >= this.#dtx.length && mem.dirtyCount() > 0) {
       const dirty = mem.takeDirty();
+      this.#tbTaken += dirty.length;
       let k = 0;
       for (const p of dirty) if (p < this.#mtx) { dirty[k++] = p; pending[p] = 1; }
       this.#dtx = dirty.subarray(0, k);

@@ -59,6 +59,8 @@ export interface TimeBoundStats {
   readonly remainingPages: number;
   readonly bytesPerPage: number;
   readonly bandwidth: number;
+  /** Distinct pages the guest dirties per millisecond, recently, scaled to a CPU share of 1. */
+  readonly dirtyRateFullShare: number;
   readonly throttle: number;
 }
 

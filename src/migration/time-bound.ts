@@ -2,8 +2,9 @@
  * TLM's time-bound rule. Two channels: mtx sends all of RAM once, first page
  * to last, skipping pages it knows dtx will re-send; dtx sends dirtied pages.
  * The guest is throttled once mtx has covered `throttleAfter` of RAM (TLM:
- * 8 vCPUs over-committed on 2 cores, share 0.25, after 50%), and harder as
- * the deadline nears while the pause would still exceed its target. Stop
+ * 8 vCPUs over-committed on 2 cores, share 0.25, after 50%), and harder
+ * whenever the link could not otherwise carry what is owed plus what the
+ * guest keeps dirtying before the bound (down to `minShare`). Stop
  * (pause, send the rest) when mtx is done and the rest fits the downtime
  * target, or when the rest would otherwise miss the deadline.
  */
@@ -46,17 +47,21 @@ export class TimeBound implements TimeBoundRuleApi {
 
   decide(s: TimeBoundStats): StopDecision {
     if (!(s.bandwidth > 0)) return { stop: false, reason: 'measuring bandwidth' };
-    const restMs = s.bandwidth > 0 ? (s.remainingPages * s.bytesPerPage) / s.bandwidth : Number.POSITIVE_INFINITY;
+    const restMs = (s.remainingPages * s.bytesPerPage) / s.bandwidth;
     const left = this.deadlineMs * (1 - this.#margin) - s.elapsedMs;
     if (s.mtxDone && restMs <= this.#downtime) return { stop: true, reason: `rest fits ${this.#downtime} ms` };
     if (restMs >= left) return { stop: true, reason: 'deadline: stop and send the rest' };
     let throttle = s.throttle;
+    // TLM: over-commit the vCPUs once mtx has covered `throttleAfter` of RAM.
     if (s.mtxFraction >= this.#after) throttle = Math.min(throttle, this.#share);
-    // Nearing the deadline with a pause still above target: squeeze the guest further,
-    // linearly down to minShare over the last third of the time bound.
-    const pressure = 1 - left / (this.deadlineMs / 3);
-    if (s.mtxDone && pressure > 0 && restMs > this.#downtime) {
-      throttle = Math.min(throttle, Math.max(this.#minShare, this.#share * (1 - pressure)));
+    // The bound in sight: the link must carry what is owed plus what the guest keeps
+    // dirtying, and leave the pause its target. Find the CPU share for which it can.
+    const budget = left - this.#downtime;
+    const dirtyBytes = s.dirtyRateFullShare * s.bytesPerPage; // per ms, at a CPU share of 1
+    if (budget > 0 && dirtyBytes > 0) {
+      const allowedDirty = s.bandwidth - (s.remainingPages * s.bytesPerPage) / budget;
+      const needed = allowedDirty <= 0 ? this.#minShare : allowedDirty / dirtyBytes;
+      if (needed < throttle) throttle = Math.max(this.#minShare, needed * 0.9);
     }
     if (throttle !== s.throttle) return { stop: false, reason: 'throttle', throttle };
     return { stop: false, reason: 'continue' };

@@ -52,7 +52,7 @@ test('qemu auto-converge throttles 20% after two high-dirty iterations, then 10%
 });
 
 function tb(over: Partial<TimeBoundStats>): TimeBoundStats {
-  return { now: 0, elapsedMs: 1000, mtxFraction: 0.2, mtxDone: false, remainingPages: 5000, bytesPerPage: 4109, bandwidth: 4109, throttle: 1, ...over };
+  return { now: 0, elapsedMs: 1000, mtxFraction: 0.2, mtxDone: false, remainingPages: 5000, bytesPerPage: 4109, bandwidth: 4109, dirtyRateFullShare: 0, throttle: 1, ...over };
 }
 
 test('time-bound throttles after half of RAM is sent, stops when the rest fits, or when the deadline needs it', () => {
@@ -62,10 +62,20 @@ test('time-bound throttles after half of RAM is sent, stops when the rest fits, 
   assert.equal(r.decide(tb({ mtxDone: true, mtxFraction: 1, remainingPages: 200, throttle: 0.25 })).stop, true);
   // 5000 pages take 5 s; at 6 s elapsed only ~3.7 s are left before the bound (less margin)
   assert.match(r.decide(tb({ elapsedMs: 6000 })).reason, /deadline/);
-  // near the deadline, with a pause still too long, the guest is squeezed below the TLM share
-  const d = r.decide(tb({ mtxDone: true, mtxFraction: 1, elapsedMs: 7000, remainingPages: 2000, throttle: 0.25 }));
-  assert.equal(d.stop, false);
-  assert.ok((d.throttle ?? 1) < 0.25);
   // no bandwidth measured yet: never stop on a guess
   assert.equal(r.decide(tb({ bandwidth: 0 })).stop, false);
+});
+
+test('time-bound lowers the CPU share just enough for the link to carry what is owed plus what gets dirtied', () => {
+  const r = new TimeBound({ deadlineMs: 10_000, downtimeTargetMs: 300, margin: 0 });
+  // 2000 pages owed (2 s of link), 6.7 s of budget: the link can spare 70% for new dirt.
+  // The guest dirties 2 pages/ms at full share = 2x the link: it may keep ~35% of its CPU.
+  const d = r.decide(tb({ elapsedMs: 3000, remainingPages: 2000, dirtyRateFullShare: 2, throttle: 1 }));
+  assert.equal(d.stop, false);
+  const share = d.throttle ?? 1;
+  assert.ok(share > 0.25 && share < 0.4, `share ${share}`);
+  // a guest that dirties little is left alone
+  assert.deepEqual(r.decide(tb({ elapsedMs: 3000, remainingPages: 2000, dirtyRateFullShare: 0.1 })), { stop: false, reason: 'continue' });
+  // nothing can be spared: the floor
+  assert.equal(r.decide(tb({ elapsedMs: 3000, remainingPages: 6000, dirtyRateFullShare: 2 })).throttle, 0.05);
 });
