@@ -18,10 +18,9 @@ import type { Logger } from '../common/logger.ts';
 import { caFiles, hostFiles, issueHostCert } from '../dataplane/certs.ts';
 import { startController, type ControllerHandle } from './controller.ts';
 import type { Deployment } from './deployment-file.ts';
-import { startApiServer, operatorPageUrl, DEFAULT_API_PORT, type ApiServer } from './api/api-server.ts';
+import { DEFAULT_API_PORT } from './api/api-server.ts';
+import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
 import { CONTROL_PATH } from './control-protocol.ts';
-import { ensureInitialApiToken } from './api/token-store.ts';
-import { writeTokenFile } from './api/token-file.ts';
 
 export const CONTROLLER_HOST_ID = 'controller';
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
@@ -38,7 +37,7 @@ export interface ControllerProcessInit {
 
 export interface ControllerProcess {
   controller: ControllerHandle;
-  api: ApiServer;
+  api: OperatorApi;
   registry: Registry;
   /** wss://HOST:PORT/control, for daemons. */
   controlUrl: string;
@@ -63,23 +62,20 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
   const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };
   const controller = await startController({ logger, registry }, { deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } } });
-  let api: ApiServer;
+  let api: OperatorApi;
   try {
-    api = await startApiServer({ logger, model: controller.model, tokens: controller.tokens, registry }, apiAddr);
+    api = await startOperatorApi({ logger, model: controller.model, tokens: controller.tokens, registry }, { ...apiAddr, tokenFile: init.tokenFile });
   } catch (err) {
     await controller.close();
     throw err;
   }
-  const created = ensureInitialApiToken(controller.tokens, Date.now());
-  if (created !== undefined) await writeTokenFile(init.tokenFile, created.token);
-  const token = created?.token ?? (await readFile(init.tokenFile, 'utf8').then((t) => t.trim(), () => undefined));
   return {
     controller,
     api,
     registry,
     controlUrl: `wss://${control.host}:${controller.controlPort}${CONTROL_PATH}`,
-    newToken: created?.token,
-    pageUrl: token === undefined ? api.url : operatorPageUrl(api.url, token),
+    newToken: api.createdToken,
+    pageUrl: api.pageUrl,
     async close() {
       await api.close();
       await controller.close();
