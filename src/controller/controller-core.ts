@@ -8,9 +8,11 @@ import { hostView, linkView, pairKey, vmView, type LinkRate } from './controller
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type SessionProgress } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
+import type { VmRecord } from './store/records.ts';
 import { NotFoundError } from './errors.ts';
 import type { TopologyTracker } from './topology-step.ts';
 import { planAdaptation } from './adaptation.ts';
+import { PENDING_NO_COORDINATOR, type PlacementAdvisor } from './placement-advisor.ts';
 import { validateReport } from '../topology/report-validation.ts';
 import type { SmoothedMatrix } from '../topology/smoothing.ts';
 import type { RegistryIndex } from '../topology/vm-registry.ts';
@@ -33,6 +35,8 @@ export interface ControllerCoreComponents {
   logger: Logger;
   /** Wall-clock milliseconds. */
   wallClock: () => number;
+  /** Placement advice each update period (none: no proposals). */
+  placement?: PlacementAdvisor;
 }
 
 export interface ControllerCoreInit {
@@ -273,7 +277,10 @@ export class ControllerCore implements ControlHandler {
         class: out.topology.class, previous: out.changed.previous?.class ?? null, distance: out.changed.distance, periods: out.changed.periods,
       });
     }
-    if (out.raw !== undefined) this.#adapt(out.raw, now);
+    if (out.raw !== undefined) {
+      this.#adapt(out.raw, now);
+      this.#advisePlacement(out.raw.matrix, vms, now);
+    }
     const rates = this.linkRates();
     const links = this.#c.store.listLinks();
     const reportsNow = this.#c.store.listLinkReports();
@@ -316,6 +323,51 @@ export class ControllerCore implements ControlHandler {
       if (rec !== undefined) events.emit('link-changed', { link: linkView(rec, store.listLinkReports(), this.linkRates()) });
       events.decide('fast-path-added', d.reason, { a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs });
       this.#log.info({ a: d.link.a, b: d.link.b, reason: d.reason }, 'adaptation adds a fast-path link');
+    }
+  }
+
+  /**
+   * Placement advice on the smoothed matrix: a new proposal (or its end) is
+   * a `placement-changed` event and a decision with its reason. With
+   * `policy.autoMigrate` each proposed move is recorded as the migration the
+   * controller would start — pending, since no migration coordinator exists
+   * yet to run it; nothing is migrated.
+   */
+  #advisePlacement(matrix: SmoothedMatrix, vms: readonly VmRecord[], now: number): void {
+    const advisor = this.#c.placement;
+    if (advisor === undefined) return;
+    const { events } = this.#c;
+    const hadMoves = advisor.view.moves.length > 0;
+    let out;
+    try {
+      out = advisor.step({ matrix, vms, hosts: this.#c.store.listHosts() }, now);
+    } catch (err) {
+      this.#log.error({ err }, 'placement advice failed');
+      return;
+    }
+    if (!out.changed) return;
+    const { view, advice } = out;
+    if (view.moves.length === 0) {
+      if (!hadMoves) return;
+      events.emit('placement-changed', { placement: view });
+      events.decide('no-change', `placement: proposal withdrawn: ${advice.reason}`, { score: view.score, threshold: view.threshold });
+      this.#log.info({ reason: advice.reason }, 'placement proposal withdrawn');
+      return;
+    }
+    const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+    events.emit('placement-changed', { placement: view });
+    events.decide('migration-proposed', `placement: ${advice.reason} (${pct(out.relativeGain)} of the traffic × latency cost, T = ${pct(this.#init.policy.placementThreshold)}): ${view.moves.map((m) => m.reason).join('; ')}`, {
+      moves: view.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to, gain: m.gain })),
+      score: view.score, proposedScore: view.proposedScore, threshold: view.threshold, relativeGain: out.relativeGain,
+      autoMigrate: this.#init.policy.autoMigrate,
+    });
+    this.#log.info({ moves: view.moves.length, gain: advice.gain, threshold: view.threshold }, 'placement moves proposed');
+    if (!this.#init.policy.autoMigrate) return;
+    for (const m of view.moves) {
+      events.decide('migration-proposed', `auto-migrate: would migrate ${m.vm} ${m.from}→${m.to} now; ${PENDING_NO_COORDINATOR}`, {
+        vm: m.vm, from: m.from, to: m.to, gain: m.gain, autoMigrate: true, state: PENDING_NO_COORDINATOR,
+      });
+      this.#log.warn({ vm: m.vm, from: m.from, to: m.to }, `auto-migrate: migration not started (${PENDING_NO_COORDINATOR})`);
     }
   }
 

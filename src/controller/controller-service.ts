@@ -11,6 +11,7 @@ import { ConflictError, NotFoundError } from './errors.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-step.ts';
+import { EMPTY_PLACEMENT, type PlacementAdvisor } from './placement-advisor.ts';
 
 /**
  * The operator's controller (api-model.ts `ControllerModel`) over the SQLite
@@ -26,9 +27,9 @@ export interface ControllerServiceComponents {
   core: ControllerCore;
   topology: TopologyTracker;
   wallClock: () => number;
+  /** The controller's placement advisor (the core steps it each update period). */
+  placement?: PlacementAdvisor;
 }
-
-const EMPTY_PLACEMENT: PlacementView = { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] };
 
 export class ControllerService implements ControllerModel {
   readonly #c: ControllerServiceComponents;
@@ -109,7 +110,7 @@ export class ControllerService implements ControllerModel {
   }
 
   getPlacement(): PlacementView {
-    return { ...EMPTY_PLACEMENT, threshold: this.#placementThreshold };
+    return this.#c.placement?.view ?? { ...EMPTY_PLACEMENT, threshold: this.#placementThreshold };
   }
 
   listDecisions(query: { limit?: number }): DecisionView[] {

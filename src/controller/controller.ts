@@ -14,6 +14,7 @@ import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, type JoinTokenOptions } from './join-tokens.ts';
 import type { JoinTokenRecord } from './store/records.ts';
 import { openStore, type ControllerStore } from './store/store.ts';
+import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-step.ts';
 
 /**
@@ -89,11 +90,14 @@ export async function startController(components: ControllerComponents, init: Co
     const events = new ControllerEventLog({ store, logger, wallClock });
     const topology = new TopologyTracker(vttifParamsFromPolicy(policy));
     topology.restore(topologyView(store.latestTopology()));
-    const core = new ControllerCore({ store, events, metrics, topology, logger, wallClock }, {
+    const placement = new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
+    const stored = lastStoredPlacement(store);
+    if (stored !== undefined) placement.restore(stored);
+    const core = new ControllerCore({ store, events, metrics, topology, logger, wallClock, placement }, {
       policy,
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
     });
-    const model = new ControllerService({ store, events, core, topology, wallClock }, { placementThreshold: policy.placementThreshold });
+    const model = new ControllerService({ store, events, core, topology, wallClock, placement }, { placementThreshold: policy.placementThreshold });
     const tokens = new SqliteTokenStore(store);
     server = new ControlServer({ store, handler: core, metrics, logger, clock, wallClock }, {
       host: init.control.host,

@@ -4,7 +4,7 @@ import type { Topology } from '../topology/classify.ts';
 import { buildRegistryIndex, keyDst, keySrc, type RegistryIndex } from '../topology/vm-registry.ts';
 import type { SmoothedMatrix } from '../topology/smoothing.ts';
 import { INITIAL_VTTIF_STATE, parseVttifParams, vttifStep, type VttifParams, type VttifState } from '../topology/vttif.ts';
-import type { MatrixView, TopologyClass, TopologyView } from './api-model.ts';
+import type { MatrixView, TopologyView } from './api-model.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
 import type { VmRecord } from './store/records.ts';
 
@@ -107,11 +107,6 @@ export class TopologyTracker {
   }
 }
 
-/** The API's class names; VTTIF's "neighbour" (k-nearest exchange) has no API class yet and shows as irregular. */
-function apiClass(c: Topology['class']): TopologyClass {
-  return c === 'neighbour' ? 'irregular' : c;
-}
-
 function topologyViewOf(t: Topology, edges: TopologyView['edges'], atMs: number): TopologyView {
-  return { class: apiClass(t.class), centre: t.centre ?? null, confidence: t.confidence, edges, detectedAt: atMs };
+  return { class: t.class, centre: t.centre ?? null, confidence: t.confidence, edges, detectedAt: atMs };
 }
