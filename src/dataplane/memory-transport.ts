@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { componentLogger } from '../common/logger.ts';
-import { TransportError } from './errors.ts';
+import { AbortedError, TransportError } from './errors.ts';
 import type { Link } from './link.ts';
 import { openLink } from './link.ts';
 import {
@@ -153,6 +153,7 @@ export class MemoryTransport implements Transport {
   }
 
   async connect(opts: ConnectOptions): Promise<Link> {
+    if (opts.signal?.aborted === true) throw new AbortedError(`connect to ${opts.host}:${opts.port}`, { cause: opts.signal.reason });
     const socket = this.#network.dial(opts.host, opts.port);
     return openLink(dialInit(this.#components, this.#settings, opts, socket));
   }

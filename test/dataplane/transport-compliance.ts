@@ -204,6 +204,30 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       await assert.rejects(h.make('a').connect({ host: HOST, port, kind: 'backbone' }), { code: 'VNET_ERR_TRANSPORT' });
     });
 
+    it('refuses to listen on an address already in use, with a TransportError', async () => {
+      const first = await h.make('b').listen({ host: HOST, port: 0 }, () => {});
+      cleanup.push(() => first.close());
+      await assert.rejects(h.make('a').listen({ host: HOST, port: first.port }, () => {}), { code: 'VNET_ERR_TRANSPORT' });
+    });
+
+    it('stops accepting once the listener is closed', async () => {
+      const listener = await h.make('b').listen({ host: HOST, port: 0 }, () => {});
+      await listener.close();
+      await assert.rejects(h.make('a').connect({ host: HOST, port: listener.port, kind: 'backbone' }), (err: Error & { code: string }) => {
+        assert.ok(['VNET_ERR_TRANSPORT', 'VNET_ERR_HANDSHAKE'].includes(err.code), err.code);
+        return true;
+      });
+    });
+
+    it('does not dial when the AbortSignal has already fired', async () => {
+      const listener = await h.make('b').listen({ host: HOST, port: 0 }, () => {});
+      cleanup.push(() => listener.close());
+      const abort = new AbortController();
+      abort.abort();
+      await assert.rejects(h.make('a').connect({ host: HOST, port: listener.port, kind: 'backbone', signal: abort.signal }), { code: 'VNET_ERR_ABORTED' });
+      assert.equal(listener.stats.accepted, 0);
+    });
+
     it('refuses a peer that is not the expected host', async () => {
       const listener = await h.make('b').listen({ host: HOST, port: 0 }, () => {});
       cleanup.push(() => listener.close());
