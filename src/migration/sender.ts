@@ -24,6 +24,8 @@ import { ContentEncoder } from './content-encoder.ts';
 import { FULL_RECORD_SIZE, recordSize, type MigrationRecord } from './stream-codec.ts';
 import type { IterationStats, StopRule } from './stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
+import { DiskSync } from './disk-sync.ts';
+import { DirtyRateMeter, DualChannelPlan } from './dual-channel.ts';
 
 export interface SenderInit {
   readonly guest: Guest;
@@ -70,7 +72,7 @@ export interface SenderStats {
   readonly diskDigest: string | undefined;
 }
 
-type Phase = 'hello' | 'disk-bulk' | 'disk-rounds' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
+type Phase = 'hello' | 'disk' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
 
 const EMPTY = new Uint32Array(0);
 
@@ -82,8 +84,7 @@ export class MigrationSender {
   readonly #mem: ContentEncoder;
   readonly #disk: ContentEncoder | undefined;
   readonly #keep: boolean;
-  readonly #syncThreshold: number;
-  readonly #maxRounds: number;
+  readonly #diskSync: DiskSync | undefined;
   #phase: Phase = 'hello';
   #seq = 1;
   #now: number;
@@ -93,7 +94,6 @@ export class MigrationSender {
   #controlBytes = 0;
   #memPages = 0;
   #redirtiedSkips = 0;
-  #syncWrites = 0;
   readonly #startedAt: number;
   #memStart: number | undefined;
   #pausedAt: number | undefined;
@@ -101,12 +101,6 @@ export class MigrationSender {
   #stopReason = '';
   #memDigest: string | undefined;
   #diskDigest: string | undefined;
-  // disk
-  #diskTodo: Uint32Array = EMPTY;
-  #diskCursor = 0;
-  #diskRounds = 0;
-  #diskSync = false;
-  readonly #diskQueue: number[] = [];
   // pre-copy
   #iteration = 0;
   #todo: Uint32Array | undefined; // undefined = all pages (iteration 0)
@@ -118,24 +112,13 @@ export class MigrationSender {
   #lastBandwidth = 0;
   #lastDirtied = 0;
   // time-bound
-  #mtx = 0;
-  #dtx: Uint32Array = EMPTY;
-  #dtxCursor = 0;
-  #dtxPending: Uint8Array | undefined;
-  #mtxBytes = 0;
-  #dtxBytes = 0;
+  #plan: DualChannelPlan | undefined;
+  #meter: DirtyRateMeter | undefined;
   #liveBytes = 0;
   #livePages = 0;
-  #tbTaken = 0; // pages dtx has taken from the dirty log so far
-  #tbRateAt = 0;
-  #tbRateTotal = 0;
-  #tbRate = 0; // pages per ms, smoothed
-  #tbRateSet = false;
   // stop-copy
   #final: Uint32Array = EMPTY;
   #finalCursor = 0;
-  #finalDisk: Uint32Array = EMPTY;
-  #finalDiskCursor = 0;
   #finalCh: 0 | 1 = 0;
 
   constructor(init: SenderInit) {
@@ -146,14 +129,17 @@ export class MigrationSender {
     this.#keep = init.keep ?? false;
     this.#now = init.now;
     this.#startedAt = init.now;
-    this.#syncThreshold = init.diskSyncThreshold ?? 256;
-    this.#maxRounds = init.diskMaxRounds ?? 8;
     const g = init.guest;
     const rep = g.memory.representation;
     const capacity = init.cacheCapacity ?? g.memory.pageCount;
     this.#mem = new ContentEncoder({ space: 'mem', count: g.memory.pageCount, representation: rep, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: capacity });
     if ((init.disk ?? true) && g.disk !== undefined) {
       this.#disk = new ContentEncoder({ space: 'disk', count: g.disk.blockCount, representation: g.disk.representation, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: Math.min(capacity, g.disk.blockCount) });
+      this.#diskSync = new DiskSync(g.disk, {
+        ...(init.diskSyncThreshold !== undefined ? { syncThreshold: init.diskSyncThreshold } : {}),
+        ...(init.diskMaxRounds !== undefined ? { maxRounds: init.diskMaxRounds } : {}),
+        ...(init.logger !== undefined ? { logger: init.logger } : {}),
+      });
     }
   }
 
@@ -168,7 +154,8 @@ export class MigrationSender {
 
   get phase(): MigrationPhase {
     switch (this.#phase) {
-      case 'hello': case 'disk-bulk': case 'disk-rounds': return this.#phase === 'hello' ? 'starting' : 'disk';
+      case 'hello': return 'starting';
+      case 'disk': return 'disk';
       case 'memory': return 'memory';
       case 'stop-copy': case 'device': case 'done': return 'paused';
       case 'await-ack': return 'verifying';
@@ -183,7 +170,7 @@ export class MigrationSender {
     const out: OutRecord[] = [];
     if (this.finished || this.#phase === 'await-ack') return out;
     this.guest.advance(this.#now);
-    if (this.#diskSync) this.#drainSyncDisk();
+    this.#diskSync?.collectWrites();
     let bytes = 0;
     let guard = 0;
     while (bytes < budget && guard++ < 1_000_000) {
@@ -232,7 +219,7 @@ export class MigrationSender {
       records: { ...this.#mem.counts },
       diskRecords: this.#disk !== undefined ? { ...this.#disk.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
       redirtiedSkips: this.#redirtiedSkips,
-      syncDiskWrites: this.#syncWrites,
+      syncDiskWrites: this.#diskSync?.syncWrites ?? 0,
       startedAt: this.#startedAt,
       memoryStartedAt: this.#memStart,
       pausedAt: this.#pausedAt,
@@ -250,10 +237,10 @@ export class MigrationSender {
       const len = this.#todo === undefined ? g.memory.pageCount : this.#todo.length;
       pagesLeft = len - this.#cursor + g.memory.dirtyCount();
     } else if (this.#phase === 'memory') {
-      pagesLeft = this.#tbRemaining();
+      pagesLeft = this.#plan?.remaining() ?? 0;
     } else if (this.#phase === 'stop-copy') {
       pagesLeft = this.#final.length - this.#finalCursor;
-    } else if (this.#phase === 'hello' || this.#phase === 'disk-bulk' || this.#phase === 'disk-rounds') {
+    } else if (this.#phase === 'hello' || this.#phase === 'disk') {
       pagesLeft = g.memory.pageCount;
     } else {
       pagesLeft = 0;
@@ -283,7 +270,7 @@ export class MigrationSender {
   #step(out: OutRecord[]): boolean {
     switch (this.#phase) {
       case 'hello': return this.#hello(out);
-      case 'disk-bulk': case 'disk-rounds': return this.#diskStep(out);
+      case 'disk': return this.#diskStep(out);
       case 'memory': return this.rule.kind === 'precopy' ? this.#precopyStep(out) : this.#timeBoundStep(out);
       case 'stop-copy': return this.#stopCopyStep(out);
       case 'device': {
@@ -307,10 +294,9 @@ export class MigrationSender {
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
     this.#emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized' }, 0, 'control');
-    if (this.#disk !== undefined && this.guest.disk !== undefined) {
-      this.guest.disk.setWriteLogging(true);
-      this.#phase = 'disk-bulk';
-      this.#diskCursor = 0;
+    if (this.#diskSync !== undefined) {
+      this.#diskSync.start();
+      this.#phase = 'disk';
     } else {
       this.#startMemory();
     }
@@ -318,59 +304,36 @@ export class MigrationSender {
   }
 
   #diskStep(out: OutRecord[]): boolean {
-    const disk = this.guest.disk;
-    const enc = this.#disk;
-    if (disk === undefined || enc === undefined) { this.#startMemory(); return true; }
-    const len = this.#phase === 'disk-bulk' ? disk.blockCount : this.#diskTodo.length;
-    if (this.#diskCursor < len) {
-      const b = this.#phase === 'disk-bulk' ? this.#diskCursor : (this.#diskTodo[this.#diskCursor] ?? 0);
-      this.#diskCursor++;
-      const rec = enc.encode(b, disk.readBlock(b), this.#seq);
-      if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
-      return true;
-    }
-    // End of the bulk copy or of a round: look at the write log.
-    const writes = disk.takeWrites();
-    this.#diskRounds++;
-    if (writes.length <= this.#syncThreshold || this.#diskRounds > this.#maxRounds) {
-      // Switch to synchronous replication: these and all later writes go out ahead of memory.
-      for (const b of writes) this.#diskQueue.push(b);
-      this.#diskSync = true;
-      this.#log?.debug({ rounds: this.#diskRounds, left: writes.length }, 'disk: synchronous replication');
-      this.#startMemory();
-      return true;
-    }
-    this.#phase = 'disk-rounds';
-    this.#diskTodo = writes;
-    this.#diskCursor = 0;
+    const b = this.#diskSync?.nextCopyBlock() ?? -1;
+    if (b < 0) { this.#startMemory(); return true; }
+    this.#sendBlock(out, b);
     return true;
   }
 
-  #drainSyncDisk(): void {
-    const disk = this.guest.disk;
-    if (disk === undefined) return;
-    const w = disk.takeWrites();
-    this.#syncWrites += w.length;
-    for (const b of w) this.#diskQueue.push(b);
-  }
-
+  /** Synchronous replication: queued guest writes go out before anything else. */
   #sendQueuedDisk(out: OutRecord[]): boolean {
-    const disk = this.guest.disk;
-    const enc = this.#disk;
-    if (this.#diskQueue.length === 0 || disk === undefined || enc === undefined) return false;
-    const b = this.#diskQueue.shift() ?? 0;
-    const rec = enc.encode(b, disk.readBlock(b), this.#seq);
-    if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
+    const b = this.#diskSync?.nextQueuedBlock() ?? -1;
+    if (b < 0) return false;
+    this.#sendBlock(out, b);
     return true;
+  }
+
+  #sendBlock(out: OutRecord[], b: number): void {
+    const disk = this.guest.disk;
+    if (disk === undefined || this.#disk === undefined) return;
+    const rec = this.#disk.encode(b, disk.readBlock(b), this.#seq);
+    if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
   }
 
   #startMemory(): void {
     this.#phase = 'memory';
     this.#memStart = this.#now;
     this.#iterStart = this.#now;
-    this.#tbRateAt = this.#now;
     this.guest.memory.setDirtyLogging(true);
-    if (this.rule.kind === 'time-bound') this.#dtxPending = new Uint8Array(this.guest.memory.pageCount);
+    if (this.rule.kind === 'time-bound') {
+      this.#plan = new DualChannelPlan(this.guest.memory);
+      this.#meter = new DirtyRateMeter(this.#now);
+    }
   }
 
   #precopyStep(out: OutRecord[]): boolean {
@@ -412,7 +375,7 @@ export class MigrationSender {
     if (d.throttle !== undefined) this.#setThrottle(d.throttle);
     if (d.stop) {
       this.#stopReason = d.reason;
-      this.#pause(out, mem.takeDirty(), EMPTY);
+      this.#pause(out, mem.takeDirty());
       return true;
     }
     this.#iteration++;
@@ -426,108 +389,55 @@ export class MigrationSender {
     return this.#todo.length > 0;
   }
 
-  /**
-   * Distinct pages dirtied per ms at a CPU share of 1, smoothed over about
-   * 1/20 of the elapsed time. Each interval's rate is divided by the share in
-   * force during it (a throttle change closes the interval: `force`).
-   */
-  #measureDirtyRate(force = false): void {
-    const total = this.#tbTaken + this.guest.memory.dirtyCount();
-    const dt = this.#now - this.#tbRateAt;
-    const elapsed = this.#now - (this.#memStart ?? this.#now);
-    if (dt <= 0 || (!force && dt < elapsed / 200)) return;
-    const rate = (total - this.#tbRateTotal) / dt / Math.max(1e-3, this.guest.throttle);
-    const w = Math.min(1, dt / Math.max(1, elapsed / 20));
-    this.#tbRate = this.#tbRateSet ? this.#tbRate + w * (rate - this.#tbRate) : rate;
-    this.#tbRateSet = true;
-    this.#tbRateAt = this.#now;
-    this.#tbRateTotal = total;
-    this.#lastDirtied = this.#tbRate * 1000 * this.guest.throttle;
-  }
-
-  #tbRemaining(): number {
-    const n = this.guest.memory.pageCount;
-    return (n - this.#mtx) + this.guest.memory.dirtyCount() + (this.#dtx.length - this.#dtxCursor);
-  }
-
   #timeBoundStep(out: OutRecord[]): boolean {
     if (this.#sendQueuedDisk(out)) return true;
     const rule = this.rule;
-    if (rule.kind !== 'time-bound') return false;
-    const mem = this.guest.memory;
-    const n = mem.pageCount;
-    const pending = this.#dtxPending ?? new Uint8Array(n);
-    // Decide first (cheap): every 64 pages or when a channel runs dry.
-    if ((this.#livePages & 63) === 0 || this.#mtx >= n) {
+    const plan = this.#plan;
+    const meter = this.#meter;
+    if (rule.kind !== 'time-bound' || plan === undefined || meter === undefined) return false;
+    // Decide every 64 pages sent, and whenever mtx has finished.
+    if ((this.#livePages & 63) === 0 || plan.mtxDone) {
       const elapsed = this.#now - (this.#memStart ?? this.#now);
       const bpp = this.#livePages > 0 ? this.#liveBytes / this.#livePages : FULL_RECORD_SIZE;
-      this.#measureDirtyRate();
+      const dirtyTotal = plan.taken + this.guest.memory.dirtyCount();
+      meter.sample(this.#now, elapsed, dirtyTotal, this.guest.throttle);
+      this.#lastBpp = bpp;
+      if (elapsed > 0) this.#lastBandwidth = this.#liveBytes / elapsed;
+      this.#lastDirtied = meter.perMsFullShare * 1000 * this.guest.throttle;
       const d = rule.decide({
         now: this.#now,
         elapsedMs: elapsed,
-        mtxFraction: this.#mtx / n,
-        mtxDone: this.#mtx >= n,
-        remainingPages: this.#tbRemaining(),
+        mtxFraction: plan.mtxFraction,
+        mtxDone: plan.mtxDone,
+        remainingPages: plan.remaining(),
         bytesPerPage: bpp,
         bandwidth: elapsed > 0 ? this.#liveBytes / elapsed : 0,
-        dirtyRateFullShare: this.#tbRate,
+        dirtyRateFullShare: meter.perMsFullShare,
         throttle: this.guest.throttle,
       });
-      this.#lastBpp = bpp;
-      if (elapsed > 0) this.#lastBandwidth = this.#liveBytes / elapsed;
       if (d.throttle !== undefined) {
-        this.#measureDirtyRate(true);
+        meter.sample(this.#now, elapsed, dirtyTotal, this.guest.throttle, true);
         this.#setThrottle(d.throttle);
       }
       if (d.stop) {
         this.#stopReason = d.reason;
-        const rest: number[] = [];
-        for (let i = this.#dtxCursor; i < this.#dtx.length; i++) rest.push(this.#dtx[i] ?? 0);
-        const dirty = mem.takeDirty();
-        const all = new Uint8Array(n);
-        for (const p of rest) all[p] = 1;
-        for (const p of dirty) all[p] = 1;
-        for (let p = this.#mtx; p < n; p++) all[p] = 1;
-        const list: number[] = [];
-        for (let p = 0; p < n; p++) if (all[p] === 1) list.push(p);
-        this.#pause(out, Uint32Array.from(list), EMPTY);
+        this.#redirtiedSkips += plan.skipped;
+        this.#pause(out, plan.rest());
         return true;
       }
     }
-    // Refill dtx from the dirty log when it runs dry: pages behind mtx's cursor only
-    // (pages ahead of it are mtx's to send, with their latest content).
-    if (this.#dtxCursor >= this.#dtx.length && mem.dirtyCount() > 0) {
-      const dirty = mem.takeDirty();
-      this.#tbTaken += dirty.length;
-      let k = 0;
-      for (const p of dirty) if (p < this.#mtx) { dirty[k++] = p; pending[p] = 1; }
-      this.#dtx = dirty.subarray(0, k);
-      this.#dtxCursor = 0;
-    }
-    const dtxHas = this.#dtxCursor < this.#dtx.length;
-    const mtxHas = this.#mtx < n;
-    if (!dtxHas && !mtxHas) return false; // wait for the guest to dirty something, or the rule to stop
-    const useDtx = dtxHas && (!mtxHas || this.#dtxBytes <= this.#mtxBytes);
-    if (useDtx) {
-      const p = this.#dtx[this.#dtxCursor++] ?? 0;
-      pending[p] = 0;
-      this.#dtxBytes += this.#sendPage(out, p, 1);
-      return true;
-    }
-    const p = this.#mtx++;
-    if (mem.isDirty(p) || pending[p] === 1) { this.#redirtiedSkips++; return true; }
-    this.#mtxBytes += this.#sendPage(out, p, 0);
+    const step = plan.next();
+    if (step.kind === 'idle') return false; // wait for the guest to dirty something, or the rule to stop
+    if (step.kind === 'send') plan.account(step.ch, this.#sendPage(out, step.page, step.ch));
     return true;
   }
 
-  #pause(out: OutRecord[], pages: Uint32Array, _unused: Uint32Array): void {
+  #pause(out: OutRecord[], pages: Uint32Array): void {
     this.guest.pause(this.#now);
     this.#pausedAt = this.#now;
     this.#final = pages;
     this.#finalCursor = 0;
-    const disk = this.guest.disk;
-    this.#finalDisk = this.#disk !== undefined && disk !== undefined ? disk.takeWrites() : EMPTY;
-    this.#finalDiskCursor = 0;
+    this.#diskSync?.collectWrites();
     this.#emit(out, { t: 'pause', seq: this.#seq++ }, 0, 'control');
     this.#phase = 'stop-copy';
     this.#log?.debug({ pages: pages.length, reason: this.#stopReason }, 'paused: stop-and-copy');
@@ -535,13 +445,6 @@ export class MigrationSender {
 
   #stopCopyStep(out: OutRecord[]): boolean {
     if (this.#sendQueuedDisk(out)) return true;
-    const disk = this.guest.disk;
-    if (this.#finalDiskCursor < this.#finalDisk.length && this.#disk !== undefined && disk !== undefined) {
-      const b = this.#finalDisk[this.#finalDiskCursor++] ?? 0;
-      const rec = this.#disk.encode(b, disk.readBlock(b), this.#seq);
-      if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
-      return true;
-    }
     if (this.#finalCursor < this.#final.length) {
       const p = this.#final[this.#finalCursor++] ?? 0;
       // Two channels (time-bound) share the last pages; one channel otherwise.
@@ -582,7 +485,7 @@ export class MigrationSender {
 
   #stopLogging(): void {
     this.guest.memory.setDirtyLogging(false);
-    if (this.#disk !== undefined) this.guest.disk?.setWriteLogging(false);
+    this.#diskSync?.stop();
     if (this.#phase === 'finished' && !this.#keep) return;
     this.guest.setThrottle(1);
   }
