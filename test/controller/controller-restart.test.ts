@@ -102,6 +102,8 @@ describe('controller restart under a live overlay', { timeout: 90_000 }, () => {
     daemons.get('hA')!.addPort(vm1);
     daemons.get('hB')!.addPort(vm2);
     await waitFor(() => allUp(ctl!), 'every host registered with the controller');
+    const hubLinkUp = (id: string): boolean => daemons.get(id)!.facts().links.some((l) => l.peer === 'hub' && l.state === 'up');
+    await waitFor(() => hubLinkUp('hA') && hubLinkUp('hB') && daemons.get('hub')!.facts().links.filter((l) => l.state === 'up').length === 2, 'backbone up on both ends');
     await burst(100, 'traffic before the restart');
   });
 

@@ -63,7 +63,8 @@ describe('daemon under bad input and faults', { timeout: 30_000 }, () => {
     a.addPort(vm1.port);
     b.addPort(vm2.port);
     b.addPort(vm3.port);
-    await waitFor(() => hub.facts().links.filter((l) => l.state === 'up').length === 2, 'spokes up');
+    const up = (d: Daemon): boolean => d.facts().links.some((l) => l.peer === 'hub' && l.state === 'up');
+    await waitFor(() => hub.facts().links.filter((l) => l.state === 'up').length === 2 && up(a) && up(b), 'spokes up on both ends');
     vm2.port.transmit(testFrame(BROADCAST_MAC, vm2.port.mac, 0));
     await stillForwarding('start');
   });

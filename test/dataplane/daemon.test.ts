@@ -90,6 +90,7 @@ function suite(name: string, makeFactory: (dir: string) => Promise<TransportFact
     const vm1 = vm('vm1', '02:00:00:00:00:11');
     const vm2 = vm('vm2', '02:00:00:00:00:12');
     const listen = { host: '127.0.0.1', port: 0 };
+    const upLink = (d: Daemon, peer: string) => d.facts().links.find((l) => l.peer === peer && l.state === 'up');
 
     before(async () => {
       factory = await makeFactory(dir);
@@ -103,7 +104,11 @@ function suite(name: string, makeFactory: (dir: string) => Promise<TransportFact
       hub.addPort(vm0.port);
       a.addPort(vm1.port);
       b.addPort(vm2.port);
-      await waitFor(() => hub.facts().links.filter((l) => l.state === 'up').length === 2, 'both spokes linked to the hub');
+      // The listener's end of a link comes up half a round trip before the dialer's: wait for both ends.
+      await waitFor(
+        () => hub.facts().links.filter((l) => l.state === 'up').length === 2 && upLink(a, 'hub') && upLink(b, 'hub'),
+        'both spokes linked to the hub, on both ends',
+      );
     });
 
     after(async () => {
@@ -112,7 +117,6 @@ function suite(name: string, makeFactory: (dir: string) => Promise<TransportFact
       rmSync(dir, { recursive: true, force: true });
     });
 
-    const upLink = (d: Daemon, peer: string) => d.facts().links.find((l) => l.peer === peer && l.state === 'up');
     const linkFrames = (d: Daemon, peer: string): number => {
       const l = d.facts().links.find((x) => x.peer === peer);
       return (l?.txFrames ?? 0) + (l?.rxFrames ?? 0);
@@ -178,7 +182,7 @@ function suite(name: string, makeFactory: (dir: string) => Promise<TransportFact
         assert.ok(proxy!.cut() > 0, 'the relay had live connections to cut');
         sendSome(200); // mid-stream: these race the cut and may be lost with the connection
         await waitFor(() => a.facts().links.find((l) => l.peer === 'hub')!.reconnects > reconnectsBefore && upLink(a, 'hub'), 'spoke A redialled the hub');
-        await waitFor(() => hub.facts().links.filter((l) => l.state === 'up').length === 2, 'hub sees both spokes again');
+        await waitFor(() => hub.facts().links.filter((l) => l.state === 'up').length === 2 && upLink(a, 'hub'), 'hub sees both spokes again');
         const mark = seq;
         const before = vm2.got.length;
         sendSome(300);
