@@ -17,6 +17,8 @@ import type { LinkRecord } from './store/records.ts';
 export interface AdaptationPlan {
   add: LinkDecision[];
   remove: LinkDecision[];
+  /** Links that would pay off but do not fit the budget (the strongest 10), each with its reason. */
+  notChosen: LinkDecision[];
 }
 
 export function fastPathParams(policy: Readonly<DeploymentPolicy>, operatorLinks: number): FastPathParams {
@@ -43,5 +45,6 @@ export function planAdaptation(
     // A pair that already has a link of another kind (backbone, operator's) needs no second one.
     add: plan.add.filter((d) => !taken.has(`${d.link.a}|${d.link.b}`)),
     remove: [...plan.remove],
+    notChosen: plan.notChosen.filter((d) => !taken.has(`${d.link.a}|${d.link.b}`)),
   };
 }

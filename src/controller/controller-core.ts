@@ -68,6 +68,8 @@ export class ControllerCore implements ControlHandler {
   /** Per-direction rates, keyed host\0peer. */
   readonly #directed = new Map<string, LinkRate>();
   #reports: TrafficSnapshot[] = [];
+  /** Host pairs adaptation last reported as held back by the budget (a decision is logged when this set changes). */
+  #notChosenKey = '';
   /** Something desired state depends on changed since the last reconcile. */
   #dirty = true;
 
@@ -312,6 +314,16 @@ export class ControllerCore implements ControlHandler {
     if (hub === undefined) return;
     const plan = planAdaptation({ matrix: raw.matrix, registry: raw.registry, links: store.listLinks(), hubId: hub.id }, this.#init.policy);
     if (plan.add.length > 0 || plan.remove.length > 0) this.#dirty = true;
+    const notChosenKey = plan.notChosen.map((d) => `${d.link.a}|${d.link.b}`).sort().join(',');
+    if (notChosenKey !== this.#notChosenKey) {
+      this.#notChosenKey = notChosenKey;
+      if (plan.notChosen.length > 0) {
+        events.decide('no-change', `fast-path budget (${this.#init.policy.fastPathBudget}) full: ${plan.notChosen.map((d) => d.reason).join('; ')}`, {
+          budget: this.#init.policy.fastPathBudget,
+          notChosen: plan.notChosen.map((d) => ({ a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs })),
+        });
+      }
+    }
     for (const d of plan.remove) {
       if (!store.deleteLink(d.link.a, d.link.b, 'fast-path')) continue;
       events.emit('link-removed', { a: d.link.a, b: d.link.b, kind: 'fast-path', actor: 'adaptation', reason: d.reason });
