@@ -24,11 +24,18 @@ function summary(demo: Demo): string {
   const up = hosts.filter((h) => h.state === 'up').length;
   const fast = links.filter((l) => l.kind === 'fast-path');
   const topo = m.getTopology();
-  const s = demo.traffic.stats;
+  let sent = 0;
+  let delivered = 0;
+  for (const daemon of demo.daemons.values()) {
+    for (const p of daemon.facts().ports) {
+      sent += p.rxBytes; // from the VM into the overlay
+      delivered += p.txBytes;
+    }
+  }
   return [
     `hosts ${up}/${hosts.length} up`,
     `links ${links.length - fast.length} backbone + ${fast.length} fast-path`,
-    `traffic "${demo.pattern}": ${(s.sentBytes / 1e6).toFixed(1)} MB sent, ${(s.receivedBytes / 1e6).toFixed(1)} MB delivered`,
+    `traffic "${demo.pattern}": ${(sent / 1e6).toFixed(1)} MB sent, ${(delivered / 1e6).toFixed(1)} MB delivered`,
     `inferred: ${topo.class}${topo.centre ? ` (centre ${topo.centre})` : ''} ${(topo.confidence * 100).toFixed(0)}%`,
   ].join(' | ');
 }
@@ -42,6 +49,7 @@ export function demoCommand(): Command {
     .addOption(new Option('--pattern <kind>', 'traffic pattern, or cycle through all').choices([...PATTERN_KINDS, 'cycle']).default('cycle'))
     .option('--cycle <seconds>', 'seconds per pattern when cycling', positive, 40)
     .option('--rate <kB/s>', 'traffic per direction of each pattern edge, kB/s', positive, 200)
+    .option('--netns', 'VMs as network namespaces with TAP devices, pinging each other (root)', false)
     .option('--ephemeral-ports', 'listen on free ports instead of the deployment\'s', false)
     .option('--summary-every <seconds>', 'print a summary line this often', positive, 2)
     .option('--exit-after <seconds>', 'stop by itself after this long (for scripts)', positive)
@@ -59,6 +67,7 @@ export function demoCommand(): Command {
             pattern: opts.pattern as PatternKind | 'cycle',
             cycleMs: Number(opts.cycle) * 1000,
             bytesPerSecond: Number(opts.rate) * 1000,
+            netns: Boolean(opts.netns),
           },
         );
         console.log(`vnet demo: ${deployment.name} — ${deployment.hosts.length} hosts, ${deployment.vms.length} VMs`);

@@ -25,6 +25,7 @@ import { hubOf, type Deployment } from '../controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/controller-process.ts';
 import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
 import { readFile } from 'node:fs/promises';
+import { NetnsVms, commonPrefix } from './demo-netns.ts';
 
 export interface DemoInit {
   deployment: Readonly<Deployment>;
@@ -37,13 +38,17 @@ export interface DemoInit {
   cycleMs: number;
   /** Per direction of each pattern edge. */
   bytesPerSecond: number;
+  /** VMs as network namespaces with TAP devices and ping traffic (root) instead of memory ports. */
+  netns: boolean;
 }
 
 export interface Demo {
   process: ControllerProcess;
   daemons: Map<string, Daemon>;
   agents: ControllerAgent[];
-  traffic: PatternTraffic;
+  /** The memory-port generator (undefined with --netns, where the VMs ping each other). */
+  traffic: PatternTraffic | undefined;
+  netns: NetnsVms | undefined;
   readonly pattern: PatternKind;
   close(): Promise<void>;
 }
@@ -56,6 +61,7 @@ export async function ensureDemoCertificates(certDir: string, hosts: readonly st
 export async function startDemo(components: { logger: Logger }, init: DemoInit): Promise<Demo> {
   const { logger } = components;
   const d = init.deployment;
+  if (init.netns) NetnsVms.check();
   mkdirSync(init.workDir, { recursive: true });
   const certDir = join(init.workDir, 'certs');
   await ensureDemoCertificates(certDir, d.hosts.map((h) => h.id));
@@ -77,12 +83,15 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
   const agents: ControllerAgent[] = [];
   const ca = await readFile(caFiles(certDir).cert);
   let traffic: PatternTraffic | undefined;
+  const netns = init.netns ? new NetnsVms(logger) : undefined;
   let cycle: { cancel(): void } | undefined;
   const closeAll = async (): Promise<void> => {
     cycle?.cancel();
     traffic?.stop();
+    netns?.stopTraffic();
     await Promise.all(agents.map((a) => a.close()));
     await Promise.all([...daemons.values()].map((x) => x.close()));
+    await netns?.close();
     await process.close();
   };
   try {
@@ -105,7 +114,10 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
         },
       );
       daemons.set(h.id, daemon);
-      for (const vm of d.vms.filter((v) => v.host === h.id)) daemon.addPort(new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }), vm.ip);
+      for (const vm of d.vms.filter((v) => v.host === h.id)) {
+        const port = netns === undefined ? new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }) : (await netns.create(vm, d.vms.indexOf(vm))).port;
+        daemon.addPort(port, vm.ip);
+      }
       const files = hostFiles(certDir, h.id);
       const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
       const agent = new ControllerAgent({ daemon, logger, clock: realClock }, { url: process.controlUrl, tls: { ca, cert, key, servername: CONTROLLER_HOST_ID } });
@@ -113,16 +125,27 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       agents.push(agent);
     }
 
-    const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(vm.host)!.port(vm.name) as MemoryPort }));
     let index = init.pattern === 'cycle' ? 0 : PATTERN_KINDS.indexOf(init.pattern);
-    const edgesOf = (k: PatternKind) => patternEdges(k, vms.length);
-    traffic = new PatternTraffic({ clock: realClock }, { vms, edges: edgesOf(PATTERN_KINDS[index]!), bytesPerSecond: init.bytesPerSecond });
-    traffic.start();
-    const t = traffic;
+    const edgesOf = (k: PatternKind) => patternEdges(k, d.vms.length);
+    // Ping pacing for the same byte rate: a request and a reply of payload+42 bytes per interval.
+    const PING_PAYLOAD = 1000;
+    const pingInterval = Math.max(0.01, (PING_PAYLOAD + 42) / init.bytesPerSecond);
+    let setPattern: (k: PatternKind) => void;
+    if (netns !== undefined) {
+      await netns.plug(commonPrefix(d.vms.map((v) => v.ip)));
+      setPattern = (k) => netns.setPattern(edgesOf(k), PING_PAYLOAD, pingInterval);
+    } else {
+      const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(vm.host)!.port(vm.name) as MemoryPort }));
+      const t = new PatternTraffic({ clock: realClock }, { vms, edges: edgesOf(PATTERN_KINDS[index]!), bytesPerSecond: init.bytesPerSecond });
+      t.start();
+      traffic = t;
+      setPattern = (k) => t.setPattern(edgesOf(k));
+    }
+    setPattern(PATTERN_KINDS[index]!);
     if (init.pattern === 'cycle') {
       cycle = realClock.setInterval(() => {
         index = (index + 1) % PATTERN_KINDS.length;
-        t.setPattern(edgesOf(PATTERN_KINDS[index]!));
+        setPattern(PATTERN_KINDS[index]!);
         logger.info({ pattern: PATTERN_KINDS[index] }, 'demo traffic switched pattern');
       }, init.cycleMs);
     }
@@ -130,7 +153,8 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       process,
       daemons,
       agents,
-      traffic: t,
+      traffic,
+      netns,
       get pattern() {
         return PATTERN_KINDS[index]!;
       },
