@@ -43,6 +43,7 @@ export function setUpLinks(components: { logger: Logger; clock: Clock }, init: L
   const { logger, clock } = components;
   const links = new Map<number, FramedSocket>();
   const pending = new Set<FramedSocket>();
+  const dialing = new Set<Socket>();
   const expected = new Set([...init.dial, ...init.accept]);
   const name = (i: number): string => `worker ${i} (${formatAddress(init.peers[i]!)})`;
   let settled = false;
@@ -54,6 +55,7 @@ export function setUpLinks(components: { logger: Logger; clock: Clock }, init: L
       if (settled) return;
       settled = true;
       for (const t of timers) t.cancel();
+      for (const s of dialing) s.destroy();
       init.signal?.removeEventListener('abort', onAbort);
       init.listener.close();
       if (err === undefined) {
@@ -107,8 +109,10 @@ export function setUpLinks(components: { logger: Logger; clock: Clock }, init: L
       if (settled) return;
       const addr = init.peers[index]!;
       const socket: Socket = connect({ host: addr.host, port: addr.port });
+      dialing.add(socket);
       const retry = (err: unknown): void => {
         lastDialError = err;
+        dialing.delete(socket);
         socket.destroy();
         if (settled) return;
         const t = clock.setTimeout(() => {
@@ -119,6 +123,7 @@ export function setUpLinks(components: { logger: Logger; clock: Clock }, init: L
       };
       socket.once('error', retry);
       socket.once('connect', () => {
+        dialing.delete(socket);
         socket.removeListener('error', retry);
         if (settled) return socket.destroy();
         const f = new FramedSocket(socket, init.reference);

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startDelayRelay, type DelayRelay, type DelayRelayInit } from '../../src/common/delay-relay.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -211,5 +213,32 @@ describe('delay relay', () => {
     await assert.rejects(startDelayRelay({ logger }, { ...base, delayMs: -1 }), { code: 'VNET_ERR_CONFIG' });
     await assert.rejects(startDelayRelay({ logger }, { ...base, delayMs: 1, bandwidthMbit: 0 }), { code: 'VNET_ERR_CONFIG' });
     await assert.rejects(startDelayRelay({ logger }, { ...base, delayMs: 1, maxQueuedBytes: 1000 }), { code: 'VNET_ERR_CONFIG' });
+  });
+
+  it('runs as `vnet relay` until SIGTERM, then reports what it carried', async () => {
+    const echo = await listen((s) => s.pipe(s));
+    const child = fileURLToPath(new URL('../patterns/vnet-cli-child.ts', import.meta.url));
+    const p = spawn(process.execPath, ['--import', 'tsx', child, 'relay', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${echo.port}`, '--delay', '5ms'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, VNET_LOG_LEVEL: 'silent' },
+    });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+    try {
+      const port = Number((await waitFor(() => /vnet relay: 127\.0\.0\.1:(\d+) → /.exec(stderr), 'the relay to listen', 20_000))[1]);
+      const c = await dial(port);
+      const t0 = performance.now();
+      c.write('ping');
+      await once(c, 'data');
+      assert.ok(performance.now() - t0 >= 10, 'round trip under 2 × 5 ms');
+      c.destroy();
+      p.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+      assert.match(stderr, /vnet relay: 1 connections, 4 bytes up, 4 bytes down, 0 target failures/);
+    } finally {
+      p.kill('SIGKILL');
+      await shut(echo.server, echo.sockets);
+    }
   });
 });

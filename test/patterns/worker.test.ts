@@ -105,8 +105,8 @@ describe('Patterns workers on loopback', () => {
       ),
     );
     const child = spawn(process.execPath, [
-      '--import', 'tsx', fileURLToPath(new URL('./patterns-cli-child.ts', import.meta.url)),
-      'worker', '--index', String(n - 1), '--peers', peers.map((p) => `${p.host}:${p.port}`).join(','),
+      '--import', 'tsx', fileURLToPath(new URL('./vnet-cli-child.ts', import.meta.url)),
+      'patterns', 'worker', '--index', String(n - 1), '--peers', peers.map((p) => `${p.host}:${p.port}`).join(','),
       '--pattern', 'ring', '--size', String(common.messageBytes), '--rounds', String(common.rounds),
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = once(child, 'exit');
