@@ -5,6 +5,7 @@
  * arrives half an RTT later. Optionally cut at a given time (a link failure):
  * whatever would leave after the cut never arrives.
  */
+import { ConfigError } from '../common/errors.ts';
 
 export interface EmulatedLinkParams {
   /** Bits per second. */
@@ -22,7 +23,7 @@ export class EmulatedLink {
   #bytes = 0;
 
   constructor(params: EmulatedLinkParams) {
-    if (!(params.bandwidthBps > 0) || !(params.rttMs >= 0)) throw new RangeError('link needs a positive bandwidth and a non-negative RTT');
+    if (!(params.bandwidthBps > 0) || !(params.rttMs >= 0)) throw new ConfigError('an emulated link needs a positive bandwidth and a non-negative RTT', { key: 'link' });
     this.params = params;
     this.rate = params.bandwidthBps / 8 / 1000;
   }

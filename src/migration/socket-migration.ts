@@ -14,6 +14,10 @@
  * ack) end the run with a MigrationAbortedError; the source guest keeps
  * running, untouched. Streams are bytes only: a synthetic guest cannot be
  * sent over a socket (use virtual time).
+ *
+ * The sender's clock ends a migration when the ack arrives, so its total
+ * time and downtime include the ack's trip back (half an RTT more than the
+ * destination's own view, which `receiveMigration` reports as `doneAt`).
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
