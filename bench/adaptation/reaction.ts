@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
 import { startDemo, type Demo } from '../../src/cli/demo-runner.ts';
 import type { EventView } from '../../src/controller/api-model.ts';
+import type { PatternTraffic } from '../../src/dataplane/traffic-generator.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';
 
@@ -99,10 +100,12 @@ interface Row {
 
 class Probe {
   readonly demo: Demo;
+  readonly traffic: PatternTraffic;
   readonly events: Array<{ at: number; e: EventView }> = [];
 
   constructor(demo: Demo) {
     this.demo = demo;
+    this.traffic = demo.traffic!;
     demo.process.controller.model.subscribe((e) => {
       if (e.type === 'topology-changed' || e.type === 'decision') this.events.push({ at: Date.now(), e });
     });
@@ -134,8 +137,8 @@ class Probe {
     const startFrames = new Map(pairs.map((p) => [p, this.fastPathFrames(p) ?? 0]));
     const t0 = Date.now();
     const mark = this.events.length;
-    this.demo.traffic.setPattern(edges);
-    this.demo.traffic.start();
+    this.traffic.setPattern(edges);
+    this.traffic.start();
     let hub = this.hubTx();
     let lastHubGrowth = t0;
     let linksAt: number | undefined;
@@ -167,7 +170,7 @@ class Probe {
   /** Stop the traffic; time until adaptation has removed every fast-path link. */
   async quiet(): Promise<number | undefined> {
     const t0 = Date.now();
-    this.demo.traffic.stop();
+    this.traffic.stop();
     try {
       await until(() => this.fastPathCount() === 0, 'fast-path links removed', 30 * PERIOD_MS);
     } catch {
@@ -184,7 +187,8 @@ const fmt = (ms: number | undefined): string => (ms === undefined ? 'none' : `${
 
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'vnet-reaction-'));
-  const demo = await startDemo({ logger: silentLogger() }, { deployment, workDir, ephemeralPorts: true, pattern: 'ring', cycleMs: 1e9, bytesPerSecond: RATE });
+  const demo = await startDemo({ logger: silentLogger() }, { deployment, workDir, ephemeralPorts: true, pattern: 'ring', cycleMs: 1e9, bytesPerSecond: RATE, netns: false });
+  if (demo.traffic === undefined) throw new Error('the demo runs no memory-port traffic');
   demo.traffic.stop();
   const probe = new Probe(demo);
   const rows: Row[] = [];
