@@ -70,7 +70,7 @@ async function run(name: string, action: () => Promise<void>): Promise<void> {
   }
 }
 
-interface SendOpts { host: string; port: number; rule: StopRuleName; profile: ProfileName; pages: number; blocks: number; deadline: number; pace?: number; seed: number; tlsDir?: string; hostId?: string; progress: boolean; json: boolean }
+interface SendOpts { host: string; port: number; rule: StopRuleName; profile: ProfileName; pages: number; blocks: number; deadline: number; pace?: number; seed: number; tlsDir?: string; hostId?: string; progress: boolean; json: boolean; checkpoint: boolean }
 interface ReceiveOpts { listen: string; port: number; channels: number; timeout: number; tlsDir?: string; hostId?: string; json: boolean }
 
 /**
@@ -78,7 +78,7 @@ interface ReceiveOpts { listen: string; port: number; channels: number; timeout:
  *
  *   vnet migrate receive --listen ADDR --port N [--channels 1|2] [--tls-dir DIR --host-id ID]
  *   vnet migrate send --host ADDR --port N [--rule R] [--profile P] [--pages N] [--blocks N]
- *                     [--deadline MS] [--pace BPS] [--tls-dir DIR --host-id ID]
+ *                     [--deadline MS] [--pace BPS] [--checkpoint] [--tls-dir DIR --host-id ID]
  *   vnet migrate bench [--quick]
  * `send` migrates a model guest running a workload profile (scaled to --pages)
  * to a `receive` on another host; both print one JSON line with the result
@@ -110,6 +110,7 @@ export function migrateCommand(): Command {
           memDigest: r.guest !== undefined ? memoryDigest(r.guest.memory, keyer) : undefined,
           diskDigest: r.guest !== undefined ? diskDigest(r.guest.disk, keyer) : undefined,
           records: r.recordsApplied,
+          kept: r.guest?.runState === 'paused',
         };
         for (const c of channels) c.end();
         console.log(o.json ? JSON.stringify(out) : `${r.ok ? 'received and verified' : `failed: ${r.error?.message}`} (${r.recordsApplied} records)`);
@@ -132,6 +133,7 @@ export function migrateCommand(): Command {
     .option('--seed <n>', 'workload seed', positive, 1)
     .option('--tls-dir <dir>', 'certificates from `vnet certs` (mutual TLS)')
     .option('--host-id <id>', 'this host\'s id in the certificate directory')
+    .option('--checkpoint', 'a live checkpoint: the receiver keeps the image paused, this guest runs on', false)
     .option('--progress', 'print a progress bar on stderr', false)
     .option('--json', 'print the result as one JSON line', false)
     .action((o: SendOpts) => run('send', async () => {
@@ -141,7 +143,7 @@ export function migrateCommand(): Command {
       const guest = new ModelGuest({ name: `${o.profile}-${o.pages}`, pageCount: o.pages, blockCount: o.blocks, representation: 'bytes', memoryWorkload: profile.memory, diskWorkload: profile.disk, seed: o.seed });
       const channels = await connectMigration({ host: o.host, port: o.port, channels: rule.kind === 'time-bound' ? 2 : 1, ...(tls !== undefined ? { tls: { ...tls, checkServerIdentity: () => undefined } } : {}) });
       const r = await sendMigration({
-        guest, rule, channels, clock: clockFromNow(), timeoutMs: 120_000,
+        guest, rule, channels, clock: clockFromNow(), timeoutMs: 120_000, keep: o.checkpoint,
         ...(o.pace !== undefined ? { paceBps: o.pace } : {}),
         ...(o.progress ? { onProgress: (e) => process.stderr.write(`\r${formatProgressBar(e, Math.min(100, process.stderr.columns ?? 100))}`), progressEveryMs: 250 } : {}),
       });

@@ -122,3 +122,21 @@ test('the source cancelled by an AbortSignal: the receiver reports the abort and
   assert.equal(rr.guest, undefined);
   assert.equal(rr.error?.code, 'VNET_ERR_MIGRATION_ABORTED');
 });
+
+test('a live checkpoint over a socket: the store keeps the image paused and the source runs on', async () => {
+  const keyer = await createContentKeyer();
+  const g = guest(8);
+  const p = await pair(1);
+  const clock = clockFromNow();
+  try {
+    const rp = receiveMigration({ channels: p.inn, clock, timeoutMs: 20_000 });
+    const r = await sendMigration({ guest: g, rule: new TimeBound({ deadlineMs: 4000 }), channels: p.out, clock, paceBps: BW, keep: true, timeoutMs: 20_000 });
+    const rr = await rp;
+    assert.ok(r.ok && rr.ok, r.error?.message ?? rr.error?.message);
+    assert.equal(rr.guest?.runState, 'paused');
+    assert.equal(g.runState, 'running');
+    assert.equal(memoryDigest(rr.guest!.memory, keyer), r.sender.memDigest);
+  } finally {
+    await p.close();
+  }
+});
