@@ -26,6 +26,7 @@ import type { IterationStats, StopRule } from './stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
 import { DiskSync } from './disk-sync.ts';
 import { DirtyRateMeter, DualChannelPlan } from './dual-channel.ts';
+import { PrecopyPlan, SKIPPED } from './precopy-plan.ts';
 
 export interface SenderInit {
   readonly guest: Guest;
@@ -93,7 +94,6 @@ export class MigrationSender {
   #diskBytes = 0;
   #controlBytes = 0;
   #memPages = 0;
-  #redirtiedSkips = 0;
   readonly #startedAt: number;
   #memStart: number | undefined;
   #pausedAt: number | undefined;
@@ -102,12 +102,7 @@ export class MigrationSender {
   #memDigest: string | undefined;
   #diskDigest: string | undefined;
   // pre-copy
-  #iteration = 0;
-  #todo: Uint32Array | undefined; // undefined = all pages (iteration 0)
-  #cursor = 0;
-  #iterStart = 0;
-  #iterPages = 0;
-  #iterBytes = 0;
+  #precopy: PrecopyPlan | undefined;
   #lastBpp = FULL_RECORD_SIZE;
   #lastBandwidth = 0;
   #lastDirtied = 0;
@@ -210,7 +205,7 @@ export class MigrationSender {
   stats(): SenderStats {
     return {
       rule: this.rule.name,
-      iterations: this.rule.kind === 'precopy' ? this.#iteration + 1 : 1,
+      iterations: this.#precopy !== undefined ? this.#precopy.iteration + 1 : 1,
       memoryBytes: this.#memoryBytes,
       diskBytes: this.#diskBytes,
       controlBytes: this.#controlBytes,
@@ -218,7 +213,7 @@ export class MigrationSender {
       memoryPagesSent: this.#memPages,
       records: { ...this.#mem.counts },
       diskRecords: this.#disk !== undefined ? { ...this.#disk.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
-      redirtiedSkips: this.#redirtiedSkips,
+      redirtiedSkips: (this.#precopy?.redirtiedSkips ?? 0) + (this.#plan?.skipped ?? 0),
       syncDiskWrites: this.#diskSync?.syncWrites ?? 0,
       startedAt: this.#startedAt,
       memoryStartedAt: this.#memStart,
@@ -233,9 +228,8 @@ export class MigrationSender {
   progress(now: number): ProgressEvent {
     const g = this.guest;
     let pagesLeft: number;
-    if (this.#phase === 'memory' && this.rule.kind === 'precopy') {
-      const len = this.#todo === undefined ? g.memory.pageCount : this.#todo.length;
-      pagesLeft = len - this.#cursor + g.memory.dirtyCount();
+    if (this.#phase === 'memory' && this.#precopy !== undefined) {
+      pagesLeft = this.#precopy.left() + g.memory.dirtyCount();
     } else if (this.#phase === 'memory') {
       pagesLeft = this.#plan?.remaining() ?? 0;
     } else if (this.#phase === 'stop-copy') {
@@ -250,7 +244,7 @@ export class MigrationSender {
     const dirtyRate = this.#lastDirtied > 0 && this.#lastBandwidth > 0 ? this.#lastDirtied : 0;
     return {
       phase: this.phase,
-      iteration: this.rule.kind === 'precopy' ? this.#iteration : 0,
+      iteration: this.#precopy?.iteration ?? 0,
       rule: this.rule.name,
       elapsedMs: now - this.#startedAt,
       bytesSent: this.#memoryBytes + this.#diskBytes + this.#controlBytes,
@@ -328,9 +322,9 @@ export class MigrationSender {
   #startMemory(): void {
     this.#phase = 'memory';
     this.#memStart = this.#now;
-    this.#iterStart = this.#now;
     this.guest.memory.setDirtyLogging(true);
-    if (this.rule.kind === 'time-bound') {
+    if (this.rule.kind === 'precopy') this.#precopy = new PrecopyPlan(this.guest.memory, this.rule.skipRedirtied, this.#now);
+    else {
       this.#plan = new DualChannelPlan(this.guest.memory);
       this.#meter = new DirtyRateMeter(this.#now);
     }
@@ -339,36 +333,36 @@ export class MigrationSender {
   #precopyStep(out: OutRecord[]): boolean {
     if (this.#sendQueuedDisk(out)) return true;
     const rule = this.rule;
-    if (rule.kind !== 'precopy') return false;
-    const mem = this.guest.memory;
-    const len = this.#todo === undefined ? mem.pageCount : this.#todo.length;
-    if (this.#cursor < len) {
-      const p = this.#todo === undefined ? this.#cursor : (this.#todo[this.#cursor] ?? 0);
-      this.#cursor++;
-      if (rule.skipRedirtied && mem.isDirty(p)) { this.#redirtiedSkips++; return true; }
-      this.#sendPage(out, p, 0);
+    const plan = this.#precopy;
+    if (rule.kind !== 'precopy' || plan === undefined) return false;
+    const p = plan.next();
+    if (p >= 0) {
+      const size = this.#sendPage(out, p, 0);
+      if (size > 0) plan.account(size);
       return true;
     }
-    // End of an iteration: measure, ask the rule.
-    const ms = Math.max(1e-6, this.#now - this.#iterStart);
+    if (p === SKIPPED) return true;
+    // ITERATION_END: measure, ask the rule.
+    const mem = this.guest.memory;
+    const ms = Math.max(1e-6, this.#now - plan.startedAt);
     const dirtied = mem.dirtyCount();
     const stats: IterationStats = {
-      iteration: this.#iteration,
+      iteration: plan.iteration,
       now: this.#now,
       elapsedMs: this.#now - (this.#memStart ?? this.#now),
       iterationMs: ms,
-      pagesSent: this.#iterPages,
-      bytesSent: this.#iterBytes,
+      pagesSent: plan.pages,
+      bytesSent: plan.bytes,
       dirtied,
       totalPagesSent: this.#memPages,
       totalBytesSent: this.#memoryBytes,
       ramPages: mem.pageCount,
-      bandwidth: this.#iterBytes > 0 ? this.#iterBytes / ms : this.#lastBandwidth,
-      bytesPerPage: this.#iterPages > 0 ? this.#iterBytes / this.#iterPages : this.#lastBpp,
+      bandwidth: plan.bytes > 0 ? plan.bytes / ms : this.#lastBandwidth,
+      bytesPerPage: plan.pages > 0 ? plan.bytes / plan.pages : this.#lastBpp,
       throttle: this.guest.throttle,
     };
-    if (this.#iterBytes > 0 && ms > 0.01) this.#lastBandwidth = stats.bandwidth;
-    if (this.#iterPages > 0) this.#lastBpp = stats.bytesPerPage;
+    if (plan.bytes > 0 && ms > 0.01) this.#lastBandwidth = stats.bandwidth;
+    if (plan.pages > 0) this.#lastBpp = stats.bytesPerPage;
     this.#lastDirtied = (dirtied * 1000) / ms;
     const d = rule.afterIteration(stats);
     this.#log?.debug({ ...stats, decision: d }, 'iteration end');
@@ -378,15 +372,10 @@ export class MigrationSender {
       this.#pause(out, mem.takeDirty());
       return true;
     }
-    this.#iteration++;
-    this.#todo = mem.takeDirty();
-    this.#cursor = 0;
-    this.#iterStart = this.#now;
-    this.#iterPages = 0;
-    this.#iterBytes = 0;
-    this.#emit(out, { t: 'iter', seq: this.#seq++, iteration: this.#iteration, phase: 0 }, 0, 'control');
+    const next = plan.nextIteration(this.#now);
+    this.#emit(out, { t: 'iter', seq: this.#seq++, iteration: plan.iteration, phase: 0 }, 0, 'control');
     // Nothing dirty: let the loop come back with a later `now`.
-    return this.#todo.length > 0;
+    return next > 0;
   }
 
   #timeBoundStep(out: OutRecord[]): boolean {
@@ -421,7 +410,6 @@ export class MigrationSender {
       }
       if (d.stop) {
         this.#stopReason = d.reason;
-        this.#redirtiedSkips += plan.skipped;
         this.#pause(out, plan.rest());
         return true;
       }
@@ -463,8 +451,6 @@ export class MigrationSender {
     this.#seq++;
     const size = this.#emit(out, rec, ch, 'memory');
     this.#memPages++;
-    this.#iterPages++;
-    this.#iterBytes += size;
     if (this.#phase === 'memory') { this.#liveBytes += size; this.#livePages++; }
     return size;
   }
