@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { EVENT_TYPES } from '../controller/api-model.ts';
-import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView } from '../controller/api-model.ts';
+import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView, JoinTokenView } from '../controller/api-model.ts';
 import { DEFAULT_TOKEN_FILE, readTokenFile } from '../controller/api/token-file.ts';
 import { ControllerClient } from './ctl-client.ts';
 import { CtlUsageError, exitCodeOf } from './ctl-errors.ts';
@@ -248,6 +248,29 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
       run(async (c, g, a: string, b: string) => {
         const r = await c.delete<{ removed: { a: string; b: string } }>(`/api/v1/links/${enc(a)}/${enc(b)}`);
         print(g, r, () => `removed fast-path link ${a} ══ ${b}`);
+      }),
+    );
+
+  ctl
+    .command('join-token')
+    .description('create a join token for a daemon\'s first contact (shown once)')
+    .option('--host <id>', 'only this host may use it')
+    .option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number of seconds, got "${v}"`);
+      return n;
+    })
+    .option('--reusable', 'may be used by more than one join')
+    .action(
+      run(async (c, g, opts: { host?: string; ttl?: number; reusable?: boolean }) => {
+        const t = await c.post<JoinTokenView>('/api/v1/join-tokens', {
+          ...(opts.host !== undefined ? { host: opts.host } : {}),
+          ...(opts.ttl !== undefined ? { ttlSeconds: opts.ttl } : {}),
+          ...(opts.reusable === true ? { singleUse: false } : {}),
+        });
+        print(g, t, () =>
+          `${t.token}\n(join token ${t.id}${t.host ? ` for ${t.host}` : ''}, ${t.singleUse ? 'single use' : 'reusable'}, ${t.expiresAt ? `expires ${new Date(t.expiresAt).toISOString()}` : 'no expiry'}; shown once: give it to the daemon as controller.joinToken)`,
+        );
       }),
     );
 

@@ -292,6 +292,28 @@ export interface ControllerCommands {
   removeFastPathLink(a: string, b: string, actor: string): Promise<void>;
   /** Start a live migration (optional: the API answers 501 where absent). */
   startMigration?(vm: string, to: string, actor: string): Promise<MigrationView>;
+  /**
+   * A join token for a daemon's first contact (when it has no host
+   * certificate yet). The secret is returned once and stored hashed.
+   */
+  createJoinToken?(options: JoinTokenRequest, actor: string): Promise<JoinTokenView>;
+}
+
+export interface JoinTokenRequest {
+  /** Bind the token to one host id; any host of the deployment otherwise. */
+  host?: string | undefined;
+  ttlMs?: number | undefined;
+  /** Default true. */
+  singleUse?: boolean | undefined;
+}
+
+export interface JoinTokenView {
+  /** The secret: shown once. */
+  token: string;
+  id: string;
+  host: string | null;
+  expiresAt: number | null;
+  singleUse: boolean;
 }
 
 export type EventHandler = (event: EventView) => void;

@@ -2,12 +2,15 @@ import { isMacString, formatMac, parseMac } from '../dataplane/mac.ts';
 import type {
   ControllerModel, DecisionView, EventHandler, EventPage, EventQuery, EventSubscribeOptions, HostRulesView, HostView, LinkView,
   MatrixView, MigrationView, PlacementView, TopologyView, VmView,
+  JoinTokenRequest,
+  JoinTokenView,
 } from './api-model.ts';
 import type { ApiTokenRecord as ApiTokenEntry, TokenStore } from './api/token-store.ts';
 import type { ControllerCore } from './controller-core.ts';
 import type { ControllerEventLog } from './controller-events.ts';
 import { hostView, linkView, migrationView, ruleViews, vmView } from './controller-views.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
+import { createJoinToken } from './join-tokens.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-step.ts';
@@ -137,6 +140,19 @@ export class ControllerService implements ControllerModel {
     events.decide('fast-path-added', `operator ${actor}: ${reason}`, { a: link.a, b: link.b, actor });
     this.#c.core.reconcile(`fast-path link ${link.a}-${link.b} added by ${actor}`);
     return link;
+  }
+
+  async createJoinToken(options: JoinTokenRequest, actor: string): Promise<JoinTokenView> {
+    const { store, events, wallClock } = this.#c;
+    if (options.host !== undefined && store.getHost(options.host) === undefined) throw new NotFoundError(`host ${JSON.stringify(options.host)}`);
+    const now = wallClock();
+    const { token, record } = store.transaction(() => {
+      const created = createJoinToken(store, options, now);
+      store.appendAudit({ atMs: now, actor, action: 'create-join-token', target: created.record.id, detail: { host: options.host ?? null, ttlMs: options.ttlMs ?? null, singleUse: created.record.singleUse } });
+      return created;
+    });
+    events.emit('operator-action', { actor, action: 'create-join-token', detail: { id: record.id, host: record.host ?? null } });
+    return { token, id: record.id, host: record.host ?? null, expiresAt: record.expiresMs ?? null, singleUse: record.singleUse };
   }
 
   async removeFastPathLink(a: string, b: string, actor: string): Promise<void> {

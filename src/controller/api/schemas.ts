@@ -21,6 +21,13 @@ export const addLinkBodySchema = z.strictObject({
 });
 export type AddLinkBody = z.infer<typeof addLinkBodySchema>;
 
+export const joinTokenBodySchema = z.strictObject({
+  host: hostIdSchema.optional(),
+  /** Lifetime in seconds; no expiry if absent. */
+  ttlSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional(),
+  singleUse: z.boolean().optional(),
+});
+
 export const startMigrationBodySchema = z.strictObject({
   vm: macSchema,
   to: hostIdSchema,

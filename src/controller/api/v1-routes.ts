@@ -8,6 +8,7 @@ import {
   emptyQuerySchema,
   eventsQuerySchema,
   hostIdSchema,
+  joinTokenBodySchema,
   macSchema,
   parseRequest,
   queryObject,
@@ -126,6 +127,16 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
     const b = pathParam(ctx, 'b', hostIdSchema);
     await model.removeFastPathLink(a, b, ctx.principal.actor);
     return ok({ removed: { a, b } });
+  });
+
+  r.add('POST', `${p}/join-tokens`, async (ctx) => {
+    const body = parseRequest(joinTokenBodySchema, await ctx.body(), 'body');
+    if (model.createJoinToken === undefined) throw new ApiNotSupportedError('join tokens');
+    const created = await model.createJoinToken(
+      { host: body.host, ttlMs: body.ttlSeconds === undefined ? undefined : body.ttlSeconds * 1000, singleUse: body.singleUse },
+      ctx.principal.actor,
+    );
+    return { status: 201, body: created };
   });
 
   r.add('GET', `${p}/matrix`, (ctx) => {
