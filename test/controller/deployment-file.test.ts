@@ -74,8 +74,8 @@ test('a valid file parses, with defaults filled in and MACs normalised', () => {
 });
 
 test('an unknown key is rejected with its file, line and key', () => {
-  expectError(GOOD.replace('    site: b\n', '    site: b\n    colour: red\n'), 11, 'hosts[1]', 'unknown key "colour"');
-  expectError(`${GOOD}policy:\n  updatePeriodMs: 500\n  smoothing: 3\n`, 17, 'policy', 'unknown key "smoothing"');
+  expectError(GOOD.replace('    site: b\n', '    site: b\n    colour: red\n'), 13, 'hosts[1].colour', 'unknown key "colour"');
+  expectError(`${GOOD}policy:\n  updatePeriodMs: 500\n  smoothing: 3\n`, 18, 'policy.smoothing', 'unknown key "smoothing"');
 });
 
 test('a duplicate MAC names the second one', () => {
