@@ -322,12 +322,14 @@ export class ControllerCore implements ControlHandler {
           budget: this.#init.policy.fastPathBudget,
           notChosen: plan.notChosen.map((d) => ({ a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs })),
         });
+        this.#log.info({ budget: this.#init.policy.fastPathBudget, notChosen: plan.notChosen.length }, 'fast-path budget holds back links that would pay off');
       }
     }
     for (const d of plan.remove) {
       if (!store.deleteLink(d.link.a, d.link.b, 'fast-path')) continue;
       events.emit('link-removed', { a: d.link.a, b: d.link.b, kind: 'fast-path', actor: 'adaptation', reason: d.reason });
       events.decide('fast-path-removed', d.reason, { a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs });
+      this.#log.info({ a: d.link.a, b: d.link.b, reason: d.reason }, 'adaptation removes a fast-path link');
     }
     for (const d of plan.add) {
       store.putLink({ a: d.link.a, b: d.link.b, kind: 'fast-path', requestedBy: 'adaptation', reason: d.reason }, now);

@@ -112,3 +112,25 @@ test('pattern traffic → topology event → fast-path links carrying it → tra
   assert.ok(events.some((e) => e.type === 'link-removed' && e.payload.actor === 'adaptation'));
   await waitFor(() => [...demo.daemons.values()].every((d) => d.facts().links.every((l) => l.kind !== 'fast-path')), 'daemons closed the fast paths', 10_000);
 });
+
+test('a link that would pay off but does not fit the budget is a decision with its reason, logged once while it holds', async (t) => {
+  const { DEPLOYMENT_YAML, startHarness, testDeployment } = await import('./fixtures/controller-harness.ts');
+  const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathMinBytesPerSec: 100000\n  fastPathBudget: 0\n');
+  const h = await startHarness(t, { deployment: testDeployment(yaml) });
+  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
+  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
+  a.agent.start();
+  b.agent.start();
+  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  a.daemon.steady = [{ src: 0x020000000001, dst: 0x020000000002, frames: 70, bytes: 100_000 }];
+  const held = (): number => h.controller.model.listDecisions({}).filter((d) => d.kind === 'no-change' && /fast-path budget \(0\) full/.test(d.reason)).length;
+  await waitFor(() => held() === 1, 'budget decision', 10_000);
+  const d = h.controller.model.listDecisions({}).find((x) => x.kind === 'no-change')!;
+  assert.match(d.reason, /h1↔h2 would save .* but the total budget of 0 links/);
+  assert.deepEqual((d.detail.notChosen as Array<{ a: string; b: string }>).map((x) => `${x.a}-${x.b}`), ['h1-h2']);
+  // Several more periods with the same traffic: no repeat, and no link.
+  const ticks = a.agent.stats.trafficReports;
+  await waitFor(() => a.agent.stats.trafficReports >= ticks + 5, 'five more periods');
+  assert.equal(held(), 1);
+  assert.equal(h.controller.model.getLink('h1', 'h2'), undefined);
+});
