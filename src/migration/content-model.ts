@@ -65,15 +65,17 @@ export function isZeroContent(c: PageContent): boolean {
   return true;
 }
 
-/** xorshift32 stream from a seed (never 0). */
+/** xorshift32 stream from a seed (never 0), four bytes a step (little-endian). */
 function fillPrng(out: Uint8Array, from: number, to: number, seed: number, nonZero: boolean): void {
   let s = seed >>> 0 || 0x6d2b79f5;
-  for (let i = from; i < to; i++) {
+  for (let i = from; i < to; i += 4) {
     s ^= s << 13; s >>>= 0;
     s ^= s >>> 17;
     s ^= s << 5; s >>>= 0;
-    const b = s & 0xff;
-    out[i] = nonZero ? (b % 255) + 1 : b;
+    for (let k = 0; k < 4 && i + k < to; k++) {
+      const b = (s >>> (8 * k)) & 0xff;
+      out[i + k] = nonZero ? (b % 255) + 1 : b;
+    }
   }
 }
 
