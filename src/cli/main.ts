@@ -3,6 +3,9 @@ import { certsCommand } from './certs-command.ts';
 import { controllerCommand } from './controller-command.ts';
 import { ctlCommand } from './ctl-command.ts';
 import { daemonCommand } from './daemon-command.ts';
+import { migrateCommand } from './migrate-command.ts';
+import { patternsCommand } from './patterns-command.ts';
+import { relayCommand } from './relay-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { traceCommand } from './trace-command.ts';
 
@@ -17,6 +20,9 @@ program.addCommand(controllerCommand());
 program.addCommand(daemonCommand());
 program.addCommand(ctlCommand());
 program.addCommand(certsCommand());
+program.addCommand(migrateCommand());
 program.addCommand(traceCommand());
+program.addCommand(patternsCommand());
+program.addCommand(relayCommand());
 
 await program.parseAsync(process.argv);
