@@ -254,6 +254,7 @@ async function main(): Promise<void> {
         stop();
       }
       const adaptedMs = Date.now() - t0;
+      if (kind === PATTERNS[0]) console.log(`  VM ping over the fast path (vm0 → vm2, c1 → c2): ${rtt(0, 2)} ms RTT`);
       // Counters reach the controller once per period: let the warm-up's last frames be counted before the baseline.
       await sleep(2 * PERIOD_MS);
       const hubFrames = (): number => model.listLinks().filter((l) => l.kind === 'backbone').reduce((s, l) => s + l.frames, 0);
