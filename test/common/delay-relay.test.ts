@@ -11,7 +11,11 @@ import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
 
-async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+interface Cleanup {
+  after(fn: () => Promise<void> | void): void;
+}
+
+async function listen(t: Cleanup, onSocket: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
   const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: true }, (s) => {
     sockets.add(s);
@@ -21,21 +25,25 @@ async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; 
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  t.after(() => shut(server, sockets));
   const a = server.address();
   return { server, port: typeof a === 'object' && a !== null ? a.port : 0, sockets };
 }
 
 async function shut(server: Server, sockets: Set<Socket>): Promise<void> {
   for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => server.close(() => r()));
+  if (server.listening) await new Promise<void>((r) => server.close(() => r()));
 }
 
-async function relayTo(port: number, init: Partial<DelayRelayInit>): Promise<DelayRelay> {
-  return startDelayRelay({ logger }, { listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port }, delayMs: 0, ...init });
+async function relayTo(t: Cleanup, port: number, init: Partial<DelayRelayInit>): Promise<DelayRelay> {
+  const relay = await startDelayRelay({ logger }, { listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port }, delayMs: 0, ...init });
+  t.after(() => relay.close());
+  return relay;
 }
 
-async function dial(port: number): Promise<Socket> {
+async function dial(t: Cleanup, port: number): Promise<Socket> {
   const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  t.after(() => void s.destroy());
   s.setNoDelay(true);
   s.on('error', () => {});
   await once(s, 'connect');
@@ -63,11 +71,11 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 describe('delay relay', () => {
-  it('adds the delay each way: round trip ≥ 2 × delay and within 15 ms of it, for 10 ms and 2 ms', async () => {
-    const echo = await listen((s) => s.pipe(s));
+  it('adds the delay each way: round trip ≥ 2 × delay and within 15 ms of it, for 10 ms and 2 ms', async (t) => {
+    const echo = await listen(t, (s) => s.pipe(s));
     for (const delayMs of [10, 2]) {
-      const relay = await relayTo(echo.port, { delayMs });
-      const c = await dial(relay.port);
+      const relay = await relayTo(t, echo.port, { delayMs });
+      const c = await dial(t, relay.port);
       const rtts: number[] = [];
       for (let i = 0; i < 15; i++) {
         const t0 = performance.now();
@@ -83,10 +91,10 @@ describe('delay relay', () => {
     await shut(echo.server, echo.sockets);
   });
 
-  it('carries 8 MiB both ways whole and in order (SHA-256), with the half-close passed on', async () => {
-    const echo = await listen((s) => s.pipe(s));
-    const relay = await relayTo(echo.port, { delayMs: 5 });
-    const c = await dial(relay.port);
+  it('carries 8 MiB both ways whole and in order (SHA-256), with the half-close passed on', async (t) => {
+    const echo = await listen(t, (s) => s.pipe(s));
+    const relay = await relayTo(t, echo.port, { delayMs: 5 });
+    const c = await dial(t, relay.port);
     const data = randomBytes(8 * 1024 * 1024);
     const got = drain(c);
     for (let off = 0; off < data.length; off += 100_000) c.write(data.subarray(off, off + 100_000));
@@ -100,36 +108,38 @@ describe('delay relay', () => {
     await shut(echo.server, echo.sockets);
   });
 
-  it('keeps to the bandwidth cap within 10 %', async () => {
+  it('keeps to the bandwidth cap (never above it, at least 85 % of it)', async (t) => {
     let result: Promise<{ bytes: number; firstAt: number; lastAt: number; hash: string }> | undefined;
-    const sink = await listen((s) => {
+    const sink = await listen(t, (s) => {
       result = drain(s);
     });
     const mbit = 40;
-    const relay = await relayTo(sink.port, { delayMs: 2, bandwidthMbit: mbit });
-    const c = await dial(relay.port);
+    const relay = await relayTo(t, sink.port, { delayMs: 2, bandwidthMbit: mbit });
+    const c = await dial(t, relay.port);
     const data = randomBytes(4 * 1024 * 1024);
+    const t0 = performance.now();
     c.end(data);
     await waitFor(() => result, 'the sink connection');
     const r = await result!;
     assert.equal(r.hash, sha(data));
-    // The first chunk passes at once; the rest at the cap.
-    const rate = ((r.bytes - 65_536) * 8) / ((r.lastAt - r.firstAt) / 1000) / 1e6;
-    assert.ok(rate <= mbit * 1.02 && rate >= mbit * 0.9, `measured ${rate.toFixed(2)} Mbit/s under a ${mbit} Mbit/s cap`);
+    // From the first byte sent to the last received: the relay cannot beat the cap (but for the first read, ≤ 64 KiB,
+    // which passes at once: at most 1.6 % on 4 MiB); a loaded machine can only make it slower.
+    const rate = (r.bytes * 8) / ((r.lastAt - t0) / 1000) / 1e6;
+    assert.ok(rate <= mbit * 1.02 && rate >= mbit * 0.85, `measured ${rate.toFixed(2)} Mbit/s under a ${mbit} Mbit/s cap`);
     c.destroy();
     await relay.close();
     await shut(sink.server, sink.sockets);
   });
 
-  it('bounds its queue: a fast sender to a stalled receiver is paused, the queue never exceeds the bound, nothing is lost', async () => {
+  it('bounds its queue: a fast sender to a stalled receiver is paused, the queue never exceeds the bound, nothing is lost', async (t) => {
     let target: Socket | undefined;
-    const sink = await listen((s) => {
+    const sink = await listen(t, (s) => {
       s.pause();
       target = s;
     });
     const bound = 256 * 1024;
-    const relay = await relayTo(sink.port, { delayMs: 20, maxQueuedBytes: bound });
-    const c = await dial(relay.port);
+    const relay = await relayTo(t, sink.port, { delayMs: 20, maxQueuedBytes: bound });
+    const c = await dial(t, relay.port);
     const data = randomBytes(24 * 1024 * 1024);
     c.end(data);
     await waitFor(() => relay.stats.pauses > 0, 'the relay pausing its source', 20_000);
@@ -146,11 +156,11 @@ describe('delay relay', () => {
     await shut(sink.server, sink.sockets);
   });
 
-  it('passes a reset on at once and closes the other side', async () => {
+  it('passes a reset on at once and closes the other side', async (t) => {
     const targets: Socket[] = [];
-    const sink = await listen((s) => targets.push(s));
-    const relay = await relayTo(sink.port, { delayMs: 200 });
-    const c = await dial(relay.port);
+    const sink = await listen(t, (s) => targets.push(s));
+    const relay = await relayTo(t, sink.port, { delayMs: 200 });
+    const c = await dial(t, relay.port);
     await waitFor(() => targets[0], 'the target connection');
     const closed = closeOf(targets[0]!);
     let targetError: NodeJS.ErrnoException | undefined;
@@ -167,11 +177,11 @@ describe('delay relay', () => {
     await shut(sink.server, sink.sockets);
   });
 
-  it('closes the client when the target cannot be reached', async () => {
-    const spare = await listen(() => {});
+  it('closes the client when the target cannot be reached', async (t) => {
+    const spare = await listen(t, () => {});
     const port = spare.port;
     await shut(spare.server, spare.sockets);
-    const relay = await relayTo(port, { delayMs: 1 });
+    const relay = await relayTo(t, port, { delayMs: 1 });
     const c = connect({ host: '127.0.0.1', port: relay.port });
     let err: NodeJS.ErrnoException | undefined;
     c.on('error', (e) => {
@@ -183,11 +193,11 @@ describe('delay relay', () => {
     await relay.close();
   });
 
-  it('tears every connection down on close, and accepts no more', async () => {
+  it('tears every connection down on close, and accepts no more', async (t) => {
     const targets: Socket[] = [];
-    const sink = await listen((s) => targets.push(s));
-    const relay = await relayTo(sink.port, { delayMs: 5 });
-    const clients = await Promise.all([dial(relay.port), dial(relay.port), dial(relay.port)]);
+    const sink = await listen(t, (s) => targets.push(s));
+    const relay = await relayTo(t, sink.port, { delayMs: 5 });
+    const clients = await Promise.all([dial(t, relay.port), dial(t, relay.port), dial(t, relay.port)]);
     await waitFor(() => targets.length === 3, 'three target connections');
     const closes = [...clients, ...targets].map(closeOf);
     await relay.close();
@@ -199,7 +209,7 @@ describe('delay relay', () => {
     await shut(sink.server, sink.sockets);
   });
 
-  it('closes when its signal aborts, and refuses bad parameters', async () => {
+  it('closes when its signal aborts, and refuses bad parameters', async (t) => {
     const ac = new AbortController();
     const relay = await startDelayRelay({ logger }, { listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: 9 }, delayMs: 1, signal: ac.signal });
     ac.abort();
@@ -215,8 +225,8 @@ describe('delay relay', () => {
     await assert.rejects(startDelayRelay({ logger }, { ...base, delayMs: 1, maxQueuedBytes: 1000 }), { code: 'VNET_ERR_CONFIG' });
   });
 
-  it('runs as `vnet relay` until SIGTERM, then reports what it carried', async () => {
-    const echo = await listen((s) => s.pipe(s));
+  it('runs as `vnet relay` until SIGTERM, then reports what it carried', async (t) => {
+    const echo = await listen(t, (s) => s.pipe(s));
     const child = fileURLToPath(new URL('../patterns/vnet-cli-child.ts', import.meta.url));
     const p = spawn(process.execPath, ['--import', 'tsx', child, 'relay', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${echo.port}`, '--delay', '5ms'], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -227,7 +237,7 @@ describe('delay relay', () => {
     const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
     try {
       const port = Number((await waitFor(() => /vnet relay: 127\.0\.0\.1:(\d+) → /.exec(stderr), 'the relay to listen', 20_000))[1]);
-      const c = await dial(port);
+      const c = await dial(t, port);
       const t0 = performance.now();
       c.write('ping');
       await once(c, 'data');
