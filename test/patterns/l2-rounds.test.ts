@@ -57,7 +57,7 @@ describe('Patterns as L2 frames on memory ports', () => {
     assert.equal(r.incompleteRounds, 2);
     assert.equal(r.lostFrames, 2 * 3); // 3 frames per message from VM 0 to VM 1, per round
     assert.ok(r.roundMs.every((ms) => ms >= 100));
-    assert.ok(performance.now() - t0 < 2_000);
+    assert.ok(performance.now() - t0 < 5_000);
   });
 
   it('refuses a pattern undefined for the VM count', async () => {

@@ -194,7 +194,7 @@ describe('Patterns workers on loopback', () => {
     const took = performance.now() - t0;
     assert.equal(err.code, 'VNET_ERR_PATTERNS_ROUND_TIMEOUT');
     assert.match(err.message, /round 0 did not finish within 300 ms; still waiting for barrier arrival from worker 1 \(127\.0\.0\.1:1\)/);
-    assert.ok(took < 1_500, `took ${took} ms`);
+    assert.ok(took < 3_000, `took ${took} ms`);
     peer.socket.destroy();
   });
 
@@ -211,7 +211,7 @@ describe('Patterns workers on loopback', () => {
     );
     assert.equal(err.code, 'VNET_ERR_PATTERNS_CONNECT_TIMEOUT');
     assert.match(err.message, new RegExp(`not connected within 400 ms to worker 0 \\(127\\.0\\.0\\.1:${dead}\\)`));
-    assert.ok(performance.now() - t0 < 1_500);
+    assert.ok(performance.now() - t0 < 3_000);
   });
 
   it('refuses invalid parameters before listening', async () => {
