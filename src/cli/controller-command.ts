@@ -1,15 +1,10 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { startControllerProcess } from '../controller/controller-process.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
-
-function parseAddress(value: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(value);
-  if (m === null || Number(m[2]) > 65535) throw new InvalidArgumentError(`expected HOST:PORT, got "${value}"`);
-  return { host: m[1] === '' ? '127.0.0.1' : m[1]!, port: Number(m[2]) };
-}
 
 /** `vnet controller`: the controller with its operator API and web page, until SIGINT/SIGTERM. */
 export function controllerCommand(): Command {
@@ -18,8 +13,8 @@ export function controllerCommand(): Command {
     .requiredOption('-t, --topology <file>', 'deployment file (hosts, sites, VMs, policy)')
     .option('--db <file>', 'SQLite database', './vnet.db')
     .option('--tls-dir <dir>', 'deployment CA and certificates (from `vnet certs`)', './certs')
-    .option('--control <host:port>', 'control channel address (default: the deployment\'s)', parseAddress)
-    .option('--api <host:port>', 'operator API address (default: the deployment\'s)', parseAddress)
+    .option('--control <host:port>', 'control channel address (default: the deployment\'s)', hostPortArg)
+    .option('--api <host:port>', 'operator API address (default: the deployment\'s)', hostPortArg)
     .option('--token-file <file>', 'where the first API token is written for `vnet ctl`', process.env.VNET_TOKEN_FILE ?? DEFAULT_TOKEN_FILE)
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();

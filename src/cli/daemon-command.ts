@@ -1,14 +1,9 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { startDaemonFromConfig } from '../dataplane/daemon-runner.ts';
-
-function parseAddress(value: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(value);
-  if (m === null) throw new InvalidArgumentError(`expected HOST:PORT, got "${value}"`);
-  return { host: m[1] === '' ? '127.0.0.1' : m[1]!, port: Number(m[2]) };
-}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -21,12 +16,12 @@ export function daemonCommand(): Command {
     .option('-c, --config <file>', 'YAML configuration file (flags override it)')
     .option('--host <id>', 'this host\'s id')
     .option('--role <role>', 'hub or spoke')
-    .option('--listen <host:port>', 'accept links here', parseAddress)
-    .option('--hub <host:port>', 'the hub\'s address (spokes)', parseAddress)
+    .option('--listen <host:port>', 'accept links here', hostPortArg)
+    .option('--hub <host:port>', 'the hub\'s address (spokes)', hostPortArg)
     .option('--hub-id <id>', 'the hub\'s host id (checked against its hello)')
     .option('--transport <kind>', 'tcp or tls')
     .option('--tls-dir <dir>', 'directory made by `vnet certs`')
-    .option('--admin <host:port>', 'loopback admin HTTP interface', parseAddress)
+    .option('--admin <host:port>', 'loopback admin HTTP interface', hostPortArg)
     .option('--port <name,type,mac[,ip]>', 'a VM port (repeatable), e.g. vm1,tap,02:00:00:00:00:01,10.0.0.1/24', collect, [])
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();

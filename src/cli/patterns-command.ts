@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VnetError } from '../common/errors.ts';
 import { createRootLogger } from '../common/logger.ts';
-import { parseHostPort, type PeerAddress } from '../patterns/listener.ts';
+import type { PeerAddress } from '../patterns/listener.ts';
+import { hostPortArg } from './cli-options.ts';
 import { runLocalPatterns } from '../patterns/local-run.ts';
 import type { PatternsReport } from '../patterns/report.ts';
 import { MAX_MESSAGE_BYTES } from '../patterns/wire.ts';
@@ -26,8 +27,8 @@ function parseSize(v: string): number {
 }
 
 function parseAddress(v: string): PeerAddress {
-  const a = parseHostPort(v);
-  if (a === undefined || a.port === 0) throw new InvalidArgumentError(`expected HOST:PORT, got "${v}"`);
+  const a = hostPortArg(v);
+  if (a.port === 0) throw new InvalidArgumentError(`expected HOST:PORT with a port, got "${v}"`);
   return a;
 }
 

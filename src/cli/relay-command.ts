@@ -2,13 +2,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { startDelayRelay, type RelayEndpoint } from '../common/delay-relay.ts';
 import { VnetError } from '../common/errors.ts';
 import { createRootLogger } from '../common/logger.ts';
-import { parseHostPort } from '../patterns/listener.ts';
+import { hostPortArg } from './cli-options.ts';
 
-function parseEndpoint(v: string): RelayEndpoint {
-  const a = parseHostPort(v);
-  if (a === undefined) throw new InvalidArgumentError(`expected HOST:PORT, got "${v}"`);
-  return a;
-}
+const parseEndpoint: (v: string) => RelayEndpoint = hostPortArg;
 
 /** `15ms`, `15`, `0.5ms`, `1s` → milliseconds. */
 function parseDelay(v: string): number {

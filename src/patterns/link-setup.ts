@@ -11,7 +11,8 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { PatternsAbortedError, PatternsConnectTimeoutError, PatternsHandshakeError, PatternsPeerAbortError, PatternsProtocolError } from './errors.ts';
 import { FramedSocket } from './framed-socket.ts';
-import { formatAddress, type PatternsListener, type PeerAddress } from './listener.ts';
+import { formatHostPort as formatAddress } from '../common/host-port.ts';
+import type { PatternsListener, PeerAddress } from './listener.ts';
 import { encodeHello, type Hello, type PatternsMessage } from './wire.ts';
 
 export interface LinkSetupInit {

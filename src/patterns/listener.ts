@@ -6,23 +6,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
-}
+import type { HostPort } from '../common/host-port.ts';
 
-export function formatAddress(a: PeerAddress): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+export type PeerAddress = HostPort;
 
-/** Parse `host:port` or `[v6]:port`; undefined when it is not one. */
-export function parseHostPort(text: string): PeerAddress | undefined {
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:\s]+):(\d{1,5})$/.exec(text);
-  if (m === null) return undefined;
-  const port = Number(m[2]);
-  if (port > 65_535) return undefined;
-  return { host: m[1]!, port };
-}
 
 export class PatternsListener {
   readonly #server: Server;

@@ -35,7 +35,8 @@ import {
   type PeerRef,
 } from './errors.ts';
 import type { FramedSocket } from './framed-socket.ts';
-import { formatAddress, PatternsListener, type PeerAddress } from './listener.ts';
+import { formatHostPort as formatAddress } from '../common/host-port.ts';
+import { PatternsListener, type PeerAddress } from './listener.ts';
 import { setUpLinks } from './link-setup.ts';
 import type { PatternsReport } from './report.ts';
 import { summariseRounds } from './round-stats.ts';
