@@ -58,15 +58,44 @@ export interface GuestMemory {
   dirtyCount(): number;
 }
 
+/**
+ * Synchronous replication as the guest sees it. While a gate is set, every
+ * write the guest's own workload makes asks the gate first:
+ *   admit → true   the write is issued: the guest writes its local copy now,
+ *                  and the write is *pending* until the gate's owner has the
+ *                  destination's acknowledgement (the guest need not track it)
+ *   admit → false  the guest's queue of outstanding writes is full: the write
+ *                  waits, unwritten; the guest's disk writes stall (and, by its
+ *                  I/O coupling, part of its progress) until `writesCompleted`
+ * The gate's owner enforces the guest's `queueDepth`. Writes the engine
+ * itself makes (`writeBlock`, the destination side) never pass the gate.
+ */
+export interface DiskWriteGate {
+  admit(block: number, now: number): boolean;
+}
+
+/** Outstanding synchronous writes a guest allows by default (SATA NCQ depth; a database writer's typical iodepth). */
+export const DEFAULT_DISK_QUEUE_DEPTH = 32;
+
 export interface GuestDisk {
   readonly blockCount: number;
   readonly representation: ContentRepresentation;
+  /** Most writes the guest keeps outstanding at once (its block queue depth). */
+  readonly queueDepth: number;
   readBlock(index: number): PageContent;
   writeBlock(index: number, content: PageContent): void;
   /** Start or stop recording writes. Starting clears the log. */
   setWriteLogging(on: boolean): void;
   /** Blocks written since the last call, ascending, no repeats; clears the log. */
   takeWrites(): Uint32Array;
+  /**
+   * Put the guest's writes behind a gate (synchronous replication), or take it
+   * away (undefined: writes complete locally at once, and a write waiting for
+   * the gate is issued now). The guest first runs up to `now`.
+   */
+  setWriteGate(gate: DiskWriteGate | undefined, now: number): void;
+  /** Pending writes completed at `now` (acknowledged): the guest runs up to `now`, then retries a waiting write. */
+  writesCompleted(now: number): void;
 }
 
 export type GuestRunState = 'running' | 'paused';

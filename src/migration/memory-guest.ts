@@ -7,7 +7,8 @@
  * the destination guest of every migration: `createEmptyGuest` is the
  * standard GuestFactory.
  */
-import type { ContentRepresentation, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, PageContent } from './guest.ts';
+import type { ContentRepresentation, DiskWriteGate, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, PageContent } from './guest.ts';
+import { DEFAULT_DISK_QUEUE_DEPTH } from './guest.ts';
 import { createPageStore, type PageStore } from './page-store.ts';
 import { DiskWorkload, MemoryWorkload, type DiskWorkloadParams, type MemoryWorkloadParams } from './workload.ts';
 
@@ -27,15 +28,25 @@ class StoreMemory implements GuestMemory {
   dirtyCount(): number { return this.store.dirtyCount(); }
 }
 
+/** The guest's side of a gated disk: implemented by ModelGuest, which owns the workload and the clock. */
+interface GateHost {
+  setWriteGate(gate: DiskWriteGate | undefined, now: number): void;
+  writesCompleted(now: number): void;
+}
+
 class StoreDisk implements GuestDisk {
   readonly store: PageStore;
-  constructor(store: PageStore) { this.store = store; }
+  readonly queueDepth: number;
+  readonly #host: GateHost;
+  constructor(store: PageStore, queueDepth: number, host: GateHost) { this.store = store; this.queueDepth = queueDepth; this.#host = host; }
   get blockCount(): number { return this.store.count; }
   get representation(): ContentRepresentation { return this.store.representation; }
   readBlock(index: number): PageContent { return this.store.read(index); }
   writeBlock(index: number, content: PageContent): void { this.store.write(index, content); }
   setWriteLogging(on: boolean): void { this.store.setLogging(on); }
   takeWrites(): Uint32Array { return this.store.take(); }
+  setWriteGate(gate: DiskWriteGate | undefined, now: number): void { this.#host.setWriteGate(gate, now); }
+  writesCompleted(now: number): void { this.#host.writesCompleted(now); }
 }
 
 export interface ModelGuestInit {
@@ -50,6 +61,8 @@ export interface ModelGuestInit {
   readonly start?: number;
   /** Start paused (a destination waiting for its state). */
   readonly paused?: boolean;
+  /** Outstanding synchronous disk writes the guest allows (default DEFAULT_DISK_QUEUE_DEPTH = 32). */
+  readonly diskQueueDepth?: number;
 }
 
 export class ModelGuest implements Guest {
@@ -64,12 +77,18 @@ export class ModelGuest implements Guest {
   #device: Uint8Array = new Uint8Array(DEVICE_STATE_BYTES);
   /** Guest time the workload has actually run (ms at full share equivalent not applied). */
   #ranMs = 0;
+  #gate: DiskWriteGate | undefined;
+  /** A disk write the gate refused, waiting to be issued; the guest is stalled since `at`. */
+  #waiting: { block: number; at: number } | undefined;
+  #stallMs = 0;
+  #coupling = 0;
 
   constructor(init: ModelGuestInit) {
     const blocks = init.blockCount ?? 0;
     this.geometry = Object.freeze({ name: init.name, pageCount: init.pageCount, blockCount: blocks, representation: init.representation });
     this.memory = new StoreMemory(createPageStore(init.pageCount, init.representation));
-    this.disk = blocks > 0 ? new StoreDisk(createPageStore(blocks, init.representation)) : undefined;
+    const host: GateHost = { setWriteGate: (g, now) => this.#setGate(g, now), writesCompleted: (now) => this.#completed(now) };
+    this.disk = blocks > 0 ? new StoreDisk(createPageStore(blocks, init.representation), Math.max(1, Math.floor(init.diskQueueDepth ?? DEFAULT_DISK_QUEUE_DEPTH)), host) : undefined;
     const seed = init.seed ?? 1;
     this.#last = init.start ?? 0;
     if (init.paused === true) this.#state = 'paused';
@@ -80,6 +99,7 @@ export class ModelGuest implements Guest {
     if (init.diskWorkload !== undefined && this.disk !== undefined) {
       this.#diskWork = new DiskWorkload(init.diskWorkload, blocks, seed);
       this.#diskWork.fill(this.disk.store);
+      this.#coupling = Math.min(1, Math.max(0, init.diskWorkload.ioCoupling ?? 0));
     }
     this.#refreshDevice();
   }
@@ -89,15 +109,70 @@ export class ModelGuest implements Guest {
   /** Guest-time milliseconds the workload has run (wall time while running). */
   get ranMs(): number { return this.#ranMs; }
   get memoryWrites(): number { return this.#memWork?.writes ?? 0; }
+  /** Disk writes the workload has issued (written locally). */
+  get diskWrites(): number { return this.#diskWork?.writes ?? 0; }
+  /** Running time (ms) the guest spent with a disk write waiting for the gate. */
+  get diskStallMs(): number { return this.#stallMs; }
+  /** Whether a disk write is waiting for the gate now. */
+  get diskStalled(): boolean { return this.#waiting !== undefined; }
 
+  /**
+   * Runs the workload from the last call up to `now`. Disk first: with a
+   * gate, each due write asks it at its own time; the first refusal stalls
+   * the disk from then on (no new disk writes) and slows memory progress by
+   * the I/O coupling for the stalled part of the interval.
+   */
   advance(now: number): void {
     const dt = now - this.#last;
     if (dt <= 0) return;
+    const from = this.#last;
     this.#last = now;
     if (this.#state === 'paused') return;
     this.#ranMs += dt;
-    if (this.#memWork !== undefined) this.#memWork.run(this.memory.store, dt, this.#throttle);
-    if (this.#diskWork !== undefined && this.disk !== undefined) this.#diskWork.run(this.disk.store, dt, this.#throttle);
+    let stalled = 0;
+    const work = this.#diskWork;
+    const disk = this.disk;
+    if (work !== undefined && disk !== undefined) {
+      const gate = this.#gate;
+      if (gate === undefined) {
+        work.run(disk.store, dt, this.#throttle);
+      } else if (this.#waiting === undefined || this.#retry(from)) {
+        this.#waiting = work.runGated(from, dt, this.#throttle, (b, at) => {
+          if (!gate.admit(b, at)) return false;
+          work.write(disk.store, b);
+          return true;
+        });
+        if (this.#waiting !== undefined) stalled = now - this.#waiting.at;
+      } else {
+        stalled = dt;
+      }
+    }
+    this.#stallMs += stalled;
+    if (this.#memWork !== undefined) this.#memWork.run(this.memory.store, dt - this.#coupling * stalled, this.#throttle);
+  }
+
+  /** Issue the waiting write at `at` if the gate (or its absence) allows; true when nothing waits any more. */
+  #retry(at: number): boolean {
+    const w = this.#waiting;
+    if (w === undefined) return true;
+    const work = this.#diskWork;
+    const disk = this.disk;
+    if (work === undefined || disk === undefined) { this.#waiting = undefined; return true; }
+    if (this.#gate !== undefined && !this.#gate.admit(w.block, at)) return false;
+    work.write(disk.store, w.block);
+    this.#waiting = undefined;
+    return true;
+  }
+
+  #setGate(gate: DiskWriteGate | undefined, now: number): void {
+    this.advance(now);
+    this.#gate = gate;
+    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
+  }
+
+  #completed(now: number): void {
+    this.advance(now);
+    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
   }
 
   pause(now: number): void {

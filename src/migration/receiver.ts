@@ -6,6 +6,11 @@
  * digests before resuming (migration) or keeping the image paused
  * (checkpoint). Total: every failure becomes a typed error and a refusing
  * ack, never a throw.
+ *
+ * Synchronous disk replication: after the sender's sync record, every disk
+ * record applied makes a disk-ack due (cumulative: its sequence number);
+ * drivers collect it with `takeDiskAck()` after feeding records and send it
+ * back at once.
  */
 import type { Logger } from 'pino';
 import { isSynthContent, PAGE_SIZE, type Guest, type GuestFactory, type ContentRepresentation, type PageContent } from './guest.ts';
@@ -13,7 +18,7 @@ import { bytesDigest, diskDigest, memoryDigest, type ContentKeyer } from './cont
 import { PageCache } from './page-cache.ts';
 import { ZERO_SYNTH, isZeroContent, synthDiffChunks } from './content-model.ts';
 import { applyByteDelta } from './delta.ts';
-import type { AckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
+import type { AckRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
 import { CacheDesyncError, MigrationAbortedError, MigrationProtocolError, MigrationVerifyError } from './errors.ts';
 import { VnetError } from '../common/errors.ts';
 
@@ -46,7 +51,11 @@ export class MigrationReceiver {
   #iteration = 0;
   readonly #key = new Uint32Array(2);
   #zeroBytes: Uint8Array | undefined;
+  #syncDisk = false;
+  #diskAckDue = 0;
   recordsApplied = 0;
+  /** Disk-acks handed out by `takeDiskAck`. */
+  diskAcks = 0;
 
   constructor(init: ReceiverInit) {
     this.#init = init;
@@ -63,12 +72,24 @@ export class MigrationReceiver {
   get doneAt(): number | undefined { return this.#doneAt; }
   get iteration(): number { return this.#iteration; }
 
+  /**
+   * The disk-ack to send now, if synchronously replicated disk records were
+   * applied since the last call (one cumulative ack covers them all).
+   */
+  takeDiskAck(): DiskAckRecord | undefined {
+    if (this.#diskAckDue === 0 || this.#state !== 'receiving') return undefined;
+    const seq = this.#diskAckDue;
+    this.#diskAckDue = 0;
+    this.diskAcks++;
+    return { t: 'disk-ack', seq };
+  }
+
   /** Take one record. Returns the ack to send back when the migration ends here (done, or refused). */
   accept(rec: MigrationRecord, now: number): AckRecord | undefined {
     if (this.#state === 'done' || this.#state === 'failed') return undefined;
     try {
       if (rec.t === 'hello') return this.#onHello(rec);
-      if (rec.t === 'ack') return this.#fail(new MigrationProtocolError('ack record sent to a receiver'));
+      if (rec.t === 'ack' || rec.t === 'disk-ack') return this.#fail(new MigrationProtocolError(`${rec.t} record sent to a receiver`));
       // An abort takes effect at once, whatever its sequence number.
       if (rec.t === 'abort') return this.#fail(new MigrationAbortedError('peer', `sender aborted: ${rec.reason}`));
       if (this.#held.size >= this.#maxReorder) return this.#fail(new MigrationProtocolError(`more than ${this.#maxReorder} records out of order`));
@@ -140,8 +161,14 @@ export class MigrationReceiver {
     switch (rec.t) {
       case 'full': case 'zero': case 'ref': case 'delta': {
         const err = this.#applyPage(guest, rec);
-        return err === undefined ? undefined : this.#fail(err);
+        if (err !== undefined) return this.#fail(err);
+        if (this.#syncDisk && rec.space === 'disk') this.#diskAckDue = rec.seq;
+        return undefined;
       }
+      case 'sync':
+        if (this.#hello?.blockCount === 0) return this.#fail(new MigrationProtocolError('sync record in a stream without a disk'));
+        this.#syncDisk = true;
+        return undefined;
       case 'iter': this.#iteration = rec.iteration; return undefined;
       case 'pause': this.#pausedAt = now; return undefined;
       case 'device': guest.writeDeviceState(rec.state); return undefined;

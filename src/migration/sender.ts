@@ -5,8 +5,14 @@
  * take more; the sender decides what to send and when to stop. No I/O, no
  * timers: `now` comes in, records go out.
  *
- *   hello ─▶ disk bulk copy ─▶ disk dirty rounds ─▶ memory (disk now synchronous)
+ *   hello ─▶ disk bulk copy ─▶ disk dirty rounds ─▶ sync ─▶ memory (disk now synchronous)
  *        ─▶ pause + stop-and-copy ─▶ device state ─▶ done ─▶ (ack) finished
+ *
+ * Synchronous disk replication: from the sync record on, the guest's disk
+ * writes are pending until the receiver's disk-ack for the record that
+ * carried them comes back (`onDiskAck`); drivers deliver those acks at the
+ * time they arrive. A record unacknowledged for `diskAckTimeoutMs` aborts
+ * the migration (reason timeout): the guest's writes cannot wait forever.
  *
  * Memory, pre-copy rules: iteration 0 sends every page, iteration i sends the
  * pages dirtied during i-1; the rule decides at each iteration's end.
@@ -24,7 +30,8 @@ import { ContentEncoder } from './content-encoder.ts';
 import { FULL_RECORD_SIZE, recordSize, type MigrationRecord } from './stream-codec.ts';
 import type { IterationStats, StopRule } from './stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
-import { DiskSync } from './disk-sync.ts';
+import { DiskSync, type DiskReplication, type DiskSyncStats } from './disk-sync.ts';
+import { MigrationAbortedError } from './errors.ts';
 import { DirtyRateMeter, DualChannelPlan } from './dual-channel.ts';
 import { PrecopyPlan, SKIPPED } from './precopy-plan.ts';
 
@@ -40,6 +47,10 @@ export interface SenderInit {
   readonly diskSyncThreshold?: number;
   /** At most this many write-log rounds after the bulk copy (default 8). */
   readonly diskMaxRounds?: number;
+  /** 'synchronous' (default): guest writes wait for the destination's ack; 'asynchronous': they complete locally. */
+  readonly diskReplication?: DiskReplication;
+  /** Abort when a synchronously replicated disk record has waited this long for its ack (default 30,000 ms). */
+  readonly diskAckTimeoutMs?: number;
   /** Destination keeps the image paused (checkpoint) and the source resumes after. */
   readonly keep?: boolean;
   readonly cacheCapacity?: number;
@@ -63,7 +74,10 @@ export interface SenderStats {
   readonly records: { full: number; zero: number; ref: number; delta: number; skip: number };
   readonly diskRecords: { full: number; zero: number; ref: number; delta: number; skip: number };
   readonly redirtiedSkips: number;
+  /** Guest disk writes made while the disk was replicated (synchronously or not). */
   readonly syncDiskWrites: number;
+  /** Replication figures: writes, acks, refusals, latency; undefined without a disk. */
+  readonly diskSync: DiskSyncStats | undefined;
   readonly startedAt: number;
   readonly memoryStartedAt: number | undefined;
   readonly pausedAt: number | undefined;
@@ -99,6 +113,8 @@ export class MigrationSender {
   #pausedAt: number | undefined;
   #minThrottle = 1;
   #stopReason = '';
+  readonly #ackTimeout: number;
+  #failure: MigrationAbortedError | undefined;
   #memDigest: string | undefined;
   #diskDigest: string | undefined;
   // pre-copy
@@ -124,6 +140,7 @@ export class MigrationSender {
     this.#keep = init.keep ?? false;
     this.#now = init.now;
     this.#startedAt = init.now;
+    this.#ackTimeout = init.diskAckTimeoutMs ?? 30_000;
     const g = init.guest;
     const rep = g.memory.representation;
     const capacity = init.cacheCapacity ?? g.memory.pageCount;
@@ -133,6 +150,7 @@ export class MigrationSender {
       this.#diskSync = new DiskSync(g.disk, {
         ...(init.diskSyncThreshold !== undefined ? { syncThreshold: init.diskSyncThreshold } : {}),
         ...(init.diskMaxRounds !== undefined ? { maxRounds: init.diskMaxRounds } : {}),
+        ...(init.diskReplication !== undefined ? { replication: init.diskReplication } : {}),
         ...(init.logger !== undefined ? { logger: init.logger } : {}),
       });
     }
@@ -140,6 +158,11 @@ export class MigrationSender {
 
   get finished(): boolean {
     return this.#phase === 'finished' || this.#phase === 'aborted';
+  }
+
+  /** Why the sender gave up on its own (a disk ack overdue), if it did. */
+  get failure(): MigrationAbortedError | undefined {
+    return this.#failure;
   }
 
   /** True once the done record is out and the sender waits for the receiver's verdict. */
@@ -165,6 +188,13 @@ export class MigrationSender {
     const out: OutRecord[] = [];
     if (this.finished || this.#phase === 'await-ack') return out;
     this.guest.advance(this.#now);
+    const sentAt = this.#diskSync?.oldestUnackedSentAt();
+    if (sentAt !== undefined && this.#now - sentAt > this.#ackTimeout) {
+      this.#failure = new MigrationAbortedError('timeout', `no disk acknowledgement for ${Math.round(this.#now - sentAt)} ms (limit ${this.#ackTimeout} ms)`);
+      this.#stopReason = this.#failure.message;
+      this.abort(this.#now);
+      return out;
+    }
     this.#diskSync?.collectWrites();
     let bytes = 0;
     let guard = 0;
@@ -177,6 +207,13 @@ export class MigrationSender {
     return out;
   }
 
+  /** The receiver's disk-ack: every disk record up to `seq` is on the destination; pending writes they carried complete at `now`. */
+  onDiskAck(seq: number, now: number): void {
+    if (this.finished) return;
+    this.#now = Math.max(this.#now, now);
+    this.#diskSync?.onAck(seq, this.#now);
+  }
+
   /** The receiver's verdict on the done record. */
   onAck(ok: boolean, now: number, code = ''): void {
     if (this.#phase !== 'await-ack') return;
@@ -187,6 +224,8 @@ export class MigrationSender {
       return;
     }
     this.#phase = 'finished';
+    // The verified image holds every record sent: every pending write is on both sides.
+    this.#diskSync?.finish(this.#now);
     this.#stopLogging();
     // A checkpoint leaves the source running; a migration leaves it paused, to be released.
     if (this.#keep) this.guest.resume(this.#now);
@@ -214,7 +253,8 @@ export class MigrationSender {
       records: { ...this.#mem.counts },
       diskRecords: this.#disk !== undefined ? { ...this.#disk.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
       redirtiedSkips: (this.#precopy?.redirtiedSkips ?? 0) + (this.#plan?.skipped ?? 0),
-      syncDiskWrites: this.#diskSync?.syncWrites ?? 0,
+      syncDiskWrites: this.#diskSync?.stats().writes ?? 0,
+      diskSync: this.#diskSync?.stats(),
       startedAt: this.#startedAt,
       memoryStartedAt: this.#memStart,
       pausedAt: this.#pausedAt,
@@ -298,8 +338,13 @@ export class MigrationSender {
   }
 
   #diskStep(out: OutRecord[]): boolean {
-    const b = this.#diskSync?.nextCopyBlock() ?? -1;
-    if (b < 0) { this.#startMemory(); return true; }
+    const ds = this.#diskSync;
+    const b = ds?.nextCopyBlock(this.#now) ?? -1;
+    if (b < 0) {
+      if (ds?.replication === 'synchronous') this.#emit(out, { t: 'sync', seq: this.#seq++ }, 0, 'control');
+      this.#startMemory();
+      return true;
+    }
     this.#sendBlock(out, b);
     return true;
   }
@@ -317,6 +362,7 @@ export class MigrationSender {
     if (disk === undefined || this.#disk === undefined) return;
     const rec = this.#disk.encode(b, disk.readBlock(b), this.#seq);
     if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
+    if (this.#diskSync?.synchronous === true) this.#diskSync.onBlockSent(b, rec?.seq, this.#now);
   }
 
   #startMemory(): void {
@@ -471,7 +517,7 @@ export class MigrationSender {
 
   #stopLogging(): void {
     this.guest.memory.setDirtyLogging(false);
-    this.#diskSync?.stop();
+    this.#diskSync?.stop(this.#now);
     if (this.#phase === 'finished' && !this.#keep) return;
     this.guest.setThrottle(1);
   }

@@ -8,7 +8,9 @@
  * each record on its channel; when the done record is out, wait for the
  * receiver's ack. Receiver stages: an incremental decoder per socket, records
  * into the receiver (which orders them by sequence number), the ack back on
- * the first socket.
+ * the first socket, and the disk-acks of synchronously replicated disk
+ * records on the first socket as soon as each chunk's records are applied;
+ * the sender completes the guest's pending writes when a disk-ack arrives.
  *
  * Aborts (AbortSignal, timeout, socket error or close, decode error, refused
  * ack) end the run with a MigrationAbortedError; the source guest keeps
@@ -24,6 +26,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.ts';
 import { ConfigError, VnetError } from '../common/errors.ts';
 import type { Guest, GuestFactory } from './guest.ts';
+import type { DiskReplication } from './disk-sync.ts';
 import { createContentKeyer } from './content-key.ts';
 import { MigrationSender } from './sender.ts';
 import { MigrationReceiver } from './receiver.ts';
@@ -47,6 +50,10 @@ export interface SocketSendOptions {
   readonly disk?: boolean;
   readonly keep?: boolean;
   readonly timeoutMs?: number;
+  /** Disk replication once the bulk copy is over (default 'synchronous'). */
+  readonly diskReplication?: DiskReplication;
+  /** Abort when a disk record waits this long for its ack (default 30 s). */
+  readonly diskAckTimeoutMs?: number;
   readonly onProgress?: (e: ProgressEvent) => void;
   readonly progressEveryMs?: number;
   readonly logger?: Logger;
@@ -78,7 +85,12 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   const keyer = await createContentKeyer();
   const clock = opts.clock;
   const start = clock.now();
-  const sender = new MigrationSender({ guest: opts.guest, rule: opts.rule, keyer, now: start, disk: opts.disk ?? true, keep: opts.keep ?? false, ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+  const sender = new MigrationSender({
+    guest: opts.guest, rule: opts.rule, keyer, now: start, disk: opts.disk ?? true, keep: opts.keep ?? false,
+    ...(opts.diskReplication !== undefined ? { diskReplication: opts.diskReplication } : {}),
+    ...(opts.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: opts.diskAckTimeoutMs } : {}),
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+  });
   const fail = new Failure();
   let ack: AckRecord | undefined;
   let ackAt = 0;
@@ -88,7 +100,10 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     const dec = new RecordDecoder({ maxRecord: 1024 });
     const onData = (chunk: Buffer): void => {
       const r = dec.push(chunk);
-      for (const rec of r.records) if (rec.t === 'ack' && ack === undefined) { ack = rec; ackAt = clock.now(); onAck?.(); }
+      for (const rec of r.records) {
+        if (rec.t === 'disk-ack') sender.onDiskAck(rec.seq, clock.now());
+        else if (rec.t === 'ack' && ack === undefined) { ack = rec; ackAt = clock.now(); onAck?.(); }
+      }
       if (r.error !== undefined) fail.set('protocol', `bad bytes from the destination: ${r.error.message}`, r.error);
     };
     const onError = (err: Error): void => fail.set('link', `channel error: ${err.message}`, err);
@@ -133,6 +148,10 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
         }
       }
       const out = sender.next(now, batch);
+      if (sender.failure !== undefined) {
+        fail.error ??= sender.failure;
+        break;
+      }
       if (out.length === 0) {
         await Promise.race([waitTimer(clock, 1), fail.wait()]);
         continue;
@@ -227,6 +246,8 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
           const a = receiver.accept(rec, clock.now());
           if (a !== undefined) { reply(a); return; }
         }
+        const da = receiver.takeDiskAck();
+        if (da !== undefined && first !== undefined && !first.destroyed) first.write(encodeRecord(da));
         if (r.error !== undefined) {
           receiver.fail(r.error);
           reply({ t: 'ack', ok: false, code: r.error.code });

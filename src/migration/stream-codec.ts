@@ -1,5 +1,6 @@
 /**
- * The migration stream, version 1 (docs/migration-protocol.md).
+ * The migration stream, version 2 (docs/migration-protocol.md); version 1
+ * streams (no synchronous disk replication records) are still accepted.
  *
  *   record  := length u32be (of kind..end) | kind u8 | body
  *   kind    low 7 bits the record type, high bit set = a disk block (else a memory page)
@@ -17,7 +18,9 @@ import { MigrationDecodeError, MigrationVersionError } from './errors.ts';
 import { CHUNK_SIZE } from './content-model.ts';
 
 export const STREAM_MAGIC = 0x564e4d47; // 'VNMG'
-export const STREAM_VERSION = 1;
+export const STREAM_VERSION = 2;
+/** Oldest version a receiver accepts (version 1 lacks only the sync and disk-ack records). */
+export const MIN_STREAM_VERSION = 1;
 export const MAX_DEVICE_STATE = 1 << 20;
 export const MAX_RECORD = MAX_DEVICE_STATE + 64;
 const MAX_NAME = 255;
@@ -33,7 +36,9 @@ export const enum Kind {
   Pause = 0x21,
   Done = 0x22,
   Abort = 0x23,
+  Sync = 0x24,
   Ack = 0x30,
+  DiskAck = 0x31,
 }
 const DISK_BIT = 0x80;
 
@@ -73,9 +78,13 @@ export interface DoneRecord { readonly t: 'done'; readonly seq: number; readonly
 export interface AbortRecord { readonly t: 'abort'; readonly seq: number; readonly reason: string }
 /** Receiver to sender: the image is verified (ok) or refused, with the error code. */
 export interface AckRecord { readonly t: 'ack'; readonly ok: boolean; readonly code: string }
+/** Sender to receiver (v2): from here on the disk is replicated synchronously; acknowledge every disk record applied. */
+export interface SyncRecord { readonly t: 'sync'; readonly seq: number }
+/** Receiver to sender (v2): every disk record with sequence number up to `seq` is applied (cumulative). */
+export interface DiskAckRecord { readonly t: 'disk-ack'; readonly seq: number }
 
 export type PageRecord = FullRecord | ZeroRecord | RefRecord | DeltaRecord;
-export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | AckRecord;
+export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | AckRecord | DiskAckRecord;
 
 const HEAD = 5; // length + kind
 const SEQ_INDEX = 8;
@@ -93,7 +102,9 @@ export function recordSize(r: MigrationRecord): number {
     case 'pause': return HEAD + 4;
     case 'done': return HEAD + 4 + 24;
     case 'abort': return HEAD + 4 + 1 + Math.min(255, Buffer.byteLength(r.reason));
+    case 'sync': return HEAD + 4;
     case 'ack': return HEAD + 1 + 1 + Buffer.byteLength(r.code);
+    case 'disk-ack': return HEAD + 4;
   }
 }
 
@@ -169,12 +180,16 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
       b[9] = m.length; m.copy(b, 10);
       return b.subarray(0, 10 + m.length);
     }
+    case 'sync':
+      b[4] = Kind.Sync; b.writeUInt32BE(r.seq, 5); return b;
     case 'ack': {
       b[4] = Kind.Ack; b[5] = r.ok ? 1 : 0;
       const c = Buffer.from(r.code);
       b[6] = c.length; c.copy(b, 7);
       return b;
     }
+    case 'disk-ack':
+      b[4] = Kind.DiskAck; b.writeUInt32BE(r.seq, 5); return b;
   }
 }
 
@@ -271,7 +286,7 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       if (body.length < 1 + 4 + 2 + 1 + 8 + 2) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'hello too short');
       if (u32(1) !== STREAM_MAGIC) return bad('VNET_ERR_MIGRATION_MAGIC', 'not a vnet migration stream');
       const version = body.readUInt16BE(5);
-      if (version !== STREAM_VERSION) return new MigrationVersionError(version, STREAM_VERSION);
+      if (version < MIN_STREAM_VERSION || version > STREAM_VERSION) return new MigrationVersionError(version, STREAM_VERSION);
       const flags = body[7] ?? 0;
       if ((flags & ~3) !== 0) return bad('VNET_ERR_MIGRATION_RECORD_FLAGS', `unknown hello flags 0x${flags.toString(16)}`);
       const keep = (flags & 1) !== 0;
@@ -310,6 +325,8 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       if (body.length < 6 || body.length !== 6 + (body[5] ?? 0)) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'abort record size');
       return { t: 'abort', seq: u32(1), reason: body.subarray(6).toString('utf8') };
     }
+    case Kind.Sync: return need(body, 5, 'sync') ?? { t: 'sync', seq: u32(1) };
+    case Kind.DiskAck: return need(body, 5, 'disk-ack') ?? { t: 'disk-ack', seq: u32(1) };
     case Kind.Ack: {
       if (body.length < 3 || body.length !== 3 + (body[2] ?? 0) || (body[1] ?? 2) > 1) return bad('VNET_ERR_MIGRATION_RECORD_SIZE', 'ack record size');
       return { t: 'ack', ok: body[1] === 1, code: body.subarray(3).toString('utf8') };

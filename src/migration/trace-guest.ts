@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { ContentRepresentation, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, GuestTraceSource, ListGuestTraces, PageContent } from './guest.ts';
-import { BLOCK_SIZE, PAGE_SIZE } from './guest.ts';
+import type { ContentRepresentation, DiskWriteGate, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, GuestTraceSource, ListGuestTraces, PageContent } from './guest.ts';
+import { BLOCK_SIZE, DEFAULT_DISK_QUEUE_DEPTH, PAGE_SIZE } from './guest.ts';
 import { REPO_ROOT } from './qemu-guest-recorder.ts';
 import { BytePageStore } from './page-store.ts';
 import { loadTrace, readTraceHeader, type Trace, type TraceSnapshot } from './trace-format.ts';
@@ -25,6 +25,11 @@ import { loadTrace, readTraceHeader, type Trace, type TraceSnapshot } from './tr
  * blocks of seeded pseudo-random bytes, rewritten at diskWritesPerSecond
  * (scaled by the throttle) at seeded random positions. The device state is a
  * synthetic 16 KiB blob that changes with trace time.
+ *
+ * Synchronous replication (`GuestDisk.setWriteGate`): each disk write asks
+ * the gate at its own time; a refused write waits, the disk writes stall, and
+ * trace time slows by `ioCoupling` while stalled (default 0: the traced
+ * workloads are memory-bound; only the synthetic disk waits).
  */
 
 export const TRACE_MIN_THROTTLE = 0.01;
@@ -41,6 +46,10 @@ export interface TraceGuestInit {
   readonly diskBlocks?: number;
   /** Synthetic disk writes per second of guest time (default 16). */
   readonly diskWritesPerSecond?: number;
+  /** Outstanding synchronous disk writes allowed (default DEFAULT_DISK_QUEUE_DEPTH = 32). */
+  readonly diskQueueDepth?: number;
+  /** Share of the guest's progress that waits on a stalled disk write, 0..1 (default 0). */
+  readonly ioCoupling?: number;
   readonly seed?: number;
 }
 
@@ -74,11 +83,26 @@ class TraceMemory implements GuestMemory {
   }
 }
 
+interface GateHost {
+  setWriteGate(gate: DiskWriteGate | undefined, now: number): void;
+  writesCompleted(now: number): void;
+}
+
 class SyntheticDisk implements GuestDisk {
   readonly representation: ContentRepresentation = 'bytes';
   readonly store: BytePageStore;
-  constructor(store: BytePageStore) {
+  readonly queueDepth: number;
+  readonly #host: GateHost;
+  constructor(store: BytePageStore, queueDepth: number, host: GateHost) {
     this.store = store;
+    this.queueDepth = queueDepth;
+    this.#host = host;
+  }
+  setWriteGate(gate: DiskWriteGate | undefined, now: number): void {
+    this.#host.setWriteGate(gate, now);
+  }
+  writesCompleted(now: number): void {
+    this.#host.writesCompleted(now);
   }
   get blockCount(): number {
     return this.store.count;
@@ -126,6 +150,12 @@ export class TraceGuest implements Guest {
   #order: Uint32Array | undefined;
   #diskDebt = 0;
   #device = new Uint8Array(DEVICE_STATE_BYTES);
+  readonly #coupling: number;
+  #gate: DiskWriteGate | undefined;
+  /** A disk write the gate refused (its block and content), waiting to be issued. */
+  #waiting: { block: number; data: Uint8Array } | undefined;
+  #stallMs = 0;
+  #diskWrites = 0;
 
   constructor(init: TraceGuestInit) {
     const t = init.trace;
@@ -137,6 +167,7 @@ export class TraceGuest implements Guest {
     this.#onEnd = init.onEnd ?? 'loop';
     this.#spread = init.spread ?? 'uniform';
     this.#diskRate = init.diskWritesPerSecond ?? 16;
+    this.#coupling = Math.min(1, Math.max(0, init.ioCoupling ?? 0));
     this.#seed = (init.seed ?? 1) >>> 0;
     this.#rng = xorshift(this.#seed ^ 0x9e3779b9);
     this.#last = init.start ?? 0;
@@ -152,7 +183,8 @@ export class TraceGuest implements Guest {
         fillRandom(block, rng);
         store.write(b, block);
       }
-      this.disk = new SyntheticDisk(store);
+      const host: GateHost = { setWriteGate: (g, now) => this.#setGate(g, now), writesCompleted: (now) => this.#completed(now) };
+      this.disk = new SyntheticDisk(store, Math.max(1, Math.floor(init.diskQueueDepth ?? DEFAULT_DISK_QUEUE_DEPTH)), host);
     } else {
       this.disk = undefined;
     }
@@ -173,6 +205,14 @@ export class TraceGuest implements Guest {
   get loops(): number {
     return this.#loops;
   }
+  /** Disk writes issued (written locally). */
+  get diskWrites(): number {
+    return this.#diskWrites;
+  }
+  /** Running time (ms) spent with a disk write waiting for the gate. */
+  get diskStallMs(): number {
+    return this.#stallMs;
+  }
   /** Length of one pass of the trace (ms of guest time from snapshot 0 to the last). */
   get traceDurationMs(): number {
     return this.#duration();
@@ -183,12 +223,35 @@ export class TraceGuest implements Guest {
     if (!(dt > 0)) return;
     this.#last = now;
     if (this.#state === 'paused') return;
-    const run = dt * this.#throttle;
+    const stalled = this.#runDisk(now - dt, dt);
+    this.#stallMs += stalled;
+    const run = (dt - this.#coupling * stalled) * this.#throttle;
     this.#ranMs += run;
     this.#tau += run;
     this.#replayTo();
-    this.#runDisk(run);
     this.#refreshDevice();
+  }
+
+  #setGate(gate: DiskWriteGate | undefined, now: number): void {
+    this.advance(now);
+    this.#gate = gate;
+    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
+  }
+
+  #completed(now: number): void {
+    this.advance(now);
+    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
+  }
+
+  /** Issue the waiting write at `at` if the gate (or its absence) allows; true when nothing waits. */
+  #retry(at: number): boolean {
+    const w = this.#waiting;
+    if (w === undefined) return true;
+    if (this.#gate !== undefined && !this.#gate.admit(w.block, at)) return false;
+    this.disk?.writeBlock(w.block, w.data);
+    this.#diskWrites++;
+    this.#waiting = undefined;
+    return true;
   }
 
   pause(now: number): void {
@@ -271,17 +334,30 @@ export class TraceGuest implements Guest {
     for (let i = 0; i < snap.pages.length; i++) store.write(snap.pages[i] ?? 0, snap.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
   }
 
-  #runDisk(runMs: number): void {
+  /** Disk writes due over [from, from + dt] (wall ms); returns the ms of it spent stalled on the gate. */
+  #runDisk(from: number, dt: number): number {
     const disk = this.disk;
-    if (disk === undefined || this.#diskRate <= 0) return;
-    this.#diskDebt += (runMs * this.#diskRate) / 1000;
+    if (disk === undefined || this.#diskRate <= 0) return 0;
+    if (this.#waiting !== undefined && !this.#retry(from)) return dt;
+    const perMs = (this.#diskRate * this.#throttle) / 1000;
+    const debt0 = this.#diskDebt;
+    this.#diskDebt += dt * perMs;
     const writes = Math.min(Math.floor(this.#diskDebt), disk.blockCount * 4);
     this.#diskDebt -= Math.floor(this.#diskDebt);
     const block = new Uint8Array(BLOCK_SIZE);
     for (let w = 0; w < writes; w++) {
       fillRandom(block, this.#rng);
-      disk.writeBlock(Math.floor(this.#rng() * disk.blockCount), block);
+      const b = Math.floor(this.#rng() * disk.blockCount);
+      const at = from + (w + 1 - debt0) / perMs;
+      if (this.#gate !== undefined && !this.#gate.admit(b, at)) {
+        this.#waiting = { block: b, data: block.slice() };
+        this.#diskDebt = 0;
+        return Math.max(0, from + dt - at);
+      }
+      disk.writeBlock(b, block);
+      this.#diskWrites++;
     }
+    return 0;
   }
 
   #refreshDevice(): void {

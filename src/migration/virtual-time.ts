@@ -8,9 +8,17 @@
  * Several migrations may share one link (CloudNet moved four VMs at once):
  * each step serves the migration whose sender is ready earliest, and the
  * link carries their records in FIFO order.
+ *
+ * Events, earliest first: a sender step (records onto the forward pipe; the
+ * receiver applies each at its arrival time) or a disk-ack arriving back at
+ * a sender (the receiver's replies travel the reverse pipe). A disk-ack is
+ * delivered at exactly its arrival time, so a synchronous write completes
+ * one RTT plus transmission (plus any queueing) after its record was sent.
  */
 import type { Logger } from 'pino';
 import type { Guest, GuestFactory } from './guest.ts';
+import type { DiskReplication } from './disk-sync.ts';
+import { recordSize } from './stream-codec.ts';
 import { createContentKeyer } from './content-key.ts';
 import { MigrationSender } from './sender.ts';
 import { MigrationReceiver } from './receiver.ts';
@@ -30,6 +38,10 @@ export interface VirtualMigrationSpec {
   readonly cacheCapacity?: number;
   /** Give up (abort) after this much virtual time (default 6 hours). */
   readonly timeoutMs?: number;
+  /** Disk replication once the bulk copy is over (default 'synchronous'). */
+  readonly diskReplication?: DiskReplication;
+  /** Abort when a disk record waits this long for its ack (default 30 s). */
+  readonly diskAckTimeoutMs?: number;
   readonly onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -49,6 +61,9 @@ interface Lane {
   readonly sender: MigrationSender;
   readonly receiver: MigrationReceiver;
   ready: number;
+  /** Disk-acks on their way back: arrival time and sequence number, in arrival order. */
+  readonly acks: { at: number; seq: number }[];
+  ackHead: number;
   endedAt: number | undefined;
   aborted: MigrationAbortedError | undefined;
   nextProgress: number;
@@ -68,18 +83,41 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
   const every = opts.progressEveryMs ?? 1000;
   const lanes: Lane[] = specs.map((spec) => ({
     spec,
-    sender: new MigrationSender({ guest: spec.guest, rule: spec.rule, keyer, now: 0, disk: spec.disk ?? true, keep: spec.keep ?? false, ...(spec.cacheCapacity !== undefined ? { cacheCapacity: spec.cacheCapacity } : {}), ...(opts.logger !== undefined ? { logger: opts.logger } : {}) }),
+    sender: new MigrationSender({
+      guest: spec.guest, rule: spec.rule, keyer, now: 0, disk: spec.disk ?? true, keep: spec.keep ?? false,
+      ...(spec.cacheCapacity !== undefined ? { cacheCapacity: spec.cacheCapacity } : {}),
+      ...(spec.diskReplication !== undefined ? { diskReplication: spec.diskReplication } : {}),
+      ...(spec.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: spec.diskAckTimeoutMs } : {}),
+      ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    }),
     receiver: new MigrationReceiver({ factory: spec.factory ?? createEmptyGuest, keyer, representation: spec.guest.memory.representation, ...(spec.cacheCapacity !== undefined ? { cacheCapacity: spec.cacheCapacity } : {}) }),
     ready: 0,
+    acks: [],
+    ackHead: 0,
     endedAt: undefined,
     aborted: undefined,
     nextProgress: 0,
   }));
   for (;;) {
     let lane: Lane | undefined;
-    for (const l of lanes) if (!l.sender.finished && (lane === undefined || l.ready < lane.ready)) lane = l;
+    let laneAt = Number.POSITIVE_INFINITY;
+    for (const l of lanes) {
+      if (l.sender.finished) continue;
+      const at = Math.min(l.ready, l.acks[l.ackHead]?.at ?? Number.POSITIVE_INFINITY);
+      if (at < laneAt) { lane = l; laneAt = at; }
+    }
     if (lane === undefined) break;
+    const ack0 = lane.acks[lane.ackHead];
+    if (ack0 !== undefined && ack0.at <= lane.ready) {
+      deliverAcks(lane, ack0.at);
+      continue;
+    }
     const now = lane.ready;
+    if (now >= link.cut) {
+      lane.aborted = new MigrationAbortedError('link', `link cut at ${link.cut} ms`);
+      endLane(lane, link.cut);
+      continue;
+    }
     if (now > (lane.spec.timeoutMs ?? 6 * 3600_000)) {
       lane.aborted = new MigrationAbortedError('timeout', `no end after ${Math.round(now)} ms of virtual time`);
       endLane(lane, now);
@@ -90,6 +128,11 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
       lane.nextProgress = now + every;
     }
     const out = lane.sender.next(now, batch);
+    if (lane.sender.failure !== undefined) {
+      lane.aborted = lane.sender.failure;
+      endLane(lane, now);
+      continue;
+    }
     if (out.length === 0) {
       lane.ready = now + idle;
       continue;
@@ -101,9 +144,16 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
       if (arrival === undefined) { cut = true; break; }
       last = arrival;
       const ack = lane.receiver.accept(o.rec, arrival);
+      const da = lane.receiver.takeDiskAck();
+      if (da !== undefined) {
+        const back = link.reply(recordSize(da), arrival);
+        if (back !== undefined) lane.acks.push({ at: back, seq: da.seq });
+      }
       if (ack !== undefined) {
-        const back = link.replyArrival(arrival);
-        if (back > link.cut) { cut = true; break; }
+        const back = link.reply(recordSize(ack), arrival);
+        if (back === undefined) { cut = true; break; }
+        // Disk-acks that arrive before the verdict are delivered first, at their own times.
+        deliverAcks(lane, back);
         lane.sender.onAck(ack.ok, back, ack.code);
         lane.endedAt = arrival;
         if (!ack.ok) lane.aborted = new MigrationAbortedError(lane.receiver.error?.code === 'VNET_ERR_MIGRATION_VERIFY' ? 'verify' : 'protocol', `destination refused: ${ack.code}`, { cause: lane.receiver.error });
@@ -119,6 +169,20 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
     void last;
   }
   return lanes.map((l) => resultOf(l, link));
+}
+
+/** Delivers the lane's disk-acks that arrive by `until`, each at its arrival time. */
+function deliverAcks(lane: Lane, until: number): void {
+  for (;;) {
+    const a = lane.acks[lane.ackHead];
+    if (a === undefined || a.at > until) break;
+    lane.ackHead++;
+    lane.sender.onDiskAck(a.seq, a.at);
+  }
+  if (lane.ackHead > 4096 && lane.ackHead * 2 > lane.acks.length) {
+    lane.acks.splice(0, lane.ackHead);
+    lane.ackHead = 0;
+  }
 }
 
 function endLane(lane: Lane, at: number): void {

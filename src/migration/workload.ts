@@ -39,6 +39,14 @@ export interface DiskWorkloadParams {
   readonly wssShare: number;
   /** Share of blocks that are zero (never written) at the start. */
   readonly zeroShare: number;
+  /**
+   * Share of the guest's progress that waits on its disk writes (0..1,
+   * default 0): while a write cannot be issued (synchronous replication with
+   * the write queue full) the disk writes stop and the rest of the guest runs
+   * at (1 - ioCoupling) of its speed. 0: only the disk stalls; 1: the whole
+   * guest waits for its disk (an fsync-bound database).
+   */
+  readonly ioCoupling?: number;
 }
 
 /** mulberry32: small, fast, deterministic. */
@@ -106,6 +114,11 @@ export class MemoryWorkload {
     const exact = (this.params.dirtyRate * share * ms) / 1000 + this.#carry;
     const n = Math.floor(exact);
     this.#carry = exact - n;
+    this.runWrites(store, n);
+  }
+
+  /** Make exactly `n` more writes (the sequence a run of that many writes makes, whatever its timing). */
+  runWrites(store: PageStore, n: number): void {
     const p = this.params;
     const hotStart = this.#pages - this.#hot;
     const loc = p.locality;
@@ -133,6 +146,7 @@ export class DiskWorkload {
   readonly #wss: number;
   #nextBase = 1 << 30;
   #carry = 0;
+  #writes = 0;
 
   constructor(params: DiskWorkloadParams, blocks: number, seed: number) {
     this.params = params;
@@ -145,11 +159,57 @@ export class DiskWorkload {
     for (let i = 0; i < this.#blocks; i++) if (this.#rng.next() >= this.params.zeroShare) store.writeSynth(i, this.#nextBase++ >>> 0, 0);
   }
 
+  /** Total writes made so far. */
+  get writes(): number {
+    return this.#writes;
+  }
+
+  /** Run for `ms` of guest time at CPU share `share`, every write completing at once (no gate). */
   run(store: PageStore, ms: number, share: number): void {
     const exact = (this.params.writeRate * share * ms) / 1000 + this.#carry;
     const n = Math.floor(exact);
     this.#carry = exact - n;
-    const start = this.#blocks - this.#wss;
-    for (let k = 0; k < n; k++) store.writeSynth(start + this.#rng.below(this.#wss), this.#nextBase++ >>> 0, 0);
+    this.runWrites(store, n);
+  }
+
+  /** Make exactly `n` more writes (the sequence a run of that many writes makes, whatever its timing). */
+  runWrites(store: PageStore, n: number): void {
+    for (let k = 0; k < n; k++) this.write(store, this.nextBlock());
+  }
+
+  /**
+   * Gated runs: the writes due from `from` over `ms` of wall time at CPU
+   * share `share`, in order, each at its own time. `issue(block, at)` writes
+   * it (returning true) or refuses it (false): the run stops there, and that
+   * block is returned as waiting (the caller retries it, then calls
+   * `resume`). Returns undefined when every due write was issued.
+   */
+  runGated(from: number, ms: number, share: number, issue: (block: number, at: number) => boolean): { block: number; at: number } | undefined {
+    const perMs = (this.params.writeRate * share) / 1000;
+    if (!(perMs > 0) || !(ms > 0)) return undefined;
+    const exact = perMs * ms + this.#carry;
+    const n = Math.floor(exact);
+    const carry0 = this.#carry;
+    this.#carry = exact - n;
+    for (let k = 1; k <= n; k++) {
+      const at = from + (k - carry0) / perMs;
+      const b = this.nextBlock();
+      if (!issue(b, at)) {
+        this.#carry = 0;
+        return { block: b, at };
+      }
+    }
+    return undefined;
+  }
+
+  /** The block of the next write (draws from the workload's sequence). */
+  nextBlock(): number {
+    return this.#blocks - this.#wss + this.#rng.below(this.#wss);
+  }
+
+  /** Write fresh content to `block` (the next content of the sequence). */
+  write(store: PageStore, block: number): void {
+    this.#writes++;
+    store.writeSynth(block, this.#nextBase++ >>> 0, 0);
   }
 }
