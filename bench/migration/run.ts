@@ -4,7 +4,7 @@
  * virtual time over an emulated link. Figures come from running the sender
  * and receiver state machines, never from formulas.
  *
- *   node --import tsx bench/migration/run.ts [--quick] [--no-cloudnet-disk] [--only PROFILE|burst|traces]
+ *   node --import tsx bench/migration/run.ts [--quick] [--no-cloudnet-disk] [--only PROFILE|burst|traces|disk-sync]
  *
  * Sections
  *   1. CloudNet profiles, one 1.7 GB VM at its quarter of 465 Mbit/s, 27 ms RTT (memory)
@@ -12,6 +12,8 @@
  *      deadline sweep for time-bound at 1 GB scale
  *   3. CloudNet's cloud burst: four VMs with 10 GB disks at once over one 465 Mbit/s link
  *   4. real guest memory traces, if present
+ *   5. synchronous vs asynchronous disk replication at 1, 10, 27, 50 ms RTT
+ *      (a write-heavy guest; bench/migration/disk-sync.ts)
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,7 @@ import { isZeroContent } from '../../src/migration/content-model.ts';
 import type { Guest, ListGuestTraces } from '../../src/migration/guest.ts';
 import type { MigrationResult } from '../../src/migration/migration-result.ts';
 import type { StopRule, StopRuleName } from '../../src/migration/stop-rule.ts';
+import { runDiskSyncBench } from './disk-sync.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -206,6 +209,14 @@ async function main(): Promise<void> {
     }
   } else if (only === undefined || only === 'traces') {
     console.log('\n[traces] src/migration/trace-guest.ts not present: no real traces this run');
+  }
+
+  // 5. Synchronous disk replication: per-write latency and the guest's write rate against RTT
+  if (only === undefined || only === 'disk-sync') {
+    const rows = await runDiskSyncBench({ quick });
+    const at = (rtt: number, rep: string): number => rows.find((x) => x.rttMs === rtt && x.replication === rep && x.queueDepth === 32)?.writesPerSec ?? 0;
+    const lat = (rtt: number): number => rows.find((x) => x.rttMs === rtt && x.replication === 'synchronous' && x.queueDepth === 32)?.r.sender.diskSync?.latency.meanMs ?? 0;
+    findings.push(`synchronous disk (oltp, depth 32): guest disk writes/s vs asynchronous — ${[1, 10, 27, 50].map((r) => `${r} ms RTT ${(at(r, 'synchronous') / Math.max(1e-9, at(r, 'asynchronous'))).toFixed(2)} (mean write ${lat(r).toFixed(1)} ms)`).join(', ')}; CloudNet: "synchronous disk replication reduces application performance if latency is high"`);
   }
 
   console.log('\nFindings');

@@ -7,7 +7,7 @@
  */
 import type { DiskWorkloadParams, MemoryWorkloadParams } from './workload.ts';
 
-export type ProfileName = 'idle' | 'kernel-compile' | 'tpc-w' | 'specjbb' | 'npb-mg';
+export type ProfileName = 'idle' | 'kernel-compile' | 'tpc-w' | 'specjbb' | 'npb-mg' | 'oltp';
 
 export interface WorkloadProfile {
   readonly name: ProfileName;
@@ -23,7 +23,7 @@ export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
     name: 'idle',
     description: 'an idle Linux guest: timers, logging, a little page cache churn',
     memory: { dirtyRate: 40, wssShare: 0.02, hotShare: 0.002, locality: 0.9, zeroShare: 0.75, dupShare: 0.05, bytesPerWrite: 128, rewriteShare: 0.1 },
-    disk: { writeRate: 1, wssShare: 0.01, zeroShare: 0.5 },
+    disk: { writeRate: 1, wssShare: 0.01, zeroShare: 0.5, ioCoupling: 0 },
     sources: {
       dirtyRate: 'estimate: tens of pages/s for an idle kernel (timer wheel, slab, journald)',
       wssShare: 'estimate: kernel data and a few daemons, ~2% of RAM',
@@ -34,13 +34,14 @@ export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
       bytesPerWrite: 'estimate: counters and list heads, a cache line or two',
       rewriteShare: 'estimate',
       disk: 'estimate: a log line a second',
+      ioCoupling: 'estimate: log writes go through the page cache; nothing in an idle guest waits for them',
     },
   },
   'kernel-compile': {
     name: 'kernel-compile',
     description: 'CloudNet: Linux kernel compile (gcc processes, page cache of sources and objects)',
     memory: { dirtyRate: 9000, wssShare: 0.35, hotShare: 0.05, locality: 0.75, zeroShare: 0.15, dupShare: 0.12, bytesPerWrite: 512, rewriteShare: 0.25 },
-    disk: { writeRate: 200, wssShare: 0.05, zeroShare: 0.5 },
+    disk: { writeRate: 200, wssShare: 0.05, zeroShare: 0.5, ioCoupling: 0.1 },
     sources: {
       dirtyRate: 'CloudNet slide 15 (smart stop, 1.7 GB VM): ~15,000-21,000 pages dirtied per iteration of a few seconds at its share of 465 Mbit/s; 9,000 writes/s',
       wssShare: 'estimate: source tree, objects and compiler heaps in the page cache, about a third of 1.7 GB',
@@ -51,13 +52,14 @@ export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
       bytesPerWrite: 'CloudNet slide 14 (page diff size histogram, kernel compile): mass below 1 KB; 512 B',
       rewriteShare: 'estimate: new compiler processes and object files fill fresh pages',
       disk: 'estimate: object files written at ~0.8 MB/s',
+      ioCoupling: 'estimate: gcc does not fsync; only writeback throttling (a full block queue) holds writers back, a tenth of the time',
     },
   },
   'tpc-w': {
     name: 'tpc-w',
     description: 'CloudNet: TPC-W web shop (Tomcat + MySQL), many small updates to a hot buffer pool',
     memory: { dirtyRate: 6000, wssShare: 0.2, hotShare: 0.04, locality: 0.85, zeroShare: 0.35, dupShare: 0.15, bytesPerWrite: 256, rewriteShare: 0.1 },
-    disk: { writeRate: 100, wssShare: 0.03, zeroShare: 0.5 },
+    disk: { writeRate: 100, wssShare: 0.03, zeroShare: 0.5, ioCoupling: 0.3 },
     sources: {
       dirtyRate: 'estimate, scaled to give CloudNet slide 5 downtimes of a few seconds at ~100 Mbit/s per VM',
       wssShare: 'estimate: the database buffer pool and Tomcat heap, a fifth of RAM',
@@ -68,13 +70,14 @@ export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
       bytesPerWrite: 'CloudNet slide 14 (page diff size histogram, TPC-W): most deltas small; 256 B',
       rewriteShare: 'estimate: few whole-page rewrites, mostly in-place row updates',
       disk: 'estimate: database log and table writes, ~0.4 MB/s',
+      ioCoupling: 'CloudNet slide 20: TPC-W response time rises under synchronous disk replication when latency is high (commits wait for the log); 0.3 is an estimate',
     },
   },
   specjbb: {
     name: 'specjbb',
     description: 'CloudNet: SPECjbb (Java heap, garbage collection copies whole pages)',
     memory: { dirtyRate: 15000, wssShare: 0.6, hotShare: 0.08, locality: 0.7, zeroShare: 0.1, dupShare: 0.25, bytesPerWrite: 768, rewriteShare: 0.3 },
-    disk: { writeRate: 20, wssShare: 0.01, zeroShare: 0.5 },
+    disk: { writeRate: 20, wssShare: 0.01, zeroShare: 0.5, ioCoupling: 0 },
     sources: {
       dirtyRate: 'CloudNet slide 5: SPECjbb has the longest pause of the three at every bandwidth: the highest dirty rate; estimate',
       wssShare: 'estimate: the Java heap, most of RAM',
@@ -85,13 +88,14 @@ export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
       bytesPerWrite: 'estimate: object updates larger than the database rows of TPC-W',
       rewriteShare: 'estimate: garbage collection copies whole pages',
       disk: 'estimate: SPECjbb barely touches the disk',
+      ioCoupling: 'estimate: nothing in SPECjbb waits for the disk',
     },
   },
   'npb-mg': {
     name: 'npb-mg',
     description: 'TLM: NAS Parallel Benchmark MG class D on a 16 GB guest, dirtying faster than the link carries',
     memory: { dirtyRate: 600_000, wssShare: 12.1 / 16, hotShare: 12.1 / 16, locality: 0, zeroShare: 0.2, dupShare: 0.01, bytesPerWrite: 1536, rewriteShare: 0.3 },
-    disk: { writeRate: 0, wssShare: 0.01, zeroShare: 0.9 },
+    disk: { writeRate: 0, wssShare: 0.01, zeroShare: 0.9, ioCoupling: 0 },
     sources: {
       dirtyRate: 'TLM slides: "can generate over 600,000 dirty pages in a sec."',
       wssShare: 'TLM slides: MG, 16 GB RAM, 12.1 GB working set',
@@ -102,11 +106,31 @@ export const PROFILES: Readonly<Record<ProfileName, WorkloadProfile>> = {
       bytesPerWrite: 'estimate: stencil sweeps rewrite long runs of doubles in a page',
       rewriteShare: 'estimate: a sweep overwrites whole pages of a grid level',
       disk: 'estimate: an in-memory benchmark; no disk writes',
+      ioCoupling: 'no disk writes',
+    },
+  },
+  oltp: {
+    name: 'oltp',
+    description: 'write-heavy OLTP database (TPC-C-like): a hot buffer pool and 6 MB/s of log and page writes, commits wait for the disk',
+    memory: { dirtyRate: 8000, wssShare: 0.3, hotShare: 0.05, locality: 0.8, zeroShare: 0.25, dupShare: 0.1, bytesPerWrite: 256, rewriteShare: 0.1 },
+    disk: { writeRate: 1500, wssShare: 0.05, zeroShare: 0.5, ioCoupling: 0.5 },
+    sources: {
+      purpose: 'not a seed workload: the write-heavy case CloudNet warns about (slide 20: "Synchronous disk replication reduces application performance if latency is high"), for bench/migration/disk-sync.ts',
+      dirtyRate: 'estimate: a TPC-W-like buffer pool (6,000/s) under a heavier update mix',
+      wssShare: 'estimate: buffer pool and connection state, ~30% of RAM',
+      hotShare: 'estimate: hot rows and index pages, ~5% of RAM',
+      locality: 'estimate: skewed (hot warehouse) access',
+      zeroShare: 'estimate: between TPC-W and kernel compile',
+      dupShare: 'estimate',
+      bytesPerWrite: 'estimate: row updates, as TPC-W (CloudNet slide 14)',
+      rewriteShare: 'estimate: mostly in-place updates',
+      disk: 'estimate: 1,500 4 KiB writes/s (6 MB/s: redo log plus page flushes) over 5% of the disk; a busy 2011-era OLTP VM',
+      ioCoupling: 'estimate: half of the work waits for commits (the redo log write) when the write queue is full',
     },
   },
 };
 
-export const PROFILE_NAMES: readonly ProfileName[] = ['idle', 'kernel-compile', 'tpc-w', 'specjbb', 'npb-mg'];
+export const PROFILE_NAMES: readonly ProfileName[] = ['idle', 'kernel-compile', 'tpc-w', 'specjbb', 'npb-mg', 'oltp'];
 
 export interface Scenario {
   readonly name: string;
