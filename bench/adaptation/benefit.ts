@@ -15,8 +15,10 @@
 //
 // Before: the controller runs with fastPathBudget 0 (everything through
 // the hub). After: the controller is restarted with a budget of 6 links; a
-// short ping warm-up along the pattern lets it infer the topology and add
-// the fast paths, then the same Patterns run is timed again.
+// ping warm-up along the pattern lets it infer the topology and add the
+// fast paths (the pings go on until the workers are connected, so the links
+// do not decay while the workers start), then the same Patterns run is
+// timed again.
 //
 //   node --import tsx bench/adaptation/benefit.ts [--delay 12.5] [--bandwidth 100] [--size 65536] [--rounds 30]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -87,12 +89,21 @@ async function until(what: string, cond: () => boolean, ms = 30_000): Promise<vo
   }
 }
 
+/** A port that is free now, below the kernel's ephemeral range (so no outgoing connection takes it before its daemon binds). */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
+  throw new Error('no free port in 20000-29999');
 }
 
 function deployment(budget: number, controlPort: number, ports: Map<string, number>): Readonly<Deployment> {
@@ -139,8 +150,18 @@ async function allUp(ctl: ControllerProcess): Promise<void> {
   }), 30_000);
 }
 
-/** Run Patterns in the VM namespaces; worker 0's report. */
-async function runPatterns(kind: PatternKind, rounds: number): Promise<PatternsReport> {
+/** Established TCP connections on the workers' port in a VM's namespace. */
+function workerConnections(i: number): number {
+  return sh(['ip', 'netns', 'exec', vmNs(i), 'ss', '-Htn', 'state', 'established', `( sport = :${WORKER_PORT} or dport = :${WORKER_PORT} )`], false).split('\n').filter((l) => l.trim() !== '').length;
+}
+
+/** Run Patterns in the VM namespaces; worker 0's report. `onConnected` runs once every worker has its neighbours connected. */
+async function runPatterns(kind: PatternKind, rounds: number, onConnected?: () => void): Promise<PatternsReport> {
+  const degree = new Array<number>(VM_COUNT).fill(0);
+  for (const [i, j] of patternEdges(kind, VM_COUNT)) {
+    degree[i]!++;
+    degree[j]!++;
+  }
   const peers = Array.from({ length: VM_COUNT }, (_, i) => `${vmIp(i)}:${WORKER_PORT}`).join(',');
   const workers = Array.from({ length: VM_COUNT }, (_, i) => {
     const child = spawn('ip', ['netns', 'exec', vmNs(i), ...TOOLS, 'patterns', 'worker', '-p', kind, '-i', String(i), '--peers', peers,
@@ -154,7 +175,18 @@ async function runPatterns(kind: PatternKind, rounds: number): Promise<PatternsR
       child.once('exit', (code) => (code === 0 ? res(out) : rej(new Error(`patterns worker ${i} (${kind}) exited ${code}: ${err.trim().slice(0, 400)}`))));
     });
   });
-  const outs = await Promise.all(workers);
+  let watching = onConnected !== undefined;
+  const watcher = (async (): Promise<void> => {
+    while (watching) {
+      if (degree.every((d, i) => workerConnections(i) >= d)) {
+        onConnected?.();
+        return;
+      }
+      await sleep(50);
+    }
+  })();
+  const outs = await Promise.all(workers).finally(() => { watching = false; });
+  await watcher;
   const line = outs[0]!.trim().split('\n').pop()!;
   return JSON.parse(line) as PatternsReport;
 }
@@ -250,8 +282,9 @@ async function main(): Promise<void> {
           const r = model.getRules(h.id);
           return r !== undefined && r.appliedVersion === r.version;
         }), 10_000);
-      } finally {
+      } catch (err) {
         stop();
+        throw err;
       }
       const adaptedMs = Date.now() - t0;
       if (kind === PATTERNS[0]) console.log(`  VM ping over the fast path (vm0 → vm2, c1 → c2): ${rtt(0, 2)} ms RTT`);
@@ -259,8 +292,17 @@ async function main(): Promise<void> {
       await sleep(2 * PERIOD_MS);
       const hubFrames = (): number => model.listLinks().filter((l) => l.kind === 'backbone').reduce((s, l) => s + l.frames, 0);
       const hub0 = hubFrames();
-      const after = await runPatterns(kind, ROUNDS);
+      // While it runs: any needed fast path missing or not up, and adaptation's decisions.
+      const seq0 = model.latestSeq();
+      const gaps = new Set<string>();
+      const watch = setInterval(() => {
+        for (const [a, b] of pairs) if (model.getLink(a, b)?.state !== 'up') gaps.add(`${a}-${b}:${model.getLink(a, b)?.state ?? 'absent'}`);
+      }, 100);
+      // The warm-up pings go on until the workers are connected, so the links stay while the workers start.
+      const after = await runPatterns(kind, ROUNDS, stop).finally(() => { clearInterval(watch); stop(); });
       await sleep(2 * PERIOD_MS);
+      const decided = model.listEvents({ since: seq0, types: ['decision'] }).events.flatMap((e) => (e.type === 'decision' && e.payload.decision.kind.startsWith('fast-path') ? [`${e.payload.decision.kind} ${String(e.payload.decision.detail.a)}-${String(e.payload.decision.detail.b)}`] : []));
+      if (gaps.size > 0 || decided.length > 0) console.log(`  during after ${kind}: needed fast paths not up: ${[...gaps].join(', ') || 'none'}; decisions: ${decided.join(', ') || 'none'}`);
       const links = model.listLinks().filter((l) => l.kind === 'fast-path').length;
       results.push({ pattern: kind, before: before.get(kind)!, after, links, hubFramesDuringAfter: hubFrames() - hub0 });
       console.log(`  after ${kind}: ${pairs.length} host pairs got fast paths in ${(adaptedMs / 1000).toFixed(1)} s of warm-up; median round ${after.summary.medianMs.toFixed(1)} ms`);
