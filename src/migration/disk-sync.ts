@@ -79,6 +79,8 @@ export class DiskSync implements DiskWriteGate {
   #gated = false;
   readonly #queue: number[] = [];
   #queueHead = 0;
+  /** Blocks in the queue and not yet sent (a block rewritten meanwhile is sent once, with its latest content). */
+  readonly #queued: Uint8Array;
   // synchronous bookkeeping
   /** Issue times of admitted writes not yet carried by a sent record, by block. */
   readonly #uncovered = new Map<number, number[]>();
@@ -101,6 +103,7 @@ export class DiskSync implements DiskWriteGate {
     this.#maxRounds = opts.maxRounds ?? 8;
     this.replication = opts.replication ?? 'synchronous';
     this.#log = opts.logger;
+    this.#queued = new Uint8Array(disk.blockCount);
   }
 
   /** Start logging writes; the bulk copy begins. */
@@ -136,7 +139,7 @@ export class DiskSync implements DiskWriteGate {
     const writes = this.disk.takeWrites();
     this.#rounds++;
     if (writes.length <= this.#threshold || this.#rounds > this.#maxRounds) {
-      for (const b of writes) this.#queue.push(b);
+      for (const b of writes) this.#enqueue(b);
       this.#sync = true;
       this.#syncStartedAt = now;
       this.#gated = true;
@@ -176,7 +179,18 @@ export class DiskSync implements DiskWriteGate {
   collectWrites(): void {
     if (!this.#sync) return;
     const w = this.disk.takeWrites();
-    for (const b of w) this.#queue.push(b);
+    for (const b of w) this.#enqueue(b);
+  }
+
+  /** Blocks queued and not yet sent. */
+  get queued(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
+  #enqueue(b: number): void {
+    if (this.#queued[b] === 1) return;
+    this.#queued[b] = 1;
+    this.#queue.push(b);
   }
 
   /** The next queued block, or -1. */
@@ -185,7 +199,9 @@ export class DiskSync implements DiskWriteGate {
       if (this.#queueHead > 0) { this.#queue.length = 0; this.#queueHead = 0; }
       return -1;
     }
-    return this.#queue[this.#queueHead++] ?? -1;
+    const b = this.#queue[this.#queueHead++] ?? -1;
+    if (b >= 0) this.#queued[b] = 0;
+    return b;
   }
 
   /**

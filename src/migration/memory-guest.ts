@@ -184,6 +184,8 @@ export class ModelGuest implements Guest {
   resume(now: number): void {
     this.#last = Math.max(this.#last, now);
     this.#state = 'running';
+    // A write held back while paused goes now if it can.
+    this.#retry(this.#last);
   }
 
   setThrottle(share: number): void {

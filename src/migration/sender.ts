@@ -51,6 +51,14 @@ export interface SenderInit {
   readonly diskReplication?: DiskReplication;
   /** Abort when a synchronously replicated disk record has waited this long for its ack (default 30,000 ms). */
   readonly diskAckTimeoutMs?: number;
+  /**
+   * During the memory phase, replicated disk writes go ahead of memory
+   * records until they have taken this share of the bytes sent in the phase
+   * (default 0.5, what two TCP connections sharing the link would each get);
+   * beyond it they alternate with memory, so a guest that writes faster than
+   * the link carries cannot starve the memory transfer.
+   */
+  readonly diskShare?: number;
   /** Destination keeps the image paused (checkpoint) and the source resumes after. */
   readonly keep?: boolean;
   readonly cacheCapacity?: number;
@@ -114,6 +122,8 @@ export class MigrationSender {
   #minThrottle = 1;
   #stopReason = '';
   readonly #ackTimeout: number;
+  readonly #diskShare: number;
+  #liveDiskBytes = 0;
   #failure: MigrationAbortedError | undefined;
   #memDigest: string | undefined;
   #diskDigest: string | undefined;
@@ -141,6 +151,7 @@ export class MigrationSender {
     this.#now = init.now;
     this.#startedAt = init.now;
     this.#ackTimeout = init.diskAckTimeoutMs ?? 30_000;
+    this.#diskShare = Math.min(1, Math.max(0.05, init.diskShare ?? 0.5));
     const g = init.guest;
     const rep = g.memory.representation;
     const capacity = init.cacheCapacity ?? g.memory.pageCount;
@@ -186,7 +197,7 @@ export class MigrationSender {
   next(now: number, budget: number): OutRecord[] {
     this.#now = Math.max(this.#now, now);
     const out: OutRecord[] = [];
-    if (this.finished || this.#phase === 'await-ack') return out;
+    if (this.finished) return out;
     this.guest.advance(this.#now);
     const sentAt = this.#diskSync?.oldestUnackedSentAt();
     if (sentAt !== undefined && this.#now - sentAt > this.#ackTimeout) {
@@ -195,6 +206,7 @@ export class MigrationSender {
       this.abort(this.#now);
       return out;
     }
+    if (this.#phase === 'await-ack') return out;
     this.#diskSync?.collectWrites();
     let bytes = 0;
     let guard = 0;
@@ -349,12 +361,20 @@ export class MigrationSender {
     return true;
   }
 
-  /** Synchronous replication: queued guest writes go out before anything else. */
+  /** Replication: a queued guest write goes out, if any. */
   #sendQueuedDisk(out: OutRecord[]): boolean {
     const b = this.#diskSync?.nextQueuedBlock() ?? -1;
     if (b < 0) return false;
+    const before = this.#diskBytes;
     this.#sendBlock(out, b);
+    if (this.#phase === 'memory') this.#liveDiskBytes += this.#diskBytes - before;
     return true;
+  }
+
+  /** Memory phase: queued disk writes first, while they are within their share of the phase's bytes. */
+  #diskFirst(out: OutRecord[]): boolean {
+    if (this.#liveDiskBytes > this.#diskShare * (this.#liveDiskBytes + this.#liveBytes)) return false;
+    return this.#sendQueuedDisk(out);
   }
 
   #sendBlock(out: OutRecord[], b: number): void {
@@ -377,7 +397,7 @@ export class MigrationSender {
   }
 
   #precopyStep(out: OutRecord[]): boolean {
-    if (this.#sendQueuedDisk(out)) return true;
+    if (this.#diskFirst(out)) return true;
     const rule = this.rule;
     const plan = this.#precopy;
     if (rule.kind !== 'precopy' || plan === undefined) return false;
@@ -420,12 +440,12 @@ export class MigrationSender {
     }
     const next = plan.nextIteration(this.#now);
     this.#emit(out, { t: 'iter', seq: this.#seq++, iteration: plan.iteration, phase: 0 }, 0, 'control');
-    // Nothing dirty: let the loop come back with a later `now`.
-    return next > 0;
+    // Nothing dirty: send queued disk writes, or let the loop come back with a later `now`.
+    return next > 0 || this.#sendQueuedDisk(out);
   }
 
   #timeBoundStep(out: OutRecord[]): boolean {
-    if (this.#sendQueuedDisk(out)) return true;
+    if (this.#diskFirst(out)) return true;
     const rule = this.rule;
     const plan = this.#plan;
     const meter = this.#meter;
@@ -461,7 +481,7 @@ export class MigrationSender {
       }
     }
     const step = plan.next();
-    if (step.kind === 'idle') return false; // wait for the guest to dirty something, or the rule to stop
+    if (step.kind === 'idle') return this.#sendQueuedDisk(out); // else wait for the guest to dirty something, or the rule to stop
     if (step.kind === 'send') plan.account(step.ch, this.#sendPage(out, step.page, step.ch));
     return true;
   }

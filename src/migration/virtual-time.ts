@@ -134,7 +134,8 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
       continue;
     }
     if (out.length === 0) {
-      lane.ready = now + idle;
+      // Waiting for the verdict: only a disk-ack, the ack timeout or the migration timeout can change anything.
+      lane.ready = now + (lane.sender.awaitingAck ? Math.max(idle, 50) : idle);
       continue;
     }
     let last = now;
@@ -151,7 +152,11 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
       }
       if (ack !== undefined) {
         const back = link.reply(recordSize(ack), arrival);
-        if (back === undefined) { cut = true; break; }
+        if (back === undefined) {
+          // Lost on the way back: a cut link ends the lane; a reverse-only cut leaves the sender waiting (its timeouts end it).
+          if (arrival >= link.cut) { cut = true; }
+          break;
+        }
         // Disk-acks that arrive before the verdict are delivered first, at their own times.
         deliverAcks(lane, back);
         lane.sender.onAck(ack.ok, back, ack.code);
