@@ -12,6 +12,12 @@ import { createContentKeyer, memoryDigest, diskDigest } from '../../src/migratio
 import { realClock, type Clock } from '../../src/common/clock.ts';
 import { createCa, issueHostCertificate } from '../../src/dataplane/certs.ts';
 import type { StopRule } from '../../src/migration/stop-rule.ts';
+import { createEmptyGuest, type ModelGuestInit } from '../../src/migration/memory-guest.ts';
+import type { GuestGeometry, Guest } from '../../src/migration/guest.ts';
+import type { MigrationResult } from '../../src/migration/migration-result.ts';
+import { startDelayRelay } from '../../src/common/delay-relay.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { OneWriteGuest, assertSameAsReplay } from './sync-guests.ts';
 
 const WL = { dirtyRate: 1500, wssShare: 0.3, hotShare: 0.05, locality: 0.8, zeroShare: 0.2, dupShare: 0.1, bytesPerWrite: 200, rewriteShare: 0.2 };
 const BW = 60e6;
@@ -137,6 +143,129 @@ test('a live checkpoint over a socket: the store keeps the image paused and the 
     assert.equal(rr.guest?.runState, 'paused');
     assert.equal(g.runState, 'running');
     assert.equal(memoryDigest(rr.guest!.memory, keyer), r.sender.memDigest);
+  } finally {
+    await p.close();
+  }
+});
+
+// ---- synchronous disk replication over real connections ----------------------
+
+/** Channels through a userspace delay relay (`oneWayMs` each way) on loopback. */
+async function relayed(oneWayMs: number): Promise<{ out: Duplex[]; inn: Duplex[]; close: () => Promise<void> }> {
+  const l = await listenMigration();
+  const relay = await startDelayRelay({ logger: silentLogger() }, { listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: l.port }, delayMs: oneWayMs });
+  const acc = l.accept(1);
+  const out = await connectMigration({ host: '127.0.0.1', port: relay.port });
+  const inn = await acc;
+  return { out, inn, close: async () => { for (const x of [...out, ...inn]) x.destroy(); await relay.close(); await l.close(); } };
+}
+
+test('sockets: a synchronous write completes only after the destination has the block, a round trip later', async () => {
+  const clock = clockFromNow();
+  const content = new Uint8Array(4096).fill(0xab);
+  const g = new OneWriteGuest({ name: 'one', pageCount: 1024, blockCount: 64, representation: 'bytes', seed: 4 }, 200, 5, content);
+  let appliedAt: number | undefined;
+  const factory = (geo: GuestGeometry): Guest => {
+    const dest = createEmptyGuest(geo);
+    const d = dest.disk!;
+    const write = d.writeBlock.bind(d);
+    d.writeBlock = (i, c) => { write(i, c); if (i === 5 && c instanceof Uint8Array && c[0] === 0xab) appliedAt ??= clock.now(); };
+    return dest;
+  };
+  const p = await relayed(10);
+  try {
+    const rp = receiveMigration({ channels: p.inn, clock, factory, timeoutMs: 20_000 });
+    const r = await sendMigration({ guest: g, rule: new XenStop(), channels: p.out, clock, paceBps: BW, timeoutMs: 20_000 });
+    const rr = await rp;
+    assert.equal(r.ok, true, r.error?.message);
+    assert.equal(rr.ok, true);
+    assert.ok(g.issuedAt !== undefined && appliedAt !== undefined, 'written and replicated');
+    const done = g.completions[0];
+    assert.ok(done !== undefined, 'completed by a disk-ack');
+    assert.ok(appliedAt >= g.issuedAt, 'the destination applied it after the guest issued it');
+    assert.ok(done >= appliedAt, `completed at ${done}, the destination had it at ${appliedAt}`);
+    assert.ok(done - g.issuedAt >= 20, `latency ${done - g.issuedAt} ms >= the 20 ms round trip`);
+    assert.equal(r.sender.diskSync?.acked, 1);
+  } finally {
+    await p.close();
+  }
+});
+
+const HEAVY: ModelGuestInit = {
+  name: 'heavy', pageCount: 1024, blockCount: 256, representation: 'bytes', seed: 21, diskQueueDepth: 4,
+  memoryWorkload: { dirtyRate: 200, wssShare: 0.3, hotShare: 0.05, locality: 0.8, zeroShare: 0.2, dupShare: 0.1, bytesPerWrite: 200, rewriteShare: 0.2 },
+  diskWorkload: { writeRate: 400, wssShare: 0.5, zeroShare: 0.3, ioCoupling: 0.5 },
+};
+
+function writesPerSec(r: MigrationResult): number {
+  const ds = r.sender.diskSync;
+  return ((ds?.writes ?? 0) * 1000) / ((r.sender.pausedAt ?? 0) - (ds?.syncStartedAt ?? 0));
+}
+
+test('real time through a 20 ms round trip and virtual time at 20 ms RTT agree on synchronous write latency and rate', async () => {
+  const v = await runVirtualMigration({ guest: new ModelGuest(HEAVY), rule: new SmartStop() }, { link: { bandwidthBps: BW, rttMs: 20 }, batchBytes: 64 * 1024 });
+  const clock = clockFromNow();
+  const p = await relayed(10);
+  let r: MigrationResult;
+  try {
+    const rp = receiveMigration({ channels: p.inn, clock, timeoutMs: 20_000 });
+    r = await sendMigration({ guest: new ModelGuest(HEAVY), rule: new SmartStop(), channels: p.out, clock, paceBps: BW, timeoutMs: 20_000 });
+    assert.equal((await rp).ok, true);
+  } finally {
+    await p.close();
+  }
+  assert.ok(v.ok && r.ok, r.error?.message);
+  const vl = v.sender.diskSync!.latency;
+  const rl = r.sender.diskSync!.latency;
+  // 4 outstanding writes per >= 20 ms: at most 200 of the 400 writes/s
+  assert.ok(writesPerSec(v) <= 200 && writesPerSec(r) <= 200 * 1.05, `virtual ${writesPerSec(v)}, real ${writesPerSec(r)} writes/s`);
+  assert.ok(Math.abs(writesPerSec(r) - writesPerSec(v)) / writesPerSec(v) < 0.3, `rate: real ${writesPerSec(r)} vs virtual ${writesPerSec(v)}`);
+  assert.ok(rl.meanMs >= 20 && vl.meanMs >= 20);
+  assert.ok(Math.abs(rl.meanMs - vl.meanMs) / vl.meanMs < 0.3, `latency: real ${rl.meanMs} vs virtual ${vl.meanMs} ms`);
+});
+
+test('sockets: a destination that reads but never acknowledges stalls the writes; the ack timeout aborts, the source keeps every write', async () => {
+  const g = new ModelGuest(HEAVY);
+  const p = await pair(1);
+  const clock = clockFromNow();
+  for (const s of p.inn) s.resume(); // read and discard: no replies at all
+  try {
+    const r = await sendMigration({ guest: g, rule: new SmartStop(), channels: p.out, clock, paceBps: BW / 4, diskAckTimeoutMs: 400, timeoutMs: 20_000 });
+    assert.equal(r.ok, false);
+    assert.match(r.error?.message ?? '', /\(timeout\).*disk acknowledgement/);
+    assert.equal(g.runState, 'running');
+    assert.equal(g.diskStalled, false);
+    const ds = r.sender.diskSync!;
+    assert.equal(ds.acked, 0);
+    assert.equal(ds.completedLocally, ds.writes);
+    assert.ok(ds.writes >= 4 && ds.refusals > 0);
+    assertSameAsReplay(g, HEAVY);
+  } finally {
+    await p.close();
+  }
+});
+
+test('sockets: the destination killed during synchronous replication — pending writes complete locally, the source disk is whole', async () => {
+  const g = new ModelGuest(HEAVY);
+  const p = await relayed(10);
+  const clock = clockFromNow();
+  let killed = false;
+  try {
+    const rp = receiveMigration({ channels: p.inn, clock, timeoutMs: 20_000 });
+    const r = await sendMigration({
+      guest: g, rule: new SmartStop(), channels: p.out, clock, paceBps: BW, timeoutMs: 20_000, progressEveryMs: 20,
+      onProgress: (e) => { if (!killed && e.phase === 'memory' && e.elapsedMs > 150) { killed = true; for (const x of p.inn) x.destroy(); } },
+    });
+    await rp;
+    assert.equal(killed, true);
+    assert.equal(r.ok, false);
+    assert.match(r.error?.message ?? '', /\((peer|link)\)/);
+    const ds = r.sender.diskSync!;
+    assert.ok(ds.syncStartedAt !== undefined);
+    assert.equal(ds.acked + ds.completedLocally, ds.writes, 'every write completed');
+    assert.equal(g.runState, 'running');
+    assert.equal(g.diskStalled, false);
+    assertSameAsReplay(g, HEAVY);
   } finally {
     await p.close();
   }
