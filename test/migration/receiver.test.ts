@@ -121,3 +121,24 @@ test('a tampered full page is never accepted: refused at verification, or earlie
   assert.equal(ack?.ok, false);
   assert.ok(['VNET_ERR_MIGRATION_VERIFY', 'VNET_ERR_MIGRATION_CACHE_DESYNC'].includes(ack?.code ?? ''), ack?.code);
 });
+
+test('the receiver acknowledges disk records only after the sync record, cumulatively, and refuses acks sent to it', async () => {
+  const keyer = await createContentKeyer();
+  const r = new MigrationReceiver({ factory: createEmptyGuest, keyer, representation: 'bytes' });
+  const block = (seq: number, index: number): MigrationRecord => ({ t: 'full', seq, space: 'disk', index, content: new Uint8Array(4096).fill(index) });
+  r.accept({ t: 'hello', name: 'g', pageCount: 4, blockCount: 8, rule: 'xen', keep: false, optimized: false }, 0);
+  assert.equal(r.accept(block(1, 0), 0), undefined);
+  assert.equal(r.takeDiskAck(), undefined, 'the bulk copy is not acknowledged');
+  r.accept({ t: 'sync', seq: 2 }, 0);
+  r.accept(block(4, 1), 0); // held: 3 not here yet
+  assert.equal(r.takeDiskAck(), undefined, 'not applied yet: no ack');
+  r.accept({ t: 'full', seq: 3, space: 'mem', index: 0, content: new Uint8Array(4096) }, 0);
+  assert.deepEqual(r.takeDiskAck(), { t: 'disk-ack', seq: 4 });
+  assert.equal(r.takeDiskAck(), undefined);
+  r.accept(block(5, 2), 0);
+  r.accept(block(6, 3), 0);
+  assert.deepEqual(r.takeDiskAck(), { t: 'disk-ack', seq: 6 }, 'one cumulative ack for both');
+  assert.equal(r.accept({ t: 'disk-ack', seq: 6 }, 0)?.ok, false);
+  assert.equal(r.error?.code, 'VNET_ERR_MIGRATION_PROTOCOL');
+  assert.equal(r.takeDiskAck(), undefined, 'a failed receiver acknowledges nothing');
+});

@@ -27,6 +27,8 @@ function samples(): MigrationRecord[] {
     { t: 'abort', seq: 9, reason: 'link' },
     { t: 'ack', ok: true, code: '' },
     { t: 'ack', ok: false, code: 'VNET_ERR_MIGRATION_VERIFY' },
+    { t: 'sync', seq: 10 },
+    { t: 'disk-ack', seq: 0xfffffffe },
   ];
 }
 
@@ -109,4 +111,24 @@ test('lengths beyond the limit, bad magic, unknown kinds and versions are refuse
   // a delta whose bytes do not match its chunk map
   const d = encodeRecord(samples()[5] as MigrationRecord);
   assert.equal(decodeBody(Buffer.from(d.subarray(4, d.length - 1))) instanceof MigrationDecodeError, true);
+});
+
+test('version 2: sync and disk-ack records match their hex fixtures; wrong sizes are refused; a version 1 hello is still accepted', () => {
+  // length 5 | kind 0x24 | seq 7
+  assert.equal(encodeRecord({ t: 'sync', seq: 7 }).toString('hex'), '00000005' + '24' + '00000007');
+  // length 5 | kind 0x31 | seq 0x0102
+  assert.equal(encodeRecord({ t: 'disk-ack', seq: 0x102 }).toString('hex'), '00000005' + '31' + '00000102');
+  assert.equal(new RecordDecoder().push(Buffer.from('0000000431000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  assert.equal(new RecordDecoder().push(Buffer.from('000000062400000001ff', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  // neither can name a disk block
+  assert.equal(new RecordDecoder().push(Buffer.from('00000005b100000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_KIND');
+  assert.equal(STREAM_VERSION, 2);
+  const v1 = Buffer.from(encodeRecord(samples()[0] as MigrationRecord));
+  v1.writeUInt16BE(1, 9);
+  const r = new RecordDecoder().push(v1);
+  assert.equal(r.error, undefined);
+  assert.equal(r.records[0]?.t, 'hello');
+  const v0 = Buffer.from(v1);
+  v0.writeUInt16BE(0, 9);
+  assert.equal(new RecordDecoder().push(v0).error?.code, 'VNET_ERR_MIGRATION_VERSION');
 });
