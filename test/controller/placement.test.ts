@@ -2,6 +2,7 @@ import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
+import { ctlCommand, type CtlIo } from '../../src/cli/ctl-command.ts';
 import { startApiServer } from '../../src/controller/api/api-server.ts';
 import { createApiToken, MemoryTokenStore } from '../../src/controller/api/token-store.ts';
 import type { DecisionView, EventView, PlacementView } from '../../src/controller/api-model.ts';
@@ -134,6 +135,16 @@ test('the controller proposes the obvious move through the API, as an event and 
   assert.deepEqual(p.moves.map((m) => [m.vm, m.from, m.to]), [['02:00:00:00:00:03', 'h3', 'h1']]);
   assert.ok(p.score < 0 && p.proposedScore > p.score && p.moves[0]!.gain > p.threshold && p.threshold > 0);
   assert.match(p.moves[0]!.reason, /with 02:00:00:00:00:01 on h1 would cross 0 ms instead of 40 ms/);
+
+  // `vnet ctl placement` against this controller shows the move and its reason.
+  const out: string[] = [];
+  const io: CtlIo = {
+    out: (x) => out.push(x), err: (x) => out.push(x), env: {}, now: Date.now, setExitCode: (c) => assert.equal(c, 0),
+    exit: (c) => { throw new Error(`exit ${c}`); },
+    followSignal: () => ({ signal: new AbortController().signal, dispose: () => {} }),
+  };
+  await ctlCommand(io).parseAsync(['--controller', server.url, '--token', token, 'placement'], { from: 'user' });
+  assert.match(out.join('\n'), /v3\s+h3\s+h1\s+[\d.]+\s+move 02:00:00:00:00:03 h3→h1/);
 
   const { decisions } = await api<{ decisions: DecisionView[] }>(`${server.url}/api/v1/decisions`, token);
   const proposed = decisions.filter((d) => d.kind === 'migration-proposed');
