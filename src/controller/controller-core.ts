@@ -45,6 +45,12 @@ export interface ControllerCoreInit {
   resendAfterMs?: number;
   /** Traffic samples older than this are pruned (default 10 × smoothing interval). */
   trafficRetentionMs?: number;
+  /**
+   * How often placement advice is recomputed (default 10 update periods): a
+   * migration takes minutes, so advice every period buys nothing, and at
+   * 10,000 VMs one computation costs a few hundred ms.
+   */
+  placementIntervalMs?: number;
 }
 
 interface SessionState {
@@ -70,6 +76,8 @@ export class ControllerCore implements ControlHandler {
   #reports: TrafficSnapshot[] = [];
   /** Host pairs adaptation last reported as held back by the budget (a decision is logged when this set changes). */
   #notChosenKey = '';
+  /** When placement advice last ran (wall ms). */
+  #placementAt = Number.NEGATIVE_INFINITY;
   /** Something desired state depends on changed since the last reconcile. */
   #dirty = true;
 
@@ -350,6 +358,8 @@ export class ControllerCore implements ControlHandler {
   #advisePlacement(matrix: SmoothedMatrix, vms: readonly VmRecord[], now: number): void {
     const advisor = this.#c.placement;
     if (advisor === undefined) return;
+    if (now - this.#placementAt < (this.#init.placementIntervalMs ?? 10 * this.#init.policy.updatePeriodMs)) return;
+    this.#placementAt = now;
     const { events } = this.#c;
     const hadMoves = advisor.view.moves.length > 0;
     let out;

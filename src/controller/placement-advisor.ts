@@ -4,7 +4,7 @@ import {
 } from '../topology/placement.ts';
 import type { TrafficMatrix } from '../topology/traffic-matrix.ts';
 import type { PlacementMove, PlacementView } from './api-model.ts';
-import { pathBetween, type Deployment } from './deployment-file.ts';
+import type { Deployment } from './deployment-file.ts';
 import type { HostRecord, VmRecord } from './store/records.ts';
 import type { ControllerStore } from './store/store.ts';
 
@@ -38,6 +38,8 @@ export interface PlacementAdvisorInit {
   /** Most VMs per host; default max(busiest host now, ceil(VMs / hosts)). */
   maxVmsPerHost?: number | ReadonlyMap<string, number>;
   maxMoves?: number;
+  /** Only the VMs with the most traffic are considered for moving (default 200). */
+  maxCandidateVms?: number;
   /** An application-supplied score (higher is better); default traffic × latency. */
   score?: ScoreFn;
 }
@@ -59,19 +61,31 @@ export interface PlacementStepOutput {
 
 export const EMPTY_PLACEMENT: PlacementView = { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] };
 
-/** Host-to-host RTT in ms from the deployment; hosts it does not name (joined later) are as far as its farthest path. */
+/**
+ * Host-to-host RTT in ms from the deployment (what `pathBetween` gives:
+ * the site's LAN, or the WAN path between the sites); hosts it does not name
+ * (joined later) are as far as its farthest path. Two map lookups per call.
+ */
 export function deploymentLatency(d: Readonly<Deployment>): LatencyFn {
   const far = Math.max(0, ...d.wan.map((w) => w.rttMs), ...d.sites.map((s) => s.lan.rttMs));
-  const cache = new Map<string, number>();
+  const siteOf = new Map(d.hosts.map((h) => [h.id, h.site]));
+  const rtt = new Map<string, Map<string, number>>();
+  const set = (x: string, y: string, v: number): void => {
+    let m = rtt.get(x);
+    if (m === undefined) rtt.set(x, (m = new Map()));
+    m.set(y, v);
+  };
+  for (const s of d.sites) set(s.id, s.id, s.lan.rttMs);
+  for (const w of d.wan) {
+    set(w.sites[0], w.sites[1], w.rttMs);
+    set(w.sites[1], w.sites[0], w.rttMs);
+  }
   return (a, b) => {
     if (a === b) return 0;
-    const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
-    let v = cache.get(key);
-    if (v === undefined) {
-      v = pathBetween(d, a, b)?.rttMs ?? far;
-      cache.set(key, v);
-    }
-    return v;
+    const sa = siteOf.get(a);
+    const sb = siteOf.get(b);
+    if (sa === undefined || sb === undefined) return far;
+    return rtt.get(sa)?.get(sb) ?? far;
   };
 }
 
@@ -114,6 +128,7 @@ export class PlacementAdvisor {
     const advice = adviseMoves(current, context, {
       threshold: absT,
       maxVmsPerHost: capacity,
+      maxCandidateVms: this.#init.maxCandidateVms ?? 200,
       ...(this.#init.score !== undefined ? { score: this.#init.score } : {}),
     }, this.#init.maxMoves ?? 3);
     const moves: PlacementMove[] = advice.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to, gain: m.gain, reason: m.reason }));
@@ -130,36 +145,21 @@ export class PlacementAdvisor {
 /**
  * Up to `maxMoves` moves, each of which on its own beats T (a migration
  * costs: a move must pay for itself, not ride on another's gain). One
- * `advisePlacement` step at a time; a VM moved twice is one move from where
- * it is to where it ends.
+ * greedy search; its moves come best first, each gain measured on top of
+ * the moves before it, so the proposal is the prefix of moves that each
+ * gain more than T.
  */
 function adviseMoves(current: Placement, context: PlacementContext, params: PlacementParams, maxMoves: number): PlacementAdvice {
-  const placement = new Map(current);
-  const moves = new Map<string, PlacementMove>();
-  let first: PlacementAdvice | undefined;
-  let last: PlacementAdvice | undefined;
-  let evaluations = 0;
-  for (let i = 0; i < maxMoves; i++) {
-    const a = advisePlacement(placement, context, { ...params, maxMoves: 1 });
-    first ??= a;
-    evaluations += a.evaluations;
-    const m = a.moves[0];
-    if (m === undefined) break;
-    last = a;
-    placement.set(m.vm, m.to);
-    const prev = moves.get(m.vm);
-    if (prev === undefined) moves.set(m.vm, m);
-    else if (prev.from === m.to) moves.delete(m.vm);
-    else moves.set(m.vm, { ...m, from: prev.from, gain: prev.gain + m.gain });
+  const a = advisePlacement(current, context, { ...params, maxMoves });
+  const cut = a.moves.findIndex((m) => !(m.gain > params.threshold));
+  if (cut < 0) return a;
+  const moves = a.moves.slice(0, cut);
+  if (moves.length === 0) {
+    const best = a.moves[0]!;
+    return { ...a, moves: [], scoreAfter: a.scoreBefore, gain: 0, reason: `the best move (${best.vm} ${best.from}→${best.to}) gains ${best.gain.toFixed(1)}, not more than the threshold T = ${params.threshold.toFixed(1)}` };
   }
-  if (first === undefined || last === undefined) {
-    return first ?? { moves: [], scoreBefore: 0, scoreAfter: 0, gain: 0, reason: 'no moves considered', evaluations };
-  }
-  const list = [...moves.values()];
-  const scoreBefore = first.scoreBefore;
-  const scoreAfter = last.scoreAfter;
-  const gain = scoreAfter - scoreBefore;
-  return { moves: list, scoreBefore, scoreAfter, gain, reason: `${list.length} move(s), each gaining more than T = ${params.threshold.toFixed(1)}, gain ${gain.toFixed(1)} in all`, evaluations };
+  const gain = moves.reduce((sum, m) => sum + m.gain, 0);
+  return { ...a, moves, scoreAfter: a.scoreBefore + gain, gain, reason: `${moves.length} move(s), each gaining more than T = ${params.threshold.toFixed(1)}, gain ${gain.toFixed(1)} in all` };
 }
 
 /** The last proposal recorded in the event history (a `placement-changed` event), for a restart. */

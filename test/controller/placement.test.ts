@@ -6,7 +6,7 @@ import { ctlCommand, type CtlIo } from '../../src/cli/ctl-command.ts';
 import { startApiServer } from '../../src/controller/api/api-server.ts';
 import { createApiToken, MemoryTokenStore } from '../../src/controller/api/token-store.ts';
 import type { DecisionView, EventView, PlacementView } from '../../src/controller/api-model.ts';
-import { parseDeployment } from '../../src/controller/deployment-file.ts';
+import { parseDeployment, pathBetween } from '../../src/controller/deployment-file.ts';
 import { deploymentLatency, PENDING_NO_COORDINATOR, PlacementAdvisor } from '../../src/controller/placement-advisor.ts';
 import type { HostRecord, VmRecord } from '../../src/controller/store/records.ts';
 import { edgeKey } from '../../src/topology/vm-registry.ts';
@@ -101,6 +101,8 @@ describe('PlacementAdvisor', () => {
     assert.equal(latencyMs('h1', 'h2'), 0.2);
     assert.equal(latencyMs('h2', 'h3'), 40);
     assert.equal(latencyMs('h1', 'elsewhere'), 40);
+    const d = parseDeployment(TWO_SITES(''), 't.yaml');
+    for (const a of d.hosts) for (const b of d.hosts) if (a.id !== b.id) assert.equal(latencyMs(a.id, b.id), pathBetween(d, a.id, b.id)?.rttMs, `${a.id}-${b.id}`);
   });
 });
 
