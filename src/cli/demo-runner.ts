@@ -125,6 +125,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       agents.push(agent);
     }
 
+    await backboneUp([...daemons.values()], hub.id, 15_000);
     let index = init.pattern === 'cycle' ? 0 : PATTERN_KINDS.indexOf(init.pattern);
     const edgesOf = (k: PatternKind) => patternEdges(k, d.vms.length);
     // Ping pacing for the same byte rate: a request and a reply of payload+42 bytes per interval.
@@ -164,4 +165,25 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
     await closeAll();
     throw err;
   }
+}
+
+/** Resolve once every spoke has its backbone link to the hub up (both ends), or fail after `timeoutMs`. */
+function backboneUp(daemons: readonly Daemon[], hubId: string, timeoutMs: number): Promise<void> {
+  const hub = daemons.find((d) => d.hostId === hubId)!;
+  const spokes = daemons.filter((d) => d !== hub);
+  const up = (): boolean =>
+    spokes.every((d) => d.facts().links.some((l) => l.peer === hubId && l.state === 'up')) &&
+    hub.facts().links.filter((l) => l.kind === 'backbone' && l.state === 'up').length >= spokes.length;
+  if (up()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const offs: (() => void)[] = [];
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const timer = setTimeout(() => done(new Error(`the backbone did not come up within ${timeoutMs} ms`)), timeoutMs);
+    for (const d of daemons) offs.push(d.onEvent((e) => e.type === 'link-up' && up() && done()));
+  });
 }
