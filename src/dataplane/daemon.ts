@@ -196,9 +196,18 @@ export class Daemon implements DaemonControl {
 
   // ------------------------------------------------------------ data path
 
+  /** Frames from a VM: they enter the overlay here, so they are counted here. */
   #fromPort(ingress: Ingress, frames: readonly Frame[]): void {
+    this.#forwardBatch(ingress, frames, this.counters);
+  }
+
+  /** Frames from another daemon: already counted where they entered. */
+  #fromLink(ingress: Ingress, frames: readonly Frame[]): void {
+    this.#forwardBatch(ingress, frames, undefined);
+  }
+
+  #forwardBatch(ingress: Ingress, frames: readonly Frame[], counters: TrafficCounters | undefined): void {
     const table = this.table;
-    const counters = this.counters;
     for (let i = 0; i < frames.length; i++) {
       const frame = frames[i]!;
       const data = frame.data;
@@ -208,21 +217,8 @@ export class Daemon implements DaemonControl {
       }
       const src = srcMacOf(data);
       const dst = dstMacOf(data);
-      counters.add(src, dst, data.length);
+      counters?.add(src, dst, data.length);
       this.#deliver(table.forward(src, dst, ingress), frame);
-    }
-  }
-
-  #fromLink(ingress: Ingress, frames: readonly Frame[]): void {
-    const table = this.table;
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!;
-      const data = frame.data;
-      if (data.length < MIN_FRAME_BYTES) {
-        this.stats.runtFrames++;
-        continue;
-      }
-      this.#deliver(table.forward(srcMacOf(data), dstMacOf(data), ingress), frame);
     }
   }
 
