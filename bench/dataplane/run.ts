@@ -51,6 +51,12 @@ const bg = (ns: string, cmd: string[], log: string): ChildProcess => {
   return child;
 };
 
+/** Signal every process and wait until all have exited. */
+async function stopAll(procs: readonly ChildProcess[], signal: NodeJS.Signals): Promise<void> {
+  for (const p of procs) p.kill(signal);
+  await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(0) : p.once('exit', r)))));
+}
+
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const end = performance.now() + timeoutMs;
   while (!check()) {
@@ -157,8 +163,7 @@ function tincScenario(name: string, net: number, tcpOnly: boolean): Scenario {
       return addr;
     },
     async teardown() {
-      for (const p of procs) p.kill('SIGTERM');
-      await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r)))));
+      await stopAll(procs, 'SIGTERM');
       procs = [];
     },
   };
@@ -194,8 +199,7 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scen
       return addr;
     },
     async teardown() {
-      for (const p of procs) p.kill('SIGINT');
-      await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r)))));
+      await stopAll(procs, 'SIGINT');
       procs = [];
     },
   };
