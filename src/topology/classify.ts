@@ -410,12 +410,40 @@ function fingerprintOf(g: UndirectedGraph, ids: readonly string[]): string {
   return sum.toString(16).padStart(8, '0');
 }
 
+/**
+ * The value at position k of `xs` sorted ascending (as Float64Array#sort would
+ * put it), by quickselect: O(m) expected instead of a full sort. Reorders xs.
+ * With a NaN present (never in weights, but this is a pure function) it sorts.
+ */
+function kthSmallest(xs: Float64Array, k: number): number {
+  for (let i = 0; i < xs.length; i++) if (xs[i] !== xs[i]) return xs.sort()[k]!;
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (hi > lo) {
+    const pivot = xs[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (xs[i]! < pivot) i++;
+      while (xs[j]! > pivot) j--;
+      if (i <= j) {
+        const t = xs[i]!;
+        xs[i++] = xs[j]!;
+        xs[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return xs[k]!;
+  }
+  return xs[k]!;
+}
+
 /** The `count` strongest edges, strongest first (ties by key); O(m) plus a sort of the kept ones. */
 function strongest(weights: EdgeList, count: number): [number, number][] {
   let threshold = Number.NEGATIVE_INFINITY;
   if (weights.size > count && count > 0) {
-    const all = Float64Array.from(weights.valueArray).sort();
-    threshold = all[all.length - count]!;
+    threshold = kthSmallest(Float64Array.from(weights.valueArray), weights.size - count);
   }
   const kept: [number, number][] = [];
   const keys = weights.keyArray;

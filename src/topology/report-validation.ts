@@ -114,6 +114,31 @@ function pairHash(src: Mac, dst: Mac): number {
   return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
 
+/** The first error of one entry's fields, in the order the fields are checked; undefined when the entry is valid. */
+function entryError(
+  path: string,
+  src: unknown,
+  dst: unknown,
+  frames: unknown,
+  bytes: unknown,
+  seconds: number,
+  maxFrames: number,
+  maxBytes: number,
+): TrafficReportError | undefined {
+  const macError = checkMac(src, `${path}.src`) ?? checkMac(dst, `${path}.dst`);
+  if (macError !== undefined) return macError;
+  if (isMulticastMac(src as Mac)) return new ReportMacError(`${path}.src`, `source MAC ${src as Mac} has the group bit set`);
+  if (src === dst) return new ReportMacError(`${path}.dst`, 'equals the source MAC');
+  const countError = checkCount(frames, `${path}.frames`) ?? checkCount(bytes, `${path}.bytes`);
+  if (countError !== undefined) return countError;
+  const f = frames as number;
+  const b = bytes as number;
+  if (f > maxFrames) return new ReportAbsurdValueError(`${path}.frames`, `${f} frames in ${seconds} s is beyond any link`);
+  if (b > maxBytes) return new ReportAbsurdValueError(`${path}.bytes`, `${b} bytes in ${seconds} s is beyond any link`);
+  if (b < f * MIN_FRAME_BYTES || b > f * MAX_FRAME_BYTES) return new ReportCountError(`${path}.bytes`, `${b} bytes cannot be ${f} Ethernet frames`);
+  return undefined;
+}
+
 /** Validate an untrusted report; on success the returned report is a fresh copy holding only known fields (report and entry list frozen). */
 export function validateReport(input: unknown): ReportValidation {
   if (!isRecord(input)) return fail(new ReportShapeError('(report)', `must be an object, got ${describe(input)}`));
@@ -139,26 +164,26 @@ export function validateReport(input: unknown): ReportValidation {
   const out: TrafficEntry[] = new Array<TrafficEntry>(entries.length);
   const seen = new PairSet(out);
   for (let i = 0; i < entries.length; i++) {
-    const path = `entries[${i}]`;
     const e: unknown = entries[i];
-    if (!isRecord(e)) return fail(new ReportShapeError(path, `must be an object, got ${describe(e)}`));
-    const macError = checkMac(e['src'], `${path}.src`) ?? checkMac(e['dst'], `${path}.dst`);
-    if (macError !== undefined) return fail(macError);
-    const src = e['src'] as Mac;
-    const dst = e['dst'] as Mac;
-    if (isMulticastMac(src)) return fail(new ReportMacError(`${path}.src`, `source MAC ${src} has the group bit set`));
-    if (src === dst) return fail(new ReportMacError(`${path}.dst`, 'equals the source MAC'));
-    const countError = checkCount(e['frames'], `${path}.frames`) ?? checkCount(e['bytes'], `${path}.bytes`);
-    if (countError !== undefined) return fail(countError);
-    const frames = e['frames'] as number;
-    const bytes = e['bytes'] as number;
-    if (frames > maxFrames) return fail(new ReportAbsurdValueError(`${path}.frames`, `${frames} frames in ${seconds} s is beyond any link`));
-    if (bytes > maxBytes) return fail(new ReportAbsurdValueError(`${path}.bytes`, `${bytes} bytes in ${seconds} s is beyond any link`));
-    if (bytes < frames * MIN_FRAME_BYTES || bytes > frames * MAX_FRAME_BYTES) {
-      return fail(new ReportCountError(`${path}.bytes`, `${bytes} bytes cannot be ${frames} Ethernet frames`));
+    if (!isRecord(e)) return fail(new ReportShapeError(`entries[${i}]`, `must be an object, got ${describe(e)}`));
+    const src: unknown = e['src'];
+    const dst: unknown = e['dst'];
+    const frames: unknown = e['frames'];
+    const bytes: unknown = e['bytes'];
+    // Fast path: a well-formed entry allocates no error paths (the checks of entryError, in one expression).
+    const fine =
+      typeof src === 'number' && Number.isSafeInteger(src) && src >= 0 && src <= MAX_MAC &&
+      typeof dst === 'number' && Number.isSafeInteger(dst) && dst >= 0 && dst <= MAX_MAC &&
+      !isMulticastMac(src) && src !== dst &&
+      typeof frames === 'number' && Number.isSafeInteger(frames) && frames >= 0 &&
+      typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0 &&
+      frames <= maxFrames && bytes <= maxBytes && bytes >= frames * MIN_FRAME_BYTES && bytes <= frames * MAX_FRAME_BYTES;
+    if (!fine) {
+      const error = entryError(`entries[${i}]`, src, dst, frames, bytes, seconds, maxFrames, maxBytes);
+      if (error !== undefined) return fail(error);
     }
-    if (seen.add(src, dst, i)) return fail(new ReportDuplicatePairError(path, `pair ${src}→${dst} appears twice`));
-    out[i] = { src, dst, frames, bytes };
+    if (seen.add(src as Mac, dst as Mac, i)) return fail(new ReportDuplicatePairError(`entries[${i}]`, `pair ${src as Mac}→${dst as Mac} appears twice`));
+    out[i] = { src: src as Mac, dst: dst as Mac, frames: frames as number, bytes: bytes as number };
   }
   return { ok: true, report: Object.freeze({ host, startMs: start, endMs: end, entries: Object.freeze(out) }) };
 }
