@@ -135,6 +135,7 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   const rv = rates.valueArray;
   const pairKeys = new Float64Array(rk.length);
   const pairRates = new Float64Array(rk.length);
+  const pairEdge = new Int32Array(rk.length);
   let len = 0;
   for (let i = 0; i < rk.length; i++) {
     const hs = vmHost[Math.floor(rk[i]! / n)]!;
@@ -142,6 +143,7 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     if (hs === hd || hs === hub || hd === hub || !(rv[i]! > 0)) continue;
     pairKeys[len] = pairKey(hs, hd);
     pairRates[len] = rv[i]!;
+    pairEdge[len] = i;
     len++;
   }
   const benefits = EdgeList.fromPairs(pairKeys, pairRates, len);
@@ -210,15 +212,35 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   // Pass 2: the VM pairs of the host pairs that a decision names (for reasons and rules).
   const named = new Set<Candidate>();
   for (const d of [...add, ...keep, ...remove, ...notChosen]) if (d.c !== undefined) named.add(d.c);
+  // The host pairs of pass 1 (hub and same-host pairs already left out; no
+  // candidate has them) are looked up in an open-addressing table of the
+  // named candidates' keys.
   if (named.size > 0) {
-    for (let i = 0; i < rk.length; i++) {
-      const src = Math.floor(rk[i]! / n);
-      const dst = rk[i]! % n;
-      const hs = vmHost[src]!;
-      const hd = vmHost[dst]!;
-      if (hs === hd || !(rv[i]! > 0)) continue;
-      const c = candidates.get(pairKey(hs, hd));
-      if (c !== undefined && named.has(c)) c.pairs.push(src, dst);
+    let size = 16;
+    while (size < 2 * named.size) size *= 2;
+    const mask = size - 1;
+    const slotKey = new Float64Array(size).fill(-1);
+    const slotCandidate: Candidate[] = new Array<Candidate>(size);
+    for (const c of named) {
+      const ck = pairKey(c.a, c.b);
+      let h = keyHash(ck) & mask;
+      while (slotKey[h] !== -1) h = (h + 1) & mask;
+      slotKey[h] = ck;
+      slotCandidate[h] = c;
+    }
+    for (let j = 0; j < len; j++) {
+      const ck = pairKeys[j]!;
+      let h = keyHash(ck) & mask;
+      for (;;) {
+        const k = slotKey[h]!;
+        if (k === -1) break;
+        if (k === ck) {
+          const i = pairEdge[j]!;
+          slotCandidate[h]!.pairs.push(Math.floor(rk[i]! / n), rk[i]! % n);
+          break;
+        }
+        h = (h + 1) & mask;
+      }
     }
   }
   const decide = (p: PendingDecision): LinkDecision => {
@@ -241,6 +263,12 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     notChosen: notChosen.map(decide),
     rules: rulesFor(chosen, registry, priority),
   };
+}
+
+/** 30-bit hash of a non-negative integer key below 2^53. */
+function keyHash(key: number): number {
+  const h = Math.imul((key % 0x4000_0000) ^ Math.floor(key / 0x4000_0000), 0x9e3779b1);
+  return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
 
 function countUnorderedPairs(pairs: readonly number[], n: number): number {

@@ -49,8 +49,9 @@ export function buildGraph(edges: EdgeList | Iterable<number>, stride: number): 
   const vms = new Int32Array(n);
   for (let v = 0; v < stride; v++) if (local[v]! >= 0) vms[local[v]!] = v;
   // Unique edges (a < b, sorted by a then b) → degrees → CSR.
-  const ea: number[] = [];
-  const eb: number[] = [];
+  const ea = new Int32Array(sorted.length);
+  const eb = new Int32Array(sorted.length);
+  let m = 0;
   const degree = new Int32Array(n);
   let prev = -1;
   for (let i = 0; i < sorted.length; i++) {
@@ -60,18 +61,19 @@ export function buildGraph(edges: EdgeList | Iterable<number>, stride: number): 
     const a = local[Math.floor(key / stride)]!;
     const b = local[key % stride]!;
     if (a === b) continue;
-    ea.push(a);
-    eb.push(b);
+    ea[m] = a;
+    eb[m] = b;
+    m++;
     degree[a]!++;
     degree[b]!++;
   }
   const offsets = new Int32Array(n + 1);
   for (let v = 0; v < n; v++) offsets[v + 1] = offsets[v]! + degree[v]!;
   const fill = offsets.slice(0, n);
-  const adj = new Int32Array(ea.length * 2);
+  const adj = new Int32Array(m * 2);
   // In (a, b) order every list receives its smaller neighbours (as b) before its larger ones (as a), each ascending.
-  for (let i = 0; i < ea.length; i++) adj[fill[eb[i]!]!++] = ea[i]!;
-  for (let i = 0; i < ea.length; i++) adj[fill[ea[i]!]!++] = eb[i]!;
+  for (let i = 0; i < m; i++) adj[fill[eb[i]!]!++] = ea[i]!;
+  for (let i = 0; i < m; i++) adj[fill[ea[i]!]!++] = eb[i]!;
   const has = (x: number, y: number): boolean => {
     const v = degree[x]! <= degree[y]! ? x : y;
     const target = v === x ? y : x;
@@ -86,7 +88,7 @@ export function buildGraph(edges: EdgeList | Iterable<number>, stride: number): 
     }
     return false;
   };
-  return { n, m: ea.length, vms, offsets, adj, degree, has };
+  return { n, m, vms, offsets, adj, degree, has };
 }
 
 export function neighbours(g: UndirectedGraph, v: number): Int32Array {

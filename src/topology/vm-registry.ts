@@ -47,21 +47,27 @@ export function buildRegistryIndex(vms: readonly VmPlacement[]): RegistryIndex {
     indexOfMac.set(vm.mac, i);
     indexOfId.set(vm.id, i);
   }
-  // MACs are 48-bit, so as Map keys they are boxed doubles; hash them to 30 bits
-  // (a small integer key) and confirm against the table, with the full map for collisions.
-  const byHash = new Map<number, number>();
-  const collided = new Set<number>();
+  // MACs are 48-bit, so as Map keys they are boxed doubles; look them up in an
+  // open-addressing table of 32-bit slots instead (index + 1, 0 = empty), at
+  // most half full, confirming each probe against the MACs themselves.
+  let size = 16;
+  while (size < 2 * macs.length) size *= 2;
+  const mask = size - 1;
+  const slots = new Int32Array(size);
+  const macOf = Float64Array.from(macs);
   for (let i = 0; i < macs.length; i++) {
-    const h = macHash(macs[i]!);
-    if (byHash.has(h)) collided.add(h);
-    else byHash.set(h, i);
+    let h = macHash(macs[i]!) & mask;
+    while (slots[h] !== 0) h = (h + 1) & mask;
+    slots[h] = i + 1;
   }
   const lookupMac = (mac: Mac): number => {
-    const h = macHash(mac);
-    const i = byHash.get(h);
-    if (i !== undefined && macs[i] === mac) return i;
-    if (!collided.has(h)) return -1;
-    return indexOfMac.get(mac) ?? -1;
+    let h = macHash(mac) & mask;
+    for (;;) {
+      const s = slots[h]!;
+      if (s === 0) return -1;
+      if (macOf[s - 1] === mac) return s - 1;
+      h = (h + 1) & mask;
+    }
   };
   return { ids, macs, hosts, indexOfMac, indexOfId, lookupMac };
 }
@@ -69,7 +75,8 @@ export function buildRegistryIndex(vms: readonly VmPlacement[]): RegistryIndex {
 function macHash(mac: Mac): number {
   const lo = mac % 0x4000_0000;
   const hi = Math.floor(mac / 0x4000_0000);
-  return (lo ^ Math.imul(hi, 0x9e3779b1)) & 0x3fff_ffff;
+  const h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
 
 /*
