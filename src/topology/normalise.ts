@@ -33,20 +33,7 @@ export interface WeightedGraph {
 export function normalise(matrix: TrafficMatrix): WeightedGraph {
   const rates = EdgeList.of(matrix.rates);
   const n = matrix.ids.length;
-  const keys = new Float64Array(rates.size);
-  const values = new Float64Array(rates.size);
-  let len = 0;
-  const rk = rates.keyArray;
-  const rv = rates.valueArray;
-  for (let i = 0; i < rk.length; i++) {
-    const rate = rv[i]!;
-    if (!(rate > 0) || rate === Number.POSITIVE_INFINITY) continue;
-    const key = rk[i]!;
-    keys[len] = undirectedKey(Math.floor(key / n), key % n, n);
-    values[len] = rate;
-    len++;
-  }
-  const sums = EdgeList.fromPairs(keys, values, len);
+  const sums = n <= 4 * rates.size + 1024 ? symmetriseSorted(rates, n) : symmetriseBySort(rates, n);
   let max = 0;
   for (const v of sums.valueArray) if (v > max) max = v;
   if (max === 0) return { ids: matrix.ids, weights: EdgeList.EMPTY, maxBytesPerSecond: 0 };
@@ -54,6 +41,90 @@ export function normalise(matrix: TrafficMatrix): WeightedGraph {
   const w = sums.valueArray;
   for (let i = 0; i < w.length; i++) w[i] = w[i]! * inv;
   return { ids: matrix.ids, weights: sums, maxBytesPerSecond: max };
+}
+
+function usable(rate: number): boolean {
+  return rate > 0 && rate !== Number.POSITIVE_INFINITY;
+}
+
+/** Undirected sums by re-keying every edge and sorting (any n). */
+function symmetriseBySort(rates: EdgeList, n: number): EdgeList {
+  const keys = new Float64Array(rates.size);
+  const values = new Float64Array(rates.size);
+  let len = 0;
+  const rk = rates.keyArray;
+  const rv = rates.valueArray;
+  for (let i = 0; i < rk.length; i++) {
+    const rate = rv[i]!;
+    if (!usable(rate)) continue;
+    const key = rk[i]!;
+    keys[len] = undirectedKey(Math.floor(key / n), key % n, n);
+    values[len] = rate;
+    len++;
+  }
+  return EdgeList.fromPairs(keys, values, len);
+}
+
+/**
+ * Undirected sums without a general sort: the edges a→b with a ≤ b keep their
+ * key and stay in order; the edges a→b with a > b, re-keyed as {b, a}, come out
+ * in key order from one counting pass over b (they arrive ordered by a); a
+ * merge of the two sorted lists then adds rate(a→b) + rate(b→a). O(m + n).
+ */
+function symmetriseSorted(rates: EdgeList, n: number): EdgeList {
+  const rk = rates.keyArray;
+  const rv = rates.valueArray;
+  const m = rk.length;
+  const fwdKeys = new Float64Array(m);
+  const fwdValues = new Float64Array(m);
+  let fwd = 0;
+  const revAt = new Int32Array(m);
+  let rev = 0;
+  const bucket = new Int32Array(n + 1);
+  for (let i = 0; i < m; i++) {
+    if (!usable(rv[i]!)) continue;
+    const key = rk[i]!;
+    const a = Math.floor(key / n);
+    const b = key % n;
+    if (a <= b) {
+      fwdKeys[fwd] = key;
+      fwdValues[fwd] = rv[i]!;
+      fwd++;
+    } else {
+      revAt[rev++] = i;
+      bucket[b + 1]!++;
+    }
+  }
+  for (let b = 0; b < n; b++) bucket[b + 1]! += bucket[b]!;
+  const revKeys = new Float64Array(rev);
+  const revValues = new Float64Array(rev);
+  for (let r = 0; r < rev; r++) {
+    const i = revAt[r]!;
+    const key = rk[i]!;
+    const a = Math.floor(key / n);
+    const b = key % n;
+    const at = bucket[b]!++;
+    revKeys[at] = b * n + a;
+    revValues[at] = rv[i]!;
+  }
+  const keys = new Float64Array(fwd + rev);
+  const values = new Float64Array(fwd + rev);
+  let len = 0;
+  let i = 0;
+  let j = 0;
+  while (i < fwd || j < rev) {
+    if (j >= rev || (i < fwd && fwdKeys[i]! < revKeys[j]!)) {
+      keys[len] = fwdKeys[i]!;
+      values[len++] = fwdValues[i++]!;
+    } else if (i >= fwd || revKeys[j]! < fwdKeys[i]!) {
+      keys[len] = revKeys[j]!;
+      values[len++] = revValues[j++]!;
+    } else {
+      keys[len] = fwdKeys[i]!;
+      values[len++] = fwdValues[i++]! + revValues[j++]!;
+    }
+  }
+  return len === 0 ? EdgeList.EMPTY : new EdgeList(keys.subarray(0, len), values.subarray(0, len));
 }
 
 /** Keep the edges whose normalised weight is at least `fraction` (in [0, 1]). */

@@ -75,9 +75,18 @@ export function mergeReports(reports: readonly TrafficReport[], registry: Regist
   const multicast = new Map<string, number>();
   let startMs = Number.POSITIVE_INFINITY;
   let endMs = Number.NEGATIVE_INFINITY;
-  const { hosts } = registry;
+  // Hosts as small integers: the per-entry "reported at the source VM's host" test compares numbers, not strings.
+  const hostNumber = new Map<string, number>();
+  const vmHost = new Int32Array(registry.hosts.length);
+  for (let v = 0; v < vmHost.length; v++) {
+    const h = registry.hosts[v]!;
+    let x = hostNumber.get(h);
+    if (x === undefined) hostNumber.set(h, (x = hostNumber.size));
+    vmHost[v] = x;
+  }
   const stride = registry.ids.length;
   for (const [host, list] of byHost) {
+    const hostIndex = hostNumber.get(host) ?? -1;
     let observedMs = 0;
     for (const r of list) {
       observedMs += r.endMs - r.startMs;
@@ -104,7 +113,7 @@ export function mergeReports(reports: readonly TrafficReport[], registry: Regist
           continue;
         }
         const key = edgeKey(s, d, stride);
-        if (hosts[s] === host) {
+        if (vmHost[s] === hostIndex) {
           keys[len] = key;
           values[len] = rate;
           len++;

@@ -73,8 +73,9 @@ export function buildRegistryIndex(vms: readonly VmPlacement[]): RegistryIndex {
 }
 
 function macHash(mac: Mac): number {
-  const lo = mac % 0x4000_0000;
-  const hi = Math.floor(mac / 0x4000_0000);
+  // Low and high 32 bits by integer conversions (no floating-point modulo); any number hashes.
+  const lo = mac >>> 0;
+  const hi = (mac / 0x1_0000_0000) | 0;
   const h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
   return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
