@@ -280,9 +280,11 @@ function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number
     for (const v of nu) {
       let c = 0;
       for (const w of nu) if (w !== v && g.has(v, w)) c++;
-      if (c >= 2 * k - 3) strong++;
+      if (c >= 2 * k - 3 && ++strong >= 2) break;
     }
     if (strong >= 2) fitting++;
+    // Stop as soon as the remaining samples cannot reach half.
+    if (fitting + (samples - 1 - i) < samples * 0.5) break;
   }
   if (fitting < samples * 0.5) return undefined;
   // In C_n(1..k), adjacent-on-the-ring vertices share 2k − 2 neighbours, all other edges fewer.

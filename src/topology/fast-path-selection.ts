@@ -167,6 +167,8 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   for (let i = 0; i < bk.length; i++) {
     const ck = bk[i]!;
     const benefit = bv[i]!;
+    // Under both thresholds no link qualifies, existing or not (skips the set lookup for most pairs).
+    if (benefit < params.keepThresholdBytesPerSecond && benefit < params.addThresholdBytesPerSecond) continue;
     const isExisting = existing.has(ck);
     const eligible = isExisting ? benefit >= params.keepThresholdBytesPerSecond : benefit >= params.addThresholdBytesPerSecond;
     if (!eligible) continue;
@@ -246,7 +248,7 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   const decide = (p: PendingDecision): LinkDecision => {
     const c = p.c;
     const benefit = c?.benefit ?? 0;
-    const vms = c === undefined ? [] : [...new Set(c.pairs)].sort((x, y) => x - y).map((v) => registry.ids[v]!);
+    const vms = c === undefined ? [] : Array.from(Int32Array.from(new Set(c.pairs)).sort(), (v) => registry.ids[v]!);
     return {
       link: p.link,
       benefitBytesPerSecond: benefit,
@@ -267,7 +269,7 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
 
 /** 30-bit hash of a non-negative integer key below 2^53. */
 function keyHash(key: number): number {
-  const h = Math.imul((key % 0x4000_0000) ^ Math.floor(key / 0x4000_0000), 0x9e3779b1);
+  const h = Math.imul((key >>> 0) ^ ((key / 0x1_0000_0000) | 0), 0x9e3779b1);
   return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
 
