@@ -248,12 +248,14 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
   const decide = (p: PendingDecision): LinkDecision => {
     const c = p.c;
     const benefit = c?.benefit ?? 0;
-    const vms = c === undefined ? [] : Array.from(Int32Array.from(new Set(c.pairs)).sort(), (v) => registry.ids[v]!);
+    // A reason names the first VMs (by index) and how many more: only those are picked out, not all sorted.
+    const distinct = new Set(c?.pairs ?? []);
+    const vms = smallestOf(distinct, LISTED_VMS).map((v) => registry.ids[v]!);
     return {
       link: p.link,
       benefitBytesPerSecond: benefit,
       vmPairs: c === undefined ? 0 : countUnorderedPairs(c.pairs, n),
-      reason: p.reason(formatRate(benefit), formatList(vms)),
+      reason: p.reason(formatRate(benefit), formatList(vms, LISTED_VMS, distinct.size)),
     };
   };
   const byLink = (x: LinkDecision, y: LinkDecision): number => cmpLink(x.link, y.link);
@@ -265,6 +267,24 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     notChosen: notChosen.map(decide),
     rules: rulesFor(chosen, registry, priority),
   };
+}
+
+/** VMs a decision's reason names before "and N more". */
+const LISTED_VMS = 3;
+
+/** The `count` smallest of `values`, ascending. O(values · count). */
+function smallestOf(values: Iterable<number>, count: number): number[] {
+  const out: number[] = [];
+  for (const v of values) {
+    if (out.length === count && !(v < out[count - 1]!)) continue;
+    let at = out.length < count ? out.length : count - 1;
+    while (at > 0 && out[at - 1]! > v) {
+      out[at] = out[at - 1]!;
+      at--;
+    }
+    out[at] = v;
+  }
+  return out;
 }
 
 /** 30-bit hash of a non-negative integer key below 2^53. */
