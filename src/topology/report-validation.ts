@@ -73,31 +73,50 @@ function checkCount(value: unknown, path: string): ReportCountError | undefined 
 }
 
 /**
- * Set of (src, dst) MAC pairs for duplicate detection. MACs are 48-bit, so
- * Map keys of them are boxed doubles; hash each pair to a 30-bit integer
- * (fast keys) and confirm on the entries themselves. After the first hash
- * collision it switches to exact string keys, so crafted input stays O(n).
+ * Set of (src, dst) MAC pairs for duplicate detection: an open-addressing
+ * table of entry positions (at most half full) over a 30-bit hash of the
+ * pair, each probe confirmed against the pairs themselves (typed arrays, no
+ * Map and no boxed keys). A probe run longer than MAX_PROBES — crafted pairs
+ * sharing a hash — switches to exact string keys, so any input stays O(n).
  */
+const MAX_PROBES = 64;
+
 class PairSet {
-  private readonly byHash = new Map<number, number>();
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  private readonly srcs: Float64Array;
+  private readonly dsts: Float64Array;
   private exact: Set<string> | undefined;
 
-  constructor(private readonly entries: readonly TrafficEntry[]) {}
+  constructor(capacity: number) {
+    let size = 16;
+    while (size < 2 * capacity) size *= 2;
+    this.slots = new Int32Array(size);
+    this.mask = size - 1;
+    this.srcs = new Float64Array(capacity);
+    this.dsts = new Float64Array(capacity);
+  }
 
-  /** Add the pair of entry `index`; true if it was already present. */
+  /** Add the pair of entry `index` (entries are added in order); true if it was already present. */
   add(src: Mac, dst: Mac, index: number): boolean {
     if (this.exact !== undefined) return this.addExact(src, dst);
-    const h = pairHash(src, dst);
-    const prev = this.byHash.get(h);
-    if (prev === undefined) {
-      this.byHash.set(h, index);
-      return false;
+    let h = pairHash(src, dst) & this.mask;
+    for (let probe = 0; ; probe++) {
+      const s = this.slots[h]!;
+      if (s === 0) {
+        this.slots[h] = index + 1;
+        this.srcs[index] = src;
+        this.dsts[index] = dst;
+        return false;
+      }
+      if (this.srcs[s - 1] === src && this.dsts[s - 1] === dst) return true;
+      if (probe >= MAX_PROBES) {
+        this.exact = new Set();
+        for (let i = 0; i < index; i++) this.exact.add(`${this.srcs[i]!},${this.dsts[i]!}`);
+        return this.addExact(src, dst);
+      }
+      h = (h + 1) & this.mask;
     }
-    const p = this.entries[prev]!;
-    if (p.src === src && p.dst === dst) return true;
-    this.exact = new Set();
-    for (let i = 0; i < index; i++) this.exact.add(`${this.entries[i]!.src},${this.entries[i]!.dst}`);
-    return this.addExact(src, dst);
   }
 
   private addExact(src: Mac, dst: Mac): boolean {
@@ -109,8 +128,10 @@ class PairSet {
 }
 
 function pairHash(src: Mac, dst: Mac): number {
-  let h = Math.imul((src % 0x4000_0000) ^ Math.floor(src / 0x4000_0000), 0x9e3779b1);
-  h = Math.imul(h ^ (dst % 0x4000_0000), 0x85ebca6b) ^ Math.floor(dst / 0x4000_0000);
+  // Low and high 32 bits by integer conversions (no floating-point modulo).
+  let h = Math.imul((src >>> 0) ^ ((src / 0x1_0000_0000) | 0), 0x9e3779b1);
+  h = Math.imul(h ^ (dst >>> 0), 0x85ebca6b) ^ ((dst / 0x1_0000_0000) | 0);
+  h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
   return (h ^ (h >>> 15)) & 0x3fff_ffff;
 }
 
@@ -162,7 +183,7 @@ export function validateReport(input: unknown): ReportValidation {
   const maxBytes = MAX_PAIR_BYTES_PER_SECOND * seconds;
   const maxFrames = MAX_PAIR_FRAMES_PER_SECOND * seconds;
   const out: TrafficEntry[] = new Array<TrafficEntry>(entries.length);
-  const seen = new PairSet(out);
+  const seen = new PairSet(entries.length);
   for (let i = 0; i < entries.length; i++) {
     const e: unknown = entries[i];
     if (!isRecord(e)) return fail(new ReportShapeError(`entries[${i}]`, `must be an object, got ${describe(e)}`));
