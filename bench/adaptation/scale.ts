@@ -98,8 +98,6 @@ let lastClass = '';
 let lastEdges = 0;
 let lastRules = 0;
 let events = 0;
-let prunedUnchanged = 0; // updates whose pruned edge set equals the previous update's (classify's structure memo answers them)
-let prevPrunedKeys: number[] = [];
 const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -140,9 +138,6 @@ for (let u = 0; u < WARMUP + UPDATES; u++) {
   links = [...plan.links];
   mark();
   if (d.event) events++;
-  const prunedKeys = [...pruned.weights.keys()];
-  if (u >= WARMUP && prunedKeys.length === prevPrunedKeys.length && prunedKeys.every((k, i) => k === prevPrunedKeys[i])) prunedUnchanged++;
-  prevPrunedKeys = prunedKeys;
   lastClass = `${topology.class} (confidence ${topology.confidence.toFixed(2)})`;
   lastEdges = pruned.weights.size;
   lastRules = plan.rules.length;
@@ -160,7 +155,6 @@ for (let u = 0; u < WARMUP + UPDATES; u++) {
 const heapAfter = heapMB();
 console.log(`# ${entriesPerUpdate} report entries per update; smoothed matrix ${smoothed!.rates.size} directed edges; pruned graph ${lastEdges} undirected edges → ${lastClass}; ${events} topology event(s); ${links.length} fast-path links, ${lastRules} rules`);
 console.log('');
-console.log(`(pruned edge set unchanged from the previous update in ${prunedUnchanged} of ${UPDATES} updates; "vttifStep (one call)" classifies the pruned graph the stages above have just classified, so its classification is answered by classify's structure memo — compare "VTTIF total" for a step that computes everything)`);
 console.log('(validation runs as reports arrive — vttifStep validates and buffers early reports — so the per-update path is merge → change detection)');
 console.log(`load average during the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} CPUs (wall time includes waiting for a CPU; CPU time is this process's, all threads)`);
 console.log('');

@@ -9,7 +9,7 @@ import {
 } from './graph-structure.ts';
 import { EdgeList } from './edge-list.ts';
 import type { WeightedGraph } from './normalise.ts';
-import { keyDst, keySrc, sameIds, undirectedKey } from './vm-registry.ts';
+import { keyDst, keySrc, undirectedKey } from './vm-registry.ts';
 
 /**
  * Classification of the pruned, undirected communication graph (only the
@@ -455,73 +455,11 @@ function strongest(weights: EdgeList, count: number): [number, number][] {
   return kept.slice(0, count);
 }
 
-/**
- * The last structure classified: the fit depends only on the pruned edge set
- * (and the ids and parameters), not on the weights, and between updates of a
- * stable application the pruned set usually stays the same. An equal edge
- * set (compared key by key, O(m)) reuses the fit; only the weight-dependent
- * part (the strongest edges of an irregular graph) is computed again. The
- * result is the same as without the memo.
- */
-interface StructureMemo {
-  readonly ids: readonly string[];
-  readonly keys: Float64Array;
-  readonly minConfidence: number;
-  readonly maxEdges: number;
-  readonly topology: Topology;
-}
-
-let lastStructure: StructureMemo | undefined;
-
-function sameKeys(a: Float64Array, b: Float64Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Classify a pruned graph. Pure; deterministic for a given input. */
 export function classify(graph: WeightedGraph, params: ClassifyParams = {}): Topology {
   const minConfidence = params.minConfidence ?? DEFAULT_MIN_CONFIDENCE;
   const maxEdges = params.maxEdges ?? 1_000_000;
   const weights = EdgeList.of(graph.weights);
-  const memo = lastStructure;
-  let t: Topology;
-  if (
-    memo !== undefined &&
-    memo.minConfidence === minConfidence &&
-    memo.maxEdges === maxEdges &&
-    sameKeys(memo.keys, weights.keyArray) &&
-    sameIds(memo.ids, graph.ids)
-  ) {
-    t = memo.topology;
-  } else {
-    t = classifyStructure(graph, weights, minConfidence, maxEdges);
-    lastStructure = { ids: graph.ids.slice(), keys: weights.keyArray.slice(), minConfidence, maxEdges, topology: t };
-  }
-  const copy = { vms: t.vms.slice(), ...(t.order !== undefined ? { order: t.order.slice() } : {}) };
-  if (t.class !== 'irregular') return { ...t, ...copy };
-  const maxListed = params.maxListedEdges ?? 1000;
-  const sorted = strongest(weights, maxListed);
-  const edges = sorted.map(([key, weight]) => ({
-    a: graph.ids[keySrc(key, graph.ids.length)]!,
-    b: graph.ids[keyDst(key, graph.ids.length)]!,
-    weight,
-  }));
-  return {
-    class: 'irregular',
-    confidence: t.confidence,
-    vms: copy.vms,
-    edgeCount: t.edgeCount,
-    components: t.components,
-    fingerprint: t.fingerprint,
-    edges,
-    edgesLeftOff: graph.weights.size - edges.length,
-    bestGuess: { ...t.bestGuess! },
-  };
-}
-
-/** Everything of the classification that depends on the edge set alone (an irregular graph without its listed edges). */
-function classifyStructure(graph: WeightedGraph, weights: EdgeList, minConfidence: number, maxEdges: number): Topology {
   const g = buildGraph(weights, graph.ids.length);
   const idOf = (v: number): string => graph.ids[g.vms[v]!]!;
   const vms = Array.from(g.vms, (i) => graph.ids[i]!);
@@ -530,10 +468,19 @@ function classifyStructure(graph: WeightedGraph, weights: EdgeList, minConfidenc
   const winner = best(fitAll(g, minConfidence, maxEdges));
   const base = { vms, edgeCount: g.m, components, fingerprint: fingerprintOf(g, graph.ids) };
   if (winner.confidence < minConfidence) {
+    const maxListed = params.maxListedEdges ?? 1000;
+    const sorted = strongest(weights, maxListed);
+    const edges = sorted.map(([key, weight]) => ({
+      a: graph.ids[keySrc(key, graph.ids.length)]!,
+      b: graph.ids[keyDst(key, graph.ids.length)]!,
+      weight,
+    }));
     return {
       class: 'irregular',
       confidence: 1 - winner.confidence,
       ...base,
+      edges,
+      edgesLeftOff: graph.weights.size - edges.length,
       bestGuess: { class: winner.cls, confidence: winner.confidence },
     };
   }
