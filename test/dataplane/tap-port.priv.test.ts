@@ -204,7 +204,7 @@ test('deleting the device while reading reports one TapError through onFailure; 
   await run(['ip', '-n', s.ns, 'link', 'del', 'dev', s.port.name]);
   await waitFor(() => failures.length > 0, 'the failure callback');
   const err = failures[0]!;
-  t.diagnostic(`failure: ${err.message} (errno ${(err as TapError).errno})`);
+  t.diagnostic(`onFailure reported: ${err.message} (errno ${(err as TapError).errno})`);
   assert.ok(err instanceof TapError, String(err));
   assert.equal(err.code, 'VNET_ERR_TAP');
   assert.ok(err.errno !== undefined && err.errno > 0, `errno ${err.errno}`);
