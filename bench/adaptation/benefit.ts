@@ -40,10 +40,8 @@ function arg(name: string, fallback: number): number {
 }
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
-/** `vnet patterns` / `vnet relay`: the binary's when it has them, else this bench's launcher of the same commands. */
-const TOOLS: string[] = spawnSync('node', [VNET, 'patterns', '--help'], { encoding: 'utf8' }).stdout.includes('worker')
-  ? ['node', VNET]
-  : ['node', '--import', 'tsx', resolve(import.meta.dirname, 'vnet-tools.ts')];
+/** `vnet patterns` / `vnet relay`. */
+const TOOLS: string[] = ['node', VNET];
 /** One-way delay between each spoke and the hub (RTT twice this). */
 const DELAY_MS = arg('delay', 12.5);
 const BANDWIDTH_MBIT = arg('bandwidth', 100);

@@ -5,12 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { PatternsListener } from '../../src/patterns/listener.ts';
 import type { PatternsReport } from '../../src/patterns/report.ts';
 
-const child = fileURLToPath(new URL('./vnet-cli-child.ts', import.meta.url));
+const child = fileURLToPath(new URL('../../bin/vnet.js', import.meta.url));
 
 /** Run `vnet …` in a process of its own; resolves with its exit code and output (killed after `timeoutMs`). */
 function vnet(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VNET_LOG_LEVEL: 'silent' } });
+    const p = spawn(process.execPath, [child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VNET_LOG_LEVEL: 'silent' } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { PatternsReport } from '../../src/patterns/report.ts';
 import { requireTools, useNetns } from '../helpers/netns.ts';
 
-const child = fileURLToPath(new URL('./vnet-cli-child.ts', import.meta.url));
+const child = fileURLToPath(new URL('../../bin/vnet.js', import.meta.url));
 
 describe('Patterns workers in VM network namespaces (root)', () => {
   it('runs one `vnet patterns worker` per namespace over a bridge, as the adaptation benchmark launches them', async (t) => {
@@ -25,7 +25,7 @@ describe('Patterns workers in VM network namespaces (root)', () => {
     const peers = vms.map((_, i) => `10.77.0.${i + 1}:7100`).join(',');
     const results = await Promise.all(
       vms.map((vm, i) =>
-        ns.exec(vm, [process.execPath, '--import', 'tsx', child, 'patterns', 'worker', '--index', String(i), '--peers', peers, '--pattern', 'ring', '--size', '64KiB', '--rounds', '20', '--connect-timeout', '20000', '--json'], {
+        ns.exec(vm, [process.execPath, child, 'patterns', 'worker', '--index', String(i), '--peers', peers, '--pattern', 'ring', '--size', '64KiB', '--rounds', '20', '--connect-timeout', '20000', '--json'], {
           timeoutMs: 60_000,
         }),
       ),

@@ -105,7 +105,7 @@ describe('Patterns workers on loopback', () => {
       ),
     );
     const child = spawn(process.execPath, [
-      '--import', 'tsx', fileURLToPath(new URL('./vnet-cli-child.ts', import.meta.url)),
+      fileURLToPath(new URL('../../bin/vnet.js', import.meta.url)),
       'patterns', 'worker', '--index', String(n - 1), '--peers', peers.map((p) => `${p.host}:${p.port}`).join(','),
       '--pattern', 'ring', '--size', String(common.messageBytes), '--rounds', String(common.rounds),
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
