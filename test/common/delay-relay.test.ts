@@ -228,8 +228,8 @@ describe('delay relay', () => {
 
   it('runs as `vnet relay` until SIGTERM, then reports what it carried', async (t) => {
     const echo = await listen(t, (s) => s.pipe(s));
-    const child = fileURLToPath(new URL('../patterns/vnet-cli-child.ts', import.meta.url));
-    const p = spawn(process.execPath, ['--import', 'tsx', child, 'relay', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${echo.port}`, '--delay', '5ms'], {
+    const child = fileURLToPath(new URL('../../bin/vnet.js', import.meta.url));
+    const p = spawn(process.execPath, [child, 'relay', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${echo.port}`, '--delay', '5ms'], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, VNET_LOG_LEVEL: 'silent' },
     });
