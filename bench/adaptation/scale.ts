@@ -8,7 +8,7 @@
 //   node --expose-gc --import tsx bench/adaptation/scale.ts [--updates 40] [--hosts 1000] [--vms 10000] [--partners 10]
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { localMac } from '../../src/dataplane/mac.ts';
+import { localMac } from '../../src/common/mac.ts';
 import { detectChange, INITIAL_CHANGE_DETECTION } from '../../src/topology/change-detection.ts';
 import { classify } from '../../src/topology/classify.ts';
 import { selectFastPaths, type HostLink } from '../../src/topology/fast-path-selection.ts';

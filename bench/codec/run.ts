@@ -17,8 +17,8 @@
  * change the sender's frames per tick and backlog cap.
  */
 import { silentLogger } from '../../src/common/logger.ts';
-import { createCa, issueHostCertificate } from '../../src/dataplane/certs.ts';
-import type { Frame } from '../../src/dataplane/frame.ts';
+import { createCa, issueHostCertificate } from '../../src/pki/certs.ts';
+import type { Frame } from '../../src/common/frame.ts';
 import { FrameDecoder, FrameEncoder, type DecoderSink } from '../../src/dataplane/frame-codec.ts';
 import type { Link } from '../../src/dataplane/link.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';

@@ -19,7 +19,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { ManualClock } from '../../src/common/clock.ts';
 import { parseRule } from '../../src/dataplane/forwarding-rule.ts';
 import { ForwardingTable } from '../../src/dataplane/forwarding-table.ts';
-import { BROADCAST_MAC, formatMac, localMac } from '../../src/dataplane/mac.ts';
+import { BROADCAST_MAC, formatMac, localMac } from '../../src/common/mac.ts';
 import { TrafficCounters } from '../../src/dataplane/traffic-counters.ts';
 
 const secondsArg = process.argv.indexOf('--seconds');

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { VnetError } from '../common/errors.ts';
-import { initCa, issueHostCert } from '../dataplane/certs.ts';
+import { initCa, issueHostCert } from '../pki/certs.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);

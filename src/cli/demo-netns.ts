@@ -9,7 +9,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.ts';
-import { parseMac } from '../dataplane/mac.ts';
+import { parseMac } from '../common/mac.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
 import type { Port } from '../dataplane/port.ts';
 

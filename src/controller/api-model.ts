@@ -1,4 +1,4 @@
-import type { DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../dataplane/daemon-control.ts';
+import type { DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../control/daemon-control.ts';
 import type { TopologyClass } from '../topology/classify.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from '../common/logger.ts';
-import type { DaemonFacts, TrafficSnapshot } from '../dataplane/daemon-control.ts';
-import { factsFromWire, snapshotFromWire, type HelloMessage } from './control-protocol.ts';
+import type { DaemonFacts, TrafficSnapshot } from '../control/daemon-control.ts';
+import { factsFromWire, snapshotFromWire, type HelloMessage } from '../control/control-protocol.ts';
 import type { ControlHandler, ControlSession, SessionMessage } from './control-server.ts';
 import type { ControllerEventLog } from './controller-events.ts';
 import type { ControllerMetrics } from './controller-metrics.ts';

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { DaemonFacts } from '../dataplane/daemon-control.ts';
+import type { DaemonFacts } from '../control/daemon-control.ts';
 
 /**
  * The controller core's metrics, registered on the prom-client Registry the

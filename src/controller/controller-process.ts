@@ -15,12 +15,12 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
-import { caFiles, hostFiles, issueHostCert } from '../dataplane/certs.ts';
+import { caFiles, hostFiles, issueHostCert } from '../pki/certs.ts';
 import { startController, type ControllerHandle } from './controller.ts';
 import type { Deployment } from './deployment-file.ts';
 import { DEFAULT_API_PORT } from './api/api-server.ts';
 import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
-import { CONTROL_PATH } from './control-protocol.ts';
+import { CONTROL_PATH } from '../control/control-protocol.ts';
 
 export const CONTROLLER_HOST_ID = 'controller';
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };

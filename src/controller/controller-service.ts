@@ -1,4 +1,4 @@
-import { isMacString, formatMac, parseMac } from '../dataplane/mac.ts';
+import { isMacString, formatMac, parseMac } from '../common/mac.ts';
 import type {
   ControllerModel, DecisionView, EventHandler, EventPage, EventQuery, EventSubscribeOptions, HostRulesView, HostView, LinkView,
   MatrixView, MigrationView, PlacementView, TopologyView, VmView,

@@ -3,7 +3,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { parseYamlConfig } from '../common/yaml-config.ts';
-import { formatMac, isMacString, isMulticastMac, parseMac } from '../dataplane/mac.ts';
+import { formatMac, isMacString, isMulticastMac, parseMac } from '../common/mac.ts';
 
 /**
  * A deployment file (`topologies/*.yaml`): the sites, the hosts (one of them

@@ -1,4 +1,4 @@
-import type { ListenAddress } from '../dataplane/daemon-control.ts';
+import type { ListenAddress } from '../control/daemon-control.ts';
 import { hubOf, type Deployment } from './deployment-file.ts';
 import type { ControllerStore } from './store/store.ts';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { DaemonRole, DesiredLink, ListenAddress, RuleSpec } from '../dataplane/daemon-control.ts';
-import type { ControllerMessage } from './control-protocol.ts';
+import type { DaemonRole, DesiredLink, ListenAddress, RuleSpec } from '../control/daemon-control.ts';
+import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { DesiredVersions, LinkRecord } from './store/records.ts';
 
 /**

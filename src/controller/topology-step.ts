@@ -1,5 +1,5 @@
-import { parseMac } from '../dataplane/mac.ts';
-import type { TrafficSnapshot } from '../dataplane/daemon-control.ts';
+import { parseMac } from '../common/mac.ts';
+import type { TrafficSnapshot } from '../control/daemon-control.ts';
 import type { Topology } from '../topology/classify.ts';
 import { buildRegistryIndex, keyDst, keySrc, type RegistryIndex } from '../topology/vm-registry.ts';
 import type { SmoothedMatrix } from '../topology/smoothing.ts';

@@ -19,11 +19,11 @@ import { rmSync } from 'node:fs';
 import { z } from 'zod';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
-import { formatMac } from './mac.ts';
-import { ruleSpecSchema } from './daemon-config.ts';
+import { formatMac } from '../common/mac.ts';
+import { ruleSpecSchema } from '../control/rule-spec.ts';
 import { ruleToSpec } from './forwarding-rule.ts';
 import type { Daemon } from './daemon.ts';
-import type { DesiredLink } from './daemon-control.ts';
+import type { DesiredLink } from '../control/daemon-control.ts';
 
 const MAX_BODY = 256 * 1024;
 

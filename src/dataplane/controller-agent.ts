@@ -4,9 +4,9 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
   eventToWire, factsToWire, snapshotToWire, type DaemonMessage,
-} from '../controller/control-protocol.ts';
+} from '../control/control-protocol.ts';
 import { Backoff, type BackoffPolicy } from './backoff.ts';
-import type { DaemonControl, DaemonEvent, RuleSpec } from './daemon-control.ts';
+import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
 
 /**
  * The daemon's end of the control channel. It dials the controller

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
-import { isMacString } from './mac.ts';
+import { isMacString } from '../common/mac.ts';
+import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts';
 
 /**
  * The daemon's configuration: from a YAML file (`vnet daemon --config F`),
@@ -9,26 +10,11 @@ import { isMacString } from './mac.ts';
  * rejected with the file, line and key — then frozen.
  */
 
-const hostId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host id is 1-63 letters, digits, ".", "_" or "-"');
 const mac = z.string().refine(isMacString, 'not a MAC address (expected e.g. 02:00:00:00:00:01)');
 const port = z.number().int().min(0).max(65535);
 const address = z.strictObject({ host: z.string().min(1), port });
 const ipv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, 'not an IPv4 address (optionally with /prefix)');
 
-const macMatch = z.string().refine((s) => s === 'any' || isMacString(s.startsWith('!') ? s.slice(1) : s), 'expected "any", a MAC, or "!MAC"');
-
-export const ruleSpecSchema = z.strictObject({
-  id: z.string().min(1).max(128),
-  priority: z.number().int().min(0).max(65535),
-  src: macMatch,
-  dst: macMatch,
-  action: z.union([
-    z.literal('flood'),
-    z.literal('drop'),
-    z.strictObject({ port: z.string().min(1) }),
-    z.strictObject({ link: hostId }),
-  ]),
-});
 
 const portSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a port name is 1-15 letters, digits, ".", "_" or "-" (it names the TAP device)'),

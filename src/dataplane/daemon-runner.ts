@@ -10,19 +10,19 @@ import type { Logger } from '../common/logger.ts';
 import { Daemon } from './daemon.ts';
 import type { DaemonConfig } from './daemon-config.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
-import { parseMac } from './mac.ts';
+import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from './memory-port.ts';
 import { TapPort } from './tap-port.ts';
 import { TapError } from './errors.ts';
 import { TcpTransport } from './tcp-transport.ts';
 import { TlsTransport } from './tls-transport.ts';
-import { loadHostCredentials } from './certs.ts';
+import { loadHostCredentials } from '../pki/certs.ts';
 import type { Transport } from './transport.ts';
 import type { Port } from './port.ts';
 import { ControllerAgent } from './controller-agent.ts';
 import { realClock } from '../common/clock.ts';
 import { readFile, writeFile } from 'node:fs/promises';
-import { caFiles, hostFiles } from './certs.ts';
+import { caFiles, hostFiles } from '../pki/certs.ts';
 
 const run = promisify(execFile);
 

@@ -23,9 +23,9 @@
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
-import type { Frame } from './frame.ts';
-import { MIN_FRAME_BYTES } from './frame.ts';
-import { dstMacOf, formatMac, srcMacOf } from './mac.ts';
+import type { Frame } from '../common/frame.ts';
+import { MIN_FRAME_BYTES } from '../common/frame.ts';
+import { dstMacOf, formatMac, srcMacOf } from '../common/mac.ts';
 import type { Port } from './port.ts';
 import type { Link } from './link.ts';
 import type { Transport, TransportListener as Listener } from './transport.ts';
@@ -34,19 +34,20 @@ import type { Egress } from './egress.ts';
 import { parseRules, type RuleOrigin } from './forwarding-rule.ts';
 import { TrafficCounters } from './traffic-counters.ts';
 import { Backoff, type BackoffPolicy } from './backoff.ts';
-import type {
-  DaemonControl,
-  DaemonEvent,
-  DaemonFacts,
-  DaemonRole,
-  DesiredLink,
-  LinkFacts,
-  LinkKind,
-  ListenAddress,
-  PortFacts,
-  RuleSpec,
-  TrafficSnapshot,
-} from './daemon-control.ts';
+import {
+  linkCounters,
+  type DaemonControl,
+  type DaemonEvent,
+  type DaemonFacts,
+  type DaemonRole,
+  type DesiredLink,
+  type LinkFacts,
+  type LinkKind,
+  type ListenAddress,
+  type PortFacts,
+  type RuleSpec,
+  type TrafficSnapshot,
+} from '../control/daemon-control.ts';
 
 export interface DaemonComponents {
   logger: Logger;
@@ -472,12 +473,7 @@ export class Daemon implements DaemonControl {
       kind: slot.kind,
       state: slot.link !== undefined ? 'up' : slot.dialer !== undefined ? 'connecting' : 'down',
       direction: slot.direction,
-      txFrames: s?.txFrames ?? 0,
-      txBytes: s?.txBytes ?? 0,
-      rxFrames: s?.rxFrames ?? 0,
-      rxBytes: s?.rxBytes ?? 0,
-      txDropped: s?.txDropped ?? 0,
-      decodeErrors: s?.decodeErrors ?? 0,
+      ...linkCounters(s),
       reconnects: slot.reconnects,
     };
   }

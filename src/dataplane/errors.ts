@@ -128,15 +128,6 @@ export class AbortedError extends VnetError {
   }
 }
 
-/** A CA or host certificate that cannot be created, read or used; names the file. */
-export class CertificateError extends VnetError {
-  readonly file: string | undefined;
-  constructor(message: string, file?: string, options?: { cause?: unknown }) {
-    super('VNET_ERR_CERT', file === undefined ? message : `${file}: ${message}`, options);
-    this.file = file;
-  }
-}
-
 /** A well-formed message where the protocol does not allow one (a second hello on an open link). */
 export class ProtocolViolationError extends FrameDecodeError {
   constructor(message: string) {

@@ -1,4 +1,4 @@
-import type { Mac } from './mac.ts';
+import type { Mac } from '../common/mac.ts';
 
 /**
  * A hash table keyed by (source MAC, destination MAC, ingress), with the keys

@@ -1,4 +1,4 @@
-import type { DaemonRole, LinkKind } from './daemon-control.ts';
+import type { DaemonRole, LinkKind } from '../control/daemon-control.ts';
 
 /**
  * Where a daemon can send a frame: its local ports (by name) and its links

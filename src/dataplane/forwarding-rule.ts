@@ -1,6 +1,7 @@
-import type { RuleSpec } from './daemon-control.ts';
+import type { RuleSpec } from '../control/daemon-control.ts';
 import { RuleError } from './errors.ts';
-import { formatMac, isMacString, parseMac, type Mac } from './mac.ts';
+import { HOST_ID_PATTERN } from '../common/host-id.ts';
+import { formatMac, isMacString, parseMac, type Mac } from '../common/mac.ts';
 
 /**
  * Forwarding rules: what the controller, the config file or the operator
@@ -46,7 +47,6 @@ export const MAX_RULES = 10_000;
 
 const ID_RE = /^[^\x00-\x1f\x7f]{1,128}$/u;
 const PORT_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MATCH_ANY: MacMatch = Object.freeze({ kind: 'any' });
 const ACTION_FLOOD: RuleAction = Object.freeze({ kind: 'flood' });
 const ACTION_DROP: RuleAction = Object.freeze({ kind: 'drop' });
@@ -127,7 +127,7 @@ function parseAction(value: unknown, field: string): RuleAction {
   }
   if (keys.length === 1 && keys[0] === 'link') {
     const link = obj.link;
-    if (typeof link !== 'string' || !HOST_RE.test(link)) throw new RuleError(`${field}.link: a host id is 1-63 letters, digits, ".", "_" or "-", got ${describe(link)}`);
+    if (typeof link !== 'string' || !HOST_ID_PATTERN.test(link)) throw new RuleError(`${field}.link: a host id is 1-63 letters, digits, ".", "_" or "-", got ${describe(link)}`);
     return Object.freeze({ kind: 'link', link });
   }
   throw new RuleError(`${field}: expected exactly one key, "port" or "link", got keys ${JSON.stringify(keys.slice(0, 5))}`);

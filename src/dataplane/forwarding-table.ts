@@ -1,12 +1,12 @@
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
-import type { DaemonRole, LinkKind } from './daemon-control.ts';
+import type { DaemonRole, LinkKind } from '../control/daemon-control.ts';
 import { EGRESS_REASONS, makeEgress, type Egress, type EgressReason } from './egress.ts';
 import { ForwardingLocations, type Location } from './forwarding-locations.ts';
 import type { ForwardingRule, RuleOrigin } from './forwarding-rule.ts';
 import { FlowCache } from './flow-cache.ts';
 import { LearnedEntry, MacLearning, NOWHERE } from './mac-learning.ts';
-import { BROADCAST_MAC, isMulticastMac, type Mac } from './mac.ts';
+import { BROADCAST_MAC, isMulticastMac, type Mac } from '../common/mac.ts';
 import { RuleSet, type RuleChanges } from './rule-set.ts';
 
 export type { RuleChanges } from './rule-set.ts';

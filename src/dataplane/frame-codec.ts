@@ -1,5 +1,5 @@
-import type { Frame } from './frame.ts';
-import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
+import type { Frame } from '../common/frame.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
 import { FrameTooLargeError, FrameTooShortError, MalformedMessageError, UnknownMessageError, type FrameDecodeError } from './errors.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,

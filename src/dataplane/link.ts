@@ -12,14 +12,15 @@ import {
   ProtocolViolationError,
   type FrameDecodeError,
 } from './errors.ts';
-import type { Frame } from './frame.ts';
+import type { Frame } from '../common/frame.ts';
+import { HOST_ID_PATTERN } from '../common/host-id.ts';
+import type { LinkCounters } from '../control/daemon-control.ts';
 import { helloRefusal } from './link-handshake.ts';
 import { Liveness } from './link-liveness.ts';
-import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
 import {
   FrameDecoder,
   FrameEncoder,
-  HOST_ID_PATTERN,
   PROTOCOL_VERSION,
   encodeGoodbye,
   encodeHello,
@@ -59,15 +60,8 @@ import {
  * queue until written, so the caller must not modify them afterwards.
  */
 
-export interface LinkStats {
-  txFrames: number;
-  /** Ethernet bytes (frame.data), without protocol or offload headers. */
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames not sent: backlog over the high-water mark, link not open, or malformed. */
-  txDropped: number;
-  decodeErrors: number;
+/** A link's own counters: the shared list (`LinkCounters`) plus its keepalives. */
+export interface LinkStats extends LinkCounters {
   keepalivesSent: number;
   keepalivesReceived: number;
 }

@@ -1,4 +1,4 @@
-import type { Mac } from './mac.ts';
+import type { Mac } from '../common/mac.ts';
 
 /**
  * The learned half of the forwarding table: where each source MAC was last

@@ -1,6 +1,6 @@
-import type { Frame } from './frame.ts';
-import { MIN_FRAME_BYTES } from './frame.ts';
-import type { Mac } from './mac.ts';
+import type { Frame } from '../common/frame.ts';
+import { MIN_FRAME_BYTES } from '../common/frame.ts';
+import type { Mac } from '../common/mac.ts';
 import { softwareOffload } from './offload.ts';
 import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 

@@ -21,7 +21,7 @@
  * and drop the frame). The input is never modified: frames may be shared.
  */
 import { OffloadError } from './errors.ts';
-import type { Frame } from './frame.ts';
+import type { Frame } from '../common/frame.ts';
 import { finishChecksum, ipv4PseudoSum, ipv6PseudoSum, sumWords } from './internet-checksum.ts';
 import {
   decodeVirtioNetHdr,

@@ -1,5 +1,5 @@
-import type { Frame } from './frame.ts';
-import type { Mac } from './mac.ts';
+import type { Frame } from '../common/frame.ts';
+import type { Mac } from '../common/mac.ts';
 
 /**
  * A VM's network interface as the daemon sees it. Two implementations share

@@ -1,6 +1,6 @@
 import { RuleError } from './errors.ts';
 import { compareRules, sameRule, type ForwardingRule, type MacMatch, type RuleOrigin } from './forwarding-rule.ts';
-import type { Mac } from './mac.ts';
+import type { Mac } from '../common/mac.ts';
 
 /**
  * The rules a forwarding table holds, from every origin, kept sorted in the

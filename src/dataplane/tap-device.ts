@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { TapError } from './errors.ts';
-import { writeMac, type Mac } from './mac.ts';
+import { writeMac, type Mac } from '../common/mac.ts';
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h). */
 export const TUN_F = {

@@ -17,8 +17,8 @@
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { TapError } from './errors.ts';
-import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from './frame.ts';
-import { formatMac, type Mac } from './mac.ts';
+import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from '../common/frame.ts';
+import { formatMac, type Mac } from '../common/mac.ts';
 import { segmentFrame } from './offload.ts';
 import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 import { errnoName, isFatalTapErrno, TapDevice } from './tap-device.ts';

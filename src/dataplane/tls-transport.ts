@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
 import { componentLogger } from '../common/logger.ts';
-import type { TlsCredentials } from './certs.ts';
+import type { TlsCredentials } from '../pki/certs.ts';
 import { HandshakeError } from './errors.ts';
 import type { Link } from './link.ts';
 import { openLink } from './link.ts';

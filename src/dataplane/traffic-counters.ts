@@ -1,6 +1,6 @@
-import type { TrafficEntry } from './daemon-control.ts';
+import type { TrafficEntry } from '../control/daemon-control.ts';
 import { FlowCache } from './flow-cache.ts';
-import type { Mac } from './mac.ts';
+import type { Mac } from '../common/mac.ts';
 
 /**
  * The local traffic matrix: frames and bytes per (source MAC, destination

@@ -9,7 +9,7 @@
  * number; receivers count what arrives, so a run can tell frames lost.
  */
 import type { Clock, TimerHandle } from '../common/clock.ts';
-import { BROADCAST_MAC, writeMac, type Mac } from './mac.ts';
+import { BROADCAST_MAC, writeMac, type Mac } from '../common/mac.ts';
 import type { MemoryPort } from './memory-port.ts';
 
 export const GENERATOR_ETHERTYPE = 0x88b5;

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { realClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
-import type { TransportKind } from './daemon-control.ts';
+import type { TransportKind } from '../control/daemon-control.ts';
 import { AbortedError, TransportError } from './errors.ts';
 import type { LinkKind } from './frame-codec.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, openLink, type Link, type OpenLinkInit } from './link.ts';

@@ -10,7 +10,7 @@
  *   6  csum_start   u16  where checksumming starts (the L4 header)
  *   8  csum_offset  u16  where, after csum_start, the checksum goes
  */
-import { VIRTIO_NET_HDR_BYTES } from './frame.ts';
+import { VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
 import { OffloadError } from './errors.ts';
 
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;

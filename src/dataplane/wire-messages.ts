@@ -1,5 +1,6 @@
-import type { LinkKind } from './daemon-control.ts';
-import { MAX_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from './frame.ts';
+import type { LinkKind } from '../control/daemon-control.ts';
+import { MAX_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
+import { HOST_ID_PATTERN } from '../common/host-id.ts';
 import { BadMagicError, MalformedMessageError, type FrameDecodeError } from './errors.ts';
 
 /**
@@ -29,7 +30,7 @@ export const MessageType = {
   goodbye: 0x05,
 } as const;
 
-export type { LinkKind } from './daemon-control.ts';
+export type { LinkKind } from '../control/daemon-control.ts';
 export type LinkRole = 'dialer' | 'listener';
 
 const KIND_CODES: Record<LinkKind, number> = { backbone: 1, 'fast-path': 2 };
@@ -41,8 +42,6 @@ const ROLES: readonly (LinkRole | undefined)[] = [undefined, 'dialer', 'listener
 export const GOODBYE_CODES = ['normal', 'version', 'refused', 'protocol', 'timeout'] as const;
 export type GoodbyeCode = (typeof GOODBYE_CODES)[number] | 'unknown';
 
-/** Same rule as the daemon configuration: 1-63 letters, digits, ".", "_" or "-". */
-export const HOST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export interface HelloMessage {
   readonly type: 'hello';

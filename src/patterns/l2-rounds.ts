@@ -17,7 +17,7 @@
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import { realClock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { BROADCAST_MAC, dstMacOf, writeMac, type Mac } from '../dataplane/mac.ts';
+import { BROADCAST_MAC, dstMacOf, writeMac, type Mac } from '../common/mac.ts';
 import type { GeneratorVm } from '../dataplane/traffic-generator.ts';
 import { patternEdges, type PatternKind } from '../topology/patterns.ts';
 import { adjacency } from './barrier-tree.ts';

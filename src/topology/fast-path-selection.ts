@@ -1,4 +1,4 @@
-import type { Mac } from '../dataplane/mac.ts';
+import type { Mac } from '../common/mac.ts';
 import { formatList, formatRate } from './rate-format.ts';
 import type { TrafficMatrix } from './traffic-matrix.ts';
 import { EdgeList } from './edge-list.ts';

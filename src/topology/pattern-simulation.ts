@@ -1,4 +1,4 @@
-import { localMac } from '../dataplane/mac.ts';
+import { localMac } from '../common/mac.ts';
 import type { TopologyChangeEvent } from './change-detection.ts';
 import type { Topology } from './classify.ts';
 import { patternEdges, syntheticReports, type PatternKind } from './patterns.ts';

@@ -1,5 +1,5 @@
-import { MAX_FRAME_BYTES, MIN_FRAME_BYTES } from '../dataplane/frame.ts';
-import { isMulticastMac, type Mac } from '../dataplane/mac.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES } from '../common/frame.ts';
+import { isMulticastMac, type Mac } from '../common/mac.ts';
 import {
   ReportAbsurdValueError,
   ReportCountError,

@@ -1,4 +1,4 @@
-import { isMulticastMac, type Mac } from '../dataplane/mac.ts';
+import { isMulticastMac, type Mac } from '../common/mac.ts';
 import { EdgeList } from './edge-list.ts';
 import type { TrafficReport } from './traffic-report.ts';
 import { edgeKey, type RegistryIndex } from './vm-registry.ts';

@@ -1,4 +1,4 @@
-import type { Mac } from '../dataplane/mac.ts';
+import type { Mac } from '../common/mac.ts';
 
 /**
  * A daemon's local traffic matrix for one update period: the frames that

@@ -1,4 +1,4 @@
-import type { Mac } from '../dataplane/mac.ts';
+import type { Mac } from '../common/mac.ts';
 import { EdgeList } from './edge-list.ts';
 import { VmRegistryError } from './errors.ts';
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { certsCommand } from '../../src/cli/certs-command.ts';
-import { loadHostCredentials } from '../../src/dataplane/certs.ts';
+import { loadHostCredentials } from '../../src/pki/certs.ts';
 
 const dirs: string[] = [];
 after(() => {

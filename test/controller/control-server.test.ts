@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { factsToWire } from '../../src/controller/control-protocol.ts';
+import { factsToWire } from '../../src/control/control-protocol.ts';
 import { createJoinToken } from '../../src/controller/join-tokens.ts';
 import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
@@ -176,7 +176,7 @@ test('a second session of one host replaces the first', async (t) => {
 });
 
 test('certificates made by `vnet certs` (src/dataplane/certs.ts) work end to end: controller by name, host by CN', async (t) => {
-  const { createCa, issueHostCertificate } = await import('../../src/dataplane/certs.ts');
+  const { createCa, issueHostCertificate } = await import('../../src/pki/certs.ts');
   const { startController } = await import('../../src/controller/controller.ts');
   const { ControllerAgent } = await import('../../src/dataplane/controller-agent.ts');
   const { testDeployment } = await import('./fixtures/controller-harness.ts');

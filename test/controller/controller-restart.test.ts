@@ -17,12 +17,12 @@ import { realClock } from '../../src/common/clock.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../../src/controller/controller-process.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
-import { caFiles, hostFiles, loadHostCredentials } from '../../src/dataplane/certs.ts';
+import { caFiles, hostFiles, loadHostCredentials } from '../../src/pki/certs.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
-import { parseMac } from '../../src/dataplane/mac.ts';
+import { parseMac } from '../../src/common/mac.ts';
 import { testFrame, seqOf } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
 

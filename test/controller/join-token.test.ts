@@ -14,7 +14,7 @@ import { realClock } from '../../src/common/clock.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../../src/controller/controller-process.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
-import { caFiles } from '../../src/dataplane/certs.ts';
+import { caFiles } from '../../src/pki/certs.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';

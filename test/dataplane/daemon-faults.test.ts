@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { silentLogger } from '../../src/common/logger.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
-import { BROADCAST_MAC, parseMac } from '../../src/dataplane/mac.ts';
+import { BROADCAST_MAC, parseMac } from '../../src/common/mac.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { encodeHello, encodeFrame } from '../../src/dataplane/frame-codec.ts';
 import { TapError } from '../../src/dataplane/errors.ts';

@@ -13,7 +13,7 @@ import {
   ruleToSpec,
   sameRule,
 } from '../../src/dataplane/forwarding-rule.ts';
-import { parseMac } from '../../src/dataplane/mac.ts';
+import { parseMac } from '../../src/common/mac.ts';
 
 const A = parseMac('02:00:00:00:00:01');
 const B = parseMac('02:00:00:00:00:02');

@@ -1,12 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/common/clock.ts';
-import type { LinkKind } from '../../src/dataplane/daemon-control.ts';
+import type { LinkKind } from '../../src/control/daemon-control.ts';
 import type { Egress } from '../../src/dataplane/egress.ts';
 import { RuleError } from '../../src/dataplane/errors.ts';
 import { parseRule, type RuleOrigin } from '../../src/dataplane/forwarding-rule.ts';
 import { ForwardingTable } from '../../src/dataplane/forwarding-table.ts';
-import { BROADCAST_MAC, parseMac, type Mac } from '../../src/dataplane/mac.ts';
+import { BROADCAST_MAC, parseMac, type Mac } from '../../src/common/mac.ts';
 
 const A = parseMac('02:00:00:00:00:0a');
 const B = parseMac('02:00:00:00:00:0b');

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Frame } from '../../src/dataplane/frame.ts';
-import { MAX_FRAME_BYTES } from '../../src/dataplane/frame.ts';
+import type { Frame } from '../../src/common/frame.ts';
+import { MAX_FRAME_BYTES } from '../../src/common/frame.ts';
 import type { FrameDecodeError } from '../../src/dataplane/errors.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { ManualClock } from '../../src/common/clock.ts';
 import { silentLogger, type Logger } from '../../src/common/logger.ts';
 import { encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
-import type { Frame } from '../../src/dataplane/frame.ts';
+import type { Frame } from '../../src/common/frame.ts';
 import { openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
 import { certificateNames } from '../../src/dataplane/link-handshake.ts';
 import { MemoryDuplex } from '../../src/dataplane/memory-transport.ts';

@@ -15,7 +15,7 @@ import {
   VIRTIO_NET_HDR_GSO_UDP_L4,
   VIRTIO_NET_HDR_GSO_ECN,
 } from '../../src/dataplane/virtio-net-hdr.ts';
-import type { Frame } from '../../src/dataplane/frame.ts';
+import type { Frame } from '../../src/common/frame.ts';
 import { onesSum, parseIp as parse, verifyChecksums } from '../helpers/packets.ts';
 
 // ---------------------------------------------------------------- hand-built frames

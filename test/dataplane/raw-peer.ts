@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { FrameDecodeError } from '../../src/dataplane/errors.ts';
-import type { Frame } from '../../src/dataplane/frame.ts';
+import type { Frame } from '../../src/common/frame.ts';
 import { FrameDecoder, encodeHello, type ControlMessage, type LinkKind } from '../../src/dataplane/frame-codec.ts';
 
 /**

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RuleError } from '../../src/dataplane/errors.ts';
 import { parseRule, ruleMatches, type ForwardingRule } from '../../src/dataplane/forwarding-rule.ts';
-import { formatMac } from '../../src/dataplane/mac.ts';
+import { formatMac } from '../../src/common/mac.ts';
 import { RuleSet } from '../../src/dataplane/rule-set.ts';
 
 const MACS = [0x0200_0000_0001, 0x0200_0000_0002, 0x0200_0000_0003, 0xffff_ffff_ffff, 0x0a0b_0c0d_0e0f];

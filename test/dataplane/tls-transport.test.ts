@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { silentLogger } from '../../src/common/logger.ts';
-import { createCa, issueHostCertificate, type PemPair } from '../../src/dataplane/certs.ts';
+import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
 import type { Link } from '../../src/dataplane/link.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import type { TransportListener } from '../../src/dataplane/transport.ts';

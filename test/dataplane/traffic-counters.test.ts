@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TrafficEntry } from '../../src/dataplane/daemon-control.ts';
+import type { TrafficEntry } from '../../src/control/daemon-control.ts';
 import { TrafficCounters } from '../../src/dataplane/traffic-counters.ts';
 
 const A = 0x0200_0000_000a;

@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
-import type { Frame } from '../../src/dataplane/frame.ts';
-import { MAX_FRAME_BYTES } from '../../src/dataplane/frame.ts';
+import type { Frame } from '../../src/common/frame.ts';
+import { MAX_FRAME_BYTES } from '../../src/common/frame.ts';
 import { encodeFrame } from '../../src/dataplane/frame-codec.ts';
 import type { Link } from '../../src/dataplane/link.ts';
 import type { LinkSettings, Transport, TransportListener } from '../../src/dataplane/transport.ts';

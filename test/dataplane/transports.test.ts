@@ -2,7 +2,7 @@ import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { silentLogger } from '../../src/common/logger.ts';
-import { createCa, issueHostCertificate, type PemPair } from '../../src/dataplane/certs.ts';
+import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';

@@ -1,4 +1,4 @@
-import { writeMac, type Mac } from '../../src/dataplane/mac.ts';
+import { writeMac, type Mac } from '../../src/common/mac.ts';
 
 /** A test Ethernet frame: dst, src, EtherType 0x88b5 (local experimental), then a payload carrying `seq`. */
 export function testFrame(dst: Mac, src: Mac, seq: number, size = 64): Buffer {

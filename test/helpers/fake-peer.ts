@@ -5,8 +5,8 @@
  * so the sender keeps sending. It counts what it saw, so a test can assert
  * that the kernel on the other side really exchanged traffic with it.
  */
-import type { Frame } from '../../src/dataplane/frame.ts';
-import { dstMacOf, srcMacOf, type Mac } from '../../src/dataplane/mac.ts';
+import type { Frame } from '../../src/common/frame.ts';
+import { dstMacOf, srcMacOf, type Mac } from '../../src/common/mac.ts';
 import { checksum, ethHeader, ipv4Bytes, ipv4Header } from './packets.ts';
 
 export interface FakePeerInit {

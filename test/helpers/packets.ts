@@ -4,7 +4,7 @@
  * src/dataplane/internet-checksum.ts).
  */
 import assert from 'node:assert/strict';
-import { writeMac, type Mac } from '../../src/dataplane/mac.ts';
+import { writeMac, type Mac } from '../../src/common/mac.ts';
 
 /** RFC 1071 ones'-complement sum, folded, not complemented. */
 export function onesSum(bytes: Uint8Array): number {

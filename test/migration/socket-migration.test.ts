@@ -10,7 +10,7 @@ import { TimeBound } from '../../src/migration/time-bound.ts';
 import { XenStop } from '../../src/migration/xen-stop.ts';
 import { createContentKeyer, memoryDigest, diskDigest } from '../../src/migration/content-key.ts';
 import { realClock, type Clock } from '../../src/common/clock.ts';
-import { createCa, issueHostCertificate } from '../../src/dataplane/certs.ts';
+import { createCa, issueHostCertificate } from '../../src/pki/certs.ts';
 import type { StopRule } from '../../src/migration/stop-rule.ts';
 import { createEmptyGuest, type ModelGuestInit } from '../../src/migration/memory-guest.ts';
 import type { GuestGeometry, Guest } from '../../src/migration/guest.ts';

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/common/logger.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
-import { localMac } from '../../src/dataplane/mac.ts';
+import { localMac } from '../../src/common/mac.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { runL2Patterns } from '../../src/patterns/l2-rounds.ts';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/common/logger.ts';
-import { BROADCAST_MAC, dstMacOf, localMac, srcMacOf } from '../../src/dataplane/mac.ts';
+import { BROADCAST_MAC, dstMacOf, localMac, srcMacOf } from '../../src/common/mac.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { runL2Patterns } from '../../src/patterns/l2-rounds.ts';
 import { PATTERN_KINDS, patternEdges } from '../../src/topology/patterns.ts';

@@ -1,4 +1,4 @@
-import { localMac } from '../../src/dataplane/mac.ts';
+import { localMac } from '../../src/common/mac.ts';
 import type { TrafficEntry, TrafficReport } from '../../src/topology/traffic-report.ts';
 import { buildRegistryIndex, type RegistryIndex, type VmPlacement } from '../../src/topology/vm-registry.ts';
 

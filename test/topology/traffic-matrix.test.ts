@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BROADCAST_MAC } from '../../src/dataplane/mac.ts';
+import { BROADCAST_MAC } from '../../src/common/mac.ts';
 import { mergeReports } from '../../src/topology/traffic-matrix.ts';
 import { edgeKey } from '../../src/topology/vm-registry.ts';
 import { entry, mac, registryOn, report } from './fixtures.ts';

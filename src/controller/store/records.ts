@@ -1,4 +1,4 @@
-import type { DaemonFacts, DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../../dataplane/daemon-control.ts';
+import type { DaemonFacts, DaemonRole, LinkCounters, LinkKind, ListenAddress, RuleSpec } from '../../control/daemon-control.ts';
 
 /** The rows of the controller's database as the rest of the controller sees them. */
 
@@ -127,17 +127,12 @@ export interface JoinTokenRecord {
   usedBy: string | undefined;
 }
 
-export interface LinkReportRecord {
+/** The last facts a host reported about one of its links. */
+export interface LinkReportRecord extends LinkCounters {
   host: string;
   peer: string;
   kind: LinkKind;
   state: string;
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  txDropped: number;
-  decodeErrors: number;
   reconnects: number;
   updatedMs: number;
 }

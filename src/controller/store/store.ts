@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from 'better-sqlite3';
 import type { Logger } from '../../common/logger.ts';
-import type { DaemonFacts, LinkKind, RuleSpec } from '../../dataplane/daemon-control.ts';
+import type { DaemonFacts, LinkKind, RuleSpec } from '../../control/daemon-control.ts';
 import { StoreError } from '../errors.ts';
 import { applyMigrations } from './migrations.ts';
 import type {

@@ -5,8 +5,8 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { HOST_ID_PATTERN } from '../common/host-id.ts';
 import { CertificateError } from './errors.ts';
-import { HOST_ID_PATTERN } from './frame-codec.ts';
 
 /**
  * The deployment's certificates for mutual TLS between daemons: one CA

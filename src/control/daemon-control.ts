@@ -1,10 +1,13 @@
-import type { Mac } from './mac.ts';
+import type { Mac } from '../common/mac.ts';
+import type { RuleSpec } from './rule-spec.ts';
+
+export type { RuleSpec } from './rule-spec.ts';
 
 /**
  * What a running daemon offers to whoever steers it: the local admin
- * interface now, the controller agent (`src/dataplane/controller-agent.ts`)
- * later. The daemon reports facts and applies desired state; it never decides
- * desired state itself. The controller agent pushes *whole* desired sets (links,
+ * interface and the controller agent (`src/dataplane/controller-agent.ts`),
+ * and the facts it reports to the controller. The daemon reports facts and
+ * applies desired state; it never decides desired state itself. The controller agent pushes *whole* desired sets (links,
  * rules) with a version, so applying the same push twice is a no-op.
  */
 
@@ -25,18 +28,36 @@ export interface PortFacts {
   txDropped: number;
 }
 
-export interface LinkFacts {
-  peer: string;
-  kind: LinkKind;
-  state: 'up' | 'connecting' | 'down';
-  /** Who opened it: we dialled, or the peer did. */
-  direction: 'outbound' | 'inbound';
+/**
+ * The counters of one link, as the link keeps them, the daemon reports them
+ * and the controller stores them: the one list of them.
+ */
+export interface LinkCounters {
   txFrames: number;
+  /** Ethernet bytes (frame.data), without protocol or offload headers. */
   txBytes: number;
   rxFrames: number;
   rxBytes: number;
+  /** Frames not sent: backlog over the high-water mark, link not open, or malformed. */
   txDropped: number;
   decodeErrors: number;
+}
+
+/** The counters of `s` and nothing else (a link's stats carry more; the wire and the store take exactly these). */
+export function linkCounters(s: LinkCounters | undefined): LinkCounters {
+  if (s === undefined) return { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0 };
+  return { txFrames: s.txFrames, txBytes: s.txBytes, rxFrames: s.rxFrames, rxBytes: s.rxBytes, txDropped: s.txDropped, decodeErrors: s.decodeErrors };
+}
+
+export type LinkState = 'up' | 'connecting' | 'down';
+
+/** A link as a daemon reports it: its counters since it was first opened, and how often it was re-opened. */
+export interface LinkFacts extends LinkCounters {
+  peer: string;
+  kind: LinkKind;
+  state: LinkState;
+  /** Who opened it: we dialled, or the peer did. */
+  direction: 'outbound' | 'inbound';
   reconnects: number;
 }
 
@@ -64,16 +85,6 @@ export interface DesiredLink {
   reason: string;
   /** Whether this side dials; default: the side with the lower host id. */
   dial?: boolean | undefined;
-}
-
-/** A forwarding rule as carried in JSON (config, admin API, control channel). */
-export interface RuleSpec {
-  id: string;
-  priority: number;
-  /** "any", a MAC "02:..", or "!02:.." for not-equal. */
-  src: string;
-  dst: string;
-  action: { port: string } | { link: string } | 'flood' | 'drop';
 }
 
 export interface TrafficEntry {

@@ -1,9 +1,7 @@
 import { z } from 'zod';
-import { ruleSpecSchema } from '../dataplane/daemon-config.ts';
-import type {
-  DaemonEvent, DaemonFacts, DesiredLink, LinkFacts, PortFacts, RuleSpec, TrafficSnapshot,
-} from '../dataplane/daemon-control.ts';
-import { formatMac, isMacString, parseMac } from '../dataplane/mac.ts';
+import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type TrafficSnapshot } from './daemon-control.ts';
+import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
+import { formatMac, isMacString, parseMac } from '../common/mac.ts';
 import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
 
 /**
@@ -31,7 +29,7 @@ export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1 << 20;
 export const CONTROL_PATH = '/control';
 
 const MAX_ITEMS = 65_536;
-const hostId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host id is 1-63 letters, digits, ".", "_" or "-"');
+const hostId = hostIdSchema;
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const wallMs = z.number().int().min(0).max(8.64e15);
 const macString = z.string().max(17).refine(isMacString, 'not a MAC address').transform((s) => formatMac(parseMac(s)));
@@ -51,12 +49,14 @@ const portFacts = z.strictObject({
 });
 
 const linkKind = z.enum(['backbone', 'fast-path']);
+const linkCounterShape = { txFrames: count, txBytes: count, rxFrames: count, rxBytes: count, txDropped: count, decodeErrors: count } satisfies Record<keyof LinkCounters, typeof count>;
 const linkFacts = z.strictObject({
   peer: hostId,
   kind: linkKind,
   state: z.enum(['up', 'connecting', 'down']),
   direction: z.enum(['outbound', 'inbound']),
-  txFrames: count, txBytes: count, rxFrames: count, rxBytes: count, txDropped: count, decodeErrors: count, reconnects: count,
+  ...linkCounterShape,
+  reconnects: count,
 });
 
 const daemonFacts = z.strictObject({
@@ -198,10 +198,7 @@ export function factsToWire(f: DaemonFacts): WireFacts {
     ...(f.site !== undefined ? { site: f.site } : {}),
     ...(f.listen !== undefined ? { listen: { transport: f.listen.transport, host: f.listen.host, port: f.listen.port } } : {}),
     ports: f.ports.map(portToWire),
-    links: f.links.map((l) => ({
-      peer: l.peer, kind: l.kind, state: l.state, direction: l.direction, txFrames: l.txFrames, txBytes: l.txBytes,
-      rxFrames: l.rxFrames, rxBytes: l.rxBytes, txDropped: l.txDropped, decodeErrors: l.decodeErrors, reconnects: l.reconnects,
-    })),
+    links: f.links.map((l) => ({ peer: l.peer, kind: l.kind, state: l.state, direction: l.direction, ...linkCounters(l), reconnects: l.reconnects })),
     rulesVersion: f.rulesVersion,
     linksVersion: f.linksVersion,
   };
@@ -246,14 +243,7 @@ export function eventToWire(e: DaemonEvent): z.output<typeof daemonEvent> {
   return { type: 'link-down', peer: e.peer, kind: e.kind, reason: e.reason };
 }
 
-export function desiredLinkToWire(l: DesiredLink): z.input<typeof desiredLink> {
-  return { peer: l.peer, address: { transport: l.address.transport, host: l.address.host, port: l.address.port }, reason: l.reason, ...(l.dial !== undefined ? { dial: l.dial } : {}) };
-}
 
 export function desiredLinkFromWire(l: z.output<typeof desiredLink>): DesiredLink {
   return { peer: l.peer, address: l.address, reason: l.reason, ...(l.dial !== undefined ? { dial: l.dial } : {}) };
-}
-
-export function ruleToWire(r: RuleSpec): RuleSpec {
-  return { id: r.id, priority: r.priority, src: r.src, dst: r.dst, action: r.action };
 }

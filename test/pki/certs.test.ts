@@ -13,7 +13,7 @@ import {
   issueHostCert,
   issueHostCertificate,
   loadHostCredentials,
-} from '../../src/dataplane/certs.ts';
+} from '../../src/pki/certs.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   decodeControllerMessage, decodeDaemonMessage, encodeControlMessage, factsFromWire, factsToWire, snapshotFromWire, snapshotToWire,
-} from '../../src/controller/control-protocol.ts';
-import { FakeDaemon } from './fixtures/fake-daemon.ts';
+} from '../../src/control/control-protocol.ts';
+import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 
 const facts = factsToWire(new FakeDaemon('h1', { vms: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.1' }], listen: { transport: 'tls', host: '127.0.0.1', port: 7000 } }).facts());
 
