@@ -46,3 +46,19 @@ export function exitCodeOf(err: unknown): number {
   }
   return 1;
 }
+
+/** A demo or command option that this machine cannot honour (e.g. --netns without root). */
+export class CliPrerequisiteError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_CLI_PREREQUISITE', message);
+  }
+}
+
+/** An `ip` command the CLI ran for the operator failed; the message carries its stderr. */
+export class IpCommandError extends VnetError {
+  readonly args: readonly string[];
+  constructor(args: readonly string[], detail: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_IP_COMMAND', `ip ${args.join(' ')}: ${detail}`, options);
+    this.args = args;
+  }
+}

@@ -12,6 +12,7 @@ import type { Logger } from '../common/logger.ts';
 import { parseMac } from '../common/mac.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
 import type { Port } from '../dataplane/port.ts';
+import { CliPrerequisiteError, IpCommandError } from './ctl-errors.ts';
 
 const run = promisify(execFile);
 
@@ -19,7 +20,7 @@ async function ip(args: string[]): Promise<void> {
   try {
     await run('ip', args);
   } catch (err) {
-    throw new Error(`ip ${args.join(' ')}: ${(err as { stderr?: string }).stderr?.trim() ?? String(err)}`, { cause: err });
+    throw new IpCommandError(args, (err as { stderr?: string }).stderr?.trim() ?? String(err), { cause: err });
   }
 }
 
@@ -43,7 +44,7 @@ export class NetnsVms {
   }
 
   static check(): void {
-    if (typeof process.getuid !== 'function' || process.getuid() !== 0) throw new Error('--netns needs root (network namespaces and TAP devices)');
+    if (typeof process.getuid !== 'function' || process.getuid() !== 0) throw new CliPrerequisiteError('--netns needs root (network namespaces and TAP devices)');
   }
 
   /** Create the VM's namespace and a TAP port for it (in our namespace, moved into the VM's once the daemon has it). */

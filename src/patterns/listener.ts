@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 
 import type { HostPort } from '../common/host-port.ts';
+import { PatternsConfigError } from './errors.ts';
 
 export type PeerAddress = HostPort;
 
@@ -42,7 +43,7 @@ export class PatternsListener {
 
   get address(): PeerAddress {
     const a = this.#server.address();
-    if (a === null || typeof a === 'string') throw new Error('listener has no TCP address');
+    if (a === null || typeof a === 'string') throw new PatternsConfigError('the listener has no TCP address (closed, or bound to a Unix socket)');
     return { host: a.address, port: a.port };
   }
 
