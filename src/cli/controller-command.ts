@@ -3,7 +3,7 @@ import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
-import { startControllerProcess } from '../controller/controller-process.ts';
+import { startControllerProcess } from '../controller/launch.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 
 /** `vnet controller`: the controller with its operator API and web page, until SIGINT/SIGTERM. */

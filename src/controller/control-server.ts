@@ -10,7 +10,7 @@ import {
   CONTROL_PATH, CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage,
   type ControllerMessage, type DaemonMessage, type HelloMessage,
 } from '../control/control-protocol.ts';
-import type { ControllerMetrics } from './controller-metrics.ts';
+import type { ControllerMetrics } from './metrics.ts';
 import { ControlAuthError, ControlStateError, JoinTokenError, UnknownHostError } from './errors.ts';
 import { consumeJoinToken, issueHostCredential, verifyHostCredential } from './join-tokens.ts';
 import type { ControllerStore } from './store/store.ts';

@@ -6,14 +6,14 @@ import type {
   JoinTokenView,
 } from './api-model.ts';
 import type { ApiTokenRecord as ApiTokenEntry, TokenStore } from './api/token-store.ts';
-import type { ControllerCore } from './controller-core.ts';
-import type { ControllerEventLog } from './controller-events.ts';
-import { hostView, linkView, migrationView, ruleViews, vmView } from './controller-views.ts';
+import type { ControllerCore } from './control-loop.ts';
+import type { ControllerEventLog } from './event-log.ts';
+import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import { createJoinToken } from './join-tokens.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
-import type { TopologyTracker } from './topology-step.ts';
+import type { TopologyTracker } from './topology-tracker.ts';
 import { EMPTY_PLACEMENT, type PlacementAdvisor } from './placement-advisor.ts';
 
 /**

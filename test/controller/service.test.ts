@@ -2,13 +2,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
-import { ControllerCore } from '../../src/controller/controller-core.ts';
-import { ControllerEventLog } from '../../src/controller/controller-events.ts';
-import { ControllerMetrics } from '../../src/controller/controller-metrics.ts';
-import { ControllerService, SqliteTokenStore } from '../../src/controller/controller-service.ts';
+import { ControllerCore } from '../../src/controller/control-loop.ts';
+import { ControllerEventLog } from '../../src/controller/event-log.ts';
+import { ControllerMetrics } from '../../src/controller/metrics.ts';
+import { ControllerService, SqliteTokenStore } from '../../src/controller/service.ts';
 import { DEFAULT_POLICY } from '../../src/controller/deployment-file.ts';
 import { openStore, type ControllerStore } from '../../src/controller/store/store.ts';
-import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-step.ts';
+import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-tracker.ts';
 import { createApiToken, verifyApiToken } from '../../src/controller/api/token-store.ts';
 import { controllerModelCompliance, type ControllerModelHarness } from './controller-model-compliance.ts';
 

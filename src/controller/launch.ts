@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
 import { caFiles, hostFiles, issueHostCert } from '../pki/certs.ts';
-import { startController, type ControllerHandle } from './controller.ts';
+import { startController, type ControllerHandle } from './runtime.ts';
 import type { Deployment } from './deployment-file.ts';
 import { DEFAULT_API_PORT } from './api/api-server.ts';
 import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';

@@ -4,18 +4,18 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import type { ControllerModel } from './api-model.ts';
 import type { TokenStore } from './api/token-store.ts';
 import { ControlServer } from './control-server.ts';
-import { ControllerCore } from './controller-core.ts';
-import { ControllerEventLog } from './controller-events.ts';
-import { ControllerMetrics } from './controller-metrics.ts';
-import { ControllerService, SqliteTokenStore } from './controller-service.ts';
-import { topologyView } from './controller-views.ts';
+import { ControllerCore } from './control-loop.ts';
+import { ControllerEventLog } from './event-log.ts';
+import { ControllerMetrics } from './metrics.ts';
+import { ControllerService, SqliteTokenStore } from './service.ts';
+import { topologyView } from './views.ts';
 import type { Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, type JoinTokenOptions } from './join-tokens.ts';
 import type { JoinTokenRecord } from './store/records.ts';
 import { openStore, type ControllerStore } from './store/store.ts';
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
-import { TopologyTracker, vttifParamsFromPolicy } from './topology-step.ts';
+import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 
 /**
  * The controller process core: opens the store (migrating it), brings the
