@@ -24,6 +24,7 @@ const topo = (cls: TopologyView['class'], pairs: Array<[string, string]>, centre
   confidence: 0.5,
   edges: pairs.map(([a, b]) => ({ a, b, weight: 1, bytesPerSec: 1000 })),
   detectedAt: null,
+  weightsAt: null,
 });
 
 describe('ctl formatting', () => {
