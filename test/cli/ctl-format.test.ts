@@ -59,6 +59,14 @@ describe('ctl formatting', () => {
     assert.deepEqual(drawApplicationTopology(topo('none', []), vms), ['Application topology: none', '  (no traffic edges)']);
   });
 
+  it('heads the application topology with when it was announced and when its rates are from', () => {
+    const t = { ...topo('star', [['h', 'x']], 'h'), detectedAt: 1000, weightsAt: 61_000 };
+    const head = drawApplicationTopology(t, new Map())[0]!;
+    assert.match(head, /^Application topology: star \(confidence 50%, since \S+; rates at \S+\)$/);
+    // Just announced: one time is enough.
+    assert.doesNotMatch(drawApplicationTopology({ ...t, weightsAt: 1000 }, new Map())[0]!, /rates at/);
+  });
+
   it('draws the backbone as a tree from the hub, hosts off the tree as their own roots', () => {
     const text = drawTopology({
       hosts: [host('hub', 'lan', 'hub'), host('a', 's1'), host('b', 's2'), host('lonely')],
