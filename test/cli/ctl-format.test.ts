@@ -62,7 +62,7 @@ describe('ctl formatting', () => {
   it('heads the application topology with when it was announced and when its rates are from', () => {
     const t = { ...topo('star', [['h', 'x']], 'h'), detectedAt: 1000, weightsAt: 61_000 };
     const head = drawApplicationTopology(t, new Map())[0]!;
-    assert.match(head, /^Application topology: star \(confidence 50%, since \S+; rates at \S+\)$/);
+    assert.equal(head, 'Application topology: star (confidence 50%, since 1970-01-01 00:00:01Z; rates at 1970-01-01 00:01:01Z)');
     // Just announced: one time is enough.
     assert.doesNotMatch(drawApplicationTopology({ ...t, weightsAt: 1000 }, new Map())[0]!, /rates at/);
   });
