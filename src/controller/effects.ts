@@ -13,10 +13,11 @@ import type { DesiredVersions, TrafficSampleRecord, VmRecord } from './store/rec
  *   events    → the event log (events and decisions), in order, after the writes
  *   logs      → the injected logger
  *   messages  → the connected daemons' sessions
- *   reconcile → desired state must be recomputed (why), once the rest is done
  *
- * A planner's own state (what it must remember between calls) comes back
- * beside its effects: `Planned<S>`.
+ * and `reconcile` tells the control loop that desired state must be
+ * recomputed (why), once the effects are applied. A planner that remembers
+ * something between calls returns its next state beside its effects:
+ * `Planned<S>`; a stateless one returns `Effects`.
  */
 
 export type StoreWrite =
