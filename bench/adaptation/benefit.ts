@@ -30,7 +30,7 @@ import { join, resolve } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
 import { parseDeployment, type Deployment } from '../../src/controller/deployment-file.ts';
-import { startControllerProcess, type ControllerProcess } from '../../src/controller/controller-process.ts';
+import { startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
 import type { PatternsReport } from '../../src/patterns/report.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';
 

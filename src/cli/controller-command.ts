@@ -3,15 +3,16 @@ import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
-import { startControllerProcess } from '../controller/controller-process.ts';
+import { startControllerProcess } from '../controller/launch.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
+import { DEFAULT_DB_PATH } from '../controller/store/store.ts';
 
 /** `vnet controller`: the controller with its operator API and web page, until SIGINT/SIGTERM. */
 export function controllerCommand(): Command {
   return new Command('controller')
     .description('run the vnet controller: SQLite state, control channel for daemons, operator API and web page')
     .requiredOption('-t, --topology <file>', 'deployment file (hosts, sites, VMs, policy)')
-    .option('--db <file>', 'SQLite database', './vnet.db')
+    .option('--db <file>', 'SQLite database', DEFAULT_DB_PATH)
     .option('--tls-dir <dir>', 'deployment CA and certificates (from `vnet certs`)', './certs')
     .option('--control <host:port>', 'control channel address (default: the deployment\'s)', hostPortArg)
     .option('--api <host:port>', 'operator API address (default: the deployment\'s)', hostPortArg)

@@ -95,7 +95,10 @@ export function drawTopology(input: TopologyDrawingInput): string {
 /** The inferred application topology: a ring as a cycle, a star or tree from its centre, otherwise an adjacency list. */
 export function drawApplicationTopology(t: TopologyView, vms: ReadonlyMap<string, VmView>): string[] {
   const name = (mac: string): string => vmName(vms, mac);
-  const head = `Application topology: ${t.class}${t.class === 'none' ? '' : ` (confidence ${Math.round(t.confidence * 100)}%${t.detectedAt !== null ? `, since ${formatTime(t.detectedAt)}` : ''})`}`;
+  const since = t.detectedAt !== null ? `, since ${formatTime(t.detectedAt)}` : '';
+  // The class and edge set are as announced; the rates are the current smoothed ones.
+  const live = t.weightsAt !== null && t.weightsAt !== t.detectedAt ? `; rates at ${formatTime(t.weightsAt)}` : '';
+  const head = `Application topology: ${t.class}${t.class === 'none' ? '' : ` (confidence ${Math.round(t.confidence * 100)}%${since}${live})`}`;
   if (t.edges.length === 0) return [head, '  (no traffic edges)'];
   const adj = new Map<string, Array<{ other: string; weight: number; rate: number }>>();
   for (const e of t.edges) {

@@ -22,7 +22,7 @@ import { ControllerAgent } from '../dataplane/controller-agent.ts';
 import { parseMac } from '../common/mac.ts';
 import { PatternTraffic } from '../dataplane/traffic-generator.ts';
 import { hubOf, type Deployment } from '../controller/deployment-file.ts';
-import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/controller-process.ts';
+import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/launch.ts';
 import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
 import { readFile } from 'node:fs/promises';
 import { NetnsVms, commonPrefix } from './demo-netns.ts';

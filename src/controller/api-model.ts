@@ -116,8 +116,9 @@ export type { TopologyClass };
 export interface TopologyEdge {
   a: string;
   b: string;
-  /** Normalised weight 0..1 (1 = the heaviest edge). */
+  /** Normalised weight 0..1 (1 = the heaviest edge), smoothed, as of the topology's `weightsAt`. */
   weight: number;
+  /** Smoothed rate of the pair, both directions, as of `weightsAt`. */
   bytesPerSec: number;
 }
 
@@ -127,9 +128,12 @@ export interface TopologyView {
   centre: string | null;
   /** 0..1 */
   confidence: number;
+  /** The announced edge set (as of `detectedAt`), each with its current smoothed weight and rate. */
   edges: TopologyEdge[];
-  /** When the current topology was first detected, null if none yet. */
+  /** When the current topology was first detected (announced), null if none yet. */
   detectedAt: number | null;
+  /** When the edges' weights and rates were last updated (every update period), null if never. */
+  weightsAt: number | null;
 }
 
 export type MigrationPhase = 'prepare' | 'disk' | 'memory' | 'stop-and-copy' | 'cutover' | 'resume' | 'done';
@@ -202,7 +206,7 @@ export interface EventPayloads {
   'link-changed': { link: LinkView };
   'link-removed': { a: string; b: string; kind: LinkKind; actor: string | null; reason: string };
   /** Counters and rates of every link, once per update period. */
-  'traffic-updated': { at: number; links: LinkRateView[] };
+  'traffic-updated': { at: number; links: LinkRateView[]; topology?: TopologyWeightsView };
   'rules-changed': { host: string; version: number };
   'topology-changed': { topology: TopologyView };
   'migration-changed': { migration: MigrationView };
@@ -210,6 +214,12 @@ export interface EventPayloads {
   decision: { decision: DecisionView };
   /** Audit record of an operator action done through the API. */
   'operator-action': { actor: string; action: string; detail: Record<string, unknown> };
+}
+
+/** The current weights of the announced topology's edges, once per update period. */
+export interface TopologyWeightsView {
+  weightsAt: number;
+  edges: TopologyEdge[];
 }
 
 export interface LinkRateView {

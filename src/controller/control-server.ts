@@ -7,10 +7,12 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
 import type { VnetError } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
-  CONTROL_PATH, CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage,
+  CONTROL_PATH, CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage, snapshotFromWire,
   type ControllerMessage, type DaemonMessage, type HelloMessage,
 } from '../control/control-protocol.ts';
-import type { ControllerMetrics } from './controller-metrics.ts';
+import { validateReport } from '../topology/report-validation.ts';
+import type { TrafficReport } from '../topology/traffic-report.ts';
+import type { ControllerMetrics } from './metrics.ts';
 import { ControlAuthError, ControlStateError, JoinTokenError, UnknownHostError } from './errors.ts';
 import { consumeJoinToken, issueHostCredential, verifyHostCredential } from './join-tokens.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -28,8 +30,11 @@ import type { ControllerStore } from './store/store.ts';
  * Anything else is refused with an `error` message and the socket closed.
  *
  * After the welcome, every message is decoded by the total decoder: a bad one
- * gets an `error` reply and is counted; the session stays up. The server knows
- * nothing of desired state: it hands sessions and messages to a ControlHandler.
+ * gets an `error` reply and is counted; the session stays up. A traffic
+ * report is validated here, once (`validateReport`: counts, MACs, interval),
+ * and reaches the handler as a checked `TrafficReport`; a bad one is refused
+ * the same way. The server knows nothing of desired state: it hands sessions
+ * and messages to a ControlHandler.
  */
 
 export type SessionAuth = 'certificate' | 'credential' | 'join-token';
@@ -46,10 +51,13 @@ export interface ControlSession {
 
 export type SessionMessage = Exclude<DaemonMessage, { type: 'hello' }>;
 
+/** What a handler receives from a session: the decoded message, a traffic report validated. */
+export type SessionInput = Exclude<SessionMessage, { type: 'traffic' }> | { type: 'traffic'; report: TrafficReport };
+
 export interface ControlHandler {
   /** Called after the welcome was sent. Replaces any earlier session of the same host (already closed). */
   sessionOpened(session: ControlSession, hello: HelloMessage): void;
-  messageReceived(session: ControlSession, message: SessionMessage): void;
+  messageReceived(session: ControlSession, message: SessionInput): void;
   sessionClosed(session: ControlSession, reason: string): void;
 }
 
@@ -61,6 +69,12 @@ export interface ControlServerComponents {
   clock: Clock;
   /** Wall-clock milliseconds, for token expiry and records (default Date.now). */
   wallClock?: () => number;
+  /**
+   * The handler threw (a bug in the controller, not bad input: input is
+   * refused before the handler sees it). The daemon gets an error reply and
+   * the session stays up; default: logged at error level.
+   */
+  onHandlerError?: (err: unknown) => void;
 }
 
 export interface ControlServerInit {
@@ -247,10 +261,23 @@ export class ControlServer {
       return;
     }
     this.#c.metrics.messages.inc({ type: message.type });
+    let input: SessionInput;
+    if (message.type === 'traffic') {
+      const valid = validateReport(snapshotFromWire(conn.session.hostId, message.snapshot));
+      if (!valid.ok) {
+        this.#c.metrics.malformedMessages.inc({ reason: 'traffic-report' });
+        this.#log.warn({ host: conn.session.hostId, code: valid.error.code, msg: valid.error.message }, 'traffic report rejected');
+        this.#sendError(conn, valid.error, false, 'traffic');
+        return;
+      }
+      input = { type: 'traffic', report: valid.report };
+    } else {
+      input = message;
+    }
     try {
-      this.#c.handler.messageReceived(conn.session, message);
+      this.#c.handler.messageReceived(conn.session, input);
     } catch (err) {
-      this.#log.error({ err, host: conn.session.hostId, type: message.type }, 'controller failed to handle a control message');
+      this.#handlerFailed(err, { host: conn.session.hostId, type: message.type }, 'controller failed to handle a control message');
       this.#sendError(conn, err as VnetError, false, message.type);
     }
   }
@@ -291,7 +318,7 @@ export class ControlServer {
     try {
       this.#c.handler.sessionOpened(session, hello);
     } catch (err) {
-      this.#log.error({ err, host: hello.hostId }, 'controller failed to open a session');
+      this.#handlerFailed(err, { host: hello.hostId }, 'controller failed to open a session');
     }
   }
 
@@ -360,8 +387,13 @@ export class ControlServer {
     try {
       this.#c.handler.sessionClosed(session, why);
     } catch (err) {
-      this.#log.error({ err, host: session.hostId }, 'controller failed to close a session');
+      this.#handlerFailed(err, { host: session.hostId }, 'controller failed to close a session');
     }
+  }
+
+  #handlerFailed(err: unknown, fields: Record<string, unknown>, msg: string): void {
+    if (this.#c.onHandlerError !== undefined) this.#c.onHandlerError(err);
+    else this.#log.error({ err, ...fields }, msg);
   }
 
   #heartbeat(): void {

@@ -54,7 +54,7 @@ export class UnknownHostError extends VnetError {
   }
 }
 
-/** An operator command naming something that does not exist (host, VM, link). */
+/** An operator command or API path naming something that does not exist (host, VM, link, migration). */
 export class NotFoundError extends VnetError {
   constructor(what: string) {
     super('VNET_ERR_NOT_FOUND', `${what} not found`);
@@ -67,3 +67,13 @@ export class ConflictError extends VnetError {
     super('VNET_ERR_CONFLICT', message);
   }
 }
+
+/** The deployment CA is not in the TLS directory: the controller cannot authenticate daemons. */
+export class MissingCaError extends VnetError {
+  readonly tlsDir: string;
+  constructor(tlsDir: string) {
+    super('VNET_ERR_NO_CA', `no deployment CA in ${tlsDir}: run \`vnet certs init --dir ${tlsDir}\` first`);
+    this.tlsDir = tlsDir;
+  }
+}
+

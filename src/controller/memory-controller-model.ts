@@ -56,7 +56,7 @@ export class MemoryControllerModel implements ControllerModel {
   readonly #events: EventView[] = [];
   readonly #handlers = new Set<EventHandler>();
   #matrix: MatrixView = { at: null, periodMs: 1000, vms: [], edges: [] };
-  #topology: TopologyView = { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null };
+  #topology: TopologyView = { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null, weightsAt: null };
   #placement: PlacementView = { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] };
   #seq = 0;
   #migrationSeq = 0;

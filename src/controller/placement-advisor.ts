@@ -15,8 +15,8 @@ import type { ControllerStore } from './store/store.ts';
  * VMs' hosts — and propose the moves (`advisePlacement`) whose total gain
  * beats T = `policy.placementThreshold` × |current score| (T is relative:
  * 0.1 means "a tenth less traffic × latency"). Pure apart from holding the
- * last proposal: `step` returns what changed, and the core records it as
- * events and decisions.
+ * last proposal: `step` returns what changed, and placement-planner.ts turns
+ * it into events and decisions.
  *
  * Inputs: the smoothed matrix (ids are VM MACs), the registry's running
  * VMs and their hosts, the hosts VMs may go to, host-to-host RTT from the

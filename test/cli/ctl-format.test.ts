@@ -24,6 +24,7 @@ const topo = (cls: TopologyView['class'], pairs: Array<[string, string]>, centre
   confidence: 0.5,
   edges: pairs.map(([a, b]) => ({ a, b, weight: 1, bytesPerSec: 1000 })),
   detectedAt: null,
+  weightsAt: null,
 });
 
 describe('ctl formatting', () => {
@@ -56,6 +57,14 @@ describe('ctl formatting', () => {
     const broken = drawApplicationTopology(topo('ring', [['a', 'b'], ['b', 'c'], ['c', 'a'], ['d', 'e'], ['e', 'f'], ['f', 'd']]), vms);
     assert.equal(broken.length, 7);
     assert.deepEqual(drawApplicationTopology(topo('none', []), vms), ['Application topology: none', '  (no traffic edges)']);
+  });
+
+  it('heads the application topology with when it was announced and when its rates are from', () => {
+    const t = { ...topo('star', [['h', 'x']], 'h'), detectedAt: 1000, weightsAt: 61_000 };
+    const head = drawApplicationTopology(t, new Map())[0]!;
+    assert.equal(head, 'Application topology: star (confidence 50%, since 1970-01-01 00:00:01Z; rates at 1970-01-01 00:01:01Z)');
+    // Just announced: one time is enough.
+    assert.doesNotMatch(drawApplicationTopology({ ...t, weightsAt: 1000 }, new Map())[0]!, /rates at/);
   });
 
   it('draws the backbone as a tree from the hub, hosts off the tree as their own roots', () => {

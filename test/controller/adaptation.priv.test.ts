@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
-import { startControllerProcess } from '../../src/controller/controller-process.ts';
+import { startControllerProcess } from '../../src/controller/launch.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { waitFor } from './fixtures/wait.ts';
 

@@ -76,6 +76,7 @@ export function buildFixtureModel(): MemoryControllerModel {
     confidence: 0.91,
     edges: ring.map((a, i) => ({ a, b: ring[(i + 1) % ring.length]!, weight: i === 0 ? 1 : 0.6, bytesPerSec: i === 0 ? 1_000_000 : 600_000 })),
     detectedAt: FIXTURE_NOW,
+    weightsAt: FIXTURE_NOW,
   });
   model.setRules('aws-1', 3, [{ id: 'fp-vm5', priority: 100, src: 'any', dst: '02:00:00:00:00:05', action: { link: 'gcp-1' }, reason: 'fast path to gcp-1' }], 3);
   model.setMatrix({

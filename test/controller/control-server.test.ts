@@ -177,7 +177,7 @@ test('a second session of one host replaces the first', async (t) => {
 
 test('certificates made by `vnet certs` (src/dataplane/certs.ts) work end to end: controller by name, host by CN', async (t) => {
   const { createCa, issueHostCertificate } = await import('../../src/pki/certs.ts');
-  const { startController } = await import('../../src/controller/controller.ts');
+  const { startController } = await import('../../src/controller/runtime.ts');
   const { ControllerAgent } = await import('../../src/dataplane/controller-agent.ts');
   const { testDeployment } = await import('./fixtures/controller-harness.ts');
   const { Registry } = await import('prom-client');

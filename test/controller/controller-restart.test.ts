@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
 import { realClock } from '../../src/common/clock.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../../src/controller/controller-process.ts';
+import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
 import { caFiles, hostFiles, loadHostCredentials } from '../../src/pki/certs.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';

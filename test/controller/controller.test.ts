@@ -191,13 +191,13 @@ test('a VM cutover re-points every host\'s rule for it in one reconcile, and dae
   const ruleFor = (rules: typeof a.daemon.rules, mac: string) => JSON.stringify(rules.find((r) => r.dst === mac)?.action);
   await waitFor(() => ruleFor(hub.daemon.rules, '02:00:00:00:00:01') === '{"link":"h1"}', 'hub points v1 at h1');
   // Migration: v1 is pre-created on h2 while it still runs on h1 — the registry keeps it on h1.
-  h.controller.core.setVmLocation('02:00:00:00:00:01', 'h1', 'migrating', 'migration m1 started');
+  h.controller.loop.setVmLocation('02:00:00:00:00:01', 'h1', 'migrating', 'migration m1 started');
   b.daemon.addPort('v1-incoming', '02:00:00:00:00:01');
   await waitFor(() => h.controller.store.getHost('h2')?.facts?.ports.length === 2, 'h2 reported the incoming port');
   h.controller.tick();
   assert.equal(h.controller.model.getVm('02:00:00:00:00:01')?.host, 'h1');
   // Cutover.
-  h.controller.core.setVmLocation('02:00:00:00:00:01', 'h2', 'running', 'migration m1 cutover');
+  h.controller.loop.setVmLocation('02:00:00:00:00:01', 'h2', 'running', 'migration m1 cutover');
   await waitFor(() => ruleFor(hub.daemon.rules, '02:00:00:00:00:01') === '{"link":"h2"}', 'hub re-pointed to h2');
   assert.equal(h.controller.model.getVm('02:00:00:00:00:01')?.state, 'running');
   // The source has not released its port yet and keeps reporting it: that does not move the VM back.
@@ -208,5 +208,5 @@ test('a VM cutover re-points every host\'s rule for it in one reconcile, and dae
   a.daemon.removePort('vm0');
   await waitFor(() => h.controller.store.getHost('h1')?.facts?.ports.length === 0, 'h1 released the port');
   assert.equal(h.controller.model.getVm('02:00:00:00:00:01')?.host, 'h2');
-  assert.throws(() => h.controller.core.setVmLocation('02:00:00:00:00:99', 'h2', 'running', 'x'), { code: 'VNET_ERR_NOT_FOUND' });
+  assert.throws(() => h.controller.loop.setVmLocation('02:00:00:00:00:99', 'h2', 'running', 'x'), { code: 'VNET_ERR_NOT_FOUND' });
 });

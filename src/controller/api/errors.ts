@@ -3,7 +3,9 @@ import { VnetError } from '../../common/errors.ts';
 /**
  * Errors of the operator API. Each maps to one HTTP status and is sent as
  * `{ "error": { "code": "...", "message": "..." } }`. Errors thrown by the
- * model are mapped by their code (see `statusForCode`).
+ * model are mapped by their code (see `statusForCode`). A resource named in
+ * the path that does not exist is the controller's `NotFoundError`
+ * (../errors.ts), the same failure whether the API or the model finds it.
  */
 
 /** No token, or a token the controller does not know. */
@@ -47,13 +49,6 @@ export class ApiMethodNotAllowedError extends VnetError {
   }
 }
 
-/** A resource named in the path that does not exist. */
-export class ApiNotFoundError extends VnetError {
-  constructor(what: string) {
-    super('VNET_ERR_NOT_FOUND', `${what} not found`);
-  }
-}
-
 /** An operation this controller does not implement. */
 export class ApiNotSupportedError extends VnetError {
   constructor(what: string) {
@@ -74,7 +69,21 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   VNET_ERR_NOT_SUPPORTED: 501,
 };
 
+/** A request for a path that no static file answers (the router checks `has` first: a bug if reached). */
+export class ApiStaticFileError extends VnetError {
+  constructor(path: string) {
+    super('VNET_ERR_API_STATIC_FILE', `no static file ${path}`);
+  }
+}
+
 /** The HTTP status for an error code; 500 for anything not an expected client error. */
 export function statusForCode(code: string | undefined): number {
   return (code !== undefined ? STATUS_BY_CODE[code] : undefined) ?? 500;
+}
+
+/** The operator web page's files are not where the controller was installed (a broken install). */
+export class WebPageMissingError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_WEB_PAGE_MISSING', message);
+  }
 }

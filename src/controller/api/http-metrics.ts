@@ -3,7 +3,7 @@ import type { Metric, Registry } from 'prom-client';
 
 /**
  * The API's own Prometheus metrics, registered in the controller's registry
- * (which the core also fills with link and reconcile metrics). Route labels
+ * (which the controller also fills with link and reconcile metrics). Route labels
  * are route patterns, never raw paths, so cardinality stays bounded.
  */
 

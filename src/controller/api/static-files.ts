@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiStaticFileError, WebPageMissingError } from './errors.ts';
 
 /**
  * The web page shell: a few static files from `src/controller/web`, plus
@@ -58,7 +59,7 @@ export class StaticFiles {
       files.set(`/${name}`, staticFile(type, await readFile(new URL(name, WEB_DIR))));
     }
     const index = files.get('/index.html');
-    if (index === undefined) throw new Error(`the web page is missing: no index.html in ${WEB_DIR.pathname}`);
+    if (index === undefined) throw new WebPageMissingError(`the web page is missing: no index.html in ${WEB_DIR.pathname}`);
     files.set('/', index);
     const require = createRequire(import.meta.url);
     const cytoscape = require.resolve('cytoscape/dist/cytoscape.min.js');
@@ -73,7 +74,7 @@ export class StaticFiles {
   /** Serve `path` (which `has`); HEAD gets the headers only; a matching If-None-Match gets 304. Returns the status. */
   serve(path: string, req: IncomingMessage, res: ServerResponse, head: boolean): number {
     const f = this.#files.get(path);
-    if (f === undefined) throw new Error(`no static file ${path}`);
+    if (f === undefined) throw new ApiStaticFileError(path);
     const headers = {
       'content-type': f.type,
       'cache-control': 'no-cache',

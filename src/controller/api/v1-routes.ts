@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ControllerModel } from '../api-model.ts';
-import { ApiNotFoundError, ApiNotSupportedError } from './errors.ts';
+import { ApiNotSupportedError } from './errors.ts';
+import { NotFoundError } from '../errors.ts';
 import { Router } from './router.ts';
 import {
   addLinkBodySchema,
@@ -88,12 +89,12 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
   });
   r.add('GET', `${p}/hosts/:id`, (ctx) => {
     const host = model.getHost(param(ctx, 'id'));
-    if (host === undefined) throw new ApiNotFoundError(`host ${JSON.stringify(param(ctx, 'id'))}`);
+    if (host === undefined) throw new NotFoundError(`host ${JSON.stringify(param(ctx, 'id'))}`);
     return ok(host);
   });
   r.add('GET', `${p}/hosts/:id/rules`, (ctx) => {
     const rules = model.getRules(param(ctx, 'id'));
-    if (rules === undefined) throw new ApiNotFoundError(`host ${JSON.stringify(param(ctx, 'id'))}`);
+    if (rules === undefined) throw new NotFoundError(`host ${JSON.stringify(param(ctx, 'id'))}`);
     return ok(rules);
   });
 
@@ -104,7 +105,7 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
   r.add('GET', `${p}/vms/:mac`, (ctx) => {
     const mac = pathParam(ctx, 'mac', macSchema);
     const vm = model.getVm(mac);
-    if (vm === undefined) throw new ApiNotFoundError(`VM ${mac}`);
+    if (vm === undefined) throw new NotFoundError(`VM ${mac}`);
     return ok(vm);
   });
 
@@ -114,7 +115,7 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
   });
   r.add('GET', `${p}/links/:a/:b`, (ctx) => {
     const link = model.getLink(param(ctx, 'a'), param(ctx, 'b'));
-    if (link === undefined) throw new ApiNotFoundError(`link between ${JSON.stringify(param(ctx, 'a'))} and ${JSON.stringify(param(ctx, 'b'))}`);
+    if (link === undefined) throw new NotFoundError(`link between ${JSON.stringify(param(ctx, 'a'))} and ${JSON.stringify(param(ctx, 'b'))}`);
     return ok(link);
   });
   r.add('POST', `${p}/links`, async (ctx) => {
@@ -154,7 +155,7 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
   });
   r.add('GET', `${p}/migrations/:id`, (ctx) => {
     const m = model.getMigration(param(ctx, 'id'));
-    if (m === undefined) throw new ApiNotFoundError(`migration ${JSON.stringify(param(ctx, 'id'))}`);
+    if (m === undefined) throw new NotFoundError(`migration ${JSON.stringify(param(ctx, 'id'))}`);
     return ok(m);
   });
   r.add('POST', `${p}/migrations`, async (ctx) => {

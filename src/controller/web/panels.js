@@ -48,8 +48,12 @@ export function renderTopology() {
   const parts = [];
   if (t.class !== 'none') parts.push(`confidence ${Math.round(t.confidence * 100)}%`);
   if (t.centre) parts.push(`centre ${vmLabel(t.centre)}`);
-  if (t.edges.length > 0) parts.push(`${t.edges.length} edge${t.edges.length === 1 ? '' : 's'}`);
+  if (t.edges.length > 0) {
+    const total = t.edges.reduce((s, e) => s + e.bytesPerSec, 0);
+    parts.push(`${t.edges.length} edge${t.edges.length === 1 ? '' : 's'}, ${rate(total) || '0 bit/s'} now`);
+  }
   if (t.detectedAt) parts.push(`since ${clock(t.detectedAt)}`);
+  if (t.weightsAt) parts.push(`weights at ${clock(t.weightsAt)}`);
   document.getElementById('topology-detail').textContent = parts.join(' · ');
 }
 

@@ -7,7 +7,7 @@ export const state = {
   vms: new Map(),
   links: new Map(),
   migrations: new Map(),
-  topology: { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null },
+  topology: { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null, weightsAt: null },
   placement: { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] },
   seq: 0,
   /** Recent events for the events panel (no traffic reports). */
@@ -51,6 +51,8 @@ export function applyEvent(e) {
         const l = state.links.get(linkId(r.a, r.b));
         if (l) Object.assign(l, { bytes: r.bytes, frames: r.frames, bytesPerSec: r.bytesPerSec, framesPerSec: r.framesPerSec });
       }
+      // The announced topology's edges with their current smoothed weights (structure unchanged).
+      if (p.topology) Object.assign(state.topology, { edges: p.topology.edges, weightsAt: p.topology.weightsAt });
       break;
     case 'topology-changed': state.topology = p.topology; break;
     case 'migration-changed': state.migrations.set(p.migration.id, p.migration); break;

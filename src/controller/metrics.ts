@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DaemonFacts } from '../control/daemon-control.ts';
 
 /**
- * The controller core's metrics, registered on the prom-client Registry the
+ * The controller's metrics, registered on the prom-client Registry the
  * process passes in (the operator API serves it at /metrics). Per-link
  * counters are the daemons' own cumulative counts, mirrored as gauges each
  * time a daemon reports its facts.
@@ -21,6 +21,7 @@ export class ControllerMetrics {
   readonly linkFrames: Gauge<'host' | 'peer' | 'kind' | 'direction'>;
   readonly linkDecodeErrors: Gauge<'host' | 'peer' | 'kind'>;
   readonly linkReconnects: Gauge<'host' | 'peer' | 'kind'>;
+  readonly errors: Counter<'where'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -40,6 +41,7 @@ export class ControllerMetrics {
     this.linkBytes = new Gauge({ name: 'vnet_link_bytes', help: 'Bytes carried by a link, as its daemon last reported (cumulative)', labelNames: linkLabels, registers });
     this.linkFrames = new Gauge({ name: 'vnet_link_frames', help: 'Frames carried by a link, as its daemon last reported (cumulative)', labelNames: linkLabels, registers });
     this.linkDecodeErrors = new Gauge({ name: 'vnet_link_decode_errors', help: 'Undecodable messages on a link, as its daemon last reported', labelNames: ['host', 'peer', 'kind'], registers });
+    this.errors = new Counter({ name: 'vnet_controller_errors_total', help: 'Unexpected errors (bugs) of the controller, by where they happened; the controller kept running', labelNames: ['where'], registers });
     this.linkReconnects = new Gauge({ name: 'vnet_link_reconnects', help: 'Reconnects of a link, as its daemon last reported', labelNames: ['host', 'peer', 'kind'], registers });
   }
 

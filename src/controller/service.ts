@@ -5,32 +5,31 @@ import type {
   JoinTokenRequest,
   JoinTokenView,
 } from './api-model.ts';
-import type { ApiTokenRecord as ApiTokenEntry, TokenStore } from './api/token-store.ts';
-import type { ControllerCore } from './controller-core.ts';
-import type { ControllerEventLog } from './controller-events.ts';
-import { hostView, linkView, migrationView, ruleViews, vmView } from './controller-views.ts';
+import type { ControlLoop } from './control-loop.ts';
+import type { ControllerEventLog } from './event-log.ts';
+import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import { createJoinToken } from './join-tokens.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
-import type { TopologyTracker } from './topology-step.ts';
+import type { TopologyTracker } from './topology-tracker.ts';
 import { EMPTY_PLACEMENT, type PlacementAdvisor } from './placement-advisor.ts';
 
 /**
  * The operator's controller (api-model.ts `ControllerModel`) over the SQLite
  * store: queries read the store (synchronously), commands validate against
  * it, write in one transaction with their audit record, emit their events
- * and ask the core to reconcile, so a link an operator adds is pushed to the
+ * and ask the control loop to reconcile, so a link an operator adds is pushed to the
  * daemons at once.
  */
 
 export interface ControllerServiceComponents {
   store: ControllerStore;
   events: ControllerEventLog;
-  core: ControllerCore;
+  loop: ControlLoop;
   topology: TopologyTracker;
   wallClock: () => number;
-  /** The controller's placement advisor (the core steps it each update period). */
+  /** The controller's placement advisor (the control loop steps it each update period). */
   placement?: PlacementAdvisor;
 }
 
@@ -66,7 +65,7 @@ export class ControllerService implements ControllerModel {
 
   listLinks(): LinkView[] {
     const reports = this.#c.store.listLinkReports();
-    const rates = this.#c.core.linkRates();
+    const rates = this.#c.loop.linkRates();
     return this.#c.store.listLinks().map((l) => linkView(l, reports, rates)).sort((x, y) => (x.a === y.a ? (x.b < y.b ? -1 : 1) : x.a < y.a ? -1 : 1));
   }
 
@@ -78,7 +77,7 @@ export class ControllerService implements ControllerModel {
   getRules(host: string): HostRulesView | undefined {
     if (this.#c.store.getHost(host) === undefined) return undefined;
     const versions = this.#c.store.getVersions(host);
-    const applied = this.#c.core.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
+    const applied = this.#c.loop.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
     const rules = this.#c.store.listRules(host);
     return {
       host,
@@ -138,7 +137,7 @@ export class ControllerService implements ControllerModel {
     events.emit('operator-action', { actor, action: 'add-fast-path-link', detail: { a: link.a, b: link.b, reason } });
     events.emit('link-changed', { link });
     events.decide('fast-path-added', `operator ${actor}: ${reason}`, { a: link.a, b: link.b, actor });
-    this.#c.core.reconcile(`fast-path link ${link.a}-${link.b} added by ${actor}`);
+    this.#c.loop.reconcile(`fast-path link ${link.a}-${link.b} added by ${actor}`);
     return link;
   }
 
@@ -168,7 +167,7 @@ export class ControllerService implements ControllerModel {
     events.emit('operator-action', { actor, action: 'remove-fast-path-link', detail: { a: link.a, b: link.b } });
     events.emit('link-removed', { a: link.a, b: link.b, kind: link.kind, actor, reason: 'removed by operator' });
     events.decide('fast-path-removed', `operator ${actor}`, { a: link.a, b: link.b, actor });
-    this.#c.core.reconcile(`fast-path link ${link.a}-${link.b} removed by ${actor}`);
+    this.#c.loop.reconcile(`fast-path link ${link.a}-${link.b} removed by ${actor}`);
   }
 
   // ---- event source -------------------------------------------------------------
@@ -186,28 +185,5 @@ export class ControllerService implements ControllerModel {
     if (m === undefined) return undefined;
     const steps = this.#c.store.migrationSteps(id);
     return migrationView(m, steps[steps.length - 1]);
-  }
-}
-
-/** The operator API's token table (`api_tokens`) over the store. */
-export class SqliteTokenStore implements TokenStore {
-  readonly #store: ControllerStore;
-
-  constructor(store: ControllerStore) {
-    this.#store = store;
-  }
-
-  count(): number {
-    return this.#store.listApiTokens().filter((t) => t.revokedMs === undefined).length;
-  }
-
-  add(record: ApiTokenEntry): void {
-    this.#store.insertApiToken({ id: record.id, hash: record.hash, label: record.label, createdMs: record.createdAt });
-  }
-
-  findByHash(hash: string): ApiTokenEntry | undefined {
-    const r = this.#store.findApiTokenByHash(hash);
-    if (r === undefined || r.revokedMs !== undefined) return undefined;
-    return { id: r.id, label: r.label, hash: r.hash, createdAt: r.createdMs };
   }
 }

@@ -2,24 +2,25 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
-import { ControllerCore } from '../../src/controller/controller-core.ts';
-import { ControllerEventLog } from '../../src/controller/controller-events.ts';
-import { ControllerMetrics } from '../../src/controller/controller-metrics.ts';
-import { ControllerService, SqliteTokenStore } from '../../src/controller/controller-service.ts';
+import { ControlLoop } from '../../src/controller/control-loop.ts';
+import { ControllerEventLog } from '../../src/controller/event-log.ts';
+import { ControllerMetrics } from '../../src/controller/metrics.ts';
+import { ControllerService } from '../../src/controller/service.ts';
+import { SqliteTokenStore } from '../../src/controller/sqlite-token-store.ts';
 import { DEFAULT_POLICY } from '../../src/controller/deployment-file.ts';
 import { openStore, type ControllerStore } from '../../src/controller/store/store.ts';
-import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-step.ts';
+import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-tracker.ts';
 import { createApiToken, verifyApiToken } from '../../src/controller/api/token-store.ts';
 import { controllerModelCompliance, type ControllerModelHarness } from './controller-model-compliance.ts';
 
 /** The store-backed model over an in-memory database, without a control channel (no daemon connected). */
-function build(store: ControllerStore, now: () => number = Date.now): { model: ControllerService; events: ControllerEventLog; core: ControllerCore } {
+function build(store: ControllerStore, now: () => number = Date.now): { model: ControllerService; events: ControllerEventLog; core: ControlLoop } {
   const logger = silentLogger();
   const events = new ControllerEventLog({ store, logger, wallClock: now });
   const metrics = new ControllerMetrics(new Registry());
   const topology = new TopologyTracker(vttifParamsFromPolicy({ ...DEFAULT_POLICY }));
-  const core = new ControllerCore({ store, events, metrics, topology, logger, wallClock: now }, { policy: { ...DEFAULT_POLICY } });
-  return { model: new ControllerService({ store, events, core, topology, wallClock: now }), events, core };
+  const core = new ControlLoop({ store, events, metrics, topology, logger, wallClock: now }, { policy: { ...DEFAULT_POLICY } });
+  return { model: new ControllerService({ store, events, loop: core, topology, wallClock: now }), events, core };
 }
 
 controllerModelCompliance('SQLite store', async (): Promise<ControllerModelHarness> => {

@@ -1,7 +1,7 @@
 /**
- * One controller process: the controller core (SQLite state, control channel,
- * update loop) plus the operator API and web page, started together from a
- * deployment file. `vnet controller` and `vnet demo` both start through here.
+ * One controller process: the controller runtime (runtime.ts: SQLite state,
+ * control channel, update loop) plus the operator API and web page, started
+ * together from a deployment file. `vnet controller` and `vnet demo` both start through here.
  *
  * TLS: the control channel is mutual TLS with the deployment CA in `tlsDir`
  * (made by `vnet certs init`); the controller's own certificate (host id
@@ -16,8 +16,9 @@ import { readFile } from 'node:fs/promises';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
 import { caFiles, hostFiles, issueHostCert } from '../pki/certs.ts';
-import { startController, type ControllerHandle } from './controller.ts';
+import { startController, type ControllerHandle } from './runtime.ts';
 import type { Deployment } from './deployment-file.ts';
+import { MissingCaError } from './errors.ts';
 import { DEFAULT_API_PORT } from './api/api-server.ts';
 import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
 import { CONTROL_PATH } from '../control/control-protocol.ts';
@@ -51,7 +52,7 @@ export interface ControllerProcess {
 export async function startControllerProcess(components: { logger: Logger }, init: ControllerProcessInit): Promise<ControllerProcess> {
   const { logger } = components;
   const ca = caFiles(init.tlsDir);
-  if (!existsSync(ca.cert)) throw new Error(`no deployment CA in ${init.tlsDir}: run \`vnet certs init --dir ${init.tlsDir}\` first`);
+  if (!existsSync(ca.cert)) throw new MissingCaError(init.tlsDir);
   const own = hostFiles(init.tlsDir, CONTROLLER_HOST_ID);
   if (!existsSync(own.cert)) await issueHostCert(init.tlsDir, CONTROLLER_HOST_ID);
   const [caPem, cert, key] = await Promise.all([readFile(ca.cert), readFile(own.cert), readFile(own.key)]);

@@ -69,7 +69,7 @@ export function migrationView(m: MigrationRecord, lastStep: { step: string; deta
   };
 }
 
-export const EMPTY_TOPOLOGY: TopologyView = { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null };
+export const EMPTY_TOPOLOGY: TopologyView = { class: 'none', centre: null, confidence: 0, edges: [], detectedAt: null, weightsAt: null };
 
 /** The stored inferred topology; its body is the TopologyView the inference step produced. */
 export function topologyView(t: TopologyRecord | undefined): TopologyView {
@@ -82,5 +82,6 @@ export function topologyView(t: TopologyRecord | undefined): TopologyView {
     confidence: typeof body.confidence === 'number' ? body.confidence : 0,
     edges: body.edges,
     detectedAt: body.detectedAt ?? t.atMs,
+    weightsAt: typeof body.weightsAt === 'number' ? body.weightsAt : body.detectedAt ?? t.atMs,
   };
 }

@@ -4,29 +4,38 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import type { ControllerModel } from './api-model.ts';
 import type { TokenStore } from './api/token-store.ts';
 import { ControlServer } from './control-server.ts';
-import { ControllerCore } from './controller-core.ts';
-import { ControllerEventLog } from './controller-events.ts';
-import { ControllerMetrics } from './controller-metrics.ts';
-import { ControllerService, SqliteTokenStore } from './controller-service.ts';
-import { topologyView } from './controller-views.ts';
+import { ControlLoop } from './control-loop.ts';
+import { ControllerEventLog } from './event-log.ts';
+import { ControllerMetrics } from './metrics.ts';
+import { ControllerService } from './service.ts';
+import { SqliteTokenStore } from './sqlite-token-store.ts';
+import { topologyView } from './views.ts';
 import type { Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, type JoinTokenOptions } from './join-tokens.ts';
 import type { JoinTokenRecord } from './store/records.ts';
-import { openStore, type ControllerStore } from './store/store.ts';
+import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
-import { TopologyTracker, vttifParamsFromPolicy } from './topology-step.ts';
+import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 
 /**
- * The controller process core: opens the store (migrating it), brings the
+ * The controller runtime: opens the store (migrating it), brings the
  * registry in line with the deployment file, starts the control channel and
- * the update-period loop (topology inference, traffic events, reconcile).
- * The operator API is started by the caller over `handle.model` and
- * `handle.tokens` (see src/controller/api).
+ * the update-period timer that runs the control loop (topology inference,
+ * adaptation, placement, traffic events, reconcile). The operator API is
+ * started by the caller over `handle.model` and `handle.tokens` (see
+ * src/controller/api, and launch.ts for a whole process).
  *
  * On start every host is marked disconnected; daemons reconnect on their own
  * (with backoff) and are converged by version from the persisted desired
  * state, without their forwarding being touched in between.
+ *
+ * An error thrown by an update period, or by the loop while it handles a
+ * daemon's message, is a bug: it goes to `components.onError`. Tests pass
+ * one that fails the test; the default logs it at error level, counts it
+ * (vnet_controller_errors_total) and keeps the process serving: daemons keep
+ * forwarding with what they have, the next period starts from the persisted
+ * state, and one bad period must not cut every daemon's control channel.
  */
 
 export interface ControllerComponents {
@@ -38,11 +47,17 @@ export interface ControllerComponents {
   wallClock?: () => number;
   /** An already open store (tests); otherwise one is opened at init.dbPath. */
   store?: ControllerStore;
+  /**
+   * An unexpected error of an update period or of handling a daemon's
+   * message (a bug). Default: logged at error level and counted; the
+   * controller keeps running. Tests set one that fails the test.
+   */
+  onError?: (err: unknown, where: string) => void;
 }
 
 export interface ControllerInit {
   deployment: Readonly<Deployment>;
-  /** Default ./vnet.db */
+  /** Default DEFAULT_DB_PATH (./vnet.db) */
   dbPath?: string;
   control: {
     host: string;
@@ -61,14 +76,14 @@ export interface ControllerHandle {
   readonly model: ControllerModel;
   /** The `api_tokens` table, for the API's bearer-token auth. */
   readonly tokens: TokenStore;
-  readonly core: ControllerCore;
+  readonly loop: ControlLoop;
   readonly events: ControllerEventLog;
   readonly metrics: ControllerMetrics;
   /** The control channel's bound port. */
   readonly controlPort: number;
   /** Create a join token for a daemon's first contact; the token text is shown only here. */
   createJoinToken(options: JoinTokenOptions): { token: string; record: JoinTokenRecord };
-  /** Run one update period now (tests; the loop runs it every policy.updatePeriodMs). */
+  /** Run one update period now (tests; the timer runs it every policy.updatePeriodMs). An error is thrown to the caller. */
   tick(): void;
   close(): Promise<void>;
 }
@@ -77,7 +92,7 @@ export async function startController(components: ControllerComponents, init: Co
   const logger = componentLogger(components.logger, 'controller');
   const clock = components.clock ?? realClock;
   const wallClock = components.wallClock ?? Date.now;
-  const store = components.store ?? openStore({ path: init.dbPath ?? './vnet.db', logger });
+  const store = components.store ?? openStore({ path: init.dbPath ?? DEFAULT_DB_PATH, logger });
   const policy = init.deployment.policy;
   let server: ControlServer | undefined;
   let timer: TimerHandle | undefined;
@@ -87,19 +102,23 @@ export async function startController(components: ControllerComponents, init: Co
     logger.info({ deployment: init.deployment.name, db: store.path, ...sync }, 'registry in line with the deployment');
 
     const metrics = new ControllerMetrics(components.registry);
+    const onError = components.onError ?? ((err: unknown, where: string): void => {
+      metrics.errors.inc({ where });
+      logger.error({ err, where }, 'controller bug: unexpected error (the controller keeps running)');
+    });
     const events = new ControllerEventLog({ store, logger, wallClock });
     const topology = new TopologyTracker(vttifParamsFromPolicy(policy));
     topology.restore(topologyView(store.latestTopology()));
     const placement = new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
     const stored = lastStoredPlacement(store);
     if (stored !== undefined) placement.restore(stored);
-    const core = new ControllerCore({ store, events, metrics, topology, logger, wallClock, placement }, {
+    const loop = new ControlLoop({ store, events, metrics, topology, logger, wallClock, placement }, {
       policy,
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
     });
-    const model = new ControllerService({ store, events, core, topology, wallClock, placement }, { placementThreshold: policy.placementThreshold });
+    const model = new ControllerService({ store, events, loop, topology, wallClock, placement }, { placementThreshold: policy.placementThreshold });
     const tokens = new SqliteTokenStore(store);
-    server = new ControlServer({ store, handler: core, metrics, logger, clock, wallClock }, {
+    server = new ControlServer({ store, handler: loop, metrics, logger, clock, wallClock, onHandlerError: (err) => onError(err, 'control message') }, {
       host: init.control.host,
       port: init.control.port,
       tls: init.control.tls,
@@ -110,21 +129,20 @@ export async function startController(components: ControllerComponents, init: Co
     });
     const controlPort = await server.listen();
     // Desired state for every host is computed (and persisted) before any daemon is back.
-    core.reconcile('controller started');
-    const tick = (): void => {
+    loop.reconcile('controller started');
+    timer = clock.setInterval(() => {
       try {
-        core.tick();
+        loop.tick();
       } catch (err) {
-        logger.error({ err }, 'update period failed');
+        onError(err, 'update period');
       }
-    };
-    timer = clock.setInterval(tick, policy.updatePeriodMs);
+    }, policy.updatePeriodMs);
     const ctl = server;
     let closed = false;
     return {
-      store, model, tokens, core, events, metrics, controlPort,
+      store, model, tokens, loop, events, metrics, controlPort,
       createJoinToken: (options) => createJoinToken(store, options, wallClock()),
-      tick,
+      tick: () => loop.tick(),
       async close(): Promise<void> {
         if (closed) return;
         closed = true;

@@ -1,0 +1,67 @@
+import type { Logger } from '../common/logger.ts';
+import type { Effects, EventEffect, StoreWrite } from './effects.ts';
+import type { ControllerEventLog } from './event-log.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import type { SessionTable } from './session-table.ts';
+import type { ControllerStore } from './store/store.ts';
+
+/**
+ * The one place where the controller's plans touch the world: store writes
+ * (in order, in one transaction), then events and decisions, then log lines,
+ * then messages to the connected daemons (a push that went out is counted).
+ * No decisions here: what to do is the planners' (effects.ts).
+ */
+
+export interface ApplierComponents {
+  store: ControllerStore;
+  events: ControllerEventLog;
+  sessions: SessionTable;
+  metrics: ControllerMetrics;
+  logger: Logger;
+}
+
+export class Applier {
+  readonly #c: ApplierComponents;
+
+  constructor(components: ApplierComponents) {
+    this.#c = components;
+  }
+
+  apply(effects: Effects): void {
+    const { store } = this.#c;
+    if (effects.writes.length > 0) store.transaction(() => { for (const w of effects.writes) this.#write(w); });
+    for (const e of effects.events) this.#event(e);
+    for (const l of effects.logs) this.#c.logger[l.level](l.fields, l.msg);
+    for (const { host, message } of effects.messages) {
+      const session = this.#c.sessions.get(host)?.session;
+      if (session === undefined || !session.send(message)) continue;
+      if (message.type === 'set-links' || message.type === 'set-rules') {
+        this.#c.metrics.pushes.inc({ kind: message.type === 'set-links' ? 'links' : 'rules' });
+        this.#c.logger.debug({ host, type: message.type }, 'pushed desired state');
+      }
+    }
+  }
+
+  #write(w: StoreWrite): void {
+    const { store } = this.#c;
+    switch (w.op) {
+      case 'upsert-vm': store.upsertVm(w.vm); return;
+      case 'put-link': store.putLink(w.link, w.atMs); return;
+      case 'delete-link': store.deleteLink(w.a, w.b, w.kind); return;
+      case 'host-connected': store.setHostConnected(w.host, w.connected, w.atMs); return;
+      case 'host-facts': store.recordHostFacts(w.facts, w.atMs); return;
+      case 'touch-host': store.touchHost(w.host, w.atMs); return;
+      case 'traffic-samples': store.insertTrafficSamples(w.samples); return;
+      case 'prune-traffic': store.pruneTraffic(w.beforeMs); return;
+      case 'topology': store.insertTopology({ atMs: w.atMs, kind: w.kind, changed: true, body: w.body }); return;
+      case 'ack': store.recordAck(w.host, w.kind, w.version); return;
+      case 'rules': store.updateRules(w.host, w.upsert, w.remove); return;
+      case 'versions': store.putVersions(w.versions); return;
+    }
+  }
+
+  #event(e: EventEffect): void {
+    if (e.kind === 'decision') this.#c.events.decide(e.decision, e.reason, e.detail);
+    else this.#c.events.emit(e.type, e.payload as never);
+  }
+}

@@ -1,0 +1,265 @@
+import type { Logger } from '../common/logger.ts';
+import { formatMac } from '../common/mac.ts';
+import type { DaemonFacts } from '../control/daemon-control.ts';
+import { factsFromWire, type HelloMessage } from '../control/control-protocol.ts';
+import type { TrafficReport } from '../topology/traffic-report.ts';
+import { INITIAL_ADAPTATION, planFastPaths, type AdaptationState } from './adaptation-planner.ts';
+import { Applier } from './applier.ts';
+import type { ControlHandler, ControlSession, SessionInput } from './control-server.ts';
+import type { DeploymentPolicy } from './deployment-file.ts';
+import { combineEffects, event, noEffects, type Effects } from './effects.ts';
+import { NotFoundError } from './errors.ts';
+import type { ControllerEventLog } from './event-log.ts';
+import { INITIAL_LINK_RATES, linkRates, nextLinkRates, withoutHost, type LinkRateState } from './link-rates.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import type { PlacementAdvisor } from './placement-advisor.ts';
+import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
+import { planReconcile } from './reconcile-planner.ts';
+import { SessionTable } from './session-table.ts';
+import type { ControllerStore } from './store/store.ts';
+import type { TopologyTracker } from './topology-tracker.ts';
+import { planTopology } from './topology-planner.ts';
+import { planVmLearning } from './vm-learning.ts';
+import { hostView, linkView, vmView, type LinkRate } from './views.ts';
+
+/**
+ * The controller's loop: what daemons report and the update period go to the
+ * planners, and what the planners return goes to the applier.
+ *
+ *   session opened  ─▶ host up, facts ─▶ VM learning ─▶ reconcile
+ *   facts           ─▶ facts, link rates ─▶ VM learning ─▶ reconcile if a VM moved
+ *   traffic report  ─▶ (valid: checked by the control server) samples stored, buffered
+ *   ack             ─▶ session table, store
+ *   update period   ─▶ topology (VTTIF) ─▶ adaptation ─▶ placement advice
+ *                   ─▶ traffic-updated ─▶ pruning ─▶ reconcile if dirty or not converged
+ *   reconcile       ─▶ desired state, versions, pushes (reconcile-planner.ts)
+ *
+ * State here is only what the planners hand back between calls (the session
+ * table, link rates, adaptation's and placement's memories, the buffered
+ * reports); the registry is the store.
+ */
+
+export interface ControlLoopComponents {
+  store: ControllerStore;
+  events: ControllerEventLog;
+  metrics: ControllerMetrics;
+  topology: TopologyTracker;
+  logger: Logger;
+  /** Wall-clock milliseconds. */
+  wallClock: () => number;
+  /** Placement advice each update period (none: no proposals). */
+  placement?: PlacementAdvisor;
+}
+
+export interface ControlLoopInit {
+  policy: Readonly<DeploymentPolicy>;
+  /** Re-send a push that has had no ack for this long (default 3 update periods). */
+  resendAfterMs?: number;
+  /** Traffic samples older than this are pruned (default 10 × smoothing interval). */
+  trafficRetentionMs?: number;
+  /** How often placement advice is recomputed (default 10 update periods). */
+  placementIntervalMs?: number;
+}
+
+export class ControlLoop implements ControlHandler {
+  readonly #c: ControlLoopComponents;
+  readonly #init: ControlLoopInit;
+  readonly #sessions = new SessionTable();
+  readonly #applier: Applier;
+  #rates: LinkRateState = INITIAL_LINK_RATES;
+  #adaptation: AdaptationState = INITIAL_ADAPTATION;
+  #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
+  #reports: TrafficReport[] = [];
+  /** Something desired state depends on changed since the last reconcile. */
+  #dirty = true;
+
+  constructor(components: ControlLoopComponents, init: ControlLoopInit) {
+    this.#c = components;
+    this.#init = init;
+    this.#applier = new Applier({ store: components.store, events: components.events, sessions: this.#sessions, metrics: components.metrics, logger: components.logger });
+  }
+
+  /** Link rates (both directions summed), keyed by pairKey(a, b). */
+  linkRates(): Map<string, LinkRate> {
+    return linkRates(this.#rates);
+  }
+
+  /** The daemon's version of each desired set, as far as we know (undefined if not connected). */
+  appliedVersions(host: string): { linksVersion: number; rulesVersion: number } | undefined {
+    return this.#sessions.appliedVersions(host);
+  }
+
+  connectedHosts(): string[] {
+    return this.#sessions.connectedHosts();
+  }
+
+  // ---- ControlHandler ------------------------------------------------------
+
+  sessionOpened(session: ControlSession, hello: HelloMessage): void {
+    const facts = factsFromWire(hello.facts);
+    const now = this.#c.wallClock();
+    this.#sessions.open(session, facts);
+    this.#c.metrics.recordFacts(facts);
+    const host = this.#c.store.getHost(session.hostId);
+    const up = noEffects();
+    up.writes.push({ op: 'host-connected', host: session.hostId, connected: true, atMs: now }, { op: 'host-facts', facts, atMs: now });
+    if (host !== undefined) up.events.push(event('host-changed', { host: hostView({ ...host, connected: true, lastSeenMs: now, addresses: facts.listen !== undefined ? [facts.listen] : host.addresses }) }));
+    this.#applier.apply(combineEffects(up, this.#learn(facts, now)));
+    this.reconcile('daemon connected');
+  }
+
+  messageReceived(session: ControlSession, message: SessionInput): void {
+    if (!this.#sessions.current(session)) return;
+    const host = session.hostId;
+    const now = this.#c.wallClock();
+    switch (message.type) {
+      case 'facts': {
+        const facts = factsFromWire(message.facts);
+        const before = this.#c.store.getHost(host)?.addresses[0];
+        if (facts.listen !== undefined && JSON.stringify(facts.listen) !== JSON.stringify(before)) this.#dirty = true;
+        this.#c.metrics.recordFacts(facts);
+        this.#rates = nextLinkRates(this.#rates, host, facts.links, now);
+        this.#sessions.reported(host, facts);
+        const stored = noEffects();
+        stored.writes.push({ op: 'host-facts', facts, atMs: now });
+        const learned = this.#learn(facts, now);
+        this.#applier.apply(combineEffects(stored, { ...learned, reconcile: undefined }));
+        if (learned.reconcile !== undefined) this.reconcile(learned.reconcile);
+        return;
+      }
+      case 'traffic': {
+        const r = message.report;
+        this.#reports.push(r);
+        const e = noEffects();
+        e.writes.push({
+          op: 'traffic-samples',
+          samples: r.entries.map((x) => ({ host, startMs: r.startMs, endMs: r.endMs, src: formatMac(x.src), dst: formatMac(x.dst), frames: x.frames, bytes: x.bytes })),
+        }, { op: 'touch-host', host, atMs: now });
+        this.#applier.apply(e);
+        return;
+      }
+      case 'ack': {
+        if (message.ok) {
+          this.#sessions.acknowledged(host, message.kind, message.version);
+          const e = noEffects();
+          e.writes.push({ op: 'ack', host, kind: message.kind, version: message.version });
+          if (message.kind === 'rules') e.events.push(event('rules-changed', { host, version: message.version }));
+          this.#applier.apply(e);
+        } else {
+          this.#c.metrics.nacks.inc({ kind: message.kind });
+          this.#c.logger.warn({ host, kind: message.kind, version: message.version, code: message.error?.code, msg: message.error?.message }, 'daemon refused a change');
+        }
+        return;
+      }
+      case 'event': {
+        this.#c.logger.debug({ host, event: message.event.type }, 'daemon event');
+        return;
+      }
+    }
+  }
+
+  sessionClosed(session: ControlSession, _reason: string): void {
+    if (!this.#sessions.close(session)) return;
+    this.#rates = withoutHost(this.#rates, session.hostId);
+    const now = this.#c.wallClock();
+    const host = this.#c.store.getHost(session.hostId);
+    const e = noEffects();
+    e.writes.push({ op: 'host-connected', host: session.hostId, connected: false, atMs: now });
+    if (host !== undefined) e.events.push(event('host-changed', { host: hostView({ ...host, connected: false, lastSeenMs: now }) }));
+    this.#applier.apply(e);
+  }
+
+  /**
+   * Put a VM on a host (the migration cutover, or an operator correcting the
+   * registry) and reconcile at once: every host's rule for the VM is
+   * re-pointed in this same call. `state` 'migrating' pins the VM where it is
+   * against what daemons report until the cutover sets it 'running'.
+   */
+  setVmLocation(mac: string, host: string, state: 'running' | 'migrating' | 'stopped', why: string): void {
+    const { store } = this.#c;
+    const vm = store.getVm(mac);
+    if (vm === undefined) throw new NotFoundError(`VM ${JSON.stringify(mac)}`);
+    if (store.getHost(host) === undefined) throw new NotFoundError(`host ${JSON.stringify(host)}`);
+    const moved = { ...vm, host, state, updatedMs: this.#c.wallClock() };
+    const e = noEffects();
+    e.writes.push({ op: 'upsert-vm', vm: moved });
+    e.events.push(event('vm-changed', { vm: vmView(moved) }));
+    this.#applier.apply(e);
+    this.reconcile(`VM ${mac} on ${host} (${state}): ${why}`);
+  }
+
+  // ---- reconcile -------------------------------------------------------------
+
+  /** Note that the registry changed behind the loop's back (a direct store write): the next period reconciles. */
+  markDirty(): void {
+    this.#dirty = true;
+  }
+
+  /** Compute desired state, persist new versions, push what each connected daemon lacks. */
+  reconcile(why: string): void {
+    const started = performance.now();
+    this.#dirty = false;
+    const { store } = this.#c;
+    const planned = planReconcile({
+      hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
+      versionsOf: (h) => store.getVersions(h), rulesOf: (h) => store.listRules(h),
+      sessions: this.#sessions.allProgress(),
+    }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);
+    for (const [host, progress] of planned.state) this.#sessions.setProgress(host, progress);
+    this.#applier.apply(planned.effects);
+    this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /** One update period: topology inference on the buffered reports, adaptation, placement, traffic events, pruning, reconcile. */
+  tick(): void {
+    const { store } = this.#c;
+    const { policy } = this.#init;
+    const now = this.#c.wallClock();
+    const reports = this.#reports;
+    this.#reports = [];
+    const vms = store.listVms();
+    const out = this.#c.topology.step(vms, reports, now);
+    if (out.rejected.length > 0) this.#c.metrics.malformedMessages.inc({ reason: 'traffic-report' }, out.rejected.length);
+    const topo = planTopology(out, now);
+    let adapt = noEffects();
+    let place = noEffects();
+    if (out.raw !== undefined) {
+      const hosts = store.listHosts();
+      const adapted = planFastPaths(this.#adaptation, {
+        matrix: out.raw.matrix, registry: out.raw.registry, links: store.listLinks(), hubId: hosts.find((h) => h.role === 'hub')?.id,
+        linkReports: store.listLinkReports(), rates: this.linkRates(),
+      }, policy, now);
+      this.#adaptation = adapted.state;
+      adapt = adapted.effects;
+      const advisor = this.#c.placement;
+      if (advisor !== undefined && placementDue(this.#placement, policy, now, this.#init.placementIntervalMs)) {
+        const hadMoves = advisor.view.moves.length > 0;
+        const placed = planPlacement(advisor.step({ matrix: out.raw.matrix, vms, hosts }, now), hadMoves, policy, now);
+        this.#placement = placed.state;
+        place = placed.effects;
+      }
+    }
+    this.#applier.apply(combineEffects(topo, adapt, place));
+    if (adapt.reconcile !== undefined) this.#dirty = true;
+    const rates = this.linkRates();
+    const reportsNow = store.listLinkReports();
+    const period = noEffects();
+    period.events.push(event('traffic-updated', {
+      at: now,
+      links: store.listLinks().map((l) => {
+        const v = linkView(l, reportsNow, rates);
+        return { a: v.a, b: v.b, bytes: v.bytes, frames: v.frames, bytesPerSec: v.bytesPerSec, framesPerSec: v.framesPerSec };
+      }),
+      ...(out.due && out.topology.weightsAt !== null ? { topology: { weightsAt: out.topology.weightsAt, edges: out.topology.edges } } : {}),
+    }));
+    period.writes.push({ op: 'prune-traffic', beforeMs: now - (this.#init.trafficRetentionMs ?? 10 * policy.smoothingIntervalMs) });
+    this.#applier.apply(period);
+    // Full reconcile only when something changed, or a daemon is not at the desired versions (resends).
+    if (this.#dirty || !this.#sessions.converged((h) => store.getVersions(h))) this.reconcile('update period');
+  }
+
+  /** VM learning on a daemon's facts, against the registry as stored. */
+  #learn(facts: DaemonFacts, now: number): Effects {
+    return planVmLearning({ facts, vms: this.#c.store.listVms(), hosts: this.#c.store.listHosts() }, now);
+  }
+}

@@ -1,0 +1,58 @@
+import type { DeploymentPolicy } from './deployment-file.ts';
+import { decision, event, noEffects, type Planned } from './effects.ts';
+import { PENDING_NO_COORDINATOR, type PlacementStepOutput } from './placement-advisor.ts';
+
+/**
+ * Placement advice as effects: the advisor (placement-advisor.ts) scores
+ * the VM→host mapping on the smoothed matrix; this planner decides when it
+ * runs (every `placementIntervalMs`, default 10 update periods: a migration
+ * takes minutes, so advice every period buys nothing, and at 10,000 VMs one
+ * computation costs a few hundred ms) and turns a changed proposal into a
+ * `placement-changed` event and a decision with its reason. With
+ * `policy.autoMigrate` each proposed move is recorded as the migration the
+ * controller would start — pending, since no migration coordinator exists
+ * yet to run it; nothing is migrated.
+ */
+
+export interface PlacementPlanState {
+  /** When advice last ran (wall ms). */
+  readonly lastRunMs: number;
+}
+
+export const INITIAL_PLACEMENT_PLAN: PlacementPlanState = { lastRunMs: Number.NEGATIVE_INFINITY };
+
+/** Whether advice is due at `nowMs`. */
+export function placementDue(state: PlacementPlanState, policy: Readonly<DeploymentPolicy>, nowMs: number, intervalMs?: number): boolean {
+  return nowMs - state.lastRunMs >= (intervalMs ?? 10 * policy.updatePeriodMs);
+}
+
+/** The effects of one advice run: `out` is the advisor's step, `hadMoves` whether the previous proposal had moves. */
+export function planPlacement(out: PlacementStepOutput, hadMoves: boolean, policy: Readonly<DeploymentPolicy>, nowMs: number): Planned<PlacementPlanState> {
+  const state = { lastRunMs: nowMs };
+  const effects = noEffects();
+  if (!out.changed) return { state, effects };
+  const { view, advice } = out;
+  if (view.moves.length === 0) {
+    if (!hadMoves) return { state, effects };
+    effects.events.push(event('placement-changed', { placement: view }));
+    effects.events.push(decision('no-change', `placement: proposal withdrawn: ${advice.reason}`, { score: view.score, threshold: view.threshold }));
+    effects.logs.push({ level: 'info', fields: { reason: advice.reason }, msg: 'placement proposal withdrawn' });
+    return { state, effects };
+  }
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  effects.events.push(event('placement-changed', { placement: view }));
+  effects.events.push(decision('migration-proposed', `placement: ${advice.reason} (${pct(out.relativeGain)} of the traffic × latency cost, T = ${pct(policy.placementThreshold)}): ${view.moves.map((m) => m.reason).join('; ')}`, {
+    moves: view.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to, gain: m.gain })),
+    score: view.score, proposedScore: view.proposedScore, threshold: view.threshold, relativeGain: out.relativeGain,
+    autoMigrate: policy.autoMigrate,
+  }));
+  effects.logs.push({ level: 'info', fields: { moves: view.moves.length, gain: advice.gain, threshold: view.threshold }, msg: 'placement moves proposed' });
+  if (!policy.autoMigrate) return { state, effects };
+  for (const m of view.moves) {
+    effects.events.push(decision('migration-proposed', `auto-migrate: would migrate ${m.vm} ${m.from}→${m.to} now; ${PENDING_NO_COORDINATOR}`, {
+      vm: m.vm, from: m.from, to: m.to, gain: m.gain, autoMigrate: true, state: PENDING_NO_COORDINATOR,
+    }));
+    effects.logs.push({ level: 'warn', fields: { vm: m.vm, from: m.from, to: m.to }, msg: `auto-migrate: migration not started (${PENDING_NO_COORDINATOR})` });
+  }
+  return { state, effects };
+}

@@ -1,0 +1,69 @@
+import type { RuleSpec } from '../control/daemon-control.ts';
+import { decision, event, noEffects, type Planned } from './effects.ts';
+import { desiredState, nextVersions, planPushes, ruleChanges, type SessionProgress } from './reconcile.ts';
+import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/records.ts';
+
+/**
+ * One reconcile pass as effects, over the pure reconcile (reconcile.ts):
+ *
+ *   registry ─▶ desired state per host
+ *   per host whose set changed ─▶ new versions and rule rows (one transaction),
+ *                                 `rules-changed` event, `rules-pushed` decision
+ *   per connected host ─▶ the set-links / set-rules it lacks (planPushes),
+ *                         and its progress with those pushes in flight
+ *
+ * The store is read through the accessors (the stored rules only of hosts
+ * whose rules changed).
+ */
+
+export interface ReconcileInput {
+  hosts: readonly HostRecord[];
+  vms: readonly Pick<VmRecord, 'mac' | 'host'>[];
+  links: readonly LinkRecord[];
+  versionsOf: (host: string) => DesiredVersions;
+  rulesOf: (host: string) => readonly RuleSpec[];
+  /** Connected daemons and how far each is. */
+  sessions: ReadonlyMap<string, SessionProgress>;
+}
+
+/** State: the connected daemons' progress after this pass's pushes. */
+export function planReconcile(input: ReconcileInput, why: string, nowMs: number, resendAfterMs: number): Planned<Map<string, SessionProgress>> {
+  const effects = noEffects();
+  const progress = new Map(input.sessions);
+  const desired = desiredState({
+    hubId: input.hosts.find((h) => h.role === 'hub')?.id,
+    hosts: input.hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
+    vms: input.vms.map((v) => ({ mac: v.mac, host: v.host })),
+    links: input.links,
+  });
+  for (const [host, want] of desired) {
+    const reported = input.sessions.get(host);
+    const plan = nextVersions(input.versionsOf(host), want, reported);
+    if (plan.linksChanged || plan.rulesChanged) {
+      const changes = plan.rulesChanged ? ruleChanges(input.rulesOf(host), want.rules) : undefined;
+      if (changes !== undefined) {
+        const upsert = new Set([...changes.added, ...changes.changed]);
+        effects.writes.push({ op: 'rules', host, upsert: want.rules.filter((r) => upsert.has(r.id)), remove: changes.removed });
+      }
+      effects.writes.push({ op: 'versions', versions: plan.versions });
+      if (changes !== undefined) {
+        const version = plan.versions.rulesVersion;
+        effects.events.push(event('rules-changed', { host, version }));
+        effects.events.push(decision('rules-pushed', `rules of ${host} at version ${version} (+${changes.added.length} ~${changes.changed.length} -${changes.removed.length}): ${why}`, {
+          host, version, added: sample(changes.added), changed: sample(changes.changed), removed: sample(changes.removed),
+          counts: { added: changes.added.length, changed: changes.changed.length, removed: changes.removed.length },
+        }));
+      }
+    }
+    if (reported === undefined) continue;
+    const pushes = planPushes(plan.versions, want, reported, nowMs, resendAfterMs);
+    progress.set(host, pushes.progress);
+    for (const message of pushes.messages) effects.messages.push({ host, message });
+  }
+  return { state: progress, effects };
+}
+
+/** At most 20 ids of a list, for decision details. */
+function sample(ids: readonly string[]): string[] {
+  return ids.slice(0, 20);
+}

@@ -1,0 +1,135 @@
+/**
+ * The control loop in one process, without sockets: daemons are FakeDaemons
+ * behind fake sessions (fixtures/fake-session.ts), wall time is a
+ * ManualClock, and update periods are `tick()` calls. Each step is checked
+ * as it happens, in order.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import { ManualClock } from '../../src/common/clock.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { CONTROL_PROTOCOL_VERSION, factsToWire, type HelloMessage } from '../../src/control/control-protocol.ts';
+import { ControlLoop } from '../../src/controller/control-loop.ts';
+import { syncDeployment } from '../../src/controller/deployment-sync.ts';
+import { ControllerEventLog } from '../../src/controller/event-log.ts';
+import { ControllerMetrics } from '../../src/controller/metrics.ts';
+import { openStore, type ControllerStore } from '../../src/controller/store/store.ts';
+import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-tracker.ts';
+import { DEPLOYMENT_YAML, testDeployment } from './fixtures/controller-harness.ts';
+import { FakeDaemon } from './fixtures/fake-daemon.ts';
+import { deliver, fakeSession, type FakeSession } from './fixtures/fake-session.ts';
+
+const V1 = '02:00:00:00:00:01';
+const V2 = '02:00:00:00:00:02';
+
+interface Rig {
+  loop: ControlLoop;
+  topology: TopologyTracker;
+  store: ControllerStore;
+  events: ControllerEventLog;
+  clock: ManualClock;
+  connect(id: string, vms?: string[]): { daemon: FakeDaemon; session: FakeSession; sync(): void };
+}
+
+function rig(t: { after(fn: () => void): void }, yaml = DEPLOYMENT_YAML, resendAfterMs?: number): Rig {
+  const deployment = testDeployment(yaml);
+  const clock = new ManualClock(1_000_000);
+  const wallClock = (): number => clock.now();
+  const store = openStore({ path: ':memory:' });
+  t.after(() => store.close());
+  syncDeployment(store, deployment, wallClock());
+  const logger = silentLogger();
+  const events = new ControllerEventLog({ store, logger, wallClock });
+  const topology = new TopologyTracker(vttifParamsFromPolicy(deployment.policy));
+  const loop = new ControlLoop({ store, events, metrics: new ControllerMetrics(new Registry()), topology, logger, wallClock }, {
+    policy: deployment.policy, ...(resendAfterMs !== undefined ? { resendAfterMs } : {}),
+  });
+  loop.reconcile('test start');
+  return {
+    loop, topology, store, events, clock,
+    connect(id, vms = []) {
+      const daemon = new FakeDaemon(id, { role: id === 'hub' ? 'hub' : 'spoke', listen: { transport: 'tcp', host: '127.0.0.1', port: 7000 + id.length }, vms: vms.map((mac) => ({ mac })) });
+      const session = fakeSession(id);
+      const hello: HelloMessage = { type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: id, facts: factsToWire(daemon.facts()) };
+      loop.sessionOpened(session, hello);
+      // What a real agent does: apply the pushes and ack them.
+      const sync = (): void => { for (const ack of deliver(session, daemon)) loop.messageReceived(session, ack); };
+      return { daemon, session, sync };
+    },
+  };
+}
+
+test('a daemon connecting is marked up, its VMs learned, and it is pushed its rules; its acks converge it', (t) => {
+  const r = rig(t);
+  const h1 = r.connect('h1', [V1]);
+  assert.equal(r.store.getHost('h1')?.connected, true);
+  assert.deepEqual(h1.session.sent.map((m) => m.type), ['set-links', 'set-rules']);
+  h1.sync();
+  assert.deepEqual(h1.daemon.rules.map((x) => [x.dst, x.action]), [[V2, { link: 'hub' }]]);
+  assert.deepEqual(r.loop.appliedVersions('h1'), { linksVersion: h1.daemon.linksVersion, rulesVersion: h1.daemon.rulesVersion });
+  // Converged: an update period pushes nothing.
+  r.clock.advance(100);
+  r.loop.tick();
+  assert.deepEqual(h1.session.sent, []);
+  assert.deepEqual(r.loop.connectedHosts(), ['h1']);
+});
+
+test('a push with no ack is resent once resendAfterMs has passed, not before', (t) => {
+  const r = rig(t, DEPLOYMENT_YAML, 250);
+  const h1 = r.connect('h1', [V1]);
+  const sent = (): string[] => h1.session.sent.splice(0).map((m) => m.type);
+  assert.deepEqual(sent(), ['set-links', 'set-rules']);
+  r.clock.advance(100);
+  r.loop.tick();
+  assert.deepEqual(sent(), []);
+  r.clock.advance(150);
+  r.loop.tick();
+  assert.deepEqual(sent(), ['set-links', 'set-rules']);
+});
+
+test('a VM seen on another host is re-homed and every host\'s rule for it re-pointed at once', (t) => {
+  const r = rig(t);
+  const hub = r.connect('hub');
+  const h1 = r.connect('h1', [V1]);
+  const h2 = r.connect('h2', [V2]);
+  for (const d of [hub, h1, h2]) d.sync();
+  assert.deepEqual(hub.daemon.rules.find((x) => x.dst === V1)?.action, { link: 'h1' });
+  // V1 leaves h1 and shows up on h2 (a migration the controller was not told of).
+  h1.daemon.removePort('vm0');
+  r.loop.messageReceived(h1.session, { type: 'facts', facts: factsToWire(h1.daemon.facts()) });
+  h2.daemon.addPort('v1', V1);
+  r.loop.messageReceived(h2.session, { type: 'facts', facts: factsToWire(h2.daemon.facts()) });
+  hub.sync();
+  assert.equal(r.store.getVm(V1)?.host, 'h2');
+  assert.deepEqual(hub.daemon.rules.find((x) => x.dst === V1)?.action, { link: 'h2' });
+});
+
+test('update periods of traffic: matrix with frame rates, a topology, then adaptation adds a fast path pushed to both ends', (t) => {
+  const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathMinBytesPerSec: 100000\n');
+  const r = rig(t, yaml);
+  const hub = r.connect('hub');
+  const h1 = r.connect('h1', [V1]);
+  const h2 = r.connect('h2', [V2]);
+  for (const d of [hub, h1, h2]) d.sync();
+  const types: string[] = [];
+  r.events.subscribe((e) => types.push(e.type === 'decision' ? `decision:${e.payload.decision.kind}` : e.type));
+  // 100 kB per 100 ms from v1 to v2, 70 frames: 1 MB/s, 700 frames/s.
+  for (let i = 0; i < 10; i++) {
+    const end = r.clock.now() + 100;
+    r.loop.messageReceived(h1.session, { type: 'traffic', report: { host: 'h1', startMs: end - 100, endMs: end, entries: [{ src: 0x020000000001, dst: 0x020000000002, frames: 70, bytes: 100_000 }] } });
+    r.clock.advance(100);
+    r.loop.tick();
+    for (const d of [h1, h2]) d.sync();
+  }
+  // Steady traffic: the smoothed rates are the sent ones, frames included.
+  const edge = r.topology.matrix.edges.find((e) => e.src === V1 && e.dst === V2);
+  assert.ok(edge !== undefined && Math.abs(edge.bytesPerSec - 1e6) < 1e-3 && Math.abs(edge.framesPerSec - 700) < 1e-6, JSON.stringify(edge));
+  assert.equal(r.topology.topology.weightsAt, r.clock.now());
+  const link = r.store.listLinks('fast-path')[0];
+  assert.deepEqual([link?.a, link?.b, link?.requestedBy], ['h1', 'h2', 'adaptation']);
+  assert.ok(h1.daemon.links.some((l) => l.peer === 'h2' && l.dial === true));
+  assert.ok(h2.daemon.links.some((l) => l.peer === 'h1' && l.dial === false));
+  assert.ok(types.includes('decision:fast-path-added') && types.includes('link-changed') && types.includes('traffic-updated'));
+  assert.ok(types.includes('topology-changed'));
+});
