@@ -11,6 +11,27 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { MigrationAbortedError } from '../errors.ts';
 
+const guarded = new WeakSet<Duplex>();
+
+/**
+ * Gives a channel an error listener for the rest of its life. While a
+ * migration runs, its own listeners turn a socket error into a
+ * MigrationAbortedError; the socket may still report one later (the EPIPE or
+ * ECONNRESET of a write the kernel refuses once the peer is gone, after the
+ * migration has ended and taken its listeners off), and an error event with
+ * no listener would be an uncaught exception. Idempotent.
+ */
+export function guardChannel(ch: Duplex): void {
+  if (guarded.has(ch)) return;
+  guarded.add(ch);
+  ch.on('error', () => { /* reported through the migration's result while it runs; nothing to do after */ });
+}
+
+/** Whether a write may still be handed to the channel (not ended, destroyed or failed). */
+export function canWrite(ch: Duplex): boolean {
+  return ch.writable && !ch.destroyed;
+}
+
 export interface MigrationListenOptions {
   readonly host?: string;
   /** 0 picks a free port. */
@@ -31,6 +52,7 @@ export async function listenMigration(opts: MigrationListenOptions = {}): Promis
   const queue: Duplex[] = [];
   let waiter: (() => void) | undefined;
   const onConn = (s: Duplex): void => {
+    guardChannel(s); // a queued connection may be reset before it is handed out
     if (s instanceof net.Socket) s.setNoDelay(true);
     queue.push(s);
     waiter?.();
@@ -95,7 +117,7 @@ function connectOne(opts: MigrationConnectOptions): Promise<Duplex> {
       : net.connect({ host: opts.host, port: opts.port });
     const timer = setTimeout(() => { s.destroy(); reject(new MigrationAbortedError('timeout', `connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs ?? 10_000);
     const ready = opts.tls !== undefined ? 'secureConnect' : 'connect';
-    s.once(ready, () => { clearTimeout(timer); s.off('error', onError); s.setNoDelay(true); resolve(s); });
+    s.once(ready, () => { clearTimeout(timer); s.off('error', onError); guardChannel(s); s.setNoDelay(true); resolve(s); });
     const onError = (err: Error): void => { clearTimeout(timer); reject(new MigrationAbortedError('link', `connect to ${opts.host}:${opts.port}: ${err.message}`, { cause: err })); };
     s.once('error', onError);
   });

@@ -14,7 +14,9 @@
  *
  * Aborts (AbortSignal, timeout, socket error or close, decode error, refused
  * ack) end the run with a MigrationAbortedError; the source guest keeps
- * running, untouched. Streams are bytes only: a synthetic guest cannot be
+ * running, untouched. A socket error never escapes as an exception: every
+ * channel keeps an error listener for life (`guardChannel`), and nothing is
+ * written to a channel that has ended or failed. Streams are bytes only: a synthetic guest cannot be
  * sent over a socket (use virtual time).
  *
  * The sender's clock ends a migration when the ack arrives, so its total
@@ -36,6 +38,7 @@ import type { MigrationResult } from '../engine/migration-result.ts';
 import type { ProgressEvent } from '../engine/progress.ts';
 import { MigrationAbortedError, type MigrationAbortReason } from '../errors.ts';
 import { createEmptyGuest } from '../guests/memory-guest.ts';
+import { canWrite, guardChannel } from './socket-channel.ts';
 
 export interface SocketSendOptions {
   readonly guest: Guest;
@@ -97,6 +100,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   let onAck: (() => void) | undefined;
   const cleanups: (() => void)[] = [];
   for (const ch of opts.channels) {
+    guardChannel(ch);
     const dec = new RecordDecoder({ maxRecord: 1024 });
     const onData = (chunk: Buffer): void => {
       const r = dec.push(chunk);
@@ -114,6 +118,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     ch.on('end', onClose);
     cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); ch.off('end', onClose); });
   }
+  if (!opts.channels.every(canWrite)) fail.set('peer', 'a channel was closed before the migration started');
   const onAbort = (): void => fail.set('cancelled', 'cancelled by the caller');
   opts.signal?.addEventListener('abort', onAbort);
   if (opts.signal?.aborted === true) onAbort();
@@ -137,7 +142,9 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
       }
       const blocked = opts.channels.find((c) => c.writableNeedDrain);
       if (blocked !== undefined) {
-        await Promise.race([new Promise<void>((r) => blocked.once('drain', () => r())), fail.wait()]);
+        let onDrain: (() => void) | undefined;
+        await Promise.race([new Promise<void>((r) => { onDrain = r; blocked.once('drain', r); }), fail.wait()]);
+        if (onDrain !== undefined) blocked.off('drain', onDrain);
         continue;
       }
       if (rate !== undefined) {
@@ -158,7 +165,11 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
       }
       for (const o of out) {
         const ch = opts.channels[o.ch % opts.channels.length];
-        ch?.write(encodeRecord(o.rec));
+        if (ch === undefined || !canWrite(ch)) {
+          fail.set('peer', 'the destination closed the channel');
+          break;
+        }
+        ch.write(encodeRecord(o.rec));
         sent += o.size;
       }
     }
@@ -170,9 +181,8 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   const end = clock.now();
   if (fail.error !== undefined) {
     sender.abort(end);
-    for (const ch of opts.channels) {
-      try { ch.write(encodeRecord({ t: 'abort', seq: 0xffffffff, reason: fail.error.reason })); } catch { /* the channel may be gone */ }
-    }
+    // Best effort: a channel still open hears why; a write the kernel refuses now ends at the guard.
+    for (const ch of opts.channels) if (canWrite(ch)) ch.write(encodeRecord({ t: 'abort', seq: 0xffffffff, reason: fail.error.reason }));
   }
   const s = sender.stats();
   const ok = fail.error === undefined && ack?.ok === true;
@@ -228,8 +238,9 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       for (const c of cleanups) c();
       resolve({ ok: receiver.state === 'done', error: receiver.error, guest: receiver.state === 'done' ? receiver.guest : undefined, pausedAt: receiver.pausedAt, doneAt: receiver.doneAt, recordsApplied: receiver.recordsApplied });
     };
+    // The write's callback runs on success and on failure alike; a failure itself ends at the channel's guard.
     const reply = (a: AckRecord): void => {
-      if (first !== undefined && !first.destroyed) first.write(encodeRecord(a), () => finish());
+      if (first !== undefined && canWrite(first)) first.write(encodeRecord(a), () => finish());
       else finish();
     };
     const breakOff = (err: VnetError): void => {
@@ -238,6 +249,7 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       finish();
     };
     for (const ch of opts.channels) {
+      guardChannel(ch);
       const dec = new RecordDecoder();
       const onData = (chunk: Buffer): void => {
         if (settled) return;
@@ -247,7 +259,7 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
           if (a !== undefined) { reply(a); return; }
         }
         const da = receiver.takeDiskAck();
-        if (da !== undefined && first !== undefined && !first.destroyed) first.write(encodeRecord(da));
+        if (da !== undefined && first !== undefined && canWrite(first)) first.write(encodeRecord(da));
         if (r.error !== undefined) {
           receiver.fail(r.error);
           reply({ t: 'ack', ok: false, code: r.error.code });
@@ -266,5 +278,6 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
     cleanups.push(() => opts.signal?.removeEventListener('abort', onAbort));
     const timer = opts.timeoutMs !== undefined ? clock.setTimeout(() => breakOff(new MigrationAbortedError('timeout', `no end after ${opts.timeoutMs} ms`)), opts.timeoutMs) : undefined;
     if (opts.signal?.aborted === true) onAbort();
+    if (opts.channels.some((c) => c.destroyed)) breakOff(new MigrationAbortedError('peer', 'a channel was closed before the migration started'));
   });
 }

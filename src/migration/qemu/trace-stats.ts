@@ -13,7 +13,7 @@ import type { Trace } from './trace-format.ts';
  *                     between two snapshots counts once)
  *   delta size        per changed page, the size of the XOR delta against the
  *                     page's previous content in the engine's encoding rule
- *                     (src/migration/delta.ts: a 16-byte map of 32-byte chunks,
+ *                     (src/migration/engine/delta.ts: a 16-byte map of 32-byte chunks,
  *                     plus 32 bytes per chunk that changed)
  *   reuse             of the changed pages, how many are zero, duplicates of
  *                     another changed page, or content the previous image
