@@ -7,47 +7,15 @@
  * the destination guest of every migration: `createEmptyGuest` is the
  * standard GuestFactory.
  */
-import type { ContentRepresentation, DiskWriteGate, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, PageContent } from '../guest.ts';
+import type { ContentRepresentation, Guest, GuestGeometry, GuestRunState } from '../guest.ts';
 import { DEFAULT_DISK_QUEUE_DEPTH } from '../guest.ts';
-import { createPageStore, type PageStore } from './page-store.ts';
+import { createPageStore } from './page-store.ts';
+import { DiskGate } from './disk-gate.ts';
+import { StoreDisk, StoreMemory } from './store-views.ts';
 import { DiskWorkload, MemoryWorkload, type DiskWorkloadParams, type MemoryWorkloadParams } from './workload.ts';
 
 export const MIN_THROTTLE = 0.01;
 export const DEVICE_STATE_BYTES = 16 * 1024;
-
-class StoreMemory implements GuestMemory {
-  readonly store: PageStore;
-  constructor(store: PageStore) { this.store = store; }
-  get pageCount(): number { return this.store.count; }
-  get representation(): ContentRepresentation { return this.store.representation; }
-  readPage(index: number): PageContent { return this.store.read(index); }
-  writePage(index: number, content: PageContent): void { this.store.write(index, content); }
-  setDirtyLogging(on: boolean): void { this.store.setLogging(on); }
-  takeDirty(): Uint32Array { return this.store.take(); }
-  isDirty(index: number): boolean { return this.store.isDirty(index); }
-  dirtyCount(): number { return this.store.dirtyCount(); }
-}
-
-/** The guest's side of a gated disk: implemented by ModelGuest, which owns the workload and the clock. */
-interface GateHost {
-  setWriteGate(gate: DiskWriteGate | undefined, now: number): void;
-  writesCompleted(now: number): void;
-}
-
-class StoreDisk implements GuestDisk {
-  readonly store: PageStore;
-  readonly queueDepth: number;
-  readonly #host: GateHost;
-  constructor(store: PageStore, queueDepth: number, host: GateHost) { this.store = store; this.queueDepth = queueDepth; this.#host = host; }
-  get blockCount(): number { return this.store.count; }
-  get representation(): ContentRepresentation { return this.store.representation; }
-  readBlock(index: number): PageContent { return this.store.read(index); }
-  writeBlock(index: number, content: PageContent): void { this.store.write(index, content); }
-  setWriteLogging(on: boolean): void { this.store.setLogging(on); }
-  takeWrites(): Uint32Array { return this.store.take(); }
-  setWriteGate(gate: DiskWriteGate | undefined, now: number): void { this.#host.setWriteGate(gate, now); }
-  writesCompleted(now: number): void { this.#host.writesCompleted(now); }
-}
 
 export interface ModelGuestInit {
   readonly name: string;
@@ -77,9 +45,8 @@ export class ModelGuest implements Guest {
   #device: Uint8Array = new Uint8Array(DEVICE_STATE_BYTES);
   /** Guest time the workload has actually run (ms at full share equivalent not applied). */
   #ranMs = 0;
-  #gate: DiskWriteGate | undefined;
-  /** A disk write the gate refused, waiting to be issued; the guest is stalled since `at`. */
-  #waiting: { block: number; at: number } | undefined;
+  /** The write gate, and a disk write it refused (the guest is stalled since `at`). */
+  readonly #gate: DiskGate<{ block: number; at: number }>;
   #stallMs = 0;
   #coupling = 0;
 
@@ -87,8 +54,13 @@ export class ModelGuest implements Guest {
     const blocks = init.blockCount ?? 0;
     this.geometry = Object.freeze({ name: init.name, pageCount: init.pageCount, blockCount: blocks, representation: init.representation });
     this.memory = new StoreMemory(createPageStore(init.pageCount, init.representation));
-    const host: GateHost = { setWriteGate: (g, now) => this.#setGate(g, now), writesCompleted: (now) => this.#completed(now) };
-    this.disk = blocks > 0 ? new StoreDisk(createPageStore(blocks, init.representation), Math.max(1, Math.floor(init.diskQueueDepth ?? DEFAULT_DISK_QUEUE_DEPTH)), host) : undefined;
+    this.#gate = new DiskGate({
+      advance: (now) => this.advance(now),
+      running: () => this.#state === 'running',
+      last: () => this.#last,
+      issue: (w) => { if (this.#diskWork !== undefined && this.disk !== undefined) this.#diskWork.write(this.disk.store, w.block); },
+    });
+    this.disk = blocks > 0 ? new StoreDisk(createPageStore(blocks, init.representation), Math.max(1, Math.floor(init.diskQueueDepth ?? DEFAULT_DISK_QUEUE_DEPTH)), this.#gate) : undefined;
     const seed = init.seed ?? 1;
     this.#last = init.start ?? 0;
     if (init.paused === true) this.#state = 'paused';
@@ -114,7 +86,7 @@ export class ModelGuest implements Guest {
   /** Running time (ms) the guest spent with a disk write waiting for the gate. */
   get diskStallMs(): number { return this.#stallMs; }
   /** Whether a disk write is waiting for the gate now. */
-  get diskStalled(): boolean { return this.#waiting !== undefined; }
+  get diskStalled(): boolean { return this.#gate.waiting !== undefined; }
 
   /**
    * Runs the workload from the last call up to `now`. Disk first: with a
@@ -134,45 +106,24 @@ export class ModelGuest implements Guest {
     const disk = this.disk;
     if (work !== undefined && disk !== undefined) {
       const gate = this.#gate;
-      if (gate === undefined) {
+      if (!gate.gated) {
         work.run(disk.store, dt, this.#throttle);
-      } else if (this.#waiting === undefined || this.#retry(from)) {
-        this.#waiting = work.runGated(from, dt, this.#throttle, (b, at) => {
+      } else if (gate.retry(from)) {
+        const refused = work.runGated(from, dt, this.#throttle, (b, at) => {
           if (!gate.admit(b, at)) return false;
           work.write(disk.store, b);
           return true;
         });
-        if (this.#waiting !== undefined) stalled = now - this.#waiting.at;
+        if (refused !== undefined) {
+          gate.hold(refused);
+          stalled = now - refused.at;
+        }
       } else {
         stalled = dt;
       }
     }
     this.#stallMs += stalled;
     if (this.#memWork !== undefined) this.#memWork.run(this.memory.store, dt - this.#coupling * stalled, this.#throttle);
-  }
-
-  /** Issue the waiting write at `at` if the gate (or its absence) allows; true when nothing waits any more. */
-  #retry(at: number): boolean {
-    const w = this.#waiting;
-    if (w === undefined) return true;
-    const work = this.#diskWork;
-    const disk = this.disk;
-    if (work === undefined || disk === undefined) { this.#waiting = undefined; return true; }
-    if (this.#gate !== undefined && !this.#gate.admit(w.block, at)) return false;
-    work.write(disk.store, w.block);
-    this.#waiting = undefined;
-    return true;
-  }
-
-  #setGate(gate: DiskWriteGate | undefined, now: number): void {
-    this.advance(now);
-    this.#gate = gate;
-    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
-  }
-
-  #completed(now: number): void {
-    this.advance(now);
-    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
   }
 
   pause(now: number): void {
@@ -185,7 +136,7 @@ export class ModelGuest implements Guest {
     this.#last = Math.max(this.#last, now);
     this.#state = 'running';
     // A write held back while paused goes now if it can.
-    this.#retry(this.#last);
+    this.#gate.retry(this.#last);
   }
 
   setThrottle(share: number): void {

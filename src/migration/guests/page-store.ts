@@ -79,22 +79,37 @@ class DirtyLog {
   }
 }
 
-export class SynthPageStore implements PageStore {
+/**
+ * What both stores share: a { base, ver } descriptor per page (the workload's
+ * bookkeeping; the synthetic store's only content) and the dirty log, with
+ * the PageStore methods over them.
+ */
+abstract class DescriptorStore {
   readonly count: number;
-  readonly representation = 'synthetic' as const;
-  readonly #base: Uint32Array;
-  readonly #ver: Uint32Array;
-  readonly #log: DirtyLog;
+  protected readonly base: Uint32Array;
+  protected readonly ver: Uint32Array;
+  protected readonly log: DirtyLog;
 
   constructor(count: number) {
     this.count = count;
-    this.#base = new Uint32Array(count);
-    this.#ver = new Uint32Array(count);
-    this.#log = new DirtyLog(count);
+    this.base = new Uint32Array(count);
+    this.ver = new Uint32Array(count);
+    this.log = new DirtyLog(count);
   }
 
+  synthBase(index: number): number { return this.base[index] ?? 0; }
+  synthVer(index: number): number { return this.ver[index] ?? 0; }
+  setLogging(on: boolean): void { this.log.on = on; this.log.clear(); }
+  take(): Uint32Array { return this.log.take(); }
+  isDirty(index: number): boolean { return this.log.isDirty(index); }
+  dirtyCount(): number { return this.log.count(); }
+}
+
+export class SynthPageStore extends DescriptorStore implements PageStore {
+  readonly representation = 'synthetic' as const;
+
   read(index: number): PageContent {
-    return { base: this.#base[index] ?? 0, ver: this.#ver[index] ?? 0 };
+    return { base: this.base[index] ?? 0, ver: this.ver[index] ?? 0 };
   }
 
   write(index: number, content: PageContent): void {
@@ -103,33 +118,19 @@ export class SynthPageStore implements PageStore {
   }
 
   writeSynth(index: number, base: number, ver: number): void {
-    this.#base[index] = base;
-    this.#ver[index] = ver;
-    this.#log.mark(index);
+    this.base[index] = base;
+    this.ver[index] = ver;
+    this.log.mark(index);
   }
-
-  synthBase(index: number): number { return this.#base[index] ?? 0; }
-  synthVer(index: number): number { return this.#ver[index] ?? 0; }
-  setLogging(on: boolean): void { this.#log.on = on; this.#log.clear(); }
-  take(): Uint32Array { return this.#log.take(); }
-  isDirty(index: number): boolean { return this.#log.isDirty(index); }
-  dirtyCount(): number { return this.#log.count(); }
 }
 
-export class BytePageStore implements PageStore {
-  readonly count: number;
+export class BytePageStore extends DescriptorStore implements PageStore {
   readonly representation = 'bytes' as const;
   readonly #ram: Uint8Array;
-  readonly #base: Uint32Array;
-  readonly #ver: Uint32Array;
-  readonly #log: DirtyLog;
 
   constructor(count: number) {
-    this.count = count;
+    super(count);
     this.#ram = new Uint8Array(count * PAGE_SIZE);
-    this.#base = new Uint32Array(count);
-    this.#ver = new Uint32Array(count);
-    this.#log = new DirtyLog(count);
   }
 
   /** A view of the page's bytes in RAM: copy it to keep it. */
@@ -143,22 +144,15 @@ export class BytePageStore implements PageStore {
       return;
     }
     this.#ram.set(content.subarray(0, PAGE_SIZE), index * PAGE_SIZE);
-    this.#log.mark(index);
+    this.log.mark(index);
   }
 
   writeSynth(index: number, base: number, ver: number): void {
-    this.#base[index] = base;
-    this.#ver[index] = ver;
+    this.base[index] = base;
+    this.ver[index] = ver;
     expandSynth({ base, ver }, this.#ram.subarray(index * PAGE_SIZE, (index + 1) * PAGE_SIZE));
-    this.#log.mark(index);
+    this.log.mark(index);
   }
-
-  synthBase(index: number): number { return this.#base[index] ?? 0; }
-  synthVer(index: number): number { return this.#ver[index] ?? 0; }
-  setLogging(on: boolean): void { this.#log.on = on; this.#log.clear(); }
-  take(): Uint32Array { return this.#log.take(); }
-  isDirty(index: number): boolean { return this.#log.isDirty(index); }
-  dirtyCount(): number { return this.#log.count(); }
 }
 
 export function createPageStore(count: number, representation: ContentRepresentation): PageStore {

@@ -1,9 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { ContentRepresentation, DiskWriteGate, Guest, GuestDisk, GuestGeometry, GuestMemory, GuestRunState, GuestTraceSource, ListGuestTraces, PageContent } from '../guest.ts';
+import type { Guest, GuestGeometry, GuestRunState, GuestTraceSource, ListGuestTraces } from '../guest.ts';
 import { BLOCK_SIZE, DEFAULT_DISK_QUEUE_DEPTH, PAGE_SIZE } from '../guest.ts';
 import { REPO_ROOT } from '../qemu/qemu-guest-recorder.ts';
 import { BytePageStore } from './page-store.ts';
+import { DiskGate } from './disk-gate.ts';
+import { StoreDisk, StoreMemory } from './store-views.ts';
 import { loadTrace, readTraceHeader, type Trace, type TraceSnapshot } from '../qemu/trace-format.ts';
 
 /**
@@ -53,83 +55,12 @@ export interface TraceGuestInit {
   readonly seed?: number;
 }
 
-/** GuestMemory over a byte page store, with bounds checks (the engine's indices come from the wire). */
-class TraceMemory implements GuestMemory {
-  readonly representation: ContentRepresentation = 'bytes';
-  readonly store: BytePageStore;
-  constructor(store: BytePageStore) {
-    this.store = store;
-  }
-  get pageCount(): number {
-    return this.store.count;
-  }
-  readPage(index: number): PageContent {
-    return this.store.read(checkIndex(index, this.store.count));
-  }
-  writePage(index: number, content: PageContent): void {
-    this.store.write(checkIndex(index, this.store.count), content);
-  }
-  setDirtyLogging(on: boolean): void {
-    this.store.setLogging(on);
-  }
-  takeDirty(): Uint32Array {
-    return this.store.take();
-  }
-  isDirty(index: number): boolean {
-    return this.store.isDirty(index);
-  }
-  dirtyCount(): number {
-    return this.store.dirtyCount();
-  }
-}
-
-interface GateHost {
-  setWriteGate(gate: DiskWriteGate | undefined, now: number): void;
-  writesCompleted(now: number): void;
-}
-
-class SyntheticDisk implements GuestDisk {
-  readonly representation: ContentRepresentation = 'bytes';
-  readonly store: BytePageStore;
-  readonly queueDepth: number;
-  readonly #host: GateHost;
-  constructor(store: BytePageStore, queueDepth: number, host: GateHost) {
-    this.store = store;
-    this.queueDepth = queueDepth;
-    this.#host = host;
-  }
-  setWriteGate(gate: DiskWriteGate | undefined, now: number): void {
-    this.#host.setWriteGate(gate, now);
-  }
-  writesCompleted(now: number): void {
-    this.#host.writesCompleted(now);
-  }
-  get blockCount(): number {
-    return this.store.count;
-  }
-  readBlock(index: number): PageContent {
-    return this.store.read(checkIndex(index, this.store.count));
-  }
-  writeBlock(index: number, content: PageContent): void {
-    this.store.write(checkIndex(index, this.store.count), content);
-  }
-  setWriteLogging(on: boolean): void {
-    this.store.setLogging(on);
-  }
-  takeWrites(): Uint32Array {
-    return this.store.take();
-  }
-}
-
-function checkIndex(i: number, count: number): number {
-  if (!Number.isInteger(i) || i < 0 || i >= count) throw new RangeError(`page ${i} is outside 0…${count - 1}`);
-  return i;
-}
-
 export class TraceGuest implements Guest {
   readonly geometry: GuestGeometry;
-  readonly memory: TraceMemory;
-  readonly disk: SyntheticDisk | undefined;
+  /** Bounds-checked: the engine's indices come from the wire. */
+  readonly memory: StoreMemory<BytePageStore>;
+  /** Small and synthetic (see the file comment), bounds-checked. */
+  readonly disk: StoreDisk<BytePageStore> | undefined;
   readonly #trace: Trace;
   readonly #snaps: readonly TraceSnapshot[];
   readonly #onEnd: 'loop' | 'hold';
@@ -151,9 +82,8 @@ export class TraceGuest implements Guest {
   #diskDebt = 0;
   #device = new Uint8Array(DEVICE_STATE_BYTES);
   readonly #coupling: number;
-  #gate: DiskWriteGate | undefined;
-  /** A disk write the gate refused (its block and content), waiting to be issued. */
-  #waiting: { block: number; data: Uint8Array } | undefined;
+  /** The write gate, and a disk write it refused (its block and content). */
+  readonly #gate: DiskGate<{ block: number; data: Uint8Array }>;
   #stallMs = 0;
   #diskWrites = 0;
 
@@ -173,7 +103,13 @@ export class TraceGuest implements Guest {
     this.#last = init.start ?? 0;
     const blocks = init.diskBlocks ?? 256;
     this.geometry = Object.freeze({ name: init.name ?? `trace:${t.meta.workload}`, pageCount: t.pageCount, blockCount: blocks, representation: 'bytes' as const });
-    this.memory = new TraceMemory(new BytePageStore(t.pageCount));
+    this.memory = new StoreMemory(new BytePageStore(t.pageCount), { checked: true });
+    this.#gate = new DiskGate({
+      advance: (now) => this.advance(now),
+      running: () => this.#state === 'running',
+      last: () => this.#last,
+      issue: (w) => { this.disk?.writeBlock(w.block, w.data); this.#diskWrites++; },
+    });
     this.#applyWhole(first);
     if (blocks > 0) {
       const store = new BytePageStore(blocks);
@@ -183,8 +119,7 @@ export class TraceGuest implements Guest {
         fillRandom(block, rng);
         store.write(b, block);
       }
-      const host: GateHost = { setWriteGate: (g, now) => this.#setGate(g, now), writesCompleted: (now) => this.#completed(now) };
-      this.disk = new SyntheticDisk(store, Math.max(1, Math.floor(init.diskQueueDepth ?? DEFAULT_DISK_QUEUE_DEPTH)), host);
+      this.disk = new StoreDisk(store, Math.max(1, Math.floor(init.diskQueueDepth ?? DEFAULT_DISK_QUEUE_DEPTH)), this.#gate, { checked: true });
     } else {
       this.disk = undefined;
     }
@@ -232,28 +167,6 @@ export class TraceGuest implements Guest {
     this.#refreshDevice();
   }
 
-  #setGate(gate: DiskWriteGate | undefined, now: number): void {
-    this.advance(now);
-    this.#gate = gate;
-    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
-  }
-
-  #completed(now: number): void {
-    this.advance(now);
-    if (this.#state === 'running') this.#retry(Math.max(this.#last, now));
-  }
-
-  /** Issue the waiting write at `at` if the gate (or its absence) allows; true when nothing waits. */
-  #retry(at: number): boolean {
-    const w = this.#waiting;
-    if (w === undefined) return true;
-    if (this.#gate !== undefined && !this.#gate.admit(w.block, at)) return false;
-    this.disk?.writeBlock(w.block, w.data);
-    this.#diskWrites++;
-    this.#waiting = undefined;
-    return true;
-  }
-
   pause(now: number): void {
     this.advance(now);
     this.#state = 'paused';
@@ -263,7 +176,7 @@ export class TraceGuest implements Guest {
     this.#last = Math.max(this.#last, now);
     this.#state = 'running';
     // A write held back while paused goes now if it can.
-    this.#retry(this.#last);
+    this.#gate.retry(this.#last);
   }
 
   setThrottle(share: number): void {
@@ -340,7 +253,7 @@ export class TraceGuest implements Guest {
   #runDisk(from: number, dt: number): number {
     const disk = this.disk;
     if (disk === undefined || this.#diskRate <= 0) return 0;
-    if (this.#waiting !== undefined && !this.#retry(from)) return dt;
+    if (!this.#gate.retry(from)) return dt;
     const perMs = (this.#diskRate * this.#throttle) / 1000;
     const debt0 = this.#diskDebt;
     this.#diskDebt += dt * perMs;
@@ -351,8 +264,8 @@ export class TraceGuest implements Guest {
       fillRandom(block, this.#rng);
       const b = Math.floor(this.#rng() * disk.blockCount);
       const at = from + (w + 1 - debt0) / perMs;
-      if (this.#gate !== undefined && !this.#gate.admit(b, at)) {
-        this.#waiting = { block: b, data: block.slice() };
+      if (!this.#gate.admit(b, at)) {
+        this.#gate.hold({ block: b, data: block.slice() });
         this.#diskDebt = 0;
         return Math.max(0, from + dt - at);
       }
