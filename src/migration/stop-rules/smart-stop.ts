@@ -7,31 +7,26 @@
  */
 import type { Encoding } from '../engine/content-encoder.ts';
 import type { IterationStats, PrecopyRule, StopDecision } from './stop-rule.ts';
-import { xenLimits } from './xen-stop.ts';
+import { XEN_LIMIT_DEFAULTS, withDefaults, xenLimits, type RuleOptions, type XenLimitSettings } from './rule-options.ts';
 
-export interface SmartStopOptions {
-  readonly encoding?: Encoding;
-  readonly maxIterations?: number;
-  readonly minDirtyPages?: number;
-  readonly maxFactor?: number;
-}
+export type SmartStopOptions = RuleOptions<XenLimitSettings>;
 
 export class SmartStop implements PrecopyRule {
   readonly kind = 'precopy' as const;
   readonly name = 'smart-stop' as const;
   readonly encoding: Encoding;
   readonly skipRedirtied = true;
-  readonly #opts: Required<Omit<SmartStopOptions, 'encoding'>>;
+  readonly #limits: XenLimitSettings;
   #seekingMinimum = false;
   #lastDirtied = Number.POSITIVE_INFINITY;
 
   constructor(opts: SmartStopOptions = {}) {
+    this.#limits = withDefaults(XEN_LIMIT_DEFAULTS, opts);
     this.encoding = opts.encoding ?? 'optimized';
-    this.#opts = { maxIterations: opts.maxIterations ?? 30, minDirtyPages: opts.minDirtyPages ?? 50, maxFactor: opts.maxFactor ?? 3 };
   }
 
   afterIteration(s: IterationStats): StopDecision {
-    const limit = xenLimits(s, this.#opts.maxIterations, this.#opts.minDirtyPages, this.#opts.maxFactor);
+    const limit = xenLimits(s, this.#limits);
     if (limit !== undefined) return limit;
     const last = this.#lastDirtied;
     this.#lastDirtied = s.dirtied;

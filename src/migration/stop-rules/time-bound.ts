@@ -10,58 +10,56 @@
  */
 import type { Encoding } from '../engine/content-encoder.ts';
 import type { StopDecision, TimeBoundRuleApi, TimeBoundStats } from './stop-rule.ts';
+import { withDefaults, type RuleOptions } from './rule-options.ts';
 
-export interface TimeBoundOptions {
+export interface TimeBoundSettings {
+  readonly downtimeTargetMs: number;
+  /** Share of RAM mtx must have covered before the guest is throttled, and the CPU share it is throttled to. */
+  readonly throttleAfter: number;
+  readonly throttleShare: number;
+  /** Lowest CPU share the rule goes down to near the deadline. */
+  readonly minShare: number;
+  /** Headroom kept before the deadline, as a share of it. */
+  readonly margin: number;
+}
+
+export const TIME_BOUND_DEFAULTS: TimeBoundSettings = Object.freeze({ downtimeTargetMs: 300, throttleAfter: 0.5, throttleShare: 0.25, minShare: 0.05, margin: 0.03 });
+
+export type TimeBoundOptions = RuleOptions<TimeBoundSettings> & {
   /** Total migration time (live + pause) to finish within, from the memory phase start. */
   readonly deadlineMs: number;
-  readonly downtimeTargetMs?: number;
-  readonly throttleAfter?: number;
-  readonly throttleShare?: number;
-  /** Lowest CPU share the rule goes down to near the deadline. */
-  readonly minShare?: number;
-  /** Headroom kept before the deadline, as a share of it. */
-  readonly margin?: number;
-  readonly encoding?: Encoding;
-}
+};
 
 export class TimeBound implements TimeBoundRuleApi {
   readonly kind = 'time-bound' as const;
   readonly name = 'time-bound' as const;
   readonly encoding: Encoding;
   readonly deadlineMs: number;
-  readonly #downtime: number;
-  readonly #after: number;
-  readonly #share: number;
-  readonly #minShare: number;
-  readonly #margin: number;
+  readonly #o: TimeBoundSettings;
 
   constructor(opts: TimeBoundOptions) {
     this.deadlineMs = opts.deadlineMs;
-    this.#downtime = opts.downtimeTargetMs ?? 300;
-    this.#after = opts.throttleAfter ?? 0.5;
-    this.#share = opts.throttleShare ?? 0.25;
-    this.#minShare = opts.minShare ?? 0.05;
-    this.#margin = opts.margin ?? 0.03;
+    this.#o = withDefaults(TIME_BOUND_DEFAULTS, opts);
     this.encoding = opts.encoding ?? 'optimized';
   }
 
   decide(s: TimeBoundStats): StopDecision {
     if (!(s.bandwidth > 0)) return { stop: false, reason: 'measuring bandwidth' };
     const restMs = (s.remainingPages * s.bytesPerPage) / s.bandwidth;
-    const left = this.deadlineMs * (1 - this.#margin) - s.elapsedMs;
-    if (s.mtxDone && restMs <= this.#downtime) return { stop: true, reason: `rest fits ${this.#downtime} ms` };
+    const left = this.deadlineMs * (1 - this.#o.margin) - s.elapsedMs;
+    if (s.mtxDone && restMs <= this.#o.downtimeTargetMs) return { stop: true, reason: `rest fits ${this.#o.downtimeTargetMs} ms` };
     if (restMs >= left) return { stop: true, reason: 'deadline: stop and send the rest' };
     let throttle = s.throttle;
     // TLM: over-commit the vCPUs once mtx has covered `throttleAfter` of RAM.
-    if (s.mtxFraction >= this.#after) throttle = Math.min(throttle, this.#share);
+    if (s.mtxFraction >= this.#o.throttleAfter) throttle = Math.min(throttle, this.#o.throttleShare);
     // The bound in sight: the link must carry what is owed plus what the guest keeps
     // dirtying, and leave the pause its target. Find the CPU share for which it can.
-    const budget = left - this.#downtime;
+    const budget = left - this.#o.downtimeTargetMs;
     const dirtyBytes = s.dirtyRateFullShare * s.bytesPerPage; // per ms, at a CPU share of 1
     if (budget > 0 && dirtyBytes > 0) {
       const allowedDirty = s.bandwidth - (s.remainingPages * s.bytesPerPage) / budget;
-      const needed = allowedDirty <= 0 ? this.#minShare : allowedDirty / dirtyBytes;
-      if (needed < throttle) throttle = Math.max(this.#minShare, needed * 0.9);
+      const needed = allowedDirty <= 0 ? this.#o.minShare : allowedDirty / dirtyBytes;
+      if (needed < throttle) throttle = Math.max(this.#o.minShare, needed * 0.9);
     }
     if (throttle !== s.throttle) return { stop: false, reason: 'throttle', throttle };
     return { stop: false, reason: 'continue' };

@@ -7,39 +7,23 @@
  */
 import type { Encoding } from '../engine/content-encoder.ts';
 import type { IterationStats, PrecopyRule, StopDecision } from './stop-rule.ts';
+import { XEN_LIMIT_DEFAULTS, withDefaults, xenLimits, type RuleOptions, type XenLimitSettings } from './rule-options.ts';
 
-export interface XenStopOptions {
-  readonly maxIterations?: number;
-  readonly minDirtyPages?: number;
-  readonly maxFactor?: number;
-  readonly encoding?: Encoding;
-}
+export type XenStopOptions = RuleOptions<XenLimitSettings>;
 
 export class XenStop implements PrecopyRule {
   readonly kind = 'precopy' as const;
   readonly name = 'xen' as const;
   readonly encoding: Encoding;
   readonly skipRedirtied = true;
-  readonly #maxIterations: number;
-  readonly #minDirty: number;
-  readonly #maxFactor: number;
+  readonly #limits: XenLimitSettings;
 
   constructor(opts: XenStopOptions = {}) {
-    this.#maxIterations = opts.maxIterations ?? 30;
-    this.#minDirty = opts.minDirtyPages ?? 50;
-    this.#maxFactor = opts.maxFactor ?? 3;
+    this.#limits = withDefaults(XEN_LIMIT_DEFAULTS, opts);
     this.encoding = opts.encoding ?? 'plain';
   }
 
   afterIteration(s: IterationStats): StopDecision {
-    return xenLimits(s, this.#maxIterations, this.#minDirty, this.#maxFactor) ?? { stop: false, reason: 'iterate' };
+    return xenLimits(s, this.#limits) ?? { stop: false, reason: 'iterate' };
   }
-}
-
-/** The three Xen limits, shared with smart stop as its safety net. */
-export function xenLimits(s: IterationStats, maxIterations: number, minDirty: number, maxFactor: number): StopDecision | undefined {
-  if (s.dirtied < minDirty) return { stop: true, reason: `fewer than ${minDirty} dirty pages` };
-  if (s.iteration + 1 >= maxIterations) return { stop: true, reason: `${maxIterations} iterations` };
-  if (s.totalPagesSent >= maxFactor * s.ramPages) return { stop: true, reason: `${maxFactor}x RAM sent` };
-  return undefined;
 }
