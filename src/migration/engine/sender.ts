@@ -21,19 +21,26 @@
  * mtx's cursor; the rule decides continuously.
  * Every record carries a sequence number; the receiver applies records in
  * sequence order whatever channel they came on, so caches stay in lock-step.
+ *
+ * This file holds the phases and the stop-and-copy; the disk stages are in
+ * sender-disk.ts, the live memory phase in sender-memory.ts, the byte and
+ * sequence accounting in send-ledger.ts.
  */
 import type { Logger } from 'pino';
 import type { Guest } from '../guest.ts';
 import type { ContentKeyer } from './content-key.ts';
 import { diskDigest, memoryDigest, bytesDigest } from './content-key.ts';
 import { ContentEncoder } from './content-encoder.ts';
-import { FULL_RECORD_SIZE, recordSize, type MigrationRecord } from './stream-codec.ts';
-import type { IterationStats, StopRule } from '../stop-rules/stop-rule.ts';
+import type { MigrationRecord } from './stream-codec.ts';
+import type { StopRule } from '../stop-rules/stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
-import { DiskSync, type DiskReplication, type DiskSyncStats } from './disk-sync.ts';
+import type { DiskReplication, DiskSyncStats } from './disk-sync.ts';
 import { MigrationAbortedError } from '../errors.ts';
-import { DirtyRateMeter, DualChannelPlan } from './dual-channel.ts';
-import { PrecopyPlan, SKIPPED } from './precopy-plan.ts';
+import { SendLedger, type OutRecord, type RecordClass } from './send-ledger.ts';
+import { SenderDisk } from './sender-disk.ts';
+import { PrecopyPhase, TimeBoundPhase, type MemoryPhase, type MemoryPhaseHost } from './sender-memory.ts';
+
+export type { OutRecord } from './send-ledger.ts';
 
 export interface SenderInit {
   readonly guest: Guest;
@@ -62,13 +69,6 @@ export interface SenderInit {
   /** Destination keeps the image paused (checkpoint) and the source resumes after. */
   readonly keep?: boolean;
   readonly cacheCapacity?: number;
-}
-
-export interface OutRecord {
-  readonly rec: MigrationRecord;
-  /** 0: control, disk, pre-copy memory and TLM's mtx; 1: TLM's dtx. */
-  readonly ch: 0 | 1;
-  readonly size: number;
 }
 
 export interface SenderStats {
@@ -105,38 +105,21 @@ export class MigrationSender {
   readonly #keyer: ContentKeyer;
   readonly #log: Logger | undefined;
   readonly #mem: ContentEncoder;
-  readonly #disk: ContentEncoder | undefined;
+  readonly #disk: SenderDisk | undefined;
   readonly #keep: boolean;
-  readonly #diskSync: DiskSync | undefined;
+  readonly #ledger = new SendLedger();
   #phase: Phase = 'hello';
-  #seq = 1;
   #now: number;
-  // accounting
-  #memoryBytes = 0;
-  #diskBytes = 0;
-  #controlBytes = 0;
-  #memPages = 0;
   readonly #startedAt: number;
   #memStart: number | undefined;
   #pausedAt: number | undefined;
   #minThrottle = 1;
   #stopReason = '';
   readonly #ackTimeout: number;
-  readonly #diskShare: number;
-  #liveDiskBytes = 0;
   #failure: MigrationAbortedError | undefined;
   #memDigest: string | undefined;
   #diskDigest: string | undefined;
-  // pre-copy
-  #precopy: PrecopyPlan | undefined;
-  #lastBpp = FULL_RECORD_SIZE;
-  #lastBandwidth = 0;
-  #lastDirtied = 0;
-  // time-bound
-  #plan: DualChannelPlan | undefined;
-  #meter: DirtyRateMeter | undefined;
-  #liveBytes = 0;
-  #livePages = 0;
+  #memory: MemoryPhase | undefined;
   // stop-copy
   #final: Uint32Array = EMPTY;
   #finalCursor = 0;
@@ -151,19 +134,17 @@ export class MigrationSender {
     this.#now = init.now;
     this.#startedAt = init.now;
     this.#ackTimeout = init.diskAckTimeoutMs ?? 30_000;
-    this.#diskShare = Math.min(1, Math.max(0.05, init.diskShare ?? 0.5));
     const g = init.guest;
-    const rep = g.memory.representation;
     const capacity = init.cacheCapacity ?? g.memory.pageCount;
-    this.#mem = new ContentEncoder({ space: 'mem', count: g.memory.pageCount, representation: rep, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: capacity });
+    this.#mem = new ContentEncoder({ space: 'mem', count: g.memory.pageCount, representation: g.memory.representation, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: capacity });
     if ((init.disk ?? true) && g.disk !== undefined) {
-      this.#disk = new ContentEncoder({ space: 'disk', count: g.disk.blockCount, representation: g.disk.representation, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: Math.min(capacity, g.disk.blockCount) });
-      this.#diskSync = new DiskSync(g.disk, {
+      this.#disk = new SenderDisk({
+        guest: g, disk: g.disk, keyer: init.keyer, encoding: init.rule.encoding, cacheCapacity: capacity, share: init.diskShare ?? 0.5,
         ...(init.diskSyncThreshold !== undefined ? { syncThreshold: init.diskSyncThreshold } : {}),
         ...(init.diskMaxRounds !== undefined ? { maxRounds: init.diskMaxRounds } : {}),
         ...(init.diskReplication !== undefined ? { replication: init.diskReplication } : {}),
         ...(init.logger !== undefined ? { logger: init.logger } : {}),
-      });
+      }, this.#ledger);
     }
   }
 
@@ -199,7 +180,7 @@ export class MigrationSender {
     const out: OutRecord[] = [];
     if (this.finished) return out;
     this.guest.advance(this.#now);
-    const sentAt = this.#diskSync?.oldestUnackedSentAt();
+    const sentAt = this.#disk?.sync.oldestUnackedSentAt();
     if (sentAt !== undefined && this.#now - sentAt > this.#ackTimeout) {
       this.#failure = new MigrationAbortedError('timeout', `no disk acknowledgement for ${Math.round(this.#now - sentAt)} ms (limit ${this.#ackTimeout} ms)`);
       this.#stopReason = this.#failure.message;
@@ -207,7 +188,7 @@ export class MigrationSender {
       return out;
     }
     if (this.#phase === 'await-ack') return out;
-    this.#diskSync?.collectWrites();
+    this.#disk?.sync.collectWrites();
     let bytes = 0;
     let guard = 0;
     while (bytes < budget && guard++ < 1_000_000) {
@@ -223,7 +204,7 @@ export class MigrationSender {
   onDiskAck(seq: number, now: number): void {
     if (this.finished) return;
     this.#now = Math.max(this.#now, now);
-    this.#diskSync?.onAck(seq, this.#now);
+    this.#disk?.sync.onAck(seq, this.#now);
   }
 
   /** The receiver's verdict on the done record. */
@@ -237,7 +218,7 @@ export class MigrationSender {
     }
     this.#phase = 'finished';
     // The verified image holds every record sent: every pending write is on both sides.
-    this.#diskSync?.finish(this.#now);
+    this.#disk?.sync.finish(this.#now);
     this.#stopLogging();
     // A checkpoint leaves the source running; a migration leaves it paused, to be released.
     if (this.#keep) this.guest.resume(this.#now);
@@ -254,19 +235,20 @@ export class MigrationSender {
   }
 
   stats(): SenderStats {
+    const l = this.#ledger;
     return {
       rule: this.rule.name,
-      iterations: this.#precopy !== undefined ? this.#precopy.iteration + 1 : 1,
-      memoryBytes: this.#memoryBytes,
-      diskBytes: this.#diskBytes,
-      controlBytes: this.#controlBytes,
-      totalBytes: this.#memoryBytes + this.#diskBytes + this.#controlBytes,
-      memoryPagesSent: this.#memPages,
+      iterations: this.#memory?.iterations ?? 1,
+      memoryBytes: l.memoryBytes,
+      diskBytes: l.diskBytes,
+      controlBytes: l.controlBytes,
+      totalBytes: l.totalBytes,
+      memoryPagesSent: l.memoryPages,
       records: { ...this.#mem.counts },
-      diskRecords: this.#disk !== undefined ? { ...this.#disk.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
-      redirtiedSkips: (this.#precopy?.redirtiedSkips ?? 0) + (this.#plan?.skipped ?? 0),
-      syncDiskWrites: this.#diskSync?.stats().writes ?? 0,
-      diskSync: this.#diskSync?.stats(),
+      diskRecords: this.#disk !== undefined ? { ...this.#disk.encoder.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
+      redirtiedSkips: this.#memory?.redirtiedSkips ?? 0,
+      syncDiskWrites: this.#disk?.sync.stats().writes ?? 0,
+      diskSync: this.#disk?.sync.stats(),
       startedAt: this.#startedAt,
       memoryStartedAt: this.#memStart,
       pausedAt: this.#pausedAt,
@@ -279,11 +261,10 @@ export class MigrationSender {
 
   progress(now: number): ProgressEvent {
     const g = this.guest;
+    const l = this.#ledger;
     let pagesLeft: number;
-    if (this.#phase === 'memory' && this.#precopy !== undefined) {
-      pagesLeft = this.#precopy.left() + g.memory.dirtyCount();
-    } else if (this.#phase === 'memory') {
-      pagesLeft = this.#plan?.remaining() ?? 0;
+    if (this.#phase === 'memory') {
+      pagesLeft = this.#memory?.pagesLeft() ?? 0;
     } else if (this.#phase === 'stop-copy') {
       pagesLeft = this.#final.length - this.#finalCursor;
     } else if (this.#phase === 'hello' || this.#phase === 'disk') {
@@ -292,20 +273,20 @@ export class MigrationSender {
       pagesLeft = 0;
     }
     const elapsed = Math.max(1e-9, now - (this.#memStart ?? this.#startedAt));
-    const bw = this.#lastBandwidth > 0 ? this.#lastBandwidth : (this.#memoryBytes + this.#diskBytes) / elapsed;
-    const dirtyRate = this.#lastDirtied > 0 && this.#lastBandwidth > 0 ? this.#lastDirtied : 0;
+    const bw = l.bandwidth > 0 ? l.bandwidth : (l.memoryBytes + l.diskBytes) / elapsed;
+    const dirtyRate = l.dirtiedPerSec > 0 && l.bandwidth > 0 ? l.dirtiedPerSec : 0;
     return {
       phase: this.phase,
-      iteration: this.#precopy?.iteration ?? 0,
+      iteration: this.#memory?.iteration ?? 0,
       rule: this.rule.name,
       elapsedMs: now - this.#startedAt,
-      bytesSent: this.#memoryBytes + this.#diskBytes + this.#controlBytes,
-      pagesSent: this.#memPages,
+      bytesSent: l.totalBytes,
+      pagesSent: l.memoryPages,
       pagesLeft,
       ramPages: g.memory.pageCount,
       dirtyRate,
       throttle: g.throttle,
-      etaMs: bw > 0 ? (pagesLeft * this.#lastBpp) / bw : Number.POSITIVE_INFINITY,
+      etaMs: bw > 0 ? (pagesLeft * l.bytesPerPage) / bw : Number.POSITIVE_INFINITY,
       deadlineMs: this.rule.kind === 'time-bound' ? this.rule.deadlineMs : undefined,
     };
   }
@@ -316,12 +297,14 @@ export class MigrationSender {
   #step(out: OutRecord[]): boolean {
     switch (this.#phase) {
       case 'hello': return this.#hello(out);
-      case 'disk': return this.#diskStep(out);
-      case 'memory': return this.rule.kind === 'precopy' ? this.#precopyStep(out) : this.#timeBoundStep(out);
+      case 'disk':
+        if (this.#disk === undefined || !this.#disk.copyStep(out, this.#now)) this.#startMemory();
+        return true;
+      case 'memory': return this.#memory?.step(out) ?? false;
       case 'stop-copy': return this.#stopCopyStep(out);
       case 'device': {
         const state = this.guest.readDeviceState();
-        this.#emit(out, { t: 'device', seq: this.#seq++, state }, 0, 'control');
+        this.#emit(out, { t: 'device', seq: this.#ledger.seq++, state }, 0, 'control');
         this.#phase = 'done';
         return true;
       }
@@ -329,7 +312,7 @@ export class MigrationSender {
         this.#memDigest = memoryDigest(this.guest.memory, this.#keyer);
         this.#diskDigest = this.#disk !== undefined ? diskDigest(this.guest.disk, this.#keyer) : diskDigest(undefined, this.#keyer);
         const deviceDigest = bytesDigest(this.guest.readDeviceState());
-        this.#emit(out, { t: 'done', seq: this.#seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
+        this.#emit(out, { t: 'done', seq: this.#ledger.seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
         this.#phase = 'await-ack';
         return false;
       }
@@ -340,8 +323,8 @@ export class MigrationSender {
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
     this.#emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized' }, 0, 'control');
-    if (this.#diskSync !== undefined) {
-      this.#diskSync.start();
+    if (this.#disk !== undefined) {
+      this.#disk.sync.start();
       this.#phase = 'disk';
     } else {
       this.#startMemory();
@@ -349,150 +332,37 @@ export class MigrationSender {
     return true;
   }
 
-  #diskStep(out: OutRecord[]): boolean {
-    const ds = this.#diskSync;
-    const b = ds?.nextCopyBlock(this.#now) ?? -1;
-    if (b < 0) {
-      if (ds?.replication === 'synchronous') this.#emit(out, { t: 'sync', seq: this.#seq++ }, 0, 'control');
-      this.#startMemory();
-      return true;
-    }
-    this.#sendBlock(out, b);
-    return true;
-  }
-
-  /** Replication: a queued guest write goes out, if any. */
   #sendQueuedDisk(out: OutRecord[]): boolean {
-    const b = this.#diskSync?.nextQueuedBlock() ?? -1;
-    if (b < 0) return false;
-    const before = this.#diskBytes;
-    this.#sendBlock(out, b);
-    if (this.#phase === 'memory') this.#liveDiskBytes += this.#diskBytes - before;
-    return true;
-  }
-
-  /** Memory phase: queued disk writes first, while they are within their share of the phase's bytes. */
-  #diskFirst(out: OutRecord[]): boolean {
-    if (this.#liveDiskBytes > this.#diskShare * (this.#liveDiskBytes + this.#liveBytes)) return false;
-    return this.#sendQueuedDisk(out);
-  }
-
-  #sendBlock(out: OutRecord[], b: number): void {
-    const disk = this.guest.disk;
-    if (disk === undefined || this.#disk === undefined) return;
-    const rec = this.#disk.encode(b, disk.readBlock(b), this.#seq);
-    if (rec !== undefined) { this.#seq++; this.#emit(out, rec, 0, 'disk'); }
-    if (this.#diskSync?.synchronous === true) this.#diskSync.onBlockSent(b, rec?.seq, this.#now);
+    return this.#disk?.sendQueued(out, this.#now, this.#phase === 'memory') ?? false;
   }
 
   #startMemory(): void {
     this.#phase = 'memory';
     this.#memStart = this.#now;
     this.guest.memory.setDirtyLogging(true);
-    if (this.rule.kind === 'precopy') this.#precopy = new PrecopyPlan(this.guest.memory, this.rule.skipRedirtied, this.#now);
-    else {
-      this.#plan = new DualChannelPlan(this.guest.memory);
-      this.#meter = new DirtyRateMeter(this.#now);
-    }
-  }
-
-  #precopyStep(out: OutRecord[]): boolean {
-    if (this.#diskFirst(out)) return true;
-    const rule = this.rule;
-    const plan = this.#precopy;
-    if (rule.kind !== 'precopy' || plan === undefined) return false;
-    const p = plan.next();
-    if (p >= 0) {
-      const size = this.#sendPage(out, p, 0);
-      if (size > 0) plan.account(size);
-      return true;
-    }
-    if (p === SKIPPED) return true;
-    // ITERATION_END: measure, ask the rule.
-    const mem = this.guest.memory;
-    const ms = Math.max(1e-6, this.#now - plan.startedAt);
-    const dirtied = mem.dirtyCount();
-    const stats: IterationStats = {
-      iteration: plan.iteration,
-      now: this.#now,
-      elapsedMs: this.#now - (this.#memStart ?? this.#now),
-      iterationMs: ms,
-      pagesSent: plan.pages,
-      bytesSent: plan.bytes,
-      dirtied,
-      totalPagesSent: this.#memPages,
-      totalBytesSent: this.#memoryBytes,
-      ramPages: mem.pageCount,
-      bandwidth: plan.bytes > 0 ? plan.bytes / ms : this.#lastBandwidth,
-      bytesPerPage: plan.pages > 0 ? plan.bytes / plan.pages : this.#lastBpp,
-      throttle: this.guest.throttle,
+    const host: MemoryPhaseHost = {
+      guest: this.guest,
+      ledger: this.#ledger,
+      logger: this.#log,
+      now: () => this.#now,
+      memoryStartedAt: this.#now,
+      diskFirst: (out) => this.#disk?.first(out, this.#now) ?? false,
+      sendQueuedDisk: (out) => this.#sendQueuedDisk(out),
+      sendPage: (out, p, ch) => this.#sendPage(out, p, ch),
+      setThrottle: (share) => this.#setThrottle(share),
+      pause: (out, pages, reason) => this.#pause(out, pages, reason),
     };
-    if (plan.bytes > 0 && ms > 0.01) this.#lastBandwidth = stats.bandwidth;
-    if (plan.pages > 0) this.#lastBpp = stats.bytesPerPage;
-    this.#lastDirtied = (dirtied * 1000) / ms;
-    const d = rule.afterIteration(stats);
-    this.#log?.debug({ ...stats, decision: d }, 'iteration end');
-    if (d.throttle !== undefined) this.#setThrottle(d.throttle);
-    if (d.stop) {
-      this.#stopReason = d.reason;
-      this.#pause(out, mem.takeDirty());
-      return true;
-    }
-    const next = plan.nextIteration(this.#now);
-    this.#emit(out, { t: 'iter', seq: this.#seq++, iteration: plan.iteration, phase: 0 }, 0, 'control');
-    // Nothing dirty: send queued disk writes, or let the loop come back with a later `now`.
-    return next > 0 || this.#sendQueuedDisk(out);
+    this.#memory = this.rule.kind === 'precopy' ? new PrecopyPhase(host, this.rule) : new TimeBoundPhase(host, this.rule);
   }
 
-  #timeBoundStep(out: OutRecord[]): boolean {
-    if (this.#diskFirst(out)) return true;
-    const rule = this.rule;
-    const plan = this.#plan;
-    const meter = this.#meter;
-    if (rule.kind !== 'time-bound' || plan === undefined || meter === undefined) return false;
-    // Decide every 64 pages sent, and whenever mtx has finished.
-    if ((this.#livePages & 63) === 0 || plan.mtxDone) {
-      const elapsed = this.#now - (this.#memStart ?? this.#now);
-      const bpp = this.#livePages > 0 ? this.#liveBytes / this.#livePages : FULL_RECORD_SIZE;
-      const dirtyTotal = plan.taken + this.guest.memory.dirtyCount();
-      meter.sample(this.#now, elapsed, dirtyTotal, this.guest.throttle);
-      this.#lastBpp = bpp;
-      if (elapsed > 0) this.#lastBandwidth = this.#liveBytes / elapsed;
-      this.#lastDirtied = meter.perMsFullShare * 1000 * this.guest.throttle;
-      const d = rule.decide({
-        now: this.#now,
-        elapsedMs: elapsed,
-        mtxFraction: plan.mtxFraction,
-        mtxDone: plan.mtxDone,
-        remainingPages: plan.remaining(),
-        bytesPerPage: bpp,
-        bandwidth: elapsed > 0 ? this.#liveBytes / elapsed : 0,
-        dirtyRateFullShare: meter.perMsFullShare,
-        throttle: this.guest.throttle,
-      });
-      if (d.throttle !== undefined) {
-        meter.sample(this.#now, elapsed, dirtyTotal, this.guest.throttle, true);
-        this.#setThrottle(d.throttle);
-      }
-      if (d.stop) {
-        this.#stopReason = d.reason;
-        this.#pause(out, plan.rest());
-        return true;
-      }
-    }
-    const step = plan.next();
-    if (step.kind === 'idle') return this.#sendQueuedDisk(out); // else wait for the guest to dirty something, or the rule to stop
-    if (step.kind === 'send') plan.account(step.ch, this.#sendPage(out, step.page, step.ch));
-    return true;
-  }
-
-  #pause(out: OutRecord[], pages: Uint32Array): void {
+  #pause(out: OutRecord[], pages: Uint32Array, reason: string): void {
+    this.#stopReason = reason;
     this.guest.pause(this.#now);
     this.#pausedAt = this.#now;
     this.#final = pages;
     this.#finalCursor = 0;
-    this.#diskSync?.collectWrites();
-    this.#emit(out, { t: 'pause', seq: this.#seq++ }, 0, 'control');
+    this.#disk?.sync.collectWrites();
+    this.#emit(out, { t: 'pause', seq: this.#ledger.seq++ }, 0, 'control');
     this.#phase = 'stop-copy';
     this.#log?.debug({ pages: pages.length, reason: this.#stopReason }, 'paused: stop-and-copy');
   }
@@ -512,22 +382,18 @@ export class MigrationSender {
   }
 
   #sendPage(out: OutRecord[], p: number, ch: 0 | 1): number {
-    const rec = this.#mem.encode(p, this.guest.memory.readPage(p), this.#seq);
+    const l = this.#ledger;
+    const rec = this.#mem.encode(p, this.guest.memory.readPage(p), l.seq);
     if (rec === undefined) return 0;
-    this.#seq++;
+    l.seq++;
     const size = this.#emit(out, rec, ch, 'memory');
-    this.#memPages++;
-    if (this.#phase === 'memory') { this.#liveBytes += size; this.#livePages++; }
+    l.memoryPages++;
+    if (this.#phase === 'memory') { l.liveBytes += size; l.livePages++; }
     return size;
   }
 
-  #emit(out: OutRecord[], rec: MigrationRecord, ch: 0 | 1, what: 'memory' | 'disk' | 'control'): number {
-    const size = recordSize(rec);
-    out.push({ rec, ch, size });
-    if (what === 'memory') this.#memoryBytes += size;
-    else if (what === 'disk') this.#diskBytes += size;
-    else this.#controlBytes += size;
-    return size;
+  #emit(out: OutRecord[], rec: MigrationRecord, ch: 0 | 1, what: RecordClass): number {
+    return this.#ledger.emit(out, rec, ch, what);
   }
 
   #setThrottle(share: number): void {
@@ -537,7 +403,7 @@ export class MigrationSender {
 
   #stopLogging(): void {
     this.guest.memory.setDirtyLogging(false);
-    this.#diskSync?.stop(this.#now);
+    this.#disk?.sync.stop(this.#now);
     if (this.#phase === 'finished' && !this.#keep) return;
     this.guest.setThrottle(1);
   }
