@@ -95,6 +95,13 @@ export class MigrationVerifyError extends VnetError {
   }
 }
 
+/** The engine broke one of its own invariants: a bug, never bad input. Fails loudly. */
+export class MigrationInvariantError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_MIGRATION_INVARIANT', message);
+  }
+}
+
 export type MigrationAbortReason = 'link' | 'peer' | 'timeout' | 'cancelled' | 'protocol' | 'verify';
 
 /** The migration stopped before completion; the source guest keeps running, untouched. */

@@ -27,7 +27,7 @@ import { createEmptyGuest } from '../guests/memory-guest.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
 import type { MigrationResult } from '../engine/migration-result.ts';
 import type { ProgressEvent } from '../engine/progress.ts';
-import { MigrationAbortedError } from '../errors.ts';
+import { MigrationAbortedError, MigrationInvariantError } from '../errors.ts';
 
 export interface VirtualMigrationSpec {
   readonly guest: Guest;
@@ -71,7 +71,7 @@ interface Lane {
 
 export async function runVirtualMigration(spec: VirtualMigrationSpec, opts: VirtualRunOptions): Promise<MigrationResult> {
   const [r] = await runVirtualMigrations([spec], opts);
-  if (r === undefined) throw new Error('no result');
+  if (r === undefined) throw new MigrationInvariantError('runVirtualMigrations returned no result for its one migration');
   return r;
 }
 

@@ -9,6 +9,7 @@ import {
   TraceTruncatedError,
   TraceUnfinishedError,
   TraceVersionError,
+  TraceWriterClosedError,
 } from '../errors.ts';
 
 /**
@@ -196,7 +197,7 @@ export class TraceWriter {
   }
 
   async append(snapshot: Omit<TraceSnapshot, 'index'>): Promise<number> {
-    if (this.#closed) throw new Error('TraceWriter is closed');
+    if (this.#closed) throw new TraceWriterClosedError();
     const rec = encodeSnapshotRecord({ ...snapshot, index: this.#count }, this.#pageSize, this.#level);
     await this.#fh.write(rec, 0, rec.length, this.#bytes);
     this.#bytes += rec.length;
