@@ -16,8 +16,8 @@
  * ack) end the run with a MigrationAbortedError; the source guest keeps
  * running, untouched. A socket error never escapes as an exception: every
  * channel keeps an error listener for life (`guardChannel`), and nothing is
- * written to a channel that has ended or failed. Streams are bytes only: a synthetic guest cannot be
- * sent over a socket (use virtual time).
+ * written to a channel that has ended or failed. Streams are bytes only: a
+ * synthetic guest cannot be sent over a socket (use virtual time).
  *
  * The sender's clock ends a migration when the ack arrives, so its total
  * time and downtime include the ack's trip back (half an RTT more than the
