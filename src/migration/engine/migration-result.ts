@@ -3,7 +3,7 @@
  * and real-time runs.
  */
 import type { Guest } from '../guest.ts';
-import type { SenderStats } from './sender.ts';
+import type { DiskSyncStats } from './disk-sync.ts';
 import type { VnetError } from '../../common/errors.ts';
 
 export interface MigrationResult {
@@ -24,4 +24,29 @@ export interface MigrationResult {
   /** Source and destination digests agreed at the end. */
   readonly verified: boolean;
   readonly destination: Guest | undefined;
+}
+
+/** What the sender counted: bytes and records by kind, phases' times, the stop reason, the digests at pause. */
+export interface SenderStats {
+  readonly rule: string;
+  readonly iterations: number;
+  readonly memoryBytes: number;
+  readonly diskBytes: number;
+  readonly controlBytes: number;
+  readonly totalBytes: number;
+  readonly memoryPagesSent: number;
+  readonly records: { full: number; zero: number; ref: number; delta: number; skip: number };
+  readonly diskRecords: { full: number; zero: number; ref: number; delta: number; skip: number };
+  readonly redirtiedSkips: number;
+  /** Guest disk writes made while the disk was replicated (synchronously or not). */
+  readonly syncDiskWrites: number;
+  /** Replication figures: writes, acks, refusals, latency; undefined without a disk. */
+  readonly diskSync: DiskSyncStats | undefined;
+  readonly startedAt: number;
+  readonly memoryStartedAt: number | undefined;
+  readonly pausedAt: number | undefined;
+  readonly minThrottle: number;
+  readonly stopReason: string;
+  readonly memDigest: string | undefined;
+  readonly diskDigest: string | undefined;
 }

@@ -31,16 +31,17 @@ import type { Guest } from '../guest.ts';
 import type { ContentKeyer } from './content-key.ts';
 import { diskDigest, memoryDigest, bytesDigest } from './content-key.ts';
 import { ContentEncoder } from './content-encoder.ts';
-import type { MigrationRecord } from './stream-codec.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
-import type { DiskReplication, DiskSyncStats } from './disk-sync.ts';
+import type { DiskReplication } from './disk-sync.ts';
+import type { SenderStats } from './migration-result.ts';
 import { MigrationAbortedError } from '../errors.ts';
-import { SendLedger, type OutRecord, type RecordClass } from './send-ledger.ts';
+import { SendLedger, type OutRecord } from './send-ledger.ts';
 import { SenderDisk } from './sender-disk.ts';
 import { PrecopyPhase, TimeBoundPhase, type MemoryPhase, type MemoryPhaseHost } from './sender-memory.ts';
 
 export type { OutRecord } from './send-ledger.ts';
+export type { SenderStats } from './migration-result.ts';
 
 export interface SenderInit {
   readonly guest: Guest;
@@ -69,30 +70,6 @@ export interface SenderInit {
   /** Destination keeps the image paused (checkpoint) and the source resumes after. */
   readonly keep?: boolean;
   readonly cacheCapacity?: number;
-}
-
-export interface SenderStats {
-  readonly rule: string;
-  readonly iterations: number;
-  readonly memoryBytes: number;
-  readonly diskBytes: number;
-  readonly controlBytes: number;
-  readonly totalBytes: number;
-  readonly memoryPagesSent: number;
-  readonly records: { full: number; zero: number; ref: number; delta: number; skip: number };
-  readonly diskRecords: { full: number; zero: number; ref: number; delta: number; skip: number };
-  readonly redirtiedSkips: number;
-  /** Guest disk writes made while the disk was replicated (synchronously or not). */
-  readonly syncDiskWrites: number;
-  /** Replication figures: writes, acks, refusals, latency; undefined without a disk. */
-  readonly diskSync: DiskSyncStats | undefined;
-  readonly startedAt: number;
-  readonly memoryStartedAt: number | undefined;
-  readonly pausedAt: number | undefined;
-  readonly minThrottle: number;
-  readonly stopReason: string;
-  readonly memDigest: string | undefined;
-  readonly diskDigest: string | undefined;
 }
 
 type Phase = 'hello' | 'disk' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
@@ -304,7 +281,7 @@ export class MigrationSender {
       case 'stop-copy': return this.#stopCopyStep(out);
       case 'device': {
         const state = this.guest.readDeviceState();
-        this.#emit(out, { t: 'device', seq: this.#ledger.seq++, state }, 0, 'control');
+        this.#ledger.emit(out, { t: 'device', seq: this.#ledger.seq++, state }, 0, 'control');
         this.#phase = 'done';
         return true;
       }
@@ -312,7 +289,7 @@ export class MigrationSender {
         this.#memDigest = memoryDigest(this.guest.memory, this.#keyer);
         this.#diskDigest = this.#disk !== undefined ? diskDigest(this.guest.disk, this.#keyer) : diskDigest(undefined, this.#keyer);
         const deviceDigest = bytesDigest(this.guest.readDeviceState());
-        this.#emit(out, { t: 'done', seq: this.#ledger.seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
+        this.#ledger.emit(out, { t: 'done', seq: this.#ledger.seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
         this.#phase = 'await-ack';
         return false;
       }
@@ -322,7 +299,7 @@ export class MigrationSender {
 
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
-    this.#emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized' }, 0, 'control');
+    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized' }, 0, 'control');
     if (this.#disk !== undefined) {
       this.#disk.sync.start();
       this.#phase = 'disk';
@@ -362,7 +339,7 @@ export class MigrationSender {
     this.#final = pages;
     this.#finalCursor = 0;
     this.#disk?.sync.collectWrites();
-    this.#emit(out, { t: 'pause', seq: this.#ledger.seq++ }, 0, 'control');
+    this.#ledger.emit(out, { t: 'pause', seq: this.#ledger.seq++ }, 0, 'control');
     this.#phase = 'stop-copy';
     this.#log?.debug({ pages: pages.length, reason: this.#stopReason }, 'paused: stop-and-copy');
   }
@@ -386,14 +363,10 @@ export class MigrationSender {
     const rec = this.#mem.encode(p, this.guest.memory.readPage(p), l.seq);
     if (rec === undefined) return 0;
     l.seq++;
-    const size = this.#emit(out, rec, ch, 'memory');
+    const size = this.#ledger.emit(out, rec, ch, 'memory');
     l.memoryPages++;
     if (this.#phase === 'memory') { l.liveBytes += size; l.livePages++; }
     return size;
-  }
-
-  #emit(out: OutRecord[], rec: MigrationRecord, ch: 0 | 1, what: RecordClass): number {
-    return this.#ledger.emit(out, rec, ch, what);
   }
 
   #setThrottle(share: number): void {
