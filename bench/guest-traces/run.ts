@@ -14,10 +14,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { GUEST_WORKLOADS, REPO_ROOT, recordGuestTrace } from '../../src/migration/qemu-guest-recorder.ts';
-import { loadTrace } from '../../src/migration/trace-format.ts';
-import { DEFAULT_TRACE_DIRS, findTraceFiles } from '../../src/migration/trace-guest.ts';
-import { computeTraceStats, formatTraceStats } from '../../src/migration/trace-stats.ts';
+import { GUEST_WORKLOADS, REPO_ROOT, recordGuestTrace } from '../../src/migration/qemu/qemu-guest-recorder.ts';
+import { loadTrace } from '../../src/migration/qemu/trace-format.ts';
+import { DEFAULT_TRACE_DIRS, findTraceFiles } from '../../src/migration/guests/trace-guest.ts';
+import { computeTraceStats, formatTraceStats } from '../../src/migration/qemu/trace-stats.ts';
 
 const args = process.argv.slice(2);
 const outDir = join(REPO_ROOT, 'guest', 'out', 'traces');

@@ -15,12 +15,12 @@
  * p99), the guest's disk writes per second, the share of that phase the
  * guest spent stalled (write queue full), and the migration's times.
  */
-import { ModelGuest } from '../../src/migration/memory-guest.ts';
-import { runVirtualMigration } from '../../src/migration/virtual-time.ts';
-import { SmartStop } from '../../src/migration/smart-stop.ts';
-import { PROFILES, SCENARIOS } from '../../src/migration/workload-profiles.ts';
-import type { DiskReplication } from '../../src/migration/disk-sync.ts';
-import type { MigrationResult } from '../../src/migration/migration-result.ts';
+import { ModelGuest } from '../../src/migration/guests/memory-guest.ts';
+import { runVirtualMigration } from '../../src/migration/drivers/virtual-time.ts';
+import { SmartStop } from '../../src/migration/stop-rules/smart-stop.ts';
+import { PROFILES, SCENARIOS } from '../../src/migration/guests/workload-profiles.ts';
+import type { DiskReplication } from '../../src/migration/engine/disk-sync.ts';
+import type { MigrationResult } from '../../src/migration/engine/migration-result.ts';
 
 export interface DiskSyncRow {
   readonly rttMs: number;

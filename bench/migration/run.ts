@@ -1,6 +1,6 @@
 /**
  * Migration benchmark: every workload profile (and every real trace, when
- * src/migration/trace-guest.ts provides them) under every stop rule, in
+ * src/migration/guests/trace-guest.ts provides them) under every stop rule, in
  * virtual time over an emulated link. Figures come from running the sender
  * and receiver state machines, never from formulas.
  *
@@ -17,18 +17,18 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ModelGuest } from '../../src/migration/memory-guest.ts';
-import { runVirtualMigration, runVirtualMigrations, type VirtualMigrationSpec } from '../../src/migration/virtual-time.ts';
-import { XenStop } from '../../src/migration/xen-stop.ts';
-import { QemuStop } from '../../src/migration/qemu-stop.ts';
-import { SmartStop } from '../../src/migration/smart-stop.ts';
-import { TimeBound } from '../../src/migration/time-bound.ts';
-import { PROFILES, SCENARIOS, scaledProfile, type ProfileName } from '../../src/migration/workload-profiles.ts';
-import { createContentKeyer } from '../../src/migration/content-key.ts';
-import { isZeroContent } from '../../src/migration/content-model.ts';
+import { ModelGuest } from '../../src/migration/guests/memory-guest.ts';
+import { runVirtualMigration, runVirtualMigrations, type VirtualMigrationSpec } from '../../src/migration/drivers/virtual-time.ts';
+import { XenStop } from '../../src/migration/stop-rules/xen-stop.ts';
+import { QemuStop } from '../../src/migration/stop-rules/qemu-stop.ts';
+import { SmartStop } from '../../src/migration/stop-rules/smart-stop.ts';
+import { TimeBound } from '../../src/migration/stop-rules/time-bound.ts';
+import { PROFILES, SCENARIOS, scaledProfile, type ProfileName } from '../../src/migration/guests/workload-profiles.ts';
+import { createContentKeyer } from '../../src/migration/engine/content-key.ts';
+import { isZeroContent } from '../../src/migration/engine/content-model.ts';
 import type { Guest, ListGuestTraces } from '../../src/migration/guest.ts';
-import type { MigrationResult } from '../../src/migration/migration-result.ts';
-import type { StopRule, StopRuleName } from '../../src/migration/stop-rule.ts';
+import type { MigrationResult } from '../../src/migration/engine/migration-result.ts';
+import type { StopRule, StopRuleName } from '../../src/migration/stop-rules/stop-rule.ts';
 import { runDiskSyncBench } from './disk-sync.ts';
 
 const args = process.argv.slice(2);
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   }
 
   // 4. Real guest memory traces
-  const tracePath = fileURLToPath(new URL('../../src/migration/trace-guest.ts', import.meta.url));
+  const tracePath = fileURLToPath(new URL('../../src/migration/guests/trace-guest.ts', import.meta.url));
   if (existsSync(tracePath) && (only === undefined || only === 'traces')) {
     const mod = (await import(tracePath)) as { listGuestTraces?: ListGuestTraces };
     const traces = mod.listGuestTraces !== undefined ? await mod.listGuestTraces() : [];
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       table(`[trace ${tr.name}] ${tr.description}; 100 Mbit/s, 27 ms RTT`, rows, (distinct * PAGE * 8 * 1000) / bw, distinct * PAGE);
     }
   } else if (only === undefined || only === 'traces') {
-    console.log('\n[traces] src/migration/trace-guest.ts not present: no real traces this run');
+    console.log('\n[traces] src/migration/guests/trace-guest.ts not present: no real traces this run');
   }
 
   // 5. Synchronous disk replication: per-write latency and the guest's write rate against RTT

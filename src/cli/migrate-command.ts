@@ -4,17 +4,17 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { VnetError } from '../common/errors.ts';
 import { realClock, type Clock } from '../common/clock.ts';
-import { ModelGuest } from '../migration/memory-guest.ts';
-import { PROFILE_NAMES, scaledProfile, type ProfileName } from '../migration/workload-profiles.ts';
-import { STOP_RULE_NAMES, type StopRule, type StopRuleName } from '../migration/stop-rule.ts';
-import { XenStop } from '../migration/xen-stop.ts';
-import { QemuStop } from '../migration/qemu-stop.ts';
-import { SmartStop } from '../migration/smart-stop.ts';
-import { TimeBound } from '../migration/time-bound.ts';
-import { connectMigration, listenMigration } from '../migration/socket-channel.ts';
-import { receiveMigration, sendMigration } from '../migration/socket-migration.ts';
-import { createContentKeyer, diskDigest, memoryDigest } from '../migration/content-key.ts';
-import { formatProgressBar } from '../migration/progress.ts';
+import { ModelGuest } from '../migration/guests/memory-guest.ts';
+import { PROFILE_NAMES, scaledProfile, type ProfileName } from '../migration/guests/workload-profiles.ts';
+import { STOP_RULE_NAMES, type StopRule, type StopRuleName } from '../migration/stop-rules/stop-rule.ts';
+import { XenStop } from '../migration/stop-rules/xen-stop.ts';
+import { QemuStop } from '../migration/stop-rules/qemu-stop.ts';
+import { SmartStop } from '../migration/stop-rules/smart-stop.ts';
+import { TimeBound } from '../migration/stop-rules/time-bound.ts';
+import { connectMigration, listenMigration } from '../migration/drivers/socket-channel.ts';
+import { receiveMigration, sendMigration } from '../migration/drivers/socket-migration.ts';
+import { createContentKeyer, diskDigest, memoryDigest } from '../migration/engine/content-key.ts';
+import { formatProgressBar } from '../migration/engine/progress.ts';
 
 function positive(value: string): number {
   const n = Number(value);

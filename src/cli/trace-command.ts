@@ -1,9 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createRootLogger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
-import { GUEST_WORKLOADS, MIN_MEMORY_MIB, recordGuestTrace } from '../migration/qemu-guest-recorder.ts';
-import { loadTrace } from '../migration/trace-format.ts';
-import { computeTraceStats, formatTraceStats } from '../migration/trace-stats.ts';
+import { GUEST_WORKLOADS, MIN_MEMORY_MIB, recordGuestTrace } from '../migration/qemu/qemu-guest-recorder.ts';
+import { loadTrace } from '../migration/qemu/trace-format.ts';
+import { computeTraceStats, formatTraceStats } from '../migration/qemu/trace-stats.ts';
 
 function intIn(min: number, max: number): (v: string) => number {
   return (v: string): number => {

@@ -131,7 +131,7 @@ export type GuestFactory = (geometry: GuestGeometry) => Guest;
 
 /**
  * A recorded guest the benchmark can migrate (real QEMU memory traces).
- * `src/migration/trace-guest.ts` (owned by the trace work) exports
+ * `src/migration/guests/trace-guest.ts` exports
  * `listGuestTraces: ListGuestTraces`; the bench imports it when present and
  * migrates each trace under every stop rule. `open` returns a fresh guest
  * positioned at the start of the trace, each call independent.

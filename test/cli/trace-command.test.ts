@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { traceCommand } from '../../src/cli/trace-command.ts';
-import { diffMemory, encodeTrace } from '../../src/migration/trace-format.ts';
+import { diffMemory, encodeTrace } from '../../src/migration/qemu/trace-format.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vnet-cli-trace-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

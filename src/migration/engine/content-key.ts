@@ -1,0 +1,82 @@
+/**
+ * Content keys (64 bits as two u32 halves) and whole-guest digests.
+ *   bytes      xxh64 of the page bytes (xxhash-wasm, seed 0)
+ *   synthetic  the injective descriptor key of content-model.ts
+ * A digest folds the keys of every page in index order; source and
+ * destination compare digests at the end of a migration.
+ */
+import xxhash from 'xxhash-wasm';
+import { isSynthContent, type GuestDisk, type GuestMemory, type PageContent } from '../guest.ts';
+import { mix32, synthKeyHi, synthKeyLo } from './content-model.ts';
+
+export interface ContentKeyer {
+  /** Writes the key of `c` into out[0] (hi) and out[1] (lo). */
+  key(c: PageContent, out: Uint32Array): void;
+}
+
+let hasher: Awaited<ReturnType<typeof xxhash>> | undefined;
+
+/** Loads xxhash-wasm once per process and returns the keyer. */
+export async function createContentKeyer(): Promise<ContentKeyer> {
+  hasher ??= await xxhash();
+  const h = hasher;
+  return {
+    key(c: PageContent, out: Uint32Array): void {
+      if (isSynthContent(c)) {
+        out[0] = synthKeyHi(c);
+        out[1] = synthKeyLo(c);
+        return;
+      }
+      const v = h.h64Raw(c, 0n);
+      out[0] = Number(v >> 32n);
+      out[1] = Number(v & 0xffffffffn);
+    },
+  };
+}
+
+/** Folds keys into a 64-bit digest (two murmur-mixed lanes); hex string. */
+export class DigestFold {
+  #a = 0x811c9dc5;
+  #b = 0x01000193;
+  #n = 0;
+
+  add(hi: number, lo: number): void {
+    this.#a = mix32(this.#a ^ hi ^ Math.imul(this.#n, 0x9e3779b1));
+    this.#b = mix32(this.#b ^ lo ^ this.#a);
+    this.#n++;
+  }
+
+  hex(): string {
+    return this.#a.toString(16).padStart(8, '0') + this.#b.toString(16).padStart(8, '0');
+  }
+}
+
+export function memoryDigest(memory: GuestMemory, keyer: ContentKeyer): string {
+  const f = new DigestFold();
+  const k = new Uint32Array(2);
+  for (let i = 0; i < memory.pageCount; i++) {
+    keyer.key(memory.readPage(i), k);
+    f.add(k[0] ?? 0, k[1] ?? 0);
+  }
+  return f.hex();
+}
+
+export function diskDigest(disk: GuestDisk | undefined, keyer: ContentKeyer): string {
+  const f = new DigestFold();
+  if (disk === undefined) return f.hex();
+  const k = new Uint32Array(2);
+  for (let i = 0; i < disk.blockCount; i++) {
+    keyer.key(disk.readBlock(i), k);
+    f.add(k[0] ?? 0, k[1] ?? 0);
+  }
+  return f.hex();
+}
+
+export function bytesDigest(bytes: Uint8Array): string {
+  const f = new DigestFold();
+  for (let i = 0; i < bytes.length; i += 4) {
+    const w = (bytes[i] ?? 0) | ((bytes[i + 1] ?? 0) << 8) | ((bytes[i + 2] ?? 0) << 16) | ((bytes[i + 3] ?? 0) << 24);
+    f.add(w >>> 0, bytes.length);
+  }
+  return f.hex();
+}
