@@ -103,7 +103,7 @@ export class Daemon implements DaemonControl {
   readonly role: DaemonRole;
   readonly site: string | undefined;
   readonly table: ForwardingTable<Port, LinkSlot>;
-  readonly counters = new TrafficCounters({ startMs: Date.now() });
+  readonly counters: TrafficCounters;
   readonly stats: DaemonCounters = { runtFrames: 0, droppedNoRoute: 0, linkFailures: 0, linkFailuresByCode: {}, decodeErrors: 0, portFailures: 0 };
 
   readonly #log: Logger;
@@ -127,6 +127,7 @@ export class Daemon implements DaemonControl {
     this.site = init.site;
     this.#init = init;
     this.#clock = components.clock ?? realClock;
+    this.counters = new TrafficCounters({ startMs: this.#clock.wallNow() });
     this.#transport = components.transport;
     this.#log = componentLogger(components.logger, 'daemon', { host: init.hostId });
     this.table = new ForwardingTable<Port, LinkSlot>({
@@ -412,7 +413,7 @@ export class Daemon implements DaemonControl {
   // ---------------------------------------------------------------- facts
 
   takeTrafficSnapshot(): TrafficSnapshot {
-    const snap = this.counters.snapshotAndReset(Date.now());
+    const snap = this.counters.snapshotAndReset(this.#clock.wallNow());
     return { host: this.hostId, startMs: snap.startMs, endMs: snap.endMs, entries: snap.entries };
   }
 
