@@ -22,6 +22,7 @@
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { formatMac } from '../common/mac.ts';
+import { DaemonClosedError, DuplicatePortError, SpokeWithoutHubError } from './errors.ts';
 import type { Port } from './port.ts';
 import type { Link } from './link.ts';
 import type { Transport, TransportListener as Listener } from './transport.ts';
@@ -129,7 +130,7 @@ export class Daemon implements DaemonControl {
       d.#listener = await d.#transport.listen(init.listen, (link) => d.#links.adoptInbound(link));
     }
     if (init.role === 'spoke') {
-      if (init.hub === undefined) throw new Error('a spoke needs the hub address');
+      if (init.hub === undefined) throw new SpokeWithoutHubError(init.hostId);
       d.#links.dial(init.hub.id ?? 'hub', 'backbone', init.hub, init.hub.id === undefined);
     }
     const agingEvery = Math.min(10_000, Math.max(250, (init.agingMs ?? 300_000) / 10));
@@ -152,8 +153,8 @@ export class Daemon implements DaemonControl {
   // ---------------------------------------------------------------- ports
 
   addPort(port: Port, ip?: string): void {
-    if (this.#closed) throw new Error('daemon closed');
-    if (this.#ports.has(port.name)) throw new Error(`port ${port.name} already exists on ${this.hostId}`);
+    if (this.#closed) throw new DaemonClosedError(this.hostId, `add port ${port.name}`);
+    if (this.#ports.has(port.name)) throw new DuplicatePortError(port.name, this.hostId);
     const ingress = this.table.addPort(port.name, port);
     const entry: PortEntry = { port, ip };
     this.#ports.set(port.name, entry);

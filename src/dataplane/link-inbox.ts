@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Frame } from '../common/frame.ts';
+import { FrameHandlerError } from './errors.ts';
 
 /**
  * The receive end of a link (link.ts): where decoded frame batches go.
@@ -66,7 +67,7 @@ export class LinkInbox {
     try {
       handler(frames);
     } catch (err) {
-      this.#init.onHandlerError(err instanceof Error ? err : new Error(String(err)));
+      this.#init.onHandlerError(err instanceof Error ? err : new FrameHandlerError(err));
     }
   }
 

@@ -1,6 +1,7 @@
 import type { Frame } from '../common/frame.ts';
 import { MIN_FRAME_BYTES } from '../common/frame.ts';
 import type { Mac } from '../common/mac.ts';
+import { PortAlreadyStartedError } from './errors.ts';
 import { softwareOffload } from './offload.ts';
 import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 
@@ -33,7 +34,7 @@ export class MemoryPort implements Port {
   }
 
   start(handler: ReceiveHandler): void {
-    if (this.#handler !== undefined) throw new Error(`port ${this.name} already started`);
+    if (this.#handler !== undefined) throw new PortAlreadyStartedError(this.name);
     this.#handler = handler;
     if (this.#pending.length > 0) this.#scheduleFlush();
   }

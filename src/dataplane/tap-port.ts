@@ -1,7 +1,8 @@
 /**
  * A VM's NIC as a Linux TAP device: the kernel side of the device is the VM's
- * interface (the daemon later moves it into the VM's network namespace; the
- * fd stays valid across the move), the file side is this port.
+ * interface (daemon-runner.ts moves it into the VM's network namespace when
+ * the port's config names one; the fd stays valid across the move), the file
+ * side is this port.
  *
  * Data path, in stages:
  *   VM → daemon   native batch (one buffer, (offset, length) records) → split
@@ -16,7 +17,7 @@
  *                 to the failure handler; reads stop; the process carries on
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { TapError } from './errors.ts';
+import { PortAlreadyStartedError, TapError } from './errors.ts';
 import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from '../common/frame.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
 import { segmentFrame } from './offload.ts';
@@ -82,7 +83,7 @@ export class TapPort implements Port {
   }
 
   start(handler: ReceiveHandler): void {
-    if (this.#handler !== undefined) throw new Error(`port ${this.name} already started`);
+    if (this.#handler !== undefined) throw new PortAlreadyStartedError(this.name);
     if (this.#closed) throw new TapError(`port ${this.name} is closed`);
     this.#handler = handler;
     this.#device.start((buffer, records, count) => this.#onBatch(buffer, records, count), (err) => this.#fail(err));
