@@ -1,9 +1,8 @@
 import type { Frame } from '../common/frame.ts';
-import { MIN_FRAME_BYTES } from '../common/frame.ts';
 import type { Mac } from '../common/mac.ts';
-import { PortAlreadyStartedError } from './errors.ts';
+import { PortAlreadyStartedError, PortClosedError } from './errors.ts';
 import { softwareOffload } from './offload.ts';
-import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
+import { emptyPortStats, frameFitsPort, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 
 /**
  * An in-process VM NIC: the twin of the TAP port for tests and the
@@ -24,7 +23,9 @@ export class MemoryPort implements Port {
   #pending: Frame[] = [];
   #flushScheduled = false;
   #deliver: ((frame: Buffer) => void) | undefined;
-  #failure: ((err: Error) => void) | undefined;
+  #failureHandler: ((err: Error) => void) | undefined;
+  #failure: Error | undefined;
+  #failureReported = false;
   #closed = false;
 
   constructor(init: { name: string; mac: Mac; mtu?: number }) {
@@ -35,6 +36,7 @@ export class MemoryPort implements Port {
 
   start(handler: ReceiveHandler): void {
     if (this.#handler !== undefined) throw new PortAlreadyStartedError(this.name);
+    if (this.#closed) throw new PortClosedError(this.name);
     this.#handler = handler;
     if (this.#pending.length > 0) this.#scheduleFlush();
   }
@@ -59,7 +61,7 @@ export class MemoryPort implements Port {
   }
 
   #deliverPlain(data: Buffer): void {
-    if (data.length > this.mtu + 18) {
+    if (!frameFitsPort(data.length, this.mtu)) {
       this.stats.txDropped++;
       return;
     }
@@ -69,7 +71,8 @@ export class MemoryPort implements Port {
   }
 
   onFailure(handler: (err: Error) => void): void {
-    this.#failure = handler;
+    this.#failureHandler = handler;
+    if (this.#failure !== undefined && !this.#failureReported) queueMicrotask(() => this.#reportFailure());
   }
 
   async close(): Promise<void> {
@@ -82,7 +85,7 @@ export class MemoryPort implements Port {
   /** The VM transmits a frame into the overlay. Returns false if the port is closed or the frame is malformed. */
   transmit(data: Buffer): boolean {
     if (this.#closed) return false;
-    if (data.length < MIN_FRAME_BYTES || data.length > this.mtu + 18) {
+    if (!frameFitsPort(data.length, this.mtu)) {
       this.stats.errors++;
       return false;
     }
@@ -102,7 +105,16 @@ export class MemoryPort implements Port {
   fail(err: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#failure?.(err);
+    this.#pending = [];
+    this.#failure = err;
+    this.stats.errors++;
+    this.#reportFailure();
+  }
+
+  #reportFailure(): void {
+    if (this.#failureReported || this.#failure === undefined || this.#failureHandler === undefined) return;
+    this.#failureReported = true;
+    this.#failureHandler(this.#failure);
   }
 
   #scheduleFlush(): void {
