@@ -125,14 +125,12 @@ export class Daemon implements DaemonControl {
 
   /** Start listening (if configured) and, on a spoke, dialling the hub. */
   static async start(components: DaemonComponents, init: DaemonInit): Promise<Daemon> {
+    if (init.role === 'spoke' && init.hub === undefined) throw new SpokeWithoutHubError(init.hostId);
     const d = new Daemon(components, init);
     if (init.listen !== undefined) {
       d.#listener = await d.#transport.listen(init.listen, (link) => d.#links.adoptInbound(link));
     }
-    if (init.role === 'spoke') {
-      if (init.hub === undefined) throw new SpokeWithoutHubError(init.hostId);
-      d.#links.dial(init.hub.id ?? 'hub', 'backbone', init.hub, init.hub.id === undefined);
-    }
+    if (init.role === 'spoke' && init.hub !== undefined) d.#links.dial(init.hub.id ?? 'hub', 'backbone', init.hub, init.hub.id === undefined);
     const agingEvery = Math.min(10_000, Math.max(250, (init.agingMs ?? 300_000) / 10));
     d.#agingTimer = d.#clock.setInterval(() => d.table.expire(d.#clock.now()), agingEvery);
     d.#log.info({ role: init.role, listen: d.listenAddress, hub: init.hub }, 'daemon started');
