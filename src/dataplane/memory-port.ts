@@ -2,7 +2,7 @@ import type { Frame } from '../common/frame.ts';
 import type { Mac } from '../common/mac.ts';
 import { PortAlreadyStartedError, PortClosedError } from './errors.ts';
 import { softwareOffload } from './offload.ts';
-import { emptyPortStats, frameFitsPort, type Port, type PortStats, type ReceiveHandler } from './port.ts';
+import { emptyPortStats, frameFitsPort, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 
 /**
  * An in-process VM NIC: the twin of the TAP port for tests and the
@@ -23,9 +23,7 @@ export class MemoryPort implements Port {
   #pending: Frame[] = [];
   #flushScheduled = false;
   #deliver: ((frame: Buffer) => void) | undefined;
-  #failureHandler: ((err: Error) => void) | undefined;
-  #failure: Error | undefined;
-  #failureReported = false;
+  readonly #failure = new PortFailure();
   #closed = false;
 
   constructor(init: { name: string; mac: Mac; mtu?: number }) {
@@ -71,8 +69,7 @@ export class MemoryPort implements Port {
   }
 
   onFailure(handler: (err: Error) => void): void {
-    this.#failureHandler = handler;
-    if (this.#failure !== undefined && !this.#failureReported) queueMicrotask(() => this.#reportFailure());
+    this.#failure.onFailure(handler);
   }
 
   async close(): Promise<void> {
@@ -106,15 +103,8 @@ export class MemoryPort implements Port {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending = [];
-    this.#failure = err;
     this.stats.errors++;
-    this.#reportFailure();
-  }
-
-  #reportFailure(): void {
-    if (this.#failureReported || this.#failure === undefined || this.#failureHandler === undefined) return;
-    this.#failureReported = true;
-    this.#failureHandler(this.#failure);
+    this.#failure.fail(err);
   }
 
   #scheduleFlush(): void {

@@ -69,6 +69,41 @@ export function emptyPortStats(): PortStats {
   return { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0, errors: 0 };
 }
 
+/**
+ * A port's failure, for implementations: recorded once and reported once,
+ * to the handler registered before it, or (in a microtask) to one registered
+ * after it, as `Port.onFailure` promises.
+ */
+export class PortFailure {
+  #handler: ((err: Error) => void) | undefined;
+  #error: Error | undefined;
+  #reported = false;
+
+  /** The failure, once there is one. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  onFailure(handler: (err: Error) => void): void {
+    this.#handler = handler;
+    if (this.#error !== undefined && !this.#reported) queueMicrotask(() => this.#report());
+  }
+
+  /** Record `err` and report it; false (nothing done) if a failure was already recorded. */
+  fail(err: Error): boolean {
+    if (this.#error !== undefined) return false;
+    this.#error = err;
+    this.#report();
+    return true;
+  }
+
+  #report(): void {
+    if (this.#reported || this.#error === undefined || this.#handler === undefined) return;
+    this.#reported = true;
+    this.#handler(this.#error);
+  }
+}
+
 /** What a frame may carry beyond the MTU: the Ethernet header (14 bytes) and one VLAN tag (4). */
 export const PORT_FRAME_OVERHEAD = 18;
 

@@ -23,7 +23,7 @@ import { PortAlreadyStartedError, PortClosedError, TapError } from './errors.ts'
 import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from '../common/frame.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
 import { segmentFrame } from './offload.ts';
-import { emptyPortStats, frameFitsPort, type Port, type PortStats, type ReceiveHandler } from './port.ts';
+import { emptyPortStats, frameFitsPort, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 import { errnoName, isFatalTapErrno, TapDevice } from './tap-device.ts';
 import { isGsoHeader, offloadNeedsWork } from './virtio-net-hdr.ts';
 
@@ -54,9 +54,7 @@ export class TapPort implements Port {
   readonly #log: Logger;
   readonly #hdrSize: number;
   #handler: ReceiveHandler | undefined;
-  #failureHandler: ((err: Error) => void) | undefined;
-  #failure: TapError | undefined;
-  #failureReported = false;
+  readonly #failure = new PortFailure();
   #closed = false;
 
   private constructor(device: TapDevice, opts: TapPortOptions) {
@@ -92,7 +90,7 @@ export class TapPort implements Port {
   }
 
   send(frame: Frame): void {
-    if (this.#closed || this.#failure !== undefined) {
+    if (this.#closed || this.#failure.error !== undefined) {
       this.stats.txDropped++;
       return;
     }
@@ -106,7 +104,7 @@ export class TapPort implements Port {
 
   /** Several frames in one call into the addon (one N-API crossing). Same semantics as `send` for each. */
   sendBatch(frames: readonly Frame[]): void {
-    if (this.#closed || this.#failure !== undefined) {
+    if (this.#closed || this.#failure.error !== undefined) {
       this.stats.txDropped += frames.length;
       return;
     }
@@ -137,8 +135,7 @@ export class TapPort implements Port {
   }
 
   onFailure(handler: (err: Error) => void): void {
-    this.#failureHandler = handler;
-    if (this.#failure !== undefined && !this.#failureReported) queueMicrotask(() => this.#reportFailure());
+    this.#failure.onFailure(handler);
   }
 
   async close(): Promise<void> {
@@ -209,17 +206,10 @@ export class TapPort implements Port {
   }
 
   #fail(err: TapError): void {
-    if (this.#failure !== undefined || this.#closed) return;
-    this.#failure = err;
+    if (this.#failure.error !== undefined || this.#closed) return;
     this.stats.errors++;
     this.#log.warn({ err }, 'TAP device failed');
     this.#device.close();
-    this.#reportFailure();
-  }
-
-  #reportFailure(): void {
-    if (this.#failureReported || this.#failure === undefined || this.#failureHandler === undefined) return;
-    this.#failureReported = true;
-    this.#failureHandler(this.#failure);
+    this.#failure.fail(err);
   }
 }
