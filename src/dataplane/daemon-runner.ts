@@ -110,6 +110,13 @@ async function readNeededFile(file: string, fail: (why: string, cause: unknown) 
   }
 }
 
+/** Keep the credential the controller issued; a failed write is logged (the daemon runs on with it in memory), never an unhandled rejection. */
+function saveCredential(logger: Logger, file: string, credential: string): void {
+  writeFile(file, credential + '\n', { mode: 0o600 }).catch((err: unknown) => {
+    logger.error({ err, file }, 'cannot save the host credential; a restart will need a new join token');
+  });
+}
+
 /** The control channel to the controller: mutual TLS with the host certificate, or a join token. */
 async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<ControllerAgent> {
   const c = config.controller!;
@@ -134,7 +141,7 @@ async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig):
       tls: { ca, cert, key, servername: c.servername },
       joinToken: credential === undefined ? c.joinToken : undefined,
       credential,
-      onCredential: c.credentialFile === undefined ? undefined : (cred) => void writeFile(c.credentialFile!, cred + '\n', { mode: 0o600 }),
+      onCredential: c.credentialFile === undefined ? undefined : (cred) => saveCredential(logger, c.credentialFile!, cred),
       backoff: config.reconnect,
     },
   );
