@@ -8,14 +8,21 @@ export interface TimerHandle {
 }
 
 export interface Clock {
-  /** Milliseconds, monotonic, arbitrary origin. */
+  /** Milliseconds, monotonic, arbitrary origin: for durations and timers. */
   now(): number;
+  /**
+   * Wall-clock milliseconds since the Unix epoch (`Date.now()` for the real
+   * clock): for timestamps other processes read, such as the interval of a
+   * traffic report. May jump; measure durations with `now()`.
+   */
+  wallNow(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   setInterval(fn: () => void, ms: number): TimerHandle;
 }
 
 export const realClock: Clock = {
   now: () => performance.now(),
+  wallNow: () => Date.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();
@@ -36,18 +43,28 @@ interface ManualTimer {
   cancelled: boolean;
 }
 
-/** A clock that only moves when `advance` is called; timers fire in time order. */
+/**
+ * A clock that only moves when `advance` is called; timers fire in time order.
+ * Its wall clock moves with it: `wallNow()` is `wallStartMs` (default: `start`)
+ * plus the time advanced since construction.
+ */
 export class ManualClock implements Clock {
   #now: number;
+  readonly #wallOffset: number;
   #seq = 0;
   #timers: ManualTimer[] = [];
 
-  constructor(start = 0) {
+  constructor(start = 0, opts: { wallStartMs?: number } = {}) {
     this.#now = start;
+    this.#wallOffset = (opts.wallStartMs ?? start) - start;
   }
 
   now(): number {
     return this.#now;
+  }
+
+  wallNow(): number {
+    return this.#wallOffset + this.#now;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {

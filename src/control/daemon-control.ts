@@ -96,7 +96,7 @@ export interface TrafficEntry {
 
 export interface TrafficSnapshot {
   host: string;
-  startMs: number; // wall-clock ms (Date.now())
+  startMs: number; // wall-clock ms since the epoch (the daemon's Clock.wallNow())
   endMs: number;
   entries: TrafficEntry[];
 }

@@ -9,6 +9,9 @@ export interface BackoffPolicy {
   factor?: number;
 }
 
+/** The default for redialling: from 200 ms, doubling, up to 10 s. */
+export const DEFAULT_REDIAL_POLICY: Readonly<BackoffPolicy> = Object.freeze({ initialMs: 200, maxMs: 10_000 });
+
 export class Backoff {
   readonly #policy: Required<BackoffPolicy>;
   #attempt = 0;

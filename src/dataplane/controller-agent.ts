@@ -5,7 +5,7 @@ import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
   eventToWire, factsToWire, snapshotToWire, type DaemonMessage,
 } from '../control/control-protocol.ts';
-import { Backoff, type BackoffPolicy } from './backoff.ts';
+import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
 
 /**
@@ -99,7 +99,7 @@ export class ControllerAgent {
     this.#log = componentLogger(components.logger, 'controller-agent', { host: components.daemon.hostId });
     this.#clock = components.clock;
     this.#init = init;
-    this.#backoff = new Backoff(init.backoff ?? { initialMs: 200, maxMs: 10_000 }, components.random);
+    this.#backoff = new Backoff(init.backoff ?? DEFAULT_REDIAL_POLICY, components.random);
     this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
     this.#credential = init.credential;
   }

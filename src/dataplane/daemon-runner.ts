@@ -13,7 +13,7 @@ import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from './memory-port.ts';
 import { TapPort } from './tap-port.ts';
-import { TapError } from './errors.ts';
+import { MissingCaError, MissingHostCredentialsError, TapError } from './errors.ts';
 import { TcpTransport } from './tcp-transport.ts';
 import { TlsTransport } from './tls-transport.ts';
 import { loadHostCredentials } from '../pki/certs.ts';
@@ -36,7 +36,8 @@ export interface RunningDaemon {
 export async function createTransport(logger: Logger, config: DaemonConfig): Promise<Transport> {
   const timing = { keepaliveMs: config.keepaliveMs, deadMs: config.deadMs };
   if (config.transport === 'tls') {
-    const creds = await loadHostCredentials(config.tls!.dir, config.host);
+    if (config.tls === undefined) throw new MissingHostCredentialsError('transport tls needs tls: {dir}, a directory made by `vnet certs`');
+    const creds = await loadHostCredentials(config.tls.dir, config.host);
     return new TlsTransport({ logger }, { localHost: config.host, ...creds, ...timing });
   }
   return new TcpTransport({ logger }, { localHost: config.host, ...timing });
@@ -100,15 +101,37 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
   }
 }
 
+/** Read a file the daemon cannot run without; `fail` makes the error to throw when it cannot be read. */
+async function readNeededFile(file: string, fail: (why: string, cause: unknown) => Error): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw fail((err as Error).message, err);
+  }
+}
+
+/** Keep the credential the controller issued; a failed write is logged (the daemon runs on with it in memory), never an unhandled rejection. */
+function saveCredential(logger: Logger, file: string, credential: string): void {
+  writeFile(file, credential + '\n', { mode: 0o600 }).catch((err: unknown) => {
+    logger.error({ err, file }, 'cannot save the host credential; a restart will need a new join token');
+  });
+}
+
 /** The control channel to the controller: mutual TLS with the host certificate, or a join token. */
 async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<ControllerAgent> {
   const c = config.controller!;
-  const ca = await readFile(c.caFile ?? caFiles(config.tls!.dir).cert);
+  const caFile = c.caFile ?? (config.tls === undefined ? undefined : caFiles(config.tls.dir).cert);
+  if (caFile === undefined) throw new MissingCaError('the control channel needs the deployment CA: tls: {dir} or controller.caFile');
+  const ca = await readNeededFile(caFile, (why, cause) => new MissingCaError(`cannot read the deployment CA: ${why}`, caFile, { cause }));
   let cert: Buffer | undefined;
   let key: Buffer | undefined;
   if (config.tls !== undefined && c.joinToken === undefined) {
-    const files = hostFiles(config.tls.dir, config.host);
-    [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
+    const dir = config.tls.dir;
+    const files = hostFiles(dir, config.host);
+    const hint = `issue it with \`vnet certs host --dir ${dir} --host ${config.host}\``;
+    [cert, key] = await Promise.all(
+      [files.cert, files.key].map((file) => readNeededFile(file, (why, cause) => new MissingHostCredentialsError(`cannot read: ${why}; ${hint}`, file, { cause }))),
+    );
   }
   const credential = c.credentialFile === undefined ? undefined : await readFile(c.credentialFile, 'utf8').then((t) => t.trim(), () => undefined);
   const agent = new ControllerAgent(
@@ -118,7 +141,7 @@ async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig):
       tls: { ca, cert, key, servername: c.servername },
       joinToken: credential === undefined ? c.joinToken : undefined,
       credential,
-      onCredential: c.credentialFile === undefined ? undefined : (cred) => void writeFile(c.credentialFile!, cred + '\n', { mode: 0o600 }),
+      onCredential: c.credentialFile === undefined ? undefined : (cred) => saveCredential(logger, c.credentialFile!, cred),
       backoff: config.reconnect,
     },
   );

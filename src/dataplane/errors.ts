@@ -134,3 +134,77 @@ export class ProtocolViolationError extends FrameDecodeError {
     super('VNET_ERR_PROTOCOL', message);
   }
 }
+
+/** A connection attempt (TCP connect, TLS handshake) that did not complete in time; the cause of the TransportError or HandshakeError the dial fails with. */
+export class ConnectTimeoutError extends VnetError {
+  constructor(timeoutMs: number) {
+    super('VNET_ERR_CONNECT_TIMEOUT', `timed out after ${timeoutMs} ms`);
+  }
+}
+
+/** A link's onFrames handler threw something that is not an Error; the link closes with this. */
+export class FrameHandlerError extends VnetError {
+  constructor(thrown: unknown) {
+    super('VNET_ERR_FRAME_HANDLER', `the frame handler threw ${String(thrown)}`, { cause: thrown });
+  }
+}
+
+/** A daemon started as a spoke without the address of its hub. */
+export class SpokeWithoutHubError extends VnetError {
+  constructor(hostId: string) {
+    super('VNET_ERR_SPOKE_WITHOUT_HUB', `${hostId} is a spoke but has no hub to dial: give the hub's address (hub: {host, port} in the config, or --hub HOST:PORT)`);
+  }
+}
+
+/** A port added to a daemon that has been closed. */
+export class DaemonClosedError extends VnetError {
+  constructor(hostId: string, what: string) {
+    super('VNET_ERR_DAEMON_CLOSED', `cannot ${what}: the daemon on ${hostId} is closed`);
+  }
+}
+
+/** A port added under a name the daemon already has. */
+export class DuplicatePortError extends VnetError {
+  readonly port: string;
+  constructor(port: string, hostId: string) {
+    super('VNET_ERR_DUPLICATE_PORT', `port ${port} already exists on ${hostId}`);
+    this.port = port;
+  }
+}
+
+/** Port.start called a second time: a port has one receive handler for its life. */
+export class PortAlreadyStartedError extends VnetError {
+  constructor(port: string) {
+    super('VNET_ERR_PORT_STARTED', `port ${port} already started`);
+  }
+}
+
+/** Port.start called on a port that has been closed (or whose device failed). */
+export class PortClosedError extends VnetError {
+  constructor(port: string) {
+    super('VNET_ERR_PORT_CLOSED', `port ${port} is closed`);
+  }
+}
+
+/** Base of the errors about a file the daemon needs: the message starts with the file's name when there is one. */
+abstract class NeededFileError extends VnetError {
+  readonly file: string | undefined;
+  constructor(code: `VNET_ERR_${string}`, message: string, file: string | undefined, options: { cause?: unknown } | undefined) {
+    super(code, file === undefined ? message : `${file}: ${message}`, options);
+    this.file = file;
+  }
+}
+
+/** The deployment CA is not configured, or its file cannot be read. */
+export class MissingCaError extends NeededFileError {
+  constructor(message: string, file?: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_NO_CA', message, file, options);
+  }
+}
+
+/** TLS (links or the control channel) without this host's certificate and key: not configured, or a file cannot be read. */
+export class MissingHostCredentialsError extends NeededFileError {
+  constructor(message: string, file?: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_NO_HOST_CREDENTIALS', message, file, options);
+  }
+}

@@ -2,53 +2,29 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import {
-  AbortedError,
-  HandshakeError,
-  LinkLostError,
-  LinkTimeoutError,
-  PeerGoodbyeError,
-  ProtocolVersionError,
-  ProtocolViolationError,
-  type FrameDecodeError,
-} from './errors.ts';
+import { AbortedError, HandshakeError, LinkLostError, LinkTimeoutError, PeerGoodbyeError, ProtocolViolationError, type FrameDecodeError } from './errors.ts';
 import type { Frame } from '../common/frame.ts';
-import { HOST_ID_PATTERN } from '../common/host-id.ts';
 import type { LinkCounters } from '../control/daemon-control.ts';
-import { helloRefusal } from './link-handshake.ts';
+import { armHandshake, handshakeStartError, judgeHello, type Goodbye } from './link-handshake.ts';
+import { LinkInbox, type FramesHandler } from './link-inbox.ts';
 import { Liveness } from './link-liveness.ts';
-import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
-import {
-  FrameDecoder,
-  FrameEncoder,
-  PROTOCOL_VERSION,
-  encodeGoodbye,
-  encodeHello,
-  encodeKeepalive,
-  type ControlMessage,
-  type DecoderSink,
-  type GoodbyeCode,
-  type LinkKind,
-  type LinkRole,
-} from './frame-codec.ts';
+import { DEFAULT_HIGH_WATER_BYTES, LinkWriter } from './link-writer.ts';
+import { FrameDecoder, encodeGoodbye, encodeHello, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
  * A link: one connected byte stream (TCP socket, TLS socket, in-memory
- * duplex) to a peer daemon, after the hello handshake. Stages:
+ * duplex) to a peer daemon, after the hello handshake. This file is the
+ * link's state machine — handshake → open → closed — and the glue of its
+ * stages, each in its own file:
  *
- *   handshake  the dialer sends its hello at once; the listener answers with
- *              its own only after checking the dialer's (version, role, kind,
- *              expected peer, TLS certificate identity). A refusal is a
- *              goodbye naming the reason, then the socket is ended.
+ *   handshake  (link-handshake.ts) hellos exchanged and judged, under a
+ *              timeout and the caller's AbortSignal. A refusal is a goodbye
+ *              naming the reason, then the socket is ended.
  *   receive    socket chunk → FrameDecoder → one Frame[] batch per chunk →
- *              the onFrames handler (held, with the socket paused, until a
- *              handler is registered).
- *   send       send(frame): drop and count if the socket's backlog is over the
- *              high-water mark; else cork on the first frame of a tick, append
- *              the header (and a small frame's payload) to the encoder's slab
- *              run, write large payloads by reference after the run, and on the
- *              next tick write the rest of the run and uncork: one writev per
- *              burst, one buffer for a burst of small frames.
+ *              the inbox (link-inbox.ts) → the onFrames handler (batches held,
+ *              with the socket paused, until a handler is registered).
+ *   send       (link-writer.ts) send(frame) gathers a burst of frames into one
+ *              corked writev per tick; drops are counted, never thrown.
  *   liveness   (link-liveness.ts) a keepalive when we sent nothing for keepaliveMs
  *              and ends the link with LinkTimeoutError when the peer sent
  *              nothing for deadMs.
@@ -66,7 +42,7 @@ export interface LinkStats extends LinkCounters {
   keepalivesReceived: number;
 }
 
-export type FramesHandler = (frames: readonly Frame[]) => void;
+export type { FramesHandler } from './link-inbox.ts';
 export type CloseHandler = (err: Error | undefined) => void;
 
 export interface Link {
@@ -113,11 +89,9 @@ export interface OpenLinkInit {
 export const DEFAULT_KEEPALIVE_MS = 1000;
 export const DEFAULT_DEAD_MS = 5000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
-export const DEFAULT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+export { DEFAULT_HIGH_WATER_BYTES } from './link-writer.ts';
 /** How long a closing socket may take to finish before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
-/** Batches held while no onFrames handler is registered; more are dropped (the socket is paused anyway). */
-const MAX_HELD_BATCHES = 64;
 
 /** Connect the handshake on `socket` and return the open link. Rejects with HandshakeError, ProtocolVersionError or AbortedError. */
 export function openLink(init: OpenLinkInit): Promise<Link> {
@@ -138,35 +112,24 @@ class SocketLink implements Link {
   peerHost = '';
   kind: LinkKind;
   readonly role: LinkRole;
-  readonly stats: LinkStats = {
-    txFrames: 0,
-    txBytes: 0,
-    rxFrames: 0,
-    rxBytes: 0,
-    txDropped: 0,
-    decodeErrors: 0,
-    keepalivesSent: 0,
-    keepalivesReceived: 0,
-  };
+  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0 };
 
   readonly #init: OpenLinkInit;
   readonly #socket: Duplex;
   readonly #clock: Clock;
   #log: Logger;
   readonly #decoder: FrameDecoder;
-  readonly #encoder = new FrameEncoder();
-  readonly #highWater: number;
+  readonly #writer: LinkWriter;
+  readonly #inbox: LinkInbox;
   #phase = PHASE_HANDSHAKE;
   #resolve: ((link: Link) => void) | undefined;
   #reject: ((err: Error) => void) | undefined;
-  #handshakeTimer: TimerHandle | undefined;
+  /** Cancels the handshake's timeout and abort listener. */
+  #disarmHandshake: (() => void) | undefined;
   #liveness: Liveness | undefined;
   #graceTimer: TimerHandle | undefined;
-  #corked = false;
-  /** Activity flags, set on the hot path; the Liveness takes them over once the link is open. */
-  #activity = { rxSeen: false, txSeen: false };
-  #framesHandler: FramesHandler | undefined;
-  #held: Frame[][] = [];
+  /** Set on every chunk received; the Liveness takes it over once the link is open. */
+  #activity = { rxSeen: false };
   #closeHandler: CloseHandler | undefined;
   #closeError: Error | undefined;
   #closeNotified = false;
@@ -180,7 +143,16 @@ class SocketLink implements Link {
     this.#log = componentLogger(init.logger, 'link', { local: init.localHost });
     this.role = init.role ?? 'dialer';
     this.kind = init.kind ?? 'backbone';
-    this.#highWater = init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.#writer = new LinkWriter(init.socket, this.stats, init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES);
+    this.#inbox = new LinkInbox({
+      socket: init.socket,
+      stats: this.stats,
+      isOpen: () => this.#phase === PHASE_OPEN,
+      onHandlerError: (err) => {
+        this.#log.error({ err }, 'frame handler threw; closing the link');
+        this.#finish(err, ['normal', 'local error']);
+      },
+    });
     const sink: DecoderSink = {
       onFrames: (frames) => this.#receiveFrames(frames),
       onControl: (msg) => this.#receiveControl(msg),
@@ -199,7 +171,7 @@ class SocketLink implements Link {
   }
 
   get backlogBytes(): number {
-    return this.#socket.writableLength;
+    return this.#writer.backlogBytes;
   }
 
   start(): void {
@@ -210,68 +182,18 @@ class SocketLink implements Link {
     socket.on('end', this.#onSocketEnd);
     socket.on('close', this.#onSocketClose);
     if (socket instanceof Socket) socket.setNoDelay(true);
-    if (!HOST_ID_PATTERN.test(init.localHost)) {
-      this.#failHandshake(new HandshakeError(`local host id ${JSON.stringify(init.localHost)} is not a valid host id`), undefined);
+    const cannot = handshakeStartError({ localHost: init.localHost, role: this.role, kind: init.kind, socket, signal: init.signal });
+    if (cannot !== undefined) {
+      this.#failHandshake(cannot, undefined);
       return;
     }
-    if (this.role === 'dialer' && init.kind === undefined) {
-      this.#failHandshake(new HandshakeError('a dialing link needs a kind (backbone or fast-path)'), undefined);
-      return;
-    }
-    if (socket.destroyed || !socket.writable) {
-      this.#failHandshake(new HandshakeError('socket is not connected'), undefined);
-      return;
-    }
-    if (init.signal?.aborted === true) {
-      this.#failHandshake(new AbortedError('link handshake', { cause: init.signal.reason }), undefined);
-      return;
-    }
-    init.signal?.addEventListener('abort', this.#onAbort, { once: true });
-    const timeout = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    this.#handshakeTimer = this.#clock.setTimeout(() => {
-      this.#failHandshake(new HandshakeError(`no hello from the peer within ${timeout} ms`), ['timeout', 'no hello in time']);
-    }, timeout);
-    if (this.role === 'dialer') socket.write(encodeHello({ kind: this.kind, role: 'dialer', hostId: init.localHost }));
+    const timeoutMs = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#disarmHandshake = armHandshake(this.#clock, timeoutMs, init.signal, (err, goodbye) => this.#failHandshake(err, goodbye));
+    if (this.role === 'dialer') this.#writer.writeControl(encodeHello({ kind: this.kind, role: 'dialer', hostId: init.localHost }));
   }
-
-  // ------------------------------------------------------------ sending
 
   send(frame: Frame): void {
-    const socket = this.#socket;
-    const data = frame.data;
-    if (
-      this.#phase !== PHASE_OPEN ||
-      socket.writableLength > this.#highWater ||
-      data.length < MIN_FRAME_BYTES ||
-      data.length > MAX_FRAME_BYTES ||
-      (frame.offload !== undefined && frame.offload.length !== VIRTIO_NET_HDR_BYTES)
-    ) {
-      this.stats.txDropped++;
-      return;
-    }
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      process.nextTick(this.#uncork);
-    }
-    if (!this.#encoder.append(frame)) {
-      this.#flushRun();
-      socket.write(data);
-    }
-    this.stats.txFrames++;
-    this.stats.txBytes += data.length;
-    this.#activity.txSeen = true;
-  }
-
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    this.#flushRun();
-    this.#socket.uncork();
-  };
-
-  /** Write what the encoder has gathered (headers, small frames) since the last flush. */
-  #flushRun(): void {
-    for (let run = this.#encoder.takeRun(); run !== undefined; run = this.#encoder.takeRun()) this.#socket.write(run);
+    this.#writer.send(frame);
   }
 
   // ------------------------------------------------------------ receiving
@@ -282,48 +204,13 @@ class SocketLink implements Link {
   };
 
   onFrames(handler: FramesHandler): void {
-    this.#framesHandler = handler;
-    if (this.#held.length > 0) queueMicrotask(this.#releaseHeld);
-    else if (this.#phase === PHASE_OPEN) this.#socket.resume();
+    this.#inbox.setHandler(handler);
   }
 
   #receiveFrames(frames: Frame[]): void {
-    if (this.#phase !== PHASE_OPEN) {
-      if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('peer sent frames before its hello'), ['protocol', 'frames before hello']);
-      return;
-    }
-    const stats = this.stats;
-    stats.rxFrames += frames.length;
-    for (let i = 0; i < frames.length; i++) stats.rxBytes += frames[i]!.data.length;
-    const handler = this.#framesHandler;
-    if (handler === undefined) {
-      this.#socket.pause();
-      if (this.#held.length < MAX_HELD_BATCHES) this.#held.push(frames);
-      return;
-    }
-    this.#deliver(handler, frames);
+    if (this.#phase === PHASE_OPEN) this.#inbox.receive(frames);
+    else if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('peer sent frames before its hello'), ['protocol', 'frames before hello']);
   }
-
-  #deliver(handler: FramesHandler, frames: Frame[]): void {
-    try {
-      handler(frames);
-    } catch (err) {
-      this.#log.error({ err }, 'frame handler threw; closing the link');
-      this.#finish(err instanceof Error ? err : new Error(String(err)), ['normal', 'local error']);
-    }
-  }
-
-  readonly #releaseHeld = (): void => {
-    const handler = this.#framesHandler;
-    if (handler === undefined) return;
-    const held = this.#held;
-    this.#held = [];
-    for (const batch of held) {
-      if (this.#phase !== PHASE_OPEN) return;
-      this.#deliver(handler, batch);
-    }
-    if (this.#phase === PHASE_OPEN) this.#socket.resume();
-  };
 
   #receiveControl(msg: ControlMessage): void {
     if (this.#phase === PHASE_HANDSHAKE) {
@@ -364,62 +251,41 @@ class SocketLink implements Link {
 
   #handshakeMessage(msg: ControlMessage): void {
     const init = this.#init;
-    if (msg.type === 'foreign-hello') {
-      this.#failHandshake(new ProtocolVersionError(msg.version, PROTOCOL_VERSION), ['version', `this host speaks protocol version ${PROTOCOL_VERSION}, not ${msg.version}`]);
+    const verdict = judgeHello(msg, { role: this.role, kind: init.kind, expectedPeer: init.expectedPeer, localHost: init.localHost, socket: this.#socket });
+    if (!verdict.ok) {
+      this.#failHandshake(verdict.error, verdict.goodbye);
       return;
     }
-    if (msg.type === 'goodbye') {
-      const bye = new PeerGoodbyeError(init.expectedPeer ?? 'peer', msg.code, msg.reason);
-      this.#failHandshake(new HandshakeError(`peer refused the link (${msg.code}): ${msg.reason}`, { cause: bye }), undefined);
-      return;
-    }
-    if (msg.type !== 'hello') {
-      this.#failHandshake(new HandshakeError(`expected a hello, got a ${msg.type}`), ['protocol', `expected a hello, got a ${msg.type}`]);
-      return;
-    }
-    const refusal = helloRefusal(msg, {
-      role: this.role,
-      kind: init.kind,
-      expectedPeer: init.expectedPeer,
-      localHost: init.localHost,
-      socket: this.#socket,
-    });
-    if (refusal !== undefined) {
-      this.#failHandshake(new HandshakeError(refusal), ['refused', refusal]);
-      return;
-    }
-    this.kind = msg.kind;
-    this.peerHost = msg.hostId;
-    this.id = `${msg.kind}:${msg.hostId}#${nextLinkSeq++}`;
-    this.#log = componentLogger(init.logger, 'link', { local: init.localHost, peer: msg.hostId, link: this.id });
+    const hello = verdict.hello;
+    this.kind = hello.kind;
+    this.peerHost = hello.hostId;
+    this.id = `${hello.kind}:${hello.hostId}#${nextLinkSeq++}`;
+    this.#log = componentLogger(init.logger, 'link', { local: init.localHost, peer: hello.hostId, link: this.id });
     this.#endHandshake();
     this.#phase = PHASE_OPEN;
-    const liveness = new Liveness(this.#clock, this.#init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, this.#init.deadMs ?? DEFAULT_DEAD_MS, {
+    const liveness = new Liveness(this.#clock, init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, init.deadMs ?? DEFAULT_DEAD_MS, {
       keepalive: this.#sendKeepalive,
       dead: this.#peerDead,
     });
     this.#liveness = liveness;
     this.#activity = liveness;
+    this.#writer.activity = liveness;
+    this.#writer.open = true;
     this.#log.info({ kind: this.kind, role: this.role }, 'link up');
     const resolve = this.#resolve!;
     this.#resolve = undefined;
     this.#reject = undefined;
     // State is final before this write: a peer that answers synchronously (in-memory) may re-enter and even close us.
-    if (this.role === 'listener') this.#socket.write(encodeHello({ kind: msg.kind, role: 'listener', hostId: init.localHost }));
+    if (this.role === 'listener') this.#writer.writeControl(encodeHello({ kind: hello.kind, role: 'listener', hostId: init.localHost }));
     resolve(this);
   }
 
   #endHandshake(): void {
-    this.#handshakeTimer?.cancel();
-    this.#handshakeTimer = undefined;
-    this.#init.signal?.removeEventListener('abort', this.#onAbort);
+    this.#disarmHandshake?.();
+    this.#disarmHandshake = undefined;
   }
 
-  readonly #onAbort = (): void => {
-    this.#failHandshake(new AbortedError('link handshake', { cause: this.#init.signal?.reason }), undefined);
-  };
-
-  #failHandshake(err: Error, goodbye: [GoodbyeCode, string] | undefined): void {
+  #failHandshake(err: Error, goodbye: Goodbye | undefined): void {
     if (this.#phase !== PHASE_HANDSHAKE) return;
     this.#endHandshake();
     this.#log.info({ code: (err as { code?: string }).code, err: err.message }, 'link handshake failed');
@@ -436,8 +302,7 @@ class SocketLink implements Link {
   readonly #sendKeepalive = (): void => {
     if (this.#phase !== PHASE_OPEN) return;
     this.stats.keepalivesSent++;
-    this.#flushRun();
-    this.#socket.write(encodeKeepalive());
+    this.#writer.writeControl(encodeKeepalive());
   };
 
   readonly #peerDead = (silentMs: number): void => {
@@ -477,7 +342,7 @@ class SocketLink implements Link {
   };
 
   /** End the open link once, for `err` (undefined: closed locally). */
-  #finish(err: Error | undefined, goodbye: [GoodbyeCode, string] | undefined): void {
+  #finish(err: Error | undefined, goodbye: Goodbye | undefined): void {
     if (this.#phase !== PHASE_OPEN) return;
     this.#log.info({ code: (err as { code?: string } | undefined)?.code, err: err?.message }, 'link down');
     this.#terminate(err, goodbye);
@@ -495,19 +360,15 @@ class SocketLink implements Link {
     }
   }
 
-  #terminate(err: Error | undefined, goodbye: [GoodbyeCode, string] | undefined): void {
+  #terminate(err: Error | undefined, goodbye: Goodbye | undefined): void {
     this.#phase = PHASE_CLOSED;
     this.#closeError = err;
     this.#liveness?.stop();
     this.#liveness = undefined;
     this.#decoder.stop();
-    this.#held = [];
+    this.#inbox.clear();
+    this.#writer.stop();
     const socket = this.#socket;
-    if (!socket.destroyed) this.#flushRun();
-    if (this.#corked) {
-      this.#corked = false;
-      socket.uncork();
-    }
     if (socket.destroyed) {
       this.#markSocketClosed();
       return;

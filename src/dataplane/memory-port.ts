@@ -1,8 +1,8 @@
 import type { Frame } from '../common/frame.ts';
-import { MIN_FRAME_BYTES } from '../common/frame.ts';
 import type { Mac } from '../common/mac.ts';
+import { PortAlreadyStartedError, PortClosedError } from './errors.ts';
 import { softwareOffload } from './offload.ts';
-import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
+import { emptyPortStats, frameFitsPort, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 
 /**
  * An in-process VM NIC: the twin of the TAP port for tests and the
@@ -23,7 +23,7 @@ export class MemoryPort implements Port {
   #pending: Frame[] = [];
   #flushScheduled = false;
   #deliver: ((frame: Buffer) => void) | undefined;
-  #failure: ((err: Error) => void) | undefined;
+  readonly #failure = new PortFailure();
   #closed = false;
 
   constructor(init: { name: string; mac: Mac; mtu?: number }) {
@@ -33,7 +33,8 @@ export class MemoryPort implements Port {
   }
 
   start(handler: ReceiveHandler): void {
-    if (this.#handler !== undefined) throw new Error(`port ${this.name} already started`);
+    if (this.#handler !== undefined) throw new PortAlreadyStartedError(this.name);
+    if (this.#closed) throw new PortClosedError(this.name);
     this.#handler = handler;
     if (this.#pending.length > 0) this.#scheduleFlush();
   }
@@ -58,7 +59,7 @@ export class MemoryPort implements Port {
   }
 
   #deliverPlain(data: Buffer): void {
-    if (data.length > this.mtu + 18) {
+    if (!frameFitsPort(data.length, this.mtu)) {
       this.stats.txDropped++;
       return;
     }
@@ -68,7 +69,7 @@ export class MemoryPort implements Port {
   }
 
   onFailure(handler: (err: Error) => void): void {
-    this.#failure = handler;
+    this.#failure.onFailure(handler);
   }
 
   async close(): Promise<void> {
@@ -81,7 +82,7 @@ export class MemoryPort implements Port {
   /** The VM transmits a frame into the overlay. Returns false if the port is closed or the frame is malformed. */
   transmit(data: Buffer): boolean {
     if (this.#closed) return false;
-    if (data.length < MIN_FRAME_BYTES || data.length > this.mtu + 18) {
+    if (!frameFitsPort(data.length, this.mtu)) {
       this.stats.errors++;
       return false;
     }
@@ -101,7 +102,9 @@ export class MemoryPort implements Port {
   fail(err: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#failure?.(err);
+    this.#pending = [];
+    this.stats.errors++;
+    this.#failure.fail(err);
   }
 
   #scheduleFlush(): void {

@@ -24,6 +24,11 @@ import {
  * reader does not read, and destroying one end ends the other.
  */
 
+/** What a write to a closed in-memory connection fails with: EPIPE, as a socket's write would. */
+function epipe(message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EPIPE: ${message}`), { code: 'EPIPE', syscall: 'write' });
+}
+
 /** One end of an in-memory connection. */
 export class MemoryDuplex extends Duplex {
   #peer: MemoryDuplex | undefined;
@@ -54,7 +59,7 @@ export class MemoryDuplex extends Duplex {
   #deliver(bytes: Buffer, callback: (err?: Error | null) => void): void {
     const peer = this.#peer;
     if (peer === undefined || peer.destroyed || peer.readableEnded) {
-      callback(new Error('EPIPE: the other end of the in-memory connection is closed'));
+      callback(epipe('the other end of the in-memory connection is closed'));
       return;
     }
     if (peer.push(bytes)) callback();
@@ -80,12 +85,12 @@ export class MemoryDuplex extends Duplex {
     this.#peer = undefined;
     const blocked = this.#blocked;
     this.#blocked = undefined;
-    blocked?.(new Error('EPIPE: connection destroyed'));
+    blocked?.(epipe('connection destroyed'));
     if (peer !== undefined && !peer.destroyed) {
       if (!peer.readableEnded) peer.push(null); // the other end sees end-of-stream, as after a FIN
       const theirs = peer.#blocked;
       peer.#blocked = undefined;
-      theirs?.(new Error('EPIPE: the other end of the in-memory connection is closed'));
+      theirs?.(epipe('the other end of the in-memory connection is closed'));
     }
     callback(err);
   }

@@ -1,7 +1,8 @@
 /**
  * A VM's NIC as a Linux TAP device: the kernel side of the device is the VM's
- * interface (the daemon later moves it into the VM's network namespace; the
- * fd stays valid across the move), the file side is this port.
+ * interface (daemon-runner.ts moves it into the VM's network namespace when
+ * the port's config names one; the fd stays valid across the move), the file
+ * side is this port.
  *
  * Data path, in stages:
  *   VM → daemon   native batch (one buffer, (offset, length) records) → split
@@ -11,18 +12,20 @@
  *                               segments / checksums), or a zero header
  *                 vnet_hdr off: frames with offload work are segmented and
  *                               checksummed in software first (offload.ts)
+ *                 → size check (port.ts: runts and frames over the MTU that
+ *                   are not GSO super-frames are counted drops)
  *                 → synchronous non-blocking writev; EAGAIN is a counted drop
  *   failure       the device deleted (read/write EBADFD, EIO, ...) → one TapError
  *                 to the failure handler; reads stop; the process carries on
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { TapError } from './errors.ts';
+import { PortAlreadyStartedError, PortClosedError, TapError } from './errors.ts';
 import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from '../common/frame.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
 import { segmentFrame } from './offload.ts';
-import { emptyPortStats, type Port, type PortStats, type ReceiveHandler } from './port.ts';
+import { emptyPortStats, frameFitsPort, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 import { errnoName, isFatalTapErrno, TapDevice } from './tap-device.ts';
-import { offloadNeedsWork } from './virtio-net-hdr.ts';
+import { isGsoHeader, offloadNeedsWork } from './virtio-net-hdr.ts';
 
 export interface TapPortOptions {
   /** Interface name (at most 15 bytes). An existing TAP device of that name is attached. */
@@ -51,9 +54,7 @@ export class TapPort implements Port {
   readonly #log: Logger;
   readonly #hdrSize: number;
   #handler: ReceiveHandler | undefined;
-  #failureHandler: ((err: Error) => void) | undefined;
-  #failure: TapError | undefined;
-  #failureReported = false;
+  readonly #failure = new PortFailure();
   #closed = false;
 
   private constructor(device: TapDevice, opts: TapPortOptions) {
@@ -82,14 +83,14 @@ export class TapPort implements Port {
   }
 
   start(handler: ReceiveHandler): void {
-    if (this.#handler !== undefined) throw new Error(`port ${this.name} already started`);
-    if (this.#closed) throw new TapError(`port ${this.name} is closed`);
+    if (this.#handler !== undefined) throw new PortAlreadyStartedError(this.name);
+    if (this.#closed) throw new PortClosedError(this.name);
     this.#handler = handler;
     this.#device.start((buffer, records, count) => this.#onBatch(buffer, records, count), (err) => this.#fail(err));
   }
 
   send(frame: Frame): void {
-    if (this.#closed || this.#failure !== undefined) {
+    if (this.#closed || this.#failure.error !== undefined) {
       this.stats.txDropped++;
       return;
     }
@@ -97,21 +98,13 @@ export class TapPort implements Port {
       this.#write(frame.data, this.#hdrSize > 0 ? frame.offload : undefined);
       return;
     }
-    let plain: Frame[];
-    try {
-      plain = segmentFrame(frame);
-    } catch (err) {
-      this.stats.txDropped++;
-      this.stats.errors++;
-      this.#log.debug({ err }, 'frame with unusable offload metadata dropped');
-      return;
-    }
-    for (const f of plain) this.#write(f.data, undefined);
+    const plain = this.#segment(frame);
+    if (plain !== undefined) for (const f of plain) this.#write(f.data, undefined);
   }
 
   /** Several frames in one call into the addon (one N-API crossing). Same semantics as `send` for each. */
   sendBatch(frames: readonly Frame[]): void {
-    if (this.#closed || this.#failure !== undefined) {
+    if (this.#closed || this.#failure.error !== undefined) {
       this.stats.txDropped += frames.length;
       return;
     }
@@ -119,19 +112,17 @@ export class TapPort implements Port {
     const hdrs: (Buffer | undefined)[] = [];
     for (const frame of frames) {
       if (this.#hdrSize > 0 || !offloadNeedsWork(frame.offload)) {
-        datas.push(frame.data);
-        hdrs.push(this.#hdrSize > 0 ? frame.offload : undefined);
+        const hdr = this.#hdrSize > 0 ? frame.offload : undefined;
+        if (this.#fits(frame.data, hdr)) {
+          datas.push(frame.data);
+          hdrs.push(hdr);
+        }
         continue;
       }
-      try {
-        for (const f of segmentFrame(frame)) {
-          datas.push(f.data);
-          hdrs.push(undefined);
-        }
-      } catch (err) {
-        this.stats.txDropped++;
-        this.stats.errors++;
-        this.#log.debug({ err }, 'frame with unusable offload metadata dropped');
+      for (const f of this.#segment(frame) ?? []) {
+        if (!this.#fits(f.data, undefined)) continue;
+        datas.push(f.data);
+        hdrs.push(undefined);
       }
     }
     const r = this.#device.writeBatch(datas, this.#hdrSize > 0 ? hdrs : undefined);
@@ -144,8 +135,7 @@ export class TapPort implements Port {
   }
 
   onFailure(handler: (err: Error) => void): void {
-    this.#failureHandler = handler;
-    if (this.#failure !== undefined && !this.#failureReported) queueMicrotask(() => this.#reportFailure());
+    this.#failure.onFailure(handler);
   }
 
   async close(): Promise<void> {
@@ -155,7 +145,27 @@ export class TapPort implements Port {
     this.#log.info({ stats: this.stats }, 'TAP port closed');
   }
 
+  /** The plain frames of a frame with offload work, done in software; undefined (counted) when its metadata cannot be applied. */
+  #segment(frame: Frame): Frame[] | undefined {
+    try {
+      return segmentFrame(frame);
+    } catch (err) {
+      this.stats.txDropped++;
+      this.stats.errors++;
+      this.#log.debug({ err }, 'frame with unusable offload metadata dropped');
+      return undefined;
+    }
+  }
+
+  /** Whether a frame may go to the VM (see Port): a runt, or a frame over the MTU that is not a GSO super-frame, is a counted drop. */
+  #fits(data: Buffer, hdr: Buffer | undefined): boolean {
+    if (frameFitsPort(data.length, this.mtu) || (isGsoHeader(hdr) && data.length >= MIN_FRAME_BYTES)) return true;
+    this.stats.txDropped++;
+    return false;
+  }
+
   #write(data: Buffer, hdr: Buffer | undefined): void {
+    if (!this.#fits(data, hdr)) return;
     const n = this.#device.write(data, hdr);
     if (n >= 0) {
       this.stats.txFrames++;
@@ -196,17 +206,10 @@ export class TapPort implements Port {
   }
 
   #fail(err: TapError): void {
-    if (this.#failure !== undefined || this.#closed) return;
-    this.#failure = err;
+    if (this.#failure.error !== undefined || this.#closed) return;
     this.stats.errors++;
     this.#log.warn({ err }, 'TAP device failed');
     this.#device.close();
-    this.#reportFailure();
-  }
-
-  #reportFailure(): void {
-    if (this.#failureReported || this.#failure === undefined || this.#failureHandler === undefined) return;
-    this.#failureReported = true;
-    this.#failureHandler(this.#failure);
+    this.#failure.fail(err);
   }
 }

@@ -39,7 +39,7 @@ export interface TrafficTotals {
 }
 
 export interface TrafficCountersInit {
-  /** Start of the first interval (the clock the daemon reports in, e.g. Date.now()). */
+  /** Start of the first interval (wall-clock ms: the daemon passes its clock's wallNow()). */
   startMs: number;
   /** Most (src, dst) pairs counted individually, per interval and in the totals (default 65536). */
   maxPairs?: number;

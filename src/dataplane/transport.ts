@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { realClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { TransportKind } from '../control/daemon-control.ts';
-import { AbortedError, TransportError } from './errors.ts';
+import { AbortedError, ConnectTimeoutError, LinkLostError, TransportError } from './errors.ts';
 import type { LinkKind } from './frame-codec.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, openLink, type Link, type OpenLinkInit } from './link.ts';
 
@@ -165,7 +165,7 @@ export function waitForConnect(
 ): Promise<void> {
   const signal = opts.signal;
   return new Promise<void>((resolve, reject) => {
-    const timer = (opts.clock ?? realClock).setTimeout(() => onError(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    const timer = (opts.clock ?? realClock).setTimeout(() => onError(new ConnectTimeoutError(opts.timeoutMs)), opts.timeoutMs);
     const cleanup = (): void => {
       timer.cancel();
       socket.off(event, onConnect);
@@ -182,7 +182,7 @@ export function waitForConnect(
       socket.destroy();
       reject(wrap(err));
     };
-    const onClose = (): void => onError(new Error('connection closed'));
+    const onClose = (): void => onError(new LinkLostError('connection closed'));
     const onAbort = (): void => {
       cleanup();
       socket.destroy();

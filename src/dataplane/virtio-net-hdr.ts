@@ -58,6 +58,11 @@ export function encodeVirtioNetHdr(h: VirtioNetHdr): Buffer {
   return b;
 }
 
+/** Whether a header asks for segmentation: the frame is a GSO super-frame, which may exceed the MTU. */
+export function isGsoHeader(hdr: Uint8Array | undefined): boolean {
+  return hdr !== undefined && hdr.length >= 2 && (hdr[1]! & ~VIRTIO_NET_HDR_GSO_ECN) !== VIRTIO_NET_HDR_GSO_NONE;
+}
+
 /**
  * Whether a header asks for work before the frame can go to a port that takes
  * only plain frames: a partial checksum or segmentation. A header that is all

@@ -189,10 +189,10 @@ export class NetnsHarness {
     return run(ns === undefined ? argv : ['ip', 'netns', 'exec', ns, ...argv], opts);
   }
 
-  /** Starts a long-running command inside a namespace; it is killed (SIGKILL) at cleanup if still running. */
-  spawn(ns: string | undefined, argv: readonly string[]): ChildProcess {
+  /** Starts a long-running command inside a namespace (its stdin a pipe with `stdin`); it is killed (SIGKILL) at cleanup if still running. */
+  spawn(ns: string | undefined, argv: readonly string[], opts: { stdin?: boolean } = {}): ChildProcess {
     const full = ns === undefined ? [...argv] : ['ip', 'netns', 'exec', ns, ...argv];
-    const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(full[0]!, full.slice(1), { stdio: [opts.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
     child.once('error', () => this.#children.delete(child));

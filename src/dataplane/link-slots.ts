@@ -1,0 +1,234 @@
+import type { Clock, TimerHandle } from '../common/clock.ts';
+import type { Frame } from '../common/frame.ts';
+import type { Logger } from '../common/logger.ts';
+import type { DaemonEvent, LinkKind } from '../control/daemon-control.ts';
+import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
+import type { ForwardingTable, Ingress } from './forwarding-table.ts';
+import type { Link } from './link.ts';
+import type { Port } from './port.ts';
+import type { Transport } from './transport.ts';
+
+/**
+ * The daemon's links to its peers: one slot per peer host, whatever the
+ * link's kind, holding the link while it is up.
+ *
+ *   outbound  `dial` keeps a link to a peer up until `remove`: it dials, and
+ *             when the link drops (or a dial fails) redials with backoff. A
+ *             spoke's slot for the hub is one; so is each fast-path link this
+ *             host dials. A hub whose id was not configured is learned from
+ *             its hello.
+ *   inbound   `adoptInbound` takes a link a peer dialled. One link per peer:
+ *             if both sides dialled at once, the lower host id's outbound
+ *             link wins on both ends, so the two sides agree; an inbound
+ *             link that beats our own dial stops the dialling.
+ *   attach    an up link joins the forwarding table (its frames go to
+ *             `onFrames`) and a link-up event is emitted; when it ends it
+ *             leaves the table, failures are counted by error code, and a
+ *             link-down event is emitted.
+ */
+
+/** Link failures, as the daemon counts them. */
+export interface LinkSlotCounters {
+  /** Links that ended with an error (decode error, timeout, peer vanished), by error code. */
+  linkFailures: number;
+  linkFailuresByCode: Record<string, number>;
+  /** Bytes on links that did not decode (summed over links, closed ones included). */
+  decodeErrors: number;
+}
+
+export interface LinkSlot {
+  peer: string;
+  kind: LinkKind;
+  link: Link | undefined;
+  direction: 'outbound' | 'inbound';
+  reconnects: number;
+  /** Outbound slots keep redialling until removed. */
+  dialer: Dialer | undefined;
+}
+
+interface Dialer {
+  address: { host: string; port: number };
+  backoff: Backoff;
+  timer: TimerHandle | undefined;
+  abort: AbortController | undefined;
+}
+
+export interface LinkSlotsComponents {
+  hostId: string;
+  transport: Transport;
+  clock: Clock;
+  logger: Logger;
+  table: ForwardingTable<Port, LinkSlot>;
+  stats: LinkSlotCounters;
+  /** Frames received on a link, with the ingress the table gave it. */
+  onFrames: (ingress: Ingress, frames: readonly Frame[]) => void;
+  emit: (event: DaemonEvent) => void;
+}
+
+export class LinkSlots {
+  readonly #c: LinkSlotsComponents;
+  readonly #reconnect: BackoffPolicy;
+  /** Keyed by peer host id: at most one link per peer. */
+  readonly #slots = new Map<string, LinkSlot>();
+  #closed = false;
+
+  constructor(components: LinkSlotsComponents, reconnect: BackoffPolicy = DEFAULT_REDIAL_POLICY) {
+    this.#c = components;
+    this.#reconnect = reconnect;
+  }
+
+  get(peer: string): LinkSlot | undefined {
+    return this.#slots.get(peer);
+  }
+
+  values(): IterableIterator<LinkSlot> {
+    return this.#slots.values();
+  }
+
+  /** Take a link a peer dialled (see the header for which link wins when both dialled). */
+  adoptInbound(link: Link): void {
+    if (this.#closed) {
+      void link.close('daemon shutting down');
+      return;
+    }
+    const peer = link.peerHost;
+    const existing = this.#slots.get(peer);
+    if (existing?.link !== undefined) {
+      const keepInbound = existing.direction === 'outbound' ? peer < this.#c.hostId : true;
+      if (!keepInbound) {
+        void link.close('duplicate link: keeping the one dialled by the lower host id');
+        return;
+      }
+      this.#detach(existing, 'replaced by a new inbound link');
+    }
+    const slot: LinkSlot = existing ?? { peer, kind: link.kind, link: undefined, direction: 'inbound', reconnects: 0, dialer: undefined };
+    if (existing !== undefined && existing.link === undefined && existing.dialer !== undefined) {
+      // We were dialling this peer and it dialled us first: take its link and stop dialling.
+      this.#stopDialer(existing);
+    }
+    slot.direction = 'inbound';
+    slot.kind = link.kind;
+    this.#slots.set(peer, slot);
+    this.#attach(slot, link);
+  }
+
+  /** Keep an outbound link to `peer` up until `remove`. With `peerUnknown`, the peer's id is learned from its hello. */
+  dial(peer: string, kind: LinkKind, address: { host: string; port: number }, peerUnknown = false): void {
+    const slot: LinkSlot = {
+      peer,
+      kind,
+      link: undefined,
+      direction: 'outbound',
+      reconnects: 0,
+      dialer: { address, backoff: new Backoff(this.#reconnect), timer: undefined, abort: undefined },
+    };
+    this.#slots.set(peer, slot);
+    void this.#attempt(slot, peerUnknown);
+  }
+
+  /** Stop dialling `slot`'s peer, close its link and forget it. */
+  remove(slot: LinkSlot, reason: string): void {
+    this.#stopDialer(slot);
+    this.#detach(slot, reason);
+    if (this.#slots.get(slot.peer) === slot) this.#slots.delete(slot.peer);
+  }
+
+  /** Stop dialling and close every link (no redials, no more inbound links). */
+  async close(reason: string): Promise<void> {
+    this.#closed = true;
+    for (const slot of this.#slots.values()) {
+      this.#stopDialer(slot);
+      const link = slot.link;
+      slot.link = undefined;
+      if (link !== undefined) await link.close(reason).catch(() => undefined);
+    }
+    this.#slots.clear();
+  }
+
+  #attach(slot: LinkSlot, link: Link): void {
+    slot.link = link;
+    const ingress = this.#c.table.addLink(slot.peer, slot.kind, slot);
+    link.onFrames((frames) => this.#c.onFrames(ingress, frames));
+    link.onClose((err) => this.#onLinkClosed(slot, link, err));
+    this.#c.logger.info({ peer: slot.peer, kind: slot.kind, direction: slot.direction }, 'link up');
+    this.#c.emit({ type: 'link-up', peer: slot.peer, kind: slot.kind });
+  }
+
+  #detach(slot: LinkSlot, reason: string): void {
+    const link = slot.link;
+    if (link === undefined) return;
+    slot.link = undefined;
+    this.#c.table.removeLink(slot.peer);
+    void link.close(reason);
+    this.#c.emit({ type: 'link-down', peer: slot.peer, kind: slot.kind, reason });
+  }
+
+  #onLinkClosed(slot: LinkSlot, link: Link, err: Error | undefined): void {
+    if (slot.link !== link) return; // an old link we already replaced
+    slot.link = undefined;
+    this.#c.table.removeLink(slot.peer);
+    const reason = err?.message ?? 'closed';
+    const stats = this.#c.stats;
+    stats.decodeErrors += link.stats.decodeErrors;
+    if (err !== undefined) {
+      const code = (err as { code?: string }).code ?? 'unknown';
+      stats.linkFailures++;
+      stats.linkFailuresByCode[code] = (stats.linkFailuresByCode[code] ?? 0) + 1;
+    }
+    this.#c.logger.warn({ peer: slot.peer, kind: slot.kind, reason, code: (err as { code?: string } | undefined)?.code }, 'link down');
+    this.#c.emit({ type: 'link-down', peer: slot.peer, kind: slot.kind, reason });
+    if (this.#closed) return;
+    if (slot.dialer !== undefined) this.#scheduleDial(slot);
+    else if (this.#slots.get(slot.peer) === slot) this.#slots.delete(slot.peer);
+  }
+
+  async #attempt(slot: LinkSlot, peerUnknown = false): Promise<void> {
+    const dialer = slot.dialer;
+    if (dialer === undefined || this.#closed) return;
+    dialer.timer = undefined;
+    dialer.abort = new AbortController();
+    try {
+      const link = await this.#c.transport.connect({
+        host: dialer.address.host,
+        port: dialer.address.port,
+        kind: slot.kind,
+        ...(peerUnknown ? {} : { expectedPeer: slot.peer }),
+        signal: dialer.abort.signal,
+      });
+      if (slot.dialer !== dialer || this.#closed || slot.link !== undefined) {
+        void link.close('no longer wanted');
+        return;
+      }
+      if (peerUnknown && link.peerHost !== slot.peer) {
+        // The hub's id was not configured: learn it from its hello.
+        this.#slots.delete(slot.peer);
+        slot.peer = link.peerHost;
+        this.#slots.set(slot.peer, slot);
+      }
+      dialer.backoff.reset();
+      this.#attach(slot, link);
+    } catch (err) {
+      if (slot.dialer !== dialer || this.#closed) return;
+      this.#c.logger.warn({ peer: slot.peer, address: dialer.address, err: (err as Error).message, code: (err as { code?: string }).code }, 'dial failed');
+      this.#scheduleDial(slot, peerUnknown);
+    } finally {
+      dialer.abort = undefined;
+    }
+  }
+
+  #scheduleDial(slot: LinkSlot, peerUnknown = false): void {
+    const dialer = slot.dialer;
+    if (dialer === undefined || dialer.timer !== undefined || this.#closed) return;
+    const delay = dialer.backoff.next();
+    slot.reconnects++;
+    dialer.timer = this.#c.clock.setTimeout(() => void this.#attempt(slot, peerUnknown), delay);
+  }
+
+  #stopDialer(slot: LinkSlot): void {
+    const d = slot.dialer;
+    if (d === undefined) return;
+    slot.dialer = undefined;
+    d.timer?.cancel();
+    d.abort?.abort();
+  }
+}

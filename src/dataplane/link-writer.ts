@@ -1,0 +1,111 @@
+import type { Duplex } from 'node:stream';
+import type { Frame } from '../common/frame.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
+import type { LinkCounters } from '../control/daemon-control.ts';
+import { FrameEncoder } from './frame-codec.ts';
+
+/**
+ * The write path of a link (link.ts): frames out to the peer's socket, in
+ * bursts.
+ *
+ *   check    drop and count (txDropped) a frame while the link is not open,
+ *            while the socket's backlog is over the high-water mark, or when
+ *            the frame is a runt, oversize, or carries an offload header of
+ *            the wrong size.
+ *   cork     the first frame of a tick corks the socket and schedules the
+ *            flush for the next tick.
+ *   gather   the message header (and a small frame's payload) is appended to
+ *            the encoder's slab run; a large payload is written by reference
+ *            after the run so far.
+ *   flush    on the next tick: write the rest of the run and uncork. One
+ *            writev per burst, one buffer for a burst of small frames.
+ *
+ * Control messages (hello, keepalive, goodbye) go through `writeControl`,
+ * after the frames already gathered, so the peer sees them in order.
+ * Payload buffers are written by reference (see Link.send).
+ */
+
+/** The counters the write path keeps (a link's stats object, shared). */
+export type LinkTxCounters = Pick<LinkCounters, 'txFrames' | 'txBytes' | 'txDropped'>;
+
+export const DEFAULT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+
+export class LinkWriter {
+  /** Frames are taken only while this is set: the link sets it once the handshake is done and clears it (via `stop`) when it ends. */
+  open = false;
+  /** `txSeen` is set on every frame sent; the link points this at its liveness once open. */
+  activity: { txSeen: boolean } = { txSeen: false };
+
+  readonly #socket: Duplex;
+  readonly #stats: LinkTxCounters;
+  readonly #highWater: number;
+  readonly #encoder = new FrameEncoder();
+  #corked = false;
+
+  constructor(socket: Duplex, stats: LinkTxCounters, highWaterBytes = DEFAULT_HIGH_WATER_BYTES) {
+    this.#socket = socket;
+    this.#stats = stats;
+    this.#highWater = highWaterBytes;
+  }
+
+  /** Bytes queued on the socket and not yet written. */
+  get backlogBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** Queue one frame for the peer. Never throws; a frame that cannot be sent is counted in txDropped. */
+  send(frame: Frame): void {
+    const socket = this.#socket;
+    const data = frame.data;
+    if (
+      !this.open ||
+      socket.writableLength > this.#highWater ||
+      data.length < MIN_FRAME_BYTES ||
+      data.length > MAX_FRAME_BYTES ||
+      (frame.offload !== undefined && frame.offload.length !== VIRTIO_NET_HDR_BYTES)
+    ) {
+      this.#stats.txDropped++;
+      return;
+    }
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    if (!this.#encoder.append(frame)) {
+      this.#flushRun();
+      socket.write(data);
+    }
+    this.#stats.txFrames++;
+    this.#stats.txBytes += data.length;
+    this.activity.txSeen = true;
+  }
+
+  /** Write an encoded control message after the frames gathered so far. */
+  writeControl(message: Buffer): void {
+    this.#flushRun();
+    this.#socket.write(message);
+  }
+
+  /** Stop taking frames: write what is gathered (if the socket still can) and lift the cork. */
+  stop(): void {
+    this.open = false;
+    const socket = this.#socket;
+    if (!socket.destroyed) this.#flushRun();
+    if (this.#corked) {
+      this.#corked = false;
+      socket.uncork();
+    }
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#flushRun();
+    this.#socket.uncork();
+  };
+
+  /** Write what the encoder has gathered (headers, small frames) since the last flush. */
+  #flushRun(): void {
+    for (let run = this.#encoder.takeRun(); run !== undefined; run = this.#encoder.takeRun()) this.#socket.write(run);
+  }
+}
