@@ -14,17 +14,22 @@ import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT } from './vttif-defaults.ts
  * A structure other than the one announced (a `candidate`) is announced once
  *
  *   1. it has held: the same structure on `persistence` consecutive updates
- *      and for at least `holdFraction` × the smoothing interval (a flicker,
- *      or a mix of old and new passing through while the filter converges,
- *      does not hold that long), and
+ *      and for at least `holdFraction` × the smoothing interval (a flicker
+ *      does not hold that long; an irregular structure, such as the mix of
+ *      old and new while the filter converges, must hold
+ *      IRREGULAR_HOLD_FACTOR times longer), and
  *   2. the matrix has settled on it: in the last update the rates of its
  *      edges moved by at most `settleLimit` of what the filter moves them
  *      for a step of the traffic (Σ|Δrate| / (α · Σ rate), α = 1 − e^(−Δt/τ)).
  *      While a pattern is still forming its new edges are still rising, and
  *      the leftovers of traffic that stopped (a few pings) are decaying:
- *      neither is announced. Traffic too bursty to ever settle per edge is
- *      announced once its structure has held for 2τ and its total is
- *      neither rising nor falling.
+ *      neither is announced; nor is a structure with more than
+ *      MAX_FADING_SHARE of its rate on fading edges (edges whose last
+ *      observed traffic, inferred from the filter, was under a quarter of
+ *      their smoothed rate: the old pattern's leftovers in a mix of old and
+ *      new). Traffic too bursty to settle per edge (but with no fading
+ *      edge) is announced once its structure has held for 2τ and its total
+ *      is neither rising nor falling.
  *
  * — whatever its traffic-share distance to the last announcement: a ring
  * replacing a path differs by one edge in six (a distance of 1/6), a star
@@ -47,6 +52,16 @@ import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT } from './vttif-defaults.ts
  *
  * The state is an immutable value: pass it in, get the next one back.
  */
+
+/**
+ * An irregular structure must hold this many times longer: the mix of an
+ * old pattern fading and a new one rising is irregular, and lasts up to
+ * ≈ 1.8τ (until the old edges fall under the prune fraction).
+ */
+export const IRREGULAR_HOLD_FACTOR = 4;
+
+/** A structure is not settled while more than this share of its rate is on fading edges (structure.ts). */
+export const MAX_FADING_SHARE = 0.05;
 
 export interface ChangeDetectionParams {
   /** Share of traffic that must move within one structure for the baseline to move, in (0, 1). */
@@ -165,7 +180,8 @@ export function detectChange(
   const distance = state.baseline === undefined ? (current.weights.size > 0 ? 1 : 0) : matrixDistance(state.baseline, current);
   const tau = params.smoothingIntervalMs;
   const settleLimit = params.settleLimit ?? DEFAULT_SETTLE_LIMIT;
-  const holdMs = tau === undefined ? 0 : (params.holdFraction ?? DEFAULT_HOLD_FRACTION) * tau;
+  const holdFraction = (params.holdFraction ?? DEFAULT_HOLD_FRACTION) * (topology.class === 'irregular' ? IRREGULAR_HOLD_FACTOR : 1);
+  const holdMs = tau === undefined ? 0 : holdFraction * tau;
   // Candidate: the structure seen now, and how long it has held.
   const same = state.candidate !== undefined && state.candidateEdges !== undefined && sameStructure(state.candidate, state.candidateEdges, topology, pruned);
   const stableFor = same ? state.stableFor + 1 : 1;
@@ -174,8 +190,8 @@ export function detectChange(
   const held = stableFor >= params.persistence && heldMs >= holdMs;
   // Settled: the candidate's rates no longer rising or falling.
   const alpha = tau === undefined ? 1 : smoothingWeight(nowMs - (state.previousAtMs ?? nowMs), tau);
-  const moved = state.previousAtMs === undefined || !(alpha > 0) ? undefined : rateMovement(state.previous, current, pruned);
-  const settled = pruned.weights.size === 0 || (moved !== undefined && (
+  const moved = state.previousAtMs === undefined || !(alpha > 0) ? undefined : rateMovement(state.previous, current, pruned, alpha);
+  const settled = pruned.weights.size === 0 || (moved !== undefined && moved.fading <= MAX_FADING_SHARE && (
     moved.absolute <= settleLimit * alpha ||
     (tau !== undefined && heldMs >= 2 * tau && Math.abs(moved.signed) <= settleLimit * alpha)
   ));

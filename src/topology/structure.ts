@@ -72,29 +72,41 @@ export interface RateMovement {
   readonly absolute: number;
   /** Σ (rate_t − rate_{t−1}) / Σ rate_t: positive while rising, about −α while decaying. */
   readonly signed: number;
+  /**
+   * Share of the rate Σ rate_t on edges that are fading: whose traffic in the
+   * last update, inferred from the filter (o = rate_{t−1} + Δrate / α), was
+   * under FADE_RATIO of their smoothed rate — the leftovers of a pattern or
+   * of pings that stopped.
+   */
+  readonly fading: number;
 }
+
+/** An edge whose last observation is under this fraction of its smoothed rate is fading. */
+export const FADE_RATIO = 0.5;
 
 /**
  * How far the absolute rates (normalised weight × the graph's divisor) of
  * the edges of `edges` moved between the previous normalised graph and the
  * current one. Undefined without a previous graph; zero for no edges.
  */
-export function rateMovement(previous: WeightedGraph | undefined, current: WeightedGraph, edges: WeightedGraph): RateMovement | undefined {
+export function rateMovement(previous: WeightedGraph | undefined, current: WeightedGraph, edges: WeightedGraph, alpha = 1): RateMovement | undefined {
   if (previous === undefined) return undefined;
   const keys = alignTo(edges, current.ids).keyArray;
-  if (keys.length === 0) return { absolute: 0, signed: 0 };
+  if (keys.length === 0) return { absolute: 0, signed: 0, fading: 0 };
   const cur = EdgeList.of(current.weights);
   const prev = alignTo(previous, current.ids);
   let sum = 0;
   let abs = 0;
   let signed = 0;
+  let fading = 0;
   for (const key of keys) {
     const now = (cur.get(key) ?? 0) * current.maxBytesPerSecond;
     const before = (prev.get(key) ?? 0) * previous.maxBytesPerSecond;
     sum += now;
     abs += Math.abs(now - before);
     signed += now - before;
+    if (alpha > 0 && before + (now - before) / alpha < FADE_RATIO * now) fading += now;
   }
-  if (!(sum > 0)) return { absolute: abs > 0 ? Number.POSITIVE_INFINITY : 0, signed: abs > 0 ? Number.NEGATIVE_INFINITY : 0 };
-  return { absolute: abs / sum, signed: signed / sum };
+  if (!(sum > 0)) return { absolute: abs > 0 ? Number.POSITIVE_INFINITY : 0, signed: abs > 0 ? Number.NEGATIVE_INFINITY : 0, fading: 0 };
+  return { absolute: abs / sum, signed: signed / sum, fading: fading / sum };
 }
