@@ -2,7 +2,7 @@
 // smoothing → normalise/prune → classify → change detection) in virtual
 // time: every ordered pair of the seven Patterns classes (a pattern replaced
 // by another), each run started after short unrelated traffic (pings along
-// a path of 4 VMs for 5 s, then an ARP sweep), plus patterns that start one
+// a path of 4 VMs for 2 s, then an ARP sweep), plus patterns that start one
 // edge at a time, a brief mix before the real pattern, a long ping path
 // (announced as a bus) replaced by the pattern, and background traffic
 // alone. Seeded bursty per-period rates (±50%) and random background
@@ -46,7 +46,7 @@ function cases(params: VttifParams): { pairs: Map<string, Case>; extras: Case[] 
     extras.push({
       name: `staggered ${k}`,
       phases: [
-        { traffic: { kind: 'pings', length: 4 }, durationMs: 5000 },
+        { traffic: { kind: 'pings', length: 4 }, durationMs: 2000 },
         { traffic: { kind: 'staggered', pattern: k, spreadMs: w / 2 }, durationMs: phaseMs, expect: k },
       ],
       measured: [1],

@@ -72,7 +72,7 @@ export interface ChangeDetectionParams {
   readonly smoothingIntervalMs?: number;
   /** A candidate must also hold for this fraction of the smoothing interval (default 0.5). */
   readonly holdFraction?: number;
-  /** Largest relative movement of the candidate's rates, per filter step, that counts as settled (default 0.3). */
+  /** Largest relative movement of the candidate's rates, per filter step, that counts as settled (default 0.5). */
   readonly settleLimit?: number;
   /** Used to prune `current` when the caller passes no pruned graph (default 0.2). */
   readonly pruneFraction?: number;

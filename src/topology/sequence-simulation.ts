@@ -223,7 +223,7 @@ export function simulateSequence(sim: SequenceParams): PhaseOutcome[] {
 }
 
 /** The sequence a new user's deployment sees: short pings along a path and an ARP sweep, then `first`, then `second`. */
-export function startupSequence(first: PatternKind, second: PatternKind | undefined, windowMs: number, pingMs = 5000): SequencePhase[] {
+export function startupSequence(first: PatternKind, second: PatternKind | undefined, windowMs: number, pingMs = 2000): SequencePhase[] {
   const phaseMs = Math.max(40_000, 5 * windowMs);
   return [
     { traffic: { kind: 'pings', length: 4 }, durationMs: pingMs },

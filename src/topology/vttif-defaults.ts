@@ -15,7 +15,7 @@
 export const DEFAULT_UPDATE_PERIOD_MS = 1000;
 
 /** Time constant τ of the low-pass filter over the traffic matrix (ms). */
-export const DEFAULT_SMOOTHING_INTERVAL_MS = 10_000;
+export const DEFAULT_SMOOTHING_INTERVAL_MS = 5000;
 
 /**
  * Share of the traffic that must move (total-variation distance from the last
@@ -38,7 +38,7 @@ export const DEFAULT_HOLD_FRACTION = 0.5;
  * edges, α = 1 − e^(−Δt/τ)): a pattern still forming (rates rising) or
  * fading (decaying leftovers of pings) is never announced.
  */
-export const DEFAULT_SETTLE_LIMIT = 0.3;
+export const DEFAULT_SETTLE_LIMIT = 0.5;
 
 /** Best class confidence under which the topology is irregular. */
 export const DEFAULT_MIN_CONFIDENCE = 0.75;
