@@ -172,7 +172,7 @@ if (GRID) {
   console.log('smoothing  threshold  hold   settle | correct  in 3τ   stuck  wrong  noise | median   p90   max  (s)');
   for (const smoothingIntervalMs of [2000, 5000, 10_000]) {
     for (const detectionThreshold of [0.15, 0.3]) {
-      for (const holdFraction of [0.25, 0.5, 1]) {
+      for (const holdFraction of [0.25, 0.35, 0.5, 1]) {
         for (const settleLimit of [0.3, 0.5]) {
           if (detectionThreshold === 0.15 && !(holdFraction === 0.5 && settleLimit === 0.3)) continue; // the threshold only moves baselines: one point suffices
           const params = parseVttifParams({ smoothingIntervalMs, detectionThreshold, holdFraction, settleLimit });

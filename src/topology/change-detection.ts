@@ -2,9 +2,9 @@ import type { Topology } from './classify.ts';
 import { EdgeList } from './edge-list.ts';
 import { DEFAULT_PRUNE_FRACTION, prune, type WeightedGraph } from './normalise.ts';
 import { smoothingWeight } from './smoothing.ts';
-import { rateMovement, sameStructure } from './structure.ts';
+import { declinedShare, edgeJaccard, rateMovement, sameStructure } from './structure.ts';
 import { remapEdges, sameIds } from './vm-registry.ts';
-import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT } from './vttif-defaults.ts';
+import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT, STRUCTURE_SIMILARITY } from './vttif-defaults.ts';
 
 /**
  * Change detection with hysteresis on the *structure* of the communication
@@ -27,14 +27,17 @@ import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT } from './vttif-defaults.ts
  *      MAX_FADING_SHARE of its rate on fading edges (edges whose last
  *      observed traffic, inferred from the filter, was under a quarter of
  *      their smoothed rate: the old pattern's leftovers in a mix of old and
- *      new). Traffic too bursty to settle per edge (but with no fading
- *      edge) is announced once its structure has held for 2τ and its total
+ *      new), or on edges whose rate fell by more than 30% since the
+ *      structure was first seen (leftovers held up by background traffic).
+ *      Traffic too bursty to settle per edge (but with no fading edge) is announced once its structure has held for 2τ and its total
  *      is neither rising nor falling.
  *
  * — whatever its traffic-share distance to the last announcement: a ring
  * replacing a path differs by one edge in six (a distance of 1/6), a star
  * replacing a mix may differ by less, and both are new topologies. The first
- * topology is announced by the same rule; "none" is announced only after
+ * topology is announced by the same rule, once the filter has seen one
+ * smoothing interval of traffic (its first matrix is the first observation
+ * as is, which would look settled at once); "none" is announced only after
  * something else was.
  *
  * Within the announced structure the traffic shares may still drift (the
@@ -70,7 +73,7 @@ export interface ChangeDetectionParams {
   readonly persistence: number;
   /** τ of the low-pass filter (ms); enables the hold time and settling relative to it. */
   readonly smoothingIntervalMs?: number;
-  /** A candidate must also hold for this fraction of the smoothing interval (default 0.5). */
+  /** A candidate must also hold for this fraction of the smoothing interval (default 0.35). */
   readonly holdFraction?: number;
   /** Largest relative movement of the candidate's rates, per filter step, that counts as settled (default 0.5). */
   readonly settleLimit?: number;
@@ -90,7 +93,11 @@ export interface ChangeDetectionState {
   readonly candidate: Topology | undefined;
   readonly candidateEdges: WeightedGraph | undefined;
   readonly candidateSinceMs: number | undefined;
+  /** The normalised graph when the candidate was first seen (for edges declining since). */
+  readonly candidateGraph: WeightedGraph | undefined;
   readonly stableFor: number;
+  /** Time of the first update: nothing is announced before the filter has seen one smoothing interval. */
+  readonly startedAtMs: number | undefined;
   /** Last update's normalised graph and time (for how far the rates still move). */
   readonly previous: WeightedGraph | undefined;
   readonly previousAtMs: number | undefined;
@@ -114,7 +121,9 @@ export const INITIAL_CHANGE_DETECTION: ChangeDetectionState = Object.freeze({
   candidate: undefined,
   candidateEdges: undefined,
   candidateSinceMs: undefined,
+  candidateGraph: undefined,
   stableFor: 0,
+  startedAtMs: undefined,
   previous: undefined,
   previousAtMs: undefined,
 });
@@ -180,35 +189,56 @@ export function detectChange(
   const distance = state.baseline === undefined ? (current.weights.size > 0 ? 1 : 0) : matrixDistance(state.baseline, current);
   const tau = params.smoothingIntervalMs;
   const settleLimit = params.settleLimit ?? DEFAULT_SETTLE_LIMIT;
-  const holdFraction = (params.holdFraction ?? DEFAULT_HOLD_FRACTION) * (topology.class === 'irregular' ? IRREGULAR_HOLD_FACTOR : 1);
+  // Candidate: the structure seen now, and how long it has held. An irregular
+  // observation whose edges are those of a classed candidate (one noise edge
+  // spoiling a grid, say) does not break that candidate's hold, nor is it
+  // announced.
+  const cand = state.candidate;
+  const candEdges = state.candidateEdges;
+  let same = false;
+  let absorbed = false;
+  if (cand !== undefined && candEdges !== undefined) {
+    same = sameStructure(cand, candEdges, topology, pruned);
+    if (!same && topology.class === 'irregular' && cand.class !== 'irregular' && cand.class !== 'none' && edgeJaccard(candEdges, pruned) >= STRUCTURE_SIMILARITY) {
+      same = true;
+      absorbed = true;
+    }
+  }
+  const structure = absorbed ? cand! : topology;
+  const structureEdges = absorbed ? candEdges! : pruned;
+  const holdFraction = (params.holdFraction ?? DEFAULT_HOLD_FRACTION) * (structure.class === 'irregular' ? IRREGULAR_HOLD_FACTOR : 1);
   const holdMs = tau === undefined ? 0 : holdFraction * tau;
-  // Candidate: the structure seen now, and how long it has held.
-  const same = state.candidate !== undefined && state.candidateEdges !== undefined && sameStructure(state.candidate, state.candidateEdges, topology, pruned);
   const stableFor = same ? state.stableFor + 1 : 1;
   const candidateSinceMs = same && state.candidateSinceMs !== undefined ? state.candidateSinceMs : nowMs;
   const heldMs = nowMs - candidateSinceMs;
-  const held = stableFor >= params.persistence && heldMs >= holdMs;
+  const startedAtMs = state.startedAtMs ?? nowMs;
+  const warm = tau === undefined || nowMs - startedAtMs >= tau;
+  const held = warm && stableFor >= params.persistence && heldMs >= holdMs;
   // Settled: the candidate's rates no longer rising or falling.
   const alpha = tau === undefined ? 1 : smoothingWeight(nowMs - (state.previousAtMs ?? nowMs), tau);
   const moved = state.previousAtMs === undefined || !(alpha > 0) ? undefined : rateMovement(state.previous, current, pruned, alpha);
-  const settled = pruned.weights.size === 0 || (moved !== undefined && moved.fading <= MAX_FADING_SHARE && (
+  const sinceGraph = same && state.candidateGraph !== undefined ? state.candidateGraph : current;
+  const settled = pruned.weights.size === 0 || (moved !== undefined && moved.fading <= MAX_FADING_SHARE &&
+    declinedShare(sinceGraph, current, pruned) <= MAX_FADING_SHARE && (
     moved.absolute <= settleLimit * alpha ||
     (tau !== undefined && heldMs >= 2 * tau && Math.abs(moved.signed) <= settleLimit * alpha)
   ));
   const next: ChangeDetectionState = {
     ...state,
-    candidate: same ? state.candidate : topology,
-    candidateEdges: same ? state.candidateEdges : pruned,
+    candidate: absorbed ? cand : topology,
+    candidateEdges: absorbed ? candEdges : pruned,
     candidateSinceMs,
+    candidateGraph: sinceGraph,
     stableFor,
+    startedAtMs,
     previous: current,
     previousAtMs: nowMs,
   };
   const isNew = state.announced === undefined || state.announcedEdges === undefined
     ? topology.class !== 'none'
-    : !sameStructure(state.announced, state.announcedEdges, topology, pruned);
+    : !sameStructure(state.announced, state.announcedEdges, structure, structureEdges);
   if (isNew) {
-    if (!(held && settled)) return { state: { ...next, pending: 0 }, distance, settled };
+    if (!(held && settled) || absorbed) return { state: { ...next, pending: 0 }, distance, settled };
     const event: TopologyChangeEvent = { kind: 'topology-changed', atMs: nowMs, distance, periods: stableFor, previous: state.announced, topology };
     return {
       state: { ...next, baseline: current, announced: topology, announcedEdges: pruned, pending: 0 },

@@ -5,7 +5,7 @@ import { patternEdges, type PatternKind } from './patterns.ts';
 import { randomInt, seededRandom, type Random } from './seeded-random.ts';
 import type { TrafficEntry, TrafficReport } from './traffic-report.ts';
 import { buildRegistryIndex, type VmPlacement } from './vm-registry.ts';
-import { INITIAL_VTTIF_STATE, vttifStepValidated, type VttifParams, type VttifState } from './vttif.ts';
+import { INITIAL_VTTIF_STATE, vttifStepValidated, type VttifParams, type VttifState, type VttifStepResult } from './vttif.ts';
 
 /**
  * Sequences of traffic through the real pure pipeline (merge → smoothing →
@@ -55,6 +55,8 @@ export interface SequenceParams {
   readonly periodJitter?: number;
   /** Bytes per second per direction of each pattern edge (default 640,000). */
   readonly edgeBytesPerSecond?: number;
+  /** Called after every update (to look inside a run). */
+  readonly trace?: (phase: number, period: number, result: VttifStepResult) => void;
 }
 
 export interface PhaseOutcome {
@@ -199,6 +201,7 @@ export function simulateSequence(sim: SequenceParams): PhaseOutcome[] {
       const r = vttifStepValidated(state, reports, registry, sim.params, now);
       state = r.state;
       periods++;
+      sim.trace?.(index, periods, r);
       if (r.event !== undefined) {
         events.push(r.event);
         announced = r.event.topology.class;

@@ -2,7 +2,7 @@ import type { Topology } from './classify.ts';
 import { EdgeList } from './edge-list.ts';
 import type { WeightedGraph } from './normalise.ts';
 import { remapEdges, sameIds } from './vm-registry.ts';
-import { STRUCTURE_SIMILARITY } from './vttif-defaults.ts';
+import { IRREGULAR_STRUCTURE_SIMILARITY, STRUCTURE_SIMILARITY } from './vttif-defaults.ts';
 
 /**
  * What change detection holds still and compares: the *structure* of the
@@ -49,9 +49,10 @@ function sameVms(a: readonly string[], b: readonly string[]): boolean {
 /**
  * Whether two observations are the same structure: same class, same layout
  * (centre, rows × cols, k), same VMs (but for irregular graphs), and pruned
- * edge sets at least `similarity` alike (Jaccard), so one flickering
- * background edge is not a new structure while a ring that lost or gained
- * an edge is (its class changes).
+ * edge sets at least `similarity` alike (Jaccard; irregular graphs at
+ * least IRREGULAR_STRUCTURE_SIMILARITY), so one flickering background edge
+ * is not a new structure while a ring that lost or gained an edge is (its
+ * class changes).
  */
 export function sameStructure(
   a: Topology,
@@ -64,7 +65,7 @@ export function sameStructure(
   if (a.class === 'none') return true;
   if (a.centre !== b.centre || a.rows !== b.rows || a.cols !== b.cols || a.k !== b.k) return false;
   if (a.class !== 'irregular' && !sameVms(a.vms, b.vms)) return false;
-  return edgeJaccard(aEdges, bEdges) >= similarity;
+  return edgeJaccard(aEdges, bEdges) >= (a.class === 'irregular' ? Math.max(similarity, IRREGULAR_STRUCTURE_SIMILARITY) : similarity);
 }
 
 export interface RateMovement {
@@ -109,4 +110,29 @@ export function rateMovement(previous: WeightedGraph | undefined, current: Weigh
   }
   if (!(sum > 0)) return { absolute: abs > 0 ? Number.POSITIVE_INFINITY : 0, signed: abs > 0 ? Number.NEGATIVE_INFINITY : 0, fading: 0 };
   return { absolute: abs / sum, signed: signed / sum, fading: fading / sum };
+}
+
+/** An edge whose rate fell under this fraction of its rate when the structure was first seen is declining. */
+export const DECLINE_RATIO = 0.7;
+
+/**
+ * Share of the current rate (over the edges of `edges`) on edges whose rate
+ * fell under DECLINE_RATIO of what it was in `since` (the graph when the
+ * structure was first seen): the old pattern's leftovers, held up by
+ * background traffic, in a mix that otherwise looks still.
+ */
+export function declinedShare(since: WeightedGraph, current: WeightedGraph, edges: WeightedGraph): number {
+  const keys = alignTo(edges, current.ids).keyArray;
+  if (keys.length === 0) return 0;
+  const cur = EdgeList.of(current.weights);
+  const before = alignTo(since, current.ids);
+  let sum = 0;
+  let declined = 0;
+  for (const key of keys) {
+    const now = (cur.get(key) ?? 0) * current.maxBytesPerSecond;
+    const then = (before.get(key) ?? 0) * since.maxBytesPerSecond;
+    sum += now;
+    if (now < DECLINE_RATIO * then) declined += now;
+  }
+  return sum > 0 ? declined / sum : 0;
 }

@@ -29,7 +29,7 @@ export const DEFAULT_DETECTION_THRESHOLD = 0.3;
 export const DEFAULT_PERSISTENCE = 2;
 
 /** A candidate structure must also hold for this fraction of the smoothing interval. */
-export const DEFAULT_HOLD_FRACTION = 0.5;
+export const DEFAULT_HOLD_FRACTION = 0.35;
 
 /**
  * The matrix has settled on a structure when its edges' rates moved, in the
@@ -49,3 +49,10 @@ export const DEFAULT_MIN_CONFIDENCE = 0.75;
  * at least this: a flickering background edge does not make a new topology.
  */
 export const STRUCTURE_SIMILARITY = 0.75;
+
+/**
+ * Irregular structures (no class to hold them together) need this much: the
+ * shrinking mix of an old pattern fading under a new one stays irregular
+ * while its edge set keeps changing.
+ */
+export const IRREGULAR_STRUCTURE_SIMILARITY = 0.9;
