@@ -11,9 +11,11 @@
  * ManualClock advanced one update period at a time, the controller reads
  * the same virtual time (its `wallClock`), and each period is closed by
  * `tick()` once every daemon's report for it has arrived (a condition, not
- * a sleep). The daemons stamp their reports with real time, so rates are
- * bytes over a few real milliseconds: their ratios, which is all the
- * structure depends on, are those of the traffic.
+ * a sleep). The daemons stamp their reports with their own (real) clock, so
+ * a period's rates are its bytes over the real time between two reports:
+ * each period therefore also spans REAL_PERIOD_MS of real time (the
+ * daemons' clock must move on), which keeps those intervals, and so the
+ * rates' scale, steady from period to period (within a few per cent).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,6 +58,8 @@ policy:
 /** Three smoothing windows, in update periods: the goal for an announcement. */
 const GOAL = (3 * DEFAULT_SMOOTHING_INTERVAL_MS) / DEFAULT_UPDATE_PERIOD_MS;
 const RING = patternEdges('ring', VMS);
+/** Real time each virtual update period spans (the daemons stamp reports with Date.now()). */
+const REAL_PERIOD_MS = 40;
 const PATH = patternEdges('bus', VMS);
 
 interface Rig {
@@ -100,6 +104,7 @@ async function startRig(): Promise<Rig> {
   const trafficMessages = async (): Promise<number> => (await registry.getSingleMetric('vnet_control_messages_total')!.get()).values.filter((v) => v.labels['type'] === 'traffic').reduce((s, v) => s + v.value, 0);
   let periods = 0;
   let expected = await trafficMessages();
+  let lastAdvance = Date.now();
   return {
     controller,
     announced,
@@ -110,6 +115,8 @@ async function startRig(): Promise<Rig> {
       return g;
     },
     async period() {
+      await waitFor(() => Date.now() - lastAdvance >= REAL_PERIOD_MS, 'the daemons’ clock to move on by a period');
+      lastAdvance = Date.now();
       virtualNow += DEFAULT_UPDATE_PERIOD_MS;
       clock.advance(DEFAULT_UPDATE_PERIOD_MS);
       expected += agents.length;
