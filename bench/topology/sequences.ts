@@ -14,7 +14,8 @@
 //
 //   node --import tsx bench/topology/sequences.ts            # at the defaults
 //   node --import tsx bench/topology/sequences.ts --grid     # + the parameter grid the defaults were chosen from
-//   options: --seeds N (default 1)
+//   options: --seeds N (default 1); --smoothing MS --threshold X --hold F --settle S run
+//   the sequences at other parameters than the defaults
 import { PATTERN_KINDS, type PatternKind } from '../../src/topology/patterns.ts';
 import { simulateSequence, startupSequence, type PhaseOutcome, type SequencePhase } from '../../src/topology/sequence-simulation.ts';
 import { DEFAULT_VTTIF_PARAMS, parseVttifParams, type VttifParams } from '../../src/topology/vttif.ts';
@@ -154,9 +155,19 @@ function printTotals(t: Totals, goal: number): void {
   console.log(`totals: ${t.phases} measured phases; correct ${t.correct} (${((100 * t.correct) / t.phases).toFixed(1)}%), within 3 windows (${goal} periods) ${t.withinGoal} (${((100 * t.withinGoal) / t.phases).toFixed(1)}%); stuck ${t.stuck}; wrong announcements ${t.wrong}; announcements on background alone ${t.noiseAnnouncements}; periods to correct: median ${quantile(t.periods, 0.5)}, p90 ${quantile(t.periods, 0.9)}, max ${Math.max(...t.periods)}`);
 }
 
+function numberArg(name: string): number | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+}
+
+const overrides = Object.fromEntries(
+  ([['smoothingIntervalMs', 'smoothing'], ['detectionThreshold', 'threshold'], ['holdFraction', 'hold'], ['settleLimit', 'settle']] as const)
+    .map(([key, flag]) => [key, numberArg(flag)] as const)
+    .filter(([, v]) => v !== undefined),
+);
 const started = performance.now();
-const p = DEFAULT_VTTIF_PARAMS;
-console.log(`# sequence benchmark at the defaults: updatePeriodMs ${p.updatePeriodMs}, smoothingIntervalMs ${p.smoothingIntervalMs}, detectionThreshold ${p.detectionThreshold}, persistence ${p.persistence}, holdFraction ${p.holdFraction}, settleLimit ${p.settleLimit}, pruneFraction ${p.pruneFraction}, minConfidence ${p.minConfidence}; seeds ${SEEDS}; node ${process.version}`);
+const p = Object.keys(overrides).length === 0 ? DEFAULT_VTTIF_PARAMS : parseVttifParams(overrides);
+console.log(`# sequence benchmark at ${p === DEFAULT_VTTIF_PARAMS ? 'the defaults' : 'parameters given'}: updatePeriodMs ${p.updatePeriodMs}, smoothingIntervalMs ${p.smoothingIntervalMs}, detectionThreshold ${p.detectionThreshold}, persistence ${p.persistence}, holdFraction ${p.holdFraction}, settleLimit ${p.settleLimit}, pruneFraction ${p.pruneFraction}, minConfidence ${p.minConfidence}; seeds ${SEEDS}; node ${process.version}`);
 const all = emptyTotals();
 for (const n of [8, 16]) {
   for (const bg of [0.1, 0.3]) {
