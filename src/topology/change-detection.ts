@@ -25,12 +25,13 @@ import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT, STRUCTURE_SIMILARITY } fro
  *      the leftovers of traffic that stopped (a few pings) are decaying:
  *      neither is announced; nor is a structure with more than
  *      MAX_FADING_SHARE of its rate on fading edges (edges whose last
- *      observed traffic, inferred from the filter, was under a quarter of
- *      their smoothed rate: the old pattern's leftovers in a mix of old and
+ *      observed traffic, inferred from the filter, was under half their
+ *      smoothed rate: the old pattern's leftovers in a mix of old and
  *      new), or on edges whose rate fell by more than 30% since the
  *      structure was first seen (leftovers held up by background traffic).
- *      Traffic too bursty to settle per edge (but with no fading edge) is announced once its structure has held for 2τ and its total
- *      is neither rising nor falling.
+ *      Traffic too bursty to settle per edge (but with no fading edge) is
+ *      announced once its structure has held for 2τ and its total is
+ *      neither rising nor falling.
  *
  * — whatever its traffic-share distance to the last announcement: a ring
  * replacing a path differs by one edge in six (a distance of 1/6), a star
@@ -89,7 +90,7 @@ export interface ChangeDetectionState {
   readonly announcedEdges: WeightedGraph | undefined;
   /** Consecutive updates so far with d > threshold within the announced structure. */
   readonly pending: number;
-  /** The structure seen last, its pruned edges when first seen, since when and for how many consecutive updates it has held. */
+  /** The structure held (its latest classed observation and pruned edges), since when and for how many consecutive updates. */
   readonly candidate: Topology | undefined;
   readonly candidateEdges: WeightedGraph | undefined;
   readonly candidateSinceMs: number | undefined;
