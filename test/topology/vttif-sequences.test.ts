@@ -50,6 +50,17 @@ describe('VTTIF on sequences at the default parameters', () => {
       assert.equal(star!.wrong, 0, describeOutcome(star!));
     });
 
+    it(`a mix held long enough to be announced (irregular), then a clean star on ${n} VMs: the star replaces it`, () => {
+      const phases: SequencePhase[] = [
+        { traffic: { kind: 'mix', patterns: ['ring', 'tree'] }, durationMs: 6 * params.smoothingIntervalMs },
+        { traffic: { kind: 'pattern', pattern: 'star' }, durationMs: 5 * params.smoothingIntervalMs, expect: 'star' },
+      ];
+      const [mix, star] = simulateSequence({ vmCount: n, hostCount: 4, phases, params, seed: 41 + n, backgroundFraction: 0.1 });
+      assert.deepEqual(mix!.events.map((e) => e.topology.class), ['irregular']);
+      assert.ok(star!.correct && star!.periodsToCorrect! <= goal, describeOutcome(star!));
+      assert.equal(star!.wrong, 0, describeOutcome(star!));
+    });
+
     it(`a pattern whose edges start one by one over up to a window on ${n} VMs: nothing announced before it is complete`, () => {
       for (const [kind, spreadMs] of [['ring', params.smoothingIntervalMs], ['mesh', params.smoothingIntervalMs / 2], ['tree', params.smoothingIntervalMs / 2]] as const) {
         const phases: SequencePhase[] = [{ traffic: { kind: 'staggered', pattern: kind, spreadMs }, durationMs: 5 * params.smoothingIntervalMs, expect: kind }];
