@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { parseYamlConfig } from '../common/yaml-config.ts';
 import { formatMac, isMacString, isMulticastMac, parseMac } from '../common/mac.ts';
+import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../topology/vttif-defaults.ts';
 
 /**
  * A deployment file (`topologies/*.yaml`): the sites, the hosts (one of them
@@ -65,9 +66,9 @@ const vmSchema = z.strictObject({
 });
 
 export const DEFAULT_POLICY = {
-  updatePeriodMs: 1000,
-  smoothingIntervalMs: 10_000,
-  detectionThreshold: 0.3,
+  updatePeriodMs: DEFAULT_UPDATE_PERIOD_MS,
+  smoothingIntervalMs: DEFAULT_SMOOTHING_INTERVAL_MS,
+  detectionThreshold: DEFAULT_DETECTION_THRESHOLD,
   fastPathBudget: 4,
   fastPathMinBytesPerSec: 125_000,
   placementThreshold: 0.1,

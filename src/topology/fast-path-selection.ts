@@ -83,6 +83,12 @@ export interface FastPathInput {
   readonly registry: RegistryIndex;
   readonly currentLinks: readonly HostLink[];
   readonly hubHost: string;
+  /**
+   * VM names by MAC, for the reasons ("between web1,db2"): a VM with a name
+   * here is named by it, any other by its registry id (the controller's ids
+   * are MACs). Names only: nothing else depends on them.
+   */
+  readonly vmNames?: ReadonlyMap<Mac, string>;
 }
 
 export function hostLink(x: string, y: string): HostLink {
@@ -250,7 +256,7 @@ export function selectFastPaths(input: FastPathInput, params: FastPathParams): F
     const benefit = c?.benefit ?? 0;
     // A reason names the first VMs (by index) and how many more: only those are picked out, not all sorted.
     const distinct = new Set(c?.pairs ?? []);
-    const vms = smallestOf(distinct, LISTED_VMS).map((v) => registry.ids[v]!);
+    const vms = smallestOf(distinct, LISTED_VMS).map((v) => input.vmNames?.get(registry.macs[v]!) ?? registry.ids[v]!);
     return {
       link: p.link,
       benefitBytesPerSecond: benefit,

@@ -5,6 +5,15 @@ import { detectChange, INITIAL_CHANGE_DETECTION, type ChangeDetectionState, type
 import { ReportShapeError, type TrafficReportError } from './errors.ts';
 import { normalise, prune, DEFAULT_PRUNE_FRACTION, type WeightedGraph } from './normalise.ts';
 import { validateReport } from './report-validation.ts';
+import {
+  DEFAULT_DETECTION_THRESHOLD,
+  DEFAULT_HOLD_FRACTION,
+  DEFAULT_MIN_CONFIDENCE,
+  DEFAULT_PERSISTENCE,
+  DEFAULT_SETTLE_LIMIT,
+  DEFAULT_SMOOTHING_INTERVAL_MS,
+  DEFAULT_UPDATE_PERIOD_MS,
+} from './vttif-defaults.ts';
 import { smoothMatrix, type SmoothedMatrix } from './smoothing.ts';
 import { mergeReports, type MergeIssue, type UnknownMacTraffic } from './traffic-matrix.ts';
 import type { TrafficReport } from './traffic-report.ts';
@@ -22,6 +31,10 @@ import type { RegistryIndex } from './vm-registry.ts';
  * state (`due: false`); the next due step merges everything buffered.
  * Reports that fail validation are returned in `rejected` and never reach
  * the matrix.
+ *
+ * A caller that already validated its reports at the edge (the controller
+ * does, as each arrives: `validateReport`) calls `vttifStepValidated` with
+ * the validated `TrafficReport`s instead, and nothing is validated twice.
  */
 
 export interface VttifParams {
@@ -31,8 +44,12 @@ export interface VttifParams {
   readonly smoothingIntervalMs: number;
   /** Distance (share of traffic moved, see change-detection.ts) from the last announced matrix that counts as a change, in (0, 1). */
   readonly detectionThreshold: number;
-  /** Updates a change must persist before it is announced (≥ 1). */
+  /** Fewest consecutive updates a new structure must hold before it is announced (≥ 1). */
   readonly persistence: number;
+  /** A new structure must also hold for this fraction of the smoothing interval, in [0, 10]. */
+  readonly holdFraction: number;
+  /** Largest movement of a new structure's rates, per filter step, that counts as settled, in (0, 10]. */
+  readonly settleLimit: number;
   /** Edges under this fraction of the strongest are pruned, in [0, 1). */
   readonly pruneFraction: number;
   /** Best class confidence under which the topology is irregular, in (0, 1]. */
@@ -40,12 +57,14 @@ export interface VttifParams {
 }
 
 export const DEFAULT_VTTIF_PARAMS: VttifParams = Object.freeze({
-  updatePeriodMs: 1000,
-  smoothingIntervalMs: 1000,
-  detectionThreshold: 0.15,
-  persistence: 2,
+  updatePeriodMs: DEFAULT_UPDATE_PERIOD_MS,
+  smoothingIntervalMs: DEFAULT_SMOOTHING_INTERVAL_MS,
+  detectionThreshold: DEFAULT_DETECTION_THRESHOLD,
+  persistence: DEFAULT_PERSISTENCE,
+  holdFraction: DEFAULT_HOLD_FRACTION,
+  settleLimit: DEFAULT_SETTLE_LIMIT,
   pruneFraction: DEFAULT_PRUNE_FRACTION,
-  minConfidence: 0.75,
+  minConfidence: DEFAULT_MIN_CONFIDENCE,
 });
 
 const paramsSchema = z.strictObject({
@@ -53,6 +72,8 @@ const paramsSchema = z.strictObject({
   smoothingIntervalMs: z.number().int().min(0).max(86_400_000).optional(),
   detectionThreshold: z.number().gt(0).lt(1).optional(),
   persistence: z.number().int().min(1).max(1000).optional(),
+  holdFraction: z.number().min(0).max(10).optional(),
+  settleLimit: z.number().gt(0).max(10).optional(),
   pruneFraction: z.number().min(0).lt(1).optional(),
   minConfidence: z.number().gt(0).max(1).optional(),
 });
@@ -112,6 +133,8 @@ export interface VttifStepResult {
   readonly topology: Topology | undefined;
   /** Distance from the last announced matrix. */
   readonly distance?: number;
+  /** Whether the matrix has settled on the current structure (change-detection.ts). */
+  readonly settled?: boolean;
   readonly event?: TopologyChangeEvent;
   readonly unknown: readonly UnknownMacTraffic[];
   readonly issues: readonly MergeIssue[];
@@ -123,7 +146,7 @@ function hostOf(input: unknown): string | undefined {
   return typeof h === 'string' ? h.slice(0, 253) : undefined;
 }
 
-/** One VTTIF update. Pure: same inputs, same outputs; the input state is not modified. */
+/** One VTTIF update on untrusted reports (validated here). Pure: same inputs, same outputs; the input state is not modified. */
 export function vttifStep(
   state: VttifState,
   reports: readonly unknown[],
@@ -132,13 +155,38 @@ export function vttifStep(
   nowMs: number,
 ): VttifStepResult {
   const rejected: RejectedReport[] = [];
-  const pending: TrafficReport[] = [...state.pending];
+  const valid: TrafficReport[] = [];
   reports.forEach((input, index) => {
     const v = validateReport(input);
     if (!v.ok) rejected.push({ index, host: hostOf(input), error: v.error });
-    else if (pending.length >= MAX_PENDING_REPORTS) {
-      rejected.push({ index, host: v.report.host, error: new ReportShapeError('(report)', `more than ${MAX_PENDING_REPORTS} reports pending`) });
-    } else pending.push(v.report);
+    else valid.push(v.report);
+  });
+  if (rejected.length === 0) return vttifStepValidated(state, valid, registry, params, nowMs);
+  // Keep each rejection's position in `reports`: map the validated step's buffer rejections back.
+  const positions = reports.map((_, i) => i).filter((i) => !rejected.some((r) => r.index === i));
+  const r = vttifStepValidated(state, valid, registry, params, nowMs);
+  const all = [...rejected, ...r.rejected.map((x) => ({ ...x, index: positions[x.index]! }))].sort((a, b) => a.index - b.index);
+  return { ...r, rejected: all };
+}
+
+/**
+ * One VTTIF update on reports the caller has already validated
+ * (`validateReport` at the edge, as they arrive). Pure; the input state is
+ * not modified. Only the buffer limit can reject a report here.
+ */
+export function vttifStepValidated(
+  state: VttifState,
+  reports: readonly TrafficReport[],
+  registry: RegistryIndex,
+  params: VttifParams,
+  nowMs: number,
+): VttifStepResult {
+  const rejected: RejectedReport[] = [];
+  const pending: TrafficReport[] = [...state.pending];
+  reports.forEach((report, index) => {
+    if (pending.length >= MAX_PENDING_REPORTS) {
+      rejected.push({ index, host: report.host, error: new ReportShapeError('(report)', `more than ${MAX_PENDING_REPORTS} reports pending`) });
+    } else pending.push(report);
   });
   const due = state.lastUpdateMs === undefined || nowMs - state.lastUpdateMs >= DUE_FRACTION * params.updatePeriodMs;
   if (!due) {
@@ -157,7 +205,7 @@ export function vttifStep(
   const normalised = normalise(smoothed);
   const pruned = prune(normalised, params.pruneFraction);
   const topology = classify(pruned, { minConfidence: params.minConfidence });
-  const detection = detectChange(state.detection, normalised, topology, nowMs, params);
+  const detection = detectChange(state.detection, normalised, topology, nowMs, params, pruned);
   return {
     state: { smoothed, detection: detection.state, lastUpdateMs: nowMs, pending: [], topology },
     due: true,
@@ -167,6 +215,7 @@ export function vttifStep(
     pruned,
     topology,
     distance: detection.distance,
+    ...(detection.settled !== undefined ? { settled: detection.settled } : {}),
     ...(detection.event !== undefined ? { event: detection.event } : {}),
     unknown: merged.unknown,
     issues: merged.issues,

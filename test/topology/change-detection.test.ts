@@ -4,6 +4,7 @@ import { detectChange, INITIAL_CHANGE_DETECTION, matrixDistance, type ChangeDete
 import { classify } from '../../src/topology/classify.ts';
 import type { WeightedGraph } from '../../src/topology/normalise.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';
+import { seededRandom } from '../../src/topology/seeded-random.ts';
 import { undirectedKey } from '../../src/topology/vm-registry.ts';
 
 const ids = Array.from({ length: 8 }, (_, i) => `vm${i}`);
@@ -95,5 +96,62 @@ describe('detectChange', () => {
     detectChange(s, graph('ring'), classify(graph('ring')), 0, params);
     assert.equal(s.pending, 0);
     assert.equal(s.baseline, undefined);
+  });
+});
+
+describe('detectChange with the smoothing window (hysteresis on the structure)', () => {
+  const tau = 5000;
+  const windowParams = { detectionThreshold: 0.3, persistence: 2, smoothingIntervalMs: tau, holdFraction: 0.35, settleLimit: 0.5 };
+  const alpha = 1 - Math.exp(-1000 / tau);
+  const ring6 = patternEdges('ring', 6);
+  const path6 = patternEdges('bus', 6);
+  const ids6 = Array.from({ length: 6 }, (_, i) => `vm${i}`);
+
+  /** Run a low-pass filter over per-period edge rates (1 s periods) and the detector over its output. */
+  function filtered(periods: Array<Map<number, number>>, start?: Map<number, number>) {
+    let smoothed = new Map(start ?? []);
+    let s = INITIAL_CHANGE_DETECTION;
+    const events: { at: number; cls: string; distance: number }[] = [];
+    periods.forEach((obs, i) => {
+      const next = new Map<number, number>();
+      for (const k of new Set([...smoothed.keys(), ...obs.keys()])) {
+        const v = (smoothed.get(k) ?? 0) + alpha * ((obs.get(k) ?? 0) - (smoothed.get(k) ?? 0));
+        if (v >= 1) next.set(k, v);
+      }
+      smoothed = next;
+      const max = Math.max(0, ...smoothed.values());
+      const g: WeightedGraph = { ids: ids6, weights: new Map([...smoothed].map(([k, v]) => [k, v / max])), maxBytesPerSecond: max };
+      const pruned: WeightedGraph = { ...g, weights: new Map([...g.weights].filter(([, w]) => w >= 0.2)) };
+      const r = detectChange(s, g, classify(pruned), 1_000_000 + 1000 * i, windowParams, pruned);
+      s = r.state;
+      if (r.event !== undefined) events.push({ at: i, cls: r.event.topology.class, distance: r.event.distance });
+    });
+    return events;
+  }
+
+  const rates = (edges: readonly (readonly [number, number])[], rate: number): Map<number, number> => new Map(edges.map(([a, b]) => [undirectedKey(a, b, 6), rate]));
+  const repeat = (m: Map<number, number>, n: number): Array<Map<number, number>> => Array.from({ length: n }, () => m);
+
+  it('announces a ring that replaced a path although the share distance (1/6) is under the threshold', () => {
+    const events = filtered([...repeat(rates(path6, 100_000), 30), ...repeat(rates(ring6, 100_000), 30)]);
+    assert.deepEqual(events.map((e) => e.cls), ['bus', 'ring']);
+    assert.ok(events[1]!.distance < windowParams.detectionThreshold, `distance ${events[1]!.distance}`);
+    assert.ok(events[1]!.at - 30 <= 15, `announced ${events[1]!.at - 30} periods after the ring started`);
+  });
+
+  it('does not announce a structure while its edges are still rising, nor the leftovers of traffic that stopped', () => {
+    // Pings along the path for 3 s then nothing: the decaying path is never announced.
+    const stopped = filtered([...repeat(rates(path6, 200), 3), ...repeat(new Map(), 40)]);
+    assert.deepEqual(stopped, []);
+    // A ring rising from nothing: announced only once its rates have settled (not in the first window).
+    const rising = filtered([...repeat(new Map(), 10), ...repeat(rates(ring6, 100_000), 30)]);
+    assert.deepEqual(rising.map((e) => e.cls), ['ring']);
+    assert.ok(rising[0]!.at - 10 >= 4, `announced ${rising[0]!.at - 10} periods after the ring started`);
+  });
+
+  it('announces nothing more over 60 periods of a stable pattern with bursty rates', () => {
+    const r = seededRandom(4);
+    const periods = Array.from({ length: 60 }, () => new Map([...rates(ring6, 100_000)].map(([k, v]) => [k, v * (0.5 + r())])));
+    assert.deepEqual(filtered(periods).map((e) => e.cls), ['ring']);
   });
 });

@@ -107,6 +107,12 @@ describe('selectFastPaths', () => {
     }
   });
 
+  it('names VMs by name in the reasons where a name is known, by registry id otherwise', () => {
+    const vmNames = new Map([[mac(0), 'web1']]);
+    const plan = selectFastPaths({ matrix: traffic, registry, currentLinks: [], hubHost: 'hub', vmNames }, params);
+    assert.equal(plan.add[0]!.reason, 'A↔B carries 40.0 MB/s between web1,vm1 through the hub');
+  });
+
   it('is empty for an empty matrix', () => {
     const plan = selectFastPaths({ matrix: matrix([]), registry, currentLinks: [], hubHost: 'hub' }, params);
     assert.deepEqual([plan.links, plan.add, plan.remove, plan.rules], [[], [], [], []]);

@@ -4,11 +4,12 @@ import { ConfigError } from '../../src/common/errors.ts';
 import { simulatePatterns } from '../../src/topology/pattern-simulation.ts';
 import { PATTERN_KINDS } from '../../src/topology/patterns.ts';
 import { edgeKey } from '../../src/topology/vm-registry.ts';
-import { DEFAULT_VTTIF_PARAMS, INITIAL_VTTIF_STATE, parseVttifParams, vttifStep } from '../../src/topology/vttif.ts';
+import { DEFAULT_VTTIF_PARAMS, INITIAL_VTTIF_STATE, parseVttifParams, vttifStep, vttifStepValidated } from '../../src/topology/vttif.ts';
 import { entry, mac, registryOn, report } from './fixtures.ts';
 
 const registry = registryOn(['A', 'A', 'B', 'C']);
-const params = DEFAULT_VTTIF_PARAMS;
+// The pipeline's own behaviour at a 1 s smoothing window (the figures at the defaults are in vttif-sequences.test.ts).
+const params = parseVttifParams({ smoothingIntervalMs: 1000, detectionThreshold: 0.15 });
 
 describe('parseVttifParams', () => {
   it('fills defaults and accepts overrides', () => {
@@ -92,6 +93,16 @@ describe('vttifStep', () => {
     assert.equal(due.state.pending.length, 0);
     // 2,000 bytes over 1 s of reports, smoothed with α = 1 − e^(−1)
     assert.ok(Math.abs(due.matrix!.rates.get(edgeKey(0, 2, 4))! - 2000 * (1 - Math.exp(-1))) < 1e-6);
+  });
+
+  it('vttifStepValidated (reports validated at the edge) gives what vttifStep gives for the valid ones', () => {
+    const reports = [report('A', 0, 1000, [entry(0, 2, 5000)]), report('B', 0, 1000, [entry(2, 3, 7000)])];
+    const a = vttifStep(INITIAL_VTTIF_STATE, [...reports, 'garbage'], registry, params, 1000);
+    const b = vttifStepValidated(INITIAL_VTTIF_STATE, reports, registry, params, 1000);
+    assert.deepEqual([...b.matrix!.rates], [...a.matrix!.rates]);
+    assert.equal(b.topology!.fingerprint, a.topology!.fingerprint);
+    assert.deepEqual(b.rejected, []);
+    assert.deepEqual(a.rejected.map((x) => x.index), [2]);
   });
 
   it('does not modify the state passed in', () => {
