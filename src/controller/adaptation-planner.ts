@@ -1,9 +1,10 @@
 import { hostLink, selectFastPaths, type FastPathParams, type LinkDecision } from '../topology/fast-path-selection.ts';
+import { parseMac, type Mac } from '../common/mac.ts';
 import type { SmoothedMatrix } from '../topology/smoothing.ts';
 import type { RegistryIndex } from '../topology/vm-registry.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { decision, event, noEffects, type Planned } from './effects.ts';
-import type { LinkRecord, LinkReportRecord } from './store/records.ts';
+import type { LinkRecord, LinkReportRecord, VmRecord } from './store/records.ts';
 import { linkView, type LinkRate } from './views.ts';
 
 /**
@@ -37,14 +38,17 @@ export function fastPathParams(policy: Readonly<DeploymentPolicy>, operatorLinks
 }
 
 export function planAdaptation(
-  input: { matrix: SmoothedMatrix; registry: RegistryIndex; links: readonly LinkRecord[]; hubId: string },
+  input: { matrix: SmoothedMatrix; registry: RegistryIndex; links: readonly LinkRecord[]; hubId: string; vmNames?: ReadonlyMap<Mac, string> },
   policy: Readonly<DeploymentPolicy>,
 ): AdaptationPlan {
   const fast = input.links.filter((l) => l.kind === 'fast-path');
   const ours = fast.filter((l) => l.requestedBy === 'adaptation');
   const taken = new Set(input.links.filter((l) => !(l.kind === 'fast-path' && l.requestedBy === 'adaptation')).map((l) => `${l.a}|${l.b}`));
   const plan = selectFastPaths(
-    { matrix: input.matrix, registry: input.registry, currentLinks: ours.map((l) => hostLink(l.a, l.b)), hubHost: input.hubId },
+    {
+      matrix: input.matrix, registry: input.registry, currentLinks: ours.map((l) => hostLink(l.a, l.b)), hubHost: input.hubId,
+      ...(input.vmNames !== undefined ? { vmNames: input.vmNames } : {}),
+    },
     fastPathParams(policy, fast.length - ours.length),
   );
   return {
@@ -53,6 +57,13 @@ export function planAdaptation(
     remove: [...plan.remove],
     notChosen: plan.notChosen.filter((d) => !taken.has(`${d.link.a}|${d.link.b}`)),
   };
+}
+
+/** The deployment's VM names by MAC (VMs without a name are left out: reasons then show the MAC). */
+export function vmNamesByMac(vms: readonly VmRecord[]): Map<Mac, string> {
+  const names = new Map<Mac, string>();
+  for (const v of vms) if (v.name !== undefined && v.name !== null && v.name !== '') names.set(parseMac(v.mac), v.name);
+  return names;
 }
 
 export interface AdaptationState {
@@ -68,6 +79,8 @@ export interface FastPathInput {
   links: readonly LinkRecord[];
   /** The hub; none: no adaptation. */
   hubId: string | undefined;
+  /** VM names by MAC, so that decisions name VMs rather than MACs. */
+  vmNames: ReadonlyMap<Mac, string>;
   /** For the `link-changed` views of added links. */
   linkReports: readonly LinkReportRecord[];
   rates: ReadonlyMap<string, LinkRate>;
@@ -77,7 +90,7 @@ export interface FastPathInput {
 export function planFastPaths(state: AdaptationState, input: FastPathInput, policy: Readonly<DeploymentPolicy>, nowMs: number): Planned<AdaptationState> {
   const effects = noEffects();
   if (input.hubId === undefined) return { state, effects };
-  const plan = planAdaptation({ matrix: input.matrix, registry: input.registry, links: input.links, hubId: input.hubId }, policy);
+  const plan = planAdaptation({ matrix: input.matrix, registry: input.registry, links: input.links, hubId: input.hubId, vmNames: input.vmNames }, policy);
   if (plan.add.length > 0 || plan.remove.length > 0) effects.reconcile = 'update period';
   const notChosenKey = plan.notChosen.map((d) => `${d.link.a}|${d.link.b}`).sort().join(',');
   if (notChosenKey !== state.notChosenKey && plan.notChosen.length > 0) {

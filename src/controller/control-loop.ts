@@ -3,7 +3,7 @@ import { formatMac } from '../common/mac.ts';
 import type { DaemonFacts } from '../control/daemon-control.ts';
 import { factsFromWire, type HelloMessage } from '../control/control-protocol.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
-import { INITIAL_ADAPTATION, planFastPaths, type AdaptationState } from './adaptation-planner.ts';
+import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState } from './adaptation-planner.ts';
 import { Applier } from './applier.ts';
 import type { ControlHandler, ControlSession, SessionInput } from './control-server.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
@@ -227,7 +227,7 @@ export class ControlLoop implements ControlHandler {
       const hosts = store.listHosts();
       const adapted = planFastPaths(this.#adaptation, {
         matrix: out.raw.matrix, registry: out.raw.registry, links: store.listLinks(), hubId: hosts.find((h) => h.role === 'hub')?.id,
-        linkReports: store.listLinkReports(), rates: this.linkRates(),
+        linkReports: store.listLinkReports(), rates: this.linkRates(), vmNames: vmNamesByMac(vms),
       }, policy, now);
       this.#adaptation = adapted.state;
       adapt = adapted.effects;

@@ -5,7 +5,7 @@ import { smoothMatrix, type SmoothedMatrix } from '../topology/smoothing.ts';
 import { mergeReports } from '../topology/traffic-matrix.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import { buildRegistryIndex, keyDst, keySrc, undirectedKey, type RegistryIndex } from '../topology/vm-registry.ts';
-import { INITIAL_VTTIF_STATE, parseVttifParams, vttifStep, type VttifParams, type VttifState } from '../topology/vttif.ts';
+import { INITIAL_VTTIF_STATE, parseVttifParams, vttifStepValidated, type VttifParams, type VttifState } from '../topology/vttif.ts';
 import type { MatrixView, TopologyEdge, TopologyView } from './api-model.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { EMPTY_TOPOLOGY } from './views.ts';
@@ -83,7 +83,7 @@ export class TopologyTracker {
 
   step(vms: readonly VmRecord[], reports: readonly TrafficReport[], nowMs: number): TopologyStepOutput {
     this.#index(vms);
-    const r = vttifStep(this.#state, reports, this.#registry, this.#params, nowMs);
+    const r = vttifStepValidated(this.#state, reports, this.#registry, this.#params, nowMs);
     this.#state = r.state;
     const rejected = r.rejected.map((x) => ({ host: x.host, code: x.error.code, message: x.error.message }));
     const taken = new Set(r.rejected.map((x) => x.index));

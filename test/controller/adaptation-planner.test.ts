@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMac } from '../../src/common/mac.ts';
-import { INITIAL_ADAPTATION, planFastPaths, type FastPathInput } from '../../src/controller/adaptation-planner.ts';
+import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type FastPathInput } from '../../src/controller/adaptation-planner.ts';
 import { DEFAULT_POLICY } from '../../src/controller/deployment-file.ts';
-import type { LinkRecord } from '../../src/controller/store/records.ts';
+import type { LinkRecord, VmRecord } from '../../src/controller/store/records.ts';
 import { EdgeList } from '../../src/topology/edge-list.ts';
 import { buildRegistryIndex, edgeKey } from '../../src/topology/vm-registry.ts';
 
@@ -17,9 +17,9 @@ const BACKBONE: LinkRecord[] = [
 ];
 
 /** v1 → v2 (and back) at `rate` bytes/s, smoothed. */
-function input(rate: number, links: LinkRecord[] = BACKBONE): FastPathInput {
+function input(rate: number, links: LinkRecord[] = BACKBONE, vmNames: ReadonlyMap<number, string> = new Map()): FastPathInput {
   const rates = rate === 0 ? EdgeList.EMPTY : EdgeList.of(new Map([[edgeKey(0, 1, 2), rate], [edgeKey(1, 0, 2), rate]]));
-  return { matrix: { ids: registry.ids, rates, atMs: 0, hostSeenMs: new Map() }, registry, links, hubId: 'hub', linkReports: [], rates: new Map() };
+  return { matrix: { ids: registry.ids, rates, atMs: 0, hostSeenMs: new Map() }, registry, links, hubId: 'hub', linkReports: [], rates: new Map(), vmNames };
 }
 
 test('two hosts talking through the hub above the threshold get a fast-path link: a write, its events and decision, a reconcile', () => {
@@ -63,4 +63,19 @@ test('a link that does not fit the budget is one decision, repeated only when th
 test('no hub, no adaptation', () => {
   const { state, effects } = planFastPaths(INITIAL_ADAPTATION, { ...input(1e6), hubId: undefined }, POLICY, 1000);
   assert.deepEqual([state, effects.writes, effects.events], [INITIAL_ADAPTATION, [], []]);
+});
+
+test('a fast-path decision names the VMs by their deployment names where they have one, by MAC otherwise', () => {
+  const vms: VmRecord[] = [
+    { mac: V1, name: 'web', ip: undefined, host: 'h1', state: 'running', source: 'deployment', updatedMs: 0 },
+    { mac: V2, name: undefined, ip: undefined, host: 'h2', state: 'running', source: 'learned', updatedMs: 0 },
+  ];
+  const names = vmNamesByMac(vms);
+  assert.deepEqual([...names.values()], ['web']);
+  const { effects } = planFastPaths(INITIAL_ADAPTATION, input(1e6, BACKBONE, names), POLICY, 5000);
+  const w = effects.writes[0]!;
+  assert.ok(w.op === 'put-link');
+  assert.match(w.link.reason, /\bweb\b/);
+  assert.match(w.link.reason, new RegExp(V2));
+  assert.doesNotMatch(w.link.reason, new RegExp(V1));
 });

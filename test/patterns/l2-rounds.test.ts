@@ -52,12 +52,12 @@ describe('Patterns as L2 frames on memory ports', () => {
   it('ends a round whose frames are lost at its timeout and counts what was lost', async () => {
     const macs = [localMac(1), localMac(2)];
     const { vms } = fabric(4, { drop: (src, dst) => src === macs[0] && dst === macs[1] });
-    const t0 = performance.now();
     const r = await runL2Patterns({ logger }, { vms, pattern: 'ring', messageBytes: 3000, rounds: 2, roundTimeoutMs: 100 });
+    // Both rounds end (the run resolves) although VM 1 never gets VM 0's message, and each is reported incomplete.
+    // Round times are not asserted: a timer may fire a fraction of a millisecond early, and a loaded machine is late.
     assert.equal(r.incompleteRounds, 2);
+    assert.equal(r.roundMs.length, 2);
     assert.equal(r.lostFrames, 2 * 3); // 3 frames per message from VM 0 to VM 1, per round
-    assert.ok(r.roundMs.every((ms) => ms >= 100));
-    assert.ok(performance.now() - t0 < 5_000);
   });
 
   it('refuses a pattern undefined for the VM count', async () => {

@@ -11,11 +11,8 @@
  * ManualClock advanced one update period at a time, the controller reads
  * the same virtual time (its `wallClock`), and each period is closed by
  * `tick()` once every daemon's report for it has arrived (a condition, not
- * a sleep). The daemons stamp their reports with their own (real) clock, so
- * a period's rates are its bytes over the real time between two reports:
- * each period therefore also spans REAL_PERIOD_MS of real time (the
- * daemons' clock must move on), which keeps those intervals, and so the
- * rates' scale, steady from period to period (within a few per cent).
+ * a sleep). The daemons run on the same ManualClock, so the intervals their
+ * reports stamp are exactly one update period each.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +24,7 @@ import { ManualClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import type { EventView, TopologyView } from '../../src/controller/api-model.ts';
-import { startController, type ControllerHandle } from '../../src/controller/controller.ts';
+import { startController, type ControllerHandle } from '../../src/controller/runtime.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
@@ -37,7 +34,7 @@ import { PatternTraffic } from '../../src/dataplane/traffic-generator.ts';
 import { patternEdges } from '../../src/topology/patterns.ts';
 import { DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../../src/topology/vttif-defaults.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
-import { waitFor } from '../controller/fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
 const SPOKES = ['c1', 'c2', 'c3'];
@@ -58,8 +55,6 @@ policy:
 /** Three smoothing windows, in update periods: the goal for an announcement. */
 const GOAL = (3 * DEFAULT_SMOOTHING_INTERVAL_MS) / DEFAULT_UPDATE_PERIOD_MS;
 const RING = patternEdges('ring', VMS);
-/** Real time each virtual update period spans (the daemons stamp reports with Date.now()). */
-const REAL_PERIOD_MS = 40;
 const PATH = patternEdges('bus', VMS);
 
 interface Rig {
@@ -75,10 +70,9 @@ interface Rig {
 async function startRig(): Promise<Rig> {
   const pki = testPki();
   const dir = mkdtempSync(join(tmpdir(), 'vnet-infer-'));
-  const clock = new ManualClock(0);
-  let virtualNow = 1_000_000;
+  const clock = new ManualClock(0, { wallStartMs: 1_000_000 });
   const registry = new Registry();
-  const controller = await startController({ logger, registry, clock: new ManualClock(0), wallClock: () => virtualNow }, {
+  const controller = await startController({ logger, registry, clock: new ManualClock(0), wallClock: () => clock.wallNow() }, {
     deployment: parseDeployment(YAML, 'inference.yaml'),
     dbPath: join(dir, 'vnet.db'),
     control: { host: '127.0.0.1', port: 0, tls: { ...pki.controller, ca: pki.ca } },
@@ -87,9 +81,9 @@ async function startRig(): Promise<Rig> {
   const net = new MemoryNetwork();
   const transport = (host: string): MemoryTransport => new MemoryTransport({ logger }, { localHost: host, network: net, keepaliveMs: 100, deadMs: 5000 });
   const listen = { host: '127.0.0.1', port: 0 };
-  const hub = await Daemon.start({ logger, transport: transport('hub') }, { hostId: 'hub', role: 'hub', listen });
+  const hub = await Daemon.start({ logger, clock, transport: transport('hub') }, { hostId: 'hub', role: 'hub', listen });
   const daemons = [hub];
-  for (const id of SPOKES) daemons.push(await Daemon.start({ logger, transport: transport(id) }, { hostId: id, role: 'spoke', listen, hub: { ...hub.listenAddress!, id: 'hub' } }));
+  for (const id of SPOKES) daemons.push(await Daemon.start({ logger, clock, transport: transport(id) }, { hostId: id, role: 'spoke', listen, hub: { ...hub.listenAddress!, id: 'hub' } }));
   const ports = Array.from({ length: VMS }, (_, i) => new MemoryPort({ name: `vm${i}`, mac: parseMac(mac(i)) }));
   ports.forEach((p, i) => daemons[1 + (i % SPOKES.length)]!.addPort(p, `10.90.0.${10 + i}`));
   const agents = daemons.map((daemon) => {
@@ -104,7 +98,6 @@ async function startRig(): Promise<Rig> {
   const trafficMessages = async (): Promise<number> => (await registry.getSingleMetric('vnet_control_messages_total')!.get()).values.filter((v) => v.labels['type'] === 'traffic').reduce((s, v) => s + v.value, 0);
   let periods = 0;
   let expected = await trafficMessages();
-  let lastAdvance = Date.now();
   return {
     controller,
     announced,
@@ -115,9 +108,6 @@ async function startRig(): Promise<Rig> {
       return g;
     },
     async period() {
-      await waitFor(() => Date.now() - lastAdvance >= REAL_PERIOD_MS, 'the daemons’ clock to move on by a period');
-      lastAdvance = Date.now();
-      virtualNow += DEFAULT_UPDATE_PERIOD_MS;
       clock.advance(DEFAULT_UPDATE_PERIOD_MS);
       expected += agents.length;
       await waitFor(async () => (await trafficMessages()) >= expected, `the traffic reports of period ${periods + 1}`, 10_000);
