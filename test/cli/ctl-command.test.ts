@@ -9,6 +9,7 @@ import type { CtlIo } from '../../src/cli/ctl-command.ts';
 import { writeTokenFile } from '../../src/controller/api/token-file.ts';
 import { FIXTURE_NOW, startFixtureServer } from '../controller/api-fixture.ts';
 import type { FixtureServer } from '../controller/api-fixture.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 class ExitCalled extends Error {
   constructor(readonly code: number) {
@@ -62,15 +63,6 @@ async function ctl(args: string[], env: Record<string, string | undefined> = {},
     r.code = err.code;
   }
   return r;
-}
-
-/** Wait (bounded) until `cond` holds, polling the captured output. */
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('vnet ctl', () => {
@@ -160,7 +152,7 @@ describe('vnet ctl', () => {
     const followed = await ctl(['events', '--follow', '-n', '0', ...base], {}, async (r) => {
       // The stream resumes after the last seq printed, so this event arrives whether or not the socket is open yet.
       f.model.emit('rules-changed', { host: 'hub', version: 77 });
-      await until('the followed event', () => r.out.some((l) => l.includes('rules on hub now version 77')));
+      await waitFor(() => r.out.some((l) => l.includes('rules on hub now version 77')), 'the followed event');
     });
     assert.equal(followed.code, 0, followed.err.join('\n'));
     assert.ok(followed.out.some((l) => /rules-changed\s+rules on hub now version 77/.test(l)));
@@ -169,7 +161,7 @@ describe('vnet ctl', () => {
   it('watches migrations: the table is printed again as a migration progresses', async () => {
     const watched = await ctl(['migrations', '--watch', ...base], {}, async (r) => {
       f.model.putMigration({ ...f.model.getMigration('m1')!, phase: 'cutover', progress: 0.97, etaMs: 300 });
-      await until('the redrawn table', () => r.out.some((l) => /m1\s+vm8\s+gcp-1\s+aws-2\s+running\s+cutover\s+\[███████████████████·\]\s+97%/.test(l)));
+      await waitFor(() => r.out.some((l) => /m1\s+vm8\s+gcp-1\s+aws-2\s+running\s+cutover\s+\[███████████████████·\]\s+97%/.test(l)), 'the redrawn table');
     });
     assert.equal(watched.code, 0, watched.err.join('\n'));
     assert.match(watched.out[0]!, /memory\s+\[████████············\]\s+42%/);

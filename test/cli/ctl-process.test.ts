@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startFixtureServer } from '../controller/api-fixture.ts';
 import type { FixtureServer } from '../controller/api-fixture.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /** `vnet ctl` as a process: the real binary, its exit codes, its output streams and Ctrl-C. */
 
@@ -37,14 +38,6 @@ function vnet(args: string[], env: Record<string, string>, whileRunning?: (p: { 
   });
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('vnet ctl (process)', () => {
   let f: FixtureServer;
   before(async () => {
@@ -68,10 +61,10 @@ describe('vnet ctl (process)', () => {
   it('follows events until Ctrl-C, then exits 0', async () => {
     const r = await vnet(['ctl', 'events', '--follow', '-n', '0'], { VNET_CONTROLLER: f.server.url, VNET_TOKEN: f.token }, async (p) => {
       // Emitted repeatedly until one shows up: the process needs a moment to start and subscribe.
-      await until('a followed event', () => {
+      await waitFor(() => {
         if (!p.stdout().includes('operator-action')) f.model.emit('operator-action', { actor: 'test', action: 'ping', detail: {} });
         return p.stdout().includes('operator-action');
-      });
+      }, 'a followed event');
       p.kill('SIGINT');
     });
     assert.equal(r.code, 0, r.stderr);

@@ -20,7 +20,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
 import { startControllerProcess } from '../../src/controller/launch.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { waitFor } from './fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 

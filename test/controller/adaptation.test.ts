@@ -19,7 +19,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { startDemo } from '../../src/cli/demo-runner.ts';
 import type { EventView } from '../../src/controller/api-model.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { waitFor } from './fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const YAML = `name: adapt
 sites: [{ id: lab }]

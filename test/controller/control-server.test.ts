@@ -6,7 +6,7 @@ import { createJoinToken } from '../../src/controller/join-tokens.ts';
 import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
-import { waitFor } from './fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /** A raw WebSocket client: sends what the test says, collects what comes back. */
 async function rawClient(h: Harness, cert: { cert: string; key: string } | undefined, autoPong = true): Promise<{ ws: WebSocket; received: Array<Record<string, unknown>>; closed: Promise<number> }> {

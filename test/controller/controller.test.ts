@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { metricValue, startHarness } from './fixtures/controller-harness.ts';
-import { waitFor } from './fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 test('a daemon with a host certificate registers, its VMs are learned, and it receives its rules', async (t) => {
   const h = await startHarness(t);

@@ -11,7 +11,7 @@ import { deploymentLatency, PENDING_NO_COORDINATOR, PlacementAdvisor } from '../
 import type { HostRecord, VmRecord } from '../../src/controller/store/records.ts';
 import { edgeKey } from '../../src/topology/vm-registry.ts';
 import { startHarness } from './fixtures/controller-harness.ts';
-import { waitFor } from './fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // Two sites 40 ms apart: v1 on h1 and v2 on h2 (site a) talk to v3 on h3 (site b), which also holds v4.
 const TWO_SITES = (policy: string): string => `name: placement

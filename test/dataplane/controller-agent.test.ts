@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
-import { waitFor } from '../controller/fixtures/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /** A scripted controller: records every connection and message, sends what the test says. */
 async function fakeController(t: { after(fn: () => Promise<void>): void }, opts: { autoPong?: boolean } = {}): Promise<{ url: string; conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> }> {

@@ -8,7 +8,8 @@ import type { Frame } from '../../src/common/frame.ts';
 import { openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
 import { certificateNames } from '../../src/dataplane/link-handshake.ts';
 import { MemoryDuplex } from '../../src/dataplane/memory-transport.ts';
-import { numberedFrame, RawPeer, until, frameSeq, withDeadline } from './raw-peer.ts';
+import { numberedFrame, RawPeer, frameSeq, withDeadline } from './raw-peer.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
 
@@ -33,7 +34,7 @@ async function linkWithRawDialer(extra: Partial<OpenLinkInit> = {}): Promise<{ l
   const raw = new RawPeer(sa);
   raw.sendHello('raw');
   const link = await openLink({ socket: sb, localHost: 'b', role: 'listener', logger, ...extra });
-  await until(() => raw.hello() !== undefined, 2000, "the link's hello");
+  await waitFor(() => raw.hello() !== undefined, "the link's hello", 2000);
   return { link, raw };
 }
 
@@ -67,7 +68,7 @@ describe('link: handshake', () => {
       code: 'VNET_ERR_HANDSHAKE',
       message: /expected host a, peer says it is mallory/,
     });
-    await until(() => raw.goodbye() !== undefined, 2000, 'goodbye');
+    await waitFor(() => raw.goodbye() !== undefined, 'goodbye', 2000);
     assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'refused', reason: 'expected host a, peer says it is mallory' });
     assert.equal(raw.hello(), undefined, 'a refused dialer never learns who the listener is');
   });
@@ -77,7 +78,7 @@ describe('link: handshake', () => {
     const raw = new RawPeer(sa);
     raw.sendHello('a', 'backbone', 'dialer', 2);
     await assert.rejects(openLink({ socket: sb, localHost: 'b', role: 'listener', logger }), { code: 'VNET_ERR_PROTOCOL_VERSION', version: 2 });
-    await until(() => raw.goodbye() !== undefined, 2000, 'goodbye');
+    await waitFor(() => raw.goodbye() !== undefined, 'goodbye', 2000);
     assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'version', reason: 'this host speaks protocol version 1, not 2' });
   });
 
@@ -153,7 +154,7 @@ describe('link: frames', () => {
     a.onFrames((fs) => fs.forEach((f) => atA.push(frameSeq(f))));
     for (let i = 0; i < 100; i++) a.send({ data: numberedFrame(i), offload: undefined });
     for (let i = 0; i < 50; i++) b.send({ data: numberedFrame(1000 + i, 1500), offload: undefined });
-    await until(() => atB.length === 100 && atA.length === 50, 2000, 'frames');
+    await waitFor(() => atB.length === 100 && atA.length === 50, 'frames', 2000);
     assert.deepEqual(atB, Array.from({ length: 100 }, (_, i) => i));
     assert.deepEqual(atA, Array.from({ length: 50 }, (_, i) => 1000 + i));
     assert.equal(a.stats.txFrames, 100);
@@ -168,7 +169,7 @@ describe('link: frames', () => {
     const { link, raw } = await linkWithRawDialer();
     const before = raw.chunks;
     for (let i = 0; i < 200; i++) link.send({ data: numberedFrame(i), offload: undefined });
-    await until(() => raw.frames.length === 200, 2000, 'burst');
+    await waitFor(() => raw.frames.length === 200, 'burst', 2000);
     assert.equal(raw.chunks - before, 1);
     await link.close();
   });
@@ -178,10 +179,10 @@ describe('link: frames', () => {
     const enc = (seq: number): Buffer => Buffer.concat([Buffer.from([2, 0, 0, 64]), numberedFrame(seq)]);
     raw.write(Buffer.concat([enc(1), enc(2)]));
     raw.write(enc(3));
-    await until(() => link.stats.rxFrames >= 2, 2000, 'first frames');
+    await waitFor(() => link.stats.rxFrames >= 2, 'first frames', 2000);
     const got: number[] = [];
     link.onFrames((fs) => fs.forEach((f) => got.push(frameSeq(f))));
-    await until(() => got.length === 3, 2000, 'held frames');
+    await waitFor(() => got.length === 3, 'held frames', 2000);
     assert.deepEqual(got, [1, 2, 3]);
     await link.close();
   });
@@ -212,7 +213,7 @@ describe('link: frames', () => {
     a.send({ data: numberedFrame(1), offload: undefined });
     assert.equal(a.stats.txDropped, 4);
     assert.equal(a.stats.txFrames, 0);
-    await until(() => b.closed, 2000, 'peer closed');
+    await waitFor(() => b.closed, 'peer closed', 2000);
   });
 });
 
@@ -230,7 +231,7 @@ describe('link: liveness and closing', () => {
     assert.equal(a.stats.keepalivesSent, 1);
     clock.advance(1000);
     assert.equal(a.stats.keepalivesSent, 2);
-    await until(() => b.stats.keepalivesReceived === 2, 2000, 'keepalives at the peer');
+    await waitFor(() => b.stats.keepalivesReceived === 2, 'keepalives at the peer', 2000);
     await a.close();
   });
 
@@ -243,7 +244,7 @@ describe('link: liveness and closing', () => {
     clock.advance(400);
     const err = await closed;
     assert.equal((err as Error & { code: string }).code, 'VNET_ERR_LINK_TIMEOUT');
-    await until(() => raw.goodbye() !== undefined, 2000, 'goodbye');
+    await waitFor(() => raw.goodbye() !== undefined, 'goodbye', 2000);
     assert.equal((raw.goodbye() as { code: string }).code, 'timeout');
   });
 
@@ -252,7 +253,7 @@ describe('link: liveness and closing', () => {
     const { link, raw } = await linkWithRawDialer({ clock, keepaliveMs: 100, deadMs: 1000 });
     for (let i = 0; i < 20; i++) {
       raw.write(encodeKeepalive());
-      await until(() => link.stats.keepalivesReceived === i + 1, 2000, 'keepalive');
+      await waitFor(() => link.stats.keepalivesReceived === i + 1, 'keepalive', 2000);
       clock.advance(500);
     }
     assert.equal(link.closed, false);
@@ -268,7 +269,7 @@ describe('link: liveness and closing', () => {
     assert.equal((err as Error & { code: string }).code, 'VNET_ERR_FRAME_TOO_SHORT');
     assert.equal(link.stats.decodeErrors, 1);
     assert.equal(records.filter((r) => r.level === 40).length, 1);
-    await until(() => raw.goodbye() !== undefined, 2000, 'goodbye');
+    await waitFor(() => raw.goodbye() !== undefined, 'goodbye', 2000);
     assert.equal((raw.goodbye() as { code: string }).code, 'protocol');
   });
 
@@ -307,7 +308,7 @@ describe('link: liveness and closing', () => {
     a.onClose(() => calls++);
     await a.close();
     await a.close();
-    await until(() => b.closed, 2000, 'b closed');
+    await waitFor(() => b.closed, 'b closed', 2000);
     let late = 0;
     b.onClose(() => late++);
     await new Promise((r) => setImmediate(r));
@@ -336,7 +337,7 @@ describe('link: helpers', () => {
     const { link, raw } = await linkWithRawDialer();
     const off = Buffer.from('01000000000000000000', 'hex');
     link.send({ data: numberedFrame(9, 100), offload: off });
-    await until(() => raw.frames.length === 1, 2000, 'frame');
+    await waitFor(() => raw.frames.length === 1, 'frame', 2000);
     const f = raw.frames[0] as Frame;
     assert.ok(f.offload?.equals(off));
     assert.equal(frameSeq(f), 9);

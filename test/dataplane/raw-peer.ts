@@ -54,15 +54,6 @@ export class RawPeer {
   }
 }
 
-/** Wait until `cond()` holds, checking every few ms; fail after `timeoutMs`. */
-export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** An Ethernet frame of `length` bytes whose payload starts with the 32-bit sequence number `seq`. */
 export function numberedFrame(seq: number, length = 64): Buffer {
   const b = Buffer.alloc(length);

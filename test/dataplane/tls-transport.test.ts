@@ -7,7 +7,7 @@ import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/cert
 import type { Link } from '../../src/dataplane/link.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import type { TransportListener } from '../../src/dataplane/transport.ts';
-import { until } from './raw-peer.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // What only mutual TLS adds to the compliance suite: who may connect, and
 // that the host id in a hello is the one the certificate vouches for.
@@ -49,7 +49,7 @@ describe('tls transport: authentication', () => {
     const { listener, inbound } = await listenB();
     const a = await transport('a').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone', expectedPeer: 'b' });
     links.push(a);
-    await until(() => inbound.length === 1, 5000, 'inbound link');
+    await waitFor(() => inbound.length === 1, 'inbound link', 5000);
     assert.equal(a.peerHost, 'b');
     assert.equal(inbound[0]!.peerHost, 'a');
   });
@@ -57,7 +57,7 @@ describe('tls transport: authentication', () => {
   it('refuses a client whose certificate is signed by another CA', async () => {
     const { listener, inbound } = await listenB();
     await assert.rejects(transport('a', 'intruder').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone' }), { code: 'VNET_ERR_HANDSHAKE' });
-    await until(() => listener.stats.refused >= 1, 5000, 'refusal counted');
+    await waitFor(() => listener.stats.refused >= 1, 'refusal counted', 5000);
     assert.equal(inbound.length, 0);
   });
 
@@ -74,9 +74,9 @@ describe('tls transport: authentication', () => {
     const { listener, inbound } = await listenB();
     const socket = tlsConnect({ host: '127.0.0.1', port: listener.port, ca: ca.cert, checkServerIdentity: () => undefined });
     socket.on('error', () => {});
-    await until(() => socket.destroyed, 5000, 'connection refused');
+    await waitFor(() => socket.destroyed, 'connection refused', 5000);
     assert.equal(inbound.length, 0);
-    await until(() => listener.stats.refused >= 1, 5000, 'refusal counted');
+    await waitFor(() => listener.stats.refused >= 1, 'refusal counted', 5000);
   });
 
   it('refuses a client whose hello names another host than its certificate', async () => {
@@ -86,7 +86,7 @@ describe('tls transport: authentication', () => {
       code: 'VNET_ERR_HANDSHAKE',
       message: /peer refused the link \(refused\): peer says it is a but its certificate names c/,
     });
-    await until(() => listener.stats.refused === 1, 5000, 'refusal counted');
+    await waitFor(() => listener.stats.refused === 1, 'refusal counted', 5000);
     assert.equal(inbound.length, 0);
   });
 
@@ -106,9 +106,7 @@ describe('tls transport: authentication', () => {
       const port = (mute.address() as AddressInfo).port;
       const c = certs.get('a')!;
       const t = new TlsTransport({ logger }, { localHost: 'a', ca: ca.cert, cert: c.cert, key: c.key, handshakeTimeoutMs: 300 });
-      const started = Date.now();
       await assert.rejects(t.connect({ host: '127.0.0.1', port, kind: 'backbone' }), { code: 'VNET_ERR_HANDSHAKE', message: /timed out after 300 ms/ });
-      assert.ok(Date.now() - started < 5000);
     } finally {
       for (const s of held) s.destroy();
       await new Promise<void>((r) => mute.close(() => r()));

@@ -6,7 +6,8 @@ import { MAX_FRAME_BYTES } from '../../src/common/frame.ts';
 import { encodeFrame } from '../../src/dataplane/frame-codec.ts';
 import type { Link } from '../../src/dataplane/link.ts';
 import type { LinkSettings, Transport, TransportListener } from '../../src/dataplane/transport.ts';
-import { frameSeq, numberedFrame, RawPeer, until, withDeadline } from './raw-peer.ts';
+import { frameSeq, numberedFrame, RawPeer, withDeadline } from './raw-peer.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * One suite for every Transport (memory, TCP, TLS): what a daemon relies on
@@ -43,7 +44,7 @@ async function connectPair(h: TransportHarness, settings: Partial<LinkSettings> 
   const inbound: Link[] = [];
   const listener = await h.make('b', settings).listen({ host: HOST, port: 0 }, (l) => inbound.push(l));
   const a = await h.make('a', settings).connect({ host: HOST, port: listener.port, expectedPeer: 'b', kind: 'backbone' });
-  await until(() => inbound.length === 1, WAIT_MS, 'inbound link');
+  await waitFor(() => inbound.length === 1, 'inbound link', WAIT_MS);
   return { a, b: inbound[0]!, listener };
 }
 
@@ -67,7 +68,7 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       assert.ok(listener.port > 0);
       const a = await h.make('a').connect({ host: HOST, port: listener.port, expectedPeer: 'b', kind: 'fast-path' });
       cleanup.push(() => a.close());
-      await until(() => inbound.length === 1, WAIT_MS, 'inbound link');
+      await waitFor(() => inbound.length === 1, 'inbound link', WAIT_MS);
       assert.equal(a.peerHost, 'b');
       assert.equal(a.kind, 'fast-path');
       assert.equal(inbound[0]!.peerHost, 'a');
@@ -83,7 +84,7 @@ export function transportCompliance(name: string, h: TransportHarness): void {
         a.send({ data: numberedFrame(i, 60 + (i % 1400)), offload: undefined });
         b.send({ data: numberedFrame(10_000 + i, 1514), offload: undefined });
       }
-      await until(() => atA.length === 200 && atB.length === 200, WAIT_MS, 'frames both ways');
+      await waitFor(() => atA.length === 200 && atB.length === 200, 'frames both ways', WAIT_MS);
       assert.deepEqual(atB.map(frameSeq), Array.from({ length: 200 }, (_, i) => i));
       assert.deepEqual(atA.map(frameSeq), Array.from({ length: 200 }, (_, i) => 10_000 + i));
       assert.ok(atB.every((f, i) => f.data.length === 60 + (i % 1400)));
@@ -93,7 +94,7 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       const { a, b } = await pair();
       const atB = collect(b);
       for (let i = 0; i < 10_000; i++) a.send({ data: numberedFrame(i, 64), offload: undefined });
-      await until(() => atB.length === 10_000, WAIT_MS, '10k frames');
+      await waitFor(() => atB.length === 10_000, '10k frames', WAIT_MS);
       assert.equal(a.stats.txDropped, 0);
       for (let i = 0; i < 10_000; i++) assert.equal(frameSeq(atB[i]!), i);
       assert.equal(b.stats.rxFrames, 10_000);
@@ -107,7 +108,7 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       const sizes = [60, 1514, 9000, 32_000, MAX_FRAME_BYTES];
       sizes.forEach((size, i) => a.send({ data: numberedFrame(i, size), offload: header(i) }));
       a.send({ data: numberedFrame(99, 60), offload: undefined });
-      await until(() => atB.length === sizes.length + 1, WAIT_MS, 'offload frames');
+      await waitFor(() => atB.length === sizes.length + 1, 'offload frames', WAIT_MS);
       sizes.forEach((size, i) => {
         assert.equal(atB[i]!.data.length, size);
         assert.equal(frameSeq(atB[i]!), i);
@@ -122,10 +123,10 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       cleanup.push(() => listener.close());
       const raw = new RawPeer(await h.raw(listener.port, 'raw'));
       raw.sendHello('raw', 'backbone', 'dialer', 2);
-      await until(() => raw.goodbye() !== undefined, WAIT_MS, 'goodbye');
+      await waitFor(() => raw.goodbye() !== undefined, 'goodbye', WAIT_MS);
       assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'version', reason: 'this host speaks protocol version 1, not 2' });
-      await until(() => listener.stats.refused === 1, WAIT_MS, 'refusal counted');
-      await until(() => raw.ended, WAIT_MS, 'connection closed');
+      await waitFor(() => listener.stats.refused === 1, 'refusal counted', WAIT_MS);
+      await waitFor(() => raw.ended, 'connection closed', WAIT_MS);
       assert.equal(inbound.length, 0);
     });
 
@@ -137,7 +138,7 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       cleanup.push(async () => void raw.socket.destroy());
       const started = Date.now();
       raw.sendHello('raw');
-      await until(() => inbound.length === 1, WAIT_MS, 'inbound link');
+      await waitFor(() => inbound.length === 1, 'inbound link', WAIT_MS);
       const link = inbound[0]!;
       const err = (await closeErr(link)) as Error & { code: string };
       assert.equal(err.code, 'VNET_ERR_LINK_TIMEOUT');
@@ -151,13 +152,13 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       cleanup.push(() => listener.close());
       const raw = new RawPeer(await h.raw(listener.port, 'raw'));
       raw.sendHello('raw');
-      await until(() => inbound.length === 1, WAIT_MS, 'inbound link');
+      await waitFor(() => inbound.length === 1, 'inbound link', WAIT_MS);
       const link = inbound[0]!;
       const got = collect(link);
       const closed = closeErr(link);
       const half = encodeFrame({ data: numberedFrame(3, 1000), offload: undefined }).subarray(0, 500);
       raw.write(Buffer.concat([encodeFrame({ data: numberedFrame(1), offload: undefined }), encodeFrame({ data: numberedFrame(2), offload: undefined }), half]));
-      await until(() => got.length === 2, WAIT_MS, 'frames before the vanishing');
+      await waitFor(() => got.length === 2, 'frames before the vanishing', WAIT_MS);
       raw.socket.destroy();
       const err = (await closed) as Error & { code: string };
       assert.equal(err.code, 'VNET_ERR_LINK_LOST');
@@ -172,21 +173,21 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       cleanup.push(() => listener.close());
       const bad = new RawPeer(await h.raw(listener.port, 'raw'));
       bad.sendHello('raw');
-      await until(() => inbound.length === 1, WAIT_MS, 'first inbound link');
+      await waitFor(() => inbound.length === 1, 'first inbound link', WAIT_MS);
       const a = await h.make('a').connect({ host: HOST, port: listener.port, kind: 'backbone' });
       cleanup.push(() => a.close());
-      await until(() => inbound.length === 2, WAIT_MS, 'second inbound link');
+      await waitFor(() => inbound.length === 2, 'second inbound link', WAIT_MS);
       const [badLink, goodLink] = inbound[0]!.peerHost === 'raw' ? [inbound[0]!, inbound[1]!] : [inbound[1]!, inbound[0]!];
       const closed = closeErr(badLink);
       bad.write(Buffer.from('ee00000000', 'hex'));
       const err = (await closed) as Error & { code: string };
       assert.equal(err.code, 'VNET_ERR_UNKNOWN_MESSAGE');
       assert.equal(badLink.stats.decodeErrors, 1);
-      await until(() => bad.goodbye() !== undefined, WAIT_MS, 'goodbye to the bad peer');
+      await waitFor(() => bad.goodbye() !== undefined, 'goodbye to the bad peer', WAIT_MS);
       assert.equal((bad.goodbye() as { code: string }).code, 'protocol');
       const got = collect(goodLink);
       a.send({ data: numberedFrame(7), offload: undefined });
-      await until(() => got.length === 1, WAIT_MS, 'frame on the good link');
+      await waitFor(() => got.length === 1, 'frame on the good link', WAIT_MS);
       assert.equal(goodLink.closed, false);
     });
 

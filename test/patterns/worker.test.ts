@@ -155,10 +155,9 @@ describe('Patterns workers on loopback', () => {
       const failed = run.then(() => assert.fail(`${c.name}: the run succeeded`), (err: Error & { code: string }) => err);
       const peer = await fakePeer(peers[0]!, { index: 1, workers: 2, messageBytes, rounds: 3, pattern: 'bus', k: 2 });
       await waitFor(() => peer.received.some((m) => m.type === 'hello'), `${c.name}: the worker's hello`);
-      const t0 = performance.now();
       peer.socket.write(c.bytes);
       const err = await failed;
-      assert.ok(performance.now() - t0 < 2_000, `${c.name}: failure took too long`);
+      // The code is the bad bytes' own, not the 10 s round timeout's: the failure came from them, at once.
       assert.equal(err.code, c.code, `${c.name}: ${err.message}`);
       assert.match(err.message, /^worker 1 \(127\.0\.0\.1:1\): /, c.name);
       assert.match(err.message, c.re, c.name);
@@ -189,12 +188,9 @@ describe('Patterns workers on loopback', () => {
       (err: Error & { code: string }) => err,
     );
     const peer = await fakePeer(peers[0]!, { index: 1, workers: 2, messageBytes: 100, rounds: 3, pattern: 'bus', k: 2 });
-    const t0 = performance.now();
     const err = await failed;
-    const took = performance.now() - t0;
     assert.equal(err.code, 'VNET_ERR_PATTERNS_ROUND_TIMEOUT');
     assert.match(err.message, /round 0 did not finish within 300 ms; still waiting for barrier arrival from worker 1 \(127\.0\.0\.1:1\)/);
-    assert.ok(took < 3_000, `took ${took} ms`);
     peer.socket.destroy();
   });
 
@@ -204,14 +200,12 @@ describe('Patterns workers on loopback', () => {
     spare.close();
     const listener = await PatternsListener.open({ host: '127.0.0.1', port: 0 });
     const peers = [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: listener.port }];
-    const t0 = performance.now();
     const err = await runWorker({ logger }, { index: 1, peers, listener, pattern: 'bus', messageBytes: 100, rounds: 3, connectTimeoutMs: 400 }).then(
       (): never => assert.fail('succeeded'),
       (e: Error & { code: string }) => e,
     );
     assert.equal(err.code, 'VNET_ERR_PATTERNS_CONNECT_TIMEOUT');
     assert.match(err.message, new RegExp(`not connected within 400 ms to worker 0 \\(127\\.0\\.0\\.1:${dead}\\)`));
-    assert.ok(performance.now() - t0 < 3_000);
   });
 
   it('refuses invalid parameters before listening', async () => {
