@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
 import type { EventView } from '../controller/api-model.ts';
 import type { StreamMessage } from '../controller/api/event-stream.ts';
-import { ControllerAuthRefusedError, ControllerRequestError, ControllerUnreachableError } from './ctl-errors.ts';
+import { ControllerAuthRefusedError, ControllerRequestError, ControllerUnreachableError } from './errors.ts';
 
 /**
  * The operator API as seen from `vnet ctl`: JSON over HTTP with the bearer

@@ -3,7 +3,7 @@ import { EVENT_TYPES } from '../controller/api-model.ts';
 import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView, JoinTokenView } from '../controller/api-model.ts';
 import { DEFAULT_TOKEN_FILE, readTokenFile } from '../controller/api/token-file.ts';
 import { ControllerClient } from './ctl-client.ts';
-import { CtlUsageError, exitCodeOf } from './ctl-errors.ts';
+import { CtlUsageError, exitCodeOf } from './errors.ts';
 import {
   decisionsTable,
   eventLine,

@@ -12,7 +12,7 @@ import type { Logger } from '../common/logger.ts';
 import { parseMac } from '../common/mac.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
 import type { Port } from '../dataplane/port.ts';
-import { CliPrerequisiteError, IpCommandError } from './ctl-errors.ts';
+import { CliPrerequisiteError, IpCommandError } from './errors.ts';
 
 const run = promisify(execFile);
 
