@@ -153,11 +153,14 @@ describe('daemons in network namespaces with TAP ports', { timeout: 180_000 }, (
 
     const hubBefore = await linkFrames('hub', 'hA');
     const fastBefore = await linkFrames('hA', 'hB');
-    const r = await ping(a, b);
+    const r = await ping(a, b, ['-c', '20', '-i', '0.05']);
     assert.equal(r.code, 0, `ping over the fast path failed: ${r.stdout}${r.stderr}`);
-    assert.ok((await linkFrames('hA', 'hB')) >= fastBefore + 6, 'echo requests and replies crossed the fast-path link');
-    // Keepalives cross the backbone; data frames must not: allow only a few keepalive-free counts.
-    assert.equal(await linkFrames('hub', 'hA'), hubBefore, 'no data frame went through the hub');
+    const fast = (await linkFrames('hA', 'hB')) - fastBefore;
+    const viaHub = (await linkFrames('hub', 'hA')) - hubBefore;
+    assert.ok(fast >= 40, `the 20 echo requests and 20 replies crossed the fast-path link (${fast} frames)`);
+    // Through the hub, the pings would be 40 frames on its link to hA. Keepalives are not counted; broadcasts the
+    // namespaces send on their own (IPv6 neighbour discovery, an ARP refresh) still flood along the backbone.
+    assert.ok(viaHub < 5, `the pings did not go through the hub (${viaHub} frames on hub–hA meanwhile)`);
   });
 
   it('the VM on the hub reaches both spokes (hub-local port)', async () => {
