@@ -19,7 +19,8 @@
 //             threshold)
 // Figures in ms and in update periods. Goal: within 3 update periods.
 //
-//   node --import tsx bench/adaptation/reaction.ts [--period 500] [--smoothing 1000] [--rate 150000]
+//   node --import tsx bench/adaptation/reaction.ts [--period MS] [--smoothing MS] [--threshold X] [--rate 150000]
+// (period, smoothing and threshold default to the deployment defaults, src/topology/vttif-defaults.ts)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,20 +30,22 @@ import type { EventView } from '../../src/controller/api-model.ts';
 import type { PatternTraffic } from '../../src/dataplane/traffic-generator.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';
+import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../../src/topology/vttif-defaults.ts';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-const PERIOD_MS = arg('period', 500);
-const SMOOTHING_MS = arg('smoothing', 1000);
+const PERIOD_MS = arg('period', DEFAULT_UPDATE_PERIOD_MS);
+const SMOOTHING_MS = arg('smoothing', DEFAULT_SMOOTHING_INTERVAL_MS);
+const THRESHOLD = arg('threshold', DEFAULT_DETECTION_THRESHOLD);
 /** Bytes/s per direction of each pattern edge. */
 const RATE = arg('rate', 150_000);
 /** A host pair needs this much (smoothed, through the hub) before it gets a link. */
 const MIN_BYTES = arg('min-bytes', 50_000);
 const QUIET_MS = Math.max(300, PERIOD_MS);
-const DEADLINE_MS = 20 * PERIOD_MS;
+const DEADLINE_MS = Math.max(20 * PERIOD_MS, 5 * SMOOTHING_MS);
 const POLL_MS = 20;
 
 const HOSTS = ['c1', 'c2', 'c3', 'c4'];
@@ -59,7 +62,7 @@ controller:
 policy:
   updatePeriodMs: ${PERIOD_MS}
   smoothingIntervalMs: ${SMOOTHING_MS}
-  detectionThreshold: 0.25
+  detectionThreshold: ${THRESHOLD}
   fastPathBudget: 6
   fastPathMinBytesPerSec: ${MIN_BYTES}
 `;
@@ -196,7 +199,7 @@ async function main(): Promise<void> {
     const model = demo.process.controller.model;
     await until(() => model.listHosts().every((h) => h.state === 'up') && model.listVms().every((v) => v.state === 'running'), 'every host up and VM running', 30_000);
     await sleep(2 * PERIOD_MS);
-    console.log(`reaction: 8 VMs on 4 hosts + hub, update period ${PERIOD_MS} ms, smoothing ${SMOOTHING_MS} ms, ${RATE / 1000} kB/s per edge direction, add threshold ${MIN_BYTES / 1000} kB/s per host pair, budget 6`);
+    console.log(`reaction: 8 VMs on 4 hosts + hub, update period ${PERIOD_MS} ms, smoothing ${SMOOTHING_MS} ms, detection threshold ${THRESHOLD}, ${RATE / 1000} kB/s per edge direction, add threshold ${MIN_BYTES / 1000} kB/s per host pair, budget 6`);
     for (const kind of ['ring', 'bus', 'all-to-all', 'star', 'mesh', 'tree', 'neighbour'] as const) {
       const row = await probe.measure(`${kind} (from quiet)`, kind);
       row.removedMs = await probe.quiet();

@@ -1,0 +1,144 @@
+/**
+ * A whole overlay for privileged tests (root): the controller in this
+ * process (SQLite in a temporary directory, mutual TLS on loopback), one
+ * `vnet daemon` process per host (the real CLI, TLS tunnels on loopback),
+ * and every VM a network namespace holding the TAP device its daemon made
+ * (`netns:` port option) with the VM's address on it.
+ *
+ *   const o = await startNetnsOverlay(t, { hosts: ['c1', 'c2'], vms: [{ host: 'c1' }, { host: 'c2' }], policy: '' });
+ *   o.spawn(0, ['ping', '-i', '0.2', o.vms[1]!.ip]);
+ *   await waitFor(() => o.model.getTopology().class === 'bus', 'bus announced');
+ *
+ * Everything (daemons, commands in the VMs, namespaces, the controller, the
+ * directory) is removed when the test ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { silentLogger } from '../../src/common/logger.ts';
+import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
+import type { ControllerModel } from '../../src/controller/api-model.ts';
+import { parseDeployment } from '../../src/controller/deployment-file.ts';
+import { startControllerProcess } from '../../src/controller/launch.ts';
+import { requireTools, useNetns, waitFor, type ExecResult, type NetnsHarness } from './netns.ts';
+
+const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
+
+export interface OverlayVm {
+  name: string;
+  host: string;
+  mac: string;
+  /** The VM's IPv4 address, without prefix. */
+  ip: string;
+  /** Its namespace. */
+  ns: string;
+  /** Its TAP device's name. */
+  dev: string;
+}
+
+export interface NetnsOverlay {
+  readonly model: ControllerModel;
+  readonly vms: readonly OverlayVm[];
+  readonly harness: NetnsHarness;
+  /** Runs a command in VM `i`'s namespace; killed when the test ends. */
+  spawn(i: number, argv: readonly string[]): ChildProcess;
+  exec(i: number, argv: readonly string[], timeoutMs?: number): Promise<ExecResult>;
+}
+
+export interface NetnsOverlayInit {
+  /** The spokes; a hub named `hub` is added. */
+  hosts: readonly string[];
+  vms: ReadonlyArray<{ host: string }>;
+  /** Lines of the deployment's `policy:` section (indented by two spaces), or '' for the defaults. */
+  policy: string;
+  /** Tools the test needs besides `ip` (checked up front: missing ones fail the test). */
+  tools?: readonly string[];
+}
+
+interface AfterHook {
+  after(fn: () => Promise<void> | void): void;
+}
+
+/** A port free now, below the ephemeral range. */
+async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
+  throw new Error('no free port below the ephemeral range');
+}
+
+export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlay> {
+  requireTools(['ip', ...(init.tools ?? [])]);
+  const work = mkdtempSync(join(tmpdir(), 'vnet-overlay-priv-'));
+  const daemons: ChildProcess[] = [];
+  // Registered first, so it runs last: after the daemons and the controller are gone.
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  const harness = await useNetns(t, 'vo-');
+  const hosts = ['hub', ...init.hosts];
+  const ports = new Map<string, number>();
+  for (const h of [...hosts, 'control']) ports.set(h, await freePort());
+  const certs = join(work, 'certs');
+  await ensureDemoCertificates(certs, hosts);
+
+  const vms: OverlayVm[] = [];
+  for (const [i, vm] of init.vms.entries()) {
+    const hex = i.toString(16).padStart(2, '0');
+    vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip: `10.98.0.${10 + i}`, ns: await harness.namespace(), dev: harness.linkName() });
+  }
+  const deployment = parseDeployment(`name: overlay-priv
+sites: [{ id: lab }]
+hosts:
+${hosts.map((h) => `  - { id: ${h}, site: lab${h === 'hub' ? ', hub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
+vms:
+${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: ${v.ip}, host: ${v.host} }`).join('\n')}
+${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
+  const ctl = await startControllerProcess({ logger: silentLogger() }, {
+    deployment, dbPath: join(work, 'vnet.db'), tlsDir: certs,
+    control: { host: '127.0.0.1', port: ports.get('control')! }, api: { host: '127.0.0.1', port: 0 }, tokenFile: join(work, 'api-token'),
+  });
+  t.after(() => ctl.close());
+  t.after(async () => {
+    const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
+    for (const p of daemons) p.kill('SIGINT');
+    await Promise.all(exits);
+  });
+
+  for (const h of hosts) {
+    const mine = vms.filter((v) => v.host === h);
+    const lines = [
+      `host: ${h}`, `role: ${h === 'hub' ? 'hub' : 'spoke'}`, 'transport: tls', `tls: { dir: ${certs} }`,
+      `listen: { host: 127.0.0.1, port: ${ports.get(h)} }`,
+      ...(h === 'hub' ? [] : [`hub: { host: 127.0.0.1, port: ${ports.get('hub')} }`, 'hubId: hub']),
+      `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
+      mine.length === 0 ? 'ports: []' : 'ports:',
+      ...mine.map((v) => `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", netns: ${v.ns} }`),
+    ];
+    writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
+    daemons.push(spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: 'ignore' }));
+  }
+  for (const v of vms) {
+    await waitFor(async () => (await harness.link(v.ns, v.dev)) !== undefined, `the TAP device of ${v.name} in its namespace`, 30_000);
+    await harness.addAddress(v.ns, v.dev, `${v.ip}/24`);
+    await harness.linkUp(v.ns, v.dev);
+  }
+  const model = ctl.controller.model;
+  await waitFor(() => model.listHosts().every((h) => h.state === 'up'), 'every daemon connected to the controller', 30_000);
+  return {
+    model,
+    vms,
+    harness,
+    spawn: (i, argv) => harness.spawn(vms[i]!.ns, argv),
+    exec: (i, argv, timeoutMs = 20_000) => harness.exec(vms[i]!.ns, argv, { timeoutMs, allowFailure: true }),
+  };
+}
