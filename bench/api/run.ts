@@ -2,7 +2,7 @@
 // WebSocket stream (events per second delivered to N clients). Runs against the in-memory model on loopback.
 //   node --import tsx bench/api/run.ts [--requests N] [--events N] [--clients N]
 import { WebSocket } from 'ws';
-import { startFixtureServer } from '../../test/controller/api-fixture.ts';
+import { startFixtureServer } from '../../test/controller/api/api-fixture.ts';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);

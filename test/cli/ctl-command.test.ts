@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { ctlCommand } from '../../src/cli/ctl-command.ts';
 import type { CtlIo } from '../../src/cli/ctl-command.ts';
 import { writeTokenFile } from '../../src/controller/api/token-file.ts';
-import { FIXTURE_NOW, startFixtureServer } from '../controller/api-fixture.ts';
-import type { FixtureServer } from '../controller/api-fixture.ts';
+import { FIXTURE_NOW, startFixtureServer } from '../controller/api/api-fixture.ts';
+import type { FixtureServer } from '../controller/api/api-fixture.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 class ExitCalled extends Error {

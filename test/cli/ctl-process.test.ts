@@ -2,8 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startFixtureServer } from '../controller/api-fixture.ts';
-import type { FixtureServer } from '../controller/api-fixture.ts';
+import { startFixtureServer } from '../controller/api/api-fixture.ts';
+import type { FixtureServer } from '../controller/api/api-fixture.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /** `vnet ctl` as a process: the real binary, its exit codes, its output streams and Ctrl-C. */

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
-import { startFixtureServer } from './api-fixture.ts';
-import type { FixtureServer } from './api-fixture.ts';
+import { startFixtureServer } from './api/api-fixture.ts';
+import type { FixtureServer } from './api/api-fixture.ts';
 
 /**
  * The live topology page in a real browser: Debian's chromium, driven by

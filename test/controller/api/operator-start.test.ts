@@ -4,11 +4,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { silentLogger } from '../../src/common/logger.ts';
-import { startOperatorApi } from '../../src/controller/api/operator-api.ts';
-import { readTokenFile } from '../../src/controller/api/token-file.ts';
-import { MemoryTokenStore } from '../../src/controller/api/token-store.ts';
-import { MemoryControllerModel } from '../../src/controller/memory-controller-model.ts';
+import { silentLogger } from '../../../src/common/logger.ts';
+import { startOperatorApi } from '../../../src/controller/api/operator-api.ts';
+import { readTokenFile } from '../../../src/controller/api/token-file.ts';
+import { MemoryTokenStore } from '../../../src/controller/api/token-store.ts';
+import { MemoryControllerModel } from '../../../src/controller/memory-controller-model.ts';
 
 describe('startOperatorApi', () => {
   it('creates the token at first start, writes the token file, and puts the token in the page URL', async () => {

@@ -2,10 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { Registry } from 'prom-client';
-import { silentLogger } from '../../src/common/logger.ts';
-import { startApiServer } from '../../src/controller/api/api-server.ts';
-import { MemoryTokenStore, createApiToken } from '../../src/controller/api/token-store.ts';
-import type { ControllerModel, LinkView } from '../../src/controller/api-model.ts';
+import { silentLogger } from '../../../src/common/logger.ts';
+import { startApiServer } from '../../../src/controller/api/api-server.ts';
+import { MemoryTokenStore, createApiToken } from '../../../src/controller/api/token-store.ts';
+import type { ControllerModel, LinkView } from '../../../src/controller/api-model.ts';
 import { startFixtureServer, buildFixtureModel } from './api-fixture.ts';
 import type { FixtureServer } from './api-fixture.ts';
 

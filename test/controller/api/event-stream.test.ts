@@ -2,11 +2,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { Registry } from 'prom-client';
-import { silentLogger } from '../../src/common/logger.ts';
-import { startApiServer } from '../../src/controller/api/api-server.ts';
-import { MemoryTokenStore, createApiToken } from '../../src/controller/api/token-store.ts';
-import { MemoryControllerModel } from '../../src/controller/memory-controller-model.ts';
-import type { StreamMessage } from '../../src/controller/api/event-stream.ts';
+import { silentLogger } from '../../../src/common/logger.ts';
+import { startApiServer } from '../../../src/controller/api/api-server.ts';
+import { MemoryTokenStore, createApiToken } from '../../../src/controller/api/token-store.ts';
+import { MemoryControllerModel } from '../../../src/controller/memory-controller-model.ts';
+import type { StreamMessage } from '../../../src/controller/api/event-stream.ts';
 import { startFixtureServer } from './api-fixture.ts';
 import type { FixtureServer } from './api-fixture.ts';
 

@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { openStore } from '../../src/controller/store/store.ts';
-import { applyMigrations, schemaVersionOf } from '../../src/controller/store/migrations.ts';
-import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../../src/controller/store/schema.ts';
+import { openStore } from '../../../src/controller/store/store.ts';
+import { applyMigrations, schemaVersionOf } from '../../../src/controller/store/migrations.ts';
+import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../../../src/controller/store/schema.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-store-'));
@@ -107,7 +107,7 @@ test('join tokens are marked used once only', (t) => {
 
 test('after kill -9 in the middle of a write loop the database is sound and every committed transaction is whole', async (t) => {
   const path = join(tempDir(t), 'crash.db');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'store-writer.ts'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'fixtures', 'store-writer.ts'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
   let lastCommitted = 0;
   let buffered = '';
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));

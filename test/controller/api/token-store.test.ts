@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryTokenStore, createApiToken, ensureInitialApiToken, generateApiToken, hashApiToken, verifyApiToken } from '../../src/controller/api/token-store.ts';
-import { readTokenFile, tokenFilePath, writeTokenFile } from '../../src/controller/api/token-file.ts';
-import { authenticate } from '../../src/controller/api/auth.ts';
+import { MemoryTokenStore, createApiToken, ensureInitialApiToken, generateApiToken, hashApiToken, verifyApiToken } from '../../../src/controller/api/token-store.ts';
+import { readTokenFile, tokenFilePath, writeTokenFile } from '../../../src/controller/api/token-file.ts';
+import { authenticate } from '../../../src/controller/api/auth.ts';
 
 describe('API tokens', () => {
   it('generates 256-bit tokens and stores only their SHA-256', () => {
