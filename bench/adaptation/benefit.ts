@@ -24,7 +24,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -33,6 +32,7 @@ import { parseDeployment, type Deployment } from '../../src/controller/deploymen
 import { startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
 import type { PatternsReport } from '../../src/patterns/report.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';
+import { freePortBelowEphemeral as freePort } from '../../test/helpers/free-port.ts';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -85,23 +85,6 @@ async function until(what: string, cond: () => boolean, ms = 30_000): Promise<vo
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(50);
   }
-}
-
-/** A port that is free now, below the kernel's ephemeral range (so no outgoing connection takes it before its daemon binds). */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 10_000);
-    const s = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      s.once('error', () => r(false));
-      s.listen(port, '127.0.0.1', () => r(true));
-    });
-    if (ok) {
-      await new Promise((r) => s.close(r));
-      return port;
-    }
-  }
-  throw new Error('no free port in 20000-29999');
 }
 
 function deployment(budget: number, controlPort: number, ports: Map<string, number>): Readonly<Deployment> {

@@ -114,14 +114,10 @@ test('pattern traffic → topology event → fast-path links carrying it → tra
 });
 
 test('a link that would pay off but does not fit the budget is a decision with its reason, logged once while it holds', async (t) => {
-  const { DEPLOYMENT_YAML, startHarness, testDeployment } = await import('./fixtures/controller-harness.ts');
+  const { connectedPair, DEPLOYMENT_YAML, startHarness, testDeployment } = await import('./fixtures/controller-harness.ts');
   const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathMinBytesPerSec: 100000\n  fastPathBudget: 0\n');
   const h = await startHarness(t, { deployment: testDeployment(yaml) });
-  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
-  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
-  a.agent.start();
-  b.agent.start();
-  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  const { a, b } = await connectedPair(h);
   a.daemon.steady = [{ src: 0x020000000001, dst: 0x020000000002, frames: 70, bytes: 100_000 }];
   const held = (): number => h.controller.model.listDecisions({}).filter((d) => d.kind === 'no-change' && /fast-path budget \(0\) full/.test(d.reason)).length;
   await waitFor(() => held() === 1, 'budget decision', 10_000);

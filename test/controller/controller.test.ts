@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { metricValue, startHarness } from './fixtures/controller-harness.ts';
+import { connectedPair, metricValue, startHarness } from './fixtures/controller-harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 test('a daemon with a host certificate registers, its VMs are learned, and it receives its rules', async (t) => {
@@ -19,11 +19,7 @@ test('a daemon with a host certificate registers, its VMs are learned, and it re
 
 test('an operator fast-path link is pushed to both ends, the lower id dialling, and rules follow it', async (t) => {
   const h = await startHarness(t);
-  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
-  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
-  a.agent.start();
-  b.agent.start();
-  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  const { a, b } = await connectedPair(h);
   const link = await h.controller.model.addFastPathLink('h2', 'h1', 'test', 'operator:admin');
   assert.deepEqual([link.a, link.b, link.kind, link.requestedBy], ['h1', 'h2', 'fast-path', 'operator']);
   await waitFor(() => a.daemon.links.length === 1 && b.daemon.links.length === 1, 'links pushed');
@@ -41,11 +37,7 @@ test('an operator fast-path link is pushed to both ends, the lower id dialling, 
 
 test('controller restart: daemons keep their rules while it is away, state is kept, and they converge again', async (t) => {
   const h = await startHarness(t);
-  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
-  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
-  a.agent.start();
-  b.agent.start();
-  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  const { a, b } = await connectedPair(h);
   await h.controller.model.addFastPathLink('h1', 'h2', 'before restart', 'operator:admin');
   await waitFor(() => a.daemon.rules.some((r) => JSON.stringify(r.action) === '{"link":"h2"}') && b.daemon.links.length === 1, 'converged');
   const rulesBefore = structuredClone(a.daemon.rules);
@@ -150,11 +142,7 @@ test('adaptation adds a fast-path link between hosts that talk through the hub, 
   const { DEPLOYMENT_YAML, testDeployment } = await import('./fixtures/controller-harness.ts');
   const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathMinBytesPerSec: 100000\n');
   const h = await startHarness(t, { deployment: testDeployment(yaml) });
-  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
-  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
-  a.agent.start();
-  b.agent.start();
-  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  const { a, b } = await connectedPair(h);
   // About 1 MB/s from v1 (h1) to v2 (h2): ten times the threshold.
   a.daemon.steady = [{ src: 0x020000000001, dst: 0x020000000002, frames: 70, bytes: 100_000 }];
   await waitFor(() => h.controller.model.getLink('h1', 'h2')?.requestedBy === 'adaptation', 'adaptation adds h1-h2', 10_000);

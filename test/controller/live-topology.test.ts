@@ -12,17 +12,13 @@ import { ctlCommand, type CtlIo } from '../../src/cli/ctl-command.ts';
 import type { TopologyView } from '../../src/controller/api-model.ts';
 import { startApiServer } from '../../src/controller/api/api-server.ts';
 import { createApiToken, MemoryTokenStore } from '../../src/controller/api/token-store.ts';
-import { DEPLOYMENT_YAML, startHarness, testDeployment } from './fixtures/controller-harness.ts';
+import { connectedPair, DEPLOYMENT_YAML, startHarness, testDeployment } from './fixtures/controller-harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 test('GET /api/v1/topology shows the current smoothed rates beside the announced structure; ctl matrix shows frames/s', async (t) => {
   const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathBudget: 0\n');
   const h = await startHarness(t, { deployment: testDeployment(yaml) });
-  const a = h.daemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] });
-  const b = h.daemon('h2', { vms: [{ mac: '02:00:00:00:00:02' }] });
-  a.agent.start();
-  b.agent.start();
-  await waitFor(() => a.agent.state === 'connected' && b.agent.state === 'connected', 'both connected');
+  const { a, b } = await connectedPair(h);
   const tokens = new MemoryTokenStore();
   const { token } = createApiToken(tokens, 'admin', Date.now());
   const server = await startApiServer({ logger: silentLogger(), model: h.controller.model, tokens, registry: new Registry() }, { host: '127.0.0.1', port: 0 });

@@ -14,7 +14,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -23,6 +22,7 @@ import type { ControllerModel } from '../../src/controller/api-model.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { startControllerProcess } from '../../src/controller/launch.ts';
 import { requireTools, useNetns, waitFor, type ExecResult, type NetnsHarness } from './netns.ts';
+import { freePortBelowEphemeral as freePort } from './free-port.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
@@ -59,23 +59,6 @@ export interface NetnsOverlayInit {
 
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
-}
-
-/** A port free now, below the ephemeral range. */
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 10_000);
-    const s = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      s.once('error', () => r(false));
-      s.listen(port, '127.0.0.1', () => r(true));
-    });
-    if (ok) {
-      await new Promise((r) => s.close(r));
-      return port;
-    }
-  }
-  throw new Error('no free port below the ephemeral range');
 }
 
 export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlay> {
