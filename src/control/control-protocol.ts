@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type TrafficSnapshot } from './daemon-control.ts';
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
+import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
 import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
 
@@ -23,7 +24,8 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  *                                          ← error {code, message, fatal}  (bad message; fatal closes)
  */
 
-export const CONTROL_PROTOCOL_VERSION = 1;
+/** 2: migration commands and reports (migrate-prepare/start/commit/abort/query, migration). */
+export const CONTROL_PROTOCOL_VERSION = 2;
 /** Default limit of one control message (the WebSocket layer closes at 4× this). */
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1 << 20;
 export const CONTROL_PATH = '/control';
@@ -103,6 +105,7 @@ export const daemonMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('ack'), kind: z.enum(['links', 'rules']), version: count, ok: z.boolean(), error: errorBody.optional() })
     .refine((a) => a.ok === (a.error === undefined), 'an ack has error exactly when ok is false'),
   z.strictObject({ type: z.literal('event'), event: daemonEvent }),
+  migrationReportSchema,
 ]);
 
 const desiredLink = z.strictObject({
@@ -124,6 +127,7 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('set-links'), version: count, links: z.array(desiredLink).max(4096) }),
   z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS) }),
   z.strictObject({ type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional() }),
+  ...migrationControllerMessages,
 ]);
 
 export type HelloMessage = z.output<typeof helloSchema>;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  decodeControllerMessage, decodeDaemonMessage, encodeControlMessage, factsFromWire, factsToWire, snapshotFromWire, snapshotToWire,
+  CONTROL_PROTOCOL_VERSION, decodeControllerMessage, decodeDaemonMessage, encodeControlMessage, factsFromWire, factsToWire, snapshotFromWire, snapshotToWire,
 } from '../../src/control/control-protocol.ts';
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 
@@ -9,7 +9,7 @@ const facts = factsToWire(new FakeDaemon('h1', { vms: [{ mac: '02:00:00:00:00:01
 
 test('every daemon message round-trips through encode and decode', () => {
   const messages = [
-    { type: 'hello', protocol: 1, hostId: 'h1', auth: { joinToken: 'vnetj_abcdefghijklmnop' }, facts },
+    { type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: 'h1', auth: { joinToken: 'vnetj_abcdefghijklmnop' }, facts },
     { type: 'facts', facts },
     { type: 'traffic', seq: 3, snapshot: { startMs: 1, endMs: 2, entries: [{ src: '02:00:00:00:00:01', dst: 'ff:ff:ff:ff:ff:ff', frames: 1, bytes: 60 }] } },
     { type: 'ack', kind: 'rules', version: 2, ok: true },
@@ -36,8 +36,8 @@ test('bad input becomes a typed error naming what is wrong, never a throw', () =
     ['null', 'VNET_ERR_CONTROL_MESSAGE', /invalid message/],
     [Buffer.from('deadbeef', 'hex'), 'VNET_ERR_CONTROL_MESSAGE', /binary/],
     [42, 'VNET_ERR_CONTROL_MESSAGE', /not text/],
-    [JSON.stringify({ type: 'hello', protocol: 2, hostId: 'h1', facts }), 'VNET_ERR_CONTROL_PROTOCOL_VERSION', /version 2/],
-    [JSON.stringify({ type: 'hello', protocol: 1, hostId: '../etc', facts }), 'VNET_ERR_CONTROL_MESSAGE', /at hostId/],
+    [JSON.stringify({ type: 'hello', protocol: 99, hostId: 'h1', facts }), 'VNET_ERR_CONTROL_PROTOCOL_VERSION', /version 99/],
+    [JSON.stringify({ type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: '../etc', facts }), 'VNET_ERR_CONTROL_MESSAGE', /at hostId/],
     [JSON.stringify({ type: 'ack', kind: 'rules', version: 1, ok: false }), 'VNET_ERR_CONTROL_MESSAGE', /error exactly when/],
     [JSON.stringify({ type: 'traffic', seq: 1, snapshot: { startMs: 0, endMs: 1, entries: [{ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', frames: 1.5, bytes: 1 }] } }), 'VNET_ERR_CONTROL_MESSAGE', /entries\[0\]\.frames/],
     [JSON.stringify({ type: 'facts', facts: { ...facts, surprise: true } }), 'VNET_ERR_CONTROL_MESSAGE', /unknown key\(s\) surprise/],
@@ -75,7 +75,7 @@ test('controller messages are validated too: rules with bad MACs, links without 
   const bad = [
     { type: 'set-rules', version: 1, rules: [{ id: 'r', priority: 1, src: 'any', dst: 'nope', action: 'drop' }] },
     { type: 'set-links', version: 1, links: [{ peer: 'h2', reason: 'x' }] },
-    { type: 'welcome', protocol: 1, hostId: 'h1', updatePeriodMs: 0 },
+    { type: 'welcome', protocol: CONTROL_PROTOCOL_VERSION, hostId: 'h1', updatePeriodMs: 0 },
   ];
   for (const m of bad) assert.equal(decodeControllerMessage(JSON.stringify(m)).ok, false, JSON.stringify(m));
   assert.equal(decodeControllerMessage(JSON.stringify({ type: 'set-rules', version: 1, rules: [{ id: 'r', priority: 1, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'h2' } }] })).ok, true);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { factsToWire } from '../../src/control/control-protocol.ts';
+import { CONTROL_PROTOCOL_VERSION, factsToWire } from '../../src/control/control-protocol.ts';
 import { createJoinToken } from '../../src/controller/join-tokens.ts';
 import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
@@ -21,7 +21,7 @@ async function rawClient(h: Harness, cert: { cert: string; key: string } | undef
 }
 
 function hello(hostId: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ type: 'hello', protocol: 1, hostId, facts: factsToWire(new FakeDaemon(hostId).facts()), ...extra });
+  return JSON.stringify({ type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId, facts: factsToWire(new FakeDaemon(hostId).facts()), ...extra });
 }
 
 test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {

@@ -6,6 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
+import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts';
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -38,7 +39,7 @@ function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daem
   return agent;
 }
 
-const welcome = (hostId: string, updatePeriodMs = 60_000): string => JSON.stringify({ type: 'welcome', protocol: 1, hostId, updatePeriodMs });
+const welcome = (hostId: string, updatePeriodMs = 60_000): string => JSON.stringify({ type: 'welcome', protocol: CONTROL_PROTOCOL_VERSION, hostId, updatePeriodMs });
 
 test('the agent says hello with the daemon facts, applies pushes and acknowledges them by version', async (t) => {
   const ctl = await fakeController(t);
@@ -48,7 +49,7 @@ test('the agent says hello with the daemon facts, applies pushes and acknowledge
   await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
   const hello = ctl.conns[0]!.received[0]!;
   assert.equal(hello['type'], 'hello');
-  assert.equal(hello['protocol'], 1);
+  assert.equal(hello['protocol'], CONTROL_PROTOCOL_VERSION);
   assert.equal(hello['hostId'], 'h1');
   assert.deepEqual(hello['auth'], { joinToken: 'vnetj_0123456789abcdef' });
   assert.equal((hello['facts'] as { ports: Array<{ mac: string }> }).ports[0]!.mac, '02:00:00:00:00:01');
