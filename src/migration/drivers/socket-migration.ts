@@ -12,6 +12,9 @@
  * records on the first socket as soon as each chunk's records are applied;
  * the sender completes the guest's pending writes when a disk-ack arrives.
  *
+ * Channels may be handed over paused (a handshake of the caller's read the
+ * bytes before them): each is resumed once the driver's listeners are on.
+ *
  * Aborts (AbortSignal, timeout, socket error or close, decode error, refused
  * ack) end the run with a MigrationAbortedError; the source guest keeps
  * running, untouched. A socket error never escapes as an exception: every
@@ -116,6 +119,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     ch.on('error', onError);
     ch.on('close', onClose);
     ch.on('end', onClose);
+    ch.resume(); // a channel handed over paused (after its handshake) flows once its listeners are on
     cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); ch.off('end', onClose); });
   }
   if (!opts.channels.every(canWrite)) fail.set('peer', 'a channel was closed before the migration started');
@@ -271,6 +275,7 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       ch.on('error', onError);
       ch.on('close', onClose);
       ch.on('end', onClose);
+      ch.resume(); // a channel handed over paused (after its handshake) flows once its listeners are on
       cleanups.push(() => { ch.off('data', onData); ch.off('error', onError); ch.off('close', onClose); ch.off('end', onClose); });
     }
     const onAbort = (): void => breakOff(new MigrationAbortedError('cancelled', 'cancelled by the caller'));
