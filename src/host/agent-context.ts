@@ -1,0 +1,58 @@
+/**
+ * What one migration (source-migration.ts, destination-migration.ts) gets
+ * from the agent that runs it: the daemon, time, the host's credentials and
+ * channel listener, the VM registry, settings, and where its reports go.
+ */
+import type { Clock } from '../common/clock.ts';
+import type { VnetError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import type { MigrationReport, MigrationReportState, MigratePrepare } from '../control/migration-control.ts';
+import type { Port } from '../dataplane/port.ts';
+import type { TlsCredentials } from '../pki/certs.ts';
+import type { MigrationChannelListener } from './migration-channel.ts';
+import type { MigrationDaemon } from './migration-daemon.ts';
+import type { VmRuntime } from './vm-runtime.ts';
+
+export type MigrationVm = MigratePrepare['vm'];
+
+export interface AgentSettings {
+  /** Progress reports at most this often (default 250 ms: four a second). */
+  readonly progressEveryMs: number;
+  /** A migration's engine (send or receive) gives up after this long (default 15 min). */
+  readonly engineTimeoutMs: number;
+  /** Dialling the destination's channel: connect, TLS and hello (default 5 s). */
+  readonly channelTimeoutMs: number;
+}
+
+export const DEFAULT_AGENT_SETTINGS: AgentSettings = Object.freeze({ progressEveryMs: 250, engineTimeoutMs: 15 * 60_000, channelTimeoutMs: 5000 });
+
+export interface AgentContext {
+  readonly daemon: MigrationDaemon;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly settings: AgentSettings;
+  readonly credentials: TlsCredentials | undefined;
+  readonly channel: MigrationChannelListener | undefined;
+  /** Why this host cannot migrate at all (no TLS, no listener), if it cannot. */
+  readonly unavailable: VnetError | undefined;
+  emit(report: MigrationReport): void;
+  vm(port: string): VmRuntime | undefined;
+  addVm(vm: VmRuntime): void;
+  removeVm(port: string): void;
+  /** The port a destination creates for an arriving VM (a memory port unless the host says otherwise). */
+  makePort(vm: MigrationVm): Port;
+}
+
+/** The report fields every state shares. */
+export function errorBody(err: VnetError): { code: string; message: string } {
+  return { code: err.code, message: err.message.slice(0, 4096) };
+}
+
+export function reportOf(id: string, state: MigrationReportState, extra: Omit<MigrationReport, 'type' | 'id' | 'state'> = {}): MigrationReport {
+  return { type: 'migration', id, state, ...extra };
+}
+
+/** States after which nothing more happens to a migration. */
+export function isFinal(state: string): boolean {
+  return state === 'released' || state === 'resumed' || state === 'failed' || state === 'aborted';
+}

@@ -1,0 +1,38 @@
+/**
+ * What the migration agent needs of the local daemon: its ports, and holding
+ * a port's frames around a cutover (src/dataplane/daemon.ts). An interface
+ * so the agent can be driven against a fake, and so the agent does not
+ * depend on the rest of the daemon.
+ *
+ *   addPort(port, ip, {held})  a port whose frames are queued from the start
+ *   holdPort(name)             start queueing frames to the port
+ *   releasePort(name, to)      deliver the queue, in order, to the port or
+ *                              onto the link towards a peer host; stop holding
+ *   announce(name)             gratuitous ARP (if the port has an IPv4) and
+ *                              RARP from the port's MAC; frames sent
+ *   relayedFrames(mac)         frames to `mac` that came in on a link and left
+ *                              on a link (the source's relay after cutover)
+ */
+import type { Mac } from '../common/mac.ts';
+import type { Port } from '../dataplane/port.ts';
+
+export interface HoldStats {
+  held: number;
+  flushed: number;
+  lost: number;
+  queued: number;
+}
+
+export type PortRelease = 'port' | { readonly link: string };
+
+export interface MigrationDaemon {
+  readonly hostId: string;
+  addPort(port: Port, ip?: string, opts?: { held?: boolean }): void;
+  removePort(name: string, reason?: string): Promise<void>;
+  port(name: string): Port | undefined;
+  holdPort(name: string): void;
+  releasePort(name: string, to: PortRelease): HoldStats;
+  announce(name: string): number;
+  holdStats(name: string): HoldStats | undefined;
+  relayedFrames(mac: Mac): number;
+}

@@ -1,0 +1,292 @@
+/**
+ * One migration, source side: the VM leaves this host.
+ *
+ *   starting ──dial ok──▶ running ──engine pauses the guest──▶ paused ──engine done──▶ sent
+ *      │                    │                                     │                     │
+ *      └──fail──▶ failed ◀──┘ (guest never stopped:         fail  ▼                     │
+ *                             it runs on)                      stalled                  │
+ *                                                                 │                     │
+ *               migrate-commit (paused, sent, stalled) ──▶ released: held frames onto the
+ *                                                          link to the destination, port removed
+ *               migrate-abort  (any but released)      ──▶ aborted: held frames to the port,
+ *                                                          the guest runs here again
+ *
+ * Reports: progress (throttled), paused, then released / aborted; failed
+ * before the pause, stalled after it. Once paused, the guest resumes here
+ * only on abort: the engine's own resume on failure is refused by the
+ * CutoverGuest, so a killed destination leaves it paused (`stalled`) until
+ * the controller's verdict. A commit may come before the engine has seen the
+ * destination's ack (the destination reported `ready` first): it releases at
+ * once and the engine's late result is ignored.
+ */
+import type { Duplex } from 'node:stream';
+import type { VnetError } from '../common/errors.ts';
+import { parseMac } from '../common/mac.ts';
+import type { CutoverStats, MigrateStart, MigrationCommand, MigrationProgress, MigrationReport } from '../control/migration-control.ts';
+import { sendMigration } from '../migration/drivers/socket-migration.ts';
+import type { ProgressEvent } from '../migration/engine/progress.ts';
+import { channelsFor, createStopRule } from '../migration/stop-rules/create-stop-rule.ts';
+import { errorBody, reportOf, type AgentContext } from './agent-context.ts';
+import { CutoverGuest } from './cutover-guest.ts';
+import { MigrationInternalError, MigrationStateError } from './errors.ts';
+import { dialMigrationChannels } from './migration-channel.ts';
+import type { HoldStats } from './migration-daemon.ts';
+import type { VmRuntime } from './vm-runtime.ts';
+
+export type SourceState = 'starting' | 'running' | 'paused' | 'sent' | 'stalled' | 'released' | 'failed' | 'aborted';
+
+const PAUSED_STATES: ReadonlySet<SourceState> = new Set(['paused', 'sent', 'stalled']);
+
+export class SourceMigration {
+  readonly role = 'source' as const;
+  readonly id: string;
+  readonly command: MigrateStart;
+  readonly #ctx: AgentContext;
+  readonly #runtime: VmRuntime | undefined;
+  readonly #cancel = new AbortController();
+  #state: SourceState = 'starting';
+  #guest: CutoverGuest | undefined;
+  #sockets: Duplex[] = [];
+  #progress: MigrationProgress | undefined;
+  #error: VnetError | undefined;
+  #hold: HoldStats | undefined;
+
+  /** `runtime` is undefined for a start refused at once (`fail`). */
+  constructor(ctx: AgentContext, command: MigrateStart, runtime: VmRuntime | undefined) {
+    this.#ctx = ctx;
+    this.id = command.id;
+    this.command = command;
+    this.#runtime = runtime;
+  }
+
+  get state(): SourceState {
+    return this.#state;
+  }
+
+  get port(): string {
+    return this.command.vm.port;
+  }
+
+  /** Whether this migration still has a claim on the VM. */
+  get active(): boolean {
+    return this.#state !== 'released' && this.#state !== 'failed' && this.#state !== 'aborted';
+  }
+
+  /** Begin: dial the destination and run the engine. Never throws; the outcome is reported. */
+  start(): void {
+    this.#run().catch((err: unknown) => this.#engineFailed(new MigrationInternalError(`source migration: ${String(err)}`, { cause: err })));
+  }
+
+  /** Fail before anything started (a refused start). */
+  fail(err: VnetError): void {
+    this.#state = 'failed';
+    this.#error = err;
+    this.report();
+  }
+
+  handle(command: MigrationCommand): void {
+    switch (command.type) {
+      case 'migrate-start':
+      case 'migrate-query':
+        this.report();
+        return;
+      case 'migrate-commit':
+        this.#commit();
+        return;
+      case 'migrate-abort':
+        this.#abort(command.reason);
+        return;
+      case 'migrate-prepare':
+        return;
+    }
+  }
+
+  /** Say where the migration stands (again). */
+  report(extra?: VnetError): void {
+    this.#ctx.emit(this.#currentReport(extra));
+  }
+
+  /** The agent is closing: stop the engine; a paused guest stays paused. */
+  close(): void {
+    this.#cancel.abort();
+    for (const s of this.#sockets) s.destroy();
+  }
+
+  #currentReport(extra?: VnetError): MigrationReport {
+    const err = extra ?? this.#error;
+    const error = err !== undefined ? { error: errorBody(err) } : {};
+    switch (this.#state) {
+      case 'starting':
+      case 'running':
+        return reportOf(this.id, 'progress', { progress: this.#progress ?? startingProgress(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
+      case 'paused':
+      case 'sent':
+        return reportOf(this.id, 'paused', { ...(this.#progress !== undefined ? { progress: this.#progress } : {}), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
+      case 'stalled':
+        return reportOf(this.id, 'stalled', error);
+      case 'released':
+        return reportOf(this.id, 'released', { stats: this.#stats(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
+      case 'failed':
+        return reportOf(this.id, 'failed', error);
+      case 'aborted':
+        return reportOf(this.id, 'aborted', { ...(this.#hold !== undefined ? { stats: this.#stats() } : {}), ...error });
+    }
+  }
+
+  #stats(): CutoverStats {
+    const h = this.#hold ?? { held: 0, flushed: 0, lost: 0, queued: 0 };
+    const relayed = this.#state === 'released' ? this.#ctx.daemon.relayedFrames(parseMac(this.command.vm.mac)) : 0;
+    return { held: h.held, flushed: h.flushed, relayed, lost: h.lost, announced: 0 };
+  }
+
+  async #run(): Promise<void> {
+    const { ctx, command } = { ctx: this.#ctx, command: this.command };
+    const runtime = this.#runtime;
+    if (ctx.unavailable !== undefined || ctx.credentials === undefined || runtime === undefined) {
+      this.fail(ctx.unavailable ?? new MigrationInternalError('no TLS credentials or no VM'));
+      return;
+    }
+    const rule = createStopRule(command.rule, { deadlineMs: command.deadlineMs });
+    const dial = await dialMigrationChannels({
+      ...ctx.credentials,
+      host: command.address.host,
+      port: command.address.port,
+      id: this.id,
+      to: command.to,
+      count: channelsFor(rule),
+      clock: ctx.clock,
+      timeoutMs: ctx.settings.channelTimeoutMs,
+      signal: this.#cancel.signal,
+    });
+    if (!dial.ok) {
+      if (this.#state === 'starting') this.#engineFailed(dial.error);
+      return;
+    }
+    this.#sockets = dial.sockets;
+    if (this.state !== 'starting') { this.#closeSockets(); return; }
+    this.#state = 'running';
+    ctx.log.info({ id: this.id, port: this.port, to: command.to, rule: command.rule }, 'migration started: sending');
+    this.#guest = new CutoverGuest(runtime.guest, {
+      beforePause: () => this.#holdPort(),
+      afterPause: () => this.#onPaused(),
+    });
+    const result = await sendMigration({
+      guest: this.#guest,
+      rule,
+      channels: dial.sockets,
+      clock: ctx.clock,
+      signal: this.#cancel.signal,
+      timeoutMs: ctx.settings.engineTimeoutMs,
+      progressEveryMs: ctx.settings.progressEveryMs,
+      onProgress: (e) => this.#onProgress(e),
+      logger: ctx.log,
+    });
+    this.#closeSockets();
+    if (result.ok) {
+      if ((this.state as SourceState) === 'paused') this.#state = 'sent';
+      ctx.log.info({ id: this.id, totalMs: Math.round(result.totalMs), downtimeMs: Math.round(result.downtimeMs), bytes: result.bytes.total }, 'migration sent and verified; waiting for the verdict');
+      return;
+    }
+    this.#engineFailed(result.error ?? new MigrationInternalError('the engine failed without an error'));
+  }
+
+  #engineFailed(err: VnetError): void {
+    if (this.#state === 'starting' || this.#state === 'running') {
+      this.#state = 'failed';
+      this.#error = err;
+      this.#ctx.log.warn({ id: this.id, code: err.code, msg: err.message }, 'migration failed before the pause; the VM runs on here');
+      this.report();
+    } else if (this.#state === 'paused') {
+      this.#state = 'stalled';
+      this.#error = err;
+      this.#ctx.log.warn({ id: this.id, code: err.code, msg: err.message }, 'migration failed after the pause; the VM stays paused until the verdict');
+      this.report();
+    }
+    // Already released or aborted: the verdict came first; nothing to change.
+  }
+
+  #holdPort(): void {
+    try {
+      this.#ctx.daemon.holdPort(this.port);
+    } catch (err) {
+      this.#ctx.log.warn({ id: this.id, port: this.port, err: String(err) }, 'cannot hold the port at the pause');
+    }
+  }
+
+  #onPaused(): void {
+    if (this.#state !== 'running') return;
+    this.#state = 'paused';
+    this.#runtime?.pause().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime pause failed'));
+    this.#ctx.log.info({ id: this.id, port: this.port }, 'guest paused; frames to it held');
+    this.report();
+  }
+
+  #onProgress(e: ProgressEvent): void {
+    this.#progress = toWireProgress(e);
+    if (this.#state === 'running') this.#ctx.emit(reportOf(this.id, 'progress', { progress: this.#progress }));
+  }
+
+  #commit(): void {
+    if (this.#state === 'released') { this.report(); return; }
+    if (!PAUSED_STATES.has(this.#state)) { this.report(new MigrationStateError('migrate-commit', this.#state)); return; }
+    this.#state = 'released';
+    const daemon = this.#ctx.daemon;
+    try {
+      this.#hold = daemon.releasePort(this.port, { link: this.command.to });
+    } catch (err) {
+      this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the destination');
+      this.#hold = daemon.holdStats(this.port);
+    }
+    this.#ctx.removeVm(this.port);
+    void daemon.removePort(this.port, `migrated to ${this.command.to}`);
+    this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold }, 'migration committed: released');
+    this.report();
+  }
+
+  #abort(reason: string | undefined): void {
+    if (this.#state === 'aborted') { this.report(); return; }
+    if (this.#state === 'released') { this.report(new MigrationStateError('migrate-abort', this.#state)); return; }
+    const wasPaused = PAUSED_STATES.has(this.#state);
+    this.#state = 'aborted';
+    this.#cancel.abort();
+    this.#ctx.log.info({ id: this.id, port: this.port, reason, paused: wasPaused }, 'migration aborted; the VM runs here');
+    if (!wasPaused) { this.report(); return; }
+    this.#guest?.allowResume();
+    try {
+      this.#hold = this.#ctx.daemon.releasePort(this.port, 'port');
+    } catch (err) {
+      this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the port');
+    }
+    (this.#runtime?.resume() ?? Promise.resolve()).then(
+      () => this.report(),
+      (err: unknown) => this.report(new MigrationInternalError(`the VM did not resume: ${String(err)}`, { cause: err })),
+    );
+  }
+
+  #closeSockets(): void {
+    for (const s of this.#sockets) s.end();
+    const sockets = this.#sockets;
+    this.#ctx.clock.setTimeout(() => { for (const s of sockets) s.destroy(); }, 1000);
+  }
+}
+
+function startingProgress(): MigrationProgress {
+  return { phase: 'starting', iteration: 0, bytesSent: 0, pagesLeft: 0, ramPages: 0, dirtyRate: 0, etaMs: null, elapsedMs: 0 };
+}
+
+const count = (n: number): number => (Number.isFinite(n) ? Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(n))) : 0);
+const bounded = (n: number): number => (Number.isFinite(n) ? Math.min(1e12, Math.max(0, n)) : 0);
+
+/** The engine's progress event in the control protocol's shape (counts whole, rates bounded). */
+export function toWireProgress(e: ProgressEvent): MigrationProgress {
+  return {
+    phase: e.phase,
+    iteration: count(e.iteration),
+    bytesSent: count(e.bytesSent),
+    pagesLeft: count(e.pagesLeft),
+    ramPages: count(e.ramPages),
+    dirtyRate: bounded(e.dirtyRate),
+    etaMs: Number.isFinite(e.etaMs) ? bounded(Math.round(e.etaMs)) : null,
+    elapsedMs: count(e.elapsedMs),
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * A VM as the host runs it: its port on the daemon, its guest (memory, disk,
+ * device state as the migration engine sees them) and the controls the
+ * migration agent needs around a cutover. One runtime per local VM, keyed by
+ * its port name.
+ *
+ * The first implementation is the model-guest VM: a memory port whose VM is
+ * a model guest (src/migration/guests) running a workload profile, small by
+ * default, with an optional traffic source (frames the VM sends) that pauses
+ * with it. QEMU guests will be a second implementation of the same interface.
+ */
+import type { Clock } from '../common/clock.ts';
+import type { Mac } from '../common/mac.ts';
+import type { Guest } from '../migration/guest.ts';
+import { ModelGuest } from '../migration/guests/memory-guest.ts';
+import { scaledProfile, type ProfileName } from '../migration/guests/workload-profiles.ts';
+
+export interface VmRuntime {
+  /** The VM's name (the port's, unless the deployment names it). */
+  readonly name: string;
+  readonly mac: Mac;
+  /** Its port on the daemon. */
+  readonly port: string;
+  readonly guest: Guest;
+  /** Stop the VM: its guest and whatever it runs beside (traffic). Idempotent. */
+  pause(): Promise<void>;
+  /** Run it again. Idempotent. */
+  resume(): Promise<void>;
+}
+
+/** What a VM sends on its own (the unprivileged stand-in for its applications). */
+export interface TrafficSource {
+  start(): void;
+  stop(): void;
+}
+
+export interface ModelGuestSpec {
+  readonly profile: ProfileName;
+  readonly memoryMiB: number;
+  readonly diskMiB: number;
+  readonly seed?: number | undefined;
+}
+
+export const DEFAULT_MODEL_GUEST: ModelGuestSpec = Object.freeze({ profile: 'idle', memoryMiB: 16, diskMiB: 4 });
+
+const PAGES_PER_MIB = 256;
+
+/** A model guest of `spec`'s size running its profile's workload (rates scaled to its size), starting at `now`. */
+export function createModelGuest(name: string, spec: ModelGuestSpec, now: number): ModelGuest {
+  const pages = Math.max(1, Math.round(spec.memoryMiB * PAGES_PER_MIB));
+  const blocks = Math.max(0, Math.round(spec.diskMiB * PAGES_PER_MIB));
+  const { profile } = scaledProfile(spec.profile, pages);
+  return new ModelGuest({
+    name,
+    pageCount: pages,
+    blockCount: blocks,
+    representation: 'bytes',
+    memoryWorkload: profile.memory,
+    ...(blocks > 0 ? { diskWorkload: profile.disk } : {}),
+    seed: spec.seed ?? 1,
+    start: now,
+  });
+}
+
+export interface ModelGuestVmInit {
+  readonly name: string;
+  readonly mac: Mac;
+  readonly port: string;
+  readonly guest: Guest;
+  readonly traffic?: TrafficSource | undefined;
+}
+
+export class ModelGuestVm implements VmRuntime {
+  readonly name: string;
+  readonly mac: Mac;
+  readonly port: string;
+  readonly guest: Guest;
+  readonly #clock: Clock;
+  readonly #traffic: TrafficSource | undefined;
+  #trafficOn = false;
+
+  constructor(components: { clock: Clock }, init: ModelGuestVmInit) {
+    this.#clock = components.clock;
+    this.name = init.name;
+    this.mac = init.mac;
+    this.port = init.port;
+    this.guest = init.guest;
+    this.#traffic = init.traffic;
+  }
+
+  /** Start the traffic source (if any) of a running guest. */
+  start(): void {
+    if (this.guest.runState === 'running' && !this.#trafficOn && this.#traffic !== undefined) {
+      this.#traffic.start();
+      this.#trafficOn = true;
+    }
+  }
+
+  async pause(): Promise<void> {
+    if (this.#trafficOn) {
+      this.#traffic?.stop();
+      this.#trafficOn = false;
+    }
+    if (this.guest.runState === 'running') this.guest.pause(this.#clock.now());
+  }
+
+  async resume(): Promise<void> {
+    if (this.guest.runState === 'paused') this.guest.resume(this.#clock.now());
+    this.start();
+  }
+}
