@@ -107,6 +107,8 @@ export class MigrationChannelListener {
   readonly #advertise: string;
   readonly #pending = new Map<string, Pending>();
   readonly #expected = new Map<string, Expectation>();
+  /** Refused sockets still saying why (cut on close). */
+  readonly #lingering = new Set<TLSSocket>();
   #port = 0;
   #closed = false;
 
@@ -186,6 +188,7 @@ export class MigrationChannelListener {
     this.#closed = true;
     for (const e of [...this.#expected.values()]) e.settle({ ok: false, error: new ChannelClosedError('the migration listener closed') });
     for (const p of [...this.#pending.values()]) { p.timer.cancel(); p.raw.destroy(); }
+    for (const s of this.#lingering) s.destroy();
     this.#pending.clear();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -256,6 +259,8 @@ export class MigrationChannelListener {
   #reject(key: string, socket: TLSSocket, err: VnetError): void {
     this.#log.debug({ remote: key, code: err.code, msg: err.message }, 'migration channel refused');
     this.#refuse(key, err.code);
+    this.#lingering.add(socket);
+    socket.once('close', () => this.#lingering.delete(socket));
     socket.end(encodeChannelReply({ ok: false, code: err.code }));
     // A peer that does not close its end in time is cut.
     this.#clock.setTimeout(() => socket.destroy(), 1000);
