@@ -7,6 +7,7 @@ import {
 } from '../control/control-protocol.ts';
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
+import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
 
 /**
  * The daemon's end of the control channel. It dials the controller
@@ -15,6 +16,9 @@ import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-con
  *   set-links / set-rules → DaemonControl.apply… → ack {version, ok}
  *   every update period   → traffic {snapshot} and facts
  *   daemon events         → event, facts
+ *   migrate-prepare|start|commit|abort|query → MigrationControl.handle
+ *   every migration report → migration (queued while the channel is down,
+ *                            sent in order once welcomed again; bounded)
  *
  * A channel on which the controller sends nothing, not even a pong, for a
  * keepalive interval after a ping counts as dropped. When the channel drops it redials with
@@ -28,8 +32,16 @@ import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-con
 
 export type AgentState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
 
+/** The code of the `failed` report a daemon without a migration agent answers migration commands with. */
+export const NO_MIGRATION_AGENT_CODE = 'VNET_ERR_NO_MIGRATION_AGENT';
+
+/** Migration reports kept while the control channel is down (the oldest progress reports go first). */
+export const DEFAULT_MAX_QUEUED_REPORTS = 1024;
+
 export interface ControllerAgentComponents {
   daemon: DaemonControl;
+  /** The host's migration agent; without one, migration commands are answered `failed`. */
+  migrations?: MigrationControl | undefined;
   logger: Logger;
   clock: Clock;
   random?: () => number;
@@ -58,6 +70,8 @@ export interface ControllerAgentInit {
   welcomeTimeoutMs?: number | undefined;
   /** Ping the controller this often; a channel with no pong or message within an interval of a ping is cut and redialled (default 5000). */
   keepaliveMs?: number | undefined;
+  /** Migration reports kept while the channel is down (default 1024). */
+  maxQueuedReports?: number | undefined;
 }
 
 export interface AgentStats {
@@ -69,11 +83,16 @@ export interface AgentStats {
   rulesApplied: number;
   applyFailures: number;
   trafficReports: number;
+  migrationCommands: number;
+  migrationReports: number;
+  /** Migration reports dropped because the queue was full while the channel was down. */
+  migrationReportsDropped: number;
   lastError: { code: string; message: string } | undefined;
 }
 
 export class ControllerAgent {
   readonly #daemon: DaemonControl;
+  readonly #migrations: MigrationControl | undefined;
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #init: ControllerAgentInit;
@@ -89,13 +108,20 @@ export class ControllerAgent {
   #keepalive: TimerHandle | undefined;
   #heard = false;
   #unsubscribe: (() => void) | undefined;
+  #unsubscribeReports: (() => void) | undefined;
+  /** Migration reports waiting for the channel, in order. */
+  #queued: MigrationReport[] = [];
+  readonly #maxQueued: number;
   #seq = 0;
   readonly stats: AgentStats = {
-    connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0, lastError: undefined,
+    connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
+    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, lastError: undefined,
   };
 
   constructor(components: ControllerAgentComponents, init: ControllerAgentInit) {
     this.#daemon = components.daemon;
+    this.#migrations = components.migrations;
+    this.#maxQueued = Math.max(1, init.maxQueuedReports ?? DEFAULT_MAX_QUEUED_REPORTS);
     this.#log = componentLogger(components.logger, 'controller-agent', { host: components.daemon.hostId });
     this.#clock = components.clock;
     this.#init = init;
@@ -117,6 +143,7 @@ export class ControllerAgent {
   start(): void {
     if (this.#state !== 'idle') return;
     this.#unsubscribe = this.#daemon.onEvent((e) => this.#onDaemonEvent(e));
+    this.#unsubscribeReports = this.#migrations?.onReport((r) => this.#sendReport(r));
     this.#connect();
   }
 
@@ -125,6 +152,7 @@ export class ControllerAgent {
     if (this.#state === 'closed') return;
     this.#setState('closed');
     this.#unsubscribe?.();
+    this.#unsubscribeReports?.();
     this.#retry?.cancel();
     this.#stopReporting();
     this.#welcomeTimer?.cancel();
@@ -219,12 +247,20 @@ export class ControllerAgent {
         this.#setState('connected');
         this.#log.info({ updatePeriodMs: m.updatePeriodMs }, 'connected to the controller');
         this.#startReporting(m.updatePeriodMs);
+        this.#flushReports();
         return;
       case 'set-links':
         this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, m.links.map(desiredLinkFromWire)));
         return;
       case 'set-rules':
         this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, m.rules as RuleSpec[]));
+        return;
+      case 'migrate-prepare':
+      case 'migrate-start':
+      case 'migrate-commit':
+      case 'migrate-abort':
+      case 'migrate-query':
+        this.#onMigrationCommand(m);
         return;
       case 'error':
         this.stats.errorsReceived++;
@@ -253,6 +289,44 @@ export class ControllerAgent {
     this.#send({ type: 'ack', kind, version, ok: true });
   }
 
+  #onMigrationCommand(command: MigrationCommand): void {
+    if (this.#state !== 'connected') return;
+    this.stats.migrationCommands++;
+    if (this.#migrations === undefined) {
+      this.#sendReport({
+        type: 'migration', id: command.id, state: 'failed',
+        error: { code: NO_MIGRATION_AGENT_CODE, message: `this daemon has no migration agent; ${command.type} refused` },
+      });
+      return;
+    }
+    this.#log.debug({ id: command.id, type: command.type }, 'migration command');
+    this.#migrations.handle(command);
+  }
+
+  /** A migration report: sent now when the channel is up, else queued (bounded) for the next welcome. */
+  #sendReport(report: MigrationReport): void {
+    if (this.#state === 'connected' && this.#queued.length === 0 && this.#send(report)) {
+      this.stats.migrationReports++;
+      return;
+    }
+    if (this.#state === 'closed') return;
+    if (this.#queued.length >= this.#maxQueued) {
+      // Progress is the first to go: the states after it say more.
+      const i = this.#queued.findIndex((r) => r.state === 'progress');
+      this.#queued.splice(i === -1 ? 0 : i, 1);
+      this.stats.migrationReportsDropped++;
+    }
+    this.#queued.push(report);
+  }
+
+  #flushReports(): void {
+    while (this.#queued.length > 0 && this.#state === 'connected') {
+      if (!this.#send(this.#queued[0]!)) return;
+      this.#queued.shift();
+      this.stats.migrationReports++;
+    }
+  }
+
   #startReporting(periodMs: number): void {
     this.#stopReporting();
     // Counts since the last report taken (possibly before a disconnect) go into the first one.
@@ -278,10 +352,12 @@ export class ControllerAgent {
     this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts()) });
   }
 
-  #send(message: DaemonMessage): void {
+  /** Whether the message was handed to an open channel. */
+  #send(message: DaemonMessage): boolean {
     const ws = this.#ws;
-    if (ws === undefined || ws.readyState !== ws.OPEN) return;
+    if (ws === undefined || ws.readyState !== ws.OPEN) return false;
     ws.send(encodeControlMessage(message));
+    return true;
   }
 
   #onClose(ws: WebSocket, code: number, reason: string): void {

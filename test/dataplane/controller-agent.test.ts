@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
+import { ControllerAgent, NO_MIGRATION_AGENT_CODE } from '../../src/dataplane/controller-agent.ts';
+import type { MigrationCommand, MigrationControl, MigrationReport } from '../../src/control/migration-control.ts';
 import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts';
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
@@ -32,9 +33,9 @@ async function fakeController(t: { after(fn: () => Promise<void>): void }, opts:
   return { url: `wss://127.0.0.1:${(server.address() as AddressInfo).port}/control`, conns };
 }
 
-function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}): ControllerAgent {
+function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl): ControllerAgent {
   const pki = testPki();
-  const agent = new ControllerAgent({ daemon, logger: silentLogger(), clock: realClock }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
+  const agent = new ControllerAgent({ daemon, logger: silentLogger(), clock: realClock, migrations }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
   t.after(() => agent.close());
   return agent;
 }
@@ -181,4 +182,92 @@ test('a controller that stops answering pings is cut off and redialled', async (
   // The controller is silent from here on: no pong, no message.
   await waitFor(() => ctl.conns.length === 2, 'redialled after the silence', 5000);
   assert.equal(agent.stats.disconnects, 1);
+});
+
+/** A scripted migration agent: records the commands, reports what the test says. */
+class FakeMigrations implements MigrationControl {
+  readonly commands: MigrationCommand[] = [];
+  readonly #handlers = new Set<(r: MigrationReport) => void>();
+  handle(command: MigrationCommand): void {
+    this.commands.push(command);
+    this.report({ type: 'migration', id: command.id, state: command.type === 'migrate-query' ? 'unknown' : 'prepared', ...(command.type === 'migrate-prepare' ? { address: { host: '127.0.0.1', port: 9000 } } : {}) });
+  }
+  onReport(handler: (r: MigrationReport) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+  report(r: MigrationReport): void {
+    for (const h of this.#handlers) h(r);
+  }
+}
+
+const migrationsOf = (c: { received: Array<Record<string, unknown>> }): Array<Record<string, unknown>> => c.received.filter((m) => m['type'] === 'migration');
+const prepare = { type: 'migrate-prepare', id: 'm1', vm: { mac: '02:00:00:00:00:0A', port: 'vm1' }, from: 'h2' };
+
+test('migration commands go to the migration agent; its reports go to the controller', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const migrations = new FakeMigrations();
+  const agent = agentFor(t, ctl.url, daemon, {}, migrations);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  const ws = ctl.conns[0]!.ws;
+  ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  ws.send(JSON.stringify(prepare));
+  ws.send(JSON.stringify({ type: 'migrate-start', id: 'm2', vm: { mac: '02:00:00:00:00:0b', port: 'vm2' }, to: 'h3', address: { host: '10.0.0.3', port: 8000 }, rule: 'time-bound', deadlineMs: 5000 }));
+  ws.send(JSON.stringify({ type: 'migrate-commit', id: 'm1' }));
+  ws.send(JSON.stringify({ type: 'migrate-abort', id: 'm2', reason: 'operator' }));
+  ws.send(JSON.stringify({ type: 'migrate-query', id: 'm3' }));
+  ws.send(JSON.stringify({ type: 'migrate-start', id: 'm4', vm: { mac: '02:00:00:00:00:0b', port: 'vm2' }, to: 'h3', address: { host: '10.0.0.3', port: 8000 }, rule: 'no-such-rule' }));
+  await waitFor(() => migrationsOf(ctl.conns[0]!).length === 5, 'five reports');
+  assert.deepEqual(migrations.commands.map((c) => `${c.type} ${c.id}`), ['migrate-prepare m1', 'migrate-start m2', 'migrate-commit m1', 'migrate-abort m2', 'migrate-query m3']);
+  assert.equal((migrations.commands[0] as { vm: { mac: string } }).vm.mac, '02:00:00:00:00:0a', 'the MAC as the decoder normalises it');
+  assert.equal(agent.stats.malformed, 1, 'a command with an unknown rule is malformed');
+  assert.deepEqual(migrationsOf(ctl.conns[0]!)[0], { type: 'migration', id: 'm1', state: 'prepared', address: { host: '127.0.0.1', port: 9000 } });
+  assert.deepEqual(migrationsOf(ctl.conns[0]!).map((m) => m['state']), ['prepared', 'prepared', 'prepared', 'prepared', 'unknown']);
+  assert.equal(agent.stats.migrationCommands, 5);
+});
+
+test('without a migration agent, migration commands are answered failed with a clear code', async (t) => {
+  const ctl = await fakeController(t);
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'));
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  ctl.conns[0]!.ws.send(JSON.stringify(prepare));
+  await waitFor(() => migrationsOf(ctl.conns[0]!).length === 1, 'the refusal');
+  const r = migrationsOf(ctl.conns[0]!)[0]!;
+  assert.equal(r['state'], 'failed');
+  assert.equal(r['id'], 'm1');
+  assert.equal((r['error'] as { code: string }).code, NO_MIGRATION_AGENT_CODE);
+});
+
+test('reports made while the channel is down are queued, bounded, and sent in order after the next welcome', async (t) => {
+  const ctl = await fakeController(t);
+  const migrations = new FakeMigrations();
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { maxQueuedReports: 4 }, migrations);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  // Not welcomed yet: everything waits.
+  const progress = (n: number): MigrationReport => ({ type: 'migration', id: 'm1', state: 'progress', progress: { phase: 'memory', iteration: n, bytesSent: n, pagesLeft: 0, ramPages: 1, dirtyRate: 0, etaMs: null, elapsedMs: n } });
+  migrations.report(progress(1));
+  migrations.report({ type: 'migration', id: 'm1', state: 'paused' });
+  migrations.report(progress(2));
+  migrations.report(progress(3));
+  migrations.report({ type: 'migration', id: 'm0', state: 'resumed', stats: { held: 1, flushed: 1, relayed: 0, lost: 0, announced: 2 } });
+  migrations.report({ type: 'migration', id: 'm1', state: 'released', stats: { held: 3, flushed: 3, relayed: 0, lost: 0, announced: 0 } });
+  assert.equal(migrationsOf(ctl.conns[0]!).length, 0);
+  assert.equal(agent.stats.migrationReportsDropped, 2, 'two progress reports made room');
+  ctl.conns[0]!.ws.terminate();
+  await waitFor(() => ctl.conns.length === 2 && ctl.conns[1]!.received.length === 1, 'redialled');
+  ctl.conns[1]!.ws.send(welcome('h1'));
+  await waitFor(() => migrationsOf(ctl.conns[1]!).length === 4, 'the queue flushed');
+  assert.deepEqual(migrationsOf(ctl.conns[1]!).map((m) => `${m['id']} ${m['state']}`), ['m1 paused', 'm1 progress', 'm0 resumed', 'm1 released']);
+  assert.equal((migrationsOf(ctl.conns[1]!)[1]!['progress'] as { iteration: number }).iteration, 3);
+  // Up again: reports go straight out.
+  migrations.report({ type: 'migration', id: 'm5', state: 'ready' });
+  await waitFor(() => migrationsOf(ctl.conns[1]!).length === 5, 'a live report');
+  assert.equal(agent.stats.migrationReports, 5);
 });
