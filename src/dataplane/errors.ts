@@ -172,6 +172,15 @@ export class DuplicatePortError extends VnetError {
   }
 }
 
+/** A command named a port this daemon does not have. */
+export class UnknownPortError extends VnetError {
+  readonly port: string;
+  constructor(port: string, hostId: string) {
+    super('VNET_ERR_UNKNOWN_PORT', `no port ${port} on ${hostId}`);
+    this.port = port;
+  }
+}
+
 /** Port.start called a second time: a port has one receive handler for its life. */
 export class PortAlreadyStartedError extends VnetError {
   constructor(port: string) {
