@@ -131,3 +131,18 @@ function symmetriseSorted(rates: EdgeList, n: number): EdgeList {
 export function prune(graph: WeightedGraph, fraction: number = DEFAULT_PRUNE_FRACTION): WeightedGraph {
   return { ids: graph.ids, weights: EdgeList.of(graph.weights).filter((w) => w >= fraction), maxBytesPerSecond: graph.maxBytesPerSecond };
 }
+
+/**
+ * Keep the edges that are at least `fraction` of the strongest in `graph`
+ * *and* in `recent`, a faster-smoothed view of the same traffic (same ids):
+ * an edge enters at the pace of `graph`'s filter and leaves at `recent`'s
+ * (vttif.ts, `releaseFraction`). The weights kept are `graph`'s.
+ */
+export function pruneReleased(graph: WeightedGraph, recent: WeightedGraph, fraction: number = DEFAULT_PRUNE_FRACTION): WeightedGraph {
+  const fast = EdgeList.of(recent.weights);
+  return {
+    ids: graph.ids,
+    weights: EdgeList.of(graph.weights).filter((w, key) => w >= fraction && (fast.get(key) ?? 0) >= fraction),
+    maxBytesPerSecond: graph.maxBytesPerSecond,
+  };
+}
