@@ -17,6 +17,10 @@ import { undirectedKey } from './vm-registry.ts';
  * 8 and 16 VMs, 10 seeds) prune 0.1 misclassified 373 periods, 0.15 eight,
  * 0.2 none; higher would start to cut real edges of applications whose edges
  * are unequal (trees with heavier upper levels).
+ *
+ * `pruneReleased` prunes against two views of the same traffic, the
+ * smoothed one and a faster one: an edge enters at the pace of the first and
+ * leaves at the pace of the second (vttif.ts).
  */
 
 export const DEFAULT_PRUNE_FRACTION = 0.2;
