@@ -27,8 +27,10 @@
  * else SIGSTOP/SIGCONT; `freezer` chooses explicitly.
  */
 import { join } from 'node:path';
+import type { Clock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
+import type { Guest } from '../migration/guest.ts';
 import { VmFreezeError, VmNamespaceNotFoundError, VmNamespaceRefusedError } from './errors.ts';
 import { cgroup2Mount, CgroupFreezer, SignalFreezer, type Freezer, type FreezerKind } from './namespace-vm-freezer.ts';
 import { namespaceId, pidsInNamespace, sameNamespace, type NamespaceId } from './namespace-vm-processes.ts';
@@ -40,6 +42,11 @@ export interface NamespaceVmInit {
   mac: Mac;
   /** Its network namespace: a name under /var/run/netns. */
   netns: string;
+  /** Its port on the daemon (the TAP device's name); default `name`. */
+  port?: string;
+  /** The model guest standing for its memory and disk: paused after the processes, resumed before them (needs `clock`). */
+  guest?: Guest;
+  clock?: Clock;
   logger: Logger;
   /** 'auto' (default): the cgroup v2 freezer if usable, else signals. */
   freezer?: FreezerKind | 'auto';
@@ -57,7 +64,10 @@ export class NamespaceVm {
   readonly name: string;
   readonly mac: Mac;
   readonly netns: string;
+  readonly port: string;
+  readonly guest: Guest | undefined;
 
+  readonly #clock: Clock | undefined;
   readonly #ns: NamespaceId;
   readonly #freezer: Freezer;
   readonly #log: Logger;
@@ -72,6 +82,9 @@ export class NamespaceVm {
     this.name = init.name;
     this.mac = init.mac;
     this.netns = init.netns;
+    this.port = init.port ?? init.name;
+    this.guest = init.guest;
+    this.#clock = init.clock;
     this.#ns = ns;
     this.#freezer = freezer;
     this.#rescanMs = init.rescanMs ?? 20;
@@ -84,6 +97,7 @@ export class NamespaceVm {
    * namespace), VmFreezeError / VmFreezePermissionError (no usable freezer).
    */
   static open(init: NamespaceVmInit): NamespaceVm {
+    if (init.guest !== undefined && init.clock === undefined) throw new TypeError('NamespaceVm: a guest needs a clock');
     if (init.netns === '' || init.netns.includes('/') || init.netns === '.' || init.netns === '..') throw new VmNamespaceNotFoundError(init.netns);
     const ns = namespaceId(join(NETNS_DIR, init.netns));
     if (ns === undefined) throw new VmNamespaceNotFoundError(init.netns);
@@ -146,6 +160,7 @@ export class NamespaceVm {
         this.#lookAgain().catch((err: unknown) => this.#log.warn({ err }, 'cannot freeze a process that entered the paused VM\'s namespace'));
       }, this.#rescanMs);
       this.#rescan.unref();
+      if (this.guest?.runState === 'running') this.guest.pause(this.#clock!.now());
       this.#log.info({ pids: this.pids().length }, 'namespace VM paused');
     });
   }
@@ -156,6 +171,7 @@ export class NamespaceVm {
       if (!this.#paused) return;
       clearInterval(this.#rescan);
       this.#rescan = undefined;
+      if (this.guest?.runState === 'paused') this.guest.resume(this.#clock!.now());
       await this.#freezer.thaw();
       this.#paused = false;
       this.#log.info('namespace VM resumed');
