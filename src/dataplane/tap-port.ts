@@ -145,12 +145,13 @@ export class TapPort implements Port {
    * kernel was putting on this queue at that moment lands), reads and hands
    * to the receive handler what is queued here, and closes the port. Frames
    * sent to the VM after this are counted drops, as after close.
+   * `steer: false` skips the steering (the flow-hash hand-over, for comparison).
    */
-  async handOff(): Promise<HandOffResult> {
+  async handOff(opts: { steer?: boolean } = {}): Promise<HandOffResult> {
     if (this.#closed) throw new PortClosedError(this.name);
-    let steered = true;
+    let steered = opts.steer ?? true;
     try {
-      this.#device.steer(1);
+      if (steered) this.#device.steer(1);
     } catch (err) {
       steered = false;
       this.#log.warn({ err }, 'cannot steer the device to the destination; frames reaching this queue during the hand-over are lost');
