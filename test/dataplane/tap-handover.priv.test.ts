@@ -14,11 +14,14 @@
  * must arrive at exactly one of the two ports, in order at each; none may be
  * lost beyond what the kernel counts as dropped for a full queue (tx_dropped,
  * expected 0; the hand-over itself, once the destination is attached, loses
- * nothing).
+ * nothing). In the two-process case A is kept busy just before it hands off
+ * until the VM has sent 400 more frames, so that some wait on A's queue: the
+ * hand-over must read them, not let the kernel drop them.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -90,6 +93,11 @@ class SendingVm {
     });
   }
 
+  /** The VM program's pid (a process inside the namespace). */
+  get pid(): number {
+    return this.#child.pid!;
+  }
+
   async ready(): Promise<void> {
     await waitFor(() => this.#out.includes('ready\n') || this.#child.exitCode !== null, 'the VM program in the namespace');
     if (!this.#out.includes('ready\n')) throw new Error(`the VM program exited with ${this.#child.exitCode}`);
@@ -138,6 +146,24 @@ async function kernelDrops(s: Scene): Promise<number> {
   const r = await run(['ip', '-n', s.ns, '-s', '-j', 'link', 'show', 'dev', s.name]);
   const [link] = JSON.parse(r.stdout) as [{ stats64?: { tx?: { dropped?: number } } }];
   return link.stats64?.tx?.dropped ?? 0;
+}
+
+/** Frames the device has taken from the VM so far (its TX counter, read in the namespace through a member's /proc/PID/net/dev). */
+function framesFromVm(s: Scene): number {
+  const line = readFileSync(`/proc/${s.vm.pid}/net/dev`, 'utf8').split('\n').find((l) => l.trim().startsWith(`${s.name}:`));
+  if (line === undefined) throw new Error(`${s.name} not in the namespace's /proc/net/dev`);
+  return Number(line.split(':')[1]!.trim().split(/\s+/)[9]);
+}
+
+/**
+ * Keeps this process (port A's reader) busy until the VM has sent `n` more
+ * frames, so that A's share of them waits on A's queue: the frames a source
+ * has not read yet when it hands off, which its drain must not lose.
+ */
+function stallUntilVmSent(s: Scene, n: number): void {
+  const target = framesFromVm(s) + n;
+  const deadline = performance.now() + 10_000;
+  while (framesFromVm(s) < target) if (performance.now() > deadline) throw new Error(`the VM did not send ${n} frames`);
 }
 
 /** Each of 0..total-1 at exactly one port, in order at each; returns what is missing. */
@@ -256,7 +282,7 @@ class DestinationProcess {
   }
 }
 
-test('hand-over to a port in a second process (with vnet_hdr): every frame at exactly one port, none lost', async (t) => {
+test('hand-over to a port in a second process (with vnet_hdr), frames waiting on the source\'s queue: every frame at exactly one port, none lost', async (t) => {
   const s = await scene(t, true);
   await waitFor(() => s.atA.length >= 1000, 'the VM\'s frames at A before the hand-over');
 
@@ -266,9 +292,11 @@ test('hand-over to a port in a second process (with vnet_hdr): every frame at ex
   const aAtAttach = s.atA.length;
   await waitFor(() => dest.seqs.length >= 300 && s.atA.length >= aAtAttach + 300, 'frames at both processes while both are attached', 20_000);
 
+  stallUntilVmSent(s, 400);
   const r = await s.a.handOff();
   const bAtHandOff = dest.seqs.length;
   t.diagnostic(`A drained ${r.drained} queued frames at the hand-over; steered: ${r.steered}`);
+  assert.ok(r.drained > 0, 'frames were waiting on A\'s queue at the hand-over (and were read, not dropped)');
   await waitFor(() => dest.seqs.length >= bAtHandOff + 1000, 'the VM\'s frames at the destination after the hand-over', 20_000);
   dest.command('release');
   await dest.line('released');
