@@ -176,7 +176,8 @@ export class TapDevice {
    */
   static open(opts: TapDeviceOptions): TapDevice {
     const native = nativeModule();
-    if (opts.netns !== undefined && (opts.netns === '' || (!opts.netns.includes('/') && (opts.netns.includes('..') || opts.netns.includes('\0'))))) {
+    // A name is a file under /var/run/netns ("." and ".." are none); anything with a slash is a path as given.
+    if (opts.netns !== undefined && (opts.netns === '' || opts.netns === '.' || opts.netns === '..' || opts.netns.includes('\0'))) {
       throw new NetnsNotFoundError(opts.netns);
     }
     const raw: Record<string, unknown> = {
