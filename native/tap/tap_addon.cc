@@ -39,6 +39,7 @@ namespace {
 constexpr size_t kBatchBytes = 1 << 20;            // scratch for one batch
 constexpr size_t kMaxRecord = 65536 + 512;         // largest read: 64 KiB GSO frame + headers
 constexpr uint32_t kMaxBatchFrames = 64;
+constexpr int kMaxDrainBatches = 1024;             // drain(): at most 64 Ki frames
 
 // "EBADFD" for errno 77: glibc names every errno (libuv does not know EBADFD).
 const char* ErrnoName(int err) {
@@ -142,14 +143,15 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   }
 
   // drain() -> frames read: reads until the queue is empty, now, handing each
-  // batch to onBatch before returning (only while started).
+  // batch to onBatch before returning (only while started). Bounded (a queue
+  // holds tx_queue_len frames, 1000 by default), in case frames keep coming.
   Napi::Value DrainNow(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     uint32_t total = 0;
     if (poll_ == nullptr || fd_ < 0) return Napi::Number::New(env, 0);
     Napi::Object keep_alive = Value();
     (void)keep_alive;
-    for (;;) {
+    for (int batches = 0; batches < kMaxDrainBatches; batches++) {
       uint32_t n = 0;
       bool empty = Drain(0, &n);
       total += n;
