@@ -1,0 +1,175 @@
+import { VnetError } from '../common/errors.ts';
+
+/**
+ * Failures of src/host (the daemon process: the migration channel between
+ * daemons and the migration agent), one class per failure, each with a
+ * stable code. None of them escapes the migration agent: each becomes the
+ * `error` of a `migration` report to the controller.
+ */
+
+// ---- the migration channel ------------------------------------------------------
+
+/** The first line of a migration channel is not a valid channel hello (malformed, too long, out of range). */
+export class ChannelHelloError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_HOST_CHANNEL_HELLO', message);
+  }
+}
+
+/** The peer's certificate does not name the host this migration expects (destination: `from`; source: `to`). */
+export class ChannelIdentityError extends VnetError {
+  readonly expected: string;
+  constructor(expected: string, names: readonly string[]) {
+    super('VNET_ERR_HOST_CHANNEL_IDENTITY', `expected host ${expected}, the certificate names ${names.join(', ') || 'nobody'}`);
+    this.expected = expected;
+  }
+}
+
+/** A channel hello names a migration id the destination was not prepared for. */
+export class ChannelUnknownIdError extends VnetError {
+  readonly id: string;
+  constructor(id: string) {
+    super('VNET_ERR_HOST_CHANNEL_UNKNOWN_ID', `no migration ${id} is prepared here`);
+    this.id = id;
+  }
+}
+
+/** The TLS handshake and the channel hello did not complete within the deadline. */
+export class ChannelTimeoutError extends VnetError {
+  constructor(what: string, timeoutMs: number) {
+    super('VNET_ERR_HOST_CHANNEL_TIMEOUT', `${what}: no channel handshake within ${timeoutMs} ms`);
+  }
+}
+
+/** Too many connections are in their handshake at once: this one was cut. */
+export class ChannelBusyError extends VnetError {
+  constructor(limit: number) {
+    super('VNET_ERR_HOST_CHANNEL_BUSY', `more than ${limit} migration connections in their handshake`);
+  }
+}
+
+/** The destination answered the channel hello with a refusal (its code in the message and `peerCode`). */
+export class ChannelRefusedError extends VnetError {
+  readonly peerCode: string;
+  constructor(peerCode: string) {
+    super('VNET_ERR_HOST_CHANNEL_REFUSED', `the destination refused the channel: ${peerCode}`);
+    this.peerCode = peerCode;
+  }
+}
+
+/** The destination's channel could not be reached, or the connection broke during its handshake. */
+export class ChannelConnectError extends VnetError {
+  constructor(where: string, message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_CHANNEL_CONNECT', `migration channel ${where}: ${message}`, options);
+  }
+}
+
+/** The wait for a migration's channels ended: cancelled, or the listener closed. */
+export class ChannelClosedError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_HOST_CHANNEL_CLOSED', message);
+  }
+}
+
+/** The same migration id is already expected (from another host). */
+export class ChannelConflictError extends VnetError {
+  constructor(id: string) {
+    super('VNET_ERR_HOST_CHANNEL_CONFLICT', `migration ${id} is already expected`);
+  }
+}
+
+/** The listener already waits for as many migrations as it allows. */
+export class ChannelLimitError extends VnetError {
+  constructor(limit: number) {
+    super('VNET_ERR_HOST_CHANNEL_LIMIT', `already waiting for ${limit} migrations`);
+  }
+}
+
+// ---- the migration agent ----------------------------------------------------------
+
+/** This daemon cannot migrate: it has no TLS credentials (`tls: {dir}`), or no migration listener. */
+export class MigrationUnavailableError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_HOST_MIGRATION_UNAVAILABLE', message);
+  }
+}
+
+/** `migrate-start` names a port with no local VM runtime behind it (or a MAC that is not that VM's). */
+export class UnknownVmError extends VnetError {
+  readonly port: string;
+  constructor(port: string, message: string) {
+    super('VNET_ERR_HOST_MIGRATION_UNKNOWN_VM', `port ${port}: ${message}`);
+    this.port = port;
+  }
+}
+
+/** A command that does not fit where the migration stands (commit before ready, abort after commit). */
+export class MigrationStateError extends VnetError {
+  readonly state: string;
+  constructor(command: string, state: string) {
+    super('VNET_ERR_HOST_MIGRATION_STATE', `${command} refused: the migration is ${state}`);
+    this.state = state;
+  }
+}
+
+/** A command reuses a migration id for another VM, host or role, or moves a VM another migration holds. */
+export class MigrationConflictError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_HOST_MIGRATION_CONFLICT', message);
+  }
+}
+
+/** The destination could not create the VM's held port. */
+export class MigrationPortError extends VnetError {
+  constructor(port: string, message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_MIGRATION_PORT', `port ${port}: ${message}`, options);
+  }
+}
+
+/** The agent is shutting down: the migration stops where it is. */
+export class MigrationAgentClosedError extends VnetError {
+  constructor() {
+    super('VNET_ERR_HOST_MIGRATION_CLOSED', 'the migration agent is closing');
+  }
+}
+
+/** Something unexpected failed inside the agent (a bug): reported, never thrown. */
+export class MigrationInternalError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_MIGRATION_INTERNAL', message, options);
+  }
+}
+
+// ---- namespace VMs (namespace-vm.ts) ---------------------------------------------
+
+/** A VM's network namespace that does not exist (no /var/run/netns/NAME). */
+export class VmNamespaceNotFoundError extends VnetError {
+  readonly netns: string;
+  constructor(netns: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_VM_NETNS_NOT_FOUND', `network namespace ${netns} does not exist`, options);
+    this.netns = netns;
+  }
+}
+
+/** A namespace that cannot be a VM's: this process's own (pausing it would freeze the daemon). */
+export class VmNamespaceRefusedError extends VnetError {
+  readonly netns: string;
+  constructor(netns: string, why: string) {
+    super('VNET_ERR_VM_NETNS_REFUSED', `network namespace ${netns} cannot be a VM's: ${why}`);
+    this.netns = netns;
+  }
+}
+
+/** Freezing or thawing a VM's processes was refused (EPERM/EACCES: not root, no cgroup delegation). */
+export class VmFreezePermissionError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_VM_FREEZE_PERMISSION', message, options);
+  }
+}
+
+/** A VM's processes did not all stop (or start) within the bound, or the freezer failed otherwise. */
+export class VmFreezeError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_VM_FREEZE', message, options);
+  }
+}
