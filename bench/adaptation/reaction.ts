@@ -223,8 +223,9 @@ async function main(): Promise<void> {
     console.log(`${r.label.padEnd(22)} ${String(r.pairs).padStart(5)}  ${fmt(r.topologyMs).padEnd(16)} ${r.topologyClass.slice(0, 26).padEnd(26)} ${fmt(r.classMs).padEnd(16)} ${fmt(r.linksMs).padEnd(16)} ${fmt(r.carryingMs).padEnd(19)} ${r.removedMs === undefined ? '' : fmt(r.removedMs)}`);
   }
   const within = rows.filter((r) => r.carryingMs !== undefined && r.carryingMs <= 3 * PERIOD_MS).length;
-  const topoWithin = rows.filter((r) => r.classMs !== undefined && r.classMs <= 3 * PERIOD_MS).length;
-  console.log(`\ngoal (3 update periods = ${3 * PERIOD_MS} ms): fast paths carrying the traffic in ${within}/${rows.length} cases; topology class announced in ${topoWithin}/${rows.length}`);
+  const topoWithin = rows.filter((r) => r.classMs !== undefined && r.classMs <= 3 * SMOOTHING_MS).length;
+  console.log(`\ngoals: fast paths carrying the traffic within 3 update periods (${3 * PERIOD_MS} ms) in ${within}/${rows.length} cases;`);
+  console.log(`       the right class announced within 3 smoothing windows (${3 * SMOOTHING_MS} ms) in ${topoWithin}/${rows.length}`);
 }
 
 main().catch((err: unknown) => {

@@ -14,7 +14,7 @@
 //
 //   node --import tsx bench/topology/sequences.ts            # at the defaults
 //   node --import tsx bench/topology/sequences.ts --grid     # + the parameter grid the defaults were chosen from
-//   options: --seeds N (default 1); --smoothing MS --threshold X --hold F --settle S run
+//   options: --seeds N (default 1); --smoothing MS --threshold X --hold F --settle S --release R run
 //   the sequences at other parameters than the defaults
 import { PATTERN_KINDS, type PatternKind } from '../../src/topology/patterns.ts';
 import { simulateSequence, startupSequence, type PhaseOutcome, type SequencePhase } from '../../src/topology/sequence-simulation.ts';
@@ -161,13 +161,13 @@ function numberArg(name: string): number | undefined {
 }
 
 const overrides = Object.fromEntries(
-  ([['smoothingIntervalMs', 'smoothing'], ['detectionThreshold', 'threshold'], ['holdFraction', 'hold'], ['settleLimit', 'settle']] as const)
+  ([['smoothingIntervalMs', 'smoothing'], ['detectionThreshold', 'threshold'], ['holdFraction', 'hold'], ['settleLimit', 'settle'], ['releaseFraction', 'release']] as const)
     .map(([key, flag]) => [key, numberArg(flag)] as const)
     .filter(([, v]) => v !== undefined),
 );
 const started = performance.now();
 const p = Object.keys(overrides).length === 0 ? DEFAULT_VTTIF_PARAMS : parseVttifParams(overrides);
-console.log(`# sequence benchmark at ${p === DEFAULT_VTTIF_PARAMS ? 'the defaults' : 'parameters given'}: updatePeriodMs ${p.updatePeriodMs}, smoothingIntervalMs ${p.smoothingIntervalMs}, detectionThreshold ${p.detectionThreshold}, persistence ${p.persistence}, holdFraction ${p.holdFraction}, settleLimit ${p.settleLimit}, pruneFraction ${p.pruneFraction}, minConfidence ${p.minConfidence}; seeds ${SEEDS}; node ${process.version}`);
+console.log(`# sequence benchmark at ${p === DEFAULT_VTTIF_PARAMS ? 'the defaults' : 'parameters given'}: updatePeriodMs ${p.updatePeriodMs}, smoothingIntervalMs ${p.smoothingIntervalMs}, detectionThreshold ${p.detectionThreshold}, persistence ${p.persistence}, holdFraction ${p.holdFraction}, settleLimit ${p.settleLimit}, pruneFraction ${p.pruneFraction}, releaseFraction ${p.releaseFraction}, minConfidence ${p.minConfidence}; seeds ${SEEDS}; node ${process.version}`);
 const all = emptyTotals();
 for (const n of [8, 16]) {
   for (const bg of [0.1, 0.3]) {
@@ -199,6 +199,22 @@ if (GRID) {
         }
       }
     }
+  }
+}
+if (GRID) {
+  console.log('\n## release fraction at the other defaults (pruning: an edge leaves once a view smoothed with τ × release has it under the prune fraction; 0 = off)');
+  console.log('release | correct  in 3τ   stuck  wrong  noise | median   p90   max');
+  for (const releaseFraction of [0, 0.25, 0.33, 0.5, 0.75, 1]) {
+    const params = parseVttifParams({ releaseFraction });
+    const t = emptyTotals();
+    for (const n of [8, 16]) {
+      for (const bg of [0.1, 0.3]) {
+        const x = runAll(params, n, bg, false);
+        t.phases += x.phases; t.correct += x.correct; t.withinGoal += x.withinGoal; t.stuck += x.stuck; t.wrong += x.wrong; t.noiseAnnouncements += x.noiseAnnouncements; t.periods.push(...x.periods);
+      }
+    }
+    const pct = (x: number): string => `${((100 * x) / t.phases).toFixed(1)}%`.padStart(7);
+    console.log(`${String(releaseFraction).padStart(7)} | ${pct(t.correct)} ${pct(t.withinGoal)} ${String(t.stuck).padStart(6)} ${String(t.wrong).padStart(6)} ${String(t.noiseAnnouncements).padStart(6)} | ${String(quantile(t.periods, 0.5)).padStart(6)} ${String(quantile(t.periods, 0.9)).padStart(5)} ${String(Math.max(...t.periods)).padStart(5)}`);
   }
 }
 console.log(`\n# ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -1,7 +1,9 @@
 // vnet_tap: a TAP device as a JS object (N-API, node-addon-api).
 //
 // Data path, in stages:
-//   open    /dev/net/tun, TUNSETIFF (IFF_TAP|IFF_NO_PI[|IFF_VNET_HDR]), offloads, MAC/MTU/up  (tap_fd.cc)
+//   open    /dev/net/tun, TUNSETIFF (IFF_TAP|IFF_NO_PI[|IFF_VNET_HDR][|IFF_MULTI_QUEUE]),
+//           offloads, MAC/MTU/up; or attach one more queue to an existing
+//           device, in another network namespace if asked  (tap_fd.cc)
 //   read    a uv_poll_t on the fd, run by the main loop: when readable, read frames
 //           until EAGAIN or a batch limit (64 frames / 1 MiB) into one scratch
 //           buffer, copy the batch into one JS Buffer, call onBatch(buffer,
@@ -10,6 +12,10 @@
 //   write   synchronous non-blocking writev([vnet_hdr, frame]); writeBatch loops in C++.
 //   fail    a read error other than EAGAIN (device deleted: EBADFD/EIO/...) stops
 //           polling and calls onError(errno, code, syscall) once.
+//   hand-over  (one device, two queues: this one leaving, a newer one taking over)
+//           steer(1) sends every new frame to the newer queue; drain() reads
+//           what is still queued here, synchronously, through onBatch; close()
+//           detaches (the kernel drops what is left, which is nothing by then).
 //   close   stops polling and closes the fd.
 //
 // No libuv thread-pool work: reads happen on the main thread only when the
@@ -33,6 +39,7 @@ namespace {
 constexpr size_t kBatchBytes = 1 << 20;            // scratch for one batch
 constexpr size_t kMaxRecord = 65536 + 512;         // largest read: 64 KiB GSO frame + headers
 constexpr uint32_t kMaxBatchFrames = 64;
+constexpr int kMaxDrainBatches = 1024;             // drain(): at most 64 Ki frames
 
 // "EBADFD" for errno 77: glibc names every errno (libuv does not know EBADFD).
 const char* ErrnoName(int err) {
@@ -69,6 +76,9 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
       InstanceAccessor<&TapHandle::GetFd>("fd"),
       InstanceAccessor<&TapHandle::GetVnetHdrSize>("vnetHdrSize"),
       InstanceAccessor<&TapHandle::GetOffloadFlags>("offloadFlags"),
+      InstanceAccessor<&TapHandle::GetMultiQueue>("multiQueue"),
+      InstanceMethod<&TapHandle::Steer>("steer"),
+      InstanceMethod<&TapHandle::DrainNow>("drain"),
       InstanceMethod<&TapHandle::Start>("start"),
       InstanceMethod<&TapHandle::Write>("write"),
       InstanceMethod<&TapHandle::WriteBatch>("writeBatch"),
@@ -76,13 +86,16 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     });
   }
 
-  // new TapHandle({ name, vnetHdr, vnetHdrSize, offload, persist, mac, mtu, up })
+  // new TapHandle({ name, netns, attach, multiQueue, vnetHdr, vnetHdrSize, offload, persist, mac, mtu, up })
   explicit TapHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapHandle>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "TapHandle: options object required");
     Napi::Object o = info[0].As<Napi::Object>();
     OpenOptions opts;
     if (o.Has("name") && o.Get("name").IsString()) opts.name = o.Get("name").As<Napi::String>().Utf8Value();
+    if (o.Has("netns") && o.Get("netns").IsString()) opts.netns = o.Get("netns").As<Napi::String>().Utf8Value();
+    opts.attach = o.Get("attach").ToBoolean();
+    opts.multi_queue = o.Get("multiQueue").ToBoolean();
     opts.vnet_hdr = o.Get("vnetHdr").ToBoolean();
     if (o.Get("vnetHdrSize").IsNumber()) opts.vnet_hdr_size = o.Get("vnetHdrSize").As<Napi::Number>().Int32Value();
     if (o.Get("offload").IsBoolean()) opts.offload = o.Get("offload").As<Napi::Boolean>();
@@ -103,8 +116,9 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     if (!e.ok()) throw SysErrorToJs(env, e);
     fd_ = res.fd;
     name_ = res.name;
-    hdr_size_ = opts.vnet_hdr ? opts.vnet_hdr_size : 0;
+    hdr_size_ = res.vnet_hdr_size;
     offload_flags_ = res.offload_flags;
+    multi_queue_ = res.multi_queue;
   }
 
   // At environment teardown the object can be finalized while still polling;
@@ -116,6 +130,35 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value GetVnetHdrSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), hdr_size_); }
   Napi::Value GetOffloadFlags(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), offload_flags_); }
+  Napi::Value GetMultiQueue(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), multi_queue_); }
+
+  // steer(queue) -> 0 or errno: every frame to queue `queue` (-1: back to the flow hash).
+  Napi::Value Steer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "TapHandle.steer(queue: number)");
+    if (fd_ < 0) return Napi::Number::New(env, EBADF);
+    SysError e = SetSteering(fd_, info[0].As<Napi::Number>().Int32Value());
+    if (!e.ok()) throw SysErrorToJs(env, e);
+    return Napi::Number::New(env, 0);
+  }
+
+  // drain() -> frames read: reads until the queue is empty, now, handing each
+  // batch to onBatch before returning (only while started). Bounded (a queue
+  // holds tx_queue_len frames, 1000 by default), in case frames keep coming.
+  Napi::Value DrainNow(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t total = 0;
+    if (poll_ == nullptr || fd_ < 0) return Napi::Number::New(env, 0);
+    Napi::Object keep_alive = Value();
+    (void)keep_alive;
+    for (int batches = 0; batches < kMaxDrainBatches; batches++) {
+      uint32_t n = 0;
+      bool empty = Drain(0, &n);
+      total += n;
+      if (empty || poll_ == nullptr || fd_ < 0) break;
+    }
+    return Napi::Number::New(env, total);
+  }
 
   // start(onBatch, onError): begin polling; once only.
   void Start(const Napi::CallbackInfo& info) {
@@ -241,7 +284,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     Napi::Object keep_alive = self->Value();  // JS may close() this object from inside the callback
     (void)keep_alive;
     try {
-      self->Drain(status);
+      self->Drain(status, nullptr);
     } catch (const Napi::Error& e) {
       // A JS callback threw: surface it like any uncaught exception.
       napi_fatal_exception(env, e.Value());
@@ -251,7 +294,9 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   }
 
   // Reads one batch; on a device-level error reports it and stops polling.
-  void Drain(int status) {
+  // True when the read queue was found empty (EAGAIN); *frames gets the count.
+  bool Drain(int status, uint32_t* frames) {
+    bool empty = false;
     int fatal = 0;
     const char* syscall = "read";
     if (status < 0) {
@@ -266,7 +311,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
       ssize_t n = ::read(fd_, scratch_.get() + used, kMaxRecord);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
+        if (errno == EAGAIN) { empty = true; break; }
         fatal = errno;
         syscall = "read";
         break;
@@ -284,7 +329,9 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
       std::memcpy(recs.Data(), records, sizeof(uint32_t) * 2 * count);
       on_batch_.MakeCallback(Value(), {buf, recs, Napi::Number::New(env, count)}, *async_);
     }
+    if (frames != nullptr) *frames = count;
     if (fatal != 0) Fail(fatal, syscall);
+    return empty || fatal != 0;
   }
 
   // Reports a device failure once: stop polling first, so nothing else arrives.
@@ -304,6 +351,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   std::string name_;
   int hdr_size_ = 0;
   unsigned offload_flags_ = 0;
+  bool multi_queue_ = false;
   bool failed_ = false;
   uv_poll_t* poll_ = nullptr;
   std::unique_ptr<uint8_t[]> scratch_;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
@@ -27,7 +27,16 @@ export function parseYamlConfig<S extends z.ZodType>(text: string, file: string,
     const pos = syntax.linePos?.[0];
     throw new ConfigError(`YAML syntax error${pos ? ` at line ${pos.line}` : ''}: ${syntax.message.split('\n')[0]}`, { file });
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // The yaml library throws ReferenceError for an unresolved alias and for an alias bomb.
+    const alias = findAlias(doc, err);
+    const line = alias?.range ? ` at line ${lines.linePos(alias.range[0]).line}` : '';
+    const why = /Excessive alias count/.test((err as Error).message) ? 'too many alias expansions (an alias bomb?)' : (err as Error).message;
+    throw new ConfigError(`YAML alias error${line}: ${why}`, { file }, { cause: err });
+  }
   const parsed = schema.safeParse(value ?? {});
   if (parsed.success) return deepFreeze(parsed.data) as Readonly<z.output<S>>;
   const issue = parsed.error.issues[0]!;
@@ -38,6 +47,22 @@ export function parseYamlConfig<S extends z.ZodType>(text: string, file: string,
   const line = lineOf(doc, at, lines);
   const where = line !== undefined ? `line ${line}: ` : '';
   throw new ConfigError(`${where}${describeIssue(issue)}`, { file, key: key || '(top level)' });
+}
+
+/** The alias the yaml library complained about (the unresolved one, or the first alias for a bomb). */
+function findAlias(doc: Document, err: unknown): Node | undefined {
+  const name = /alias[^:]*: (\S+)$/i.exec((err as Error).message)?.[1];
+  let found: Node | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (found === undefined && (name === undefined || node.source === name)) {
+        found = node;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 export function formatPath(path: readonly (string | number)[]): string {

@@ -112,7 +112,12 @@ export async function startAdminServer(
     }
     const m = /^\/links\/([^/]+)$/.exec(path);
     if (method === 'DELETE' && m !== null) {
-      const peer = decodeURIComponent(m[1]!);
+      let peer: string;
+      try {
+        peer = decodeURIComponent(m[1]!);
+      } catch {
+        throw new HttpError(400, 'VNET_ERR_BAD_REQUEST', `the link's peer in ${JSON.stringify(path)} is not a valid percent-encoded host id`);
+      }
       if (!adminLinks.delete(peer)) throw new HttpError(404, 'VNET_ERR_NOT_FOUND', `no admin fast-path link to ${peer}`);
       daemon.applyFastPathLinks(++linksVersion, [...adminLinks.values()]);
       return send(200, { peer, removed: true });

@@ -3,6 +3,8 @@ import { formatMac } from '../common/mac.ts';
 import { linkCounters, type DaemonEvent, type LinkFacts, type PortFacts, type TrafficSnapshot } from '../control/daemon-control.ts';
 import type { LinkSlot } from './link-slots.ts';
 import type { Port } from './port.ts';
+import type { PortOutlet } from './port-outlet.ts';
+import type { Ingress } from './forwarding-table.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
 /**
@@ -20,6 +22,9 @@ import type { TrafficCounters } from './traffic-counters.ts';
 export interface PortEntry {
   port: Port;
   ip: string | undefined;
+  /** What the forwarding table delivers to: the port, or its hold queue. */
+  outlet: PortOutlet;
+  ingress: Ingress;
 }
 
 export function portFacts(entry: PortEntry): PortFacts {

@@ -14,6 +14,10 @@
  *   rules         replaced per origin as a whole; the controller's carry a
  *                 version.
  *   reporting     daemon-facts.ts: facts, traffic snapshots and events.
+ *   migration     a port can be held (port-outlet.ts: its frames queued,
+ *                 bounded) and released to itself or to a link; a VM that
+ *                 resumed here is announced (announce.ts); frames relayed
+ *                 for a VM that left are counted.
  *
  * Everything here is driven through `DaemonControl`: by the controller agent
  * (controller-agent.ts), the admin interface (admin-server.ts) and the
@@ -21,13 +25,15 @@
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
-import { formatMac } from '../common/mac.ts';
-import { DaemonClosedError, DuplicatePortError, SpokeWithoutHubError } from './errors.ts';
+import { formatMac, type Mac } from '../common/mac.ts';
+import { announceFrames } from './announce.ts';
+import { PortOutlet, type HoldStats } from './port-outlet.ts';
+import { DaemonClosedError, DuplicatePortError, SpokeWithoutHubError, UnknownPortError } from './errors.ts';
 import type { Port } from './port.ts';
 import type { Link } from './link.ts';
 import type { Transport, TransportListener as Listener } from './transport.ts';
 import { ForwardingTable } from './forwarding-table.ts';
-import { parseRules, type RuleOrigin } from './forwarding-rule.ts';
+import { MAX_RULE_PRIORITY, MIN_RULE_PRIORITY, parseRules, type RuleOrigin } from './forwarding-rule.ts';
 import { TrafficCounters } from './traffic-counters.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import { ForwardingLoop, type ForwardingCounters } from './forwarding-loop.ts';
@@ -72,7 +78,7 @@ export class Daemon implements DaemonControl {
   readonly hostId: string;
   readonly role: DaemonRole;
   readonly site: string | undefined;
-  readonly table: ForwardingTable<Port, LinkSlot>;
+  readonly table: ForwardingTable<PortOutlet, LinkSlot>;
   readonly counters: TrafficCounters;
   readonly stats: DaemonCounters = { runtFrames: 0, droppedNoRoute: 0, linkFailures: 0, linkFailuresByCode: {}, decodeErrors: 0, portFailures: 0 };
 
@@ -100,7 +106,7 @@ export class Daemon implements DaemonControl {
     this.#transport = components.transport;
     this.#log = componentLogger(components.logger, 'daemon', { host: init.hostId });
     this.#events = new DaemonEvents(this.#log);
-    this.table = new ForwardingTable<Port, LinkSlot>({
+    this.table = new ForwardingTable<PortOutlet, LinkSlot>({
       role: init.role,
       clock: this.#clock,
       logger: this.#log,
@@ -150,17 +156,20 @@ export class Daemon implements DaemonControl {
 
   // ---------------------------------------------------------------- ports
 
-  addPort(port: Port, ip?: string): void {
+  /** Add a VM's port; `held`: its frames are queued until `releasePort` (a migration's destination). */
+  addPort(port: Port, ip?: string, opts: { held?: boolean } = {}): void {
     if (this.#closed) throw new DaemonClosedError(this.hostId, `add port ${port.name}`);
     if (this.#ports.has(port.name)) throw new DuplicatePortError(port.name, this.hostId);
-    const ingress = this.table.addPort(port.name, port);
-    const entry: PortEntry = { port, ip };
+    const outlet = new PortOutlet(port, { held: opts.held === true });
+    const ingress = this.table.addPort(port.name, outlet);
+    const entry: PortEntry = { port, ip, outlet, ingress };
     this.#ports.set(port.name, entry);
     port.onFailure((err) => {
       this.stats.portFailures++;
       this.#log.warn({ port: port.name, err: err.message, code: (err as { code?: string }).code }, 'port failed; removing it');
       void this.removePort(port.name, `failed: ${err.message}`);
     });
+    this.#pinPorts();
     port.start((frames) => this.#forwarding.fromPort(ingress, frames));
     this.#log.info({ port: port.name, kind: port.kind, mac: formatMac(port.mac) }, 'port added');
     this.#events.emit({ type: 'port-added', port: portFacts(entry) });
@@ -171,6 +180,7 @@ export class Daemon implements DaemonControl {
     if (entry === undefined) return;
     this.#ports.delete(name);
     this.table.removePort(name);
+    this.#pinPorts();
     await entry.port.close().catch(() => undefined);
     this.#log.info({ port: name, reason }, 'port removed');
     this.#events.emit({ type: 'port-removed', name, reason });
@@ -178,6 +188,79 @@ export class Daemon implements DaemonControl {
 
   port(name: string): Port | undefined {
     return this.#ports.get(name)?.port;
+  }
+
+  // ------------------------------------------------------------ migration
+
+  /** Queue the frames to this port instead of delivering them (its VM paused); relays to its MAC are counted from now on. */
+  holdPort(name: string): void {
+    const entry = this.#entry(name);
+    entry.outlet.hold();
+    this.#pinPorts();
+    this.#forwarding.watchRelay(entry.port.mac);
+    this.#log.info({ port: name }, 'port held');
+  }
+
+  /**
+   * Stop holding: the queued frames, oldest first, go to the port itself or
+   * to the link to `peer` (lost if that link is not up), then frames flow as
+   * usual. Returns the port's hold figures.
+   */
+  releasePort(name: string, to: 'port' | { link: string }): HoldStats {
+    const entry = this.#entry(name);
+    const stats = entry.outlet.release(to === 'port'
+      ? (frame) => { entry.port.send(frame); return true; }
+      : (frame) => {
+        const link = this.#links.get(to.link)?.link;
+        if (link === undefined) return false;
+        link.send(frame);
+        return true;
+      });
+    this.#pinPorts();
+    this.#log.info({ port: name, to: to === 'port' ? 'port' : `link ${to.link}`, ...stats }, 'port released');
+    return stats;
+  }
+
+  holdStats(name: string): HoldStats | undefined {
+    return this.#ports.get(name)?.outlet.stats;
+  }
+
+  /** Announce the port's VM at this host (RARP, and a gratuitous ARP if its IPv4 is known), as if the VM sent them; returns the frames sent. */
+  announce(name: string): number {
+    const entry = this.#entry(name);
+    const frames = announceFrames(entry.port.mac, entry.ip);
+    this.#forwarding.fromPort(entry.ingress, frames);
+    return frames.length;
+  }
+
+  /** Frames to `mac` that came in on a link and left on a link since the port with that MAC was held here. */
+  relayedFrames(mac: Mac): number {
+    return this.#forwarding.relayed(mac);
+  }
+
+  /** Stop counting relays to `mac` (the migration that moved it is over). */
+  forgetRelay(mac: Mac): void {
+    this.#forwarding.forgetRelay(mac);
+  }
+
+  /**
+   * Frames to a local port's MAC go to that port, whatever was learned
+   * elsewhere: one rule per port (origin `ports`, id `port:NAME`) at the
+   * lowest priority, so every explicit rule still wins — except while the
+   * port is held, when it takes the highest, so that nothing for a paused or
+   * not-yet-resumed VM overtakes its hold queue.
+   */
+  #pinPorts(): void {
+    const pins: RuleSpec[] = [...this.#ports.values()].map(({ port, outlet }) => ({
+      id: `port:${port.name}`, priority: outlet.held ? MAX_RULE_PRIORITY : MIN_RULE_PRIORITY, src: 'any', dst: formatMac(port.mac), action: { port: port.name },
+    }));
+    this.table.setRules('ports', parseRules(pins, 'ports'));
+  }
+
+  #entry(name: string): PortEntry {
+    const entry = this.#ports.get(name);
+    if (entry === undefined) throw new UnknownPortError(name, this.hostId);
+    return entry;
   }
 
   // ---------------------------------------------------------------- links

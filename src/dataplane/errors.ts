@@ -172,6 +172,15 @@ export class DuplicatePortError extends VnetError {
   }
 }
 
+/** A command named a port this daemon does not have. */
+export class UnknownPortError extends VnetError {
+  readonly port: string;
+  constructor(port: string, hostId: string) {
+    super('VNET_ERR_UNKNOWN_PORT', `no port ${port} on ${hostId}`);
+    this.port = port;
+  }
+}
+
 /** Port.start called a second time: a port has one receive handler for its life. */
 export class PortAlreadyStartedError extends VnetError {
   constructor(port: string) {
@@ -206,5 +215,41 @@ export class MissingCaError extends NeededFileError {
 export class MissingHostCredentialsError extends NeededFileError {
   constructor(message: string, file?: string, options?: { cause?: unknown }) {
     super('VNET_ERR_NO_HOST_CREDENTIALS', message, file, options);
+  }
+}
+
+/**
+ * The TapErrors with a cause of their own (each keeps `instanceof TapError`
+ * and `errno`, with a code of its own): a namespace, a device, a permission.
+ */
+abstract class TapCauseError extends TapError {
+  constructor(code: `VNET_ERR_${string}`, message: string, errno: number | undefined, options: { cause?: unknown } | undefined) {
+    super(message, errno, options);
+    (this as { code: string }).code = code;
+  }
+}
+
+/** The network namespace a TAP device was to be opened in does not exist (no /var/run/netns/NAME). */
+export class NetnsNotFoundError extends TapCauseError {
+  readonly netns: string;
+  constructor(netns: string, errno?: number, options?: { cause?: unknown }) {
+    super('VNET_ERR_NETNS_NOT_FOUND', `network namespace ${netns} does not exist`, errno, options);
+    this.netns = netns;
+  }
+}
+
+/** Attaching to a TAP device that is not there (in the namespace named, if any). */
+export class TapDeviceNotFoundError extends TapCauseError {
+  readonly device: string;
+  constructor(device: string, netns: string | undefined, errno?: number, options?: { cause?: unknown }) {
+    super('VNET_ERR_TAP_NOT_FOUND', `TAP device ${device} does not exist${netns === undefined ? '' : ` in network namespace ${netns}`}`, errno, options);
+    this.device = device;
+  }
+}
+
+/** Opening a TAP device, or entering a namespace, was refused (EPERM/EACCES: not root, no CAP_NET_ADMIN, owner or group set on the device). */
+export class TapPermissionError extends TapCauseError {
+  constructor(message: string, errno?: number, options?: { cause?: unknown }) {
+    super('VNET_ERR_TAP_PERMISSION', message, errno, options);
   }
 }

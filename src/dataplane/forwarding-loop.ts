@@ -4,7 +4,7 @@ import { dstMacOf, srcMacOf } from '../common/mac.ts';
 import type { Egress } from './egress.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { LinkSlot } from './link-slots.ts';
-import type { Port } from './port.ts';
+import type { PortOutlet } from './port-outlet.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
 /**
@@ -22,8 +22,13 @@ import type { TrafficCounters } from './traffic-counters.ts';
  *            egress set (controller rules first, then learned MACs, else
  *            flood along the backbone with split horizon).
  *   deliver  to ports (a port that cannot take GSO super-frames segments
- *            them itself) and to the links of link slots that are up
- *            (batched writes).
+ *            them itself; a held port queues them, port-outlet.ts) and to
+ *            the links of link slots that are up (batched writes).
+ *
+ * Relay watch: for the MACs of VMs that migrated away (the daemon watches a
+ * port's MAC from the moment it is held), frames that came in on a link and
+ * went out on a link are counted: the source's relay after a cutover. One
+ * size test per link frame while nothing is watched.
  */
 
 /** What the forwarding loop drops, as the daemon counts it. */
@@ -35,11 +40,13 @@ export interface ForwardingCounters {
 }
 
 export class ForwardingLoop {
-  readonly #table: ForwardingTable<Port, LinkSlot>;
+  readonly #table: ForwardingTable<PortOutlet, LinkSlot>;
   readonly #traffic: TrafficCounters;
   readonly #stats: ForwardingCounters;
+  /** Destination MAC → frames relayed link to link (only MACs being watched). */
+  readonly #relayed = new Map<number, number>();
 
-  constructor(table: ForwardingTable<Port, LinkSlot>, traffic: TrafficCounters, stats: ForwardingCounters) {
+  constructor(table: ForwardingTable<PortOutlet, LinkSlot>, traffic: TrafficCounters, stats: ForwardingCounters) {
     this.#table = table;
     this.#traffic = traffic;
     this.#stats = stats;
@@ -55,8 +62,22 @@ export class ForwardingLoop {
     this.#forwardBatch(ingress, frames, undefined);
   }
 
+  /** Count the frames to `mac` relayed from a link to a link from now on. */
+  watchRelay(mac: number): void {
+    if (!this.#relayed.has(mac)) this.#relayed.set(mac, 0);
+  }
+
+  relayed(mac: number): number {
+    return this.#relayed.get(mac) ?? 0;
+  }
+
+  forgetRelay(mac: number): void {
+    this.#relayed.delete(mac);
+  }
+
   #forwardBatch(ingress: Ingress, frames: readonly Frame[], counters: TrafficCounters | undefined): void {
     const table = this.#table;
+    const watching = counters === undefined && this.#relayed.size > 0;
     for (let i = 0; i < frames.length; i++) {
       const frame = frames[i]!;
       const data = frame.data;
@@ -67,11 +88,16 @@ export class ForwardingLoop {
       const src = srcMacOf(data);
       const dst = dstMacOf(data);
       counters?.add(src, dst, data.length);
-      this.#deliver(table.forward(src, dst, ingress), frame);
+      const egress = table.forward(src, dst, ingress);
+      if (watching && egress.links.length > 0) {
+        const n = this.#relayed.get(dst);
+        if (n !== undefined) this.#relayed.set(dst, n + 1);
+      }
+      this.#deliver(egress, frame);
     }
   }
 
-  #deliver(egress: Egress<Port, LinkSlot>, frame: Frame): void {
+  #deliver(egress: Egress<PortOutlet, LinkSlot>, frame: Frame): void {
     if (egress.drop) {
       this.#stats.droppedNoRoute++;
       return;

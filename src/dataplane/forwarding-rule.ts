@@ -18,7 +18,8 @@ import { formatMac, isMacString, parseMac, type Mac } from '../common/mac.ts';
  * any input either yields frozen rules or throws a RuleError naming the field.
  */
 
-export type RuleOrigin = 'controller' | 'config' | 'admin';
+/** Who set a rule: the controller, the config file, the admin interface, or the daemon itself for its own ports (port-pins). */
+export type RuleOrigin = 'controller' | 'config' | 'admin' | 'ports';
 
 export type MacMatch =
   | { readonly kind: 'any' }

@@ -5,7 +5,7 @@ import type { DaemonEvent, LinkKind } from '../control/daemon-control.ts';
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { Link } from './link.ts';
-import type { Port } from './port.ts';
+import type { PortOutlet } from './port-outlet.ts';
 import type { Transport } from './transport.ts';
 
 /**
@@ -58,7 +58,7 @@ export interface LinkSlotsComponents {
   transport: Transport;
   clock: Clock;
   logger: Logger;
-  table: ForwardingTable<Port, LinkSlot>;
+  table: ForwardingTable<PortOutlet, LinkSlot>;
   stats: LinkSlotCounters;
   /** Frames received on a link, with the ingress the table gave it. */
   onFrames: (ingress: Ingress, frames: readonly Frame[]) => void;

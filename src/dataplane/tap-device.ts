@@ -10,10 +10,38 @@
  * starts with the virtio_net_hdr (`vnetHdrSize` bytes). Writes are synchronous
  * and non-blocking. A device that goes away (deleted, EBADFD/EIO) is reported
  * once through `onError` as a TapError; polling stops, the process goes on.
+ *
+ * Attaching and handing over. `open({ name, netns, attach: true })` attaches
+ * one more queue to an EXISTING device in network namespace `netns` (the
+ * addon opens /dev/net/tun on a helper thread that has setns()ed into it; no
+ * other thread changes namespace) and takes the device's flags as they are
+ * (vnet_hdr and its size from TUNGETIFF/TUNGETVNETHDRSZ; MAC, MTU, link state
+ * untouched). That is how a VM's attachment moves from one daemon to another
+ * on the same kernel while the VM's namespace stays put:
+ *
+ *   destination   open({ name, netns, attach: true }), start(...)  → queue 1
+ *   source        steer(1) (every new frame to queue 1), then, a moment
+ *                 later, drain() (what is already queued here, through
+ *                 onBatch) and close()          (TapPort.handOff does this)
+ *   destination   releaseSteering() once the source is gone
+ *
+ * Why multi-queue, not persistent: a device a daemon creates for a VM is
+ * IFF_MULTI_QUEUE (`multiQueue: true`), so it lives as long as any queue is
+ * attached and the destination attaches BEFORE the source lets go. A
+ * persistent single-queue device refuses a second reader (EBUSY), so the
+ * source would have to close first: a gap with no reader in which the kernel
+ * drops every frame (and turns the carrier off, which the VM's stack sees), and
+ * a device that stays behind when a daemon dies until someone deletes it. With
+ * two queues the kernel spreads frames over both by flow hash, and closing a
+ * queue drops what is still queued on it; `steer` (a two-instruction eBPF
+ * program, TUNSETSTEERINGEBPF) points every new frame at the destination first,
+ * so the source can drain its queue to empty before it closes, and nothing is
+ * dropped. Without eBPF (no CAP_BPF) the hand-over still works; the frames that
+ * arrive on the source's queue between its last read and its close are lost.
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { TapError } from './errors.ts';
+import { NetnsNotFoundError, TapDeviceNotFoundError, TapError, TapPermissionError } from './errors.ts';
 import { writeMac, type Mac } from '../common/mac.ts';
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h). */
@@ -30,6 +58,16 @@ export const TUN_F = {
 export interface TapDeviceOptions {
   /** Interface name (at most 15 bytes); empty lets the kernel choose tapN. */
   name: string;
+  /**
+   * A network namespace (a name under /var/run/netns, or a path such as
+   * /proc/PID/ns/net): the device is created, or looked for, there. Default:
+   * this process's namespace.
+   */
+  netns?: string;
+  /** Attach to an existing device (one more queue): never create one, configure nothing, take its vnet_hdr setting. */
+  attach?: boolean;
+  /** IFF_MULTI_QUEUE when creating (a device whose attachment can be handed over); attaching always tries it first. */
+  multiQueue?: boolean;
   /** Open with IFF_VNET_HDR: every frame read or written carries a virtio_net_hdr. */
   vnetHdr?: boolean;
   /** 10 (virtio_net_hdr) or 12 (virtio_net_hdr_mrg_rxbuf); default 10. */
@@ -60,6 +98,9 @@ interface NativeTapHandle {
   readonly fd: number;
   readonly vnetHdrSize: number;
   readonly offloadFlags: number;
+  readonly multiQueue: boolean;
+  steer(queue: number): number;
+  drain(): number;
   start(onBatch: TapBatchHandler, onError: (errno: number, code: string, syscall: string) => void): void;
   write(frame: Uint8Array, hdr?: Uint8Array): number;
   writeBatch(frames: readonly Uint8Array[], hdrs?: readonly (Uint8Array | undefined)[]): [number, number, number];
@@ -99,11 +140,25 @@ export function errnoName(errno: number): string {
   return `errno ${errno}`;
 }
 
-function errnoError(err: unknown, what: string): TapError {
-  const e = err as { errno?: unknown; code?: unknown; message?: unknown };
+const EPERM = 1;
+const ENOENT = 2;
+const EACCES = 13;
+const ENODEV = 19;
+
+function errnoError(err: unknown, what: string, opts?: Pick<TapDeviceOptions, 'name' | 'netns'>): TapError {
+  const e = err as { errno?: unknown; code?: unknown; message?: unknown; syscall?: unknown };
   const errno = typeof e.errno === 'number' ? e.errno : undefined;
+  const syscall = typeof e.syscall === 'string' ? e.syscall : '';
   const message = typeof e.message === 'string' ? e.message : String(err);
+  if (opts?.netns !== undefined && syscall === 'open(netns)' && errno === ENOENT) return new NetnsNotFoundError(opts.netns, errno, { cause: err });
+  if (opts !== undefined && syscall === 'ioctl(SIOCGIFINDEX)' && errno === ENODEV) return new TapDeviceNotFoundError(opts.name, opts.netns, errno, { cause: err });
+  if (errno === EPERM || errno === EACCES) return new TapPermissionError(`${what}: ${message}`, errno, { cause: err });
   return new TapError(`${what}: ${message}`, errno, { cause: err });
+}
+
+/** The file of a network namespace: a name under /var/run/netns, or a path as it is. */
+export function netnsPath(netns: string): string {
+  return netns.includes('/') ? netns : `/var/run/netns/${netns}`;
 }
 
 export class TapDevice {
@@ -114,16 +169,27 @@ export class TapDevice {
     this.#handle = handle;
   }
 
-  /** Opens (creating or attaching) a TAP device; throws TapError (with errno) on failure. */
+  /**
+   * Opens (creating or attaching) a TAP device; throws TapError (with errno) on
+   * failure: NetnsNotFoundError, TapDeviceNotFoundError (attach only) and
+   * TapPermissionError for those causes.
+   */
   static open(opts: TapDeviceOptions): TapDevice {
     const native = nativeModule();
+    // A name is a file under /var/run/netns ("." and ".." are none); anything with a slash is a path as given.
+    if (opts.netns !== undefined && (opts.netns === '' || opts.netns === '.' || opts.netns === '..' || opts.netns.includes('\0'))) {
+      throw new NetnsNotFoundError(opts.netns);
+    }
     const raw: Record<string, unknown> = {
       name: opts.name,
+      attach: opts.attach ?? false,
+      multiQueue: opts.multiQueue ?? false,
       vnetHdr: opts.vnetHdr ?? false,
       vnetHdrSize: opts.vnetHdrSize ?? 10,
       offload: opts.offload ?? true,
       up: opts.up ?? false,
     };
+    if (opts.netns !== undefined) raw.netns = netnsPath(opts.netns);
     if (opts.persist !== undefined) raw.persist = opts.persist;
     if (opts.mtu !== undefined) raw.mtu = opts.mtu;
     if (opts.mac !== undefined) {
@@ -134,7 +200,8 @@ export class TapDevice {
     try {
       return new TapDevice(new native.TapHandle(raw));
     } catch (err) {
-      throw errnoError(err, `cannot open TAP device ${JSON.stringify(opts.name)}`);
+      const where = opts.netns === undefined ? '' : ` in network namespace ${opts.netns}`;
+      throw errnoError(err, `cannot ${opts.attach === true ? 'attach to' : 'open'} TAP device ${JSON.stringify(opts.name)}${where}`, opts);
     }
   }
 
@@ -156,6 +223,35 @@ export class TapDevice {
   /** TUN_F_* flags the kernel accepted (0 without vnet_hdr). */
   get offloadFlags(): number {
     return this.#handle.offloadFlags;
+  }
+
+  /** Whether the device is IFF_MULTI_QUEUE (its attachment can be handed over without a gap). */
+  get multiQueue(): boolean {
+    return this.#handle.multiQueue;
+  }
+
+  /**
+   * Sends every frame the kernel transmits on the device to queue `queue`
+   * (modulo the number of queues; queues are numbered in the order they were
+   * attached, a closed one's place taken by the last), or back to the flow
+   * hash with `null`. Device-wide. Throws TapError (EPERM without CAP_BPF).
+   */
+  steer(queue: number | null): void {
+    try {
+      this.#handle.steer(queue ?? -1);
+    } catch (err) {
+      throw errnoError(err, `cannot steer TAP device ${this.#handle.name}`);
+    }
+  }
+
+  /** Reads every frame queued on this fd now, through the batch handler, before returning; the count. 0 unless started. */
+  drain(): number {
+    return this.#handle.drain();
+  }
+
+  /** After a hand-over to this queue: back to the flow hash, so a later newcomer does not take the frames as soon as it attaches. */
+  releaseSteering(): void {
+    this.steer(null);
   }
 
   get closed(): boolean {

@@ -17,6 +17,16 @@
  *                 → synchronous non-blocking writev; EAGAIN is a counted drop
  *   failure       the device deleted (read/write EBADFD, EIO, ...) → one TapError
  *                 to the failure handler; reads stop; the process carries on
+ *
+ * A port is made in one of two ways: `open` creates the device (multi-queue,
+ * so that its attachment can be handed over; tap-device.ts says why), or
+ * `attach` adds a queue to an existing device in a VM's namespace, the
+ * destination's side of a hand-over between two daemons on one kernel:
+ *
+ *   destination   TapPort.attach({ name, mac, mtu, netns }), start(handler)
+ *   source        await handOff()   every new frame to the destination's queue,
+ *                                   then what is queued here, read and handled; closed
+ *   destination   releaseSteering()
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { PortAlreadyStartedError, PortClosedError, TapError } from './errors.ts';
@@ -38,6 +48,27 @@ export interface TapPortOptions {
   /** Bring the link up once configured (default true). */
   up?: boolean;
   logger: Logger;
+}
+
+export interface TapAttachOptions {
+  /** The existing TAP device (a multi-queue one, for a hand-over without a gap). */
+  name: string;
+  /** The VM's MAC (the device keeps whatever address it has; this is what the port reports). */
+  mac: Mac;
+  mtu: number;
+  /** The network namespace the device is in (a name under /var/run/netns, or a path); default this process's. */
+  netns?: string;
+  /** With a vnet_hdr device: ask for TSO/checksum offloads (device-wide; default true). */
+  offload?: boolean;
+  logger: Logger;
+}
+
+/** What a hand-over left behind on the source's side. */
+export interface HandOffResult {
+  /** Frames still queued for this port when it let go, read and handed to the receive handler. */
+  drained: number;
+  /** Whether every new frame went to the destination first (false without eBPF: the kernel dropped whatever reached this queue after the last read). */
+  steered: boolean;
 }
 
 export class TapPort implements Port {
@@ -68,18 +99,73 @@ export class TapPort implements Port {
     this.#log = componentLogger(opts.logger, 'tap-port', { port: device.name });
   }
 
-  /** Creates (or attaches) the TAP device and configures MAC, MTU and link state. Throws TapError. */
+  /**
+   * Creates (or attaches) the TAP device and configures MAC, MTU and link
+   * state. A new device is multi-queue; an existing single-queue one (made by
+   * `ip tuntap add`) is attached as it is. Throws TapError.
+   */
   static open(opts: TapPortOptions): TapPort {
-    const device = TapDevice.open({
-      name: opts.name,
-      vnetHdr: opts.vnetHdr ?? false,
-      mac: opts.mac,
-      mtu: opts.mtu,
-      up: opts.up ?? true,
-    });
+    const base = { name: opts.name, vnetHdr: opts.vnetHdr ?? false, mac: opts.mac, mtu: opts.mtu, up: opts.up ?? true };
+    let device: TapDevice;
+    try {
+      device = TapDevice.open({ ...base, multiQueue: true });
+    } catch (err) {
+      // EINVAL: the name is taken by a single-queue TAP device (or by something that is no TAP at all, which fails again).
+      if (!(err instanceof TapError) || err.errno !== 22) throw err;
+      device = TapDevice.open(base);
+    }
     const port = new TapPort(device, opts);
-    port.#log.info({ mac: formatMac(opts.mac), mtu: opts.mtu, vnetHdr: port.acceptsOffload, offloadFlags: port.offloadFlags }, 'TAP port opened');
+    port.#log.info({ mac: formatMac(opts.mac), mtu: opts.mtu, vnetHdr: port.acceptsOffload, offloadFlags: port.offloadFlags, multiQueue: device.multiQueue }, 'TAP port opened');
     return port;
+  }
+
+  /**
+   * Attaches to an existing TAP device, in network namespace `netns` if given,
+   * as one more queue: nothing about the device changes (vnet_hdr as it has
+   * it). Throws NetnsNotFoundError, TapDeviceNotFoundError,
+   * TapPermissionError, or TapError.
+   */
+  static attach(opts: TapAttachOptions): TapPort {
+    const device = TapDevice.open({ name: opts.name, attach: true, offload: opts.offload ?? true, ...(opts.netns === undefined ? {} : { netns: opts.netns }) });
+    const port = new TapPort(device, { name: opts.name, mac: opts.mac, mtu: opts.mtu, logger: opts.logger });
+    port.#log.info({ mac: formatMac(opts.mac), mtu: opts.mtu, netns: opts.netns, vnetHdr: port.acceptsOffload, multiQueue: device.multiQueue }, 'TAP port attached');
+    return port;
+  }
+
+  /** Whether the device is multi-queue (its attachment can be handed over while both sides hold it). */
+  get multiQueue(): boolean {
+    return this.#device.multiQueue;
+  }
+
+  /**
+   * The source's side of a hand-over; call it once the destination's port is
+   * attached to the same device (with no other queue on the device, a
+   * non-persistent device goes away with this port). Points every new frame at
+   * the destination's queue, lets a turn of the event loop pass (a frame the
+   * kernel was putting on this queue at that moment lands), reads and hands
+   * to the receive handler what is queued here, and closes the port. Frames
+   * sent to the VM after this are counted drops, as after close.
+   * `steer: false` skips the steering (the flow-hash hand-over, for comparison).
+   */
+  async handOff(opts: { steer?: boolean } = {}): Promise<HandOffResult> {
+    if (this.#closed) throw new PortClosedError(this.name);
+    let steered = opts.steer ?? true;
+    try {
+      if (steered) this.#device.steer(1);
+    } catch (err) {
+      steered = false;
+      this.#log.warn({ err }, 'cannot steer the device to the destination; frames reaching this queue during the hand-over are lost');
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const drained = this.#closed ? 0 : this.#device.drain();
+    await this.close();
+    this.#log.info({ drained, steered }, 'TAP port handed off');
+    return { drained, steered };
+  }
+
+  /** The destination's last step of a hand-over, once the source has let go: frames spread by flow hash again (see TapDevice.steer). */
+  releaseSteering(): void {
+    this.#device.releaseSteering();
   }
 
   start(handler: ReceiveHandler): void {

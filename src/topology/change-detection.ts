@@ -60,7 +60,8 @@ import { DEFAULT_HOLD_FRACTION, DEFAULT_SETTLE_LIMIT, STRUCTURE_SIMILARITY } fro
 /**
  * An irregular structure must hold this many times longer: the mix of an
  * old pattern fading and a new one rising is irregular, and lasts up to
- * ≈ 1.8τ (until the old edges fall under the prune fraction).
+ * ≈ 1.8τ in the smoothed matrix (until the old edges fall under the prune
+ * fraction; with the faster view that releases them, vttif.ts, about half).
  */
 export const IRREGULAR_HOLD_FACTOR = 4;
 

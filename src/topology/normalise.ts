@@ -17,6 +17,10 @@ import { undirectedKey } from './vm-registry.ts';
  * 8 and 16 VMs, 10 seeds) prune 0.1 misclassified 373 periods, 0.15 eight,
  * 0.2 none; higher would start to cut real edges of applications whose edges
  * are unequal (trees with heavier upper levels).
+ *
+ * `pruneReleased` prunes against two views of the same traffic, the
+ * smoothed one and a faster one: an edge enters at the pace of the first and
+ * leaves at the pace of the second (vttif.ts).
  */
 
 export const DEFAULT_PRUNE_FRACTION = 0.2;
@@ -130,4 +134,19 @@ function symmetriseSorted(rates: EdgeList, n: number): EdgeList {
 /** Keep the edges whose normalised weight is at least `fraction` (in [0, 1]). */
 export function prune(graph: WeightedGraph, fraction: number = DEFAULT_PRUNE_FRACTION): WeightedGraph {
   return { ids: graph.ids, weights: EdgeList.of(graph.weights).filter((w) => w >= fraction), maxBytesPerSecond: graph.maxBytesPerSecond };
+}
+
+/**
+ * Keep the edges that are at least `fraction` of the strongest in `graph`
+ * *and* in `recent`, a faster-smoothed view of the same traffic (same ids):
+ * an edge enters at the pace of `graph`'s filter and leaves at `recent`'s
+ * (vttif.ts, `releaseFraction`). The weights kept are `graph`'s.
+ */
+export function pruneReleased(graph: WeightedGraph, recent: WeightedGraph, fraction: number = DEFAULT_PRUNE_FRACTION): WeightedGraph {
+  const fast = EdgeList.of(recent.weights);
+  return {
+    ids: graph.ids,
+    weights: EdgeList.of(graph.weights).filter((w, key) => w >= fraction && (fast.get(key) ?? 0) >= fraction),
+    maxBytesPerSecond: graph.maxBytesPerSecond,
+  };
 }

@@ -75,14 +75,30 @@ export function fitRingAndBus(g: UndirectedGraph): Fit[] {
   return [bestRing, bestBus].filter((f): f is Fit => f !== undefined);
 }
 
+/**
+ * Neighbour exchange: the width k comes from the median degree d (2k in
+ * C_n(1..k)). An odd d does not say which width: a few noise edges on a
+ * small graph raise half the degrees of C_8(1..2) from 4 to 5, and
+ * C_8(1..3) then fits worse than C_8(1..2) does, so both ⌊d/2⌋ and ⌈d/2⌉
+ * are fitted and the better kept.
+ */
 export function fitNeighbour(g: UndirectedGraph, minConfidence: number, maxWork: number): Fit | undefined {
   const degrees = Int32Array.from(g.degree).sort();
-  const k = Math.round(degrees[degrees.length >> 1]! / 2);
-  if (k < 2 || 2 * k + 1 >= g.n) return undefined;
-  if (boundFor(g, g.n * k, 2 * k) < minConfidence) return undefined;
+  const median = degrees[degrees.length >> 1]!;
   let work = 0;
   for (let v = 0; v < g.n; v++) work += g.degree[v]! * g.degree[v]!;
   if (work > maxWork) return undefined;
+  let best: Fit | undefined;
+  for (const k of new Set([Math.floor(median / 2), Math.ceil(median / 2)])) {
+    const fit = fitNeighbourOfWidth(g, k, Math.max(minConfidence, best?.confidence ?? 0));
+    if (fit !== undefined && (best === undefined || fit.confidence > best.confidence)) best = fit;
+  }
+  return best;
+}
+
+function fitNeighbourOfWidth(g: UndirectedGraph, k: number, minConfidence: number): Fit | undefined {
+  if (k < 2 || 2 * k + 1 >= g.n) return undefined;
+  if (boundFor(g, g.n * k, 2 * k) < minConfidence) return undefined;
   // Cheap necessary condition on a sample first: in C_n(1..k) every vertex has two
   // edges whose ends share 2k − 2 neighbours (allow one less for noise). Random
   // graphs have almost no common neighbours and stop here.

@@ -40,6 +40,18 @@ export const DEFAULT_HOLD_FRACTION = 0.35;
  */
 export const DEFAULT_SETTLE_LIMIT = 0.5;
 
+/**
+ * Pruning watches the traffic at two paces: an edge enters the pruned graph
+ * once the smoothed matrix (τ) has it at the prune fraction, and leaves it as
+ * soon as a faster view of the same traffic (time constant
+ * `releaseFraction` × τ) has it under that fraction. Without it the edges of
+ * a pattern that stopped, held up by background traffic, stay above the
+ * line for about 2τ (on 8 VMs with 30% background the background alone
+ * sits at 0.1–0.2 of the strongest edge), and the new pattern cannot be
+ * announced before they are gone. 0 turns the faster view off.
+ */
+export const DEFAULT_RELEASE_FRACTION = 0.5;
+
 /** Best class confidence under which the topology is irregular. */
 export const DEFAULT_MIN_CONFIDENCE = 0.75;
 

@@ -3,13 +3,14 @@ import { ConfigError } from '../common/errors.ts';
 import { classify, type Topology } from './classify.ts';
 import { detectChange, INITIAL_CHANGE_DETECTION, type ChangeDetectionState, type TopologyChangeEvent } from './change-detection.ts';
 import { ReportShapeError, type TrafficReportError } from './errors.ts';
-import { normalise, prune, DEFAULT_PRUNE_FRACTION, type WeightedGraph } from './normalise.ts';
+import { normalise, prune, pruneReleased, DEFAULT_PRUNE_FRACTION, type WeightedGraph } from './normalise.ts';
 import { validateReport } from './report-validation.ts';
 import {
   DEFAULT_DETECTION_THRESHOLD,
   DEFAULT_HOLD_FRACTION,
   DEFAULT_MIN_CONFIDENCE,
   DEFAULT_PERSISTENCE,
+  DEFAULT_RELEASE_FRACTION,
   DEFAULT_SETTLE_LIMIT,
   DEFAULT_SMOOTHING_INTERVAL_MS,
   DEFAULT_UPDATE_PERIOD_MS,
@@ -23,6 +24,11 @@ import type { RegistryIndex } from './vm-registry.ts';
  * VTTIF as one pure step per update period:
  *
  *   validate → merge → smooth → normalise/prune → classify → change detection
+ *
+ * The merged matrix is smoothed twice: with τ = the smoothing interval (the
+ * matrix everything else sees) and with τ × releaseFraction (a faster view);
+ * an edge is kept by pruning when it is at the prune fraction in both, so it
+ * enters at the slow filter's pace and leaves at the fast one's.
  *
  * The controller calls `vttifStep(state, reports, registry, params, now)`
  * whenever reports arrive or its update timer fires, and keeps the returned
@@ -52,6 +58,12 @@ export interface VttifParams {
   readonly settleLimit: number;
   /** Edges under this fraction of the strongest are pruned, in [0, 1). */
   readonly pruneFraction: number;
+  /**
+   * Time constant of the faster view of the traffic, as a fraction of the
+   * smoothing interval, in [0, 1]: an edge leaves the pruned graph once that
+   * view has it under the prune fraction (0: the smoothed matrix alone decides).
+   */
+  readonly releaseFraction: number;
   /** Best class confidence under which the topology is irregular, in (0, 1]. */
   readonly minConfidence: number;
 }
@@ -64,6 +76,7 @@ export const DEFAULT_VTTIF_PARAMS: VttifParams = Object.freeze({
   holdFraction: DEFAULT_HOLD_FRACTION,
   settleLimit: DEFAULT_SETTLE_LIMIT,
   pruneFraction: DEFAULT_PRUNE_FRACTION,
+  releaseFraction: DEFAULT_RELEASE_FRACTION,
   minConfidence: DEFAULT_MIN_CONFIDENCE,
 });
 
@@ -75,6 +88,7 @@ const paramsSchema = z.strictObject({
   holdFraction: z.number().min(0).max(10).optional(),
   settleLimit: z.number().gt(0).max(10).optional(),
   pruneFraction: z.number().min(0).lt(1).optional(),
+  releaseFraction: z.number().min(0).max(1).optional(),
   minConfidence: z.number().gt(0).max(1).optional(),
 });
 
@@ -98,6 +112,8 @@ export const MAX_PENDING_REPORTS = 65_536;
 
 export interface VttifState {
   readonly smoothed: SmoothedMatrix | undefined;
+  /** The same traffic smoothed faster (τ × releaseFraction): edges leave the pruned graph at its pace. */
+  readonly recent: SmoothedMatrix | undefined;
   readonly detection: ChangeDetectionState;
   readonly lastUpdateMs: number | undefined;
   readonly pending: readonly TrafficReport[];
@@ -106,6 +122,7 @@ export interface VttifState {
 
 export const INITIAL_VTTIF_STATE: VttifState = Object.freeze({
   smoothed: undefined,
+  recent: undefined,
   detection: INITIAL_CHANGE_DETECTION,
   lastUpdateMs: undefined,
   pending: Object.freeze([]) as readonly TrafficReport[],
@@ -128,7 +145,7 @@ export interface VttifStepResult {
   readonly matrix: SmoothedMatrix | undefined;
   /** Normalised, unpruned undirected graph (what change detection compares). */
   readonly normalised?: WeightedGraph;
-  /** Normalised and pruned (what classification sees). */
+  /** Normalised and pruned (what classification sees): edges at the prune fraction in the smoothed matrix and in the faster view. */
   readonly pruned?: WeightedGraph;
   readonly topology: Topology | undefined;
   /** Distance from the last announced matrix. */
@@ -203,11 +220,20 @@ export function vttifStepValidated(
   const merged = mergeReports(pending, registry);
   const smoothed = smoothMatrix(state.smoothed, merged, registry, nowMs, { smoothingIntervalMs: params.smoothingIntervalMs });
   const normalised = normalise(smoothed);
-  const pruned = prune(normalised, params.pruneFraction);
+  const recent = params.releaseFraction > 0 && params.smoothingIntervalMs > 0
+    ? smoothMatrix(state.recent, merged, registry, nowMs, {
+      smoothingIntervalMs: params.releaseFraction * params.smoothingIntervalMs,
+      // Missing data is held as long as in the smoothed matrix: an unreported host's edges do not leave sooner.
+      maxHoldMs: 3 * params.smoothingIntervalMs,
+    })
+    : undefined;
+  const pruned = recent === undefined
+    ? prune(normalised, params.pruneFraction)
+    : pruneReleased(normalised, normalise(recent), params.pruneFraction);
   const topology = classify(pruned, { minConfidence: params.minConfidence });
   const detection = detectChange(state.detection, normalised, topology, nowMs, params, pruned);
   return {
-    state: { smoothed, detection: detection.state, lastUpdateMs: nowMs, pending: [], topology },
+    state: { smoothed, recent, detection: detection.state, lastUpdateMs: nowMs, pending: [], topology },
     due: true,
     rejected,
     matrix: smoothed,

@@ -7,7 +7,8 @@ import { dirname, join, relative, resolve } from 'node:path';
  * The layers of docs/architecture.md, checked on the source itself: every
  * relative import in src/ must go from a folder to one it may use. Bottom up:
  * common → pki, control → dataplane, migration, topology (pure), openflow
- * (self-contained) → patterns → controller → cli.
+ * (self-contained) → patterns, host (a daemon's host: dataplane + migration)
+ * → controller → cli.
  */
 const MAY_USE: Record<string, readonly string[]> = {
   common: [],
@@ -18,8 +19,9 @@ const MAY_USE: Record<string, readonly string[]> = {
   dataplane: ['common', 'control', 'pki'],
   migration: ['common', 'control', 'pki'],
   patterns: ['common', 'control', 'dataplane', 'topology'],
+  host: ['common', 'control', 'pki', 'dataplane', 'migration'],
   controller: ['common', 'control', 'pki', 'topology', 'migration', 'openflow'],
-  cli: ['common', 'control', 'pki', 'dataplane', 'migration', 'topology', 'openflow', 'patterns', 'controller'],
+  cli: ['common', 'control', 'pki', 'dataplane', 'migration', 'topology', 'openflow', 'patterns', 'host', 'controller'],
 };
 
 const SRC = resolve(import.meta.dirname, '../../src');

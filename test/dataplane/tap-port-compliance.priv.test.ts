@@ -7,10 +7,17 @@
  * small Python program in that namespace with an AF_PACKET socket on the
  * device: it sends the raw frames the suite gives it and reports every frame
  * the port delivers.
+ *
+ * The attached variants run the same suite against TapPort.attach: a
+ * multi-queue device is created and moved into the namespace by a holder
+ * (TapDevice, as a source daemon would have it), the port attaches a second
+ * queue inside the namespace, and the holder closes, leaving the port as the
+ * device's only reader.
  */
 import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 import { silentLogger } from '../../src/common/logger.ts';
+import { TapDevice } from '../../src/dataplane/tap-device.ts';
 import { TapPort } from '../../src/dataplane/tap-port.ts';
 import { NetnsHarness, requireTools, run, waitFor } from '../helpers/netns.ts';
 import { portCompliance, type PortFixture } from './port-compliance.ts';
@@ -84,19 +91,33 @@ class PacketSocketVm {
   }
 }
 
-for (const vnetHdr of [false, true]) {
+for (const [vnetHdr, attach] of [[false, false], [true, false], [false, true], [true, true]] as const) {
   const ns = new NetnsHarness();
-  portCompliance(vnetHdr ? 'tap with vnet_hdr' : 'tap without vnet_hdr', {
+  portCompliance(`tap ${attach ? 'attached in a namespace ' : ''}${vnetHdr ? 'with vnet_hdr' : 'without vnet_hdr'}`, {
     teardown: () => ns.cleanup(),
     async open({ mac, mtu }): Promise<PortFixture> {
       const netns = await ns.namespace();
       // Without IPv6 (and with no address) the kernel sends nothing of its own on the device.
       await ns.exec(netns, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'], { allowFailure: true });
       const name = ns.linkName();
-      const port = TapPort.open({ name, mac, mtu, vnetHdr, logger: silentLogger() });
-      ns.trackHostLink(name);
-      await ns.moveLink(name, netns);
-      await ns.linkUp(netns, name);
+      let port: TapPort;
+      if (!attach) {
+        port = TapPort.open({ name, mac, mtu, vnetHdr, logger: silentLogger() });
+        ns.trackHostLink(name);
+        await ns.moveLink(name, netns);
+        await ns.linkUp(netns, name);
+      } else {
+        const holder = TapDevice.open({ name, mac, mtu, vnetHdr, multiQueue: true, up: true });
+        ns.trackHostLink(name);
+        try {
+          await ns.moveLink(name, netns);
+          await ns.linkUp(netns, name);
+          port = TapPort.attach({ name, mac, mtu, netns, logger: silentLogger() });
+        } finally {
+          holder.close();
+        }
+        if (port.acceptsOffload !== vnetHdr) throw new Error(`attached port took vnet_hdr ${port.acceptsOffload}, the device has ${vnetHdr}`);
+      }
       const child = ns.spawn(netns, ['python3', '-u', '-c', VM_SCRIPT, name], { stdin: true });
       const vm = new PacketSocketVm(child);
       await vm.ready();

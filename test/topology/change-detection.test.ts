@@ -5,6 +5,7 @@ import { classify } from '../../src/topology/classify.ts';
 import type { WeightedGraph } from '../../src/topology/normalise.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';
 import { seededRandom } from '../../src/topology/seeded-random.ts';
+import { edgeJaccard, sameStructure } from '../../src/topology/structure.ts';
 import { undirectedKey } from '../../src/topology/vm-registry.ts';
 
 const ids = Array.from({ length: 8 }, (_, i) => `vm${i}`);
@@ -153,5 +154,28 @@ describe('detectChange with the smoothing window (hysteresis on the structure)',
     const r = seededRandom(4);
     const periods = Array.from({ length: 60 }, () => new Map([...rates(ring6, 100_000)].map(([k, v]) => [k, v * (0.5 + r())])));
     assert.deepEqual(filtered(periods).map((e) => e.cls), ['ring']);
+  });
+});
+
+describe('sameStructure', () => {
+  const ids = Array.from({ length: 8 }, (_, i) => `vm${i}`);
+  const graph = (edges: readonly (readonly [number, number])[]): WeightedGraph => {
+    const weights = new Map<number, number>();
+    for (const [a, b] of edges) weights.set(undirectedKey(a, b, 8), 1);
+    return { ids, weights, maxBytesPerSecond: 1 };
+  };
+
+  it('holds a neighbour exchange whose background edges changed by more than a quarter, the fitted exchange unchanged', () => {
+    // C_8(1..2) with three chords, then with three others: 16 / 22 edges in common, the same exchange.
+    const a = graph([...patternEdges('neighbour', 8), [0, 3], [1, 4], [2, 5]]);
+    const b = graph([...patternEdges('neighbour', 8), [3, 6], [4, 7], [5, 0]]);
+    const ta = classify(a);
+    const tb = classify(b);
+    assert.deepEqual([ta.class, ta.k, tb.class, tb.k], ['neighbour', 2, 'neighbour', 2]);
+    assert.ok(edgeJaccard(a, b) < 0.75);
+    assert.equal(sameStructure(ta, a, tb, b), true);
+    // A different exchange on the same VMs (another ring order) is another structure.
+    const c = graph(patternEdges('neighbour', 8).map(([x, y]) => [(3 * x) % 8, (3 * y) % 8] as const));
+    assert.equal(sameStructure(ta, a, classify(c), c), false);
   });
 });

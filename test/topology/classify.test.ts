@@ -55,6 +55,16 @@ describe('classify', () => {
     assert.equal(t.k, 3);
   });
 
+  it('keeps the width of a neighbour exchange when noise edges make the median degree odd', () => {
+    // C_8(1..2) plus two chords: half the VMs have degree 5, the median is 5, and
+    // C_8(1..3) (24 edges, 18 of them present) fits worse than C_8(1..2) (16 of 18).
+    const edges: PatternEdge[] = [...patternEdges('neighbour', 8), [0, 4], [2, 6]];
+    const t = classify(graphOf(8, edges, shuffled(8, 5)));
+    assert.equal(t.class, 'neighbour');
+    assert.equal(t.k, 2);
+    assert.equal(t.confidence, 16 / 18);
+  });
+
   it('lays out a ring in ring order: consecutive VMs in `order` are joined', () => {
     const perm = shuffled(10, 3);
     const edges = patternEdges('ring', 10);

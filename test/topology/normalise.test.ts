@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalise, prune } from '../../src/topology/normalise.ts';
+import { normalise, prune, pruneReleased } from '../../src/topology/normalise.ts';
 import { edgeKey, undirectedKey } from '../../src/topology/vm-registry.ts';
 
 const ids = ['a', 'b', 'c', 'd'];
@@ -29,5 +29,14 @@ describe('normalise and prune', () => {
     const g = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), 100], [edgeKey(1, 2, 4), 20], [edgeKey(2, 3, 4), 19]]) });
     const p = prune(g, 0.2);
     assert.deepEqual([...p.weights.keys()].sort(), [undirectedKey(0, 1, 4), undirectedKey(1, 2, 4)].sort());
+  });
+
+  it('with a faster view, keeps only the edges at the fraction in both, with the slow weights', () => {
+    // 1–2 is still at 0.3 in the smoothed matrix but its recent traffic stopped; 2–3 rose in the recent view only.
+    const slow = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), 100], [edgeKey(1, 2, 4), 30], [edgeKey(2, 3, 4), 10]]) });
+    const fast = normalise({ ids, rates: new Map([[edgeKey(0, 1, 4), 100], [edgeKey(1, 2, 4), 5], [edgeKey(2, 3, 4), 50]]) });
+    const p = pruneReleased(slow, fast, 0.2);
+    assert.deepEqual([...p.weights], [[undirectedKey(0, 1, 4), 1]]);
+    assert.equal(p.maxBytesPerSecond, 100);
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * What the cutover benchmark watches while a VM moves: a ping from a VM on a
+ * third host every 10 ms, and a continuous checked TCP stream
+ * (stream-check.ts). Both run in network namespaces the benchmark made.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+
+const STREAM_CHECK = resolve(import.meta.dirname, 'stream-check.ts');
+
+export interface PingFigures {
+  sent: number;
+  received: number;
+  lost: number;
+  /** Longest time between two consecutive replies, ms. */
+  maxGapMs: number;
+}
+
+export interface StreamFigures {
+  bytes: number;
+  intact: boolean;
+  error: string | undefined;
+}
+
+function collect(child: ChildProcess): { out: () => string; exited: Promise<void> } {
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return { out: () => out, exited };
+}
+
+/** `ping -D -i 0.01` from `ns` to `ip` for `count` echoes; parse replies' timestamps. */
+export function startPing(ns: string, ip: string, count: number): { done: Promise<PingFigures> } {
+  const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-D', '-n', '-i', '0.01', '-W', '1', '-c', String(count), ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = collect(child);
+  const done = c.exited.then((): PingFigures => {
+    const text = c.out();
+    const times = [...text.matchAll(/^\[(\d+\.\d+)\] .*icmp_seq=(\d+)/gm)].map((m) => Number(m[1]) * 1000);
+    let maxGapMs = 0;
+    for (let i = 1; i < times.length; i++) maxGapMs = Math.max(maxGapMs, times[i]! - times[i - 1]!);
+    const stats = /(\d+) packets transmitted, (\d+) received/.exec(text);
+    const sent = stats === null ? count : Number(stats[1]);
+    const received = stats === null ? times.length : Number(stats[2]);
+    return { sent, received, lost: sent - received, maxGapMs };
+  });
+  return { done };
+}
+
+/** A checked TCP stream from `fromNs` to `toIp:port` (server in `toNs`); `stop()` ends it and reads the verdict. */
+export async function startStream(toNs: string, fromNs: string, toIp: string, port: number, kbps = 800): Promise<{ stop(): Promise<StreamFigures>; serverPids(): number[] }> {
+  const server = spawn('ip', ['netns', 'exec', toNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'serve', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const s = collect(server);
+  for (let i = 0; i < 400 && !s.out().includes('listening'); i++) await new Promise((r) => setTimeout(r, 25));
+  if (!s.out().includes('listening')) throw new Error(`stream server did not start: ${s.out()}`);
+  const client = spawn('ip', ['netns', 'exec', fromNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'send', toIp, String(port), String(kbps)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cl = collect(client);
+  return {
+    serverPids: () => (server.pid === undefined ? [] : [server.pid]),
+    async stop(): Promise<StreamFigures> {
+      client.kill('SIGTERM');
+      await cl.exited;
+      const deadline = setTimeout(() => server.kill('SIGKILL'), 10_000);
+      await s.exited;
+      clearTimeout(deadline);
+      const line = s.out().split('\n').find((l) => l.startsWith('{'));
+      if (line === undefined) return { bytes: 0, intact: false, error: `no verdict from the stream server (${cl.out().trim() || 'no output'})` };
+      const v = JSON.parse(line) as { bytes: number; ok: boolean; error?: string };
+      return { bytes: v.bytes, intact: v.ok && !cl.out().includes('stream error'), error: v.error ?? (cl.out().includes('stream error') ? cl.out().trim() : undefined) };
+    },
+  };
+}

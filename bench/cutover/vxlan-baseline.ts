@@ -1,0 +1,96 @@
+/**
+ * The baseline most deployments use for a VM that moves: Linux bridges on
+ * each host joined by kernel VXLAN (head-end replication, flood and learn),
+ * the VM's port moved to the other host's bridge, and the VM's own
+ * gratuitous ARP (arp_notify on carrier up) to tell the network.
+ *
+ *   ul (underlay bridge 10.251.0.0/24)
+ *   h1 ── br0 ── vx0        h2 ── br0 ── vx0        h3 ── br0 ── vx0
+ *    └─ px ── vmx (moves to h2)                      └─ pp ── vmp (pings vmx)
+ *
+ * Every address lives in namespaces this program creates and removes.
+ */
+import { spawnSync } from 'node:child_process';
+import { startPing, startStream, type PingFigures, type StreamFigures } from './probes.ts';
+
+export interface CutoverFigures {
+  path: string;
+  ping: PingFigures;
+  stream: StreamFigures;
+  /** From the start of the move until the VM answers a ping again, ms. */
+  cutoverMs: number;
+}
+
+function sh(cmd: string[], check = true): string {
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 60_000 });
+  if (check && r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function vxlanBaseline(tag: string): Promise<CutoverFigures> {
+  const ns = { ul: `cb-ul-${tag}`, h1: `cb-h1-${tag}`, h2: `cb-h2-${tag}`, h3: `cb-h3-${tag}`, vmx: `cb-vx-${tag}`, vmp: `cb-vp-${tag}` };
+  const ip = (n: string, ...args: string[]): string => sh(['ip', '-n', n, ...args]);
+  try {
+    for (const n of Object.values(ns)) {
+      sh(['ip', 'netns', 'add', n]);
+      ip(n, 'link', 'set', 'lo', 'up');
+    }
+    ip(ns.ul, 'link', 'add', 'ulbr', 'type', 'bridge');
+    ip(ns.ul, 'link', 'set', 'ulbr', 'up');
+    const hosts = [ns.h1, ns.h2, ns.h3];
+    hosts.forEach((h, i) => {
+      sh(['ip', 'link', 'add', `cbu${i}${tag}`, 'type', 'veth', 'peer', 'name', `cbh${i}${tag}`]);
+      sh(['ip', 'link', 'set', `cbu${i}${tag}`, 'netns', ns.ul]);
+      sh(['ip', 'link', 'set', `cbh${i}${tag}`, 'netns', h]);
+      ip(ns.ul, 'link', 'set', `cbu${i}${tag}`, 'master', 'ulbr', 'up');
+      ip(h, 'link', 'set', `cbh${i}${tag}`, 'name', 'ul0');
+      ip(h, 'addr', 'add', `10.251.0.${i + 1}/24`, 'dev', 'ul0');
+      ip(h, 'link', 'set', 'ul0', 'up');
+      ip(h, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', `10.251.0.${i + 1}`, 'dev', 'ul0');
+      for (let j = 0; j < 3; j++) if (j !== i) sh(['bridge', '-n', h, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', `10.251.0.${j + 1}`]);
+      ip(h, 'link', 'add', 'br0', 'type', 'bridge');
+      ip(h, 'link', 'set', 'vx0', 'master', 'br0', 'up');
+      ip(h, 'link', 'set', 'br0', 'up');
+    });
+    const vm = (vmNs: string, host: string, port: string, addr: string, mac: string): void => {
+      sh(['ip', 'link', 'add', `${port}${tag}`, 'type', 'veth', 'peer', 'name', `${port}v${tag}`]);
+      sh(['ip', 'link', 'set', `${port}${tag}`, 'netns', host]);
+      sh(['ip', 'link', 'set', `${port}v${tag}`, 'netns', vmNs]);
+      ip(host, 'link', 'set', `${port}${tag}`, 'name', port);
+      ip(host, 'link', 'set', port, 'master', 'br0', 'up');
+      ip(vmNs, 'link', 'set', `${port}v${tag}`, 'name', 'eth0');
+      ip(vmNs, 'link', 'set', 'eth0', 'address', mac);
+      sh(['ip', 'netns', 'exec', vmNs, 'sysctl', '-qw', 'net.ipv4.conf.eth0.arp_notify=1']);
+      ip(vmNs, 'addr', 'add', `${addr}/24`, 'dev', 'eth0');
+      ip(vmNs, 'link', 'set', 'eth0', 'up');
+    };
+    vm(ns.vmx, ns.h1, 'px', '10.252.0.10', '02:00:00:0c:00:10');
+    vm(ns.vmp, ns.h3, 'pp', '10.252.0.20', '02:00:00:0c:00:20');
+    sh(['ip', 'netns', 'exec', ns.vmp, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.252.0.10']);
+
+    const stream = await startStream(ns.vmx, ns.vmp, '10.252.0.10', 5301);
+    const ping = startPing(ns.vmp, '10.252.0.10', 400); // 4 s at 10 ms
+    await sleep(1500);
+    // The move: the VM pauses, its port goes to h2's bridge, it resumes and (carrier up) announces itself.
+    const t0 = performance.now();
+    for (const pid of stream.serverPids()) process.kill(pid, 'SIGSTOP');
+    ip(ns.h1, 'link', 'set', 'px', 'netns', ns.h2);
+    ip(ns.h2, 'link', 'set', 'px', 'master', 'br0', 'up');
+    for (const pid of stream.serverPids()) process.kill(pid, 'SIGCONT');
+    let cutoverMs = Number.NaN;
+    for (let i = 0; i < 500; i++) {
+      const r = spawnSync('ip', ['netns', 'exec', ns.vmp, 'ping', '-c', '1', '-W', '0.02', '-n', '10.252.0.10'], { encoding: 'utf8' });
+      if (r.status === 0) {
+        cutoverMs = performance.now() - t0;
+        break;
+      }
+    }
+    const pingFigures = await ping.done;
+    const streamFigures = await stream.stop();
+    return { path: 'kernel VXLAN, flood and learn', ping: pingFigures, stream: streamFigures, cutoverMs };
+  } finally {
+    for (const n of Object.values(ns)) spawnSync('ip', ['netns', 'del', n]);
+  }
+}
