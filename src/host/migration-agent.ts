@@ -178,7 +178,10 @@ export class MigrationAgent implements MigrationControl {
     if (this.#migrations.size < this.#keepFinished) return;
     for (const [id, m] of this.#migrations) {
       if (this.#migrations.size < this.#keepFinished) break;
-      if (isFinal(m.state)) this.#migrations.delete(id);
+      if (!isFinal(m.state)) continue;
+      this.#migrations.delete(id);
+      const again = [...this.#migrations.values()].some((o) => o.role === 'source' && o.command.vm.mac === m.command.vm.mac);
+      if (m.role === 'source' && !again) this.#ctx.daemon.forgetRelay(parseMac(m.command.vm.mac));
     }
   }
 

@@ -12,16 +12,13 @@
  *                              RARP from the port's MAC; frames sent
  *   relayedFrames(mac)         frames to `mac` that came in on a link and left
  *                              on a link (the source's relay after cutover)
+ *   forgetRelay(mac)           stop counting them
  */
 import type { Mac } from '../common/mac.ts';
 import type { Port } from '../dataplane/port.ts';
+import type { HoldStats } from '../dataplane/port-outlet.ts';
 
-export interface HoldStats {
-  held: number;
-  flushed: number;
-  lost: number;
-  queued: number;
-}
+export type { HoldStats };
 
 export type PortRelease = 'port' | { readonly link: string };
 
@@ -35,4 +32,6 @@ export interface MigrationDaemon {
   announce(name: string): number;
   holdStats(name: string): HoldStats | undefined;
   relayedFrames(mac: Mac): number;
+  /** Stop counting relays to `mac` (its migration is over and forgotten). */
+  forgetRelay(mac: Mac): void;
 }
