@@ -147,7 +147,7 @@ export class DestinationMigration {
 
   async #receive(): Promise<void> {
     const got = await this.#expected!.result;
-    if (this.#state !== 'prepared') {
+    if (this.#state !== 'prepared' || this.#cancel.signal.aborted) {
       if (got.ok) for (const s of got.sockets) s.destroy();
       return;
     }

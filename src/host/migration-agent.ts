@@ -167,6 +167,7 @@ export class MigrationAgent implements MigrationControl {
     const busy = [...this.#migrations.values()].find((m) => m.active && m.port === command.vm.port);
     const s = new SourceMigration(this.#ctx, command, runtime);
     this.#migrations.set(command.id, s);
+    if (this.#ctx.unavailable !== undefined) { s.fail(this.#ctx.unavailable); return; }
     if (runtime === undefined) { s.fail(new UnknownVmError(command.vm.port, 'no VM of this host runs on it')); return; }
     if (formatMac(runtime.mac) !== command.vm.mac) { s.fail(new UnknownVmError(command.vm.port, `its VM is ${formatMac(runtime.mac)}, not ${command.vm.mac}`)); return; }
     if (busy !== undefined) { s.fail(new MigrationConflictError(`port ${command.vm.port} is in migration ${busy.id}`)); return; }
