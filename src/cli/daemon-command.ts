@@ -3,7 +3,7 @@ import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
-import { startDaemonFromConfig } from '../dataplane/daemon-runner.ts';
+import { startDaemonFromConfig } from '../host/daemon-runner.ts';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

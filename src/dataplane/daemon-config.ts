@@ -16,6 +16,23 @@ const address = z.strictObject({ host: z.string().min(1), port });
 const ipv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, 'not an IPv4 address (optionally with /prefix)');
 
 
+/**
+ * The workload profiles a port's model guest may run: the names of
+ * src/migration/guests/workload-profiles.ts (this layer does not import the
+ * migration engine; test/host/daemon-runner.test.ts checks the two lists agree).
+ */
+export const GUEST_PROFILE_NAMES = ['idle', 'kernel-compile', 'tpc-w', 'specjbb', 'npb-mg', 'oltp'] as const;
+
+/** The model guest standing for a port's VM (what a migration moves): small by default. */
+const guestSchema = z.strictObject({
+  profile: z.enum(GUEST_PROFILE_NAMES).default('idle'),
+  memoryMiB: z.number().int().min(1).max(4096).default(16),
+  diskMiB: z.number().int().min(0).max(4096).default(4),
+});
+
+/** Added to the tunnel listen port for the default migration channel port. */
+export const MIGRATION_PORT_OFFSET = 1000;
+
 const portSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a port name is 1-15 letters, digits, ".", "_" or "-" (it names the TAP device)'),
   type: z.enum(['tap', 'memory']),
@@ -26,6 +43,8 @@ const portSchema = z.strictObject({
   offload: z.boolean().default(true),
   /** TAP only: move the device into this network namespace after creating it. */
   netns: z.string().min(1).optional(),
+  /** The VM's model guest (memory, disk, workload) that a live migration moves; default idle, 16 MiB RAM, 4 MiB disk. */
+  guest: guestSchema.optional(),
 });
 
 const fastPathSchema = z.strictObject({
@@ -48,6 +67,12 @@ export const daemonConfigSchema = z
     hub: address.optional(),
     hubId: hostId.optional(),
     tls: z.strictObject({ dir: z.string().min(1) }).optional(),
+    /**
+     * Where this host's migration channel listens (mutual TLS with the tls.dir
+     * certificates; needs tls). Default: the tunnel listen host, at its port + 1000.
+     * `advertise`: the host name or address sources dial, when not `host`.
+     */
+    migration: z.strictObject({ host: z.string().min(1), port, advertise: z.string().min(1).optional() }).optional(),
     admin: z
       .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
       .optional(),
@@ -80,6 +105,9 @@ export const daemonConfigSchema = z
     if (c.controller !== undefined && c.tls === undefined && c.controller.caFile === undefined)
       ctx.addIssue({ code: 'custom', path: ['controller'], message: 'the control channel needs the deployment CA: tls: {dir} or controller.caFile' });
     if (c.transport === 'tls' && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'transport tls needs tls: {dir} (made by `vnet certs`)' });
+    if (c.migration !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['migration'], message: 'the migration channel needs tls: {dir} (made by `vnet certs`)' });
+    if (c.migration === undefined && c.listen !== undefined && c.listen.port !== 0 && c.listen.port + MIGRATION_PORT_OFFSET > 65535)
+      ctx.addIssue({ code: 'custom', path: ['migration'], message: `the default migration port (listen port + ${MIGRATION_PORT_OFFSET}) is above 65535: set migration: {host, port}` });
     const names = new Set<string>();
     c.ports.forEach((p, i) => {
       if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name ${p.name}` });
@@ -97,6 +125,17 @@ export const daemonConfigSchema = z
 
 export type DaemonConfig = z.output<typeof daemonConfigSchema>;
 export type DaemonConfigInput = z.input<typeof daemonConfigSchema>;
+
+/**
+ * Where the migration channel listens: `migration`, else the tunnel listen
+ * host at its port + 1000 (port 0 stays 0: a free port), else nowhere (this
+ * host can send VMs away but not receive them).
+ */
+export function migrationListenAddress(c: DaemonConfig): { host: string; port: number; advertise: string | undefined } | undefined {
+  if (c.migration !== undefined) return { host: c.migration.host, port: c.migration.port, advertise: c.migration.advertise };
+  if (c.listen === undefined) return undefined;
+  return { host: c.listen.host, port: c.listen.port === 0 ? 0 : c.listen.port + MIGRATION_PORT_OFFSET, advertise: undefined };
+}
 
 export function loadDaemonConfig(file: string): Readonly<DaemonConfig> {
   return loadYamlConfig(file, daemonConfigSchema);

@@ -20,7 +20,7 @@ import type { CutoverStats, MigratePrepare, MigrationCommand, MigrationReport } 
 import { receiveMigration } from '../migration/drivers/socket-migration.ts';
 import type { Guest } from '../migration/guest.ts';
 import { errorBody, reportOf, type AgentContext } from './agent-context.ts';
-import { MigrationInternalError, MigrationPortError, MigrationStateError } from './errors.ts';
+import { MigrationInternalError, MigrationPortError, MigrationStateError, MigrationUnavailableError } from './errors.ts';
 import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
 import { ModelGuestVm } from './vm-runtime.ts';
@@ -65,7 +65,7 @@ export class DestinationMigration {
     const ctx = this.#ctx;
     const vm = this.command.vm;
     if (ctx.unavailable !== undefined || ctx.channel === undefined) {
-      this.#fail(ctx.unavailable ?? new MigrationInternalError('no migration listener'));
+      this.#fail(ctx.unavailable ?? new MigrationUnavailableError('this host has no migration listener (migration: {host, port}, or listen)'));
       return;
     }
     if (ctx.daemon.port(vm.port) !== undefined || ctx.vm(vm.port) !== undefined) {

@@ -34,9 +34,9 @@ export interface MigrationAgentComponents {
   readonly daemon: MigrationDaemon;
   readonly logger: Logger;
   readonly clock: Clock;
-  /** The destination's channel listener (the agent closes it). Without it (or without credentials) the host cannot migrate. */
+  /** The destination's channel listener (the agent closes it). Without it the host can send VMs away but not receive them. */
   readonly channel?: MigrationChannelListener | undefined;
-  /** This host's certificate, key and the deployment CA: what the source dials with. */
+  /** This host's certificate, key and the deployment CA: what the source dials with. Without them the host cannot migrate at all. */
   readonly credentials?: TlsCredentials | undefined;
   /** The port an arriving VM gets (default: a memory port with its name and MAC). */
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
@@ -65,8 +65,7 @@ export class MigrationAgent implements MigrationControl {
     this.#channel = components.channel;
     this.#keepFinished = init.keepFinished ?? 256;
     const unavailable = init.unavailable
-      ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined)
-      ?? (components.channel === undefined ? new MigrationUnavailableError('this host has no migration listener') : undefined);
+      ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined);
     const makePort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
     this.#ctx = {
       daemon: components.daemon,

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { parseDaemonConfig, type DaemonConfig } from '../../src/dataplane/daemon-config.ts';
-import { startDaemonFromConfig } from '../../src/dataplane/daemon-runner.ts';
+import { startDaemonFromConfig } from '../../src/host/daemon-runner.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { testFrame } from '../helpers/ethernet.ts';

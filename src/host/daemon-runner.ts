@@ -1,28 +1,38 @@
 /**
- * Turns a validated DaemonConfig into a running daemon: the transport (TCP or
- * mutual TLS with the deployment's certificates), the VM ports (TAP devices,
- * moved into a VM's network namespace if asked, or memory ports), configured
- * rules and fast-path links, and the admin interface.
+ * Turns a validated DaemonConfig into a running host (`vnet daemon`): the
+ * data plane — the transport (TCP or mutual TLS with the deployment's
+ * certificates), the VM ports (TAP devices, moved into a VM's network
+ * namespace if asked, or memory ports), configured rules and fast-path links,
+ * the admin interface — and the migration side: a VM runtime per configured
+ * port (a model guest, `ports[].guest`), the migration channel listener
+ * (`migration`, default the tunnel listen port + 1000) and the migration
+ * agent, which the controller agent drives. Migration needs TLS: without
+ * `tls: {dir}` the agent answers every migration command `failed`
+ * (VNET_ERR_HOST_MIGRATION_UNAVAILABLE).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.ts';
-import { Daemon } from './daemon.ts';
-import type { DaemonConfig } from './daemon-config.ts';
-import { startAdminServer, type AdminServer } from './admin-server.ts';
+import { Daemon } from '../dataplane/daemon.ts';
+import { migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
+import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { parseMac } from '../common/mac.ts';
-import { MemoryPort } from './memory-port.ts';
-import { TapPort } from './tap-port.ts';
-import { MissingCaError, MissingHostCredentialsError, TapError } from './errors.ts';
-import { TcpTransport } from './tcp-transport.ts';
-import { TlsTransport } from './tls-transport.ts';
-import { loadHostCredentials } from '../pki/certs.ts';
-import type { Transport } from './transport.ts';
-import type { Port } from './port.ts';
-import { ControllerAgent } from './controller-agent.ts';
+import { MemoryPort } from '../dataplane/memory-port.ts';
+import { TapPort } from '../dataplane/tap-port.ts';
+import { MissingCaError, MissingHostCredentialsError, TapError } from '../dataplane/errors.ts';
+import { TcpTransport } from '../dataplane/tcp-transport.ts';
+import { TlsTransport } from '../dataplane/tls-transport.ts';
+import { loadHostCredentials, type TlsCredentials } from '../pki/certs.ts';
+import type { Transport } from '../dataplane/transport.ts';
+import type { Port } from '../dataplane/port.ts';
+import { ControllerAgent } from '../dataplane/controller-agent.ts';
 import { realClock } from '../common/clock.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { caFiles, hostFiles } from '../pki/certs.ts';
+import { MigrationAgent } from './migration-agent.ts';
+import { MigrationChannelListener } from './migration-channel.ts';
+import { MigrationUnavailableError } from './errors.ts';
+import { createModelGuest, DEFAULT_MODEL_GUEST, ModelGuestVm } from './vm-runtime.ts';
 
 const run = promisify(execFile);
 
@@ -30,6 +40,7 @@ export interface RunningDaemon {
   daemon: Daemon;
   admin: AdminServer | undefined;
   agent: ControllerAgent | undefined;
+  migrations: MigrationAgent;
   close(): Promise<void>;
 }
 
@@ -75,8 +86,16 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
       agingMs: config.agingMs,
     },
   );
+  let migrations: MigrationAgent | undefined;
   try {
-    for (const spec of config.ports) daemon.addPort(await openConfiguredPort(logger, spec), spec.ip);
+    migrations = await startMigrationAgent(logger, daemon, config);
+    for (const spec of config.ports) {
+      const port = await openConfiguredPort(logger, spec);
+      daemon.addPort(port, spec.ip);
+      const g = spec.guest ?? DEFAULT_MODEL_GUEST;
+      const guest = createModelGuest(spec.name, { profile: g.profile, memoryMiB: g.memoryMiB, diskMiB: g.diskMiB }, realClock.now());
+      migrations.addVm(new ModelGuestVm({ clock: realClock }, { name: spec.name, mac: port.mac, port: spec.name, guest }));
+    }
     if (config.rules.length > 0) daemon.setRules('config', config.rules);
     const links = config.fastPath
       .filter((f) => f.host !== undefined && f.port !== undefined)
@@ -84,21 +103,44 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
     // Configured fast-path links without an address are accepted when the peer dials.
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
     const admin = config.admin === undefined ? undefined : await startAdminServer({ logger, daemon }, config.admin);
-    const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config);
+    const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations);
+    const m = migrations;
     return {
       daemon,
       admin,
       agent,
+      migrations: m,
       async close() {
         await agent?.close();
+        await m.close();
         await admin?.close();
         await daemon.close();
       },
     };
   } catch (err) {
+    await migrations?.close();
     await daemon.close();
     throw err;
   }
+}
+
+/**
+ * The migration agent: with the host's TLS credentials and a channel
+ * listener when this host can receive VMs; without `tls: {dir}` it answers
+ * every command `failed` with VNET_ERR_HOST_MIGRATION_UNAVAILABLE.
+ */
+export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<MigrationAgent> {
+  const components = { daemon, logger, clock: realClock };
+  if (config.tls === undefined) {
+    return new MigrationAgent(components, { unavailable: new MigrationUnavailableError('live migration needs TLS: give this daemon tls: {dir} (made by `vnet certs`)') });
+  }
+  const credentials: TlsCredentials = await loadHostCredentials(config.tls.dir, config.host);
+  const at = migrationListenAddress(config);
+  const channel = at === undefined ? undefined : await MigrationChannelListener.listen(
+    { logger, clock: realClock },
+    { ...credentials, host: at.host, port: at.port, advertise: at.advertise },
+  );
+  return new MigrationAgent({ ...components, credentials, channel });
 }
 
 /** Read a file the daemon cannot run without; `fail` makes the error to throw when it cannot be read. */
@@ -118,7 +160,7 @@ function saveCredential(logger: Logger, file: string, credential: string): void 
 }
 
 /** The control channel to the controller: mutual TLS with the host certificate, or a join token. */
-async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<ControllerAgent> {
+async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, migrations: MigrationAgent): Promise<ControllerAgent> {
   const c = config.controller!;
   const caFile = c.caFile ?? (config.tls === undefined ? undefined : caFiles(config.tls.dir).cert);
   if (caFile === undefined) throw new MissingCaError('the control channel needs the deployment CA: tls: {dir} or controller.caFile');
@@ -135,7 +177,7 @@ async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig):
   }
   const credential = c.credentialFile === undefined ? undefined : await readFile(c.credentialFile, 'utf8').then((t) => t.trim(), () => undefined);
   const agent = new ControllerAgent(
-    { daemon, logger, clock: realClock },
+    { daemon, logger, clock: realClock, migrations },
     {
       url: c.url,
       tls: { ca, cert, key, servername: c.servername },
