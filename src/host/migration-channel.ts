@@ -122,7 +122,8 @@ export class MigrationChannelListener {
     this.#server = tls.createServer({
       ca: init.ca, cert: init.cert, key: init.key,
       requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', allowHalfOpen: false,
-      handshakeTimeout: this.#timeoutMs,
+      // Our own deadline (TLS and hello together) cuts first; this is a backstop.
+      handshakeTimeout: this.#timeoutMs + 1000,
     });
     this.#server.on('connection', (raw: net.Socket) => this.#onConnection(raw));
     this.#server.on('secureConnection', (socket: TLSSocket) => this.#onSecure(socket));
