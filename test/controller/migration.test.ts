@@ -5,6 +5,10 @@ import { FakeCluster, FakeMigrationAgent } from './fixtures/fake-migration-agent
 import { testPki } from './fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { MigrationView } from '../../src/controller/api-model.ts';
+import { Registry } from 'prom-client';
+import { silentLogger } from '../../src/common/logger.ts';
+import { startApiServer } from '../../src/controller/api/api-server.ts';
+import { createApiToken, MemoryTokenStore } from '../../src/controller/api/token-store.ts';
 
 /**
  * The coordinator over the real control channel: a controller (SQLite in a
@@ -147,4 +151,68 @@ test('a controller restart after the commit point drives the cutover again and r
   assert.ok(!agents.h2.received.some((x) => x.type === 'migrate-abort'), 'never aborted after the commit point');
   assert.deepEqual(h.controller.store.migrationSteps(m.id).filter((s) => s.step === 'restart').map((s) => s.state), ['redrive']);
   assert.equal(agents.hub.linkFor(V1), 'h2');
+});
+
+async function apiServer(t: { after(fn: () => Promise<void>): void }, h: Harness): Promise<(method: string, path: string, body?: unknown) => Promise<{ status: number; json: any }>> {
+  const tokens = new MemoryTokenStore();
+  const { token } = createApiToken(tokens, 'admin', Date.now());
+  const server = await startApiServer({ logger: silentLogger(), model: h.controller.model, tokens, registry: new Registry() }, { host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  return async (method, path, body) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+}
+
+test('the API starts (202) and cancels migrations on the real controller, and refuses what it cannot do with 400/404/409', async (t) => {
+  const h = await startHarness(t);
+  const { h1, h2, all } = await cluster(h);
+  t.after(closeAll(all));
+  const api = await apiServer(t, h);
+  h1.hold.add('paused');
+  h2.hold.add('ready');
+  assert.equal((await api('POST', '/api/v1/migrations', { vm: 'v1', to: 'h2', rule: 'fast' })).status, 400);
+  assert.equal((await api('POST', '/api/v1/migrations', { vm: 'v1', to: 'h2', deadlineS: -1 })).status, 400);
+  const unknownVm = await api('POST', '/api/v1/migrations', { vm: 'v9', to: 'h2' });
+  assert.deepEqual([unknownVm.status, unknownVm.json.error.code], [404, 'VNET_ERR_MIGRATION_UNKNOWN_VM']);
+  assert.equal((await api('POST', '/api/v1/migrations', { vm: 'v1', to: 'h9' })).status, 404);
+  const same = await api('POST', '/api/v1/migrations', { vm: 'v1', to: 'h1' });
+  assert.deepEqual([same.status, same.json.error.code], [409, 'VNET_ERR_MIGRATION_SAME_HOST']);
+
+  const started = await api('POST', '/api/v1/migrations', { vm: V1, to: 'h2', rule: 'time-bound', deadlineS: 20 });
+  assert.equal(started.status, 202, JSON.stringify(started.json));
+  assert.deepEqual([started.json.vm, started.json.to, started.json.rule, started.json.state], [V1, 'h2', 'time-bound', 'running']);
+  const again = await api('POST', '/api/v1/migrations', { vm: 'v1', to: 'h2' });
+  assert.deepEqual([again.status, again.json.error.code], [409, 'VNET_ERR_MIGRATION_IN_PROGRESS']);
+  await waitFor(() => h1.received.some((m) => m.type === 'migrate-start'), 'the engine started');
+  const start = h1.received.find((m) => m.type === 'migrate-start');
+  assert.ok(start?.type === 'migrate-start' && start.deadlineMs === 20_000);
+
+  const cancel = await api('POST', `/api/v1/migrations/${started.json.id}/cancel`);
+  assert.equal(cancel.status, 202);
+  const cancelled = await waitFor(async () => { const r = await api('GET', `/api/v1/migrations/${started.json.id}`); return r.json.step === 'aborted' ? r.json : undefined; }, 'cancelled');
+  assert.equal(cancelled.state, 'cancelled');
+  assert.match(cancelled.error, /^cancelled by (operator:)?admin$/);
+  assert.deepEqual(h2.received.map((m) => m.type), ['migrate-prepare', 'migrate-abort']);
+  assert.equal((await api('POST', `/api/v1/migrations/${started.json.id}/cancel`)).status, 409);
+  assert.equal((await api('POST', '/api/v1/migrations/zz/cancel')).status, 404);
+  assert.ok(h.controller.store.listAudit().some((a) => a.action === 'cancel-migration'));
+
+  // A committed migration cannot be cancelled; a down destination is refused.
+  h1.hold.clear();
+  h2.hold.clear();
+  h2.hold.add('resumed');
+  const second = await api('POST', '/api/v1/migrations', { vm: 'v1', to: 'h2' });
+  await waitFor(() => h.controller.model.getMigration(second.json.id)?.step === 'cutover', 'cutover');
+  const late = await api('POST', `/api/v1/migrations/${second.json.id}/cancel`);
+  assert.deepEqual([late.status, late.json.error.code], [409, 'VNET_ERR_MIGRATION_COMMITTED']);
+  await h2.close();
+  await waitFor(() => h.controller.model.getHost('h2')?.state === 'down', 'h2 down');
+  const down = await api('POST', '/api/v1/migrations', { vm: 'v2', to: 'h2' });
+  assert.deepEqual([down.status, down.json.error.code], [409, 'VNET_ERR_MIGRATION_SAME_HOST'], 'v2 runs on h2 already');
+  const toDown = await api('POST', '/api/v1/migrations', { vm: 'v2', to: 'hub' });
+  assert.deepEqual([toDown.status, toDown.json.error.code], [409, 'VNET_ERR_MIGRATION_HOST_DOWN'], 'its source h2 is down');
 });
