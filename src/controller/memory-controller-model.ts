@@ -193,8 +193,10 @@ export class MemoryControllerModel implements ControllerModel {
     if (dest.state !== 'up') throw new MigrationHostDownError(to, `destination ${to} is down (no connected daemon)`);
     const rule = options.rule ?? 'smart-stop';
     if (rule === 'time-bound' && options.deadlineS === undefined) throw new MigrationRequestError('the time-bound rule needs a deadline (deadlineS)');
+    let id = `m${++this.#migrationSeq}`;
+    while (this.#migrations.has(id)) id = `m${++this.#migrationSeq}`;
     const migration: MigrationView = {
-      id: `m${++this.#migrationSeq}`,
+      id,
       vm: v.mac,
       from: v.host,
       to,
