@@ -216,3 +216,34 @@ test('the API starts (202) and cancels migrations on the real controller, and re
   const toDown = await api('POST', '/api/v1/migrations', { vm: 'v2', to: 'hub' });
   assert.deepEqual([toDown.status, toDown.json.error.code], [409, 'VNET_ERR_MIGRATION_HOST_DOWN'], 'its source h2 is down');
 });
+
+test('lost reports are found by migrate-query: when a daemon reconnects mid-migration, and when no ready comes in readyMs after the pause', async (t) => {
+  const h = await startHarness(t, { migration: { readyMs: 150, queryMs: 5000 } });
+  const { h1, h2, all } = await cluster(h);
+  t.after(closeAll(all));
+  // The source's pause and the destination's ready are both lost.
+  h1.hold.add('paused');
+  h2.hold.add('ready');
+  const m = await h.controller.model.startMigration!('v1', 'h2', 'admin');
+  await waitFor(() => h1.received.some((x) => x.type === 'migrate-start'), 'transfer');
+  assert.equal(h.controller.model.getMigration(m.id)?.step, 'transfer');
+  // The source's channel drops and comes back: both sides are asked; the source answers paused, the destination ready.
+  await h1.close();
+  await h1.connect(h.url());
+  const first = await waitFor(() => { const v = h.controller.model.getMigration(m.id); return v?.state === 'succeeded' ? v : undefined; }, 'committed through the query');
+  assert.equal(first.to, 'h2');
+  assert.ok(h1.received.some((x) => x.type === 'migrate-query') && h2.received.some((x) => x.type === 'migrate-query'));
+  const steps = h.controller.store.migrationSteps(m.id).map((s) => `${s.step}/${s.state}`);
+  assert.ok(steps.indexOf('query/sent') < steps.indexOf('commit/ok'), steps.join(' '));
+
+  // Back to h1; this time only the destination's ready is lost: readyMs after the pause the coordinator asks.
+  h1.hold.clear();
+  h2.hold.clear();
+  h1.hold.add('ready');
+  await waitFor(() => h.controller.model.getVm(V1)?.state === 'running', 'v1 running on h2');
+  const back = await h.controller.model.startMigration!('v1', 'h1', 'admin');
+  const done = await waitFor(() => { const v = h.controller.model.getMigration(back.id); return v?.state === 'succeeded' ? v : undefined; }, 'committed after the ready timeout');
+  assert.equal(done.to, 'h1');
+  const names = h.controller.store.migrationSteps(back.id).map((s) => `${s.step}/${s.state}`);
+  assert.deepEqual(names.slice(names.indexOf('paused/ok'), names.indexOf('commit/ok') + 1), ['paused/ok', 'query/sent', 'ready/ok', 'commit/ok']);
+});
