@@ -1,11 +1,10 @@
-import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { MigrationReport, StopRuleName } from '../control/migration-control.ts';
-import { decision, event, noEffects, type Effects, type Planned } from './effects.ts';
+import { decision, type Planned } from './effects.ts';
+import { cloneRun, MigrationPass } from './migration-pass.ts';
 import {
-  FINAL_STEPS, PRE_COMMIT_STEPS, migrationRecord, migrationViewOf, type MigrationRun, type MigrationStep, type MigrationTimeouts, type MigrationVm,
+  FINAL_STEPS, PRE_COMMIT_STEPS, type MigrationRun, type MigrationStep, type MigrationTimeouts, type MigrationVm,
 } from './migration-run.ts';
 import type { LinkRecord, VmRecord } from './store/records.ts';
-import { vmView } from './views.ts';
 
 /**
  * The migration coordinator: the controller's side of a live migration
@@ -100,40 +99,12 @@ export function restoreMigrations(runs: readonly MigrationRun[], world: Coordina
   return pass.finish();
 }
 
-function cloneRun(r: MigrationRun): MigrationRun {
-  return { ...r, vm: { ...r.vm }, commitSentMs: { ...r.commitSentMs }, query: r.query === null ? null : { ...r.query }, abort: r.abort === null ? null : { ...r.abort } };
-}
 
-function pairOf(a: string, b: string): [string, string] {
-  return a < b ? [a, b] : [b, a];
-}
-
-class Pass {
-  readonly #runs: Map<string, MigrationRun>;
-  readonly #world: CoordinatorWorld;
-  readonly #t: Readonly<MigrationTimeouts>;
-  readonly #now: number;
-  readonly #effects = noEffects();
-  readonly #changed = new Set<string>();
-  readonly #rows: Effects['writes'] = [];
-  readonly #durable = new Set<string>();
-  /** Committed in this pass: the rules that say so are not computed yet, so nothing waits on them here. */
-  readonly #committed = new Set<string>();
-  readonly #vms = new Map<string, VmRecord>();
-  #links: LinkRecord[];
-
-  constructor(state: CoordinatorState, world: CoordinatorWorld, timeouts: Readonly<MigrationTimeouts>, nowMs: number) {
-    this.#runs = new Map(state.runs);
-    this.#world = world;
-    this.#t = timeouts;
-    this.#now = nowMs;
-    this.#links = [...world.links];
-  }
-
+class Pass extends MigrationPass {
   // ---- inputs ----------------------------------------------------------------
 
   start(m: StartMigration): void {
-    const now = this.#now;
+    const now = this.now;
     const run: MigrationRun = {
       id: m.id, vm: { ...m.vm }, from: m.from, to: m.to, rule: m.rule, deadlineMs: m.deadlineMs, requestedBy: m.requestedBy,
       startedMs: now, step: 'prepare', stepMs: now, heardMs: now, address: null, linkOwner: 'migration', progress: null,
@@ -141,44 +112,44 @@ class Pass {
       commitSentMs: { dest: null, source: null }, destStats: null, sourceStats: null, query: null, abort: null,
       cleanupAtMs: null, finishedMs: null, error: null,
     };
-    run.linkOwner = this.#takeLink(run);
-    this.#setVm(run.vm.mac, run.from, 'migrating');
-    this.#put(run);
-    this.#row(run, 'prepare', 'sent', { rule: run.rule, deadlineMs: run.deadlineMs, link: run.linkOwner, requestedBy: run.requestedBy });
-    this.#send(run.to, { type: 'migrate-prepare', id: run.id, vm: { ...run.vm }, from: run.from });
-    this.#effects.events.push(decision('migration-started', `migration ${run.id}: ${this.#vmName(run)} ${run.from}→${run.to} (${run.rule}), requested by ${run.requestedBy}`, {
+    run.linkOwner = this.takeLink(run);
+    this.setVm(run.vm.mac, run.from, 'migrating');
+    this.put(run);
+    this.row(run, 'prepare', 'sent', { rule: run.rule, deadlineMs: run.deadlineMs, link: run.linkOwner, requestedBy: run.requestedBy });
+    this.send(run.to, { type: 'migrate-prepare', id: run.id, vm: { ...run.vm }, from: run.from });
+    this.effects.events.push(decision('migration-started', `migration ${run.id}: ${this.vmName(run)} ${run.from}→${run.to} (${run.rule}), requested by ${run.requestedBy}`, {
       id: run.id, vm: run.vm.mac, from: run.from, to: run.to, rule: run.rule, requestedBy: run.requestedBy,
     }));
-    this.#log('info', run, 'migration started: migrate-prepare sent to the destination');
+    this.log('info', run, 'migration started: migrate-prepare sent to the destination');
   }
 
   report(host: string, r: MigrationReport): void {
-    const found = this.#runs.get(r.id);
+    const found = this.runs.get(r.id);
     if (found === undefined) {
-      this.#effects.logs.push({ level: 'debug', fields: { host, id: r.id, state: r.state }, msg: 'migration report for a migration the coordinator does not run' });
+      this.effects.logs.push({ level: 'debug', fields: { host, id: r.id, state: r.state }, msg: 'migration report for a migration the coordinator does not run' });
       return;
     }
     const side = host === found.to ? 'dest' : host === found.from ? 'source' : undefined;
     if (side === undefined) {
-      this.#effects.logs.push({ level: 'warn', fields: { host, id: r.id, state: r.state }, msg: 'migration report from a host that is neither end of the migration' });
+      this.effects.logs.push({ level: 'warn', fields: { host, id: r.id, state: r.state }, msg: 'migration report from a host that is neither end of the migration' });
       return;
     }
     const run = cloneRun(found);
-    if (side === 'source') run.heardMs = this.#now;
+    if (side === 'source') run.heardMs = this.now;
     const why = r.error !== undefined ? `${r.error.code}: ${r.error.message}` : undefined;
     if (run.step === 'aborting' || run.step === 'aborted') {
       if (run.abort === null) return;
       const settled = r.state === 'aborted' || r.state === 'unknown' || r.state === 'failed';
       if (side === 'dest' && settled && !run.abort.destDone) {
         run.abort.destDone = true;
-        this.#row(run, 'aborted', 'destination', { state: r.state });
+        this.row(run, 'aborted', 'destination', { state: r.state });
       } else if (side === 'source' && settled && !run.abort.sourceDone) {
         run.abort.sourceDone = true;
-        this.#row(run, 'aborted', 'source', { state: r.state });
+        this.row(run, 'aborted', 'source', { state: r.state });
       } else if (side === 'source' && r.state === 'stalled' && run.abort.sourceSentMs !== null) {
         run.abort.sourceSentMs = null; // it waits for its verdict: tell it again
       }
-      this.#put(run);
+      this.put(run);
       return;
     }
     if (PRE_COMMIT_STEPS.has(run.step)) {
@@ -187,23 +158,23 @@ class Pass {
     }
     if (run.step === 'commit' || run.step === 'cutover') {
       if (side === 'dest' && r.state === 'resumed' && run.resumedMs === null) {
-        run.resumedMs = this.#now;
+        run.resumedMs = this.now;
         run.destStats = r.stats ?? null;
-        this.#row(run, 'resumed', 'ok', { stats: r.stats ?? null });
+        this.row(run, 'resumed', 'ok', { stats: r.stats ?? null });
       } else if (side === 'source' && r.state === 'released' && run.releasedMs === null) {
-        run.releasedMs = this.#now;
+        run.releasedMs = this.now;
         run.sourceStats = r.stats ?? null;
-        this.#row(run, 'released', 'ok', { stats: r.stats ?? null });
+        this.row(run, 'released', 'ok', { stats: r.stats ?? null });
       } else if ((side === 'dest' && (r.state === 'failed' || r.state === 'unknown')) || (side === 'source' && r.state === 'unknown')) {
         // Past the commit point nothing is aborted: the operator has to look.
         run.error = `${side === 'dest' ? 'destination' : 'source'} ${host} reported ${r.state} after the commit point${why !== undefined ? ` (${why})` : ''}`;
-        this.#row(run, 'error', r.state, { host, error: r.error ?? null });
-        this.#log('error', run, `migration: ${run.error}`);
+        this.row(run, 'error', r.state, { host, error: r.error ?? null });
+        this.log('error', run, `migration: ${run.error}`);
       } else if (side === 'source' && (r.state === 'stalled' || r.state === 'paused')) {
         run.commitSentMs.source = null; // it waits for the verdict: commit again
       }
       if (run.resumedMs !== null && run.releasedMs !== null) this.#finish(run);
-      this.#put(run);
+      this.put(run);
     }
   }
 
@@ -214,7 +185,7 @@ class Pass {
       case 'prepared':
         if (side !== 'dest') break;
         if (r.address === undefined) { this.#abort(run, `${who} reported prepared without its channel address`, 'failed'); return; }
-        if (run.address === null) this.#row(run, 'prepared', 'ok', { address: r.address });
+        if (run.address === null) this.row(run, 'prepared', 'ok', { address: r.address });
         run.address = { host: r.address.host, port: r.address.port };
         if (run.query?.why === 'source stalled') { this.#abort(run, `source ${run.from} stalled after the pause and the destination is not ready`, 'failed'); return; }
         break;
@@ -224,7 +195,7 @@ class Pass {
           break;
         }
         if (r.progress !== undefined) {
-          if (run.progress === null || run.progress.phase !== r.progress.phase) this.#row(run, 'phase', r.progress.phase, { iteration: r.progress.iteration, bytesSent: r.progress.bytesSent });
+          if (run.progress === null || run.progress.phase !== r.progress.phase) this.row(run, 'phase', r.progress.phase, { iteration: r.progress.iteration, bytesSent: r.progress.bytesSent });
           run.progress = { ...r.progress };
         }
         break;
@@ -232,10 +203,10 @@ class Pass {
         if (side !== 'source' || run.step === 'prepare') break;
         if (run.step !== 'paused') {
           run.step = 'paused';
-          run.stepMs = this.#now;
-          run.pausedMs = this.#now;
+          run.stepMs = this.now;
+          run.pausedMs = this.now;
           if (r.progress !== undefined) run.progress = { ...r.progress };
-          this.#row(run, 'paused', 'ok', { progress: r.progress ?? null });
+          this.row(run, 'paused', 'ok', { progress: r.progress ?? null });
         }
         break;
       case 'ready':
@@ -244,11 +215,11 @@ class Pass {
         return;
       case 'stalled':
         if (side !== 'source') { this.#abort(run, `${who} reported stalled`, 'failed'); return; }
-        this.#row(run, 'stalled', 'source', { error: r.error ?? null });
-        if (run.step === 'transfer') { run.step = 'paused'; run.stepMs = this.#now; run.pausedMs ??= this.#now; }
-        run.query = { sentMs: this.#now, why: 'source stalled', dest: false, source: true };
-        this.#send(run.to, { type: 'migrate-query', id: run.id, reason: 'the source stalled after the pause' });
-        this.#log('warn', run, 'migration: the source stalled after the pause; asking the destination whether its copy is ready');
+        this.row(run, 'stalled', 'source', { error: r.error ?? null });
+        if (run.step === 'transfer') { run.step = 'paused'; run.stepMs = this.now; run.pausedMs ??= this.now; }
+        run.query = { sentMs: this.now, why: 'source stalled', dest: false, source: true };
+        this.send(run.to, { type: 'migrate-query', id: run.id, reason: 'the source stalled after the pause' });
+        this.log('warn', run, 'migration: the source stalled after the pause; asking the destination whether its copy is ready');
         break;
       case 'failed': case 'aborted': case 'unknown':
         if (side === 'source' && run.step === 'prepare') break;
@@ -259,14 +230,14 @@ class Pass {
     }
     // Both sides answered a query and neither settled it: the migration goes on.
     if (run.query !== null && run.query.dest && run.query.source && run.query.why !== 'source stalled') {
-      this.#row(run, 'query', 'answered', { why: run.query.why });
+      this.row(run, 'query', 'answered', { why: run.query.why });
       run.query = null;
     }
-    this.#put(run);
+    this.put(run);
   }
 
   connected(host: string): void {
-    for (const found of this.#runs.values()) {
+    for (const found of this.runs.values()) {
       if (found.to !== host && found.from !== host) continue;
       const run = cloneRun(found);
       const side = host === run.to ? 'dest' : 'source';
@@ -276,28 +247,28 @@ class Pass {
       } else if (run.abort !== null && (run.step === 'aborting' || run.step === 'aborted')) {
         if (side === 'dest' && !run.abort.destDone) run.abort.destSentMs = null;
         if (side === 'source' && !run.abort.sourceDone && run.abort.sourceSentMs !== null) run.abort.sourceSentMs = null;
-        if (run.step === 'aborted' && side === 'dest' && !run.abort.destDone) this.#send(run.to, { type: 'migrate-abort', id: run.id, reason: run.abort.reason });
-        if (run.step === 'aborted' && side === 'dest' && !run.abort.destDone) run.abort.destSentMs = this.#now;
+        if (run.step === 'aborted' && side === 'dest' && !run.abort.destDone) this.send(run.to, { type: 'migrate-abort', id: run.id, reason: run.abort.reason });
+        if (run.step === 'aborted' && side === 'dest' && !run.abort.destDone) run.abort.destSentMs = this.now;
       } else if (run.step === 'cutover' || run.step === 'commit') {
         if (side === 'dest' && run.resumedMs === null) run.commitSentMs.dest = null;
         if (side === 'source' && run.releasedMs === null) run.commitSentMs.source = null;
         // It is sent the cutover rules now; the commit follows its ack (or the ack timeout from here).
-        run.stepMs = this.#now;
+        run.stepMs = this.now;
       } else {
         continue;
       }
-      this.#put(run);
+      this.put(run);
     }
   }
 
   cancel(id: string, actor: string): void {
-    const found = this.#runs.get(id);
+    const found = this.runs.get(id);
     if (found === undefined || !PRE_COMMIT_STEPS.has(found.step)) return; // checked by the caller (checkCancel)
     this.#abort(cloneRun(found), `cancelled by ${actor}`, 'cancelled');
   }
 
   restored(id: string): void {
-    const run = cloneRun(this.#runs.get(id)!);
+    const run = cloneRun(this.runs.get(id)!);
     if (PRE_COMMIT_STEPS.has(run.step)) {
       this.#abort(run, 'the controller restarted before the commit point', 'failed');
       return;
@@ -305,54 +276,54 @@ class Pass {
     if (run.step === 'commit' || run.step === 'cutover') {
       // Drive the cutover again: the location is the destination's already (written with the commit point).
       run.step = 'commit';
-      run.stepMs = this.#now;
+      run.stepMs = this.now;
       run.commitSentMs = { dest: null, source: null };
-      this.#row(run, 'restart', 'redrive', {});
-      this.#committed.add(run.id);
-      this.#effects.reconcile ??= `migration ${run.id}: cutover driven again after a restart`;
-      this.#log('info', run, 'migration past its commit point at restart: driving the cutover again');
+      this.row(run, 'restart', 'redrive', {});
+      this.committed.add(run.id);
+      this.effects.reconcile ??= `migration ${run.id}: cutover driven again after a restart`;
+      this.log('info', run, 'migration past its commit point at restart: driving the cutover again');
     } else if (run.abort !== null && run.step === 'aborting') {
       if (!run.abort.destDone) run.abort.destSentMs = null;
       if (!run.abort.sourceDone && run.abort.sourceSentMs !== null) run.abort.sourceSentMs = null;
     }
-    this.#put(run);
+    this.put(run);
   }
 
   // ---- the steps ---------------------------------------------------------------
 
   /** Every run that is not final: timeouts, and the steps that wait on the world. */
-  #advance(): void {
-    for (const [id, found] of this.#runs) {
+  protected advance(): void {
+    for (const [id, found] of this.runs) {
       if (FINAL_STEPS.has(found.step)) {
         const keep = found.step === 'aborted' && found.abort !== null && !found.abort.destDone;
-        if (!keep && found.finishedMs !== null && this.#now - found.finishedMs > FORGET_AFTER_MS) this.#runs.delete(id);
+        if (!keep && found.finishedMs !== null && this.now - found.finishedMs > FORGET_AFTER_MS) this.runs.delete(id);
         continue;
       }
-      if (this.#committed.has(id)) continue;
-      const before = this.#changed.has(id);
+      if (this.committed.has(id)) continue;
+      const before = this.changed.has(id);
       const run = cloneRun(found);
-      if (this.#advanceRun(run) || before) this.#put(run);
+      if (this.#advanceRun(run) || before) this.put(run);
     }
   }
 
   /** Returns whether the run changed. */
   #advanceRun(run: MigrationRun): boolean {
-    const now = this.#now;
-    const t = this.#t;
-    const connected = this.#world.connected;
+    const now = this.now;
+    const t = this.t;
+    const connected = this.world.connected;
     switch (run.step) {
       case 'prepare': {
-        if (run.address !== null && this.#world.linkUp(run.from, run.to) && connected.has(run.from)) {
+        if (run.address !== null && this.world.linkUp(run.from, run.to) && connected.has(run.from)) {
           run.step = 'transfer';
           run.stepMs = now;
           run.heardMs = now;
           run.query = null;
-          this.#send(run.from, {
+          this.send(run.from, {
             type: 'migrate-start', id: run.id, vm: { ...run.vm }, to: run.to, address: { ...run.address }, rule: run.rule,
             ...(run.deadlineMs !== null ? { deadlineMs: run.deadlineMs } : {}),
           });
-          this.#row(run, 'start', 'sent', { address: run.address, rule: run.rule });
-          this.#log('info', run, 'migration: destination prepared and link up; migrate-start sent to the source');
+          this.row(run, 'start', 'sent', { address: run.address, rule: run.rule });
+          this.log('info', run, 'migration: destination prepared and link up; migrate-start sent to the source');
           return true;
         }
         if (run.query !== null && now - run.query.sentMs > t.queryMs) return this.#abort(run, `no answer to migrate-query (${run.query.why}) in ${t.queryMs} ms`, 'failed');
@@ -377,15 +348,15 @@ class Pass {
         }
         return false;
       case 'commit': {
-        const lagging = [...connected].filter((h) => !this.#world.rulesConverged(h)).sort();
+        const lagging = [...connected].filter((h) => !this.world.rulesConverged(h)).sort();
         if (lagging.length > 0 && now - run.stepMs <= t.ackMs) return false;
         run.acknowledgedMs ??= now;
         run.step = 'cutover';
         run.stepMs = now;
-        if (lagging.length === 0) this.#row(run, 'acknowledged', 'ok', { hosts: [...connected].sort() });
+        if (lagging.length === 0) this.row(run, 'acknowledged', 'ok', { hosts: [...connected].sort() });
         else {
-          this.#row(run, 'acknowledged', 'timeout', { lagging });
-          this.#log('warn', run, `migration: ${lagging.join(', ')} did not acknowledge the cutover rules in ${t.ackMs} ms; committing anyway`);
+          this.row(run, 'acknowledged', 'timeout', { lagging });
+          this.log('warn', run, `migration: ${lagging.join(', ')} did not acknowledge the cutover rules in ${t.ackMs} ms; committing anyway`);
         }
         this.#sendCommits(run);
         return true;
@@ -394,10 +365,10 @@ class Pass {
         return this.#sendCommits(run);
       case 'cleanup':
         if (run.cleanupAtMs !== null && now < run.cleanupAtMs) return false;
-        this.#releaseLink(run);
+        this.releaseLink(run);
         run.step = 'done';
         run.stepMs = now;
-        this.#row(run, 'cleanup', 'ok', { link: run.linkOwner });
+        this.row(run, 'cleanup', 'ok', { link: run.linkOwner });
         return true;
       case 'aborting':
         return this.#driveAbort(run);
@@ -411,14 +382,14 @@ class Pass {
     let sent = false;
     const sides = [['dest', run.to, run.resumedMs], ['source', run.from, run.releasedMs]] as const;
     for (const [side, host, answered] of sides) {
-      if (answered !== null || !this.#world.connected.has(host)) continue;
+      if (answered !== null || !this.world.connected.has(host)) continue;
       const last = run.commitSentMs[side];
-      if (last !== null && this.#now - last < this.#t.resendMs) continue;
+      if (last !== null && this.now - last < this.t.resendMs) continue;
       // A daemon that came back runs the cutover rules before it hears the verdict (or the wait times out).
-      if (last === null && !this.#world.rulesConverged(host) && this.#now - run.stepMs <= this.#t.ackMs) continue;
-      this.#send(host, { type: 'migrate-commit', id: run.id, reason: 'commit point recorded; rules acknowledged' });
-      if (last === null) this.#row(run, 'commit-sent', side === 'dest' ? 'destination' : 'source', { host });
-      run.commitSentMs[side] = this.#now;
+      if (last === null && !this.world.rulesConverged(host) && this.now - run.stepMs <= this.t.ackMs) continue;
+      this.send(host, { type: 'migrate-commit', id: run.id, reason: 'commit point recorded; rules acknowledged' });
+      if (last === null) this.row(run, 'commit-sent', side === 'dest' ? 'destination' : 'source', { host });
+      run.commitSentMs[side] = this.now;
       sent = true;
     }
     return sent;
@@ -427,18 +398,18 @@ class Pass {
   #driveAbort(run: MigrationRun): boolean {
     const a = run.abort;
     if (a === null) return false;
-    const now = this.#now;
-    const connected = this.#world.connected;
+    const now = this.now;
+    const connected = this.world.connected;
     let changed = false;
-    if (!a.destDone && connected.has(run.to) && (a.destSentMs === null || now - a.destSentMs >= this.#t.resendMs)) {
-      this.#send(run.to, { type: 'migrate-abort', id: run.id, reason: a.reason });
+    if (!a.destDone && connected.has(run.to) && (a.destSentMs === null || now - a.destSentMs >= this.t.resendMs)) {
+      this.send(run.to, { type: 'migrate-abort', id: run.id, reason: a.reason });
       a.destSentMs = now;
       changed = true;
     }
-    const destSettled = a.destDone || !connected.has(run.to) || now - a.atMs > this.#t.abortWaitMs;
-    if (!a.sourceDone && destSettled && connected.has(run.from) && (a.sourceSentMs === null || now - a.sourceSentMs >= this.#t.resendMs)) {
-      this.#send(run.from, { type: 'migrate-abort', id: run.id, reason: a.reason });
-      if (a.sourceSentMs === null) this.#row(run, 'abort', 'source', {});
+    const destSettled = a.destDone || !connected.has(run.to) || now - a.atMs > this.t.abortWaitMs;
+    if (!a.sourceDone && destSettled && connected.has(run.from) && (a.sourceSentMs === null || now - a.sourceSentMs >= this.t.resendMs)) {
+      this.send(run.from, { type: 'migrate-abort', id: run.id, reason: a.reason });
+      if (a.sourceSentMs === null) this.row(run, 'abort', 'source', {});
       a.sourceSentMs = now;
       changed = true;
     }
@@ -446,9 +417,9 @@ class Pass {
       run.step = 'aborted';
       run.stepMs = now;
       run.finishedMs = now;
-      this.#releaseLink(run);
-      this.#row(run, 'aborted', a.outcome, { reason: a.reason, destinationConfirmed: a.destDone });
-      this.#log('info', run, `migration aborted: the VM runs on the source (${a.reason})`);
+      this.releaseLink(run);
+      this.row(run, 'aborted', a.outcome, { reason: a.reason, destinationConfirmed: a.destDone });
+      this.log('info', run, `migration aborted: the VM runs on the source (${a.reason})`);
       changed = true;
     }
     return changed;
@@ -456,152 +427,57 @@ class Pass {
 
   /** Before the commit point: abort, the destination first. Returns true (the run changed). */
   #abort(run: MigrationRun, reason: string, outcome: 'failed' | 'cancelled'): true {
-    run.abort = { reason, outcome, atMs: this.#now, destSentMs: null, sourceSentMs: null, destDone: false, sourceDone: false };
+    run.abort = { reason, outcome, atMs: this.now, destSentMs: null, sourceSentMs: null, destDone: false, sourceDone: false };
     run.step = 'aborting';
-    run.stepMs = this.#now;
+    run.stepMs = this.now;
     run.query = null;
     run.error = reason;
-    this.#setVm(run.vm.mac, run.from, 'running');
-    this.#row(run, 'abort', outcome, { reason });
-    this.#log(outcome === 'cancelled' ? 'info' : 'warn', run, `migration aborted before the commit point: ${reason}`);
+    this.setVm(run.vm.mac, run.from, 'running');
+    this.row(run, 'abort', outcome, { reason });
+    this.log(outcome === 'cancelled' ? 'info' : 'warn', run, `migration aborted before the commit point: ${reason}`);
     this.#driveAbort(run);
-    this.#put(run);
+    this.put(run);
     return true;
   }
 
   /** The destination's copy is ready: the commit point, durably, with the VM's new location. */
   #commit(run: MigrationRun): void {
-    const now = this.#now;
+    const now = this.now;
     run.readyMs = now;
-    this.#row(run, 'ready', 'ok', {});
+    this.row(run, 'ready', 'ok', {});
     run.step = 'commit';
     run.stepMs = now;
     run.commitMs = now;
     run.pausedMs ??= now;
     run.query = null;
-    this.#setVm(run.vm.mac, run.to, 'migrating');
-    this.#row(run, 'commit', 'ok', { location: run.to });
-    this.#durable.add(run.id);
-    this.#committed.add(run.id);
-    this.#effects.reconcile ??= `migration ${run.id} cutover: ${run.vm.mac} on ${run.to}`;
-    this.#log('info', run, 'migration commit point recorded: the VM is the destination\'s; re-pointing every daemon');
-    this.#put(run);
+    this.setVm(run.vm.mac, run.to, 'migrating');
+    this.row(run, 'commit', 'ok', { location: run.to });
+    this.durable.add(run.id);
+    this.committed.add(run.id);
+    this.effects.reconcile ??= `migration ${run.id} cutover: ${run.vm.mac} on ${run.to}`;
+    this.log('info', run, 'migration commit point recorded: the VM is the destination\'s; re-pointing every daemon');
+    this.put(run);
   }
 
   #finish(run: MigrationRun): void {
     run.step = 'cleanup';
-    run.stepMs = this.#now;
-    run.finishedMs = this.#now;
-    run.cleanupAtMs = this.#now + this.#t.cleanupGraceMs;
-    this.#setVm(run.vm.mac, run.to, 'running');
-    this.#row(run, 'done', run.error === null ? 'ok' : 'error', { cutoverMs: run.acknowledgedMs !== null && run.pausedMs !== null ? run.acknowledgedMs - run.pausedMs : null });
-    this.#log('info', run, 'migration done: resumed on the destination, released on the source');
+    run.stepMs = this.now;
+    run.finishedMs = this.now;
+    run.cleanupAtMs = this.now + this.t.cleanupGraceMs;
+    this.setVm(run.vm.mac, run.to, 'running');
+    this.row(run, 'done', run.error === null ? 'ok' : 'error', { cutoverMs: run.acknowledgedMs !== null && run.pausedMs !== null ? run.acknowledgedMs - run.pausedMs : null });
+    this.log('info', run, 'migration done: resumed on the destination, released on the source');
   }
 
   /** migrate-query to both sides (to the destination only before migrate-start: the source knows nothing yet). */
   #query(run: MigrationRun, why: string): void {
     const started = run.step !== 'prepare';
-    run.query = { sentMs: this.#now, why, dest: false, source: !started };
-    this.#send(run.to, { type: 'migrate-query', id: run.id, reason: why });
-    if (started) this.#send(run.from, { type: 'migrate-query', id: run.id, reason: why });
-    this.#row(run, 'query', 'sent', { why });
+    run.query = { sentMs: this.now, why, dest: false, source: !started };
+    this.send(run.to, { type: 'migrate-query', id: run.id, reason: why });
+    if (started) this.send(run.from, { type: 'migrate-query', id: run.id, reason: why });
+    this.row(run, 'query', 'sent', { why });
   }
 
-  // ---- links and the VM ------------------------------------------------------------
-
-  #linkBetween(a: string, b: string): LinkRecord | undefined {
-    const [x, y] = pairOf(a, b);
-    return this.#links.find((l) => l.a === x && l.b === y);
-  }
-
-  #putLink(a: string, b: string, requestedBy: string, reason: string): void {
-    const [x, y] = pairOf(a, b);
-    const link = { a: x, b: y, kind: 'fast-path' as const, requestedBy, reason };
-    this.#effects.writes.push({ op: 'put-link', link, atMs: this.#now });
-    this.#links = [...this.#links.filter((l) => !(l.a === x && l.b === y && l.kind === 'fast-path')), { ...link, createdMs: this.#now }];
-    this.#effects.reconcile ??= `migration link ${x}–${y}: ${reason}`;
-  }
-
-  /** The fast-path link the migration relies on (the relay at the cutover): made, or taken from adaptation, or someone else's. */
-  #takeLink(run: MigrationRun): MigrationRun['linkOwner'] {
-    const existing = this.#linkBetween(run.from, run.to);
-    const reason = `migration ${run.id}: ${this.#vmName(run)} ${run.from}→${run.to}`;
-    if (existing === undefined) { this.#putLink(run.from, run.to, `migration:${run.id}`, reason); return 'migration'; }
-    if (existing.kind === 'fast-path' && existing.requestedBy === 'adaptation') { this.#putLink(run.from, run.to, `migration:${run.id}`, reason); return 'adaptation'; }
-    return 'other';
-  }
-
-  #releaseLink(run: MigrationRun): void {
-    if (run.linkOwner === 'other') return;
-    const link = this.#linkBetween(run.from, run.to);
-    if (link === undefined || link.requestedBy !== `migration:${run.id}`) return;
-    const heir = [...this.#runs.values()].find((r) => r.id !== run.id && !FINAL_STEPS.has(r.step) && r.step !== 'aborting' && r.linkOwner === 'other'
-      && pairOf(r.from, r.to).join('|') === pairOf(run.from, run.to).join('|'));
-    if (heir !== undefined) {
-      this.#putLink(run.from, run.to, `migration:${heir.id}`, `migration ${heir.id}: ${this.#vmName(heir)} ${heir.from}→${heir.to}`);
-      const h = cloneRun(heir);
-      h.linkOwner = run.linkOwner;
-      this.#put(h);
-    } else if (run.linkOwner === 'adaptation') {
-      this.#putLink(run.from, run.to, 'adaptation', `kept after migration ${run.id} while traffic pays for it`);
-    } else {
-      this.#effects.writes.push({ op: 'delete-link', a: link.a, b: link.b, kind: 'fast-path' });
-      this.#links = this.#links.filter((l) => l !== link);
-      this.#effects.events.push(event('link-removed', { a: link.a, b: link.b, kind: 'fast-path', actor: `migration:${run.id}`, reason: `migration ${run.id} ended` }));
-      this.#effects.reconcile ??= `migration ${run.id}: link ${link.a}–${link.b} removed`;
-    }
-  }
-
-  #setVm(mac: string, host: string, state: VmRecord['state']): void {
-    const vm = this.#vms.get(mac) ?? this.#world.vm(mac);
-    if (vm === undefined || (vm.host === host && vm.state === state)) return;
-    const next: VmRecord = { ...vm, host, state, updatedMs: this.#now };
-    this.#vms.set(mac, next);
-    this.#effects.writes.push({ op: 'upsert-vm', vm: next });
-    this.#effects.events.push(event('vm-changed', { vm: vmView(next) }));
-  }
-
-  #vmName(run: MigrationRun): string {
-    return run.vm.name ?? run.vm.mac;
-  }
-
-  // ---- effects ------------------------------------------------------------------
-
-  #put(run: MigrationRun): void {
-    this.#runs.set(run.id, run);
-    this.#changed.add(run.id);
-  }
-
-  #row(run: MigrationRun, step: string, state: string, detail: Record<string, unknown>): void {
-    this.#rows.push({ op: 'migration-step', step: { migrationId: run.id, step, state, atMs: this.#now, detail } });
-  }
-
-  #send(host: string, message: ControllerMessage): void {
-    this.#effects.messages.push({ host, message });
-  }
-
-  #log(level: 'debug' | 'info' | 'warn' | 'error', run: MigrationRun, msg: string): void {
-    this.#effects.logs.push({ level, fields: { migration: run.id, vm: run.vm.mac, from: run.from, to: run.to, step: run.step }, msg });
-  }
-
-  finish(): Planned<CoordinatorState> {
-    this.#advance();
-    const e = this.#effects;
-    // The migration rows first (the commit point with them), then the VM and link writes of the same pass, in one transaction.
-    const head: Effects['writes'] = [];
-    for (const id of this.#changed) {
-      const run = this.#runs.get(id);
-      if (run === undefined) continue;
-      head.push({ op: 'migration', migration: migrationRecord(run), ...(this.#durable.has(id) ? { durable: true } : {}) });
-    }
-    const writes = [...head, ...this.#rows, ...e.writes];
-    e.writes.splice(0, e.writes.length, ...writes);
-    for (const id of this.#changed) {
-      const run = this.#runs.get(id);
-      if (run !== undefined) e.events.push(event('migration-changed', { migration: migrationViewOf(run) }));
-    }
-    return { state: { runs: this.#runs }, effects: e };
-  }
 }
 
 /** Steps whose order a run goes through (for tests and documentation). */
