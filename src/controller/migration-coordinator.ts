@@ -232,6 +232,8 @@ class Pass extends MigrationPass {
     if (run.query !== null && run.query.dest && run.query.source && run.query.why !== 'source stalled') {
       this.row(run, 'query', 'answered', { why: run.query.why });
       run.query = null;
+      // Paused and not ready yet: another readyMs before the next query.
+      if (run.step === 'paused') run.stepMs = this.now;
     }
     this.put(run);
   }

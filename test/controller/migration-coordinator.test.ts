@@ -430,3 +430,16 @@ describe('migration coordinator: two at once, and links', () => {
     assert.equal(b.runOf().step, 'transfer');
   });
 });
+
+describe('migration coordinator: a query that settles nothing', () => {
+  it('paused, queried, the destination still receiving: another readyMs before the next query', () => {
+    const b = transferring();
+    b.report('h1', 'm1', 'paused');
+    b.tick(T.readyMs + 1);
+    b.report('h1', 'm1', 'paused');
+    b.report('h2', 'm1', 'progress');
+    assert.equal(b.runOf().query, null);
+    assert.deepEqual(sent(b.tick(T.readyMs)), []);
+    assert.deepEqual(sent(b.tick(1)), ['h2:migrate-query', 'h1:migrate-query']);
+  });
+});
