@@ -246,11 +246,15 @@ class Pass extends MigrationPass {
       if (PRE_COMMIT_STEPS.has(run.step)) {
         // Reports may have been lost while it was away: ask both where they stand.
         this.#query(run, `${side === 'dest' ? 'destination' : 'source'} ${host} reconnected`);
-      } else if (run.abort !== null && (run.step === 'aborting' || run.step === 'aborted')) {
+      } else if (run.abort !== null && run.step === 'aborting') {
+        // Re-sent to it now (driveAbort), the destination first.
         if (side === 'dest' && !run.abort.destDone) run.abort.destSentMs = null;
-        if (side === 'source' && !run.abort.sourceDone && run.abort.sourceSentMs !== null) run.abort.sourceSentMs = null;
-        if (run.step === 'aborted' && side === 'dest' && !run.abort.destDone) this.send(run.to, { type: 'migrate-abort', id: run.id, reason: run.abort.reason });
-        if (run.step === 'aborted' && side === 'dest' && !run.abort.destDone) run.abort.destSentMs = this.now;
+        else if (side === 'source' && !run.abort.sourceDone && run.abort.sourceSentMs !== null) run.abort.sourceSentMs = null;
+        else continue;
+      } else if (run.abort !== null && run.step === 'aborted' && side === 'dest' && !run.abort.destDone) {
+        // Ended while the destination was away: it hears the verdict now.
+        this.send(run.to, { type: 'migrate-abort', id: run.id, reason: run.abort.reason });
+        run.abort.destSentMs = this.now;
       } else if (run.step === 'cutover' || run.step === 'commit') {
         if (side === 'dest' && run.resumedMs === null) run.commitSentMs.dest = null;
         if (side === 'source' && run.releasedMs === null) run.commitSentMs.source = null;
