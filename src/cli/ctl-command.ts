@@ -10,12 +10,14 @@ import {
   hostsTable,
   linksTable,
   matrixTable,
+  migrationLine,
   migrationsTable,
   placementText,
   rulesTable,
   vmsTable,
 } from './ctl-format.ts';
 import { drawTopology, topologyDot } from './ctl-topology-drawing.ts';
+import { STOP_RULES } from '../control/migration-control.ts';
 
 /**
  * `vnet ctl …`: the operator's command line over the controller's API.
@@ -86,6 +88,17 @@ interface GlobalOptions {
 function parseCount(value: string): number {
   if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
   return Number(value);
+}
+
+function parseRule(value: string): string {
+  if (!(STOP_RULES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${STOP_RULES.join(', ')}`);
+  return value;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 86_400) throw new InvalidArgumentError('expected seconds, 0 < S ≤ 86400');
+  return n;
 }
 
 function parseTypes(value: string): EventType[] {
@@ -323,13 +336,46 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
 
   ctl
     .command('migrate')
-    .argument('<vm>', 'VM MAC address')
-    .argument('<host>', 'destination host id')
-    .description('start a live migration of a VM to another host')
+    .argument('[vm]', 'VM name or MAC address')
+    .argument('[host]', 'destination host id (or --to)')
+    .option('--to <host>', 'destination host id')
+    .option('--rule <rule>', `stop rule of the memory phase: ${STOP_RULES.join(', ')} (default smart-stop)`, parseRule)
+    .option('--deadline <seconds>', 'for time-bound: the bound on the memory phase', parseSeconds)
+    .option('-w, --watch', 'follow the migration until it ends (Ctrl-C stops watching, not the migration)')
+    .option('--cancel <id>', 'abort a migration before its commit point')
+    .description('start a live migration of a VM to another host, or cancel one')
     .action(
-      run(async (c, g, vm: string, host: string) => {
-        const m = await c.post<MigrationView>('/api/v1/migrations', { vm, to: host });
-        print(g, m, () => `migration ${m.id} started: ${m.vm} ${m.from} → ${m.to}`);
+      run(async (c, g, vmArg: string | undefined, hostArg: string | undefined, opts: { to?: string; rule?: string; deadline?: number; watch?: boolean; cancel?: string }) => {
+        if (opts.cancel !== undefined) {
+          if (vmArg !== undefined) throw new CtlUsageError('--cancel takes a migration id, not a VM');
+          const m = await c.post<MigrationView>(`/api/v1/migrations/${enc(opts.cancel)}/cancel`, {});
+          print(g, m, () => `migration ${m.id} cancelled before its commit point: the VM stays on ${m.from} (${m.step})`);
+          return;
+        }
+        const to = opts.to ?? hostArg;
+        if (vmArg === undefined || to === undefined) throw new CtlUsageError('name a VM and its destination: vnet ctl migrate VM --to HOST');
+        if (opts.to !== undefined && hostArg !== undefined && hostArg !== opts.to) throw new CtlUsageError(`two destinations: ${hostArg} and --to ${opts.to}`);
+        const body = { vm: vmArg, to, ...(opts.rule !== undefined ? { rule: opts.rule } : {}), ...(opts.deadline !== undefined ? { deadlineS: opts.deadline } : {}) };
+        const since = opts.watch === true ? (await c.get<EventPage>('/api/v1/events?limit=1')).latestSeq : 0;
+        const m = await c.post<MigrationView>('/api/v1/migrations', body);
+        print(g, m, () => `migration ${m.id} started: ${m.vm} ${m.from} → ${m.to} (${m.rule ?? 'smart-stop'})`);
+        if (opts.watch !== true) return;
+        const { signal, dispose } = io.followSignal();
+        const ended = new AbortController();
+        const stop = AbortSignal.any([signal, ended.signal]);
+        try {
+          await c.followEvents(since, (e) => {
+            if (e.type !== 'migration-changed' || e.payload.migration.id !== m.id) return;
+            const v = e.payload.migration;
+            io.out(g.json === true ? JSON.stringify(v) : migrationLine(v));
+            if (v.state !== 'running' && v.step !== 'aborting') {
+              if (v.state === 'failed') io.setExitCode(1);
+              ended.abort();
+            }
+          }, { signal: stop, onNotice: (t) => io.err(`vnet ctl: ${t}`) });
+        } finally {
+          dispose();
+        }
       }),
     );
 

@@ -148,19 +148,44 @@ export function migrationsTable(migrations: readonly MigrationView[], vms: reado
   if (migrations.length === 0) return '(no migrations)';
   const byMac = new Map(vms.map((v) => [v.mac, v]));
   return table(
-    ['ID', 'VM', 'FROM', 'TO', 'STATE', 'PHASE', 'PROGRESS', 'SENT', 'ETA'],
+    ['ID', 'VM', 'FROM', 'TO', 'STATE', 'PHASE', 'PROGRESS', 'SENT', 'ETA', 'STEP', 'ITER', 'PAGES LEFT', 'DIRTY/S', 'CUTOVER'],
     migrations.map((m) => [
       m.id,
       vmName(byMac, m.vm),
       m.from,
       m.to,
-      m.state === 'failed' ? `failed: ${m.error ?? '?'}` : m.state,
+      m.state === 'failed' || m.state === 'cancelled' ? `${m.state}: ${m.error ?? '?'}` : m.state,
       m.phase,
       progressBar(m.state === 'succeeded' ? 1 : m.progress),
       `${formatBytes(m.bytesSent)}${m.bytesTotal !== null ? ` / ${formatBytes(m.bytesTotal)}` : ''}`,
       m.state === 'running' && m.etaMs !== null ? `${Math.ceil(m.etaMs / 1000)}s` : '-',
+      m.step ?? '-',
+      m.iteration === null || m.iteration === undefined ? '-' : String(m.iteration),
+      m.pagesLeft === null || m.pagesLeft === undefined ? '-' : String(m.pagesLeft),
+      m.dirtyRate === null || m.dirtyRate === undefined ? '-' : String(Math.round(m.dirtyRate)),
+      cutoverText(m),
     ]),
   );
+}
+
+/** "12 ms: held 15, flushed 15, relayed 5, lost 0, announced 2", or "-" before the pause. */
+export function cutoverText(m: MigrationView): string {
+  const c = m.cutover;
+  if (c === null || c === undefined) return '-';
+  const time = c.timeMs === null ? '…' : c.timeMs < 10_000 ? `${c.timeMs} ms` : `${(c.timeMs / 1000).toFixed(1)} s`;
+  return `${time}: held ${c.held}, flushed ${c.flushed}, relayed ${c.relayed}, lost ${c.lost}, announced ${c.announced}`;
+}
+
+/** One migration on one line, for `vnet ctl migrate --watch`. */
+export function migrationLine(m: MigrationView, vms: readonly VmView[] = []): string {
+  const name = vmName(new Map(vms.map((v) => [v.mac, v])), m.vm);
+  const head = `migration ${m.id} ${name} ${m.from} → ${m.to}: ${m.state}, ${m.step ?? m.phase}`;
+  if (m.state === 'failed' || m.state === 'cancelled') return `${head}: ${m.error ?? '?'}`;
+  if (m.state === 'succeeded') return `${head}, cutover ${cutoverText(m)}`;
+  const engine = m.iteration !== null && m.iteration !== undefined
+    ? `, ${m.enginePhase ?? m.phase} round ${m.iteration}, ${m.pagesLeft ?? '?'} pages left, ${Math.round(m.dirtyRate ?? 0)} pages/s dirtied` : '';
+  const eta = m.etaMs !== null ? `, eta ${Math.ceil(m.etaMs / 1000)}s` : '';
+  return `${head} ${progressBar(m.progress)} ${Math.round(m.progress * 100)}%, ${formatBytes(m.bytesSent)} sent${engine}${eta}`;
 }
 
 export function placementText(p: PlacementView, vms: readonly VmView[], now: number): string {

@@ -155,8 +155,44 @@ export interface MigrationView {
   state: MigrationState;
   startedAt: number;
   finishedAt: number | null;
-  /** Failure reason when state is failed. */
+  /** Failure reason when state is failed (or cancelled). */
   error: string | null;
+  /**
+   * The coordinator's step: prepare, transfer, paused, commit, cutover,
+   * cleanup, done; aborting, aborted (migration-run.ts).
+   */
+  step: string;
+  /** The stop rule of the memory phase: smart-stop, xen, qemu, time-bound. */
+  rule: string | null;
+  /** Who asked for it: operator:<who>, auto-migrate. */
+  requestedBy: string | null;
+  /** The engine's own phase (starting, disk, memory, paused, verifying…), iteration, pages left and dirty rate (pages/s), as last reported. */
+  enginePhase: string | null;
+  iteration: number | null;
+  pagesLeft: number | null;
+  dirtyRate: number | null;
+  /** Around the cutover, null before the pause. */
+  cutover: MigrationCutoverView | null;
+}
+
+/** The cutover of one migration: its time and what happened to the VM's frames (both sides summed). */
+export interface MigrationCutoverView {
+  /** From the source's pause to every connected daemon acknowledging the rules that point at the destination, null until then. */
+  timeMs: number | null;
+  pausedAt: number | null;
+  acknowledgedAt: number | null;
+  held: number;
+  flushed: number;
+  relayed: number;
+  lost: number;
+  announced: number;
+}
+
+export interface StartMigrationOptions {
+  /** The stop rule of the memory phase (default smart-stop). */
+  rule?: 'smart-stop' | 'xen' | 'qemu' | 'time-bound' | undefined;
+  /** For time-bound: the bound on the memory phase, seconds. */
+  deadlineS?: number | undefined;
 }
 
 export interface PlacementMove {
@@ -300,8 +336,15 @@ export interface ControllerCommands {
    * VNET_ERR_CONFLICT when the link between them is a backbone link.
    */
   removeFastPathLink(a: string, b: string, actor: string): Promise<void>;
-  /** Start a live migration (optional: the API answers 501 where absent). */
-  startMigration?(vm: string, to: string, actor: string): Promise<MigrationView>;
+  /**
+   * Start a live migration of a VM (named by MAC or by name) to a host
+   * (optional: the API answers 501 where absent). Throws 404-class errors for
+   * an unknown VM or host, 409-class ones when the VM already runs there, is
+   * migrating, or a host it needs is down.
+   */
+  startMigration?(vm: string, to: string, actor: string, options?: StartMigrationOptions): Promise<MigrationView>;
+  /** Abort a migration before its commit point (409 after it). */
+  cancelMigration?(id: string, actor: string): Promise<MigrationView>;
   /**
    * A join token for a daemon's first contact (when it has no host
    * certificate yet). The secret is returned once and stored hashed.

@@ -7,7 +7,8 @@ import type { ControllerStore } from './store/store.ts';
 
 /**
  * The one place where the controller's plans touch the world: store writes
- * (in order, in one transaction), then events and decisions, then log lines,
+ * (in order, in one transaction; a durable one when it holds a migration's
+ * commit point), then events and decisions, then log lines,
  * then messages to the connected daemons (a push that went out is counted).
  * No decisions here: what to do is the planners' (effects.ts).
  */
@@ -29,7 +30,11 @@ export class Applier {
 
   apply(effects: Effects): void {
     const { store } = this.#c;
-    if (effects.writes.length > 0) store.transaction(() => { for (const w of effects.writes) this.#write(w); });
+    if (effects.writes.length > 0) {
+      const write = (): void => { for (const w of effects.writes) this.#write(w); };
+      if (effects.writes.some((w) => w.op === 'migration' && w.durable === true)) store.durableTransaction(write);
+      else store.transaction(write);
+    }
     for (const e of effects.events) this.#event(e);
     for (const l of effects.logs) this.#c.logger[l.level](l.fields, l.msg);
     for (const { host, message } of effects.messages) {
@@ -57,6 +62,8 @@ export class Applier {
       case 'ack': store.recordAck(w.host, w.kind, w.version); return;
       case 'rules': store.updateRules(w.host, w.upsert, w.remove); return;
       case 'versions': store.putVersions(w.versions); return;
+      case 'migration': store.putMigration(w.migration); return;
+      case 'migration-step': store.appendMigrationStep(w.step); return;
     }
   }
 

@@ -7,6 +7,7 @@ import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState }
 import { Applier } from './applier.ts';
 import type { ControlHandler, ControlSession, SessionInput } from './control-server.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
+import type { PlacementMove } from './api-model.ts';
 import { combineEffects, event, noEffects, type Effects } from './effects.ts';
 import { NotFoundError } from './errors.ts';
 import type { ControllerEventLog } from './event-log.ts';
@@ -21,6 +22,8 @@ import type { TopologyTracker } from './topology-tracker.ts';
 import { planTopology } from './topology-planner.ts';
 import { planVmLearning } from './vm-learning.ts';
 import { hostView, linkView, vmView, type LinkRate } from './views.ts';
+import { MigrationDriver } from './migration-driver.ts';
+import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-run.ts';
 
 /**
  * The controller's loop: what daemons report and the update period go to the
@@ -29,9 +32,11 @@ import { hostView, linkView, vmView, type LinkRate } from './views.ts';
  *   session opened  ─▶ host up, facts ─▶ VM learning ─▶ reconcile
  *   facts           ─▶ facts, link rates ─▶ VM learning ─▶ reconcile if a VM moved
  *   traffic report  ─▶ (valid: checked by the control server) samples stored, buffered
- *   ack             ─▶ session table, store
- *   update period   ─▶ topology (VTTIF) ─▶ adaptation ─▶ placement advice
+ *   ack             ─▶ session table, store ─▶ migrations waiting for acks
+ *   migration report ─▶ migration coordinator (migration-coordinator.ts, via migration-driver.ts)
+ *   update period   ─▶ topology (VTTIF) ─▶ adaptation ─▶ placement advice (─▶ auto-migrate)
  *                   ─▶ traffic-updated ─▶ pruning ─▶ reconcile if dirty or not converged
+ *                   ─▶ migration timeouts
  *   reconcile       ─▶ desired state, versions, pushes (reconcile-planner.ts)
  *
  * State here is only what the planners hand back between calls (the session
@@ -59,6 +64,10 @@ export interface ControlLoopInit {
   trafficRetentionMs?: number;
   /** How often placement advice is recomputed (default 10 update periods). */
   placementIntervalMs?: number;
+  /** The migration coordinator's timeouts (defaults: migration-run.ts; the link cleanup grace is 5 update periods). */
+  migration?: Partial<MigrationTimeouts>;
+  /** Migration ids (tests). */
+  newMigrationId?: () => string;
 }
 
 export class ControlLoop implements ControlHandler {
@@ -66,6 +75,7 @@ export class ControlLoop implements ControlHandler {
   readonly #init: ControlLoopInit;
   readonly #sessions = new SessionTable();
   readonly #applier: Applier;
+  readonly #migrations: MigrationDriver;
   #rates: LinkRateState = INITIAL_LINK_RATES;
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
   #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
@@ -77,6 +87,16 @@ export class ControlLoop implements ControlHandler {
     this.#c = components;
     this.#init = init;
     this.#applier = new Applier({ store: components.store, events: components.events, sessions: this.#sessions, metrics: components.metrics, logger: components.logger });
+    this.#migrations = new MigrationDriver({
+      store: components.store, sessions: this.#sessions, applier: this.#applier, wallClock: components.wallClock,
+      reconcile: (why) => this.reconcile(why),
+      ...(init.newMigrationId !== undefined ? { newId: init.newMigrationId } : {}),
+    }, { ...DEFAULT_MIGRATION_TIMEOUTS, cleanupGraceMs: 5 * init.policy.updatePeriodMs, ...init.migration });
+  }
+
+  /** The migration coordinator: start, cancel, its runs (the operator's commands go through the service). */
+  get migrations(): MigrationDriver {
+    return this.#migrations;
   }
 
   /** Link rates (both directions summed), keyed by pairKey(a, b). */
@@ -106,6 +126,7 @@ export class ControlLoop implements ControlHandler {
     if (host !== undefined) up.events.push(event('host-changed', { host: hostView({ ...host, connected: true, lastSeenMs: now, addresses: facts.listen !== undefined ? [facts.listen] : host.addresses }) }));
     this.#applier.apply(combineEffects(up, this.#learn(facts, now)));
     this.reconcile('daemon connected');
+    this.#migrations.connected(session.hostId);
   }
 
   messageReceived(session: ControlSession, message: SessionInput): void {
@@ -125,6 +146,7 @@ export class ControlLoop implements ControlHandler {
         const learned = this.#learn(facts, now);
         this.#applier.apply(combineEffects(stored, { ...learned, reconcile: undefined }));
         if (learned.reconcile !== undefined) this.reconcile(learned.reconcile);
+        this.#migrations.tick();
         return;
       }
       case 'traffic': {
@@ -145,6 +167,7 @@ export class ControlLoop implements ControlHandler {
           e.writes.push({ op: 'ack', host, kind: message.kind, version: message.version });
           if (message.kind === 'rules') e.events.push(event('rules-changed', { host, version: message.version }));
           this.#applier.apply(e);
+          this.#migrations.tick();
         } else {
           this.#c.metrics.nacks.inc({ kind: message.kind });
           this.#c.logger.warn({ host, kind: message.kind, version: message.version, code: message.error?.code, msg: message.error?.message }, 'daemon refused a change');
@@ -153,6 +176,10 @@ export class ControlLoop implements ControlHandler {
       }
       case 'event': {
         this.#c.logger.debug({ host, event: message.event.type }, 'daemon event');
+        return;
+      }
+      case 'migration': {
+        this.#migrations.report(host, message);
         return;
       }
     }
@@ -167,6 +194,7 @@ export class ControlLoop implements ControlHandler {
     e.writes.push({ op: 'host-connected', host: session.hostId, connected: false, atMs: now });
     if (host !== undefined) e.events.push(event('host-changed', { host: hostView({ ...host, connected: false, lastSeenMs: now }) }));
     this.#applier.apply(e);
+    this.#migrations.tick();
   }
 
   /**
@@ -223,6 +251,7 @@ export class ControlLoop implements ControlHandler {
     const topo = planTopology(out, now);
     let adapt = noEffects();
     let place = noEffects();
+    let moves: PlacementMove[] = [];
     if (out.raw !== undefined) {
       const hosts = store.listHosts();
       const adapted = planFastPaths(this.#adaptation, {
@@ -237,10 +266,12 @@ export class ControlLoop implements ControlHandler {
         const placed = planPlacement(advisor.step({ matrix: out.raw.matrix, vms, hosts }, now), hadMoves, policy, now);
         this.#placement = placed.state;
         place = placed.effects;
+        moves = advisor.view.moves;
       }
     }
     this.#applier.apply(combineEffects(topo, adapt, place));
     if (adapt.reconcile !== undefined) this.#dirty = true;
+    if (policy.autoMigrate && moves.length > 0) this.#migrations.autoMigrate(moves, policy);
     const rates = this.linkRates();
     const reportsNow = store.listLinkReports();
     const period = noEffects();
@@ -256,6 +287,7 @@ export class ControlLoop implements ControlHandler {
     this.#applier.apply(period);
     // Full reconcile only when something changed, or a daemon is not at the desired versions (resends).
     if (this.#dirty || !this.#sessions.converged((h) => store.getVersions(h))) this.reconcile('update period');
+    this.#migrations.tick();
   }
 
   /** VM learning on a daemon's facts, against the registry as stored. */

@@ -73,6 +73,8 @@ export const DEFAULT_POLICY = {
   fastPathMinBytesPerSec: 125_000,
   placementThreshold: 0.1,
   autoMigrate: false,
+  autoMigrateMaxConcurrent: 1,
+  autoMigrateCooldownMs: 600_000,
 } as const;
 
 const policySchema = z.strictObject({
@@ -90,6 +92,10 @@ const policySchema = z.strictObject({
   placementThreshold: z.number().min(0).max(1).default(DEFAULT_POLICY.placementThreshold),
   /** Carry out proposed migrations without an operator (off by default). */
   autoMigrate: z.boolean().default(DEFAULT_POLICY.autoMigrate),
+  /** Auto-migrate starts a move only while fewer migrations than this run (operators' included). */
+  autoMigrateMaxConcurrent: z.number().int().min(1).max(1000).default(DEFAULT_POLICY.autoMigrateMaxConcurrent),
+  /** Auto-migrate leaves a VM alone this long after its last migration started. */
+  autoMigrateCooldownMs: z.number().int().min(0).max(7 * 86_400_000).default(DEFAULT_POLICY.autoMigrateCooldownMs),
 });
 
 export const deploymentSchema = z

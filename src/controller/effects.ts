@@ -1,11 +1,11 @@
 import type { DaemonFacts, LinkKind, RuleSpec } from '../control/daemon-control.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { DecisionView, EventPayloads, EventType } from './api-model.ts';
-import type { DesiredVersions, TrafficSampleRecord, VmRecord } from './store/records.ts';
+import type { DesiredVersions, MigrationRecord, MigrationStepRecord, TrafficSampleRecord, VmRecord } from './store/records.ts';
 
 /**
  * What a planner wants done, as data. Every controller decision (VM
- * learning, adaptation, placement advice, reconcile; next the migration
+ * learning, adaptation, placement advice, reconcile, the migration
  * coordinator) is a function of state, input and `now` that returns an
  * `Effects`; the applier (applier.ts) is the only code that performs them:
  *
@@ -32,7 +32,10 @@ export type StoreWrite =
   | { op: 'topology'; atMs: number; kind: string; body: unknown }
   | { op: 'ack'; host: string; kind: 'links' | 'rules'; version: number }
   | { op: 'rules'; host: string; upsert: RuleSpec[]; remove: string[] }
-  | { op: 'versions'; versions: DesiredVersions };
+  | { op: 'versions'; versions: DesiredVersions }
+  /** A migration and the coordinator's record of it; `durable`: the transaction is on disk before anything else is done (the commit point). */
+  | { op: 'migration'; migration: MigrationRecord; durable?: boolean }
+  | { op: 'migration-step'; step: Omit<MigrationStepRecord, 'id'> };
 
 /** An event of the history (`emit`) or a decision (`decide`). */
 export type EventEffect =

@@ -77,3 +77,72 @@ export class MissingCaError extends VnetError {
   }
 }
 
+
+// ---- live migration (migration-requests.ts) ---------------------------------
+
+/** A migration request names a VM the registry does not have (by MAC or name). */
+export class MigrationUnknownVmError extends VnetError {
+  constructor(vm: string) {
+    super('VNET_ERR_MIGRATION_UNKNOWN_VM', `VM ${JSON.stringify(vm)} not found (name it by MAC or by name)`);
+  }
+}
+
+/** A migration request names a destination host the deployment does not have. */
+export class MigrationUnknownHostError extends VnetError {
+  constructor(host: string) {
+    super('VNET_ERR_MIGRATION_UNKNOWN_HOST', `host ${JSON.stringify(host)} not found`);
+  }
+}
+
+/** No migration of that id. */
+export class MigrationNotFoundError extends VnetError {
+  constructor(id: string) {
+    super('VNET_ERR_MIGRATION_NOT_FOUND', `migration ${JSON.stringify(id)} not found`);
+  }
+}
+
+/** The VM already runs on the destination (or is placed nowhere). */
+export class MigrationSameHostError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_MIGRATION_SAME_HOST', message);
+  }
+}
+
+/** The VM is being migrated already. */
+export class MigrationInProgressError extends VnetError {
+  readonly migrationId: string;
+  constructor(vm: string, migrationId: string) {
+    super('VNET_ERR_MIGRATION_IN_PROGRESS', `VM ${vm} is already migrating (migration ${migrationId})`);
+    this.migrationId = migrationId;
+  }
+}
+
+/** A host the migration needs (source or destination) has no connected daemon, or the source does not report the VM's port. */
+export class MigrationHostDownError extends VnetError {
+  readonly host: string;
+  constructor(host: string, message: string) {
+    super('VNET_ERR_MIGRATION_HOST_DOWN', message);
+    this.host = host;
+  }
+}
+
+/** Cancel after the commit point: the VM is the destination's now; the migration runs to its end. */
+export class MigrationCommittedError extends VnetError {
+  constructor(id: string, step: string) {
+    super('VNET_ERR_MIGRATION_COMMITTED', `migration ${id} is past its commit point (${step}): it cannot be cancelled`);
+  }
+}
+
+/** Cancel of a migration that has already ended (or is being aborted). */
+export class MigrationFinishedError extends VnetError {
+  constructor(id: string, step: string) {
+    super('VNET_ERR_MIGRATION_FINISHED', `migration ${id} has already ended or is being aborted (${step})`);
+  }
+}
+
+/** A migration request with a bad argument (time-bound without a deadline, a deadline out of range). */
+export class MigrationRequestError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_MIGRATION_REQUEST', message);
+  }
+}

@@ -1,4 +1,7 @@
-import { ConflictError, NotFoundError } from './errors.ts';
+import {
+  ConflictError, MigrationCommittedError, MigrationFinishedError, MigrationHostDownError, MigrationInProgressError, MigrationNotFoundError,
+  MigrationRequestError, MigrationSameHostError, MigrationUnknownHostError, MigrationUnknownVmError, NotFoundError,
+} from './errors.ts';
 import { linkKey } from './api-model.ts';
 import type {
   ControllerModel,
@@ -18,6 +21,7 @@ import type {
   MigrationView,
   PlacementView,
   RuleView,
+  StartMigrationOptions,
   TopologyView,
   VmView,
 } from './api-model.ts';
@@ -171,15 +175,28 @@ export class MemoryControllerModel implements ControllerModel {
     this.emit('link-removed', { a: link.a, b: link.b, kind: link.kind, actor, reason: 'removed by operator' });
   }
 
-  async startMigration(vm: string, to: string, actor: string): Promise<MigrationView> {
-    const v = this.getVm(vm);
-    if (v === undefined) throw new NotFoundError(`VM ${JSON.stringify(vm)}`);
-    if (!this.#hosts.has(to)) throw new NotFoundError(`host ${JSON.stringify(to)}`);
-    if (v.host === null) throw new ConflictError(`VM ${v.mac} is not placed on any host`);
-    if (v.host === to) throw new ConflictError(`VM ${v.mac} already runs on ${to}`);
-    if (this.listMigrations().some((m) => m.vm === v.mac && m.state === 'running')) throw new ConflictError(`VM ${v.mac} is already migrating`);
+  /**
+   * A fake migration: validated like the real controller's (VM by MAC or
+   * name, known destination, not the same host, not already migrating, a
+   * destination that is up), then recorded in its prepare step. The test
+   * moves it on with `putMigration`; nothing runs.
+   */
+  async startMigration(vm: string, to: string, actor: string, options: StartMigrationOptions = {}): Promise<MigrationView> {
+    const v = this.getVm(vm) ?? this.listVms().find((x) => x.name === vm);
+    if (v === undefined) throw new MigrationUnknownVmError(vm);
+    const dest = this.#hosts.get(to);
+    if (dest === undefined) throw new MigrationUnknownHostError(to);
+    if (v.host === null) throw new MigrationSameHostError(`VM ${v.mac} is not placed on any host`);
+    if (v.host === to) throw new MigrationSameHostError(`VM ${v.mac} already runs on ${to}`);
+    const running = this.listMigrations().find((m) => m.vm === v.mac && m.state === 'running');
+    if (running !== undefined) throw new MigrationInProgressError(v.mac, running.id);
+    if (dest.state !== 'up') throw new MigrationHostDownError(to, `destination ${to} is down (no connected daemon)`);
+    const rule = options.rule ?? 'smart-stop';
+    if (rule === 'time-bound' && options.deadlineS === undefined) throw new MigrationRequestError('the time-bound rule needs a deadline (deadlineS)');
+    let id = `m${++this.#migrationSeq}`;
+    while (this.#migrations.has(id)) id = `m${++this.#migrationSeq}`;
     const migration: MigrationView = {
-      id: `m${++this.#migrationSeq}`,
+      id,
       vm: v.mac,
       from: v.host,
       to,
@@ -192,10 +209,30 @@ export class MemoryControllerModel implements ControllerModel {
       startedAt: this.#now(),
       finishedAt: null,
       error: null,
+      step: 'prepare',
+      rule,
+      requestedBy: actor,
+      enginePhase: null,
+      iteration: null,
+      pagesLeft: null,
+      dirtyRate: null,
+      cutover: null,
     };
-    this.emit('operator-action', { actor, action: 'start-migration', detail: { vm: v.mac, from: v.host, to } });
+    this.emit('operator-action', { actor, action: 'start-migration', detail: { vm: v.mac, from: v.host, to, rule } });
     this.putMigration(migration);
     return migration;
+  }
+
+  /** Cancel a fake migration: before its commit point (steps prepare, transfer, paused) it ends cancelled. */
+  async cancelMigration(id: string, actor: string): Promise<MigrationView> {
+    const m = this.#migrations.get(id);
+    if (m === undefined) throw new MigrationNotFoundError(id);
+    if (m.state !== 'running') throw new MigrationFinishedError(id, m.step);
+    if (!['prepare', 'transfer', 'paused'].includes(m.step)) throw new MigrationCommittedError(id, m.step);
+    const cancelled: MigrationView = { ...m, state: 'cancelled', step: 'aborted', finishedAt: this.#now(), error: `cancelled by ${actor}` };
+    this.emit('operator-action', { actor, action: 'cancel-migration', detail: { id } });
+    this.putMigration(cancelled);
+    return cancelled;
   }
 
   // ---- event source --------------------------------------------------------

@@ -29,8 +29,6 @@ import type { ControllerStore } from './store/store.ts';
  * documented limit of the greedy search).
  */
 
-export const PENDING_NO_COORDINATOR = 'pending: no migration coordinator';
-
 export interface PlacementAdvisorInit {
   /** Relative T, 0..1 (policy.placementThreshold). */
   threshold: number;

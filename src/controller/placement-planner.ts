@@ -1,6 +1,6 @@
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { decision, event, noEffects, type Planned } from './effects.ts';
-import { PENDING_NO_COORDINATOR, type PlacementStepOutput } from './placement-advisor.ts';
+import type { PlacementStepOutput } from './placement-advisor.ts';
 
 /**
  * Placement advice as effects: the advisor (placement-advisor.ts) scores
@@ -9,9 +9,9 @@ import { PENDING_NO_COORDINATOR, type PlacementStepOutput } from './placement-ad
  * takes minutes, so advice every period buys nothing, and at 10,000 VMs one
  * computation costs a few hundred ms) and turns a changed proposal into a
  * `placement-changed` event and a decision with its reason. With
- * `policy.autoMigrate` each proposed move is recorded as the migration the
- * controller would start — pending, since no migration coordinator exists
- * yet to run it; nothing is migrated.
+ * `policy.autoMigrate` the control loop hands the proposed moves to the
+ * migration coordinator (migration-requests.ts `planAutoMigrations`: a limit
+ * on concurrent migrations, a cool-down per VM).
  */
 
 export interface PlacementPlanState {
@@ -47,12 +47,5 @@ export function planPlacement(out: PlacementStepOutput, hadMoves: boolean, polic
     autoMigrate: policy.autoMigrate,
   }));
   effects.logs.push({ level: 'info', fields: { moves: view.moves.length, gain: advice.gain, threshold: view.threshold }, msg: 'placement moves proposed' });
-  if (!policy.autoMigrate) return { state, effects };
-  for (const m of view.moves) {
-    effects.events.push(decision('migration-proposed', `auto-migrate: would migrate ${m.vm} ${m.from}→${m.to} now; ${PENDING_NO_COORDINATOR}`, {
-      vm: m.vm, from: m.from, to: m.to, gain: m.gain, autoMigrate: true, state: PENDING_NO_COORDINATOR,
-    }));
-    effects.logs.push({ level: 'warn', fields: { vm: m.vm, from: m.from, to: m.to }, msg: `auto-migrate: migration not started (${PENDING_NO_COORDINATOR})` });
-  }
   return { state, effects };
 }

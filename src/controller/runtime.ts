@@ -17,6 +17,7 @@ import type { JoinTokenRecord } from './store/records.ts';
 import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
+import type { MigrationTimeouts } from './migration-run.ts';
 
 /**
  * The controller runtime: opens the store (migrating it), brings the
@@ -26,7 +27,9 @@ import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
  * started by the caller over `handle.model` and `handle.tokens` (see
  * src/controller/api, and launch.ts for a whole process).
  *
- * On start every host is marked disconnected; daemons reconnect on their own
+ * On start every host is marked disconnected; migrations the previous run
+ * left open are picked up by the coordinator (before their commit point
+ * they are aborted, after it the cutover is driven on); daemons reconnect on their own
  * (with backoff) and are converged by version from the persisted desired
  * state, without their forwarding being touched in between.
  *
@@ -68,6 +71,8 @@ export interface ControllerInit {
   helloTimeoutMs?: number;
   pingIntervalMs?: number;
   resendAfterMs?: number;
+  /** The migration coordinator's timeouts (migration-run.ts DEFAULT_MIGRATION_TIMEOUTS). */
+  migration?: Partial<MigrationTimeouts>;
 }
 
 export interface ControllerHandle {
@@ -115,6 +120,7 @@ export async function startController(components: ControllerComponents, init: Co
     const loop = new ControlLoop({ store, events, metrics, topology, logger, wallClock, placement }, {
       policy,
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
+      ...(init.migration !== undefined ? { migration: init.migration } : {}),
     });
     const model = new ControllerService({ store, events, loop, topology, wallClock, placement }, { placementThreshold: policy.placementThreshold });
     const tokens = new SqliteTokenStore(store);
@@ -130,6 +136,8 @@ export async function startController(components: ControllerComponents, init: Co
     const controlPort = await server.listen();
     // Desired state for every host is computed (and persisted) before any daemon is back.
     loop.reconcile('controller started');
+    // Migrations left open by the previous run: aborted before their commit point, driven on after it.
+    loop.migrations.restore();
     timer = clock.setInterval(() => {
       try {
         loop.tick();

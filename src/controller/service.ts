@@ -4,10 +4,12 @@ import type {
   MatrixView, MigrationView, PlacementView, TopologyView, VmView,
   JoinTokenRequest,
   JoinTokenView,
+  StartMigrationOptions,
 } from './api-model.ts';
 import type { ControlLoop } from './control-loop.ts';
 import type { ControllerEventLog } from './event-log.ts';
 import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
+import { migrationViewOf } from './migration-run.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import { createJoinToken } from './join-tokens.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
@@ -141,6 +143,24 @@ export class ControllerService implements ControllerModel {
     return link;
   }
 
+  async startMigration(vm: string, to: string, actor: string, options: StartMigrationOptions = {}): Promise<MigrationView> {
+    const { store, events, wallClock } = this.#c;
+    const view = this.#c.loop.migrations.start({ vm, to, rule: options.rule, deadlineS: options.deadlineS, requestedBy: actor.startsWith('operator') ? actor : `operator:${actor}` });
+    const now = wallClock();
+    const detail = { id: view.id, vm: view.vm, from: view.from, to: view.to, rule: view.rule, deadlineS: options.deadlineS ?? null };
+    store.appendAudit({ atMs: now, actor, action: 'start-migration', target: view.id, detail });
+    events.emit('operator-action', { actor, action: 'start-migration', detail });
+    return view;
+  }
+
+  async cancelMigration(id: string, actor: string): Promise<MigrationView> {
+    const { store, events, wallClock } = this.#c;
+    const view = this.#c.loop.migrations.cancel(id, actor);
+    store.appendAudit({ atMs: wallClock(), actor, action: 'cancel-migration', target: id, detail: { id } });
+    events.emit('operator-action', { actor, action: 'cancel-migration', detail: { id, vm: view.vm } });
+    return view;
+  }
+
   async createJoinToken(options: JoinTokenRequest, actor: string): Promise<JoinTokenView> {
     const { store, events, wallClock } = this.#c;
     if (options.host !== undefined && store.getHost(options.host) === undefined) throw new NotFoundError(`host ${JSON.stringify(options.host)}`);
@@ -181,6 +201,8 @@ export class ControllerService implements ControllerModel {
   }
 
   #migration(id: string): MigrationView | undefined {
+    const live = this.#c.loop.migrations.runs.get(id);
+    if (live !== undefined) return migrationViewOf(live);
     const m = this.#c.store.getMigration(id);
     if (m === undefined) return undefined;
     const steps = this.#c.store.migrationSteps(id);

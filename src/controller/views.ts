@@ -1,6 +1,7 @@
 import type {
   HostView, LinkRequester, LinkState, LinkView, MigrationView, RuleView, TopologyView, VmView,
 } from './api-model.ts';
+import { migrationViewOf } from './migration-run.ts';
 import type { HostRecord, LinkRecord, LinkReportRecord, MigrationRecord, TopologyRecord, VmRecord } from './store/records.ts';
 
 /**
@@ -56,16 +57,19 @@ export function ruleViews(rules: readonly { id: string; priority: number; src: s
 
 const PHASES = new Set(['prepare', 'disk', 'memory', 'stop-and-copy', 'cutover', 'resume', 'done']);
 
+/** A stored migration: the coordinator's record of it, or (rows older than the coordinator) what the row and its last step say. */
 export function migrationView(m: MigrationRecord, lastStep: { step: string; detail: unknown } | undefined): MigrationView {
+  if (m.run !== undefined) return migrationViewOf(m.run);
   const detail = (lastStep?.detail ?? {}) as Record<string, unknown>;
   const num = (k: string): number | null => (typeof detail[k] === 'number' ? (detail[k] as number) : null);
   const phase = lastStep !== undefined && PHASES.has(lastStep.step) ? lastStep.step as MigrationView['phase'] : m.state === 'done' ? 'done' : 'prepare';
-  const state: MigrationView['state'] = m.state === 'done' ? 'succeeded' : m.state === 'failed' ? 'failed' : 'running';
+  const state: MigrationView['state'] = m.state === 'done' ? 'succeeded' : m.state === 'failed' ? 'failed' : m.state === 'cancelled' ? 'cancelled' : 'running';
   return {
     id: m.id, vm: m.vmMac, from: m.fromHost, to: m.toHost, phase,
     progress: num('progress') ?? (m.state === 'done' ? 1 : 0),
     bytesSent: num('bytesSent') ?? 0, bytesTotal: num('bytesTotal'), etaMs: num('etaMs'),
     state, startedAt: m.startedMs, finishedAt: m.finishedMs ?? null, error: m.error ?? null,
+    step: lastStep?.step ?? m.state, rule: null, requestedBy: m.requestedBy, enginePhase: null, iteration: null, pagesLeft: null, dirtyRate: null, cutover: null,
   };
 }
 

@@ -200,6 +200,43 @@ describe('vnet ctl', () => {
     const badUrl = await ctl(['hosts', '--controller', 'ftp://x', '--token', 't']);
     assert.equal(badUrl.code, 2);
   });
+
+  it('migrates a VM named by name with --to, --rule and --deadline, and cancels it with --cancel', async () => {
+    const started = await ctl(['migrate', 'vm1', '--to', 'gcp-1', '--rule', 'time-bound', '--deadline', '30', ...base]);
+    assert.equal(started.code, 0, started.err.join('\n'));
+    const id = /^migration (\S+) started: 02:00:00:00:00:01 aws-1 → gcp-1 \(time-bound\)$/.exec(started.out[0] ?? '')?.[1];
+    assert.ok(id !== undefined, started.out.join('\n'));
+    assert.equal(f.model.getMigration(id)?.rule, 'time-bound');
+    const twice = await ctl(['migrate', 'vm1', 'gcp-1', ...base]);
+    assert.equal(twice.code, 1);
+    assert.match(twice.err.join('\n'), /already migrating/);
+    const table = (await ctl(['migrations', ...base])).out.join('\n');
+    assert.match(table, /STEP\s+ITER\s+PAGES LEFT\s+DIRTY\/S\s+CUTOVER/);
+    assert.match(table, /m1\s+vm8.*transfer\s+3\s+61000\s+1200\s+-/);
+    const cancelled = await ctl(['migrate', '--cancel', id, ...base]);
+    assert.equal(cancelled.code, 0, cancelled.err.join('\n'));
+    assert.match(cancelled.out[0]!, /cancelled before its commit point: the VM stays on aws-1/);
+    assert.equal(f.model.getMigration(id)?.state, 'cancelled');
+    const again = await ctl(['migrate', '--cancel', id, ...base]);
+    assert.equal(again.code, 1);
+    for (const bad of [['migrate', 'vm1', ...base], ['migrate', 'vm1', '--to', 'gcp-1', '--rule', 'fast', ...base], ['migrate', 'vm1', '--to', 'gcp-1', '--deadline', 'soon', ...base]]) {
+      assert.equal((await ctl(bad)).code, 2, bad.join(' '));
+    }
+  });
+
+  it('watches its migration to the end with --watch: progress lines, then the cutover figures', async () => {
+    const watched = await ctl(['migrate', 'vm2', '--to', 'gcp-1', '--watch', ...base], {}, async (r) => {
+      const m = await waitFor(() => f.model.listMigrations().find((x) => x.vm === '02:00:00:00:00:02' && x.state === 'running'), 'the migration');
+      f.model.putMigration({ ...m, step: 'transfer', phase: 'memory', enginePhase: 'memory', progress: 0.5, iteration: 2, pagesLeft: 300, dirtyRate: 80, etaMs: 1500 });
+      await waitFor(() => r.out.some((l) => /memory round 2, 300 pages left, 80 pages\/s dirtied, eta 2s/.test(l)), 'a progress line');
+      f.model.putMigration({
+        ...m, step: 'done', phase: 'done', state: 'succeeded', progress: 1, finishedAt: FIXTURE_NOW,
+        cutover: { timeMs: 42, pausedAt: FIXTURE_NOW, acknowledgedAt: FIXTURE_NOW + 42, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2 },
+      });
+      await waitFor(() => r.out.some((l) => /succeeded, done, cutover 42 ms: held 15, flushed 15, relayed 5, lost 0, announced 2/.test(l)), 'the final line');
+    });
+    assert.equal(watched.code, 0, watched.err.join('\n'));
+  });
 });
 
 describe('vnet ctl without a controller', () => {

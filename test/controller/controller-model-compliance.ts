@@ -81,6 +81,15 @@ export function controllerModelCompliance(name: string, make: () => Promise<Cont
         assert.equal(model.getLink('h-a', 'hub')?.kind, 'backbone', 'the backbone link is untouched');
       }));
 
+    it('refuses migrations of unknown VMs, to unknown hosts, and cancels of unknown ids, with the same codes', () =>
+      withModel(async ({ model }) => {
+        if (model.startMigration === undefined || model.cancelMigration === undefined) return;
+        assert.equal(await codeOf(model.startMigration('no-such-vm', 'h-b', 'o')), 'VNET_ERR_MIGRATION_UNKNOWN_VM');
+        assert.equal(await codeOf(model.startMigration('02:00:00:00:00:99', 'h-b', 'o')), 'VNET_ERR_MIGRATION_UNKNOWN_VM');
+        assert.equal(await codeOf(model.cancelMigration('zz', 'o')), 'VNET_ERR_MIGRATION_NOT_FOUND');
+        assert.deepEqual(model.listMigrations(), []);
+      }));
+
     it('removes a fast-path link and announces it', () =>
       withModel(async ({ model }) => {
         await model.addFastPathLink('h-a', 'h-b', '', 'operator:x');

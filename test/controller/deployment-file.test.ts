@@ -118,3 +118,13 @@ test('wrong types and YAML syntax errors name the file and line', () => {
 test('a missing file is a ConfigError naming it', () => {
   assert.throws(() => loadDeploymentFile('/nonexistent/x.yaml'), (err: unknown) => err instanceof ConfigError && err.file === '/nonexistent/x.yaml');
 });
+
+test('auto-migrate limits: defaults 1 at once and 10 minutes per VM; out-of-range values are rejected', () => {
+  const base = 'name: t\nsites: [{ id: s }]\nhosts: [{ id: h, site: s, hub: true }]\n';
+  const d = parseDeployment(base, 't.yaml');
+  assert.deepEqual([d.policy.autoMigrateMaxConcurrent, d.policy.autoMigrateCooldownMs], [1, 600_000]);
+  const set = parseDeployment(`${base}policy: { autoMigrate: true, autoMigrateMaxConcurrent: 3, autoMigrateCooldownMs: 0 }\n`, 't.yaml');
+  assert.deepEqual([set.policy.autoMigrateMaxConcurrent, set.policy.autoMigrateCooldownMs], [3, 0]);
+  assert.throws(() => parseDeployment(`${base}policy: { autoMigrateMaxConcurrent: 0 }\n`, 't.yaml'), /autoMigrateMaxConcurrent/);
+  assert.throws(() => parseDeployment(`${base}policy: { autoMigrateCooldownMs: -1 }\n`, 't.yaml'), /autoMigrateCooldownMs/);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_POLICY } from '../../src/controller/deployment-file.ts';
-import { EMPTY_PLACEMENT, PENDING_NO_COORDINATOR, type PlacementStepOutput } from '../../src/controller/placement-advisor.ts';
+import { EMPTY_PLACEMENT, type PlacementStepOutput } from '../../src/controller/placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement } from '../../src/controller/placement-planner.ts';
 
 const MOVE = { vm: '02:00:00:00:00:03', from: 'h3', to: 'h1', gain: 4e7, reason: 'move 02:00:00:00:00:03 h3→h1' };
@@ -30,12 +30,10 @@ test('a new proposal is a placement-changed event and a migration-proposed decis
   assert.deepEqual([effects.writes, effects.messages, effects.reconcile], [[], [], undefined]);
 });
 
-test('auto-migrate records each move as pending, with a warning, and migrates nothing', () => {
+test('under auto-migrate the planner still only proposes: the control loop hands the moves to the coordinator', () => {
   const { effects } = planPlacement(proposal([MOVE]), false, { ...DEFAULT_POLICY, autoMigrate: true }, 1000);
-  const pending = effects.events.filter((e) => e.kind === 'decision' && e.detail.state === PENDING_NO_COORDINATOR);
-  assert.equal(pending.length, 1);
-  assert.deepEqual(effects.logs.map((l) => l.level), ['info', 'warn']);
-  assert.deepEqual(effects.writes, []);
+  assert.deepEqual(effects.events.map((e) => (e.kind === 'event' ? e.type : e.decision)), ['placement-changed', 'migration-proposed']);
+  assert.deepEqual([effects.writes, effects.messages], [[], []]);
 });
 
 test('an unchanged proposal says nothing; a withdrawn one says so only if there was one', () => {

@@ -7,7 +7,7 @@ import { startApiServer } from '../../src/controller/api/api-server.ts';
 import { createApiToken, MemoryTokenStore } from '../../src/controller/api/token-store.ts';
 import type { DecisionView, EventView, PlacementView } from '../../src/controller/api-model.ts';
 import { parseDeployment, pathBetween } from '../../src/controller/deployment-file.ts';
-import { deploymentLatency, PENDING_NO_COORDINATOR, PlacementAdvisor } from '../../src/controller/placement-advisor.ts';
+import { deploymentLatency, PlacementAdvisor } from '../../src/controller/placement-advisor.ts';
 import type { HostRecord, VmRecord } from '../../src/controller/store/records.ts';
 import { edgeKey } from '../../src/topology/vm-registry.ts';
 import { startHarness } from './fixtures/controller-harness.ts';
@@ -112,7 +112,7 @@ async function api<T>(url: string, token: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-test('the controller proposes the obvious move through the API, as an event and a decision; auto-migrate records it as pending, migrating nothing', async (t) => {
+test('the controller proposes the obvious move through the API, as an event and a decision; auto-migrate hands the move to the migration coordinator', async (t) => {
   const { testDeployment } = await import('./fixtures/controller-harness.ts');
   const h = await startHarness(t, { deployment: testDeployment(TWO_SITES('  placementThreshold: 0.1\n  autoMigrate: true\n')) });
   const seen: EventView[] = [];
@@ -151,12 +151,13 @@ test('the controller proposes the obvious move through the API, as an event and 
   const { decisions } = await api<{ decisions: DecisionView[] }>(`${server.url}/api/v1/decisions`, token);
   const proposed = decisions.filter((d) => d.kind === 'migration-proposed');
   assert.match(proposed[0]?.reason ?? '', /^placement: 1 move\(s\).*of the traffic × latency cost, T = 10.0%/);
-  const pending = proposed.find((d) => d.detail.autoMigrate === true && d.detail.state === PENDING_NO_COORDINATOR);
-  assert.ok(pending, 'auto-migrate decision recorded');
-  assert.match(pending.reason, /would migrate 02:00:00:00:00:03 h3→h1 now; pending: no migration coordinator/);
-  // Nothing was migrated: no migration record, v3 still on h3.
-  assert.deepEqual(h.controller.model.listMigrations(), []);
-  assert.equal(h.controller.model.getVm('02:00:00:00:00:03')?.host, 'h3');
+  // Auto-migrate started the move through the coordinator: migrate-prepare went to h1 (these agents do not answer it).
+  await waitFor(() => h.controller.model.listMigrations().length === 1, 'the auto-migration');
+  const [m] = h.controller.model.listMigrations();
+  assert.deepEqual([m!.vm, m!.from, m!.to, m!.requestedBy, m!.step], ['02:00:00:00:00:03', 'h3', 'h1', 'auto-migrate', 'prepare']);
+  assert.ok(h.controller.model.listDecisions({}).some((d) => d.kind === 'migration-started' && /requested by auto-migrate/.test(d.reason)));
+  // The VM is pinned where it runs until a commit point.
+  assert.deepEqual([h.controller.model.getVm('02:00:00:00:00:03')?.host, h.controller.model.getVm('02:00:00:00:00:03')?.state], ['h3', 'migrating']);
   // The same proposal went out on the event stream, stored in the history.
   assert.ok(seen.some((e) => e.type === 'placement-changed' && e.payload.placement.moves[0]?.to === 'h1'));
   assert.ok(seen.some((e) => e.type === 'decision' && e.payload.decision.kind === 'migration-proposed'));

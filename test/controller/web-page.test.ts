@@ -80,6 +80,11 @@ describe('web page: live topology', () => {
     assert.equal(await page.getAttribute('#graph', 'data-nodes'), '16');
     assert.equal(await page.getAttribute('#graph', 'data-edges'), '5');
     assert.equal(await page.getAttribute('[data-migration="m1"]', 'data-progress'), '42');
+    assert.equal(await page.getAttribute('[data-migration="m1"]', 'data-step'), 'transfer');
+    assert.match((await page.textContent('[data-migration="m1"] .detail')) ?? '', /round 3 · 61000 pages left · 1200 pages\/s dirtied/);
+    // The migrating VM's node carries the progress (a pie over the node, and in its label).
+    assert.equal(await page.evaluate('vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress")'), 42);
+    assert.equal(await page.evaluate('vnetGraph.getElementById("vm:02:00:00:00:00:08").data("label")'), 'vm8 42%');
     assert.equal(await page.locator('#links tbody tr').count(), 5);
     assert.match((await page.textContent('#placement')) ?? '', /vm7: gcp-2 → gcp-1\s*\+0\.13/);
     // Clicking a host or a VM shows its details.
@@ -122,6 +127,15 @@ describe('web page: live topology', () => {
 
     f.model.putMigration({ ...f.model.getMigration('m1')!, phase: 'stop-and-copy', progress: 0.8, etaMs: 2000 });
     await page.waitForSelector('[data-migration="m1"][data-progress="80"]', WAIT);
+    await page.waitForFunction('vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress") === 80', undefined, WAIT);
+    // Done, with the cutover figures in the panel; the node shows no progress any more.
+    f.model.putMigration({
+      ...f.model.getMigration('m1')!, state: 'succeeded', step: 'done', phase: 'done', progress: 1,
+      cutover: { timeMs: 35, pausedAt: 1, acknowledgedAt: 36, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2 },
+    });
+    await page.waitForSelector('[data-migration="m1"][data-step="done"]', WAIT);
+    assert.match((await page.textContent('[data-migration="m1"] .detail')) ?? '', /cutover 35 ms · held 15 · flushed 15 · relayed 5 · lost 0/);
+    await page.waitForFunction('vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress") === -1', undefined, WAIT);
     await screenshot(page, 'topology-link-added');
 
     const del = await fetch(`${f.server.url}/api/v1/links/aws-2/gcp-1`, { method: 'DELETE', headers: { authorization: `Bearer ${f.token}` } });

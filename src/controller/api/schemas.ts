@@ -29,8 +29,12 @@ export const joinTokenBodySchema = z.strictObject({
 });
 
 export const startMigrationBodySchema = z.strictObject({
-  vm: macSchema,
+  /** The VM by MAC or by name. */
+  vm: z.string().min(1, 'name the VM by MAC or by name').max(64, 'a VM is named in at most 64 characters'),
   to: hostIdSchema,
+  rule: z.enum(['smart-stop', 'xen', 'qemu', 'time-bound'], 'rule must be one of smart-stop, xen, qemu, time-bound').optional(),
+  /** For time-bound: the bound on the memory phase, seconds. */
+  deadlineS: z.number().positive('deadlineS must be positive').max(86_400, 'deadlineS is at most 86400').optional(),
 });
 
 const uintParam = (max: number): z.ZodType<number, string> =>

@@ -161,7 +161,13 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
   r.add('POST', `${p}/migrations`, async (ctx) => {
     const body = parseRequest(startMigrationBodySchema, await ctx.body(), 'body');
     if (model.startMigration === undefined) throw new ApiNotSupportedError('starting a migration through the API');
-    const m = await model.startMigration(body.vm, body.to, ctx.principal.actor);
+    const m = await model.startMigration(body.vm, body.to, ctx.principal.actor, { rule: body.rule, deadlineS: body.deadlineS });
+    return { status: 202, body: m };
+  });
+  r.add('POST', `${p}/migrations/:id/cancel`, async (ctx) => {
+    noQuery(ctx);
+    if (model.cancelMigration === undefined) throw new ApiNotSupportedError('cancelling a migration through the API');
+    const m = await model.cancelMigration(param(ctx, 'id'), ctx.principal.actor);
     return { status: 202, body: m };
   });
 

@@ -69,7 +69,10 @@ export interface TopologyRecord {
   body: unknown;
 }
 
-export type MigrationState = 'pending' | 'running' | 'done' | 'failed';
+import type { MigrationRun } from '../migration-run.ts';
+
+/** `aborting`: the abort is decided and being carried out; `cancelled`: aborted at an operator's request. */
+export type MigrationState = 'pending' | 'running' | 'aborting' | 'done' | 'failed' | 'cancelled';
 
 export interface MigrationRecord {
   id: string;
@@ -81,6 +84,8 @@ export interface MigrationRecord {
   startedMs: number;
   finishedMs: number | undefined;
   error: string | undefined;
+  /** The coordinator's record of it (absent for rows written before the coordinator existed). */
+  run?: MigrationRun | undefined;
 }
 
 export interface MigrationStepRecord {

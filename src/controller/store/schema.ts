@@ -188,6 +188,15 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       CREATE INDEX events_type ON events(type, id);
     `,
   },
+  {
+    version: 4,
+    name: 'migration coordinator: the state of each migration as JSON, indexed by state',
+    sql: `
+      -- The coordinator's whole record of a migration (step, timestamps, progress, cutover figures), JSON.
+      ALTER TABLE vm_migrations ADD COLUMN run TEXT;
+      CREATE INDEX vm_migrations_state ON vm_migrations(state);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

@@ -9,6 +9,7 @@ import type {
   LinkReportRecord, MigrationRecord, MigrationState, MigrationStepRecord, TopologyRecord, TrafficSampleRecord, VmRecord,
 } from './records.ts';
 import { SCHEMA_MIGRATIONS } from './schema.ts';
+import type { MigrationRun } from '../migration-run.ts';
 
 export const DEFAULT_DB_PATH = './vnet.db';
 
@@ -256,8 +257,43 @@ export class ControllerStore {
     ).run(m.id, m.vmMac, m.fromHost, m.toHost, m.state, m.requestedBy, m.startedMs, m.finishedMs ?? null, m.error ?? null);
   }
 
+  /** Insert or replace a migration with the coordinator's record of it (one statement). */
+  putMigration(m: MigrationRecord): void {
+    this.db.prepare(
+      `INSERT INTO vm_migrations (id, vm_mac, from_host, to_host, state, requested_by, started_ms, finished_ms, error, run)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET state = excluded.state, finished_ms = excluded.finished_ms, error = excluded.error, run = excluded.run`,
+    ).run(m.id, m.vmMac, m.fromHost, m.toHost, m.state, m.requestedBy, m.startedMs, m.finishedMs ?? null, m.error ?? null,
+      m.run === undefined ? null : JSON.stringify(m.run));
+  }
+
+  /** Migrations the coordinator still has work on (running, aborting, or a finished one whose cleanup is pending), oldest first. */
+  listOpenMigrations(): MigrationRecord[] {
+    return (this.db.prepare(
+      `SELECT * FROM vm_migrations WHERE state IN ('pending', 'running', 'aborting')
+         OR (run IS NOT NULL AND json_extract(run, '$.step') = 'cleanup') ORDER BY started_ms, id`,
+    ).all() as MigrationRow[]).map(migrationFromRow);
+  }
+
+  /**
+   * Run `fn` in one transaction that is on disk when this returns, even
+   * across a power failure (synchronous = FULL for it; the store runs at
+   * NORMAL otherwise, durable across a crash of the process only). The
+   * migration coordinator's commit point is written this way.
+   */
+  durableTransaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    const before = this.db.pragma('synchronous', { simple: true });
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.db.transaction(fn).immediate();
+    } finally {
+      this.db.pragma(`synchronous = ${typeof before === 'number' ? before : 1}`);
+    }
+  }
+
   setMigrationState(id: string, state: MigrationState, nowMs: number, error?: string): void {
-    const done = state === 'done' || state === 'failed';
+    const done = state === 'done' || state === 'failed' || state === 'cancelled';
     this.db.prepare('UPDATE vm_migrations SET state = ?, finished_ms = ?, error = ? WHERE id = ?')
       .run(state, done ? nowMs : null, error ?? null, id);
   }
@@ -391,7 +427,7 @@ interface RuleRow { host: string; id: string; priority: number; src: string; dst
 interface VersionsRow { host: string; links_version: number; links_digest: string; rules_version: number; rules_digest: string; links_acked: number; rules_acked: number }
 interface TrafficRow { id: number; host: string; start_ms: number; end_ms: number; src: string; dst: string; frames: number; bytes: number }
 interface TopologyRow { id: number; at_ms: number; kind: string; changed: number; body: string }
-interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host: string; state: string; requested_by: string; started_ms: number; finished_ms: number | null; error: string | null }
+interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host: string; state: string; requested_by: string; started_ms: number; finished_ms: number | null; error: string | null; run: string | null }
 interface StepRow { id: number; migration_id: string; step: string; state: string; at_ms: number; detail: string }
 interface AuditRow { id: number; at_ms: number; actor: string; action: string; target: string; detail: string }
 interface EventRow { id: number; at_ms: number; type: string; data: string }
@@ -418,6 +454,7 @@ function migrationFromRow(r: MigrationRow): MigrationRecord {
   return {
     id: r.id, vmMac: r.vm_mac, fromHost: r.from_host, toHost: r.to_host, state: r.state as MigrationState,
     requestedBy: r.requested_by, startedMs: r.started_ms, finishedMs: r.finished_ms ?? undefined, error: r.error ?? undefined,
+    run: r.run === null ? undefined : JSON.parse(r.run) as MigrationRun,
   };
 }
 

@@ -38,6 +38,11 @@ export function styleSheet(k) {
     },
     { selector: 'node.vm.centre', style: { 'background-color': '#8b5cf6', 'border-color': '#5b21b6' } },
     { selector: 'node.vm.migrating', style: { 'background-color': '#f59e0b', 'border-color': '#b45309' } },
+    // A running migration's progress as a pie over the VM's node (data(progress): 0..100).
+    {
+      selector: 'node.vm.migrating[progress >= 0]',
+      style: { 'pie-size': '100%', 'pie-1-background-color': '#b45309', 'pie-1-background-size': 'data(progress)', 'pie-1-background-opacity': 0.9 },
+    },
     { selector: 'node.vm.stopped', style: { 'background-color': '#d1d5db', 'border-color': '#9ca3af' } },
     {
       selector: 'edge.link',
@@ -80,12 +85,16 @@ function desiredElements(sites, showApp) {
       els.push({ group: 'nodes', data: { id: `host:${h.id}`, parent: `site:${s}`, label: h.id }, classes: cls });
     }
   }
-  const migrating = new Set([...state.migrations.values()].filter((m) => m.state === 'running').map((m) => m.vm));
+  const migrating = new Map([...state.migrations.values()].filter((m) => m.state === 'running').map((m) => [m.vm, m]));
   for (const v of state.vms.values()) {
     if (v.host === null || !state.hosts.has(v.host)) continue;
     const cls = ['vm', migrating.has(v.mac) || v.state === 'migrating' ? 'migrating' : '', v.state === 'stopped' ? 'stopped' : '',
       state.topology.centre === v.mac ? 'centre' : ''].filter(Boolean).join(' ');
-    els.push({ group: 'nodes', data: { id: `vm:${v.mac}`, parent: `host:${v.host}`, label: v.name ?? v.mac.slice(-5) }, classes: cls });
+    const m = migrating.get(v.mac);
+    const name = v.name ?? v.mac.slice(-5);
+    const progress = m === undefined ? -1 : Math.round(Math.max(0, Math.min(1, m.progress)) * 100);
+    const label = m === undefined ? name : `${name} ${progress}%`;
+    els.push({ group: 'nodes', data: { id: `vm:${v.mac}`, parent: `host:${v.host}`, label, progress }, classes: cls });
   }
   const maxRate = Math.max(1, ...[...state.links.values()].map((l) => l.bytesPerSec));
   for (const l of state.links.values()) {

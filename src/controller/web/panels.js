@@ -57,6 +57,21 @@ export function renderTopology() {
   document.getElementById('topology-detail').textContent = parts.join(' · ');
 }
 
+/** The engine's figures while it runs; the cutover's once there is one. */
+function migrationDetail(m) {
+  const parts = [];
+  if (m.step) parts.push(m.step);
+  if (m.rule) parts.push(m.rule);
+  if (m.state === 'running' && m.iteration !== null && m.iteration !== undefined) {
+    parts.push(`round ${m.iteration}`, `${m.pagesLeft ?? '?'} pages left`, `${Math.round(m.dirtyRate ?? 0)} pages/s dirtied`);
+  }
+  const c = m.cutover;
+  if (c) {
+    parts.push(`cutover ${c.timeMs === null ? '…' : `${c.timeMs} ms`}`, `held ${c.held}`, `flushed ${c.flushed}`, `relayed ${c.relayed}`, `lost ${c.lost}`);
+  }
+  return parts.join(' · ');
+}
+
 export function renderMigrations() {
   const list = document.getElementById('migrations');
   const ms = [...state.migrations.values()].sort((a, b) => b.startedAt - a.startedAt).slice(0, 8);
@@ -68,12 +83,13 @@ export function renderMigrations() {
     ...ms.map((m) => {
       const pct = Math.round(Math.max(0, Math.min(1, m.progress)) * 100);
       const eta = m.state === 'running' && m.etaMs !== null ? ` · ETA ${Math.ceil(m.etaMs / 1000)} s` : '';
-      const status = m.state === 'running' ? `${m.phase} · ${pct}%${eta}` : m.state === 'failed' ? `failed: ${m.error ?? ''}` : m.state;
+      const status = m.state === 'running' ? `${m.phase} · ${pct}%${eta}` : m.state === 'failed' || m.state === 'cancelled' ? `${m.state}: ${m.error ?? ''}` : m.state;
       return el(
         'li',
-        { class: `migration ${m.state}`, 'data-migration': m.id, 'data-progress': String(pct) },
+        { class: `migration ${m.state}`, 'data-migration': m.id, 'data-progress': String(pct), 'data-step': m.step ?? '' },
         el('div', { class: 'what' }, el('span', null, `${vmLabel(m.vm)}: ${m.from} → ${m.to}`), el('span', { class: 'phase' }, status)),
         el('div', { class: 'bar' }, el('div', { style: `width:${pct}%` })),
+        el('div', { class: 'detail' }, migrationDetail(m)),
       );
     }),
   );

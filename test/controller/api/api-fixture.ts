@@ -102,6 +102,14 @@ export function buildFixtureModel(): MemoryControllerModel {
     startedAt: FIXTURE_NOW,
     finishedAt: null,
     error: null,
+    step: 'transfer',
+    rule: 'smart-stop',
+    requestedBy: 'operator:admin',
+    enginePhase: 'memory',
+    iteration: 3,
+    pagesLeft: 61_000,
+    dirtyRate: 1200,
+    cutover: null,
   });
   model.setPlacement({
     computedAt: FIXTURE_NOW,

@@ -281,6 +281,26 @@ describe('operator API optional commands', () => {
       assert.equal(r.status, 202);
       assert.equal(r.json.state, 'running');
       assert.equal(r.json.from, 'aws-1');
+      // By name, with a rule; refusals with their codes; cancel before the commit point, once.
+      const byName = await call(f.server.url, 'POST', '/api/v1/migrations', { token: f.token, body: JSON.stringify({ vm: 'vm3', to: 'gcp-1', rule: 'xen' }) });
+      assert.deepEqual([byName.status, byName.json.vm, byName.json.rule, byName.json.step], [202, '02:00:00:00:00:03', 'xen', 'prepare']);
+      const refusals: Array<[unknown, number, string]> = [
+        [{ vm: 'vm9', to: 'gcp-1' }, 404, 'VNET_ERR_MIGRATION_UNKNOWN_VM'],
+        [{ vm: 'vm4', to: 'nowhere' }, 404, 'VNET_ERR_MIGRATION_UNKNOWN_HOST'],
+        [{ vm: 'vm4', to: 'aws-2' }, 409, 'VNET_ERR_MIGRATION_SAME_HOST'],
+        [{ vm: 'vm1', to: 'gcp-1' }, 409, 'VNET_ERR_MIGRATION_IN_PROGRESS'],
+        [{ vm: 'vm4', to: 'gcp-2' }, 409, 'VNET_ERR_MIGRATION_HOST_DOWN'],
+        [{ vm: 'vm4', to: 'gcp-1', rule: 'time-bound' }, 400, 'VNET_ERR_MIGRATION_REQUEST'],
+        [{ vm: 'vm4', to: 'gcp-1', rule: 'fastest' }, 400, 'VNET_ERR_API_INVALID_REQUEST'],
+      ];
+      for (const [body, status, code] of refusals) {
+        const x = await call(f.server.url, 'POST', '/api/v1/migrations', { token: f.token, body: JSON.stringify(body) });
+        assert.deepEqual([x.status, x.json.error.code], [status, code], JSON.stringify(body));
+      }
+      const cancel = await call(f.server.url, 'POST', `/api/v1/migrations/${byName.json.id}/cancel`, { token: f.token });
+      assert.deepEqual([cancel.status, cancel.json.state], [202, 'cancelled']);
+      assert.equal((await call(f.server.url, 'POST', `/api/v1/migrations/${byName.json.id}/cancel`, { token: f.token })).status, 409);
+      assert.equal((await call(f.server.url, 'POST', '/api/v1/migrations/zz/cancel', { token: f.token })).status, 404);
     } finally {
       await f.server.close();
     }

@@ -147,3 +147,23 @@ test('after kill -9 in the middle of a write loop the database is sound and ever
   const ids = perTx.map((r) => Number(r.host.slice(3))).sort((a, b) => a - b);
   assert.equal(ids[ids.length - 1], ids.length);
 });
+
+test('migrations keep the coordinator\'s record; the open ones are listed; a durable transaction leaves synchronous as it was', (t) => {
+  const store = openStore({ path: join(tempDir(t), 'vnet.db') });
+  t.after(() => store.close());
+  const base = { vmMac: '02:00:00:00:00:01', fromHost: 'a', toHost: 'b', requestedBy: 'operator:x', finishedMs: undefined, error: undefined };
+  const run = (step: string) => ({ step }) as never;
+  store.putMigration({ ...base, id: 'm1', state: 'running', startedMs: 1, run: run('transfer') });
+  store.putMigration({ ...base, id: 'm2', state: 'aborting', startedMs: 2, run: run('aborting') });
+  store.putMigration({ ...base, id: 'm3', state: 'done', startedMs: 3, finishedMs: 9, run: run('cleanup') });
+  store.putMigration({ ...base, id: 'm4', state: 'done', startedMs: 4, finishedMs: 9, run: run('done') });
+  store.putMigration({ ...base, id: 'm5', state: 'cancelled', startedMs: 5, finishedMs: 9, error: 'cancelled by x', run: run('aborted') });
+  assert.deepEqual(store.listOpenMigrations().map((m) => m.id), ['m1', 'm2', 'm3']);
+  assert.deepEqual(store.getMigration('m1')?.run, { step: 'transfer' });
+  store.putMigration({ ...base, id: 'm1', state: 'done', startedMs: 1, finishedMs: 10, run: run('done') });
+  assert.deepEqual([store.getMigration('m1')?.state, store.getMigration('m1')?.finishedMs, store.getMigration('m5')?.error], ['done', 10, 'cancelled by x']);
+  const before = store.db.pragma('synchronous', { simple: true });
+  store.durableTransaction(() => store.appendMigrationStep({ migrationId: 'm1', step: 'commit', state: 'ok', atMs: 5, detail: {} }));
+  assert.equal(store.db.pragma('synchronous', { simple: true }), before);
+  assert.deepEqual(store.migrationSteps('m1').map((s) => [s.step, s.atMs]), [['commit', 5]]);
+});
