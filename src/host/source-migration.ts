@@ -140,7 +140,8 @@ export class SourceMigration {
   }
 
   async #run(): Promise<void> {
-    const { ctx, command } = { ctx: this.#ctx, command: this.command };
+    const ctx = this.#ctx;
+    const command = this.command;
     const runtime = this.#runtime;
     if (ctx.unavailable !== undefined || ctx.credentials === undefined || runtime === undefined) {
       this.fail(ctx.unavailable ?? new MigrationInternalError('no TLS credentials or no VM'));

@@ -275,6 +275,23 @@ test('the destination killed after the pause: the source reports stalled and sta
   assert.deepEqual(w.gotSrc, [1, 2]);
 });
 
+test('the source killed mid-transfer: the destination reports failed and discards its copy and port', async (t) => {
+  const w = await world(t);
+  let killed = false;
+  w.src.agent.onReport((r) => {
+    if (r.id === 'm10' && r.state === 'progress' && !killed) { killed = true; void w.src.agent.close(); }
+  });
+  await begin(w, 'm10');
+  const failed = await reached(w.dst, 'm10', 'failed');
+  assert.equal(failed.error?.code, 'VNET_ERR_MIGRATION_ABORTED');
+  await waitFor(() => w.dst.daemon.port(VM.port) === undefined, 'the held port removed');
+  assert.equal(w.dst.agent.vm(VM.port), undefined);
+  w.dst.agent.handle(verdict('migrate-commit', 'm10'));
+  assert.equal(last(w.dst, 'm10')?.state, 'failed', 'nothing to commit');
+  w.dst.agent.handle(verdict('migrate-abort', 'm10'));
+  assert.equal(last(w.dst, 'm10')?.state, 'aborted');
+});
+
 test('without TLS credentials every migration command is answered failed with a clear code', async (t) => {
   const w = await world(t);
   const agent = new MigrationAgent({ daemon: w.src.daemon, logger, clock });
