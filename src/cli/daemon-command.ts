@@ -22,6 +22,7 @@ export function daemonCommand(): Command {
     .option('--transport <kind>', 'tcp or tls')
     .option('--tls-dir <dir>', 'directory made by `vnet certs`')
     .option('--admin <host:port>', 'loopback admin HTTP interface', hostPortArg)
+    .option('--migration <host:port>', 'where the live-migration channel listens (needs --tls-dir; default: the listen host, port + 1000)', hostPortArg)
     .option('--port <name,type,mac[,ip]>', 'a VM port (repeatable), e.g. vm1,tap,02:00:00:00:00:01,10.0.0.1/24', collect, [])
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();
@@ -39,6 +40,7 @@ export function daemonCommand(): Command {
         set('transport', opts.transport);
         if (opts.tlsDir !== undefined) set('tls', { dir: opts.tlsDir });
         set('admin', opts.admin);
+        set('migration', opts.migration);
         const extra = (opts.port as string[]).map((spec) => {
           const [name, type, mac, ip] = spec.split(',');
           return ip === undefined ? { name, type, mac } : { name, type, mac, ip };
