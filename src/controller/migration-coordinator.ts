@@ -16,7 +16,7 @@ import type { LinkRecord, VmRecord } from './store/records.ts';
  *   prepared + link up ─▶ transfer: migrate-start ─▶ source; progress reports
  *   paused ─▶ paused ─▶ ready (destination) ─▶ COMMIT POINT, written durably,
  *     with the VM's location = destination (reconcile re-points every daemon)
- *   every connected daemon runs those rules ─▶ cutover: migrate-commit ─▶ destination, source
+ *   every connected daemon runs those rules ─▶ cutover: migrate-commit ─▶ source, then (released) destination
  *   resumed + released ─▶ cleanup ─▶ (grace) link removed ─▶ done
  *
  * Exactly one copy runs. migrate-commit never leaves before the commit point
@@ -383,12 +383,23 @@ class Pass extends MigrationPass {
     }
   }
 
-  /** migrate-commit to each side that has not answered, destination first; re-sent after resendMs. */
+  /**
+   * migrate-commit to each side that has not answered, re-sent after
+   * resendMs: the source first, the destination once the source has
+   * released (flushed what it held, so those frames reach the VM before any
+   * that came straight to the destination, and the source's port is gone
+   * before the destination announces the VM) — or once the source is away
+   * or has not answered for resendMs: past the commit point the source never
+   * runs the VM again, so the destination need not wait for it.
+   */
   #sendCommits(run: MigrationRun): boolean {
     let sent = false;
-    const sides = [['dest', run.to, run.resumedMs], ['source', run.from, run.releasedMs]] as const;
+    const sourceLast = run.commitSentMs.source;
+    const sourceSettled = run.releasedMs !== null || !this.world.connected.has(run.from) || (sourceLast !== null && this.now - sourceLast >= this.t.resendMs);
+    const sides = [['source', run.from, run.releasedMs], ['dest', run.to, run.resumedMs]] as const;
     for (const [side, host, answered] of sides) {
       if (answered !== null || !this.world.connected.has(host)) continue;
+      if (side === 'dest' && !sourceSettled) continue;
       const last = run.commitSentMs[side];
       if (last !== null && this.now - last < this.t.resendMs) continue;
       // A daemon that came back runs the cutover rules before it hears the verdict (or the wait times out).

@@ -14,7 +14,7 @@ import type { MigrationRecord, MigrationState } from './store/records.ts';
  *   paused    the source paused the guest; waiting for the destination's `ready`
  *   commit    ── the commit point, written durably ── the VM's location is the destination;
  *             waiting until every connected daemon runs the rules that say so
- *   cutover   migrate-commit sent (destination, then source); waiting for `resumed` and `released`
+ *   cutover   migrate-commit sent (source, then destination once the source released); waiting for `released` and `resumed`
  *   cleanup   done; the migration's fast-path link goes after a grace period
  *   done
  *

@@ -204,10 +204,13 @@ export class Daemon implements DaemonControl {
   /**
    * Stop holding: the queued frames, oldest first, go to the port itself or
    * to the link to `peer` (lost if that link is not up), then frames flow as
-   * usual. Returns the port's hold figures.
+   * usual. `firstFrom`: frames that came over the link from that host (a
+   * migration's source, flushing what it held) go before the others.
+   * Returns the port's hold figures.
    */
-  releasePort(name: string, to: 'port' | { link: string }): HoldStats {
+  releasePort(name: string, to: 'port' | { link: string }, opts: { firstFrom?: string } = {}): HoldStats {
     const entry = this.#entry(name);
+    const first = opts.firstFrom === undefined ? undefined : this.table.linkIngress(opts.firstFrom);
     const stats = entry.outlet.release(to === 'port'
       ? (frame) => { entry.port.send(frame); return true; }
       : (frame) => {
@@ -215,7 +218,7 @@ export class Daemon implements DaemonControl {
         if (link === undefined) return false;
         link.send(frame);
         return true;
-      });
+      }, first);
     this.#pinPorts();
     this.#log.info({ port: name, to: to === 'port' ? 'port' : `link ${to.link}`, ...stats }, 'port released');
     return stats;

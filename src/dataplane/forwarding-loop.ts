@@ -93,17 +93,17 @@ export class ForwardingLoop {
         const n = this.#relayed.get(dst);
         if (n !== undefined) this.#relayed.set(dst, n + 1);
       }
-      this.#deliver(egress, frame);
+      this.#deliver(egress, frame, ingress);
     }
   }
 
-  #deliver(egress: Egress<PortOutlet, LinkSlot>, frame: Frame): void {
+  #deliver(egress: Egress<PortOutlet, LinkSlot>, frame: Frame, ingress: Ingress): void {
     if (egress.drop) {
       this.#stats.droppedNoRoute++;
       return;
     }
     const ports = egress.ports;
-    for (let i = 0; i < ports.length; i++) ports[i]!.send(frame);
+    for (let i = 0; i < ports.length; i++) ports[i]!.send(frame, ingress);
     const links = egress.links;
     for (let i = 0; i < links.length; i++) links[i]!.link?.send(frame);
   }

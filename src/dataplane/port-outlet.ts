@@ -13,6 +13,12 @@ import type { Port } from './port.ts';
  * link (the source after the cutover: to the destination) — and ends the
  * hold; frames that arrive afterwards take the ordinary path.
  *
+ * Order at the destination: frames the source flushes are older than frames
+ * that came straight to the destination once every daemon's rules pointed
+ * there, but they arrive later. A release can name the ingress the source's
+ * frames come from (`first`): those go first, then the rest, each in
+ * arrival order.
+ *
  * Cost on the hot path: one boolean test per delivered frame. A held frame
  * is copied (the caller's buffer may be reused); beyond `limit` frames the
  * newest are dropped and counted as lost.
@@ -37,6 +43,8 @@ export class PortOutlet {
   readonly #limit: number;
   #held: boolean;
   #queue: Frame[] = [];
+  /** The ingress each queued frame came from, by position. */
+  #from: number[] = [];
   readonly #stats = { held: 0, flushed: 0, lost: 0 };
 
   constructor(port: Port, opts: { held?: boolean; limit?: number } = {}) {
@@ -53,8 +61,8 @@ export class PortOutlet {
     return { ...this.#stats, queued: this.#queue.length };
   }
 
-  /** Deliver a frame to the VM, or queue it while held. Never throws. */
-  send(frame: Frame): void {
+  /** Deliver a frame to the VM, or queue it (noting where it came from) while held. Never throws. */
+  send(frame: Frame, ingress = -1): void {
     if (!this.#held) {
       this.port.send(frame);
       return;
@@ -64,6 +72,7 @@ export class PortOutlet {
       return;
     }
     this.#queue.push({ data: Buffer.from(frame.data), offload: frame.offload === undefined ? undefined : Buffer.from(frame.offload) });
+    this.#from.push(ingress);
     this.#stats.held++;
   }
 
@@ -72,16 +81,25 @@ export class PortOutlet {
   }
 
   /**
-   * Stop holding: hand every queued frame, oldest first, to `deliver` (which
-   * returns false for a frame it could not take: counted as lost).
+   * Stop holding: hand every queued frame to `deliver` (which returns false
+   * for a frame it could not take: counted as lost) — those from ingress
+   * `first` (if given) first, then the rest, each oldest first.
    */
-  release(deliver: (frame: Frame) => boolean): HoldStats {
+  release(deliver: (frame: Frame) => boolean, first?: number): HoldStats {
     const queue = this.#queue;
+    const from = this.#from;
     this.#queue = [];
+    this.#from = [];
     this.#held = false;
-    for (const frame of queue) {
+    const give = (frame: Frame): void => {
       if (deliver(frame)) this.#stats.flushed++;
       else this.#stats.lost++;
+    };
+    if (first === undefined) {
+      for (const frame of queue) give(frame);
+    } else {
+      for (let i = 0; i < queue.length; i++) if (from[i] === first) give(queue[i]!);
+      for (let i = 0; i < queue.length; i++) if (from[i] !== first) give(queue[i]!);
     }
     return this.stats;
   }

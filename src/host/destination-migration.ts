@@ -205,7 +205,8 @@ export class DestinationMigration {
     const ctx = this.#ctx;
     const vm = this.command.vm;
     try {
-      this.#hold = ctx.daemon.releasePort(vm.port, 'port');
+      // What the source held and flushed is older than what came here straight once the rules pointed here.
+      this.#hold = ctx.daemon.releasePort(vm.port, 'port', { firstFrom: this.command.from });
     } catch (err) {
       ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the port');
     }

@@ -28,7 +28,8 @@ export interface MigrationDaemon {
   removePort(name: string, reason?: string): Promise<void>;
   port(name: string): Port | undefined;
   holdPort(name: string): void;
-  releasePort(name: string, to: PortRelease): HoldStats;
+  /** `firstFrom`: frames that came over the link from that host go first (the source's flush at the destination). */
+  releasePort(name: string, to: PortRelease, opts?: { firstFrom?: string }): HoldStats;
   announce(name: string): number;
   holdStats(name: string): HoldStats | undefined;
   relayedFrames(mac: Mac): number;

@@ -160,15 +160,19 @@ describe('migration coordinator: the steps', () => {
     assert.match(e.reconcile ?? '', /cutover/);
   });
 
-  it('the cutover waits until every connected daemon runs the new rules, then migrate-commit goes to the destination, then the source', () => {
+  it('the cutover waits until every connected daemon runs the new rules, then migrate-commit goes to the source, and to the destination once the source released', () => {
     const b = committed();
     assert.deepEqual(sent(b.tick(10)), []);
     b.world.lagging = new Set(['h3']);
     assert.deepEqual(sent(b.tick(10)), [], 'h3 has not acknowledged');
     b.world.lagging.clear();
     const e = b.tick(10);
-    assert.deepEqual(sent(e), ['h2:migrate-commit', 'h1:migrate-commit']);
-    assert.deepEqual(rows(e), ['acknowledged/ok', 'commit-sent/destination', 'commit-sent/source']);
+    assert.deepEqual(sent(e), ['h1:migrate-commit']);
+    assert.deepEqual(rows(e), ['acknowledged/ok', 'commit-sent/source']);
+    assert.deepEqual(sent(b.tick(1)), [], 'the destination waits for the source to flush what it held');
+    const r = b.report('h1', 'm1', 'released');
+    assert.deepEqual(sent(r), ['h2:migrate-commit']);
+    assert.deepEqual(rows(r), ['released/ok', 'commit-sent/destination']);
     const run = b.runOf();
     assert.equal(run.step, 'cutover');
     assert.equal(migrationViewOf(run).cutover?.timeMs, run.acknowledgedMs! - run.pausedMs!);
@@ -179,19 +183,20 @@ describe('migration coordinator: the steps', () => {
     b.world.lagging = new Set(['h3']);
     assert.deepEqual(sent(b.tick(T.ackMs)), []);
     const e = b.tick(1);
-    assert.deepEqual(sent(e), ['h2:migrate-commit', 'h1:migrate-commit']);
+    assert.deepEqual(sent(e), ['h1:migrate-commit']);
     assert.deepEqual(rows(e)[0], 'acknowledged/timeout');
+    assert.deepEqual(sent(b.tick(T.resendMs)), ['h1:migrate-commit', 'h2:migrate-commit'], 'a source that does not answer does not hold the destination back past resendMs');
   });
 
   it('resumed + released → done with the cutover figures; the link goes after the grace period', () => {
     const b = committed();
     b.world.lagging.clear();
     b.tick(5);
-    b.report('h2', 'm1', 'resumed', { stats: { held: 1, flushed: 1, relayed: 0, lost: 0, announced: 2 } });
+    b.report('h1', 'm1', 'released', { stats: { held: 9, flushed: 8, relayed: 3, lost: 1, announced: 0 } });
     assert.equal(b.runOf().step, 'cutover');
-    const e = b.report('h1', 'm1', 'released', { stats: { held: 9, flushed: 8, relayed: 3, lost: 1, announced: 0 } });
+    const e = b.report('h2', 'm1', 'resumed', { stats: { held: 1, flushed: 1, relayed: 0, lost: 0, announced: 2 } });
     assert.equal(b.runOf().step, 'cleanup');
-    assert.deepEqual(rows(e), ['released/ok', 'done/ok']);
+    assert.deepEqual(rows(e), ['resumed/ok', 'done/ok']);
     const v = migrationViewOf(b.runOf());
     assert.deepEqual([v.state, v.phase, v.progress], ['succeeded', 'done', 1]);
     assert.deepEqual({ ...v.cutover, timeMs: null, pausedAt: null, acknowledgedAt: null }, { timeMs: null, pausedAt: null, acknowledgedAt: null, held: 10, flushed: 9, relayed: 3, lost: 1, announced: 2 });
@@ -209,17 +214,17 @@ describe('migration coordinator: the steps', () => {
     const b = committed();
     b.world.lagging.clear();
     b.tick(1);
-    b.report('h2', 'm1', 'resumed');
+    assert.deepEqual(sent(b.report('h1', 'm1', 'released')), ['h2:migrate-commit']);
     assert.deepEqual(sent(b.tick(T.resendMs - 1)), []);
-    assert.deepEqual(sent(b.tick(1)), ['h1:migrate-commit']);
-    b.world.connected.delete('h1');
+    assert.deepEqual(sent(b.tick(1)), ['h2:migrate-commit']);
+    b.world.connected.delete('h2');
     assert.deepEqual(sent(b.tick(T.resendMs)), []);
-    b.world.connected.add('h1');
-    b.world.lagging.add('h1');
-    assert.deepEqual(sent(b.run({ type: 'connected', host: 'h1' })), [], 'h1 first runs the cutover rules');
+    b.world.connected.add('h2');
+    b.world.lagging.add('h2');
+    assert.deepEqual(sent(b.run({ type: 'connected', host: 'h2' })), [], 'h2 first runs the cutover rules');
     b.world.lagging.clear();
-    assert.deepEqual(sent(b.tick(1)), ['h1:migrate-commit']);
-    assert.deepEqual(rows(b.report('h2', 'm1', 'resumed')), [], 'a second resumed changes nothing');
+    assert.deepEqual(sent(b.tick(1)), ['h2:migrate-commit']);
+    assert.deepEqual(rows(b.report('h1', 'm1', 'released')), [], 'a second released changes nothing');
   });
 
   it('never a migrate-commit before the pass that wrote the commit point, over a whole run', () => {

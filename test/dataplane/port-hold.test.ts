@@ -46,6 +46,23 @@ describe('a port outlet', () => {
   });
 });
 
+describe('a destination\'s release', () => {
+  it('delivers what came from the migration\'s source first, then the rest, each in arrival order', () => {
+    const mac = parseMac('02:00:00:00:00:01');
+    const other = parseMac('02:00:00:00:00:02');
+    const port = new MemoryPort({ name: 'p', mac });
+    port.start(() => undefined);
+    const out = new PortOutlet(port, { held: true });
+    const SOURCE = 7;
+    const HUB = 3;
+    // The hub's frames (newer: the rules already point here) arrive before the source's flush (older).
+    for (const [seq, from] of [[10, HUB], [11, HUB], [1, SOURCE], [2, SOURCE], [12, HUB], [3, SOURCE]] as const) out.send({ data: testFrame(mac, other, seq), offload: undefined }, from);
+    const order: number[] = [];
+    out.release((f) => { order.push(seqOf(f.data)); return true; }, SOURCE);
+    assert.deepEqual(order, [1, 2, 3, 10, 11, 12]);
+  });
+});
+
 describe('announcing a VM', () => {
   it('a RARP from the VM (QEMU announce-self format) and a gratuitous ARP for its IPv4 address, both broadcast', () => {
     const mac = parseMac('02:00:00:00:00:2a');

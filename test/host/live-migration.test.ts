@@ -138,9 +138,7 @@ test('vnet moves a VM between two daemons under the controller: verified copy, r
   assert.equal(new Set(all).size, all.length, 'no frame twice');
   assert.deepEqual([...all].sort((a, b) => a - b), Array.from({ length: sent }, (_, i) => i + 1), 'no frame lost');
   assert.ok(gotH1.every((s, i) => i === 0 || s > gotH1[i - 1]!), 'in order on h1');
-  // Not asserted: on h2 a frame that came straight from the hub after the rules were re-pointed can overtake
-  // the source's older held frames (flushed at the source's commit, after the destination's), e.g. 17, 14, 15, 16, 18.
-  const inversions = gotH2.filter((s, i) => i > 0 && s < gotH2[i - 1]!).length;
-  if (inversions > 0) t.diagnostic(`reordered at the cutover on h2: ${JSON.stringify(gotH2.slice(0, 12))}`);
+  // On h2 too: the source's flush (older frames) reaches the resumed VM before what came straight from the hub.
+  assert.ok(gotH2.every((s, i) => i === 0 || s > gotH2[i - 1]!), `in order on h2: ${JSON.stringify(gotH2.slice(0, 16))}`);
   assert.ok(gotH2[0]! < mark, 'h2 got frames from before the cutover (held, then flushed)');
 });
