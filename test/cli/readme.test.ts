@@ -33,5 +33,5 @@ test('the README\'s deployment by hand: certificates, controller and daemon agre
   assert.equal(config.hub?.port, hub.listen?.port, 'the hub address is the hub\'s listen address');
   assert.equal(config.listen?.port, host.listen?.port, 'the daemon listens where the file says');
   for (const p of config.ports) assert.ok(deployment.vms.some((v) => v.mac === p.mac && v.host === config.host), `port ${p.name} is a VM of ${config.host}`);
-  assert.match(config.controller?.url ?? '', new RegExp(`:${deployment.controller.control.port}/control$`));
+  assert.match(config.controller?.url ?? '', new RegExp(`:${deployment.controller.control?.port ?? -1}/control$`));
 });
