@@ -6,6 +6,7 @@ import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { PATTERN_KINDS, type PatternKind } from '../topology/patterns.ts';
 import { startDemo, type Demo } from './demo-runner.ts';
+import { migrationCounts } from './demo-migration.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEFAULT_DEMO_TOPOLOGY = join(ROOT, 'topologies/bsp-8.yaml');
@@ -37,7 +38,15 @@ function summary(demo: Demo): string {
     `links ${links.length - fast.length} backbone + ${fast.length} fast-path`,
     `traffic "${demo.pattern}": ${(sent / 1e6).toFixed(1)} MB sent, ${(delivered / 1e6).toFixed(1)} MB delivered`,
     `inferred: ${topo.class}${topo.centre ? ` (centre ${topo.centre})` : ''} ${(topo.confidence * 100).toFixed(0)}%`,
+    migrationsPart(demo),
   ].join(' | ');
+}
+
+/** `migrations N (ok M), frames lost K`: this run's migrations, and the generator's frames that never arrived (see traffic-generator.ts). */
+function migrationsPart(demo: Demo): string {
+  const { total, succeeded } = migrationCounts(demo.process.controller.model.listMigrations(), demo.migrationsBefore);
+  const lost = demo.traffic === undefined ? '' : `, frames lost ${demo.traffic.stats.lostFrames}`;
+  return `migrations ${total} (ok ${succeeded})${lost}`;
 }
 
 /** `vnet demo [topology.yaml]`: the whole overlay on loopback until Ctrl-C. */
@@ -74,6 +83,9 @@ export function demoCommand(): Command {
         console.log(`web page:   ${demo.process.pageUrl}`);
         console.log(`API:        ${demo.process.api.url}   (token in ${join(String(opts.workDir), 'api-token')})`);
         console.log(`vnet ctl:   VNET_CONTROLLER=${demo.process.api.url} VNET_TOKEN_FILE=${join(String(opts.workDir), 'api-token')} vnet ctl topology`);
+        const vm = deployment.vms[0];
+        const to = vm === undefined ? undefined : deployment.hosts.find((h) => h.id !== vm.host && !h.hub)?.id;
+        if (vm !== undefined && to !== undefined && !Boolean(opts.netns)) console.log(`migrate:    vnet ctl migrate ${vm.name} --to ${to} --watch   (same environment)`);
         console.log('Ctrl-C to stop.');
       } catch (err) {
         const message = err instanceof ConfigError ? err.message : (err as Error).message;
