@@ -18,7 +18,7 @@ function positive(value: string): number {
 }
 
 /** One line for the terminal: what the overlay is doing now. */
-function summary(demo: Demo): string {
+export function summaryLine(demo: Demo): string {
   const m = demo.process.controller.model;
   const hosts = m.listHosts();
   const links = m.listLinks();
@@ -93,7 +93,7 @@ export function demoCommand(): Command {
         process.exitCode = 2;
         return;
       }
-      const ticker = setInterval(() => console.log(summary(demo)), Number(opts.summaryEvery) * 1000);
+      const ticker = setInterval(() => console.log(summaryLine(demo)), Number(opts.summaryEvery) * 1000);
       let stopping = false;
       const stop = async (signal: string): Promise<void> => {
         if (stopping) return;
