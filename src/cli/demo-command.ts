@@ -84,7 +84,8 @@ export function demoCommand(): Command {
         console.log(`API:        ${demo.process.api.url}   (token in ${join(String(opts.workDir), 'api-token')})`);
         console.log(`vnet ctl:   VNET_CONTROLLER=${demo.process.api.url} VNET_TOKEN_FILE=${join(String(opts.workDir), 'api-token')} vnet ctl topology`);
         const vm = deployment.vms[0];
-        const to = vm === undefined ? undefined : deployment.hosts.find((h) => h.id !== vm.host && !h.hub)?.id;
+        const from = vm === undefined ? undefined : demo.process.controller.model.listVms().find((v) => v.name === vm.name)?.host ?? vm.host;
+        const to = vm === undefined ? undefined : deployment.hosts.find((h) => h.id !== from && !h.hub)?.id;
         if (vm !== undefined && to !== undefined && !Boolean(opts.netns)) console.log(`migrate:    vnet ctl migrate ${vm.name} --to ${to} --watch   (same environment)`);
         console.log('Ctrl-C to stop.');
       } catch (err) {

@@ -11,7 +11,9 @@
  *   the generator follows it to its new port.
  *
  * No root, no network beyond loopback. Certificates and the database live
- * under the work directory (default ./.vnet/demo) and are reused next time.
+ * under the work directory (default ./.vnet/demo) and are reused next time:
+ * a VM migrated in an earlier run starts on the host the controller
+ * remembers, not the deployment's (its rules already point there).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ import { Daemon } from '../dataplane/daemon.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
 import { ControllerAgent } from '../dataplane/controller-agent.ts';
-import { parseMac } from '../common/mac.ts';
+import { formatMac, parseMac } from '../common/mac.ts';
 import { PatternTraffic } from '../dataplane/traffic-generator.ts';
 import { hubOf, type Deployment } from '../controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/launch.ts';
@@ -93,6 +95,11 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
   const migrations = new Map<string, MigrationAgent>();
   const migrationsBefore = new Set(process.controller.model.listMigrations().map((m) => m.id));
   const ca = await readFile(caFiles(certDir).cert);
+  // Where each VM runs: the host the controller's store remembers (a migration in an earlier run), else the deployment's.
+  const hostOf = (vm: { mac: string; host: string }): string => {
+    const at = process.controller.model.getVm(formatMac(parseMac(vm.mac)))?.host;
+    return at !== null && at !== undefined && d.hosts.some((h) => h.id === at) ? at : vm.host;
+  };
   let traffic: PatternTraffic | undefined;
   const netns = init.netns ? new NetnsVms(logger) : undefined;
   let cycle: { cancel(): void } | undefined;
@@ -128,7 +135,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       daemons.set(h.id, daemon);
       const migration = await startDemoMigrationAgent({ logger, daemon, traffic: () => traffic }, { credentials: creds, netns: netns !== undefined });
       migrations.set(h.id, migration);
-      for (const vm of d.vms.filter((v) => v.host === h.id)) {
+      for (const vm of d.vms.filter((v) => hostOf(v) === h.id)) {
         const port = netns === undefined ? new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }) : (await netns.create(vm, d.vms.indexOf(vm))).port;
         daemon.addPort(port, vm.ip);
         addDemoVm(migration, { name: vm.name, port, seed: d.vms.indexOf(vm) + 1 }, () => traffic);
@@ -151,7 +158,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       await netns.plug(commonPrefix(d.vms.map((v) => v.ip)));
       setPattern = (k) => netns.setPattern(edgesOf(k), PING_PAYLOAD, pingInterval);
     } else {
-      const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(vm.host)!.port(vm.name) as MemoryPort }));
+      const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(hostOf(vm))!.port(vm.name) as MemoryPort }));
       const t = new PatternTraffic({ clock: realClock }, { vms, edges: edgesOf(PATTERN_KINDS[index]!), bytesPerSecond: init.bytesPerSecond });
       t.start();
       traffic = t;

@@ -5,7 +5,9 @@
  * `vnet ctl migrate bsp-0 --to c2 --watch` moves the VM's model guest from
  * c1 to c2 with the engine; the VM is then on c2 in `vnet ctl vms`, its
  * traffic goes on from its new port in both directions, the generator lost
- * no frame, and the summary line counts the migration.
+ * no frame, and the summary line counts the migration. Started again on the
+ * same work directory, the demo runs the VM where the controller remembers
+ * it, and loses nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { loadDeploymentFile } from '../../src/controller/deployment-file.ts';
 import type { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { DEFAULT_DEMO_TOPOLOGY, summaryLine } from '../../src/cli/demo-command.ts';
-import { startDemo } from '../../src/cli/demo-runner.ts';
+import { startDemo, type Demo } from '../../src/cli/demo-runner.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
@@ -47,7 +49,7 @@ function vnetCtl(args: string[], env: Record<string, string>): Promise<Proc> {
 
 test('vnet demo: `vnet ctl migrate VM --to HOST --watch` moves a VM; its traffic follows it, no frame lost, the summary counts it', { timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-demo-migration-'));
-  const demo = await startDemo({ logger: silentLogger() }, {
+  const start = (): Promise<Demo> => startDemo({ logger: silentLogger() }, {
     deployment: loadDeploymentFile(DEFAULT_DEMO_TOPOLOGY),
     workDir: dir,
     ephemeralPorts: true,
@@ -56,6 +58,7 @@ test('vnet demo: `vnet ctl migrate VM --to HOST --watch` moves a VM; its traffic
     bytesPerSecond: 200_000,
     netns: false,
   });
+  let demo = await start();
   t.after(async () => {
     await demo.close();
     rmSync(dir, { recursive: true, force: true });
@@ -99,4 +102,15 @@ test('vnet demo: `vnet ctl migrate VM --to HOST --watch` moves a VM; its traffic
   assert.equal(migration.state, 'succeeded');
   assert.equal(migration.cutover?.lost, 0);
   assert.match(summaryLine(demo), /migrations 1 \(ok 1\), frames lost 0$/);
+
+  // The same work directory again: bsp-0 starts on c2, where the controller's store has it, so no frame goes to c1.
+  await demo.close();
+  demo = await start();
+  const again = demo;
+  await waitFor(() => again.process.controller.model.listHosts().every((h) => h.state === 'up'), 'every host up again', 30_000);
+  const port = again.daemons.get('c2')!.port('bsp-0') as MemoryPort | undefined;
+  assert.ok(port !== undefined && again.daemons.get('c1')!.port('bsp-0') === undefined, 'bsp-0 runs on c2 after the restart');
+  await waitFor(() => port.stats.rxFrames > 50 && port.stats.txFrames > 50, 'bsp-0 talking on c2', 30_000);
+  assert.equal(again.traffic!.stats.lostFrames, 0);
+  assert.match(summaryLine(again), /migrations 0 \(ok 0\), frames lost 0$/, 'the earlier run\'s migration is not counted again');
 });
