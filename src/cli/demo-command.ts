@@ -7,6 +7,7 @@ import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { PATTERN_KINDS, type PatternKind } from '../topology/patterns.ts';
 import { startDemo, type Demo } from './demo-runner.ts';
 import { migrationCounts } from './demo-migration.ts';
+import { formatMac, parseMac, type Mac } from '../common/mac.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEFAULT_DEMO_TOPOLOGY = join(ROOT, 'topologies/bsp-8.yaml');
@@ -47,6 +48,14 @@ function migrationsPart(demo: Demo): string {
   const { total, succeeded } = migrationCounts(demo.process.controller.model.listMigrations(), demo.migrationsBefore);
   const lost = demo.traffic === undefined ? '' : `, frames lost ${demo.traffic.stats.lostFrames}`;
   return `migrations ${total} (ok ${succeeded})${lost}`;
+}
+
+/** Which flows lost the frames counted so far, by VM name ("bsp-3 → bsp-1 8, …"), or undefined if none. */
+export function lossLine(demo: Demo, names: ReadonlyMap<Mac, string>): string | undefined {
+  const flows = demo.traffic?.lossByFlow() ?? [];
+  if (flows.length === 0) return undefined;
+  const name = (mac: Mac): string => names.get(mac) ?? formatMac(mac);
+  return `frames lost by flow: ${flows.map((f) => `${name(f.src)} → ${name(f.dst)} ${f.lost}`).join(', ')}`;
 }
 
 /** `vnet demo [topology.yaml]`: the whole overlay on loopback until Ctrl-C. */
@@ -94,7 +103,17 @@ export function demoCommand(): Command {
         process.exitCode = 2;
         return;
       }
-      const ticker = setInterval(() => console.log(summaryLine(demo)), Number(opts.summaryEvery) * 1000);
+      const names = new Map(demo.process.controller.model.listVms().flatMap((v) => (v.name === null ? [] : [[parseMac(v.mac), v.name] as const])));
+      let lostShown = 0;
+      const ticker = setInterval(() => {
+        console.log(summaryLine(demo));
+        const lost = demo.traffic?.stats.lostFrames ?? 0;
+        if (lost !== lostShown) {
+          lostShown = lost;
+          const line = lossLine(demo, names);
+          if (line !== undefined) console.log(line);
+        }
+      }, Number(opts.summaryEvery) * 1000);
       let stopping = false;
       const stop = async (signal: string): Promise<void> => {
         if (stopping) return;

@@ -55,6 +55,15 @@ interface FlowState {
   next: number;
   /** Sequence numbers behind `next` that have not arrived (the newest MAX_TRACKED_GAPS of them). */
   missing: Set<number>;
+  /** This flow's share of `lostFrames`. */
+  lost: number;
+}
+
+/** Frames lost on one flow (source MAC → destination MAC). */
+export interface FlowLoss {
+  src: Mac;
+  dst: Mac;
+  lost: number;
 }
 
 /** Missing sequence numbers remembered per flow; older ones stay counted lost, and arriving after all they count as duplicates. */
@@ -136,6 +145,17 @@ export class PatternTraffic {
     this.#entry(name).paused = false;
   }
 
+  /** The flows that lost frames, and how many each (they sum to `stats.lostFrames`). */
+  lossByFlow(): FlowLoss[] {
+    const out: FlowLoss[] = [];
+    for (const [key, f] of this.#flows) {
+      if (f.lost === 0) continue;
+      const [src, dst] = key.split('>').map(Number) as [Mac, Mac];
+      out.push({ src, dst, lost: f.lost });
+    }
+    return out;
+  }
+
   /** The port VM `name` sends from now. */
   portOf(name: string): MemoryPort | undefined {
     return this.#vms.find((v) => v.name === name)?.port;
@@ -199,11 +219,12 @@ export class PatternTraffic {
     const seq = frame.readUInt32BE(FLOW_SEQ_OFFSET);
     let flow = this.#flows.get(key);
     if (flow === undefined) {
-      flow = { next: 0, missing: new Set() };
+      flow = { next: 0, missing: new Set(), lost: 0 };
       this.#flows.set(key, flow);
     }
     if (seq >= flow.next) {
       this.stats.lostFrames += seq - flow.next;
+      flow.lost += seq - flow.next;
       for (let s = Math.max(flow.next, seq - MAX_TRACKED_GAPS); s < seq; s++) flow.missing.add(s);
       if (flow.missing.size > MAX_TRACKED_GAPS) {
         // Forget the oldest gaps (a Set iterates in insertion order, oldest first).
@@ -215,6 +236,7 @@ export class PatternTraffic {
       flow.next = seq + 1;
     } else if (flow.missing.delete(seq)) {
       this.stats.lostFrames--;
+      flow.lost--;
       this.stats.lateFrames++;
     } else {
       this.stats.duplicateFrames++;

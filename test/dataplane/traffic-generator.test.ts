@@ -151,6 +151,7 @@ test('a frame the closed port refuses is not sent (its number is used again); fr
   traffic.movePort('b', b2);
   await run(clock, 100);
   assert.equal(traffic.stats.lostFrames, 10, 'the ten frames a → b dropped at the closed port, and no gap in b → a');
+  assert.deepEqual(traffic.lossByFlow(), [{ src: A, dst: B, lost: 10 }]);
   assert.equal(traffic.portOf('b'), b2);
   assert.throws(() => traffic.pause('nobody'), RangeError);
   traffic.stop();
