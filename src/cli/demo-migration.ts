@@ -37,6 +37,9 @@ import type { TlsCredentials } from '../pki/certs.ts';
  */
 export const DEMO_GUEST: ModelGuestSpec = Object.freeze({ profile: 'npb-mg', memoryMiB: 32, diskMiB: 4 });
 
+/** Progress reports this often: a demo migration lasts about a second, and the page should see its rounds. */
+export const DEMO_PROGRESS_EVERY_MS = 50;
+
 /** The generator's share of one VM: it sends from `port` while the VM's guest runs. */
 export function generatorSource(traffic: () => PatternTraffic | undefined, name: string, port: MemoryPort): TrafficSource {
   return {
@@ -81,7 +84,7 @@ export async function startDemoMigrationAgent(
       return port;
     },
     trafficFor: (vm, port: Port) => (port instanceof MemoryPort ? generatorSource(traffic, vm.name ?? vm.port, port) : undefined),
-  });
+  }, { progressEveryMs: DEMO_PROGRESS_EVERY_MS });
 }
 
 /** Register a VM the demo started on `port` as a model-guest VM runtime, its traffic the generator's, and start it. */
