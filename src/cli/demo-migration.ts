@@ -31,9 +31,10 @@ import { createModelGuest, ModelGuestVm, type ModelGuestSpec, type TrafficSource
 import type { TlsCredentials } from '../pki/certs.ts';
 
 /**
- * The demo's guests: small enough to move in well under a second over
- * loopback, busy enough (a web shop's dirtying, scaled to 32 MiB) that the
- * pre-copy has iterations to show.
+ * The demo's guests: small enough to move in about a second over loopback,
+ * busy enough that the pre-copy has rounds to show (NAS MG's dirtying scaled
+ * to 32 MiB: about a thousand pages a second, so round 0 leaves a few
+ * hundred pages for round 1).
  */
 export const DEMO_GUEST: ModelGuestSpec = Object.freeze({ profile: 'npb-mg', memoryMiB: 32, diskMiB: 4 });
 
