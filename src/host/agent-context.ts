@@ -11,7 +11,7 @@ import type { Port } from '../dataplane/port.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
-import type { VmRuntime } from './vm-runtime.ts';
+import type { TrafficSource, VmRuntime } from './vm-runtime.ts';
 
 export type MigrationVm = MigratePrepare['vm'];
 
@@ -41,6 +41,8 @@ export interface AgentContext {
   removeVm(port: string): void;
   /** The port a destination creates for an arriving VM (a memory port unless the host says otherwise). */
   makePort(vm: MigrationVm): Port;
+  /** What an arriving VM runs beside its guest (its traffic), on its port here; undefined for nothing. */
+  trafficFor(vm: MigrationVm, port: Port): TrafficSource | undefined;
 }
 
 /** The report fields every state shares. */

@@ -210,7 +210,9 @@ export class DestinationMigration {
     } catch (err) {
       ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the port');
     }
-    const runtime = new ModelGuestVm({ clock: ctx.clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest: this.#guest });
+    const port = ctx.daemon.port(vm.port);
+    const traffic = port === undefined ? undefined : ctx.trafficFor(vm, port);
+    const runtime = new ModelGuestVm({ clock: ctx.clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest: this.#guest, traffic });
     ctx.addVm(runtime);
     const done = (err?: VnetError): void => {
       try {

@@ -28,7 +28,7 @@ import { MigrationAgentClosedError, MigrationConflictError, MigrationUnavailable
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
 import { SourceMigration } from './source-migration.ts';
-import type { VmRuntime } from './vm-runtime.ts';
+import type { TrafficSource, VmRuntime } from './vm-runtime.ts';
 
 export interface MigrationAgentComponents {
   readonly daemon: MigrationDaemon;
@@ -40,6 +40,8 @@ export interface MigrationAgentComponents {
   readonly credentials?: TlsCredentials | undefined;
   /** The port an arriving VM gets (default: a memory port with its name and MAC). */
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
+  /** What an arriving VM runs beside its guest once it resumes here, on the port `makePort` gave it (default: nothing). */
+  readonly trafficFor?: ((vm: MigrationVm, port: Port) => TrafficSource | undefined) | undefined;
 }
 
 export interface MigrationAgentInit extends Partial<AgentSettings> {
@@ -84,6 +86,7 @@ export class MigrationAgent implements MigrationControl {
       addVm: (vm) => this.addVm(vm),
       removeVm: (port) => { this.#vms.delete(port); },
       makePort,
+      trafficFor: components.trafficFor ?? (() => undefined),
     };
   }
 
