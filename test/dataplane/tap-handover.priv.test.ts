@@ -211,7 +211,8 @@ for (const vnetHdr of [false, true]) {
     const drops = await kernelDrops(s);
     const missing = checkExactlyOnce(t, s.atA, atB, total);
     t.diagnostic(`kernel tx_dropped (a queue full) ${drops}`);
-    assert.equal(missing.length, drops, 'no frame lost beyond what the kernel counted as dropped for a full queue');
+    // The kernel's count also takes in frames that are not the VM's numbered ones (its own neighbour discovery, say).
+    assert.ok(missing.length <= drops, `no frame lost beyond what the kernel counted as dropped for a full queue: ${missing.length} missing, ${drops} dropped`);
   });
 }
 
