@@ -9,6 +9,7 @@ import type { Logger } from '../common/logger.ts';
 import type { MigrationReport, MigrationReportState, MigratePrepare } from '../control/migration-control.ts';
 import type { Port } from '../dataplane/port.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
+import type { Guest } from '../migration/guest.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
 import type { VmRuntime } from './vm-runtime.ts';
@@ -41,6 +42,8 @@ export interface AgentContext {
   removeVm(port: string): void;
   /** The port a destination creates for an arriving VM (a memory port unless the host says otherwise). */
   makePort(vm: MigrationVm): Port;
+  /** The runtime of a VM that arrived (at commit, before it resumes; a model-guest VM unless the host says otherwise). */
+  makeRuntime(vm: MigrationVm, guest: Guest): Promise<VmRuntime>;
 }
 
 /** The report fields every state shares. */

@@ -21,6 +21,7 @@ import { formatMac, parseMac } from '../common/mac.ts';
 import type { MigrateStart, MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import type { Port } from '../dataplane/port.ts';
+import type { Guest } from '../migration/guest.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { DEFAULT_AGENT_SETTINGS, isFinal, reportOf, type AgentContext, type AgentSettings, type MigrationVm } from './agent-context.ts';
 import { DestinationMigration } from './destination-migration.ts';
@@ -28,7 +29,7 @@ import { MigrationAgentClosedError, MigrationConflictError, MigrationUnavailable
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
 import { SourceMigration } from './source-migration.ts';
-import type { VmRuntime } from './vm-runtime.ts';
+import { ModelGuestVm, type VmRuntime } from './vm-runtime.ts';
 
 export interface MigrationAgentComponents {
   readonly daemon: MigrationDaemon;
@@ -40,6 +41,8 @@ export interface MigrationAgentComponents {
   readonly credentials?: TlsCredentials | undefined;
   /** The port an arriving VM gets (default: a memory port with its name and MAC). */
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
+  /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port). */
+  readonly makeRuntime?: ((vm: MigrationVm, guest: Guest) => Promise<VmRuntime>) | undefined;
 }
 
 export interface MigrationAgentInit extends Partial<AgentSettings> {
@@ -67,6 +70,9 @@ export class MigrationAgent implements MigrationControl {
     const unavailable = init.unavailable
       ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined);
     const makePort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
+    const clock = components.clock;
+    const makeRuntime = components.makeRuntime
+      ?? (async (vm: MigrationVm, guest: Guest): Promise<VmRuntime> => new ModelGuestVm({ clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest }));
     this.#ctx = {
       daemon: components.daemon,
       clock: components.clock,
@@ -84,6 +90,7 @@ export class MigrationAgent implements MigrationControl {
       addVm: (vm) => this.addVm(vm),
       removeVm: (port) => { this.#vms.delete(port); },
       makePort,
+      makeRuntime,
     };
   }
 

@@ -178,6 +178,37 @@ export class NamespaceVm {
     });
   }
 
+  /**
+   * The VM arrived from another daemon on this kernel, which froze it and let
+   * go of it (`relinquish`): take its processes as they are, frozen, so that
+   * `resume` thaws them. Idempotent.
+   */
+  adoptPaused(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#paused) return;
+      if (this.#closed) throw new VmFreezeError(`namespace VM ${this.name} is closed`);
+      this.#freezer.adopt(this.pids());
+      this.#paused = true;
+      if (this.guest?.runState === 'running') this.guest.pause(this.#clock!.now());
+      this.#log.info({ pids: this.pids().length }, 'namespace VM taken over paused');
+    });
+  }
+
+  /**
+   * The VM left for another daemon on this kernel: stop looking after it,
+   * leaving its processes frozen (the destination thaws them) and its cgroup
+   * in place. The runtime is closed afterwards. Never throws.
+   */
+  relinquish(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      clearInterval(this.#rescan);
+      this.#rescan = undefined;
+      this.#log.info({ paused: this.#paused }, 'namespace VM relinquished');
+    });
+  }
+
   /** Resumes if paused and gives the processes back (their cgroups); the namespace and its processes stay. Never throws. */
   close(): Promise<void> {
     return this.#serial(async () => {
