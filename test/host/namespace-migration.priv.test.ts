@@ -77,7 +77,7 @@ async function nicOf(o: NetnsOverlay, i: number): Promise<{ mac: string; ips: st
 async function finished(o: NetnsOverlay, id: string): Promise<MigrationView> {
   return waitFor(() => {
     const m = o.model.getMigration(id);
-    return m !== undefined && (m.step === 'done' || m.step === 'aborted' || m.state !== 'running') ? m : undefined;
+    return m !== undefined && (m.step === 'done' || m.step === 'aborted') ? m : undefined;
   }, `migration ${id} over`, 120_000);
 }
 
