@@ -14,6 +14,8 @@
  *     flushed, relayed, lost 0) recorded.
  *   - an abort in the memory phase: A stays on c1, the stream and the pings
  *     go on untouched.
+ *   - two migrations at once, A c1→c2 and B c2→c1 (a swap), each VM under
+ *     its own stream and ping from P: both succeed, nothing lost.
  *
  * Bounded waits only; no wall-clock assertions.
  */
@@ -158,4 +160,48 @@ test('a namespace VM migration aborted in its memory phase: the VM stays on c1 a
   const at1 = (await portAt(o, 'c1', a!.dev))!;
   await ping.more(20, 'more pings');
   assert.ok((await portAt(o, 'c1', a!.dev))!.rxFrames > at1.rxFrames, 'A\'s frames still enter at c1');
+});
+
+test('two namespace VMs swap hosts at once (c1→c2 and c2→c1) under their own streams and pings: nothing lost', { timeout: 300_000 }, async (t) => {
+  const guest = { profile: 'idle', memoryMiB: 16, diskMiB: 4 };
+  const o = await startNetnsOverlay(t, {
+    hosts: ['c1', 'c2', 'c3'],
+    vms: [{ host: 'c1', guest }, { host: 'c3' }, { host: 'c2', guest }],
+    policy: '',
+    tools: ['ping'],
+  });
+  const [a, p, b] = o.vms;
+  for (const target of [a!, b!]) {
+    const first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', target.ip]);
+    assert.equal(first.code, 0, `P reaches ${target.name} before the moves: ${first.stdout}${first.stderr}`);
+  }
+  await waitFor(() => o.model.getVm(a!.mac)?.host === 'c1' && o.model.getVm(b!.mac)?.host === 'c2' && o.model.getVm(p!.mac)?.host === 'c3', 'the controller sees A on c1, B on c2, P on c3', 30_000);
+  const streams = [await startStream(a!.ns, p!.ns, a!.ip, 5403), await startStream(b!.ns, p!.ns, b!.ip, 5404)];
+  const pings = [new Pinger(o, 1, a!.ip), new Pinger(o, 1, b!.ip)];
+  for (const ping of pings) await ping.more(50, 'pings before the moves');
+
+  const started = await Promise.all([
+    o.model.startMigration!('vm0', 'c2', 'test', { rule: 'smart-stop' }),
+    o.model.startMigration!('vm2', 'c1', 'test', { rule: 'smart-stop' }),
+  ]);
+  const done = await Promise.all(started.map((m) => finished(o, m.id)));
+  for (const d of done) {
+    assert.equal(d.state, 'succeeded', JSON.stringify(d));
+    assert.equal(d.cutover?.lost, 0);
+    t.diagnostic(`${d.vm}: cutover ${JSON.stringify(d.cutover)}`);
+  }
+  assert.equal(o.model.getVm(a!.mac)?.host, 'c2');
+  assert.equal(o.model.getVm(b!.mac)?.host, 'c1');
+  for (const ping of pings) await ping.more(100, 'pings after the moves');
+  for (const [i, stream] of streams.entries()) {
+    const figures = await stream.stop();
+    assert.ok(figures.intact, `TCP stream ${i}: ${figures.error}`);
+  }
+  for (const [i, ping] of pings.entries()) {
+    const lost = ping.lost();
+    t.diagnostic(`pings to ${i === 0 ? 'A' : 'B'}: answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length}`);
+    assert.deepEqual(lost, [], 'no ping lost');
+  }
+  assert.ok((await portAt(o, 'c2', a!.dev)) !== undefined && (await portAt(o, 'c1', a!.dev)) === undefined, 'A\'s port on c2 only');
+  assert.ok((await portAt(o, 'c1', b!.dev)) !== undefined && (await portAt(o, 'c2', b!.dev)) === undefined, 'B\'s port on c1 only');
 });
