@@ -119,7 +119,9 @@ export class NamespaceVm {
       return new SignalFreezer(timeoutMs);
     }
     try {
-      return new CgroupFreezer(mount, init.cgroupDir ?? join(mount, 'vnet-vms', init.netns), timeoutMs);
+      return init.cgroupDir !== undefined
+        ? new CgroupFreezer(mount, init.cgroupDir, timeoutMs)
+        : new CgroupFreezer(mount, join(mount, 'vnet-vms', init.netns), timeoutMs, { removeEmptyParent: true });
     } catch (err) {
       if (want === 'cgroup') throw err;
       return new SignalFreezer(timeoutMs);
