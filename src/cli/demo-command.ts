@@ -6,6 +6,8 @@ import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { PATTERN_KINDS, type PatternKind } from '../topology/patterns.ts';
 import { startDemo, type Demo } from './demo-runner.ts';
+import { migrationCounts } from './demo-migration.ts';
+import { formatMac, parseMac, type Mac } from '../common/mac.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEFAULT_DEMO_TOPOLOGY = join(ROOT, 'topologies/bsp-8.yaml');
@@ -17,7 +19,7 @@ function positive(value: string): number {
 }
 
 /** One line for the terminal: what the overlay is doing now. */
-function summary(demo: Demo): string {
+export function summaryLine(demo: Demo): string {
   const m = demo.process.controller.model;
   const hosts = m.listHosts();
   const links = m.listLinks();
@@ -37,7 +39,23 @@ function summary(demo: Demo): string {
     `links ${links.length - fast.length} backbone + ${fast.length} fast-path`,
     `traffic "${demo.pattern}": ${(sent / 1e6).toFixed(1)} MB sent, ${(delivered / 1e6).toFixed(1)} MB delivered`,
     `inferred: ${topo.class}${topo.centre ? ` (centre ${topo.centre})` : ''} ${(topo.confidence * 100).toFixed(0)}%`,
+    migrationsPart(demo),
   ].join(' | ');
+}
+
+/** `migrations N (ok M), frames lost K`: this run's migrations, and the generator's frames that never arrived (see traffic-generator.ts). */
+function migrationsPart(demo: Demo): string {
+  const { total, succeeded } = migrationCounts(demo.process.controller.model.listMigrations(), demo.migrationsBefore);
+  const lost = demo.traffic === undefined ? '' : `, frames lost ${demo.traffic.stats.lostFrames}`;
+  return `migrations ${total} (ok ${succeeded})${lost}`;
+}
+
+/** Which flows lost the frames counted so far, by VM name ("bsp-3 → bsp-1 8, …"), or undefined if none. */
+export function lossLine(demo: Demo, names: ReadonlyMap<Mac, string>): string | undefined {
+  const flows = demo.traffic?.lossByFlow() ?? [];
+  if (flows.length === 0) return undefined;
+  const name = (mac: Mac): string => names.get(mac) ?? formatMac(mac);
+  return `frames lost by flow: ${flows.map((f) => `${name(f.src)} → ${name(f.dst)} ${f.lost}`).join(', ')}`;
 }
 
 /** `vnet demo [topology.yaml]`: the whole overlay on loopback until Ctrl-C. */
@@ -74,6 +92,10 @@ export function demoCommand(): Command {
         console.log(`web page:   ${demo.process.pageUrl}`);
         console.log(`API:        ${demo.process.api.url}   (token in ${join(String(opts.workDir), 'api-token')})`);
         console.log(`vnet ctl:   VNET_CONTROLLER=${demo.process.api.url} VNET_TOKEN_FILE=${join(String(opts.workDir), 'api-token')} vnet ctl topology`);
+        const vm = deployment.vms[0];
+        const from = vm === undefined ? undefined : demo.process.controller.model.listVms().find((v) => v.name === vm.name)?.host ?? vm.host;
+        const to = vm === undefined ? undefined : deployment.hosts.find((h) => h.id !== from && !h.hub)?.id;
+        if (vm !== undefined && to !== undefined && !Boolean(opts.netns)) console.log(`migrate:    vnet ctl migrate ${vm.name} --to ${to} --watch   (same environment)`);
         console.log('Ctrl-C to stop.');
       } catch (err) {
         const message = err instanceof ConfigError ? err.message : (err as Error).message;
@@ -81,7 +103,17 @@ export function demoCommand(): Command {
         process.exitCode = 2;
         return;
       }
-      const ticker = setInterval(() => console.log(summary(demo)), Number(opts.summaryEvery) * 1000);
+      const names = new Map(demo.process.controller.model.listVms().flatMap((v) => (v.name === null ? [] : [[parseMac(v.mac), v.name] as const])));
+      let lostShown = 0;
+      const ticker = setInterval(() => {
+        console.log(summaryLine(demo));
+        const lost = demo.traffic?.stats.lostFrames ?? 0;
+        if (lost !== lostShown) {
+          lostShown = lost;
+          const line = lossLine(demo, names);
+          if (line !== undefined) console.log(line);
+        }
+      }, Number(opts.summaryEvery) * 1000);
       let stopping = false;
       const stop = async (signal: string): Promise<void> => {
         if (stopping) return;

@@ -6,9 +6,14 @@
  *        controller agent and memory ports for its VMs
  *   traffic: the VMs run a Patterns-style generator (memory ports), which
  *   the controller sees as traffic matrices, classifies and adapts to.
+ *   migration: each daemon has a migration agent and each VM is a model
+ *   guest, so `vnet ctl migrate VM --to HOST` moves it (demo-migration.ts);
+ *   the generator follows it to its new port.
  *
  * No root, no network beyond loopback. Certificates and the database live
- * under the work directory (default ./.vnet/demo) and are reused next time.
+ * under the work directory (default ./.vnet/demo) and are reused next time:
+ * a VM migrated in an earlier run starts on the host the controller
+ * remembers, not the deployment's (its rules already point there).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,13 +24,15 @@ import { Daemon } from '../dataplane/daemon.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
 import { ControllerAgent } from '../dataplane/controller-agent.ts';
-import { parseMac } from '../common/mac.ts';
+import { formatMac, parseMac } from '../common/mac.ts';
 import { PatternTraffic } from '../dataplane/traffic-generator.ts';
 import { hubOf, type Deployment } from '../controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/launch.ts';
 import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
 import { readFile } from 'node:fs/promises';
 import { NetnsVms, commonPrefix } from './demo-netns.ts';
+import { addDemoVm, startDemoMigrationAgent } from './demo-migration.ts';
+import type { MigrationAgent } from '../host/migration-agent.ts';
 
 export interface DemoInit {
   deployment: Readonly<Deployment>;
@@ -46,6 +53,10 @@ export interface Demo {
   process: ControllerProcess;
   daemons: Map<string, Daemon>;
   agents: ControllerAgent[];
+  /** Each daemon's migration agent, by host id. */
+  migrations: Map<string, MigrationAgent>;
+  /** Ids of the migrations the controller knew before this run (its database is reused). */
+  readonly migrationsBefore: ReadonlySet<string>;
   /** The memory-port generator (undefined with --netns, where the VMs ping each other). */
   traffic: PatternTraffic | undefined;
   netns: NetnsVms | undefined;
@@ -81,7 +92,14 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
   );
   const daemons = new Map<string, Daemon>();
   const agents: ControllerAgent[] = [];
+  const migrations = new Map<string, MigrationAgent>();
+  const migrationsBefore = new Set(process.controller.model.listMigrations().map((m) => m.id));
   const ca = await readFile(caFiles(certDir).cert);
+  // Where each VM runs: the host the controller's store remembers (a migration in an earlier run), else the deployment's.
+  const hostOf = (vm: { mac: string; host: string }): string => {
+    const at = process.controller.model.getVm(formatMac(parseMac(vm.mac)))?.host;
+    return at !== null && at !== undefined && d.hosts.some((h) => h.id === at) ? at : vm.host;
+  };
   let traffic: PatternTraffic | undefined;
   const netns = init.netns ? new NetnsVms(logger) : undefined;
   let cycle: { cancel(): void } | undefined;
@@ -90,6 +108,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
     traffic?.stop();
     netns?.stopTraffic();
     await Promise.all(agents.map((a) => a.close()));
+    await Promise.all([...migrations.values()].map((m) => m.close()));
     await Promise.all([...daemons.values()].map((x) => x.close()));
     await netns?.close();
     await process.close();
@@ -114,13 +133,16 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
         },
       );
       daemons.set(h.id, daemon);
-      for (const vm of d.vms.filter((v) => v.host === h.id)) {
+      const migration = await startDemoMigrationAgent({ logger, daemon, traffic: () => traffic }, { credentials: creds, netns: netns !== undefined });
+      migrations.set(h.id, migration);
+      for (const vm of d.vms.filter((v) => hostOf(v) === h.id)) {
         const port = netns === undefined ? new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }) : (await netns.create(vm, d.vms.indexOf(vm))).port;
         daemon.addPort(port, vm.ip);
+        addDemoVm(migration, { name: vm.name, port, seed: d.vms.indexOf(vm) + 1 }, () => traffic);
       }
       const files = hostFiles(certDir, h.id);
       const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
-      const agent = new ControllerAgent({ daemon, logger, clock: realClock }, { url: process.controlUrl, tls: { ca, cert, key, servername: CONTROLLER_HOST_ID } });
+      const agent = new ControllerAgent({ daemon, logger, clock: realClock, migrations: migration }, { url: process.controlUrl, tls: { ca, cert, key, servername: CONTROLLER_HOST_ID } });
       agent.start();
       agents.push(agent);
     }
@@ -136,7 +158,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       await netns.plug(commonPrefix(d.vms.map((v) => v.ip)));
       setPattern = (k) => netns.setPattern(edgesOf(k), PING_PAYLOAD, pingInterval);
     } else {
-      const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(vm.host)!.port(vm.name) as MemoryPort }));
+      const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(hostOf(vm))!.port(vm.name) as MemoryPort }));
       const t = new PatternTraffic({ clock: realClock }, { vms, edges: edgesOf(PATTERN_KINDS[index]!), bytesPerSecond: init.bytesPerSecond });
       t.start();
       traffic = t;
@@ -154,6 +176,8 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       process,
       daemons,
       agents,
+      migrations,
+      migrationsBefore,
       traffic,
       netns,
       get pattern() {

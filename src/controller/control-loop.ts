@@ -170,7 +170,7 @@ export class ControlLoop implements ControlHandler {
           this.#migrations.tick();
         } else {
           this.#c.metrics.nacks.inc({ kind: message.kind });
-          this.#c.logger.warn({ host, kind: message.kind, version: message.version, code: message.error?.code, msg: message.error?.message }, 'daemon refused a change');
+          this.#c.logger.warn({ host, kind: message.kind, version: message.version, code: message.error?.code, detail: message.error?.message }, 'daemon refused a change');
         }
         return;
       }

@@ -236,7 +236,7 @@ export class ControlServer {
         this.#refuse(conn, reason, decoded.error, CLOSE_PROTOCOL_ERROR);
       } else {
         this.#c.metrics.malformedMessages.inc({ reason });
-        this.#log.warn({ host: conn.session.hostId, code: decoded.error.code, msg: decoded.error.message }, 'malformed control message');
+        this.#log.warn({ host: conn.session.hostId, code: decoded.error.code, detail: decoded.error.message }, 'malformed control message');
         this.#sendError(conn, decoded.error, false);
       }
       return;
@@ -266,7 +266,7 @@ export class ControlServer {
       const valid = validateReport(snapshotFromWire(conn.session.hostId, message.snapshot));
       if (!valid.ok) {
         this.#c.metrics.malformedMessages.inc({ reason: 'traffic-report' });
-        this.#log.warn({ host: conn.session.hostId, code: valid.error.code, msg: valid.error.message }, 'traffic report rejected');
+        this.#log.warn({ host: conn.session.hostId, code: valid.error.code, detail: valid.error.message }, 'traffic report rejected');
         this.#sendError(conn, valid.error, false, 'traffic');
         return;
       }
@@ -358,7 +358,7 @@ export class ControlServer {
   #refuse(conn: Connection, reason: string, error: VnetError, closeCode: number): void {
     if (closeCode === CLOSE_AUTH_FAILED) this.#c.metrics.authFailures.inc({ reason });
     else this.#c.metrics.malformedMessages.inc({ reason });
-    this.#log.warn({ remote: conn.remoteAddress, code: error.code, msg: error.message }, 'control connection refused');
+    this.#log.warn({ remote: conn.remoteAddress, code: error.code, detail: error.message }, 'control connection refused');
     conn.done = true;
     this.#sendError(conn, error, true);
     conn.ws.close(closeCode, error.code.slice(0, 100));

@@ -226,7 +226,7 @@ export class ControllerAgent {
     const decoded = decodeControllerMessage(isBinary ? buf : buf.toString('utf8'), this.#maxBytes);
     if (!decoded.ok) {
       this.stats.malformed++;
-      this.#log.warn({ code: decoded.error.code, msg: decoded.error.message }, 'malformed message from the controller');
+      this.#log.warn({ code: decoded.error.code, detail: decoded.error.message }, 'malformed message from the controller');
       return;
     }
     const m = decoded.message;
@@ -265,7 +265,7 @@ export class ControllerAgent {
       case 'error':
         this.stats.errorsReceived++;
         this.stats.lastError = { code: m.code, message: m.message };
-        this.#log.warn({ code: m.code, msg: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
+        this.#log.warn({ code: m.code, detail: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
         return;
     }
   }
@@ -279,7 +279,7 @@ export class ControllerAgent {
       const e = err as { code?: unknown; message?: unknown };
       const code = typeof e.code === 'string' ? e.code : 'VNET_ERR_INTERNAL';
       const message = String(e.message ?? err).slice(0, 4096);
-      this.#log.warn({ kind, version, code, msg: message }, 'could not apply the controller change');
+      this.#log.warn({ kind, version, code, detail: message }, 'could not apply the controller change');
       this.#send({ type: 'ack', kind, version, ok: false, error: { code, message } });
       return;
     }

@@ -42,7 +42,7 @@ export interface AgentContext {
   removeVm(port: string): void;
   /** The port a destination creates for an arriving VM (a memory port unless the host says otherwise). */
   makePort(vm: MigrationVm): Port;
-  /** The runtime of a VM that arrived (at commit, before it resumes; a model-guest VM unless the host says otherwise). */
+  /** The runtime of a VM that arrived (at commit, before it resumes; a model-guest VM, with the traffic the host gives it, unless the host says otherwise). */
   makeRuntime(vm: MigrationVm, guest: Guest): Promise<VmRuntime>;
 }
 

@@ -181,7 +181,7 @@ export class DestinationMigration {
     this.#state = 'failed';
     this.#error = err;
     this.#discard();
-    this.#ctx.log.warn({ id: this.id, code: err.code, msg: err.message }, 'incoming migration failed; copy discarded');
+    this.#ctx.log.warn({ id: this.id, code: err.code, detail: err.message }, 'incoming migration failed; copy discarded');
     this.report();
   }
 

@@ -29,7 +29,7 @@ import { MigrationAgentClosedError, MigrationConflictError, MigrationUnavailable
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
 import { SourceMigration } from './source-migration.ts';
-import { ModelGuestVm, type VmRuntime } from './vm-runtime.ts';
+import { ModelGuestVm, type TrafficSource, type VmRuntime } from './vm-runtime.ts';
 
 export interface MigrationAgentComponents {
   readonly daemon: MigrationDaemon;
@@ -41,7 +41,9 @@ export interface MigrationAgentComponents {
   readonly credentials?: TlsCredentials | undefined;
   /** The port an arriving VM gets (default: a memory port with its name and MAC). */
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
-  /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port). */
+  /** What an arriving VM runs beside its guest once it resumes here, on the port `makePort` gave it (default: nothing). */
+  readonly trafficFor?: ((vm: MigrationVm, port: Port) => TrafficSource | undefined) | undefined;
+  /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port, running `trafficFor`). */
   readonly makeRuntime?: ((vm: MigrationVm, guest: Guest) => Promise<VmRuntime>) | undefined;
 }
 
@@ -71,8 +73,13 @@ export class MigrationAgent implements MigrationControl {
       ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined);
     const makePort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
     const clock = components.clock;
-    const makeRuntime = components.makeRuntime
-      ?? (async (vm: MigrationVm, guest: Guest): Promise<VmRuntime> => new ModelGuestVm({ clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest }));
+    const daemon = components.daemon;
+    const trafficFor = components.trafficFor ?? ((): TrafficSource | undefined => undefined);
+    const makeRuntime = components.makeRuntime ?? (async (vm: MigrationVm, guest: Guest): Promise<VmRuntime> => {
+      const port = daemon.port(vm.port);
+      const traffic = port === undefined ? undefined : trafficFor(vm, port);
+      return new ModelGuestVm({ clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest, traffic });
+    });
     this.#ctx = {
       daemon: components.daemon,
       clock: components.clock,

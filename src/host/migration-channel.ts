@@ -258,7 +258,7 @@ export class MigrationChannelListener {
   }
 
   #reject(key: string, socket: TLSSocket, err: VnetError): void {
-    this.#log.debug({ remote: key, code: err.code, msg: err.message }, 'migration channel refused');
+    this.#log.debug({ remote: key, code: err.code, detail: err.message }, 'migration channel refused');
     this.#refuse(key, err.code);
     this.#lingering.add(socket);
     socket.once('close', () => this.#lingering.delete(socket));

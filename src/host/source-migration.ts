@@ -210,12 +210,12 @@ export class SourceMigration {
     if (this.#state === 'starting' || this.#state === 'running') {
       this.#state = 'failed';
       this.#error = err;
-      this.#ctx.log.warn({ id: this.id, code: err.code, msg: err.message }, 'migration failed before the pause; the VM runs on here');
+      this.#ctx.log.warn({ id: this.id, code: err.code, detail: err.message }, 'migration failed before the pause; the VM runs on here');
       this.report();
     } else if (this.#state === 'paused') {
       this.#state = 'stalled';
       this.#error = err;
-      this.#ctx.log.warn({ id: this.id, code: err.code, msg: err.message }, 'migration failed after the pause; the VM stays paused until the verdict');
+      this.#ctx.log.warn({ id: this.id, code: err.code, detail: err.message }, 'migration failed after the pause; the VM stays paused until the verdict');
       this.report();
     }
     // Already released or aborted: the verdict came first; nothing to change.

@@ -39,6 +39,8 @@ describe('vnet demo', { timeout: 90_000 }, () => {
       await waitFor(() => /inferred: ring/.test(out), 'the ring traffic recognised', 40_000);
       const sent = /traffic "ring": ([\d.]+) MB sent/.exec(out.split('\n').reverse().find((l) => l.includes('MB sent')) ?? '');
       assert.ok(Number(sent?.[1]) > 0, 'traffic flowing');
+      assert.match(out, /\| migrations 0 \(ok 0\), frames lost \d+\n/, 'the summary line counts migrations and frames lost');
+      assert.match(out, /migrate:\s+vnet ctl migrate bsp-0 --to c2 --watch/, 'and says how to move a VM');
       child.kill('SIGINT');
       assert.equal(await exited, 0, `demo exit code; output:\n${out}`);
       assert.match(out, /stopped cleanly/);

@@ -29,7 +29,7 @@ export function applyMigrations(db: Database, migrations: readonly SchemaMigrati
     } catch (err) {
       throw new SchemaMigrationError(m.version, (err as Error).message, { cause: err });
     }
-    logger?.info({ version: m.version, name: m.name }, 'applied schema migration');
+    logger?.info({ version: m.version, migration: m.name }, 'applied schema migration');
     applied.push(m.version);
   }
   return applied;
