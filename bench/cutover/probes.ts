@@ -14,6 +14,8 @@ export interface PingFigures {
   lost: number;
   /** Longest time between two consecutive replies, ms. */
   maxGapMs: number;
+  /** Every reply: its sequence number and when it arrived (wall clock, ms since the epoch). */
+  replies: Array<{ seq: number; atMs: number }>;
 }
 
 export interface StreamFigures {
@@ -36,13 +38,14 @@ export function startPing(ns: string, ip: string, count: number): { done: Promis
   const c = collect(child);
   const done = c.exited.then((): PingFigures => {
     const text = c.out();
-    const times = [...text.matchAll(/^\[(\d+\.\d+)\] .*icmp_seq=(\d+)/gm)].map((m) => Number(m[1]) * 1000);
+    const replies = [...text.matchAll(/^\[(\d+\.\d+)\] .*icmp_seq=(\d+)/gm)].map((m) => ({ seq: Number(m[2]), atMs: Number(m[1]) * 1000 }));
+    const times = replies.map((r) => r.atMs);
     let maxGapMs = 0;
     for (let i = 1; i < times.length; i++) maxGapMs = Math.max(maxGapMs, times[i]! - times[i - 1]!);
     const stats = /(\d+) packets transmitted, (\d+) received/.exec(text);
     const sent = stats === null ? count : Number(stats[1]);
     const received = stats === null ? times.length : Number(stats[2]);
-    return { sent, received, lost: sent - received, maxGapMs };
+    return { sent, received, lost: sent - received, maxGapMs, replies };
   });
   return { done };
 }

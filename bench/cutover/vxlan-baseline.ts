@@ -19,6 +19,10 @@ export interface CutoverFigures {
   stream: StreamFigures;
   /** From the start of the move until the VM answers a ping again, ms. */
   cutoverMs: number;
+  /** Frames the path itself counted lost at the cutover (undefined: it does not count them). */
+  framesLost?: number | undefined;
+  /** The migration's own cutover time, from its API: the pause until every daemon acknowledged the new rules, ms. */
+  acknowledgedMs?: number | undefined;
 }
 
 function sh(cmd: string[], check = true): string {

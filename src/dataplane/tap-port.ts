@@ -163,6 +163,16 @@ export class TapPort implements Port {
     return { drained, steered };
   }
 
+  /**
+   * Every frame the VM sends to queue `queue` (numbered in attach order; the
+   * destination of a hand-over steers to 0, the source's, right after it
+   * attaches, so that nothing the VM sends reaches it before the hand-over).
+   * Device-wide. Throws TapError (EPERM without CAP_BPF).
+   */
+  steerTo(queue: number): void {
+    this.#device.steer(queue);
+  }
+
   /** The destination's last step of a hand-over, once the source has let go: frames spread by flow hash again (see TapDevice.steer). */
   releaseSteering(): void {
     this.#device.releaseSteering();

@@ -9,9 +9,10 @@ import type { Logger } from '../common/logger.ts';
 import type { MigrationReport, MigrationReportState, MigratePrepare } from '../control/migration-control.ts';
 import type { Port } from '../dataplane/port.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
+import type { Guest } from '../migration/guest.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
-import type { TrafficSource, VmRuntime } from './vm-runtime.ts';
+import type { VmRuntime } from './vm-runtime.ts';
 
 export type MigrationVm = MigratePrepare['vm'];
 
@@ -41,8 +42,8 @@ export interface AgentContext {
   removeVm(port: string): void;
   /** The port a destination creates for an arriving VM (a memory port unless the host says otherwise). */
   makePort(vm: MigrationVm): Port;
-  /** What an arriving VM runs beside its guest (its traffic), on its port here; undefined for nothing. */
-  trafficFor(vm: MigrationVm, port: Port): TrafficSource | undefined;
+  /** The runtime of a VM that arrived (at commit, before it resumes; a model-guest VM, with the traffic the host gives it, unless the host says otherwise). */
+  makeRuntime(vm: MigrationVm, guest: Guest): Promise<VmRuntime>;
 }
 
 /** The report fields every state shares. */

@@ -29,12 +29,19 @@ import { ControllerAgent } from '../dataplane/controller-agent.ts';
 import { realClock } from '../common/clock.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { caFiles, hostFiles } from '../pki/certs.ts';
-import { MigrationAgent } from './migration-agent.ts';
+import { MigrationAgent, type MigrationAgentComponents } from './migration-agent.ts';
+import type { MigrationVm } from './agent-context.ts';
+import type { Guest } from '../migration/guest.ts';
+import { attachVmTap, NamespaceGuestVm } from './namespace-vm-runtime.ts';
+import type { VmRuntime } from './vm-runtime.ts';
 import { MigrationChannelListener } from './migration-channel.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { createModelGuest, DEFAULT_MODEL_GUEST, ModelGuestVm } from './vm-runtime.ts';
 
 const run = promisify(execFile);
+
+/** The MTU of an arriving VM's attached TAP port (the migration command carries none; the config's default). */
+const DEFAULT_TAP_MTU = 1500;
 
 export interface RunningDaemon {
   daemon: Daemon;
@@ -94,7 +101,11 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
       daemon.addPort(port, spec.ip);
       const g = spec.guest ?? DEFAULT_MODEL_GUEST;
       const guest = createModelGuest(spec.name, { profile: g.profile, memoryMiB: g.memoryMiB, diskMiB: g.diskMiB }, realClock.now());
-      migrations.addVm(new ModelGuestVm({ clock: realClock }, { name: spec.name, mac: port.mac, port: spec.name, guest }));
+      const init = { name: spec.name, mac: port.mac, port: spec.name, guest };
+      // A TAP device in a VM's namespace: the namespace VM (its processes frozen at the pause) with its model guest.
+      migrations.addVm(spec.type === 'tap' && spec.netns !== undefined
+        ? new NamespaceGuestVm({ clock: realClock, logger }, { ...init, netns: spec.netns })
+        : new ModelGuestVm({ clock: realClock }, init));
     }
     if (config.rules.length > 0) daemon.setRules('config', config.rules);
     const links = config.fastPath
@@ -113,6 +124,8 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
       async close() {
         await agent?.close();
         await m.close();
+        // A namespace VM paused here runs again (its processes thawed, given back their cgroups).
+        for (const vm of m.vms) await vm.close?.().catch(() => undefined);
         await admin?.close();
         await daemon.close();
       },
@@ -130,7 +143,7 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
  * every command `failed` with VNET_ERR_HOST_MIGRATION_UNAVAILABLE.
  */
 export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<MigrationAgent> {
-  const components = { daemon, logger, clock: realClock };
+  const components = { daemon, logger, clock: realClock, ...arrivingVms(logger) };
   if (config.tls === undefined) {
     return new MigrationAgent(components, { unavailable: new MigrationUnavailableError('live migration needs TLS: give this daemon tls: {dir} (made by `vnet certs`)') });
   }
@@ -141,6 +154,40 @@ export async function startMigrationAgent(logger: Logger, daemon: Daemon, config
     { ...credentials, host: at.host, port: at.port, advertise: at.advertise },
   );
   return new MigrationAgent({ ...components, credentials, channel });
+}
+
+/**
+ * How a VM arrives here. A VM whose TAP device (the port's name) is in a
+ * network namespace on this machine — a namespace VM moving between two
+ * daemons on one kernel — gets a port attached to that device (one more
+ * queue, steered to the source's until the hand-over) and, at commit, a
+ * namespace VM runtime that takes its frozen processes over. Any other VM
+ * gets a memory port and a model-guest runtime. The namespace is found by
+ * the device's name (namespace-vm-runtime.ts, `attachVmTap`): the
+ * controller does not know namespaces, which are this machine's business,
+ * so the control protocol carries none.
+ */
+function arrivingVms(logger: Logger): Pick<MigrationAgentComponents, 'makePort' | 'makeRuntime'> {
+  const namespaces = new Map<string, string>();
+  return {
+    makePort(vm: MigrationVm): Port {
+      const mac = parseMac(vm.mac);
+      const found = attachVmTap({ name: vm.port, mac, mtu: DEFAULT_TAP_MTU, logger });
+      if (found === undefined) {
+        namespaces.delete(vm.port);
+        return new MemoryPort({ name: vm.port, mac });
+      }
+      namespaces.set(vm.port, found.netns);
+      return found.port;
+    },
+    async makeRuntime(vm: MigrationVm, guest: Guest): Promise<VmRuntime> {
+      const init = { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest };
+      const netns = namespaces.get(vm.port);
+      if (netns === undefined) return new ModelGuestVm({ clock: realClock }, init);
+      namespaces.delete(vm.port);
+      return NamespaceGuestVm.arrive({ clock: realClock, logger }, { ...init, netns });
+    },
+  };
 }
 
 /** Read a file the daemon cannot run without; `fail` makes the error to throw when it cannot be read. */

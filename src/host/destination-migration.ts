@@ -15,7 +15,6 @@
  */
 import type { Duplex } from 'node:stream';
 import type { VnetError } from '../common/errors.ts';
-import { parseMac } from '../common/mac.ts';
 import type { CutoverStats, MigratePrepare, MigrationCommand, MigrationReport } from '../control/migration-control.ts';
 import { receiveMigration } from '../migration/drivers/socket-migration.ts';
 import type { Guest } from '../migration/guest.ts';
@@ -23,7 +22,6 @@ import { errorBody, reportOf, type AgentContext } from './agent-context.ts';
 import { MigrationInternalError, MigrationPortError, MigrationStateError, MigrationUnavailableError } from './errors.ts';
 import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
-import { ModelGuestVm } from './vm-runtime.ts';
 
 export type DestinationState = 'preparing' | 'prepared' | 'receiving' | 'ready' | 'resuming' | 'resumed' | 'failed' | 'aborted';
 
@@ -210,10 +208,16 @@ export class DestinationMigration {
     } catch (err) {
       ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the port');
     }
+    // The source let go of its attachment before it reported `released`: frames from the VM spread by flow hash again.
     const port = ctx.daemon.port(vm.port);
-    const traffic = port === undefined ? undefined : ctx.trafficFor(vm, port);
-    const runtime = new ModelGuestVm({ clock: ctx.clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest: this.#guest, traffic });
-    ctx.addVm(runtime);
+    if (port !== undefined && typeof (port as { releaseSteering?: unknown }).releaseSteering === 'function') {
+      try {
+        (port as unknown as { releaseSteering(): void }).releaseSteering();
+      } catch (err) {
+        ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the TAP steering');
+      }
+    }
+    const guest = this.#guest;
     const done = (err?: VnetError): void => {
       try {
         this.#announced = ctx.daemon.announce(vm.port);
@@ -224,7 +228,10 @@ export class DestinationMigration {
       ctx.log.info({ id: this.id, port: vm.port, ...this.#stats() }, 'migration committed: VM resumed here and announced');
       this.report(err);
     };
-    runtime.resume().then(() => done(), (err: unknown) => done(new MigrationInternalError(`the VM did not resume: ${String(err)}`, { cause: err })));
+    ctx.makeRuntime(vm, guest).then(async (runtime) => {
+      ctx.addVm(runtime);
+      await runtime.resume();
+    }).then(() => done(), (err: unknown) => done(new MigrationInternalError(`the VM did not resume: ${String(err)}`, { cause: err })));
   }
 
   #abort(reason: string | undefined): void {

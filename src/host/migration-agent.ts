@@ -21,6 +21,7 @@ import { formatMac, parseMac } from '../common/mac.ts';
 import type { MigrateStart, MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import type { Port } from '../dataplane/port.ts';
+import type { Guest } from '../migration/guest.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { DEFAULT_AGENT_SETTINGS, isFinal, reportOf, type AgentContext, type AgentSettings, type MigrationVm } from './agent-context.ts';
 import { DestinationMigration } from './destination-migration.ts';
@@ -28,7 +29,7 @@ import { MigrationAgentClosedError, MigrationConflictError, MigrationUnavailable
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
 import { SourceMigration } from './source-migration.ts';
-import type { TrafficSource, VmRuntime } from './vm-runtime.ts';
+import { ModelGuestVm, type TrafficSource, type VmRuntime } from './vm-runtime.ts';
 
 export interface MigrationAgentComponents {
   readonly daemon: MigrationDaemon;
@@ -42,6 +43,8 @@ export interface MigrationAgentComponents {
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
   /** What an arriving VM runs beside its guest once it resumes here, on the port `makePort` gave it (default: nothing). */
   readonly trafficFor?: ((vm: MigrationVm, port: Port) => TrafficSource | undefined) | undefined;
+  /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port, running `trafficFor`). */
+  readonly makeRuntime?: ((vm: MigrationVm, guest: Guest) => Promise<VmRuntime>) | undefined;
 }
 
 export interface MigrationAgentInit extends Partial<AgentSettings> {
@@ -69,6 +72,14 @@ export class MigrationAgent implements MigrationControl {
     const unavailable = init.unavailable
       ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined);
     const makePort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
+    const clock = components.clock;
+    const daemon = components.daemon;
+    const trafficFor = components.trafficFor ?? ((): TrafficSource | undefined => undefined);
+    const makeRuntime = components.makeRuntime ?? (async (vm: MigrationVm, guest: Guest): Promise<VmRuntime> => {
+      const port = daemon.port(vm.port);
+      const traffic = port === undefined ? undefined : trafficFor(vm, port);
+      return new ModelGuestVm({ clock }, { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest, traffic });
+    });
     this.#ctx = {
       daemon: components.daemon,
       clock: components.clock,
@@ -86,7 +97,7 @@ export class MigrationAgent implements MigrationControl {
       addVm: (vm) => this.addVm(vm),
       removeVm: (port) => { this.#vms.delete(port); },
       makePort,
-      trafficFor: components.trafficFor ?? (() => undefined),
+      makeRuntime,
     };
   }
 

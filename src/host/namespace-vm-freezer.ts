@@ -100,10 +100,13 @@ export class CgroupFreezer implements Freezer {
   readonly #origin = new Map<number, string>();
   /** The first directory mkdir made (dir or one of its parents): removed up to it at dispose. */
   readonly #made: string | undefined;
+  /** Remove `dir`'s parent at dispose when it is empty, whoever made it (the shared vnet-vms cgroup: a VM handed between two daemons is disposed by the one that did not make it). */
+  readonly #removeEmptyParent: boolean;
   #frozen = false;
 
   /** A cgroup at `dir` (made if missing) under the cgroup2 mount `mount`. Throws VmFreezeError / VmFreezePermissionError. */
-  constructor(mount: string, dir: string, timeoutMs: number) {
+  constructor(mount: string, dir: string, timeoutMs: number, opts: { removeEmptyParent?: boolean } = {}) {
+    this.#removeEmptyParent = opts.removeEmptyParent ?? false;
     this.#mount = mount;
     this.dir = dir;
     this.#timeoutMs = timeoutMs;
@@ -168,6 +171,7 @@ export class CgroupFreezer implements Freezer {
         d = dirname(d);
         rmdirSync(d);
       }
+      if (this.#removeEmptyParent && existsSync(dirname(this.dir))) rmdirSync(dirname(this.dir));
     } catch {
       // never throws: a cgroup left behind is harmless and removed with the next VM of that name
     }

@@ -119,7 +119,9 @@ export class NamespaceVm {
       return new SignalFreezer(timeoutMs);
     }
     try {
-      return new CgroupFreezer(mount, init.cgroupDir ?? join(mount, 'vnet-vms', init.netns), timeoutMs);
+      return init.cgroupDir !== undefined
+        ? new CgroupFreezer(mount, init.cgroupDir, timeoutMs)
+        : new CgroupFreezer(mount, join(mount, 'vnet-vms', init.netns), timeoutMs, { removeEmptyParent: true });
     } catch (err) {
       if (want === 'cgroup') throw err;
       return new SignalFreezer(timeoutMs);
@@ -175,6 +177,37 @@ export class NamespaceVm {
       await this.#freezer.thaw();
       this.#paused = false;
       this.#log.info('namespace VM resumed');
+    });
+  }
+
+  /**
+   * The VM arrived from another daemon on this kernel, which froze it and let
+   * go of it (`relinquish`): take its processes as they are, frozen, so that
+   * `resume` thaws them. Idempotent.
+   */
+  adoptPaused(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#paused) return;
+      if (this.#closed) throw new VmFreezeError(`namespace VM ${this.name} is closed`);
+      this.#freezer.adopt(this.pids());
+      this.#paused = true;
+      if (this.guest?.runState === 'running') this.guest.pause(this.#clock!.now());
+      this.#log.info({ pids: this.pids().length }, 'namespace VM taken over paused');
+    });
+  }
+
+  /**
+   * The VM left for another daemon on this kernel: stop looking after it,
+   * leaving its processes frozen (the destination thaws them) and its cgroup
+   * in place. The runtime is closed afterwards. Never throws.
+   */
+  relinquish(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      clearInterval(this.#rescan);
+      this.#rescan = undefined;
+      this.#log.info({ paused: this.#paused }, 'namespace VM relinquished');
     });
   }
 

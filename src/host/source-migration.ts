@@ -32,6 +32,17 @@ import { MigrationInternalError, MigrationStateError } from './errors.ts';
 import { dialMigrationChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
 import type { VmRuntime } from './vm-runtime.ts';
+import type { Port } from '../dataplane/port.ts';
+import type { HandOffResult } from '../dataplane/tap-port.ts';
+
+/** A port whose attachment can be handed to another queue of its device (a multi-queue TAP port). */
+interface HandOffPort extends Port {
+  handOff(opts: { steer?: boolean }): Promise<HandOffResult>;
+}
+
+function isHandOffPort(port: Port): port is HandOffPort {
+  return typeof (port as Partial<HandOffPort>).handOff === 'function' && (port as { multiQueue?: boolean }).multiQueue === true;
+}
 
 export type SourceState = 'starting' | 'running' | 'paused' | 'sent' | 'stalled' | 'released' | 'failed' | 'aborted';
 
@@ -50,6 +61,9 @@ export class SourceMigration {
   #progress: MigrationProgress | undefined;
   #error: VnetError | undefined;
   #hold: HoldStats | undefined;
+  #handOff: HandOffResult | undefined;
+  /** The commit is under way (hand-over, release): its `released` report is on the way. */
+  #lettingGo = false;
 
   /** `runtime` is undefined for a start refused at once (`fail`). */
   constructor(ctx: AgentContext, command: MigrateStart, runtime: VmRuntime | undefined) {
@@ -103,6 +117,7 @@ export class SourceMigration {
 
   /** Say where the migration stands (again). */
   report(extra?: VnetError): void {
+    if (this.#lettingGo) return;
     this.#ctx.emit(this.#currentReport(extra));
   }
 
@@ -231,17 +246,44 @@ export class SourceMigration {
     if (this.#state === 'released') { this.report(); return; }
     if (!PAUSED_STATES.has(this.#state)) { this.report(new MigrationStateError('migrate-commit', this.#state)); return; }
     this.#state = 'released';
+    this.#lettingGo = true;
+    this.#ctx.removeVm(this.port);
+    this.#letGo().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'letting go of the VM failed')).finally(() => {
+      this.#lettingGo = false;
+      this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold, ...(this.#handOff ?? {}) }, 'migration committed: released');
+      this.report();
+    });
+  }
+
+  /**
+   * The commit, in order, while the port is still held (frames to the VM
+   * queue here): a port that can hand its attachment over (a TAP device the
+   * destination attached to on this kernel) steers every new frame from the
+   * VM to the destination's queue, reads what is queued on its own (frames
+   * from the VM, forwarded like any other) and closes; the held frames go
+   * onto the link to the destination; the runtime lets go of the VM (a
+   * namespace VM stays frozen for the destination to thaw); the port is
+   * removed. The `released` report waits for all of it, so the destination,
+   * committed after it, owns the VM's only attachment.
+   */
+  async #letGo(): Promise<void> {
     const daemon = this.#ctx.daemon;
+    const port = daemon.port(this.port);
+    if (port !== undefined && isHandOffPort(port)) {
+      try {
+        this.#handOff = await port.handOff({ steer: true });
+      } catch (err) {
+        this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot hand the TAP attachment over');
+      }
+    }
     try {
       this.#hold = daemon.releasePort(this.port, { link: this.command.to });
     } catch (err) {
       this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the destination');
       this.#hold = daemon.holdStats(this.port);
     }
-    this.#ctx.removeVm(this.port);
-    void daemon.removePort(this.port, `migrated to ${this.command.to}`);
-    this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold }, 'migration committed: released');
-    this.report();
+    await this.#runtime?.relinquish?.().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime relinquish failed'));
+    await daemon.removePort(this.port, `migrated to ${this.command.to}`);
   }
 
   #abort(reason: string | undefined): void {

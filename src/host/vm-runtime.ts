@@ -26,6 +26,10 @@ export interface VmRuntime {
   pause(): Promise<void>;
   /** Run it again. Idempotent. */
   resume(): Promise<void>;
+  /** The VM left this host (a committed migration): let go of it without running it again. */
+  relinquish?(): Promise<void>;
+  /** The host stops: give back whatever the runtime holds (a paused VM runs again). */
+  close?(): Promise<void>;
 }
 
 /** What a VM sends on its own (the unprivileged stand-in for its applications). */

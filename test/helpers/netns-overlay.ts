@@ -9,11 +9,16 @@
  *   o.spawn(0, ['ping', '-i', '0.2', o.vms[1]!.ip]);
  *   await waitFor(() => o.model.getTopology().class === 'bus', 'bus announced');
  *
+ * Every daemon has a migration channel listener and an admin interface on
+ * loopback (`admin(host, path)`); a VM's port may carry a model guest
+ * (`guest:`, what a live migration moves). `VNET_OVERLAY_LOGS=DIR` keeps the
+ * daemons' logs there.
+ *
  * Everything (daemons, commands in the VMs, namespaces, the controller, the
  * directory) is removed when the test ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -23,6 +28,7 @@ import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { startControllerProcess } from '../../src/controller/launch.ts';
 import { requireTools, useNetns, waitFor, type ExecResult, type NetnsHarness } from './netns.ts';
 import { freePortBelowEphemeral as freePort } from './free-port.ts';
+import { adminRequest } from './admin-client.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
@@ -45,12 +51,21 @@ export interface NetnsOverlay {
   /** Runs a command in VM `i`'s namespace; killed when the test ends. */
   spawn(i: number, argv: readonly string[]): ChildProcess;
   exec(i: number, argv: readonly string[], timeoutMs?: number): Promise<ExecResult>;
+  /** GET `path` (/ports, /counters, /status…) from host `host`'s admin interface. */
+  admin(host: string, path: string): Promise<unknown>;
+}
+
+/** A port's model guest (daemon config `ports[].guest`). */
+export interface OverlayGuest {
+  profile: string;
+  memoryMiB: number;
+  diskMiB: number;
 }
 
 export interface NetnsOverlayInit {
   /** The spokes; a hub named `hub` is added. */
   hosts: readonly string[];
-  vms: ReadonlyArray<{ host: string }>;
+  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest }>;
   /** Lines of the deployment's `policy:` section (indented by two spaces), or '' for the defaults. */
   policy: string;
   /** Tools the test needs besides `ip` (checked up front: missing ones fail the test). */
@@ -71,6 +86,12 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
   const hosts = ['hub', ...init.hosts];
   const ports = new Map<string, number>();
   for (const h of [...hosts, 'control']) ports.set(h, await freePort());
+  for (const h of hosts) {
+    ports.set(`${h}/migration`, await freePort());
+    ports.set(`${h}/admin`, await freePort());
+  }
+  const logDir = process.env.VNET_OVERLAY_LOGS;
+  if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
   const certs = join(work, 'certs');
   await ensureDemoCertificates(certs, hosts);
 
@@ -103,12 +124,19 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
       `host: ${h}`, `role: ${h === 'hub' ? 'hub' : 'spoke'}`, 'transport: tls', `tls: { dir: ${certs} }`,
       `listen: { host: 127.0.0.1, port: ${ports.get(h)} }`,
       ...(h === 'hub' ? [] : [`hub: { host: 127.0.0.1, port: ${ports.get('hub')} }`, 'hubId: hub']),
+      `migration: { host: 127.0.0.1, port: ${ports.get(`${h}/migration`)} }`,
+      `admin: { host: 127.0.0.1, port: ${ports.get(`${h}/admin`)} }`,
       `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
       mine.length === 0 ? 'ports: []' : 'ports:',
-      ...mine.map((v) => `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", netns: ${v.ns} }`),
+      ...mine.map((v) => {
+        const g = init.vms[vms.indexOf(v)]?.guest;
+        const guest = g === undefined ? '' : `, guest: { profile: ${g.profile}, memoryMiB: ${g.memoryMiB}, diskMiB: ${g.diskMiB} }`;
+        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", netns: ${v.ns}${guest} }`;
+      }),
     ];
     writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
-    daemons.push(spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: 'ignore' }));
+    const out = logDir === undefined ? 'ignore' : openSync(join(logDir, `${h}.log`), 'a');
+    daemons.push(spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: ['ignore', out, out] }));
   }
   for (const v of vms) {
     await waitFor(async () => (await harness.link(v.ns, v.dev)) !== undefined, `the TAP device of ${v.name} in its namespace`, 30_000);
@@ -123,5 +151,10 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     harness,
     spawn: (i, argv) => harness.spawn(vms[i]!.ns, argv),
     exec: (i, argv, timeoutMs = 20_000) => harness.exec(vms[i]!.ns, argv, { timeoutMs, allowFailure: true }),
+    async admin(host, path) {
+      const r = await adminRequest(`http://127.0.0.1:${ports.get(`${host}/admin`)}`, 'GET', path);
+      if (r.status !== 200) throw new Error(`admin ${host} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json;
+    },
   };
 }

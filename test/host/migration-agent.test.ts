@@ -15,9 +15,9 @@ import type { MigrationCommand, MigrationReport, MigrationReportState, StopRuleN
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
-import { MigrationAgent } from '../../src/host/migration-agent.ts';
+import { MigrationAgent, type MigrationAgentComponents } from '../../src/host/migration-agent.ts';
 import { MigrationChannelListener } from '../../src/host/migration-channel.ts';
-import { createModelGuest, ModelGuestVm } from '../../src/host/vm-runtime.ts';
+import { createModelGuest, ModelGuestVm, type VmRuntime } from '../../src/host/vm-runtime.ts';
 import type { Guest } from '../../src/migration/guest.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { seqOf, testFrame } from '../helpers/ethernet.ts';
@@ -46,7 +46,9 @@ interface World {
   vm: ModelGuestVm;
 }
 
-async function side(net: MemoryNetwork, host: string, hub: Daemon): Promise<Side> {
+type AgentHooks = Pick<MigrationAgentComponents, 'makePort' | 'makeRuntime'>;
+
+async function side(net: MemoryNetwork, host: string, hub: Daemon, hooks: AgentHooks = {}): Promise<Side> {
   const pki = testPki();
   const creds = { ...pki.host(host), ca: pki.ca };
   const daemon = await Daemon.start(
@@ -54,22 +56,30 @@ async function side(net: MemoryNetwork, host: string, hub: Daemon): Promise<Side
     { hostId: host, role: 'spoke', listen: { host: '127.0.0.1', port: 0 }, hub: { ...hub.listenAddress!, id: 'hub' } },
   );
   const channel = await MigrationChannelListener.listen({ logger, clock }, { ...creds, host: '127.0.0.1', port: 0 });
-  const agent = new MigrationAgent({ daemon, logger, clock, channel, credentials: creds }, { progressEveryMs: 20 });
+  const agent = new MigrationAgent({ daemon, logger, clock, channel, credentials: creds, ...hooks }, { progressEveryMs: 20 });
   const reports: MigrationReport[] = [];
   agent.onReport((r) => reports.push(r));
   return { daemon, agent, reports };
 }
 
-async function world(t: { after(fn: () => Promise<void>): void }): Promise<World> {
+interface WorldOptions {
+  /** The source's port for the VM (default a memory port). */
+  srcPort?: MemoryPort;
+  /** The source's runtime for the VM (default the model-guest VM). */
+  runtime?: (vm: ModelGuestVm) => VmRuntime;
+  dstHooks?: AgentHooks;
+}
+
+async function world(t: { after(fn: () => Promise<void>): void }, opts: WorldOptions = {}): Promise<World> {
   const net = new MemoryNetwork();
   const hub = await Daemon.start({ logger, transport: new MemoryTransport({ logger }, { localHost: 'hub', network: net, keepaliveMs: 100, deadMs: 1500 }) }, { hostId: 'hub', role: 'hub', listen: { host: '127.0.0.1', port: 0 } });
   const src = await side(net, 'hA', hub);
-  const dst = await side(net, 'hB', hub);
+  const dst = await side(net, 'hB', hub, opts.dstHooks);
   t.after(async () => {
     await Promise.all([src.agent.close(), dst.agent.close()]);
     await Promise.all([src.daemon.close(), dst.daemon.close(), hub.close()]);
   });
-  const atSrc = new MemoryPort({ name: VM.port, mac: MOVER });
+  const atSrc = opts.srcPort ?? new MemoryPort({ name: VM.port, mac: MOVER });
   const gotSrc: number[] = [];
   atSrc.onDeliver((f) => gotSrc.push(seqOf(Buffer.from(f))));
   const peerPort = new MemoryPort({ name: 'vm2', mac: PEER });
@@ -78,7 +88,7 @@ async function world(t: { after(fn: () => Promise<void>): void }): Promise<World
   hub.addPort(peerPort, '10.0.0.22');
   const guest = createModelGuest('vm1', { profile: 'idle', memoryMiB: 4, diskMiB: 1 }, clock.now());
   const vm = new ModelGuestVm({ clock }, { name: 'vm1', mac: MOVER, port: VM.port, guest });
-  src.agent.addVm(vm);
+  src.agent.addVm(opts.runtime?.(vm) ?? vm);
   // The coordinator's first step: a link between source and destination.
   src.daemon.applyFastPathLinks(1, [{ peer: 'hB', address: dst.daemon.listenAddress!, reason: 'migration' }]);
   dst.daemon.applyFastPathLinks(1, [{ peer: 'hA', address: src.daemon.listenAddress!, reason: 'migration' }]);
@@ -192,6 +202,58 @@ for (const rule of ['smart-stop', 'time-bound'] as const) {
     assert.deepEqual(last(w.dst, 'nope'), { type: 'migration', id: 'nope', state: 'unknown' });
   });
 }
+
+test('commit with a port that hands its attachment over (a TAP device shared by two daemons): hand-off while still held, then the flush, the runtime let go, the port removed, and only then released; the destination releases its steering and takes the VM over', async (t) => {
+  const events: string[] = [];
+  let srcDaemon: Daemon | undefined;
+  class HandingPort extends MemoryPort {
+    readonly multiQueue = true;
+    async handOff(o: { steer?: boolean }): Promise<{ drained: number; steered: boolean }> {
+      events.push(`src handOff steer=${o.steer} held=${srcDaemon?.holdStats(VM.port)?.queued ?? 'none'}`);
+      await this.close();
+      return { drained: 0, steered: true };
+    }
+  }
+  class AttachedPort extends MemoryPort {
+    releaseSteering(): void {
+      events.push('dst releaseSteering');
+    }
+  }
+  const w = await world(t, {
+    srcPort: new HandingPort({ name: VM.port, mac: MOVER }),
+    runtime: (vm) => ({
+      name: vm.name, mac: vm.mac, port: vm.port, guest: vm.guest,
+      pause: () => vm.pause(),
+      resume: () => vm.resume(),
+      relinquish: async () => { events.push(`src relinquish port=${srcDaemon?.port(VM.port) !== undefined}`); },
+    }),
+    dstHooks: {
+      makePort: (vm) => { events.push('dst makePort'); return new AttachedPort({ name: vm.port, mac: parseMac(vm.mac) }); },
+      makeRuntime: async (vm, guest) => {
+        events.push('dst makeRuntime');
+        const runtime = new ModelGuestVm({ clock }, { name: vm.port, mac: parseMac(vm.mac), port: vm.port, guest });
+        return { name: runtime.name, mac: runtime.mac, port: runtime.port, guest, pause: () => runtime.pause(), resume: async () => { events.push('dst resume'); await runtime.resume(); } };
+      },
+    },
+  });
+  srcDaemon = w.src.daemon;
+  await begin(w, 'm7');
+  await reached(w.src, 'm7', 'paused');
+  for (let s = 2; s < 5; s++) w.peerPort.transmit(testFrame(MOVER, PEER, s));
+  await waitFor(() => w.src.daemon.holdStats(VM.port)?.held === 3, 'three frames held at the source');
+  await reached(w.dst, 'm7', 'ready');
+  w.src.agent.handle(verdict('migrate-commit', 'm7'));
+  w.src.agent.handle(verdict('migrate-query', 'm7'));
+  assert.ok(!states(w.src, 'm7').includes('released'), 'no released report while the hand-over is under way');
+  const released = await reached(w.src, 'm7', 'released');
+  assert.deepEqual(events, ['dst makePort', 'src handOff steer=true held=3', 'src relinquish port=true']);
+  assert.equal(w.src.daemon.port(VM.port), undefined, 'the port removed before released');
+  assert.deepEqual([released.stats?.held, released.stats?.flushed, released.stats?.lost], [3, 3, 0]);
+  w.dst.agent.handle(verdict('migrate-commit', 'm7'));
+  await reached(w.dst, 'm7', 'resumed');
+  assert.deepEqual(events.slice(3), ['dst releaseSteering', 'dst makeRuntime', 'dst resume']);
+  assert.equal(w.dst.agent.vm(VM.port)?.guest.runState, 'running');
+});
 
 test('abort after the pause: the guest runs on the source with the frames held for it, the destination keeps nothing', async (t) => {
   const w = await world(t);

@@ -90,6 +90,42 @@ for (const freezer of ['cgroup', 'signal'] as const) {
   });
 }
 
+for (const freezer of ['cgroup', 'signal'] as const) {
+  test(`a paused VM handed from one runtime to another (two daemons on one kernel) stays frozen until the second resumes it (${freezer} freezer)`, async (t: TestContext) => {
+    const h = await useNetns(t);
+    const vmNs = await h.namespace();
+    const witnessNs = await h.namespace();
+    const source = NamespaceVm.open({ name: 'vm-a', mac: VM_MAC, netns: vmNs, freezer, logger: silentLogger() });
+    t.after(() => source.close());
+    const inVm = new Pinger(h, vmNs);
+    const witness = new Pinger(h, witnessNs);
+    await inVm.running();
+    await witness.running();
+
+    await source.pause();
+    await source.relinquish();
+    await overWitnessPings(witness, inVm, 2);
+    assert.equal(await overWitnessPings(witness, inVm, 10), 0, 'still frozen once the source let go');
+
+    const destination = NamespaceVm.open({ name: 'vm-a', mac: VM_MAC, netns: vmNs, freezer, logger: silentLogger() });
+    t.after(() => destination.close());
+    await destination.adoptPaused();
+    assert.equal(destination.paused, true);
+    assert.equal(await overWitnessPings(witness, inVm, 10), 0, 'still frozen once the destination took it over');
+    await destination.resume();
+    const before = inVm.seq;
+    await waitFor(() => inVm.seq >= before + 5, 'the ping going on after the destination resumed it');
+    // The source's runtime is done with it: its close does nothing to the VM.
+    await source.close();
+    await destination.pause();
+    await overWitnessPings(witness, inVm, 2);
+    assert.equal(await overWitnessPings(witness, inVm, 10), 0, 'the destination pauses it again');
+    await destination.close();
+    const after = inVm.seq;
+    await waitFor(() => inVm.seq >= after + 5, 'the ping going on after close');
+  });
+}
+
 test('open refuses a namespace that does not exist, and this process\'s own', async (t) => {
   assert.throws(() => NamespaceVm.open({ name: 'x', mac: VM_MAC, netns: uniqueName('vnt-n-'), logger: silentLogger() }), (e: unknown) => e instanceof VmNamespaceNotFoundError && e.code === 'VNET_ERR_VM_NETNS_NOT_FOUND');
   assert.throws(() => NamespaceVm.open({ name: 'x', mac: VM_MAC, netns: '../../proc/self/ns/net', logger: silentLogger() }), VmNamespaceNotFoundError);

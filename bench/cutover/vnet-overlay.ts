@@ -1,0 +1,83 @@
+/**
+ * vnet's row of the cutover benchmark: the same probes and layout idea as
+ * the VXLAN baseline (a ping every 10 ms from a VM on a third host, a checked
+ * TCP stream into the VM that moves), on the real overlay: the controller in
+ * this process, a hub and three spokes as `vnet daemon` processes (TLS
+ * tunnels on loopback), every VM a network namespace holding a TAP device.
+ * VM x (a model guest: idle, 16 MiB of memory, 4 MiB of disk) moves from c1
+ * to c2 through the controller (`startMigration`, smart-stop): its processes
+ * frozen for the downtime, its TAP attachment handed from c1's daemon to
+ * c2's, its guest moved by the migration engine.
+ *
+ *   hub ── c1 ── vmx (moves to c2)     c2     c3 ── vmp (pings vmx)
+ *
+ * Figures: the pings lost and the longest gap between replies; the time from
+ * the pause (the migration's own record) until the VM answers again (the
+ * first reply after the longest gap that ends after the pause); the
+ * migration's cutover time from its API (the pause until every daemon
+ * acknowledged the rules that point at the destination); the frames the
+ * daemons counted lost at the cutover; the TCP stream's verdict.
+ *
+ * Reuses test/helpers/netns-overlay.ts (namespaces, daemons and controller,
+ * removed at the end).
+ */
+import type { MigrationView } from '../../src/controller/api-model.ts';
+import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
+import { startPing, startStream, type PingFigures } from './probes.ts';
+import type { CutoverFigures } from './vxlan-baseline.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** From `pausedAt` until the first reply after the longest gap that ends after it, ms. */
+export function answersAgainMs(ping: PingFigures, pausedAt: number): number {
+  const times = ping.replies.map((r) => r.atMs);
+  let best = -1;
+  let end = Number.NaN;
+  for (let i = 1; i < times.length; i++) {
+    if (times[i]! < pausedAt) continue;
+    const gap = times[i]! - times[i - 1]!;
+    if (gap > best) { best = gap; end = times[i]!; }
+  }
+  return end - pausedAt;
+}
+
+export async function vnetOverlay(): Promise<CutoverFigures> {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    const o = await startNetnsOverlay({ after: (fn) => { cleanups.push(fn); } }, {
+      hosts: ['c1', 'c2', 'c3'],
+      vms: [{ host: 'c1', guest: { profile: 'idle', memoryMiB: 16, diskMiB: 4 } }, { host: 'c3' }],
+      policy: '',
+      tools: ['ping'],
+    });
+    const [x, p] = o.vms;
+    const first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', x!.ip]);
+    if (first.code !== 0) throw new Error(`vmp cannot reach vmx before the move: ${first.stdout}${first.stderr}`);
+    for (let i = 0; i < 3000 && !(o.model.getVm(x!.mac)?.host === 'c1' && o.model.getVm(p!.mac)?.host === 'c3'); i++) await sleep(10);
+
+    const stream = await startStream(x!.ns, p!.ns, x!.ip, 5303);
+    const ping = startPing(p!.ns, x!.ip, 600); // 6 s at 10 ms
+    await sleep(1500);
+    const started = await o.model.startMigration!('vm0', 'c2', 'bench', { rule: 'smart-stop' });
+    let done: MigrationView | undefined;
+    for (let i = 0; i < 6000 && done === undefined; i++) {
+      const m = o.model.getMigration(started.id);
+      if (m !== undefined && (m.step === 'done' || m.step === 'aborted')) done = m;
+      else await sleep(10);
+    }
+    if (done === undefined || done.state !== 'succeeded') throw new Error(`the migration did not succeed: ${JSON.stringify(done ?? o.model.getMigration(started.id))}`);
+    const pingFigures = await ping.done;
+    const streamFigures = await stream.stop();
+    const c = done.cutover;
+    return {
+      path: 'vnet (TAP hand-over, TLS overlay)',
+      ping: pingFigures,
+      stream: streamFigures,
+      cutoverMs: c?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, c.pausedAt),
+      framesLost: c?.lost,
+      acknowledgedMs: c?.timeMs ?? undefined,
+    };
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+  }
+}
