@@ -185,7 +185,7 @@ export function migrationLine(m: MigrationView, vms: readonly VmView[] = []): st
   const engine = m.iteration !== null && m.iteration !== undefined
     ? `, ${m.enginePhase ?? m.phase} round ${m.iteration}, ${m.pagesLeft ?? '?'} pages left, ${Math.round(m.dirtyRate ?? 0)} pages/s dirtied` : '';
   const eta = m.etaMs !== null ? `, eta ${Math.ceil(m.etaMs / 1000)}s` : '';
-  return `${head} ${progressBar(m.progress)} ${Math.round(m.progress * 100)}%, ${formatBytes(m.bytesSent)} sent${engine}${eta}`;
+  return `${head} ${progressBar(m.progress)}, ${formatBytes(m.bytesSent)} sent${engine}${eta}`;
 }
 
 export function placementText(p: PlacementView, vms: readonly VmView[], now: number): string {
