@@ -1,8 +1,8 @@
-import type { MigrationReport, StopRuleName } from '../control/migration-control.ts';
+import type { MigrationReport } from '../control/migration-control.ts';
 import { decision, type Planned } from './effects.ts';
 import { cloneRun, MigrationPass } from './migration-pass.ts';
 import {
-  FINAL_STEPS, PRE_COMMIT_STEPS, type MigrationRun, type MigrationStep, type MigrationTimeouts, type MigrationVm,
+  FINAL_STEPS, PRE_COMMIT_STEPS, type MigrationRun, type MigrationStep, type MigrationTimeouts,
 } from './migration-run.ts';
 import type { LinkRecord, VmRecord } from './store/records.ts';
 
@@ -54,15 +54,8 @@ export interface CoordinatorWorld {
   vm(mac: string): VmRecord | undefined;
 }
 
-export interface StartMigration {
-  id: string;
-  vm: MigrationVm;
-  from: string;
-  to: string;
-  rule: StopRuleName;
-  deadlineMs: number | null;
-  requestedBy: string;
-}
+/** What starting a migration takes: the run's identity and request, before any step. */
+export type StartMigration = Pick<MigrationRun, 'id' | 'vm' | 'from' | 'to' | 'rule' | 'deadlineMs' | 'requestedBy'>;
 
 export type CoordinatorInput =
   | { type: 'start'; migration: StartMigration }

@@ -117,7 +117,7 @@ test('a link that would pay off but does not fit the budget is a decision with i
   const { connectedPair, DEPLOYMENT_YAML, startHarness, testDeployment } = await import('./fixtures/controller-harness.ts');
   const yaml = DEPLOYMENT_YAML.replace('  updatePeriodMs: 100\n', '  updatePeriodMs: 100\n  smoothingIntervalMs: 200\n  fastPathMinBytesPerSec: 100000\n  fastPathBudget: 0\n');
   const h = await startHarness(t, { deployment: testDeployment(yaml) });
-  const { a, b } = await connectedPair(h);
+  const { a } = await connectedPair(h);
   a.daemon.steady = [{ src: 0x020000000001, dst: 0x020000000002, frames: 70, bytes: 100_000 }];
   const held = (): number => h.controller.model.listDecisions({}).filter((d) => d.kind === 'no-change' && /fast-path budget \(0\) full/.test(d.reason)).length;
   await waitFor(() => held() === 1, 'budget decision', 10_000);

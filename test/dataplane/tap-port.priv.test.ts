@@ -66,14 +66,6 @@ function nodeIn(s: Setup, script: string): ReturnType<NetnsHarness['spawn']> {
   return s.h.spawn(s.ns, [process.execPath, '-e', script]);
 }
 
-async function firstLine(child: ReturnType<NetnsHarness['spawn']>, what: string): Promise<string> {
-  const [chunk] = (await Promise.race([
-    once(child.stdout!, 'data'),
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`no output from ${what}`)), 10_000).unref()),
-  ])) as [Buffer];
-  return chunk.toString().trim();
-}
-
 for (const vnetHdr of [false, true]) {
   const mode = vnetHdr ? 'with vnet_hdr' : 'without vnet_hdr';
 

@@ -61,7 +61,6 @@ export class TraceGuest implements Guest {
   readonly memory: StoreMemory<BytePageStore>;
   /** Small and synthetic (see the file comment), bounds-checked. */
   readonly disk: StoreDisk<BytePageStore> | undefined;
-  readonly #trace: Trace;
   readonly #snaps: readonly TraceSnapshot[];
   readonly #onEnd: 'loop' | 'hold';
   readonly #spread: 'uniform' | 'burst';
@@ -92,7 +91,6 @@ export class TraceGuest implements Guest {
     if (t.pageSize !== PAGE_SIZE) throw new RangeError(`trace pages are ${t.pageSize} bytes; a Guest's are ${PAGE_SIZE}`);
     const first = t.snapshots[0];
     if (first === undefined) throw new RangeError('the trace holds no snapshot');
-    this.#trace = t;
     this.#snaps = t.snapshots;
     this.#onEnd = init.onEnd ?? 'loop';
     this.#spread = init.spread ?? 'uniform';
