@@ -25,6 +25,11 @@ import type { Transport } from './transport.ts';
  *             `onFrames`) and a link-up event is emitted; when it ends it
  *             leaves the table, failures are counted by error code, and a
  *             link-down event is emitted.
+ *   detach    a link we close (removed, or replaced by the peer's dial) is
+ *             retired in the table at once — nothing more is sent to it, rules
+ *             fall through to the backbone — but drains: the frames its peer
+ *             sent before it saw our goodbye are still forwarded, from the
+ *             same ingress, until the link has closed (link.ts).
  */
 
 /** Link failures, as the daemon counts them. */
@@ -149,7 +154,7 @@ export class LinkSlots {
     slot.link = link;
     const ingress = this.#c.table.addLink(slot.peer, slot.kind, slot);
     link.onFrames((frames) => this.#c.onFrames(ingress, frames));
-    link.onClose((err) => this.#onLinkClosed(slot, link, err));
+    link.onClose((err) => this.#onLinkClosed(slot, link, ingress, err));
     this.#c.logger.info({ peer: slot.peer, kind: slot.kind, direction: slot.direction }, 'link up');
     this.#c.emit({ type: 'link-up', peer: slot.peer, kind: slot.kind });
   }
@@ -158,13 +163,17 @@ export class LinkSlots {
     const link = slot.link;
     if (link === undefined) return;
     slot.link = undefined;
-    this.#c.table.removeLink(slot.peer);
+    this.#c.table.retireLink(slot.peer); // released when the link has drained and closed (#onLinkClosed)
     void link.close(reason);
     this.#c.emit({ type: 'link-down', peer: slot.peer, kind: slot.kind, reason });
   }
 
-  #onLinkClosed(slot: LinkSlot, link: Link, err: Error | undefined): void {
-    if (slot.link !== link) return; // an old link we already replaced
+  #onLinkClosed(slot: LinkSlot, link: Link, ingress: Ingress, err: Error | undefined): void {
+    if (slot.link !== link) {
+      // A link we detached (removed or replaced): it has drained; its ingress goes.
+      this.#c.table.releaseLink(ingress);
+      return;
+    }
     slot.link = undefined;
     this.#c.table.removeLink(slot.peer);
     const reason = err?.message ?? 'closed';
