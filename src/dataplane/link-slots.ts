@@ -101,7 +101,7 @@ export class LinkSlots {
     if (existing?.link !== undefined) {
       const keepInbound = existing.direction === 'outbound' ? peer < this.#c.hostId : true;
       if (!keepInbound) {
-        void link.close('duplicate link: keeping the one dialled by the lower host id');
+        this.#discard(link, 'duplicate link: keeping the one dialled by the lower host id');
         return;
       }
       this.#detach(existing, 'replaced by a new inbound link');
@@ -159,6 +159,20 @@ export class LinkSlots {
     this.#c.emit({ type: 'link-up', peer: slot.peer, kind: slot.kind });
   }
 
+  /**
+   * Close a link that never joined the table (the loser of a dial race, a dial
+   * no longer wanted). Whatever the peer sent on it before it saw our goodbye
+   * still goes on, as if it came over the link we kept to that peer.
+   */
+  #discard(link: Link, reason: string): void {
+    const peer = link.peerHost;
+    link.onFrames((frames) => {
+      const ingress = this.#c.table.linkIngress(peer);
+      if (ingress !== undefined) this.#c.onFrames(ingress, frames);
+    });
+    void link.close(reason);
+  }
+
   #detach(slot: LinkSlot, reason: string): void {
     const link = slot.link;
     if (link === undefined) return;
@@ -205,7 +219,7 @@ export class LinkSlots {
         signal: dialer.abort.signal,
       });
       if (slot.dialer !== dialer || this.#closed || slot.link !== undefined) {
-        void link.close('no longer wanted');
+        this.#discard(link, 'no longer wanted');
         return;
       }
       if (peerUnknown && link.peerHost !== slot.peer) {
