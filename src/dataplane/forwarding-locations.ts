@@ -19,6 +19,12 @@ export interface Location<P, L> {
   readonly name: string;
   linkKind: LinkKind | undefined;
   handle: P | L;
+  /**
+   * A retired link: being closed and draining what its peer had already
+   * sent. It is still a valid ingress, but no longer a destination (rules and
+   * learning do not resolve to it, floods skip it).
+   */
+  retired: boolean;
 }
 
 export class ForwardingLocations<P, L> {
@@ -89,6 +95,27 @@ export class ForwardingLocations<P, L> {
   }
 
   /**
+   * Retire a link: its id stays a valid ingress (frames its peer sent before
+   * the close still arrive) but `linkId(peer)` no longer finds it and floods
+   * skip it; a new link to the same peer gets a new id. `free` it when the
+   * link has closed. Returns its id, or undefined if there was none.
+   */
+  retireLink(peer: string): number | undefined {
+    const id = this.#linkByPeer.get(peer);
+    if (id === undefined) return undefined;
+    this.#linkByPeer.delete(peer);
+    this.#locs[id]!.retired = true;
+    return id;
+  }
+
+  /** Forget a retired link's id; returns whether it was one. */
+  freeRetired(id: number): boolean {
+    if (this.#locs[id]?.retired !== true) return false;
+    this.#free(id);
+    return true;
+  }
+
+  /**
    * Whether a frame that came in over link `from` may go out over link `to`:
    * only on the hub, from one backbone link to another.
    */
@@ -105,7 +132,7 @@ export class ForwardingLocations<P, L> {
     const ports: P[] = [];
     const links: L[] = [];
     for (const loc of this.#locs) {
-      if (loc === undefined || loc.id === from.id) continue;
+      if (loc === undefined || loc.id === from.id || loc.retired) continue;
       if (loc.kind === 'port') ports.push(loc.handle as P);
       else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.relays(from, loc))) links.push(loc.handle as L);
     }
@@ -120,7 +147,7 @@ export class ForwardingLocations<P, L> {
 
   #add(kind: 'port' | 'link', name: string, linkKind: LinkKind | undefined, handle: P | L): Location<P, L> {
     const id = this.#freeIds.pop() ?? this.#locs.length;
-    const loc: Location<P, L> = { id, kind, name, linkKind, handle };
+    const loc: Location<P, L> = { id, kind, name, linkKind, handle, retired: false };
     this.#locs[id] = loc;
     return loc;
   }

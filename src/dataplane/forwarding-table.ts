@@ -37,6 +37,15 @@ export type { RuleChanges } from './rule-set.ts';
  * from a backbone link, on the hub only, every other backbone link; from any
  * other link, nothing further. So a flood crosses at most spoke → hub → spoke.
  *
+ * A link being closed is retired first (`retireLink`): it stays a valid
+ * ingress, so the frames its peer sent before it saw our goodbye are still
+ * forwarded, but it is no longer a destination — rules naming its peer skip
+ * it (falling through to lower rules, learning, the backbone), MACs are not
+ * learned behind it, floods leave it out. `releaseLink` forgets it once the
+ * link has closed. The hot path is unchanged: a frame from a retired link
+ * takes the miss path (its source is never learned there), which costs
+ * nothing while no link is draining.
+ *
  * Invalidation: a change of rules, ports or links drops the whole cache. A
  * change of one learned MAC invalidates only the decisions whose destination
  * is that MAC (nothing else depends on it): each decision holds the learned
@@ -187,11 +196,12 @@ export class ForwardingTable<P = string, L = string> {
   /** A miss, a stale decision, or a source seen at a new place: learn, then decide unless still valid. */
   #forwardSlow(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
     this.#misses++;
-    if (this.#locs.get(ingress) === undefined) {
+    const at = this.#locs.get(ingress);
+    if (at === undefined) {
       this.#drops['unknown-ingress']++;
       return this.#drop('unknown-ingress', undefined);
     }
-    if (learnable(src)) this.#learning.learn(src, ingress, this.#clock.now());
+    if (learnable(src) && !at.retired) this.#learning.learn(src, ingress, this.#clock.now());
     let hit = this.#cache.get(src, dst, ingress);
     if (hit === undefined || hit.dstDep.location === NOWHERE) hit = this.#insert(src, dst, ingress);
     else hit.srcEntry = this.#srcEntryFor(src, ingress);
@@ -240,7 +250,7 @@ export class ForwardingTable<P = string, L = string> {
     let egress: Egress<P, L>;
     const to = this.#locs.get(at.location);
     if (at.location === ingress) egress = this.#drop('hairpin', undefined);
-    else if (to === undefined) egress = this.#flood(from, 'unknown-unicast', undefined);
+    else if (to === undefined || to.retired) egress = this.#flood(from, 'unknown-unicast', undefined);
     else if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) egress = this.#drop('split-horizon', undefined);
     else egress = this.#unicast(to.id, 'learned', undefined);
     return new Hit(egress, at, srcEntry);
@@ -354,6 +364,28 @@ export class ForwardingTable<P = string, L = string> {
     return true;
   }
 
+  /**
+   * Retire the link to `hostId` while it closes (see the header): its ingress
+   * stays valid for what is still arriving on it, it stops being a
+   * destination, and every MAC learned behind it is forgotten. Returns its
+   * ingress (for `releaseLink`), or undefined if there was none.
+   */
+  retireLink(hostId: string): Ingress | undefined {
+    const id = this.#locs.retireLink(hostId);
+    if (id === undefined) return undefined;
+    this.#learning.removeLocation(id);
+    this.#invalidateAll();
+    this.#log?.debug({ peer: hostId, ingress: id }, 'link retired');
+    return id;
+  }
+
+  /** Forget a retired link once it has closed; returns whether it was one. */
+  releaseLink(ingress: Ingress): boolean {
+    if (!this.#locs.freeRetired(ingress)) return false;
+    this.#invalidateAll();
+    return true;
+  }
+
   portIngress(name: string): Ingress | undefined {
     return this.#locs.portId(name);
   }
@@ -397,7 +429,8 @@ export class ForwardingTable<P = string, L = string> {
 
   /** Record that `src` was seen at `ingress` (forward() does this itself). Returns false if not learnable. */
   learn(src: Mac, ingress: Ingress): boolean {
-    if (!learnable(src) || this.#locs.get(ingress) === undefined) return false;
+    const at = this.#locs.get(ingress);
+    if (!learnable(src) || at === undefined || at.retired) return false;
     this.#learning.learn(src, ingress, this.#clock.now());
     return true;
   }

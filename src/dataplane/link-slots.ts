@@ -25,6 +25,11 @@ import type { Transport } from './transport.ts';
  *             `onFrames`) and a link-up event is emitted; when it ends it
  *             leaves the table, failures are counted by error code, and a
  *             link-down event is emitted.
+ *   detach    a link we close (removed, or replaced by the peer's dial) is
+ *             retired in the table at once — nothing more is sent to it, rules
+ *             fall through to the backbone — but drains: the frames its peer
+ *             sent before it saw our goodbye are still forwarded, from the
+ *             same ingress, until the link has closed (link.ts).
  */
 
 /** Link failures, as the daemon counts them. */
@@ -96,7 +101,7 @@ export class LinkSlots {
     if (existing?.link !== undefined) {
       const keepInbound = existing.direction === 'outbound' ? peer < this.#c.hostId : true;
       if (!keepInbound) {
-        void link.close('duplicate link: keeping the one dialled by the lower host id');
+        this.#discard(link, 'duplicate link: keeping the one dialled by the lower host id');
         return;
       }
       this.#detach(existing, 'replaced by a new inbound link');
@@ -149,22 +154,40 @@ export class LinkSlots {
     slot.link = link;
     const ingress = this.#c.table.addLink(slot.peer, slot.kind, slot);
     link.onFrames((frames) => this.#c.onFrames(ingress, frames));
-    link.onClose((err) => this.#onLinkClosed(slot, link, err));
+    link.onClose((err) => this.#onLinkClosed(slot, link, ingress, err));
     this.#c.logger.info({ peer: slot.peer, kind: slot.kind, direction: slot.direction }, 'link up');
     this.#c.emit({ type: 'link-up', peer: slot.peer, kind: slot.kind });
+  }
+
+  /**
+   * Close a link that never joined the table (the loser of a dial race, a dial
+   * no longer wanted). Whatever the peer sent on it before it saw our goodbye
+   * still goes on, as if it came over the link we kept to that peer.
+   */
+  #discard(link: Link, reason: string): void {
+    const peer = link.peerHost;
+    link.onFrames((frames) => {
+      const ingress = this.#c.table.linkIngress(peer);
+      if (ingress !== undefined) this.#c.onFrames(ingress, frames);
+    });
+    void link.close(reason);
   }
 
   #detach(slot: LinkSlot, reason: string): void {
     const link = slot.link;
     if (link === undefined) return;
     slot.link = undefined;
-    this.#c.table.removeLink(slot.peer);
+    this.#c.table.retireLink(slot.peer); // released when the link has drained and closed (#onLinkClosed)
     void link.close(reason);
     this.#c.emit({ type: 'link-down', peer: slot.peer, kind: slot.kind, reason });
   }
 
-  #onLinkClosed(slot: LinkSlot, link: Link, err: Error | undefined): void {
-    if (slot.link !== link) return; // an old link we already replaced
+  #onLinkClosed(slot: LinkSlot, link: Link, ingress: Ingress, err: Error | undefined): void {
+    if (slot.link !== link) {
+      // A link we detached (removed or replaced): it has drained; its ingress goes.
+      this.#c.table.releaseLink(ingress);
+      return;
+    }
     slot.link = undefined;
     this.#c.table.removeLink(slot.peer);
     const reason = err?.message ?? 'closed';
@@ -196,7 +219,7 @@ export class LinkSlots {
         signal: dialer.abort.signal,
       });
       if (slot.dialer !== dialer || this.#closed || slot.link !== undefined) {
-        void link.close('no longer wanted');
+        this.#discard(link, 'no longer wanted');
         return;
       }
       if (peerUnknown && link.peerHost !== slot.peer) {

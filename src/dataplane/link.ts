@@ -31,6 +31,13 @@ import { FrameDecoder, encodeGoodbye, encodeHello, encodeKeepalive, type Control
  *   close      exactly once: local close (goodbye, end), peer goodbye, decode
  *              error (warn once, count, goodbye), timeout, socket error or
  *              end. onClose gets the typed error (undefined for a local close).
+ *   drain      a local close of an open link stops sending at once (the
+ *              frames gathered so far, then the goodbye, then end) but keeps
+ *              receiving until the peer has answered (its goodbye, end or
+ *              close) or CLOSE_GRACE_MS pass: the frames the peer sent before
+ *              it saw our goodbye are delivered, not dropped. onClose is
+ *              called when the drain is over. A peer's goodbye is answered
+ *              with an end, not a reset, so our last frames reach it.
  *
  * Payload buffers passed to send() are handed over: they sit in the socket's
  * queue until written, so the caller must not modify them afterwards.
@@ -63,7 +70,11 @@ export interface Link {
   onFrames(handler: FramesHandler): void;
   /** Called exactly once when the link ends (at once if it already has). */
   onClose(handler: CloseHandler): void;
-  /** Send a goodbye and end the socket; resolves when the socket has closed. */
+  /**
+   * Stop sending, send a goodbye and end the socket, still delivering what the
+   * peer sent before it saw the goodbye (onClose once that is over); resolves
+   * when the socket has closed.
+   */
   close(reason?: string): Promise<void>;
 }
 
@@ -104,6 +115,8 @@ export function openLink(init: OpenLinkInit): Promise<Link> {
 const PHASE_HANDSHAKE = 0;
 const PHASE_OPEN = 1;
 const PHASE_CLOSED = 2;
+/** Closed locally: nothing more is sent, what the peer had in flight is still received. */
+const PHASE_DRAINING = 3;
 
 let nextLinkSeq = 1;
 
@@ -147,7 +160,7 @@ class SocketLink implements Link {
     this.#inbox = new LinkInbox({
       socket: init.socket,
       stats: this.stats,
-      isOpen: () => this.#phase === PHASE_OPEN,
+      isOpen: () => this.#phase === PHASE_OPEN || this.#phase === PHASE_DRAINING,
       onHandlerError: (err) => {
         this.#log.error({ err }, 'frame handler threw; closing the link');
         this.#finish(err, ['normal', 'local error']);
@@ -208,13 +221,17 @@ class SocketLink implements Link {
   }
 
   #receiveFrames(frames: Frame[]): void {
-    if (this.#phase === PHASE_OPEN) this.#inbox.receive(frames);
+    if (this.#phase === PHASE_OPEN || this.#phase === PHASE_DRAINING) this.#inbox.receive(frames);
     else if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('peer sent frames before its hello'), ['protocol', 'frames before hello']);
   }
 
   #receiveControl(msg: ControlMessage): void {
     if (this.#phase === PHASE_HANDSHAKE) {
       this.#handshakeMessage(msg);
+      return;
+    }
+    if (this.#phase === PHASE_DRAINING) {
+      if (msg.type === 'goodbye') this.#finish(undefined, undefined); // the peer has seen ours, or closed too: nothing more will come
       return;
     }
     if (this.#phase !== PHASE_OPEN) return;
@@ -319,7 +336,7 @@ class SocketLink implements Link {
 
   close(reason = 'closed by the local host'): Promise<void> {
     if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new AbortedError('link handshake'), ['normal', reason]);
-    else this.#finish(undefined, ['normal', reason]);
+    else if (this.#phase === PHASE_OPEN) this.#drain(reason);
     return this.#socketClosed;
   }
 
@@ -341,8 +358,37 @@ class SocketLink implements Link {
     this.#markSocketClosed();
   };
 
-  /** End the open link once, for `err` (undefined: closed locally). */
+  /** Closed locally: stop sending (gathered frames, goodbye, end), keep receiving until the peer answers or the grace time is up. */
+  #drain(reason: string): void {
+    this.#phase = PHASE_DRAINING;
+    this.#liveness?.stop();
+    this.#liveness = undefined;
+    this.#writer.stop();
+    const socket = this.#socket;
+    if (socket.destroyed || !socket.writable) {
+      this.#finish(undefined, undefined);
+      return;
+    }
+    socket.write(encodeGoodbye('normal', reason));
+    socket.end();
+    this.#graceTimer = this.#clock.setTimeout(() => {
+      this.#finish(undefined, undefined);
+      socket.destroy();
+    }, CLOSE_GRACE_MS);
+  }
+
+  /** End the open (or draining) link once, for `err` (undefined: closed locally). */
   #finish(err: Error | undefined, goodbye: Goodbye | undefined): void {
+    if (this.#phase === PHASE_DRAINING) {
+      // Our goodbye and end are written; the socket closes when the peer's side has ended too (or the grace timer destroys it).
+      this.#log.info('link down');
+      this.#phase = PHASE_CLOSED;
+      this.#closeError = undefined;
+      this.#decoder.stop();
+      this.#inbox.clear();
+      if (this.#closeHandler !== undefined) this.#notifyClose();
+      return;
+    }
     if (this.#phase !== PHASE_OPEN) return;
     this.#log.info({ code: (err as { code?: string } | undefined)?.code, err: err?.message }, 'link down');
     this.#terminate(err, goodbye);
@@ -377,6 +423,11 @@ class SocketLink implements Link {
       socket.write(encodeGoodbye(goodbye[0], goodbye[1]));
       socket.end();
       socket.resume(); // drain until the peer closes its side
+      this.#graceTimer = this.#clock.setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+    } else if (err instanceof PeerGoodbyeError && socket.writable) {
+      // The peer is draining: end our side (what the writer just flushed still reaches it) rather than reset.
+      socket.end();
+      socket.resume();
       this.#graceTimer = this.#clock.setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
     } else {
       socket.destroy();
