@@ -161,6 +161,10 @@ interface Stack {
   /** Look at both copies now: throws if both run; checks that the source resumed only after migrate-abort. */
   sample(): void;
   samples: number;
+  /** Samples that saw the source's guest paused after its `paused` report (and no copy running). */
+  pausedSamples: number;
+  /** Every command and report, in the order they happened: `h1>migrate-commit`, `h2<ready`. */
+  events: string[];
   /** The source reported `paused` (its guest is stopped). */
   sourcePaused: boolean;
   waitFor<T>(check: () => T, what: string, timeoutMs?: number): Promise<NonNullable<T>>;
@@ -207,6 +211,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
     s.samples++;
     const src = sourceRunning();
     const dst = destRunning();
+    if (s.sourcePaused && !src && !abortAtSource) s.pausedSamples++;
     if (src && dst) violations.push(`both copies run (sample ${s.samples})`);
     if (src && s.sourcePaused && !abortAtSource) violations.push(`the source runs again without migrate-abort (sample ${s.samples})`);
     if (violations.length > 0) throw new Error(violations.join('; '));
@@ -227,6 +232,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
     const control: MigrationControl = {
       handle: (c) => {
         h.commands.push(c);
+        s.events.push(`${id}>${c.type}`);
         if (id === 'h1' && c.type === 'migrate-abort') abortAtSource = true;
         sample();
         if (h.onCommand !== undefined && !h.onCommand(c)) return;
@@ -235,6 +241,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
       },
       onReport: (handler) => migrations.onReport((r) => {
         h.reports.push(r);
+        s.events.push(`${id}<${r.state}`);
         if (id === 'h1' && r.state === 'paused') s.sourcePaused = true;
         sample();
         if (h.onReport !== undefined && !h.onReport(r)) return;
@@ -269,7 +276,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
   const poll = async <T>(check: () => T, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> => waitFor(() => { sample(); return check(); }, what, timeoutMs);
 
   Object.assign(s, {
-    dir, controller, hub, h1, h2, guest, gotH1, gotH2, samples: 0, sourcePaused: false,
+    dir, controller, hub, h1, h2, guest, gotH1, gotH2, samples: 0, pausedSamples: 0, events: [], sourcePaused: false,
     sent: () => seq - 1,
     stopTraffic: () => clearInterval(ticker),
     sample, destRunning, sourceRunning,
@@ -389,6 +396,9 @@ test('the destination killed during the final copy: aborted before the commit po
     assert.ok(rows.includes(want), `the store has ${want}: ${JSON.stringify(rows)}`);
   }
   assert.ok(!rows.includes('commit:ok'), 'no commit point');
+  assert.ok(rows.includes('stalled:source'), 'the source reported stalled (its engine lost the destination after the pause)');
+  assert.deepEqual(s.h1.reports.filter((r) => r.id === started.id && r.state !== 'progress').map((r) => r.state).filter((x, i, a) => a.indexOf(x) === i), ['paused', 'stalled', 'aborted'], 'paused, stalled until the verdict, then aborted');
+  assert.ok(s.pausedSamples > 0, 'the paused source was sampled');
 });
 
 test('the controller killed before the commit point and restarted on its database: the migration is aborted, v1 runs on the source', { timeout: 60_000 }, async (t) => {
@@ -424,31 +434,49 @@ test('the controller killed before the commit point and restarted on its databas
   assert.match(s.controller.model.getMigration(started.id)?.error ?? '', /restarted before the commit point/);
 });
 
-test('the controller killed after the commit point and restarted on its database: the cutover is driven to the end, v1 runs on the destination only', { timeout: 60_000 }, async (t) => {
-  const s = await startStack(t, 'ctl-postcommit');
-  let kill: Promise<void> | undefined;
-  s.h1.onCommand = (c) => {
-    // The commit point is written before migrate-commit leaves; the controller dies as it arrives (the source acts on it; its `released` reaches only the next controller).
-    if (c.type === 'migrate-commit' && kill === undefined) kill = s.killController();
-    return true;
-  };
-  const started = await s.controller.model.startMigration!('v1', 'h2', 'admin', { rule: 'smart-stop' });
-  await s.waitFor(() => kill !== undefined, 'migrate-commit at the source', 30_000);
-  await kill;
-  const left = leftInStore(s, started.id);
-  const stored = left.migration;
-  assert.ok(stored?.run !== undefined && ['commit', 'cutover'].includes(stored.run.step), `past the commit point: ${stored?.run?.step}`);
-  assert.equal(left.vm?.host, 'h2', 'the commit point moved v1 to h2 in the store');
-  assert.ok(left.steps.includes('commit:ok'), JSON.stringify(left.steps));
-  await s.waitFor(() => s.h1.migrations.stateOf(started.id) === 'released', 'the source released v1');
-  assert.ok(!s.destRunning() && !s.sourceRunning(), 'neither copy runs while the controller is away');
-  assert.ok(!s.h2.commands.some((c) => c.type === 'migrate-commit'), 'the destination has not heard the verdict');
-  await s.restartController();
-  await endsOnDestination(s, started.id);
-  assert.ok(!s.h1.commands.some((c) => c.type === 'migrate-abort') && !s.h2.commands.some((c) => c.type === 'migrate-abort'), 'nothing aborted');
-  const rows = steps(s, started.id);
-  assert.ok(rows.includes('restart:redrive') && rows.includes('resumed:ok') && rows.includes('released:ok') && rows.includes('done:ok'), JSON.stringify(rows));
-});
+for (const lost of [false, true]) {
+  const what = lost ? 'migrate-commit to the source lost with it' : 'the source acts on migrate-commit as it dies';
+  test(`the controller killed after the commit point (${what}) and restarted on its database: the cutover is driven to the end, v1 runs on the destination only`, { timeout: 60_000 }, async (t) => {
+    const s = await startStack(t, lost ? 'ctl-commit-lost' : 'ctl-postcommit');
+    let kill: Promise<void> | undefined;
+    s.h1.onCommand = (c) => {
+      // The commit point is written before migrate-commit leaves; the controller dies as it arrives at the source.
+      if (c.type === 'migrate-commit' && kill === undefined) {
+        kill = s.killController();
+        return !lost;
+      }
+      return true;
+    };
+    const started = await s.controller.model.startMigration!('v1', 'h2', 'admin', { rule: 'smart-stop' });
+    await s.waitFor(() => kill !== undefined, 'migrate-commit at the source', 30_000);
+    await kill;
+    const left = leftInStore(s, started.id);
+    const stored = left.migration;
+    assert.ok(stored?.run !== undefined && ['commit', 'cutover'].includes(stored.run.step), `past the commit point: ${stored?.run?.step}`);
+    assert.equal(left.vm?.host, 'h2', 'the commit point moved v1 to h2 in the store');
+    assert.ok(left.steps.includes('commit:ok'), JSON.stringify(left.steps));
+    if (lost) {
+      await s.waitFor(() => s.h2.migrations.stateOf(started.id) === 'ready', 'the destination ready');
+      assert.ok(['paused', 'sent'].includes(s.h1.migrations.stateOf(started.id) ?? ''), `the source still paused: ${s.h1.migrations.stateOf(started.id)}`);
+    } else {
+      // Its `released` reaches only the next controller.
+      await s.waitFor(() => s.h1.migrations.stateOf(started.id) === 'released', 'the source released v1');
+    }
+    assert.ok(!s.destRunning() && !s.sourceRunning(), 'neither copy runs while the controller is away');
+    assert.ok(!s.h2.commands.some((c) => c.type === 'migrate-commit'), 'the destination has not heard the verdict');
+    await s.restartController();
+    await endsOnDestination(s, started.id);
+    // The restarted controller committed the source first (its held frames reach v1 first), the destination once it released.
+    const released = s.events.indexOf('h1<released');
+    const destCommit = s.events.indexOf('h2>migrate-commit');
+    assert.ok(released >= 0 && destCommit > released, `the source released before the destination heard migrate-commit: ${JSON.stringify(s.events.filter((e) => !e.endsWith('progress')))}`);
+    assert.equal(s.h1.migrations.stateOf(started.id), 'released');
+    assert.equal(s.h2.migrations.stateOf(started.id), 'resumed');
+    assert.ok(!s.h1.commands.some((c) => c.type === 'migrate-abort') && !s.h2.commands.some((c) => c.type === 'migrate-abort'), 'nothing aborted');
+    const rows = steps(s, started.id);
+    assert.ok(rows.includes('restart:redrive') && rows.includes('resumed:ok') && rows.includes('released:ok') && rows.includes('done:ok'), JSON.stringify(rows));
+  });
+}
 
 test('the destination\'s ready lost: the coordinator finds it with migrate-query and commits; exactly one copy runs', { timeout: 60_000 }, async (t) => {
   const s = await startStack(t, 'ready-lost');
