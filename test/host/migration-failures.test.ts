@@ -204,7 +204,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
 
   let abortAtSource = false;
   const violations: string[] = [];
-  const s = {} as Stack;
+  const s = { samples: 0, pausedSamples: 0, events: [], sourcePaused: false } as unknown as Stack;
   const destRunning = (): boolean => s.h2?.migrations.vm('v1')?.guest.runState === 'running';
   const sourceRunning = (): boolean => guest.runState === 'running';
   const sample = (): void => {
@@ -276,7 +276,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
   const poll = async <T>(check: () => T, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> => waitFor(() => { sample(); return check(); }, what, timeoutMs);
 
   Object.assign(s, {
-    dir, controller, hub, h1, h2, guest, gotH1, gotH2, samples: 0, pausedSamples: 0, events: [], sourcePaused: false,
+    dir, controller, hub, h1, h2, guest, gotH1, gotH2,
     sent: () => seq - 1,
     stopTraffic: () => clearInterval(ticker),
     sample, destRunning, sourceRunning,
