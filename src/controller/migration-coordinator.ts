@@ -381,14 +381,18 @@ class Pass extends MigrationPass {
    * resendMs: the source first, the destination once the source has
    * released (flushed what it held, so those frames reach the VM before any
    * that came straight to the destination, and the source's port is gone
-   * before the destination announces the VM) — or once the source is away
-   * or has not answered for resendMs: past the commit point the source never
-   * runs the VM again, so the destination need not wait for it.
+   * before the destination announces the VM) — or once the source has been
+   * away for resendMs (since the step began: a restarted controller, or a
+   * daemon reconnecting, resets it, so a source that is merely not back
+   * yet is waited for) or has not answered for resendMs: past the commit
+   * point the source never runs the VM again, so the destination need not
+   * wait for it longer.
    */
   #sendCommits(run: MigrationRun): boolean {
     let sent = false;
     const sourceLast = run.commitSentMs.source;
-    const sourceSettled = run.releasedMs !== null || !this.world.connected.has(run.from) || (sourceLast !== null && this.now - sourceLast >= this.t.resendMs);
+    const sourceAway = !this.world.connected.has(run.from) && this.now - run.stepMs >= this.t.resendMs;
+    const sourceSettled = run.releasedMs !== null || sourceAway || (sourceLast !== null && this.now - sourceLast >= this.t.resendMs);
     const sides = [['source', run.from, run.releasedMs], ['dest', run.to, run.resumedMs]] as const;
     for (const [side, host, answered] of sides) {
       if (answered !== null || !this.world.connected.has(host)) continue;

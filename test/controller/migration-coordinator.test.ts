@@ -384,11 +384,24 @@ describe('migration coordinator: lost reports, stalls, restarts', () => {
     const back = r.run({ type: 'connected', host: 'h2' });
     assert.deepEqual(sent(back), ['h2:migrate-abort'], 'm1: abort to the destination; m2: h2 first runs the cutover rules');
     r.world.lagging.clear();
-    assert.deepEqual(sent(r.tick(1)), ['h2:migrate-commit']);
+    assert.deepEqual(sent(r.tick(1)), [], 'm2: the source is not back yet: its held frames go first, so the destination waits');
     r.world.connected.add('h1');
     assert.deepEqual(sent(r.run({ type: 'connected', host: 'h1' })), ['h1:migrate-commit'], 'm1: the destination has not answered yet (abortWaitMs)');
+    assert.deepEqual(sent(r.report('h1', 'm2', 'released')), ['h2:migrate-commit'], 'm2: the destination after the source released');
     r.report('h2', 'm1', 'aborted');
     assert.deepEqual(sent(r.last), ['h1:migrate-abort']);
+  });
+
+  it('after a restart past the commit point, a source that stays away is given up on after resendMs: the destination is committed', () => {
+    const c = committed();
+    c.world.lagging.clear();
+    c.tick(1);
+    const r = new Bench();
+    r.world.connected = new Set(['h2']);
+    r.restore([c.runOf()]);
+    r.run({ type: 'connected', host: 'h2' });
+    assert.deepEqual(sent(r.tick(T.resendMs - 1)), []);
+    assert.deepEqual(sent(r.tick(1)), ['h2:migrate-commit']);
   });
 });
 
