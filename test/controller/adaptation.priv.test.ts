@@ -38,8 +38,9 @@ test('real IP traffic between VM namespaces: a fast path is added, carries the p
   const r = await o.exec(0, ['ping', '-c', '100', '-i', '0.002', '-s', '1200', peer]);
   assert.match(r.stdout, / 0% packet loss/, r.stdout + r.stderr);
   await waitFor(() => fastFrames() - before.fast >= 200, 'the 100-ping burst (200 frames) counted on the fast path', 10_000);
-  // The backbone still floods the namespaces' own multicast (IPv6 neighbour discovery, MLD): a few frames, not the burst's 200.
-  assert.ok(backbone() - before.bb <= 20, `the backbone carried ${backbone() - before.bb} frames`);
+  // Through the hub the burst would add at least 400 frames to the backbone (200 frames, each on two backbone links).
+  // The backbone still floods the namespaces' own multicast (IPv6 neighbour discovery, MLD) meanwhile: a few dozen at most.
+  assert.ok(backbone() - before.bb < 100, `the burst did not cross the backbone (${backbone() - before.bb} frames there meanwhile)`);
 
   // The pings stop: the link goes after the hysteresis.
   pinger.kill('SIGINT');
