@@ -27,25 +27,14 @@ import { createModelGuest, ModelGuestVm } from '../../src/host/vm-runtime.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { seqOf, testFrame } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
 
 const logger = silentLogger();
 const clock = realClock;
 const V1 = parseMac('02:00:00:00:00:01');
 const V2 = parseMac('02:00:00:00:00:02');
 
-const DEPLOYMENT = `name: live
-sites:
-  - id: lab
-hosts:
-  - { id: hub, site: lab, hub: true, listen: { transport: tcp, host: 127.0.0.1, port: 7001 } }
-  - { id: h1, site: lab, listen: { transport: tcp, host: 127.0.0.1, port: 7002 } }
-  - { id: h2, site: lab, listen: { transport: tcp, host: 127.0.0.1, port: 7003 } }
-vms:
-  - { name: v1, mac: "02:00:00:00:00:01", ip: 10.0.0.1, host: h1 }
-  - { name: v2, mac: "02:00:00:00:00:02", ip: 10.0.0.2, host: hub }
-policy:
-  updatePeriodMs: 100
-`;
+const DEPLOYMENT = TWO_HOSTS_AND_HUB('live');
 
 interface Host {
   daemon: Daemon;
