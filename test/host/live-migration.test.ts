@@ -20,14 +20,12 @@ import { startController } from '../../src/controller/runtime.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
-import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { MigrationAgent } from '../../src/host/migration-agent.ts';
-import { MigrationChannelListener } from '../../src/host/migration-channel.ts';
 import { createModelGuest, ModelGuestVm } from '../../src/host/vm-runtime.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { seqOf, testFrame } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
+import { startMigratingHost, TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
 
 const logger = silentLogger();
 const clock = realClock;
@@ -61,13 +59,7 @@ test('vnet moves a VM between two daemons under the controller: verified copy, r
   });
   const url = `wss://127.0.0.1:${controller.controlPort}/control`;
   const host = async (id: string, hub?: Daemon): Promise<Host> => {
-    const creds = { ...pki.host(id), ca: pki.ca };
-    const daemon = await Daemon.start({ logger, transport: new TcpTransport({ logger }, { localHost: id, keepaliveMs: 200, deadMs: 3000 }) }, {
-      hostId: id, role: hub === undefined ? 'hub' : 'spoke', listen: { host: '127.0.0.1', port: 0 },
-      ...(hub !== undefined ? { hub: { ...hub.listenAddress!, id: 'hub' }, reconnect: { initialMs: 20, maxMs: 200 } } : {}),
-    });
-    const channel = await MigrationChannelListener.listen({ logger, clock }, { ...creds, host: '127.0.0.1', port: 0 });
-    const migrations = new MigrationAgent({ daemon, logger, clock, channel, credentials: creds });
+    const { daemon, migrations, creds } = await startMigratingHost(pki, id, hub);
     const agent = new ControllerAgent({ daemon, logger, clock, migrations }, { url, tls: { ca: pki.ca, cert: creds.cert, key: creds.key }, backoff: { initialMs: 20, maxMs: 100 } });
     const h = { daemon, migrations, agent };
     hosts.push(h);

@@ -49,15 +49,13 @@ import type { MigrationRecord, VmRecord } from '../../src/controller/store/recor
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
-import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { MigrationAgent } from '../../src/host/migration-agent.ts';
-import { MigrationChannelListener } from '../../src/host/migration-channel.ts';
 import { createModelGuest, ModelGuestVm } from '../../src/host/vm-runtime.ts';
 import type { Guest } from '../../src/migration/guest.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { seqOf, testFrame } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
+import { startMigratingHost, TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
 
 const logger = silentLogger();
 const clock = realClock;
@@ -207,13 +205,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
   };
 
   const host = async (id: string, hub?: Daemon): Promise<Host> => {
-    const creds = { ...pki.host(id), ca: pki.ca };
-    const daemon = await Daemon.start({ logger, transport: new TcpTransport({ logger }, { localHost: id, keepaliveMs: 200, deadMs: 3000 }) }, {
-      hostId: id, role: hub === undefined ? 'hub' : 'spoke', listen: { host: '127.0.0.1', port: 0 },
-      ...(hub !== undefined ? { hub: { ...hub.listenAddress!, id: 'hub' }, reconnect: { initialMs: 20, maxMs: 200 } } : {}),
-    });
-    const channel = await MigrationChannelListener.listen({ logger, clock }, { ...creds, host: '127.0.0.1', port: 0 });
-    const migrations = new MigrationAgent({ daemon, logger, clock, channel, credentials: creds });
+    const { daemon, migrations, creds } = await startMigratingHost(pki, id, hub);
     const relay = new Relay(controller.controlPort);
     await relay.listen();
     const h = { id, daemon, migrations, relay, commands: [], reports: [] } as unknown as Host;
