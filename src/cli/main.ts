@@ -1,28 +1,35 @@
 import { Command } from 'commander';
-import { certsCommand } from './certs-command.ts';
-import { controllerCommand } from './controller-command.ts';
-import { ctlCommand } from './ctl-command.ts';
-import { daemonCommand } from './daemon-command.ts';
-import { migrateCommand } from './migrate-command.ts';
-import { patternsCommand } from './patterns-command.ts';
-import { relayCommand } from './relay-command.ts';
-import { demoCommand } from './demo-command.ts';
-import { traceCommand } from './trace-command.ts';
 
-/** The `vnet` binary: one program, one subcommand per role. */
+/**
+ * The `vnet` binary: one program, one subcommand per role.
+ *
+ * Each subcommand's module is imported only when it runs: `vnet ctl hosts`
+ * must not load the controller, the data plane and SQLite just to print a
+ * table (docs/operations: the CLI answers in well under 0.3 s). `vnet --help`
+ * and unknown commands load them all (`--version` none) so that help lists every subcommand.
+ */
+type CommandLoader = () => Promise<Command>;
+
+const COMMANDS: ReadonlyMap<string, CommandLoader> = new Map<string, CommandLoader>([
+  ['demo', async () => (await import('./demo-command.ts')).demoCommand()],
+  ['controller', async () => (await import('./controller-command.ts')).controllerCommand()],
+  ['daemon', async () => (await import('./daemon-command.ts')).daemonCommand()],
+  ['ctl', async () => (await import('./ctl-command.ts')).ctlCommand()],
+  ['certs', async () => (await import('./certs-command.ts')).certsCommand()],
+  ['migrate', async () => (await import('./migrate-command.ts')).migrateCommand()],
+  ['trace', async () => (await import('./trace-command.ts')).traceCommand()],
+  ['patterns', async () => (await import('./patterns-command.ts')).patternsCommand()],
+  ['relay', async () => (await import('./relay-command.ts')).relayCommand()],
+]);
+
 const program = new Command('vnet')
   .description('vnet: an SDN overlay for virtual networks of VMs')
   .version('0.1.0')
   .showHelpAfterError();
 
-program.addCommand(demoCommand());
-program.addCommand(controllerCommand());
-program.addCommand(daemonCommand());
-program.addCommand(ctlCommand());
-program.addCommand(certsCommand());
-program.addCommand(migrateCommand());
-program.addCommand(traceCommand());
-program.addCommand(patternsCommand());
-program.addCommand(relayCommand());
+const first = process.argv[2] ?? '';
+const requested = COMMANDS.get(first);
+const loaders = requested !== undefined ? [requested] : first === '-V' || first === '--version' ? [] : [...COMMANDS.values()];
+for (const command of await Promise.all(loaders.map((load) => load()))) program.addCommand(command);
 
 await program.parseAsync(process.argv);
