@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
@@ -6,6 +6,15 @@ import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { startControllerProcess } from '../controller/launch.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 import { DEFAULT_DB_PATH } from '../controller/store/store.ts';
+import { DEFAULT_JOIN_TOKEN_TTL_MS, MAX_JOIN_TOKEN_TTL_MS } from '../controller/join-tokens.ts';
+
+function joinTokenTtlArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n * 1000 > MAX_JOIN_TOKEN_TTL_MS) {
+    throw new InvalidArgumentError(`expected whole seconds, 1 to ${MAX_JOIN_TOKEN_TTL_MS / 1000}`);
+  }
+  return n;
+}
 
 /** `vnet controller`: the controller with its operator API and web page, until SIGINT/SIGTERM. */
 export function controllerCommand(): Command {
@@ -17,6 +26,7 @@ export function controllerCommand(): Command {
     .option('--control <host:port>', 'control channel address (default: the deployment\'s)', hostPortArg)
     .option('--api <host:port>', 'operator API address (default: the deployment\'s)', hostPortArg)
     .option('--token-file <file>', 'where the first API token is written for `vnet ctl`', process.env.VNET_TOKEN_FILE ?? DEFAULT_TOKEN_FILE)
+    .option('--join-token-ttl <seconds>', 'lifetime of a join token created without one', joinTokenTtlArg, DEFAULT_JOIN_TOKEN_TTL_MS / 1000)
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();
       try {
@@ -30,13 +40,18 @@ export function controllerCommand(): Command {
             control: opts.control as { host: string; port: number } | undefined,
             api: opts.api as { host: string; port: number } | undefined,
             tokenFile: String(opts.tokenFile),
+            joinTokenTtlMs: Number(opts.joinTokenTtl) * 1000,
           },
         );
         console.error(`controller: control channel ${proc.controlUrl}, API ${proc.api.url}`);
+        // The token is shown once, at creation, and only to a terminal: a service's stderr is a log.
+        const tty = process.stderr.isTTY === true;
         if (proc.newToken !== undefined) {
-          console.error(`API token (shown once; also written to ${String(opts.tokenFile)}): ${proc.newToken}`);
+          console.error(tty
+            ? `API token (shown once; also written to ${String(opts.tokenFile)}): ${proc.newToken}\nweb page: ${proc.pageUrl}`
+            : `API token created and written to ${String(opts.tokenFile)} (mode 0600); \`vnet ctl web-url\` prints the web page's address with it`);
         }
-        console.error(`web page: ${proc.pageUrl}`);
+        if (proc.newToken === undefined || !tty) console.error(`web page: ${proc.api.url}/ (\`vnet ctl web-url\` prints it with a token)`);
         const stop = (): void => void proc.close().then(() => process.exit(0));
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
+import { pageUrlFromTokenFile } from '../controller/api/operator-api.ts';
 import { PATTERN_KINDS, type PatternKind } from '../topology/patterns.ts';
 import { startDemo, type Demo } from './demo-runner.ts';
 import { migrationCounts } from './demo-migration.ts';
@@ -89,7 +90,7 @@ export function demoCommand(): Command {
           },
         );
         console.log(`vnet demo: ${deployment.name} — ${deployment.hosts.length} hosts, ${deployment.vms.length} VMs`);
-        console.log(`web page:   ${demo.process.pageUrl}`);
+        console.log(`web page:   ${await pageUrlFromTokenFile(demo.process.api.url, join(String(opts.workDir), 'api-token'), demo.process.controller.tokens)}`);
         console.log(`API:        ${demo.process.api.url}   (token in ${join(String(opts.workDir), 'api-token')})`);
         console.log(`vnet ctl:   VNET_CONTROLLER=${demo.process.api.url} VNET_TOKEN_FILE=${join(String(opts.workDir), 'api-token')} vnet ctl topology`);
         const vm = deployment.vms[0];

@@ -345,28 +345,6 @@ export interface ControllerCommands {
   startMigration?(vm: string, to: string, actor: string, options?: StartMigrationOptions): Promise<MigrationView>;
   /** Abort a migration before its commit point (409 after it). */
   cancelMigration?(id: string, actor: string): Promise<MigrationView>;
-  /**
-   * A join token for a daemon's first contact (when it has no host
-   * certificate yet). The secret is returned once and stored hashed.
-   */
-  createJoinToken?(options: JoinTokenRequest, actor: string): Promise<JoinTokenView>;
-}
-
-export interface JoinTokenRequest {
-  /** Bind the token to one host id; any host of the deployment otherwise. */
-  host?: string | undefined;
-  ttlMs?: number | undefined;
-  /** Default true. */
-  singleUse?: boolean | undefined;
-}
-
-export interface JoinTokenView {
-  /** The secret: shown once. */
-  token: string;
-  id: string;
-  host: string | null;
-  expiresAt: number | null;
-  singleUse: boolean;
 }
 
 export type EventHandler = (event: EventView) => void;

@@ -14,7 +14,8 @@ import { validateReport } from '../topology/report-validation.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ControlAuthError, ControlStateError, JoinTokenError, UnknownHostError } from './errors.ts';
-import { consumeJoinToken, issueHostCredential, verifyHostCredential } from './join-tokens.ts';
+import { acceptHostCertificate, peerCertificateIdentity, verifyHostCredential } from './host-identity.ts';
+import { joinWithToken } from './join-tokens.ts';
 import type { ControllerStore } from './store/store.ts';
 
 /**
@@ -24,10 +25,13 @@ import type { ControllerStore } from './store/store.ts';
  *   accept → hello (within helloTimeoutMs) → authenticate → welcome → session
  *
  * Authentication, in order: a client certificate signed by the deployment CA
- * whose CN (or a DNS subjectAltName) is the host id of the hello; else the
- * host credential issued at an earlier join; else a join token (which earns a
- * credential, sent in the welcome). The host must be in the deployment.
- * Anything else is refused with an `error` message and the socket closed.
+ * whose CN (or a DNS subjectAltName) is the host id of the hello, unless that
+ * certificate was revoked (host-identity.ts); else the host credential issued
+ * at an earlier join; else a join token (join-tokens.ts: never for a host that
+ * already has an identity; it earns a credential, sent in the welcome). The
+ * host must be in the deployment. Anything else is refused with an `error`
+ * message and the socket closed. `disconnectHost` closes a host's session
+ * when its identity is revoked.
  *
  * After the welcome, every message is decoded by the total decoder: a bad one
  * gets an `error` reply and is counted; the session stays up. A traffic
@@ -90,6 +94,8 @@ export interface ControlServerInit {
 export const CLOSE_PROTOCOL_ERROR = 4000;
 export const CLOSE_REPLACED = 4001;
 export const CLOSE_AUTH_FAILED = 4003;
+/** The host's credential or certificate was revoked while it was connected. */
+export const CLOSE_REVOKED = 4004;
 export const CLOSE_HELLO_TIMEOUT = 4008;
 /** How long close() waits for daemons to finish the WebSocket close handshake. */
 const CLOSE_GRACE_MS = 1000;
@@ -189,6 +195,17 @@ export class ControlServer {
 
   connectedHosts(): string[] {
     return [...this.#sessions.keys()].sort();
+  }
+
+  /** Close a host's session at once (its identity was revoked); false if it had none. */
+  disconnectHost(hostId: string, why: string): boolean {
+    const conn = this.#sessions.get(hostId);
+    if (conn === undefined) return false;
+    this.#log.warn({ host: hostId, why }, 'closing the session of a host whose identity was revoked');
+    this.#detach(conn, why);
+    conn.done = true;
+    conn.ws.close(CLOSE_REVOKED, why.slice(0, 100));
+    return true;
   }
 
   async close(): Promise<void> {
@@ -323,36 +340,21 @@ export class ControlServer {
   }
 
   #authenticate(conn: Connection, hello: HelloMessage): { auth: SessionAuth; credential: string | undefined } {
-    const certHost = this.#certificateHost(conn.tls);
+    const { store } = this.#c;
+    const now = this.#now();
+    const certHost = peerCertificateIdentity(conn.tls);
+    let certNote = certHost.error !== undefined ? ` (client certificate refused: ${certHost.error})` : '';
     if (certHost.authorized) {
-      if (certHost.names.includes(hello.hostId)) return { auth: 'certificate', credential: undefined };
-      throw new ControlAuthError(`certificate is for ${certHost.names.join(', ') || 'no host'}, not ${hello.hostId}`);
+      if (!certHost.names.includes(hello.hostId)) throw new ControlAuthError(`certificate is for ${certHost.names.join(', ') || 'no host'}, not ${hello.hostId}`);
+      if (acceptHostCertificate(store, hello.hostId, certHost.fingerprint, now)) return { auth: 'certificate', credential: undefined };
+      certNote = ' (client certificate revoked)';
     }
-    const certNote = certHost.error !== undefined ? ` (client certificate refused: ${certHost.error})` : '';
     if (hello.auth === undefined) throw new ControlAuthError(`no valid client certificate and no join token or credential${certNote}`);
     if ('credential' in hello.auth) {
-      if (verifyHostCredential(this.#c.store, hello.hostId, hello.auth.credential)) return { auth: 'credential', credential: undefined };
+      if (verifyHostCredential(store, hello.hostId, hello.auth.credential, now)) return { auth: 'credential', credential: undefined };
       throw new ControlAuthError(`host credential not valid for ${hello.hostId}${certNote}`);
     }
-    const now = this.#now();
-    consumeJoinToken(this.#c.store, hello.auth.joinToken, hello.hostId, now);
-    return { auth: 'join-token', credential: issueHostCredential(this.#c.store, hello.hostId, now) };
-  }
-
-  #certificateHost(tls: TLSSocket): { authorized: boolean; names: string[]; error: string | undefined } {
-    const cert = tls.getPeerCertificate?.();
-    const present = cert !== undefined && cert !== null && Object.keys(cert).length > 0;
-    if (!present) return { authorized: false, names: [], error: undefined };
-    if (!tls.authorized) return { authorized: false, names: [], error: String(tls.authorizationError ?? 'not authorized') };
-    const names: string[] = [];
-    const cn = cert.subject?.CN;
-    if (typeof cn === 'string') names.push(cn);
-    else if (Array.isArray(cn)) names.push(...(cn as string[]));
-    for (const part of (cert.subjectaltname ?? '').split(',')) {
-      const m = /^\s*DNS:(.+)$/.exec(part);
-      if (m?.[1] !== undefined) names.push(m[1].trim());
-    }
-    return { authorized: true, names, error: undefined };
+    return { auth: 'join-token', credential: joinWithToken(store, hello.auth.joinToken, hello.hostId, now).credential };
   }
 
   #refuse(conn: Connection, reason: string, error: VnetError, closeCode: number): void {

@@ -36,12 +36,25 @@ export class ControlAuthError extends VnetError {
   }
 }
 
-/** A join token that is unknown, expired, already used or bound to another host. */
+export type JoinTokenRefusal = 'unknown' | 'expired' | 'used' | 'wrong-host' | 'revoked' | 'host-has-identity';
+
+/**
+ * A join token that is unknown, expired, already used, revoked or bound to
+ * another host; or one presented for a host that already has an identity (a
+ * certificate or a credential), which a token never replaces.
+ */
 export class JoinTokenError extends VnetError {
-  readonly reason: 'unknown' | 'expired' | 'used' | 'wrong-host';
-  constructor(reason: 'unknown' | 'expired' | 'used' | 'wrong-host', message: string) {
+  readonly reason: JoinTokenRefusal;
+  constructor(reason: JoinTokenRefusal, message: string) {
     super('VNET_ERR_JOIN_TOKEN', message);
     this.reason = reason;
+  }
+}
+
+/** An access request (join token, API token) with a bad or missing argument; names it. */
+export class AccessRequestError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_INVALID_ARGUMENT', message);
   }
 }
 

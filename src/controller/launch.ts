@@ -7,9 +7,9 @@
  * (made by `vnet certs init`); the controller's own certificate (host id
  * "controller") is issued from that CA on first start if it is missing.
  *
- * API token: created at the first start of a database, printed once by the
- * caller, stored hashed in the database, and written to the token file that
- * `vnet ctl` reads.
+ * API token: created at the first start of a database, stored hashed in the
+ * database and written to the token file that `vnet ctl` reads; the caller
+ * may show it once (`newToken`), and it never goes to the log.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -34,6 +34,8 @@ export interface ControllerProcessInit {
   control?: { host: string; port: number } | undefined;
   api?: { host: string; port: number } | undefined;
   tokenFile: string;
+  /** A join token's lifetime when its creator gives none (default one hour). */
+  joinTokenTtlMs?: number | undefined;
 }
 
 export interface ControllerProcess {
@@ -44,7 +46,7 @@ export interface ControllerProcess {
   controlUrl: string;
   /** The API token, when this start created it (first start of the database); otherwise undefined. */
   newToken: string | undefined;
-  /** The operator page URL, with the token in the fragment when it is known. */
+  /** The operator page URL; with the token in the fragment only at the start that created it. */
   pageUrl: string;
   close(): Promise<void>;
 }
@@ -62,10 +64,12 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   const d = init.deployment;
   const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
   const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };
-  const controller = await startController({ logger, registry }, { deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } } });
+  const controller = await startController({ logger, registry }, {
+    deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } }, joinTokenTtlMs: init.joinTokenTtlMs,
+  });
   let api: OperatorApi;
   try {
-    api = await startOperatorApi({ logger, model: controller.model, tokens: controller.tokens, registry }, { ...apiAddr, tokenFile: init.tokenFile });
+    api = await startOperatorApi({ logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry }, { ...apiAddr, tokenFile: init.tokenFile });
   } catch (err) {
     await controller.close();
     throw err;

@@ -12,7 +12,8 @@ import { SqliteTokenStore } from './sqlite-token-store.ts';
 import { topologyView } from './views.ts';
 import type { Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
-import { createJoinToken, type JoinTokenOptions } from './join-tokens.ts';
+import { createJoinToken, DEFAULT_JOIN_TOKEN_TTL_MS, type JoinTokenOptions } from './join-tokens.ts';
+import { AccessService } from './access-service.ts';
 import type { JoinTokenRecord } from './store/records.ts';
 import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
@@ -73,6 +74,8 @@ export interface ControllerInit {
   resendAfterMs?: number;
   /** The migration coordinator's timeouts (migration-run.ts DEFAULT_MIGRATION_TIMEOUTS). */
   migration?: Partial<MigrationTimeouts>;
+  /** A join token's lifetime when its creator gives none (default one hour). */
+  joinTokenTtlMs?: number | undefined;
 }
 
 export interface ControllerHandle {
@@ -81,12 +84,14 @@ export interface ControllerHandle {
   readonly model: ControllerModel;
   /** The `api_tokens` table, for the API's bearer-token auth. */
   readonly tokens: TokenStore;
+  /** Join tokens, host identities and their revocation (access-model.ts), for the API server. */
+  readonly access: AccessService;
   readonly loop: ControlLoop;
   readonly events: ControllerEventLog;
   readonly metrics: ControllerMetrics;
   /** The control channel's bound port. */
   readonly controlPort: number;
-  /** Create a join token for a daemon's first contact; the token text is shown only here. */
+  /** Create a join token for a daemon's first contact (the controller's default lifetime); the token text is shown only here. */
   createJoinToken(options: JoinTokenOptions): { token: string; record: JoinTokenRecord };
   /** Run one update period now (tests; the timer runs it every policy.updatePeriodMs). An error is thrown to the caller. */
   tick(): void;
@@ -134,6 +139,7 @@ export async function startController(components: ControllerComponents, init: Co
       ...(init.pingIntervalMs !== undefined ? { pingIntervalMs: init.pingIntervalMs } : {}),
     });
     const controlPort = await server.listen();
+    const access = new AccessService({ store, events, sessions: server, wallClock }, { joinTokenTtlMs: init.joinTokenTtlMs });
     // Desired state for every host is computed (and persisted) before any daemon is back.
     loop.reconcile('controller started');
     // Migrations left open by the previous run: aborted before their commit point, driven on after it.
@@ -148,8 +154,8 @@ export async function startController(components: ControllerComponents, init: Co
     const ctl = server;
     let closed = false;
     return {
-      store, model, tokens, loop, events, metrics, controlPort,
-      createJoinToken: (options) => createJoinToken(store, options, wallClock()),
+      store, model, tokens, access, loop, events, metrics, controlPort,
+      createJoinToken: (options) => createJoinToken(store, options, wallClock(), init.joinTokenTtlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS),
       tick: () => loop.tick(),
       async close(): Promise<void> {
         if (closed) return;

@@ -2,8 +2,6 @@ import { isMacString, formatMac, parseMac } from '../common/mac.ts';
 import type {
   ControllerModel, DecisionView, EventHandler, EventPage, EventQuery, EventSubscribeOptions, HostRulesView, HostView, LinkView,
   MatrixView, MigrationView, PlacementView, TopologyView, VmView,
-  JoinTokenRequest,
-  JoinTokenView,
   StartMigrationOptions,
 } from './api-model.ts';
 import type { ControlLoop } from './control-loop.ts';
@@ -11,7 +9,6 @@ import type { ControllerEventLog } from './event-log.ts';
 import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
 import { migrationViewOf } from './migration-run.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
-import { createJoinToken } from './join-tokens.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
@@ -159,19 +156,6 @@ export class ControllerService implements ControllerModel {
     store.appendAudit({ atMs: wallClock(), actor, action: 'cancel-migration', target: id, detail: { id } });
     events.emit('operator-action', { actor, action: 'cancel-migration', detail: { id, vm: view.vm } });
     return view;
-  }
-
-  async createJoinToken(options: JoinTokenRequest, actor: string): Promise<JoinTokenView> {
-    const { store, events, wallClock } = this.#c;
-    if (options.host !== undefined && store.getHost(options.host) === undefined) throw new NotFoundError(`host ${JSON.stringify(options.host)}`);
-    const now = wallClock();
-    const { token, record } = store.transaction(() => {
-      const created = createJoinToken(store, options, now);
-      store.appendAudit({ atMs: now, actor, action: 'create-join-token', target: created.record.id, detail: { host: options.host ?? null, ttlMs: options.ttlMs ?? null, singleUse: created.record.singleUse } });
-      return created;
-    });
-    events.emit('operator-action', { actor, action: 'create-join-token', detail: { id: record.id, host: record.host ?? null } });
-    return { token, id: record.id, host: record.host ?? null, expiresAt: record.expiresMs ?? null, singleUse: record.singleUse };
   }
 
   async removeFastPathLink(a: string, b: string, actor: string): Promise<void> {

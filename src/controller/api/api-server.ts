@@ -6,8 +6,10 @@ import { realClock } from '../../common/clock.ts';
 import type { Clock } from '../../common/clock.ts';
 import { componentLogger } from '../../common/logger.ts';
 import type { Logger } from '../../common/logger.ts';
+import type { AccessCommands } from '../access-model.ts';
 import type { ControllerModel } from '../api-model.ts';
-import { authenticate, bearerToken } from './auth.ts';
+import { addAccessRoutes } from './access-routes.ts';
+import { authenticate, bearerToken, requireOperator } from './auth.ts';
 import type { Principal } from './auth.ts';
 import { ApiRouteNotFoundError } from './errors.ts';
 import { EventStreamServer } from './event-stream.ts';
@@ -26,7 +28,8 @@ import type { Router } from './router.ts';
  *   static    GET of the page shell (/, /app.js, /style.css, /vendor/…): no token
  *   metrics   GET /metrics: Prometheus text, no token by default (loopback;
  *             `metricsRequireToken` to require one)
- *   auth      everything under /api/ needs `Authorization: Bearer <token>`
+ *   auth      everything under /api/ needs `Authorization: Bearer <token>`;
+ *             a change (any method but GET/HEAD) needs the operator scope
  *   route     /api/v1/… → handler → JSON; errors → `{ error: { code, message } }`
  *   upgrade   the WebSocket event stream at /api/v1/events (see event-stream.ts)
  * Every request is counted and timed by route pattern.
@@ -36,8 +39,12 @@ export interface ApiServerComponents {
   logger: Logger;
   model: ControllerModel;
   tokens: TokenStore;
+  /** Join tokens and host credentials (the controller's); their routes answer 501 without. */
+  access?: AccessCommands | undefined;
   registry: Registry;
   clock?: Clock;
+  /** Wall-clock ms for API token records (default Date.now). */
+  wallClock?: () => number;
 }
 
 export interface ApiServerInit {
@@ -65,6 +72,10 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   const statics = await StaticFiles.load();
   const router = createV1Router(components.model);
   const stream = new EventStreamServer({ logger, model: components.model, tokens: components.tokens, metrics, clock }, init.eventStream ?? {});
+  addAccessRoutes(router, {
+    tokens: components.tokens, access: components.access, wallClock: components.wallClock ?? Date.now,
+    onApiTokenRevoked: (id) => stream.disconnectToken(id, 'API token revoked'),
+  });
   const ctx: HandlerContext = {
     logger,
     clock,
@@ -156,6 +167,7 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
       const principal = authenticateRequest(c, req);
       const match = c.router.match(method, path);
       route = match.route.pattern;
+      if (!isRead) requireOperator(principal, `${method} ${route}`);
       const result = await match.route.handler({
         params: match.params,
         query: url.searchParams,

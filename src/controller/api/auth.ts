@@ -1,18 +1,20 @@
 import type { IncomingMessage } from 'node:http';
-import { ApiAuthError } from './errors.ts';
+import { ApiAuthError, ApiForbiddenError } from './errors.ts';
 import { verifyApiToken } from './token-store.ts';
-import type { ApiTokenRecord, TokenStore } from './token-store.ts';
+import type { ApiScope, ApiTokenRecord, TokenStore } from './token-store.ts';
 
 /**
  * Bearer-token authentication. HTTP requests carry `Authorization: Bearer
  * <token>`; the event-stream WebSocket may instead carry `?token=` because
  * browsers cannot set headers on a WebSocket. The actor recorded in audits is
- * "operator:<label of the token>".
+ * "operator:<label of the token>". What a principal may do is its token's
+ * scope: `read` (GET, HEAD and the event stream) or `operator` (everything).
  */
 
 export interface Principal {
   tokenId: string;
   actor: string;
+  scope: ApiScope;
 }
 
 const BEARER_RE = /^Bearer[ \t]+(\S+)[ \t]*$/i;
@@ -29,6 +31,13 @@ export function authenticate(tokens: TokenStore, token: string | undefined): Pri
     throw new ApiAuthError('missing API token: send "Authorization: Bearer <token>" (the controller printed the token at first start)');
   }
   const record: ApiTokenRecord | undefined = verifyApiToken(tokens, token);
-  if (record === undefined) throw new ApiAuthError('the API token is not valid for this controller');
-  return { tokenId: record.id, actor: `operator:${record.label}` };
+  if (record === undefined) throw new ApiAuthError('the API token is not valid for this controller (unknown or revoked)');
+  return { tokenId: record.id, actor: `operator:${record.label}`, scope: record.scope };
+}
+
+/** Throw ApiForbiddenError (403) unless the principal's token has the operator scope. */
+export function requireOperator(principal: Principal, what: string): void {
+  if (principal.scope !== 'operator') {
+    throw new ApiForbiddenError(`${what} needs a token with the operator scope; token ${principal.tokenId} has the ${principal.scope} scope`);
+  }
 }

@@ -15,6 +15,13 @@ export class ApiAuthError extends VnetError {
   }
 }
 
+/** A valid token whose scope does not allow the request (a `read` token asking for a change). */
+export class ApiForbiddenError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_API_FORBIDDEN', message);
+  }
+}
+
 /** A request body or query parameter that is not valid; names the field. */
 export class ApiInvalidRequestError extends VnetError {
   readonly field: string | undefined;
@@ -58,6 +65,7 @@ export class ApiNotSupportedError extends VnetError {
 
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   VNET_ERR_API_UNAUTHORIZED: 401,
+  VNET_ERR_API_FORBIDDEN: 403,
   VNET_ERR_API_INVALID_REQUEST: 400,
   VNET_ERR_INVALID_ARGUMENT: 400,
   VNET_ERR_API_BODY_TOO_LARGE: 413,

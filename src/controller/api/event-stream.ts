@@ -11,6 +11,7 @@ import type { Principal } from './auth.ts';
 import { ApiRouteNotFoundError, statusForCode } from './errors.ts';
 import type { ApiMetrics } from './http-metrics.ts';
 import { parseRequest, queryObject, streamQuerySchema } from './schemas.ts';
+import { verifyApiToken } from './token-store.ts';
 import type { TokenStore } from './token-store.ts';
 
 /**
@@ -22,7 +23,9 @@ import type { TokenStore } from './token-store.ts';
  *   live      { kind: "event", event } for each new event
  * A client that reads too slowly (more than `maxBufferedBytes` queued) is
  * closed with 1013 and resumes with ?since=<last seq it saw>. Dead peers are
- * found by ping/pong. Messages from the client are ignored.
+ * found by ping/pong. Messages from the client are ignored. A stream whose
+ * token is revoked is closed at once (1008, `disconnectToken`); the
+ * heartbeat also closes any whose token is no longer valid.
  */
 
 export const EVENTS_PATH = '/api/v1/events';
@@ -45,6 +48,8 @@ export interface EventStreamInit {
 }
 
 const CLOSE_GRACE_MS = 500;
+/** WebSocket close code for a stream whose token was revoked (policy violation). */
+export const CLOSE_POLICY = 1008;
 const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 500: 'Internal Server Error' };
 
 export class EventStreamServer {
@@ -53,6 +58,7 @@ export class EventStreamServer {
   readonly #wss: WebSocketServer;
   readonly #ping: TimerHandle;
   readonly #alive = new WeakMap<WebSocket, boolean>();
+  readonly #tokenOf = new WeakMap<WebSocket, { tokenId: string; token: string }>();
 
   constructor(components: EventStreamComponents, init: EventStreamInit = {}) {
     this.#c = components;
@@ -81,7 +87,11 @@ export class EventStreamServer {
       refuse(socket, err);
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(ws, since, principal));
+    const token = (bearerToken(req) ?? new URL(req.url ?? '/', 'http://localhost').searchParams.get('token'))!;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      this.#tokenOf.set(ws, { tokenId: principal.tokenId, token });
+      this.#attach(ws, since, principal);
+    });
   }
 
   #attach(ws: WebSocket, requestedSince: number | undefined, principal: Principal): void {
@@ -126,8 +136,25 @@ export class EventStreamServer {
     });
   }
 
+  /** Close every stream opened with this token (it was revoked); returns how many. */
+  disconnectToken(tokenId: string, why: string): number {
+    let closed = 0;
+    for (const ws of this.#wss.clients) {
+      if (this.#tokenOf.get(ws)?.tokenId !== tokenId) continue;
+      ws.close(CLOSE_POLICY, why);
+      closed++;
+    }
+    if (closed > 0) this.#c.logger.info({ tokenId, streams: closed }, 'closed the event streams of a revoked token');
+    return closed;
+  }
+
   #heartbeat(): void {
     for (const ws of this.#wss.clients) {
+      const held = this.#tokenOf.get(ws);
+      if (held !== undefined && verifyApiToken(this.#c.tokens, held.token) === undefined) {
+        ws.close(CLOSE_POLICY, 'API token no longer valid');
+        continue;
+      }
       if (this.#alive.get(ws) === false) {
         ws.terminate();
         continue;

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
+import type { AccessCommands } from '../access-model.ts';
 import type { ControllerModel } from '../api-model.ts';
 import { operatorPageUrl, startApiServer } from './api-server.ts';
 import type { ApiServerInit } from './api-server.ts';
@@ -11,14 +12,17 @@ import type { TokenStore } from './token-store.ts';
 /**
  * The operator API as a controller process starts it: at first start create
  * the admin token and write it to the token file (mode 0600), then serve.
- * Returns the page URL to print: with `#token=` when the token is known (just
- * created, or still valid in the token file), without it otherwise.
+ * The token is a secret: it is never logged. The page URL carries it (in
+ * `#token=`) only at the start that created it, so that a controller that
+ * restarts under a service manager does not print it again; `vnet ctl
+ * web-url` prints it on request, and `pageUrlFromTokenFile` for the demo.
  */
 
 export interface OperatorApiComponents {
   logger: Logger;
   model: ControllerModel;
   tokens: TokenStore;
+  access?: AccessCommands | undefined;
   registry: Registry;
   clock?: Clock;
   /** Wall-clock ms for the token record (default Date.now). */
@@ -33,7 +37,7 @@ export interface OperatorApiInit extends ApiServerInit {
 export interface OperatorApi {
   url: string;
   port: number;
-  /** The page URL, with the token in the fragment when it is known. */
+  /** The page URL; with the token in the fragment only when this start created the token. */
   pageUrl: string;
   /** The token text if it was created by this start (show it once), else undefined. */
   createdToken: string | undefined;
@@ -49,19 +53,24 @@ export async function startOperatorApi(components: OperatorApiComponents, init: 
   }
   const { tokenFile: _tokenFile, ...serverInit } = init;
   const server = await startApiServer(
-    { logger: components.logger, model: components.model, tokens: components.tokens, registry: components.registry, ...(components.clock !== undefined ? { clock: components.clock } : {}) },
+    {
+      logger: components.logger, model: components.model, tokens: components.tokens, access: components.access, registry: components.registry,
+      ...(components.clock !== undefined ? { clock: components.clock } : {}),
+      ...(components.wallClock !== undefined ? { wallClock: components.wallClock } : {}),
+    },
     serverInit,
   );
-  let known = created?.token;
-  if (known === undefined) {
-    const fromFile = await readTokenFile(init.tokenFile).catch(() => undefined);
-    if (fromFile !== undefined && verifyApiToken(components.tokens, fromFile) !== undefined) known = fromFile;
-  }
   return {
     url: server.url,
     port: server.port,
-    pageUrl: known !== undefined ? operatorPageUrl(server.url, known) : `${server.url}/`,
+    pageUrl: created !== undefined ? operatorPageUrl(server.url, created.token) : `${server.url}/`,
     createdToken: created?.token,
     close: () => server.close(),
   };
+}
+
+/** The page URL with the token of the token file when that token is valid (for an interactive console: the demo); the bare URL otherwise. */
+export async function pageUrlFromTokenFile(apiUrl: string, tokenFile: string, tokens: TokenStore): Promise<string> {
+  const fromFile = await readTokenFile(tokenFile).catch(() => undefined);
+  return fromFile !== undefined && verifyApiToken(tokens, fromFile) !== undefined ? operatorPageUrl(apiUrl, fromFile) : `${apiUrl.replace(/\/+$/, '')}/`;
 }

@@ -22,10 +22,21 @@ export const addLinkBodySchema = z.strictObject({
 export type AddLinkBody = z.infer<typeof addLinkBodySchema>;
 
 export const joinTokenBodySchema = z.strictObject({
+  /** The one host that may use it; required unless anyHost is true. */
   host: hostIdSchema.optional(),
-  /** Lifetime in seconds; no expiry if absent. */
-  ttlSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional(),
+  anyHost: z.boolean().optional(),
+  /** Lifetime in seconds; the controller's default (one hour) if absent. */
+  ttlSeconds: z.number().int().min(1).max(30 * 24 * 3600, 'ttlSeconds is at most 30 days').optional(),
   singleUse: z.boolean().optional(),
+});
+
+/** Ids of API and join tokens: the first 12 hex digits of the token's hash. */
+export const tokenIdSchema = z.string().regex(/^[0-9a-f]{12}$/, 'a token id is 12 lower-case hex digits');
+
+export const apiTokenBodySchema = z.strictObject({
+  /** Who or what the token is for (audits name it: operator:<label>). */
+  label: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/, 'a label is 1-64 letters, digits, spaces, ".", "_", "@" or "-"'),
+  scope: z.enum(['read', 'operator'], 'scope must be read or operator'),
 });
 
 export const startMigrationBodySchema = z.strictObject({

@@ -1,34 +1,49 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ApiScope } from '../store/records.ts';
+
+export type { ApiScope } from '../store/records.ts';
+export { API_SCOPES } from '../store/records.ts';
 
 /**
  * Bearer tokens of the operator API. A token is 256 random bits, shown once
  * when it is created ("vnet_" + base64url); only its SHA-256 is stored (the
- * token has full entropy, so a slow hash adds nothing). The store behind
- * `TokenStore` is the controller's SQLite `api_tokens` table, or
- * `MemoryTokenStore` in tests.
+ * token has full entropy, so a slow hash adds nothing). Each has a scope:
+ * `read` (GET requests and the event stream: dashboards, the web page) or
+ * `operator` (everything). A revoked token is kept (listed, with when it was
+ * revoked) but never found again. The store behind `TokenStore` is the
+ * controller's SQLite `api_tokens` table, or `MemoryTokenStore` in tests.
  */
 
 export interface ApiTokenRecord {
   id: string;
   /** Who the token belongs to; becomes the actor "operator:<label>" in audits. */
   label: string;
+  scope: ApiScope;
   /** Lower-case hex SHA-256 of the token text. */
   hash: string;
   /** Wall-clock ms. */
   createdAt: number;
+  /** Wall-clock ms; absent while the token is valid. */
+  revokedAt?: number | undefined;
 }
 
 export interface TokenStore {
+  /** Tokens not revoked. */
   count(): number;
   add(record: ApiTokenRecord): void;
+  /** A token that is not revoked, by the hash of its text. */
   findByHash(hash: string): ApiTokenRecord | undefined;
+  /** Every token, revoked ones included, oldest first. */
+  list(): ApiTokenRecord[];
+  /** False if there is no such token or it was revoked already. */
+  revoke(id: string, now: number): boolean;
 }
 
 export class MemoryTokenStore implements TokenStore {
   readonly #byHash = new Map<string, ApiTokenRecord>();
 
   count(): number {
-    return this.#byHash.size;
+    return this.list().filter((t) => t.revokedAt === undefined).length;
   }
 
   add(record: ApiTokenRecord): void {
@@ -36,7 +51,22 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   findByHash(hash: string): ApiTokenRecord | undefined {
-    return this.#byHash.get(hash);
+    const r = this.#byHash.get(hash);
+    return r === undefined || r.revokedAt !== undefined ? undefined : { ...r };
+  }
+
+  list(): ApiTokenRecord[] {
+    return [...this.#byHash.values()].map((r) => ({ ...r })).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  revoke(id: string, now: number): boolean {
+    for (const r of this.#byHash.values()) {
+      if (r.id === id && r.revokedAt === undefined) {
+        r.revokedAt = now;
+        return true;
+      }
+    }
+    return false;
   }
 }
 
@@ -53,21 +83,21 @@ export function hashApiToken(token: string): string {
 }
 
 /** Create a token, store its hash, and return the token text (the only time it exists in clear). */
-export function createApiToken(store: TokenStore, label: string, now: number): { token: string; record: ApiTokenRecord } {
+export function createApiToken(store: TokenStore, label: string, now: number, scope: ApiScope = 'operator'): { token: string; record: ApiTokenRecord } {
   const token = generateApiToken();
   const hash = hashApiToken(token);
-  const record: ApiTokenRecord = { id: hash.slice(0, 12), label, hash, createdAt: now };
+  const record: ApiTokenRecord = { id: hash.slice(0, 12), label, scope, hash, createdAt: now };
   store.add(record);
   return { token, record };
 }
 
-/** At first start (no token stored yet) create one for "admin"; otherwise create nothing. */
+/** At first start (no valid token stored) create an operator token for "admin"; otherwise create nothing. */
 export function ensureInitialApiToken(store: TokenStore, now: number): { token: string; record: ApiTokenRecord } | undefined {
   if (store.count() > 0) return undefined;
-  return createApiToken(store, 'admin', now);
+  return createApiToken(store, 'admin', now, 'operator');
 }
 
-/** The record a presented token belongs to, or undefined. */
+/** The record a presented token belongs to (not revoked), or undefined. */
 export function verifyApiToken(store: TokenStore, token: string): ApiTokenRecord | undefined {
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) return undefined;
   const hash = hashApiToken(token);

@@ -9,7 +9,6 @@ import {
   emptyQuerySchema,
   eventsQuerySchema,
   hostIdSchema,
-  joinTokenBodySchema,
   macSchema,
   parseRequest,
   queryObject,
@@ -40,9 +39,9 @@ export interface RouteResult {
 
 export type RouteHandler = (ctx: RequestContext) => RouteResult | Promise<RouteResult>;
 
-const ok = (body: unknown): RouteResult => ({ status: 200, body });
+export const ok = (body: unknown): RouteResult => ({ status: 200, body });
 
-function noQuery(ctx: RequestContext): void {
+export function noQuery(ctx: RequestContext): void {
   parseRequest(emptyQuerySchema, queryObject(ctx.query), 'query');
 }
 
@@ -51,7 +50,7 @@ function param(ctx: RequestContext, name: string): string {
 }
 
 /** A path parameter validated by `schema`; a 400 names the parameter. */
-function pathParam<T>(ctx: RequestContext, name: string, schema: z.ZodType<T, string>): T {
+export function pathParam<T>(ctx: RequestContext, name: string, schema: z.ZodType<T, string>): T {
   const parsed = parseRequest(z.object({ [name]: schema }), { [name]: param(ctx, name) }, 'path');
   return parsed[name] as T;
 }
@@ -63,11 +62,11 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
   r.add('GET', p, () =>
     ok({
       version: 1,
-      resources: ['overview', 'hosts', 'vms', 'links', 'matrix', 'topology', 'migrations', 'events', 'placement', 'decisions', 'whoami'],
+      resources: ['overview', 'hosts', 'vms', 'links', 'matrix', 'topology', 'migrations', 'events', 'placement', 'decisions', 'whoami', 'tokens', 'join-tokens', 'credentials'],
     }),
   );
 
-  r.add('GET', `${p}/whoami`, (ctx) => ok({ actor: ctx.principal.actor, tokenId: ctx.principal.tokenId }));
+  r.add('GET', `${p}/whoami`, (ctx) => ok({ actor: ctx.principal.actor, tokenId: ctx.principal.tokenId, scope: ctx.principal.scope }));
 
   /** Everything the web page draws, consistent with one event seq: resume the stream from `latestSeq`. */
   r.add('GET', `${p}/overview`, (ctx) => {
@@ -128,16 +127,6 @@ export function createV1Router(model: ControllerModel): Router<RouteHandler> {
     const b = pathParam(ctx, 'b', hostIdSchema);
     await model.removeFastPathLink(a, b, ctx.principal.actor);
     return ok({ removed: { a, b } });
-  });
-
-  r.add('POST', `${p}/join-tokens`, async (ctx) => {
-    const body = parseRequest(joinTokenBodySchema, await ctx.body(), 'body');
-    if (model.createJoinToken === undefined) throw new ApiNotSupportedError('join tokens');
-    const created = await model.createJoinToken(
-      { host: body.host, ttlMs: body.ttlSeconds === undefined ? undefined : body.ttlSeconds * 1000, singleUse: body.singleUse },
-      ctx.principal.actor,
-    );
-    return { status: 201, body: created };
   });
 
   r.add('GET', `${p}/matrix`, (ctx) => {

@@ -113,10 +113,15 @@ export interface EventRecord {
   data: unknown;
 }
 
+/** What an API token may do: `read` (GET and the event stream), `operator` (everything). */
+export type ApiScope = 'read' | 'operator';
+export const API_SCOPES: readonly ApiScope[] = ['read', 'operator'];
+
 export interface ApiTokenRecord {
   id: string;
   hash: string;
   label: string;
+  scope: ApiScope;
   createdMs: number;
   revokedMs: number | undefined;
 }
@@ -130,6 +135,24 @@ export interface JoinTokenRecord {
   singleUse: boolean;
   usedMs: number | undefined;
   usedBy: string | undefined;
+  revokedMs: number | undefined;
+}
+
+/** The credential issued to a host at its join (only its hash is kept). */
+export interface HostCredentialRecord {
+  host: string;
+  hash: string;
+  createdMs: number;
+  lastUsedMs: number | undefined;
+}
+
+/** A certificate a host has authenticated with, by SHA-256 fingerprint. */
+export interface HostCertificateRecord {
+  host: string;
+  fingerprint: string;
+  firstSeenMs: number;
+  lastUsedMs: number;
+  revokedMs: number | undefined;
 }
 
 /** The last facts a host reported about one of its links. */

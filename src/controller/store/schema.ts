@@ -197,6 +197,26 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       CREATE INDEX vm_migrations_state ON vm_migrations(state);
     `,
   },
+  {
+    version: 5,
+    name: 'access: API token scopes, join token revocation, host credential use, host certificate identities',
+    sql: `
+      -- Tokens made before scopes existed keep what they could do: everything.
+      ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'operator';
+      ALTER TABLE join_tokens ADD COLUMN revoked_ms INTEGER;
+      ALTER TABLE host_credentials ADD COLUMN last_used_ms INTEGER;
+
+      -- The certificates each host has authenticated with (SHA-256 fingerprint), and which are revoked.
+      CREATE TABLE host_certificates (
+        host          TEXT NOT NULL,
+        fingerprint   TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_used_ms  INTEGER NOT NULL,
+        revoked_ms    INTEGER,
+        PRIMARY KEY (host, fingerprint)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

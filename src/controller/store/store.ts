@@ -5,10 +5,11 @@ import type { DaemonFacts, LinkKind, RuleSpec } from '../../control/daemon-contr
 import { StoreError } from '../errors.ts';
 import { applyMigrations } from './migrations.ts';
 import type {
-  ApiTokenRecord, AuditRecord, DesiredVersions, EventRecord, HostRecord, JoinTokenRecord, LinkRecord,
+  AuditRecord, DesiredVersions, EventRecord, HostRecord, LinkRecord,
   LinkReportRecord, MigrationRecord, MigrationState, MigrationStepRecord, TopologyRecord, TrafficSampleRecord, VmRecord,
 } from './records.ts';
 import { SCHEMA_MIGRATIONS } from './schema.ts';
+import { AccessTables } from './access-tables.ts';
 import type { MigrationRun } from '../migration-run.ts';
 
 export const DEFAULT_DB_PATH = './vnet.db';
@@ -24,10 +25,13 @@ export const DEFAULT_DB_PATH = './vnet.db';
 export class ControllerStore {
   readonly db: Database;
   readonly path: string;
+  /** API tokens, join tokens and host identities (access-tables.ts). */
+  readonly access: AccessTables;
 
   constructor(db: Database, path: string) {
     this.db = db;
     this.path = path;
+    this.access = new AccessTables(db);
   }
 
   /** Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). */
@@ -62,6 +66,7 @@ export class ControllerStore {
       this.db.prepare('DELETE FROM desired_versions WHERE host = ?').run(id);
       this.db.prepare('DELETE FROM links WHERE a = ? OR b = ?').run(id, id);
       this.db.prepare('DELETE FROM link_reports WHERE host = ?').run(id);
+      this.access.forgetHost(id);
     });
   }
 
@@ -344,56 +349,6 @@ export class ControllerStore {
       id: r.id, atMs: r.at_ms, type: r.type, data: JSON.parse(r.data),
     }));
   }
-
-  // ---- API tokens (hashes only) -----------------------------------------
-
-  insertApiToken(t: Omit<ApiTokenRecord, 'revokedMs'>): void {
-    this.db.prepare('INSERT INTO api_tokens (id, hash, label, created_ms) VALUES (?, ?, ?, ?)').run(t.id, t.hash, t.label, t.createdMs);
-  }
-
-  findApiTokenByHash(hash: string): ApiTokenRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hash) as ApiTokenRow | undefined;
-    return r === undefined ? undefined : apiTokenFromRow(r);
-  }
-
-  listApiTokens(): ApiTokenRecord[] {
-    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_ms, id').all() as ApiTokenRow[]).map(apiTokenFromRow);
-  }
-
-  revokeApiToken(id: string, nowMs: number): boolean {
-    return this.db.prepare('UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL').run(nowMs, id).changes > 0;
-  }
-
-  // ---- join tokens and host credentials -----------------------------------
-
-  insertJoinToken(t: JoinTokenRecord): void {
-    this.db.prepare(
-      `INSERT INTO join_tokens (id, hash, host, created_ms, expires_ms, single_use, used_ms, used_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(t.id, t.hash, t.host ?? null, t.createdMs, t.expiresMs ?? null, t.singleUse ? 1 : 0, t.usedMs ?? null, t.usedBy ?? null);
-  }
-
-  findJoinTokenByHash(hash: string): JoinTokenRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM join_tokens WHERE hash = ?').get(hash) as JoinTokenRow | undefined;
-    return r === undefined ? undefined : joinTokenFromRow(r);
-  }
-
-  listJoinTokens(): JoinTokenRecord[] {
-    return (this.db.prepare('SELECT * FROM join_tokens ORDER BY created_ms, id').all() as JoinTokenRow[]).map(joinTokenFromRow);
-  }
-
-  /** Mark a token used; returns false if a concurrent use got there first. */
-  markJoinTokenUsed(id: string, host: string, nowMs: number): boolean {
-    return this.db.prepare('UPDATE join_tokens SET used_ms = ?, used_by = ? WHERE id = ? AND used_ms IS NULL').run(nowMs, host, id).changes > 0;
-  }
-
-  setHostCredential(host: string, hash: string, nowMs: number): void {
-    this.db.prepare('INSERT OR REPLACE INTO host_credentials (host, hash, created_ms) VALUES (?, ?, ?)').run(host, hash, nowMs);
-  }
-
-  hostCredentialHash(host: string): string | undefined {
-    const r = this.db.prepare('SELECT hash FROM host_credentials WHERE host = ?').get(host) as { hash: string } | undefined;
-    return r?.hash;
-  }
 }
 
 /** Open (creating if needed) the database at `path`, in WAL mode, migrated to the newest schema. */
@@ -431,8 +386,6 @@ interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host:
 interface StepRow { id: number; migration_id: string; step: string; state: string; at_ms: number; detail: string }
 interface AuditRow { id: number; at_ms: number; actor: string; action: string; target: string; detail: string }
 interface EventRow { id: number; at_ms: number; type: string; data: string }
-interface ApiTokenRow { id: string; hash: string; label: string; created_ms: number; revoked_ms: number | null }
-interface JoinTokenRow { id: string; hash: string; host: string | null; created_ms: number; expires_ms: number | null; single_use: number; used_ms: number | null; used_by: string | null }
 interface LinkReportRow { host: string; peer: string; kind: string; state: string; tx_frames: number; tx_bytes: number; rx_frames: number; rx_bytes: number; tx_dropped: number; decode_errors: number; reconnects: number; updated_ms: number }
 
 function hostFromRow(r: HostRow): HostRecord {
@@ -455,16 +408,5 @@ function migrationFromRow(r: MigrationRow): MigrationRecord {
     id: r.id, vmMac: r.vm_mac, fromHost: r.from_host, toHost: r.to_host, state: r.state as MigrationState,
     requestedBy: r.requested_by, startedMs: r.started_ms, finishedMs: r.finished_ms ?? undefined, error: r.error ?? undefined,
     run: r.run === null ? undefined : JSON.parse(r.run) as MigrationRun,
-  };
-}
-
-function apiTokenFromRow(r: ApiTokenRow): ApiTokenRecord {
-  return { id: r.id, hash: r.hash, label: r.label, createdMs: r.created_ms, revokedMs: r.revoked_ms ?? undefined };
-}
-
-function joinTokenFromRow(r: JoinTokenRow): JoinTokenRecord {
-  return {
-    id: r.id, hash: r.hash, host: r.host ?? undefined, createdMs: r.created_ms, expiresMs: r.expires_ms ?? undefined,
-    singleUse: r.single_use === 1, usedMs: r.used_ms ?? undefined, usedBy: r.used_by ?? undefined,
   };
 }
