@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import type { EventView } from '../controller/api-model.ts';
 import type { StreamMessage } from '../controller/api/event-stream.ts';
+import { operatorPageUrl } from '../controller/api/api-server.ts';
 import { ControllerAuthRefusedError, ControllerRequestError, ControllerUnreachableError } from './errors.ts';
 
 /**
@@ -37,6 +38,11 @@ export class ControllerClient {
 
   delete<T>(path: string): Promise<T> {
     return this.#request<T>('DELETE', path, undefined);
+  }
+
+  /** The web page's address with this client's token in the fragment (`vnet ctl web-url`). */
+  webPageUrl(): string {
+    return operatorPageUrl(this.baseUrl, this.#token);
   }
 
   async #request<T>(method: string, path: string, body: unknown): Promise<T> {

@@ -1,23 +1,15 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { EVENT_TYPES } from '../controller/api-model.ts';
-import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView, JoinTokenView } from '../controller/api-model.ts';
-import { DEFAULT_TOKEN_FILE, readTokenFile } from '../controller/api/token-file.ts';
-import { ControllerClient } from './ctl-client.ts';
-import { CtlUsageError, exitCodeOf } from './errors.ts';
-import {
-  decisionsTable,
-  eventLine,
-  hostsTable,
-  linksTable,
-  matrixTable,
-  migrationLine,
-  migrationsTable,
-  placementText,
-  rulesTable,
-  vmsTable,
-} from './ctl-format.ts';
+import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView } from '../controller/api-model.ts';
+import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
+import type { ControllerClient } from './ctl-client.ts';
+import { decisionsTable, eventLine, hostsTable, linksTable, matrixTable, placementText, rulesTable, vmsTable } from './ctl-format.ts';
+import { addAccessCommands } from './ctl-access-commands.ts';
+import { ctlActions, DEFAULT_CONTROLLER_URL, processCtlIo, type CtlIo } from './ctl-io.ts';
+import { addMigrationCommands } from './ctl-migration-commands.ts';
 import { drawTopology, topologyDot } from './ctl-topology-drawing.ts';
-import { STOP_RULES } from '../control/migration-control.ts';
+
+export type { CtlIo } from './ctl-io.ts';
 
 /**
  * `vnet ctl …`: the operator's command line over the controller's API.
@@ -30,75 +22,9 @@ import { STOP_RULES } from '../control/migration-control.ts';
  * no token, 3 controller unreachable, 4 token refused.
  */
 
-export const DEFAULT_CONTROLLER_URL = 'http://127.0.0.1:7070';
-
-/** Where a ctl command prints, reads its environment and reports its exit code (the process, or a test). */
-export interface CtlIo {
-  out(text: string): void;
-  err(text: string): void;
-  env: Readonly<Record<string, string | undefined>>;
-  now(): number;
-  setExitCode(code: number): void;
-  /** End now (command-line syntax errors, --help): the process exits; a test's io throws. */
-  exit(code: number): never;
-  /** Whether out() goes to a terminal (then `migrations --watch` redraws in place). */
-  isTTY?: boolean;
-  /** A signal that ends `events --follow` and `migrations --watch` (Ctrl-C for the process); dispose when done. */
-  followSignal(): { signal: AbortSignal; dispose(): void };
-}
-
-export function processCtlIo(): CtlIo {
-  return {
-    out: (text) => {
-      process.stdout.write(`${text}\n`);
-    },
-    err: (text) => {
-      process.stderr.write(`${text}\n`);
-    },
-    env: process.env,
-    isTTY: process.stdout.isTTY === true,
-    now: Date.now,
-    setExitCode: (code) => {
-      process.exitCode = code;
-    },
-    exit: (code) => process.exit(code),
-    followSignal: () => {
-      const ac = new AbortController();
-      const stop = (): void => ac.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      return {
-        signal: ac.signal,
-        dispose: () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-        },
-      };
-    },
-  };
-}
-
-interface GlobalOptions {
-  controller?: string;
-  token?: string;
-  tokenFile?: string;
-  json?: boolean;
-}
-
 function parseCount(value: string): number {
   if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
   return Number(value);
-}
-
-function parseRule(value: string): string {
-  if (!(STOP_RULES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${STOP_RULES.join(', ')}`);
-  return value;
-}
-
-function parseSeconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 86_400) throw new InvalidArgumentError('expected seconds, 0 < S ≤ 86400');
-  return n;
 }
 
 function parseTypes(value: string): EventType[] {
@@ -120,24 +46,8 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
     .option('--json', 'print JSON instead of tables')
     .showHelpAfterError();
 
-  /** Run an action with a connected client; errors become a message on stderr and an exit code. */
-  const run =
-    <A extends unknown[]>(action: (client: ControllerClient, g: GlobalOptions, ...args: A) => Promise<void>) =>
-    async (...args: A): Promise<void> => {
-      const cmd = args[args.length - 1] as Command;
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      try {
-        const client = await connect(g, io);
-        await action(client, g, ...args);
-      } catch (err) {
-        io.err(`vnet ctl: ${(err as Error).message}`);
-        io.setExitCode(exitCodeOf(err));
-      }
-    };
-
-  const print = (g: GlobalOptions, json: unknown, human: () => string): void => {
-    io.out(g.json === true ? JSON.stringify(json, null, 2) : human());
-  };
+  const actions = ctlActions(io);
+  const { run, print } = actions;
 
   ctl
     .command('hosts')
@@ -265,29 +175,6 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
     );
 
   ctl
-    .command('join-token')
-    .description('create a join token for a daemon\'s first contact (shown once)')
-    .option('--host <id>', 'only this host may use it')
-    .option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number of seconds, got "${v}"`);
-      return n;
-    })
-    .option('--reusable', 'may be used by more than one join')
-    .action(
-      run(async (c, g, opts: { host?: string; ttl?: number; reusable?: boolean }) => {
-        const t = await c.post<JoinTokenView>('/api/v1/join-tokens', {
-          ...(opts.host !== undefined ? { host: opts.host } : {}),
-          ...(opts.ttl !== undefined ? { ttlSeconds: opts.ttl } : {}),
-          ...(opts.reusable === true ? { singleUse: false } : {}),
-        });
-        print(g, t, () =>
-          `${t.token}\n(join token ${t.id}${t.host ? ` for ${t.host}` : ''}, ${t.singleUse ? 'single use' : 'reusable'}, ${t.expiresAt ? `expires ${new Date(t.expiresAt).toISOString()}` : 'no expiry'}; shown once: give it to the daemon as controller.joinToken)`,
-        );
-      }),
-    );
-
-  ctl
     .command('placement')
     .description('show the proposed VM placement moves and their gain')
     .action(
@@ -298,86 +185,8 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
       }),
     );
 
-  ctl
-    .command('migrations')
-    .description('list live migrations with their progress')
-    .option('-w, --watch', 'keep the table up to date as migrations progress (Ctrl-C to stop)')
-    .action(
-      run(async (c, g, opts: { watch?: boolean }) => {
-        const overview = await c.get<{ latestSeq: number; migrations: MigrationView[]; vms: VmView[] }>('/api/v1/overview');
-        const { migrations, vms } = overview;
-        print(g, migrations, () => migrationsTable(migrations, vms));
-        if (opts.watch !== true) return;
-        // Follow migration-changed events: JSON prints each new view; a terminal redraws the table in place.
-        const byId = new Map(migrations.map((m) => [m.id, m]));
-        let drawn = g.json === true ? 0 : migrationsTable(migrations, vms).split('\n').length;
-        const { signal, dispose } = io.followSignal();
-        try {
-          await c.followEvents(
-            overview.latestSeq,
-            (e) => {
-              if (e.type !== 'migration-changed') return;
-              byId.set(e.payload.migration.id, e.payload.migration);
-              if (g.json === true) {
-                io.out(JSON.stringify(e.payload.migration));
-                return;
-              }
-              const text = migrationsTable([...byId.values()].sort((x, y) => x.startedAt - y.startedAt), vms);
-              io.out(io.isTTY === true ? `\x1b[${drawn}A\x1b[J${text}` : `\n${text}`);
-              drawn = text.split('\n').length;
-            },
-            { signal, onNotice: (t) => io.err(`vnet ctl: ${t}`) },
-          );
-        } finally {
-          dispose();
-        }
-      }),
-    );
-
-  ctl
-    .command('migrate')
-    .argument('[vm]', 'VM name or MAC address')
-    .argument('[host]', 'destination host id (or --to)')
-    .option('--to <host>', 'destination host id')
-    .option('--rule <rule>', `stop rule of the memory phase: ${STOP_RULES.join(', ')} (default smart-stop)`, parseRule)
-    .option('--deadline <seconds>', 'for time-bound: the bound on the memory phase', parseSeconds)
-    .option('-w, --watch', 'follow the migration until it ends (Ctrl-C stops watching, not the migration)')
-    .option('--cancel <id>', 'abort a migration before its commit point')
-    .description('start a live migration of a VM to another host, or cancel one')
-    .action(
-      run(async (c, g, vmArg: string | undefined, hostArg: string | undefined, opts: { to?: string; rule?: string; deadline?: number; watch?: boolean; cancel?: string }) => {
-        if (opts.cancel !== undefined) {
-          if (vmArg !== undefined) throw new CtlUsageError('--cancel takes a migration id, not a VM');
-          const m = await c.post<MigrationView>(`/api/v1/migrations/${enc(opts.cancel)}/cancel`, {});
-          print(g, m, () => `migration ${m.id} cancelled before its commit point: the VM stays on ${m.from} (${m.step})`);
-          return;
-        }
-        const to = opts.to ?? hostArg;
-        if (vmArg === undefined || to === undefined) throw new CtlUsageError('name a VM and its destination: vnet ctl migrate VM --to HOST');
-        if (opts.to !== undefined && hostArg !== undefined && hostArg !== opts.to) throw new CtlUsageError(`two destinations: ${hostArg} and --to ${opts.to}`);
-        const body = { vm: vmArg, to, ...(opts.rule !== undefined ? { rule: opts.rule } : {}), ...(opts.deadline !== undefined ? { deadlineS: opts.deadline } : {}) };
-        const since = opts.watch === true ? (await c.get<EventPage>('/api/v1/events?limit=1')).latestSeq : 0;
-        const m = await c.post<MigrationView>('/api/v1/migrations', body);
-        print(g, m, () => `migration ${m.id} started: ${m.vm} ${m.from} → ${m.to} (${m.rule ?? 'smart-stop'})`);
-        if (opts.watch !== true) return;
-        const { signal, dispose } = io.followSignal();
-        const ended = new AbortController();
-        const stop = AbortSignal.any([signal, ended.signal]);
-        try {
-          await c.followEvents(since, (e) => {
-            if (e.type !== 'migration-changed' || e.payload.migration.id !== m.id) return;
-            const v = e.payload.migration;
-            io.out(g.json === true ? JSON.stringify(v) : migrationLine(v));
-            if (v.state !== 'running' && v.step !== 'aborting') {
-              if (v.state === 'failed') io.setExitCode(1);
-              ended.abort();
-            }
-          }, { signal: stop, onNotice: (t) => io.err(`vnet ctl: ${t}`) });
-        } finally {
-          dispose();
-        }
-      }),
-    );
+  addMigrationCommands(ctl, actions);
+  addAccessCommands(ctl, actions);
 
   ctl
     .command('decisions')
@@ -432,33 +241,4 @@ async function recentEvents(c: ControllerClient, limit: number, typeQuery: strin
     }
     if (found.length >= limit || start === 0) return { events: found, oldestSeq: head.oldestSeq, latestSeq: covered };
   }
-}
-
-/** The client for the controller and token the options and environment name. */
-async function connect(g: GlobalOptions, io: CtlIo): Promise<ControllerClient> {
-  const raw = g.controller ?? io.env.VNET_CONTROLLER ?? DEFAULT_CONTROLLER_URL;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new CtlUsageError(`--controller: not a URL: ${JSON.stringify(raw)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CtlUsageError(`--controller: expected an http:// or https:// URL, got ${JSON.stringify(raw)}`);
-  const token = g.token ?? nonEmpty(io.env.VNET_TOKEN) ?? (await tokenFromFile(g.tokenFile ?? nonEmpty(io.env.VNET_TOKEN_FILE) ?? DEFAULT_TOKEN_FILE));
-  if (token === undefined) {
-    throw new CtlUsageError(`no API token: pass --token, set VNET_TOKEN, or use --token-file (the controller writes ${DEFAULT_TOKEN_FILE} in its directory at first start)`);
-  }
-  return new ControllerClient({ baseUrl: url.origin + url.pathname.replace(/\/+$/, ''), token });
-}
-
-async function tokenFromFile(path: string): Promise<string | undefined> {
-  try {
-    return await readTokenFile(path);
-  } catch (err) {
-    throw new CtlUsageError(`cannot read the token file ${path}: ${(err as Error).message}`);
-  }
-}
-
-function nonEmpty(s: string | undefined): string | undefined {
-  return s === undefined || s === '' ? undefined : s;
 }

@@ -75,7 +75,7 @@ test('a join token admits a daemon once; the credential it earns admits it again
 test('unknown, expired and wrong-host tokens, and a wrong credential, are refused with their reason', async (t) => {
   const h = await startHarness(t);
   // A token created ten seconds ago that lived for one.
-  const expired = createJoinToken(h.controller.store, { ttlMs: 1000 }, Date.now() - 10_000);
+  const expired = createJoinToken(h.controller.store, { host: 'h1', ttlMs: 1000 }, Date.now() - 10_000);
   const other = h.controller.createJoinToken({ host: 'h2' });
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ auth: { joinToken: 'vnetj_this-token-does-not-exist' } }, /not recognised/],

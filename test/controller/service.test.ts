@@ -98,8 +98,8 @@ describe('ControllerService (SQLite)', () => {
     assert.equal(tokens.count(), 1);
     assert.deepEqual(verifyApiToken(tokens, token), record);
     assert.equal(verifyApiToken(tokens, `${token}x`), undefined);
-    assert.equal(JSON.stringify(store.listApiTokens()).includes(token), false);
-    store.revokeApiToken(record.id, 43);
+    assert.equal(JSON.stringify(store.access.listApiTokens()).includes(token), false);
+    store.access.revokeApiToken(record.id, 43);
     assert.equal(verifyApiToken(tokens, token), undefined);
     store.close();
   });

@@ -36,7 +36,7 @@ describe('API tokens', () => {
     assert.equal(verifyApiToken(store, `${token}x`), undefined);
     assert.equal(verifyApiToken(store, ''), undefined);
     assert.equal(verifyApiToken(store, 'x'.repeat(10_000)), undefined);
-    assert.deepEqual(authenticate(store, token), { tokenId: record.id, actor: 'operator:admin' });
+    assert.deepEqual(authenticate(store, token), { tokenId: record.id, actor: 'operator:admin', scope: 'operator' });
     assert.throws(() => authenticate(store, undefined), { code: 'VNET_ERR_API_UNAUTHORIZED' });
     assert.throws(() => authenticate(store, 'vnet_nope'), { code: 'VNET_ERR_API_UNAUTHORIZED' });
   });

@@ -39,8 +39,8 @@ test('migrations are applied at start on an old-version database, keeping its ro
   // Tables of version 2 exist and work.
   const id = store.appendEvent({ atMs: 1, type: 'test', data: { a: 1 } });
   assert.deepEqual(store.listEvents(0).map((e) => e.id), [id]);
-  store.insertApiToken({ id: 't1', hash: 'abc', label: 'ops', createdMs: 1 });
-  assert.equal(store.findApiTokenByHash('abc')?.id, 't1');
+  store.access.insertApiToken({ id: 't1', hash: 'abc', label: 'ops', scope: 'read', createdMs: 1 });
+  assert.equal(store.access.findApiTokenByHash('abc')?.scope, 'read');
 });
 
 test('a database newer than the program is refused', (t) => {
@@ -99,10 +99,10 @@ test('hosts, VMs, links, rules and versions round-trip', (t) => {
 test('join tokens are marked used once only', (t) => {
   const store = openStore({ path: join(tempDir(t), 'jt.db') });
   t.after(() => store.close());
-  store.insertJoinToken({ id: 'j1', hash: 'h', host: undefined, createdMs: 1, expiresMs: undefined, singleUse: true, usedMs: undefined, usedBy: undefined });
-  assert.equal(store.markJoinTokenUsed('j1', 'a', 2), true);
-  assert.equal(store.markJoinTokenUsed('j1', 'b', 3), false);
-  assert.equal(store.findJoinTokenByHash('h')?.usedBy, 'a');
+  store.access.insertJoinToken({ id: 'j1', hash: 'h', host: undefined, createdMs: 1, expiresMs: undefined, singleUse: true, usedMs: undefined, usedBy: undefined, revokedMs: undefined });
+  assert.equal(store.access.markJoinTokenUsed('j1', 'a', 2, true), true);
+  assert.equal(store.access.markJoinTokenUsed('j1', 'b', 3, true), false);
+  assert.equal(store.access.findJoinTokenByHash('h')?.usedBy, 'a');
 });
 
 test('after kill -9 in the middle of a write loop the database is sound and every committed transaction is whole', async (t) => {
