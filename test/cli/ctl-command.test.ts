@@ -4,66 +4,11 @@ import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ctlCommand } from '../../src/cli/ctl-command.ts';
-import type { CtlIo } from '../../src/cli/ctl-command.ts';
+import { runCtl as ctl } from './ctl-runner.ts';
 import { writeTokenFile } from '../../src/controller/api/token-file.ts';
 import { FIXTURE_NOW, startFixtureServer } from '../controller/api/api-fixture.ts';
 import type { FixtureServer } from '../controller/api/api-fixture.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-class ExitCalled extends Error {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
-  }
-}
-
-interface Run {
-  out: string[];
-  err: string[];
-  code: number;
-}
-
-/** Run `vnet ctl ARGS` in-process with captured output; `during` runs while a --follow is streaming. */
-async function ctl(args: string[], env: Record<string, string | undefined> = {}, during?: (r: Run) => Promise<void>): Promise<Run> {
-  const r: Run = { out: [], err: [], code: 0 };
-  const ac = new AbortController();
-  let following: () => void = () => {};
-  const followed = new Promise<void>((resolve) => {
-    following = resolve;
-  });
-  const io: CtlIo = {
-    out: (t) => r.out.push(t),
-    err: (t) => r.err.push(t),
-    env,
-    now: () => FIXTURE_NOW + 5000,
-    setExitCode: (c) => {
-      r.code = c;
-    },
-    exit: (c) => {
-      throw new ExitCalled(c);
-    },
-    followSignal: () => {
-      following();
-      return { signal: ac.signal, dispose: () => {} };
-    },
-  };
-  const run = ctlCommand(io).parseAsync(args, { from: 'user' });
-  if (during !== undefined) {
-    await Promise.race([followed, run]);
-    try {
-      await during(r);
-    } finally {
-      ac.abort();
-    }
-  }
-  try {
-    await run;
-  } catch (err) {
-    if (!(err instanceof ExitCalled)) throw err;
-    r.code = err.code;
-  }
-  return r;
-}
 
 describe('vnet ctl', () => {
   let f: FixtureServer;

@@ -167,3 +167,19 @@ test('migrations keep the coordinator\'s record; the open ones are listed; a dur
   assert.equal(store.db.pragma('synchronous', { simple: true }), before);
   assert.deepEqual(store.migrationSteps('m1').map((s) => [s.step, s.atMs]), [['commit', 5]]);
 });
+
+test('API tokens made before scopes existed keep the operator scope; the access tables of version 5 exist', (t) => {
+  const path = join(tempDir(t), 'v4.db');
+  const old = new BetterSqlite3(path);
+  applyMigrations(old, SCHEMA_MIGRATIONS.filter((m) => m.version <= 4));
+  old.prepare(`INSERT INTO api_tokens (id, hash, label, created_ms) VALUES ('t0', 'h0', 'admin', 1)`).run();
+  old.close();
+  const store = openStore({ path });
+  t.after(() => store.close());
+  assert.equal(store.access.findApiTokenByHash('h0')?.scope, 'operator');
+  store.access.touchHostCertificate('h1', 'AA:BB', 5);
+  assert.equal(store.access.hostHasIdentity('h1'), true);
+  assert.equal(store.access.revokeHostCertificates('h1', 6), 1);
+  assert.equal(store.access.hostHasIdentity('h1'), false);
+  assert.equal(store.access.hostCertificate('h1', 'AA:BB')?.revokedMs, 6);
+});
