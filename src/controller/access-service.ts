@@ -80,7 +80,7 @@ export class AccessService implements AccessCommands {
       host: c.host, kind: 'credential', id: c.hash.slice(0, 12), since: c.createdMs, lastUsedAt: c.lastUsedMs ?? null, revokedAt: null, connected: connected.has(c.host),
     }));
     const certificates: HostIdentityView[] = store.access.listHostCertificates().map((c) => ({
-      host: c.host, kind: 'certificate', id: c.fingerprint, since: c.firstSeenMs, lastUsedAt: c.lastUsedMs, revokedAt: c.revokedMs ?? null, connected: connected.has(c.host),
+      host: c.host, kind: 'certificate', id: c.fingerprint, since: c.firstSeenMs, lastUsedAt: c.lastUsedMs ?? null, revokedAt: c.revokedMs ?? null, connected: connected.has(c.host),
     }));
     return [...credentials, ...certificates].sort((a, b) => (a.host === b.host ? a.since - b.since : a.host < b.host ? -1 : 1));
   }

@@ -49,6 +49,19 @@ export function acceptHostCertificate(store: ControllerStore, hostId: string, fi
   });
 }
 
+/**
+ * Certificates issued to hosts of the deployment (found in the controller's
+ * TLS directory at start): each becomes an identity of its host before the
+ * host first connects, so that no join token can take the host over.
+ */
+export function recordIssuedCertificates(store: ControllerStore, certificates: ReadonlyArray<{ host: string; fingerprint: string }>, nowMs: number): void {
+  store.transaction(() => {
+    for (const c of certificates) {
+      if (store.getHost(c.host) !== undefined) store.access.recordHostCertificate(c.host, c.fingerprint, nowMs);
+    }
+  });
+}
+
 /** Forget the host's credential and revoke its certificates (one transaction); says what there was. */
 export function revokeHostIdentity(store: ControllerStore, hostId: string, nowMs: number): { credential: boolean; certificates: number } {
   return store.transaction(() => ({

@@ -11,6 +11,7 @@
  * database and written to the token file that `vnet ctl` reads; the caller
  * may show it once (`newToken`), and it never goes to the log.
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -64,8 +65,9 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   const d = init.deployment;
   const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
   const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };
+  const issuedCertificates = await issuedHostCertificates(logger, init.tlsDir, caPem, d.hosts.map((h) => h.id));
   const controller = await startController({ logger, registry }, {
-    deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } }, joinTokenTtlMs: init.joinTokenTtlMs,
+    deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } }, joinTokenTtlMs: init.joinTokenTtlMs, issuedCertificates,
   });
   let api: OperatorApi;
   try {
@@ -86,4 +88,23 @@ export async function startControllerProcess(components: { logger: Logger }, ini
       await controller.close();
     },
   };
+}
+
+/** The certificates in the TLS directory (`vnet certs host`) of the deployment's hosts that the deployment CA signed, by fingerprint. */
+async function issuedHostCertificates(logger: Logger, tlsDir: string, caPem: Buffer, hosts: readonly string[]): Promise<Array<{ host: string; fingerprint: string }>> {
+  const ca = new X509Certificate(caPem);
+  const found: Array<{ host: string; fingerprint: string }> = [];
+  for (const host of hosts) {
+    const file = hostFiles(tlsDir, host).cert;
+    const pem = await readFile(file).catch(() => undefined);
+    if (pem === undefined) continue;
+    try {
+      const cert = new X509Certificate(pem);
+      if (cert.checkIssued(ca) && cert.verify(ca.publicKey)) found.push({ host, fingerprint: cert.fingerprint256 });
+      else logger.warn({ file, host }, 'host certificate not signed by the deployment CA: ignored');
+    } catch (err) {
+      logger.warn({ err, file, host }, 'unreadable host certificate: ignored');
+    }
+  }
+  return found;
 }

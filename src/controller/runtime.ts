@@ -14,6 +14,7 @@ import type { Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, DEFAULT_JOIN_TOKEN_TTL_MS, type JoinTokenOptions } from './join-tokens.ts';
 import { AccessService } from './access-service.ts';
+import { recordIssuedCertificates } from './host-identity.ts';
 import type { JoinTokenRecord } from './store/records.ts';
 import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
@@ -76,6 +77,8 @@ export interface ControllerInit {
   migration?: Partial<MigrationTimeouts>;
   /** A join token's lifetime when its creator gives none (default one hour). */
   joinTokenTtlMs?: number | undefined;
+  /** Host certificates issued from the deployment CA (launch.ts reads them from the TLS directory): identities no join token replaces. */
+  issuedCertificates?: ReadonlyArray<{ host: string; fingerprint: string }> | undefined;
 }
 
 export interface ControllerHandle {
@@ -109,6 +112,7 @@ export async function startController(components: ControllerComponents, init: Co
   try {
     const sync = syncDeployment(store, init.deployment, wallClock());
     store.markAllHostsDisconnected();
+    recordIssuedCertificates(store, init.issuedCertificates ?? [], wallClock());
     logger.info({ deployment: init.deployment.name, db: store.path, ...sync }, 'registry in line with the deployment');
 
     const metrics = new ControllerMetrics(components.registry);

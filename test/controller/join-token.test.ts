@@ -53,7 +53,8 @@ describe('join tokens through the operator API', { timeout: 60_000 }, () => {
   }
 
   before(async () => {
-    await ensureDemoCertificates(join(dir, 'certs'), []);
+    // The hub's certificate is issued (in the controller's TLS directory); hA has none.
+    await ensureDemoCertificates(join(dir, 'certs'), ['hub']);
     ctl = await startControllerProcess({ logger }, { deployment: parseDeployment(DEPLOYMENT, 'join.yaml'), dbPath: join(dir, 'vnet.db'), tlsDir: join(dir, 'certs'), tokenFile: join(dir, 'api-token') });
     apiToken = ctl.newToken!;
   });
@@ -83,6 +84,19 @@ describe('join tokens through the operator API', { timeout: 60_000 }, () => {
     const again = await agentWith('hA', t.token);
     await waitFor(() => again.stats.lastError !== undefined, 'a second use refused');
     assert.notEqual(again.state, 'connected');
+  });
+
+  it('refuses a token for a host whose certificate was issued, before that host ever connected', async () => {
+    const res = await api('/api/v1/join-tokens', { host: 'hub' });
+    assert.equal(res.status, 201);
+    const t = (await res.json()) as { token: string; id: string };
+    const taker = await agentWith('hub', t.token);
+    await waitFor(() => taker.stats.lastError !== undefined, 'the token refused');
+    assert.match(taker.stats.lastError!.message, /host hub already has an identity/);
+    assert.notEqual(ctl.controller.model.getHost('hub')?.state, 'up');
+    const hub = ctl.controller.access.listHostIdentities().find((i) => i.host === 'hub');
+    assert.equal(hub?.kind, 'certificate');
+    assert.equal(hub?.lastUsedAt, null);
   });
 
   it('names the bad field of a malformed request, and refuses unknown hosts', async () => {

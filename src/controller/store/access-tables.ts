@@ -107,6 +107,11 @@ export class AccessTables {
     ).run(host, fingerprint, nowMs, nowMs);
   }
 
+  /** A certificate issued to the host (seen in the controller's TLS directory): recorded unless known already. */
+  recordHostCertificate(host: string, fingerprint: string, nowMs: number): void {
+    this.#db.prepare('INSERT OR IGNORE INTO host_certificates (host, fingerprint, first_seen_ms) VALUES (?, ?, ?)').run(host, fingerprint, nowMs);
+  }
+
   listHostCertificates(): HostCertificateRecord[] {
     return (this.#db.prepare('SELECT * FROM host_certificates ORDER BY host, first_seen_ms').all() as CertificateRow[]).map(certificateFromRow);
   }
@@ -135,7 +140,7 @@ interface JoinTokenRow {
   used_ms: number | null; used_by: string | null; revoked_ms: number | null;
 }
 interface CredentialRow { host: string; hash: string; created_ms: number; last_used_ms: number | null }
-interface CertificateRow { host: string; fingerprint: string; first_seen_ms: number; last_used_ms: number; revoked_ms: number | null }
+interface CertificateRow { host: string; fingerprint: string; first_seen_ms: number; last_used_ms: number | null; revoked_ms: number | null }
 
 function apiTokenFromRow(r: ApiTokenRow): ApiTokenRecord {
   // Anything but 'read' keeps the full rights it had before scopes existed.
@@ -155,5 +160,5 @@ function credentialFromRow(r: CredentialRow): HostCredentialRecord {
 }
 
 function certificateFromRow(r: CertificateRow): HostCertificateRecord {
-  return { host: r.host, fingerprint: r.fingerprint, firstSeenMs: r.first_seen_ms, lastUsedMs: r.last_used_ms, revokedMs: r.revoked_ms ?? undefined };
+  return { host: r.host, fingerprint: r.fingerprint, firstSeenMs: r.first_seen_ms, lastUsedMs: r.last_used_ms ?? undefined, revokedMs: r.revoked_ms ?? undefined };
 }

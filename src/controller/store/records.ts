@@ -146,12 +146,13 @@ export interface HostCredentialRecord {
   lastUsedMs: number | undefined;
 }
 
-/** A certificate a host has authenticated with, by SHA-256 fingerprint. */
+/** A certificate of a host (found in the controller's TLS directory, or authenticated with), by SHA-256 fingerprint. */
 export interface HostCertificateRecord {
   host: string;
   fingerprint: string;
   firstSeenMs: number;
-  lastUsedMs: number;
+  /** Undefined until the host authenticates with it. */
+  lastUsedMs: number | undefined;
   revokedMs: number | undefined;
 }
 

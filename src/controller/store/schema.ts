@@ -206,12 +206,12 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE join_tokens ADD COLUMN revoked_ms INTEGER;
       ALTER TABLE host_credentials ADD COLUMN last_used_ms INTEGER;
 
-      -- The certificates each host has authenticated with (SHA-256 fingerprint), and which are revoked.
+      -- Each host's certificates (SHA-256 fingerprint): issued in the controller's TLS directory, or authenticated with; and which are revoked.
       CREATE TABLE host_certificates (
         host          TEXT NOT NULL,
         fingerprint   TEXT NOT NULL,
         first_seen_ms INTEGER NOT NULL,
-        last_used_ms  INTEGER NOT NULL,
+        last_used_ms  INTEGER,
         revoked_ms    INTEGER,
         PRIMARY KEY (host, fingerprint)
       );
