@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { connect } from 'node:net';
 import { pino } from 'pino';
 import { realClock } from '../../src/common/clock.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
@@ -68,6 +69,13 @@ test('no API token, join token or host credential appears in any log line', { ti
   await api(admin, 'DELETE', `/api/v1/tokens/${String(reader['id'])}`);
   await api(String(reader['token']), 'GET', '/api/v1/hosts');
   await api(`${admin}x`, 'GET', '/api/v1/hosts');
+  // A malformed HTTP request that carries the token: the parser's error holds the raw bytes.
+  await new Promise<void>((resolve) => {
+    const sock = connect(ctl.api.port, '127.0.0.1', () => sock.end(`GET /api/v1/hosts HTTP/1.1\r\nAuthorization: Bearer ${admin}\r\nContent-Length: x\r\n\r\n`));
+    sock.on('data', () => {});
+    sock.on('error', () => resolve());
+    sock.on('close', () => resolve());
+  });
 
   // Join tokens: one revoked, one used by a daemon (which earns a credential), refused on reuse.
   const revoked = await api(admin, 'POST', '/api/v1/join-tokens', { host: 'hA' });
@@ -111,8 +119,9 @@ test('no API token, join token or host credential appears in any log line', { ti
   for (const secret of secrets) {
     assert.ok(secret.length >= 40);
     assert.equal(out.includes(secret), false, `a secret (${secret.slice(0, 6)}…) is in the log`);
-    // Nor its URL-encoded form, nor its base64url body alone.
+    // Nor its URL-encoded form, nor its base64url body alone, nor its bytes (a serialised Buffer).
     assert.equal(out.includes(encodeURIComponent(secret)), false);
     assert.equal(out.includes(secret.slice(secret.indexOf('_') + 1)), false);
+    assert.equal(out.includes(JSON.stringify([...Buffer.from(secret)]).slice(1, -1)), false, 'the secret\'s bytes are in the log');
   }
 });

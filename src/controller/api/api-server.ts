@@ -92,8 +92,9 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
     void handleRequest(ctx, req, res);
   });
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
-  server.on('clientError', (err, socket) => {
-    logger.debug({ err }, 'malformed HTTP request');
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    // Not the error object: its rawPacket holds the request's bytes, bearer token included.
+    logger.debug({ code: err.code, detail: err.message }, 'malformed HTTP request');
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();
   });
