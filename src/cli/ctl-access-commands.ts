@@ -2,7 +2,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type {
   ApiTokenView, CreatedApiTokenView, HostIdentityView, JoinTokenInfo, JoinTokenView, RevokedHostView,
 } from '../controller/access-model.ts';
-import { operatorPageUrl } from '../controller/api/api-server.ts';
+import { operatorPageUrl } from '../controller/api/page-url.ts';
 import { CtlUsageError } from './errors.ts';
 import { formatAge, formatTime, table } from './ctl-format.ts';
 import type { CtlActions } from './ctl-io.ts';

@@ -201,8 +201,3 @@ function authenticateRequest(c: HandlerContext, req: IncomingMessage): Principal
     throw err;
   }
 }
-
-/** The page URL to print at start: the token rides in the fragment, which browsers never send to the server. */
-export function operatorPageUrl(apiUrl: string, token: string): string {
-  return `${apiUrl.replace(/\/+$/, '')}/#token=${encodeURIComponent(token)}`;
-}
