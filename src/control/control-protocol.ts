@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type TrafficSnapshot } from './daemon-control.ts';
+import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type PortLimit, type PortSecurityFacts, type TrafficSnapshot } from './daemon-control.ts';
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
 import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
@@ -48,6 +48,9 @@ const portFacts = z.strictObject({
   ip: z.string().max(64).optional(),
   mtu: z.number().int().min(0).max(65535),
   rxFrames: count, rxBytes: count, txFrames: count, txBytes: count, txDropped: count,
+  security: z.strictObject({
+    locked: z.boolean(), learnedMacs: count, 'spoofed-source': count, 'mac-limit': count, 'mac-rate': count, 'flood-rate': count,
+  } satisfies Record<keyof PortSecurityFacts, z.ZodType>).optional(),
 });
 
 const linkKind = z.enum(['backbone', 'fast-path']);
@@ -70,6 +73,7 @@ const daemonFacts = z.strictObject({
   links: z.array(linkFacts).max(4096),
   rulesVersion: count,
   linksVersion: count,
+  macConflicts: count.optional(),
 });
 
 const trafficSnapshot = z.strictObject({
@@ -83,6 +87,8 @@ const daemonEvent = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('port-removed'), name: z.string().min(1).max(64), reason: z.string().max(1024) }),
   z.strictObject({ type: z.literal('link-up'), peer: hostId, kind: linkKind }),
   z.strictObject({ type: z.literal('link-down'), peer: hostId, kind: linkKind, reason: z.string().max(1024) }),
+  z.strictObject({ type: z.literal('mac-conflict'), mac: macString, seenAt: z.string().max(128), home: z.string().max(128), by: z.enum(['port', 'controller']), frames: count }),
+  z.strictObject({ type: z.literal('port-limit'), port: z.string().min(1).max(64), limit: z.enum(['spoofed-source', 'mac-limit', 'mac-rate', 'flood-rate'] satisfies PortLimit[]), frames: count }),
 ]);
 
 const errorBody = z.strictObject({ code: z.string().max(128), message: z.string().max(4096) });
@@ -205,6 +211,7 @@ export function factsToWire(f: DaemonFacts): WireFacts {
     links: f.links.map((l) => ({ peer: l.peer, kind: l.kind, state: l.state, direction: l.direction, ...linkCounters(l), reconnects: l.reconnects })),
     rulesVersion: f.rulesVersion,
     linksVersion: f.linksVersion,
+    ...(f.macConflicts !== undefined ? { macConflicts: f.macConflicts } : {}),
   };
 }
 
@@ -212,6 +219,7 @@ function portToWire(p: PortFacts): WireFacts['ports'][number] {
   return {
     name: p.name, kind: p.kind, mac: p.mac, ...(p.ip !== undefined ? { ip: p.ip } : {}), mtu: p.mtu,
     rxFrames: p.rxFrames, rxBytes: p.rxBytes, txFrames: p.txFrames, txBytes: p.txBytes, txDropped: p.txDropped,
+    ...(p.security !== undefined ? { security: { ...p.security } } : {}),
   };
 }
 
@@ -221,10 +229,11 @@ export function factsFromWire(w: WireFacts): DaemonFacts {
     role: w.role,
     site: w.site,
     listen: w.listen,
-    ports: w.ports.map((p): PortFacts => ({ ...p, ip: p.ip })),
+    ports: w.ports.map(({ security, ...p }): PortFacts => ({ ...p, ip: p.ip, ...(security !== undefined ? { security } : {}) })),
     links: w.links.map((l): LinkFacts => ({ ...l })),
     rulesVersion: w.rulesVersion,
     linksVersion: w.linksVersion,
+    ...(w.macConflicts !== undefined ? { macConflicts: w.macConflicts } : {}),
   };
 }
 
@@ -244,6 +253,8 @@ export function eventToWire(e: DaemonEvent): z.output<typeof daemonEvent> {
   if (e.type === 'port-added') return { type: 'port-added', port: portToWire(e.port) };
   if (e.type === 'port-removed') return { type: 'port-removed', name: e.name, reason: e.reason };
   if (e.type === 'link-up') return { type: 'link-up', peer: e.peer, kind: e.kind };
+  if (e.type === 'mac-conflict') return { type: 'mac-conflict', mac: e.mac, seenAt: e.seenAt, home: e.home, by: e.by, frames: e.frames };
+  if (e.type === 'port-limit') return { type: 'port-limit', port: e.port, limit: e.limit, frames: e.frames };
   return { type: 'link-down', peer: e.peer, kind: e.kind, reason: e.reason };
 }
 

@@ -26,7 +26,17 @@ export interface PortFacts {
   txFrames: number;
   txBytes: number;
   txDropped: number;
+  /** The port's security policy in brief and what it dropped (port-security.ts); absent from older daemons. */
+  security?: PortSecurityFacts;
 }
+
+/** A port limit: what a VM did that its port refused (docs/security.md, "What a VM can do to others"). */
+export type PortLimit = 'spoofed-source' | 'mac-limit' | 'mac-rate' | 'flood-rate';
+
+export const PORT_LIMITS: readonly PortLimit[] = ['spoofed-source', 'mac-limit', 'mac-rate', 'flood-rate'];
+
+/** A port's lock, the MACs learned behind it, and the frames each limit dropped since it was added. */
+export type PortSecurityFacts = { locked: boolean; learnedMacs: number } & Record<PortLimit, number>;
 
 /**
  * The counters of one link, as the link keeps them, the daemon reports them
@@ -76,6 +86,8 @@ export interface DaemonFacts {
   links: LinkFacts[];
   rulesVersion: number;
   linksVersion: number;
+  /** Frames whose source MAC was seen away from its home (a local port, or where the controller placed it); absent from older daemons. */
+  macConflicts?: number;
 }
 
 /** A fast-path link the controller wants: dial `address` unless the peer dials us (lower host id dials). */
@@ -105,7 +117,11 @@ export type DaemonEvent =
   | { type: 'port-added'; port: PortFacts }
   | { type: 'port-removed'; name: string; reason: string }
   | { type: 'link-up'; peer: string; kind: LinkKind }
-  | { type: 'link-down'; peer: string; kind: LinkKind; reason: string };
+  | { type: 'link-down'; peer: string; kind: LinkKind; reason: string }
+  /** A MAC seen away from its home, not learned; `frames` since the previous report of it (rate limited). */
+  | { type: 'mac-conflict'; mac: string; seenAt: string; home: string; by: 'port' | 'controller'; frames: number }
+  /** A port limit dropped frames; `frames` since the previous report (rate limited). */
+  | { type: 'port-limit'; port: string; limit: PortLimit; frames: number };
 
 export interface DaemonControl {
   readonly hostId: string;

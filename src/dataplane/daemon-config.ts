@@ -3,6 +3,7 @@ import { ConfigError } from '../common/errors.ts';
 import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
 import { isMacString } from '../common/mac.ts';
 import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts';
+import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
 
 /**
  * The daemon's configuration: from a YAML file (`vnet daemon --config F`),
@@ -30,6 +31,24 @@ const guestSchema = z.strictObject({
   diskMiB: z.number().int().min(0).max(4096).default(4),
 });
 
+/**
+ * A port's security (port-security.ts, docs/security.md): locked to its MAC
+ * (and `allowedMacs`) by default, a few learned MACs, floods rate limited.
+ */
+const portSecuritySchema = z
+  .strictObject({
+    lock: z.boolean().default(SEC.lock),
+    allowedMacs: z.array(mac).max(256).default([]),
+    maxMacs: z.number().int().min(1).max(65_536).default(SEC.maxMacs),
+    newMacsPerSecond: z.number().min(0).max(1_000_000).default(SEC.newMacsPerSecond),
+    floodFramesPerSecond: z.number().min(0).max(10_000_000).default(SEC.floodFramesPerSecond),
+    floodBurst: z.number().int().min(1).max(10_000_000).default(SEC.floodBurst),
+  })
+  .superRefine((s, ctx) => {
+    if (s.lock && s.maxMacs < 1 + s.allowedMacs.length)
+      ctx.addIssue({ code: 'custom', path: ['maxMacs'], message: `maxMacs ${s.maxMacs} is below the port's own MAC plus its ${s.allowedMacs.length} allowedMacs` });
+  });
+
 /** Added to the tunnel listen port for the default migration channel port. */
 export const MIGRATION_PORT_OFFSET = 1000;
 
@@ -45,6 +64,8 @@ const portSchema = z.strictObject({
   netns: z.string().min(1).optional(),
   /** The VM's model guest (memory, disk, workload) that a live migration moves; default idle, 16 MiB RAM, 4 MiB disk. */
   guest: guestSchema.optional(),
+  /** Port security; absent: the defaults. */
+  security: portSecuritySchema.optional(),
 });
 
 const fastPathSchema = z.strictObject({

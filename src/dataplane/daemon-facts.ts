@@ -5,6 +5,7 @@ import type { LinkSlot } from './link-slots.ts';
 import type { Port } from './port.ts';
 import type { PortOutlet } from './port-outlet.ts';
 import type { Ingress } from './forwarding-table.ts';
+import type { PortGuard } from './port-security.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
 /**
@@ -25,9 +26,12 @@ export interface PortEntry {
   /** What the forwarding table delivers to: the port, or its hold queue. */
   outlet: PortOutlet;
   ingress: Ingress;
+  /** Its port security (port-security.ts). */
+  guard: PortGuard;
 }
 
-export function portFacts(entry: PortEntry): PortFacts {
+/** A port's facts; `learnedMacs`: how many MACs are learned behind it now. */
+export function portFacts(entry: PortEntry, learnedMacs: number): PortFacts {
   const { port, ip } = entry;
   const s = port.stats;
   return {
@@ -41,6 +45,7 @@ export function portFacts(entry: PortEntry): PortFacts {
     txFrames: s.txFrames,
     txBytes: s.txBytes,
     txDropped: s.txDropped,
+    security: entry.guard.facts(learnedMacs),
   };
 }
 

@@ -13,6 +13,10 @@
  *                 time as a versioned set (the lower host id dials).
  *   rules         replaced per origin as a whole; the controller's carry a
  *                 version.
+ *   port security port-security.ts: each port's guard (source lock, MAC
+ *                 count and rate, flood rate); mac-homes.ts: a local port's
+ *                 MAC is not learned anywhere else; security-events.ts: what
+ *                 was refused, logged and reported (rate limited).
  *   reporting     daemon-facts.ts: facts, traffic snapshots and events.
  *   migration     a port can be held (port-outlet.ts: its frames queued,
  *                 bounded) and released to itself or to a link; a VM that
@@ -40,6 +44,8 @@ import { ForwardingLoop, type ForwardingCounters } from './forwarding-loop.ts';
 import { LinkSlots, type LinkSlot, type LinkSlotCounters } from './link-slots.ts';
 import { FastPathLinks } from './fast-path-links.ts';
 import { DaemonEvents, linkFacts, portFacts, takeTrafficSnapshot, type PortEntry } from './daemon-facts.ts';
+import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-security.ts';
+import { SecurityEvents } from './security-events.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -91,6 +97,7 @@ export class Daemon implements DaemonControl {
   readonly #links: LinkSlots;
   readonly #fastPath: FastPathLinks;
   readonly #events: DaemonEvents;
+  readonly #security: SecurityEvents;
   #listener: Listener | undefined;
   #rulesVersion = 0;
   #agingTimer: TimerHandle | undefined;
@@ -106,10 +113,12 @@ export class Daemon implements DaemonControl {
     this.#transport = components.transport;
     this.#log = componentLogger(components.logger, 'daemon', { host: init.hostId });
     this.#events = new DaemonEvents(this.#log);
+    this.#security = new SecurityEvents({ logger: this.#log, clock: this.#clock, emit: (event) => this.#events.emit(event) });
     this.table = new ForwardingTable<PortOutlet, LinkSlot>({
       role: init.role,
       clock: this.#clock,
       logger: this.#log,
+      onConflict: (conflict) => this.#security.conflict(conflict),
       ...(init.agingMs !== undefined ? { agingMs: init.agingMs } : {}),
     });
     this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats);
@@ -156,13 +165,22 @@ export class Daemon implements DaemonControl {
 
   // ---------------------------------------------------------------- ports
 
-  /** Add a VM's port; `held`: its frames are queued until `releasePort` (a migration's destination). */
-  addPort(port: Port, ip?: string, opts: { held?: boolean } = {}): void {
+  /**
+   * Add a VM's port; `held`: its frames are queued until `releasePort` (a
+   * migration's destination); `security`: what differs from the default
+   * port security (port-security.ts: locked to the port's MAC, a few MACs,
+   * floods rate limited).
+   */
+  addPort(port: Port, ip?: string, opts: { held?: boolean; security?: Partial<PortSecurityPolicy> } = {}): void {
     if (this.#closed) throw new DaemonClosedError(this.hostId, `add port ${port.name}`);
     if (this.#ports.has(port.name)) throw new DuplicatePortError(port.name, this.hostId);
+    const guard = new PortGuard({
+      port: port.name, mac: port.mac, policy: portSecurityPolicy(opts.security), clock: this.#clock,
+      onLimit: (name, limit) => this.#security.limit(name, limit),
+    });
     const outlet = new PortOutlet(port, { held: opts.held === true });
-    const ingress = this.table.addPort(port.name, outlet);
-    const entry: PortEntry = { port, ip, outlet, ingress };
+    const ingress = this.table.addPort(port.name, outlet, guard);
+    const entry: PortEntry = { port, ip, outlet, ingress, guard };
     this.#ports.set(port.name, entry);
     port.onFailure((err) => {
       this.stats.portFailures++;
@@ -170,9 +188,9 @@ export class Daemon implements DaemonControl {
       void this.removePort(port.name, `failed: ${err.message}`);
     });
     this.#pinPorts();
-    port.start((frames) => this.#forwarding.fromPort(ingress, frames));
-    this.#log.info({ port: port.name, kind: port.kind, mac: formatMac(port.mac) }, 'port added');
-    this.#events.emit({ type: 'port-added', port: portFacts(entry) });
+    port.start((frames) => this.#forwarding.fromPort(ingress, frames, guard));
+    this.#log.info({ port: port.name, kind: port.kind, mac: formatMac(port.mac), locked: guard.policy.lock }, 'port added');
+    this.#events.emit({ type: 'port-added', port: portFacts(entry, this.table.learnedAt(ingress)) });
   }
 
   async removePort(name: string, reason = 'removed'): Promise<void> {
@@ -232,7 +250,7 @@ export class Daemon implements DaemonControl {
   announce(name: string): number {
     const entry = this.#entry(name);
     const frames = announceFrames(entry.port.mac, entry.ip);
-    this.#forwarding.fromPort(entry.ingress, frames);
+    this.#forwarding.fromPort(entry.ingress, frames, entry.guard);
     return frames.length;
   }
 
@@ -252,8 +270,13 @@ export class Daemon implements DaemonControl {
    * lowest priority, so every explicit rule still wins — except while the
    * port is held, when it takes the highest, so that nothing for a paused or
    * not-yet-resumed VM overtakes its hold queue.
+   *
+   * The MACs of the ports that are not held are also homes (mac-homes.ts):
+   * never learned anywhere else. A held port's is not: its VM is paused, or
+   * still running at the migration's source.
    */
   #pinPorts(): void {
+    this.table.setLocalMacs(new Map([...this.#ports.values()].filter((e) => !e.outlet.held).map((e) => [e.port.mac, e.port.name] as const)));
     const pins: RuleSpec[] = [...this.#ports.values()].map(({ port, outlet }) => ({
       id: `port:${port.name}`, priority: outlet.held ? MAX_RULE_PRIORITY : MIN_RULE_PRIORITY, src: 'any', dst: formatMac(port.mac), action: { port: port.name },
     }));
@@ -308,10 +331,11 @@ export class Daemon implements DaemonControl {
       role: this.role,
       site: this.site,
       listen: this.listenAddress,
-      ports: [...this.#ports.values()].map(portFacts),
+      ports: [...this.#ports.values()].map((e) => portFacts(e, this.table.learnedAt(e.ingress))),
       links: [...this.#links.values()].map(linkFacts),
       rulesVersion: this.#rulesVersion,
       linksVersion: this.#fastPath.version,
+      macConflicts: this.table.stats.macConflicts,
     };
   }
 

@@ -25,7 +25,9 @@ export type EgressReason =
   /** Dropped: learned at a link this frame may not be relayed to (link to link on a spoke, or off the backbone). */
   | 'split-horizon'
   /** Dropped: the ingress given is not a current port or link. */
-  | 'unknown-ingress';
+  | 'unknown-ingress'
+  /** Dropped: the ingress port's guard refused to learn one more source MAC (port-security.ts). */
+  | 'port-limit';
 
 export const EGRESS_REASONS: readonly EgressReason[] = [
   'rule',
@@ -38,6 +40,7 @@ export const EGRESS_REASONS: readonly EgressReason[] = [
   'hairpin',
   'split-horizon',
   'unknown-ingress',
+  'port-limit',
 ];
 
 /** P and L are whatever the daemon registered as port and link handles (names by default). */

@@ -12,6 +12,12 @@ import type { DaemonRole, LinkKind } from '../control/daemon-control.ts';
  * may reach (see `floodTargets`).
  */
 
+/** Decides whether one more MAC may be learned at a location (a port's guard, port-security.ts). */
+export interface LearnGuard {
+  /** `learnedHere`: how many MACs are learned there now. */
+  admitsNewMac(learnedHere: number): boolean;
+}
+
 export interface Location<P, L> {
   readonly id: number;
   readonly kind: 'port' | 'link';
@@ -25,6 +31,8 @@ export interface Location<P, L> {
    * learning do not resolve to it, floods skip it).
    */
   retired: boolean;
+  /** A port's guard on learning (ports only). */
+  guard: LearnGuard | undefined;
 }
 
 export class ForwardingLocations<P, L> {
@@ -51,13 +59,15 @@ export class ForwardingLocations<P, L> {
   }
 
   /** Add a port, or give an existing one a new handle; returns its id. */
-  setPort(name: string, handle: P): number {
+  setPort(name: string, handle: P, guard?: LearnGuard): number {
     const id = this.#portByName.get(name);
     if (id !== undefined) {
       this.#locs[id]!.handle = handle;
+      this.#locs[id]!.guard = guard;
       return id;
     }
     const loc = this.#add('port', name, undefined, handle);
+    loc.guard = guard;
     this.#portByName.set(name, loc.id);
     return loc.id;
   }
@@ -147,7 +157,7 @@ export class ForwardingLocations<P, L> {
 
   #add(kind: 'port' | 'link', name: string, linkKind: LinkKind | undefined, handle: P | L): Location<P, L> {
     const id = this.#freeIds.pop() ?? this.#locs.length;
-    const loc: Location<P, L> = { id, kind, name, linkKind, handle, retired: false };
+    const loc: Location<P, L> = { id, kind, name, linkKind, handle, retired: false, guard: undefined };
     this.#locs[id] = loc;
     return loc;
   }

@@ -5,22 +5,28 @@ import type { Egress } from './egress.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { LinkSlot } from './link-slots.ts';
 import type { PortOutlet } from './port-outlet.ts';
+import { isFloodReason, type PortGuard } from './port-security.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
 /**
  * The daemon's data path: every batch of frames from a port (a VM) or a link
  * (another daemon) goes through here, in stages.
  *
- *   port batch ─▶ check ─▶ learn src ─▶ count (src,dst) ─▶ resolve ─▶ deliver
- *   link batch ─▶ check ─▶ learn src ──────────────────────▶ resolve ─▶ deliver
+ *   port batch ─▶ check ─▶ source lock ─▶ resolve ─▶ flood limit ─▶ count (src,dst) ─▶ deliver
+ *   link batch ─▶ check ─────────────────▶ resolve ─────────────────────────────────▶ deliver
  *
  *   check    a frame shorter than an Ethernet header is dropped and counted.
- *   learn    the source MAC lives behind the ingress (port or link).
- *   count    frames entering the overlay here feed the local traffic matrix;
+ *   lock     a port's guard (port-security.ts) drops a frame whose source
+ *            MAC the port may not use (one compare for a one-MAC VM).
+ *   resolve  one cached forwarding-table lookup gives the egress set
+ *            (controller rules first, then learned MACs, else flood along
+ *            the backbone with split horizon); on a miss it learns the
+ *            source behind the ingress, unless the MAC lives elsewhere or
+ *            the port's guard refuses one more MAC ('port-limit': dropped).
+ *   flood    a port's flooded frames pass its token bucket or are dropped.
+ *   count    frames entering the overlay here feed the local traffic matrix
+ *            (only those admitted: a spoofing VM cannot bloat the report);
  *            frames from a link were counted where they entered.
- *   resolve  one cached forwarding-table lookup (learning included) gives the
- *            egress set (controller rules first, then learned MACs, else
- *            flood along the backbone with split horizon).
  *   deliver  to ports (a port that cannot take GSO super-frames segments
  *            them itself; a held port queues them, port-outlet.ts) and to
  *            the links of link slots that are up (batched writes).
@@ -52,14 +58,47 @@ export class ForwardingLoop {
     this.#stats = stats;
   }
 
-  /** Frames from a VM: they enter the overlay here, so they are counted here. */
-  fromPort(ingress: Ingress, frames: readonly Frame[]): void {
-    this.#forwardBatch(ingress, frames, this.#traffic);
+  /** Frames from a VM, through its port's guard: they enter the overlay here, so they are counted here. */
+  fromPort(ingress: Ingress, frames: readonly Frame[], guard: PortGuard): void {
+    const table = this.#table;
+    const traffic = this.#traffic;
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
+      const data = frame.data;
+      if (data.length < MIN_FRAME_BYTES) {
+        this.#stats.runtFrames++;
+        continue;
+      }
+      const src = srcMacOf(data);
+      if (!guard.admitsSource(src)) continue;
+      const dst = dstMacOf(data);
+      const egress = table.forward(src, dst, ingress);
+      if (egress.reason === 'port-limit') continue; // counted by the guard
+      if (!egress.drop && isFloodReason(egress.reason) && !guard.admitsFlood()) continue;
+      traffic.add(src, dst, data.length);
+      this.#deliver(egress, frame, ingress);
+    }
   }
 
   /** Frames from another daemon: already counted where they entered. */
   fromLink(ingress: Ingress, frames: readonly Frame[]): void {
-    this.#forwardBatch(ingress, frames, undefined);
+    const table = this.#table;
+    const watching = this.#relayed.size > 0;
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
+      const data = frame.data;
+      if (data.length < MIN_FRAME_BYTES) {
+        this.#stats.runtFrames++;
+        continue;
+      }
+      const dst = dstMacOf(data);
+      const egress = table.forward(srcMacOf(data), dst, ingress);
+      if (watching && egress.links.length > 0) {
+        const n = this.#relayed.get(dst);
+        if (n !== undefined) this.#relayed.set(dst, n + 1);
+      }
+      this.#deliver(egress, frame, ingress);
+    }
   }
 
   /** Count the frames to `mac` relayed from a link to a link from now on. */
@@ -73,28 +112,6 @@ export class ForwardingLoop {
 
   forgetRelay(mac: number): void {
     this.#relayed.delete(mac);
-  }
-
-  #forwardBatch(ingress: Ingress, frames: readonly Frame[], counters: TrafficCounters | undefined): void {
-    const table = this.#table;
-    const watching = counters === undefined && this.#relayed.size > 0;
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!;
-      const data = frame.data;
-      if (data.length < MIN_FRAME_BYTES) {
-        this.#stats.runtFrames++;
-        continue;
-      }
-      const src = srcMacOf(data);
-      const dst = dstMacOf(data);
-      counters?.add(src, dst, data.length);
-      const egress = table.forward(src, dst, ingress);
-      if (watching && egress.links.length > 0) {
-        const n = this.#relayed.get(dst);
-        if (n !== undefined) this.#relayed.set(dst, n + 1);
-      }
-      this.#deliver(egress, frame, ingress);
-    }
   }
 
   #deliver(egress: Egress<PortOutlet, LinkSlot>, frame: Frame, ingress: Ingress): void {

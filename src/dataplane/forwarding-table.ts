@@ -1,15 +1,19 @@
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { DaemonRole, LinkKind } from '../control/daemon-control.ts';
-import { EGRESS_REASONS, makeEgress, type Egress, type EgressReason } from './egress.ts';
-import { ForwardingLocations, type Location } from './forwarding-locations.ts';
+import { EGRESS_REASONS, type Egress, type EgressReason } from './egress.ts';
+import { EgressInterner } from './egress-interner.ts';
+import { ForwardingLocations, type LearnGuard } from './forwarding-locations.ts';
+import { SourceLearning, type LearnedInfo, type MacConflict } from './source-learning.ts';
 import type { ForwardingRule, RuleOrigin } from './forwarding-rule.ts';
 import { FlowCache } from './flow-cache.ts';
-import { LearnedEntry, MacLearning, NOWHERE } from './mac-learning.ts';
+import { LearnedEntry, NOWHERE } from './mac-learning.ts';
+import { DETACHED, Hit, INDEPENDENT, PENDING } from './flow-decision.ts';
 import { BROADCAST_MAC, isMulticastMac, type Mac } from '../common/mac.ts';
 import { RuleSet, type RuleChanges } from './rule-set.ts';
 
 export type { RuleChanges } from './rule-set.ts';
+export type { LearnedInfo, LearnedLocation, MacConflict } from './source-learning.ts';
 
 /**
  * The daemon's forwarding table: rules, learned MAC locations, and the cache
@@ -23,6 +27,11 @@ export type { RuleChanges } from './rule-set.ts';
  *      MAC (no allocation, no clock read), return the interned Egress;
  *   4. on a miss, a stale decision, or a source seen at a new place: learn,
  *      decide, cache.
+ *
+ * Learning a source at a new place (miss path only, source-learning.ts)
+ * is refused for a MAC whose home is elsewhere (a conflict: reported, the
+ * frame still forwarded) and when the ingress port's guard refuses one more
+ * MAC (the frame dropped as 'port-limit', nothing learned or cached).
  *
  * Deciding (`#decide`), in order:
  *   - rules by priority (desc) then id; a rule whose port/link is absent is
@@ -66,15 +75,8 @@ export interface ForwardingTableInit {
   /** Most cached decisions before the cache is dropped and rebuilt (default 65536). */
   maxCacheEntries?: number;
   logger?: Logger;
-}
-
-export type LearnedLocation = { kind: 'port'; name: string } | { kind: 'link'; peer: string };
-
-export interface LearnedInfo {
-  mac: Mac;
-  location: LearnedLocation;
-  /** Upper bound, precise to the expire() interval. */
-  ageMs: number;
+  /** A frame's source MAC was seen away from its home (see the header); not learned. */
+  onConflict?: (conflict: MacConflict) => void;
 }
 
 export interface ForwardingStats {
@@ -87,6 +89,8 @@ export interface ForwardingStats {
   learnedMoves: number;
   learnedEvictions: number;
   learnedExpired: number;
+  /** Frames whose source MAC was seen away from its home (not learned). */
+  macConflicts: number;
   drops: Record<EgressReason, number>;
 }
 
@@ -94,37 +98,12 @@ export const DEFAULT_AGING_MS = 300_000;
 export const DEFAULT_MAX_LEARNED = 16_384;
 export const DEFAULT_MAX_CACHE_ENTRIES = 65_536;
 
-/**
- * A cached decision for one (src, dst, ingress). It stays valid while its
- * destination dependency lives (`dstDep.location !== NOWHERE`): the learned
- * entry it was decided from, a token for "dst not learned", or INDEPENDENT
- * for decisions that do not look at learning (rules, floods of group MACs).
- */
-class Hit<P, L> {
-  readonly egress: Egress<P, L>;
-  readonly dstDep: LearnedEntry;
-  /** The source MAC's learned entry (to refresh), or null when the source is never learned. */
-  srcEntry: LearnedEntry | null;
-
-  constructor(egress: Egress<P, L>, dstDep: LearnedEntry, srcEntry: LearnedEntry | null) {
-    this.egress = egress;
-    this.dstDep = dstDep;
-    this.srcEntry = srcEntry;
-  }
-}
-
-/** The dependency of decisions that learning cannot change. */
-const INDEPENDENT = new LearnedEntry(-1, -2, 0);
-/** Stands for "source not learned at this ingress": forces the learning path on the next hit. */
-const DETACHED = new LearnedEntry(-1, NOWHERE, 0);
-/** Location of an "unknown destination" token while it is valid. */
-const PENDING = -3;
-
 export class ForwardingTable<P = string, L = string> {
   readonly role: DaemonRole;
   readonly #clock: Clock;
   readonly #log: Logger | undefined;
-  readonly #learning: MacLearning;
+  readonly #sources: SourceLearning<P, L>;
+  readonly #learning: SourceLearning<P, L>['macs'];
 
   readonly #locs: ForwardingLocations<P, L>;
   readonly #rules = new RuleSet();
@@ -132,7 +111,7 @@ export class ForwardingTable<P = string, L = string> {
   readonly #cache: FlowCache<Hit<P, L>>;
   /** Per destination MAC decided while unknown: the token those decisions depend on. */
   #unknown = new Map<Mac, LearnedEntry>();
-  #interned = new Map<string, Egress<P, L>>();
+  readonly #egress: EgressInterner<P, L>;
   #lastSrc = -1;
   #lastDst = -1;
   #lastIngress = -1;
@@ -149,12 +128,17 @@ export class ForwardingTable<P = string, L = string> {
     this.#locs = new ForwardingLocations(init.role);
     this.#clock = init.clock;
     this.#log = init.logger;
+    this.#egress = new EgressInterner(this.#locs);
     this.#cache = new FlowCache(init.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES);
-    this.#learning = new MacLearning({
+    this.#sources = new SourceLearning({
+      locs: this.#locs,
+      clock: init.clock,
       agingMs: init.agingMs ?? DEFAULT_AGING_MS,
       maxLearned: init.maxLearned ?? DEFAULT_MAX_LEARNED,
       onChange: (mac) => this.#learnedChanged(mac),
+      onConflict: init.onConflict,
     });
+    this.#learning = this.#sources.macs;
   }
 
   // ---- the hot path -------------------------------------------------------
@@ -199,9 +183,12 @@ export class ForwardingTable<P = string, L = string> {
     const at = this.#locs.get(ingress);
     if (at === undefined) {
       this.#drops['unknown-ingress']++;
-      return this.#drop('unknown-ingress', undefined);
+      return this.#egress.drop('unknown-ingress', undefined);
     }
-    if (learnable(src) && !at.retired) this.#learning.learn(src, ingress, this.#clock.now());
+    if (learnable(src) && !at.retired && !this.#sources.learn(src, at, this.#rules.sorted)) {
+      this.#drops['port-limit']++;
+      return this.#egress.drop('port-limit', undefined); // not cached: the next frame from this MAC asks again
+    }
     let hit = this.#cache.get(src, dst, ingress);
     if (hit === undefined || hit.dstDep.location === NOWHERE) hit = this.#insert(src, dst, ingress);
     else hit.srcEntry = this.#srcEntryFor(src, ingress);
@@ -221,7 +208,7 @@ export class ForwardingTable<P = string, L = string> {
   }
 
   #insert(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
-    if (this.#locs.get(ingress) === undefined) return new Hit(this.#drop('unknown-ingress', undefined), DETACHED, null); // not cached
+    if (this.#locs.get(ingress) === undefined) return new Hit(this.#egress.drop('unknown-ingress', undefined), DETACHED, null); // not cached
     if (this.#cache.full) this.#invalidateAll();
     const hit = this.#decide(src, dst, ingress);
     this.#cache.set(src, dst, ingress, hit);
@@ -237,22 +224,22 @@ export class ForwardingTable<P = string, L = string> {
     for (let r = rules.firstMatch(src, dst, 0); r >= 0; r = rules.firstMatch(src, dst, r + 1)) {
       const rule = rules.sorted[r]!;
       const a = rule.action;
-      if (a.kind === 'drop') return new Hit(this.#drop('rule-drop', rule.id), INDEPENDENT, srcEntry);
-      if (a.kind === 'flood') return new Hit(this.#flood(from, 'rule-flood', rule.id), INDEPENDENT, srcEntry);
+      if (a.kind === 'drop') return new Hit(this.#egress.drop('rule-drop', rule.id), INDEPENDENT, srcEntry);
+      if (a.kind === 'flood') return new Hit(this.#egress.flood(from, 'rule-flood', rule.id), INDEPENDENT, srcEntry);
       const target = a.kind === 'port' ? this.#locs.portId(a.port) : this.#locs.linkId(a.link);
       if (target === undefined) continue; // absent: fall through to lower rules and learning
-      if (target === ingress) return new Hit(this.#drop('hairpin', rule.id), INDEPENDENT, srcEntry);
-      return new Hit(this.#unicast(target, 'rule', rule.id), INDEPENDENT, srcEntry);
+      if (target === ingress) return new Hit(this.#egress.drop('hairpin', rule.id), INDEPENDENT, srcEntry);
+      return new Hit(this.#egress.unicast(target, 'rule', rule.id), INDEPENDENT, srcEntry);
     }
-    if (isMulticastMac(dst)) return new Hit(this.#flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined), INDEPENDENT, srcEntry);
+    if (isMulticastMac(dst)) return new Hit(this.#egress.flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined), INDEPENDENT, srcEntry);
     const at = this.#learning.get(dst);
-    if (at === undefined) return new Hit(this.#flood(from, 'unknown-unicast', undefined), this.#unknownToken(dst), srcEntry);
+    if (at === undefined) return new Hit(this.#egress.flood(from, 'unknown-unicast', undefined), this.#unknownToken(dst), srcEntry);
     let egress: Egress<P, L>;
     const to = this.#locs.get(at.location);
-    if (at.location === ingress) egress = this.#drop('hairpin', undefined);
-    else if (to === undefined || to.retired) egress = this.#flood(from, 'unknown-unicast', undefined);
-    else if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) egress = this.#drop('split-horizon', undefined);
-    else egress = this.#unicast(to.id, 'learned', undefined);
+    if (at.location === ingress) egress = this.#egress.drop('hairpin', undefined);
+    else if (to === undefined || to.retired) egress = this.#egress.flood(from, 'unknown-unicast', undefined);
+    else if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) egress = this.#egress.drop('split-horizon', undefined);
+    else egress = this.#egress.unicast(to.id, 'learned', undefined);
     return new Hit(egress, at, srcEntry);
   }
 
@@ -267,36 +254,6 @@ export class ForwardingTable<P = string, L = string> {
     return token;
   }
 
-  #flood(from: Location<P, L>, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
-    const key = `f${from.id}|${reason}|${ruleId ?? ''}`;
-    let eg = this.#interned.get(key);
-    if (eg !== undefined) return eg;
-    const { ports, links } = this.#locs.floodTargets(from);
-    eg = makeEgress(ports, links, reason, ruleId);
-    this.#interned.set(key, eg);
-    return eg;
-  }
-
-  #unicast(target: number, reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
-    const key = `u${target}|${reason}|${ruleId ?? ''}`;
-    let eg = this.#interned.get(key);
-    if (eg !== undefined) return eg;
-    const loc = this.#locs.get(target)!;
-    eg = loc.kind === 'port' ? makeEgress([loc.handle as P], [], reason, ruleId) : makeEgress([], [loc.handle as L], reason, ruleId);
-    this.#interned.set(key, eg);
-    return eg;
-  }
-
-  #drop(reason: EgressReason, ruleId: string | undefined): Egress<P, L> {
-    const key = `d|${reason}|${ruleId ?? ''}`;
-    let eg = this.#interned.get(key);
-    if (eg === undefined) {
-      eg = makeEgress<P, L>([], [], reason, ruleId);
-      this.#interned.set(key, eg);
-    }
-    return eg;
-  }
-
   // ---- invalidation -------------------------------------------------------
 
   /** Rules, ports or links changed (or the cache filled up): every decision goes. */
@@ -304,7 +261,8 @@ export class ForwardingTable<P = string, L = string> {
     this.#cache.clear();
     for (const token of this.#unknown.values()) token.location = NOWHERE;
     this.#unknown = new Map();
-    this.#interned = new Map();
+    this.#egress.clear();
+    this.#sources.homes.markStale();
     this.#lastHit = undefined;
     this.#invalidations++;
   }
@@ -329,8 +287,8 @@ export class ForwardingTable<P = string, L = string> {
    * Add a local port (or give an existing one a new handle); returns its
    * ingress id, valid until the port is removed (ids are then reused).
    */
-  addPort(name: string, handle: P): Ingress {
-    const id = this.#locs.setPort(name, handle);
+  addPort(name: string, handle: P, guard?: LearnGuard): Ingress {
+    const id = this.#locs.setPort(name, handle, guard);
     this.#invalidateAll();
     this.#log?.debug({ port: name, ingress: id }, 'port set');
     return id;
@@ -427,12 +385,25 @@ export class ForwardingTable<P = string, L = string> {
 
   // ---- learning -----------------------------------------------------------
 
-  /** Record that `src` was seen at `ingress` (forward() does this itself). Returns false if not learnable. */
+  /**
+   * Record that `src` was seen at `ingress` (forward() does this itself).
+   * Returns false if not learnable there (a group MAC, a retired link, its
+   * home elsewhere, or the port's guard refuses it).
+   */
   learn(src: Mac, ingress: Ingress): boolean {
     const at = this.#locs.get(ingress);
     if (!learnable(src) || at === undefined || at.retired) return false;
-    this.#learning.learn(src, ingress, this.#clock.now());
-    return true;
+    return this.#sources.learn(src, at, this.#rules.sorted) && this.#learning.get(src)?.location === ingress;
+  }
+
+  /** The local ports' MACs that may not be learned anywhere else (MAC → port name; see mac-homes.ts). */
+  setLocalMacs(macs: ReadonlyMap<Mac, string>): void {
+    this.#sources.homes.setLocalMacs(macs);
+  }
+
+  /** How many MACs are learned at `ingress` now. */
+  learnedAt(ingress: Ingress): number {
+    return this.#learning.countAt(ingress);
   }
 
   /** Forget one learned MAC (admin). */
@@ -449,15 +420,7 @@ export class ForwardingTable<P = string, L = string> {
 
   /** The learned MACs, for the admin interface. */
   learned(): LearnedInfo[] {
-    const now = this.#clock.now();
-    const out: LearnedInfo[] = [];
-    for (const e of this.#learning.entries()) {
-      const loc = this.#locs.get(e.location);
-      if (loc === undefined) continue;
-      const location: LearnedLocation = loc.kind === 'port' ? { kind: 'port', name: loc.name } : { kind: 'link', peer: loc.name };
-      out.push({ mac: e.mac, location, ageMs: this.#learning.ageOf(e, now) });
-    }
-    return out;
+    return this.#sources.list(this.#clock.now());
   }
 
   get stats(): ForwardingStats {
@@ -470,6 +433,7 @@ export class ForwardingTable<P = string, L = string> {
       learnedMoves: c.moves,
       learnedEvictions: c.evictions,
       learnedExpired: c.expired,
+      macConflicts: this.#sources.conflicts,
       drops: { ...this.#drops },
     };
   }

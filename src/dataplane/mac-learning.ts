@@ -51,6 +51,8 @@ export class MacLearning {
   readonly maxLearned: number;
   readonly #onChange: (mac: Mac) => void;
   readonly #entries = new Map<Mac, LearnedEntry>();
+  /** How many entries each location holds, by location id. */
+  readonly #perLocation: number[] = [];
   #lastSweepMs = Number.NEGATIVE_INFINITY;
   #evictions = 0;
   #expired = 0;
@@ -72,6 +74,11 @@ export class MacLearning {
     return { evictions: this.#evictions, expired: this.#expired, moves: this.#moves };
   }
 
+  /** How many MACs are learned at `location`. */
+  countAt(location: number): number {
+    return this.#perLocation[location] ?? 0;
+  }
+
   get(mac: Mac): LearnedEntry | undefined {
     return this.#entries.get(mac);
   }
@@ -85,14 +92,17 @@ export class MacLearning {
         return 'refreshed';
       }
       this.#entries.delete(mac);
+      this.#count(e.location, -1);
       e.location = NOWHERE;
       this.#moves++;
       this.#entries.set(mac, new LearnedEntry(mac, location, now));
+      this.#count(location, 1);
       this.#onChange(mac);
       return 'moved';
     }
     if (this.#entries.size >= this.maxLearned) this.#evictOldest();
     this.#entries.set(mac, new LearnedEntry(mac, location, now));
+    this.#count(location, 1);
     this.#onChange(mac);
     return 'new';
   }
@@ -161,8 +171,13 @@ export class MacLearning {
     this.#evictions++;
   }
 
+  #count(location: number, by: 1 | -1): void {
+    this.#perLocation[location] = (this.#perLocation[location] ?? 0) + by;
+  }
+
   #remove(e: LearnedEntry): void {
     this.#entries.delete(e.mac);
+    this.#count(e.location, -1);
     e.location = NOWHERE;
     this.#onChange(e.mac);
   }

@@ -98,7 +98,7 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
     migrations = await startMigrationAgent(logger, daemon, config);
     for (const spec of config.ports) {
       const port = await openConfiguredPort(logger, spec);
-      daemon.addPort(port, spec.ip);
+      daemon.addPort(port, spec.ip, spec.security === undefined ? {} : { security: { ...spec.security, allowedMacs: spec.security.allowedMacs.map(parseMac) } });
       const g = spec.guest ?? DEFAULT_MODEL_GUEST;
       const guest = createModelGuest(spec.name, { profile: g.profile, memoryMiB: g.memoryMiB, diskMiB: g.diskMiB }, realClock.now());
       const init = { name: spec.name, mac: port.mac, port: spec.name, guest };
