@@ -239,5 +239,11 @@ export function describeEvent(e: EventView): string {
       return `${e.payload.decision.kind}: ${e.payload.decision.reason}`;
     case 'operator-action':
       return `${e.payload.actor} ${e.payload.action} ${JSON.stringify(e.payload.detail)}`;
+    case 'security': {
+      const r = e.payload.report;
+      return r.kind === 'mac-conflict'
+        ? `${e.payload.host}: MAC ${r.mac} seen at ${r.seenAt}, lives at ${r.home} (${r.by}); ${r.frames} frame(s), not learned`
+        : `${e.payload.host}: port ${r.port} ${r.limit}: ${r.frames} frame(s) dropped`;
+    }
   }
 }

@@ -250,7 +250,14 @@ export interface EventPayloads {
   decision: { decision: DecisionView };
   /** Audit record of an operator action done through the API. */
   'operator-action': { actor: string; action: string; detail: Record<string, unknown> };
+  /** A daemon refused what a VM did (docs/security.md): a MAC seen away from its home, or a port limit that dropped frames. Rate limited by the daemon. */
+  security: { host: string; report: SecurityReport };
 }
+
+/** What a daemon reported refusing; `frames`: since its previous report of the same kind. */
+export type SecurityReport =
+  | { kind: 'mac-conflict'; mac: string; seenAt: string; home: string; by: 'port' | 'controller'; frames: number }
+  | { kind: 'port-limit'; port: string; limit: 'spoofed-source' | 'mac-limit' | 'mac-rate' | 'flood-rate'; frames: number };
 
 /** The current weights of the announced topology's edges, once per update period. */
 export interface TopologyWeightsView {
@@ -283,6 +290,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'placement-changed',
   'decision',
   'operator-action',
+  'security',
 ];
 
 /** One event: `seq` grows by one per event, from 1, for the lifetime of the store. */

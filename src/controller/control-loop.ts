@@ -7,7 +7,7 @@ import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState }
 import { Applier } from './applier.ts';
 import type { ControlHandler, ControlSession, SessionInput } from './control-server.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
-import type { PlacementMove } from './api-model.ts';
+import type { PlacementMove, SecurityReport } from './api-model.ts';
 import { combineEffects, event, noEffects, type Effects } from './effects.ts';
 import { NotFoundError } from './errors.ts';
 import type { ControllerEventLog } from './event-log.ts';
@@ -175,7 +175,14 @@ export class ControlLoop implements ControlHandler {
         return;
       }
       case 'event': {
-        this.#c.logger.debug({ host, event: message.event.type }, 'daemon event');
+        const ev = message.event;
+        this.#c.logger.debug({ host, event: ev.type }, 'daemon event');
+        if (ev.type === 'mac-conflict' || ev.type === 'port-limit') {
+          const e = noEffects();
+          const { type, ...rest } = ev;
+          e.events.push(event('security', { host, report: { kind: type, ...rest } as SecurityReport }));
+          this.#applier.apply(e);
+        }
         return;
       }
       case 'migration': {

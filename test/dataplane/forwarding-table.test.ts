@@ -514,8 +514,12 @@ class Model {
   constructor(readonly role: 'hub' | 'spoke') {}
 
   decide(src: Mac, dst: Mac, at: string): string {
-    if (src !== 0 && !isGroup(src)) this.learned.set(src, at);
     const sorted = [...this.rules].sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1));
+    if (src !== 0 && !isGroup(src)) {
+      if (this.awayFromHome(sorted, src, at)) {
+        if (this.learned.get(src) === at) this.learned.delete(src);
+      } else this.learned.set(src, at);
+    }
     const m = (x: ReturnType<typeof parseRule>['src'], v: Mac): boolean => x.kind === 'any' || (x.kind === 'eq') === (x.mac === v);
     for (const r of sorted) {
       if (!m(r.src, src) || !m(r.dst, dst)) continue;
@@ -532,6 +536,17 @@ class Model {
     if (loc === at) return 'drop';
     if (at.startsWith('link:') && loc.startsWith('link:') && !this.relays(at, loc)) return 'drop';
     return loc;
+  }
+
+  /** A controller rule (src any, dst = MAC, to a port or link) is the MAC's home: learned there only (or, on a spoke placed behind a link, over the backbone too). */
+  awayFromHome(sorted: readonly ReturnType<typeof parseRule>[], src: Mac, at: string): boolean {
+    const home = sorted.find((r) => r.origin === 'controller' && r.src.kind === 'any' && r.dst.kind === 'eq' && r.dst.mac === src && (r.action.kind === 'port' || r.action.kind === 'link'));
+    if (home === undefined) return false;
+    const a = home.action;
+    const target = a.kind === 'port' ? `port:${a.port}` : a.kind === 'link' ? `link:${a.link}` : '';
+    if (target === at) return false;
+    const viaBackbone = this.role === 'spoke' && a.kind === 'link' && at.startsWith('link:') && this.links.get(at.slice(5)) === 'backbone';
+    return !viaBackbone;
   }
 
   relays(from: string, to: string): boolean {

@@ -19,7 +19,7 @@ const API = '/api/v1';
 const TOKEN_KEY = 'vnet-api-token';
 /** Event types the events panel shows (traffic reports arrive every period and are left out). */
 const SHOWN_EVENT_TYPES = ['host-changed', 'host-removed', 'vm-changed', 'vm-removed', 'link-changed', 'link-removed', 'rules-changed',
-  'topology-changed', 'migration-changed', 'placement-changed', 'decision', 'operator-action'];
+  'topology-changed', 'migration-changed', 'placement-changed', 'decision', 'operator-action', 'security'];
 
 let token = null;
 let socket = null;

@@ -35,6 +35,9 @@ export function describeEvent(e) {
     case 'placement-changed': return `placement: ${p.placement.moves.length} move(s) proposed`;
     case 'decision': return `decision: ${p.decision.reason}`;
     case 'operator-action': return `${p.actor}: ${p.action}`;
+    case 'security': return p.report.kind === 'mac-conflict'
+      ? `${p.host}: MAC ${p.report.mac} seen at ${p.report.seenAt}, lives at ${p.report.home} (${p.report.frames} frames)`
+      : `${p.host}: port ${p.report.port} ${p.report.limit}, ${p.report.frames} frames dropped`;
     default: return e.type;
   }
 }
