@@ -80,3 +80,20 @@ test('controller messages are validated too: rules with bad MACs, links without 
   for (const m of bad) assert.equal(decodeControllerMessage(JSON.stringify(m)).ok, false, JSON.stringify(m));
   assert.equal(decodeControllerMessage(JSON.stringify({ type: 'set-rules', version: 1, rules: [{ id: 'r', priority: 1, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'h2' } }] })).ok, true);
 });
+
+test("port security travels: a port's counters and the MAC conflicts in facts, conflicts and port limits as events", () => {
+  const base = new FakeDaemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }] }).facts();
+  const security = { locked: true, learnedMacs: 1, 'spoofed-source': 5, 'mac-limit': 0, 'mac-rate': 0, 'flood-rate': 7 };
+  const withSecurity = { ...base, ports: base.ports.map((p) => ({ ...p, security })), macConflicts: 3 };
+  assert.deepEqual(factsFromWire(factsToWire(withSecurity)), withSecurity);
+  for (const event of [
+    { type: 'mac-conflict', mac: '02:00:00:00:00:01', seenAt: 'backbone link hub', home: 'port vm1', by: 'port', frames: 1 },
+    { type: 'port-limit', port: 'vm1', limit: 'mac-rate', frames: 9 },
+  ]) {
+    const r = decodeDaemonMessage(JSON.stringify({ type: 'event', event }));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.message, { type: 'event', event });
+  }
+  const bad = decodeDaemonMessage(JSON.stringify({ type: 'event', event: { type: 'port-limit', port: 'vm1', limit: 'everything', frames: 1 } }));
+  assert.equal(bad.ok, false, 'an unknown limit is refused');
+});

@@ -133,3 +133,18 @@ test('update periods of traffic: matrix with frame rates, a topology, then adapt
   assert.ok(types.includes('decision:fast-path-added') && types.includes('link-changed') && types.includes('traffic-updated'));
   assert.ok(types.includes('topology-changed'));
 });
+
+test("a daemon's MAC conflicts and port limits become 'security' events; other daemon events do not", (t) => {
+  const r = rig(t);
+  const h1 = r.connect('h1', [V1]);
+  const seen: unknown[] = [];
+  r.events.subscribe((e) => { if (e.type === 'security') seen.push(e.payload); });
+  r.loop.messageReceived(h1.session, { type: 'event', event: { type: 'mac-conflict', mac: V1, seenAt: 'backbone link hub', home: 'port vm1', by: 'port', frames: 3 } });
+  r.loop.messageReceived(h1.session, { type: 'event', event: { type: 'port-limit', port: 'vm1', limit: 'flood-rate', frames: 120 } });
+  r.loop.messageReceived(h1.session, { type: 'event', event: { type: 'link-up', peer: 'hub', kind: 'backbone' } });
+  assert.deepEqual(seen, [
+    { host: 'h1', report: { kind: 'mac-conflict', mac: V1, seenAt: 'backbone link hub', home: 'port vm1', by: 'port', frames: 3 } },
+    { host: 'h1', report: { kind: 'port-limit', port: 'vm1', limit: 'flood-rate', frames: 120 } },
+  ]);
+  assert.equal(r.events.listEvents({ types: ['security'] }).events.length, 2, 'kept in the event log the API serves');
+});
