@@ -65,7 +65,8 @@ export interface OverlayGuest {
 export interface NetnsOverlayInit {
   /** The spokes; a hub named `hub` is added. */
   hosts: readonly string[];
-  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest }>;
+  /** `security`: the port's `security:` in the daemon config, as a YAML flow mapping (e.g. "{ lock: false }"). */
+  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest; security?: string }>;
   /** Lines of the deployment's `policy:` section (indented by two spaces), or '' for the defaults. */
   policy: string;
   /** Tools the test needs besides `ip` (checked up front: missing ones fail the test). */
@@ -131,7 +132,8 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
       ...mine.map((v) => {
         const g = init.vms[vms.indexOf(v)]?.guest;
         const guest = g === undefined ? '' : `, guest: { profile: ${g.profile}, memoryMiB: ${g.memoryMiB}, diskMiB: ${g.diskMiB} }`;
-        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", netns: ${v.ns}${guest} }`;
+        const security = init.vms[vms.indexOf(v)]?.security;
+        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", netns: ${v.ns}${guest}${security === undefined ? '' : `, security: ${security}`} }`;
       }),
     ];
     writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
