@@ -30,7 +30,7 @@ export interface PortFacts {
   security?: PortSecurityFacts;
 }
 
-/** A port limit: what a VM did that its port refused (docs/security.md, "What a VM can do to others"). */
+/** A port limit: what a VM did that its port refused (docs/security.md, "What a VM can do to other VMs"). */
 export type PortLimit = 'spoofed-source' | 'mac-limit' | 'mac-rate' | 'flood-rate';
 
 export const PORT_LIMITS: readonly PortLimit[] = ['spoofed-source', 'mac-limit', 'mac-rate', 'flood-rate'];
