@@ -21,13 +21,12 @@
  *
  *   node --import tsx bench/security/mac-flood.ts [frames per run, default 40000]
  */
-import type { PortSecurityFacts } from '../../src/control/daemon-control.ts';
+import { PORT_LIMITS as LIMITS, type PortLimit, type PortSecurityFacts } from '../../src/control/daemon-control.ts';
 import { flood, kernelTxDropped, pingSummary, portOf, type FloodInit } from '../../test/helpers/mac-flood.ts';
 import { startNetnsOverlay, type NetnsOverlay } from '../../test/helpers/netns-overlay.ts';
 
 const COUNT = Number(process.argv[2] ?? 40_000);
 const PING_INTERVAL_S = 0.02;
-const LIMITS = ['spoofed-source', 'mac-limit', 'mac-rate', 'flood-rate'] as const;
 /** vm4's port: every limit out of reach, for comparison. */
 const NO_LIMITS = '{ lock: false, maxMacs: 65536, newMacsPerSecond: 1000000, floodFramesPerSecond: 10000000, floodBurst: 10000000 }';
 
@@ -35,7 +34,7 @@ interface Row {
   run: string;
   offeredFps: number;
   kernelDropped: number;
-  dropped: Record<(typeof LIMITS)[number], number>;
+  dropped: Record<PortLimit, number>;
   passed: number;
   hubMacs: number;
   pingLossPct: number;
