@@ -1,9 +1,16 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { startDaemonFromConfig } from '../host/daemon-runner.ts';
+
+/** `id@host:port`: the standby hub's id and address. */
+function standbyHubArg(value: string): { id: string; host: string; port: number } {
+  const at = value.indexOf('@');
+  if (at <= 0) throw new InvalidArgumentError(`expected ID@HOST:PORT, got ${JSON.stringify(value)}`);
+  return { id: value.slice(0, at), ...hostPortArg(value.slice(at + 1)) };
+}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -19,6 +26,7 @@ export function daemonCommand(): Command {
     .option('--listen <host:port>', 'accept links here', hostPortArg)
     .option('--hub <host:port>', 'the hub\'s address (spokes)', hostPortArg)
     .option('--hub-id <id>', 'the hub\'s host id (checked against its hello)')
+    .option('--standby-hub <id@host:port>', 'the standby hub a spoke fails over to', standbyHubArg)
     .option('--transport <kind>', 'tcp or tls')
     .option('--tls-dir <dir>', 'directory made by `vnet certs`')
     .option('--admin <host:port>', 'loopback admin HTTP interface', hostPortArg)
@@ -37,6 +45,7 @@ export function daemonCommand(): Command {
         set('listen', opts.listen);
         set('hub', opts.hub);
         set('hubId', opts.hubId);
+        set('standbyHub', opts.standbyHub);
         set('transport', opts.transport);
         if (opts.tlsDir !== undefined) set('tls', { dir: opts.tlsDir });
         set('admin', opts.admin);

@@ -49,6 +49,10 @@ const portSecuritySchema = z
       ctx.addIssue({ code: 'custom', path: ['maxMacs'], message: `maxMacs ${s.maxMacs} is below the port's own MAC plus its ${s.allowedMacs.length} allowedMacs` });
   });
 
+/** Link liveness defaults: a stopped hub is detected in deadMs + deadMs/4 at most (link-liveness.ts). */
+export const DEFAULT_DAEMON_KEEPALIVE_MS = 250;
+export const DEFAULT_DAEMON_DEAD_MS = 1500;
+
 /** Added to the tunnel listen port for the default migration channel port. */
 export const MIGRATION_PORT_OFFSET = 1000;
 
@@ -84,9 +88,11 @@ export const daemonConfigSchema = z
     site: z.string().min(1).optional(),
     transport: z.enum(['tcp', 'tls']).default('tcp'),
     listen: address.optional(),
-    /** Where the hub listens (spokes only). */
+    /** Where the hub listens (spokes); on a standby hub, where the primary hub listens (the trunk between them). */
     hub: address.optional(),
     hubId: hostId.optional(),
+    /** The standby hub a spoke fails over to when it loses the hub (spokes only; its id is required). */
+    standbyHub: z.strictObject({ host: z.string().min(1), port, id: hostId }).optional(),
     tls: z.strictObject({ dir: z.string().min(1) }).optional(),
     /**
      * Where this host's migration channel listens (mutual TLS with the tls.dir
@@ -113,8 +119,16 @@ export const daemonConfigSchema = z
     ports: z.array(portSchema).default([]),
     fastPath: z.array(fastPathSchema).default([]),
     rules: z.array(ruleSpecSchema).default([]),
-    keepaliveMs: z.number().int().min(50).max(60_000).default(1000),
-    deadMs: z.number().int().min(200).max(600_000).default(5000),
+    /**
+     * Link liveness (every link, the backbone's included): a keepalive after
+     * keepaliveMs of quiet, the peer declared dead after deadMs of silence.
+     * The defaults detect a stopped hub in about 1.5 s (failover within 2 s)
+     * and tolerate a peer that stalls for over a second. Every daemon of a
+     * deployment should use the same values: deadMs must stay several
+     * keepaliveMs of the peer's.
+     */
+    keepaliveMs: z.number().int().min(50).max(60_000).default(DEFAULT_DAEMON_KEEPALIVE_MS),
+    deadMs: z.number().int().min(200).max(600_000).default(DEFAULT_DAEMON_DEAD_MS),
     agingMs: z.number().int().min(1000).default(300_000),
     reconnect: z
       .strictObject({ initialMs: z.number().int().min(10).default(200), maxMs: z.number().int().min(10).default(10_000) })
@@ -122,6 +136,10 @@ export const daemonConfigSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.role === 'spoke' && c.hub === undefined) ctx.addIssue({ code: 'custom', path: ['hub'], message: 'a spoke needs the hub address (hub: {host, port})' });
+    if (c.standbyHub !== undefined && c.role !== 'spoke') ctx.addIssue({ code: 'custom', path: ['standbyHub'], message: 'only a spoke has a standby hub (a standby hub names the primary in hub: {host, port} and hubId)' });
+    if (c.standbyHub !== undefined && c.hubId === undefined) ctx.addIssue({ code: 'custom', path: ['hubId'], message: 'a spoke with a standby hub needs the primary hub\'s id (hubId)' });
+    if (c.standbyHub !== undefined && c.standbyHub.id === c.hubId) ctx.addIssue({ code: 'custom', path: ['standbyHub', 'id'], message: `the standby hub cannot be the primary hub ${c.hubId}` });
+    if ((c.standbyHub?.id ?? c.hubId) === c.host) ctx.addIssue({ code: 'custom', path: [c.standbyHub?.id === c.host ? 'standbyHub' : 'hubId'], message: 'a host cannot be its own hub' });
     if (c.role === 'hub' && c.listen === undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'the hub must listen (listen: {host, port})' });
     if (c.controller !== undefined && c.tls === undefined && c.controller.caFile === undefined)
       ctx.addIssue({ code: 'custom', path: ['controller'], message: 'the control channel needs the deployment CA: tls: {dir} or controller.caFile' });

@@ -9,6 +9,13 @@
  *   links         link-slots.ts: one link per peer; the backbone (a spoke
  *                 keeps one link to the hub and redials it with backoff; the
  *                 hub accepts every spoke) and inbound links.
+ *   hub failover  with a standby hub, a spoke's backbone link goes to the
+ *                 primary or the standby, never both (hub-rotation.ts: the
+ *                 other hub at once when the link is lost), and the standby
+ *                 hub keeps one trunk link to the primary (it is configured
+ *                 with the primary as its `hub`). Spokes, two hubs and one
+ *                 trunk form a tree, so floods neither loop nor arrive twice,
+ *                 whichever hub each spoke is on.
  *   fast path     fast-path-links.ts: direct links added and removed at run
  *                 time as a versioned set (the lower host id dials).
  *   rules         replaced per origin as a whole; the controller's carry a
@@ -43,6 +50,7 @@ import type { BackoffPolicy } from './backoff.ts';
 import { ForwardingLoop, type ForwardingCounters } from './forwarding-loop.ts';
 import { LinkSlots, type LinkSlot, type LinkSlotCounters } from './link-slots.ts';
 import { FastPathLinks } from './fast-path-links.ts';
+import type { HubRotation } from './hub-rotation.ts';
 import { DaemonEvents, linkFacts, portFacts, takeTrafficSnapshot, type PortEntry } from './daemon-facts.ts';
 import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-security.ts';
 import { SecurityEvents } from './security-events.ts';
@@ -69,8 +77,10 @@ export interface DaemonInit {
   site?: string | undefined;
   /** Accept links here (the hub must; spokes do to receive fast-path links). */
   listen?: { host: string; port: number } | undefined;
-  /** The hub (spokes). */
+  /** The hub (spokes); on a standby hub, the primary hub it keeps a trunk link to. */
   hub?: { host: string; port: number; id?: string | undefined } | undefined;
+  /** The standby hub a spoke fails over to when it loses the hub (its id must be given). */
+  standbyHub?: { host: string; port: number; id: string } | undefined;
   reconnect?: BackoffPolicy;
   agingMs?: number;
 }
@@ -99,6 +109,7 @@ export class Daemon implements DaemonControl {
   readonly #events: DaemonEvents;
   readonly #security: SecurityEvents;
   #listener: Listener | undefined;
+  #hubs: HubRotation | undefined;
   #rulesVersion = 0;
   #agingTimer: TimerHandle | undefined;
   #closed = false;
@@ -138,14 +149,20 @@ export class Daemon implements DaemonControl {
     this.#fastPath = new FastPathLinks(init.hostId, this.#links, this.#log);
   }
 
-  /** Start listening (if configured) and, on a spoke, dialling the hub. */
+  /** Start listening (if configured) and, on a spoke, dialling the hub (on a standby hub, the primary). */
   static async start(components: DaemonComponents, init: DaemonInit): Promise<Daemon> {
     if (init.role === 'spoke' && init.hub === undefined) throw new SpokeWithoutHubError(init.hostId);
     const d = new Daemon(components, init);
     if (init.listen !== undefined) {
       d.#listener = await d.#transport.listen(init.listen, (link) => d.#links.adoptInbound(link));
     }
-    if (init.role === 'spoke' && init.hub !== undefined) d.#links.dial(init.hub.id ?? 'hub', 'backbone', init.hub, init.hub.id === undefined);
+    if (init.role === 'spoke' && init.hub !== undefined) {
+      const hubs = [{ id: init.hub.id, host: init.hub.host, port: init.hub.port }];
+      if (init.standbyHub !== undefined) hubs.push({ ...init.standbyHub });
+      d.#hubs = d.#links.dialHubs(hubs);
+    }
+    // A standby hub's trunk to the primary: spokes on either hub reach each other through it.
+    if (init.role === 'hub' && init.hub !== undefined) d.#links.dial(init.hub.id ?? 'hub', 'backbone', init.hub, init.hub.id === undefined);
     const agingEvery = Math.min(10_000, Math.max(250, (init.agingMs ?? 300_000) / 10));
     d.#agingTimer = d.#clock.setInterval(() => d.table.expire(d.#clock.now()), agingEvery);
     d.#log.info({ role: init.role, listen: d.listenAddress, hub: init.hub }, 'daemon started');
@@ -298,6 +315,14 @@ export class Daemon implements DaemonControl {
 
   link(peer: string): Link | undefined {
     return this.#links.get(peer)?.link;
+  }
+
+  /** A spoke's hub now (the one its backbone link is up to, or being dialled), and how often it failed over. */
+  get hub(): { id: string | undefined; up: boolean; failovers: number } | undefined {
+    const rotation = this.#hubs;
+    if (rotation === undefined) return undefined;
+    const id = rotation.current.id;
+    return { id, up: id !== undefined && this.#links.get(id)?.link !== undefined, failovers: rotation.failovers };
   }
 
   // ---------------------------------------------------------------- rules

@@ -136,16 +136,28 @@ export class ForwardingLocations<P, L> {
   /**
    * Where a flood from `from` goes: every local port but the ingress; backbone
    * links only — all of them from a local port, the other ones from a backbone
-   * link on the hub, none otherwise. Fast-path links never carry floods.
+   * link on the hub, none otherwise. Fast-path links carry no floods while
+   * there is a backbone link: a frame must not reach a host both directly
+   * and through the hub.
+   *
+   * Without a backbone link (the hub lost, no standby reached yet), a flood
+   * from a local port goes over every fast-path link instead, so that hosts
+   * joined by one still resolve each other (ARP) without the hub. The
+   * receiving daemon delivers it to its ports only (a frame from a link is
+   * never flooded on by a spoke), so this neither loops nor duplicates.
    */
   floodTargets(from: Location<P, L>): { ports: P[]; links: L[] } {
     const ports: P[] = [];
     const links: L[] = [];
+    const fastPath: L[] = [];
     for (const loc of this.#locs) {
       if (loc === undefined || loc.id === from.id || loc.retired) continue;
       if (loc.kind === 'port') ports.push(loc.handle as P);
       else if (loc.linkKind === 'backbone' && (from.kind === 'port' || this.relays(from, loc))) links.push(loc.handle as L);
+      else if (loc.linkKind === 'fast-path' && from.kind === 'port') fastPath.push(loc.handle as L);
     }
+    // From a port, `links` holds every live backbone link: empty means there is none.
+    if (from.kind === 'port' && links.length === 0) return { ports, links: fastPath };
     return { ports, links };
   }
 

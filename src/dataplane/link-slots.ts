@@ -7,6 +7,7 @@ import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { Link } from './link.ts';
 import type { PortOutlet } from './port-outlet.ts';
 import type { Transport } from './transport.ts';
+import { HubRotation, type HubAddress } from './hub-rotation.ts';
 
 /**
  * The daemon's links to its peers: one slot per peer host, whatever the
@@ -16,7 +17,10 @@ import type { Transport } from './transport.ts';
  *             when the link drops (or a dial fails) redials with backoff. A
  *             spoke's slot for the hub is one; so is each fast-path link this
  *             host dials. A hub whose id was not configured is learned from
- *             its hello.
+ *             its hello. With a standby hub (`dialHubs`), the slot dials the
+ *             hubs in turn (hub-rotation.ts: the next hub at once when the
+ *             link is lost, backoff only after a whole round) and takes the
+ *             id of the hub it reached.
  *   inbound   `adoptInbound` takes a link a peer dialled. One link per peer:
  *             if both sides dialled at once, the lower host id's outbound
  *             link wins on both ends, so the two sides agree; an inbound
@@ -54,6 +58,8 @@ export interface LinkSlot {
 interface Dialer {
   address: { host: string; port: number };
   backoff: Backoff;
+  /** A spoke's backbone slot with more than one hub to choose from. */
+  rotation: HubRotation | undefined;
   timer: TimerHandle | undefined;
   abort: AbortController | undefined;
 }
@@ -125,10 +131,31 @@ export class LinkSlots {
       link: undefined,
       direction: 'outbound',
       reconnects: 0,
-      dialer: { address, backoff: new Backoff(this.#reconnect), timer: undefined, abort: undefined },
+      dialer: { address, backoff: new Backoff(this.#reconnect), rotation: undefined, timer: undefined, abort: undefined },
     };
     this.#slots.set(peer, slot);
     void this.#attempt(slot, peerUnknown);
+  }
+
+  /**
+   * Keep one backbone link up to one of `hubs` (primary first): the slot is
+   * keyed by the hub it last reached (or the first hub's id, or "hub", before
+   * that). Returns the rotation, for its figures.
+   */
+  dialHubs(hubs: readonly HubAddress[]): HubRotation {
+    const rotation = new HubRotation(hubs, this.#reconnect);
+    const first = rotation.current;
+    const slot: LinkSlot = {
+      peer: first.id ?? 'hub',
+      kind: 'backbone',
+      link: undefined,
+      direction: 'outbound',
+      reconnects: 0,
+      dialer: { address: first, backoff: new Backoff(this.#reconnect), rotation, timer: undefined, abort: undefined },
+    };
+    this.#slots.set(slot.peer, slot);
+    void this.#attempt(slot, first.id === undefined);
+    return rotation;
   }
 
   /** Stop dialling `slot`'s peer, close its link and forget it. */
@@ -209,41 +236,56 @@ export class LinkSlots {
     const dialer = slot.dialer;
     if (dialer === undefined || this.#closed) return;
     dialer.timer = undefined;
-    dialer.abort = new AbortController();
+    const abort = new AbortController();
+    dialer.abort = abort;
     try {
+      const expectedPeer = dialer.rotation !== undefined ? dialer.rotation.current.id : peerUnknown ? undefined : slot.peer;
       const link = await this.#c.transport.connect({
         host: dialer.address.host,
         port: dialer.address.port,
         kind: slot.kind,
-        ...(peerUnknown ? {} : { expectedPeer: slot.peer }),
-        signal: dialer.abort.signal,
+        ...(expectedPeer === undefined ? {} : { expectedPeer }),
+        signal: abort.signal,
       });
       if (slot.dialer !== dialer || this.#closed || slot.link !== undefined) {
         this.#discard(link, 'no longer wanted');
         return;
       }
-      if (peerUnknown && link.peerHost !== slot.peer) {
-        // The hub's id was not configured: learn it from its hello.
-        this.#slots.delete(slot.peer);
+      if (link.peerHost !== slot.peer) {
+        // The hub's id was not configured (learned from its hello), or the rotation reached another hub.
+        if (this.#slots.get(slot.peer) === slot) this.#slots.delete(slot.peer);
         slot.peer = link.peerHost;
         this.#slots.set(slot.peer, slot);
       }
       dialer.backoff.reset();
+      dialer.rotation?.learnId(link.peerHost);
+      dialer.rotation?.up();
       this.#attach(slot, link);
     } catch (err) {
       if (slot.dialer !== dialer || this.#closed) return;
       this.#c.logger.warn({ peer: slot.peer, address: dialer.address, err: (err as Error).message, code: (err as { code?: string }).code }, 'dial failed');
       this.#scheduleDial(slot, peerUnknown);
     } finally {
-      dialer.abort = undefined;
+      if (dialer.abort === abort) dialer.abort = undefined; // a failover may have started the next dial already
     }
   }
 
   #scheduleDial(slot: LinkSlot, peerUnknown = false): void {
     const dialer = slot.dialer;
     if (dialer === undefined || dialer.timer !== undefined || this.#closed) return;
-    const delay = dialer.backoff.next();
     slot.reconnects++;
+    if (dialer.rotation !== undefined) {
+      const { hub, delayMs } = dialer.rotation.lost();
+      dialer.address = hub;
+      if (delayMs === 0) {
+        this.#c.logger.info({ peer: slot.peer, next: hub.id, address: { host: hub.host, port: hub.port } }, 'hub lost: dialling the next hub');
+        void this.#attempt(slot, hub.id === undefined);
+        return;
+      }
+      dialer.timer = this.#c.clock.setTimeout(() => void this.#attempt(slot, hub.id === undefined), delayMs);
+      return;
+    }
+    const delay = dialer.backoff.next();
     dialer.timer = this.#c.clock.setTimeout(() => void this.#attempt(slot, peerUnknown), delay);
   }
 

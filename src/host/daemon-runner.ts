@@ -89,6 +89,7 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
       site: config.site,
       listen: config.listen,
       hub: config.hub === undefined ? undefined : { ...config.hub, id: config.hubId },
+      standbyHub: config.standbyHub,
       reconnect: config.reconnect,
       agingMs: config.agingMs,
     },

@@ -269,7 +269,8 @@ describe('ForwardingTable cache', () => {
     ['addPort', () => {}, (s) => s.t.addPort('p4', 'p4'), 'link:hub port:p2 port:p3 port:p4'],
     ['removePort', () => {}, (s) => s.t.removePort('p3'), 'link:hub port:p2'],
     ['addLink', () => {}, (s) => s.t.addLink('hub2', 'backbone', 'hub2'), 'link:hub link:hub2 port:p2 port:p3'],
-    ['removeLink', () => {}, (s) => s.t.removeLink('hub'), 'port:p2 port:p3'],
+    // The last backbone link gone: floods from a port take the fast-path links instead (the hub lost).
+    ['removeLink', () => {}, (s) => s.t.removeLink('hub'), 'link:hostC port:p2 port:p3'],
     ['addLink changing kind', () => {}, (s) => s.t.addLink('hostC', 'backbone', 'hostC'), 'link:hostC link:hub port:p2 port:p3'],
     ['learn destination', () => {}, (s) => s.t.forward(B, A, s.p3), 'port:p3'],
     ['move destination', (s) => s.t.forward(B, A, s.p2), (s) => s.t.forward(B, A, s.hub), 'link:hub'],
@@ -556,9 +557,12 @@ class Model {
   flood(at: string): string {
     const out: string[] = [];
     for (const p of this.ports) if (`port:${p}` !== at) out.push(`port:${p}`);
+    const noBackbone = ![...this.links.values()].includes('backbone');
     for (const [l, kind] of this.links) {
       const to = `link:${l}`;
       if (to !== at && kind === 'backbone' && (at.startsWith('port:') || this.relays(at, to))) out.push(to);
+      // Without any backbone link, a flood from a port goes over the fast-path links.
+      if (kind === 'fast-path' && noBackbone && at.startsWith('port:')) out.push(to);
     }
     return out.sort().join(' ') || 'drop';
   }

@@ -53,6 +53,8 @@ export interface NetnsOverlay {
   exec(i: number, argv: readonly string[], timeoutMs?: number): Promise<ExecResult>;
   /** GET `path` (/ports, /counters, /status…) from host `host`'s admin interface. */
   admin(host: string, path: string): Promise<unknown>;
+  /** Host `host`'s `vnet daemon` process (to kill or stop it). */
+  daemon(host: string): ChildProcess;
 }
 
 /** A port's model guest (daemon config `ports[].guest`). */
@@ -81,6 +83,7 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
   requireTools(['ip', ...(init.tools ?? [])]);
   const work = mkdtempSync(join(tmpdir(), 'vnet-overlay-priv-'));
   const daemons: ChildProcess[] = [];
+  const daemonOf = new Map<string, ChildProcess>();
   // Registered first, so it runs last: after the daemons and the controller are gone.
   t.after(() => rmSync(work, { recursive: true, force: true }));
   const harness = await useNetns(t, 'vo-');
@@ -115,7 +118,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
   t.after(() => ctl.close());
   t.after(async () => {
     const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
-    for (const p of daemons) p.kill('SIGINT');
+    for (const p of daemons) { p.kill('SIGCONT'); p.kill('SIGINT'); }
     await Promise.all(exits);
   });
 
@@ -138,7 +141,9 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     ];
     writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
     const out = logDir === undefined ? 'ignore' : openSync(join(logDir, `${h}.log`), 'a');
-    daemons.push(spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: ['ignore', out, out] }));
+    const child = spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: ['ignore', out, out] });
+    daemons.push(child);
+    daemonOf.set(h, child);
   }
   for (const v of vms) {
     await waitFor(async () => (await harness.link(v.ns, v.dev)) !== undefined, `the TAP device of ${v.name} in its namespace`, 30_000);
@@ -153,6 +158,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     harness,
     spawn: (i, argv) => harness.spawn(vms[i]!.ns, argv),
     exec: (i, argv, timeoutMs = 20_000) => harness.exec(vms[i]!.ns, argv, { timeoutMs, allowFailure: true }),
+    daemon: (host) => daemonOf.get(host)!,
     async admin(host, path) {
       const r = await adminRequest(`http://127.0.0.1:${ports.get(`${host}/admin`)}`, 'GET', path);
       if (r.status !== 200) throw new Error(`admin ${host} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
