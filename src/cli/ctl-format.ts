@@ -96,10 +96,15 @@ export const vmName = (vms: ReadonlyMap<string, VmView>, mac: string): string =>
 
 // ---- tables -------------------------------------------------------------------
 
+/** A spoke: the hub it is on ('-' if none); a hub: its state as the spokes see it. */
+function hubColumn(h: HostView): string {
+  return h.role === 'hub' ? h.hubState ?? '-' : h.hub ?? '-';
+}
+
 export function hostsTable(hosts: readonly HostView[], now: number): string {
   return table(
-    ['HOST', 'SITE', 'ROLE', 'STATE', 'LAST SEEN', 'ADDRESSES'],
-    hosts.map((h) => [h.id, h.site ?? '-', h.role, h.state, formatAge(h.lastSeen, now), h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(' ') || '-']),
+    ['HOST', 'SITE', 'ROLE', 'STATE', 'HUB', 'LAST SEEN', 'ADDRESSES'],
+    hosts.map((h) => [h.id, h.site ?? '-', h.role, h.state, hubColumn(h), formatAge(h.lastSeen, now), h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(' ') || '-']),
   );
 }
 
@@ -215,6 +220,10 @@ export function describeEvent(e: EventView): string {
       return `host ${e.payload.host.id} ${e.payload.host.state}`;
     case 'host-removed':
       return `host ${e.payload.id} removed`;
+    case 'hub-changed':
+      return `hub ${e.payload.hub} ${e.payload.state}${e.payload.previous === null ? '' : ` (was ${e.payload.previous})`}, spokes on it: ${e.payload.spokes.join(', ') || 'none'}`;
+    case 'spoke-hub-changed':
+      return `spoke ${e.payload.host} on hub ${e.payload.hub}${e.payload.previous === null ? '' : ` (was ${e.payload.previous})`}`;
     case 'vm-changed':
       return `VM ${e.payload.vm.name ?? e.payload.vm.mac} on ${e.payload.vm.host ?? '-'} (${e.payload.vm.state})`;
     case 'vm-removed':

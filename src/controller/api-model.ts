@@ -26,6 +26,13 @@ import type { TopologyClass } from '../topology/classify.ts';
 
 export type HostState = 'up' | 'down';
 
+/**
+ * A hub's state as the spokes see it (hub-status.ts): `active` (spokes on
+ * it), `standby` (none, but reachable), `lost` (spokes gave up on it while
+ * its control channel may still look up), `down` (its daemon is not connected).
+ */
+export type HubState = 'active' | 'standby' | 'lost' | 'down';
+
 export interface HostView {
   id: string;
   site: string | null;
@@ -35,6 +42,10 @@ export interface HostView {
   state: HostState;
   /** Last message from the daemon (wall-clock ms), null if never seen. */
   lastSeen: number | null;
+  /** A spoke: the hub its backbone link is up to now (null: none, or not connected). A hub: null. */
+  hub: string | null;
+  /** A hub: its state as the spokes see it. A spoke: null. */
+  hubState: HubState | null;
 }
 
 export type VmState = 'running' | 'migrating' | 'stopped' | 'unknown';
@@ -237,6 +248,10 @@ export interface DecisionView {
 export interface EventPayloads {
   'host-changed': { host: HostView };
   'host-removed': { id: string };
+  /** A hub's state changed (lost, down, back as active or standby); `spokes` are on it now. */
+  'hub-changed': { hub: string; state: HubState; previous: HubState | null; spokes: string[] };
+  /** A spoke's backbone link is up to another hub than before (a failover; previous null: it had none). */
+  'spoke-hub-changed': { host: string; hub: string; previous: string | null };
   'vm-changed': { vm: VmView };
   'vm-removed': { mac: string };
   'link-changed': { link: LinkView };
@@ -279,6 +294,8 @@ export type EventType = keyof EventPayloads;
 export const EVENT_TYPES: readonly EventType[] = [
   'host-changed',
   'host-removed',
+  'hub-changed',
+  'spoke-hub-changed',
   'vm-changed',
   'vm-removed',
   'link-changed',

@@ -16,6 +16,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementAdvisor } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
 import { planReconcile } from './reconcile-planner.ts';
+import { EMPTY_VERDICT, planHubWatch, type BackboneVerdict } from './hub-status.ts';
 import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
@@ -29,8 +30,9 @@ import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-
  * The controller's loop: what daemons report and the update period go to the
  * planners, and what the planners return goes to the applier.
  *
- *   session opened  ─▶ host up, facts ─▶ VM learning ─▶ reconcile
+ *   session opened  ─▶ host up, facts ─▶ hub watch ─▶ VM learning ─▶ reconcile
  *   facts           ─▶ facts, link rates ─▶ VM learning ─▶ reconcile if a VM moved
+ *                   ─▶ hub watch (hub-status.ts) ─▶ reconcile if a spoke changed hub
  *   traffic report  ─▶ (valid: checked by the control server) samples stored, buffered
  *   ack             ─▶ session table, store ─▶ migrations waiting for acks
  *   migration report ─▶ migration coordinator (migration-coordinator.ts, via migration-driver.ts)
@@ -77,6 +79,7 @@ export class ControlLoop implements ControlHandler {
   readonly #applier: Applier;
   readonly #migrations: MigrationDriver;
   #rates: LinkRateState = INITIAL_LINK_RATES;
+  #backbone: BackboneVerdict = EMPTY_VERDICT;
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
   #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
   #reports: TrafficReport[] = [];
@@ -120,11 +123,12 @@ export class ControlLoop implements ControlHandler {
     const now = this.#c.wallClock();
     this.#sessions.open(session, facts);
     this.#c.metrics.recordFacts(facts);
-    const host = this.#c.store.getHost(session.hostId);
     const up = noEffects();
     up.writes.push({ op: 'host-connected', host: session.hostId, connected: true, atMs: now }, { op: 'host-facts', facts, atMs: now });
-    if (host !== undefined) up.events.push(event('host-changed', { host: hostView({ ...host, connected: true, lastSeenMs: now, addresses: facts.listen !== undefined ? [facts.listen] : host.addresses }) }));
-    this.#applier.apply(combineEffects(up, this.#learn(facts, now)));
+    const learned = this.#learn(facts, now);
+    this.#applier.apply(up);
+    this.#hostChanged(session.hostId);
+    this.#applier.apply(learned);
     this.reconcile('daemon connected');
     this.#migrations.connected(session.hostId);
   }
@@ -145,7 +149,9 @@ export class ControlLoop implements ControlHandler {
         stored.writes.push({ op: 'host-facts', facts, atMs: now });
         const learned = this.#learn(facts, now);
         this.#applier.apply(combineEffects(stored, { ...learned, reconcile: undefined }));
-        if (learned.reconcile !== undefined) this.reconcile(learned.reconcile);
+        const hubs = this.#watchHubs();
+        const why = learned.reconcile ?? hubs.reconcile;
+        if (why !== undefined) this.reconcile(why);
         this.#migrations.tick();
         return;
       }
@@ -196,12 +202,31 @@ export class ControlLoop implements ControlHandler {
     if (!this.#sessions.close(session)) return;
     this.#rates = withoutHost(this.#rates, session.hostId);
     const now = this.#c.wallClock();
-    const host = this.#c.store.getHost(session.hostId);
     const e = noEffects();
     e.writes.push({ op: 'host-connected', host: session.hostId, connected: false, atMs: now });
-    if (host !== undefined) e.events.push(event('host-changed', { host: hostView({ ...host, connected: false, lastSeenMs: now }) }));
     this.#applier.apply(e);
+    this.#hostChanged(session.hostId);
     this.#migrations.tick();
+  }
+
+  /** A host connected or left: its `host-changed` event, after the hub watch has seen it. */
+  #hostChanged(id: string): void {
+    this.#watchHubs();
+    const host = this.#c.store.getHost(id);
+    if (host === undefined) return;
+    const e = noEffects();
+    e.events.push(event('host-changed', { host: hostView(host, this.#backbone) }));
+    this.#applier.apply(e);
+  }
+
+  /** Hubs and which hub each spoke is on, from the stored facts (hub-status.ts): events, metrics; returns why to reconcile, if a spoke moved. */
+  #watchHubs(): { reconcile: string | undefined } {
+    const planned = planHubWatch(this.#backbone, this.#c.store.listHosts());
+    const before = this.#backbone;
+    this.#backbone = planned.state;
+    this.#c.metrics.recordHubs(before, planned.state);
+    this.#applier.apply({ ...planned.effects, reconcile: undefined });
+    return { reconcile: planned.effects.reconcile };
   }
 
   /**

@@ -8,7 +8,7 @@ import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPD
 
 /**
  * A deployment file (`topologies/*.yaml`): the sites, the hosts (one of them
- * the hub of the star backbone), the WAN between sites, the VMs with their MAC,
+ * the hub of the star backbone, at most one the standby hub), the WAN between sites, the VMs with their MAC,
  * IP and host, and the policy parameters of topology inference and adaptation.
  * Validated once, strictly — unknown keys, duplicate MACs/IPs/ids, references
  * to unknown sites or hosts, zero or two hubs are errors that name the file,
@@ -47,6 +47,8 @@ const hostSchema = z.strictObject({
   site: id,
   /** The hub of the star backbone (the proxy on the user's LAN); exactly one host has it. */
   hub: z.boolean().default(false),
+  /** The standby hub: spokes fail over to it when they lose the hub; it keeps a trunk link to the hub. At most one host. */
+  standbyHub: z.boolean().default(false),
   /** Where the daemon listens for tunnels (port 0: pick one). */
   listen: z
     .strictObject({ transport: z.enum(['tcp', 'tls', 'memory']).default('tls'), host: z.string().min(1), port: portNumber })
@@ -125,6 +127,7 @@ export const deploymentSchema = z
     });
     const hostIds = new Set<string>();
     let hub: number | undefined;
+    let standby: number | undefined;
     d.hosts.forEach((h, i) => {
       if (hostIds.has(h.id)) issue(['hosts', i, 'id'], `duplicate host id ${h.id}`);
       hostIds.add(h.id);
@@ -132,6 +135,11 @@ export const deploymentSchema = z
       if (h.hub) {
         if (hub !== undefined) issue(['hosts', i, 'hub'], `two hubs: ${d.hosts[hub]!.id} and ${h.id} (exactly one host is the hub)`);
         hub ??= i;
+      }
+      if (h.standbyHub) {
+        if (h.hub) issue(['hosts', i, 'standbyHub'], `host ${h.id} cannot be both the hub and the standby hub`);
+        else if (standby !== undefined) issue(['hosts', i, 'standbyHub'], `two standby hubs: ${d.hosts[standby]!.id} and ${h.id} (at most one host is the standby hub)`);
+        standby ??= i;
       }
     });
     if (hub === undefined) issue(['hosts'], 'no hub: exactly one host needs hub: true');
@@ -199,6 +207,11 @@ export function hubOf(d: Readonly<Deployment>): DeploymentHost {
   const hub = d.hosts.find((h) => h.hub);
   if (hub === undefined) throw new ConfigError('deployment has no hub', { key: 'hosts' });
   return hub;
+}
+
+/** The standby hub host, if the deployment has one. */
+export function standbyHubOf(d: Readonly<Deployment>): DeploymentHost | undefined {
+  return d.hosts.find((h) => h.standbyHub);
 }
 
 /** Bandwidth, RTT and loss between two hosts: their site's LAN, or the WAN path between their sites. */

@@ -1,5 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DaemonFacts } from '../control/daemon-control.ts';
+import type { HubState } from './api-model.ts';
+import type { BackboneVerdict } from './hub-status.ts';
+
+const HUB_STATES: readonly HubState[] = ['active', 'standby', 'lost', 'down'];
 
 /**
  * The controller's metrics, registered on the prom-client Registry the
@@ -22,6 +26,8 @@ export class ControllerMetrics {
   readonly linkDecodeErrors: Gauge<'host' | 'peer' | 'kind'>;
   readonly linkReconnects: Gauge<'host' | 'peer' | 'kind'>;
   readonly errors: Counter<'where'>;
+  readonly hubState: Gauge<'hub' | 'state'>;
+  readonly spokeHubChanges: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -42,7 +48,20 @@ export class ControllerMetrics {
     this.linkFrames = new Gauge({ name: 'vnet_link_frames', help: 'Frames carried by a link, as its daemon last reported (cumulative)', labelNames: linkLabels, registers });
     this.linkDecodeErrors = new Gauge({ name: 'vnet_link_decode_errors', help: 'Undecodable messages on a link, as its daemon last reported', labelNames: ['host', 'peer', 'kind'], registers });
     this.errors = new Counter({ name: 'vnet_controller_errors_total', help: 'Unexpected errors (bugs) of the controller, by where they happened; the controller kept running', labelNames: ['where'], registers });
+    this.hubState = new Gauge({ name: 'vnet_hub_state', help: 'A hub\'s state as the spokes see it: 1 for its state now (active, standby, lost, down), 0 for the others', labelNames: ['hub', 'state'], registers });
+    this.spokeHubChanges = new Counter({ name: 'vnet_spoke_hub_changes_total', help: 'Spokes whose backbone link came up to another hub than before (failovers)', registers });
     this.linkReconnects = new Gauge({ name: 'vnet_link_reconnects', help: 'Reconnects of a link, as its daemon last reported', labelNames: ['host', 'peer', 'kind'], registers });
+  }
+
+  /** The hub watch's new verdict: every hub's state, and the spokes that moved to another hub since `before`. */
+  recordHubs(before: BackboneVerdict, after: BackboneVerdict): void {
+    for (const [hub, state] of after.hubs) {
+      for (const s of HUB_STATES) this.hubState.set({ hub, state: s }, s === state ? 1 : 0);
+    }
+    for (const [spoke, hub] of after.hubOf) {
+      const was = before.hubOf.get(spoke);
+      if (hub !== null && was !== undefined && was !== null && was !== hub) this.spokeHubChanges.inc();
+    }
   }
 
   recordFacts(facts: DaemonFacts): void {

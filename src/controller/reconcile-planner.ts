@@ -1,5 +1,6 @@
 import type { RuleSpec } from '../control/daemon-control.ts';
 import { decision, event, noEffects, type Planned } from './effects.ts';
+import { backboneVerdict, defaultHub } from './hub-status.ts';
 import { desiredState, nextVersions, planPushes, ruleChanges, type SessionProgress } from './reconcile.ts';
 import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/records.ts';
 
@@ -30,8 +31,10 @@ export interface ReconcileInput {
 export function planReconcile(input: ReconcileInput, why: string, nowMs: number, resendAfterMs: number): Planned<Map<string, SessionProgress>> {
   const effects = noEffects();
   const progress = new Map(input.sessions);
+  const backbone = backboneVerdict(input.hosts);
   const desired = desiredState({
-    hubId: input.hosts.find((h) => h.role === 'hub')?.id,
+    hubId: defaultHub(backbone),
+    hubOf: backbone.hubOf,
     hosts: input.hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
     vms: input.vms.map((v) => ({ mac: v.mac, host: v.host })),
     links: input.links,

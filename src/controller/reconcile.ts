@@ -34,7 +34,10 @@ export interface RegistryVm {
 }
 
 export interface RegistryView {
+  /** The hub spokes are sent to while their own is unknown (hub-status.ts's defaultHub). */
   hubId: string | undefined;
+  /** Which hub each spoke's backbone link is up to now (absent or null: unknown). With a standby hub, spokes may be on either. */
+  hubOf?: ReadonlyMap<string, string | null>;
   hosts: readonly RegistryHost[];
   vms: readonly RegistryVm[];
   links: readonly LinkRecord[];
@@ -66,9 +69,14 @@ export function vmRuleId(mac: string): string {
  *
  * Rules, for every VM placed on another host than H:
  *   a fast-path link H–(VM's host)      → dst VM: link to the VM's host (200)
- *   else H is the hub                   → dst VM: link to the VM's host (100)
- *   else                                → dst VM: link to the hub       (100)
- * VMs on H itself are left to the daemon (its own ports, learned).
+ *   else H is a hub                     → dst VM: link to the VM's host, or to
+ *                                         the other hub if the VM's host is a
+ *                                         spoke on it (the trunk)        (100)
+ *   else                                → dst VM: link to H's hub (the one its
+ *                                         backbone is up to, else hubId) (100)
+ * VMs on H itself are left to the daemon (its own ports, learned). A rule
+ * whose link is absent on the daemon (its hub just lost) falls through to
+ * learning and flooding there, so a failover never waits for these rules.
  */
 export function desiredState(view: RegistryView): Map<string, HostDesiredState> {
   const out = new Map<string, HostDesiredState>();
@@ -95,17 +103,21 @@ export function desiredState(view: RegistryView): Map<string, HostDesiredState> 
     .filter((vm): vm is RegistryVm & { host: string } => vm.host !== undefined && hosts.has(vm.host))
     .map((vm) => ({ id: vmRuleId(vm.mac), mac: vm.mac, host: vm.host }))
     .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  const hubOf = (host: string): string | undefined => view.hubOf?.get(host) ?? undefined;
   for (const state of out.values()) {
-    const isHub = state.host === view.hubId;
+    const isHub = hosts.get(state.host)!.role === 'hub';
     const peers = fastPeers.get(state.host);
+    const myHub = hubOf(state.host) ?? view.hubId;
     for (const vm of placed) {
       if (vm.host === state.host) continue;
       if (peers?.has(vm.host) === true) {
         state.rules.push({ id: vm.id, priority: FAST_PATH_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
       } else if (isHub) {
-        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
-      } else if (view.hubId !== undefined) {
-        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: view.hubId } });
+        const other = hubOf(vm.host);
+        const via = other !== undefined && other !== state.host ? other : vm.host;
+        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: via } });
+      } else if (myHub !== undefined) {
+        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: myHub } });
       }
     }
     state.links.sort((x, y) => (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0));

@@ -6,6 +6,7 @@ import type {
 } from './api-model.ts';
 import type { ControlLoop } from './control-loop.ts';
 import type { ControllerEventLog } from './event-log.ts';
+import { backboneVerdict } from './hub-status.ts';
 import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
 import { migrationViewOf } from './migration-run.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
@@ -44,12 +45,15 @@ export class ControllerService implements ControllerModel {
   // ---- queries ----------------------------------------------------------------
 
   listHosts(): HostView[] {
-    return this.#c.store.listHosts().map(hostView);
+    const hosts = this.#c.store.listHosts();
+    const backbone = backboneVerdict(hosts);
+    return hosts.map((h) => hostView(h, backbone));
   }
 
   getHost(id: string): HostView | undefined {
-    const h = this.#c.store.getHost(id);
-    return h === undefined ? undefined : hostView(h);
+    const hosts = this.#c.store.listHosts();
+    const h = hosts.find((x) => x.id === id);
+    return h === undefined ? undefined : hostView(h, backboneVerdict(hosts));
   }
 
   listVms(): VmView[] {

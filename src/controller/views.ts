@@ -2,6 +2,7 @@ import type {
   HostView, LinkRequester, LinkState, LinkView, MigrationView, RuleView, TopologyView, VmView,
 } from './api-model.ts';
 import { migrationViewOf } from './migration-run.ts';
+import type { BackboneVerdict } from './hub-status.ts';
 import type { HostRecord, LinkRecord, LinkReportRecord, MigrationRecord, TopologyRecord, VmRecord } from './store/records.ts';
 
 /**
@@ -14,8 +15,13 @@ export interface LinkRate {
   framesPerSec: number;
 }
 
-export function hostView(h: HostRecord): HostView {
-  return { id: h.id, site: h.site ?? null, addresses: h.addresses, role: h.role, state: h.connected ? 'up' : 'down', lastSeen: h.lastSeenMs ?? null };
+/** A host's view; `backbone`: the hub verdict over every host (hub-status.ts), for its hub fields. */
+export function hostView(h: HostRecord, backbone: BackboneVerdict): HostView {
+  return {
+    id: h.id, site: h.site ?? null, addresses: h.addresses, role: h.role, state: h.connected ? 'up' : 'down', lastSeen: h.lastSeenMs ?? null,
+    hub: h.role === 'spoke' && h.connected ? backbone.hubOf.get(h.id) ?? null : null,
+    hubState: h.role === 'hub' ? backbone.hubs.get(h.id) ?? (h.connected ? 'standby' : 'down') : null,
+  };
 }
 
 export function vmView(v: VmRecord): VmView {

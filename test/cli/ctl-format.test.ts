@@ -4,7 +4,7 @@ import { formatAge, formatBytes, formatRate, progressBar, table } from '../../sr
 import { drawApplicationTopology, drawTopology, topologyDot } from '../../src/cli/ctl-topology-drawing.ts';
 import type { HostView, LinkView, TopologyView, VmView } from '../../src/controller/api-model.ts';
 
-const host = (id: string, site: string | null = null, role: HostView['role'] = 'spoke'): HostView => ({ id, site, addresses: [], role, state: 'up', lastSeen: null });
+const host = (id: string, site: string | null = null, role: HostView['role'] = 'spoke'): HostView => ({ id, site, addresses: [], role, state: 'up', lastSeen: null, hub: null, hubState: role === 'hub' ? 'active' : null });
 const link = (a: string, b: string, kind: LinkView['kind'] = 'backbone', bytesPerSec = 0): LinkView => ({
   a,
   b,

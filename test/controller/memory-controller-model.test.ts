@@ -4,7 +4,7 @@ import { MemoryControllerModel } from '../../src/controller/memory-controller-mo
 import type { EventView, HostView } from '../../src/controller/api-model.ts';
 import { controllerModelCompliance } from './controller-model-compliance.ts';
 
-const host = (id: string): HostView => ({ id, site: null, addresses: [], role: 'spoke', state: 'up', lastSeen: null });
+const host = (id: string): HostView => ({ id, site: null, addresses: [], role: 'spoke', state: 'up', lastSeen: null, hub: null, hubState: null });
 
 describe('MemoryControllerModel', () => {
   it('numbers events from 1 and delivers them to subscribers in order', () => {

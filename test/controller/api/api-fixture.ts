@@ -16,11 +16,11 @@ import type { HostView, LinkView, VmView } from '../../../src/controller/api-mod
 export const FIXTURE_NOW = Date.UTC(2026, 10, 22, 4, 0, 0);
 
 export const fixtureHosts: HostView[] = [
-  { id: 'hub', site: 'lan', addresses: [{ transport: 'tls', host: '10.0.0.1', port: 7000 }], role: 'hub', state: 'up', lastSeen: FIXTURE_NOW },
-  { id: 'aws-1', site: 'aws', addresses: [{ transport: 'tls', host: '10.1.0.1', port: 7000 }], role: 'spoke', state: 'up', lastSeen: FIXTURE_NOW },
-  { id: 'aws-2', site: 'aws', addresses: [{ transport: 'tls', host: '10.1.0.2', port: 7000 }], role: 'spoke', state: 'up', lastSeen: FIXTURE_NOW },
-  { id: 'gcp-1', site: 'gcp', addresses: [{ transport: 'tls', host: '10.2.0.1', port: 7000 }], role: 'spoke', state: 'up', lastSeen: FIXTURE_NOW },
-  { id: 'gcp-2', site: 'gcp', addresses: [{ transport: 'tls', host: '10.2.0.2', port: 7000 }], role: 'spoke', state: 'down', lastSeen: FIXTURE_NOW - 60_000 },
+  { id: 'hub', site: 'lan', addresses: [{ transport: 'tls', host: '10.0.0.1', port: 7000 }], role: 'hub', state: 'up', lastSeen: FIXTURE_NOW, hub: null, hubState: 'active' },
+  { id: 'aws-1', site: 'aws', addresses: [{ transport: 'tls', host: '10.1.0.1', port: 7000 }], role: 'spoke', state: 'up', lastSeen: FIXTURE_NOW, hub: 'hub', hubState: null },
+  { id: 'aws-2', site: 'aws', addresses: [{ transport: 'tls', host: '10.1.0.2', port: 7000 }], role: 'spoke', state: 'up', lastSeen: FIXTURE_NOW, hub: 'hub', hubState: null },
+  { id: 'gcp-1', site: 'gcp', addresses: [{ transport: 'tls', host: '10.2.0.1', port: 7000 }], role: 'spoke', state: 'up', lastSeen: FIXTURE_NOW, hub: 'hub', hubState: null },
+  { id: 'gcp-2', site: 'gcp', addresses: [{ transport: 'tls', host: '10.2.0.2', port: 7000 }], role: 'spoke', state: 'down', lastSeen: FIXTURE_NOW - 60_000, hub: null, hubState: null },
 ];
 
 const vm = (n: number, host: string): VmView => ({
