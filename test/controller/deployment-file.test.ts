@@ -128,3 +128,9 @@ test('auto-migrate limits: defaults 1 at once and 10 minutes per VM; out-of-rang
   assert.throws(() => parseDeployment(`${base}policy: { autoMigrateMaxConcurrent: 0 }\n`, 't.yaml'), /autoMigrateMaxConcurrent/);
   assert.throws(() => parseDeployment(`${base}policy: { autoMigrateCooldownMs: -1 }\n`, 't.yaml'), /autoMigrateCooldownMs/);
 });
+
+test('a standby hub: at most one, and not the hub itself', () => {
+  const ok = parseDeployment(GOOD.replace('    site: b\n', '    site: b\n    standbyHub: true\n'), 'x.yaml');
+  assert.deepEqual(ok.hosts.map((h) => [h.id, h.hub, h.standbyHub]), [['h1', true, false], ['h2', false, true]]);
+  expectError(GOOD.replace('    hub: true\n', '    hub: true\n    standbyHub: true\n'), 11, 'hosts[0].standbyHub', 'both the hub and the standby hub');
+});

@@ -47,3 +47,21 @@ test('the registry follows the deployment as a diff: hosts, backbone, VMs', (t) 
   syncDeployment(store, parseDeployment(next, 'x.yaml'), 5);
   assert.equal(store.getVm('02:00:00:00:00:01')!.host, 'c');
 });
+
+test('a standby hub: every spoke has a backbone link to each hub, and the two hubs a trunk', (t) => {
+  const store = openStore({ path: ':memory:' });
+  t.after(() => store.close());
+  syncDeployment(store, parseDeployment(YAML.replace('  - { id: b, site: s }\n', '  - { id: b, site: s }\n  - { id: hub2, site: s, standbyHub: true }\n'), 'x.yaml'), 1);
+  assert.equal(store.getHost('hub2')?.role, 'hub');
+  assert.deepEqual(store.listLinks('backbone').map((l) => `${l.a}-${l.b} ${l.reason}`), [
+    'a-hub star backbone to hub hub',
+    'a-hub2 standby backbone to hub hub2',
+    'b-hub star backbone to hub hub',
+    'b-hub2 standby backbone to hub hub2',
+    'hub-hub2 trunk between hubs hub and hub2',
+  ]);
+  // The standby goes from the file: its links go with it.
+  const r = syncDeployment(store, parseDeployment(YAML, 'x.yaml'), 2);
+  assert.deepEqual(r.hostsRemoved, ['hub2']);
+  assert.deepEqual(store.listLinks('backbone').map((l) => `${l.a}-${l.b}`), ['a-hub', 'b-hub']);
+});
