@@ -22,8 +22,9 @@ import type { HostRecord } from './store/records.ts';
  *
  * `planHubWatch` compares a new verdict with the previous one: a hub whose
  * state changed is a `hub-changed` event (and a warning when it is lost or
- * down); a spoke whose hub changed is a `hub-changed` event too (its
- * failover) and asks for a reconcile, so that its rules point at its new hub.
+ * down); a spoke now on another hub than the last one it was seen on is a
+ * `spoke-hub-changed` event (its failover) and asks for a reconcile, so that
+ * its rules point at its new hub.
  */
 
 export interface BackboneVerdict {
@@ -31,9 +32,11 @@ export interface BackboneVerdict {
   hubs: ReadonlyMap<string, HubState>;
   /** Every connected spoke's hub (null: its backbone link is down). */
   hubOf: ReadonlyMap<string, string | null>;
+  /** The last hub each spoke was seen on (kept while its link is down or it is away), to tell a failover from a reconnect. */
+  lastHubOf: ReadonlyMap<string, string>;
 }
 
-export const EMPTY_VERDICT: BackboneVerdict = { hubs: new Map(), hubOf: new Map() };
+export const EMPTY_VERDICT: BackboneVerdict = { hubs: new Map(), hubOf: new Map(), lastHubOf: new Map() };
 
 type Host = Pick<HostRecord, 'id' | 'role' | 'connected' | 'facts'>;
 
@@ -43,7 +46,8 @@ export function hubInFacts(facts: DaemonFacts | undefined, hubs: ReadonlySet<str
   return up?.peer ?? null;
 }
 
-export function backboneVerdict(hosts: readonly Host[]): BackboneVerdict {
+/** The verdict on `hosts` now; `prev` only carries each spoke's last hub forward. */
+export function backboneVerdict(hosts: readonly Host[], prev: BackboneVerdict = EMPTY_VERDICT): BackboneVerdict {
   const hubIds = new Set(hosts.filter((h) => h.role === 'hub').map((h) => h.id));
   const hubOf = new Map<string, string | null>();
   const onHub = new Map<string, number>();
@@ -63,7 +67,9 @@ export function backboneVerdict(hosts: readonly Host[]): BackboneVerdict {
     const spokes = onHub.get(h.id) ?? 0;
     hubs.set(h.id, !h.connected ? 'down' : spokes > 0 ? 'active' : unreachable.has(h.id) ? 'lost' : 'standby');
   }
-  return { hubs, hubOf };
+  const lastHubOf = new Map(prev.lastHubOf);
+  for (const [spoke, hub] of hubOf) if (hub !== null) lastHubOf.set(spoke, hub);
+  return { hubs, hubOf, lastHubOf };
 }
 
 /** The hub spokes fall back to while their own is unknown: an active hub, else a standby, else any (in id order). */
@@ -78,7 +84,7 @@ export function defaultHub(verdict: BackboneVerdict): string | undefined {
 
 /** A new verdict from `hosts`, and the events announcing what changed since `prev`. */
 export function planHubWatch(prev: BackboneVerdict, hosts: readonly Host[]): Planned<BackboneVerdict> {
-  const next = backboneVerdict(hosts);
+  const next = backboneVerdict(hosts, prev);
   const effects: Effects = noEffects();
   for (const [hub, state] of next.hubs) {
     const before = prev.hubs.get(hub);
@@ -93,11 +99,12 @@ export function planHubWatch(prev: BackboneVerdict, hosts: readonly Host[]): Pla
   }
   const moved: string[] = [];
   for (const [spoke, hub] of next.hubOf) {
-    const before = prev.hubOf.get(spoke);
-    if (before === undefined || before === hub || hub === null) continue;
+    if (hub === null || prev.hubOf.get(spoke) === hub) continue;
+    const before = prev.lastHubOf.get(spoke);
+    if (before === undefined || before === hub) continue; // its first hub, or back on the same one
     moved.push(spoke);
     effects.events.push(event('spoke-hub-changed', { host: spoke, hub, previous: before }));
-    effects.logs.push({ level: 'info', fields: { spoke, hub, previous: before }, msg: before === null ? 'spoke back on a hub' : 'spoke moved to another hub' });
+    effects.logs.push({ level: 'info', fields: { spoke, hub, previous: before }, msg: 'spoke moved to another hub' });
   }
   if (moved.length > 0) effects.reconcile = `spokes on another hub: ${moved.sort().join(', ')}`;
   return { state: next, effects };

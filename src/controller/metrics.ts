@@ -59,8 +59,8 @@ export class ControllerMetrics {
       for (const s of HUB_STATES) this.hubState.set({ hub, state: s }, s === state ? 1 : 0);
     }
     for (const [spoke, hub] of after.hubOf) {
-      const was = before.hubOf.get(spoke);
-      if (hub !== null && was !== undefined && was !== null && was !== hub) this.spokeHubChanges.inc();
+      const was = before.lastHubOf.get(spoke);
+      if (hub !== null && before.hubOf.get(spoke) !== hub && was !== undefined && was !== hub) this.spokeHubChanges.inc();
     }
   }
 

@@ -92,6 +92,19 @@ describe('hub watch (events)', () => {
     assert.equal(back.effects.reconcile, undefined);
   });
 
+  it('a spoke seen between hubs (its link down, then up to the standby) is one failover from its last hub', () => {
+    const first = planHubWatch(EMPTY_VERDICT, normal);
+    const between = planHubWatch(first.state, [normal[0]!, normal[1]!, host('a', 'spoke', [link('h1', 'connecting')]), normal[3]!]);
+    assert.equal(between.state.hubOf.get('a'), null);
+    assert.equal(between.effects.reconcile, undefined);
+    const after = planHubWatch(between.state, [normal[0]!, normal[1]!, host('a', 'spoke', [link('h2', 'up')]), normal[3]!]);
+    const moved = after.effects.events.filter((e) => e.kind === 'event' && e.type === 'spoke-hub-changed').map((e) => e.kind === 'event' ? e.payload : undefined);
+    assert.deepEqual(moved, [{ host: 'a', hub: 'h2', previous: 'h1' }]);
+    // Back on the same hub after a reconnect: not a failover.
+    const again = planHubWatch(between.state, normal);
+    assert.equal(again.effects.events.filter((e) => e.kind === 'event' && e.type === 'spoke-hub-changed').length, 0);
+  });
+
   it('the same facts again: no events', () => {
     const first = planHubWatch(EMPTY_VERDICT, normal);
     const again = planHubWatch(first.state, normal);

@@ -9,6 +9,9 @@
  *   o.spawn(0, ['ping', '-i', '0.2', o.vms[1]!.ip]);
  *   await waitFor(() => o.model.getTopology().class === 'bus', 'bus announced');
  *
+ * With `standbyHub`, a second hub `hub2` is the standby (trunked to `hub`),
+ * and every spoke fails over to it.
+ *
  * Every daemon has a migration channel listener and an admin interface on
  * loopback (`admin(host, path)`); a VM's port may carry a model guest
  * (`guest:`, what a live migration moves). `VNET_OVERLAY_LOGS=DIR` keeps the
@@ -73,6 +76,8 @@ export interface NetnsOverlayInit {
   policy: string;
   /** Tools the test needs besides `ip` (checked up front: missing ones fail the test). */
   tools?: readonly string[];
+  /** Add a standby hub named `hub2` (deployment `standbyHub: true`; a trunk to `hub`; every spoke's `standbyHub`). */
+  standbyHub?: boolean;
 }
 
 interface AfterHook {
@@ -87,7 +92,8 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
   // Registered first, so it runs last: after the daemons and the controller are gone.
   t.after(() => rmSync(work, { recursive: true, force: true }));
   const harness = await useNetns(t, 'vo-');
-  const hosts = ['hub', ...init.hosts];
+  const hubs = init.standbyHub === true ? ['hub', 'hub2'] : ['hub'];
+  const hosts = [...hubs, ...init.hosts];
   const ports = new Map<string, number>();
   for (const h of [...hosts, 'control']) ports.set(h, await freePort());
   for (const h of hosts) {
@@ -107,7 +113,7 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
   const deployment = parseDeployment(`name: overlay-priv
 sites: [{ id: lab }]
 hosts:
-${hosts.map((h) => `  - { id: ${h}, site: lab${h === 'hub' ? ', hub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
+${hosts.map((h) => `  - { id: ${h}, site: lab${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
 vms:
 ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: ${v.ip}, host: ${v.host} }`).join('\n')}
 ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
@@ -123,11 +129,17 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
   });
 
   for (const h of hosts) {
+    // With a standby hub, the hubs first: spokes that found the primary not yet listening would start on the standby.
+    if (h === init.hosts[0] && init.standbyHub === true) {
+      await waitFor(() => hubs.every((id) => ctl.controller.model.getHost(id)?.state === 'up'), 'the hubs connected to the controller', 30_000);
+    }
     const mine = vms.filter((v) => v.host === h);
     const lines = [
-      `host: ${h}`, `role: ${h === 'hub' ? 'hub' : 'spoke'}`, 'transport: tls', `tls: { dir: ${certs} }`,
+      `host: ${h}`, `role: ${hubs.includes(h) ? 'hub' : 'spoke'}`, 'transport: tls', `tls: { dir: ${certs} }`,
       `listen: { host: 127.0.0.1, port: ${ports.get(h)} }`,
+      // hub2 (the standby) names the primary as its hub: the trunk.
       ...(h === 'hub' ? [] : [`hub: { host: 127.0.0.1, port: ${ports.get('hub')} }`, 'hubId: hub']),
+      ...(hubs.includes(h) || init.standbyHub !== true ? [] : [`standbyHub: { host: 127.0.0.1, port: ${ports.get('hub2')}, id: hub2 }`]),
       `migration: { host: 127.0.0.1, port: ${ports.get(`${h}/migration`)} }`,
       `admin: { host: 127.0.0.1, port: ${ports.get(`${h}/admin`)} }`,
       `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
