@@ -26,9 +26,12 @@ describe('vnet ctl', () => {
     const hosts = await ctl(['hosts', ...base]);
     assert.equal(hosts.code, 0, hosts.err.join('\n'));
     const lines = hosts.out.join('\n').split('\n');
-    assert.match(lines[0]!, /^HOST\s+SITE\s+ROLE\s+STATE\s+LAST SEEN\s+ADDRESSES$/);
+    assert.match(lines[0]!, /^HOST\s+SITE\s+ROLE\s+STATE\s+HUB\s+LAST SEEN\s+ADDRESSES$/);
     assert.equal(lines.length, 6);
-    assert.match(lines.find((l) => l.startsWith('gcp-2'))!, /gcp-2\s+gcp\s+spoke\s+down\s+1m ago/);
+    assert.match(lines.find((l) => l.startsWith('gcp-2'))!, /gcp-2\s+gcp\s+spoke\s+down\s+-\s+1m ago/);
+    // The HUB column: a spoke's hub, a hub's state as the spokes see it.
+    assert.match(lines.find((l) => l.startsWith('aws-1'))!, /aws-1\s+aws\s+spoke\s+up\s+hub\s/);
+    assert.match(lines.find((l) => l.startsWith('hub'))!, /hub\s+lan\s+hub\s+up\s+active\s/);
     const json = await ctl(['hosts', '--json', ...base]);
     assert.equal(JSON.parse(json.out.join('\n')).length, 5);
     const vms = await ctl(['vms', ...base]);

@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { ManualClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { CONTROL_PROTOCOL_VERSION, factsToWire, type HelloMessage } from '../../src/control/control-protocol.ts';
+import type { LinkFacts } from '../../src/control/daemon-control.ts';
 import { ControlLoop } from '../../src/controller/control-loop.ts';
 import { syncDeployment } from '../../src/controller/deployment-sync.ts';
 import { ControllerEventLog } from '../../src/controller/event-log.ts';
@@ -25,6 +26,7 @@ const V2 = '02:00:00:00:00:02';
 
 interface Rig {
   loop: ControlLoop;
+  registry: Registry;
   topology: TopologyTracker;
   store: ControllerStore;
   events: ControllerEventLog;
@@ -42,14 +44,15 @@ function rig(t: { after(fn: () => void): void }, yaml = DEPLOYMENT_YAML, resendA
   const logger = silentLogger();
   const events = new ControllerEventLog({ store, logger, wallClock });
   const topology = new TopologyTracker(vttifParamsFromPolicy(deployment.policy));
-  const loop = new ControlLoop({ store, events, metrics: new ControllerMetrics(new Registry()), topology, logger, wallClock }, {
+  const registry = new Registry();
+  const loop = new ControlLoop({ store, events, metrics: new ControllerMetrics(registry), topology, logger, wallClock }, {
     policy: deployment.policy, ...(resendAfterMs !== undefined ? { resendAfterMs } : {}),
   });
   loop.reconcile('test start');
   return {
-    loop, topology, store, events, clock,
+    loop, registry, topology, store, events, clock,
     connect(id, vms = []) {
-      const daemon = new FakeDaemon(id, { role: id === 'hub' ? 'hub' : 'spoke', listen: { transport: 'tcp', host: '127.0.0.1', port: 7000 + id.length }, vms: vms.map((mac) => ({ mac })) });
+      const daemon = new FakeDaemon(id, { role: id.startsWith('hub') ? 'hub' : 'spoke', listen: { transport: 'tcp', host: '127.0.0.1', port: 7000 + id.length }, vms: vms.map((mac) => ({ mac })) });
       const session = fakeSession(id);
       const hello: HelloMessage = { type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: id, facts: factsToWire(daemon.facts()) };
       loop.sessionOpened(session, hello);
@@ -147,4 +150,44 @@ test("a daemon's MAC conflicts and port limits become 'security' events; other d
     { host: 'h1', report: { kind: 'port-limit', port: 'vm1', limit: 'flood-rate', frames: 120 } },
   ]);
   assert.equal(r.events.listEvents({ types: ['security'] }).events.length, 2, 'kept in the event log the API serves');
+});
+
+test('a spoke on the standby hub: events, the metric, and rules re-pointed at the standby and across the trunk', async (t) => {
+  const yaml = DEPLOYMENT_YAML.replace('  - { id: h1,', '  - { id: hub2, site: lab, standbyHub: true, listen: { transport: tcp, host: 127.0.0.1, port: 7004 } }\n  - { id: h1,');
+  const r = rig(t, yaml);
+  const backbone = (peer: string, state: 'up' | 'connecting'): LinkFacts => ({
+    peer, kind: 'backbone', state, direction: 'outbound', reconnects: 0, txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0,
+  });
+  const hosts = { hub: r.connect('hub'), hub2: r.connect('hub2'), h1: r.connect('h1', [V1]), h2: r.connect('h2', [V2]) };
+  const report = (id: keyof typeof hosts, links: LinkFacts[]): void => {
+    const h = hosts[id];
+    h.daemon.linkFacts = links;
+    r.loop.messageReceived(h.session, { type: 'facts', facts: factsToWire(h.daemon.facts()) });
+    h.sync();
+  };
+  report('hub2', [backbone('hub', 'up')]);
+  report('h1', [backbone('hub', 'up')]);
+  report('h2', [backbone('hub', 'up')]);
+  for (const h of Object.values(hosts)) h.sync();
+  assert.deepEqual(hosts.h1.daemon.rules.map((x) => x.action), [{ link: 'hub' }]);
+  const since = r.store.listEvents(0, 1000).length;
+
+  // h1 loses the primary and comes up on the standby; the standby's trunk is still up.
+  report('h1', [backbone('hub', 'connecting')]);
+  report('h1', [backbone('hub2', 'up')]);
+  for (const h of Object.values(hosts)) h.sync();
+  const events = r.store.listEvents(0, 1000).slice(since).map((e) => [e.type, e.data as Record<string, unknown>] as const);
+  assert.ok(events.some(([type, p]) => type === 'spoke-hub-changed' && p.host === 'h1' && p.hub === 'hub2' && p.previous === 'hub'), JSON.stringify(events));
+  assert.ok(events.some(([type, p]) => type === 'hub-changed' && p.hub === 'hub2' && p.state === 'active'));
+  const changes = await r.registry.getSingleMetric('vnet_spoke_hub_changes_total')!.get();
+  assert.equal(changes.values[0]?.value, 1);
+  // Rules: h1 sends through its own hub now; the primary reaches V1 across the trunk, the standby reaches V2 the same way.
+  assert.deepEqual(hosts.h1.daemon.rules.map((x) => [x.dst, x.action]), [[V2, { link: 'hub2' }]]);
+  assert.deepEqual(hosts.h2.daemon.rules.map((x) => [x.dst, x.action]), [[V1, { link: 'hub' }]]);
+  assert.deepEqual(hosts.hub.daemon.rules.map((x) => [x.dst, x.action]), [[V1, { link: 'hub2' }], [V2, { link: 'h2' }]]);
+  assert.deepEqual(hosts.hub2.daemon.rules.map((x) => [x.dst, x.action]), [[V1, { link: 'h1' }], [V2, { link: 'hub' }]]);
+  // The primary's daemon leaves the controller: down, as the API shows it.
+  r.loop.sessionClosed(hosts.hub.session, 'test');
+  const state = await r.registry.getSingleMetric('vnet_hub_state')!.get();
+  assert.equal(state.values.find((v) => v.labels.hub === 'hub' && v.labels.state === 'down')?.value, 1);
 });
