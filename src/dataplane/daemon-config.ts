@@ -140,6 +140,7 @@ export const daemonConfigSchema = z
     if (c.standbyHub !== undefined && c.hubId === undefined) ctx.addIssue({ code: 'custom', path: ['hubId'], message: 'a spoke with a standby hub needs the primary hub\'s id (hubId)' });
     if (c.standbyHub !== undefined && c.standbyHub.id === c.hubId) ctx.addIssue({ code: 'custom', path: ['standbyHub', 'id'], message: `the standby hub cannot be the primary hub ${c.hubId}` });
     if ((c.standbyHub?.id ?? c.hubId) === c.host) ctx.addIssue({ code: 'custom', path: [c.standbyHub?.id === c.host ? 'standbyHub' : 'hubId'], message: 'a host cannot be its own hub' });
+    if (c.deadMs < 2 * c.keepaliveMs) ctx.addIssue({ code: 'custom', path: ['deadMs'], message: `deadMs (${c.deadMs}) must be at least twice keepaliveMs (${c.keepaliveMs}): a peer's keepalives may come 1.5 × keepaliveMs apart` });
     if (c.role === 'hub' && c.listen === undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'the hub must listen (listen: {host, port})' });
     if (c.controller !== undefined && c.tls === undefined && c.controller.caFile === undefined)
       ctx.addIssue({ code: 'custom', path: ['controller'], message: 'the control channel needs the deployment CA: tls: {dir} or controller.caFile' });

@@ -36,6 +36,20 @@ test('migration config: defaults, the listen port + 1000, strict keys', () => {
   assert.throws(() => parseDaemonConfig({ ...base, ports: [{ name: 'vm1', type: 'memory', mac: '02:00:00:00:00:01', guest: { memoryMiB: 16, extra: 1 } }] }), { code: 'VNET_ERR_CONFIG' });
 });
 
+test('hub failover config: a spoke\'s standby hub, a standby hub\'s trunk, liveness that cannot flap', () => {
+  const spoke = { host: 's1', role: 'spoke', hub: { host: '10.0.0.1', port: 7000 }, hubId: 'h1' };
+  const c = parseDaemonConfig({ ...spoke, standbyHub: { host: '10.0.0.2', port: 7000, id: 'h2' } });
+  assert.deepEqual(c.standbyHub, { host: '10.0.0.2', port: 7000, id: 'h2' });
+  assert.deepEqual([c.keepaliveMs, c.deadMs], [250, 1500]);
+  // A standby hub is a hub that names the primary as its hub (the trunk).
+  assert.equal(parseDaemonConfig({ ...base, hub: { host: '10.0.0.1', port: 7000 }, hubId: 'h0' }).hub?.port, 7000);
+  assert.throws(() => parseDaemonConfig({ ...base, standbyHub: { host: '10.0.0.2', port: 7000, id: 'h2' } }), { code: 'VNET_ERR_CONFIG', message: /only a spoke has a standby hub/ });
+  assert.throws(() => parseDaemonConfig({ ...spoke, hubId: undefined, standbyHub: { host: '10.0.0.2', port: 7000, id: 'h2' } }), { message: /hubId.*needs the primary hub's id/ });
+  assert.throws(() => parseDaemonConfig({ ...spoke, standbyHub: { host: '10.0.0.2', port: 7000, id: 'h1' } }), { message: /standbyHub\.id.*cannot be the primary hub/ });
+  assert.throws(() => parseDaemonConfig({ ...spoke, standbyHub: { host: '10.0.0.2', port: 7000 } }), { message: /standbyHub\.id/ });
+  assert.throws(() => parseDaemonConfig({ ...spoke, keepaliveMs: 1000, deadMs: 1500 }), { message: /deadMs.*at least twice keepaliveMs/ });
+});
+
 test('a daemon with tls: its VMs have model guests, its migration channel listens, a prepare is answered with the address', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-host-runner-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
