@@ -44,7 +44,10 @@ export type { LearnedInfo, LearnedLocation, MacConflict } from './source-learnin
  * Flooding uses split horizon on the star backbone, never fast-path links:
  * every local port but the ingress; from a local port, every backbone link;
  * from a backbone link, on the hub only, every other backbone link; from any
- * other link, nothing further. So a flood crosses at most spoke → hub → spoke.
+ * other link, nothing further. So a flood crosses at most spoke → hub → spoke
+ * (→ the other hub's spokes, over the trunk between a hub and its standby).
+ * A daemon with no backbone link left floods from a port over its fast-path
+ * links instead (forwarding-locations.ts).
  *
  * A link being closed is retired first (`retireLink`): it stays a valid
  * ingress, so the frames its peer sent before it saw our goodbye are still
