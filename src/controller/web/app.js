@@ -18,7 +18,7 @@ import { applyEvent, loadState, state } from './state.js';
 const API = '/api/v1';
 const TOKEN_KEY = 'vnet-api-token';
 /** Event types the events panel shows (traffic reports arrive every period and are left out). */
-const SHOWN_EVENT_TYPES = ['host-changed', 'host-removed', 'vm-changed', 'vm-removed', 'link-changed', 'link-removed', 'rules-changed',
+const SHOWN_EVENT_TYPES = ['host-changed', 'host-removed', 'hub-changed', 'spoke-hub-changed', 'vm-changed', 'vm-removed', 'link-changed', 'link-removed', 'rules-changed',
   'topology-changed', 'migration-changed', 'placement-changed', 'decision', 'operator-action', 'security'];
 
 let token = null;

@@ -25,6 +25,8 @@ export function describeEvent(e) {
   switch (e.type) {
     case 'host-changed': return `host ${p.host.id} ${p.host.state}`;
     case 'host-removed': return `host ${p.id} removed`;
+    case 'hub-changed': return `hub ${p.hub} ${p.state}${p.previous ? ` (was ${p.previous})` : ''}`;
+    case 'spoke-hub-changed': return `${p.host} on hub ${p.hub}${p.previous ? ` (was ${p.previous})` : ''}`;
     case 'vm-changed': return `VM ${vmLabel(p.vm.mac)} on ${p.vm.host ?? '—'} (${p.vm.state})`;
     case 'vm-removed': return `VM ${p.mac} removed`;
     case 'link-changed': return `${p.link.kind} link ${p.link.a}–${p.link.b} ${p.link.state}`;

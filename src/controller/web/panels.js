@@ -139,6 +139,7 @@ function selectionRows(selected) {
       title: `Host ${h.id}`,
       items: [
         ['site', h.site ?? '—'], ['role', h.role], ['state', h.state],
+        h.role === 'hub' ? ['as a hub', h.hubState ?? '—'] : ['on hub', h.hub ?? '—'],
         ['last seen', h.lastSeen ? clock(h.lastSeen) : 'never'],
         ['listens on', h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(', ') || '—'],
         ['VMs', vmsOf(h.id).map((v) => v.name ?? v.mac).join(', ') || 'none'],

@@ -42,6 +42,8 @@ export function applyEvent(e) {
   switch (e.type) {
     case 'host-changed': state.hosts.set(p.host.id, p.host); break;
     case 'host-removed': state.hosts.delete(p.id); break;
+    case 'hub-changed': { const h = state.hosts.get(p.hub); if (h) state.hosts.set(p.hub, { ...h, hubState: p.state }); break; }
+    case 'spoke-hub-changed': { const h = state.hosts.get(p.host); if (h) state.hosts.set(p.host, { ...h, hub: p.hub }); break; }
     case 'vm-changed': state.vms.set(p.vm.mac, p.vm); break;
     case 'vm-removed': state.vms.delete(p.mac); break;
     case 'link-changed': state.links.set(linkId(p.link.a, p.link.b), p.link); break;
