@@ -14,23 +14,35 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  * never a throw. docs/control-protocol.md describes the exchange.
  *
  *   daemon                                   controller
- *     hello {protocol, hostId, auth, facts} →
+ *     hello {protocol, hostId, auth, facts, part?} →   (facts in parts: the rest follow as facts {seq: 0, part})
  *                                          ← welcome {protocol, hostId, updatePeriodMs, credential?}
- *                                          ← set-links {version, links}   (when desired ≠ actual)
- *                                          ← set-rules {version, rules}
+ *                                          ← set-links {version, links, part?}   (when desired ≠ actual)
+ *                                          ← set-rules {version, rules, part?}
  *     ack {kind, version, ok}              →
- *     traffic {seq, snapshot}              →  (every update period)
- *     facts {facts} / event {event}        →  (when something changes)
+ *     traffic {seq, snapshot, part?}       →  (every update period)
+ *     facts {facts, seq?, part?} / event   →  (when something changes)
+ *
+ * A message longer than the limit is sent in parts (control-parts.ts), each
+ * under the limit, reassembled by the receiver (part-assembler.ts) and used
+ * only once whole.
  *                                          ← error {code, message, fatal}  (bad message; fatal closes)
  */
 
-/** 2: migration commands and reports (migrate-prepare/start/commit/abort/query, migration). */
-export const CONTROL_PROTOCOL_VERSION = 2;
+/**
+ * 2: migration commands and reports (migrate-prepare/start/commit/abort/query, migration).
+ * 3: messages larger than the limit go in parts (hello, facts, traffic, set-links, set-rules: `part`).
+ */
+export const CONTROL_PROTOCOL_VERSION = 3;
+/** The most parts one split message may have on the wire (a receiver's own limit is usually lower). */
+export const MAX_WIRE_PARTS = 4096;
 /** Default limit of one control message (the WebSocket layer closes at 4× this). */
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1 << 20;
 export const CONTROL_PATH = '/control';
 
-const MAX_ITEMS = 65_536;
+/** The most entries or rules in one message (a split message's parts each obey it). */
+export const MAX_ITEMS = 65_536;
+/** The most ports or links in one message's facts, or links in one set-links. */
+export const MAX_FACT_ITEMS = 4096;
 const hostId = hostIdSchema;
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const wallMs = z.number().int().min(0).max(8.64e15);
@@ -69,8 +81,8 @@ const daemonFacts = z.strictObject({
   role: z.enum(['hub', 'spoke']),
   site: z.string().min(1).max(64).optional(),
   listen: listenAddress.optional(),
-  ports: z.array(portFacts).max(4096),
-  links: z.array(linkFacts).max(4096),
+  ports: z.array(portFacts).max(MAX_FACT_ITEMS),
+  links: z.array(linkFacts).max(MAX_FACT_ITEMS),
   rulesVersion: count,
   linksVersion: count,
   macConflicts: count.optional(),
@@ -95,6 +107,10 @@ const errorBody = z.strictObject({ code: z.string().max(128), message: z.string(
 
 const secret = z.string().min(16).max(256);
 
+/** Part `index` (from 0) of `count` of a message sent in parts (control-parts.ts). */
+const partHeader = z.strictObject({ index: z.number().int().min(0), count: z.number().int().min(2).max(MAX_WIRE_PARTS) })
+  .refine((p) => p.index < p.count, 'a part index is below the part count');
+
 export const helloSchema = z.strictObject({
   type: z.literal('hello'),
   protocol: z.literal(CONTROL_PROTOCOL_VERSION),
@@ -102,12 +118,15 @@ export const helloSchema = z.strictObject({
   /** Absent when the TLS client certificate proves who we are. */
   auth: z.union([z.strictObject({ joinToken: secret }), z.strictObject({ credential: secret })]).optional(),
   facts: daemonFacts,
+  /** The facts are part 1 of `count`; the rest follow at once as `facts` of seq 0. */
+  part: partHeader.refine((p) => p.index === 0, 'a hello is part 1 of its facts').optional(),
 });
 
 export const daemonMessageSchema = z.discriminatedUnion('type', [
   helloSchema,
-  z.strictObject({ type: z.literal('facts'), facts: daemonFacts }),
-  z.strictObject({ type: z.literal('traffic'), seq: count, snapshot: trafficSnapshot }),
+  z.strictObject({ type: z.literal('facts'), facts: daemonFacts, seq: count.optional(), part: partHeader.optional() })
+    .refine((f) => f.part === undefined || f.seq !== undefined, 'facts in parts carry a seq'),
+  z.strictObject({ type: z.literal('traffic'), seq: count, snapshot: trafficSnapshot, part: partHeader.optional() }),
   z.strictObject({ type: z.literal('ack'), kind: z.enum(['links', 'rules']), version: count, ok: z.boolean(), error: errorBody.optional() })
     .refine((a) => a.ok === (a.error === undefined), 'an ack has error exactly when ok is false'),
   z.strictObject({ type: z.literal('event'), event: daemonEvent }),
@@ -130,8 +149,8 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
     /** Issued after a join-token hello: present it (auth.credential) on every later hello. */
     credential: secret.optional(),
   }),
-  z.strictObject({ type: z.literal('set-links'), version: count, links: z.array(desiredLink).max(4096) }),
-  z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS) }),
+  z.strictObject({ type: z.literal('set-links'), version: count, links: z.array(desiredLink).max(MAX_FACT_ITEMS), part: partHeader.optional() }),
+  z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS), part: partHeader.optional() }),
   z.strictObject({ type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional() }),
   ...migrationControllerMessages,
 ]);

@@ -28,3 +28,19 @@ export class ControlProtocolVersionError extends VnetError {
     this.version = version;
   }
 }
+
+/** Why a sequence of parts was refused (control-parts.ts). */
+export type PartRefusal = 'count' | 'index' | 'stale' | 'overlap' | 'mismatch' | 'too-many-parts' | 'too-large' | 'timeout' | 'out-of-order' | 'superseded';
+
+/**
+ * A part of a split control message that does not fit its sequence: a forged
+ * or broken sender. The whole sequence it belongs to is discarded; nothing of
+ * it is applied.
+ */
+export class ControlPartError extends VnetError {
+  readonly reason: PartRefusal;
+  constructor(reason: PartRefusal, message: string) {
+    super('VNET_ERR_CONTROL_PARTS', message);
+    this.reason = reason;
+  }
+}

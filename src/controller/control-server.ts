@@ -1,28 +1,34 @@
-import { createServer, type Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { WebSocket, RawData } from 'ws';
 import type { Clock, TimerHandle } from '../common/clock.ts';
+import type { PendingDropReason, PendingSlot, PendingSlotStats } from '../common/pending-slots.ts';
 import type { VnetError } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
-  CONTROL_PATH, CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage, snapshotFromWire,
+  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage, snapshotFromWire,
   type ControllerMessage, type DaemonMessage, type HelloMessage,
 } from '../control/control-protocol.ts';
+import type { ControlPartError } from '../control/errors.ts';
+import { DEFAULT_PART_LIMITS, type PartLimits } from '../control/part-assembler.ts';
+import { ConnectionInbox } from './control-inbox.ts';
 import { validateReport } from '../topology/report-validation.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { ControlAuthError, ControlStateError, JoinTokenError, UnknownHostError } from './errors.ts';
+import { ControlAuthError, ControlStateError, JoinTokenError, PendingDroppedError, UnknownHostError } from './errors.ts';
 import { acceptHostCertificate, peerCertificateIdentity, verifyHostCredential } from './host-identity.ts';
 import { joinWithToken } from './join-tokens.ts';
+import { ControlListener, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_MAX_PENDING_TOTAL } from './control-listener.ts';
+import { SessionImpl } from './control-session.ts';
 import type { ControllerStore } from './store/store.ts';
 
 /**
  * The controller's end of the control channel: an HTTPS server (TLS with
- * `requestCert`, the deployment CA) that upgrades `/control` to a WebSocket.
+ * `requestCert`, the deployment CA) that upgrades `/control` to a WebSocket
+ * (control-listener.ts, with the slots of connections not welcomed yet).
  *
- *   accept → hello (within helloTimeoutMs) → authenticate → welcome → session
+ *   accept → TLS → upgrade → hello → authenticate → welcome → session
+ *   └──────── one deadline: helloTimeoutMs ────────────────┘
  *
  * Authentication, in order: a client certificate signed by the deployment CA
  * whose CN (or a DNS subjectAltName) is the host id of the hello, unless that
@@ -34,7 +40,12 @@ import type { ControllerStore } from './store/store.ts';
  * when its identity is revoked.
  *
  * After the welcome, every message is decoded by the total decoder: a bad one
- * gets an `error` reply and is counted; the session stays up. A traffic
+ * gets an `error` reply and is counted; the session stays up. Messages over
+ * the limit travel in parts (control-parts.ts): a hello's facts, facts and
+ * traffic reports are reassembled per connection (part-assembler.ts, bounded
+ * in parts, bytes and time) and reach the handler only whole; a broken
+ * sequence is refused as a whole (fatal before the welcome). Rule and link
+ * sets too large for one message are sent in parts. A traffic
  * report is validated here, once (`validateReport`: counts, MACs, interval),
  * and reaches the handler as a checked `TrafficReport`; a bad one is refused
  * the same way. The server knows nothing of desired state: it hands sessions
@@ -87,8 +98,14 @@ export interface ControlServerInit {
   tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
   updatePeriodMs: number;
   maxMessageBytes?: number;
+  /** Bounds on one message sent in parts (default DEFAULT_PART_LIMITS). */
+  parts?: PartLimits;
+  /** From TCP accept to the welcome: TLS handshake, upgrade, hello (and its facts) together (default 10 s). */
   helloTimeoutMs?: number;
   pingIntervalMs?: number;
+  /** Connections not welcomed yet, per source address (default 64) and in all (default 1024); a newcomer evicts one. */
+  maxPendingPerSource?: number;
+  maxPendingTotal?: number;
 }
 
 export const CLOSE_PROTOCOL_ERROR = 4000;
@@ -97,6 +114,7 @@ export const CLOSE_AUTH_FAILED = 4003;
 /** The host's credential or certificate was revoked while it was connected. */
 export const CLOSE_REVOKED = 4004;
 export const CLOSE_HELLO_TIMEOUT = 4008;
+export const CLOSE_PENDING_DROPPED = 4029;
 /** How long close() waits for daemons to finish the WebSocket close handshake. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -104,37 +122,20 @@ interface Connection {
   ws: WebSocket;
   session: SessionImpl | undefined;
   alive: boolean;
-  helloTimer: TimerHandle | undefined;
+  /** Its place among the connections not welcomed yet (settled at the welcome). */
+  slot: PendingSlot | undefined;
   tls: TLSSocket;
   remoteAddress: string;
   /** Refused or replaced: whatever else arrives on it is ignored. */
   done: boolean;
+  /** Messages arriving in parts. */
+  readonly inbox: ConnectionInbox;
 }
 
-class SessionImpl implements ControlSession {
-  readonly id: number;
-  readonly hostId: string;
-  readonly auth: SessionAuth;
-  readonly remoteAddress: string;
-  readonly #ws: WebSocket;
-
-  constructor(id: number, hostId: string, auth: SessionAuth, remoteAddress: string, ws: WebSocket) {
-    this.id = id;
-    this.hostId = hostId;
-    this.auth = auth;
-    this.remoteAddress = remoteAddress;
-    this.#ws = ws;
-  }
-
-  send(message: ControllerMessage): boolean {
-    if (this.#ws.readyState !== this.#ws.OPEN) return false;
-    this.#ws.send(encodeControlMessage(message));
-    return true;
-  }
-
-  close(code = 1000, reason = ''): void {
-    this.#ws.close(code, reason);
-  }
+/** What a hello's authentication gave. */
+interface Earned {
+  auth: SessionAuth;
+  credential: string | undefined;
 }
 
 export class ControlServer {
@@ -142,9 +143,9 @@ export class ControlServer {
   readonly #init: ControlServerInit;
   readonly #log: Logger;
   readonly #maxBytes: number;
+  readonly #parts: PartLimits;
   readonly #now: () => number;
-  readonly #server: Server;
-  readonly #wss: WebSocketServer;
+  readonly #listener: ControlListener;
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, Connection>();
   readonly #everSeen = new Set<string>();
@@ -157,27 +158,21 @@ export class ControlServer {
     this.#init = init;
     this.#log = componentLogger(components.logger, 'control-server');
     this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
+    this.#parts = init.parts ?? DEFAULT_PART_LIMITS;
     this.#now = components.wallClock ?? Date.now;
-    this.#server = createServer({
-      key: init.tls.key, cert: init.tls.cert, ca: init.tls.ca,
-      requestCert: true,
-      // Daemons without a certificate may still join with a token; the hello decides.
-      rejectUnauthorized: false,
+    this.#listener = new ControlListener({
+      clock: components.clock, logger: this.#log,
+      onDropped: (reason) => components.metrics.pendingDropped.inc({ reason }),
+      onConnection: (ws, req, slot) => this.#accept(ws, req, slot),
+    }, {
+      tls: init.tls, maxPayload: this.#maxBytes * 4, deadlineMs: init.helloTimeoutMs ?? 10_000,
+      maxPendingPerSource: init.maxPendingPerSource ?? DEFAULT_MAX_PENDING_PER_SOURCE, maxPendingTotal: init.maxPendingTotal ?? DEFAULT_MAX_PENDING_TOTAL,
     });
-    this.#server.on('tlsClientError', (err) => this.#log.debug({ err }, 'TLS handshake failed'));
-    this.#wss = new WebSocketServer({ server: this.#server, path: CONTROL_PATH, maxPayload: this.#maxBytes * 4, perMessageDeflate: false });
-    this.#wss.on('connection', (ws, req) => this.#accept(ws, req));
   }
 
   /** Listen; resolves with the bound port. */
   async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#init.port, this.#init.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await this.#listener.listen(this.#init.host, this.#init.port);
     const interval = this.#init.pingIntervalMs ?? 5000;
     this.#ping = this.#c.clock.setInterval(() => this.#heartbeat(), interval);
     this.#log.info({ host: this.#init.host, port: this.port }, 'control channel listening');
@@ -185,7 +180,12 @@ export class ControlServer {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+    return this.#listener.port;
+  }
+
+  /** Connections not welcomed yet, and how many were dropped (by reason). */
+  get pending(): { size: number; stats: Readonly<PendingSlotStats> } {
+    return this.#listener.pending;
   }
 
   /** The session of a host, if it is connected. */
@@ -213,24 +213,33 @@ export class ControlServer {
     this.#closed = true;
     this.#ping?.cancel();
     for (const conn of this.#connections) conn.ws.close(1001, 'controller shutting down');
-    const wssClosed = new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    const wssClosed = this.#listener.closeWebSockets();
     // Sockets that do not finish the close handshake promptly are cut.
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([wssClosed, new Promise<void>((resolve) => { grace = setTimeout(resolve, CLOSE_GRACE_MS); })]);
     clearTimeout(grace);
     for (const conn of this.#connections) conn.ws.terminate();
     await wssClosed;
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#listener.close();
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage): void {
+  #accept(ws: WebSocket, req: IncomingMessage, slot: PendingSlot | undefined): void {
     const tls = req.socket as TLSSocket;
-    const conn: Connection = { ws, session: undefined, alive: true, helloTimer: undefined, tls, done: false, remoteAddress: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}` };
+    const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+    const dropped = (error: ControlPartError): void => {
+      this.#c.metrics.malformedMessages.inc({ reason: 'parts-dropped' });
+      this.#log.warn({ remote: remoteAddress, host: conn.session?.hostId, detail: error.message }, 'incomplete control message dropped');
+    };
+    const conn: Connection = {
+      ws, session: undefined, alive: true, slot, tls, done: false, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
+    };
     this.#connections.add(conn);
-    conn.helloTimer = this.#c.clock.setTimeout(() => {
-      if (conn.session === undefined) this.#refuse(conn, 'hello-timeout', new ControlStateError('no hello in time'), CLOSE_HELLO_TIMEOUT);
-    }, this.#init.helloTimeoutMs ?? 10_000);
+    if (slot === undefined || !slot.pending) {
+      // Dropped between the upgrade and now.
+      ws.terminate();
+      return;
+    }
+    slot.onDrop((reason) => this.#dropPending(conn, reason));
     ws.on('pong', () => { conn.alive = true; });
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(conn, data, isBinary));
     ws.on('error', (err: Error & { code?: string }) => {
@@ -244,7 +253,8 @@ export class ControlServer {
   #onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
     conn.alive = true;
     if (conn.done) return;
-    const raw: unknown = isBinary ? toBuffer(data) : toBuffer(data).toString('utf8');
+    const buf = toBuffer(data);
+    const raw: unknown = isBinary ? buf : buf.toString('utf8');
     const decoded = decodeDaemonMessage(raw, this.#maxBytes);
     if (!decoded.ok) {
       const reason = decoded.error.code === 'VNET_ERR_CONTROL_MESSAGE_TOO_LARGE' ? 'too-large'
@@ -259,12 +269,18 @@ export class ControlServer {
       return;
     }
     const message = decoded.message;
+    if (conn.session === undefined && conn.inbox.helloPending) {
+      const r = conn.inbox.helloFacts(message, buf.byteLength, this.#c.clock.now());
+      if (r.state === 'refused') this.#refuse(conn, 'parts', r.error, CLOSE_PROTOCOL_ERROR);
+      else if (r.state === 'whole') this.#open(conn, r.message.hello, r.message.earned as Earned);
+      return;
+    }
     if (conn.session === undefined) {
       if (message.type !== 'hello') {
         this.#refuse(conn, 'state', new ControlStateError(`${message.type} before hello`), CLOSE_PROTOCOL_ERROR);
         return;
       }
-      this.#hello(conn, message);
+      this.#hello(conn, message, buf.byteLength);
       return;
     }
     if (message.type === 'hello') {
@@ -278,9 +294,15 @@ export class ControlServer {
       return;
     }
     this.#c.metrics.messages.inc({ type: message.type });
+    const session = conn.session;
     let input: SessionInput;
     if (message.type === 'traffic') {
-      const valid = validateReport(snapshotFromWire(conn.session.hostId, message.snapshot));
+      const r = conn.inbox.traffic(message, buf.byteLength, this.#c.clock.now());
+      if (r.state !== 'whole') {
+        if (r.state === 'refused') this.#partsRefused(conn, r.error);
+        return;
+      }
+      const valid = validateReport(snapshotFromWire(session.hostId, r.message.snapshot));
       if (!valid.ok) {
         this.#c.metrics.malformedMessages.inc({ reason: 'traffic-report' });
         this.#log.warn({ host: conn.session.hostId, code: valid.error.code, detail: valid.error.message }, 'traffic report rejected');
@@ -288,18 +310,32 @@ export class ControlServer {
         return;
       }
       input = { type: 'traffic', report: valid.report };
+    } else if (message.type === 'facts') {
+      const r = conn.inbox.facts(message, buf.byteLength, this.#c.clock.now());
+      if (r.state !== 'whole') {
+        if (r.state === 'refused') this.#partsRefused(conn, r.error);
+        return;
+      }
+      input = { type: 'facts', facts: r.message };
     } else {
       input = message;
     }
     try {
-      this.#c.handler.messageReceived(conn.session, input);
+      this.#c.handler.messageReceived(session, input);
     } catch (err) {
-      this.#handlerFailed(err, { host: conn.session.hostId, type: message.type }, 'controller failed to handle a control message');
+      this.#handlerFailed(err, { host: session.hostId, type: message.type }, 'controller failed to handle a control message');
       this.#sendError(conn, err as VnetError, false, message.type);
     }
   }
 
-  #hello(conn: Connection, hello: HelloMessage): void {
+  /** A broken sequence of parts in a session: an error reply, counted; nothing of it is used. */
+  #partsRefused(conn: Connection, error: VnetError): void {
+    this.#c.metrics.malformedMessages.inc({ reason: 'parts' });
+    this.#log.warn({ host: conn.session?.hostId, code: error.code, detail: error.message }, 'control message parts refused');
+    this.#sendError(conn, error, false, 'parts');
+  }
+
+  #hello(conn: Connection, hello: HelloMessage, bytes: number): void {
     let auth: SessionAuth;
     let credential: string | undefined;
     try {
@@ -312,7 +348,18 @@ export class ControlServer {
       this.#refuse(conn, reason, e, e.code === 'VNET_ERR_CONTROL_STATE' ? CLOSE_PROTOCOL_ERROR : CLOSE_AUTH_FAILED);
       return;
     }
-    conn.helloTimer?.cancel();
+    if (hello.part !== undefined) {
+      // Authenticated; the welcome waits for the rest of the facts (under the same deadline).
+      const r = conn.inbox.beginHello(hello, { auth, credential } satisfies Earned, bytes, this.#c.clock.now());
+      if (r.state === 'refused') this.#refuse(conn, 'parts', r.error, CLOSE_PROTOCOL_ERROR);
+      return;
+    }
+    this.#open(conn, hello, { auth, credential });
+  }
+
+  /** Welcome an authenticated hello with its whole facts, and hand the session to the handler. */
+  #open(conn: Connection, hello: HelloMessage, { auth, credential }: Earned): void {
+    conn.slot?.settle();
     const previous = this.#sessions.get(hello.hostId);
     if (previous !== undefined) {
       this.#log.info({ host: hello.hostId }, 'new session replaces the previous one');
@@ -320,7 +367,7 @@ export class ControlServer {
       previous.done = true;
       previous.ws.close(CLOSE_REPLACED, 'replaced by a new session');
     }
-    const session = new SessionImpl(this.#nextId++, hello.hostId, auth, conn.remoteAddress, conn.ws);
+    const session = new SessionImpl(this.#nextId++, hello.hostId, auth, conn.remoteAddress, conn.ws, this.#maxBytes);
     conn.session = session;
     this.#sessions.set(hello.hostId, conn);
     this.#c.metrics.sessions.set(this.#sessions.size);
@@ -372,8 +419,17 @@ export class ControlServer {
     conn.ws.send(encodeControlMessage({ type: 'error', code, message: String(error.message).slice(0, 4096), fatal, ...(inReplyTo !== undefined ? { inReplyTo } : {}) }));
   }
 
+  /** A connection not welcomed in time, or evicted by a newcomer: told why, then cut. */
+  #dropPending(conn: Connection, reason: PendingDropReason): void {
+    if (reason === 'closing') return;
+    if (reason === 'deadline') this.#refuse(conn, 'hello-timeout', new ControlStateError('no hello in time'), CLOSE_HELLO_TIMEOUT);
+    else this.#refuse(conn, 'pending-dropped', new PendingDroppedError(reason), CLOSE_PENDING_DROPPED);
+    // A peer that does not answer the close handshake does not keep its socket.
+    this.#c.clock.setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS);
+  }
+
   #onClose(conn: Connection, code: number, reason: string): void {
-    conn.helloTimer?.cancel();
+    conn.slot?.release();
     this.#connections.delete(conn);
     if (conn.session !== undefined) this.#detach(conn, `closed (${code}${reason ? ` ${reason}` : ''})`);
   }
@@ -399,7 +455,10 @@ export class ControlServer {
   }
 
   #heartbeat(): void {
+    const now = this.#c.clock.now();
     for (const conn of this.#connections) {
+      // Incomplete sequences past their deadline give their memory back.
+      conn.inbox.expire(now);
       if (!conn.alive) {
         this.#log.info({ host: conn.session?.hostId, remote: conn.remoteAddress }, 'control connection silent: terminating');
         conn.ws.terminate();

@@ -29,6 +29,15 @@ export class ControlStateError extends VnetError {
   }
 }
 
+/** A connection that had not said a good hello was dropped: its deadline passed, or a newcomer took its slot (retry). */
+export class PendingDroppedError extends VnetError {
+  readonly reason: string;
+  constructor(reason: string) {
+    super('VNET_ERR_CONTROL_PENDING_DROPPED', `connection dropped before its hello was complete (${reason === 'evicted-source' ? 'too many pending connections from this address' : 'too many pending connections'}); a newer one took its place`);
+    this.reason = reason;
+  }
+}
+
 /** The daemon could not prove who it is: no valid certificate, and no valid join token or host credential. */
 export class ControlAuthError extends VnetError {
   constructor(message: string) {

@@ -17,6 +17,7 @@ export class ControllerMetrics {
   readonly reconnects: Counter;
   readonly authFailures: Counter<'reason'>;
   readonly malformedMessages: Counter<'reason'>;
+  readonly pendingDropped: Counter<'reason'>;
   readonly messages: Counter<'type'>;
   readonly reconcileSeconds: Histogram;
   readonly pushes: Counter<'kind'>;
@@ -36,6 +37,7 @@ export class ControllerMetrics {
     this.reconnects = new Counter({ name: 'vnet_control_reconnects_total', help: 'Control sessions opened by a host that had a session before (since this controller started)', registers });
     this.authFailures = new Counter({ name: 'vnet_control_auth_failures_total', help: 'Daemons refused at hello, by reason', labelNames: ['reason'], registers });
     this.malformedMessages = new Counter({ name: 'vnet_control_malformed_messages_total', help: 'Control messages refused as malformed, oversize or out of place, by reason', labelNames: ['reason'], registers });
+    this.pendingDropped = new Counter({ name: 'vnet_control_pending_dropped_total', help: 'Control connections dropped before their welcome (deadline passed, or evicted by a newcomer when too many were pending), by reason', labelNames: ['reason'], registers });
     this.messages = new Counter({ name: 'vnet_control_messages_total', help: 'Valid control messages received, by type', labelNames: ['type'], registers });
     this.reconcileSeconds = new Histogram({
       name: 'vnet_reconcile_duration_seconds', help: 'Time of one reconcile pass (desired state computed, diffed and pushed)',

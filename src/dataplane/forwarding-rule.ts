@@ -43,8 +43,8 @@ export interface ForwardingRule {
 
 export const MIN_RULE_PRIORITY = 0;
 export const MAX_RULE_PRIORITY = 65_535;
-/** The most rules one push may carry; a larger set is rejected whole. */
-export const MAX_RULES = 10_000;
+/** The most rules one set may carry (a controller push of many VMs arrives in parts, control-parts.ts); a larger set is rejected whole. */
+export const MAX_RULES = 1 << 18;
 
 const ID_RE = /^[^\x00-\x1f\x7f]{1,128}$/u;
 const PORT_RE = /^[A-Za-z0-9_.-]{1,15}$/;
