@@ -29,32 +29,33 @@ export const HELLO_FACTS_SEQ = 0;
 
 /** A daemon message as it goes on the wire: itself if it fits in `maxBytes`, else its parts. Throws ControlMessageTooLargeError if it cannot be split to fit. */
 export function splitDaemonMessage(m: DaemonMessage, maxBytes: number, factsSeq: () => number): DaemonMessage[] {
-  if (fits(m, maxBytes)) return [m];
   switch (m.type) {
     case 'traffic':
-      return splitLists([m.snapshot.entries], [MAX_ITEMS], maxBytes,
+      return splitLists(m, [m.snapshot.entries], [MAX_ITEMS], maxBytes,
         ([entries], part) => ({ ...m, snapshot: { ...m.snapshot, entries: entries as Traffic['snapshot']['entries'] }, part }));
     case 'facts': {
+      if (fits(m, [m.facts.ports, m.facts.links], [MAX_FACT_ITEMS, MAX_FACT_ITEMS], maxBytes)) return [m];
       const seq = factsSeq();
-      return splitLists([m.facts.ports, m.facts.links], [MAX_FACT_ITEMS, MAX_FACT_ITEMS], maxBytes,
+      return splitLists(m, [m.facts.ports, m.facts.links], [MAX_FACT_ITEMS, MAX_FACT_ITEMS], maxBytes,
         (slices, part) => ({ type: 'facts', facts: withLists(m.facts, slices), seq, part }));
     }
     case 'hello':
-      return splitLists([m.facts.ports, m.facts.links], [MAX_FACT_ITEMS, MAX_FACT_ITEMS], maxBytes, (slices, part): DaemonMessage => {
+      return splitLists(m, [m.facts.ports, m.facts.links], [MAX_FACT_ITEMS, MAX_FACT_ITEMS], maxBytes, (slices, part): DaemonMessage => {
         const facts = withLists(m.facts, slices);
         return part.index === 0 ? { ...m, facts, part } : { type: 'facts', facts, seq: HELLO_FACTS_SEQ, part };
       });
     default:
-      throw new ControlMessageTooLargeError(Buffer.byteLength(encodeControlMessage(m)), maxBytes);
+      if (fits(m, [], [], maxBytes)) return [m];
+      throw new ControlMessageTooLargeError(wireBytes(m), maxBytes);
   }
 }
 
 /** A controller message as it goes on the wire: itself if it fits, else its parts. Throws ControlMessageTooLargeError if it cannot be split to fit. */
 export function splitControllerMessage(m: ControllerMessage, maxBytes: number): ControllerMessage[] {
-  if (fits(m, maxBytes)) return [m];
-  if (m.type === 'set-rules') return splitLists([m.rules], [MAX_ITEMS], maxBytes, ([rules], part) => ({ ...m, rules: rules as SetRules['rules'], part }));
-  if (m.type === 'set-links') return splitLists([m.links], [MAX_FACT_ITEMS], maxBytes, ([links], part) => ({ ...m, links: links as SetLinks['links'], part }));
-  throw new ControlMessageTooLargeError(Buffer.byteLength(encodeControlMessage(m)), maxBytes);
+  if (m.type === 'set-rules') return splitLists(m, [m.rules], [MAX_ITEMS], maxBytes, ([rules], part) => ({ ...m, rules: rules as SetRules['rules'], part }));
+  if (m.type === 'set-links') return splitLists(m, [m.links], [MAX_FACT_ITEMS], maxBytes, ([links], part) => ({ ...m, links: links as SetLinks['links'], part }));
+  if (fits(m, [], [], maxBytes)) return [m];
+  throw new ControlMessageTooLargeError(wireBytes(m), maxBytes);
 }
 
 /** The report the parts of one traffic sequence (in order) make. */
@@ -89,8 +90,9 @@ export function wireBytes(m: ControllerMessage | DaemonMessage): number {
   return Buffer.byteLength(encodeControlMessage(m), 'utf8');
 }
 
-function fits(m: ControllerMessage | DaemonMessage, maxBytes: number): boolean {
-  return wireBytes(m) <= maxBytes;
+/** Whether a message goes whole: its lists within their bounds, its encoding within the limit. */
+function fits(m: ControllerMessage | DaemonMessage, lists: readonly (readonly unknown[])[], maxItems: readonly number[], maxBytes: number): boolean {
+  return lists.every((l, i) => l.length <= maxItems[i]!) && wireBytes(m) <= maxBytes;
 }
 
 /** Throws ControlPartError if the parts' fields other than their lists differ. */
@@ -102,14 +104,16 @@ function agree<T>(parts: readonly T[], header: (p: T) => unknown, what: string):
 }
 
 /**
- * Cut `lists` (in order, one after the other) into runs whose message, built
- * by `build`, fits `maxBytes`, with at most `maxItems[i]` items of list i per
- * part. `build` gets one slice per list (possibly empty) and the part header.
+ * `whole` itself if it fits; else cut `lists` (in order, one after the other)
+ * into runs whose message, built by `build`, fits `maxBytes`, with at most
+ * `maxItems[i]` items of list i per part. `build` gets one slice per list
+ * (possibly empty) and the part header.
  */
 function splitLists<M extends ControllerMessage | DaemonMessage>(
-  lists: readonly (readonly unknown[])[], maxItems: readonly number[], maxBytes: number,
+  whole: M, lists: readonly (readonly unknown[])[], maxItems: readonly number[], maxBytes: number,
   build: (slices: unknown[][], part: PartHeader) => M,
 ): M[] {
+  if (fits(whole, lists, maxItems, maxBytes)) return [whole];
   const empty = (): unknown[][] => lists.map(() => []);
   // The widest a part header gets: four-digit index and count; the first part may differ in shape (a hello).
   const overhead = Math.max(wireBytes(build(empty(), { index: 0, count: 9999 })), wireBytes(build(empty(), { index: 9998, count: 9999 })));

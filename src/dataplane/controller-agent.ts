@@ -3,8 +3,11 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
-  eventToWire, factsToWire, snapshotToWire, type DaemonMessage,
+  eventToWire, factsToWire, snapshotToWire, type ControllerMessage, type DaemonMessage,
 } from '../control/control-protocol.ts';
+import { joinLinks, joinRules, splitDaemonMessage } from '../control/control-parts.ts';
+import type { ControlPartError } from '../control/errors.ts';
+import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits, type PartResult } from '../control/part-assembler.ts';
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
@@ -14,6 +17,10 @@ import type { MigrationCommand, MigrationControl, MigrationReport } from '../con
  * (WebSocket over TLS), says hello with the daemon's facts, then:
  *
  *   set-links / set-rules → DaemonControl.apply… → ack {version, ok}
+ *                           (in parts: applied once the version is whole,
+ *                           all at once; a newer version supersedes an
+ *                           incomplete one; a broken sequence is nacked)
+ *   anything over the limit → sent in parts (control-parts.ts)
  *   every update period   → traffic {snapshot} and facts
  *   daemon events         → event, facts
  *   migrate-prepare|start|commit|abort|query → MigrationControl.handle
@@ -72,6 +79,8 @@ export interface ControllerAgentInit {
   keepaliveMs?: number | undefined;
   /** Migration reports kept while the channel is down (default 1024). */
   maxQueuedReports?: number | undefined;
+  /** Bounds on a rule or link set received in parts (default DEFAULT_PART_LIMITS). */
+  parts?: PartLimits | undefined;
 }
 
 export interface AgentStats {
@@ -87,6 +96,9 @@ export interface AgentStats {
   migrationReports: number;
   /** Migration reports dropped because the queue was full while the channel was down. */
   migrationReportsDropped: number;
+  /** Rule or link sets received in parts that were refused (broken sequence) or dropped incomplete. */
+  partsRefused: number;
+  partsDropped: number;
   lastError: { code: string; message: string } | undefined;
 }
 
@@ -115,8 +127,12 @@ export class ControllerAgent {
   #seq = 0;
   readonly stats: AgentStats = {
     connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
-    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, lastError: undefined,
+    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
   };
+  readonly #rulesIn: PartAssembler<Extract<ControllerMessage, { type: 'set-rules' }>>;
+  readonly #linksIn: PartAssembler<Extract<ControllerMessage, { type: 'set-links' }>>;
+  /** Groups of facts sent in parts (0 is a hello's). */
+  #factsSeq = 0;
 
   constructor(components: ControllerAgentComponents, init: ControllerAgentInit) {
     this.#daemon = components.daemon;
@@ -128,6 +144,12 @@ export class ControllerAgent {
     this.#backoff = new Backoff(init.backoff ?? DEFAULT_REDIAL_POLICY, components.random);
     this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
     this.#credential = init.credential;
+    const dropped = (error: ControlPartError): void => {
+      this.stats.partsDropped++;
+      this.#log.warn({ detail: error.message }, 'incomplete set from the controller dropped');
+    };
+    this.#rulesIn = new PartAssembler('rule set', init.parts ?? DEFAULT_PART_LIMITS, dropped);
+    this.#linksIn = new PartAssembler('link set', init.parts ?? DEFAULT_PART_LIMITS, dropped);
   }
 
   get state(): AgentState {
@@ -196,6 +218,8 @@ export class ControllerAgent {
     this.#keepalive?.cancel();
     this.#keepalive = this.#clock.setInterval(() => {
       if (ws !== this.#ws) return;
+      this.#rulesIn.expire(this.#clock.now());
+      this.#linksIn.expire(this.#clock.now());
       if (!this.#heard) {
         this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
         ws.terminate();
@@ -244,17 +268,23 @@ export class ControllerAgent {
         }
         this.stats.connects++;
         this.#backoff.reset();
+        this.#rulesIn.reset();
+        this.#linksIn.reset();
         this.#setState('connected');
         this.#log.info({ updatePeriodMs: m.updatePeriodMs }, 'connected to the controller');
         this.#startReporting(m.updatePeriodMs);
         this.#flushReports();
         return;
-      case 'set-links':
-        this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, m.links.map(desiredLinkFromWire)));
+      case 'set-links': {
+        const whole = this.#whole('links', m.version, this.#linksIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinLinks);
+        if (whole !== undefined) this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, whole.links.map(desiredLinkFromWire)));
         return;
-      case 'set-rules':
-        this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, m.rules as RuleSpec[]));
+      }
+      case 'set-rules': {
+        const whole = this.#whole('rules', m.version, this.#rulesIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinRules);
+        if (whole !== undefined) this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, whole.rules as RuleSpec[]));
         return;
+      }
       case 'migrate-prepare':
       case 'migrate-start':
       case 'migrate-commit':
@@ -268,6 +298,25 @@ export class ControllerAgent {
         this.#log.warn({ code: m.code, detail: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
         return;
     }
+  }
+
+  /** A set once all its parts are in; a broken sequence is nacked (nothing of it applied). */
+  #whole<P, W>(kind: 'links' | 'rules', version: number, r: PartResult<P>, join: (parts: P[]) => W): W | undefined {
+    if (r.state === 'incomplete' || this.#state !== 'connected') return undefined;
+    let error: ControlPartError;
+    if (r.state === 'complete') {
+      try {
+        return join(r.parts);
+      } catch (err) {
+        error = err as ControlPartError;
+      }
+    } else {
+      error = r.error;
+    }
+    this.stats.partsRefused++;
+    this.#log.warn({ kind, version, code: error.code, detail: error.message }, 'set from the controller refused');
+    this.#send({ type: 'ack', kind, version, ok: false, error: { code: error.code, message: error.message } });
+    return undefined;
   }
 
   #apply(kind: 'links' | 'rules', version: number, apply: () => void): void {
@@ -352,11 +401,18 @@ export class ControllerAgent {
     this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts()) });
   }
 
-  /** Whether the message was handed to an open channel. */
+  /** Whether the message was handed to an open channel; one over the limit goes in parts, back to back. */
   #send(message: DaemonMessage): boolean {
     const ws = this.#ws;
     if (ws === undefined || ws.readyState !== ws.OPEN) return false;
-    ws.send(encodeControlMessage(message));
+    let parts: DaemonMessage[];
+    try {
+      parts = splitDaemonMessage(message, this.#maxBytes, () => ++this.#factsSeq);
+    } catch (err) {
+      this.#log.error({ err, type: message.type }, 'control message too large to send, even in parts');
+      return false;
+    }
+    for (const part of parts) ws.send(encodeControlMessage(part));
     return true;
   }
 
