@@ -1,28 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { CONTROL_PROTOCOL_VERSION, factsToWire } from '../../src/control/control-protocol.ts';
+import { factsToWire } from '../../src/control/control-protocol.ts';
 import { createJoinToken } from '../../src/controller/join-tokens.ts';
-import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
+import { metricValue, startHarness } from './fixtures/controller-harness.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
+import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-/** A raw WebSocket client: sends what the test says, collects what comes back. */
-async function rawClient(h: Harness, cert: { cert: string; key: string } | undefined, autoPong = true): Promise<{ ws: WebSocket; received: Array<Record<string, unknown>>; closed: Promise<number> }> {
-  const pki = testPki();
-  const ws = new WebSocket(h.url(), { ca: pki.ca, ...(cert ?? {}), perMessageDeflate: false, autoPong });
-  const received: Array<Record<string, unknown>> = [];
-  ws.on('message', (data) => received.push(JSON.parse(String(data)) as Record<string, unknown>));
-  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-  ws.on('error', () => {});
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-  return { ws, received, closed };
-}
-
-function hello(hostId: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId, facts: factsToWire(new FakeDaemon(hostId).facts()), ...extra });
-}
 
 test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {
   const h = await startHarness(t);

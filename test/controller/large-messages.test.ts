@@ -12,6 +12,9 @@ import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { metricValue, startHarness } from './fixtures/controller-harness.ts';
 import { testPki } from './fixtures/test-pki.ts';
+import { hello, rawClient } from './fixtures/raw-control-client.ts';
+import { FakeDaemon } from './fixtures/fake-daemon.ts';
+import { factsToWire } from '../../src/control/control-protocol.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const mac = (i: number): string => formatMac(0x021000000000 + i);
@@ -70,4 +73,82 @@ test('a rule set for 20,000 VMs goes in parts and is applied by a daemon as one 
   assert.ok(vms.every((v) => toH2.has(parseMac(v.mac))), 'a rule to h2 for every VM');
   assert.ok(applied.includes(wanted));
   assert.equal(agent.stats.partsRefused + agent.stats.partsDropped, 0);
+});
+
+/** A traffic message of h1 (v1 → v2), with a part header unless whole. */
+function trafficPart(seq: number, part: { index: number; count: number } | undefined, endMs = 2000, bytes = 100): string {
+  const entries = [{ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', frames: 1, bytes }];
+  return JSON.stringify({ type: 'traffic', seq, snapshot: { startMs: 1000, endMs, entries }, ...(part !== undefined ? { part } : {}) });
+}
+
+test('forged, overlapping and incomplete part sequences are refused with a clear error; nothing of them is used', async (t) => {
+  const h = await startHarness(t);
+  const c = await rawClient(h, testPki().host('h1'));
+  c.ws.send(hello('h1'));
+  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+  const errors = (): Array<Record<string, unknown>> => c.received.filter((m) => m['type'] === 'error');
+
+  // Overlap: part 1 twice. The sequence is dropped; its last part then has no start.
+  c.ws.send(trafficPart(1, { index: 0, count: 2 }));
+  c.ws.send(trafficPart(1, { index: 0, count: 2 }));
+  c.ws.send(trafficPart(1, { index: 1, count: 2 }));
+  // Parts that disagree outside their lists (another interval).
+  c.ws.send(trafficPart(2, { index: 0, count: 2 }));
+  c.ws.send(trafficPart(2, { index: 1, count: 2 }, 3000));
+  // A count that changes midway, and a part beyond the count.
+  c.ws.send(trafficPart(3, { index: 0, count: 3 }));
+  c.ws.send(trafficPart(3, { index: 1, count: 2 }));
+  c.ws.send(trafficPart(4, { index: 2, count: 2 }));
+  await waitFor(() => errors().length === 5, 'five refusals');
+  assert.ok(errors().slice(0, 4).every((e) => e['code'] === 'VNET_ERR_CONTROL_PARTS' && e['fatal'] === false && e['inReplyTo'] === 'parts'));
+  assert.match(String(errors()[0]!['message']), /traffic report 1 part 1 of 2: expected part 2/);
+  assert.match(String(errors()[2]!['message']), /disagrees with part 1/);
+  // An index beyond the count never passes the decoder.
+  assert.equal(errors()[4]!['code'], 'VNET_ERR_CONTROL_MESSAGE');
+
+  // Incomplete: seq 5 never finishes; seq 6 (whole) supersedes it. Only seq 6 is used.
+  c.ws.send(trafficPart(5, { index: 0, count: 2 }, 2000, 555));
+  c.ws.send(trafficPart(6, undefined, 2500, 666));
+  await waitFor(() => h.controller.store.trafficSince(0).length === 1, 'the whole report stored');
+  assert.deepEqual(h.controller.store.trafficSince(0).map((x) => x.bytes), [666]);
+  // Late: the rest of seq 5 is stale.
+  c.ws.send(trafficPart(5, { index: 1, count: 2 }, 2000, 555));
+  await waitFor(() => errors().length === 6, 'stale part refused');
+  assert.match(String(errors()[5]!['message']), /traffic report 6 has already begun/);
+  assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total', { reason: 'parts' }), 5);
+  assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total', { reason: 'parts-dropped' }), 1);
+  assert.deepEqual(h.controller.store.trafficSince(0).map((x) => x.bytes), [666]);
+  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+});
+
+test('a hello whose facts come in parts is welcomed only once they are whole; anything else in between is refused', async (t) => {
+  const h = await startHarness(t);
+  const facts = factsToWire(new FakeDaemon('h1', { vms: [{ mac: '02:00:00:00:00:01' }, { mac: '02:00:00:00:00:03' }] }).facts());
+  const half = (ports: typeof facts.ports): typeof facts => ({ ...facts, ports });
+  const good = await rawClient(h, testPki().host('h1'));
+  good.ws.send(hello('h1', { facts: half(facts.ports.slice(0, 1)), part: { index: 0, count: 2 } }));
+  good.ws.send(JSON.stringify({ type: 'facts', seq: 0, facts: half(facts.ports.slice(1)), part: { index: 1, count: 2 } }));
+  await waitFor(() => good.received.some((m) => m['type'] === 'welcome'), 'welcome after the last part');
+  await waitFor(() => h.controller.store.getVm('02:00:00:00:00:03')?.host === 'h1', 'the VM of part 2 learned');
+  good.ws.close();
+
+  const bad = await rawClient(h, testPki().host('h2'));
+  bad.ws.send(hello('h2', { part: { index: 0, count: 2 } }));
+  bad.ws.send(trafficPart(1, undefined));
+  assert.equal(await bad.closed, 4000);
+  assert.equal(bad.received[0]?.['code'], 'VNET_ERR_CONTROL_STATE');
+  assert.ok(!bad.received.some((m) => m['type'] === 'welcome'));
+  assert.notEqual(h.controller.model.getHost('h2')?.state, 'up');
+});
+
+test('a single message over the limit is still refused, and over 4x the limit still closes the channel', async (t) => {
+  const h = await startHarness(t, { maxMessageBytes: 4096 });
+  const c = await rawClient(h, testPki().host('h1'));
+  c.ws.send(hello('h1'));
+  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+  // A part is one message: over the limit it is refused, never assembled.
+  c.ws.send(trafficPart(1, { index: 0, count: 2 }).replace('"entries":[', `"entries":[${'{"src":"02:00:00:00:00:01","dst":"02:00:00:00:00:02","frames":1,"bytes":1},'.repeat(80)}`));
+  await waitFor(() => c.received.some((m) => m['code'] === 'VNET_ERR_CONTROL_MESSAGE_TOO_LARGE'), 'too large');
+  c.ws.send('x'.repeat(4 * 4096 + 10));
+  assert.equal(await c.closed, 1009);
 });

@@ -271,3 +271,55 @@ test('reports made while the channel is down are queued, bounded, and sent in or
   await waitFor(() => migrationsOf(ctl.conns[1]!).length === 5, 'a live report');
   assert.equal(agent.stats.migrationReports, 5);
 });
+
+test('a rule set in parts is applied only whole; broken sequences are nacked and nothing of them applied; a newer version supersedes an incomplete one', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  const ws = ctl.conns[0]!.ws;
+  ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  const rule = (i: number): Record<string, unknown> => ({ id: `r${i}`, priority: 100, src: 'any', dst: `02:00:00:00:01:${(i % 256).toString(16).padStart(2, '0')}`, action: { link: 'hub' } });
+  const part = (version: number, index: number, count: number, rules = [rule(index)]): string => JSON.stringify({ type: 'set-rules', version, rules, part: { index, count } });
+  const acks = (): Array<Record<string, unknown>> => ctl.conns[0]!.received.filter((m) => m['type'] === 'ack');
+
+  ws.send(part(5, 0, 3));
+  ws.send(part(5, 1, 3));
+  assert.deepEqual(daemon.applied, []);
+  ws.send(part(5, 1, 3)); // overlap
+  await waitFor(() => acks().length === 1, 'a nack for version 5');
+  assert.deepEqual(acks()[0], { type: 'ack', kind: 'rules', version: 5, ok: false, error: { code: 'VNET_ERR_CONTROL_PARTS', message: 'rule set 5 part 2 of 3: expected part 3' } });
+  ws.send(part(5, 2, 3)); // the rest of a dropped sequence
+  await waitFor(() => acks().length === 2, 'a nack for the orphan part');
+
+  ws.send(part(6, 0, 2));
+  ws.send(JSON.stringify({ type: 'set-rules', version: 7, rules: [rule(70), rule(71)] }));
+  await waitFor(() => acks().some((a) => a['version'] === 7), 'version 7 acknowledged');
+  ws.send(part(6, 1, 2)); // stale: 7 has begun
+  await waitFor(() => acks().length === 4, 'a nack for stale version 6');
+  assert.equal(acks()[3]!['ok'], false);
+  assert.deepEqual(daemon.applied, [{ kind: 'rules', version: 7 }]);
+  assert.deepEqual(daemon.rules.map((r) => r.id), ['r70', 'r71']);
+  assert.equal(agent.stats.partsDropped, 1);
+
+  ws.send(part(8, 0, 2, [rule(1), rule(2)]));
+  ws.send(part(8, 1, 2, [rule(3)]));
+  await waitFor(() => daemon.rulesVersion === 8, 'version 8 applied whole');
+  assert.deepEqual(daemon.rules.map((r) => r.id), ['r1', 'r2', 'r3']);
+  assert.deepEqual(acks().at(-1), { type: 'ack', kind: 'rules', version: 8, ok: true });
+});
+
+test('a daemon message over the limit goes in parts, each under it', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1', { vms: Array.from({ length: 300 }, (_, i) => ({ mac: `02:00:00:00:02:${(i % 256).toString(16).padStart(2, '0')}` })) });
+  const agent = agentFor(t, ctl.url, daemon, { maxMessageBytes: 16 * 1024 });
+  agent.start();
+  await waitFor(() => ctl.conns[0] !== undefined && ctl.conns[0].received.some((m) => (m['part'] as { count?: number } | undefined)?.count === ctl.conns[0]!.received.length), 'the hello and its facts in parts');
+  const parts = ctl.conns[0]!.received;
+  assert.equal(parts[0]!['type'], 'hello');
+  assert.ok(parts.slice(1).every((m) => m['type'] === 'facts' && m['seq'] === 0));
+  assert.equal(parts.flatMap((m) => (m['facts'] as { ports: unknown[] }).ports).length, 300);
+  assert.ok(parts.every((m) => Buffer.byteLength(JSON.stringify(m)) <= 16 * 1024));
+});
