@@ -20,6 +20,7 @@ import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 import type { MigrationTimeouts } from './migration-run.ts';
+import type { PartLimits } from '../control/part-assembler.ts';
 
 /**
  * The controller runtime: opens the store (migrating it), brings the
@@ -70,7 +71,13 @@ export interface ControllerInit {
     tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
   };
   maxMessageBytes?: number;
+  /** Bounds on a message received in parts (control/part-assembler.ts DEFAULT_PART_LIMITS). */
+  parts?: PartLimits;
+  /** From TCP accept to the welcome (default 10 s). */
   helloTimeoutMs?: number;
+  /** Control connections not welcomed yet, per source address (default 64) and in all (default 1024). */
+  maxPendingPerSource?: number;
+  maxPendingTotal?: number;
   pingIntervalMs?: number;
   resendAfterMs?: number;
   /** The migration coordinator's timeouts (migration-run.ts DEFAULT_MIGRATION_TIMEOUTS). */
@@ -140,6 +147,9 @@ export async function startController(components: ControllerComponents, init: Co
       updatePeriodMs: policy.updatePeriodMs,
       ...(init.maxMessageBytes !== undefined ? { maxMessageBytes: init.maxMessageBytes } : {}),
       ...(init.helloTimeoutMs !== undefined ? { helloTimeoutMs: init.helloTimeoutMs } : {}),
+      ...(init.parts !== undefined ? { parts: init.parts } : {}),
+      ...(init.maxPendingPerSource !== undefined ? { maxPendingPerSource: init.maxPendingPerSource } : {}),
+      ...(init.maxPendingTotal !== undefined ? { maxPendingTotal: init.maxPendingTotal } : {}),
       ...(init.pingIntervalMs !== undefined ? { pingIntervalMs: init.pingIntervalMs } : {}),
     });
     const controlPort = await server.listen();
