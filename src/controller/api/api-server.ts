@@ -1,10 +1,11 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { realClock } from '../../common/clock.ts';
 import type { Clock } from '../../common/clock.ts';
 import { componentLogger } from '../../common/logger.ts';
+import { PendingSlots, type PendingSlot, type PendingSlotStats } from '../../common/pending-slots.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { AccessCommands } from '../access-model.ts';
 import type { ControllerModel } from '../api-model.ts';
@@ -33,6 +34,14 @@ import type { Router } from './router.ts';
  *   route     /api/v1/… → handler → JSON; errors → `{ error: { code, message } }`
  *   upgrade   the WebSocket event stream at /api/v1/events (see event-stream.ts)
  * Every request is counted and timed by route pattern.
+ *
+ * A connection holds a pending slot from accept to its first request's
+ * headers (or upgrade): past `pendingDeadlineMs` it is cut, and over the caps
+ * per source address and in total a newcomer evicts a pending one (its
+ * source's oldest, else a random one; common/pending-slots.ts), so idle or
+ * slow-header connections cannot hold the API. Counted in
+ * `vnet_api_pending_dropped_total{reason}`; idle keep-alive connections after
+ * a request close after node's keepAliveTimeout (5 s).
  */
 
 export interface ApiServerComponents {
@@ -54,12 +63,19 @@ export interface ApiServerInit {
   maxBodyBytes?: number;
   metricsRequireToken?: boolean;
   eventStream?: EventStreamInit;
+  /** From accept to the first request's headers (default 10 s). */
+  pendingDeadlineMs?: number;
+  /** Connections without a request yet, per source address (default 32) and in all (default 256). */
+  maxPendingPerSource?: number;
+  maxPendingTotal?: number;
 }
 
 export interface ApiServer {
   /** e.g. "http://127.0.0.1:7070" */
   url: string;
   port: number;
+  /** Connections without a request yet, and what became of those before them. */
+  readonly pending: { size: number; stats: Readonly<PendingSlotStats> };
   close(): Promise<void>;
 }
 
@@ -91,7 +107,20 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
     void handleRequest(ctx, req, res);
   });
-  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
+  const slots = new PendingSlots({ clock, onDropped: (reason) => metrics.pendingDropped.inc({ reason }) }, {
+    deadlineMs: init.pendingDeadlineMs ?? 10_000, maxPerSource: init.maxPendingPerSource ?? 32, maxTotal: init.maxPendingTotal ?? 256,
+  });
+  const pending = new WeakMap<Socket, PendingSlot>();
+  server.on('connection', (socket: Socket) => {
+    const slot = slots.admit(socket.remoteAddress ?? '?', () => socket.destroy());
+    pending.set(socket, slot);
+    socket.once('close', () => slot.release());
+  });
+  server.on('request', (req: IncomingMessage) => pending.get(req.socket)?.settle());
+  server.on('upgrade', (req, socket, head) => {
+    pending.get(req.socket)?.settle();
+    stream.handleUpgrade(req, socket, head);
+  });
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     // Not the error object: its rawPacket holds the request's bytes, bearer token included.
     logger.debug({ code: err.code, detail: err.message }, 'malformed HTTP request');
@@ -116,8 +145,12 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   return {
     url,
     port,
+    get pending() {
+      return { size: slots.size, stats: slots.stats };
+    },
     close(): Promise<void> {
       closing ??= (async () => {
+        slots.closeAll();
         await stream.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();

@@ -13,6 +13,7 @@ export interface ApiMetrics {
   authFailures: Counter<'transport'>;
   wsClients: Gauge;
   wsEventsSent: Counter;
+  pendingDropped: Counter<'reason'>;
 }
 
 /** Reuse a metric already in the registry (a second server on the same registry), else register it. */
@@ -50,6 +51,11 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       registry,
       'vnet_api_ws_events_sent_total',
       () => new Counter({ name: 'vnet_api_ws_events_sent_total', help: 'Events sent over event-stream WebSockets', registers }),
+    ),
+    pendingDropped: metric(
+      registry,
+      'vnet_api_pending_dropped_total',
+      () => new Counter({ name: 'vnet_api_pending_dropped_total', help: 'API connections closed before their first request (deadline passed, or evicted by a newcomer when too many were pending), by reason', labelNames: ['reason'], registers }),
     ),
   };
 }
