@@ -41,10 +41,10 @@ export class ChannelTimeoutError extends VnetError {
   }
 }
 
-/** Too many connections are in their handshake at once: this one was cut. */
+/** Too many connections were in their handshake at once (from one address, or in all): this one was cut to make room for a newer one. */
 export class ChannelBusyError extends VnetError {
   constructor(limit: number) {
-    super('VNET_ERR_HOST_CHANNEL_BUSY', `more than ${limit} migration connections in their handshake`);
+    super('VNET_ERR_HOST_CHANNEL_BUSY', `cut to make room: more than ${limit} migration connections in their handshake`);
   }
 }
 

@@ -5,7 +5,11 @@
  *
  * Destination (`MigrationChannelListener`, one per daemon):
  *
- *   accept      a TCP connection; over `maxPending` in their handshake → cut
+ *   accept      a TCP connection takes a pending slot (common/pending-slots.ts):
+ *               over `maxPendingPerSource` from its address, that address's
+ *               oldest pending connection is cut; over `maxPending` in all, a
+ *               random pending one is (VNET_ERR_HOST_CHANNEL_BUSY) — a real
+ *               source is never turned away by connections that sit idle
  *   deadline    one timer from accept to the routed hello (TLS + hello line);
  *               past it → cut
  *   TLS 1.3     mutual: the client certificate must chain to the deployment
@@ -28,7 +32,8 @@
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { Clock, TimerHandle } from '../common/clock.ts';
+import type { Clock } from '../common/clock.ts';
+import { PendingSlots, type PendingDropReason, type PendingSlot } from '../common/pending-slots.ts';
 import type { VnetError } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
@@ -43,6 +48,7 @@ import {
 
 export const DEFAULT_CHANNEL_HANDSHAKE_MS = 5000;
 export const DEFAULT_MAX_PENDING = 32;
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 8;
 export const DEFAULT_MAX_EXPECTED = 64;
 
 export interface MigrationChannelComponents {
@@ -58,8 +64,10 @@ export interface MigrationChannelInit extends TlsCredentials {
   readonly advertise?: string | undefined;
   /** TLS handshake plus hello, per connection (default 5 s). */
   readonly handshakeTimeoutMs?: number | undefined;
-  /** Connections in their handshake at once (default 32). */
+  /** Connections in their handshake at once (default 32); a newcomer evicts a random one. */
   readonly maxPending?: number | undefined;
+  /** Connections in their handshake from one address (default 8); a newcomer evicts that address's oldest. */
+  readonly maxPendingPerSource?: number | undefined;
   /** Migrations waited for at once (default 64). */
   readonly maxExpected?: number | undefined;
 }
@@ -90,11 +98,6 @@ interface Expectation {
   settle(r: ChannelsResult): void;
 }
 
-interface Pending {
-  readonly raw: net.Socket;
-  readonly timer: TimerHandle;
-  done: boolean;
-}
 
 export class MigrationChannelListener {
   readonly stats: ChannelListenerStats = { accepted: 0, refused: 0, refusedByCode: {} };
@@ -102,10 +105,11 @@ export class MigrationChannelListener {
   readonly #clock: Clock;
   readonly #server: tls.Server;
   readonly #timeoutMs: number;
-  readonly #maxPending: number;
   readonly #maxExpected: number;
   readonly #advertise: string;
-  readonly #pending = new Map<string, Pending>();
+  readonly #slots: PendingSlots;
+  /** Pending slots by remote address and port (the raw and the TLS socket share them). */
+  readonly #pending = new Map<string, PendingSlot>();
   readonly #expected = new Map<string, Expectation>();
   /** Refused sockets still saying why (cut on close). */
   readonly #lingering = new Set<TLSSocket>();
@@ -116,7 +120,10 @@ export class MigrationChannelListener {
     this.#log = componentLogger(components.logger, 'migration-channel');
     this.#clock = components.clock;
     this.#timeoutMs = init.handshakeTimeoutMs ?? DEFAULT_CHANNEL_HANDSHAKE_MS;
-    this.#maxPending = init.maxPending ?? DEFAULT_MAX_PENDING;
+    const maxPending = init.maxPending ?? DEFAULT_MAX_PENDING;
+    this.#slots = new PendingSlots({ clock: components.clock, onDropped: (reason) => this.#dropped(reason, maxPending) }, {
+      deadlineMs: this.#timeoutMs, maxPerSource: init.maxPendingPerSource ?? DEFAULT_MAX_PENDING_PER_SOURCE, maxTotal: maxPending,
+    });
     this.#maxExpected = init.maxExpected ?? DEFAULT_MAX_EXPECTED;
     this.#advertise = init.advertise ?? init.host;
     this.#server = tls.createServer({
@@ -181,14 +188,14 @@ export class MigrationChannelListener {
 
   /** Connections in their handshake now. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#slots.size;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const e of [...this.#expected.values()]) e.settle({ ok: false, error: new ChannelClosedError('the migration listener closed') });
-    for (const p of [...this.#pending.values()]) { p.timer.cancel(); p.raw.destroy(); }
+    this.#slots.closeAll();
     for (const s of this.#lingering) s.destroy();
     this.#pending.clear();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -196,26 +203,29 @@ export class MigrationChannelListener {
 
   #onConnection(raw: net.Socket): void {
     raw.on('error', () => undefined);
-    if (this.#closed || this.#pending.size >= this.#maxPending) {
-      this.#count(new ChannelBusyError(this.#maxPending).code);
+    if (this.#closed) {
       raw.destroy();
       return;
     }
     const key = keyOf(raw);
-    const p: Pending = {
-      raw,
-      done: false,
-      timer: this.#clock.setTimeout(() => {
-        if (p.done) return;
-        this.#log.debug({ remote: key }, 'migration channel handshake timed out');
-        this.#refuse(key, new ChannelTimeoutError(key, this.#timeoutMs).code);
-        raw.destroy();
-      }, this.#timeoutMs),
-    };
-    this.#pending.set(key, p);
-    raw.once('close', () => {
-      if (!p.done) this.#refuse(key, 'VNET_ERR_HOST_CHANNEL_CLOSED');
+    const slot = this.#slots.admit(raw.remoteAddress ?? '?', (reason) => {
+      this.#log.debug({ remote: key, reason }, 'migration channel connection dropped before its hello');
+      raw.destroy();
     });
+    this.#pending.set(key, slot);
+    raw.once('close', () => {
+      if (this.#pending.get(key) === slot) this.#pending.delete(key);
+      if (slot.pending) {
+        slot.release();
+        this.#count('VNET_ERR_HOST_CHANNEL_CLOSED');
+      }
+    });
+  }
+
+  /** A pending connection cut: its deadline passed, or a newcomer took its slot. */
+  #dropped(reason: PendingDropReason, maxPending: number): void {
+    if (reason === 'closing') return;
+    this.#count(reason === 'deadline' ? new ChannelTimeoutError('a migration connection', this.#timeoutMs).code : new ChannelBusyError(maxPending).code);
   }
 
   #onSecure(socket: TLSSocket): void {
@@ -245,8 +255,7 @@ export class MigrationChannelListener {
       this.#reject(key, socket, new ChannelHelloError(`channel ${hello.index} of ${hello.count} does not fit migration ${hello.id}`));
       return;
     }
-    const p = this.#pending.get(key);
-    if (p !== undefined) { p.done = true; p.timer.cancel(); this.#pending.delete(key); }
+    this.#pending.get(key)?.settle();
     this.stats.accepted++;
     if (rest.length > 0) socket.unshift(rest);
     socket.write(encodeChannelReply({ ok: true }));
@@ -267,14 +276,11 @@ export class MigrationChannelListener {
     this.#clock.setTimeout(() => socket.destroy(), 1000);
   }
 
+  /** Refused with `code`: counted once, its slot freed (a connection already dropped or settled is not counted again). */
   #refuse(key: string, code: string): void {
-    const p = this.#pending.get(key);
-    if (p !== undefined) {
-      if (p.done) return;
-      p.done = true;
-      p.timer.cancel();
-      this.#pending.delete(key);
-    }
+    const slot = this.#pending.get(key);
+    if (slot !== undefined && !slot.pending) return;
+    slot?.release();
     this.#count(code);
   }
 

@@ -12,9 +12,10 @@ import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { encodeChannelHello, LineReader, parseChannelHello, parseChannelReply } from '../../src/host/channel-hello.ts';
 import { ChannelHelloError } from '../../src/host/errors.ts';
-import { dialMigrationChannels, MigrationChannelListener, type MigrationChannelInit } from '../../src/host/migration-channel.ts';
+import { DEFAULT_MAX_PENDING, dialMigrationChannels, MigrationChannelListener, type MigrationChannelInit } from '../../src/host/migration-channel.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { flood, openFds } from '../helpers/connection-flood.ts';
 
 const logger = silentLogger();
 const clock = realClock;
@@ -187,18 +188,39 @@ test('a stalled handshake is cut at the deadline: silent TCP, and TLS without a 
   assert.equal(l.stats.accepted, 0);
 });
 
-test('connections over the pending cap are cut at once', async (t) => {
-  const l = await listener(t, { maxPending: 2, handshakeTimeoutMs: 30_000 });
+test('over the pending caps a newcomer evicts a pending connection (its address\'s oldest, else a random one), counted', async (t) => {
+  const l = await listener(t, { maxPending: 2, maxPendingPerSource: 8, handshakeTimeoutMs: 30_000 });
   const first = [net.connect(l.address.port, '127.0.0.1'), net.connect(l.address.port, '127.0.0.1')];
   for (const s of first) s.on('error', () => undefined);
   await waitFor(() => l.pending === 2, 'two pending');
   const third = net.connect(l.address.port, '127.0.0.1');
   third.on('error', () => undefined);
-  await closed(third);
+  // One of the first two makes room; the newcomer stays.
+  await Promise.race(first.map(closed));
   assert.equal(l.stats.refusedByCode['VNET_ERR_HOST_CHANNEL_BUSY'], 1);
   assert.equal(l.pending, 2);
-  for (const s of first) s.destroy();
-  await waitFor(() => l.pending === 0, 'the first two gone');
+  assert.ok(!third.destroyed);
+  for (const s of [...first, third]) s.destroy();
+  await waitFor(() => l.pending === 0, 'all gone');
+});
+
+test('a thousand idle connections cannot keep a source out: it dials through the flood, the rest are cut at the deadline and the fds return to their baseline', async (t) => {
+  const l = await listener(t, { handshakeTimeoutMs: 1000 });
+  const baseline = openFds();
+  // From the source's own address and from 40 others: far over both caps.
+  const same = await flood(l.address.port, 200, 200, { first: 1 });
+  const others = await flood(l.address.port, 800, 20, { first: 2 });
+  assert.equal(l.pending, DEFAULT_MAX_PENDING);
+  const e = l.expect('m1', 'hA');
+  const r = await dial(l, 'hA', 'm1');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  assert.ok((await e.result).ok);
+  await waitFor(() => same.closed() + others.closed() === 1000, 'every idle connection cut', 30_000);
+  assert.equal((l.stats.refusedByCode['VNET_ERR_HOST_CHANNEL_BUSY'] ?? 0) + (l.stats.refusedByCode['VNET_ERR_HOST_CHANNEL_TIMEOUT'] ?? 0), 1000);
+  same.destroy();
+  others.destroy();
+  for (const s of r.sockets) s.destroy();
+  await waitFor(() => openFds() <= baseline, `fds back to the baseline (${baseline})`);
 });
 
 test('cancelling an expectation, or closing the listener, settles it with a typed error', async (t) => {
