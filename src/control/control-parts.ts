@@ -2,7 +2,7 @@ import {
   encodeControlMessage, MAX_FACT_ITEMS, MAX_ITEMS, type ControllerMessage, type DaemonMessage, type WireFacts,
 } from './control-protocol.ts';
 import { ControlMessageTooLargeError, ControlPartError } from './errors.ts';
-import type { PartHeader } from './part-assembler.ts';
+import type { PartHeader, PartResult } from './part-assembler.ts';
 
 /**
  * Messages whose size grows with the deployment, split into parts that each
@@ -79,6 +79,23 @@ export function joinRules(parts: readonly SetRules[]): SetRules {
 export function joinLinks(parts: readonly SetLinks[]): SetLinks {
   agree(parts, (p) => p.version, 'link set');
   return { type: 'set-links', version: parts[0]!.version, links: parts.flatMap((p) => p.links) };
+}
+
+/** A message whole (joined from its parts, or sent whole), still waiting for parts, or refused with nothing of it used. */
+export type Assembled<W> =
+  | { readonly state: 'whole'; readonly message: W }
+  | { readonly state: 'waiting' }
+  | { readonly state: 'refused'; readonly error: ControlPartError };
+
+/** What one part made of its sequence: the joined message once the last is in (parts that disagree are refused). */
+export function assembled<P, W>(r: PartResult<P>, join: (parts: P[]) => W): Assembled<W> {
+  if (r.state !== 'complete') return r.state === 'incomplete' ? { state: 'waiting' } : r;
+  try {
+    return { state: 'whole', message: join(r.parts) };
+  } catch (err) {
+    if (err instanceof ControlPartError) return { state: 'refused', error: err };
+    throw err;
+  }
 }
 
 function withLists(facts: WireFacts, [ports, links]: unknown[][]): WireFacts {

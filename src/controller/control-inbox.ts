@@ -1,7 +1,7 @@
 import type { DaemonMessage, HelloMessage, WireFacts } from '../control/control-protocol.ts';
-import { HELLO_FACTS_SEQ, joinFacts, joinTraffic } from '../control/control-parts.ts';
-import { ControlPartError } from '../control/errors.ts';
-import { PartAssembler, WHOLE, type PartLimits, type PartResult } from '../control/part-assembler.ts';
+import { assembled, HELLO_FACTS_SEQ, joinFacts, joinTraffic } from '../control/control-parts.ts';
+import type { ControlPartError } from '../control/errors.ts';
+import { PartAssembler, WHOLE, type PartLimits } from '../control/part-assembler.ts';
 import { ControlStateError } from './errors.ts';
 
 type Traffic = Extract<DaemonMessage, { type: 'traffic' }>;
@@ -37,12 +37,12 @@ export class ConnectionInbox {
   }
 
   traffic(m: Traffic, bytes: number, nowMs: number): InboxResult<Traffic> {
-    return joined(this.#traffic.accept(m.seq, m.part ?? WHOLE, bytes, m, nowMs), joinTraffic);
+    return assembled(this.#traffic.accept(m.seq, m.part ?? WHOLE, bytes, m, nowMs), joinTraffic);
   }
 
   facts(m: Facts, bytes: number, nowMs: number): InboxResult<WireFacts> {
     if (m.seq === undefined) return { state: 'whole', message: m.facts };
-    return joined(this.#facts.accept(m.seq, m.part ?? WHOLE, bytes, m.facts, nowMs), joinFacts);
+    return assembled(this.#facts.accept(m.seq, m.part ?? WHOLE, bytes, m.facts, nowMs), joinFacts);
   }
 
   /** An authenticated hello in parts: its facts are part 1; `earned` (what authentication gave) comes back with the whole hello. */
@@ -59,7 +59,7 @@ export class ConnectionInbox {
     if (m.type !== 'facts' || m.seq !== HELLO_FACTS_SEQ || m.part === undefined) {
       return { state: 'refused', error: new ControlStateError(`${m.type} before the hello's facts were complete`) };
     }
-    const r = joined(this.#facts.accept(HELLO_FACTS_SEQ, m.part, bytes, m.facts, nowMs), joinFacts);
+    const r = assembled(this.#facts.accept(HELLO_FACTS_SEQ, m.part, bytes, m.facts, nowMs), joinFacts);
     if (r.state !== 'whole') return r;
     this.#hello = undefined;
     return { state: 'whole', message: { hello: { ...pending.message, facts: r.message }, earned: pending.earned } };
@@ -69,15 +69,5 @@ export class ConnectionInbox {
   expire(nowMs: number): void {
     this.#facts.expire(nowMs);
     this.#traffic.expire(nowMs);
-  }
-}
-
-function joined<P, W>(r: PartResult<P>, join: (parts: P[]) => W): InboxResult<W> {
-  if (r.state !== 'complete') return r.state === 'incomplete' ? { state: 'waiting' } : r;
-  try {
-    return { state: 'whole', message: join(r.parts) };
-  } catch (err) {
-    if (err instanceof ControlPartError) return { state: 'refused', error: err };
-    throw err;
   }
 }

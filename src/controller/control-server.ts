@@ -7,19 +7,18 @@ import type { VnetError } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage, snapshotFromWire,
-  type ControllerMessage, type DaemonMessage, type HelloMessage,
+  type HelloMessage,
 } from '../control/control-protocol.ts';
 import type { ControlPartError } from '../control/errors.ts';
 import { DEFAULT_PART_LIMITS, type PartLimits } from '../control/part-assembler.ts';
 import { ConnectionInbox } from './control-inbox.ts';
 import { validateReport } from '../topology/report-validation.ts';
-import type { TrafficReport } from '../topology/traffic-report.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ControlAuthError, ControlStateError, JoinTokenError, PendingDroppedError, UnknownHostError } from './errors.ts';
 import { acceptHostCertificate, peerCertificateIdentity, verifyHostCredential } from './host-identity.ts';
 import { joinWithToken } from './join-tokens.ts';
 import { ControlListener, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_MAX_PENDING_TOTAL } from './control-listener.ts';
-import { SessionImpl } from './control-session.ts';
+import { SessionImpl, toBuffer, type Connection, type ControlHandler, type ControlSession, type Earned, type SessionInput } from './control-session.ts';
 import type { ControllerStore } from './store/store.ts';
 
 /**
@@ -53,28 +52,7 @@ import type { ControllerStore } from './store/store.ts';
  */
 
 export type SessionAuth = 'certificate' | 'credential' | 'join-token';
-
-export interface ControlSession {
-  readonly id: number;
-  readonly hostId: string;
-  readonly auth: SessionAuth;
-  readonly remoteAddress: string;
-  /** Queue a message; false if the session is closed. */
-  send(message: ControllerMessage): boolean;
-  close(code?: number, reason?: string): void;
-}
-
-export type SessionMessage = Exclude<DaemonMessage, { type: 'hello' }>;
-
-/** What a handler receives from a session: the decoded message, a traffic report validated. */
-export type SessionInput = Exclude<SessionMessage, { type: 'traffic' }> | { type: 'traffic'; report: TrafficReport };
-
-export interface ControlHandler {
-  /** Called after the welcome was sent. Replaces any earlier session of the same host (already closed). */
-  sessionOpened(session: ControlSession, hello: HelloMessage): void;
-  messageReceived(session: ControlSession, message: SessionInput): void;
-  sessionClosed(session: ControlSession, reason: string): void;
-}
+export type { ControlHandler, ControlSession, SessionInput, SessionMessage } from './control-session.ts';
 
 export interface ControlServerComponents {
   store: ControllerStore;
@@ -117,26 +95,6 @@ export const CLOSE_HELLO_TIMEOUT = 4008;
 export const CLOSE_PENDING_DROPPED = 4029;
 /** How long close() waits for daemons to finish the WebSocket close handshake. */
 const CLOSE_GRACE_MS = 1000;
-
-interface Connection {
-  ws: WebSocket;
-  session: SessionImpl | undefined;
-  alive: boolean;
-  /** Its place among the connections not welcomed yet (settled at the welcome). */
-  slot: PendingSlot | undefined;
-  tls: TLSSocket;
-  remoteAddress: string;
-  /** Refused or replaced: whatever else arrives on it is ignored. */
-  done: boolean;
-  /** Messages arriving in parts. */
-  readonly inbox: ConnectionInbox;
-}
-
-/** What a hello's authentication gave. */
-interface Earned {
-  auth: SessionAuth;
-  credential: string | undefined;
-}
 
 export class ControlServer {
   readonly #c: ControlServerComponents;
@@ -468,10 +426,4 @@ export class ControlServer {
       conn.ws.ping();
     }
   }
-}
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }

@@ -1,7 +1,56 @@
-import type { WebSocket } from 'ws';
-import { encodeControlMessage, type ControllerMessage } from '../control/control-protocol.ts';
+import type { TLSSocket } from 'node:tls';
+import type { RawData, WebSocket } from 'ws';
+import type { PendingSlot } from '../common/pending-slots.ts';
+import { encodeControlMessage, type ControllerMessage, type DaemonMessage, type HelloMessage } from '../control/control-protocol.ts';
 import { splitControllerMessage } from '../control/control-parts.ts';
-import type { ControlSession, SessionAuth } from './control-server.ts';
+import type { TrafficReport } from '../topology/traffic-report.ts';
+import type { ConnectionInbox } from './control-inbox.ts';
+import type { SessionAuth } from './control-server.ts';
+
+/** A daemon's session as the control server's handler sees it (control-server.ts). */
+export interface ControlSession {
+  readonly id: number;
+  readonly hostId: string;
+  readonly auth: SessionAuth;
+  readonly remoteAddress: string;
+  /** Queue a message; false if the session is closed. */
+  send(message: ControllerMessage): boolean;
+  close(code?: number, reason?: string): void;
+}
+
+export type SessionMessage = Exclude<DaemonMessage, { type: 'hello' }>;
+
+/** What a handler receives from a session: the decoded message, a traffic report validated. */
+export type SessionInput = Exclude<SessionMessage, { type: 'traffic' }> | { type: 'traffic'; report: TrafficReport };
+
+export interface ControlHandler {
+  /** Called after the welcome was sent. Replaces any earlier session of the same host (already closed). */
+  sessionOpened(session: ControlSession, hello: HelloMessage): void;
+  messageReceived(session: ControlSession, message: SessionInput): void;
+  sessionClosed(session: ControlSession, reason: string): void;
+}
+
+/** One control connection in the server, from its upgrade on. */
+export interface Connection {
+  ws: WebSocket;
+  session: SessionImpl | undefined;
+  alive: boolean;
+  /** Its place among the connections not welcomed yet (settled at the welcome). */
+  slot: PendingSlot | undefined;
+  tls: TLSSocket;
+  remoteAddress: string;
+  /** Refused or replaced: whatever else arrives on it is ignored. */
+  done: boolean;
+  /** Messages arriving in parts. */
+  readonly inbox: ConnectionInbox;
+}
+
+/** What a hello's authentication gave. */
+export interface Earned {
+  auth: SessionAuth;
+  credential: string | undefined;
+}
+
 
 /** A welcomed daemon's session over its WebSocket: what the handler sends through. */
 export class SessionImpl implements ControlSession {
@@ -31,4 +80,10 @@ export class SessionImpl implements ControlSession {
   close(code = 1000, reason = ''): void {
     this.#ws.close(code, reason);
   }
+}
+
+export function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }

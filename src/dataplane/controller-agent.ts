@@ -5,9 +5,9 @@ import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
   eventToWire, factsToWire, snapshotToWire, type ControllerMessage, type DaemonMessage,
 } from '../control/control-protocol.ts';
-import { joinLinks, joinRules, splitDaemonMessage } from '../control/control-parts.ts';
+import { assembled, joinLinks, joinRules, splitDaemonMessage } from '../control/control-parts.ts';
 import type { ControlPartError } from '../control/errors.ts';
-import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits, type PartResult } from '../control/part-assembler.ts';
+import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits } from '../control/part-assembler.ts';
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
@@ -276,13 +276,15 @@ export class ControllerAgent {
         this.#flushReports();
         return;
       case 'set-links': {
-        const whole = this.#whole('links', m.version, this.#linksIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinLinks);
-        if (whole !== undefined) this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, whole.links.map(desiredLinkFromWire)));
+        const r = assembled(this.#linksIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinLinks);
+        if (r.state === 'whole') this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, r.message.links.map(desiredLinkFromWire)));
+        else if (r.state === 'refused') this.#refused('links', m.version, r.error);
         return;
       }
       case 'set-rules': {
-        const whole = this.#whole('rules', m.version, this.#rulesIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinRules);
-        if (whole !== undefined) this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, whole.rules as RuleSpec[]));
+        const r = assembled(this.#rulesIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinRules);
+        if (r.state === 'whole') this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, r.message.rules as RuleSpec[]));
+        else if (r.state === 'refused') this.#refused('rules', m.version, r.error);
         return;
       }
       case 'migrate-prepare':
@@ -300,23 +302,12 @@ export class ControllerAgent {
     }
   }
 
-  /** A set once all its parts are in; a broken sequence is nacked (nothing of it applied). */
-  #whole<P, W>(kind: 'links' | 'rules', version: number, r: PartResult<P>, join: (parts: P[]) => W): W | undefined {
-    if (r.state === 'incomplete' || this.#state !== 'connected') return undefined;
-    let error: ControlPartError;
-    if (r.state === 'complete') {
-      try {
-        return join(r.parts);
-      } catch (err) {
-        error = err as ControlPartError;
-      }
-    } else {
-      error = r.error;
-    }
+  /** A set in parts that does not fit its sequence: nacked, nothing of it applied. */
+  #refused(kind: 'links' | 'rules', version: number, error: ControlPartError): void {
+    if (this.#state !== 'connected') return;
     this.stats.partsRefused++;
     this.#log.warn({ kind, version, code: error.code, detail: error.message }, 'set from the controller refused');
     this.#send({ type: 'ack', kind, version, ok: false, error: { code: error.code, message: error.message } });
-    return undefined;
   }
 
   #apply(kind: 'links' | 'rules', version: number, apply: () => void): void {
