@@ -210,7 +210,7 @@ test('a thousand idle connections cannot keep a source out: it dials through the
   // From the source's own address and from 40 others: far over both caps.
   const same = await flood(l.address.port, 200, 200, { first: 1 });
   const others = await flood(l.address.port, 800, 20, { first: 2 });
-  assert.equal(l.pending, DEFAULT_MAX_PENDING);
+  assert.ok(l.pending <= DEFAULT_MAX_PENDING);
   const e = l.expect('m1', 'hA');
   const r = await dial(l, 'hA', 'm1');
   assert.ok(r.ok, r.ok ? '' : r.error.message);
