@@ -21,7 +21,7 @@ import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
 import { planTopology } from './topology-planner.ts';
-import { planVmLearning } from './vm-learning.ts';
+import { planVmLearning, storeVmLookup, type VmLookup } from './vm-learning.ts';
 import { hostView, linkView, vmView, type LinkRate } from './views.ts';
 import { MigrationDriver } from './migration-driver.ts';
 import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-run.ts';
@@ -78,6 +78,8 @@ export class ControlLoop implements ControlHandler {
   readonly #sessions = new SessionTable();
   readonly #applier: Applier;
   readonly #migrations: MigrationDriver;
+  /** The registry as VM learning reads it on every facts report: indexed lookups, no scan of every VM. */
+  readonly #registry: VmLookup;
   #rates: LinkRateState = INITIAL_LINK_RATES;
   #backbone: BackboneVerdict = EMPTY_VERDICT;
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
@@ -89,6 +91,7 @@ export class ControlLoop implements ControlHandler {
   constructor(components: ControlLoopComponents, init: ControlLoopInit) {
     this.#c = components;
     this.#init = init;
+    this.#registry = storeVmLookup(components.store);
     this.#applier = new Applier({ store: components.store, events: components.events, sessions: this.#sessions, metrics: components.metrics, logger: components.logger });
     this.#migrations = new MigrationDriver({
       store: components.store, sessions: this.#sessions, applier: this.#applier, wallClock: components.wallClock,
@@ -324,6 +327,6 @@ export class ControlLoop implements ControlHandler {
 
   /** VM learning on a daemon's facts, against the registry as stored. */
   #learn(facts: DaemonFacts, now: number): Effects {
-    return planVmLearning({ facts, vms: this.#c.store.listVms(), hosts: this.#c.store.listHosts() }, now);
+    return planVmLearning({ facts, registry: this.#registry }, now);
   }
 }

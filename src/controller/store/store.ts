@@ -139,6 +139,11 @@ export class ControllerStore {
     return (this.db.prepare('SELECT * FROM vms ORDER BY mac').all() as VmRow[]).map(vmFromRow);
   }
 
+  /** The VMs placed on one host (the vms_host index: rows read are that host's only). */
+  listVmsOnHost(host: string): VmRecord[] {
+    return (this.db.prepare('SELECT * FROM vms WHERE host = ? ORDER BY mac').all(host) as VmRow[]).map(vmFromRow);
+  }
+
   removeVm(mac: string): void {
     this.db.prepare('DELETE FROM vms WHERE mac = ?').run(mac);
   }
