@@ -16,7 +16,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementAdvisor } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
 import { planReconcile } from './reconcile-planner.ts';
-import { EMPTY_VERDICT, planHubWatch, type BackboneVerdict } from './hub-status.ts';
+import { EMPTY_VERDICT, backboneSignature, planHubWatch, type BackboneVerdict } from './hub-status.ts';
 import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
@@ -143,7 +143,8 @@ export class ControlLoop implements ControlHandler {
     switch (message.type) {
       case 'facts': {
         const facts = factsFromWire(message.facts);
-        const before = this.#c.store.getHost(host)?.addresses[0];
+        const previous = this.#c.store.getHost(host);
+        const before = previous?.addresses[0];
         if (facts.listen !== undefined && JSON.stringify(facts.listen) !== JSON.stringify(before)) this.#dirty = true;
         this.#c.metrics.recordFacts(facts);
         this.#rates = nextLinkRates(this.#rates, host, facts.links, now);
@@ -152,7 +153,8 @@ export class ControlLoop implements ControlHandler {
         stored.writes.push({ op: 'host-facts', facts, atMs: now });
         const learned = this.#learn(facts, now);
         this.#applier.apply(combineEffects(stored, { ...learned, reconcile: undefined }));
-        const hubs = this.#watchHubs();
+        // The hub watch reads every host: only when this host's backbone changed, so a report costs what it carries.
+        const hubs = backboneSignature(previous?.facts) === backboneSignature(facts) ? { reconcile: undefined } : this.#watchHubs();
         const why = learned.reconcile ?? hubs.reconcile;
         if (why !== undefined) this.reconcile(why);
         this.#migrations.tick();

@@ -46,6 +46,16 @@ export function hubInFacts(facts: DaemonFacts | undefined, hubs: ReadonlySet<str
   return up?.peer ?? null;
 }
 
+/** What of a host's facts the hub watch reads: its backbone links and their states (equal signatures: nothing to re-judge). */
+export function backboneSignature(facts: DaemonFacts | undefined): string {
+  if (facts === undefined) return '';
+  return facts.links
+    .filter((l) => l.kind === 'backbone')
+    .map((l) => `${l.peer}:${l.state}`)
+    .sort()
+    .join(',');
+}
+
 /** The verdict on `hosts` now; `prev` only carries each spoke's last hub forward. */
 export function backboneVerdict(hosts: readonly Host[], prev: BackboneVerdict = EMPTY_VERDICT): BackboneVerdict {
   const hubIds = new Set(hosts.filter((h) => h.role === 'hub').map((h) => h.id));

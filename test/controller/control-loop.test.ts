@@ -192,20 +192,22 @@ test('a spoke on the standby hub: events, the metric, and rules re-pointed at th
   assert.equal(state.values.find((v) => v.labels.hub === 'hub' && v.labels.state === 'down')?.value, 1);
 });
 
-test('a facts report does not scan the registry: only the reporting host\'s VMs are read (issue 13)', (t) => {
+test('a facts report does not scan the registry: only the reporting host\'s VMs are read, and the host list only when its backbone changed (issue 13)', (t) => {
   const r = rig(t);
   for (let i = 0; i < 5000; i++) {
     r.store.upsertVm({ mac: `02:00:00:02:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, name: undefined, ip: undefined, host: 'h2', state: 'running', source: 'learned', updatedMs: 0 });
   }
   const h1 = r.connect('h1', [V1]);
   h1.sync();
-  const calls = { listVms: 0, rowsOnHost: 0 };
+  const calls = { listVms: 0, rowsOnHost: 0, listHosts: 0 };
   const { store } = r;
+  const listHosts = store.listHosts.bind(store);
+  store.listHosts = () => { calls.listHosts++; return listHosts(); };
   const listVms = store.listVms.bind(store);
   const listVmsOnHost = store.listVmsOnHost.bind(store);
   store.listVms = () => { calls.listVms++; return listVms(); };
   store.listVmsOnHost = (host) => { const rows = listVmsOnHost(host); calls.rowsOnHost += rows.length; return rows; };
   r.loop.messageReceived(h1.session, { type: 'facts', facts: factsToWire(h1.daemon.facts()) });
-  assert.deepEqual(calls, { listVms: 0, rowsOnHost: 1 });
+  assert.deepEqual(calls, { listVms: 0, rowsOnHost: 1, listHosts: 0 });
   assert.equal(r.store.getHost('h1')?.facts?.ports[0]?.mac, V1);
 });
