@@ -1,0 +1,126 @@
+import { EventEmitter } from 'node:events';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { SwitchConnectionError } from './errors.ts';
+import { SwitchConnection, type SwitchConnectionInit } from './switch-connection.ts';
+
+/**
+ * The controller's listening side for OpenFlow switches: TCP, or TLS with
+ * mutual authentication against a given CA (the deployment's). Each accepted
+ * socket becomes a SwitchConnection; once its handshake names a datapath it
+ * is announced as `switch`. A switch that connects again (after a restart,
+ * or a connection we have not yet seen die) replaces its old connection by
+ * datapath id: the old one is closed with VNET_ERR_OF_REPLACED, and
+ * `switch-gone` is emitted only for a datapath that has no connection left.
+ *
+ * Limits: at most `maxPendingConnections` connections in their handshake at
+ * once (more are closed on accept and counted), each with the connection's
+ * handshake deadline. A connection that fails — garbage bytes, a version
+ * mismatch, silence — is closed with its error (`connection-error`), and
+ * nothing else is touched.
+ */
+
+export interface SwitchListenerInit extends SwitchConnectionInit {
+  /** Address to bind (default 127.0.0.1; the OpenFlow port is 6653). */
+  host?: string;
+  port?: number;
+  /** TLS: switches must present a certificate signed by `ca`. */
+  tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
+  /** Connections allowed in their handshake at once (default 64). */
+  maxPendingConnections?: number;
+}
+
+export type SwitchListenerEvents = {
+  switch: [SwitchConnection];
+  'switch-gone': [bigint, SwitchConnectionError | undefined];
+  'connection-error': [SwitchConnectionError, string];
+};
+
+export const OPENFLOW_PORT = 6653;
+
+export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
+  readonly #init: SwitchListenerInit;
+  readonly #server: Server;
+  readonly #switches = new Map<bigint, SwitchConnection>();
+  readonly #pending = new Set<SwitchConnection>();
+  #refused = 0;
+
+  constructor(init: SwitchListenerInit = {}) {
+    super();
+    this.#init = init;
+    const onSocket = (socket: Socket): void => this.#accept(socket);
+    if (init.tls === undefined) this.#server = createTcpServer(onSocket);
+    else {
+      const { ca, cert, key } = init.tls;
+      this.#server = createTlsServer({ ca, cert, key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (s: TLSSocket) => onSocket(s));
+      this.#server.on('tlsClientError', (err, socket) => {
+        const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+        this.emit('connection-error', new SwitchConnectionError('VNET_ERR_OF_TLS', `switch ${remote} failed TLS: ${err.message}`, { cause: err }), remote);
+      });
+    }
+  }
+
+  /** Start listening; resolves with the bound address (port 0 picks a free port). */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#init.port ?? OPENFLOW_PORT, this.#init.host ?? '127.0.0.1', () => {
+        this.#server.off('error', reject);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Connected switches that finished their handshake, by datapath id. */
+  get switches(): ReadonlyMap<bigint, SwitchConnection> {
+    return this.#switches;
+  }
+
+  get pendingConnections(): number {
+    return this.#pending.size;
+  }
+
+  /** Connections closed on accept because too many were in their handshake. */
+  get refusedConnections(): number {
+    return this.#refused;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.#server.close(() => r()));
+    for (const c of [...this.#pending, ...this.#switches.values()]) c.close();
+    await closed;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#pending.size >= (this.#init.maxPendingConnections ?? 64)) {
+      this.#refused++;
+      socket.destroy();
+      return;
+    }
+    const conn = new SwitchConnection(socket, this.#init);
+    this.#pending.add(conn);
+    conn.once('ready', () => {
+      this.#pending.delete(conn);
+      const dpid = conn.datapathId;
+      const old = this.#switches.get(dpid);
+      this.#switches.set(dpid, conn);
+      old?.close(new SwitchConnectionError('VNET_ERR_OF_REPLACED', `switch ${dpidText(dpid)} reconnected from ${conn.remote}; this connection from ${old.remote} is replaced`));
+      this.emit('switch', conn);
+    });
+    conn.once('close', (err) => {
+      this.#pending.delete(conn);
+      const dpid = conn.knownDatapathId;
+      const routine = err === undefined || err.code === 'VNET_ERR_OF_REPLACED' || (dpid !== undefined && err.code === 'VNET_ERR_OF_DISCONNECTED');
+      if (!routine) this.emit('connection-error', err, conn.remote);
+      if (dpid !== undefined && this.#switches.get(dpid) === conn) {
+        this.#switches.delete(dpid);
+        this.emit('switch-gone', dpid, err);
+      }
+    });
+  }
+}
+
+/** A datapath id as OVS prints it: 16 hex digits. */
+export function dpidText(dpid: bigint): string {
+  return dpid.toString(16).padStart(16, '0');
+}
