@@ -64,6 +64,8 @@ export class SwitchConnection extends EventEmitter<SwitchConnectionEvents> {
   #lastHeard = performance.now();
   #timer: NodeJS.Timeout | undefined;
   #echoOutstanding = false;
+  /** Echo traffic both ways, for liveness diagnostics. */
+  readonly echoes = { sent: 0, repliesReceived: 0, answered: 0 };
 
   constructor(socket: Socket, init: SwitchConnectionInit = {}) {
     super();
@@ -227,7 +229,10 @@ export class SwitchConnection extends EventEmitter<SwitchConnectionEvents> {
   }
 
   #onMessage(m: OfMessage): void {
-    if (m.type === 'echo-request') return this.#send({ type: 'echo-reply', xid: m.xid, data: m.data });
+    if (m.type === 'echo-request') {
+      this.echoes.answered++;
+      return this.#send({ type: 'echo-reply', xid: m.xid, data: m.data });
+    }
     if (this.#state === 'hello') return this.#onHello(m);
     if (this.#state === 'features') {
       if (m.type !== 'features-reply') return;
@@ -240,7 +245,10 @@ export class SwitchConnection extends EventEmitter<SwitchConnectionEvents> {
       this.emit('ready');
       return;
     }
-    if (m.type === 'echo-reply') return;
+    if (m.type === 'echo-reply') {
+      this.echoes.repliesReceived++;
+      return;
+    }
     const pending = this.#pending.get(m.xid);
     if (pending === undefined) return void this.emit('message', m);
     if (m.type === 'error') {
@@ -282,6 +290,7 @@ export class SwitchConnection extends EventEmitter<SwitchConnectionEvents> {
     }
     if (silent >= this.#echoIntervalMs && !this.#echoOutstanding) {
       this.#echoOutstanding = true;
+      this.echoes.sent++;
       this.#send({ type: 'echo-request', xid: this.#nextXid(), data: Buffer.alloc(0) });
     }
   }

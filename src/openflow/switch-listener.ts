@@ -71,6 +71,11 @@ export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
     });
   }
 
+  /** The bound address once listening. */
+  get address(): AddressInfo | undefined {
+    return (this.#server.address() as AddressInfo | null) ?? undefined;
+  }
+
   /** Connected switches that finished their handshake, by datapath id. */
   get switches(): ReadonlyMap<bigint, SwitchConnection> {
     return this.#switches;
