@@ -42,15 +42,19 @@ export class OvsHarness {
   readonly dir = mkdtempSync(join(tmpdir(), 'vnet-ovs-'));
   readonly dbSocket = join(this.dir, 'db.sock');
   readonly #children: ChildProcess[] = [];
+  /** Kernel interfaces the userspace datapath made for us (tap devices that outlive ovs-vswitchd). */
+  readonly #interfaces = new Set<string>();
   #vswitchd: ChildProcess | undefined;
 
   get env(): NodeJS.ProcessEnv {
     return { ...process.env, OVS_RUNDIR: this.dir, OVS_LOGDIR: this.dir, OVS_DBDIR: this.dir, OVS_SYSCONFDIR: this.dir };
   }
 
-  /** A bridge name of our own (a kernel interface name for the LOCAL port, so unique). */
+  /** A bridge or port name of our own (a kernel tap device in the userspace datapath, so unique; deleted at stop). */
   bridgeName(): string {
-    return uniqueName('vof', 8);
+    const name = uniqueName('vof', 8);
+    this.#interfaces.add(name);
+    return name;
   }
 
   async startDb(): Promise<void> {
@@ -114,6 +118,7 @@ export class OvsHarness {
       await gone;
       clearTimeout(timer);
     }
+    for (const name of this.#interfaces) await run(['ip', 'link', 'del', name], { allowFailure: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 
