@@ -6,8 +6,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 /**
  * The layers of docs/architecture.md, checked on the source itself: every
  * relative import in src/ must go from a folder to one it may use. Bottom up:
- * common → pki, control → dataplane, migration, topology (pure), openflow
- * (self-contained) → patterns, host (a daemon's host: dataplane + migration)
+ * common → pki, control → dataplane, migration, topology (pure), openflow and
+ * ovsdb (self-contained) → patterns, host (a daemon's host: dataplane + migration)
  * → controller → cli.
  */
 const MAY_USE: Record<string, readonly string[]> = {
@@ -16,12 +16,13 @@ const MAY_USE: Record<string, readonly string[]> = {
   control: ['common'],
   topology: ['common'],
   openflow: [],
+  ovsdb: [],
   dataplane: ['common', 'control', 'pki'],
   migration: ['common', 'control', 'pki'],
   patterns: ['common', 'control', 'dataplane', 'topology'],
   host: ['common', 'control', 'pki', 'dataplane', 'migration'],
-  controller: ['common', 'control', 'pki', 'topology', 'migration', 'openflow'],
-  cli: ['common', 'control', 'pki', 'dataplane', 'migration', 'topology', 'openflow', 'patterns', 'host', 'controller'],
+  controller: ['common', 'control', 'pki', 'topology', 'migration', 'openflow', 'ovsdb'],
+  cli: ['common', 'control', 'pki', 'dataplane', 'migration', 'topology', 'openflow', 'ovsdb', 'patterns', 'host', 'controller'],
 };
 
 const SRC = resolve(import.meta.dirname, '../../src');
@@ -50,7 +51,7 @@ test('every folder of src/ is a known layer', () => {
   assert.deepEqual(folders.filter((f) => !(f in MAY_USE)), [], 'a new folder needs its place in the layers (here and in docs/architecture.md)');
 });
 
-test('no import runs from a lower layer back up (src/topology uses only src/common; src/openflow nothing else)', () => {
+test('no import runs from a lower layer back up (src/topology uses only src/common; src/openflow and src/ovsdb nothing else)', () => {
   const wrong: string[] = [];
   for (const file of sourceFiles(SRC)) {
     const from = folderOf(file);
