@@ -91,6 +91,7 @@ export class Writer {
     return this.#len;
   }
 
+  /** Reserves n bytes and returns where they start; may replace the buffer, so callers read `#buf` after calling it. */
   #room(n: number): number {
     if (this.#len + n > this.#buf.length) {
       const next = Buffer.alloc(Math.max(this.#buf.length * 2, this.#len + n));
@@ -104,25 +105,29 @@ export class Writer {
 
   u8(v: number, field: string): this {
     checkUint(v, 0xff, field);
-    this.#buf[this.#room(1)] = v;
+    const at = this.#room(1);
+    this.#buf[at] = v;
     return this;
   }
 
   u16(v: number, field: string): this {
     checkUint(v, 0xffff, field);
-    this.#buf.writeUInt16BE(v, this.#room(2));
+    const at = this.#room(2);
+    this.#buf.writeUInt16BE(v, at);
     return this;
   }
 
   u32(v: number, field: string): this {
     checkUint(v, 0xffffffff, field);
-    this.#buf.writeUInt32BE(v, this.#room(4));
+    const at = this.#room(4);
+    this.#buf.writeUInt32BE(v, at);
     return this;
   }
 
   u64(v: bigint, field: string): this {
     if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) throw new EncodeError(`${field} must be a bigint in 0..2^64-1, got ${String(v)}`);
-    this.#buf.writeBigUInt64BE(v, this.#room(8));
+    const at = this.#room(8);
+    this.#buf.writeBigUInt64BE(v, at);
     return this;
   }
 

@@ -54,6 +54,20 @@ describe('OpenFlow 1.3 codec: round trips', () => {
     assert.deepEqual(decodeMessage(Buffer.from('0100000800000007', 'hex')), { type: 'hello', xid: 7, versions: [1] }, 'a 1.0 hello without a bitmap offers its header version');
   });
 
+  it('encodes messages that outgrow the encoder\'s first buffer, whichever field lands on the boundary', () => {
+    const reply = SAMPLES.find((m) => m.type === 'multipart-reply' && m.body.kind === 'flow')!;
+    const flow = reply.type === 'multipart-reply' && reply.body.kind === 'flow' ? reply.body.flows[0]! : undefined;
+    for (let n = 1; n <= 40; n++) {
+      for (let pad = 0; pad < 8; pad++) {
+        const flows = Array.from({ length: n }, (_, i) => ({ ...flow!, cookie: BigInt(i), match: { ...flow!.match, ...(i % 2 ? { inPort: i } : {}) } }));
+        const m: OfMessage = { type: 'multipart-reply', xid: pad, flags: 0, body: { kind: 'flow', flows } };
+        const echo: OfMessage = { type: 'echo-request', xid: 1, data: Buffer.alloc(n * 13 + pad, n) };
+        assert.deepEqual(decodeMessage(encodeMessage(m)), m);
+        assert.deepEqual(decodeMessage(encodeMessage(echo)), echo);
+      }
+    }
+  });
+
   it('pads a match to 8 bytes and counts its length without the padding', () => {
     const bytes = encodeMessage(flowMod({ match: { inPort: 1 } }));
     // header 8 + flow-mod fields 40, then ofp_match: type 1, length 12 (4 + one 8-byte TLV), 4 bytes of padding
