@@ -9,9 +9,11 @@ import { Reader, Writer } from './wire.ts';
  *
  * A `Match` names the basic fields a controller uses; a maskable field takes
  * either a value or `{ value, mask }`. Fields of other classes (Open
- * vSwitch's NXM registers, experimenter fields) are kept raw in `other`, so
- * what a switch sends decodes and re-encodes unchanged. Known fields are
- * encoded in field-number order; `other` follows.
+ * vSwitch's NXM registers, experimenter fields) are kept raw in `other`.
+ * Known fields are encoded in the order of the object's keys — a decoded
+ * match keeps the switch's order, so what a switch sends re-encodes byte for
+ * byte — except that a field never goes before its prerequisite (§7.2.3.6:
+ * ip_proto after eth_type, tcp_dst after ip_proto, …); `other` follows.
  */
 
 export const OXM_CLASS_OPENFLOW_BASIC = 0x8000;
@@ -83,7 +85,38 @@ export type Match = {
 
 const SIZE: Record<Kind, number> = { u8: 1, u16: 2, u32: 4, u64: 8, mac: 6, ipv4: 4, ipv6: 16 };
 const BY_NUMBER = new Map<number, MatchField>(Object.entries(FIELDS).map(([name, [n]]) => [n, name as MatchField]));
-const ORDER = (Object.keys(FIELDS) as MatchField[]).sort((a, b) => FIELDS[a][0] - FIELDS[b][0]);
+
+/** The field each field requires to be matched before it (OpenFlow 1.3 table 12), when present in the same match. */
+const PREREQUISITE: Partial<Record<MatchField, MatchField>> = {
+  vlanPcp: 'vlanVid',
+  ...Object.fromEntries(
+    (['ipDscp', 'ipEcn', 'ipProto', 'ipv4Src', 'ipv4Dst', 'ipv6Src', 'ipv6Dst', 'ipv6Flabel', 'arpOp', 'arpSpa', 'arpTpa', 'arpSha', 'arpTha', 'mplsLabel', 'mplsTc', 'mplsBos', 'ipv6Exthdr'] as const).map((f) => [f, 'ethType']),
+  ),
+  ...Object.fromEntries((['tcpSrc', 'tcpDst', 'udpSrc', 'udpDst', 'sctpSrc', 'sctpDst', 'icmpv4Type', 'icmpv4Code', 'icmpv6Type', 'icmpv6Code'] as const).map((f) => [f, 'ipProto'])),
+  ipv6NdTarget: 'icmpv6Type',
+  ipv6NdSll: 'icmpv6Type',
+  ipv6NdTll: 'icmpv6Type',
+};
+
+/** The match's fields in key order, each moved after its prerequisite if it came first. */
+function encodingOrder(names: MatchField[]): MatchField[] {
+  const out: MatchField[] = [];
+  const placed = new Set<MatchField>();
+  let rest = names;
+  while (rest.length > 0) {
+    const deferred: MatchField[] = [];
+    for (const name of rest) {
+      const pre = PREREQUISITE[name];
+      if (pre !== undefined && names.includes(pre) && !placed.has(pre)) deferred.push(name);
+      else {
+        out.push(name);
+        placed.add(name);
+      }
+    }
+    rest = deferred;
+  }
+  return out;
+}
 
 function valueBytes(kind: Kind, v: unknown, field: string): Buffer {
   switch (kind) {
@@ -127,10 +160,13 @@ function valueFrom(kind: Kind, b: Buffer, at: number): number | bigint | string 
 
 /** The OXM TLVs of a match, without the ofp_match header (also the payload of a set-field action). */
 export function writeOxmFields(w: Writer, match: Match): void {
+  const names: MatchField[] = [];
   for (const key of Object.keys(match)) {
-    if (key !== 'other' && !(key in FIELDS)) throw new EncodeError(`unknown match field "${key}"`);
+    if (key === 'other' || (match as Record<string, unknown>)[key] === undefined) continue;
+    if (!(key in FIELDS)) throw new EncodeError(`unknown match field "${key}"`);
+    names.push(key as MatchField);
   }
-  for (const name of ORDER) {
+  for (const name of encodingOrder(names)) {
     const v = match[name];
     if (v === undefined) continue;
     const [field, kind, maskable] = FIELDS[name];

@@ -68,6 +68,21 @@ describe('OpenFlow 1.3 codec: round trips', () => {
     }
   });
 
+  it('keeps a match in the order given, each field after its prerequisite', () => {
+    const fields = (m: OfMessage): number[] => {
+      const bytes = encodeMessage(m);
+      const out: number[] = [];
+      for (let at = 52; at < 48 + bytes.readUInt16BE(50); at += 4 + bytes[at + 3]!) out.push(bytes[at + 2]! >> 1);
+      return out;
+    };
+    // tcp_dst (14) needs ip_proto (10), which needs eth_type (5); tunnel_id (38) needs nothing
+    assert.deepEqual(fields(flowMod({ match: { tunnelId: 1n, tcpDst: 80, ipProto: 6, ethType: 0x0800, inPort: 1 } })), [38, 5, 0, 10, 14]);
+    const decoded = decodeMessage(encodeMessage(flowMod({ match: { ethSrc: '02:00:00:00:00:01', inPort: 1 } })));
+    assert.ok(!(decoded instanceof Error) && decoded.type === 'flow-mod');
+    assert.deepEqual(Object.keys(decoded.match), ['ethSrc', 'inPort'], 'decoding keeps the wire order');
+    assert.deepEqual(fields(decoded), [4, 0]);
+  });
+
   it('pads a match to 8 bytes and counts its length without the padding', () => {
     const bytes = encodeMessage(flowMod({ match: { inPort: 1 } }));
     // header 8 + flow-mod fields 40, then ofp_match: type 1, length 12 (4 + one 8-byte TLV), 4 bytes of padding

@@ -6,7 +6,10 @@ import { OFPP, flowMod } from '../../src/openflow/messages.ts';
 import { SwitchListener, dpidText } from '../../src/openflow/switch-listener.ts';
 import type { SwitchConnection } from '../../src/openflow/switch-connection.ts';
 import type { OfMessage } from '../../src/openflow/messages.ts';
+import { decodeMessage, encodeMessage } from '../../src/openflow/message-codec.ts';
+import { OFPFF, OFP_NO_BUFFER } from '../../src/openflow/messages.ts';
 import { startOvs, type OvsHarness } from '../helpers/ovs.ts';
+import { RecordingProxy } from './recording-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -24,15 +27,20 @@ interface Rig {
   conn: () => Promise<SwitchConnection>;
 }
 
-async function rig(t: { after(fn: () => Promise<void> | void): void }): Promise<Rig> {
+async function rig(t: { after(fn: () => Promise<void> | void): void }, opts: { recording?: RecordingProxy } = {}): Promise<Rig> {
   const ovs = await startOvs(t);
   const listener = new SwitchListener({ port: 0, echoIntervalMs: 200, livenessTimeoutMs: 5000 });
   const errors: SwitchConnectionError[] = [];
   const unsolicited: OfMessage[] = [];
   listener.on('connection-error', (e) => errors.push(e));
   listener.on('switch', (c) => c.on('message', (m) => unsolicited.push(m)));
-  const { port } = await listener.listen();
+  const { port: listening } = await listener.listen();
   t.after(() => listener.close());
+  let port = listening;
+  if (opts.recording !== undefined) {
+    port = await opts.recording.listen(listening);
+    t.after(() => opts.recording!.close());
+  }
   const bridge = ovs.bridgeName();
   await ovs.addBridge(bridge, [`tcp:127.0.0.1:${port}`]);
   const dpid = BigInt(`0x${JSON.parse(await ovs.vsctl('get', 'bridge', bridge, 'datapath_id')) as string}`);
@@ -135,5 +143,39 @@ describe('OpenFlow 1.3 against a live Open vSwitch', () => {
     assert.match(told.toString('latin1'), /OpenFlow message length 3 is under the 8-byte minimum/, 'told why in an OFPT_ERROR');
     await second.barrier();
     assert.equal(listener.switches.get(second.datapathId), second, 'OVS stays connected');
+  });
+
+  it('decodes every message OVS sends and re-encodes each byte for byte', async (t) => {
+    const recording = new RecordingProxy();
+    const { ovs, bridge, conn, unsolicited } = await rig(t, { recording });
+    const sw = await conn();
+    await ovs.ofctl('add-flow', bridge, 'cookie=0x77,priority=100,idle_timeout=60,in_port=1,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:00/ff:ff:ff:00:00:00,actions=output:2');
+    await ovs.ofctl('add-flow', bridge, 'cookie=0x78,priority=90,ip,nw_src=10.1.0.0/16,tcp,tp_dst=443,tun_id=0x5000,actions=push_vlan:0x8100,set_field:4106->vlan_vid,output:3');
+    await ovs.ofctl('add-flow', bridge, 'cookie=0x79,priority=80,dl_vlan=10,arp,arp_tpa=10.0.0.1,actions=pop_vlan,CONTROLLER:64');
+    await sw.apply([flowMod({ cookie: 0x7an, priority: 70, flags: OFPFF.sendFlowRem, match: { ethType: 0x86dd, ipv6Dst: { value: 'fd00::', mask: 'ffff::' } } })]);
+    await sw.flowStats();
+    await sw.portDescriptions();
+    await sw.portStats();
+    await sw.tableFeatures();
+    await sw.setRole('equal', 0n);
+    const frame = Buffer.from('ffffffffffff020000000001080600010800060400010200000000010a000001000000000000' + '0a000002', 'hex');
+    sw.send({ type: 'packet-out', xid: 0, bufferId: OFP_NO_BUFFER, inPort: OFPP.controller, actions: [{ type: 'output', port: OFPP.controller, maxLen: 0xffff }], data: frame });
+    await sw.apply([flowMod({ command: 'delete', tableId: 0xff, cookie: 0x7an, cookieMask: 0xffn })]);
+    const port = ovs.bridgeName();
+    await ovs.vsctl('add-port', bridge, port, '--', 'set', 'interface', port, 'type=internal');
+    await waitFor(() => ['packet-in', 'flow-removed', 'port-status'].every((type) => unsolicited.some((m) => m.type === type)), 'PACKET_IN, FLOW_REMOVED and PORT_STATUS from OVS');
+    const pin = unsolicited.find((m) => m.type === 'packet-in');
+    assert.ok(pin?.type === 'packet-in' && pin.data.equals(frame) && pin.match.inPort === OFPP.controller, 'the frame came back as sent');
+
+    const seen = new Set<string>();
+    for (const raw of recording.fromSwitch) {
+      const m = decodeMessage(raw);
+      assert.ok(!(m instanceof Error), `OVS sent ${raw.subarray(0, 64).toString('hex')}…, which does not decode: ${m instanceof Error ? m.message : ''}`);
+      assert.ok(encodeMessage(m).equals(raw), `${m.type} re-encodes to OVS's bytes:\n${raw.toString('hex')}\n${encodeMessage(m).toString('hex')}`);
+      seen.add(m.type === 'multipart-reply' ? `multipart-reply ${m.body.kind}` : m.type);
+    }
+    for (const type of ['hello', 'features-reply', 'multipart-reply flow', 'multipart-reply port-desc', 'multipart-reply port-stats', 'multipart-reply table-features', 'role-reply', 'packet-in', 'flow-removed', 'port-status', 'barrier-reply']) {
+      assert.ok(seen.has(type), `OVS sent a ${type} (seen: ${[...seen].join(', ')})`);
+    }
   });
 });

@@ -9,10 +9,11 @@ export class RecordingProxy {
   readonly fromSwitch: Buffer[] = [];
   readonly #server: Server;
   #pending = Buffer.alloc(0);
+  #target = 0;
 
-  constructor(target: { port: number }) {
+  constructor() {
     this.#server = createServer((downstream) => {
-      const upstream = connect(target.port, '127.0.0.1');
+      const upstream = connect(this.#target, '127.0.0.1');
       downstream.on('data', (c: Buffer) => {
         this.#record(c);
         upstream.write(c);
@@ -25,7 +26,9 @@ export class RecordingProxy {
     });
   }
 
-  listen(): Promise<number> {
+  /** Listen on a free loopback port, forwarding to `target`; resolves with our port. */
+  listen(target: number): Promise<number> {
+    this.#target = target;
     return new Promise((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve((this.#server.address() as AddressInfo).port)));
   }
 
