@@ -15,6 +15,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePortBelowEphemeral } from './free-port.ts';
 import { requireTools, run, uniqueName } from './netns.ts';
 import { waitFor } from './wait.ts';
 
@@ -86,6 +87,13 @@ export class OvsHarness {
     const args = ['add-br', name, '--', 'set', 'bridge', name, 'datapath_type=netdev', 'protocols=OpenFlow13', 'fail_mode=secure'];
     await this.vsctl(...args);
     if (controllers.length > 0) await this.vsctl('set-controller', name, ...controllers);
+  }
+
+  /** Make ovsdb-server also listen on loopback TCP; resolves with the port. */
+  async addTcpRemote(): Promise<number> {
+    const port = await freePortBelowEphemeral();
+    await this.#tool('ovs-appctl', ['-t', join(this.dir, 'ovsdb-server.ctl'), 'ovsdb-server/add-remote', `ptcp:${port}:127.0.0.1`]);
+    return port;
   }
 
   vsctl(...args: string[]): Promise<string> {

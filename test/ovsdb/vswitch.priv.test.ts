@@ -86,4 +86,24 @@ describe('OVSDB client against a live Open vSwitch', () => {
     await assert.rejects(client.transact(VSWITCH_DB, [{ op: 'select', table: 'NoSuchTable', where: [] }], 'select'), (e: unknown) => e instanceof OvsdbTransactionError && /unknown table|NoSuchTable/.test(e.message));
     await assert.rejects(OvsdbClient.connect({ path: `${ovs.dir}/missing.sock` }), OvsdbConnectionError);
   });
+
+  it('speaks TCP as well, and fails a pending request when the server goes away', async (t) => {
+    const ovs = await startOvs(t, { vswitchd: false });
+    const port = await ovs.addTcpRemote();
+    const client = await waitFor(() => OvsdbClient.connect({ host: '127.0.0.1', port }).catch(() => undefined), 'ovsdb-server on TCP');
+    t.after(() => client.close());
+    const bridge = ovs.bridgeName();
+    await createBridge(client, { name: bridge });
+    assert.deepEqual((await readBridgePorts(client, bridge)).map((p) => p.name), [bridge]);
+    // a wait that never holds keeps the transaction pending until the server is stopped
+    const pending = client.transact(VSWITCH_DB, [{ op: 'wait', table: 'Bridge', where: [], columns: ['name'], until: '==', rows: [], timeout: 60_000 }], 'a wait').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const closed = new Promise((r) => client.once('close', r));
+    await ovs.stop();
+    const err = await pending;
+    assert.ok(err instanceof OvsdbConnectionError && /closed the connection/.test(err.message), String(err));
+    assert.ok((await closed) instanceof OvsdbConnectionError);
+  });
 });
