@@ -195,9 +195,10 @@ export class SwitchConnection extends EventEmitter<SwitchConnectionEvents> {
     return body.kind === 'table-features' ? body.tables : [];
   }
 
-  /** Send without waiting for anything (packet-out, set-config); an error for it comes as a `message`. */
+  /** Send without waiting for anything (packet-out, set-config); an error for it comes as a `message`. Throws before the handshake is done or after close. */
   send(msg: OfMessage): void {
-    if (this.#state === 'ready') this.#send({ ...msg, xid: this.#nextXid() });
+    if (this.#state !== 'ready') throw new SwitchConnectionError('VNET_ERR_OF_NOT_READY', `switch ${this.remote} is ${this.#state}, not ready for ${msg.type}`);
+    this.#send({ ...msg, xid: this.#nextXid() });
   }
 
   /** Close the connection; pending requests are rejected with `err` (or a plain "closed"). */

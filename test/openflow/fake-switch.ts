@@ -16,6 +16,8 @@ export interface FakeSwitchInit {
   versions?: number[];
   /** Answer nothing at all after the handshake (a hung switch). */
   silent?: boolean;
+  /** Send no HELLO (the test sends what it likes instead). */
+  skipHello?: boolean;
   /** Do not answer FEATURES_REQUEST (a switch stuck in its handshake). */
   noFeatures?: boolean;
   tls?: { ca: string; cert: string; key: string };
@@ -40,7 +42,7 @@ export class FakeSwitch {
     this.socket.on('close', () => {
       this.closed = true;
     });
-    this.send({ type: 'hello', xid: 1, versions: init.versions ?? [1, 4] });
+    if (init.skipHello !== true) this.send({ type: 'hello', xid: 1, versions: init.versions ?? [1, 4] });
   }
 
   send(m: OfMessage): void {

@@ -54,6 +54,16 @@ describe('SwitchListener', () => {
     assert.equal(listener.switches.size, 0);
   });
 
+  it('closes a switch that skips HELLO, naming what it sent instead', async (t) => {
+    const { listener, port, errors } = await listen(t);
+    const sw = fake(t, { port, datapathId: 2n, skipHello: true });
+    sw.send({ type: 'features-reply', xid: 1, datapathId: 2n, nBuffers: 0, nTables: 1, auxiliaryId: 0, capabilities: 0 });
+    await waitFor(() => sw.closed && errors.length === 1, 'the connection closed');
+    assert.equal(errors[0]!.code, 'VNET_ERR_OF_HANDSHAKE');
+    assert.match(errors[0]!.message, /sent features-reply before HELLO/);
+    assert.equal(listener.switches.size, 0);
+  });
+
   it('answers the switch echo and sends its own when the switch is quiet; a silent switch is closed at the liveness timeout', async (t) => {
     const { listener, port, errors, gone } = await listen(t, { echoIntervalMs: 50, livenessTimeoutMs: 1000 });
     const live = fake(t, { port, datapathId: 1n });
