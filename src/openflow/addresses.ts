@@ -14,9 +14,8 @@ export function macToBytes(mac: string, field: string): Buffer {
 }
 
 export function macFromBytes(b: Buffer, at = 0): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 6; i++) parts.push(b[at + i]!.toString(16).padStart(2, '0'));
-  return parts.join(':');
+  const h = b.toString('hex', at, at + 6);
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
 }
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

@@ -204,26 +204,41 @@ function readBody(name: OfMessageType, xid: number, r: Reader): OfMessage {
     case 'barrier-reply':
       return { type: name, xid };
     case 'features-reply': {
-      const m = { type: name, xid, datapathId: r.u64('datapath id'), nBuffers: r.u32('n_buffers'), nTables: r.u8('n_tables'), auxiliaryId: r.u8('auxiliary id') };
+      const datapathId = r.u64('datapath id');
+      const nBuffers = r.u32('n_buffers');
+      const nTables = r.u8('n_tables');
+      const auxiliaryId = r.u8('auxiliary id');
       r.skip(2, 'pad');
       const capabilities = r.u32('capabilities');
       r.skip(4, 'reserved');
-      return { ...m, capabilities };
+      return { type: name, xid, datapathId, nBuffers, nTables, auxiliaryId, capabilities };
     }
     case 'get-config-reply':
     case 'set-config':
       return { type: name, xid, flags: r.u16('flags'), missSendLen: r.u16('miss_send_len') };
     case 'packet-in': {
-      const m = { type: name, xid, bufferId: r.u32('buffer id'), totalLen: r.u16('total_len'), reason: r.u8('reason'), tableId: r.u8('table id'), cookie: r.u64('cookie') };
+      const bufferId = r.u32('buffer id');
+      const totalLen = r.u16('total_len');
+      const reason = r.u8('reason');
+      const tableId = r.u8('table id');
+      const cookie = r.u64('cookie');
       const match = readMatch(r);
       r.skip(2, 'pad');
-      return { ...m, match, data: r.bytes(r.remaining, 'data') };
+      return { type: name, xid, bufferId, totalLen, reason, tableId, cookie, match, data: r.bytes(r.remaining, 'data') };
     }
     case 'flow-removed': {
-      const m = { type: name, xid, cookie: r.u64('cookie'), priority: r.u16('priority'), reason: r.u8('reason'), tableId: r.u8('table id') };
-      const d = { durationSec: r.u32('duration_sec'), durationNsec: r.u32('duration_nsec'), idleTimeout: r.u16('idle timeout'), hardTimeout: r.u16('hard timeout') };
-      const c = { packetCount: r.u64('packet count'), byteCount: r.u64('byte count') };
-      return { ...m, ...d, ...c, match: readMatch(r) };
+      const cookie = r.u64('cookie');
+      const priority = r.u16('priority');
+      const reason = r.u8('reason');
+      const tableId = r.u8('table id');
+      const durationSec = r.u32('duration_sec');
+      const durationNsec = r.u32('duration_nsec');
+      const idleTimeout = r.u16('idle timeout');
+      const hardTimeout = r.u16('hard timeout');
+      const packetCount = r.u64('packet count');
+      const byteCount = r.u64('byte count');
+      const match = readMatch(r);
+      return { type: name, xid, cookie, priority, reason, tableId, durationSec, durationNsec, idleTimeout, hardTimeout, packetCount, byteCount, match };
     }
     case 'port-status': {
       const reason = nameOf(PORT_STATUS_REASONS, r.u8('reason'), 'port-status reason');
@@ -239,13 +254,21 @@ function readBody(name: OfMessageType, xid: number, r: Reader): OfMessage {
       return { type: name, xid, bufferId, inPort, actions, data: r.bytes(r.remaining, 'data') };
     }
     case 'flow-mod': {
-      const m = { type: name, xid, cookie: r.u64('cookie'), cookieMask: r.u64('cookie mask'), tableId: r.u8('table id') };
+      const cookie = r.u64('cookie');
+      const cookieMask = r.u64('cookie mask');
+      const tableId = r.u8('table id');
       const command = nameOf(FLOW_MOD_COMMANDS, r.u8('command'), 'flow-mod command');
-      const t = { idleTimeout: r.u16('idle timeout'), hardTimeout: r.u16('hard timeout'), priority: r.u16('priority'), bufferId: r.u32('buffer id') };
-      const o = { outPort: r.u32('out port'), outGroup: r.u32('out group'), flags: r.u16('flags') };
+      const idleTimeout = r.u16('idle timeout');
+      const hardTimeout = r.u16('hard timeout');
+      const priority = r.u16('priority');
+      const bufferId = r.u32('buffer id');
+      const outPort = r.u32('out port');
+      const outGroup = r.u32('out group');
+      const flags = r.u16('flags');
       r.skip(2, 'pad');
       const match = readMatch(r);
-      return { ...m, command, ...t, ...o, match, instructions: readInstructions(r) };
+      const instructions = readInstructions(r);
+      return { type: name, xid, cookie, cookieMask, tableId, command, idleTimeout, hardTimeout, priority, bufferId, outPort, outGroup, flags, match, instructions };
     }
     case 'group-mod': {
       const command = nameOf(GROUP_MOD_COMMANDS, r.u16('command'), 'group-mod command');
@@ -257,9 +280,11 @@ function readBody(name: OfMessageType, xid: number, r: Reader): OfMessage {
         const len = r.u16('bucket length');
         if (len < 16) throw new MalformedMessageError(`group-mod: bucket of length ${len} (at least 16)`);
         const b = r.sub(len - 2, 'bucket');
-        const bucket = { weight: b.u16('weight'), watchPort: b.u32('watch port'), watchGroup: b.u32('watch group') };
+        const weight = b.u16('weight');
+        const watchPort = b.u32('watch port');
+        const watchGroup = b.u32('watch group');
         b.skip(4, 'pad');
-        buckets.push({ ...bucket, actions: readActions(b) });
+        buckets.push({ weight, watchPort, watchGroup, actions: readActions(b) });
       }
       return { type: name, xid, command, groupType, groupId, buckets };
     }

@@ -198,10 +198,13 @@ export function writeMultipartReply(w: Writer, body: MultipartReplyBody): void {
 export function readMultipartReply(type: number, r: Reader): MultipartReplyBody {
   switch (type) {
     case OFPMP.desc: {
-      const d = { kind: 'desc' as const, mfrDesc: r.string(256, 'mfr_desc'), hwDesc: r.string(256, 'hw_desc'), swDesc: r.string(256, 'sw_desc') };
-      const rest = { serialNum: r.string(32, 'serial_num'), dpDesc: r.string(256, 'dp_desc') };
+      const mfrDesc = r.string(256, 'mfr_desc');
+      const hwDesc = r.string(256, 'hw_desc');
+      const swDesc = r.string(256, 'sw_desc');
+      const serialNum = r.string(32, 'serial_num');
+      const dpDesc = r.string(256, 'dp_desc');
       expectEnd(r);
-      return { ...d, ...rest };
+      return { kind: 'desc', mfrDesc, hwDesc, swDesc, serialNum, dpDesc };
     }
     case OFPMP.flow: {
       const flows: FlowStats[] = [];
@@ -214,20 +217,28 @@ export function readMultipartReply(type: number, r: Reader): MultipartReplyBody 
         e.skip(2, 'length');
         const tableId = e.u8('table id');
         e.skip(1, 'pad');
-        const f = { tableId, durationSec: e.u32('duration_sec'), durationNsec: e.u32('duration_nsec'), priority: e.u16('priority') };
-        const g = { idleTimeout: e.u16('idle timeout'), hardTimeout: e.u16('hard timeout'), flags: e.u16('flags') };
+        const durationSec = e.u32('duration_sec');
+        const durationNsec = e.u32('duration_nsec');
+        const priority = e.u16('priority');
+        const idleTimeout = e.u16('idle timeout');
+        const hardTimeout = e.u16('hard timeout');
+        const flags = e.u16('flags');
         e.skip(4, 'pad');
-        const h = { cookie: e.u64('cookie'), packetCount: e.u64('packet count'), byteCount: e.u64('byte count') };
+        const cookie = e.u64('cookie');
+        const packetCount = e.u64('packet count');
+        const byteCount = e.u64('byte count');
         const match = readMatch(e);
-        flows.push({ ...f, ...g, ...h, match, instructions: readInstructions(e) });
+        flows.push({ tableId, durationSec, durationNsec, priority, idleTimeout, hardTimeout, flags, cookie, packetCount, byteCount, match, instructions: readInstructions(e) });
       }
       return { kind: 'flow', flows };
     }
     case OFPMP.aggregate: {
-      const a = { kind: 'aggregate' as const, packetCount: r.u64('packet count'), byteCount: r.u64('byte count'), flowCount: r.u32('flow count') };
+      const packetCount = r.u64('packet count');
+      const byteCount = r.u64('byte count');
+      const flowCount = r.u32('flow count');
       r.skip(4, 'pad');
       expectEnd(r);
-      return a;
+      return { kind: 'aggregate', packetCount, byteCount, flowCount };
     }
     case OFPMP.portStats: {
       const ports: PortStats[] = [];
@@ -235,8 +246,8 @@ export function readMultipartReply(type: number, r: Reader): MultipartReplyBody 
         const e = r.sub(112, 'port stats entry');
         const portNo = e.u32('port no');
         e.skip(4, 'pad');
-        const counters = Object.fromEntries(PORT_COUNTERS.map((c) => [c, e.u64(c)])) as Record<(typeof PORT_COUNTERS)[number], bigint>;
-        ports.push({ portNo, ...counters, durationSec: e.u32('duration_sec'), durationNsec: e.u32('duration_nsec') });
+        const [rxPackets, txPackets, rxBytes, txBytes, rxDropped, txDropped, rxErrors, txErrors, rxFrameErr, rxOverErr, rxCrcErr, collisions] = PORT_COUNTERS.map((c) => e.u64(c)) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+        ports.push({ portNo, rxPackets, txPackets, rxBytes, txBytes, rxDropped, txDropped, rxErrors, txErrors, rxFrameErr, rxOverErr, rxCrcErr, collisions, durationSec: e.u32('duration_sec'), durationNsec: e.u32('duration_nsec') });
       }
       return { kind: 'port-stats', ports };
     }
@@ -278,8 +289,11 @@ function readTableFeatures(r: Reader): TableFeatures[] {
     e.skip(2, 'length');
     const tableId = e.u8('table id');
     e.skip(5, 'pad');
-    const t = { tableId, name: e.string(32, 'table name'), metadataMatch: e.u64('metadata match'), metadataWrite: e.u64('metadata write') };
-    const u = { config: e.u32('config'), maxEntries: e.u32('max entries') };
+    const name = e.string(32, 'table name');
+    const metadataMatch = e.u64('metadata match');
+    const metadataWrite = e.u64('metadata write');
+    const config = e.u32('config');
+    const maxEntries = e.u32('max entries');
     const properties: TableFeatures['properties'] = [];
     while (e.remaining > 0) {
       const type = e.u16('property type');
@@ -288,7 +302,7 @@ function readTableFeatures(r: Reader): TableFeatures[] {
       properties.push({ type, body: e.bytes(plen - 4, `property ${type}`) });
       e.skip(Math.min(e.remaining, (8 - (plen % 8)) % 8), 'property padding');
     }
-    tables.push({ ...t, ...u, properties });
+    tables.push({ tableId, name, metadataMatch, metadataWrite, config, maxEntries, properties });
   }
   return tables;
 }
