@@ -108,7 +108,7 @@ describe('SwitchListener', () => {
   });
 
   it('holds a bounded number of connections in their handshake, each with a deadline', async (t) => {
-    const { listener, port, errors } = await listen(t, { maxPendingConnections: 2, handshakeTimeoutMs: 200 });
+    const { listener, port, errors } = await listen(t, { maxPendingConnections: 2, handshakeTimeoutMs: 2000 });
     const stuck = [fake(t, { port, datapathId: 1n, noFeatures: true }), fake(t, { port, datapathId: 2n, noFeatures: true })];
     await waitFor(() => listener.pendingConnections === 2, 'two in their handshake');
     const third = fake(t, { port, datapathId: 3n });
