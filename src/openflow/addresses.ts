@@ -1,4 +1,4 @@
-import { EncodeError, MalformedMessageError } from './errors.ts';
+import { EncodeError } from './errors.ts';
 
 /**
  * Text forms of the addresses in OXM fields: MACs as "aa:bb:cc:dd:ee:ff"
@@ -70,9 +70,4 @@ export function ipv6FromBytes(b: Buffer, at = 0): string {
   const hex = g.map((x) => x.toString(16));
   if (best === -1) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
-
-/** Guard for decoders: a fixed-size address field must have exactly its size. */
-export function expectSize(actual: number, size: number, what: string): void {
-  if (actual !== size) throw new MalformedMessageError(`${what} has ${actual} bytes, expected ${size}`);
 }
