@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { createCa, issueHostCertificate } from '../../src/pki/certs.ts';
 import { SwitchRejectedError, type SwitchConnectionError } from '../../src/openflow/errors.ts';
 import { OFPP, flowMod } from '../../src/openflow/messages.ts';
 import { SwitchListener, dpidText } from '../../src/openflow/switch-listener.ts';
@@ -177,5 +180,35 @@ describe('OpenFlow 1.3 against a live Open vSwitch', () => {
     for (const type of ['hello', 'features-reply', 'multipart-reply flow', 'multipart-reply port-desc', 'multipart-reply port-stats', 'multipart-reply table-features', 'role-reply', 'packet-in', 'flow-removed', 'port-status', 'barrier-reply']) {
       assert.ok(seen.has(type), `OVS sent a ${type} (seen: ${[...seen].join(', ')})`);
     }
+  });
+
+  it('over TLS with the deployment CA: OVS with a certificate from it connects, one from another CA is refused', async (t) => {
+    const ovs = await startOvs(t);
+    const ca = await createCa();
+    const controller = await issueHostCertificate(ca, 'controller', { ips: ['127.0.0.1'] });
+    const listener = new SwitchListener({ port: 0, tls: { ca: ca.cert, cert: controller.cert, key: controller.key } });
+    const errors: SwitchConnectionError[] = [];
+    listener.on('connection-error', (e) => errors.push(e));
+    const { port } = await listener.listen();
+    t.after(() => listener.close());
+    const useCertificate = async (issuer: { cert: string; key: string }, name: string): Promise<void> => {
+      const own = await issueHostCertificate(issuer, name);
+      const files = { key: join(ovs.dir, `${name}.key`), cert: join(ovs.dir, `${name}.crt`), ca: join(ovs.dir, `${name}-ca.crt`) };
+      writeFileSync(files.key, own.key, { mode: 0o600 });
+      writeFileSync(files.cert, own.cert);
+      writeFileSync(files.ca, ca.cert);
+      await ovs.vsctl('set-ssl', files.key, files.cert, files.ca);
+    };
+
+    await useCertificate(await createCa(), 'stranger');
+    const bridge = ovs.bridgeName();
+    await ovs.addBridge(bridge, [`ssl:127.0.0.1:${port}`]);
+    await waitFor(() => errors.some((e) => e.code === 'VNET_ERR_OF_TLS'), 'the stranger refused at the TLS handshake', 20_000);
+    assert.equal(listener.switches.size, 0);
+
+    await useCertificate(ca, 'switch-1');
+    const sw = await waitFor(() => [...listener.switches.values()].find((c) => c.state === 'ready'), 'OVS connected over TLS', 30_000);
+    await sw.apply([flowMod({ cookie: 0x7e1n, priority: 9, match: { ethDst: '02:00:00:00:00:07' }, instructions: [{ type: 'apply-actions', actions: [{ type: 'output', port: 1, maxLen: 0 }] }] })]);
+    assert.match(await ovs.ofctl('dump-flows', bridge), /cookie=0x7e1, .*priority=9,dl_dst=02:00:00:00:00:07 actions=output:1/);
   });
 });
