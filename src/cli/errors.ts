@@ -62,3 +62,11 @@ export class IpCommandError extends VnetError {
     this.args = args;
   }
 }
+
+/** A daemon's admin interface could not be reached (no socket, permission denied, refused, timed out). */
+export class AdminUnreachableError extends VnetError {
+  readonly exitCode = 3;
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_ADMIN_UNREACHABLE', `cannot reach the daemon's admin interface at ${url}: ${reason}`, options);
+  }
+}

@@ -1,6 +1,8 @@
 /**
- * The daemon's local admin interface: JSON over HTTP on loopback or a Unix
- * socket. It shows ports, links, rules, learned MACs and counters, and lets a
+ * The daemon's local admin interface: JSON over HTTP on a Unix socket (mode
+ * 0600: the owner only) or on loopback with a bearer token
+ * (`Authorization: Bearer TOKEN`, compared in constant time; 401 otherwise).
+ * Who may reach it is set up by admin-access.ts. It shows ports, links, rules, learned MACs and counters, and lets a
  * local operator (or a test) add and remove fast-path links and rules until
  * the controller channel takes that role.
  *
@@ -14,16 +16,19 @@
  *
  * Bad requests get 4xx with {error: {code, message}}; nothing here can crash the daemon.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { z } from 'zod';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
 import { formatMac } from '../common/mac.ts';
+import { formatHostPort } from '../common/host-port.ts';
 import { ruleSpecSchema } from '../control/rule-spec.ts';
 import { ruleToSpec } from './forwarding-rule.ts';
 import type { Daemon } from './daemon.ts';
 import type { DesiredLink } from '../control/daemon-control.ts';
+import type { AdminListen } from './admin-access.ts';
 
 const MAX_BODY = 256 * 1024;
 
@@ -51,7 +56,7 @@ export interface AdminServer {
 
 export async function startAdminServer(
   components: { logger: Logger; daemon: Daemon },
-  init: { host: string; port: number } | { socket: string },
+  init: AdminListen,
 ): Promise<AdminServer> {
   const log = componentLogger(components.logger, 'admin');
   const daemon = components.daemon;
@@ -59,7 +64,13 @@ export async function startAdminServer(
   let linksVersion = 0;
   let rulesVersion = 0;
 
+  const authorized = 'token' in init ? bearerCheck(init.token) : () => true;
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!authorized(req.headers.authorization)) {
+      res.setHeader('www-authenticate', 'Bearer realm="vnet-admin"');
+      throw new HttpError(401, 'VNET_ERR_ADMIN_UNAUTHORIZED', 'the admin interface needs Authorization: Bearer TOKEN (the token is in the daemon\'s admin token file)');
+    }
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
@@ -140,15 +151,48 @@ export async function startAdminServer(
 
   if ('socket' in init) {
     rmSync(init.socket, { force: true });
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(init.socket, resolve));
+    // The socket is made owner-only as it is bound (umask), not after: no moment in which another user could connect.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject).listen(init.socket, resolve);
+        process.umask(umask);
+      });
+    } catch (err) {
+      throw new AdminListenError(`unix:${init.socket}`, err);
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(init.socket, 0o600);
     log.info({ socket: init.socket }, 'admin interface listening');
     return { url: `unix:${init.socket}`, close: () => closeServer(server) };
   }
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(init.port, init.host, resolve));
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(init.port, init.host, resolve));
+  } catch (err) {
+    throw new AdminListenError(formatHostPort(init), err);
+  }
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : init.port;
   log.info({ host: init.host, port }, 'admin interface listening');
   return { url: `http://${init.host}:${port}`, close: () => closeServer(server) };
+}
+
+/** The admin interface cannot listen where it was told (address in use, no permission, bad path). */
+export class AdminListenError extends VnetError {
+  constructor(where: string, cause: unknown) {
+    super('VNET_ERR_ADMIN_LISTEN', `the admin interface cannot listen on ${where}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** A check of an Authorization header against `token`: SHA-256 of both sides compared in constant time. */
+function bearerCheck(token: string): (header: string | undefined) => boolean {
+  const want = createHash('sha256').update(token).digest();
+  return (header) => {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    const got = createHash('sha256').update(m?.[1] ?? '').digest();
+    return timingSafeEqual(want, got) && m !== null;
+  };
 }
 
 function badRequest(error: z.ZodError): HttpError {

@@ -4,6 +4,7 @@ import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
 import { isMacString } from '../common/mac.ts';
 import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts';
 import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
+import { isLoopbackHost } from './admin-access.ts';
 
 /**
  * The daemon's configuration: from a YAML file (`vnet daemon --config F`),
@@ -100,9 +101,20 @@ export const daemonConfigSchema = z
      * `advertise`: the host name or address sources dial, when not `host`.
      */
     migration: z.strictObject({ host: z.string().min(1), port, advertise: z.string().min(1).optional() }).optional(),
+    /**
+     * The admin interface (admin-access.ts): a Unix socket (0600), or HTTP with a
+     * bearer token — generated at every start into tokenFile on a loopback
+     * address, read from tokenFile (required) on any other. `vnet daemon`'s
+     * default: { socket: RUN_DIR/HOST/admin.sock }.
+     */
     admin: z
-      .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
+      .union([
+        z.strictObject({ host: z.string().min(1), port, tokenFile: z.string().min(1).optional() }),
+        z.strictObject({ socket: z.string().min(1) }),
+      ])
       .optional(),
+    /** This daemon's run directory: its private RUN_DIR/HOST (0700) holds the admin socket or token. Default /run/vnet as root. */
+    runDir: z.string().min(1).optional(),
     /** The controller's control channel (WebSocket over TLS). Mutual TLS with `tls.dir`, or a join token for first contact. */
     controller: z
       .strictObject({
@@ -148,6 +160,8 @@ export const daemonConfigSchema = z
     if (c.migration !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['migration'], message: 'the migration channel needs tls: {dir} (made by `vnet certs`)' });
     if (c.migration === undefined && c.listen !== undefined && c.listen.port !== 0 && c.listen.port + MIGRATION_PORT_OFFSET > 65535)
       ctx.addIssue({ code: 'custom', path: ['migration'], message: `the default migration port (listen port + ${MIGRATION_PORT_OFFSET}) is above 65535: set migration: {host, port}` });
+    if (c.admin !== undefined && 'host' in c.admin && !isLoopbackHost(c.admin.host) && c.admin.tokenFile === undefined)
+      ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: `the admin interface on ${c.admin.host}, not a loopback address, needs a token: tokenFile (mode 0600, at least 32 characters)` });
     const names = new Set<string>();
     c.ports.forEach((p, i) => {
       if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name ${p.name}` });

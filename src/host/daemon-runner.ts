@@ -16,6 +16,7 @@ import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
 import { migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
+import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
 import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
@@ -46,6 +47,8 @@ const DEFAULT_TAP_MTU = 1500;
 export interface RunningDaemon {
   daemon: Daemon;
   admin: AdminServer | undefined;
+  /** The file holding the admin interface's bearer token (HTTP only). */
+  adminTokenFile: string | undefined;
   agent: ControllerAgent | undefined;
   migrations: MigrationAgent;
   close(): Promise<void>;
@@ -114,12 +117,14 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
       .map((f) => ({ peer: f.peer, address: { transport: config.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
     // Configured fast-path links without an address are accepted when the peer dials.
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
-    const admin = config.admin === undefined ? undefined : await startAdminServer({ logger, daemon }, config.admin);
+    const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
+    const admin = access === undefined ? undefined : await startAdminServer({ logger, daemon }, access.listen);
     const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations);
     const m = migrations;
     return {
       daemon,
       admin,
+      adminTokenFile: access?.tokenFile,
       agent,
       migrations: m,
       async close() {
