@@ -1,9 +1,18 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
-import { ConfigError } from '../common/errors.ts';
+import { ConfigError, VnetError } from '../common/errors.ts';
+import { parseHostPort } from '../common/host-port.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
-import { startDaemonFromConfig } from '../host/daemon-runner.ts';
+import { defaultAdminSocket, defaultRunDir } from '../dataplane/admin-access.ts';
+import { startDaemonFromConfig, type RunningDaemon } from '../host/daemon-runner.ts';
+
+/**
+ * `vnet daemon`: run one host's daemon until SIGINT/SIGTERM. It ends with one
+ * line on stderr and a non-zero exit, never a stack trace, when it cannot
+ * start (2: bad configuration; 1: an address in use, a missing namespace…)
+ * or when the controller refuses this host (1).
+ */
 
 /** `id@host:port`: the standby hub's id and address. */
 function standbyHubArg(value: string): { id: string; host: string; port: number } {
@@ -14,6 +23,46 @@ function standbyHubArg(value: string): { id: string; host: string; port: number 
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** `unix:PATH` (a Unix socket) or `HOST:PORT` (HTTP with a bearer token). */
+function adminArg(value: string): { socket: string } | { host: string; port: number } {
+  if (value.startsWith('unix:') && value.length > 5) return { socket: value.slice(5) };
+  const a = parseHostPort(value);
+  if (a === undefined) throw new InvalidArgumentError(`expected unix:PATH or HOST:PORT, got "${value}"`);
+  return { host: a.host, port: a.port };
+}
+
+/** The configuration: the file (if any), then the flags over it. Throws ConfigError. */
+function configFrom(opts: Record<string, unknown>): DaemonConfig {
+  const base: Record<string, unknown> = opts.config ? structuredClone(loadDaemonConfig(String(opts.config))) : {};
+  const set = (key: string, value: unknown): void => {
+    if (value !== undefined) base[key] = value;
+  };
+  set('host', opts.host);
+  set('role', opts.role);
+  set('listen', opts.listen);
+  set('hub', opts.hub);
+  set('hubId', opts.hubId);
+  set('standbyHub', opts.standbyHub);
+  set('transport', opts.transport);
+  if (opts.tlsDir !== undefined) set('tls', { dir: opts.tlsDir });
+  if (opts.admin !== undefined) {
+    set('admin', opts.adminTokenFile !== undefined && 'host' in (opts.admin as object) ? { ...(opts.admin as object), tokenFile: opts.adminTokenFile } : opts.admin);
+  }
+  set('runDir', opts.runDir);
+  set('migration', opts.migration);
+  if (opts.controller !== undefined) set('controller', { ...((base.controller as object | undefined) ?? {}), url: opts.controller });
+  const netns = opts.netns as string | undefined;
+  const extra = (opts.port as string[]).map((spec) => {
+    const [name, type, mac, ip] = spec.split(',');
+    return { name, type, mac, ...(ip === undefined ? {} : { ip }), ...(netns !== undefined && type === 'tap' ? { netns } : {}) };
+  });
+  if (netns !== undefined && !extra.some((p) => p.type === 'tap')) {
+    throw new ConfigError('--netns names the namespace of the TAP ports given with --port, and there is none', { file: 'command line', key: 'netns' });
+  }
+  if (extra.length > 0) base.ports = [...((base.ports as unknown[] | undefined) ?? []), ...extra];
+  return parseDaemonConfig(base, opts.config ? String(opts.config) : 'command line');
 }
 
 /** `vnet daemon`: run one host's daemon until SIGINT/SIGTERM. */
@@ -29,46 +78,60 @@ export function daemonCommand(): Command {
     .option('--standby-hub <id@host:port>', 'the standby hub a spoke fails over to', standbyHubArg)
     .option('--transport <kind>', 'tcp or tls')
     .option('--tls-dir <dir>', 'directory made by `vnet certs`')
-    .option('--admin <host:port>', 'loopback admin HTTP interface', hostPortArg)
+    .option('--controller <url>', 'the controller\'s control channel, wss://HOST:PORT/control (mutual TLS with --tls-dir)')
+    .option('--admin <where>', 'the admin interface: unix:PATH (owner-only socket) or HOST:PORT (HTTP with a bearer token); default unix:RUN_DIR/HOST/admin.sock', adminArg)
+    .option('--admin-token-file <file>', 'HTTP admin: the bearer token file (generated at start on loopback; needed, and read, on any other address)')
+    .option('--run-dir <dir>', 'run directory (default /run/vnet as root, else $XDG_RUNTIME_DIR/vnet)')
     .option('--migration <host:port>', 'where the live-migration channel listens (needs --tls-dir; default: the listen host, port + 1000)', hostPortArg)
     .option('--port <name,type,mac[,ip]>', 'a VM port (repeatable), e.g. vm1,tap,02:00:00:00:00:01,10.0.0.1/24', collect, [])
+    .option('--netns <name>', 'the network namespace (ip netns add NAME) to move the --port TAP devices into')
     .action(async (opts: Record<string, unknown>) => {
-      const logger = createRootLogger();
       let config: DaemonConfig;
       try {
-        const base: Record<string, unknown> = opts.config ? structuredClone(loadDaemonConfig(String(opts.config))) : {};
-        const set = (key: string, value: unknown): void => {
-          if (value !== undefined) base[key] = value;
-        };
-        set('host', opts.host);
-        set('role', opts.role);
-        set('listen', opts.listen);
-        set('hub', opts.hub);
-        set('hubId', opts.hubId);
-        set('standbyHub', opts.standbyHub);
-        set('transport', opts.transport);
-        if (opts.tlsDir !== undefined) set('tls', { dir: opts.tlsDir });
-        set('admin', opts.admin);
-        set('migration', opts.migration);
-        const extra = (opts.port as string[]).map((spec) => {
-          const [name, type, mac, ip] = spec.split(',');
-          return ip === undefined ? { name, type, mac } : { name, type, mac, ip };
-        });
-        if (extra.length > 0) base.ports = [...((base.ports as unknown[] | undefined) ?? []), ...extra];
-        config = parseDaemonConfig(base, opts.config ? String(opts.config) : 'command line');
+        config = configFrom(opts);
       } catch (err) {
-        if (err instanceof ConfigError) {
-          console.error(`vnet daemon: ${err.message}`);
-          process.exitCode = 2;
-          return;
-        }
-        throw err;
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`vnet daemon: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
       }
-      const running = await startDaemonFromConfig({ logger }, config);
-      const stop = (): void => {
-        void running.close().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      if (config.admin === undefined) config = { ...config, admin: { socket: defaultAdminSocket(config.runDir ?? defaultRunDir(), config.host) } };
+      if (config.controller === undefined) {
+        process.stderr.write('vnet daemon: warning: no controller (--controller URL or controller: in the config): running standalone, with only the configured links and rules\n');
+      }
+      await runDaemon(config);
     });
+}
+
+/** Start the daemon; stop it on a signal or a refusal by the controller. */
+async function runDaemon(config: DaemonConfig): Promise<void> {
+  const logger = createRootLogger();
+  let running: RunningDaemon | undefined;
+  let refused: { code: string; message: string } | undefined;
+  let stopping = false;
+  const stop = (code: number): void => {
+    if (stopping || running === undefined) return;
+    stopping = true;
+    void running.close().then(() => process.exit(code));
+  };
+  const onControllerRefused = (r: { code: string; message: string }): void => {
+    refused = r;
+    const hint = r.code === 'VNET_ERR_UNKNOWN_HOST' ? ` (is ${config.host} a host of the controller's deployment file?)` : '';
+    process.stderr.write(`vnet daemon: the controller refused host ${config.host}: ${r.code}: ${r.message}${hint}\n`);
+    stop(1);
+  };
+  try {
+    running = await startDaemonFromConfig({ logger, onControllerRefused }, config);
+  } catch (err) {
+    if (!(err instanceof VnetError)) throw err;
+    process.stderr.write(`vnet daemon: ${err.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  if (running.admin !== undefined) {
+    logger.info({ admin: running.admin.url, tokenFile: running.adminTokenFile }, 'admin interface ready');
+  }
+  if (refused !== undefined) return stop(1);
+  process.once('SIGINT', () => stop(0));
+  process.once('SIGTERM', () => stop(0));
 }

@@ -27,6 +27,10 @@ import type { MigrationCommand, MigrationControl, MigrationReport } from '../con
  *   every migration report → migration (queued while the channel is down,
  *                            sent in order once welcomed again; bounded)
  *
+ * A fatal error in answer to the hello (host unknown, certificate, token or
+ * credential refused) stops the agent: it is not redialled (`refusal`,
+ * `onRefused`).
+ *
  * A channel on which the controller sends nothing, not even a pong, for a
  * keepalive interval after a ping counts as dropped. When the channel drops it redials with
  * exponential backoff and jitter, and
@@ -81,6 +85,8 @@ export interface ControllerAgentInit {
   maxQueuedReports?: number | undefined;
   /** Bounds on a rule or link set received in parts (default DEFAULT_PART_LIMITS). */
   parts?: PartLimits | undefined;
+  /** Called once when the controller refuses the hello for good (fatal error before the welcome); the agent has stopped. */
+  onRefused?: ((refusal: { code: string; message: string }) => void) | undefined;
 }
 
 export interface AgentStats {
@@ -125,6 +131,7 @@ export class ControllerAgent {
   #queued: MigrationReport[] = [];
   readonly #maxQueued: number;
   #seq = 0;
+  #refusal: { code: string; message: string } | undefined;
   readonly stats: AgentStats = {
     connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
     migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
@@ -167,6 +174,11 @@ export class ControllerAgent {
     this.#unsubscribe = this.#daemon.onEvent((e) => this.#onDaemonEvent(e));
     this.#unsubscribeReports = this.#migrations?.onReport((r) => this.#sendReport(r));
     this.#connect();
+  }
+
+  /** Why the controller refused this daemon's hello, after which the agent stopped (state closed); undefined otherwise. */
+  get refusal(): { code: string; message: string } | undefined {
+    return this.#refusal;
   }
 
   /** Close the channel for good. The daemon's links and rules stay as they are. */
@@ -297,6 +309,10 @@ export class ControllerAgent {
       case 'error':
         this.stats.errorsReceived++;
         this.stats.lastError = { code: m.code, message: m.message };
+        if (m.fatal && this.#state === 'connecting') {
+          this.#stopRefused({ code: m.code, message: m.message });
+          return;
+        }
         this.#log.warn({ code: m.code, detail: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
         return;
     }
@@ -419,6 +435,18 @@ export class ControllerAgent {
     this.#log.info({ code, reason, retryInMs: delay }, 'control channel closed; links and rules kept; redialling');
     this.#setState('backoff');
     this.#retry = this.#clock.setTimeout(() => this.#connect(), delay);
+  }
+
+  /**
+   * The controller refused the hello (unknown host, certificate, token or
+   * credential not valid): redialling would be refused the same way, so the
+   * agent stops and says why.
+   */
+  #stopRefused(refusal: { code: string; message: string }): void {
+    this.#refusal = refusal;
+    this.#log.error({ code: refusal.code, detail: refusal.message }, 'the controller refused this daemon; not redialling');
+    void this.close();
+    this.#init.onRefused?.(refusal);
   }
 
   #setState(state: AgentState): void {

@@ -10,8 +10,6 @@
  * `tls: {dir}` the agent answers every migration command `failed`
  * (VNET_ERR_HOST_MIGRATION_UNAVAILABLE).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
 import { migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
@@ -19,8 +17,7 @@ import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
 import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
-import { TapPort } from '../dataplane/tap-port.ts';
-import { MissingCaError, MissingHostCredentialsError, TapError } from '../dataplane/errors.ts';
+import { MissingCaError, MissingHostCredentialsError } from '../dataplane/errors.ts';
 import { TcpTransport } from '../dataplane/tcp-transport.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
 import { loadHostCredentials, type TlsCredentials } from '../pki/certs.ts';
@@ -36,10 +33,9 @@ import type { Guest } from '../migration/guest.ts';
 import { attachVmTap, NamespaceGuestVm } from './namespace-vm-runtime.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 import { MigrationChannelListener } from './migration-channel.ts';
+import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { createModelGuest, DEFAULT_MODEL_GUEST, ModelGuestVm } from './vm-runtime.ts';
-
-const run = promisify(execFile);
 
 /** The MTU of an arriving VM's attached TAP port (the migration command carries none; the config's default). */
 const DEFAULT_TAP_MTU = 1500;
@@ -64,24 +60,13 @@ export async function createTransport(logger: Logger, config: DaemonConfig): Pro
   return new TcpTransport({ logger }, { localHost: config.host, ...timing });
 }
 
-/** Open a configured port: a TAP device (moved into `netns` if given) or a memory port. */
-export async function openConfiguredPort(logger: Logger, spec: DaemonConfig['ports'][number]): Promise<Port> {
-  const mac = parseMac(spec.mac);
-  if (spec.type === 'memory') return new MemoryPort({ name: spec.name, mac, mtu: spec.mtu });
-  const port = TapPort.open({ name: spec.name, mac, mtu: spec.mtu, vnetHdr: spec.offload, logger });
-  if (spec.netns !== undefined) {
-    try {
-      // The open file descriptor keeps working after the device changes namespace.
-      await run('ip', ['link', 'set', 'dev', spec.name, 'netns', spec.netns]);
-    } catch (err) {
-      await port.close();
-      throw new TapError(`cannot move TAP device ${spec.name} into namespace ${spec.netns}: ${(err as { stderr?: string }).stderr?.trim() ?? String(err)}`, undefined, { cause: err });
-    }
-  }
-  return port;
+export interface DaemonRunnerComponents {
+  logger: Logger;
+  /** Called when the controller refuses this host for good (its control channel has stopped; the data plane runs on until closed). */
+  onControllerRefused?: ((refusal: { code: string; message: string }) => void) | undefined;
 }
 
-export async function startDaemonFromConfig(components: { logger: Logger }, config: DaemonConfig): Promise<RunningDaemon> {
+export async function startDaemonFromConfig(components: DaemonRunnerComponents, config: DaemonConfig): Promise<RunningDaemon> {
   const { logger } = components;
   const transport = await createTransport(logger, config);
   const daemon = await Daemon.start(
@@ -119,7 +104,7 @@ export async function startDaemonFromConfig(components: { logger: Logger }, conf
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
     const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
     const admin = access === undefined ? undefined : await startAdminServer({ logger, daemon }, access.listen);
-    const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations);
+    const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations, components.onControllerRefused);
     const m = migrations;
     return {
       daemon,
@@ -213,7 +198,10 @@ function saveCredential(logger: Logger, file: string, credential: string): void 
 }
 
 /** The control channel to the controller: mutual TLS with the host certificate, or a join token. */
-async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, migrations: MigrationAgent): Promise<ControllerAgent> {
+async function startAgent(
+  logger: Logger, daemon: Daemon, config: DaemonConfig, migrations: MigrationAgent,
+  onRefused: DaemonRunnerComponents['onControllerRefused'],
+): Promise<ControllerAgent> {
   const c = config.controller!;
   const caFile = c.caFile ?? (config.tls === undefined ? undefined : caFiles(config.tls.dir).cert);
   if (caFile === undefined) throw new MissingCaError('the control channel needs the deployment CA: tls: {dir} or controller.caFile');
@@ -238,6 +226,7 @@ async function startAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, 
       credential,
       onCredential: c.credentialFile === undefined ? undefined : (cred) => saveCredential(logger, c.credentialFile!, cred),
       backoff: config.reconnect,
+      onRefused,
     },
   );
   agent.start();

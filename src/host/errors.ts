@@ -9,6 +9,13 @@ import { VnetError } from '../common/errors.ts';
 
 // ---- the migration channel ------------------------------------------------------
 
+/** The migration channel cannot listen where configured (address in use, not an address of this machine). */
+export class ChannelListenError extends VnetError {
+  constructor(where: string, cause: Error) {
+    super('VNET_ERR_HOST_CHANNEL_LISTEN', `the migration channel cannot listen on ${where}: ${cause.message}`, { cause });
+  }
+}
+
 /** The first line of a migration channel is not a valid channel hello (malformed, too long, out of range). */
 export class ChannelHelloError extends VnetError {
   constructor(message: string) {
@@ -171,5 +178,16 @@ export class VmFreezePermissionError extends VnetError {
 export class VmFreezeError extends VnetError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('VNET_ERR_VM_FREEZE', message, options);
+  }
+}
+
+// ---- the daemon's configured ports ------------------------------------------------
+
+/** A configured port could not be set up as its configuration says (namespace missing, address not applied). */
+export class PortSetupError extends VnetError {
+  readonly port: string;
+  constructor(port: string, message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_PORT_SETUP', `port ${port}: ${message}`, options);
+    this.port = port;
   }
 }

@@ -42,7 +42,7 @@ import {
   encodeChannelHello, encodeChannelReply, LineReader, MAX_CHANNELS, parseChannelHello, parseChannelReply, type ChannelHello,
 } from './channel-hello.ts';
 import {
-  ChannelBusyError, ChannelClosedError, ChannelConflictError, ChannelConnectError, ChannelHelloError, ChannelIdentityError,
+  ChannelListenError, ChannelBusyError, ChannelClosedError, ChannelConflictError, ChannelConnectError, ChannelHelloError, ChannelIdentityError,
   ChannelLimitError, ChannelRefusedError, ChannelTimeoutError, ChannelUnknownIdError,
 } from './errors.ts';
 
@@ -145,8 +145,9 @@ export class MigrationChannelListener {
   static async listen(components: MigrationChannelComponents, init: MigrationChannelInit): Promise<MigrationChannelListener> {
     const l = new MigrationChannelListener(components, init);
     await new Promise<void>((resolve, reject) => {
-      l.#server.once('error', reject);
-      l.#server.listen(init.port, init.host, () => { l.#server.off('error', reject); resolve(); });
+      const fail = (err: Error): void => reject(new ChannelListenError(`${init.host}:${init.port}`, err));
+      l.#server.once('error', fail);
+      l.#server.listen(init.port, init.host, () => { l.#server.off('error', fail); resolve(); });
     });
     const addr = l.#server.address();
     l.#port = typeof addr === 'object' && addr !== null ? addr.port : init.port;

@@ -91,6 +91,19 @@ test('a hello from a host not in the deployment, or in another protocol version,
   assert.equal(c2.received[0]?.['code'], 'VNET_ERR_CONTROL_PROTOCOL_VERSION');
 });
 
+test('a daemon the controller refuses (unknown host) stops dialling and says why, once', async (t) => {
+  const h = await startHarness(t);
+  const refusals: Array<{ code: string; message: string }> = [];
+  const { agent } = h.daemon('stranger', { onRefused: (r) => refusals.push(r) });
+  agent.start();
+  await waitFor(() => refusals.length === 1, 'the refusal');
+  assert.equal(refusals[0]?.code, 'VNET_ERR_UNKNOWN_HOST');
+  assert.match(refusals[0]!.message, /"stranger" is not in the deployment/);
+  assert.equal(agent.state, 'closed');
+  assert.deepEqual(agent.refusal, refusals[0]);
+  assert.equal(await metricValue(h.registry, 'vnet_control_auth_failures_total', { reason: 'unknown-host' }), 1);
+});
+
 test('malformed messages before hello are refused and the socket closed', async (t) => {
   const h = await startHarness(t);
   for (const bad of ['garbage', JSON.stringify({ type: 'traffic', seq: 1, snapshot: { startMs: 0, endMs: 1, entries: [] } }), Buffer.from([0xde, 0xad, 0xbe, 0xef])]) {
