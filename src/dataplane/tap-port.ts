@@ -29,6 +29,8 @@
  *   destination   releaseSteering()
  */
 import { componentLogger, type Logger } from '../common/logger.ts';
+import { realClock, type Clock } from '../common/clock.ts';
+import { DropWarning } from './drop-warning.ts';
 import { PortAlreadyStartedError, PortClosedError, TapError } from './errors.ts';
 import { MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES, type Frame } from '../common/frame.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
@@ -48,6 +50,8 @@ export interface TapPortOptions {
   /** Bring the link up once configured (default true). */
   up?: boolean;
   logger: Logger;
+  /** Paces the warnings about dropped frames (default the real clock). */
+  clock?: Clock;
 }
 
 export interface TapAttachOptions {
@@ -86,6 +90,7 @@ export class TapPort implements Port {
   readonly #hdrSize: number;
   #handler: ReceiveHandler | undefined;
   readonly #failure = new PortFailure();
+  readonly #drops: DropWarning;
   #closed = false;
 
   private constructor(device: TapDevice, opts: TapPortOptions) {
@@ -97,6 +102,10 @@ export class TapPort implements Port {
     this.acceptsOffload = this.#hdrSize > 0;
     this.offloadFlags = device.offloadFlags;
     this.#log = componentLogger(opts.logger, 'tap-port', { port: device.name });
+    this.#drops = new DropWarning({ logger: this.#log, clock: opts.clock ?? realClock }, {
+      message: 'frames to the VM dropped',
+      describe: (e) => (typeof e === 'number' ? errnoName(e) : e),
+    });
   }
 
   /**
@@ -227,6 +236,7 @@ export class TapPort implements Port {
     this.stats.txFrames += r.written;
     this.stats.txBytes += bytes;
     this.stats.txDropped += r.dropped;
+    this.#drops.note('refused', r.dropped);
     if (r.fatalErrno !== 0) this.#fail(new TapError(`TAP device ${this.name} failed: writev: ${errnoName(r.fatalErrno)}`, r.fatalErrno));
   }
 
@@ -237,6 +247,7 @@ export class TapPort implements Port {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#drops.close();
     this.#device.close();
     this.#log.info({ stats: this.stats }, 'TAP port closed');
   }
@@ -249,6 +260,7 @@ export class TapPort implements Port {
       this.stats.txDropped++;
       this.stats.errors++;
       this.#log.debug({ err }, 'frame with unusable offload metadata dropped');
+      this.#drops.note('offload', 1, (err as { code?: string }).code);
       return undefined;
     }
   }
@@ -257,6 +269,7 @@ export class TapPort implements Port {
   #fits(data: Buffer, hdr: Buffer | undefined): boolean {
     if (frameFitsPort(data.length, this.mtu) || (isGsoHeader(hdr) && data.length >= MIN_FRAME_BYTES)) return true;
     this.stats.txDropped++;
+    this.#drops.note(data.length < MIN_FRAME_BYTES ? 'runt' : 'too-large');
     return false;
   }
 
@@ -271,9 +284,12 @@ export class TapPort implements Port {
     this.stats.txDropped++;
     if (isFatalTapErrno(-n)) {
       this.#fail(new TapError(`TAP device ${this.name} failed: writev: ${errnoName(-n)}`, -n));
-    } else if (-n !== 11) {
+    } else if (-n === 11) {
+      this.#drops.note('queue-full');
+    } else {
       this.stats.errors++;
       this.#log.debug({ errno: -n, bytes: data.length }, 'TAP write refused a frame');
+      this.#drops.note('refused', 1, -n);
     }
   }
 

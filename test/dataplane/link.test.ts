@@ -1,8 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
 import { ManualClock } from '../../src/common/clock.ts';
-import { silentLogger, type Logger } from '../../src/common/logger.ts';
+import { silentLogger } from '../../src/common/logger.ts';
 import { encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
@@ -10,14 +9,9 @@ import { certificateNames } from '../../src/dataplane/link-handshake.ts';
 import { MemoryDuplex } from '../../src/dataplane/memory-transport.ts';
 import { numberedFrame, RawPeer, frameSeq, withDeadline } from './raw-peer.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { capturingLogger } from '../helpers/log-capture.ts';
 
 const logger = silentLogger();
-
-function capturingLogger(): { logger: Logger; records: { level: number; msg: string }[] } {
-  const records: { level: number; msg: string }[] = [];
-  const lg = pino({ level: 'debug' }, { write: (s: string) => records.push(JSON.parse(s) as { level: number; msg: string }) });
-  return { logger: lg, records };
-}
 
 /** Two links joined by an in-memory pair: a dials b. */
 async function linkedPair(extra: Partial<OpenLinkInit> = {}): Promise<[Link, Link]> {
