@@ -33,7 +33,8 @@ export function adminRequest(where: string | AdminTarget, method: string, path: 
   if (target.token !== undefined) headers.authorization = `Bearer ${target.token}`;
   return new Promise((resolve, reject) => {
     const fail = (why: string, cause?: unknown): void => reject(new AdminUnreachableError(target.url, why, { cause }));
-    const req = request({ ...endpoint, method, path, headers }, (res) => {
+    // No keep-alive pool: a pooled socket to a daemon that has since restarted would fail the next request (EPIPE).
+    const req = request({ ...endpoint, method, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (err) => fail(err.message, err));

@@ -18,7 +18,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { z } from 'zod';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
@@ -150,6 +151,10 @@ export async function startAdminServer(
   });
 
   if ('socket' in init) {
+    // A socket left by a daemon that ended is replaced; one that a running daemon still serves is not.
+    if (await socketAnswers(init.socket)) {
+      throw new AdminListenError(`unix:${init.socket}`, new Error('another process is serving it (is a daemon for this host already running?)'));
+    }
     rmSync(init.socket, { force: true });
     // The socket is made owner-only as it is bound (umask), not after: no moment in which another user could connect.
     const umask = process.umask(0o177);
@@ -183,6 +188,17 @@ export class AdminListenError extends VnetError {
   constructor(where: string, cause: unknown) {
     super('VNET_ERR_ADMIN_LISTEN', `the admin interface cannot listen on ${where}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/** Whether something accepts connections on the Unix socket at `path` (false when there is no socket or nobody listens). */
+function socketAnswers(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.setTimeout(1000, () => { probe.destroy(); resolve(false); });
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
 }
 
 /** A check of an Authorization header against `token`: SHA-256 of both sides compared in constant time. */

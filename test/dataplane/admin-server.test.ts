@@ -6,7 +6,7 @@ import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { adminRequest } from '../helpers/admin-client.ts';
 import { defaultAdminSocket, generateAdminToken, prepareAdminAccess } from '../../src/dataplane/admin-access.ts';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -67,4 +67,20 @@ test('the admin socket is created owner-only (0600) in a 0700 directory, and wor
   assert.equal(statSync(join(run, 'hub')).mode & 0o777, 0o700);
   assert.equal(admin.url, `unix:${defaultAdminSocket(run, 'hub')}`);
   assert.equal((await adminRequest(admin.url, 'GET', '/status')).status, 200);
+});
+
+test('a second daemon does not take over a socket that a running daemon serves; a socket nobody serves is replaced', async (t) => {
+  const daemon = await Daemon.start({ logger, transport: new MemoryTransport({ logger }, { localHost: 'hub', network: new MemoryNetwork() }) }, { hostId: 'hub', role: 'hub', listen: { host: '127.0.0.1', port: 0 } });
+  t.after(() => daemon.close());
+  const run = mkdtempSync(join(tmpdir(), 'vnet-admin-'));
+  t.after(() => rmSync(run, { recursive: true, force: true }));
+  const socket = join(run, 'admin.sock');
+  const first = await startAdminServer({ logger, daemon }, { socket });
+  await assert.rejects(startAdminServer({ logger, daemon }, { socket }), { code: 'VNET_ERR_ADMIN_LISTEN', message: /another process is serving it/ });
+  assert.equal((await adminRequest(first.url, 'GET', '/status')).status, 200, 'the first one still serves');
+  await first.close();
+  writeFileSync(socket, '');
+  const second = await startAdminServer({ logger, daemon }, { socket });
+  t.after(() => second.close());
+  assert.equal((await adminRequest(second.url, 'GET', '/status')).status, 200);
 });

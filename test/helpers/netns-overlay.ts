@@ -12,8 +12,8 @@
  * With `standbyHub`, a second hub `hub2` is the standby (trunked to `hub`),
  * and every spoke fails over to it.
  *
- * Every daemon has a migration channel listener and an admin interface on
- * loopback (`admin(host, path)`); a VM's port may carry a model guest
+ * Every daemon has a migration channel listener and an admin interface on an
+ * owner-only Unix socket (`admin(host, path)`); a VM's port may carry a model guest
  * (`guest:`, what a live migration moves). `VNET_OVERLAY_LOGS=DIR` keeps the
  * daemons' logs there.
  *
@@ -98,8 +98,8 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
   for (const h of [...hosts, 'control']) ports.set(h, await freePort());
   for (const h of hosts) {
     ports.set(`${h}/migration`, await freePort());
-    ports.set(`${h}/admin`, await freePort());
   }
+  const adminSocket = (h: string): string => join(work, 'run', h, 'admin.sock');
   const logDir = process.env.VNET_OVERLAY_LOGS;
   if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
   const certs = join(work, 'certs');
@@ -141,14 +141,14 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
       ...(h === 'hub' ? [] : [`hub: { host: 127.0.0.1, port: ${ports.get('hub')} }`, 'hubId: hub']),
       ...(hubs.includes(h) || init.standbyHub !== true ? [] : [`standbyHub: { host: 127.0.0.1, port: ${ports.get('hub2')}, id: hub2 }`]),
       `migration: { host: 127.0.0.1, port: ${ports.get(`${h}/migration`)} }`,
-      `admin: { host: 127.0.0.1, port: ${ports.get(`${h}/admin`)} }`,
+      `admin: { socket: ${adminSocket(h)} }`,
       `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {
         const g = init.vms[vms.indexOf(v)]?.guest;
         const guest = g === undefined ? '' : `, guest: { profile: ${g.profile}, memoryMiB: ${g.memoryMiB}, diskMiB: ${g.diskMiB} }`;
         const security = init.vms[vms.indexOf(v)]?.security;
-        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", netns: ${v.ns}${guest}${security === undefined ? '' : `, security: ${security}`} }`;
+        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", ip: ${v.ip}/24, netns: ${v.ns}${guest}${security === undefined ? '' : `, security: ${security}`} }`;
       }),
     ];
     writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
@@ -157,10 +157,9 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     daemons.push(child);
     daemonOf.set(h, child);
   }
+  // Each daemon moves its VMs' TAP devices into their namespaces, with the VM's address, and sets them up (`ip:`, `netns:`).
   for (const v of vms) {
-    await waitFor(async () => (await harness.link(v.ns, v.dev)) !== undefined, `the TAP device of ${v.name} in its namespace`, 30_000);
-    await harness.addAddress(v.ns, v.dev, `${v.ip}/24`);
-    await harness.linkUp(v.ns, v.dev);
+    await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 30_000);
   }
   const model = ctl.controller.model;
   await waitFor(() => model.listHosts().every((h) => h.state === 'up'), 'every daemon connected to the controller', 30_000);
@@ -172,7 +171,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     exec: (i, argv, timeoutMs = 20_000) => harness.exec(vms[i]!.ns, argv, { timeoutMs, allowFailure: true }),
     daemon: (host) => daemonOf.get(host)!,
     async admin(host, path) {
-      const r = await adminRequest(`http://127.0.0.1:${ports.get(`${host}/admin`)}`, 'GET', path);
+      const r = await adminRequest(`unix:${adminSocket(host)}`, 'GET', path);
       if (r.status !== 200) throw new Error(`admin ${host} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
       return r.json;
     },
