@@ -38,10 +38,13 @@ export type AdminListen = { socket: string } | { host: string; port: number; tok
 export const MIN_ADMIN_TOKEN_CHARS = 32;
 
 /**
- * The daemon's run directory when none is configured: /run/vnet for root,
- * else $XDG_RUNTIME_DIR/vnet, else TMPDIR/vnet-UID.
+ * The daemon's run directory when none is configured: $RUNTIME_DIRECTORY
+ * (what systemd's RuntimeDirectory=vnet gives the unit: /run/vnet), else
+ * /run/vnet for root, else $XDG_RUNTIME_DIR/vnet, else TMPDIR/vnet-UID.
  */
 export function defaultRunDir(env: NodeJS.ProcessEnv = process.env): string {
+  const systemd = env.RUNTIME_DIRECTORY?.split(':')[0];
+  if (systemd !== undefined && systemd !== '') return systemd;
   const uid = process.getuid?.() ?? 0;
   if (uid === 0) return '/run/vnet';
   if (env.XDG_RUNTIME_DIR !== undefined && env.XDG_RUNTIME_DIR !== '') return join(env.XDG_RUNTIME_DIR, 'vnet');

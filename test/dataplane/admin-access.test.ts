@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  defaultAdminTokenFile, isLoopbackHost, prepareAdminAccess, MIN_ADMIN_TOKEN_CHARS,
+  defaultAdminTokenFile, defaultRunDir, isLoopbackHost, prepareAdminAccess, MIN_ADMIN_TOKEN_CHARS,
 } from '../../src/dataplane/admin-access.ts';
 import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
 
@@ -65,4 +65,10 @@ test('a non-loopback address serves the operator\'s token from a private file; a
   writeFileSync(join(run, 'short'), 'abc', { mode: 0o600 });
   assert.throws(() => prepareAdminAccess({ host: '10.1.2.3', port: 7100, tokenFile: join(run, 'short') }, { runDir: run, hostId: 'h1' }), { code: 'VNET_ERR_ADMIN_ACCESS', message: /at least 32 characters/ });
   assert.throws(() => prepareAdminAccess({ host: '10.1.2.3', port: 7100, tokenFile: join(run, 'missing') }, { runDir: run, hostId: 'h1' }), { code: 'VNET_ERR_ADMIN_ACCESS', message: /cannot read the admin token file/ });
+});
+
+test('the run directory: systemd\'s RuntimeDirectory first, then /run/vnet for root or the user\'s runtime directory', () => {
+  assert.equal(defaultRunDir({ RUNTIME_DIRECTORY: '/run/vnet-unit' }), '/run/vnet-unit');
+  const root = process.getuid?.() === 0;
+  assert.equal(defaultRunDir({ XDG_RUNTIME_DIR: '/run/user/1000' }), root ? '/run/vnet' : '/run/user/1000/vnet');
 });
