@@ -51,6 +51,7 @@ function configFrom(opts: Record<string, unknown>): DaemonConfig {
     set('admin', opts.adminTokenFile !== undefined && 'host' in (opts.admin as object) ? { ...(opts.admin as object), tokenFile: opts.adminTokenFile } : opts.admin);
   }
   set('runDir', opts.runDir);
+  set('metrics', opts.metrics);
   set('migration', opts.migration);
   if (opts.controller !== undefined) set('controller', { ...((base.controller as object | undefined) ?? {}), url: opts.controller });
   const netns = opts.netns as string | undefined;
@@ -81,6 +82,7 @@ export function daemonCommand(): Command {
     .option('--controller <url>', 'the controller\'s control channel, wss://HOST:PORT/control (mutual TLS with --tls-dir)')
     .option('--admin <where>', 'the admin interface: unix:PATH (owner-only socket) or HOST:PORT (HTTP with a bearer token); default unix:RUN_DIR/HOST/admin.sock', adminArg)
     .option('--admin-token-file <file>', 'HTTP admin: the bearer token file (generated at start on loopback; needed, and read, on any other address)')
+    .option('--metrics <host:port>', 'also serve Prometheus metrics (GET /metrics, read-only) here for scrapers', hostPortArg)
     .option('--run-dir <dir>', 'run directory (default /run/vnet as root, else $XDG_RUNTIME_DIR/vnet)')
     .option('--migration <host:port>', 'where the live-migration channel listens (needs --tls-dir; default: the listen host, port + 1000)', hostPortArg)
     .option('--port <name,type,mac[,ip]>', 'a VM port (repeatable), e.g. vm1,tap,02:00:00:00:00:01,10.0.0.1/24', collect, [])

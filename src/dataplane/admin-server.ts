@@ -6,8 +6,9 @@
  * local operator (or a test) add and remove fast-path links and rules until
  * the controller channel takes that role.
  *
- *   GET    /status                  facts: ports, links, versions, daemon counters
- *   GET    /ports | /links | /rules | /fdb
+ *   GET    /status                  facts: ports, links, versions, daemon counters, the control channel
+ *   GET    /ports | /links | /rules | /fdb   (/links: with queue, keepalives, address, last error)
+ *   GET    /metrics                  Prometheus text format (daemon-metrics.ts)
  *   GET    /counters                 traffic matrix since the last reset (peek, no reset)
  *   POST   /counters/snapshot        snapshot-and-reset (what the controller takes each period)
  *   PUT    /rules                    replace the admin rule set: [RuleSpec]
@@ -30,6 +31,8 @@ import { ruleToSpec } from './forwarding-rule.ts';
 import type { Daemon } from './daemon.ts';
 import type { DesiredLink } from '../control/daemon-control.ts';
 import type { AdminListen } from './admin-access.ts';
+import type { Registry } from 'prom-client';
+import { METRICS_CONTENT_TYPE } from './daemon-metrics.ts';
 
 const MAX_BODY = 256 * 1024;
 
@@ -55,8 +58,17 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+export interface AdminServerComponents {
+  logger: Logger;
+  daemon: Daemon;
+  /** The daemon's metrics, served at GET /metrics. */
+  metrics?: Registry | undefined;
+  /** What `GET /status` adds to the daemon's facts (the control channel's state). */
+  status?: (() => Record<string, unknown>) | undefined;
+}
+
 export async function startAdminServer(
-  components: { logger: Logger; daemon: Daemon },
+  components: AdminServerComponents,
   init: AdminListen,
 ): Promise<AdminServer> {
   const log = componentLogger(components.logger, 'admin');
@@ -84,11 +96,19 @@ export async function startAdminServer(
       const facts = daemon.facts();
       switch (path) {
         case '/status':
-          return send(200, { ...facts, stats: { ...daemon.stats, refusedConnections: daemon.refusedConnections } });
+          return send(200, { ...facts, ...components.status?.(), stats: { ...daemon.stats, refusedConnections: daemon.refusedConnections } });
         case '/ports':
           return send(200, facts.ports);
         case '/links':
-          return send(200, facts.links);
+          return send(200, daemon.linkDetails());
+        case '/metrics':
+        {
+          if (components.metrics === undefined) throw new HttpError(404, 'VNET_ERR_NOT_FOUND', 'this daemon has no metrics registry');
+          const text = await components.metrics.metrics();
+          res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+          return;
+        }
         case '/rules':
           return send(200, { version: facts.rulesVersion, rules: daemon.table.rules().map(ruleToSpec) });
         case '/fdb':

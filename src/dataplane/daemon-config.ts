@@ -113,6 +113,8 @@ export const daemonConfigSchema = z
         z.strictObject({ socket: z.string().min(1) }),
       ])
       .optional(),
+    /** A read-only Prometheus endpoint (GET /metrics) for scrapers, besides the admin interface's /metrics. */
+    metrics: z.strictObject({ host: z.string().min(1), port }).optional(),
     /** This daemon's run directory: its private RUN_DIR/HOST (0700) holds the admin socket or token. Default /run/vnet as root. */
     runDir: z.string().min(1).optional(),
     /** The controller's control channel (WebSocket over TLS). Mutual TLS with `tls.dir`, or a join token for first contact. */

@@ -60,6 +60,29 @@ export function linkFacts(slot: LinkSlot): LinkFacts {
   };
 }
 
+/** A link as an operator looks at it (admin `GET /links`, `vnet status`, metrics): its facts and what only this daemon knows. */
+export interface LinkDetail extends LinkFacts {
+  /** Where this daemon dials the peer (outbound links). */
+  address: { host: string; port: number } | undefined;
+  /** Bytes queued on the socket, not yet written. */
+  backlogBytes: number;
+  keepalivesSent: number;
+  keepalivesReceived: number;
+  lastError: { code: string; message: string; atMs: number } | undefined;
+}
+
+export function linkDetail(slot: LinkSlot): LinkDetail {
+  const s = slot.link?.stats;
+  return {
+    ...linkFacts(slot),
+    address: slot.dialer?.address,
+    backlogBytes: slot.link?.backlogBytes ?? 0,
+    keepalivesSent: s?.keepalivesSent ?? 0,
+    keepalivesReceived: s?.keepalivesReceived ?? 0,
+    lastError: slot.lastError,
+  };
+}
+
 /** The traffic counted since the last snapshot, ending at `wallMs`; the counters start the next interval. */
 export function takeTrafficSnapshot(host: string, counters: TrafficCounters, wallMs: number): TrafficSnapshot {
   const snap = counters.snapshotAndReset(wallMs);

@@ -51,7 +51,7 @@ import { ForwardingLoop, type ForwardingCounters } from './forwarding-loop.ts';
 import { LinkSlots, type LinkSlot, type LinkSlotCounters } from './link-slots.ts';
 import { FastPathLinks } from './fast-path-links.ts';
 import type { HubRotation } from './hub-rotation.ts';
-import { DaemonEvents, linkFacts, portFacts, takeTrafficSnapshot, type PortEntry } from './daemon-facts.ts';
+import { DaemonEvents, linkDetail, linkFacts, portFacts, takeTrafficSnapshot, type LinkDetail, type PortEntry } from './daemon-facts.ts';
 import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-security.ts';
 import { SecurityEvents } from './security-events.ts';
 import type {
@@ -362,6 +362,11 @@ export class Daemon implements DaemonControl {
       linksVersion: this.#fastPath.version,
       macConflicts: this.table.stats.macConflicts,
     };
+  }
+
+  /** Every link with its queue, keepalives, dialled address and last error (what `facts` does not carry to the controller). */
+  linkDetails(): LinkDetail[] {
+    return [...this.#links.values()].map(linkDetail);
   }
 
   onEvent(handler: (event: DaemonEvent) => void): () => void {

@@ -53,6 +53,8 @@ export interface LinkSlot {
   reconnects: number;
   /** Outbound slots keep redialling until removed. */
   dialer: Dialer | undefined;
+  /** Why the link last went down or a dial last failed (wall-clock ms). */
+  lastError?: { code: string; message: string; atMs: number } | undefined;
 }
 
 interface Dialer {
@@ -224,6 +226,7 @@ export class LinkSlots {
       const code = (err as { code?: string }).code ?? 'unknown';
       stats.linkFailures++;
       stats.linkFailuresByCode[code] = (stats.linkFailuresByCode[code] ?? 0) + 1;
+      slot.lastError = { code, message: reason, atMs: this.#c.clock.wallNow() };
     }
     this.#c.logger.warn({ peer: slot.peer, kind: slot.kind, reason, code: (err as { code?: string } | undefined)?.code }, 'link down');
     this.#c.emit({ type: 'link-down', peer: slot.peer, kind: slot.kind, reason });
@@ -263,6 +266,7 @@ export class LinkSlots {
       this.#attach(slot, link);
     } catch (err) {
       if (slot.dialer !== dialer || this.#closed) return;
+      slot.lastError = { code: (err as { code?: string }).code ?? 'unknown', message: (err as Error).message, atMs: this.#c.clock.wallNow() };
       this.#c.logger.warn({ peer: slot.peer, address: dialer.address, err: (err as Error).message, code: (err as { code?: string }).code }, 'dial failed');
       this.#scheduleDial(slot, peerUnknown);
     } finally {

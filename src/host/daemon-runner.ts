@@ -15,6 +15,8 @@ import { Daemon } from '../dataplane/daemon.ts';
 import { migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
+import { createDaemonRegistry, startMetricsServer, type MetricsServer } from '../dataplane/daemon-metrics.ts';
+import type { Registry } from 'prom-client';
 import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { MissingCaError, MissingHostCredentialsError } from '../dataplane/errors.ts';
@@ -43,6 +45,10 @@ const DEFAULT_TAP_MTU = 1500;
 export interface RunningDaemon {
   daemon: Daemon;
   admin: AdminServer | undefined;
+  /** The read-only metrics endpoint's URL (`metrics:`), if any. */
+  metrics: string | undefined;
+  /** The daemon's Prometheus registry (served at the admin interface's /metrics). */
+  registry: Registry;
   /** The file holding the admin interface's bearer token (HTTP only). */
   adminTokenFile: string | undefined;
   agent: ControllerAgent | undefined;
@@ -83,6 +89,8 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     },
   );
   let migrations: MigrationAgent | undefined;
+  let admin: AdminServer | undefined;
+  let metrics: MetricsServer | undefined;
   try {
     migrations = await startMigrationAgent(logger, daemon, config);
     for (const spec of config.ports) {
@@ -102,13 +110,22 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       .map((f) => ({ peer: f.peer, address: { transport: config.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
     // Configured fast-path links without an address are accepted when the peer dials.
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
+    let agent: ControllerAgent | undefined;
+    const registry = createDaemonRegistry({ daemon, controllerConnected: config.controller === undefined ? undefined : () => agent?.state === 'connected' });
     const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
-    const admin = access === undefined ? undefined : await startAdminServer({ logger, daemon }, access.listen);
-    const agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations, components.onControllerRefused);
+    const controllerStatus = (): Record<string, unknown> => ({
+      controller: agent === undefined ? undefined : { url: config.controller?.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal },
+    });
+    admin = access === undefined ? undefined : await startAdminServer({ logger, daemon, metrics: registry, status: controllerStatus }, access.listen);
+    metrics = config.metrics === undefined ? undefined : await startMetricsServer({ logger, registry }, config.metrics);
+    agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations, components.onControllerRefused);
     const m = migrations;
+    const started = { admin, metrics, agent };
     return {
       daemon,
       admin,
+      metrics: metrics?.url,
+      registry,
       adminTokenFile: access?.tokenFile,
       agent,
       migrations: m,
@@ -117,11 +134,14 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
         await m.close();
         // A namespace VM paused here runs again (its processes thawed, given back their cgroups).
         for (const vm of m.vms) await vm.close?.().catch(() => undefined);
-        await admin?.close();
+        await started.admin?.close();
+        await started.metrics?.close();
         await daemon.close();
       },
     };
   } catch (err) {
+    await admin?.close();
+    await metrics?.close();
     await migrations?.close();
     await daemon.close();
     throw err;
