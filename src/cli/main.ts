@@ -14,6 +14,7 @@ const COMMANDS: ReadonlyMap<string, CommandLoader> = new Map<string, CommandLoad
   ['demo', async () => (await import('./demo-command.ts')).demoCommand()],
   ['controller', async () => (await import('./controller-command.ts')).controllerCommand()],
   ['daemon', async () => (await import('./daemon-command.ts')).daemonCommand()],
+  ['status', async () => (await import('./status-command.ts')).statusCommand()],
   ['ctl', async () => (await import('./ctl-command.ts')).ctlCommand()],
   ['certs', async () => (await import('./certs-command.ts')).certsCommand()],
   ['migrate', async () => (await import('./migrate-command.ts')).migrateCommand()],

@@ -1,0 +1,111 @@
+/**
+ * What `vnet status` shows of one daemon, read from its admin interface: the
+ * daemon and its control channel, its links (each direct or through the
+ * hub, with state, rates, queue and last error), its ports (the local VMs)
+ * and the remote VMs it has learned, with the path their frames take. Pure
+ * functions of two samples of the admin interface; no I/O.
+ */
+import type { DaemonFacts, LinkFacts, PortFacts } from '../control/daemon-control.ts';
+import { formatAge, formatBytes, formatRate, table } from './ctl-format.ts';
+
+/** `GET /links` of the admin interface (daemon-facts.ts, LinkDetail). */
+export interface StatusLink extends LinkFacts {
+  address?: { host: string; port: number } | undefined;
+  backlogBytes: number;
+  lastError?: { code: string; message: string; atMs: number } | undefined;
+}
+
+/** `GET /status`: the facts and what the daemon's process adds. */
+export interface StatusFacts extends DaemonFacts {
+  controller?: { url?: string; state: string; lastError?: { code: string; message: string }; refusal?: { code: string; message: string } } | undefined;
+}
+
+/** `GET /fdb`. */
+export interface StatusFdbEntry {
+  mac: string;
+  location: { kind: 'port'; name: string } | { kind: 'link'; peer: string };
+  ageMs: number;
+}
+
+/** One reading of the admin interface at `atMs` (monotonic). */
+export interface StatusSample {
+  atMs: number;
+  status: StatusFacts;
+  links: StatusLink[];
+  fdb: StatusFdbEntry[];
+}
+
+/** How a link's frames travel: straight to the peer, or relayed by the hub (a spoke's backbone). */
+export function linkPath(role: DaemonFacts['role'], link: Pick<LinkFacts, 'kind' | 'peer'>): string {
+  if (link.kind === 'backbone' && role === 'spoke') return `via hub ${link.peer}`;
+  return 'direct';
+}
+
+function rate(now: number, before: number | undefined, seconds: number): number {
+  return before === undefined || seconds <= 0 || now < before ? 0 : (now - before) / seconds;
+}
+
+/** The whole report; `before` (an earlier sample) gives the rates, without it they show "-". */
+export function formatStatus(now: StatusSample, before: StatusSample | undefined, wallNowMs: number): string {
+  const s = now.status;
+  const seconds = before === undefined ? 0 : (now.atMs - before.atMs) / 1000;
+  const out: string[] = [];
+  const listen = s.listen === undefined ? 'not listening' : `listening ${s.listen.transport} ${s.listen.host}:${s.listen.port}`;
+  out.push(`host ${s.hostId} (${s.role}${s.site !== undefined ? `, site ${s.site}` : ''}), ${listen}`);
+  const c = s.controller;
+  if (c === undefined) out.push('controller: none (standalone)');
+  else {
+    const why = c.refusal ?? (c.state === 'connected' ? undefined : c.lastError);
+    out.push(`controller: ${c.url ?? ''} ${c.refusal !== undefined ? 'refused' : c.state}${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`.replace(/: {2}/, ': '));
+  }
+  out.push(`rules v${s.rulesVersion}, links v${s.linksVersion}`);
+
+  out.push('', 'LINKS');
+  if (now.links.length === 0) out.push('(none)');
+  else {
+    const prev = new Map((before?.links ?? []).map((l) => [`${l.kind}/${l.peer}`, l]));
+    out.push(table(
+      ['PEER', 'KIND', 'PATH', 'STATE', 'TX', 'RX', 'QUEUE', 'DROPPED', 'RECONNECTS', 'LAST ERROR'],
+      now.links.map((l) => {
+        const p = prev.get(`${l.kind}/${l.peer}`);
+        const err = l.lastError === undefined ? '-' : `${l.lastError.code} ${formatAge(l.lastError.atMs, wallNowMs)}: ${l.lastError.message}`;
+        return [
+          l.peer, l.kind, linkPath(s.role, l), l.state,
+          formatRate(rate(l.txBytes, p?.txBytes, seconds)), formatRate(rate(l.rxBytes, p?.rxBytes, seconds)),
+          formatBytes(l.backlogBytes), String(l.txDropped), String(l.reconnects), err,
+        ];
+      }),
+      new Set([6, 7, 8]),
+    ));
+  }
+
+  out.push('', 'PORTS (local VMs)');
+  if (s.ports.length === 0) out.push('(none)');
+  else {
+    const prev = new Map((before?.status.ports ?? []).map((p) => [p.name, p]));
+    out.push(table(
+      ['PORT', 'KIND', 'MAC', 'IP', 'FROM VM', 'TO VM', 'RX FRAMES', 'TX FRAMES', 'DROPPED'],
+      s.ports.map((p: PortFacts) => {
+        const q = prev.get(p.name);
+        return [p.name, p.kind, p.mac, p.ip ?? '-', formatRate(rate(p.rxBytes, q?.rxBytes, seconds)), formatRate(rate(p.txBytes, q?.txBytes, seconds)), String(p.rxFrames), String(p.txFrames), String(p.txDropped)];
+      }),
+      new Set([6, 7, 8]),
+    ));
+  }
+
+  out.push('', 'REMOTE VMs (learned)');
+  const remote = now.fdb.filter((e) => e.location.kind === 'link');
+  if (remote.length === 0) out.push('(none)');
+  else {
+    const kinds = new Map(now.links.map((l) => [l.peer, l]));
+    out.push(table(
+      ['MAC', 'LINK', 'PATH', 'SEEN'],
+      remote.sort((a, b) => a.mac.localeCompare(b.mac)).map((e) => {
+        const peer = e.location.kind === 'link' ? e.location.peer : '';
+        const l = kinds.get(peer);
+        return [e.mac, peer, l === undefined ? '-' : linkPath(s.role, l), formatAge(wallNowMs - e.ageMs, wallNowMs)];
+      }),
+    ));
+  }
+  return out.join('\n');
+}
