@@ -221,6 +221,7 @@ async function main(): Promise<void> {
         ...(h === 'hub' ? [] : [`hub: { host: 127.0.0.1, port: ${relayPorts.get(h)} }`, 'hubId: hub']),
         `controller: { url: "${ctl.controlUrl}" }`,
         'reconnect: { initialMs: 100, maxMs: 1000 }',
+        `runDir: ${join(work, 'run')}`, // this run's admin sockets, apart from any other daemon's on the machine
         'ports:',
         ...vms.map((i) => `  - { name: ${tapName(i)}, type: tap, mac: "${vmMac(i)}", netns: ${vmNs(i)} }`),
       ];

@@ -185,7 +185,8 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scen
       }
       const port = (vm: string, i: number): string =>
         `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:0${net}:0${i}", netns: ${vm} }`;
-      const common = [`transport: ${transport}`, ...(transport === 'tls' ? [`tls: { dir: ${join(base, 'certs')} }`] : [])];
+      // runDir: this run's admin sockets, apart from any other daemon's on the machine.
+      const common = [`transport: ${transport}`, `runDir: ${join(base, 'run')}`, ...(transport === 'tls' ? [`tls: { dir: ${join(base, 'certs')} }`] : [])];
       writeFileSync(join(base, 'h1.yaml'), ['host: h1', 'role: hub', 'listen: { host: 10.200.0.1, port: 7000 }', ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
       writeFileSync(join(base, 'h2.yaml'), ['host: h2', 'role: spoke', 'hub: { host: 10.200.0.1, port: 7000 }', 'hubId: h1', ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
       const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results')}`] : [];
