@@ -109,15 +109,19 @@ export function daemonCommand(): Command {
 async function runDaemon(config: DaemonConfig): Promise<void> {
   const logger = createRootLogger();
   let running: RunningDaemon | undefined;
-  let refused: { code: string; message: string } | undefined;
+  /** The exit code of a stop asked for (a signal, a refusal), acted on once the daemon has started. */
+  let stopWith: number | undefined;
   let stopping = false;
   const stop = (code: number): void => {
+    stopWith ??= code;
     if (stopping || running === undefined) return;
     stopping = true;
-    void running.close().then(() => process.exit(code));
+    void running.close().then(() => process.exit(stopWith));
   };
+  // Handled from the start: a Ctrl-C while ports are being set up still closes them in order.
+  process.once('SIGINT', () => stop(0));
+  process.once('SIGTERM', () => stop(0));
   const onControllerRefused = (r: { code: string; message: string }): void => {
-    refused = r;
     const hint = r.code === 'VNET_ERR_UNKNOWN_HOST' ? ` (is ${config.host} a host of the controller's deployment file?)` : '';
     process.stderr.write(`vnet daemon: the controller refused host ${config.host}: ${r.code}: ${r.message}${hint}\n`);
     stop(1);
@@ -127,13 +131,10 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
   } catch (err) {
     if (!(err instanceof VnetError)) throw err;
     process.stderr.write(`vnet daemon: ${err.message}\n`);
-    process.exitCode = 1;
-    return;
+    process.exit(1);
   }
   if (running.admin !== undefined) {
     logger.info({ admin: running.admin.url, tokenFile: running.adminTokenFile }, 'admin interface ready');
   }
-  if (refused !== undefined) return stop(1);
-  process.once('SIGINT', () => stop(0));
-  process.once('SIGTERM', () => stop(0));
+  if (stopWith !== undefined) stop(stopWith);
 }

@@ -12,7 +12,14 @@ import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
 import { TapPort } from '../../src/dataplane/tap-port.ts';
 import { openConfiguredPort } from '../../src/host/configured-port.ts';
 import { capturingLogger, WARN } from '../helpers/log-capture.ts';
-import { requireTools, run, useNetns } from '../helpers/netns.ts';
+import { requireTools, run, useNetns, waitFor } from '../helpers/netns.ts';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const VNET = fileURLToPath(new URL('../../bin/vnet.js', import.meta.url));
 
 requireTools(['ip', 'ping']);
 
@@ -96,4 +103,23 @@ test('frames a down TAP device refuses are reported at warn, once for a burst, w
   const after = records.filter((r) => r.level === WARN);
   assert.equal(after.length, 2, 'the rest of the burst reported when the port closes');
   assert.deepEqual(after[1]!.dropped, { refused: 49 });
+});
+
+test('vnet daemon --port NAME,tap,MAC,IP --netns NS: the VM is up with its address in NS; gone when the daemon stops', async (t) => {
+  const h = await useNetns(t);
+  const ns = await h.namespace();
+  const name = h.linkName();
+  h.trackHostLink(name);
+  const run = mkdtempSync(join(tmpdir(), 'vnet-netns-flag-'));
+  t.after(() => rmSync(run, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [VNET, 'daemon', '--host', 'h1', '--role', 'hub', '--listen', '127.0.0.1:0', '--run-dir', run, '--port', `${name},tap,02:00:00:98:00:07,10.97.3.1/24`, '--netns', ns], {
+    env: { PATH: process.env.PATH ?? '', VNET_LOG_LEVEL: 'silent' }, stdio: 'ignore',
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  t.after(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; } });
+  await waitFor(async () => (await h.link(ns, name))?.flags?.includes('UP'), 'the TAP device up in its namespace', 30_000);
+  assert.deepEqual(await addresses(ns, name), ['10.97.3.1/24']);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0);
+  assert.equal(await h.link(ns, name), undefined, 'the daemon\'s TAP device goes with it');
 });
