@@ -47,8 +47,13 @@ function configFrom(opts: Record<string, unknown>): DaemonConfig {
   set('standbyHub', opts.standbyHub);
   set('transport', opts.transport);
   if (opts.tlsDir !== undefined) set('tls', { dir: opts.tlsDir });
-  if (opts.admin !== undefined) {
-    set('admin', opts.adminTokenFile !== undefined && 'host' in (opts.admin as object) ? { ...(opts.admin as object), tokenFile: opts.adminTokenFile } : opts.admin);
+  set('admin', opts.admin);
+  if (opts.adminTokenFile !== undefined) {
+    const admin = base.admin as Record<string, unknown> | undefined;
+    if (admin === undefined || !('host' in admin)) {
+      throw new ConfigError('--admin-token-file is for an HTTP admin interface (--admin HOST:PORT or admin: {host, port})', { file: 'command line', key: 'admin-token-file' });
+    }
+    base.admin = { ...admin, tokenFile: opts.adminTokenFile };
   }
   set('runDir', opts.runDir);
   set('metrics', opts.metrics);

@@ -128,3 +128,17 @@ hosts:
     assert.match(lines[0]!, /^vnet daemon: the controller refused host h9: VNET_ERR_UNKNOWN_HOST: host "h9" is not in the deployment \(is h9 a host of the controller's deployment file\?\)$/);
   });
 });
+
+describe('vnet daemon flags', () => {
+  it('--admin-token-file without an HTTP admin interface is a configuration error, exit 2', async (t) => {
+    const r = await daemon(['--host', 'h1', '--role', 'hub', '--listen', '127.0.0.1:0', '--run-dir', scratch(t), '--admin', 'unix:/tmp/x.sock', '--admin-token-file', '/tmp/t']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, 'vnet daemon: command line: admin-token-file: --admin-token-file is for an HTTP admin interface (--admin HOST:PORT or admin: {host, port})\n');
+  });
+
+  it('a non-loopback --admin without a token file is refused before anything starts, exit 2', async (t) => {
+    const r = await daemon(['--host', 'h1', '--role', 'hub', '--listen', '127.0.0.1:0', '--run-dir', scratch(t), '--admin', '0.0.0.0:7199']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^vnet daemon: command line: admin\.tokenFile: the admin interface on 0\.0\.0\.0, not a loopback address, needs a token/);
+  });
+});
