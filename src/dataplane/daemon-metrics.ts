@@ -19,6 +19,7 @@ import { formatHostPort } from '../common/host-port.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
 import type { Daemon } from './daemon.ts';
+import { PORT_LIMITS } from '../control/daemon-control.ts';
 
 /** The content type of the Prometheus text format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -94,6 +95,12 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
   readCounter('vnet_daemon_port_dropped_frames_total', 'Frames to a VM that its port dropped (device down or refusing, queue full, over the MTU)', ['port'], (put) => {
     for (const p of daemon.facts().ports) put({ port: p.name }, p.txDropped);
   });
+  readCounter('vnet_daemon_port_security_dropped_frames_total', 'Frames from a VM its port refused, by the limit that refused them (port-security.ts)', ['port', 'limit'], (put) => {
+    for (const p of daemon.facts().ports) {
+      if (p.security === undefined) continue;
+      for (const limit of PORT_LIMITS) put({ port: p.name, limit }, p.security[limit]);
+    }
+  });
   readGauge('vnet_daemon_learned_macs', 'MAC addresses learned, by where they were learned (a port, or a link to a peer)', ['location', 'name'], (put) => {
     const counts = new Map<string, number>();
     for (const p of daemon.facts().ports) counts.set(`port\0${p.name}`, 0);
@@ -111,6 +118,7 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
   readCounter('vnet_daemon_forwarding_cache_hits_total', 'Forwarding decisions answered by the flow cache', [], (put) => put({}, daemon.table.stats.hits));
   readCounter('vnet_daemon_forwarding_cache_misses_total', 'Forwarding decisions computed (flow cache misses)', [], (put) => put({}, daemon.table.stats.misses));
   readCounter('vnet_daemon_forwarding_cache_invalidations_total', 'Whole flow-cache invalidations (rule, port or link changes)', [], (put) => put({}, daemon.table.stats.invalidations));
+  readCounter('vnet_daemon_mac_conflicts_total', 'Frames from a link whose source MAC belongs to a local port or a controller-placed VM (not re-learned)', [], (put) => put({}, daemon.table.stats.macConflicts));
   readCounter('vnet_daemon_forwarding_dropped_frames_total', 'Frames the forwarding table dropped, by reason', ['reason'], (put) => {
     const s = daemon.table.stats;
     for (const reason of ['rule-drop', 'hairpin', 'split-horizon', 'unknown-ingress'] as const) put({ reason }, s.drops[reason]);

@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/wait.ts';
 const logger = silentLogger();
 
 /** A hub and a spoke over the in-memory transport, one VM each, which have exchanged a broadcast and a reply. */
-async function pair(t: { after(fn: () => Promise<void>): void }): Promise<{ hub: Daemon; spoke: Daemon }> {
+async function pair(t: { after(fn: () => Promise<void>): void }): Promise<{ hub: Daemon; spoke: Daemon; vmSpoke: MemoryPort }> {
   const network = new MemoryNetwork();
   const hub = await Daemon.start({ logger, transport: new MemoryTransport({ logger }, { localHost: 'hub', network }) }, { hostId: 'hub', role: 'hub', listen: { host: '127.0.0.1', port: 0 } });
   const spoke = await Daemon.start({ logger, transport: new MemoryTransport({ logger }, { localHost: 'h1', network }) }, { hostId: 'h1', role: 'spoke', hub: { ...hub.listenAddress!, id: 'hub' } });
@@ -32,7 +32,7 @@ async function pair(t: { after(fn: () => Promise<void>): void }): Promise<{ hub:
   await waitFor(() => got.length === 1, 'the broadcast at vm0');
   vmHub.transmit(testFrame(vmSpoke.mac, vmHub.mac, 2, 100));
   await waitFor(() => got.length === 2, 'the reply at vm1');
-  return { hub, spoke };
+  return { hub, spoke, vmSpoke };
 }
 
 /** The value of one series in Prometheus text, or undefined. */
@@ -47,7 +47,10 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 }
 
 test('a daemon\'s metrics: links, ports, learned MACs, the flow cache and the process, read from the daemon at scrape time', async (t) => {
-  const { spoke } = await pair(t);
+  const { spoke, vmSpoke } = await pair(t);
+  // A frame with a forged source MAC: the locked port refuses it.
+  vmSpoke.transmit(testFrame(BROADCAST_MAC, parseMac('02:00:00:00:66:66'), 3, 100));
+  await waitFor(() => spoke.facts().ports[0]?.security?.['spoofed-source'] === 1, 'the forged frame refused');
   const text = await createDaemonRegistry({ daemon: spoke, controllerConnected: () => false }).metrics();
   const link = { host: 'h1', peer: 'hub', kind: 'backbone' };
   const facts = spoke.facts().links[0]!;
@@ -58,14 +61,17 @@ test('a daemon\'s metrics: links, ports, learned MACs, the flow cache and the pr
   assert.ok(facts.txBytes >= 100);
   assert.equal(sample(text, 'vnet_daemon_link_reconnects_total', link), 0);
   assert.equal(sample(text, 'vnet_daemon_link_queue_bytes', link), 0);
-  assert.equal(sample(text, 'vnet_daemon_port_frames_total', { host: 'h1', port: 'vm1', direction: 'rx' }), 1);
+  // The port read two frames from its VM (the refused one included); one reached the link.
+  assert.equal(sample(text, 'vnet_daemon_port_frames_total', { host: 'h1', port: 'vm1', direction: 'rx' }), 2);
   assert.equal(sample(text, 'vnet_daemon_port_frames_total', { host: 'h1', port: 'vm1', direction: 'tx' }), 1);
-  assert.equal(sample(text, 'vnet_daemon_port_bytes_total', { host: 'h1', port: 'vm1', direction: 'rx' }), 100);
+  assert.equal(sample(text, 'vnet_daemon_port_bytes_total', { host: 'h1', port: 'vm1', direction: 'rx' }), 200);
   assert.equal(sample(text, 'vnet_daemon_learned_macs', { host: 'h1', location: 'port', name: 'vm1' }), 1);
   assert.equal(sample(text, 'vnet_daemon_learned_macs', { host: 'h1', location: 'link', name: 'hub' }), 1);
   const s = spoke.table.stats;
   assert.equal(sample(text, 'vnet_daemon_forwarding_cache_hits_total', { host: 'h1' }), s.hits);
   assert.equal(sample(text, 'vnet_daemon_forwarding_cache_misses_total', { host: 'h1' }), s.misses);
+  assert.equal(sample(text, 'vnet_daemon_port_security_dropped_frames_total', { host: 'h1', port: 'vm1', limit: 'spoofed-source' }), 1);
+  assert.equal(sample(text, 'vnet_daemon_mac_conflicts_total', { host: 'h1' }), s.macConflicts);
   assert.equal(sample(text, 'vnet_daemon_controller_connected', { host: 'h1' }), 0);
   assert.ok((sample(text, 'vnet_daemon_process_cpu_seconds_total', { host: 'h1' }) ?? -1) >= 0);
   assert.ok((sample(text, 'vnet_daemon_process_resident_memory_bytes', { host: 'h1' }) ?? 0) > 0);
