@@ -19,14 +19,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSyn
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { VnetError } from '../common/errors.ts';
-
-/** The admin interface could not be set up as safely as asked (bad address, unsafe file, unreadable token). */
-export class AdminAccessError extends VnetError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('VNET_ERR_ADMIN_ACCESS', message, options);
-  }
-}
+import { AdminAccessError } from './errors.ts';
 
 /** The admin interface as configured (`admin:` in the daemon's config). */
 export type AdminConfig = { socket: string } | { host: string; port: number; tokenFile?: string | undefined };

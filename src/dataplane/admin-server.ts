@@ -24,6 +24,7 @@ import { connect } from 'node:net';
 import { z } from 'zod';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
+import { AdminListenError } from './errors.ts';
 import { formatMac } from '../common/mac.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { ruleSpecSchema } from '../control/rule-spec.ts';
@@ -201,13 +202,6 @@ export async function startAdminServer(
   const port = typeof addr === 'object' && addr !== null ? addr.port : init.port;
   log.info({ host: init.host, port }, 'admin interface listening');
   return { url: `http://${init.host}:${port}`, close: () => closeServer(server) };
-}
-
-/** The admin interface cannot listen where it was told (address in use, no permission, bad path). */
-export class AdminListenError extends VnetError {
-  constructor(where: string, cause: unknown) {
-    super('VNET_ERR_ADMIN_LISTEN', `the admin interface cannot listen on ${where}: ${(cause as Error).message}`, { cause });
-  }
 }
 
 /** Whether something accepts connections on the Unix socket at `path` (false when there is no socket or nobody listens). */

@@ -17,7 +17,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { formatHostPort } from '../common/host-port.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { VnetError } from '../common/errors.ts';
+import { MetricsListenError } from './errors.ts';
 import type { Daemon } from './daemon.ts';
 import { PORT_LIMITS } from '../control/daemon-control.ts';
 
@@ -132,13 +132,6 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
     readGauge('vnet_daemon_controller_connected', 'Whether the control channel to the controller is up (1) or not (0)', [], (put) => put({}, connected() === true ? 1 : 0));
   }
   return registry;
-}
-
-/** The metrics server cannot listen where configured. */
-export class MetricsListenError extends VnetError {
-  constructor(where: string, cause: Error) {
-    super('VNET_ERR_METRICS_LISTEN', `the metrics endpoint cannot listen on ${where}: ${cause.message}`, { cause });
-  }
 }
 
 export interface MetricsServer {

@@ -218,6 +218,29 @@ export class MissingHostCredentialsError extends NeededFileError {
   }
 }
 
+// ---- the admin interface and the metrics endpoint
+
+/** The admin interface could not be set up as safely as asked (bad address, unsafe file, unreadable token). */
+export class AdminAccessError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_ADMIN_ACCESS', message, options);
+  }
+}
+
+/** The admin interface cannot listen where it was told (address in use, no permission, bad path). */
+export class AdminListenError extends VnetError {
+  constructor(where: string, cause: unknown) {
+    super('VNET_ERR_ADMIN_LISTEN', `the admin interface cannot listen on ${where}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** The metrics server cannot listen where configured. */
+export class MetricsListenError extends VnetError {
+  constructor(where: string, cause: Error) {
+    super('VNET_ERR_METRICS_LISTEN', `the metrics endpoint cannot listen on ${where}: ${cause.message}`, { cause });
+  }
+}
+
 /**
  * The TapErrors with a cause of their own (each keeps `instanceof TapError`
  * and `errno`, with a code of its own): a namespace, a device, a permission.
