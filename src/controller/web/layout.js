@@ -1,9 +1,22 @@
 // Where the graph's nodes go: sites ⊃ hosts ⊃ VMs, placed by hand (deterministic, and readable for
 // the star backbone vnet builds) rather than by a force-directed layout.
+//
+//   hosts     a host's VMs in a grid (up to ~√n columns, at least 3), so a big host stays square
+//   sites     a site's hosts in rows; a hub alone in the bottom row under its spokes
+//   drawing   up to 4 other sites: on an arc above the hub's site; up to 8: on an ellipse around
+//             it; more: packed in rows (shelves) whose shape follows the panel, the hub's site
+//             in the middle. Then sites are pushed apart until no two boxes overlap.
+//   collapsed a collapsed site is one box (no hosts or VMs inside), the size of a host
 import { state, vmsOf } from './state.js';
 
-const VM_STEP = 58;
+export const VM_STEP = 58;
 const HOST_GAP = 60;
+/** A site's box around its hosts' grid: compound padding plus its label above. */
+const SITE_PAD_X = 50;
+const SITE_PAD_Y = 80;
+/** Sites closer than this (model units) are pushed apart. */
+const SITE_GAP = 50;
+export const COLLAPSED_SITE = { w: 150, h: 80 };
 
 /** Hosts grouped by site, in id order. */
 export function groupHosts() {
@@ -16,10 +29,10 @@ export function groupHosts() {
   return sites;
 }
 
-/** A host's box: VMs in up to three columns. */
+/** A host's box: VMs in a grid of `cols` columns. */
 function hostBox(hostId) {
   const n = vmsOf(hostId).length;
-  const cols = Math.max(1, Math.min(3, n));
+  const cols = Math.max(1, Math.min(n, Math.max(3, Math.ceil(Math.sqrt(n)))));
   return { cols, w: cols * VM_STEP, h: Math.max(1, Math.ceil(n / cols)) * VM_STEP };
 }
 
@@ -57,23 +70,70 @@ function siteGrid(hosts) {
   return { w, h, offsets };
 }
 
-/**
- * Positions of the leaf nodes (VMs, and hosts without VMs). With a hub and up to four other
- * sites: the hub's site at the bottom, the others on an arc above it (backbone links fan out,
- * fast paths arc across the top). Otherwise the sites on an ellipse, the hub's site in the middle.
- * The ellipse follows the graph panel's aspect ratio so the drawing fills it.
- */
-export function computePositions(sites, aspectRatio) {
-  const pos = {};
-  const siteNames = [...sites.keys()];
-  const hubSite = siteNames.find((s) => sites.get(s).some((h) => h.role === 'hub'));
-  const grids = new Map([...sites].map(([s, hosts]) => [s, siteGrid(hosts)]));
-  const ring = siteNames.filter((s) => s !== hubSite || siteNames.length === 1);
-  const maxW = Math.max(160, ...[...grids.values()].map((g) => g.w));
-  const maxH = Math.max(100, ...[...grids.values()].map((g) => g.h));
-  const aspect = Math.min(2.2, Math.max(1, aspectRatio));
+/** Shelf packing of `boxes` ([{ w, h }]) in rows of `cols`: each box's centre, and the whole size. */
+function shelves(boxes, cols) {
+  const rows = [];
+  for (let i = 0; i < boxes.length; i += cols) rows.push(boxes.slice(i, i + cols));
+  const rowW = rows.map((r) => r.reduce((s, b) => s + b.w + SITE_GAP, 0));
+  const rowH = rows.map((r) => Math.max(...r.map((b) => b.h)) + SITE_GAP);
+  const w = Math.max(...rowW);
+  const h = rowH.reduce((s, x) => s + x, 0);
+  const centres = [];
+  let y = -h / 2;
+  rows.forEach((r, ri) => {
+    let x = -rowW[ri] / 2;
+    for (const b of r) {
+      centres.push({ x: x + (b.w + SITE_GAP) / 2, y: y + rowH[ri] / 2 });
+      x += b.w + SITE_GAP;
+    }
+    y += rowH[ri];
+  });
+  return { w, h, centres };
+}
+
+/** Many sites: shelves with the column count that lets the drawing be largest in the panel; the hub's site in the middle. */
+function packedCentres(names, boxes, hubSite, aspect) {
+  const order = names.filter((s) => s !== hubSite);
+  if (hubSite !== undefined) order.splice(Math.floor(order.length / 2), 0, hubSite);
+  const bs = order.map((s) => boxes.get(s));
+  let best = null;
+  for (let cols = 1; cols <= bs.length; cols++) {
+    const p = shelves(bs, cols);
+    const size = Math.max(p.w / aspect, p.h);
+    if (best === null || size < best.size) best = { size, p };
+  }
+  return new Map(order.map((s, i) => [s, best.p.centres[i]]));
+}
+
+/** Two site boxes closer than SITE_GAP. */
+function overlaps(c1, b1, c2, b2) {
+  return Math.abs(c1.x - c2.x) * 2 < b1.w + b2.w + SITE_GAP && Math.abs(c1.y - c2.y) * 2 < b1.h + b2.h + SITE_GAP;
+}
+
+/** Spread the centres away from the middle until no two sites overlap (bounded: the last round doubles the spread). */
+function spreadApart(centres, boxes) {
+  const names = [...centres.keys()];
+  const clash = () => names.some((a, i) => names.slice(i + 1).some((b) => overlaps(centres.get(a), boxes.get(a), centres.get(b), boxes.get(b))));
+  for (let round = 0; round < 40 && clash(); round++) {
+    const k = round === 39 ? 2 : 1.08;
+    for (const s of names) {
+      const c = centres.get(s);
+      centres.set(s, { x: c.x * k, y: c.y * k });
+    }
+  }
+}
+
+/** Each site's centre. */
+function siteCentres(sites, boxes, aspect) {
+  const names = [...sites.keys()];
+  const hubSite = names.find((s) => sites.get(s).some((h) => h.role === 'hub'));
+  const ring = names.filter((s) => s !== hubSite || names.length === 1);
+  const maxW = Math.max(160, ...[...boxes.values()].map((b) => b.w - SITE_PAD_X));
+  const maxH = Math.max(100, ...[...boxes.values()].map((b) => b.h - SITE_PAD_Y));
   const centres = new Map();
-  if (hubSite !== undefined && siteNames.length > 1 && ring.length <= 4) {
+  if (names.length === 1) {
+    centres.set(names[0], { x: 0, y: 0 });
+  } else if (hubSite !== undefined && ring.length <= 4) {
     // Adjacent sites on the arc at least a site's width plus a gap apart.
     const rx = ring.length === 1 ? 0 : ring.length === 2 ? (maxW + 140) / 1.9 : (maxW + 60) * (ring.length - 1) * 0.45 + 40;
     const ry = Math.max(maxH + 180, (rx * 0.9) / aspect);
@@ -82,20 +142,38 @@ export function computePositions(sites, aspectRatio) {
       const angle = ring.length === 1 ? -Math.PI / 2 : -Math.PI + Math.PI * (0.1 + (0.8 * i) / (ring.length - 1));
       centres.set(s, { x: rx * Math.cos(angle), y: ry * Math.sin(angle) - ry * 0.3 });
     });
-  } else if (ring.length > 1 || hubSite !== undefined) {
+  } else if (ring.length <= 8) {
     const rx = Math.max(maxW * 0.9 + 120, ((maxW + 80) * ring.length) / (2 * Math.PI) * 1.3);
     const ry = Math.max(maxH + 120, rx / aspect);
-    if (hubSite !== undefined && siteNames.length > 1) centres.set(hubSite, { x: 0, y: 0 });
+    if (hubSite !== undefined) centres.set(hubSite, { x: 0, y: 0 });
     ring.forEach((s, i) => {
       const angle = -Math.PI / 2 - Math.PI / ring.length + (2 * Math.PI * i) / ring.length;
       centres.set(s, { x: rx * Math.cos(angle), y: ry * Math.sin(angle) });
     });
   } else {
-    centres.set(siteNames[0], { x: 0, y: 0 });
+    return packedCentres(names, boxes, hubSite, aspect);
   }
+  spreadApart(centres, boxes);
+  return centres;
+}
+
+/**
+ * Positions of the leaf nodes (VMs, hosts without VMs, collapsed sites), for the panel's aspect
+ * ratio (width / height). `collapsed`: the names of the collapsed sites.
+ */
+export function computePositions(sites, aspectRatio, collapsed) {
+  const aspect = Math.min(2.2, Math.max(1, aspectRatio));
+  const grids = new Map([...sites].map(([s, hosts]) => [s, collapsed.has(s) ? null : siteGrid(hosts)]));
+  const boxes = new Map([...grids].map(([s, g]) => [s, g === null ? COLLAPSED_SITE : { w: g.w + SITE_PAD_X, h: g.h + SITE_PAD_Y }]));
+  const centres = siteCentres(sites, boxes, aspect);
+  const pos = {};
   for (const [s, hosts] of sites) {
     const c = centres.get(s);
     const g = grids.get(s);
+    if (g === null) {
+      pos[`site:${s}`] = c;
+      continue;
+    }
     for (const h of hosts) {
       const o = g.offsets.get(h.id);
       const hc = { x: c.x + o.x, y: c.y + o.y };

@@ -1,11 +1,14 @@
 // The side panels and the summary line: built with DOM nodes and textContent (names from the
 // controller are never parsed as HTML).
+import { bundles } from './edges.js';
 import { clock, describeEvent, rate, vmLabel } from './format.js';
+import { groupHosts } from './layout.js';
 import { linkId, state, vmsOf } from './state.js';
 
 export function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null) continue;
     if (k === 'class') e.className = v;
     else if (k === 'style') e.style.cssText = v;
     else e.setAttribute(k, v);
@@ -130,8 +133,43 @@ export function renderSelection(selected) {
   document.getElementById('selection').replaceChildren(...rows.items.flatMap(([k, v]) => [el('dt', null, k), el('dd', null, String(v))]));
 }
 
+/** The sites, each with its counts and buttons to zoom to it and to collapse (or open) it. */
+export function renderSites(view) {
+  const body = document.querySelector('#sites tbody');
+  const sites = [...groupHosts()];
+  if (sites.length === 0) {
+    body.replaceChildren(el('tr', null, el('td', { class: 'muted', colspan: '4' }, 'none')));
+    return;
+  }
+  body.replaceChildren(
+    ...sites.map(([s, hosts]) => {
+      const collapsed = view.collapsed.has(s);
+      return el('tr', { 'data-site': s, class: view.focus === s ? 'focus' : '' },
+        el('td', null, s),
+        el('td', { class: 'num' }, String(hosts.length)),
+        el('td', { class: 'num' }, String(hosts.reduce((n, h) => n + vmsOf(h.id).length, 0))),
+        el('td', { class: 'actions' },
+          el('button', { type: 'button', 'data-site': s, 'data-action': 'zoom', disabled: collapsed ? '' : null }, 'zoom'),
+          el('button', { type: 'button', 'data-site': s, 'data-action': 'collapse' }, collapsed ? 'open' : 'collapse')),
+      );
+    }),
+  );
+}
+
 function selectionRows(selected) {
   if (selected === null) return null;
+  if (selected.kind === 'bundle') {
+    const b = bundles.get(selected.key);
+    return b === undefined ? null : { title: b.title, items: b.items };
+  }
+  if (selected.kind === 'site') {
+    const hosts = groupHosts().get(selected.key);
+    if (hosts === undefined) return null;
+    return {
+      title: `Site ${selected.key}`,
+      items: [['hosts', hosts.map((h) => h.id).join(', ')], ['VMs', String(hosts.reduce((n, h) => n + vmsOf(h.id).length, 0))]],
+    };
+  }
   if (selected.kind === 'host') {
     const h = state.hosts.get(selected.key);
     if (!h) return null;

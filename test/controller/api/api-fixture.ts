@@ -130,9 +130,16 @@ export interface FixtureServer {
   token: string;
 }
 
-export async function startFixtureServer(init: { maxBodyBytes?: number; port?: number } = {}): Promise<FixtureServer> {
-  const model = buildFixtureModel();
-  const tokens = new MemoryTokenStore();
+/**
+ * `model` and `tokens` default to the fixture's and a new store; passing the
+ * previous server's store and port restarts "the same" controller (the old
+ * token still works).
+ */
+export async function startFixtureServer(
+  init: { maxBodyBytes?: number; port?: number; model?: MemoryControllerModel; tokens?: MemoryTokenStore } = {},
+): Promise<FixtureServer> {
+  const model = init.model ?? buildFixtureModel();
+  const tokens = init.tokens ?? new MemoryTokenStore();
   const { token } = createApiToken(tokens, 'admin', FIXTURE_NOW);
   const registry = new Registry();
   const server = await startApiServer(
