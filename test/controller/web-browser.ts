@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * The web page's browser tests drive Debian's chromium through
@@ -65,4 +66,13 @@ export async function launchBrowser(viewport: { width: number; height: number })
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Wait until `expression` is truthy in the page. (Playwright's waitForFunction evaluates a string
+ * with eval inside the page, which the page's Content-Security-Policy rightly refuses; evaluate
+ * goes through the debugger protocol, which it does not.)
+ */
+export async function until(page: Page, expression: string, timeoutMs = WAIT.timeout): Promise<void> {
+  await waitFor(() => page.evaluate(expression), expression, timeoutMs);
 }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { buildFixtureModel, startFixtureServer } from './api/api-fixture.ts';
 import type { FixtureServer } from './api/api-fixture.ts';
-import { CHROMIUM, CHROMIUM_MISSING, SCREENSHOT_DIR, WAIT, launchBrowser } from './web-browser.ts';
+import { CHROMIUM, CHROMIUM_MISSING, SCREENSHOT_DIR, WAIT, launchBrowser, until } from './web-browser.ts';
 import type { Browser } from './web-browser.ts';
 
 /**
@@ -72,7 +72,7 @@ describe('web page: live topology', () => {
     await page.waitForSelector('#selection-card:not([hidden])', WAIT);
     assert.equal(await page.textContent('#selection-title'), 'Host hub');
     await clickNode('vm:02:00:00:00:00:05');
-    await page.waitForFunction('document.getElementById("selection-title").textContent === "VM vm5"', undefined, WAIT);
+    await until(page, 'document.getElementById("selection-title").textContent === "VM vm5"');
     assert.match((await page.textContent('#selection')) ?? '', /10\.10\.0\.5/);
     // The token left the address bar.
     assert.equal(await page.evaluate('location.hash'), '');
@@ -102,7 +102,7 @@ describe('web page: live topology', () => {
 
     f.model.putMigration({ ...f.model.getMigration('m1')!, phase: 'stop-and-copy', progress: 0.8, etaMs: 2000 });
     await page.waitForSelector('[data-migration="m1"][data-progress="80"]', WAIT);
-    await page.waitForFunction('vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress") === 80', undefined, WAIT);
+    await until(page, 'vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress") === 80');
     // Done, with the cutover figures in the panel; the node shows no progress any more.
     f.model.putMigration({
       ...f.model.getMigration('m1')!, state: 'succeeded', step: 'done', phase: 'done', progress: 1,
@@ -110,7 +110,7 @@ describe('web page: live topology', () => {
     });
     await page.waitForSelector('[data-migration="m1"][data-step="done"]', WAIT);
     assert.match((await page.textContent('[data-migration="m1"] .detail')) ?? '', /cutover 35 ms · held 15 · flushed 15 · relayed 5 · lost 0/);
-    await page.waitForFunction('vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress") === -1', undefined, WAIT);
+    await until(page, 'vnetGraph.getElementById("vm:02:00:00:00:00:08").data("progress") === -1');
     await screenshot(page, 'topology-link-added');
 
     const del = await fetch(`${f.server.url}/api/v1/links/aws-2/gcp-1`, { method: 'DELETE', headers: { authorization: `Bearer ${f.token}` } });
@@ -142,7 +142,7 @@ describe('web page: live topology', () => {
     await page.waitForSelector('#offline-banner:not([hidden])', WAIT);
     assert.match((await page.textContent('#offline-banner')) ?? '', /Disconnected from the controller: retrying in \d+ s \(attempt \d+\)/);
     // Retrying with backoff while nothing answers: a second attempt fails too.
-    await page.waitForFunction('Number(document.getElementById("connection").dataset.attempt) >= 2', undefined, WAIT);
+    await until(page, 'Number(document.getElementById("connection").dataset.attempt) >= 2');
     await screenshot(page, 'small-disconnected');
 
     // The controller comes back on the same address with the same token but another state, and a
@@ -154,7 +154,7 @@ describe('web page: live topology', () => {
     while (model.latestSeq() < seqBefore + 5) model.addDecision({ kind: 'topology-changed', reason: 'history after the restart', detail: {} });
     f = await startFixtureServer({ port, model, tokens: f.tokens });
     await page.waitForSelector('#connection[data-state="live"]', WAIT);
-    await page.waitForSelector('#offline-banner[hidden]', WAIT);
+    await page.waitForSelector('#offline-banner', { state: 'hidden', ...WAIT });
     await page.waitForSelector('#summary[data-hosts="5"][data-hosts-up="5"]', WAIT);
     assert.equal(await page.evaluate('vnetGraph.getElementById("host:gcp-3").nonempty()'), true);
     assert.equal(await page.evaluate('vnetGraph.getElementById("host:gcp-2").empty()'), true);

@@ -115,7 +115,7 @@ function connectStream() {
     }
     if (m.kind === 'event') {
       applyEvent(m.event);
-      if (m.event.type === 'traffic-updated') scheduleMatrixFetch();
+      if (m.event.type === 'traffic-updated' || m.event.type === 'topology-changed') scheduleMatrixFetch();
       scheduleRender();
     }
   };

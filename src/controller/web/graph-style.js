@@ -8,7 +8,7 @@ import { VM_STEP } from './layout.js';
 export const MIN_LABEL_PX = { vm: 8, host: 7, edge: 8 };
 
 /**
- * The style sheet for `zoom`, with label sizes multiplied by `k` (VM labels by at most 1.3, so a
+ * The style sheet for `zoom`, with label sizes multiplied by `k` (VM labels by at most 1.15, so a
  * label stays within its VM's slot of the host's grid).
  */
 export function styleSheet(k, zoom) {
@@ -49,7 +49,7 @@ export function styleSheet(k, zoom) {
       selector: 'node.vm',
       style: {
         shape: 'ellipse', width: 30, height: 30, 'background-color': '#14b8a6', 'border-width': 2, 'border-color': '#0f766e',
-        label: 'data(label)', 'font-size': fs(11, 1.3), 'text-valign': 'bottom', 'text-margin-y': 3, color: '#374151',
+        label: 'data(label)', 'font-size': fs(11, 1.15), 'text-valign': 'bottom', 'text-margin-y': 3, color: '#374151',
         'text-wrap': 'ellipsis', 'text-max-width': VM_STEP - 6, 'min-zoomed-font-size': MIN_LABEL_PX.vm,
       },
     },
