@@ -131,6 +131,24 @@ describe('web page: live topology', () => {
     await page.close();
   });
 
+  it('shows the traffic matrix with the VMs named along its axes and a readout of the cell under the pointer', async () => {
+    const page = await openPage(`#token=${encodeURIComponent(f.token)}`);
+    await page.waitForSelector('#connection[data-state="live"]', WAIT);
+    await page.click('#tab-matrix');
+    await page.waitForSelector('#matrix-canvas[data-cells="8"]', WAIT);
+    // Big enough cells get names (the order: the inferred ring vm1, vm3, vm5, vm7 first).
+    const geo = (await page.evaluate('({ x0: vnetMatrix.x0, y0: vnetMatrix.y0, cell: vnetMatrix.cell, macs: vnetMatrix.macs })')) as { x0: number; y0: number; cell: number; macs: string[] };
+    assert.ok(geo.cell >= 12);
+    assert.deepEqual(geo.macs.slice(0, 4), ['02:00:00:00:00:01', '02:00:00:00:00:03', '02:00:00:00:00:05', '02:00:00:00:00:07']);
+    const canvas = (await page.locator('#matrix-canvas').boundingBox())!;
+    // Row vm1, column vm5: 1 MB/s.
+    await page.mouse.move(canvas.x + geo.x0 + geo.cell * 2.5, canvas.y + geo.y0 + geo.cell * 0.5);
+    await page.waitForSelector('#matrix-readout[data-src="02:00:00:00:00:01"][data-dst="02:00:00:00:00:05"]', WAIT);
+    assert.equal(await page.textContent('#matrix-readout'), 'vm1 → vm5: 8.0 Mbit/s');
+    await screenshot(page, 'small-matrix');
+    await page.close();
+  });
+
   it('says it is disconnected while the controller restarts, retries, and resumes with the new controller\'s state', async () => {
     const page = await openPage(`#token=${encodeURIComponent(f.token)}`);
     await page.waitForSelector('#connection[data-state="live"]', WAIT);
