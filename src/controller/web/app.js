@@ -194,7 +194,12 @@ function showTab(matrix) {
   document.getElementById('matrix-view').hidden = !matrix;
   document.querySelector('.matrix-tools').hidden = !matrix;
   if (matrix) scheduleMatrixFetch();
-  else cy.resize();
+  else {
+    // The panel may have changed size while the graph was hidden.
+    cy.resize();
+    if (view.focus !== null) zoomToSite(cy, view, view.focus);
+    else fitView(cy, view);
+  }
   scheduleRender();
 }
 
