@@ -167,7 +167,7 @@ describe('web page: live topology', () => {
     // history whose seq runs past the page's (as a restored store's would): resuming the stream by
     // seq would miss the changes, so the page must start over from a snapshot.
     const model = buildFixtureModel();
-    model.putHost({ id: 'gcp-3', site: 'gcp', addresses: [], role: 'spoke', state: 'up', lastSeen: null });
+    model.putHost({ id: 'gcp-3', site: 'gcp', addresses: [], role: 'spoke', state: 'up', lastSeen: null, hub: 'hub', hubState: null });
     model.removeHost('gcp-2');
     while (model.latestSeq() < seqBefore + 5) model.addDecision({ kind: 'topology-changed', reason: 'history after the restart', detail: {} });
     f = await startFixtureServer({ port, model, tokens: f.tokens });
@@ -177,7 +177,7 @@ describe('web page: live topology', () => {
     assert.equal(await page.evaluate('vnetGraph.getElementById("host:gcp-3").nonempty()'), true);
     assert.equal(await page.evaluate('vnetGraph.getElementById("host:gcp-2").empty()'), true);
     // And it follows the new controller's stream.
-    model.putHost({ id: 'gcp-4', site: 'gcp', addresses: [], role: 'spoke', state: 'up', lastSeen: null });
+    model.putHost({ id: 'gcp-4', site: 'gcp', addresses: [], role: 'spoke', state: 'up', lastSeen: null, hub: 'hub', hubState: null });
     await page.waitForSelector('#summary[data-hosts="6"]', WAIT);
     await screenshot(page, 'small-reconnected');
     await page.close();

@@ -40,13 +40,13 @@ export interface LargeDeployment {
 }
 
 export function largeDeployment(): LargeDeployment {
-  const hosts: HostView[] = [{ id: 'hub', site: 'lan', addresses: [{ transport: 'tls', host: '10.0.0.1', port: 7000 }], role: 'hub', state: 'up', lastSeen: FIXTURE_NOW }];
+  const hosts: HostView[] = [{ id: 'hub', site: 'lan', addresses: [{ transport: 'tls', host: '10.0.0.1', port: 7000 }], role: 'hub', state: 'up', lastSeen: FIXTURE_NOW, hub: null, hubState: 'active' }];
   for (let s = 1; s < LARGE_SITES; s++) {
     const site = `site-${String(s).padStart(2, '0')}`;
     for (let k = 1; k <= 2 + (s % 3); k++) {
       hosts.push({
         id: `${site}-h${k}`, site, addresses: [{ transport: 'tls', host: `10.${s}.0.${k}`, port: 7000 }], role: 'spoke',
-        state: s === 7 && k === 2 ? 'down' : 'up', lastSeen: FIXTURE_NOW,
+        state: s === 7 && k === 2 ? 'down' : 'up', lastSeen: FIXTURE_NOW, hub: s === 7 && k === 2 ? null : 'hub', hubState: null,
       });
     }
   }
