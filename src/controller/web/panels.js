@@ -134,9 +134,15 @@ export function renderSelection(selected) {
 }
 
 /** The sites, each with its counts and buttons to zoom to it and to collapse (or open) it. */
+let sitesKey = '';
+
 export function renderSites(view) {
   const body = document.querySelector('#sites tbody');
   const sites = [...groupHosts()];
+  // Rebuilt only when it changes, so a click on its buttons is not lost to a traffic update.
+  const key = JSON.stringify([view.focus, [...view.collapsed], sites.map(([s, hosts]) => [s, hosts.map((h) => [h.id, vmsOf(h.id).length])])]);
+  if (key === sitesKey) return;
+  sitesKey = key;
   if (sites.length === 0) {
     body.replaceChildren(el('tr', null, el('td', { class: 'muted', colspan: '4' }, 'none')));
     return;
