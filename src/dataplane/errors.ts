@@ -29,8 +29,31 @@ export class ProtocolVersionError extends VnetError {
 
 /** The link handshake failed: no hello, wrong host, refused certificate. */
 export class HandshakeError extends VnetError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('VNET_ERR_HANDSHAKE', message, options);
+  constructor(message: string, options?: { cause?: unknown }, code: `VNET_ERR_${string}` = 'VNET_ERR_HANDSHAKE') {
+    super(code, message, options);
+  }
+}
+
+/** The peer's authentication failed: a method we do not use, a proof that does not verify, a certificate the CA did not sign for that host. */
+export class LinkAuthError extends HandshakeError {
+  constructor(message: string) {
+    super(message, undefined, 'VNET_ERR_LINK_AUTH');
+  }
+}
+
+/** The peer's host id is not a host of the deployment (the controller's list, or the configured `members`). */
+export class NotMemberError extends HandshakeError {
+  readonly hostId: string;
+  constructor(hostId: string) {
+    super(`host ${hostId} is not a member of this deployment`, undefined, 'VNET_ERR_NOT_MEMBER');
+    this.hostId = hostId;
+  }
+}
+
+/** A plain TCP link without authentication between hosts that are not both on loopback, and the operator did not allow it. */
+export class UnauthenticatedLinkError extends HandshakeError {
+  constructor(message: string) {
+    super(message, undefined, 'VNET_ERR_UNAUTHENTICATED_LINK');
   }
 }
 
@@ -238,6 +261,13 @@ export class AdminListenError extends VnetError {
 export class MetricsListenError extends VnetError {
   constructor(where: string, cause: Error) {
     super('VNET_ERR_METRICS_LISTEN', `the metrics endpoint cannot listen on ${where}: ${cause.message}`, { cause });
+  }
+}
+
+/** The link key file cannot be read, is readable by others or too short; or the host certificate material for link authentication is unusable. */
+export class LinkKeyError extends NeededFileError {
+  constructor(message: string, file: string | undefined, options?: { cause?: unknown }) {
+    super('VNET_ERR_LINK_KEY', message, file, options);
   }
 }
 

@@ -5,27 +5,30 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   HEADER_BYTES,
   KEEPALIVE,
+  MAX_AUTH_BYTES,
   MAX_GOODBYE_REASON_BYTES,
   MAX_HELLO_BYTES,
   MAX_WIRE_LENGTH,
   MessageType,
   decodeGoodbyeBody,
+  decodeAuthBody,
   decodeHelloBody,
   type ControlMessage,
 } from './wire-messages.ts';
 
 /**
- * The vnet tunnel wire protocol, version 1 (docs/wire-protocol.md has it
+ * The vnet tunnel wire protocol, version 2 (docs/wire-protocol.md has it
  * byte by byte): the frame stream. Constants, message types and the control
  * messages live in wire-messages.ts, re-exported here. A link is a byte
  * stream of messages, each a 4-byte header — type (u8), body length (u24,
  * big-endian) — followed by the body:
  *
- *   0x01 hello          "VNET" version kind role idLen id      (first message each way)
+ *   0x01 hello          "VNET" version kind role auth nonce idLen id  (first message each way)
  *   0x02 frame          Ethernet frame                          (14..MAX_FRAME_BYTES)
  *   0x03 offload frame  virtio_net_hdr (10) + Ethernet frame
  *   0x04 keepalive      (empty)
  *   0x05 goodbye        reason code (u8) + reason (UTF-8, ≤ 512 bytes)
+ *   0x06 auth           certLen (u16) + certificate (DER) + proof   (authenticated TCP handshakes)
  *
  * Decoding stages, in `FrameDecoder.push`: header (4 bytes, may span
  * chunks) → length check against the limits (before any body byte is
@@ -269,6 +272,9 @@ export class FrameDecoder {
       case MessageType.hello:
         if (length > MAX_HELLO_BYTES) return new FrameTooLargeError(length, MAX_HELLO_BYTES);
         return length < 5 ? new MalformedMessageError(`hello of ${length} bytes is too short`) : undefined;
+      case MessageType.auth:
+        if (length > MAX_AUTH_BYTES) return new FrameTooLargeError(length, MAX_AUTH_BYTES);
+        return length < 3 ? new MalformedMessageError(`auth of ${length} bytes is too short`) : undefined;
       case MessageType.goodbye:
         if (length > 1 + MAX_GOODBYE_REASON_BYTES) return new FrameTooLargeError(length, 1 + MAX_GOODBYE_REASON_BYTES);
         return length < 1 ? new MalformedMessageError('goodbye without a reason code') : undefined;
@@ -296,6 +302,7 @@ export class FrameDecoder {
     let msg: ControlMessage | FrameDecodeError;
     if (type === MessageType.keepalive) msg = KEEPALIVE;
     else if (type === MessageType.hello) msg = decodeHelloBody(buf, start, end);
+    else if (type === MessageType.auth) msg = decodeAuthBody(buf, start, end);
     else msg = decodeGoodbyeBody(buf, start, end);
     if (msg instanceof Error) {
       this.#fail(msg);

@@ -1,9 +1,11 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Clock } from '../common/clock.ts';
 import { HOST_ID_PATTERN } from '../common/host-id.ts';
-import { AbortedError, HandshakeError, PeerGoodbyeError, ProtocolVersionError } from './errors.ts';
-import { PROTOCOL_VERSION, type ControlMessage, type GoodbyeCode, type HelloMessage, type LinkKind, type LinkRole } from './wire-messages.ts';
+import { AbortedError, HandshakeError, LinkAuthError, NotMemberError, PeerGoodbyeError, ProtocolVersionError, UnauthenticatedLinkError } from './errors.ts';
+import type { HostMembership } from './link-membership.ts';
+import { PROTOCOL_VERSION, type AuthMethod, type ControlMessage, type GoodbyeCode, type HelloMessage, type LinkKind, type LinkRole } from './wire-messages.ts';
 
 /**
  * The hello handshake of a link (link.ts runs the exchange and its timer;
@@ -19,10 +21,15 @@ import { PROTOCOL_VERSION, type ControlMessage, type GoodbyeCode, type HelloMess
  *   judge    `judgeHello`: the first message from the peer must be a hello of
  *            our protocol version with the opposite role, the kind we asked
  *            for (dialer) or accept (listener), the expected host, not our own
- *            id, and — on TLS — a host id that the peer's verified certificate
- *            names (CN or SAN DNS). Anything else fails the handshake with a
+ *            id, a host of the deployment (link-membership.ts), our
+ *            authentication method, and — on TLS — a host id that the peer's
+ *            verified certificate names (CN or SAN DNS). An unauthenticated
+ *            plain TCP link is refused unless both ends are on loopback or the
+ *            operator allowed it. Anything else fails the handshake with a
  *            typed error and, where the peer should hear why, the goodbye to
  *            send it before the socket is ended.
+ *   prove    (handshake-session.ts, link-auth.ts) on authenticated TCP links,
+ *            the proofs of identity over the transcript.
  */
 export interface HelloExpectation {
   /** Our role. */
@@ -32,6 +39,11 @@ export interface HelloExpectation {
   expectedPeer: string | undefined;
   localHost: string;
   socket: Duplex;
+  /** How each side proves its id on this link: the peer must use the same. */
+  method: AuthMethod;
+  /** An unauthenticated plain TCP link off loopback is accepted (`transport.allowUnauthenticated`). */
+  allowUnauthenticated: boolean;
+  membership: HostMembership | undefined;
 }
 
 /** A goodbye to send: its code and reason. */
@@ -41,12 +53,43 @@ export type Goodbye = [GoodbyeCode, string];
 export type HandshakeVerdict = { ok: true; hello: HelloMessage } | { ok: false; error: Error; goodbye: Goodbye | undefined };
 
 /** Why our side cannot start a handshake on `socket` (undefined: it can). */
-export function handshakeStartError(init: { localHost: string; role: LinkRole; kind: LinkKind | undefined; socket: Duplex; signal?: AbortSignal | undefined }): Error | undefined {
+export function handshakeStartError(init: {
+  localHost: string;
+  role: LinkRole;
+  kind: LinkKind | undefined;
+  socket: Duplex;
+  signal?: AbortSignal | undefined;
+  method: AuthMethod;
+  allowUnauthenticated: boolean;
+}): Error | undefined {
   if (!HOST_ID_PATTERN.test(init.localHost)) return new HandshakeError(`local host id ${JSON.stringify(init.localHost)} is not a valid host id`);
   if (init.role === 'dialer' && init.kind === undefined) return new HandshakeError('a dialing link needs a kind (backbone or fast-path)');
   if (init.socket.destroyed || !init.socket.writable) return new HandshakeError('socket is not connected');
   if (init.signal?.aborted === true) return new AbortedError('link handshake', { cause: init.signal.reason });
+  if (init.role === 'dialer') {
+    const why = unauthenticatedRefusal(init.socket, init.method, init.allowUnauthenticated);
+    if (why !== undefined) return new UnauthenticatedLinkError(why);
+  }
   return undefined;
+}
+
+/**
+ * Why an unauthenticated link on `socket` is refused (undefined: it is not
+ * unauthenticated, or allowed): only a plain TCP socket whose two ends are
+ * both loopback addresses may go without, unless the operator allowed it.
+ * TLS sockets are authenticated by their certificates; in-process streams
+ * (the memory transport) never leave the process.
+ */
+export function unauthenticatedRefusal(socket: Duplex, method: AuthMethod, allowUnauthenticated: boolean): string | undefined {
+  if (method !== 'none' || allowUnauthenticated || socket instanceof TLSSocket || !(socket instanceof Socket)) return undefined;
+  if (isLoopback(socket.localAddress) && isLoopback(socket.remoteAddress)) return undefined;
+  return `unauthenticated TCP link between ${socket.localAddress ?? '?'} and ${socket.remoteAddress ?? '?'} refused off loopback: configure a link key (linkKeyFile) or host certificates (tls: {dir}), or set transport option allowUnauthenticated`;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
 
 /**
@@ -78,6 +121,17 @@ export function judgeHello(msg: ControlMessage, want: HelloExpectation): Handsha
   }
   const refusal = helloRefusal(msg, want);
   if (refusal !== undefined) return { ok: false, error: new HandshakeError(refusal), goodbye: ['refused', refusal] };
+  if (want.membership?.admits(msg.hostId) === false) {
+    return { ok: false, error: new NotMemberError(msg.hostId), goodbye: ['refused', `host ${msg.hostId} is not a member of this deployment`] };
+  }
+  if (msg.auth !== want.method) {
+    const why = `peer authenticates with ${msg.auth}, this host with ${want.method}`;
+    return { ok: false, error: new LinkAuthError(why), goodbye: ['auth', why] };
+  }
+  if (want.role === 'listener') {
+    const why = unauthenticatedRefusal(want.socket, want.method, want.allowUnauthenticated);
+    if (why !== undefined) return { ok: false, error: new UnauthenticatedLinkError(why), goodbye: ['auth', why] };
+  }
   return { ok: true, hello: msg };
 }
 

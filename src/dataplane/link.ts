@@ -5,11 +5,14 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import { AbortedError, HandshakeError, LinkLostError, LinkTimeoutError, PeerGoodbyeError, ProtocolViolationError, type FrameDecodeError } from './errors.ts';
 import type { Frame } from '../common/frame.ts';
 import type { LinkCounters } from '../control/daemon-control.ts';
-import { armHandshake, handshakeStartError, judgeHello, type Goodbye } from './link-handshake.ts';
+import { armHandshake, handshakeStartError, type Goodbye } from './link-handshake.ts';
+import { HandshakeSession, linkAuthMethod } from './handshake-session.ts';
+import type { LinkAuthenticator } from './link-auth.ts';
+import type { HostMembership } from './link-membership.ts';
 import { LinkInbox, type FramesHandler } from './link-inbox.ts';
 import { Liveness } from './link-liveness.ts';
 import { DEFAULT_HIGH_WATER_BYTES, LinkWriter } from './link-writer.ts';
-import { FrameDecoder, encodeGoodbye, encodeHello, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
+import { FrameDecoder, encodeGoodbye, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
  * A link: one connected byte stream (TCP socket, TLS socket, in-memory
@@ -17,9 +20,11 @@ import { FrameDecoder, encodeGoodbye, encodeHello, encodeKeepalive, type Control
  * link's state machine — handshake → open → closed — and the glue of its
  * stages, each in its own file:
  *
- *   handshake  (link-handshake.ts) hellos exchanged and judged, under a
- *              timeout and the caller's AbortSignal. A refusal is a goodbye
- *              naming the reason, then the socket is ended.
+ *   handshake  (handshake-session.ts, link-handshake.ts, link-auth.ts) hellos
+ *              exchanged and judged, and on authenticated TCP links the
+ *              proofs of identity, under a timeout and the caller's
+ *              AbortSignal. A refusal is a goodbye naming the reason, then the
+ *              socket is ended.
  *   receive    socket chunk → FrameDecoder → one Frame[] batch per chunk →
  *              the inbox (link-inbox.ts) → the onFrames handler (batches held,
  *              with the socket paused, until a handler is registered).
@@ -92,6 +97,12 @@ export interface OpenLinkInit {
   deadMs?: number;
   maxMessageBytes?: number;
   handshakeTimeoutMs?: number;
+  /** Proves our host id and checks the peer's on plain TCP links (link-auth.ts); without one, TCP links are refused off loopback. */
+  authenticator?: LinkAuthenticator | undefined;
+  /** Accept unauthenticated TCP links off loopback (the operator said so). */
+  allowUnauthenticated?: boolean;
+  /** The deployment's hosts: a peer outside it is refused. */
+  membership?: HostMembership | undefined;
   /** Drop frames while the socket's write backlog is above this many bytes (default 8 MiB). */
   highWaterBytes?: number;
   signal?: AbortSignal;
@@ -143,6 +154,7 @@ class SocketLink implements Link {
   #graceTimer: TimerHandle | undefined;
   /** Set on every chunk received; the Liveness takes it over once the link is open. */
   #activity = { rxSeen: false };
+  #session: HandshakeSession | undefined;
   #closeHandler: CloseHandler | undefined;
   #closeError: Error | undefined;
   #closeNotified = false;
@@ -195,14 +207,28 @@ class SocketLink implements Link {
     socket.on('end', this.#onSocketEnd);
     socket.on('close', this.#onSocketClose);
     if (socket instanceof Socket) socket.setNoDelay(true);
-    const cannot = handshakeStartError({ localHost: init.localHost, role: this.role, kind: init.kind, socket, signal: init.signal });
+    const allowUnauthenticated = init.allowUnauthenticated ?? false;
+    const method = linkAuthMethod(socket, init.authenticator);
+    const cannot = handshakeStartError({ localHost: init.localHost, role: this.role, kind: init.kind, socket, signal: init.signal, method, allowUnauthenticated });
     if (cannot !== undefined) {
       this.#failHandshake(cannot, undefined);
       return;
     }
+    const clock = this.#clock;
+    this.#session = new HandshakeSession({
+      role: this.role,
+      kind: init.kind,
+      expectedPeer: init.expectedPeer,
+      localHost: init.localHost,
+      socket,
+      allowUnauthenticated,
+      membership: init.membership,
+      authenticator: init.authenticator,
+      wallNow: () => clock.wallNow(),
+    });
     const timeoutMs = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#disarmHandshake = armHandshake(this.#clock, timeoutMs, init.signal, (err, goodbye) => this.#failHandshake(err, goodbye));
-    if (this.role === 'dialer') this.#writer.writeControl(encodeHello({ kind: this.kind, role: 'dialer', hostId: init.localHost }));
+    if (this.role === 'dialer') this.#writer.writeControl(this.#session.hello(this.kind));
   }
 
   send(frame: Frame): void {
@@ -268,17 +294,22 @@ class SocketLink implements Link {
 
   #handshakeMessage(msg: ControlMessage): void {
     const init = this.#init;
-    const verdict = judgeHello(msg, { role: this.role, kind: init.kind, expectedPeer: init.expectedPeer, localHost: init.localHost, socket: this.#socket });
-    if (!verdict.ok) {
-      this.#failHandshake(verdict.error, verdict.goodbye);
+    const step = this.#session!.receive(msg);
+    if (step.next === 'fail') {
+      this.#failHandshake(step.error, step.goodbye);
       return;
     }
-    const hello = verdict.hello;
+    if (step.next === 'wait') {
+      for (const b of step.send) this.#writer.writeControl(b);
+      return;
+    }
+    const hello = step.hello;
     this.kind = hello.kind;
     this.peerHost = hello.hostId;
     this.id = `${hello.kind}:${hello.hostId}#${nextLinkSeq++}`;
     this.#log = componentLogger(init.logger, 'link', { local: init.localHost, peer: hello.hostId, link: this.id });
     this.#endHandshake();
+    this.#session = undefined;
     this.#phase = PHASE_OPEN;
     const liveness = new Liveness(this.#clock, init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, init.deadMs ?? DEFAULT_DEAD_MS, {
       keepalive: this.#sendKeepalive,
@@ -293,7 +324,7 @@ class SocketLink implements Link {
     this.#resolve = undefined;
     this.#reject = undefined;
     // State is final before this write: a peer that answers synchronously (in-memory) may re-enter and even close us.
-    if (this.role === 'listener') this.#writer.writeControl(encodeHello({ kind: hello.kind, role: 'listener', hostId: init.localHost }));
+    for (const b of step.send) this.#writer.writeControl(b);
     resolve(this);
   }
 

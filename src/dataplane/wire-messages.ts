@@ -1,22 +1,33 @@
+import { randomBytes } from 'node:crypto';
 import type { LinkKind } from '../control/daemon-control.ts';
 import { MAX_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
 import { HOST_ID_PATTERN } from '../common/host-id.ts';
 import { BadMagicError, MalformedMessageError, type FrameDecodeError } from './errors.ts';
 
 /**
- * The messages of the vnet tunnel protocol, version 1, other than frames:
- * constants, types, and the encoders and body decoders of hello, keepalive
- * and goodbye (docs/wire-protocol.md has the bytes). The frame stream —
+ * The messages of the vnet tunnel protocol, version 2, other than frames:
+ * constants, types, and the encoders and body decoders of hello, auth,
+ * keepalive and goodbye (docs/wire-protocol.md has the bytes). Version 2
+ * added the hello's authentication method and nonce and the auth message
+ * (link-auth.ts). The frame stream —
  * encoder and incremental decoder — is frame-codec.ts, which re-exports all
  * of this.
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 4;
 /** "VNET" in ASCII, the first four bytes of every hello body. */
 export const HELLO_MAGIC = Buffer.from('VNET', 'latin1');
 export const MAX_HELLO_BYTES = 1024;
 export const MAX_GOODBYE_REASON_BYTES = 512;
+/** Bytes of the fresh random nonce each side puts in its hello. */
+export const NONCE_BYTES = 32;
+/** Largest certificate (DER) an auth message may carry. */
+export const MAX_AUTH_CERTIFICATE_BYTES = 4096;
+/** Largest proof (an HMAC-SHA256, or an ECDSA signature in DER) an auth message may carry. */
+export const MAX_AUTH_PROOF_BYTES = 512;
+/** Largest auth body: certificate length, certificate, proof. */
+export const MAX_AUTH_BYTES = 2 + MAX_AUTH_CERTIFICATE_BYTES + MAX_AUTH_PROOF_BYTES;
 /** Largest body of any version-1 message: an offload frame carrying a full GSO super-frame. */
 export const DEFAULT_MAX_MESSAGE_BYTES = VIRTIO_NET_HDR_BYTES + MAX_FRAME_BYTES;
 /** Largest body length the 24-bit length field can express. */
@@ -28,6 +39,7 @@ export const MessageType = {
   offloadFrame: 0x03,
   keepalive: 0x04,
   goodbye: 0x05,
+  auth: 0x06,
 } as const;
 
 export type { LinkKind } from '../control/daemon-control.ts';
@@ -38,8 +50,17 @@ const ROLE_CODES: Record<LinkRole, number> = { dialer: 1, listener: 2 };
 const KINDS: readonly (LinkKind | undefined)[] = [undefined, 'backbone', 'fast-path'];
 const ROLES: readonly (LinkRole | undefined)[] = [undefined, 'dialer', 'listener'];
 
+/**
+ * How a side proves its host id (one byte in the hello): `none` (TLS links,
+ * whose certificates already did, and unauthenticated TCP), `link-key` (an
+ * HMAC with the deployment's shared link key), `certificate` (a signature
+ * with the host certificate's key).
+ */
+export const AUTH_METHODS = ['none', 'link-key', 'certificate'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
 /** Why a link was closed; travels as one byte in the goodbye. */
-export const GOODBYE_CODES = ['normal', 'version', 'refused', 'protocol', 'timeout'] as const;
+export const GOODBYE_CODES = ['normal', 'version', 'refused', 'protocol', 'timeout', 'auth'] as const;
 export type GoodbyeCode = (typeof GOODBYE_CODES)[number] | 'unknown';
 
 
@@ -49,6 +70,17 @@ export interface HelloMessage {
   readonly kind: LinkKind;
   readonly role: LinkRole;
   readonly hostId: string;
+  readonly auth: AuthMethod;
+  /** NONCE_BYTES fresh random bytes: the other side's proof covers them. */
+  readonly nonce: Buffer;
+}
+
+/** The proof of a side's identity over the handshake transcript (link-auth.ts). */
+export interface AuthMessage {
+  readonly type: 'auth';
+  /** The signer's certificate, DER (empty for link-key proofs). */
+  readonly certificate: Buffer;
+  readonly proof: Buffer;
 }
 
 /** A hello with the magic but a version we do not speak; the rest of its body is not interpreted. */
@@ -67,7 +99,7 @@ export interface GoodbyeMessage {
   readonly reason: string;
 }
 
-export type ControlMessage = HelloMessage | ForeignHelloMessage | KeepaliveMessage | GoodbyeMessage;
+export type ControlMessage = HelloMessage | ForeignHelloMessage | AuthMessage | KeepaliveMessage | GoodbyeMessage;
 
 export const KEEPALIVE: KeepaliveMessage = Object.freeze({ type: 'keepalive' });
 
@@ -80,17 +112,33 @@ function header(type: number, length: number): Buffer {
   return b;
 }
 
-export function encodeHello(hello: Omit<HelloMessage, 'type' | 'version'> & { version?: number }): Buffer {
+/** A hello; `auth` defaults to none and `nonce` to fresh random bytes. */
+export function encodeHello(hello: Omit<HelloMessage, 'type' | 'version' | 'auth' | 'nonce'> & { version?: number; auth?: AuthMethod; nonce?: Buffer }): Buffer {
   if (!HOST_ID_PATTERN.test(hello.hostId)) throw new RangeError(`not a host id: ${JSON.stringify(hello.hostId)}`);
+  const nonce = hello.nonce ?? randomBytes(NONCE_BYTES);
+  if (nonce.length !== NONCE_BYTES) throw new RangeError(`a hello nonce is ${NONCE_BYTES} bytes, not ${nonce.length}`);
   const id = Buffer.from(hello.hostId, 'latin1');
-  const body = Buffer.allocUnsafe(8 + id.length);
+  const body = Buffer.allocUnsafe(HELLO_FIXED_BYTES + id.length);
   HELLO_MAGIC.copy(body, 0);
   body[4] = hello.version ?? PROTOCOL_VERSION;
   body[5] = KIND_CODES[hello.kind];
   body[6] = ROLE_CODES[hello.role];
-  body[7] = id.length;
-  id.copy(body, 8);
+  body[7] = AUTH_METHODS.indexOf(hello.auth ?? 'none');
+  nonce.copy(body, 8);
+  body[8 + NONCE_BYTES] = id.length;
+  id.copy(body, HELLO_FIXED_BYTES);
   return Buffer.concat([header(MessageType.hello, body.length), body]);
+}
+
+/** Bytes of a version-2 hello body before the host id. */
+const HELLO_FIXED_BYTES = 9 + NONCE_BYTES;
+
+export function encodeAuth(auth: Omit<AuthMessage, 'type'>): Buffer {
+  if (auth.certificate.length > MAX_AUTH_CERTIFICATE_BYTES) throw new RangeError(`certificate of ${auth.certificate.length} bytes is over ${MAX_AUTH_CERTIFICATE_BYTES}`);
+  if (auth.proof.length === 0 || auth.proof.length > MAX_AUTH_PROOF_BYTES) throw new RangeError(`a proof is 1..${MAX_AUTH_PROOF_BYTES} bytes, not ${auth.proof.length}`);
+  const len = Buffer.allocUnsafe(2);
+  len.writeUInt16BE(auth.certificate.length, 0);
+  return Buffer.concat([header(MessageType.auth, 2 + auth.certificate.length + auth.proof.length), len, auth.certificate, auth.proof]);
 }
 
 export function encodeKeepalive(): Buffer {
@@ -115,16 +163,29 @@ export function decodeHelloBody(buf: Buffer, start: number, end: number): HelloM
   }
   const version = buf[start + 4]!;
   if (version !== PROTOCOL_VERSION) return { type: 'foreign-hello', version };
-  if (end - start < 8) return new MalformedMessageError(`version-1 hello of ${end - start} bytes is too short`);
+  if (end - start < HELLO_FIXED_BYTES) return new MalformedMessageError(`version-${PROTOCOL_VERSION} hello of ${end - start} bytes is too short`);
   const kind = KINDS[buf[start + 5]!];
   const role = ROLES[buf[start + 6]!];
-  const idLength = buf[start + 7]!;
+  const auth = AUTH_METHODS[buf[start + 7]!];
+  const idLength = buf[start + 8 + NONCE_BYTES]!;
   if (kind === undefined) return new MalformedMessageError(`hello names unknown link kind ${buf[start + 5]}`);
   if (role === undefined) return new MalformedMessageError(`hello names unknown role ${buf[start + 6]}`);
-  if (end - start !== 8 + idLength) return new MalformedMessageError(`hello host id length ${idLength} does not match its body of ${end - start} bytes`);
-  const hostId = buf.toString('latin1', start + 8, end);
+  if (auth === undefined) return new MalformedMessageError(`hello names unknown authentication method ${buf[start + 7]}`);
+  if (end - start !== HELLO_FIXED_BYTES + idLength) return new MalformedMessageError(`hello host id length ${idLength} does not match its body of ${end - start} bytes`);
+  const hostId = buf.toString('latin1', start + HELLO_FIXED_BYTES, end);
   if (!HOST_ID_PATTERN.test(hostId)) return new MalformedMessageError(`hello names an invalid host id ${JSON.stringify(hostId)}`);
-  return { type: 'hello', version: PROTOCOL_VERSION, kind, role, hostId };
+  const nonce = Buffer.from(buf.subarray(start + 8, start + 8 + NONCE_BYTES));
+  return { type: 'hello', version: PROTOCOL_VERSION, kind, role, hostId, auth, nonce };
+}
+
+export function decodeAuthBody(buf: Buffer, start: number, end: number): AuthMessage | FrameDecodeError {
+  if (end - start < 3) return new MalformedMessageError(`auth of ${end - start} bytes is too short`);
+  const certLength = buf.readUInt16BE(start);
+  if (certLength > MAX_AUTH_CERTIFICATE_BYTES) return new MalformedMessageError(`auth certificate of ${certLength} bytes is over ${MAX_AUTH_CERTIFICATE_BYTES}`);
+  const proofStart = start + 2 + certLength;
+  if (proofStart >= end) return new MalformedMessageError(`auth certificate length ${certLength} leaves no proof in a body of ${end - start} bytes`);
+  if (end - proofStart > MAX_AUTH_PROOF_BYTES) return new MalformedMessageError(`auth proof of ${end - proofStart} bytes is over ${MAX_AUTH_PROOF_BYTES}`);
+  return { type: 'auth', certificate: Buffer.from(buf.subarray(start + 2, proofStart)), proof: Buffer.from(buf.subarray(proofStart, end)) };
 }
 
 export function decodeGoodbyeBody(buf: Buffer, start: number, end: number): GoodbyeMessage {

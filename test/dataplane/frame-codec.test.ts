@@ -7,7 +7,10 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   FrameDecoder,
   FrameEncoder,
+  AUTH_METHODS,
   GOODBYE_CODES,
+  MAX_AUTH_BYTES,
+  encodeAuth,
   encodeFrame,
   encodeGoodbye,
   encodeHello,
@@ -39,13 +42,22 @@ class Recorder implements DecoderSink {
     for (const f of frames) this.events.push(`frame:${f.offload?.toString('hex') ?? '-'}:${f.data.toString('hex')}`);
   }
   onControl(message: ControlMessage): void {
-    this.events.push(`control:${JSON.stringify(message)}`);
+    this.events.push(`control:${JSON.stringify(message, hexBuffers)}`);
   }
   onDecodeError(err: FrameDecodeError): void {
     this.errors.push(err);
     this.events.push(`error:${err.code}`);
   }
 }
+
+/** JSON.stringify replacer: Buffers (a hello's nonce, an auth's certificate and proof) as hex. */
+function hexBuffers(_key: string, v: unknown): unknown {
+  const b = v as { type?: unknown; data?: unknown } | null;
+  return b !== null && typeof b === 'object' && b.type === 'Buffer' && Array.isArray(b.data) ? Buffer.from(b.data as number[]).toString('hex') : v;
+}
+
+const NONCE = Buffer.alloc(32, 0xaa);
+const NONCE_HEX = NONCE.toString('hex');
 
 function decodeChunks(chunks: readonly Buffer[], maxMessageBytes?: number): Recorder {
   const rec = new Recorder();
@@ -71,7 +83,8 @@ function sampleStream(): { bytes: Buffer; events: Event[] } {
     { data: ethernet(300, 4), offload: undefined },
   ];
   const parts = [
-    encodeHello({ kind: 'backbone', role: 'dialer', hostId: 'host-a' }),
+    encodeHello({ kind: 'backbone', role: 'dialer', hostId: 'host-a', auth: 'certificate', nonce: NONCE }),
+    encodeAuth({ certificate: Buffer.from('3082', 'hex'), proof: Buffer.from('0102', 'hex') }),
     encodeFrame(frames[0]!),
     encodeFrame(frames[1]!),
     encodeKeepalive(),
@@ -95,19 +108,21 @@ describe('frame codec: encoding and hex fixtures', () => {
     assert.equal(encodeFrame({ data, offload: off }).toString('hex'), '03000018' + '01000000000000000000' + 'ffffffffffff0200000000010806');
   });
 
-  it('encodes hello, keepalive and goodbye byte for byte', () => {
+  it('encodes hello, auth, keepalive and goodbye byte for byte', () => {
     assert.equal(
-      encodeHello({ kind: 'fast-path', role: 'listener', hostId: 'hub' }).toString('hex'),
-      '0100000b' + '564e4554' + '01' + '02' + '02' + '03' + Buffer.from('hub').toString('hex'),
+      encodeHello({ kind: 'fast-path', role: 'listener', hostId: 'hub', auth: 'link-key', nonce: NONCE }).toString('hex'),
+      '0100002c' + '564e4554' + '02' + '02' + '02' + '01' + NONCE_HEX + '03' + Buffer.from('hub').toString('hex'),
     );
+    assert.equal(encodeAuth({ certificate: Buffer.alloc(0), proof: Buffer.from('beef', 'hex') }).toString('hex'), '06000004' + '0000' + 'beef');
+    assert.equal(encodeAuth({ certificate: Buffer.from('3082', 'hex'), proof: Buffer.from('01', 'hex') }).toString('hex'), '06000005' + '0002' + '3082' + '01');
     assert.equal(encodeKeepalive().toString('hex'), '04000000');
     assert.equal(encodeGoodbye('timeout', 'x').toString('hex'), '05000002' + '04' + '78');
   });
 
   it('decodes a hex fixture into the messages it holds', () => {
-    const rec = decodeChunks([Buffer.from('0100000a564e455401010102683104000000' + '0200000e' + 'ffffffffffff0200000000010806', 'hex')]);
+    const rec = decodeChunks([Buffer.from('0100002b564e4554020101' + '00' + NONCE_HEX + '02' + '6831' + '04000000' + '0200000e' + 'ffffffffffff0200000000010806', 'hex')]);
     assert.deepEqual(rec.events, [
-      'control:{"type":"hello","version":1,"kind":"backbone","role":"dialer","hostId":"h1"}',
+      `control:{"type":"hello","version":2,"kind":"backbone","role":"dialer","hostId":"h1","auth":"none","nonce":"${NONCE_HEX}"}`,
       'control:{"type":"keepalive"}',
       'frame:-:ffffffffffff0200000000010806',
     ]);
@@ -161,7 +176,8 @@ describe('frame codec: round trips', () => {
   it('round-trips every message type', () => {
     const { events } = sampleStream();
     assert.deepEqual(events, [
-      'control:{"type":"hello","version":1,"kind":"backbone","role":"dialer","hostId":"host-a"}',
+      `control:{"type":"hello","version":2,"kind":"backbone","role":"dialer","hostId":"host-a","auth":"certificate","nonce":"${NONCE_HEX}"}`,
+      'control:{"type":"auth","certificate":"3082","proof":"0102"}',
       `frame:-:${ethernet(14, 1).toString('hex')}`,
       `frame:-:${ethernet(60, 2).toString('hex')}`,
       'control:{"type":"keepalive"}',
@@ -177,15 +193,17 @@ describe('frame codec: round trips', () => {
     }
     for (const kind of ['backbone', 'fast-path'] as const) {
       for (const role of ['dialer', 'listener'] as const) {
-        const ev = decodeChunks([encodeHello({ kind, role, hostId: 'a.b_c-9' })]).events;
-        assert.deepEqual(ev, [`control:${JSON.stringify({ type: 'hello', version: 1, kind, role, hostId: 'a.b_c-9' })}`]);
+        for (const auth of AUTH_METHODS) {
+          const ev = decodeChunks([encodeHello({ kind, role, hostId: 'a.b_c-9', auth, nonce: NONCE })]).events;
+          assert.deepEqual(ev, [`control:${JSON.stringify({ type: 'hello', version: 2, kind, role, hostId: 'a.b_c-9', auth, nonce: NONCE_HEX })}`]);
+        }
       }
     }
   });
 
   it('reports a hello of another version as a foreign hello, not an error', () => {
-    const rec = decodeChunks([encodeHello({ kind: 'backbone', role: 'dialer', hostId: 'h', version: 2 })]);
-    assert.deepEqual(rec.events, ['control:{"type":"foreign-hello","version":2}']);
+    const rec = decodeChunks([encodeHello({ kind: 'backbone', role: 'dialer', hostId: 'h', version: 1 })]);
+    assert.deepEqual(rec.events, ['control:{"type":"foreign-hello","version":1}']);
   });
 
   it('round-trips a GSO super-frame of MAX_FRAME_BYTES with its offload header', () => {
@@ -279,10 +297,22 @@ describe('frame codec: bad input', () => {
     assert.deepEqual(codeOf('47455420'), ['VNET_ERR_UNKNOWN_MESSAGE']); // "GET "
     assert.deepEqual(codeOf('04000001ff'), ['VNET_ERR_MALFORMED_MESSAGE']);
     assert.deepEqual(codeOf('0100000a' + '48545450' + '010101026831'), ['VNET_ERR_BAD_MAGIC']);
-    assert.deepEqual(codeOf('0100000a' + '564e4554' + '010301026831'), ['VNET_ERR_MALFORMED_MESSAGE']); // kind 3
-    assert.deepEqual(codeOf('0100000a' + '564e4554' + '010101036831'), ['VNET_ERR_MALFORMED_MESSAGE']); // id length 3, body has 2
-    assert.deepEqual(codeOf('0100000a' + '564e4554' + '010101022f2f'), ['VNET_ERR_MALFORMED_MESSAGE']); // id "//"
+    const hello = (kind: string, role: string, auth: string, idLen: string, id: string): string => {
+      const body = '564e4554' + '02' + kind + role + auth + NONCE_HEX + idLen + id;
+      return '01' + (body.length / 2).toString(16).padStart(6, '0') + body;
+    };
+    assert.deepEqual(codeOf(hello('01', '01', '00', '02', '6831')), [], 'the well-formed version');
+    assert.deepEqual(codeOf(hello('03', '01', '00', '02', '6831')), ['VNET_ERR_MALFORMED_MESSAGE']); // kind 3
+    assert.deepEqual(codeOf(hello('01', '03', '00', '02', '6831')), ['VNET_ERR_MALFORMED_MESSAGE']); // role 3
+    assert.deepEqual(codeOf(hello('01', '01', '03', '02', '6831')), ['VNET_ERR_MALFORMED_MESSAGE']); // auth method 3
+    assert.deepEqual(codeOf(hello('01', '01', '00', '03', '6831')), ['VNET_ERR_MALFORMED_MESSAGE']); // id length 3, body has 2
+    assert.deepEqual(codeOf(hello('01', '01', '00', '02', '2f2f')), ['VNET_ERR_MALFORMED_MESSAGE']); // id "//"
+    assert.deepEqual(codeOf('0100000a' + '564e4554' + '020101006831'), ['VNET_ERR_MALFORMED_MESSAGE']); // no room for the nonce
     assert.deepEqual(codeOf('05000000'), ['VNET_ERR_MALFORMED_MESSAGE']);
+    assert.deepEqual(codeOf('06000002' + '0000'), ['VNET_ERR_MALFORMED_MESSAGE']); // auth without a proof
+    assert.deepEqual(codeOf('06000005' + '0003' + '010203'), ['VNET_ERR_MALFORMED_MESSAGE']); // certificate fills the body: no proof
+    assert.deepEqual(codeOf('06000004' + '0009' + '0102'), ['VNET_ERR_MALFORMED_MESSAGE']); // certificate longer than the body
+    assert.deepEqual(codeOf('06' + (MAX_AUTH_BYTES + 1).toString(16).padStart(6, '0')), ['VNET_ERR_FRAME_TOO_LARGE']);
   });
 
   it('delivers the good frames before the bad message, then refuses all further input', () => {
@@ -306,7 +336,7 @@ describe('frame codec: bad input', () => {
       for (let j = 0; j < len; j++) bytes[j] = Math.floor(rand() * 256);
       // Bias some cases towards valid-looking headers so bodies get exercised.
       if (len > 4 && i % 3 === 0) {
-        bytes[0] = 1 + (i % 5);
+        bytes[0] = 1 + (i % 6);
         bytes[1] = 0;
         bytes[2] = 0;
       }

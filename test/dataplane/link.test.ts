@@ -70,10 +70,10 @@ describe('link: handshake', () => {
   it('refuses a dialer speaking another protocol version with ProtocolVersionError and a goodbye naming it', async () => {
     const [sa, sb] = MemoryDuplex.pair();
     const raw = new RawPeer(sa);
-    raw.sendHello('a', 'backbone', 'dialer', 2);
-    await assert.rejects(openLink({ socket: sb, localHost: 'b', role: 'listener', logger }), { code: 'VNET_ERR_PROTOCOL_VERSION', version: 2 });
+    raw.sendHello('a', 'backbone', 'dialer', 3);
+    await assert.rejects(openLink({ socket: sb, localHost: 'b', role: 'listener', logger }), { code: 'VNET_ERR_PROTOCOL_VERSION', version: 3 });
     await waitFor(() => raw.goodbye() !== undefined, 'goodbye', 2000);
-    assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'version', reason: 'this host speaks protocol version 1, not 2' });
+    assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'version', reason: 'this host speaks protocol version 2, not 3' });
   });
 
   it('refuses a listener answering with another protocol version', async () => {

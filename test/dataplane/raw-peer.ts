@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { FrameDecodeError } from '../../src/dataplane/errors.ts';
 import type { Frame } from '../../src/common/frame.ts';
-import { FrameDecoder, encodeHello, type ControlMessage, type LinkKind } from '../../src/dataplane/frame-codec.ts';
+import { FrameDecoder, PROTOCOL_VERSION, encodeHello, type ControlMessage, type LinkKind } from '../../src/dataplane/frame-codec.ts';
 
 /**
  * A hand-driven peer on a raw byte stream: tests write exact bytes with it
@@ -37,7 +37,7 @@ export class RawPeer {
     });
   }
 
-  sendHello(hostId: string, kind: LinkKind = 'backbone', role: 'dialer' | 'listener' = 'dialer', version = 1): void {
+  sendHello(hostId: string, kind: LinkKind = 'backbone', role: 'dialer' | 'listener' = 'dialer', version = PROTOCOL_VERSION): void {
     this.socket.write(encodeHello({ hostId, kind, role, version }));
   }
 

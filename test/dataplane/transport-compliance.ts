@@ -122,9 +122,9 @@ export function transportCompliance(name: string, h: TransportHarness): void {
       const listener = await h.make('b').listen({ host: HOST, port: 0 }, (l) => inbound.push(l));
       cleanup.push(() => listener.close());
       const raw = new RawPeer(await h.raw(listener.port, 'raw'));
-      raw.sendHello('raw', 'backbone', 'dialer', 2);
+      raw.sendHello('raw', 'backbone', 'dialer', 3);
       await waitFor(() => raw.goodbye() !== undefined, 'goodbye', WAIT_MS);
-      assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'version', reason: 'this host speaks protocol version 1, not 2' });
+      assert.deepEqual(raw.goodbye(), { type: 'goodbye', code: 'version', reason: 'this host speaks protocol version 2, not 3' });
       await waitFor(() => listener.stats.refused === 1, 'refusal counted', WAIT_MS);
       await waitFor(() => raw.ended, 'connection closed', WAIT_MS);
       assert.equal(inbound.length, 0);
