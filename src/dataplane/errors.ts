@@ -29,6 +29,8 @@ export class ProtocolVersionError extends VnetError {
 
 /** The link handshake failed: no hello, wrong host, refused certificate. */
 export class HandshakeError extends VnetError {
+  /** The host id the peer's hello claimed, when it sent one (for the refusal's log line). */
+  claimedHost: string | undefined;
   constructor(message: string, options?: { cause?: unknown }, code: `VNET_ERR_${string}` = 'VNET_ERR_HANDSHAKE') {
     super(code, message, options);
   }

@@ -71,14 +71,21 @@ export class HandshakeSession {
     const authenticator = this.#init.authenticator!;
     const peerRole: LinkRole = this.#want.role === 'dialer' ? 'listener' : 'dialer';
     const why = authenticator.check(this.#transcript(peer, peerRole), msg, peer.hostId, this.#init.wallNow());
-    if (why !== undefined) return { next: 'fail', error: new LinkAuthError(`${peer.hostId}: ${why}`), goodbye: ['auth', why] };
+    if (why !== undefined) {
+      const error = new LinkAuthError(`${peer.hostId}: ${why}`);
+      error.claimedHost = peer.hostId;
+      return { next: 'fail', error, goodbye: ['auth', why] };
+    }
     if (this.#want.role === 'listener') return { next: 'open', hello: peer, send: [] };
     return { next: 'open', hello: peer, send: [encodeAuth(authenticator.prove(this.#transcript(peer, 'dialer')))] };
   }
 
   #receiveHello(msg: ControlMessage): HandshakeStep {
     const verdict = judgeHello(msg, this.#want);
-    if (!verdict.ok) return { next: 'fail', error: verdict.error, goodbye: verdict.goodbye };
+    if (!verdict.ok) {
+      if (msg.type === 'hello' && verdict.error instanceof HandshakeError) verdict.error.claimedHost = msg.hostId;
+      return { next: 'fail', error: verdict.error, goodbye: verdict.goodbye };
+    }
     const hello = verdict.hello;
     const listening = this.#want.role === 'listener';
     if (this.#want.method === 'none') return { next: 'open', hello, send: listening ? [this.hello(hello.kind)] : [] };

@@ -4,7 +4,6 @@ import { AbortedError, TransportError } from './errors.ts';
 import type { Link } from './link.ts';
 import { openLink } from './link.ts';
 import {
-  HandshakeAcceptor,
   dialInit,
   type ConnectOptions,
   type LinkSettings,
@@ -13,6 +12,7 @@ import {
   type TransportComponents,
   type TransportListener,
 } from './transport.ts';
+import { HandshakeAcceptor } from './handshake-acceptor.ts';
 
 /**
  * In-process links: the twin of the TCP transport for unit tests and the

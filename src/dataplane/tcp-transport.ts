@@ -3,7 +3,6 @@ import { componentLogger } from '../common/logger.ts';
 import type { Link } from './link.ts';
 import { openLink } from './link.ts';
 import {
-  HandshakeAcceptor,
   connectTimeoutMs,
   dialInit,
   transportError,
@@ -15,6 +14,7 @@ import {
   type TransportComponents,
   type TransportListener,
 } from './transport.ts';
+import { HandshakeAcceptor } from './handshake-acceptor.ts';
 
 /** Links over plain TCP (Nagle off). No authentication: the hello's host id is taken on trust. */
 export class TcpTransport implements Transport {

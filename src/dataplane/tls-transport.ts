@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
 import { componentLogger } from '../common/logger.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
@@ -7,7 +7,6 @@ import type { Link } from './link.ts';
 import { openLink } from './link.ts';
 import { listenOn, serverListener } from './tcp-transport.ts';
 import {
-  HandshakeAcceptor,
   connectTimeoutMs,
   dialInit,
   transportError,
@@ -19,6 +18,7 @@ import {
   type TransportComponents,
   type TransportListener,
 } from './transport.ts';
+import { HandshakeAcceptor, type PendingConnection } from './handshake-acceptor.ts';
 
 /**
  * Links over mutual TLS (1.3 only). Both sides present a certificate signed
@@ -57,14 +57,38 @@ export class TlsTransport implements Transport {
       minVersion: 'TLSv1.3',
       allowHalfOpen: false,
     });
+    // Each raw connection takes its slot before TLS starts, so the slot's deadline and caps cover the TLS handshake too.
+    // The TLS socket is matched to its connection by the remote address and port (unique among open connections).
+    const inTls = new Map<string, PendingConnection>();
+    const keyOf = (s: Socket): string => `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`;
+    server.on('connection', (raw: Socket) => {
+      const pending = acceptor.admit(raw);
+      if (pending === undefined) return;
+      const key = keyOf(raw);
+      inTls.set(key, pending);
+      raw.once('close', () => {
+        if (inTls.get(key) !== pending) return;
+        inTls.delete(key);
+        acceptor.fail(pending, new HandshakeError('connection closed before the TLS handshake finished', undefined, 'VNET_ERR_TLS'));
+      });
+    });
     server.on('secureConnection', (socket: TLSSocket) => {
+      const key = keyOf(socket);
+      const pending = inTls.get(key);
+      inTls.delete(key);
+      if (pending === undefined) {
+        socket.destroy();
+        return;
+      }
       socket.setNoDelay(true);
-      acceptor.accept(socket);
+      acceptor.handshake(pending, socket);
     });
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-      acceptor.stats.refused++;
-      this.#components.logger.debug({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+      const key = keyOf(socket);
+      const pending = inTls.get(key);
+      inTls.delete(key);
       socket.destroy();
+      if (pending !== undefined) acceptor.fail(pending, new HandshakeError(`TLS handshake refused: ${err.message}`, { cause: err }, 'VNET_ERR_TLS'));
     });
     await listenOn(server, opts, 'tls');
     return serverListener(server, acceptor);
@@ -94,3 +118,4 @@ export class TlsTransport implements Transport {
     return openLink(dialInit(this.#components, init, opts, socket));
   }
 }
+

@@ -1,10 +1,12 @@
 import type { Duplex } from 'node:stream';
 import { realClock, type Clock } from '../common/clock.ts';
+import type { LinkAuthenticator } from './link-auth.ts';
+import type { HostMembership } from './link-membership.ts';
 import type { Logger } from '../common/logger.ts';
 import type { TransportKind } from '../control/daemon-control.ts';
 import { AbortedError, ConnectTimeoutError, LinkLostError, TransportError } from './errors.ts';
 import type { LinkKind } from './frame-codec.ts';
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, openLink, type Link, type OpenLinkInit } from './link.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link, type OpenLinkInit } from './link.ts';
 
 /**
  * How daemons reach each other. Three implementations — TCP
@@ -30,8 +32,19 @@ export interface LinkSettings {
   keepaliveMs?: number;
   deadMs?: number;
   maxMessageBytes?: number;
+  /** The whole handshake (TLS, hello, proofs) must finish within this; also the dial's connect timeout. */
   handshakeTimeoutMs?: number;
   highWaterBytes?: number;
+  /** Plain TCP: how we prove our id and check the peer's (link-auth.ts). Without one, TCP links are refused off loopback. */
+  authenticator?: LinkAuthenticator | undefined;
+  /** Plain TCP: accept unauthenticated links off loopback too (warned about at start). */
+  allowUnauthenticated?: boolean;
+  /** The deployment's hosts (link-membership.ts): links from or to anyone else are refused. */
+  membership?: HostMembership | undefined;
+  /** Listener: connections in their handshake at once (default 256); more evict the oldest. */
+  maxPendingHandshakes?: number;
+  /** Listener: of those, from one source address (default 16); more evict that address's oldest. */
+  maxPendingPerSource?: number;
 }
 
 export interface ListenOptions {
@@ -52,8 +65,18 @@ export interface ConnectOptions {
 export interface ListenerStats {
   /** Links that completed the handshake and went to onLink. */
   accepted: number;
-  /** Connections refused or failed during the handshake (bad version, wrong host, bad certificate, timeout). */
+  /** Connections refused or failed during the handshake (bad version, wrong host, bad certificate or proof, not a member, timeout, evicted). */
   refused: number;
+  /**
+   * `refused` by reason: the error code (VNET_ERR_LINK_AUTH, VNET_ERR_NOT_MEMBER,
+   * VNET_ERR_UNAUTHENTICATED_LINK, VNET_ERR_HANDSHAKE, VNET_ERR_PROTOCOL_VERSION,
+   * VNET_ERR_TLS…), or the connection slot's drop: `deadline` (handshake not
+   * done in time), `evicted-source` / `evicted-total` (a newer connection
+   * took its slot).
+   */
+  refusedByCode: Record<string, number>;
+  /** Connections in their handshake now. */
+  pending: number;
 }
 
 export interface TransportListener {
@@ -72,60 +95,6 @@ export interface Transport {
   connect(opts: ConnectOptions): Promise<Link>;
 }
 
-/** Connections a listener lets sit in the hello handshake at once; more are dropped at once. */
-export const MAX_PENDING_HANDSHAKES = 256;
-
-/**
- * The accepting side shared by the transports: runs the listener handshake
- * on each new connection, counts the outcome, and lets `abortAll` cancel
- * handshakes still in progress when the listener closes.
- */
-export class HandshakeAcceptor {
-  readonly stats: ListenerStats = { accepted: 0, refused: 0 };
-  readonly #components: TransportComponents;
-  readonly #settings: LinkSettings;
-  readonly #onLink: (link: Link) => void;
-  readonly #pending = new Set<AbortController>();
-  #closed = false;
-
-  constructor(components: TransportComponents, settings: LinkSettings, onLink: (link: Link) => void) {
-    this.#components = components;
-    this.#settings = settings;
-    this.#onLink = onLink;
-  }
-
-  accept(socket: Duplex): void {
-    if (this.#closed || this.#pending.size >= MAX_PENDING_HANDSHAKES) {
-      if (!this.#closed) {
-        this.stats.refused++;
-        this.#components.logger.debug('too many handshakes in progress; connection dropped');
-      }
-      socket.destroy();
-      return;
-    }
-    const abort = new AbortController();
-    this.#pending.add(abort);
-    openLink({ ...linkInit(this.#components, this.#settings), socket, role: 'listener', signal: abort.signal }).then(
-      (link) => {
-        this.#pending.delete(abort);
-        this.stats.accepted++;
-        this.#onLink(link);
-      },
-      (err: Error) => {
-        this.#pending.delete(abort);
-        this.stats.refused++;
-        this.#components.logger.debug({ err: err.message }, 'inbound link refused');
-      },
-    );
-  }
-
-  abortAll(): void {
-    this.#closed = true;
-    for (const a of this.#pending) a.abort();
-    this.#pending.clear();
-  }
-}
-
 /** The openLink settings (minus socket, role, kind) for one transport's links. */
 export function linkInit(components: TransportComponents, settings: LinkSettings): Omit<OpenLinkInit, 'socket'> {
   const init: Omit<OpenLinkInit, 'socket'> = { localHost: settings.localHost, logger: components.logger };
@@ -135,6 +104,9 @@ export function linkInit(components: TransportComponents, settings: LinkSettings
   if (settings.maxMessageBytes !== undefined) init.maxMessageBytes = settings.maxMessageBytes;
   if (settings.handshakeTimeoutMs !== undefined) init.handshakeTimeoutMs = settings.handshakeTimeoutMs;
   if (settings.highWaterBytes !== undefined) init.highWaterBytes = settings.highWaterBytes;
+  if (settings.authenticator !== undefined) init.authenticator = settings.authenticator;
+  if (settings.allowUnauthenticated !== undefined) init.allowUnauthenticated = settings.allowUnauthenticated;
+  if (settings.membership !== undefined) init.membership = settings.membership;
   return init;
 }
 

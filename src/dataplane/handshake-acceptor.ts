@@ -1,0 +1,141 @@
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { realClock } from '../common/clock.ts';
+import { ConnectionSlots, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_MAX_PENDING_PER_SOURCE, type ConnectionSlot, type SlotDropReason } from './connection-slots.ts';
+import { openLink, DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link } from './link.ts';
+import { linkInit, type LinkSettings, type ListenerStats, type TransportComponents } from './transport.ts';
+
+/**
+ * The accepting side shared by the transports. Each new connection:
+ *
+ *   slot       takes a pending-connection slot (connection-slots.ts): a
+ *              deadline over the whole handshake, caps per source address and
+ *              in total, the oldest evicted when full.
+ *   TLS        (tls-transport.ts) the TLS handshake on the raw socket, under
+ *              that deadline: `admit` on the raw connection, `handshake` on the
+ *              TLS socket once it is secure, `fail` if TLS fails.
+ *   handshake  the link handshake (hello, proofs, membership) as listener.
+ *   outcome    a link goes to `onLink`; anything else is counted in
+ *              `stats.refusedByCode` — by error code, or by the slot's drop
+ *              reason — and logged with the claimed host id (when a hello
+ *              came) and the source address.
+ */
+
+/** A connection holding a slot, before its link handshake has ended. */
+export interface PendingConnection {
+  readonly source: string;
+  /** Aborted when the slot is dropped (deadline, eviction) or the listener closes. */
+  readonly signal: AbortSignal;
+}
+
+interface Pending extends PendingConnection {
+  slot: ConnectionSlot;
+  /** Destroyed when the slot is dropped: the raw socket, and the TLS socket over it once there is one. */
+  streams: Duplex[];
+  ended: boolean;
+}
+
+/** Refusals worth a warning: somebody tried to be a host it could not prove, or is not. */
+const SECURITY_CODES = new Set(['VNET_ERR_LINK_AUTH', 'VNET_ERR_NOT_MEMBER', 'VNET_ERR_UNAUTHENTICATED_LINK']);
+
+export class HandshakeAcceptor {
+  readonly stats: ListenerStats = { accepted: 0, refused: 0, refusedByCode: {}, pending: 0 };
+  readonly #components: TransportComponents;
+  readonly #settings: LinkSettings;
+  readonly #onLink: (link: Link) => void;
+  readonly #slots: ConnectionSlots;
+  #closed = false;
+
+  constructor(components: TransportComponents, settings: LinkSettings, onLink: (link: Link) => void) {
+    this.#components = components;
+    this.#settings = settings;
+    this.#onLink = onLink;
+    this.#slots = new ConnectionSlots(components.clock ?? realClock, {
+      maxTotal: settings.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES,
+      maxPerSource: settings.maxPendingPerSource ?? DEFAULT_MAX_PENDING_PER_SOURCE,
+      deadlineMs: settings.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    });
+  }
+
+  /** Run the whole handshake on a new connection (plain streams: TCP, in-memory). */
+  accept(socket: Duplex): void {
+    const pending = this.admit(socket);
+    if (pending !== undefined) this.handshake(pending, socket);
+  }
+
+  /** Give a new connection a slot (undefined: the listener is closed and the socket was destroyed). */
+  admit(socket: Duplex): PendingConnection | undefined {
+    if (this.#closed) {
+      socket.destroy();
+      return undefined;
+    }
+    const source = socket instanceof Socket ? (socket.remoteAddress ?? 'unknown') : 'in-process';
+    const abort = new AbortController();
+    const pending: Pending = {
+      source,
+      signal: abort.signal,
+      streams: [socket],
+      ended: false,
+      slot: this.#slots.admit(source, (reason) => {
+        abort.abort(reason);
+        for (const s of pending.streams) s.destroy();
+      }),
+    };
+    this.stats.pending = this.#slots.pending;
+    // Errors before the link owns the socket (a reset during TLS) must not go unhandled.
+    socket.on('error', () => {});
+    return pending;
+  }
+
+  /** Run the link handshake on `stream` (the connection itself, or the TLS socket over it). */
+  handshake(connection: PendingConnection, stream: Duplex): void {
+    const pending = connection as Pending;
+    if (pending.ended) {
+      stream.destroy();
+      return;
+    }
+    if (!pending.streams.includes(stream)) pending.streams.push(stream);
+    openLink({ ...linkInit(this.#components, this.#settings), socket: stream, role: 'listener', signal: pending.signal }).then(
+      (link) => {
+        if (!this.#end(pending)) return;
+        this.stats.accepted++;
+        this.#onLink(link);
+      },
+      (err: Error & { code?: string; claimedHost?: string }) => this.fail(pending, err),
+    );
+  }
+
+  /** The connection failed before or during its handshake (a refused TLS handshake); counted once. */
+  fail(connection: PendingConnection, err: Error & { code?: string; claimedHost?: string }): void {
+    const pending = connection as Pending;
+    const dropped = pending.slot.dropped;
+    if (!this.#end(pending)) return;
+    for (const s of pending.streams) s.destroy();
+    if (this.#closed && dropped === undefined) return;
+    this.#refused(dropped ?? err.code ?? 'unknown', err, pending.source);
+  }
+
+  /** Free the slot once; false if the connection had already ended. */
+  #end(pending: Pending): boolean {
+    if (pending.ended) return false;
+    pending.ended = true;
+    pending.slot.release();
+    this.stats.pending = this.#slots.pending;
+    return true;
+  }
+
+  #refused(code: string | SlotDropReason, err: Error & { claimedHost?: string }, source: string): void {
+    this.stats.refused++;
+    this.stats.refusedByCode[code] = (this.stats.refusedByCode[code] ?? 0) + 1;
+    const fields = { code, claimedHost: err.claimedHost, source, err: err.message };
+    if (SECURITY_CODES.has(code)) this.#components.logger.warn(fields, 'inbound link refused');
+    else this.#components.logger.debug(fields, 'inbound link refused');
+  }
+
+  /** Stop accepting and drop every connection still in its handshake. */
+  abortAll(): void {
+    this.#closed = true;
+    this.#slots.clear();
+    this.stats.pending = 0;
+  }
+}
