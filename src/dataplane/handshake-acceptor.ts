@@ -101,12 +101,12 @@ export class HandshakeAcceptor {
         this.stats.accepted++;
         this.#onLink(link);
       },
-      (err: Error & { code?: string; claimedHost?: string }) => this.fail(pending, err),
+      (err: Error & { code?: string; claimedHost?: string | undefined }) => this.fail(pending, err),
     );
   }
 
   /** The connection failed before or during its handshake (a refused TLS handshake); counted once. */
-  fail(connection: PendingConnection, err: Error & { code?: string; claimedHost?: string }): void {
+  fail(connection: PendingConnection, err: Error & { code?: string; claimedHost?: string | undefined }): void {
     const pending = connection as Pending;
     const dropped = pending.slot.dropped;
     if (!this.#end(pending)) return;
@@ -124,7 +124,7 @@ export class HandshakeAcceptor {
     return true;
   }
 
-  #refused(code: string | SlotDropReason, err: Error & { claimedHost?: string }, source: string): void {
+  #refused(code: string | SlotDropReason, err: Error & { claimedHost?: string | undefined }, source: string): void {
     this.stats.refused++;
     this.stats.refusedByCode[code] = (this.stats.refusedByCode[code] ?? 0) + 1;
     const fields = { code, claimedHost: err.claimedHost, source, err: err.message };
