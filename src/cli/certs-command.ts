@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { VnetError } from '../common/errors.ts';
 import { initCa, issueHostCert } from '../pki/certs.ts';
+import { linkKeyFile, writeLinkKey } from '../dataplane/link-auth.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -32,6 +33,7 @@ async function run(name: string, action: () => Promise<void>): Promise<void> {
  *
  *   vnet certs init --dir DIR [--force] [--days N] [--name CN]
  *   vnet certs host --dir DIR --host ID [--ip ADDR]... [--dns NAME]... [--force] [--days N]
+ *   vnet certs link-key --dir DIR [--force]      (DIR/link.key: the deployment's key for TCP links without certificates)
  */
 export function certsCommand(): Command {
   const certs = new Command('certs').description('create the deployment CA and host certificates for TLS links');
@@ -70,6 +72,19 @@ export function certsCommand(): Command {
         });
         if (r.created) console.log(`issued certificate for ${opts.host}: ${r.certFile} (key ${r.keyFile}, mode 0600)`);
         else console.log(`certificate for ${opts.host} already exists, kept: ${r.certFile} (use --force to reissue)`);
+      }),
+    );
+
+  certs
+    .command('link-key')
+    .description('create DIR/link.key, the deployment link key that authenticates plain TCP links of daemons without host certificates')
+    .requiredOption('--dir <dir>', 'directory to hold link.key (mode 0600; copy it to every host as tunnel.linkKeyFile)')
+    .option('--force', 'replace an existing link key (every host must then get the new one)', false)
+    .action(async (opts: { dir: string; force: boolean }) =>
+      run('link-key', async () => {
+        const file = linkKeyFile(opts.dir);
+        if (writeLinkKey(file, opts.force)) console.log(`created link key: ${file} (mode 0600)`);
+        else console.log(`link key already exists, kept: ${file} (use --force to replace it)`);
       }),
     );
 

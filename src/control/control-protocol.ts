@@ -16,7 +16,7 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  *   daemon                                   controller
  *     hello {protocol, hostId, auth, facts, part?} →   (facts in parts: the rest follow as facts {seq: 0, part})
  *                                          ← welcome {protocol, hostId, updatePeriodMs, credential?}
- *                                          ← set-links {version, links, part?}   (when desired ≠ actual)
+ *                                          ← set-links {version, links, members, part?}   (when desired ≠ actual)
  *                                          ← set-rules {version, rules, part?}
  *     ack {kind, version, ok}              →
  *     traffic {seq, snapshot, part?}       →  (every update period)
@@ -149,7 +149,14 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
     /** Issued after a join-token hello: present it (auth.credential) on every later hello. */
     credential: secret.optional(),
   }),
-  z.strictObject({ type: z.literal('set-links'), version: count, links: z.array(desiredLink).max(MAX_FACT_ITEMS), part: partHeader.optional() }),
+  z.strictObject({
+    type: z.literal('set-links'),
+    version: count,
+    links: z.array(desiredLink).max(MAX_FACT_ITEMS),
+    /** The deployment's host ids: the daemon refuses tunnel links from any other host (absent: no change). */
+    members: z.array(hostId).max(MAX_ITEMS).optional(),
+    part: partHeader.optional(),
+  }),
   z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS), part: partHeader.optional() }),
   z.strictObject({ type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional() }),
   ...migrationControllerMessages,

@@ -130,6 +130,8 @@ export interface DaemonControl {
   applyFastPathLinks(version: number, links: readonly DesiredLink[]): void;
   /** Replace the set of controller rules. Rules that fail validation are rejected as a whole with a RuleError. */
   applyRules(version: number, rules: readonly RuleSpec[]): void;
+  /** The deployment's host ids (the controller's registry): links from or to any other host are refused, and closed if up. */
+  setDeploymentHosts?(hostIds: readonly string[]): void;
   /** Counts since the previous call (the local traffic matrix of one update period). */
   takeTrafficSnapshot(): TrafficSnapshot;
   onEvent(handler: (event: DaemonEvent) => void): () => void;

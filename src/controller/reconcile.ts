@@ -10,7 +10,7 @@ import type { DesiredVersions, LinkRecord } from './store/records.ts';
  * controller shell feeds it the store's rows and `now`, persists the versions
  * it returns and sends the messages.
  *
- *   registry (hosts, VMs, links) ─▶ desiredState ─▶ per host {links, rules}
+ *   registry (hosts, VMs, links) ─▶ desiredState ─▶ per host {links, rules, members}
  *   per host: digest ≠ stored digest ─▶ version + 1          (nextVersions)
  *   per connected host: reported version ≠ desired version,
  *     and nothing in flight ─▶ set-links / set-rules        (planPushes)
@@ -48,6 +48,8 @@ export interface HostDesiredState {
   /** Fast-path links only: the backbone is each daemon's own configuration. */
   links: DesiredLink[];
   rules: RuleSpec[];
+  /** Every host of the deployment, sorted: sent with the links, the daemon refuses links from anyone else. */
+  members: string[];
 }
 
 /** Priority of a rule that sends a VM's frames over a fast-path link. */
@@ -81,7 +83,8 @@ export function vmRuleId(mac: string): string {
 export function desiredState(view: RegistryView): Map<string, HostDesiredState> {
   const out = new Map<string, HostDesiredState>();
   const hosts = new Map(view.hosts.map((h) => [h.id, h] as const));
-  for (const h of view.hosts) out.set(h.id, { host: h.id, links: [], rules: [] });
+  const members = [...hosts.keys()].sort();
+  for (const h of view.hosts) out.set(h.id, { host: h.id, links: [], rules: [], members });
   const fastPeers = new Map<string, Set<string>>();
   for (const l of view.links) {
     if (l.kind !== 'fast-path') continue;
@@ -154,7 +157,7 @@ export interface VersionPlan {
  * does a set the daemon reports a higher version of than we hold.
  */
 export function nextVersions(prev: DesiredVersions, desired: HostDesiredState, reported?: { linksVersion: number; rulesVersion: number }): VersionPlan {
-  const linksDigest = digestOf(desired.links.map(linkLine));
+  const linksDigest = digestOf([...desired.links.map(linkLine), `members\t${desired.members.join(',')}`]);
   const rulesDigest = digestOf(desired.rules.map(ruleLine));
   // A daemon ahead of us (a database restored from a backup) gets a fresh, higher version too.
   const linksChanged = linksDigest !== prev.linksDigest || (reported?.linksVersion ?? 0) > prev.linksVersion;
@@ -196,7 +199,7 @@ export function planPushes(versions: DesiredVersions, desired: HostDesiredState,
   const due = (inFlight: { version: number; atMs: number } | undefined, version: number): boolean =>
     inFlight === undefined || inFlight.version !== version || nowMs - inFlight.atMs >= resendAfterMs;
   if (progress.linksVersion !== versions.linksVersion && versions.linksVersion > 0 && due(progress.linksInFlight, versions.linksVersion)) {
-    messages.push({ type: 'set-links', version: versions.linksVersion, links: desired.links.map((l) => ({ ...l, address: { ...l.address } })) });
+    messages.push({ type: 'set-links', version: versions.linksVersion, links: desired.links.map((l) => ({ ...l, address: { ...l.address } })), members: [...desired.members] });
     next.linksInFlight = { version: versions.linksVersion, atMs: nowMs };
   }
   if (progress.rulesVersion !== versions.rulesVersion && versions.rulesVersion > 0 && due(progress.rulesInFlight, versions.rulesVersion)) {

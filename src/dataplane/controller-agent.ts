@@ -289,7 +289,13 @@ export class ControllerAgent {
         return;
       case 'set-links': {
         const r = assembled(this.#linksIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinLinks);
-        if (r.state === 'whole') this.#apply('links', m.version, () => this.#daemon.applyFastPathLinks(m.version, r.message.links.map(desiredLinkFromWire)));
+        if (r.state === 'whole') {
+          const whole = r.message;
+          this.#apply('links', m.version, () => {
+            if (whole.members !== undefined) this.#daemon.setDeploymentHosts?.(whole.members);
+            this.#daemon.applyFastPathLinks(m.version, whole.links.map(desiredLinkFromWire));
+          });
+        }
         else if (r.state === 'refused') this.#refused('links', m.version, r.error);
         return;
       }

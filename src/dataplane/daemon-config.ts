@@ -96,6 +96,31 @@ export const daemonConfigSchema = z
     standbyHub: z.strictObject({ host: z.string().min(1), port, id: hostId }).optional(),
     tls: z.strictObject({ dir: z.string().min(1) }).optional(),
     /**
+     * Tunnel links (docs/security.md, "Tunnel links"). Plain TCP links are
+     * authenticated by the host certificate of `tls.dir` (per host), or by the
+     * deployment's link key `linkKeyFile` when given (membership of the
+     * deployment only; `vnet certs link-key` makes one); with neither they are
+     * refused unless both ends are on loopback or `allowUnauthenticated`. The
+     * handshake (TLS and hello together) must finish within
+     * `handshakeTimeoutMs`; at most `maxPendingHandshakes` connections (and
+     * `maxPendingPerSource` from one address) may be in it at once, more
+     * evict the oldest.
+     */
+    tunnel: z
+      .strictObject({
+        linkKeyFile: z.string().min(1).optional(),
+        allowUnauthenticated: z.boolean().default(false),
+        handshakeTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+        maxPendingHandshakes: z.number().int().min(1).max(65_536).default(256),
+        maxPendingPerSource: z.number().int().min(1).max(65_536).default(16),
+      })
+      .default({ allowUnauthenticated: false, handshakeTimeoutMs: 5000, maxPendingHandshakes: 256, maxPendingPerSource: 16 }),
+    /**
+     * The deployment's host ids, for a daemon without a controller (with one,
+     * the controller's list is added): links from any other host are refused.
+     */
+    members: z.array(hostId).min(1).max(65_536).optional(),
+    /**
      * Where this host's migration channel listens (mutual TLS with the tls.dir
      * certificates; needs tls). Default: the tunnel listen host, at its port + 1000.
      * `advertise`: the host name or address sources dial, when not `host`.
@@ -158,6 +183,12 @@ export const daemonConfigSchema = z
     if (c.role === 'hub' && c.listen === undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'the hub must listen (listen: {host, port})' });
     if (c.controller !== undefined && c.tls === undefined && c.controller.caFile === undefined)
       ctx.addIssue({ code: 'custom', path: ['controller'], message: 'the control channel needs the deployment CA: tls: {dir} or controller.caFile' });
+    if (c.transport === 'tls' && c.tunnel.linkKeyFile !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['tunnel', 'linkKeyFile'], message: 'a link key authenticates plain TCP links; TLS links use the certificates of tls.dir' });
+    if (c.transport === 'tls' && c.tunnel.allowUnauthenticated)
+      ctx.addIssue({ code: 'custom', path: ['tunnel', 'allowUnauthenticated'], message: 'TLS links are always authenticated by their certificates' });
+    if (c.members !== undefined && !c.members.includes(c.host))
+      ctx.addIssue({ code: 'custom', path: ['members'], message: `the members list must include this host (${c.host})` });
     if (c.transport === 'tls' && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'transport tls needs tls: {dir} (made by `vnet certs`)' });
     if (c.migration !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['migration'], message: 'the migration channel needs tls: {dir} (made by `vnet certs`)' });
     if (c.migration === undefined && c.listen !== undefined && c.listen.port !== 0 && c.listen.port + MIGRATION_PORT_OFFSET > 65535)

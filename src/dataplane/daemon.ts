@@ -42,7 +42,8 @@ import { PortOutlet, type HoldStats } from './port-outlet.ts';
 import { DaemonClosedError, DuplicatePortError, SpokeWithoutHubError, UnknownPortError } from './errors.ts';
 import type { Port } from './port.ts';
 import type { Link } from './link.ts';
-import type { Transport, TransportListener as Listener } from './transport.ts';
+import type { ListenerStats, Transport, TransportListener as Listener } from './transport.ts';
+import { HostMembership } from './link-membership.ts';
 import { ForwardingTable } from './forwarding-table.ts';
 import { MAX_RULE_PRIORITY, MIN_RULE_PRIORITY, parseRules, type RuleOrigin } from './forwarding-rule.ts';
 import { TrafficCounters } from './traffic-counters.ts';
@@ -69,6 +70,8 @@ export interface DaemonComponents {
   logger: Logger;
   transport: Transport;
   clock?: Clock;
+  /** The deployment's hosts, shared with the transport's handshake (link-membership.ts); the controller's list lands here. */
+  membership?: HostMembership;
 }
 
 export interface DaemonInit {
@@ -108,6 +111,8 @@ export class Daemon implements DaemonControl {
   readonly #fastPath: FastPathLinks;
   readonly #events: DaemonEvents;
   readonly #security: SecurityEvents;
+  readonly #membership: HostMembership;
+  readonly #unsubscribeMembership: () => void;
   #listener: Listener | undefined;
   #hubs: HubRotation | undefined;
   #rulesVersion = 0;
@@ -147,6 +152,8 @@ export class Daemon implements DaemonControl {
       init.reconnect,
     );
     this.#fastPath = new FastPathLinks(init.hostId, this.#links, this.#log);
+    this.#membership = components.membership ?? new HostMembership();
+    this.#unsubscribeMembership = this.#membership.onChange(() => this.#dropNonMembers());
   }
 
   /** Start listening (if configured) and, on a spoke, dialling the hub (on a standby hub, the primary). */
@@ -169,9 +176,14 @@ export class Daemon implements DaemonControl {
     return d;
   }
 
-  /** Connections the listener refused during the handshake (bad version, certificate, garbage). */
+  /** Connections the listener refused during the handshake (bad version, certificate, proof, not a member, deadline, evicted). */
   get refusedConnections(): number {
     return this.#listener?.stats.refused ?? 0;
+  }
+
+  /** The tunnel listener's counters: accepted, refused by reason, pending (undefined when not listening). */
+  get listenerStats(): Readonly<ListenerStats> | undefined {
+    return this.#listener?.stats;
   }
 
   /** Where we accept links (the real port when started on port 0). */
@@ -325,6 +337,25 @@ export class Daemon implements DaemonControl {
     return { id, up: id !== undefined && this.#links.get(id)?.link !== undefined, failovers: rotation.failovers };
   }
 
+  /** The controller's list of the deployment's hosts: later links are checked against it, and links to hosts outside it close now. */
+  setDeploymentHosts(hostIds: readonly string[]): void {
+    if (this.#membership.setFromController(hostIds)) this.#log.info({ hosts: hostIds.length }, 'deployment membership updated');
+  }
+
+  /** The deployment's host ids as this daemon knows them (undefined: no list yet). */
+  get deploymentHosts(): string[] | undefined {
+    return this.#membership.hosts;
+  }
+
+  #dropNonMembers(): void {
+    for (const slot of [...this.#links.values()]) {
+      // The spoke's own backbone link to its configured hub stays: the operator chose it.
+      if (slot.link === undefined || this.#membership.admits(slot.peer) || (slot.direction === 'outbound' && slot.kind === 'backbone')) continue;
+      this.#log.warn({ peer: slot.peer, kind: slot.kind }, 'closing the link of a host that is not a member of the deployment');
+      this.#links.remove(slot, 'not a member of the deployment');
+    }
+  }
+
   // ---------------------------------------------------------------- rules
 
   /** The controller's rules (they win over learning). */
@@ -378,6 +409,7 @@ export class Daemon implements DaemonControl {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unsubscribeMembership();
     this.#agingTimer?.cancel();
     await this.#links.close('daemon shutting down');
     await this.#listener?.close();

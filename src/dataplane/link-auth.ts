@@ -1,5 +1,6 @@
 import { createHmac, createPrivateKey, randomBytes, sign, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { LinkKeyError } from './errors.ts';
 import { certificateNames } from './link-handshake.ts';
@@ -155,7 +156,24 @@ export function loadLinkKey(file: string): Buffer {
   return key;
 }
 
-/** A new link key as the text of a key file. */
-export function newLinkKeyText(): string {
-  return randomBytes(MIN_LINK_KEY_BYTES).toString('base64') + '\n';
+/** Where `vnet certs link-key --dir DIR` keeps the link key. */
+export function linkKeyFile(dir: string): string {
+  return join(dir, 'link.key');
+}
+
+/** Write a new random link key to `file` (mode 0600); an existing one is kept unless `force`. Returns whether one was written. */
+export function writeLinkKey(file: string, force = false): boolean {
+  if (existsSync(file) && !force) {
+    loadLinkKey(file);
+    return false;
+  }
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, randomBytes(MIN_LINK_KEY_BYTES).toString('base64') + '\n', { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch (err) {
+    throw new LinkKeyError(`cannot write the link key: ${(err as Error).message}`, file, { cause: err });
+  }
+  return true;
 }

@@ -24,6 +24,8 @@ import { TcpTransport } from '../dataplane/tcp-transport.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
 import { loadHostCredentials, type TlsCredentials } from '../pki/certs.ts';
 import type { Transport } from '../dataplane/transport.ts';
+import { CertificateAuthenticator, LinkKeyAuthenticator, loadLinkKey, type LinkAuthenticator } from '../dataplane/link-auth.ts';
+import { HostMembership } from '../dataplane/link-membership.ts';
 import type { Port } from '../dataplane/port.ts';
 import { ControllerAgent } from '../dataplane/controller-agent.ts';
 import { realClock } from '../common/clock.ts';
@@ -56,14 +58,38 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-export async function createTransport(logger: Logger, config: DaemonConfig): Promise<Transport> {
-  const timing = { keepaliveMs: config.keepaliveMs, deadMs: config.deadMs };
+export async function createTransport(logger: Logger, config: DaemonConfig, membership: HostMembership): Promise<Transport> {
+  const t = config.tunnel;
+  const settings = {
+    localHost: config.host,
+    keepaliveMs: config.keepaliveMs,
+    deadMs: config.deadMs,
+    handshakeTimeoutMs: t.handshakeTimeoutMs,
+    maxPendingHandshakes: t.maxPendingHandshakes,
+    maxPendingPerSource: t.maxPendingPerSource,
+    membership,
+  };
   if (config.transport === 'tls') {
     if (config.tls === undefined) throw new MissingHostCredentialsError('transport tls needs tls: {dir}, a directory made by `vnet certs`');
     const creds = await loadHostCredentials(config.tls.dir, config.host);
-    return new TlsTransport({ logger }, { localHost: config.host, ...creds, ...timing });
+    return new TlsTransport({ logger }, { ...settings, ...creds });
   }
-  return new TcpTransport({ logger }, { localHost: config.host, ...timing });
+  const authenticator = await tcpAuthenticator(config);
+  if (authenticator === undefined && t.allowUnauthenticated) {
+    logger.warn('tunnel.allowUnauthenticated: TCP links are accepted without authentication; any host that reaches the tunnel port can claim any host id');
+  } else if (authenticator === undefined) {
+    logger.info('no link key or host certificate: TCP links are accepted only between loopback addresses (set tunnel.linkKeyFile or tls.dir)');
+  } else {
+    logger.info({ method: authenticator.method }, 'TCP links are authenticated');
+  }
+  return new TcpTransport({ logger }, { ...settings, authenticator, allowUnauthenticated: t.allowUnauthenticated });
+}
+
+/** How plain TCP links prove ids: the deployment link key when configured, else the host certificate of tls.dir, else nothing. */
+async function tcpAuthenticator(config: DaemonConfig): Promise<LinkAuthenticator | undefined> {
+  if (config.tunnel.linkKeyFile !== undefined) return new LinkKeyAuthenticator(loadLinkKey(config.tunnel.linkKeyFile));
+  if (config.tls !== undefined) return new CertificateAuthenticator(await loadHostCredentials(config.tls.dir, config.host));
+  return undefined;
 }
 
 export interface DaemonRunnerComponents {
@@ -74,9 +100,13 @@ export interface DaemonRunnerComponents {
 
 export async function startDaemonFromConfig(components: DaemonRunnerComponents, config: DaemonConfig): Promise<RunningDaemon> {
   const { logger } = components;
-  const transport = await createTransport(logger, config);
+  const membership = new HostMembership(config.members);
+  if (config.members === undefined && config.controller === undefined && config.listen !== undefined) {
+    logger.warn('no members list and no controller: any host with valid credentials for this deployment may link here (set members: [...])');
+  }
+  const transport = await createTransport(logger, config, membership);
   const daemon = await Daemon.start(
-    { logger, transport },
+    { logger, transport, membership },
     {
       hostId: config.host,
       role: config.role,
