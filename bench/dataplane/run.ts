@@ -182,11 +182,19 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scen
       if (transport === 'tls') {
         sh(['node', VNET, 'certs', 'init', '--dir', join(base, 'certs')]);
         for (const h of ['h1', 'h2']) sh(['node', VNET, 'certs', 'host', '--dir', join(base, 'certs'), '--host', h]);
+      } else {
+        // Plain TCP off loopback is authenticated: the deployment link key (frames stay in clear).
+        sh(['node', VNET, 'certs', 'link-key', '--dir', join(base, 'certs')]);
       }
       const port = (vm: string, i: number): string =>
         `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:0${net}:0${i}", netns: ${vm} }`;
       // runDir: this run's admin sockets, apart from any other daemon's on the machine.
-      const common = [`transport: ${transport}`, `runDir: ${join(base, 'run')}`, ...(transport === 'tls' ? [`tls: { dir: ${join(base, 'certs')} }`] : [])];
+      const common = [
+        `transport: ${transport}`,
+        `runDir: ${join(base, 'run')}`,
+        transport === 'tls' ? `tls: { dir: ${join(base, 'certs')} }` : `tunnel: { linkKeyFile: ${join(base, 'certs', 'link.key')} }`,
+        'members: [h1, h2]',
+      ];
       writeFileSync(join(base, 'h1.yaml'), ['host: h1', 'role: hub', 'listen: { host: 10.200.0.1, port: 7000 }', ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
       writeFileSync(join(base, 'h2.yaml'), ['host: h2', 'role: spoke', 'hub: { host: 10.200.0.1, port: 7000 }', 'hubId: h1', ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
       const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results')}`] : [];

@@ -23,6 +23,7 @@ import { caFiles, hostFiles, initCa, issueHostCert, loadHostCredentials } from '
 import { Daemon } from '../dataplane/daemon.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
+import { HostMembership } from '../dataplane/link-membership.ts';
 import { ControllerAgent } from '../dataplane/controller-agent.ts';
 import { formatMac, parseMac } from '../common/mac.ts';
 import { PatternTraffic } from '../dataplane/traffic-generator.ts';
@@ -119,11 +120,13 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
     const ordered = [hub, ...d.hosts.filter((h) => h.id !== hub.id)];
     for (const h of ordered) {
       const creds = await loadHostCredentials(certDir, h.id);
-      const transport = new TlsTransport({ logger }, { localHost: h.id, ...creds });
+      // The deployment's hosts, until the controller's list arrives with its first set-links.
+      const membership = new HostMembership(d.hosts.map((x) => x.id));
+      const transport = new TlsTransport({ logger }, { localHost: h.id, ...creds, membership });
       const listen = free(h.listen ?? { host: '127.0.0.1', port: 0 });
       const hubDaemon = daemons.get(hub.id);
       const daemon = await Daemon.start(
-        { logger, transport },
+        { logger, transport, membership },
         {
           hostId: h.id,
           role: h.id === hub.id ? 'hub' : 'spoke',

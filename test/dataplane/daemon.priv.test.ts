@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NetnsHarness, requireTools, waitFor } from '../helpers/netns.ts';
 import { adminRequest } from '../helpers/admin-client.ts';
+import { linkKeyFile, writeLinkKey } from '../../src/dataplane/link-auth.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
@@ -62,11 +63,16 @@ describe('daemons in network namespaces with TAP ports', { timeout: 180_000 }, (
       await h.addAddress(ns, inHost, `10.201.0.${s.n}/24`);
       hosts.push({ id: s.id, ns, vm, underlay: `10.201.0.${s.n}`, tap: h.linkName(), mac: `02:00:00:00:01:0${s.n}`, vmIp: `10.9.9.${s.n}/24`, admin: `unix:${join(dir, `${s.id}.sock`)}` });
     }
+    // TCP links between namespaces (off loopback) must be authenticated: the deployment's link key.
+    const linkKey = linkKeyFile(dir);
+    writeLinkKey(linkKey);
     for (const [i, s] of specs.entries()) {
       const host = hosts[i]!;
       const yaml = [
         `host: ${host.id}`,
         `role: ${s.role}`,
+        `tunnel: { linkKeyFile: ${linkKey} }`,
+        `members: [${specs.map((x) => x.id).join(', ')}]`,
         `listen: { host: ${host.underlay}, port: 7000 }`,
         ...(s.role === 'spoke' ? ['hub: { host: 10.201.0.1, port: 7000 }', 'hubId: hub'] : []),
         `admin: { socket: ${join(dir, `${host.id}.sock`)} }`,
