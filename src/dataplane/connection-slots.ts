@@ -11,12 +11,15 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
  *   per source at most `maxPerSource` pending connections from one address;
  *              a new one evicts that address's oldest ('evicted-source').
  *   in total   at most `maxTotal`; a new one evicts the oldest pending
- *              connection of all ('evicted-total').
+ *              connection of the source that holds the most
+ *              ('evicted-total').
  *
- * Evicting the oldest rather than refusing the newcomer is what lets a real
- * host through a flood: its handshake takes milliseconds, so it completes
- * long before the flood can cycle it out of the slots, while idle
- * connections that would otherwise hold every slot are the ones dropped. A
+ * Evicting rather than refusing the newcomer is what lets a real host through
+ * a flood: it always gets a slot, and the slot it gets is taken back from
+ * whoever holds the most — a host dialling once is never the one evicted
+ * while a flooding address holds more than one connection. Its handshake
+ * takes milliseconds; the idle connections that would otherwise hold every
+ * slot are the ones dropped. A
  * dropped connection's `drop` callback is called once with the reason; a
  * connection that finished (or failed on its own) is `release`d.
  */
@@ -73,7 +76,7 @@ export class ConnectionSlots {
   admit(source: string, drop: (reason: SlotDropReason) => void): ConnectionSlot {
     const same = this.#bySource.get(source);
     if (same !== undefined && same.size >= this.#limits.maxPerSource) this.#drop(first(same)!, 'evicted-source');
-    else if (this.#all.size >= this.#limits.maxTotal) this.#drop(first(this.#all)!, 'evicted-total');
+    else if (this.#all.size >= this.#limits.maxTotal) this.#drop(first(this.#heaviest())!, 'evicted-total');
     const entry: Entry = {
       source,
       dropped: undefined,
@@ -94,6 +97,16 @@ export class ConnectionSlots {
       this.#remove(e);
       e.drop('deadline');
     }
+  }
+
+  /** The pending connections of the source holding the most (ties: the one whose oldest is oldest). */
+  #heaviest(): Set<Entry> {
+    let best: Set<Entry> | undefined;
+    for (const e of this.#all) {
+      const group = this.#bySource.get(e.source)!;
+      if (best === undefined || group.size > best.size) best = group;
+    }
+    return best!;
   }
 
   #drop(entry: Entry, reason: SlotDropReason): void {
