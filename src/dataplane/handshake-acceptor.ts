@@ -45,6 +45,7 @@ export class HandshakeAcceptor {
   readonly #onLink: (link: Link) => void;
   readonly #slots: ConnectionSlots;
   #closed = false;
+  #inProcess = 0;
 
   constructor(components: TransportComponents, settings: LinkSettings, onLink: (link: Link) => void) {
     this.#components = components;
@@ -69,7 +70,8 @@ export class HandshakeAcceptor {
       socket.destroy();
       return undefined;
     }
-    const source = socket instanceof Socket ? (socket.remoteAddress ?? 'unknown') : 'in-process';
+    // In-process streams (the memory transport) have no address: each its own source, so only the total cap applies.
+    const source = socket instanceof Socket ? (socket.remoteAddress ?? 'unknown') : `in-process#${++this.#inProcess}`;
     const abort = new AbortController();
     const pending: Pending = {
       source,
