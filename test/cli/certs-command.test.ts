@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { certsCommand } from '../../src/cli/certs-command.ts';
 import { loadHostCredentials } from '../../src/pki/certs.ts';
+import { loadLinkKey } from '../../src/dataplane/link-auth.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -32,6 +33,20 @@ async function certs(...args: string[]): Promise<{ out: string; err: string; exi
 }
 
 describe('vnet certs', () => {
+  it('link-key creates DIR/link.key (mode 0600, 32 random bytes), keeps it, replaces it with --force', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vnet-cli-certs-'));
+    dirs.push(dir);
+    const first = await certs('link-key', '--dir', dir);
+    assert.match(first.out, /created link key: .*link\.key \(mode 0600\)/);
+    assert.equal(statSync(join(dir, 'link.key')).mode & 0o777, 0o600);
+    const key = loadLinkKey(join(dir, 'link.key'));
+    assert.equal(key.length, 32);
+    assert.match((await certs('link-key', '--dir', dir)).out, /already exists, kept/);
+    assert.ok(loadLinkKey(join(dir, 'link.key')).equals(key));
+    await certs('link-key', '--dir', dir, '--force');
+    assert.ok(!loadLinkKey(join(dir, 'link.key')).equals(key));
+  });
+
   it('init creates a CA, and a second init keeps it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vnet-cli-certs-'));
     dirs.push(dir);
