@@ -18,7 +18,9 @@ import { linkInit, type LinkSettings, type ListenerStats, type TransportComponen
  *   outcome    a link goes to `onLink`; anything else is counted in
  *              `stats.refusedByCode` — by error code, or by the slot's drop
  *              reason — and logged with the claimed host id (when a hello
- *              came) and the source address.
+ *              came) and the source address: authentication and membership
+ *              refusals as warnings (at most 10 a second, `suppressed` counting
+ *              the ones logged at debug since), the rest at debug.
  */
 
 /** A connection holding a slot, before its link handshake has ended. */
@@ -37,6 +39,8 @@ interface Pending extends PendingConnection {
 
 /** Refusals worth a warning: somebody tried to be a host it could not prove, or is not. */
 const SECURITY_CODES = new Set(['VNET_ERR_LINK_AUTH', 'VNET_ERR_NOT_MEMBER', 'VNET_ERR_UNAUTHENTICATED_LINK']);
+/** At most this many refusal warnings a second; the rest go to debug and are counted in the next warning (`suppressed`). */
+const WARNINGS_PER_SECOND = 10;
 
 export class HandshakeAcceptor {
   readonly stats: ListenerStats = { accepted: 0, refused: 0, refusedByCode: {}, pending: 0 };
@@ -46,6 +50,7 @@ export class HandshakeAcceptor {
   readonly #slots: ConnectionSlots;
   #closed = false;
   #inProcess = 0;
+  #warnWindow = { startMs: -Infinity, count: 0, suppressed: 0 };
 
   constructor(components: TransportComponents, settings: LinkSettings, onLink: (link: Link) => void) {
     this.#components = components;
@@ -130,8 +135,23 @@ export class HandshakeAcceptor {
     this.stats.refused++;
     this.stats.refusedByCode[code] = (this.stats.refusedByCode[code] ?? 0) + 1;
     const fields = { code, claimedHost: err.claimedHost, source, err: err.message };
-    if (SECURITY_CODES.has(code)) this.#components.logger.warn(fields, 'inbound link refused');
-    else this.#components.logger.debug(fields, 'inbound link refused');
+    if (!SECURITY_CODES.has(code)) {
+      this.#components.logger.debug(fields, 'inbound link refused');
+      return;
+    }
+    const w = this.#warnWindow;
+    const now = (this.#components.clock ?? realClock).now();
+    if (now - w.startMs >= 1000) {
+      w.startMs = now;
+      w.count = 0;
+    }
+    if (++w.count > WARNINGS_PER_SECOND) {
+      w.suppressed++;
+      this.#components.logger.debug(fields, 'inbound link refused');
+      return;
+    }
+    this.#components.logger.warn({ ...fields, suppressed: w.suppressed }, 'inbound link refused');
+    w.suppressed = 0;
   }
 
   /** Stop accepting and drop every connection still in its handshake. */

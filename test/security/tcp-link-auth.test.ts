@@ -20,6 +20,7 @@ import { encodeAuth, encodeHello, HEADER_BYTES } from '../../src/dataplane/frame
 import type { HostMembership } from '../../src/dataplane/link-membership.ts';
 import { startThreeDaemons, rawConnect, type ThreeDaemons } from './fixtures/three-daemons.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { ManualClock } from '../../src/common/clock.ts';
 
 const LINK = { keepaliveMs: 100, deadMs: 2000, handshakeTimeoutMs: 2000 };
 
@@ -213,6 +214,31 @@ describe('unauthenticated TCP links', () => {
     } finally {
       await l1.close();
       await l2.close();
+    }
+  });
+});
+
+describe('refusal warnings', () => {
+  it('are at most 10 a second; the rest go to debug and the next warning counts them', async () => {
+    const { logger, lines } = capturingLogger();
+    const clock = new ManualClock();
+    const hub = new TcpTransport({ logger, clock }, { localHost: 'hub', ...LINK, authenticator: new LinkKeyAuthenticator(key) });
+    const listener = await hub.listen({ host: '127.0.0.1', port: 0 }, () => assert.fail('no link'));
+    const impostor = async (): Promise<void> => {
+      const raw = await rawConnect(listener.port);
+      raw.socket.write(encodeHello({ hostId: 'hA', kind: 'backbone', role: 'dialer' }));
+      await waitFor(() => raw.closed, 'impostor disconnected');
+    };
+    try {
+      for (let i = 0; i < 15; i++) await impostor();
+      await waitFor(() => listener.stats.refusedByCode['VNET_ERR_LINK_AUTH'] === 15, 'all 15 counted');
+      assert.equal(lines.filter((l) => l['msg'] === 'inbound link refused').length, 10);
+      clock.advance(1000);
+      await impostor();
+      await waitFor(() => lines.filter((l) => l['msg'] === 'inbound link refused').length === 11, 'a warning in the next second');
+      assert.equal(lines.at(-1)!['suppressed'], 5);
+    } finally {
+      await listener.close();
     }
   });
 });
