@@ -13,7 +13,7 @@ import type { PartHeader, PartResult } from './part-assembler.ts';
  *   facts     facts.ports, .links    group: seq (a hello's facts: seq 0)
  *   hello     facts.ports, .links    part 1 in the hello, the rest as facts of seq 0
  *   set-rules rules                  group: version
- *   set-links links                  group: version
+ *   set-links links, members         group: version
  *
  * Every part repeats the message's other fields; the receiver checks they
  * agree (a part that disagrees is a forged or broken sequence). The lists are
@@ -53,7 +53,11 @@ export function splitDaemonMessage(m: DaemonMessage, maxBytes: number, factsSeq:
 /** A controller message as it goes on the wire: itself if it fits, else its parts. Throws ControlMessageTooLargeError if it cannot be split to fit. */
 export function splitControllerMessage(m: ControllerMessage, maxBytes: number): ControllerMessage[] {
   if (m.type === 'set-rules') return splitLists(m, [m.rules], [MAX_ITEMS], maxBytes, ([rules], part) => ({ ...m, rules: rules as SetRules['rules'], part }));
-  if (m.type === 'set-links') return splitLists(m, [m.links], [MAX_FACT_ITEMS], maxBytes, ([links], part) => ({ ...m, links: links as SetLinks['links'], part }));
+  if (m.type === 'set-links') {
+    const members = m.members;
+    return splitLists(m, [m.links, members ?? []], [MAX_FACT_ITEMS, MAX_ITEMS], maxBytes, ([links, slice], part) =>
+      members === undefined ? { ...m, links: links as SetLinks['links'], part } : { ...m, links: links as SetLinks['links'], members: slice as string[], part });
+  }
   if (fits(m, [], [], maxBytes)) return [m];
   throw new ControlMessageTooLargeError(wireBytes(m), maxBytes);
 }
@@ -77,8 +81,9 @@ export function joinRules(parts: readonly SetRules[]): SetRules {
 }
 
 export function joinLinks(parts: readonly SetLinks[]): SetLinks {
-  agree(parts, (p) => p.version, 'link set');
-  return { type: 'set-links', version: parts[0]!.version, links: parts.flatMap((p) => p.links) };
+  agree(parts, (p) => [p.version, p.members !== undefined], 'link set');
+  const links: SetLinks = { type: 'set-links', version: parts[0]!.version, links: parts.flatMap((p) => p.links) };
+  return parts[0]!.members === undefined ? links : { ...links, members: parts.flatMap((p) => p.members ?? []) };
 }
 
 /** A message whole (joined from its parts, or sent whole), still waiting for parts, or refused with nothing of it used. */

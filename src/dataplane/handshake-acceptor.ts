@@ -1,16 +1,18 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { realClock } from '../common/clock.ts';
-import { ConnectionSlots, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_MAX_PENDING_PER_SOURCE, type ConnectionSlot, type SlotDropReason } from './connection-slots.ts';
+import { PendingSlots, type PendingDropReason, type PendingSlot } from '../common/pending-slots.ts';
 import { openLink, DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link } from './link.ts';
 import { linkInit, type LinkSettings, type ListenerStats, type TransportComponents } from './transport.ts';
 
 /**
  * The accepting side shared by the transports. Each new connection:
  *
- *   slot       takes a pending-connection slot (connection-slots.ts): a
- *              deadline over the whole handshake, caps per source address and
- *              in total, the oldest evicted when full.
+ *   slot       takes a pending-connection slot (common/pending-slots.ts, as
+ *              the control, API and migration listeners do): a deadline over
+ *              the whole handshake, caps per source address (the address's
+ *              oldest evicted) and in total (a random one evicted) — a newcomer
+ *              is never refused, so a real host always gets in.
  *   TLS        (tls-transport.ts) the TLS handshake on the raw socket, under
  *              that deadline: `admit` on the raw connection, `handshake` on the
  *              TLS socket once it is secure, `fail` if TLS fails.
@@ -30,8 +32,15 @@ export interface PendingConnection {
   readonly signal: AbortSignal;
 }
 
+/** Connections in their handshake at once (default); more evict a random one. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
+/** Of those, from one source address (default); more evict that address's oldest. */
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 16;
+
 interface Pending extends PendingConnection {
-  slot: ConnectionSlot;
+  slot: PendingSlot;
+  /** Why the slot was dropped, once it was. */
+  dropped: PendingDropReason | undefined;
   /** Destroyed when the slot is dropped: the raw socket, and the TLS socket over it once there is one. */
   streams: Duplex[];
   ended: boolean;
@@ -47,7 +56,7 @@ export class HandshakeAcceptor {
   readonly #components: TransportComponents;
   readonly #settings: LinkSettings;
   readonly #onLink: (link: Link) => void;
-  readonly #slots: ConnectionSlots;
+  readonly #slots: PendingSlots;
   #closed = false;
   #inProcess = 0;
   #warnWindow = { startMs: -Infinity, count: 0, suppressed: 0 };
@@ -56,7 +65,7 @@ export class HandshakeAcceptor {
     this.#components = components;
     this.#settings = settings;
     this.#onLink = onLink;
-    this.#slots = new ConnectionSlots(components.clock ?? realClock, {
+    this.#slots = new PendingSlots({ clock: components.clock ?? realClock }, {
       maxTotal: settings.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES,
       maxPerSource: settings.maxPendingPerSource ?? DEFAULT_MAX_PENDING_PER_SOURCE,
       deadlineMs: settings.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -83,12 +92,14 @@ export class HandshakeAcceptor {
       signal: abort.signal,
       streams: [socket],
       ended: false,
+      dropped: undefined,
       slot: this.#slots.admit(source, (reason) => {
+        pending.dropped = reason;
         abort.abort(reason);
         for (const s of pending.streams) s.destroy();
       }),
     };
-    this.stats.pending = this.#slots.pending;
+    this.stats.pending = this.#slots.size;
     // Errors before the link owns the socket (a reset during TLS) must not go unhandled.
     socket.on('error', () => {});
     return pending;
@@ -104,7 +115,7 @@ export class HandshakeAcceptor {
     if (!pending.streams.includes(stream)) pending.streams.push(stream);
     openLink({ ...linkInit(this.#components, this.#settings), socket: stream, role: 'listener', signal: pending.signal }).then(
       (link) => {
-        if (!this.#end(pending)) return;
+        if (!this.#end(pending, 'settle')) return;
         this.stats.accepted++;
         this.#onLink(link);
       },
@@ -115,23 +126,24 @@ export class HandshakeAcceptor {
   /** The connection failed before or during its handshake (a refused TLS handshake); counted once. */
   fail(connection: PendingConnection, err: Error & { code?: string; claimedHost?: string | undefined }): void {
     const pending = connection as Pending;
-    const dropped = pending.slot.dropped;
-    if (!this.#end(pending)) return;
+    const dropped = pending.dropped;
+    if (!this.#end(pending, 'release')) return;
     for (const s of pending.streams) s.destroy();
-    if (this.#closed && dropped === undefined) return;
+    if (this.#closed) return;
     this.#refused(dropped ?? err.code ?? 'unknown', err, pending.source);
   }
 
-  /** Free the slot once; false if the connection had already ended. */
-  #end(pending: Pending): boolean {
+  /** Free the slot once (settled: a link; released: refused or failed); false if the connection had already ended. */
+  #end(pending: Pending, how: 'settle' | 'release'): boolean {
     if (pending.ended) return false;
     pending.ended = true;
-    pending.slot.release();
-    this.stats.pending = this.#slots.pending;
+    if (how === 'settle') pending.slot.settle();
+    else pending.slot.release();
+    this.stats.pending = this.#slots.size;
     return true;
   }
 
-  #refused(code: string | SlotDropReason, err: Error & { claimedHost?: string | undefined }, source: string): void {
+  #refused(code: string, err: Error & { claimedHost?: string | undefined }, source: string): void {
     this.stats.refused++;
     this.stats.refusedByCode[code] = (this.stats.refusedByCode[code] ?? 0) + 1;
     const fields = { code, claimedHost: err.claimedHost, source, err: err.message };
@@ -157,7 +169,7 @@ export class HandshakeAcceptor {
   /** Stop accepting and drop every connection still in its handshake. */
   abortAll(): void {
     this.#closed = true;
-    this.#slots.clear();
+    this.#slots.closeAll();
     this.stats.pending = 0;
   }
 }

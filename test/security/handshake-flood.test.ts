@@ -24,8 +24,12 @@ import { startThreeDaemons, type ThreeDaemons } from './fixtures/three-daemons.t
 import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
-/** The handshake deadline, small so the test sees it pass; caps small so a 300-connection flood overflows them. */
-const LINK = { keepaliveMs: 100, deadMs: 3000, handshakeTimeoutMs: 1000, maxPendingHandshakes: 64, maxPendingPerSource: 16 };
+/**
+ * The handshake deadline small, so the test sees it pass; the default caps: a 300-connection flood from 8
+ * addresses overflows the 16 per address (evicting each address's oldest) but stays under the 256 in all, where
+ * a random pending connection would be evicted (common/pending-slots.ts; its tests cover that).
+ */
+const LINK = { keepaliveMs: 100, deadMs: 3000, handshakeTimeoutMs: 1000, maxPendingPerSource: 16 };
 const FLOOD = 300;
 /** Upper bound on connections one flood opens in all (it renews dropped ones until stopped). */
 const MAX_OPENED = 20_000;
@@ -81,7 +85,7 @@ async function survivesFlood(make: (id: string, m: HostMembership) => Transport,
     await waitFor(() => t.hub.listenerStats?.pending === 0, 'no connection left pending');
     const by = t.hub.listenerStats!.refusedByCode;
     assert.ok((by['deadline'] ?? 0) > 0, `some closed at the deadline: ${JSON.stringify(by)}`);
-    assert.ok((by['evicted-source'] ?? 0) + (by['evicted-total'] ?? 0) > 0, `some evicted: ${JSON.stringify(by)}`);
+    assert.ok((by['evicted-source'] ?? 0) > 0, `some evicted by their address's cap: ${JSON.stringify(by)}`);
     await waitFor(() => fdCount() <= baseline, `file descriptors back to the baseline of ${baseline}`, 15_000);
     await t.forwarding('after the flood');
   } finally {

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { connectedPair, startHarness } from '../controller/fixtures/controller-harness.ts';
 import { desiredState, nextVersions, planPushes } from '../../src/controller/reconcile.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { joinLinks, splitControllerMessage } from '../../src/control/control-parts.ts';
+import { decodeControllerMessage, encodeControlMessage, type ControllerMessage } from '../../src/control/control-protocol.ts';
 
 test('every daemon receives the deployment’s host ids with its links', async (t) => {
   const h = await startHarness(t);
@@ -30,4 +32,23 @@ test('a host added to the registry changes every host’s links version and is p
   const progress = { linksVersion: v1.linksVersion, rulesVersion: v1.rulesVersion, linksInFlight: undefined, rulesInFlight: undefined };
   const push = planPushes(v2.versions, after, progress, 0, 1000).messages.find((m) => m.type === 'set-links');
   assert.deepEqual(push !== undefined && 'members' in push ? push.members : undefined, ['h1', 'h9', 'hub']);
+});
+
+test('a deployment whose host list is over one message goes in parts and joins back whole', () => {
+  const LIMIT = 64 * 1024;
+  const members = Array.from({ length: 20_000 }, (_, i) => `host-${String(i).padStart(5, '0')}`);
+  const links = [{ peer: 'host-00001', address: { transport: 'tcp' as const, host: '127.0.0.1', port: 7001 }, reason: 'r', dial: true }];
+  const m: ControllerMessage = { type: 'set-links', version: 5, links, members };
+  const parts = splitControllerMessage(m, LIMIT).map((p) => {
+    const text = encodeControlMessage(p);
+    assert.ok(Buffer.byteLength(text) <= LIMIT);
+    const d = decodeControllerMessage(text, LIMIT);
+    assert.ok(d.ok, d.ok ? '' : d.error.message);
+    return d.message as Extract<ControllerMessage, { type: 'set-links' }>;
+  });
+  assert.ok(parts.length > 1);
+  assert.ok(parts.every((p) => p.members !== undefined));
+  assert.deepEqual(joinLinks(parts), m);
+  // Without members (an old controller), none appear.
+  assert.deepEqual(joinLinks(splitControllerMessage({ type: 'set-links', version: 6, links }, LIMIT) as Array<Extract<ControllerMessage, { type: 'set-links' }>>), { type: 'set-links', version: 6, links });
 });
