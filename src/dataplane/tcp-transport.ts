@@ -16,7 +16,12 @@ import {
 } from './transport.ts';
 import { HandshakeAcceptor } from './handshake-acceptor.ts';
 
-/** Links over plain TCP (Nagle off). No authentication: the hello's host id is taken on trust. */
+/**
+ * Links over plain TCP (Nagle off), frames in clear. Each side proves its
+ * host id in the handshake with the settings' `authenticator` (host
+ * certificate or deployment link key, link-auth.ts); without one, links are
+ * accepted only between two loopback addresses unless `allowUnauthenticated`.
+ */
 export class TcpTransport implements Transport {
   readonly kind = 'tcp' as const;
   readonly #components: TransportComponents;
