@@ -28,7 +28,10 @@ import { HandshakeAcceptor, type PendingConnection } from './handshake-acceptor.
  * (HandshakeError). Identity is checked one layer up, in the link
  * handshake: the host id in each hello must be a name (CN or SAN DNS) in
  * that side's certificate, and equal `expectedPeer` when one is given, so
- * hostname matching on the address we dialled is not needed (we dial IPs).
+ * hostname matching on the address we dialled is not needed (we dial IPs),
+ * and be a host of the deployment (`membership`). On the listener, each raw
+ * connection holds a pending slot from accept, so the slot's deadline and
+ * caps cover the TLS handshake as well as the hello (handshake-acceptor.ts).
  */
 export interface TlsTransportInit extends LinkSettings, TlsCredentials {}
 
