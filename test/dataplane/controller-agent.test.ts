@@ -308,6 +308,8 @@ test('a rule set in parts is applied only whole; broken sequences are nacked and
   ws.send(part(8, 1, 2, [rule(3)]));
   await waitFor(() => daemon.rulesVersion === 8, 'version 8 applied whole');
   assert.deepEqual(daemon.rules.map((r) => r.id), ['r1', 'r2', 'r3']);
+  // The acknowledgement follows the apply over the socket: wait for it to arrive.
+  await waitFor(() => acks().length === 5, 'the acknowledgement of version 8');
   assert.deepEqual(acks().at(-1), { type: 'ack', kind: 'rules', version: 8, ok: true });
 });
 
