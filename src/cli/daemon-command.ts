@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
-import { createRootLogger } from '../common/logger.ts';
+import { componentLogger, createRootLogger } from '../common/logger.ts';
 import { ConfigError, VnetError } from '../common/errors.ts';
 import { parseHostPort } from '../common/host-port.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
@@ -143,7 +143,7 @@ async function runDaemon(config: DaemonConfig, reloadable: Reloadable | undefine
   // Handled from the start: a Ctrl-C while ports are being set up still closes them in order.
   process.once('SIGINT', () => stop(0));
   process.once('SIGTERM', () => stop(0));
-  const log = logger.child({ component: 'reload' });
+  const log = componentLogger(logger, 'reload');
   process.on('SIGHUP', () => {
     if (reloadable === undefined) {
       log.warn('SIGHUP: this daemon was started from flags alone (no --config): nothing to reload');

@@ -17,7 +17,7 @@
  * carry on and nothing reconnects. A replaced port that cannot be opened
  * again is logged and left out (its old device is gone by then).
  */
-import type { Logger } from '../common/logger.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
 import { parseMac } from '../common/mac.ts';
 import { realClock } from '../common/clock.ts';
 import type { Daemon } from '../dataplane/daemon.ts';
@@ -71,7 +71,7 @@ async function removeConfiguredPort(target: ReloadTarget, name: string): Promise
 /** Apply `next` over the running `current` configuration; the outcome says what was done, and the log says it too. */
 export async function reloadDaemon(target: ReloadTarget, current: DaemonConfig, next: DaemonConfig, source: string): Promise<ReloadOutcome> {
   const { logger, daemon } = target;
-  const log = logger.child({ component: 'reload' });
+  const log = componentLogger(logger, 'reload');
   const plan = planReload(current, next, { defaultLogLevel: target.defaultLogLevel });
   /** One error line, and nothing applied. */
   const refuse = (reason: 'fixed-settings' | 'rules' | 'ports', message: string): ReloadOutcome => {
