@@ -157,8 +157,9 @@ async function runDaemon(config: DaemonConfig, reloadable: Reloadable | undefine
     try {
       next = reloadable.read();
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      log.error({ file: reloadable.file, code: err.code }, `reload refused: ${err.message}; the running configuration is unchanged`);
+      // A file that cannot be read or validated; anything else is a bug, logged the same way: a reload never stops the daemon.
+      const code = err instanceof VnetError ? err.code : undefined;
+      log.error({ file: reloadable.file, code, err: err instanceof ConfigError ? undefined : err }, `reload refused: ${(err as Error).message}; the running configuration is unchanged`);
       return;
     }
     running.reload(next, reloadable.file).catch((err: unknown) => log.error({ err }, 'reload failed'));
