@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
-import { createRootLogger } from '../common/logger.ts';
+import { componentLogger, createRootLogger } from '../common/logger.ts';
 import { ConfigError, VnetError } from '../common/errors.ts';
 import { parseHostPort } from '../common/host-port.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
@@ -8,7 +8,8 @@ import { defaultAdminSocket, defaultRunDir } from '../dataplane/admin-access.ts'
 import { startDaemonFromConfig, type RunningDaemon } from '../host/daemon-runner.ts';
 
 /**
- * `vnet daemon`: run one host's daemon until SIGINT/SIGTERM. It ends with one
+ * `vnet daemon`: run one host's daemon until SIGINT/SIGTERM; SIGHUP reloads
+ * its configuration file. It ends with one
  * line on stderr and a non-zero exit, never a stack trace, when it cannot
  * start (2: bad configuration; 1: an address in use, a missing namespace…)
  * or when the controller refuses this host (1).
@@ -95,23 +96,39 @@ export function daemonCommand(): Command {
     .action(async (opts: Record<string, unknown>) => {
       let config: DaemonConfig;
       try {
-        config = configFrom(opts);
+        config = withDefaults(configFrom(opts));
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`vnet daemon: ${err.message}\n`);
         process.exitCode = 2;
         return;
       }
-      if (config.admin === undefined) config = { ...config, admin: { socket: defaultAdminSocket(config.runDir ?? defaultRunDir(), config.host) } };
       if (config.controller === undefined) {
         process.stderr.write('vnet daemon: warning: no controller (--controller URL or controller: in the config): running standalone, with only the configured links and rules\n');
       }
-      await runDaemon(config);
+      const file = opts.config === undefined ? undefined : String(opts.config);
+      await runDaemon(config, file === undefined ? undefined : { file, read: () => withDefaults(configFrom(opts)) });
     });
 }
 
-/** Start the daemon; stop it on a signal or a refusal by the controller. */
-async function runDaemon(config: DaemonConfig): Promise<void> {
+/** What `vnet daemon` fills in: the admin socket in the run directory. */
+function withDefaults(config: DaemonConfig): DaemonConfig {
+  return config.admin === undefined ? { ...config, admin: { socket: defaultAdminSocket(config.runDir ?? defaultRunDir(), config.host) } } : config;
+}
+
+/** The configuration file and how to read it again (with the flags over it), for SIGHUP. */
+interface Reloadable {
+  file: string;
+  read(): DaemonConfig;
+}
+
+/**
+ * Start the daemon; stop it on SIGINT/SIGTERM or a refusal by the controller;
+ * on SIGHUP read the configuration file again and apply what changed
+ * (host/daemon-reload.ts). A file that does not parse or validate is logged
+ * (file, line, key) and changes nothing.
+ */
+async function runDaemon(config: DaemonConfig, reloadable: Reloadable | undefined): Promise<void> {
   const logger = createRootLogger();
   let running: RunningDaemon | undefined;
   /** The exit code of a stop asked for (a signal, a refusal), acted on once the daemon has started. */
@@ -126,6 +143,27 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
   // Handled from the start: a Ctrl-C while ports are being set up still closes them in order.
   process.once('SIGINT', () => stop(0));
   process.once('SIGTERM', () => stop(0));
+  const log = componentLogger(logger, 'reload');
+  process.on('SIGHUP', () => {
+    if (reloadable === undefined) {
+      log.warn('SIGHUP: this daemon was started from flags alone (no --config): nothing to reload');
+      return;
+    }
+    if (running === undefined || stopping) {
+      log.warn({ file: reloadable.file }, 'SIGHUP while the daemon is starting or stopping: not reloaded');
+      return;
+    }
+    let next: DaemonConfig;
+    try {
+      next = reloadable.read();
+    } catch (err) {
+      // A file that cannot be read or validated; anything else is a bug, logged the same way: a reload never stops the daemon.
+      const code = err instanceof VnetError ? err.code : undefined;
+      log.error({ file: reloadable.file, code, err: err instanceof ConfigError ? undefined : err }, `reload refused: ${(err as Error).message}; the running configuration is unchanged`);
+      return;
+    }
+    running.reload(next, reloadable.file).catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
   const onControllerRefused = (r: { code: string; message: string }): void => {
     const hint = r.code === 'VNET_ERR_UNKNOWN_HOST' ? ` (is ${config.host} a host of the controller's deployment file?)` : '';
     process.stderr.write(`vnet daemon: the controller refused host ${config.host}: ${r.code}: ${r.message}${hint}\n`);

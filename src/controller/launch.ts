@@ -52,6 +52,13 @@ export interface ControllerProcess {
   close(): Promise<void>;
 }
 
+/** The controller process's Prometheus registry: the Node.js process metrics, under `vnet_controller_process_`; the controller and its API add theirs. */
+export function createControllerRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vnet_controller_process_' });
+  return registry;
+}
+
 export async function startControllerProcess(components: { logger: Logger }, init: ControllerProcessInit): Promise<ControllerProcess> {
   const { logger } = components;
   const ca = caFiles(init.tlsDir);
@@ -60,8 +67,7 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   if (!existsSync(own.cert)) await issueHostCert(init.tlsDir, CONTROLLER_HOST_ID);
   const [caPem, cert, key] = await Promise.all([readFile(ca.cert), readFile(own.cert), readFile(own.key)]);
 
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'vnet_controller_process_' });
+  const registry = createControllerRegistry();
   const d = init.deployment;
   const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
   const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };

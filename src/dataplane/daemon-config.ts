@@ -3,6 +3,7 @@ import { ConfigError } from '../common/errors.ts';
 import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
 import { isMacString } from '../common/mac.ts';
 import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts';
+import type { DesiredLink } from '../control/daemon-control.ts';
 import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
 import { isLoopbackHost } from './admin-access.ts';
 
@@ -53,6 +54,9 @@ const portSecuritySchema = z
 /** Link liveness defaults: a stopped hub is detected in deadMs + deadMs/4 at most (link-liveness.ts). */
 export const DEFAULT_DAEMON_KEEPALIVE_MS = 250;
 export const DEFAULT_DAEMON_DEAD_MS = 1500;
+
+/** The levels `logLevel` may name (pino's). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Added to the tunnel listen port for the default migration channel port. */
 export const MIGRATION_PORT_OFFSET = 1000;
@@ -155,6 +159,8 @@ export const daemonConfigSchema = z
         servername: z.string().min(1).default('controller'),
       })
       .optional(),
+    /** The log level (default: VNET_LOG_LEVEL, else info); a reload (SIGHUP) applies a new one at once. */
+    logLevel: z.enum(LOG_LEVELS).optional(),
     ports: z.array(portSchema).default([]),
     fastPath: z.array(fastPathSchema).default([]),
     rules: z.array(ruleSpecSchema).default([]),
@@ -222,6 +228,13 @@ export function migrationListenAddress(c: DaemonConfig): { host: string; port: n
   if (c.migration !== undefined) return { host: c.migration.host, port: c.migration.port, advertise: c.migration.advertise };
   if (c.listen === undefined) return undefined;
   return { host: c.listen.host, port: c.listen.port === 0 ? 0 : c.listen.port + MIGRATION_PORT_OFFSET, advertise: undefined };
+}
+
+/** The configured fast-path links this daemon dials or accepts with an address (one without an address is accepted when the peer dials). */
+export function configuredFastPathLinks(c: DaemonConfig): DesiredLink[] {
+  return c.fastPath
+    .filter((f) => f.host !== undefined && f.port !== undefined)
+    .map((f) => ({ peer: f.peer, address: { transport: c.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
 }
 
 export function loadDaemonConfig(file: string): Readonly<DaemonConfig> {

@@ -237,6 +237,13 @@ export class Daemon implements DaemonControl {
     return this.#ports.get(name)?.port;
   }
 
+  /** Replace a port's security policy (a configuration reload); the port, its learned MACs and its counters stay. */
+  setPortSecurity(name: string, security: Partial<PortSecurityPolicy> = {}): void {
+    const entry = this.#entry(name);
+    entry.guard.setPolicy(portSecurityPolicy(security));
+    this.#log.info({ port: name, locked: entry.guard.policy.lock }, 'port security changed');
+  }
+
   // ------------------------------------------------------------ migration
 
   /** Queue the frames to this port instead of delivering them (its VM paused); relays to its MAC are counted from now on. */

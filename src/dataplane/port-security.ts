@@ -58,29 +58,41 @@ export function isFloodReason(reason: EgressReason): boolean {
 export class PortGuard {
   readonly port: string;
   readonly mac: Mac;
-  readonly policy: PortSecurityPolicy;
   readonly counters: PortSecurityCounters = { 'spoofed-source': 0, 'mac-limit': 0, 'mac-rate': 0, 'flood-rate': 0 };
-  readonly #allowed: ReadonlySet<Mac>;
   readonly #clock: Clock;
-  readonly #newMacs: TokenBucket;
-  readonly #floods: TokenBucket;
   readonly #onLimit: (port: string, limit: PortLimit) => void;
+  #policy!: PortSecurityPolicy;
+  #allowed!: ReadonlySet<Mac>;
+  #newMacs!: TokenBucket;
+  #floods!: TokenBucket;
 
   constructor(init: { port: string; mac: Mac; policy: PortSecurityPolicy; clock: Clock; onLimit: (port: string, limit: PortLimit) => void }) {
     this.port = init.port;
     this.mac = init.mac;
-    this.policy = init.policy;
     this.#clock = init.clock;
-    this.#allowed = new Set(init.policy.allowedMacs);
-    const now = init.clock.now();
-    this.#newMacs = new TokenBucket(init.policy.newMacsPerSecond, Math.max(1, Math.ceil(init.policy.newMacsPerSecond)), now);
-    this.#floods = new TokenBucket(init.policy.floodFramesPerSecond, init.policy.floodBurst, now);
     this.#onLimit = init.onLimit;
+    this.setPolicy(init.policy);
+  }
+
+  get policy(): PortSecurityPolicy {
+    return this.#policy;
+  }
+
+  /**
+   * Apply another policy from now on (a configuration reload): the limits
+   * and buckets are the new policy's, full; the drop counters carry on.
+   */
+  setPolicy(policy: PortSecurityPolicy): void {
+    this.#policy = policy;
+    this.#allowed = new Set(policy.allowedMacs);
+    const now = this.#clock.now();
+    this.#newMacs = new TokenBucket(policy.newMacsPerSecond, Math.max(1, Math.ceil(policy.newMacsPerSecond)), now);
+    this.#floods = new TokenBucket(policy.floodFramesPerSecond, policy.floodBurst, now);
   }
 
   /** The hot-path check: may this port send from `src`? A refusal is counted. */
   admitsSource(src: Mac): boolean {
-    if (src === this.mac || !this.policy.lock) return true;
+    if (src === this.mac || !this.#policy.lock) return true;
     if (!isMulticastMac(src) && this.#allowed.has(src)) return true;
     this.#refuse('spoofed-source');
     return false;
@@ -88,7 +100,7 @@ export class PortGuard {
 
   /** May one more MAC be learned behind the port, which has `learnedHere` now? A refusal is counted. */
   admitsNewMac(learnedHere: number): boolean {
-    if (learnedHere >= this.policy.maxMacs) {
+    if (learnedHere >= this.#policy.maxMacs) {
       this.#refuse('mac-limit');
       return false;
     }
@@ -107,7 +119,7 @@ export class PortGuard {
   }
 
   facts(learnedMacs: number): PortSecurityFacts {
-    return { locked: this.policy.lock, learnedMacs, ...this.counters };
+    return { locked: this.#policy.lock, learnedMacs, ...this.counters };
   }
 
   #refuse(limit: PortLimit): void {

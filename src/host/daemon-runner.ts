@@ -12,7 +12,7 @@
  */
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
-import { migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
+import { configuredFastPathLinks, migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
 import { createDaemonRegistry, startMetricsServer, type MetricsServer } from '../dataplane/daemon-metrics.ts';
@@ -39,7 +39,8 @@ import type { VmRuntime } from './vm-runtime.ts';
 import { MigrationChannelListener } from './migration-channel.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
-import { createModelGuest, DEFAULT_MODEL_GUEST, ModelGuestVm } from './vm-runtime.ts';
+import { ModelGuestVm } from './vm-runtime.ts';
+import { addConfiguredPort, reloadDaemon, type ReloadOutcome } from './daemon-reload.ts';
 
 /** The MTU of an arriving VM's attached TAP port (the migration command carries none; the config's default). */
 const DEFAULT_TAP_MTU = 1500;
@@ -55,6 +56,10 @@ export interface RunningDaemon {
   adminTokenFile: string | undefined;
   agent: ControllerAgent | undefined;
   migrations: MigrationAgent;
+  /** The configuration running now (the one started with, then each reload's that was applied). */
+  readonly config: DaemonConfig;
+  /** Apply a new configuration (SIGHUP): what can change at run time, or nothing (daemon-reload.ts). `source` names its file. */
+  reload(next: DaemonConfig, source: string): Promise<ReloadOutcome>;
   close(): Promise<void>;
 }
 
@@ -100,6 +105,9 @@ export interface DaemonRunnerComponents {
 
 export async function startDaemonFromConfig(components: DaemonRunnerComponents, config: DaemonConfig): Promise<RunningDaemon> {
   const { logger } = components;
+  /** The level a configuration without logLevel runs at (VNET_LOG_LEVEL, else info). */
+  const defaultLogLevel = logger.level;
+  if (config.logLevel !== undefined) logger.level = config.logLevel;
   const membership = new HostMembership(config.members);
   if (config.members === undefined && config.controller === undefined && config.listen !== undefined) {
     logger.warn('no members list and no controller: any host with valid credentials for this deployment may link here (set members: [...])');
@@ -123,22 +131,10 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
   let metrics: MetricsServer | undefined;
   try {
     migrations = await startMigrationAgent(logger, daemon, config);
-    for (const spec of config.ports) {
-      const port = await openConfiguredPort(logger, spec);
-      daemon.addPort(port, spec.ip, spec.security === undefined ? {} : { security: { ...spec.security, allowedMacs: spec.security.allowedMacs.map(parseMac) } });
-      const g = spec.guest ?? DEFAULT_MODEL_GUEST;
-      const guest = createModelGuest(spec.name, { profile: g.profile, memoryMiB: g.memoryMiB, diskMiB: g.diskMiB }, realClock.now());
-      const init = { name: spec.name, mac: port.mac, port: spec.name, guest };
-      // A TAP device in a VM's namespace: the namespace VM (its processes frozen at the pause) with its model guest.
-      migrations.addVm(spec.type === 'tap' && spec.netns !== undefined
-        ? new NamespaceGuestVm({ clock: realClock, logger }, { ...init, netns: spec.netns })
-        : new ModelGuestVm({ clock: realClock }, init));
-    }
+    for (const spec of config.ports) addConfiguredPort({ logger, daemon, migrations }, spec, await openConfiguredPort(logger, spec));
     if (config.rules.length > 0) daemon.setRules('config', config.rules);
-    const links = config.fastPath
-      .filter((f) => f.host !== undefined && f.port !== undefined)
-      .map((f) => ({ peer: f.peer, address: { transport: config.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
     // Configured fast-path links without an address are accepted when the peer dials.
+    const links = configuredFastPathLinks(config);
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
     let agent: ControllerAgent | undefined;
     const registry = createDaemonRegistry({ daemon, controllerConnected: config.controller === undefined ? undefined : () => agent?.state === 'connected' });
@@ -151,8 +147,19 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations, components.onControllerRefused);
     const m = migrations;
     const started = { admin, metrics, agent };
+    let running = config;
+    let reloading = Promise.resolve();
     return {
       daemon,
+      get config() {
+        return running;
+      },
+      reload(next, source) {
+        // One reload at a time, each against the configuration the one before left.
+        const outcome = reloading.then(() => reloadDaemon({ logger, daemon, migrations: m, defaultLogLevel }, running, next, source));
+        reloading = outcome.then((o) => { if (o.applied) running = next; }, () => undefined);
+        return outcome;
+      },
       admin,
       metrics: metrics?.url,
       registry,

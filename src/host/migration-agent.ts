@@ -111,6 +111,13 @@ export class MigrationAgent implements MigrationControl {
     this.#vms.set(vm.port, vm);
   }
 
+  /** Forget a VM this host ran (its port was removed); returns it, if it was registered. */
+  removeVm(port: string): VmRuntime | undefined {
+    const vm = this.#vms.get(port);
+    this.#vms.delete(port);
+    return vm;
+  }
+
   vm(port: string): VmRuntime | undefined {
     return this.#vms.get(port);
   }

@@ -56,4 +56,10 @@ describe('deploy/systemd units', () => {
       assert.equal(settings.get('NoNewPrivileges')?.[0], 'yes');
     });
   }
+
+  it('vnet-daemon.service: `systemctl reload` sends SIGHUP, and the daemon has a file to read again', () => {
+    const settings = unitSettings(readFileSync(new URL('vnet-daemon.service', UNIT_DIR), 'utf8'));
+    assert.deepEqual(settings.get('ExecReload'), ['/bin/kill -HUP $MAINPID']);
+    assert.match(settings.get('ExecStart')?.[0] ?? '', / --config \S+/);
+  });
 });

@@ -1,0 +1,140 @@
+/**
+ * Carries out a configuration reload (`vnet daemon` on SIGHUP): the plan of
+ * dataplane/reload-plan.ts applied to the running daemon, in an order that
+ * leaves the daemon as it was when something is refused.
+ *
+ *   1. refuse     a fixed setting changed (host id, role, listen address,
+ *                 transport…): one error line naming them; nothing applied
+ *   2. check      the new rules parse; the new ports open (TAP devices made,
+ *                 moved, addressed) — if one fails, the ones opened are
+ *                 closed and nothing is applied
+ *   3. ports      removed ports closed (their VMs forgotten), replaced ports
+ *                 closed and opened again, new ports added with their VMs;
+ *                 changed security limits set in place
+ *   4. rules, fast-path links, log level
+ *
+ * Links and ports the plan does not name are not touched: their counters
+ * carry on and nothing reconnects. A replaced port that cannot be opened
+ * again is logged and left out (its old device is gone by then).
+ */
+import { componentLogger, type Logger } from '../common/logger.ts';
+import { parseMac } from '../common/mac.ts';
+import { realClock } from '../common/clock.ts';
+import type { Daemon } from '../dataplane/daemon.ts';
+import type { DaemonConfig } from '../dataplane/daemon-config.ts';
+import { parseRules } from '../dataplane/forwarding-rule.ts';
+import type { Port } from '../dataplane/port.ts';
+import type { PortSecurityPolicy } from '../dataplane/port-security.ts';
+import { describePlan, isEmptyPlan, planReload, type PortSpec, type ReloadPlan } from '../dataplane/reload-plan.ts';
+import { openConfiguredPort } from './configured-port.ts';
+import type { MigrationAgent } from './migration-agent.ts';
+import { NamespaceGuestVm } from './namespace-vm-runtime.ts';
+import { createModelGuest, DEFAULT_MODEL_GUEST, ModelGuestVm } from './vm-runtime.ts';
+
+export interface ReloadTarget {
+  /** The process's root logger: its level is the log level a reload sets. */
+  logger: Logger;
+  daemon: Daemon;
+  migrations: MigrationAgent;
+  /** The log level when the configuration names none. */
+  defaultLogLevel: string;
+}
+
+export type ReloadOutcome =
+  | { readonly applied: true; readonly plan: ReloadPlan }
+  | { readonly applied: false; readonly reason: 'fixed-settings' | 'rules' | 'ports'; readonly message: string };
+
+/** A port's security as the daemon takes it (MACs parsed); absent: the defaults. */
+function portSecurity(spec: PortSpec): Partial<PortSecurityPolicy> {
+  return spec.security === undefined ? {} : { ...spec.security, allowedMacs: spec.security.allowedMacs.map(parseMac) };
+}
+
+/** Add an opened configured port to the daemon, with the VM that stands behind it (what a migration moves). */
+export function addConfiguredPort(target: Pick<ReloadTarget, 'logger' | 'daemon' | 'migrations'>, spec: PortSpec, port: Port): void {
+  const { logger, daemon, migrations } = target;
+  daemon.addPort(port, spec.ip, { security: portSecurity(spec) });
+  const g = spec.guest ?? DEFAULT_MODEL_GUEST;
+  const guest = createModelGuest(spec.name, { profile: g.profile, memoryMiB: g.memoryMiB, diskMiB: g.diskMiB }, realClock.now());
+  const init = { name: spec.name, mac: port.mac, port: spec.name, guest };
+  // A TAP device in a VM's namespace: the namespace VM (its processes frozen at the pause) with its model guest.
+  migrations.addVm(spec.type === 'tap' && spec.netns !== undefined
+    ? new NamespaceGuestVm({ clock: realClock, logger }, { ...init, netns: spec.netns })
+    : new ModelGuestVm({ clock: realClock }, init));
+}
+
+async function removeConfiguredPort(target: ReloadTarget, name: string): Promise<void> {
+  const vm = target.migrations.removeVm(name);
+  await vm?.close?.().catch(() => undefined);
+  await target.daemon.removePort(name, 'configuration reload');
+}
+
+/** Apply `next` over the running `current` configuration; the outcome says what was done, and the log says it too. */
+export async function reloadDaemon(target: ReloadTarget, current: DaemonConfig, next: DaemonConfig, source: string): Promise<ReloadOutcome> {
+  const { logger, daemon } = target;
+  const log = componentLogger(logger, 'reload');
+  const plan = planReload(current, next, { defaultLogLevel: target.defaultLogLevel });
+  /** One error line, and nothing applied. */
+  const refuse = (reason: 'fixed-settings' | 'rules' | 'ports', message: string): ReloadOutcome => {
+    log.error({ file: source, reason }, `reload refused: ${message}; the running configuration is unchanged`);
+    return { applied: false, reason, message };
+  };
+  if (plan.fixed.length > 0) {
+    return refuse('fixed-settings', `${source}: ${plan.fixed.join(', ')} cannot change while the daemon runs (restart it to change ${plan.fixed.length === 1 ? 'it' : 'them'})`);
+  }
+  if (isEmptyPlan(plan)) {
+    log.info({ file: source }, 'configuration reloaded: nothing changed');
+    return { applied: true, plan };
+  }
+  if (plan.rules !== undefined) {
+    try {
+      parseRules(plan.rules, 'config');
+    } catch (err) {
+      return refuse('rules', `${source}: rules: ${(err as Error).message}`);
+    }
+  }
+  const taken = plan.portsAdded.find((p) => daemon.port(p.name) !== undefined);
+  if (taken !== undefined) return refuse('ports', `${source}: port ${taken.name}: this daemon has a port of that name already (a VM that arrived by migration)`);
+  const opened: { spec: PortSpec; port: Port }[] = [];
+  for (const spec of plan.portsAdded) {
+    try {
+      opened.push({ spec, port: await openConfiguredPort(logger, spec) });
+    } catch (err) {
+      for (const o of opened) await o.port.close().catch(() => undefined);
+      return refuse('ports', `${source}: port ${spec.name}: ${(err as Error).message}`);
+    }
+  }
+
+  for (const name of plan.portsRemoved) await removeConfiguredPort(target, name);
+  for (const spec of plan.portsReplaced) {
+    await removeConfiguredPort(target, spec.name);
+    try {
+      addConfiguredPort(target, spec, await openConfiguredPort(logger, spec));
+    } catch (err) {
+      log.error({ port: spec.name, err: (err as Error).message }, 'a changed port could not be opened again; it is left out until the next reload');
+    }
+  }
+  for (const { spec, port } of opened) addConfiguredPort(target, spec, port);
+  for (const spec of plan.security) daemon.setPortSecurity(spec.name, portSecurity(spec));
+
+  if (plan.rules !== undefined) daemon.setRules('config', plan.rules);
+  if (plan.fastPath !== undefined) applyFastPath(target, log, plan.fastPath);
+  if (plan.logLevel !== undefined) logger.level = plan.logLevel;
+  log.info({ file: source, ...describePlan(plan) }, 'configuration reloaded');
+  return { applied: true, plan };
+}
+
+/**
+ * The configured fast-path links. Once the controller has sent its own set
+ * (version > 0), the links are the controller's: the file's change is not
+ * applied over them, and the log says so.
+ */
+function applyFastPath(target: ReloadTarget, log: Logger, fastPath: NonNullable<ReloadPlan['fastPath']>): void {
+  const version = target.daemon.facts().linksVersion;
+  if (version > 0) {
+    log.warn({ linksVersion: version }, 'fastPath changed in the file, but the controller manages this daemon\'s fast-path links: not applied');
+    return;
+  }
+  const redial = new Set(fastPath.redial);
+  if (redial.size > 0) target.daemon.applyFastPathLinks(0, fastPath.links.filter((l) => !redial.has(l.peer)));
+  target.daemon.applyFastPathLinks(0, fastPath.links);
+}
