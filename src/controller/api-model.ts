@@ -213,6 +213,13 @@ export interface PlacementMove {
   /** Score gain of this move (higher is better). */
   gain: number;
   reason: string;
+  /** Under a scheduling policy: the action it belongs to, its cost in score units and the engine's estimate (bytes, seconds). */
+  kind?: 'move' | 'swap' | 'group';
+  cost?: number;
+  bytes?: number;
+  seconds?: number;
+  /** 'started' once a migration of this VM to `to` is running. */
+  state?: 'proposed' | 'started';
 }
 
 export interface PlacementView {
@@ -224,6 +231,11 @@ export interface PlacementView {
   /** The gain a move must beat before it is made (Supercloud's T). */
   threshold: number;
   moves: PlacementMove[];
+  /** The scheduling policy that computed it (absent: traffic × latency advice), its score unit, what the current score is made of, and why nothing moves. */
+  policy?: string;
+  unit?: string;
+  notes?: string[];
+  refused?: string;
 }
 
 export type DecisionKind =

@@ -13,7 +13,7 @@ import { NotFoundError } from './errors.ts';
 import type { ControllerEventLog } from './event-log.ts';
 import { INITIAL_LINK_RATES, linkRates, nextLinkRates, withoutHost, type LinkRateState } from './link-rates.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import type { PlacementAdvisor } from './placement-advisor.ts';
+import type { PlacementSource } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
 import { planReconcile } from './reconcile-planner.ts';
 import { EMPTY_VERDICT, backboneSignature, planHubWatch, type BackboneVerdict } from './hub-status.ts';
@@ -55,7 +55,7 @@ export interface ControlLoopComponents {
   /** Wall-clock milliseconds. */
   wallClock: () => number;
   /** Placement advice each update period (none: no proposals). */
-  placement?: PlacementAdvisor;
+  placement?: PlacementSource;
 }
 
 export interface ControlLoopInit {
@@ -297,14 +297,15 @@ export class ControlLoop implements ControlHandler {
       }, policy, now);
       this.#adaptation = adapted.state;
       adapt = adapted.effects;
-      const advisor = this.#c.placement;
-      if (advisor !== undefined && placementDue(this.#placement, policy, now, this.#init.placementIntervalMs)) {
-        const hadMoves = advisor.view.moves.length > 0;
-        const placed = planPlacement(advisor.step({ matrix: out.raw.matrix, vms, hosts }, now), hadMoves, policy, now);
-        this.#placement = placed.state;
-        place = placed.effects;
-        moves = advisor.view.moves;
-      }
+    }
+    const advisor = this.#c.placement;
+    if (advisor !== undefined && (out.raw !== undefined || !advisor.needsTraffic) && placementDue(this.#placement, policy, now, this.#init.placementIntervalMs)) {
+      const hadMoves = advisor.view.moves.length > 0;
+      const matrix = out.raw?.matrix ?? { ids: [], rates: new Map<number, number>() };
+      const placed = planPlacement(advisor.step({ matrix, vms, hosts: store.listHosts() }, now), hadMoves, policy, now);
+      this.#placement = placed.state;
+      place = placed.effects;
+      moves = advisor.view.moves;
     }
     this.#applier.apply(combineEffects(topo, adapt, place));
     if (adapt.reconcile !== undefined) this.#dirty = true;

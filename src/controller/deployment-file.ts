@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { parseYamlConfig } from '../common/yaml-config.ts';
 import { formatMac, isMacString, isMulticastMac, parseMac } from '../common/mac.ts';
+import { checkScheduler, schedulerSchema } from './scheduler-config.ts';
 import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../topology/vttif-defaults.ts';
 
 /**
@@ -117,6 +118,8 @@ export const deploymentSchema = z
     wan: z.array(wanSchema).default([]),
     vms: z.array(vmSchema).default([]),
     policy: policySchema.default({ ...DEFAULT_POLICY }),
+    /** The scheduling policy that moves VMs (docs/deployment-file.md, "Scheduler"); none: placement advice on traffic × latency. */
+    scheduler: schedulerSchema.optional(),
   })
   .superRefine((d, ctx) => {
     const issue = (path: (string | number)[], message: string): void => { ctx.addIssue({ code: 'custom', path, message }); };
@@ -170,6 +173,7 @@ export const deploymentSchema = z
       macs.add(v.mac);
       ips.add(v.ip);
     });
+    if (d.scheduler !== undefined) checkScheduler(d.scheduler, { vms: names, hosts: hostIds, sites: siteIds }, issue);
   });
 
 export type Deployment = z.output<typeof deploymentSchema>;

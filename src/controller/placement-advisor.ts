@@ -57,6 +57,15 @@ export interface PlacementStepOutput {
   relativeGain: number;
 }
 
+/** What the control loop steps each placement run: placement advice, or the deployment's scheduling policy (scheduler.ts). */
+export interface PlacementSource {
+  /** Advice runs only on a traffic matrix; a scheduling policy runs every time (an empty matrix when there is none). */
+  readonly needsTraffic: boolean;
+  readonly view: PlacementView;
+  restore(view: PlacementView): void;
+  step(input: PlacementStepInput, nowMs: number): PlacementStepOutput;
+}
+
 export const EMPTY_PLACEMENT: PlacementView = { computedAt: null, score: 0, proposedScore: 0, threshold: 0, moves: [] };
 
 /**
@@ -87,7 +96,8 @@ export function deploymentLatency(d: Readonly<Deployment>): LatencyFn {
   };
 }
 
-export class PlacementAdvisor {
+export class PlacementAdvisor implements PlacementSource {
+  readonly needsTraffic = true;
   readonly #init: PlacementAdvisorInit;
   #view: PlacementView;
   #movesKey = '';
@@ -172,6 +182,6 @@ export function lastStoredPlacement(store: ControllerStore): PlacementView | und
   }
 }
 
-function movesKey(moves: readonly PlacementMove[]): string {
+export function movesKey(moves: readonly PlacementMove[]): string {
   return moves.map((m) => `${m.vm}>${m.from}>${m.to}`).sort().join(',');
 }

@@ -41,8 +41,12 @@ export function planPlacement(out: PlacementStepOutput, hadMoves: boolean, polic
   }
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   effects.events.push(event('placement-changed', { placement: view }));
-  effects.events.push(decision('migration-proposed', `placement: ${advice.reason} (${pct(out.relativeGain)} of the traffic × latency cost, T = ${pct(policy.placementThreshold)}): ${view.moves.map((m) => m.reason).join('; ')}`, {
-    moves: view.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to, gain: m.gain })),
+  const why = view.policy !== undefined
+    ? `scheduler: ${advice.reason}: ${[...new Set(view.moves.map((m) => m.reason))].join('; ')}`
+    : `placement: ${advice.reason} (${pct(out.relativeGain)} of the traffic × latency cost, T = ${pct(policy.placementThreshold)}): ${view.moves.map((m) => m.reason).join('; ')}`;
+  effects.events.push(decision('migration-proposed', why, {
+    moves: view.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to, gain: m.gain, ...(m.cost !== undefined ? { cost: m.cost } : {}) })),
+    ...(view.policy !== undefined ? { policy: view.policy } : {}),
     score: view.score, proposedScore: view.proposedScore, threshold: view.threshold, relativeGain: out.relativeGain,
     autoMigrate: policy.autoMigrate,
   }));

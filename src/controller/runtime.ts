@@ -18,7 +18,8 @@ import { AccessService } from './access-service.ts';
 import { recordIssuedCertificates } from './host-identity.ts';
 import type { JoinTokenRecord } from './store/records.ts';
 import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
-import { deploymentLatency, lastStoredPlacement, PlacementAdvisor } from './placement-advisor.ts';
+import { deploymentLatency, lastStoredPlacement, PlacementAdvisor, type PlacementSource } from './placement-advisor.ts';
+import { createScheduler } from './scheduler.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 import type { MigrationTimeouts } from './migration-run.ts';
 import type { PartLimits } from '../control/part-assembler.ts';
@@ -135,13 +136,15 @@ export async function startController(components: ControllerComponents, init: Co
     const eventMetrics = new EventMetrics(components.registry);
     eventMetrics.start({ hosts: store.listHosts(), fastPathLinks: store.listLinks('fast-path'), topologyClass: lastTopology.class });
     events.subscribe((e) => eventMetrics.record(e));
-    const placement = new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
+    const placement: PlacementSource = await createScheduler(init.deployment)
+      ?? new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
     const stored = lastStoredPlacement(store);
     if (stored !== undefined) placement.restore(stored);
     const loop = new ControlLoop({ store, events, metrics, topology, logger, wallClock, placement }, {
       policy,
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
       ...(init.migration !== undefined ? { migration: init.migration } : {}),
+      ...(init.deployment.scheduler?.intervalMs !== undefined ? { placementIntervalMs: init.deployment.scheduler.intervalMs } : {}),
     });
     const model = new ControllerService({ store, events, loop, topology, wallClock, placement }, { placementThreshold: policy.placementThreshold });
     const tokens = new SqliteTokenStore(store);

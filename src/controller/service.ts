@@ -13,7 +13,7 @@ import { ConflictError, NotFoundError } from './errors.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
-import { EMPTY_PLACEMENT, type PlacementAdvisor } from './placement-advisor.ts';
+import { EMPTY_PLACEMENT, type PlacementSource } from './placement-advisor.ts';
 
 /**
  * The operator's controller (api-model.ts `ControllerModel`) over the SQLite
@@ -30,7 +30,7 @@ export interface ControllerServiceComponents {
   topology: TopologyTracker;
   wallClock: () => number;
   /** The controller's placement advisor (the control loop steps it each update period). */
-  placement?: PlacementAdvisor;
+  placement?: PlacementSource;
 }
 
 export class ControllerService implements ControllerModel {
@@ -114,8 +114,12 @@ export class ControllerService implements ControllerModel {
     return this.#c.events.listEvents(query);
   }
 
+  /** The last proposal; under a scheduling policy each move says whether its migration has started. */
   getPlacement(): PlacementView {
-    return this.#c.placement?.view ?? { ...EMPTY_PLACEMENT, threshold: this.#placementThreshold };
+    const view = this.#c.placement?.view ?? { ...EMPTY_PLACEMENT, threshold: this.#placementThreshold };
+    if (view.policy === undefined || view.moves.length === 0) return view;
+    const running = new Set(this.#c.store.listMigrations(1000).filter((m) => m.state === 'running').map((m) => `${m.vmMac}>${m.toHost}`));
+    return { ...view, moves: view.moves.map((m) => ({ ...m, state: running.has(`${m.vm}>${m.to}`) ? 'started' : 'proposed' })) };
   }
 
   listDecisions(query: { limit?: number }): DecisionView[] {
