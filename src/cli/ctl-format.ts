@@ -195,12 +195,30 @@ export function migrationLine(m: MigrationView, vms: readonly VmView[] = []): st
 
 export function placementText(p: PlacementView, vms: readonly VmView[], now: number): string {
   const byMac = new Map(vms.map((v) => [v.mac, v]));
-  const head = `placement: score ${p.score.toFixed(3)} now, ${p.proposedScore.toFixed(3)} proposed, threshold ${p.threshold.toFixed(3)}; computed ${p.computedAt === null ? 'never' : formatAge(p.computedAt, now)}`;
+  const computed = `computed ${p.computedAt === null ? 'never' : formatAge(p.computedAt, now)}`;
+  if (p.policy !== undefined) return schedulerText(p, byMac, computed);
+  const head = `placement: score ${p.score.toFixed(3)} now, ${p.proposedScore.toFixed(3)} proposed, threshold ${p.threshold.toFixed(3)}; ${computed}`;
   if (p.moves.length === 0) return `${head}\n(no moves proposed)`;
   return `${head}\n${table(
     ['VM', 'FROM', 'TO', 'GAIN', 'REASON'],
     p.moves.map((m) => [vmName(byMac, m.vm), m.from, m.to, m.gain.toFixed(3), m.reason]),
     new Set([3]),
+  )}`;
+}
+
+/** Under a scheduling policy: the policy, the current and best scores with what they are made of, each move with its state, cost and reason. */
+function schedulerText(p: PlacementView, byMac: ReadonlyMap<string, VmView>, computed: string): string {
+  const unit = p.unit ?? '';
+  const lines = [
+    `policy ${p.policy}: score ${p.score.toFixed(3)} ${unit} now, best ${p.proposedScore.toFixed(3)} ${unit}, threshold T ${p.threshold.toFixed(3)}; ${computed}`,
+    ...(p.notes ?? []).map((n) => `  ${n}`),
+  ];
+  if (p.moves.length === 0) return [...lines, p.refused !== undefined ? `(no moves: ${p.refused})` : '(no moves proposed)'].join('\n');
+  const est = (m: PlacementView['moves'][number]): string => (m.bytes === undefined || m.seconds === undefined ? '' : `${formatBytes(m.bytes)} ${m.seconds.toFixed(0)}s`);
+  return `${lines.join('\n')}\n${table(
+    ['VM', 'FROM', 'TO', 'STATE', 'GAIN', 'COST', 'ESTIMATE', 'REASON'],
+    p.moves.map((m) => [vmName(byMac, m.vm), m.from, m.to, m.state ?? 'proposed', m.gain.toFixed(3), (m.cost ?? 0).toFixed(3), est(m), m.reason]),
+    new Set([4, 5]),
   )}`;
 }
 

@@ -210,13 +210,21 @@ function selectionRows(selected) {
 export function renderPlacement() {
   const p = state.placement;
   const card = document.getElementById('placement-card');
-  card.hidden = p.moves.length === 0;
+  // Under a scheduling policy the card always shows the policy and its scores; advice shows only proposals.
+  card.hidden = p.moves.length === 0 && !p.policy;
   if (card.hidden) return;
-  document.getElementById('placement-detail').textContent =
-    `score ${p.score.toFixed(2)} → ${p.proposedScore.toFixed(2)} (moves must gain more than ${p.threshold.toFixed(2)})`;
+  const unit = p.unit ? ` ${p.unit}` : '';
+  document.getElementById('placement-detail').textContent = p.policy
+    ? `policy ${p.policy}: score ${p.score.toFixed(2)} now, best ${p.proposedScore.toFixed(2)}${unit} (net gain must beat T = ${p.threshold.toFixed(2)})${p.moves.length === 0 && p.refused ? `; ${p.refused}` : ''}`
+    : `score ${p.score.toFixed(2)} → ${p.proposedScore.toFixed(2)} (moves must gain more than ${p.threshold.toFixed(2)})`;
+  const running = new Set([...state.migrations.values()].filter((m) => m.state === 'running').map((m) => `${m.vm}>${m.to}`));
   document.getElementById('placement').replaceChildren(
-    ...p.moves.map((m) =>
-      el('li', { title: m.reason }, el('span', null, `${vmLabel(m.vm)}: ${m.from} → ${m.to}`), el('span', { class: 'phase' }, `+${m.gain.toFixed(2)}`)),
-    ),
+    ...p.moves.map((m) => {
+      const cost = m.cost === undefined ? '' : `, cost ${m.cost.toFixed(2)} (${(m.bytes / 2 ** 30).toFixed(2)} GiB, ${m.seconds.toFixed(0)} s)`;
+      const started = running.has(`${m.vm}>${m.to}`) || m.state === 'started' ? ' (started)' : '';
+      const parts = [el('span', null, `${vmLabel(m.vm)}: ${m.from} → ${m.to}${started}`), el('span', { class: 'phase' }, `+${m.gain.toFixed(2)}${cost}`)];
+      if (p.policy) parts.push(el('div', { class: 'muted' }, m.reason));
+      return el('li', { title: m.reason }, ...parts);
+    }),
   );
 }
