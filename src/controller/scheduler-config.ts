@@ -34,6 +34,8 @@ const spotMarketSchema = z.strictObject({
   billingEpoch: time.default(0),
   bidPerHour: z.number().positive().optional(),
   terminationPenalty: z.number().positive().default(1000),
+  /** Billing hours a price difference is counted for (the current prices assumed to hold). */
+  horizonHours: z.number().positive().max(168).default(1),
   moveCost: moveCost(0.09, 0),
 });
 

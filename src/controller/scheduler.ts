@@ -154,7 +154,7 @@ function policyFrom(d: Readonly<Deployment>, c: SchedulerConfig): SchedulingPoli
         prices: new Map(Object.entries(s.prices).map(([site, pts]) => [site, pts.map((p) => ({ atMs: p.at, perHour: p.perHour })).sort((a, b) => a.atMs - b.atMs)])),
         terminations: s.terminations.map((t) => ({ site: t.site, noticeAtMs: t.notice, atMs: t.at })),
         billingPeriodMs: s.billingPeriodMs, billingEpochMs: s.billingEpoch, bidPerHour: s.bidPerHour ?? Number.POSITIVE_INFINITY,
-        perGiB: s.moveCost.perGiB, terminationPenalty: s.terminationPenalty,
+        perGiB: s.moveCost.perGiB, terminationPenalty: s.terminationPenalty, horizonHours: s.horizonHours,
       });
     }
     case 'packing': {

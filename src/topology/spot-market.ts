@@ -7,7 +7,8 @@ import { fmt, type MoveEstimate, type SchedulingInput, type SchedulingPolicy } f
  * price that changes over time (a series per site). A site can be reclaimed:
  * a termination notice names the site and when; a site whose price is at or
  * above the bid is reclaimed too. The score ($, higher is better) is minus
- * what the next billing hour costs at each VM's site, minus
+ * what the next billing hour (or `horizonHours` of them, at today's price)
+ * costs at each VM's site, minus
  * `terminationPenalty` per VM left on a site being reclaimed: a VM is never
  * left to be terminated while any site is safe.
  *
@@ -43,6 +44,8 @@ export interface SpotMarketParams {
   readonly bidPerHour: number;
   readonly perGiB: number;
   readonly terminationPenalty: number;
+  /** Billing hours a price difference is counted for (prices assumed to hold; default 1: only the next hour). */
+  readonly horizonHours?: number;
 }
 
 /** The price at `site` at time `t` (the last point at or before t; the first point before the series starts). */
@@ -86,7 +89,7 @@ export function spotMarketPolicy(params: SpotMarketParams): SchedulingPolicy {
       }
       const notes: string[] = [];
       for (const [site, s] of [...perSite].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-        score -= s.vms * (Number.isFinite(s.price) ? s.price : params.terminationPenalty);
+        score -= s.vms * (Number.isFinite(s.price) ? s.price * (params.horizonHours ?? 1) : params.terminationPenalty);
         if (s.doomed) score -= s.vms * params.terminationPenalty;
         notes.push(`${site}: ${s.vms} VM(s) at $${fmt(s.price)}/h for the hour from ${new Date(next).toISOString()}${s.doomed ? ', being reclaimed' : ''}`);
       }
