@@ -165,7 +165,8 @@ async function spotMarket(days: number): Promise<void> {
   const d = run(true);
   console.log(`spot market, ${days} day(s), 1-min steps, 6 VMs, T = $0.02, price gains counted over ${HORIZON} h, transfer $${EGRESS}/GiB between regions, ${terminations.length} reclamations in the trace:`);
   console.log(`  static (cheapest site at start, relaunched at the cheapest when terminated): $${s.cost.toFixed(2)}, terminations ${s.terminated}`);
-  console.log(`  smart spot: $${d.cost.toFixed(2)} (${(100 * (1 - d.cost / s.cost)).toFixed(0)}% less, egress and overlap included), terminations ${d.terminated}, migrations ${d.migrations} (${d.gib.toFixed(1)} GiB)`);
+  const saved = 100 * (1 - d.cost / s.cost);
+  console.log(`  smart spot: $${d.cost.toFixed(2)} (${Math.abs(saved).toFixed(0)}% ${saved >= 0 ? 'less' : 'more'}, transfer and overlap included), terminations ${d.terminated}, migrations ${d.migrations} (${d.gib.toFixed(1)} GiB)`);
 }
 
 async function packing(days: number): Promise<void> {
