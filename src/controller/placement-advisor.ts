@@ -114,6 +114,7 @@ export class PlacementAdvisor implements PlacementSource {
 
   /** Restore the last stored proposal after a restart (its moves count as the current ones). */
   restore(view: PlacementView): void {
+    if (view.policy !== undefined) return; // a scheduling policy's proposal, from before the deployment dropped it
     this.#view = view;
     this.#movesKey = movesKey(view.moves);
   }

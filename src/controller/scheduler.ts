@@ -1,4 +1,5 @@
 import { followTheSunPolicy } from '../topology/follow-the-sun.ts';
+import type { LatencyFn } from '../topology/placement.ts';
 import { packingPolicy } from '../topology/packing.ts';
 import { schedule, type MoveEstimate, type SchedHost, type SchedulingInput, type SchedulingPolicy, type SchedVm } from '../topology/scheduling.ts';
 import { spotMarketPolicy } from '../topology/spot-market.ts';
@@ -26,6 +27,7 @@ export class Scheduler implements PlacementSource {
   readonly #policy: SchedulingPolicy;
   readonly #estimates: MoveEstimateCache;
   readonly #siteRtt: (a: string, b: string) => number;
+  readonly #latency: LatencyFn;
   #view: PlacementView;
   #movesKey = '';
 
@@ -38,6 +40,7 @@ export class Scheduler implements PlacementSource {
     for (const h of d.hosts) if (!siteHost.has(h.site)) siteHost.set(h.site, h.id);
     const lan = new Map(d.sites.map((s) => [s.id, s.lan.rttMs]));
     const latency = deploymentLatency(d);
+    this.#latency = latency;
     this.#siteRtt = (a, b) => (a === b ? (lan.get(a) ?? 0) : latency(siteHost.get(a) ?? a, siteHost.get(b) ?? b));
     this.#view = { ...EMPTY_PLACEMENT, threshold: config.threshold, policy: this.#policy.name, unit: this.#policy.unit };
   }
@@ -73,7 +76,7 @@ export class Scheduler implements PlacementSource {
     for (const [mac, host] of placement) if (!known.has(host)) placement.delete(mac);
     const names = new Map(input.vms.map((v) => [v.mac, v.name]));
     const schedInput: SchedulingInput = {
-      placement, hosts, vms, traffic: input.matrix, latencyMs: deploymentLatency(this.#d), siteRttMs: this.#siteRtt, nowMs,
+      placement, hosts, vms, traffic: input.matrix, latencyMs: this.#latency, siteRttMs: this.#siteRtt, nowMs,
       estimate: (vm, from, to) => this.#estimate(names.get(vm), from, to),
     };
     const r = schedule(this.#policy, schedInput, { threshold: this.#config.threshold, maxActions: this.#config.maxActions });

@@ -120,6 +120,33 @@ describe('web page: live topology', () => {
     await page.close();
   });
 
+  it('shows the scheduling policy, its current and best scores, and each proposed or started move with its reason and estimated cost', async () => {
+    const page = await openPage(`#token=${encodeURIComponent(f.token)}`);
+    await page.waitForSelector('#connection[data-state="live"]', WAIT);
+    const before = f.model.getPlacement();
+    const reason = (vm: string): string => `move ${vm} aws-1→gcp-1: aws is being reclaimed (billing hour turns in 12 min); gain 2000 $, cost 0.210 (2.31 GiB, 31.00 s), net 2000 > T = 0.050`;
+    f.model.setPlacement({
+      computedAt: Date.now(), score: -2000.4, proposedScore: -0.4, threshold: 0.05, policy: 'spot-market', unit: '$', notes: ['aws: 2 VM(s) at $0.300/h, being reclaimed'],
+      moves: [
+        { vm: '02:00:00:00:00:01', from: 'aws-1', to: 'gcp-1', gain: 1000, reason: reason('vm1'), kind: 'move', cost: 0.21, bytes: 2.31 * 2 ** 30, seconds: 31, state: 'started' },
+        { vm: '02:00:00:00:00:02', from: 'aws-1', to: 'gcp-1', gain: 1000, reason: reason('vm2'), kind: 'move', cost: 0.21, bytes: 2.31 * 2 ** 30, seconds: 31, state: 'proposed' },
+      ],
+    });
+    await page.waitForSelector('#placement-detail:has-text("policy spot-market")', WAIT);
+    assert.equal(await page.textContent('#placement-detail'), 'policy spot-market: score -2000.40 now, best -0.40 $ (net gain must beat T = 0.05)');
+    const items = await page.locator('#placement li').allTextContents();
+    assert.equal(items.length, 2);
+    assert.match(items[0]!, /^vm1: aws-1 → gcp-1 \(started\)\+1000\.00, cost 0\.21 \(2\.31 GiB, 31 s\)move vm1 aws-1→gcp-1: aws is being reclaimed/);
+    assert.match(items[1]!, /^vm2: aws-1 → gcp-1\+1000\.00, cost 0\.21/);
+    // Nothing to move: the card stays, with the policy, its scores and why the best action was refused.
+    f.model.setPlacement({ computedAt: Date.now(), score: -1.2, proposedScore: -1.2, threshold: 0.05, policy: 'spot-market', unit: '$', moves: [], refused: 'refused: move vm1 …: its cost exceeds its gain' });
+    await page.waitForSelector('#placement-detail:has-text("its cost exceeds its gain")', WAIT);
+    assert.equal(await page.locator('#placement-card').isHidden(), false);
+    assert.equal(await page.locator('#placement li').count(), 0);
+    f.model.setPlacement(before);
+    await page.close();
+  });
+
   it('asks for a token when it has none or the controller refuses it', async () => {
     const page = await openPage('#token=vnet_wrong');
     await page.waitForSelector('#token-dialog[open]', WAIT);
