@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,20 +57,26 @@ scheduler:
       asia: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 `;
 
-test('follow the sun end to end: the policy moves the master to its clients and back over a day, through the migration coordinator', async (t) => {
+interface Scheduled {
+  controller: ControllerHandle;
+  /** The controller's wall clock (virtual). */
+  clock: { now: number };
+}
+
+/** A controller on a virtual wall clock and fake migration agents for the hub and each host, all connected. */
+async function startScheduled(t: TestContext, yaml: string, startMs: number, hosts: Array<{ id: string; vms?: string[] }>): Promise<Scheduled> {
   const pki = testPki();
   const dir = mkdtempSync(join(tmpdir(), 'vnet-sched-'));
-  let now = DAY0 + 13 * HOUR;
+  const clock = { now: startMs };
   const errors: unknown[] = [];
-  const controller: ControllerHandle = await startController({ logger: silentLogger(), registry: new Registry(), clock: realClock, wallClock: () => now, onError: (err) => { errors.push(err); } }, {
-    deployment: parseDeployment(YAML, 'sun.yaml'), dbPath: join(dir, 'vnet.db'),
+  const controller = await startController({ logger: silentLogger(), registry: new Registry(), clock: realClock, wallClock: () => clock.now, onError: (err) => { errors.push(err); } }, {
+    deployment: parseDeployment(yaml, 'sched.yaml'), dbPath: join(dir, 'vnet.db'),
     control: { host: '127.0.0.1', port: 0, tls: { ...pki.controller, ca: pki.ca } }, pingIntervalMs: 60_000,
   });
   const cluster = new FakeCluster();
   const agents = [
     new FakeMigrationAgent(cluster, 'hub', { role: 'hub', cert: pki.host('hub'), ca: pki.ca }),
-    new FakeMigrationAgent(cluster, 'us1', { vms: [{ mac: MASTER, port: 'tap-master' }], cert: pki.host('us1'), ca: pki.ca }),
-    new FakeMigrationAgent(cluster, 'asia1', { cert: pki.host('asia1'), ca: pki.ca }),
+    ...hosts.map((h) => new FakeMigrationAgent(cluster, h.id, { vms: (h.vms ?? []).map((mac, i) => ({ mac, port: `tap-${h.id}-${i}` })), cert: pki.host(h.id), ca: pki.ca })),
   ];
   t.after(async () => {
     await Promise.all(agents.map((a) => a.close()));
@@ -79,8 +85,14 @@ test('follow the sun end to end: the policy moves the master to its clients and 
     assert.deepEqual(errors, []);
   });
   for (const a of agents) await a.connect(`wss://127.0.0.1:${controller.controlPort}/control`);
+  const macs = hosts.flatMap((h) => h.vms ?? []);
+  await waitFor(() => macs.every((m) => controller.model.getVm(m)?.state === 'running'), 'the VMs running');
+  return { controller, clock };
+}
+
+test('follow the sun end to end: the policy moves the master to its clients and back over a day, through the migration coordinator', async (t) => {
+  const { controller, clock } = await startScheduled(t, YAML, DAY0 + 13 * HOUR, [{ id: 'us1', vms: [MASTER] }, { id: 'asia1' }]);
   const model = controller.model;
-  await waitFor(() => model.getVm(MASTER)?.state === 'running', 'the master running on us1');
 
   // 13h UTC: the clients are American and so is the master: the policy runs, scores, and proposes nothing.
   controller.tick();
@@ -89,7 +101,7 @@ test('follow the sun end to end: the policy moves the master to its clients and 
   assert.match(day.notes?.[0] ?? '', /zookeeper: primary 02:00:00:00:00:01 on us1, clients us 100% see 0\.200 ms/);
 
   // 03h UTC the next day: the clients are in Asia. The move's cost is the engine's estimate over the 150 ms WAN path.
-  now = DAY0 + 27 * HOUR;
+  clock.now = DAY0 + 27 * HOUR;
   controller.tick();
   const morning = model.getPlacement();
   assert.equal(morning.moves.length, 1);
@@ -102,21 +114,72 @@ test('follow the sun end to end: the policy moves the master to its clients and 
   assert.deepEqual([first.vm, first.from, first.to, first.requestedBy], [MASTER, 'us1', 'asia1', 'auto-migrate']);
   assert.equal(model.getVm(MASTER)?.host, 'asia1');
   assert.ok(model.listDecisions({}).some((d) => d.kind === 'migration-proposed' && /^scheduler: follow-the-sun: 1 action\(s\), 1 move\(s\)/.test(d.reason)));
-  const text = placementText(morning, model.listVms(), now);
+  const text = placementText(morning, model.listVms(), clock.now);
   assert.match(text, /^policy follow-the-sun: score -150\.000 ms now, best -0\.200 ms, threshold T 10\.000/);
   // Auto-migrate started it in the same update period: the move shows as started, with its cost and the engine's estimate.
   assert.match(text, /master\s+us1\s+asia1\s+started\s+149\.800\s+\d+\.\d{3}\s+[\d.]+ GiB \d+s\s+move /);
 
   // 14h UTC: the American day again; the master comes back.
-  now = DAY0 + 38 * HOUR;
+  clock.now = DAY0 + 38 * HOUR;
   controller.tick();
   assert.deepEqual(model.getPlacement().moves.map((m) => [m.from, m.to]), [['asia1', 'us1']]);
   await waitFor(() => model.listMigrations().filter((m) => m.state === 'succeeded').length === 2, 'the second migration done');
   assert.equal(model.getVm(MASTER)?.host, 'us1');
   // Settled: the next run proposes nothing, and the proposal is withdrawn.
-  now += HOUR;
+  clock.now += HOUR;
   controller.tick();
   assert.deepEqual(model.getPlacement().moves, []);
+});
+
+const V1 = '02:00:00:00:00:0a';
+const V2 = '02:00:00:00:00:0b';
+const SPOT_YAML = `name: spot
+sites:
+  - { id: us }
+  - { id: eu }
+hosts:
+  - { id: hub, site: us, hub: true, listen: { transport: tcp, host: 127.0.0.1, port: 7001 } }
+  - { id: us1, site: us, listen: { transport: tcp, host: 127.0.0.1, port: 7002 } }
+  - { id: eu1, site: eu, listen: { transport: tcp, host: 127.0.0.1, port: 7003 } }
+wan:
+  - { sites: [us, eu], bandwidthMbit: 1000, rttMs: 80 }
+vms:
+  - { name: v1, mac: "${V1}", ip: 10.0.0.1, host: us1 }
+  - { name: v2, mac: "${V2}", ip: 10.0.0.2, host: us1 }
+policy:
+  updatePeriodMs: 600000
+  autoMigrate: true
+  autoMigrateMaxConcurrent: 2
+  autoMigrateCooldownMs: 0
+scheduler:
+  policy: spot-market
+  threshold: 0.01
+  intervalMs: 60000
+  resources:
+    hosts: { us1: { cpu: 8, memoryMiB: 16384 }, eu1: { cpu: 8, memoryMiB: 16384 } }
+    vms: { v1: { memoryMiB: 1024, diskGiB: 2 }, v2: { memoryMiB: 1024, diskGiB: 2 } }
+  spotMarket:
+    prices: { us: [{ at: 0, perHour: 0.10 }], eu: [{ at: 0, perHour: 0.12 }] }
+    terminations: [{ site: us, notice: "2026-12-07T00:10:00Z", at: "2026-12-07T00:12:00Z" }]
+`;
+
+test('spot market end to end: a termination notice moves every VM off the site, each migration done before the termination', async (t) => {
+  const { controller, clock } = await startScheduled(t, SPOT_YAML, DAY0 + 5 * 60_000, [{ id: 'us1', vms: [V1, V2] }, { id: 'eu1' }]);
+  const model = controller.model;
+  // Before the notice us is the cheaper site: nothing moves.
+  controller.tick();
+  assert.deepEqual([model.getPlacement().policy, model.getPlacement().moves], ['spot-market', []]);
+  assert.match(model.getPlacement().notes?.join('; ') ?? '', /us: 2 VM\(s\) at \$0\.100\/h/);
+  // The notice: both VMs leave us for eu, dearer but safe, through the coordinator.
+  clock.now = DAY0 + 10 * 60_000;
+  controller.tick();
+  const p = model.getPlacement();
+  assert.deepEqual(p.moves.map((m) => [m.vm, m.to]).sort(), [[V1, 'eu1'], [V2, 'eu1']]);
+  assert.ok(p.moves.every((m) => /us is being reclaimed/.test(m.reason) && m.seconds! < 120), 'each move estimated to finish within the notice');
+  const done = await waitFor(() => { const ms = model.listMigrations(); return ms.length === 2 && ms.every((m) => m.state === 'succeeded') ? ms : undefined; }, 'both migrations done');
+  const terminationAt = Date.parse('2026-12-07T00:12:00Z');
+  assert.ok(done.every((m) => m.finishedAt !== null && m.finishedAt < terminationAt), 'no VM is left to be terminated');
+  assert.deepEqual([model.getVm(V1)?.host, model.getVm(V2)?.host], ['eu1', 'eu1']);
 });
 
 test('the scheduler section is validated with the file: unknown VMs, sites and a missing policy section are named', () => {
