@@ -56,8 +56,10 @@ const vmResources = z.strictObject({
   profile: z.enum(PROFILE_NAMES as [ProfileName, ...ProfileName[]]).default('tpc-w'),
 });
 
+const trafficLatencySchema = z.strictObject({ moveCost: moveCost(0, 0) });
+
 export const schedulerSchema = z.strictObject({
-  policy: z.enum(['follow-the-sun', 'spot-market', 'packing']),
+  policy: z.enum(['traffic-latency', 'follow-the-sun', 'spot-market', 'packing']),
   /** T: the net gain (score gain − move cost) an action must beat, in the policy's units. */
   threshold: z.number().min(0).max(1e12),
   /** How often the policy runs (default 10 update periods). */
@@ -67,6 +69,7 @@ export const schedulerSchema = z.strictObject({
     hosts: z.record(z.string(), z.strictObject({ cpu: z.number().positive().max(1e6), memoryMiB: z.number().int().positive().max(1e12) })).default({}),
     vms: z.record(z.string(), vmResources).default({}),
   }).default({ hosts: {}, vms: {} }),
+  trafficLatency: trafficLatencySchema.default({ moveCost: { perGiB: 0, perSecond: 0 } }),
   followTheSun: followTheSunSchema.optional(),
   spotMarket: spotMarketSchema.optional(),
   packing: packingSchema.optional(),
@@ -81,7 +84,7 @@ export function checkScheduler(
   s: SchedulerConfig, known: { vms: ReadonlySet<string>; hosts: ReadonlySet<string>; sites: ReadonlySet<string> },
   issue: (path: (string | number)[], message: string) => void,
 ): void {
-  const section = { 'follow-the-sun': 'followTheSun', 'spot-market': 'spotMarket', packing: 'packing' } as const;
+  const section = { 'traffic-latency': 'trafficLatency', 'follow-the-sun': 'followTheSun', 'spot-market': 'spotMarket', packing: 'packing' } as const;
   const key = section[s.policy];
   if (s[key] === undefined) issue(['scheduler', key], `policy ${s.policy} needs a scheduler.${key} section`);
   const vm = (path: (string | number)[], name: string): void => { if (!known.vms.has(name)) issue(['scheduler', ...path], `unknown VM ${name}`); };

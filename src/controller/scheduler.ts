@@ -3,6 +3,7 @@ import type { LatencyFn } from '../topology/placement.ts';
 import { packingPolicy } from '../topology/packing.ts';
 import { schedule, type MoveEstimate, type SchedHost, type SchedulingInput, type SchedulingPolicy, type SchedVm } from '../topology/scheduling.ts';
 import { spotMarketPolicy } from '../topology/spot-market.ts';
+import { trafficLatencyPolicy } from '../topology/traffic-latency-policy.ts';
 import type { PlacementMove, PlacementView } from './api-model.ts';
 import { pathBetween, type Deployment } from './deployment-file.ts';
 import { MoveEstimateCache, type PathSpec } from './move-estimates.ts';
@@ -143,6 +144,8 @@ function policyFrom(d: Readonly<Deployment>, c: SchedulerConfig): SchedulingPoli
   const macOf = new Map(d.vms.map((v) => [v.name, v.mac]));
   const mac = (name: string): string => macOf.get(name) ?? name;
   switch (c.policy) {
+    case 'traffic-latency':
+      return trafficLatencyPolicy(c.trafficLatency.moveCost);
     case 'follow-the-sun': {
       const s = c.followTheSun!;
       return followTheSunPolicy({

@@ -5,6 +5,9 @@ import { followTheSunPolicy, type FollowTheSunParams } from '../../src/topology/
 import { spotMarketPolicy, type SpotMarketParams } from '../../src/topology/spot-market.ts';
 import { packingPolicy, packingState, type PackingParams } from '../../src/topology/packing.ts';
 import { PlacementError } from '../../src/topology/errors.ts';
+import { advisePlacement } from '../../src/topology/placement.ts';
+import { trafficLatencyPolicy } from '../../src/topology/traffic-latency-policy.ts';
+import { edgeKey } from '../../src/topology/vm-registry.ts';
 
 /**
  * The scheduling framework and its three policies on small hand-checked
@@ -169,4 +172,26 @@ test('memory is a hard limit even when packing oversubscribes CPUs; bad input is
   assert.throws(() => schedule(packingPolicy(pack(0.1)), input(hosts, vms, { a: 'h9' }, 0), { threshold: 0 }), (e: unknown) => e instanceof PlacementError && /unknown host h9/.test(e.message));
   assert.throws(() => schedule(packingPolicy(pack(0.1)), input(hosts, vms, { zz: 'h1' }, 0), { threshold: 0 }), /VM zz has no resources/);
   assert.throws(() => schedule(packingPolicy(pack(0.1)), input(hosts, vms, {}, 0), { threshold: -1 }), /threshold T/);
+});
+
+test('traffic × latency as a policy: in an evenly full layout where advice finds nothing, a swap puts each pair together', () => {
+  // h1 (us) holds x1 and y1, h2 (asia) x2 and y2; x1↔x2 and y1↔y2 talk, 1 MB/s each way. Each host has memory for two VMs.
+  const ids = ['x1', 'y1', 'x2', 'y2'];
+  const rates = new Map<number, number>();
+  for (const [a, b] of [[0, 2], [2, 0], [1, 3], [3, 1]] as const) rates.set(edgeKey(a, b, ids.length), 1e6);
+  const traffic = { ids, rates };
+  const hosts = [host('h1', 'us', 8, 4096), host('h2', 'asia', 8, 4096)];
+  const placement = { x1: 'h1', y1: 'h1', x2: 'h2', y2: 'h2' };
+  const base = { ...input(hosts, ids.map((id) => vm(id)), placement, 0), traffic };
+  // Advice: every move would put three VMs on a host, over the busiest host's two: nothing.
+  const advice = advisePlacement(base.placement, { traffic, latencyMs: base.latencyMs, hosts: ['h1', 'h2'] }, { threshold: 0, maxVmsPerHost: 2 });
+  assert.deepEqual(advice.moves, []);
+  // The policy: swap y1 and x2 (or x1 and y2); both pairs then talk inside a host. Score −4 MB/s × 150 ms → 0.
+  const r = schedule(trafficLatencyPolicy({ perGiB: 1e8, perSecond: 0 }), base, { threshold: 1e8 });
+  assert.equal(r.actions.length, 1);
+  assert.equal(r.actions[0]!.kind, 'swap');
+  assert.deepEqual([r.current.score, r.best.score + 0], [-4e6 * 150, 0]);
+  const after = r.best.placement;
+  assert.ok(after.get('x1') === after.get('x2') && after.get('y1') === after.get('y2'));
+  assert.match(r.actions[0]!.reason, /would cross 0 ms instead of 150 ms; gain 600000000 B\/s·ms, cost 200000000 \(2\.00 GiB/);
 });
