@@ -55,7 +55,7 @@ const listenAddress = z.strictObject({
 
 const portFacts = z.strictObject({
   name: z.string().min(1).max(64),
-  kind: z.enum(['tap', 'memory']),
+  kind: z.enum(['tap', 'memory', 'stream']),
   mac: macString,
   ip: z.string().max(64).optional(),
   mtu: z.number().int().min(0).max(65535),

@@ -308,3 +308,19 @@ export class TapPermissionError extends TapCauseError {
     super('VNET_ERR_TAP_PERMISSION', message, errno, options);
   }
 }
+
+/** QEMU's `-netdev stream` framing broken: a length the port cannot take (the connection is closed; QEMU may reconnect). */
+export class StreamFramingError extends VnetError {
+  readonly length: number;
+  constructor(port: string, length: number, max: number) {
+    super('VNET_ERR_STREAM_FRAMING', `port ${port}: QEMU stream frame of ${length} bytes is over the framing limit of ${max}; the stream is out of step, connection closed`);
+    this.length = length;
+  }
+}
+
+/** A stream port's socket: it cannot listen, or its listener failed, or QEMU did not come back in time. */
+export class StreamPortError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_STREAM_PORT', message, options);
+  }
+}
