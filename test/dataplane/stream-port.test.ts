@@ -57,7 +57,7 @@ class FakeQemu {
 
 async function openPort(init: { mac: Mac; mtu: number; reconnectMs?: number; maxPendingFrames?: number; maxQueuedBytes?: number }): Promise<StreamPort> {
   const name = `st${seq++}`;
-  return StreamPort.listen({ name, mac: init.mac, mtu: init.mtu, path: join(dir, `${name}.sock`), logger: silentLogger(), ...init });
+  return StreamPort.listen({ name, path: join(dir, `${name}.sock`), logger: silentLogger(), ...init });
 }
 
 portCompliance('stream (fake QEMU on a Unix socket)', {
