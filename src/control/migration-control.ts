@@ -47,6 +47,8 @@ const migrationVm = z.strictObject({
   port: z.string().min(1).max(64),
   ip: z.string().max(64).optional(),
   name: z.string().max(64).optional(),
+  /** `stream` for a QEMU VM (its port QEMU's `-netdev stream`): QEMU's own migration moves it, and the destination starts the same machine on a stream port. Absent for the others. */
+  portKind: z.literal('stream').optional(),
 });
 
 export const migratePrepareSchema = z.strictObject({

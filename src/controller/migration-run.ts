@@ -33,6 +33,8 @@ export interface MigrationVm {
   port: string;
   ip?: string;
   name?: string;
+  /** `stream` for a QEMU VM: QEMU's own migration moves it. */
+  portKind?: 'stream';
 }
 
 export interface MigrationAbort {

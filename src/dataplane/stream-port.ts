@@ -91,6 +91,8 @@ export class StreamPort implements Port {
   #pending: Frame[] = [];
   #reconnectTimer: TimerHandle | undefined;
   #closed = false;
+  /** `listen`'s caller, until the socket listens or fails to. */
+  #listenWaiter: ((err: StreamPortError | undefined) => void) | undefined;
 
   private constructor(opts: StreamPortOptions, server: net.Server) {
     this.name = opts.name;
@@ -104,26 +106,48 @@ export class StreamPort implements Port {
     this.#maxQueued = opts.maxQueuedBytes ?? 1 << 20;
     this.#maxPending = opts.maxPendingFrames ?? 1024;
     server.on('connection', (s) => this.#onConnection(s));
-    server.on('error', (err) => this.#fail(new StreamPortError(`port ${this.name}: the listener on ${this.path} failed: ${err.message}`, { cause: err })));
+    server.on('error', (err) => {
+      const e = new StreamPortError(`port ${this.name}: the listener on ${this.path} failed: ${err.message}`, { cause: err });
+      const waiter = this.#listenWaiter;
+      this.#listenWaiter = undefined;
+      if (waiter !== undefined) { this.#closed = true; waiter(e); } else this.#fail(e);
+    });
   }
 
-  /** Listen on `opts.path` for QEMU. Throws StreamPortError (path taken by something that is not a socket, cannot listen). */
-  static async listen(opts: StreamPortOptions): Promise<StreamPort> {
+  /**
+   * Listen on `opts.path` for QEMU; the port is usable at once (frames to the
+   * VM are counted drops until QEMU connects). A path taken by something that
+   * is not a socket throws StreamPortError; a listen that fails later is the
+   * port's failure.
+   */
+  static open(opts: StreamPortOptions): StreamPort {
     removeStaleSocket(opts.path);
     const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: true });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(new StreamPortError(`port ${opts.name}: cannot listen on ${opts.path}: ${err.message}`, { cause: err }));
-      server.once('error', onError);
-      server.listen(opts.path, () => { server.off('error', onError); resolve(); });
-    });
-    try {
-      chmodSync(opts.path, 0o600);
-    } catch (err) {
-      server.close();
-      throw new StreamPortError(`port ${opts.name}: cannot restrict ${opts.path} to its owner: ${(err as Error).message}`, { cause: err });
-    }
     const port = new StreamPort(opts, server);
-    port.#log.info({ path: opts.path, mac: formatMac(opts.mac), mtu: opts.mtu }, 'stream port listening for QEMU');
+    server.listen(opts.path, () => {
+      try {
+        chmodSync(opts.path, 0o600);
+      } catch (err) {
+        const e = new StreamPortError(`port ${opts.name}: cannot restrict ${opts.path} to its owner: ${(err as Error).message}`, { cause: err });
+        const waiter = port.#listenWaiter;
+        port.#listenWaiter = undefined;
+        port.#fail(e);
+        waiter?.(e);
+        return;
+      }
+      port.#log.info({ path: opts.path, mac: formatMac(opts.mac), mtu: opts.mtu }, 'stream port listening for QEMU');
+      port.#listenWaiter?.(undefined);
+      port.#listenWaiter = undefined;
+    });
+    return port;
+  }
+
+  /** `open`, resolved once the socket listens. Throws StreamPortError (path taken, cannot listen). */
+  static async listen(opts: StreamPortOptions): Promise<StreamPort> {
+    const port = StreamPort.open(opts);
+    await new Promise<void>((resolve, reject) => {
+      port.#listenWaiter = (err) => (err === undefined ? resolve() : reject(err));
+    });
     return port;
   }
 

@@ -191,3 +191,26 @@ export class PortSetupError extends VnetError {
     this.port = port;
   }
 }
+
+// ---- QEMU VMs -----------------------------------------------------------------
+
+/** A QEMU VM could not be started, or QEMU failed under it (its console's last lines in the message). */
+export class QemuVmError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_QEMU_VM', message, options);
+  }
+}
+
+/** QEMU's own migration failed or was cancelled (QEMU's `error-desc` in the message). */
+export class QemuMigrationError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_QEMU_MIGRATION', message, options);
+  }
+}
+
+/** The first line of a QEMU migration channel is not a valid `vnet-qemu/1` header, or does not fit the prepared VM. */
+export class QemuStreamHeaderError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_HOST_QEMU_HEADER', message);
+  }
+}

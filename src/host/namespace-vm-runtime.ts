@@ -25,7 +25,7 @@ import { NetnsNotFoundError, TapDeviceNotFoundError } from '../dataplane/errors.
 import { TapPort } from '../dataplane/tap-port.ts';
 import type { Guest } from '../migration/guest.ts';
 import { NamespaceVm } from './namespace-vm.ts';
-import type { VmRuntime } from './vm-runtime.ts';
+import type { EngineVmRuntime } from './vm-runtime.ts';
 
 const NETNS_DIR = '/var/run/netns';
 
@@ -38,7 +38,7 @@ export interface NamespaceGuestVmInit {
   readonly guest: Guest;
 }
 
-export class NamespaceGuestVm implements VmRuntime {
+export class NamespaceGuestVm implements EngineVmRuntime {
   readonly name: string;
   readonly mac: Mac;
   readonly port: string;

@@ -34,6 +34,9 @@ import type { HoldStats } from './migration-daemon.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 import type { Port } from '../dataplane/port.ts';
 import type { HandOffResult } from '../dataplane/tap-port.ts';
+import type { StopRule } from '../migration/stop-rules/stop-rule.ts';
+import { sendQemuMigration } from './qemu-migration-send.ts';
+import type { QemuVm } from './qemu-vm.ts';
 
 /** A port whose attachment can be handed to another queue of its device (a multi-queue TAP port). */
 interface HandOffPort extends Port {
@@ -163,13 +166,15 @@ export class SourceMigration {
       return;
     }
     const rule = createStopRule(command.rule, { deadlineMs: command.deadlineMs });
+    const qemu = runtime.qemu;
     const dial = await dialMigrationChannels({
       ...ctx.credentials,
       host: command.address.host,
       port: command.address.port,
       id: this.id,
       to: command.to,
-      count: channelsFor(rule),
+      // QEMU's own migration is one stream.
+      count: qemu !== undefined ? 1 : channelsFor(rule),
       clock: ctx.clock,
       timeoutMs: ctx.settings.channelTimeoutMs,
       signal: this.#cancel.signal,
@@ -181,7 +186,11 @@ export class SourceMigration {
     this.#sockets = dial.sockets;
     if (this.state !== 'starting') { this.#closeSockets(); return; }
     this.#state = 'running';
-    ctx.log.info({ id: this.id, port: this.port, to: command.to, rule: command.rule }, 'migration started: sending');
+    ctx.log.info({ id: this.id, port: this.port, to: command.to, rule: command.rule, qemu: qemu !== undefined }, 'migration started: sending');
+    if (qemu !== undefined) {
+      await this.#runQemu(qemu, rule, dial.sockets[0]!);
+      return;
+    }
     this.#guest = new CutoverGuest(runtime.guest, {
       beforePause: () => this.#holdPort(),
       afterPause: () => this.#onPaused(),
@@ -204,6 +213,29 @@ export class SourceMigration {
       return;
     }
     this.#engineFailed(result.error ?? new MigrationInternalError('the engine failed without an error'));
+  }
+
+  /** QEMU's own migration over the channel; the pause is QEMU's pre-switchover stop. */
+  async #runQemu(vm: QemuVm, rule: StopRule, channel: Duplex): Promise<void> {
+    const ctx = this.#ctx;
+    const result = await sendQemuMigration({
+      vm, id: this.id, channel, rule, clock: ctx.clock, signal: this.#cancel.signal,
+      timeoutMs: ctx.settings.engineTimeoutMs, progressEveryMs: ctx.settings.progressEveryMs, log: ctx.log,
+      onProgress: (p) => {
+        this.#progress = p;
+        if (this.#state === 'running') ctx.emit(reportOf(this.id, 'progress', { progress: p }));
+      },
+      onPause: () => {
+        this.#holdPort();
+        this.#onPaused();
+      },
+    });
+    this.#closeSockets();
+    if (result.ok) {
+      if ((this.state as SourceState) === 'paused') this.#state = 'sent';
+      return;
+    }
+    this.#engineFailed(result.error);
   }
 
   #engineFailed(err: VnetError): void {

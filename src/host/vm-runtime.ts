@@ -7,21 +7,22 @@
  * The first implementation is the model-guest VM: a memory port whose VM is
  * a model guest (src/migration/guests) running a workload profile, small by
  * default, with an optional traffic source (frames the VM sends) that pauses
- * with it. QEMU guests will be a second implementation of the same interface.
+ * with it. The second is the QEMU VM (qemu-vm.ts): a real guest that QEMU's
+ * own migration moves, so it has no engine `guest` but its `qemu`.
  */
 import type { Clock } from '../common/clock.ts';
 import type { Mac } from '../common/mac.ts';
 import type { Guest } from '../migration/guest.ts';
+import type { QemuVm } from './qemu-vm.ts';
 import { ModelGuest } from '../migration/guests/memory-guest.ts';
 import { scaledProfile, type ProfileName } from '../migration/guests/workload-profiles.ts';
 
-export interface VmRuntime {
+interface VmRuntimeBase {
   /** The VM's name (the port's, unless the deployment names it). */
   readonly name: string;
   readonly mac: Mac;
   /** Its port on the daemon. */
   readonly port: string;
-  readonly guest: Guest;
   /** Stop the VM: its guest and whatever it runs beside (traffic). Idempotent. */
   pause(): Promise<void>;
   /** Run it again. Idempotent. */
@@ -31,6 +32,20 @@ export interface VmRuntime {
   /** The host stops: give back whatever the runtime holds (a paused VM runs again). */
   close?(): Promise<void>;
 }
+
+/** A VM whose memory and disk the migration engine moves (its `guest`). */
+export interface EngineVmRuntime extends VmRuntimeBase {
+  readonly guest: Guest;
+  readonly qemu?: undefined;
+}
+
+/** A VM that QEMU's own migration moves, driven over QMP. */
+export interface QemuVmRuntime extends VmRuntimeBase {
+  readonly qemu: QemuVm;
+  readonly guest?: undefined;
+}
+
+export type VmRuntime = EngineVmRuntime | QemuVmRuntime;
 
 /** What a VM sends on its own (the unprivileged stand-in for its applications). */
 export interface TrafficSource {
@@ -74,7 +89,7 @@ export interface ModelGuestVmInit {
   readonly traffic?: TrafficSource | undefined;
 }
 
-export class ModelGuestVm implements VmRuntime {
+export class ModelGuestVm implements EngineVmRuntime {
   readonly name: string;
   readonly mac: Mac;
   readonly port: string;

@@ -60,8 +60,8 @@ test('a daemon with tls: its VMs have model guests, its migration channel listen
   assert.equal(running.migrations.unavailable, undefined);
   const vm = running.migrations.vm('vm1');
   assert.ok(vm !== undefined);
-  assert.equal(vm.guest.memory.pageCount, 2 * 256);
-  assert.equal(vm.guest.disk?.blockCount, 256);
+  assert.equal(vm.guest!.memory.pageCount, 2 * 256);
+  assert.equal(vm.guest!.disk?.blockCount, 256);
   const reports: MigrationReport[] = [];
   running.migrations.onReport((r) => reports.push(r));
   running.migrations.handle({ type: 'migrate-prepare', id: 'm1', vm: { mac: '02:00:00:00:00:02', port: 'vm2' }, from: 'h2' });

@@ -103,7 +103,7 @@ test('vnet moves a VM between two daemons under the controller: verified copy, r
   assert.equal(done.state, 'succeeded', JSON.stringify(done));
   assert.equal(controller.model.getVm('02:00:00:00:00:01')?.host, 'h2');
   const moved = h2.migrations.vm('v1');
-  assert.ok(moved !== undefined && moved.guest.runState === 'running', 'v1 runs on h2');
+  assert.ok(moved !== undefined && moved.guest?.runState === 'running', 'v1 runs on h2');
   assert.equal(guest.runState, 'paused', 'and never again on h1');
   await waitFor(() => h1.daemon.port('v1') === undefined, 'h1 dropped the port');
   assert.equal(done.cutover?.lost, 0);

@@ -175,8 +175,8 @@ for (const rule of ['smart-stop', 'time-bound'] as const) {
     await waitFor(() => peerHeard.filter((f) => f.readUIntBE(6, 6) === MOVER).length >= 2, 'the announcement reaches the peer');
     const vmThere = w.dst.agent.vm(VM.port);
     assert.ok(vmThere !== undefined);
-    assert.equal(vmThere.guest.runState, 'running');
-    assert.ok(samePages(w.guest, vmThere.guest), 'memory, disk and device state as the source paused them');
+    assert.equal(vmThere.guest?.runState, 'running');
+    assert.ok(samePages(w.guest, vmThere.guest!), 'memory, disk and device state as the source paused them');
     assert.equal(w.guest.runState, 'paused', 'the source copy never runs again');
     await waitFor(() => w.src.daemon.port(VM.port) === undefined, 'the source port removed');
     assert.equal(w.src.agent.vm(VM.port), undefined);
@@ -252,7 +252,7 @@ test('commit with a port that hands its attachment over (a TAP device shared by 
   w.dst.agent.handle(verdict('migrate-commit', 'm7'));
   await reached(w.dst, 'm7', 'resumed');
   assert.deepEqual(events.slice(3), ['dst releaseSteering', 'dst makeRuntime', 'dst resume']);
-  assert.equal(w.dst.agent.vm(VM.port)?.guest.runState, 'running');
+  assert.equal(w.dst.agent.vm(VM.port)?.guest?.runState, 'running');
 });
 
 test('abort after the pause: the guest runs on the source with the frames held for it, the destination keeps nothing', async (t) => {

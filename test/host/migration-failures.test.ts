@@ -192,7 +192,7 @@ async function startStack(t: TestContext, name: string): Promise<Stack> {
   let abortAtSource = false;
   const violations: string[] = [];
   const s = { samples: 0, pausedSamples: 0, events: [], sourcePaused: false } as unknown as Stack;
-  const destRunning = (): boolean => s.h2?.migrations.vm('v1')?.guest.runState === 'running';
+  const destRunning = (): boolean => s.h2?.migrations.vm('v1')?.guest?.runState === 'running';
   const sourceRunning = (): boolean => guest.runState === 'running';
   const sample = (): void => {
     s.samples++;

@@ -219,7 +219,7 @@ export async function recordGuestTrace(opts: RecordTraceOptions): Promise<Record
   }
 }
 
-async function connectWithRetry(path: string, vm: QemuProcess, clock: Clock, deadline: number, log: Logger, signal: AbortSignal | undefined): Promise<QmpClient> {
+export async function connectWithRetry(path: string, vm: QemuProcess, clock: Clock, deadline: number, log: Logger, signal: AbortSignal | undefined): Promise<QmpClient> {
   for (let attempt = 0; ; attempt++) {
     vm.checkAlive();
     if (signal?.aborted) throw new RecordingAbortedError({ cause: signal.reason });

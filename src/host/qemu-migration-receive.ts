@@ -1,0 +1,147 @@
+/**
+ * Destination side of a QEMU VM's migration.
+ *
+ *   header     the channel's vnet-qemu/1 line (qemu-stream-header.ts): the
+ *              machine's memory size, and the VM's MAC, which must be the
+ *              prepared VM's
+ *   QEMU       the same machine started with `-incoming defer -S` on the
+ *              VM's stream port here (held: frames to the VM are queued)
+ *   socket     `migrate-incoming unix:PATH` in the VM's directory; the agent
+ *              connects and pipes the channel's bytes into it (and back)
+ *   ready      whichever comes first: QEMU's RARP for the VM's MAC on the
+ *              stream port (QEMU announces the VM once its state is loaded,
+ *              as OVN's activation-strategy=rarp watches for) or the QMP
+ *              MIGRATION event `completed`. The guest does not run (-S) until
+ *              the commit's `cont`.
+ *   failure    a bad header, QEMU's `failed`, QEMU gone, the deadline or the
+ *              signal: QEMU is stopped and the error returned
+ */
+import net from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../common/clock.ts';
+import type { VnetError } from '../common/errors.ts';
+import type { Frame } from '../common/frame.ts';
+import type { Logger } from '../common/logger.ts';
+import { parseMac } from '../common/mac.ts';
+import type { StreamPort } from '../dataplane/stream-port.ts';
+import type { MigrationVm } from './agent-context.ts';
+import { LineReader } from './channel-hello.ts';
+import { QemuMigrationError, QemuStreamHeaderError } from './errors.ts';
+import type { QemuHost } from './qemu-host.ts';
+import { parseQemuStreamHeader, type QemuStreamHeader } from './qemu-stream-header.ts';
+import type { QemuVm } from './qemu-vm.ts';
+
+const ETHERTYPE_RARP = 0x8035;
+
+export interface QemuReceiveInit {
+  readonly id: string;
+  readonly vm: MigrationVm;
+  readonly channel: Duplex;
+  readonly port: StreamPort;
+  readonly host: QemuHost;
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+}
+
+export type QemuReceiveResult =
+  | { readonly ok: true; readonly vm: QemuVm; readonly trigger: 'rarp' | 'event' }
+  | { readonly ok: false; readonly error: VnetError };
+
+/** Whether `f` is a RARP frame from `mac` (what QEMU's announce-self sends). */
+export function isRarpFrom(f: Frame, mac: number): boolean {
+  const d = f.data;
+  return d.length >= 14 && d.readUInt16BE(12) === ETHERTYPE_RARP && d.readUIntBE(6, 6) === mac;
+}
+
+export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuReceiveResult> {
+  const header = await readHeader(o.channel, o.signal);
+  if (header instanceof Error) return { ok: false, error: header as VnetError };
+  if (header.header.mac !== o.vm.mac) return { ok: false, error: new QemuStreamHeaderError(`the stream is VM ${header.header.mac}'s, migration ${o.id} prepared ${o.vm.mac}`) };
+  let vm: QemuVm;
+  try {
+    vm = await o.host.incoming({ name: o.vm.name ?? o.vm.port, mac: parseMac(o.vm.mac), port: o.vm.port, socketPath: o.port.path, memoryMiB: header.header.memoryMiB, ip: o.vm.ip });
+  } catch (err) {
+    return { ok: false, error: err as VnetError };
+  }
+  const mac = parseMac(o.vm.mac);
+  let finish!: (r: QemuReceiveResult) => void;
+  const done = new Promise<QemuReceiveResult>((resolve) => { finish = resolve; });
+  let settled = false;
+  const settle = (r: QemuReceiveResult): void => {
+    if (settled) return;
+    settled = true;
+    finish(r);
+  };
+  const fail = (error: VnetError): void => settle({ ok: false, error });
+  const unwatch = o.port.watch((frames) => { if (frames.some((f) => isRarpFrom(f, mac))) settle({ ok: true, vm, trigger: 'rarp' }); });
+  const offEvents = vm.qmp.onEvent((e) => {
+    if (e.event !== 'MIGRATION') return;
+    const status = String(e.data.status);
+    if (status === 'completed') settle({ ok: true, vm, trigger: 'event' });
+    else if (status === 'failed') fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU failed to load the stream`));
+  });
+  const offExit = vm.process.onChange(() => {
+    try { vm.process.checkAlive(); } catch (err) { fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU exited: ${(err as Error).message}`, { cause: err })); }
+  });
+  const onAbort = (): void => fail(new QemuMigrationError(`migration ${o.id}: cancelled`));
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  const deadline = o.clock.setTimeout(() => fail(new QemuMigrationError(`migration ${o.id}: the stream did not complete within ${o.timeoutMs} ms`)), o.timeoutMs);
+  let sock: net.Socket | undefined;
+  try {
+    await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+    const path = join(vm.spec.dir, `incoming-${o.id}.sock`);
+    await vm.qmp.execute('migrate-incoming', { uri: `unix:${path}` });
+    sock = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.createConnection({ path, allowHalfOpen: true }, () => resolve(s));
+      s.once('error', reject);
+    });
+    sock.on('error', () => undefined);
+    if (header.rest.length > 0) sock.write(header.rest);
+    o.channel.pipe(sock);
+    sock.pipe(o.channel);
+    o.channel.resume();
+    o.log.info({ id: o.id, memoryMiB: header.header.memoryMiB }, 'incoming QEMU receiving the stream');
+  } catch (err) {
+    fail(new QemuMigrationError(`migration ${o.id}: cannot start the incoming migration: ${(err as Error).message}`, { cause: err }));
+  }
+  const result = await done;
+  o.signal.removeEventListener('abort', onAbort);
+  deadline.cancel();
+  unwatch();
+  offEvents();
+  offExit();
+  if (!result.ok) {
+    sock?.destroy();
+    await vm.close();
+  }
+  return result;
+}
+
+/** The header line off the channel, and the bytes after it. */
+function readHeader(channel: Duplex, signal: AbortSignal): Promise<{ header: QemuStreamHeader; rest: Buffer } | VnetError> {
+  return new Promise((resolve) => {
+    const reader = new LineReader({ maxBytes: 512 });
+    const cleanup = (): void => {
+      channel.off('data', onData);
+      channel.off('close', onClose);
+      signal.removeEventListener('abort', onClose);
+      channel.pause();
+    };
+    const onClose = (): void => { cleanup(); resolve(new QemuMigrationError('the channel closed before the QEMU stream header')); };
+    const onData = (chunk: Buffer): void => {
+      const r = reader.push(chunk);
+      if (r.state === 'more') return;
+      cleanup();
+      if (r.state === 'error') { resolve(new QemuStreamHeaderError(r.error.message)); return; }
+      const h = parseQemuStreamHeader(r.line);
+      resolve(h instanceof QemuStreamHeaderError ? h : { header: h, rest: Buffer.from(r.rest) });
+    };
+    channel.on('data', onData);
+    channel.once('close', onClose);
+    signal.addEventListener('abort', onClose, { once: true });
+    channel.resume();
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * Source side of a QEMU VM's migration: QEMU's own migration, its byte
+ * stream carried over the daemons' mutual-TLS migration channel, driven over
+ * QMP by the engine's stop rule (src/migration/qemu/qemu-migration-plan.ts).
+ *
+ *   header     vnet-qemu/1 line on the channel (qemu-stream-header.ts)
+ *   socket     a Unix socket in the VM's directory; QEMU's `migrate
+ *              unix:PATH` connects to it and what it writes is piped onto
+ *              the channel (and the channel's bytes back: QEMU's return path)
+ *   settings   capabilities and parameters from the rule (events,
+ *              pause-before-switchover, auto-converge; downtime-limit)
+ *   progress   `query-migrate` every `progressEveryMs` → the rule's decisions
+ *              (switch over now, throttle) → `migrate-set-parameters`; the
+ *              figures → `onProgress`
+ *   pause      QEMU reaches `pre-switchover` with the guest stopped: `onPause`
+ *              (the daemon holds the VM's port, `paused` is reported), then
+ *              `migrate-continue` unless the migration was cancelled meanwhile
+ *   end        `completed` (the guest stays stopped here, QEMU in
+ *              postmigrate, until the verdict); `failed` / `cancelled`, QEMU
+ *              gone, the deadline or the signal → an error, QEMU's migration
+ *              cancelled (a guest stopped at the switchover stays stopped:
+ *              only the verdict runs it again)
+ */
+import net from 'node:net';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../common/clock.ts';
+import type { VnetError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import { formatMac } from '../common/mac.ts';
+import type { MigrationProgress } from '../control/migration-control.ts';
+import { parseQueryMigrate, QemuRuleDriver, qemuMigrationSettings } from '../migration/qemu/qemu-migration-plan.ts';
+import type { QmpEvent } from '../migration/qemu/qmp-client.ts';
+import type { StopRule } from '../migration/stop-rules/stop-rule.ts';
+import { QemuMigrationError } from './errors.ts';
+import { encodeQemuStreamHeader } from './qemu-stream-header.ts';
+import type { QemuVm } from './qemu-vm.ts';
+
+export interface QemuSendInit {
+  readonly vm: QemuVm;
+  readonly id: string;
+  readonly channel: Duplex;
+  readonly rule: StopRule;
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+  readonly progressEveryMs: number;
+  readonly log: Logger;
+  onProgress(p: MigrationProgress): void;
+  /** QEMU stopped the guest before the switchover. */
+  onPause(): void;
+}
+
+export type QemuSendResult =
+  | { readonly ok: true; readonly totalMs: number; readonly bytes: number; readonly qemuDowntimeMs: number | undefined; readonly stoppedAtMs: number | undefined }
+  | { readonly ok: false; readonly error: VnetError };
+
+export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult> {
+  const { vm, clock, log } = o;
+  const qmp = vm.qmp;
+  const t0 = clock.now();
+  const path = join(vm.spec.dir, `migrate-${o.id}.sock`);
+  rmSync(path, { force: true });
+  const server = net.createServer({ allowHalfOpen: true });
+  let qemuSocket: net.Socket | undefined;
+  server.on('connection', (s) => {
+    if (qemuSocket !== undefined) { s.destroy(); return; }
+    qemuSocket = s;
+    s.on('error', () => undefined);
+    s.pipe(o.channel);
+    o.channel.pipe(s);
+    server.close();
+  });
+  const driver = new QemuRuleDriver(o.rule, t0);
+  let stoppedAtMs: number | undefined;
+  let poll: ReturnType<typeof setInterval> | undefined;
+  let offEvents = (): void => undefined;
+  let finish!: (r: QemuSendResult) => void;
+  const done = new Promise<QemuSendResult>((resolve) => { finish = resolve; });
+  let settled = false;
+  let paused = false;
+  const fail = (error: VnetError): void => {
+    if (settled) return;
+    settled = true;
+    qmp.execute('migrate_cancel').catch(() => undefined);
+    // QEMU restarts a guest whose migration failed or was cancelled after it stopped it;
+    // here only the verdict may run it again, so it is stopped again at once.
+    if (paused) qmp.execute('stop').catch(() => undefined);
+    finish({ ok: false, error });
+  };
+  const onAbort = (): void => fail(new QemuMigrationError(`migration ${o.id}: cancelled`));
+  const deadline = clock.setTimeout(() => fail(new QemuMigrationError(`migration ${o.id}: QEMU did not finish within ${o.timeoutMs} ms`)), o.timeoutMs);
+  const offExit = vm.process.onChange(() => {
+    try { vm.process.checkAlive(); } catch (err) { fail(new QemuMigrationError(`migration ${o.id}: QEMU exited: ${(err as Error).message}`, { cause: err })); }
+  });
+  try {
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, () => resolve()); });
+    o.channel.write(encodeQemuStreamHeader({ memoryMiB: vm.spec.memoryMiB, mac: formatMac(vm.mac) }));
+    const settings = qemuMigrationSettings(o.rule);
+    await qmp.execute('migrate-set-capabilities', { capabilities: settings.capabilities });
+    await qmp.execute('migrate-set-parameters', settings.parameters);
+    offEvents = qmp.onEvent((e: QmpEvent) => {
+      if (e.event === 'STOP' && Number.isFinite(e.timestamp)) stoppedAtMs = e.timestamp * 1000;
+      if (e.event !== 'MIGRATION' || settled) return;
+      const status = String(e.data.status);
+      log.debug({ id: o.id, status }, 'QEMU migration status');
+      if (status === 'pre-switchover') {
+        paused = true;
+        o.onPause();
+        if (o.signal.aborted) { fail(new QemuMigrationError(`migration ${o.id}: cancelled at the switchover`)); return; }
+        qmp.execute('migrate-continue', { state: 'pre-switchover' }).catch((err: unknown) => fail(new QemuMigrationError(`migrate-continue: ${String(err)}`, { cause: err })));
+      } else if (status === 'completed') {
+        qmp.execute('query-migrate').then((v) => {
+          const info = parseQueryMigrate(v);
+          if (settled) return;
+          settled = true;
+          finish({ ok: true, totalMs: clock.now() - t0, bytes: info.transferred, qemuDowntimeMs: info.downtimeMs, stoppedAtMs });
+        }, (err: unknown) => fail(new QemuMigrationError(`query-migrate after completion: ${String(err)}`, { cause: err })));
+      } else if ((status === 'failed' || status === 'cancelled') && paused) {
+        qmp.execute('stop').catch(() => undefined);
+        fail(new QemuMigrationError(`migration ${o.id}: QEMU says ${status} after the switchover began`));
+      } else if (status === 'failed' || status === 'cancelled') {
+        qmp.execute('query-migrate').then(
+          (v) => fail(new QemuMigrationError(`migration ${o.id}: QEMU says ${status}${parseQueryMigrate(v).errorDesc !== undefined ? `: ${parseQueryMigrate(v).errorDesc}` : ''}`)),
+          () => fail(new QemuMigrationError(`migration ${o.id}: QEMU says ${status}`)),
+        );
+      }
+    });
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    if (o.signal.aborted) onAbort();
+    if (!settled) await qmp.execute('migrate', { uri: `unix:${path}` });
+    log.info({ id: o.id, rule: o.rule.name, ...settings.parameters }, 'QEMU migration started');
+    poll = setInterval(() => {
+      if (settled) return;
+      qmp.execute('query-migrate').then((v) => {
+        if (settled) return;
+        const obs = driver.observe(parseQueryMigrate(v), clock.now());
+        o.onProgress(obs.progress);
+        if (obs.decision !== undefined && obs.setParameters !== undefined) {
+          log.info({ id: o.id, reason: obs.decision.reason, ...obs.setParameters }, obs.decision.stop ? 'stop rule: switch over now' : 'stop rule: throttle');
+          qmp.execute('migrate-set-parameters', obs.setParameters).catch((err: unknown) => log.warn({ id: o.id, err: String(err) }, 'migrate-set-parameters failed'));
+        }
+      }, () => undefined);
+    }, o.progressEveryMs);
+  } catch (err) {
+    fail(new QemuMigrationError(`migration ${o.id}: cannot start QEMU's migration: ${(err as Error).message}`, { cause: err }));
+  }
+  const result = await done;
+  clearInterval(poll);
+  deadline.cancel();
+  offExit();
+  offEvents();
+  o.signal.removeEventListener('abort', onAbort);
+  server.close();
+  rmSync(path, { force: true });
+  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, stoppedAtMs: result.stoppedAtMs }, 'QEMU migration completed; the guest stays stopped here until the verdict');
+  else qemuSocket?.destroy();
+  return result;
+}
