@@ -63,7 +63,8 @@ export const MIGRATION_PORT_OFFSET = 1000;
 
 const portSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a port name is 1-15 letters, digits, ".", "_" or "-" (it names the TAP device)'),
-  type: z.enum(['tap', 'memory']),
+  /** tap: a TAP device; memory: in-process (tests, demo); stream: QEMU's `-netdev stream` on a Unix socket. */
+  type: z.enum(['tap', 'memory', 'stream']),
   mac,
   ip: ipv4.optional(),
   mtu: z.number().int().min(576).max(9000).default(1500),
@@ -75,6 +76,15 @@ const portSchema = z.strictObject({
   guest: guestSchema.optional(),
   /** Port security; absent: the defaults. */
   security: portSecuritySchema.optional(),
+  /** Stream only: the socket QEMU connects to (default: qemu.dir/NAME.sock). */
+  path: z.string().min(1).max(100).optional(),
+  /**
+   * Stream only: the daemon boots this VM itself, a real guest under QEMU
+   * (TCG, scripts/guest-build.sh's kernel and initramfs, `ip` on its eth0),
+   * and QEMU's own migration moves it. Without it the port waits for a QEMU
+   * someone else starts.
+   */
+  qemu: z.strictObject({ memoryMiB: z.number().int().min(96).max(4096).default(128) }).optional(),
 });
 
 const fastPathSchema = z.strictObject({
@@ -162,6 +172,14 @@ export const daemonConfigSchema = z
     /** The log level (default: VNET_LOG_LEVEL, else info); a reload (SIGHUP) applies a new one at once. */
     logLevel: z.enum(LOG_LEVELS).optional(),
     ports: z.array(portSchema).default([]),
+    /** Where this host's QEMU VMs live (their sockets; needed for stream ports and to receive QEMU VMs), the QEMU binary, the guest's boot deadline. */
+    qemu: z
+      .strictObject({
+        dir: z.string().min(1).max(80),
+        binary: z.string().min(1).default('qemu-system-x86_64'),
+        bootTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
+      })
+      .optional(),
     fastPath: z.array(fastPathSchema).default([]),
     rules: z.array(ruleSpecSchema).default([]),
     /**
@@ -203,6 +221,11 @@ export const daemonConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: `the admin interface on ${c.admin.host}, not a loopback address, needs a token: tokenFile (mode 0600, at least 32 characters)` });
     const names = new Set<string>();
     c.ports.forEach((p, i) => {
+      if (p.type !== 'stream' && (p.path !== undefined || p.qemu !== undefined))
+        ctx.addIssue({ code: 'custom', path: ['ports', i, p.path !== undefined ? 'path' : 'qemu'], message: 'path and qemu are for stream ports only' });
+      if (p.type === 'stream' && p.path === undefined && c.qemu === undefined)
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'path'], message: 'a stream port needs a socket: path, or qemu: {dir} for the default' });
+      if (p.qemu !== undefined && c.qemu === undefined) ctx.addIssue({ code: 'custom', path: ['qemu'], message: 'a port with a QEMU VM needs qemu: {dir}' });
       if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name ${p.name}` });
       names.add(p.name);
     });

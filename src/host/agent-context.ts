@@ -12,6 +12,7 @@ import type { TlsCredentials } from '../pki/certs.ts';
 import type { Guest } from '../migration/guest.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
+import type { QemuHost } from './qemu-host.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 
 export type MigrationVm = MigratePrepare['vm'];
@@ -34,6 +35,8 @@ export interface AgentContext {
   readonly settings: AgentSettings;
   readonly credentials: TlsCredentials | undefined;
   readonly channel: MigrationChannelListener | undefined;
+  /** How this host runs QEMU VMs (arriving ones included), if it does. */
+  readonly qemu: QemuHost | undefined;
   /** Why this host cannot migrate at all (no TLS, no listener), if it cannot. */
   readonly unavailable: VnetError | undefined;
   emit(report: MigrationReport): void;

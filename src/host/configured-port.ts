@@ -2,6 +2,8 @@
  * A port of `vnet daemon`'s configuration, opened and set up as written:
  *
  *   memory   an in-memory port (tests, the unprivileged demo)
+ *   stream   QEMU's `-netdev stream` on a Unix socket (`path`, default
+ *            qemu.dir/NAME.sock): the daemon listens, QEMU connects
  *   tap      the TAP device (created, or attached by name), then
  *            netns:  moved into the VM's network namespace, which must exist
  *                    (`ip netns add NAME`; checked before anything is created)
@@ -22,7 +24,9 @@ import { MemoryPort } from '../dataplane/memory-port.ts';
 import type { Port } from '../dataplane/port.ts';
 import { netnsPath } from '../dataplane/tap-device.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
+import { StreamPort } from '../dataplane/stream-port.ts';
 import { PortSetupError } from './errors.ts';
+import type { QemuHost } from './qemu-host.ts';
 
 const run = promisify(execFile);
 
@@ -36,10 +40,15 @@ export function portAddress(ip: string): string {
   return ip.includes('/') ? ip : `${ip}/${DEFAULT_PORT_PREFIX}`;
 }
 
-/** Open a configured port: a memory port, or a TAP device moved into `netns`, addressed and up. */
-export async function openConfiguredPort(logger: Logger, spec: PortSpec): Promise<Port> {
+/** Open a configured port: a memory port, a QEMU stream socket, or a TAP device moved into `netns`, addressed and up. */
+export async function openConfiguredPort(logger: Logger, spec: PortSpec, qemu?: QemuHost): Promise<Port> {
   const mac = parseMac(spec.mac);
   if (spec.type === 'memory') return new MemoryPort({ name: spec.name, mac, mtu: spec.mtu });
+  if (spec.type === 'stream') {
+    const path = spec.path ?? qemu?.socketPath(spec.name);
+    if (path === undefined) throw new PortSetupError(spec.name, 'a stream port needs path, or qemu: {dir}');
+    return StreamPort.listen({ name: spec.name, mac, mtu: spec.mtu, path, logger });
+  }
   if (spec.netns !== undefined && !existsSync(netnsPath(spec.netns))) {
     throw new PortSetupError(spec.name, `network namespace ${spec.netns} does not exist (create it first: ip netns add ${spec.netns})`);
   }

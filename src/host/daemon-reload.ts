@@ -45,7 +45,7 @@ export type ReloadOutcome =
   | { readonly applied: false; readonly reason: 'fixed-settings' | 'rules' | 'ports'; readonly message: string };
 
 /** A port's security as the daemon takes it (MACs parsed); absent: the defaults. */
-function portSecurity(spec: PortSpec): Partial<PortSecurityPolicy> {
+export function portSecurity(spec: PortSpec): Partial<PortSecurityPolicy> {
   return spec.security === undefined ? {} : { ...spec.security, allowedMacs: spec.security.allowedMacs.map(parseMac) };
 }
 

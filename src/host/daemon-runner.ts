@@ -2,9 +2,11 @@
  * Turns a validated DaemonConfig into a running host (`vnet daemon`): the
  * data plane — the transport (TCP or mutual TLS with the deployment's
  * certificates), the VM ports (TAP devices, moved into a VM's network
- * namespace if asked, or memory ports), configured rules and fast-path links,
- * the admin interface — and the migration side: a VM runtime per configured
- * port (a model guest, `ports[].guest`), the migration channel listener
+ * namespace if asked, QEMU stream sockets, or memory ports), configured rules
+ * and fast-path links, the admin interface — and the migration side: a VM
+ * runtime per configured port (a model guest, `ports[].guest`, or a real
+ * guest QEMU boots on a stream port, `ports[].qemu`, in the background; it
+ * can be migrated once it is up), the migration channel listener
  * (`migration`, default the tunnel listen port + 1000) and the migration
  * agent, which the controller agent drives. Migration needs TLS: without
  * `tls: {dir}` the agent answers every migration command `failed`
@@ -20,6 +22,9 @@ import type { Registry } from 'prom-client';
 import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { MissingCaError, MissingHostCredentialsError } from '../dataplane/errors.ts';
+import { StreamPort } from '../dataplane/stream-port.ts';
+import { QemuHost } from './qemu-host.ts';
+import type { QemuVm } from './qemu-vm.ts';
 import { TcpTransport } from '../dataplane/tcp-transport.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
 import { loadHostCredentials, type TlsCredentials } from '../pki/certs.ts';
@@ -40,7 +45,7 @@ import { MigrationChannelListener } from './migration-channel.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { ModelGuestVm } from './vm-runtime.ts';
-import { addConfiguredPort, reloadDaemon, type ReloadOutcome } from './daemon-reload.ts';
+import { addConfiguredPort, portSecurity, reloadDaemon, type ReloadOutcome } from './daemon-reload.ts';
 
 /** The MTU of an arriving VM's attached TAP port (the migration command carries none; the config's default). */
 const DEFAULT_TAP_MTU = 1500;
@@ -129,9 +134,20 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
   let migrations: MigrationAgent | undefined;
   let admin: AdminServer | undefined;
   let metrics: MetricsServer | undefined;
+  const qemu = config.qemu === undefined ? undefined : new QemuHost({ logger, clock: realClock }, config.qemu);
+  const booting: Promise<QemuVm | undefined>[] = [];
   try {
-    migrations = await startMigrationAgent(logger, daemon, config);
-    for (const spec of config.ports) addConfiguredPort({ logger, daemon, migrations }, spec, await openConfiguredPort(logger, spec));
+    migrations = await startMigrationAgent(logger, daemon, config, qemu);
+    for (const spec of config.ports) {
+      const port = await openConfiguredPort(logger, spec, qemu);
+      if (spec.qemu !== undefined && qemu !== undefined) {
+        // A real guest: the daemon boots it on the stream port; QEMU's own migration moves it.
+        daemon.addPort(port, spec.ip, { security: portSecurity(spec) });
+        booting.push(bootConfiguredVm(logger, qemu, migrations, port as StreamPort, spec.qemu.memoryMiB, spec.ip));
+        continue;
+      }
+      addConfiguredPort({ logger, daemon, migrations }, spec, port);
+    }
     if (config.rules.length > 0) daemon.setRules('config', config.rules);
     // Configured fast-path links without an address are accepted when the peer dials.
     const links = configuredFastPathLinks(config);
@@ -169,6 +185,8 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       async close() {
         await agent?.close();
         await m.close();
+        // A QEMU VM still booting is stopped too.
+        for (const b of booting) await (await b)?.close();
         // A namespace VM paused here runs again (its processes thawed, given back their cgroups).
         for (const vm of m.vms) await vm.close?.().catch(() => undefined);
         await started.admin?.close();
@@ -190,8 +208,8 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
  * listener when this host can receive VMs; without `tls: {dir}` it answers
  * every command `failed` with VNET_ERR_HOST_MIGRATION_UNAVAILABLE.
  */
-export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig): Promise<MigrationAgent> {
-  const components = { daemon, logger, clock: realClock, ...arrivingVms(logger) };
+export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, qemu?: QemuHost): Promise<MigrationAgent> {
+  const components = { daemon, logger, clock: realClock, qemu, ...arrivingVms(logger) };
   if (config.tls === undefined) {
     return new MigrationAgent(components, { unavailable: new MigrationUnavailableError('live migration needs TLS: give this daemon tls: {dir} (made by `vnet certs`)') });
   }
@@ -236,6 +254,18 @@ function arrivingVms(logger: Logger): Pick<MigrationAgentComponents, 'makePort' 
       return NamespaceGuestVm.arrive({ clock: realClock, logger }, { ...init, netns });
     },
   };
+}
+
+/** Boot a configured port's QEMU VM in the background; it can be migrated once it is up (a boot that fails is logged, the port stays). */
+async function bootConfiguredVm(logger: Logger, qemu: QemuHost, agent: MigrationAgent, port: StreamPort, memoryMiB: number, ip: string | undefined): Promise<QemuVm | undefined> {
+  try {
+    const vm = await qemu.boot({ name: port.name, mac: port.mac, port: port.name, socketPath: port.path, memoryMiB, ip });
+    agent.addVm(vm);
+    return vm;
+  } catch (err) {
+    logger.error({ err, port: port.name }, 'the QEMU VM of this port did not boot');
+    return undefined;
+  }
 }
 
 /** Read a file the daemon cannot run without; `fail` makes the error to throw when it cannot be read. */

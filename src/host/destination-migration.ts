@@ -22,6 +22,10 @@ import { errorBody, reportOf, type AgentContext } from './agent-context.ts';
 import { MigrationInternalError, MigrationPortError, MigrationStateError, MigrationUnavailableError } from './errors.ts';
 import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
+import { StreamPort } from '../dataplane/stream-port.ts';
+import { receiveQemuMigration } from './qemu-migration-receive.ts';
+import type { QemuVm } from './qemu-vm.ts';
+import type { VmRuntime } from './vm-runtime.ts';
 
 export type DestinationState = 'preparing' | 'prepared' | 'receiving' | 'ready' | 'resuming' | 'resumed' | 'failed' | 'aborted';
 
@@ -35,6 +39,7 @@ export class DestinationMigration {
   #expected: ExpectedChannels | undefined;
   #sockets: Duplex[] = [];
   #guest: Guest | undefined;
+  #qemuVm: QemuVm | undefined;
   #portAdded = false;
   #error: VnetError | undefined;
   #hold: HoldStats | undefined;
@@ -153,6 +158,10 @@ export class DestinationMigration {
     this.#sockets = got.sockets;
     this.#state = 'receiving';
     this.#ctx.log.info({ id: this.id, channels: got.sockets.length }, 'migration channels in: receiving');
+    if (this.command.vm.portKind === 'stream') {
+      await this.#receiveQemu(got.sockets[0]!);
+      return;
+    }
     const result = await receiveMigration({
       channels: got.sockets,
       clock: this.#ctx.clock,
@@ -170,6 +179,26 @@ export class DestinationMigration {
       return;
     }
     this.#receiveFailed(result.error ?? new MigrationInternalError('the receiver failed without an error'));
+  }
+
+  /** A QEMU VM: QEMU's own stream into an incoming QEMU on the held stream port; ready on its RARP or its `completed`. */
+  async #receiveQemu(channel: Duplex): Promise<void> {
+    const ctx = this.#ctx;
+    const port = ctx.daemon.port(this.port);
+    if (ctx.qemu === undefined || !(port instanceof StreamPort)) {
+      this.#receiveFailed(new MigrationUnavailableError('this host runs no QEMU VMs (qemu: {dir} in its config)'));
+      return;
+    }
+    const result = await receiveQemuMigration({
+      id: this.id, vm: this.command.vm, channel, port, host: ctx.qemu, clock: ctx.clock,
+      signal: this.#cancel.signal, timeoutMs: ctx.settings.engineTimeoutMs, log: ctx.log,
+    });
+    if (!result.ok) { this.#receiveFailed(result.error); return; }
+    if (this.state !== 'receiving') { await result.vm.close(); return; } // aborted meanwhile
+    this.#qemuVm = result.vm;
+    this.#state = 'ready';
+    ctx.log.info({ id: this.id, trigger: result.trigger }, 'QEMU stream loaded: ready (the guest does not run until the commit)');
+    this.report();
   }
 
   #receiveFailed(err: VnetError): void {
@@ -190,6 +219,8 @@ export class DestinationMigration {
     this.#expected?.cancel('discarded');
     for (const s of this.#sockets) s.destroy();
     this.#guest = undefined;
+    void this.#qemuVm?.close();
+    this.#qemuVm = undefined;
     if (this.#portAdded) {
       this.#portAdded = false;
       void this.#ctx.daemon.removePort(this.port, `migration ${this.id} discarded`);
@@ -198,7 +229,7 @@ export class DestinationMigration {
 
   #commit(): void {
     if (this.#state === 'resumed' || this.#state === 'resuming') { this.report(); return; }
-    if (this.#state !== 'ready' || this.#guest === undefined) { this.report(new MigrationStateError('migrate-commit', this.#state)); return; }
+    if (this.#state !== 'ready' || (this.#guest === undefined && this.#qemuVm === undefined)) { this.report(new MigrationStateError('migrate-commit', this.#state)); return; }
     this.#state = 'resuming';
     const ctx = this.#ctx;
     const vm = this.command.vm;
@@ -218,6 +249,7 @@ export class DestinationMigration {
       }
     }
     const guest = this.#guest;
+    const qemuVm = this.#qemuVm;
     const done = (err?: VnetError): void => {
       try {
         this.#announced = ctx.daemon.announce(vm.port);
@@ -228,9 +260,12 @@ export class DestinationMigration {
       ctx.log.info({ id: this.id, port: vm.port, ...this.#stats() }, 'migration committed: VM resumed here and announced');
       this.report(err);
     };
-    ctx.makeRuntime(vm, guest).then(async (runtime) => {
-      ctx.addVm(runtime);
-      await runtime.resume();
+    const runtime: Promise<VmRuntime> = qemuVm !== undefined ? Promise.resolve(qemuVm) : ctx.makeRuntime(vm, guest!);
+    runtime.then(async (r) => {
+      ctx.addVm(r);
+      const resumed = qemuVm !== undefined ? logResumed(ctx, this.id, qemuVm) : undefined;
+      await r.resume();
+      await resumed;
     }).then(() => done(), (err: unknown) => done(new MigrationInternalError(`the VM did not resume: ${String(err)}`, { cause: err })));
   }
 
@@ -242,4 +277,12 @@ export class DestinationMigration {
     this.#ctx.log.info({ id: this.id, reason }, 'migration aborted; copy discarded');
     this.report();
   }
+}
+
+/** The guest's RESUME here, as QEMU stamped it (wall clock, ms): with the source's STOP, the guest's own downtime. */
+function logResumed(ctx: AgentContext, id: string, vm: QemuVm): Promise<void> {
+  return vm.qmp.waitForEvent('RESUME', { timeoutMs: 5000 }).then(
+    (e) => ctx.log.info({ id, resumedAtMs: Math.round(e.timestamp * 1000) }, 'QEMU guest resumed here'),
+    () => undefined,
+  );
 }

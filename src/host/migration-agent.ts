@@ -21,6 +21,8 @@ import { formatMac, parseMac } from '../common/mac.ts';
 import type { MigrateStart, MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import type { Port } from '../dataplane/port.ts';
+import { StreamPort } from '../dataplane/stream-port.ts';
+import type { QemuHost } from './qemu-host.ts';
 import type { Guest } from '../migration/guest.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { DEFAULT_AGENT_SETTINGS, isFinal, reportOf, type AgentContext, type AgentSettings, type MigrationVm } from './agent-context.ts';
@@ -43,6 +45,8 @@ export interface MigrationAgentComponents {
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
   /** What an arriving VM runs beside its guest once it resumes here, on the port `makePort` gave it (default: nothing). */
   readonly trafficFor?: ((vm: MigrationVm, port: Port) => TrafficSource | undefined) | undefined;
+  /** How this host runs QEMU VMs: an arriving QEMU VM (`portKind: stream`) gets a stream port and an incoming QEMU from it. */
+  readonly qemu?: QemuHost | undefined;
   /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port, running `trafficFor`). */
   readonly makeRuntime?: ((vm: MigrationVm, guest: Guest) => Promise<VmRuntime>) | undefined;
 }
@@ -71,7 +75,9 @@ export class MigrationAgent implements MigrationControl {
     this.#keepFinished = init.keepFinished ?? 256;
     const unavailable = init.unavailable
       ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined);
-    const makePort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
+    const qemu = components.qemu;
+    const givenPort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
+    const makePort = (vm: MigrationVm): Port => (vm.portKind === 'stream' ? arrivingStreamPort(vm, qemu, components.logger) : givenPort(vm));
     const clock = components.clock;
     const daemon = components.daemon;
     const trafficFor = components.trafficFor ?? ((): TrafficSource | undefined => undefined);
@@ -91,6 +97,7 @@ export class MigrationAgent implements MigrationControl {
       },
       credentials: components.credentials,
       channel: components.channel,
+      qemu,
       unavailable,
       emit: (report) => this.#emit(report),
       vm: (port) => this.#vms.get(port),
@@ -225,6 +232,12 @@ function sameCommand(m: Migration, c: MigrationCommand): boolean {
 
 function sameVm(a: MigrationVm, b: MigrationVm): boolean {
   return a.mac === b.mac && a.port === b.port;
+}
+
+/** The stream port a QEMU VM arrives on: where this host's QEMU VMs' sockets are. */
+function arrivingStreamPort(vm: MigrationVm, qemu: QemuHost | undefined, logger: Logger): Port {
+  if (qemu === undefined) throw new MigrationUnavailableError(`VM ${vm.mac} is a QEMU VM and this host runs no QEMU VMs (qemu: {dir} in its config)`);
+  return StreamPort.open({ name: vm.port, mac: parseMac(vm.mac), mtu: 1500, path: qemu.socketPath(vm.port), logger });
 }
 
 function errorOf(err: VnetError): { code: string; message: string } {
