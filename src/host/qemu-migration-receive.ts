@@ -92,7 +92,7 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
   let sock: net.Socket | undefined;
   try {
     await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-    const path = join(vm.spec.dir, `incoming-${o.id}.sock`);
+    const path = join(vm.spec.dir, 'mig-in.sock');
     await vm.qmp.execute('migrate-incoming', { uri: `unix:${path}` });
     sock = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.createConnection({ path, allowHalfOpen: true }, () => resolve(s));

@@ -60,7 +60,8 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   const { vm, clock, log } = o;
   const qmp = vm.qmp;
   const t0 = clock.now();
-  const path = join(vm.spec.dir, `migrate-${o.id}.sock`);
+  // One migration of a VM at a time; a short name keeps the path under the 108 bytes of a Unix socket address.
+  const path = join(vm.spec.dir, 'mig-out.sock');
   rmSync(path, { force: true });
   const server = net.createServer({ allowHalfOpen: true });
   let qemuSocket: net.Socket | undefined;

@@ -14,8 +14,11 @@
  *
  * Every daemon has a migration channel listener and an admin interface on an
  * owner-only Unix socket (`admin(host, path)`); a VM's port may carry a model guest
- * (`guest:`, what a live migration moves). `VNET_OVERLAY_LOGS=DIR` keeps the
- * daemons' logs there.
+ * (`guest:`, what a live migration moves). A VM with `qemu:` is instead a
+ * real guest the daemon boots under QEMU on a stream port (every spoke then
+ * gets `qemu: {dir}` so that it can receive one); it has no namespace, its
+ * `ns` is ''. The daemons' logs are kept in the test's directory (`logOf`),
+ * or in `VNET_OVERLAY_LOGS=DIR`.
  *
  * Everything (daemons, commands in the VMs, namespaces, the controller, the
  * directory) is removed when the test ends.
@@ -41,10 +44,12 @@ export interface OverlayVm {
   mac: string;
   /** The VM's IPv4 address, without prefix. */
   ip: string;
-  /** Its namespace. */
+  /** Its namespace ('' for a QEMU VM). */
   ns: string;
-  /** Its TAP device's name. */
+  /** Its TAP device's name (a QEMU VM's stream port's). */
   dev: string;
+  /** A real guest under QEMU. */
+  qemu: boolean;
 }
 
 export interface NetnsOverlay {
@@ -58,6 +63,10 @@ export interface NetnsOverlay {
   admin(host: string, path: string): Promise<unknown>;
   /** Host `host`'s `vnet daemon` process (to kill or stop it). */
   daemon(host: string): ChildProcess;
+  /** Host `host`'s daemon log (pino JSON lines). */
+  logOf(host: string): string;
+  /** Host `host`'s QEMU directory (sockets of its QEMU VMs). */
+  qemuDir(host: string): string;
 }
 
 /** A port's model guest (daemon config `ports[].guest`). */
@@ -71,7 +80,7 @@ export interface NetnsOverlayInit {
   /** The spokes; a hub named `hub` is added. */
   hosts: readonly string[];
   /** `security`: the port's `security:` in the daemon config, as a YAML flow mapping (e.g. "{ lock: false }"). */
-  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest; security?: string }>;
+  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest; security?: string; qemu?: { memoryMiB: number } }>;
   /** Lines of the deployment's `policy:` section (indented by two spaces), or '' for the defaults. */
   policy: string;
   /** Tools the test needs besides `ip` (checked up front: missing ones fail the test). */
@@ -100,15 +109,17 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
     ports.set(`${h}/migration`, await freePort());
   }
   const adminSocket = (h: string): string => join(work, 'run', h, 'admin.sock');
-  const logDir = process.env.VNET_OVERLAY_LOGS;
-  if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
+  const logDir = process.env.VNET_OVERLAY_LOGS ?? join(work, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const anyQemu = init.vms.some((v) => v.qemu !== undefined);
   const certs = join(work, 'certs');
   await ensureDemoCertificates(certs, hosts);
 
   const vms: OverlayVm[] = [];
   for (const [i, vm] of init.vms.entries()) {
     const hex = i.toString(16).padStart(2, '0');
-    vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip: `10.98.0.${10 + i}`, ns: await harness.namespace(), dev: harness.linkName() });
+    const qemu = vm.qemu !== undefined;
+    vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip: `10.98.0.${10 + i}`, ns: qemu ? '' : await harness.namespace(), dev: harness.linkName(), qemu });
   }
   const deployment = parseDeployment(`name: overlay-priv
 sites: [{ id: lab }]
@@ -143,8 +154,11 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
       `migration: { host: 127.0.0.1, port: ${ports.get(`${h}/migration`)} }`,
       `admin: { socket: ${adminSocket(h)} }`,
       `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
+      ...(anyQemu && h !== 'hub' ? [`qemu: { dir: ${join(work, `q-${h}`)} }`] : []),
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {
+        const q = init.vms[vms.indexOf(v)]?.qemu;
+        if (q !== undefined) return `  - { name: ${v.dev}, type: stream, mac: "${v.mac}", ip: ${v.ip}/24, qemu: { memoryMiB: ${q.memoryMiB} } }`;
         const g = init.vms[vms.indexOf(v)]?.guest;
         const guest = g === undefined ? '' : `, guest: { profile: ${g.profile}, memoryMiB: ${g.memoryMiB}, diskMiB: ${g.diskMiB} }`;
         const security = init.vms[vms.indexOf(v)]?.security;
@@ -152,13 +166,14 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
       }),
     ];
     writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
-    const out = logDir === undefined ? 'ignore' : openSync(join(logDir, `${h}.log`), 'a');
+    const out = openSync(join(logDir, `${h}.log`), 'a');
     const child = spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: ['ignore', out, out] });
     daemons.push(child);
     daemonOf.set(h, child);
   }
   // Each daemon moves its VMs' TAP devices into their namespaces, with the VM's address, and sets them up (`ip:`, `netns:`).
   for (const v of vms) {
+    if (v.qemu) continue; // its daemon boots it; it answers once its guest is up
     await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 30_000);
   }
   const model = ctl.controller.model;
@@ -167,6 +182,8 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     model,
     vms,
     harness,
+    logOf: (host) => join(logDir, `${host}.log`),
+    qemuDir: (host) => join(work, `q-${host}`),
     spawn: (i, argv) => harness.spawn(vms[i]!.ns, argv),
     exec: (i, argv, timeoutMs = 20_000) => harness.exec(vms[i]!.ns, argv, { timeoutMs, allowFailure: true }),
     daemon: (host) => daemonOf.get(host)!,
