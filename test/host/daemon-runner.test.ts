@@ -82,3 +82,44 @@ test('a daemon without tls: every migration command is answered failed, saying m
   assert.equal(reports[0]?.error?.code, 'VNET_ERR_HOST_MIGRATION_UNAVAILABLE');
   assert.match(reports[0]?.error?.message ?? '', /needs TLS/);
 });
+
+test('stream ports in the config: a socket path or qemu: {dir}; path and qemu for stream ports only; a QEMU VM needs qemu: {dir}', () => {
+  const stream = { name: 'q1', type: 'stream', mac: '02:00:00:00:00:05' };
+  const c = parseDaemonConfig({ ...base, qemu: { dir: '/run/vnet-q' }, ports: [{ ...stream, ip: '10.0.0.5/24', qemu: {} }] });
+  assert.deepEqual(c.qemu, { dir: '/run/vnet-q', binary: 'qemu-system-x86_64', bootTimeoutMs: 120_000 });
+  assert.deepEqual(c.ports[0]!.qemu, { memoryMiB: 128 });
+  assert.equal(parseDaemonConfig({ ...base, ports: [{ ...stream, path: '/tmp/q1.sock' }] }).ports[0]!.path, '/tmp/q1.sock');
+  assert.throws(() => parseDaemonConfig({ ...base, ports: [stream] }), { code: 'VNET_ERR_CONFIG', message: /ports\[0\]\.path.*needs a socket/ });
+  assert.throws(() => parseDaemonConfig({ ...base, ports: [{ ...stream, path: '/tmp/q1.sock', qemu: {} }] }), { message: /qemu.*needs qemu: \{dir\}/ });
+  assert.throws(() => parseDaemonConfig({ ...base, ports: [{ name: 'm', type: 'memory', mac: '02:00:00:00:00:06', path: '/tmp/x' }] }), { message: /stream ports only/ });
+  assert.throws(() => parseDaemonConfig({ ...base, qemu: { dir: '/x' }, ports: [{ ...stream, qemu: { memoryMiB: 64 } }] }), { message: /ports\[0\]\.qemu\.memoryMiB/ });
+});
+
+test('a QEMU VM arriving (portKind stream): prepared on a stream port in qemu.dir on a host that runs QEMU VMs; refused, typed, on one that does not', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-host-runner-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await initCa(dir);
+  await issueHostCert(dir, 'h1');
+  const qdir = join(dir, 'q');
+  const running = await startDaemonFromConfig({ logger }, parseDaemonConfig({ ...base, tls: { dir }, qemu: { dir: qdir }, ports: [{ name: 'q0', type: 'stream', mac: '02:00:00:00:00:07' }] }));
+  t.after(() => running.close());
+  assert.equal(running.daemon.port('q0')?.kind, 'stream', 'a configured stream port without qemu: listens for a QEMU started by someone else');
+  const reports: MigrationReport[] = [];
+  running.migrations.onReport((r) => reports.push(r));
+  running.migrations.handle({ type: 'migrate-prepare', id: 'mq', vm: { mac: '02:00:00:00:00:08', port: 'q1', portKind: 'stream' }, from: 'h2' });
+  assert.equal(reports[0]?.state, 'prepared', JSON.stringify(reports[0]));
+  const port = running.daemon.port('q1') as { kind: string; path: string } | undefined;
+  assert.equal(port?.kind, 'stream');
+  assert.equal(port?.path, join(qdir, 'q1.sock'));
+  running.migrations.handle({ type: 'migrate-abort', id: 'mq' });
+  assert.equal(reports.at(-1)?.state, 'aborted');
+
+  const plain = await startDaemonFromConfig({ logger }, parseDaemonConfig({ ...base, host: 'h1', tls: { dir } }));
+  t.after(() => plain.close());
+  const refused: MigrationReport[] = [];
+  plain.migrations.onReport((r) => refused.push(r));
+  plain.migrations.handle({ type: 'migrate-prepare', id: 'mq2', vm: { mac: '02:00:00:00:00:08', port: 'q1', portKind: 'stream' }, from: 'h2' });
+  assert.equal(refused[0]?.state, 'failed');
+  assert.equal(refused[0]?.error?.code, 'VNET_ERR_HOST_MIGRATION_PORT');
+  assert.match(refused[0]?.error?.message ?? '', /runs no QEMU VMs/);
+});
