@@ -137,7 +137,7 @@ export class QemuVm implements QemuVmRuntime {
       throw new QemuVmError(`VM ${spec.name}: QEMU did not come up: ${(err as Error).message}`, { cause: err });
     }
     const vm = new QemuVm(spec, proc, qmp, log);
-    log.info({ pid: proc.pid, incoming, memoryMiB: spec.memoryMiB, socket: spec.socketPath, startMs: Math.round(components.clock.now() - t0) }, incoming ? 'QEMU waiting for the incoming migration' : 'QEMU guest booted; its network is up');
+    log.info({ qemuPid: proc.pid, incoming, memoryMiB: spec.memoryMiB, socket: spec.socketPath, startMs: Math.round(components.clock.now() - t0) }, incoming ? 'QEMU waiting for the incoming migration' : 'QEMU guest booted; its network is up');
     return vm;
   }
 
