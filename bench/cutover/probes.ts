@@ -50,6 +50,26 @@ export function startPing(ns: string, ip: string, count: number): { done: Promis
   return { done };
 }
 
+/** A checked TCP stream from `fromNs` bounced off the echo service at `toIp:port` (a QEMU guest's port 7); `stop()` ends it and reads the verdict. */
+export function startEchoStream(fromNs: string, toIp: string, port: number, kbps = 800): { stop(): Promise<StreamFigures> } {
+  const client = spawn('ip', ['netns', 'exec', fromNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'echo', toIp, String(port), String(kbps)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = collect(client);
+  return {
+    async stop(): Promise<StreamFigures> {
+      client.kill('SIGTERM');
+      await c.exited;
+      return verdictOf(c.out(), c.out());
+    },
+  };
+}
+
+function verdictOf(serverOut: string, clientOut: string): StreamFigures {
+  const line = serverOut.split('\n').find((l) => l.startsWith('{'));
+  if (line === undefined) return { bytes: 0, intact: false, error: `no verdict from the stream check (${clientOut.trim() || 'no output'})` };
+  const v = JSON.parse(line) as { bytes: number; ok: boolean; error?: string };
+  return { bytes: v.bytes, intact: v.ok && !clientOut.includes('stream error'), error: v.error ?? (clientOut.includes('stream error') ? clientOut.trim() : undefined) };
+}
+
 /** A checked TCP stream from `fromNs` to `toIp:port` (server in `toNs`); `stop()` ends it and reads the verdict. */
 export async function startStream(toNs: string, fromNs: string, toIp: string, port: number, kbps = 800): Promise<{ stop(): Promise<StreamFigures>; serverPids(): number[] }> {
   const server = spawn('ip', ['netns', 'exec', toNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'serve', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -66,10 +86,7 @@ export async function startStream(toNs: string, fromNs: string, toIp: string, po
       const deadline = setTimeout(() => server.kill('SIGKILL'), 10_000);
       await s.exited;
       clearTimeout(deadline);
-      const line = s.out().split('\n').find((l) => l.startsWith('{'));
-      if (line === undefined) return { bytes: 0, intact: false, error: `no verdict from the stream server (${cl.out().trim() || 'no output'})` };
-      const v = JSON.parse(line) as { bytes: number; ok: boolean; error?: string };
-      return { bytes: v.bytes, intact: v.ok && !cl.out().includes('stream error'), error: v.error ?? (cl.out().includes('stream error') ? cl.out().trim() : undefined) };
+      return verdictOf(s.out(), cl.out());
     },
   };
 }

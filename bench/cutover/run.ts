@@ -10,24 +10,35 @@
  *           namespace VM live-migrated by the controller, its TAP attachment
  *           handed from one daemon to the other (vnet-overlay.ts)
  *
+ * and the same two for a real Linux guest under QEMU (TCG, 128 MiB), moved
+ * by QEMU's own live migration: on the VXLAN bridges through TAP devices
+ * (qemu-vxlan-baseline.ts), and on vnet through stream ports, the stream
+ * carried over the daemons' migration channel (vnet-overlay.ts with qemu).
+ * The TCP stream bounces off the guest's echo service there.
+ *
  * Columns: pings lost / sent; the longest gap between replies; from the
  * pause until the VM answers again; the migration's cutover time from its
  * API (pause → every daemon acknowledged; vnet only); frames the path
- * counted lost at the cutover (vnet's daemons; VXLAN counts none); the TCP
- * stream's verdict.
+ * counted lost at the cutover (vnet's daemons; VXLAN counts none); a QEMU
+ * guest's own downtime (source STOP to destination RESUME); the TCP stream's
+ * verdict.
  *
- * Usage (root): node --import tsx bench/cutover/run.ts
+ * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu]
  */
+import { qemuVxlanBaseline } from './qemu-vxlan-baseline.ts';
 import { vnetOverlay } from './vnet-overlay.ts';
 import { vxlanBaseline, type CutoverFigures } from './vxlan-baseline.ts';
 
 const tag = Math.random().toString(36).slice(2, 6);
-const rows: CutoverFigures[] = [await vxlanBaseline(tag), await vnetOverlay()];
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const rows: CutoverFigures[] = [];
+if (only !== 'qemu') rows.push(await vxlanBaseline(tag), await vnetOverlay());
+if (only !== 'namespace') rows.push(await qemuVxlanBaseline(`q${tag}`), await vnetOverlay({ qemu: true }));
 
 const ms = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(1));
-console.log(`${'path'.padEnd(34)} ${'pings lost'.padStart(10)} ${'max gap ms'.padStart(10)} ${'answers again ms'.padStart(16)} ${'cutover ms'.padStart(10)} ${'frames lost'.padStart(11)}  TCP stream`);
+console.log(`${'path'.padEnd(42)} ${'pings lost'.padStart(10)} ${'max gap ms'.padStart(10)} ${'answers again ms'.padStart(16)} ${'cutover ms'.padStart(10)} ${'frames lost'.padStart(11)} ${'guest down ms'.padStart(13)}  TCP stream`);
 for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
-  console.log(`${r.path.padEnd(34)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)}  ${tcp}`);
+  console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
 process.exit(0);

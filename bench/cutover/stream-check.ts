@@ -6,6 +6,10 @@
  *
  *   node --import tsx bench/cutover/stream-check.ts serve PORT          # prints one JSON line at the end
  *   node --import tsx bench/cutover/stream-check.ts send HOST PORT KBPS # sends until SIGTERM
+ *   node --import tsx bench/cutover/stream-check.ts echo HOST PORT KBPS # the same against a TCP echo
+ *                                                                      # service (a QEMU guest's port 7),
+ *                                                                      # checking what comes back; SIGTERM
+ *                                                                      # ends it and prints the verdict
  *
  * The server prints `{"bytes":N,"ok":true}` when the sender closes cleanly,
  * or `{"bytes":N,"ok":false,"error":"…"}` at the first wrong byte or a reset.
@@ -16,25 +20,18 @@ const MOD = 251;
 
 function serve(port: number): void {
   const server = createServer((socket) => {
-    let expected = 0;
-    let bytes = 0;
+    const check = checker();
     let done = false;
     const finish = (ok: boolean, error?: string): void => {
       if (done) return;
       done = true;
-      process.stdout.write(`${JSON.stringify({ bytes, ok, ...(error !== undefined ? { error } : {}) })}\n`);
+      process.stdout.write(`${JSON.stringify({ bytes: check.bytes, ok, ...(error !== undefined ? { error } : {}) })}\n`);
       socket.destroy();
       server.close();
     };
     socket.on('data', (chunk: Buffer) => {
-      for (let i = 0; i < chunk.length; i++) {
-        if (chunk[i] !== expected) {
-          finish(false, `byte ${bytes + i} is ${chunk[i]}, expected ${expected}`);
-          return;
-        }
-        expected = (expected + 1) % MOD;
-      }
-      bytes += chunk.length;
+      const error = check.push(chunk);
+      if (error !== undefined) finish(false, error);
     });
     socket.on('end', () => finish(true));
     socket.on('error', (err) => finish(false, err.message));
@@ -42,7 +39,24 @@ function serve(port: number): void {
   server.listen(port, () => process.stdout.write('listening\n'));
 }
 
-function send(host: string, port: number, kbps: number): void {
+/** Checks bytes against the stream's pattern; returns the first error, if any. */
+function checker(): { push(chunk: Buffer): string | undefined; readonly bytes: number } {
+  let expected = 0;
+  let bytes = 0;
+  return {
+    push(chunk) {
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] !== expected) return `byte ${bytes + i} is ${chunk[i]}, expected ${expected}`;
+        expected = (expected + 1) % MOD;
+      }
+      bytes += chunk.length;
+      return undefined;
+    },
+    get bytes() { return bytes; },
+  };
+}
+
+function send(host: string, port: number, kbps: number, echo = false): void {
   const socket = createConnection({ host, port });
   socket.setNoDelay(true);
   let next = 0;
@@ -62,16 +76,36 @@ function send(host: string, port: number, kbps: number): void {
     process.stderr.write(`stream error: ${err.message}\n`);
     process.exitCode = 1;
   });
+  if (!echo) {
+    process.on('SIGTERM', () => {
+      clearInterval(timer);
+      socket.end(() => process.exit(process.exitCode ?? 0));
+    });
+    return;
+  }
+  // Echo: what comes back must be the stream itself; the verdict once the echo ends after ours.
+  const check = checker();
+  let verdict: string | undefined;
+  const report = (ok: boolean, error?: string): void => {
+    process.stdout.write(`${JSON.stringify({ bytes: check.bytes, ok, ...(error !== undefined ? { error } : {}) })}\n`);
+    process.exit(0);
+  };
+  socket.on('data', (chunk: Buffer) => { verdict ??= check.push(chunk); if (verdict !== undefined) report(false, verdict); });
+  socket.on('end', () => report(verdict === undefined && check.bytes === sentBytes(), verdict ?? (check.bytes === sentBytes() ? undefined : `echoed ${check.bytes} of ${sentBytes()} bytes`)));
+  socket.on('error', (err) => report(false, err.message));
+  const sentBytes = (): number => socket.bytesWritten;
   process.on('SIGTERM', () => {
     clearInterval(timer);
-    socket.end(() => process.exit(process.exitCode ?? 0));
+    socket.end();
+    setTimeout(() => report(false, `the echo did not end within 20 s (echoed ${check.bytes} of ${sentBytes()} bytes)`), 20_000).unref();
   });
 }
 
 const [mode, a, b, c] = process.argv.slice(2);
 if (mode === 'serve' && a !== undefined) serve(Number(a));
 else if (mode === 'send' && a !== undefined && b !== undefined) send(a, Number(b), Number(c ?? '800'));
+else if (mode === 'echo' && a !== undefined && b !== undefined) send(a, Number(b), Number(c ?? '800'), true);
 else {
-  process.stderr.write('usage: stream-check.ts serve PORT | send HOST PORT KBPS\n');
+  process.stderr.write('usage: stream-check.ts serve PORT | send HOST PORT KBPS | echo HOST PORT KBPS\n');
   process.exit(2);
 }

@@ -18,12 +18,21 @@
  * acknowledged the rules that point at the destination); the frames the
  * daemons counted lost at the cutover; the TCP stream's verdict.
  *
+ * With `qemu`, VM x is instead a real guest under QEMU (128 MiB, TCG) on a
+ * stream port of c1's daemon, moved by QEMU's own migration over the
+ * daemons' migration channel (rule qemu); the TCP stream bounces off the
+ * guest's echo service (port 7), and the guest's own downtime (the source
+ * QEMU's STOP to the destination's RESUME, from the daemons' logs) is
+ * reported beside the ping gap.
+ *
  * Reuses test/helpers/netns-overlay.ts (namespaces, daemons and controller,
  * removed at the end).
  */
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
-import { startPing, startStream, type PingFigures } from './probes.ts';
+import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
+import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
+import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -41,24 +50,33 @@ export function answersAgainMs(ping: PingFigures, pausedAt: number): number {
   return end - pausedAt;
 }
 
-export async function vnetOverlay(): Promise<CutoverFigures> {
+/** A QEMU guest: from its STOP until the first reply after its RESUME, ms. */
+export function answersAfterResumeMs(ping: PingFigures, stoppedAt: number, resumedAt: number): number {
+  const first = ping.replies.find((r) => r.atMs >= resumedAt);
+  return first === undefined ? Number.NaN : first.atMs - stoppedAt;
+}
+
+export async function vnetOverlay(opts: { qemu?: boolean } = {}): Promise<CutoverFigures> {
+  const qemu = opts.qemu === true;
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const o = await startNetnsOverlay({ after: (fn) => { cleanups.push(fn); } }, {
       hosts: ['c1', 'c2', 'c3'],
-      vms: [{ host: 'c1', guest: { profile: 'idle', memoryMiB: 16, diskMiB: 4 } }, { host: 'c3' }],
+      vms: [qemu ? { host: 'c1', qemu: { memoryMiB: 128 } } : { host: 'c1', guest: { profile: 'idle', memoryMiB: 16, diskMiB: 4 } }, { host: 'c3' }],
       policy: '',
-      tools: ['ping'],
+      tools: qemu ? ['ping', 'qemu-system-x86_64'] : ['ping'],
     });
     const [x, p] = o.vms;
-    const first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', x!.ip]);
+    // A QEMU guest boots under TCG first (up to a few minutes on a loaded machine).
+    let first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', x!.ip]);
+    for (let i = 0; qemu && first.code !== 0 && i < 120; i++) first = await o.exec(1, ['ping', '-n', '-c', '1', '-W', '2', x!.ip]);
     if (first.code !== 0) throw new Error(`vmp cannot reach vmx before the move: ${first.stdout}${first.stderr}`);
     for (let i = 0; i < 3000 && !(o.model.getVm(x!.mac)?.host === 'c1' && o.model.getVm(p!.mac)?.host === 'c3'); i++) await sleep(10);
 
-    const stream = await startStream(x!.ns, p!.ns, x!.ip, 5303);
-    const ping = startPing(p!.ns, x!.ip, 600); // 6 s at 10 ms
+    const stream = qemu ? startEchoStream(p!.ns, x!.ip, 7) : await startStream(x!.ns, p!.ns, x!.ip, 5303);
+    const ping = startPing(p!.ns, x!.ip, qemu ? 1000 : 600); // 10 s / 6 s at 10 ms
     await sleep(1500);
-    const started = await o.model.startMigration!('vm0', 'c2', 'bench', { rule: 'smart-stop' });
+    const started = await o.model.startMigration!('vm0', 'c2', 'bench', { rule: qemu ? 'qemu' : 'smart-stop' });
     let done: MigrationView | undefined;
     for (let i = 0; i < 6000 && done === undefined; i++) {
       const m = o.model.getMigration(started.id);
@@ -69,11 +87,19 @@ export async function vnetOverlay(): Promise<CutoverFigures> {
     const pingFigures = await ping.done;
     const streamFigures = await stream.stop();
     const c = done.cutover;
+    let guest: { stoppedAt: number; resumedAt: number } | undefined;
+    for (let i = 0; qemu && i < 500 && guest === undefined; i++) {
+      const stoppedAt = o.logged('c1', QEMU_SENT_LOG, 'stoppedAtMs');
+      const resumedAt = o.logged('c2', QEMU_RESUMED_LOG, 'resumedAtMs');
+      if (stoppedAt !== undefined && resumedAt !== undefined) guest = { stoppedAt, resumedAt };
+      else await sleep(10);
+    }
     return {
-      path: 'vnet (TAP hand-over, TLS overlay)',
+      path: qemu ? 'vnet, QEMU guest (QEMU migration)' : 'vnet (TAP hand-over, TLS overlay)',
+      guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,
       stream: streamFigures,
-      cutoverMs: c?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, c.pausedAt),
+      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : c?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, c.pausedAt),
       framesLost: c?.lost,
       acknowledgedMs: c?.timeMs ?? undefined,
     };

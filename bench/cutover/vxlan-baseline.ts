@@ -23,6 +23,8 @@ export interface CutoverFigures {
   framesLost?: number | undefined;
   /** The migration's own cutover time, from its API: the pause until every daemon acknowledged the new rules, ms. */
   acknowledgedMs?: number | undefined;
+  /** A QEMU guest's own downtime: its source QEMU's STOP to its destination's RESUME, ms. */
+  guestDowntimeMs?: number | undefined;
 }
 
 function sh(cmd: string[], check = true): string {
@@ -33,11 +35,25 @@ function sh(cmd: string[], check = true): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function vxlanBaseline(tag: string): Promise<CutoverFigures> {
-  const ns = { ul: `cb-ul-${tag}`, h1: `cb-h1-${tag}`, h2: `cb-h2-${tag}`, h3: `cb-h3-${tag}`, vmx: `cb-vx-${tag}`, vmp: `cb-vp-${tag}` };
+export interface VxlanHosts {
+  readonly ns: { ul: string; h1: string; h2: string; h3: string; vmp: string };
+  /** `ip -n NS ...` */
+  ip(n: string, ...args: string[]): string;
+  /** A VM: namespace `vmNs` on a veth into host `host`'s bridge as `port`. */
+  vm(vmNs: string, host: string, port: string, addr: string, mac: string): void;
+  /** vmp (10.252.0.20) pings `ip` until it answers. */
+  reach(ip: string): void;
+  remove(): void;
+}
+
+/** Three hosts (h1, h2, h3) with bridges joined by VXLAN over an underlay bridge, and VM p on h3 (10.252.0.20). */
+export function vxlanHosts(tag: string, extra: readonly string[] = []): VxlanHosts {
+  const ns = { ul: `cb-ul-${tag}`, h1: `cb-h1-${tag}`, h2: `cb-h2-${tag}`, h3: `cb-h3-${tag}`, vmp: `cb-vp-${tag}` };
+  const all = [...Object.values(ns), ...extra];
   const ip = (n: string, ...args: string[]): string => sh(['ip', '-n', n, ...args]);
+  const remove = (): void => { for (const n of all) spawnSync('ip', ['netns', 'del', n]); };
   try {
-    for (const n of Object.values(ns)) {
+    for (const n of all) {
       sh(['ip', 'netns', 'add', n]);
       ip(n, 'link', 'set', 'lo', 'up');
     }
@@ -58,23 +74,47 @@ export async function vxlanBaseline(tag: string): Promise<CutoverFigures> {
       ip(h, 'link', 'set', 'vx0', 'master', 'br0', 'up');
       ip(h, 'link', 'set', 'br0', 'up');
     });
-    const vm = (vmNs: string, host: string, port: string, addr: string, mac: string): void => {
-      sh(['ip', 'link', 'add', `${port}${tag}`, 'type', 'veth', 'peer', 'name', `${port}v${tag}`]);
-      sh(['ip', 'link', 'set', `${port}${tag}`, 'netns', host]);
-      sh(['ip', 'link', 'set', `${port}v${tag}`, 'netns', vmNs]);
-      ip(host, 'link', 'set', `${port}${tag}`, 'name', port);
-      ip(host, 'link', 'set', port, 'master', 'br0', 'up');
-      ip(vmNs, 'link', 'set', `${port}v${tag}`, 'name', 'eth0');
-      ip(vmNs, 'link', 'set', 'eth0', 'address', mac);
-      sh(['ip', 'netns', 'exec', vmNs, 'sysctl', '-qw', 'net.ipv4.conf.eth0.arp_notify=1']);
-      ip(vmNs, 'addr', 'add', `${addr}/24`, 'dev', 'eth0');
-      ip(vmNs, 'link', 'set', 'eth0', 'up');
-    };
-    vm(ns.vmx, ns.h1, 'px', '10.252.0.10', '02:00:00:0c:00:10');
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  const vm = (vmNs: string, host: string, port: string, addr: string, mac: string): void => {
+    sh(['ip', 'link', 'add', `${port}${tag}`, 'type', 'veth', 'peer', 'name', `${port}v${tag}`]);
+    sh(['ip', 'link', 'set', `${port}${tag}`, 'netns', host]);
+    sh(['ip', 'link', 'set', `${port}v${tag}`, 'netns', vmNs]);
+    ip(host, 'link', 'set', `${port}${tag}`, 'name', port);
+    ip(host, 'link', 'set', port, 'master', 'br0', 'up');
+    ip(vmNs, 'link', 'set', `${port}v${tag}`, 'name', 'eth0');
+    ip(vmNs, 'link', 'set', 'eth0', 'address', mac);
+    // VXLAN's 50 bytes of encapsulation: a VM on it gets an MTU of 1450, as deployments set.
+    ip(vmNs, 'link', 'set', 'eth0', 'mtu', '1450');
+    sh(['ip', 'netns', 'exec', vmNs, 'sysctl', '-qw', 'net.ipv4.conf.eth0.arp_notify=1']);
+    ip(vmNs, 'addr', 'add', `${addr}/24`, 'dev', 'eth0');
+    ip(vmNs, 'link', 'set', 'eth0', 'up');
+  };
+  try {
     vm(ns.vmp, ns.h3, 'pp', '10.252.0.20', '02:00:00:0c:00:20');
-    sh(['ip', 'netns', 'exec', ns.vmp, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.252.0.10']);
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  const reach = (to: string): void => {
+    // A guest that has just booted may take a few seconds to answer (its NIC's link coming up).
+    for (let i = 0; i < 30; i++) if (spawnSync('ip', ['netns', 'exec', ns.vmp, 'ping', '-c', '1', '-W', '1', to]).status === 0) break;
+    sh(['ip', 'netns', 'exec', ns.vmp, 'ping', '-c', '3', '-i', '0.2', '-W', '2', to]);
+  };
+  return { ns, ip, vm, reach, remove };
+}
 
-    const stream = await startStream(ns.vmx, ns.vmp, '10.252.0.10', 5301);
+export async function vxlanBaseline(tag: string): Promise<CutoverFigures> {
+  const vmx = `cb-vx-${tag}`;
+  const net = vxlanHosts(tag, [vmx]);
+  const { ns, ip } = net;
+  try {
+    net.vm(vmx, ns.h1, 'px', '10.252.0.10', '02:00:00:0c:00:10');
+    net.reach('10.252.0.10');
+
+    const stream = await startStream(vmx, ns.vmp, '10.252.0.10', 5301);
     const ping = startPing(ns.vmp, '10.252.0.10', 400); // 4 s at 10 ms
     await sleep(1500);
     // The move: the VM pauses, its port goes to h2's bridge, it resumes and (carrier up) announces itself.
@@ -95,6 +135,6 @@ export async function vxlanBaseline(tag: string): Promise<CutoverFigures> {
     const streamFigures = await stream.stop();
     return { path: 'kernel VXLAN, flood and learn', ping: pingFigures, stream: streamFigures, cutoverMs };
   } finally {
-    for (const n of Object.values(ns)) spawnSync('ip', ['netns', 'del', n]);
+    net.remove();
   }
 }

@@ -279,10 +279,13 @@ export class DestinationMigration {
   }
 }
 
-/** The guest's RESUME here, as QEMU stamped it (wall clock, ms): with the source's STOP, the guest's own downtime. */
+/** The destination's log line when a QEMU VM runs here; its `resumedAtMs` is QEMU's RESUME (wall clock, ms): with the source's STOP, the guest's own downtime. */
+export const QEMU_RESUMED_LOG = 'QEMU guest resumed here';
+
+/** Logs QEMU_RESUMED_LOG at the guest's RESUME event. */
 function logResumed(ctx: AgentContext, id: string, vm: QemuVm): Promise<void> {
   return vm.qmp.waitForEvent('RESUME', { timeoutMs: 5000 }).then(
-    (e) => ctx.log.info({ id, resumedAtMs: Math.round(e.timestamp * 1000) }, 'QEMU guest resumed here'),
+    (e) => ctx.log.info({ id, resumedAtMs: Math.round(e.timestamp * 1000) }, QEMU_RESUMED_LOG),
     () => undefined,
   );
 }

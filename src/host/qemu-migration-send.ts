@@ -37,6 +37,9 @@ import { QemuMigrationError } from './errors.ts';
 import { encodeQemuStreamHeader } from './qemu-stream-header.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
+/** The source's log line at the end of QEMU's migration; its `stoppedAtMs` is QEMU's STOP (wall clock, ms). */
+export const QEMU_SENT_LOG = 'QEMU migration completed; the guest stays stopped here until the verdict';
+
 export interface QemuSendInit {
   readonly vm: QemuVm;
   readonly id: string;
@@ -155,7 +158,7 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   o.signal.removeEventListener('abort', onAbort);
   server.close();
   rmSync(path, { force: true });
-  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, stoppedAtMs: result.stoppedAtMs }, 'QEMU migration completed; the guest stays stopped here until the verdict');
+  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, stoppedAtMs: result.stoppedAtMs }, QEMU_SENT_LOG);
   else qemuSocket?.destroy();
   return result;
 }

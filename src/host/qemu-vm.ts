@@ -58,8 +58,13 @@ export interface QemuVmComponents {
   readonly clock: Clock;
 }
 
-/** The QEMU command line of a VM (pure; tests print it). */
-export function qemuVmArgs(spec: QemuVmSpec, qmpSocket: string, incoming: boolean): string[] {
+/**
+ * The QEMU command line of a VM (pure; tests and the benchmark use it).
+ * `incoming`: true for `-incoming defer -S`, a URI for a plain `-incoming URI`
+ * (runs once loaded). `netdev` replaces the stream netdev (the benchmark's
+ * baseline puts the guest on a TAP device of a kernel bridge).
+ */
+export function qemuVmArgs(spec: Pick<QemuVmSpec, 'name' | 'mac' | 'socketPath' | 'memoryMiB' | 'ip' | 'image'>, qmpSocket: string, incoming: boolean | string, netdev?: string): string[] {
   const append = ['console=ttyS0', 'quiet', 'panic=-1', 'vnet.workload=idle', ...(spec.ip !== undefined ? [`vnet.ip=${spec.ip}`] : [])].join(' ');
   return [
     '-accel', 'tcg',
@@ -72,11 +77,11 @@ export function qemuVmArgs(spec: QemuVmSpec, qmpSocket: string, incoming: boolea
     '-kernel', spec.image.kernel,
     '-initrd', spec.image.initramfs,
     '-append', append,
-    '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${spec.socketPath}`,
+    '-netdev', netdev ?? `stream,id=n0,server=off,addr.type=unix,addr.path=${spec.socketPath}`,
     '-device', `e1000,netdev=n0,mac=${formatMac(spec.mac)}`,
     '-qmp', `unix:${qmpSocket},server=on,wait=off`,
     '-name', `vnet-${spec.name}`,
-    ...(incoming ? ['-incoming', 'defer', '-S'] : []),
+    ...(incoming === true ? ['-incoming', 'defer', '-S'] : typeof incoming === 'string' ? ['-incoming', incoming] : []),
   ];
 }
 

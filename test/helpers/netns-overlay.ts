@@ -24,7 +24,7 @@
  * directory) is removed when the test ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -65,6 +65,8 @@ export interface NetnsOverlay {
   daemon(host: string): ChildProcess;
   /** Host `host`'s daemon log (pino JSON lines). */
   logOf(host: string): string;
+  /** The numeric `field` of the first line of host `host`'s log whose message is `msg`, if logged yet. */
+  logged(host: string, msg: string, field: string): number | undefined;
   /** Host `host`'s QEMU directory (sockets of its QEMU VMs). */
   qemuDir(host: string): string;
 }
@@ -183,6 +185,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     vms,
     harness,
     logOf: (host) => join(logDir, `${host}.log`),
+    logged: (host, msg, field) => loggedNumber(join(logDir, `${host}.log`), msg, field),
     qemuDir: (host) => join(work, `q-${host}`),
     spawn: (i, argv) => harness.spawn(vms[i]!.ns, argv),
     exec: (i, argv, timeoutMs = 20_000) => harness.exec(vms[i]!.ns, argv, { timeoutMs, allowFailure: true }),
@@ -193,4 +196,15 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
       return r.json;
     },
   };
+}
+
+function loggedNumber(file: string, msg: string, field: string): number | undefined {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes(msg)) continue;
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === msg && typeof entry[field] === 'number') return entry[field];
+    } catch { /* a line being written */ }
+  }
+  return undefined;
 }

@@ -24,10 +24,13 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { MigrationView } from '../../src/controller/api-model.ts';
+import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
+import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
 import { startNetnsOverlay, type NetnsOverlay } from '../helpers/netns-overlay.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const PING_INTERVAL_MS = 10;
+
 
 /** `ping -i 0.01` from a namespace VM: the echo replies seen, by sequence number. */
 class Pinger {
@@ -70,18 +73,6 @@ async function portAt(o: NetnsOverlay, host: string, name: string): Promise<Port
   return ((await o.admin(host, '/ports')) as PortFacts[]).find((p) => p.name === name);
 }
 
-/** The first log line of `host`'s daemon with message `msg` and a numeric `field`. */
-function loggedNumber(o: NetnsOverlay, host: string, msg: string, field: string): number | undefined {
-  for (const line of readFileSync(o.logOf(host), 'utf8').split('\n')) {
-    if (!line.includes(msg)) continue;
-    try {
-      const v = (JSON.parse(line) as Record<string, unknown>)[field];
-      if (typeof v === 'number') return v;
-    } catch { /* a partial line */ }
-  }
-  return undefined;
-}
-
 /** QEMU processes whose command line names `dir`. */
 function qemusUnder(dir: string): number[] {
   const out: number[] = [];
@@ -120,8 +111,8 @@ test('a QEMU guest moves from c1 to c2 by QEMU\'s own migration over the overlay
   t.diagnostic(`cutover: ${JSON.stringify(done.cutover)}`);
 
   await ping.more(100, 'pings after the move');
-  const stoppedAt = await waitFor(() => loggedNumber(o, 'c1', 'QEMU migration completed', 'stoppedAtMs'), 'the source\'s STOP time in c1\'s log');
-  const resumedAt = await waitFor(() => loggedNumber(o, 'c2', 'QEMU guest resumed here', 'resumedAtMs'), 'the destination\'s RESUME time in c2\'s log');
+  const stoppedAt = await waitFor(() => o.logged('c1', QEMU_SENT_LOG, 'stoppedAtMs'), 'the source\'s STOP time in c1\'s log');
+  const resumedAt = await waitFor(() => o.logged('c2', QEMU_RESUMED_LOG, 'resumedAtMs'), 'the destination\'s RESUME time in c2\'s log');
   const downtimeMs = resumedAt - stoppedAt;
   assert.ok(downtimeMs >= 0, `the guest stopped before it resumed (${downtimeMs} ms)`);
   const lost = ping.lost();
