@@ -46,7 +46,7 @@ if [ -r "$busybox" ] && od -An -c -j 0 -N 4096 "$busybox" | tr -d ' \n' | grep -
 fi
 
 mkdir -p "$out"
-ln -sfn "$kernel" "$out/vmlinuz"
+[ "$(readlink "$out/vmlinuz" 2>/dev/null)" = "$kernel" ] || ln -sfn "$kernel" "$out/vmlinuz"
 
 force=0
 [ "${1:-}" = "--force" ] && force=1

@@ -69,6 +69,7 @@ export function demoCommand(): Command {
     .option('--cycle <seconds>', 'seconds per pattern when cycling', positive, 40)
     .option('--rate <kB/s>', 'traffic per direction of each pattern edge, kB/s', positive, 200)
     .option('--netns', 'VMs as network namespaces with TAP devices, pinging each other (root)', false)
+    .option('--qemu', 'the first VM a real Linux guest under QEMU on a stream port (no root; qemu-system-x86 and scripts/guest-build.sh\'s packages)', false)
     .option('--ephemeral-ports', 'listen on free ports instead of the deployment\'s', false)
     .option('--summary-every <seconds>', 'print a summary line this often', positive, 2)
     .option('--exit-after <seconds>', 'stop by itself after this long (for scripts)', positive)
@@ -87,6 +88,7 @@ export function demoCommand(): Command {
             cycleMs: Number(opts.cycle) * 1000,
             bytesPerSecond: Number(opts.rate) * 1000,
             netns: Boolean(opts.netns),
+            qemu: Boolean(opts.qemu),
           },
         );
         console.log(`vnet demo: ${deployment.name} — ${deployment.hosts.length} hosts, ${deployment.vms.length} VMs`);

@@ -27,6 +27,7 @@ import type { MigrationView } from '../controller/api-model.ts';
 import { MigrationUnavailableError } from '../host/errors.ts';
 import { MigrationAgent } from '../host/migration-agent.ts';
 import { MigrationChannelListener } from '../host/migration-channel.ts';
+import type { QemuHost } from '../host/qemu-host.ts';
 import { createModelGuest, ModelGuestVm, type ModelGuestSpec, type TrafficSource } from '../host/vm-runtime.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 
@@ -65,7 +66,7 @@ export interface DemoMigrationInit {
 
 /** A daemon's migration agent for the demo: channel on 127.0.0.1:0, arriving VMs on memory ports the generator follows. */
 export async function startDemoMigrationAgent(
-  components: { logger: Logger; daemon: Daemon; traffic: () => PatternTraffic | undefined },
+  components: { logger: Logger; daemon: Daemon; traffic: () => PatternTraffic | undefined; qemu?: QemuHost | undefined },
   init: DemoMigrationInit,
 ): Promise<MigrationAgent> {
   const { logger, daemon, traffic } = components;
@@ -76,6 +77,7 @@ export async function startDemoMigrationAgent(
   const channel = await MigrationChannelListener.listen({ logger, clock: realClock }, { ...init.credentials, host: '127.0.0.1', port: 0 });
   return new MigrationAgent({
     ...base,
+    qemu: components.qemu,
     channel,
     credentials: init.credentials,
     makePort: (vm) => {

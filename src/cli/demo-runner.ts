@@ -10,6 +10,8 @@
  *   guest, so `vnet ctl migrate VM --to HOST` moves it (demo-migration.ts);
  *   the generator follows it to its new port.
  *
+ * With --qemu the first VM is a real guest under QEMU (demo-qemu.ts).
+ *
  * No root, no network beyond loopback. Certificates and the database live
  * under the work directory (default ./.vnet/demo) and are reused next time:
  * a VM migrated in an earlier run starts on the host the controller
@@ -34,6 +36,8 @@ import { readFile } from 'node:fs/promises';
 import { NetnsVms, commonPrefix } from './demo-netns.ts';
 import { addDemoVm, startDemoMigrationAgent } from './demo-migration.ts';
 import type { MigrationAgent } from '../host/migration-agent.ts';
+import { DemoQemu } from './demo-qemu.ts';
+import { CliPrerequisiteError } from './errors.ts';
 
 export interface DemoInit {
   deployment: Readonly<Deployment>;
@@ -48,6 +52,8 @@ export interface DemoInit {
   bytesPerSecond: number;
   /** VMs as network namespaces with TAP devices and ping traffic (root) instead of memory ports. */
   netns: boolean;
+  /** The first VM a real guest under QEMU on a stream port (demo-qemu.ts). */
+  qemu?: boolean | undefined;
 }
 
 export interface Demo {
@@ -74,6 +80,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
   const { logger } = components;
   const d = init.deployment;
   if (init.netns) NetnsVms.check();
+  if (init.netns && init.qemu === true) throw new CliPrerequisiteError('--qemu and --netns do not go together: the QEMU guest is on a stream port, the others on TAP devices');
   mkdirSync(init.workDir, { recursive: true });
   const certDir = join(init.workDir, 'certs');
   await ensureDemoCertificates(certDir, d.hosts.map((h) => h.id));
@@ -103,6 +110,9 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
   };
   let traffic: PatternTraffic | undefined;
   const netns = init.netns ? new NetnsVms(logger) : undefined;
+  const qemu = init.qemu === true && d.vms[0] !== undefined ? new DemoQemu(logger, init.workDir, d.vms[0].name) : undefined;
+  // The generator's VMs: all but the QEMU guest.
+  const generated = d.vms.filter((v) => v.name !== qemu?.vm);
   let cycle: { cancel(): void } | undefined;
   const closeAll = async (): Promise<void> => {
     cycle?.cancel();
@@ -110,6 +120,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
     netns?.stopTraffic();
     await Promise.all(agents.map((a) => a.close()));
     await Promise.all([...migrations.values()].map((m) => m.close()));
+    await qemu?.close(migrations.values());
     await Promise.all([...daemons.values()].map((x) => x.close()));
     await netns?.close();
     await process.close();
@@ -136,9 +147,13 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
         },
       );
       daemons.set(h.id, daemon);
-      const migration = await startDemoMigrationAgent({ logger, daemon, traffic: () => traffic }, { credentials: creds, netns: netns !== undefined });
+      const migration = await startDemoMigrationAgent({ logger, daemon, traffic: () => traffic, qemu: qemu?.host(h.id) }, { credentials: creds, netns: netns !== undefined });
       migrations.set(h.id, migration);
       for (const vm of d.vms.filter((v) => hostOf(v) === h.id)) {
+        if (vm.name === qemu?.vm) {
+          qemu.start(daemon, migration, vm);
+          continue;
+        }
         const port = netns === undefined ? new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }) : (await netns.create(vm, d.vms.indexOf(vm))).port;
         daemon.addPort(port, vm.ip);
         addDemoVm(migration, { name: vm.name, port, seed: d.vms.indexOf(vm) + 1 }, () => traffic);
@@ -152,7 +167,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
 
     await backboneUp([...daemons.values()], hub.id, 15_000);
     let index = init.pattern === 'cycle' ? 0 : PATTERN_KINDS.indexOf(init.pattern);
-    const edgesOf = (k: PatternKind) => patternEdges(k, d.vms.length);
+    const edgesOf = (k: PatternKind) => patternEdges(k, generated.length);
     // Ping pacing for the same byte rate: a request and a reply of payload+42 bytes per interval.
     const PING_PAYLOAD = 1000;
     const pingInterval = Math.max(0.01, (PING_PAYLOAD + 42) / init.bytesPerSecond);
@@ -161,7 +176,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       await netns.plug(commonPrefix(d.vms.map((v) => v.ip)));
       setPattern = (k) => netns.setPattern(edgesOf(k), PING_PAYLOAD, pingInterval);
     } else {
-      const vms = d.vms.map((vm) => ({ name: vm.name, port: daemons.get(hostOf(vm))!.port(vm.name) as MemoryPort }));
+      const vms = generated.map((vm) => ({ name: vm.name, port: daemons.get(hostOf(vm))!.port(vm.name) as MemoryPort }));
       const t = new PatternTraffic({ clock: realClock }, { vms, edges: edgesOf(PATTERN_KINDS[index]!), bytesPerSecond: init.bytesPerSecond });
       t.start();
       traffic = t;
