@@ -120,6 +120,8 @@ export class DestinationMigration {
     this.#cancel.abort();
     this.#expected?.cancel('the agent is closing');
     for (const s of this.#sockets) s.destroy();
+    // An incoming QEMU not committed yet never runs: it goes with the agent.
+    if (this.#state !== 'resumed' && this.#state !== 'resuming') void this.#qemuVm?.close();
   }
 
   #currentReport(extra?: VnetError): MigrationReport {

@@ -81,7 +81,7 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
     if (e.event !== 'MIGRATION') return;
     const status = String(e.data.status);
     if (status === 'completed') settle({ ok: true, vm, trigger: 'event' });
-    else if (status === 'failed') fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU failed to load the stream`));
+    else if (status === 'failed') fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU failed to load the stream: ${vm.process.outputTail().slice(-1000)}`));
   });
   const offExit = vm.process.onChange(() => {
     try { vm.process.checkAlive(); } catch (err) { fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU exited: ${(err as Error).message}`, { cause: err })); }

@@ -65,7 +65,7 @@ export interface NetnsOverlay {
   daemon(host: string): ChildProcess;
   /** Host `host`'s daemon log (pino JSON lines). */
   logOf(host: string): string;
-  /** The numeric `field` of the first line of host `host`'s log whose message is `msg`, if logged yet. */
+  /** The numeric `field` of the last line of host `host`'s log whose message is `msg`, if logged yet. */
   logged(host: string, msg: string, field: string): number | undefined;
   /** Host `host`'s QEMU directory (sockets of its QEMU VMs). */
   qemuDir(host: string): string;
@@ -198,13 +198,15 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
   };
 }
 
+/** The last: with VNET_OVERLAY_LOGS, earlier runs' lines are in the same file. */
 function loggedNumber(file: string, msg: string, field: string): number | undefined {
+  let found: number | undefined;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line.includes(msg)) continue;
     try {
       const entry = JSON.parse(line) as Record<string, unknown>;
-      if (entry.msg === msg && typeof entry[field] === 'number') return entry[field];
+      if (entry.msg === msg && typeof entry[field] === 'number') found = entry[field];
     } catch { /* a line being written */ }
   }
-  return undefined;
+  return found;
 }
