@@ -181,6 +181,7 @@ export class QemuVm implements QemuVmRuntime {
     this.#gone = true;
     await this.process.stop(this.qmp);
     await this.qmp.close().catch(() => undefined);
-    this.#log.info('QEMU stopped');
+    // The guest's console, last lines: what an operator looks at after the fact.
+    this.#log.info({ console: this.process.outputTail().slice(-2000) }, 'QEMU stopped');
   }
 }
