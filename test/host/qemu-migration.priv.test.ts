@@ -118,6 +118,11 @@ test('a QEMU guest moves from c1 to c2 by QEMU\'s own migration over the overlay
   const lost = ping.lost();
   const bound = Math.ceil(downtimeMs / PING_INTERVAL_MS) + 2;
   t.diagnostic(`guest downtime ${downtimeMs} ms; pings answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length} (bound ${bound}) ${JSON.stringify(lost.slice(0, 20))}`);
+  if (lost.length > bound) {
+    // What the overlay saw, to tell a guest that went quiet from a path that lost it.
+    for (const h of ['hub', 'c1', 'c2', 'c3']) t.diagnostic(`${h} ports ${JSON.stringify(await o.admin(h, '/ports').catch((e: unknown) => String(e)))}`);
+    for (const h of ['hub', 'c3']) t.diagnostic(`${h} fdb ${JSON.stringify(await o.admin(h, '/fdb').catch((e: unknown) => String(e)))}`.slice(0, 3000));
+  }
   assert.ok(lost.length <= bound, `lost ${lost.length} pings, more than the ${bound} sent while the guest was down`);
 
   assert.equal(await portAt(o, 'c1', a!.dev), undefined, 'c1 let the port go');
