@@ -68,10 +68,18 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   rmSync(path, { force: true });
   const server = net.createServer({ allowHalfOpen: true });
   let qemuSocket: net.Socket | undefined;
+  // QEMU's `completed` comes once it has written its last byte to the socket, not once that byte is on the channel:
+  // the stream is whole only when the pipe has ended the channel and the channel has flushed ('finish').
+  let flushed: Promise<void> = Promise.resolve();
   server.on('connection', (s) => {
     if (qemuSocket !== undefined) { s.destroy(); return; }
     qemuSocket = s;
     s.on('error', () => undefined);
+    flushed = new Promise<void>((resolve, reject) => {
+      o.channel.once('finish', () => resolve());
+      o.channel.once('close', () => reject(new QemuMigrationError(`migration ${o.id}: the channel closed before QEMU's stream was all on it`)));
+    });
+    flushed.catch(() => undefined);
     s.pipe(o.channel);
     o.channel.pipe(s);
     server.close();
@@ -115,12 +123,12 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
         if (o.signal.aborted) { fail(new QemuMigrationError(`migration ${o.id}: cancelled at the switchover`)); return; }
         qmp.execute('migrate-continue', { state: 'pre-switchover' }).catch((err: unknown) => fail(new QemuMigrationError(`migrate-continue: ${String(err)}`, { cause: err })));
       } else if (status === 'completed') {
-        qmp.execute('query-migrate').then((v) => {
+        Promise.all([qmp.execute('query-migrate'), flushed]).then(([v]) => {
           const info = parseQueryMigrate(v);
           if (settled) return;
           settled = true;
           finish({ ok: true, totalMs: clock.now() - t0, bytes: info.transferred, qemuDowntimeMs: info.downtimeMs, stoppedAtMs });
-        }, (err: unknown) => fail(new QemuMigrationError(`query-migrate after completion: ${String(err)}`, { cause: err })));
+        }, (err: unknown) => fail(err instanceof QemuMigrationError ? err : new QemuMigrationError(`query-migrate after completion: ${String(err)}`, { cause: err })));
       } else if ((status === 'failed' || status === 'cancelled') && paused) {
         qmp.execute('stop').catch(() => undefined);
         fail(new QemuMigrationError(`migration ${o.id}: QEMU says ${status} after the switchover began`));

@@ -65,7 +65,7 @@ export interface QemuVmComponents {
  * baseline puts the guest on a TAP device of a kernel bridge).
  */
 export function qemuVmArgs(spec: Pick<QemuVmSpec, 'name' | 'mac' | 'socketPath' | 'memoryMiB' | 'ip' | 'image'>, qmpSocket: string, incoming: boolean | string, netdev?: string): string[] {
-  const append = ['console=ttyS0', 'quiet', 'panic=-1', 'vnet.workload=idle', ...(spec.ip !== undefined ? [`vnet.ip=${spec.ip}`] : [])].join(' ');
+  const append = ['console=ttyS0', 'loglevel=5', 'panic=-1', 'vnet.workload=idle', ...(spec.ip !== undefined ? [`vnet.ip=${spec.ip}`] : [])].join(' ');
   return [
     '-accel', 'tcg',
     '-m', `${spec.memoryMiB}M`,
@@ -181,7 +181,7 @@ export class QemuVm implements QemuVmRuntime {
     this.#gone = true;
     await this.process.stop(this.qmp);
     await this.qmp.close().catch(() => undefined);
-    // The guest's console, last lines: what an operator looks at after the fact.
+    // The guest's console, last lines (its kernel's warnings and errors: loglevel=5): what an operator looks at after the fact.
     this.#log.info({ console: this.process.outputTail().slice(-2000) }, 'QEMU stopped');
   }
 }
