@@ -307,7 +307,8 @@ test('hand-over to a port in a second process (with vnet_hdr), frames waiting on
   const drops = await kernelDrops(s);
   const missing = checkExactlyOnce(t, s.atA, dest.seqs, total);
   t.diagnostic(`kernel tx_dropped (a queue full) ${drops}`);
-  assert.equal(missing.length, drops, 'no frame lost beyond what the kernel counted as dropped for a full queue');
+  // The kernel's counter also counts frames other than the test's (the VM's own IPv6 router solicitations and the like).
+  assert.ok(missing.length <= drops, `no frame lost beyond what the kernel counted as dropped for a full queue: ${missing.length} missing, ${drops} dropped`);
 
   dest.command('close');
   await dest.line('closed');
