@@ -168,3 +168,31 @@ export class MigrationRequestError extends VnetError {
     super('VNET_ERR_MIGRATION_REQUEST', message);
   }
 }
+
+/** No etcd endpoint answered (refused, reset or timed out on every one). */
+export class EtcdUnavailableError extends VnetError {
+  constructor(endpoints: readonly string[], cause: unknown) {
+    super('VNET_ERR_ETCD_UNAVAILABLE', `no etcd endpoint answered (${endpoints.join(', ')}): ${(cause as Error | undefined)?.message ?? 'unknown error'}`, { cause });
+  }
+}
+
+/** etcd answered, refusing the request (bad request, lease not found, too many operations, ...). */
+export class EtcdRequestError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_ETCD_REQUEST', message, options);
+  }
+}
+
+/** A write on a replica that does not hold the leadership: only the leader writes the store. */
+export class NotLeaderError extends VnetError {
+  constructor(what: string) {
+    super('VNET_ERR_NOT_LEADER', `${what}: this controller is not the leader; only the leader writes the store`);
+  }
+}
+
+/** A write refused by etcd because the leadership it was fenced by is gone (a deposed leader's late write). */
+export class FencedWriteError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_FENCED_WRITE', message);
+  }
+}

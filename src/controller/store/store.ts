@@ -10,28 +10,40 @@ import type {
 } from './records.ts';
 import { SCHEMA_MIGRATIONS } from './schema.ts';
 import { AccessTables } from './access-tables.ts';
+import { SqliteFileBackend, type StoreBackend } from './store-backend.ts';
 import type { MigrationRun } from '../migration-run.ts';
 
 export const DEFAULT_DB_PATH = './vnet.db';
 
 /**
- * The controller's state in one SQLite file (WAL mode). Every method is one
- * statement or one transaction, so a crash at any moment leaves a consistent
- * database; `transaction(fn)` groups several calls into one. The schema is
- * brought to the newest version when the store opens.
+ * The controller's state: a SQL model (SQLite) read synchronously, durable
+ * in a backend (store-backend.ts): the SQLite file itself (WAL mode, the
+ * default), or etcd (etcd-backend.ts). Every method is one statement or one
+ * transaction, so a crash at any moment leaves a consistent database;
+ * `transaction(fn)` groups several calls into one. The schema is brought to
+ * the newest version when the store opens. `committed()` says when the
+ * writes so far are durable (at once on SQLite; after etcd's answer on etcd).
  *
  * The store holds facts and desired state; it decides nothing.
  */
 export class ControllerStore {
   readonly db: Database;
+  /** The database file, or the etcd endpoints and prefix. */
   readonly path: string;
+  readonly backend: StoreBackend;
   /** API tokens, join tokens and host identities (access-tables.ts). */
   readonly access: AccessTables;
 
-  constructor(db: Database, path: string) {
+  constructor(db: Database, backend: StoreBackend) {
     this.db = db;
-    this.path = path;
+    this.backend = backend;
+    this.path = backend.location;
     this.access = new AccessTables(db);
+  }
+
+  /** Resolves when every write made so far is durable in the backend; undefined when they already are (SQLite). */
+  committed(): Promise<void> | undefined {
+    return this.backend.committed();
   }
 
   /** Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). */
@@ -46,8 +58,14 @@ export class ControllerStore {
     return rows.map((r) => r.integrity_check);
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
+  /** Close the backend (an etcd store's pending writes are sent first) and the model. */
+  close(): Promise<void> {
+    const closing = this.backend.close();
+    if (closing === undefined) {
+      if (this.db.open) this.db.close();
+      return Promise.resolve();
+    }
+    return closing.finally(() => { if (this.db.open) this.db.close(); });
   }
 
   // ---- hosts ------------------------------------------------------------
@@ -286,20 +304,15 @@ export class ControllerStore {
   }
 
   /**
-   * Run `fn` in one transaction that is on disk when this returns, even
-   * across a power failure (synchronous = FULL for it; the store runs at
-   * NORMAL otherwise, durable across a crash of the process only). The
-   * migration coordinator's commit point is written this way.
+   * Run `fn` in one transaction that survives a power failure once durable:
+   * on SQLite it is on disk when this returns (synchronous = FULL for it; the
+   * store runs at NORMAL otherwise, durable across a crash of the process
+   * only); on etcd once `committed()` resolves. The migration coordinator's
+   * commit point is written this way.
    */
   durableTransaction<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
-    const before = this.db.pragma('synchronous', { simple: true });
-    this.db.pragma('synchronous = FULL');
-    try {
-      return this.db.transaction(fn).immediate();
-    } finally {
-      this.db.pragma(`synchronous = ${typeof before === 'number' ? before : 1}`);
-    }
+    return this.backend.durableTransaction(this.db, fn);
   }
 
   setMigrationState(id: string, state: MigrationState, nowMs: number, error?: string): void {
@@ -375,7 +388,7 @@ export function openStore(init: { path?: string; logger?: Logger } = {}): Contro
     db.close();
     throw err;
   }
-  return new ControllerStore(db, path);
+  return new ControllerStore(db, new SqliteFileBackend(path));
 }
 
 // ---- row mapping -----------------------------------------------------------

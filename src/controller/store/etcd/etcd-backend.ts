@@ -1,0 +1,338 @@
+import BetterSqlite3 from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+import type { Logger } from '../../../common/logger.ts';
+import { FencedWriteError, NotLeaderError, StoreError } from '../../errors.ts';
+import { applyMigrations } from '../migrations.ts';
+import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../schema.ts';
+import type { StoreBackend } from '../store-backend.ts';
+import { ControllerStore } from '../store.ts';
+import { prefixEnd, type Compare, type EtcdClient, type TxnOp, type Watch, type WatchEvent } from './etcd-client.ts';
+
+/**
+ * The controller's state in etcd. The SQL model stays (an in-memory SQLite
+ * database with the same schema), so reads are synchronous and unchanged;
+ * etcd holds one key per row, `<prefix>/t/<table>/<primary key as JSON>`,
+ * whose value is the row as JSON.
+ *
+ * - Leader (after `lead(fence)`): temporary triggers on every table report
+ *   each changed primary key; the changed rows are read back when the next
+ *   flush starts (a write made then rolled back is read as it really is) and
+ *   sent as puts and deletes in etcd transactions guarded by the fence
+ *   (`If` the election key's create revision is still the leader's). Flushes
+ *   run one at a time, in order; `committed()` is the promise of the flush
+ *   that holds every write so far. A refused flush means the leadership is
+ *   gone: the model is reloaded from etcd and the writer is told (onFenced).
+ * - Follower (before `lead`, or after a step-down): writes are refused
+ *   (NotLeaderError, before anything changes); the model is loaded at one
+ *   revision and kept current by a watch from the next one.
+ *
+ * A flush of more than `maxTxnOps` rows (etcd's `--max-txn-ops`, 128 by
+ * default) is split into several transactions, each fenced.
+ */
+
+export interface EtcdFence {
+  /** The election key; its create revision identifies one term of one leader. */
+  key: string;
+  createRevision: number;
+}
+
+export interface EtcdBackendInit {
+  client: EtcdClient;
+  /** Every key of this deployment begins with it (default `/vnet`). */
+  prefix?: string;
+  maxTxnOps?: number;
+  logger?: Logger;
+}
+
+interface Deferred { promise: Promise<void>; resolve(): void; reject(err: unknown): void }
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined); // a refusal is also reported through onFenced
+  return { promise, resolve, reject };
+}
+
+export class EtcdBackend implements StoreBackend {
+  readonly kind = 'etcd';
+  readonly location: string;
+  readonly db: Database;
+  readonly #client: EtcdClient;
+  readonly #prefix: string;
+  readonly #maxTxnOps: number;
+  readonly #logger: Logger | undefined;
+  /** Table → its primary key columns and all its columns. */
+  readonly #tables = new Map<string, { pk: string[]; columns: Set<string> }>();
+  readonly #statements = new Map<string, Statement>();
+  readonly #fencedListeners: Array<(err: FencedWriteError) => void> = [];
+  #fence: EtcdFence | undefined;
+  #applyingRemote = false;
+  #pending = new Map<string, { table: string; pk: unknown[] }>();
+  #next: Deferred | undefined;
+  #inflight: Promise<void> | undefined;
+  #watch: Watch | undefined;
+  #revision = 0;
+  #closed = false;
+
+  private constructor(init: EtcdBackendInit, db: Database) {
+    this.#client = init.client;
+    this.#prefix = init.prefix ?? '/vnet';
+    this.#maxTxnOps = init.maxTxnOps ?? 128;
+    this.#logger = init.logger;
+    this.location = `etcd://${init.client.endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}${this.#prefix}`;
+    this.db = db;
+  }
+
+  /** Load the model from etcd and follow it (a follower until `lead`). */
+  static async open(init: EtcdBackendInit): Promise<EtcdBackend> {
+    const db = new BetterSqlite3(':memory:');
+    const backend = new EtcdBackend(init, db);
+    try {
+      db.pragma('foreign_keys = ON');
+      db.pragma('recursive_triggers = ON');
+      applyMigrations(db, SCHEMA_MIGRATIONS);
+      backend.#installTriggers();
+      await backend.#load();
+      backend.#follow();
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return backend;
+  }
+
+  get leading(): boolean {
+    return this.#fence !== undefined;
+  }
+
+  /** The etcd revision the model reflects (a follower's, or the one loaded at `lead`). */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Called once for each refused flush: the fence no longer holds. */
+  onFenced(listener: (err: FencedWriteError) => void): void {
+    this.#fencedListeners.push(listener);
+  }
+
+  /** Become the writer: stop following, reload the model as etcd has it now, write under `fence` from now on. */
+  async lead(fence: EtcdFence): Promise<void> {
+    this.#watch?.close();
+    this.#watch = undefined;
+    await this.#load();
+    const r = await this.#client.txn([fenceCompare(fence)], [{ put: { key: `${this.#prefix}/schema`, value: String(SCHEMA_VERSION) } }]);
+    if (!r.succeeded) throw new FencedWriteError(`leadership ${fence.key}@${fence.createRevision} is gone before the store could be led`);
+    this.#fence = fence;
+  }
+
+  /** Stop writing (the leadership ended): unsent writes are dropped, the model reloaded from etcd and followed. */
+  async stepDown(): Promise<void> {
+    if (this.#fence === undefined) return;
+    this.#fence = undefined;
+    this.#pending.clear();
+    this.#next?.reject(new NotLeaderError('pending store writes dropped at step-down'));
+    this.#next = undefined;
+    await this.#inflight?.catch(() => undefined);
+    if (this.#closed) return;
+    await this.#load();
+    this.#follow();
+  }
+
+  committed(): Promise<void> | undefined {
+    return this.#next?.promise ?? this.#inflight;
+  }
+
+  /** Durable once `committed()` resolves: a flush is one fenced etcd transaction (quorum-replicated, fsynced). */
+  durableTransaction<T>(db: Database, fn: () => T): T {
+    return db.transaction(fn).immediate();
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#watch?.close();
+    this.#watch = undefined;
+    const pending = this.committed();
+    return pending === undefined ? Promise.resolve() : pending.catch(() => undefined);
+  }
+
+  // ---- leader: changed rows to etcd ----------------------------------------
+
+  #changed(table: string, pkJson: string): void {
+    if (this.#applyingRemote) return;
+    if (this.#fence === undefined) throw new NotLeaderError(`write to ${table}`);
+    this.#pending.set(`${table}\0${pkJson}`, { table, pk: JSON.parse(pkJson) as unknown[] });
+    if (this.#next === undefined) {
+      const next = deferred();
+      this.#next = next;
+      const previous = this.#inflight;
+      const run = async (): Promise<void> => {
+        await previous?.catch(() => undefined);
+        await this.#flush(next);
+      };
+      const inflight = run();
+      this.#inflight = inflight;
+      void inflight.finally(() => { if (this.#inflight === inflight) this.#inflight = undefined; });
+    }
+  }
+
+  async #flush(batch: Deferred): Promise<void> {
+    if (this.#next !== batch) return; // dropped at a step-down
+    const fence = this.#fence;
+    this.#next = undefined;
+    const ops = this.#opsFor(this.#pending);
+    this.#pending = new Map();
+    try {
+      if (fence === undefined) throw new NotLeaderError('store flush');
+      for (let i = 0; i < ops.length; i += this.#maxTxnOps) {
+        const r = await this.#client.txn([fenceCompare(fence)], ops.slice(i, i + this.#maxTxnOps));
+        if (!r.succeeded) {
+          const err = new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
+          for (const l of this.#fencedListeners) l(err);
+          throw err;
+        }
+        this.#revision = Math.max(this.#revision, r.revision);
+      }
+      batch.resolve();
+    } catch (err) {
+      batch.reject(err);
+    }
+  }
+
+  /** The etcd operations that bring the changed rows' keys to the model's state now. */
+  #opsFor(changed: ReadonlyMap<string, { table: string; pk: unknown[] }>): TxnOp[] {
+    const ops: TxnOp[] = [];
+    for (const { table, pk } of changed.values()) {
+      const t = this.#tables.get(table)!;
+      const where = t.pk.map((c) => `"${c}" = ?`).join(' AND ');
+      const row = this.#statement(`SELECT * FROM "${table}" WHERE ${where}`).get(...pk) as Record<string, unknown> | undefined;
+      const key = this.#rowKey(table, pk);
+      ops.push(row === undefined ? { delete: { key } } : { put: { key, value: JSON.stringify(row) } });
+    }
+    return ops;
+  }
+
+  // ---- follower: etcd to the model -------------------------------------------
+
+  async #load(): Promise<void> {
+    const schema = await this.#client.range(`${this.#prefix}/schema`);
+    const version = Number(schema.kvs[0]?.value ?? 0);
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(`etcd store ${this.location} is at schema version ${version}, newer than this program's ${SCHEMA_VERSION}; refusing to use it`);
+    }
+    const rows = `${this.#prefix}/t/`;
+    const r = await this.#client.range(rows, prefixEnd(rows));
+    this.#remote(() => {
+      for (const table of this.#tables.keys()) this.#statement(`DELETE FROM "${table}"`).run();
+      for (const kv of r.kvs) this.#applyPut(kv.key, kv.value);
+    });
+    this.#revision = r.revision;
+  }
+
+  #follow(): void {
+    if (this.#closed) return;
+    const rows = `${this.#prefix}/t/`;
+    this.#watch = this.#client.watch(rows, prefixEnd(rows), this.#revision + 1, {
+      onEvents: (events, revision) => this.#applyEvents(events, revision),
+      onCompacted: () => {
+        this.#logger?.warn({ store: this.location }, 'etcd history compacted under the watch: reloading the store');
+        void this.#load().then(() => this.#follow(), (err: unknown) => this.#logger?.error({ err }, 'store reload failed'));
+      },
+    });
+  }
+
+  #applyEvents(events: WatchEvent[], revision: number): void {
+    if (this.#fence !== undefined) return; // the leader is the source of these
+    this.#remote(() => {
+      for (const e of events) {
+        if (e.type === 'PUT') this.#applyPut(e.kv.key, e.kv.value);
+        else this.#applyDelete(e.kv.key);
+      }
+    });
+    this.#revision = revision;
+  }
+
+  #applyPut(key: string, value: string): void {
+    const parsed = this.#parseKey(key);
+    if (parsed === undefined) return;
+    const { table, columns } = parsed;
+    const row = JSON.parse(value) as Record<string, unknown>;
+    const cols = Object.keys(row).filter((c) => columns.has(c));
+    this.#statement(`INSERT OR REPLACE INTO "${table}" (${cols.map((c) => `"${c}"`).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
+      .run(...cols.map((c) => row[c]));
+  }
+
+  #applyDelete(key: string): void {
+    const parsed = this.#parseKey(key);
+    if (parsed === undefined) return;
+    const { table, pkCols, pk } = parsed;
+    this.#statement(`DELETE FROM "${table}" WHERE ${pkCols.map((c) => `"${c}" = ?`).join(' AND ')}`).run(...pk);
+  }
+
+  #parseKey(key: string): { table: string; columns: Set<string>; pkCols: string[]; pk: unknown[] } | undefined {
+    const rest = key.slice(`${this.#prefix}/t/`.length);
+    const slash = rest.indexOf('/');
+    const table = rest.slice(0, slash);
+    const t = this.#tables.get(table);
+    if (slash < 0 || t === undefined) {
+      this.#logger?.warn({ key }, 'etcd key of no known table ignored');
+      return undefined;
+    }
+    return { table, columns: t.columns, pkCols: t.pk, pk: JSON.parse(decodeURIComponent(rest.slice(slash + 1))) as unknown[] };
+  }
+
+  #remote(fn: () => void): void {
+    this.#applyingRemote = true;
+    try {
+      this.db.transaction(fn).immediate();
+    } finally {
+      this.#applyingRemote = false;
+    }
+  }
+
+  // ---- the model's tables -----------------------------------------------------
+
+  #rowKey(table: string, pk: unknown[]): string {
+    return `${this.#prefix}/t/${table}/${encodeURIComponent(JSON.stringify(pk))}`;
+  }
+
+  #statement(sql: string): Statement {
+    let s = this.#statements.get(sql);
+    if (s === undefined) {
+      s = this.db.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** AFTER INSERT/UPDATE/DELETE triggers on every table, reporting the primary key of each changed row. */
+  #installTriggers(): void {
+    this.db.function('vnet_changed', (table: unknown, pk: unknown) => {
+      this.#changed(String(table), String(pk));
+      return null;
+    });
+    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).all() as Array<{ name: string }>;
+    for (const { name } of tables) {
+      const info = this.db.pragma(`table_info("${name}")`) as Array<{ name: string; pk: number }>;
+      const pk = info.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
+      if (pk.length === 0) throw new StoreError(`table ${name} has no primary key: it cannot be kept in etcd`);
+      this.#tables.set(name, { pk, columns: new Set(info.map((c) => c.name)) });
+      const key = (row: 'NEW' | 'OLD'): string => `vnet_changed('${name}', json_array(${pk.map((c) => `${row}."${c}"`).join(', ')}))`;
+      this.db.exec(`
+        CREATE TEMP TRIGGER "vnet_ins_${name}" AFTER INSERT ON main."${name}" BEGIN SELECT ${key('NEW')}; END;
+        CREATE TEMP TRIGGER "vnet_upd_${name}" AFTER UPDATE ON main."${name}" BEGIN SELECT ${key('OLD')}; SELECT ${key('NEW')}; END;
+        CREATE TEMP TRIGGER "vnet_del_${name}" AFTER DELETE ON main."${name}" BEGIN SELECT ${key('OLD')}; END;
+      `);
+    }
+  }
+}
+
+function fenceCompare(fence: EtcdFence): Compare {
+  return { key: fence.key, target: 'CREATE', createRevision: fence.createRevision };
+}
+
+/** An etcd-backed store: the model loaded from etcd and followed; `backend.lead(fence)` makes it writable. */
+export async function openEtcdStore(init: EtcdBackendInit): Promise<{ store: ControllerStore; backend: EtcdBackend }> {
+  const backend = await EtcdBackend.open(init);
+  return { store: new ControllerStore(backend.db, backend), backend };
+}

@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePortBelowEphemeral } from './free-port.ts';
+import { waitFor } from './wait.ts';
+
+/**
+ * A 3-member etcd cluster (Debian's `etcd-server`) on loopback ports, in a
+ * temporary directory this helper owns; `stop()` kills every member it
+ * started and removes the directory. Members can be killed and restarted one
+ * at a time. When `etcd` is missing the start fails naming the package: the
+ * CI installs it (`.ci/run`), and tests never skip for want of it.
+ */
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  process: ChildProcess | undefined;
+}
+
+export interface EtcdCluster {
+  members: EtcdMember[];
+  /** Client URLs of every member, e.g. for `etcd://` endpoints. */
+  endpoints: string[];
+  kill(name: string): Promise<void>;
+  restart(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-etcd-'));
+  const members: EtcdMember[] = [];
+  for (let i = 0; i < size; i++) {
+    const client = await freePortBelowEphemeral();
+    let peer = await freePortBelowEphemeral();
+    while (peer === client) peer = await freePortBelowEphemeral();
+    members.push({ name: `m${i}`, clientUrl: `http://127.0.0.1:${client}`, peerUrl: `http://127.0.0.1:${peer}`, process: undefined });
+  }
+  const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const launch = (m: EtcdMember): void => {
+    const child = spawn('etcd', [
+      '--name', m.name, '--data-dir', join(dir, m.name),
+      '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
+      '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
+      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'vnet-test',
+      // Elections tolerant of a loaded 2-core machine.
+      '--heartbeat-interval', '100', '--election-timeout', '1000',
+      '--log-level', 'error', '--logger', 'zap',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    child.on('error', (err) => { stderr += `\n${err.message}`; });
+    child.on('exit', () => { if (m.process === child) m.process = undefined; });
+    m.process = child;
+    (child as ChildProcess & { stderrTail?: () => string }).stderrTail = () => stderr;
+  };
+  const healthy = async (m: EtcdMember): Promise<boolean> => {
+    if (m.process === undefined) throw new Error(`etcd member ${m.name} exited (is Debian's etcd-server installed?)`);
+    return await new Promise<boolean>((resolve) => {
+      const req = request(`${m.clientUrl}/health`, { timeout: 2000 }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => { body += d.toString(); });
+        res.on('end', () => resolve(body.includes('"true"')));
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => { req.destroy(); resolve(false); });
+      req.end();
+    });
+  };
+  const cluster: EtcdCluster = {
+    members,
+    endpoints: members.map((m) => m.clientUrl),
+    async kill(name) {
+      const m = members.find((x) => x.name === name);
+      const child = m?.process;
+      if (m === undefined || child === undefined) throw new Error(`no running etcd member ${name}`);
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async restart(name) {
+      const m = members.find((x) => x.name === name);
+      if (m === undefined || m.process !== undefined) throw new Error(`etcd member ${name} is unknown or running`);
+      launch(m);
+      await waitFor(() => healthy(m), `etcd member ${name} healthy again`, 30_000);
+    },
+    async stop() {
+      await Promise.all(members.map(async (m) => {
+        const child = m.process;
+        if (child === undefined) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (const m of members) launch(m);
+    await waitFor(async () => (await Promise.all(members.map(healthy))).every(Boolean), 'etcd cluster healthy', 30_000);
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}
