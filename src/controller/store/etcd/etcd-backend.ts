@@ -281,11 +281,14 @@ export class EtcdBackend implements StoreBackend {
     return { table, columns: t.columns, pkCols: t.pk, pk: JSON.parse(decodeURIComponent(rest.slice(slash + 1))) as unknown[] };
   }
 
+  /** Apply etcd's rows: as the leader checked them, in any order (so no foreign key checks), in one transaction. */
   #remote(fn: () => void): void {
     this.#applyingRemote = true;
+    this.db.pragma('foreign_keys = OFF');
     try {
       this.db.transaction(fn).immediate();
     } finally {
+      this.db.pragma('foreign_keys = ON');
       this.#applyingRemote = false;
     }
   }

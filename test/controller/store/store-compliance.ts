@@ -1,0 +1,149 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ControllerStore } from '../../../src/controller/store/store.ts';
+
+/**
+ * One suite for every store backend (SQLite file, etcd): what the controller
+ * relies on — round trips, one-transaction writes, the cascade of a host's
+ * removal, open migrations, ordered ids — and that everything `committed()`
+ * covers is there when the store is opened anew (a restart, or another
+ * replica taking over).
+ */
+
+export interface StoreUnderTest {
+  /** Empty and writable. */
+  store: ControllerStore;
+  /** Close `store` (its pending writes sent) and open the same state anew, writable. */
+  reopen(): Promise<ControllerStore>;
+}
+
+export interface StoreFactory {
+  fresh(t: { after(fn: () => unknown): void }): Promise<StoreUnderTest>;
+}
+
+const mac = (n: number): string => `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
+
+async function settled(store: ControllerStore): Promise<void> {
+  await store.committed();
+}
+
+export function storeCompliance(label: string, factory: StoreFactory): void {
+  test(`${label}: hosts, VMs, links, rules and versions round-trip, and survive a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    store.upsertHost({ id: 'b', site: 's', role: 'spoke', addresses: [{ transport: 'tls', host: '127.0.0.1', port: 1 }] });
+    store.upsertHost({ id: 'a', site: 's', role: 'hub', addresses: [] });
+    store.setHostConnected('b', true, 100);
+    store.upsertVm({ mac: mac(1), name: 'vm1', ip: '10.0.0.1', host: 'b', state: 'unknown', source: 'deployment', updatedMs: 1 });
+    store.upsertVm({ mac: mac(1), name: undefined, ip: undefined, host: 'a', state: 'running', source: 'learned', updatedMs: 2 });
+    assert.equal(store.putLink({ a: 'b', b: 'a', kind: 'fast-path', requestedBy: 'operator:x', reason: 'test' }, 5), true);
+    assert.equal(store.putLink({ a: 'a', b: 'b', kind: 'fast-path', requestedBy: 'adaptation', reason: 'again' }, 6), false);
+    store.replaceRules('a', [{ id: 'r1', priority: 10, src: 'any', dst: mac(1), action: { link: 'b' } }, { id: 'r2', priority: 5, src: 'any', dst: mac(2), action: { link: 'b' } }]);
+    store.updateRules('a', [{ id: 'r3', priority: 7, src: 'any', dst: mac(3), action: { link: 'b' } }], ['r2']);
+    store.recordAck('a', 'rules', 3);
+    store.putVersions({ ...store.getVersions('a'), rulesVersion: 4, rulesDigest: 'd' });
+
+    const check = (s: ControllerStore): void => {
+      assert.deepEqual(s.listHosts().map((h) => [h.id, h.role, h.connected, h.firstSeenMs]), [['a', 'hub', false, undefined], ['b', 'spoke', true, 100]]);
+      assert.deepEqual(s.getHost('b')?.addresses, [{ transport: 'tls', host: '127.0.0.1', port: 1 }]);
+      const vm = s.getVm(mac(1));
+      assert.deepEqual([vm?.name, vm?.host, vm?.state], ['vm1', 'a', 'running']);
+      assert.deepEqual(s.listVmsOnHost('a').map((v) => v.mac), [mac(1)]);
+      assert.deepEqual(s.listLinks('fast-path').map((l) => [l.a, l.b, l.reason, l.createdMs]), [['a', 'b', 'again', 5]]);
+      assert.deepEqual(s.listRules('a').map((r) => r.id), ['r1', 'r3']);
+      assert.deepEqual([s.getVersions('a').rulesAcked, s.getVersions('a').rulesVersion, s.getVersions('a').rulesDigest], [3, 4, 'd']);
+    };
+    check(store);
+    await settled(store);
+    const again = await reopen();
+    check(again);
+    assert.equal(again.deleteLink('b', 'a', 'fast-path'), true);
+    assert.equal(again.deleteLink('b', 'a', 'fast-path'), false);
+  });
+
+  test(`${label}: removing a host takes its rules, versions, links, reports and credential with it`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    store.upsertHost({ id: 'a', site: undefined, role: 'hub', addresses: [] });
+    store.upsertHost({ id: 'b', site: undefined, role: 'spoke', addresses: [] });
+    store.putLink({ a: 'a', b: 'b', kind: 'backbone', requestedBy: 'deployment', reason: 'star' }, 1);
+    store.replaceRules('b', [{ id: 'r1', priority: 1, src: 'any', dst: mac(1), action: { link: 'a' } }]);
+    store.recordAck('b', 'links', 2);
+    store.access.setHostCredential('b', 'hash-b', 1);
+    store.recordHostFacts({ hostId: 'b', links: [{ peer: 'a', kind: 'backbone', state: 'up', txFrames: 1, txBytes: 2, rxFrames: 3, rxBytes: 4, txDropped: 0, decodeErrors: 0, reconnects: 0 }] } as never, 5);
+    assert.equal(store.listLinkReports().length, 1);
+    store.removeHost('b');
+    const check = (s: ControllerStore): void => {
+      assert.deepEqual(s.listHosts().map((h) => h.id), ['a']);
+      assert.deepEqual([s.listLinks().length, s.listRules('b').length, s.getVersions('b').linksAcked, s.listLinkReports().length], [0, 0, 0, 0]);
+      assert.equal(s.access.hostCredential('b'), undefined);
+    };
+    check(store);
+    await settled(store);
+    check(await reopen());
+  });
+
+  test(`${label}: a transaction that throws leaves none of its writes, then or after a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    store.upsertHost({ id: 'a', site: undefined, role: 'hub', addresses: [] });
+    assert.throws(() => store.transaction(() => {
+      store.upsertVm({ mac: mac(9), name: undefined, ip: undefined, host: 'a', state: 'running', source: 'learned', updatedMs: 1 });
+      store.removeHost('a');
+      throw new Error('planned failure');
+    }), /planned failure/);
+    assert.equal(store.getVm(mac(9)), undefined);
+    assert.equal(store.getHost('a')?.id, 'a');
+    await settled(store);
+    const again = await reopen();
+    assert.equal(again.getVm(mac(9)), undefined);
+    assert.equal(again.getHost('a')?.id, 'a');
+  });
+
+  test(`${label}: migrations: the coordinator's record, the open ones, durable steps; ids keep rising after a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    const base = { vmMac: mac(1), fromHost: 'a', toHost: 'b', requestedBy: 'operator:x', finishedMs: undefined, error: undefined };
+    const run = (step: string) => ({ step }) as never;
+    store.putMigration({ ...base, id: 'm1', state: 'running', startedMs: 1, run: run('transfer') });
+    store.putMigration({ ...base, id: 'm2', state: 'aborting', startedMs: 2, run: run('aborting') });
+    store.putMigration({ ...base, id: 'm3', state: 'done', startedMs: 3, finishedMs: 9, run: run('cleanup') });
+    store.putMigration({ ...base, id: 'm4', state: 'done', startedMs: 4, finishedMs: 9, run: run('done') });
+    const first = store.durableTransaction(() => store.appendMigrationStep({ migrationId: 'm1', step: 'commit', state: 'ok', atMs: 5, detail: { at: 'commit point' } }));
+    await settled(store);
+    const again = await reopen();
+    assert.deepEqual(again.listOpenMigrations().map((m) => m.id), ['m1', 'm2', 'm3']);
+    assert.deepEqual(again.getMigration('m1')?.run, { step: 'transfer' });
+    assert.deepEqual(again.migrationSteps('m1').map((s) => [s.id, s.step, s.detail]), [[first, 'commit', { at: 'commit point' }]]);
+    const second = again.appendMigrationStep({ migrationId: 'm1', step: 'resume', state: 'ok', atMs: 6, detail: {} });
+    assert.ok(second > first, `step ids keep rising (${first} then ${second})`);
+    const e1 = again.appendEvent({ atMs: 1, type: 'x', data: { n: 1 } });
+    const e2 = again.appendEvent({ atMs: 2, type: 'y', data: { n: 2 } });
+    assert.deepEqual(again.listEvents(e1 - 1).map((e) => [e.id, e.type]), [[e1, 'x'], [e2, 'y']]);
+  });
+
+  test(`${label}: access tables: tokens used once, revoked, credentials and certificates`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    store.access.insertJoinToken({ id: 'j1', hash: 'h', host: undefined, createdMs: 1, expiresMs: undefined, singleUse: true, usedMs: undefined, usedBy: undefined, revokedMs: undefined });
+    assert.equal(store.access.markJoinTokenUsed('j1', 'a', 2, true), true);
+    assert.equal(store.access.markJoinTokenUsed('j1', 'b', 3, true), false);
+    store.access.insertApiToken({ id: 't1', hash: 'abc', label: 'ops', scope: 'read', createdMs: 1 });
+    assert.equal(store.access.revokeApiToken('t1', 4), true);
+    store.access.touchHostCertificate('h1', 'AA:BB', 5);
+    assert.equal(store.access.revokeHostCertificates('h1', 6), 1);
+    await settled(store);
+    const again = await reopen();
+    assert.equal(again.access.findJoinTokenByHash('h')?.usedBy, 'a');
+    assert.deepEqual([again.access.findApiTokenByHash('abc')?.scope, again.access.findApiTokenByHash('abc')?.revokedMs], ['read', 4]);
+    assert.equal(again.access.hostHasIdentity('h1'), false);
+    assert.equal(again.access.hostCertificate('h1', 'AA:BB')?.revokedMs, 6);
+  });
+
+  test(`${label}: traffic samples and topologies: inserted, pruned, the latest topology found after a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    store.insertTrafficSamples([1, 2, 3].map((n) => ({ host: 'a', startMs: n * 10, endMs: n * 10 + 10, src: mac(n), dst: mac(n + 1), frames: n, bytes: n * 100 })));
+    assert.equal(store.pruneTraffic(25), 1);
+    store.insertTopology({ atMs: 1, kind: 'ring', changed: true, body: { edges: 1 } });
+    store.insertTopology({ atMs: 2, kind: 'mesh', changed: true, body: { edges: 2 } });
+    await settled(store);
+    const again = await reopen();
+    assert.deepEqual(again.trafficSince(0).map((s) => s.frames), [2, 3]);
+    assert.deepEqual([again.latestTopology()?.kind, again.latestTopology()?.body], ['mesh', { edges: 2 }]);
+  });
+}
