@@ -201,15 +201,18 @@ export class EtcdClient {
 
   async #call(path: string, body: unknown, timeoutMs = this.#timeoutMs): Promise<unknown> {
     const payload = JSON.stringify(body);
+    const deadline = performance.now() + timeoutMs;
     let lastError: unknown;
-    for (let tried = 0; tried < this.endpoints.length; tried++) {
+    // Every endpoint once; a member's transient trouble (leader changing) retried on the next, within the deadline.
+    for (let tried = 0; tried < this.endpoints.length || (lastError instanceof TransientError && performance.now() < deadline); tried++) {
       const endpoint = this.endpoints[this.#current]!;
       try {
-        return await this.#post(endpoint, path, payload, timeoutMs);
+        return await this.#post(endpoint, path, payload, Math.max(50, deadline - performance.now()));
       } catch (err) {
         if (err instanceof EtcdRequestError) throw err;
         lastError = err;
         this.#current = (this.#current + 1) % this.endpoints.length;
+        if (err instanceof TransientError) await new Promise((r) => setTimeout(r, 50));
       }
     }
     throw new EtcdUnavailableError(this.endpoints, lastError);
@@ -238,8 +241,8 @@ export class EtcdClient {
           if ((res.statusCode ?? 500) >= 500 && parsed.error === undefined) reject(new Error(`etcd ${endpoint} answered ${res.statusCode}`));
           else if ((res.statusCode ?? 500) >= 400 || (typeof parsed.error === 'string' && parsed.error !== '' && path !== '/v3/lease/grant')) {
             const detail = parsed.error ?? parsed.message ?? `status ${res.statusCode}`;
-            // "no leader" / "timed out" are the member's trouble, not the request's: another member may answer.
-            if (/no leader|timed out|unavailable/i.test(String(detail))) reject(new Error(String(detail)));
+            // "no leader", "leader changed", "timed out" are the member's trouble, not the request's: try again.
+            if (/no leader|leader changed|timed out|unavailable|too many requests/i.test(String(detail))) reject(new TransientError(String(detail)));
             else reject(new EtcdRequestError(`etcd ${path}: ${String(detail)}`));
           } else resolve(parsed);
         });
@@ -250,6 +253,9 @@ export class EtcdClient {
     });
   }
 }
+
+/** A member could not serve the request now (no leader, leader changed): worth asking again. */
+class TransientError extends Error {}
 
 interface Header { revision: string }
 interface RawKv { key: string; value?: string; create_revision?: string; mod_revision?: string; lease?: string }
