@@ -19,10 +19,10 @@ after(async () => { await cluster.stop(); });
 let keys = 0;
 const freshKey = (): string => `/vnet-election-${process.pid}-${++keys}`;
 
-function contender(t: { after(fn: () => unknown): void }, key: string, name: string, endpoints = cluster.endpoints): { election: LeaderElection; client: EtcdClient } {
+function contender(t: { after(fn: () => unknown): void }, key: string, name: string, endpoints = cluster.endpoints, ttlSeconds = TTL): { election: LeaderElection; client: EtcdClient } {
   const client = new EtcdClient({ endpoints, requestTimeoutMs: 2000 });
   t.after(() => client.close());
-  return { election: new LeaderElection({ client, key, candidate: name, ttlSeconds: TTL }), client };
+  return { election: new LeaderElection({ client, key, candidate: name, ttlSeconds }), client };
 }
 
 test('one leader among three contenders; when it resigns, exactly one other takes over', async (t) => {
@@ -130,7 +130,8 @@ test('a deposed leader\'s late write is refused by the fence; the new leader\'s 
 
 test('an etcd member killed: the cluster keeps quorum, the leader keeps writing and a follower keeps following', async (t) => {
   const prefix = freshKey();
-  const leader = contender(t, `${prefix}/leader`, 'leader');
+  // A TTL that outlasts an etcd leader election (the member killed may be the raft leader).
+  const leader = contender(t, `${prefix}/leader`, 'leader', cluster.endpoints, 6);
   const lease = await leader.election.campaign();
   let lost: string | undefined;
   void lease.lost.then((r) => { lost = r; });

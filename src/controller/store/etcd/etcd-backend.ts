@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
 import type { Logger } from '../../../common/logger.ts';
-import { FencedWriteError, NotLeaderError, StoreError } from '../../errors.ts';
+import { EtcdUnavailableError, FencedWriteError, NotLeaderError, StoreError } from '../../errors.ts';
 import { applyMigrations } from '../migrations.ts';
 import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../schema.ts';
 import type { StoreBackend } from '../store-backend.ts';
@@ -185,7 +185,7 @@ export class EtcdBackend implements StoreBackend {
     try {
       if (fence === undefined) throw new NotLeaderError('store flush');
       for (let i = 0; i < ops.length; i += this.#maxTxnOps) {
-        const r = await this.#client.txn([fenceCompare(fence)], ops.slice(i, i + this.#maxTxnOps));
+        const r = await this.#txnWhileLeading(fence, ops.slice(i, i + this.#maxTxnOps));
         if (!r.succeeded) {
           const err = new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
           for (const l of this.#fencedListeners) l(err);
@@ -196,6 +196,24 @@ export class EtcdBackend implements StoreBackend {
       batch.resolve();
     } catch (err) {
       batch.reject(err);
+    }
+  }
+
+  /**
+   * One fenced transaction, sent again while etcd cannot be reached (a
+   * member down, an etcd leader election) for as long as this replica still
+   * leads: the lease keeper ends the leadership when that takes too long
+   * (leader-election.ts), and the write is then dropped with the term.
+   */
+  async #txnWhileLeading(fence: EtcdFence, ops: TxnOp[]): Promise<{ succeeded: boolean; revision: number }> {
+    for (let delay = 50; ; delay = Math.min(1000, delay * 2)) {
+      try {
+        return await this.#client.txn([fenceCompare(fence)], ops);
+      } catch (err) {
+        if (!(err instanceof EtcdUnavailableError) || this.#fence !== fence || this.#closed) throw err;
+        this.#logger?.warn({ err }, 'etcd unreachable: store write sent again');
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 

@@ -203,8 +203,9 @@ export class EtcdClient {
     const payload = JSON.stringify(body);
     const deadline = performance.now() + timeoutMs;
     let lastError: unknown;
-    // Every endpoint once; a member's transient trouble (leader changing) retried on the next, within the deadline.
-    for (let tried = 0; tried < this.endpoints.length || (lastError instanceof TransientError && performance.now() < deadline); tried++) {
+    let transient = false;
+    // Every endpoint once; after a member's transient trouble (leader changing), round again until the deadline.
+    for (let tried = 0; tried < this.endpoints.length || (transient && performance.now() < deadline); tried++) {
       const endpoint = this.endpoints[this.#current]!;
       try {
         return await this.#post(endpoint, path, payload, Math.max(50, deadline - performance.now()));
@@ -212,7 +213,10 @@ export class EtcdClient {
         if (err instanceof EtcdRequestError) throw err;
         lastError = err;
         this.#current = (this.#current + 1) % this.endpoints.length;
-        if (err instanceof TransientError) await new Promise((r) => setTimeout(r, 50));
+        if (err instanceof TransientError) {
+          transient = true;
+          await new Promise((r) => setTimeout(r, 50));
+        }
       }
     }
     throw new EtcdUnavailableError(this.endpoints, lastError);

@@ -6,7 +6,7 @@ import type { EtcdClient, Watch } from './etcd-client.ts';
 /**
  * One leader among the controller replicas, by an etcd lease.
  *
- * A candidate holds a lease of `ttlSeconds` (kept alive every third of it)
+ * A candidate holds a lease of `ttlSeconds` (kept alive every fifth of it)
  * and tries to create the election key with that lease, `If` the key does
  * not exist (create revision 0). The one that creates it leads; its term is
  * the key's create revision, the fence every store write is guarded by
@@ -17,8 +17,9 @@ import type { EtcdClient, Watch } from './etcd-client.ts';
  * A leader steps down *before* etcd could end its lease: the lease runs at
  * most `ttl` from the moment a keep-alive was sent (etcd counts from when it
  * received it, later), so when no keep-alive has been answered by
- * `sent + ttl − margin` the leader stops at once, with a margin of a third
- * of the TTL. It also stops when a keep-alive finds the lease gone or the key
+ * `sent + ttl − margin` the leader stops at once, with a margin of a quarter
+ * of the TTL (and four keep-alives to get one through: an etcd leader
+ * election, a member's restart). It also stops when a keep-alive finds the lease gone or the key
  * is no longer its own. Either way `lost` resolves with the reason; a new
  * leader can only be elected after the old lease ended, so the two terms
  * never overlap, and the fence refuses a late write of the old one anyway.
@@ -66,7 +67,8 @@ export class LeaderElection {
       signal?.throwIfAborted();
       let lease: LeaseKeeper | undefined;
       try {
-        lease = new LeaseKeeper(client, await client.leaseGrant(ttlSeconds), ttlSeconds);
+        const asked = performance.now();
+        lease = new LeaseKeeper(client, await client.leaseGrant(ttlSeconds), ttlSeconds, asked);
         for (;;) {
           signal?.throwIfAborted();
           const r = await client.txn([{ key, target: 'CREATE', createRevision: 0 }], [{ put: { key, value: candidate, lease: lease.id } }]);
@@ -145,7 +147,7 @@ export class LeaderElection {
 }
 
 /**
- * Keeps one lease alive: a keep-alive every third of the TTL, each bounded
+ * Keeps one lease alive: a keep-alive every fifth of the TTL, each bounded
  * by the time the lease is sure to be valid. `ending` resolves (once) with
  * the reason the lease can no longer be counted on.
  */
@@ -160,19 +162,19 @@ class LeaseKeeper {
   #deadline: NodeJS.Timeout | undefined;
   #end!: (reason: string) => void;
 
-  constructor(client: EtcdClient, id: string, ttlSeconds: number) {
+  /** `asked`: when the grant was sent (etcd started the lease later). */
+  constructor(client: EtcdClient, id: string, ttlSeconds: number, asked: number) {
     this.#client = client;
     this.id = id;
     this.#ttlMs = ttlSeconds * 1000;
-    // Granted just now: valid for a TTL from before the grant was answered, at least.
-    this.#validUntil = performance.now() + this.#ttlMs - this.#margin;
+    this.#validUntil = asked + this.#ttlMs - this.#margin;
     this.ending = new Promise((resolve) => { this.#end = resolve; });
     this.#arm();
     this.#schedule();
   }
 
   get #margin(): number {
-    return this.#ttlMs / 3;
+    return this.#ttlMs / 4;
   }
 
   stop(reason = 'stopped'): void {
@@ -190,7 +192,7 @@ class LeaseKeeper {
   }
 
   #schedule(): void {
-    this.#timer = setTimeout(() => void this.#keepAlive(), this.#ttlMs / 3);
+    this.#timer = setTimeout(() => void this.#keepAlive(), this.#ttlMs / 5);
   }
 
   async #keepAlive(): Promise<void> {
