@@ -11,6 +11,13 @@ import type { ControllerStore } from './store/store.ts';
  * commit point), then events and decisions, then log lines,
  * then messages to the connected daemons (a push that went out is counted).
  * No decisions here: what to do is the planners' (effects.ts).
+ *
+ * Writes land in the store's model at once (the planners of the next input
+ * read them); what follows them waits until they are durable: at once on
+ * SQLite, after etcd's answer on etcd (`store.committed()`), so no daemon
+ * hears of desired state, and no migration goes past its commit point, that
+ * a new leader would not find. Effects keep their order across applies; a
+ * write etcd refused (the leadership is gone) releases none of what follows.
  */
 
 export interface ApplierComponents {
@@ -23,6 +30,9 @@ export interface ApplierComponents {
 
 export class Applier {
   readonly #c: ApplierComponents;
+  /** The announcement of the last apply that waited for durability; and how many are waiting. */
+  #tail: Promise<void> = Promise.resolve();
+  #waiting = 0;
 
   constructor(components: ApplierComponents) {
     this.#c = components;
@@ -35,6 +45,32 @@ export class Applier {
       if (effects.writes.some((w) => w.op === 'migration' && w.durable === true)) store.durableTransaction(write);
       else store.transaction(write);
     }
+    const committed = store.committed();
+    if (committed === undefined && this.#waiting === 0) {
+      this.#announce(effects);
+      return;
+    }
+    this.#waiting++;
+    const previous = this.#tail;
+    this.#tail = (async (): Promise<void> => {
+      try {
+        await previous;
+        await committed;
+        this.#announce(effects);
+      } catch (err) {
+        this.#c.logger.warn({ err, messages: effects.messages.length }, 'store writes not durable: what depended on them is dropped');
+      } finally {
+        this.#waiting--;
+      }
+    })();
+  }
+
+  /** Resolves once every apply so far has announced what it had (or dropped it, its writes refused). */
+  settled(): Promise<void> {
+    return this.#tail;
+  }
+
+  #announce(effects: Effects): void {
     for (const e of effects.events) this.#event(e);
     for (const l of effects.logs) this.#c.logger[l.level](l.fields, l.msg);
     for (const { host, message } of effects.messages) {

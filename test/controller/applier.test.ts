@@ -8,7 +8,8 @@ import { decision, event, noEffects } from '../../src/controller/effects.ts';
 import { ControllerEventLog } from '../../src/controller/event-log.ts';
 import { ControllerMetrics } from '../../src/controller/metrics.ts';
 import { SessionTable } from '../../src/controller/session-table.ts';
-import { openStore } from '../../src/controller/store/store.ts';
+import type { StoreBackend } from '../../src/controller/store/store-backend.ts';
+import { ControllerStore, openStore } from '../../src/controller/store/store.ts';
 import { metricValue } from './fixtures/controller-harness.ts';
 import { fakeSession } from './fixtures/fake-session.ts';
 
@@ -53,4 +54,55 @@ test('the writes are one transaction: a failing write leaves none of them, and n
   assert.throws(() => applier.apply(e));
   assert.equal(store.getVm('02:00:00:00:00:01'), undefined);
   assert.equal(events.latestSeq(), before);
+});
+
+/** A backend whose writes become durable when the test says so (as etcd's answer would make them). */
+function gatedBackend(): StoreBackend & { release(): void; refuse(err: Error): void } {
+  let gate: { promise: Promise<void>; resolve(): void; reject(err: Error): void } | undefined;
+  return {
+    kind: 'etcd', location: 'gated',
+    committed() {
+      if (gate === undefined) {
+        let resolve!: () => void;
+        let reject!: (err: Error) => void;
+        const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+        gate = { promise, resolve, reject };
+      }
+      return gate.promise;
+    },
+    durableTransaction: (db, fn) => db.transaction(fn).immediate(),
+    close: () => undefined,
+    release() { gate?.resolve(); gate = undefined; },
+    refuse(err) { gate?.reject(err); gate = undefined; },
+  };
+}
+
+test('on a store whose writes are durable later (etcd), messages wait for the commit, in order; refused writes release nothing', async (t) => {
+  const sqlite = openStore({ path: ':memory:' });
+  t.after(() => sqlite.close());
+  const backend = gatedBackend();
+  const store = new ControllerStore(sqlite.db, backend);
+  const events = new ControllerEventLog({ store, logger: silentLogger(), wallClock: () => 42 });
+  const sessions = new SessionTable();
+  const applier = new Applier({ store, events, sessions, metrics: new ControllerMetrics(new Registry()), logger: silentLogger() });
+  store.upsertHost({ id: 'h1', site: undefined, role: 'spoke', addresses: [] });
+  const session = fakeSession('h1');
+  sessions.open(session, { linksVersion: 0, rulesVersion: 0 });
+  const push = (version: number): void => {
+    const e = noEffects();
+    e.writes.push({ op: 'ack', host: 'h1', kind: 'rules', version });
+    e.messages.push({ host: 'h1', message: { type: 'set-rules', version, rules: [] } });
+    applier.apply(e);
+  };
+  push(1);
+  assert.equal(store.getVersions('h1').rulesAcked, 1, 'the write is in the model at once');
+  assert.deepEqual(session.sent, [], 'nothing is sent before the write is durable');
+  backend.release();
+  await applier.settled();
+  push(2);
+  push(3);
+  assert.deepEqual(session.sent.map((m) => (m as { version: number }).version), [1]);
+  backend.refuse(new Error('fenced'));
+  await applier.settled();
+  assert.deepEqual(session.sent.map((m) => (m as { version: number }).version), [1], 'a refused write releases nothing that followed it');
 });
