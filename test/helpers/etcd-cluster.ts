@@ -53,7 +53,13 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
     child.on('error', (err) => { stderr += `\n${err.message}`; });
-    child.on('exit', () => { if (m.process === child) m.process = undefined; });
+    // If the test process ends without stop() (a failure, a timeout), its members go with it.
+    const orphan = (): void => { child.kill('SIGKILL'); };
+    process.once('exit', orphan);
+    child.on('exit', () => {
+      process.removeListener('exit', orphan);
+      if (m.process === child) m.process = undefined;
+    });
     m.process = child;
     (child as ChildProcess & { stderrTail?: () => string }).stderrTail = () => stderr;
   };

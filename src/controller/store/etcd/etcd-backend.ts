@@ -74,6 +74,7 @@ export class EtcdBackend implements StoreBackend {
   #watch: Watch | undefined;
   #revision = 0;
   #closed = false;
+  #steppingDown: Promise<void> = Promise.resolve();
 
   private constructor(init: EtcdBackendInit, db: Database) {
     this.#client = init.client;
@@ -111,13 +112,18 @@ export class EtcdBackend implements StoreBackend {
     return this.#revision;
   }
 
-  /** Called once for each refused flush: the fence no longer holds. */
-  onFenced(listener: (err: FencedWriteError) => void): void {
+  /** Called for each refused flush (the fence no longer holds); returns the unsubscription. */
+  onFenced(listener: (err: FencedWriteError) => void): () => void {
     this.#fencedListeners.push(listener);
+    return () => {
+      const i = this.#fencedListeners.indexOf(listener);
+      if (i >= 0) this.#fencedListeners.splice(i, 1);
+    };
   }
 
   /** Become the writer: stop following, reload the model as etcd has it now, write under `fence` from now on. */
   async lead(fence: EtcdFence): Promise<void> {
+    await this.#steppingDown;
     this.#watch?.close();
     this.#watch = undefined;
     await this.#load();
@@ -127,16 +133,28 @@ export class EtcdBackend implements StoreBackend {
   }
 
   /** Stop writing (the leadership ended): unsent writes are dropped, the model reloaded from etcd and followed. */
-  async stepDown(): Promise<void> {
-    if (this.#fence === undefined) return;
+  stepDown(): Promise<void> {
+    if (this.#fence === undefined) return this.#steppingDown;
     this.#fence = undefined;
     this.#pending.clear();
     this.#next?.reject(new NotLeaderError('pending store writes dropped at step-down'));
     this.#next = undefined;
-    await this.#inflight?.catch(() => undefined);
-    if (this.#closed) return;
-    await this.#load();
-    this.#follow();
+    const inflight = this.#inflight;
+    this.#steppingDown = (async (): Promise<void> => {
+      await inflight?.catch(() => undefined);
+      // Reload until etcd answers (it may be what ended the term).
+      for (let delay = 100; !this.#closed; delay = Math.min(2000, delay * 2)) {
+        try {
+          await this.#load();
+          this.#follow();
+          return;
+        } catch (err) {
+          this.#logger?.warn({ err }, 'store reload after the step-down failed: trying again');
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    })();
+    return this.#steppingDown;
   }
 
   committed(): Promise<void> | undefined {
