@@ -3,10 +3,34 @@ import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
-import { startControllerProcess } from '../controller/launch.ts';
+import { startControllerProcess, type ControllerProcess, type ControllerProcessInit } from '../controller/launch.ts';
+import { startReplica } from '../controller/replica.ts';
+import { parseEtcdStoreUrl } from '../controller/store/etcd/etcd-url.ts';
+import { hostname } from 'node:os';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 import { DEFAULT_DB_PATH } from '../controller/store/store.ts';
 import { DEFAULT_JOIN_TOKEN_TTL_MS, MAX_JOIN_TOKEN_TTL_MS } from '../controller/join-tokens.ts';
+
+const DEFAULT_LEASE_TTL_S = 5;
+
+function leaseTtlArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 2 || n > 60) throw new InvalidArgumentError('expected whole seconds, 2 to 60');
+  return n;
+}
+
+/** What a started controller prints: its addresses, and the API token when this start created it. */
+function announce(proc: ControllerProcess, tokenFile: string): void {
+  console.error(`controller: control channel ${proc.controlUrl}, API ${proc.api.url}`);
+  // The token is shown once, at creation, and only to a terminal: a service's stderr is a log.
+  const tty = process.stderr.isTTY === true;
+  if (proc.newToken !== undefined) {
+    console.error(tty
+      ? `API token (shown once; also written to ${tokenFile}): ${proc.newToken}\nweb page: ${proc.pageUrl}`
+      : `API token created and written to ${tokenFile} (mode 0600); \`vnet ctl web-url\` prints the web page's address with it`);
+  }
+  if (proc.newToken === undefined || !tty) console.error(`web page: ${proc.api.url}/ (\`vnet ctl web-url\` prints it with a token)`);
+}
 
 function joinTokenTtlArg(value: string): number {
   const n = Number(value);
@@ -19,7 +43,7 @@ function joinTokenTtlArg(value: string): number {
 /** `vnet controller`: the controller with its operator API and web page, until SIGINT/SIGTERM. */
 export function controllerCommand(): Command {
   return new Command('controller')
-    .description('run the vnet controller: SQLite state, control channel for daemons, operator API and web page')
+    .description('run the vnet controller: SQLite (or etcd, replicated) state, control channel for daemons, operator API and web page')
     .requiredOption('-t, --topology <file>', 'deployment file (hosts, sites, VMs, policy)')
     .option('--db <file>', 'SQLite database', DEFAULT_DB_PATH)
     .option('--tls-dir <dir>', 'deployment CA and certificates (from `vnet certs`)', './certs')
@@ -27,34 +51,41 @@ export function controllerCommand(): Command {
     .option('--api <host:port>', 'operator API address (default: the deployment\'s)', hostPortArg)
     .option('--token-file <file>', 'where the first API token is written for `vnet ctl`', process.env.VNET_TOKEN_FILE ?? DEFAULT_TOKEN_FILE)
     .option('--join-token-ttl <seconds>', 'lifetime of a join token created without one', joinTokenTtlArg, DEFAULT_JOIN_TOKEN_TTL_MS / 1000)
+    .option('--store <url>', 'etcd instead of SQLite: etcd://HOST:PORT[,HOST:PORT...][/prefix]; replicas elect one leader (docs/ha.md)')
+    .option('--replica-name <name>', 'this replica\'s name in the election (default: hostname-pid)')
+    .option('--lease-ttl <seconds>', 'the leader\'s lease: a dead leader is replaced within about this long', leaseTtlArg, DEFAULT_LEASE_TTL_S)
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();
       try {
         const deployment = loadDeploymentFile(String(opts.topology));
-        const proc = await startControllerProcess(
-          { logger },
-          {
-            deployment,
-            dbPath: String(opts.db),
-            tlsDir: String(opts.tlsDir),
-            control: opts.control as { host: string; port: number } | undefined,
-            api: opts.api as { host: string; port: number } | undefined,
-            tokenFile: String(opts.tokenFile),
-            joinTokenTtlMs: Number(opts.joinTokenTtl) * 1000,
-          },
-        );
-        console.error(`controller: control channel ${proc.controlUrl}, API ${proc.api.url}`);
-        // The token is shown once, at creation, and only to a terminal: a service's stderr is a log.
-        const tty = process.stderr.isTTY === true;
-        if (proc.newToken !== undefined) {
-          console.error(tty
-            ? `API token (shown once; also written to ${String(opts.tokenFile)}): ${proc.newToken}\nweb page: ${proc.pageUrl}`
-            : `API token created and written to ${String(opts.tokenFile)} (mode 0600); \`vnet ctl web-url\` prints the web page's address with it`);
+        const init: ControllerProcessInit = {
+          deployment,
+          dbPath: String(opts.db),
+          tlsDir: String(opts.tlsDir),
+          control: opts.control as { host: string; port: number } | undefined,
+          api: opts.api as { host: string; port: number } | undefined,
+          tokenFile: String(opts.tokenFile),
+          joinTokenTtlMs: Number(opts.joinTokenTtl) * 1000,
+        };
+        let stop: () => Promise<void>;
+        if (opts.store === undefined) {
+          const proc = await startControllerProcess({ logger }, init);
+          announce(proc, String(opts.tokenFile));
+          stop = () => proc.close();
+        } else {
+          const address = parseEtcdStoreUrl(String(opts.store));
+          const name = opts.replicaName === undefined ? `${hostname()}-${process.pid}` : String(opts.replicaName);
+          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl) }, async (store) => {
+            const proc = await startControllerProcess({ logger }, { ...init, store });
+            announce(proc, String(opts.tokenFile));
+            return proc;
+          });
+          console.error(`controller replica ${name}: store ${replica.store.path}; following it, campaigning for the leadership`);
+          stop = () => replica.close();
         }
-        if (proc.newToken === undefined || !tty) console.error(`web page: ${proc.api.url}/ (\`vnet ctl web-url\` prints it with a token)`);
-        const stop = (): void => void proc.close().then(() => process.exit(0));
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        const onSignal = (): void => void stop().then(() => process.exit(0));
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
       } catch (err) {
         console.error(`vnet controller: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
         process.exitCode = 2;

@@ -23,6 +23,7 @@ import { MissingCaError } from './errors.ts';
 import { DEFAULT_API_PORT } from './api/api-server.ts';
 import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
 import { CONTROL_PATH } from '../control/control-protocol.ts';
+import type { ControllerStore } from './store/store.ts';
 
 export const CONTROLLER_HOST_ID = 'controller';
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
@@ -37,6 +38,8 @@ export interface ControllerProcessInit {
   tokenFile: string;
   /** A join token's lifetime when its creator gives none (default one hour). */
   joinTokenTtlMs?: number | undefined;
+  /** An open store (an etcd replica's, led by it); otherwise the SQLite file at dbPath. */
+  store?: ControllerStore | undefined;
 }
 
 export interface ControllerProcess {
@@ -72,7 +75,7 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
   const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };
   const issuedCertificates = await issuedHostCertificates(logger, init.tlsDir, caPem, d.hosts.map((h) => h.id));
-  const controller = await startController({ logger, registry }, {
+  const controller = await startController({ logger, registry, ...(init.store !== undefined ? { store: init.store } : {}) }, {
     deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } }, joinTokenTtlMs: init.joinTokenTtlMs, issuedCertificates,
   });
   let api: OperatorApi;
