@@ -61,49 +61,7 @@ test('a failing migration leaves the database at the previous version', (t) => {
   assert.deepEqual(db.prepare(`SELECT name FROM sqlite_master WHERE name = 'x'`).all(), []);
 });
 
-test('hosts, VMs, links, rules and versions round-trip', (t) => {
-  const store = openStore({ path: join(tempDir(t), 'rt.db') });
-  t.after(() => store.close());
-  store.upsertHost({ id: 'b', site: 's', role: 'spoke', addresses: [{ transport: 'tls', host: '127.0.0.1', port: 1 }] });
-  store.upsertHost({ id: 'a', site: 's', role: 'hub', addresses: [] });
-  assert.deepEqual(store.listHosts().map((h) => h.id), ['a', 'b']);
-  store.setHostConnected('b', true, 100);
-  assert.equal(store.getHost('b')?.connected, true);
-  assert.equal(store.getHost('b')?.firstSeenMs, 100);
-  store.markAllHostsDisconnected();
-  assert.equal(store.getHost('b')?.connected, false);
-
-  store.upsertVm({ mac: '02:00:00:00:00:01', name: 'vm1', ip: '10.0.0.1', host: 'b', state: 'unknown', source: 'deployment', updatedMs: 1 });
-  store.upsertVm({ mac: '02:00:00:00:00:01', name: undefined, ip: undefined, host: 'a', state: 'running', source: 'learned', updatedMs: 2 });
-  const vm = store.getVm('02:00:00:00:00:01');
-  assert.equal(vm?.name, 'vm1'); // kept
-  assert.equal(vm?.host, 'a');
-
-  assert.equal(store.putLink({ a: 'b', b: 'a', kind: 'fast-path', requestedBy: 'operator:x', reason: 'test' }, 5), true);
-  assert.equal(store.putLink({ a: 'a', b: 'b', kind: 'fast-path', requestedBy: 'adaptation', reason: 'again' }, 6), false);
-  const links = store.listLinks('fast-path');
-  assert.equal(links.length, 1);
-  assert.deepEqual([links[0]!.a, links[0]!.b, links[0]!.reason, links[0]!.createdMs], ['a', 'b', 'again', 5]);
-  assert.equal(store.deleteLink('b', 'a', 'fast-path'), true);
-  assert.equal(store.deleteLink('b', 'a', 'fast-path'), false);
-
-  store.replaceRules('a', [{ id: 'r1', priority: 10, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'b' } }]);
-  assert.deepEqual(store.listRules('a'), [{ id: 'r1', priority: 10, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'b' } }]);
-  store.recordAck('a', 'rules', 3);
-  assert.equal(store.getVersions('a').rulesAcked, 3);
-  store.putVersions({ ...store.getVersions('a'), rulesVersion: 4, rulesDigest: 'd' });
-  assert.equal(store.getVersions('a').rulesAcked, 3);
-  assert.equal(store.getVersions('a').rulesVersion, 4);
-});
-
-test('join tokens are marked used once only', (t) => {
-  const store = openStore({ path: join(tempDir(t), 'jt.db') });
-  t.after(() => store.close());
-  store.access.insertJoinToken({ id: 'j1', hash: 'h', host: undefined, createdMs: 1, expiresMs: undefined, singleUse: true, usedMs: undefined, usedBy: undefined, revokedMs: undefined });
-  assert.equal(store.access.markJoinTokenUsed('j1', 'a', 2, true), true);
-  assert.equal(store.access.markJoinTokenUsed('j1', 'b', 3, true), false);
-  assert.equal(store.access.findJoinTokenByHash('h')?.usedBy, 'a');
-});
+// Round trips, cascades, open migrations and access tables: store-compliance.ts, run on SQLite and on etcd.
 
 test('after kill -9 in the middle of a write loop the database is sound and every committed transaction is whole', async (t) => {
   const path = join(tempDir(t), 'crash.db');
