@@ -80,7 +80,10 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   });
   let api: OperatorApi;
   try {
-    api = await startOperatorApi({ logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry }, { ...apiAddr, tokenFile: init.tokenFile });
+    api = await startOperatorApi(
+      { logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry, committed: () => controller.store.committed() },
+      { ...apiAddr, tokenFile: init.tokenFile },
+    );
   } catch (err) {
     await controller.close();
     throw err;

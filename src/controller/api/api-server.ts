@@ -54,6 +54,11 @@ export interface ApiServerComponents {
   clock?: Clock;
   /** Wall-clock ms for API token records (default Date.now). */
   wallClock?: () => number;
+  /**
+   * When the controller's store writes so far are durable (`ControllerStore.committed`):
+   * a change is answered only then, so an answered change survives a leader change (etcd).
+   */
+  committed?: () => Promise<void> | undefined;
 }
 
 export interface ApiServerInit {
@@ -102,6 +107,7 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
     registry: components.registry,
     maxBodyBytes: init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     metricsRequireToken: init.metricsRequireToken ?? false,
+    committed: components.committed ?? (() => undefined),
   };
 
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
@@ -173,6 +179,7 @@ interface HandlerContext {
   registry: Registry;
   maxBodyBytes: number;
   metricsRequireToken: boolean;
+  committed: () => Promise<void> | undefined;
 }
 
 async function handleRequest(c: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -208,6 +215,7 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
         principal,
         body: () => readJsonBody(req, c.maxBodyBytes),
       });
+      if (!isRead) await c.committed();
       status = result.status;
       if (method === 'HEAD') {
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });

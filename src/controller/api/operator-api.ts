@@ -28,6 +28,8 @@ export interface OperatorApiComponents {
   clock?: Clock;
   /** Wall-clock ms for the token record (default Date.now). */
   wallClock?: () => number;
+  /** When the store's writes are durable: changes are answered then (api-server.ts). */
+  committed?: () => Promise<void> | undefined;
 }
 
 export interface OperatorApiInit extends ApiServerInit {
@@ -58,6 +60,7 @@ export async function startOperatorApi(components: OperatorApiComponents, init: 
       logger: components.logger, model: components.model, tokens: components.tokens, access: components.access, registry: components.registry,
       ...(components.clock !== undefined ? { clock: components.clock } : {}),
       ...(components.wallClock !== undefined ? { wallClock: components.wallClock } : {}),
+      ...(components.committed !== undefined ? { committed: components.committed } : {}),
     },
     serverInit,
   );

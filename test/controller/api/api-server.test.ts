@@ -8,6 +8,7 @@ import { MemoryTokenStore, createApiToken } from '../../../src/controller/api/to
 import type { ControllerModel, LinkView } from '../../../src/controller/api-model.ts';
 import { startFixtureServer, buildFixtureModel } from './api-fixture.ts';
 import type { FixtureServer } from './api-fixture.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 interface Reply {
   status: number;
@@ -321,6 +322,30 @@ describe('operator API optional commands', () => {
       const r = await call(server.url, 'POST', '/api/v1/migrations', { token, body: JSON.stringify({ vm: '02:00:00:00:00:01', to: 'gcp-1' }) });
       assert.equal(r.status, 501);
       assert.equal(r.json.error.code, 'VNET_ERR_NOT_SUPPORTED');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('changes and the store\'s durability', () => {
+  it('a change is answered only once the store says its writes are durable (etcd); a read is not held', async () => {
+    const tokens = new MemoryTokenStore();
+    const { token } = createApiToken(tokens, 'admin', 0);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => { open = resolve; });
+    let durable = false;
+    void gate.then(() => { durable = true; });
+    const server = await startApiServer({ logger: silentLogger(), model: buildFixtureModel(), tokens, registry: new Registry(), committed: () => (durable ? undefined : gate) }, { host: '127.0.0.1', port: 0 });
+    try {
+      assert.equal((await call(server.url, 'GET', '/api/v1/links', { token })).status, 200, 'a read is answered while writes are pending');
+      let answered = false;
+      const add = call(server.url, 'POST', '/api/v1/links', { token, body: JSON.stringify({ a: 'gcp-1', b: 'aws-2', reason: 'test' }) }).then((r) => { answered = true; return r; });
+      // The change is made (the model has it) but not answered until the gate opens.
+      await waitFor(async () => (await call(server.url, 'GET', '/api/v1/links/aws-2/gcp-1', { token })).status === 200, 'the link to exist');
+      assert.equal(answered, false, 'not answered before the writes are durable');
+      open();
+      assert.equal((await add).status, 201);
     } finally {
       await server.close();
     }
