@@ -135,8 +135,11 @@ export class EtcdClient {
     let res: IncomingMessage | undefined;
     let abort: (() => void) | undefined;
     let retryTimer: NodeJS.Timeout | undefined;
+    let generation = 0;
     const open = (): void => {
       if (closed || this.#closed) return;
+      const mine = ++generation;
+      const broken = (): void => { if (generation === mine) retry(); };
       const create: Record<string, unknown> = { key: b64(key), start_revision: String(next) };
       if (rangeEnd !== undefined) create.range_end = Buffer.from(rangeEnd, 'latin1').toString('base64');
       const endpoint = this.endpoints[this.#current]!;
@@ -146,27 +149,37 @@ export class EtcdClient {
         r.setEncoding('utf8');
         r.on('data', (chunk: string) => {
           buffered += chunk;
-          for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+          for (let nl = buffered.indexOf('\n'); nl >= 0 && generation === mine && !retrying && !closed; nl = buffered.indexOf('\n')) {
             const line = buffered.slice(0, nl).trim();
             buffered = buffered.slice(nl + 1);
             if (line !== '') handleLine(line);
           }
         });
-        r.on('end', retry);
-        r.on('error', retry);
+        r.on('end', broken);
+        r.on('error', broken);
       });
       abort = () => req.destroy();
-      req.on('error', retry);
+      req.on('error', broken);
       req.end(JSON.stringify({ create_request: create }));
     };
     const handleLine = (line: string): void => {
-      const msg = JSON.parse(line) as { result?: { header?: Header; events?: RawEvent[]; compact_revision?: string; canceled?: boolean } };
+      let msg: { result?: { header?: Header; events?: RawEvent[]; compact_revision?: string; canceled?: boolean } };
+      try {
+        msg = JSON.parse(line) as typeof msg;
+      } catch {
+        retry(); // not etcd's JSON: open the stream again from the next revision
+        return;
+      }
       const result = msg.result;
       if (result === undefined) return;
       if (result.compact_revision !== undefined && Number(result.compact_revision) > 0) {
         closed = true;
         abort?.();
         handlers.onCompacted(Number(result.compact_revision));
+        return;
+      }
+      if (result.canceled === true) {
+        retry();
         return;
       }
       const events = (result.events ?? []).map((e): WatchEvent => ({ type: e.type === 'DELETE' ? 'DELETE' : 'PUT', kv: kvFromRaw(e.kv) }));
