@@ -60,7 +60,7 @@ export async function startReplica(
       // The moment the term ends, writes stop: before the controller is even told.
       const stepDown = (reason: string): void => { void backend.stepDown(); ended(reason); };
       void leadership.lost.then(stepDown);
-      const unsubscribe = backend.onFenced((err) => stepDown(err.message));
+      const unsubscribe = backend.onWriteRefused((err) => stepDown(err.message));
       try {
         await backend.lead(leadership.fence);
       } catch (err) {

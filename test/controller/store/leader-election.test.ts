@@ -97,7 +97,7 @@ test('a deposed leader\'s late write is refused by the fence; the new leader\'s 
   const { store: storeA, backend: backendA } = await openEtcdStore({ client: a.client, prefix });
   await backendA.lead(la.fence);
   const fenced: string[] = [];
-  backendA.onFenced((err) => fenced.push(err.code));
+  backendA.onWriteRefused((err) => fenced.push(err.code));
   storeA.upsertHost({ id: 'before', site: undefined, role: 'hub', addresses: [] });
   await storeA.committed();
 

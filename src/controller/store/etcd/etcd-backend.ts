@@ -1,6 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
 import type { Logger } from '../../../common/logger.ts';
+import { VnetError } from '../../../common/errors.ts';
 import { EtcdUnavailableError, FencedWriteError, NotLeaderError, StoreError } from '../../errors.ts';
 import { applyMigrations } from '../migrations.ts';
 import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../schema.ts';
@@ -21,13 +22,13 @@ import { prefixEnd, type Compare, type EtcdClient, type TxnOp, type Watch, type 
  *   (`If` the election key's create revision is still the leader's). Flushes
  *   run one at a time, in order; `committed()` is the promise of the flush
  *   that holds every write so far. A refused flush means the leadership is
- *   gone: the model is reloaded from etcd and the writer is told (onFenced).
+ *   gone: the writer is told (onWriteRefused) and steps down, reloading the model.
  * - Follower (before `lead`, or after a step-down): writes are refused
  *   (NotLeaderError, before anything changes); the model is loaded at one
  *   revision and kept current by a watch from the next one.
  *
  * A flush of more than `maxTxnOps` rows (etcd's `--max-txn-ops`, 128 by
- * default) is split into several transactions, each fenced.
+ * default) or `maxTxnBytes` is split into several transactions, each fenced.
  */
 
 export interface EtcdFence {
@@ -41,6 +42,8 @@ export interface EtcdBackendInit {
   /** Every key of this deployment begins with it (default `/vnet`). */
   prefix?: string;
   maxTxnOps?: number;
+  /** Bytes of keys and values per transaction (default 1 MiB, under etcd's 1.5 MiB request limit). */
+  maxTxnBytes?: number;
   logger?: Logger;
 }
 
@@ -50,7 +53,7 @@ function deferred(): Deferred {
   let resolve!: () => void;
   let reject!: (err: unknown) => void;
   const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
-  promise.catch(() => undefined); // a refusal is also reported through onFenced
+  promise.catch(() => undefined); // a refusal is also reported through onWriteRefused
   return { promise, resolve, reject };
 }
 
@@ -61,11 +64,12 @@ export class EtcdBackend implements StoreBackend {
   readonly #client: EtcdClient;
   readonly #prefix: string;
   readonly #maxTxnOps: number;
+  readonly #maxTxnBytes: number;
   readonly #logger: Logger | undefined;
   /** Table → its primary key columns and all its columns. */
   readonly #tables = new Map<string, { pk: string[]; columns: Set<string> }>();
   readonly #statements = new Map<string, Statement>();
-  readonly #fencedListeners: Array<(err: FencedWriteError) => void> = [];
+  readonly #refusedListeners: Array<(err: VnetError) => void> = [];
   #fence: EtcdFence | undefined;
   #applyingRemote = false;
   #pending = new Map<string, { table: string; pk: unknown[] }>();
@@ -80,6 +84,7 @@ export class EtcdBackend implements StoreBackend {
     this.#client = init.client;
     this.#prefix = init.prefix ?? '/vnet';
     this.#maxTxnOps = init.maxTxnOps ?? 128;
+    this.#maxTxnBytes = init.maxTxnBytes ?? 1024 * 1024;
     this.#logger = init.logger;
     this.location = `etcd://${init.client.endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}${this.#prefix}`;
     this.db = db;
@@ -112,12 +117,16 @@ export class EtcdBackend implements StoreBackend {
     return this.#revision;
   }
 
-  /** Called for each refused flush (the fence no longer holds); returns the unsubscription. */
-  onFenced(listener: (err: FencedWriteError) => void): () => void {
-    this.#fencedListeners.push(listener);
+  /**
+   * Called for each refused flush — the fence no longer holds
+   * (FencedWriteError), or etcd refused it otherwise — after which etcd and
+   * the model differ: the writer must step down. Returns the unsubscription.
+   */
+  onWriteRefused(listener: (err: VnetError) => void): () => void {
+    this.#refusedListeners.push(listener);
     return () => {
-      const i = this.#fencedListeners.indexOf(listener);
-      if (i >= 0) this.#fencedListeners.splice(i, 1);
+      const i = this.#refusedListeners.indexOf(listener);
+      if (i >= 0) this.#refusedListeners.splice(i, 1);
     };
   }
 
@@ -202,19 +211,39 @@ export class EtcdBackend implements StoreBackend {
     this.#pending = new Map();
     try {
       if (fence === undefined) throw new NotLeaderError('store flush');
-      for (let i = 0; i < ops.length; i += this.#maxTxnOps) {
-        const r = await this.#txnWhileLeading(fence, ops.slice(i, i + this.#maxTxnOps));
-        if (!r.succeeded) {
-          const err = new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
-          for (const l of this.#fencedListeners) l(err);
-          throw err;
-        }
+      for (const chunk of this.#chunks(ops)) {
+        const r = await this.#txnWhileLeading(fence, chunk);
+        if (!r.succeeded) throw new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
         this.#revision = Math.max(this.#revision, r.revision);
       }
       batch.resolve();
     } catch (err) {
+      // Fenced, or refused for another reason (too large, ...): etcd and the model differ, so this term is over.
+      if (!(err instanceof NotLeaderError)) {
+        const refusal = err instanceof VnetError ? err : new StoreError(`etcd write failed: ${(err as Error).message}`, { cause: err });
+        for (const l of this.#refusedListeners) l(refusal);
+      }
       batch.reject(err);
     }
+  }
+
+  /** Transactions of at most `maxTxnOps` operations and `maxTxnBytes` of values (etcd's request limit is 1.5 MiB by default). */
+  #chunks(ops: TxnOp[]): TxnOp[][] {
+    const chunks: TxnOp[][] = [];
+    let chunk: TxnOp[] = [];
+    let bytes = 0;
+    for (const op of ops) {
+      const size = 'put' in op ? op.put.key.length + op.put.value.length : op.delete.key.length;
+      if (chunk.length > 0 && (chunk.length >= this.#maxTxnOps || bytes + size > this.#maxTxnBytes)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(op);
+      bytes += size;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    return chunks;
   }
 
   /**

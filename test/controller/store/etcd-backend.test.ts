@@ -1,0 +1,44 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EtcdClient } from '../../../src/controller/store/etcd/etcd-client.ts';
+import { openEtcdStore, type EtcdBackendInit } from '../../../src/controller/store/etcd/etcd-backend.ts';
+import { LeaderElection } from '../../../src/controller/store/etcd/leader-election.ts';
+import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.ts';
+
+// The etcd backend's flushes: split to etcd's limits, and a write etcd refuses ends the writer's term.
+let cluster: EtcdCluster;
+before(async () => { cluster = await startEtcdCluster(3); });
+after(async () => { await cluster.stop(); });
+
+let n = 0;
+async function led(t: { after(fn: () => unknown): void }, init: Partial<EtcdBackendInit> = {}) {
+  const prefix = `/vnet-backend-${process.pid}-${++n}`;
+  const client = new EtcdClient({ endpoints: cluster.endpoints });
+  t.after(() => client.close());
+  const leadership = await new LeaderElection({ client, key: `${prefix}/leader`, candidate: 'w', ttlSeconds: 5 }).campaign();
+  t.after(() => leadership.resign());
+  const { store, backend } = await openEtcdStore({ client, prefix, ...init });
+  await backend.lead(leadership.fence);
+  t.after(() => store.close());
+  return { store, backend, prefix, client };
+}
+
+test('a flush larger than one transaction is split (operations and bytes) and lands whole', async (t) => {
+  const { store, prefix, client } = await led(t, { maxTxnOps: 8, maxTxnBytes: 600 });
+  store.transaction(() => {
+    for (let i = 0; i < 50; i++) store.upsertHost({ id: `h${String(i).padStart(2, '0')}`, site: 'x'.repeat(40), role: 'spoke', addresses: [] });
+  });
+  await store.committed();
+  const { store: reader } = await openEtcdStore({ client, prefix });
+  t.after(() => reader.close());
+  assert.equal(reader.listHosts().length, 50);
+});
+
+test('a write etcd refuses (too large) ends the term: the writer is told, committed() rejects with the reason', async (t) => {
+  const { store, backend } = await led(t, { maxTxnBytes: 8 * 1024 * 1024 });
+  const refused: string[] = [];
+  backend.onWriteRefused((err) => refused.push(err.code));
+  store.appendEvent({ atMs: 1, type: 'huge', data: { blob: 'x'.repeat(2 * 1024 * 1024) } });
+  await assert.rejects(store.committed()!, { code: 'VNET_ERR_ETCD_REQUEST' });
+  assert.deepEqual(refused, ['VNET_ERR_ETCD_REQUEST']);
+});
