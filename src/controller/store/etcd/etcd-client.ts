@@ -105,8 +105,7 @@ export class EtcdClient {
   }
 
   async leaseGrant(ttlSeconds: number): Promise<string> {
-    const r = await this.#call('/v3/lease/grant', { TTL: String(ttlSeconds) }) as { ID: string; error?: string };
-    if (r.error !== undefined && r.error !== '') throw new EtcdRequestError(`lease grant refused: ${r.error}`);
+    const r = await this.#call('/v3/lease/grant', { TTL: String(ttlSeconds) }) as { ID: string };
     return r.ID;
   }
 
@@ -248,20 +247,19 @@ export class EtcdClient {
           clearTimeout(timer);
           // A streaming endpoint (keepalive) answers one JSON object per line: the first is the answer.
           const first = text.split('\n', 1)[0] ?? '';
-          let parsed: { error?: string; message?: string } & Record<string, unknown>;
+          let parsed: Record<string, unknown>;
           try {
-            parsed = JSON.parse(first) as typeof parsed;
+            parsed = JSON.parse(first) as Record<string, unknown>;
           } catch (err) {
             reject(new EtcdRequestError(`etcd ${endpoint}${path} answered ${res.statusCode ?? 0} with no JSON`, { cause: err }));
             return;
           }
-          if ((res.statusCode ?? 500) >= 500 && parsed.error === undefined) reject(new Error(`etcd ${endpoint} answered ${res.statusCode}`));
-          else if ((res.statusCode ?? 500) >= 400 || (typeof parsed.error === 'string' && parsed.error !== '' && path !== '/v3/lease/grant')) {
-            const detail = parsed.error ?? parsed.message ?? `status ${res.statusCode}`;
-            // "no leader", "leader changed", "timed out" are the member's trouble, not the request's: try again.
-            if (/no leader|leader changed|timed out|unavailable|too many requests/i.test(String(detail))) reject(new TransientError(String(detail)));
-            else reject(new EtcdRequestError(`etcd ${path}: ${String(detail)}`));
-          } else resolve(parsed);
+          const status = res.statusCode ?? 500;
+          const detail = errorOf(parsed) ?? (status >= 400 ? `status ${status}` : undefined);
+          if (detail === undefined) resolve(parsed);
+          // A member's trouble (no leader, leader changing, overloaded), not the request's: ask again.
+          else if (TRANSIENT.test(detail) || (status >= 500 && errorOf(parsed) === undefined)) reject(new TransientError(detail));
+          else reject(new EtcdRequestError(`etcd ${path}: ${detail}`));
         });
       });
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -273,6 +271,16 @@ export class EtcdClient {
 
 /** A member could not serve the request now (no leader, leader changed): worth asking again. */
 class TransientError extends Error {}
+
+const TRANSIENT = /no leader|leader changed|timed out|unavailable|too many requests/i;
+
+/** The gateway's error: `{error: "..."}` (unary, and a lease grant's own field), `{error: {message}}` (streams), `{message}`. */
+function errorOf(body: Record<string, unknown>): string | undefined {
+  const e = body.error;
+  if (typeof e === 'string' && e !== '') return e;
+  if (typeof e === 'object' && e !== null) return String((e as { message?: unknown }).message ?? JSON.stringify(e));
+  return undefined;
+}
 
 interface Header { revision: string }
 interface RawKv { key: string; value?: string; create_revision?: string; mod_revision?: string; lease?: string }

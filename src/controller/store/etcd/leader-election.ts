@@ -207,7 +207,11 @@ class LeaseKeeper {
       }
       this.#validUntil = sent + ttl * 1000 - this.#margin;
       this.#arm();
-    } catch {
+    } catch (err) {
+      if (err instanceof EtcdRequestError) {
+        this.stop(`lease refused by etcd (${err.message})`);
+        return;
+      }
       // Not answered: the deadline timer decides; try again meanwhile.
     }
     if (!this.ended) this.#schedule();
