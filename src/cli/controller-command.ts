@@ -6,7 +6,9 @@ import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { startControllerProcess, type ControllerProcess, type ControllerProcessInit } from '../controller/launch.ts';
 import { startReplica } from '../controller/replica.ts';
 import { parseEtcdStoreUrl } from '../controller/store/etcd/etcd-url.ts';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { EtcdTls } from '../controller/store/etcd/etcd-client.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 import { DEFAULT_DB_PATH } from '../controller/store/store.ts';
 import { DEFAULT_JOIN_TOKEN_TTL_MS, MAX_JOIN_TOKEN_TTL_MS } from '../controller/join-tokens.ts';
@@ -32,6 +34,24 @@ function announce(proc: ControllerProcess, tokenFile: string): void {
   if (proc.newToken === undefined || !tty) console.error(`web page: ${proc.api.url}/ (\`vnet ctl web-url\` prints it with a token)`);
 }
 
+/** --etcd-ca/--etcd-cert/--etcd-key read; a certificate without its key (or the other way round, or either without a CA) refused. */
+function etcdTls(opts: Record<string, unknown>): EtcdTls | undefined {
+  const [ca, cert, key] = [opts.etcdCa, opts.etcdCert, opts.etcdKey].map((v) => (v === undefined ? undefined : String(v)));
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('--etcd-cert and --etcd-key go together', { key: cert === undefined ? 'etcd-key' : 'etcd-cert' });
+  if (ca === undefined) {
+    if (cert !== undefined) throw new ConfigError('--etcd-cert needs --etcd-ca (the CA that signed etcd\'s certificates)', { key: 'etcd-ca' });
+    return undefined;
+  }
+  const read = (file: string, flag: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`, { key: flag }, { cause: err });
+    }
+  };
+  return { ca: read(ca, 'etcd-ca'), cert: cert === undefined ? undefined : read(cert, 'etcd-cert'), key: key === undefined ? undefined : read(key, 'etcd-key') };
+}
+
 function joinTokenTtlArg(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n * 1000 > MAX_JOIN_TOKEN_TTL_MS) {
@@ -54,6 +74,9 @@ export function controllerCommand(): Command {
     .option('--store <url>', 'etcd instead of SQLite: etcd://HOST:PORT[,HOST:PORT...][/prefix]; replicas elect one leader (docs/ha.md)')
     .option('--replica-name <name>', 'this replica\'s name in the election (default: hostname-pid)')
     .option('--lease-ttl <seconds>', 'the leader\'s lease: a dead leader is replaced within about this long', leaseTtlArg, DEFAULT_LEASE_TTL_S)
+    .option('--etcd-ca <file>', 'TLS to etcd: the CA of its certificates (the endpoints become https://)')
+    .option('--etcd-cert <file>', 'TLS to etcd: this controller\'s client certificate (with --etcd-key)')
+    .option('--etcd-key <file>', 'TLS to etcd: its key')
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();
       try {
@@ -73,9 +96,10 @@ export function controllerCommand(): Command {
           announce(proc, String(opts.tokenFile));
           stop = () => proc.close();
         } else {
-          const address = parseEtcdStoreUrl(String(opts.store));
+          const tls = etcdTls(opts);
+          const address = parseEtcdStoreUrl(String(opts.store), tls !== undefined);
           const name = opts.replicaName === undefined ? `${hostname()}-${process.pid}` : String(opts.replicaName);
-          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl) }, async (store) => {
+          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls }, async (store) => {
             const proc = await startControllerProcess({ logger }, { ...init, store });
             announce(proc, String(opts.tokenFile));
             return proc;

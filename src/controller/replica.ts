@@ -1,5 +1,5 @@
 import type { Logger } from '../common/logger.ts';
-import { EtcdClient } from './store/etcd/etcd-client.ts';
+import { EtcdClient, type EtcdTls } from './store/etcd/etcd-client.ts';
 import { openEtcdStore } from './store/etcd/etcd-backend.ts';
 import { LeaderElection } from './store/etcd/leader-election.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -22,6 +22,8 @@ export interface ReplicaInit {
   /** This replica's name (the election key's value while it leads). */
   name: string;
   ttlSeconds: number;
+  /** For https:// endpoints. */
+  tls?: EtcdTls | undefined;
 }
 
 export interface Running {
@@ -44,7 +46,7 @@ export async function startReplica(
   start: (store: ControllerStore) => Promise<Running>,
 ): Promise<Replica> {
   const logger = components.logger.child({ component: 'replica', replica: init.name });
-  const client = new EtcdClient({ endpoints: init.endpoints });
+  const client = new EtcdClient({ endpoints: init.endpoints, tls: init.tls });
   const { store, backend } = await openEtcdStore({ client, prefix: init.prefix, logger });
   const election = new LeaderElection({ client, key: `${init.prefix}/leader`, candidate: init.name, ttlSeconds: init.ttlSeconds, logger });
   const abort = new AbortController();

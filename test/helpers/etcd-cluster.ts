@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePortBelowEphemeral } from './free-port.ts';
@@ -12,7 +13,16 @@ import { waitFor } from './wait.ts';
  * started and removes the directory. Members can be killed and restarted one
  * at a time. When `etcd` is missing the start fails naming the package: the
  * CI installs it (`.ci/run`), and tests never skip for want of it.
+ * With `tls`, clients must speak TLS and present a certificate of the
+ * cluster's own CA (`--client-cert-auth`), made here with openssl.
  */
+
+export interface EtcdClusterTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  files: { ca: string; cert: string; key: string };
+}
 
 export interface EtcdMember {
   name: string;
@@ -25,19 +35,41 @@ export interface EtcdCluster {
   members: EtcdMember[];
   /** Client URLs of every member, e.g. for `etcd://` endpoints. */
   endpoints: string[];
+  /** A client certificate the members accept (only with `tls`). */
+  tls: EtcdClusterTls | undefined;
   kill(name: string): Promise<void>;
   restart(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/** CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`. */
+function makeTls(dir: string): EtcdClusterTls & { server: { cert: string; key: string } } {
+  const ssl = (...args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }); };
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=etcd-test-ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  const extensions = { server: ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth,clientAuth'], client: ['extendedKeyUsage=clientAuth'] };
+  for (const [name, ext] of Object.entries(extensions)) {
+    writeFileSync(join(dir, `${name}.ext`), [...ext, 'basicConstraints=CA:FALSE', ''].join('\n'));
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+  }
+  const files = { ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+  return {
+    ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key), files,
+    server: { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') },
+  };
+}
+
+export async function startEtcdCluster(size = 3, options: { tls?: boolean } = {}): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-etcd-'));
+  const tls = options.tls === true ? makeTls(dir) : undefined;
+  const scheme = tls === undefined ? 'http' : 'https';
   const members: EtcdMember[] = [];
   for (let i = 0; i < size; i++) {
     const client = await freePortBelowEphemeral();
     let peer = await freePortBelowEphemeral();
     while (peer === client) peer = await freePortBelowEphemeral();
-    members.push({ name: `m${i}`, clientUrl: `http://127.0.0.1:${client}`, peerUrl: `http://127.0.0.1:${peer}`, process: undefined });
+    members.push({ name: `m${i}`, clientUrl: `${scheme}://127.0.0.1:${client}`, peerUrl: `http://127.0.0.1:${peer}`, process: undefined });
   }
   const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   const launch = (m: EtcdMember): void => {
@@ -49,6 +81,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
       // Elections tolerant of a loaded 2-core machine.
       '--heartbeat-interval', '100', '--election-timeout', '1000',
       '--log-level', 'error', '--logger', 'zap',
+      ...(tls === undefined ? [] : ['--cert-file', tls.server.cert, '--key-file', tls.server.key, '--client-cert-auth', '--trusted-ca-file', tls.files.ca]),
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
@@ -66,7 +99,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   const healthy = async (m: EtcdMember): Promise<boolean> => {
     if (m.process === undefined) throw new Error(`etcd member ${m.name} exited (is Debian's etcd-server installed?)`);
     return await new Promise<boolean>((resolve) => {
-      const req = request(`${m.clientUrl}/health`, { timeout: 2000 }, (res) => {
+      const request = tls === undefined ? httpRequest : httpsRequest;
+      const req = request(`${m.clientUrl}/health`, { timeout: 2000, ...(tls === undefined ? {} : { ca: tls.ca, cert: tls.cert, key: tls.key }) }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => { body += d.toString(); });
         res.on('end', () => resolve(body.includes('"true"')));
@@ -79,6 +113,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   const cluster: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.clientUrl),
+    tls: tls === undefined ? undefined : { ca: tls.ca, cert: tls.cert, key: tls.key, files: tls.files },
     async kill(name) {
       const m = members.find((x) => x.name === name);
       const child = m?.process;

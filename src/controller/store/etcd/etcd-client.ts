@@ -1,4 +1,5 @@
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { EtcdUnavailableError, EtcdRequestError } from '../../errors.ts';
 
 /**
@@ -15,10 +16,18 @@ import { EtcdUnavailableError, EtcdRequestError } from '../../errors.ts';
  */
 
 export interface EtcdClientInit {
-  /** Client URLs, e.g. `http://127.0.0.1:2379`. */
+  /** Client URLs, e.g. `http://127.0.0.1:2379`, or `https://` with `tls`. */
   endpoints: readonly string[];
   /** Per-request deadline (default 5 s). */
   requestTimeoutMs?: number;
+  /** For `https://` endpoints: the CA that signed etcd's certificates, and this client's certificate and key (etcd's --client-cert-auth). */
+  tls?: EtcdTls | undefined;
+}
+
+export interface EtcdTls {
+  ca: string | Buffer;
+  cert?: string | Buffer | undefined;
+  key?: string | Buffer | undefined;
 }
 
 export interface KeyValue {
@@ -76,14 +85,25 @@ export function prefixEnd(prefix: string): string {
 export class EtcdClient {
   readonly endpoints: readonly string[];
   readonly #timeoutMs: number;
-  readonly #agent = new Agent({ keepAlive: true });
+  readonly #agent: Agent;
+  readonly #tls: EtcdTls | undefined;
   #current = 0;
   #closed = false;
 
   constructor(init: EtcdClientInit) {
     if (init.endpoints.length === 0) throw new EtcdRequestError('no etcd endpoints given');
+    const https = init.endpoints.filter((e) => e.startsWith('https://')).length;
+    if (https !== 0 && https !== init.endpoints.length) throw new EtcdRequestError('etcd endpoints mix http:// and https://');
+    if (https > 0 && init.tls === undefined) throw new EtcdRequestError('https:// etcd endpoints need a CA (tls.ca)');
     this.endpoints = [...init.endpoints];
     this.#timeoutMs = init.requestTimeoutMs ?? 5000;
+    this.#tls = https > 0 ? init.tls : undefined;
+    this.#agent = this.#tls === undefined ? new Agent({ keepAlive: true }) : new HttpsAgent({ keepAlive: true, ...this.#tls });
+  }
+
+  /** A request to one endpoint, over TLS (verifying etcd's certificate, presenting ours) for https:// ones. */
+  #request(url: string, options: RequestOptions, onResponse: (res: IncomingMessage) => void): ClientRequest {
+    return this.#tls === undefined ? httpRequest(url, options, onResponse) : httpsRequest(url, { ...options, ...this.#tls }, onResponse);
   }
 
   async range(key: string, rangeEnd?: string): Promise<{ kvs: KeyValue[]; revision: number }> {
@@ -142,7 +162,7 @@ export class EtcdClient {
       const create: Record<string, unknown> = { key: b64(key), start_revision: String(next) };
       if (rangeEnd !== undefined) create.range_end = Buffer.from(rangeEnd, 'latin1').toString('base64');
       const endpoint = this.endpoints[this.#current]!;
-      const req = request(`${endpoint}/v3/watch`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (r) => {
+      const req = this.#request(`${endpoint}/v3/watch`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (r) => {
         res = r;
         let buffered = '';
         r.setEncoding('utf8');
@@ -236,7 +256,7 @@ export class EtcdClient {
 
   #post(endpoint: string, path: string, payload: string, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const req = request(`${endpoint}${path}`, {
+      const req = this.#request(`${endpoint}${path}`, {
         method: 'POST', agent: this.#agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
       }, (res) => {
         let text = '';

@@ -11,8 +11,8 @@ export interface EtcdStoreAddress {
 
 const PREFIX = /^(\/[A-Za-z0-9._-]+)+$/;
 
-/** Parse `--store`; a clear ConfigError naming what is wrong otherwise. */
-export function parseEtcdStoreUrl(text: string): EtcdStoreAddress {
+/** Parse `--store`; a clear ConfigError naming what is wrong otherwise. `tls`: the endpoints are https:// (a CA was given). */
+export function parseEtcdStoreUrl(text: string, tls = false): EtcdStoreAddress {
   const bad = (why: string): ConfigError => new ConfigError(`--store ${JSON.stringify(text)}: ${why} (expected etcd://HOST:PORT[,HOST:PORT...][/prefix])`, { key: 'store' });
   if (!text.startsWith('etcd://')) throw bad('only etcd:// stores are given with --store (SQLite is --db)');
   const rest = text.slice('etcd://'.length);
@@ -24,7 +24,7 @@ export function parseEtcdStoreUrl(text: string): EtcdStoreAddress {
   const endpoints = hosts.split(',').map((h) => {
     const hp = parseHostPort(h);
     if (hp === undefined || hp.port === 0) throw bad(`${JSON.stringify(h)} is not HOST:PORT`);
-    return `http://${formatHostPort(hp)}`;
+    return `${tls ? 'https' : 'http'}://${formatHostPort(hp)}`;
   });
   return { endpoints, prefix };
 }
