@@ -6,6 +6,7 @@ import { EtcdUnavailableError, FencedWriteError, NotLeaderError, StoreError } fr
 import { applyMigrations } from '../migrations.ts';
 import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from '../schema.ts';
 import type { StoreBackend } from '../store-backend.ts';
+import { installChangeTriggers, type ModelTable } from './change-triggers.ts';
 import { ControllerStore } from '../store.ts';
 import { prefixEnd, type Compare, type EtcdClient, type TxnOp, type Watch, type WatchEvent } from './etcd-client.ts';
 
@@ -67,7 +68,7 @@ export class EtcdBackend implements StoreBackend {
   readonly #maxTxnBytes: number;
   readonly #logger: Logger | undefined;
   /** Table → its primary key columns and all its columns. */
-  readonly #tables = new Map<string, { pk: string[]; columns: Set<string> }>();
+  readonly #tables = new Map<string, ModelTable>();
   readonly #statements = new Map<string, Statement>();
   readonly #refusedListeners: Array<(err: VnetError) => void> = [];
   #fence: EtcdFence | undefined;
@@ -98,7 +99,7 @@ export class EtcdBackend implements StoreBackend {
       db.pragma('foreign_keys = ON');
       db.pragma('recursive_triggers = ON');
       applyMigrations(db, SCHEMA_MIGRATIONS);
-      backend.#installTriggers();
+      for (const [name, table] of installChangeTriggers(db, (t, pk) => backend.#changed(t, pk))) backend.#tables.set(name, table);
       await backend.#load();
       backend.#follow();
     } catch (err) {
@@ -135,9 +136,14 @@ export class EtcdBackend implements StoreBackend {
     await this.#steppingDown;
     this.#watch?.close();
     this.#watch = undefined;
-    await this.#load();
-    const r = await this.#client.txn([fenceCompare(fence)], [{ put: { key: `${this.#prefix}/schema`, value: String(SCHEMA_VERSION) } }]);
-    if (!r.succeeded) throw new FencedWriteError(`leadership ${fence.key}@${fence.createRevision} is gone before the store could be led`);
+    try {
+      await this.#load();
+      const r = await this.#client.txn([fenceCompare(fence)], [{ put: { key: `${this.#prefix}/schema`, value: String(SCHEMA_VERSION) } }]);
+      if (!r.succeeded) throw new FencedWriteError(`leadership ${fence.key}@${fence.createRevision} is gone before the store could be led`);
+    } catch (err) {
+      this.#follow(); // still a follower: keep the model current
+      throw err;
+    }
     this.#fence = fence;
   }
 
@@ -371,27 +377,6 @@ export class EtcdBackend implements StoreBackend {
       this.#statements.set(sql, s);
     }
     return s;
-  }
-
-  /** AFTER INSERT/UPDATE/DELETE triggers on every table, reporting the primary key of each changed row. */
-  #installTriggers(): void {
-    this.db.function('vnet_changed', (table: unknown, pk: unknown) => {
-      this.#changed(String(table), String(pk));
-      return null;
-    });
-    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).all() as Array<{ name: string }>;
-    for (const { name } of tables) {
-      const info = this.db.pragma(`table_info("${name}")`) as Array<{ name: string; pk: number }>;
-      const pk = info.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
-      if (pk.length === 0) throw new StoreError(`table ${name} has no primary key: it cannot be kept in etcd`);
-      this.#tables.set(name, { pk, columns: new Set(info.map((c) => c.name)) });
-      const key = (row: 'NEW' | 'OLD'): string => `vnet_changed('${name}', json_array(${pk.map((c) => `${row}."${c}"`).join(', ')}))`;
-      this.db.exec(`
-        CREATE TEMP TRIGGER "vnet_ins_${name}" AFTER INSERT ON main."${name}" BEGIN SELECT ${key('NEW')}; END;
-        CREATE TEMP TRIGGER "vnet_upd_${name}" AFTER UPDATE ON main."${name}" BEGIN SELECT ${key('OLD')}; SELECT ${key('NEW')}; END;
-        CREATE TEMP TRIGGER "vnet_del_${name}" AFTER DELETE ON main."${name}" BEGIN SELECT ${key('OLD')}; END;
-      `);
-    }
   }
 }
 
