@@ -35,6 +35,7 @@ import { startControllerProcess } from '../../src/controller/launch.ts';
 import { requireTools, useNetns, waitFor, type ExecResult, type NetnsHarness } from './netns.ts';
 import { freePortBelowEphemeral as freePort } from './free-port.ts';
 import { adminRequest } from './admin-client.ts';
+import { startControllerChild, type ControllerChild } from './controller-child.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
@@ -52,8 +53,8 @@ export interface OverlayVm {
   qemu: boolean;
 }
 
-export interface NetnsOverlay {
-  readonly model: ControllerModel;
+/** What both variants give (the controller in this process, or a `vnet controller` child). */
+export interface NetnsOverlayBase {
   readonly vms: readonly OverlayVm[];
   readonly harness: NetnsHarness;
   /** Runs a command in VM `i`'s namespace; killed when the test ends. */
@@ -69,6 +70,16 @@ export interface NetnsOverlay {
   logged(host: string, msg: string, field: string): number | undefined;
   /** Host `host`'s QEMU directory (sockets of its QEMU VMs). */
   qemuDir(host: string): string;
+}
+
+/** The controller in this process: its model. */
+export interface NetnsOverlay extends NetnsOverlayBase {
+  readonly model: ControllerModel;
+}
+
+/** The controller a `vnet controller` process (SQLite file in the test's directory), to kill -9 and restart. */
+export interface NetnsOverlayWithControllerProcess extends NetnsOverlayBase {
+  readonly controller: ControllerChild;
 }
 
 /** A port's model guest (daemon config `ports[].guest`). */
@@ -96,6 +107,65 @@ interface AfterHook {
 }
 
 export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlay> {
+  let model: ControllerModel | undefined;
+  const base = await launchOverlay(t, init, async (c) => {
+    const ctl = await startControllerProcess({ logger: silentLogger() }, {
+      deployment: parseDeployment(c.deploymentYaml, 'overlay-priv.yaml'), dbPath: c.dbPath, tlsDir: c.certs,
+      control: c.control, api: { host: '127.0.0.1', port: 0 }, tokenFile: c.tokenFile,
+    });
+    t.after(() => ctl.close());
+    const m = ctl.controller.model;
+    model = m;
+    return { controlUrl: ctl.controlUrl, connected: (hubs) => hubs.every((id) => m.getHost(id)?.state === 'up'), allUp: () => m.listHosts().every((h) => h.state === 'up') };
+  });
+  return { ...base, model: model! };
+}
+
+/**
+ * The same overlay with the controller a `vnet controller` child process on
+ * fixed loopback ports and a database file, so a test can SIGKILL it and
+ * start it again (`controller.kill()`, `controller.restart()`) while the
+ * daemons and the VMs go on. Read it through its operator API (`controller.client`).
+ */
+export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlayWithControllerProcess> {
+  let controller: ControllerChild | undefined;
+  const upIn = async (c: ControllerChild, ids: readonly string[] | undefined): Promise<boolean> => {
+    const { hosts } = await c.client.get<{ hosts: Array<{ id: string; state: string }> }>('/api/v1/hosts');
+    return hosts.every((h) => ids?.includes(h.id) === false || h.state === 'up');
+  };
+  const base = await launchOverlay(t, init, async (c) => {
+    const deploymentFile = join(c.work, 'overlay-priv.yaml');
+    writeFileSync(deploymentFile, c.deploymentYaml);
+    const logDir = process.env.VNET_OVERLAY_LOGS;
+    const child = await startControllerChild(t, {
+      deploymentFile, dbPath: c.dbPath, tlsDir: c.certs, tokenFile: c.tokenFile, control: c.control,
+      api: { host: '127.0.0.1', port: await freePort() }, logFile: logDir === undefined ? undefined : join(logDir, 'controller.log'),
+    });
+    controller = child;
+    return { controlUrl: child.controlUrl, connected: (hubs) => upIn(child, hubs), allUp: () => upIn(child, undefined) };
+  });
+  return { ...base, controller: controller! };
+}
+
+/** How the overlay starts its controller, and asks it who is connected. */
+interface ControllerStart {
+  work: string;
+  deploymentYaml: string;
+  dbPath: string;
+  certs: string;
+  tokenFile: string;
+  control: { host: string; port: number };
+}
+
+interface StartedController {
+  controlUrl: string;
+  /** Whether every host of `hubs` is up. */
+  connected(hubs: readonly string[]): boolean | Promise<boolean>;
+  /** Whether every registered host is up. */
+  allUp(): boolean | Promise<boolean>;
+}
+
+async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c: ControllerStart) => Promise<StartedController>): Promise<NetnsOverlayBase> {
   requireTools(['ip', ...(init.tools ?? [])]);
   const work = mkdtempSync(join(tmpdir(), 'vnet-overlay-priv-'));
   const daemons: ChildProcess[] = [];
@@ -123,18 +193,14 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
     const qemu = vm.qemu !== undefined;
     vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip: `10.98.0.${10 + i}`, ns: qemu ? '' : await harness.namespace(), dev: harness.linkName(), qemu });
   }
-  const deployment = parseDeployment(`name: overlay-priv
+  const deploymentYaml = `name: overlay-priv
 sites: [{ id: lab }]
 hosts:
 ${hosts.map((h) => `  - { id: ${h}, site: lab${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
 vms:
 ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: ${v.ip}, host: ${v.host} }`).join('\n')}
-${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
-  const ctl = await startControllerProcess({ logger: silentLogger() }, {
-    deployment, dbPath: join(work, 'vnet.db'), tlsDir: certs,
-    control: { host: '127.0.0.1', port: ports.get('control')! }, api: { host: '127.0.0.1', port: 0 }, tokenFile: join(work, 'api-token'),
-  });
-  t.after(() => ctl.close());
+${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
+  const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: '127.0.0.1', port: ports.get('control')! } });
   t.after(async () => {
     const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
     for (const p of daemons) { p.kill('SIGCONT'); p.kill('SIGINT'); }
@@ -144,7 +210,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
   for (const h of hosts) {
     // With a standby hub, the hubs first: spokes that found the primary not yet listening would start on the standby.
     if (h === init.hosts[0] && init.standbyHub === true) {
-      await waitFor(() => hubs.every((id) => ctl.controller.model.getHost(id)?.state === 'up'), 'the hubs connected to the controller', 30_000);
+      await waitFor(() => ctl.connected(hubs), 'the hubs connected to the controller', 30_000);
     }
     const mine = vms.filter((v) => v.host === h);
     const lines = [
@@ -178,10 +244,8 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`, 'overlay-priv.yaml');
     if (v.qemu) continue; // its daemon boots it; it answers once its guest is up
     await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 30_000);
   }
-  const model = ctl.controller.model;
-  await waitFor(() => model.listHosts().every((h) => h.state === 'up'), 'every daemon connected to the controller', 30_000);
+  await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 30_000);
   return {
-    model,
     vms,
     harness,
     logOf: (host) => join(logDir, `${host}.log`),

@@ -1,0 +1,59 @@
+/**
+ * What the privileged migration tests watch around a moving namespace VM
+ * (test/helpers/netns-overlay.ts): a `ping -i 0.01` from another VM with
+ * every echo answered, by sequence number; a VM's port as its daemon's admin
+ * interface shows it; the MAC and IPv4 addresses of a VM's NIC.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { NetnsOverlayBase } from './netns-overlay.ts';
+import { waitFor } from './wait.ts';
+
+/** `ping -i 0.01` in a VM: the echo replies seen, by sequence number. */
+export class Pinger {
+  readonly #child: ChildProcess;
+  readonly seqs = new Set<number>();
+  maxSeq = 0;
+
+  constructor(o: NetnsOverlayBase, from: number, ip: string) {
+    this.#child = o.spawn(from, ['ping', '-n', '-i', '0.01', ip]);
+    this.#child.stdout!.setEncoding('utf8');
+    let rest = '';
+    this.#child.stdout!.on('data', (chunk: string) => {
+      const text = rest + chunk;
+      const cut = text.lastIndexOf('\n');
+      rest = text.slice(cut + 1);
+      for (const m of text.slice(0, cut + 1).matchAll(/icmp_seq=(\d+)/g)) {
+        const seq = Number(m[1]);
+        this.seqs.add(seq);
+        this.maxSeq = Math.max(this.maxSeq, seq);
+      }
+    });
+  }
+
+  /** Waits for `n` more replies. */
+  async more(n: number, what: string): Promise<void> {
+    const target = this.seqs.size + n;
+    await waitFor(() => this.seqs.size >= target || this.#child.exitCode !== null, what, 60_000);
+    if (this.#child.exitCode !== null) throw new Error(`ping exited with ${this.#child.exitCode}`);
+  }
+
+  /** Echoes never answered, up to the last one answered (the one in flight at the end is not counted). */
+  lost(): number[] {
+    const out: number[] = [];
+    for (let s = 1; s <= this.maxSeq; s++) if (!this.seqs.has(s)) out.push(s);
+    return out;
+  }
+}
+
+export interface PortFacts { name: string; mac: string; rxFrames: number; txFrames: number }
+
+export async function portAt(o: NetnsOverlayBase, host: string, name: string): Promise<PortFacts | undefined> {
+  return ((await o.admin(host, '/ports')) as PortFacts[]).find((p) => p.name === name);
+}
+
+export async function nicOf(o: NetnsOverlayBase, i: number): Promise<{ mac: string; ips: string[] }> {
+  const r = await o.exec(i, ['ip', '-j', 'addr', 'show', 'dev', o.vms[i]!.dev]);
+  const [link] = JSON.parse(r.stdout) as Array<{ address: string; addr_info: Array<{ family: string; local: string }> }>;
+  return { mac: link!.address, ips: link!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local) };
+}
+
