@@ -80,6 +80,8 @@ export interface NetnsOverlay extends NetnsOverlayBase {
 /** The controller a `vnet controller` process (SQLite file in the test's directory), to kill -9 and restart. */
 export interface NetnsOverlayWithControllerProcess extends NetnsOverlayBase {
   readonly controller: ControllerChild;
+  /** Its SQLite file (open it only while the controller is killed). */
+  readonly dbPath: string;
 }
 
 /** A port's model guest (daemon config `ports[].guest`). */
@@ -129,6 +131,7 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
  */
 export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlayWithControllerProcess> {
   let controller: ControllerChild | undefined;
+  let dbPath = '';
   const upIn = async (c: ControllerChild, ids: readonly string[] | undefined): Promise<boolean> => {
     const { hosts } = await c.client.get<{ hosts: Array<{ id: string; state: string }> }>('/api/v1/hosts');
     return hosts.every((h) => ids?.includes(h.id) === false || h.state === 'up');
@@ -142,9 +145,10 @@ export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init:
       api: { host: '127.0.0.1', port: await freePort() }, logFile: logDir === undefined ? undefined : join(logDir, 'controller.log'),
     });
     controller = child;
+    dbPath = c.dbPath;
     return { controlUrl: child.controlUrl, connected: (hubs) => upIn(child, hubs), allUp: () => upIn(child, undefined) };
   });
-  return { ...base, controller: controller! };
+  return { ...base, controller: controller!, dbPath };
 }
 
 /** How the overlay starts its controller, and asks it who is connected. */
