@@ -102,6 +102,14 @@ export interface NetnsOverlayInit {
   tools?: readonly string[];
   /** Add a standby hub named `hub2` (deployment `standbyHub: true`; a trunk to `hub`; every spoke's `standbyHub`). */
   standbyHub?: boolean;
+  /**
+   * Spokes in sites of their own (host → site id); the rest are in `lab`.
+   * Each such site has a declared WAN path to `lab` (and to the others) of
+   * `wanRttMs` (default 30) — what placement advice scores; the tunnels
+   * themselves stay on loopback.
+   */
+  sites?: Readonly<Record<string, string>>;
+  wanRttMs?: number;
 }
 
 interface AfterHook {
@@ -198,9 +206,9 @@ async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c:
     vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip: `10.98.0.${10 + i}`, ns: qemu ? '' : await harness.namespace(), dev: harness.linkName(), qemu });
   }
   const deploymentYaml = `name: overlay-priv
-sites: [{ id: lab }]
+${sitesYaml(init)}
 hosts:
-${hosts.map((h) => `  - { id: ${h}, site: lab${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
+${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
 vms:
 ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: ${v.ip}, host: ${v.host} }`).join('\n')}
 ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
@@ -277,4 +285,14 @@ function loggedNumber(file: string, msg: string, field: string): number | undefi
     } catch { /* a line being written */ }
   }
   return found;
+}
+
+/** The deployment's `sites:` (and `wan:`, when some spokes are elsewhere). */
+function sitesYaml(init: NetnsOverlayInit): string {
+  const ids = ['lab', ...new Set(Object.values(init.sites ?? {}))].filter((x, i, all) => all.indexOf(x) === i);
+  const wan: string[] = [];
+  for (const [i, a] of ids.entries()) {
+    for (const b of ids.slice(i + 1)) wan.push(`  - { sites: [${a}, ${b}], bandwidthMbit: 100, rttMs: ${init.wanRttMs ?? 30} }`);
+  }
+  return `sites:\n${ids.map((id) => `  - { id: ${id} }`).join('\n')}${wan.length === 0 ? '' : `\nwan:\n${wan.join('\n')}`}`;
 }
