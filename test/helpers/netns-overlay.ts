@@ -56,6 +56,8 @@ export interface OverlayVm {
 /** What both variants give (the controller in this process, or a `vnet controller` child). */
 export interface NetnsOverlayBase {
   readonly vms: readonly OverlayVm[];
+  /** The controller's SQLite file (WAL: readers may open it while the controller runs). */
+  readonly dbPath: string;
   readonly harness: NetnsHarness;
   /** Runs a command in VM `i`'s namespace; killed when the test ends. */
   spawn(i: number, argv: readonly string[]): ChildProcess;
@@ -80,8 +82,6 @@ export interface NetnsOverlay extends NetnsOverlayBase {
 /** The controller a `vnet controller` process (SQLite file in the test's directory), to kill -9 and restart. */
 export interface NetnsOverlayWithControllerProcess extends NetnsOverlayBase {
   readonly controller: ControllerChild;
-  /** Its SQLite file (open it only while the controller is killed). */
-  readonly dbPath: string;
 }
 
 /** A port's model guest (daemon config `ports[].guest`). */
@@ -139,7 +139,6 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
  */
 export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlayWithControllerProcess> {
   let controller: ControllerChild | undefined;
-  let dbPath = '';
   const upIn = async (c: ControllerChild, ids: readonly string[] | undefined): Promise<boolean> => {
     const { hosts } = await c.client.get<{ hosts: Array<{ id: string; state: string }> }>('/api/v1/hosts');
     return hosts.every((h) => ids?.includes(h.id) === false || h.state === 'up');
@@ -153,10 +152,9 @@ export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init:
       api: { host: '127.0.0.1', port: await freePort() }, logFile: logDir === undefined ? undefined : join(logDir, 'controller.log'),
     });
     controller = child;
-    dbPath = c.dbPath;
     return { controlUrl: child.controlUrl, connected: (hubs) => upIn(child, hubs), allUp: () => upIn(child, undefined) };
   });
-  return { ...base, controller: controller!, dbPath };
+  return { ...base, controller: controller! };
 }
 
 /** How the overlay starts its controller, and asks it who is connected. */
@@ -259,6 +257,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
   await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 30_000);
   return {
     vms,
+    dbPath: join(work, 'vnet.db'),
     harness,
     logOf: (host) => join(logDir, `${host}.log`),
     logged: (host, msg, field) => loggedNumber(join(logDir, `${host}.log`), msg, field),

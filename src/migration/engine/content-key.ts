@@ -51,6 +51,44 @@ export class DigestFold {
   }
 }
 
+/**
+ * The keys of every page (or block) of an image, kept current as its pages
+ * are written: the image's digest (the same as `memoryDigest`/`diskDigest`
+ * of it) folded from the table, without reading or hashing a page again.
+ * The receiver keeps one per space, so its check at `done` costs a fold of
+ * the keys, not a pass over the memory while the guest is paused.
+ */
+export class KeyTable {
+  readonly #keys: Uint32Array;
+
+  constructor(count: number) {
+    this.#keys = new Uint32Array(count * 2);
+  }
+
+  /** The table of an image as it is now (one pass over it). */
+  static of(count: number, read: (i: number) => PageContent, keyer: ContentKeyer): KeyTable {
+    const t = new KeyTable(count);
+    const k = new Uint32Array(2);
+    for (let i = 0; i < count; i++) {
+      keyer.key(read(i), k);
+      t.set(i, k[0] ?? 0, k[1] ?? 0);
+    }
+    return t;
+  }
+
+  set(i: number, hi: number, lo: number): void {
+    this.#keys[2 * i] = hi;
+    this.#keys[2 * i + 1] = lo;
+  }
+
+  digest(): string {
+    const f = new DigestFold();
+    const keys = this.#keys;
+    for (let i = 0; i < keys.length; i += 2) f.add(keys[i] ?? 0, keys[i + 1] ?? 0);
+    return f.hex();
+  }
+}
+
 export function memoryDigest(memory: GuestMemory, keyer: ContentKeyer): string {
   const f = new DigestFold();
   const k = new Uint32Array(2);

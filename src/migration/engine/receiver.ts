@@ -14,7 +14,7 @@
  */
 import type { Logger } from 'pino';
 import { isSynthContent, PAGE_SIZE, type Guest, type GuestFactory, type ContentRepresentation, type PageContent } from '../guest.ts';
-import { bytesDigest, diskDigest, memoryDigest, type ContentKeyer } from './content-key.ts';
+import { bytesDigest, KeyTable, type ContentKeyer } from './content-key.ts';
 import { PageCache } from './page-cache.ts';
 import { ZERO_SYNTH, isZeroContent, synthDiffChunks } from './content-model.ts';
 import { applyByteDelta } from './delta.ts';
@@ -43,6 +43,9 @@ export class MigrationReceiver {
   #guest: Guest | undefined;
   #mem: PageCache | undefined;
   #disk: PageCache | undefined;
+  /** The keys of the image's pages and blocks as applied (its digests at `done`, without a pass while paused). */
+  #memKeys: KeyTable | undefined;
+  #diskKeys: KeyTable | undefined;
   #expect = 1;
   readonly #held = new Map<number, MigrationRecord>();
   #error: VnetError | undefined;
@@ -134,6 +137,9 @@ export class MigrationReceiver {
     }
     this.#hello = h;
     this.#guest = guest;
+    const keyer = this.#init.keyer;
+    this.#memKeys = KeyTable.of(h.pageCount, (i) => guest.memory.readPage(i), keyer);
+    this.#diskKeys = KeyTable.of(h.blockCount, (i) => guest.disk!.readBlock(i), keyer);
     const cap = this.#init.cacheCapacity ?? h.pageCount;
     if (h.optimized) {
       this.#mem = new PageCache(h.pageCount, cap);
@@ -179,10 +185,9 @@ export class MigrationReceiver {
   }
 
   #finish(guest: Guest, mem: string, disk: string, device: string, now: number): AckRecord {
-    const keyer = this.#init.keyer;
-    const gotMem = memoryDigest(guest.memory, keyer);
+    const gotMem = this.#memKeys!.digest();
     if (gotMem !== mem) return this.#fail(new MigrationVerifyError('memory', mem, gotMem));
-    const gotDisk = diskDigest(this.#hello?.blockCount !== 0 ? guest.disk : undefined, keyer);
+    const gotDisk = this.#diskKeys!.digest();
     if (gotDisk !== disk) return this.#fail(new MigrationVerifyError('disk', disk, gotDisk));
     const gotDevice = bytesDigest(guest.readDeviceState());
     if (gotDevice !== device) return this.#fail(new MigrationVerifyError('device', device, gotDevice));
@@ -240,9 +245,10 @@ export class MigrationReceiver {
     }
     if (disk) guest.disk?.writeBlock(rec.index, content);
     else guest.memory.writePage(rec.index, content);
-    if (cache === undefined) return undefined;
     const k = this.#key;
     this.#init.keyer.key(content, k);
+    (disk ? this.#diskKeys : this.#memKeys)!.set(rec.index, k[0] ?? 0, k[1] ?? 0);
+    if (cache === undefined) return undefined;
     if (rec.t === 'ref' && (k[0] !== rec.hi >>> 0 || k[1] !== rec.lo >>> 0)) return new CacheDesyncError(rec.index, 'referenced page no longer holds that content');
     cache.record(rec.index, k[0] ?? 0, k[1] ?? 0, !isZeroContent(content));
     return undefined;

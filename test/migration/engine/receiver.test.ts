@@ -142,3 +142,27 @@ test('the receiver acknowledges disk records only after the sync record, cumulat
   assert.equal(r.error?.code, 'VNET_ERR_MIGRATION_PROTOCOL');
   assert.equal(r.takeDiskAck(), undefined, 'a failed receiver acknowledges nothing');
 });
+
+test('the receiver checks the image at done from the keys it kept as pages were applied: no page or block read while the guest is paused, the digests still agree', async () => {
+  const keyer = await createContentKeyer();
+  for (const rule of [new SmartStop(), new TimeBound({ deadlineMs: 5000 })]) {
+    const g = guest(9);
+    const recs = produce(g, rule, keyer);
+    const r = new MigrationReceiver({ factory: createEmptyGuest, keyer, representation: 'bytes' });
+    let ack: AckRecord | undefined;
+    let reads = 0;
+    for (const o of recs) {
+      if (o.rec.t === 'done') {
+        const { memory, disk } = r.guest!;
+        const readPage = memory.readPage.bind(memory);
+        memory.readPage = (i) => { reads++; return readPage(i); };
+        const readBlock = disk!.readBlock.bind(disk);
+        disk!.readBlock = (i) => { reads++; return readBlock(i); };
+      }
+      ack = r.accept(o.rec, 0) ?? ack;
+    }
+    assert.deepEqual(ack, { t: 'ack', ok: true, code: '' }, `${rule.name}: ${r.error?.message}`);
+    assert.equal(reads, 0, `${rule.name}: pages read at done`);
+    assert.equal(memoryDigest(r.guest!.memory, keyer), memoryDigest(g.memory, keyer));
+  }
+});
