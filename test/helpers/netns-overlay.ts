@@ -146,10 +146,9 @@ export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init:
   const base = await launchOverlay(t, init, async (c) => {
     const deploymentFile = join(c.work, 'overlay-priv.yaml');
     writeFileSync(deploymentFile, c.deploymentYaml);
-    const logDir = process.env.VNET_OVERLAY_LOGS;
     const child = await startControllerChild(t, {
       deploymentFile, dbPath: c.dbPath, tlsDir: c.certs, tokenFile: c.tokenFile, control: c.control,
-      api: { host: '127.0.0.1', port: await freePort() }, logFile: logDir === undefined ? undefined : join(logDir, 'controller.log'),
+      api: { host: '127.0.0.1', port: await freePort() }, logFile: join(c.logDir, 'controller.log'),
     });
     controller = child;
     return { controlUrl: child.controlUrl, connected: (hubs) => upIn(child, hubs), allUp: () => upIn(child, undefined) };
@@ -165,6 +164,8 @@ interface ControllerStart {
   certs: string;
   tokenFile: string;
   control: { host: string; port: number };
+  /** Where the daemons' logs go (VNET_OVERLAY_LOGS, else the test's directory). */
+  logDir: string;
 }
 
 interface StartedController {
@@ -210,7 +211,7 @@ ${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hu
 vms:
 ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: ${v.ip}, host: ${v.host} }`).join('\n')}
 ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
-  const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: '127.0.0.1', port: ports.get('control')! } });
+  const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: '127.0.0.1', port: ports.get('control')! }, logDir });
   t.after(async () => {
     const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
     for (const p of daemons) { p.kill('SIGCONT'); p.kill('SIGINT'); }
