@@ -8,6 +8,9 @@ import type { ChildProcess } from 'node:child_process';
 import type { NetnsOverlayBase } from './netns-overlay.ts';
 import { waitFor } from './wait.ts';
 
+/** The interval of the migration tests' pings: 10 ms. */
+export const PING_INTERVAL_MS = 10;
+
 /** `ping -i 0.01` in a VM: the echo replies seen, by sequence number. */
 export class Pinger {
   readonly #child: ChildProcess;
@@ -15,7 +18,7 @@ export class Pinger {
   maxSeq = 0;
 
   constructor(o: NetnsOverlayBase, from: number, ip: string) {
-    this.#child = o.spawn(from, ['ping', '-n', '-i', '0.01', ip]);
+    this.#child = o.spawn(from, ['ping', '-n', '-i', String(PING_INTERVAL_MS / 1000), ip]);
     this.#child.stdout!.setEncoding('utf8');
     let rest = '';
     this.#child.stdout!.on('data', (chunk: string) => {
@@ -30,10 +33,10 @@ export class Pinger {
     });
   }
 
-  /** Waits for `n` more replies. */
-  async more(n: number, what: string): Promise<void> {
+  /** Waits for `n` more replies (a QEMU guest under TCG may need the longer bound). */
+  async more(n: number, what: string, timeoutMs = 60_000): Promise<void> {
     const target = this.seqs.size + n;
-    await waitFor(() => this.seqs.size >= target || this.#child.exitCode !== null, what, 60_000);
+    await waitFor(() => this.seqs.size >= target || this.#child.exitCode !== null, what, timeoutMs);
     if (this.#child.exitCode !== null) throw new Error(`ping exited with ${this.#child.exitCode}`);
   }
 
@@ -45,7 +48,7 @@ export class Pinger {
   }
 }
 
-export interface PortFacts { name: string; mac: string; rxFrames: number; txFrames: number }
+export interface PortFacts { name: string; kind: string; mac: string; rxFrames: number; txFrames: number }
 
 export async function portAt(o: NetnsOverlayBase, host: string, name: string): Promise<PortFacts | undefined> {
   return ((await o.admin(host, '/ports')) as PortFacts[]).find((p) => p.name === name);

@@ -22,56 +22,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
-import { startNetnsOverlay, type NetnsOverlay } from '../helpers/netns-overlay.ts';
+import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-const PING_INTERVAL_MS = 10;
-
-
-/** `ping -i 0.01` from a namespace VM: the echo replies seen, by sequence number. */
-class Pinger {
-  readonly #child: ChildProcess;
-  readonly seqs = new Set<number>();
-  maxSeq = 0;
-
-  constructor(o: NetnsOverlay, from: number, ip: string) {
-    this.#child = o.spawn(from, ['ping', '-n', '-i', String(PING_INTERVAL_MS / 1000), ip]);
-    this.#child.stdout!.setEncoding('utf8');
-    let rest = '';
-    this.#child.stdout!.on('data', (chunk: string) => {
-      const text = rest + chunk;
-      const cut = text.lastIndexOf('\n');
-      rest = text.slice(cut + 1);
-      for (const m of text.slice(0, cut + 1).matchAll(/icmp_seq=(\d+)/g)) {
-        const seq = Number(m[1]);
-        this.seqs.add(seq);
-        this.maxSeq = Math.max(this.maxSeq, seq);
-      }
-    });
-  }
-
-  async more(n: number, what: string): Promise<void> {
-    const target = this.seqs.size + n;
-    await waitFor(() => this.seqs.size >= target || this.#child.exitCode !== null, what, 120_000);
-    if (this.#child.exitCode !== null) throw new Error(`ping exited with ${this.#child.exitCode}`);
-  }
-
-  lost(): number[] {
-    const out: number[] = [];
-    for (let s = 1; s <= this.maxSeq; s++) if (!this.seqs.has(s)) out.push(s);
-    return out;
-  }
-}
-
-interface PortFacts { name: string; kind: string; rxFrames: number; txFrames: number }
-
-async function portAt(o: NetnsOverlay, host: string, name: string): Promise<PortFacts | undefined> {
-  return ((await o.admin(host, '/ports')) as PortFacts[]).find((p) => p.name === name);
-}
+import { PING_INTERVAL_MS, Pinger, portAt } from '../helpers/migration-probes.ts';
 
 /** QEMU processes whose command line names `dir`. */
 function qemusUnder(dir: string): number[] {
@@ -100,7 +56,7 @@ test('a QEMU guest moves from c1 to c2 by QEMU\'s own migration over the overlay
   assert.equal(qemusUnder(o.qemuDir('c1')).length, 1, 'one QEMU runs A on c1');
 
   const ping = new Pinger(o, 1, a!.ip);
-  await ping.more(50, 'pings before the move');
+  await ping.more(50, 'pings before the move', 120_000);
   const started = await o.model.startMigration!('vm0', 'c2', 'test', { rule: 'qemu' });
   const done = await waitFor(() => {
     const m = o.model.getMigration(started.id);
@@ -110,7 +66,7 @@ test('a QEMU guest moves from c1 to c2 by QEMU\'s own migration over the overlay
   assert.equal(o.model.getVm(a!.mac)?.host, 'c2');
   t.diagnostic(`cutover: ${JSON.stringify(done.cutover)}`);
 
-  await ping.more(100, 'pings after the move');
+  await ping.more(100, 'pings after the move', 120_000);
   const stoppedAt = await waitFor(() => o.logged('c1', QEMU_SENT_LOG, 'stoppedAtMs'), 'the source\'s STOP time in c1\'s log');
   const resumedAt = await waitFor(() => o.logged('c2', QEMU_RESUMED_LOG, 'resumedAtMs'), 'the destination\'s RESUME time in c2\'s log');
   const downtimeMs = resumedAt - stoppedAt;
@@ -129,7 +85,7 @@ test('a QEMU guest moves from c1 to c2 by QEMU\'s own migration over the overlay
   const at2 = await waitFor(() => portAt(o, 'c2', a!.dev), 'A\'s port on c2');
   assert.equal(at2.kind, 'stream');
   const rx = at2.rxFrames;
-  await ping.more(20, 'more pings');
+  await ping.more(20, 'more pings', 120_000);
   const later = (await portAt(o, 'c2', a!.dev))!;
   assert.ok(later.rxFrames > rx && later.txFrames > 0, `A answers from c2: ${JSON.stringify(later)}`);
   await waitFor(() => qemusUnder(o.qemuDir('c1')).length === 0, 'the source QEMU gone', 30_000);
