@@ -2,6 +2,8 @@
 // Runs every test tier with node:test.
 //   unit        test/**/*.test.ts            pure and loopback tests, no privileges
 //   privileged  test/**/*.priv.test.ts       root: network namespaces, TAP devices, QEMU
+//   fuzz        test/**/*.fuzz.test.ts       >= 10^5 random and mutated inputs per decoder (test/fuzz/fuzz-kit.ts:
+//                                            VNET_FUZZ_SEED, VNET_FUZZ_COUNT, VNET_FUZZ_CASE)
 // The privileged tier runs when we are root. With VNET_REQUIRE_PRIVILEGED=1 (CI) it is
 // mandatory: not being root, or missing a tool it needs, is a failure, never a skip.
 import { readdirSync, statSync } from 'node:fs';
@@ -25,14 +27,19 @@ function walk(dir) {
 
 const all = walk('test').sort();
 const isPriv = (f) => f.endsWith('.priv.test.ts');
+const isFuzz = (f) => f.endsWith('.fuzz.test.ts');
 const requirePriv = process.env.VNET_REQUIRE_PRIVILEGED === '1';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-let files = all.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
-const unit = files.filter((f) => !isPriv(f));
-let priv = files.filter(isPriv);
-if (tier === 'unit') priv = [];
-if (tier === 'privileged') files = priv;
+const files = all.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+const knownTiers = ['all', 'unit', 'privileged', 'fuzz'];
+if (!knownTiers.includes(tier)) {
+  console.error(`unknown tier ${tier}: expected one of ${knownTiers.join(', ')}`);
+  process.exit(2);
+}
+const unit = tier === 'all' || tier === 'unit' ? files.filter((f) => !isPriv(f) && !isFuzz(f)) : [];
+let priv = tier === 'all' || tier === 'privileged' ? files.filter(isPriv) : [];
+const fuzz = tier === 'all' || tier === 'fuzz' ? files.filter(isFuzz) : [];
 
 if (priv.length > 0 && !isRoot) {
   if (requirePriv) {
@@ -53,7 +60,9 @@ function run(list, concurrency) {
 }
 
 let status = 0;
-if (tier !== 'privileged') status = run(unit, 2) || status;
+status = run(unit, 2) || status;
 // Privileged tests share the kernel's namespaces and benchmark-sensitive CPU: run them one at a time.
-if (tier !== 'unit') status = run(priv, 1) || status;
+status = run(priv, 1) || status;
+// Fuzz targets are CPU-bound and print their throughput: one at a time, so each has a core.
+status = run(fuzz, 1) || status;
 process.exit(status);

@@ -30,14 +30,24 @@ export interface ReceiverInit {
   /** Records held waiting for an earlier sequence number (default 1,000,000). */
   readonly maxReorder?: number;
   readonly cacheCapacity?: number;
+  /**
+   * Largest memory (pages) and disk (blocks) a hello may announce (default
+   * MAX_RECEIVE_PAGES): the destination allocates what the hello says, so a
+   * bad stream must not make it allocate without bound.
+   */
+  readonly maxPages?: number;
   readonly logger?: Logger;
 }
+
+/** 4 GiB of 4 KiB pages: the largest guest memory, and disk, a receiver accepts by default. */
+export const MAX_RECEIVE_PAGES = 1 << 20;
 
 export type ReceiverState = 'waiting' | 'receiving' | 'done' | 'failed';
 
 export class MigrationReceiver {
   readonly #init: ReceiverInit;
   readonly #maxReorder: number;
+  readonly #maxPages: number;
   #state: ReceiverState = 'waiting';
   #hello: HelloRecord | undefined;
   #guest: Guest | undefined;
@@ -63,6 +73,7 @@ export class MigrationReceiver {
   constructor(init: ReceiverInit) {
     this.#init = init;
     this.#maxReorder = init.maxReorder ?? 1_000_000;
+    this.#maxPages = init.maxPages ?? MAX_RECEIVE_PAGES;
   }
 
   get state(): ReceiverState { return this.#state; }
@@ -127,6 +138,9 @@ export class MigrationReceiver {
 
   #onHello(h: HelloRecord): AckRecord | undefined {
     if (this.#hello !== undefined) return this.#fail(new MigrationProtocolError('second hello'));
+    if (h.pageCount > this.#maxPages || h.blockCount > this.#maxPages) {
+      return this.#fail(new MigrationProtocolError(`hello announces ${h.pageCount} pages and ${h.blockCount} disk blocks: above this receiver's limit of ${this.#maxPages} each`));
+    }
     const rep = this.#init.representation;
     const guest = this.#init.factory({ name: h.name, pageCount: h.pageCount, blockCount: h.blockCount, representation: rep });
     if (guest.memory.pageCount !== h.pageCount || guest.memory.representation !== rep) {

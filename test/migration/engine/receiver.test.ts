@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModelGuest, createEmptyGuest } from '../../../src/migration/guests/memory-guest.ts';
 import { MigrationSender, type OutRecord } from '../../../src/migration/engine/sender.ts';
-import { MigrationReceiver } from '../../../src/migration/engine/receiver.ts';
+import { MAX_RECEIVE_PAGES, MigrationReceiver } from '../../../src/migration/engine/receiver.ts';
 import { createContentKeyer, memoryDigest, type ContentKeyer } from '../../../src/migration/engine/content-key.ts';
 import { TimeBound } from '../../../src/migration/stop-rules/time-bound.ts';
 import { SmartStop } from '../../../src/migration/stop-rules/smart-stop.ts';
@@ -165,4 +165,26 @@ test('the receiver checks the image at done from the keys it kept as pages were 
     assert.equal(reads, 0, `${rule.name}: pages read at done`);
     assert.equal(memoryDigest(r.guest!.memory, keyer), memoryDigest(g.memory, keyer));
   }
+});
+
+test('a hello announcing more memory or disk than the limit is refused before anything is allocated', () => {
+  let built = 0;
+  const factory = (g: Parameters<typeof createEmptyGuest>[0]): ReturnType<typeof createEmptyGuest> => {
+    built++;
+    return createEmptyGuest(g);
+  };
+  const hello = (pageCount: number, blockCount: number): MigrationRecord => ({ t: 'hello', name: 'vm', pageCount, blockCount, rule: 'xen', keep: false, optimized: true });
+  for (const [pages, blocks] of [[0xffffffff, 0], [MAX_RECEIVE_PAGES + 1, 0], [16, 0x7fffffff]] as const) {
+    const r = new MigrationReceiver({ factory, keyer: undefined as unknown as ContentKeyer, representation: 'bytes' });
+    const ack = r.accept(hello(pages, blocks), 0);
+    assert.deepEqual(ack, { t: 'ack', ok: false, code: 'VNET_ERR_MIGRATION_PROTOCOL' });
+    assert.match(r.error?.message ?? '', new RegExp(`${pages} pages and ${blocks} disk blocks: above this receiver's limit of ${MAX_RECEIVE_PAGES}`));
+  }
+  assert.equal(built, 0, 'no guest built for an oversized hello');
+  const small = (): MigrationReceiver => new MigrationReceiver({ factory, keyer: undefined as unknown as ContentKeyer, representation: 'bytes', maxPages: 8 });
+  assert.equal(small().accept(hello(9, 0), 0)?.ok, false);
+  const fits = small();
+  assert.equal(fits.accept(hello(8, 0), 0), undefined, 'refused only above the limit');
+  assert.equal(fits.state, 'receiving');
+  assert.equal(built, 1);
 });

@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES } from '../../src/common/frame.ts';
+import { HOST_ID_PATTERN } from '../../src/common/host-id.ts';
+import { FrameDecodeError } from '../../src/dataplane/errors.ts';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  FrameDecoder,
+  HEADER_BYTES,
+  MAX_GOODBYE_REASON_BYTES,
+  MAX_HELLO_BYTES,
+  encodeFrame,
+  encodeGoodbye,
+  encodeHello,
+  encodeKeepalive,
+  type ControlMessage,
+  type DecoderSink,
+} from '../../src/dataplane/frame-codec.ts';
+import type { Frame } from '../../src/common/frame.ts';
+import { fuzz, showBytes, type Rand } from './fuzz-kit.ts';
+import { mutateBytes, randomChunks, type LengthField } from './mutate.ts';
+
+/**
+ * The tunnel wire decoder (src/dataplane/frame-codec.ts) under random and
+ * mutated byte streams in random chunkings. Oracle: push never throws; the
+ * only error is a FrameDecodeError, delivered once, last; the decoder never
+ * holds more than one message of its limit; every frame it hands out is
+ * within the frame limits; every hello names a valid host id; and the events
+ * do not depend on the chunking (the stream decoded whole gives the same).
+ */
+
+interface Input {
+  readonly bytes: Buffer;
+  readonly chunks: Buffer[];
+  readonly maxMessageBytes: number;
+}
+
+class Recorder implements DecoderSink {
+  readonly events: string[] = [];
+  errors = 0;
+  lastError: FrameDecodeError | undefined;
+  constructor(readonly maxMessageBytes: number) {}
+  onFrames(frames: Frame[]): void {
+    for (const f of frames) {
+      assert.ok(f.data.length >= MIN_FRAME_BYTES && f.data.length <= MAX_FRAME_BYTES, `frame of ${f.data.length} bytes`);
+      assert.ok(f.data.length + (f.offload?.length ?? 0) <= this.maxMessageBytes, 'frame over the limit');
+      this.events.push(`f${f.offload === undefined ? '' : `o${f.offload.toString('hex')}`}:${f.data.toString('hex')}`);
+    }
+  }
+  onControl(m: ControlMessage): void {
+    if (m.type === 'hello') assert.match(m.hostId, HOST_ID_PATTERN);
+    this.events.push(`c:${JSON.stringify(m)}`);
+  }
+  onDecodeError(err: FrameDecodeError): void {
+    this.errors++;
+    this.lastError = err;
+    this.events.push(`e:${err.code}`);
+  }
+}
+
+function ethernet(rand: Rand, length: number): Buffer {
+  return rand.bytes(length);
+}
+
+/** A valid stream of a few messages, and where its length fields are. */
+function validStream(rand: Rand): { bytes: Buffer; lengths: LengthField[] } {
+  const parts: Buffer[] = [];
+  if (rand.chance(0.7)) parts.push(encodeHello({ kind: rand.pick(['backbone', 'fast-path'] as const), role: rand.pick(['dialer', 'listener'] as const), hostId: rand.pick(['hub', 'host-a', 'c4', 'x'.repeat(63)]) }));
+  for (let k = rand.range(0, 6); k > 0; k--) {
+    const kind = rand.int(10);
+    if (kind < 5) parts.push(encodeFrame({ data: ethernet(rand, rand.range(MIN_FRAME_BYTES, rand.chance(0.05) ? 9000 : 1514)), offload: undefined }));
+    else if (kind < 7) parts.push(encodeFrame({ data: ethernet(rand, rand.range(MIN_FRAME_BYTES, 1514)), offload: rand.bytes(10) }));
+    else if (kind < 9) parts.push(encodeKeepalive());
+    else parts.push(encodeGoodbye(rand.pick(['normal', 'version', 'refused', 'protocol', 'timeout'] as const), rand.bytes(rand.size(40)).toString('latin1')));
+  }
+  const lengths: LengthField[] = [];
+  let off = 0;
+  for (const p of parts) {
+    lengths.push({ offset: off + 1, width: 3 });
+    // The hello's id length byte.
+    if (p[0] === 0x01) lengths.push({ offset: off + HEADER_BYTES + 7, width: 1 });
+    off += p.length;
+  }
+  return { bytes: Buffer.concat(parts), lengths };
+}
+
+function decode(chunks: readonly Buffer[], maxMessageBytes: number): Recorder {
+  const rec = new Recorder(maxMessageBytes);
+  const dec = new FrameDecoder(rec, { maxMessageBytes });
+  for (const c of chunks) {
+    const more = dec.push(c);
+    // A frame is bounded by maxMessageBytes, a hello and a goodbye by their own limits.
+    const bound = HEADER_BYTES + Math.max(dec.maxMessageBytes, MAX_HELLO_BYTES, 1 + MAX_GOODBYE_REASON_BYTES);
+    assert.ok(dec.bufferedBytes <= bound, `holds ${dec.bufferedBytes} bytes`);
+    assert.equal(more, rec.errors === 0, 'push returns false exactly once the decoder has failed');
+  }
+  assert.ok(rec.errors <= 1, 'at most one error');
+  if (rec.lastError !== undefined) {
+    assert.ok(rec.lastError instanceof FrameDecodeError, `a FrameDecodeError, not ${rec.lastError}`);
+    assert.match(rec.lastError.code, /^VNET_ERR_[A-Z_]+$/);
+    assert.equal(rec.events.at(-1), `e:${rec.lastError.code}`, 'the error is the last event');
+    assert.equal(dec.error, rec.lastError);
+  }
+  return rec;
+}
+
+test('fuzz: tunnel wire decoder (frame-codec) — random and mutated streams in random chunkings', async (t) => {
+  await fuzz<Input>(t, {
+    name: 'tunnel-frame-codec',
+    generate(rand) {
+      const maxMessageBytes = rand.chance(0.8) ? DEFAULT_MAX_MESSAGE_BYTES : rand.pick([0, 14, 64, 1518, 9000]);
+      let bytes: Buffer;
+      const mode = rand.int(10);
+      if (mode === 0) bytes = rand.bytes(rand.size(4096));
+      else if (mode === 1) {
+        // Headers only: every type byte, lengths at the edges.
+        bytes = Buffer.concat(Array.from({ length: rand.range(1, 8) }, () => Buffer.from([rand.int(8), rand.int(256), rand.int(256), rand.int(256)])));
+      } else {
+        const a = validStream(rand);
+        const corpus = [validStream(rand).bytes];
+        bytes = mode === 2 ? a.bytes : mutateBytes(rand, a.bytes, { corpus, lengths: a.lengths });
+      }
+      return { bytes, chunks: randomChunks(rand, bytes), maxMessageBytes };
+    },
+    run({ bytes, chunks, maxMessageBytes }) {
+      const rec = decode(chunks, maxMessageBytes);
+      assert.deepEqual(rec.events, decode([bytes], maxMessageBytes).events, 'events independent of the chunking');
+      return rec.lastError?.code ?? (rec.events.length === 0 ? 'ok-empty' : 'ok');
+    },
+    show: (i) => `${showBytes(i.bytes)} in ${i.chunks.length} chunks, maxMessageBytes ${i.maxMessageBytes}`,
+  });
+});
