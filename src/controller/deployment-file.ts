@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { parseYamlConfig } from '../common/yaml-config.ts';
@@ -195,14 +194,6 @@ export function loadDeploymentFile(file: string): Readonly<Deployment> {
 
 /** Validate deployment YAML text; `file` names it in errors. */
 export function parseDeployment(text: string, file: string): Readonly<Deployment> {
-  // Syntax errors (and duplicate keys) first, here, so that they too carry a line number.
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
-  const syntax = doc.errors[0];
-  if (syntax !== undefined) {
-    const line = lines.linePos(syntax.pos[0]).line;
-    throw new ConfigError(`line ${line}: YAML syntax error: ${syntax.message.split('\n')[0]}`, { file });
-  }
   return parseYamlConfig(text, file, deploymentSchema);
 }
 

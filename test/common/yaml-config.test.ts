@@ -4,14 +4,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../../src/common/errors.ts';
-import { parseYamlConfig } from '../../src/common/yaml-config.ts';
+import { MAX_YAML_DEPTH, parseYamlConfig } from '../../src/common/yaml-config.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 
 const anything = z.any();
 
 test('an unresolved alias is a configuration error naming the file and the line', () => {
   assert.throws(() => parseYamlConfig('x: 1\na: *nowhere\n', 'f.yaml', anything), (err: unknown) =>
-    err instanceof ConfigError && err.code === 'VNET_ERR_CONFIG' && /^f\.yaml: YAML alias error at line 2: .*nowhere/.test(err.message));
+    err instanceof ConfigError && err.code === 'VNET_ERR_CONFIG' && /^f\.yaml: line 2: YAML alias error: .*nowhere/.test(err.message));
 });
 
 test('an alias bomb is refused as a configuration error, not expanded', () => {
@@ -58,4 +58,38 @@ test('10,000 mutated deployment files: each is accepted or refused with a config
     }
   }
   assert.ok(refused > 5000, `most mutations are refused (${refused})`);
+});
+
+const strict = z.strictObject({ host: z.string(), ports: z.array(z.unknown()).optional() });
+
+function refusedAt(text: string, line: number, what: RegExp): void {
+  assert.throws(() => parseYamlConfig(text, 'c.yaml', strict), (err: unknown) => {
+    assert.ok(err instanceof ConfigError, `a ConfigError, not ${String(err)}`);
+    assert.equal(err.file, 'c.yaml');
+    assert.match(err.message, new RegExp(`^c\\.yaml: (\\S+: )?line ${line}: `), err.message);
+    assert.match(err.message, what);
+    return true;
+  });
+}
+
+test('a YAML syntax error names its line (duplicate key, bad flow map, unclosed sequence)', () => {
+  refusedAt('host: a\nports: []\nhost: b\n', 3, /YAML syntax error: Map keys must be unique/);
+  refusedAt('host: a\nports: [{ x: : 1 }]\n', 2, /YAML syntax error/);
+  refusedAt('host: a\nports: [1, 2\n', 3, /YAML syntax error/);
+});
+
+test('an empty or comment-only file is refused at line 1, naming the missing key', () => {
+  refusedAt('', 1, /host/);
+  refusedAt('# nothing here\n', 1, /host/);
+});
+
+test('nesting deeper than MAX_YAML_DEPTH is refused at its line, before the parser recurses', () => {
+  refusedAt(`host: a\nports: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`, 2, /YAML nesting error: collections nested deeper than 64 levels/);
+  refusedAt(`host: a\nports:\n  - ${'{a: '.repeat(100)}1${'}'.repeat(100)}\n`, 3, /YAML nesting error/);
+  const block = Array.from({ length: 80 }, (_, d) => `${'  '.repeat(d)}k${d}:`).join('\n');
+  // The root map is level 1 and nest's map level 2, so k63 (line 66) is level 65.
+  refusedAt(`host: a\nnest:\n${block.replace(/^/gm, '  ')} x\n`, 2 + MAX_YAML_DEPTH, /YAML nesting error/);
+  refusedAt(`host: a\nports:\n${'- '.repeat(70)}x\n`, 3, /YAML nesting error/);
+  // Within the limit (and brackets inside quotes or comments) it is parsed as usual.
+  assert.deepEqual(parseYamlConfig(`host: "[[[[{{{{"  # ]]]] [[[[\nports: ${'['.repeat(30)}${']'.repeat(30)}\n`, 'c.yaml', strict).host, '[[[[{{{{');
 });

@@ -194,28 +194,35 @@ export function deepNestText(depth: number, inner: string, asObject: boolean): s
   return asObject ? `${'{"a":'.repeat(depth)}${inner}${'}'.repeat(depth)}` : `${'['.repeat(depth)}${inner}${']'.repeat(depth)}`;
 }
 
+export interface JsonMutation {
+  /** Sizes an array is blown up to (default 2, 50, 400). */
+  readonly repeats?: readonly number[];
+  /** Depths of the nesting put around a node (default 10, 100, 500). */
+  readonly nests?: readonly number[];
+}
+
 /** A copy of `value` with one to three nodes replaced, removed, added to or blown up. */
-export function mutateJson(rand: Rand, value: unknown): unknown {
+export function mutateJson(rand: Rand, value: unknown, opts: JsonMutation = {}): unknown {
   let out = structuredClone(value);
-  for (let m = 1 + rand.int(3); m > 0; m--) out = mutateNode(rand, out, 0);
+  for (let m = 1 + rand.int(3); m > 0; m--) out = mutateNode(rand, out, 0, opts);
   return out;
 }
 
-function mutateNode(rand: Rand, v: unknown, depth: number): unknown {
+function mutateNode(rand: Rand, v: unknown, depth: number, opts: JsonMutation): unknown {
   const container = typeof v === 'object' && v !== null;
   // Descend most of the time, so the mutation lands deep in the message.
   if (container && depth < 12 && rand.chance(0.75)) {
     if (Array.isArray(v)) {
       if (v.length === 0) return rand.chance(0.5) ? [randomJson(rand)] : v;
       const i = rand.int(v.length);
-      v[i] = mutateNode(rand, v[i], depth + 1);
+      v[i] = mutateNode(rand, v[i], depth + 1, opts);
       return v;
     }
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
     if (keys.length > 0) {
       const k = rand.pick(keys);
-      o[k] = mutateNode(rand, o[k], depth + 1);
+      o[k] = mutateNode(rand, o[k], depth + 1, opts);
       return o;
     }
   }
@@ -223,9 +230,9 @@ function mutateNode(rand: Rand, v: unknown, depth: number): unknown {
     case 0: return randomJson(rand);
     case 1: return rand.pick(NUMBERS);
     case 2: return rand.pick(STRINGS);
-    case 3: return deepNest(rand.pick([10, 100, 500]), v, rand.chance(0.5));
+    case 3: return deepNest(rand.pick(opts.nests ?? [10, 100, 500]), v, rand.chance(0.5));
     case 4: {
-      if (Array.isArray(v)) return Array.from({ length: rand.pick([2, 50, 400]) }, () => v[0]);
+      if (Array.isArray(v)) return Array.from({ length: rand.pick(opts.repeats ?? [2, 50, 400]) }, () => v[0]);
       return [v];
     }
     case 5: {
