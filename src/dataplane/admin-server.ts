@@ -24,6 +24,7 @@ import { connect } from 'node:net';
 import { z } from 'zod';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
+import { parseRequestTarget } from '../common/request-target.ts';
 import { AdminListenError } from './errors.ts';
 import { formatMac } from '../common/mac.ts';
 import { formatHostPort } from '../common/host-port.ts';
@@ -85,7 +86,8 @@ export async function startAdminServer(
       res.setHeader('www-authenticate', 'Bearer realm="vnet-admin"');
       throw new HttpError(401, 'VNET_ERR_ADMIN_UNAUTHORIZED', 'the admin interface needs Authorization: Bearer TOKEN (the token is in the daemon\'s admin token file)');
     }
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const url = parseRequestTarget(req.url ?? '/');
+    if (url === undefined) throw new HttpError(400, 'VNET_ERR_BAD_REQUEST', `request target ${JSON.stringify((req.url ?? '').slice(0, 80))} is not a path or URL`);
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     const send = (status: number, body: unknown): void => {
@@ -234,10 +236,16 @@ function badRequest(error: z.ZodError): HttpError {
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, 'VNET_ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY) throw new HttpError(413, 'VNET_ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    // The client went away before the body was whole: a bad request, not a failure of ours.
+    throw new HttpError(400, 'VNET_ERR_BAD_REQUEST', `request body could not be read: ${(err as Error).message}`);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));

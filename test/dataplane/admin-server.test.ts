@@ -9,6 +9,8 @@ import { defaultAdminSocket, generateAdminToken, prepareAdminAccess } from '../.
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { captureServers, inject, recordingLogger } from '../helpers/http-inject.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
 
@@ -83,4 +85,24 @@ test('a second daemon does not take over a socket that a running daemon serves; 
   const second = await startAdminServer({ logger, daemon }, { socket });
   t.after(() => second.close());
   assert.equal((await adminRequest(second.url, 'GET', '/status')).status, 200);
+});
+
+test('a request target that is no path, and a client gone in the middle of its body, are bad requests, never a 500 or an error logged', async (t) => {
+  const daemon = await Daemon.start({ logger, transport: new MemoryTransport({ logger }, { localHost: 'hub', network: new MemoryNetwork() }) }, { hostId: 'hub', role: 'hub', listen: { host: '127.0.0.1', port: 0 } });
+  t.after(() => daemon.close());
+  const log = recordingLogger('debug');
+  const token = generateAdminToken();
+  const auth = `Authorization: Bearer ${token}\r\n`;
+  // One server that answers what it parsed after the client half-closes, one that aborts (as with a client gone).
+  const answering = await captureServers(() => startAdminServer({ logger: log.logger, daemon }, { host: '127.0.0.1', port: 0, token }));
+  t.after(() => answering.value.close());
+  const aborting = await captureServers(() => startAdminServer({ logger: log.logger, daemon }, { host: '127.0.0.1', port: 0, token }), { halfOpen: false });
+  t.after(() => aborting.value.close());
+  for (const target of ['//', '//%ff', '//%20']) {
+    const ex = await inject(answering.servers[0]!, Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`));
+    assert.deepEqual(ex.statuses, [404], target);
+  }
+  await inject(aborting.servers[0]!, Buffer.from(`PUT /rules HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n[{"id":`));
+  await waitFor(() => log.lines.some((l) => l.includes('request body could not be read')), 'the cut-off body refused as a bad request');
+  assert.equal(log.errors(), 0, log.last());
 });

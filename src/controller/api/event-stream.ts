@@ -8,7 +8,8 @@ import type { Logger } from '../../common/logger.ts';
 import type { ControllerEventSource, ControllerQueries, EventView } from '../api-model.ts';
 import { authenticate, bearerToken } from './auth.ts';
 import type { Principal } from './auth.ts';
-import { ApiRouteNotFoundError, statusForCode } from './errors.ts';
+import { ApiInvalidRequestError, ApiRouteNotFoundError, statusForCode } from './errors.ts';
+import { parseRequestTarget } from '../../common/request-target.ts';
 import type { ApiMetrics } from './http-metrics.ts';
 import { parseRequest, queryObject, streamQuerySchema } from './schemas.ts';
 import { verifyApiToken } from './token-store.ts';
@@ -73,7 +74,8 @@ export class EventStreamServer {
     let since: number | undefined;
     let principal: Principal;
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      const url = parseRequestTarget(req.url ?? '/');
+      if (url === undefined) throw new ApiInvalidRequestError(`request target ${JSON.stringify((req.url ?? '').slice(0, 80))} is not a path or URL`, 'path');
       if (url.pathname !== EVENTS_PATH) throw new ApiRouteNotFoundError('GET', url.pathname);
       const q = parseRequest(streamQuerySchema, queryObject(url.searchParams), 'query');
       since = q.since;

@@ -17,11 +17,17 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   const type = req.headers['content-type'];
   const chunks: Buffer[] = [];
   let length = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    length += buf.length;
-    if (length > maxBytes) throw new ApiBodyTooLargeError(maxBytes);
-    chunks.push(buf);
+  try {
+    for await (const chunk of req) {
+      const buf = chunk as Buffer;
+      length += buf.length;
+      if (length > maxBytes) throw new ApiBodyTooLargeError(maxBytes);
+      chunks.push(buf);
+    }
+  } catch (err) {
+    if (err instanceof ApiBodyTooLargeError) throw err;
+    // The client went away (or broke the framing) before the body was whole: its fault, not ours.
+    throw new ApiInvalidRequestError(`request body could not be read: ${(err as Error).message}`, undefined, { cause: err });
   }
   if (length === 0) return undefined;
   if (type !== undefined && !/^application\/json\b/i.test(type)) {

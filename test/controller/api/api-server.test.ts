@@ -8,6 +8,7 @@ import { MemoryTokenStore, createApiToken } from '../../../src/controller/api/to
 import type { ControllerModel, LinkView } from '../../../src/controller/api-model.ts';
 import { startFixtureServer, buildFixtureModel } from './api-fixture.ts';
 import type { FixtureServer } from './api-fixture.ts';
+import { captureServers, inject, recordingLogger } from '../../helpers/http-inject.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 interface Reply {
@@ -349,5 +350,37 @@ describe('changes and the store\'s durability', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('operator API: request targets and cut-off bodies (connections injected into the real server)', () => {
+  it('answers a target that is no path ("//", "//%ff", "//%20") 4xx, never 500, and does not read "//api/v1/hosts" as host "api"', async (t) => {
+    const log = recordingLogger();
+    const tokens = new MemoryTokenStore();
+    const { token } = createApiToken(tokens, 'admin', Date.UTC(2026, 0, 1));
+    const { value: api, servers } = await captureServers(() => startApiServer({ logger: log.logger, model: buildFixtureModel(), tokens, registry: new Registry() }, { port: 0 }));
+    t.after(() => api.close());
+    for (const target of ['//', '//%ff', '//%20?limit=-1', '//api/v1/hosts']) {
+      const ex = await inject(servers[0]!, Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`));
+      assert.equal(ex.statuses.length, 1, target);
+      assert.ok(ex.statuses[0]! >= 400 && ex.statuses[0]! < 500, `${target}: ${ex.statuses[0]}`);
+    }
+    const upgrade = await inject(servers[0]!, Buffer.from(`GET // HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`));
+    assert.deepEqual(upgrade.statuses, [404], 'the event stream refuses it too, as no route of its own');
+    assert.equal(log.errors(), 0, log.last());
+  });
+
+  it('takes a client that goes away in the middle of its body as a bad request, not an internal error', async (t) => {
+    const log = recordingLogger('debug');
+    const tokens = new MemoryTokenStore();
+    const { token } = createApiToken(tokens, 'admin', Date.UTC(2026, 0, 1));
+    const registry = new Registry();
+    const { value: api, servers } = await captureServers(() => startApiServer({ logger: log.logger, model: buildFixtureModel(), tokens, registry }, { port: 0 }), { halfOpen: false });
+    t.after(() => api.close());
+    const ex = await inject(servers[0]!, Buffer.from(`POST /api/v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`));
+    assert.ok(ex.statuses.every((s) => s < 500), `answered ${ex.statuses.join(', ')}`);
+    const counted = async (): Promise<string> => (await registry.getSingleMetricAsString('vnet_api_http_requests_total'));
+    await waitFor(async () => /route="\/api\/v1\/links",status="400"/.test(await counted()), 'the request counted as a 400');
+    assert.equal(log.errors(), 0, log.last());
   });
 });
