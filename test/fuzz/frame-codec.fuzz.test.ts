@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_FRAME_BYTES, MIN_FRAME_BYTES } from '../../src/common/frame.ts';
+import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../../src/common/frame.ts';
 import { HOST_ID_PATTERN } from '../../src/common/host-id.ts';
 import { FrameDecodeError } from '../../src/dataplane/errors.ts';
 import {
@@ -17,7 +17,17 @@ import {
   type DecoderSink,
 } from '../../src/dataplane/frame-codec.ts';
 import type { Frame } from '../../src/common/frame.ts';
-import { fuzz, showBytes, type Rand } from './fuzz-kit.ts';
+import { OffloadError } from '../../src/dataplane/errors.ts';
+import { MAX_GSO_SEGMENTS, segmentFrame } from '../../src/dataplane/offload.ts';
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  encodeVirtioNetHdr,
+} from '../../src/dataplane/virtio-net-hdr.ts';
+import { fuzz, showBytes, typedOutcome, type Rand } from './fuzz-kit.ts';
 import { mutateBytes, randomChunks, type LengthField } from './mutate.ts';
 
 /**
@@ -128,5 +138,80 @@ test('fuzz: tunnel wire decoder (frame-codec) — random and mutated streams in 
       return rec.lastError?.code ?? (rec.events.length === 0 ? 'ok-empty' : 'ok');
     },
     show: (i) => `${showBytes(i.bytes)} in ${i.chunks.length} chunks, maxMessageBytes ${i.maxMessageBytes}`,
+  });
+});
+
+// ---------------------------------------------------------------- software offload
+
+/** A frame as a peer could send it in an offload message: Ethernet (maybe a VLAN tag), IPv4 or IPv6, TCP or UDP, and its virtio_net_hdr. */
+function offloadFrame(rand: Rand): Frame {
+  const v6 = rand.chance(0.4);
+  const udp = rand.chance(0.3);
+  const vlan = rand.chance(0.2);
+  const payload = rand.bytes(rand.size(rand.chance(0.3) ? 65_000 : 4000));
+  const eth = Buffer.alloc(vlan ? 18 : 14);
+  rand.bytes(12).copy(eth);
+  if (vlan) eth.writeUInt32BE((0x81000000 | rand.int(4096)) >>> 0, 12);
+  eth.writeUInt16BE(v6 ? 0x86dd : 0x0800, eth.length - 2);
+  const l4 = Buffer.alloc(udp ? 8 : 20 + 4 * rand.int(4));
+  if (!udp) {
+    l4[12] = (l4.length / 4) << 4;
+    l4[13] = rand.int(256);
+  } else l4.writeUInt16BE((l4.length + payload.length) & 0xffff, 4);
+  const ip = Buffer.alloc(v6 ? 40 : 20);
+  if (v6) {
+    ip[0] = 0x60;
+    ip.writeUInt16BE((l4.length + payload.length) & 0xffff, 4);
+    ip[6] = udp ? 17 : 6;
+  } else {
+    ip[0] = 0x45;
+    ip.writeUInt16BE((20 + l4.length + payload.length) & 0xffff, 2);
+    ip[9] = udp ? 17 : 6;
+  }
+  const data = Buffer.concat([eth, ip, l4, payload]);
+  const csumStart = eth.length + ip.length;
+  const gsoType = rand.chance(0.2) ? VIRTIO_NET_HDR_GSO_NONE : udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+  const offload = encodeVirtioNetHdr({
+    flags: rand.chance(0.9) ? VIRTIO_NET_HDR_F_NEEDS_CSUM : rand.int(256),
+    gsoType,
+    hdrLen: csumStart + l4.length,
+    gsoSize: rand.pick([1, 7, 8, 100, 536, 1448, 1460, 8948, 65535]),
+    csumStart,
+    csumOffset: udp ? 6 : 16,
+  });
+  return { data, offload };
+}
+
+interface OffloadInput {
+  readonly frame: Frame;
+}
+
+test('fuzz: software offload of tunnel offload frames (virtio_net_hdr applied by the daemon)', async (t) => {
+  await fuzz<OffloadInput>(t, {
+    name: 'tunnel-software-offload',
+    generate(rand) {
+      const f = offloadFrame(rand);
+      const mode = rand.int(4);
+      // The header's fields (gso size, header length, checksum start and offset), the IP and L4 lengths, or any byte.
+      const offload = mode === 0 ? f.offload! : mutateBytes(rand, f.offload!, { lengths: [2, 4, 6, 8].map((offset) => ({ offset, width: 2 }) as const), max: 2 }).subarray(0, VIRTIO_NET_HDR_BYTES);
+      const data = mode === 1 ? mutateBytes(rand, f.data, { lengths: [{ offset: 16, width: 2 }, { offset: 18, width: 2 }, { offset: 20, width: 2 }, { offset: 46, width: 1 }, { offset: 58, width: 1 }], max: 3 }) : f.data;
+      const padded = offload.length < VIRTIO_NET_HDR_BYTES ? Buffer.concat([offload, Buffer.alloc(VIRTIO_NET_HDR_BYTES - offload.length)]) : offload;
+      return { frame: { data: data.length >= MIN_FRAME_BYTES ? data : Buffer.concat([data, Buffer.alloc(MIN_FRAME_BYTES - data.length)]), offload: padded } };
+    },
+    run({ frame }) {
+      let out: Frame[];
+      try {
+        out = segmentFrame(frame);
+      } catch (err) {
+        return typedOutcome(err, (e) => e instanceof OffloadError);
+      }
+      assert.ok(out.length >= 1 && out.length <= MAX_GSO_SEGMENTS, `${out.length} segments`);
+      for (const f of out) {
+        assert.equal(f.offload, undefined, 'plain frames out');
+        assert.ok(f.data.length >= MIN_FRAME_BYTES && f.data.length <= frame.data.length, `a segment of ${f.data.length} bytes from a ${frame.data.length}-byte frame`);
+      }
+      return out.length === 1 ? 'ok:1' : 'ok:segmented';
+    },
+    show: (i) => `offload ${i.frame.offload!.toString('hex')} data ${showBytes(i.frame.data, 128)}`,
   });
 });
