@@ -63,6 +63,6 @@ let status = 0;
 status = run(unit, 2) || status;
 // Privileged tests share the kernel's namespaces and benchmark-sensitive CPU: run them one at a time.
 status = run(priv, 1) || status;
-// Fuzz targets are CPU-bound and print their throughput: one at a time, so each has a core.
-status = run(fuzz, 1) || status;
+// Fuzz targets are CPU-bound, one core each: two files at a time.
+status = run(fuzz, 2) || status;
 process.exit(status);

@@ -150,6 +150,9 @@ function segmentL4(data: Buffer, hdr: VirtioNetHdr, family: 4 | 6, protocol: num
   const payload = data.length - hdrEnd;
   const count = Math.max(1, Math.ceil(payload / mss));
   if (count > MAX_GSO_SEGMENTS) throw new OffloadError(`${count} segments exceed ${MAX_GSO_SEGMENTS}`);
+  // The largest segment's IPv4 total length (IPv6 payload length, UDP length) must fit its 16 bits.
+  const largest = hdrEnd + Math.min(mss, payload) - h.l3 - (h.ipv4 ? 0 : 40);
+  if (largest > 0xffff) throw new OffloadError(`gso_size ${mss} makes ${largest}-byte IP ${h.ipv4 ? 'packets' : 'payloads'}, over 65535`);
 
   const out = Buffer.allocUnsafe(count * hdrEnd + payload);
   const seq0 = tcp ? data.readUInt32BE(h.l4 + 4) : 0;

@@ -16,6 +16,7 @@ import {
   VIRTIO_NET_HDR_GSO_ECN,
 } from '../../src/dataplane/virtio-net-hdr.ts';
 import type { Frame } from '../../src/common/frame.ts';
+import { MAX_FRAME_BYTES } from '../../src/common/frame.ts';
 import { onesSum, parseIp as parse, verifyChecksums } from '../helpers/packets.ts';
 
 // ---------------------------------------------------------------- hand-built frames
@@ -266,4 +267,23 @@ test('random bytes under random offload headers never throw anything but Offload
       assert.ok(e instanceof OffloadError, `unexpected ${String(e)}`);
     }
   }
+});
+
+test('a GSO frame whose segments would not fit the IPv4 total length (gso_size near 64 KiB) is an OffloadError, not a RangeError', () => {
+  // A frame of MAX_FRAME_BYTES without a VLAN tag is 65,539 bytes of IPv4 packet; as IPv6 its payload (65,499) still fits.
+  for (const family of [4] as const) {
+    for (const l4 of [tcpHeader(1, 0x18), udpHeader()]) {
+      // Built small, then filled to MAX_FRAME_BYTES (the IP length fields of a GSO frame are not read; they cannot hold this size).
+      const small = gsoFrame(family, l4, payloadBytes(100), l4.length === 8 ? VIRTIO_NET_HDR_GSO_UDP_L4 : family === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6, 65_535);
+      const frame: Frame = { data: Buffer.concat([small.data, payloadBytes(MAX_FRAME_BYTES - small.data.length)]), offload: small.offload };
+      assert.equal(frame.data.length, MAX_FRAME_BYTES);
+      assert.throws(() => segmentFrame(frame), (err: unknown) => err instanceof OffloadError && /over 65535/.test(err.message), `IPv${family} ${l4.length === 8 ? 'UDP' : 'TCP'}`);
+      assert.equal(softwareOffload(frame), undefined, 'dropped and counted on the data path, never thrown');
+    }
+  }
+  // The largest segments that fit still go through.
+  const fits = gsoFrame(4, tcpHeader(1, 0x18), payloadBytes(65_535 - 40), VIRTIO_NET_HDR_GSO_TCPV4, 65_535 - 40);
+  assert.equal(segmentFrame(fits).length, 1);
+  const small6 = gsoFrame(6, tcpHeader(1, 0x18), payloadBytes(100), VIRTIO_NET_HDR_GSO_TCPV6, 65_535);
+  assert.equal(segmentFrame({ data: Buffer.concat([small6.data, payloadBytes(MAX_FRAME_BYTES - small6.data.length)]), offload: small6.offload }).length, 1);
 });

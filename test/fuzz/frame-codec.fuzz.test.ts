@@ -196,7 +196,9 @@ test('fuzz: software offload of tunnel offload frames (virtio_net_hdr applied by
       const offload = mode === 0 ? f.offload! : mutateBytes(rand, f.offload!, { lengths: [2, 4, 6, 8].map((offset) => ({ offset, width: 2 }) as const), max: 2 }).subarray(0, VIRTIO_NET_HDR_BYTES);
       const data = mode === 1 ? mutateBytes(rand, f.data, { lengths: [{ offset: 16, width: 2 }, { offset: 18, width: 2 }, { offset: 20, width: 2 }, { offset: 46, width: 1 }, { offset: 58, width: 1 }], max: 3 }) : f.data;
       const padded = offload.length < VIRTIO_NET_HDR_BYTES ? Buffer.concat([offload, Buffer.alloc(VIRTIO_NET_HDR_BYTES - offload.length)]) : offload;
-      return { frame: { data: data.length >= MIN_FRAME_BYTES ? data : Buffer.concat([data, Buffer.alloc(MIN_FRAME_BYTES - data.length)]), offload: padded } };
+      // Within what the tunnel decoder lets through: MIN_FRAME_BYTES..MAX_FRAME_BYTES.
+      const sized = data.length >= MIN_FRAME_BYTES ? data.subarray(0, MAX_FRAME_BYTES) : Buffer.concat([data, Buffer.alloc(MIN_FRAME_BYTES - data.length)]);
+      return { frame: { data: sized, offload: padded } };
     },
     run({ frame }) {
       let out: Frame[];
