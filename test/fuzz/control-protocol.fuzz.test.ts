@@ -86,7 +86,7 @@ function input(rand: Parameters<typeof mutateJson>[0], corpus: readonly unknown[
   if (mode === 4) return rand.pick([undefined, null, 42, {}, [], Symbol('x'), new Uint8Array(MAX_BYTES + 1), 'x'.repeat(MAX_BYTES + 1)]);
   if (mode === 5 || mode === 6) return JSON.stringify(base);
   if (mode < 12) return mutateText(rand, JSON.stringify(base), TEXT_TOKENS, corpus.map((m) => JSON.stringify(m)));
-  return JSON.stringify(mutateJson(rand, base));
+  return JSON.stringify(mutateJson(rand, base, { repeats: [2, 30, 200] }));
 }
 
 function checkAccepted<T>(r: DecodeResult<T>, again: (text: string) => DecodeResult<T>): T | undefined {

@@ -99,7 +99,7 @@ export function mutateBytes(rand: Rand, input: Buffer, opts: { corpus?: readonly
 export function randomChunks(rand: Rand, bytes: Buffer): Buffer[] {
   const mode = rand.int(8);
   if (mode === 0 || bytes.length === 0) return [bytes];
-  if (mode === 1 && bytes.length <= 4096) return [...bytes].map((x) => Buffer.from([x]));
+  if (mode === 1 && bytes.length <= 1024) return Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
   const out: Buffer[] = [];
   let off = 0;
   while (off < bytes.length) {
