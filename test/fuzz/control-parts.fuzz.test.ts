@@ -80,10 +80,10 @@ function generate(rand: Rand): PartsInput {
           break; // a part already mutated as text
         }
         if (typeof parsed !== 'object' || parsed === null) break;
-        const part = parsed['part'] as { index?: number; count?: number } | undefined;
-        if (part !== undefined && rand.chance(0.5)) {
+        const part = parsed['part'];
+        if (typeof part === 'object' && part !== null && rand.chance(0.5)) {
           const key = rand.pick(['index', 'count'] as const);
-          part[key] = rand.pick([0, 1, 2, 63, 64, 65, 4096, 4097, -1, 1.5]);
+          (part as Record<string, unknown>)[key] = rand.pick([0, 1, 2, 63, 64, 65, 4096, 4097, -1, 1.5]);
         } else if (rand.chance(0.3)) {
           for (const key of ['seq', 'version']) if (typeof parsed[key] === 'number') parsed[key] = rand.pick([0, 1, 6, 8, 9, 10, 2 ** 53]);
         } else {

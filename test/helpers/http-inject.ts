@@ -98,7 +98,7 @@ export function inject(server: http.Server, raw: Buffer, opts: { stallMs?: numbe
       stalled = true;
       socket.destroy();
       settle();
-    }, opts.stallMs ?? 3_000);
+    }, opts.stallMs ?? 500);
     const hangTimer = setTimeout(() => settle(new Error(`a request still in its handler after ${opts.hangMs ?? 15_000} ms: a hang`)), opts.hangMs ?? 15_000);
     server.emit('connection', socket);
     socket.push(raw);
