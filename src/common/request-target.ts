@@ -16,3 +16,8 @@ export function parseRequestTarget(target: string): URL | undefined {
     return undefined;
   }
 }
+
+/** What a 400 says of a target that does not parse (cut to 80 characters). */
+export function badTargetMessage(target: string): string {
+  return `request target ${JSON.stringify(target.slice(0, 80))} is not a path or URL`;
+}

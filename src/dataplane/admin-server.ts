@@ -24,7 +24,7 @@ import { connect } from 'node:net';
 import { z } from 'zod';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { VnetError } from '../common/errors.ts';
-import { parseRequestTarget } from '../common/request-target.ts';
+import { badTargetMessage, parseRequestTarget } from '../common/request-target.ts';
 import { AdminListenError } from './errors.ts';
 import { formatMac } from '../common/mac.ts';
 import { formatHostPort } from '../common/host-port.ts';
@@ -87,7 +87,7 @@ export async function startAdminServer(
       throw new HttpError(401, 'VNET_ERR_ADMIN_UNAUTHORIZED', 'the admin interface needs Authorization: Bearer TOKEN (the token is in the daemon\'s admin token file)');
     }
     const url = parseRequestTarget(req.url ?? '/');
-    if (url === undefined) throw new HttpError(400, 'VNET_ERR_BAD_REQUEST', `request target ${JSON.stringify((req.url ?? '').slice(0, 80))} is not a path or URL`);
+    if (url === undefined) throw new HttpError(400, 'VNET_ERR_BAD_REQUEST', badTargetMessage(req.url ?? ''));
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     const send = (status: number, body: unknown): void => {

@@ -13,7 +13,7 @@ import { addAccessRoutes } from './access-routes.ts';
 import { authenticate, bearerToken, requireOperator } from './auth.ts';
 import type { Principal } from './auth.ts';
 import { ApiInvalidRequestError, ApiRouteNotFoundError } from './errors.ts';
-import { parseRequestTarget } from '../../common/request-target.ts';
+import { badTargetMessage, parseRequestTarget } from '../../common/request-target.ts';
 import { EventStreamServer } from './event-stream.ts';
 import type { EventStreamInit } from './event-stream.ts';
 import { createApiMetrics } from './http-metrics.ts';
@@ -192,7 +192,7 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
   req.on('error', (err) => c.logger.debug({ err }, 'request stream error'));
   try {
     const url = parseRequestTarget(req.url ?? '/');
-    if (url === undefined) throw new ApiInvalidRequestError(`request target ${JSON.stringify((req.url ?? '').slice(0, 80))} is not a path or URL`, 'path');
+    if (url === undefined) throw new ApiInvalidRequestError(badTargetMessage(req.url ?? ''), 'path');
     const path = url.pathname;
     const isRead = method === 'GET' || method === 'HEAD';
     if (isRead && c.statics.has(path)) {

@@ -9,7 +9,7 @@ import type { ControllerEventSource, ControllerQueries, EventView } from '../api
 import { authenticate, bearerToken } from './auth.ts';
 import type { Principal } from './auth.ts';
 import { ApiInvalidRequestError, ApiRouteNotFoundError, statusForCode } from './errors.ts';
-import { parseRequestTarget } from '../../common/request-target.ts';
+import { badTargetMessage, parseRequestTarget } from '../../common/request-target.ts';
 import type { ApiMetrics } from './http-metrics.ts';
 import { parseRequest, queryObject, streamQuerySchema } from './schemas.ts';
 import { verifyApiToken } from './token-store.ts';
@@ -75,7 +75,7 @@ export class EventStreamServer {
     let principal: Principal;
     try {
       const url = parseRequestTarget(req.url ?? '/');
-      if (url === undefined) throw new ApiInvalidRequestError(`request target ${JSON.stringify((req.url ?? '').slice(0, 80))} is not a path or URL`, 'path');
+      if (url === undefined) throw new ApiInvalidRequestError(badTargetMessage(req.url ?? ''), 'path');
       if (url.pathname !== EVENTS_PATH) throw new ApiRouteNotFoundError('GET', url.pathname);
       const q = parseRequest(streamQuerySchema, queryObject(url.searchParams), 'query');
       since = q.since;

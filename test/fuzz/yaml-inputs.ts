@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,14 +5,14 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../../src/common/errors.ts';
 import { parseYamlConfig } from '../../src/common/yaml-config.ts';
-import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { daemonConfigSchema } from '../../src/dataplane/daemon-config.ts';
-import { fuzz, fuzzCount, showText, type Rand } from './fuzz-kit.ts';
+import { fuzzCount, showText, type FuzzTarget, type Rand } from './fuzz-kit.ts';
 import { deepNestText, mutateJson, mutateText } from './mutate.ts';
 
 /**
- * YAML configuration (src/common/yaml-config.ts) through its two schemas:
- * the daemon's config file and the deployment (topology) file. Inputs: the
+ * Inputs and oracle for YAML configuration (src/common/yaml-config.ts),
+ * fuzzed through its two schemas in daemon-config.fuzz.test.ts and
+ * deployment-file.fuzz.test.ts (two files, so the tier runs them side by
+ * side). Inputs: the
  * repository's topologies and the README's daemon config, mutated as text
  * (YAML's own tokens: anchors, aliases, merge keys, tags, directives,
  * document markers, flow and block collections), as data (a node of another
@@ -27,12 +26,13 @@ import { deepNestText, mutateJson, mutateText } from './mutate.ts';
  * millisecond, the slowest decoder of the tier).
  */
 
-const HALF = Math.ceil(fuzzCount() / 2);
+/** Each schema's share of the decoder's count. */
+export const YAML_HALF = Math.ceil(fuzzCount() / 2);
 
 const root = join(import.meta.dirname, '../..');
-const topologies = ['single-site-4.yaml', 'wan-3-site.yaml', 'bsp-8.yaml'].map((f) => readFileSync(join(root, 'topologies', f), 'utf8'));
+export const topologies = ['single-site-4.yaml', 'wan-3-site.yaml', 'bsp-8.yaml'].map((f) => readFileSync(join(root, 'topologies', f), 'utf8'));
 
-const daemonConfigs = [
+export const daemonConfigs = [
   `host: h2
 role: spoke
 transport: tls
@@ -104,7 +104,7 @@ function hostile(rand: Rand, base: string): string {
 
 const anyValue = z.unknown();
 
-interface YamlInput {
+export interface YamlInput {
   readonly text: string;
   readonly file: string;
 }
@@ -137,27 +137,14 @@ function check(parse: (text: string, file: string) => unknown, { text, file }: Y
     if (!(err instanceof ConfigError)) throw err;
     assert.equal(err.file, file, 'the error names the file');
     assert.match(err.message, /\bline \d+\b/, 'the error names a line');
-    const kind = /YAML (syntax|alias) error/.exec(err.message)?.[1];
+    const kind = /YAML (syntax|alias|nesting) error/.exec(err.message)?.[1];
     return kind !== undefined ? `ConfigError:${kind}` : `ConfigError:${err.key?.split(/[.[]/)[0] ?? '-'}`;
   }
   assert.ok(Object.isFrozen(value), 'a valid configuration is frozen');
   return 'ok';
 }
 
-test('fuzz: daemon config file (YAML → daemonConfigSchema)', async (t) => {
-  await fuzz<YamlInput>(t, {
-    name: 'yaml-daemon-config',
-    generate: generator(daemonConfigs),
-    run: (input) => check((text, file) => parseYamlConfig(text, file, daemonConfigSchema), input),
-    show: (i) => showText(i.text, 1500),
-  }, { count: HALF });
-});
-
-test('fuzz: deployment (topology) file (YAML → deployment schema)', async (t) => {
-  await fuzz<YamlInput>(t, {
-    name: 'yaml-deployment',
-    generate: generator(topologies),
-    run: (input) => check(parseDeployment, input),
-    show: (i) => showText(i.text, 1500),
-  }, { count: HALF });
-});
+/** The fuzz target of one schema: `parse` is what the daemon or the controller calls on a file's text. */
+export function yamlTarget(name: string, bases: readonly string[], parse: (text: string, file: string) => unknown): FuzzTarget<YamlInput> {
+  return { name, generate: generator(bases), run: (input) => check(parse, input), show: (i) => showText(i.text, 1500) };
+}
