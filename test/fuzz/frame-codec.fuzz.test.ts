@@ -6,9 +6,13 @@ import { FrameDecodeError } from '../../src/dataplane/errors.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   FrameDecoder,
+  AUTH_METHODS,
   HEADER_BYTES,
+  MAX_AUTH_BYTES,
   MAX_GOODBYE_REASON_BYTES,
   MAX_HELLO_BYTES,
+  GOODBYE_CODES,
+  encodeAuth,
   encodeFrame,
   encodeGoodbye,
   encodeHello,
@@ -75,21 +79,26 @@ function ethernet(rand: Rand, length: number): Buffer {
 /** A valid stream of a few messages, and where its length fields are. */
 function validStream(rand: Rand): { bytes: Buffer; lengths: LengthField[] } {
   const parts: Buffer[] = [];
-  if (rand.chance(0.7)) parts.push(encodeHello({ kind: rand.pick(['backbone', 'fast-path'] as const), role: rand.pick(['dialer', 'listener'] as const), hostId: rand.pick(['hub', 'host-a', 'c4', 'x'.repeat(63)]) }));
-  for (let k = rand.range(0, 6); k > 0; k--) {
-    const kind = rand.int(10);
-    if (kind < 5) parts.push(encodeFrame({ data: ethernet(rand, rand.range(MIN_FRAME_BYTES, rand.chance(0.05) ? 9000 : 1514)), offload: undefined }));
-    else if (kind < 7) parts.push(encodeFrame({ data: ethernet(rand, rand.range(MIN_FRAME_BYTES, 1514)), offload: rand.bytes(10) }));
-    else if (kind < 9) parts.push(encodeKeepalive());
-    else parts.push(encodeGoodbye(rand.pick(['normal', 'version', 'refused', 'protocol', 'timeout'] as const), rand.bytes(rand.size(40)).toString('latin1')));
-  }
   const lengths: LengthField[] = [];
   let off = 0;
-  for (const p of parts) {
-    lengths.push({ offset: off + 1, width: 3 });
-    // The hello's id length byte.
-    if (p[0] === 0x01) lengths.push({ offset: off + HEADER_BYTES + 7, width: 1 });
+  const add = (p: Buffer, fields: readonly LengthField[] = []): void => {
+    lengths.push({ offset: off + 1, width: 3 }, ...fields.map((f) => ({ offset: off + f.offset, width: f.width })));
+    parts.push(p);
     off += p.length;
+  };
+  if (rand.chance(0.7)) {
+    const hostId = rand.pick(['hub', 'host-a', 'c4', 'x'.repeat(63)]);
+    const hello = encodeHello({ kind: rand.pick(['backbone', 'fast-path'] as const), role: rand.pick(['dialer', 'listener'] as const), hostId, auth: rand.pick(AUTH_METHODS) });
+    add(hello, [{ offset: hello.length - hostId.length - 1, width: 1 }]); // the host id's length byte
+  }
+  // The handshake's auth message: certificate length, certificate, proof.
+  if (rand.chance(0.4)) add(encodeAuth({ certificate: rand.bytes(rand.size(1500)), proof: rand.bytes(rand.range(1, 72)) }), [{ offset: HEADER_BYTES, width: 2 }]);
+  for (let k = rand.range(0, 6); k > 0; k--) {
+    const kind = rand.int(10);
+    if (kind < 5) add(encodeFrame({ data: ethernet(rand, rand.range(MIN_FRAME_BYTES, rand.chance(0.05) ? 9000 : 1514)), offload: undefined }));
+    else if (kind < 7) add(encodeFrame({ data: ethernet(rand, rand.range(MIN_FRAME_BYTES, 1514)), offload: rand.bytes(10) }));
+    else if (kind < 9) add(encodeKeepalive());
+    else add(encodeGoodbye(rand.pick(GOODBYE_CODES), rand.bytes(rand.size(40)).toString('latin1')));
   }
   return { bytes: Buffer.concat(parts), lengths };
 }
@@ -99,8 +108,8 @@ function decode(chunks: readonly Buffer[], maxMessageBytes: number): Recorder {
   const dec = new FrameDecoder(rec, { maxMessageBytes });
   for (const c of chunks) {
     const more = dec.push(c);
-    // A frame is bounded by maxMessageBytes, a hello and a goodbye by their own limits.
-    const bound = HEADER_BYTES + Math.max(dec.maxMessageBytes, MAX_HELLO_BYTES, 1 + MAX_GOODBYE_REASON_BYTES);
+    // A frame is bounded by maxMessageBytes, a hello, an auth and a goodbye by their own limits.
+    const bound = HEADER_BYTES + Math.max(dec.maxMessageBytes, MAX_HELLO_BYTES, 1 + MAX_GOODBYE_REASON_BYTES, MAX_AUTH_BYTES);
     assert.ok(dec.bufferedBytes <= bound, `holds ${dec.bufferedBytes} bytes`);
     assert.equal(more, rec.errors === 0, 'push returns false exactly once the decoder has failed');
   }
