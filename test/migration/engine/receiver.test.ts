@@ -167,7 +167,8 @@ test('the receiver checks the image at done from the keys it kept as pages were 
   }
 });
 
-test('a hello announcing more memory or disk than the limit is refused before anything is allocated', () => {
+test('a hello announcing more memory or disk than the limit is refused before anything is allocated', async () => {
+  const keyer = await createContentKeyer();
   let built = 0;
   const factory = (g: Parameters<typeof createEmptyGuest>[0]): ReturnType<typeof createEmptyGuest> => {
     built++;
@@ -175,13 +176,13 @@ test('a hello announcing more memory or disk than the limit is refused before an
   };
   const hello = (pageCount: number, blockCount: number): MigrationRecord => ({ t: 'hello', name: 'vm', pageCount, blockCount, rule: 'xen', keep: false, optimized: true });
   for (const [pages, blocks] of [[0xffffffff, 0], [MAX_RECEIVE_PAGES + 1, 0], [16, 0x7fffffff]] as const) {
-    const r = new MigrationReceiver({ factory, keyer: undefined as unknown as ContentKeyer, representation: 'bytes' });
+    const r = new MigrationReceiver({ factory, keyer, representation: 'bytes' });
     const ack = r.accept(hello(pages, blocks), 0);
     assert.deepEqual(ack, { t: 'ack', ok: false, code: 'VNET_ERR_MIGRATION_PROTOCOL' });
     assert.match(r.error?.message ?? '', new RegExp(`${pages} pages and ${blocks} disk blocks: above this receiver's limit of ${MAX_RECEIVE_PAGES}`));
   }
   assert.equal(built, 0, 'no guest built for an oversized hello');
-  const small = (): MigrationReceiver => new MigrationReceiver({ factory, keyer: undefined as unknown as ContentKeyer, representation: 'bytes', maxPages: 8 });
+  const small = (): MigrationReceiver => new MigrationReceiver({ factory, keyer, representation: 'bytes', maxPages: 8 });
   assert.equal(small().accept(hello(9, 0), 0)?.ok, false);
   const fits = small();
   assert.equal(fits.accept(hello(8, 0), 0), undefined, 'refused only above the limit');
