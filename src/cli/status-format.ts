@@ -12,6 +12,8 @@ import { formatAge, formatBytes, formatRate, table } from './ctl-format.ts';
 export interface StatusLink extends LinkFacts {
   address?: { host: string; port: number } | undefined;
   backlogBytes: number;
+  /** Round trip, smoothed (echo request → reply), ms; absent until measured. */
+  srttMs?: number | undefined;
   lastError?: { code: string; message: string; atMs: number } | undefined;
 }
 
@@ -65,17 +67,17 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
   else {
     const prev = new Map((before?.links ?? []).map((l) => [`${l.kind}/${l.peer}`, l]));
     out.push(table(
-      ['PEER', 'KIND', 'PATH', 'STATE', 'TX', 'RX', 'QUEUE', 'DROPPED', 'RECONNECTS', 'LAST ERROR'],
+      ['PEER', 'KIND', 'PATH', 'STATE', 'RTT', 'TX', 'RX', 'QUEUE', 'DROPPED', 'RECONNECTS', 'LAST ERROR'],
       now.links.map((l) => {
         const p = prev.get(`${l.kind}/${l.peer}`);
         const err = l.lastError === undefined ? '-' : `${l.lastError.code} ${formatAge(l.lastError.atMs, wallNowMs)}: ${l.lastError.message}`;
         return [
-          l.peer, l.kind, linkPath(s.role, l), l.state,
+          l.peer, l.kind, linkPath(s.role, l), l.state, l.srttMs === undefined ? '-' : `${l.srttMs.toFixed(2)} ms`,
           formatRate(rate(l.txBytes, p?.txBytes, seconds)), formatRate(rate(l.rxBytes, p?.rxBytes, seconds)),
           formatBytes(l.backlogBytes), String(l.txDropped), String(l.reconnects), err,
         ];
       }),
-      new Set([6, 7, 8]),
+      new Set([4, 7, 8, 9]),
     ));
   }
 

@@ -68,6 +68,9 @@ export interface LinkDetail extends LinkFacts {
   backlogBytes: number;
   keepalivesSent: number;
   keepalivesReceived: number;
+  /** The link's round trip (echo request → reply), last and smoothed, ms; undefined until measured. */
+  rttMs: number | undefined;
+  srttMs: number | undefined;
   lastError: { code: string; message: string; atMs: number } | undefined;
 }
 
@@ -79,6 +82,8 @@ export function linkDetail(slot: LinkSlot): LinkDetail {
     backlogBytes: slot.link?.backlogBytes ?? 0,
     keepalivesSent: s?.keepalivesSent ?? 0,
     keepalivesReceived: s?.keepalivesReceived ?? 0,
+    rttMs: s?.rttMs,
+    srttMs: s?.srttMs,
     lastError: slot.lastError,
   };
 }

@@ -79,6 +79,8 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
     eachLink((l, k) => put(k, l.reconnects)));
   readCounter('vnet_daemon_link_keepalives_total', 'Keepalives on a link, by direction', [...linkLabels, 'direction'], (put) =>
     eachLink((l, k) => { put({ ...k, direction: 'tx' }, l.keepalivesSent); put({ ...k, direction: 'rx' }, l.keepalivesReceived); }));
+  readGauge('vnet_daemon_link_rtt_seconds', 'A link\'s round trip, smoothed (echo request → reply every 2 s); absent until measured', linkLabels, (put) =>
+    eachLink((l, k) => { if (l.srttMs !== undefined) put(k, l.srttMs / 1000); }));
   readGauge('vnet_daemon_link_queue_bytes', 'Bytes queued on a link\'s socket, not yet written', linkLabels, (put) =>
     eachLink((l, k) => put(k, l.backlogBytes)));
   readCounter('vnet_daemon_link_failures_total', 'Links that ended with an error, by error code (all peers, since start)', ['code'], (put) => {

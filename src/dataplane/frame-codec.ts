@@ -3,6 +3,7 @@ import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../commo
 import { FrameTooLargeError, FrameTooShortError, MalformedMessageError, UnknownMessageError, type FrameDecodeError } from './errors.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
+  ECHO_TOKEN_BYTES,
   HEADER_BYTES,
   KEEPALIVE,
   MAX_AUTH_BYTES,
@@ -29,6 +30,8 @@ import {
  *   0x04 keepalive      (empty)
  *   0x05 goodbye        reason code (u8) + reason (UTF-8, ≤ 512 bytes)
  *   0x06 auth           certLen (u16) + certificate (DER) + proof   (authenticated TCP handshakes)
+ *   0x07 echo request   token (8 bytes)                              (the link's RTT)
+ *   0x08 echo reply     the request's token
  *
  * Decoding stages, in `FrameDecoder.push`: header (4 bytes, may span
  * chunks) → length check against the limits (before any body byte is
@@ -269,6 +272,9 @@ export class FrameDecoder {
       }
       case MessageType.keepalive:
         return length === 0 ? undefined : new MalformedMessageError(`keepalive with a ${length}-byte body (must be empty)`);
+      case MessageType.echoRequest:
+      case MessageType.echoReply:
+        return length === ECHO_TOKEN_BYTES ? undefined : new MalformedMessageError(`echo with a ${length}-byte body (must be ${ECHO_TOKEN_BYTES})`);
       case MessageType.hello:
         if (length > MAX_HELLO_BYTES) return new FrameTooLargeError(length, MAX_HELLO_BYTES);
         return length < 5 ? new MalformedMessageError(`hello of ${length} bytes is too short`) : undefined;
@@ -301,6 +307,9 @@ export class FrameDecoder {
     }
     let msg: ControlMessage | FrameDecodeError;
     if (type === MessageType.keepalive) msg = KEEPALIVE;
+    else if (type === MessageType.echoRequest || type === MessageType.echoReply) {
+      msg = { type: type === MessageType.echoRequest ? 'echo-request' : 'echo-reply', token: Buffer.from(buf.subarray(start, end)) };
+    }
     else if (type === MessageType.hello) msg = decodeHelloBody(buf, start, end);
     else if (type === MessageType.auth) msg = decodeAuthBody(buf, start, end);
     else msg = decodeGoodbyeBody(buf, start, end);

@@ -4,12 +4,16 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
  * A link's liveness: send a keepalive when we have sent nothing for
  * `keepaliveMs`, declare the peer dead when it has sent nothing for
  * `deadMs`. The hot path only sets `rxSeen` / `txSeen` (no clock read per
- * frame); one timer, every min(keepaliveMs/2, deadMs/4), turns those flags
+ * frame); one timer, every min(keepaliveMs/2, deadMs/4, probeMs), turns those flags
  * into times. So a keepalive goes out after keepaliveMs to 1.5 × keepaliveMs
- * of quiet, and silence is detected within deadMs + deadMs/4.
+ * of quiet, and silence is detected within deadMs + deadMs/4. Every
+ * `probeMs` the same timer asks for a round-trip probe (an echo request),
+ * whatever the traffic, so the link's RTT stays current.
  */
 export interface LivenessEvents {
   keepalive(): void;
+  /** Time for a round-trip probe (every `probeMs`, traffic or not). */
+  probe(): void;
   dead(silentMs: number): void;
 }
 
@@ -21,20 +25,24 @@ export class Liveness {
   readonly #clock: Clock;
   readonly #keepaliveMs: number;
   readonly #deadMs: number;
+  readonly #probeMs: number;
   readonly #events: LivenessEvents;
   #lastRx: number;
   #lastTx: number;
+  #lastProbe: number;
   #timer: TimerHandle | undefined;
 
-  constructor(clock: Clock, keepaliveMs: number, deadMs: number, events: LivenessEvents) {
+  constructor(clock: Clock, keepaliveMs: number, deadMs: number, probeMs: number, events: LivenessEvents) {
     this.#clock = clock;
     this.#keepaliveMs = keepaliveMs;
     this.#deadMs = deadMs;
+    this.#probeMs = probeMs;
     this.#events = events;
     const now = clock.now();
     this.#lastRx = now;
     this.#lastTx = now;
-    const period = Math.max(1, Math.min(keepaliveMs / 2, deadMs / 4));
+    this.#lastProbe = now;
+    const period = Math.max(1, Math.min(keepaliveMs / 2, deadMs / 4, probeMs));
     this.#timer = clock.setInterval(this.#check, period);
   }
 
@@ -51,6 +59,13 @@ export class Liveness {
     } else if (now - this.#lastRx >= this.#deadMs) {
       this.stop();
       this.#events.dead(now - this.#lastRx);
+      return;
+    }
+    if (now - this.#lastProbe >= this.#probeMs) {
+      this.#lastProbe = now;
+      this.txSeen = false;
+      this.#lastTx = now;
+      this.#events.probe(); // a probe is traffic too: no keepalive in the same turn
       return;
     }
     if (this.txSeen) {

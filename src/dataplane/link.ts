@@ -12,7 +12,7 @@ import type { HostMembership } from './link-membership.ts';
 import { LinkInbox, type FramesHandler } from './link-inbox.ts';
 import { Liveness } from './link-liveness.ts';
 import { DEFAULT_HIGH_WATER_BYTES, LinkWriter } from './link-writer.ts';
-import { FrameDecoder, encodeGoodbye, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
+import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
  * A link: one connected byte stream (TCP socket, TLS socket, in-memory
@@ -48,10 +48,17 @@ import { FrameDecoder, encodeGoodbye, encodeKeepalive, type ControlMessage, type
  * queue until written, so the caller must not modify them afterwards.
  */
 
-/** A link's own counters: the shared list (`LinkCounters`) plus its keepalives. */
+/** A link's own counters: the shared list (`LinkCounters`) plus its keepalives and round-trip probes. */
 export interface LinkStats extends LinkCounters {
   keepalivesSent: number;
   keepalivesReceived: number;
+  /** Echo requests sent, and the replies that matched the latest one. */
+  echoesSent: number;
+  echoesAnswered: number;
+  /** The last measured round trip (echo request → reply), ms; undefined until one was answered. */
+  rttMs: number | undefined;
+  /** The round trip smoothed as TCP does (srtt ← 7/8 srtt + 1/8 sample), ms. */
+  srttMs: number | undefined;
 }
 
 export type { FramesHandler } from './link-inbox.ts';
@@ -95,6 +102,8 @@ export interface OpenLinkInit {
   clock?: Clock;
   keepaliveMs?: number;
   deadMs?: number;
+  /** Round-trip probe interval (DEFAULT_PROBE_MS). */
+  probeMs?: number;
   maxMessageBytes?: number;
   handshakeTimeoutMs?: number;
   /** Proves our host id and checks the peer's on plain TCP links (link-auth.ts); without one, TCP links are refused off loopback. */
@@ -110,6 +119,8 @@ export interface OpenLinkInit {
 
 export const DEFAULT_KEEPALIVE_MS = 1000;
 export const DEFAULT_DEAD_MS = 5000;
+/** How often a link measures its round trip with an echo request, traffic or not. */
+export const DEFAULT_PROBE_MS = 2000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 export { DEFAULT_HIGH_WATER_BYTES } from './link-writer.ts';
 /** How long a closing socket may take to finish before it is destroyed. */
@@ -136,7 +147,9 @@ class SocketLink implements Link {
   peerHost = '';
   kind: LinkKind;
   readonly role: LinkRole;
-  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0 };
+  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0, echoesSent: 0, echoesAnswered: 0, rttMs: undefined, srttMs: undefined };
+  /** The outstanding echo request: its token and when it went out (clock ms). */
+  #probe: { token: Buffer; sentAt: number } | undefined;
 
   readonly #init: OpenLinkInit;
   readonly #socket: Duplex;
@@ -265,6 +278,12 @@ class SocketLink implements Link {
       case 'keepalive':
         this.stats.keepalivesReceived++;
         return;
+      case 'echo-request':
+        this.#writer.writeControl(encodeEcho('echo-reply', msg.token));
+        return;
+      case 'echo-reply':
+        this.#echoReply(msg.token);
+        return;
       case 'goodbye':
         this.#finish(new PeerGoodbyeError(this.peerHost, msg.code, msg.reason), undefined);
         return;
@@ -311,8 +330,9 @@ class SocketLink implements Link {
     this.#endHandshake();
     this.#session = undefined;
     this.#phase = PHASE_OPEN;
-    const liveness = new Liveness(this.#clock, init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, init.deadMs ?? DEFAULT_DEAD_MS, {
+    const liveness = new Liveness(this.#clock, init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, init.deadMs ?? DEFAULT_DEAD_MS, init.probeMs ?? DEFAULT_PROBE_MS, {
       keepalive: this.#sendKeepalive,
+      probe: this.#sendProbe,
       dead: this.#peerDead,
     });
     this.#liveness = liveness;
@@ -352,6 +372,25 @@ class SocketLink implements Link {
     this.stats.keepalivesSent++;
     this.#writer.writeControl(encodeKeepalive());
   };
+
+  readonly #sendProbe = (): void => {
+    if (this.#phase !== PHASE_OPEN) return;
+    const token = Buffer.allocUnsafe(ECHO_TOKEN_BYTES);
+    token.writeBigUInt64BE(BigInt(++this.stats.echoesSent));
+    this.#probe = { token, sentAt: this.#clock.now() };
+    this.#writer.writeControl(encodeEcho('echo-request', token));
+  };
+
+  /** A reply to our latest request gives a round trip; a late reply to an older one is ignored. */
+  #echoReply(token: Buffer): void {
+    const probe = this.#probe;
+    if (probe === undefined || !probe.token.equals(token)) return;
+    this.#probe = undefined;
+    const rtt = Math.max(0, this.#clock.now() - probe.sentAt);
+    this.stats.echoesAnswered++;
+    this.stats.rttMs = rtt;
+    this.stats.srttMs = this.stats.srttMs === undefined ? rtt : this.stats.srttMs + (rtt - this.stats.srttMs) / 8;
+  }
 
   readonly #peerDead = (silentMs: number): void => {
     this.#log.warn({ silentMs: Math.round(silentMs) }, 'peer silent; closing the link');

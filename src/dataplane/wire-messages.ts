@@ -40,7 +40,12 @@ export const MessageType = {
   keepalive: 0x04,
   goodbye: 0x05,
   auth: 0x06,
+  echoRequest: 0x07,
+  echoReply: 0x08,
 } as const;
+
+/** Body of an echo request or reply: an opaque token the reply returns unchanged. */
+export const ECHO_TOKEN_BYTES = 8;
 
 export type { LinkKind } from '../control/daemon-control.ts';
 export type LinkRole = 'dialer' | 'listener';
@@ -93,13 +98,19 @@ export interface KeepaliveMessage {
   readonly type: 'keepalive';
 }
 
+/** A round-trip probe (request) and its answer (reply, the same token): the link's RTT. */
+export interface EchoMessage {
+  readonly type: 'echo-request' | 'echo-reply';
+  readonly token: Buffer;
+}
+
 export interface GoodbyeMessage {
   readonly type: 'goodbye';
   readonly code: GoodbyeCode;
   readonly reason: string;
 }
 
-export type ControlMessage = HelloMessage | ForeignHelloMessage | AuthMessage | KeepaliveMessage | GoodbyeMessage;
+export type ControlMessage = HelloMessage | ForeignHelloMessage | AuthMessage | KeepaliveMessage | EchoMessage | GoodbyeMessage;
 
 export const KEEPALIVE: KeepaliveMessage = Object.freeze({ type: 'keepalive' });
 
@@ -139,6 +150,12 @@ export function encodeAuth(auth: Omit<AuthMessage, 'type'>): Buffer {
   const len = Buffer.allocUnsafe(2);
   len.writeUInt16BE(auth.certificate.length, 0);
   return Buffer.concat([header(MessageType.auth, 2 + auth.certificate.length + auth.proof.length), len, auth.certificate, auth.proof]);
+}
+
+/** An echo request or reply carrying `token` (ECHO_TOKEN_BYTES). */
+export function encodeEcho(type: EchoMessage['type'], token: Buffer): Buffer {
+  if (token.length !== ECHO_TOKEN_BYTES) throw new RangeError(`an echo token is ${ECHO_TOKEN_BYTES} bytes, not ${token.length}`);
+  return Buffer.concat([header(type === 'echo-request' ? MessageType.echoRequest : MessageType.echoReply, ECHO_TOKEN_BYTES), token]);
 }
 
 export function encodeKeepalive(): Buffer {

@@ -14,7 +14,7 @@ function sample(atMs: number, txBytes: number): StatusSample {
       controller: { url: 'wss://ctl:7400/control', state: 'connected' },
     },
     links: [
-      { peer: 'hub', kind: 'backbone', state: 'up', direction: 'outbound', ...zero, txBytes, reconnects: 2, backlogBytes: 0, address: { host: '10.0.0.9', port: 7000 } },
+      { peer: 'hub', kind: 'backbone', state: 'up', direction: 'outbound', ...zero, txBytes, reconnects: 2, backlogBytes: 0, srttMs: 0.4321, address: { host: '10.0.0.9', port: 7000 } },
       { peer: 'h3', kind: 'fast-path', state: 'connecting', direction: 'outbound', ...zero, reconnects: 5, backlogBytes: 2048, lastError: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 10.0.0.3:7000', atMs: 1_000_000 - 30_000 } },
     ],
     fdb: [
@@ -31,15 +31,15 @@ test('a link is direct unless it is a spoke\'s backbone, which the hub relays', 
   assert.equal(linkPath('hub', { kind: 'backbone', peer: 'h1' }), 'direct');
 });
 
-test('vnet status shows the daemon, its links with path, state, rates and last error, its ports and the remote VMs it learned', () => {
+test('vnet status shows the daemon, its links with path, state, round trip, rates and last error, its ports and the remote VMs it learned', () => {
   const text = formatStatus(sample(2000, 250_000), sample(1000, 125_000), 1_000_000);
   const lines = text.split('\n');
   assert.equal(lines[0], 'host h1 (spoke, site lab), listening tls 127.0.0.1:7501');
   assert.equal(lines[1], 'controller: wss://ctl:7400/control connected');
   const hub = lines.find((l) => l.startsWith('hub '))!;
-  assert.match(hub, /^hub\s+backbone\s+via hub hub\s+up\s+1\.0 Mbit\/s\s+-\s+0 B\s+0\s+2\s+-$/);
+  assert.match(hub, /^hub\s+backbone\s+via hub hub\s+up\s+0\.43 ms\s+1\.0 Mbit\/s\s+-\s+0 B\s+0\s+2\s+-$/);
   const h3 = lines.find((l) => l.startsWith('h3 '))!;
-  assert.match(h3, /^h3\s+fast-path\s+direct\s+connecting\s+-\s+-\s+2\.0 KiB\s+0\s+5\s+ECONNREFUSED 30s ago: connect ECONNREFUSED 10\.0\.0\.3:7000$/);
+  assert.match(h3, /^h3\s+fast-path\s+direct\s+connecting\s+-\s+-\s+-\s+2\.0 KiB\s+0\s+5\s+ECONNREFUSED 30s ago: connect ECONNREFUSED 10\.0\.0\.3:7000$/);
   assert.match(text, /^vm1\s+tap\s+02:00:00:00:00:11\s+10\.0\.0\.1\s+500 kbit\/s\s+-\s+10\s+9\s+4$/m);
   const remote = text.slice(text.indexOf('REMOTE VMs'));
   assert.match(remote, /^02:00:00:00:00:12\s+hub\s+via hub hub\s+2s ago$/m);
@@ -49,7 +49,7 @@ test('vnet status shows the daemon, its links with path, state, rates and last e
 
 test('without an earlier reading the rates show "-"; a refused or standalone daemon says so', () => {
   const one = sample(0, 1000);
-  assert.match(formatStatus(one, undefined, 1_000_000), /^hub\s+backbone\s+via hub hub\s+up\s+-\s+-/m);
+  assert.match(formatStatus(one, undefined, 1_000_000), /^hub\s+backbone\s+via hub hub\s+up\s+0\.43 ms\s+-\s+-/m);
   one.status.controller = { url: 'wss://ctl:7400/control', state: 'closed', refusal: { code: 'VNET_ERR_UNKNOWN_HOST', message: 'host "h1" is not in the deployment' } };
   assert.match(formatStatus(one, undefined, 0), /^controller: wss:\/\/ctl:7400\/control refused \(VNET_ERR_UNKNOWN_HOST: host "h1" is not in the deployment\)$/m);
   one.status.controller = undefined;

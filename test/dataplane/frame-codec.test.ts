@@ -14,6 +14,7 @@ import {
   encodeFrame,
   encodeGoodbye,
   encodeHello,
+  encodeEcho,
   encodeKeepalive,
   type ControlMessage,
   type DecoderSink,
@@ -108,7 +109,7 @@ describe('frame codec: encoding and hex fixtures', () => {
     assert.equal(encodeFrame({ data, offload: off }).toString('hex'), '03000018' + '01000000000000000000' + 'ffffffffffff0200000000010806');
   });
 
-  it('encodes hello, auth, keepalive and goodbye byte for byte', () => {
+  it('encodes hello, auth, keepalive, echo and goodbye byte for byte, and decodes echoes', () => {
     assert.equal(
       encodeHello({ kind: 'fast-path', role: 'listener', hostId: 'hub', auth: 'link-key', nonce: NONCE }).toString('hex'),
       '0100002c' + '564e4554' + '02' + '02' + '02' + '01' + NONCE_HEX + '03' + Buffer.from('hub').toString('hex'),
@@ -116,6 +117,10 @@ describe('frame codec: encoding and hex fixtures', () => {
     assert.equal(encodeAuth({ certificate: Buffer.alloc(0), proof: Buffer.from('beef', 'hex') }).toString('hex'), '06000004' + '0000' + 'beef');
     assert.equal(encodeAuth({ certificate: Buffer.from('3082', 'hex'), proof: Buffer.from('01', 'hex') }).toString('hex'), '06000005' + '0002' + '3082' + '01');
     assert.equal(encodeKeepalive().toString('hex'), '04000000');
+    assert.equal(encodeEcho('echo-request', Buffer.from('0102030405060708', 'hex')).toString('hex'), '07000008' + '0102030405060708');
+    assert.equal(encodeEcho('echo-reply', Buffer.from('0102030405060708', 'hex')).toString('hex'), '08000008' + '0102030405060708');
+    const echoes = decodeChunks([Buffer.from('07000008' + '0102030405060708' + '08000008' + 'a1a2a3a4a5a6a7a8', 'hex')]);
+    assert.deepEqual(echoes.events, ['control:{"type":"echo-request","token":"0102030405060708"}', 'control:{"type":"echo-reply","token":"a1a2a3a4a5a6a7a8"}']);
     assert.equal(encodeGoodbye('timeout', 'x').toString('hex'), '05000002' + '04' + '78');
   });
 
@@ -296,6 +301,8 @@ describe('frame codec: bad input', () => {
     assert.deepEqual(codeOf('03000010' + '00'.repeat(16)), ['VNET_ERR_FRAME_TOO_SHORT']);
     assert.deepEqual(codeOf('47455420'), ['VNET_ERR_UNKNOWN_MESSAGE']); // "GET "
     assert.deepEqual(codeOf('04000001ff'), ['VNET_ERR_MALFORMED_MESSAGE']);
+    assert.deepEqual(codeOf('07000007' + '01020304050607'), ['VNET_ERR_MALFORMED_MESSAGE']); // an echo token is 8 bytes
+    assert.deepEqual(codeOf('08000009' + '010203040506070809'), ['VNET_ERR_MALFORMED_MESSAGE']);
     assert.deepEqual(codeOf('0100000a' + '48545450' + '010101026831'), ['VNET_ERR_BAD_MAGIC']);
     const hello = (kind: string, role: string, auth: string, idLen: string, id: string): string => {
       const body = '564e4554' + '02' + kind + role + auth + NONCE_HEX + idLen + id;

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
+import { encodeEcho, encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
 import { certificateNames } from '../../src/dataplane/link-handshake.ts';
@@ -227,6 +227,41 @@ describe('link: liveness and closing', () => {
     assert.equal(a.stats.keepalivesSent, 2);
     await waitFor(() => b.stats.keepalivesReceived === 2, 'keepalives at the peer', 2000);
     await a.close();
+  });
+
+  it('measures its round trip with an echo request every probeMs, answered by the peer, traffic or not', async () => {
+    const clock = new ManualClock();
+    const [a, b] = await linkedPair({ clock, keepaliveMs: 1000, deadMs: 60_000, probeMs: 2000 });
+    b.onFrames(() => {});
+    assert.equal(a.stats.rttMs, undefined, 'nothing measured before the first probe');
+    clock.advance(1000);
+    assert.equal(a.stats.echoesSent, 0);
+    clock.advance(1000);
+    assert.equal(a.stats.echoesSent, 1, 'a probe at probeMs');
+    await waitFor(() => a.stats.echoesAnswered === 1, 'the peer\'s echo reply', 2000);
+    assert.equal(a.stats.rttMs, 0, 'the manual clock did not move while the reply was in flight');
+    clock.advance(2000);
+    await waitFor(() => a.stats.echoesAnswered === 2, 'the second reply', 2000);
+    assert.equal(b.stats.echoesAnswered, 2, 'both ends probe');
+    assert.equal(a.stats.srttMs, 0);
+    await a.close();
+  });
+
+  it('takes the round trip from the reply to its latest request only: a made-up or stale token is ignored', async () => {
+    const clock = new ManualClock();
+    const { link, raw } = await linkWithRawDialer({ clock, keepaliveMs: 100_000, deadMs: 600_000, probeMs: 1000 });
+    clock.advance(1000);
+    const request = await waitFor(() => raw.controls.find((m) => m.type === 'echo-request'), 'the link\'s echo request', 2000);
+    raw.write(encodeEcho('echo-reply', Buffer.alloc(8, 0xee)));
+    clock.advance(7);
+    raw.write(encodeEcho('echo-request', Buffer.alloc(8, 1)));
+    await waitFor(() => raw.controls.some((m) => m.type === 'echo-reply'), 'the link answers our request', 2000);
+    assert.deepEqual(raw.controls.find((m) => m.type === 'echo-reply'), { type: 'echo-reply', token: Buffer.alloc(8, 1) });
+    assert.equal(link.stats.echoesAnswered, 0, 'a reply with a token it never sent measures nothing');
+    raw.write(encodeEcho('echo-reply', (request as { token: Buffer }).token));
+    await waitFor(() => link.stats.echoesAnswered === 1, 'the matching reply', 2000);
+    assert.equal(link.stats.rttMs, 7);
+    await link.close();
   });
 
   it('ends the link with LinkTimeoutError when the peer stays silent for deadMs', async () => {
