@@ -203,7 +203,7 @@ export async function startAdminServer(
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : init.port;
   log.info({ host: init.host, port }, 'admin interface listening');
-  return { url: `http://${init.host}:${port}`, close: () => closeServer(server) };
+  return { url: `http://${formatHostPort({ host: init.host, port })}`, close: () => closeServer(server) };
 }
 
 /** Whether something accepts connections on the Unix socket at `path` (false when there is no socket or nobody listens). */
