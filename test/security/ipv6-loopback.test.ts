@@ -27,6 +27,7 @@ import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
 import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
+import { connect, type CtlIo, type GlobalOptions } from '../../src/cli/ctl-io.ts';
 import { startThreeDaemons } from './fixtures/three-daemons.ts';
 import { testFrame, seqOf } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -126,8 +127,11 @@ describe('a controller on [::1]', { timeout: 90_000 }, () => {
     await waitFor(() => model.listHosts().every((h) => h.state === 'up'), 'every daemon registered over IPv6');
     assert.ok(model.getHost('hA')!.addresses.some((a) => a.host === '::1'), 'hA reported its IPv6 listen address');
     assert.equal(model.listVms().find((v) => v.name === 'vm1')?.ip, 'fd00:66::1');
-    const res = await fetch(`${ctl!.api.url}/api/v1/hosts`, { headers: { authorization: `Bearer ${(await readFile(join(dir, 'token'), 'utf8')).trim()}` } });
-    assert.equal(res.status, 200, 'the API answers on [::1]');
+    // `vnet ctl --controller http://[::1]:PORT`: the CLI's own client reaches the API.
+    const io = { env: {}, out: () => {}, err: () => {}, now: () => Date.now(), setExitCode: () => {}, exit: (): never => { throw new Error('exit'); }, isTty: false } as unknown as CtlIo;
+    const client = await connect({ controller: ctl!.api.url, tokenFile: join(dir, 'token') } as GlobalOptions, io);
+    const { hosts } = await client.get<{ hosts: Array<{ id: string }> }>('/api/v1/hosts');
+    assert.deepEqual(hosts.map((h) => h.id).sort(), ['hA', 'hB', 'hub'], 'vnet ctl reaches the API on [::1]');
 
     await model.addFastPathLink('hA', 'hB', 'operator wants it', 'test');
     const a = daemons.get('hA')!;
