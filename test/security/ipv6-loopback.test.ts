@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { X509Certificate } from 'node:crypto';
 import { silentLogger } from '../../src/common/logger.ts';
 import { realClock } from '../../src/common/clock.ts';
 import { parseMac } from '../../src/common/mac.ts';
@@ -49,13 +48,10 @@ describe('tunnel links on ::1', { timeout: 60_000 }, () => {
     }
   });
 
-  it('TLS with host certificates (IPv6 SANs in them): spokes dial [::1], the hub forwards their frames', async () => {
+  it('TLS with host certificates (IPv6 addresses in their SANs): spokes dial [::1], the hub forwards their frames', async () => {
     const ca = await createCa({ commonName: 'v6-test' });
     const certs = new Map<string, PemPair>();
     for (const id of ['hub', 'hA', 'hB']) certs.set(id, await issueHostCertificate(ca, id, { ips: ['::1', 'fd00:9::1'] }));
-    const x = new X509Certificate(certs.get('hub')!.cert);
-    assert.equal(x.checkIP('::1'), '::1', 'the certificate names ::1');
-    assert.equal(x.checkIP('fd00:9::1'), 'fd00:9::1', 'and fd00:9::1');
     const make = (id: string, membership: HostMembership): TlsTransport =>
       new TlsTransport({ logger }, { localHost: id, ...LINK, ca: ca.cert, ...certs.get(id)!, membership });
     const t = await startThreeDaemons(logger, make, { host: '::1' });
