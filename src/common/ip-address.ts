@@ -55,6 +55,14 @@ export function isLoopbackAddress(host: string | undefined): boolean {
   return v === 4 && (IPv4.fromString(h).getValue() >> 24n) === 127n;
 }
 
+/** Whether `host` is the unspecified address (0.0.0.0, ::, or 0.0.0.0 mapped into IPv6): a wildcard to listen on, never one to dial. */
+export function isUnspecifiedAddress(host: string): boolean {
+  const v = ipVersion(host);
+  if (v === 4) return IPv4.fromString(host).getValue() === 0n;
+  if (v !== 6) return false;
+  return IPv6.fromString(host).getValue() === 0n || mappedIpv4(host)?.getValue() === 0n;
+}
+
 /** `host` as it goes into a URL or a `host:port` text: an IPv6 literal in brackets. */
 export function urlHost(host: string): string {
   return ipVersion(host) === 6 ? `[${host}]` : host;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalAddress, ipAddressProblem, isAddressWithPrefix, isLoopbackAddress, urlHost } from '../../src/common/ip-address.ts';
+import { canonicalAddress, ipAddressProblem, isAddressWithPrefix, isLoopbackAddress, isUnspecifiedAddress, urlHost } from '../../src/common/ip-address.ts';
 import { formatHostPort, hostPortOrProblem, parseHostPort } from '../../src/common/host-port.ts';
 import { hostProblem } from '../../src/common/address-schemas.ts';
 
@@ -60,4 +60,9 @@ test('host:port text: IPv6 literals in brackets both ways; zone ids and bare IPv
   for (const a of [{ host: 'fd00::1', port: 1 }, { host: '::1', port: 65535 }, { host: 'h', port: 0 }]) assert.deepEqual(parseHostPort(formatHostPort(a)), a);
   assert.equal(urlHost('::1'), '[::1]');
   assert.equal(new URL(`wss://${formatHostPort({ host: '::1', port: 7400 })}/control`).port, '7400');
+});
+
+test('unspecified addresses: 0.0.0.0, :: in any spelling, 0.0.0.0 mapped into IPv6; nothing else', () => {
+  for (const h of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0', '::ffff:0.0.0.0']) assert.equal(isUnspecifiedAddress(h), true, h);
+  for (const h of ['::1', '0.0.0.1', 'fd00::', 'localhost', '']) assert.equal(isUnspecifiedAddress(h), false, h);
 });

@@ -3,7 +3,8 @@
  * deployment's link key and over TLS with host certificates; a controller
  * listens on `[::1]`, daemons register over `wss://[::1]:PORT/control`, and a
  * fast-path link the operator asks for is dialled at the address the peer
- * reported (an IPv6 literal) and carries frames.
+ * reported (an IPv6 literal; for a peer on the wildcard `::`, the address
+ * its control connection came from) and carries frames.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,7 +98,7 @@ describe('a controller on [::1]', { timeout: 90_000 }, () => {
       const transport = new TlsTransport({ logger }, { localHost: id, ...(await loadHostCredentials(certs, id)), ...LINK });
       daemons.set(id, await Daemon.start(
         { logger, transport },
-        { hostId: id, role: id === 'hub' ? 'hub' : 'spoke', listen: { host: '::1', port: 0 }, hub: hub ? { ...hub.listenAddress!, id: 'hub' } : undefined, reconnect: { initialMs: 20, maxMs: 200 } },
+        { hostId: id, role: id === 'hub' ? 'hub' : 'spoke', listen: { host: id === 'hB' ? '::' : '::1', port: 0 }, hub: hub ? { ...hub.listenAddress!, id: 'hub' } : undefined, reconnect: { initialMs: 20, maxMs: 200 } },
       ));
       const files = hostFiles(certs, id);
       const [ca, cert, key] = await Promise.all([readFile(caFiles(certs).cert), readFile(files.cert), readFile(files.key)]);
@@ -122,6 +123,8 @@ describe('a controller on [::1]', { timeout: 90_000 }, () => {
     const model = ctl!.controller.model;
     await waitFor(() => model.listHosts().every((h) => h.state === 'up'), 'every daemon registered over IPv6');
     assert.ok(model.getHost('hA')!.addresses.some((a) => a.host === '::1'), 'hA reported its IPv6 listen address');
+    assert.equal(daemons.get('hB')!.listenAddress?.host, '::');
+    assert.deepEqual(model.getHost('hB')!.addresses.map((a) => a.host), ['::1'], 'hB listens on the wildcard ::: peers dial where its control connection came from');
     assert.equal(model.listVms().find((v) => v.name === 'vm1')?.ip, 'fd00:66::1');
     // `vnet ctl --controller http://[::1]:PORT`: the CLI's own client reaches the API.
     const io = { env: {}, out: () => {}, err: () => {}, now: () => Date.now(), setExitCode: () => {}, exit: (): never => { throw new Error('exit'); }, isTty: false } as unknown as CtlIo;
