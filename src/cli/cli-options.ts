@@ -1,9 +1,9 @@
 import { InvalidArgumentError } from 'commander';
-import { parseHostPort, type HostPort } from '../common/host-port.ts';
+import { hostPortOrProblem, type HostPort } from '../common/host-port.ts';
 
-/** Commander argument parser for `HOST:PORT` (`:PORT` means loopback). */
+/** Commander argument parser for `HOST:PORT` or `[IPv6]:PORT` (`:PORT` means loopback). */
 export function hostPortArg(value: string): HostPort {
-  const a = parseHostPort(value);
-  if (a === undefined) throw new InvalidArgumentError(`expected HOST:PORT, got "${value}"`);
-  return a;
+  const a = hostPortOrProblem(value);
+  if (a.endpoint === undefined) throw new InvalidArgumentError(`"${value}": ${a.problem}`);
+  return a.endpoint;
 }

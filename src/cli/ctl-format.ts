@@ -9,6 +9,7 @@ import type {
   PlacementView,
   VmView,
 } from '../controller/api-model.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 /**
  * How `vnet ctl` shows things to a person: aligned tables, rates, ages,
@@ -104,7 +105,7 @@ function hubColumn(h: HostView): string {
 export function hostsTable(hosts: readonly HostView[], now: number): string {
   return table(
     ['HOST', 'SITE', 'ROLE', 'STATE', 'HUB', 'LAST SEEN', 'ADDRESSES'],
-    hosts.map((h) => [h.id, h.site ?? '-', h.role, h.state, hubColumn(h), formatAge(h.lastSeen, now), h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(' ') || '-']),
+    hosts.map((h) => [h.id, h.site ?? '-', h.role, h.state, hubColumn(h), formatAge(h.lastSeen, now), h.addresses.map((a) => `${a.transport}://${formatHostPort(a)}`).join(' ') || '-']),
   );
 }
 

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
 import { componentLogger, createRootLogger } from '../common/logger.ts';
 import { ConfigError, VnetError } from '../common/errors.ts';
-import { parseHostPort } from '../common/host-port.ts';
+import { hostPortOrProblem } from '../common/host-port.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { defaultAdminSocket, defaultRunDir } from '../dataplane/admin-access.ts';
 import { startDaemonFromConfig, type RunningDaemon } from '../host/daemon-runner.ts';
@@ -29,9 +29,9 @@ function collect(value: string, previous: string[]): string[] {
 /** `unix:PATH` (a Unix socket) or `HOST:PORT` (HTTP with a bearer token). */
 function adminArg(value: string): { socket: string } | { host: string; port: number } {
   if (value.startsWith('unix:') && value.length > 5) return { socket: value.slice(5) };
-  const a = parseHostPort(value);
-  if (a === undefined) throw new InvalidArgumentError(`expected unix:PATH or HOST:PORT, got "${value}"`);
-  return { host: a.host, port: a.port };
+  const a = hostPortOrProblem(value);
+  if (a.endpoint === undefined) throw new InvalidArgumentError(`expected unix:PATH or HOST:PORT, got "${value}": ${a.problem}`);
+  return { host: a.endpoint.host, port: a.endpoint.port };
 }
 
 /** The configuration: the file (if any), then the flags over it. Throws ConfigError. */

@@ -8,6 +8,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { IPv4, IPv6 } from 'ip-num';
 import type { Logger } from '../common/logger.ts';
 import { parseMac } from '../common/mac.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
@@ -58,11 +59,12 @@ export class NetnsVms {
     return entry;
   }
 
-  /** Move each TAP device into its VM's namespace and give it the VM's address. */
-  async plug(prefix: number): Promise<void> {
+  /** Move each TAP device into its VM's namespace and give it the VM's address (IPv4 or IPv6), with the prefix all VMs share. */
+  async plug(): Promise<void> {
+    const all = this.vms.map((vm) => vm.ip);
     for (const vm of this.vms) {
       await ip(['link', 'set', 'dev', vm.port.name, 'netns', vm.namespace]);
-      await ip(['-n', vm.namespace, 'addr', 'add', `${vm.ip}/${prefix}`, 'dev', vm.port.name]);
+      await ip(['-n', vm.namespace, 'addr', 'add', `${vm.ip}/${commonPrefix(vm.ip, all)}`, 'dev', vm.port.name]);
       await ip(['-n', vm.namespace, 'link', 'set', 'dev', vm.port.name, 'up']);
     }
   }
@@ -92,13 +94,17 @@ export class NetnsVms {
   }
 }
 
-/** The longest prefix (≤ 24) that holds every VM address, so all VMs share one subnet. */
-export function commonPrefix(ips: readonly string[]): number {
-  const nums = ips.map((s) => s.split('.').reduce((acc, o) => acc * 256 + Number(o), 0));
-  for (let p = 24; p >= 8; p--) {
-    const mask = 2 ** 32 - 2 ** (32 - p);
-    const nets = new Set(nums.map((n) => Math.floor(n / 2 ** (32 - p)) * 2 ** (32 - p) & mask));
-    if (nets.size <= 1) return p;
+/**
+ * The longest prefix that holds every VM address of `ip`'s family, so all
+ * VMs share one subnet: at most /24 for IPv4 and /64 for IPv6, at least /8.
+ */
+export function commonPrefix(ip: string, ips: readonly string[]): number {
+  const v6 = ip.includes(':');
+  const bits = v6 ? 128 : 32;
+  const values = ips.filter((x) => x.includes(':') === v6).map((x) => (v6 ? IPv6.fromString(x) : IPv4.fromString(x)).getValue());
+  for (let p = v6 ? 64 : 24; p >= 8; p--) {
+    const shift = BigInt(bits - p);
+    if (new Set(values.map((n) => n >> shift)).size <= 1) return p;
   }
   return 8;
 }

@@ -33,7 +33,7 @@ import { hubOf, type Deployment } from '../controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/launch.ts';
 import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
 import { readFile } from 'node:fs/promises';
-import { NetnsVms, commonPrefix } from './demo-netns.ts';
+import { NetnsVms } from './demo-netns.ts';
 import { addDemoVm, startDemoMigrationAgent } from './demo-migration.ts';
 import type { MigrationAgent } from '../host/migration-agent.ts';
 import { DemoQemu } from './demo-qemu.ts';
@@ -173,7 +173,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
     const pingInterval = Math.max(0.01, (PING_PAYLOAD + 42) / init.bytesPerSecond);
     let setPattern: (k: PatternKind) => void;
     if (netns !== undefined) {
-      await netns.plug(commonPrefix(d.vms.map((v) => v.ip)));
+      await netns.plug();
       setPattern = (k) => netns.setPattern(edgesOf(k), PING_PAYLOAD, pingInterval);
     } else {
       const vms = generated.map((vm) => ({ name: vm.name, port: daemons.get(hostOf(vm))!.port(vm.name) as MemoryPort }));

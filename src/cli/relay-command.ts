@@ -3,6 +3,7 @@ import { startDelayRelay, type RelayEndpoint } from '../common/delay-relay.ts';
 import { VnetError } from '../common/errors.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { hostPortArg } from './cli-options.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 const parseEndpoint: (v: string) => RelayEndpoint = hostPortArg;
 
@@ -57,7 +58,7 @@ export function relayCommand(): Command {
             ...(o.maxQueued !== undefined ? { maxQueuedBytes: o.maxQueued } : {}),
           },
         );
-        console.error(`vnet relay: ${o.listen.host}:${relay.port} → ${o.target.host}:${o.target.port}, delay ${o.delay} ms each way${o.bandwidth !== undefined ? `, ${o.bandwidth} Mbit/s` : ''}`);
+        console.error(`vnet relay: ${formatHostPort({ host: o.listen.host, port: relay.port })} → ${formatHostPort(o.target)}, delay ${o.delay} ms each way${o.bandwidth !== undefined ? `, ${o.bandwidth} Mbit/s` : ''}`);
         await new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve(), { once: true }));
         await relay.close();
         const s = relay.stats;

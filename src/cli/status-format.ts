@@ -7,6 +7,7 @@
  */
 import type { DaemonFacts, LinkFacts, PortFacts } from '../control/daemon-control.ts';
 import { formatAge, formatBytes, formatRate, table } from './ctl-format.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 /** `GET /links` of the admin interface (daemon-facts.ts, LinkDetail). */
 export interface StatusLink extends LinkFacts {
@@ -52,7 +53,7 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
   const s = now.status;
   const seconds = before === undefined ? 0 : (now.atMs - before.atMs) / 1000;
   const out: string[] = [];
-  const listen = s.listen === undefined ? 'not listening' : `listening ${s.listen.transport} ${s.listen.host}:${s.listen.port}`;
+  const listen = s.listen === undefined ? 'not listening' : `listening ${s.listen.transport} ${formatHostPort(s.listen)}`;
   out.push(`host ${s.hostId} (${s.role}${s.site !== undefined ? `, site ${s.site}` : ''}), ${listen}`);
   const c = s.controller;
   if (c === undefined) out.push('controller: none (standalone)');

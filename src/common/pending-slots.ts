@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from './clock.ts';
+import { canonicalAddress } from './ip-address.ts';
 
 /**
  * Slots for connections that have not proved who they are yet (a listener's
@@ -6,7 +7,8 @@ import type { Clock, TimerHandle } from './clock.ts';
  * The control channel, the operator API and the migration channel each keep
  * one, so idle or slow connections can never hold a listener's capacity:
  *
- *   admit     at TCP accept, keyed by the source address; one deadline timer
+ *   admit     at TCP accept, keyed by the source address (canonical: an
+ *             IPv4-mapped IPv6 address counts as its IPv4); one deadline timer
  *             covers every stage up to `settle`
  *   source    over `maxPerSource` pending from one address → that address's
  *             oldest pending connection is dropped
@@ -119,15 +121,21 @@ export class PendingSlots {
 
   /** Pending connections from one source now. */
   sizeOf(source: string): number {
-    return this.#bySource.get(source)?.size ?? 0;
+    return this.#bySource.get(canonicalAddress(source))?.size ?? 0;
   }
 
   get deadlineMs(): number {
     return this.#init.deadlineMs;
   }
 
-  /** A connection accepted from `source`; `drop` closes it (it may then call `release`, which is harmless). */
-  admit(source: string, drop: (reason: PendingDropReason) => void): PendingSlot {
+  /**
+   * A connection accepted from `source`; `drop` closes it (it may then call
+   * `release`, which is harmless). The source is keyed by its canonical text,
+   * so `::ffff:10.0.0.1` (a dual-stack listener's view of an IPv4 peer) and
+   * `10.0.0.1`, or two spellings of one IPv6 address, share one cap.
+   */
+  admit(remote: string, drop: (reason: PendingDropReason) => void): PendingSlot {
+    const source = canonicalAddress(remote);
     const mine = this.#bySource.get(source);
     if (mine !== undefined && mine.size >= this.#init.maxPerSource) this.#evict(mine.values().next().value!, 'evicted-source');
     else if (this.#all.length >= this.#init.maxTotal) this.#evict(this.#all[Math.floor(this.#random() * this.#all.length)]!, 'evicted-total');

@@ -25,6 +25,7 @@ import { planVmLearning, storeVmLookup, type VmLookup } from './vm-learning.ts';
 import { hostView, linkView, vmView, type LinkRate } from './views.ts';
 import { MigrationDriver } from './migration-driver.ts';
 import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-run.ts';
+import { dialableFacts } from './dial-address.ts';
 
 /**
  * The controller's loop: what daemons report and the update period go to the
@@ -122,7 +123,7 @@ export class ControlLoop implements ControlHandler {
   // ---- ControlHandler ------------------------------------------------------
 
   sessionOpened(session: ControlSession, hello: HelloMessage): void {
-    const facts = factsFromWire(hello.facts);
+    const facts = dialableFacts(factsFromWire(hello.facts), session.remoteAddress);
     const now = this.#c.wallClock();
     this.#sessions.open(session, facts);
     this.#c.metrics.recordFacts(facts);
@@ -142,7 +143,7 @@ export class ControlLoop implements ControlHandler {
     const now = this.#c.wallClock();
     switch (message.type) {
       case 'facts': {
-        const facts = factsFromWire(message.facts);
+        const facts = dialableFacts(factsFromWire(message.facts), session.remoteAddress);
         const previous = this.#c.store.getHost(host);
         const before = previous?.addresses[0];
         if (facts.listen !== undefined && JSON.stringify(facts.listen) !== JSON.stringify(before)) this.#dirty = true;

@@ -20,6 +20,7 @@ import { joinWithToken } from './join-tokens.ts';
 import { ControlListener, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_MAX_PENDING_TOTAL } from './control-listener.ts';
 import { SessionImpl, toBuffer, type Connection, type ControlHandler, type ControlSession, type Earned, type SessionInput } from './control-session.ts';
 import type { ControllerStore } from './store/store.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 /**
  * The controller's end of the control channel: an HTTPS server (TLS with
@@ -183,7 +184,7 @@ export class ControlServer {
 
   #accept(ws: WebSocket, req: IncomingMessage, slot: PendingSlot | undefined): void {
     const tls = req.socket as TLSSocket;
-    const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+    const remoteAddress = formatHostPort({ host: req.socket.remoteAddress ?? '?', port: req.socket.remotePort ?? 0 });
     const dropped = (error: ControlPartError): void => {
       this.#c.metrics.malformedMessages.inc({ reason: 'parts-dropped' });
       this.#log.warn({ remote: remoteAddress, host: conn.session?.hostId, detail: error.message }, 'incomplete control message dropped');

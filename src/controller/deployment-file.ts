@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { parseYamlConfig } from '../common/yaml-config.ts';
 import { formatMac, isMacString, isMulticastMac, parseMac } from '../common/mac.ts';
+import { hostSchema as hostAddress, vmAddressSchema } from '../common/address-schemas.ts';
 import { checkScheduler, schedulerSchema } from './scheduler-config.ts';
 import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../topology/vttif-defaults.ts';
 
@@ -18,8 +19,7 @@ import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPD
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'an id is 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
 const portNumber = z.number().int().min(0).max(65535);
-const endpoint = z.strictObject({ host: z.string().min(1), port: portNumber });
-const ipv4 = z.string().refine(isIpv4, 'not an IPv4 address (expected e.g. 10.0.0.1)');
+const endpoint = z.strictObject({ host: hostAddress, port: portNumber });
 const mac = z
   .string()
   .refine(isMacString, 'not a MAC address (expected e.g. 02:00:00:00:00:01)')
@@ -51,7 +51,7 @@ const hostSchema = z.strictObject({
   standbyHub: z.boolean().default(false),
   /** Where the daemon listens for tunnels (port 0: pick one). */
   listen: z
-    .strictObject({ transport: z.enum(['tcp', 'tls', 'memory']).default('tls'), host: z.string().min(1), port: portNumber })
+    .strictObject({ transport: z.enum(['tcp', 'tls', 'memory']).default('tls'), host: hostAddress, port: portNumber })
     .optional(),
 });
 
@@ -63,7 +63,7 @@ const wanSchema = z.strictObject({
 const vmSchema = z.strictObject({
   name: id,
   mac,
-  ip: ipv4,
+  ip: vmAddressSchema,
   host: id,
 });
 
@@ -219,7 +219,3 @@ export function pathBetween(d: Readonly<Deployment>, hostA: string, hostB: strin
   return w === undefined ? undefined : { bandwidthMbit: w.bandwidthMbit, rttMs: w.rttMs, loss: w.loss };
 }
 
-function isIpv4(s: string): boolean {
-  const parts = s.split('.');
-  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
-}

@@ -24,6 +24,7 @@ import { DEFAULT_API_PORT } from './api/api-server.ts';
 import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
 import { CONTROL_PATH } from '../control/control-protocol.ts';
 import type { ControllerStore } from './store/store.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 export const CONTROLLER_HOST_ID = 'controller';
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
@@ -92,7 +93,7 @@ export async function startControllerProcess(components: { logger: Logger }, ini
     controller,
     api,
     registry,
-    controlUrl: `wss://${control.host}:${controller.controlPort}${CONTROL_PATH}`,
+    controlUrl: `wss://${formatHostPort({ host: control.host, port: controller.controlPort })}${CONTROL_PATH}`,
     newToken: api.createdToken,
     pageUrl: api.pageUrl,
     async close() {

@@ -16,9 +16,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { isLoopbackAddress } from '../common/ip-address.ts';
 import { AdminAccessError } from './errors.ts';
 
 /** The admin interface as configured (`admin:` in the daemon's config). */
@@ -59,12 +59,9 @@ export function defaultAdminTokenFile(runDir: string, hostId: string): string {
   return join(hostRunPath(runDir, hostId), 'admin-token');
 }
 
-/** Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost). */
+/** Whether `host` is a loopback address (127.0.0.0/8, ::1, IPv4 loopback mapped into IPv6, localhost). */
 export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
+  return isLoopbackAddress(host);
 }
 
 /**

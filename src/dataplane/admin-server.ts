@@ -28,6 +28,7 @@ import { badTargetMessage, parseRequestTarget } from '../common/request-target.t
 import { AdminListenError } from './errors.ts';
 import { formatMac } from '../common/mac.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import { hostSchema } from '../common/address-schemas.ts';
 import { ruleSpecSchema } from '../control/rule-spec.ts';
 import { ruleToSpec } from './forwarding-rule.ts';
 import type { Daemon } from './daemon.ts';
@@ -40,7 +41,7 @@ const MAX_BODY = 256 * 1024;
 
 const linkBody = z.strictObject({
   peer: z.string().min(1),
-  host: z.string().min(1),
+  host: hostSchema,
   port: z.number().int().min(1).max(65535),
   dial: z.boolean().optional(),
   reason: z.string().max(500).default('admin'),
@@ -203,7 +204,7 @@ export async function startAdminServer(
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : init.port;
   log.info({ host: init.host, port }, 'admin interface listening');
-  return { url: `http://${init.host}:${port}`, close: () => closeServer(server) };
+  return { url: `http://${formatHostPort({ host: init.host, port })}`, close: () => closeServer(server) };
 }
 
 /** Whether something accepts connections on the Unix socket at `path` (false when there is no socket or nobody listens). */

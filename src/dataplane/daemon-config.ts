@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
 import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
 import { isMacString } from '../common/mac.ts';
+import { addressWithPrefixSchema, hostSchema } from '../common/address-schemas.ts';
 import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts';
 import type { DesiredLink } from '../control/daemon-control.ts';
 import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
@@ -15,8 +16,7 @@ import { isLoopbackHost } from './admin-access.ts';
 
 const mac = z.string().refine(isMacString, 'not a MAC address (expected e.g. 02:00:00:00:00:01)');
 const port = z.number().int().min(0).max(65535);
-const address = z.strictObject({ host: z.string().min(1), port });
-const ipv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, 'not an IPv4 address (optionally with /prefix)');
+const address = z.strictObject({ host: hostSchema, port });
 
 
 /**
@@ -66,7 +66,7 @@ const portSchema = z.strictObject({
   /** tap: a TAP device; memory: in-process (tests, demo); stream: QEMU's `-netdev stream` on a Unix socket. */
   type: z.enum(['tap', 'memory', 'stream']),
   mac,
-  ip: ipv4.optional(),
+  ip: addressWithPrefixSchema.optional(),
   mtu: z.number().int().min(576).max(9000).default(1500),
   /** TAP only: open with IFF_VNET_HDR and checksum/TSO offload. */
   offload: z.boolean().default(true),
@@ -89,7 +89,7 @@ const portSchema = z.strictObject({
 
 const fastPathSchema = z.strictObject({
   peer: hostId,
-  host: z.string().min(1).optional(),
+  host: hostSchema.optional(),
   port: port.optional(),
   /** Dial the peer (default: the side with the lower host id dials). */
   dial: z.boolean().optional(),
@@ -107,7 +107,7 @@ export const daemonConfigSchema = z
     hub: address.optional(),
     hubId: hostId.optional(),
     /** The standby hub a spoke fails over to when it loses the hub (spokes only; its id is required). */
-    standbyHub: z.strictObject({ host: z.string().min(1), port, id: hostId }).optional(),
+    standbyHub: z.strictObject({ host: hostSchema, port, id: hostId }).optional(),
     tls: z.strictObject({ dir: z.string().min(1) }).optional(),
     /**
      * Tunnel links (docs/security.md, "Tunnel links"). Plain TCP links are
@@ -139,7 +139,7 @@ export const daemonConfigSchema = z
      * certificates; needs tls). Default: the tunnel listen host, at its port + 1000.
      * `advertise`: the host name or address sources dial, when not `host`.
      */
-    migration: z.strictObject({ host: z.string().min(1), port, advertise: z.string().min(1).optional() }).optional(),
+    migration: z.strictObject({ host: hostSchema, port, advertise: hostSchema.optional() }).optional(),
     /**
      * The admin interface (admin-access.ts): a Unix socket (0600), or HTTP with a
      * bearer token — generated at every start into tokenFile on a loopback
@@ -148,12 +148,12 @@ export const daemonConfigSchema = z
      */
     admin: z
       .union([
-        z.strictObject({ host: z.string().min(1), port, tokenFile: z.string().min(1).optional() }),
+        z.strictObject({ host: hostSchema, port, tokenFile: z.string().min(1).optional() }),
         z.strictObject({ socket: z.string().min(1) }),
       ])
       .optional(),
     /** A read-only Prometheus endpoint (GET /metrics) for scrapers, besides the admin interface's /metrics. */
-    metrics: z.strictObject({ host: z.string().min(1), port }).optional(),
+    metrics: z.strictObject({ host: hostSchema, port }).optional(),
     /** This daemon's run directory: its private RUN_DIR/HOST (0700) holds the admin socket or token. Default /run/vnet as root. */
     runDir: z.string().min(1).optional(),
     /** The controller's control channel (WebSocket over TLS). Mutual TLS with `tls.dir`, or a join token for first contact. */

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Clock } from '../common/clock.ts';
 import { HOST_ID_PATTERN } from '../common/host-id.ts';
+import { isLoopbackAddress } from '../common/ip-address.ts';
 import { AbortedError, HandshakeError, LinkAuthError, NotMemberError, PeerGoodbyeError, ProtocolVersionError, UnauthenticatedLinkError } from './errors.ts';
 import type { HostMembership } from './link-membership.ts';
 import { PROTOCOL_VERSION, type AuthMethod, type ControlMessage, type GoodbyeCode, type HelloMessage, type LinkKind, type LinkRole } from './wire-messages.ts';
@@ -82,15 +83,10 @@ export function handshakeStartError(init: {
  */
 export function unauthenticatedRefusal(socket: Duplex, method: AuthMethod, allowUnauthenticated: boolean): string | undefined {
   if (method !== 'none' || allowUnauthenticated || socket instanceof TLSSocket || !(socket instanceof Socket)) return undefined;
-  if (isLoopback(socket.localAddress) && isLoopback(socket.remoteAddress)) return undefined;
+  if (isLoopbackAddress(socket.localAddress) && isLoopbackAddress(socket.remoteAddress)) return undefined;
   return `unauthenticated TCP link between ${socket.localAddress ?? '?'} and ${socket.remoteAddress ?? '?'} refused off loopback: configure a link key (linkKeyFile) or host certificates (tls: {dir}), or set transport option allowUnauthenticated`;
 }
 
-function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
-}
 
 /**
  * The handshake's time limit and the caller's abort signal: `fail` is called

@@ -15,6 +15,7 @@ import {
   type TransportListener,
 } from './transport.ts';
 import { HandshakeAcceptor } from './handshake-acceptor.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 /**
  * Links over plain TCP (Nagle off), frames in clear. Each side proves its
@@ -42,8 +43,8 @@ export class TcpTransport implements Transport {
   async connect(opts: ConnectOptions): Promise<Link> {
     const socket = netConnect({ host: opts.host, port: opts.port, noDelay: true });
     const wait = { signal: opts.signal, timeoutMs: connectTimeoutMs(this.#settings), clock: this.#components.clock };
-    await waitForConnect(socket, 'connect', `connect to ${opts.host}:${opts.port}`, wait, (err) =>
-      transportError(`cannot connect to ${opts.host}:${opts.port}`, err),
+    await waitForConnect(socket, 'connect', `connect to ${formatHostPort(opts)}`, wait, (err) =>
+      transportError(`cannot connect to ${formatHostPort(opts)}`, err),
     );
     return openLink(dialInit(this.#components, this.#settings, opts, socket));
   }
@@ -52,7 +53,7 @@ export class TcpTransport implements Transport {
 /** Start `server` listening; address-in-use and the like become TransportError. */
 export function listenOn(server: Server, opts: ListenOptions, what: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(transportError(`${what} cannot listen on ${opts.host}:${opts.port}`, err));
+    const onError = (err: Error): void => reject(transportError(`${what} cannot listen on ${formatHostPort(opts)}`, err));
     server.once('error', onError);
     server.listen(opts.port, opts.host, () => {
       server.off('error', onError);

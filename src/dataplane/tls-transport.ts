@@ -19,6 +19,7 @@ import {
   type TransportListener,
 } from './transport.ts';
 import { HandshakeAcceptor, type PendingConnection } from './handshake-acceptor.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 /**
  * Links over mutual TLS (1.3 only). Both sides present a certificate signed
@@ -99,7 +100,7 @@ export class TlsTransport implements Transport {
 
   async connect(opts: ConnectOptions): Promise<Link> {
     const init = this.#init;
-    const where = `${opts.host}:${opts.port}`;
+    const where = formatHostPort(opts);
     const socket = tlsConnect({
       host: opts.host,
       port: opts.port,

@@ -32,12 +32,15 @@ const run = promisify(execFile);
 
 export type PortSpec = DaemonConfig['ports'][number];
 
-/** The prefix length given to a port address written without one. */
+/** The prefix length given to a port address written without one (IPv4). */
 export const DEFAULT_PORT_PREFIX = 24;
+/** The prefix length given to an IPv6 port address written without one. */
+export const DEFAULT_PORT_PREFIX_V6 = 64;
 
-/** `10.0.0.1` → `10.0.0.1/24`; an address with its prefix stays as it is. */
+/** `10.0.0.1` → `10.0.0.1/24`, `fd00::1` → `fd00::1/64`; an address with its prefix stays as it is. */
 export function portAddress(ip: string): string {
-  return ip.includes('/') ? ip : `${ip}/${DEFAULT_PORT_PREFIX}`;
+  if (ip.includes('/')) return ip;
+  return `${ip}/${ip.includes(':') ? DEFAULT_PORT_PREFIX_V6 : DEFAULT_PORT_PREFIX}`;
 }
 
 /** Open a configured port: a memory port, a QEMU stream socket, or a TAP device moved into `netns`, addressed and up. */

@@ -45,6 +45,7 @@ import {
   ChannelListenError, ChannelBusyError, ChannelClosedError, ChannelConflictError, ChannelConnectError, ChannelHelloError, ChannelIdentityError,
   ChannelLimitError, ChannelRefusedError, ChannelTimeoutError, ChannelUnknownIdError,
 } from './errors.ts';
+import { formatHostPort } from '../common/host-port.ts';
 
 export const DEFAULT_CHANNEL_HANDSHAKE_MS = 5000;
 export const DEFAULT_MAX_PENDING = 32;
@@ -145,7 +146,7 @@ export class MigrationChannelListener {
   static async listen(components: MigrationChannelComponents, init: MigrationChannelInit): Promise<MigrationChannelListener> {
     const l = new MigrationChannelListener(components, init);
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error): void => reject(new ChannelListenError(`${init.host}:${init.port}`, err));
+      const fail = (err: Error): void => reject(new ChannelListenError(formatHostPort(init), err));
       l.#server.once('error', fail);
       l.#server.listen(init.port, init.host, () => { l.#server.off('error', fail); resolve(); });
     });
@@ -325,7 +326,7 @@ export async function dialMigrationChannels(opts: DialChannelsOptions): Promise<
 }
 
 function dialOne(opts: DialChannelsOptions, index: number): Promise<{ ok: true; socket: Duplex } | { ok: false; error: VnetError }> {
-  const where = `${opts.host}:${opts.port}`;
+  const where = formatHostPort(opts);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_CHANNEL_HANDSHAKE_MS;
   return new Promise((resolve) => {
     let done = false;

@@ -1,11 +1,11 @@
 // @peculiar/x509 resolves its ASN.1 services through tsyringe, which needs a Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { HOST_ID_PATTERN } from '../common/host-id.ts';
+import { ipAddressProblem } from '../common/ip-address.ts';
 import { CertificateError } from './errors.ts';
 
 /**
@@ -83,7 +83,10 @@ export async function createCa(opts: CaOptions = {}): Promise<PemPair> {
 /** A host key and certificate signed by `ca`, in memory. */
 export async function issueHostCertificate(ca: PemPair, host: string, opts: HostCertOptions = {}): Promise<PemPair> {
   checkHostId(host);
-  for (const ip of opts.ips ?? []) if (isIP(ip) === 0) throw new CertificateError(`not an IP address: ${ip}`);
+  for (const ip of opts.ips ?? []) {
+    const problem = ipAddressProblem(ip);
+    if (problem !== undefined) throw new CertificateError(`SAN IP address ${problem}`);
+  }
   const caCert = parseCertificate(ca.cert, undefined);
   const caKey = await importKey(ca.key, undefined);
   const now = opts.now ?? new Date();

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAge, formatBytes, formatRate, progressBar, table } from '../../src/cli/ctl-format.ts';
+import { formatAge, formatBytes, formatRate, hostsTable, progressBar, table } from '../../src/cli/ctl-format.ts';
 import { drawApplicationTopology, drawTopology, topologyDot } from '../../src/cli/ctl-topology-drawing.ts';
 import type { HostView, LinkView, TopologyView, VmView } from '../../src/controller/api-model.ts';
 
@@ -86,5 +86,14 @@ describe('ctl formatting', () => {
   it('quotes names in DOT output', () => {
     const dot = topologyDot({ hosts: [host('we"ird', 's')], vms: [], links: [], topology: topo('none', []), migrations: [] });
     assert.match(dot, /"host:we\\"ird"/);
+  });
+});
+
+describe('vnet ctl hosts', () => {
+  it('writes IPv6 listen addresses in brackets, IPv4 ones as they are', () => {
+    const h = (id: string, address: string): HostView => ({ ...host(id), addresses: [{ transport: 'tls', host: address, port: 7502 }] });
+    const out = hostsTable([h('a', 'fd00:9::2'), h('b', '10.0.0.2')], 0);
+    assert.match(out, /^a .* tls:\/\/\[fd00:9::2\]:7502$/m);
+    assert.match(out, /^b .* tls:\/\/10\.0\.0\.2:7502$/m);
   });
 });

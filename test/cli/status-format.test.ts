@@ -55,3 +55,9 @@ test('without an earlier reading the rates show "-"; a refused or standalone dae
   one.status.controller = undefined;
   assert.match(formatStatus(one, undefined, 0), /^controller: none \(standalone\)$/m);
 });
+
+test('vnet status writes an IPv6 listen address in brackets', () => {
+  const s = sample(2000, 0);
+  const v6 = { ...s, status: { ...s.status, listen: { transport: 'tls' as const, host: 'fd00:9::2', port: 7502 } } };
+  assert.equal(formatStatus(v6, undefined, 1_000_000).split('\n')[0], 'host h1 (spoke, site lab), listening tls [fd00:9::2]:7502');
+});

@@ -60,3 +60,18 @@ test('onDrop replaces what dropping does; closeAll drops every pending connectio
   assert.deepEqual(drops, [['ws', 'closing']]);
   assert.equal(s.size, 0);
 });
+
+test('an IPv4-mapped IPv6 source and its IPv4 address, or two spellings of one IPv6 address, share one per-source cap', () => {
+  const { s, drops } = slots({ maxPerSource: 2, maxTotal: 100 });
+  s.admit('10.0.0.7', () => drops.push(['v4', 'evicted-source']));
+  s.admit('::ffff:10.0.0.7', () => drops.push(['mapped', 'evicted-source']));
+  s.admit('::FFFF:0a00:0007', () => drops.push(['mapped-hex', 'evicted-source']));
+  assert.deepEqual(drops.map((d) => d[0]), ['v4']);
+  assert.equal(s.sizeOf('10.0.0.7'), 2);
+  s.admit('fd00:0:0::1', () => drops.push(['long', 'evicted-source']));
+  s.admit('FD00::1', () => drops.push(['short', 'evicted-source']));
+  s.admit('fd00::1', () => drops.push(['third', 'evicted-source']));
+  assert.deepEqual(drops.map((d) => d[0]), ['v4', 'long']);
+  assert.equal(s.sizeOf('fd00::0:1'), 2);
+  assert.equal(s.sizeOf('fd00::2'), 0);
+});

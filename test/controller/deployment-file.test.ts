@@ -101,8 +101,21 @@ test('no hub is rejected', () => {
 test('a host on an unknown site, a bad MAC, a bad IP and a multicast MAC are rejected', () => {
   expectError(GOOD.replace('    site: b\n', '    site: z\n'), 12, 'hosts[1].site', 'unknown site z');
   expectError(GOOD.replace('"02:00:00:00:00:02"', '"02:00:00:00:02"'), 15, 'vms[1].mac', 'not a MAC address');
-  expectError(GOOD.replace('ip: 10.0.0.2', 'ip: 10.0.0.256'), 15, 'vms[1].ip', 'not an IPv4 address');
+  expectError(GOOD.replace('ip: 10.0.0.2', 'ip: 10.0.0.256'), 15, 'vms[1].ip', 'not an IPv4 or IPv6 address');
   expectError(GOOD.replace('"02:00:00:00:00:02"', '"01:00:5e:00:00:02"'), 15, 'vms[1].mac', 'unicast');
+});
+
+test('IPv6: VM addresses in canonical form, listen hosts as bare literals; brackets, zone ids and one address spelled twice are rejected', () => {
+  const v6 = GOOD.replace('ip: 10.0.0.1', 'ip: "FD00:0:0::1"').replace('ip: 10.0.0.2', 'ip: "fd00::2"')
+    .replace('    hub: true\n', '    hub: true\n    listen: { transport: tls, host: "fd00:9::1", port: 7000 }\n');
+  const d = parseDeployment(v6, 'v6.yaml');
+  assert.deepEqual(d.vms.map((v) => v.ip), ['fd00::1', 'fd00::2']);
+  assert.equal(d.hosts[0]!.listen?.host, 'fd00:9::1');
+  expectError(v6.replace('"fd00::2"', '"fd00:0::1"'), 16, 'vms[1].ip', 'duplicate IP fd00::1');
+  expectError(v6.replace('"fd00::2"', '"fe80::2%eth0"'), 16, 'vms[1].ip', 'no zone id');
+  expectError(v6.replace('host: "fd00:9::1"', 'host: "[fd00:9::1]"'), 11, 'hosts[0].listen.host', 'without brackets');
+  expectError(v6.replace('host: "fd00:9::1"', 'host: "fd00:9::1%eth0"'), 11, 'hosts[0].listen.host', 'zone id');
+  expectError(v6.replace('host: "fd00:9::1"', 'host: "fd00:9::1::2"'), 11, 'hosts[0].listen.host', 'not an IPv6 address');
 });
 
 test('sites with hosts need a WAN path between them', () => {

@@ -325,6 +325,25 @@ describe('ForwardingTable flooding (one table)', () => {
     assert.equal(t.forward(A, MCAST, p1).reason, 'multicast');
   });
 
+  it('IPv6 multicast (33:33:…: neighbour discovery, DAD, all-nodes) floods exactly like broadcast, from a port, a link and at the hub', () => {
+    const ND = [parseMac('33:33:ff:00:00:0b'), parseMac('33:33:00:00:00:01'), parseMac('33:33:00:00:00:16')];
+    const { t, p1, hub, fast } = spoke();
+    for (const dst of ND) {
+      assert.equal(targets(t.forward(A, dst, p1)), targets(t.forward(A, BROADCAST_MAC, p1)), 'from a port');
+      assert.equal(t.forward(A, dst, p1).reason, 'multicast');
+      assert.equal(targets(t.forward(B, dst, hub)), 'port:p1 port:p2 port:p3', 'from the backbone');
+      assert.equal(targets(t.forward(B, dst, fast)), 'port:p1 port:p2 port:p3', 'from a fast-path link');
+    }
+    // A VM's address once learned (after DAD) is still reached by unicast; the group MAC is never learned.
+    t.forward(B, ND[0]!, hub);
+    assert.equal(targets(t.forward(A, B, p1)), 'link:hub');
+    const h = new ForwardingTable({ role: 'hub', clock: new ManualClock() });
+    h.addPort('h1', 'h1');
+    const s1 = h.addLink('s1', 'backbone', 's1');
+    h.addLink('s2', 'backbone', 's2');
+    for (const dst of ND) assert.equal(targets(h.forward(A, dst, s1)), targets(h.forward(A, BROADCAST_MAC, s1)), 'at the hub');
+  });
+
   it('a spoke floods a frame from a link to its ports only', () => {
     const { t, hub, fast } = spoke();
     assert.equal(targets(t.forward(A, BROADCAST_MAC, hub)), 'port:p1 port:p2 port:p3');

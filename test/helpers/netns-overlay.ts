@@ -12,6 +12,11 @@
  * With `standbyHub`, a second hub `hub2` is the standby (trunked to `hub`),
  * and every spoke fails over to it.
  *
+ * With `ipv6`, every daemon runs in a namespace of its own on an IPv6-only
+ * underlay (`ipv6-underlay.ts`: tunnels, the control channel and migration
+ * channels on unique-local IPv6 addresses, no IPv4 on those links), and the
+ * VMs have IPv6 addresses only.
+ *
  * Every daemon has a migration channel listener and an admin interface on an
  * owner-only Unix socket (`admin(host, path)`); a VM's port may carry a model guest
  * (`guest:`, what a live migration moves). A VM with `qemu:` is instead a
@@ -36,6 +41,7 @@ import { requireTools, useNetns, waitFor, type ExecResult, type NetnsHarness } f
 import { freePortBelowEphemeral as freePort } from './free-port.ts';
 import { adminRequest } from './admin-client.ts';
 import { startControllerChild, type ControllerChild } from './controller-child.ts';
+import { ipv6Underlay, type Ipv6Underlay } from './ipv6-underlay.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
@@ -43,7 +49,7 @@ export interface OverlayVm {
   name: string;
   host: string;
   mac: string;
-  /** The VM's IPv4 address, without prefix. */
+  /** The VM's address (IPv4, or IPv6 with `ipv6`), without prefix. */
   ip: string;
   /** Its namespace ('' for a QEMU VM). */
   ns: string;
@@ -59,6 +65,8 @@ export interface NetnsOverlayBase {
   /** The controller's SQLite file (WAL: readers may open it while the controller runs). */
   readonly dbPath: string;
   readonly harness: NetnsHarness;
+  /** With `ipv6`: the underlay (each host's namespace and address). */
+  readonly underlay: Ipv6Underlay | undefined;
   /** Runs a command in VM `i`'s namespace; killed when the test ends. */
   spawn(i: number, argv: readonly string[]): ChildProcess;
   exec(i: number, argv: readonly string[], timeoutMs?: number): Promise<ExecResult>;
@@ -110,6 +118,8 @@ export interface NetnsOverlayInit {
    */
   sites?: Readonly<Record<string, string>>;
   wanRttMs?: number;
+  /** Daemons in namespaces of their own on an IPv6-only underlay; VMs with IPv6 addresses only. */
+  ipv6?: boolean;
 }
 
 interface AfterHook {
@@ -197,21 +207,24 @@ async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c:
   const anyQemu = init.vms.some((v) => v.qemu !== undefined);
   const certs = join(work, 'certs');
   await ensureDemoCertificates(certs, hosts);
+  const underlay = init.ipv6 === true ? await ipv6Underlay(harness, hosts) : undefined;
+  const at = (h: string): string => `"${underlay?.address(h) ?? '127.0.0.1'}"`;
 
   const vms: OverlayVm[] = [];
   for (const [i, vm] of init.vms.entries()) {
     const hex = i.toString(16).padStart(2, '0');
     const qemu = vm.qemu !== undefined;
-    vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip: `10.98.0.${10 + i}`, ns: qemu ? '' : await harness.namespace(), dev: harness.linkName(), qemu });
+    const ip = underlay === undefined ? `10.98.0.${10 + i}` : `fd00:98::${(10 + i).toString(16)}`;
+    vms.push({ name: `vm${i}`, host: vm.host, mac: `02:00:00:00:0a:${hex}`, ip, ns: qemu ? '' : await harness.namespace(), dev: harness.linkName(), qemu });
   }
   const deploymentYaml = `name: overlay-priv
 ${sitesYaml(init)}
 hosts:
-${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${ports.get(h)} } }`).join('\n')}
+${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: ${at(h)}, port: ${ports.get(h)} } }`).join('\n')}
 vms:
-${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: ${v.ip}, host: ${v.host} }`).join('\n')}
+${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: "${v.ip}", host: ${v.host} }`).join('\n')}
 ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
-  const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: '127.0.0.1', port: ports.get('control')! }, logDir });
+  const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: underlay?.controllerAddress ?? '127.0.0.1', port: ports.get('control')! }, logDir });
   t.after(async () => {
     const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
     for (const p of daemons) { p.kill('SIGCONT'); p.kill('SIGINT'); }
@@ -226,11 +239,11 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
     const mine = vms.filter((v) => v.host === h);
     const lines = [
       `host: ${h}`, `role: ${hubs.includes(h) ? 'hub' : 'spoke'}`, 'transport: tls', `tls: { dir: ${certs} }`,
-      `listen: { host: 127.0.0.1, port: ${ports.get(h)} }`,
+      `listen: { host: ${at(h)}, port: ${ports.get(h)} }`,
       // hub2 (the standby) names the primary as its hub: the trunk.
-      ...(h === 'hub' ? [] : [`hub: { host: 127.0.0.1, port: ${ports.get('hub')} }`, 'hubId: hub']),
-      ...(hubs.includes(h) || init.standbyHub !== true ? [] : [`standbyHub: { host: 127.0.0.1, port: ${ports.get('hub2')}, id: hub2 }`]),
-      `migration: { host: 127.0.0.1, port: ${ports.get(`${h}/migration`)} }`,
+      ...(h === 'hub' ? [] : [`hub: { host: ${at('hub')}, port: ${ports.get('hub')} }`, 'hubId: hub']),
+      ...(hubs.includes(h) || init.standbyHub !== true ? [] : [`standbyHub: { host: ${at('hub2')}, port: ${ports.get('hub2')}, id: hub2 }`]),
+      `migration: { host: ${at(h)}, port: ${ports.get(`${h}/migration`)} }`,
       `admin: { socket: ${adminSocket(h)} }`,
       `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
       ...(anyQemu && h !== 'hub' ? [`qemu: { dir: ${join(work, `q-${h}`)} }`] : []),
@@ -241,12 +254,14 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
         const g = init.vms[vms.indexOf(v)]?.guest;
         const guest = g === undefined ? '' : `, guest: { profile: ${g.profile}, memoryMiB: ${g.memoryMiB}, diskMiB: ${g.diskMiB} }`;
         const security = init.vms[vms.indexOf(v)]?.security;
-        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", ip: ${v.ip}/24, netns: ${v.ns}${guest}${security === undefined ? '' : `, security: ${security}`} }`;
+        return `  - { name: ${v.dev}, type: tap, mac: "${v.mac}", ip: "${v.ip}/${underlay === undefined ? 24 : 64}", netns: ${v.ns}${guest}${security === undefined ? '' : `, security: ${security}`} }`;
       }),
     ];
     writeFileSync(join(work, `${h}.yaml`), lines.join('\n') + '\n');
     const out = openSync(join(logDir, `${h}.log`), 'a');
-    const child = spawn('node', [VNET, 'daemon', '--config', join(work, `${h}.yaml`)], { stdio: ['ignore', out, out] });
+    const argv = ['node', VNET, 'daemon', '--config', join(work, `${h}.yaml`)];
+    const inNs = underlay === undefined ? argv : ['ip', 'netns', 'exec', underlay.namespace(h), ...argv];
+    const child = spawn(inNs[0]!, inNs.slice(1), { stdio: ['ignore', out, out] });
     daemons.push(child);
     daemonOf.set(h, child);
   }
@@ -260,6 +275,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
     vms,
     dbPath: join(work, 'vnet.db'),
     harness,
+    underlay,
     logOf: (host) => join(logDir, `${host}.log`),
     logged: (host, msg, field) => loggedNumber(join(logDir, `${host}.log`), msg, field),
     qemuDir: (host) => join(work, `q-${host}`),

@@ -30,7 +30,7 @@ async function listener(t: { after(fn: () => Promise<void>): void }, extra: Part
 function dial(l: MigrationChannelListener, from: string, id: string, opts: { count?: number; to?: string; rogue?: boolean } = {}): ReturnType<typeof dialMigrationChannels> {
   const pki = testPki();
   const creds = opts.rogue === true ? { ...pki.rogueHost(from), ca: pki.ca } : { ...pki.host(from), ca: pki.ca };
-  return dialMigrationChannels({ ...creds, host: '127.0.0.1', port: l.address.port, id, to: opts.to ?? 'hB', count: opts.count ?? 1, clock, timeoutMs: 5000 });
+  return dialMigrationChannels({ ...creds, host: l.address.host, port: l.address.port, id, to: opts.to ?? 'hB', count: opts.count ?? 1, clock, timeoutMs: 5000 });
 }
 
 function closed(s: net.Socket): Promise<void> {
@@ -95,6 +95,22 @@ test('the host prepare named is accepted; its sockets carry bytes both ways', as
   assert.equal(l.stats.accepted, 1);
   assert.equal(l.expecting, 0, 'the id is no longer expected once its channels are in');
   for (const s of [...r.sockets, ...got.sockets]) s.destroy();
+});
+
+test('on IPv6: a listener on ::1 advertises ::1 (or its advertise address); channels dialled there carry bytes', async (t) => {
+  const l = await listener(t, { host: '::1' });
+  assert.equal(l.address.host, '::1');
+  const e = l.expect('m6', 'hA');
+  const r = await dial(l, 'hA', 'm6', { count: 2 });
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  const got = await e.result;
+  assert.ok(got.ok && got.sockets.length === 2);
+  const there = readAll(got.sockets[1]!, 2);
+  r.sockets[1]!.write('v6');
+  assert.equal((await there).toString(), 'v6');
+  for (const s of [...r.sockets, ...got.sockets]) s.destroy();
+  const advertised = await listener(t, { host: '::', advertise: 'fd00:9::2' });
+  assert.deepEqual(advertised.address, { host: 'fd00:9::2', port: advertised.address.port });
 });
 
 test('two channels (time-bound) are routed to their migration in index order', async (t) => {

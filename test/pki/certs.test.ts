@@ -59,6 +59,15 @@ describe('certs: in memory', () => {
     const ca = await createCa();
     await assert.rejects(issueHostCertificate(ca, '../etc'), { code: 'VNET_ERR_CERT' });
     await assert.rejects(issueHostCertificate(ca, 'h', { ips: ['10.0.0.300'] }), { code: 'VNET_ERR_CERT' });
+    await assert.rejects(issueHostCertificate(ca, 'h', { ips: ['fe80::1%eth0'] }), (err: Error) => /zone id/.test(err.message));
+  });
+
+  it('puts IPv6 addresses in the SAN that TLS clients check', async () => {
+    const host = await issueHostCertificate(await createCa(), 'hub', { ips: ['fd00:9::1', '::1'] });
+    const cert = new X509Certificate(host.cert);
+    assert.equal(cert.checkIP('fd00:9::1'), 'fd00:9::1');
+    assert.equal(cert.checkIP('::1'), '::1');
+    assert.equal(cert.checkIP('fd00:9::2'), undefined);
   });
 });
 

@@ -49,6 +49,9 @@ describe('mergeReports', () => {
         { src: mac(0), dst: mac(99), frames: 1, bytes: 100 },
         { src: mac(98), dst: mac(1), frames: 1, bytes: 200 },
         { src: mac(0), dst: BROADCAST_MAC, frames: 1, bytes: 64 },
+        // IPv6 neighbour discovery and all-nodes multicast (33:33:…) count with broadcast.
+        { src: mac(0), dst: 0x3333_ff00_0001, frames: 1, bytes: 86 },
+        { src: mac(1), dst: 0x3333_0000_0001, frames: 1, bytes: 118 },
         entry(0, 1, 1000),
       ]),
     ], registry);
@@ -61,7 +64,7 @@ describe('mergeReports', () => {
         { host: 'A', mac: mac(99), role: 'dst', bytesPerSecond: 100 },
       ],
     );
-    assert.equal(m.multicastBytesPerSecond.get('A'), 64);
+    assert.equal(m.multicastBytesPerSecond.get('A'), 64 + 86 + 118);
   });
 
   it('sums two consecutive reports of one host over their total time, and drops an overlapping one', () => {

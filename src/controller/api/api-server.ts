@@ -24,6 +24,7 @@ import type { TokenStore } from './token-store.ts';
 import { createV1Router } from './v1-routes.ts';
 import type { RouteHandler } from './v1-routes.ts';
 import type { Router } from './router.ts';
+import { formatHostPort } from '../../common/host-port.ts';
 
 /**
  * The operator API server. Stages of a request:
@@ -145,7 +146,7 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   });
   server.on('error', (err) => logger.error({ err }, 'API server error'));
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `http://${formatHostPort({ host, port })}`;
   logger.info({ url }, 'operator API listening');
 
   let closing: Promise<void> | undefined;

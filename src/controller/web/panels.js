@@ -162,6 +162,11 @@ export function renderSites(view) {
   );
 }
 
+/** `tls://10.0.0.1:7000`, `tls://[fd00::1]:7000`: an IPv6 literal in brackets. */
+export function endpointText(a) {
+  return `${a.transport}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
 function selectionRows(selected) {
   if (selected === null) return null;
   if (selected.kind === 'bundle') {
@@ -185,7 +190,7 @@ function selectionRows(selected) {
         ['site', h.site ?? '—'], ['role', h.role], ['state', h.state],
         h.role === 'hub' ? ['as a hub', h.hubState ?? '—'] : ['on hub', h.hub ?? '—'],
         ['last seen', h.lastSeen ? clock(h.lastSeen) : 'never'],
-        ['listens on', h.addresses.map((a) => `${a.transport}://${a.host}:${a.port}`).join(', ') || '—'],
+        ['listens on', h.addresses.map(endpointText).join(', ') || '—'],
         ['VMs', vmsOf(h.id).map((v) => v.name ?? v.mac).join(', ') || 'none'],
       ],
     };
