@@ -19,6 +19,9 @@ import { readTokenFile } from '../../src/controller/api/token-file.ts';
 import { CONTROL_PATH } from '../../src/control/control-protocol.ts';
 import { waitFor } from './wait.ts';
 
+/** The level of the overlays' daemons and controller process: their logs are files the tests read, whatever level the test runner set for itself. */
+export const OVERLAY_LOG_LEVEL = process.env.VNET_OVERLAY_LOG_LEVEL ?? 'info';
+
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
 export interface ControllerChildInit {
@@ -66,7 +69,7 @@ export async function startControllerChild(t: AfterHook, init: ControllerChildIn
 
   const launch = async (): Promise<void> => {
     const out = init.logFile === undefined ? 'ignore' : openSync(init.logFile, 'a');
-    const p = spawn('node', argv, { stdio: ['ignore', out, out] });
+    const p = spawn('node', argv, { stdio: ['ignore', out, out], env: { ...process.env, VNET_LOG_LEVEL: OVERLAY_LOG_LEVEL } });
     child = p;
     starts++;
     const token = await waitFor(async () => {

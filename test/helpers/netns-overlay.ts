@@ -40,7 +40,7 @@ import { startControllerProcess } from '../../src/controller/launch.ts';
 import { requireTools, useNetns, waitFor, type ExecResult, type NetnsHarness } from './netns.ts';
 import { freePortBelowEphemeral as freePort } from './free-port.ts';
 import { adminRequest } from './admin-client.ts';
-import { startControllerChild, type ControllerChild } from './controller-child.ts';
+import { OVERLAY_LOG_LEVEL, startControllerChild, type ControllerChild } from './controller-child.ts';
 import { ipv6Underlay, type Ipv6Underlay } from './ipv6-underlay.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
@@ -261,7 +261,8 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
     const out = openSync(join(logDir, `${h}.log`), 'a');
     const argv = ['node', VNET, 'daemon', '--config', join(work, `${h}.yaml`)];
     const inNs = underlay === undefined ? argv : ['ip', 'netns', 'exec', underlay.namespace(h), ...argv];
-    const child = spawn(inNs[0]!, inNs.slice(1), { stdio: ['ignore', out, out] });
+    // The daemons log to files the tests read (o.logged): at info, whatever level the test runner set for itself.
+    const child = spawn(inNs[0]!, inNs.slice(1), { stdio: ['ignore', out, out], env: { ...process.env, VNET_LOG_LEVEL: OVERLAY_LOG_LEVEL } });
     daemons.push(child);
     daemonOf.set(h, child);
   }

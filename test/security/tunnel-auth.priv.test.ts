@@ -49,7 +49,8 @@ describe('tunnel link authentication between namespaces', { timeout: 180_000 }, 
 
   const startDaemon = (id: string, lines: string[]): void => {
     const file = join(dir, `${id}.yaml`);
-    writeFileSync(file, [`host: ${id}`, `admin: { socket: ${join(dir, `${id}.sock`)} }`, 'keepaliveMs: 200', 'deadMs: 2000', 'reconnect: { initialMs: 50, maxMs: 500 }', ...lines].join('\n') + '\n');
+    // logLevel: the test reads the daemons' logs, whatever level the test runner set (VNET_LOG_LEVEL=silent).
+    writeFileSync(file, [`host: ${id}`, 'logLevel: info', `admin: { socket: ${join(dir, `${id}.sock`)} }`, 'keepaliveMs: 200', 'deadMs: 2000', 'reconnect: { initialMs: 50, maxMs: 500 }', ...lines].join('\n') + '\n');
     const child = h.spawn(ns.get(id)!, [process.execPath, VNET, 'daemon', '--config', file]);
     logs.set(id, '');
     const keep = (d: Buffer): void => void logs.set(id, logs.get(id)! + d.toString());
