@@ -15,6 +15,8 @@ export interface LivenessEvents {
   /** Time for a round-trip probe (every `probeMs`, traffic or not). */
   probe(): void;
   dead(silentMs: number): void;
+  /** This process could not run its timer for `stalledMs` ≥ deadMs (stopped, or its event loop blocked): the peer has given up on us. */
+  stalled(stalledMs: number): void;
 }
 
 export class Liveness {
@@ -30,6 +32,8 @@ export class Liveness {
   #lastRx: number;
   #lastTx: number;
   #lastProbe: number;
+  /** When the timer last ran. */
+  #lastCheck: number;
   #timer: TimerHandle | undefined;
 
   constructor(clock: Clock, keepaliveMs: number, deadMs: number, probeMs: number, events: LivenessEvents) {
@@ -42,6 +46,7 @@ export class Liveness {
     this.#lastRx = now;
     this.#lastTx = now;
     this.#lastProbe = now;
+    this.#lastCheck = now;
     const period = Math.max(1, Math.min(keepaliveMs / 2, deadMs / 4, probeMs));
     this.#timer = clock.setInterval(this.#check, period);
   }
@@ -51,8 +56,28 @@ export class Liveness {
     this.#timer = undefined;
   }
 
+  /**
+   * Whether this process stalled for deadMs or more since the timer last ran
+   * (a SIGSTOP, a blocked event loop): then the peer has declared us dead by
+   * now, and what waits in the socket was sent before it gave up — frames it
+   * has since sent another way. The link calls this on every chunk it reads,
+   * before decoding it (after a SIGCONT the poll phase may run before the
+   * timers), and the timer on every tick; on a stall the `stalled` event
+   * closes the link and nothing read is delivered.
+   */
+  checkStall(): boolean {
+    if (this.#timer === undefined) return false;
+    const stalledMs = this.#clock.now() - this.#lastCheck;
+    if (stalledMs < this.#deadMs) return false;
+    this.stop();
+    this.#events.stalled(stalledMs);
+    return true;
+  }
+
   readonly #check = (): void => {
+    if (this.checkStall()) return;
     const now = this.#clock.now();
+    this.#lastCheck = now;
     if (this.rxSeen) {
       this.rxSeen = false;
       this.#lastRx = now;

@@ -251,6 +251,7 @@ class SocketLink implements Link {
   // ------------------------------------------------------------ receiving
 
   readonly #onData = (chunk: Buffer): void => {
+    if (this.#liveness?.checkStall() === true) return; // closed: what waited during our stall is not delivered
     this.#activity.rxSeen = true;
     this.#decoder.push(chunk);
   };
@@ -333,6 +334,7 @@ class SocketLink implements Link {
     const liveness = new Liveness(this.#clock, init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, init.deadMs ?? DEFAULT_DEAD_MS, init.probeMs ?? DEFAULT_PROBE_MS, {
       keepalive: this.#sendKeepalive,
       probe: this.#sendProbe,
+      stalled: this.#selfStalled,
       dead: this.#peerDead,
     });
     this.#liveness = liveness;
@@ -391,6 +393,11 @@ class SocketLink implements Link {
     this.stats.rttMs = rtt;
     this.stats.srttMs = this.stats.srttMs === undefined ? rtt : this.stats.srttMs + (rtt - this.stats.srttMs) / 8;
   }
+
+  readonly #selfStalled = (stalledMs: number): void => {
+    this.#log.warn({ stalledMs: Math.round(stalledMs) }, 'this process stalled longer than the dead time; closing the link without delivering what waited');
+    this.#finish(new LinkTimeoutError(this.peerHost, stalledMs), ['timeout', `stalled for ${Math.round(stalledMs)} ms`]);
+  };
 
   readonly #peerDead = (silentMs: number): void => {
     this.#log.warn({ silentMs: Math.round(silentMs) }, 'peer silent; closing the link');

@@ -31,6 +31,8 @@ export interface LinkSettings {
   localHost: string;
   keepaliveMs?: number;
   deadMs?: number;
+  /** Round-trip probe interval (link.ts DEFAULT_PROBE_MS). */
+  probeMs?: number;
   maxMessageBytes?: number;
   /** The whole handshake (TLS, hello, proofs) must finish within this; also the dial's connect timeout. */
   handshakeTimeoutMs?: number;
@@ -101,6 +103,7 @@ export function linkInit(components: TransportComponents, settings: LinkSettings
   if (components.clock !== undefined) init.clock = components.clock;
   if (settings.keepaliveMs !== undefined) init.keepaliveMs = settings.keepaliveMs;
   if (settings.deadMs !== undefined) init.deadMs = settings.deadMs;
+  if (settings.probeMs !== undefined) init.probeMs = settings.probeMs;
   if (settings.maxMessageBytes !== undefined) init.maxMessageBytes = settings.maxMessageBytes;
   if (settings.handshakeTimeoutMs !== undefined) init.handshakeTimeoutMs = settings.handshakeTimeoutMs;
   if (settings.highWaterBytes !== undefined) init.highWaterBytes = settings.highWaterBytes;

@@ -67,7 +67,9 @@ describe('hub rotation (pure)', () => {
   });
 });
 
-const LIVENESS = { keepaliveMs: 250, deadMs: 1500, handshakeTimeoutMs: 1000 };
+// No round-trip probes: a hub "stopped" here only has its clock stand still — it would still answer
+// the spokes' echo requests, which a stopped process does not.
+const LIVENESS = { keepaliveMs: 250, deadMs: 1500, probeMs: 3_600_000, handshakeTimeoutMs: 1000 };
 
 interface Node {
   daemon: Daemon;

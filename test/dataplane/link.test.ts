@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { encodeEcho, encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
+import { encodeEcho, encodeFrame, encodeGoodbye, encodeKeepalive, FrameDecoder } from '../../src/dataplane/frame-codec.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { openLink, type Link, type OpenLinkInit } from '../../src/dataplane/link.ts';
 import { certificateNames } from '../../src/dataplane/link-handshake.ts';
@@ -262,6 +262,26 @@ describe('link: liveness and closing', () => {
     await waitFor(() => link.stats.echoesAnswered === 1, 'the matching reply', 2000);
     assert.equal(link.stats.rttMs, 7);
     await link.close();
+  });
+
+  it('after this process stalled for deadMs (stopped, or its loop blocked) it closes the link and delivers nothing that waited', async () => {
+    // A clock whose interval never runs: the liveness timer stands still, as in a stopped process.
+    const manual = new ManualClock();
+    let t = 0;
+    const stalledClock = { now: () => t, wallNow: () => t, setTimeout: (fn: () => void, ms: number) => manual.setTimeout(fn, ms), setInterval: () => ({ cancel: () => {} }) };
+    const { link, raw } = await linkWithRawDialer({ clock: stalledClock, keepaliveMs: 100, deadMs: 1000 });
+    const got: number[] = [];
+    link.onFrames((frames) => { for (const f of frames) got.push(frameSeq(f)); });
+    t = 999;
+    raw.write(encodeFrame({ data: numberedFrame(1), offload: undefined }));
+    await waitFor(() => got.length === 1, 'a frame read within the dead time is delivered', 2000);
+    const closed = closeErr(link);
+    t = 1000;
+    raw.write(encodeFrame({ data: numberedFrame(2), offload: undefined }));
+    const err = await closed;
+    assert.equal((err as Error & { code: string }).code, 'VNET_ERR_LINK_TIMEOUT');
+    assert.deepEqual(got, [1], 'the frame that waited through the stall was not delivered');
+    await waitFor(() => raw.goodbye() !== undefined, 'goodbye', 2000);
   });
 
   it('ends the link with LinkTimeoutError when the peer stays silent for deadMs', async () => {
