@@ -55,6 +55,7 @@ import type { HubRotation } from './hub-rotation.ts';
 import { DaemonEvents, linkDetail, linkFacts, portFacts, takeTrafficSnapshot, type LinkDetail, type PortEntry } from './daemon-facts.ts';
 import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-security.ts';
 import { SecurityEvents } from './security-events.ts';
+import { VxlanEndpoint, type VxlanInit, type VxlanStats } from './vxlan-endpoint.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -86,6 +87,8 @@ export interface DaemonInit {
   standbyHub?: { host: string; port: number; id: string } | undefined;
   reconnect?: BackoffPolicy;
   agingMs?: number;
+  /** VXLAN tunnels to configured VTEPs (vxlan-endpoint.ts; trusted underlay only, docs/vxlan.md), beside the transport's links. */
+  vxlan?: VxlanInit | undefined;
 }
 
 export interface DaemonCounters extends ForwardingCounters, LinkSlotCounters {
@@ -114,6 +117,7 @@ export class Daemon implements DaemonControl {
   readonly #membership: HostMembership;
   readonly #unsubscribeMembership: () => void;
   #listener: Listener | undefined;
+  #vxlan: VxlanEndpoint | undefined;
   #hubs: HubRotation | undefined;
   #rulesVersion = 0;
   #agingTimer: TimerHandle | undefined;
@@ -163,6 +167,15 @@ export class Daemon implements DaemonControl {
     if (init.listen !== undefined) {
       d.#listener = await d.#transport.listen(init.listen, (link) => d.#links.adoptInbound(link));
     }
+    if (init.vxlan !== undefined) {
+      try {
+        d.#vxlan = await VxlanEndpoint.open({ logger: d.#log }, init.vxlan);
+      } catch (err) {
+        await d.close();
+        throw err;
+      }
+      for (const link of d.#vxlan.links()) d.#links.attachConfigured(link);
+    }
     if (init.role === 'spoke' && init.hub !== undefined) {
       const hubs = [{ id: init.hub.id, host: init.hub.host, port: init.hub.port }];
       if (init.standbyHub !== undefined) hubs.push({ ...init.standbyHub });
@@ -184,6 +197,12 @@ export class Daemon implements DaemonControl {
   /** The tunnel listener's counters: accepted, refused by reason, pending (undefined when not listening). */
   get listenerStats(): Readonly<ListenerStats> | undefined {
     return this.#listener?.stats;
+  }
+
+  /** The VXLAN endpoint's drops (unknown source, wrong VNI, malformed, oversize) and where it is bound; undefined without VXLAN. */
+  get vxlan(): { stats: Readonly<VxlanStats>; address: { host: string; port: number }; vni: number } | undefined {
+    const v = this.#vxlan;
+    return v === undefined ? undefined : { stats: v.stats, address: v.address, vni: v.vni };
   }
 
   /** Where we accept links (the real port when started on port 0). */
@@ -420,6 +439,7 @@ export class Daemon implements DaemonControl {
     this.#agingTimer?.cancel();
     await this.#links.close('daemon shutting down');
     await this.#listener?.close();
+    await this.#vxlan?.close();
     for (const { port } of this.#ports.values()) await port.close().catch(() => undefined);
     this.#ports.clear();
     this.#log.info('daemon stopped');

@@ -33,6 +33,11 @@ export interface Location<P, L> {
   retired: boolean;
   /** A port's guard on learning (ports only). */
   guard: LearnGuard | undefined;
+  /**
+   * A link of the VXLAN mesh (vxlan-endpoint.ts): its VTEPs reach each other
+   * directly, so nothing from one mesh link is relayed to another.
+   */
+  mesh: boolean;
 }
 
 export class ForwardingLocations<P, L> {
@@ -73,15 +78,17 @@ export class ForwardingLocations<P, L> {
   }
 
   /** Add a link, or change an existing one's kind and handle; returns its id. */
-  setLink(peer: string, kind: LinkKind, handle: L): number {
+  setLink(peer: string, kind: LinkKind, handle: L, mesh = false): number {
     const id = this.#linkByPeer.get(peer);
     if (id !== undefined) {
       const loc = this.#locs[id]!;
       loc.handle = handle;
       loc.linkKind = kind;
+      loc.mesh = mesh;
       return id;
     }
     const loc = this.#add('link', peer, kind, handle);
+    loc.mesh = mesh;
     this.#linkByPeer.set(peer, loc.id);
     return loc.id;
   }
@@ -127,10 +134,11 @@ export class ForwardingLocations<P, L> {
 
   /**
    * Whether a frame that came in over link `from` may go out over link `to`:
-   * only on the hub, from one backbone link to another.
+   * only on the hub, from one backbone link to another, never from one VXLAN
+   * mesh link to another (the mesh's split horizon, as in Linux and OVS).
    */
   relays(from: Location<P, L>, to: Location<P, L>): boolean {
-    return this.role === 'hub' && from.linkKind === 'backbone' && to.linkKind === 'backbone' && from.id !== to.id;
+    return this.role === 'hub' && from.linkKind === 'backbone' && to.linkKind === 'backbone' && from.id !== to.id && !(from.mesh && to.mesh);
   }
 
   /**
@@ -169,7 +177,7 @@ export class ForwardingLocations<P, L> {
 
   #add(kind: 'port' | 'link', name: string, linkKind: LinkKind | undefined, handle: P | L): Location<P, L> {
     const id = this.#freeIds.pop() ?? this.#locs.length;
-    const loc: Location<P, L> = { id, kind, name, linkKind, handle, retired: false, guard: undefined };
+    const loc: Location<P, L> = { id, kind, name, linkKind, handle, retired: false, guard: undefined, mesh: false };
     this.#locs[id] = loc;
     return loc;
   }

@@ -307,9 +307,9 @@ export class ForwardingTable<P = string, L = string> {
     return true;
   }
 
-  /** Add a link to peer `hostId` (or change its kind or handle); returns its ingress id. */
-  addLink(hostId: string, kind: LinkKind, handle: L): Ingress {
-    const id = this.#locs.setLink(hostId, kind, handle);
+  /** Add a link to peer `hostId` (or change its kind or handle); `mesh`: a VXLAN VTEP's (no relaying between two). Returns its ingress id. */
+  addLink(hostId: string, kind: LinkKind, handle: L, mesh = false): Ingress {
+    const id = this.#locs.setLink(hostId, kind, handle, mesh);
     this.#invalidateAll();
     this.#log?.debug({ peer: hostId, kind, ingress: id }, 'link set');
     return id;

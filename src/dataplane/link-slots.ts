@@ -53,6 +53,8 @@ export interface LinkSlot {
   reconnects: number;
   /** Outbound slots keep redialling until removed. */
   dialer: Dialer | undefined;
+  /** A VXLAN VTEP's link: part of the mesh, never relayed to another mesh link (forwarding-locations.ts). */
+  mesh?: boolean;
   /** Why the link last went down or a dial last failed (wall-clock ms). */
   lastError?: { code: string; message: string; atMs: number } | undefined;
 }
@@ -125,6 +127,21 @@ export class LinkSlots {
     this.#attach(slot, link);
   }
 
+  /**
+   * Take a link that needs no dialling (a VXLAN VTEP's, up while configured):
+   * an outbound slot that is never redialled, in the VXLAN mesh. A link already up to that peer
+   * stays; the new one is closed.
+   */
+  attachConfigured(link: Link): void {
+    if (this.#closed || this.#slots.get(link.peerHost)?.link !== undefined) {
+      void link.close(this.#closed ? 'daemon shutting down' : 'a link to this peer is already up');
+      return;
+    }
+    const slot: LinkSlot = { peer: link.peerHost, kind: link.kind, link: undefined, direction: 'outbound', reconnects: 0, dialer: undefined, mesh: true };
+    this.#slots.set(slot.peer, slot);
+    this.#attach(slot, link);
+  }
+
   /** Keep an outbound link to `peer` up until `remove`. With `peerUnknown`, the peer's id is learned from its hello. */
   dial(peer: string, kind: LinkKind, address: { host: string; port: number }, peerUnknown = false): void {
     const slot: LinkSlot = {
@@ -181,7 +198,7 @@ export class LinkSlots {
 
   #attach(slot: LinkSlot, link: Link): void {
     slot.link = link;
-    const ingress = this.#c.table.addLink(slot.peer, slot.kind, slot);
+    const ingress = this.#c.table.addLink(slot.peer, slot.kind, slot, slot.mesh === true);
     link.onFrames((frames) => this.#c.onFrames(ingress, frames));
     link.onClose((err) => this.#onLinkClosed(slot, link, ingress, err));
     this.#c.logger.info({ peer: slot.peer, kind: slot.kind, direction: slot.direction }, 'link up');
