@@ -85,6 +85,7 @@ export class VxlanEndpoint implements VxlanSender {
 
   /** Bind the socket and make one link per VTEP. Rejects with ConfigError (bad VNI, address, duplicate VTEP) or TransportError (cannot bind). */
   static async open(components: { logger: Logger }, init: VxlanInit): Promise<VxlanEndpoint> {
+    const vni = checkVni(init.vni);
     const family = ipFamily(init.listen.host, 'vxlan.listen.host');
     checkPort(init.listen.port, 'vxlan.listen.port', true);
     const max = init.maxFrameBytes ?? DEFAULT_VXLAN_MAX_FRAME_BYTES;
@@ -94,7 +95,7 @@ export class VxlanEndpoint implements VxlanSender {
     const vteps = checkVteps(init.vteps, family);
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: family === 6 });
     await bind(socket, init.listen);
-    return new VxlanEndpoint(components.logger, socket, checkVni(init.vni), max, init.highWaterBytes ?? DEFAULT_VXLAN_HIGH_WATER_BYTES, vteps);
+    return new VxlanEndpoint(components.logger, socket, vni, max, init.highWaterBytes ?? DEFAULT_VXLAN_HIGH_WATER_BYTES, vteps);
   }
 
   private constructor(logger: Logger, socket: Socket, vni: number, maxFrameBytes: number, highWater: number, vteps: readonly VxlanVtep[]) {
