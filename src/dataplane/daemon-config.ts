@@ -7,6 +7,8 @@ import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts'
 import type { DesiredLink } from '../control/daemon-control.ts';
 import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
 import { isLoopbackHost } from './admin-access.ts';
+import { VXLAN_DEFAULT_PORT, VXLAN_MAX_VNI } from './vxlan-codec.ts';
+import { DEFAULT_VXLAN_MAX_FRAME_BYTES } from './vxlan-endpoint.ts';
 
 /**
  * The daemon's configuration: from a YAML file (`vnet daemon --config F`),
@@ -96,6 +98,20 @@ const fastPathSchema = z.strictObject({
   reason: z.string().default('configured'),
 });
 
+/**
+ * VXLAN tunnels (docs/vxlan.md): no handshake, no authentication, so only on
+ * a trusted underlay, and the file must say so (`trustedUnderlay: true`).
+ * The VTEPs are listed (host id, IP address, UDP port); datagrams from
+ * anywhere else, or with another VNI, are dropped and counted.
+ */
+const vxlanSchema = z.strictObject({
+  trustedUnderlay: z.literal(true, 'VXLAN carries frames unauthenticated and in clear: set trustedUnderlay: true to say the underlay between the VTEPs is trusted (docs/vxlan.md)'),
+  vni: z.number().int().min(0).max(VXLAN_MAX_VNI),
+  listen: z.strictObject({ host: z.string().min(1), port: port.default(VXLAN_DEFAULT_PORT) }),
+  vteps: z.array(z.strictObject({ peer: hostId, host: z.string().min(1), port: port.min(1).default(VXLAN_DEFAULT_PORT) })).min(1).max(4096),
+  maxFrameBytes: z.number().int().min(64).max(65_000).default(DEFAULT_VXLAN_MAX_FRAME_BYTES),
+});
+
 export const daemonConfigSchema = z
   .strictObject({
     host: hostId,
@@ -181,6 +197,7 @@ export const daemonConfigSchema = z
       })
       .optional(),
     fastPath: z.array(fastPathSchema).default([]),
+    vxlan: vxlanSchema.optional(),
     rules: z.array(ruleSpecSchema).default([]),
     /**
      * Link liveness (every link, the backbone's included): a keepalive after
@@ -233,6 +250,9 @@ export const daemonConfigSchema = z
     c.rules.forEach((r, i) => {
       if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id ${r.id}` });
       ids.add(r.id);
+    });
+    c.vxlan?.vteps.forEach((v, i) => {
+      if (v.peer === c.host) ctx.addIssue({ code: 'custom', path: ['vxlan', 'vteps', i, 'peer'], message: 'a VXLAN tunnel to ourselves' });
     });
     c.fastPath.forEach((f, i) => {
       if (f.peer === c.host) ctx.addIssue({ code: 'custom', path: ['fastPath', i, 'peer'], message: 'a fast-path link to ourselves' });

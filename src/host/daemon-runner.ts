@@ -129,6 +129,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       standbyHub: config.standbyHub,
       reconnect: config.reconnect,
       agingMs: config.agingMs,
+      vxlan: config.vxlan,
     },
   );
   let migrations: MigrationAgent | undefined;
