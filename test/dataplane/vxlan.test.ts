@@ -14,6 +14,8 @@ import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { VxlanEndpoint, type VxlanVtep } from '../../src/dataplane/vxlan-endpoint.ts';
 import { encodeVxlanHeader } from '../../src/dataplane/vxlan-codec.ts';
+import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
+import { planReload } from '../../src/dataplane/reload-plan.ts';
 import { testFrame, seqOf } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -206,5 +208,35 @@ describe('VXLAN configuration', () => {
     } finally {
       holder.close();
     }
+  });
+});
+
+describe('VXLAN in the daemon configuration file', () => {
+  const base = { host: 'hA', role: 'hub', listen: { host: '127.0.0.1', port: 7000 } };
+  const vxlan = { trustedUnderlay: true, vni: 42, listen: { host: '10.0.0.1' }, vteps: [{ peer: 'hB', host: '10.0.0.2' }] };
+
+  it('is refused unless the file says the underlay is trusted', () => {
+    const { trustedUnderlay: _, ...untrusted } = vxlan;
+    assert.throws(() => parseDaemonConfig({ ...base, vxlan: untrusted }), (e: unknown) => e instanceof ConfigError && /vxlan\.trustedUnderlay/.test(e.message));
+    assert.throws(() => parseDaemonConfig({ ...base, vxlan: { ...vxlan, trustedUnderlay: false } }), (e: unknown) => e instanceof ConfigError && /trusted/.test(e.message));
+  });
+
+  it('defaults the ports to 4789 and the largest frame to 1518', () => {
+    const c = parseDaemonConfig({ ...base, vxlan });
+    assert.equal(c.vxlan?.listen.port, 4789);
+    assert.equal(c.vxlan?.vteps[0]?.port, 4789);
+    assert.equal(c.vxlan?.maxFrameBytes, 1518);
+  });
+
+  it('refuses a VTEP that is this host, an unknown key and a VNI out of range', () => {
+    assert.throws(() => parseDaemonConfig({ ...base, vxlan: { ...vxlan, vteps: [{ peer: 'hA', host: '10.0.0.2' }] } }), /vxlan\.vteps\[0\]\.peer|vxlan\.vteps\.0\.peer/);
+    assert.throws(() => parseDaemonConfig({ ...base, vxlan: { ...vxlan, group: '239.1.1.1' } }), ConfigError);
+    assert.throws(() => parseDaemonConfig({ ...base, vxlan: { ...vxlan, vni: 1 << 24 } }), ConfigError);
+  });
+
+  it('cannot be changed by a reload', () => {
+    const current = parseDaemonConfig({ ...base, vxlan });
+    const next = parseDaemonConfig({ ...base, vxlan: { ...vxlan, vni: 43 } });
+    assert.deepEqual(planReload(current, next, { defaultLogLevel: 'info' }).fixed, ['vxlan']);
   });
 });
