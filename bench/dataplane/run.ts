@@ -8,6 +8,7 @@
  *   tinc-udp    tinc 1.0, switch mode, UDP, default cipher
  *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel
  *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
+ *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
  *
  * Layout: host namespaces h1, h2 joined by an underlay veth (10.200.0.0/24);
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
@@ -171,7 +172,7 @@ function tincScenario(name: string, net: number, tcpOnly: boolean): Scenario {
 scenarios.push(tincScenario('tinc-tcp', 3, true));
 scenarios.push(tincScenario('tinc-udp', 4, false));
 
-function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scenario {
+function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan'): Scenario {
   let procs: ChildProcess[] = [];
   return {
     name,
@@ -190,20 +191,27 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scen
         `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:0${net}:0${i}", netns: ${vm} }`;
       // runDir: this run's admin sockets, apart from any other daemon's on the machine.
       const common = [
-        `transport: ${transport}`,
+        `transport: ${transport === 'tls' ? 'tls' : 'tcp'}`,
         `runDir: ${join(base, 'run')}`,
         transport === 'tls' ? `tls: { dir: ${join(base, 'certs')} }` : `tunnel: { linkKeyFile: ${join(base, 'certs', 'link.key')} }`,
         'members: [h1, h2]',
       ];
-      writeFileSync(join(base, 'h1.yaml'), ['host: h1', 'role: hub', 'listen: { host: 10.200.0.1, port: 7000 }', ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
-      writeFileSync(join(base, 'h2.yaml'), ['host: h2', 'role: spoke', 'hub: { host: 10.200.0.1, port: 7000 }', 'hubId: h1', ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
+      // VXLAN: two hubs (no TCP link between them) whose only tunnel is the VXLAN one.
+      const vxlan = (self: string, peer: string, other: string): string[] =>
+        [`vxlan: { trustedUnderlay: true, vni: 42, listen: { host: ${self} }, vteps: [{ peer: ${peer}, host: ${other} }] }`];
+      const h2 = transport === 'vxlan'
+        ? ['host: h2', 'role: hub', 'listen: { host: 10.200.0.2, port: 7000 }', ...vxlan('10.200.0.2', 'h1', '10.200.0.1')]
+        : ['host: h2', 'role: spoke', 'hub: { host: 10.200.0.1, port: 7000 }', 'hubId: h1'];
+      const h1 = ['host: h1', 'role: hub', 'listen: { host: 10.200.0.1, port: 7000 }', ...(transport === 'vxlan' ? vxlan('10.200.0.1', 'h2', '10.200.0.2') : [])];
+      writeFileSync(join(base, 'h1.yaml'), [...h1, ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
+      writeFileSync(join(base, 'h2.yaml'), [...h2, ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
       const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results')}`] : [];
       procs = [
         bg(NS.h1, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h1.yaml')], `${name}-h1.log`),
         bg(NS.h2, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h2.yaml')], `${name}-h2.log`),
       ];
       for (const vm of [NS.vm1, NS.vm2]) await until(`vnet port in ${vm}`, () => inNs(vm, ['ip', 'link', 'show', `vn${net}${tag}`], false).length > 0);
-      const addr = addressVms(`vn${net}${tag}`, `vn${net}${tag}`, net);
+      const addr = addressVms(`vn${net}${tag}`, `vn${net}${tag}`, net, transport === 'vxlan' ? 1450 : undefined);
       await until(`${name} connected`, () => inNs(NS.vm1, ['ping', '-c', '1', '-W', '1', addr], false).includes('1 received'), 30_000);
       return addr;
     },
@@ -215,6 +223,7 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls'): Scen
 }
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
+scenarios.push(vnetScenario('vnet-vxlan', 7, 'vxlan'));
 
 async function iperf(addr: string, streams: number): Promise<number> {
   const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
@@ -305,6 +314,7 @@ async function main(): Promise<void> {
   ratio('vnet-tcp', 'tinc-udp');
   ratio('vnet-tcp', 'vxlan');
   ratio('vnet-tls', 'vxlan');
+  ratio('vnet-vxlan', 'vxlan');
 }
 
 await main();
