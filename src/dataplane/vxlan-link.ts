@@ -18,6 +18,7 @@ import type { CloseHandler, FramesHandler, Link, LinkStats } from './link.ts';
  *   receive  the endpoint delivers each datagram from this VTEP's address
  *            that decoded with the deployment's VNI; frames arriving
  *            before onFrames is registered are counted and dropped.
+ *   no probes VXLAN has no echo: the round-trip figures stay undefined.
  */
 
 export interface VxlanSender {
@@ -33,7 +34,7 @@ export class VxlanLink implements Link {
   readonly peerHost: string;
   readonly kind = 'backbone' as const;
   readonly role = 'dialer' as const;
-  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0 };
+  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0, echoesSent: 0, echoesAnswered: 0, rttMs: undefined, srttMs: undefined };
   /** The VTEP's underlay address (canonical IP literal) and UDP port. */
   readonly address: string;
   readonly port: number;
