@@ -3,6 +3,7 @@ import { EtcdClient, type EtcdTls } from './store/etcd/etcd-client.ts';
 import { openEtcdStore } from './store/etcd/etcd-backend.ts';
 import { LeaderElection } from './store/etcd/leader-election.ts';
 import type { ControllerStore } from './store/store.ts';
+import { encodeLeaderRecord, parseLeaderRecord, type LeaderRecord } from './leader-record.ts';
 
 /**
  * One controller replica over etcd (docs/ha.md). It loads the store and
@@ -13,6 +14,12 @@ import type { ControllerStore } from './store/store.ts';
  * happens), closes the controller, reloads the store from etcd and
  * campaigns again. Only the leader runs the update period, the reconcile
  * loop, the migration coordinator, the control channel and the API.
+ *
+ * While it does not lead it runs `follow` (if given): what a follower serves
+ * — the control channel's not-the-leader refusal (follower-control.ts) —
+ * stopped before the controller starts on the same addresses, and started
+ * again when the term ends. The election key names the leader and its
+ * addresses (`advertise`, leader-record.ts); `leader()` reads it.
  */
 
 export interface ReplicaInit {
@@ -24,6 +31,8 @@ export interface ReplicaInit {
   ttlSeconds: number;
   /** For https:// endpoints. */
   tls?: EtcdTls | undefined;
+  /** Where daemons and operators reach this replica, written in the election key while it leads. */
+  advertise?: { control?: string | undefined; api?: string | undefined } | undefined;
 }
 
 export interface Running {
@@ -36,6 +45,8 @@ export interface Replica {
   readonly terms: number;
   /** Whether it leads now (its controller running). */
   readonly leading: boolean;
+  /** The leading replica as the election key names it (read from etcd; briefly cached). */
+  leader(): Promise<LeaderRecord | undefined>;
   /** Stop: resign if leading (another replica takes over at once), close the store. */
   close(): Promise<void>;
 }
@@ -44,19 +55,49 @@ export async function startReplica(
   components: { logger: Logger },
   init: ReplicaInit,
   start: (store: ControllerStore) => Promise<Running>,
+  follow?: (leader: () => Promise<LeaderRecord | undefined>) => Promise<Running>,
 ): Promise<Replica> {
   const logger = components.logger.child({ component: 'replica', replica: init.name });
   const client = new EtcdClient({ endpoints: init.endpoints, tls: init.tls });
   const { store, backend } = await openEtcdStore({ client, prefix: init.prefix, logger });
-  const election = new LeaderElection({ client, key: `${init.prefix}/leader`, candidate: init.name, ttlSeconds: init.ttlSeconds, logger });
+  const candidate = encodeLeaderRecord({ name: init.name, control: init.advertise?.control, api: init.advertise?.api });
+  const election = new LeaderElection({ client, key: `${init.prefix}/leader`, candidate, ttlSeconds: init.ttlSeconds, logger });
   const abort = new AbortController();
   let terms = 0;
   let leading = false;
   let resign: (() => Promise<void>) | undefined;
+  let following: Running | undefined;
+  // One read of the election key serves the hellos (and API calls) of the next half second.
+  let asked: { at: number; answer: Promise<LeaderRecord | undefined> } | undefined;
+  const leader = (): Promise<LeaderRecord | undefined> => {
+    const now = performance.now();
+    if (asked === undefined || now - asked.at > 500) {
+      const answer = election.leader().then((v) => (v === undefined ? undefined : parseLeaderRecord(v)));
+      answer.catch(() => { asked = undefined; });
+      asked = { at: now, answer };
+    }
+    return asked.answer;
+  };
+  const startFollowing = async (): Promise<void> => {
+    if (follow === undefined || following !== undefined || abort.signal.aborted) return;
+    try {
+      following = await follow(leader);
+    } catch (err) {
+      logger.warn({ err }, 'could not serve as a follower (address in use?); campaigning anyway');
+    }
+  };
+  const stopFollowing = async (): Promise<void> => {
+    const f = following;
+    following = undefined;
+    await f?.close().catch((err: unknown) => logger.warn({ err }, 'follower close'));
+  };
 
   const run = async (): Promise<void> => {
     while (!abort.signal.aborted) {
+      await startFollowing();
       const leadership = await election.campaign(abort.signal);
+      asked = undefined;
+      await stopFollowing();
       let ended!: (reason: string) => void;
       const end = new Promise<string>((resolve) => { ended = resolve; });
       // The moment the term ends, writes stop: before the controller is even told.
@@ -93,14 +134,16 @@ export async function startReplica(
   };
   const loop = run().catch((err: unknown) => {
     if (!abort.signal.aborted) logger.error({ err }, 'replica stopped');
-  });
+  }).then(stopFollowing);
 
   return {
     store,
     get terms() { return terms; },
     get leading() { return leading; },
+    leader,
     async close() {
       abort.abort();
+      await stopFollowing();
       await resign?.().catch(() => undefined);
       const closing = store.close(); // stops a reload that waits for etcd
       await loop;
