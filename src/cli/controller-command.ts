@@ -106,9 +106,10 @@ export function controllerCommand(): Command {
           const name = opts.replicaName === undefined ? `${hostname()}-${process.pid}` : String(opts.replicaName);
           const listen = controllerAddresses(init);
           const reachAt = (host: string): string => String(opts.advertiseHost ?? (isUnspecifiedAddress(host) ? hostname() : host));
+          // A port chosen at start (0) is not known in advance: not advertised.
           const advertise = {
-            control: `wss://${formatHostPort({ host: reachAt(listen.control.host), port: listen.control.port })}${CONTROL_PATH}`,
-            api: `http://${formatHostPort({ host: reachAt(listen.api.host), port: listen.api.port })}`,
+            control: listen.control.port === 0 ? undefined : `wss://${formatHostPort({ host: reachAt(listen.control.host), port: listen.control.port })}${CONTROL_PATH}`,
+            api: listen.api.port === 0 ? undefined : `http://${formatHostPort({ host: reachAt(listen.api.host), port: listen.api.port })}`,
           };
           const controlTls = await controlChannelTls(init.tlsDir);
           const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls, advertise }, async (store) => {
