@@ -4,7 +4,7 @@ import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { controlChannelTls, controllerAddresses, startControllerProcess, type ControllerProcess, type ControllerProcessInit } from '../controller/launch.ts';
-import { startFollowerControl } from '../controller/follower-control.ts';
+import { startFollower } from '../controller/follower.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { isUnspecifiedAddress } from '../common/ip-address.ts';
 import { CONTROL_PATH } from '../control/control-protocol.ts';
@@ -112,11 +112,11 @@ export function controllerCommand(): Command {
             api: listen.api.port === 0 ? undefined : `http://${formatHostPort({ host: reachAt(listen.api.host), port: listen.api.port })}`,
           };
           const controlTls = await controlChannelTls(init.tlsDir);
-          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls, advertise }, async (store) => {
-            const proc = await startControllerProcess({ logger }, { ...init, store });
+          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls, advertise }, async (store, status) => {
+            const proc = await startControllerProcess({ logger }, { ...init, store, status });
             announce(proc, String(opts.tokenFile));
             return proc;
-          }, (leader) => startFollowerControl({ logger, leader }, { ...listen.control, tls: controlTls, replica: name }));
+          }, (follower) => startFollower({ logger, ...follower }, { deployment, ...listen, tls: controlTls, replica: name }));
           console.error(`controller replica ${name}: store ${replica.store.path}; following it, campaigning for the leadership`);
           stop = () => replica.close();
         }

@@ -25,6 +25,7 @@ import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
 import { CONTROL_PATH } from '../control/control-protocol.ts';
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import { sqliteStatus, type ReplicaStatusView } from './replica-status.ts';
 
 export const CONTROLLER_HOST_ID = 'controller';
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
@@ -41,6 +42,8 @@ export interface ControllerProcessInit {
   joinTokenTtlMs?: number | undefined;
   /** An open store (an etcd replica's, led by it); otherwise the SQLite file at dbPath. */
   store?: ControllerStore | undefined;
+  /** The replica's status (etcd); otherwise a single controller on SQLite. */
+  status?: (() => Promise<ReplicaStatusView>) | undefined;
 }
 
 export interface ControllerProcess {
@@ -96,7 +99,10 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   let api: OperatorApi;
   try {
     api = await startOperatorApi(
-      { logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry, committed: () => controller.store.committed() },
+      {
+        logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry, committed: () => controller.store.committed(),
+        status: init.status ?? (() => Promise.resolve(sqliteStatus(controller.store.path))),
+      },
       { ...apiAddr, tokenFile: init.tokenFile },
     );
   } catch (err) {

@@ -3,6 +3,7 @@ import { EtcdClient, type EtcdTls } from './store/etcd/etcd-client.ts';
 import { openEtcdStore } from './store/etcd/etcd-backend.ts';
 import { LeaderElection } from './store/etcd/leader-election.ts';
 import type { ControllerStore } from './store/store.ts';
+import { etcdReplicaStatus, type ReplicaStatusView } from './replica-status.ts';
 import { encodeLeaderRecord, parseLeaderRecord, type LeaderRecord } from './leader-record.ts';
 
 /**
@@ -16,7 +17,7 @@ import { encodeLeaderRecord, parseLeaderRecord, type LeaderRecord } from './lead
  * loop, the migration coordinator, the control channel and the API.
  *
  * While it does not lead it runs `follow` (if given): what a follower serves
- * — the control channel's not-the-leader refusal (follower-control.ts) —
+ * (follower.ts: the control channel's not-the-leader refusal, the API's reads) —
  * stopped before the controller starts on the same addresses, and started
  * again when the term ends. The election key names the leader and its
  * addresses (`advertise`, leader-record.ts); `leader()` reads it.
@@ -47,6 +48,8 @@ export interface Replica {
   readonly leading: boolean;
   /** The leading replica as the election key names it (read from etcd; briefly cached). */
   leader(): Promise<LeaderRecord | undefined>;
+  /** This replica, the leader, the store's health (`GET /api/v1/status`). */
+  status(): Promise<ReplicaStatusView>;
   /** Stop: resign if leading (another replica takes over at once), close the store. */
   close(): Promise<void>;
 }
@@ -54,8 +57,8 @@ export interface Replica {
 export async function startReplica(
   components: { logger: Logger },
   init: ReplicaInit,
-  start: (store: ControllerStore) => Promise<Running>,
-  follow?: (leader: () => Promise<LeaderRecord | undefined>) => Promise<Running>,
+  start: (store: ControllerStore, status: () => Promise<ReplicaStatusView>) => Promise<Running>,
+  follow?: (follower: { store: ControllerStore; leader: () => Promise<LeaderRecord | undefined>; status: () => Promise<ReplicaStatusView> }) => Promise<Running>,
 ): Promise<Replica> {
   const logger = components.logger.child({ component: 'replica', replica: init.name });
   const client = new EtcdClient({ endpoints: init.endpoints, tls: init.tls });
@@ -78,10 +81,11 @@ export async function startReplica(
     }
     return asked.answer;
   };
+  const status = (): Promise<ReplicaStatusView> => etcdReplicaStatus(client, { replica: init.name, leading, electionKey: `${init.prefix}/leader`, location: store.path });
   const startFollowing = async (): Promise<void> => {
     if (follow === undefined || following !== undefined || abort.signal.aborted) return;
     try {
-      following = await follow(leader);
+      following = await follow({ leader, store, status });
     } catch (err) {
       logger.warn({ err }, 'could not serve as a follower (address in use?); campaigning anyway');
     }
@@ -118,7 +122,7 @@ export async function startReplica(
       logger.info({ term: leadership.fence.createRevision, revision: backend.revision }, 'leading: controller starting');
       let running: Running | undefined;
       try {
-        running = await start(store);
+        running = await start(store, status);
       } catch (err) {
         logger.error({ err }, 'controller failed to start: resigning');
       }
@@ -141,6 +145,7 @@ export async function startReplica(
     get terms() { return terms; },
     get leading() { return leading; },
     leader,
+    status,
     async close() {
       abort.abort();
       await stopFollowing();

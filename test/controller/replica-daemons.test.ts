@@ -42,7 +42,7 @@ async function replicaOn(prefix: string, name: string, endpoints: readonly strin
     });
     r.controller = controller;
     return { close: async () => { r.controller = undefined; await controller.close(); } };
-  }, async (leader) => {
+  }, async ({ leader }) => {
     const follower = await startFollowerControl({ logger: silentLogger(), leader }, { host: '127.0.0.1', port, tls, replica: name });
     r.follower = follower;
     return { close: async () => { r.refused += follower.refused; r.follower = undefined; await follower.close(); } };
