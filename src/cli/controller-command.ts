@@ -3,7 +3,11 @@ import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
-import { startControllerProcess, type ControllerProcess, type ControllerProcessInit } from '../controller/launch.ts';
+import { controlChannelTls, controllerAddresses, startControllerProcess, type ControllerProcess, type ControllerProcessInit } from '../controller/launch.ts';
+import { startFollower } from '../controller/follower.ts';
+import { formatHostPort } from '../common/host-port.ts';
+import { isUnspecifiedAddress } from '../common/ip-address.ts';
+import { CONTROL_PATH } from '../control/control-protocol.ts';
 import { startReplica } from '../controller/replica.ts';
 import { parseEtcdStoreUrl } from '../controller/store/etcd/etcd-url.ts';
 import { readFileSync } from 'node:fs';
@@ -74,6 +78,7 @@ export function controllerCommand(): Command {
     .option('--store <url>', 'etcd instead of SQLite: etcd://HOST:PORT[,HOST:PORT...][/prefix]; replicas elect one leader (docs/ha.md)')
     .option('--replica-name <name>', 'this replica\'s name in the election (default: hostname-pid)')
     .option('--lease-ttl <seconds>', 'the leader\'s lease: a dead leader is replaced within about this long', leaseTtlArg, DEFAULT_LEASE_TTL_S)
+    .option('--advertise-host <host>', 'replicas: the address daemons and `vnet ctl` reach this one at, named by the others while it leads (default: the listen address; on a wildcard, the hostname)')
     .option('--etcd-ca <file>', 'TLS to etcd: the CA of its certificates (the endpoints become https://)')
     .option('--etcd-cert <file>', 'TLS to etcd: this controller\'s client certificate (with --etcd-key)')
     .option('--etcd-key <file>', 'TLS to etcd: its key')
@@ -99,11 +104,19 @@ export function controllerCommand(): Command {
           const tls = etcdTls(opts);
           const address = parseEtcdStoreUrl(String(opts.store), tls !== undefined);
           const name = opts.replicaName === undefined ? `${hostname()}-${process.pid}` : String(opts.replicaName);
-          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls }, async (store) => {
-            const proc = await startControllerProcess({ logger }, { ...init, store });
+          const listen = controllerAddresses(init);
+          const reachAt = (host: string): string => String(opts.advertiseHost ?? (isUnspecifiedAddress(host) ? hostname() : host));
+          // A port chosen at start (0) is not known in advance: not advertised.
+          const advertise = {
+            control: listen.control.port === 0 ? undefined : `wss://${formatHostPort({ host: reachAt(listen.control.host), port: listen.control.port })}${CONTROL_PATH}`,
+            api: listen.api.port === 0 ? undefined : `http://${formatHostPort({ host: reachAt(listen.api.host), port: listen.api.port })}`,
+          };
+          const controlTls = await controlChannelTls(init.tlsDir);
+          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls, advertise }, async (store, status) => {
+            const proc = await startControllerProcess({ logger }, { ...init, store, status });
             announce(proc, String(opts.tokenFile));
             return proc;
-          });
+          }, (follower) => startFollower({ logger, ...follower }, { deployment, ...listen, tls: controlTls, replica: name }));
           console.error(`controller replica ${name}: store ${replica.store.path}; following it, campaigning for the leadership`);
           stop = () => replica.close();
         }

@@ -8,6 +8,11 @@ import { ControllerAuthRefusedError, ControllerRequestError, ControllerUnreachab
  * The operator API as seen from `vnet ctl`: JSON over HTTP with the bearer
  * token, and the event stream over a WebSocket. Network failures and refusals
  * become the typed errors of ctl-errors.ts, with the controller's URL named.
+ *
+ * A controller replica that does not lead (docs/ha.md) answers a change 307
+ * with the leader's API in `location`: the client sends the same request
+ * there, once, with its token (fetch would drop the token on a redirect to
+ * another origin, so it is followed here, and only to http(s)).
  */
 
 export interface ControllerClientInit {
@@ -46,18 +51,11 @@ export class ControllerClient {
   }
 
   async #request<T>(method: string, path: string, body: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-    } catch (err) {
-      throw new ControllerUnreachableError(this.baseUrl, networkReason(err), { cause: err });
+    let res = await this.#send(method, `${this.baseUrl}${path}`, body);
+    const location = res.headers.get('location');
+    if (res.status === 307 && location !== null && /^https?:\/\//.test(location)) {
+      await res.body?.cancel().catch(() => undefined);
+      res = await this.#send(method, location, body);
     }
     const text = await res.text().catch(() => '');
     let json: unknown;
@@ -71,6 +69,22 @@ export class ControllerClient {
     const message = typeof error?.message === 'string' ? error.message : text.slice(0, 200) || res.statusText;
     if (res.status === 401) throw new ControllerAuthRefusedError(message);
     throw new ControllerRequestError(res.status, typeof error?.code === 'string' ? error.code : `HTTP_${res.status}`, message);
+  }
+
+  async #send(method: string, url: string, body: unknown): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await fetch(url, {
+        method,
+        headers,
+        redirect: 'manual',
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      throw new ControllerUnreachableError(new URL(url).origin, networkReason(err), { cause: err });
+    }
   }
 
   /**

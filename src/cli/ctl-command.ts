@@ -3,7 +3,8 @@ import { EVENT_TYPES } from '../controller/api-model.ts';
 import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView } from '../controller/api-model.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 import type { ControllerClient } from './ctl-client.ts';
-import { decisionsTable, eventLine, hostsTable, linksTable, matrixTable, placementText, rulesTable, vmsTable } from './ctl-format.ts';
+import { decisionsTable, eventLine, hostsTable, linksTable, matrixTable, placementText, rulesTable, statusText, vmsTable } from './ctl-format.ts';
+import type { ReplicaStatusView } from '../controller/replica-status.ts';
 import { addAccessCommands } from './ctl-access-commands.ts';
 import { ctlActions, DEFAULT_CONTROLLER_URL, processCtlIo, type CtlIo } from './ctl-io.ts';
 import { addMigrationCommands } from './ctl-migration-commands.ts';
@@ -48,6 +49,16 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
 
   const actions = ctlActions(io);
   const { run, print } = actions;
+
+  ctl
+    .command('status')
+    .description('the controller replicas: which one leads, the store and its health (etcd members, the leader\'s lease)')
+    .action(
+      run(async (c, g) => {
+        const s = await c.get<ReplicaStatusView>('/api/v1/status');
+        print(g, s, () => statusText(s));
+      }),
+    );
 
   ctl
     .command('hosts')

@@ -10,6 +10,7 @@ import type {
   VmView,
 } from '../controller/api-model.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import type { ReplicaStatusView } from '../controller/replica-status.ts';
 
 /**
  * How `vnet ctl` shows things to a person: aligned tables, rates, ages,
@@ -107,6 +108,25 @@ export function hostsTable(hosts: readonly HostView[], now: number): string {
     ['HOST', 'SITE', 'ROLE', 'STATE', 'HUB', 'LAST SEEN', 'ADDRESSES'],
     hosts.map((h) => [h.id, h.site ?? '-', h.role, h.state, hubColumn(h), formatAge(h.lastSeen, now), h.addresses.map((a) => `${a.transport}://${formatHostPort(a)}`).join(' ') || '-']),
   );
+}
+
+/** `vnet ctl status`: the replica answering, the leader, the store and its health. */
+export function statusText(s: ReplicaStatusView): string {
+  const leader = s.leader === null ? (s.replica === null ? 'this controller (single, no replicas)' : 'none elected now')
+    : `${s.leader.name}${s.leader.api !== null ? ` (API ${s.leader.api})` : ''}${s.leader.control !== null ? ` control ${s.leader.control}` : ''}`;
+  const lines = [
+    `replica:  ${s.replica ?? '-'}${s.leading ? ' (leading)' : s.replica === null ? '' : ' (following)'}`,
+    `leader:   ${leader}`,
+    `store:    ${s.store.kind} ${s.store.location}`,
+  ];
+  if (s.store.kind === 'etcd') {
+    lines.push(`lease:    ${s.store.leaderLeaseTtlS === null ? '- (no leader lease)' : `${s.store.leaderLeaseTtlS} s left on the leader's lease`}`);
+    const up = s.store.members.filter((m) => m.reachable).length;
+    lines.push(`members:  ${up} of ${s.store.members.length} reachable${up * 2 > s.store.members.length ? '' : ' (no quorum from here)'}`, '');
+    lines.push(table(['ENDPOINT', 'REACHABLE', 'VERSION', 'RAFT LEADER', 'ERROR'],
+      s.store.members.map((m) => [m.endpoint, m.reachable ? 'yes' : 'no', m.version ?? '-', m.raftLeader ? 'yes' : '', m.error ?? ''])));
+  }
+  return lines.join('\n');
 }
 
 export function vmsTable(vms: readonly VmView[]): string {

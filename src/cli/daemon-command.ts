@@ -59,7 +59,12 @@ function configFrom(opts: Record<string, unknown>): DaemonConfig {
   set('runDir', opts.runDir);
   set('metrics', opts.metrics);
   set('migration', opts.migration);
-  if (opts.controller !== undefined) set('controller', { ...((base.controller as object | undefined) ?? {}), url: opts.controller });
+  if (opts.controller !== undefined) {
+    // --controller replaces the file's address(es): one URL, or the replicas' URLs separated by commas.
+    const { url: _url, urls: _urls, ...rest } = (base.controller as Record<string, unknown> | undefined) ?? {};
+    const given = String(opts.controller).split(',').map((u) => u.trim());
+    set('controller', { ...rest, ...(given.length === 1 ? { url: given[0] } : { urls: given }) });
+  }
   const netns = opts.netns as string | undefined;
   const extra = (opts.port as string[]).map((spec) => {
     const [name, type, mac, ip] = spec.split(',');
@@ -85,7 +90,7 @@ export function daemonCommand(): Command {
     .option('--standby-hub <id@host:port>', 'the standby hub a spoke fails over to', standbyHubArg)
     .option('--transport <kind>', 'tcp or tls')
     .option('--tls-dir <dir>', 'directory made by `vnet certs`')
-    .option('--controller <url>', 'the controller\'s control channel, wss://HOST:PORT/control (mutual TLS with --tls-dir)')
+    .option('--controller <url>', 'the controller\'s control channel, wss://HOST:PORT/control (mutual TLS with --tls-dir); replicas: URL,URL,... (the leader is found)')
     .option('--admin <where>', 'the admin interface: unix:PATH (owner-only socket) or HOST:PORT (HTTP with a bearer token); default unix:RUN_DIR/HOST/admin.sock', adminArg)
     .option('--admin-token-file <file>', 'HTTP admin: the bearer token file (generated at start on loopback; needed, and read, on any other address)')
     .option('--metrics <host:port>', 'also serve Prometheus metrics (GET /metrics, read-only) here for scrapers', hostPortArg)

@@ -26,7 +26,16 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  * under the limit, reassembled by the receiver (part-assembler.ts) and used
  * only once whole.
  *                                          ← error {code, message, fatal}  (bad message; fatal closes)
+ *
+ * A controller replica that does not lead (docs/ha.md) answers the hello with
+ * error {code: NOT_LEADER_CODE, fatal: true, leader?: the leader's control URL};
+ * the daemon dials that one next, else the next address in its list.
  */
+
+/** The refusal of a replica that does not lead (the daemon tries another replica). */
+export const NOT_LEADER_CODE = 'VNET_ERR_NOT_LEADER';
+/** A control channel URL: wss://HOST:PORT/PATH. */
+export const CONTROL_URL_PATTERN = /^wss:\/\/[^\s/]+(\/\S*)?$/;
 
 /**
  * 2: migration commands and reports (migrate-prepare/start/commit/abort/query, migration).
@@ -158,7 +167,11 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
     part: partHeader.optional(),
   }),
   z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS), part: partHeader.optional() }),
-  z.strictObject({ type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional() }),
+  z.strictObject({
+    type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional(),
+    /** With NOT_LEADER_CODE: the leading replica's control channel, when the refusing replica knows it. */
+    leader: z.string().regex(CONTROL_URL_PATTERN).max(2048).optional(),
+  }),
   ...migrationControllerMessages,
 ]);
 

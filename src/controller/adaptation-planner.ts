@@ -19,7 +19,16 @@ import { linkView, type LinkRate } from './views.ts';
  *
  * Only links requested by adaptation are adaptation's to remove; links an
  * operator asked for stay, and count against the budget.
+ *
+ * A controller that has just started — a restart, or a replica that has
+ * just been elected (docs/ha.md) — has a smoothed matrix that starts from
+ * nothing: for its first ADAPTATION_WARMUP_INTERVALS smoothing intervals it
+ * adds links but removes none, so the fast paths its predecessor chose are
+ * not torn down and set up again (a flap) while the rates build up.
  */
+
+/** Smoothing intervals after a controller's start during which adaptation removes no link. */
+export const ADAPTATION_WARMUP_INTERVALS = 3;
 
 export interface AdaptationPlan {
   add: LinkDecision[];
@@ -69,6 +78,8 @@ export function vmNamesByMac(vms: readonly VmRecord[]): Map<Mac, string> {
 export interface AdaptationState {
   /** The host pairs last reported as held back by the budget (the decision is repeated only when this set changes). */
   readonly notChosenKey: string;
+  /** The first update period's time (removals wait for the warm-up from it). */
+  readonly startedMs?: number;
 }
 
 export const INITIAL_ADAPTATION: AdaptationState = { notChosenKey: '' };
@@ -89,8 +100,11 @@ export interface FastPathInput {
 /** One update period of adaptation: the fast-path links to add and remove, as effects. */
 export function planFastPaths(state: AdaptationState, input: FastPathInput, policy: Readonly<DeploymentPolicy>, nowMs: number): Planned<AdaptationState> {
   const effects = noEffects();
-  if (input.hubId === undefined) return { state, effects };
-  const plan = planAdaptation({ matrix: input.matrix, registry: input.registry, links: input.links, hubId: input.hubId, vmNames: input.vmNames }, policy);
+  const startedMs = state.startedMs ?? nowMs;
+  if (input.hubId === undefined) return { state: { ...state, startedMs }, effects };
+  const warming = nowMs - startedMs < ADAPTATION_WARMUP_INTERVALS * policy.smoothingIntervalMs;
+  const planned = planAdaptation({ matrix: input.matrix, registry: input.registry, links: input.links, hubId: input.hubId, vmNames: input.vmNames }, policy);
+  const plan = warming ? { ...planned, remove: [] } : planned;
   if (plan.add.length > 0 || plan.remove.length > 0) effects.reconcile = 'update period';
   const notChosenKey = plan.notChosen.map((d) => `${d.link.a}|${d.link.b}`).sort().join(',');
   if (notChosenKey !== state.notChosenKey && plan.notChosen.length > 0) {
@@ -115,5 +129,5 @@ export function planFastPaths(state: AdaptationState, input: FastPathInput, poli
     effects.events.push(decision('fast-path-added', d.reason, { a: d.link.a, b: d.link.b, bytesPerSec: d.benefitBytesPerSecond, vmPairs: d.vmPairs }));
     effects.logs.push({ level: 'info', fields: { a: d.link.a, b: d.link.b, reason: d.reason }, msg: 'adaptation adds a fast-path link' });
   }
-  return { state: { notChosenKey }, effects };
+  return { state: { notChosenKey, startedMs }, effects };
 }

@@ -42,13 +42,7 @@ export class ControllerEventLog implements ControllerEventSource {
     const seq = this.#store.appendEvent({ atMs: time, type, data: payload });
     this.#latest = seq;
     const event = { seq, time, type, payload } as EventView;
-    for (const h of [...this.#handlers]) {
-      try {
-        h(event);
-      } catch (err) {
-        this.#log.error({ err, type }, 'event subscriber threw');
-      }
-    }
+    this.#deliver(event);
     if (++this.#sincePrune >= 100) {
       this.#sincePrune = 0;
       this.#store.db.prepare('DELETE FROM events WHERE id <= ?').run(this.#latest - this.#maxEvents);
@@ -85,6 +79,34 @@ export class ControllerEventLog implements ControllerEventSource {
 
   latestSeq(): number {
     return this.#latest;
+  }
+
+  /**
+   * On a replica that does not lead (docs/ha.md): deliver to subscribers, in
+   * order, the events the leader wrote that have reached this store since the
+   * last delivered one. Returns how many were delivered.
+   */
+  deliverReplicated(): number {
+    let delivered = 0;
+    for (;;) {
+      const page = this.#store.listEvents(this.#latest, MAX_EVENT_PAGE);
+      for (const r of page) {
+        this.#latest = r.id;
+        delivered++;
+        this.#deliver(toView(r));
+      }
+      if (page.length < MAX_EVENT_PAGE) return delivered;
+    }
+  }
+
+  #deliver(event: EventView): void {
+    for (const h of [...this.#handlers]) {
+      try {
+        h(event);
+      } catch (err) {
+        this.#log.error({ err, type: event.type }, 'event subscriber threw');
+      }
+    }
   }
 
   listEvents(query: EventQuery): EventPage {

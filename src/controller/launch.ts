@@ -25,6 +25,7 @@ import { startOperatorApi, type OperatorApi } from './api/operator-api.ts';
 import { CONTROL_PATH } from '../control/control-protocol.ts';
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import { sqliteStatus, type ReplicaStatusView } from './replica-status.ts';
 
 export const CONTROLLER_HOST_ID = 'controller';
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
@@ -41,6 +42,8 @@ export interface ControllerProcessInit {
   joinTokenTtlMs?: number | undefined;
   /** An open store (an etcd replica's, led by it); otherwise the SQLite file at dbPath. */
   store?: ControllerStore | undefined;
+  /** The replica's status (etcd); otherwise a single controller on SQLite. */
+  status?: (() => Promise<ReplicaStatusView>) | undefined;
 }
 
 export interface ControllerProcess {
@@ -63,18 +66,32 @@ export function createControllerRegistry(): Registry {
   return registry;
 }
 
+/** The control channel's TLS: the deployment CA and the controller's certificate (issued from the CA on first start). */
+export async function controlChannelTls(tlsDir: string): Promise<{ ca: Buffer; cert: Buffer; key: Buffer }> {
+  const ca = caFiles(tlsDir);
+  if (!existsSync(ca.cert)) throw new MissingCaError(tlsDir);
+  const own = hostFiles(tlsDir, CONTROLLER_HOST_ID);
+  if (!existsSync(own.cert)) await issueHostCert(tlsDir, CONTROLLER_HOST_ID);
+  const [caPem, cert, key] = await Promise.all([readFile(ca.cert), readFile(own.cert), readFile(own.key)]);
+  return { ca: caPem, cert, key };
+}
+
+/** The control channel's and the API's listen addresses: the overrides, else the deployment's, else the defaults. */
+export function controllerAddresses(init: Pick<ControllerProcessInit, 'deployment' | 'control' | 'api'>): { control: { host: string; port: number }; api: { host: string; port: number } } {
+  const d = init.deployment;
+  return {
+    control: init.control ?? d.controller.control ?? DEFAULT_CONTROL,
+    api: init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT },
+  };
+}
+
 export async function startControllerProcess(components: { logger: Logger }, init: ControllerProcessInit): Promise<ControllerProcess> {
   const { logger } = components;
-  const ca = caFiles(init.tlsDir);
-  if (!existsSync(ca.cert)) throw new MissingCaError(init.tlsDir);
-  const own = hostFiles(init.tlsDir, CONTROLLER_HOST_ID);
-  if (!existsSync(own.cert)) await issueHostCert(init.tlsDir, CONTROLLER_HOST_ID);
-  const [caPem, cert, key] = await Promise.all([readFile(ca.cert), readFile(own.cert), readFile(own.key)]);
+  const { ca: caPem, cert, key } = await controlChannelTls(init.tlsDir);
 
   const registry = createControllerRegistry();
   const d = init.deployment;
-  const control = init.control ?? d.controller.control ?? DEFAULT_CONTROL;
-  const apiAddr = init.api ?? d.controller.api ?? { host: '127.0.0.1', port: DEFAULT_API_PORT };
+  const { control, api: apiAddr } = controllerAddresses(init);
   const issuedCertificates = await issuedHostCertificates(logger, init.tlsDir, caPem, d.hosts.map((h) => h.id));
   const controller = await startController({ logger, registry, ...(init.store !== undefined ? { store: init.store } : {}) }, {
     deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } }, joinTokenTtlMs: init.joinTokenTtlMs, issuedCertificates,
@@ -82,7 +99,10 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   let api: OperatorApi;
   try {
     api = await startOperatorApi(
-      { logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry, committed: () => controller.store.committed() },
+      {
+        logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry, committed: () => controller.store.committed(),
+        status: init.status ?? (() => Promise.resolve(sqliteStatus(controller.store.path))),
+      },
       { ...apiAddr, tokenFile: init.tokenFile },
     );
   } catch (err) {

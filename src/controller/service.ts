@@ -9,7 +9,7 @@ import type { ControllerEventLog } from './event-log.ts';
 import { backboneVerdict } from './hub-status.ts';
 import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
 import { migrationViewOf } from './migration-run.ts';
-import { ConflictError, NotFoundError } from './errors.ts';
+import { ConflictError, NotFoundError, NotLeaderError } from './errors.ts';
 import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
@@ -21,12 +21,18 @@ import { EMPTY_PLACEMENT, type PlacementSource } from './placement-advisor.ts';
  * it, write in one transaction with their audit record, emit their events
  * and ask the control loop to reconcile, so a link an operator adds is pushed to the
  * daemons at once.
+ *
+ * Without a control loop it is a replica that does not lead (docs/ha.md):
+ * the queries read its replicated store (no link rates measured here, no
+ * migration run live here: the stored steps), and a command is refused
+ * (`NotLeaderError`) — the API redirects changes before they get here.
  */
 
 export interface ControllerServiceComponents {
   store: ControllerStore;
   events: ControllerEventLog;
-  loop: ControlLoop;
+  /** The leader's control loop; absent on a replica that does not lead. */
+  loop?: ControlLoop | undefined;
   topology: TopologyTracker;
   wallClock: () => number;
   /** The controller's placement advisor (the control loop steps it each update period). */
@@ -68,7 +74,7 @@ export class ControllerService implements ControllerModel {
 
   listLinks(): LinkView[] {
     const reports = this.#c.store.listLinkReports();
-    const rates = this.#c.loop.linkRates();
+    const rates = this.#c.loop?.linkRates() ?? new Map();
     return this.#c.store.listLinks().map((l) => linkView(l, reports, rates)).sort((x, y) => (x.a === y.a ? (x.b < y.b ? -1 : 1) : x.a < y.a ? -1 : 1));
   }
 
@@ -80,7 +86,7 @@ export class ControllerService implements ControllerModel {
   getRules(host: string): HostRulesView | undefined {
     if (this.#c.store.getHost(host) === undefined) return undefined;
     const versions = this.#c.store.getVersions(host);
-    const applied = this.#c.loop.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
+    const applied = this.#c.loop?.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
     const rules = this.#c.store.listRules(host);
     return {
       host,
@@ -144,13 +150,13 @@ export class ControllerService implements ControllerModel {
     events.emit('operator-action', { actor, action: 'add-fast-path-link', detail: { a: link.a, b: link.b, reason } });
     events.emit('link-changed', { link });
     events.decide('fast-path-added', `operator ${actor}: ${reason}`, { a: link.a, b: link.b, actor });
-    this.#c.loop.reconcile(`fast-path link ${link.a}-${link.b} added by ${actor}`);
+    this.#leaderLoop('add a fast-path link').reconcile(`fast-path link ${link.a}-${link.b} added by ${actor}`);
     return link;
   }
 
   async startMigration(vm: string, to: string, actor: string, options: StartMigrationOptions = {}): Promise<MigrationView> {
     const { store, events, wallClock } = this.#c;
-    const view = this.#c.loop.migrations.start({ vm, to, rule: options.rule, deadlineS: options.deadlineS, requestedBy: actor.startsWith('operator') ? actor : `operator:${actor}` });
+    const view = this.#leaderLoop('start a migration').migrations.start({ vm, to, rule: options.rule, deadlineS: options.deadlineS, requestedBy: actor.startsWith('operator') ? actor : `operator:${actor}` });
     const now = wallClock();
     const detail = { id: view.id, vm: view.vm, from: view.from, to: view.to, rule: view.rule, deadlineS: options.deadlineS ?? null };
     store.appendAudit({ atMs: now, actor, action: 'start-migration', target: view.id, detail });
@@ -160,7 +166,7 @@ export class ControllerService implements ControllerModel {
 
   async cancelMigration(id: string, actor: string): Promise<MigrationView> {
     const { store, events, wallClock } = this.#c;
-    const view = this.#c.loop.migrations.cancel(id, actor);
+    const view = this.#leaderLoop('cancel a migration').migrations.cancel(id, actor);
     store.appendAudit({ atMs: wallClock(), actor, action: 'cancel-migration', target: id, detail: { id } });
     events.emit('operator-action', { actor, action: 'cancel-migration', detail: { id, vm: view.vm } });
     return view;
@@ -179,7 +185,7 @@ export class ControllerService implements ControllerModel {
     events.emit('operator-action', { actor, action: 'remove-fast-path-link', detail: { a: link.a, b: link.b } });
     events.emit('link-removed', { a: link.a, b: link.b, kind: link.kind, actor, reason: 'removed by operator' });
     events.decide('fast-path-removed', `operator ${actor}`, { a: link.a, b: link.b, actor });
-    this.#c.loop.reconcile(`fast-path link ${link.a}-${link.b} removed by ${actor}`);
+    this.#leaderLoop('remove a fast-path link').reconcile(`fast-path link ${link.a}-${link.b} removed by ${actor}`);
   }
 
   // ---- event source -------------------------------------------------------------
@@ -192,8 +198,14 @@ export class ControllerService implements ControllerModel {
     return this.#c.events.latestSeq();
   }
 
+  /** The control loop, which only the leader runs: a command on a follower is refused before it writes. */
+  #leaderLoop(what: string): ControlLoop {
+    if (this.#c.loop === undefined) throw new NotLeaderError(what);
+    return this.#c.loop;
+  }
+
   #migration(id: string): MigrationView | undefined {
-    const live = this.#c.loop.migrations.runs.get(id);
+    const live = this.#c.loop?.migrations.runs.get(id);
     if (live !== undefined) return migrationViewOf(live);
     const m = this.#c.store.getMigration(id);
     if (m === undefined) return undefined;

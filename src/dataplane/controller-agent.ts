@@ -2,7 +2,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
+  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
   eventToWire, factsToWire, snapshotToWire, type ControllerMessage, type DaemonMessage,
 } from '../control/control-protocol.ts';
 import { assembled, joinLinks, joinRules, splitDaemonMessage } from '../control/control-parts.ts';
@@ -30,6 +30,16 @@ import type { MigrationCommand, MigrationControl, MigrationReport } from '../con
  * A fatal error in answer to the hello (host unknown, certificate, token or
  * credential refused) stops the agent: it is not redialled (`refusal`,
  * `onRefused`).
+ *
+ * Several controller replicas (`urls`, docs/ha.md): the agent dials them in
+ * turn. A replica that does not lead refuses the hello with NOT_LEADER_CODE,
+ * naming the leader's control URL when it knows it: the agent dials that one
+ * next, else the next in its list, at once; only after as many attempts as
+ * there are addresses without a welcome does it wait (the backoff runs across
+ * the whole list). A leader that goes away is a dropped channel like any other:
+ * the agent tries the next replica, and the new leader converges the daemon
+ * by the versioned set-links/set-rules (a version already applied changes
+ * nothing in the data plane).
  *
  * A channel on which the controller sends nothing, not even a pong, for a
  * keepalive interval after a ping counts as dropped. When the channel drops it redials with
@@ -60,7 +70,9 @@ export interface ControllerAgentComponents {
 
 export interface ControllerAgentInit {
   /** e.g. wss://controller.example:7400/control */
-  url: string;
+  url?: string | undefined;
+  /** The control channels of a replicated controller's replicas, tried in turn for the leader (instead of `url`). */
+  urls?: readonly string[] | undefined;
   tls: {
     /** The deployment CA: the controller's certificate must chain to it. */
     ca: string | Buffer;
@@ -132,6 +144,14 @@ export class ControllerAgent {
   readonly #maxQueued: number;
   #seq = 0;
   #refusal: { code: string; message: string } | undefined;
+  readonly #urls: readonly string[];
+  /** The list's address dialled (or to dial) now. */
+  #at = 0;
+  /** The leader's URL as a replica that does not lead named it: dialled next. */
+  #leaderHint: string | undefined;
+  #url: string;
+  /** Attempts since the last welcome or backoff wait. */
+  #triesInRound = 0;
   readonly stats: AgentStats = {
     connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
     migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
@@ -151,12 +171,20 @@ export class ControllerAgent {
     this.#backoff = new Backoff(init.backoff ?? DEFAULT_REDIAL_POLICY, components.random);
     this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
     this.#credential = init.credential;
+    this.#urls = init.urls ?? (init.url === undefined ? [] : [init.url]);
+    if (this.#urls.length === 0) throw new TypeError('ControllerAgent needs url or urls');
+    this.#url = this.#urls[0]!;
     const dropped = (error: ControlPartError): void => {
       this.stats.partsDropped++;
       this.#log.warn({ detail: error.message }, 'incomplete set from the controller dropped');
     };
     this.#rulesIn = new PartAssembler('rule set', init.parts ?? DEFAULT_PART_LIMITS, dropped);
     this.#linksIn = new PartAssembler('link set', init.parts ?? DEFAULT_PART_LIMITS, dropped);
+  }
+
+  /** The control channel dialled now (or last). */
+  get url(): string {
+    return this.#url;
   }
 
   get state(): AgentState {
@@ -207,7 +235,9 @@ export class ControllerAgent {
     if (this.#state === 'closed') return;
     this.#setState('connecting');
     const { tls } = this.#init;
-    const ws = new WebSocket(this.#init.url, {
+    this.#url = this.#leaderHint ?? this.#urls[this.#at]!;
+    this.#leaderHint = undefined;
+    const ws = new WebSocket(this.#url, {
       ca: tls.ca,
       ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
       ...(tls.key !== undefined ? { key: tls.key } : {}),
@@ -280,6 +310,7 @@ export class ControllerAgent {
         }
         this.stats.connects++;
         this.#backoff.reset();
+        this.#triesInRound = 0;
         this.#rulesIn.reset();
         this.#linksIn.reset();
         this.#setState('connected');
@@ -315,6 +346,13 @@ export class ControllerAgent {
       case 'error':
         this.stats.errorsReceived++;
         this.stats.lastError = { code: m.code, message: m.message };
+        if (m.code === NOT_LEADER_CODE && this.#state === 'connecting') {
+          // Not refused for good: another replica leads. Dial it (or the next one) when this channel has closed.
+          this.#leaderHint = m.leader !== undefined && m.leader !== this.#url ? m.leader : undefined;
+          this.#log.info({ url: this.#url, leader: m.leader }, 'this controller replica does not lead; trying the leader');
+          ws.close(1000, 'not the leader');
+          return;
+        }
         if (m.fatal && this.#state === 'connecting') {
           this.#stopRefused({ code: m.code, message: m.message });
           return;
@@ -437,8 +475,14 @@ export class ControllerAgent {
     this.#stopReporting();
     if (this.#state === 'closed') return;
     if (this.#state === 'connected') this.stats.disconnects++;
-    const delay = this.#backoff.next();
-    this.#log.info({ code, reason, retryInMs: delay }, 'control channel closed; links and rules kept; redialling');
+    if (this.#leaderHint === undefined) this.#at = (this.#at + 1) % this.#urls.length;
+    // The next address at once, until the round has tried as many as the list holds; then the backoff.
+    let delay = 0;
+    if (++this.#triesInRound >= this.#urls.length) {
+      this.#triesInRound = 0;
+      delay = this.#backoff.next();
+    }
+    this.#log.info({ code, reason, retryInMs: delay, next: this.#leaderHint ?? this.#urls[this.#at] }, 'control channel closed; links and rules kept; redialling');
     this.#setState('backoff');
     this.#retry = this.#clock.setTimeout(() => this.#connect(), delay);
   }

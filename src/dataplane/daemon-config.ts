@@ -4,6 +4,7 @@ import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
 import { isMacString } from '../common/mac.ts';
 import { addressWithPrefixSchema, hostSchema } from '../common/address-schemas.ts';
 import { hostIdSchema as hostId, ruleSpecSchema } from '../control/rule-spec.ts';
+import { CONTROL_URL_PATTERN } from '../control/control-protocol.ts';
 import type { DesiredLink } from '../control/daemon-control.ts';
 import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
 import { isLoopbackHost } from './admin-access.ts';
@@ -19,6 +20,7 @@ import { DEFAULT_VXLAN_MAX_FRAME_BYTES } from './vxlan-endpoint.ts';
 const mac = z.string().refine(isMacString, 'not a MAC address (expected e.g. 02:00:00:00:00:01)');
 const port = z.number().int().min(0).max(65535);
 const address = z.strictObject({ host: hostSchema, port });
+const controlUrl = z.string().regex(CONTROL_URL_PATTERN, 'expected wss://HOST:PORT/PATH');
 
 
 /**
@@ -175,7 +177,9 @@ export const daemonConfigSchema = z
     /** The controller's control channel (WebSocket over TLS). Mutual TLS with `tls.dir`, or a join token for first contact. */
     controller: z
       .strictObject({
-        url: z.string().regex(/^wss:\/\/[^\s/]+(\/\S*)?$/, 'expected wss://HOST:PORT/PATH'),
+        /** One control channel, or `urls`: the replicas of a replicated controller (docs/ha.md), tried in turn for the leader. */
+        url: controlUrl.optional(),
+        urls: z.array(controlUrl).min(1).max(16).optional(),
         joinToken: z.string().min(1).optional(),
         /** Where to keep the credential the controller issues at a join (to rejoin after a restart). */
         credentialFile: z.string().min(1).optional(),
@@ -224,6 +228,8 @@ export const daemonConfigSchema = z
     if (c.role === 'hub' && c.listen === undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'the hub must listen (listen: {host, port})' });
     if (c.controller !== undefined && c.tls === undefined && c.controller.caFile === undefined)
       ctx.addIssue({ code: 'custom', path: ['controller'], message: 'the control channel needs the deployment CA: tls: {dir} or controller.caFile' });
+    if (c.controller !== undefined && (c.controller.url === undefined) === (c.controller.urls === undefined))
+      ctx.addIssue({ code: 'custom', path: ['controller', 'urls'], message: 'give the controller\'s control channel as url or, for replicas, as urls: [...] (one of the two)' });
     if (c.transport === 'tls' && c.tunnel.linkKeyFile !== undefined)
       ctx.addIssue({ code: 'custom', path: ['tunnel', 'linkKeyFile'], message: 'a link key authenticates plain TCP links; TLS links use the certificates of tls.dir' });
     if (c.transport === 'tls' && c.tunnel.allowUnauthenticated)
@@ -274,6 +280,11 @@ export function migrationListenAddress(c: DaemonConfig): { host: string; port: n
 }
 
 /** The configured fast-path links this daemon dials or accepts with an address (one without an address is accepted when the peer dials). */
+/** The controller replicas' control channels, in the order a daemon tries them (`url` is a list of one). */
+export function controllerUrls(c: NonNullable<DaemonConfig['controller']>): string[] {
+  return c.urls ?? (c.url === undefined ? [] : [c.url]);
+}
+
 export function configuredFastPathLinks(c: DaemonConfig): DesiredLink[] {
   return c.fastPath
     .filter((f) => f.host !== undefined && f.port !== undefined)

@@ -14,7 +14,7 @@
  */
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
-import { configuredFastPathLinks, migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
+import { configuredFastPathLinks, controllerUrls, migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
 import { createDaemonRegistry, startMetricsServer, type MetricsServer } from '../dataplane/daemon-metrics.ts';
@@ -157,7 +157,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     const registry = createDaemonRegistry({ daemon, controllerConnected: config.controller === undefined ? undefined : () => agent?.state === 'connected' });
     const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
     const controllerStatus = (): Record<string, unknown> => ({
-      controller: agent === undefined ? undefined : { url: config.controller?.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal },
+      controller: agent === undefined ? undefined : { urls: config.controller === undefined ? undefined : controllerUrls(config.controller), url: agent.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal },
     });
     admin = access === undefined ? undefined : await startAdminServer({ logger, daemon, metrics: registry, status: controllerStatus }, access.listen);
     metrics = config.metrics === undefined ? undefined : await startMetricsServer({ logger, registry }, config.metrics);
@@ -308,7 +308,7 @@ async function startAgent(
   const agent = new ControllerAgent(
     { daemon, logger, clock: realClock, migrations },
     {
-      url: c.url,
+      urls: controllerUrls(c),
       tls: { ca, cert, key, servername: c.servername },
       joinToken: credential === undefined ? c.joinToken : undefined,
       credential,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMac } from '../../src/common/mac.ts';
-import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type FastPathInput } from '../../src/controller/adaptation-planner.ts';
+import { ADAPTATION_WARMUP_INTERVALS, INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type FastPathInput } from '../../src/controller/adaptation-planner.ts';
 import { DEFAULT_POLICY } from '../../src/controller/deployment-file.ts';
 import type { LinkRecord, VmRecord } from '../../src/controller/store/records.ts';
 import { EdgeList } from '../../src/topology/edge-list.ts';
@@ -37,14 +37,32 @@ test('two hosts talking through the hub above the threshold get a fast-path link
   assert.equal(state.notChosenKey, '');
 });
 
+/** Adaptation that started long enough ago to remove links. */
+const WARM = { ...INITIAL_ADAPTATION, startedMs: 0 };
+
 test('an adaptation link whose traffic stopped is removed; one an operator asked for is not adaptation\'s to remove', () => {
   const ours: LinkRecord = { a: 'h1', b: 'h2', kind: 'fast-path', requestedBy: 'adaptation', reason: 'hot', createdMs: 1 };
-  const { effects } = planFastPaths(INITIAL_ADAPTATION, input(0, [...BACKBONE, ours]), POLICY, 9000);
+  const { effects } = planFastPaths(WARM, input(0, [...BACKBONE, ours]), POLICY, ADAPTATION_WARMUP_INTERVALS * POLICY.smoothingIntervalMs);
   assert.deepEqual(effects.writes, [{ op: 'delete-link', a: 'h1', b: 'h2', kind: 'fast-path' }]);
   assert.deepEqual(effects.events.map((e) => (e.kind === 'event' ? e.type : e.decision)), ['link-removed', 'fast-path-removed']);
   const theirs: LinkRecord = { ...ours, requestedBy: 'operator:ann' };
-  const kept = planFastPaths(INITIAL_ADAPTATION, input(0, [...BACKBONE, theirs]), POLICY, 9000).effects;
+  const kept = planFastPaths(WARM, input(0, [...BACKBONE, theirs]), POLICY, 1e9).effects;
   assert.deepEqual([kept.writes, kept.events, kept.reconcile], [[], [], undefined]);
+});
+
+test('a controller just started (a new leader, a restart) removes no adaptation link until its smoothed rates have had the warm-up', () => {
+  const ours: LinkRecord = { a: 'h1', b: 'h2', kind: 'fast-path', requestedBy: 'adaptation', reason: 'hot', createdMs: 1 };
+  const warmUpMs = ADAPTATION_WARMUP_INTERVALS * POLICY.smoothingIntervalMs;
+  const first = planFastPaths(INITIAL_ADAPTATION, input(0, [...BACKBONE, ours]), POLICY, 50_000);
+  assert.deepEqual([first.effects.writes, first.effects.events], [[], []], 'the predecessor\'s link kept at the first period');
+  assert.equal(first.state.startedMs, 50_000);
+  const late = planFastPaths(first.state, input(0, [...BACKBONE, ours]), POLICY, 50_000 + warmUpMs - 1);
+  assert.deepEqual(late.effects.writes, [], 'kept until the warm-up ends');
+  const after = planFastPaths(late.state, input(0, [...BACKBONE, ours]), POLICY, 50_000 + warmUpMs);
+  assert.deepEqual(after.effects.writes, [{ op: 'delete-link', a: 'h1', b: 'h2', kind: 'fast-path' }], 'removed once warm');
+  // Adding is not held back: a rate over the add threshold is real from the first period.
+  const added = planFastPaths(INITIAL_ADAPTATION, input(1e6), POLICY, 50_000);
+  assert.equal(added.effects.writes[0]?.op, 'put-link');
 });
 
 test('a link that does not fit the budget is one decision, repeated only when the held-back set changes', () => {
@@ -62,7 +80,7 @@ test('a link that does not fit the budget is one decision, repeated only when th
 
 test('no hub, no adaptation', () => {
   const { state, effects } = planFastPaths(INITIAL_ADAPTATION, { ...input(1e6), hubId: undefined }, POLICY, 1000);
-  assert.deepEqual([state, effects.writes, effects.events], [INITIAL_ADAPTATION, [], []]);
+  assert.deepEqual([state, effects.writes, effects.events], [{ ...INITIAL_ADAPTATION, startedMs: 1000 }, [], []]);
 });
 
 test('a fast-path decision names the VMs by their deployment names where they have one, by MAC otherwise', () => {

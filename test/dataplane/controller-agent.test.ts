@@ -1,8 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ControllerAgent, NO_MIGRATION_AGENT_CODE } from '../../src/dataplane/controller-agent.ts';
@@ -11,27 +8,7 @@ import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts'
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-/** A scripted controller: records every connection and message, sends what the test says. */
-async function fakeController(t: { after(fn: () => Promise<void>): void }, opts: { autoPong?: boolean } = {}): Promise<{ url: string; conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> }> {
-  const pki = testPki();
-  const server = createServer({ ...pki.controller, ca: pki.ca, requestCert: true, rejectUnauthorized: false });
-  const wss = new WebSocketServer({ server, path: '/control', autoPong: opts.autoPong ?? true });
-  const conns: Array<{ ws: WebSocket; received: Array<Record<string, unknown>> }> = [];
-  wss.on('connection', (ws) => {
-    const c = { ws, received: [] as Array<Record<string, unknown>> };
-    conns.push(c);
-    ws.on('message', (d) => c.received.push(JSON.parse(String(d)) as Record<string, unknown>));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.after(async () => {
-    for (const c of conns) c.ws.terminate();
-    await new Promise<void>((r) => wss.close(() => r()));
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `wss://127.0.0.1:${(server.address() as AddressInfo).port}/control`, conns };
-}
+import { fakeController, welcome } from './fixtures/fake-controller.ts';
 
 function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl): ControllerAgent {
   const pki = testPki();
@@ -40,7 +17,6 @@ function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daem
   return agent;
 }
 
-const welcome = (hostId: string, updatePeriodMs = 60_000): string => JSON.stringify({ type: 'welcome', protocol: CONTROL_PROTOCOL_VERSION, hostId, updatePeriodMs });
 
 test('the agent says hello with the daemon facts, applies pushes and acknowledges them by version', async (t) => {
   const ctl = await fakeController(t);

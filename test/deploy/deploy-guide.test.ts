@@ -82,8 +82,8 @@ describe('docs/deploy.md', () => {
         assert.equal(d.hubId, hub.id);
         assert.deepEqual(d.hub, { host: hub.listen?.host, port: hub.listen?.port });
       }
-      assert.equal(new URL(d.controller!.url).port, String(control.port), 'the control channel port');
-      assert.equal(new URL(d.controller!.url).hostname, hub.listen?.host, 'the controller runs on A, the hub\'s machine');
+      assert.equal(new URL(d.controller!.url!).port, String(control.port), 'the control channel port');
+      assert.equal(new URL(d.controller!.url!).hostname, hub.listen?.host, 'the controller runs on A, the hub\'s machine');
       for (const p of d.ports) assert.ok(deployment.vms.some((v) => v.mac === p.mac && v.host === d.host && p.ip?.startsWith(`${v.ip}/`)), `port ${p.name} is a VM of ${d.host}`);
     }
   });

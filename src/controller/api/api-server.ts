@@ -12,7 +12,9 @@ import type { ControllerModel } from '../api-model.ts';
 import { addAccessRoutes } from './access-routes.ts';
 import { authenticate, bearerToken, requireOperator } from './auth.ts';
 import type { Principal } from './auth.ts';
-import { ApiInvalidRequestError, ApiRouteNotFoundError } from './errors.ts';
+import { ApiInvalidRequestError, ApiNotLeaderError, ApiRouteNotFoundError } from './errors.ts';
+import type { LeaderRecord } from '../leader-record.ts';
+import type { ReplicaStatusView } from '../replica-status.ts';
 import { badTargetMessage, parseRequestTarget } from '../../common/request-target.ts';
 import { EventStreamServer } from './event-stream.ts';
 import type { EventStreamInit } from './event-stream.ts';
@@ -21,7 +23,7 @@ import type { ApiMetrics } from './http-metrics.ts';
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody, sendError, sendJson } from './http-json.ts';
 import { StaticFiles } from './static-files.ts';
 import type { TokenStore } from './token-store.ts';
-import { createV1Router } from './v1-routes.ts';
+import { API_PREFIX, createV1Router, ok } from './v1-routes.ts';
 import type { RouteHandler } from './v1-routes.ts';
 import type { Router } from './router.ts';
 import { formatHostPort } from '../../common/host-port.ts';
@@ -61,6 +63,14 @@ export interface ApiServerComponents {
    * a change is answered only then, so an answered change survives a leader change (etcd).
    */
   committed?: () => Promise<void> | undefined;
+  /**
+   * Set on a controller replica that does not lead (docs/ha.md): reads are
+   * served from its replicated store; a change is answered 307 to the
+   * leader's API (or 503 naming it) before anything else is done.
+   */
+  follower?: { replica: string; leader: () => Promise<LeaderRecord | undefined> } | undefined;
+  /** The replicas and the store's health (`GET /api/v1/status`, replica-status.ts). */
+  status?: (() => Promise<ReplicaStatusView>) | undefined;
 }
 
 export interface ApiServerInit {
@@ -94,6 +104,8 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   const metrics = createApiMetrics(components.registry);
   const statics = await StaticFiles.load();
   const router = createV1Router(components.model);
+  const status = components.status;
+  if (status !== undefined) router.add('GET', `${API_PREFIX}/status`, async () => ok(await status()));
   const stream = new EventStreamServer({ logger, model: components.model, tokens: components.tokens, metrics, clock }, init.eventStream ?? {});
   addAccessRoutes(router, {
     tokens: components.tokens, access: components.access, wallClock: components.wallClock ?? Date.now,
@@ -110,6 +122,7 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
     maxBodyBytes: init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     metricsRequireToken: init.metricsRequireToken ?? false,
     committed: components.committed ?? (() => undefined),
+    follower: components.follower,
   };
 
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
@@ -182,6 +195,7 @@ interface HandlerContext {
   maxBodyBytes: number;
   metricsRequireToken: boolean;
   committed: () => Promise<void> | undefined;
+  follower: ApiServerComponents['follower'];
 }
 
 async function handleRequest(c: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -212,6 +226,10 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
       const match = c.router.match(method, path);
       route = match.route.pattern;
       if (!isRead) requireOperator(principal, `${method} ${route}`);
+      if (!isRead && c.follower !== undefined) {
+        const leader = await c.follower.leader().catch(() => undefined);
+        throw new ApiNotLeaderError(c.follower.replica, leader, `${url.pathname}${url.search}`);
+      }
       const result = await match.route.handler({
         params: match.params,
         query: url.searchParams,

@@ -63,7 +63,23 @@ export class ApiNotSupportedError extends VnetError {
   }
 }
 
+/**
+ * A change sent to a controller replica that does not lead (docs/ha.md):
+ * 307 to the same path on the leader's API when the election key names it
+ * (`location`), else 503 naming the leader if known.
+ */
+export class ApiNotLeaderError extends VnetError {
+  readonly location: string | undefined;
+  constructor(replica: string, leader: { name: string; api?: string | undefined } | undefined, target: string) {
+    super('VNET_ERR_NOT_LEADER', leader === undefined
+      ? `controller replica ${replica} does not lead and no leader is elected now: changes are refused; try again shortly`
+      : `controller replica ${replica} does not lead; send changes to the leader, ${leader.name}${leader.api !== undefined ? ` (${leader.api})` : ' (its API address is not known)'}`);
+    this.location = leader?.api === undefined ? undefined : `${leader.api.replace(/\/+$/, '')}${target}`;
+  }
+}
+
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  VNET_ERR_NOT_LEADER: 503,
   VNET_ERR_API_UNAUTHORIZED: 401,
   VNET_ERR_API_FORBIDDEN: 403,
   VNET_ERR_API_INVALID_REQUEST: 400,

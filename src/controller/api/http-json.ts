@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { VnetError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
-import { ApiBodyTooLargeError, ApiInvalidRequestError, ApiMethodNotAllowedError, statusForCode } from './errors.ts';
+import { ApiBodyTooLargeError, ApiInvalidRequestError, ApiMethodNotAllowedError, ApiNotLeaderError, statusForCode } from './errors.ts';
 
 /**
  * JSON in and out of the HTTP API: bounded body reading, responses, and the
@@ -71,6 +71,10 @@ export function sendError(res: ServerResponse, err: unknown, logger: Logger): nu
     return status;
   }
   if (err instanceof ApiMethodNotAllowedError) res.setHeader('allow', err.allowed.join(', '));
+  if (err instanceof ApiNotLeaderError && err.location !== undefined) {
+    status = 307;
+    res.setHeader('location', err.location);
+  }
   // A body we stopped reading: close the connection rather than drain it.
   if (err instanceof ApiBodyTooLargeError) res.setHeader('connection', 'close');
   sendJson(res, status, body);

@@ -9,6 +9,7 @@ import type { ApiServerInit } from './api-server.ts';
 import { readTokenFile, writeTokenFile } from './token-file.ts';
 import { ensureInitialApiToken, verifyApiToken } from './token-store.ts';
 import type { TokenStore } from './token-store.ts';
+import type { ReplicaStatusView } from '../replica-status.ts';
 
 /**
  * The operator API as a controller process starts it: at first start create
@@ -30,6 +31,7 @@ export interface OperatorApiComponents {
   wallClock?: () => number;
   /** When the store's writes are durable: changes are answered then (api-server.ts). */
   committed?: () => Promise<void> | undefined;
+  status?: (() => Promise<ReplicaStatusView>) | undefined;
 }
 
 export interface OperatorApiInit extends ApiServerInit {
@@ -61,6 +63,7 @@ export async function startOperatorApi(components: OperatorApiComponents, init: 
       ...(components.clock !== undefined ? { clock: components.clock } : {}),
       ...(components.wallClock !== undefined ? { wallClock: components.wallClock } : {}),
       ...(components.committed !== undefined ? { committed: components.committed } : {}),
+      status: components.status,
     },
     serverInit,
   );

@@ -135,6 +135,18 @@ export class EtcdClient {
     return Number(r.result?.TTL ?? 0);
   }
 
+  /** A lease's remaining TTL in seconds (-1: the lease is gone), without renewing it. */
+  async leaseTimeToLive(id: string): Promise<number> {
+    const r = await this.#call('/v3/lease/timetolive', { ID: id }) as { TTL?: string };
+    return Number(r.TTL ?? -1);
+  }
+
+  /** One member's own status (asked of that endpoint alone): its etcd version and whether it leads the etcd cluster. */
+  async memberStatus(endpoint: string, timeoutMs = 2000): Promise<{ version: string; raftLeader: boolean }> {
+    const r = await this.#post(endpoint, '/v3/maintenance/status', '{}', timeoutMs) as { header?: { member_id?: string }; version?: string; leader?: string };
+    return { version: String(r.version ?? ''), raftLeader: r.leader !== undefined && r.leader === r.header?.member_id };
+  }
+
   async leaseRevoke(id: string): Promise<void> {
     try {
       await this.#call('/v3/lease/revoke', { ID: id });
