@@ -103,8 +103,8 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   const clock = components.clock ?? realClock;
   const metrics = createApiMetrics(components.registry);
   const statics = await StaticFiles.load();
-  const router = createV1Router(components.model);
   const status = components.status;
+  const router = createV1Router(components.model, status === undefined ? [] : ['status']);
   if (status !== undefined) router.add('GET', `${API_PREFIX}/status`, async () => ok(await status()));
   const stream = new EventStreamServer({ logger, model: components.model, tokens: components.tokens, metrics, clock }, init.eventStream ?? {});
   addAccessRoutes(router, {

@@ -55,14 +55,15 @@ export function pathParam<T>(ctx: RequestContext, name: string, schema: z.ZodTyp
   return parsed[name] as T;
 }
 
-export function createV1Router(model: ControllerModel): Router<RouteHandler> {
+/** `extra`: resources the API server adds when it has what they need (`status`: a replica's status provider). */
+export function createV1Router(model: ControllerModel, extra: readonly string[] = []): Router<RouteHandler> {
   const r = new Router<RouteHandler>();
   const p = API_PREFIX;
 
   r.add('GET', p, () =>
     ok({
       version: 1,
-      resources: ['overview', 'hosts', 'vms', 'links', 'matrix', 'topology', 'migrations', 'events', 'placement', 'decisions', 'whoami', 'tokens', 'join-tokens', 'credentials'],
+      resources: ['overview', 'hosts', 'vms', 'links', 'matrix', 'topology', 'migrations', 'events', 'placement', 'decisions', 'whoami', ...extra, 'tokens', 'join-tokens', 'credentials'],
     }),
   );
 

@@ -97,6 +97,15 @@ describe('operator API over HTTP', () => {
     assert.equal(overview.hosts.length, 5);
   });
 
+  it('the index lists resources that are all served (none answers "no route")', async () => {
+    const index = (await get('/api/v1')).json as { resources: string[] };
+    assert.ok(index.resources.includes('hosts') && !index.resources.includes('status'), 'status only where a replica status is served');
+    for (const name of index.resources) {
+      const r = await get(`/api/v1/${name}`);
+      assert.notEqual(r.json?.error?.code, 'VNET_ERR_API_NO_ROUTE', name);
+    }
+  });
+
   it('gets single resources and answers 404 for unknown ones', async () => {
     assert.equal((await get('/api/v1/hosts/hub')).json.role, 'hub');
     assert.equal((await get('/api/v1/vms/02:00:00:00:00:05')).json.host, 'gcp-1');
