@@ -2,7 +2,9 @@
  * The README's install, for real and offline (root): `npm pack` of the
  * checkout, then `npm install -g` of the tarball into a temporary prefix with
  * an empty cache and a registry on 127.0.0.1 that this test serves itself,
- * holding exactly the runtime dependency tree (test/helpers/local-npm-registry.ts).
+ * holding exactly the runtime dependency tree (test/helpers/local-npm-registry.ts);
+ * registry and install run in a network namespace with nothing but loopback,
+ * so anything fetched from elsewhere would fail the install.
  * Node-gyp builds the TAP addon and SQLite's binding at install — from the
  * local Node headers (`--nodedir`), and better-sqlite3 from source
  * (`--build-from-source`: its prebuild-install would otherwise download a
@@ -79,11 +81,16 @@ test('npm pack → npm install -g from a loopback registry builds the addons, pu
   const tree = await packRuntimeTree(ROOT, join(tmp, 'registry'));
   const names = new Set(tree.map((p) => p.name));
   for (const dev of ['tsx', 'esbuild', 'typescript']) assert.ok(!names.has(dev), `${dev} is not in the runtime tree`);
-  const registry = await startLocalNpmRegistry(tree);
+  // The install runs in a namespace with nothing but loopback, where this registry is the only thing to reach.
+  const sealed = uniqueName('vnt-');
+  await run(['ip', 'netns', 'add', sealed]);
+  t.after(async () => { await run(['ip', 'netns', 'del', sealed], { allowFailure: true }); });
+  await run(['ip', '-n', sealed, 'link', 'set', 'lo', 'up']);
+  const registry = await startLocalNpmRegistry(tree, { netns: sealed });
   t.after(() => registry.close());
   step(`${tree.length} runtime packages packed and served`);
 
-  // 3. The install: empty cache, empty HOME (no ~/.npmrc, no node-gyp header cache), nothing from outside.
+  // 3. The install: empty cache, empty HOME (no ~/.npmrc, no node-gyp header cache), no network but loopback.
   const prefix = join(tmp, 'prefix');
   const home = join(tmp, 'home');
   mkdirSync(home);
@@ -94,7 +101,7 @@ test('npm pack → npm install -g from a loopback registry builds the addons, pu
     npm_config_build_from_source: 'true',
     npm_config_update_notifier: 'false',
   };
-  await sh('npm', ['install', '-g', '--prefix', prefix, '--cache', join(tmp, 'cache'), '--registry', registry.url,
+  await sh('ip', ['netns', 'exec', sealed, 'npm', 'install', '-g', '--prefix', prefix, '--cache', join(tmp, 'cache'), '--registry', registry.url,
     '--allow-scripts=vnet,better-sqlite3', '--no-audit', '--no-fund', tarball], { cwd: tmp, env, timeoutMs: 420_000 });
   // npm looks up optional peer dependencies (ws: bufferutil, utf-8-validate) and goes on without them.
   const optionalPeers = new Set(tree.flatMap((p) => Object.entries((p.manifest.peerDependenciesMeta ?? {}) as Record<string, { optional?: boolean }>).filter(([, m]) => m.optional === true).map(([name]) => `GET /${name}`)));

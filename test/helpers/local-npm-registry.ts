@@ -9,17 +9,22 @@
  * (usually one; two when a package is nested at another version) with the
  * packed tarball's integrity, so `npm install --registry URL --cache EMPTY`
  * resolves and fetches everything from here. Anything else is answered 404
- * and recorded in `misses`.
+ * and recorded in `misses`. With `netns` the registry runs in that network
+ * namespace (a child process of this module), for an install that is run
+ * there with nothing but loopback, so that nothing can come from outside.
  *
  *   const tree = await packRuntimeTree(ROOT, join(tmp, 'registry'));
- *   const registry = await startLocalNpmRegistry(tree);   // t.after(() => registry.close())
- *   npm install --registry registry.url …
+ *   const registry = await startLocalNpmRegistry(tree, { netns });   // t.after(() => registry.close())
+ *   ip netns exec NETNS npm install --registry registry.url --cache EMPTY …
  */
-import { execFile } from 'node:child_process';
-import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { basename, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 
 /** One packed package of the tree. */
@@ -77,13 +82,13 @@ export interface LocalNpmRegistry {
   url: string;
   /** Every request path served, in order. */
   requests: string[];
-  /** Request paths answered 404: something npm wanted that the tree does not hold. */
+  /** Requests answered 404 (`GET /name`): something npm wanted that the tree does not hold. */
   misses: string[];
   close(): Promise<void>;
 }
 
-/** Serves `packages` (packuments at /NAME, tarballs at /NAME/-/FILE) on 127.0.0.1, an ephemeral port. */
-export async function startLocalNpmRegistry(packages: readonly PackedPackage[]): Promise<LocalNpmRegistry> {
+/** Serves `packages` (packuments at /NAME, tarballs at /NAME/-/FILE) on 127.0.0.1, an ephemeral port; `onRequest` sees every request. */
+async function serve(packages: readonly PackedPackage[], onRequest: (path: string, miss?: string) => void): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -101,33 +106,83 @@ export async function startLocalNpmRegistry(packages: readonly PackedPackage[]):
     packuments.set(p.name, doc);
   }
 
-  const requests: string[] = [];
-  const misses: string[] = [];
   server.on('request', (req, res) => {
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
-    requests.push(path);
     const file = tarballs.get(path);
     const doc = packuments.get(path.slice(1));
     if (req.method === 'GET' && file !== undefined) {
+      onRequest(path);
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       createReadStream(file).pipe(res);
     } else if (req.method === 'GET' && doc !== undefined) {
+      onRequest(path);
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(doc));
     } else {
-      misses.push(`${req.method ?? '?'} ${path}`);
+      onRequest(path, `${req.method ?? '?'} ${path}`);
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'not found' }));
     }
   });
-
   return {
     url,
-    requests,
-    misses,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
     }),
   };
+}
+
+/**
+ * Starts the registry on 127.0.0.1 — of this process's network namespace, or
+ * with `netns` (root) of that namespace, in a child process that reports each
+ * request on a line of its stdout — so that an install run in a namespace
+ * with nothing but loopback can reach this registry and nothing else.
+ */
+export async function startLocalNpmRegistry(packages: readonly PackedPackage[], options: { netns?: string; timeoutMs?: number } = {}): Promise<LocalNpmRegistry> {
+  const requests: string[] = [];
+  const misses: string[] = [];
+  const record = (path: string, miss?: string) => {
+    requests.push(path);
+    if (miss !== undefined) misses.push(miss);
+  };
+  if (options.netns === undefined) return { ...(await serve(packages, record)), requests, misses };
+
+  const list = join(dirname(packages[0]?.file ?? tmpdir()), 'registry-packages.json');
+  writeFileSync(list, JSON.stringify(packages));
+  const child = spawn('ip', ['netns', 'exec', options.netns, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), list], {
+    cwd: dirname(fileURLToPath(import.meta.url)),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the registry in namespace ${options.netns} did not start`)), options.timeoutMs ?? 30_000);
+    child.once('exit', (code) => reject(new Error(`the registry in namespace ${options.netns} exited ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^(listening|hit|miss) (.*)$/.exec(line);
+      if (m?.[1] === 'listening') {
+        clearTimeout(timer);
+        resolve(m[2]!);
+      } else if (m !== null) {
+        record(m[1] === 'miss' ? m[2]!.replace(/^\S+ /, '') : m[2]!, m[1] === 'miss' ? m[2]! : undefined);
+      }
+    });
+  });
+  return {
+    url,
+    requests,
+    misses,
+    close: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+// As a program (the child above): serve the packages listed in argv[2].
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const packages = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as PackedPackage[];
+  const { url } = await serve(packages, (path, miss) => console.log(miss === undefined ? `hit ${path}` : `miss ${miss}`));
+  console.log(`listening ${url}`);
+  process.on('SIGTERM', () => process.exit(0));
 }
