@@ -5,10 +5,11 @@
  * holding exactly the runtime dependency tree (test/helpers/local-npm-registry.ts);
  * registry and install run in a network namespace with nothing but loopback,
  * so anything fetched from elsewhere would fail the install.
- * Node-gyp builds the TAP addon and SQLite's binding at install — from the
- * local Node headers (`--nodedir`), and better-sqlite3 from source
- * (`--build-from-source`: its prebuild-install would otherwise download a
- * binary from GitHub). Then `vnet` from the prefix's PATH, without tsx, makes
+ * Node-gyp builds the TAP addon and SQLite's binding at install, from the
+ * local Node headers (`--nodedir`; without it node-gyp fails here fetching
+ * them from nodejs.org), better-sqlite3 from source (`--build-from-source`:
+ * its prebuild-install would first try GitHub, fail, and fall back to
+ * compiling). Then `vnet` from the prefix's PATH, without tsx, makes
  * certificates and runs a TLS hub daemon with a TAP port in a namespace this
  * test creates, answers `vnet status`, and stops cleanly on SIGTERM.
  * Several minutes on 2 cores (compiling SQLite); each step is bounded.
