@@ -8,6 +8,7 @@
 import type { DaemonFacts, LinkFacts, PortFacts } from '../control/daemon-control.ts';
 import { formatAge, formatBytes, formatRate, table } from './ctl-format.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import { vxlanDrops, type VxlanStats } from '../dataplane/vxlan-endpoint.ts';
 
 /** `GET /links` of the admin interface (daemon-facts.ts, LinkDetail). */
 export interface StatusLink extends LinkFacts {
@@ -21,6 +22,8 @@ export interface StatusLink extends LinkFacts {
 /** `GET /status`: the facts and what the daemon's process adds. */
 export interface StatusFacts extends DaemonFacts {
   controller?: { url?: string; state: string; lastError?: { code: string; message: string }; refusal?: { code: string; message: string } } | undefined;
+  /** The VXLAN endpoint, when the daemon has one: where it is bound, its VNI and what it dropped. */
+  vxlan?: { vni: number; address: { host: string; port: number }; stats: VxlanStats } | undefined;
 }
 
 /** `GET /fdb`. */
@@ -62,6 +65,7 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
     out.push(`controller: ${c.url ?? ''} ${c.refusal !== undefined ? 'refused' : c.state}${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`.replace(/: {2}/, ': '));
   }
   out.push(`rules v${s.rulesVersion}, links v${s.linksVersion}`);
+  if (s.vxlan !== undefined) out.push(formatVxlan(s.vxlan));
 
   out.push('', 'LINKS');
   if (now.links.length === 0) out.push('(none)');
@@ -111,4 +115,10 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
     ));
   }
   return out.join('\n');
+}
+
+/** One line: the VXLAN endpoint and every drop counter, by name (zero included, so an operator sees what is counted). */
+export function formatVxlan(v: NonNullable<StatusFacts['vxlan']>): string {
+  const drops = vxlanDrops(v.stats).map(([reason, n]) => `${reason} ${n}`).join(', ');
+  return `vxlan: VNI ${v.vni} on ${formatHostPort(v.address)}, dropped: ${drops}`;
 }

@@ -100,7 +100,7 @@ export async function startAdminServer(
       const facts = daemon.facts();
       switch (path) {
         case '/status':
-          return send(200, { ...facts, ...components.status?.(), stats: { ...daemon.stats, refusedConnections: daemon.refusedConnections, listener: daemon.listenerStats }, members: daemon.deploymentHosts });
+          return send(200, { ...facts, ...components.status?.(), stats: { ...daemon.stats, refusedConnections: daemon.refusedConnections, listener: daemon.listenerStats }, vxlan: daemon.vxlan, members: daemon.deploymentHosts });
         case '/ports':
           return send(200, facts.ports);
         case '/links':

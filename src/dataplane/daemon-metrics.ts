@@ -20,6 +20,7 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import { MetricsListenError } from './errors.ts';
 import type { Daemon } from './daemon.ts';
 import { PORT_LIMITS } from '../control/daemon-control.ts';
+import { vxlanDrops } from './vxlan-endpoint.ts';
 
 /** The content type of the Prometheus text format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -126,6 +127,13 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
     for (const reason of ['rule-drop', 'hairpin', 'split-horizon', 'unknown-ingress'] as const) put({ reason }, s.drops[reason]);
     put({ reason: 'runt' }, daemon.stats.runtFrames);
     put({ reason: 'no-route' }, daemon.stats.droppedNoRoute);
+  });
+
+  // ---- VXLAN endpoint (present without VXLAN too, with no series)
+  readCounter('vnet_daemon_vxlan_dropped_total', 'Datagrams the VXLAN endpoint dropped on receipt (unknown source, wrong VNI, malformed by reason) and frames it did not send (oversize, send error)', ['reason'], (put) => {
+    const v = daemon.vxlan;
+    if (v === undefined) return;
+    for (const [reason, n] of vxlanDrops(v.stats)) put({ reason }, n);
   });
 
   // ---- control channel

@@ -67,6 +67,15 @@ export interface VxlanStats {
   sendErrors: number;
 }
 
+/** The endpoint's drops as (reason, count), one name per counter: what metrics and `vnet status` show. */
+export function vxlanDrops(s: Readonly<VxlanStats>): Array<[string, number]> {
+  return [
+    ['unknown-source', s.unknownSource], ['wrong-vni', s.wrongVni],
+    ...Object.entries(s.malformed).map(([why, n]): [string, number] => [`malformed-${why}`, n]),
+    ['oversize', s.oversize], ['send-error', s.sendErrors],
+  ];
+}
+
 export const DEFAULT_VXLAN_MAX_FRAME_BYTES = 1518;
 const DEFAULT_VXLAN_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
