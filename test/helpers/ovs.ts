@@ -8,6 +8,10 @@
  *   await ovs.vsctl('add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev');
  *   const flows = await ovs.ofctl('dump-flows', br);
  *
+ * With `{ netns }` both daemons run inside that network namespace, so the
+ * bridges' devices (taps, AF_PACKET ports, the addresses of a userspace
+ * tunnel's underlay bridge) live there and leave with it.
+ *
  * `requireOvs` throws (never skips) when a tool is missing, naming the
  * Debian package: a privileged test that cannot run is a failing test.
  */
@@ -46,6 +50,11 @@ export class OvsHarness {
   /** Kernel interfaces the userspace datapath made for us (tap devices that outlive ovs-vswitchd). */
   readonly #interfaces = new Set<string>();
   #vswitchd: ChildProcess | undefined;
+  readonly #netns: string | undefined;
+
+  constructor(opts: { netns?: string | undefined } = {}) {
+    this.#netns = opts.netns;
+  }
 
   get env(): NodeJS.ProcessEnv {
     return { ...process.env, OVS_RUNDIR: this.dir, OVS_LOGDIR: this.dir, OVS_DBDIR: this.dir, OVS_SYSCONFDIR: this.dir };
@@ -105,6 +114,11 @@ export class OvsHarness {
     return this.#tool('ovs-ofctl', ['-O', 'OpenFlow13', command, `unix:${join(this.dir, `${bridge}.mgmt`)}`, ...args]);
   }
 
+  /** ovs-appctl to ovs-vswitchd (`ovs/route/add`, `tnl/arp/set`, `tnl/ports/show`…). */
+  appctl(...args: string[]): Promise<string> {
+    return this.#tool('ovs-appctl', ['-t', join(this.dir, 'ovs-vswitchd.ctl'), ...args]);
+  }
+
   /** Kills ovs-vswitchd alone (ovsdb-server stays), for a switch that goes away and comes back. */
   async restartSwitch(): Promise<void> {
     const old = this.#vswitchd;
@@ -136,7 +150,8 @@ export class OvsHarness {
   }
 
   #spawn(cmd: string, args: string[]): ChildProcess {
-    const child = spawn(cmd, args, { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const argv = this.#netns === undefined ? [cmd, ...args] : ['ip', 'netns', 'exec', this.#netns, cmd, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.resume();
     this.#children.push(child);
     return child;
@@ -158,10 +173,10 @@ interface AfterHook {
   after(fn: () => Promise<void> | void): void;
 }
 
-/** ovsdb-server and ovs-vswitchd started in a fresh directory, stopped when the test ends. */
-export async function startOvs(t: AfterHook, opts: { vswitchd?: boolean } = {}): Promise<OvsHarness> {
+/** ovsdb-server and ovs-vswitchd started in a fresh directory (and in `netns`, if given), stopped when the test ends. */
+export async function startOvs(t: AfterHook, opts: { vswitchd?: boolean; netns?: string } = {}): Promise<OvsHarness> {
   requireOvs();
-  const ovs = new OvsHarness();
+  const ovs = new OvsHarness({ netns: opts.netns });
   t.after(() => ovs.stop());
   await ovs.startDb();
   if (opts.vswitchd !== false) await ovs.startSwitch();

@@ -1,0 +1,166 @@
+/**
+ * Privileged (root): a vnet daemon (the `vnet daemon` CLI) and an Open vSwitch
+ * bridge (userspace datapath, `datapath_type=netdev`) share one VXLAN overlay
+ * (VNI 4242, UDP 4789). Everything is created here — namespaces, veths,
+ * ovsdb-server and ovs-vswitchd in a temporary directory, run inside hostO —
+ * and removed afterwards.
+ *
+ *   vmD ── TAP ── vnet daemon (hD, 10.203.0.1) ═══ underlay veth ═══ brPhy (10.203.0.2)
+ *                                                                     ╎ userspace tunnel
+ *                                                   vmO ── veth ── brInt ── vxlan port
+ *
+ * As in OVS's userspace tunneling guide (Documentation/howto/userspace-
+ * tunneling.rst): the tunnel's outer packets leave through the bridge that
+ * holds the underlay address (brPhy, its LOCAL port has 10.203.0.2, the
+ * underlay veth is its port), found by OVS's own routing table
+ * (`ovs/route/add`) and neighbour cache (`tnl/arp/set`); brInt holds the VM
+ * port and the VXLAN port. Both bridges forward with one NORMAL flow.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { NetnsHarness, requireTools, waitFor } from '../helpers/netns.ts';
+import { startOvs, type OvsHarness } from '../helpers/ovs.ts';
+import { adminRequest } from '../helpers/admin-client.ts';
+
+const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
+const VNI = 4242;
+
+interface StatusLink { peer: string; state: string; txFrames: number; rxFrames: number; decodeErrors: number }
+
+describe('a vnet daemon and an Open vSwitch bridge (userspace datapath) on one VXLAN overlay', { timeout: 240_000 }, () => {
+  const h = new NetnsHarness('vvo-');
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-vxlan-ovs-'));
+  const admin = `unix:${join(dir, 'hD.sock')}`;
+  const stops: Array<() => Promise<void> | void> = [];
+  const vmDIp = '10.9.9.1';
+  const vmOIp = '10.9.9.2';
+  let ovs: OvsHarness;
+  let brInt = '';
+  let vmD = '';
+  let vmO = '';
+  let log = '';
+
+  const status = async (): Promise<{ links: StatusLink[]; vxlan: { stats: { unknownSource: number; wrongVni: number } } }> =>
+    (await adminRequest(admin, 'GET', '/status')).json as never;
+  const ovsLink = async (): Promise<StatusLink | undefined> => (await status()).links.find((l) => l.peer === 'ovs1');
+  const ping = (from: string, to: string, extra: string[] = []) =>
+    h.exec(from, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ...extra, to], { timeoutMs: 20_000, allowFailure: true });
+  const context = async (): Promise<string> => {
+    const show = async (what: string, p: Promise<string>): Promise<string> => `\n${what}:\n${await p.catch(String)}`;
+    return `\ndaemon log:\n${log.slice(-3000)}` + await show('brInt flows', ovs.ofctl('dump-flows', brInt)) + await show('OVS routes', ovs.appctl('ovs/route/show')) +
+      await show('tunnel ports', ovs.appctl('tnl/ports/show')) + await show('tunnel neighbours', ovs.appctl('tnl/neigh/show')) + await show('datapath flows', ovs.appctl('dpctl/dump-flows'));
+  };
+
+  before(async () => {
+    requireTools(['ip', 'ping', 'iperf3', 'ethtool']);
+    const hostD = await h.namespace();
+    const hostO = await h.namespace();
+    vmD = await h.namespace();
+    vmO = await h.namespace();
+    ovs = await startOvs({ after: (fn) => { stops.push(fn); } }, { netns: hostO });
+
+    // The underlay: a veth between the daemon's namespace and the OVS namespace, MTU 1600 for 1500-byte inner packets.
+    const [ulD, ulO] = await h.vethPair({ ns: hostD }, { ns: hostO });
+    for (const [ns, dev] of [[hostD, ulD], [hostO, ulO]] as const) await h.exec(ns, ['ip', 'link', 'set', 'dev', dev, 'mtu', '1600']);
+    // A veth hands checksum-offloaded packets on unfinished; OVS's userspace datapath checks the outer UDP checksum in software.
+    await h.exec(hostD, ['ethtool', '-K', ulD, 'tx', 'off']);
+    await h.addAddress(hostD, ulD, '10.203.0.1/24');
+
+    // brPhy: the underlay bridge, holding the VTEP address on its LOCAL port and the underlay veth.
+    const brPhy = ovs.bridgeName();
+    await ovs.addBridge(brPhy);
+    await ovs.vsctl('add-port', brPhy, ulO);
+    await ovs.ofctl('add-flow', brPhy, 'actions=NORMAL');
+    await h.addAddress(hostO, brPhy, '10.203.0.2/24');
+    await h.linkUp(hostO, brPhy);
+    const ulDMac = (await h.link(hostD, ulD))!.address;
+    await ovs.appctl('ovs/route/add', '10.203.0.1/24', brPhy);
+    await ovs.appctl('tnl/arp/set', brPhy, '10.203.0.1', ulDMac);
+
+    // brInt: the VM's veth and a VXLAN port to the daemon's VTEP.
+    brInt = ovs.bridgeName();
+    await ovs.addBridge(brInt);
+    await ovs.vsctl('add-port', brInt, 'vx-hD', '--', 'set', 'interface', 'vx-hD', 'type=vxlan',
+      'options:remote_ip=10.203.0.1', `options:key=${VNI}`, 'options:dst_port=4789');
+    const [inO, inVm] = await h.vethPair({ ns: hostO }, { ns: vmO });
+    await ovs.vsctl('add-port', brInt, inO);
+    await ovs.ofctl('add-flow', brInt, 'actions=NORMAL');
+    // vmO's TCP checksums are left to the veth's offload; OVS's userspace datapath carries them unfinished: finish them in vmO.
+    await h.exec(vmO, ['ethtool', '-K', inVm, 'tx', 'off']);
+    await h.addAddress(vmO, inVm, `${vmOIp}/24`);
+
+    // The daemon: a hub with no spokes, its one VXLAN VTEP the OVS bridge, a TAP port with offloads.
+    const tap = h.linkName();
+    const yaml = [
+      'host: hD',
+      'role: hub',
+      'listen: { host: 127.0.0.1, port: 0 }',
+      `admin: { socket: ${join(dir, 'hD.sock')} }`,
+      `vxlan: { trustedUnderlay: true, vni: ${VNI}, listen: { host: 10.203.0.1, port: 4789 }, vteps: [{ peer: ovs1, host: 10.203.0.2, port: 4789 }] }`,
+      'ports:',
+      `  - { name: ${tap}, type: tap, mac: "02:00:00:00:0d:02", netns: ${vmD}, offload: true }`,
+    ].join('\n');
+    writeFileSync(join(dir, 'hD.yaml'), yaml + '\n');
+    const child = h.spawn(hostD, [process.execPath, VNET, 'daemon', '--config', join(dir, 'hD.yaml')]);
+    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await waitFor(async () => (await h.link(vmD, tap)) !== undefined, `TAP ${tap} in ${vmD}`, 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}; daemon log:\n${log}`);
+    });
+    await h.addAddress(vmD, tap, `${vmDIp}/24`);
+    await h.linkUp(vmD, tap);
+  });
+
+  after(async () => {
+    for (const stop of stops.reverse()) await stop();
+    await h.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ping works both ways between the VM behind the daemon and the VM on the OVS bridge, over the VXLAN port', async () => {
+    // OVS brings a new port and the tunnel's underlay route up in its own time: the first answer is waited for (bounded).
+    const t0 = performance.now();
+    await waitFor(async () => (await h.exec(vmD, ['ping', '-c', '1', '-W', '1', vmOIp], { allowFailure: true })).code === 0, 'a first ping answered', 30_000)
+      .catch(async (err: Error) => { throw new Error(`${err.message}${await context()}`); });
+    console.log(`# first answer after ${(performance.now() - t0).toFixed(0)} ms`);
+    for (const [from, to] of [[vmD, vmOIp], [vmO, vmDIp]] as const) {
+      const r = await ping(from, to);
+      assert.equal(r.code, 0, `ping ${to} failed: ${r.stdout}${r.stderr}${await context()}`);
+    }
+    const l = await ovsLink();
+    assert.equal(l?.state, 'up');
+    assert.ok(l!.txFrames >= 6 && l!.rxFrames >= 6, JSON.stringify(l));
+    assert.equal(l!.decodeErrors, 0);
+    const s = (await status()).vxlan.stats;
+    assert.equal(s.unknownSource, 0, 'OVS sends from the configured VTEP address');
+    assert.equal(s.wrongVni, 0, 'OVS stamps the deployment\'s VNI');
+    // OVS encapsulated on its VXLAN port (it counts tx there) and its userspace datapath decapsulates (a tnl_pop action on the underlay bridge's port).
+    const stats = await ovs.vsctl('get', 'interface', 'vx-hD', 'statistics');
+    assert.ok(Number(/tx_packets=(\d+)/.exec(stats)?.[1]) >= 6, `vx-hD statistics: ${stats}`);
+    const dp = await ovs.appctl('dpctl/dump-flows');
+    assert.match(dp, /tnl_pop\(/, `datapath flows:\n${dp}`);
+    assert.match(dp, /tnl_push\(tnl_port\(\d+\),header\(.*vxlan\(flags=0x8000000,vni=0x1092\)/, `datapath flows:\n${dp}`);
+  });
+
+  it('1500-byte IP packets pass both ways without fragmentation (DF set)', async () => {
+    const r = await ping(vmD, vmOIp, ['-M', 'do', '-s', '1472']);
+    assert.equal(r.code, 0, `1500-byte ping failed: ${r.stdout}${r.stderr}${await context()}`);
+  });
+
+  it('an iperf3 TCP stream runs from the daemon\'s VM to the OVS VM and back', async () => {
+    const server = h.spawn(vmO, ['iperf3', '-s', '-B', vmOIp]);
+    await waitFor(async () => (await h.exec(vmO, ['ss', '-ltn'])).stdout.includes(`${vmOIp}:5201`), 'iperf3 server listening', 10_000);
+    for (const reverse of [false, true]) {
+      const r = await h.exec(vmD, ['iperf3', '-c', vmOIp, '-t', '2', '-J', '--connect-timeout', '3000', ...(reverse ? ['-R'] : [])], { timeoutMs: 30_000, allowFailure: true });
+      assert.equal(r.code, 0, `iperf3${reverse ? ' -R' : ''} failed: ${r.stdout.slice(-500)}${r.stderr}; link ${JSON.stringify(await ovsLink())}${await context()}`);
+      const j = JSON.parse(r.stdout) as { end: { sum_received?: { bytes: number; bits_per_second: number } } };
+      assert.ok(j.end.sum_received !== undefined, `iperf3 gave no result: ${r.stdout.slice(0, 2000)}`);
+      assert.ok(j.end.sum_received.bytes > 1_000_000, `iperf3${reverse ? ' -R' : ''} moved only ${j.end.sum_received.bytes} bytes`);
+      console.log(`# vnet daemon ↔ OVS (userspace) vxlan, iperf3${reverse ? ' -R' : ''}: ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`);
+    }
+    server.kill();
+  });
+});
