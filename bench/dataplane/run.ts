@@ -9,6 +9,8 @@
  *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel
  *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
  *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
+ *   ovs-vxlan   Open vSwitch, userspace datapath, on both hosts, VXLAN (ovs-vtep.ts; VMs on veths, MTU 1450)
+ *   vnet-ovs    a vnet daemon (h1, TAP port) and Open vSwitch (h2, userspace datapath) over VXLAN
  *
  * Layout: host namespaces h1, h2 joined by an underlay veth (10.200.0.0/24);
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
@@ -21,6 +23,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rm
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startOvsVtep, type OvsVtep } from './ovs-vtep.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -172,8 +175,10 @@ function tincScenario(name: string, net: number, tcpOnly: boolean): Scenario {
 scenarios.push(tincScenario('tinc-tcp', 3, true));
 scenarios.push(tincScenario('tinc-udp', 4, false));
 
-function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan'): Scenario {
+/** vnet daemons on h1 and h2; with `ovsPeer` (VXLAN only) h2 is an Open vSwitch VTEP instead of a daemon. */
+function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan', ovsPeer = false): Scenario {
   let procs: ChildProcess[] = [];
+  let ovs: OvsVtep | undefined;
   return {
     name,
     pids: () => procs.map((p) => p.pid!).filter(Boolean),
@@ -206,10 +211,13 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
       writeFileSync(join(base, 'h1.yaml'), [...h1, ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
       writeFileSync(join(base, 'h2.yaml'), [...h2, ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
       const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results')}`] : [];
-      procs = [
-        bg(NS.h1, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h1.yaml')], `${name}-h1.log`),
-        bg(NS.h2, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h2.yaml')], `${name}-h2.log`),
-      ];
+      procs = [bg(NS.h1, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h1.yaml')], `${name}-h1.log`)];
+      if (!ovsPeer) procs.push(bg(NS.h2, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h2.yaml')], `${name}-h2.log`));
+      else {
+        // The daemon's outer UDP checksums must be finished for OVS's userspace datapath (a veth leaves them to offload).
+        inNs(NS.h1, ['ethtool', '-K', `u1${tag}`, 'tx', 'off']);
+        ovs = await startOvsVtep({ host: NS.h2, vm: NS.vm2, vmIf: `vn${net}${tag}`, underlay: `u2${tag}`, address: '10.200.0.2/24', remote: '10.200.0.1', vni: 42 });
+      }
       for (const vm of [NS.vm1, NS.vm2]) await until(`vnet port in ${vm}`, () => inNs(vm, ['ip', 'link', 'show', `vn${net}${tag}`], false).length > 0);
       const addr = addressVms(`vn${net}${tag}`, `vn${net}${tag}`, net, transport === 'vxlan' ? 1450 : undefined);
       await until(`${name} connected`, () => inNs(NS.vm1, ['ping', '-c', '1', '-W', '1', addr], false).includes('1 received'), 30_000);
@@ -218,12 +226,35 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
     async teardown() {
       await stopAll(procs, 'SIGINT');
       procs = [];
+      if (ovsPeer) inNs(NS.h1, ['ethtool', '-K', `u1${tag}`, 'tx', 'on'], false);
+      await ovs?.stop();
+      ovs = undefined;
     },
   };
 }
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
 scenarios.push(vnetScenario('vnet-vxlan', 7, 'vxlan'));
+
+function ovsScenario(): Scenario {
+  let vteps: OvsVtep[] = [];
+  return {
+    name: 'ovs-vxlan',
+    async setup() {
+      vteps.push(await startOvsVtep({ host: NS.h1, vm: NS.vm1, vmIf: `ov${tag}`, underlay: `u1${tag}`, address: '10.200.0.1/24', remote: '10.200.0.2', vni: 42 }));
+      vteps.push(await startOvsVtep({ host: NS.h2, vm: NS.vm2, vmIf: `ov${tag}`, underlay: `u2${tag}`, address: '10.200.0.2/24', remote: '10.200.0.1', vni: 42 }));
+      const addr = addressVms(`ov${tag}`, `ov${tag}`, 8, 1450);
+      await until('ovs-vxlan connected', () => inNs(NS.vm1, ['ping', '-c', '1', '-W', '1', addr], false).includes('1 received'), 30_000);
+      return addr;
+    },
+    async teardown() {
+      for (const v of vteps) await v.stop();
+      vteps = [];
+    },
+  };
+}
+scenarios.push(ovsScenario());
+scenarios.push(vnetScenario('vnet-ovs', 9, 'vxlan', true));
 
 async function iperf(addr: string, streams: number): Promise<number> {
   const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
@@ -315,6 +346,8 @@ async function main(): Promise<void> {
   ratio('vnet-tcp', 'vxlan');
   ratio('vnet-tls', 'vxlan');
   ratio('vnet-vxlan', 'vxlan');
+  ratio('ovs-vxlan', 'vxlan');
+  ratio('vnet-ovs', 'vxlan');
 }
 
 await main();
