@@ -119,7 +119,7 @@ export class LinkSlots {
     const slot: LinkSlot = existing ?? { peer, kind: link.kind, link: undefined, direction: 'inbound', reconnects: 0, dialer: undefined };
     if (existing !== undefined && existing.link === undefined && existing.dialer !== undefined) {
       // We were dialling this peer and it dialled us first: take its link and stop dialling.
-      this.#stopDialer(existing);
+      this.#stopDialer(existing, true);
     }
     slot.direction = 'inbound';
     slot.kind = link.kind;
@@ -177,9 +177,14 @@ export class LinkSlots {
     return rotation;
   }
 
-  /** Stop dialling `slot`'s peer, close its link and forget it. */
+  /**
+   * Stop dialling `slot`'s peer, close its link and forget it. A dial already
+   * in its handshake is let finish and then closed with a goodbye (#attempt →
+   * #discard): aborting it could cut a link the peer has already opened and
+   * is sending on (a listener opens as soon as it answers the hello).
+   */
   remove(slot: LinkSlot, reason: string): void {
-    this.#stopDialer(slot);
+    this.#stopDialer(slot, false);
     this.#detach(slot, reason);
     if (this.#slots.get(slot.peer) === slot) this.#slots.delete(slot.peer);
   }
@@ -188,7 +193,7 @@ export class LinkSlots {
   async close(reason: string): Promise<void> {
     this.#closed = true;
     for (const slot of this.#slots.values()) {
-      this.#stopDialer(slot);
+      this.#stopDialer(slot, true);
       const link = slot.link;
       slot.link = undefined;
       if (link !== undefined) await link.close(reason).catch(() => undefined);
@@ -212,8 +217,17 @@ export class LinkSlots {
    */
   #discard(link: Link, reason: string): void {
     const peer = link.peerHost;
+    // No link to that peer left (a fast path removed while its dial completed): the discarded link gets an
+    // ingress of its own, retired at once (nothing is sent to it) and released when it has drained.
+    let own: Ingress | undefined;
+    if (this.#c.table.linkIngress(peer) === undefined) {
+      const slot: LinkSlot = { peer, kind: link.kind, link, direction: 'outbound', reconnects: 0, dialer: undefined };
+      own = this.#c.table.addLink(peer, link.kind, slot);
+      this.#c.table.retireLink(peer);
+      link.onClose(() => this.#c.table.releaseLink(own!));
+    }
     link.onFrames((frames) => {
-      const ingress = this.#c.table.linkIngress(peer);
+      const ingress = own ?? this.#c.table.linkIngress(peer);
       if (ingress !== undefined) this.#c.onFrames(ingress, frames);
     });
     void link.close(reason);
@@ -310,11 +324,11 @@ export class LinkSlots {
     dialer.timer = this.#c.clock.setTimeout(() => void this.#attempt(slot, peerUnknown), delay);
   }
 
-  #stopDialer(slot: LinkSlot): void {
+  #stopDialer(slot: LinkSlot, abortHandshake: boolean): void {
     const d = slot.dialer;
     if (d === undefined) return;
     slot.dialer = undefined;
     d.timer?.cancel();
-    d.abort?.abort();
+    if (abortHandshake) d.abort?.abort();
   }
 }
