@@ -28,6 +28,8 @@ export interface PingWatch {
   readonly replies: Array<{ seq: number; atMs: number }>;
   /** Replies ping flagged as duplicates ("DUP!"). */
   readonly duplicates: number;
+  /** The sequence numbers of those duplicates. */
+  readonly duplicateSeqs: readonly number[];
   /** Resolves when ping exits, with its own summary. */
   readonly done: Promise<{ sent: number; received: number; output: string }>;
   readonly child: ChildProcess;
@@ -38,7 +40,7 @@ export function watchPing(o: NetnsOverlay, from: number, ip: string, opts: { int
   const argv = ['ping', '-D', '-O', '-n', '-i', String(opts.intervalS), '-W', '1', ...(opts.count === undefined ? [] : ['-c', String(opts.count)]), ip];
   const child = o.spawn(from, argv);
   const replies: Array<{ seq: number; atMs: number }> = [];
-  let duplicates = 0;
+  const duplicateSeqs: number[] = [];
   let output = '';
   let partial = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -48,7 +50,7 @@ export function watchPing(o: NetnsOverlay, from: number, ip: string, opts: { int
     for (const line of lines) {
       const m = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/.exec(line);
       if (m === null) continue;
-      if (line.includes('DUP!')) duplicates++;
+      if (line.includes('DUP!')) duplicateSeqs.push(Number(m[2]));
       else replies.push({ seq: Number(m[2]), atMs: Number(m[1]) * 1000 });
     }
   });
@@ -58,7 +60,7 @@ export function watchPing(o: NetnsOverlay, from: number, ip: string, opts: { int
       resolve({ sent: Number(stats?.[1] ?? Number.NaN), received: Number(stats?.[2] ?? Number.NaN), output });
     });
   });
-  return { replies, get duplicates() { return duplicates; }, done, child };
+  return { replies, get duplicates() { return duplicateSeqs.length; }, duplicateSeqs, done, child };
 }
 
 /** Whether every one of `spokes` has its backbone link up to `hub` (their admin interfaces, not the controller's view). */
