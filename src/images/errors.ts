@@ -31,3 +31,16 @@ export class ManifestError extends VnetError {
     this.field = field;
   }
 }
+
+/** Bytes on the chunk protocol that are not what it allows; `code` says which rule. */
+export class ChunkProtocolError extends VnetError {}
+
+/** A replica that could not be reached or answered wrongly (TLS, identity, connection, protocol). */
+export class ChunkPeerError extends VnetError {
+  readonly site: string;
+
+  constructor(site: string, message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_IMAGE_PEER', `chunk replica at site ${site}: ${message}`, options);
+    this.site = site;
+  }
+}

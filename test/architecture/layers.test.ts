@@ -19,7 +19,7 @@ const MAY_USE: Record<string, readonly string[]> = {
   ovsdb: [],
   dataplane: ['common', 'control', 'pki'],
   migration: ['common', 'control', 'pki'],
-  images: ['common'],
+  images: ['common', 'pki'],
   patterns: ['common', 'control', 'dataplane', 'topology'],
   host: ['common', 'control', 'pki', 'dataplane', 'migration', 'images'],
   controller: ['common', 'control', 'pki', 'topology', 'migration', 'images', 'openflow', 'ovsdb'],
