@@ -22,8 +22,8 @@ import { propagationOrder } from './propagation-order.ts';
 
 /** Where manifests are strongly consistent. */
 export interface ManifestRegistry {
-  /** Writes a version; refuses a version that already exists with other content. */
-  publish(manifest: ImageManifest): Promise<void> | void;
+  /** Writes a version (durably, when it resolves); refuses a version that already exists with other content. */
+  publish(manifest: ImageManifest, originSite: string): Promise<void> | void;
   latest(imageId: string): ImageManifest | undefined;
 }
 
@@ -46,7 +46,7 @@ export async function publishImage(
   const missing: string[] = [];
   for (const d of new Set(manifest.chunks)) if (!(await origin.has(d))) missing.push(d);
   if (missing.length > 0) throw new ChunkUnavailableError(missing[0]!, [origin.site]);
-  await registry.publish(manifest);
+  await registry.publish(manifest, origin.site);
 }
 
 export interface PropagationProgress {

@@ -10,6 +10,8 @@ import type { Logger } from '../../common/logger.ts';
 import type { AccessCommands } from '../access-model.ts';
 import type { ControllerModel } from '../api-model.ts';
 import { addAccessRoutes } from './access-routes.ts';
+import { addImageRoutes } from './image-routes.ts';
+import type { ImageCatalog } from '../image-catalog.ts';
 import { authenticate, bearerToken, requireOperator } from './auth.ts';
 import type { Principal } from './auth.ts';
 import { ApiInvalidRequestError, ApiNotLeaderError, ApiRouteNotFoundError } from './errors.ts';
@@ -54,6 +56,8 @@ export interface ApiServerComponents {
   tokens: TokenStore;
   /** Join tokens and host credentials (the controller's); their routes answer 501 without. */
   access?: AccessCommands | undefined;
+  /** Published images and their replicas (image-catalog.ts); the image routes answer 501 without. */
+  images?: ImageCatalog | undefined;
   registry: Registry;
   clock?: Clock;
   /** Wall-clock ms for API token records (default Date.now). */
@@ -111,6 +115,7 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
     tokens: components.tokens, access: components.access, wallClock: components.wallClock ?? Date.now,
     onApiTokenRevoked: (id) => stream.disconnectToken(id, 'API token revoked'),
   });
+  addImageRoutes(router, components.images);
   const ctx: HandlerContext = {
     logger,
     clock,
