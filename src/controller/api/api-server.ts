@@ -56,7 +56,7 @@ export interface ApiServerComponents {
   tokens: TokenStore;
   /** Join tokens and host credentials (the controller's); their routes answer 501 without. */
   access?: AccessCommands | undefined;
-  /** Published images and their replicas (image-catalog.ts); the image routes answer 501 without. */
+  /** Published images and their replicas (image-catalog.ts); without it there are no image routes. */
   images?: ImageCatalog | undefined;
   registry: Registry;
   clock?: Clock;
@@ -108,14 +108,14 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   const metrics = createApiMetrics(components.registry);
   const statics = await StaticFiles.load();
   const status = components.status;
-  const router = createV1Router(components.model, status === undefined ? [] : ['status']);
+  const router = createV1Router(components.model, [...(status === undefined ? [] : ['status']), ...(components.images === undefined ? [] : ['images'])]);
   if (status !== undefined) router.add('GET', `${API_PREFIX}/status`, async () => ok(await status()));
   const stream = new EventStreamServer({ logger, model: components.model, tokens: components.tokens, metrics, clock }, init.eventStream ?? {});
   addAccessRoutes(router, {
     tokens: components.tokens, access: components.access, wallClock: components.wallClock ?? Date.now,
     onApiTokenRevoked: (id) => stream.disconnectToken(id, 'API token revoked'),
   });
-  addImageRoutes(router, components.images);
+  if (components.images !== undefined) addImageRoutes(router, components.images);
   const ctx: HandlerContext = {
     logger,
     clock,
