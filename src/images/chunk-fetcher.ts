@@ -5,7 +5,8 @@
  * a chunk is asked of each in that order. Bytes that arrive are verified
  * against the digest (sha256, since they crossed sites): a copy that does
  * not match is refused and fetched again — once more from the same replica
- * (a transfer fault), then from the next one. A verified chunk is stored
+ * (a transfer fault), then from the next one; a replica that cannot be
+ * reached is passed over. A verified chunk is stored
  * locally (atomically) before it is returned, so it is fetched once.
  */
 import type { ChunkSource, ChunkStore } from './chunk-store.ts';
@@ -68,7 +69,14 @@ export class ChunkFetcher {
     let lastError: unknown;
     for (const replica of this.#ranked) {
       signal?.throwIfAborted();
-      if (!(await replica.has(digest))) continue;
+      let held: boolean;
+      try {
+        held = await replica.has(digest);
+      } catch (e) {
+        lastError = e; // unreachable: the next replica
+        continue;
+      }
+      if (!held) continue;
       tried.push(replica.site);
       for (let attempt = 0; attempt < this.#attempts; attempt++) {
         let bytes: Uint8Array;

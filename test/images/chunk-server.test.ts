@@ -100,3 +100,15 @@ test('a malformed request gets BAD_REQUEST and the connection is closed', async 
   await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   assert.deepEqual([...Buffer.concat(received)], [3, 0, 0, 0, 0]);
 });
+
+test('a replica that cannot be reached is passed over for the next nearest', async (t) => {
+  const root = tempRoot(t);
+  const [east, north, west] = [await site(t, root, 'east'), await site(t, root, 'north'), await site(t, root, 'west')];
+  const d = await east.store.put(new Uint8Array(512).fill(9));
+  await north.store.put(new Uint8Array(512).fill(9));
+  await north.server.close();
+  const sources = [remote(east, 'west'), remote(north, 'west')];
+  t.after(() => sources.forEach((s) => s.close()));
+  const got = await new ChunkFetcher({ local: west.store, replicas: sources, latencyMs }).fetch(d);
+  assert.equal(got.record.from, 'east');
+});
