@@ -6,6 +6,7 @@ import type { ControllerClient } from './ctl-client.ts';
 import { decisionsTable, eventLine, hostsTable, linksTable, matrixTable, placementText, rulesTable, statusText, vmsTable } from './ctl-format.ts';
 import type { ReplicaStatusView } from '../controller/replica-status.ts';
 import { addAccessCommands } from './ctl-access-commands.ts';
+import { addImageCommands } from './ctl-image-commands.ts';
 import { ctlActions, DEFAULT_CONTROLLER_URL, processCtlIo, type CtlIo } from './ctl-io.ts';
 import { addMigrationCommands } from './ctl-migration-commands.ts';
 import { drawTopology, topologyDot } from './ctl-topology-drawing.ts';
@@ -198,6 +199,7 @@ export function ctlCommand(io: CtlIo = processCtlIo()): Command {
 
   addMigrationCommands(ctl, actions);
   addAccessCommands(ctl, actions);
+  addImageCommands(ctl, actions);
 
   ctl
     .command('decisions')

@@ -11,6 +11,7 @@ import type { ControllerStore } from './store/store.ts';
 import type { ReplicaStatusView } from './replica-status.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 import { topologyView } from './views.ts';
+import { ImageCatalog } from './image-catalog.ts';
 
 /**
  * The operator API of a replica that does not lead (docs/ha.md), on the
@@ -62,7 +63,7 @@ export async function startFollowerApi(components: FollowerApiComponents, init: 
   };
   const access = new AccessService({ store, events, sessions, wallClock: Date.now });
   const server = await startApiServer(
-    { logger, model, tokens: new SqliteTokenStore(store), access, registry: new Registry(), follower: { replica: init.replica, leader }, status },
+    { logger, model, tokens: new SqliteTokenStore(store), access, images: new ImageCatalog({ store, wallClock: Date.now }), registry: new Registry(), follower: { replica: init.replica, leader }, status },
     { host: init.host, port: init.port },
   );
   const replicated = setInterval(() => {

@@ -100,7 +100,7 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   try {
     api = await startOperatorApi(
       {
-        logger, model: controller.model, tokens: controller.tokens, access: controller.access, registry, committed: () => controller.store.committed(),
+        logger, model: controller.model, tokens: controller.tokens, access: controller.access, images: controller.images, registry, committed: () => controller.store.committed(),
         status: init.status ?? (() => Promise.resolve(sqliteStatus(controller.store.path))),
       },
       { ...apiAddr, tokenFile: init.tokenFile },

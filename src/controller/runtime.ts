@@ -15,6 +15,7 @@ import type { Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, DEFAULT_JOIN_TOKEN_TTL_MS, type JoinTokenOptions } from './join-tokens.ts';
 import { AccessService } from './access-service.ts';
+import { ImageCatalog } from './image-catalog.ts';
 import { recordIssuedCertificates } from './host-identity.ts';
 import type { JoinTokenRecord } from './store/records.ts';
 import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
@@ -98,6 +99,8 @@ export interface ControllerHandle {
   readonly tokens: TokenStore;
   /** Join tokens, host identities and their revocation (access-model.ts), for the API server. */
   readonly access: AccessService;
+  /** Published images and their replicas (image-catalog.ts, docs/images.md). */
+  readonly images: ImageCatalog;
   readonly loop: ControlLoop;
   readonly events: ControllerEventLog;
   readonly metrics: ControllerMetrics;
@@ -176,7 +179,7 @@ export async function startController(components: ControllerComponents, init: Co
     const ctl = server;
     let closed = false;
     return {
-      store, model, tokens, access, loop, events, metrics, controlPort,
+      store, model, tokens, access, images: new ImageCatalog({ store, wallClock }), loop, events, metrics, controlPort,
       createJoinToken: (options) => createJoinToken(store, options, wallClock(), init.joinTokenTtlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS),
       tick: () => loop.tick(),
       async close(): Promise<void> {

@@ -159,6 +159,12 @@ export const daemonConfigSchema = z
      */
     migration: z.strictObject({ host: hostSchema, port, advertise: hostSchema.optional() }).optional(),
     /**
+     * This site's VM image chunk store (docs/images.md): `dir` holds the chunks;
+     * the chunk server listens at host:port for the other sites' daemons
+     * (mutual TLS with the tls.dir certificates; needs tls).
+     */
+    images: z.strictObject({ dir: z.string().min(1), host: hostSchema, port }).optional(),
+    /**
      * The admin interface (admin-access.ts): a Unix socket (0600), or HTTP with a
      * bearer token — generated at every start into tokenFile on a loopback
      * address, read from tokenFile (required) on any other. `vnet daemon`'s
@@ -237,6 +243,7 @@ export const daemonConfigSchema = z
     if (c.members !== undefined && !c.members.includes(c.host))
       ctx.addIssue({ code: 'custom', path: ['members'], message: `the members list must include this host (${c.host})` });
     if (c.transport === 'tls' && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'transport tls needs tls: {dir} (made by `vnet certs`)' });
+    if (c.images !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['images'], message: 'the image chunk server needs tls: {dir} (made by `vnet certs`)' });
     if (c.migration !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['migration'], message: 'the migration channel needs tls: {dir} (made by `vnet certs`)' });
     if (c.migration === undefined && c.listen !== undefined && c.listen.port !== 0 && c.listen.port + MIGRATION_PORT_OFFSET > 65535)
       ctx.addIssue({ code: 'custom', path: ['migration'], message: `the default migration port (listen port + ${MIGRATION_PORT_OFFSET}) is above 65535: set migration: {host, port}` });

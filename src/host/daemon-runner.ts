@@ -42,6 +42,8 @@ import type { Guest } from '../migration/guest.ts';
 import { attachVmTap, NamespaceGuestVm } from './namespace-vm-runtime.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 import { MigrationChannelListener } from './migration-channel.ts';
+import { ChunkStore } from '../images/chunk-store.ts';
+import { ChunkServer } from '../images/chunk-server.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { ModelGuestVm } from './vm-runtime.ts';
@@ -61,6 +63,8 @@ export interface RunningDaemon {
   adminTokenFile: string | undefined;
   agent: ControllerAgent | undefined;
   migrations: MigrationAgent;
+  /** This site's image chunk store and its server (config `images`, docs/images.md). */
+  images: { store: ChunkStore; server: ChunkServer } | undefined;
   /** The configuration running now (the one started with, then each reload's that was applied). */
   readonly config: DaemonConfig;
   /** Apply a new configuration (SIGHUP): what can change at run time, or nothing (daemon-reload.ts). `source` names its file. */
@@ -133,12 +137,14 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     },
   );
   let migrations: MigrationAgent | undefined;
+  let images: { store: ChunkStore; server: ChunkServer } | undefined;
   let admin: AdminServer | undefined;
   let metrics: MetricsServer | undefined;
   const qemu = config.qemu === undefined ? undefined : new QemuHost({ logger, clock: realClock }, config.qemu);
   const booting: Promise<QemuVm | undefined>[] = [];
   try {
     migrations = await startMigrationAgent(logger, daemon, config, qemu);
+    images = await startImageServer(logger, config);
     for (const spec of config.ports) {
       const port = await openConfiguredPort(logger, spec, qemu);
       if (spec.qemu !== undefined && qemu !== undefined) {
@@ -183,9 +189,11 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       adminTokenFile: access?.tokenFile,
       agent,
       migrations: m,
+      images,
       async close() {
         await agent?.close();
         await m.close();
+        await images?.server.close();
         // A QEMU VM still booting is stopped too.
         for (const b of booting) await (await b)?.close();
         // A namespace VM paused here runs again (its processes thawed, given back their cgroups).
@@ -196,6 +204,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       },
     };
   } catch (err) {
+    await images?.server.close();
     await admin?.close();
     await metrics?.close();
     await migrations?.close();
@@ -221,6 +230,15 @@ export async function startMigrationAgent(logger: Logger, daemon: Daemon, config
     { ...credentials, host: at.host, port: at.port, advertise: at.advertise },
   );
   return new MigrationAgent({ ...components, credentials, channel });
+}
+
+/** This site's chunk store, served to the other sites' daemons over mutual TLS (config `images`). */
+async function startImageServer(logger: Logger, config: DaemonConfig): Promise<{ store: ChunkStore; server: ChunkServer } | undefined> {
+  if (config.images === undefined || config.tls === undefined) return undefined;
+  const store = await ChunkStore.open({ site: config.site ?? config.host, dir: config.images.dir });
+  const credentials = await loadHostCredentials(config.tls.dir, config.host);
+  const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port });
+  return { store, server };
 }
 
 /**

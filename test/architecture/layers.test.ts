@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 /**
  * The layers of docs/architecture.md, checked on the source itself: every
  * relative import in src/ must go from a folder to one it may use. Bottom up:
- * common → pki, control → dataplane, migration, topology (pure), openflow and
+ * common → pki, control → dataplane, migration, images, topology (pure), openflow and
  * ovsdb (self-contained) → patterns, host (a daemon's host: dataplane + migration)
  * → controller → cli.
  */
@@ -19,10 +19,11 @@ const MAY_USE: Record<string, readonly string[]> = {
   ovsdb: [],
   dataplane: ['common', 'control', 'pki'],
   migration: ['common', 'control', 'pki'],
+  images: ['common', 'pki'],
   patterns: ['common', 'control', 'dataplane', 'topology'],
-  host: ['common', 'control', 'pki', 'dataplane', 'migration'],
-  controller: ['common', 'control', 'pki', 'topology', 'migration', 'openflow', 'ovsdb'],
-  cli: ['common', 'control', 'pki', 'dataplane', 'migration', 'topology', 'openflow', 'ovsdb', 'patterns', 'host', 'controller'],
+  host: ['common', 'control', 'pki', 'dataplane', 'migration', 'images'],
+  controller: ['common', 'control', 'pki', 'topology', 'migration', 'images', 'openflow', 'ovsdb'],
+  cli: ['common', 'control', 'pki', 'dataplane', 'migration', 'images', 'topology', 'openflow', 'ovsdb', 'patterns', 'host', 'controller'],
 };
 
 const SRC = resolve(import.meta.dirname, '../../src');

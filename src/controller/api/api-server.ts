@@ -10,6 +10,8 @@ import type { Logger } from '../../common/logger.ts';
 import type { AccessCommands } from '../access-model.ts';
 import type { ControllerModel } from '../api-model.ts';
 import { addAccessRoutes } from './access-routes.ts';
+import { addImageRoutes } from './image-routes.ts';
+import type { ImageCatalog } from '../image-catalog.ts';
 import { authenticate, bearerToken, requireOperator } from './auth.ts';
 import type { Principal } from './auth.ts';
 import { ApiInvalidRequestError, ApiNotLeaderError, ApiRouteNotFoundError } from './errors.ts';
@@ -54,6 +56,8 @@ export interface ApiServerComponents {
   tokens: TokenStore;
   /** Join tokens and host credentials (the controller's); their routes answer 501 without. */
   access?: AccessCommands | undefined;
+  /** Published images and their replicas (image-catalog.ts); without it there are no image routes. */
+  images?: ImageCatalog | undefined;
   registry: Registry;
   clock?: Clock;
   /** Wall-clock ms for API token records (default Date.now). */
@@ -104,13 +108,14 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
   const metrics = createApiMetrics(components.registry);
   const statics = await StaticFiles.load();
   const status = components.status;
-  const router = createV1Router(components.model, status === undefined ? [] : ['status']);
+  const router = createV1Router(components.model, [...(status === undefined ? [] : ['status']), ...(components.images === undefined ? [] : ['images'])]);
   if (status !== undefined) router.add('GET', `${API_PREFIX}/status`, async () => ok(await status()));
   const stream = new EventStreamServer({ logger, model: components.model, tokens: components.tokens, metrics, clock }, init.eventStream ?? {});
   addAccessRoutes(router, {
     tokens: components.tokens, access: components.access, wallClock: components.wallClock ?? Date.now,
     onApiTokenRevoked: (id) => stream.disconnectToken(id, 'API token revoked'),
   });
+  if (components.images !== undefined) addImageRoutes(router, components.images);
   const ctx: HandlerContext = {
     logger,
     clock,

@@ -10,6 +10,7 @@ import { readTokenFile, writeTokenFile } from './token-file.ts';
 import { ensureInitialApiToken, verifyApiToken } from './token-store.ts';
 import type { TokenStore } from './token-store.ts';
 import type { ReplicaStatusView } from '../replica-status.ts';
+import type { ImageCatalog } from '../image-catalog.ts';
 
 /**
  * The operator API as a controller process starts it: at first start create
@@ -25,6 +26,7 @@ export interface OperatorApiComponents {
   model: ControllerModel;
   tokens: TokenStore;
   access?: AccessCommands | undefined;
+  images?: ImageCatalog | undefined;
   registry: Registry;
   clock?: Clock;
   /** Wall-clock ms for the token record (default Date.now). */
@@ -59,7 +61,7 @@ export async function startOperatorApi(components: OperatorApiComponents, init: 
   const { tokenFile: _tokenFile, ...serverInit } = init;
   const server = await startApiServer(
     {
-      logger: components.logger, model: components.model, tokens: components.tokens, access: components.access, registry: components.registry,
+      logger: components.logger, model: components.model, tokens: components.tokens, access: components.access, images: components.images, registry: components.registry,
       ...(components.clock !== undefined ? { clock: components.clock } : {}),
       ...(components.wallClock !== undefined ? { wallClock: components.wallClock } : {}),
       ...(components.committed !== undefined ? { committed: components.committed } : {}),

@@ -217,6 +217,31 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'geo-replicated images: published versions (manifests) and how much of each a site holds',
+    sql: `
+      -- One published version of an image: its manifest (src/images/manifest.ts) as JSON, written only once every chunk is stored at the origin site.
+      CREATE TABLE image_versions (
+        image_id     TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        manifest     TEXT NOT NULL,
+        origin_site  TEXT NOT NULL,
+        published_ms INTEGER NOT NULL,
+        PRIMARY KEY (image_id, version)
+      );
+      -- Chunks of a version held at a site (distinct chunks, of total), as the site's daemon last reported.
+      CREATE TABLE image_replicas (
+        image_id   TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        site       TEXT NOT NULL,
+        held       INTEGER NOT NULL,
+        total      INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (image_id, version, site)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

@@ -10,6 +10,7 @@ import type {
 } from './records.ts';
 import { SCHEMA_MIGRATIONS } from './schema.ts';
 import { AccessTables } from './access-tables.ts';
+import { ImageTables } from './image-tables.ts';
 import { SqliteFileBackend, type StoreBackend } from './store-backend.ts';
 import type { MigrationRun } from '../migration-run.ts';
 
@@ -33,12 +34,15 @@ export class ControllerStore {
   readonly backend: StoreBackend;
   /** API tokens, join tokens and host identities (access-tables.ts). */
   readonly access: AccessTables;
+  /** Published image versions and their replicas (image-tables.ts, [images.md](../../../docs/images.md)). */
+  readonly images: ImageTables;
 
   constructor(db: Database, backend: StoreBackend) {
     this.db = db;
     this.backend = backend;
     this.path = backend.location;
     this.access = new AccessTables(db);
+    this.images = new ImageTables(db);
   }
 
   /** Resolves when every write made so far is durable in the backend; undefined when they already are (SQLite). */

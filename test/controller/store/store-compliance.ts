@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ControllerStore } from '../../../src/controller/store/store.ts';
+import { validateManifest } from '../../../src/images/manifest.ts';
 
 /**
  * One suite for every store backend (SQLite file, etcd): what the controller
@@ -133,6 +134,25 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     assert.deepEqual([again.access.findApiTokenByHash('abc')?.scope, again.access.findApiTokenByHash('abc')?.revokedMs], ['read', 4]);
     assert.equal(again.access.hostHasIdentity('h1'), false);
     assert.equal(again.access.hostCertificate('h1', 'AA:BB')?.revokedMs, 6);
+  });
+
+  test(`${label}: image versions: written once (a different manifest is a conflict), the latest found, replicas' progress, after a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    const digest = (c: string): string => c.repeat(16) + '-' + c.repeat(64);
+    const manifest = (version: number, chunk: string) => validateManifest({ imageId: 'debian', version, chunkSize: 4, size: 8, chunks: [digest('a'), digest(chunk)], accessOrder: [1] });
+    assert.equal(store.images.insertVersion({ manifest: manifest(1, 'b'), originSite: 'east', publishedMs: 1 }), true);
+    assert.equal(store.images.insertVersion({ manifest: manifest(1, 'b'), originSite: 'east', publishedMs: 2 }), false);
+    assert.throws(() => store.images.insertVersion({ manifest: manifest(1, 'c'), originSite: 'east', publishedMs: 3 }), { code: 'VNET_ERR_CONFLICT' });
+    store.images.insertVersion({ manifest: manifest(2, 'c'), originSite: 'west', publishedMs: 4 });
+    store.images.putReplica({ imageId: 'debian', version: 2, site: 'west', held: 2, total: 2, updatedMs: 4 });
+    store.images.putReplica({ imageId: 'debian', version: 2, site: 'east', held: 1, total: 2, updatedMs: 5 });
+    await settled(store);
+    const again = await reopen();
+    assert.deepEqual(again.images.latestVersion('debian')?.manifest, manifest(2, 'c'));
+    assert.deepEqual(again.images.getVersion('debian', 1), { manifest: manifest(1, 'b'), originSite: 'east', publishedMs: 1 });
+    assert.deepEqual(again.images.listVersions().map((v) => v.manifest.version), [1, 2]);
+    assert.deepEqual(again.images.listReplicas('debian').map((r) => [r.site, r.held, r.total]), [['east', 1, 2], ['west', 2, 2]]);
+    assert.equal(again.images.latestVersion('other'), undefined);
   });
 
   test(`${label}: traffic samples and topologies: inserted, pruned, the latest topology found after a reopen`, async (t) => {

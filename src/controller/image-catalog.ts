@@ -1,0 +1,106 @@
+/**
+ * The controller's side of geo-replicated images (docs/images.md): the
+ * published versions, strongly consistent in the store (SQLite or etcd:
+ * `image_versions`), and how far each site has got (`image_replicas`).
+ *
+ * It is the `ManifestRegistry` of src/images/replication.ts: `publishImage`
+ * stores every chunk at the origin first and only then calls `publish`, which
+ * returns once the manifest is durable (at once on SQLite, after etcd's
+ * answer on etcd). The origin is recorded as a complete replica in the same
+ * transaction. Chunks never pass through here.
+ */
+import type { ImageManifest } from '../images/manifest.ts';
+import type { ManifestRegistry, PropagationProgress } from '../images/replication.ts';
+import { NotFoundError } from './errors.ts';
+import type { ControllerStore } from './store/store.ts';
+
+export interface ImageReplicaView {
+  site: string;
+  held: number;
+  total: number;
+  complete: boolean;
+  updatedAt: number;
+}
+
+export interface ImageVersionView {
+  version: number;
+  size: number;
+  chunkSize: number;
+  /** Distinct chunks. */
+  chunks: number;
+  /** Chunks a recorded boot reads first (propagated first). */
+  bootChunks: number;
+  originSite: string;
+  publishedAt: number;
+  replicas: ImageReplicaView[];
+}
+
+export interface ImageView {
+  imageId: string;
+  latest: number;
+  versions: ImageVersionView[];
+}
+
+export class ImageCatalog implements ManifestRegistry {
+  readonly #store: ControllerStore;
+  readonly #wallClock: () => number;
+
+  constructor(c: { store: ControllerStore; wallClock: () => number }) {
+    this.#store = c.store;
+    this.#wallClock = c.wallClock;
+  }
+
+  async publish(manifest: ImageManifest, originSite: string): Promise<void> {
+    const now = this.#wallClock();
+    const total = new Set(manifest.chunks).size;
+    this.#store.transaction(() => {
+      if (this.#store.images.insertVersion({ manifest, originSite, publishedMs: now })) {
+        this.#store.images.putReplica({ imageId: manifest.imageId, version: manifest.version, site: originSite, held: total, total, updatedMs: now });
+      }
+    });
+    await this.#store.committed();
+  }
+
+  latest(imageId: string): ImageManifest | undefined {
+    return this.#store.images.latestVersion(imageId)?.manifest;
+  }
+
+  manifest(imageId: string, version: number): ImageManifest | undefined {
+    return this.#store.images.getVersion(imageId, version)?.manifest;
+  }
+
+  /** A site's progress on a published version; NotFoundError for a version never published. */
+  async recordProgress(p: PropagationProgress): Promise<void> {
+    if (this.#store.images.getVersion(p.imageId, p.version) === undefined) throw new NotFoundError(`image ${p.imageId} version ${p.version}`);
+    this.#store.images.putReplica({ ...p, updatedMs: this.#wallClock() });
+    await this.#store.committed();
+  }
+
+  list(): ImageView[] {
+    const replicas = new Map<string, ImageReplicaView[]>();
+    for (const r of this.#store.images.listReplicas()) {
+      const k = `${r.imageId}\0${r.version}`;
+      const list = replicas.get(k) ?? [];
+      list.push({ site: r.site, held: r.held, total: r.total, complete: r.held >= r.total, updatedAt: r.updatedMs });
+      replicas.set(k, list);
+    }
+    const images = new Map<string, ImageView>();
+    for (const v of this.#store.images.listVersions()) {
+      const m = v.manifest;
+      const image = images.get(m.imageId) ?? { imageId: m.imageId, latest: 0, versions: [] };
+      image.latest = Math.max(image.latest, m.version);
+      image.versions.push({
+        version: m.version, size: m.size, chunkSize: m.chunkSize, chunks: new Set(m.chunks).size, bootChunks: m.accessOrder.length,
+        originSite: v.originSite, publishedAt: v.publishedMs, replicas: replicas.get(`${m.imageId}\0${m.version}`) ?? [],
+      });
+      images.set(m.imageId, image);
+    }
+    return [...images.values()];
+  }
+
+  get(imageId: string): ImageView {
+    const image = this.list().find((i) => i.imageId === imageId);
+    if (image === undefined) throw new NotFoundError(`image ${JSON.stringify(imageId)}`);
+    return image;
+  }
+}

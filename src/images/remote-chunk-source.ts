@@ -1,0 +1,127 @@
+/**
+ * Another site's chunk store, read over the chunk protocol (chunk-protocol.ts)
+ * in a mutual-TLS 1.3 connection authenticated by the deployment's host
+ * certificates: the server's certificate must chain to the deployment CA and
+ * name the host we meant to reach. One connection, opened on first use and
+ * again after a failure; requests go one after the other. Bytes it returns
+ * are not trusted: the fetcher verifies them against the digest.
+ */
+import { X509Certificate } from 'node:crypto';
+import tls, { type TLSSocket } from 'node:tls';
+import type { TlsCredentials } from '../pki/certs.ts';
+import { ChunkStatus, encodeRequest, ResponseDecoder, type ChunkResponse } from './chunk-protocol.ts';
+import type { ChunkSource } from './chunk-store.ts';
+import { ChunkPeerError, ChunkProtocolError, ChunkUnavailableError } from './errors.ts';
+import { MAX_CHUNK_SIZE } from './manifest.ts';
+
+export interface RemoteChunkSourceInit extends TlsCredentials {
+  readonly site: string;
+  /** The host serving the site's chunks: its certificate must name it. */
+  readonly peer: string;
+  readonly address: { readonly host: string; readonly port: number };
+  /** Per request, connection included (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+interface Waiter { resolve(r: ChunkResponse): void; reject(e: Error): void }
+
+export class RemoteChunkSource implements ChunkSource {
+  readonly site: string;
+  readonly #init: RemoteChunkSourceInit;
+  #socket: TLSSocket | undefined;
+  #connected: Promise<TLSSocket> | undefined;
+  #waiters: Waiter[] = [];
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(init: RemoteChunkSourceInit) {
+    this.site = init.site;
+    this.#init = init;
+  }
+
+  async has(digest: string): Promise<boolean> {
+    const r = await this.#request('HAS', digest);
+    return r.status === ChunkStatus.Held;
+  }
+
+  async read(digest: string): Promise<Uint8Array> {
+    const r = await this.#request('GET', digest);
+    if (r.status === ChunkStatus.Ok) return r.bytes;
+    throw new ChunkUnavailableError(digest, [this.site]);
+  }
+
+  close(): void {
+    this.#fail(new ChunkPeerError(this.site, 'closed'));
+  }
+
+  #request(op: 'HAS' | 'GET', digest: string): Promise<ChunkResponse> {
+    const run = async (): Promise<ChunkResponse> => {
+      const socket = await this.#connect();
+      return new Promise<ChunkResponse>((resolve, reject) => {
+        const timer = setTimeout(() => this.#fail(new ChunkPeerError(this.site, `no answer to ${op} within ${this.#init.timeoutMs ?? 30_000} ms`)), this.#init.timeoutMs ?? 30_000);
+        this.#waiters.push({
+          resolve: (r) => { clearTimeout(timer); resolve(r); },
+          reject: (e) => { clearTimeout(timer); reject(e); },
+        });
+        socket.write(encodeRequest({ op, digest }));
+      });
+    };
+    const p = this.#chain.then(run, run);
+    this.#chain = p.catch(() => undefined);
+    return p;
+  }
+
+  #connect(): Promise<TLSSocket> {
+    if (this.#socket !== undefined && !this.#socket.destroyed) return Promise.resolve(this.#socket);
+    this.#connected ??= new Promise<TLSSocket>((resolve, reject) => {
+      const { ca, cert, key, peer } = this.#init;
+      const socket = tls.connect({
+        host: this.#init.address.host, port: this.#init.address.port, ca, cert, key, minVersion: 'TLSv1.3',
+        servername: /^[0-9.:]+$/.test(this.#init.address.host) ? undefined : this.#init.address.host,
+        checkServerIdentity: (_host: string, c: tls.PeerCertificate) => (c.raw !== undefined && new X509Certificate(c.raw).checkHost(peer) !== undefined
+          ? undefined
+          : new ChunkPeerError(this.site, `the server's certificate does not name ${peer}`)),
+      });
+      const decoder = new ResponseDecoder({ maxChunkBytes: MAX_CHUNK_SIZE });
+      const timer = setTimeout(() => socket.destroy(new ChunkPeerError(this.site, 'TLS handshake timed out')), this.#init.timeoutMs ?? 30_000);
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        this.#socket = socket;
+        this.#connected = undefined;
+        resolve(socket);
+      });
+      socket.on('data', (data: Buffer) => {
+        for (const item of decoder.push(data)) {
+          if (item instanceof ChunkProtocolError) {
+            this.#fail(new ChunkPeerError(this.site, item.message, { cause: item }));
+            return;
+          }
+          if (item.status === ChunkStatus.BadRequest) {
+            this.#fail(new ChunkPeerError(this.site, 'the server refused a request as malformed'));
+            return;
+          }
+          this.#waiters.shift()?.resolve(item);
+        }
+      });
+      const lost = (err?: Error): void => {
+        clearTimeout(timer);
+        const e = err instanceof ChunkPeerError ? err : new ChunkPeerError(this.site, err?.message ?? 'connection closed', { cause: err });
+        if (this.#connected !== undefined) {
+          this.#connected = undefined;
+          reject(e);
+        }
+        this.#fail(e);
+      };
+      socket.once('error', lost);
+      socket.once('close', () => lost());
+    });
+    return this.#connected;
+  }
+
+  #fail(err: Error): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+    this.#socket?.destroy();
+    this.#socket = undefined;
+  }
+}
