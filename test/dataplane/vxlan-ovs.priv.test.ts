@@ -138,7 +138,12 @@ describe('a vnet daemon and an Open vSwitch bridge (userspace datapath) on one V
     assert.equal(s.unknownSource, 0, 'OVS sends from the configured VTEP address');
     assert.equal(s.wrongVni, 0, 'OVS stamps the deployment\'s VNI');
     // OVS encapsulated on its VXLAN port (it counts tx there) and its userspace datapath decapsulates (a tnl_pop action on the underlay bridge's port).
-    const stats = await ovs.vsctl('get', 'interface', 'vx-hD', 'statistics');
+    // ovs-vswitchd writes interface statistics to its database every few seconds (stats-update-interval): wait for them.
+    let stats = '';
+    await waitFor(async () => {
+      stats = await ovs.vsctl('get', 'interface', 'vx-hD', 'statistics');
+      return Number(/tx_packets=(\d+)/.exec(stats)?.[1]) >= 6;
+    }, 'OVS counting the VXLAN port\'s transmissions in its statistics', 30_000).catch(() => undefined);
     assert.ok(Number(/tx_packets=(\d+)/.exec(stats)?.[1]) >= 6, `vx-hD statistics: ${stats}`);
     const dp = await ovs.appctl('dpctl/dump-flows');
     assert.match(dp, /tnl_pop\(/, `datapath flows:\n${dp}`);
