@@ -4,22 +4,18 @@
  * daemon's credential listed and revoked; API tokens created with a scope,
  * listed and revoked; the web page's address printed on request.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
-import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
+import { CONTROLLER_HOST_ID } from '../../src/controller/launch.ts';
 import { caFiles } from '../../src/pki/certs.ts';
 import { ControllerAgent } from '../../src/dataplane/controller-agent.ts';
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { runCtl } from './ctl-runner.ts';
+import { ctlAgainstController, runCtl } from './ctl-runner.ts';
 
 const DEPLOYMENT = `
 name: ctl-access
@@ -31,22 +27,8 @@ hosts:
 `;
 
 describe('vnet ctl join-token, credentials, tokens, web-url', { timeout: 60_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vnet-ctl-access-'));
-  let proc: ControllerProcess;
-  let base: string[];
-  const ctl = (...args: string[]) => runCtl([...args, ...base], {}, undefined, Date.now());
-
-  before(async () => {
-    await ensureDemoCertificates(join(dir, 'certs'), []);
-    proc = await startControllerProcess({ logger: silentLogger() }, {
-      deployment: parseDeployment(DEPLOYMENT, 'ctl-access.yaml'), dbPath: join(dir, 'vnet.db'), tlsDir: join(dir, 'certs'), tokenFile: join(dir, 'api-token'),
-    });
-    base = ['--controller', proc.api.url, '--token-file', join(dir, 'api-token')];
-  });
-  after(async () => {
-    await proc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const c = ctlAgainstController('ctl-access', DEPLOYMENT);
+  const { dir, ctl } = c;
 
   it('creates host-bound join tokens, lists them without the secret, revokes them; refuses an unbound one unless asked', async () => {
     const unbound = await ctl('join-token', 'create');
@@ -72,7 +54,7 @@ describe('vnet ctl join-token, credentials, tokens, web-url', { timeout: 60_000 
     const created = JSON.parse((await ctl('join-token', 'create', '--host', 'hA', '--json')).out.join('\n')) as { token: string; id: string };
     const ca = await readFile(caFiles(join(dir, 'certs')).cert);
     const agent = new ControllerAgent({ daemon: new FakeDaemon('hA'), logger: silentLogger(), clock: realClock }, {
-      url: proc.controlUrl, tls: { ca, servername: CONTROLLER_HOST_ID }, joinToken: created.token, backoff: { initialMs: 20, maxMs: 100 },
+      url: c.proc.controlUrl, tls: { ca, servername: CONTROLLER_HOST_ID }, joinToken: created.token, backoff: { initialMs: 20, maxMs: 100 },
     });
     agent.start();
     try {
@@ -94,7 +76,7 @@ describe('vnet ctl join-token, credentials, tokens, web-url', { timeout: 60_000 
     const created = await ctl('tokens', 'create', 'grafana', '--json');
     const t = JSON.parse(created.out.join('\n')) as { token: string; id: string; scope: string };
     assert.equal(t.scope, 'read');
-    const readerBase = ['--controller', proc.api.url, '--token', t.token];
+    const readerBase = ['--controller', c.proc.api.url, '--token', t.token];
     const asReader = await runCtl(['link', 'add', 'hub', 'hA', ...readerBase]);
     assert.equal(asReader.code, 1);
     assert.match(asReader.err.join('\n'), /403 VNET_ERR_API_FORBIDDEN/);
@@ -104,9 +86,9 @@ describe('vnet ctl join-token, credentials, tokens, web-url', { timeout: 60_000 
     assert.equal(list.includes(t.token), false);
     const url = await ctl('web-url');
     const admin = (await readFile(join(dir, 'api-token'), 'utf8')).trim();
-    assert.deepEqual(url.out, [`${proc.api.url}/#token=${encodeURIComponent(admin)}`]);
+    assert.deepEqual(url.out, [`${c.proc.api.url}/#token=${encodeURIComponent(admin)}`]);
     const readOnly = (await ctl('web-url', '--read-only')).out.join('\n');
-    assert.match(readOnly, new RegExp(`^${proc.api.url}/#token=vnet_`));
+    assert.match(readOnly, new RegExp(`^${c.proc.api.url}/#token=vnet_`));
     assert.equal(readOnly.includes(encodeURIComponent(admin)), false);
     assert.match((await ctl('tokens', 'revoke', t.id)).out.join('\n'), new RegExp(`revoked API token ${t.id} "grafana"`));
     const refused = await runCtl(['hosts', ...readerBase]);

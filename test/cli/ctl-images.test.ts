@@ -4,20 +4,14 @@
  * the controller's store), a second site's progress recorded, and the command
  * showing versions, sites and progress; the API's 404 for an unknown image.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '../../src/common/logger.ts';
-import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
 import type { ImageView } from '../../src/controller/image-catalog.ts';
-import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
 import { ChunkStore } from '../../src/images/chunk-store.ts';
 import { chunkImage } from '../../src/images/manifest.ts';
 import { propagationProgress, publishImage } from '../../src/images/replication.ts';
-import { runCtl } from './ctl-runner.ts';
+import { ctlAgainstController } from './ctl-runner.ts';
 
 const DEPLOYMENT = `
 name: ctl-images
@@ -31,22 +25,8 @@ hosts:
 `;
 
 describe('vnet ctl images', { timeout: 60_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vnet-ctl-images-'));
-  let proc: ControllerProcess;
-  let base: string[];
-  const ctl = (...args: string[]) => runCtl([...args, ...base], {}, undefined, Date.now());
-
-  before(async () => {
-    await ensureDemoCertificates(join(dir, 'certs'), []);
-    proc = await startControllerProcess({ logger: silentLogger() }, {
-      deployment: parseDeployment(DEPLOYMENT, 'ctl-images.yaml'), dbPath: join(dir, 'vnet.db'), tlsDir: join(dir, 'certs'), tokenFile: join(dir, 'api-token'),
-    });
-    base = ['--controller', proc.api.url, '--token-file', join(dir, 'api-token')];
-  });
-  after(async () => {
-    await proc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const c = ctlAgainstController('ctl-images', DEPLOYMENT);
+  const { dir, ctl } = c;
 
   it('lists nothing before an image is published', async () => {
     const r = await ctl('images');
@@ -59,9 +39,9 @@ describe('vnet ctl images', { timeout: 60_000 }, () => {
     const west = await ChunkStore.open({ site: 'west', dir: join(dir, 'chunks-west') });
     const image = new Uint8Array(64 * 1024).map((_, i) => (i * 13 + (i >> 12)) & 0xff);
     const { manifest, chunkBytes } = chunkImage({ imageId: 'debian-12', version: 1, chunkSize: 4096, accessOrder: [0, 3] }, image, east.hasher);
-    await publishImage(east, proc.controller.images, manifest, chunkBytes);
+    await publishImage(east, c.proc.controller.images, manifest, chunkBytes);
     for (const i of [0, 3, 5]) await west.put(chunkBytes[i]!, manifest.chunks[i]);
-    await proc.controller.images.recordProgress(await propagationProgress(west, manifest));
+    await c.proc.controller.images.recordProgress(await propagationProgress(west, manifest));
 
     const r = await ctl('images');
     assert.equal(r.code, 0, r.err.join('\n'));

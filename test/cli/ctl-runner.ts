@@ -1,5 +1,13 @@
 /** `vnet ctl` run in-process with its output captured, for the CLI tests. */
+import { after, before } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ctlCommand, type CtlIo } from '../../src/cli/ctl-command.ts';
+import { ensureDemoCertificates } from '../../src/cli/demo-runner.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { parseDeployment } from '../../src/controller/deployment-file.ts';
+import { startControllerProcess, type ControllerProcess } from '../../src/controller/launch.ts';
 import { FIXTURE_NOW } from '../controller/api/api-fixture.ts';
 
 class ExitCalled extends Error {
@@ -56,3 +64,34 @@ export async function runCtl(args: string[], env: Record<string, string | undefi
   return r;
 }
 
+
+/**
+ * A real controller on loopback for a `describe` of `vnet ctl` tests: started
+ * in `before` from `deploymentYaml` (certificates, SQLite and the API token in
+ * a temporary directory), closed and removed in `after`. `ctl(...args)` runs
+ * `vnet ctl` against it with the first API token.
+ */
+export function ctlAgainstController(name: string, deploymentYaml: string): { readonly dir: string; readonly proc: ControllerProcess; ctl: (...args: string[]) => Promise<Run> } {
+  const dir = mkdtempSync(join(tmpdir(), `vnet-${name}-`));
+  let proc: ControllerProcess | undefined;
+  let base: string[] = [];
+  before(async () => {
+    await ensureDemoCertificates(join(dir, 'certs'), []);
+    proc = await startControllerProcess({ logger: silentLogger() }, {
+      deployment: parseDeployment(deploymentYaml, `${name}.yaml`), dbPath: join(dir, 'vnet.db'), tlsDir: join(dir, 'certs'), tokenFile: join(dir, 'api-token'),
+    });
+    base = ['--controller', proc.api.url, '--token-file', join(dir, 'api-token')];
+  });
+  after(async () => {
+    await proc?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    get proc(): ControllerProcess {
+      if (proc === undefined) throw new Error('the controller starts in before()');
+      return proc;
+    },
+    ctl: (...args: string[]) => runCtl([...args, ...base], {}, undefined, Date.now()),
+  };
+}
