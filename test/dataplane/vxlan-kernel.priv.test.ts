@@ -7,13 +7,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { NetnsHarness, requireTools, waitFor } from '../helpers/netns.ts';
 import { adminRequest } from '../helpers/admin-client.ts';
+import { startVxlanDaemon } from '../helpers/vxlan-daemon.ts';
 
-const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 const VNI = 4242;
 
 describe('a vnet daemon and a Linux kernel vxlan device on one overlay', { timeout: 180_000 }, () => {
@@ -24,7 +24,7 @@ describe('a vnet daemon and a Linux kernel vxlan device on one overlay', { timeo
   const vmKIp = '10.9.8.2';
   let vmD = '';
   let vmK = '';
-  let log = '';
+  let daemonLog = (): string => '';
 
   const kernelLink = async (): Promise<{ txFrames: number; rxFrames: number; decodeErrors: number; state: string } | undefined> => {
     const s = (await adminRequest(admin, 'GET', '/status')).json as { links: { peer: string; txFrames: number; rxFrames: number; decodeErrors: number; state: string }[] };
@@ -54,26 +54,8 @@ describe('a vnet daemon and a Linux kernel vxlan device on one overlay', { timeo
     for (const dev of ['vx0', inK]) await h.exec(hostK, ['ip', 'link', 'set', 'dev', dev, 'master', 'br0']);
     for (const dev of ['vx0', 'br0']) await h.linkUp(hostK, dev);
     await h.addAddress(vmK, inVm, `${vmKIp}/24`);
-    // The daemon: a hub with no spokes, its one VXLAN VTEP the kernel's, a TAP port (offloads on: super-frames are segmented before encapsulation).
-    const tap = h.linkName();
-    const yaml = [
-      'host: hD',
-      'role: hub',
-      'listen: { host: 127.0.0.1, port: 0 }',
-      `admin: { socket: ${join(dir, 'hD.sock')} }`,
-      `vxlan: { trustedUnderlay: true, vni: ${VNI}, listen: { host: 10.202.0.1, port: 4789 }, vteps: [{ peer: kvtep, host: 10.202.0.2, port: 4789 }] }`,
-      'ports:',
-      `  - { name: ${tap}, type: tap, mac: "02:00:00:00:0d:01", netns: ${vmD}, offload: true }`,
-    ].join('\n');
-    writeFileSync(join(dir, 'hD.yaml'), yaml + '\n');
-    const child = h.spawn(hostD, [process.execPath, VNET, 'daemon', '--config', join(dir, 'hD.yaml')]);
-    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(async () => (await h.link(vmD, tap)) !== undefined, `TAP ${tap} in ${vmD}`, 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}; daemon log:\n${log}`);
-    });
-    await h.addAddress(vmD, tap, `${vmDIp}/24`);
-    await h.linkUp(vmD, tap);
+    const daemon = await startVxlanDaemon(h, { dir, hostNs: hostD, vmNs: vmD, vni: VNI, listenIp: '10.202.0.1', vtep: { peer: 'kvtep', host: '10.202.0.2' }, mac: '02:00:00:00:0d:01', vmIp: vmDIp });
+    daemonLog = daemon.log;
   });
 
   after(async () => {
@@ -83,7 +65,7 @@ describe('a vnet daemon and a Linux kernel vxlan device on one overlay', { timeo
 
   it('ping works between the VM behind the daemon and the VM behind the kernel vxlan device', async () => {
     const r = await ping();
-    assert.equal(r.code, 0, `ping failed: ${r.stdout}${r.stderr}\ndaemon log:\n${log}`);
+    assert.equal(r.code, 0, `ping failed: ${r.stdout}${r.stderr}\ndaemon log:\n${daemonLog()}`);
     const l = await kernelLink();
     assert.equal(l?.state, 'up');
     assert.ok(l!.txFrames >= 3 && l!.rxFrames >= 3, JSON.stringify(l));

@@ -18,14 +18,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { NetnsHarness, requireTools, waitFor } from '../helpers/netns.ts';
 import { startOvs, type OvsHarness } from '../helpers/ovs.ts';
 import { adminRequest } from '../helpers/admin-client.ts';
+import { startVxlanDaemon } from '../helpers/vxlan-daemon.ts';
 
-const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 const VNI = 4242;
 
 interface StatusLink { peer: string; state: string; txFrames: number; rxFrames: number; decodeErrors: number }
@@ -41,7 +41,7 @@ describe('a vnet daemon and an Open vSwitch bridge (userspace datapath) on one V
   let brInt = '';
   let vmD = '';
   let vmO = '';
-  let log = '';
+  let daemonLog = (): string => '';
 
   const status = async (): Promise<{ links: StatusLink[]; vxlan: { stats: { unknownSource: number; wrongVni: number } } }> =>
     (await adminRequest(admin, 'GET', '/status')).json as never;
@@ -50,7 +50,7 @@ describe('a vnet daemon and an Open vSwitch bridge (userspace datapath) on one V
     h.exec(from, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ...extra, to], { timeoutMs: 20_000, allowFailure: true });
   const context = async (): Promise<string> => {
     const show = async (what: string, p: Promise<string>): Promise<string> => `\n${what}:\n${await p.catch(String)}`;
-    return `\ndaemon log:\n${log.slice(-3000)}` + await show('brInt flows', ovs.ofctl('dump-flows', brInt)) + await show('OVS routes', ovs.appctl('ovs/route/show')) +
+    return `\ndaemon log:\n${daemonLog().slice(-3000)}` + await show('brInt flows', ovs.ofctl('dump-flows', brInt)) + await show('OVS routes', ovs.appctl('ovs/route/show')) +
       await show('tunnel ports', ovs.appctl('tnl/ports/show')) + await show('tunnel neighbours', ovs.appctl('tnl/neigh/show')) + await show('datapath flows', ovs.appctl('dpctl/dump-flows'));
   };
 
@@ -92,26 +92,8 @@ describe('a vnet daemon and an Open vSwitch bridge (userspace datapath) on one V
     await h.exec(vmO, ['ethtool', '-K', inVm, 'tx', 'off']);
     await h.addAddress(vmO, inVm, `${vmOIp}/24`);
 
-    // The daemon: a hub with no spokes, its one VXLAN VTEP the OVS bridge, a TAP port with offloads.
-    const tap = h.linkName();
-    const yaml = [
-      'host: hD',
-      'role: hub',
-      'listen: { host: 127.0.0.1, port: 0 }',
-      `admin: { socket: ${join(dir, 'hD.sock')} }`,
-      `vxlan: { trustedUnderlay: true, vni: ${VNI}, listen: { host: 10.203.0.1, port: 4789 }, vteps: [{ peer: ovs1, host: 10.203.0.2, port: 4789 }] }`,
-      'ports:',
-      `  - { name: ${tap}, type: tap, mac: "02:00:00:00:0d:02", netns: ${vmD}, offload: true }`,
-    ].join('\n');
-    writeFileSync(join(dir, 'hD.yaml'), yaml + '\n');
-    const child = h.spawn(hostD, [process.execPath, VNET, 'daemon', '--config', join(dir, 'hD.yaml')]);
-    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(async () => (await h.link(vmD, tap)) !== undefined, `TAP ${tap} in ${vmD}`, 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}; daemon log:\n${log}`);
-    });
-    await h.addAddress(vmD, tap, `${vmDIp}/24`);
-    await h.linkUp(vmD, tap);
+    const daemon = await startVxlanDaemon(h, { dir, hostNs: hostD, vmNs: vmD, vni: VNI, listenIp: '10.203.0.1', vtep: { peer: 'ovs1', host: '10.203.0.2' }, mac: '02:00:00:00:0d:02', vmIp: vmDIp });
+    daemonLog = daemon.log;
   });
 
   after(async () => {
