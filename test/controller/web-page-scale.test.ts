@@ -154,6 +154,8 @@ describe('web page at 20 sites and 200 VMs', () => {
   it('shows the ring in the traffic matrix as a band along the diagonal in structure order, scattered when sorted by name', async () => {
     await page.click('#tab-matrix');
     await page.waitForSelector(`#matrix-canvas[data-cells="${LARGE_VMS}"][data-order="structure"]`, WAIT_LARGE);
+    // The canvas is laid out before the matrix arrives and is painted: wait for the paint.
+    await until(page, `${HEAT_CELLS}.hot.length > 0`, WAIT_LARGE.timeout);
     const ring = (await page.evaluate(HEAT_CELLS)) as { n: number; hot: [number, number][] };
     const onBand = ([i, j]: [number, number]): boolean => (j - i + ring.n) % ring.n === 1 || (i - j + ring.n) % ring.n === 1;
     assert.equal(ring.hot.length, 2 * LARGE_VMS, 'each VM sends to both ring neighbours');
