@@ -1,7 +1,7 @@
 import type { Frame } from '../common/frame.ts';
 import type { Mac } from '../common/mac.ts';
 import { PortAlreadyStartedError, PortClosedError } from './errors.ts';
-import { softwareOffload } from './offload.ts';
+import { eachPlainFrame } from './offload.ts';
 import { emptyPortStats, frameFitsPort, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 
 /**
@@ -45,20 +45,13 @@ export class MemoryPort implements Port {
       this.stats.txDropped++;
       return;
     }
-    if (frame.offload !== undefined) {
-      const plain = softwareOffload(frame);
-      if (plain === undefined) {
-        this.stats.txDropped++;
-        this.stats.errors++;
-        return;
-      }
-      for (const f of plain) this.#deliverPlain(f.data);
-      return;
+    if (!eachPlainFrame(frame, this.#deliverPlain)) {
+      this.stats.txDropped++;
+      this.stats.errors++;
     }
-    this.#deliverPlain(frame.data);
   }
 
-  #deliverPlain(data: Buffer): void {
+  readonly #deliverPlain = (data: Buffer): void => {
     if (!frameFitsPort(data.length, this.mtu)) {
       this.stats.txDropped++;
       return;
@@ -66,7 +59,7 @@ export class MemoryPort implements Port {
     this.stats.txFrames++;
     this.stats.txBytes += data.length;
     this.#deliver!(data);
-  }
+  };
 
   onFailure(handler: (err: Error) => void): void {
     this.#failure.onFailure(handler);

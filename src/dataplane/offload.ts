@@ -90,6 +90,22 @@ export function softwareOffload(frame: Frame): Frame[] | undefined {
   }
 }
 
+/**
+ * Hand `frame` to a sink that takes only plain frames (a port without
+ * offloads): as it is, or segmented in software. False when it cannot be
+ * segmented; the caller counts the drop.
+ */
+export function eachPlainFrame(frame: Frame, write: (data: Buffer) => void): boolean {
+  if (frame.offload === undefined) {
+    write(frame.data);
+    return true;
+  }
+  const plain = softwareOffload(frame);
+  if (plain === undefined) return false;
+  for (const f of plain) write(f.data);
+  return true;
+}
+
 /** NEEDS_CSUM without GSO: a copy of the frame with the checksum completed. */
 function completeChecksum(data: Buffer, hdr: VirtioNetHdr): Buffer {
   if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return data;

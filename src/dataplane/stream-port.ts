@@ -37,7 +37,7 @@ import type { Frame } from '../common/frame.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
 import { PortAlreadyStartedError, PortClosedError, StreamFramingError, StreamPortError } from './errors.ts';
-import { softwareOffload } from './offload.ts';
+import { eachPlainFrame } from './offload.ts';
 import { emptyPortStats, frameFitsPort, PORT_FRAME_OVERHEAD, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 import { QEMU_NET_BUFSIZE, StreamFrameDecoder, streamFrameHeader } from './stream-frame-codec.ts';
 
@@ -183,17 +183,10 @@ export class StreamPort implements Port {
       this.stats.txDropped++;
       return;
     }
-    if (frame.offload !== undefined) {
-      const plain = softwareOffload(frame);
-      if (plain === undefined) {
-        this.stats.txDropped++;
-        this.stats.errors++;
-        return;
-      }
-      for (const f of plain) this.#write(f.data);
-      return;
+    if (!eachPlainFrame(frame, this.#write)) {
+      this.stats.txDropped++;
+      this.stats.errors++;
     }
-    this.#write(frame.data);
   }
 
   onFailure(handler: (err: Error) => void): void {
@@ -211,7 +204,7 @@ export class StreamPort implements Port {
     removeStaleSocket(this.path, true);
   }
 
-  #write(data: Buffer): void {
+  readonly #write = (data: Buffer): void => {
     const socket = this.#socket!;
     if (!frameFitsPort(data.length, this.mtu)) {
       this.stats.txDropped++;
@@ -233,7 +226,7 @@ export class StreamPort implements Port {
     socket.write(data);
     this.stats.txFrames++;
     this.stats.txBytes += data.length;
-  }
+  };
 
   #onConnection(socket: net.Socket): void {
     if (this.#closed) { socket.destroy(); return; }
