@@ -21,7 +21,7 @@ const DEFAULT_LEASE_TTL_S = 5;
 
 function leaseTtlArg(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 2 || n > 60) throw new InvalidArgumentError('expected whole seconds, 2 to 60');
+  if (!/^\d+$/.test(value) || n < 1 || n > 60) throw new InvalidArgumentError('expected whole seconds, 1 to 60');
   return n;
 }
 

@@ -26,7 +26,9 @@ const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
 export interface ControllerChildInit {
   deploymentFile: string;
+  /** The SQLite file (`--db`); or `store`: the arguments of another store (`--store etcd://… --replica-name …`). */
   dbPath: string;
+  store?: readonly string[] | undefined;
   tlsDir: string;
   tokenFile: string;
   control: { host: string; port: number };
@@ -59,7 +61,7 @@ const exited = (p: ChildProcess): Promise<void> =>
 
 export async function startControllerChild(t: AfterHook, init: ControllerChildInit): Promise<ControllerChild> {
   const argv = [
-    VNET, 'controller', '--topology', init.deploymentFile, '--db', init.dbPath, '--tls-dir', init.tlsDir,
+    VNET, 'controller', '--topology', init.deploymentFile, ...(init.store ?? ['--db', init.dbPath]), '--tls-dir', init.tlsDir,
     '--control', `${init.control.host}:${init.control.port}`, '--api', `${init.api.host}:${init.api.port}`, '--token-file', init.tokenFile,
   ];
   let child: ChildProcess | undefined;

@@ -15,6 +15,10 @@ import { waitFor } from './wait.ts';
  * CI installs it (`.ci/run`), and tests never skip for want of it.
  * With `tls`, clients must speak TLS and present a certificate of the
  * cluster's own CA (`--client-cert-auth`), made here with openssl.
+ * `timing` sets the members' raft heartbeat and election timeout (default
+ * 100 ms / 1000 ms, tolerant of a loaded machine); etcd raises a lease
+ * shorter than 1.5 election timeouts (whole seconds) to that, so a 1 s lease
+ * needs an election timeout of at most 666 ms.
  */
 
 export interface EtcdClusterTls {
@@ -60,7 +64,13 @@ function makeTls(dir: string): EtcdClusterTls & { server: { cert: string; key: s
   };
 }
 
-export async function startEtcdCluster(size = 3, options: { tls?: boolean } = {}): Promise<EtcdCluster> {
+export interface EtcdTiming {
+  heartbeatMs: number;
+  electionTimeoutMs: number;
+}
+
+export async function startEtcdCluster(size = 3, options: { tls?: boolean; timing?: EtcdTiming } = {}): Promise<EtcdCluster> {
+  const timing = options.timing ?? { heartbeatMs: 100, electionTimeoutMs: 1000 };
   const dir = mkdtempSync(join(tmpdir(), 'vnet-etcd-'));
   const tls = options.tls === true ? makeTls(dir) : undefined;
   const scheme = tls === undefined ? 'http' : 'https';
@@ -78,8 +88,7 @@ export async function startEtcdCluster(size = 3, options: { tls?: boolean } = {}
       '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
       '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
       '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'vnet-test',
-      // Elections tolerant of a loaded 2-core machine.
-      '--heartbeat-interval', '100', '--election-timeout', '1000',
+      '--heartbeat-interval', String(timing.heartbeatMs), '--election-timeout', String(timing.electionTimeoutMs),
       '--log-level', 'error', '--logger', 'zap',
       ...(tls === undefined ? [] : ['--cert-file', tls.server.cert, '--key-file', tls.server.key, '--client-cert-auth', '--trusted-ca-file', tls.files.ca]),
     ], { stdio: ['ignore', 'ignore', 'pipe'] });

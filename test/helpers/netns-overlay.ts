@@ -122,7 +122,7 @@ export interface NetnsOverlayInit {
   ipv6?: boolean;
 }
 
-interface AfterHook {
+export interface AfterHook {
   after(fn: () => Promise<void> | void): void;
 }
 
@@ -136,7 +136,7 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
     t.after(() => ctl.close());
     const m = ctl.controller.model;
     model = m;
-    return { controlUrl: ctl.controlUrl, connected: (hubs) => hubs.every((id) => m.getHost(id)?.state === 'up'), allUp: () => m.listHosts().every((h) => h.state === 'up') };
+    return { controlUrls: [ctl.controlUrl], connected: (hubs) => hubs.every((id) => m.getHost(id)?.state === 'up'), allUp: () => m.listHosts().every((h) => h.state === 'up') };
   });
   return { ...base, model: model! };
 }
@@ -161,13 +161,13 @@ export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init:
       api: { host: '127.0.0.1', port: await freePort() }, logFile: join(c.logDir, 'controller.log'),
     });
     controller = child;
-    return { controlUrl: child.controlUrl, connected: (hubs) => upIn(child, hubs), allUp: () => upIn(child, undefined) };
+    return { controlUrls: [child.controlUrl], connected: (hubs) => upIn(child, hubs), allUp: () => upIn(child, undefined) };
   });
   return { ...base, controller: controller! };
 }
 
 /** How the overlay starts its controller, and asks it who is connected. */
-interface ControllerStart {
+export interface ControllerStart {
   work: string;
   deploymentYaml: string;
   dbPath: string;
@@ -178,15 +178,16 @@ interface ControllerStart {
   logDir: string;
 }
 
-interface StartedController {
-  controlUrl: string;
+export interface StartedController {
+  /** The control channel, or every replica's: the daemons' `controller.urls`. */
+  controlUrls: readonly string[];
   /** Whether every host of `hubs` is up. */
   connected(hubs: readonly string[]): boolean | Promise<boolean>;
   /** Whether every registered host is up. */
   allUp(): boolean | Promise<boolean>;
 }
 
-async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c: ControllerStart) => Promise<StartedController>): Promise<NetnsOverlayBase> {
+export async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c: ControllerStart) => Promise<StartedController>): Promise<NetnsOverlayBase> {
   requireTools(['ip', ...(init.tools ?? [])]);
   const work = mkdtempSync(join(tmpdir(), 'vnet-overlay-priv-'));
   const daemons: ChildProcess[] = [];
@@ -245,7 +246,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
       ...(hubs.includes(h) || init.standbyHub !== true ? [] : [`standbyHub: { host: ${at('hub2')}, port: ${ports.get('hub2')}, id: hub2 }`]),
       `migration: { host: ${at(h)}, port: ${ports.get(`${h}/migration`)} }`,
       `admin: { socket: ${adminSocket(h)} }`,
-      `controller: { url: "${ctl.controlUrl}" }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
+      `controller: { urls: [${ctl.controlUrls.map((u) => `"${u}"`).join(', ')}] }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
       ...(anyQemu && h !== 'hub' ? [`qemu: { dir: ${join(work, `q-${h}`)} }`] : []),
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {

@@ -49,7 +49,7 @@ export class LeaderElection {
   readonly #log: Logger | undefined;
 
   constructor(init: LeaderElectionInit) {
-    if (!(init.ttlSeconds >= 2)) throw new EtcdRequestError(`lease TTL must be at least 2 s (got ${init.ttlSeconds})`);
+    if (!(init.ttlSeconds >= 1)) throw new EtcdRequestError(`lease TTL must be at least 1 s (got ${init.ttlSeconds})`);
     this.#c = init;
     this.#log = init.logger;
   }
