@@ -33,7 +33,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -54,6 +53,7 @@ import { createModelGuest, ModelGuestVm } from '../../src/host/vm-runtime.ts';
 import type { Guest } from '../../src/migration/guest.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { seqOf, testFrame } from '../helpers/ethernet.ts';
+import { ResetRelay as Relay } from '../helpers/reset-relay.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startMigratingHost, TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
 
@@ -67,57 +67,6 @@ const DEPLOYMENT = parseDeployment(TWO_HOSTS_AND_HUB('failures'), 'failures.yaml
 
 /** Short enough that a lost report or a dead side is settled within the test's waits. */
 const TIMEOUTS = { readyMs: 1500, queryMs: 1500, resendMs: 500, abortWaitMs: 500, ackMs: 2000, cleanupGraceMs: 200 };
-
-/** A TCP relay to the controller's control port: `cut()` resets both sockets of every connection at once. */
-class Relay {
-  readonly #server: Server;
-  readonly #pairs = new Set<[Socket, Socket]>();
-  target: number;
-  /** While down, connections are reset as they come (a dead peer). */
-  down = false;
-  port = 0;
-
-  constructor(target: number) {
-    this.target = target;
-    this.#server = createServer((inbound) => {
-      if (this.down) { inbound.resetAndDestroy(); return; }
-      const outbound = connect(this.target, '127.0.0.1');
-      const pair: [Socket, Socket] = [inbound, outbound];
-      this.#pairs.add(pair);
-      const end = (): void => {
-        this.#pairs.delete(pair);
-        if (!inbound.destroyed) inbound.resetAndDestroy();
-        if (!outbound.destroyed) outbound.resetAndDestroy();
-      };
-      inbound.on('error', end).on('close', end);
-      outbound.on('error', end).on('close', end);
-      inbound.pipe(outbound);
-      outbound.pipe(inbound);
-    });
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', () => r()));
-    this.port = (this.#server.address() as { port: number }).port;
-  }
-
-  /** Synchronous: from here nothing more passes either way. */
-  cut(): void {
-    for (const [a, b] of this.#pairs) {
-      a.unpipe();
-      b.unpipe();
-      a.resetAndDestroy();
-      b.resetAndDestroy();
-    }
-    this.#pairs.clear();
-  }
-
-  async close(): Promise<void> {
-    this.down = true;
-    this.cut();
-    await new Promise<void>((r) => this.#server.close(() => r()));
-  }
-}
 
 interface Host {
   id: string;
