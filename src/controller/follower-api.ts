@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { AccessService } from './access-service.ts';
 import { startApiServer } from './api/api-server.ts';
+import { LEADER_ONLY_READS } from './api/leader-reads.ts';
 import type { Deployment } from './deployment-file.ts';
 import { ControllerEventLog } from './event-log.ts';
 import type { LeaderRecord } from './leader-record.ts';
@@ -20,10 +21,12 @@ import { ImageCatalog } from './image-catalog.ts';
  * matrix and topology of the last update period the leader stored,
  * migrations from their stored steps, events and decisions — and the event
  * stream, fed with the leader's events as they are replicated here (checked
- * every `replicatedEventsMs`). Link rates are the leader's to measure: none
- * here. The same API tokens authenticate (they are in the store). A change
- * is answered 307 to the leader's API, or 503 naming it
- * (api-server.ts `follower`); `vnet ctl` follows the redirect.
+ * every `replicatedEventsMs`). What only the leader holds in memory — link
+ * rates, the smoothed traffic matrix, placement proposals — is asked of the
+ * leader's API: those reads are forwarded (api/leader-reads.ts). The same
+ * API tokens authenticate (they are in the store). A change is answered 307
+ * to the leader's API, or 503 naming it (api-server.ts `follower`); `vnet
+ * ctl` follows the redirect.
  */
 
 export interface FollowerApiComponents {
@@ -63,7 +66,7 @@ export async function startFollowerApi(components: FollowerApiComponents, init: 
   };
   const access = new AccessService({ store, events, sessions, wallClock: Date.now });
   const server = await startApiServer(
-    { logger, model, tokens: new SqliteTokenStore(store), access, images: new ImageCatalog({ store, wallClock: Date.now }), registry: new Registry(), follower: { replica: init.replica, leader }, status },
+    { logger, model, tokens: new SqliteTokenStore(store), access, images: new ImageCatalog({ store, wallClock: Date.now }), registry: new Registry(), follower: { replica: init.replica, leader, forwardReads: LEADER_ONLY_READS }, status },
     { host: init.host, port: init.port },
   );
   const replicated = setInterval(() => {

@@ -129,6 +129,15 @@ test('a follower serves the API\'s reads from its replicated store, redirects ch
     assert.equal(s.store.members.filter((m) => m.raftLeader).length, 1, 'one member leads the etcd cluster');
     assert.ok(s.store.leaderLeaseTtlS !== null && s.store.leaderLeaseTtlS > 0 && s.store.leaderLeaseTtlS <= 3, `lease TTL ${s.store.leaderLeaseTtlS}`);
   }
+  // What only the leader holds in memory (link rates, the smoothed matrix, placement proposals): the follower forwards those reads to it.
+  for (const path of ['/api/v1/matrix', '/api/v1/placement', '/api/v1/links', '/api/v1/overview']) {
+    const r = await fetch(`http://127.0.0.1:${ports.r2.api}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200, path);
+    assert.equal(r.headers.get('x-vnet-served-by'), 'r1', `${path} answered by the leader`);
+    assert.deepEqual(Object.keys(await r.json() as object).sort(), Object.keys(await leader.get<object>(path)).sort(), path);
+  }
+  const local = await fetch(`http://127.0.0.1:${ports.r2.api}/api/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(local.headers.get('x-vnet-served-by'), null, 'hosts from the follower\'s own store');
   // And `vnet ctl status` prints it, against the follower.
   const printed = execFileSync(process.execPath, [VNET, 'ctl', '--controller', `http://127.0.0.1:${ports.r2.api}`, '--token', token, 'status'], { encoding: 'utf8' });
   assert.match(printed, /replica: +r2 \(following\)/);

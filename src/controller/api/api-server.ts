@@ -29,6 +29,7 @@ import { API_PREFIX, createV1Router, ok } from './v1-routes.ts';
 import type { RouteHandler } from './v1-routes.ts';
 import type { Router } from './router.ts';
 import { formatHostPort } from '../../common/host-port.ts';
+import { FORWARDED_HEADER, forwardRead, SERVED_BY_HEADER } from './leader-reads.ts';
 
 /**
  * The operator API server. Stages of a request:
@@ -70,9 +71,11 @@ export interface ApiServerComponents {
   /**
    * Set on a controller replica that does not lead (docs/ha.md): reads are
    * served from its replicated store; a change is answered 307 to the
-   * leader's API (or 503 naming it) before anything else is done.
+   * leader's API (or 503 naming it) before anything else is done. The
+   * reads of `forwardReads` (route patterns, leader-reads.ts) are
+   * forwarded to the leader's API and its answer relayed.
    */
-  follower?: { replica: string; leader: () => Promise<LeaderRecord | undefined> } | undefined;
+  follower?: { replica: string; leader: () => Promise<LeaderRecord | undefined>; forwardReads?: ReadonlySet<string> } | undefined;
   /** The replicas and the store's health (`GET /api/v1/status`, replica-status.ts). */
   status?: (() => Promise<ReplicaStatusView>) | undefined;
 }
@@ -235,19 +238,27 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
         const leader = await c.follower.leader().catch(() => undefined);
         throw new ApiNotLeaderError(c.follower.replica, leader, `${url.pathname}${url.search}`);
       }
-      const result = await match.route.handler({
-        params: match.params,
-        query: url.searchParams,
-        principal,
-        body: () => readJsonBody(req, c.maxBodyBytes),
-      });
-      if (!isRead) await c.committed();
-      status = result.status;
-      if (method === 'HEAD') {
-        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-        res.end();
+      if (isRead && c.follower?.forwardReads?.has(route) === true && req.headers[FORWARDED_HEADER] === undefined) {
+        const leader = await c.follower.leader().catch(() => undefined);
+        const answer = await forwardRead(leader, `${url.pathname}${url.search}`, req.headers.authorization, { replica: c.follower.replica });
+        res.writeHead(answer.status, { 'content-type': answer.contentType, [SERVED_BY_HEADER]: answer.leader });
+        res.end(method === 'HEAD' ? undefined : answer.body);
+        status = answer.status;
       } else {
-        sendJson(res, status, result.body);
+        const result = await match.route.handler({
+          params: match.params,
+          query: url.searchParams,
+          principal,
+          body: () => readJsonBody(req, c.maxBodyBytes),
+        });
+        if (!isRead) await c.committed();
+        status = result.status;
+        if (method === 'HEAD') {
+          res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+          res.end();
+        } else {
+          sendJson(res, status, result.body);
+        }
       }
     } else {
       throw new ApiRouteNotFoundError(method, path);

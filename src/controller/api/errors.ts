@@ -78,8 +78,16 @@ export class ApiNotLeaderError extends VnetError {
   }
 }
 
+/** A follower cannot answer a read only the leader can (api/leader-reads.ts): no leader, or it did not answer. */
+export class ApiLeaderUnreachableError extends VnetError {
+  constructor(replica: string, why: string) {
+    super('VNET_ERR_LEADER_UNREACHABLE', `controller replica ${replica} does not lead and cannot answer this read (link rates, traffic matrix and placement proposals are the leader's): ${why}; try again shortly or ask the leader`);
+  }
+}
+
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   VNET_ERR_NOT_LEADER: 503,
+  VNET_ERR_LEADER_UNREACHABLE: 503,
   VNET_ERR_API_UNAUTHORIZED: 401,
   VNET_ERR_API_FORBIDDEN: 403,
   VNET_ERR_API_INVALID_REQUEST: 400,
