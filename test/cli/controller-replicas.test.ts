@@ -74,6 +74,9 @@ test('bad etcd options are refused with exit 2, naming what is wrong', async (t)
   const halfCert = run(['--store', storeUrl(), '--etcd-ca', cluster.tls!.files.ca, '--etcd-cert', cluster.tls!.files.cert]);
   assert.equal(halfCert.status, 2);
   assert.match(halfCert.stderr, /--etcd-cert and --etcd-key go together/);
+  const noLease = run(['--store', storeUrl(), '--lease-ttl', '0']);
+  assert.notEqual(noLease.status, 0);
+  assert.match(noLease.stderr, /--lease-ttl <seconds>' argument '0' is invalid\. expected whole seconds, 1 to 60/);
   const badUrl = run(['--store', 'etcd://nowhere']);
   assert.equal(badUrl.status, 2);
   assert.match(badUrl.stderr, /"nowhere" is not HOST:PORT/);
