@@ -231,7 +231,7 @@ export function placementText(p: PlacementView, vms: readonly VmView[], now: num
 function schedulerText(p: PlacementView, byMac: ReadonlyMap<string, VmView>, computed: string): string {
   const unit = p.unit ?? '';
   const lines = [
-    `policy ${p.policy}: score ${p.score.toFixed(3)} ${unit} now, best ${p.proposedScore.toFixed(3)} ${unit}, threshold T ${p.threshold.toFixed(3)}; ${computed}`,
+    `policy ${p.policy}: score ${p.score.toFixed(3)} ${unit} now, best ${p.proposedScore.toFixed(3)} ${unit}, threshold T ${p.threshold.toFixed(3)}; ${computed}${policyTimeText(p)}`,
     ...(p.notes ?? []).map((n) => `  ${n}`),
   ];
   if (p.moves.length === 0) return [...lines, p.refused !== undefined ? `(no moves: ${p.refused})` : '(no moves proposed)'].join('\n');
@@ -241,6 +241,12 @@ function schedulerText(p: PlacementView, byMac: ReadonlyMap<string, VmView>, com
     p.moves.map((m) => [vmName(byMac, m.vm), m.from, m.to, m.state ?? 'proposed', m.gain.toFixed(3), (m.cost ?? 0).toFixed(3), est(m), m.reason]),
     new Set([4, 5]),
   )}`;
+}
+
+/** With `scheduler.clock`: "; policy time 2026-12-08 03:00 UTC (×720)". */
+function policyTimeText(p: PlacementView): string {
+  if (p.policyTime === undefined) return '';
+  return `; policy time ${new Date(p.policyTime).toISOString().slice(0, 16).replace('T', ' ')} UTC${p.speedup !== undefined && p.speedup !== 1 ? ` (×${p.speedup})` : ''}`;
 }
 
 export function decisionsTable(decisions: readonly DecisionView[]): string {

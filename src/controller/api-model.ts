@@ -236,6 +236,9 @@ export interface PlacementView {
   unit?: string;
   notes?: string[];
   refused?: string;
+  /** With `scheduler.clock`: the time the policy saw (ms since the epoch) and how much faster than the wall clock its time runs. */
+  policyTime?: number;
+  speedup?: number;
 }
 
 export type DecisionKind =

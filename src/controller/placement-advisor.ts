@@ -53,6 +53,8 @@ export interface PlacementStepOutput {
   advice: PlacementAdvice;
   /** The proposed moves differ from the last proposal (set of VM, from, to). */
   changed: boolean;
+  /** Under a scheduling policy: the move it refuses (`view.refused`) is not the one it refused last time. */
+  refusedChanged?: boolean;
   /** The relative gain of the proposal (gain / |score|), 0 when there is none. */
   relativeGain: number;
 }

@@ -11,7 +11,9 @@ import type { PlacementStepOutput } from './placement-advisor.ts';
  * `placement-changed` event and a decision with its reason. With
  * `policy.autoMigrate` the control loop hands the proposed moves to the
  * migration coordinator (migration-requests.ts `planAutoMigrations`: a limit
- * on concurrent migrations, a cool-down per VM).
+ * on concurrent migrations, a cool-down per VM). A scheduling policy's
+ * refused move (its cost exceeds its gain) becomes a `no-change` decision
+ * saying why, once per refused move.
  */
 
 export interface PlacementPlanState {
@@ -30,10 +32,18 @@ export function placementDue(state: PlacementPlanState, policy: Readonly<Deploym
 export function planPlacement(out: PlacementStepOutput, hadMoves: boolean, policy: Readonly<DeploymentPolicy>, nowMs: number): Planned<PlacementPlanState> {
   const state = { lastRunMs: nowMs };
   const effects = noEffects();
-  if (!out.changed) return { state, effects };
   const { view, advice } = out;
+  if (view.moves.length === 0 && !(out.changed && hadMoves)) {
+    // Nothing proposed before or now: a scheduling policy's refusal is news once (withdrawing a proposal says it too).
+    if (out.refusedChanged === true && view.refused !== undefined) {
+      effects.events.push(event('placement-changed', { placement: view }));
+      effects.events.push(decision('no-change', `scheduler: ${advice.reason}`, { policy: view.policy ?? null, refused: view.refused, score: view.score, threshold: view.threshold }));
+      effects.logs.push({ level: 'info', fields: { reason: view.refused }, msg: 'scheduler move refused' });
+    }
+    return { state, effects };
+  }
+  if (!out.changed) return { state, effects };
   if (view.moves.length === 0) {
-    if (!hadMoves) return { state, effects };
     effects.events.push(event('placement-changed', { placement: view }));
     effects.events.push(decision('no-change', `placement: proposal withdrawn: ${advice.reason}`, { score: view.score, threshold: view.threshold }));
     effects.logs.push({ level: 'info', fields: { reason: advice.reason }, msg: 'placement proposal withdrawn' });

@@ -139,7 +139,7 @@ export async function startController(components: ControllerComponents, init: Co
     const eventMetrics = new EventMetrics(components.registry);
     eventMetrics.start({ hosts: store.listHosts(), fastPathLinks: store.listLinks('fast-path'), topologyClass: lastTopology.class });
     events.subscribe((e) => eventMetrics.record(e));
-    const placement: PlacementSource = await createScheduler(init.deployment)
+    const placement: PlacementSource = await createScheduler(init.deployment, wallClock())
       ?? new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
     const stored = lastStoredPlacement(store);
     if (stored !== undefined) placement.restore(stored);

@@ -58,6 +58,14 @@ const vmResources = z.strictObject({
 
 const trafficLatencySchema = z.strictObject({ moveCost: moveCost(0, 0) });
 
+/** The policy's clock (scheduler-clock.ts): where its day starts and how fast it runs; the data plane and migrations keep real time. */
+const clockSchema = z.strictObject({
+  /** The policy's time when the controller starts (default: the wall clock's). */
+  startAt: time.optional(),
+  /** Policy seconds per wall second: 720 runs a day in 2 minutes (the demo's compressed day). */
+  speedup: z.number().min(1).max(86_400).default(1),
+});
+
 export const schedulerSchema = z.strictObject({
   policy: z.enum(['traffic-latency', 'follow-the-sun', 'spot-market', 'packing']),
   /** T: the net gain (score gain − move cost) an action must beat, in the policy's units. */
@@ -65,6 +73,7 @@ export const schedulerSchema = z.strictObject({
   /** How often the policy runs (default 10 update periods). */
   intervalMs: z.number().int().min(50).max(86_400_000).optional(),
   maxActions: z.number().int().min(1).max(1000).default(8),
+  clock: clockSchema.default({ speedup: 1 }),
   resources: z.strictObject({
     hosts: z.record(z.string(), z.strictObject({ cpu: z.number().positive().max(1e6), memoryMiB: z.number().int().positive().max(1e12) })).default({}),
     vms: z.record(z.string(), vmResources).default({}),
@@ -77,6 +86,7 @@ export const schedulerSchema = z.strictObject({
 
 export type SchedulerConfig = z.output<typeof schedulerSchema>;
 export type VmResources = z.output<typeof vmResources>;
+export type SchedulerClockConfig = z.output<typeof clockSchema>;
 export const DEFAULT_VM_RESOURCES: VmResources = Object.freeze({ cpu: 1, memoryMiB: 1024, diskGiB: 0, profile: 'tpc-w' });
 
 /** Cross-references: the chosen policy's section present; VMs, hosts and sites it names exist. */

@@ -8,6 +8,7 @@ import type { PlacementMove, PlacementView } from './api-model.ts';
 import { pathBetween, type Deployment } from './deployment-file.ts';
 import { MoveEstimateCache, type PathSpec } from './move-estimates.ts';
 import { deploymentLatency, EMPTY_PLACEMENT, movesKey, type PlacementSource, type PlacementStepInput, type PlacementStepOutput } from './placement-advisor.ts';
+import { SchedulerClock } from './scheduler-clock.ts';
 import { DEFAULT_VM_RESOURCES, type SchedulerConfig, type VmResources } from './scheduler-config.ts';
 
 /**
@@ -18,7 +19,12 @@ import { DEFAULT_VM_RESOURCES, type SchedulerConfig, type VmResources } from './
  * each VM over each path (prepared once at start: `createScheduler`) — and
  * runs `schedule` (topology/scheduling.ts). Its accepted actions become the
  * proposal the control loop announces and, under `policy.autoMigrate`,
- * hands to the migration coordinator as placement advice's moves are.
+ * hands to the migration coordinator as placement advice's moves are; a
+ * move refused (its cost exceeds its gain, or its net gain is not more than
+ * T) is announced once, with why, until another is.
+ *
+ * The time the policy sees is its own clock's (scheduler-clock.ts: the wall
+ * clock, or shifted and sped up by `scheduler.clock`).
  */
 
 export class Scheduler implements PlacementSource {
@@ -29,13 +35,17 @@ export class Scheduler implements PlacementSource {
   readonly #estimates: MoveEstimateCache;
   readonly #siteRtt: (a: string, b: string) => number;
   readonly #latency: LatencyFn;
+  readonly #clock: SchedulerClock;
   #view: PlacementView;
   #movesKey = '';
+  #refusedKey = '';
 
-  constructor(d: Readonly<Deployment>, config: SchedulerConfig, estimates: MoveEstimateCache) {
+  /** `startWallMs`: the controller's start on its wall clock (where `scheduler.clock` counts from). */
+  constructor(d: Readonly<Deployment>, config: SchedulerConfig, estimates: MoveEstimateCache, startWallMs: number) {
     this.#d = d;
     this.#config = config;
     this.#estimates = estimates;
+    this.#clock = new SchedulerClock(config.clock, startWallMs);
     this.#policy = policyFrom(d, config);
     const siteHost = new Map<string, string>();
     for (const h of d.hosts) if (!siteHost.has(h.site)) siteHost.set(h.site, h.id);
@@ -56,7 +66,9 @@ export class Scheduler implements PlacementSource {
     this.#movesKey = movesKey(view.moves);
   }
 
+  /** `nowMs`: the controller's wall clock; the policy sees its own clock's time. */
   step(input: PlacementStepInput, nowMs: number): PlacementStepOutput {
+    const policyNowMs = this.#clock.at(nowMs);
     const placement = new Map<string, string>();
     const vms = new Map<string, SchedVm>();
     for (const v of input.vms) {
@@ -77,7 +89,7 @@ export class Scheduler implements PlacementSource {
     for (const [mac, host] of placement) if (!known.has(host)) placement.delete(mac);
     const names = new Map(input.vms.map((v) => [v.mac, v.name]));
     const schedInput: SchedulingInput = {
-      placement, hosts, vms, traffic: input.matrix, latencyMs: this.#latency, siteRttMs: this.#siteRtt, nowMs,
+      placement, hosts, vms, traffic: input.matrix, latencyMs: this.#latency, siteRttMs: this.#siteRtt, nowMs: policyNowMs,
       estimate: (vm, from, to) => this.#estimate(names.get(vm), from, to),
     };
     const r = schedule(this.#policy, schedInput, { threshold: this.#config.threshold, maxActions: this.#config.maxActions });
@@ -88,14 +100,18 @@ export class Scheduler implements PlacementSource {
     const view: PlacementView = {
       computedAt: nowMs, score: r.current.score, proposedScore: r.best.score, threshold: r.threshold, moves,
       policy: r.policy, unit: r.unit, notes: [...r.current.notes], ...(r.refused !== undefined ? { refused: r.refused.reason } : {}),
+      ...(this.#clock.shifted ? { policyTime: policyNowMs, speedup: this.#clock.speedup } : {}),
     };
     const key = movesKey(moves);
     const changed = key !== this.#movesKey;
     this.#movesKey = key;
+    const refusedKey = r.refused === undefined ? '' : r.refused.moves.map((m) => `${m.vm}>${m.from}>${m.to}`).sort().join(',');
+    const refusedChanged = refusedKey !== this.#refusedKey && refusedKey !== '';
+    this.#refusedKey = refusedKey;
     this.#view = view;
     const gain = r.best.score - r.current.score;
     return {
-      view, changed, relativeGain: r.current.score === 0 ? 0 : gain / Math.abs(r.current.score),
+      view, changed, refusedChanged, relativeGain: r.current.score === 0 ? 0 : gain / Math.abs(r.current.score),
       advice: { moves, scoreBefore: r.current.score, scoreAfter: r.best.score, gain, reason: `${r.policy}: ${r.reason}`, evaluations: r.evaluations },
     };
   }
@@ -124,7 +140,7 @@ function slowestPath(d: Readonly<Deployment>): PathSpec {
 }
 
 /** The deployment's scheduler with the engine's estimates for every VM over every path prepared; undefined without a `scheduler` section. */
-export async function createScheduler(d: Readonly<Deployment>): Promise<Scheduler | undefined> {
+export async function createScheduler(d: Readonly<Deployment>, startWallMs: number): Promise<Scheduler | undefined> {
   const config = d.scheduler;
   if (config === undefined) return undefined;
   const cache = new MoveEstimateCache();
@@ -137,7 +153,7 @@ export async function createScheduler(d: Readonly<Deployment>): Promise<Schedule
   for (const r of [DEFAULT_VM_RESOURCES, ...Object.values(config.resources.vms)]) specs.set(`${r.memoryMiB}/${r.diskGiB}/${r.profile}`, r);
   const pairs = [...specs.values()].flatMap((vm) => [...paths.values()].map((path) => ({ vm, path })));
   await cache.prepare(pairs);
-  return new Scheduler(d, config, cache);
+  return new Scheduler(d, config, cache, startWallMs);
 }
 
 function policyFrom(d: Readonly<Deployment>, c: SchedulerConfig): SchedulingPolicy {

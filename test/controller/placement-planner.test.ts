@@ -44,3 +44,18 @@ test('an unchanged proposal says nothing; a withdrawn one says so only if there 
   const d = withdrawn.events[1]!;
   assert.ok(d.kind === 'decision' && d.reason === 'placement: proposal withdrawn: nothing beats T');
 });
+
+test('a scheduling policy\'s refused move is a no-change decision saying why, once per refused move', () => {
+  const refused = 'move 02:00:00:00:00:03 h3→h1: clients elsewhere; gain 20 ms, cost 900 (8 GiB, 900 s), its cost exceeds its gain';
+  const out = (refusedChanged: boolean): PlacementStepOutput => ({
+    ...proposal([], false),
+    view: { ...proposal([]).view, policy: 'follow-the-sun', refused },
+    advice: { ...proposal([]).advice, reason: `follow-the-sun: refused: ${refused}` },
+    refusedChanged,
+  });
+  const first = planPlacement(out(true), false, DEFAULT_POLICY, 2000).effects;
+  assert.deepEqual(first.events.map((e) => (e.kind === 'event' ? e.type : e.decision)), ['placement-changed', 'no-change']);
+  const d = first.events[1]!;
+  assert.ok(d.kind === 'decision' && d.reason === `scheduler: follow-the-sun: refused: ${refused}`);
+  assert.deepEqual(planPlacement(out(false), false, DEFAULT_POLICY, 3000).effects.events, []);
+});

@@ -131,6 +131,56 @@ test('follow the sun end to end: the policy moves the master to its clients and 
   assert.deepEqual(model.getPlacement().moves, []);
 });
 
+test('scheduler.clock: the policy reads its curve on its own clock, started at startAt and 720 times faster than the wall clock', async (t) => {
+  const yaml = YAML.replace('  intervalMs: 60000\n', '  intervalMs: 1000\n  clock: { startAt: "2026-12-07T13:00:00Z", speedup: 720 }\n');
+  // The wall clock is at 05h UTC some other day: the American hours only exist on the policy's clock.
+  const wall0 = DAY0 + 40 * 24 * HOUR + 5 * HOUR;
+  const { controller, clock } = await startScheduled(t, yaml, wall0, [{ id: 'us1', vms: [MASTER] }, { id: 'asia1' }]);
+  const model = controller.model;
+  controller.tick();
+  const start = model.getPlacement();
+  assert.deepEqual([start.policyTime, start.speedup, start.moves.length], [DAY0 + 13 * HOUR, 720, 0]);
+  assert.match(start.notes?.[0] ?? '', /clients us 100%/);
+  // 70 s of wall time later the policy's clock reads 03h the next day: Asia's clients, and the master moves there.
+  clock.now = wall0 + 70_000;
+  controller.tick();
+  const night = model.getPlacement();
+  assert.equal(night.policyTime, DAY0 + 27 * HOUR);
+  assert.deepEqual(night.moves.map((m) => [m.from, m.to]), [['us1', 'asia1']]);
+  assert.match(night.moves[0]!.reason, /at 3h UTC/);
+  await waitFor(() => model.listMigrations().find((m) => m.state === 'succeeded'), 'the migration done');
+  assert.equal(model.getVm(MASTER)?.host, 'asia1');
+  assert.match(placementText(night, model.listVms(), clock.now), /policy time 2026-12-08 03:00 UTC \(×720\)/);
+});
+
+test('the clock option is validated: a speedup below 1 or above a day per second, or an unknown key, is an error naming it', () => {
+  const at = (clockYaml: string): string => YAML.replace('  intervalMs: 60000\n', `  intervalMs: 60000\n  clock: ${clockYaml}\n`);
+  assert.throws(() => parseDeployment(at('{ speedup: 0.5 }'), 'x.yaml'), /scheduler\.clock\.speedup/);
+  assert.throws(() => parseDeployment(at('{ speedup: 100000 }'), 'x.yaml'), /scheduler\.clock\.speedup/);
+  assert.throws(() => parseDeployment(at('{ startAt: "noon" }'), 'x.yaml'), /scheduler\.clock\.startAt/);
+  assert.throws(() => parseDeployment(at('{ rate: 2 }'), 'x.yaml'), /rate/);
+  assert.deepEqual(parseDeployment(YAML, 'x.yaml').scheduler?.clock, { speedup: 1 });
+});
+
+test('a move whose cost exceeds its gain is refused: the VM stays, and a decision says why', async (t) => {
+  // A 500 GiB disk over the 1 Gbit/s WAN: the engine's estimate is over an hour, its cost far above the 150 ms gained.
+  const yaml = YAML.replace('master: { cpu: 2, memoryMiB: 2048, diskGiB: 4, profile: tpc-w }', 'master: { cpu: 2, memoryMiB: 2048, diskGiB: 500, profile: tpc-w }');
+  const { controller, clock } = await startScheduled(t, yaml, DAY0 + 3 * HOUR, [{ id: 'us1', vms: [MASTER] }, { id: 'asia1' }]);
+  const model = controller.model;
+  controller.tick();
+  const p = model.getPlacement();
+  assert.deepEqual(p.moves, []);
+  assert.match(p.refused ?? '', /^move 02:00:00:00:00:01 us1→asia1: .*gain 150 ms, cost \d+ .*its cost exceeds its gain$/);
+  const refusals = (): string[] => model.listDecisions({}).filter((d) => d.kind === 'no-change').map((d) => d.reason);
+  assert.equal(refusals().length, 1);
+  assert.match(refusals()[0]!, /^scheduler: follow-the-sun: refused: move 02:00:00:00:00:01 us1→asia1: .*its cost exceeds its gain$/);
+  // The same refusal next run is not news; the VM stays and no migration starts.
+  clock.now += HOUR;
+  controller.tick();
+  assert.equal(refusals().length, 1);
+  assert.deepEqual([model.listMigrations(), model.getVm(MASTER)?.host], [[], 'us1']);
+});
+
 const V1 = '02:00:00:00:00:0a';
 const V2 = '02:00:00:00:00:0b';
 const SPOT_YAML = `name: spot

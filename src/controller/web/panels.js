@@ -220,7 +220,7 @@ export function renderPlacement() {
   if (card.hidden) return;
   const unit = p.unit ? ` ${p.unit}` : '';
   document.getElementById('placement-detail').textContent = p.policy
-    ? `policy ${p.policy}: score ${p.score.toFixed(2)} now, best ${p.proposedScore.toFixed(2)}${unit} (net gain must beat T = ${p.threshold.toFixed(2)})${p.moves.length === 0 && p.refused ? `; ${p.refused}` : ''}`
+    ? `policy ${p.policy}: score ${p.score.toFixed(2)} now, best ${p.proposedScore.toFixed(2)}${unit} (net gain must beat T = ${p.threshold.toFixed(2)})${p.policyTime !== undefined ? `; policy time ${new Date(p.policyTime).toISOString().slice(0, 16).replace('T', ' ')} UTC${p.speedup > 1 ? ` (×${p.speedup})` : ''}` : ''}${p.moves.length === 0 && p.refused ? `; ${p.refused}` : ''}`
     : `score ${p.score.toFixed(2)} → ${p.proposedScore.toFixed(2)} (moves must gain more than ${p.threshold.toFixed(2)})`;
   const running = new Set([...state.migrations.values()].filter((m) => m.state === 'running').map((m) => `${m.vm}>${m.to}`));
   document.getElementById('placement').replaceChildren(
