@@ -45,7 +45,8 @@ export function planPlacement(out: PlacementStepOutput, hadMoves: boolean, polic
   if (!out.changed) return { state, effects };
   if (view.moves.length === 0) {
     effects.events.push(event('placement-changed', { placement: view }));
-    effects.events.push(decision('no-change', `placement: proposal withdrawn: ${advice.reason}`, { score: view.score, threshold: view.threshold }));
+    const who = view.policy !== undefined ? 'scheduler' : 'placement';
+    effects.events.push(decision('no-change', `${who}: proposal withdrawn: ${advice.reason}`, { score: view.score, threshold: view.threshold, ...(view.refused !== undefined ? { refused: view.refused } : {}) }));
     effects.logs.push({ level: 'info', fields: { reason: advice.reason }, msg: 'placement proposal withdrawn' });
     return { state, effects };
   }

@@ -106,6 +106,8 @@ export interface NetnsOverlayInit {
   vms: ReadonlyArray<{ host: string; guest?: OverlayGuest; security?: string; qemu?: { memoryMiB: number } }>;
   /** Lines of the deployment's `policy:` section (indented by two spaces), or '' for the defaults. */
   policy: string;
+  /** Lines of the deployment's `scheduler:` section (indented by two spaces): a scheduling policy instead of placement advice. */
+  scheduler?: string;
   /** Tools the test needs besides `ip` (checked up front: missing ones fail the test). */
   tools?: readonly string[];
   /** Add a standby hub named `hub2` (deployment `standbyHub: true`; a trunk to `hub`; every spoke's `standbyHub`). */
@@ -224,7 +226,7 @@ hosts:
 ${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: ${at(h)}, port: ${ports.get(h)} } }`).join('\n')}
 vms:
 ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: "${v.ip}", host: ${v.host} }`).join('\n')}
-${init.policy === '' ? '' : `policy:\n${init.policy}\n`}`;
+${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === undefined ? '' : `scheduler:\n${init.scheduler}\n`}`;
   const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: underlay?.controllerAddress ?? '127.0.0.1', port: ports.get('control')! }, logDir });
   t.after(async () => {
     const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
