@@ -8,6 +8,7 @@ import { pageUrlFromTokenFile } from '../controller/api/operator-api.ts';
 import { PATTERN_KINDS, type PatternKind } from '../topology/patterns.ts';
 import { startDemo, type Demo } from './demo-runner.ts';
 import { migrationCounts } from './demo-migration.ts';
+import { schedulePart, SUN_DEMO_TOPOLOGY, withDayLength } from './demo-schedule.ts';
 import { formatMac, parseMac, type Mac } from '../common/mac.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -40,6 +41,7 @@ export function summaryLine(demo: Demo): string {
     `links ${links.length - fast.length} backbone + ${fast.length} fast-path`,
     `traffic "${demo.pattern}": ${(sent / 1e6).toFixed(1)} MB sent, ${(delivered / 1e6).toFixed(1)} MB delivered`,
     `inferred: ${topo.class}${topo.centre ? ` (centre ${topo.centre})` : ''} ${(topo.confidence * 100).toFixed(0)}%`,
+    ...[schedulePart(m.getPlacement(), demo.deployment, (vm) => m.listVms().find((v) => v.name === vm)?.host ?? undefined)].filter((x) => x !== undefined),
     migrationsPart(demo),
   ].join(' | ');
 }
@@ -63,21 +65,26 @@ export function lossLine(demo: Demo, names: ReadonlyMap<Mac, string>): string | 
 export function demoCommand(): Command {
   return new Command('demo')
     .description('run a controller, a hub and the hosts\' daemons with VMs and traffic, on loopback (no root needed)')
-    .argument('[topology]', 'deployment file', DEFAULT_DEMO_TOPOLOGY)
+    .argument('[topology]', `deployment file (default ${DEFAULT_DEMO_TOPOLOGY}; with --sun ${SUN_DEMO_TOPOLOGY})`)
     .option('--work-dir <dir>', 'certificates, database and API token', '.vnet/demo')
     .addOption(new Option('--pattern <kind>', 'traffic pattern, or cycle through all').choices([...PATTERN_KINDS, 'cycle']).default('cycle'))
     .option('--cycle <seconds>', 'seconds per pattern when cycling', positive, 40)
     .option('--rate <kB/s>', 'traffic per direction of each pattern edge, kB/s', positive, 200)
+    .option('--sun', 'a compressed day: the follow-the-sun scheduler moves the ZooKeeper master live between Virginia, Frankfurt and Tokyo (topologies/follow-the-sun-day.yaml, a day in 2 minutes)', false)
+    .option('--day <seconds>', 'how long the scheduler\'s day lasts, in wall seconds (scheduler.clock.speedup = 86400 / seconds)', positive)
     .option('--netns', 'VMs as network namespaces with TAP devices, pinging each other (root)', false)
     .option('--qemu', 'the first VM a real Linux guest under QEMU on a stream port (no root; qemu-system-x86 and scripts/guest-build.sh\'s packages)', false)
     .option('--ephemeral-ports', 'listen on free ports instead of the deployment\'s', false)
     .option('--summary-every <seconds>', 'print a summary line this often', positive, 2)
     .option('--exit-after <seconds>', 'stop by itself after this long (for scripts)', positive)
-    .action(async (topology: string, opts: Record<string, unknown>) => {
+    .action(async (topologyArg: string | undefined, opts: Record<string, unknown>) => {
+      const topology = topologyArg ?? (opts.sun === true ? SUN_DEMO_TOPOLOGY : DEFAULT_DEMO_TOPOLOGY);
       const logger = createRootLogger({ level: process.env.VNET_LOG_LEVEL ?? 'warn' });
       let demo: Demo;
       try {
-        const deployment = loadDeploymentFile(topology);
+        if (opts.sun === true && topologyArg !== undefined) throw new ConfigError('--sun runs its own deployment file; give --sun or a topology, not both', { file: 'command line', key: 'sun' });
+        const loaded = loadDeploymentFile(topology);
+        const deployment = opts.day === undefined ? loaded : withDayLength(loaded, Number(opts.day));
         demo = await startDemo(
           { logger },
           {
@@ -99,6 +106,11 @@ export function demoCommand(): Command {
         const from = vm === undefined ? undefined : demo.process.controller.model.listVms().find((v) => v.name === vm.name)?.host ?? vm.host;
         const to = vm === undefined ? undefined : deployment.hosts.find((h) => h.id !== from && !h.hub)?.id;
         if (vm !== undefined && to !== undefined && !Boolean(opts.netns)) console.log(`migrate:    vnet ctl migrate ${vm.name} --to ${to} --watch   (same environment)`);
+        const sched = deployment.scheduler;
+        if (sched !== undefined) {
+          const day = sched.clock.speedup === 1 ? '' : `, its day in ${+(86_400 / sched.clock.speedup).toFixed(1)} s of wall time`;
+          console.log(`scheduler:  ${sched.policy}${day}   (vnet ctl placement, same environment)`);
+        }
         console.log('Ctrl-C to stop.');
       } catch (err) {
         const message = err instanceof ConfigError ? err.message : (err as Error).message;

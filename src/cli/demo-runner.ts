@@ -57,6 +57,8 @@ export interface DemoInit {
 }
 
 export interface Demo {
+  /** The deployment it runs. */
+  readonly deployment: Readonly<Deployment>;
   process: ControllerProcess;
   daemons: Map<string, Daemon>;
   agents: ControllerAgent[];
@@ -191,6 +193,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
       }, init.cycleMs);
     }
     return {
+      deployment: d,
       process,
       daemons,
       agents,

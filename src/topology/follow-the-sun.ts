@@ -39,7 +39,7 @@ export interface FollowTheSunParams {
 
 export function followTheSunPolicy(params: FollowTheSunParams): SchedulingPolicy {
   const weightsAt = (input: SchedulingInput, service: FollowTheSunService): Map<string, number> =>
-    params.clients === 'measured' ? measuredWeights(input, service) : configuredWeights(params.clients, input.nowMs);
+    params.clients === 'measured' ? measuredWeights(input, service) : clientWeightsAt(params.clients, input.nowMs);
   const siteOf = (input: SchedulingInput, host: string): string => input.hosts.find((h) => h.id === host)?.site ?? host;
   const meanRtt = (input: SchedulingInput, weights: ReadonlyMap<string, number>, site: string): number => {
     let sum = 0;
@@ -62,7 +62,7 @@ export function followTheSunPolicy(params: FollowTheSunParams): SchedulingPolicy
         const w = weightsAt(input, svc);
         const rtt = meanRtt(input, w, siteOf(input, host));
         score -= rtt * params.horizonHours;
-        notes.push(`${svc.name}: primary ${svc.primary} on ${host}, clients ${describe(w)} see ${fmt(rtt)} ms`);
+        notes.push(`${svc.name}: primary ${svc.primary} on ${host}, clients ${describeWeights(w)} see ${fmt(rtt)} ms`);
       }
       return { score, notes };
     },
@@ -73,12 +73,13 @@ export function followTheSunPolicy(params: FollowTheSunParams): SchedulingPolicy
       const svc = params.services.find((s) => s.primary === vm);
       if (svc === undefined) return `${vm} is no service's primary`;
       const w = weightsAt(input, svc);
-      return `${svc.name}'s clients (${describe(w)}) at ${hourOfDay(input.nowMs)}h UTC see ${fmt(meanRtt(input, w, siteOf(input, to)))} ms from ${siteOf(input, to)} instead of ${fmt(meanRtt(input, w, siteOf(input, from)))} ms from ${siteOf(input, from)}`;
+      return `${svc.name}'s clients (${describeWeights(w)}) at ${hourOfDay(input.nowMs)}h UTC see ${fmt(meanRtt(input, w, siteOf(input, to)))} ms from ${siteOf(input, to)} instead of ${fmt(meanRtt(input, w, siteOf(input, from)))} ms from ${siteOf(input, from)}`;
     },
   };
 }
 
-function configuredWeights(table: ReadonlyMap<string, readonly number[]>, nowMs: number): Map<string, number> {
+/** The file's client weights per site at the hour (UTC) of `nowMs`. */
+export function clientWeightsAt(table: ReadonlyMap<string, readonly number[]>, nowMs: number): Map<string, number> {
   const h = hourOfDay(nowMs);
   const out = new Map<string, number>();
   for (const [site, hours] of table) out.set(site, hours[h] ?? 0);
@@ -103,7 +104,8 @@ function measuredWeights(input: SchedulingInput, service: FollowTheSunService): 
   return out;
 }
 
-function describe(weights: ReadonlyMap<string, number>): string {
+/** "us 60%, asia 40%": each site's share of the clients, largest first; "none" without clients. */
+export function describeWeights(weights: ReadonlyMap<string, number>): string {
   const total = [...weights.values()].reduce((s, w) => s + w, 0);
   if (total <= 0) return 'none';
   return [...weights].filter(([, w]) => w > 0).sort((a, b) => b[1] - a[1]).map(([s, w]) => `${s} ${Math.round((100 * w) / total)}%`).join(', ');
