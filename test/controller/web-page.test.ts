@@ -139,8 +139,10 @@ describe('web page: live topology', () => {
     assert.match(items[0]!, /^vm1: aws-1 → gcp-1 \(started\)\+1000\.00, cost 0\.21 \(2\.31 GiB, 31 s\)move vm1 aws-1→gcp-1: aws is being reclaimed/);
     assert.match(items[1]!, /^vm2: aws-1 → gcp-1\+1000\.00, cost 0\.21/);
     // Nothing to move: the card stays, with the policy, its scores and why the best action was refused.
-    f.model.setPlacement({ computedAt: Date.now(), score: -1.2, proposedScore: -1.2, threshold: 0.05, policy: 'spot-market', unit: '$', moves: [], refused: 'refused: move vm1 …: its cost exceeds its gain' });
+    f.model.setPlacement({ computedAt: Date.now(), score: -1.2, proposedScore: -1.2, threshold: 0.05, policy: 'spot-market', unit: '$', moves: [], refused: 'refused: move vm1 …: its cost exceeds its gain', policyTime: Date.parse('2026-12-08T03:00:00Z'), speedup: 720 });
     await page.waitForSelector('#placement-detail:has-text("its cost exceeds its gain")', WAIT);
+    // Under scheduler.clock: the time the policy saw, and how much faster its clock runs.
+    assert.match((await page.textContent('#placement-detail')) ?? '', /; policy time 2026-12-08 03:00 UTC \(×720\); refused: move vm1/);
     assert.equal(await page.locator('#placement-card').isHidden(), false);
     assert.equal(await page.locator('#placement li').count(), 0);
     f.model.setPlacement(before);
