@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type PortLimit, type PortSecurityFacts, type TrafficSnapshot } from './daemon-control.ts';
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
 import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
+import { imageAnnounceSchema, imageHoldSchema, imageProgressSchema } from './image-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
 import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
 
@@ -21,6 +22,8 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  *     ack {kind, version, ok}              →
  *     traffic {seq, snapshot, part?}       →  (every update period)
  *     facts {facts, seq?, part?} / event   →  (when something changes)
+ *                                          ← image-hold {manifest, origin, replicas}  (a daemon whose hello has `images`; image-control.ts)
+ *     image-progress {imageId, version, held, total, state} →
  *
  * A message longer than the limit is sent in parts (control-parts.ts), each
  * under the limit, reassembled by the receiver (part-assembler.ts) and used
@@ -129,6 +132,8 @@ export const helloSchema = z.strictObject({
   facts: daemonFacts,
   /** The facts are part 1 of `count`; the rest follow at once as `facts` of seq 0. */
   part: partHeader.refine((p) => p.index === 0, 'a hello is part 1 of its facts').optional(),
+  /** This daemon keeps its site's image chunk store and serves it here (image-control.ts); absent: it holds no images. */
+  images: imageAnnounceSchema.optional(),
 });
 
 export const daemonMessageSchema = z.discriminatedUnion('type', [
@@ -140,6 +145,7 @@ export const daemonMessageSchema = z.discriminatedUnion('type', [
     .refine((a) => a.ok === (a.error === undefined), 'an ack has error exactly when ok is false'),
   z.strictObject({ type: z.literal('event'), event: daemonEvent }),
   migrationReportSchema,
+  imageProgressSchema,
 ]);
 
 const desiredLink = z.strictObject({
@@ -173,6 +179,7 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
     leader: z.string().regex(CONTROL_URL_PATTERN).max(2048).optional(),
   }),
   ...migrationControllerMessages,
+  imageHoldSchema,
 ]);
 
 export type HelloMessage = z.output<typeof helloSchema>;

@@ -26,6 +26,8 @@ import { hostView, linkView, vmView, type LinkRate } from './views.ts';
 import { MigrationDriver } from './migration-driver.ts';
 import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-run.ts';
 import { dialableFacts } from './dial-address.ts';
+import type { ImageDistribution } from './image-distribution.ts';
+import type { ImageManifest } from '../images/manifest.ts';
 
 /**
  * The controller's loop: what daemons report and the update period go to the
@@ -37,6 +39,8 @@ import { dialableFacts } from './dial-address.ts';
  *   traffic report  ─▶ (valid: checked by the control server) samples stored, buffered
  *   ack             ─▶ session table, store ─▶ migrations waiting for acks
  *   migration report ─▶ migration coordinator (migration-coordinator.ts, via migration-driver.ts)
+ *   hello with images, a publish ─▶ image-hold (image-distribution.ts)
+ *   image progress  ─▶ image catalog (the site's replica row)
  *   update period   ─▶ topology (VTTIF) ─▶ adaptation ─▶ placement advice (─▶ auto-migrate)
  *                   ─▶ traffic-updated ─▶ pruning ─▶ reconcile if dirty or not converged
  *                   ─▶ migration timeouts
@@ -57,6 +61,8 @@ export interface ControlLoopComponents {
   wallClock: () => number;
   /** Placement advice each update period (none: no proposals). */
   placement?: PlacementSource;
+  /** Image propagation between the sites' chunk servers (none: image holds are never sent). */
+  images?: ImageDistribution;
 }
 
 export interface ControlLoopInit {
@@ -135,6 +141,14 @@ export class ControlLoop implements ControlHandler {
     this.#applier.apply(learned);
     this.reconcile('daemon connected');
     this.#migrations.connected(session.hostId);
+    const holds = this.#c.images?.sessionOpened(session.hostId, hello.images) ?? [];
+    if (holds.length > 0) this.#applier.apply({ ...noEffects(), messages: holds });
+  }
+
+  /** A new image version is durable: every site's chunk server is asked to hold it. */
+  imagePublished(manifest: ImageManifest, originSite: string): void {
+    const holds = this.#c.images?.published(manifest, originSite) ?? [];
+    if (holds.length > 0) this.#applier.apply({ ...noEffects(), messages: holds });
   }
 
   messageReceived(session: ControlSession, message: SessionInput): void {
@@ -201,11 +215,18 @@ export class ControlLoop implements ControlHandler {
         this.#migrations.report(host, message);
         return;
       }
+      case 'image-progress': {
+        this.#c.images?.progress(host, message).catch((err: unknown) => {
+          this.#c.logger.warn({ host, image: message.imageId, version: message.version, err }, 'image progress not recorded');
+        });
+        return;
+      }
     }
   }
 
   sessionClosed(session: ControlSession, _reason: string): void {
     if (!this.#sessions.close(session)) return;
+    this.#c.images?.sessionClosed(session.hostId);
     this.#rates = withoutHost(this.#rates, session.hostId);
     const now = this.#c.wallClock();
     const e = noEffects();

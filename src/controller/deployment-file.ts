@@ -53,6 +53,12 @@ const hostSchema = z.strictObject({
   listen: z
     .strictObject({ transport: z.enum(['tcp', 'tls', 'memory']).default('tls'), host: hostAddress, port: portNumber })
     .optional(),
+  /**
+   * This host's daemon keeps its site's image chunk store (docs/images.md) and
+   * serves it here to the other sites' daemons (port 0: the port the daemon
+   * reports in its hello). At most one host per site.
+   */
+  images: endpoint.optional(),
 });
 
 const wanSchema = z.strictObject({
@@ -129,11 +135,17 @@ export const deploymentSchema = z
     });
     const hostIds = new Set<string>();
     let hub: number | undefined;
+    const imageHosts = new Map<string, string>();
     let standby: number | undefined;
     d.hosts.forEach((h, i) => {
       if (hostIds.has(h.id)) issue(['hosts', i, 'id'], `duplicate host id ${h.id}`);
       hostIds.add(h.id);
       if (!siteIds.has(h.site)) issue(['hosts', i, 'site'], `unknown site ${h.site} (sites: ${[...siteIds].join(', ')})`);
+      if (h.images !== undefined) {
+        const other = imageHosts.get(h.site);
+        if (other !== undefined) issue(['hosts', i, 'images'], `site ${h.site} already keeps its images on host ${other} (one chunk store per site)`);
+        else imageHosts.set(h.site, h.id);
+      }
       if (h.hub) {
         if (hub !== undefined) issue(['hosts', i, 'hub'], `two hubs: ${d.hosts[hub]!.id} and ${h.id} (exactly one host is the hub)`);
         hub ??= i;
@@ -207,6 +219,12 @@ export function hubOf(d: Readonly<Deployment>): DeploymentHost {
 /** The standby hub host, if the deployment has one. */
 export function standbyHubOf(d: Readonly<Deployment>): DeploymentHost | undefined {
   return d.hosts.find((h) => h.standbyHub);
+}
+
+/** Round-trip time between two sites: the site's LAN within one, the WAN path between two (undefined: no path). */
+export function siteRttMs(d: Readonly<Deployment>, a: string, b: string): number | undefined {
+  if (a === b) return d.sites.find((s) => s.id === a)?.lan.rttMs;
+  return d.wan.find((x) => (x.sites[0] === a && x.sites[1] === b) || (x.sites[0] === b && x.sites[1] === a))?.rttMs;
 }
 
 /** Bandwidth, RTT and loss between two hosts: their site's LAN, or the WAN path between their sites. */

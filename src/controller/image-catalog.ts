@@ -11,7 +11,7 @@
  */
 import type { ImageManifest } from '../images/manifest.ts';
 import type { ManifestRegistry, PropagationProgress } from '../images/replication.ts';
-import { NotFoundError } from './errors.ts';
+import { ConflictError, NotFoundError } from './errors.ts';
 import type { ControllerStore } from './store/store.ts';
 
 export interface ImageReplicaView {
@@ -44,6 +44,7 @@ export interface ImageView {
 export class ImageCatalog implements ManifestRegistry {
   readonly #store: ControllerStore;
   readonly #wallClock: () => number;
+  readonly #published = new Set<(manifest: ImageManifest, originSite: string) => void>();
 
   constructor(c: { store: ControllerStore; wallClock: () => number }) {
     this.#store = c.store;
@@ -53,12 +54,31 @@ export class ImageCatalog implements ManifestRegistry {
   async publish(manifest: ImageManifest, originSite: string): Promise<void> {
     const now = this.#wallClock();
     const total = new Set(manifest.chunks).size;
+    let fresh = false;
     this.#store.transaction(() => {
       if (this.#store.images.insertVersion({ manifest, originSite, publishedMs: now })) {
+        fresh = true;
         this.#store.images.putReplica({ imageId: manifest.imageId, version: manifest.version, site: originSite, held: total, total, updatedMs: now });
       }
     });
     await this.#store.committed();
+    if (fresh) for (const h of this.#published) h(manifest, originSite);
+  }
+
+  /** Called once a new version is durable (the controller then asks every site to hold it). Returns the unsubscribe function. */
+  onPublished(handler: (manifest: ImageManifest, originSite: string) => void): () => void {
+    this.#published.add(handler);
+    return () => this.#published.delete(handler);
+  }
+
+  /** The latest version of every image with its origin (what every site is asked to hold). */
+  latestVersions(): Array<{ manifest: ImageManifest; originSite: string }> {
+    const latest = new Map<string, { manifest: ImageManifest; originSite: string }>();
+    for (const v of this.#store.images.listVersions()) {
+      const known = latest.get(v.manifest.imageId);
+      if (known === undefined || known.manifest.version < v.manifest.version) latest.set(v.manifest.imageId, { manifest: v.manifest, originSite: v.originSite });
+    }
+    return [...latest.values()];
   }
 
   latest(imageId: string): ImageManifest | undefined {
@@ -69,9 +89,15 @@ export class ImageCatalog implements ManifestRegistry {
     return this.#store.images.getVersion(imageId, version)?.manifest;
   }
 
-  /** A site's progress on a published version; NotFoundError for a version never published. */
+  /**
+   * A site's progress on a published version; NotFoundError for a version
+   * never published, ConflictError for counts that do not fit it.
+   */
   async recordProgress(p: PropagationProgress): Promise<void> {
-    if (this.#store.images.getVersion(p.imageId, p.version) === undefined) throw new NotFoundError(`image ${p.imageId} version ${p.version}`);
+    const v = this.#store.images.getVersion(p.imageId, p.version);
+    if (v === undefined) throw new NotFoundError(`image ${p.imageId} version ${p.version}`);
+    const total = new Set(v.manifest.chunks).size;
+    if (p.total !== total || p.held > total || p.held < 0) throw new ConflictError(`progress ${p.held}/${p.total} for image ${p.imageId} version ${p.version}, which has ${total} distinct chunks`);
     this.#store.images.putReplica({ ...p, updatedMs: this.#wallClock() });
     await this.#store.committed();
   }

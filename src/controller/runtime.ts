@@ -15,6 +15,7 @@ import type { Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, DEFAULT_JOIN_TOKEN_TTL_MS, type JoinTokenOptions } from './join-tokens.ts';
 import { AccessService } from './access-service.ts';
+import { ImageDistribution } from './image-distribution.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { recordIssuedCertificates } from './host-identity.ts';
 import type { JoinTokenRecord } from './store/records.ts';
@@ -143,7 +144,9 @@ export async function startController(components: ControllerComponents, init: Co
       ?? new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
     const stored = lastStoredPlacement(store);
     if (stored !== undefined) placement.restore(stored);
-    const loop = new ControlLoop({ store, events, metrics, topology, logger, wallClock, placement }, {
+    const images = new ImageCatalog({ store, wallClock });
+    const distribution = new ImageDistribution({ catalog: images, deployment: init.deployment, logger: componentLogger(logger, 'images') });
+    const loop = new ControlLoop({ store, events, metrics, topology, logger, wallClock, placement, images: distribution }, {
       policy,
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
       ...(init.migration !== undefined ? { migration: init.migration } : {}),
@@ -164,6 +167,7 @@ export async function startController(components: ControllerComponents, init: Co
       ...(init.pingIntervalMs !== undefined ? { pingIntervalMs: init.pingIntervalMs } : {}),
     });
     const controlPort = await server.listen();
+    images.onPublished((manifest, origin) => loop.imagePublished(manifest, origin));
     const access = new AccessService({ store, events, sessions: server, wallClock }, { joinTokenTtlMs: init.joinTokenTtlMs });
     // Desired state for every host is computed (and persisted) before any daemon is back.
     loop.reconcile('controller started');
@@ -179,7 +183,7 @@ export async function startController(components: ControllerComponents, init: Co
     const ctl = server;
     let closed = false;
     return {
-      store, model, tokens, access, images: new ImageCatalog({ store, wallClock }), loop, events, metrics, controlPort,
+      store, model, tokens, access, images, loop, events, metrics, controlPort,
       createJoinToken: (options) => createJoinToken(store, options, wallClock(), init.joinTokenTtlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS),
       tick: () => loop.tick(),
       async close(): Promise<void> {

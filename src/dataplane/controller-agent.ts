@@ -11,6 +11,7 @@ import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits } from '../c
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
+import type { ImageControl, ImageProgressReport } from '../control/image-control.ts';
 
 /**
  * The daemon's end of the control channel. It dials the controller
@@ -26,6 +27,11 @@ import type { MigrationCommand, MigrationControl, MigrationReport } from '../con
  *   migrate-prepare|start|commit|abort|query → MigrationControl.handle
  *   every migration report → migration (queued while the channel is down,
  *                            sent in order once welcomed again; bounded)
+ *   image-hold            → ImageControl.handle (a daemon that keeps its
+ *                           site's chunk store says so in its hello)
+ *   every image progress  → image-progress (dropped while the channel is
+ *                           down: the holds that follow the next welcome
+ *                           re-report where each version stands)
  *
  * A fatal error in answer to the hello (host unknown, certificate, token or
  * credential refused) stops the agent: it is not redialled (`refusal`,
@@ -63,6 +69,8 @@ export interface ControllerAgentComponents {
   daemon: DaemonControl;
   /** The host's migration agent; without one, migration commands are answered `failed`. */
   migrations?: MigrationControl | undefined;
+  /** The host's image propagator (its site's chunk store); without one the hello announces no store and holds are ignored. */
+  images?: ImageControl | undefined;
   logger: Logger;
   clock: Clock;
   random?: () => number;
@@ -114,6 +122,8 @@ export interface AgentStats {
   migrationReports: number;
   /** Migration reports dropped because the queue was full while the channel was down. */
   migrationReportsDropped: number;
+  imageHolds: number;
+  imageReports: number;
   /** Rule or link sets received in parts that were refused (broken sequence) or dropped incomplete. */
   partsRefused: number;
   partsDropped: number;
@@ -123,6 +133,7 @@ export interface AgentStats {
 export class ControllerAgent {
   readonly #daemon: DaemonControl;
   readonly #migrations: MigrationControl | undefined;
+  readonly #images: ImageControl | undefined;
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #init: ControllerAgentInit;
@@ -139,6 +150,7 @@ export class ControllerAgent {
   #heard = false;
   #unsubscribe: (() => void) | undefined;
   #unsubscribeReports: (() => void) | undefined;
+  #unsubscribeImages: (() => void) | undefined;
   /** Migration reports waiting for the channel, in order. */
   #queued: MigrationReport[] = [];
   readonly #maxQueued: number;
@@ -154,7 +166,7 @@ export class ControllerAgent {
   #triesInRound = 0;
   readonly stats: AgentStats = {
     connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
-    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
+    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, imageHolds: 0, imageReports: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
   };
   readonly #rulesIn: PartAssembler<Extract<ControllerMessage, { type: 'set-rules' }>>;
   readonly #linksIn: PartAssembler<Extract<ControllerMessage, { type: 'set-links' }>>;
@@ -164,6 +176,7 @@ export class ControllerAgent {
   constructor(components: ControllerAgentComponents, init: ControllerAgentInit) {
     this.#daemon = components.daemon;
     this.#migrations = components.migrations;
+    this.#images = components.images;
     this.#maxQueued = Math.max(1, init.maxQueuedReports ?? DEFAULT_MAX_QUEUED_REPORTS);
     this.#log = componentLogger(components.logger, 'controller-agent', { host: components.daemon.hostId });
     this.#clock = components.clock;
@@ -201,6 +214,7 @@ export class ControllerAgent {
     if (this.#state !== 'idle') return;
     this.#unsubscribe = this.#daemon.onEvent((e) => this.#onDaemonEvent(e));
     this.#unsubscribeReports = this.#migrations?.onReport((r) => this.#sendReport(r));
+    this.#unsubscribeImages = this.#images?.onReport((r) => this.#sendImageReport(r));
     this.#connect();
   }
 
@@ -215,6 +229,7 @@ export class ControllerAgent {
     this.#setState('closed');
     this.#unsubscribe?.();
     this.#unsubscribeReports?.();
+    this.#unsubscribeImages?.();
     this.#retry?.cancel();
     this.#stopReporting();
     this.#welcomeTimer?.cancel();
@@ -276,6 +291,7 @@ export class ControllerAgent {
       type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: this.#daemon.hostId,
       ...(auth !== undefined ? { auth } : {}),
       facts: factsToWire(this.#daemon.facts()),
+      ...(this.#images !== undefined ? { images: { host: this.#images.announce.host, port: this.#images.announce.port } } : {}),
     });
     this.#welcomeTimer = this.#clock.setTimeout(() => {
       if (this.#state === 'connecting' && ws === this.#ws) {
@@ -342,6 +358,12 @@ export class ControllerAgent {
       case 'migrate-abort':
       case 'migrate-query':
         this.#onMigrationCommand(m);
+        return;
+      case 'image-hold':
+        if (this.#state !== 'connected') return;
+        this.stats.imageHolds++;
+        if (this.#images === undefined) this.#log.debug({ image: m.manifest.imageId }, 'image hold ignored: this daemon keeps no chunk store');
+        else this.#images.handle(m);
         return;
       case 'error':
         this.stats.errorsReceived++;
@@ -417,6 +439,10 @@ export class ControllerAgent {
       this.stats.migrationReportsDropped++;
     }
     this.#queued.push(report);
+  }
+
+  #sendImageReport(report: ImageProgressReport): void {
+    if (this.#state === 'connected' && this.#send(report)) this.stats.imageReports++;
   }
 
   #flushReports(): void {

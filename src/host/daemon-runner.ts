@@ -44,6 +44,7 @@ import type { VmRuntime } from './vm-runtime.ts';
 import { MigrationChannelListener } from './migration-channel.ts';
 import { ChunkStore } from '../images/chunk-store.ts';
 import { ChunkServer } from '../images/chunk-server.ts';
+import { ImagePropagator } from './image-propagator.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { ModelGuestVm } from './vm-runtime.ts';
@@ -63,8 +64,8 @@ export interface RunningDaemon {
   adminTokenFile: string | undefined;
   agent: ControllerAgent | undefined;
   migrations: MigrationAgent;
-  /** This site's image chunk store and its server (config `images`, docs/images.md). */
-  images: { store: ChunkStore; server: ChunkServer } | undefined;
+  /** This site's image chunk store, its server and the propagator that fills it as the controller asks (config `images`, docs/images.md). */
+  images: SiteImages | undefined;
   /** The configuration running now (the one started with, then each reload's that was applied). */
   readonly config: DaemonConfig;
   /** Apply a new configuration (SIGHUP): what can change at run time, or nothing (daemon-reload.ts). `source` names its file. */
@@ -137,7 +138,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     },
   );
   let migrations: MigrationAgent | undefined;
-  let images: { store: ChunkStore; server: ChunkServer } | undefined;
+  let images: SiteImages | undefined;
   let admin: AdminServer | undefined;
   let metrics: MetricsServer | undefined;
   const qemu = config.qemu === undefined ? undefined : new QemuHost({ logger, clock: realClock }, config.qemu);
@@ -167,7 +168,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     });
     admin = access === undefined ? undefined : await startAdminServer({ logger, daemon, metrics: registry, status: controllerStatus }, access.listen);
     metrics = config.metrics === undefined ? undefined : await startMetricsServer({ logger, registry }, config.metrics);
-    agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, migrations, components.onControllerRefused);
+    agent = config.controller === undefined ? undefined : await startAgent(logger, daemon, config, { migrations, images: images?.propagator }, components.onControllerRefused);
     const m = migrations;
     const started = { admin, metrics, agent };
     let running = config;
@@ -193,6 +194,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       async close() {
         await agent?.close();
         await m.close();
+        await images?.propagator.close();
         await images?.server.close();
         // A QEMU VM still booting is stopped too.
         for (const b of booting) await (await b)?.close();
@@ -204,6 +206,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       },
     };
   } catch (err) {
+    await images?.propagator.close();
     await images?.server.close();
     await admin?.close();
     await metrics?.close();
@@ -232,13 +235,24 @@ export async function startMigrationAgent(logger: Logger, daemon: Daemon, config
   return new MigrationAgent({ ...components, credentials, channel });
 }
 
-/** This site's chunk store, served to the other sites' daemons over mutual TLS (config `images`). */
-async function startImageServer(logger: Logger, config: DaemonConfig): Promise<{ store: ChunkStore; server: ChunkServer } | undefined> {
+export interface SiteImages {
+  store: ChunkStore;
+  server: ChunkServer;
+  propagator: ImagePropagator;
+}
+
+/**
+ * This site's chunk store, served to the other sites' daemons over mutual
+ * TLS, and filled by the propagator with the versions the controller asks
+ * for, from the other sites' servers with the same credentials (config `images`).
+ */
+async function startImageServer(logger: Logger, config: DaemonConfig): Promise<SiteImages | undefined> {
   if (config.images === undefined || config.tls === undefined) return undefined;
   const store = await ChunkStore.open({ site: config.site ?? config.host, dir: config.images.dir });
   const credentials = await loadHostCredentials(config.tls.dir, config.host);
   const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port });
-  return { store, server };
+  const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address });
+  return { store, server, propagator };
 }
 
 /**
@@ -305,7 +319,7 @@ function saveCredential(logger: Logger, file: string, credential: string): void 
 
 /** The control channel to the controller: mutual TLS with the host certificate, or a join token. */
 async function startAgent(
-  logger: Logger, daemon: Daemon, config: DaemonConfig, migrations: MigrationAgent,
+  logger: Logger, daemon: Daemon, config: DaemonConfig, hostParts: { migrations: MigrationAgent; images: ImagePropagator | undefined },
   onRefused: DaemonRunnerComponents['onControllerRefused'],
 ): Promise<ControllerAgent> {
   const c = config.controller!;
@@ -324,7 +338,7 @@ async function startAgent(
   }
   const credential = c.credentialFile === undefined ? undefined : await readFile(c.credentialFile, 'utf8').then((t) => t.trim(), () => undefined);
   const agent = new ControllerAgent(
-    { daemon, logger, clock: realClock, migrations },
+    { daemon, logger, clock: realClock, ...hostParts },
     {
       urls: controllerUrls(c),
       tls: { ca, cert, key, servername: c.servername },

@@ -68,23 +68,37 @@ export async function propagationProgress(site: ChunkStore, manifest: ImageManif
 }
 
 /**
- * Brings a version's chunks to `fetcher`'s site, boot order first. Returns
- * what was fetched, in order; chunks already on disk are skipped (resume).
+ * Brings a version's chunks to the site, boot order first. Returns what was
+ * fetched; chunks already on disk are skipped (resume). With several
+ * fetchers (each its own connections) that many chunks are in flight at
+ * once, taken in propagation order.
  */
 export async function propagate(
   site: ChunkStore,
-  fetcher: ChunkFetcher,
+  fetcher: ChunkFetcher | readonly ChunkFetcher[],
   manifest: ImageManifest,
   opts: { signal?: AbortSignal; onChunk?: (r: FetchRecord) => void } = {},
 ): Promise<FetchRecord[]> {
   const held = new Set<string>();
   for (const d of new Set(manifest.chunks)) if (await site.has(d)) held.add(d);
+  const order = propagationOrder(manifest, held);
   const fetched: FetchRecord[] = [];
-  for (const digest of propagationOrder(manifest, held)) {
-    opts.signal?.throwIfAborted();
-    const { record } = await fetcher.fetch(digest, opts.signal);
-    fetched.push(record);
-    opts.onChunk?.(record);
-  }
+  let next = 0;
+  let failed = false;
+  const work = async (f: ChunkFetcher): Promise<void> => {
+    while (next < order.length && !failed) {
+      opts.signal?.throwIfAborted();
+      try {
+        const { record } = await f.fetch(order[next++]!, opts.signal);
+        fetched.push(record);
+        opts.onChunk?.(record);
+      } catch (e) {
+        failed = true; // the other workers stop after the chunk they are on
+        throw e;
+      }
+    }
+  };
+  const fetchers = Array.isArray(fetcher) ? fetcher : [fetcher as ChunkFetcher];
+  await Promise.all(fetchers.map(work));
   return fetched;
 }

@@ -1,0 +1,120 @@
+/**
+ * Which image versions each site's daemon is asked to hold, and where it
+ * fetches them from (docs/images.md, "Propagation"; the messages:
+ * src/control/image-control.ts).
+ *
+ *   the deployment    names each site's chunk server (`hosts[].images`:
+ *                     the host, its address; port 0 — the port the daemon
+ *                     announces in its hello)
+ *   daemon hello      with `images`: this host keeps its site's store →
+ *                     image-hold for the latest version of every image
+ *                     (a server whose port was unknown until now: the holds
+ *                     go again to every connected server, with it a replica)
+ *   publish           image-hold of the new version to every connected server
+ *   image-progress    ImageCatalog.recordProgress for the host's site
+ *
+ * The replicas of a hold are every other site's server, with the
+ * deployment's round-trip time from the daemon's site; the daemon asks them
+ * nearest first and passes over one that lacks a chunk, so no progress needs
+ * to be known here. Decisions return the messages to send (the loop's
+ * applier sends them); only `progress` writes (through the catalog).
+ */
+import type { Logger } from '../common/logger.ts';
+import type { ControllerMessage } from '../control/control-protocol.ts';
+import type { ImageAnnounce, ImageHoldReplica, ImageProgressReport } from '../control/image-control.ts';
+import type { ImageManifest } from '../images/manifest.ts';
+import { siteRttMs, type Deployment } from './deployment-file.ts';
+import type { OutgoingMessage } from './effects.ts';
+import type { ImageCatalog } from './image-catalog.ts';
+
+/** A site's chunk server as the deployment names it. */
+export interface SiteImageServer {
+  readonly site: string;
+  readonly host: string;
+  readonly address: { readonly host: string; readonly port: number };
+}
+
+/** The deployment's chunk servers, by host id. */
+export function siteImageServers(d: Readonly<Deployment>): Map<string, SiteImageServer> {
+  const out = new Map<string, SiteImageServer>();
+  for (const h of d.hosts) if (h.images !== undefined) out.set(h.id, { site: h.site, host: h.id, address: { host: h.images.host, port: h.images.port } });
+  return out;
+}
+
+export class ImageDistribution {
+  readonly #catalog: ImageCatalog;
+  readonly #log: Logger;
+  readonly #servers: Map<string, SiteImageServer>;
+  readonly #rtt: (a: string, b: string) => number;
+  /** Connected servers and the port each announced. */
+  readonly #connected = new Map<string, number>();
+
+  constructor(c: { catalog: ImageCatalog; deployment: Readonly<Deployment>; logger: Logger }) {
+    this.#catalog = c.catalog;
+    this.#log = c.logger;
+    this.#servers = siteImageServers(c.deployment);
+    this.#rtt = (a, b) => siteRttMs(c.deployment, a, b) ?? 100_000;
+  }
+
+  /** A daemon said hello; the holds to send. */
+  sessionOpened(host: string, announced: ImageAnnounce | undefined): OutgoingMessage[] {
+    const server = this.#servers.get(host);
+    if (server === undefined) {
+      if (announced !== undefined) this.#log.warn({ host }, 'a daemon keeps a chunk store the deployment does not name (hosts[].images): it is sent no images');
+      return [];
+    }
+    if (announced === undefined) {
+      this.#connected.delete(host);
+      this.#log.warn({ host, site: server.site }, 'the deployment names this host its site\'s chunk server, but its daemon keeps no image store (config images: {dir, host, port})');
+      return [];
+    }
+    const before = this.#connected.get(host);
+    this.#connected.set(host, announced.port);
+    const moved = server.address.port === 0 && before !== announced.port;
+    const targets = moved ? [...this.#connected.keys()] : [host];
+    const latest = this.#catalog.latestVersions();
+    return targets.flatMap((t) => latest.map((v) => this.#hold(t, v.manifest, v.originSite)));
+  }
+
+  sessionClosed(host: string): void {
+    this.#connected.delete(host);
+  }
+
+  /** A new version is durable: every connected server is asked to hold it. */
+  published(manifest: ImageManifest, originSite: string): OutgoingMessage[] {
+    return [...this.#connected.keys()].map((t) => this.#hold(t, manifest, originSite));
+  }
+
+  /** A site's progress: recorded for the host's site; a report from a host that is no site's server is refused. */
+  async progress(host: string, r: ImageProgressReport): Promise<void> {
+    const server = this.#servers.get(host);
+    if (server === undefined || !this.#connected.has(host)) {
+      this.#log.warn({ host, image: r.imageId, version: r.version }, 'image progress from a host that is no site\'s chunk server: ignored');
+      return;
+    }
+    if (r.state === 'stalled') {
+      this.#log.warn({ host, site: server.site, image: r.imageId, version: r.version, held: r.held, total: r.total, code: r.error?.code, detail: r.error?.message }, 'image propagation stalled at a site');
+    }
+    if (r.total === 0) return; // a hold the daemon refused outright: nothing to record
+    await this.#catalog.recordProgress({ imageId: r.imageId, version: r.version, site: server.site, held: r.held, total: r.total });
+  }
+
+  #hold(host: string, manifest: ImageManifest, origin: string): OutgoingMessage {
+    const site = this.#servers.get(host)!.site;
+    const replicas: ImageHoldReplica[] = [];
+    for (const s of this.#servers.values()) {
+      if (s.site === site) continue;
+      const port = s.address.port !== 0 ? s.address.port : this.#connected.get(s.host);
+      if (port === undefined) continue; // its port is known once its daemon says hello
+      replicas.push({ site: s.site, peer: s.host, address: { host: s.address.host, port }, rttMs: this.#rtt(site, s.site) });
+    }
+    replicas.sort((a, b) => a.rttMs - b.rttMs || (a.site < b.site ? -1 : 1));
+    const message: ControllerMessage = {
+      type: 'image-hold',
+      manifest: { ...manifest, chunks: [...manifest.chunks], accessOrder: [...manifest.accessOrder] },
+      origin,
+      replicas,
+    };
+    return { host, message };
+  }
+}

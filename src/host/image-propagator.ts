@@ -1,0 +1,234 @@
+/**
+ * A site's daemon bringing the image versions the controller asks it to hold
+ * into its chunk store (docs/images.md, "Propagation"; the messages:
+ * src/control/image-control.ts).
+ *
+ *   image-hold     validated (validateManifest); the replicas replace the
+ *                  ones known; a version already complete or under way is
+ *                  only re-reported; a new one is queued
+ *   queue          at most `maxVersions` versions propagate at once, in the
+ *                  order they were asked for
+ *   a version      `propagate` in boot order, `concurrency` chunks in flight
+ *                  (each worker its own TLS connections), every chunk from
+ *                  the nearest replica holding it and verified (SHA-256)
+ *                  before it is stored; then every chunk is checked present
+ *   progress       `image-progress` at start, at most once per `reportEveryMs`
+ *                  while chunks arrive, and at the end (complete / stalled)
+ *   stalled        no replica had a chunk, or none could be reached: retried
+ *                  after `retryMs`, doubling to 60 s
+ *
+ * Resumable: a chunk is whole on disk or absent (chunk-store.ts) and the
+ * controller re-sends its holds after every welcome, so a daemon restarted
+ * mid-propagation picks up from what its store holds, fetching nothing twice.
+ */
+import type { Clock, TimerHandle } from '../common/clock.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import type { ImageAnnounce, ImageControl, ImageHold, ImageHoldReplica, ImageProgressReport } from '../control/image-control.ts';
+import type { TlsCredentials } from '../pki/certs.ts';
+import { ChunkFetcher } from '../images/chunk-fetcher.ts';
+import type { ChunkStore } from '../images/chunk-store.ts';
+import { validateManifest, type ImageManifest } from '../images/manifest.ts';
+import { propagate, propagationProgress } from '../images/replication.ts';
+import { RemoteChunkSource } from '../images/remote-chunk-source.ts';
+
+export interface ImagePropagatorComponents {
+  store: ChunkStore;
+  logger: Logger;
+  clock: Clock;
+}
+
+export interface ImagePropagatorInit {
+  /** This host's certificate (mutual TLS to the other sites' chunk servers). */
+  credentials: TlsCredentials;
+  /** Where this daemon's chunk server listens (announced in the hello). */
+  announce: ImageAnnounce;
+  /** Chunks in flight per version (default 4). */
+  concurrency?: number;
+  /** Versions propagating at once (default 2). */
+  maxVersions?: number;
+  /** Least time between two progress reports of a version while it runs (default 1000 ms). */
+  reportEveryMs?: number;
+  /** First wait before retrying a stalled version (default 2000 ms; doubles to 60 s). */
+  retryMs?: number;
+}
+
+type JobState = 'queued' | 'propagating' | 'complete' | 'stalled';
+
+interface Job {
+  readonly manifest: ImageManifest;
+  readonly total: number;
+  state: JobState;
+  held: number;
+  /** Chunks fetched from other sites (all runs). */
+  fetched: number;
+  error: { code: string; message: string } | undefined;
+  lastReportMs: number;
+  retryMs: number;
+  retry: TimerHandle | undefined;
+}
+
+const MAX_RETRY_MS = 60_000;
+
+export class ImagePropagator implements ImageControl {
+  readonly announce: ImageAnnounce;
+  readonly #store: ChunkStore;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #init: ImagePropagatorInit;
+  readonly #handlers = new Set<(r: ImageProgressReport) => void>();
+  readonly #jobs = new Map<string, Job>();
+  readonly #queue: Job[] = [];
+  readonly #abort = new AbortController();
+  readonly #running = new Set<Promise<void>>();
+  #replicas: readonly ImageHoldReplica[] = [];
+  #active = 0;
+
+  constructor(components: ImagePropagatorComponents, init: ImagePropagatorInit) {
+    this.#store = components.store;
+    this.#log = componentLogger(components.logger, 'image-propagator', { site: components.store.site });
+    this.#clock = components.clock;
+    this.#init = init;
+    this.announce = init.announce;
+  }
+
+  onReport(handler: (r: ImageProgressReport) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  /** Where a version stands here (undefined: never asked to hold it). */
+  status(imageId: string, version: number): { state: JobState; held: number; total: number; fetched: number } | undefined {
+    const j = this.#jobs.get(`${imageId}@${version}`);
+    return j === undefined ? undefined : { state: j.state, held: j.held, total: j.total, fetched: j.fetched };
+  }
+
+  handle(hold: ImageHold): void {
+    if (this.#abort.signal.aborted) return;
+    this.#replicas = hold.replicas.filter((r) => r.site !== this.#store.site);
+    let manifest: ImageManifest;
+    try {
+      manifest = validateManifest(hold.manifest);
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      this.#log.warn({ image: hold.manifest.imageId, version: hold.manifest.version, detail: e.message }, 'image hold refused: not a valid manifest');
+      this.#emit({
+        type: 'image-progress', imageId: hold.manifest.imageId, version: hold.manifest.version, held: 0, total: 0, state: 'stalled',
+        error: { code: e.code ?? 'VNET_ERR_IMAGE_MANIFEST', message: e.message.slice(0, 4096) },
+      });
+      return;
+    }
+    const key = `${manifest.imageId}@${manifest.version}`;
+    const known = this.#jobs.get(key);
+    if (known !== undefined) {
+      if (known.state === 'stalled' && known.retry !== undefined) {
+        // New replicas may have what was missing: retry now.
+        known.retry.cancel();
+        known.retry = undefined;
+        this.#enqueue(known);
+      } else {
+        this.#report(known);
+      }
+      return;
+    }
+    const job: Job = {
+      manifest, total: new Set(manifest.chunks).size, state: 'queued', held: 0, fetched: 0, error: undefined, lastReportMs: -Infinity,
+      retryMs: this.#init.retryMs ?? 2000, retry: undefined,
+    };
+    this.#jobs.set(key, job);
+    this.#enqueue(job);
+  }
+
+  /** Stops every propagation (the chunks stored so far stay) and waits for them to wind down. */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    for (const j of this.#jobs.values()) j.retry?.cancel();
+    await Promise.allSettled([...this.#running]);
+  }
+
+  #enqueue(job: Job): void {
+    job.state = 'queued';
+    this.#queue.push(job);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#active < Math.max(1, this.#init.maxVersions ?? 2) && this.#queue.length > 0 && !this.#abort.signal.aborted) {
+      const job = this.#queue.shift()!;
+      this.#active++;
+      const run = this.#run(job).finally(() => {
+        this.#active--;
+        this.#running.delete(run);
+        this.#pump();
+      });
+      this.#running.add(run);
+    }
+  }
+
+  async #run(job: Job): Promise<void> {
+    const { manifest } = job;
+    const signal = this.#abort.signal;
+    job.state = 'propagating';
+    job.error = undefined;
+    const workers = Array.from({ length: Math.max(1, this.#init.concurrency ?? 4) }, () => this.#fetcher());
+    try {
+      job.held = (await propagationProgress(this.#store, manifest)).held;
+      this.#report(job, true);
+      if (job.held < job.total) {
+        this.#log.info({ image: manifest.imageId, version: manifest.version, held: job.held, total: job.total, replicas: workers[0]!.fetcher.replicaOrder }, 'propagating an image version');
+        await propagate(this.#store, workers.map((w) => w.fetcher), manifest, {
+          signal,
+          onChunk: (r) => {
+            job.held++;
+            if (r.from !== this.#store.site) job.fetched++;
+            this.#report(job);
+          },
+        });
+      }
+      // Verified as each arrived; now that every one is here.
+      job.held = (await propagationProgress(this.#store, manifest)).held;
+      if (job.held < job.total) throw new Error(`${job.total - job.held} chunks are still missing after propagation`);
+      job.state = 'complete';
+      job.retryMs = this.#init.retryMs ?? 2000;
+      this.#log.info({ image: manifest.imageId, version: manifest.version, total: job.total }, 'image version complete at this site');
+      this.#report(job, true);
+    } catch (err) {
+      if (signal.aborted) return;
+      const e = err as { code?: string; message?: string };
+      job.state = 'stalled';
+      job.error = { code: e.code ?? 'VNET_ERR_IMAGE_PROPAGATION', message: String(e.message ?? err).slice(0, 4096) };
+      job.held = (await propagationProgress(this.#store, manifest).catch(() => ({ held: job.held }))).held;
+      this.#log.warn({ image: manifest.imageId, version: manifest.version, held: job.held, total: job.total, code: job.error.code, detail: job.error.message, retryInMs: job.retryMs }, 'image propagation stalled; retrying');
+      this.#report(job, true);
+      job.retry = this.#clock.setTimeout(() => {
+        job.retry = undefined;
+        if (job.state === 'stalled') this.#enqueue(job);
+      }, job.retryMs);
+      job.retryMs = Math.min(MAX_RETRY_MS, job.retryMs * 2);
+    } finally {
+      for (const w of workers) for (const s of w.sources) s.close();
+    }
+  }
+
+  /** A fetcher over its own connections to the replicas known now. */
+  #fetcher(): { fetcher: ChunkFetcher; sources: RemoteChunkSource[] } {
+    const rtt = new Map(this.#replicas.map((r) => [r.site, r.rttMs]));
+    const sources = this.#replicas.map((r) => new RemoteChunkSource({ ...this.#init.credentials, site: r.site, peer: r.peer, address: r.address }));
+    const fetcher = new ChunkFetcher({ local: this.#store, replicas: sources, latencyMs: (_from, to) => rtt.get(to) ?? Number.MAX_SAFE_INTEGER });
+    return { fetcher, sources };
+  }
+
+  #report(job: Job, force = false): void {
+    const now = this.#clock.now();
+    if (!force && job.state === 'propagating' && now - job.lastReportMs < (this.#init.reportEveryMs ?? 1000)) return;
+    job.lastReportMs = now;
+    const state = job.state === 'queued' ? 'propagating' : job.state;
+    this.#emit({
+      type: 'image-progress', imageId: job.manifest.imageId, version: job.manifest.version, held: job.held, total: job.total, state,
+      ...(state === 'stalled' && job.error !== undefined ? { error: job.error } : {}),
+    });
+  }
+
+  #emit(r: ImageProgressReport): void {
+    for (const h of this.#handlers) h(r);
+  }
+}
