@@ -41,6 +41,11 @@ export class ControllerClient {
     return this.#request<T>('POST', path, body);
   }
 
+  /** A raw body (application/octet-stream): an image chunk. */
+  putBytes<T>(path: string, bytes: Uint8Array, timeoutMs = 120_000): Promise<T> {
+    return this.#request<T>('PUT', path, bytes, timeoutMs);
+  }
+
   delete<T>(path: string): Promise<T> {
     return this.#request<T>('DELETE', path, undefined);
   }
@@ -50,12 +55,12 @@ export class ControllerClient {
     return operatorPageUrl(this.baseUrl, this.#token);
   }
 
-  async #request<T>(method: string, path: string, body: unknown): Promise<T> {
-    let res = await this.#send(method, `${this.baseUrl}${path}`, body);
+  async #request<T>(method: string, path: string, body: unknown, timeoutMs = this.#timeoutMs): Promise<T> {
+    let res = await this.#send(method, `${this.baseUrl}${path}`, body, timeoutMs);
     const location = res.headers.get('location');
     if (res.status === 307 && location !== null && /^https?:\/\//.test(location)) {
       await res.body?.cancel().catch(() => undefined);
-      res = await this.#send(method, location, body);
+      res = await this.#send(method, location, body, timeoutMs);
     }
     const text = await res.text().catch(() => '');
     let json: unknown;
@@ -71,16 +76,17 @@ export class ControllerClient {
     throw new ControllerRequestError(res.status, typeof error?.code === 'string' ? error.code : `HTTP_${res.status}`, message);
   }
 
-  async #send(method: string, url: string, body: unknown): Promise<Response> {
+  async #send(method: string, url: string, body: unknown, timeoutMs: number): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    const raw = body instanceof Uint8Array;
+    if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json';
     try {
       return await fetch(url, {
         method,
         headers,
         redirect: 'manual',
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        ...(body !== undefined ? { body: raw ? body : JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       throw new ControllerUnreachableError(new URL(url).origin, networkReason(err), { cause: err });

@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import type { ImageView } from '../controller/image-catalog.ts';
 import { formatAge, formatBytes, progressBar, table } from './ctl-format.ts';
 import type { CtlActions } from './ctl-io.ts';
+import type { ControllerClient } from './ctl-client.ts';
+import { ControllerRequestError, CtlUsageError } from './errors.ts';
+import { chunkImageFile, DEFAULT_CHUNK_SIZE } from './image-publish.ts';
 
 /**
  * `vnet ctl images [ID]`: the published images (docs/images.md), each
@@ -34,7 +37,7 @@ export function imagesTable(images: readonly ImageView[], now: number): string {
 }
 
 export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): void {
-  ctl
+  const images = ctl
     .command('images')
     .argument('[id]', 'one image only')
     .description('published VM images: versions, where each is replicated and how far propagation has got')
@@ -46,4 +49,46 @@ export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): 
         print(g, id === undefined ? { images } : images[0], () => imagesTable(images, io.now()));
       }),
     );
+  images
+    .command('publish')
+    .argument('<file>', 'the image file (raw disk bytes)')
+    .requiredOption('--id <id>', 'the image id (lower-case letters, digits, ".", "_", "-")')
+    .option('--version <n>', 'the version to publish (default: the latest + 1)')
+    .option('--site <site>', 'the origin site, whose chunk server receives the chunks (default: the hub\'s site)')
+    .option('--boot-trace <file>', 'reads a recorded boot made, one "OFFSET [LENGTH]" a line: those chunks propagate first')
+    .option('--chunk-size <bytes>', `chunk size in bytes (default ${DEFAULT_CHUNK_SIZE})`)
+    .description('publish a VM image version: chunks to the origin site\'s store, then the manifest (operator token)')
+    .action(
+      run(async (c, g, file: string, o: { id: string; version?: string; site?: string; bootTrace?: string; chunkSize?: string }) => {
+        const version = o.version === undefined ? await nextVersion(c, o.id) : positive('--version', o.version);
+        const chunkSize = o.chunkSize === undefined ? DEFAULT_CHUNK_SIZE : positive('--chunk-size', o.chunkSize);
+        const site = o.site === undefined ? '' : `?site=${enc(o.site)}`;
+        let uploaded = 0;
+        const plan = await chunkImageFile(file, { chunkSize, bootTrace: o.bootTrace }, async (digest, bytes) => {
+          await c.putBytes(`/api/v1/images/${enc(o.id)}/chunks/${enc(digest)}${site}`, bytes);
+          uploaded++;
+        });
+        const published = await c.post<{ imageId: string; version: number; originSite: string; chunks: number; bootChunks: number }>(
+          `/api/v1/images/${enc(o.id)}/versions`,
+          { version, ...plan, ...(o.site !== undefined ? { site: o.site } : {}) },
+        );
+        print(g, published, () => `published ${published.imageId} version ${published.version} at ${published.originSite}: ${formatBytes(plan.size)} in ${plan.chunks.length} chunks (${uploaded} distinct uploaded), ${plan.accessOrder.length} read first at boot; the other sites propagate it now`);
+      }),
+    );
+}
+
+/** The image's latest version + 1 (1 for a new image). */
+async function nextVersion(c: ControllerClient, id: string): Promise<number> {
+  try {
+    return (await c.get<ImageView>(`/api/v1/images/${enc(id)}`)).latest + 1;
+  } catch (err) {
+    if (err instanceof ControllerRequestError && err.status === 404) return 1;
+    throw err;
+  }
+}
+
+function positive(flag: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new CtlUsageError(`${flag}: expected a positive integer, got ${JSON.stringify(v)}`);
+  return n;
 }

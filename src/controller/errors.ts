@@ -196,3 +196,19 @@ export class FencedWriteError extends VnetError {
     super('VNET_ERR_FENCED_WRITE', message);
   }
 }
+
+/** A site an image is published at that has no chunk server the controller can reach (docs/images.md, "Publish"). */
+export class ImageSiteError extends VnetError {
+  readonly site: string;
+  constructor(site: string, why: string) {
+    super('VNET_ERR_IMAGE_SITE', `site ${JSON.stringify(site)} ${why}`);
+    this.site = site;
+  }
+}
+
+/** A version published before every one of its chunks is at its origin site (nothing is written). */
+export class ImageIncompleteError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_IMAGE_INCOMPLETE', message);
+  }
+}

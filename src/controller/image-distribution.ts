@@ -26,6 +26,7 @@ import type { ImageManifest } from '../images/manifest.ts';
 import { siteRttMs, type Deployment } from './deployment-file.ts';
 import type { OutgoingMessage } from './effects.ts';
 import type { ImageCatalog } from './image-catalog.ts';
+import { ImageSiteError } from './errors.ts';
 
 /** A site's chunk server as the deployment names it. */
 export interface SiteImageServer {
@@ -74,6 +75,21 @@ export class ImageDistribution {
     const targets = moved ? [...this.#connected.keys()] : [host];
     const latest = this.#catalog.latestVersions();
     return targets.flatMap((t) => latest.map((v) => this.#hold(t, v.manifest, v.originSite)));
+  }
+
+  /**
+   * Where a site's chunk server is reached now (the publish path):
+   * ImageSiteError for a site without one, or whose port is not known yet.
+   */
+  serverOf(site: string): { peer: string; address: { host: string; port: number } } {
+    const s = [...this.#servers.values()].find((x) => x.site === site);
+    if (s === undefined) {
+      const sites = [...this.#servers.values()].map((x) => x.site).sort();
+      throw new ImageSiteError(site, `has no chunk server in the deployment (sites with one: ${sites.length > 0 ? sites.join(', ') : 'none; give a host images: {host, port}'})`);
+    }
+    const port = s.address.port !== 0 ? s.address.port : this.#connected.get(s.host);
+    if (port === undefined) throw new ImageSiteError(site, `its chunk server's port is known once host ${s.host}'s daemon is connected (the deployment says port 0)`);
+    return { peer: s.host, address: { host: s.address.host, port } };
   }
 
   sessionClosed(host: string): void {

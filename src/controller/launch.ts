@@ -14,6 +14,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { PUBLISHER_IDENTITY } from '../images/chunk-server.ts';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
 import { caFiles, hostFiles, issueHostCert } from '../pki/certs.ts';
@@ -27,7 +28,7 @@ import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { sqliteStatus, type ReplicaStatusView } from './replica-status.ts';
 
-export const CONTROLLER_HOST_ID = 'controller';
+export const CONTROLLER_HOST_ID = PUBLISHER_IDENTITY;
 export const DEFAULT_CONTROL = { host: '127.0.0.1', port: 7400 };
 
 export interface ControllerProcessInit {
@@ -100,7 +101,7 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   try {
     api = await startOperatorApi(
       {
-        logger, model: controller.model, tokens: controller.tokens, access: controller.access, images: controller.images, registry, committed: () => controller.store.committed(),
+        logger, model: controller.model, tokens: controller.tokens, access: controller.access, images: controller.images, imagePublisher: controller.imagePublisher, registry, committed: () => controller.store.committed(),
         status: init.status ?? (() => Promise.resolve(sqliteStatus(controller.store.path))),
       },
       { ...apiAddr, tokenFile: init.tokenFile },

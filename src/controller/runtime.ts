@@ -11,11 +11,12 @@ import { EventMetrics } from './event-metrics.ts';
 import { ControllerService } from './service.ts';
 import { SqliteTokenStore } from './sqlite-token-store.ts';
 import { topologyView } from './views.ts';
-import type { Deployment } from './deployment-file.ts';
+import { hubOf, type Deployment } from './deployment-file.ts';
 import { syncDeployment } from './deployment-sync.ts';
 import { createJoinToken, DEFAULT_JOIN_TOKEN_TTL_MS, type JoinTokenOptions } from './join-tokens.ts';
 import { AccessService } from './access-service.ts';
 import { ImageDistribution } from './image-distribution.ts';
+import { ImagePublisher } from './image-publisher.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { recordIssuedCertificates } from './host-identity.ts';
 import type { JoinTokenRecord } from './store/records.ts';
@@ -102,6 +103,8 @@ export interface ControllerHandle {
   readonly access: AccessService;
   /** Published images and their replicas (image-catalog.ts, docs/images.md). */
   readonly images: ImageCatalog;
+  /** Publishing image versions at a site's chunk server (image-publisher.ts, the API's publish routes). */
+  readonly imagePublisher: ImagePublisher;
   readonly loop: ControlLoop;
   readonly events: ControllerEventLog;
   readonly metrics: ControllerMetrics;
@@ -168,6 +171,11 @@ export async function startController(components: ControllerComponents, init: Co
     });
     const controlPort = await server.listen();
     images.onPublished((manifest, origin) => loop.imagePublished(manifest, origin));
+    const { ca, cert, key } = init.control.tls;
+    const imagePublisher = new ImagePublisher(
+      { catalog: images, distribution, credentials: { ca: ca.toString(), cert: cert.toString(), key: key.toString() } },
+      { defaultSite: hubOf(init.deployment).site },
+    );
     const access = new AccessService({ store, events, sessions: server, wallClock }, { joinTokenTtlMs: init.joinTokenTtlMs });
     // Desired state for every host is computed (and persisted) before any daemon is back.
     loop.reconcile('controller started');
@@ -183,13 +191,14 @@ export async function startController(components: ControllerComponents, init: Co
     const ctl = server;
     let closed = false;
     return {
-      store, model, tokens, access, images, loop, events, metrics, controlPort,
+      store, model, tokens, access, images, imagePublisher, loop, events, metrics, controlPort,
       createJoinToken: (options) => createJoinToken(store, options, wallClock(), init.joinTokenTtlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS),
       tick: () => loop.tick(),
       async close(): Promise<void> {
         if (closed) return;
         closed = true;
         timer?.cancel();
+        imagePublisher.close();
         await ctl.close();
         if (components.store === undefined) store.close();
         logger.info('controller stopped');

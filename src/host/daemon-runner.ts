@@ -43,7 +43,7 @@ import { attachVmTap, NamespaceGuestVm } from './namespace-vm-runtime.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 import { MigrationChannelListener } from './migration-channel.ts';
 import { ChunkStore } from '../images/chunk-store.ts';
-import { ChunkServer } from '../images/chunk-server.ts';
+import { ChunkServer, PUBLISHER_IDENTITY } from '../images/chunk-server.ts';
 import { ImagePropagator } from './image-propagator.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
@@ -250,7 +250,7 @@ async function startImageServer(logger: Logger, config: DaemonConfig): Promise<S
   if (config.images === undefined || config.tls === undefined) return undefined;
   const store = await ChunkStore.open({ site: config.site ?? config.host, dir: config.images.dir });
   const credentials = await loadHostCredentials(config.tls.dir, config.host);
-  const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port });
+  const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port, writers: [PUBLISHER_IDENTITY] });
   const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address });
   return { store, server, propagator };
 }

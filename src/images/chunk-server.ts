@@ -8,17 +8,26 @@
  *             HELD or ABSENT; GET reads the chunk verified (a copy corrupted
  *             on this disk is removed and answered ABSENT, so the reader
  *             goes to the next replica) and sends it
+ *   PUT       only from a client whose certificate names one of `writers`
+ *             (the controller publishing at this origin site); anyone else
+ *             is answered FORBIDDEN and cut. The bytes are verified against
+ *             the digest before they are stored (MISMATCH: nothing stored)
  *   bad line  BAD_REQUEST, then the connection is closed
  *   limits    `maxConnections` at once (a newcomer over it is cut),
  *             `idleTimeoutMs` without a request closes a connection
  */
+import { X509Certificate } from 'node:crypto';
 import tls, { type TLSSocket } from 'node:tls';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
+import { MAX_CHUNK_SIZE } from './manifest.ts';
 import { ChunkStatus, encodeResponse, RequestDecoder, type ChunkRequest, type ChunkResponse } from './chunk-protocol.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { ChunkIntegrityError, ChunkPeerError, ChunkProtocolError } from './errors.ts';
+
+/** The controller's certificate name (its host id, `vnet controller`'s CONTROLLER_HOST_ID): the identity a daemon's chunk server lets publish chunks. */
+export const PUBLISHER_IDENTITY = 'controller';
 
 export interface ChunkServerInit extends TlsCredentials {
   readonly host: string;
@@ -28,6 +37,8 @@ export interface ChunkServerInit extends TlsCredentials {
   readonly maxConnections?: number;
   /** Default 60 s. */
   readonly idleTimeoutMs?: number;
+  /** Identities (certificate names) allowed to PUT chunks (default none: read-only). */
+  readonly writers?: readonly string[];
 }
 
 export class ChunkServer {
@@ -37,10 +48,12 @@ export class ChunkServer {
   readonly #sockets = new Set<TLSSocket>();
   #port = 0;
   #host = '';
+  readonly #writers: readonly string[];
 
   private constructor(logger: Logger, store: ChunkStore, init: ChunkServerInit) {
     this.#store = store;
     this.#log = componentLogger(logger, 'chunk-server', { site: store.site });
+    this.#writers = init.writers ?? [];
     this.#server = tls.createServer({
       ca: init.ca, cert: init.cert, key: init.key,
       requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout: 5000,
@@ -74,7 +87,15 @@ export class ChunkServer {
     socket.once('close', () => this.#sockets.delete(socket));
     socket.on('error', (err) => this.#log.debug({ err: err.message }, 'chunk connection error'));
     socket.setTimeout(idleMs, () => socket.destroy());
-    const decoder = new RequestDecoder();
+    const decoder = new RequestDecoder({ maxPutBytes: this.#writers.length > 0 ? MAX_CHUNK_SIZE : 0 });
+    let writer: boolean | undefined;
+    const mayWrite = (): boolean => {
+      if (writer !== undefined) return writer;
+      const raw = socket.getPeerCertificate().raw;
+      const cert = raw === undefined ? undefined : new X509Certificate(raw);
+      writer = cert !== undefined && this.#writers.some((w) => cert.checkHost(w) !== undefined);
+      return writer;
+    };
     let queue = Promise.resolve();
     socket.on('data', (data: Buffer) => {
       for (const item of decoder.push(data)) {
@@ -85,6 +106,11 @@ export class ChunkServer {
             socket.end(encodeResponse({ status: ChunkStatus.BadRequest }));
             return;
           }
+          if (item.op === 'PUT' && !mayWrite()) {
+            this.#log.warn({ digest: item.digest }, 'a chunk PUT from a client not allowed to write: refused');
+            socket.end(encodeResponse({ status: ChunkStatus.Forbidden }));
+            return;
+          }
           socket.write(encodeResponse(await this.#answer(item)));
         });
       }
@@ -92,6 +118,15 @@ export class ChunkServer {
   }
 
   async #answer(req: ChunkRequest): Promise<ChunkResponse> {
+    if (req.op === 'PUT') {
+      try {
+        await this.#store.put(req.bytes, req.digest);
+        return { status: ChunkStatus.Stored };
+      } catch (e) {
+        if (e instanceof ChunkIntegrityError) return { status: ChunkStatus.Mismatch };
+        throw e;
+      }
+    }
     if (!(await this.#store.has(req.digest))) return { status: ChunkStatus.Absent };
     if (req.op === 'HAS') return { status: ChunkStatus.Held };
     try {

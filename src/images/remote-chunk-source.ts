@@ -9,9 +9,9 @@
 import { X509Certificate } from 'node:crypto';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TlsCredentials } from '../pki/certs.ts';
-import { ChunkStatus, encodeRequest, ResponseDecoder, type ChunkResponse } from './chunk-protocol.ts';
+import { ChunkStatus, encodeRequest, ResponseDecoder, type ChunkRequest, type ChunkResponse } from './chunk-protocol.ts';
 import type { ChunkSource } from './chunk-store.ts';
-import { ChunkPeerError, ChunkProtocolError, ChunkUnavailableError } from './errors.ts';
+import { ChunkIntegrityError, ChunkPeerError, ChunkProtocolError, ChunkUnavailableError } from './errors.ts';
 import { MAX_CHUNK_SIZE } from './manifest.ts';
 
 export interface RemoteChunkSourceInit extends TlsCredentials {
@@ -39,21 +39,29 @@ export class RemoteChunkSource implements ChunkSource {
   }
 
   async has(digest: string): Promise<boolean> {
-    const r = await this.#request('HAS', digest);
+    const r = await this.#request({ op: 'HAS', digest });
     return r.status === ChunkStatus.Held;
   }
 
   async read(digest: string): Promise<Uint8Array> {
-    const r = await this.#request('GET', digest);
+    const r = await this.#request({ op: 'GET', digest });
     if (r.status === ChunkStatus.Ok) return r.bytes;
     throw new ChunkUnavailableError(digest, [this.site]);
+  }
+
+  /** Stores a chunk at this site (the server verifies it; only a writer's certificate may). */
+  async write(digest: string, bytes: Uint8Array): Promise<void> {
+    const r = await this.#request({ op: 'PUT', digest, bytes });
+    if (r.status === ChunkStatus.Mismatch) throw new ChunkIntegrityError(digest, this.site, 'other bytes');
+    if (r.status !== ChunkStatus.Stored) throw new ChunkPeerError(this.site, `PUT of ${digest} answered with status ${r.status}`);
   }
 
   close(): void {
     this.#fail(new ChunkPeerError(this.site, 'closed'));
   }
 
-  #request(op: 'HAS' | 'GET', digest: string): Promise<ChunkResponse> {
+  #request(req: ChunkRequest): Promise<ChunkResponse> {
+    const { op } = req;
     const run = async (): Promise<ChunkResponse> => {
       const socket = await this.#connect();
       return new Promise<ChunkResponse>((resolve, reject) => {
@@ -62,7 +70,7 @@ export class RemoteChunkSource implements ChunkSource {
           resolve: (r) => { clearTimeout(timer); resolve(r); },
           reject: (e) => { clearTimeout(timer); reject(e); },
         });
-        socket.write(encodeRequest({ op, digest }));
+        socket.write(encodeRequest(req));
       });
     };
     const p = this.#chain.then(run, run);
@@ -95,8 +103,8 @@ export class RemoteChunkSource implements ChunkSource {
             this.#fail(new ChunkPeerError(this.site, item.message, { cause: item }));
             return;
           }
-          if (item.status === ChunkStatus.BadRequest) {
-            this.#fail(new ChunkPeerError(this.site, 'the server refused a request as malformed'));
+          if (item.status === ChunkStatus.BadRequest || item.status === ChunkStatus.Forbidden) {
+            this.#fail(new ChunkPeerError(this.site, item.status === ChunkStatus.Forbidden ? 'this certificate may not write chunks there' : 'the server refused a request as malformed'));
             return;
           }
           this.#waiters.shift()?.resolve(item);

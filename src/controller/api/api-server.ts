@@ -11,6 +11,7 @@ import type { AccessCommands } from '../access-model.ts';
 import type { ControllerModel } from '../api-model.ts';
 import { addAccessRoutes } from './access-routes.ts';
 import { addImageRoutes } from './image-routes.ts';
+import type { ImagePublisher } from '../image-publisher.ts';
 import type { ImageCatalog } from '../image-catalog.ts';
 import { authenticate, bearerToken, requireOperator } from './auth.ts';
 import type { Principal } from './auth.ts';
@@ -22,7 +23,7 @@ import { EventStreamServer } from './event-stream.ts';
 import type { EventStreamInit } from './event-stream.ts';
 import { createApiMetrics } from './http-metrics.ts';
 import type { ApiMetrics } from './http-metrics.ts';
-import { DEFAULT_MAX_BODY_BYTES, readJsonBody, sendError, sendJson } from './http-json.ts';
+import { DEFAULT_MAX_BODY_BYTES, readJsonBody, readRawBody, sendError, sendJson } from './http-json.ts';
 import { StaticFiles } from './static-files.ts';
 import type { TokenStore } from './token-store.ts';
 import { API_PREFIX, createV1Router, ok } from './v1-routes.ts';
@@ -59,6 +60,8 @@ export interface ApiServerComponents {
   access?: AccessCommands | undefined;
   /** Published images and their replicas (image-catalog.ts); without it there are no image routes. */
   images?: ImageCatalog | undefined;
+  /** Publishing images (the leader's; image-publisher.ts): without it the image routes are read-only. */
+  imagePublisher?: ImagePublisher | undefined;
   registry: Registry;
   clock?: Clock;
   /** Wall-clock ms for API token records (default Date.now). */
@@ -118,7 +121,7 @@ export async function startApiServer(components: ApiServerComponents, init: ApiS
     tokens: components.tokens, access: components.access, wallClock: components.wallClock ?? Date.now,
     onApiTokenRevoked: (id) => stream.disconnectToken(id, 'API token revoked'),
   });
-  if (components.images !== undefined) addImageRoutes(router, components.images);
+  if (components.images !== undefined) addImageRoutes(router, components.images, components.imagePublisher);
   const ctx: HandlerContext = {
     logger,
     clock,
@@ -249,7 +252,8 @@ async function handleRequest(c: HandlerContext, req: IncomingMessage, res: Serve
           params: match.params,
           query: url.searchParams,
           principal,
-          body: () => readJsonBody(req, c.maxBodyBytes),
+          body: (maxBytes?: number) => readJsonBody(req, maxBytes ?? c.maxBodyBytes),
+          bytes: (maxBytes: number) => readRawBody(req, maxBytes),
         });
         if (!isRead) await c.committed();
         status = result.status;

@@ -108,6 +108,11 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   VNET_ERR_MIGRATION_HOST_DOWN: 409,
   VNET_ERR_MIGRATION_COMMITTED: 409,
   VNET_ERR_MIGRATION_FINISHED: 409,
+  VNET_ERR_IMAGE_MANIFEST: 400,
+  VNET_ERR_IMAGE_CHUNK_INTEGRITY: 400,
+  VNET_ERR_IMAGE_INCOMPLETE: 409,
+  VNET_ERR_IMAGE_SITE: 400,
+  VNET_ERR_IMAGE_PEER: 502,
 };
 
 /** A request for a path that no static file answers (the router checks `has` first: a bug if reached). */

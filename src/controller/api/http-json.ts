@@ -12,9 +12,32 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 /** Read and parse a JSON body of at most `maxBytes`; an empty body reads as undefined. */
 export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const type = req.headers['content-type'];
+  const body = await readBounded(req, maxBytes);
+  if (body.length === 0) return undefined;
+  if (type !== undefined && !/^application\/json\b/i.test(type)) {
+    throw new ApiInvalidRequestError(`request body must be application/json (got ${JSON.stringify(type.slice(0, 80))})`, 'content-type');
+  }
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch (err) {
+    throw new ApiInvalidRequestError(`request body is not valid JSON: ${(err as Error).message}`, undefined, { cause: err });
+  }
+}
+
+/** Read an `application/octet-stream` body of at most `maxBytes`. */
+export async function readRawBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
+  const type = req.headers['content-type'];
+  if (type === undefined || !/^application\/octet-stream\b/i.test(type)) {
+    throw new ApiInvalidRequestError(`request body must be application/octet-stream (got ${JSON.stringify((type ?? 'none').slice(0, 80))})`, 'content-type');
+  }
+  const body = await readBounded(req, maxBytes);
+  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+}
+
+async function readBounded(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) throw new ApiBodyTooLargeError(maxBytes);
-  const type = req.headers['content-type'];
   const chunks: Buffer[] = [];
   let length = 0;
   try {
@@ -29,15 +52,7 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     // The client went away (or broke the framing) before the body was whole: its fault, not ours.
     throw new ApiInvalidRequestError(`request body could not be read: ${(err as Error).message}`, undefined, { cause: err });
   }
-  if (length === 0) return undefined;
-  if (type !== undefined && !/^application\/json\b/i.test(type)) {
-    throw new ApiInvalidRequestError(`request body must be application/json (got ${JSON.stringify(type.slice(0, 80))})`, 'content-type');
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks, length).toString('utf8')) as unknown;
-  } catch (err) {
-    throw new ApiInvalidRequestError(`request body is not valid JSON: ${(err as Error).message}`, undefined, { cause: err });
-  }
+  return Buffer.concat(chunks, length);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

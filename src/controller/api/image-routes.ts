@@ -1,18 +1,41 @@
 import { z } from 'zod';
+import { isChunkDigest } from '../../images/chunk-digest.ts';
+import { MAX_CHUNK_SIZE } from '../../images/manifest.ts';
 import type { ImageCatalog } from '../image-catalog.ts';
+import type { ImagePublisher } from '../image-publisher.ts';
 import type { Router } from './router.ts';
+import { parseRequest, queryObject } from './schemas.ts';
 import { API_PREFIX, noQuery, ok, pathParam, type RouteHandler } from './v1-routes.ts';
 
 /**
- * Image routes of the operator API (docs/images.md), for any token:
- *   GET /api/v1/images       every image: versions, where each is replicated, progress
- *   GET /api/v1/images/:id   one image (404 when never published)
- * Added only where the controller has an image catalog (and then listed in the API's index).
+ * Image routes of the operator API (docs/images.md):
+ *   GET  /api/v1/images                       every image: versions, where each is replicated, progress (any token)
+ *   GET  /api/v1/images/:id                   one image (404 when never published)
+ *   PUT  /api/v1/images/:id/chunks/:digest    ?site=S — one chunk's bytes (application/octet-stream, at most
+ *                                             64 MiB) to the origin site's chunk server (operator)
+ *   POST /api/v1/images/:id/versions          {version, chunkSize, size, chunks, accessOrder?, site?} — the
+ *                                             version, written once every chunk is at the site (operator):
+ *                                             201, or 200 for the same manifest again; 409 for another
+ * Added only where the controller has an image catalog (and then listed in the API's index); the
+ * publishing routes only where it has a publisher (the leader).
  */
 
 const imageIdSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'an image id is 1-63 lower-case letters, digits, ".", "_" or "-"');
+const digestSchema = z.string().refine(isChunkDigest, 'a chunk digest is <xxh64>-<sha256> in hex');
+const siteSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a site id');
+const siteQuerySchema = z.strictObject({ site: siteSchema.optional() });
+/** A manifest of the most chunks the control channel carries is about 0.9 MB of JSON. */
+const MAX_VERSION_BODY_BYTES = 2 * 1024 * 1024;
+const versionBodySchema = z.strictObject({
+  version: z.number().int().min(1),
+  chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE),
+  size: z.number().int().min(0),
+  chunks: z.array(z.string()),
+  accessOrder: z.array(z.number().int().min(0)).default([]),
+  site: siteSchema.optional(),
+});
 
-export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog): void {
+export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog, publisher?: ImagePublisher): void {
   r.add('GET', `${API_PREFIX}/images`, (ctx) => {
     noQuery(ctx);
     return ok({ images: images.list() });
@@ -20,5 +43,22 @@ export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog): v
   r.add('GET', `${API_PREFIX}/images/:id`, (ctx) => {
     noQuery(ctx);
     return ok(images.get(pathParam(ctx, 'id', imageIdSchema)));
+  });
+  if (publisher === undefined) return;
+  r.add('PUT', `${API_PREFIX}/images/:id/chunks/:digest`, async (ctx) => {
+    pathParam(ctx, 'id', imageIdSchema);
+    const digest = pathParam(ctx, 'digest', digestSchema);
+    const site = parseRequest(siteQuerySchema, queryObject(ctx.query), 'query').site ?? publisher.defaultSite;
+    const bytes = await ctx.bytes(MAX_CHUNK_SIZE);
+    await publisher.storeChunk(site, digest, bytes);
+    return ok({ site, digest, bytes: bytes.length });
+  });
+  r.add('POST', `${API_PREFIX}/images/:id/versions`, async (ctx) => {
+    noQuery(ctx);
+    const imageId = pathParam(ctx, 'id', imageIdSchema);
+    const { site, ...rest } = parseRequest(versionBodySchema, await ctx.body(MAX_VERSION_BODY_BYTES), 'body');
+    const { manifest, created } = await publisher.publish({ imageId, ...rest }, site ?? publisher.defaultSite);
+    const version = images.get(imageId).versions.find((v) => v.version === manifest.version);
+    return { status: created ? 201 : 200, body: { imageId, ...version } };
   });
 }

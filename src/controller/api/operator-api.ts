@@ -10,6 +10,7 @@ import { readTokenFile, writeTokenFile } from './token-file.ts';
 import { ensureInitialApiToken, verifyApiToken } from './token-store.ts';
 import type { TokenStore } from './token-store.ts';
 import type { ReplicaStatusView } from '../replica-status.ts';
+import type { ImagePublisher } from '../image-publisher.ts';
 import type { ImageCatalog } from '../image-catalog.ts';
 
 /**
@@ -27,6 +28,7 @@ export interface OperatorApiComponents {
   tokens: TokenStore;
   access?: AccessCommands | undefined;
   images?: ImageCatalog | undefined;
+  imagePublisher?: ImagePublisher | undefined;
   registry: Registry;
   clock?: Clock;
   /** Wall-clock ms for the token record (default Date.now). */
@@ -61,7 +63,7 @@ export async function startOperatorApi(components: OperatorApiComponents, init: 
   const { tokenFile: _tokenFile, ...serverInit } = init;
   const server = await startApiServer(
     {
-      logger: components.logger, model: components.model, tokens: components.tokens, access: components.access, images: components.images, registry: components.registry,
+      logger: components.logger, model: components.model, tokens: components.tokens, access: components.access, images: components.images, imagePublisher: components.imagePublisher, registry: components.registry,
       ...(components.clock !== undefined ? { clock: components.clock } : {}),
       ...(components.wallClock !== undefined ? { wallClock: components.wallClock } : {}),
       ...(components.committed !== undefined ? { committed: components.committed } : {}),

@@ -28,8 +28,10 @@ export interface RequestContext {
   params: Record<string, string>;
   query: URLSearchParams;
   principal: Principal;
-  /** Reads and parses the JSON body (bounded). */
-  body(): Promise<unknown>;
+  /** Reads and parses the JSON body (bounded: the server's limit, or `maxBytes`). */
+  body(maxBytes?: number): Promise<unknown>;
+  /** Reads a raw `application/octet-stream` body of at most `maxBytes`. */
+  bytes(maxBytes: number): Promise<Uint8Array>;
 }
 
 export interface RouteResult {

@@ -1,0 +1,92 @@
+/**
+ * Publishing an image version through the controller (docs/images.md,
+ * "Publish"; the API: `PUT /api/v1/images/{id}/chunks/{digest}`,
+ * `POST /api/v1/images/{id}/versions`, operator scope).
+ *
+ *   chunk     the operator's bytes, checked against their digest here, are
+ *             written to the origin site's chunk server over the chunk
+ *             protocol (PUT), in mutual TLS with the controller's own
+ *             certificate — the one identity a chunk server lets write; the
+ *             server verifies them again before it stores them
+ *   version   the manifest is validated; the origin is asked (HAS) for every
+ *             distinct chunk; only when it holds them all is the manifest
+ *             written (ImageCatalog.publish: durable before it answers), and
+ *             the sites' servers are then asked to hold it
+ *
+ * So, as with `publishImage` in one process, no reader ever sees a version
+ * whose chunks cannot be fetched from its origin. The same manifest again is
+ * a no-op; another under the same (image, version) a ConflictError (409).
+ */
+import type { TlsCredentials } from '../pki/certs.ts';
+import { createChunkHasher } from '../images/chunk-digest.ts';
+import { ChunkIntegrityError, ManifestError } from '../images/errors.ts';
+import { validateManifest, type ImageManifest } from '../images/manifest.ts';
+import { RemoteChunkSource } from '../images/remote-chunk-source.ts';
+import { MAX_HOLD_CHUNKS } from '../control/image-control.ts';
+import { ConflictError, ImageIncompleteError } from './errors.ts';
+import type { ImageCatalog } from './image-catalog.ts';
+import type { ImageDistribution } from './image-distribution.ts';
+
+export interface ImagePublisherComponents {
+  catalog: ImageCatalog;
+  distribution: ImageDistribution;
+  /** The controller's certificate (the chunk servers' writer) and the deployment CA. */
+  credentials: TlsCredentials;
+}
+
+export class ImagePublisher {
+  readonly #c: ImagePublisherComponents;
+  /** The site an upload names none (the hub's). */
+  readonly defaultSite: string;
+  readonly #sources = new Map<string, RemoteChunkSource>();
+
+  constructor(c: ImagePublisherComponents, init: { defaultSite: string }) {
+    this.#c = c;
+    this.defaultSite = init.defaultSite;
+  }
+
+  /** Stores one chunk at the site's chunk server (after checking the bytes are the digest's). */
+  async storeChunk(site: string, digest: string, bytes: Uint8Array): Promise<void> {
+    const got = (await createChunkHasher()).digest(bytes);
+    if (got !== digest) throw new ChunkIntegrityError(digest, 'upload', got);
+    await this.#source(site).write(digest, bytes);
+  }
+
+  /** Writes a version once its origin holds every chunk; `created` is false for a repeat of the same manifest. */
+  async publish(raw: unknown, site: string): Promise<{ manifest: ImageManifest; created: boolean }> {
+    const manifest = validateManifest(raw);
+    if (manifest.chunks.length > MAX_HOLD_CHUNKS) throw new ManifestError('chunks', `${manifest.chunks.length} chunks: at most ${MAX_HOLD_CHUNKS} (the control channel carries a version in one message); use bigger chunks`);
+    const existing = this.#c.catalog.manifest(manifest.imageId, manifest.version);
+    if (existing !== undefined) {
+      if (JSON.stringify(existing) !== JSON.stringify(manifest)) throw new ConflictError(`image ${manifest.imageId} version ${manifest.version} is already published with other content`);
+      return { manifest, created: false };
+    }
+    const origin = this.#source(site);
+    const distinct = [...new Set(manifest.chunks)];
+    const missing: string[] = [];
+    for (const d of distinct) if (!(await origin.has(d))) missing.push(d);
+    if (missing.length > 0) {
+      throw new ImageIncompleteError(`${missing.length} of ${distinct.length} chunks of image ${manifest.imageId} version ${manifest.version} are not at site ${site} (first: ${missing[0]}): upload every chunk first`);
+    }
+    await this.#c.catalog.publish(manifest, site);
+    return { manifest, created: true };
+  }
+
+  close(): void {
+    for (const s of this.#sources.values()) s.close();
+    this.#sources.clear();
+  }
+
+  /** One connection per site's server, reused (and replaced when the server moved). */
+  #source(site: string): RemoteChunkSource {
+    const { peer, address } = this.#c.distribution.serverOf(site);
+    const key = `${site}\0${peer}\0${address.host}\0${address.port}`;
+    let s = this.#sources.get(key);
+    if (s === undefined) {
+      for (const [k, old] of this.#sources) if (k.startsWith(`${site}\0`)) { old.close(); this.#sources.delete(k); }
+      s = new RemoteChunkSource({ ...this.#c.credentials, site, peer, address });
+      this.#sources.set(key, s);
+    }
+    return s;
+  }
+}
