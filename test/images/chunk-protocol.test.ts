@@ -64,3 +64,30 @@ test('random bytes never throw out of either decoder', () => {
     new ResponseDecoder({ maxChunkBytes: 4096 }).push(bytes);
   }
 });
+
+test('a PUT decodes with its body at every split; over the limit, without a length, or on a read-only decoder it is refused', () => {
+  const body = new Uint8Array(700).map((_, i) => (i * 3) & 0xff);
+  const wire = Buffer.concat([encodeRequest({ op: 'PUT', digest: D, bytes: body }), encodeRequest({ op: 'HAS', digest: D })]);
+  const expected = [{ op: 'PUT', digest: D, bytes: body }, { op: 'HAS', digest: D }];
+  for (let cut = 0; cut <= wire.length; cut += 7) {
+    const d = new RequestDecoder({ maxPutBytes: 1024 });
+    assert.deepEqual([...d.push(wire.subarray(0, cut)), ...d.push(wire.subarray(cut))], expected, `cut at ${cut}`);
+  }
+  const byteByByte = new RequestDecoder({ maxPutBytes: 1024 });
+  assert.deepEqual([...wire].flatMap((b) => byteByByte.push(Uint8Array.of(b))), expected);
+  for (const [decoder, line] of [
+    [new RequestDecoder({ maxPutBytes: 100 }), `PUT ${D} 101\n`],
+    [new RequestDecoder(), `PUT ${D} 1\n`],
+    [new RequestDecoder({ maxPutBytes: 100 }), `PUT ${D}\n`],
+    [new RequestDecoder({ maxPutBytes: 100 }), `GET ${D} 5\n`],
+  ] as const) {
+    const out = decoder.push(Buffer.from(line));
+    assert.equal(out.length, 1, line);
+    assert.ok(out[0] instanceof ChunkProtocolError && out[0].code === 'VNET_ERR_IMAGE_PROTOCOL_REQUEST', line);
+  }
+});
+
+test('the PUT answers decode', () => {
+  const wire = Buffer.concat([ChunkStatus.Stored, ChunkStatus.Forbidden, ChunkStatus.Mismatch].map((status) => encodeResponse({ status })));
+  assert.deepEqual(new ResponseDecoder({ maxChunkBytes: 10 }).push(wire), [{ status: ChunkStatus.Stored }, { status: ChunkStatus.Forbidden }, { status: ChunkStatus.Mismatch }]);
+});

@@ -112,3 +112,26 @@ test('a replica that cannot be reached is passed over for the next nearest', asy
   const got = await new ChunkFetcher({ local: west.store, replicas: sources, latencyMs }).fetch(d);
   assert.equal(got.record.from, 'east');
 });
+
+test('a writer\'s certificate may PUT verified chunks; bytes that do not match are refused and nothing is stored', async (t) => {
+  const root = tempRoot(t);
+  const store = await ChunkStore.open({ site: 'east', dir: join(root, 'east') });
+  const server = await ChunkServer.listen({ logger: silentLogger() }, store, { ...pki.host('east-host'), ca: pki.ca, host: '127.0.0.1', port: 0, writers: ['publisher-host'] });
+  t.after(() => server.close());
+  const s: Site = { store, server };
+  const writer = remote(s, 'publisher');
+  t.after(() => writer.close());
+  const bytes = new Uint8Array(2000).map((_, i) => i & 0xff);
+  const digest = store.hasher.digest(bytes);
+  await writer.write(digest, bytes);
+  assert.deepEqual(await store.get(digest), bytes);
+  await writer.write(digest, bytes); // already held: stored again is a no-op
+  const other = store.hasher.digest(new Uint8Array([1]));
+  await assert.rejects(writer.write(other, bytes), { code: 'VNET_ERR_IMAGE_CHUNK_INTEGRITY' });
+  assert.equal(await store.has(other), false);
+  // Another host of the deployment is not a writer: refused, the connection cut.
+  const reader = remote(s, 'west');
+  t.after(() => reader.close());
+  await assert.rejects(reader.write(other, new Uint8Array([1])), { code: 'VNET_ERR_IMAGE_PEER', message: /may not write/ });
+  assert.equal(await store.has(other), false);
+});
