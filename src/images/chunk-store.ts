@@ -116,6 +116,18 @@ export class ChunkStore implements ChunkSource {
     return bytes;
   }
 
+  /** Whether the chunk is held and intact (read and verified; a corrupted copy is removed, so it is fetched or sent again). */
+  async holdsIntact(digest: string): Promise<boolean> {
+    if (!(await this.has(digest))) return false;
+    try {
+      await this.get(digest);
+      return true;
+    } catch (e) {
+      if (e instanceof ChunkIntegrityError || e instanceof ChunkUnavailableError) return false;
+      throw e;
+    }
+  }
+
   /** Every digest stored here. */
   async list(): Promise<string[]> {
     const out: string[] = [];

@@ -35,11 +35,13 @@ import type { DiskReplication } from '../engine/disk-sync.ts';
 import { createContentKeyer } from '../engine/content-key.ts';
 import { MigrationSender } from '../engine/sender.ts';
 import { MigrationReceiver } from '../engine/receiver.ts';
-import { encodeRecord, RecordDecoder, type AckRecord } from '../engine/stream-codec.ts';
+import { encodeRecord, RecordDecoder, type AckRecord, type ChunkHeldRecord, type MigrationRecord } from '../engine/stream-codec.ts';
+import type { SenderDiskImage } from '../engine/sender-disk.ts';
+import { answerChunkQuery, chunkQuery, heldFromAnswer, withLocalBlocks, type DiskImageSource, type LocalChunks } from './disk-image-exchange.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
 import type { MigrationResult } from '../engine/migration-result.ts';
 import type { ProgressEvent } from '../engine/progress.ts';
-import { MigrationAbortedError, type MigrationAbortReason } from '../errors.ts';
+import { MigrationAbortedError, MigrationProtocolError, type MigrationAbortReason } from '../errors.ts';
 import { createEmptyGuest } from '../guests/memory-guest.ts';
 import { canWrite, guardChannel } from './socket-channel.ts';
 
@@ -63,6 +65,8 @@ export interface SocketSendOptions {
   readonly onProgress?: (e: ProgressEvent) => void;
   readonly progressEveryMs?: number;
   readonly logger?: Logger;
+  /** The disk is a base image plus the VM's writes: ask the destination which chunks it holds, send only the rest (disk-image-exchange.ts). */
+  readonly diskImage?: DiskImageSource;
 }
 
 function waitTimer(clock: Clock, ms: number): Promise<void> {
@@ -91,13 +95,10 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   const keyer = await createContentKeyer();
   const clock = opts.clock;
   const start = clock.now();
-  const sender = new MigrationSender({
-    guest: opts.guest, rule: opts.rule, keyer, now: start, disk: opts.disk ?? true, keep: opts.keep ?? false,
-    ...(opts.diskReplication !== undefined ? { diskReplication: opts.diskReplication } : {}),
-    ...(opts.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: opts.diskAckTimeoutMs } : {}),
-    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
-  });
+  let sender: MigrationSender | undefined;
   const fail = new Failure();
+  let held: ChunkHeldRecord | undefined;
+  let onHeld: (() => void) | undefined;
   let ack: AckRecord | undefined;
   let ackAt = 0;
   let onAck: (() => void) | undefined;
@@ -108,7 +109,8 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     const onData = (chunk: Buffer): void => {
       const r = dec.push(chunk);
       for (const rec of r.records) {
-        if (rec.t === 'disk-ack') sender.onDiskAck(rec.seq, clock.now());
+        if (rec.t === 'disk-ack') sender?.onDiskAck(rec.seq, clock.now());
+        else if (rec.t === 'chunk-held' && held === undefined) { held = rec; onHeld?.(); }
         else if (rec.t === 'ack' && ack === undefined) { ack = rec; ackAt = clock.now(); onAck?.(); }
       }
       if (r.error !== undefined) fail.set('protocol', `bad bytes from the destination: ${r.error.message}`, r.error);
@@ -131,6 +133,22 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   const rate = opts.paceBps !== undefined ? opts.paceBps / 8 / 1000 : undefined; // bytes per ms
   let sent = 0;
   let nextProgress = start;
+  let diskImage: SenderDiskImage | undefined;
+  const withDisk = (opts.disk ?? true) && opts.guest.disk !== undefined;
+  if (opts.diskImage !== undefined && withDisk && fail.error === undefined) {
+    // Which chunks does the destination hold? Asked before the hello, answered before anything else is sent.
+    const query = chunkQuery(opts.diskImage);
+    opts.channels[0]!.write(encodeRecord(query));
+    if (held === undefined) await Promise.race([new Promise<void>((r) => { onHeld = r; }), fail.wait()]);
+    if (held !== undefined) diskImage = { ...opts.diskImage, held: heldFromAnswer(query, held) };
+  }
+  sender = new MigrationSender({
+    guest: opts.guest, rule: opts.rule, keyer, now: clock.now(), disk: opts.disk ?? true, keep: opts.keep ?? false,
+    ...(opts.diskReplication !== undefined ? { diskReplication: opts.diskReplication } : {}),
+    ...(opts.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: opts.diskAckTimeoutMs } : {}),
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    ...(diskImage !== undefined ? { diskImage } : {}),
+  });
   try {
     while (!sender.finished && fail.error === undefined) {
       const now = clock.now();
@@ -215,6 +233,8 @@ export interface SocketReceiveOptions {
   readonly signal?: AbortSignal;
   readonly timeoutMs?: number;
   readonly logger?: Logger;
+  /** This site's image chunk store: chunk-queries are answered from it and chunk records filled from it (disk-image-exchange.ts). */
+  readonly chunks?: LocalChunks;
 }
 
 export interface ReceiveResult {
@@ -247,6 +267,7 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       if (first !== undefined && canWrite(first)) first.write(encodeRecord(a), () => finish());
       else finish();
     };
+    let pipeline: Promise<void> = Promise.resolve();
     const breakOff = (err: VnetError): void => {
       if (settled || receiver.state === 'done') return;
       receiver.fail(err);
@@ -255,19 +276,41 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
     for (const ch of opts.channels) {
       guardChannel(ch);
       const dec = new RecordDecoder();
-      const onData = (chunk: Buffer): void => {
-        if (settled) return;
-        const r = dec.push(chunk);
-        for (const rec of r.records) {
-          const a = receiver.accept(rec, clock.now());
+      const handle = async (records: readonly MigrationRecord[], error: VnetError | undefined): Promise<void> => {
+        for (const rec of records) {
+          if (settled) return;
+          let r = rec;
+          if (opts.chunks !== undefined && rec.t === 'chunk-query') {
+            const answer = await answerChunkQuery(opts.chunks, rec);
+            if (first !== undefined && canWrite(first)) first.write(encodeRecord(answer));
+            continue;
+          }
+          if (opts.chunks !== undefined && rec.t === 'chunk') {
+            try {
+              r = await withLocalBlocks(opts.chunks, rec);
+            } catch (err) {
+              const e = err instanceof VnetError ? err : new MigrationProtocolError(`chunk ${rec.digest}: ${String(err)}`);
+              receiver.fail(e);
+              reply({ t: 'ack', ok: false, code: e.code });
+              return;
+            }
+            if (settled) return;
+          }
+          const a = receiver.accept(r, clock.now());
           if (a !== undefined) { reply(a); return; }
         }
         const da = receiver.takeDiskAck();
         if (da !== undefined && first !== undefined && canWrite(first)) first.write(encodeRecord(da));
-        if (r.error !== undefined) {
-          receiver.fail(r.error);
-          reply({ t: 'ack', ok: false, code: r.error.code });
+        if (error !== undefined) {
+          receiver.fail(error);
+          reply({ t: 'ack', ok: false, code: error.code });
         }
+      };
+      const onData = (chunk: Buffer): void => {
+        if (settled) return;
+        const r = dec.push(chunk);
+        // In arrival order, one batch after the other: a chunk record waits for its read from the local store.
+        pipeline = pipeline.then(() => handle(r.records, r.error)).catch((err: unknown) => breakOff(err instanceof VnetError ? err : new MigrationProtocolError(String(err))));
       };
       const onError = (err: Error): void => breakOff(new MigrationAbortedError('link', `channel error: ${err.message}`, { cause: err }));
       const onClose = (): void => breakOff(new MigrationAbortedError('peer', 'the source closed the channel before the end'));

@@ -153,6 +153,16 @@ export class DiskSync implements DiskWriteGate {
     return this.nextCopyBlock(now);
   }
 
+  /** Whether the bulk copy (block by block, in order) is still running; `skipBulk` applies only then. */
+  get inBulk(): boolean {
+    return this.#bulk && !this.#sync;
+  }
+
+  /** Bulk copy: the next `n` blocks are covered otherwise (a chunk record): the copy moves past them. */
+  skipBulk(n: number): void {
+    if (this.inBulk) this.#cursor = Math.min(this.disk.blockCount, this.#cursor + n);
+  }
+
   /** The gate (called by the guest's disk): admit a write of `block` at `now`, or refuse it (queue full). */
   admit(block: number, now: number): boolean {
     if (!this.#gated) return true;

@@ -42,6 +42,8 @@ export interface SenderStats {
   readonly syncDiskWrites: number;
   /** Replication figures: writes, acks, refusals, latency; undefined without a disk. */
   readonly diskSync: DiskSyncStats | undefined;
+  /** Disk blocks the destination filled from its own image chunk store (chunk records), and the chunk records sent. */
+  readonly diskImage?: { readonly chunks: number; readonly blocks: number };
   readonly startedAt: number;
   readonly memoryStartedAt: number | undefined;
   readonly pausedAt: number | undefined;

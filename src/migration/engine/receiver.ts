@@ -18,7 +18,7 @@ import { bytesDigest, KeyTable, type ContentKeyer } from './content-key.ts';
 import { PageCache } from './page-cache.ts';
 import { ZERO_SYNTH, isZeroContent, synthDiffChunks } from './content-model.ts';
 import { applyByteDelta } from './delta.ts';
-import type { AckRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
+import type { AckRecord, ChunkRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
 import { CacheDesyncError, MigrationAbortedError, MigrationProtocolError, MigrationVerifyError } from '../errors.ts';
 import { VnetError } from '../../common/errors.ts';
 
@@ -67,6 +67,8 @@ export class MigrationReceiver {
   #syncDisk = false;
   #diskAckDue = 0;
   recordsApplied = 0;
+  /** Disk blocks filled from the destination's own chunk store (chunk records). */
+  chunkBlocks = 0;
   /** Disk-acks handed out by `takeDiskAck`. */
   diskAcks = 0;
 
@@ -103,7 +105,9 @@ export class MigrationReceiver {
     if (this.#state === 'done' || this.#state === 'failed') return undefined;
     try {
       if (rec.t === 'hello') return this.#onHello(rec);
-      if (rec.t === 'ack' || rec.t === 'disk-ack') return this.#fail(new MigrationProtocolError(`${rec.t} record sent to a receiver`));
+      if (rec.t === 'ack' || rec.t === 'disk-ack' || rec.t === 'chunk-held') return this.#fail(new MigrationProtocolError(`${rec.t} record sent to a receiver`));
+      // The driver answers a chunk-query (it reads the local chunk store); one that reaches here has no store behind it.
+      if (rec.t === 'chunk-query') return this.#fail(new MigrationProtocolError('chunk-query to a receiver without an image chunk store'));
       // An abort takes effect at once, whatever its sequence number.
       if (rec.t === 'abort') return this.#fail(new MigrationAbortedError('peer', `sender aborted: ${rec.reason}`));
       if (this.#held.size >= this.#maxReorder) return this.#fail(new MigrationProtocolError(`more than ${this.#maxReorder} records out of order`));
@@ -185,6 +189,12 @@ export class MigrationReceiver {
         if (this.#syncDisk && rec.space === 'disk') this.#diskAckDue = rec.seq;
         return undefined;
       }
+      case 'chunk': {
+        const err = this.#applyChunk(guest, rec);
+        if (err !== undefined) return this.#fail(err);
+        if (this.#syncDisk) this.#diskAckDue = rec.seq;
+        return undefined;
+      }
       case 'sync':
         if (this.#hello?.blockCount === 0) return this.#fail(new MigrationProtocolError('sync record in a stream without a disk'));
         this.#syncDisk = true;
@@ -219,6 +229,29 @@ export class MigrationReceiver {
 
   #read(guest: Guest, disk: boolean, i: number): PageContent {
     return disk ? (guest.disk?.readBlock(i) ?? this.#zero()) : guest.memory.readPage(i);
+  }
+
+  /**
+   * A span filled from the destination's own chunk store (the driver read and
+   * verified the chunk, `rec.blocks`). The content cache is not touched: the
+   * sender's encoder never saw these blocks either, so both stay in lock-step.
+   */
+  #applyChunk(guest: Guest, rec: ChunkRecord): VnetError | undefined {
+    if (this.#hello?.images !== true) return new MigrationProtocolError('chunk record in a stream that did not announce images');
+    const disk = guest.disk;
+    if (disk === undefined || rec.first + rec.count > disk.blockCount) return new MigrationProtocolError(`chunk record for blocks ${rec.first}..${rec.first + rec.count - 1}, outside the disk`);
+    const blocks = rec.blocks;
+    if (blocks === undefined || blocks.length !== rec.count) return new MigrationProtocolError(`chunk ${rec.digest}: its blocks were not read from a local chunk store`);
+    const k = this.#key;
+    for (let i = 0; i < rec.count; i++) {
+      const content = blocks[i]!;
+      if (isSynthContent(content) !== (this.#init.representation === 'synthetic')) return new MigrationProtocolError('chunk blocks in the wrong representation');
+      disk.writeBlock(rec.first + i, content);
+      this.#init.keyer.key(content, k);
+      this.#diskKeys!.set(rec.first + i, k[0] ?? 0, k[1] ?? 0);
+    }
+    this.chunkBlocks += rec.count;
+    return undefined;
   }
 
   #applyPage(guest: Guest, rec: PageRecord): VnetError | undefined {

@@ -25,6 +25,24 @@ export interface SenderDiskInit {
   /** Share of the memory phase's bytes replicated writes may take ahead of memory (clamped to [0.05, 1]). */
   readonly share: number;
   readonly logger?: Logger;
+  /** The disk is an image the destination's chunk store may already hold (disk-image.ts). */
+  readonly image?: SenderDiskImage;
+}
+
+/**
+ * A disk that is a base image plus the VM's own writes, as the sender sees
+ * it: the image's chunks, which of them the destination holds intact (its
+ * answer to the chunk-query), and whether a span still holds a chunk's bytes.
+ */
+export interface SenderDiskImage {
+  /** Blocks per image chunk (chunk size / BLOCK_SIZE); chunk i covers blocks from i × chunkBlocks. */
+  readonly chunkBlocks: number;
+  /** The base image's chunk digests, in image order. */
+  readonly chunks: readonly string[];
+  /** Digests the destination holds intact. */
+  readonly held: ReadonlySet<string>;
+  /** Whether blocks [first, first + count) hold exactly the chunk `digest`'s bytes now. */
+  matches(first: number, count: number, digest: string): boolean;
 }
 
 export class SenderDisk {
@@ -33,11 +51,15 @@ export class SenderDisk {
   readonly #guest: Guest;
   readonly #ledger: SendLedger;
   readonly #share: number;
+  readonly #image: SenderDiskImage | undefined;
+  /** Chunk records sent, and the blocks they covered. */
+  readonly imageStats = { chunks: 0, blocks: 0 };
 
   constructor(init: SenderDiskInit & { readonly disk: NonNullable<Guest['disk']> }, ledger: SendLedger) {
     this.#guest = init.guest;
     this.#ledger = ledger;
     this.#share = Math.min(1, Math.max(0.05, init.share));
+    this.#image = init.image !== undefined && init.image.chunkBlocks > 0 && init.image.held.size > 0 ? init.image : undefined;
     const d = init.disk;
     this.encoder = new ContentEncoder({ space: 'disk', count: d.blockCount, representation: d.representation, keyer: init.keyer, encoding: init.encoding, cacheCapacity: Math.min(init.cacheCapacity, d.blockCount) });
     this.sync = new DiskSync(d, {
@@ -55,7 +77,27 @@ export class SenderDisk {
       if (this.sync.replication === 'synchronous') this.#ledger.emit(out, { t: 'sync', seq: this.#ledger.seq++ }, 0, 'control');
       return false;
     }
-    this.#sendBlock(out, b, now);
+    if (!this.#sendChunk(out, b)) this.#sendBlock(out, b, now);
+    return true;
+  }
+
+  /**
+   * Bulk copy, at the first block of an image chunk the destination holds
+   * and the VM has not changed: one chunk record instead of its blocks (the
+   * destination fills them from its store). A block written after this is
+   * in the write log and goes out in the next round, as any other.
+   */
+  #sendChunk(out: OutRecord[], b: number): boolean {
+    const img = this.#image;
+    if (img === undefined || !this.sync.inBulk || b % img.chunkBlocks !== 0) return false;
+    const digest = img.chunks[b / img.chunkBlocks];
+    if (digest === undefined || !img.held.has(digest)) return false;
+    const count = Math.min(img.chunkBlocks, this.sync.disk.blockCount - b);
+    if (!img.matches(b, count, digest)) return false;
+    this.#ledger.emit(out, { t: 'chunk', seq: this.#ledger.seq++, first: b, count, digest }, 0, 'disk');
+    this.sync.skipBulk(count - 1);
+    this.imageStats.chunks++;
+    this.imageStats.blocks += count;
     return true;
   }
 

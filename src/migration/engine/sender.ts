@@ -37,7 +37,7 @@ import type { DiskReplication } from './disk-sync.ts';
 import type { SenderStats } from './migration-result.ts';
 import { MigrationAbortedError } from '../errors.ts';
 import { SendLedger, type OutRecord } from './send-ledger.ts';
-import { SenderDisk } from './sender-disk.ts';
+import { SenderDisk, type SenderDiskImage } from './sender-disk.ts';
 import { PrecopyPhase, TimeBoundPhase, type MemoryPhase, type MemoryPhaseHost } from './sender-memory.ts';
 
 export type { OutRecord } from './send-ledger.ts';
@@ -70,6 +70,8 @@ export interface SenderInit {
   /** Destination keeps the image paused (checkpoint) and the source resumes after. */
   readonly keep?: boolean;
   readonly cacheCapacity?: number;
+  /** The disk is an image the destination may hold chunks of: those spans go as chunk records (stream v3). */
+  readonly diskImage?: SenderDiskImage;
 }
 
 type Phase = 'hello' | 'disk' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
@@ -84,6 +86,8 @@ export class MigrationSender {
   readonly #mem: ContentEncoder;
   readonly #disk: SenderDisk | undefined;
   readonly #keep: boolean;
+  /** The stream carries chunk records (version 3). */
+  readonly #imageStream: boolean;
   readonly #ledger = new SendLedger();
   #phase: Phase = 'hello';
   #now: number;
@@ -108,6 +112,7 @@ export class MigrationSender {
     this.#keyer = init.keyer;
     this.#log = init.logger;
     this.#keep = init.keep ?? false;
+    this.#imageStream = (init.disk ?? true) && init.guest.disk !== undefined && init.diskImage !== undefined && init.diskImage.held.size > 0;
     this.#now = init.now;
     this.#startedAt = init.now;
     this.#ackTimeout = init.diskAckTimeoutMs ?? 30_000;
@@ -121,6 +126,7 @@ export class MigrationSender {
         ...(init.diskMaxRounds !== undefined ? { maxRounds: init.diskMaxRounds } : {}),
         ...(init.diskReplication !== undefined ? { replication: init.diskReplication } : {}),
         ...(init.logger !== undefined ? { logger: init.logger } : {}),
+        ...(init.diskImage !== undefined ? { image: init.diskImage } : {}),
       }, this.#ledger);
     }
   }
@@ -226,6 +232,7 @@ export class MigrationSender {
       redirtiedSkips: this.#memory?.redirtiedSkips ?? 0,
       syncDiskWrites: this.#disk?.sync.stats().writes ?? 0,
       diskSync: this.#disk?.sync.stats(),
+      ...(this.#disk !== undefined && this.#imageStream ? { diskImage: { ...this.#disk.imageStats } } : {}),
       startedAt: this.#startedAt,
       memoryStartedAt: this.#memStart,
       pausedAt: this.#pausedAt,
@@ -299,7 +306,7 @@ export class MigrationSender {
 
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
-    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized' }, 0, 'control');
+    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized', ...(this.#imageStream ? { images: true } : {}) }, 0, 'control');
     if (this.#disk !== undefined) {
       this.#disk.sync.start();
       this.#phase = 'disk';

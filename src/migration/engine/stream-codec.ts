@@ -1,6 +1,9 @@
 /**
- * The migration stream, version 2 (docs/migration-protocol.md); version 1
- * streams (no synchronous disk replication records) are still accepted.
+ * The migration stream, version 3 (docs/migration-protocol.md); version 1
+ * streams (no synchronous disk replication records) and version 2 (no image
+ * chunk records) are still accepted. A sender writes version 3 only into a
+ * stream that uses image chunks (the hello's `images` flag), so a plain
+ * migration still reaches a version 2 receiver.
  *
  *   record  := length u32be (of kind..end) | kind u8 | body
  *   kind    low 7 bits the record type, high bit set = a disk block (else a memory page)
@@ -18,7 +21,14 @@ import { DELTA_MAP_BYTES, mapChunkCount } from './delta.ts';
 import { MigrationDecodeError, MigrationVersionError, RecordFlagsError, RecordKindError, RecordLengthError, RecordSizeError, StreamMagicError } from '../errors.ts';
 
 export const STREAM_MAGIC = 0x564e4d47; // 'VNMG'
-export const STREAM_VERSION = 2;
+export const STREAM_VERSION = 3;
+/** The version a stream without image chunk records announces. */
+export const PLAIN_STREAM_VERSION = 2;
+/** An image chunk digest on the wire: `<xxh64>-<sha256>` in hex (src/images/chunk-digest.ts). */
+export const CHUNK_DIGEST_BYTES = 81;
+/** Most digests one chunk-query may ask about (its record stays under MAX_RECORD). */
+export const MAX_CHUNK_QUERY = 10_000;
+const DIGEST_RE = /^[0-9a-f]{16}-[0-9a-f]{64}$/;
 /** Oldest version a receiver accepts (version 1 lacks only the sync and disk-ack records). */
 export const MIN_STREAM_VERSION = 1;
 export const MAX_DEVICE_STATE = 1 << 20;
@@ -37,8 +47,11 @@ export const enum Kind {
   Done = 0x22,
   Abort = 0x23,
   Sync = 0x24,
+  Chunk = 0x25,
+  ChunkQuery = 0x26,
   Ack = 0x30,
   DiskAck = 0x31,
+  ChunkHeld = 0x32,
 }
 const DISK_BIT = 0x80;
 
@@ -54,6 +67,8 @@ export interface HelloRecord {
   readonly keep: boolean;
   /** The stream may carry zero, ref and delta records (else full pages only): the receiver keeps its cache. */
   readonly optimized: boolean;
+  /** (v3) The stream may carry chunk records: disk spans the destination fills from its own image chunk store. */
+  readonly images?: boolean;
 }
 export interface IterationRecord { readonly t: 'iter'; readonly seq: number; readonly iteration: number; readonly phase: number }
 export interface FullRecord { readonly t: 'full'; readonly seq: number; readonly space: Space; readonly index: number; readonly content: PageContent }
@@ -82,9 +97,28 @@ export interface AckRecord { readonly t: 'ack'; readonly ok: boolean; readonly c
 export interface SyncRecord { readonly t: 'sync'; readonly seq: number }
 /** Receiver to sender (v2): every disk record with sequence number up to `seq` is applied (cumulative). */
 export interface DiskAckRecord { readonly t: 'disk-ack'; readonly seq: number }
+/**
+ * (v3) Disk blocks [first, first + count) hold image chunk `digest`: the
+ * destination fills them from its own chunk store (verified), nothing of
+ * them crosses the link. `blocks` is what the receiving driver read there
+ * (never on the wire).
+ */
+export interface ChunkRecord {
+  readonly t: 'chunk';
+  readonly seq: number;
+  readonly first: number;
+  readonly count: number;
+  readonly digest: string;
+  readonly blocks?: readonly PageContent[];
+}
+/** (v3) Sender to receiver, before the hello: which of these image chunks does the destination hold intact? */
+export interface ChunkQueryRecord { readonly t: 'chunk-query'; readonly digests: readonly string[] }
+/** (v3) Receiver to sender: the answer, one bit per digest asked (bit i of byte i>>3, low bit first). */
+export interface ChunkHeldRecord { readonly t: 'chunk-held'; readonly held: Uint8Array }
 
 export type PageRecord = FullRecord | ZeroRecord | RefRecord | DeltaRecord;
-export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | AckRecord | DiskAckRecord;
+export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | AckRecord | DiskAckRecord
+  | ChunkRecord | ChunkQueryRecord | ChunkHeldRecord;
 
 const HEAD = 5; // length + kind
 const SEQ_INDEX = 8;
@@ -105,6 +139,9 @@ export function recordSize(r: MigrationRecord): number {
     case 'sync': return HEAD + 4;
     case 'ack': return HEAD + 1 + 1 + Buffer.byteLength(r.code);
     case 'disk-ack': return HEAD + 4;
+    case 'chunk': return HEAD + 4 + 4 + 4 + CHUNK_DIGEST_BYTES;
+    case 'chunk-query': return HEAD + 4 + CHUNK_DIGEST_BYTES * r.digests.length;
+    case 'chunk-held': return HEAD + 4 + r.held.length;
   }
 }
 
@@ -134,8 +171,8 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
     case 'hello': {
       b[4] = Kind.Hello;
       b.writeUInt32BE(STREAM_MAGIC, o); o += 4;
-      b.writeUInt16BE(STREAM_VERSION, o); o += 2;
-      b[o++] = (r.keep ? 1 : 0) | (r.optimized ? 2 : 0);
+      b.writeUInt16BE(r.images === true ? STREAM_VERSION : PLAIN_STREAM_VERSION, o); o += 2;
+      b[o++] = (r.keep ? 1 : 0) | (r.optimized ? 2 : 0) | (r.images === true ? 4 : 0);
       b.writeUInt32BE(r.pageCount, o); o += 4;
       b.writeUInt32BE(r.blockCount, o); o += 4;
       const n = Buffer.from(r.name);
@@ -190,6 +227,16 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
     }
     case 'disk-ack':
       b[4] = Kind.DiskAck; b.writeUInt32BE(r.seq, 5); return b;
+    case 'chunk':
+      b[4] = Kind.Chunk; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.first, 9); b.writeUInt32BE(r.count, 13);
+      b.write(r.digest.padEnd(CHUNK_DIGEST_BYTES, '0').slice(0, CHUNK_DIGEST_BYTES), 17, 'latin1');
+      return b;
+    case 'chunk-query':
+      b[4] = Kind.ChunkQuery; b.writeUInt32BE(r.digests.length, 5);
+      r.digests.forEach((d, i) => b.write(d.padEnd(CHUNK_DIGEST_BYTES, '0').slice(0, CHUNK_DIGEST_BYTES), 9 + i * CHUNK_DIGEST_BYTES, 'latin1'));
+      return b;
+    case 'chunk-held':
+      b[4] = Kind.ChunkHeld; b.writeUInt32BE(r.held.length, 5); b.set(r.held, 9); return b;
   }
 }
 
@@ -338,9 +385,10 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       const version = body.readUInt16BE(5);
       if (version < MIN_STREAM_VERSION || version > STREAM_VERSION) return new MigrationVersionError(version, STREAM_VERSION);
       const flags = body[7] ?? 0;
-      if ((flags & ~3) !== 0) return new RecordFlagsError(flags);
+      if ((flags & ~(version >= 3 ? 7 : 3)) !== 0) return new RecordFlagsError(flags);
       const keep = (flags & 1) !== 0;
       const optimized = (flags & 2) !== 0;
+      const images = (flags & 4) !== 0;
       const pageCount = u32(8);
       const blockCount = u32(12);
       let o = 16;
@@ -351,7 +399,7 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       if (o + rl !== body.length) return new RecordSizeError('hello rule length does not match record');
       const rule = body.subarray(o, o + rl).toString('utf8');
       if (nl > MAX_NAME) return new RecordSizeError('name too long');
-      return { t: 'hello', name, pageCount, blockCount, rule, keep, optimized };
+      return { t: 'hello', name, pageCount, blockCount, rule, keep, optimized, ...(images ? { images } : {}) };
     }
     case Kind.Iteration: return need(body, 10, 'iteration') ?? { t: 'iter', seq: u32(1), iteration: u32(5), phase: body[9] ?? 0 };
     case Kind.Full: return need(body, 9 + PAGE_SIZE, 'full') ?? { t: 'full', seq: u32(1), space, index: u32(5), content: new Uint8Array(body.subarray(9)) };
@@ -377,6 +425,33 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
     }
     case Kind.Sync: return need(body, 5, 'sync') ?? { t: 'sync', seq: u32(1) };
     case Kind.DiskAck: return need(body, 5, 'disk-ack') ?? { t: 'disk-ack', seq: u32(1) };
+    case Kind.Chunk: {
+      const e = need(body, 13 + CHUNK_DIGEST_BYTES, 'chunk');
+      if (e !== undefined) return e;
+      const digest = body.subarray(13).toString('latin1');
+      if (!DIGEST_RE.test(digest)) return new RecordSizeError('chunk record does not carry a chunk digest');
+      if (u32(9) === 0) return new RecordSizeError('chunk record of no blocks');
+      return { t: 'chunk', seq: u32(1), first: u32(5), count: u32(9), digest };
+    }
+    case Kind.ChunkQuery: {
+      if (body.length < 5) return new RecordSizeError('chunk-query too short');
+      const n = u32(1);
+      if (n > MAX_CHUNK_QUERY) return new RecordSizeError(`chunk-query of ${n} digests (at most ${MAX_CHUNK_QUERY})`);
+      const e = need(body, 5 + n * CHUNK_DIGEST_BYTES, 'chunk-query');
+      if (e !== undefined) return e;
+      const digests: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const d = body.subarray(5 + i * CHUNK_DIGEST_BYTES, 5 + (i + 1) * CHUNK_DIGEST_BYTES).toString('latin1');
+        if (!DIGEST_RE.test(d)) return new RecordSizeError(`chunk-query digest ${i} is not a chunk digest`);
+        digests.push(d);
+      }
+      return { t: 'chunk-query', digests };
+    }
+    case Kind.ChunkHeld: {
+      if (body.length < 5) return new RecordSizeError('chunk-held too short');
+      const e = need(body, 5 + u32(1), 'chunk-held');
+      return e ?? { t: 'chunk-held', held: new Uint8Array(body.subarray(5)) };
+    }
     case Kind.Ack: {
       if (body.length < 3 || body.length !== 3 + (body[2] ?? 0) || (body[1] ?? 2) > 1) return new RecordSizeError('ack record size');
       return { t: 'ack', ok: body[1] === 1, code: body.subarray(3).toString('utf8') };

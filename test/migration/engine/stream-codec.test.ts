@@ -147,7 +147,7 @@ test('version 2: sync and disk-ack records match their hex fixtures; wrong sizes
   assert.equal(new RecordDecoder().push(Buffer.from('000000062400000001ff', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_SIZE');
   // neither can name a disk block
   assert.equal(new RecordDecoder().push(Buffer.from('00000005b100000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_KIND');
-  assert.equal(STREAM_VERSION, 2);
+  assert.equal(STREAM_VERSION, 3);
   const v1 = Buffer.from(encodeRecord(samples()[0] as MigrationRecord));
   v1.writeUInt16BE(1, 9);
   const r = new RecordDecoder().push(v1);
