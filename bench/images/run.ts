@@ -5,8 +5,8 @@
  *
  *   node --import tsx bench/images/run.ts [--quick]
  *
- * The image is 2 GiB in 4 MiB chunks; a recorded boot reads 64 of them
- * (256 MiB) in a scattered order. The real code runs — chunk stores on disk,
+ * The image is 10 GiB (CloudNet's disk) in 4 MiB chunks; a recorded boot
+ * reads 64 of them (256 MiB) in a scattered order. The real code runs — chunk stores on disk,
  * `publishImage`, `propagate` in `propagationOrder`, the `ChunkFetcher`
  * ranking replicas by latency and verifying every chunk — but each chunk's
  * bytes on disk are a 4 KiB stand-in, and a read over a WAN link advances
@@ -16,9 +16,12 @@
  * records say who holds what).
  *
  * Printed: when every boot chunk is local at California and when the whole
- * image is, propagating in boot order vs image order; and a boot at
+ * image is, propagating in boot order vs image order; a boot at
  * California that reads on demand, from the origin vs from the nearest
- * replica (Texas, once it holds the image).
+ * replica (Texas, once it holds the image); and the time until a VM can
+ * boot at Texas (CloudNet's 465 Mbit/s, 27 ms) after a full copy, on
+ * demand, and with the boot chunks prefetched first.
+ * The disk phase of a migration with the chunk store: bench/images/migration.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +35,7 @@ import { propagate, publishImage, type ManifestRegistry } from '../../src/images
 const quick = process.argv.includes('--quick');
 const CHUNK_BYTES = 4 * 1024 * 1024;
 const STAND_IN = 4096;
-const CHUNKS = quick ? 128 : 512;
+const CHUNKS = quick ? 128 : 2560;
 const BOOT = quick ? 16 : 64;
 const WAN: Record<string, { mbit: number; rttMs: number }> = {
   'illinois|texas': { mbit: 465, rttMs: 27 },
@@ -79,31 +82,35 @@ async function main(): Promise<void> {
     await publishImage(origin, registry, manifest, chunkBytes);
     const boot = new Set(accessOrder.map((i) => manifest.chunks[i]!));
 
-    const propagation = async (tag: string, order: 'boot' | 'image'): Promise<{ bootLocalS: number; allLocalS: number }> => {
-      const ca = await open('california', tag);
-      clocks.set('california', 0);
+    const propagation = async (tag: string, order: 'boot' | 'image', site = 'california'): Promise<{ bootLocalS: number; allLocalS: number }> => {
+      const ca = await open(site, tag);
+      clocks.set(site, 0);
       const m = order === 'boot' ? manifest : { ...manifest, accessOrder: [] };
       let seen = 0;
       let bootLocal = 0;
-      await propagate(ca, new ChunkFetcher({ local: ca, replicas: [timed(origin, 'california')], latencyMs }), m, {
+      await propagate(ca, new ChunkFetcher({ local: ca, replicas: [timed(origin, site)], latencyMs }), m, {
         onChunk: (r) => {
-          if (boot.has(r.digest) && ++seen === boot.size) bootLocal = clocks.get('california')!;
+          if (boot.has(r.digest) && ++seen === boot.size) bootLocal = clocks.get(site)!;
         },
       });
-      return { bootLocalS: bootLocal / 1000, allLocalS: clocks.get('california')! / 1000 };
+      return { bootLocalS: bootLocal / 1000, allLocalS: clocks.get(site)! / 1000 };
     };
     const byBoot = await propagation('boot', 'boot');
     const byImage = await propagation('image', 'image');
 
-    const bootOnDemand = async (tag: string, replicas: ChunkSource[]): Promise<{ seconds: number; from: string }> => {
-      const ca = await open('california', tag);
-      clocks.set('california', 0);
+    const bootOnDemand = async (tag: string, replicas: ChunkSource[], site = 'california'): Promise<{ seconds: number; from: string }> => {
+      const ca = await open(site, tag);
+      clocks.set(site, 0);
       const from = new Set<string>();
       const reader = new ImageReader(manifest, new ChunkFetcher({ local: ca, replicas, latencyMs }), (r) => from.add(r.from));
       for (const i of accessOrder) await reader.readChunk(i);
-      return { seconds: clocks.get('california')! / 1000, from: [...from].join('+') };
+      return { seconds: clocks.get(site)! / 1000, from: [...from].join('+') };
     };
     const fromOrigin = await bootOnDemand('od-origin', [timed(origin, 'california')]);
+    // Time until a VM can boot at Texas: after a full copy (image order), reading on demand, or with its boot chunks prefetched first.
+    const txFull = await propagation('tx-full', 'image', 'texas');
+    const txPrefetch = await propagation('tx-prefetch', 'boot', 'texas');
+    const txOnDemand = await bootOnDemand('tx-od', [timed(origin, 'texas')], 'texas');
     const texas = await open('texas', 'x');
     clocks.set('texas', 0);
     await propagate(texas, new ChunkFetcher({ local: texas, replicas: [timed(origin, 'texas')], latencyMs }), manifest);
@@ -120,6 +127,11 @@ async function main(): Promise<void> {
     console.log('a boot at California reading every chunk on demand          boot I/O   served by');
     console.log(`  only the origin holds the image                     ${fromOrigin.seconds.toFixed(1).padStart(8)} s   ${fromOrigin.from}`);
     console.log(`  Texas holds it too (propagated in ${texasFullS.toFixed(1)} s)            ${fromNearest.seconds.toFixed(1).padStart(8)} s   ${fromNearest.from}`);
+    console.log('');
+    console.log('a VM booting at Texas (465 Mbit/s, 27 ms; CloudNet)        can boot after   its boot then waits on the WAN');
+    console.log(`  full copy first                                       ${txFull.allLocalS.toFixed(1).padStart(8)} s   ${'0.0'.padStart(12)} s`);
+    console.log(`  on demand (nothing copied ahead)                      ${'0.0'.padStart(8)} s   ${txOnDemand.seconds.toFixed(1).padStart(12)} s`);
+    console.log(`  prefetched: boot chunks first, from the publish       ${txPrefetch.bootLocalS.toFixed(1).padStart(8)} s   ${'0.0'.padStart(12)} s   (whole image local after ${txPrefetch.allLocalS.toFixed(1)} s)`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

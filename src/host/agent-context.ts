@@ -10,6 +10,7 @@ import type { MigrationReport, MigrationReportState, MigratePrepare } from '../c
 import type { Port } from '../dataplane/port.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import type { Guest } from '../migration/guest.ts';
+import type { LocalChunks } from '../migration/drivers/disk-image-exchange.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
 import type { QemuHost } from './qemu-host.ts';
@@ -35,6 +36,8 @@ export interface AgentContext {
   readonly settings: AgentSettings;
   readonly credentials: TlsCredentials | undefined;
   readonly channel: MigrationChannelListener | undefined;
+  /** This site's image chunk store, answering a source's chunk-query and filling chunk records (disk-image-exchange.ts). */
+  readonly chunks: LocalChunks | undefined;
   /** How this host runs QEMU VMs (arriving ones included), if it does. */
   readonly qemu: QemuHost | undefined;
   /** Why this host cannot migrate at all (no TLS, no listener), if it cannot. */

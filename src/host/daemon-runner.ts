@@ -144,8 +144,8 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
   const qemu = config.qemu === undefined ? undefined : new QemuHost({ logger, clock: realClock }, config.qemu);
   const booting: Promise<QemuVm | undefined>[] = [];
   try {
-    migrations = await startMigrationAgent(logger, daemon, config, qemu);
     images = await startImageServer(logger, config);
+    migrations = await startMigrationAgent(logger, daemon, config, qemu, images?.store);
     for (const spec of config.ports) {
       const port = await openConfiguredPort(logger, spec, qemu);
       if (spec.qemu !== undefined && qemu !== undefined) {
@@ -221,8 +221,8 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
  * listener when this host can receive VMs; without `tls: {dir}` it answers
  * every command `failed` with VNET_ERR_HOST_MIGRATION_UNAVAILABLE.
  */
-export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, qemu?: QemuHost): Promise<MigrationAgent> {
-  const components = { daemon, logger, clock: realClock, qemu, ...arrivingVms(logger) };
+export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, qemu?: QemuHost, chunks?: ChunkStore): Promise<MigrationAgent> {
+  const components = { daemon, logger, clock: realClock, qemu, chunks, ...arrivingVms(logger) };
   if (config.tls === undefined) {
     return new MigrationAgent(components, { unavailable: new MigrationUnavailableError('live migration needs TLS: give this daemon tls: {dir} (made by `vnet certs`)') });
   }

@@ -170,6 +170,7 @@ export class DestinationMigration {
       signal: this.#cancel.signal,
       timeoutMs: this.#ctx.settings.engineTimeoutMs,
       logger: this.#ctx.log,
+      ...(this.#ctx.chunks !== undefined ? { chunks: this.#ctx.chunks } : {}),
     });
     for (const s of this.#sockets) s.end();
     if (this.state !== 'receiving') return; // aborted meanwhile

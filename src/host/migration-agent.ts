@@ -24,6 +24,7 @@ import type { Port } from '../dataplane/port.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
 import type { QemuHost } from './qemu-host.ts';
 import type { Guest } from '../migration/guest.ts';
+import type { LocalChunks } from '../migration/drivers/disk-image-exchange.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { DEFAULT_AGENT_SETTINGS, isFinal, reportOf, type AgentContext, type AgentSettings, type MigrationVm } from './agent-context.ts';
 import { DestinationMigration } from './destination-migration.ts';
@@ -49,6 +50,8 @@ export interface MigrationAgentComponents {
   readonly qemu?: QemuHost | undefined;
   /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port, running `trafficFor`). */
   readonly makeRuntime?: ((vm: MigrationVm, guest: Guest) => Promise<VmRuntime>) | undefined;
+  /** This site's image chunk store (config `images`): an arriving VM's disk spans the store holds are filled from it, not sent (docs/images.md). */
+  readonly chunks?: LocalChunks | undefined;
 }
 
 export interface MigrationAgentInit extends Partial<AgentSettings> {
@@ -97,6 +100,7 @@ export class MigrationAgent implements MigrationControl {
       },
       credentials: components.credentials,
       channel: components.channel,
+      chunks: components.chunks,
       qemu,
       unavailable,
       emit: (report) => this.#emit(report),

@@ -16,12 +16,13 @@
  * one RTT plus transmission (plus any queueing) after its record was sent.
  */
 import type { Logger } from 'pino';
-import type { Guest, GuestFactory } from '../guest.ts';
+import type { Guest, GuestFactory, PageContent } from '../guest.ts';
 import type { DiskReplication } from '../engine/disk-sync.ts';
-import { recordSize } from '../engine/stream-codec.ts';
+import { recordSize, type ChunkRecord } from '../engine/stream-codec.ts';
 import { createContentKeyer } from '../engine/content-key.ts';
 import { MigrationSender } from '../engine/sender.ts';
-import { MigrationReceiver } from '../engine/receiver.ts';
+import { MAX_RECEIVE_PAGES, MigrationReceiver } from '../engine/receiver.ts';
+import type { SenderDiskImage } from '../engine/sender-disk.ts';
 import { EmulatedLink, type EmulatedLinkParams } from './emulated-link.ts';
 import { createEmptyGuest } from '../guests/memory-guest.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
@@ -43,6 +44,14 @@ export interface VirtualMigrationSpec {
   /** Abort when a disk record waits this long for its ack (default 30 s). */
   readonly diskAckTimeoutMs?: number;
   readonly onProgress?: (e: ProgressEvent) => void;
+  /**
+   * The disk is a base image plus the VM's writes and the destination's store
+   * holds `held` of its chunks: the chunk-query's round trip is charged before
+   * the hello, then chunk records replace those spans; `localBlocks` gives
+   * what the destination reads from its store for one (its disk time is not
+   * charged).
+   */
+  readonly diskImage?: SenderDiskImage & { localBlocks(rec: ChunkRecord): PageContent[] };
 }
 
 export interface VirtualRunOptions {
@@ -89,9 +98,15 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
       ...(spec.diskReplication !== undefined ? { diskReplication: spec.diskReplication } : {}),
       ...(spec.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: spec.diskAckTimeoutMs } : {}),
       ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+      ...(spec.diskImage !== undefined ? { diskImage: spec.diskImage } : {}),
     }),
-    receiver: new MigrationReceiver({ factory: spec.factory ?? createEmptyGuest, keyer, representation: spec.guest.memory.representation, ...(spec.cacheCapacity !== undefined ? { cacheCapacity: spec.cacheCapacity } : {}) }),
-    ready: 0,
+    receiver: new MigrationReceiver({
+      factory: spec.factory ?? createEmptyGuest, keyer, representation: spec.guest.memory.representation,
+      // The guest is the caller's own, not an untrusted stream's announcement.
+      maxPages: Math.max(MAX_RECEIVE_PAGES, spec.guest.geometry.pageCount, spec.guest.geometry.blockCount),
+      ...(spec.cacheCapacity !== undefined ? { cacheCapacity: spec.cacheCapacity } : {}),
+    }),
+    ready: spec.diskImage === undefined ? 0 : imageQueryRoundTrip(link, spec.diskImage),
     acks: [],
     ackHead: 0,
     endedAt: undefined,
@@ -144,7 +159,8 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
       const arrival = link.send(o.size, now);
       if (arrival === undefined) { cut = true; break; }
       last = arrival;
-      const ack = lane.receiver.accept(o.rec, arrival);
+      const img = lane.spec.diskImage;
+      const ack = lane.receiver.accept(o.rec.t === 'chunk' && img !== undefined ? { ...o.rec, blocks: img.localBlocks(o.rec) } : o.rec, arrival);
       const da = lane.receiver.takeDiskAck();
       if (da !== undefined) {
         const back = link.reply(recordSize(da), arrival);
@@ -174,6 +190,14 @@ export async function runVirtualMigrations(specs: readonly VirtualMigrationSpec[
     void last;
   }
   return lanes.map((l) => resultOf(l, link));
+}
+
+/** When the sender has the destination's answer to its chunk-query, sent at 0. */
+function imageQueryRoundTrip(link: EmulatedLink, image: SenderDiskImage): number {
+  const distinct = new Set(image.chunks).size;
+  const query = recordSize({ t: 'chunk-query', digests: new Array<string>(distinct).fill('') });
+  const arrival = link.send(query, 0) ?? 0;
+  return link.reply(recordSize({ t: 'chunk-held', held: new Uint8Array(Math.ceil(distinct / 8)) }), arrival) ?? arrival;
 }
 
 /** Delivers the lane's disk-acks that arrive by `until`, each at its arrival time. */
