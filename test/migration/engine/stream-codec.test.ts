@@ -157,3 +157,41 @@ test('version 2: sync and disk-ack records match their hex fixtures; wrong sizes
   v0.writeUInt16BE(0, 9);
   assert.equal(new RecordDecoder().push(v0).error?.code, 'VNET_ERR_MIGRATION_VERSION');
 });
+
+test('version 3: chunk, chunk-query and chunk-held records round-trip and are bounded; a plain stream still says version 2', () => {
+  const D = `${'0123456789abcdef'}-${'ab'.repeat(32)}`;
+  const recs: MigrationRecord[] = [
+    { t: 'chunk', seq: 9, first: 1024, count: 1024, digest: D },
+    { t: 'chunk-query', digests: [D, D.replace('a', 'c')] },
+    { t: 'chunk-held', held: Uint8Array.of(0b10) },
+  ];
+  for (const r of recs) {
+    const bytes = encodeRecord(r);
+    assert.equal(bytes.length, recordSize(r), r.t);
+    const d = new RecordDecoder().push(bytes);
+    assert.equal(d.error, undefined, r.t);
+    assert.deepEqual(d.records, [r]);
+  }
+  // length 98 (kind, seq, first, count, 81-byte digest)
+  assert.equal(encodeRecord(recs[0]!).subarray(0, 17).toString('hex'), '0000005e' + '25' + '00000009' + '00000400' + '00000400');
+  const bad = (hex: string | Buffer, code: string): void => {
+    const r = new RecordDecoder().push(typeof hex === 'string' ? Buffer.from(hex, 'hex') : hex);
+    assert.equal(r.error?.code, code);
+  };
+  const notDigest = encodeRecord(recs[0]!);
+  notDigest.write('Z', 20, 'latin1');
+  bad(notDigest, 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  const noBlocks = encodeRecord({ t: 'chunk', seq: 1, first: 0, count: 0, digest: D });
+  bad(noBlocks, 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  // a query of more digests than allowed, refused from its count alone
+  bad('00000005' + '26' + '00002711', 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  bad('00000006' + '32' + '00000002' + 'ff', 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  // the hello: version 2 without images, 3 with; the images flag in a version 2 hello is refused
+  const hello = { t: 'hello', name: 'g', pageCount: 1, blockCount: 1, rule: 'xen', keep: false, optimized: true } as const;
+  assert.equal(encodeRecord(hello).readUInt16BE(9), 2);
+  const v3 = encodeRecord({ ...hello, images: true });
+  assert.equal(v3.readUInt16BE(9), STREAM_VERSION);
+  assert.deepEqual(new RecordDecoder().push(v3).records, [{ ...hello, images: true }]);
+  v3.writeUInt16BE(2, 9);
+  bad(v3, 'VNET_ERR_MIGRATION_RECORD_FLAGS');
+});
