@@ -3,6 +3,7 @@ import { isChunkDigest } from '../../images/chunk-digest.ts';
 import { MAX_CHUNK_SIZE } from '../../images/manifest.ts';
 import type { ImageCatalog } from '../image-catalog.ts';
 import type { ImagePublisher } from '../image-publisher.ts';
+import { ApiNotSupportedError } from './errors.ts';
 import type { Router } from './router.ts';
 import { parseRequest, queryObject } from './schemas.ts';
 import { API_PREFIX, noQuery, ok, pathParam, type RouteHandler } from './v1-routes.ts';
@@ -16,8 +17,9 @@ import { API_PREFIX, noQuery, ok, pathParam, type RouteHandler } from './v1-rout
  *   POST /api/v1/images/:id/versions          {version, chunkSize, size, chunks, accessOrder?, site?} — the
  *                                             version, written once every chunk is at the site (operator):
  *                                             201, or 200 for the same manifest again; 409 for another
- * Added only where the controller has an image catalog (and then listed in the API's index); the
- * publishing routes only where it has a publisher (the leader).
+ * Added only where the controller has an image catalog (and then listed in the API's index). The
+ * publishing routes answer 501 where the controller has no publisher; a replica that does not
+ * lead redirects them to the leader before that (api-server.ts).
  */
 
 const imageIdSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'an image id is 1-63 lower-case letters, digits, ".", "_" or "-"');
@@ -44,20 +46,25 @@ export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog, pu
     noQuery(ctx);
     return ok(images.get(pathParam(ctx, 'id', imageIdSchema)));
   });
-  if (publisher === undefined) return;
+  const publishing = (): ImagePublisher => {
+    if (publisher === undefined) throw new ApiNotSupportedError('publishing images');
+    return publisher;
+  };
   r.add('PUT', `${API_PREFIX}/images/:id/chunks/:digest`, async (ctx) => {
     pathParam(ctx, 'id', imageIdSchema);
     const digest = pathParam(ctx, 'digest', digestSchema);
-    const site = parseRequest(siteQuerySchema, queryObject(ctx.query), 'query').site ?? publisher.defaultSite;
+    const p = publishing();
+    const site = parseRequest(siteQuerySchema, queryObject(ctx.query), 'query').site ?? p.defaultSite;
     const bytes = await ctx.bytes(MAX_CHUNK_SIZE);
-    await publisher.storeChunk(site, digest, bytes);
+    await p.storeChunk(site, digest, bytes);
     return ok({ site, digest, bytes: bytes.length });
   });
   r.add('POST', `${API_PREFIX}/images/:id/versions`, async (ctx) => {
     noQuery(ctx);
+    const p = publishing();
     const imageId = pathParam(ctx, 'id', imageIdSchema);
     const { site, ...rest } = parseRequest(versionBodySchema, await ctx.body(MAX_VERSION_BODY_BYTES), 'body');
-    const { manifest, created } = await publisher.publish({ imageId, ...rest }, site ?? publisher.defaultSite);
+    const { manifest, created } = await p.publish({ imageId, ...rest }, site ?? p.defaultSite);
     const version = images.get(imageId).versions.find((v) => v.version === manifest.version);
     return { status: created ? 201 : 200, body: { imageId, ...version } };
   });
