@@ -37,8 +37,8 @@ export class ControllerClient {
     return this.#request<T>('GET', path, undefined);
   }
 
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.#request<T>('POST', path, body);
+  post<T>(path: string, body: unknown, timeoutMs?: number): Promise<T> {
+    return this.#request<T>('POST', path, body, timeoutMs);
   }
 
   /** A raw body (application/octet-stream): an image chunk. */

@@ -71,6 +71,7 @@ export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): 
         const published = await c.post<{ imageId: string; version: number; originSite: string; chunks: number; bootChunks: number }>(
           `/api/v1/images/${enc(o.id)}/versions`,
           { version, ...plan, ...(o.site !== undefined ? { site: o.site } : {}) },
+          300_000, // the controller checks every chunk at the origin first
         );
         print(g, published, () => `published ${published.imageId} version ${published.version} at ${published.originSite}: ${formatBytes(plan.size)} in ${plan.chunks.length} chunks (${uploaded} distinct uploaded), ${plan.accessOrder.length} read first at boot; the other sites propagate it now`);
       }),

@@ -27,6 +27,9 @@ import { ConflictError, ImageIncompleteError } from './errors.ts';
 import type { ImageCatalog } from './image-catalog.ts';
 import type { ImageDistribution } from './image-distribution.ts';
 
+/** HAS requests in flight at once when a version's chunks are checked at its origin. */
+const HAS_BATCH = 256;
+
 export interface ImagePublisherComponents {
   catalog: ImageCatalog;
   distribution: ImageDistribution;
@@ -64,7 +67,12 @@ export class ImagePublisher {
     const origin = this.#source(site);
     const distinct = [...new Set(manifest.chunks)];
     const missing: string[] = [];
-    for (const d of distinct) if (!(await origin.has(d))) missing.push(d);
+    // Pipelined on the one connection, a batch at a time: the origin may be a WAN round trip away.
+    for (let i = 0; i < distinct.length; i += HAS_BATCH) {
+      const batch = distinct.slice(i, i + HAS_BATCH);
+      const held = await Promise.all(batch.map((d) => origin.has(d)));
+      batch.forEach((d, j) => { if (!held[j]) missing.push(d); });
+    }
     if (missing.length > 0) {
       throw new ImageIncompleteError(`${missing.length} of ${distinct.length} chunks of image ${manifest.imageId} version ${manifest.version} are not at site ${site} (first: ${missing[0]}): upload every chunk first`);
     }

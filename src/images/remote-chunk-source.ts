@@ -3,7 +3,8 @@
  * in a mutual-TLS 1.3 connection authenticated by the deployment's host
  * certificates: the server's certificate must chain to the deployment CA and
  * name the host we meant to reach. One connection, opened on first use and
- * again after a failure; requests go one after the other. Bytes it returns
+ * again after a failure; requests are pipelined on it (the server answers in
+ * order, so each answer goes to the oldest request waiting). Bytes it returns
  * are not trusted: the fetcher verifies them against the digest.
  */
 import { X509Certificate } from 'node:crypto';
@@ -31,7 +32,6 @@ export class RemoteChunkSource implements ChunkSource {
   #socket: TLSSocket | undefined;
   #connected: Promise<TLSSocket> | undefined;
   #waiters: Waiter[] = [];
-  #chain: Promise<unknown> = Promise.resolve();
 
   constructor(init: RemoteChunkSourceInit) {
     this.site = init.site;
@@ -73,9 +73,7 @@ export class RemoteChunkSource implements ChunkSource {
         socket.write(encodeRequest(req));
       });
     };
-    const p = this.#chain.then(run, run);
-    this.#chain = p.catch(() => undefined);
-    return p;
+    return run();
   }
 
   #connect(): Promise<TLSSocket> {

@@ -18,17 +18,15 @@
 import { PAGE_SIZE, isSynthContent, type ContentRepresentation, type PageContent, type SynthContent } from '../guest.ts';
 import { CHUNK_SIZE, expandSynth } from './content-model.ts';
 import { DELTA_MAP_BYTES, mapChunkCount } from './delta.ts';
+import { decodeImageRecord, encodeImageRecord, imageRecordBodySize, type ChunkHeldRecord, type ChunkQueryRecord, type ChunkRecord } from './stream-image-records.ts';
 import { MigrationDecodeError, MigrationVersionError, RecordFlagsError, RecordKindError, RecordLengthError, RecordSizeError, StreamMagicError } from '../errors.ts';
 
 export const STREAM_MAGIC = 0x564e4d47; // 'VNMG'
 export const STREAM_VERSION = 3;
 /** The version a stream without image chunk records announces. */
 export const PLAIN_STREAM_VERSION = 2;
-/** An image chunk digest on the wire: `<xxh64>-<sha256>` in hex (src/images/chunk-digest.ts). */
-export const CHUNK_DIGEST_BYTES = 81;
-/** Most digests one chunk-query may ask about (its record stays under MAX_RECORD). */
-export const MAX_CHUNK_QUERY = 10_000;
-const DIGEST_RE = /^[0-9a-f]{16}-[0-9a-f]{64}$/;
+export { CHUNK_DIGEST_BYTES, MAX_CHUNK_QUERY } from './stream-image-records.ts';
+export type { ChunkHeldRecord, ChunkQueryRecord, ChunkRecord } from './stream-image-records.ts';
 /** Oldest version a receiver accepts (version 1 lacks only the sync and disk-ack records). */
 export const MIN_STREAM_VERSION = 1;
 export const MAX_DEVICE_STATE = 1 << 20;
@@ -47,11 +45,8 @@ export const enum Kind {
   Done = 0x22,
   Abort = 0x23,
   Sync = 0x24,
-  Chunk = 0x25,
-  ChunkQuery = 0x26,
   Ack = 0x30,
   DiskAck = 0x31,
-  ChunkHeld = 0x32,
 }
 const DISK_BIT = 0x80;
 
@@ -97,24 +92,6 @@ export interface AckRecord { readonly t: 'ack'; readonly ok: boolean; readonly c
 export interface SyncRecord { readonly t: 'sync'; readonly seq: number }
 /** Receiver to sender (v2): every disk record with sequence number up to `seq` is applied (cumulative). */
 export interface DiskAckRecord { readonly t: 'disk-ack'; readonly seq: number }
-/**
- * (v3) Disk blocks [first, first + count) hold image chunk `digest`: the
- * destination fills them from its own chunk store (verified), nothing of
- * them crosses the link. `blocks` is what the receiving driver read there
- * (never on the wire).
- */
-export interface ChunkRecord {
-  readonly t: 'chunk';
-  readonly seq: number;
-  readonly first: number;
-  readonly count: number;
-  readonly digest: string;
-  readonly blocks?: readonly PageContent[];
-}
-/** (v3) Sender to receiver, before the hello: which of these image chunks does the destination hold intact? */
-export interface ChunkQueryRecord { readonly t: 'chunk-query'; readonly digests: readonly string[] }
-/** (v3) Receiver to sender: the answer, one bit per digest asked (bit i of byte i>>3, low bit first). */
-export interface ChunkHeldRecord { readonly t: 'chunk-held'; readonly held: Uint8Array }
 
 export type PageRecord = FullRecord | ZeroRecord | RefRecord | DeltaRecord;
 export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | AckRecord | DiskAckRecord
@@ -139,9 +116,7 @@ export function recordSize(r: MigrationRecord): number {
     case 'sync': return HEAD + 4;
     case 'ack': return HEAD + 1 + 1 + Buffer.byteLength(r.code);
     case 'disk-ack': return HEAD + 4;
-    case 'chunk': return HEAD + 4 + 4 + 4 + CHUNK_DIGEST_BYTES;
-    case 'chunk-query': return HEAD + 4 + CHUNK_DIGEST_BYTES * r.digests.length;
-    case 'chunk-held': return HEAD + 4 + r.held.length;
+    case 'chunk': case 'chunk-query': case 'chunk-held': return HEAD + imageRecordBodySize(r);
   }
 }
 
@@ -227,16 +202,8 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
     }
     case 'disk-ack':
       b[4] = Kind.DiskAck; b.writeUInt32BE(r.seq, 5); return b;
-    case 'chunk':
-      b[4] = Kind.Chunk; b.writeUInt32BE(r.seq, 5); b.writeUInt32BE(r.first, 9); b.writeUInt32BE(r.count, 13);
-      b.write(r.digest.padEnd(CHUNK_DIGEST_BYTES, '0').slice(0, CHUNK_DIGEST_BYTES), 17, 'latin1');
-      return b;
-    case 'chunk-query':
-      b[4] = Kind.ChunkQuery; b.writeUInt32BE(r.digests.length, 5);
-      r.digests.forEach((d, i) => b.write(d.padEnd(CHUNK_DIGEST_BYTES, '0').slice(0, CHUNK_DIGEST_BYTES), 9 + i * CHUNK_DIGEST_BYTES, 'latin1'));
-      return b;
-    case 'chunk-held':
-      b[4] = Kind.ChunkHeld; b.writeUInt32BE(r.held.length, 5); b.set(r.held, 9); return b;
+    case 'chunk': case 'chunk-query': case 'chunk-held':
+      return encodeImageRecord(r, b);
   }
 }
 
@@ -425,38 +392,11 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
     }
     case Kind.Sync: return need(body, 5, 'sync') ?? { t: 'sync', seq: u32(1) };
     case Kind.DiskAck: return need(body, 5, 'disk-ack') ?? { t: 'disk-ack', seq: u32(1) };
-    case Kind.Chunk: {
-      const e = need(body, 13 + CHUNK_DIGEST_BYTES, 'chunk');
-      if (e !== undefined) return e;
-      const digest = body.subarray(13).toString('latin1');
-      if (!DIGEST_RE.test(digest)) return new RecordSizeError('chunk record does not carry a chunk digest');
-      if (u32(9) === 0) return new RecordSizeError('chunk record of no blocks');
-      return { t: 'chunk', seq: u32(1), first: u32(5), count: u32(9), digest };
-    }
-    case Kind.ChunkQuery: {
-      if (body.length < 5) return new RecordSizeError('chunk-query too short');
-      const n = u32(1);
-      if (n > MAX_CHUNK_QUERY) return new RecordSizeError(`chunk-query of ${n} digests (at most ${MAX_CHUNK_QUERY})`);
-      const e = need(body, 5 + n * CHUNK_DIGEST_BYTES, 'chunk-query');
-      if (e !== undefined) return e;
-      const digests: string[] = [];
-      for (let i = 0; i < n; i++) {
-        const d = body.subarray(5 + i * CHUNK_DIGEST_BYTES, 5 + (i + 1) * CHUNK_DIGEST_BYTES).toString('latin1');
-        if (!DIGEST_RE.test(d)) return new RecordSizeError(`chunk-query digest ${i} is not a chunk digest`);
-        digests.push(d);
-      }
-      return { t: 'chunk-query', digests };
-    }
-    case Kind.ChunkHeld: {
-      if (body.length < 5) return new RecordSizeError('chunk-held too short');
-      const e = need(body, 5 + u32(1), 'chunk-held');
-      return e ?? { t: 'chunk-held', held: new Uint8Array(body.subarray(5)) };
-    }
     case Kind.Ack: {
       if (body.length < 3 || body.length !== 3 + (body[2] ?? 0) || (body[1] ?? 2) > 1) return new RecordSizeError('ack record size');
       return { t: 'ack', ok: body[1] === 1, code: body.subarray(3).toString('utf8') };
     }
     default:
-      return new RecordKindError(kindByte, `unknown record kind 0x${kindByte.toString(16)}`);
+      return decodeImageRecord(kind, body) ?? new RecordKindError(kindByte, `unknown record kind 0x${kindByte.toString(16)}`);
   }
 }
