@@ -135,3 +135,22 @@ test('a writer\'s certificate may PUT verified chunks; bytes that do not match a
   await assert.rejects(reader.write(other, new Uint8Array([1])), { code: 'VNET_ERR_IMAGE_PEER', message: /may not write/ });
   assert.equal(await store.has(other), false);
 });
+
+test('requests pipelined on one connection are each answered in order', async (t) => {
+  const root = tempRoot(t);
+  const east = await site(t, root, 'east');
+  const held: string[] = [];
+  const absent: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const bytes = new Uint8Array(64).fill(i);
+    if (i % 3 === 0) absent.push(east.store.hasher.digest(bytes));
+    else held.push(await east.store.put(bytes));
+  }
+  const src = remote(east, 'west');
+  t.after(() => src.close());
+  const asked = [...held, ...absent].sort();
+  const answers = await Promise.all(asked.map((d) => src.has(d)));
+  assert.deepEqual(answers, asked.map((d) => held.includes(d)));
+  const reads = await Promise.all(held.slice(0, 10).map((d) => src.read(d)));
+  for (const [i, d] of held.slice(0, 10).entries()) assert.equal(east.store.hasher.digest(reads[i]!), d);
+});
