@@ -177,7 +177,7 @@ export class DestinationMigration {
     if (result.ok && result.guest !== undefined) {
       this.#guest = result.guest;
       this.#state = 'ready';
-      this.#ctx.log.info({ id: this.id, records: result.recordsApplied }, 'migration received and verified: ready (not running)');
+      this.#ctx.log.info({ id: this.id, records: result.recordsApplied, chunkBlocks: result.chunkBlocks }, 'migration received and verified: ready (not running)');
       this.report();
       return;
     }

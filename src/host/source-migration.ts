@@ -205,11 +205,15 @@ export class SourceMigration {
       progressEveryMs: ctx.settings.progressEveryMs,
       onProgress: (e) => this.#onProgress(e),
       logger: ctx.log,
+      ...(runtime.diskImage !== undefined ? { diskImage: runtime.diskImage } : {}),
     });
     this.#closeSockets();
     if (result.ok) {
       if ((this.state as SourceState) === 'paused') this.#state = 'sent';
-      ctx.log.info({ id: this.id, totalMs: Math.round(result.totalMs), downtimeMs: Math.round(result.downtimeMs), bytes: result.bytes.total }, 'migration sent and verified; waiting for the verdict');
+      ctx.log.info({
+        id: this.id, totalMs: Math.round(result.totalMs), downtimeMs: Math.round(result.downtimeMs), bytes: result.bytes.total, diskBytes: result.bytes.disk,
+        ...(result.sender.diskImage !== undefined ? { imageChunks: result.sender.diskImage.chunks } : {}),
+      }, 'migration sent and verified; waiting for the verdict');
       return;
     }
     this.#engineFailed(result.error ?? new MigrationInternalError('the engine failed without an error'));

@@ -13,6 +13,7 @@
 import type { Clock } from '../common/clock.ts';
 import type { Mac } from '../common/mac.ts';
 import type { Guest } from '../migration/guest.ts';
+import type { DiskImageSource } from '../migration/drivers/disk-image-exchange.ts';
 import type { QemuVm } from './qemu-vm.ts';
 import { ModelGuest } from '../migration/guests/memory-guest.ts';
 import { scaledProfile, type ProfileName } from '../migration/guests/workload-profiles.ts';
@@ -37,6 +38,8 @@ interface VmRuntimeBase {
 export interface EngineVmRuntime extends VmRuntimeBase {
   readonly guest: Guest;
   readonly qemu?: undefined;
+  /** Its disk is a base image plus its own writes: a migration sends only the chunks the destination's store lacks (docs/images.md). */
+  readonly diskImage?: DiskImageSource | undefined;
 }
 
 /** A VM that QEMU's own migration moves, driven over QMP. */
@@ -87,6 +90,7 @@ export interface ModelGuestVmInit {
   readonly port: string;
   readonly guest: Guest;
   readonly traffic?: TrafficSource | undefined;
+  readonly diskImage?: DiskImageSource | undefined;
 }
 
 export class ModelGuestVm implements EngineVmRuntime {
@@ -94,6 +98,7 @@ export class ModelGuestVm implements EngineVmRuntime {
   readonly mac: Mac;
   readonly port: string;
   readonly guest: Guest;
+  readonly diskImage: DiskImageSource | undefined;
   readonly #clock: Clock;
   readonly #traffic: TrafficSource | undefined;
   #trafficOn = false;
@@ -104,6 +109,7 @@ export class ModelGuestVm implements EngineVmRuntime {
     this.mac = init.mac;
     this.port = init.port;
     this.guest = init.guest;
+    this.diskImage = init.diskImage;
     this.#traffic = init.traffic;
   }
 

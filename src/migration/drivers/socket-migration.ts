@@ -244,6 +244,8 @@ export interface ReceiveResult {
   readonly pausedAt: number | undefined;
   readonly doneAt: number | undefined;
   readonly recordsApplied: number;
+  /** Disk blocks filled from the destination's own chunk store. */
+  readonly chunkBlocks: number;
 }
 
 /** Receives one migration on the given sockets; resolves when it is verified, refused or broken. */
@@ -260,7 +262,7 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       settled = true;
       timer?.cancel();
       for (const c of cleanups) c();
-      resolve({ ok: receiver.state === 'done', error: receiver.error, guest: receiver.state === 'done' ? receiver.guest : undefined, pausedAt: receiver.pausedAt, doneAt: receiver.doneAt, recordsApplied: receiver.recordsApplied });
+      resolve({ ok: receiver.state === 'done', error: receiver.error, guest: receiver.state === 'done' ? receiver.guest : undefined, pausedAt: receiver.pausedAt, doneAt: receiver.doneAt, recordsApplied: receiver.recordsApplied, chunkBlocks: receiver.chunkBlocks });
     };
     // The write's callback runs on success and on failure alike; a failure itself ends at the channel's guard.
     const reply = (a: AckRecord): void => {
