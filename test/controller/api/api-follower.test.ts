@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../../src/common/logger.ts';
 import { startApiServer } from '../../../src/controller/api/api-server.ts';
+import { ImageCatalog } from '../../../src/controller/image-catalog.ts';
+import { openStore } from '../../../src/controller/store/store.ts';
 import { MemoryTokenStore, createApiToken } from '../../../src/controller/api/token-store.ts';
 import type { LeaderRecord } from '../../../src/controller/leader-record.ts';
 import { LEADER_ONLY_READS } from '../../../src/controller/api/leader-reads.ts';
@@ -116,4 +121,28 @@ test('a follower forwards the reads only the leader holds (link rates, the smoot
   const down = await get('/api/v1/placement');
   assert.equal(down.status, 503);
   assert.match((await down.json() as { error: { message: string } }).error.message, /the leader, c1 \(http:\/\/127\.0\.0\.1:\d+\), did not answer/);
+});
+
+test('the image publish routes: a follower redirects them to the leader; a controller without a publisher answers 501', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-api-images-'));
+  const store = openStore({ path: join(dir, 'vnet.db') });
+  t.after(() => { store.close(); rmSync(dir, { recursive: true, force: true }); });
+  const images = new ImageCatalog({ store, wallClock: () => FIXTURE_NOW });
+  const tokens = new MemoryTokenStore();
+  const { token } = createApiToken(tokens, 'admin', FIXTURE_NOW);
+  const body = JSON.stringify({ version: 1, chunkSize: 4, size: 0, chunks: [] });
+  const post = async (follower: boolean): Promise<Response> => {
+    const server = await startApiServer({
+      logger: silentLogger(), model: buildFixtureModel(), tokens, images, registry: new Registry(),
+      ...(follower ? { follower: { replica: 'c2', leader: async () => ({ name: 'c1', api: 'http://10.0.0.1:7070' }) } } : {}),
+    }, { host: '127.0.0.1', port: 0 });
+    t.after(() => server.close());
+    return fetch(`${server.url}/api/v1/images/debian/versions`, { method: 'POST', redirect: 'manual', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+  };
+  const redirected = await post(true);
+  assert.equal(redirected.status, 307);
+  assert.equal(redirected.headers.get('location'), 'http://10.0.0.1:7070/api/v1/images/debian/versions');
+  const unsupported = await post(false);
+  assert.equal(unsupported.status, 501);
+  assert.match(await unsupported.text(), /publishing images is not supported/);
 });
