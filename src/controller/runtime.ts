@@ -179,7 +179,7 @@ export async function startController(components: ControllerComponents, init: Co
     // Migrations left open by the previous run: aborted before their commit point, driven on after it.
     loop.migrations.restore();
     ovs = await startOvsSouthbound({
-      handler: loop, logger, clock, vmMacs: () => store.listVms().map((v) => v.mac), portRemoved: (mac, host, why) => loop.removeVm(mac, host, why),
+      handler: loop, logger, clock, wallClock, vmMacs: () => store.listVms().map((v) => v.mac), portRemoved: (mac, host, why) => loop.removeVm(mac, host, why),
       ...(components.ovsBridgeDb !== undefined ? { connectDb: components.ovsBridgeDb } : {}),
     }, { deployment: init.deployment, tls: init.control.tls, ...init.openflow });
     const southbound = ovs;

@@ -42,6 +42,8 @@ export interface OvsHostComponents {
   handler: ControlHandler;
   logger: Logger;
   clock: Clock;
+  /** Wall-clock milliseconds (traffic reports' intervals, as the controller's). */
+  wallClock: () => number;
   /** Every VM MAC in the registry (the counted pairs' destinations). */
   vmMacs: () => readonly string[];
   /** A connection to the host's switch database. */
@@ -308,7 +310,7 @@ export class OvsHost {
     this.#polling = true;
     try {
       const stats = await conn.flowStats({ tableId: TABLE_CLASSIFY, cookie: VNET_COOKIE_TAG, cookieMask: VNET_COOKIE_TAG_MASK });
-      const now = this.#c.clock.wallNow();
+      const now = this.#c.wallClock();
       const { entries, next } = counterDeltas(this.#counters, stats);
       const start = this.#lastPollMs;
       this.#counters = next;
