@@ -1,86 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry } from 'prom-client';
-import { ManualClock } from '../../../src/common/clock.ts';
-import { silentLogger } from '../../../src/common/logger.ts';
-import { parseDeployment } from '../../../src/controller/deployment-file.ts';
-import { datapathIdOf, tunnelPortName } from '../../../src/controller/ovs/bridge-db.ts';
-import { cookieVersion, isVnetCookie, LOCAL_VM_PRIORITY, RULE_PRIORITY_BASE, TABLE_CLASSIFY, TABLE_FROM_TUNNEL, TABLE_FROM_VM, VNET_COOKIE_TAG } from '../../../src/controller/ovs/flow-plan.ts';
-import { startController } from '../../../src/controller/runtime.ts';
-import { openStore, type ControllerStore } from '../../../src/controller/store/store.ts';
+import { tunnelPortName } from '../../../src/controller/ovs/bridge-db.ts';
+import { cookieVersion, LOCAL_VM_PRIORITY, RULE_PRIORITY_BASE, TABLE_CLASSIFY, TABLE_FROM_TUNNEL, TABLE_FROM_VM, VNET_COOKIE_TAG } from '../../../src/controller/ovs/flow-plan.ts';
+import { openStore } from '../../../src/controller/store/store.ts';
 import type { FlowStats } from '../../../src/openflow/multipart.ts';
 import { waitFor } from '../../helpers/wait.ts';
-import { testPki } from '../fixtures/test-pki.ts';
 import { metricValue } from '../fixtures/controller-harness.ts';
-import { FlowTableSwitch } from './flow-table-switch.ts';
+import { connectSwitch, flowTo, outputs, settled, start, VM_A, VM_H, VM_O, OVS_DPID } from './ovs-harness.ts';
 import { MemoryBridgeDb } from './memory-bridge-db.ts';
-
-const DEPLOYMENT = `
-name: ovs-unit
-controller: { openflow: { host: 127.0.0.1, port: 0, transport: tcp } }
-sites: [{ id: s }]
-hosts:
-  - { id: hub, site: s, hub: true, vtep: 10.9.0.1 }
-  - { id: h2, site: s, vtep: 10.9.0.2 }
-  - { id: ovs1, site: s, vtep: 10.9.0.7, ovs: { ovsdb: "unix:/run/vnet-test/db.sock", bridge: br-vnet } }
-vxlan: { vni: 4242 }
-policy: { updatePeriodMs: 100 }
-vms:
-  - { name: vmA, mac: "02:00:00:00:00:0a", ip: 10.0.0.10, host: h2 }
-  - { name: vmH, mac: "02:00:00:00:00:0b", ip: 10.0.0.11, host: hub }
-`;
-const VM_A = '02:00:00:00:00:0a';
-const VM_H = '02:00:00:00:00:0b';
-const VM_O = '02:00:00:00:00:1e';
-const OVS_DPID = datapathIdOf('ovs1');
-
-interface Harness {
-  controller: Awaited<ReturnType<typeof startController>>;
-  registry: Registry;
-  db: MemoryBridgeDb;
-  clock: ManualClock;
-  store: ControllerStore;
-}
-
-/** A controller over `store` with the OVS host's database in memory; closed (and the store with it, when `last`) after the test. */
-async function start(t: { after(fn: () => Promise<void> | void): void }, store: ControllerStore, db = new MemoryBridgeDb(), last = true): Promise<Harness> {
-  const pki = testPki();
-  const clock = new ManualClock();
-  const registry = new Registry();
-  const controller = await startController({
-    logger: silentLogger(), registry, clock, store, ovsBridgeDb: async () => db,
-    onError: (err) => { throw err; },
-  }, {
-    deployment: parseDeployment(DEPLOYMENT, 'ovs-unit.yaml'), control: { host: '127.0.0.1', port: 0, tls: { ...pki.controller, ca: pki.ca } }, pingIntervalMs: 60_000,
-  });
-  t.after(async () => {
-    await controller.close();
-    if (last) store.close();
-  });
-  return { controller, registry, db, clock, store };
-}
-
-function connectSwitch(t: { after(fn: () => void): void }, h: Harness, initial: readonly FlowStats[] = []): FlowTableSwitch {
-  const sw = new FlowTableSwitch(h.controller.openflowPort!, OVS_DPID, initial);
-  t.after(() => sw.close());
-  return sw;
-}
-
-const outputs = (f: FlowStats | undefined): number[] =>
-  (f?.instructions ?? []).flatMap((i) => (i.type === 'apply-actions' ? i.actions.flatMap((a) => (a.type === 'output' ? [a.port] : [])) : []));
-
-const flowTo = (sw: FlowTableSwitch, table: number, mac: string): FlowStats | undefined => sw.table(table).find((f) => f.match.ethDst === mac && f.match.ethSrc === undefined);
-
-/** The controller's store and a switch whose flows are those of the host's current rules version (acknowledged). */
-async function settled(h: Harness, sw: FlowTableSwitch): Promise<number> {
-  return waitFor(() => {
-    const v = h.store.getVersions('ovs1');
-    const acked = h.store.getHost('ovs1');
-    const flows = [...sw.flows.values()].filter((f) => isVnetCookie(f.cookie));
-    return v.rulesVersion > 0 && h.controller.loop.appliedVersions('ovs1')?.rulesVersion === v.rulesVersion && acked !== undefined
-      && flows.length > 0 && flows.every((f) => cookieVersion(f.cookie) === v.rulesVersion) ? v.rulesVersion : undefined;
-  }, 'the OVS host at its desired rules version');
-}
 
 test('an OVS bridge is a host: bridge set up through the database, the switch known by datapath id, VM ports become VMs, a removed port removes its VM', async (t) => {
   const store = openStore({ path: ':memory:' });
