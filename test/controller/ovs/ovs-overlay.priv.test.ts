@@ -205,6 +205,17 @@ describe('an OVS bridge as a host of the deployment, with a vnet daemon on one V
     await waitFor(async () => (await vm3Out()) === hubTunnel, 'vm3 back through the hub', 30_000);
   });
 
+  it('the switch\'s connection cut (ss -K): the host goes down, the switch reconnects, its flows are checked and it forwards again', async () => {
+    const connects = (): number => controllerLog.split('OVS switch connected').length - 1;
+    const disconnects = (): number => controllerLog.split('OVS switch disconnected').length - 1;
+    const [c0, d0] = [connects(), disconnects()];
+    await h.exec(hostO, ['ss', '-K', 'dst', '127.0.0.1', 'dport', '=', String(OPENFLOW_PORT)]);
+    await waitFor(() => disconnects() > d0, 'the controller saw the switch go', 30_000).catch(async (e: Error) => { throw new Error(`${e.message}${await context()}`); });
+    await waitFor(() => connects() > c0, 'the switch reconnected', 60_000);
+    await waitFor(async () => (await hostState('ovs1')) === 'up', 'ovs1 up again', 30_000);
+    assert.equal((await ping(vmO, VM_D_IP)).code, 0);
+  });
+
   it('the controller killed: OVS keeps forwarding; restarted: the flows in place are kept, stale ones swept; garbage on its OpenFlow port is refused', async () => {
     await killController();
     const during = await ping(vmO, VM_D_IP, 10);
