@@ -27,7 +27,7 @@ hosts:
   - { id: h2, site: s, vtep: 10.9.0.2 }
   - { id: ovs1, site: s, vtep: 10.9.0.7, ovs: { ovsdb: "unix:/run/vnet-test/db.sock", bridge: br-vnet } }
 vxlan: { vni: 4242 }
-policy: { updatePeriodMs: 100 }
+policy: { updatePeriodMs: 100, smoothingIntervalMs: 500, fastPathMinBytesPerSec: 10000 }
 vms:
   - { name: vmA, mac: "02:00:00:00:00:0a", ip: 10.0.0.10, host: h2 }
   - { name: vmH, mac: "02:00:00:00:00:0b", ip: 10.0.0.11, host: hub }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tunnelPortName } from '../../../src/controller/ovs/bridge-db.ts';
 import { FAST_PATH_RULE_PRIORITY } from '../../../src/controller/reconcile.ts';
-import { RULE_PRIORITY_BASE, TABLE_FROM_VM } from '../../../src/controller/ovs/flow-plan.ts';
+import { RULE_PRIORITY_BASE, TABLE_CLASSIFY, TABLE_FROM_VM } from '../../../src/controller/ovs/flow-plan.ts';
 import { openStore } from '../../../src/controller/store/store.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { connectSwitch, flowTo, outputs, settled, start, VM_A, VM_O } from './ovs-harness.ts';
@@ -38,6 +38,26 @@ test('a fast path between an OVS host and a daemon is a VXLAN tunnel port: creat
   await waitFor(() => outputs(flowTo(sw, TABLE_FROM_VM, VM_A))[0] === hubTunnel ? true : undefined, 'back through the hub');
   assert.equal(h.db.ofport(tunnelPortName('h2')), undefined);
   assert.ok(h.db.ofport(tunnelPortName('hub')) !== undefined, 'the backbone tunnel stays');
+});
+
+test('adaptation on the OVS host\'s counters adds the fast path to the daemon host its VM talks to, as a tunnel port', async (t) => {
+  const store = openStore({ path: ':memory:' });
+  const h = await start(t, store);
+  const sw = connectSwitch(t, h);
+  h.db.addVmPort('tapO', VM_O);
+  await waitFor(() => store.getVm(VM_O), 'VM learned');
+  await settled(h, sw);
+  const pair = (f: { tableId: number; match: { ethSrc?: unknown; ethDst?: unknown } }): boolean => f.tableId === TABLE_CLASSIFY && f.match.ethSrc === VM_O && f.match.ethDst === VM_A;
+  // vmO sends to vmA on h2 at about 1 MB/s of update periods: VTTIF smooths it, adaptation wants a fast path ovs1 — h2.
+  const link = await waitFor(() => {
+    sw.count(pair, 100, 100_000);
+    h.clock.advance(100);
+    return store.listLinks('fast-path').find((l) => [l.a, l.b].sort().join() === 'h2,ovs1');
+  }, 'a fast path chosen by adaptation', 20_000);
+  assert.equal(link.requestedBy, 'adaptation');
+  await waitFor(() => h.db.ofport(tunnelPortName('h2')), 'its tunnel port');
+  const h2Tunnel = h.db.ofport(tunnelPortName('h2'))!;
+  await waitFor(() => outputs(flowTo(sw, TABLE_FROM_VM, VM_A))[0] === h2Tunnel ? true : undefined, 'vmA re-pointed to the fast path');
 });
 
 test('a VM moved (the migration cutover\'s setVmLocation) re-points the OVS host\'s flow to its new host and is acknowledged', async (t) => {
