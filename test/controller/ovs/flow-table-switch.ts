@@ -17,6 +17,9 @@ export class FlowTableSwitch {
   readonly flows = new Map<string, FlowStats>();
   readonly mods: Array<OfMessage & { type: 'flow-mod' }> = [];
   rejectFlowMods = false;
+  /** Flow-statistics requests wait here while set (a switch slow to answer), answered by `release`. */
+  holdFlowStats = false;
+  readonly #held: Array<OfMessage & { type: 'multipart-request' }> = [];
   readonly sw: FakeSwitch;
 
   constructor(port: number, datapathId: bigint, initial: readonly FlowStats[] = []) {
@@ -35,6 +38,12 @@ export class FlowTableSwitch {
   /** Flows of a table, sorted by key. */
   table(tableId: number): FlowStats[] {
     return [...this.flows.values()].filter((f) => f.tableId === tableId).sort((a, b) => (flowKey(a) < flowKey(b) ? -1 : 1));
+  }
+
+  /** Answer the held flow-statistics requests and stop holding. */
+  release(): void {
+    this.holdFlowStats = false;
+    for (const m of this.#held.splice(0)) this.#flowStats(m);
   }
 
   count(match: (f: FlowStats) => boolean, packets: number, bytes: number): void {
@@ -67,9 +76,15 @@ export class FlowTableSwitch {
       return;
     }
     if (m.type === 'multipart-request' && m.body.kind === 'flow') {
-      const req = m.body;
-      const flows = [...this.flows.values()].filter((f) => (req.tableId === OFPTT_ALL || f.tableId === req.tableId) && (f.cookie & req.cookieMask) === (req.cookie & req.cookieMask));
-      sw.send({ type: 'multipart-reply', xid: m.xid, flags: 0, body: { kind: 'flow', flows } });
+      if (this.holdFlowStats) this.#held.push(m);
+      else this.#flowStats(m);
     }
+  }
+
+  #flowStats(m: OfMessage & { type: 'multipart-request' }): void {
+    const req = m.body;
+    if (req.kind !== 'flow') return;
+    const flows = [...this.flows.values()].filter((f) => (req.tableId === OFPTT_ALL || f.tableId === req.tableId) && (f.cookie & req.cookieMask) === (req.cookie & req.cookieMask));
+    this.sw.send({ type: 'multipart-reply', xid: m.xid, flags: 0, body: { kind: 'flow', flows } });
   }
 }
