@@ -64,7 +64,7 @@ export interface OvsHostInit {
   /** The controller target written to the bridge (tcp:IP:PORT or ssl:IP:PORT). */
   controllerTarget: string;
   updatePeriodMs: number;
-  /** OVSDB reconnection delay (default 2 s). */
+  /** OVSDB reconnection delay (default 2 s), doubled after each failure up to 30 s. */
   retryMs?: number;
 }
 
@@ -89,7 +89,9 @@ export class OvsHost {
   #polling = false;
   #busy = false;
   #again = false;
-  #timers: TimerHandle[] = [];
+  #poller: TimerHandle | undefined;
+  #retry: TimerHandle | undefined;
+  #retries = 0;
   #closed = false;
 
   constructor(components: OvsHostComponents, init: OvsHostInit) {
@@ -112,7 +114,7 @@ export class OvsHost {
   }
 
   start(): void {
-    this.#timers.push(this.#c.clock.setInterval(() => void this.#poll(), this.#init.updatePeriodMs));
+    this.#poller = this.#c.clock.setInterval(() => void this.#poll(), this.#init.updatePeriodMs);
     void this.#connectDb();
   }
 
@@ -149,7 +151,8 @@ export class OvsHost {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of this.#timers) t.cancel();
+    this.#poller?.cancel();
+    this.#retry?.cancel();
     this.#detach('controller stopping');
     this.#db?.close();
     this.#db = undefined;
@@ -185,6 +188,7 @@ export class OvsHost {
       });
       await db.watch(() => this.#schedule());
       this.#db = db;
+      this.#retries = 0;
       this.#log.info({ bridge: bridge.bridge, ovsdb: bridge.ovsdb }, 'OVS bridge set up');
       this.#schedule();
     } catch (err) {
@@ -195,7 +199,9 @@ export class OvsHost {
 
   #retryDb(): void {
     if (this.#closed) return;
-    this.#timers.push(this.#c.clock.setTimeout(() => void this.#connectDb(), this.#init.retryMs ?? 2000));
+    const base = this.#init.retryMs ?? 2000;
+    const delay = Math.min(Math.max(base, 30_000), base * 2 ** Math.min(this.#retries++, 10));
+    this.#retry = this.#c.clock.setTimeout(() => void this.#connectDb(), delay);
   }
 
   // ---- the serial pass ------------------------------------------------------
