@@ -92,7 +92,7 @@ test('tunnels: missing ones added to the peer\'s vtep, a changed address replace
   assert.deepEqual(planTunnels(present, ['hub'], vteps, true).remove, ['a', 'b']);
 });
 
-test('reconcile: a fast path with an OVS host is a link on the OVS side only, and rules on both sides', () => {
+test('reconcile: a fast path with an OVS host is a link on the OVS side only (both sides for two OVS hosts), and rules on both sides', () => {
   const hosts = [
     { id: 'hub', role: 'hub' as const, addresses: [{ transport: 'tls' as const, host: '10.0.0.1', port: 7000 }] },
     { id: 'h2', role: 'spoke' as const, addresses: [{ transport: 'tls' as const, host: '10.0.0.2', port: 7000 }] },
@@ -107,6 +107,16 @@ test('reconcile: a fast path with an OVS host is a link on the OVS side only, an
   assert.deepEqual(desired.get('h2')!.links, [], 'the daemon reaches ovs1 over its configured VTEP');
   assert.deepEqual(desired.get('h2')!.rules.map((r) => [r.dst, r.action]), [['02:00:00:00:00:1e', { link: 'ovs1' }]]);
   assert.deepEqual(desired.get('ovs1')!.rules.map((r) => [r.dst, r.action]), [['02:00:00:00:00:0a', { link: 'h2' }]]);
+
+  // Two OVS hosts: each lists the other (a tunnel port on both sides).
+  const two = desiredState({
+    hubId: 'hub', hosts: [...hosts, { id: 'ovs2', role: 'spoke', addresses: [] }], vxlanHosts: new Set(['ovs1', 'ovs2']),
+    vms: [{ mac: '02:00:00:00:00:1e', host: 'ovs1' }, { mac: '02:00:00:00:00:2e', host: 'ovs2' }],
+    links: [{ a: 'ovs1', b: 'ovs2', kind: 'fast-path', requestedBy: 'adaptation', reason: 'r', createdMs: 0 }],
+  });
+  assert.deepEqual(two.get('ovs1')!.links.map((l) => l.peer), ['ovs2']);
+  assert.deepEqual(two.get('ovs2')!.links.map((l) => l.peer), ['ovs1']);
+  assert.deepEqual(two.get('ovs2')!.rules.map((r) => [r.dst, r.action]), [['02:00:00:00:00:1e', { link: 'ovs1' }]]);
 });
 
 test('deployment file: OVS hosts checked (vtep, no listen, not a hub, vxlan present, the hub with a vtep, one host a bridge)', () => {
