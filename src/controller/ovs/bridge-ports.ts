@@ -62,21 +62,45 @@ export function classifyPorts(ports: readonly BridgePort[]): ClassifiedPorts {
   return { vmPorts, tunnels };
 }
 
-/** The host's facts as a daemon's would read: VM ports, tunnel links (to the hub: backbone). Versions: those the switch runs. */
+/** A port's counters as OpenFlow port statistics give them (rx: into the switch from the port). */
+export interface PortCounters {
+  rxPackets: bigint;
+  rxBytes: bigint;
+  txPackets: bigint;
+  txBytes: bigint;
+  txDropped: bigint;
+  rxErrors: bigint;
+}
+
+const n = (v: bigint | undefined): number => (v === undefined ? 0 : Number(v));
+
+/**
+ * The host's facts as a daemon's would read: VM ports (rx: frames from the
+ * VM, as a daemon's port counts them), tunnel links (to the hub: backbone;
+ * tx: frames sent to the peer), with the switch's port counters when known.
+ * Versions: those the switch runs.
+ */
 export function bridgeFacts(
   host: { id: string; site: string; hub: string | undefined },
   ports: ClassifiedPorts,
   versions: { rulesVersion: number; linksVersion: number },
+  counters: ReadonlyMap<number, PortCounters> = new Map(),
 ): WireFacts {
   return {
     hostId: host.id,
     role: 'spoke',
     site: host.site,
-    ports: ports.vmPorts.map((p) => ({ name: p.name, kind: 'tap', mac: p.mac, mtu: 1500, rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0 })),
-    links: ports.tunnels.map((t) => ({
-      peer: t.peer, kind: t.peer === host.hub ? 'backbone' : 'fast-path', state: t.ofport === undefined ? 'connecting' : 'up', direction: 'outbound',
-      txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, reconnects: 0,
-    })),
+    ports: ports.vmPorts.map((p) => {
+      const c = counters.get(p.ofport);
+      return { name: p.name, kind: 'tap', mac: p.mac, mtu: 1500, rxFrames: n(c?.rxPackets), rxBytes: n(c?.rxBytes), txFrames: n(c?.txPackets), txBytes: n(c?.txBytes), txDropped: n(c?.txDropped) };
+    }),
+    links: ports.tunnels.map((t) => {
+      const c = t.ofport === undefined ? undefined : counters.get(t.ofport);
+      return {
+        peer: t.peer, kind: t.peer === host.hub ? 'backbone' : 'fast-path', state: t.ofport === undefined ? 'connecting' : 'up', direction: 'outbound',
+        txFrames: n(c?.txPackets), txBytes: n(c?.txBytes), rxFrames: n(c?.rxPackets), rxBytes: n(c?.rxBytes), txDropped: n(c?.txDropped), decodeErrors: n(c?.rxErrors), reconnects: 0,
+      } as const;
+    }),
     rulesVersion: versions.rulesVersion,
     linksVersion: versions.linksVersion,
   };

@@ -27,3 +27,10 @@ export class FlowInstallError extends VnetError {
     super('VNET_ERR_OVS_FLOWS', `OVS host ${host}: ${what}`, options);
   }
 }
+
+/** The switch did not answer a statistics read in time: that update period has no traffic report from the host. */
+export class StatsTimeoutError extends VnetError {
+  constructor(host: string, what: string) {
+    super('VNET_ERR_OVS_STATS', `OVS host ${host}: ${what}`);
+  }
+}

@@ -8,8 +8,8 @@ import type { BridgePort } from '../../ovsdb/vswitch.ts';
 import { validateReport } from '../../topology/report-validation.ts';
 import type { ControlHandler, ControlSession } from '../control-server.ts';
 import type { BridgeDb } from './bridge-db.ts';
-import { bridgeFacts, classifyPorts, type ClassifiedPorts } from './bridge-ports.ts';
-import { BridgeSetupError, FlowInstallError } from './errors.ts';
+import { bridgeFacts, classifyPorts, type ClassifiedPorts, type PortCounters } from './bridge-ports.ts';
+import { BridgeSetupError, FlowInstallError, StatsTimeoutError } from './errors.ts';
 import { counterDeltas, type PairCount } from './flow-counters.ts';
 import { desiredFlows, planFlowSync, TABLE_CLASSIFY, VNET_COOKIE_TAG, VNET_COOKIE_TAG_MASK } from './flow-plan.ts';
 import { planTunnels } from './tunnel-plan.ts';
@@ -84,6 +84,7 @@ export class OvsHost {
   #rulesApplied = 0;
   #linksApplied = 0;
   #lastFacts = '';
+  #portCounters = new Map<number, PortCounters>();
   #counters = new Map<string, PairCount>();
   #lastPollMs: number | undefined;
   #polling = false;
@@ -254,7 +255,7 @@ export class OvsHost {
     const before = this.#ports.vmPorts;
     this.#ports = classifyPorts(ports);
     const facts = this.#facts();
-    const text = JSON.stringify({ ...facts, rulesVersion: 0, linksVersion: 0 });
+    const text = JSON.stringify(bridgeFacts({ id: this.#init.host, site: this.#init.site, hub: this.#init.hub }, this.#ports, { rulesVersion: 0, linksVersion: 0 }));
     if (text === this.#lastFacts) return;
     this.#lastFacts = text;
     if (this.#session !== undefined) this.#c.handler.messageReceived(this.#session, { type: 'facts', facts });
@@ -263,7 +264,7 @@ export class OvsHost {
   }
 
   #facts(): WireFacts {
-    return bridgeFacts({ id: this.#init.host, site: this.#init.site, hub: this.#init.hub }, this.#ports, { rulesVersion: this.#rulesApplied, linksVersion: this.#linksApplied });
+    return bridgeFacts({ id: this.#init.host, site: this.#init.site, hub: this.#init.hub }, this.#ports, { rulesVersion: this.#rulesApplied, linksVersion: this.#linksApplied }, this.#portCounters);
   }
 
   async #syncFlows(): Promise<void> {
@@ -308,33 +309,52 @@ export class OvsHost {
 
   // ---- traffic ---------------------------------------------------------------
 
-  /** Every update period: the counting flows' statistics ─▶ one traffic report (validated, as a daemon's is). */
+  /**
+   * Every update period, as a daemon does: the counting flows' statistics ─▶
+   * one traffic report (validated, as a daemon's is); the ports' statistics
+   * ─▶ facts with their counters (the links' rates).
+   */
   async #poll(): Promise<void> {
     const conn = this.#conn;
     const session = this.#session;
     if (conn === undefined || session === undefined || this.#polling) return;
     this.#polling = true;
     try {
-      const stats = await conn.flowStats({ tableId: TABLE_CLASSIFY, cookie: VNET_COOKIE_TAG, cookieMask: VNET_COOKIE_TAG_MASK });
+      const stats = await this.#bounded(conn.flowStats({ tableId: TABLE_CLASSIFY, cookie: VNET_COOKIE_TAG, cookieMask: VNET_COOKIE_TAG_MASK }));
       const now = this.#c.wallClock();
       const { entries, next } = counterDeltas(this.#counters, stats);
       const start = this.#lastPollMs;
       this.#counters = next;
       this.#lastPollMs = now;
-      if (start === undefined || now <= start || this.#session !== session) return;
-      const valid = validateReport(snapshotFromWire(this.#init.host, { startMs: start, endMs: now, entries }));
-      if (!valid.ok) {
-        this.#log.warn({ code: valid.error.code, detail: valid.error.message }, 'OVS traffic report rejected');
-        return;
+      if (start !== undefined && now > start && this.#session === session) {
+        const valid = validateReport(snapshotFromWire(this.#init.host, { startMs: start, endMs: now, entries }));
+        if (valid.ok) this.#c.handler.messageReceived(session, { type: 'traffic', report: valid.report });
+        else this.#log.warn({ code: valid.error.code, detail: valid.error.message }, 'OVS traffic report rejected');
       }
-      this.#c.handler.messageReceived(session, { type: 'traffic', report: valid.report });
+      const portStats = await this.#bounded(conn.portStats());
+      if (this.#session !== session) return;
+      this.#portCounters = new Map(portStats.map((p) => [p.portNo, p] as const));
+      this.#c.handler.messageReceived(session, { type: 'facts', facts: this.#facts() });
     } catch (err) {
       this.#log.debug({ err }, 'OVS flow statistics not read (the switch is going away?)');
     } finally {
       this.#polling = false;
     }
   }
+
+  /** A switch's answer, or a rejection after STATS_PERIODS update periods (at least STATS_MIN_MS): one unanswered read never stops the polls. */
+  #bounded<T>(p: Promise<T>): Promise<T> {
+    const ms = Math.max(STATS_MIN_MS, STATS_PERIODS * this.#init.updatePeriodMs);
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.#c.clock.setTimeout(() => reject(new StatsTimeoutError(this.#init.host, `statistics not answered within ${ms} ms`)), ms);
+      p.then((v) => { timer.cancel(); resolve(v); }, (err: unknown) => { timer.cancel(); reject(err as Error); });
+    });
+  }
 }
+
+/** How long a statistics read may take before its period is given up (the next one asks again): 5 update periods, at least 10 s. */
+const STATS_PERIODS = 5;
+const STATS_MIN_MS = 10_000;
 
 /** An OVS host as the control loop's session table sees it: pushes go to the host's agent. */
 class OvsSession implements ControlSession {

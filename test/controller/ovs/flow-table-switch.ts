@@ -1,7 +1,7 @@
 import { FakeSwitch } from '../../openflow/fake-switch.ts';
 import { flowKey } from '../../../src/controller/ovs/flow-plan.ts';
 import type { OfMessage } from '../../../src/openflow/messages.ts';
-import type { FlowStats } from '../../../src/openflow/multipart.ts';
+import type { FlowStats, PortStats } from '../../../src/openflow/multipart.ts';
 import { OFPTT_ALL } from '../../../src/openflow/messages.ts';
 
 /**
@@ -16,6 +16,8 @@ import { OFPTT_ALL } from '../../../src/openflow/messages.ts';
 export class FlowTableSwitch {
   readonly flows = new Map<string, FlowStats>();
   readonly mods: Array<OfMessage & { type: 'flow-mod' }> = [];
+  /** What port statistics requests are answered with. */
+  portStats: PortStats[] = [];
   rejectFlowMods = false;
   /** Flow-statistics requests wait here while set (a switch slow to answer), answered by `release`. */
   holdFlowStats = false;
@@ -78,6 +80,8 @@ export class FlowTableSwitch {
     if (m.type === 'multipart-request' && m.body.kind === 'flow') {
       if (this.holdFlowStats) this.#held.push(m);
       else this.#flowStats(m);
+    } else if (m.type === 'multipart-request' && m.body.kind === 'port-stats') {
+      sw.send({ type: 'multipart-reply', xid: m.xid, flags: 0, body: { kind: 'port-stats', ports: this.portStats } });
     }
   }
 

@@ -142,4 +142,18 @@ test('traffic matrix from the counting flows: deltas per update period reach the
     return s.length > 0 ? s : undefined;
   }, 'traffic sample stored');
   assert.deepEqual(samples.map((s) => [s.frames, s.bytes]), [[10, 15_000]]);
+
+  // The ports' statistics go into the host's facts, as a daemon's counters: the VM port's and the hub tunnel's.
+  const zero = { durationSec: 0, durationNsec: 0, rxPackets: 0n, txPackets: 0n, rxBytes: 0n, txBytes: 0n, rxDropped: 0n, txDropped: 0n, rxErrors: 0n, txErrors: 0n, rxFrameErr: 0n, rxOverErr: 0n, rxCrcErr: 0n, collisions: 0n };
+  sw.portStats = [
+    { ...zero, portNo: h.db.ofport('tapO')!, rxPackets: 15n, rxBytes: 22_000n },
+    { ...zero, portNo: h.db.ofport(tunnelPortName('hub'))!, txPackets: 15n, txBytes: 22_600n, rxPackets: 4n, rxBytes: 400n },
+  ];
+  const facts = await waitFor(() => {
+    const f = store.getHost('ovs1')?.facts;
+    if (f?.links.find((l) => l.peer === 'hub')?.txBytes !== 22_600) { h.clock.advance(100); return undefined; }
+    return f;
+  }, 'port counters in the host\'s facts');
+  assert.deepEqual(facts.ports.map((p) => [p.mac, p.rxFrames, p.rxBytes]), [[VM_O, 15, 22_000]]);
+  assert.deepEqual(facts.links.map((l) => [l.peer, l.kind, l.state, l.txFrames, l.rxFrames]), [['hub', 'backbone', 'up', 15, 4]]);
 });

@@ -84,3 +84,23 @@ test('a lost OVSDB connection is retried, through a failed attempt, until the br
   await waitFor(() => { clock.advance(500); return dbs[1]?.setups.length === 1 ? true : undefined; }, 'set up again after the failure');
   assert.equal(attempts, 3);
 });
+
+test('a statistics read the switch never answers is given up after its deadline: the next period reads again', async (t) => {
+  const store = openStore({ path: ':memory:' });
+  const h = await start(t, store);
+  const sw = connectSwitch(t, h);
+  await settled(h, sw);
+  const reads = (): number => sw.sw.received.filter((m) => m.type === 'multipart-request' && m.body.kind === 'flow' && m.body.tableId === 0).length;
+  sw.holdFlowStats = true;
+  h.clock.advance(100);
+  await waitFor(() => reads() === 1 ? true : undefined, 'the first read, held');
+  h.clock.advance(9_800);
+  assert.equal(reads(), 1, 'no second read while the first is in flight');
+  h.clock.advance(300); // past the 10 s deadline: given up, and a later period asks again
+  await waitFor(() => {
+    if (reads() >= 2) return true;
+    h.clock.advance(100);
+    return undefined;
+  }, 'a new read after the deadline');
+  sw.release();
+});
