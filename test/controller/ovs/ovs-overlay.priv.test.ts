@@ -186,6 +186,9 @@ describe('an OVS bridge as a host of the deployment, with a vnet daemon on one V
         return t.edges.some((e) => [e.a, e.b].includes(VM_O_MAC)) ? t : undefined;
       }, 'a topology with vmO', 30_000);
       assert.ok(topo.edges.some((e) => [e.a, e.b].includes(VM_D_MAC)));
+      // The tunnel port's statistics are the backbone link's counters, as a daemon reports its link's.
+      const link = await waitFor(async () => ((await ctl('links')) as Array<{ a: string; b: string; kind: string; frames: number; state: string }>).find((l) => l.kind === 'backbone' && [l.a, l.b].sort().join() === 'hD,ovs1' && l.frames > 0), 'the backbone link ovs1 — hD with traffic', 30_000);
+      assert.equal(link.state, 'up');
     } finally {
       traffic.kill();
     }
