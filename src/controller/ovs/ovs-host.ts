@@ -6,7 +6,8 @@ import { OFPTT_ALL } from '../../openflow/messages.ts';
 import type { SwitchConnection } from '../../openflow/switch-connection.ts';
 import type { BridgePort } from '../../ovsdb/vswitch.ts';
 import { validateReport } from '../../topology/report-validation.ts';
-import type { ControlHandler, ControlSession } from '../control-server.ts';
+import type { ControlHandler } from '../control-server.ts';
+import { OvsSession } from './ovs-session.ts';
 import type { BridgeDb } from './bridge-db.ts';
 import { bridgeFacts, classifyPorts, type ClassifiedPorts, type PortCounters } from './bridge-ports.ts';
 import { BridgeSetupError, FlowInstallError, StatsTimeoutError } from './errors.ts';
@@ -68,9 +69,6 @@ export interface OvsHostInit {
   retryMs?: number;
 }
 
-/** Session ids of OVS hosts, apart from the control server's. */
-let nextSessionId = 1_000_000_000;
-
 export class OvsHost {
   readonly #c: OvsHostComponents;
   readonly #init: OvsHostInit;
@@ -123,7 +121,7 @@ export class OvsHost {
   attach(conn: SwitchConnection): void {
     if (this.#closed) return conn.close();
     this.#detach('replaced by a new connection');
-    const session = new OvsSession(this, conn.remote);
+    const session = new OvsSession(this.#init.host, conn.remote, (m) => this.#receive(m));
     this.#conn = conn;
     this.#session = session;
     this.#counters = new Map();
@@ -138,7 +136,7 @@ export class OvsHost {
   }
 
   /** A push from the control loop (through the session). */
-  receive(message: ControllerMessage): void {
+  #receive(message: ControllerMessage): void {
     if (message.type === 'set-rules') {
       this.#rules = { version: message.version, rules: message.rules.map((r) => ({ ...r })) };
       this.#schedule();
@@ -355,29 +353,3 @@ export class OvsHost {
 /** How long a statistics read may take before its period is given up (the next one asks again): 5 update periods, at least 10 s. */
 const STATS_PERIODS = 5;
 const STATS_MIN_MS = 10_000;
-
-/** An OVS host as the control loop's session table sees it: pushes go to the host's agent. */
-class OvsSession implements ControlSession {
-  readonly id = nextSessionId++;
-  readonly hostId: string;
-  readonly auth = 'certificate' as const;
-  readonly remoteAddress: string;
-  closed = false;
-  readonly #host: OvsHost;
-
-  constructor(host: OvsHost, remote: string) {
-    this.#host = host;
-    this.hostId = host.host;
-    this.remoteAddress = remote;
-  }
-
-  send(message: ControllerMessage): boolean {
-    if (this.closed) return false;
-    this.#host.receive(message);
-    return true;
-  }
-
-  close(): void {
-    // Revoking an OVS host's session is not an operator action: the switch's connection decides.
-  }
-}
