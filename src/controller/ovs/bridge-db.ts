@@ -73,8 +73,10 @@ export class OvsdbBridgeDb implements BridgeDb {
     });
   }
 
-  static async connect(target: OvsdbTargetSpec, timeoutMs = 10_000): Promise<OvsdbBridgeDb> {
-    return new OvsdbBridgeDb(await OvsdbClient.connect(target, { timeoutMs }));
+  /** `tls`: the deployment's CA and the controller's certificate, for an `ssl:` target. */
+  static async connect(target: OvsdbTargetSpec, tls: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer }, timeoutMs = 10_000): Promise<OvsdbBridgeDb> {
+    const to = 'path' in target ? { path: target.path } : { host: target.host, port: target.port, ...(target.ssl ? { tls } : {}) };
+    return new OvsdbBridgeDb(await OvsdbClient.connect(to, { timeoutMs }));
   }
 
   async ensureBridge(s: BridgeSetup): Promise<void> {

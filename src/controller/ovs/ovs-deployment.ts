@@ -16,26 +16,26 @@ const ipLiteral = z.string()
   .refine((s) => ipAddressProblem(s) === undefined && !isUnspecifiedAddress(s), 'not an IPv4 or IPv6 address a peer can send to (e.g. 10.0.0.7)')
   .transform(canonicalAddress);
 
-/** `unix:/path` or `tcp:IP:PORT` (ovsdb-server's --remote, as OVS writes it). */
+/** `unix:/path`, `ssl:IP:PORT` (mutual TLS with the deployment's CA) or `tcp:IP:PORT` (ovsdb-server's --remote, as OVS writes it). */
 export const ovsdbTargetSchema = z.string().superRefine((s, ctx) => {
-  if (parseOvsdbTarget(s) === undefined) ctx.addIssue({ code: 'custom', message: `"${s}" is not unix:/PATH or tcp:IP:PORT (an ovsdb-server remote)` });
+  if (parseOvsdbTarget(s) === undefined) ctx.addIssue({ code: 'custom', message: `"${s}" is not unix:/PATH, ssl:IP:PORT or tcp:IP:PORT (an ovsdb-server remote)` });
 });
 
-export type OvsdbTargetSpec = { path: string } | { host: string; port: number };
+export type OvsdbTargetSpec = { path: string } | { host: string; port: number; ssl: boolean };
 
 /** The client's target of an `ovsdb:` value; undefined when it is not one. */
 export function parseOvsdbTarget(s: string): OvsdbTargetSpec | undefined {
   if (s.startsWith('unix:/')) return /\s/.test(s) ? undefined : { path: s.slice('unix:'.length) };
-  const m = /^tcp:(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(s);
+  const m = /^(tcp|ssl):(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(s);
   if (m === null) return undefined;
-  const host = m[1] ?? m[2]!;
-  const port = Number(m[3]);
+  const host = m[2] ?? m[3]!;
+  const port = Number(m[4]);
   if (ipVersion(host) === 0 || port < 1 || port > 65535) return undefined;
-  return { host, port };
+  return { host, port, ssl: m[1] === 'ssl' };
 }
 
 export const ovsBridgeSchema = z.strictObject({
-  /** ovsdb-server's socket: unix:/run/openvswitch/db.sock or tcp:IP:PORT. */
+  /** ovsdb-server's socket: unix:/run/openvswitch/db.sock, ssl:IP:PORT (the deployment's CA) or tcp:IP:PORT. */
   ovsdb: ovsdbTargetSchema,
   /** The bridge the VMs' ports are on (created if missing). */
   bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a bridge name is 1-15 of A-Z a-z 0-9 _ . -'),

@@ -69,7 +69,7 @@ export async function startOvsSouthbound(c: OvsSouthboundComponents, init: OvsSo
   const vteps = new Map(d.hosts.filter((h) => h.vtep !== undefined).map((h) => [h.id, h.vtep!] as const));
   const hosts = new Map<string, OvsHost>();
   const byDatapath = new Map<bigint, OvsHost>();
-  const connectDb = c.connectDb ?? ((b: OvsBridgeConfig): Promise<BridgeDb> => OvsdbBridgeDb.connect(parseOvsdbTarget(b.ovsdb)!));
+  const connectDb = c.connectDb ?? ((b: OvsBridgeConfig): Promise<BridgeDb> => OvsdbBridgeDb.connect(parseOvsdbTarget(b.ovsdb)!, init.tls));
   for (const h of ovsHosts) {
     const bridge = h.ovs!;
     const agent = new OvsHost(

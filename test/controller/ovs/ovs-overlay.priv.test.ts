@@ -1,7 +1,7 @@
 /**
  * Privileged (root): an Open vSwitch bridge as a host of a vnet deployment,
- * driven by the real `vnet controller` over OVSDB and OpenFlow 1.3 (mutual
- * TLS with the deployment's CA), sharing one VXLAN overlay with a vnet
+ * driven by the real `vnet controller` over OVSDB and OpenFlow 1.3 (both
+ * mutual TLS with the deployment's CA), sharing one VXLAN overlay with a vnet
  * daemon. Everything is created here — namespaces, veths, ovsdb-server and
  * ovs-vswitchd in a temporary directory — and removed afterwards.
  *
@@ -35,6 +35,7 @@ const VM_3_MAC = '02:00:00:00:0d:03';
 const VM_D_IP = '10.9.9.1';
 const VM_O_IP = '10.9.9.2';
 const OPENFLOW_PORT = 6653;
+const OVSDB_PORT = 6640;
 const API = 'http://127.0.0.1:7401';
 
 describe('an OVS bridge as a host of the deployment, with a vnet daemon on one VXLAN overlay', { timeout: 300_000 }, () => {
@@ -105,6 +106,8 @@ describe('an OVS bridge as a host of the deployment, with a vnet daemon on one V
     await issueHostCert(tlsDir, 'ovs1');
     const own = hostFiles(tlsDir, 'ovs1');
     await ovs.vsctl('set-ssl', own.key, own.cert, caFiles(tlsDir).cert);
+    // The controller reaches OVSDB over SSL too (hostO's loopback; the port is free in a namespace of our own).
+    await ovs.addSslRemote(OVSDB_PORT);
 
     brInt = ovs.bridgeName();
     writeFileSync(join(dir, 'deployment.yaml'), [
@@ -116,7 +119,7 @@ describe('an OVS bridge as a host of the deployment, with a vnet daemon on one V
       'sites: [{ id: lab }]',
       'hosts:',
       '  - { id: hD, site: lab, hub: true, vtep: 10.203.0.1 }',
-      `  - { id: ovs1, site: lab, vtep: 10.203.0.2, ovs: { ovsdb: "unix:${ovs.dbSocket}", bridge: ${brInt} } }`,
+      `  - { id: ovs1, site: lab, vtep: 10.203.0.2, ovs: { ovsdb: "ssl:127.0.0.1:${OVSDB_PORT}", bridge: ${brInt} } }`,
       '  - { id: h3, site: lab, vtep: 10.203.0.3 }',
       `vxlan: { vni: ${VNI} }`,
       'policy: { updatePeriodMs: 500, smoothingIntervalMs: 2000, fastPathBudget: 0 }',
@@ -145,7 +148,7 @@ describe('an OVS bridge as a host of the deployment, with a vnet daemon on one V
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the bridge is a host: set up through OVSDB (secure, OpenFlow 1.3, our controller over TLS), connected, its VM port a VM in vnet ctl', async () => {
+  it('the bridge is a host: set up through OVSDB over SSL (secure, OpenFlow 1.3, our controller over TLS), connected, its VM port a VM in vnet ctl', async () => {
     assert.equal(await ovs.vsctl('get', 'bridge', brInt, 'fail_mode'), 'secure');
     assert.equal(await ovs.vsctl('get', 'bridge', brInt, 'datapath_type'), 'netdev');
     assert.match(await ovs.vsctl('get', 'bridge', brInt, 'protocols'), /OpenFlow13/);
