@@ -180,6 +180,7 @@ export async function startController(components: ControllerComponents, init: Co
     loop.migrations.restore();
     ovs = await startOvsSouthbound({
       handler: loop, logger, clock, wallClock, vmMacs: () => store.listVms().map((v) => v.mac), portRemoved: (mac, host, why) => loop.removeVm(mac, host, why),
+      vmsOn: (host) => store.listVmsOnHost(host).map((v) => v.mac),
       ...(components.ovsBridgeDb !== undefined ? { connectDb: components.ovsBridgeDb } : {}),
     }, { deployment: init.deployment, tls: init.control.tls, ...init.openflow });
     const southbound = ovs;

@@ -51,6 +51,8 @@ export interface OvsHostComponents {
   connectDb: () => Promise<BridgeDb>;
   /** A VM port left the bridge (after the facts without it were reported). */
   portRemoved: (mac: string, host: string, why: string) => void;
+  /** The MACs of the VMs the registry places on a host (those gone while the controller was away are removed at its first read). */
+  vmsOn: (host: string) => readonly string[];
 }
 
 export interface OvsHostInit {
@@ -82,6 +84,10 @@ export class OvsHost {
   #rulesApplied = 0;
   #linksApplied = 0;
   #lastFacts = '';
+  /** The bridge's ports have been read once since this controller started. */
+  #portsRead = false;
+  /** Peers already warned of for lacking a vtep. */
+  readonly #noVtepWarned = new Set<string>();
   #portCounters = new Map<number, PortCounters>();
   #counters = new Map<string, PairCount>();
   #lastPollMs: number | undefined;
@@ -174,8 +180,9 @@ export class OvsHost {
   async #connectDb(): Promise<void> {
     if (this.#closed) return;
     const { bridge } = this.#init;
+    let db: BridgeDb | undefined;
     try {
-      const db = await this.#c.connectDb();
+      db = await this.#c.connectDb();
       if (this.#closed) return db.close();
       db.onLost((err) => {
         this.#log.warn({ err: new BridgeSetupError(this.#init.host, `OVSDB connection lost: ${err.message}`, { cause: err }) }, 'OVSDB lost: reconnecting (the switch keeps forwarding)');
@@ -192,6 +199,7 @@ export class OvsHost {
       this.#schedule();
     } catch (err) {
       this.#log.warn({ err: new BridgeSetupError(this.#init.host, `bridge ${bridge.bridge} at ${bridge.ovsdb}: ${(err as Error).message}`, { cause: err }) }, 'OVS bridge not set up: retrying');
+      if (db !== undefined && this.#db !== db) db.close();
       this.#retryDb();
     }
   }
@@ -230,7 +238,11 @@ export class OvsHost {
       try {
         let ports = await db.ports(this.#init.bridge.bridge);
         const plan = planTunnels(classifyPorts(ports).tunnels, this.#wantedPeers(), this.#init.vteps, this.#links !== undefined);
-        for (const p of plan.missingVtep) this.#log.warn({ peer: p }, 'no vtep for this peer in the deployment: no tunnel to it (its VMs are reached through the hub)');
+        for (const p of plan.missingVtep) {
+          if (this.#noVtepWarned.has(p)) continue;
+          this.#noVtepWarned.add(p);
+          this.#log.warn({ peer: p }, 'no vtep for this peer in the deployment: no tunnel to it (its VMs are reached through the hub)');
+        }
         for (const name of plan.remove) await db.removePort(this.#init.bridge.bridge, name);
         for (const t of plan.add) await db.addTunnel(this.#init.bridge.bridge, { ...t, vni: this.#init.vxlan.vni, dstPort: this.#init.vxlan.port });
         if (plan.add.length > 0 || plan.remove.length > 0) ports = await db.ports(this.#init.bridge.bridge);
@@ -250,7 +262,11 @@ export class OvsHost {
   }
 
   #setPorts(ports: readonly BridgePort[]): void {
-    const before = this.#ports.vmPorts;
+    const bridge = this.#init.bridge.bridge;
+    const before = this.#portsRead
+      ? this.#ports.vmPorts.map((p) => ({ mac: p.mac, why: `port ${p.name} left bridge ${bridge}` }))
+      : this.#c.vmsOn(this.#init.host).map((mac) => ({ mac, why: `no port on bridge ${bridge} at the controller's start` }));
+    this.#portsRead = true;
     this.#ports = classifyPorts(ports);
     const facts = this.#facts();
     const text = JSON.stringify(bridgeFacts({ id: this.#init.host, site: this.#init.site, hub: this.#init.hub }, this.#ports, { rulesVersion: 0, linksVersion: 0 }));
@@ -258,7 +274,7 @@ export class OvsHost {
     this.#lastFacts = text;
     if (this.#session !== undefined) this.#c.handler.messageReceived(this.#session, { type: 'facts', facts });
     const now = new Set(this.#ports.vmPorts.map((p) => p.mac));
-    for (const p of before) if (!now.has(p.mac)) this.#c.portRemoved(p.mac, this.#init.host, `port ${p.name} left bridge ${this.#init.bridge.bridge}`);
+    for (const p of before) if (!now.has(p.mac)) this.#c.portRemoved(p.mac, this.#init.host, p.why);
   }
 
   #facts(): WireFacts {

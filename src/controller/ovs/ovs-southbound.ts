@@ -28,6 +28,7 @@ export interface OvsSouthboundComponents {
   wallClock: () => number;
   vmMacs: () => readonly string[];
   portRemoved: (mac: string, host: string, why: string) => void;
+  vmsOn: (host: string) => readonly string[];
   /** The switch database of a bridge (default: OVSDB at its `ovsdb:`). */
   connectDb?: (bridge: OvsBridgeConfig) => Promise<BridgeDb>;
 }
@@ -73,7 +74,7 @@ export async function startOvsSouthbound(c: OvsSouthboundComponents, init: OvsSo
   for (const h of ovsHosts) {
     const bridge = h.ovs!;
     const agent = new OvsHost(
-      { handler: c.handler, logger: c.logger, clock: c.clock, wallClock: c.wallClock, vmMacs: c.vmMacs, portRemoved: c.portRemoved, connectDb: () => connectDb(bridge) },
+      { handler: c.handler, logger: c.logger, clock: c.clock, wallClock: c.wallClock, vmMacs: c.vmMacs, portRemoved: c.portRemoved, vmsOn: c.vmsOn, connectDb: () => connectDb(bridge) },
       {
         host: h.id, site: h.site, bridge, datapathId: datapathIdOf(h.id), hub, vteps, vxlan: d.vxlan!, controllerTarget: target,
         updatePeriodMs: d.policy.updatePeriodMs, ...(init.retryMs !== undefined ? { retryMs: init.retryMs } : {}),

@@ -155,5 +155,19 @@ test('traffic matrix from the counting flows: deltas per update period reach the
     return f;
   }, 'port counters in the host\'s facts');
   assert.deepEqual(facts.ports.map((p) => [p.mac, p.rxFrames, p.rxBytes]), [[VM_O, 15, 22_000]]);
-  assert.deepEqual(facts.links.map((l) => [l.peer, l.kind, l.state, l.txFrames, l.rxFrames]), [['hub', 'backbone', 'up', 15, 4]]);
+  assert.deepEqual(facts.links.filter((l) => l.peer === 'hub').map((l) => [l.peer, l.kind, l.state, l.txFrames, l.rxFrames]), [['hub', 'backbone', 'up', 15, 4]]);
+});
+
+test('a VM whose port went while the controller was away is removed at its next start', async (t) => {
+  const store = openStore({ path: ':memory:' });
+  const db = new MemoryBridgeDb();
+  const first = await start(t, store, db, false);
+  connectSwitch(t, first);
+  db.addVmPort('tapO', VM_O);
+  await waitFor(() => store.getVm(VM_O), 'VM learned');
+  await first.controller.close();
+  db.removeVmPort('tapO');
+  await start(t, store, db);
+  await waitFor(() => store.getVm(VM_O) === undefined ? true : undefined, 'the VM removed at the first read of the bridge');
+  assert.equal(store.getVm(VM_A)?.host, 'h2', 'VMs of other hosts untouched');
 });
