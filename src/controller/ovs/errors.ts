@@ -34,3 +34,10 @@ export class StatsTimeoutError extends VnetError {
     super('VNET_ERR_OVS_STATS', `OVS host ${host}: ${what}`);
   }
 }
+
+/** The OpenFlow listener could not bind its address (in use, not local): the controller does not start. */
+export class OpenflowListenError extends VnetError {
+  constructor(where: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_OVS_LISTEN', `OpenFlow listener ${where} (controller.openflow in the deployment file): ${(options?.cause as Error | undefined)?.message ?? 'cannot listen'}`, options);
+  }
+}

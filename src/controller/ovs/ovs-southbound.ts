@@ -6,7 +6,7 @@ import type { ControlHandler } from '../control-server.ts';
 import type { Deployment } from '../deployment-file.ts';
 import { hubOf } from '../deployment-file.ts';
 import { datapathIdOf, OvsdbBridgeDb, type BridgeDb } from './bridge-db.ts';
-import { UnknownSwitchError } from './errors.ts';
+import { OpenflowListenError, UnknownSwitchError } from './errors.ts';
 import { DEFAULT_OPENFLOW_PORT, parseOvsdbTarget, type OvsBridgeConfig } from './ovs-deployment.ts';
 import { OvsHost } from './ovs-host.ts';
 
@@ -64,7 +64,9 @@ export async function startOvsSouthbound(c: OvsSouthboundComponents, init: OvsSo
     ...(init.echoIntervalMs !== undefined ? { echoIntervalMs: init.echoIntervalMs } : {}),
     ...(init.livenessTimeoutMs !== undefined ? { livenessTimeoutMs: init.livenessTimeoutMs } : {}),
   });
-  const bound = await listener.listen();
+  const bound = await listener.listen().catch((err: unknown) => {
+    throw new OpenflowListenError(formatHostPort({ host: listen.host, port: listen.port }), { cause: err });
+  });
   const target = `${listen.transport === 'tls' ? 'ssl' : 'tcp'}:${formatHostPort({ host: listen.host, port: bound.port })}`;
   const hub = hubOf(d).id;
   const vteps = new Map(d.hosts.filter((h) => h.vtep !== undefined).map((h) => [h.id, h.vtep!] as const));

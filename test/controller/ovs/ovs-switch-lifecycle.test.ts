@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { ManualClock } from '../../../src/common/clock.ts';
 import { parseDeployment } from '../../../src/controller/deployment-file.ts';
@@ -103,4 +103,21 @@ test('a statistics read the switch never answers is given up after its deadline:
     return undefined;
   }, 'a new read after the deadline');
   sw.release();
+});
+
+test('an OpenFlow address already in use stops the controller\'s start with a typed error naming it', async (t) => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => taken.close(() => r())));
+  const port = (taken.address() as AddressInfo).port;
+  const pki = testPki();
+  const store = openStore({ path: ':memory:' });
+  t.after(() => store.close());
+  await assert.rejects(
+    startController({ logger: capturingLogger().logger, registry: new Registry(), clock: new ManualClock(), store, ovsBridgeDb: async () => new MemoryBridgeDb() }, {
+      deployment: parseDeployment(DEPLOYMENT.replace('port: 0, transport: tcp', `port: ${port}, transport: tcp`), 'ovs-unit.yaml'),
+      control: { host: '127.0.0.1', port: 0, tls: { ...pki.controller, ca: pki.ca } },
+    }),
+    (err: Error & { code?: string }) => err.code === 'VNET_ERR_OVS_LISTEN' && err.message.includes(`127.0.0.1:${port}`) && /EADDRINUSE|in use/.test(err.message),
+  );
 });
