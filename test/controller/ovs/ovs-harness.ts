@@ -45,16 +45,22 @@ export interface Harness {
   store: ControllerStore;
 }
 
-/** A controller over `store` with the OVS host's database in memory; closed (and the store with it, when `last`) after the test. */
-export async function start(t: { after(fn: () => Promise<void> | void): void }, store: ControllerStore, db = new MemoryBridgeDb(), last = true): Promise<Harness> {
+/**
+ * A controller over `store` with the OVS host's database in memory; closed (and the store with it, when `last`) after the test.
+ * `more`: another deployment text and the databases of other bridges, by bridge name.
+ */
+export async function start(
+  t: { after(fn: () => Promise<void> | void): void }, store: ControllerStore, db = new MemoryBridgeDb(), last = true,
+  more: { yaml?: string; dbs?: ReadonlyMap<string, MemoryBridgeDb> } = {},
+): Promise<Harness> {
   const pki = testPki();
   const clock = new ManualClock();
   const registry = new Registry();
   const controller = await startController({
-    logger: silentLogger(), registry, clock, store, ovsBridgeDb: async () => db,
+    logger: silentLogger(), registry, clock, store, ovsBridgeDb: async (b) => more.dbs?.get(b.bridge) ?? db,
     onError: (err) => { throw err; },
   }, {
-    deployment: parseDeployment(DEPLOYMENT, 'ovs-unit.yaml'), control: { host: '127.0.0.1', port: 0, tls: { ...pki.controller, ca: pki.ca } }, pingIntervalMs: 60_000,
+    deployment: parseDeployment(more.yaml ?? DEPLOYMENT, 'ovs-unit.yaml'), control: { host: '127.0.0.1', port: 0, tls: { ...pki.controller, ca: pki.ca } }, pingIntervalMs: 60_000,
   });
   t.after(async () => {
     await controller.close();

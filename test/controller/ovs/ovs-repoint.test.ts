@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tunnelPortName } from '../../../src/controller/ovs/bridge-db.ts';
+import { datapathIdOf, tunnelPortName } from '../../../src/controller/ovs/bridge-db.ts';
 import { FAST_PATH_RULE_PRIORITY } from '../../../src/controller/reconcile.ts';
-import { RULE_PRIORITY_BASE, TABLE_CLASSIFY, TABLE_FROM_VM } from '../../../src/controller/ovs/flow-plan.ts';
+import { RULE_PRIORITY_BASE, TABLE_CLASSIFY, TABLE_FROM_TUNNEL, TABLE_FROM_VM } from '../../../src/controller/ovs/flow-plan.ts';
 import { openStore } from '../../../src/controller/store/store.ts';
 import { waitFor } from '../../helpers/wait.ts';
-import { connectSwitch, flowTo, outputs, settled, start, VM_A, VM_O } from './ovs-harness.ts';
+import { FlowTableSwitch } from './flow-table-switch.ts';
+import { MemoryBridgeDb } from './memory-bridge-db.ts';
+import { connectSwitch, DEPLOYMENT, flowTo, outputs, settled, start, VM_A, VM_O } from './ovs-harness.ts';
 
 /** Steps 4 and 5 of docs/openflow.md's OVS hosts: fast paths as tunnel ports, and flows re-pointed when a VM moves. */
 
@@ -82,4 +84,28 @@ test('a VM moved (the migration cutover\'s setVmLocation) re-points the OVS host
   const moved = sw.sw.received.findLastIndex((m) => m.type === 'flow-mod' && m.match.ethDst === VM_A && m.tableId === TABLE_FROM_VM);
   const barrier = sw.sw.received.findIndex((m, i) => i > moved && m.type === 'barrier-request');
   assert.ok(moved >= 0 && barrier > moved);
+});
+
+test('a fast path between two OVS hosts: a tunnel port on each bridge to the other\'s vtep, and each VM\'s flow over it', async (t) => {
+  const yaml = DEPLOYMENT.replace('vxlan:', '  - { id: ovs2, site: s, vtep: 10.9.0.8, ovs: { ovsdb: "unix:/run/vnet-test/db2.sock", bridge: br-two } }\nvxlan:');
+  const db2 = new MemoryBridgeDb();
+  const store = openStore({ path: ':memory:' });
+  const h = await start(t, store, new MemoryBridgeDb(), true, { yaml, dbs: new Map([['br-two', db2]]) });
+  const sw1 = connectSwitch(t, h);
+  const sw2 = new FlowTableSwitch(h.controller.openflowPort!, datapathIdOf('ovs2'));
+  t.after(() => sw2.close());
+  const VM_P = '02:00:00:00:00:2e';
+  h.db.addVmPort('tapO', VM_O);
+  db2.addVmPort('tapP', VM_P);
+  await waitFor(() => store.getVm(VM_O) && store.getVm(VM_P), 'both VMs learned');
+
+  await h.controller.model.addFastPathLink('ovs1', 'ovs2', 'test', 'operator');
+  await waitFor(() => h.db.calls.includes(`add ${tunnelPortName('ovs2')} ovs2 10.9.0.8 key=4242 port=4789`), 'ovs1\'s tunnel to ovs2');
+  await waitFor(() => db2.calls.includes(`add ${tunnelPortName('ovs1')} ovs1 10.9.0.7 key=4242 port=4789`), 'ovs2\'s tunnel to ovs1');
+  const on1 = h.db.ofport(tunnelPortName('ovs2'))!;
+  const on2 = db2.ofport(tunnelPortName('ovs1'))!;
+  await waitFor(() => outputs(flowTo(sw1, TABLE_FROM_VM, VM_P))[0] === on1 ? true : undefined, 'ovs1 sends vmP over the fast path');
+  await waitFor(() => outputs(flowTo(sw2, TABLE_FROM_VM, VM_O))[0] === on2 ? true : undefined, 'ovs2 sends vmO over the fast path');
+  // Frames from the fast-path tunnel reach the local VM (table 0 sends them to table 2).
+  assert.ok(sw2.table(TABLE_CLASSIFY).some((f) => f.match.inPort === on2 && f.instructions.some((i) => i.type === 'goto-table' && i.tableId === TABLE_FROM_TUNNEL)));
 });
