@@ -87,6 +87,7 @@ export class Applier {
     const { store } = this.#c;
     switch (w.op) {
       case 'upsert-vm': store.upsertVm(w.vm); return;
+      case 'remove-vm': store.removeVm(w.mac); return;
       case 'put-link': store.putLink(w.link, w.atMs); return;
       case 'delete-link': store.deleteLink(w.a, w.b, w.kind); return;
       case 'host-connected': store.setHostConnected(w.host, w.connected, w.atMs); return;

@@ -77,6 +77,8 @@ export interface ControlLoopInit {
   migration?: Partial<MigrationTimeouts>;
   /** Migration ids (tests). */
   newMigrationId?: () => string;
+  /** Hosts reached only over VXLAN (OVS bridges, docs/openflow.md): their fast paths are tunnel ports, not dialled links. */
+  vxlanHosts?: ReadonlySet<string>;
 }
 
 export class ControlLoop implements ControlHandler {
@@ -275,6 +277,21 @@ export class ControlLoop implements ControlHandler {
     this.reconcile(`VM ${mac} on ${host} (${state}): ${why}`);
   }
 
+  /**
+   * A learned VM whose port left a host that owns its VMs' ports (an OVS
+   * bridge: the port is the VM) is removed from the registry; one the
+   * deployment file names stays, stopped (VM learning).
+   */
+  removeVm(mac: string, host: string, why: string): void {
+    const vm = this.#c.store.getVm(mac);
+    if (vm === undefined || vm.host !== host || vm.source !== 'learned' || vm.state === 'migrating') return;
+    const e = noEffects();
+    e.writes.push({ op: 'remove-vm', mac });
+    e.events.push(event('vm-removed', { mac }));
+    this.#applier.apply(e);
+    this.reconcile(`VM ${mac} removed from ${host}: ${why}`);
+  }
+
   // ---- reconcile -------------------------------------------------------------
 
   /** Note that the registry changed behind the loop's back (a direct store write): the next period reconciles. */
@@ -291,6 +308,7 @@ export class ControlLoop implements ControlHandler {
       hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
       versionsOf: (h) => store.getVersions(h), rulesOf: (h) => store.listRules(h),
       sessions: this.#sessions.allProgress(),
+      ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);
     for (const [host, progress] of planned.state) this.#sessions.setProgress(host, progress);
     this.#applier.apply(planned.effects);

@@ -5,6 +5,7 @@ import { parseYamlConfig } from '../common/yaml-config.ts';
 import { formatMac, isMacString, isMulticastMac, parseMac } from '../common/mac.ts';
 import { hostSchema as hostAddress, vmAddressSchema } from '../common/address-schemas.ts';
 import { checkScheduler, schedulerSchema } from './scheduler-config.ts';
+import { checkOvsHosts, openflowListenSchema, ovsBridgeSchema, vtepSchema, vxlanSchema } from './ovs/ovs-deployment.ts';
 import { DEFAULT_DETECTION_THRESHOLD, DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../topology/vttif-defaults.ts';
 
 /**
@@ -59,6 +60,10 @@ const hostSchema = z.strictObject({
    * reports in its hello). At most one host per site.
    */
   images: endpoint.optional(),
+  /** An Open vSwitch bridge instead of a vnet daemon (docs/openflow.md, "Open vSwitch hosts"). */
+  ovs: ovsBridgeSchema.optional(),
+  /** The host's VXLAN tunnel endpoint (an IP address): OVS hosts' tunnel ports go to it. */
+  vtep: vtepSchema.optional(),
 });
 
 const wanSchema = z.strictObject({
@@ -116,6 +121,8 @@ export const deploymentSchema = z
         control: endpoint.optional(),
         /** The operator API (HTTP + WebSocket). */
         api: endpoint.optional(),
+        /** Where Open vSwitch bridges connect (OpenFlow 1.3; docs/openflow.md). */
+        openflow: openflowListenSchema.optional(),
       })
       .default({}),
     sites: z.array(siteSchema).min(1),
@@ -125,6 +132,8 @@ export const deploymentSchema = z
     policy: policySchema.default({ ...DEFAULT_POLICY }),
     /** The scheduling policy that moves VMs (docs/deployment-file.md, "Scheduler"); none: placement advice on traffic × latency. */
     scheduler: schedulerSchema.optional(),
+    /** The VXLAN overlay shared by OVS hosts and daemons: its VNI and UDP port. */
+    vxlan: vxlanSchema.optional(),
   })
   .superRefine((d, ctx) => {
     const issue = (path: (string | number)[], message: string): void => { ctx.addIssue({ code: 'custom', path, message }); };
@@ -184,6 +193,7 @@ export const deploymentSchema = z
       macs.add(v.mac);
       ips.add(v.ip);
     });
+    checkOvsHosts(d, issue);
     if (d.scheduler !== undefined) checkScheduler(d.scheduler, { vms: names, hosts: hostIds, sites: siteIds }, issue);
   });
 

@@ -22,6 +22,7 @@ import type { DesiredVersions, MigrationRecord, MigrationStepRecord, TrafficSamp
 
 export type StoreWrite =
   | { op: 'upsert-vm'; vm: VmRecord }
+  | { op: 'remove-vm'; mac: string }
   | { op: 'put-link'; link: { a: string; b: string; kind: LinkKind; requestedBy: string; reason: string }; atMs: number }
   | { op: 'delete-link'; a: string; b: string; kind: LinkKind }
   | { op: 'host-connected'; host: string; connected: boolean; atMs: number }

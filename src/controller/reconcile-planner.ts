@@ -25,6 +25,8 @@ export interface ReconcileInput {
   rulesOf: (host: string) => readonly RuleSpec[];
   /** Connected daemons and how far each is. */
   sessions: ReadonlyMap<string, SessionProgress>;
+  /** Hosts reached only over VXLAN (OVS bridges). */
+  vxlanHosts?: ReadonlySet<string>;
 }
 
 /** State: the connected daemons' progress after this pass's pushes. */
@@ -38,6 +40,7 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
     hosts: input.hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
     vms: input.vms.map((v) => ({ mac: v.mac, host: v.host })),
     links: input.links,
+    ...(input.vxlanHosts !== undefined ? { vxlanHosts: input.vxlanHosts } : {}),
   });
   for (const [host, want] of desired) {
     const reported = input.sessions.get(host);

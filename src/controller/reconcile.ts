@@ -41,6 +41,13 @@ export interface RegistryView {
   hosts: readonly RegistryHost[];
   vms: readonly RegistryVm[];
   links: readonly LinkRecord[];
+  /**
+   * Hosts reached only over VXLAN (OVS bridges, docs/openflow.md): a fast
+   * path with one is a tunnel port on its side, listed in its links; a
+   * daemon at the other end reaches it over its own configured VTEP, so it
+   * gets the link's rules but no link to dial or accept.
+   */
+  vxlanHosts?: ReadonlySet<string>;
 }
 
 export interface HostDesiredState {
@@ -91,12 +98,19 @@ export function desiredState(view: RegistryView): Map<string, HostDesiredState> 
     const a = hosts.get(l.a);
     const b = hosts.get(l.b);
     if (a === undefined || b === undefined || a.id === b.id) continue;
-    const [dialer, dialled] = a.id < b.id ? [a, b] : [b, a];
-    const target = dialled.addresses[0];
-    if (target === undefined) continue;
-    const back = dialer.addresses[0] ?? { transport: target.transport, host: '0.0.0.0', port: 0 };
-    out.get(dialer.id)!.links.push({ peer: dialled.id, address: target, reason: l.reason, dial: true });
-    out.get(dialled.id)!.links.push({ peer: dialer.id, address: back, reason: l.reason, dial: false });
+    const vxlan = view.vxlanHosts;
+    if (vxlan !== undefined && (vxlan.has(a.id) || vxlan.has(b.id))) {
+      for (const [side, peer] of [[a, b], [b, a]] as const) {
+        if (vxlan.has(side.id)) out.get(side.id)!.links.push({ peer: peer.id, address: peer.addresses[0] ?? { transport: 'tcp', host: '0.0.0.0', port: 0 }, reason: l.reason, dial: false });
+      }
+    } else {
+      const [dialer, dialled] = a.id < b.id ? [a, b] : [b, a];
+      const target = dialled.addresses[0];
+      if (target === undefined) continue;
+      const back = dialer.addresses[0] ?? { transport: target.transport, host: '0.0.0.0', port: 0 };
+      out.get(dialer.id)!.links.push({ peer: dialled.id, address: target, reason: l.reason, dial: true });
+      out.get(dialled.id)!.links.push({ peer: dialer.id, address: back, reason: l.reason, dial: false });
+    }
     if (!fastPeers.has(a.id)) fastPeers.set(a.id, new Set());
     if (!fastPeers.has(b.id)) fastPeers.set(b.id, new Set());
     fastPeers.get(a.id)!.add(b.id);

@@ -26,6 +26,7 @@ import { createScheduler } from './scheduler.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 import type { MigrationTimeouts } from './migration-run.ts';
 import type { PartLimits } from '../control/part-assembler.ts';
+import { startOvsSouthbound, type OvsSouthbound, type OvsSouthboundComponents } from './ovs/ovs-southbound.ts';
 
 /**
  * The controller runtime: opens the store (migrating it), brings the
@@ -64,6 +65,8 @@ export interface ControllerComponents {
    * controller keeps running. Tests set one that fails the test.
    */
   onError?: (err: unknown, where: string) => void;
+  /** The switch database of an OVS host's bridge (tests: in memory; default OVSDB at its `ovsdb:`). */
+  ovsBridgeDb?: OvsSouthboundComponents['connectDb'];
 }
 
 export interface ControllerInit {
@@ -91,6 +94,8 @@ export interface ControllerInit {
   joinTokenTtlMs?: number | undefined;
   /** Host certificates issued from the deployment CA (launch.ts reads them from the TLS directory): identities no join token replaces. */
   issuedCertificates?: ReadonlyArray<{ host: string; fingerprint: string }> | undefined;
+  /** OpenFlow switch connection timers (OVS hosts; tests shorten them). */
+  openflow?: { echoIntervalMs?: number; livenessTimeoutMs?: number; retryMs?: number };
 }
 
 export interface ControllerHandle {
@@ -110,6 +115,8 @@ export interface ControllerHandle {
   readonly metrics: ControllerMetrics;
   /** The control channel's bound port. */
   readonly controlPort: number;
+  /** The OpenFlow listener's bound port (a deployment with OVS hosts; docs/openflow.md). */
+  readonly openflowPort: number | undefined;
   /** Create a join token for a daemon's first contact (the controller's default lifetime); the token text is shown only here. */
   createJoinToken(options: JoinTokenOptions): { token: string; record: JoinTokenRecord };
   /** Run one update period now (tests; the timer runs it every policy.updatePeriodMs). An error is thrown to the caller. */
@@ -125,6 +132,7 @@ export async function startController(components: ControllerComponents, init: Co
   const policy = init.deployment.policy;
   let server: ControlServer | undefined;
   let timer: TimerHandle | undefined;
+  let ovs: OvsSouthbound | undefined;
   try {
     const sync = syncDeployment(store, init.deployment, wallClock());
     store.markAllHostsDisconnected();
@@ -154,6 +162,7 @@ export async function startController(components: ControllerComponents, init: Co
       ...(init.resendAfterMs !== undefined ? { resendAfterMs: init.resendAfterMs } : {}),
       ...(init.migration !== undefined ? { migration: init.migration } : {}),
       ...(init.deployment.scheduler?.intervalMs !== undefined ? { placementIntervalMs: init.deployment.scheduler.intervalMs } : {}),
+      vxlanHosts: new Set(init.deployment.hosts.filter((h) => h.ovs !== undefined).map((h) => h.id)),
     });
     const model = new ControllerService({ store, events, loop, topology, wallClock, placement }, { placementThreshold: policy.placementThreshold });
     const tokens = new SqliteTokenStore(store);
@@ -181,6 +190,12 @@ export async function startController(components: ControllerComponents, init: Co
     loop.reconcile('controller started');
     // Migrations left open by the previous run: aborted before their commit point, driven on after it.
     loop.migrations.restore();
+    ovs = await startOvsSouthbound({
+      handler: loop, logger, clock, wallClock, vmMacs: () => store.listVms().map((v) => v.mac), portRemoved: (mac, host, why) => loop.removeVm(mac, host, why),
+      vmsOn: (host) => store.listVmsOnHost(host).map((v) => v.mac),
+      ...(components.ovsBridgeDb !== undefined ? { connectDb: components.ovsBridgeDb } : {}),
+    }, { deployment: init.deployment, tls: init.control.tls, ...init.openflow });
+    const southbound = ovs;
     timer = clock.setInterval(() => {
       try {
         loop.tick();
@@ -191,7 +206,7 @@ export async function startController(components: ControllerComponents, init: Co
     const ctl = server;
     let closed = false;
     return {
-      store, model, tokens, access, images, imagePublisher, loop, events, metrics, controlPort,
+      store, model, tokens, access, images, imagePublisher, loop, events, metrics, controlPort, openflowPort: southbound?.port,
       createJoinToken: (options) => createJoinToken(store, options, wallClock(), init.joinTokenTtlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS),
       tick: () => loop.tick(),
       async close(): Promise<void> {
@@ -199,6 +214,7 @@ export async function startController(components: ControllerComponents, init: Co
         closed = true;
         timer?.cancel();
         imagePublisher.close();
+        await southbound?.close();
         await ctl.close();
         if (components.store === undefined) store.close();
         logger.info('controller stopped');
@@ -206,6 +222,7 @@ export async function startController(components: ControllerComponents, init: Co
     };
   } catch (err) {
     timer?.cancel();
+    await ovs?.close();
     await server?.close();
     if (components.store === undefined) store.close();
     throw err;

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { OvsdbConnectionError, OvsdbProtocolError, OvsdbRpcError, OvsdbTransactionError } from './errors.ts';
 import { JsonStream } from './json-stream.ts';
 
@@ -13,7 +14,12 @@ import { JsonStream } from './json-stream.ts';
  * from the server close it (OvsdbProtocolError).
  */
 
-export type OvsdbTarget = { path: string } | { host: string; port: number };
+/**
+ * Where ovsdb-server listens: its Unix socket, TCP, or SSL (`tls`: mutual TLS
+ * 1.2+, the server's certificate checked against `ca` — not its name: OVS
+ * certificates name a host id, not an address — and ours presented).
+ */
+export type OvsdbTarget = { path: string } | { host: string; port: number; tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer } };
 
 /** One table's changes: row uuid → { old?, new? } (§4.1.6). */
 export type TableUpdates = Record<string, Record<string, { old?: Record<string, unknown>; new?: Record<string, unknown> }>>;
@@ -51,11 +57,14 @@ export class OvsdbClient extends EventEmitter<OvsdbClientEvents> {
     socket.on('close', () => this.#close(new OvsdbConnectionError(`OVSDB ${where} closed the connection`)));
   }
 
-  /** Connect (Unix socket `{ path }` or TCP `{ host, port }`); rejects with an OvsdbConnectionError. */
+  /** Connect (Unix socket `{ path }`, TCP `{ host, port }`, SSL `{ host, port, tls }`); rejects with an OvsdbConnectionError. */
   static connect(target: OvsdbTarget, init: { timeoutMs?: number; maxMessageBytes?: number } = {}): Promise<OvsdbClient> {
-    const where = 'path' in target ? `unix:${target.path}` : `tcp:${target.host}:${target.port}`;
+    const tls = 'path' in target ? undefined : target.tls;
+    const where = 'path' in target ? `unix:${target.path}` : `${tls === undefined ? 'tcp' : 'ssl'}:${target.host}:${target.port}`;
     return new Promise((resolve, reject) => {
-      const socket = 'path' in target ? connect(target.path) : connect(target.port, target.host);
+      const socket = 'path' in target ? connect(target.path)
+        : tls === undefined ? connect(target.port, target.host)
+        : tlsConnect({ host: target.host, port: target.port, ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', checkServerIdentity: () => undefined });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new OvsdbConnectionError(`OVSDB ${where}: no connection within ${init.timeoutMs ?? 10_000} ms`));
@@ -64,7 +73,7 @@ export class OvsdbClient extends EventEmitter<OvsdbClientEvents> {
         clearTimeout(timer);
         reject(new OvsdbConnectionError(`OVSDB ${where}: ${err.message}`, { cause: err }));
       });
-      socket.once('connect', () => {
+      socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         resolve(new OvsdbClient(socket, where, init.maxMessageBytes));

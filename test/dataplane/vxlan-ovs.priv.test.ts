@@ -25,6 +25,7 @@ import { NetnsHarness, requireTools, waitFor } from '../helpers/netns.ts';
 import { startOvs, type OvsHarness } from '../helpers/ovs.ts';
 import { adminRequest } from '../helpers/admin-client.ts';
 import { startVxlanDaemon } from '../helpers/vxlan-daemon.ts';
+import { ovsUnderlay } from '../helpers/ovs-underlay.ts';
 
 const VNI = 4242;
 
@@ -62,23 +63,7 @@ describe('a vnet daemon and an Open vSwitch bridge (userspace datapath) on one V
     vmO = await h.namespace();
     ovs = await startOvs({ after: (fn) => { stops.push(fn); } }, { netns: hostO });
 
-    // The underlay: a veth between the daemon's namespace and the OVS namespace, MTU 1600 for 1500-byte inner packets.
-    const [ulD, ulO] = await h.vethPair({ ns: hostD }, { ns: hostO });
-    for (const [ns, dev] of [[hostD, ulD], [hostO, ulO]] as const) await h.exec(ns, ['ip', 'link', 'set', 'dev', dev, 'mtu', '1600']);
-    // A veth hands checksum-offloaded packets on unfinished; OVS's userspace datapath checks the outer UDP checksum in software.
-    await h.exec(hostD, ['ethtool', '-K', ulD, 'tx', 'off']);
-    await h.addAddress(hostD, ulD, '10.203.0.1/24');
-
-    // brPhy: the underlay bridge, holding the VTEP address on its LOCAL port and the underlay veth.
-    const brPhy = ovs.bridgeName();
-    await ovs.addBridge(brPhy);
-    await ovs.vsctl('add-port', brPhy, ulO);
-    await ovs.ofctl('add-flow', brPhy, 'actions=NORMAL');
-    await h.addAddress(hostO, brPhy, '10.203.0.2/24');
-    await h.linkUp(hostO, brPhy);
-    const ulDMac = (await h.link(hostD, ulD))!.address;
-    await ovs.appctl('ovs/route/add', '10.203.0.1/24', brPhy);
-    await ovs.appctl('tnl/arp/set', brPhy, '10.203.0.1', ulDMac);
+    await ovsUnderlay(h, ovs, { daemonNs: hostD, ovsNs: hostO, daemonIp: '10.203.0.1', ovsIp: '10.203.0.2' });
 
     // brInt: the VM's veth and a VXLAN port to the daemon's VTEP.
     brInt = ovs.bridgeName();

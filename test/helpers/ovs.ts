@@ -72,6 +72,8 @@ export class OvsHarness {
     this.#spawn('ovsdb-server', [
       join(this.dir, 'conf.db'),
       `--remote=punix:${this.dbSocket}`,
+      // SSL remotes (ovsdb-server/add-remote pssl:…) use what `ovs-vsctl set-ssl` puts in the database.
+      '--private-key=db:Open_vSwitch,SSL,private_key', '--certificate=db:Open_vSwitch,SSL,certificate', '--ca-cert=db:Open_vSwitch,SSL,ca_cert',
       `--unixctl=${join(this.dir, 'ovsdb-server.ctl')}`,
       `--pidfile=${join(this.dir, 'ovsdb-server.pid')}`,
       `--log-file=${join(this.dir, 'ovsdb-server.log')}`,
@@ -96,6 +98,13 @@ export class OvsHarness {
     const args = ['add-br', name, '--', 'set', 'bridge', name, 'datapath_type=netdev', 'protocols=OpenFlow13', 'fail_mode=secure'];
     await this.vsctl(...args);
     if (controllers.length > 0) await this.vsctl('set-controller', name, ...controllers);
+  }
+
+  /** Make ovsdb-server also listen for SSL on loopback (after `set-ssl`: its key, certificate and CA); resolves with the port. */
+  async addSslRemote(port?: number): Promise<number> {
+    const p = port ?? await freePortBelowEphemeral();
+    await this.#tool('ovs-appctl', ['-t', join(this.dir, 'ovsdb-server.ctl'), 'ovsdb-server/add-remote', `pssl:${p}:127.0.0.1`]);
+    return p;
   }
 
   /** Make ovsdb-server also listen on loopback TCP; resolves with the port. */
