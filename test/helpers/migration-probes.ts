@@ -4,7 +4,9 @@
  * every echo answered, by sequence number; a VM's port as its daemon's admin
  * interface shows it; the MAC and IPv4 addresses of a VM's NIC.
  */
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import type { TestContext } from 'node:test';
 import type { NetnsOverlayBase } from './netns-overlay.ts';
 import { waitFor } from './wait.ts';
 
@@ -60,3 +62,28 @@ export async function nicOf(o: NetnsOverlayBase, i: number): Promise<{ mac: stri
   return { mac: link!.address, ips: link!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local) };
 }
 
+
+/** What a migration test watches while a VM moves: the pinger, the checked TCP stream, the VM's NIC before the move. */
+export interface MoveProbes {
+  ping: Pinger;
+  stream: { stop(): Promise<{ intact: boolean; error: string | undefined }> };
+  before: { mac: string; ips: string[] };
+}
+
+/**
+ * The checks a finished move of VM `vm` from `from` to `to` ends with:
+ * `pings` more echoes answered, the TCP stream intact, no ping lost, the
+ * VM's MAC and IP as before, its port gone from `from` and present on `to`.
+ */
+export async function assertMovedIntact(t: TestContext, o: NetnsOverlayBase, probes: MoveProbes, move: { vm: number; from: string; to: string }, pings = 100): Promise<void> {
+  await probes.ping.more(pings, 'pings after the move');
+  const figures = await probes.stream.stop();
+  assert.ok(figures.intact, `the TCP stream: ${figures.error}`);
+  const lost = probes.ping.lost();
+  t.diagnostic(`pings answered ${probes.ping.seqs.size} of ${probes.ping.maxSeq}; lost ${lost.length} ${JSON.stringify(lost.slice(0, 20))}`);
+  assert.deepEqual(lost, [], 'no ping lost');
+  assert.deepEqual(await nicOf(o, move.vm), probes.before, 'the VM keeps its MAC and IP');
+  const dev = o.vms[move.vm]!.dev;
+  assert.equal(await portAt(o, move.from, dev), undefined, `${move.from} let the VM's port go`);
+  assert.ok(await portAt(o, move.to, dev) !== undefined, `the VM's port on ${move.to}`);
+}

@@ -17,7 +17,7 @@ import { startStream } from '../../bench/cutover/probes.ts';
 import type { ControllerModel } from '../../src/controller/api-model.ts';
 import { vmRuleId } from '../../src/controller/reconcile.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
-import { nicOf, Pinger, portAt } from '../helpers/migration-probes.ts';
+import { assertMovedIntact, nicOf, Pinger } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 function fastPathUp(model: ControllerModel, a: string, b: string): boolean {
@@ -74,12 +74,5 @@ test('a VM with a fast-path link to its partner moves: the fast paths are recomp
   await waitFor(() => model.getLink('c1', 'c3') === undefined, 'c1–c3 removed, no longer needed', 60_000);
   assert.ok(model.listDecisions({}).some((d) => d.kind === 'fast-path-removed' && d.detail.a === 'c1' && d.detail.b === 'c3'));
 
-  await ping.more(100, 'pings after the move');
-  const figures = await stream.stop();
-  assert.ok(figures.intact, `the TCP stream: ${figures.error}`);
-  const lost = ping.lost();
-  t.diagnostic(`pings answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length} ${JSON.stringify(lost.slice(0, 20))}`);
-  assert.deepEqual(lost, [], 'no ping lost');
-  assert.deepEqual(await nicOf(o, 0), before, 'A keeps its MAC and IP');
-  assert.equal(await portAt(o, 'c1', a!.dev), undefined, 'c1 let the port go');
+  await assertMovedIntact(t, o, { ping, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
 });

@@ -27,7 +27,7 @@ import assert from 'node:assert/strict';
 import { startStream } from '../../bench/cutover/probes.ts';
 import type { PlacementMove } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
-import { nicOf, Pinger, portAt } from '../helpers/migration-probes.ts';
+import { assertMovedIntact, nicOf, Pinger } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const hours = (on: (h: number) => boolean): string => `[${Array.from({ length: 24 }, (_, h) => (on(h) ? 1 : 0)).join(', ')}]`;
@@ -84,15 +84,7 @@ test('follow the sun under autoMigrate: the policy\'s move is a live migration t
   t.diagnostic(`cutover: ${JSON.stringify(done.cutover)}`);
   assert.equal(model.getVm(a!.mac)?.host, 'c2', 'A on the host the policy chose');
 
-  await ping.more(100, 'pings after the move');
-  const figures = await stream.stop();
-  assert.ok(figures.intact, `the TCP stream: ${figures.error}`);
-  const lost = ping.lost();
-  t.diagnostic(`pings answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length} ${JSON.stringify(lost.slice(0, 20))}`);
-  assert.deepEqual(lost, [], 'no ping lost');
-  assert.deepEqual(await nicOf(o, 0), before, 'A keeps its MAC and IP');
-  assert.equal(await portAt(o, 'c1', a!.dev), undefined, 'c1 let A\'s port go');
-  assert.ok(await portAt(o, 'c2', a!.dev) !== undefined, 'A\'s port on c2');
+  await assertMovedIntact(t, o, { ping, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
 
   // B's move gains as much but costs the engine's estimate of 1 TB and 64 GiB over 100 Mbit/s: refused, and said so.
   const refusal = await waitFor(() => model.listDecisions({}).find((d) => d.kind === 'no-change' && d.reason.includes(`refused: move ${b!.mac} c1→c2`)), 'the refusal of B\'s move', 60_000);
