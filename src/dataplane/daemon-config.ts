@@ -35,6 +35,22 @@ const guestSchema = z.strictObject({
   profile: z.enum(GUEST_PROFILE_NAMES).default('idle'),
   memoryMiB: z.number().int().min(1).max(4096).default(16),
   diskMiB: z.number().int().min(0).max(4096).default(4),
+  /**
+   * The disk is this image version, copy-on-write (docs/images.md, "A VM's
+   * disk from an image"): blocks the VM has not written are read from the
+   * image, a chunk the site lacks fetched on demand; `diskMiB` is ignored.
+   * `version` absent: the latest the controller announces. `bootTrace`: how
+   * many distinct chunks the VM's first reads record (its boot trace), and
+   * for how long after it starts.
+   */
+  image: z.strictObject({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'an image id is lower-case letters, digits, ".", "_" or "-", at most 63'),
+    version: z.number().int().min(1).optional(),
+    bootTrace: z.strictObject({
+      chunks: z.number().int().min(1).max(10_000).default(64),
+      withinMs: z.number().int().min(1).max(3_600_000).default(60_000),
+    }).default({ chunks: 64, withinMs: 60_000 }),
+  }).optional(),
 });
 
 /**
@@ -163,7 +179,11 @@ export const daemonConfigSchema = z
      * the chunk server listens at host:port for the other sites' daemons
      * (mutual TLS with the tls.dir certificates; needs tls).
      */
-    images: z.strictObject({ dir: z.string().min(1), host: hostSchema, port }).optional(),
+    images: z.strictObject({
+      dir: z.string().min(1), host: hostSchema, port,
+      /** Bring every announced version here in the background (default); false: chunks come only when a VM here reads them. */
+      prefetch: z.boolean().default(true),
+    }).optional(),
     /**
      * The admin interface (admin-access.ts): a Unix socket (0600), or HTTP with a
      * bearer token — generated at every start into tokenFile on a loopback
@@ -244,6 +264,12 @@ export const daemonConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['members'], message: `the members list must include this host (${c.host})` });
     if (c.transport === 'tls' && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'transport tls needs tls: {dir} (made by `vnet certs`)' });
     if (c.images !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['images'], message: 'the image chunk server needs tls: {dir} (made by `vnet certs`)' });
+    c.ports.forEach((p, i) => {
+      if (p.guest?.image !== undefined && c.images === undefined)
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'guest', 'image'], message: 'a disk from an image needs this site\'s chunk store: images: {dir, host, port}' });
+      if (p.guest?.image !== undefined && p.qemu !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'guest', 'image'], message: 'a QEMU VM boots its own disk; an image disk is for the model guest' });
+    });
     if (c.migration !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['migration'], message: 'the migration channel needs tls: {dir} (made by `vnet certs`)' });
     if (c.migration === undefined && c.listen !== undefined && c.listen.port !== 0 && c.listen.port + MIGRATION_PORT_OFFSET > 65535)
       ctx.addIssue({ code: 'custom', path: ['migration'], message: `the default migration port (listen port + ${MIGRATION_PORT_OFFSET}) is above 65535: set migration: {host, port}` });

@@ -27,6 +27,8 @@ import type { Port } from '../dataplane/port.ts';
 import type { PortSecurityPolicy } from '../dataplane/port-security.ts';
 import { describePlan, isEmptyPlan, planReload, type PortSpec, type ReloadPlan } from '../dataplane/reload-plan.ts';
 import { openConfiguredPort } from './configured-port.ts';
+import type { ImagePropagator } from './image-propagator.ts';
+import { startImageVm } from './image-vm.ts';
 import type { MigrationAgent } from './migration-agent.ts';
 import { NamespaceGuestVm } from './namespace-vm-runtime.ts';
 import { createModelGuest, DEFAULT_MODEL_GUEST, ModelGuestVm } from './vm-runtime.ts';
@@ -38,6 +40,8 @@ export interface ReloadTarget {
   migrations: MigrationAgent;
   /** The log level when the configuration names none. */
   defaultLogLevel: string;
+  /** This site's image propagator (config `images`): what a VM's disk from an image reads. */
+  images?: ImagePropagator | undefined;
 }
 
 export type ReloadOutcome =
@@ -50,9 +54,14 @@ export function portSecurity(spec: PortSpec): Partial<PortSecurityPolicy> {
 }
 
 /** Add an opened configured port to the daemon, with the VM that stands behind it (what a migration moves). */
-export function addConfiguredPort(target: Pick<ReloadTarget, 'logger' | 'daemon' | 'migrations'>, spec: PortSpec, port: Port): void {
+export function addConfiguredPort(target: Pick<ReloadTarget, 'logger' | 'daemon' | 'migrations' | 'images'>, spec: PortSpec, port: Port): void {
   const { logger, daemon, migrations } = target;
   daemon.addPort(port, spec.ip, { security: portSecurity(spec) });
+  if (spec.guest?.image !== undefined && target.images !== undefined) {
+    // Its disk is an image version: registered once the controller has announced it here.
+    void startImageVm({ logger, clock: realClock, migrations, images: target.images }, port, { ...spec.guest, image: spec.guest.image });
+    return;
+  }
   const g = spec.guest ?? DEFAULT_MODEL_GUEST;
   const guest = createModelGuest(spec.name, { profile: g.profile, memoryMiB: g.memoryMiB, diskMiB: g.diskMiB }, realClock.now());
   const init = { name: spec.name, mac: port.mac, port: spec.name, guest };

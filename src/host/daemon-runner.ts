@@ -154,7 +154,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
         booting.push(bootConfiguredVm(logger, qemu, migrations, port as StreamPort, spec.qemu.memoryMiB, spec.ip));
         continue;
       }
-      addConfiguredPort({ logger, daemon, migrations }, spec, port);
+      addConfiguredPort({ logger, daemon, migrations, images: images?.propagator }, spec, port);
     }
     if (config.rules.length > 0) daemon.setRules('config', config.rules);
     // Configured fast-path links without an address are accepted when the peer dials.
@@ -180,7 +180,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       },
       reload(next, source) {
         // One reload at a time, each against the configuration the one before left.
-        const outcome = reloading.then(() => reloadDaemon({ logger, daemon, migrations: m, defaultLogLevel }, running, next, source));
+        const outcome = reloading.then(() => reloadDaemon({ logger, daemon, migrations: m, defaultLogLevel, images: images?.propagator }, running, next, source));
         reloading = outcome.then((o) => { if (o.applied) running = next; }, () => undefined);
         return outcome;
       },
@@ -251,7 +251,7 @@ async function startImageServer(logger: Logger, config: DaemonConfig): Promise<S
   const store = await ChunkStore.open({ site: config.site ?? config.host, dir: config.images.dir });
   const credentials = await loadHostCredentials(config.tls.dir, config.host);
   const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port, writers: [PUBLISHER_IDENTITY] });
-  const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address });
+  const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address, prefetch: config.images.prefetch });
   return { store, server, propagator };
 }
 

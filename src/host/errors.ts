@@ -214,3 +214,10 @@ export class QemuStreamHeaderError extends VnetError {
     super('VNET_ERR_HOST_QEMU_HEADER', message);
   }
 }
+
+/** A VM's disk cannot be made from, or used as, its image version (docs/images.md, "A VM's disk from an image"). */
+export class ImageDiskError extends VnetError {
+  constructor(imageId: string, version: number | undefined, detail: string) {
+    super('VNET_ERR_HOST_IMAGE_DISK', `the disk from image ${imageId}${version === undefined ? '' : ` v${version}`}: ${detail}`);
+  }
+}

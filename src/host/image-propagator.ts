@@ -50,6 +50,15 @@ export interface ImagePropagatorInit {
   reportEveryMs?: number;
   /** First wait before retrying a stalled version (default 2000 ms; doubles to 60 s). */
   retryMs?: number;
+  /** Bring every version held here in the background (default true); false: chunks come only when a VM here reads them. */
+  prefetch?: boolean;
+}
+
+/** An image version a VM here reads from: its manifest and a fetcher over its own connections to the replicas (close it with the VM). */
+export interface OpenedImage {
+  readonly manifest: ImageManifest;
+  readonly fetcher: ChunkFetcher;
+  close(): void;
 }
 
 type JobState = 'queued' | 'propagating' | 'complete' | 'stalled';
@@ -82,6 +91,9 @@ export class ImagePropagator implements ImageControl {
   readonly #running = new Set<Promise<void>>();
   #replicas: readonly ImageHoldReplica[] = [];
   #active = 0;
+  /** Versions the controller announced, by image: the manifests VMs here may open. */
+  readonly #known = new Map<string, Map<number, ImageManifest>>();
+  readonly #waiters = new Set<() => void>();
 
   constructor(components: ImagePropagatorComponents, init: ImagePropagatorInit) {
     this.#store = components.store;
@@ -117,6 +129,11 @@ export class ImagePropagator implements ImageControl {
       });
       return;
     }
+    let versions = this.#known.get(manifest.imageId);
+    if (versions === undefined) this.#known.set(manifest.imageId, versions = new Map());
+    versions.set(manifest.version, manifest);
+    for (const w of [...this.#waiters]) w();
+    if (this.#init.prefetch === false) return;
     const key = `${manifest.imageId}@${manifest.version}`;
     const known = this.#jobs.get(key);
     if (known !== undefined) {
@@ -136,6 +153,36 @@ export class ImagePropagator implements ImageControl {
     };
     this.#jobs.set(key, job);
     this.#enqueue(job);
+  }
+
+  /**
+   * An image version for a VM here, once the controller has announced it
+   * (`version` absent: the latest announced so far). Waits until then, or
+   * until `signal` aborts or the propagator closes.
+   */
+  async open(imageId: string, version: number | undefined, signal?: AbortSignal): Promise<OpenedImage> {
+    for (;;) {
+      const versions = this.#known.get(imageId);
+      const v = version ?? (versions === undefined ? undefined : Math.max(...versions.keys()));
+      const manifest = v === undefined ? undefined : versions?.get(v);
+      if (manifest !== undefined) {
+        const { fetcher, sources } = this.#fetcher();
+        return { manifest, fetcher, close: () => { for (const s of sources) s.close(); } };
+      }
+      signal?.throwIfAborted();
+      this.#abort.signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.#waiters.delete(done);
+          signal?.removeEventListener('abort', done);
+          this.#abort.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.#waiters.add(done);
+        signal?.addEventListener('abort', done);
+        this.#abort.signal.addEventListener('abort', done);
+      });
+    }
   }
 
   /** Stops every propagation (the chunks stored so far stay) and waits for them to wind down. */

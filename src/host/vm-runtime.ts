@@ -14,6 +14,7 @@ import type { Clock } from '../common/clock.ts';
 import type { Mac } from '../common/mac.ts';
 import type { Guest } from '../migration/guest.ts';
 import type { DiskImageSource } from '../migration/drivers/disk-image-exchange.ts';
+import type { ImageDisk } from './image-disk.ts';
 import type { QemuVm } from './qemu-vm.ts';
 import { ModelGuest } from '../migration/guests/memory-guest.ts';
 import { scaledProfile, type ProfileName } from '../migration/guests/workload-profiles.ts';
@@ -40,6 +41,8 @@ export interface EngineVmRuntime extends VmRuntimeBase {
   readonly qemu?: undefined;
   /** Its disk is a base image plus its own writes: a migration sends only the chunks the destination's store lacks (docs/images.md). */
   readonly diskImage?: DiskImageSource | undefined;
+  /** Its disk made from an image version, copy-on-write (image-disk.ts): what a migration carries as its description. */
+  readonly imageDisk?: ImageDisk | undefined;
 }
 
 /** A VM that QEMU's own migration moves, driven over QMP. */
@@ -61,6 +64,8 @@ export interface ModelGuestSpec {
   readonly memoryMiB: number;
   readonly diskMiB: number;
   readonly seed?: number | undefined;
+  /** A disk of exactly this many blocks whose content is the caller's (an image disk): no disk workload writes to it; `diskMiB` is ignored. */
+  readonly diskBlocks?: number | undefined;
 }
 
 export const DEFAULT_MODEL_GUEST: ModelGuestSpec = Object.freeze({ profile: 'idle', memoryMiB: 16, diskMiB: 4 });
@@ -70,7 +75,7 @@ const PAGES_PER_MIB = 256;
 /** A model guest of `spec`'s size running its profile's workload (rates scaled to its size), starting at `now`. */
 export function createModelGuest(name: string, spec: ModelGuestSpec, now: number): ModelGuest {
   const pages = Math.max(1, Math.round(spec.memoryMiB * PAGES_PER_MIB));
-  const blocks = Math.max(0, Math.round(spec.diskMiB * PAGES_PER_MIB));
+  const blocks = spec.diskBlocks ?? Math.max(0, Math.round(spec.diskMiB * PAGES_PER_MIB));
   const { profile } = scaledProfile(spec.profile, pages);
   return new ModelGuest({
     name,
@@ -78,7 +83,7 @@ export function createModelGuest(name: string, spec: ModelGuestSpec, now: number
     blockCount: blocks,
     representation: 'bytes',
     memoryWorkload: profile.memory,
-    ...(blocks > 0 ? { diskWorkload: profile.disk } : {}),
+    ...(blocks > 0 && spec.diskBlocks === undefined ? { diskWorkload: profile.disk } : {}),
     seed: spec.seed ?? 1,
     start: now,
   });
@@ -91,6 +96,8 @@ export interface ModelGuestVmInit {
   readonly guest: Guest;
   readonly traffic?: TrafficSource | undefined;
   readonly diskImage?: DiskImageSource | undefined;
+  /** Its disk from an image (overrides `diskImage`), and what to close with it (its replica connections). */
+  readonly image?: { readonly disk: ImageDisk; close(): void } | undefined;
 }
 
 export class ModelGuestVm implements EngineVmRuntime {
@@ -99,7 +106,9 @@ export class ModelGuestVm implements EngineVmRuntime {
   readonly port: string;
   readonly guest: Guest;
   readonly diskImage: DiskImageSource | undefined;
+  readonly imageDisk: ImageDisk | undefined;
   readonly #clock: Clock;
+  readonly #closeImage: (() => void) | undefined;
   readonly #traffic: TrafficSource | undefined;
   #trafficOn = false;
 
@@ -109,7 +118,9 @@ export class ModelGuestVm implements EngineVmRuntime {
     this.mac = init.mac;
     this.port = init.port;
     this.guest = init.guest;
-    this.diskImage = init.diskImage;
+    this.imageDisk = init.image?.disk;
+    this.diskImage = init.image?.disk.diskImage ?? init.diskImage;
+    this.#closeImage = init.image === undefined ? undefined : () => init.image!.close();
     this.#traffic = init.traffic;
   }
 
@@ -132,5 +143,13 @@ export class ModelGuestVm implements EngineVmRuntime {
   async resume(): Promise<void> {
     if (this.guest.runState === 'paused') this.guest.resume(this.#clock.now());
     this.start();
+  }
+
+  async relinquish(): Promise<void> {
+    this.#closeImage?.();
+  }
+
+  async close(): Promise<void> {
+    this.#closeImage?.();
   }
 }

@@ -20,7 +20,15 @@ import type { SenderDiskImage } from '../engine/sender-disk.ts';
 import { MigrationProtocolError } from '../errors.ts';
 
 /** The sender's image disk before the destination answered: `held` comes from the chunk-held record. */
-export type DiskImageSource = Omit<SenderDiskImage, 'held'>;
+export interface DiskImageSource extends Omit<SenderDiskImage, 'held'> {
+  /**
+   * Called once the destination answered (`held`: what it holds; empty when it
+   * did not answer), before the bulk copy: a disk whose blocks are not all
+   * present yet (a copy-on-write disk read on demand) brings in what the
+   * destination cannot fill itself.
+   */
+  prepare?(held: ReadonlySet<string>, signal?: AbortSignal): Promise<void>;
+}
 
 /** The destination's chunk store as the receiving driver reads it (src/images' ChunkStore fits). */
 export interface LocalChunks {

@@ -141,6 +141,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     opts.channels[0]!.write(encodeRecord(query));
     if (held === undefined) await Promise.race([new Promise<void>((r) => { onHeld = r; }), fail.wait()]);
     if (held !== undefined) diskImage = { ...opts.diskImage, held: heldFromAnswer(query, held) };
+    if (fail.error === undefined) await opts.diskImage.prepare?.(diskImage?.held ?? new Set(), opts.signal).catch((err: unknown) => fail.set('link', `the disk image could not be brought in: ${(err as Error).message}`));
   }
   sender = new MigrationSender({
     guest: opts.guest, rule: opts.rule, keyer, now: clock.now(), disk: opts.disk ?? true, keep: opts.keep ?? false,
