@@ -1,0 +1,137 @@
+/**
+ * A configured VM whose disk is an image version (docs/images.md, "A VM's
+ * disk from an image"): a real controller and real `vnet daemon`s on
+ * loopback, three sites. The image is published at east and propagated to
+ * texas; california keeps a store but prefetches nothing, and runs a VM
+ * whose disk is the image. The VM starts with no chunk at its site: its
+ * first reads fetch each chunk from the nearest replica holding it (texas,
+ * 40 ms, not east, 70 ms), verified, and the bytes are the image's; a
+ * second read is local; a write stays the VM's own; the boot trace is the
+ * chunks in the order first read.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { silentLogger } from '../../src/common/logger.ts';
+import { parseDeployment } from '../../src/controller/deployment-file.ts';
+import { startController, type ControllerHandle } from '../../src/controller/runtime.ts';
+import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
+import { startDaemonFromConfig, type RunningDaemon } from '../../src/host/daemon-runner.ts';
+import type { ModelGuestVm } from '../../src/host/vm-runtime.ts';
+import { createChunkHasher } from '../../src/images/chunk-digest.ts';
+import { chunkImage } from '../../src/images/manifest.ts';
+import { publishImage } from '../../src/images/replication.ts';
+import { initCa, issueHostCert, loadHostCredentials } from '../../src/pki/certs.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const logger = silentLogger();
+const CHUNK = 16384;
+const CHUNKS = 24;
+
+const DEPLOYMENT = `name: image-vm
+sites:
+  - id: east
+  - id: texas
+  - id: california
+hosts:
+  - { id: ha, site: east, hub: true, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
+  - { id: hb, site: texas, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
+  - { id: hc, site: california, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
+wan:
+  - { sites: [east, texas], bandwidthMbit: 465, rttMs: 27 }
+  - { sites: [east, california], bandwidthMbit: 465, rttMs: 70 }
+  - { sites: [texas, california], bandwidthMbit: 465, rttMs: 40 }
+policy: { updatePeriodMs: 100 }
+`;
+
+function imageBytes(): Uint8Array {
+  // 24 distinct chunks, the last one short (a disk's last block zero-padded).
+  const out = new Uint8Array(CHUNKS * CHUNK - 5000);
+  for (let i = 0; i < out.length; i++) out[i] = (Math.imul(i >>> 10, 2654435761) >>> 13) ^ (i & 0xff);
+  return out;
+}
+
+test('a VM whose disk is an image starts at a site holding none of it: its first reads come from the nearest replica, bytes identical', { timeout: 90_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-image-vm-'));
+  const daemons: RunningDaemon[] = [];
+  let controller: ControllerHandle | undefined;
+  t.after(async () => {
+    for (const d of daemons) await d.close();
+    await controller?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const tls = join(dir, 'tls');
+  await initCa(tls);
+  await issueHostCert(tls, 'controller', { ips: ['127.0.0.1'] });
+  for (const h of ['ha', 'hb', 'hc']) await issueHostCert(tls, h);
+  controller = await startController({ logger, registry: new Registry() }, {
+    deployment: parseDeployment(DEPLOYMENT, 'image-vm.yaml'),
+    dbPath: join(dir, 'vnet.db'),
+    control: { host: '127.0.0.1', port: 0, tls: await loadHostCredentials(tls, 'controller') },
+    pingIntervalMs: 60_000,
+  });
+  const url = `wss://127.0.0.1:${controller.controlPort}/control`;
+  let hubPort: number | undefined;
+  const start = async (host: string, site: string, extra: Record<string, unknown> = {}, prefetch = true): Promise<RunningDaemon> => {
+    const d = await startDaemonFromConfig({ logger }, parseDaemonConfig({
+      host, site, role: host === 'ha' ? 'hub' : 'spoke', transport: 'tls', tls: { dir: tls },
+      listen: { host: '127.0.0.1', port: 0 }, ports: [],
+      ...(hubPort !== undefined ? { hub: { host: '127.0.0.1', port: hubPort }, hubId: 'ha' } : {}),
+      controller: { url, servername: 'controller' },
+      images: { dir: join(dir, `chunks-${host}`), host: '127.0.0.1', port: 0, prefetch },
+      ...extra,
+    }));
+    daemons.push(d);
+    return d;
+  };
+
+  const ha = await start('ha', 'east');
+  hubPort = ha.daemon.facts().listen?.port;
+  const bytes = imageBytes();
+  const hasher = await createChunkHasher();
+  const v1 = chunkImage({ imageId: 'debian', version: 1, chunkSize: CHUNK }, bytes, hasher);
+  await publishImage(ha.images!.store, controller.images, v1.manifest, v1.chunkBytes);
+  const hb = await start('hb', 'texas');
+  await waitFor(() => hb.images?.propagator.status('debian', 1)?.state === 'complete', 'v1 complete at texas', 30_000);
+
+  // California: a store that prefetches nothing, and a VM whose disk is the image.
+  const hc = await start('hc', 'california', {
+    ports: [{ name: 'v1', type: 'memory', mac: '02:00:00:00:00:01', guest: { memoryMiB: 1, image: { id: 'debian', bootTrace: { chunks: 4 } } } }],
+  }, false);
+  const vm = await waitFor(() => hc.migrations.vm('v1') as ModelGuestVm | undefined, 'the VM on its image disk at california', 30_000);
+  const disk = vm.imageDisk!;
+  assert.ok(disk !== undefined && vm.diskImage !== undefined, 'the VM\'s disk is the image (and a migration sends it as such)');
+  assert.equal(vm.guest.disk!.blockCount, Math.ceil(bytes.length / 4096));
+  assert.deepEqual(await hc.images!.store.list(), [], 'no chunk at california before the VM reads');
+
+  // The VM's first reads: chunks 9, 3, then a span over 0 and 1, then the short last chunk.
+  const reads: Array<[number, number]> = [[9 * CHUNK + 100, 3000], [3 * CHUNK, CHUNK], [CHUNK - 2048, 4096], [(CHUNKS - 1) * CHUNK, CHUNK]];
+  for (const [offset, length] of reads) {
+    const got = await disk.read(offset, length);
+    assert.deepEqual(got, bytes.subarray(offset, Math.min(bytes.length, offset + length)), `bytes at ${offset}+${length} are the image's`);
+  }
+  assert.deepEqual(Object.fromEntries(disk.servedBy), { texas: 5 }, 'all 5 chunks came from texas, the nearest replica (none from east)');
+  assert.equal((await hc.images!.store.list()).length, 5, 'each verified and kept at california');
+  assert.deepEqual(disk.bootTrace(), [9, 3, 0, 1], 'the boot trace: the first 4 distinct chunks in first-read order');
+
+  // Read again: local now; a write is the VM's own, the rest of its block still the image's.
+  await disk.read(3 * CHUNK, 100);
+  assert.equal(disk.servedBy.get('texas'), 5, 'nothing fetched twice');
+  await disk.write(5 * CHUNK + 10, new Uint8Array([1, 2, 3]));
+  const after = await disk.read(5 * CHUNK, 20);
+  const want = bytes.slice(5 * CHUNK, 5 * CHUNK + 20);
+  want.set([1, 2, 3], 10);
+  assert.deepEqual(after, want);
+  assert.deepEqual(disk.description, { imageId: 'debian', version: 1, written: [20] });
+  assert.equal(await ha.images!.store.has(v1.manifest.chunks[5]!), true);
+});
+
+test('a disk from an image needs the site\'s chunk store: the configuration names the port', () => {
+  assert.throws(() => parseDaemonConfig({
+    host: 'h1', role: 'hub', listen: { host: '127.0.0.1', port: 0 },
+    ports: [{ name: 'v1', type: 'memory', mac: '02:00:00:00:00:01', guest: { image: { id: 'debian' } } }],
+  }), /ports\[0\]\.guest\.image: a disk from an image needs this site.s chunk store/);
+});
