@@ -76,6 +76,17 @@ export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): 
         print(g, published, () => `published ${published.imageId} version ${published.version} at ${published.originSite}: ${formatBytes(plan.size)} in ${plan.chunks.length} chunks (${uploaded} distinct uploaded), ${plan.accessOrder.length} read first at boot; the other sites propagate it now`);
       }),
     );
+  images
+    .command('boot-trace')
+    .argument('<id>', 'the image')
+    .requiredOption('--from-vm <vm>', 'the VM (on a disk from the image\'s latest version) whose recorded boot becomes the image\'s boot order')
+    .description('publish the chunks a VM read first at boot as the image\'s boot order (a new version, same chunks): sites prefetch those first (operator token)')
+    .action(
+      run(async (c, g, id: string, o: { fromVm: string }) => {
+        const published = await c.post<{ imageId: string; version: number; bootChunks: number }>(`/api/v1/images/${enc(id)}/boot-trace`, { fromVm: o.fromVm });
+        print(g, published, () => `${published.imageId} version ${published.version}: ${published.bootChunks} chunks read first at boot (recorded by ${o.fromVm}); the sites prefetch them first`);
+      }),
+    );
 }
 
 /** The image's latest version + 1 (1 for a new image). */

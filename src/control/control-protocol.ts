@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type PortLimit, type PortSecurityFacts, type TrafficSnapshot } from './daemon-control.ts';
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
 import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
-import { imageAnnounceSchema, imageHoldSchema, imageProgressSchema } from './image-control.ts';
+import { imageAnnounceSchema, imageBootTraceSchema, imageHoldSchema, imageProgressSchema } from './image-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
 import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
 
@@ -24,6 +24,7 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  *     facts {facts, seq?, part?} / event   →  (when something changes)
  *                                          ← image-hold {manifest, origin, replicas}  (a daemon whose hello has `images`; image-control.ts)
  *     image-progress {imageId, version, held, total, state} →
+ *     image-boot-trace {imageId, version, vm, accessOrder} →
  *
  * A message longer than the limit is sent in parts (control-parts.ts), each
  * under the limit, reassembled by the receiver (part-assembler.ts) and used
@@ -146,6 +147,7 @@ export const daemonMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('event'), event: daemonEvent }),
   migrationReportSchema,
   imageProgressSchema,
+  imageBootTraceSchema,
 ]);
 
 const desiredLink = z.strictObject({

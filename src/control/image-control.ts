@@ -13,6 +13,9 @@ import { hostIdSchema } from './rule-spec.ts';
  *                                                   welcome and each publish; replicas nearest first)
  *     image-progress {imageId, version, held, total, state, error?} →   (at start, at most once a second,
  *                                                   and when done or stalled) → ImageCatalog.recordProgress
+ *     image-boot-trace {imageId, version, vm, accessOrder} →   (a VM here on a disk from the image: the
+ *                                                   chunks it read first, once recorded) → kept for
+ *                                                   `vnet ctl images boot-trace ID --from-vm VM`
  *
  * Added to protocol version 3 without a version bump, and additive: the
  * controller sends `image-hold` only to a daemon whose hello announced a
@@ -77,10 +80,23 @@ export const imageProgressSchema = z.strictObject({
   error: z.strictObject({ code: z.string().max(128), message: z.string().max(4096) }).optional(),
 }).refine((p) => p.held <= p.total, 'held is at most total');
 
+/** The chunks a VM on a disk from this version read first (indexes, first-read order, each once). */
+export const imageBootTraceSchema = z.strictObject({
+  type: z.literal('image-boot-trace'),
+  imageId,
+  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** The VM's name (its port's, on the daemon). */
+  vm: z.string().min(1).max(64),
+  accessOrder: z.array(z.number().int().min(0).max(MAX_HOLD_CHUNKS)).min(1).max(MAX_HOLD_CHUNKS),
+}).refine((t) => new Set(t.accessOrder).size === t.accessOrder.length, 'each chunk is in accessOrder once');
+
 export type ImageAnnounce = z.output<typeof imageAnnounceSchema>;
 export type ImageHold = z.output<typeof imageHoldSchema>;
 export type ImageHoldReplica = ImageHold['replicas'][number];
 export type ImageProgressReport = z.output<typeof imageProgressSchema>;
+export type ImageBootTraceReport = z.output<typeof imageBootTraceSchema>;
+/** What a daemon's image side sends the controller. */
+export type ImageReport = ImageProgressReport | ImageBootTraceReport;
 
 /**
  * The daemon's side of image propagation (src/host/image-propagator.ts), as
@@ -92,5 +108,5 @@ export interface ImageControl {
   readonly announce: ImageAnnounce;
   handle(hold: ImageHold): void;
   /** Reports to send to the controller. Returns the unsubscribe function. */
-  onReport(handler: (report: ImageProgressReport) => void): () => void;
+  onReport(handler: (report: ImageReport) => void): () => void;
 }

@@ -223,6 +223,10 @@ export class ControlLoop implements ControlHandler {
         });
         return;
       }
+      case 'image-boot-trace': {
+        this.#c.images?.bootTrace(host, message);
+        return;
+      }
     }
   }
 

@@ -12,6 +12,7 @@
  *                     go again to every connected server, with it a replica)
  *   publish           image-hold of the new version to every connected server
  *   image-progress    ImageCatalog.recordProgress for the host's site
+ *   image-boot-trace  kept per VM (bootTraceOf) until published as a version's accessOrder
  *
  * The replicas of a hold are every other site's server, with the
  * deployment's round-trip time from the daemon's site; the daemon asks them
@@ -21,7 +22,7 @@
  */
 import type { Logger } from '../common/logger.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
-import type { ImageAnnounce, ImageHoldReplica, ImageProgressReport } from '../control/image-control.ts';
+import type { ImageAnnounce, ImageBootTraceReport, ImageHoldReplica, ImageProgressReport } from '../control/image-control.ts';
 import type { ImageManifest } from '../images/manifest.ts';
 import { siteRttMs, type Deployment } from './deployment-file.ts';
 import type { OutgoingMessage } from './effects.ts';
@@ -42,7 +43,16 @@ export function siteImageServers(d: Readonly<Deployment>): Map<string, SiteImage
   return out;
 }
 
+/** A VM's boot trace as its daemon reported it. */
+export interface RecordedBootTrace {
+  readonly host: string;
+  readonly imageId: string;
+  readonly version: number;
+  readonly accessOrder: readonly number[];
+}
+
 export class ImageDistribution {
+  readonly #traces = new Map<string, RecordedBootTrace>();
   readonly #catalog: ImageCatalog;
   readonly #log: Logger;
   readonly #servers: Map<string, SiteImageServer>;
@@ -113,6 +123,17 @@ export class ImageDistribution {
     }
     if (r.total === 0) return; // a hold the daemon refused outright: nothing to record
     await this.#catalog.recordProgress({ imageId: r.imageId, version: r.version, site: server.site, held: r.held, total: r.total });
+  }
+
+  /** A VM's boot trace, kept (the latest per VM, in memory) for `vnet ctl images boot-trace ID --from-vm VM`. */
+  bootTrace(host: string, t: ImageBootTraceReport): void {
+    this.#traces.set(t.vm, { host, imageId: t.imageId, version: t.version, accessOrder: t.accessOrder });
+    this.#log.info({ host, vm: t.vm, image: t.imageId, version: t.version, chunks: t.accessOrder.length }, 'boot trace recorded by a VM');
+  }
+
+  /** The boot trace a VM recorded last (undefined: none reported since the controller started). */
+  bootTraceOf(vm: string): RecordedBootTrace | undefined {
+    return this.#traces.get(vm);
   }
 
   #hold(host: string, manifest: ImageManifest, origin: string): OutgoingMessage {

@@ -23,7 +23,7 @@ import { ChunkIntegrityError, ManifestError } from '../images/errors.ts';
 import { validateManifest, type ImageManifest } from '../images/manifest.ts';
 import { RemoteChunkSource } from '../images/remote-chunk-source.ts';
 import { MAX_HOLD_CHUNKS } from '../control/image-control.ts';
-import { ConflictError, ImageIncompleteError } from './errors.ts';
+import { ConflictError, ImageIncompleteError, NotFoundError } from './errors.ts';
 import type { ImageCatalog } from './image-catalog.ts';
 import type { ImageDistribution } from './image-distribution.ts';
 
@@ -78,6 +78,25 @@ export class ImagePublisher {
     }
     await this.#c.catalog.publish(manifest, site);
     return { manifest, created: true };
+  }
+
+  /**
+   * A VM's recorded boot trace becomes the image's boot order: the latest
+   * version again, as version latest + 1 with the trace as its `accessOrder`
+   * (a version is written once), at the same origin. The trace must be of
+   * the latest version (an older one would bring old content back).
+   */
+  async publishBootTrace(imageId: string, vm: string): Promise<{ manifest: ImageManifest; created: boolean }> {
+    const trace = this.#c.distribution.bootTraceOf(vm);
+    if (trace === undefined) throw new NotFoundError(`a boot trace of VM ${JSON.stringify(vm)} (none reported since the controller started: the VM must run on a disk from an image)`);
+    if (trace.imageId !== imageId) throw new ConflictError(`VM ${vm}'s boot trace is of image ${trace.imageId}, not ${imageId}`);
+    const image = this.#c.catalog.get(imageId);
+    const latest = image.versions.find((v) => v.version === image.latest);
+    const base = this.#c.catalog.manifest(imageId, image.latest);
+    if (latest === undefined || base === undefined) throw new NotFoundError(`image ${imageId}`);
+    if (trace.version !== image.latest) throw new ConflictError(`VM ${vm}'s boot trace is of ${imageId} version ${trace.version}, the latest is ${image.latest}: record a boot on the latest`);
+    if (JSON.stringify(base.accessOrder) === JSON.stringify(trace.accessOrder)) return { manifest: base, created: false };
+    return this.publish({ ...base, version: image.latest + 1, accessOrder: [...trace.accessOrder] }, latest.originSite);
   }
 
   close(): void {

@@ -11,7 +11,7 @@ import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits } from '../c
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
-import type { ImageControl, ImageProgressReport } from '../control/image-control.ts';
+import type { ImageControl, ImageReport } from '../control/image-control.ts';
 
 /**
  * The daemon's end of the control channel. It dials the controller
@@ -441,7 +441,7 @@ export class ControllerAgent {
     this.#queued.push(report);
   }
 
-  #sendImageReport(report: ImageProgressReport): void {
+  #sendImageReport(report: ImageReport): void {
     if (this.#state === 'connected' && this.#send(report)) this.stats.imageReports++;
   }
 

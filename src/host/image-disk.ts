@@ -11,8 +11,9 @@
  *           VM's own); a block written only in part first gets the image's
  *           bytes around it
  *   trace   the first `bootTrace.chunks` distinct chunks the VM reads within
- *           `bootTrace.withinMs` of its start, in first-read order: the
- *           version's boot trace (`accessOrder`) when handed to the catalog
+ *           `bootTrace.withinMs` of its start, in first-read order, handed
+ *           once to `onBootTrace` when it ends: the version's boot trace
+ *           (`accessOrder`) once published (`vnet ctl images boot-trace`)
  *   migrate `diskImage`: a span that still holds its chunk (no block written)
  *           goes as a chunk record where the destination holds the chunk;
  *           before the bulk copy, `prepare` fills the chunks never read, so
@@ -54,6 +55,8 @@ export interface ImageDiskInit {
   readonly disk: GuestDisk;
   readonly fetcher: ChunkFetcher;
   readonly bootTrace?: BootTraceLimits | undefined;
+  /** Called once with the boot trace when it ends: `bootTrace.chunks` recorded, or `endBootTrace()` (not called when nothing was read). */
+  readonly onBootTrace?: ((accessOrder: readonly number[]) => void) | undefined;
   /** The disk arrived whole (a migration): every chunk is here; these blocks are the VM's own. */
   readonly arrived?: { readonly written: readonly number[] } | undefined;
 }
@@ -78,6 +81,8 @@ export class ImageDisk {
   readonly #start: number;
   readonly #trace: number[] = [];
   readonly #traced = new Set<number>();
+  readonly #onBootTrace: ((accessOrder: readonly number[]) => void) | undefined;
+  #traceEnded = false;
 
   constructor(components: { clock: Clock }, init: ImageDiskInit) {
     const m = init.manifest;
@@ -92,6 +97,7 @@ export class ImageDisk {
     this.#reader = new ImageReader(m, init.fetcher, (r: FetchRecord) => this.#served(r));
     this.#limits = init.bootTrace ?? DEFAULT_BOOT_TRACE;
     this.#start = components.clock.now();
+    this.#onBootTrace = init.onBootTrace;
     if (init.arrived !== undefined) {
       this.#filled.fill(1);
       for (const b of init.arrived.written) {
@@ -185,11 +191,19 @@ export class ImageDisk {
     return Math.min(size, offset + length);
   }
 
+  /** The boot is over (its time is up): the trace recorded so far is handed on, and nothing more is recorded. */
+  endBootTrace(): void {
+    if (this.#traceEnded) return;
+    this.#traceEnded = true;
+    if (this.#trace.length > 0) this.#onBootTrace?.(this.bootTrace());
+  }
+
   #record(c: number): void {
-    if (this.#traced.has(c) || this.#trace.length >= this.#limits.chunks) return;
-    if (this.#clock.now() - this.#start > this.#limits.withinMs) return;
+    if (this.#traceEnded || this.#traced.has(c)) return;
+    if (this.#clock.now() - this.#start > this.#limits.withinMs) { this.endBootTrace(); return; }
     this.#traced.add(c);
     this.#trace.push(c);
+    if (this.#trace.length >= this.#limits.chunks) this.endBootTrace();
   }
 
   #served(r: FetchRecord): void {

@@ -23,7 +23,7 @@
  */
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import type { ImageAnnounce, ImageControl, ImageHold, ImageHoldReplica, ImageProgressReport } from '../control/image-control.ts';
+import type { ImageAnnounce, ImageBootTraceReport, ImageControl, ImageHold, ImageHoldReplica, ImageReport } from '../control/image-control.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { ChunkFetcher } from '../images/chunk-fetcher.ts';
 import type { ChunkStore } from '../images/chunk-store.ts';
@@ -84,7 +84,7 @@ export class ImagePropagator implements ImageControl {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #init: ImagePropagatorInit;
-  readonly #handlers = new Set<(r: ImageProgressReport) => void>();
+  readonly #handlers = new Set<(r: ImageReport) => void>();
   readonly #jobs = new Map<string, Job>();
   readonly #queue: Job[] = [];
   readonly #abort = new AbortController();
@@ -103,7 +103,7 @@ export class ImagePropagator implements ImageControl {
     this.announce = init.announce;
   }
 
-  onReport(handler: (r: ImageProgressReport) => void): () => void {
+  onReport(handler: (r: ImageReport) => void): () => void {
     this.#handlers.add(handler);
     return () => this.#handlers.delete(handler);
   }
@@ -275,7 +275,12 @@ export class ImagePropagator implements ImageControl {
     });
   }
 
-  #emit(r: ImageProgressReport): void {
+  /** A VM here recorded its boot trace on a disk from an image version: sent to the controller. */
+  reportBootTrace(trace: Omit<ImageBootTraceReport, 'type'>): void {
+    if (trace.accessOrder.length > 0) this.#emit({ type: 'image-boot-trace', ...trace });
+  }
+
+  #emit(r: ImageReport): void {
     for (const h of this.#handlers) h(r);
   }
 }

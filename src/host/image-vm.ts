@@ -4,7 +4,8 @@
  * site's propagator, the VM's model guest gets a disk of the image's size,
  * copy-on-write over it (image-disk.ts), and the VM is registered with the
  * migration agent. Nothing of the image needs to be here at start: the
- * VM's reads fetch what the site lacks from the nearest replica.
+ * VM's reads fetch what the site lacks from the nearest replica. The
+ * chunks it reads first (its boot trace) go to the controller once recorded.
  */
 import type { Clock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
@@ -34,8 +35,17 @@ export async function startImageVm(components: ImageVmComponents, port: Port, gu
     const { manifest } = opened;
     try {
       const model = createModelGuest(port.name, { profile: guest.profile, memoryMiB: guest.memoryMiB, diskMiB: 0, diskBlocks: blocksOf(manifest) }, components.clock.now());
-      const disk = new ImageDisk({ clock: components.clock }, { manifest, disk: model.disk!, fetcher: opened.fetcher, bootTrace });
-      const vm = new ModelGuestVm({ clock: components.clock }, { name: port.name, mac: port.mac, port: port.name, guest: model, image: { disk, close: opened.close } });
+      const disk = new ImageDisk({ clock: components.clock }, {
+        manifest, disk: model.disk!, fetcher: opened.fetcher, bootTrace,
+        onBootTrace: (accessOrder) => {
+          log.info({ version: manifest.version, chunks: accessOrder.length }, 'boot trace recorded; sent to the controller');
+          components.images.reportBootTrace({ imageId: manifest.imageId, version: manifest.version, vm: port.name, accessOrder: [...accessOrder] });
+        },
+      });
+      // The boot's time is up: what it read so far is its trace.
+      const bootOver = components.clock.setTimeout(() => disk.endBootTrace(), bootTrace.withinMs);
+      const close = (): void => { bootOver.cancel(); opened.close(); };
+      const vm = new ModelGuestVm({ clock: components.clock }, { name: port.name, mac: port.mac, port: port.name, guest: model, image: { disk, close } });
       components.migrations.addVm(vm);
       log.info({ version: manifest.version, size: manifest.size, chunks: manifest.chunks.length }, 'VM runs on its disk image (chunks read on demand)');
       return vm;

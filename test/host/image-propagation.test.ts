@@ -87,7 +87,7 @@ test('daemons propagate a published image to every site, resume from what is on 
     daemons.push(d);
     const seen: ImageProgressReport[] = [];
     reports.set(host, seen);
-    d.images?.propagator.onReport((r) => seen.push(r));
+    d.images?.propagator.onReport((r) => { if (r.type === 'image-progress') seen.push(r); });
     return d;
   };
 

@@ -37,7 +37,7 @@ test('a version a replica cannot complete stalls with its reason, is retried, an
   });
   t.after(() => p.close());
   const reports: ImageProgressReport[] = [];
-  p.onReport((r) => reports.push(r));
+  p.onReport((r) => { if (r.type === 'image-progress') reports.push(r); });
 
   const bytes = new Uint8Array(8 * 512).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
   const img = chunkImage({ imageId: 'alpine', version: 3, chunkSize: 512, accessOrder: [5, 1] }, bytes, origin.hasher);

@@ -17,6 +17,9 @@ import { API_PREFIX, noQuery, ok, pathParam, type RouteHandler } from './v1-rout
  *   POST /api/v1/images/:id/versions          {version, chunkSize, size, chunks, accessOrder?, site?} — the
  *                                             version, written once every chunk is at the site (operator):
  *                                             201, or 200 for the same manifest again; 409 for another
+ *   POST /api/v1/images/:id/boot-trace        {fromVm} — the boot trace that VM recorded (on a disk from
+ *                                             the latest version) published as version latest + 1's
+ *                                             accessOrder (201; 200 when the latest has it already)
  * Added only where the controller has an image catalog (and then listed in the API's index). The
  * publishing routes answer 501 where the controller has no publisher; a replica that does not
  * lead redirects them to the leader before that (api-server.ts).
@@ -36,6 +39,8 @@ const versionBodySchema = z.strictObject({
   accessOrder: z.array(z.number().int().min(0)).default([]),
   site: siteSchema.optional(),
 });
+
+const bootTraceBodySchema = z.strictObject({ fromVm: z.string().min(1).max(64) });
 
 export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog, publisher?: ImagePublisher): void {
   r.add('GET', `${API_PREFIX}/images`, (ctx) => {
@@ -65,6 +70,15 @@ export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog, pu
     const imageId = pathParam(ctx, 'id', imageIdSchema);
     const { site, ...rest } = parseRequest(versionBodySchema, await ctx.body(MAX_VERSION_BODY_BYTES), 'body');
     const { manifest, created } = await p.publish({ imageId, ...rest }, site ?? p.defaultSite);
+    const version = images.get(imageId).versions.find((v) => v.version === manifest.version);
+    return { status: created ? 201 : 200, body: { imageId, ...version } };
+  });
+  r.add('POST', `${API_PREFIX}/images/:id/boot-trace`, async (ctx) => {
+    noQuery(ctx);
+    const p = publishing();
+    const imageId = pathParam(ctx, 'id', imageIdSchema);
+    const { fromVm } = parseRequest(bootTraceBodySchema, await ctx.body(4096), 'body');
+    const { manifest, created } = await p.publishBootTrace(imageId, fromVm);
     const version = images.get(imageId).versions.find((v) => v.version === manifest.version);
     return { status: created ? 201 : 200, body: { imageId, ...version } };
   });
