@@ -7,7 +7,8 @@
  * first reads fetch each chunk from the nearest replica holding it (texas,
  * 40 ms, not east, 70 ms), verified, and the bytes are the image's; a
  * second read is local; a write stays the VM's own; the boot trace is the
- * chunks in the order first read.
+ * chunks in the order first read, and it reaches the controller, which
+ * publishes it as the next version's boot order (the propagation order).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -126,7 +127,26 @@ test('a VM whose disk is an image starts at a site holding none of it: its first
   want.set([1, 2, 3], 10);
   assert.deepEqual(after, want);
   assert.deepEqual(disk.description, { imageId: 'debian', version: 1, written: [20] });
-  assert.equal(await ha.images!.store.has(v1.manifest.chunks[5]!), true);
+
+  // The boot trace reached the controller; published, it is version 2's boot order (same chunks), which every site holds.
+  const publisher = controller.imagePublisher!;
+  await assert.rejects(publisher.publishBootTrace('debian', 'nobody'), { code: 'VNET_ERR_NOT_FOUND' });
+  const v2 = await waitFor(async () => {
+    try {
+      return await publisher.publishBootTrace('debian', 'v1');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'VNET_ERR_NOT_FOUND') return undefined; // not reported yet
+      throw err;
+    }
+  }, 'v1\'s boot trace published');
+  assert.equal(v2.created, true);
+  assert.deepEqual(v2.manifest.accessOrder, [9, 3, 0, 1]);
+  assert.equal(v2.manifest.version, 2);
+  assert.deepEqual(v2.manifest.chunks, v1.manifest.chunks);
+  assert.deepEqual(controller.images.manifest('debian', 2)?.accessOrder, [9, 3, 0, 1], 'the catalog holds version 2 with the trace');
+  await assert.rejects(publisher.publishBootTrace('debian', 'v1'), { code: 'VNET_ERR_CONFLICT' }, 'a trace of version 1 is not the latest any more');
+  await waitFor(() => hb.images?.propagator.status('debian', 2)?.state === 'complete', 'texas holds version 2', 30_000);
+  assert.equal(hb.images!.propagator.status('debian', 2)?.fetched, 0, 'the same chunks: nothing moved');
 });
 
 test('a disk from an image needs the site\'s chunk store: the configuration names the port', () => {
