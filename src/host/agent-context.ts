@@ -10,6 +10,7 @@ import type { MigrationReport, MigrationReportState, MigratePrepare } from '../c
 import type { Port } from '../dataplane/port.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import type { Guest } from '../migration/guest.ts';
+import type { DiskImageRecord } from '../migration/engine/stream-image-records.ts';
 import type { LocalChunks } from '../migration/drivers/disk-image-exchange.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
 import type { MigrationDaemon } from './migration-daemon.ts';
@@ -49,8 +50,11 @@ export interface AgentContext {
   /** The port a destination creates for an arriving VM (a memory port unless the host says otherwise). */
   makePort(vm: MigrationVm): Port;
   /** The runtime of a VM that arrived (at commit, before it resumes; a model-guest VM, with the traffic the host gives it, unless the host says otherwise). */
-  makeRuntime(vm: MigrationVm, guest: Guest): Promise<VmRuntime>;
+  makeRuntime(vm: MigrationVm, guest: Guest, image?: ArrivedDiskImage): Promise<VmRuntime>;
 }
+
+/** What an arriving VM's disk is made from, as its migration said (a disk-image record): an image version, copy-on-write. */
+export type ArrivedDiskImage = Omit<DiskImageRecord, 't'>;
 
 /** The report fields every state shares. */
 export function errorBody(err: VnetError): { code: string; message: string } {

@@ -37,7 +37,7 @@ import { realClock } from '../common/clock.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { caFiles, hostFiles } from '../pki/certs.ts';
 import { MigrationAgent, type MigrationAgentComponents } from './migration-agent.ts';
-import type { MigrationVm } from './agent-context.ts';
+import type { ArrivedDiskImage, MigrationVm } from './agent-context.ts';
 import type { Guest } from '../migration/guest.ts';
 import { attachVmTap, NamespaceGuestVm } from './namespace-vm-runtime.ts';
 import type { VmRuntime } from './vm-runtime.ts';
@@ -45,6 +45,7 @@ import { MigrationChannelListener } from './migration-channel.ts';
 import { ChunkStore } from '../images/chunk-store.ts';
 import { ChunkServer, PUBLISHER_IDENTITY } from '../images/chunk-server.ts';
 import { ImagePropagator } from './image-propagator.ts';
+import { arriveOnImage } from './image-vm.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { ModelGuestVm } from './vm-runtime.ts';
@@ -145,7 +146,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
   const booting: Promise<QemuVm | undefined>[] = [];
   try {
     images = await startImageServer(logger, config);
-    migrations = await startMigrationAgent(logger, daemon, config, qemu, images?.store);
+    migrations = await startMigrationAgent(logger, daemon, config, qemu, images);
     for (const spec of config.ports) {
       const port = await openConfiguredPort(logger, spec, qemu);
       if (spec.qemu !== undefined && qemu !== undefined) {
@@ -221,8 +222,8 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
  * listener when this host can receive VMs; without `tls: {dir}` it answers
  * every command `failed` with VNET_ERR_HOST_MIGRATION_UNAVAILABLE.
  */
-export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, qemu?: QemuHost, chunks?: ChunkStore): Promise<MigrationAgent> {
-  const components = { daemon, logger, clock: realClock, qemu, chunks, ...arrivingVms(logger) };
+export async function startMigrationAgent(logger: Logger, daemon: Daemon, config: DaemonConfig, qemu?: QemuHost, images?: SiteImages): Promise<MigrationAgent> {
+  const components = { daemon, logger, clock: realClock, qemu, chunks: images?.store, ...arrivingVms(logger, images?.propagator) };
   if (config.tls === undefined) {
     return new MigrationAgent(components, { unavailable: new MigrationUnavailableError('live migration needs TLS: give this daemon tls: {dir} (made by `vnet certs`)') });
   }
@@ -266,7 +267,7 @@ async function startImageServer(logger: Logger, config: DaemonConfig): Promise<S
  * controller does not know namespaces, which are this machine's business,
  * so the control protocol carries none.
  */
-function arrivingVms(logger: Logger): Pick<MigrationAgentComponents, 'makePort' | 'makeRuntime'> {
+function arrivingVms(logger: Logger, images: ImagePropagator | undefined): Pick<MigrationAgentComponents, 'makePort' | 'makeRuntime'> {
   const namespaces = new Map<string, string>();
   return {
     makePort(vm: MigrationVm): Port {
@@ -279,9 +280,10 @@ function arrivingVms(logger: Logger): Pick<MigrationAgentComponents, 'makePort' 
       namespaces.set(vm.port, found.netns);
       return found.port;
     },
-    async makeRuntime(vm: MigrationVm, guest: Guest): Promise<VmRuntime> {
+    async makeRuntime(vm: MigrationVm, guest: Guest, image?: ArrivedDiskImage): Promise<VmRuntime> {
       const init = { name: vm.name ?? vm.port, mac: parseMac(vm.mac), port: vm.port, guest };
       const netns = namespaces.get(vm.port);
+      if (netns === undefined && image !== undefined && images !== undefined) return arriveOnImage({ logger, clock: realClock, images }, init, image);
       if (netns === undefined) return new ModelGuestVm({ clock: realClock }, init);
       namespaces.delete(vm.port);
       return NamespaceGuestVm.arrive({ clock: realClock, logger }, { ...init, netns });

@@ -18,7 +18,7 @@ import type { VnetError } from '../common/errors.ts';
 import type { CutoverStats, MigratePrepare, MigrationCommand, MigrationReport } from '../control/migration-control.ts';
 import { receiveMigration } from '../migration/drivers/socket-migration.ts';
 import type { Guest } from '../migration/guest.ts';
-import { errorBody, reportOf, type AgentContext } from './agent-context.ts';
+import { errorBody, reportOf, type AgentContext, type ArrivedDiskImage } from './agent-context.ts';
 import { MigrationInternalError, MigrationPortError, MigrationStateError, MigrationUnavailableError } from './errors.ts';
 import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
@@ -39,6 +39,7 @@ export class DestinationMigration {
   #expected: ExpectedChannels | undefined;
   #sockets: Duplex[] = [];
   #guest: Guest | undefined;
+  #diskImage: ArrivedDiskImage | undefined;
   #qemuVm: QemuVm | undefined;
   #portAdded = false;
   #error: VnetError | undefined;
@@ -176,6 +177,7 @@ export class DestinationMigration {
     if (this.state !== 'receiving') return; // aborted meanwhile
     if (result.ok && result.guest !== undefined) {
       this.#guest = result.guest;
+      this.#diskImage = result.diskImage;
       this.#state = 'ready';
       this.#ctx.log.info({ id: this.id, records: result.recordsApplied, chunkBlocks: result.chunkBlocks }, 'migration received and verified: ready (not running)');
       this.report();
@@ -263,7 +265,7 @@ export class DestinationMigration {
       ctx.log.info({ id: this.id, port: vm.port, ...this.#stats() }, 'migration committed: VM resumed here and announced');
       this.report(err);
     };
-    const runtime: Promise<VmRuntime> = qemuVm !== undefined ? Promise.resolve(qemuVm) : ctx.makeRuntime(vm, guest!);
+    const runtime: Promise<VmRuntime> = qemuVm !== undefined ? Promise.resolve(qemuVm) : ctx.makeRuntime(vm, guest!, this.#diskImage);
     runtime.then(async (r) => {
       ctx.addVm(r);
       const resumed = qemuVm !== undefined ? logResumed(ctx, this.id, qemuVm) : undefined;

@@ -22,7 +22,9 @@
  * The guest's disk is the engine's view (what a migration copies); blocks of
  * a chunk never read nor filled are zeros there until `prepare` or a read
  * fills them. A VM that arrived has its whole disk: every chunk is filled,
- * and its overlay is the one the migration carried (`description`).
+ * and its own blocks are those of the chunks the migration said held its
+ * writes (the disk-image record, `describe`): a chunk is the unit a move
+ * sends as a record or as blocks, so nothing is lost by that rounding.
  */
 import type { Clock } from '../common/clock.ts';
 import type { ChunkFetcher, FetchRecord } from '../images/chunk-fetcher.ts';
@@ -41,7 +43,7 @@ export interface BootTraceLimits {
 
 export const DEFAULT_BOOT_TRACE: BootTraceLimits = Object.freeze({ chunks: 64, withinMs: 60_000 });
 
-/** What a VM's disk is, carried by its migration: the image version and the blocks that are the VM's own. */
+/** What a VM's disk is: the image version and the blocks that are the VM's own (a migration carries them chunk by chunk, `describe`). */
 export interface ImageDiskDescription {
   readonly imageId: string;
   readonly version: number;
@@ -57,8 +59,8 @@ export interface ImageDiskInit {
   readonly bootTrace?: BootTraceLimits | undefined;
   /** Called once with the boot trace when it ends: `bootTrace.chunks` recorded, or `endBootTrace()` (not called when nothing was read). */
   readonly onBootTrace?: ((accessOrder: readonly number[]) => void) | undefined;
-  /** The disk arrived whole (a migration): every chunk is here; these blocks are the VM's own. */
-  readonly arrived?: { readonly written: readonly number[] } | undefined;
+  /** The disk arrived whole (a migration): every chunk is here; `own` marks the chunks holding the VM's writes (bit i of byte i>>3). */
+  readonly arrived?: { readonly own: Uint8Array } | undefined;
 }
 
 /** Blocks of a disk made from `manifest` (the last chunk may end in a short block, zero-padded). */
@@ -99,10 +101,13 @@ export class ImageDisk {
     this.#start = components.clock.now();
     this.#onBootTrace = init.onBootTrace;
     if (init.arrived !== undefined) {
+      const { own } = init.arrived;
+      if (own.length !== Math.ceil(m.chunks.length / 8)) throw new ImageDiskError(m.imageId, m.version, `the VM's own chunks come as ${own.length} bitmap bytes, the image has ${m.chunks.length} chunks`);
       this.#filled.fill(1);
-      for (const b of init.arrived.written) {
-        if (!Number.isSafeInteger(b) || b < 0 || b >= init.disk.blockCount) throw new ImageDiskError(m.imageId, m.version, `written block ${b} is outside the disk (${init.disk.blockCount} blocks)`);
-        this.#written.add(b);
+      this.#traceEnded = true; // it booted elsewhere
+      for (let c = 0; c < m.chunks.length; c++) {
+        if ((((own[c >> 3] ?? 0) >> (c & 7)) & 1) === 0) continue;
+        for (let b = c * this.#chunkBlocks; b < Math.min(init.disk.blockCount, (c + 1) * this.#chunkBlocks); b++) this.#written.add(b);
       }
     }
   }
@@ -169,7 +174,18 @@ export class ImageDisk {
         return true;
       },
       prepare: (_held, signal) => this.#prepare(signal),
+      describe: () => ({ manifest: JSON.stringify(this.manifest), own: this.#ownChunks() }),
     };
+  }
+
+  /** The chunks holding the VM's writes, as a bitmap (bit i of byte i>>3). */
+  #ownChunks(): Uint8Array {
+    const own = new Uint8Array(Math.ceil(this.manifest.chunks.length / 8));
+    for (const b of this.#written) {
+      const c = Math.floor(b / this.#chunkBlocks);
+      own[c >> 3]! |= 1 << (c & 7);
+    }
+    return own;
   }
 
   /**

@@ -165,10 +165,7 @@ export class ImagePropagator implements ImageControl {
       const versions = this.#known.get(imageId);
       const v = version ?? (versions === undefined ? undefined : Math.max(...versions.keys()));
       const manifest = v === undefined ? undefined : versions?.get(v);
-      if (manifest !== undefined) {
-        const { fetcher, sources } = this.#fetcher();
-        return { manifest, fetcher, close: () => { for (const s of sources) s.close(); } };
-      }
+      if (manifest !== undefined) return this.reader(manifest);
       signal?.throwIfAborted();
       this.#abort.signal.throwIfAborted();
       await new Promise<void>((resolve) => {
@@ -183,6 +180,12 @@ export class ImagePropagator implements ImageControl {
         this.#abort.signal.addEventListener('abort', done);
       });
     }
+  }
+
+  /** A fetcher for a version known otherwise (a VM that arrived with its manifest), over its own connections to the replicas known now. */
+  reader(manifest: ImageManifest): OpenedImage {
+    const { fetcher, sources } = this.#fetcher();
+    return { manifest, fetcher, close: () => { for (const s of sources) s.close(); } };
   }
 
   /** Stops every propagation (the chunks stored so far stay) and waits for them to wind down. */

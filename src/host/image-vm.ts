@@ -11,6 +11,10 @@ import type { Clock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import type { DaemonConfig } from '../dataplane/daemon-config.ts';
 import type { Port } from '../dataplane/port.ts';
+import type { Mac } from '../common/mac.ts';
+import { validateManifest } from '../images/manifest.ts';
+import type { Guest } from '../migration/guest.ts';
+import type { ArrivedDiskImage } from './agent-context.ts';
 import { blocksOf, ImageDisk } from './image-disk.ts';
 import type { ImagePropagator } from './image-propagator.ts';
 import type { MigrationAgent } from './migration-agent.ts';
@@ -58,5 +62,30 @@ export async function startImageVm(components: ImageVmComponents, port: Port, gu
     if (e.name === 'AbortError') return undefined;
     log.error({ code: e.code, detail: e.message }, 'the VM\'s disk could not be made from its image');
     return undefined;
+  }
+}
+
+/**
+ * A VM that arrived with its disk's description (the migration's disk-image
+ * record): its runtime keeps the image version and which chunks are its own,
+ * so its next move again sends only what that destination lacks. A
+ * description that does not check out (a bad manifest, another disk size) is
+ * logged and the VM runs without it (its next move sends its whole disk).
+ */
+export function arriveOnImage(components: Omit<ImageVmComponents, 'migrations'>, init: { name: string; mac: Mac; port: string; guest: Guest }, image: ArrivedDiskImage): ModelGuestVm {
+  const log = componentLogger(components.logger, 'image-vm', { port: init.port });
+  let opened: ReturnType<ImagePropagator['reader']> | undefined;
+  try {
+    const manifest = validateManifest(JSON.parse(image.manifest));
+    if (init.guest.disk === undefined) throw new Error('the VM arrived without a disk');
+    opened = components.images.reader(manifest);
+    const disk = new ImageDisk({ clock: components.clock }, { manifest, disk: init.guest.disk, fetcher: opened.fetcher, arrived: { own: image.own } });
+    log.info({ image: manifest.imageId, version: manifest.version, ownBlocks: disk.description.written.length }, 'VM arrived on its disk image');
+    return new ModelGuestVm({ clock: components.clock }, { ...init, image: { disk, close: opened.close } });
+  } catch (err) {
+    opened?.close();
+    const e = err as { code?: string; message?: string };
+    log.warn({ code: e.code, detail: e.message }, 'the arriving VM\'s disk image description was refused: it runs without it');
+    return new ModelGuestVm({ clock: components.clock }, init);
   }
 }

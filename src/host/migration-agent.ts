@@ -26,7 +26,7 @@ import type { QemuHost } from './qemu-host.ts';
 import type { Guest } from '../migration/guest.ts';
 import type { LocalChunks } from '../migration/drivers/disk-image-exchange.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
-import { DEFAULT_AGENT_SETTINGS, isFinal, reportOf, type AgentContext, type AgentSettings, type MigrationVm } from './agent-context.ts';
+import { DEFAULT_AGENT_SETTINGS, isFinal, reportOf, type AgentContext, type AgentSettings, type ArrivedDiskImage, type MigrationVm } from './agent-context.ts';
 import { DestinationMigration } from './destination-migration.ts';
 import { MigrationAgentClosedError, MigrationConflictError, MigrationUnavailableError, UnknownVmError } from './errors.ts';
 import type { MigrationChannelListener } from './migration-channel.ts';
@@ -49,7 +49,7 @@ export interface MigrationAgentComponents {
   /** How this host runs QEMU VMs: an arriving QEMU VM (`portKind: stream`) gets a stream port and an incoming QEMU from it. */
   readonly qemu?: QemuHost | undefined;
   /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port, running `trafficFor`). */
-  readonly makeRuntime?: ((vm: MigrationVm, guest: Guest) => Promise<VmRuntime>) | undefined;
+  readonly makeRuntime?: ((vm: MigrationVm, guest: Guest, image?: ArrivedDiskImage) => Promise<VmRuntime>) | undefined;
   /** This site's image chunk store (config `images`): an arriving VM's disk spans the store holds are filled from it, not sent (docs/images.md). */
   readonly chunks?: LocalChunks | undefined;
 }

@@ -4,11 +4,14 @@
  * image plus its own writes moves only what the destination's chunk store
  * lacks.
  *
- *   sender     before the hello: chunk-query {the image's distinct digests}
+ *   sender     before the hello: disk-image {manifest, own} when the disk
+ *              can describe itself (a VM's disk from an image: the
+ *              destination keeps it with the VM for its next move), then
+ *              chunk-query {the image's distinct digests}
  *              on the first channel; waits for chunk-held; then the bulk copy
  *              sends a chunk record, not blocks, for each span the
  *              destination holds and the VM has not changed (sender-disk.ts)
- *   receiver   chunk-query → each digest read and verified in the local store
+ *   receiver   disk-image → kept for the VM's runtime; chunk-query → each digest read and verified in the local store
  *              (a corrupted copy is removed there and answered "not held", so
  *              its blocks come over the link) → chunk-held; a chunk record →
  *              the chunk read and verified again, split into blocks, applied
@@ -16,6 +19,7 @@
  */
 import { BLOCK_SIZE, type PageContent } from '../guest.ts';
 import { MAX_CHUNK_QUERY, type ChunkHeldRecord, type ChunkQueryRecord, type ChunkRecord } from '../engine/stream-codec.ts';
+import type { DiskImageRecord } from '../engine/stream-image-records.ts';
 import type { SenderDiskImage } from '../engine/sender-disk.ts';
 import { MigrationProtocolError } from '../errors.ts';
 
@@ -28,6 +32,8 @@ export interface DiskImageSource extends Omit<SenderDiskImage, 'held'> {
    * destination cannot fill itself.
    */
   prepare?(held: ReadonlySet<string>, signal?: AbortSignal): Promise<void>;
+  /** What the disk is made from, sent before the query (a disk-image record): the destination keeps it with the VM. */
+  describe?(): Omit<DiskImageRecord, 't'>;
 }
 
 /** The destination's chunk store as the receiving driver reads it (src/images' ChunkStore fits). */

@@ -36,6 +36,7 @@ import { createContentKeyer } from '../engine/content-key.ts';
 import { MigrationSender } from '../engine/sender.ts';
 import { MigrationReceiver } from '../engine/receiver.ts';
 import { encodeRecord, RecordDecoder, type AckRecord, type ChunkHeldRecord, type MigrationRecord } from '../engine/stream-codec.ts';
+import type { DiskImageRecord } from '../engine/stream-image-records.ts';
 import type { SenderDiskImage } from '../engine/sender-disk.ts';
 import { answerChunkQuery, chunkQuery, heldFromAnswer, withLocalBlocks, type DiskImageSource, type LocalChunks } from './disk-image-exchange.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
@@ -138,6 +139,8 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   if (opts.diskImage !== undefined && withDisk && fail.error === undefined) {
     // Which chunks does the destination hold? Asked before the hello, answered before anything else is sent.
     const query = chunkQuery(opts.diskImage);
+    const described = opts.diskImage.describe?.();
+    if (described !== undefined) opts.channels[0]!.write(encodeRecord({ t: 'disk-image', ...described }));
     opts.channels[0]!.write(encodeRecord(query));
     if (held === undefined) await Promise.race([new Promise<void>((r) => { onHeld = r; }), fail.wait()]);
     if (held !== undefined) diskImage = { ...opts.diskImage, held: heldFromAnswer(query, held) };
@@ -247,6 +250,8 @@ export interface ReceiveResult {
   readonly recordsApplied: number;
   /** Disk blocks filled from the destination's own chunk store. */
   readonly chunkBlocks: number;
+  /** The disk is an image version, copy-on-write: what the source said it is made from (kept with the VM for its next move). */
+  readonly diskImage?: DiskImageRecord;
 }
 
 /** Receives one migration on the given sockets; resolves when it is verified, refused or broken. */
@@ -255,6 +260,7 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
   const clock = opts.clock;
   const receiver = new MigrationReceiver({ factory: opts.factory ?? createEmptyGuest, keyer, representation: 'bytes', ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
   const first = opts.channels[0];
+  let diskImage: DiskImageRecord | undefined;
   return new Promise<ReceiveResult>((resolve) => {
     let settled = false;
     const cleanups: (() => void)[] = [];
@@ -263,7 +269,10 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
       settled = true;
       timer?.cancel();
       for (const c of cleanups) c();
-      resolve({ ok: receiver.state === 'done', error: receiver.error, guest: receiver.state === 'done' ? receiver.guest : undefined, pausedAt: receiver.pausedAt, doneAt: receiver.doneAt, recordsApplied: receiver.recordsApplied, chunkBlocks: receiver.chunkBlocks });
+      resolve({
+        ok: receiver.state === 'done', error: receiver.error, guest: receiver.state === 'done' ? receiver.guest : undefined, pausedAt: receiver.pausedAt, doneAt: receiver.doneAt,
+        recordsApplied: receiver.recordsApplied, chunkBlocks: receiver.chunkBlocks, ...(diskImage !== undefined ? { diskImage } : {}),
+      });
     };
     // The write's callback runs on success and on failure alike; a failure itself ends at the channel's guard.
     const reply = (a: AckRecord): void => {
@@ -283,8 +292,10 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
         for (const rec of records) {
           if (settled) return;
           let r = rec;
-          if (opts.chunks !== undefined && rec.t === 'chunk-query') {
-            const answer = await answerChunkQuery(opts.chunks, rec);
+          if (rec.t === 'disk-image') { diskImage = rec; continue; }
+          if (rec.t === 'chunk-query') {
+            // Without a store here: "none held", so every block comes over the link.
+            const answer = opts.chunks !== undefined ? await answerChunkQuery(opts.chunks, rec) : { t: 'chunk-held' as const, held: new Uint8Array(Math.ceil(rec.digests.length / 8)) };
             if (first !== undefined && canWrite(first)) first.write(encodeRecord(answer));
             continue;
           }

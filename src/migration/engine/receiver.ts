@@ -108,6 +108,8 @@ export class MigrationReceiver {
       if (rec.t === 'ack' || rec.t === 'disk-ack' || rec.t === 'chunk-held') return this.#fail(new MigrationProtocolError(`${rec.t} record sent to a receiver`));
       // The driver answers a chunk-query (it reads the local chunk store); one that reaches here has no store behind it.
       if (rec.t === 'chunk-query') return this.#fail(new MigrationProtocolError('chunk-query to a receiver without an image chunk store'));
+      // What the disk is made from: the driver keeps it for the VM's runtime; nothing to apply.
+      if (rec.t === 'disk-image') return undefined;
       // An abort takes effect at once, whatever its sequence number.
       if (rec.t === 'abort') return this.#fail(new MigrationAbortedError('peer', `sender aborted: ${rec.reason}`));
       if (this.#held.size >= this.#maxReorder) return this.#fail(new MigrationProtocolError(`more than ${this.#maxReorder} records out of order`));

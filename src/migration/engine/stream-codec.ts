@@ -18,7 +18,7 @@
 import { PAGE_SIZE, isSynthContent, type ContentRepresentation, type PageContent, type SynthContent } from '../guest.ts';
 import { CHUNK_SIZE, expandSynth } from './content-model.ts';
 import { DELTA_MAP_BYTES, mapChunkCount } from './delta.ts';
-import { decodeImageRecord, encodeImageRecord, imageRecordBodySize, type ChunkHeldRecord, type ChunkQueryRecord, type ChunkRecord } from './stream-image-records.ts';
+import { decodeImageRecord, encodeImageRecord, imageRecordBodySize, type ChunkHeldRecord, type ChunkQueryRecord, type ChunkRecord, type DiskImageRecord } from './stream-image-records.ts';
 import { MigrationDecodeError, MigrationVersionError, RecordFlagsError, RecordKindError, RecordLengthError, RecordSizeError, StreamMagicError } from '../errors.ts';
 
 export const STREAM_MAGIC = 0x564e4d47; // 'VNMG'
@@ -95,7 +95,7 @@ export interface DiskAckRecord { readonly t: 'disk-ack'; readonly seq: number }
 
 export type PageRecord = FullRecord | ZeroRecord | RefRecord | DeltaRecord;
 export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | AckRecord | DiskAckRecord
-  | ChunkRecord | ChunkQueryRecord | ChunkHeldRecord;
+  | ChunkRecord | ChunkQueryRecord | ChunkHeldRecord | DiskImageRecord;
 
 const HEAD = 5; // length + kind
 const SEQ_INDEX = 8;
@@ -116,7 +116,7 @@ export function recordSize(r: MigrationRecord): number {
     case 'sync': return HEAD + 4;
     case 'ack': return HEAD + 1 + 1 + Buffer.byteLength(r.code);
     case 'disk-ack': return HEAD + 4;
-    case 'chunk': case 'chunk-query': case 'chunk-held': return HEAD + imageRecordBodySize(r);
+    case 'chunk': case 'chunk-query': case 'chunk-held': case 'disk-image': return HEAD + imageRecordBodySize(r);
   }
 }
 
@@ -202,7 +202,7 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
     }
     case 'disk-ack':
       b[4] = Kind.DiskAck; b.writeUInt32BE(r.seq, 5); return b;
-    case 'chunk': case 'chunk-query': case 'chunk-held':
+    case 'chunk': case 'chunk-query': case 'chunk-held': case 'disk-image':
       return encodeImageRecord(r, b);
   }
 }

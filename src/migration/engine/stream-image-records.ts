@@ -6,6 +6,9 @@
  *   0x25 chunk        seq u32, first u32, count u32 (≥ 1), digest 81 bytes
  *   0x26 chunk-query  n u32 (≤ MAX_CHUNK_QUERY), n digests of 81 bytes
  *   0x32 chunk-held   n u32, n bytes of bitmap (bit i of byte i>>3, low bit first)
+ *   0x27 disk-image   m u32 (≤ MAX_DISK_IMAGE_MANIFEST), m bytes of the image version's manifest
+ *                     (JSON, UTF-8: checked by the host, src/images/manifest.ts), n u32, n bytes
+ *                     of bitmap (≤ MAX_CHUNK_QUERY bits): the chunks that hold the VM's own writes
  *
  * A digest is `<xxh64>-<sha256>` in lower-case hex (src/images/chunk-digest.ts);
  * anything else is a RecordSizeError. Decoding is total: an error, never a throw.
@@ -21,6 +24,9 @@ const DIGEST_RE = /^[0-9a-f]{16}-[0-9a-f]{64}$/;
 const KIND_CHUNK = 0x25;
 const KIND_QUERY = 0x26;
 const KIND_HELD = 0x32;
+const KIND_DISK_IMAGE = 0x27;
+/** Most bytes of the manifest a disk-image record carries (a manifest of 10,000 chunks is about 0.85 MB). */
+export const MAX_DISK_IMAGE_MANIFEST = 1_000_000;
 
 /**
  * (v3) Disk blocks [first, first + count) hold image chunk `digest`: the
@@ -41,7 +47,15 @@ export interface ChunkQueryRecord { readonly t: 'chunk-query'; readonly digests:
 /** (v3) Receiver to sender: the answer, one bit per digest asked (bit i of byte i>>3, low bit first). */
 export interface ChunkHeldRecord { readonly t: 'chunk-held'; readonly held: Uint8Array }
 
-export type ImageRecord = ChunkRecord | ChunkQueryRecord | ChunkHeldRecord;
+/**
+ * (v3) Sender to receiver, before the hello: the disk is this image version
+ * (`manifest`, JSON), copy-on-write; `own` marks the chunks holding the VM's
+ * own writes (bit i of byte i>>3). The destination keeps it with the VM, so
+ * its next move again sends only what that destination lacks.
+ */
+export interface DiskImageRecord { readonly t: 'disk-image'; readonly manifest: string; readonly own: Uint8Array }
+
+export type ImageRecord = ChunkRecord | ChunkQueryRecord | ChunkHeldRecord | DiskImageRecord;
 
 /** Bytes of the record after its length prefix and kind (its body). */
 export function imageRecordBodySize(r: ImageRecord): number {
@@ -49,6 +63,7 @@ export function imageRecordBodySize(r: ImageRecord): number {
     case 'chunk': return 4 + 4 + 4 + CHUNK_DIGEST_BYTES;
     case 'chunk-query': return 4 + CHUNK_DIGEST_BYTES * r.digests.length;
     case 'chunk-held': return 4 + r.held.length;
+    case 'disk-image': return 4 + Buffer.byteLength(r.manifest) + 4 + r.own.length;
   }
 }
 
@@ -70,6 +85,14 @@ export function encodeImageRecord(r: ImageRecord, b: Buffer): Buffer {
     case 'chunk-held':
       b[4] = KIND_HELD; b.writeUInt32BE(r.held.length, 5); b.set(r.held, 9);
       return b;
+    case 'disk-image': {
+      b[4] = KIND_DISK_IMAGE;
+      const m = b.write(r.manifest, 9, 'utf8');
+      b.writeUInt32BE(m, 5);
+      b.writeUInt32BE(r.own.length, 9 + m);
+      b.set(r.own, 13 + m);
+      return b;
+    }
   }
 }
 
@@ -102,6 +125,17 @@ export function decodeImageRecord(kind: number, body: Buffer): ImageRecord | Mig
     case KIND_HELD: {
       if (body.length < 5) return new RecordSizeError('chunk-held too short');
       return size(5 + body.readUInt32BE(1), 'chunk-held') ?? { t: 'chunk-held', held: new Uint8Array(body.subarray(5)) };
+    }
+    case KIND_DISK_IMAGE: {
+      if (body.length < 9) return new RecordSizeError('disk-image too short');
+      const m = body.readUInt32BE(1);
+      if (m > MAX_DISK_IMAGE_MANIFEST) return new RecordSizeError(`disk-image manifest of ${m} bytes (at most ${MAX_DISK_IMAGE_MANIFEST})`);
+      if (body.length < 9 + m) return new RecordSizeError('disk-image shorter than its manifest');
+      const n = body.readUInt32BE(5 + m);
+      if (n > Math.ceil(MAX_CHUNK_QUERY / 8)) return new RecordSizeError(`disk-image bitmap of ${n} bytes (at most ${Math.ceil(MAX_CHUNK_QUERY / 8)})`);
+      const e = size(9 + m + n, 'disk-image');
+      if (e !== undefined) return e;
+      return { t: 'disk-image', manifest: body.subarray(5, 5 + m).toString('utf8'), own: new Uint8Array(body.subarray(9 + m)) };
     }
     default:
       return undefined;
