@@ -195,3 +195,21 @@ test('version 3: chunk, chunk-query and chunk-held records round-trip and are bo
   v3.writeUInt16BE(2, 9);
   bad(v3, 'VNET_ERR_MIGRATION_RECORD_FLAGS');
 });
+
+test('version 3: a disk-image record (manifest JSON, own-chunk bitmap) round-trips; bad lengths are refused, never thrown', () => {
+  const rec: MigrationRecord = { t: 'disk-image', manifest: JSON.stringify({ imageId: 'débian', version: 2 }), own: Uint8Array.of(0b101, 0) };
+  const bytes = encodeRecord(rec);
+  assert.equal(bytes.length, recordSize(rec));
+  assert.equal(bytes[4], 0x27);
+  for (let split = 1; split < bytes.length; split++) {
+    const dec = new RecordDecoder();
+    const a = dec.push(bytes.subarray(0, split));
+    const b = dec.push(bytes.subarray(split));
+    assert.deepEqual([...a.records, ...b.records], [rec], `split at ${split}`);
+  }
+  const bad = (hex: string, code: string): void => assert.equal(new RecordDecoder().push(Buffer.from(hex, 'hex')).error?.code, code, hex);
+  bad('00000003' + '27' + '0000', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // too short
+  bad('00000009' + '27' + '000f4241' + '00000000', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // manifest over the bound, from its length alone
+  bad('0000000b' + '27' + '00000002' + '7b7d' + '00000002', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // bitmap longer than the record
+  bad('0000000b' + '27' + '00000002' + '7b7d' + '000004e3', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // bitmap over MAX_CHUNK_QUERY bits
+});
