@@ -6,7 +6,8 @@
  * certificate), the manifest only after; the other site propagates it. Bad
  * files and traces, an unknown site, a conflicting version, a manifest
  * before its chunks, and a host certificate trying to write chunks are
- * refused with clear errors.
+ * refused with clear errors. `boot-trace --from-vm` publishes a VM's
+ * reported boot trace as the next version's boot order.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,6 +93,28 @@ describe('vnet ctl images publish', { timeout: 90_000 }, () => {
     const next = await ctl('images', 'publish', other, '--id', 'debian', '--chunk-size', String(CHUNK), '--json');
     assert.equal(next.code, 0, next.err.join('\n'));
     assert.equal((JSON.parse(next.out.join('\n')) as { version: number }).version, 2);
+  });
+
+  it('boot-trace --from-vm: a VM\'s trace, reported by its daemon, becomes the next version\'s boot order', async () => {
+    const none = await ctl('images', 'boot-trace', 'debian', '--from-vm', 'v9');
+    assert.equal(none.code, 1);
+    assert.match(none.err.join('\n'), /404 VNET_ERR_NOT_FOUND: a boot trace of VM "v9"/);
+    // The west daemon reports what its VM v9 read first on version 2 (over its control channel, as image-vm.ts does).
+    const west = daemons[1]!;
+    west.images!.propagator.reportBootTrace({ imageId: 'debian', version: 2, vm: 'v9', accessOrder: [4, 1, 17] });
+    const r = await waitFor(async () => {
+      const x = await ctl('images', 'boot-trace', 'debian', '--from-vm', 'v9');
+      return x.code === 0 ? x : undefined;
+    }, 'the trace reached the controller');
+    assert.match(r.out.join('\n'), /debian version 3: 3 chunks read first at boot \(recorded by v9\)/);
+    const v2 = c.proc.controller.images.manifest('debian', 2)!;
+    const v3 = c.proc.controller.images.manifest('debian', 3)!;
+    assert.deepEqual(v3.accessOrder, [4, 1, 17]);
+    assert.deepEqual(v3.chunks, v2.chunks, 'the same chunks: only the boot order is new');
+    await waitFor(() => west.images!.propagator.status('debian', 3)?.state === 'complete', 'west holds v3');
+    const stale = await ctl('images', 'boot-trace', 'debian', '--from-vm', 'v9');
+    assert.equal(stale.code, 1);
+    assert.match(stale.err.join('\n'), /409 VNET_ERR_CONFLICT: VM v9's boot trace is of debian version 2, the latest is 3/);
   });
 
   it('refuses an unknown site, a missing or empty file, a bad boot trace', async () => {
