@@ -59,7 +59,7 @@ export function addConfiguredPort(target: Pick<ReloadTarget, 'logger' | 'daemon'
   daemon.addPort(port, spec.ip, { security: portSecurity(spec) });
   if (spec.guest?.image !== undefined && target.images !== undefined) {
     // Its disk is an image version: registered once the controller has announced it here.
-    void startImageVm({ logger, clock: realClock, migrations, images: target.images }, port, { ...spec.guest, image: spec.guest.image });
+    void startImageVm({ logger, clock: realClock, migrations, images: target.images, portConfigured: () => daemon.port(spec.name) === port }, port, { ...spec.guest, image: spec.guest.image });
     return;
   }
   const g = spec.guest ?? DEFAULT_MODEL_GUEST;

@@ -15,6 +15,7 @@ import type { Mac } from '../common/mac.ts';
 import { validateManifest } from '../images/manifest.ts';
 import type { Guest } from '../migration/guest.ts';
 import type { ArrivedDiskImage } from './agent-context.ts';
+import { ImageDiskError } from './errors.ts';
 import { blocksOf, ImageDisk } from './image-disk.ts';
 import type { ImagePropagator } from './image-propagator.ts';
 import type { MigrationAgent } from './migration-agent.ts';
@@ -27,7 +28,12 @@ export interface ImageVmComponents {
   readonly clock: Clock;
   readonly migrations: MigrationAgent;
   readonly images: ImagePropagator;
+  /** Whether the port is still configured (a reload may remove it while the VM waits for its image). */
+  readonly portConfigured?: (() => boolean) | undefined;
 }
+
+/** The largest image a model guest's disk takes (it holds the disk in memory; the same bound as `guest.diskMiB`). */
+export const MAX_IMAGE_DISK_BYTES = 4096 * 1024 * 1024;
 
 /** Register the port's VM once its image version is known here; resolves to it (undefined: the daemon stopped first, or it failed — logged). */
 export async function startImageVm(components: ImageVmComponents, port: Port, guest: GuestSpec & { image: NonNullable<GuestSpec['image']> }): Promise<ModelGuestVm | undefined> {
@@ -38,6 +44,12 @@ export async function startImageVm(components: ImageVmComponents, port: Port, gu
     const opened = await components.images.open(id, version);
     const { manifest } = opened;
     try {
+      if (components.portConfigured?.() === false) {
+        log.info({}, 'the port was removed while its VM waited for its image');
+        opened.close();
+        return undefined;
+      }
+      if (manifest.size > MAX_IMAGE_DISK_BYTES) throw new ImageDiskError(id, manifest.version, `${manifest.size} bytes: a model guest's disk takes at most ${MAX_IMAGE_DISK_BYTES}`);
       const model = createModelGuest(port.name, { profile: guest.profile, memoryMiB: guest.memoryMiB, diskMiB: 0, diskBlocks: blocksOf(manifest) }, components.clock.now());
       const disk = new ImageDisk({ clock: components.clock }, {
         manifest, disk: model.disk!, fetcher: opened.fetcher, bootTrace,
