@@ -56,6 +56,12 @@ export interface GuestMemory {
   isDirty(index: number): boolean;
   /** How many pages the dirty log holds now, without clearing. */
   dirtyCount(): number;
+  /**
+   * A counter the guest bumps on every write of the page, however it was
+   * written and whether or not dirty logging is on (optional): lets a digest
+   * re-key only the pages that changed since it last looked (ImageKeys).
+   */
+  generation?(index: number): number;
 }
 
 /**
@@ -96,6 +102,8 @@ export interface GuestDisk {
   setWriteGate(gate: DiskWriteGate | undefined, now: number): void;
   /** Pending writes completed at `now` (acknowledged): the guest runs up to `now`, then retries a waiting write. */
   writesCompleted(now: number): void;
+  /** As GuestMemory's: bumped on every write of the block (optional). */
+  generation?(index: number): number;
 }
 
 export type GuestRunState = 'running' | 'paused';

@@ -31,7 +31,7 @@ const WORKLOAD = { dirtyRate: 400, wssShare: 0.4, hotShare: 0.05, locality: 0.7,
 /** A whole migration of a 48-page guest with a 12-block disk, as the bytes on the wire. */
 function produceStream(seed: number, keyer: ContentKeyer): Buffer[] {
   const guest = new ModelGuest({ name: `vm-${seed}`, pageCount: 48, blockCount: 12, representation: 'bytes', memoryWorkload: WORKLOAD, diskWorkload: { writeRate: 20, wssShare: 0.2, zeroShare: 0.3 }, seed });
-  const sender = new MigrationSender({ guest, rule: new SmartStop(), keyer, now: 0 });
+  const sender = new MigrationSender({ guest, rule: new SmartStop(), keyer, now: 0, catchUp: true });
   const out: Buffer[] = [];
   let now = 0;
   for (let n = 0; n < 10_000 && !sender.awaitingAck; n++) {
@@ -40,6 +40,8 @@ function produceStream(seed: number, keyer: ContentKeyer): Buffer[] {
     now += 1 + batch.reduce((a, o) => a + o.size, 0) / 2500;
     // A disk-ack for everything, so synchronous replication goes on.
     for (const o of batch) if ('seq' in o.rec && 'space' in o.rec && o.rec.space === 'disk') sender.onDiskAck(o.rec.seq, now);
+    // And the answer to every catch-up mark, so the stream carries marks too.
+    for (const o of batch) if (o.rec.t === 'mark') sender.onApplied(o.rec.seq, now);
   }
   return out;
 }

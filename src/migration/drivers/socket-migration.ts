@@ -11,6 +11,9 @@
  * the first socket, and the disk-acks of synchronously replicated disk
  * records on the first socket as soon as each chunk's records are applied;
  * the sender completes the guest's pending writes when a disk-ack arrives.
+ * The sender catches up before it measures an iteration or pauses (a mark,
+ * answered by the receiver's `applied` as soon as it is applied; sender.ts):
+ * while it waits, the loop wakes on the answer itself, not on a timer.
  *
  * Channels may be handed over paused (a handshake of the caller's read the
  * bytes before them): each is resumed once the driver's listeners are on.
@@ -103,6 +106,8 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   let ack: AckRecord | undefined;
   let ackAt = 0;
   let onAck: (() => void) | undefined;
+  /** Wakes the loop when the destination answered (an applied, a disk-ack). */
+  let onAnswer: (() => void) | undefined;
   const cleanups: (() => void)[] = [];
   for (const ch of opts.channels) {
     guardChannel(ch);
@@ -111,10 +116,12 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
       const r = dec.push(chunk);
       for (const rec of r.records) {
         if (rec.t === 'disk-ack') sender?.onDiskAck(rec.seq, clock.now());
+        else if (rec.t === 'applied') sender?.onApplied(rec.seq, clock.now());
         else if (rec.t === 'chunk-held' && held === undefined) { held = rec; onHeld?.(); }
         else if (rec.t === 'ack' && ack === undefined) { ack = rec; ackAt = clock.now(); onAck?.(); }
       }
       if (r.error !== undefined) fail.set('protocol', `bad bytes from the destination: ${r.error.message}`, r.error);
+      if (r.records.length > 0) { const wake = onAnswer; onAnswer = undefined; wake?.(); }
     };
     const onError = (err: Error): void => fail.set('link', `channel error: ${err.message}`, err);
     const onClose = (): void => { if (ack === undefined) fail.set('peer', 'the destination closed the channel'); };
@@ -147,7 +154,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     if (fail.error === undefined) await opts.diskImage.prepare?.(diskImage?.held ?? new Set(), opts.signal).catch((err: unknown) => fail.set('link', `the disk image could not be brought in: ${(err as Error).message}`));
   }
   sender = new MigrationSender({
-    guest: opts.guest, rule: opts.rule, keyer, now: clock.now(), disk: opts.disk ?? true, keep: opts.keep ?? false,
+    guest: opts.guest, rule: opts.rule, keyer, now: clock.now(), disk: opts.disk ?? true, keep: opts.keep ?? false, catchUp: true,
     ...(opts.diskReplication !== undefined ? { diskReplication: opts.diskReplication } : {}),
     ...(opts.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: opts.diskAckTimeoutMs } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
@@ -186,7 +193,10 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
         break;
       }
       if (out.length === 0) {
-        await Promise.race([waitTimer(clock, 1), fail.wait()]);
+        // Waiting for the catch-up's answer: woken by it. Otherwise the guest runs on (a 1 ms step), or an answer comes first.
+        const answered = new Promise<void>((r) => { onAnswer = r; });
+        await Promise.race(sender.awaitingApplied ? [answered, fail.wait()] : [answered, waitTimer(clock, 1), fail.wait()]);
+        onAnswer = undefined;
         continue;
       }
       for (const o of out) {
@@ -315,6 +325,8 @@ export async function receiveMigration(opts: SocketReceiveOptions): Promise<Rece
         }
         const da = receiver.takeDiskAck();
         if (da !== undefined && first !== undefined && canWrite(first)) first.write(encodeRecord(da));
+        const applied = receiver.takeApplied();
+        if (applied !== undefined && first !== undefined && canWrite(first)) first.write(encodeRecord(applied));
         if (error !== undefined) {
           receiver.fail(error);
           reply({ t: 'ack', ok: false, code: error.code });

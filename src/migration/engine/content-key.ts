@@ -3,7 +3,8 @@
  *   bytes      xxh64 of the page bytes (xxhash-wasm, seed 0)
  *   synthetic  the injective descriptor key of content-model.ts
  * A digest folds the keys of every page in index order; source and
- * destination compare digests at the end of a migration.
+ * destination compare digests at the end of a migration (the receiver's
+ * KeyTable and the sender's ImageKeys keep them ready as pages change).
  */
 import xxhash from 'xxhash-wasm';
 import { isSynthContent, type GuestDisk, type GuestMemory, type PageContent } from '../guest.ts';
@@ -86,6 +87,68 @@ export class KeyTable {
     const keys = this.#keys;
     for (let i = 0; i < keys.length; i += 2) f.add(keys[i] ?? 0, keys[i + 1] ?? 0);
     return f.hex();
+  }
+}
+
+/**
+ * The sender's digest of an image kept ready: the key of every page, each
+ * re-keyed only when the page's write generation moved since it was keyed
+ * (GuestMemory.generation: every write bumps it, dirty logging or not), so
+ * the digest at `done`, while the guest is paused, costs a fold plus the
+ * pages written since the last `refresh` — not a pass over all of RAM. The
+ * result is exactly `memoryDigest`/`diskDigest` of the image as it is. An
+ * image without generations is re-keyed whole every time.
+ */
+export class ImageKeys {
+  readonly #table: KeyTable;
+  readonly #gens: Uint32Array;
+  readonly #read: (i: number) => PageContent;
+  readonly #generation: ((i: number) => number) | undefined;
+  readonly #keyer: ContentKeyer;
+  readonly #k = new Uint32Array(2);
+  #primed = false;
+  /** Pages keyed by the last refresh. */
+  rekeyed = 0;
+
+  constructor(count: number, read: (i: number) => PageContent, generation: ((i: number) => number) | undefined, keyer: ContentKeyer) {
+    this.#table = new KeyTable(count);
+    this.#gens = new Uint32Array(count);
+    this.#read = read;
+    this.#generation = generation;
+    this.#keyer = keyer;
+  }
+
+  static ofMemory(memory: GuestMemory, keyer: ContentKeyer): ImageKeys {
+    return new ImageKeys(memory.pageCount, (i) => memory.readPage(i), memory.generation?.bind(memory), keyer);
+  }
+
+  static ofDisk(disk: GuestDisk | undefined, keyer: ContentKeyer): ImageKeys {
+    if (disk === undefined) return new ImageKeys(0, () => new Uint8Array(0), undefined, keyer);
+    return new ImageKeys(disk.blockCount, (i) => disk.readBlock(i), disk.generation?.bind(disk), keyer);
+  }
+
+  /** Key the pages written since the last refresh (every page the first time, or without generations). */
+  refresh(): void {
+    const gen = this.#generation;
+    const gens = this.#gens;
+    const k = this.#k;
+    let n = 0;
+    for (let i = 0; i < gens.length; i++) {
+      const g = gen === undefined ? 0 : gen(i);
+      if (this.#primed && gen !== undefined && gens[i] === g) continue;
+      this.#keyer.key(this.#read(i), k);
+      this.#table.set(i, k[0] ?? 0, k[1] ?? 0);
+      gens[i] = g;
+      n++;
+    }
+    this.#primed = true;
+    this.rekeyed = n;
+  }
+
+  /** The image's digest as it is now. */
+  digest(): string {
+    this.refresh();
+    return this.#table.digest();
   }
 }
 

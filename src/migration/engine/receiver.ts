@@ -11,6 +11,10 @@
  * record applied makes a disk-ack due (cumulative: its sequence number);
  * drivers collect it with `takeDiskAck()` after feeding records and send it
  * back at once.
+ *
+ * Catch-up (v3): a mark record makes an `applied` answer due once it is
+ * applied (so every record before it is too); drivers collect it with
+ * `takeApplied()` the same way.
  */
 import type { Logger } from 'pino';
 import { isSynthContent, PAGE_SIZE, type Guest, type GuestFactory, type ContentRepresentation, type PageContent } from '../guest.ts';
@@ -18,7 +22,7 @@ import { bytesDigest, KeyTable, type ContentKeyer } from './content-key.ts';
 import { PageCache } from './page-cache.ts';
 import { ZERO_SYNTH, isZeroContent, synthDiffChunks } from './content-model.ts';
 import { applyByteDelta } from './delta.ts';
-import type { AckRecord, ChunkRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
+import type { AckRecord, AppliedRecord, ChunkRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
 import { CacheDesyncError, MigrationAbortedError, MigrationProtocolError, MigrationVerifyError } from '../errors.ts';
 import { VnetError } from '../../common/errors.ts';
 
@@ -66,6 +70,7 @@ export class MigrationReceiver {
   #zeroBytes: Uint8Array | undefined;
   #syncDisk = false;
   #diskAckDue = 0;
+  #appliedDue = 0;
   recordsApplied = 0;
   /** Disk blocks filled from the destination's own chunk store (chunk records). */
   chunkBlocks = 0;
@@ -100,12 +105,23 @@ export class MigrationReceiver {
     return { t: 'disk-ack', seq };
   }
 
+  /**
+   * The answer to the sender's latest mark, once every record up to it is
+   * applied (the sender's catch-up before it pauses; v3).
+   */
+  takeApplied(): AppliedRecord | undefined {
+    if (this.#appliedDue === 0 || this.#state !== 'receiving') return undefined;
+    const seq = this.#appliedDue;
+    this.#appliedDue = 0;
+    return { t: 'applied', seq };
+  }
+
   /** Take one record. Returns the ack to send back when the migration ends here (done, or refused). */
   accept(rec: MigrationRecord, now: number): AckRecord | undefined {
     if (this.#state === 'done' || this.#state === 'failed') return undefined;
     try {
       if (rec.t === 'hello') return this.#onHello(rec);
-      if (rec.t === 'ack' || rec.t === 'disk-ack' || rec.t === 'chunk-held') return this.#fail(new MigrationProtocolError(`${rec.t} record sent to a receiver`));
+      if (rec.t === 'ack' || rec.t === 'disk-ack' || rec.t === 'chunk-held' || rec.t === 'applied') return this.#fail(new MigrationProtocolError(`${rec.t} record sent to a receiver`));
       // The driver answers a chunk-query (it reads the local chunk store); one that reaches here has no store behind it.
       if (rec.t === 'chunk-query') return this.#fail(new MigrationProtocolError('chunk-query to a receiver without an image chunk store'));
       // What the disk is made from: the driver keeps it for the VM's runtime; nothing to apply.
@@ -202,6 +218,7 @@ export class MigrationReceiver {
         this.#syncDisk = true;
         return undefined;
       case 'iter': this.#iteration = rec.iteration; return undefined;
+      case 'mark': this.#appliedDue = rec.seq; return undefined;
       case 'pause': this.#pausedAt = now; return undefined;
       case 'device': guest.writeDeviceState(rec.state); return undefined;
       case 'abort': return this.#fail(new MigrationAbortedError('peer', `sender aborted: ${rec.reason}`));

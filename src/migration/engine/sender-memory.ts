@@ -32,6 +32,12 @@ export interface MemoryPhaseHost {
   /** Encode and queue page `p` on `ch`; its size in bytes (0 when nothing was sent). */
   sendPage(out: OutRecord[], p: number, ch: 0 | 1): number;
   setThrottle(share: number): void;
+  /**
+   * Whether the receiver has applied everything sent so far; when not, a
+   * catch-up mark is queued (once) and the phase produces nothing until it
+   * is (always true without catch-up).
+   */
+  caughtUp(out: OutRecord[]): boolean;
   /** The rule said stop: pause the guest, the pages still owed go in the stop-and-copy. */
   pause(out: OutRecord[], pages: Uint32Array, reason: string): void;
 }
@@ -79,7 +85,8 @@ export class PrecopyPhase implements MemoryPhase {
       return true;
     }
     if (p === SKIPPED) return true;
-    // ITERATION_END: measure, ask the rule.
+    // ITERATION_END: once the receiver has it all, measure, ask the rule.
+    if (!h.caughtUp(out)) return false;
     const now = h.now();
     const l = h.ledger;
     const mem = h.guest.memory;
@@ -122,6 +129,8 @@ export class TimeBoundPhase implements MemoryPhase {
   readonly #rule: TimeBoundRuleApi;
   readonly #plan: DualChannelPlan;
   readonly #meter: DirtyRateMeter;
+  /** The rule said stop: why, while the catch-up before the pause runs. */
+  #stopping: string | undefined;
   readonly iteration = 0;
   readonly iterations = 1;
 
@@ -140,6 +149,11 @@ export class TimeBoundPhase implements MemoryPhase {
 
   step(out: OutRecord[]): boolean {
     const h = this.#host;
+    if (this.#stopping !== undefined) {
+      if (!h.caughtUp(out)) return false;
+      h.pause(out, this.#plan.rest(), this.#stopping);
+      return true;
+    }
     if (h.diskFirst(out)) return true;
     const plan = this.#plan;
     const meter = this.#meter;
@@ -171,7 +185,7 @@ export class TimeBoundPhase implements MemoryPhase {
         h.setThrottle(d.throttle);
       }
       if (d.stop) {
-        h.pause(out, plan.rest(), d.reason);
+        this.#stopping = d.reason;
         return true;
       }
     }

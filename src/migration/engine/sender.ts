@@ -22,6 +22,19 @@
  * Every record carries a sequence number; the receiver applies records in
  * sequence order whatever channel they came on, so caches stay in lock-step.
  *
+ * Catch-up (`catchUp`, real sockets): records handed to a socket are not on
+ * the destination yet — megabytes of an iteration may still sit in socket
+ * buffers and in the receiver's queue when the sender has produced its last
+ * record. So before a pre-copy rule measures an iteration, and before any
+ * rule's stop pauses the guest, the sender sends a mark and produces nothing
+ * more until the receiver's `applied` for it (`onApplied`): the rule sees
+ * the iteration as delivered (its time, bandwidth and the pages dirtied
+ * meanwhile), and the pause starts with the pipe empty, so the downtime is
+ * the final pages' own trip and not the tail of the previous iteration.
+ * The digests at `done` come from ImageKeys primed when the memory phase
+ * begins and refreshed just before the pause, so the paused guest's digest
+ * costs a fold, not a pass over its RAM.
+ *
  * This file holds the phases and the stop-and-copy; the disk stages are in
  * sender-disk.ts, the live memory phase in sender-memory.ts, the byte and
  * sequence accounting in send-ledger.ts.
@@ -29,7 +42,7 @@
 import type { Logger } from 'pino';
 import type { Guest } from '../guest.ts';
 import type { ContentKeyer } from './content-key.ts';
-import { diskDigest, memoryDigest, bytesDigest } from './content-key.ts';
+import { bytesDigest, ImageKeys } from './content-key.ts';
 import { ContentEncoder } from './content-encoder.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
@@ -72,6 +85,13 @@ export interface SenderInit {
   readonly cacheCapacity?: number;
   /** The disk is an image the destination may hold chunks of: those spans go as chunk records (stream v3). */
   readonly diskImage?: SenderDiskImage;
+  /**
+   * Wait for the receiver to have applied everything sent (a mark and its
+   * `applied` answer, `onApplied`) before a pre-copy iteration is measured
+   * and before the guest pauses. Default false (the virtual-time driver
+   * models delivery itself); the socket driver turns it on.
+   */
+  readonly catchUp?: boolean;
 }
 
 type Phase = 'hello' | 'disk' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
@@ -88,6 +108,12 @@ export class MigrationSender {
   readonly #keep: boolean;
   /** The stream carries chunk records (version 3). */
   readonly #imageStream: boolean;
+  readonly #catchUp: boolean;
+  /** The mark sent for the catch-up under way, and the latest mark the receiver applied. */
+  #markSeq: number | undefined;
+  #appliedSeq = 0;
+  #memKeys: ImageKeys | undefined;
+  #diskKeys: ImageKeys | undefined;
   readonly #ledger = new SendLedger();
   #phase: Phase = 'hello';
   #now: number;
@@ -113,6 +139,7 @@ export class MigrationSender {
     this.#log = init.logger;
     this.#keep = init.keep ?? false;
     this.#imageStream = (init.disk ?? true) && init.guest.disk !== undefined && init.diskImage !== undefined && init.diskImage.held.size > 0;
+    this.#catchUp = init.catchUp ?? false;
     this.#now = init.now;
     this.#startedAt = init.now;
     this.#ackTimeout = init.diskAckTimeoutMs ?? 30_000;
@@ -188,6 +215,18 @@ export class MigrationSender {
     if (this.finished) return;
     this.#now = Math.max(this.#now, now);
     this.#disk?.sync.onAck(seq, this.#now);
+  }
+
+  /** The receiver's `applied`: every record up to mark `seq` is applied on the destination. */
+  onApplied(seq: number, now: number): void {
+    if (this.finished) return;
+    this.#now = Math.max(this.#now, now);
+    this.#appliedSeq = Math.max(this.#appliedSeq, seq);
+  }
+
+  /** Whether a catch-up waits for the receiver's `applied` (the driver waits for it rather than polling). */
+  get awaitingApplied(): boolean {
+    return this.#markSeq !== undefined && this.#appliedSeq < this.#markSeq;
   }
 
   /** The receiver's verdict on the done record. */
@@ -293,8 +332,8 @@ export class MigrationSender {
         return true;
       }
       case 'done': {
-        this.#memDigest = memoryDigest(this.guest.memory, this.#keyer);
-        this.#diskDigest = this.#disk !== undefined ? diskDigest(this.guest.disk, this.#keyer) : diskDigest(undefined, this.#keyer);
+        this.#memDigest = this.#keys().mem.digest();
+        this.#diskDigest = this.#keys().disk.digest();
         const deviceDigest = bytesDigest(this.guest.readDeviceState());
         this.#ledger.emit(out, { t: 'done', seq: this.#ledger.seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
         this.#phase = 'await-ack';
@@ -306,7 +345,7 @@ export class MigrationSender {
 
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
-    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized', ...(this.#imageStream ? { images: true } : {}) }, 0, 'control');
+    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized', ...(this.#imageStream ? { images: true } : {}), ...(this.#catchUp ? { catchUp: true } : {}) }, 0, 'control');
     if (this.#disk !== undefined) {
       this.#disk.sync.start();
       this.#phase = 'disk';
@@ -334,13 +373,51 @@ export class MigrationSender {
       sendQueuedDisk: (out) => this.#sendQueuedDisk(out),
       sendPage: (out, p, ch) => this.#sendPage(out, p, ch),
       setThrottle: (share) => this.#setThrottle(share),
+      caughtUp: (out) => this.#caughtUp(out),
       pause: (out, pages, reason) => this.#pause(out, pages, reason),
     };
+    // Every page keyed once now, while the guest runs: the digests at `done` re-key only what changed since.
+    this.#keys();
     this.#memory = this.rule.kind === 'precopy' ? new PrecopyPhase(host, this.rule) : new TimeBoundPhase(host, this.rule);
+  }
+
+  /** The image keys for the digests at `done`, made (every page keyed) on first use. */
+  #keys(): { mem: ImageKeys; disk: ImageKeys } {
+    if (this.#memKeys === undefined) {
+      this.#memKeys = ImageKeys.ofMemory(this.guest.memory, this.#keyer);
+      this.#memKeys.refresh();
+    }
+    if (this.#diskKeys === undefined) {
+      this.#diskKeys = ImageKeys.ofDisk(this.#disk !== undefined ? this.guest.disk : undefined, this.#keyer);
+      this.#diskKeys.refresh();
+    }
+    return { mem: this.#memKeys, disk: this.#diskKeys };
+  }
+
+  /**
+   * Whether the receiver has applied everything sent before now: true at
+   * once without catch-up; else a mark goes out (once) and this is false
+   * until its `applied` came back (records sent after the mark — disk
+   * writes — do not restart the wait).
+   */
+  #caughtUp(out: OutRecord[]): boolean {
+    if (!this.#catchUp) return true;
+    if (this.#markSeq === undefined) {
+      this.#markSeq = this.#ledger.seq++;
+      this.#ledger.emit(out, { t: 'mark', seq: this.#markSeq }, 0, 'control');
+      return false;
+    }
+    if (this.#appliedSeq < this.#markSeq) return false;
+    this.#markSeq = undefined;
+    return true;
   }
 
   #pause(out: OutRecord[], pages: Uint32Array, reason: string): void {
     this.#stopReason = reason;
+    // Re-key what the pre-copy saw written while the guest still runs: at `done` only the final pages are left to key.
+    const keys = this.#keys();
+    keys.mem.refresh();
+    keys.disk.refresh();
     this.guest.pause(this.#now);
     this.#pausedAt = this.#now;
     this.#final = pages;

@@ -1,9 +1,10 @@
 /**
  * The migration stream, version 3 (docs/migration-protocol.md); version 1
- * streams (no synchronous disk replication records) and version 2 (no image
- * chunk records) are still accepted. A sender writes version 3 only into a
- * stream that uses image chunks (the hello's `images` flag), so a plain
- * migration still reaches a version 2 receiver.
+ * streams (no synchronous disk replication records), version 2 (no image
+ * chunk records) and version 3 (no catch-up marks) are still accepted. A
+ * sender writes the oldest version that has what its stream uses: 4 when it
+ * sends catch-up marks (the hello's `catchUp` flag: every socket migration),
+ * 3 when it sends image chunks (the `images` flag), 2 otherwise.
  *
  *   record  := length u32be (of kind..end) | kind u8 | body
  *   kind    low 7 bits the record type, high bit set = a disk block (else a memory page)
@@ -22,9 +23,11 @@ import { decodeImageRecord, encodeImageRecord, imageRecordBodySize, type ChunkHe
 import { MigrationDecodeError, MigrationVersionError, RecordFlagsError, RecordKindError, RecordLengthError, RecordSizeError, StreamMagicError } from '../errors.ts';
 
 export const STREAM_MAGIC = 0x564e4d47; // 'VNMG'
-export const STREAM_VERSION = 3;
-/** The version a stream without image chunk records announces. */
+export const STREAM_VERSION = 4;
+/** The version a stream without image chunk records or catch-up marks announces. */
 export const PLAIN_STREAM_VERSION = 2;
+/** The version a stream with image chunk records and no catch-up marks announces. */
+export const IMAGE_STREAM_VERSION = 3;
 export { CHUNK_DIGEST_BYTES, MAX_CHUNK_QUERY } from './stream-image-records.ts';
 export type { ChunkHeldRecord, ChunkQueryRecord, ChunkRecord } from './stream-image-records.ts';
 /** Oldest version a receiver accepts (version 1 lacks only the sync and disk-ack records). */
@@ -45,8 +48,10 @@ export const enum Kind {
   Done = 0x22,
   Abort = 0x23,
   Sync = 0x24,
+  Mark = 0x28,
   Ack = 0x30,
   DiskAck = 0x31,
+  Applied = 0x33,
 }
 const DISK_BIT = 0x80;
 
@@ -64,6 +69,8 @@ export interface HelloRecord {
   readonly optimized: boolean;
   /** (v3) The stream may carry chunk records: disk spans the destination fills from its own image chunk store. */
   readonly images?: boolean;
+  /** (v4) The sender sends catch-up marks: answer each with `applied`. */
+  readonly catchUp?: boolean;
 }
 export interface IterationRecord { readonly t: 'iter'; readonly seq: number; readonly iteration: number; readonly phase: number }
 export interface FullRecord { readonly t: 'full'; readonly seq: number; readonly space: Space; readonly index: number; readonly content: PageContent }
@@ -92,9 +99,13 @@ export interface AckRecord { readonly t: 'ack'; readonly ok: boolean; readonly c
 export interface SyncRecord { readonly t: 'sync'; readonly seq: number }
 /** Receiver to sender (v2): every disk record with sequence number up to `seq` is applied (cumulative). */
 export interface DiskAckRecord { readonly t: 'disk-ack'; readonly seq: number }
+/** Sender to receiver (v4): answer with `applied` once every record up to this one is applied (the sender's catch-up before it pauses). */
+export interface MarkRecord { readonly t: 'mark'; readonly seq: number }
+/** Receiver to sender (v4): every record with sequence number up to `seq` (a mark's) is applied. */
+export interface AppliedRecord { readonly t: 'applied'; readonly seq: number }
 
 export type PageRecord = FullRecord | ZeroRecord | RefRecord | DeltaRecord;
-export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | AckRecord | DiskAckRecord
+export type MigrationRecord = HelloRecord | IterationRecord | PageRecord | DeviceRecord | PauseRecord | DoneRecord | AbortRecord | SyncRecord | MarkRecord | AckRecord | DiskAckRecord | AppliedRecord
   | ChunkRecord | ChunkQueryRecord | ChunkHeldRecord | DiskImageRecord;
 
 const HEAD = 5; // length + kind
@@ -114,6 +125,8 @@ export function recordSize(r: MigrationRecord): number {
     case 'done': return HEAD + 4 + 24;
     case 'abort': return HEAD + 4 + 1 + Math.min(255, Buffer.byteLength(r.reason));
     case 'sync': return HEAD + 4;
+    case 'mark': return HEAD + 4;
+    case 'applied': return HEAD + 4;
     case 'ack': return HEAD + 1 + 1 + Buffer.byteLength(r.code);
     case 'disk-ack': return HEAD + 4;
     case 'chunk': case 'chunk-query': case 'chunk-held': case 'disk-image': return HEAD + imageRecordBodySize(r);
@@ -146,8 +159,8 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
     case 'hello': {
       b[4] = Kind.Hello;
       b.writeUInt32BE(STREAM_MAGIC, o); o += 4;
-      b.writeUInt16BE(r.images === true ? STREAM_VERSION : PLAIN_STREAM_VERSION, o); o += 2;
-      b[o++] = (r.keep ? 1 : 0) | (r.optimized ? 2 : 0) | (r.images === true ? 4 : 0);
+      b.writeUInt16BE(r.catchUp === true ? STREAM_VERSION : r.images === true ? IMAGE_STREAM_VERSION : PLAIN_STREAM_VERSION, o); o += 2;
+      b[o++] = (r.keep ? 1 : 0) | (r.optimized ? 2 : 0) | (r.images === true ? 4 : 0) | (r.catchUp === true ? 8 : 0);
       b.writeUInt32BE(r.pageCount, o); o += 4;
       b.writeUInt32BE(r.blockCount, o); o += 4;
       const n = Buffer.from(r.name);
@@ -194,6 +207,10 @@ export function encodeRecord(r: MigrationRecord, old?: SynthContent): Buffer {
     }
     case 'sync':
       b[4] = Kind.Sync; b.writeUInt32BE(r.seq, 5); return b;
+    case 'mark':
+      b[4] = Kind.Mark; b.writeUInt32BE(r.seq, 5); return b;
+    case 'applied':
+      b[4] = Kind.Applied; b.writeUInt32BE(r.seq, 5); return b;
     case 'ack': {
       b[4] = Kind.Ack; b[5] = r.ok ? 1 : 0;
       const c = Buffer.from(r.code);
@@ -352,10 +369,11 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       const version = body.readUInt16BE(5);
       if (version < MIN_STREAM_VERSION || version > STREAM_VERSION) return new MigrationVersionError(version, STREAM_VERSION);
       const flags = body[7] ?? 0;
-      if ((flags & ~(version >= 3 ? 7 : 3)) !== 0) return new RecordFlagsError(flags);
+      if ((flags & ~(version >= 4 ? 15 : version >= 3 ? 7 : 3)) !== 0) return new RecordFlagsError(flags);
       const keep = (flags & 1) !== 0;
       const optimized = (flags & 2) !== 0;
       const images = (flags & 4) !== 0;
+      const catchUp = (flags & 8) !== 0;
       const pageCount = u32(8);
       const blockCount = u32(12);
       let o = 16;
@@ -366,7 +384,7 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
       if (o + rl !== body.length) return new RecordSizeError('hello rule length does not match record');
       const rule = body.subarray(o, o + rl).toString('utf8');
       if (nl > MAX_NAME) return new RecordSizeError('name too long');
-      return { t: 'hello', name, pageCount, blockCount, rule, keep, optimized, ...(images ? { images } : {}) };
+      return { t: 'hello', name, pageCount, blockCount, rule, keep, optimized, ...(images ? { images } : {}), ...(catchUp ? { catchUp } : {}) };
     }
     case Kind.Iteration: return need(body, 10, 'iteration') ?? { t: 'iter', seq: u32(1), iteration: u32(5), phase: body[9] ?? 0 };
     case Kind.Full: return need(body, 9 + PAGE_SIZE, 'full') ?? { t: 'full', seq: u32(1), space, index: u32(5), content: new Uint8Array(body.subarray(9)) };
@@ -392,6 +410,8 @@ export function decodeBody(body: Buffer): MigrationRecord | MigrationDecodeError
     }
     case Kind.Sync: return need(body, 5, 'sync') ?? { t: 'sync', seq: u32(1) };
     case Kind.DiskAck: return need(body, 5, 'disk-ack') ?? { t: 'disk-ack', seq: u32(1) };
+    case Kind.Mark: return need(body, 5, 'mark') ?? { t: 'mark', seq: u32(1) };
+    case Kind.Applied: return need(body, 5, 'applied') ?? { t: 'applied', seq: u32(1) };
     case Kind.Ack: {
       if (body.length < 3 || body.length !== 3 + (body[2] ?? 0) || (body[1] ?? 2) > 1) return new RecordSizeError('ack record size');
       return { t: 'ack', ok: body[1] === 1, code: body.subarray(3).toString('utf8') };

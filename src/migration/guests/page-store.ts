@@ -6,7 +6,10 @@
  *   BytePageStore   real bytes, PAGE_SIZE per page; synthetic writes are
  *                   expanded on the way in
  * Both implement the dirty log the Guest interface promises: set on write
- * while logging is on, read-and-cleared by `take`, peeked by `isDirty`.
+ * while logging is on, read-and-cleared by `take`, peeked by `isDirty`;
+ * and a write generation per page, bumped by every write whether logging
+ * is on or not (u32, wrapping: a digest that compares it for equality
+ * misses a change only after exactly 2^32 writes of one page).
  */
 import { PAGE_SIZE, isSynthContent, type ContentRepresentation, type PageContent } from '../guest.ts';
 import { expandSynth } from '../engine/content-model.ts';
@@ -25,6 +28,8 @@ export interface PageStore {
   take(): Uint32Array;
   isDirty(index: number): boolean;
   dirtyCount(): number;
+  /** The page's write generation: changes with every write. */
+  generation(index: number): number;
 }
 
 class DirtyLog {
@@ -89,13 +94,23 @@ abstract class DescriptorStore {
   protected readonly base: Uint32Array;
   protected readonly ver: Uint32Array;
   protected readonly log: DirtyLog;
+  readonly #gen: Uint32Array;
 
   constructor(count: number) {
     this.count = count;
     this.base = new Uint32Array(count);
     this.ver = new Uint32Array(count);
     this.log = new DirtyLog(count);
+    this.#gen = new Uint32Array(count);
   }
+
+  /** A write of page `i`: its generation moves on, the dirty log notes it. */
+  protected wrote(i: number): void {
+    this.#gen[i] = ((this.#gen[i] ?? 0) + 1) >>> 0;
+    this.log.mark(i);
+  }
+
+  generation(index: number): number { return this.#gen[index] ?? 0; }
 
   synthBase(index: number): number { return this.base[index] ?? 0; }
   synthVer(index: number): number { return this.ver[index] ?? 0; }
@@ -120,7 +135,7 @@ export class SynthPageStore extends DescriptorStore implements PageStore {
   writeSynth(index: number, base: number, ver: number): void {
     this.base[index] = base;
     this.ver[index] = ver;
-    this.log.mark(index);
+    this.wrote(index);
   }
 }
 
@@ -144,14 +159,14 @@ export class BytePageStore extends DescriptorStore implements PageStore {
       return;
     }
     this.#ram.set(content.subarray(0, PAGE_SIZE), index * PAGE_SIZE);
-    this.log.mark(index);
+    this.wrote(index);
   }
 
   writeSynth(index: number, base: number, ver: number): void {
     this.base[index] = base;
     this.ver[index] = ver;
     expandSynth({ base, ver }, this.#ram.subarray(index * PAGE_SIZE, (index + 1) * PAGE_SIZE));
-    this.log.mark(index);
+    this.wrote(index);
   }
 }
 

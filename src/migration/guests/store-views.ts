@@ -32,6 +32,7 @@ export class StoreMemory<S extends PageStore = PageStore> implements GuestMemory
   takeDirty(): Uint32Array { return this.store.take(); }
   isDirty(index: number): boolean { return this.store.isDirty(index); }
   dirtyCount(): number { return this.store.dirtyCount(); }
+  generation(index: number): number { return this.store.generation(index); }
 }
 
 /** The owner of a disk's write gate: the guest (see disk-gate.ts). */
@@ -59,4 +60,5 @@ export class StoreDisk<S extends PageStore = PageStore> implements GuestDisk {
   takeWrites(): Uint32Array { return this.store.take(); }
   setWriteGate(gate: DiskWriteGate | undefined, now: number): void { this.#gate.set(gate, now); }
   writesCompleted(now: number): void { this.#gate.completed(now); }
+  generation(index: number): number { return this.store.generation(index); }
 }

@@ -143,6 +143,22 @@ test('the receiver acknowledges disk records only after the sync record, cumulat
   assert.equal(r.takeDiskAck(), undefined, 'a failed receiver acknowledges nothing');
 });
 
+test('the receiver answers a mark with applied only once every record before it is applied, and refuses an applied sent to it', async () => {
+  const keyer = await createContentKeyer();
+  const r = new MigrationReceiver({ factory: createEmptyGuest, keyer, representation: 'bytes' });
+  const page = (seq: number, index: number): MigrationRecord => ({ t: 'full', seq, space: 'mem', index, content: new Uint8Array(4096).fill(index + 1) });
+  r.accept({ t: 'hello', name: 'g', pageCount: 4, blockCount: 0, rule: 'smart-stop', keep: false, optimized: false }, 0);
+  r.accept(page(1, 0), 0);
+  assert.equal(r.takeApplied(), undefined, 'no mark yet');
+  r.accept({ t: 'mark', seq: 3 }, 0); // held: page 2 has not arrived
+  assert.equal(r.takeApplied(), undefined, 'the mark is not applied while a record before it is missing');
+  r.accept(page(2, 1), 0);
+  assert.deepEqual(r.takeApplied(), { t: 'applied', seq: 3 });
+  assert.equal(r.takeApplied(), undefined, 'answered once');
+  assert.equal(r.accept({ t: 'applied', seq: 3 }, 0)?.ok, false);
+  assert.equal(r.error?.code, 'VNET_ERR_MIGRATION_PROTOCOL');
+});
+
 test('the receiver checks the image at done from the keys it kept as pages were applied: no page or block read while the guest is paused, the digests still agree', async () => {
   const keyer = await createContentKeyer();
   for (const rule of [new SmartStop(), new TimeBound({ deadlineMs: 5000 })]) {

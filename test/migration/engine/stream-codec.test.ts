@@ -147,7 +147,6 @@ test('version 2: sync and disk-ack records match their hex fixtures; wrong sizes
   assert.equal(new RecordDecoder().push(Buffer.from('000000062400000001ff', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_SIZE');
   // neither can name a disk block
   assert.equal(new RecordDecoder().push(Buffer.from('00000005b100000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_KIND');
-  assert.equal(STREAM_VERSION, 3);
   const v1 = Buffer.from(encodeRecord(samples()[0] as MigrationRecord));
   v1.writeUInt16BE(1, 9);
   const r = new RecordDecoder().push(v1);
@@ -190,7 +189,7 @@ test('version 3: chunk, chunk-query and chunk-held records round-trip and are bo
   const hello = { t: 'hello', name: 'g', pageCount: 1, blockCount: 1, rule: 'xen', keep: false, optimized: true } as const;
   assert.equal(encodeRecord(hello).readUInt16BE(9), 2);
   const v3 = encodeRecord({ ...hello, images: true });
-  assert.equal(v3.readUInt16BE(9), STREAM_VERSION);
+  assert.equal(v3.readUInt16BE(9), 3);
   assert.deepEqual(new RecordDecoder().push(v3).records, [{ ...hello, images: true }]);
   v3.writeUInt16BE(2, 9);
   bad(v3, 'VNET_ERR_MIGRATION_RECORD_FLAGS');
@@ -212,4 +211,31 @@ test('version 3: a disk-image record (manifest JSON, own-chunk bitmap) round-tri
   bad('00000009' + '27' + '000f4241' + '00000000', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // manifest over the bound, from its length alone
   bad('0000000b' + '27' + '00000002' + '7b7d' + '00000002', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // bitmap longer than the record
   bad('0000000b' + '27' + '00000002' + '7b7d' + '000004e3', 'VNET_ERR_MIGRATION_RECORD_SIZE'); // bitmap over MAX_CHUNK_QUERY bits
+});
+
+test('version 4: mark and applied records match their hex fixtures; wrong sizes and a disk bit are refused; the hello says 4 only with catch-up; older hellos are still accepted', () => {
+  assert.equal(STREAM_VERSION, 4);
+  // length 5 | kind 0x28 | seq 9
+  assert.equal(encodeRecord({ t: 'mark', seq: 9 }).toString('hex'), '00000005' + '28' + '00000009');
+  // length 5 | kind 0x33 | seq 0x0203
+  assert.equal(encodeRecord({ t: 'applied', seq: 0x203 }).toString('hex'), '00000005' + '33' + '00000203');
+  assert.deepEqual(new RecordDecoder().push(Buffer.from('000000052800000009', 'hex')).records, [{ t: 'mark', seq: 9 }]);
+  assert.deepEqual(new RecordDecoder().push(Buffer.from('000000053300000203', 'hex')).records, [{ t: 'applied', seq: 0x203 }]);
+  assert.equal(new RecordDecoder().push(Buffer.from('0000000428000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  assert.equal(new RecordDecoder().push(Buffer.from('00000006330000000100', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_SIZE');
+  assert.equal(new RecordDecoder().push(Buffer.from('00000005a800000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_KIND');
+  assert.equal(new RecordDecoder().push(Buffer.from('00000005b300000001', 'hex')).error?.code, 'VNET_ERR_MIGRATION_RECORD_KIND');
+  const hello = { t: 'hello', name: 'g', pageCount: 1, blockCount: 1, rule: 'xen', keep: false, optimized: true } as const;
+  const v4 = encodeRecord({ ...hello, catchUp: true });
+  assert.equal(v4.readUInt16BE(9), 4);
+  assert.deepEqual(new RecordDecoder().push(v4).records, [{ ...hello, catchUp: true }]);
+  assert.equal(encodeRecord({ ...hello, images: true, catchUp: true }).readUInt16BE(9), 4);
+  // the catch-up flag in an older hello is refused
+  v4.writeUInt16BE(3, 9);
+  assert.equal(new RecordDecoder().push(v4).error?.code, 'VNET_ERR_MIGRATION_RECORD_FLAGS');
+  for (const version of [1, 2, 3]) {
+    const old = Buffer.from(encodeRecord(samples()[0] as MigrationRecord));
+    old.writeUInt16BE(version, 9);
+    assert.equal(new RecordDecoder().push(old).error, undefined, `version ${version}`);
+  }
 });
