@@ -32,8 +32,8 @@ function collect(child: ChildProcess): { out: () => string; exited: Promise<void
   return { out: () => out, exited };
 }
 
-/** `ping -D -i 0.01` from `ns` to `ip` for `count` echoes; parse replies' timestamps. */
-export function startPing(ns: string, ip: string, count: number): { done: Promise<PingFigures> } {
+/** `ping -D -i 0.01` from `ns` to `ip` for `count` echoes (or until `stop()`); parse replies' timestamps. */
+export function startPing(ns: string, ip: string, count: number): { done: Promise<PingFigures>; stop(): void } {
   const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-D', '-n', '-i', '0.01', '-W', '1', '-c', String(count), ip], { stdio: ['ignore', 'pipe', 'pipe'] });
   const c = collect(child);
   const done = c.exited.then((): PingFigures => {
@@ -47,7 +47,8 @@ export function startPing(ns: string, ip: string, count: number): { done: Promis
     const received = stats === null ? times.length : Number(stats[2]);
     return { sent, received, lost: sent - received, maxGapMs, replies };
   });
-  return { done };
+  // SIGINT: ping prints its summary and exits.
+  return { done, stop: () => { if (child.exitCode === null) child.kill('SIGINT'); } };
 }
 
 /** A checked TCP stream from `fromNs` bounced off the echo service at `toIp:port` (a QEMU guest's port 7); `stop()` ends it and reads the verdict. */
