@@ -12,11 +12,17 @@
  *   ovs-vxlan   Open vSwitch, userspace datapath, on both hosts, VXLAN (ovs-vtep.ts; VMs on veths, MTU 1450)
  *   vnet-ovs    a vnet daemon (h1, TAP port) and Open vSwitch (h2, userspace datapath) over VXLAN
  *
+ * Figures per path: iperf3 throughput (1 and 4 streams); ping RTT, median
+ * and p99 of 1,000 echoes 1 ms apart; request/response transactions per
+ * second (`rr`, rr.c: 64-byte ping-pong over 1 and 16 TCP connections); and
+ * the overlay's own CPU per Gbit/s during the 1-stream run (utime + stime of
+ * its processes from /proc/PID/stat; the kernel paths have none to show).
+ *
  * Layout: host namespaces h1, h2 joined by an underlay veth (10.200.0.0/24);
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
  * Every address lives in namespaces this program creates and removes.
  *
- * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile]
+ * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rmSync } from 'node:fs';
@@ -31,10 +37,12 @@ const { values: opts } = parseArgs({
     seconds: { type: 'string', default: '5' },
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'rr-seconds': { type: 'string', default: '3' },
   },
 });
 const REPS = Number(opts.reps);
 const SECONDS = Number(opts.seconds);
+const RR_SECONDS = Number(opts['rr-seconds']);
 const ROOT = resolve(import.meta.dirname, '../..');
 const VNET = join(ROOT, 'bin/vnet.js');
 const tag = Math.random().toString(36).slice(2, 6);
@@ -256,6 +264,22 @@ function ovsScenario(): Scenario {
 scenarios.push(ovsScenario());
 scenarios.push(vnetScenario('vnet-ovs', 9, 'vxlan', true));
 
+/** CPU seconds (user + system) used so far by these processes, from /proc/PID/stat. */
+function cpuSeconds(pids: readonly number[]): number {
+  const hz = 100; // USER_HZ: 100 on every Linux ABI Node runs on
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of the line)
+    } catch {
+      // gone: counts nothing more
+    }
+  }
+  return ticks / hz;
+}
+
 async function iperf(addr: string, streams: number): Promise<number> {
   const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
   try {
@@ -273,13 +297,43 @@ async function iperf(addr: string, streams: number): Promise<number> {
   }
 }
 
-/** Median ping RTT in ms over 100 echoes 20 ms apart (the median resists the scheduler's outliers on a shared machine). */
-function pingRtt(addr: string): number {
-  const out = inNs(NS.vm1, ['ping', '-c', '100', '-i', '0.02', addr]);
+/** Ping RTT in ms over 1,000 echoes 1 ms apart: the median and the 99th percentile. */
+function pingRtt(addr: string): { median: number; p99: number } {
+  const out = inNs(NS.vm1, ['ping', '-c', '1000', '-i', '0.001', '-W', '1', addr]);
   const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (times.length < 90) throw new Error(`ping lost echoes (${times.length}/100): ${out.slice(-300)}`);
-  return median(times);
+  if (times.length < 990) throw new Error(`ping lost echoes (${times.length}/1000): ${out.slice(-300)}`);
+  return { median: median(times), p99: percentile(times, 0.99) };
 }
+
+/** rr.c built once into the scratch directory. */
+let rrBinary: string | undefined;
+function rrTool(): string {
+  if (rrBinary === undefined) {
+    rrBinary = join(work, 'rr');
+    sh(['cc', '-O2', '-o', rrBinary, join(import.meta.dirname, 'rr.c')]);
+  }
+  return rrBinary;
+}
+
+/** Request/response transactions per second (64-byte messages) over `conns` TCP connections, vm1 → vm2. */
+async function rr(addr: string, conns: number): Promise<number> {
+  const tool = rrTool();
+  const server = bg(NS.vm2, [tool, 'server', addr, '7100', '64'], 'rr-server.log');
+  try {
+    await until('rr server listening', () => inNs(NS.vm2, ['ss', '-ltn']).includes(`${addr}:7100`));
+    const out = inNs(NS.vm1, [tool, 'client', addr, '7100', '64', String(conns), String(RR_SECONDS)]);
+    const tps = Number(out.trim());
+    if (!Number.isFinite(tps)) throw new Error(`rr printed ${JSON.stringify(out)}`);
+    return tps;
+  } finally {
+    await stopAll([server], 'SIGKILL');
+  }
+}
+
+const percentile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -292,34 +346,55 @@ interface Result {
   g1: number;
   g4: number;
   rtt: number;
+  p99: number;
+  rr1: number;
+  rr16: number;
+  /** The overlay's CPU (cores) per Gbit/s in the 1-stream run; undefined for kernel paths. */
+  cpuPerGbit: number | undefined;
   error?: string;
+}
+
+/** One repetition: every figure once, the overlay's CPU measured around the 1-stream iperf. */
+async function measureOnce(s: Scenario, addr: string): Promise<Omit<Result, 'name'>> {
+  const pids = s.pids?.() ?? [];
+  const cpu0 = cpuSeconds(pids);
+  const t0 = performance.now();
+  const g1 = await iperf(addr, 1);
+  const cores = (cpuSeconds(pids) - cpu0) / ((performance.now() - t0) / 1000);
+  const g4 = await iperf(addr, 4);
+  const ping = pingRtt(addr);
+  const rr1 = await rr(addr, 1);
+  const rr16 = await rr(addr, 16);
+  return { g1, g4, rtt: ping.median, p99: ping.p99, rr1, rr16, cpuPerGbit: pids.length > 0 ? cores / g1 : undefined };
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/dataplane needs root (network namespaces, TAP devices)');
-  for (const tool of ['ip', 'iperf3', 'ping', 'tincd']) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
+  for (const tool of ['ip', 'iperf3', 'ping', 'tincd', 'cc']) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
   const only = opts.only?.split(',');
   const chosen = scenarios.filter((s) => only === undefined || only.includes(s.name));
   setupUnderlay();
   const results: Result[] = [];
+  const f = (xs: number[], digits: number): string => xs.map((x) => x.toFixed(digits)).join('/');
   try {
     for (const s of chosen) {
       process.stdout.write(`${s.name}: `);
       try {
         const addr = await s.setup();
-        const g1: number[] = [];
-        const g4: number[] = [];
-        const rtt: number[] = [];
+        const reps: Omit<Result, 'name'>[] = [];
         for (let r = 0; r < REPS; r++) {
-          g1.push(await iperf(addr, 1));
-          g4.push(await iperf(addr, 4));
-          rtt.push(pingRtt(addr));
+          reps.push(await measureOnce(s, addr));
           process.stdout.write('.');
         }
-        results.push({ name: s.name, g1: median(g1), g4: median(g4), rtt: median(rtt) });
-        process.stdout.write(` 1 stream ${g1.map((x) => x.toFixed(2)).join('/')} Gbit/s, 4 streams ${g4.map((x) => x.toFixed(2)).join('/')}, rtt ${rtt.map((x) => x.toFixed(3)).join('/')} ms\n`);
+        const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number[] => reps.map((x) => x[k]);
+        const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
+        results.push({
+          name: s.name, g1: median(pick('g1')), g4: median(pick('g4')), rtt: median(pick('rtt')), p99: median(pick('p99')),
+          rr1: median(pick('rr1')), rr16: median(pick('rr16')), cpuPerGbit: cpu.length > 0 ? median(cpu) : undefined,
+        });
+        process.stdout.write(` 1 stream ${f(pick('g1'), 2)} Gbit/s, 4 streams ${f(pick('g4'), 2)}, rtt ${f(pick('rtt'), 3)} ms (p99 ${f(pick('p99'), 3)}), rr ${f(pick('rr1'), 0)}/s (16: ${f(pick('rr16'), 0)})${cpu.length > 0 ? `, cpu/Gbit ${f(cpu, 2)}` : ''}\n`);
       } catch (err) {
-        results.push({ name: s.name, g1: NaN, g4: NaN, rtt: NaN, error: (err as Error).message });
+        results.push({ name: s.name, g1: NaN, g4: NaN, rtt: NaN, p99: NaN, rr1: NaN, rr16: NaN, cpuPerGbit: undefined, error: (err as Error).message });
         process.stdout.write(`FAILED: ${(err as Error).message}\n`);
       } finally {
         await s.teardown();
@@ -329,15 +404,20 @@ async function main(): Promise<void> {
     teardown();
   }
   const by = (n: string): Result | undefined => results.find((r) => r.name === n);
-  console.log(`\nbench/dataplane: medians of ${REPS} runs, iperf3 ${SECONDS} s, ping: median of 100 echoes 20 ms apart (${new Date().toISOString()})\n`);
-  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms (median) |');
-  console.log('|---|---:|---:|---:|');
-  for (const r of results) console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} |${r.error ? ` error: ${r.error}` : ''}`);
+  const veth = by('veth');
+  console.log(`\nbench/dataplane: medians of ${REPS} runs, iperf3 ${SECONDS} s, ping: 1,000 echoes 1 ms apart, rr: ${RR_SECONDS} s of 64-byte request/response (${new Date().toISOString()})\n`);
+  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms median | p99 | rr/s 1 conn | rr/s 16 conns | rr 1 conn / veth | CPU cores per Gbit/s |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    const toVeth = veth === undefined ? '—' : (r.rr1 / veth.rr1).toFixed(2);
+    const cpu = r.cpuPerGbit === undefined ? '—' : r.cpuPerGbit.toFixed(2);
+    console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.rr1.toFixed(0)} | ${r.rr16.toFixed(0)} | ${toVeth} | ${cpu} |${r.error ? ` error: ${r.error}` : ''}`);
+  }
   const ratio = (a: string, b: string): void => {
     const x = by(a);
     const y = by(b);
     if (x === undefined || y === undefined) return;
-    console.log(`${a} / ${b}: 1 stream ${(x.g1 / y.g1).toFixed(2)}x, 4 streams ${(x.g4 / y.g4).toFixed(2)}x, RTT ${(x.rtt / y.rtt).toFixed(2)}x`);
+    console.log(`${a} / ${b}: 1 stream ${(x.g1 / y.g1).toFixed(2)}x, 4 streams ${(x.g4 / y.g4).toFixed(2)}x, RTT ${(x.rtt / y.rtt).toFixed(2)}x (p99 ${(x.p99 / y.p99).toFixed(2)}x), rr ${(x.rr1 / y.rr1).toFixed(2)}x (16 conns ${(x.rr16 / y.rr16).toFixed(2)}x)`);
   };
   console.log('');
   ratio('vnet-tcp', 'tinc-tcp');
