@@ -7,6 +7,8 @@
  *   tinc-tcp    tinc 1.0, switch mode, TCPOnly = yes        (closest peer: userspace L2 over TCP)
  *   tinc-udp    tinc 1.0, switch mode, UDP, default cipher
  *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel
+ *   vnet-tcp-native       the same with the native forwarder (nativeForwarding: {}, docs/daemon.md)
+ *   vnet-tcp-native-busy  the same, spinning 50 µs before sleeping (nativeForwarding: { busyPollUs: 50 })
  *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
  *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
  *   ovs-vxlan   Open vSwitch, userspace datapath, on both hosts, VXLAN (ovs-vtep.ts; VMs on veths, MTU 1450)
@@ -184,7 +186,7 @@ scenarios.push(tincScenario('tinc-tcp', 3, true));
 scenarios.push(tincScenario('tinc-udp', 4, false));
 
 /** vnet daemons on h1 and h2; with `ovsPeer` (VXLAN only) h2 is an Open vSwitch VTEP instead of a daemon. */
-function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan', ovsPeer = false): Scenario {
+function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan', ovsPeer = false, extra: string[] = []): Scenario {
   let procs: ChildProcess[] = [];
   let ovs: OvsVtep | undefined;
   return {
@@ -201,13 +203,14 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
         sh(['node', VNET, 'certs', 'link-key', '--dir', join(base, 'certs')]);
       }
       const port = (vm: string, i: number): string =>
-        `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:0${net}:0${i}", netns: ${vm} }`;
+        `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:${net.toString(16).padStart(2, '0')}:0${i}", netns: ${vm} }`;
       // runDir: this run's admin sockets, apart from any other daemon's on the machine.
       const common = [
         `transport: ${transport === 'tls' ? 'tls' : 'tcp'}`,
         `runDir: ${join(base, 'run')}`,
         transport === 'tls' ? `tls: { dir: ${join(base, 'certs')} }` : `tunnel: { linkKeyFile: ${join(base, 'certs', 'link.key')} }`,
         'members: [h1, h2]',
+        ...extra,
       ];
       // VXLAN: two hubs (no TCP link between them) whose only tunnel is the VXLAN one.
       const vxlan = (self: string, peer: string, other: string): string[] =>
@@ -241,6 +244,8 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
   };
 }
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
+scenarios.push(vnetScenario('vnet-tcp-native', 10, 'tcp', false, ['nativeForwarding: {}']));
+scenarios.push(vnetScenario('vnet-tcp-native-busy', 11, 'tcp', false, ['nativeForwarding: { busyPollUs: 50 }']));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
 scenarios.push(vnetScenario('vnet-vxlan', 7, 'vxlan'));
 
@@ -421,6 +426,9 @@ async function main(): Promise<void> {
   };
   console.log('');
   ratio('vnet-tcp', 'tinc-tcp');
+  ratio('vnet-tcp-native', 'tinc-tcp');
+  ratio('vnet-tcp-native-busy', 'tinc-tcp');
+  ratio('vnet-tcp-native', 'vnet-tcp');
   ratio('vnet-tls', 'tinc-tcp');
   ratio('vnet-tcp', 'tinc-udp');
   ratio('vnet-tcp', 'vxlan');

@@ -136,6 +136,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       reconnect: config.reconnect,
       agingMs: config.agingMs,
       vxlan: config.vxlan,
+      nativeForwarding: config.nativeForwarding === undefined ? undefined : { busyPollUs: config.nativeForwarding.busyPollUs, ttlMs: config.nativeForwarding.flowTtlMs },
     },
   );
   let migrations: MigrationAgent | undefined;
