@@ -215,6 +215,12 @@ export class Daemon implements DaemonControl {
     return v === undefined ? undefined : { stats: v.stats, address: v.address, vni: v.vni };
   }
 
+  /** Frames the native forwarder has carried (merged now); undefined without `nativeForwarding`. */
+  get nativeCarriedFrames(): number | undefined {
+    this.#native?.sync();
+    return this.#native?.forwarder.carriedFrames;
+  }
+
   /** Where we accept links (the real port when started on port 0). */
   get listenAddress(): ListenAddress | undefined {
     if (this.#listener === undefined || this.#init.listen === undefined) return undefined;

@@ -72,6 +72,8 @@ export class NativeForwarder {
   readonly #handle: NativeHandle;
   readonly #sinks = new Map<number, EndpointSink>();
   #closed = false;
+  /** Frames the thread has carried (taken in from a port or link and forwarded), as of the last sync. */
+  carriedFrames = 0;
 
   private constructor(opts: NativeForwarderOptions) {
     let addon: { NativeForwarder?: new (o: object, onUp: (items: unknown[]) => void) => NativeHandle };
@@ -150,6 +152,7 @@ export class NativeForwarder {
     if (this.#closed) return;
     const { endpoints, traffic: cells } = this.#handle.takeCounters();
     for (let i = 0; i + 5 < endpoints.length; i += 6) {
+      this.carriedFrames += endpoints[i + 1]!;
       this.#sinks.get(endpoints[i]!)?.addCounts(endpoints[i + 1]!, endpoints[i + 2]!, endpoints[i + 3]!, endpoints[i + 4]!, endpoints[i + 5]!);
     }
     for (let i = 0; i + 3 < cells.length; i += 4) traffic?.add(cells[i]!, cells[i + 1]!, cells[i + 3]!, cells[i + 2]!);
