@@ -1,5 +1,4 @@
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
@@ -13,8 +12,9 @@ import type { HostMembership } from './link-membership.ts';
 import { LinkInbox, type FramesHandler } from './link-inbox.ts';
 import { Liveness } from './link-liveness.ts';
 import { DEFAULT_HIGH_WATER_BYTES, LinkWriter } from './link-writer.ts';
-import type { EndpointSink, NativeForwarder } from './native-forwarder.ts';
+import type { NativeForwarder } from './native-forwarder.ts';
 import type { NativeEndpointId } from './native-flows.ts';
+import { NativeLinkBinding } from './link-native.ts';
 import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
@@ -191,12 +191,7 @@ class SocketLink implements Link {
   #closeNotified = false;
   readonly #socketClosed: Promise<void>;
   #markSocketClosed!: () => void;
-  /** The native forwarder serving the socket, and the link's endpoint there. */
-  #native: { fwd: NativeForwarder; id: number } | undefined;
-  /** 'asked': attaching this turn; 'never': this link cannot be served natively. */
-  #nativeState: 'no' | 'asked' | 'never' = 'no';
-  /** Set while the link ends: bytes the forwarder still held are not decoded. */
-  #discardNative = false;
+  readonly #nativeBinding: NativeLinkBinding;
 
   constructor(init: OpenLinkInit, resolve: (link: Link) => void, reject: (err: Error) => void) {
     this.#init = init;
@@ -225,6 +220,17 @@ class SocketLink implements Link {
     this.#reject = reject;
     this.#socketClosed = new Promise<void>((r) => {
       this.#markSocketClosed = r;
+    });
+    this.#nativeBinding = new NativeLinkBinding({
+      socket: init.socket,
+      writer: this.#writer,
+      stats: this.stats,
+      maxMessageBytes: this.#decoder.maxMessageBytes,
+      highWaterBytes: init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
+      isOpen: () => this.#phase === PHASE_OPEN,
+      onBytes: (bytes) => this.#onData(bytes),
+      activity: () => this.#activity,
+      log: () => this.#log,
     });
   }
 
@@ -272,82 +278,8 @@ class SocketLink implements Link {
     this.#writer.send(frame);
   }
 
-  // ------------------------------------------------------------ native forwarder
-
   nativeEndpoint(fwd: NativeForwarder): NativeEndpointId {
-    const native = this.#native;
-    if (native !== undefined) return native.fwd === fwd ? native.id : 'never';
-    if (this.#nativeState === 'asked') return 'later';
-    if (this.#nativeState === 'never' || this.#phase !== PHASE_OPEN || fwd.closed || socketHandle(this.#socket) === undefined || this.#socket instanceof TLSSocket) return 'never';
-    this.#nativeState = 'asked';
-    queueMicrotask(() => this.#attachNative(fwd));
-    return 'later';
-  }
-
-  /** Hand the socket to the forwarder, between two reads: nothing buffered either way. */
-  #attachNative(fwd: NativeForwarder): void {
-    this.#nativeState = 'no';
-    const socket = this.#socket;
-    const handle = socketHandle(socket);
-    if (this.#phase !== PHASE_OPEN || fwd.closed) return;
-    if (handle === undefined || socket instanceof TLSSocket) {
-      this.#nativeState = 'never';
-      return;
-    }
-    const s = socket as Socket;
-    if (s.writableLength > 0 || s.readableLength > 0 || s.isPaused() || s.writableCorked > 0 || handle.reading !== true) return; // later
-    const sink: EndpointSink = {
-      onBytes: (bytes) => {
-        if (!this.#discardNative) this.#onData(bytes);
-      },
-      onFailed: (errno) => this.#nativeFailed(errno),
-      addCounts: (rxFrames, rxBytes, txFrames, txBytes, txDropped) => {
-        const st = this.stats;
-        st.rxFrames += rxFrames;
-        st.rxBytes += rxBytes;
-        st.txFrames += txFrames;
-        st.txBytes += txBytes;
-        st.txDropped += txDropped;
-        if (rxFrames > 0) this.#activity.rxSeen = true;
-        if (txFrames > 0) this.#writer.activity.txSeen = true;
-      },
-    };
-    let id: number;
-    try {
-      id = fwd.attachLink(handle.fd, this.#decoder.maxMessageBytes, this.#init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES, sink);
-    } catch (err) {
-      this.#nativeState = 'never';
-      this.#log.warn({ err }, 'the native forwarder cannot serve this link; it stays on the event loop');
-      return;
-    }
-    handle.readStop(); // `reading` stays true, so Node does not start reading again on its own
-    this.#native = { fwd, id };
-    this.#writer.useNative(fwd, id);
-    this.#log.debug({ endpoint: id }, 'link served by the native forwarder');
-  }
-
-  /** Take the socket back: gathered writes and the forwarder's backlog first, then Node reads again. */
-  #detachNative(decodeQueued: boolean): void {
-    const native = this.#native;
-    if (native === undefined) return;
-    this.#native = undefined;
-    this.#nativeState = 'never';
-    this.#discardNative = !decodeQueued;
-    this.#writer.useSocket();
-    const backlog = native.fwd.detach(native.id);
-    const socket = this.#socket;
-    if (socket.destroyed) return;
-    if (backlog.length > 0) socket.write(backlog);
-    socketHandle(socket)?.readStart();
-  }
-
-  /** The forwarder saw the socket end (errno 0) or fail: Node sees it too once it reads again. */
-  #nativeFailed(errno: number): void {
-    this.#detachNative(true);
-    if (errno !== 0 && !this.#socket.destroyed) {
-      const err = Object.assign(new Error(`native forwarder: ${errno === 104 ? 'ECONNRESET' : `errno ${errno}`}`), { errno });
-      this.#socket.destroy(err);
-    }
+    return this.#phase === PHASE_OPEN ? this.#nativeBinding.endpoint(fwd) : this.#nativeBinding.current(fwd);
   }
 
   // ------------------------------------------------------------ receiving
@@ -531,7 +463,7 @@ class SocketLink implements Link {
   };
 
   readonly #onSocketClose = (): void => {
-    this.#detachNative(false);
+    this.#nativeBinding.detach(false);
     this.#graceTimer?.cancel();
     if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('connection closed during the handshake'), undefined);
     else this.#finish(new LinkLostError(`connection to ${this.peerHost} closed`), undefined);
@@ -544,7 +476,7 @@ class SocketLink implements Link {
     this.#liveness?.stop();
     this.#liveness = undefined;
     this.#writer.stop();
-    this.#detachNative(true);
+    this.#nativeBinding.detach(true);
     const socket = this.#socket;
     if (socket.destroyed || !socket.writable) {
       this.#finish(undefined, undefined);
@@ -565,7 +497,7 @@ class SocketLink implements Link {
       this.#log.info('link down');
       this.#phase = PHASE_CLOSED;
       this.#closeError = undefined;
-      this.#detachNative(false);
+      this.#nativeBinding.detach(false);
       this.#decoder.stop();
       this.#inbox.clear();
       if (this.#closeHandler !== undefined) this.#notifyClose();
@@ -590,7 +522,7 @@ class SocketLink implements Link {
 
   #terminate(err: Error | undefined, goodbye: Goodbye | undefined): void {
     this.#writer.stop();
-    this.#detachNative(false);
+    this.#nativeBinding.detach(false);
     this.#phase = PHASE_CLOSED;
     this.#closeError = err;
     this.#liveness?.stop();
@@ -617,20 +549,4 @@ class SocketLink implements Link {
       socket.destroy();
     }
   }
-}
-
-/** Node's TCP handle of a socket (fd and the read switch), when it has one. */
-interface TcpHandle {
-  fd: number;
-  reading?: boolean;
-  readStop(): number;
-  readStart(): number;
-}
-
-function socketHandle(socket: Duplex): TcpHandle | undefined {
-  if (!(socket instanceof Socket)) return undefined;
-  const handle = (socket as unknown as { _handle?: Partial<TcpHandle> | null })._handle;
-  if (handle === null || handle === undefined || typeof handle.fd !== 'number' || handle.fd < 0) return undefined;
-  if (typeof handle.readStop !== 'function' || typeof handle.readStart !== 'function') return undefined;
-  return handle as TcpHandle;
 }
