@@ -125,7 +125,7 @@ int Forwarder::AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_wate
   return id;
 }
 
-void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued) {
+void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts) {
   std::lock_guard<std::mutex> lock(mu_);
   Endpoint* e = Get(id);
   if (e == nullptr) return;
@@ -134,6 +134,7 @@ void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<U
     ::close(e->fd);
   }
   backlog->assign(e->out.begin() + static_cast<ptrdiff_t>(e->out_off), e->out.end());
+  *counts = e->c;
   std::vector<UpItem> keep;
   for (UpItem& item : up_) (item.endpoint == id ? *queued : keep).push_back(std::move(item));
   up_.swap(keep);

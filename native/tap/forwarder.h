@@ -76,8 +76,9 @@ class Forwarder {
   int AttachTap(int fd, int hdr_size, int mtu);
   int AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_water);
   // Stops serving the endpoint; returns what it still held: the unwritten backlog
-  // (link), the bytes read but not yet handed up (link), items queued for it.
-  void Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued);
+  // (link), the bytes read but not yet handed up (link), items queued for it,
+  // and its counts not yet taken.
+  void Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts);
 
   // JS's writes to a link, in order with the forwarder's own. Returns the backlog
   // in bytes, or -errno when the link has failed.

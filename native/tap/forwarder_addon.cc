@@ -2,7 +2,7 @@
 //
 //   new NativeForwarder({ busyPollUs, ttlMs }, onUp)   starts the thread
 //   attachTap(fd, hdrSize, mtu) / attachLink(fd, maxMessageBytes, highWater) -> id
-//   detach(id) -> { backlog: Buffer, items }             what it still held
+//   detach(id) -> { backlog: Buffer, items, counts: Float64Array [rxF rxB txF txB txD] }   what it still held
 //   writeLink(id, buffers[]) -> backlog bytes, or -errno
 //   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
 //   takeCounters() -> { endpoints: Float64Array [id rxF rxB txF txB txD]*, traffic: Float64Array [src dst frames bytes]* }
@@ -114,8 +114,13 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     Napi::Env env = info.Env();
     std::vector<uint8_t> backlog;
     std::vector<UpItem> items;
-    Fwd(env).Detach(U32(info, 0), &backlog, &items);
+    EndpointCounters c;
+    Fwd(env).Detach(U32(info, 0), &backlog, &items, &c);
     Napi::Object out = Napi::Object::New(env);
+    Napi::Float64Array counts = Napi::Float64Array::New(env, 5);
+    double row[5] = {double(c.rx_frames), double(c.rx_bytes), double(c.tx_frames), double(c.tx_bytes), double(c.tx_dropped)};
+    std::memcpy(counts.Data(), row, sizeof row);
+    out.Set("counts", counts);
     out.Set("backlog", Napi::Buffer<uint8_t>::Copy(env, backlog.data(), backlog.size()));
     out.Set("items", ItemsToJs(env, items));
     return out;

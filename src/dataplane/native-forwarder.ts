@@ -53,7 +53,7 @@ export interface NativeForwarderOptions {
 interface NativeHandle {
   attachTap(fd: number, hdrSize: number, mtu: number): number;
   attachLink(fd: number, maxMessageBytes: number, highWater: number): number;
-  detach(id: number): { backlog: Buffer; items: unknown[] };
+  detach(id: number): { backlog: Buffer; items: unknown[]; counts: Float64Array };
   writeLink(id: number, buffers: readonly Uint8Array[]): number;
   backlog(id: number): number;
   install(ingress: number, src: number, dst: number, target: number, countTraffic: boolean): void;
@@ -121,9 +121,10 @@ export class NativeForwarder {
   detach(id: number): Buffer {
     const sink = this.#sinks.get(id);
     if (sink === undefined || this.#closed) return Buffer.alloc(0);
-    this.syncCounters(undefined);
-    const { backlog, items } = this.#handle.detach(id);
+    const { backlog, items, counts } = this.#handle.detach(id);
     this.#sinks.delete(id);
+    this.carriedFrames += counts[0]!;
+    sink.addCounts(counts[0]!, counts[1]!, counts[2]!, counts[3]!, counts[4]!);
     this.#dispatch(items, sink);
     return backlog;
   }
@@ -148,14 +149,14 @@ export class NativeForwarder {
   }
 
   /** Merge the thread's counts into the endpoints' counters and `traffic` (the local traffic matrix). */
-  syncCounters(traffic: TrafficCounters | undefined): void {
+  syncCounters(traffic: TrafficCounters): void {
     if (this.#closed) return;
     const { endpoints, traffic: cells } = this.#handle.takeCounters();
     for (let i = 0; i + 5 < endpoints.length; i += 6) {
       this.carriedFrames += endpoints[i + 1]!;
       this.#sinks.get(endpoints[i]!)?.addCounts(endpoints[i + 1]!, endpoints[i + 2]!, endpoints[i + 3]!, endpoints[i + 4]!, endpoints[i + 5]!);
     }
-    for (let i = 0; i + 3 < cells.length; i += 4) traffic?.add(cells[i]!, cells[i + 1]!, cells[i + 3]!, cells[i + 2]!);
+    for (let i = 0; i + 3 < cells.length; i += 4) traffic.add(cells[i]!, cells[i + 1]!, cells[i + 3]!, cells[i + 2]!);
   }
 
   /** Stop the thread; endpoints still attached are dropped (their owners detach first). */
