@@ -24,7 +24,11 @@
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
  * Every address lives in namespaces this program creates and removes.
  *
- * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3]
+ * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave]
+ *
+ * --interleave: the paths take turns, one repetition each per round (set up
+ * and torn down every round), so that a busy moment of a shared machine hits
+ * every path rather than one; the medians are over the rounds.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rmSync } from 'node:fs';
@@ -40,6 +44,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'rr-seconds': { type: 'string', default: '3' },
+    interleave: { type: 'boolean', default: false },
   },
 });
 const REPS = Number(opts.reps);
@@ -381,32 +386,47 @@ async function main(): Promise<void> {
   setupUnderlay();
   const results: Result[] = [];
   const f = (xs: number[], digits: number): string => xs.map((x) => x.toFixed(digits)).join('/');
+  const measured = new Map<string, Omit<Result, 'name'>[]>(chosen.map((s) => [s.name, []]));
+  const errors = new Map<string, string>();
+  // --interleave: every path once per round (set up, measured, torn down), so that the rows of a round ran back to back.
+  const rounds = opts.interleave ? REPS : 1;
+  const perRound = opts.interleave ? 1 : REPS;
   try {
-    for (const s of chosen) {
-      process.stdout.write(`${s.name}: `);
-      try {
-        const addr = await s.setup();
-        const reps: Omit<Result, 'name'>[] = [];
-        for (let r = 0; r < REPS; r++) {
-          reps.push(await measureOnce(s, addr));
-          process.stdout.write('.');
+    for (let round = 0; round < rounds; round++) {
+      for (const s of chosen) {
+        if (errors.has(s.name)) continue;
+        process.stdout.write(`${s.name}: `);
+        try {
+          const addr = await s.setup();
+          const reps: Omit<Result, 'name'>[] = [];
+          for (let r = 0; r < perRound; r++) {
+            reps.push(await measureOnce(s, addr));
+            process.stdout.write('.');
+          }
+          measured.get(s.name)!.push(...reps);
+          const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number[] => reps.map((x) => x[k]);
+          const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
+          process.stdout.write(` 1 stream ${f(pick('g1'), 2)} Gbit/s, 4 streams ${f(pick('g4'), 2)}, rtt ${f(pick('rtt'), 3)} ms (p99 ${f(pick('p99'), 3)}), rr ${f(pick('rr1'), 0)}/s (16: ${f(pick('rr16'), 0)})${cpu.length > 0 ? `, cpu/Gbit ${f(cpu, 2)}` : ''}\n`);
+        } catch (err) {
+          errors.set(s.name, (err as Error).message);
+          process.stdout.write(`FAILED: ${(err as Error).message}\n`);
+        } finally {
+          await s.teardown();
         }
-        const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number[] => reps.map((x) => x[k]);
-        const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
-        results.push({
-          name: s.name, g1: median(pick('g1')), g4: median(pick('g4')), rtt: median(pick('rtt')), p99: median(pick('p99')),
-          rr1: median(pick('rr1')), rr16: median(pick('rr16')), cpuPerGbit: cpu.length > 0 ? median(cpu) : undefined,
-        });
-        process.stdout.write(` 1 stream ${f(pick('g1'), 2)} Gbit/s, 4 streams ${f(pick('g4'), 2)}, rtt ${f(pick('rtt'), 3)} ms (p99 ${f(pick('p99'), 3)}), rr ${f(pick('rr1'), 0)}/s (16: ${f(pick('rr16'), 0)})${cpu.length > 0 ? `, cpu/Gbit ${f(cpu, 2)}` : ''}\n`);
-      } catch (err) {
-        results.push({ name: s.name, g1: NaN, g4: NaN, rtt: NaN, p99: NaN, rr1: NaN, rr16: NaN, cpuPerGbit: undefined, error: (err as Error).message });
-        process.stdout.write(`FAILED: ${(err as Error).message}\n`);
-      } finally {
-        await s.teardown();
       }
     }
   } finally {
     teardown();
+  }
+  for (const s of chosen) {
+    const reps = measured.get(s.name)!;
+    const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number => (reps.length > 0 ? median(reps.map((x) => x[k])) : NaN);
+    const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
+    const error = errors.get(s.name);
+    results.push({
+      name: s.name, g1: pick('g1'), g4: pick('g4'), rtt: pick('rtt'), p99: pick('p99'), rr1: pick('rr1'), rr16: pick('rr16'),
+      cpuPerGbit: cpu.length > 0 ? median(cpu) : undefined, ...(error === undefined ? {} : { error }),
+    });
   }
   const by = (n: string): Result | undefined => results.find((r) => r.name === n);
   const veth = by('veth');

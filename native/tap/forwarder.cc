@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -220,7 +221,11 @@ void Forwarder::Run() {
       if (errno == EINTR) continue;
       return;
     }
-    if (n == 0) continue;
+    if (n == 0) {
+      // Spinning: let whatever else is runnable on this CPU (the VM's process) go first.
+      sched_yield();
+      continue;
+    }
     bool notify = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
