@@ -60,7 +60,7 @@ export class LinkWriter {
   /** Bytes queued on the socket and not yet written. */
   get backlogBytes(): number {
     const n = this.#native;
-    return n === undefined ? this.#socket.writableLength : Math.max(0, n.backlog);
+    return n === undefined ? this.#socket.writableLength : n.fwd.backlog(n.id);
   }
 
   /** From now on, write through the native forwarder's endpoint `id` (the socket's own queue is empty). */
@@ -80,9 +80,12 @@ export class LinkWriter {
   send(frame: Frame): void {
     const socket = this.#socket;
     const data = frame.data;
+    const native = this.#native;
+    // Native mode: the backlog as the last write left it; over the mark, ask again (the thread may have written it since).
+    if (native !== undefined && native.backlog > this.#highWater) native.backlog = native.fwd.backlog(native.id);
     if (
       !this.open ||
-      this.backlogBytes > this.#highWater ||
+      (native === undefined ? socket.writableLength : native.backlog) > this.#highWater ||
       data.length < MIN_FRAME_BYTES ||
       data.length > MAX_FRAME_BYTES ||
       (frame.offload !== undefined && frame.offload.length !== VIRTIO_NET_HDR_BYTES)

@@ -9,6 +9,8 @@
  *     the same frames, control messages and typed errors;
  *   - its writes and ours never interleave, and a backlog (a peer that does
  *     not read) is written out in order once the peer reads again;
+ *   - a link writer in native mode drops frames while the forwarder's
+ *     backlog is over its mark and sends again once the backlog is written;
  *   - options out of range are a typed error.
  */
 import { test } from 'node:test';
@@ -21,6 +23,7 @@ import { FrameDecoder, encodeFrame, encodeGoodbye, encodeKeepalive, encodeEcho, 
 import { Rand } from '../fuzz/fuzz-kit.ts';
 import { mutateBytes, randomChunks } from '../fuzz/mutate.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { LinkWriter } from '../../src/dataplane/link-writer.ts';
 
 /** A connected loopback pair: `ours` is the accepted side (its reads stopped, for the forwarder). */
 async function socketPair(): Promise<{ ours: Socket; peer: Socket; fd: number; close: () => void }> {
@@ -118,6 +121,39 @@ test('writes through the forwarder reach the peer in order, a backlog included (
     assert.ok(Buffer.concat(got).equals(Buffer.concat(sent)), 'byte for byte, in order');
     await waitFor(() => fwd.backlog(id) === 0, 'the backlog is gone');
     fwd.detach(id);
+  } finally {
+    close();
+    fwd.close();
+  }
+});
+
+test('a link writer through the forwarder drops over the high-water mark and sends again once the backlog is written', { timeout: 60_000 }, async () => {
+  const fwd = NativeForwarder.open();
+  const { ours, peer, fd, close } = await socketPair();
+  try {
+    peer.pause();
+    const id = fwd.attachLink(fd, 65_563, 256 * 1024, recorder().sink);
+    const stats = { txFrames: 0, txBytes: 0, txDropped: 0 };
+    const writer = new LinkWriter(ours, stats, 256 * 1024);
+    writer.open = true;
+    writer.useNative(fwd, id);
+    const frame = { data: Buffer.alloc(30_000, 7), offload: undefined };
+    let received = 0;
+    peer.on('data', (d: Buffer) => { received += d.length; });
+    peer.pause();
+    for (let i = 0; i < 400 && stats.txDropped === 0; i++) {
+      writer.send(frame);
+      await new Promise((r) => process.nextTick(r)); // the writer flushes each burst on the next tick
+    }
+    assert.ok(stats.txDropped > 0, 'frames are dropped while the backlog is over the mark');
+    const sent = stats.txFrames;
+    peer.resume();
+    await waitFor(() => fwd.backlog(id) === 0, 'the forwarder wrote its backlog');
+    writer.send(frame);
+    assert.equal(stats.txFrames, sent + 1, 'the writer sends again');
+    writer.stop();
+    fwd.detach(id);
+    await waitFor(() => received === (sent + 1) * (frame.data.length + 4), 'the peer got every frame that was not dropped');
   } finally {
     close();
     fwd.close();
