@@ -94,16 +94,17 @@ static int AttachFd(int epfd, int fd, uint64_t data, int* dup_out) {
   return 0;
 }
 
-int Forwarder::AttachTap(int fd, int hdr_size, int mtu) {
+int Forwarder::Attach(int fd, Endpoint* e) {
+  // Configured whole before its fd is in the epoll set: the thread never sees it half made.
   std::lock_guard<std::mutex> lock(mu_);
   uint32_t id = 0;
   while (id < endpoints_.size() && endpoints_[id] != nullptr) id++;
-  if (id == kWakeId) return -EMFILE;
-  auto* e = new Endpoint();
+  if (id == kWakeId) {
+    delete e;
+    return -EMFILE;
+  }
   static uint32_t next_gen = 1;
   e->gen = next_gen++;
-  e->hdr_size = hdr_size;
-  e->mtu = mtu;
   int rc = AttachFd(epfd_, fd, (uint64_t{e->gen} << 32) | id, &e->fd);
   if (rc < 0) {
     delete e;
@@ -114,16 +115,20 @@ int Forwarder::AttachTap(int fd, int hdr_size, int mtu) {
   return static_cast<int>(id);
 }
 
+int Forwarder::AttachTap(int fd, int hdr_size, int mtu) {
+  auto* e = new Endpoint();
+  e->hdr_size = hdr_size;
+  e->mtu = mtu;
+  return Attach(fd, e);
+}
+
 int Forwarder::AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_water) {
-  int id = AttachTap(fd, 0, 0);
-  if (id < 0) return id;
-  std::lock_guard<std::mutex> lock(mu_);
-  Endpoint* e = endpoints_[id];
+  auto* e = new Endpoint();
   e->is_link = true;
   e->max_message = max_message_bytes;
   e->high_water = high_water;
   e->rx.resize(kLinkRxBytes);
-  return id;
+  return Attach(fd, e);
 }
 
 void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts) {

@@ -127,6 +127,7 @@ class Forwarder {
   };
   struct Staged;
 
+  int Attach(int fd, Endpoint* e);
   void Run();
   void Serve(uint32_t id, uint32_t events, uint64_t now);
   void ReadTap(uint32_t id, uint64_t now);
