@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
+import { createDaemonRegistry } from '../../src/dataplane/daemon-metrics.ts';
 import { TapPort } from '../../src/dataplane/tap-port.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { requireTools, useNetns, waitFor, type NetnsHarness } from '../helpers/netns.ts';
@@ -75,6 +76,8 @@ test('the native forwarder carries a flow with exact counters, obeys a rule chan
   const carried = hub.nativeCarriedFrames!;
   assert.ok(carried >= 150, `the hub's forwarder carried ${carried} of the 200 echo requests`);
   assert.ok(spoke.nativeCarriedFrames! >= 300, `the spoke's forwarder carried ${spoke.nativeCarriedFrames} frames (requests in, replies out)`);
+  const metric = /^vnet_daemon_native_forwarded_frames_total (\d+)$/m.exec(await createDaemonRegistry({ daemon: hub }).metrics());
+  assert.ok(metric !== null && Number(metric[1]) >= carried, `the metric shows what the hub's forwarder carried: ${metric?.[0]}`);
   /** Frames from `src` in the daemon's traffic matrix (whatever their destination: all went to the other VM). */
   const fromMac = (d: Daemon, src: string): number =>
     d.takeTrafficSnapshot().entries.filter((e) => e.src === parseMac(src)).reduce((n, e) => n + e.frames, 0);
