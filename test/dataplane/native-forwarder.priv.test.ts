@@ -76,7 +76,7 @@ test('the native forwarder carries a flow with exact counters, obeys a rule chan
   const carried = hub.nativeCarriedFrames!;
   assert.ok(carried >= 150, `the hub's forwarder carried ${carried} of the 200 echo requests`);
   assert.ok(spoke.nativeCarriedFrames! >= 300, `the spoke's forwarder carried ${spoke.nativeCarriedFrames} frames (requests in, replies out)`);
-  const metric = /^vnet_daemon_native_forwarded_frames_total (\d+)$/m.exec(await createDaemonRegistry({ daemon: hub }).metrics());
+  const metric = /^vnet_daemon_native_forwarded_frames_total\{host="h1"\} (\d+)$/m.exec(await createDaemonRegistry({ daemon: hub }).metrics());
   assert.ok(metric !== null && Number(metric[1]) >= carried, `the metric shows what the hub's forwarder carried: ${metric?.[0]}`);
   /** Frames from `src` in the daemon's traffic matrix (whatever their destination: all went to the other VM). */
   const fromMac = (d: Daemon, src: string): number =>
