@@ -13,7 +13,9 @@
 //                   batch; a hit that is a TAP: written to it. Everything else
 //                   (a miss, a runt, a broadcast JS did not install) goes up.
 //   link readable   read → split into wire messages → a frame message whose
-//                   (ingress, src, dst) hits a TAP endpoint is written to it;
+//                   (ingress, src, dst) hits a TAP endpoint is written to it,
+//                   one that hits another link (a hub's relay) is written on
+//                   as it came, gathered per link;
 //                   every other message goes up whole, as its bytes, for the
 //                   link's own decoder (so every decoding error, and every
 //                   control message, is JS's). A header that is not a
@@ -67,6 +69,8 @@ struct TrafficDelta {
 
 class Forwarder {
  public:
+  struct Staged;  // bytes gathered for one link during one batch (forwarder_io.cc)
+
   // notify: called on the forwarder's thread when items went up (coalesce it: uv_async_send).
   Forwarder(uint32_t busy_poll_us, uint32_t ttl_ms, std::function<void()> notify);
   ~Forwarder();
@@ -125,7 +129,6 @@ class Forwarder {
     uint64_t expires_ns;
     bool count_traffic;
   };
-  struct Staged;
 
   int Attach(int fd, Endpoint* e);
   void Run();
@@ -135,6 +138,7 @@ class Forwarder {
   size_t ParseLink(Endpoint& e, uint32_t id, uint64_t now);
   bool DeliverToTap(uint32_t tid, const uint8_t* vhdr, const uint8_t* frame, size_t len);
   void FlushBacklog(uint32_t id);
+  void WriteStaged(std::vector<Staged>& staged);
   int64_t WriteOrQueue(Endpoint& e, uint32_t id, const struct iovec* iov, int iovcnt);
   const Entry* Lookup(uint32_t ingress, const uint8_t* frame, uint64_t now);
   void CountTraffic(const uint8_t* frame, size_t len);

@@ -49,6 +49,21 @@ struct Forwarder::Staged {
   std::vector<struct iovec> iov;
 };
 
+// Gathers bytes for one link (one writev per link per batch, in order).
+static void Stage(std::vector<Forwarder::Staged>& staged, uint32_t link, const void* p, size_t len) {
+  auto s = std::find_if(staged.begin(), staged.end(), [&](const Forwarder::Staged& x) { return x.link == link; });
+  if (s == staged.end()) s = staged.insert(staged.end(), Forwarder::Staged{link, {}});
+  s->iov.push_back({const_cast<void*>(p), len});
+}
+
+void Forwarder::WriteStaged(std::vector<Staged>& staged) {
+  for (Staged& s : staged) {
+    Endpoint* t = Get(s.link);
+    if (t != nullptr) WriteOrQueue(*t, s.link, s.iov.data(), static_cast<int>(s.iov.size()));
+  }
+  staged.clear();
+}
+
 void Forwarder::ReadTap(uint32_t id, uint64_t now) {
   Endpoint& e = *Get(id);
   const size_t hs = static_cast<size_t>(e.hdr_size);
@@ -84,10 +99,8 @@ void Forwarder::ReadTap(uint32_t id, uint64_t now) {
           h[2] = static_cast<uint8_t>(body >> 8);
           h[3] = static_cast<uint8_t>(body);
           if (vh != nullptr) std::memcpy(h + kHeader, vh, kVhdr);
-          auto s = std::find_if(staged.begin(), staged.end(), [&](const Staged& x) { return x.link == entry->target; });
-          if (s == staged.end()) s = staged.insert(staged.end(), Staged{entry->target, {}});
-          s->iov.push_back({h, kHeader + (vh != nullptr ? kVhdr : 0)});
-          s->iov.push_back({const_cast<uint8_t*>(frame), len});
+          Stage(staged, entry->target, h, kHeader + (vh != nullptr ? kVhdr : 0));
+          Stage(staged, entry->target, frame, len);
           t->c.tx_frames++;
           t->c.tx_bytes += len;
         }
@@ -106,10 +119,7 @@ void Forwarder::ReadTap(uint32_t id, uint64_t now) {
     up.records.push_back(static_cast<uint32_t>(n));
     up.data.insert(up.data.end(), rec, rec + n);
   }
-  for (Staged& s : staged) {
-    Endpoint* t = Get(s.link);
-    if (t != nullptr) WriteOrQueue(*t, s.link, s.iov.data(), static_cast<int>(s.iov.size()));
-  }
+  WriteStaged(staged);
   if (!up.records.empty()) Up(std::move(up));
   if (fatal != 0) Fail(id, fatal);
 }
@@ -137,6 +147,7 @@ void Forwarder::ReadLink(uint32_t id, uint64_t now) {
 
 size_t Forwarder::ParseLink(Endpoint& e, uint32_t id, uint64_t now) {
   UpItem up{kUpLinkBytes, id, 0, {}, {}};
+  std::vector<Staged> staged;  // relays to other links: the messages as they came, by reference into rx
   bool going_up = e.up_pending > 0;
   const uint8_t* rx = e.rx.data();
   size_t off = 0;
@@ -157,7 +168,20 @@ size_t Forwarder::ParseLink(Endpoint& e, uint32_t id, uint64_t now) {
       const size_t flen = len - (vh != nullptr ? kVhdr : 0);
       const Entry* entry = Lookup(id, data, now);
       Endpoint* t = entry == nullptr ? nullptr : Get(entry->target);
-      if (t != nullptr && !t->is_link && !t->failed && DeliverToTap(entry->target, vh, data, flen)) {
+      bool done = false;
+      if (t != nullptr && !t->failed && t->is_link) {
+        if (t->out.size() - t->out_off > t->high_water) {
+          t->c.tx_dropped++;
+        } else {
+          Stage(staged, entry->target, msg, kHeader + len);  // a relayed frame is the same message on the next link
+          t->c.tx_frames++;
+          t->c.tx_bytes += flen;
+        }
+        done = true;
+      } else if (t != nullptr && !t->failed) {
+        done = DeliverToTap(entry->target, vh, data, flen);
+      }
+      if (done) {
         e.c.rx_frames++;
         e.c.rx_bytes += flen;
         off += kHeader + len;
@@ -173,6 +197,7 @@ size_t Forwarder::ParseLink(Endpoint& e, uint32_t id, uint64_t now) {
     up.data.insert(up.data.end(), rx + off, rx + e.rx_fill);
     off = e.rx_fill;
   }
+  WriteStaged(staged);  // before the buffer moves under the iovecs
   if (off > 0) {
     std::memmove(e.rx.data(), rx + off, e.rx_fill - off);
     e.rx_fill -= off;

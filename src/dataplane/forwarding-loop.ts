@@ -84,7 +84,7 @@ export class ForwardingLoop {
       if (!egress.drop && isFloodReason(egress.reason) && !guard.admitsFlood()) continue;
       traffic.add(src, dst, data.length);
       this.#deliver(egress, frame, ingress);
-      this.#native?.offer(ingress, src, dst, egress, true);
+      this.#native?.offer(ingress, src, dst, egress, true, false);
     }
   }
 
@@ -107,13 +107,14 @@ export class ForwardingLoop {
         if (n !== undefined) this.#relayed.set(dst, n + 1);
       }
       this.#deliver(egress, frame, ingress);
-      this.#native?.offer(ingress, src, dst, egress, false);
+      this.#native?.offer(ingress, src, dst, egress, false, watching);
     }
   }
 
   /** Count the frames to `mac` relayed from a link to a link from now on. */
   watchRelay(mac: number): void {
     if (!this.#relayed.has(mac)) this.#relayed.set(mac, 0);
+    this.#native?.forwarder.flush(); // relays the forwarder carries would go uncounted
   }
 
   relayed(mac: number): number {

@@ -14,9 +14,10 @@ import type { TrafficCounters } from './traffic-counters.ts';
  *   offer    the forwarding loop offers every frame it delivered; installed
  *            are decisions to exactly one target made by a rule or a learned
  *            MAC, from a port or a link that the forwarder serves, to a port
- *            that is not held or (from a port only) a link it serves. Floods,
- *            drops, link-to-link relays (the hub's, and the relay watch of a
- *            migration) and everything on TLS, VXLAN or memory stay here.
+ *            that is not held or a link it serves — link to link (a hub's
+ *            relay) only while no migration's relay watch counts such frames
+ *            (forwarding-loop.ts flushes when one starts). Floods, drops and
+ *            everything on TLS, VXLAN or memory stay here.
  *            An endpoint not yet attached is asked to attach (it does after
  *            this turn) and the next frame of the flow installs it.
  *   flush    every invalidation of the forwarding table (rules, ports, links,
@@ -55,7 +56,7 @@ export class NativeFlows {
   }
 
   /** A frame of (src, dst) from `ingress` went to `egress`: let the forwarder take the flow's next frames if it can. */
-  offer(ingress: Ingress, src: Mac, dst: Mac, egress: Egress<PortOutlet, LinkSlot>, fromPort: boolean): void {
+  offer(ingress: Ingress, src: Mac, dst: Mac, egress: Egress<PortOutlet, LinkSlot>, fromPort: boolean, relayWatched: boolean): void {
     if (egress.drop || (egress.reason !== 'rule' && egress.reason !== 'learned')) return;
     const ports = egress.ports;
     const links = egress.links;
@@ -69,7 +70,7 @@ export class NativeFlows {
       if (outlet.held) return;
       target = outlet.port as NativeEndpoint;
     } else {
-      if (!fromPort) return;
+      if (!fromPort && relayWatched) return; // the relay watch counts link-to-link frames here
       target = links[0]!.link;
     }
     const outId = endpointOf(target, fwd);

@@ -11,6 +11,8 @@
  *     rule is applied), removing it lets the flow back onto the native path;
  *   - closing the link takes the socket back from the forwarder; the spoke
  *     redials and the forwarder carries the flow over the new link.
+ *
+ * And a hub between two spokes relays their flow link to link on its thread.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,33 +29,26 @@ requireTools(['ip', 'ping']);
 const MAC1 = '02:00:00:77:00:01';
 const MAC2 = '02:00:00:77:00:02';
 
-async function kernelCounter(h: NetnsHarness, ns: string, dev: string, which: 'tx_packets' | 'rx_packets'): Promise<number> {
-  const r = await h.exec(ns, ['cat', `/sys/class/net/${dev}/statistics/${which}`]);
-  return Number(r.stdout.trim());
+type Vm = { ns: string; dev: string; ip: string };
+
+/** A daemon in this process with the native forwarder: the hub (listening on loopback), or a spoke of `hub`. */
+async function startDaemon(t: { after(fn: () => Promise<void>): void }, hostId: string, hub?: Daemon): Promise<Daemon> {
+  const logger = silentLogger();
+  const transport = new TcpTransport({ logger }, { localHost: hostId, keepaliveMs: 200, deadMs: 2000 });
+  const d = await Daemon.start({ logger, transport }, hub === undefined
+    ? { hostId, role: 'hub', listen: { host: '127.0.0.1', port: 0 }, nativeForwarding: {} }
+    : { hostId, role: 'spoke', hub: { host: '127.0.0.1', port: hub.listenAddress!.port, id: hub.hostId }, reconnect: { initialMs: 20, maxMs: 200 }, nativeForwarding: {} });
+  t.after(() => d.close());
+  return d;
 }
 
-test('the native forwarder carries a flow with exact counters, obeys a rule change at once and survives a link change', { timeout: 120_000 }, async (t) => {
-  const h = await useNetns(t, 'vnf-');
-  const logger = silentLogger();
-  const vms: { ns: string; dev: string; ip: string }[] = [];
-  const daemons: Daemon[] = [];
-  t.after(async () => {
-    for (const d of daemons) await d.close();
-  });
-  const hub = await Daemon.start(
-    { logger, transport: new TcpTransport({ logger }, { localHost: 'h1', keepaliveMs: 200, deadMs: 2000 }) },
-    { hostId: 'h1', role: 'hub', listen: { host: '127.0.0.1', port: 0 }, nativeForwarding: {} },
-  );
-  daemons.push(hub);
-  const spoke = await Daemon.start(
-    { logger, transport: new TcpTransport({ logger }, { localHost: 'h2', keepaliveMs: 200, deadMs: 2000 }) },
-    { hostId: 'h2', role: 'spoke', hub: { host: '127.0.0.1', port: hub.listenAddress!.port, id: 'h1' }, reconnect: { initialMs: 20, maxMs: 200 }, nativeForwarding: {} },
-  );
-  daemons.push(spoke);
-  for (const [d, mac, ip] of [[hub, MAC1, '10.97.0.1'], [spoke, MAC2, '10.97.0.2']] as const) {
+/** Two VMs (MAC1 on the first daemon, MAC2 on the second): TAP ports in namespaces, IPv6 off, each other's MAC static. */
+async function vmPair(h: NetnsHarness, on: readonly [Daemon, Daemon]): Promise<[Vm, Vm]> {
+  const vms: Vm[] = [];
+  for (const [d, mac, ip] of [[on[0], MAC1, '10.97.0.1'], [on[1], MAC2, '10.97.0.2']] as const) {
     const ns = await h.namespace();
     const dev = h.linkName();
-    const port = TapPort.open({ name: dev, mac: parseMac(mac), mtu: 1500, vnetHdr: true, up: false, logger });
+    const port = TapPort.open({ name: dev, mac: parseMac(mac), mtu: 1500, vnetHdr: true, up: false, logger: silentLogger() });
     h.trackHostLink(dev);
     await h.exec(undefined, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
     await h.moveLink(dev, ns);
@@ -63,9 +58,22 @@ test('the native forwarder carries a flow with exact counters, obeys a rule chan
     d.addPort(port, ip);
     vms.push({ ns, dev, ip });
   }
-  const [vm1, vm2] = vms as [(typeof vms)[0], (typeof vms)[0]];
+  const [vm1, vm2] = vms as [Vm, Vm];
   await h.exec(vm1.ns, ['ip', 'neigh', 'replace', vm2.ip, 'lladdr', MAC2, 'dev', vm1.dev, 'nud', 'permanent']);
   await h.exec(vm2.ns, ['ip', 'neigh', 'replace', vm1.ip, 'lladdr', MAC1, 'dev', vm2.dev, 'nud', 'permanent']);
+  return [vm1, vm2];
+}
+
+async function kernelCounter(h: NetnsHarness, ns: string, dev: string, which: 'tx_packets' | 'rx_packets'): Promise<number> {
+  const r = await h.exec(ns, ['cat', `/sys/class/net/${dev}/statistics/${which}`]);
+  return Number(r.stdout.trim());
+}
+
+test('the native forwarder carries a flow with exact counters, obeys a rule change at once and survives a link change', { timeout: 120_000 }, async (t) => {
+  const h = await useNetns(t, 'vnf-');
+  const hub = await startDaemon(t, 'h1');
+  const spoke = await startDaemon(t, 'h2', hub);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
   await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
 
   const ping = (count: number, allowFailure = false) =>
@@ -117,4 +125,25 @@ test('the native forwarder carries a flow with exact counters, obeys a rule chan
     const tx = await kernelCounter(h, vm1.ns, vm1.dev, 'tx_packets');
     return hub.port(vm1.dev)!.stats.rxFrames === tx;
   }, 'port counters still equal the frames vm1 sent');
+});
+
+test('a hub relays between two spokes on the native forwarder, link to link, counters exact', { timeout: 120_000 }, async (t) => {
+  const h = await useNetns(t, 'vnf-');
+  const hub = await startDaemon(t, 'hub');
+  const a = await startDaemon(t, 'sA', hub);
+  const b = await startDaemon(t, 'sB', hub);
+  const [vmA, vmB] = await vmPair(h, [a, b]);
+  await waitFor(() => a.link('hub') !== undefined && b.link('hub') !== undefined, 'both spokes linked to the hub');
+  await h.exec(vmA.ns, ['ping', '-q', '-c', '200', '-i', '0.005', '-W', '1', vmB.ip], { timeoutMs: 30_000 });
+  assert.ok(hub.nativeCarriedFrames! >= 300, `the hub's forwarder relayed ${hub.nativeCarriedFrames} of the 400 frames`);
+  await waitFor(() => {
+    const toB = hub.link('sB')!.stats;
+    const fromB = b.link('hub')!.stats;
+    const toA = hub.link('sA')!.stats;
+    const fromA = a.link('hub')!.stats;
+    hub.facts(); // merges the forwarders' counts (the spokes' too: their own facts)
+    a.facts();
+    b.facts();
+    return toB.txFrames === fromB.rxFrames && toA.txFrames === fromA.rxFrames && fromA.txFrames === toA.rxFrames && toB.txFrames >= 200;
+  }, 'each link counts on both ends the same frames');
 });
