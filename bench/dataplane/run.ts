@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startOvsVtep, type OvsVtep } from './ovs-vtep.ts';
+import { Measures, median, type Figures } from './measures.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -274,108 +275,11 @@ function ovsScenario(): Scenario {
 scenarios.push(ovsScenario());
 scenarios.push(vnetScenario('vnet-ovs', 9, 'vxlan', true));
 
-/** CPU seconds (user + system) used so far by these processes, from /proc/PID/stat. */
-function cpuSeconds(pids: readonly number[]): number {
-  const hz = 100; // USER_HZ: 100 on every Linux ABI Node runs on
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of the line)
-    } catch {
-      // gone: counts nothing more
-    }
-  }
-  return ticks / hz;
-}
+const measures = new Measures({ vm1: NS.vm1, vm2: NS.vm2, work, seconds: SECONDS, rrSeconds: RR_SECONDS, inNs, bg, stopAll, until, sh });
 
-async function iperf(addr: string, streams: number): Promise<number> {
-  const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
-  try {
-    await until('iperf3 server listening', () => inNs(NS.vm2, ['ss', '-ltn']).includes(`${addr}:5201`));
-    const r = spawnSync('ip', ['netns', 'exec', NS.vm1, 'iperf3', '-c', addr, '-t', String(SECONDS), '-P', String(streams), '-J'], {
-      encoding: 'utf8',
-      timeout: (SECONDS + 30) * 1000,
-    });
-    const j = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
-    const bps = j.end?.sum_received?.bits_per_second;
-    if (r.status !== 0 || bps === undefined) throw new Error(`iperf3 failed: ${j.error ?? r.stderr}`);
-    return bps / 1e9;
-  } finally {
-    server.kill('SIGKILL');
-  }
-}
-
-/** Ping RTT in ms over 1,000 echoes 1 ms apart: the median and the 99th percentile. */
-function pingRtt(addr: string): { median: number; p99: number } {
-  const out = inNs(NS.vm1, ['ping', '-c', '1000', '-i', '0.001', '-W', '1', addr]);
-  const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (times.length < 990) throw new Error(`ping lost echoes (${times.length}/1000): ${out.slice(-300)}`);
-  return { median: median(times), p99: percentile(times, 0.99) };
-}
-
-/** rr.c built once into the scratch directory. */
-let rrBinary: string | undefined;
-function rrTool(): string {
-  if (rrBinary === undefined) {
-    rrBinary = join(work, 'rr');
-    sh(['cc', '-O2', '-o', rrBinary, join(import.meta.dirname, 'rr.c')]);
-  }
-  return rrBinary;
-}
-
-/** Request/response transactions per second (64-byte messages) over `conns` TCP connections, vm1 → vm2. */
-async function rr(addr: string, conns: number): Promise<number> {
-  const tool = rrTool();
-  const server = bg(NS.vm2, [tool, 'server', addr, '7100', '64'], 'rr-server.log');
-  try {
-    await until('rr server listening', () => inNs(NS.vm2, ['ss', '-ltn']).includes(`${addr}:7100`));
-    const out = inNs(NS.vm1, [tool, 'client', addr, '7100', '64', String(conns), String(RR_SECONDS)]);
-    const tps = Number(out.trim());
-    if (!Number.isFinite(tps)) throw new Error(`rr printed ${JSON.stringify(out)}`);
-    return tps;
-  } finally {
-    await stopAll([server], 'SIGKILL');
-  }
-}
-
-const percentile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-};
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
-interface Result {
+interface Result extends Figures {
   name: string;
-  g1: number;
-  g4: number;
-  rtt: number;
-  p99: number;
-  rr1: number;
-  rr16: number;
-  /** The overlay's CPU (cores) per Gbit/s in the 1-stream run; undefined for kernel paths. */
-  cpuPerGbit: number | undefined;
   error?: string;
-}
-
-/** One repetition: every figure once, the overlay's CPU measured around the 1-stream iperf. */
-async function measureOnce(s: Scenario, addr: string): Promise<Omit<Result, 'name'>> {
-  const pids = s.pids?.() ?? [];
-  const cpu0 = cpuSeconds(pids);
-  const t0 = performance.now();
-  const g1 = await iperf(addr, 1);
-  const cores = (cpuSeconds(pids) - cpu0) / ((performance.now() - t0) / 1000);
-  const g4 = await iperf(addr, 4);
-  const ping = pingRtt(addr);
-  const rr1 = await rr(addr, 1);
-  const rr16 = await rr(addr, 16);
-  return { g1, g4, rtt: ping.median, p99: ping.p99, rr1, rr16, cpuPerGbit: pids.length > 0 ? cores / g1 : undefined };
 }
 
 async function main(): Promise<void> {
@@ -386,7 +290,7 @@ async function main(): Promise<void> {
   setupUnderlay();
   const results: Result[] = [];
   const f = (xs: number[], digits: number): string => xs.map((x) => x.toFixed(digits)).join('/');
-  const measured = new Map<string, Omit<Result, 'name'>[]>(chosen.map((s) => [s.name, []]));
+  const measured = new Map<string, Figures[]>(chosen.map((s) => [s.name, []]));
   const errors = new Map<string, string>();
   // --interleave: every path once per round (set up, measured, torn down), so that the rows of a round ran back to back.
   const rounds = opts.interleave ? REPS : 1;
@@ -398,9 +302,9 @@ async function main(): Promise<void> {
         process.stdout.write(`${s.name}: `);
         try {
           const addr = await s.setup();
-          const reps: Omit<Result, 'name'>[] = [];
+          const reps: Figures[] = [];
           for (let r = 0; r < perRound; r++) {
-            reps.push(await measureOnce(s, addr));
+            reps.push(await measures.once(s.pids?.() ?? [], addr));
             process.stdout.write('.');
           }
           measured.get(s.name)!.push(...reps);
