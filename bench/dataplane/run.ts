@@ -7,16 +7,28 @@
  *   tinc-tcp    tinc 1.0, switch mode, TCPOnly = yes        (closest peer: userspace L2 over TCP)
  *   tinc-udp    tinc 1.0, switch mode, UDP, default cipher
  *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel
+ *   vnet-tcp-native       the same with the native forwarder (nativeForwarding: {}, docs/daemon.md)
+ *   vnet-tcp-native-busy  the same, spinning 50 µs before sleeping (nativeForwarding: { busyPollUs: 50 })
  *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
  *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
  *   ovs-vxlan   Open vSwitch, userspace datapath, on both hosts, VXLAN (ovs-vtep.ts; VMs on veths, MTU 1450)
  *   vnet-ovs    a vnet daemon (h1, TAP port) and Open vSwitch (h2, userspace datapath) over VXLAN
  *
+ * Figures per path: iperf3 throughput (1 and 4 streams); ping RTT, median
+ * and p99 of 1,000 echoes 1 ms apart; request/response transactions per
+ * second (`rr`, rr.c: 64-byte ping-pong over 1 and 16 TCP connections); and
+ * the overlay's own CPU per Gbit/s during the 1-stream run (utime + stime of
+ * its processes from /proc/PID/stat; the kernel paths have none to show).
+ *
  * Layout: host namespaces h1, h2 joined by an underlay veth (10.200.0.0/24);
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
  * Every address lives in namespaces this program creates and removes.
  *
- * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile]
+ * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave]
+ *
+ * --interleave: the paths take turns, one repetition each per round (set up
+ * and torn down every round), so that a busy moment of a shared machine hits
+ * every path rather than one; the medians are over the rounds.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startOvsVtep, type OvsVtep } from './ovs-vtep.ts';
+import { Measures, median, type Figures } from './measures.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -31,10 +44,13 @@ const { values: opts } = parseArgs({
     seconds: { type: 'string', default: '5' },
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'rr-seconds': { type: 'string', default: '3' },
+    interleave: { type: 'boolean', default: false },
   },
 });
 const REPS = Number(opts.reps);
 const SECONDS = Number(opts.seconds);
+const RR_SECONDS = Number(opts['rr-seconds']);
 const ROOT = resolve(import.meta.dirname, '../..');
 const VNET = join(ROOT, 'bin/vnet.js');
 const tag = Math.random().toString(36).slice(2, 6);
@@ -176,7 +192,7 @@ scenarios.push(tincScenario('tinc-tcp', 3, true));
 scenarios.push(tincScenario('tinc-udp', 4, false));
 
 /** vnet daemons on h1 and h2; with `ovsPeer` (VXLAN only) h2 is an Open vSwitch VTEP instead of a daemon. */
-function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan', ovsPeer = false): Scenario {
+function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxlan', ovsPeer = false, extra: string[] = []): Scenario {
   let procs: ChildProcess[] = [];
   let ovs: OvsVtep | undefined;
   return {
@@ -193,13 +209,14 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
         sh(['node', VNET, 'certs', 'link-key', '--dir', join(base, 'certs')]);
       }
       const port = (vm: string, i: number): string =>
-        `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:0${net}:0${i}", netns: ${vm} }`;
+        `  - { name: vn${net}${tag}, type: tap, mac: "02:00:00:00:${net.toString(16).padStart(2, '0')}:0${i}", netns: ${vm} }`;
       // runDir: this run's admin sockets, apart from any other daemon's on the machine.
       const common = [
         `transport: ${transport === 'tls' ? 'tls' : 'tcp'}`,
         `runDir: ${join(base, 'run')}`,
         transport === 'tls' ? `tls: { dir: ${join(base, 'certs')} }` : `tunnel: { linkKeyFile: ${join(base, 'certs', 'link.key')} }`,
         'members: [h1, h2]',
+        ...extra,
       ];
       // VXLAN: two hubs (no TCP link between them) whose only tunnel is the VXLAN one.
       const vxlan = (self: string, peer: string, other: string): string[] =>
@@ -233,6 +250,8 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
   };
 }
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
+scenarios.push(vnetScenario('vnet-tcp-native', 10, 'tcp', false, ['nativeForwarding: {}']));
+scenarios.push(vnetScenario('vnet-tcp-native-busy', 11, 'tcp', false, ['nativeForwarding: { busyPollUs: 50 }']));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
 scenarios.push(vnetScenario('vnet-vxlan', 7, 'vxlan'));
 
@@ -256,91 +275,84 @@ function ovsScenario(): Scenario {
 scenarios.push(ovsScenario());
 scenarios.push(vnetScenario('vnet-ovs', 9, 'vxlan', true));
 
-async function iperf(addr: string, streams: number): Promise<number> {
-  const server = bg(NS.vm2, ['iperf3', '-s', '-1', '-B', addr], 'iperf-server.log');
-  try {
-    await until('iperf3 server listening', () => inNs(NS.vm2, ['ss', '-ltn']).includes(`${addr}:5201`));
-    const r = spawnSync('ip', ['netns', 'exec', NS.vm1, 'iperf3', '-c', addr, '-t', String(SECONDS), '-P', String(streams), '-J'], {
-      encoding: 'utf8',
-      timeout: (SECONDS + 30) * 1000,
-    });
-    const j = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
-    const bps = j.end?.sum_received?.bits_per_second;
-    if (r.status !== 0 || bps === undefined) throw new Error(`iperf3 failed: ${j.error ?? r.stderr}`);
-    return bps / 1e9;
-  } finally {
-    server.kill('SIGKILL');
-  }
-}
+const measures = new Measures({ vm1: NS.vm1, vm2: NS.vm2, work, seconds: SECONDS, rrSeconds: RR_SECONDS, inNs, bg, stopAll, until, sh });
 
-/** Median ping RTT in ms over 100 echoes 20 ms apart (the median resists the scheduler's outliers on a shared machine). */
-function pingRtt(addr: string): number {
-  const out = inNs(NS.vm1, ['ping', '-c', '100', '-i', '0.02', addr]);
-  const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (times.length < 90) throw new Error(`ping lost echoes (${times.length}/100): ${out.slice(-300)}`);
-  return median(times);
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
-interface Result {
+interface Result extends Figures {
   name: string;
-  g1: number;
-  g4: number;
-  rtt: number;
   error?: string;
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/dataplane needs root (network namespaces, TAP devices)');
-  for (const tool of ['ip', 'iperf3', 'ping', 'tincd']) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
+  for (const tool of ['ip', 'iperf3', 'ping', 'tincd', 'cc']) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
   const only = opts.only?.split(',');
   const chosen = scenarios.filter((s) => only === undefined || only.includes(s.name));
   setupUnderlay();
   const results: Result[] = [];
+  const f = (xs: number[], digits: number): string => xs.map((x) => x.toFixed(digits)).join('/');
+  const measured = new Map<string, Figures[]>(chosen.map((s) => [s.name, []]));
+  const errors = new Map<string, string>();
+  // --interleave: every path once per round (set up, measured, torn down), so that the rows of a round ran back to back.
+  const rounds = opts.interleave ? REPS : 1;
+  const perRound = opts.interleave ? 1 : REPS;
   try {
-    for (const s of chosen) {
-      process.stdout.write(`${s.name}: `);
-      try {
-        const addr = await s.setup();
-        const g1: number[] = [];
-        const g4: number[] = [];
-        const rtt: number[] = [];
-        for (let r = 0; r < REPS; r++) {
-          g1.push(await iperf(addr, 1));
-          g4.push(await iperf(addr, 4));
-          rtt.push(pingRtt(addr));
-          process.stdout.write('.');
+    for (let round = 0; round < rounds; round++) {
+      for (const s of chosen) {
+        if (errors.has(s.name)) continue;
+        process.stdout.write(`${s.name}: `);
+        try {
+          const addr = await s.setup();
+          const reps: Figures[] = [];
+          for (let r = 0; r < perRound; r++) {
+            reps.push(await measures.once(s.pids?.() ?? [], addr));
+            process.stdout.write('.');
+          }
+          measured.get(s.name)!.push(...reps);
+          const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number[] => reps.map((x) => x[k]);
+          const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
+          process.stdout.write(` 1 stream ${f(pick('g1'), 2)} Gbit/s, 4 streams ${f(pick('g4'), 2)}, rtt ${f(pick('rtt'), 3)} ms (p99 ${f(pick('p99'), 3)}), rr ${f(pick('rr1'), 0)}/s (16: ${f(pick('rr16'), 0)})${cpu.length > 0 ? `, cpu/Gbit ${f(cpu, 2)}` : ''}\n`);
+        } catch (err) {
+          errors.set(s.name, (err as Error).message);
+          process.stdout.write(`FAILED: ${(err as Error).message}\n`);
+        } finally {
+          await s.teardown();
         }
-        results.push({ name: s.name, g1: median(g1), g4: median(g4), rtt: median(rtt) });
-        process.stdout.write(` 1 stream ${g1.map((x) => x.toFixed(2)).join('/')} Gbit/s, 4 streams ${g4.map((x) => x.toFixed(2)).join('/')}, rtt ${rtt.map((x) => x.toFixed(3)).join('/')} ms\n`);
-      } catch (err) {
-        results.push({ name: s.name, g1: NaN, g4: NaN, rtt: NaN, error: (err as Error).message });
-        process.stdout.write(`FAILED: ${(err as Error).message}\n`);
-      } finally {
-        await s.teardown();
       }
     }
   } finally {
     teardown();
   }
+  for (const s of chosen) {
+    const reps = measured.get(s.name)!;
+    const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number => (reps.length > 0 ? median(reps.map((x) => x[k])) : NaN);
+    const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
+    const error = errors.get(s.name);
+    results.push({
+      name: s.name, g1: pick('g1'), g4: pick('g4'), rtt: pick('rtt'), p99: pick('p99'), rr1: pick('rr1'), rr16: pick('rr16'),
+      cpuPerGbit: cpu.length > 0 ? median(cpu) : undefined, ...(error === undefined ? {} : { error }),
+    });
+  }
   const by = (n: string): Result | undefined => results.find((r) => r.name === n);
-  console.log(`\nbench/dataplane: medians of ${REPS} runs, iperf3 ${SECONDS} s, ping: median of 100 echoes 20 ms apart (${new Date().toISOString()})\n`);
-  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms (median) |');
-  console.log('|---|---:|---:|---:|');
-  for (const r of results) console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} |${r.error ? ` error: ${r.error}` : ''}`);
+  const veth = by('veth');
+  console.log(`\nbench/dataplane: medians of ${REPS} runs, iperf3 ${SECONDS} s, ping: 1,000 echoes 1 ms apart, rr: ${RR_SECONDS} s of 64-byte request/response (${new Date().toISOString()})\n`);
+  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms median | p99 | rr/s 1 conn | rr/s 16 conns | rr 1 conn / veth | CPU cores per Gbit/s |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    const toVeth = veth === undefined ? '—' : (r.rr1 / veth.rr1).toFixed(2);
+    const cpu = r.cpuPerGbit === undefined ? '—' : r.cpuPerGbit.toFixed(2);
+    console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.rr1.toFixed(0)} | ${r.rr16.toFixed(0)} | ${toVeth} | ${cpu} |${r.error ? ` error: ${r.error}` : ''}`);
+  }
   const ratio = (a: string, b: string): void => {
     const x = by(a);
     const y = by(b);
     if (x === undefined || y === undefined) return;
-    console.log(`${a} / ${b}: 1 stream ${(x.g1 / y.g1).toFixed(2)}x, 4 streams ${(x.g4 / y.g4).toFixed(2)}x, RTT ${(x.rtt / y.rtt).toFixed(2)}x`);
+    console.log(`${a} / ${b}: 1 stream ${(x.g1 / y.g1).toFixed(2)}x, 4 streams ${(x.g4 / y.g4).toFixed(2)}x, RTT ${(x.rtt / y.rtt).toFixed(2)}x (p99 ${(x.p99 / y.p99).toFixed(2)}x), rr ${(x.rr1 / y.rr1).toFixed(2)}x (16 conns ${(x.rr16 / y.rr16).toFixed(2)}x)`);
   };
   console.log('');
   ratio('vnet-tcp', 'tinc-tcp');
+  ratio('vnet-tcp-native', 'tinc-tcp');
+  ratio('vnet-tcp-native-busy', 'tinc-tcp');
+  ratio('vnet-tcp-native', 'vnet-tcp');
   ratio('vnet-tls', 'tinc-tcp');
   ratio('vnet-tcp', 'tinc-udp');
   ratio('vnet-tcp', 'vxlan');

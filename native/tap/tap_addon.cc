@@ -17,6 +17,8 @@
 //           what is still queued here, synchronously, through onBatch; close()
 //           detaches (the kernel drops what is left, which is nothing by then).
 //   close   stops polling and closes the fd.
+//   native  setPolling(false) while the native forwarder (forwarder.h) serves
+//           the device; setPolling(true) when it lets go.
 //
 // No libuv thread-pool work: reads happen on the main thread only when the
 // kernel says data is ready, and never block (O_NONBLOCK).
@@ -31,6 +33,7 @@
 
 #include <napi.h>
 
+#include "forwarder_addon.h"
 #include "tap_fd.h"
 
 namespace vnet_tap {
@@ -80,6 +83,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
       InstanceMethod<&TapHandle::Steer>("steer"),
       InstanceMethod<&TapHandle::DrainNow>("drain"),
       InstanceMethod<&TapHandle::Start>("start"),
+      InstanceMethod<&TapHandle::SetPolling>("setPolling"),
       InstanceMethod<&TapHandle::Write>("write"),
       InstanceMethod<&TapHandle::WriteBatch>("writeBatch"),
       InstanceMethod<&TapHandle::Close>("close"),
@@ -193,6 +197,15 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     }
     poll_ = poll.release();
     Ref();  // keep this object alive while the loop may call back into it
+  }
+
+  // setPolling(on): stop or restart the main loop's reads while started (the
+  // native forwarder reads the device meanwhile, through its own dup of the fd).
+  void SetPolling(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (poll_ == nullptr) throw Napi::Error::New(env, "TapHandle: not polling");
+    int rc = info.Length() > 0 && info[0].ToBoolean() ? uv_poll_start(poll_, UV_READABLE, &TapHandle::OnPoll) : uv_poll_stop(poll_);
+    if (rc != 0) throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
   }
 
   // write(frame, hdr?) -> bytes written, or -errno (the frame was not delivered).
@@ -366,6 +379,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
 
 static Napi::Object InitVnetTap(Napi::Env env, Napi::Object exports) {
   exports.Set("TapHandle", vnet_tap::TapHandle::Define(env));
+  vnet_tap::RegisterForwarder(env, exports);
   return exports;
 }
 

@@ -237,6 +237,20 @@ export const daemonConfigSchema = z
      * deployment should use the same values: deadMs must stay several
      * keepaliveMs of the peer's.
      */
+    /**
+     * The native forwarder (docs/daemon.md, "Native forwarding"): established
+     * flows between TAP ports and plain-TCP links carried by a thread of the
+     * TAP addon instead of the event loop. Off unless given ({} turns it on).
+     * busyPollUs: spin this long after traffic before sleeping (costs CPU,
+     * saves a wake-up); flowTtlMs: how long an installed flow lives before
+     * one frame comes back through the event loop (learning refreshed).
+     */
+    nativeForwarding: z
+      .strictObject({
+        busyPollUs: z.number().int().min(0).max(1000).default(0),
+        flowTtlMs: z.number().int().min(10).max(60_000).default(1000),
+      })
+      .optional(),
     keepaliveMs: z.number().int().min(50).max(60_000).default(DEFAULT_DAEMON_KEEPALIVE_MS),
     deadMs: z.number().int().min(200).max(600_000).default(DEFAULT_DAEMON_DEAD_MS),
     agingMs: z.number().int().min(1000).default(300_000),

@@ -121,6 +121,10 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
   readCounter('vnet_daemon_forwarding_cache_hits_total', 'Forwarding decisions answered by the flow cache', [], (put) => put({}, daemon.table.stats.hits));
   readCounter('vnet_daemon_forwarding_cache_misses_total', 'Forwarding decisions computed (flow cache misses)', [], (put) => put({}, daemon.table.stats.misses));
   readCounter('vnet_daemon_forwarding_cache_invalidations_total', 'Whole flow-cache invalidations (rule, port or link changes)', [], (put) => put({}, daemon.table.stats.invalidations));
+  readCounter('vnet_daemon_native_forwarded_frames_total', 'Frames the native forwarder carried on its own thread (0 without nativeForwarding)', [], (put) => {
+    const n = daemon.nativeCarriedFrames;
+    if (n !== undefined) put({}, n);
+  });
   readCounter('vnet_daemon_mac_conflicts_total', 'Frames from a link whose source MAC belongs to a local port or a controller-placed VM (not re-learned)', [], (put) => put({}, daemon.table.stats.macConflicts));
   readCounter('vnet_daemon_forwarding_dropped_frames_total', 'Frames the forwarding table dropped, by reason', ['reason'], (put) => {
     const s = daemon.table.stats;

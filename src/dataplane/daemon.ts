@@ -24,6 +24,10 @@
  *                 count and rate, flood rate); mac-homes.ts: a local port's
  *                 MAC is not learned anywhere else; security-events.ts: what
  *                 was refused, logged and reported (rate limited).
+ *   native        with `nativeForwarding`, native-flows.ts hands established
+ *                 flows between TAP ports and plain-TCP links to the native
+ *                 forwarder's thread (native-forwarder.ts); its counts are
+ *                 merged before every snapshot and facts.
  *   reporting     daemon-facts.ts: facts, traffic snapshots and events.
  *   migration     a port can be held (port-outlet.ts: its frames queued,
  *                 bounded) and released to itself or to a link; a VM that
@@ -56,6 +60,8 @@ import { DaemonEvents, linkDetail, linkFacts, portFacts, takeTrafficSnapshot, ty
 import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-security.ts';
 import { SecurityEvents } from './security-events.ts';
 import { VxlanEndpoint, type VxlanInit, type VxlanStats } from './vxlan-endpoint.ts';
+import { NativeForwarder, type NativeForwarderOptions } from './native-forwarder.ts';
+import { NativeFlows } from './native-flows.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -89,6 +95,8 @@ export interface DaemonInit {
   agingMs?: number;
   /** VXLAN tunnels to configured VTEPs (vxlan-endpoint.ts; trusted underlay only, docs/vxlan.md), beside the transport's links. */
   vxlan?: VxlanInit | undefined;
+  /** Carry established flows between TAP ports and plain-TCP links on the native forwarder's thread (native-flows.ts). */
+  nativeForwarding?: NativeForwarderOptions | undefined;
 }
 
 export interface DaemonCounters extends ForwardingCounters, LinkSlotCounters {
@@ -110,6 +118,7 @@ export class Daemon implements DaemonControl {
   readonly #init: DaemonInit;
   readonly #ports = new Map<string, PortEntry>();
   readonly #forwarding: ForwardingLoop;
+  readonly #native: NativeFlows | undefined;
   readonly #links: LinkSlots;
   readonly #fastPath: FastPathLinks;
   readonly #events: DaemonEvents;
@@ -141,7 +150,8 @@ export class Daemon implements DaemonControl {
       onConflict: (conflict) => this.#security.conflict(conflict),
       ...(init.agingMs !== undefined ? { agingMs: init.agingMs } : {}),
     });
-    this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats);
+    this.#native = init.nativeForwarding === undefined ? undefined : new NativeFlows(NativeForwarder.open(init.nativeForwarding), this.table, this.counters, this.#clock);
+    this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats, this.#native);
     this.#links = new LinkSlots(
       {
         hostId: init.hostId,
@@ -205,6 +215,12 @@ export class Daemon implements DaemonControl {
     return v === undefined ? undefined : { stats: v.stats, address: v.address, vni: v.vni };
   }
 
+  /** Frames the native forwarder has carried (merged now); undefined without `nativeForwarding`. */
+  get nativeCarriedFrames(): number | undefined {
+    this.#native?.sync();
+    return this.#native?.forwarder.carriedFrames;
+  }
+
   /** Where we accept links (the real port when started on port 0). */
   get listenAddress(): ListenAddress | undefined {
     if (this.#listener === undefined || this.#init.listen === undefined) return undefined;
@@ -260,6 +276,7 @@ export class Daemon implements DaemonControl {
   setPortSecurity(name: string, security: Partial<PortSecurityPolicy> = {}): void {
     const entry = this.#entry(name);
     entry.guard.setPolicy(portSecurityPolicy(security));
+    this.#native?.forwarder.flush(); // installed flows were admitted under the old policy
     this.#log.info({ port: name, locked: entry.guard.policy.lock }, 'port security changed');
   }
 
@@ -404,10 +421,12 @@ export class Daemon implements DaemonControl {
   // ------------------------------------------------------------ reporting
 
   takeTrafficSnapshot(): TrafficSnapshot {
+    this.#native?.sync();
     return takeTrafficSnapshot(this.hostId, this.counters, this.#clock.wallNow());
   }
 
   facts(): DaemonFacts {
+    this.#native?.sync();
     return {
       hostId: this.hostId,
       role: this.role,
@@ -423,6 +442,7 @@ export class Daemon implements DaemonControl {
 
   /** Every link with its queue, keepalives, dialled address and last error (what `facts` does not carry to the controller). */
   linkDetails(): LinkDetail[] {
+    this.#native?.sync();
     return [...this.#links.values()].map(linkDetail);
   }
 
@@ -442,6 +462,7 @@ export class Daemon implements DaemonControl {
     await this.#vxlan?.close();
     for (const { port } of this.#ports.values()) await port.close().catch(() => undefined);
     this.#ports.clear();
+    this.#native?.close();
     this.#log.info('daemon stopped');
   }
 }

@@ -324,3 +324,10 @@ export class StreamPortError extends VnetError {
     super('VNET_ERR_STREAM_PORT', message, options);
   }
 }
+
+/** The native forwarder (native/tap/forwarder*.cc) cannot be used: the addon is missing or too old, its thread did not start, an option is out of range, or an fd could not be attached. */
+export class NativeForwarderError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_NATIVE_FORWARDER', message, options);
+  }
+}

@@ -4,6 +4,7 @@ import { dstMacOf, srcMacOf } from '../common/mac.ts';
 import type { Egress } from './egress.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { LinkSlot } from './link-slots.ts';
+import type { NativeFlows } from './native-flows.ts';
 import type { PortOutlet } from './port-outlet.ts';
 import { isFloodReason, type PortGuard } from './port-security.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
@@ -31,6 +32,10 @@ import type { TrafficCounters } from './traffic-counters.ts';
  *            them itself; a held port queues them, port-outlet.ts) and to
  *            the links of link slots that are up (batched writes).
  *
+ *   native   (with the native forwarder on) the decision is offered to it
+ *            (native-flows.ts), which repeats it for the flow's next frames on
+ *            its own thread; those never come here, and are counted there.
+ *
  * Relay watch: for the MACs of VMs that migrated away (the daemon watches a
  * port's MAC from the moment it is held), frames that came in on a link and
  * went out on a link are counted: the source's relay after a cutover. One
@@ -51,11 +56,13 @@ export class ForwardingLoop {
   readonly #stats: ForwardingCounters;
   /** Destination MAC → frames relayed link to link (only MACs being watched). */
   readonly #relayed = new Map<number, number>();
+  readonly #native: NativeFlows | undefined;
 
-  constructor(table: ForwardingTable<PortOutlet, LinkSlot>, traffic: TrafficCounters, stats: ForwardingCounters) {
+  constructor(table: ForwardingTable<PortOutlet, LinkSlot>, traffic: TrafficCounters, stats: ForwardingCounters, native?: NativeFlows) {
     this.#table = table;
     this.#traffic = traffic;
     this.#stats = stats;
+    this.#native = native;
   }
 
   /** Frames from a VM, through its port's guard: they enter the overlay here, so they are counted here. */
@@ -77,6 +84,7 @@ export class ForwardingLoop {
       if (!egress.drop && isFloodReason(egress.reason) && !guard.admitsFlood()) continue;
       traffic.add(src, dst, data.length);
       this.#deliver(egress, frame, ingress);
+      this.#native?.offer(ingress, src, dst, egress, true, false);
     }
   }
 
@@ -92,18 +100,21 @@ export class ForwardingLoop {
         continue;
       }
       const dst = dstMacOf(data);
-      const egress = table.forward(srcMacOf(data), dst, ingress);
+      const src = srcMacOf(data);
+      const egress = table.forward(src, dst, ingress);
       if (watching && egress.links.length > 0) {
         const n = this.#relayed.get(dst);
         if (n !== undefined) this.#relayed.set(dst, n + 1);
       }
       this.#deliver(egress, frame, ingress);
+      this.#native?.offer(ingress, src, dst, egress, false, watching);
     }
   }
 
   /** Count the frames to `mac` relayed from a link to a link from now on. */
   watchRelay(mac: number): void {
     if (!this.#relayed.has(mac)) this.#relayed.set(mac, 0);
+    this.#native?.forwarder.flush(); // relays the forwarder carries would go uncounted
   }
 
   relayed(mac: number): number {

@@ -120,6 +120,9 @@ export class ForwardingTable<P = string, L = string> {
   #lastIngress = -1;
   #lastHit: Hit<P, L> | undefined = undefined;
 
+  /** Told of every invalidation (whole or one MAC): a copy of the decisions elsewhere (the native forwarder's flow table) must go too. */
+  #onInvalidate: (() => void) | undefined;
+
   #hits = 0;
   #misses = 0;
   #invalidations = 0;
@@ -268,6 +271,7 @@ export class ForwardingTable<P = string, L = string> {
     this.#sources.homes.markStale();
     this.#lastHit = undefined;
     this.#invalidations++;
+    this.#onInvalidate?.();
   }
 
   /**
@@ -276,12 +280,23 @@ export class ForwardingTable<P = string, L = string> {
    * that); decisions made while it was unknown see their token killed here.
    */
   #learnedChanged(mac: Mac): void {
+    this.#onInvalidate?.();
     const token = this.#unknown.get(mac);
     if (token !== undefined) {
       token.location = NOWHERE;
       this.#unknown.delete(mac);
     }
     this.#macInvalidations++;
+  }
+
+  /** Call `fn` whenever cached decisions are dropped (all of them, or those towards one MAC). One listener. */
+  onInvalidate(fn: () => void): void {
+    this.#onInvalidate = fn;
+  }
+
+  /** The current port or link behind an ingress id, and whether it is a link being retired. */
+  locationOf(ingress: Ingress): { readonly kind: 'port' | 'link'; readonly handle: P | L; readonly retired: boolean } | undefined {
+    return this.#locs.get(ingress);
   }
 
   // ---- ports and links ----------------------------------------------------

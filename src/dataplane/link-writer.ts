@@ -3,6 +3,7 @@ import type { Frame } from '../common/frame.ts';
 import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../common/frame.ts';
 import type { LinkCounters } from '../control/daemon-control.ts';
 import { FrameEncoder } from './frame-codec.ts';
+import type { NativeForwarder } from './native-forwarder.ts';
 
 /**
  * The write path of a link (link.ts): frames out to the peer's socket, in
@@ -22,6 +23,12 @@ import { FrameEncoder } from './frame-codec.ts';
  *
  * Control messages (hello, keepalive, goodbye) go through `writeControl`,
  * after the frames already gathered, so the peer sees them in order.
+ *
+ * Native mode (`useNative`): while the native forwarder (native-forwarder.ts)
+ * serves the socket, every write goes through it instead of the socket — the
+ * burst gathered in the same tick, one `writeLink` per flush — so its own
+ * frames and ours never interleave; the backlog is its. `useSocket` writes
+ * what is gathered through it and switches back.
  * Payload buffers are written by reference (see Link.send).
  */
 
@@ -41,6 +48,8 @@ export class LinkWriter {
   readonly #highWater: number;
   readonly #encoder = new FrameEncoder();
   #corked = false;
+  /** Native mode: the forwarder, the link's endpoint, the buffers gathered this tick, the backlog as last reported. */
+  #native: { fwd: NativeForwarder; id: number; out: Uint8Array[]; backlog: number } | undefined;
 
   constructor(socket: Duplex, stats: LinkTxCounters, highWaterBytes = DEFAULT_HIGH_WATER_BYTES) {
     this.#socket = socket;
@@ -50,16 +59,33 @@ export class LinkWriter {
 
   /** Bytes queued on the socket and not yet written. */
   get backlogBytes(): number {
-    return this.#socket.writableLength;
+    const n = this.#native;
+    return n === undefined ? this.#socket.writableLength : n.fwd.backlog(n.id);
+  }
+
+  /** From now on, write through the native forwarder's endpoint `id` (the socket's own queue is empty). */
+  useNative(fwd: NativeForwarder, id: number): void {
+    this.#native = { fwd, id, out: [], backlog: 0 };
+  }
+
+  /** Write what is gathered through the forwarder, then write to the socket again. */
+  useSocket(): void {
+    if (this.#native === undefined) return;
+    this.#flushRun();
+    this.#flushNative();
+    this.#native = undefined;
   }
 
   /** Queue one frame for the peer. Never throws; a frame that cannot be sent is counted in txDropped. */
   send(frame: Frame): void {
     const socket = this.#socket;
     const data = frame.data;
+    const native = this.#native;
+    // Native mode: the backlog as the last write left it; over the mark, ask again (the thread may have written it since).
+    if (native !== undefined && native.backlog > this.#highWater) native.backlog = native.fwd.backlog(native.id);
     if (
       !this.open ||
-      socket.writableLength > this.#highWater ||
+      (native === undefined ? socket.writableLength : native.backlog) > this.#highWater ||
       data.length < MIN_FRAME_BYTES ||
       data.length > MAX_FRAME_BYTES ||
       (frame.offload !== undefined && frame.offload.length !== VIRTIO_NET_HDR_BYTES)
@@ -69,12 +95,12 @@ export class LinkWriter {
     }
     if (!this.#corked) {
       this.#corked = true;
-      socket.cork();
+      if (this.#native === undefined) socket.cork();
       process.nextTick(this.#uncork);
     }
     if (!this.#encoder.append(frame)) {
       this.#flushRun();
-      socket.write(data);
+      this.#write(data);
     }
     this.#stats.txFrames++;
     this.#stats.txBytes += data.length;
@@ -84,7 +110,8 @@ export class LinkWriter {
   /** Write an encoded control message after the frames gathered so far. */
   writeControl(message: Buffer): void {
     this.#flushRun();
-    this.#socket.write(message);
+    this.#write(message);
+    if (!this.#corked) this.#flushNative();
   }
 
   /** Stop taking frames: write what is gathered (if the socket still can) and lift the cork. */
@@ -92,20 +119,37 @@ export class LinkWriter {
     this.open = false;
     const socket = this.#socket;
     if (!socket.destroyed) this.#flushRun();
+    this.#flushNative();
     if (this.#corked) {
       this.#corked = false;
-      socket.uncork();
+      if (this.#native === undefined) socket.uncork();
     }
   }
 
   readonly #uncork = (): void => {
+    if (!this.#corked) return; // stop() flushed already
     this.#corked = false;
     this.#flushRun();
-    this.#socket.uncork();
+    if (this.#native === undefined) this.#socket.uncork();
+    else this.#flushNative();
   };
+
+  #write(buf: Uint8Array): void {
+    if (this.#native === undefined) this.#socket.write(buf);
+    else this.#native.out.push(buf);
+  }
+
+  /** Native mode: hand what is gathered to the forwarder (one call). */
+  #flushNative(): void {
+    const n = this.#native;
+    if (n === undefined || n.out.length === 0) return;
+    const out = n.out;
+    n.out = [];
+    n.backlog = n.fwd.writeLink(n.id, out);
+  }
 
   /** Write what the encoder has gathered (headers, small frames) since the last flush. */
   #flushRun(): void {
-    for (let run = this.#encoder.takeRun(); run !== undefined; run = this.#encoder.takeRun()) this.#socket.write(run);
+    for (let run = this.#encoder.takeRun(); run !== undefined; run = this.#encoder.takeRun()) this.#write(run);
   }
 }

@@ -12,6 +12,9 @@ import type { HostMembership } from './link-membership.ts';
 import { LinkInbox, type FramesHandler } from './link-inbox.ts';
 import { Liveness } from './link-liveness.ts';
 import { DEFAULT_HIGH_WATER_BYTES, LinkWriter } from './link-writer.ts';
+import type { NativeForwarder } from './native-forwarder.ts';
+import type { NativeEndpointId } from './native-flows.ts';
+import { NativeLinkBinding } from './link-native.ts';
 import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
@@ -43,6 +46,14 @@ import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepal
  *              it saw our goodbye are delivered, not dropped. onClose is
  *              called when the drain is over. A peer's goodbye is answered
  *              with an end, not a reset, so our last frames reach it.
+ *
+ *   native     (plain TCP only) once open, `nativeEndpoint` hands the socket to
+ *              the native forwarder (native-forwarder.ts): Node stops reading
+ *              it, the forwarder reads it and hands up, in order, every
+ *              message it does not forward itself (they go to the decoder as
+ *              before), and every write goes through it (link-writer.ts).
+ *              Closing, a peer's end or a socket error takes the socket back
+ *              first: backlog written, queued bytes decoded, Node reading.
  *
  * Payload buffers passed to send() are handed over: they sit in the socket's
  * queue until written, so the caller must not modify them afterwards.
@@ -78,6 +89,13 @@ export interface Link {
   readonly backlogBytes: number;
   /** Send one frame. Never throws; a frame that cannot be sent is counted in txDropped. */
   send(frame: Frame): void;
+  /**
+   * The link's endpoint in the native forwarder: 'later' while it has none
+   * (the first call asks for one, attached once this turn's frames are
+   * handled), 'never' for a link that cannot be served natively (TLS,
+   * in-memory, closing). Optional: links without it are never served.
+   */
+  nativeEndpoint?(fwd: NativeForwarder): NativeEndpointId;
   /** Where received frames go, in batches; frames that arrived before this call are delivered first. */
   onFrames(handler: FramesHandler): void;
   /** Called exactly once when the link ends (at once if it already has). */
@@ -173,6 +191,7 @@ class SocketLink implements Link {
   #closeNotified = false;
   readonly #socketClosed: Promise<void>;
   #markSocketClosed!: () => void;
+  readonly #nativeBinding: NativeLinkBinding;
 
   constructor(init: OpenLinkInit, resolve: (link: Link) => void, reject: (err: Error) => void) {
     this.#init = init;
@@ -201,6 +220,17 @@ class SocketLink implements Link {
     this.#reject = reject;
     this.#socketClosed = new Promise<void>((r) => {
       this.#markSocketClosed = r;
+    });
+    this.#nativeBinding = new NativeLinkBinding({
+      socket: init.socket,
+      writer: this.#writer,
+      stats: this.stats,
+      maxMessageBytes: this.#decoder.maxMessageBytes,
+      highWaterBytes: init.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
+      isOpen: () => this.#phase === PHASE_OPEN,
+      onBytes: (bytes) => this.#onData(bytes),
+      activity: () => this.#activity,
+      log: () => this.#log,
     });
   }
 
@@ -246,6 +276,10 @@ class SocketLink implements Link {
 
   send(frame: Frame): void {
     this.#writer.send(frame);
+  }
+
+  nativeEndpoint(fwd: NativeForwarder): NativeEndpointId {
+    return this.#phase === PHASE_OPEN ? this.#nativeBinding.endpoint(fwd) : this.#nativeBinding.current(fwd);
   }
 
   // ------------------------------------------------------------ receiving
@@ -429,6 +463,7 @@ class SocketLink implements Link {
   };
 
   readonly #onSocketClose = (): void => {
+    this.#nativeBinding.detach(false);
     this.#graceTimer?.cancel();
     if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('connection closed during the handshake'), undefined);
     else this.#finish(new LinkLostError(`connection to ${this.peerHost} closed`), undefined);
@@ -441,6 +476,7 @@ class SocketLink implements Link {
     this.#liveness?.stop();
     this.#liveness = undefined;
     this.#writer.stop();
+    this.#nativeBinding.detach(true);
     const socket = this.#socket;
     if (socket.destroyed || !socket.writable) {
       this.#finish(undefined, undefined);
@@ -461,6 +497,7 @@ class SocketLink implements Link {
       this.#log.info('link down');
       this.#phase = PHASE_CLOSED;
       this.#closeError = undefined;
+      this.#nativeBinding.detach(false);
       this.#decoder.stop();
       this.#inbox.clear();
       if (this.#closeHandler !== undefined) this.#notifyClose();
@@ -484,6 +521,8 @@ class SocketLink implements Link {
   }
 
   #terminate(err: Error | undefined, goodbye: Goodbye | undefined): void {
+    this.#writer.stop();
+    this.#nativeBinding.detach(false);
     this.#phase = PHASE_CLOSED;
     this.#closeError = err;
     this.#liveness?.stop();

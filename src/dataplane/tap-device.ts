@@ -102,6 +102,7 @@ interface NativeTapHandle {
   steer(queue: number): number;
   drain(): number;
   start(onBatch: TapBatchHandler, onError: (errno: number, code: string, syscall: string) => void): void;
+  setPolling(on: boolean): void;
   write(frame: Uint8Array, hdr?: Uint8Array): number;
   writeBatch(frames: readonly Uint8Array[], hdrs?: readonly (Uint8Array | undefined)[]): [number, number, number];
   close(): void;
@@ -267,6 +268,11 @@ export class TapDevice {
     } catch (err) {
       throw errnoError(err, `cannot poll TAP device ${this.#handle.name}`);
     }
+  }
+
+  /** Stop (false) or restart (true) the event loop's reads of a started device, while the native forwarder reads it. */
+  setPolling(on: boolean): void {
+    this.#handle.setPolling(on);
   }
 
   /** Writes one frame (with its virtio_net_hdr, zeros if absent, when vnet_hdr is on). Returns bytes written or -errno. */

@@ -18,6 +18,13 @@
  *   failure       the device deleted (read/write EBADFD, EIO, ...) → one TapError
  *                 to the failure handler; reads stop; the process carries on
  *
+ * Native forwarding: `nativeEndpoint(fwd)` hands the device's reads to the
+ * native forwarder (native-forwarder.ts; attached once the batch in hand is
+ * handled): frames of installed flows never reach this object, the others
+ * come up to the same batch handler; `close`, `handOff` and a device failure
+ * take the reads back first. Writes stay here (and on the forwarder's thread
+ * for the flows it carries to this VM); its counts are merged into `stats`.
+ *
  * A port is made in one of two ways: `open` creates the device (multi-queue,
  * so that its attachment can be handed over; tap-device.ts says why), or
  * `attach` adds a queue to an existing device in a VM's namespace, the
@@ -38,6 +45,8 @@ import { segmentFrame } from './offload.ts';
 import { emptyPortStats, frameFitsPort, PortFailure, type Port, type PortStats, type ReceiveHandler } from './port.ts';
 import { errnoName, isFatalTapErrno, TapDevice } from './tap-device.ts';
 import { isGsoHeader, offloadNeedsWork } from './virtio-net-hdr.ts';
+import type { EndpointSink, NativeForwarder } from './native-forwarder.ts';
+import type { NativeEndpointId } from './native-flows.ts';
 
 export interface TapPortOptions {
   /** Interface name (at most 15 bytes). An existing TAP device of that name is attached. */
@@ -92,6 +101,9 @@ export class TapPort implements Port {
   readonly #failure = new PortFailure();
   readonly #drops: DropWarning;
   #closed = false;
+  /** The native forwarder reading the device, and the port's endpoint there. */
+  #native: { fwd: NativeForwarder; id: number } | undefined;
+  #nativeAsked = false;
 
   private constructor(device: TapDevice, opts: TapPortOptions) {
     this.#device = device;
@@ -158,6 +170,7 @@ export class TapPort implements Port {
    */
   async handOff(opts: { steer?: boolean } = {}): Promise<HandOffResult> {
     if (this.#closed) throw new PortClosedError(this.name);
+    this.#detachNative();
     let steered = opts.steer ?? true;
     try {
       if (steered) this.#device.steer(1);
@@ -240,12 +253,56 @@ export class TapPort implements Port {
     if (r.fatalErrno !== 0) this.#fail(new TapError(`TAP device ${this.name} failed: writev: ${errnoName(r.fatalErrno)}`, r.fatalErrno));
   }
 
+  /** The port's endpoint in the native forwarder; undefined until attached (the first call asks, see the header). */
+  nativeEndpoint(fwd: NativeForwarder): NativeEndpointId {
+    const native = this.#native;
+    if (native !== undefined) return native.fwd === fwd ? native.id : 'never';
+    if (this.#nativeAsked) return 'later';
+    if (this.#closed || this.#failure.error !== undefined || this.#handler === undefined || fwd.closed) return 'never';
+    this.#nativeAsked = true;
+    queueMicrotask(() => this.#attachNative(fwd));
+    return 'later';
+  }
+
+  #attachNative(fwd: NativeForwarder): void {
+    if (this.#closed || this.#failure.error !== undefined || fwd.closed) return;
+    const stats = this.stats;
+    const sink: EndpointSink = {
+      onBatch: (buffer, records, count) => this.#onBatch(buffer, records, count),
+      onFailed: (errno) => this.#fail(new TapError(`TAP device ${this.name} failed: read: ${errnoName(errno)}`, errno)),
+      addCounts: (rxFrames, rxBytes, txFrames, txBytes, txDropped) => {
+        stats.rxFrames += rxFrames;
+        stats.rxBytes += rxBytes;
+        stats.txFrames += txFrames;
+        stats.txBytes += txBytes;
+        stats.txDropped += txDropped;
+      },
+    };
+    try {
+      const id = fwd.attachTap(this.#device.fd, this.#hdrSize, this.mtu, sink);
+      this.#device.setPolling(false);
+      this.#native = { fwd, id };
+    } catch (err) {
+      this.#log.warn({ err }, 'the native forwarder cannot serve this port; it stays on the event loop');
+    }
+  }
+
+  /** Read the device on the event loop again; what the forwarder still held is handled first. */
+  #detachNative(): void {
+    const native = this.#native;
+    if (native === undefined) return;
+    this.#native = undefined;
+    native.fwd.detach(native.id);
+    if (!this.#closed && this.#failure.error === undefined && !this.#device.closed) this.#device.setPolling(true);
+  }
+
   onFailure(handler: (err: Error) => void): void {
     this.#failure.onFailure(handler);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#detachNative();
     this.#closed = true;
     this.#drops.close();
     this.#device.close();
@@ -319,6 +376,7 @@ export class TapPort implements Port {
 
   #fail(err: TapError): void {
     if (this.#failure.error !== undefined || this.#closed) return;
+    this.#detachNative();
     this.stats.errors++;
     this.#log.warn({ err }, 'TAP device failed');
     this.#device.close();

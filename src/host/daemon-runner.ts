@@ -12,6 +12,7 @@
  * `tls: {dir}` the agent answers every migration command `failed`
  * (VNET_ERR_HOST_MIGRATION_UNAVAILABLE).
  */
+import type { NativeForwarderOptions } from '../dataplane/native-forwarder.ts';
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
 import { configuredFastPathLinks, controllerUrls, migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
@@ -108,6 +109,17 @@ async function tcpAuthenticator(config: DaemonConfig): Promise<LinkAuthenticator
   return undefined;
 }
 
+/**
+ * The native forwarder's options: the config's `nativeForwarding`, else on
+ * with the defaults when VNET_NATIVE_FORWARDING=1 (to run a deployment or a
+ * test suite unchanged with it), else off.
+ */
+function nativeForwarding(config: DaemonConfig): NativeForwarderOptions | undefined {
+  const n = config.nativeForwarding;
+  if (n !== undefined) return { busyPollUs: n.busyPollUs, ttlMs: n.flowTtlMs };
+  return process.env.VNET_NATIVE_FORWARDING === '1' ? {} : undefined;
+}
+
 export interface DaemonRunnerComponents {
   logger: Logger;
   /** Called when the controller refuses this host for good (its control channel has stopped; the data plane runs on until closed). */
@@ -136,6 +148,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       reconnect: config.reconnect,
       agingMs: config.agingMs,
       vxlan: config.vxlan,
+      nativeForwarding: nativeForwarding(config),
     },
   );
   let migrations: MigrationAgent | undefined;

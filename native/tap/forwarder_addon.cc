@@ -1,0 +1,246 @@
+// NativeForwarder: the JS face of forwarder.h (loaded by src/dataplane/native-forwarder.ts).
+//
+//   new NativeForwarder({ busyPollUs, ttlMs }, onUp)   starts the thread
+//   attachTap(fd, hdrSize, mtu) / attachLink(fd, maxMessageBytes, highWater) -> id
+//   detach(id) -> { backlog: Buffer, items, counts: Float64Array [rxF rxB txF txB txD] }   what it still held
+//   writeLink(id, buffers[]) -> backlog bytes, or -errno
+//   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
+//   takeCounters() -> { endpoints: Float64Array [id rxF rxB txF txB txD]*, traffic: Float64Array [src dst frames bytes]* }
+//   close()
+//
+// Items that went up reach JS through a uv_async_t on the main loop: onUp(items)
+// with items = [kind, endpoint, data (Buffer), records (Uint32Array | undefined), errno]*,
+// then the forwarder is told they were handled (Ack), so the frames that
+// came after them on the same ingress may take the native path again.
+#include <errno.h>
+#include <uv.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <napi.h>
+
+#include "forwarder.h"
+#include "forwarder_addon.h"
+
+namespace vnet_tap {
+namespace {
+
+class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeForwarder", {
+      InstanceMethod<&NativeForwarder::AttachTap>("attachTap"),
+      InstanceMethod<&NativeForwarder::AttachLink>("attachLink"),
+      InstanceMethod<&NativeForwarder::Detach>("detach"),
+      InstanceMethod<&NativeForwarder::WriteLink>("writeLink"),
+      InstanceMethod<&NativeForwarder::Backlog>("backlog"),
+      InstanceMethod<&NativeForwarder::Install>("install"),
+      InstanceMethod<&NativeForwarder::Flush>("flush"),
+      InstanceMethod<&NativeForwarder::TakeCounters>("takeCounters"),
+      InstanceMethod<&NativeForwarder::Close>("close"),
+    });
+  }
+
+  explicit NativeForwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeForwarder>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "NativeForwarder({ busyPollUs, ttlMs }, onUp)");
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    uint32_t busy = o.Get("busyPollUs").IsNumber() ? o.Get("busyPollUs").As<Napi::Number>().Uint32Value() : 0;
+    uint32_t ttl = o.Get("ttlMs").IsNumber() ? o.Get("ttlMs").As<Napi::Number>().Uint32Value() : 1000;
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "NativeForwarder: no event loop");
+    on_up_ = Napi::Persistent(info[1].As<Napi::Function>());
+    async_ctx_ = std::make_unique<Napi::AsyncContext>(env, "vnet:forwarder");
+    env_ = env;
+    async_ = new uv_async_t();
+    async_->data = this;
+    if (uv_async_init(loop, async_, &NativeForwarder::OnAsync) != 0) {
+      delete async_;
+      async_ = nullptr;
+      throw Napi::Error::New(env, "NativeForwarder: uv_async_init failed");
+    }
+    uv_async_t* async = async_;
+    fwd_ = std::make_unique<Forwarder>(busy, ttl, [async] { uv_async_send(async); });
+    int err = fwd_->Start();
+    if (err != 0) {
+      Shutdown(false);
+      throw Napi::Error::New(env, std::string("NativeForwarder: cannot start its thread: ") + std::strerror(err));
+    }
+    Ref();
+  }
+
+  ~NativeForwarder() override { Shutdown(false); }
+
+ private:
+  Forwarder& Fwd(Napi::Env env) {
+    if (!fwd_) throw Napi::Error::New(env, "NativeForwarder: closed");
+    return *fwd_;
+  }
+
+  static uint32_t U32(const Napi::CallbackInfo& info, size_t i) {
+    if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "NativeForwarder: number expected");
+    return info[i].As<Napi::Number>().Uint32Value();
+  }
+
+  static uint64_t U48(const Napi::CallbackInfo& info, size_t i) {
+    if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "NativeForwarder: MAC number expected");
+    double v = info[i].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0 && v < 281474976710656.0)) throw Napi::RangeError::New(info.Env(), "NativeForwarder: not a 48-bit MAC");
+    return static_cast<uint64_t>(v);
+  }
+
+  Napi::Value Attached(Napi::Env env, int id) {
+    if (id < 0) {
+      Napi::Error err = Napi::Error::New(env, std::string("NativeForwarder: attach: ") + std::strerror(-id));
+      err.Set("errno", Napi::Number::New(env, -id));
+      throw err;
+    }
+    return Napi::Number::New(env, id);
+  }
+
+  Napi::Value AttachTap(const Napi::CallbackInfo& info) {
+    return Attached(info.Env(), Fwd(info.Env()).AttachTap(static_cast<int>(U32(info, 0)), static_cast<int>(U32(info, 1)), static_cast<int>(U32(info, 2))));
+  }
+
+  Napi::Value AttachLink(const Napi::CallbackInfo& info) {
+    return Attached(info.Env(), Fwd(info.Env()).AttachLink(static_cast<int>(U32(info, 0)), U32(info, 1), U32(info, 2)));
+  }
+
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint8_t> backlog;
+    std::vector<UpItem> items;
+    EndpointCounters c;
+    Fwd(env).Detach(U32(info, 0), &backlog, &items, &c);
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Float64Array counts = Napi::Float64Array::New(env, 5);
+    double row[5] = {double(c.rx_frames), double(c.rx_bytes), double(c.tx_frames), double(c.tx_bytes), double(c.tx_dropped)};
+    std::memcpy(counts.Data(), row, sizeof row);
+    out.Set("counts", counts);
+    out.Set("backlog", Napi::Buffer<uint8_t>::Copy(env, backlog.data(), backlog.size()));
+    out.Set("items", ItemsToJs(env, items));
+    return out;
+  }
+
+  Napi::Value WriteLink(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = U32(info, 0);
+    if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "NativeForwarder.writeLink(id, buffers[])");
+    Napi::Array bufs = info[1].As<Napi::Array>();
+    std::vector<struct iovec> iov(bufs.Length());
+    for (uint32_t i = 0; i < bufs.Length(); i++) {
+      Napi::Value v = bufs.Get(i);
+      if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "NativeForwarder.writeLink: buffers only");
+      Napi::Uint8Array b = v.As<Napi::Uint8Array>();
+      iov[i] = {b.Data(), b.ElementLength()};
+    }
+    return Napi::Number::New(env, static_cast<double>(Fwd(env).WriteLink(id, iov.data(), static_cast<int>(iov.size()))));
+  }
+
+  Napi::Value Backlog(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Fwd(info.Env()).Backlog(U32(info, 0))));
+  }
+
+  void Install(const Napi::CallbackInfo& info) {
+    Fwd(info.Env()).Install(U32(info, 0), U48(info, 1), U48(info, 2), U32(info, 3), info.Length() > 4 && info[4].ToBoolean());
+  }
+
+  void Flush(const Napi::CallbackInfo& info) { Fwd(info.Env()).Flush(); }
+
+  Napi::Value TakeCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<std::pair<uint32_t, EndpointCounters>> eps;
+    std::vector<TrafficDelta> traffic;
+    Fwd(env).TakeCounters(&eps, &traffic);
+    Napi::Float64Array e = Napi::Float64Array::New(env, eps.size() * 6);
+    for (size_t i = 0; i < eps.size(); i++) {
+      const EndpointCounters& c = eps[i].second;
+      double row[6] = {double(eps[i].first), double(c.rx_frames), double(c.rx_bytes), double(c.tx_frames), double(c.tx_bytes), double(c.tx_dropped)};
+      std::memcpy(e.Data() + i * 6, row, sizeof row);
+    }
+    Napi::Float64Array t = Napi::Float64Array::New(env, traffic.size() * 4);
+    for (size_t i = 0; i < traffic.size(); i++) {
+      double row[4] = {double(traffic[i].src), double(traffic[i].dst), double(traffic[i].frames), double(traffic[i].bytes)};
+      std::memcpy(t.Data() + i * 4, row, sizeof row);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("endpoints", e);
+    out.Set("traffic", t);
+    return out;
+  }
+
+  void Close(const Napi::CallbackInfo&) { Shutdown(true); }
+
+  static Napi::Array ItemsToJs(Napi::Env env, std::vector<UpItem>& items) {
+    Napi::Array arr = Napi::Array::New(env, items.size() * 5);
+    uint32_t k = 0;
+    for (UpItem& item : items) {
+      arr.Set(k++, Napi::Number::New(env, item.kind));
+      arr.Set(k++, Napi::Number::New(env, item.endpoint));
+      arr.Set(k++, Napi::Buffer<uint8_t>::Copy(env, item.data.data(), item.data.size()));
+      if (item.records.empty()) {
+        arr.Set(k++, env.Undefined());
+      } else {
+        Napi::Uint32Array r = Napi::Uint32Array::New(env, item.records.size());
+        std::memcpy(r.Data(), item.records.data(), item.records.size() * sizeof(uint32_t));
+        arr.Set(k++, r);
+      }
+      arr.Set(k++, Napi::Number::New(env, item.err));
+    }
+    return arr;
+  }
+
+  static void OnAsync(uv_async_t* handle) {
+    auto* self = static_cast<NativeForwarder*>(handle->data);
+    if (self == nullptr || !self->fwd_) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    std::vector<UpItem> items;
+    self->fwd_->TakeUp(&items);
+    if (items.empty()) {
+      self->fwd_->Ack();
+      return;
+    }
+    try {
+      Napi::Array arr = ItemsToJs(env, items);
+      self->on_up_.MakeCallback(self->Value(), {arr}, *self->async_ctx_);
+    } catch (const Napi::Error& e) {
+      if (self->fwd_) self->fwd_->Ack();
+      napi_fatal_exception(env, e.Value());
+      return;
+    }
+    if (self->fwd_) self->fwd_->Ack();
+  }
+
+  // Stops the thread and closes every dup()ed fd; idempotent.
+  void Shutdown(bool unref) {
+    bool was_running = fwd_ != nullptr;
+    fwd_.reset();
+    if (async_ != nullptr) {
+      async_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+      async_ = nullptr;
+    }
+    on_up_.Reset();
+    async_ctx_.reset();
+    if (unref && was_running) Unref();
+  }
+
+  std::unique_ptr<Forwarder> fwd_;
+  uv_async_t* async_ = nullptr;
+  Napi::Env env_ = Napi::Env(nullptr);
+  Napi::FunctionReference on_up_;
+  std::unique_ptr<Napi::AsyncContext> async_ctx_;
+};
+
+}  // namespace
+
+void RegisterForwarder(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeForwarder", NativeForwarder::Define(env));
+}
+
+}  // namespace vnet_tap

@@ -1,0 +1,196 @@
+/**
+ * The typed face of the native forwarder (`native/tap/forwarder*.cc`, in the
+ * TAP addon): a thread of its own that carries established flows between TAP
+ * devices and plain-TCP link sockets without waking the event loop. JavaScript
+ * keeps the control; the thread only repeats decisions JavaScript made.
+ *
+ *   attach     a TAP port (tap-port.ts) or an open plain-TCP link (link.ts)
+ *              hands its fd over (the addon dup()s it); the port stops its own
+ *              polling, the link stops Node's reads and sends every write
+ *              through `writeLink` so the byte stream never interleaves.
+ *   install    after the forwarding loop delivered a frame of (ingress, src,
+ *              dst) to exactly one port or link by a rule or a learned MAC,
+ *              native-flows.ts installs that decision here; later frames of
+ *              that flow go TAP → link (or link → TAP, or TAP → TAP) on the
+ *              thread. Entries live `ttlMs`: the next frame after that comes up
+ *              again, so learning is refreshed and the port's guard consulted.
+ *   flush      every invalidation of the forwarding table (rules, ports, links,
+ *              a learned MAC) drops every entry: no stale forwarding.
+ *   up         whatever the thread does not forward (misses, floods, control
+ *              messages, bad bytes, failures) comes up in order through one
+ *              callback per wake-up and goes where it went before: the port's
+ *              batch handler, the link's decoder, the failure handlers.
+ *   counters   the thread counts per endpoint and per (src, dst) of frames it
+ *              took from ports; `syncCounters` merges them into the ports',
+ *              links' and traffic counters (the daemon calls it before every
+ *              snapshot and facts, and every SYNC_MS).
+ *   detach     the endpoint's backlog and the items still queued for it come
+ *              back, to be handled before the port or link carries on alone.
+ */
+import { createRequire } from 'node:module';
+import type { TrafficCounters } from './traffic-counters.ts';
+import { NativeForwarderError } from './errors.ts';
+
+/** What an attached endpoint is told. */
+export interface EndpointSink {
+  /** A TAP endpoint's frames that were not forwarded (records as TapDevice's onBatch). */
+  onBatch?(buffer: Buffer, records: Uint32Array, count: number): void;
+  /** A link endpoint's wire bytes that were not forwarded, whole messages in order (or all bytes once malformed). */
+  onBytes?(bytes: Buffer): void;
+  /** The fd failed (errno; 0: the peer closed the connection). The endpoint is no longer served; detach it. */
+  onFailed(errno: number): void;
+  /** The thread's counts since the last sync. */
+  addCounts(rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, txDropped: number): void;
+}
+
+export interface NativeForwarderOptions {
+  /** Spin this long (µs) after a wake-up before sleeping again (default 0: sleep at once). */
+  busyPollUs?: number;
+  /** How long an installed flow lives before its next frame goes up again (default 1000 ms). */
+  ttlMs?: number;
+}
+
+interface NativeHandle {
+  attachTap(fd: number, hdrSize: number, mtu: number): number;
+  attachLink(fd: number, maxMessageBytes: number, highWater: number): number;
+  detach(id: number): { backlog: Buffer; items: unknown[]; counts: Float64Array };
+  writeLink(id: number, buffers: readonly Uint8Array[]): number;
+  backlog(id: number): number;
+  install(ingress: number, src: number, dst: number, target: number, countTraffic: boolean): void;
+  flush(): void;
+  takeCounters(): { endpoints: Float64Array; traffic: Float64Array };
+  close(): void;
+}
+
+const UP_TAP_BATCH = 1;
+const UP_LINK_BYTES = 2;
+const UP_FAILED = 3;
+
+const ADDON_PATH = new URL('../../build/Release/vnet_tap.node', import.meta.url).pathname;
+
+export class NativeForwarder {
+  readonly #handle: NativeHandle;
+  readonly #sinks = new Map<number, EndpointSink>();
+  #closed = false;
+  /** Frames the thread has carried (taken in from a port or link and forwarded), as of the last sync. */
+  carriedFrames = 0;
+
+  private constructor(opts: NativeForwarderOptions) {
+    let addon: { NativeForwarder?: new (o: object, onUp: (items: unknown[]) => void) => NativeHandle };
+    try {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as typeof addon;
+    } catch (err) {
+      throw new NativeForwarderError(`the TAP addon is not built (${ADDON_PATH}); run \`npm ci\``, { cause: err });
+    }
+    if (addon.NativeForwarder === undefined) throw new NativeForwarderError(`the TAP addon at ${ADDON_PATH} predates the native forwarder; rebuild it (\`npm ci\`)`);
+    try {
+      this.#handle = new addon.NativeForwarder({ busyPollUs: opts.busyPollUs ?? 0, ttlMs: opts.ttlMs ?? 1000 }, (items) => this.#dispatch(items, undefined));
+    } catch (err) {
+      throw new NativeForwarderError(`cannot start the native forwarder: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Start the forwarder's thread. Throws NativeForwarderError (addon missing or too old, no thread). */
+  static open(opts: NativeForwarderOptions = {}): NativeForwarder {
+    for (const [key, max] of [['busyPollUs', 1_000_000], ['ttlMs', 3_600_000]] as const) {
+      const v = opts[key];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NativeForwarderError(`${key} must be an integer 0..${max}, got ${v}`);
+    }
+    return new NativeForwarder(opts);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Serve a TAP device's fd; the caller stops its own reads. Returns the endpoint id. */
+  attachTap(fd: number, hdrSize: number, mtu: number, sink: EndpointSink): number {
+    return this.#attach(() => this.#handle.attachTap(fd, hdrSize, mtu), sink);
+  }
+
+  /** Serve a connected plain-TCP socket's fd; the caller stops Node's reads and writes through `writeLink`. */
+  attachLink(fd: number, maxMessageBytes: number, highWaterBytes: number, sink: EndpointSink): number {
+    return this.#attach(() => this.#handle.attachLink(fd, maxMessageBytes, Math.min(highWaterBytes, 0xffff_ffff)), sink);
+  }
+
+  /**
+   * Stop serving an endpoint: what was still queued for it is handed to its
+   * sink now (its counts first), and the link's unwritten backlog returned
+   * (to write before anything else). Idempotent.
+   */
+  detach(id: number): Buffer {
+    const sink = this.#sinks.get(id);
+    if (sink === undefined || this.#closed) return Buffer.alloc(0);
+    const { backlog, items, counts } = this.#handle.detach(id);
+    this.#sinks.delete(id);
+    this.carriedFrames += counts[0]!;
+    sink.addCounts(counts[0]!, counts[1]!, counts[2]!, counts[3]!, counts[4]!);
+    this.#dispatch(items, sink);
+    return backlog;
+  }
+
+  /** Write to a link in order with the thread's own writes; the backlog in bytes, or -errno once the link failed. */
+  writeLink(id: number, buffers: readonly Uint8Array[]): number {
+    return this.#closed ? -9 : this.#handle.writeLink(id, buffers);
+  }
+
+  backlog(id: number): number {
+    return this.#closed ? 0 : Math.max(0, this.#handle.backlog(id));
+  }
+
+  /** Later frames of (ingress, src, dst) go to `target` on the thread (countTraffic: they enter the overlay here). */
+  install(ingress: number, src: number, dst: number, target: number, countTraffic: boolean): void {
+    if (!this.#closed) this.#handle.install(ingress, src, dst, target, countTraffic);
+  }
+
+  /** Drop every installed flow. */
+  flush(): void {
+    if (!this.#closed) this.#handle.flush();
+  }
+
+  /** Merge the thread's counts into the endpoints' counters and `traffic` (the local traffic matrix). */
+  syncCounters(traffic: TrafficCounters): void {
+    if (this.#closed) return;
+    const { endpoints, traffic: cells } = this.#handle.takeCounters();
+    for (let i = 0; i + 5 < endpoints.length; i += 6) {
+      this.carriedFrames += endpoints[i + 1]!;
+      this.#sinks.get(endpoints[i]!)?.addCounts(endpoints[i + 1]!, endpoints[i + 2]!, endpoints[i + 3]!, endpoints[i + 4]!, endpoints[i + 5]!);
+    }
+    for (let i = 0; i + 3 < cells.length; i += 4) traffic.add(cells[i]!, cells[i + 1]!, cells[i + 3]!, cells[i + 2]!);
+  }
+
+  /** Stop the thread; endpoints still attached are dropped (their owners detach first). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handle.close();
+    this.#sinks.clear();
+  }
+
+  #attach(attach: () => number, sink: EndpointSink): number {
+    if (this.#closed) throw new NativeForwarderError('the native forwarder is closed');
+    let id: number;
+    try {
+      id = attach();
+    } catch (err) {
+      throw new NativeForwarderError(`cannot attach to the native forwarder: ${(err as Error).message}`, { cause: err });
+    }
+    this.#sinks.set(id, sink);
+    return id;
+  }
+
+  /** Items as the addon lists them: kind, endpoint, data, records, errno; `only`: this sink's (a detach). */
+  #dispatch(items: readonly unknown[], only: EndpointSink | undefined): void {
+    for (let i = 0; i + 4 < items.length; i += 5) {
+      const sink = only ?? this.#sinks.get(items[i + 1] as number);
+      if (sink === undefined) continue;
+      const kind = items[i] as number;
+      const data = items[i + 2] as Buffer;
+      if (kind === UP_TAP_BATCH) {
+        const records = items[i + 3] as Uint32Array;
+        sink.onBatch?.(data, records, records.length / 2);
+      } else if (kind === UP_LINK_BYTES) sink.onBytes?.(data);
+      else if (kind === UP_FAILED && only === undefined) sink.onFailed(items[i + 4] as number);
+    }
+  }
+}
