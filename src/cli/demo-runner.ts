@@ -34,7 +34,7 @@ import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } fr
 import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
 import { readFile } from 'node:fs/promises';
 import { NetnsVms } from './demo-netns.ts';
-import { addDemoVm, startDemoMigrationAgent } from './demo-migration.ts';
+import { addDemoVm, createDemoGuest, startDemoMigrationAgent } from './demo-migration.ts';
 import type { MigrationAgent } from '../host/migration-agent.ts';
 import { DemoQemu } from './demo-qemu.ts';
 import { CliPrerequisiteError } from './errors.ts';
@@ -86,6 +86,8 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
   mkdirSync(init.workDir, { recursive: true });
   const certDir = join(init.workDir, 'certs');
   await ensureDemoCertificates(certDir, d.hosts.map((h) => h.id));
+  // Every VM's guest first, while nothing is connected: filling them is the start's one long stretch of CPU.
+  const guests = new Map(d.vms.filter((v) => init.qemu !== true || v !== d.vms[0]).map((vm) => [vm.name, createDemoGuest(vm.name, d.vms.indexOf(vm) + 1)]));
   const free = (a: { host: string; port: number } | undefined): { host: string; port: number } | undefined =>
     a === undefined ? undefined : init.ephemeralPorts ? { host: a.host, port: 0 } : a;
 
@@ -158,7 +160,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
         }
         const port = netns === undefined ? new MemoryPort({ name: vm.name, mac: parseMac(vm.mac) }) : (await netns.create(vm, d.vms.indexOf(vm))).port;
         daemon.addPort(port, vm.ip);
-        addDemoVm(migration, { name: vm.name, port, seed: d.vms.indexOf(vm) + 1 }, () => traffic);
+        addDemoVm(migration, { name: vm.name, port, guest: guests.get(vm.name)! }, () => traffic);
       }
       const files = hostFiles(certDir, h.id);
       const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);

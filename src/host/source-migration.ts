@@ -167,6 +167,8 @@ export class SourceMigration {
     }
     const rule = createStopRule(command.rule, { deadlineMs: command.deadlineMs });
     const qemu = runtime.qemu;
+    // What the guest ran lazily since it was last looked at, in slices now, not in the engine's first step.
+    await runtime.catchUp?.(this.#cancel.signal);
     const dial = await dialMigrationChannels({
       ...ctx.credentials,
       host: command.address.host,

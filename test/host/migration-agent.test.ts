@@ -255,6 +255,24 @@ test('commit with a port that hands its attachment over (a TAP device shared by 
   assert.equal(w.dst.agent.vm(VM.port)?.guest?.runState, 'running');
 });
 
+test('the source catches its VM\'s guest up (catchUp, in slices) before the engine starts, once, with the guest still running', async (t) => {
+  const calls: string[] = [];
+  const w = await world(t, {
+    runtime: (vm) => ({
+      name: vm.name, mac: vm.mac, port: vm.port, guest: vm.guest,
+      pause: () => vm.pause(),
+      resume: () => vm.resume(),
+      catchUp: async (signal: AbortSignal) => {
+        calls.push(`catch-up (guest ${vm.guest.runState}, ${w.src.reports.filter((r) => r.state === 'progress').length} progress reports)`);
+        await vm.catchUp(signal);
+      },
+    }),
+  });
+  await begin(w, 'm1');
+  await reached(w.src, 'm1', 'paused');
+  assert.deepEqual(calls, ['catch-up (guest running, 0 progress reports)']);
+});
+
 test('abort after the pause: the guest runs on the source with the frames held for it, the destination keeps nothing', async (t) => {
   const w = await world(t);
   await begin(w, 'm2');

@@ -80,6 +80,8 @@ export class ModelGuest implements Guest {
   get throttle(): number { return this.#throttle; }
   /** Guest-time milliseconds the workload has run (wall time while running). */
   get ranMs(): number { return this.#ranMs; }
+  /** The time (ms, the clock `advance` is given) up to which the workload has run. */
+  get advancedTo(): number { return this.#last; }
   get memoryWrites(): number { return this.#memWork?.writes ?? 0; }
   /** Disk writes the workload has issued (written locally). */
   get diskWrites(): number { return this.#diskWork?.writes ?? 0; }
