@@ -25,7 +25,7 @@ describe('vnet demo', { timeout: 240_000 }, () => {
     });
     try {
       // The header is written line by line: wait for its last line before reading any of it.
-      await demo.step('the demo prints its header', () => demo.waitForOutput(/^Ctrl-C to stop\.\n/m, 30_000));
+      await demo.step('the demo prints its header', () => demo.waitForOutput(/^Ctrl-C to stop\.\n/m, 60_000));
       const page = /^web page:\s+(\S+)\n/m.exec(demo.output)?.[1];
       const api = /^API:\s+(\S+)/m.exec(demo.output)?.[1];
       await demo.step('the header names the page and the API', () => {
