@@ -33,7 +33,7 @@ interface Proc {
   stderr: string;
 }
 
-function vnetCtl(args: string[], env: Record<string, string>, boundMs = 30_000): Promise<Proc> {
+function vnetCtl(args: string[], env: Record<string, string>, boundMs = 60_000): Promise<Proc> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [VNET, 'ctl', ...args], { env: { PATH: process.env.PATH ?? '', VNET_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -52,7 +52,7 @@ function vnetCtl(args: string[], env: Record<string, string>, boundMs = 30_000):
   });
 }
 
-test('vnet demo: `vnet ctl migrate VM --to HOST --watch` moves a VM; its traffic follows it, no frame lost, the summary counts it', { timeout: 480_000 }, async (t) => {
+test('vnet demo: `vnet ctl migrate VM --to HOST --watch` moves a VM; its traffic follows it, no frame lost, the summary counts it', { timeout: 540_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-demo-migration-'));
   const start = (): Promise<Demo> => startDemo({ logger: silentLogger() }, {
     deployment: loadDeploymentFile(DEFAULT_DEMO_TOPOLOGY),
