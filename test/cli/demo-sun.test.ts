@@ -43,6 +43,13 @@ test('vnet demo --sun: over a compressed day the master follows the sun Virginia
 
   // Where the master has been, in order (each host once per stay).
   const visits: string[] = [];
+  // What the scheduler decided and how each migration went, for a failing assertion's message.
+  const started = Date.now();
+  const story = (): string => [
+    `visits ${visits.join(' → ')}`,
+    ...model.listDecisions({}).slice().reverse().map((d) => `  decision +${((d.time - started) / 1000).toFixed(1)} s ${d.kind}: ${d.reason}`),
+    ...model.listMigrations().slice().reverse().map((m) => `  migration ${m.from} → ${m.to} ${m.state} (${m.requestedBy}) +${((m.startedAt - started) / 1000).toFixed(1)} s for ${m.finishedAt === null ? '…' : ((m.finishedAt - m.startedAt) / 1000).toFixed(1)} s${m.error === null ? '' : `: ${m.error}`}`),
+  ].join('\n');
   const look = (): void => {
     const at = model.getVm(ZK1)?.host;
     if (at !== null && at !== undefined && visits.at(-1) !== at) visits.push(at);
@@ -51,8 +58,10 @@ test('vnet demo --sun: over a compressed day the master follows the sun Virginia
   await waitFor(() => {
     look();
     return visits.length >= 4;
-  }, 'the master back in Virginia after Tokyo and Frankfurt', 240_000);
-  assert.deepEqual(visits.slice(0, 4), ['va-1', 'tyo-1', 'fra-1', 'va-1']);
+  }, 'the master back in Virginia after Tokyo and Frankfurt', 240_000).catch((err: Error) => {
+    throw new Error(`${err.message}\n${story()}`, { cause: err });
+  });
+  assert.deepEqual(visits.slice(0, 4), ['va-1', 'tyo-1', 'fra-1', 'va-1'], story());
 
   const runs = await waitFor(() => {
     const ms = model.listMigrations();
