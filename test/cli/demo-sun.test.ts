@@ -81,6 +81,7 @@ test('vnet demo --sun: over a compressed day the master follows the sun Virginia
 
   const line = summaryLine(demo);
   t.diagnostic(line);
+  for (const l of story().split('\n')) t.diagnostic(l);
   assert.match(line, /\| sun \d\d:\d\d UTC ×1440: clients (virginia|frankfurt|tokyo) \d+%.*; zk1 on (va-1 \(virginia\)|tyo-1 \(tokyo\)|fra-1 \(frankfurt\)) \|/);
   assert.match(line, /migrations [3-9] \(ok [3-9]\), frames lost 0$/);
   assert.equal(demo.traffic!.stats.lostFrames, 0, 'no frame of the generator\'s lost');
