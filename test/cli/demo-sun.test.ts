@@ -47,7 +47,7 @@ test('vnet demo --sun: over a compressed day the master follows the sun Virginia
   const started = Date.now();
   const story = (): string => [
     `visits ${visits.join(' → ')}`,
-    ...model.listDecisions({}).slice().reverse().map((d) => `  decision +${((d.time - started) / 1000).toFixed(1)} s ${d.kind}: ${d.reason}`),
+    ...model.listDecisions({}).map((d) => `  decision +${((d.time - started) / 1000).toFixed(1)} s ${d.kind}: ${d.reason}`),
     ...model.listMigrations().slice().reverse().map((m) => `  migration ${m.from} → ${m.to} ${m.state} (${m.requestedBy}) +${((m.startedAt - started) / 1000).toFixed(1)} s for ${m.finishedAt === null ? '…' : ((m.finishedAt - m.startedAt) / 1000).toFixed(1)} s${m.error === null ? '' : `: ${m.error}`}`),
   ].join('\n');
   const look = (): void => {
