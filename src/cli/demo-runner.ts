@@ -31,6 +31,7 @@ import { formatMac, parseMac } from '../common/mac.ts';
 import { PatternTraffic } from '../dataplane/traffic-generator.ts';
 import { hubOf, type Deployment } from '../controller/deployment-file.ts';
 import { CONTROLLER_HOST_ID, startControllerProcess, type ControllerProcess } from '../controller/launch.ts';
+import type { PolicyClock } from '../controller/scheduler-clock.ts';
 import { patternEdges, type PatternKind, PATTERN_KINDS } from '../topology/patterns.ts';
 import { readFile } from 'node:fs/promises';
 import { NetnsVms } from './demo-netns.ts';
@@ -78,7 +79,8 @@ export async function ensureDemoCertificates(certDir: string, hosts: readonly st
   for (const h of hosts) if (!existsSync(hostFiles(certDir, h).cert)) await issueHostCert(certDir, h);
 }
 
-export async function startDemo(components: { logger: Logger }, init: DemoInit): Promise<Demo> {
+/** `schedulerClock`: the scheduling policy's clock instead of the deployment's `scheduler.clock` (tests step it). */
+export async function startDemo(components: { logger: Logger; schedulerClock?: PolicyClock }, init: DemoInit): Promise<Demo> {
   const { logger } = components;
   const d = init.deployment;
   if (init.netns) NetnsVms.check();
@@ -92,7 +94,7 @@ export async function startDemo(components: { logger: Logger }, init: DemoInit):
     a === undefined ? undefined : init.ephemeralPorts ? { host: a.host, port: 0 } : a;
 
   const process = await startControllerProcess(
-    { logger },
+    { logger, ...(components.schedulerClock !== undefined ? { schedulerClock: components.schedulerClock } : {}) },
     {
       deployment: d,
       dbPath: join(init.workDir, 'vnet.db'),

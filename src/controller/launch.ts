@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { PUBLISHER_IDENTITY } from '../images/chunk-server.ts';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
+import type { PolicyClock } from './scheduler-clock.ts';
 import { caFiles, hostFiles, issueHostCert } from '../pki/certs.ts';
 import { startController, type ControllerHandle } from './runtime.ts';
 import type { Deployment } from './deployment-file.ts';
@@ -86,7 +87,7 @@ export function controllerAddresses(init: Pick<ControllerProcessInit, 'deploymen
   };
 }
 
-export async function startControllerProcess(components: { logger: Logger }, init: ControllerProcessInit): Promise<ControllerProcess> {
+export async function startControllerProcess(components: { logger: Logger; schedulerClock?: PolicyClock }, init: ControllerProcessInit): Promise<ControllerProcess> {
   const { logger } = components;
   const { ca: caPem, cert, key } = await controlChannelTls(init.tlsDir);
 
@@ -94,7 +95,9 @@ export async function startControllerProcess(components: { logger: Logger }, ini
   const d = init.deployment;
   const { control, api: apiAddr } = controllerAddresses(init);
   const issuedCertificates = await issuedHostCertificates(logger, init.tlsDir, caPem, d.hosts.map((h) => h.id));
-  const controller = await startController({ logger, registry, ...(init.store !== undefined ? { store: init.store } : {}) }, {
+  const controller = await startController({
+    logger, registry, ...(init.store !== undefined ? { store: init.store } : {}), ...(components.schedulerClock !== undefined ? { schedulerClock: components.schedulerClock } : {}),
+  }, {
     deployment: d, dbPath: init.dbPath, control: { ...control, tls: { ca: caPem, cert, key } }, joinTokenTtlMs: init.joinTokenTtlMs, issuedCertificates,
   });
   let api: OperatorApi;

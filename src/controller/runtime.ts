@@ -23,6 +23,7 @@ import type { JoinTokenRecord } from './store/records.ts';
 import { DEFAULT_DB_PATH, openStore, type ControllerStore } from './store/store.ts';
 import { deploymentLatency, lastStoredPlacement, PlacementAdvisor, type PlacementSource } from './placement-advisor.ts';
 import { createScheduler } from './scheduler.ts';
+import type { PolicyClock } from './scheduler-clock.ts';
 import { TopologyTracker, vttifParamsFromPolicy } from './topology-tracker.ts';
 import type { MigrationTimeouts } from './migration-run.ts';
 import type { PartLimits } from '../control/part-assembler.ts';
@@ -67,6 +68,8 @@ export interface ControllerComponents {
   onError?: (err: unknown, where: string) => void;
   /** The switch database of an OVS host's bridge (tests: in memory; default OVSDB at its `ovsdb:`). */
   ovsBridgeDb?: OvsSouthboundComponents['connectDb'];
+  /** The scheduling policy's clock instead of the deployment's `scheduler.clock` (tests step it). */
+  schedulerClock?: PolicyClock;
 }
 
 export interface ControllerInit {
@@ -151,7 +154,7 @@ export async function startController(components: ControllerComponents, init: Co
     const eventMetrics = new EventMetrics(components.registry);
     eventMetrics.start({ hosts: store.listHosts(), fastPathLinks: store.listLinks('fast-path'), topologyClass: lastTopology.class });
     events.subscribe((e) => eventMetrics.record(e));
-    const placement: PlacementSource = await createScheduler(init.deployment, wallClock())
+    const placement: PlacementSource = await createScheduler(init.deployment, wallClock(), components.schedulerClock)
       ?? new PlacementAdvisor({ threshold: policy.placementThreshold, latencyMs: deploymentLatency(init.deployment) });
     const stored = lastStoredPlacement(store);
     if (stored !== undefined) placement.restore(stored);

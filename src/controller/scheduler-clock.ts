@@ -14,7 +14,17 @@ import type { SchedulerClockConfig } from './scheduler-config.ts';
  * coordinator's time-outs and auto-migrate's cool-down keep the wall clock,
  * and so does `scheduler.intervalMs` (how often the policy runs).
  */
-export class SchedulerClock {
+/** What the scheduler reads its policy's time from (SchedulerClock; tests: a clock they step). */
+export interface PolicyClock {
+  /** How much faster than the wall clock the policy's time runs (shown beside it). */
+  readonly speedup: number;
+  /** Whether the policy's time differs from the wall clock's. */
+  readonly shifted: boolean;
+  /** The policy's time (ms since the epoch) at wall time `wallMs`. */
+  at(wallMs: number): number;
+}
+
+export class SchedulerClock implements PolicyClock {
   readonly speedup: number;
   readonly #startWallMs: number;
   readonly #startPolicyMs: number;

@@ -8,7 +8,7 @@ import type { PlacementMove, PlacementView } from './api-model.ts';
 import { pathBetween, type Deployment } from './deployment-file.ts';
 import { MoveEstimateCache, type PathSpec } from './move-estimates.ts';
 import { deploymentLatency, EMPTY_PLACEMENT, movesKey, type PlacementSource, type PlacementStepInput, type PlacementStepOutput } from './placement-advisor.ts';
-import { SchedulerClock } from './scheduler-clock.ts';
+import { SchedulerClock, type PolicyClock } from './scheduler-clock.ts';
 import { DEFAULT_VM_RESOURCES, type SchedulerConfig, type VmResources } from './scheduler-config.ts';
 
 /**
@@ -35,17 +35,17 @@ export class Scheduler implements PlacementSource {
   readonly #estimates: MoveEstimateCache;
   readonly #siteRtt: (a: string, b: string) => number;
   readonly #latency: LatencyFn;
-  readonly #clock: SchedulerClock;
+  readonly #clock: PolicyClock;
   #view: PlacementView;
   #movesKey = '';
   #refusedKey = '';
 
-  /** `startWallMs`: the controller's start on its wall clock (where `scheduler.clock` counts from). */
-  constructor(d: Readonly<Deployment>, config: SchedulerConfig, estimates: MoveEstimateCache, startWallMs: number) {
+  /** `startWallMs`: the controller's start on its wall clock (where `scheduler.clock` counts from); `clock` replaces `scheduler.clock` (tests). */
+  constructor(d: Readonly<Deployment>, config: SchedulerConfig, estimates: MoveEstimateCache, startWallMs: number, clock?: PolicyClock) {
     this.#d = d;
     this.#config = config;
     this.#estimates = estimates;
-    this.#clock = new SchedulerClock(config.clock, startWallMs);
+    this.#clock = clock ?? new SchedulerClock(config.clock, startWallMs);
     this.#policy = policyFrom(d, config);
     const siteHost = new Map<string, string>();
     for (const h of d.hosts) if (!siteHost.has(h.site)) siteHost.set(h.site, h.id);
@@ -139,8 +139,8 @@ function slowestPath(d: Readonly<Deployment>): PathSpec {
   return { bandwidthMbit: Math.min(...all.map((p) => p.bandwidthMbit)), rttMs: Math.max(...all.map((p) => p.rttMs)) };
 }
 
-/** The deployment's scheduler with the engine's estimates for every VM over every path prepared; undefined without a `scheduler` section. */
-export async function createScheduler(d: Readonly<Deployment>, startWallMs: number): Promise<Scheduler | undefined> {
+/** The deployment's scheduler with the engine's estimates for every VM over every path prepared; undefined without a `scheduler` section. `clock` replaces `scheduler.clock` (tests). */
+export async function createScheduler(d: Readonly<Deployment>, startWallMs: number, clock?: PolicyClock): Promise<Scheduler | undefined> {
   const config = d.scheduler;
   if (config === undefined) return undefined;
   const cache = new MoveEstimateCache();
@@ -153,7 +153,7 @@ export async function createScheduler(d: Readonly<Deployment>, startWallMs: numb
   for (const r of [DEFAULT_VM_RESOURCES, ...Object.values(config.resources.vms)]) specs.set(`${r.memoryMiB}/${r.diskGiB}/${r.profile}`, r);
   const pairs = [...specs.values()].flatMap((vm) => [...paths.values()].map((path) => ({ vm, path })));
   await cache.prepare(pairs);
-  return new Scheduler(d, config, cache, startWallMs);
+  return new Scheduler(d, config, cache, startWallMs, clock);
 }
 
 function policyFrom(d: Readonly<Deployment>, c: SchedulerConfig): SchedulingPolicy {
