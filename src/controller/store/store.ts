@@ -250,23 +250,35 @@ export class ControllerStore {
 
   // ---- traffic and topologies -------------------------------------------
 
+  /** Samples go in one record per report (host and period): a report is one row, one etcd key, whatever its size. */
   insertTrafficSamples(samples: readonly TrafficSampleRecord[]): void {
     if (samples.length === 0) return;
+    const reports = new Map<string, { host: string; startMs: number; endMs: number; entries: Array<[string, string, number, number]> }>();
+    for (const x of samples) {
+      const key = `${x.host}\t${x.startMs}\t${x.endMs}`;
+      let r = reports.get(key);
+      if (r === undefined) reports.set(key, (r = { host: x.host, startMs: x.startMs, endMs: x.endMs, entries: [] }));
+      r.entries.push([x.src, x.dst, x.frames, x.bytes]);
+    }
     this.transaction(() => {
-      const ins = this.db.prepare('INSERT INTO traffic_samples (host, start_ms, end_ms, src, dst, frames, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      for (const s of samples) ins.run(s.host, s.startMs, s.endMs, s.src, s.dst, s.frames, s.bytes);
+      const ins = this.db.prepare('INSERT INTO traffic_reports (host, start_ms, end_ms, entries) VALUES (?, ?, ?, ?)');
+      for (const r of reports.values()) ins.run(r.host, r.startMs, r.endMs, JSON.stringify(r.entries));
     });
   }
 
   /** Samples whose period ended after `sinceMs` (exclusive), oldest first. */
   trafficSince(sinceMs: number): TrafficSampleRecord[] {
-    return (this.db.prepare('SELECT * FROM traffic_samples WHERE end_ms > ? ORDER BY end_ms, id').all(sinceMs) as TrafficRow[]).map((r) => ({
-      host: r.host, startMs: r.start_ms, endMs: r.end_ms, src: r.src, dst: r.dst, frames: r.frames, bytes: r.bytes,
-    }));
+    const rows = this.db.prepare('SELECT * FROM traffic_reports WHERE end_ms > ? ORDER BY end_ms, id').all(sinceMs) as TrafficRow[];
+    return rows.flatMap((r) => (JSON.parse(r.entries) as Array<[string, string, number, number]>).map(([src, dst, frames, bytes]) => ({
+      host: r.host, startMs: r.start_ms, endMs: r.end_ms, src, dst, frames, bytes,
+    })));
   }
 
+  /** Drops the reports whose period ended before `beforeMs`; returns how many samples (pairs) went with them. */
   pruneTraffic(beforeMs: number): number {
-    return this.db.prepare('DELETE FROM traffic_samples WHERE end_ms < ?').run(beforeMs).changes;
+    const n = this.db.prepare('SELECT COALESCE(SUM(json_array_length(entries)), 0) AS n FROM traffic_reports WHERE end_ms < ?').get(beforeMs) as { n: number };
+    if (n.n > 0) this.db.prepare('DELETE FROM traffic_reports WHERE end_ms < ?').run(beforeMs);
+    return n.n;
   }
 
   insertTopology(t: Omit<TopologyRecord, 'id'>): number {
@@ -402,7 +414,7 @@ interface VmRow { mac: string; name: string | null; ip: string | null; host: str
 interface LinkRow { a: string; b: string; kind: string; requested_by: string; reason: string; created_ms: number }
 interface RuleRow { host: string; id: string; priority: number; src: string; dst: string; action: string }
 interface VersionsRow { host: string; links_version: number; links_digest: string; rules_version: number; rules_digest: string; links_acked: number; rules_acked: number }
-interface TrafficRow { id: number; host: string; start_ms: number; end_ms: number; src: string; dst: string; frames: number; bytes: number }
+interface TrafficRow { id: number; host: string; start_ms: number; end_ms: number; entries: string }
 interface TopologyRow { id: number; at_ms: number; kind: string; changed: number; body: string }
 interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host: string; state: string; requested_by: string; started_ms: number; finished_ms: number | null; error: string | null; run: string | null }
 interface StepRow { id: number; migration_id: string; step: string; state: string; at_ms: number; detail: string }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ControllerStore } from '../../../src/controller/store/store.ts';
+import type { TrafficSampleRecord } from '../../../src/controller/store/records.ts';
 import { validateManifest } from '../../../src/images/manifest.ts';
 
 /**
@@ -165,5 +166,22 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     const again = await reopen();
     assert.deepEqual(again.trafficSince(0).map((s) => s.frames), [2, 3]);
     assert.deepEqual([again.latestTopology()?.kind, again.latestTopology()?.body], ['mesh', { edges: 2 }]);
+  });
+
+  test(`${label}: a traffic report is one record (one row, one etcd key) whatever its pairs, read back whole and in order`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    const report = (host: string, n: number): TrafficSampleRecord[] =>
+      Array.from({ length: n }, (_, i) => ({ host, startMs: 100, endMs: 200, src: mac(i), dst: mac(i + 1), frames: i, bytes: i * 10 }));
+    store.insertTrafficSamples([...report('a', 500), ...report('b', 3)]);
+    const records = (s: ControllerStore): number => (s.db.prepare('SELECT count(*) AS n FROM traffic_reports').get() as { n: number }).n;
+    assert.equal(records(store), 2);
+    await settled(store);
+    const again = await reopen();
+    assert.equal(records(again), 2);
+    const back = again.trafficSince(0);
+    assert.deepEqual(back.filter((x) => x.host === 'a').map((x) => x.frames), Array.from({ length: 500 }, (_, i) => i));
+    assert.deepEqual(back.filter((x) => x.host === 'b').map((x) => [x.src, x.dst, x.bytes]), [[mac(0), mac(1), 0], [mac(1), mac(2), 10], [mac(2), mac(3), 20]]);
+    assert.equal(again.pruneTraffic(201), 503);
+    assert.equal(again.trafficSince(0).length, 0);
   });
 }
