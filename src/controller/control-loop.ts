@@ -28,6 +28,7 @@ import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-
 import { dialableFacts } from './dial-address.ts';
 import type { ImageDistribution } from './image-distribution.ts';
 import type { ImageManifest } from '../images/manifest.ts';
+import { DesiredStateCache } from './desired-state-cache.ts';
 
 /**
  * The controller's loop: what daemons report and the update period go to the
@@ -94,6 +95,8 @@ export class ControlLoop implements ControlHandler {
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
   #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
   #reports: TrafficReport[] = [];
+  /** Desired state per host, brought up to date by what changed at each reconcile (desired-state-cache.ts). */
+  readonly #desired = new DesiredStateCache();
   /** Something desired state depends on changed since the last reconcile. */
   #dirty = true;
 
@@ -311,7 +314,7 @@ export class ControlLoop implements ControlHandler {
     const planned = planReconcile({
       hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
       versionsOf: (h) => store.getVersions(h), rulesOf: (h) => store.listRules(h),
-      sessions: this.#sessions.allProgress(),
+      sessions: this.#sessions.allProgress(), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
       ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);
     for (const [host, progress] of planned.state) this.#sessions.setProgress(host, progress);

@@ -1,7 +1,7 @@
 import type { RuleSpec } from '../control/daemon-control.ts';
 import { decision, event, noEffects, type Planned } from './effects.ts';
 import { backboneVerdict, defaultHub } from './hub-status.ts';
-import { desiredState, nextVersions, planPushes, ruleChanges, type SessionProgress } from './reconcile.ts';
+import { desiredState, nextVersions, planPushes, ruleChanges, ruleIndex, type HostDesiredState, type RegistryView, type SessionProgress } from './reconcile.ts';
 import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/records.ts';
 
 /**
@@ -27,6 +27,10 @@ export interface ReconcileInput {
   sessions: ReadonlyMap<string, SessionProgress>;
   /** Hosts reached only over VXLAN (OVS bridges). */
   vxlanHosts?: ReadonlySet<string>;
+  /** Desired state of the registry's view: `desiredState` unless given (the control loop keeps a DesiredStateCache). */
+  desiredOf?: (view: RegistryView) => Map<string, HostDesiredState>;
+  /** How a host's rules changed since the stored set, when known without reading it (the cache's patches); else `rulesOf` is compared. */
+  ruleChangesOf?: (host: string) => ReturnType<typeof ruleChanges> | undefined;
 }
 
 /** State: the connected daemons' progress after this pass's pushes. */
@@ -34,7 +38,7 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
   const effects = noEffects();
   const progress = new Map(input.sessions);
   const backbone = backboneVerdict(input.hosts);
-  const desired = desiredState({
+  const desired = (input.desiredOf ?? desiredState)({
     hubId: defaultHub(backbone),
     hubOf: backbone.hubOf,
     hosts: input.hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
@@ -46,10 +50,10 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
     const reported = input.sessions.get(host);
     const plan = nextVersions(input.versionsOf(host), want, reported);
     if (plan.linksChanged || plan.rulesChanged) {
-      const changes = plan.rulesChanged ? ruleChanges(input.rulesOf(host), want.rules) : undefined;
+      const changes = plan.rulesChanged ? input.ruleChangesOf?.(host) ?? ruleChanges(input.rulesOf(host), want.rules) : undefined;
       if (changes !== undefined) {
         const upsert = new Set([...changes.added, ...changes.changed]);
-        effects.writes.push({ op: 'rules', host, upsert: want.rules.filter((r) => upsert.has(r.id)), remove: changes.removed });
+        effects.writes.push({ op: 'rules', host, upsert: rulesWithIds(want.rules, upsert), remove: changes.removed });
       }
       effects.writes.push({ op: 'versions', versions: plan.versions });
       if (changes !== undefined) {
@@ -67,6 +71,17 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
     for (const message of pushes.messages) effects.messages.push({ host, message });
   }
   return { state: progress, effects };
+}
+
+/** The rules of `ids`, in set order; a few found by binary search (a set is sorted by id), many by one pass. */
+function rulesWithIds(rules: readonly RuleSpec[], ids: ReadonlySet<string>): RuleSpec[] {
+  if (ids.size * 32 >= rules.length) return rules.filter((r) => ids.has(r.id));
+  const out: RuleSpec[] = [];
+  for (const id of ids) {
+    const rule = rules[ruleIndex(rules, id)];
+    if (rule?.id === id) out.push(rule);
+  }
+  return out.sort((x, y) => (x.id < y.id ? -1 : 1));
 }
 
 /** At most 20 ids of a list, for decision details. */
