@@ -313,7 +313,7 @@ export class ControlLoop implements ControlHandler {
     const { store } = this.#c;
     const planned = planReconcile({
       hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
-      versionsOf: (h) => store.getVersions(h), rulesOf: (h) => store.listRules(h),
+      versionsOf: (h) => store.getVersions(h),
       sessions: this.#sessions.allProgress(), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
       ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);

@@ -1,6 +1,6 @@
 import type { RuleSpec } from '../control/daemon-control.ts';
 import {
-  fastPathPlan, linksDigestOf, placedVms, ruleContext, ruleIndex, ruleLine, vmRule, vmRuleId, type HostDesiredState, type PlacedVm, type RegistryView,
+  fastPathPlan, linksDigestOf, placedVms, ruleChanges, ruleContext, ruleIndex, ruleLine, vmRule, vmRuleId, type HostDesiredState, type PlacedVm, type RegistryView,
 } from './reconcile.ts';
 import { RuleSetDigest } from './rule-set-digest.ts';
 
@@ -55,10 +55,10 @@ export class DesiredStateCache {
   #deployment: string | undefined;
   /** What the last `update` did (tests count it; no timing). */
   last: DesiredStateUpdate = { rebuilt: 0, patched: 0 };
-  /** The rule changes of the hosts the last update patched, against the set it had before (what the previous reconcile stored). */
+  /** The rule changes of the last update, per host, against the set the host had before. */
   #changes = new Map<string, RuleIdChanges>();
 
-  /** How the last update changed a host's rules, if it patched them (undefined: built whole or unchanged — compare with the stored set). */
+  /** How the last update changed a host's rules (undefined: unchanged, or a host it had not built before). */
   ruleChanges(host: string): RuleIdChanges | undefined {
     return this.#changes.get(host);
   }
@@ -96,6 +96,7 @@ export class DesiredStateCache {
           rules.push(rule);
           digest.add(ruleLine(rule));
         }
+        if (entry !== undefined && entry.digest.hex() !== digest.hex()) changes.set(h.id, ruleChanges(entry.rules, rules));
         entry = { context, rules, digest, linkLines: '', members: '', linksDigest: '' };
         this.#hosts.set(h.id, entry);
         update.rebuilt++;

@@ -96,16 +96,26 @@ export function desiredState(view: RegistryView): Map<string, HostDesiredState> 
   const fast = fastPathPlan(view);
   const placed = placedVms(view, fast.hosts);
   for (const h of view.hosts) {
-    const ctx = ruleContext(view, fast, h.id);
-    const rules: RuleSpec[] = [];
-    for (const vm of placed) {
-      const rule = vmRule(vm, ctx);
-      if (rule !== undefined) rules.push(rule);
-    }
     // Rules come out in id order already (placed is sorted).
-    out.set(h.id, { host: h.id, links: fast.links.get(h.id)!, rules, members: fast.members });
+    out.set(h.id, { host: h.id, links: fast.links.get(h.id)!, rules: rulesOf(placed, ruleContext(view, fast, h.id)), members: fast.members });
   }
   return out;
+}
+
+/** One host's desired rules (what `desiredState` gives it), computed for that host only: the operator API's view of them. */
+export function desiredRulesOf(view: RegistryView, host: string): RuleSpec[] {
+  const fast = fastPathPlan(view);
+  if (!fast.hosts.has(host)) return [];
+  return rulesOf(placedVms(view, fast.hosts), ruleContext(view, fast, host));
+}
+
+function rulesOf(placed: readonly PlacedVm[], ctx: RuleContext): RuleSpec[] {
+  const rules: RuleSpec[] = [];
+  for (const vm of placed) {
+    const rule = vmRule(vm, ctx);
+    if (rule !== undefined) rules.push(rule);
+  }
+  return rules;
 }
 
 /** The fast-path links of every host (sorted by peer), who each host has one with, and the deployment's members. */

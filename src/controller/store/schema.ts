@@ -262,6 +262,15 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       DROP TABLE traffic_samples;
     `,
   },
+  {
+    version: 8,
+    name: 'desired rules are derived, not stored: a rule per (host, VM) was hosts × VMs rows (10 million keys at 1,000 hosts / 10,000 VMs)',
+    sql: `
+      -- A host's desired rules are a function of the registry (hosts, VMs, links, hubs: reconcile.ts);
+      -- desired_versions keeps each set's version and digest, which is what a new leader compares.
+      DROP TABLE rules;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;
