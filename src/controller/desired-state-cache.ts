@@ -10,10 +10,11 @@ import { RuleSetDigest } from './rule-set-digest.ts';
  * digests of each set. Same result as `desiredState(view)` for every view
  * (the test runs both over random histories); the cost is what differs:
  *
- *   the deployment's hosts, roles, hubs or which hub a spoke is on changed
+ *   the deployment's hosts or roles, or the default hub changed
  *                                   ─▶ every host's rules built whole (rare)
  *   a host's own fast-path peers or hub changed ─▶ that host's rules built whole
- *   VMs placed, moved or gone       ─▶ on every other host, the one rule of each
+ *   VMs placed, moved or gone, or
+ *   on a spoke that changed hub     ─▶ on every other host, the one rule of each
  *                                      such VM patched in place, its digest
  *                                      updated by that rule only (rule-set-digest.ts)
  *   nothing                         ─▶ the sets of the last reconcile, as they were
@@ -53,6 +54,7 @@ export class DesiredStateCache {
   readonly #hosts = new Map<string, HostEntry>();
   #vms = new Map<string, PlacedVm>();
   #deployment: string | undefined;
+  #hubOf = new Map<string, string | null>();
   /** What the last `update` did (tests count it; no timing). */
   last: DesiredStateUpdate = { rebuilt: 0, patched: 0 };
   /** The rule changes of the last update, per host, against the set the host had before. */
@@ -66,15 +68,20 @@ export class DesiredStateCache {
   update(view: RegistryView): Map<string, HostDesiredState> {
     const fast = fastPathPlan(view);
     const placed = placedVms(view, fast.hosts);
-    const deployment = JSON.stringify([view.hubId ?? null, view.hosts.map((h) => [h.id, h.role]), [...(view.hubOf ?? new Map()).entries()].sort()]);
+    const deployment = JSON.stringify([view.hubId ?? null, view.hosts.map((h) => [h.id, h.role])]);
     const whole = deployment !== this.#deployment;
     this.#deployment = deployment;
+    // A spoke that moved to another hub: its own rules are rebuilt (its context names its hub); a hub's rule for each of its VMs changes.
+    const hubOf = new Map(view.hubOf ?? []);
+    const hubMoved = new Set<string>();
+    for (const h of view.hosts) if ((hubOf.get(h.id) ?? null) !== (this.#hubOf.get(h.id) ?? null)) hubMoved.add(h.id);
+    this.#hubOf = hubOf;
     const vms = new Map(placed.map((vm) => [vm.mac, vm] as const));
-    /** VMs whose placement changed: their new placement, or undefined if no longer placed. */
+    /** VMs whose rules may have changed: their placement, or undefined if no longer placed. */
     const changed = new Map<string, PlacedVm | undefined>();
     for (const vm of placed) {
       const before = this.#vms.get(vm.mac);
-      if (before === undefined || before.host !== vm.host) changed.set(vm.mac, vm);
+      if (before === undefined || before.host !== vm.host || hubMoved.has(vm.host)) changed.set(vm.mac, vm);
     }
     for (const mac of this.#vms.keys()) if (!vms.has(mac)) changed.set(mac, undefined);
     this.#vms = vms;

@@ -45,9 +45,29 @@ export class RuleSetDigest {
   }
 
   #fold(line: string, sign: 1 | -1): void {
-    const h = createHash('sha256').update(line).digest();
-    for (let i = 0; i < LANES; i++) this.#lanes[i] = (this.#lanes[i]! + sign * h.readUInt32BE(i * 4)) >>> 0;
+    const h = lineHash(line);
+    for (let i = 0; i < LANES; i++) this.#lanes[i] = (this.#lanes[i]! + sign * h[i]!) >>> 0;
   }
+}
+
+/**
+ * Hashes of rule lines, remembered: most lines recur on many hosts (a VM's
+ * rule is the same on every spoke of a hub), so a VM placed costs one hash,
+ * not one per host. Bounded: forgotten whole when full.
+ */
+const hashes = new Map<string, Uint32Array>();
+const MAX_REMEMBERED = 262_144;
+
+function lineHash(line: string): Uint32Array {
+  let h = hashes.get(line);
+  if (h === undefined) {
+    const d = createHash('sha256').update(line).digest();
+    h = new Uint32Array(LANES);
+    for (let i = 0; i < LANES; i++) h[i] = d.readUInt32BE(i * 4);
+    if (hashes.size >= MAX_REMEMBERED) hashes.clear();
+    hashes.set(line, h);
+  }
+  return h;
 }
 
 /** The digest of a whole set, from scratch. */

@@ -112,4 +112,9 @@ test('a VM moving between two spokes patches the rules of only the hosts whose r
   assert.deepEqual(cache.ruleChanges('s010'), { added: [`vm-${vm.mac.replaceAll(':', '')}`], changed: [], removed: [] });
   assert.equal(cache.ruleChanges('s040'), undefined, 'a spoke whose rule (to its hub) is the same is untouched');
   assertSame(after, v, 'after the move');
+  // s040's backbone moves to hub1: its own set is built again; each hub re-points its VMs (hub0 via the trunk, hub1 direct); other spokes untouched.
+  (v.hubOf as Map<string, string | null>).set('s040', 'hub1');
+  const moved = cache.update(v);
+  assert.deepEqual(cache.last, { rebuilt: 1, patched: 2 });
+  assertSame(moved, v, 'after the hub change');
 });
