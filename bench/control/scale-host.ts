@@ -33,6 +33,11 @@ export function scaleVmMac(i: number, slot: number): string {
   return formatMac(0x02aa00000000 + i * 256 + slot);
 }
 
+/** The IP address of VM `slot` of host `i`. */
+export function scaleVmIp(i: number, slot: number): string {
+  return `10.${(i >> 8) & 0xff}.${i & 0xff}.${10 + slot}`;
+}
+
 /** The listen port a host reports (nothing listens there: fast paths are recorded, not dialled). */
 export function scaleListenPort(i: number): number {
   return 20_000 + i;
@@ -135,7 +140,7 @@ export class ScaleHost implements DaemonControl {
 }
 
 function port(name: string, mac: string, host: number, slot: number): PortFacts {
-  return { name, kind: 'memory', mac, ip: `10.${(host >> 8) & 0xff}.${host & 0xff}.${10 + slot}`, mtu: 1500, rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0 };
+  return { name, kind: 'memory', mac, ip: scaleVmIp(host, slot), mtu: 1500, rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0 };
 }
 
 function link(peer: string, direction: 'inbound' | 'outbound', bytes: number, kind: 'backbone' | 'fast-path' = 'backbone'): LinkFacts {

@@ -4,9 +4,12 @@
  * and on a 3-member etcd cluster (test/helpers/etcd-cluster.ts).
  *
  *   node --import tsx bench/control/scale.ts [--hosts 100,200,500,1000,2000] [--stores sqlite,etcd]
- *        [--vms 10] [--group 4] [--steady 10] [--moves 5] [--timeout 300] [--profile DIR]
+ *        [--vms 10] [--group 4] [--steady 10] [--moves 5] [--timeout 300] [--learn] [--profile DIR]
  *
- * Defaults: 1,000 hosts, 10 VMs each, both stores. The hosts are real
+ * Defaults: 1,000 hosts, 10 VMs each, declared in the deployment file (with
+ * `--learn`, learned from the hosts' reports instead: each host connecting
+ * adds VMs, so every host's rule set changes at every connect), both
+ * stores. The hosts are real
  * `ControllerAgent`s (mutual TLS with certificates of the deployment CA,
  * hello with facts, a traffic report and facts every update period, links
  * and rule sets applied whole and acknowledged) over a host without a data
@@ -40,7 +43,7 @@ import { caFiles, hostFiles, initCa, issueHostCertificate } from '../../src/pki/
 import { startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
 import { freePortBelowEphemeral } from '../../test/helpers/free-port.ts';
 import type { ClientsStatus, FromClients, ToClients } from './scale-clients.ts';
-import { scaleHostId, scaleListenPort, scaleVmMac } from './scale-host.ts';
+import { scaleHostId, scaleListenPort, scaleVmIp, scaleVmMac } from './scale-host.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => {
@@ -54,6 +57,8 @@ const groupSize = Number(arg('--group', '4'));
 const steadyS = Number(arg('--steady', '10'));
 const moves = Number(arg('--moves', '5'));
 const timeoutS = Number(arg('--timeout', '300'));
+/** VMs learned from the hosts' reports (every host connecting changes every host's rules) instead of declared in the deployment. */
+const learn = args.includes('--learn');
 const profileDir = args.includes('--profile') ? resolve(arg('--profile', 'profiles')) : undefined;
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 const CLIENTS = resolve(import.meta.dirname, 'scale-clients.ts');
@@ -100,6 +105,12 @@ function deployment(hosts: number): string {
   const lines = ['name: scale-bench', 'sites:', '  - { id: lab }', 'hosts:'];
   for (let i = 0; i < hosts; i++) {
     lines.push(`  - { id: ${scaleHostId(i)}, site: lab${i === 0 ? ', hub: true' : ''}, listen: { transport: tls, host: 127.0.0.1, port: ${scaleListenPort(i)} } }`);
+  }
+  if (!learn) {
+    lines.push('vms:');
+    for (let i = 0; i < hosts; i++) {
+      for (let slot = 0; slot < vmsPerHost; slot++) lines.push(`  - { name: vm-${i}-${slot}, mac: "${scaleVmMac(i, slot)}", ip: ${scaleVmIp(i, slot)}, host: ${scaleHostId(i)} }`);
+    }
   }
   lines.push('policy:', `  fastPathBudget: ${Math.ceil((hosts - 1) / groupSize)}`, '  autoMigrate: false');
   return `${lines.join('\n')}\n`;
@@ -220,7 +231,7 @@ const results: RunResult[] = [];
 try {
   const t0 = performance.now();
   await makePki(pkiDir, Math.max(...sizes));
-  console.log(`# ${Math.max(...sizes)} host certificates issued in ${s(performance.now() - t0)}; ${vmsPerHost} VMs a host, groups of ${groupSize}`);
+  console.log(`# ${Math.max(...sizes)} host certificates issued in ${s(performance.now() - t0)}; ${vmsPerHost} VMs a host (${learn ? 'learned' : 'declared'}), groups of ${groupSize}`);
   for (const store of stores) {
     for (const hosts of sizes) {
       console.log(`# ${store}, ${hosts} hosts …`);
