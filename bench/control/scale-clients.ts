@@ -86,7 +86,17 @@ function start(init: ClientsInit): void {
       backoff: { initialMs: 200, maxMs: 5_000 }, welcomeTimeoutMs: 60_000, keepaliveMs: 30_000,
     });
   });
-  for (const a of agents) a.start();
+  // All clients dial from 127.0.0.1, and the controller admits 64 unwelcomed connections per source
+  // (control-listener.ts, a flood guard): start them so that at most 48 are waiting for a welcome at once.
+  let next = 0;
+  const ramp = setInterval(() => {
+    let waiting = agents.filter((a) => a.state === 'connecting' || a.state === 'backoff').length;
+    while (next < agents.length && waiting < 48) {
+      agents[next++]!.start();
+      waiting++;
+    }
+    if (next === agents.length) clearInterval(ramp);
+  }, 20);
   const total = init.hosts * init.vmsPerHost;
   const timer = setInterval(() => {
     const cpu = process.cpuUsage();
