@@ -64,7 +64,8 @@ function agrees(h: ScaleHost, w: NonNullable<typeof watch>): boolean {
 
 function checkMove(): void {
   const w = watch;
-  if (w === undefined || !hosts.every((h) => agrees(h, w))) return;
+  // Hosts not connected (still dialling, at a scale where not all are welcomed) hear of it when they are.
+  if (w === undefined || !hosts.every((h, i) => agents[i]?.state !== 'connected' || agrees(h, w))) return;
   watch = undefined;
   post({ type: 'moved', ms: Date.now() - w.t0, rulesPushed: w.pushed });
 }
@@ -87,11 +88,11 @@ function start(init: ClientsInit): void {
     });
   });
   // All clients dial from 127.0.0.1, and the controller admits 64 unwelcomed connections per source
-  // (control-listener.ts, a flood guard): start them so that at most 48 are waiting for a welcome at once.
+  // (control-listener.ts, a flood guard): start them so that at most 32 are waiting for a welcome at once.
   let next = 0;
   const ramp = setInterval(() => {
     let waiting = agents.filter((a) => a.state === 'connecting' || a.state === 'backoff').length;
-    while (next < agents.length && waiting < 48) {
+    while (next < agents.length && waiting < 32) {
       agents[next++]!.start();
       waiting++;
     }
