@@ -1,6 +1,6 @@
 import type { Logger } from '../common/logger.ts';
 import { formatMac } from '../common/mac.ts';
-import type { DaemonFacts } from '../control/daemon-control.ts';
+import type { DaemonFacts, RuleSpec } from '../control/daemon-control.ts';
 import { factsFromWire, type HelloMessage } from '../control/control-protocol.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState } from './adaptation-planner.ts';
@@ -15,7 +15,8 @@ import { INITIAL_LINK_RATES, linkRates, nextLinkRates, withoutHost, type LinkRat
 import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementSource } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
-import { planReconcile } from './reconcile-planner.ts';
+import { planReconcile, registryView } from './reconcile-planner.ts';
+import { desiredRulesOf } from './reconcile.ts';
 import { EMPTY_VERDICT, backboneSignature, planHubWatch, type BackboneVerdict } from './hub-status.ts';
 import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -304,6 +305,15 @@ export class ControlLoop implements ControlHandler {
   /** Note that the registry changed behind the loop's back (a direct store write): the next period reconciles. */
   markDirty(): void {
     this.#dirty = true;
+  }
+
+  /** A host's desired rules as the reconcile computes them (the store keeps their version and digest, not the rules). */
+  desiredRules(host: string): RuleSpec[] {
+    const { store } = this.#c;
+    return desiredRulesOf(registryView({
+      hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
+      ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
+    }), host);
   }
 
   /** Compute desired state, persist new versions, push what each connected daemon lacks. */

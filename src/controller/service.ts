@@ -90,7 +90,8 @@ export class ControllerService implements ControllerModel {
     const applied = this.#c.loop?.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
     const { store } = this.#c;
     // Derived from the registry (the store keeps versions and digests, not hosts × VMs rule rows), in priority order.
-    const rules = desiredRulesOf(registryView({ hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks() }), host)
+    // A follower has no loop: its view of the rules leaves out what only the leader's deployment says (OVS hosts' tunnel ports).
+    const rules = (this.#c.loop?.desiredRules(host) ?? desiredRulesOf(registryView({ hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks() }), host))
       .sort((x, y) => y.priority - x.priority || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
     const byId = new Map(rules.map((r) => [r.id, r] as const));
     return {

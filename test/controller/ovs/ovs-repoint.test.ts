@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { datapathIdOf, tunnelPortName } from '../../../src/controller/ovs/bridge-db.ts';
-import { FAST_PATH_RULE_PRIORITY, desiredRulesOf } from '../../../src/controller/reconcile.ts';
-import { registryView } from '../../../src/controller/reconcile-planner.ts';
+import { FAST_PATH_RULE_PRIORITY } from '../../../src/controller/reconcile.ts';
 import { RULE_PRIORITY_BASE, TABLE_CLASSIFY, TABLE_FROM_TUNNEL, TABLE_FROM_VM } from '../../../src/controller/ovs/flow-plan.ts';
 import { openStore } from '../../../src/controller/store/store.ts';
 import { waitFor } from '../../helpers/wait.ts';
@@ -32,7 +31,7 @@ test('a fast path between an OVS host and a daemon is a VXLAN tunnel port: creat
     return v > 0 && h.controller.loop.appliedVersions('ovs1')?.linksVersion === v ? true : undefined;
   }, 'links acknowledged');
   // The daemon end: a rule over its own VTEP link to ovs1, and no link to dial.
-  const h2Rule = desiredRulesOf(registryView({ hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks() }), 'h2').find((r) => r.dst === VM_O);
+  const h2Rule = h.controller.loop.desiredRules('h2').find((r) => r.dst === VM_O);
   assert.deepEqual(h2Rule?.action, { link: 'ovs1' });
   assert.equal(h2Rule?.priority, FAST_PATH_RULE_PRIORITY);
 
