@@ -97,7 +97,6 @@ export class Applier {
       case 'prune-traffic': store.pruneTraffic(w.beforeMs); return;
       case 'topology': store.insertTopology({ atMs: w.atMs, kind: w.kind, changed: true, body: w.body }); return;
       case 'ack': store.recordAck(w.host, w.kind, w.version); return;
-      case 'rules': store.updateRules(w.host, w.upsert, w.remove); return;
       case 'versions': store.putVersions(w.versions); return;
       case 'migration': store.putMigration(w.migration); return;
       case 'migration-step': store.appendMigrationStep(w.step); return;

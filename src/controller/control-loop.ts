@@ -1,6 +1,6 @@
 import type { Logger } from '../common/logger.ts';
 import { formatMac } from '../common/mac.ts';
-import type { DaemonFacts } from '../control/daemon-control.ts';
+import type { DaemonFacts, RuleSpec } from '../control/daemon-control.ts';
 import { factsFromWire, type HelloMessage } from '../control/control-protocol.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState } from './adaptation-planner.ts';
@@ -15,7 +15,8 @@ import { INITIAL_LINK_RATES, linkRates, nextLinkRates, withoutHost, type LinkRat
 import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementSource } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
-import { planReconcile } from './reconcile-planner.ts';
+import { planReconcile, registryView } from './reconcile-planner.ts';
+import { desiredRulesOf } from './reconcile.ts';
 import { EMPTY_VERDICT, backboneSignature, planHubWatch, type BackboneVerdict } from './hub-status.ts';
 import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -28,6 +29,7 @@ import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-
 import { dialableFacts } from './dial-address.ts';
 import type { ImageDistribution } from './image-distribution.ts';
 import type { ImageManifest } from '../images/manifest.ts';
+import { DesiredStateCache } from './desired-state-cache.ts';
 
 /**
  * The controller's loop: what daemons report and the update period go to the
@@ -94,6 +96,8 @@ export class ControlLoop implements ControlHandler {
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
   #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
   #reports: TrafficReport[] = [];
+  /** Desired state per host, brought up to date by what changed at each reconcile (desired-state-cache.ts). */
+  readonly #desired = new DesiredStateCache();
   /** Something desired state depends on changed since the last reconcile. */
   #dirty = true;
 
@@ -303,6 +307,15 @@ export class ControlLoop implements ControlHandler {
     this.#dirty = true;
   }
 
+  /** A host's desired rules as the reconcile computes them (the store keeps their version and digest, not the rules). */
+  desiredRules(host: string): RuleSpec[] {
+    const { store } = this.#c;
+    return desiredRulesOf(registryView({
+      hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
+      ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
+    }), host);
+  }
+
   /** Compute desired state, persist new versions, push what each connected daemon lacks. */
   reconcile(why: string): void {
     const started = performance.now();
@@ -310,8 +323,8 @@ export class ControlLoop implements ControlHandler {
     const { store } = this.#c;
     const planned = planReconcile({
       hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
-      versionsOf: (h) => store.getVersions(h), rulesOf: (h) => store.listRules(h),
-      sessions: this.#sessions.allProgress(),
+      versionsOf: (h) => store.getVersions(h),
+      sessions: this.#sessions.allProgress(), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
       ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);
     for (const [host, progress] of planned.state) this.#sessions.setProgress(host, progress);

@@ -1,4 +1,4 @@
-import type { DaemonFacts, LinkKind, RuleSpec } from '../control/daemon-control.ts';
+import type { DaemonFacts, LinkKind } from '../control/daemon-control.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { DecisionView, EventPayloads, EventType } from './api-model.ts';
 import type { DesiredVersions, MigrationRecord, MigrationStepRecord, TrafficSampleRecord, VmRecord } from './store/records.ts';
@@ -32,7 +32,6 @@ export type StoreWrite =
   | { op: 'prune-traffic'; beforeMs: number }
   | { op: 'topology'; atMs: number; kind: string; body: unknown }
   | { op: 'ack'; host: string; kind: 'links' | 'rules'; version: number }
-  | { op: 'rules'; host: string; upsert: RuleSpec[]; remove: string[] }
   | { op: 'versions'; versions: DesiredVersions }
   /** A migration and the coordinator's record of it; `durable`: the transaction is on disk before anything else is done (the commit point). */
   | { op: 'migration'; migration: MigrationRecord; durable?: boolean }

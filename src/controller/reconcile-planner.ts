@@ -1,7 +1,6 @@
-import type { RuleSpec } from '../control/daemon-control.ts';
 import { decision, event, noEffects, type Planned } from './effects.ts';
 import { backboneVerdict, defaultHub } from './hub-status.ts';
-import { desiredState, nextVersions, planPushes, ruleChanges, type SessionProgress } from './reconcile.ts';
+import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type RegistryView, type SessionProgress } from './reconcile.ts';
 import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/records.ts';
 
 /**
@@ -22,35 +21,39 @@ export interface ReconcileInput {
   vms: readonly Pick<VmRecord, 'mac' | 'host'>[];
   links: readonly LinkRecord[];
   versionsOf: (host: string) => DesiredVersions;
-  rulesOf: (host: string) => readonly RuleSpec[];
   /** Connected daemons and how far each is. */
   sessions: ReadonlyMap<string, SessionProgress>;
   /** Hosts reached only over VXLAN (OVS bridges). */
   vxlanHosts?: ReadonlySet<string>;
+  /** Desired state of the registry's view: `desiredState` unless given (the control loop keeps a DesiredStateCache). */
+  desiredOf?: (view: RegistryView) => Map<string, HostDesiredState>;
+  /** How a host's rules changed since the last reconcile, when known (the cache's); else the whole set counts as added (a first reconcile). */
+  ruleChangesOf?: (host: string) => ReturnType<typeof ruleChanges> | undefined;
 }
 
-/** State: the connected daemons' progress after this pass's pushes. */
-export function planReconcile(input: ReconcileInput, why: string, nowMs: number, resendAfterMs: number): Planned<Map<string, SessionProgress>> {
-  const effects = noEffects();
-  const progress = new Map(input.sessions);
+/** The registry as desired state reads it: hosts, VMs, links, and the hubs from the hosts' reported backbones (hub-status.ts). */
+export function registryView(input: Pick<ReconcileInput, 'hosts' | 'vms' | 'links' | 'vxlanHosts'>): RegistryView {
   const backbone = backboneVerdict(input.hosts);
-  const desired = desiredState({
+  return {
     hubId: defaultHub(backbone),
     hubOf: backbone.hubOf,
     hosts: input.hosts.map((h) => ({ id: h.id, role: h.role, addresses: h.addresses })),
     vms: input.vms.map((v) => ({ mac: v.mac, host: v.host })),
     links: input.links,
     ...(input.vxlanHosts !== undefined ? { vxlanHosts: input.vxlanHosts } : {}),
-  });
+  };
+}
+
+/** State: the connected daemons' progress after this pass's pushes. */
+export function planReconcile(input: ReconcileInput, why: string, nowMs: number, resendAfterMs: number): Planned<Map<string, SessionProgress>> {
+  const effects = noEffects();
+  const progress = new Map(input.sessions);
+  const desired = (input.desiredOf ?? desiredState)(registryView(input));
   for (const [host, want] of desired) {
     const reported = input.sessions.get(host);
     const plan = nextVersions(input.versionsOf(host), want, reported);
     if (plan.linksChanged || plan.rulesChanged) {
-      const changes = plan.rulesChanged ? ruleChanges(input.rulesOf(host), want.rules) : undefined;
-      if (changes !== undefined) {
-        const upsert = new Set([...changes.added, ...changes.changed]);
-        effects.writes.push({ op: 'rules', host, upsert: want.rules.filter((r) => upsert.has(r.id)), remove: changes.removed });
-      }
+      const changes = plan.rulesChanged ? input.ruleChangesOf?.(host) ?? ruleChanges([], want.rules) : undefined;
       effects.writes.push({ op: 'versions', versions: plan.versions });
       if (changes !== undefined) {
         const version = plan.versions.rulesVersion;

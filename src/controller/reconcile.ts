@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DaemonRole, DesiredLink, ListenAddress, RuleSpec } from '../control/daemon-control.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { DesiredVersions, LinkRecord } from './store/records.ts';
+import { rulesDigestOf } from './rule-set-digest.ts';
 
 /**
  * Reconcile, the pure part: desired state per host from the registry, new
@@ -57,6 +58,9 @@ export interface HostDesiredState {
   rules: RuleSpec[];
   /** Every host of the deployment, sorted: sent with the links, the daemon refuses links from anyone else. */
   members: string[];
+  /** The digests of the sets when already known (desired-state-cache.ts keeps them); else nextVersions computes them. */
+  linksDigest?: string;
+  rulesDigest?: string;
 }
 
 /** Priority of a rule that sends a VM's frames over a fast-path link. */
@@ -89,10 +93,44 @@ export function vmRuleId(mac: string): string {
  */
 export function desiredState(view: RegistryView): Map<string, HostDesiredState> {
   const out = new Map<string, HostDesiredState>();
+  const fast = fastPathPlan(view);
+  const placed = placedVms(view, fast.hosts);
+  for (const h of view.hosts) {
+    // Rules come out in id order already (placed is sorted).
+    out.set(h.id, { host: h.id, links: fast.links.get(h.id)!, rules: rulesOf(placed, ruleContext(view, fast, h.id)), members: fast.members });
+  }
+  return out;
+}
+
+/** One host's desired rules (what `desiredState` gives it), computed for that host only: the operator API's view of them. */
+export function desiredRulesOf(view: RegistryView, host: string): RuleSpec[] {
+  const fast = fastPathPlan(view);
+  if (!fast.hosts.has(host)) return [];
+  return rulesOf(placedVms(view, fast.hosts), ruleContext(view, fast, host));
+}
+
+function rulesOf(placed: readonly PlacedVm[], ctx: RuleContext): RuleSpec[] {
+  const rules: RuleSpec[] = [];
+  for (const vm of placed) {
+    const rule = vmRule(vm, ctx);
+    if (rule !== undefined) rules.push(rule);
+  }
+  return rules;
+}
+
+/** The fast-path links of every host (sorted by peer), who each host has one with, and the deployment's members. */
+export interface FastPathPlan {
+  hosts: ReadonlyMap<string, RegistryHost>;
+  members: string[];
+  links: Map<string, DesiredLink[]>;
+  peers: Map<string, Set<string>>;
+}
+
+export function fastPathPlan(view: RegistryView): FastPathPlan {
   const hosts = new Map(view.hosts.map((h) => [h.id, h] as const));
   const members = [...hosts.keys()].sort();
-  for (const h of view.hosts) out.set(h.id, { host: h.id, links: [], rules: [], members });
-  const fastPeers = new Map<string, Set<string>>();
+  const links = new Map<string, DesiredLink[]>(view.hosts.map((h) => [h.id, []]));
+  const peers = new Map<string, Set<string>>();
   for (const l of view.links) {
     if (l.kind !== 'fast-path') continue;
     const a = hosts.get(l.a);
@@ -101,46 +139,79 @@ export function desiredState(view: RegistryView): Map<string, HostDesiredState> 
     const vxlan = view.vxlanHosts;
     if (vxlan !== undefined && (vxlan.has(a.id) || vxlan.has(b.id))) {
       for (const [side, peer] of [[a, b], [b, a]] as const) {
-        if (vxlan.has(side.id)) out.get(side.id)!.links.push({ peer: peer.id, address: peer.addresses[0] ?? { transport: 'tcp', host: '0.0.0.0', port: 0 }, reason: l.reason, dial: false });
+        if (vxlan.has(side.id)) links.get(side.id)!.push({ peer: peer.id, address: peer.addresses[0] ?? { transport: 'tcp', host: '0.0.0.0', port: 0 }, reason: l.reason, dial: false });
       }
     } else {
       const [dialer, dialled] = a.id < b.id ? [a, b] : [b, a];
       const target = dialled.addresses[0];
       if (target === undefined) continue;
       const back = dialer.addresses[0] ?? { transport: target.transport, host: '0.0.0.0', port: 0 };
-      out.get(dialer.id)!.links.push({ peer: dialled.id, address: target, reason: l.reason, dial: true });
-      out.get(dialled.id)!.links.push({ peer: dialer.id, address: back, reason: l.reason, dial: false });
+      links.get(dialer.id)!.push({ peer: dialled.id, address: target, reason: l.reason, dial: true });
+      links.get(dialled.id)!.push({ peer: dialer.id, address: back, reason: l.reason, dial: false });
     }
-    if (!fastPeers.has(a.id)) fastPeers.set(a.id, new Set());
-    if (!fastPeers.has(b.id)) fastPeers.set(b.id, new Set());
-    fastPeers.get(a.id)!.add(b.id);
-    fastPeers.get(b.id)!.add(a.id);
+    if (!peers.has(a.id)) peers.set(a.id, new Set());
+    if (!peers.has(b.id)) peers.set(b.id, new Set());
+    peers.get(a.id)!.add(b.id);
+    peers.get(b.id)!.add(a.id);
   }
-  const placed = view.vms
+  for (const list of links.values()) list.sort((x, y) => (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0));
+  return { hosts, members, links, peers };
+}
+
+/** A VM placed on a host of the deployment, with its rule id. */
+export interface PlacedVm {
+  id: string;
+  mac: string;
+  host: string;
+}
+
+/** The VMs placed on hosts of the deployment, in rule id order. */
+export function placedVms(view: RegistryView, hosts: ReadonlyMap<string, RegistryHost>): PlacedVm[] {
+  return view.vms
     .filter((vm): vm is RegistryVm & { host: string } => vm.host !== undefined && hosts.has(vm.host))
     .map((vm) => ({ id: vmRuleId(vm.mac), mac: vm.mac, host: vm.host }))
     .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-  const hubOf = (host: string): string | undefined => view.hubOf?.get(host) ?? undefined;
-  for (const state of out.values()) {
-    const isHub = hosts.get(state.host)!.role === 'hub';
-    const peers = fastPeers.get(state.host);
-    const myHub = hubOf(state.host) ?? view.hubId;
-    for (const vm of placed) {
-      if (vm.host === state.host) continue;
-      if (peers?.has(vm.host) === true) {
-        state.rules.push({ id: vm.id, priority: FAST_PATH_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } });
-      } else if (isHub) {
-        const other = hubOf(vm.host);
-        const via = other !== undefined && other !== state.host ? other : vm.host;
-        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: via } });
-      } else if (myHub !== undefined) {
-        state.rules.push({ id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: myHub } });
-      }
-    }
-    state.links.sort((x, y) => (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0));
-    // Rules come out in id order already (placed is sorted).
+}
+
+/** What one host's rule for any VM depends on, besides the VM's own host. */
+export interface RuleContext {
+  host: string;
+  isHub: boolean;
+  /** Hosts it has a fast-path link with. */
+  peers: ReadonlySet<string> | undefined;
+  /** Its hub (the one its backbone is up to, else the view's hubId). */
+  myHub: string | undefined;
+  hubOf: (host: string) => string | undefined;
+}
+
+export function ruleContext(view: RegistryView, fast: FastPathPlan, host: string): RuleContext {
+  const hubOf = (h: string): string | undefined => view.hubOf?.get(h) ?? undefined;
+  return { host, isHub: fast.hosts.get(host)!.role === 'hub', peers: fast.peers.get(host), myHub: hubOf(host) ?? view.hubId, hubOf };
+}
+
+/** Host `ctx.host`'s rule for one VM (the table above desiredState), or none. */
+export function vmRule(vm: PlacedVm, ctx: RuleContext): RuleSpec | undefined {
+  if (vm.host === ctx.host) return undefined;
+  if (ctx.peers?.has(vm.host) === true) return { id: vm.id, priority: FAST_PATH_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: vm.host } };
+  if (ctx.isHub) {
+    const other = ctx.hubOf(vm.host);
+    const via = other !== undefined && other !== ctx.host ? other : vm.host;
+    return { id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: via } };
   }
-  return out;
+  if (ctx.myHub !== undefined) return { id: vm.id, priority: BACKBONE_RULE_PRIORITY, src: 'any', dst: vm.mac, action: { link: ctx.myHub } };
+  return undefined;
+}
+
+/** Where rule `id` is, or would go, in a set sorted by id (binary search). */
+export function ruleIndex(rules: readonly RuleSpec[], id: string): number {
+  let lo = 0;
+  let hi = rules.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rules[mid]!.id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** One line per rule: every field, in a fixed order (rules are compared and digested by it). */
@@ -152,6 +223,11 @@ export function ruleLine(r: RuleSpec): string {
 
 function linkLine(l: DesiredLink): string {
   return `${l.peer}\t${l.address.transport}\t${l.address.host}\t${l.address.port}\t${l.dial === undefined ? '' : String(l.dial)}\t${l.reason}`;
+}
+
+/** The digest of a host's desired links and the members sent with them. */
+export function linksDigestOf(links: readonly DesiredLink[], members: readonly string[]): string {
+  return digestOf([...links.map(linkLine), `members\t${members.join(',')}`]);
 }
 
 /** A stable digest of a desired set (its lines, in order). */
@@ -171,8 +247,8 @@ export interface VersionPlan {
  * does a set the daemon reports a higher version of than we hold.
  */
 export function nextVersions(prev: DesiredVersions, desired: HostDesiredState, reported?: { linksVersion: number; rulesVersion: number }): VersionPlan {
-  const linksDigest = digestOf([...desired.links.map(linkLine), `members\t${desired.members.join(',')}`]);
-  const rulesDigest = digestOf(desired.rules.map(ruleLine));
+  const linksDigest = desired.linksDigest ?? linksDigestOf(desired.links, desired.members);
+  const rulesDigest = desired.rulesDigest ?? rulesDigestOf(desired.rules, ruleLine);
   // A daemon ahead of us (a database restored from a backup) gets a fresh, higher version too.
   const linksChanged = linksDigest !== prev.linksDigest || (reported?.linksVersion ?? 0) > prev.linksVersion;
   const rulesChanged = rulesDigest !== prev.rulesDigest || (reported?.rulesVersion ?? 0) > prev.rulesVersion;

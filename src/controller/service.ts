@@ -10,7 +10,8 @@ import { backboneVerdict } from './hub-status.ts';
 import { hostView, linkView, migrationView, ruleViews, vmView } from './views.ts';
 import { migrationViewOf } from './migration-run.ts';
 import { ConflictError, NotFoundError, NotLeaderError } from './errors.ts';
-import { FAST_PATH_RULE_PRIORITY } from './reconcile.ts';
+import { FAST_PATH_RULE_PRIORITY, desiredRulesOf } from './reconcile.ts';
+import { registryView } from './reconcile-planner.ts';
 import type { ControllerStore } from './store/store.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
 import { EMPTY_PLACEMENT, type PlacementSource } from './placement-advisor.ts';
@@ -87,13 +88,18 @@ export class ControllerService implements ControllerModel {
     if (this.#c.store.getHost(host) === undefined) return undefined;
     const versions = this.#c.store.getVersions(host);
     const applied = this.#c.loop?.appliedVersions(host)?.rulesVersion ?? (versions.rulesAcked > 0 ? versions.rulesAcked : null);
-    const rules = this.#c.store.listRules(host);
+    const { store } = this.#c;
+    // Derived from the registry (the store keeps versions and digests, not hosts × VMs rule rows), in priority order.
+    // A follower has no loop: its view of the rules leaves out what only the leader's deployment says (OVS hosts' tunnel ports).
+    const rules = (this.#c.loop?.desiredRules(host) ?? desiredRulesOf(registryView({ hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks() }), host))
+      .sort((x, y) => y.priority - x.priority || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    const byId = new Map(rules.map((r) => [r.id, r] as const));
     return {
       host,
       version: versions.rulesVersion,
       appliedVersion: applied,
       rules: ruleViews(rules, (id) => {
-        const r = rules.find((x) => x.id === id);
+        const r = byId.get(id);
         if (r === undefined || typeof r.action !== 'object' || !('link' in r.action)) return null;
         return r.priority >= FAST_PATH_RULE_PRIORITY ? `fast path to ${r.action.link}` : `VM location via ${r.action.link}`;
       }),

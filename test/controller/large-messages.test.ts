@@ -40,6 +40,8 @@ test('a traffic report of 50,000 pairs goes in parts and reaches the traffic mat
   const samples = h.controller.store.trafficSince(0);
   assert.equal(samples.length, pairs.length);
   assert.equal(samples.reduce((sum, x) => sum + x.bytes, 0), bytes);
+  // Stored as one record (one etcd key), not a row per pair.
+  assert.equal((h.controller.store.db.prepare('SELECT count(*) AS n FROM traffic_reports').get() as { n: number }).n, 1);
   assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total'), 0);
 });
 

@@ -11,13 +11,13 @@ const zero = (h: string): DesiredVersions => ({ host: h, linksVersion: 0, linksD
 const fresh = { linksVersion: 0, rulesVersion: 0, linksInFlight: undefined, rulesInFlight: undefined };
 
 function input(sessions: ReconcileInput['sessions'], versionsOf = zero): ReconcileInput {
-  return { hosts: HOSTS, vms: VMS, links: [], versionsOf, rulesOf: () => [], sessions };
+  return { hosts: HOSTS, vms: VMS, links: [], versionsOf, sessions };
 }
 
-test('first pass: every host gets versions and rules stored (one decision each), pushes only to the connected', () => {
+test('first pass: every host gets versions and digests stored, not its rules (derived), one decision each; pushes only to the connected', () => {
   const { state, effects } = planReconcile(input(new Map([['h1', fresh]])), 'test', 1000, 300);
   const ops = effects.writes.map((w) => `${w.op}:${'host' in w ? w.host : w.op === 'versions' ? w.versions.host : ''}`);
-  assert.deepEqual(ops, ['rules:hub', 'versions:hub', 'rules:h1', 'versions:h1', 'rules:h2', 'versions:h2']);
+  assert.deepEqual(ops, ['versions:hub', 'versions:h1', 'versions:h2']);
   assert.deepEqual(effects.events.filter((e) => e.kind === 'decision').map((e) => e.kind === 'decision' && e.detail.host), ['hub', 'h1', 'h2']);
   assert.deepEqual(effects.messages.map((m) => [m.host, m.message.type]), [['h1', 'set-links'], ['h1', 'set-rules']]);
   const rules = effects.messages[1]!.message;

@@ -27,7 +27,7 @@ async function start(t: { after(fn: () => Promise<void> | void): void }, extra: 
 
 /** Break the store under the loop: the next period's pruning fails (a stand-in for any bug in a period). */
 function breakStore(store: ReturnType<typeof openStore>): void {
-  store.db.exec('DROP TABLE traffic_samples');
+  store.db.exec('DROP TABLE traffic_reports');
 }
 
 test('an error in an update period reaches onError (tests fail on it), and tick() throws it to its caller', async (t) => {
@@ -39,8 +39,8 @@ test('an error in an update period reaches onError (tests fail on it), and tick(
   clock.advance(100);
   assert.equal(errors.length, 1);
   assert.equal(errors[0]!.where, 'update period');
-  assert.match(String(errors[0]!.err), /traffic_samples/);
-  assert.throws(() => controller.tick(), /traffic_samples/);
+  assert.match(String(errors[0]!.err), /traffic_reports/);
+  assert.throws(() => controller.tick(), /traffic_reports/);
 });
 
 test('without onError the process logs the error, counts it and keeps running its periods', async (t) => {

@@ -242,6 +242,35 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'traffic: one record per report (its pairs as JSON) instead of a row per pair',
+    sql: `
+      -- A daemon's traffic report of one update period: [[src, dst, frames, bytes], ...] in the order it sent them.
+      -- One row (one etcd key) per report, however many pairs it carries (docs/scale.md).
+      CREATE TABLE traffic_reports (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        host      TEXT NOT NULL,
+        start_ms  INTEGER NOT NULL,
+        end_ms    INTEGER NOT NULL,
+        entries   TEXT NOT NULL
+      );
+      CREATE INDEX traffic_reports_end ON traffic_reports(end_ms);
+      INSERT INTO traffic_reports (host, start_ms, end_ms, entries)
+        SELECT host, start_ms, end_ms, json_group_array(json_array(src, dst, frames, bytes))
+        FROM (SELECT * FROM traffic_samples ORDER BY end_ms, id) GROUP BY host, start_ms, end_ms ORDER BY min(id);
+      DROP TABLE traffic_samples;
+    `,
+  },
+  {
+    version: 8,
+    name: 'desired rules are derived, not stored: a rule per (host, VM) was hosts × VMs rows (10 million keys at 1,000 hosts / 10,000 VMs)',
+    sql: `
+      -- A host's desired rules are a function of the registry (hosts, VMs, links, hubs: reconcile.ts);
+      -- desired_versions keeps each set's version and digest, which is what a new leader compares.
+      DROP TABLE rules;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

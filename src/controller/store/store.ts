@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import type { Logger } from '../../common/logger.ts';
-import type { DaemonFacts, LinkKind, RuleSpec } from '../../control/daemon-control.ts';
+import type { DaemonFacts, LinkKind } from '../../control/daemon-control.ts';
 import { StoreError } from '../errors.ts';
 import { applyMigrations } from './migrations.ts';
 import type {
@@ -37,12 +37,21 @@ export class ControllerStore {
   /** Published image versions and their replicas (image-tables.ts, [images.md](../../../docs/images.md)). */
   readonly images: ImageTables;
 
+  /** Statements prepared once per text: preparing is most of a small query's cost, and the per-report path runs a few per daemon each second. */
+  readonly #statements = new Map<string, Statement>();
+
   constructor(db: Database, backend: StoreBackend) {
     this.db = db;
     this.backend = backend;
     this.path = backend.location;
     this.access = new AccessTables(db);
     this.images = new ImageTables(db);
+  }
+
+  #sql(text: string): Statement {
+    let st = this.#statements.get(text);
+    if (st === undefined) this.#statements.set(text, (st = this.db.prepare(text)));
+    return st;
   }
 
   /** Resolves when every write made so far is durable in the backend; undefined when they already are (SQLite). */
@@ -75,7 +84,7 @@ export class ControllerStore {
   // ---- hosts ------------------------------------------------------------
 
   upsertHost(h: Pick<HostRecord, 'id' | 'site' | 'role' | 'addresses'>): void {
-    this.db.prepare(
+    this.#sql(
       `INSERT INTO hosts (id, site, role, addresses) VALUES (?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET site = excluded.site, role = excluded.role, addresses = excluded.addresses`,
     ).run(h.id, h.site ?? null, h.role, JSON.stringify(h.addresses));
@@ -83,48 +92,47 @@ export class ControllerStore {
 
   removeHost(id: string): void {
     this.transaction(() => {
-      this.db.prepare('DELETE FROM hosts WHERE id = ?').run(id);
-      this.db.prepare('DELETE FROM rules WHERE host = ?').run(id);
-      this.db.prepare('DELETE FROM desired_versions WHERE host = ?').run(id);
-      this.db.prepare('DELETE FROM links WHERE a = ? OR b = ?').run(id, id);
-      this.db.prepare('DELETE FROM link_reports WHERE host = ?').run(id);
+      this.#sql('DELETE FROM hosts WHERE id = ?').run(id);
+      this.#sql('DELETE FROM desired_versions WHERE host = ?').run(id);
+      this.#sql('DELETE FROM links WHERE a = ? OR b = ?').run(id, id);
+      this.#sql('DELETE FROM link_reports WHERE host = ?').run(id);
       this.access.forgetHost(id);
     });
   }
 
   getHost(id: string): HostRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM hosts WHERE id = ?').get(id) as HostRow | undefined;
+    const row = this.#sql('SELECT * FROM hosts WHERE id = ?').get(id) as HostRow | undefined;
     return row === undefined ? undefined : hostFromRow(row);
   }
 
   listHosts(): HostRecord[] {
-    return (this.db.prepare('SELECT * FROM hosts ORDER BY id').all() as HostRow[]).map(hostFromRow);
+    return (this.#sql('SELECT * FROM hosts ORDER BY id').all() as HostRow[]).map(hostFromRow);
   }
 
   setHostConnected(id: string, connected: boolean, nowMs: number): void {
-    this.db.prepare(
+    this.#sql(
       `UPDATE hosts SET connected = ?, last_seen_ms = ?, first_seen_ms = COALESCE(first_seen_ms, ?) WHERE id = ?`,
     ).run(connected ? 1 : 0, nowMs, nowMs, id);
   }
 
   /** On start no daemon is connected yet, whatever the previous run left. */
   markAllHostsDisconnected(): void {
-    this.db.prepare('UPDATE hosts SET connected = 0').run();
+    this.#sql('UPDATE hosts SET connected = 0').run();
   }
 
   touchHost(id: string, nowMs: number): void {
-    this.db.prepare('UPDATE hosts SET last_seen_ms = ? WHERE id = ?').run(nowMs, id);
+    this.#sql('UPDATE hosts SET last_seen_ms = ? WHERE id = ?').run(nowMs, id);
   }
 
   /** Record what a daemon reported: its facts, the links it sees. One transaction. */
   recordHostFacts(facts: DaemonFacts, nowMs: number): void {
     this.transaction(() => {
       const addresses = facts.listen === undefined ? undefined : JSON.stringify([facts.listen]);
-      this.db.prepare(
+      this.#sql(
         `UPDATE hosts SET facts = ?, last_seen_ms = ?, addresses = COALESCE(?, addresses) WHERE id = ?`,
       ).run(JSON.stringify(facts), nowMs, addresses ?? null, facts.hostId);
-      this.db.prepare('DELETE FROM link_reports WHERE host = ?').run(facts.hostId);
-      const ins = this.db.prepare(
+      this.#sql('DELETE FROM link_reports WHERE host = ?').run(facts.hostId);
+      const ins = this.#sql(
         `INSERT OR REPLACE INTO link_reports (host, peer, kind, state, tx_frames, tx_bytes, rx_frames, rx_bytes,
            tx_dropped, decode_errors, reconnects, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
@@ -135,7 +143,7 @@ export class ControllerStore {
   }
 
   listLinkReports(): LinkReportRecord[] {
-    return (this.db.prepare('SELECT * FROM link_reports ORDER BY host, peer').all() as LinkReportRow[]).map((r) => ({
+    return (this.#sql('SELECT * FROM link_reports ORDER BY host, peer').all() as LinkReportRow[]).map((r) => ({
       host: r.host, peer: r.peer, kind: r.kind as LinkKind, state: r.state, txFrames: r.tx_frames, txBytes: r.tx_bytes,
       rxFrames: r.rx_frames, rxBytes: r.rx_bytes, txDropped: r.tx_dropped, decodeErrors: r.decode_errors,
       reconnects: r.reconnects, updatedMs: r.updated_ms,
@@ -145,7 +153,7 @@ export class ControllerStore {
   // ---- VMs --------------------------------------------------------------
 
   upsertVm(vm: VmRecord): void {
-    this.db.prepare(
+    this.#sql(
       `INSERT INTO vms (mac, name, ip, host, state, source, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(mac) DO UPDATE SET name = COALESCE(excluded.name, name), ip = COALESCE(excluded.ip, ip),
          host = excluded.host, state = excluded.state, source = excluded.source, updated_ms = excluded.updated_ms`,
@@ -153,21 +161,21 @@ export class ControllerStore {
   }
 
   getVm(mac: string): VmRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM vms WHERE mac = ?').get(mac) as VmRow | undefined;
+    const row = this.#sql('SELECT * FROM vms WHERE mac = ?').get(mac) as VmRow | undefined;
     return row === undefined ? undefined : vmFromRow(row);
   }
 
   listVms(): VmRecord[] {
-    return (this.db.prepare('SELECT * FROM vms ORDER BY mac').all() as VmRow[]).map(vmFromRow);
+    return (this.#sql('SELECT * FROM vms ORDER BY mac').all() as VmRow[]).map(vmFromRow);
   }
 
   /** The VMs placed on one host (the vms_host index: rows read are that host's only). */
   listVmsOnHost(host: string): VmRecord[] {
-    return (this.db.prepare('SELECT * FROM vms WHERE host = ? ORDER BY mac').all(host) as VmRow[]).map(vmFromRow);
+    return (this.#sql('SELECT * FROM vms WHERE host = ? ORDER BY mac').all(host) as VmRow[]).map(vmFromRow);
   }
 
   removeVm(mac: string): void {
-    this.db.prepare('DELETE FROM vms WHERE mac = ?').run(mac);
+    this.#sql('DELETE FROM vms WHERE mac = ?').run(mac);
   }
 
   // ---- desired links ----------------------------------------------------
@@ -176,13 +184,13 @@ export class ControllerStore {
   putLink(link: Omit<LinkRecord, 'createdMs'>, nowMs: number): boolean {
     const [a, b] = link.a < link.b ? [link.a, link.b] : [link.b, link.a];
     return this.transaction(() => {
-      const existing = this.db.prepare('SELECT 1 FROM links WHERE a = ? AND b = ? AND kind = ?').get(a, b, link.kind);
+      const existing = this.#sql('SELECT 1 FROM links WHERE a = ? AND b = ? AND kind = ?').get(a, b, link.kind);
       if (existing !== undefined) {
-        this.db.prepare('UPDATE links SET requested_by = ?, reason = ? WHERE a = ? AND b = ? AND kind = ?')
+        this.#sql('UPDATE links SET requested_by = ?, reason = ? WHERE a = ? AND b = ? AND kind = ?')
           .run(link.requestedBy, link.reason, a, b, link.kind);
         return false;
       }
-      this.db.prepare('INSERT INTO links (a, b, kind, requested_by, reason, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
+      this.#sql('INSERT INTO links (a, b, kind, requested_by, reason, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
         .run(a, b, link.kind, link.requestedBy, link.reason, nowMs);
       return true;
     });
@@ -191,43 +199,20 @@ export class ControllerStore {
   /** Returns true if a link was removed. */
   deleteLink(a: string, b: string, kind: LinkKind): boolean {
     const [x, y] = a < b ? [a, b] : [b, a];
-    return this.db.prepare('DELETE FROM links WHERE a = ? AND b = ? AND kind = ?').run(x, y, kind).changes > 0;
+    return this.#sql('DELETE FROM links WHERE a = ? AND b = ? AND kind = ?').run(x, y, kind).changes > 0;
   }
 
   listLinks(kind?: LinkKind): LinkRecord[] {
     const rows = (kind === undefined
-      ? this.db.prepare('SELECT * FROM links ORDER BY kind, a, b').all()
-      : this.db.prepare('SELECT * FROM links WHERE kind = ? ORDER BY a, b').all(kind)) as LinkRow[];
+      ? this.#sql('SELECT * FROM links ORDER BY kind, a, b').all()
+      : this.#sql('SELECT * FROM links WHERE kind = ? ORDER BY a, b').all(kind)) as LinkRow[];
     return rows.map((r) => ({ a: r.a, b: r.b, kind: r.kind as LinkKind, requestedBy: r.requested_by, reason: r.reason, createdMs: r.created_ms }));
   }
 
-  // ---- desired rules and versions ---------------------------------------
-
-  replaceRules(host: string, rules: readonly RuleSpec[]): void {
-    this.transaction(() => {
-      this.db.prepare('DELETE FROM rules WHERE host = ?').run(host);
-      const ins = this.db.prepare('INSERT INTO rules (host, id, priority, src, dst, action) VALUES (?, ?, ?, ?, ?, ?)');
-      for (const r of rules) ins.run(host, r.id, r.priority, r.src, r.dst, JSON.stringify(r.action));
-    });
-  }
-
-  /** Change some of a host's rules: insert or replace `upserts`, delete `removeIds`. One transaction. */
-  updateRules(host: string, upserts: readonly RuleSpec[], removeIds: readonly string[]): void {
-    this.transaction(() => {
-      const del = this.db.prepare('DELETE FROM rules WHERE host = ? AND id = ?');
-      for (const id of removeIds) del.run(host, id);
-      const put = this.db.prepare('INSERT OR REPLACE INTO rules (host, id, priority, src, dst, action) VALUES (?, ?, ?, ?, ?, ?)');
-      for (const r of upserts) put.run(host, r.id, r.priority, r.src, r.dst, JSON.stringify(r.action));
-    });
-  }
-
-  listRules(host: string): RuleSpec[] {
-    const rows = this.db.prepare('SELECT * FROM rules WHERE host = ? ORDER BY priority DESC, id').all(host) as RuleRow[];
-    return rows.map((r) => ({ id: r.id, priority: r.priority, src: r.src, dst: r.dst, action: JSON.parse(r.action) as RuleSpec['action'] }));
-  }
+  // ---- desired versions (the rules themselves are derived: reconcile.ts) ---
 
   getVersions(host: string): DesiredVersions {
-    const r = this.db.prepare('SELECT * FROM desired_versions WHERE host = ?').get(host) as VersionsRow | undefined;
+    const r = this.#sql('SELECT * FROM desired_versions WHERE host = ?').get(host) as VersionsRow | undefined;
     if (r === undefined) return { host, linksVersion: 0, linksDigest: '', rulesVersion: 0, rulesDigest: '', linksAcked: 0, rulesAcked: 0 };
     return {
       host, linksVersion: r.links_version, linksDigest: r.links_digest, rulesVersion: r.rules_version,
@@ -236,7 +221,7 @@ export class ControllerStore {
   }
 
   putVersions(v: DesiredVersions): void {
-    this.db.prepare(
+    this.#sql(
       `INSERT OR REPLACE INTO desired_versions (host, links_version, links_digest, rules_version, rules_digest, links_acked, rules_acked)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ).run(v.host, v.linksVersion, v.linksDigest, v.rulesVersion, v.rulesDigest, v.linksAcked, v.rulesAcked);
@@ -244,46 +229,58 @@ export class ControllerStore {
 
   recordAck(host: string, kind: 'links' | 'rules', version: number): void {
     const col = kind === 'links' ? 'links_acked' : 'rules_acked';
-    this.db.prepare(`INSERT INTO desired_versions (host, ${col}) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET ${col} = excluded.${col}`)
+    this.#sql(`INSERT INTO desired_versions (host, ${col}) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET ${col} = excluded.${col}`)
       .run(host, version);
   }
 
   // ---- traffic and topologies -------------------------------------------
 
+  /** Samples go in one record per report (host and period): a report is one row, one etcd key, whatever its size. */
   insertTrafficSamples(samples: readonly TrafficSampleRecord[]): void {
     if (samples.length === 0) return;
+    const reports = new Map<string, { host: string; startMs: number; endMs: number; entries: Array<[string, string, number, number]> }>();
+    for (const x of samples) {
+      const key = `${x.host}\t${x.startMs}\t${x.endMs}`;
+      let r = reports.get(key);
+      if (r === undefined) reports.set(key, (r = { host: x.host, startMs: x.startMs, endMs: x.endMs, entries: [] }));
+      r.entries.push([x.src, x.dst, x.frames, x.bytes]);
+    }
     this.transaction(() => {
-      const ins = this.db.prepare('INSERT INTO traffic_samples (host, start_ms, end_ms, src, dst, frames, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      for (const s of samples) ins.run(s.host, s.startMs, s.endMs, s.src, s.dst, s.frames, s.bytes);
+      const ins = this.#sql('INSERT INTO traffic_reports (host, start_ms, end_ms, entries) VALUES (?, ?, ?, ?)');
+      for (const r of reports.values()) ins.run(r.host, r.startMs, r.endMs, JSON.stringify(r.entries));
     });
   }
 
   /** Samples whose period ended after `sinceMs` (exclusive), oldest first. */
   trafficSince(sinceMs: number): TrafficSampleRecord[] {
-    return (this.db.prepare('SELECT * FROM traffic_samples WHERE end_ms > ? ORDER BY end_ms, id').all(sinceMs) as TrafficRow[]).map((r) => ({
-      host: r.host, startMs: r.start_ms, endMs: r.end_ms, src: r.src, dst: r.dst, frames: r.frames, bytes: r.bytes,
-    }));
+    const rows = this.#sql('SELECT * FROM traffic_reports WHERE end_ms > ? ORDER BY end_ms, id').all(sinceMs) as TrafficRow[];
+    return rows.flatMap((r) => (JSON.parse(r.entries) as Array<[string, string, number, number]>).map(([src, dst, frames, bytes]) => ({
+      host: r.host, startMs: r.start_ms, endMs: r.end_ms, src, dst, frames, bytes,
+    })));
   }
 
+  /** Drops the reports whose period ended before `beforeMs`; returns how many samples (pairs) went with them. */
   pruneTraffic(beforeMs: number): number {
-    return this.db.prepare('DELETE FROM traffic_samples WHERE end_ms < ?').run(beforeMs).changes;
+    const n = this.#sql('SELECT COALESCE(SUM(json_array_length(entries)), 0) AS n FROM traffic_reports WHERE end_ms < ?').get(beforeMs) as { n: number };
+    if (n.n > 0) this.#sql('DELETE FROM traffic_reports WHERE end_ms < ?').run(beforeMs);
+    return n.n;
   }
 
   insertTopology(t: Omit<TopologyRecord, 'id'>): number {
-    const r = this.db.prepare('INSERT INTO topologies (at_ms, kind, changed, body) VALUES (?, ?, ?, ?)')
+    const r = this.#sql('INSERT INTO topologies (at_ms, kind, changed, body) VALUES (?, ?, ?, ?)')
       .run(t.atMs, t.kind, t.changed ? 1 : 0, JSON.stringify(t.body));
     return Number(r.lastInsertRowid);
   }
 
   latestTopology(): TopologyRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM topologies ORDER BY id DESC LIMIT 1').get() as TopologyRow | undefined;
+    const r = this.#sql('SELECT * FROM topologies ORDER BY id DESC LIMIT 1').get() as TopologyRow | undefined;
     return r === undefined ? undefined : { id: r.id, atMs: r.at_ms, kind: r.kind, changed: r.changed === 1, body: JSON.parse(r.body) };
   }
 
   // ---- VM migrations ------------------------------------------------------
 
   insertMigration(m: MigrationRecord): void {
-    this.db.prepare(
+    this.#sql(
       `INSERT INTO vm_migrations (id, vm_mac, from_host, to_host, state, requested_by, started_ms, finished_ms, error)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(m.id, m.vmMac, m.fromHost, m.toHost, m.state, m.requestedBy, m.startedMs, m.finishedMs ?? null, m.error ?? null);
@@ -291,7 +288,7 @@ export class ControllerStore {
 
   /** Insert or replace a migration with the coordinator's record of it (one statement). */
   putMigration(m: MigrationRecord): void {
-    this.db.prepare(
+    this.#sql(
       `INSERT INTO vm_migrations (id, vm_mac, from_host, to_host, state, requested_by, started_ms, finished_ms, error, run)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET state = excluded.state, finished_ms = excluded.finished_ms, error = excluded.error, run = excluded.run`,
@@ -301,7 +298,7 @@ export class ControllerStore {
 
   /** Migrations the coordinator still has work on (running, aborting, or a finished one whose cleanup is pending), oldest first. */
   listOpenMigrations(): MigrationRecord[] {
-    return (this.db.prepare(
+    return (this.#sql(
       `SELECT * FROM vm_migrations WHERE state IN ('pending', 'running', 'aborting')
          OR (run IS NOT NULL AND json_extract(run, '$.step') = 'cleanup') ORDER BY started_ms, id`,
     ).all() as MigrationRow[]).map(migrationFromRow);
@@ -321,27 +318,27 @@ export class ControllerStore {
 
   setMigrationState(id: string, state: MigrationState, nowMs: number, error?: string): void {
     const done = state === 'done' || state === 'failed' || state === 'cancelled';
-    this.db.prepare('UPDATE vm_migrations SET state = ?, finished_ms = ?, error = ? WHERE id = ?')
+    this.#sql('UPDATE vm_migrations SET state = ?, finished_ms = ?, error = ? WHERE id = ?')
       .run(state, done ? nowMs : null, error ?? null, id);
   }
 
   appendMigrationStep(s: Omit<MigrationStepRecord, 'id'>): number {
-    const r = this.db.prepare('INSERT INTO migration_steps (migration_id, step, state, at_ms, detail) VALUES (?, ?, ?, ?, ?)')
+    const r = this.#sql('INSERT INTO migration_steps (migration_id, step, state, at_ms, detail) VALUES (?, ?, ?, ?, ?)')
       .run(s.migrationId, s.step, s.state, s.atMs, JSON.stringify(s.detail ?? {}));
     return Number(r.lastInsertRowid);
   }
 
   getMigration(id: string): MigrationRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM vm_migrations WHERE id = ?').get(id) as MigrationRow | undefined;
+    const r = this.#sql('SELECT * FROM vm_migrations WHERE id = ?').get(id) as MigrationRow | undefined;
     return r === undefined ? undefined : migrationFromRow(r);
   }
 
   listMigrations(limit = 100): MigrationRecord[] {
-    return (this.db.prepare('SELECT * FROM vm_migrations ORDER BY started_ms DESC, id LIMIT ?').all(limit) as MigrationRow[]).map(migrationFromRow);
+    return (this.#sql('SELECT * FROM vm_migrations ORDER BY started_ms DESC, id LIMIT ?').all(limit) as MigrationRow[]).map(migrationFromRow);
   }
 
   migrationSteps(id: string): MigrationStepRecord[] {
-    return (this.db.prepare('SELECT * FROM migration_steps WHERE migration_id = ? ORDER BY id').all(id) as StepRow[]).map((r) => ({
+    return (this.#sql('SELECT * FROM migration_steps WHERE migration_id = ? ORDER BY id').all(id) as StepRow[]).map((r) => ({
       id: r.id, migrationId: r.migration_id, step: r.step, state: r.state, atMs: r.at_ms, detail: JSON.parse(r.detail),
     }));
   }
@@ -349,25 +346,25 @@ export class ControllerStore {
   // ---- audit log and events ---------------------------------------------
 
   appendAudit(a: Omit<AuditRecord, 'id'>): number {
-    const r = this.db.prepare('INSERT INTO audit_log (at_ms, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)')
+    const r = this.#sql('INSERT INTO audit_log (at_ms, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)')
       .run(a.atMs, a.actor, a.action, a.target, JSON.stringify(a.detail ?? {}));
     return Number(r.lastInsertRowid);
   }
 
   listAudit(limit = 100): AuditRecord[] {
-    return (this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as AuditRow[]).map((r) => ({
+    return (this.#sql('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as AuditRow[]).map((r) => ({
       id: r.id, atMs: r.at_ms, actor: r.actor, action: r.action, target: r.target, detail: JSON.parse(r.detail),
     }));
   }
 
   appendEvent(e: Omit<EventRecord, 'id'>): number {
-    const r = this.db.prepare('INSERT INTO events (at_ms, type, data) VALUES (?, ?, ?)').run(e.atMs, e.type, JSON.stringify(e.data ?? {}));
+    const r = this.#sql('INSERT INTO events (at_ms, type, data) VALUES (?, ?, ?)').run(e.atMs, e.type, JSON.stringify(e.data ?? {}));
     return Number(r.lastInsertRowid);
   }
 
   /** Events with id > afterId, oldest first, at most `limit`. */
   listEvents(afterId = 0, limit = 100): EventRecord[] {
-    return (this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as EventRow[]).map((r) => ({
+    return (this.#sql('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as EventRow[]).map((r) => ({
       id: r.id, atMs: r.at_ms, type: r.type, data: JSON.parse(r.data),
     }));
   }
@@ -400,9 +397,8 @@ export function openStore(init: { path?: string; logger?: Logger } = {}): Contro
 interface HostRow { id: string; site: string | null; role: string; addresses: string; connected: number; first_seen_ms: number | null; last_seen_ms: number | null; facts: string | null }
 interface VmRow { mac: string; name: string | null; ip: string | null; host: string | null; state: string; source: string; updated_ms: number }
 interface LinkRow { a: string; b: string; kind: string; requested_by: string; reason: string; created_ms: number }
-interface RuleRow { host: string; id: string; priority: number; src: string; dst: string; action: string }
 interface VersionsRow { host: string; links_version: number; links_digest: string; rules_version: number; rules_digest: string; links_acked: number; rules_acked: number }
-interface TrafficRow { id: number; host: string; start_ms: number; end_ms: number; src: string; dst: string; frames: number; bytes: number }
+interface TrafficRow { id: number; host: string; start_ms: number; end_ms: number; entries: string }
 interface TopologyRow { id: number; at_ms: number; kind: string; changed: number; body: string }
 interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host: string; state: string; requested_by: string; started_ms: number; finished_ms: number | null; error: string | null; run: string | null }
 interface StepRow { id: number; migration_id: string; step: string; state: string; at_ms: number; detail: string }

@@ -31,7 +31,7 @@ test('a fast path between an OVS host and a daemon is a VXLAN tunnel port: creat
     return v > 0 && h.controller.loop.appliedVersions('ovs1')?.linksVersion === v ? true : undefined;
   }, 'links acknowledged');
   // The daemon end: a rule over its own VTEP link to ovs1, and no link to dial.
-  const h2Rule = store.listRules('h2').find((r) => r.dst === VM_O);
+  const h2Rule = h.controller.loop.desiredRules('h2').find((r) => r.dst === VM_O);
   assert.deepEqual(h2Rule?.action, { link: 'ovs1' });
   assert.equal(h2Rule?.priority, FAST_PATH_RULE_PRIORITY);
 

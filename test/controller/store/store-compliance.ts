@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ControllerStore } from '../../../src/controller/store/store.ts';
+import type { TrafficSampleRecord } from '../../../src/controller/store/records.ts';
 import { validateManifest } from '../../../src/images/manifest.ts';
 
 /**
@@ -38,8 +39,6 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     store.upsertVm({ mac: mac(1), name: undefined, ip: undefined, host: 'a', state: 'running', source: 'learned', updatedMs: 2 });
     assert.equal(store.putLink({ a: 'b', b: 'a', kind: 'fast-path', requestedBy: 'operator:x', reason: 'test' }, 5), true);
     assert.equal(store.putLink({ a: 'a', b: 'b', kind: 'fast-path', requestedBy: 'adaptation', reason: 'again' }, 6), false);
-    store.replaceRules('a', [{ id: 'r1', priority: 10, src: 'any', dst: mac(1), action: { link: 'b' } }, { id: 'r2', priority: 5, src: 'any', dst: mac(2), action: { link: 'b' } }]);
-    store.updateRules('a', [{ id: 'r3', priority: 7, src: 'any', dst: mac(3), action: { link: 'b' } }], ['r2']);
     store.recordAck('a', 'rules', 3);
     store.putVersions({ ...store.getVersions('a'), rulesVersion: 4, rulesDigest: 'd' });
 
@@ -50,7 +49,6 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
       assert.deepEqual([vm?.name, vm?.host, vm?.state], ['vm1', 'a', 'running']);
       assert.deepEqual(s.listVmsOnHost('a').map((v) => v.mac), [mac(1)]);
       assert.deepEqual(s.listLinks('fast-path').map((l) => [l.a, l.b, l.reason, l.createdMs]), [['a', 'b', 'again', 5]]);
-      assert.deepEqual(s.listRules('a').map((r) => r.id), ['r1', 'r3']);
       assert.deepEqual([s.getVersions('a').rulesAcked, s.getVersions('a').rulesVersion, s.getVersions('a').rulesDigest], [3, 4, 'd']);
     };
     check(store);
@@ -61,12 +59,12 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     assert.equal(again.deleteLink('b', 'a', 'fast-path'), false);
   });
 
-  test(`${label}: removing a host takes its rules, versions, links, reports and credential with it`, async (t) => {
+  test(`${label}: removing a host takes its versions, links, reports and credential with it`, async (t) => {
     const { store, reopen } = await factory.fresh(t);
     store.upsertHost({ id: 'a', site: undefined, role: 'hub', addresses: [] });
     store.upsertHost({ id: 'b', site: undefined, role: 'spoke', addresses: [] });
     store.putLink({ a: 'a', b: 'b', kind: 'backbone', requestedBy: 'deployment', reason: 'star' }, 1);
-    store.replaceRules('b', [{ id: 'r1', priority: 1, src: 'any', dst: mac(1), action: { link: 'a' } }]);
+    store.putVersions({ ...store.getVersions('b'), rulesVersion: 3, rulesDigest: 'd' });
     store.recordAck('b', 'links', 2);
     store.access.setHostCredential('b', 'hash-b', 1);
     store.recordHostFacts({ hostId: 'b', links: [{ peer: 'a', kind: 'backbone', state: 'up', txFrames: 1, txBytes: 2, rxFrames: 3, rxBytes: 4, txDropped: 0, decodeErrors: 0, reconnects: 0 }] } as never, 5);
@@ -74,7 +72,7 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     store.removeHost('b');
     const check = (s: ControllerStore): void => {
       assert.deepEqual(s.listHosts().map((h) => h.id), ['a']);
-      assert.deepEqual([s.listLinks().length, s.listRules('b').length, s.getVersions('b').linksAcked, s.listLinkReports().length], [0, 0, 0, 0]);
+      assert.deepEqual([s.listLinks().length, s.getVersions('b').rulesVersion, s.getVersions('b').linksAcked, s.listLinkReports().length], [0, 0, 0, 0]);
       assert.equal(s.access.hostCredential('b'), undefined);
     };
     check(store);
@@ -165,5 +163,22 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     const again = await reopen();
     assert.deepEqual(again.trafficSince(0).map((s) => s.frames), [2, 3]);
     assert.deepEqual([again.latestTopology()?.kind, again.latestTopology()?.body], ['mesh', { edges: 2 }]);
+  });
+
+  test(`${label}: a traffic report is one record (one row, one etcd key) whatever its pairs, read back whole and in order`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    const report = (host: string, n: number): TrafficSampleRecord[] =>
+      Array.from({ length: n }, (_, i) => ({ host, startMs: 100, endMs: 200, src: mac(i), dst: mac(i + 1), frames: i, bytes: i * 10 }));
+    store.insertTrafficSamples([...report('a', 500), ...report('b', 3)]);
+    const records = (s: ControllerStore): number => (s.db.prepare('SELECT count(*) AS n FROM traffic_reports').get() as { n: number }).n;
+    assert.equal(records(store), 2);
+    await settled(store);
+    const again = await reopen();
+    assert.equal(records(again), 2);
+    const back = again.trafficSince(0);
+    assert.deepEqual(back.filter((x) => x.host === 'a').map((x) => x.frames), Array.from({ length: 500 }, (_, i) => i));
+    assert.deepEqual(back.filter((x) => x.host === 'b').map((x) => [x.src, x.dst, x.bytes]), [[mac(0), mac(1), 0], [mac(1), mac(2), 10], [mac(2), mac(3), 20]]);
+    assert.equal(again.pruneTraffic(201), 503);
+    assert.equal(again.trafficSince(0).length, 0);
   });
 }

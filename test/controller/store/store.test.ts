@@ -93,7 +93,7 @@ test('after kill -9 in the middle of a write loop the database is sound and ever
   const store = openStore({ path });
   t.after(() => store.close());
   assert.deepEqual(store.integrityCheck(), ['ok']);
-  const perTx = store.db.prepare('SELECT host, count(*) AS n FROM traffic_samples GROUP BY host').all() as Array<{ host: string; n: number }>;
+  const perTx = store.db.prepare('SELECT host, sum(json_array_length(entries)) AS n FROM traffic_reports GROUP BY host').all() as Array<{ host: string; n: number }>;
   const audits = new Set((store.db.prepare('SELECT target FROM audit_log').all() as Array<{ target: string }>).map((r) => r.target));
   assert.ok(perTx.length >= lastCommitted, `${perTx.length} transactions in the database, ${lastCommitted} reported committed`);
   for (const { host, n } of perTx) {
