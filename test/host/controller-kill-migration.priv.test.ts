@@ -11,7 +11,9 @@
  *
  *   - before the commit point (the memory phase): the restarted controller
  *     aborts from the stored state; A runs on c1 only (its port there, none
- *     on c2); nothing lost, the stream intact.
+ *     on c2); nothing lost, the stream intact. The engine may have paused A
+ *     before the kill (the time-bound rule stops early on a small guest):
+ *     then A's frames are held on c1 until the abort and flushed to it.
  *   - after the commit point (step `commit`, waiting for the daemons'
  *     acknowledgements): the restarted controller drives the cutover to the
  *     end; A runs on c2 only. While the controller is away A stays paused
@@ -19,6 +21,17 @@
  *     pings stop being answered for that time but none is lost — each is
  *     answered late, once the held frames are flushed to c2 — and the TCP
  *     stream has no reset, gap or duplicate.
+ *
+ * "No ping lost" is counted in the kernels (EchoLedger in
+ * test/helpers/migration-probes.ts): every echo request P's kernel sent
+ * reached A, A answered each, every reply reached P's kernel. The replies to
+ * the held requests arrive back to back, and under load `ping` reads its
+ * raw socket (SO_RCVBUF 64 KiB, set by iputils) too late for all of them:
+ * the kernel drops the excess there and counts it. Runs at load 6–19 missed
+ * up to 115 echoes that way — one contiguous run at the end of the flushed
+ * burst each time, with P's InEchoReps equal to its OutEchos. So what ping
+ * itself missed must be no more than what its socket dropped; anything else
+ * is a loss in the overlay.
  *
  * To hold the migration at `commit` long enough to see it, an idle spoke c4
  * with an operator's fast-path link to c1 (so its rule for A changes at the
@@ -34,7 +47,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import type { LinkView, MigrationView, VmView } from '../../src/controller/api-model.ts';
 import { openStore } from '../../src/controller/store/store.ts';
 import { startNetnsOverlayWithControllerProcess, type NetnsOverlayWithControllerProcess } from '../helpers/netns-overlay.ts';
-import { nicOf, Pinger, portAt } from '../helpers/migration-probes.ts';
+import { EchoLedger, nicOf, Pinger, portAt } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 type Overlay = NetnsOverlayWithControllerProcess;
@@ -86,17 +99,23 @@ test('the controller killed -9 in the memory phase and restarted: the migration 
   const o = await scene(t, { profile: 'oltp', memoryMiB: 256, diskMiB: 4 }, ['c1', 'c2', 'c3']);
   const [a] = o.vms;
   const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5411);
+  const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
+  const t0 = Date.now();
+  const at = (what: string): void => t.diagnostic(`+${Date.now() - t0} ms: ${what} (ping: ${ping.seqs.size} answered, last ${ping.maxSeq})`);
   await ping.more(50, 'pings before the move');
 
   const started = await start(o, 'c2', 'time-bound', 120);
   await waitFor(async () => (await migration(o, started.id))?.enginePhase === 'memory', 'the memory phase', 60_000);
+  at('the memory phase: kill -9');
   const left = await killAndRestart(o, started.id, a!.mac);
+  at('restarted');
   assert.ok(left.step !== undefined && ['transfer', 'paused'].includes(left.step), `the database holds the migration before the commit point: ${left.step}`);
   assert.equal(left.host, 'c1');
   assert.ok(!left.rows.includes('commit:ok'), JSON.stringify(left.rows));
 
   const done = await over(o, started.id);
+  at(`migration ${done.step}`);
   assert.equal(done.step, 'aborted', JSON.stringify(done));
   assert.match(done.error ?? '', /restarted before the commit point/);
   assert.equal(await hostOf(o, a!.mac), 'c1');
@@ -109,9 +128,7 @@ test('the controller killed -9 in the memory phase and restarted: the migration 
   assert.equal(await portAt(o, 'c2', a!.dev), undefined, 'one copy: none on c2');
   const figures = await stream.stop();
   assert.ok(figures.intact, `the TCP stream: ${figures.error}`);
-  const lost = ping.lost();
-  t.diagnostic(`pings answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length}`);
-  assert.deepEqual(lost, [], 'no ping lost');
+  await echoes.assertAnswered(t, ping);
 });
 
 test('the controller killed -9 after the commit point and restarted: the cutover is driven to the end, A runs on c2 only, nothing lost', { timeout: 300_000 }, async (t) => {
@@ -121,6 +138,7 @@ test('the controller killed -9 after the commit point and restarted: the cutover
   await o.controller.client.post('/api/v1/links', { a: 'c1', b: 'c4', reason: 'holds the commit step (test)' });
   await waitFor(async () => (await api<LinkView>(o, '/links/c1/c4').catch(() => undefined))?.state === 'up', 'the c1–c4 fast path up', 30_000);
   const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5412);
+  const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
   await ping.more(50, 'pings before the move');
 
@@ -149,13 +167,12 @@ test('the controller killed -9 after the commit point and restarted: the cutover
   await ping.more(100, 'pings after the restart');
   const figures = await stream.stop();
   assert.ok(figures.intact, `the TCP stream: ${figures.error}`);
-  const lost = ping.lost();
-  t.diagnostic(`pings answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length} ${JSON.stringify(lost.slice(0, 20))}`);
-  assert.deepEqual(lost, [], 'no ping lost: the ones sent while the controller was away were held and answered late');
 
   assert.deepEqual(await nicOf(o, 0), before, 'A keeps its MAC and IP');
   assert.equal(await portAt(o, 'c1', a!.dev), undefined, 'one copy: c1 let the port go');
   const at2 = await waitFor(() => portAt(o, 'c2', a!.dev), 'A\'s port on c2');
   await ping.more(20, 'more pings');
   assert.ok((await portAt(o, 'c2', a!.dev))!.rxFrames > at2.rxFrames, 'A\'s frames enter at c2');
+  // No ping lost: the ones sent while the controller was away were held and answered late.
+  await echoes.assertAnswered(t, ping);
 });
