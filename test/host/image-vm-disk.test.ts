@@ -164,3 +164,11 @@ test('a disk from an image needs the site\'s chunk store: the configuration name
     ports: [{ name: 'v1', type: 'memory', mac: '02:00:00:00:00:01', guest: { image: { id: 'debian' } } }],
   }), /ports\[0\]\.guest\.image: a disk from an image needs this site.s chunk store/);
 });
+
+test('two ports cannot share an NBD socket: the configuration names the second', () => {
+  const port = (name: string, mac: string): Record<string, unknown> => ({ name, type: 'memory', mac, guest: { image: { id: 'debian', nbd: { socket: '/run/vnet/disk.nbd' } } } });
+  assert.throws(() => parseDaemonConfig({
+    host: 'h1', role: 'hub', listen: { host: '127.0.0.1', port: 0 }, tls: { dir: '/tmp/tls' }, images: { dir: '/tmp/chunks', host: '127.0.0.1', port: 0 },
+    ports: [port('v1', '02:00:00:00:00:01'), port('v2', '02:00:00:00:00:02')],
+  }), /ports\[1\]\.guest\.image\.nbd\.socket: \/run\/vnet\/disk\.nbd is another port's NBD socket/);
+});
