@@ -110,8 +110,9 @@ export class NbdServer {
   async close(): Promise<void> {
     this.#abort.abort();
     for (const s of this.#sockets) s.destroy();
+    // Closing the listener removes its socket file there and then (libuv), not
+    // later: a server listening on the same path next (a reload) keeps its own.
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    clearSocketPath(this.path, true);
   }
 
   #accept(socket: net.Socket): void {
@@ -281,8 +282,8 @@ async function writeZeroes(ex: NbdExport, offset: number, length: number, signal
   for (let at = 0; at < length; at += ZEROES_STEP) await ex.write(offset + at, zeroes.subarray(0, Math.min(ZEROES_STEP, length - at)), signal);
 }
 
-/** A stale socket at `path` is removed; anything else there is refused (quiet: left as it is). */
-function clearSocketPath(path: string, quiet = false): void {
+/** A stale socket at `path` is removed; anything else there is refused. */
+function clearSocketPath(path: string): void {
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
@@ -290,13 +291,12 @@ function clearSocketPath(path: string, quiet = false): void {
     return;
   }
   if (!isSocket) {
-    if (quiet) return;
     throw new NbdServerError(`${path} exists and is not a socket; the NBD server will not replace it`);
   }
   try {
     unlinkSync(path);
   } catch (err) {
-    if (!quiet) throw new NbdServerError(`cannot remove the stale socket ${path}: ${(err as Error).message}`, { cause: err });
+    throw new NbdServerError(`cannot remove the stale socket ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

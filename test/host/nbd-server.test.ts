@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -133,6 +133,23 @@ test('a path taken by something that is not a socket is refused, and left alone'
   const ex = { name: 'x', size: 0, read: async () => new Uint8Array(0), write: async () => {} };
   await assert.rejects(NbdServer.listen({ logger: capturingLogger().logger }, { path: join(dir, 'taken'), export: ex }), { code: 'VNET_ERR_HOST_NBD_SERVER' });
   assert.equal(readFileSync(join(dir, 'taken'), 'utf8'), 'mine');
+});
+
+test('a server closing while the next one listens on its path (a port reopened by a reload): the new socket survives and serves', async (t) => {
+  const { bytes, disk, server } = await serve(t);
+  const { client: old } = await NbdTestClient.open(server.path, 'vm1');
+  t.after(() => old.close());
+  const closing = server.close();
+  const next = await NbdServer.listen({ logger: capturingLogger().logger }, { path: server.path, export: imageExport('vm1', disk) });
+  t.after(() => next.close());
+  await closing;
+  await old.closedByServer();
+  assert.equal(statSync(next.path).mode & 0o777, 0o600);
+  const { client } = await NbdTestClient.open(next.path, 'vm1');
+  t.after(() => client.close());
+  assert.deepEqual(new Uint8Array((await client.read(0, 64)).data), bytes.subarray(0, 64));
+  await next.close();
+  assert.equal(existsSync(next.path), false, 'closed, its socket is gone');
 });
 
 /** qemu-io / qemu-img (Debian qemu-utils): skipped where missing, except in CI or the privileged tier, where it fails. */
