@@ -41,7 +41,9 @@ const guestSchema = z.strictObject({
    * image, a chunk the site lacks fetched on demand; `diskMiB` is ignored.
    * `version` absent: the latest the controller announces. `bootTrace`: how
    * many distinct chunks the VM's first reads record (its boot trace), and
-   * for how long after it starts.
+   * for how long after it starts. `nbd.socket`: the disk is served there
+   * over NBD (a Unix socket, 0600; export name: the port's), for QEMU or
+   * any NBD client (docs/images.md, "The disk over NBD").
    */
   image: z.strictObject({
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'an image id is lower-case letters, digits, ".", "_" or "-", at most 63'),
@@ -50,6 +52,7 @@ const guestSchema = z.strictObject({
       chunks: z.number().int().min(1).max(10_000).default(64),
       withinMs: z.number().int().min(1).max(3_600_000).default(60_000),
     }).default({ chunks: 64, withinMs: 60_000 }),
+    nbd: z.strictObject({ socket: z.string().min(1) }).optional(),
   }).optional(),
 });
 
@@ -281,6 +284,9 @@ export const daemonConfigSchema = z
     c.ports.forEach((p, i) => {
       if (p.guest?.image !== undefined && c.images === undefined)
         ctx.addIssue({ code: 'custom', path: ['ports', i, 'guest', 'image'], message: 'a disk from an image needs this site\'s chunk store: images: {dir, host, port}' });
+      const nbd = p.guest?.image?.nbd?.socket;
+      if (nbd !== undefined && c.ports.some((q, j) => j < i && q.guest?.image?.nbd?.socket === nbd))
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'guest', 'image', 'nbd', 'socket'], message: `${nbd} is another port's NBD socket` });
       if (p.guest?.image !== undefined && p.qemu !== undefined)
         ctx.addIssue({ code: 'custom', path: ['ports', i, 'guest', 'image'], message: 'a QEMU VM boots its own disk; an image disk is for the model guest' });
     });

@@ -221,3 +221,19 @@ export class ImageDiskError extends VnetError {
     super('VNET_ERR_HOST_IMAGE_DISK', `the disk from image ${imageId}${version === undefined ? '' : ` v${version}`}: ${detail}`);
   }
 }
+
+// ---- the NBD server (a VM's disk for QEMU) -----------------------------------------
+
+/** A client of the NBD server sent bytes that are not the NBD protocol (a wrong magic, unknown flags, a message past the limits): its connection is closed. */
+export class NbdProtocolError extends VnetError {
+  constructor(detail: string) {
+    super('VNET_ERR_HOST_NBD_PROTOCOL', `NBD: ${detail}`);
+  }
+}
+
+/** The NBD server cannot serve a VM's disk on its Unix socket (the path is taken by something else, cannot listen, cannot restrict it to its owner). */
+export class NbdServerError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_NBD_SERVER', message, options);
+  }
+}

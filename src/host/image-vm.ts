@@ -6,6 +6,8 @@
  * migration agent. Nothing of the image needs to be here at start: the
  * VM's reads fetch what the site lacks from the nearest replica. The
  * chunks it reads first (its boot trace) go to the controller once recorded.
+ * With `guest.image.nbd`, the disk is served over NBD on that Unix socket
+ * (export: the port's name) for as long as the VM runs here.
  */
 import type { Clock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
@@ -19,6 +21,7 @@ import { ImageDiskError } from './errors.ts';
 import { blocksOf, ImageDisk } from './image-disk.ts';
 import type { ImagePropagator } from './image-propagator.ts';
 import type { MigrationAgent } from './migration-agent.ts';
+import { imageExport, NbdServer } from './nbd-server.ts';
 import { createModelGuest, ModelGuestVm } from './vm-runtime.ts';
 
 type GuestSpec = NonNullable<DaemonConfig['ports'][number]['guest']>;
@@ -43,6 +46,7 @@ export async function startImageVm(components: ImageVmComponents, port: Port, gu
     log.info({ version: version ?? 'latest' }, 'VM waiting for its disk image to be announced');
     const opened = await components.images.open(id, version);
     const { manifest } = opened;
+    let nbd: NbdServer | undefined;
     try {
       if (components.portConfigured?.() === false) {
         log.info({}, 'the port was removed while its VM waited for its image');
@@ -58,15 +62,19 @@ export async function startImageVm(components: ImageVmComponents, port: Port, gu
           components.images.reportBootTrace({ imageId: manifest.imageId, version: manifest.version, vm: port.name, accessOrder: [...accessOrder] });
         },
       });
+      // Its disk over NBD, for QEMU or any NBD client (nbd-server.ts).
+      nbd = guest.image.nbd === undefined ? undefined : await NbdServer.listen({ logger: components.logger }, { path: guest.image.nbd.socket, export: imageExport(port.name, disk) });
       // The boot's time is up: what it read so far is its trace.
       const bootOver = components.clock.setTimeout(() => disk.endBootTrace(), bootTrace.withinMs);
-      const close = (): void => { bootOver.cancel(); opened.close(); };
+      const served = nbd;
+      const close = (): void => { bootOver.cancel(); opened.close(); void served?.close(); };
       const vm = new ModelGuestVm({ clock: components.clock }, { name: port.name, mac: port.mac, port: port.name, guest: model, image: { disk, close } });
       components.migrations.addVm(vm);
       log.info({ version: manifest.version, size: manifest.size, chunks: manifest.chunks.length }, 'VM runs on its disk image (chunks read on demand)');
       return vm;
     } catch (err) {
       opened.close();
+      await nbd?.close();
       throw err;
     }
   } catch (err) {

@@ -9,10 +9,12 @@
  * second read is local; a write stays the VM's own; the boot trace is the
  * chunks in the order first read, and it reaches the controller, which
  * publishes it as the next version's boot order (the propagation order).
+ * The VM's disk is also served over NBD (`guest.image.nbd`): a client reads
+ * the image's bytes and its write lands in the VM's overlay.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -26,6 +28,7 @@ import { createChunkHasher } from '../../src/images/chunk-digest.ts';
 import { chunkImage } from '../../src/images/manifest.ts';
 import { publishImage } from '../../src/images/replication.ts';
 import { initCa, issueHostCert, loadHostCredentials } from '../../src/pki/certs.ts';
+import { NbdTestClient } from '../helpers/nbd-client.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
@@ -100,7 +103,7 @@ test('a VM whose disk is an image starts at a site holding none of it: its first
 
   // California: a store that prefetches nothing, and a VM whose disk is the image.
   const hc = await start('hc', 'california', {
-    ports: [{ name: 'v1', type: 'memory', mac: '02:00:00:00:00:01', guest: { memoryMiB: 1, image: { id: 'debian', bootTrace: { chunks: 4 } } } }],
+    ports: [{ name: 'v1', type: 'memory', mac: '02:00:00:00:00:01', guest: { memoryMiB: 1, image: { id: 'debian', bootTrace: { chunks: 4 }, nbd: { socket: join(dir, 'v1.nbd') } } } }],
   }, false);
   const vm = await waitFor(() => hc.migrations.vm('v1') as ModelGuestVm | undefined, 'the VM on its image disk at california', 30_000);
   const disk = vm.imageDisk!;
@@ -118,15 +121,21 @@ test('a VM whose disk is an image starts at a site holding none of it: its first
   assert.equal((await hc.images!.store.list()).length, 5, 'each verified and kept at california');
   assert.deepEqual(disk.bootTrace(), [9, 3, 0, 1], 'the boot trace: the first 4 distinct chunks in first-read order');
 
-  // Read again: local now; a write is the VM's own, the rest of its block still the image's.
-  await disk.read(3 * CHUNK, 100);
+  // Read again, over NBD as QEMU would: local now; a write is the VM's own, the rest of its block still the image's.
+  assert.equal(statSync(join(dir, 'v1.nbd')).mode & 0o777, 0o600, 'the NBD socket is the owner\'s only');
+  const { client: nbd, size } = await NbdTestClient.open(join(dir, 'v1.nbd'), 'v1');
+  t.after(() => nbd.close());
+  assert.equal(size, BigInt(bytes.length));
+  assert.deepEqual(new Uint8Array((await nbd.read(3 * CHUNK, 100)).data), bytes.subarray(3 * CHUNK, 3 * CHUNK + 100));
   assert.equal(disk.servedBy.get('texas'), 5, 'nothing fetched twice');
   await disk.write(5 * CHUNK + 10, new Uint8Array([1, 2, 3]));
   const after = await disk.read(5 * CHUNK, 20);
   const want = bytes.slice(5 * CHUNK, 5 * CHUNK + 20);
   want.set([1, 2, 3], 10);
   assert.deepEqual(after, want);
-  assert.deepEqual(disk.description, { imageId: 'debian', version: 1, written: [20] });
+  assert.equal((await nbd.write(7 * CHUNK, new Uint8Array(4096).fill(0xee))).error, 0);
+  assert.deepEqual(await disk.read(7 * CHUNK, 4096), new Uint8Array(4096).fill(0xee), 'a write over NBD is in the VM\'s overlay');
+  assert.deepEqual(disk.description, { imageId: 'debian', version: 1, written: [20, 28] });
 
   // The boot trace reached the controller; published, it is version 2's boot order (same chunks), which every site holds.
   const publisher = controller.imagePublisher!;
@@ -154,4 +163,12 @@ test('a disk from an image needs the site\'s chunk store: the configuration name
     host: 'h1', role: 'hub', listen: { host: '127.0.0.1', port: 0 },
     ports: [{ name: 'v1', type: 'memory', mac: '02:00:00:00:00:01', guest: { image: { id: 'debian' } } }],
   }), /ports\[0\]\.guest\.image: a disk from an image needs this site.s chunk store/);
+});
+
+test('two ports cannot share an NBD socket: the configuration names the second', () => {
+  const port = (name: string, mac: string): Record<string, unknown> => ({ name, type: 'memory', mac, guest: { image: { id: 'debian', nbd: { socket: '/run/vnet/disk.nbd' } } } });
+  assert.throws(() => parseDaemonConfig({
+    host: 'h1', role: 'hub', listen: { host: '127.0.0.1', port: 0 }, tls: { dir: '/tmp/tls' }, images: { dir: '/tmp/chunks', host: '127.0.0.1', port: 0 },
+    ports: [port('v1', '02:00:00:00:00:01'), port('v2', '02:00:00:00:00:02')],
+  }), /ports\[1\]\.guest\.image\.nbd\.socket: \/run\/vnet\/disk\.nbd is another port's NBD socket/);
 });
