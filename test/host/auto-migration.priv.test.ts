@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { startStream } from '../../bench/cutover/probes.ts';
 import type { PlacementMove } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
-import { assertMovedIntact, nicOf, Pinger } from '../helpers/migration-probes.ts';
+import { assertMovedIntact, EchoLedger, nicOf, Pinger } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 test('placement advice under policy.autoMigrate moves a VM across the WAN next to its partner: it ends on the advised host, nothing lost', { timeout: 300_000 }, async (t) => {
@@ -36,6 +36,7 @@ test('placement advice under policy.autoMigrate moves a VM across the WAN next t
   assert.deepEqual(model.listMigrations(), [], 'no migration before the traffic');
   // The probes are in place before the first frame between A and P: the move that traffic causes happens under them.
   const before = await nicOf(o, 0);
+  const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
   await ping.more(3, 'P reaches A before the move');
   const stream = await startStream(a!.ns, p!.ns, a!.ip, 5431);
@@ -59,7 +60,7 @@ test('placement advice under policy.autoMigrate moves a VM across the WAN next t
   t.diagnostic(`advised ${advised.from}→${advised.to}; cutover: ${JSON.stringify(done.cutover)}`);
   assert.equal(model.getVm(a!.mac)?.host, advised.to, 'A on the advised host');
 
-  await assertMovedIntact(t, o, { ping, stream, before }, { vm: 0, from: 'c1', to: advised.to });
+  await assertMovedIntact(t, o, { ping, echoes, stream, before }, { vm: 0, from: 'c1', to: advised.to });
   assert.equal(model.listMigrations().length, 1, 'one migration: P stays, A is not moved again (cool-down)');
   assert.equal(model.getVm(p!.mac)?.host, 'c3');
   assert.equal(model.getVm(o.vms[2]!.mac)?.host, 'c1');

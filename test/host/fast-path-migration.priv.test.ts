@@ -17,7 +17,7 @@ import { startStream } from '../../bench/cutover/probes.ts';
 import type { ControllerModel } from '../../src/controller/api-model.ts';
 import { vmRuleId } from '../../src/controller/reconcile.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
-import { assertMovedIntact, nicOf, Pinger } from '../helpers/migration-probes.ts';
+import { assertMovedIntact, EchoLedger, nicOf, Pinger } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 function fastPathUp(model: ControllerModel, a: string, b: string): boolean {
@@ -48,6 +48,7 @@ test('a VM with a fast-path link to its partner moves: the fast paths are recomp
   await waitFor(() => model.getVm(a!.mac)?.host === 'c1' && model.getVm(p!.mac)?.host === 'c3', 'the controller sees A on c1 and P on c3', 30_000);
   const before = await nicOf(o, 0);
   const stream = await startStream(a!.ns, p!.ns, a!.ip, 5421);
+  const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
 
   await waitFor(() => fastPathUp(model, 'c1', 'c3'), 'adaptation\'s fast path c1–c3 up', 60_000);
@@ -74,5 +75,5 @@ test('a VM with a fast-path link to its partner moves: the fast paths are recomp
   await waitFor(() => model.getLink('c1', 'c3') === undefined, 'c1–c3 removed, no longer needed', 60_000);
   assert.ok(model.listDecisions({}).some((d) => d.kind === 'fast-path-removed' && d.detail.a === 'c1' && d.detail.b === 'c3'));
 
-  await assertMovedIntact(t, o, { ping, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
+  await assertMovedIntact(t, o, { ping, echoes, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
 });

@@ -27,7 +27,7 @@ import assert from 'node:assert/strict';
 import { startStream } from '../../bench/cutover/probes.ts';
 import type { PlacementMove } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
-import { assertMovedIntact, nicOf, Pinger } from '../helpers/migration-probes.ts';
+import { assertMovedIntact, EchoLedger, nicOf, Pinger } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const hours = (on: (h: number) => boolean): string => `[${Array.from({ length: 24 }, (_, h) => (on(h) ? 1 : 0)).join(', ')}]`;
@@ -64,6 +64,7 @@ test('follow the sun under autoMigrate: the policy\'s move is a live migration t
   assert.equal(first.code, 0, `P reaches A before the move: ${first.stdout}${first.stderr}`);
   const before = await nicOf(o, 0);
   const stream = await startStream(a!.ns, p!.ns, a!.ip, 5432);
+  const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
 
   // The policy's decision: A to c2, for its clients at 15h UTC on the policy's clock.
@@ -84,7 +85,7 @@ test('follow the sun under autoMigrate: the policy\'s move is a live migration t
   t.diagnostic(`cutover: ${JSON.stringify(done.cutover)}`);
   assert.equal(model.getVm(a!.mac)?.host, 'c2', 'A on the host the policy chose');
 
-  await assertMovedIntact(t, o, { ping, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
+  await assertMovedIntact(t, o, { ping, echoes, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
 
   // B's move gains as much but costs the engine's estimate of 1 TB and 64 GiB over 100 Mbit/s: refused, and said so.
   const refusal = await waitFor(() => model.listDecisions({}).find((d) => d.kind === 'no-change' && d.reason.includes(`refused: move ${b!.mac} c1→c2`)), 'the refusal of B\'s move', 60_000);
