@@ -67,7 +67,8 @@ describe('an OVS bridge as a host of the deployment, with a vnet daemon on one V
       await show('interfaces', ovs.vsctl('--columns=name,type,ofport,options,external_ids', 'list', 'interface'));
   };
   const startController = async (): Promise<void> => {
-    const p = h.spawn(hostO, [process.execPath, VNET, 'controller', '--topology', join(dir, 'deployment.yaml'), '--db', join(dir, 'vnet.db'), '--tls-dir', tlsDir, '--token-file', tokenFile]);
+    // Logged at info whatever the test runner's VNET_LOG_LEVEL (the test reads the controller's log).
+    const p = h.spawn(hostO, ['env', 'VNET_LOG_LEVEL=info', process.execPath, VNET, 'controller', '--topology', join(dir, 'deployment.yaml'), '--db', join(dir, 'vnet.db'), '--tls-dir', tlsDir, '--token-file', tokenFile]);
     p.stdout?.on('data', (d: Buffer) => (controllerLog += d.toString()));
     p.stderr?.on('data', (d: Buffer) => (controllerLog += d.toString()));
     controller = p;
