@@ -94,7 +94,9 @@ test('a namespace VM migration aborted in its memory phase: the VM stays on c1 a
   await ping.more(50, 'pings before the move');
 
   const started = await o.model.startMigration!('vm0', 'c2', 'test', { rule: 'time-bound', deadlineS: 120 });
-  await waitFor(() => o.model.getMigration(started.id)?.enginePhase === 'memory', 'the memory phase', 60_000);
+  await waitFor(() => o.model.getMigration(started.id)?.enginePhase === 'memory', 'the memory phase', 60_000).catch((err: Error) => {
+    throw new Error(`${err.message}: the migration is ${JSON.stringify(o.model.getMigration(started.id))}`, { cause: err });
+  });
   await o.model.cancelMigration!(started.id, 'test');
   const done = await finished(o, started.id);
   assert.notEqual(done.state, 'succeeded', JSON.stringify(done));

@@ -131,6 +131,13 @@ export class TimeBoundPhase implements MemoryPhase {
   readonly #meter: DirtyRateMeter;
   /** The rule said stop: why, while the catch-up before the pause runs. */
   #stopping: string | undefined;
+  /**
+   * When the first page went out: the bandwidth is measured from here, not
+   * from the memory phase's start, so the time before it (keying every page,
+   * disk records sent first, a stalled turn) is not taken for a slow link —
+   * which would make the deadline look missed and stop at once.
+   */
+  #sendingSince: number | undefined;
   readonly iteration = 0;
   readonly iterations = 1;
 
@@ -163,11 +170,13 @@ export class TimeBoundPhase implements MemoryPhase {
     if ((l.livePages & 63) === 0 || plan.mtxDone) {
       const now = h.now();
       const elapsed = now - h.memoryStartedAt;
+      const sending = this.#sendingSince === undefined ? 0 : now - this.#sendingSince;
+      const bandwidth = sending > 0 ? l.liveBytes / sending : 0;
       const bpp = l.livePages > 0 ? l.liveBytes / l.livePages : FULL_RECORD_SIZE;
       const dirtyTotal = plan.taken + g.memory.dirtyCount();
       meter.sample(now, elapsed, dirtyTotal, g.throttle);
       l.bytesPerPage = bpp;
-      if (elapsed > 0) l.bandwidth = l.liveBytes / elapsed;
+      if (bandwidth > 0) l.bandwidth = bandwidth;
       l.dirtiedPerSec = meter.perMsFullShare * 1000 * g.throttle;
       const d = this.#rule.decide({
         now,
@@ -176,7 +185,7 @@ export class TimeBoundPhase implements MemoryPhase {
         mtxDone: plan.mtxDone,
         remainingPages: plan.remaining(),
         bytesPerPage: bpp,
-        bandwidth: elapsed > 0 ? l.liveBytes / elapsed : 0,
+        bandwidth,
         dirtyRateFullShare: meter.perMsFullShare,
         throttle: g.throttle,
       });
@@ -191,7 +200,10 @@ export class TimeBoundPhase implements MemoryPhase {
     }
     const step = plan.next();
     if (step.kind === 'idle') return h.sendQueuedDisk(out); // else wait for the guest to dirty something, or the rule to stop
-    if (step.kind === 'send') plan.account(step.ch, h.sendPage(out, step.page, step.ch));
+    if (step.kind === 'send') {
+      this.#sendingSince ??= h.now();
+      plan.account(step.ch, h.sendPage(out, step.page, step.ch));
+    }
     return true;
   }
 }
