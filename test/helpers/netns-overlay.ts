@@ -274,7 +274,14 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
     if (v.qemu) continue; // its daemon boots it; it answers once its guest is up
     await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 30_000);
   }
-  await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 30_000);
+  await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 30_000).catch((err: Error) => {
+    const tails = hosts.map((h) => {
+      let text = '';
+      try { text = readFileSync(join(logDir, `${h}.log`), 'utf8'); } catch { text = '(no log)'; }
+      return `--- ${h} (exit ${daemonOf.get(h)?.exitCode ?? 'running'}):\n${text.split('\n').slice(-15).join('\n')}`;
+    });
+    throw new Error(`${err.message}\n${tails.join('\n')}`, { cause: err });
+  });
   return {
     vms,
     dbPath: join(work, 'vnet.db'),
