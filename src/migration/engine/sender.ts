@@ -31,8 +31,8 @@
  * the iteration as delivered (its time, bandwidth and the pages dirtied
  * meanwhile), and the pause starts with the pipe empty, so the downtime is
  * the final pages' own trip and not the tail of the previous iteration.
- * The digests at `done` come from ImageKeys primed when the memory phase
- * begins and refreshed just before the pause, so the paused guest's digest
+ * The digests at `done` come from ImageKeys primed when the sender is made (before any phase is timed)
+ * and refreshed just before the pause, so the paused guest's digest
  * costs a fold, not a pass over its RAM.
  *
  * This file holds the phases and the stop-and-copy; the disk stages are in
@@ -156,6 +156,8 @@ export class MigrationSender {
         ...(init.diskImage !== undefined ? { image: init.diskImage } : {}),
       }, this.#ledger);
     }
+    // Every page keyed once now, before any phase is timed (keying 256 MiB takes a while): the digests at `done` re-key only what changed since.
+    this.#keys();
   }
 
   get finished(): boolean {
@@ -376,8 +378,6 @@ export class MigrationSender {
       caughtUp: (out) => this.#caughtUp(out),
       pause: (out, pages, reason) => this.#pause(out, pages, reason),
     };
-    // Every page keyed once now, while the guest runs: the digests at `done` re-key only what changed since.
-    this.#keys();
     this.#memory = this.rule.kind === 'precopy' ? new PrecopyPhase(host, this.rule) : new TimeBoundPhase(host, this.rule);
   }
 
