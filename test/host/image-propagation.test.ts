@@ -11,13 +11,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
-import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { startController, type ControllerHandle } from '../../src/controller/runtime.ts';
 import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
 import { startDaemonFromConfig, type RunningDaemon } from '../../src/host/daemon-runner.ts';
 import { createChunkHasher } from '../../src/images/chunk-digest.ts';
@@ -25,7 +21,7 @@ import { ChunkStore } from '../../src/images/chunk-store.ts';
 import { chunkImage } from '../../src/images/manifest.ts';
 import { publishImage } from '../../src/images/replication.ts';
 import type { ImageProgressReport } from '../../src/control/image-control.ts';
-import { initCa, issueHostCert, loadHostCredentials } from '../../src/pki/certs.ts';
+import { startImageSites } from '../helpers/image-sites.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
@@ -55,25 +51,7 @@ function imageBytes(chunks: number, seed: number): Uint8Array {
 }
 
 test('daemons propagate a published image to every site, resume from what is on disk, report progress the controller records', { timeout: 90_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'vnet-image-prop-'));
-  const daemons: RunningDaemon[] = [];
-  let controller: ControllerHandle | undefined;
-  t.after(async () => {
-    for (const d of daemons) await d.close();
-    await controller?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const tls = join(dir, 'tls');
-  await initCa(tls);
-  await issueHostCert(tls, 'controller', { ips: ['127.0.0.1'] });
-  for (const h of ['ha', 'hb', 'hc', 'hd']) await issueHostCert(tls, h);
-  controller = await startController({ logger, registry: new Registry() }, {
-    deployment: parseDeployment(DEPLOYMENT, 'images.yaml'),
-    dbPath: join(dir, 'vnet.db'),
-    control: { host: '127.0.0.1', port: 0, tls: await loadHostCredentials(tls, 'controller') },
-    pingIntervalMs: 60_000,
-  });
-  const url = `wss://127.0.0.1:${controller.controlPort}/control`;
+  const { dir, tls, controller, url, daemons } = await startImageSites(t, { name: 'images', deployment: DEPLOYMENT, hosts: ['ha', 'hb', 'hc', 'hd'], logger });
   const reports = new Map<string, ImageProgressReport[]>();
   let hubPort: number | undefined;
   const start = async (host: string, site: string, withImages: boolean): Promise<RunningDaemon> => {

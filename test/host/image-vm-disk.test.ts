@@ -14,21 +14,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
-import { parseDeployment } from '../../src/controller/deployment-file.ts';
-import { startController, type ControllerHandle } from '../../src/controller/runtime.ts';
 import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
 import { startDaemonFromConfig, type RunningDaemon } from '../../src/host/daemon-runner.ts';
 import type { ModelGuestVm } from '../../src/host/vm-runtime.ts';
 import { createChunkHasher } from '../../src/images/chunk-digest.ts';
 import { chunkImage } from '../../src/images/manifest.ts';
 import { publishImage } from '../../src/images/replication.ts';
-import { initCa, issueHostCert, loadHostCredentials } from '../../src/pki/certs.ts';
 import { NbdTestClient } from '../helpers/nbd-client.ts';
+import { startImageSites } from '../helpers/image-sites.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const logger = silentLogger();
@@ -59,25 +55,7 @@ function imageBytes(): Uint8Array {
 }
 
 test('a VM whose disk is an image starts at a site holding none of it: its first reads come from the nearest replica, bytes identical', { timeout: 90_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'vnet-image-vm-'));
-  const daemons: RunningDaemon[] = [];
-  let controller: ControllerHandle | undefined;
-  t.after(async () => {
-    for (const d of daemons) await d.close();
-    await controller?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const tls = join(dir, 'tls');
-  await initCa(tls);
-  await issueHostCert(tls, 'controller', { ips: ['127.0.0.1'] });
-  for (const h of ['ha', 'hb', 'hc']) await issueHostCert(tls, h);
-  controller = await startController({ logger, registry: new Registry() }, {
-    deployment: parseDeployment(DEPLOYMENT, 'image-vm.yaml'),
-    dbPath: join(dir, 'vnet.db'),
-    control: { host: '127.0.0.1', port: 0, tls: await loadHostCredentials(tls, 'controller') },
-    pingIntervalMs: 60_000,
-  });
-  const url = `wss://127.0.0.1:${controller.controlPort}/control`;
+  const { dir, tls, controller, url, daemons } = await startImageSites(t, { name: 'image-vm', deployment: DEPLOYMENT, hosts: ['ha', 'hb', 'hc'], logger });
   let hubPort: number | undefined;
   const start = async (host: string, site: string, extra: Record<string, unknown> = {}, prefetch = true): Promise<RunningDaemon> => {
     const d = await startDaemonFromConfig({ logger }, parseDaemonConfig({
