@@ -32,5 +32,16 @@ const first = process.argv[2] ?? '';
 const requested = COMMANDS.get(first);
 const loaders = requested !== undefined ? [requested] : first === '-V' || first === '--version' ? [] : [...COMMANDS.values()];
 for (const command of await Promise.all(loaders.map((load) => load()))) program.addCommand(command);
+exitTwoOnUsageErrors(program);
 
 await program.parseAsync(process.argv);
+
+/**
+ * Bad usage exits 2 everywhere (README: 0 ok, 1 refused, 2 usage…); commander
+ * exits 1 on its own parse errors, and a command added with `addCommand`
+ * does not inherit an override, so every command in the tree gets one.
+ */
+function exitTwoOnUsageErrors(command: Command): void {
+  command.exitOverride((err) => process.exit(err.exitCode === 1 && err.code.startsWith('commander.') ? 2 : err.exitCode));
+  for (const sub of command.commands) exitTwoOnUsageErrors(sub);
+}
