@@ -40,6 +40,9 @@ export interface SwitchConnectionInit {
   maxMessageBytes?: number;
 }
 
+/** HELLO + FEATURES (and, on TLS, the TLS handshake before them) must finish within this by default. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export type SwitchConnectionEvents = {
   ready: [];
   message: [OfMessage];
@@ -85,7 +88,7 @@ export class SwitchConnection extends EventEmitter<SwitchConnectionEvents> {
     });
     socket.on('error', (err) => this.close(new SwitchConnectionError('VNET_ERR_OF_SOCKET', `switch ${this.remote}: ${err.message}`, { cause: err })));
     socket.on('close', () => this.close(new SwitchConnectionError('VNET_ERR_OF_DISCONNECTED', `switch ${this.remote} closed the connection`)));
-    const deadline = init.handshakeTimeoutMs ?? 10_000;
+    const deadline = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#timer = setTimeout(() => {
       this.close(new SwitchConnectionError('VNET_ERR_OF_HANDSHAKE_TIMEOUT', `switch ${this.remote} did not finish the OpenFlow handshake (${this.#state}) within ${deadline} ms`));
     }, deadline);

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { SwitchConnectionError } from './errors.ts';
-import { SwitchConnection, type SwitchConnectionInit } from './switch-connection.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, SwitchConnection, type SwitchConnectionInit } from './switch-connection.ts';
 
 /**
  * The controller's listening side for OpenFlow switches: TCP, or TLS with
@@ -14,8 +14,12 @@ import { SwitchConnection, type SwitchConnectionInit } from './switch-connection
  * `switch-gone` is emitted only for a datapath that has no connection left.
  *
  * Limits: at most `maxPendingConnections` connections in their handshake at
- * once (more are closed on accept and counted), each with the connection's
- * handshake deadline. A connection that fails — garbage bytes, a version
+ * once, each with the connection's handshake deadline (the TLS handshake
+ * included). A newcomer is never refused: when the slots are full it takes
+ * the place of the oldest pending connection from its own address, else of
+ * one picked at random (as the other listeners' pending slots do:
+ * src/common/pending-slots.ts), so a flood of silent connections cannot lock
+ * a real switch out. A connection that fails — garbage bytes, a version
  * mismatch, silence — is closed with its error (`connection-error`), and
  * nothing else is touched.
  */
@@ -42,8 +46,9 @@ export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
   readonly #init: SwitchListenerInit;
   readonly #server: Server;
   readonly #switches = new Map<bigint, SwitchConnection>();
+  /** In their handshake, oldest first (a Set keeps insertion order). */
   readonly #pending = new Set<SwitchConnection>();
-  #refused = 0;
+  #evicted = 0;
 
   constructor(init: SwitchListenerInit = {}) {
     super();
@@ -52,7 +57,8 @@ export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
     if (init.tls === undefined) this.#server = createTcpServer(onSocket);
     else {
       const { ca, cert, key } = init.tls;
-      this.#server = createTlsServer({ ca, cert, key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (s: TLSSocket) => onSocket(s));
+      const handshakeTimeout = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+      this.#server = createTlsServer({ ca, cert, key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout }, (s: TLSSocket) => onSocket(s));
       this.#server.on('tlsClientError', (err, socket) => {
         const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
         this.emit('connection-error', new SwitchConnectionError('VNET_ERR_OF_TLS', `switch ${remote} failed TLS: ${err.message}`, { cause: err }), remote);
@@ -85,9 +91,9 @@ export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
     return this.#pending.size;
   }
 
-  /** Connections closed on accept because too many were in their handshake. */
-  get refusedConnections(): number {
-    return this.#refused;
+  /** Pending connections closed to make room for a newcomer. */
+  get evictedConnections(): number {
+    return this.#evicted;
   }
 
   async close(): Promise<void> {
@@ -97,12 +103,8 @@ export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
   }
 
   #accept(socket: Socket): void {
-    if (this.#pending.size >= (this.#init.maxPendingConnections ?? 64)) {
-      this.#refused++;
-      socket.destroy();
-      return;
-    }
     const conn = new SwitchConnection(socket, this.#init);
+    if (this.#pending.size >= (this.#init.maxPendingConnections ?? 64)) this.#evictFor(conn);
     this.#pending.add(conn);
     conn.once('ready', () => {
       this.#pending.delete(conn);
@@ -123,6 +125,22 @@ export class SwitchListener extends EventEmitter<SwitchListenerEvents> {
       }
     });
   }
+
+  /** Frees one pending slot for `newcomer`: its own address's oldest first, else a random one. */
+  #evictFor(newcomer: SwitchConnection): void {
+    const pending = [...this.#pending];
+    const source = hostOf(newcomer.remote);
+    const victim = pending.find((c) => hostOf(c.remote) === source) ?? pending[Math.floor(Math.random() * pending.length)];
+    if (victim === undefined) return;
+    this.#pending.delete(victim);
+    this.#evicted++;
+    victim.close(new SwitchConnectionError('VNET_ERR_OF_EVICTED', `switch ${victim.remote} was still in its handshake when ${newcomer.remote} needed its slot (at most ${this.#init.maxPendingConnections ?? 64} in their handshake)`));
+  }
+}
+
+/** The address part of "address:port" (IPv6 addresses keep their colons). */
+function hostOf(remote: string): string {
+  return remote.slice(0, remote.lastIndexOf(':'));
 }
 
 /** A datapath id as OVS prints it: 16 hex digits. */

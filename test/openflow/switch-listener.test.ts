@@ -107,17 +107,22 @@ describe('SwitchListener', () => {
     assert.deepEqual([...listener.switches.keys()], [1n]);
   });
 
-  it('holds a bounded number of connections in their handshake, each with a deadline', async (t) => {
+  it('holds a bounded number of connections in their handshake, each with a deadline; a newcomer takes the oldest one\'s slot', async (t) => {
     const { listener, port, errors } = await listen(t, { maxPendingConnections: 2, handshakeTimeoutMs: 2000 });
-    const stuck = [fake(t, { port, datapathId: 1n, noFeatures: true }), fake(t, { port, datapathId: 2n, noFeatures: true })];
+    const stuck = [fake(t, { port, datapathId: 1n, noFeatures: true })];
+    await waitFor(() => listener.pendingConnections === 1, 'the first in its handshake');
+    stuck.push(fake(t, { port, datapathId: 2n, noFeatures: true }));
     await waitFor(() => listener.pendingConnections === 2, 'two in their handshake');
     const third = fake(t, { port, datapathId: 3n });
-    await waitFor(() => third.closed, 'the third refused');
-    assert.equal(listener.refusedConnections, 1);
-    await waitFor(() => stuck.every((s) => s.closed), 'the stuck ones closed at their deadline');
-    assert.deepEqual(errors.map((e) => e.code), ['VNET_ERR_OF_HANDSHAKE_TIMEOUT', 'VNET_ERR_OF_HANDSHAKE_TIMEOUT']);
-    fake(t, { port, datapathId: 4n });
-    await ready(listener, 4n);
+    await ready(listener, 3n);
+    assert.equal(listener.evictedConnections, 1);
+    await waitFor(() => stuck[0]!.closed, 'the oldest (same address) evicted');
+    assert.equal(errors[0]?.code, 'VNET_ERR_OF_EVICTED');
+    assert.match(errors[0]!.message, /still in its handshake .* needed its slot \(at most 2 in their handshake\)/);
+    await waitFor(() => stuck[1]!.closed, 'the other stuck one closed at its deadline');
+    assert.deepEqual(errors.map((e) => e.code), ['VNET_ERR_OF_EVICTED', 'VNET_ERR_OF_HANDSHAKE_TIMEOUT']);
+    assert.equal(third.closed, false);
+    assert.equal(listener.switches.get(3n)?.state, 'ready');
   });
 
   it('reports a batch applied only after its barrier, and rejects it naming a switch error', async (t) => {
