@@ -1,7 +1,8 @@
 # The TAP device addon (Linux only): N-API through node-addon-api, C++17.
 # `npm ci` builds it through the package's `install` script (node-gyp rebuild);
 # the result is build/Release/vnet_tap.node, loaded by src/dataplane/tap-device.ts
-# (TapHandle) and src/dataplane/native-forwarder.ts (NativeForwarder, its own thread).
+# (TapHandle), src/dataplane/native-forwarder.ts (NativeForwarder, its own thread)
+# and src/dataplane/packet-socket.ts (PacketHandle: the packet-socket port).
 {
   "targets": [
     {
@@ -11,7 +12,8 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
       "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-fno-exceptions"],
-      "ldflags": ["-pthread"]
+      "ldflags": ["-pthread"],
+      "conditions": [["OS=='linux'", {"sources": ["native/tap/packet_socket.cc", "native/tap/packet_addon.cc"]}]]
     }
   ]
 }

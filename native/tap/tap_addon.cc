@@ -34,6 +34,8 @@
 #include <napi.h>
 
 #include "forwarder_addon.h"
+#include "napi_errors.h"
+#include "packet_addon.h"
 #include "tap_fd.h"
 
 namespace vnet_tap {
@@ -43,25 +45,6 @@ constexpr size_t kBatchBytes = 1 << 20;            // scratch for one batch
 constexpr size_t kMaxRecord = 65536 + 512;         // largest read: 64 KiB GSO frame + headers
 constexpr uint32_t kMaxBatchFrames = 64;
 constexpr int kMaxDrainBatches = 1024;             // drain(): at most 64 Ki frames
-
-// "EBADFD" for errno 77: glibc names every errno (libuv does not know EBADFD).
-const char* ErrnoName(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char* name = strerrorname_np(err);
-  if (name != nullptr) return name;
-#endif
-  return uv_err_name(-err);
-}
-
-// A JS Error carrying errno, its libuv-style code ("EBADFD") and the failed call.
-Napi::Error SysErrorToJs(Napi::Env env, const SysError& e) {
-  std::string msg = std::string(e.syscall) + ": " + std::strerror(e.err);
-  Napi::Error err = Napi::Error::New(env, msg);
-  err.Set("errno", Napi::Number::New(env, e.err));
-  err.Set("code", Napi::String::New(env, ErrnoName(e.err)));
-  err.Set("syscall", Napi::String::New(env, e.syscall));
-  return err;
-}
 
 // Write errors that mean only "this frame was not delivered" (queue full, bad
 // frame or header); anything else means the device is gone.
@@ -380,6 +363,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
 static Napi::Object InitVnetTap(Napi::Env env, Napi::Object exports) {
   exports.Set("TapHandle", vnet_tap::TapHandle::Define(env));
   vnet_tap::RegisterForwarder(env, exports);
+  vnet_tap::RegisterPacket(env, exports);
   return exports;
 }
 

@@ -1,0 +1,278 @@
+// PacketHandle: an AF_PACKET socket on an existing interface as a JS object
+// (N-API, node-addon-api). The packet-socket port (src/dataplane/packet-port.ts)
+// is its one user.
+//
+// Data path, in stages:
+//   open    packet_socket.cc: bound to the interface's ifindex (ETH_P_ALL),
+//           PACKET_IGNORE_OUTGOING, promiscuous membership, buffers
+//   read    a uv_poll_t on the fd, run by the main loop: when readable, one
+//           recvmmsg of up to 64 frames, each into its own slot of the
+//           scratch buffer (slot = the largest frame the port takes, plus one
+//           byte, so an oversized frame shows as truncated); the captured
+//           bytes packed into one JS Buffer; onBatch(buffer, records, count)
+//           once, records = Uint32Array [offset, captured, wire]*count. Up to
+//           8 batches a wake-up, then back to the loop.
+//   write   write(frame) one send; writeBatch(frames) one sendmmsg per 64.
+//   fail    a read error that means the interface is gone (deleted: the
+//           ifindex no longer resolves) stops polling and calls
+//           onError(errno, code, syscall) once; ENETDOWN with the interface
+//           still there (set down) is counted (`stats()`) and reading goes on.
+//   close   stops polling and closes the socket.
+#include "packet_addon.h"
+
+#include <errno.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "napi_errors.h"
+#include "packet_socket.h"
+
+namespace vnet_tap {
+namespace {
+
+constexpr uint32_t kBatchFrames = 64;
+constexpr int kBatchesPerWake = 8;
+constexpr uint32_t kMaxSlot = 65536;
+
+class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "PacketHandle", {
+      InstanceAccessor<&PacketHandle::GetFd>("fd"),
+      InstanceAccessor<&PacketHandle::GetIfindex>("ifindex"),
+      InstanceAccessor<&PacketHandle::GetIgnoreOutgoing>("ignoreOutgoing"),
+      InstanceMethod<&PacketHandle::Start>("start"),
+      InstanceMethod<&PacketHandle::Write>("write"),
+      InstanceMethod<&PacketHandle::WriteBatch>("writeBatch"),
+      InstanceMethod<&PacketHandle::Stats>("stats"),
+      InstanceMethod<&PacketHandle::Close>("close"),
+    });
+  }
+
+  // new PacketHandle({ ifname, slot, rcvBuf, sndBuf, promisc })
+  explicit PacketHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketHandle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "PacketHandle: options object required");
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (!o.Get("ifname").IsString() || !o.Get("slot").IsNumber()) throw Napi::TypeError::New(env, "PacketHandle: ifname and slot required");
+    PacketOpenOptions opts;
+    opts.ifname = o.Get("ifname").As<Napi::String>().Utf8Value();
+    if (o.Get("rcvBuf").IsNumber()) opts.rcv_buf = o.Get("rcvBuf").As<Napi::Number>().Int32Value();
+    if (o.Get("sndBuf").IsNumber()) opts.snd_buf = o.Get("sndBuf").As<Napi::Number>().Int32Value();
+    if (o.Get("promisc").IsBoolean()) opts.promisc = o.Get("promisc").As<Napi::Boolean>();
+    int64_t slot = o.Get("slot").As<Napi::Number>().Int64Value();
+    if (slot < 64 || slot > kMaxSlot) throw Napi::RangeError::New(env, "PacketHandle: slot must be 64..65536 bytes");
+    slot_ = static_cast<uint32_t>(slot);
+    PacketOpenResult res;
+    SysError e = OpenPacket(opts, &res);
+    if (!e.ok()) throw SysErrorToJs(env, e);
+    fd_ = res.fd;
+    ifindex_ = res.ifindex;
+    ignore_outgoing_ = res.ignore_outgoing;
+  }
+
+  ~PacketHandle() override { Shutdown(/*unref=*/false); }
+
+ private:
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value GetIfindex(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ifindex_); }
+  Napi::Value GetIgnoreOutgoing(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ignore_outgoing_); }
+
+  // start(onBatch, onError): begin polling; once only.
+  void Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) throw Napi::Error::New(env, "PacketHandle: closed");
+    if (poll_ != nullptr || failed_) throw Napi::Error::New(env, "PacketHandle: already started");
+    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "PacketHandle.start(onBatch, onError)");
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "PacketHandle: no event loop");
+    scratch_.reset(new uint8_t[static_cast<size_t>(slot_) * kBatchFrames]);
+    on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+    on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+    async_ = std::make_unique<Napi::AsyncContext>(env, "vnet:packet");
+    env_ = env;
+    auto poll = std::make_unique<uv_poll_t>();
+    int rc = uv_poll_init(loop, poll.get(), fd_);
+    if (rc == 0) {
+      poll->data = this;
+      rc = uv_poll_start(poll.get(), UV_READABLE, &PacketHandle::OnPoll);
+      if (rc != 0) uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), &PacketHandle::FreePoll);
+    }
+    if (rc != 0) {
+      on_batch_.Reset();
+      on_error_.Reset();
+      async_.reset();
+      throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
+    }
+    poll_ = poll.release();
+    Ref();
+  }
+
+  // write(frame) -> bytes sent, or -errno (the frame was not delivered).
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !IsBytes(info[0])) throw Napi::TypeError::New(env, "PacketHandle.write(frame: Uint8Array)");
+    if (fd_ < 0) return Napi::Number::New(env, -EBADF);
+    Napi::Uint8Array frame = info[0].As<Napi::Uint8Array>();
+    const uint8_t* data = frame.Data();
+    size_t len = frame.ElementLength();
+    PacketWriteResult r = WritePackets(fd_, &data, &len, 1);
+    if (r.written == 1) return Napi::Number::New(env, static_cast<double>(len));
+    return Napi::Number::New(env, -(r.fatal != 0 ? r.fatal : (r.last_err != 0 ? r.last_err : EAGAIN)));
+  }
+
+  // writeBatch(frames) -> [written, dropped, fatalErrno].
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "PacketHandle.writeBatch(frames[])");
+    Napi::Array frames = info[0].As<Napi::Array>();
+    uint32_t n = frames.Length();
+    std::unique_ptr<const uint8_t*[]> datas(new const uint8_t*[n + 1]);
+    std::unique_ptr<size_t[]> lens(new size_t[n + 1]);
+    uint32_t usable = 0, refused = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      Napi::Value f = frames.Get(i);
+      if (!IsBytes(f)) { refused++; continue; }
+      datas[usable] = f.As<Napi::Uint8Array>().Data();
+      lens[usable] = f.As<Napi::Uint8Array>().ElementLength();
+      usable++;
+    }
+    PacketWriteResult r;
+    if (fd_ < 0) { r.fatal = EBADF; r.dropped = usable; }
+    else r = WritePackets(fd_, datas.get(), lens.get(), usable);
+    Napi::Array out = Napi::Array::New(env, 3);
+    out.Set(0u, Napi::Number::New(env, r.written));
+    out.Set(1u, Napi::Number::New(env, r.dropped + refused));
+    out.Set(2u, Napi::Number::New(env, r.fatal));
+    return out;
+  }
+
+  // stats() -> [outgoingSkipped, kernelDrops, downReads]: frames skipped as
+  // transmissions, frames the kernel dropped (receive buffer full), reads
+  // that found the interface down; kernel drops since the last call.
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int64_t drops = fd_ >= 0 ? TakeKernelDrops(fd_) : 0;
+    Napi::Array out = Napi::Array::New(env, 3);
+    out.Set(0u, Napi::Number::New(env, static_cast<double>(outgoing_)));
+    out.Set(1u, Napi::Number::New(env, static_cast<double>(drops < 0 ? 0 : drops)));
+    out.Set(2u, Napi::Number::New(env, static_cast<double>(down_reads_)));
+    return out;
+  }
+
+  void Close(const Napi::CallbackInfo&) { Shutdown(); }
+
+  static bool IsBytes(const Napi::Value& v) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+  }
+
+  void StopPolling(bool unref = true) {
+    if (poll_ == nullptr) return;
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), &PacketHandle::FreePoll);
+    poll_ = nullptr;
+    on_batch_.Reset();
+    on_error_.Reset();
+    async_.reset();
+    if (unref) Unref();
+  }
+
+  void Shutdown(bool unref = true) {
+    StopPolling(unref);
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    scratch_.reset();
+  }
+
+  static void FreePoll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
+
+  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<PacketHandle*>(handle->data);
+    if (self == nullptr) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    Napi::Object keep_alive = self->Value();  // JS may close() this object from inside the callback
+    (void)keep_alive;
+    try {
+      for (int i = 0; i < kBatchesPerWake && self->poll_ != nullptr; i++) {
+        if (self->ReadBatch(status)) break;
+        status = 0;
+      }
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    } catch (const std::exception& e) {
+      napi_fatal_exception(env, Napi::Error::New(env, e.what()).Value());
+    }
+  }
+
+  // One recvmmsg, handed up; true when the socket is empty (or failed).
+  bool ReadBatch(int status) {
+    if (status < 0 && !InterfaceExists(ifindex_)) { Fail(-status, "poll"); return true; }
+    PacketRecord recs[kBatchFrames];
+    PacketReadResult r = ReadPackets(fd_, scratch_.get(), slot_, kBatchFrames, recs);
+    outgoing_ += r.outgoing;
+    if (r.err != 0) {
+      // The socket's pending error (ENETDOWN when the interface went down or away) is reported once per event.
+      if (IsFatalPacketError(r.err) || !InterfaceExists(ifindex_)) { Fail(InterfaceExists(ifindex_) ? r.err : ENODEV, "recvmmsg"); return true; }
+      down_reads_++;
+      return false;
+    }
+    if (r.count > 0 && !on_batch_.IsEmpty()) {
+      size_t total = 0;
+      for (uint32_t i = 0; i < r.count; i++) total += recs[i].captured;
+      Napi::Env env = env_;
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, total);
+      Napi::Uint32Array out = Napi::Uint32Array::New(env, 3 * r.count);
+      size_t at = 0;
+      for (uint32_t i = 0; i < r.count; i++) {
+        std::memcpy(buf.Data() + at, scratch_.get() + recs[i].offset, recs[i].captured);
+        out[3 * i] = static_cast<uint32_t>(at);
+        out[3 * i + 1] = recs[i].captured;
+        out[3 * i + 2] = recs[i].wire;
+        at += recs[i].captured;
+      }
+      on_batch_.MakeCallback(Value(), {buf, out, Napi::Number::New(env, r.count)}, *async_);
+    }
+    return r.empty;
+  }
+
+  void Fail(int err, const char* syscall) {
+    if (failed_ || on_error_.IsEmpty()) return;
+    failed_ = true;
+    Napi::Env env = env_;
+    Napi::FunctionReference cb = std::move(on_error_);
+    std::unique_ptr<Napi::AsyncContext> ctx = std::move(async_);
+    Napi::Object self = Value();
+    StopPolling();
+    cb.MakeCallback(self, {Napi::Number::New(env, err), Napi::String::New(env, ErrnoName(err)), Napi::String::New(env, syscall)}, *ctx);
+  }
+
+  int fd_ = -1;
+  int ifindex_ = 0;
+  bool ignore_outgoing_ = false;
+  bool failed_ = false;
+  uint32_t slot_ = 0;
+  uint64_t outgoing_ = 0;
+  uint64_t down_reads_ = 0;
+  uv_poll_t* poll_ = nullptr;
+  std::unique_ptr<uint8_t[]> scratch_;
+  Napi::Env env_ = Napi::Env(nullptr);
+  Napi::FunctionReference on_batch_;
+  Napi::FunctionReference on_error_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+};
+
+}  // namespace
+
+void RegisterPacket(Napi::Env env, Napi::Object exports) {
+  exports.Set("PacketHandle", PacketHandle::Define(env));
+}
+
+}  // namespace vnet_tap
