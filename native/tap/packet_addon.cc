@@ -12,7 +12,7 @@
 //           bytes packed into one JS Buffer; onBatch(buffer, records, count)
 //           once, records = Uint32Array [offset, captured, wire]*count. Up to
 //           8 batches a wake-up, then back to the loop.
-//   write   write(frame) one send; writeBatch(frames) one sendmmsg per 64.
+//   write   write(frame): one non-blocking send.
 //   fail    a read error that means the interface is gone (deleted: the
 //           ifindex no longer resolves) stops polling and calls
 //           onError(errno, code, syscall) once; ENETDOWN with the interface
@@ -48,7 +48,6 @@ class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
       InstanceAccessor<&PacketHandle::GetIgnoreOutgoing>("ignoreOutgoing"),
       InstanceMethod<&PacketHandle::Start>("start"),
       InstanceMethod<&PacketHandle::Write>("write"),
-      InstanceMethod<&PacketHandle::WriteBatch>("writeBatch"),
       InstanceMethod<&PacketHandle::Stats>("stats"),
       InstanceMethod<&PacketHandle::Close>("close"),
     });
@@ -124,32 +123,6 @@ class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
     PacketWriteResult r = WritePackets(fd_, &data, &len, 1);
     if (r.written == 1) return Napi::Number::New(env, static_cast<double>(len));
     return Napi::Number::New(env, -(r.fatal != 0 ? r.fatal : (r.last_err != 0 ? r.last_err : EAGAIN)));
-  }
-
-  // writeBatch(frames) -> [written, dropped, fatalErrno].
-  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "PacketHandle.writeBatch(frames[])");
-    Napi::Array frames = info[0].As<Napi::Array>();
-    uint32_t n = frames.Length();
-    std::unique_ptr<const uint8_t*[]> datas(new const uint8_t*[n + 1]);
-    std::unique_ptr<size_t[]> lens(new size_t[n + 1]);
-    uint32_t usable = 0, refused = 0;
-    for (uint32_t i = 0; i < n; i++) {
-      Napi::Value f = frames.Get(i);
-      if (!IsBytes(f)) { refused++; continue; }
-      datas[usable] = f.As<Napi::Uint8Array>().Data();
-      lens[usable] = f.As<Napi::Uint8Array>().ElementLength();
-      usable++;
-    }
-    PacketWriteResult r;
-    if (fd_ < 0) { r.fatal = EBADF; r.dropped = usable; }
-    else r = WritePackets(fd_, datas.get(), lens.get(), usable);
-    Napi::Array out = Napi::Array::New(env, 3);
-    out.Set(0u, Napi::Number::New(env, r.written));
-    out.Set(1u, Napi::Number::New(env, r.dropped + refused));
-    out.Set(2u, Napi::Number::New(env, r.fatal));
-    return out;
   }
 
   // stats() -> [outgoingSkipped, kernelDrops, downReads]: frames skipped as

@@ -68,7 +68,7 @@ const listenAddress = z.strictObject({
 
 const portFacts = z.strictObject({
   name: z.string().min(1).max(64),
-  kind: z.enum(['tap', 'memory', 'stream']),
+  kind: z.enum(['tap', 'memory', 'stream', 'packet']),
   mac: macString,
   ip: z.string().max(64).optional(),
   mtu: z.number().int().min(0).max(65535),

@@ -17,7 +17,7 @@ export type DaemonRole = 'hub' | 'spoke';
 
 export interface PortFacts {
   name: string;
-  kind: 'tap' | 'memory' | 'stream';
+  kind: 'tap' | 'memory' | 'stream' | 'packet';
   mac: string; // "02:00:00:00:00:01"
   ip: string | undefined; // configured or learned from ARP
   mtu: number;

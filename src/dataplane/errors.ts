@@ -331,3 +331,43 @@ export class NativeForwarderError extends VnetError {
     super('VNET_ERR_NATIVE_FORWARDER', message, options);
   }
 }
+
+/** A packet-socket port's socket could not be opened or failed (the interface deleted under it). */
+export class PacketPortError extends VnetError {
+  readonly errno: number | undefined;
+  constructor(message: string, errno?: number, options?: { cause?: unknown }) {
+    super('VNET_ERR_PACKET_PORT', message, options);
+    this.errno = errno;
+  }
+}
+
+/** A packet-socket port names an interface this daemon's network namespace does not have. */
+export class PacketInterfaceNotFoundError extends VnetError {
+  readonly ifname: string;
+  constructor(ifname: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_PACKET_NO_INTERFACE', `interface ${ifname} does not exist in the daemon's network namespace`, options);
+    this.ifname = ifname;
+  }
+}
+
+/** A frame read from a packet-socket port that the port cannot take: shorter than an Ethernet header, or longer than the MTU allows (truncated by the socket). */
+export class PacketFrameError extends VnetError {
+  readonly reason: 'runt' | 'too-large';
+  readonly length: number;
+  constructor(port: string, reason: 'runt' | 'too-large', length: number, max: number) {
+    super('VNET_ERR_PACKET_FRAME', reason === 'runt'
+      ? `port ${port}: a ${length}-byte frame is shorter than an Ethernet header`
+      : `port ${port}: a ${length}-byte frame is over the port's limit of ${max} bytes (MTU + Ethernet header + one VLAN tag)`);
+    this.reason = reason;
+    this.length = length;
+  }
+}
+
+/** A frame from a packet-socket port whose source the port's address lock refuses (a MAC, or an IPv4/IPv6/ARP sender, not the VM's). */
+export class PacketSourceError extends VnetError {
+  readonly reason: 'mac' | 'ip' | 'malformed';
+  constructor(port: string, reason: 'mac' | 'ip' | 'malformed', detail: string) {
+    super('VNET_ERR_PACKET_SOURCE', `port ${port}: frame refused by the address lock: ${detail}`);
+    this.reason = reason;
+  }
+}

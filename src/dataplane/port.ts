@@ -6,7 +6,9 @@ import type { Mac } from '../common/mac.ts';
  * A VM's network interface as the daemon sees it. Two implementations share
  * this interface (and one compliance suite, test/dataplane/port-compliance.ts):
  * a Linux TAP device (`tap-port.ts`), QEMU's `-netdev stream` over a Unix
- * socket (`stream-port.ts`) and an in-process NIC (`memory-port.ts`).
+ * socket (`stream-port.ts`), an AF_PACKET socket on an interface the daemon
+ * does not own, e.g. a TAP device QEMU holds (`packet-port.ts`), and an
+ * in-process NIC (`memory-port.ts`).
  *
  * Direction words are the daemon's: `send` delivers a frame *to* the VM;
  * frames the VM transmits arrive through the `receive` handler, in batches.
@@ -28,7 +30,7 @@ export interface PortStats {
   errors: number;
 }
 
-export type PortKind = 'tap' | 'memory' | 'stream';
+export type PortKind = 'tap' | 'memory' | 'stream' | 'packet';
 
 /** Frames from the VM: a non-empty batch, in the order the VM sent them, none shorter than an Ethernet header. */
 export type ReceiveHandler = (frames: readonly Frame[]) => void;

@@ -114,17 +114,22 @@ interface NativeModule {
 
 const ADDON_PATH = new URL('../../build/Release/vnet_tap.node', import.meta.url).pathname;
 
-let loaded: NativeModule | undefined;
+let loaded: unknown;
 
-function nativeModule(): NativeModule {
+/** The vnet_tap addon's exports (TapHandle, PacketHandle, the forwarder); throws TapError when it is not built. */
+export function vnetTapAddon(): unknown {
   if (loaded === undefined) {
     try {
-      loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeModule;
+      loaded = createRequire(import.meta.url)(ADDON_PATH) as unknown;
     } catch (err) {
       throw new TapError(`the TAP addon is not built (${ADDON_PATH}); run \`npm ci\` or \`npx node-gyp rebuild\``, undefined, { cause: err });
     }
   }
   return loaded;
+}
+
+function nativeModule(): NativeModule {
+  return vnetTapAddon() as NativeModule;
 }
 
 /** errno values after which the device is gone for good (as opposed to one frame not delivered). */
