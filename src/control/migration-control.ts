@@ -48,7 +48,7 @@ const migrationVm = z.strictObject({
   ip: z.string().max(64).optional(),
   name: z.string().max(64).optional(),
   /** `stream` for a QEMU VM (its port QEMU's `-netdev stream`): QEMU's own migration moves it, and the destination starts the same machine on a stream port. Absent for the others. */
-  portKind: z.literal('stream').optional(),
+  portKind: z.enum(['stream', 'packet']).optional(),
 });
 
 export const migratePrepareSchema = z.strictObject({

@@ -73,7 +73,7 @@ export function resolveMigrationRequest(req: MigrationRequest, world: RequestWor
   const ip = vm.ip ?? port.ip;
   if (ip !== undefined) mvm.ip = ip;
   if (vm.name !== undefined) mvm.name = vm.name;
-  if (port.kind === 'stream') mvm.portKind = 'stream';
+  if (port.kind === 'stream' || port.kind === 'packet') mvm.portKind = port.kind;
   return {
     id, vm: mvm, from: vm.host, to: req.to, rule, requestedBy: req.requestedBy,
     deadlineMs: req.deadlineS === undefined ? null : Math.round(req.deadlineS * 1000),

@@ -33,8 +33,8 @@ export interface MigrationVm {
   port: string;
   ip?: string;
   name?: string;
-  /** `stream` for a QEMU VM: QEMU's own migration moves it. */
-  portKind?: 'stream';
+  /** A QEMU VM, which QEMU's own migration moves: on a stream port, or on a TAP device behind a packet port. */
+  portKind?: 'stream' | 'packet';
 }
 
 export interface MigrationAbort {

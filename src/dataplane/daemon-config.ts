@@ -86,8 +86,12 @@ export const MIGRATION_PORT_OFFSET = 1000;
 
 const portSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a port name is 1-15 letters, digits, ".", "_" or "-" (it names the TAP device)'),
-  /** tap: a TAP device; memory: in-process (tests, demo); stream: QEMU's `-netdev stream` on a Unix socket. */
-  type: z.enum(['tap', 'memory', 'stream']),
+  /**
+   * tap: a TAP device; memory: in-process (tests, demo); stream: QEMU's
+   * `-netdev stream` on a Unix socket; packet: an AF_PACKET socket on an
+   * existing interface (a TAP device QEMU holds: `-netdev tap,ifname=…`).
+   */
+  type: z.enum(['tap', 'memory', 'stream', 'packet']),
   mac,
   ip: addressWithPrefixSchema.optional(),
   mtu: z.number().int().min(576).max(9000).default(1500),
@@ -99,13 +103,17 @@ const portSchema = z.strictObject({
   guest: guestSchema.optional(),
   /** Port security; absent: the defaults. */
   security: portSecuritySchema.optional(),
+  /** Packet only: the interface to attach to (default: the port's name). */
+  ifname: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name is 1-15 letters, digits, ".", "_" or "-"').optional(),
   /** Stream only: the socket QEMU connects to (default: qemu.dir/NAME.sock). */
   path: z.string().min(1).max(100).optional(),
   /**
-   * Stream only: the daemon boots this VM itself, a real guest under QEMU
-   * (TCG, scripts/guest-build.sh's kernel and initramfs, `ip` on its eth0),
-   * and QEMU's own migration moves it. Without it the port waits for a QEMU
-   * someone else starts.
+   * Stream or packet: the daemon boots this VM itself, a real guest under
+   * QEMU (TCG, scripts/guest-build.sh's kernel and initramfs, `ip` on its
+   * eth0), and QEMU's own migration moves it. A packet port's TAP device is
+   * then the daemon's: created before QEMU starts, deleted with the port.
+   * Without it a stream port waits for a QEMU someone else starts, and a
+   * packet port attaches to an interface that must exist.
    */
   qemu: z.strictObject({ memoryMiB: z.number().int().min(96).max(4096).default(128) }).optional(),
 });
@@ -297,8 +305,9 @@ export const daemonConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: `the admin interface on ${c.admin.host}, not a loopback address, needs a token: tokenFile (mode 0600, at least 32 characters)` });
     const names = new Set<string>();
     c.ports.forEach((p, i) => {
-      if (p.type !== 'stream' && (p.path !== undefined || p.qemu !== undefined))
-        ctx.addIssue({ code: 'custom', path: ['ports', i, p.path !== undefined ? 'path' : 'qemu'], message: 'path and qemu are for stream ports only' });
+      if (p.type !== 'stream' && p.path !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'path'], message: 'path is for stream ports only' });
+      if (p.type !== 'stream' && p.type !== 'packet' && p.qemu !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'qemu'], message: 'qemu is for stream and packet ports only' });
+      if (p.type !== 'packet' && p.ifname !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'ifname'], message: 'ifname is for packet ports only' });
       if (p.type === 'stream' && p.path === undefined && c.qemu === undefined)
         ctx.addIssue({ code: 'custom', path: ['ports', i, 'path'], message: 'a stream port needs a socket: path, or qemu: {dir} for the default' });
       if (p.qemu !== undefined && c.qemu === undefined) ctx.addIssue({ code: 'custom', path: ['qemu'], message: 'a port with a QEMU VM needs qemu: {dir}' });

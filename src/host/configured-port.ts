@@ -4,6 +4,11 @@
  *   memory   an in-memory port (tests, the unprivileged demo)
  *   stream   QEMU's `-netdev stream` on a Unix socket (`path`, default
  *            qemu.dir/NAME.sock): the daemon listens, QEMU connects
+ *   packet   an AF_PACKET socket on an existing interface (`ifname`,
+ *            default NAME), locked to the port's MAC (and `allowedMacs`)
+ *            and its `ip`; with `qemu:` the daemon creates that TAP
+ *            device for the QEMU it boots, and deletes it with the port
+ *            (qemu-tap.ts)
  *   tap      the TAP device (created, or attached by name), then
  *            netns:  moved into the VM's network namespace, which must exist
  *                    (`ip netns add NAME`; checked before anything is created)
@@ -25,6 +30,8 @@ import type { Port } from '../dataplane/port.ts';
 import { netnsPath } from '../dataplane/tap-device.ts';
 import { TapPort } from '../dataplane/tap-port.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
+import { PacketPort } from '../dataplane/packet-port.ts';
+import { openQemuTapPort } from './qemu-tap.ts';
 import { PortSetupError } from './errors.ts';
 import type { QemuHost } from './qemu-host.ts';
 
@@ -43,7 +50,7 @@ export function portAddress(ip: string): string {
   return `${ip}/${ip.includes(':') ? DEFAULT_PORT_PREFIX_V6 : DEFAULT_PORT_PREFIX}`;
 }
 
-/** Open a configured port: a memory port, a QEMU stream socket, or a TAP device moved into `netns`, addressed and up. */
+/** Open a configured port: a memory port, a QEMU stream socket, a packet socket on an interface, or a TAP device moved into `netns`, addressed and up. */
 export async function openConfiguredPort(logger: Logger, spec: PortSpec, qemu?: QemuHost): Promise<Port> {
   const mac = parseMac(spec.mac);
   if (spec.type === 'memory') return new MemoryPort({ name: spec.name, mac, mtu: spec.mtu });
@@ -52,6 +59,7 @@ export async function openConfiguredPort(logger: Logger, spec: PortSpec, qemu?: 
     if (path === undefined) throw new PortSetupError(spec.name, 'a stream port needs path, or qemu: {dir}');
     return StreamPort.listen({ name: spec.name, mac, mtu: spec.mtu, path, logger });
   }
+  if (spec.type === 'packet') return openPacketPort(logger, spec);
   if (spec.netns !== undefined && !existsSync(netnsPath(spec.netns))) {
     throw new PortSetupError(spec.name, `network namespace ${spec.netns} does not exist (create it first: ip netns add ${spec.netns})`);
   }
@@ -67,6 +75,18 @@ export async function openConfiguredPort(logger: Logger, spec: PortSpec, qemu?: 
     throw err;
   }
   return port;
+}
+
+/** A packet port: on the TAP device the daemon makes for the QEMU it boots, or on an interface that exists. */
+function openPacketPort(logger: Logger, spec: PortSpec): Port {
+  const mac = parseMac(spec.mac);
+  const lock = { ips: spec.ip === undefined ? [] : [spec.ip.split('/')[0]!], allowedMacs: (spec.security?.allowedMacs ?? []).map(parseMac), unlocked: spec.security?.lock === false };
+  if (spec.qemu !== undefined) return openQemuTapPort({ name: spec.name, ifname: spec.ifname, mac, mtu: spec.mtu, logger, ...lock });
+  try {
+    return PacketPort.open({ name: spec.name, ifname: spec.ifname, mac, mtu: spec.mtu, logger, lock: lock.unlocked ? false : lock });
+  } catch (err) {
+    throw new PortSetupError(spec.name, (err as Error).message, { cause: err });
+  }
 }
 
 async function ip(spec: PortSpec, args: string[], what: string): Promise<void> {

@@ -24,6 +24,7 @@ import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { MissingCaError, MissingHostCredentialsError } from '../dataplane/errors.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
+import { PacketPort } from '../dataplane/packet-port.ts';
 import { QemuHost } from './qemu-host.ts';
 import type { QemuVm } from './qemu-vm.ts';
 import { TcpTransport } from '../dataplane/tcp-transport.ts';
@@ -165,7 +166,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       if (spec.qemu !== undefined && qemu !== undefined) {
         // A real guest: the daemon boots it on the stream port; QEMU's own migration moves it.
         daemon.addPort(port, spec.ip, { security: portSecurity(spec) });
-        booting.push(bootConfiguredVm(logger, qemu, migrations, port as StreamPort, spec.qemu.memoryMiB, spec.ip));
+        booting.push(bootConfiguredVm(logger, qemu, migrations, port as StreamPort | PacketPort, spec.qemu.memoryMiB, spec.ip));
         continue;
       }
       addConfiguredPort({ logger, daemon, migrations, images: images?.propagator }, spec, port);
@@ -305,9 +306,10 @@ function arrivingVms(logger: Logger, images: ImagePropagator | undefined): Pick<
 }
 
 /** Boot a configured port's QEMU VM in the background; it can be migrated once it is up (a boot that fails is logged, the port stays). */
-async function bootConfiguredVm(logger: Logger, qemu: QemuHost, agent: MigrationAgent, port: StreamPort, memoryMiB: number, ip: string | undefined): Promise<QemuVm | undefined> {
+async function bootConfiguredVm(logger: Logger, qemu: QemuHost, agent: MigrationAgent, port: StreamPort | PacketPort, memoryMiB: number, ip: string | undefined): Promise<QemuVm | undefined> {
   try {
-    const vm = await qemu.boot({ name: port.name, mac: port.mac, port: port.name, socketPath: port.path, memoryMiB, ip });
+    const nic = port instanceof PacketPort ? { tap: port.ifname } : { socketPath: port.path };
+    const vm = await qemu.boot({ name: port.name, mac: port.mac, port: port.name, ...nic, memoryMiB, ip });
     agent.addVm(vm);
     return vm;
   } catch (err) {

@@ -23,6 +23,7 @@ import { MigrationInternalError, MigrationPortError, MigrationStateError, Migrat
 import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
+import { PacketPort } from '../dataplane/packet-port.ts';
 import { receiveQemuMigration } from './qemu-migration-receive.ts';
 import type { QemuVm } from './qemu-vm.ts';
 import type { VmRuntime } from './vm-runtime.ts';
@@ -161,7 +162,7 @@ export class DestinationMigration {
     this.#sockets = got.sockets;
     this.#state = 'receiving';
     this.#ctx.log.info({ id: this.id, channels: got.sockets.length }, 'migration channels in: receiving');
-    if (this.command.vm.portKind === 'stream') {
+    if (this.command.vm.portKind === 'stream' || this.command.vm.portKind === 'packet') {
       await this.#receiveQemu(got.sockets[0]!);
       return;
     }
@@ -190,7 +191,7 @@ export class DestinationMigration {
   async #receiveQemu(channel: Duplex): Promise<void> {
     const ctx = this.#ctx;
     const port = ctx.daemon.port(this.port);
-    if (ctx.qemu === undefined || !(port instanceof StreamPort)) {
+    if (ctx.qemu === undefined || !(port instanceof StreamPort || port instanceof PacketPort)) {
       this.#receiveFailed(new MigrationUnavailableError('this host runs no QEMU VMs (qemu: {dir} in its config)'));
       return;
     }

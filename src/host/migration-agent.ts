@@ -23,6 +23,7 @@ import { MemoryPort } from '../dataplane/memory-port.ts';
 import type { Port } from '../dataplane/port.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
 import type { QemuHost } from './qemu-host.ts';
+import { freeTapName, openQemuTapPort } from './qemu-tap.ts';
 import type { Guest } from '../migration/guest.ts';
 import type { LocalChunks } from '../migration/drivers/disk-image-exchange.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
@@ -46,7 +47,7 @@ export interface MigrationAgentComponents {
   readonly makePort?: ((vm: MigrationVm) => Port) | undefined;
   /** What an arriving VM runs beside its guest once it resumes here, on the port `makePort` gave it (default: nothing). */
   readonly trafficFor?: ((vm: MigrationVm, port: Port) => TrafficSource | undefined) | undefined;
-  /** How this host runs QEMU VMs: an arriving QEMU VM (`portKind: stream`) gets a stream port and an incoming QEMU from it. */
+  /** How this host runs QEMU VMs: an arriving QEMU VM (`portKind: stream` or `packet`) gets a port of that kind and an incoming QEMU on it. */
   readonly qemu?: QemuHost | undefined;
   /** The runtime of a VM that arrived, made at commit before it resumes (default: a model-guest VM on its port, running `trafficFor`). */
   readonly makeRuntime?: ((vm: MigrationVm, guest: Guest, image?: ArrivedDiskImage) => Promise<VmRuntime>) | undefined;
@@ -80,7 +81,7 @@ export class MigrationAgent implements MigrationControl {
       ?? (components.credentials === undefined ? new MigrationUnavailableError('this host has no TLS credentials (tls: {dir}); migration channels need them') : undefined);
     const qemu = components.qemu;
     const givenPort = components.makePort ?? ((vm: MigrationVm): Port => new MemoryPort({ name: vm.port, mac: parseMac(vm.mac) }));
-    const makePort = (vm: MigrationVm): Port => (vm.portKind === 'stream' ? arrivingStreamPort(vm, qemu, components.logger) : givenPort(vm));
+    const makePort = (vm: MigrationVm): Port => (vm.portKind === 'stream' || vm.portKind === 'packet' ? arrivingQemuPort(vm, qemu, components.logger) : givenPort(vm));
     const clock = components.clock;
     const daemon = components.daemon;
     const trafficFor = components.trafficFor ?? ((): TrafficSource | undefined => undefined);
@@ -238,10 +239,16 @@ function sameVm(a: MigrationVm, b: MigrationVm): boolean {
   return a.mac === b.mac && a.port === b.port;
 }
 
-/** The stream port a QEMU VM arrives on: where this host's QEMU VMs' sockets are. */
-function arrivingStreamPort(vm: MigrationVm, qemu: QemuHost | undefined, logger: Logger): Port {
+/**
+ * The port a QEMU VM arrives on, of the kind it had on the source: a stream
+ * port where this host's QEMU VMs' sockets are, or a TAP device of the
+ * port's name behind a packet port (locked to the VM's MAC and address).
+ */
+function arrivingQemuPort(vm: MigrationVm, qemu: QemuHost | undefined, logger: Logger): Port {
   if (qemu === undefined) throw new MigrationUnavailableError(`VM ${vm.mac} is a QEMU VM and this host runs no QEMU VMs (qemu: {dir} in its config)`);
-  return StreamPort.open({ name: vm.port, mac: parseMac(vm.mac), mtu: 1500, path: qemu.socketPath(vm.port), logger });
+  const mac = parseMac(vm.mac);
+  if (vm.portKind === 'packet') return openQemuTapPort({ name: vm.port, ifname: freeTapName(vm.port), mac, mtu: 1500, ips: vm.ip === undefined ? [] : [vm.ip.split('/')[0]!], logger });
+  return StreamPort.open({ name: vm.port, mac, mtu: 1500, path: qemu.socketPath(vm.port), logger });
 }
 
 function errorOf(err: VnetError): { code: string; message: string } {

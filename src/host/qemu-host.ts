@@ -27,7 +27,9 @@ export interface QemuVmRequest {
   readonly name: string;
   readonly mac: Mac;
   readonly port: string;
-  readonly socketPath: string;
+  /** The stream port's socket, or (a packet port's VM) the TAP device QEMU attaches to. */
+  readonly socketPath?: string | undefined;
+  readonly tap?: string | undefined;
   readonly memoryMiB: number;
   readonly ip?: string | undefined;
 }

@@ -5,11 +5,12 @@
  *              machine's memory size, and the VM's MAC, which must be the
  *              prepared VM's
  *   QEMU       the same machine started with `-incoming defer -S` on the
- *              VM's stream port here (held: frames to the VM are queued)
+ *              VM's port here (held: frames to the VM are queued): its
+ *              stream socket, or the TAP device its packet port watches
  *   socket     `migrate-incoming unix:PATH` in the VM's directory; the agent
  *              connects and pipes the channel's bytes into it (and back)
  *   ready      whichever comes first: QEMU's RARP for the VM's MAC on the
- *              stream port (QEMU announces the VM once its state is loaded,
+ *              port (QEMU announces the VM once its state is loaded,
  *              as OVN's activation-strategy=rarp watches for) or the QMP
  *              MIGRATION event `completed`. The guest does not run (-S) until
  *              the commit's `cont`.
@@ -24,7 +25,8 @@ import type { VnetError } from '../common/errors.ts';
 import type { Frame } from '../common/frame.ts';
 import type { Logger } from '../common/logger.ts';
 import { parseMac } from '../common/mac.ts';
-import type { StreamPort } from '../dataplane/stream-port.ts';
+import type { PacketPort } from '../dataplane/packet-port.ts';
+import { StreamPort } from '../dataplane/stream-port.ts';
 import type { MigrationVm } from './agent-context.ts';
 import { LineReader } from './channel-hello.ts';
 import { QemuMigrationError, QemuStreamHeaderError } from './errors.ts';
@@ -38,7 +40,8 @@ export interface QemuReceiveInit {
   readonly id: string;
   readonly vm: MigrationVm;
   readonly channel: Duplex;
-  readonly port: StreamPort;
+  /** The held port: a stream port (QEMU connects to its socket) or a packet port (QEMU attaches to its TAP device). */
+  readonly port: StreamPort | PacketPort;
   readonly host: QemuHost;
   readonly clock: Clock;
   readonly signal: AbortSignal;
@@ -62,7 +65,7 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
   if (header.header.mac !== o.vm.mac) return { ok: false, error: new QemuStreamHeaderError(`the stream is VM ${header.header.mac}'s, migration ${o.id} prepared ${o.vm.mac}`) };
   let vm: QemuVm;
   try {
-    vm = await o.host.incoming({ name: o.vm.name ?? o.vm.port, mac: parseMac(o.vm.mac), port: o.vm.port, socketPath: o.port.path, memoryMiB: header.header.memoryMiB, ip: o.vm.ip });
+    vm = await o.host.incoming({ name: o.vm.name ?? o.vm.port, mac: parseMac(o.vm.mac), port: o.vm.port, ...(o.port instanceof StreamPort ? { socketPath: o.port.path } : { tap: o.port.ifname }), memoryMiB: header.header.memoryMiB, ip: o.vm.ip });
   } catch (err) {
     return { ok: false, error: err as VnetError };
   }

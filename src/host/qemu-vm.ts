@@ -2,7 +2,8 @@
  * A real Linux guest as a VM of the overlay: QEMU under TCG, the guest
  * kernel and busybox initramfs of scripts/guest-build.sh, its one NIC (an
  * e1000) on the daemon's stream port (`-netdev stream` to the port's Unix
- * socket), QMP on a socket of its own. The second implementation of
+ * socket) or on a TAP device the daemon made and watches through a packet
+ * port (`-netdev tap`, qemu-tap.ts), QMP on a socket of its own. The second implementation of
  * `VmRuntime`: it is not moved by the engine but migrates itself (QEMU's own
  * migration, qemu-migration-send.ts / qemu-migration-receive.ts).
  *
@@ -39,9 +40,10 @@ const GUEST_READY = 'VNET_GUEST_READY';
 export interface QemuVmSpec {
   readonly name: string;
   readonly mac: Mac;
-  /** The daemon's stream port: its name and the socket QEMU connects to. */
+  /** The daemon's port: its name, and the stream socket QEMU connects to or the TAP device it attaches to (a packet port's). */
   readonly port: string;
-  readonly socketPath: string;
+  readonly socketPath?: string | undefined;
+  readonly tap?: string | undefined;
   readonly memoryMiB: number;
   /** The guest's address on eth0 (ADDR/PREFIX), set by its init. */
   readonly ip?: string | undefined;
@@ -59,12 +61,24 @@ export interface QemuVmComponents {
 }
 
 /**
+ * QEMU's netdev for the VM's NIC: `-netdev stream` to the stream port's
+ * socket, or `-netdev tap` on the TAP device a packet port watches (QEMU
+ * attaches to the daemon's device; no scripts; no vnet_hdr, so QEMU writes
+ * plain frames, each within the MTU). Throws QemuVmError with neither.
+ */
+export function qemuNetdev(spec: Pick<QemuVmSpec, 'name' | 'socketPath' | 'tap'>): string {
+  if (spec.tap !== undefined) return `tap,id=n0,ifname=${spec.tap},script=no,downscript=no,vnet_hdr=off`;
+  if (spec.socketPath !== undefined && spec.socketPath !== '') return `stream,id=n0,server=off,addr.type=unix,addr.path=${spec.socketPath}`;
+  throw new QemuVmError(`VM ${spec.name}: its NIC needs a stream socket or a TAP device`);
+}
+
+/**
  * The QEMU command line of a VM (pure; tests and the benchmark use it).
  * `incoming`: true for `-incoming defer -S`, a URI for a plain `-incoming URI`
- * (runs once loaded). `netdev` replaces the stream netdev (the benchmark's
+ * (runs once loaded). `netdev` replaces the VM's own (the benchmark's
  * baseline puts the guest on a TAP device of a kernel bridge).
  */
-export function qemuVmArgs(spec: Pick<QemuVmSpec, 'name' | 'mac' | 'socketPath' | 'memoryMiB' | 'ip' | 'image'>, qmpSocket: string, incoming: boolean | string, netdev?: string): string[] {
+export function qemuVmArgs(spec: Pick<QemuVmSpec, 'name' | 'mac' | 'socketPath' | 'tap' | 'memoryMiB' | 'ip' | 'image'>, qmpSocket: string, incoming: boolean | string, netdev?: string): string[] {
   const append = ['console=ttyS0', 'loglevel=5', 'panic=-1', 'vnet.workload=idle', ...(spec.ip !== undefined ? [`vnet.ip=${spec.ip}`] : [])].join(' ');
   return [
     '-accel', 'tcg',
@@ -77,7 +91,7 @@ export function qemuVmArgs(spec: Pick<QemuVmSpec, 'name' | 'mac' | 'socketPath' 
     '-kernel', spec.image.kernel,
     '-initrd', spec.image.initramfs,
     '-append', append,
-    '-netdev', netdev ?? `stream,id=n0,server=off,addr.type=unix,addr.path=${spec.socketPath}`,
+    '-netdev', netdev ?? qemuNetdev(spec),
     '-device', `e1000,netdev=n0,mac=${formatMac(spec.mac)}`,
     '-qmp', `unix:${qmpSocket},server=on,wait=off`,
     '-name', `vnet-${spec.name}`,
@@ -142,7 +156,7 @@ export class QemuVm implements QemuVmRuntime {
       throw new QemuVmError(`VM ${spec.name}: QEMU did not come up: ${(err as Error).message}`, { cause: err });
     }
     const vm = new QemuVm(spec, proc, qmp, log);
-    log.info({ qemuPid: proc.pid, incoming, memoryMiB: spec.memoryMiB, socket: spec.socketPath, startMs: Math.round(components.clock.now() - t0) }, incoming ? 'QEMU waiting for the incoming migration' : 'QEMU guest booted; its network is up');
+    log.info({ qemuPid: proc.pid, incoming, memoryMiB: spec.memoryMiB, socket: spec.socketPath, tap: spec.tap, startMs: Math.round(components.clock.now() - t0) }, incoming ? 'QEMU waiting for the incoming migration' : 'QEMU guest booted; its network is up');
     return vm;
   }
 

@@ -20,7 +20,8 @@
  * Every daemon has a migration channel listener and an admin interface on an
  * owner-only Unix socket (`admin(host, path)`); a VM's port may carry a model guest
  * (`guest:`, what a live migration moves). A VM with `qemu:` is instead a
- * real guest the daemon boots under QEMU on a stream port (every spoke then
+ * real guest the daemon boots under QEMU on a stream port, or with `nic:
+ * 'tap'` on a TAP device behind a packet port (every spoke then
  * gets `qemu: {dir}` so that it can receive one); it has no namespace, its
  * `ns` is ''. The daemons' logs are kept in the test's directory (`logOf`),
  * or in `VNET_OVERLAY_LOGS=DIR`.
@@ -103,7 +104,8 @@ export interface NetnsOverlayInit {
   /** The spokes; a hub named `hub` is added. */
   hosts: readonly string[];
   /** `security`: the port's `security:` in the daemon config, as a YAML flow mapping (e.g. "{ lock: false }"). */
-  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest; security?: string; qemu?: { memoryMiB: number } }>;
+  /** `qemu.nic`: the guest's NIC on a stream port (default), or on a TAP device the daemon watches through a packet port. */
+  vms: ReadonlyArray<{ host: string; guest?: OverlayGuest; security?: string; qemu?: { memoryMiB: number; nic?: 'stream' | 'tap' } }>;
   /** Lines of the deployment's `policy:` section (indented by two spaces), or '' for the defaults. */
   policy: string;
   /** Lines of the deployment's `scheduler:` section (indented by two spaces): a scheduling policy instead of placement advice. */
@@ -253,7 +255,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {
         const q = init.vms[vms.indexOf(v)]?.qemu;
-        if (q !== undefined) return `  - { name: ${v.dev}, type: stream, mac: "${v.mac}", ip: ${v.ip}/24, qemu: { memoryMiB: ${q.memoryMiB} } }`;
+        if (q !== undefined) return `  - { name: ${v.dev}, type: ${q.nic === 'tap' ? 'packet' : 'stream'}, mac: "${v.mac}", ip: ${v.ip}/24, qemu: { memoryMiB: ${q.memoryMiB} } }`;
         const g = init.vms[vms.indexOf(v)]?.guest;
         const guest = g === undefined ? '' : `, guest: { profile: ${g.profile}, memoryMiB: ${g.memoryMiB}, diskMiB: ${g.diskMiB} }`;
         const security = init.vms[vms.indexOf(v)]?.security;
