@@ -13,7 +13,9 @@
  * and the same two for a real Linux guest under QEMU (TCG, 128 MiB), moved
  * by QEMU's own live migration: on the VXLAN bridges through TAP devices
  * (qemu-vxlan-baseline.ts), and on vnet through stream ports, the stream
- * carried over the daemons' migration channel (vnet-overlay.ts with qemu).
+ * carried over the daemons' migration channel (vnet-overlay.ts with qemu:
+ * 'stream'), and on vnet with the guest's NIC on a TAP device that QEMU holds
+ * and each daemon reads through a packet-socket port (qemu: 'tap').
  * The TCP stream bounces off the guest's echo service there.
  *
  * Columns: pings lost / sent; the longest gap between replies; from the
@@ -23,7 +25,7 @@
  * guest's own downtime (source STOP to destination RESUME); the TCP stream's
  * verdict.
  *
- * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu]
+ * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu|qemu-tap]
  */
 import { qemuVxlanBaseline } from './qemu-vxlan-baseline.ts';
 import { vnetOverlay } from './vnet-overlay.ts';
@@ -32,8 +34,11 @@ import { vxlanBaseline, type CutoverFigures } from './vxlan-baseline.ts';
 const tag = Math.random().toString(36).slice(2, 6);
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const rows: CutoverFigures[] = [];
-if (only !== 'qemu') rows.push(await vxlanBaseline(tag), await vnetOverlay());
-if (only !== 'namespace') rows.push(await qemuVxlanBaseline(`q${tag}`), await vnetOverlay({ qemu: true }));
+if (only !== undefined && !['namespace', 'qemu', 'qemu-tap'].includes(only)) throw new Error(`--only: namespace, qemu or qemu-tap, not ${only}`);
+if (only === undefined || only === 'namespace') rows.push(await vxlanBaseline(tag), await vnetOverlay());
+if (only === undefined || only === 'qemu') rows.push(await qemuVxlanBaseline(`q${tag}`), await vnetOverlay({ qemu: 'stream' }));
+// qemu: the TAP case too, beside the stream case; qemu-tap: that case alone.
+if (only === undefined || only === 'qemu' || only === 'qemu-tap') rows.push(await vnetOverlay({ qemu: 'tap' }));
 
 const ms = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(1));
 console.log(`${'path'.padEnd(42)} ${'pings lost'.padStart(10)} ${'max gap ms'.padStart(10)} ${'answers again ms'.padStart(16)} ${'cutover ms'.padStart(10)} ${'frames lost'.padStart(11)} ${'guest down ms'.padStart(13)}  TCP stream`);

@@ -19,7 +19,10 @@
  * daemons counted lost at the cutover; the TCP stream's verdict.
  *
  * With `qemu`, VM x is instead a real guest under QEMU (128 MiB, TCG) on a
- * stream port of c1's daemon, moved by QEMU's own migration over the
+ * stream port of c1's daemon (`qemu: 'stream'`), or on a TAP device QEMU
+ * holds and c1's daemon reads through a packet port (`qemu: 'tap'`; the
+ * destination makes its own TAP device behind a held packet port), moved
+ * by QEMU's own migration over the
  * daemons' migration channel (rule qemu); the TCP stream bounces off the
  * guest's echo service (port 7), and the guest's own downtime (the source
  * QEMU's STOP to the destination's RESUME, from the daemons' logs) is
@@ -56,13 +59,13 @@ export function answersAfterResumeMs(ping: PingFigures, stoppedAt: number, resum
   return first === undefined ? Number.NaN : first.atMs - stoppedAt;
 }
 
-export async function vnetOverlay(opts: { qemu?: boolean } = {}): Promise<CutoverFigures> {
-  const qemu = opts.qemu === true;
+export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap' } = {}): Promise<CutoverFigures> {
+  const qemu = opts.qemu !== undefined;
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const o = await startNetnsOverlay({ after: (fn) => { cleanups.push(fn); } }, {
       hosts: ['c1', 'c2', 'c3'],
-      vms: [qemu ? { host: 'c1', qemu: { memoryMiB: 128 } } : { host: 'c1', guest: { profile: 'idle', memoryMiB: 16, diskMiB: 4 } }, { host: 'c3' }],
+      vms: [opts.qemu !== undefined ? { host: 'c1', qemu: { memoryMiB: 128, nic: opts.qemu } } : { host: 'c1', guest: { profile: 'idle', memoryMiB: 16, diskMiB: 4 } }, { host: 'c3' }],
       policy: '',
       tools: qemu ? ['ping', 'qemu-system-x86_64'] : ['ping'],
     });
@@ -95,7 +98,7 @@ export async function vnetOverlay(opts: { qemu?: boolean } = {}): Promise<Cutove
       else await sleep(10);
     }
     return {
-      path: qemu ? 'vnet, QEMU guest (QEMU migration)' : 'vnet (TAP hand-over, TLS overlay)',
+      path: opts.qemu === 'tap' ? 'vnet, QEMU guest on TAP (packet ports)' : qemu ? 'vnet, QEMU guest (QEMU migration)' : 'vnet (TAP hand-over, TLS overlay)',
       guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,
       stream: streamFigures,
