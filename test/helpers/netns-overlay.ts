@@ -274,9 +274,10 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
   // Each daemon moves its VMs' TAP devices into their namespaces, with the VM's address, and sets them up (`ip:`, `netns:`).
   for (const v of vms) {
     if (v.qemu) continue; // its daemon boots it; it answers once its guest is up
-    await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 30_000);
+    // A daemon's start (loading the code) took over 30 s at load average 30 on the 2-core machine.
+    await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 120_000);
   }
-  await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 30_000).catch((err: Error) => {
+  await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 120_000).catch((err: Error) => {
     const tails = hosts.map((h) => {
       let text = '';
       try { text = readFileSync(join(logDir, `${h}.log`), 'utf8'); } catch { text = '(no log)'; }
