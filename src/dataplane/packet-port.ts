@@ -28,6 +28,11 @@
  * no native forwarder on the fd, the interface is not the daemon's to
  * create or configure), and it works on any interface, a veth as well.
  *
+ * The kernel holds a frame sent here to the interface's MTU + 14 (+ 4 for a
+ * tagged frame): an untagged frame of MTU + 18 needs an interface MTU 4
+ * bytes over the port's (qemu-tap.ts makes its TAP devices so), else it is
+ * refused (EMSGSIZE) and counted in txDropped.
+ *
  * The interface should have TSO/GSO off (`ethtool -K IF tso off gso off`) if
  * anything on the host side sends through it: a packet socket sees a GSO
  * super-frame whole, and this port drops it as too large. QEMU with

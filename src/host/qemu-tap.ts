@@ -5,7 +5,7 @@
  * the daemon owns the device itself:
  *
  *   create    a persistent TAP device, no reader yet (TUNSETPERSIST, then
- *             the daemon's file closed), set up, with the MTU asked; QEMU
+ *             the daemon's file closed), set up, its MTU the port's + 4; QEMU
  *             attaches to it by name when it starts (on a migration's
  *             destination, the incoming QEMU, after the port exists held)
  *   isolate   the host's own stack kept off it: IPv6 off (no router or
@@ -51,7 +51,9 @@ export function openQemuTapPort(req: QemuTapRequest): PacketPort {
   const ifname = req.ifname ?? req.name;
   try {
     // Created (or taken over from a daemon that died), persistent, with no reader: QEMU attaches by name.
-    TapDevice.open({ name: ifname, persist: true, mtu: req.mtu, up: true }).close();
+    // Its MTU has a VLAN tag's room: the kernel refuses a packet socket's frame over the interface's MTU + 14,
+    // and the port delivers up to MTU + 18 (a tagged frame); the guest's own MTU is its NIC's business.
+    TapDevice.open({ name: ifname, persist: true, mtu: req.mtu + 4, up: true }).close();
   } catch (err) {
     throw new PortSetupError(req.name, `cannot create the TAP device ${ifname} for its QEMU: ${(err as Error).message}`, { cause: err });
   }

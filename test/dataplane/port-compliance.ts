@@ -11,7 +11,8 @@ import { ethHeader, ipv4Bytes, ipv4Header, ipv4PseudoHeaderSum, parseIp, verifyC
 import { waitFor } from '../helpers/wait.ts';
 
 /**
- * One suite for every Port (memory, TAP with and without vnet_hdr, QEMU's
+ * One suite for every Port (memory, TAP with and without vnet_hdr, a packet
+ * socket on a TAP device a VM holds, QEMU's
  * `-netdev stream` socket): what the daemon relies on from any of them
  * (src/dataplane/port.ts). Each implementation supplies a harness that opens
  * a port and plays the VM on its far side: the VM sends raw Ethernet frames
