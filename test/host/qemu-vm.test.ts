@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { parseMac } from '../../src/common/mac.ts';
 import { isRarpFrom } from '../../src/host/qemu-migration-receive.ts';
 import { qemuVmArgs } from '../../src/host/qemu-vm.ts';
+import { QemuVmError } from '../../src/host/errors.ts';
 
 const spec = { name: 'vm1', mac: parseMac('02:00:00:00:0a:01'), socketPath: '/run/q/vm1.sock', memoryMiB: 128, ip: '10.0.0.5/24', image: { kernel: '/boot/k', initramfs: '/g/i.gz' } };
 
@@ -47,4 +48,12 @@ test('QEMU\'s RARP for the VM is recognised; another MAC\'s, another EtherType, 
   assert.equal(isRarpFrom(frame('02:00:00:00:0a:02', 0x8035), spec.mac), false);
   assert.equal(isRarpFrom(frame('02:00:00:00:0a:01', 0x0806), spec.mac), false);
   assert.equal(isRarpFrom(frame('02:00:00:00:0a:01', 0x8035, 12), spec.mac), false);
+});
+
+test('a VM on a TAP device (a packet port\'s): QEMU attaches to the daemon\'s device by name, no scripts, no vnet_hdr; a NIC with neither is refused', () => {
+  const { socketPath: _unused, ...noSocket } = spec;
+  const args = qemuVmArgs({ ...noSocket, tap: 'vm1tap' }, '/q', false);
+  assert.equal(args[args.indexOf('-netdev') + 1], 'tap,id=n0,ifname=vm1tap,script=no,downscript=no,vnet_hdr=off');
+  assert.equal(args[args.indexOf('-device') + 1], 'e1000,netdev=n0,mac=02:00:00:00:0a:01');
+  assert.throws(() => qemuVmArgs(noSocket, '/q', false), QemuVmError);
 });
