@@ -4,7 +4,8 @@
  * the real kernel (root): made persistent and up with a VLAN tag's room in
  * its MTU, the host's stack kept off it, a packet port on it, deleted with
  * the port; an arriving VM's device named apart from one that has the name;
- * a packet port on an interface that does not exist refused, named.
+ * a packet port on an interface that does not exist refused, named; a
+ * QEMU VM arriving on a packet port prepared and aborted.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,9 @@ import { PacketPort } from '../../src/dataplane/packet-port.ts';
 import { openConfiguredPort } from '../../src/host/configured-port.ts';
 import { PortSetupError } from '../../src/host/errors.ts';
 import { freeTapName } from '../../src/host/qemu-tap.ts';
+import { startDaemonFromConfig } from '../../src/host/daemon-runner.ts';
+import type { MigrationReport } from '../../src/control/migration-control.ts';
+import { initCa, issueHostCert } from '../../src/pki/certs.ts';
 import { requireTools, run, useNetns, waitFor } from '../helpers/netns.ts';
 
 requireTools(['ip']);
@@ -70,4 +74,32 @@ test('a packet port on an interface that does not exist is refused with a PortSe
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a QEMU VM arriving on a packet port (portKind packet): prepared on a TAP device of its own behind a held packet port, named apart from the source\'s; an abort deletes it', async (t) => {
+  const h = await useNetns(t);
+  const dir = mkdtempSync(join(tmpdir(), 'vnet-qemu-tap-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await initCa(dir);
+  await issueHostCert(dir, 'h1');
+  const running = await startDaemonFromConfig({ logger: silentLogger() }, parseDaemonConfig({ host: 'h1', role: 'hub', listen: { host: '127.0.0.1', port: 0 }, tls: { dir }, qemu: { dir: join(dir, 'q') } }));
+  t.after(() => running.close());
+  // The source's device, on the same kernel, still has the port's name.
+  const name = h.linkName();
+  await run(['ip', 'tuntap', 'add', 'dev', name, 'mode', 'tap']);
+  h.trackHostLink(name);
+  const reports: MigrationReport[] = [];
+  running.migrations.onReport((r) => reports.push(r));
+  running.migrations.handle({ type: 'migrate-prepare', id: 'mp', vm: { mac: '02:00:00:00:0b:02', port: name, ip: '10.0.0.12/24', portKind: 'packet' }, from: 'h2' });
+  assert.equal(reports[0]?.state, 'prepared', JSON.stringify(reports[0]));
+  const port = running.daemon.port(name);
+  assert.ok(port instanceof PacketPort, String(port?.kind));
+  const ifname = `${name.slice(0, 12)}.m1`;
+  assert.equal(port.ifname, ifname);
+  h.trackHostLink(ifname);
+  assert.ok(existsSync(`/sys/class/net/${ifname}`));
+  running.migrations.handle({ type: 'migrate-abort', id: 'mp' });
+  await waitFor(() => reports.at(-1)?.state === 'aborted', 'the abort reported', 10_000);
+  await waitFor(() => !existsSync(`/sys/class/net/${ifname}`), 'the arriving TAP device deleted with its port', 10_000);
+  assert.ok(existsSync(`/sys/class/net/${name}`), 'the source\'s device untouched');
 });
