@@ -25,17 +25,24 @@
  * guest's own downtime (source STOP to destination RESUME); the TCP stream's
  * verdict.
  *
- * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu|qemu-tap]
+ * `--moves N`: vnet's namespace VM moves back and forth N times under one
+ * ping (the row shows the worst move), then where each move's cutover time
+ * went, phase by phase, and each move's ping gaps (phases.ts).
+ *
+ * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu|qemu-tap] [--moves N]
  */
 import { qemuVxlanBaseline } from './qemu-vxlan-baseline.ts';
+import { phaseReport } from './phases.ts';
 import { vnetOverlay } from './vnet-overlay.ts';
 import { vxlanBaseline, type CutoverFigures } from './vxlan-baseline.ts';
 
 const tag = Math.random().toString(36).slice(2, 6);
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const moves = process.argv.includes('--moves') ? Number(process.argv[process.argv.indexOf('--moves') + 1]) : 1;
+if (!Number.isInteger(moves) || moves < 1 || moves > 100) throw new Error(`--moves: a whole number 1..100, not ${process.argv[process.argv.indexOf('--moves') + 1]}`);
 const rows: CutoverFigures[] = [];
 if (only !== undefined && !['namespace', 'qemu', 'qemu-tap'].includes(only)) throw new Error(`--only: namespace, qemu or qemu-tap, not ${only}`);
-if (only === undefined || only === 'namespace') rows.push(await vxlanBaseline(tag), await vnetOverlay());
+if (only === undefined || only === 'namespace') rows.push(await vxlanBaseline(tag), await vnetOverlay({ moves }));
 if (only === undefined || only === 'qemu') rows.push(await qemuVxlanBaseline(`q${tag}`), await vnetOverlay({ qemu: 'stream' }));
 // qemu: the TAP case too, beside the stream case; qemu-tap: that case alone.
 if (only === undefined || only === 'qemu' || only === 'qemu-tap') rows.push(await vnetOverlay({ qemu: 'tap' }));
@@ -46,4 +53,5 @@ for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
+for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping)].join('\n'));
 process.exit(0);

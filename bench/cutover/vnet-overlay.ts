@@ -28,6 +28,11 @@
  * QEMU's STOP to the destination's RESUME, from the daemons' logs) is
  * reported beside the ping gap.
  *
+ * With `moves` N (namespace VM), the VM moves back and forth N times under
+ * one ping, each move a second after the last one's fast-path link went;
+ * the row shows the worst move, and each move's spans and ping gaps are
+ * kept for phases.ts.
+ *
  * Reuses test/helpers/netns-overlay.ts (namespaces, daemons and controller,
  * removed at the end).
  */
@@ -35,6 +40,7 @@ import type { MigrationView } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
 import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
+import type { MoveFigures } from './phases.ts';
 import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
@@ -59,8 +65,16 @@ export function answersAfterResumeMs(ping: PingFigures, stoppedAt: number, resum
   return first === undefined ? Number.NaN : first.atMs - stoppedAt;
 }
 
-export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap' } = {}): Promise<CutoverFigures> {
+/** The largest figure, NaN if none. */
+function worst(figures: readonly number[]): number {
+  const known = figures.filter((n) => !Number.isNaN(n));
+  return known.length === 0 ? Number.NaN : Math.max(...known);
+}
+
+/** `moves` (namespace VM only, default 1): the VM moves c1→c2→c1… that many times under the same ping, each move's spans and ping gaps kept (phases.ts). */
+export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: number } = {}): Promise<CutoverFigures> {
   const qemu = opts.qemu !== undefined;
+  const moves = qemu ? 1 : opts.moves ?? 1;
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const o = await startNetnsOverlay({ after: (fn) => { cleanups.push(fn); } }, {
@@ -77,19 +91,36 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap' } = {}): Promi
     for (let i = 0; i < 3000 && !(o.model.getVm(x!.mac)?.host === 'c1' && o.model.getVm(p!.mac)?.host === 'c3'); i++) await sleep(10);
 
     const stream = qemu ? startEchoStream(p!.ns, x!.ip, 7) : await startStream(x!.ns, p!.ns, x!.ip, 5303);
-    const ping = startPing(p!.ns, x!.ip, qemu ? 1000 : 600); // 10 s / 6 s at 10 ms
+    // 10 ms apart: 10 s for a QEMU guest, 6 s for one move, until stopped for several.
+    const ping = startPing(p!.ns, x!.ip, qemu ? 1000 : moves > 1 ? 1_000_000 : 600);
     await sleep(1500);
-    const started = await o.model.startMigration!('vm0', 'c2', 'bench', { rule: qemu ? 'qemu' : 'smart-stop' });
-    let done: MigrationView | undefined;
-    for (let i = 0; i < 6000 && done === undefined; i++) {
-      const m = o.model.getMigration(started.id);
-      if (m !== undefined && (m.step === 'done' || m.step === 'aborted')) done = m;
-      else await sleep(10);
+    const figures: MoveFigures[] = [];
+    let at = 'c1';
+    for (let i = 0; i < moves; i++) {
+      const to = at === 'c1' ? 'c2' : 'c1';
+      const startedAt = Date.now();
+      const started = await o.model.startMigration!('vm0', to, 'bench', { rule: qemu ? 'qemu' : 'smart-stop' });
+      let done: MigrationView | undefined;
+      for (let k = 0; k < 6000 && done === undefined; k++) {
+        const m = o.model.getMigration(started.id);
+        if (m !== undefined && (m.step === 'done' || m.step === 'aborted')) done = m;
+        else await sleep(10);
+      }
+      if (done === undefined || done.state !== 'succeeded') throw new Error(`move ${i + 1} did not succeed: ${JSON.stringify(done ?? o.model.getMigration(started.id))}`);
+      at = to;
+      // The migration's fast-path link goes after its grace period; the next move starts from the same overlay, a second later.
+      let linkRemovedAt: number | undefined;
+      for (let k = 0; moves > 1 && k < 3000 && linkRemovedAt === undefined; k++) {
+        if (o.model.getLink('c1', 'c2') === undefined) linkRemovedAt = Date.now();
+        else await sleep(10);
+      }
+      if (moves > 1) await sleep(1000);
+      figures.push({ migration: o.model.getMigration(started.id) ?? done, startedAt, linkRemovedAt, until: Number.POSITIVE_INFINITY });
     }
-    if (done === undefined || done.state !== 'succeeded') throw new Error(`the migration did not succeed: ${JSON.stringify(done ?? o.model.getMigration(started.id))}`);
+    for (let i = 0; i + 1 < figures.length; i++) figures[i]!.until = figures[i + 1]!.startedAt;
+    if (moves > 1) ping.stop();
     const pingFigures = await ping.done;
     const streamFigures = await stream.stop();
-    const c = done.cutover;
     let guest: { stoppedAt: number; resumedAt: number } | undefined;
     for (let i = 0; qemu && i < 500 && guest === undefined; i++) {
       const stoppedAt = o.logged('c1', QEMU_SENT_LOG, 'stoppedAtMs');
@@ -102,9 +133,10 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap' } = {}): Promi
       guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,
       stream: streamFigures,
-      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : c?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, c.pausedAt),
-      framesLost: c?.lost,
-      acknowledgedMs: c?.timeMs ?? undefined,
+      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : worst(figures.map((f) => f.migration.cutover?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, f.migration.cutover.pausedAt))),
+      framesLost: figures.reduce((n, f) => n + (f.migration.cutover?.lost ?? 0), 0),
+      acknowledgedMs: worst(figures.map((f) => f.migration.cutover?.timeMs ?? Number.NaN)),
+      moves: figures,
     };
   } finally {
     for (const fn of cleanups.reverse()) await fn();

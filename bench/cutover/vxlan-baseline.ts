@@ -10,6 +10,7 @@
  *
  * Every address lives in namespaces this program creates and removes.
  */
+import type { MoveFigures } from './phases.ts';
 import { spawnSync } from 'node:child_process';
 import { startPing, startStream, type PingFigures, type StreamFigures } from './probes.ts';
 
@@ -25,6 +26,8 @@ export interface CutoverFigures {
   acknowledgedMs?: number | undefined;
   /** A QEMU guest's own downtime: its source QEMU's STOP to its destination's RESUME, ms. */
   guestDowntimeMs?: number | undefined;
+  /** vnet, several moves in one run: each move's migration (its spans) and ping window (phases.ts). */
+  moves?: MoveFigures[] | undefined;
 }
 
 function sh(cmd: string[], check = true): string {

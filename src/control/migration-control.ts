@@ -112,6 +112,23 @@ const cutoverStats = z.strictObject({
   announced: count,
 });
 
+const wallMs = z.number().int().min(0).max(8.64e15);
+
+/**
+ * When the daemon reached the cutover's steps (its wall clock, ms since the
+ * epoch), for the migration's spans (docs/control-protocol.md, "Cutover
+ * spans"): the source's `paused` and `released` carry `pausedAt` and (once
+ * the engine handed its last record to the channel) `finalSentAt`; the
+ * destination's `ready` carries `appliedAt` (the copy received, applied and
+ * verified), its `resumed` `appliedAt` and `resumedAt`.
+ */
+const cutoverTiming = z.strictObject({
+  pausedAt: wallMs.optional(),
+  finalSentAt: wallMs.optional(),
+  appliedAt: wallMs.optional(),
+  resumedAt: wallMs.optional(),
+});
+
 export const migrationReportSchema = z.strictObject({
   type: z.literal('migration'),
   id: migrationId,
@@ -120,6 +137,7 @@ export const migrationReportSchema = z.strictObject({
   address: address.optional(),
   progress: progress.optional(),
   stats: cutoverStats.optional(),
+  timing: cutoverTiming.optional(),
   /** `failed` / `stalled` / `aborted`: why. */
   error: z.strictObject({ code: z.string().max(128), message: z.string().max(4096) }).optional(),
 });
@@ -131,6 +149,7 @@ export type MigrationCommand = MigratePrepare | MigrateStart | MigrateVerdict;
 export type MigrationReport = z.output<typeof migrationReportSchema>;
 export type MigrationProgress = z.output<typeof progress>;
 export type CutoverStats = z.output<typeof cutoverStats>;
+export type CutoverTiming = z.output<typeof cutoverTiming>;
 
 /**
  * The daemon's side of migrations, as the controller agent drives it: the

@@ -197,6 +197,30 @@ export interface MigrationCutoverView {
   relayed: number;
   lost: number;
   announced: number;
+  /** Where the cutover's time went: each step's moment, ms after the source paused the guest (migration-spans.ts); null before the pause. */
+  spans: MigrationSpansView | null;
+}
+
+/** A cutover's steps as offsets from the source's pause, ms (null: not reached, or not reported). */
+export interface MigrationSpansView {
+  /** The controller heard the pause. */
+  pausedHeard: number | null;
+  /** The source handed the final copy (last pages, device state) to the migration channel. */
+  finalSent: number | null;
+  /** The destination received, applied and verified it. */
+  applied: number | null;
+  /** The controller heard `ready`. */
+  ready: number | null;
+  /** The commit point was durably written. */
+  committed: number | null;
+  /** The rules that point at the destination were handed to every daemon's control channel. */
+  pushed: number | null;
+  /** Each re-pointed daemon's acknowledgement, as heard. */
+  acks: Record<string, number>;
+  /** The last acknowledgement (the cutover time). */
+  acknowledged: number | null;
+  /** The VM ran on the destination. */
+  resumed: number | null;
 }
 
 export interface StartMigrationOptions {

@@ -1,6 +1,7 @@
 import type { MigrationReport } from '../control/migration-control.ts';
 import { decision, type Planned } from './effects.ts';
 import { cloneRun, MigrationPass } from './migration-pass.ts';
+import { emptySpans, withMeasured, withTiming, type MeasuredCutover } from './migration-spans.ts';
 import {
   FINAL_STEPS, PRE_COMMIT_STEPS, type MigrationRun, type MigrationStep, type MigrationTimeouts,
 } from './migration-run.ts';
@@ -52,6 +53,8 @@ export interface CoordinatorWorld {
   /** Desired links (every kind). */
   links: readonly LinkRecord[];
   vm(mac: string): VmRecord | undefined;
+  /** What the driver measured of a run's commit (the store's answer, the push, each daemon's ack): taken into its spans as it leaves the commit step. */
+  measured?(id: string): MeasuredCutover | undefined;
 }
 
 /** What starting a migration takes: the run's identity and request, before any step. */
@@ -103,7 +106,7 @@ class Pass extends MigrationPass {
       startedMs: now, step: 'prepare', stepMs: now, heardMs: now, address: null, linkOwner: 'migration', progress: null,
       pausedMs: null, readyMs: null, commitMs: null, acknowledgedMs: null, resumedMs: null, releasedMs: null,
       commitSentMs: { dest: null, source: null }, destStats: null, sourceStats: null, query: null, abort: null,
-      cleanupAtMs: null, finishedMs: null, error: null,
+      cleanupAtMs: null, finishedMs: null, error: null, spans: emptySpans(),
     };
     run.linkOwner = this.takeLink(run);
     this.setVm(run.vm.mac, run.from, 'migrating');
@@ -129,6 +132,7 @@ class Pass extends MigrationPass {
     }
     const run = cloneRun(found);
     if (side === 'source') run.heardMs = this.now;
+    if (r.timing !== undefined) run.spans = withTiming(run.spans ?? emptySpans(), r.timing);
     const why = r.error !== undefined ? `${r.error.code}: ${r.error.message}` : undefined;
     if (run.step === 'aborting' || run.step === 'aborted') {
       if (run.abort === null) return;
@@ -350,6 +354,7 @@ class Pass extends MigrationPass {
         const lagging = [...connected].filter((h) => !this.world.rulesConverged(h)).sort();
         if (lagging.length > 0 && now - run.stepMs <= t.ackMs) return false;
         run.acknowledgedMs ??= now;
+        run.spans = withMeasured(run.spans ?? emptySpans(), this.world.measured?.(run.id));
         run.step = 'cutover';
         run.stepMs = now;
         if (lagging.length === 0) this.row(run, 'acknowledged', 'ok', { hosts: [...connected].sort() });

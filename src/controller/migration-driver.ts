@@ -6,6 +6,7 @@ import type { DeploymentPolicy } from './deployment-file.ts';
 import { decision, noEffects, type Planned } from './effects.ts';
 import { INITIAL_COORDINATOR, planMigrations, restoreMigrations, type CoordinatorInput, type CoordinatorState, type CoordinatorWorld } from './migration-coordinator.ts';
 import { checkCancel, planAutoMigrations, resolveMigrationRequest, type MigrationRequest } from './migration-requests.ts';
+import { CutoverRecorder } from './migration-spans.ts';
 import { FINAL_STEPS, migrationViewOf, type MigrationRun, type MigrationTimeouts } from './migration-run.ts';
 import type { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -37,6 +38,8 @@ export class MigrationDriver {
   #state: CoordinatorState = INITIAL_COORDINATOR;
   /** When each VM's last migration started (auto-migrate's cool-down). */
   readonly #lastMigrated = new Map<string, number>();
+  /** The commit's moments as this shell sees them: the store's answer, the push, each daemon's ack. */
+  readonly #recorder = new CutoverRecorder();
 
   constructor(components: MigrationDriverComponents, timeouts: Readonly<MigrationTimeouts>) {
     this.#c = components;
@@ -94,7 +97,10 @@ export class MigrationDriver {
 
   /** Timeouts, and the steps that wait on acks, link facts or a daemon coming back. */
   tick(): void {
-    if (this.busy()) this.#plan({ type: 'tick' });
+    if (!this.busy()) return;
+    const { sessions } = this.#c;
+    this.#recorder.observe((host) => sessions.appliedVersions(host)?.rulesVersion, this.#c.wallClock());
+    this.#plan({ type: 'tick' });
   }
 
   /** Auto-migrate: start the moves placement proposes, within the policy's limits. */
@@ -122,8 +128,28 @@ export class MigrationDriver {
   #apply(planned: Planned<CoordinatorState>): void {
     this.#state = planned.state;
     const { reconcile } = planned.effects;
-    this.#c.applier.apply({ ...planned.effects, reconcile: undefined });
+    const { store, sessions, applier } = this.#c;
+    const commits = planned.effects.writes.flatMap((w) => (w.op === 'migration' && w.durable === true ? [w.migration.id] : []));
+    const before = commits.length === 0 ? undefined : new Map(sessions.connectedHosts().map((h) => [h, store.getVersions(h).rulesVersion] as const));
+    applier.apply({ ...planned.effects, reconcile: undefined });
+    if (commits.length > 0) this.#whenDurable(store.committed(), (at) => this.#recorder.committed(commits, at));
     if (reconcile !== undefined) this.#c.reconcile(reconcile);
+    if (before !== undefined) {
+      const raised = new Map<string, number>();
+      for (const [host, was] of before) {
+        const now = store.getVersions(host).rulesVersion;
+        if (now > was) raised.set(host, now);
+      }
+      // The push leaves with the commit's durability (the applier holds sends until then).
+      const durable = store.committed();
+      this.#whenDurable(durable === undefined ? undefined : applier.settled(), (at) => this.#recorder.pushed(commits, at, raised));
+    }
+    for (const id of this.#recorder.ids()) if (this.#state.runs.get(id)?.step !== 'commit') this.#recorder.forget(id);
+  }
+
+  #whenDurable(pending: Promise<void> | undefined, then: (atMs: number) => void): void {
+    if (pending === undefined) { then(this.#c.wallClock()); return; }
+    pending.then(() => then(this.#c.wallClock()), () => undefined);
   }
 
   #world(): CoordinatorWorld {
@@ -141,6 +167,7 @@ export class MigrationDriver {
       },
       links: store.listLinks(),
       vm: (mac) => store.getVm(mac),
+      measured: (id) => this.#recorder.get(id),
     };
   }
 }

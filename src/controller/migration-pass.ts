@@ -1,6 +1,7 @@
 import type { ControllerMessage } from '../control/control-protocol.ts';
 import { event, noEffects, type Effects, type Planned } from './effects.ts';
 import type { CoordinatorState, CoordinatorWorld } from './migration-coordinator.ts';
+import { cloneSpans } from './migration-spans.ts';
 import { FINAL_STEPS, migrationRecord, migrationViewOf, type MigrationRun, type MigrationTimeouts } from './migration-run.ts';
 import type { LinkRecord, VmRecord } from './store/records.ts';
 import { vmView } from './views.ts';
@@ -16,7 +17,7 @@ import { vmView } from './views.ts';
  */
 
 export function cloneRun(r: MigrationRun): MigrationRun {
-  return { ...r, vm: { ...r.vm }, commitSentMs: { ...r.commitSentMs }, query: r.query === null ? null : { ...r.query }, abort: r.abort === null ? null : { ...r.abort } };
+  return { ...r, vm: { ...r.vm }, commitSentMs: { ...r.commitSentMs }, query: r.query === null ? null : { ...r.query }, abort: r.abort === null ? null : { ...r.abort }, ...(r.spans !== undefined ? { spans: cloneSpans(r.spans) } : {}) };
 }
 
 export function pairOf(a: string, b: string): [string, string] {

@@ -1,5 +1,6 @@
 import type { CutoverStats, MigrationProgress, StopRuleName } from '../control/migration-control.ts';
 import type { MigrationCutoverView, MigrationView } from './api-model.ts';
+import { spansView, type CutoverSpans } from './migration-spans.ts';
 import type { MigrationRecord, MigrationState } from './store/records.ts';
 
 /**
@@ -79,6 +80,8 @@ export interface MigrationRun {
   commitSentMs: { dest: number | null; source: number | null };
   destStats: CutoverStats | null;
   sourceStats: CutoverStats | null;
+  /** The cutover's steps, for where its time goes (absent in runs stored before they were recorded). */
+  spans?: CutoverSpans;
   /** A migrate-query in flight: when, why, and which sides answered. */
   query: { sentMs: number; why: string; dest: boolean; source: boolean } | null;
   abort: MigrationAbort | null;
@@ -147,6 +150,7 @@ export function cutoverView(run: MigrationRun): MigrationCutoverView | null {
     relayed: s?.relayed ?? 0,
     lost: (s?.lost ?? 0) + (d?.lost ?? 0),
     announced: d?.announced ?? 0,
+    spans: run.spans === undefined ? null : spansView(run.spans, run),
   };
 }
 

@@ -15,7 +15,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { VnetError } from '../common/errors.ts';
-import type { CutoverStats, MigratePrepare, MigrationCommand, MigrationReport } from '../control/migration-control.ts';
+import type { CutoverStats, CutoverTiming, MigratePrepare, MigrationCommand, MigrationReport } from '../control/migration-control.ts';
 import { receiveMigration } from '../migration/drivers/socket-migration.ts';
 import type { Guest } from '../migration/guest.ts';
 import { errorBody, reportOf, type AgentContext, type ArrivedDiskImage } from './agent-context.ts';
@@ -46,6 +46,8 @@ export class DestinationMigration {
   #error: VnetError | undefined;
   #hold: HoldStats | undefined;
   #announced = 0;
+  /** The cutover's steps here (wall clock): the copy applied and verified, the VM resumed. */
+  readonly #timing: CutoverTiming = {};
 
   constructor(ctx: AgentContext, command: MigratePrepare) {
     this.#ctx = ctx;
@@ -136,10 +138,10 @@ export class DestinationMigration {
       case 'receiving':
         return reportOf(this.id, 'prepared', { ...(this.#ctx.channel !== undefined ? { address: this.#ctx.channel.address } : {}), ...only });
       case 'ready':
-        return reportOf(this.id, 'ready', only);
+        return reportOf(this.id, 'ready', { timing: { ...this.#timing }, ...only });
       case 'resuming':
       case 'resumed':
-        return reportOf(this.id, 'resumed', { stats: this.#stats(), ...only });
+        return reportOf(this.id, 'resumed', { stats: this.#stats(), timing: { ...this.#timing }, ...only });
       case 'failed':
         return reportOf(this.id, 'failed', error);
       case 'aborted':
@@ -180,8 +182,10 @@ export class DestinationMigration {
       this.#guest = result.guest;
       this.#diskImage = result.diskImage;
       this.#state = 'ready';
-      this.#ctx.log.info({ id: this.id, records: result.recordsApplied, chunkBlocks: result.chunkBlocks }, 'migration received and verified: ready (not running)');
+      this.#timing.appliedAt = Math.round(this.#ctx.clock.wallNow());
+      // The report first: the commit point waits for it.
       this.report();
+      this.#ctx.log.info({ id: this.id, records: result.recordsApplied, chunkBlocks: result.chunkBlocks }, 'migration received and verified: ready (not running)');
       return;
     }
     this.#receiveFailed(result.error ?? new MigrationInternalError('the receiver failed without an error'));
@@ -203,8 +207,9 @@ export class DestinationMigration {
     if (this.state !== 'receiving') { await result.vm.close(); return; } // aborted meanwhile
     this.#qemuVm = result.vm;
     this.#state = 'ready';
-    ctx.log.info({ id: this.id, trigger: result.trigger }, 'QEMU stream loaded: ready (the guest does not run until the commit)');
+    this.#timing.appliedAt = Math.round(ctx.clock.wallNow());
     this.report();
+    ctx.log.info({ id: this.id, trigger: result.trigger }, 'QEMU stream loaded: ready (the guest does not run until the commit)');
   }
 
   #receiveFailed(err: VnetError): void {
@@ -263,8 +268,9 @@ export class DestinationMigration {
         ctx.log.warn({ id: this.id, err: String(e) }, 'cannot announce the VM');
       }
       this.#state = 'resumed';
-      ctx.log.info({ id: this.id, port: vm.port, ...this.#stats() }, 'migration committed: VM resumed here and announced');
+      this.#timing.resumedAt = Math.round(ctx.clock.wallNow());
       this.report(err);
+      ctx.log.info({ id: this.id, port: vm.port, ...this.#stats() }, 'migration committed: VM resumed here and announced');
     };
     const runtime: Promise<VmRuntime> = qemuVm !== undefined ? Promise.resolve(qemuVm) : ctx.makeRuntime(vm, guest!, this.#diskImage);
     runtime.then(async (r) => {

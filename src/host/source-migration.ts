@@ -22,7 +22,7 @@
 import type { Duplex } from 'node:stream';
 import type { VnetError } from '../common/errors.ts';
 import { parseMac } from '../common/mac.ts';
-import type { CutoverStats, MigrateStart, MigrationCommand, MigrationProgress, MigrationReport } from '../control/migration-control.ts';
+import type { CutoverStats, CutoverTiming, MigrateStart, MigrationCommand, MigrationProgress, MigrationReport } from '../control/migration-control.ts';
 import { sendMigration } from '../migration/drivers/socket-migration.ts';
 import type { ProgressEvent } from '../migration/engine/progress.ts';
 import { channelsFor, createStopRule } from '../migration/stop-rules/create-stop-rule.ts';
@@ -67,6 +67,8 @@ export class SourceMigration {
   #handOff: HandOffResult | undefined;
   /** The commit is under way (hand-over, release): its `released` report is on the way. */
   #lettingGo = false;
+  /** The cutover's steps here (wall clock): the pause, the final copy handed to the channel. */
+  readonly #timing: { pausedAt?: number; finalSentAt?: number } = {};
 
   /** `runtime` is undefined for a start refused at once (`fail`). */
   constructor(ctx: AgentContext, command: MigrateStart, runtime: VmRuntime | undefined) {
@@ -139,16 +141,20 @@ export class SourceMigration {
         return reportOf(this.id, 'progress', { progress: this.#progress ?? startingProgress(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
       case 'paused':
       case 'sent':
-        return reportOf(this.id, 'paused', { ...(this.#progress !== undefined ? { progress: this.#progress } : {}), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
+        return reportOf(this.id, 'paused', { ...(this.#progress !== undefined ? { progress: this.#progress } : {}), ...this.#timingField(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
       case 'stalled':
         return reportOf(this.id, 'stalled', error);
       case 'released':
-        return reportOf(this.id, 'released', { stats: this.#stats(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
+        return reportOf(this.id, 'released', { stats: this.#stats(), ...this.#timingField(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
       case 'failed':
         return reportOf(this.id, 'failed', error);
       case 'aborted':
         return reportOf(this.id, 'aborted', { ...(this.#hold !== undefined ? { stats: this.#stats() } : {}), ...error });
     }
+  }
+
+  #timingField(): { timing?: CutoverTiming } {
+    return this.#timing.pausedAt === undefined ? {} : { timing: { ...this.#timing } };
   }
 
   #stats(): CutoverStats {
@@ -206,6 +212,7 @@ export class SourceMigration {
       timeoutMs: ctx.settings.engineTimeoutMs,
       progressEveryMs: ctx.settings.progressEveryMs,
       onProgress: (e) => this.#onProgress(e),
+      onFinalSent: () => { this.#timing.finalSentAt = Math.round(ctx.clock.wallNow()); },
       logger: ctx.log,
       ...(runtime.diskImage !== undefined ? { diskImage: runtime.diskImage } : {}),
     });
@@ -270,9 +277,11 @@ export class SourceMigration {
   #onPaused(): void {
     if (this.#state !== 'running') return;
     this.#state = 'paused';
+    this.#timing.pausedAt = Math.round(this.#ctx.clock.wallNow());
     this.#runtime?.pause().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime pause failed'));
-    this.#ctx.log.info({ id: this.id, port: this.port }, 'guest paused; frames to it held');
+    // The report first: the controller's clock for the cutover starts with it.
     this.report();
+    this.#ctx.log.info({ id: this.id, port: this.port }, 'guest paused; frames to it held');
   }
 
   #onProgress(e: ProgressEvent): void {

@@ -179,7 +179,7 @@ describe('vnet ctl', () => {
       await waitFor(() => r.out.some((l) => /memory round 2, 300 pages left, 80 pages\/s dirtied, eta 2s/.test(l)), 'a progress line');
       f.model.putMigration({
         ...m, step: 'done', phase: 'done', state: 'succeeded', progress: 1, finishedAt: FIXTURE_NOW,
-        cutover: { timeMs: 42, pausedAt: FIXTURE_NOW, acknowledgedAt: FIXTURE_NOW + 42, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2 },
+        cutover: { timeMs: 42, pausedAt: FIXTURE_NOW, acknowledgedAt: FIXTURE_NOW + 42, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2, spans: null },
       });
       await waitFor(() => r.out.some((l) => /succeeded, done, cutover 42 ms: held 15, flushed 15, relayed 5, lost 0, announced 2/.test(l)), 'the final line');
     });

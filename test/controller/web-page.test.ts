@@ -106,7 +106,7 @@ describe('web page: live topology', () => {
     // Done, with the cutover figures in the panel; the node shows no progress any more.
     f.model.putMigration({
       ...f.model.getMigration('m1')!, state: 'succeeded', step: 'done', phase: 'done', progress: 1,
-      cutover: { timeMs: 35, pausedAt: 1, acknowledgedAt: 36, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2 },
+      cutover: { timeMs: 35, pausedAt: 1, acknowledgedAt: 36, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2, spans: null },
     });
     await page.waitForSelector('[data-migration="m1"][data-step="done"]', WAIT);
     assert.match((await page.textContent('[data-migration="m1"] .detail')) ?? '', /cutover 35 ms · held 15 · flushed 15 · relayed 5 · lost 0/);

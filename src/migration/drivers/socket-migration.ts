@@ -67,6 +67,8 @@ export interface SocketSendOptions {
   /** Abort when a disk record waits this long for its ack (default 30 s). */
   readonly diskAckTimeoutMs?: number;
   readonly onProgress?: (e: ProgressEvent) => void;
+  /** Once: the final copy (last pages, device state) is handed to the channels; only the destination's ack is awaited. */
+  readonly onFinalSent?: () => void;
   readonly progressEveryMs?: number;
   readonly logger?: Logger;
   /** The disk is a base image plus the VM's writes: ask the destination which chunks it holds, send only the rest (disk-image-exchange.ts). */
@@ -141,6 +143,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
   const rate = opts.paceBps !== undefined ? opts.paceBps / 8 / 1000 : undefined; // bytes per ms
   let sent = 0;
   let nextProgress = start;
+  let finalSent = false;
   let diskImage: SenderDiskImage | undefined;
   const withDisk = (opts.disk ?? true) && opts.guest.disk !== undefined;
   if (opts.diskImage !== undefined && withDisk && fail.error === undefined) {
@@ -168,6 +171,7 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
         nextProgress = now + (opts.progressEveryMs ?? 1000);
       }
       if (sender.awaitingAck) {
+        if (!finalSent) { finalSent = true; opts.onFinalSent?.(); }
         if (ack === undefined) await Promise.race([new Promise<void>((r) => { onAck = r; }), fail.wait()]);
         if (ack !== undefined) sender.onAck(ack.ok, ackAt, ack.code);
         if (ack !== undefined && !ack.ok) fail.set(ack.code === 'VNET_ERR_MIGRATION_VERIFY' ? 'verify' : 'protocol', `destination refused the image: ${ack.code}`);

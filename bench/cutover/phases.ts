@@ -1,0 +1,88 @@
+/**
+ * Where each move's cutover time went, from the migration's own spans
+ * (`cutover.spans` in the API, src/controller/migration-spans.ts), and what
+ * the ping saw around each move: the phases as min / median / p95 / max over
+ * the moves of a run, then one line per move with its phases and its ping
+ * gaps — at the cutover, and the longest one later (with when it came, and
+ * when the migration's fast-path link went).
+ *
+ *   heard       pause → the controller heard it
+ *   final copy  pause → the source handed the final copy to the channel
+ *   apply       final copy → the destination applied and verified it
+ *   ready trip  applied → the controller heard `ready`
+ *   commit      ready heard → the commit point durably written
+ *   push        commit written → the rules handed to every daemon's channel
+ *   acks        push → the last daemon's acknowledgement
+ *   cutover     pause → every daemon acknowledged (the goal: < 50 ms)
+ *   resume      every daemon acknowledged → the VM runs on the destination
+ */
+import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { PingFigures } from './probes.ts';
+
+export interface MoveFigures {
+  migration: MigrationView;
+  /** Wall clock, ms: when the move was asked for, and when the migration's fast-path link was gone (undefined: not seen). */
+  startedAt: number;
+  linkRemovedAt: number | undefined;
+  /** Wall clock, ms: until when this move owns the ping (the next move's start, or the end of the run). */
+  until: number;
+}
+
+interface Gap { ms: number; endsAt: number }
+
+/** The longest gap between consecutive replies that ends in [from, to). */
+function longestGap(ping: PingFigures, from: number, to: number): Gap | undefined {
+  let best: Gap | undefined;
+  const t = ping.replies.map((r) => r.atMs);
+  for (let i = 1; i < t.length; i++) {
+    if (t[i]! < from || t[i]! >= to) continue;
+    const ms = t[i]! - t[i - 1]!;
+    if (best === undefined || ms > best.ms) best = { ms, endsAt: t[i]! };
+  }
+  return best;
+}
+
+type Phase = readonly [name: string, of: (m: MigrationView) => number | null];
+
+const sub = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null ? null : a - b);
+
+const PHASES: readonly Phase[] = [
+  ['heard', (m) => m.cutover?.spans?.pausedHeard ?? null],
+  ['final copy', (m) => m.cutover?.spans?.finalSent ?? null],
+  ['apply', (m) => sub(m.cutover?.spans?.applied, m.cutover?.spans?.finalSent)],
+  ['ready trip', (m) => sub(m.cutover?.spans?.ready, m.cutover?.spans?.applied)],
+  ['commit', (m) => sub(m.cutover?.spans?.committed, m.cutover?.spans?.ready)],
+  ['push', (m) => sub(m.cutover?.spans?.pushed, m.cutover?.spans?.committed)],
+  ['acks', (m) => sub(m.cutover?.spans?.acknowledged, m.cutover?.spans?.pushed)],
+  ['cutover', (m) => m.cutover?.timeMs ?? null],
+  ['resume', (m) => sub(m.cutover?.spans?.resumed, m.cutover?.spans?.acknowledged)],
+];
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+const cell = (n: number | null | undefined, w = 8): string => (n == null || Number.isNaN(n) ? '—' : n.toFixed(0)).padStart(w);
+
+/** The phase summary and one line per move, as printed lines. */
+export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures): string[] {
+  const out: string[] = [];
+  out.push(`cutover phases over ${moves.length} moves (ms; daemons' moments on their wall clocks, one machine):`);
+  out.push(`${'phase'.padEnd(12)}${'min'.padStart(8)}${'median'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
+  for (const [name, of] of PHASES) {
+    const v = moves.map((m) => of(m.migration)).filter((x): x is number => x !== null).sort((a, b) => a - b);
+    out.push(v.length === 0 ? `${name.padEnd(12)}${cell(null)}` : `${name.padEnd(12)}${cell(v[0])}${cell(quantile(v, 0.5))}${cell(quantile(v, 0.95))}${cell(v[v.length - 1])}`);
+  }
+  out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
+  for (const [i, m] of moves.entries()) {
+    const paused = m.migration.cutover?.pausedAt ?? m.startedAt;
+    const atCut = longestGap(ping, paused, paused + 1000);
+    const late = longestGap(ping, paused + 1000, m.until);
+    const acks = Object.entries(m.migration.cutover?.spans?.acks ?? {}).map(([h, t]) => `${h}+${t}`).join(' ');
+    out.push(`${String(i + 1).padEnd(5)}${PHASES.map(([, of]) => cell(of(m.migration))).join('')}  ${cell(atCut?.ms)}${cell(late?.ms, 9)}${cell(sub(late?.endsAt, paused), 7)}${cell(sub(m.linkRemovedAt, paused))}  ${acks}`);
+  }
+  const cut = moves.map((m) => m.migration.cutover?.timeMs).filter((x): x is number => typeof x === 'number');
+  const under = cut.filter((x) => x < 50).length;
+  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "late gap": the longest ping gap from 1 s after the pause to the next move, "at" when it ended and "link −" when the migration's fast-path link went (ms after the pause)`);
+  return out;
+}
