@@ -6,6 +6,7 @@ import {
   INITIAL_COORDINATOR, planMigrations, restoreMigrations, type CoordinatorInput, type CoordinatorState, type CoordinatorWorld, type StartMigration,
 } from '../../src/controller/migration-coordinator.ts';
 import { DEFAULT_MIGRATION_TIMEOUTS, migrationViewOf, type MigrationRun } from '../../src/controller/migration-run.ts';
+import type { MeasuredCutover } from '../../src/controller/migration-spans.ts';
 import type { LinkRecord, VmRecord } from '../../src/controller/store/records.ts';
 
 /**
@@ -28,7 +29,11 @@ class World implements CoordinatorWorld {
     [V2, { mac: V2, name: 'v2', ip: '10.0.0.2', host: 'h1', state: 'running', source: 'deployment', updatedMs: 0 }],
   ]);
 
+  /** What the driver would have measured of a commit (migration-spans.ts). */
+  measuredOf = new Map<string, MeasuredCutover>();
+
   rulesConverged(host: string): boolean { return !this.lagging.has(host); }
+  measured(id: string): MeasuredCutover | undefined { return this.measuredOf.get(id); }
   linkUp(a: string, b: string): boolean { return this.up.has([a, b].sort().join('|')); }
   vm(mac: string): VmRecord | undefined { return this.vms.get(mac); }
 }
@@ -178,6 +183,31 @@ describe('migration coordinator: the steps', () => {
     assert.equal(migrationViewOf(run).cutover?.timeMs, run.acknowledgedMs! - run.pausedMs!);
   });
 
+  it('the cutover spans: the daemons\' moments from their reports, the commit\'s from the driver, shown as offsets from the source\'s pause', () => {
+    const b = transferring();
+    const p = 5_000_000;
+    b.report('h1', 'm1', 'paused', { timing: { pausedAt: p } });
+    b.now += 7;
+    b.world.lagging = new Set(['hub', 'h1', 'h3']);
+    b.report('h2', 'm1', 'ready', { timing: { appliedAt: p + 4 } });
+    const readyAt = b.now;
+    b.world.measuredOf.set('m1', { committedAt: readyAt + 2, pushedAt: readyAt + 3, acks: { h1: readyAt + 9 } });
+    assert.equal(migrationViewOf(b.runOf()).cutover?.spans?.committed, null, 'the driver\'s moments are taken as the run leaves the commit step');
+    b.world.lagging.clear();
+    b.world.measuredOf.set('m1', { committedAt: readyAt + 2, pushedAt: readyAt + 3, acks: { h1: readyAt + 9, hub: readyAt + 11, h3: readyAt + 12 } });
+    b.tick(12);
+    b.report('h1', 'm1', 'released', { timing: { pausedAt: p, finalSentAt: p + 1 } });
+    b.report('h2', 'm1', 'resumed', { timing: { appliedAt: p + 4, resumedAt: p + 30 } });
+    const pausedHeard = b.runOf().pausedMs! - p;
+    const at = (t: number): number => t - p;
+    assert.deepEqual(migrationViewOf(b.runOf()).cutover?.spans, {
+      pausedHeard, finalSent: 1, applied: 4, ready: at(readyAt), committed: at(readyAt + 2), pushed: at(readyAt + 3),
+      acks: { h1: at(readyAt + 9), hub: at(readyAt + 11), h3: at(readyAt + 12) }, acknowledged: at(readyAt + 12), resumed: 30,
+    });
+    b.report('h2', 'm1', 'resumed', { timing: { appliedAt: p + 99, resumedAt: p + 99 } });
+    assert.equal(migrationViewOf(b.runOf()).cutover?.spans?.resumed, 30, 'a repeated report changes no moment');
+  });
+
   it('a daemon that does not acknowledge in ackMs does not hold the cutover: commit goes anyway, with the laggard named', () => {
     const b = committed();
     b.world.lagging = new Set(['h3']);
@@ -199,7 +229,7 @@ describe('migration coordinator: the steps', () => {
     assert.deepEqual(rows(e), ['resumed/ok', 'done/ok']);
     const v = migrationViewOf(b.runOf());
     assert.deepEqual([v.state, v.phase, v.progress], ['succeeded', 'done', 1]);
-    assert.deepEqual({ ...v.cutover, timeMs: null, pausedAt: null, acknowledgedAt: null }, { timeMs: null, pausedAt: null, acknowledgedAt: null, held: 10, flushed: 9, relayed: 3, lost: 1, announced: 2 });
+    assert.deepEqual({ ...v.cutover, timeMs: null, pausedAt: null, acknowledgedAt: null, spans: null }, { timeMs: null, pausedAt: null, acknowledgedAt: null, held: 10, flushed: 9, relayed: 3, lost: 1, announced: 2, spans: null });
     assert.deepEqual([b.world.vms.get(V1)!.host, b.world.vms.get(V1)!.state], ['h2', 'running']);
     assert.equal(b.world.links.length, 1, 'the link stays for the grace period');
     b.tick(T.cleanupGraceMs - 1);

@@ -56,9 +56,16 @@ test('a migration runs prepare → … → done over the control channel: every 
 
   assert.equal(done.state, 'succeeded');
   assert.ok(done.finishedAt !== null);
-  assert.deepEqual(done.cutover && { ...done.cutover, timeMs: typeof done.cutover.timeMs }, {
-    timeMs: 'number', pausedAt: done.cutover!.pausedAt, acknowledgedAt: done.cutover!.acknowledgedAt, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2,
+  assert.deepEqual(done.cutover && { ...done.cutover, timeMs: typeof done.cutover.timeMs, spans: null }, {
+    timeMs: 'number', pausedAt: done.cutover!.pausedAt, acknowledgedAt: done.cutover!.acknowledgedAt, held: 15, flushed: 15, relayed: 5, lost: 0, announced: 2, spans: null,
   });
+  // Where the cutover went, as the controller measured it: ready heard → commit durable → rules pushed → each re-pointed daemon's ack.
+  const sp = done.cutover!.spans!;
+  assert.ok(sp.ready !== null && sp.committed !== null && sp.pushed !== null && sp.acknowledged !== null, JSON.stringify(sp));
+  assert.ok(sp.ready <= sp.committed && sp.committed <= sp.pushed && sp.pushed <= sp.acknowledged, JSON.stringify(sp));
+  assert.ok(Object.keys(sp.acks).length > 0 && Object.keys(sp.acks).every((x) => ['hub', 'h1', 'h2'].includes(x)), JSON.stringify(sp.acks));
+  for (const at of Object.values(sp.acks)) assert.ok(at >= sp.pushed && at <= sp.acknowledged, JSON.stringify(sp));
+
   // The registry and every daemon's rules: v1 is on h2; the hub sends to h2, h1 (the relay) straight to h2 while the link lasted.
   assert.deepEqual([h.controller.model.getVm(V1)?.host, h.controller.model.getVm(V1)?.state], ['h2', 'running']);
   await waitFor(() => h1.linkFor(V1) === 'hub', 'after the cleanup h1 goes through the hub again');
