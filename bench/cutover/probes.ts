@@ -24,6 +24,22 @@ export interface StreamFigures {
   error: string | undefined;
 }
 
+/**
+ * Whoever owns the probes (a test's context, a benchmark's cleanups): each
+ * probe registers the kill of its processes, so a run that fails before
+ * `stop()` leaves no stream or ping behind — a live child's pipes would
+ * hold a test file's event loop open until its timeout.
+ */
+export interface ProbeOwner {
+  after(fn: () => void): void;
+}
+
+function owned(owner: ProbeOwner | undefined, ...children: ChildProcess[]): void {
+  owner?.after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+}
+
 function collect(child: ChildProcess): { out: () => string; exited: Promise<void> } {
   let out = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
@@ -33,8 +49,9 @@ function collect(child: ChildProcess): { out: () => string; exited: Promise<void
 }
 
 /** `ping -D -i 0.01` from `ns` to `ip` for `count` echoes (or until `stop()`); parse replies' timestamps. */
-export function startPing(ns: string, ip: string, count: number): { done: Promise<PingFigures>; stop(): void } {
+export function startPing(ns: string, ip: string, count: number, owner?: ProbeOwner): { done: Promise<PingFigures>; stop(): void } {
   const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-D', '-n', '-i', '0.01', '-W', '1', '-c', String(count), ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+  owned(owner, child);
   const c = collect(child);
   const done = c.exited.then((): PingFigures => {
     const text = c.out();
@@ -52,8 +69,9 @@ export function startPing(ns: string, ip: string, count: number): { done: Promis
 }
 
 /** A checked TCP stream from `fromNs` bounced off the echo service at `toIp:port` (a QEMU guest's port 7); `stop()` ends it and reads the verdict. */
-export function startEchoStream(fromNs: string, toIp: string, port: number, kbps = 800): { stop(): Promise<StreamFigures> } {
+export function startEchoStream(fromNs: string, toIp: string, port: number, kbps = 800, owner?: ProbeOwner): { stop(): Promise<StreamFigures> } {
   const client = spawn('ip', ['netns', 'exec', fromNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'echo', toIp, String(port), String(kbps)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  owned(owner, client);
   const c = collect(client);
   return {
     async stop(): Promise<StreamFigures> {
@@ -72,12 +90,14 @@ function verdictOf(serverOut: string, clientOut: string): StreamFigures {
 }
 
 /** A checked TCP stream from `fromNs` to `toIp:port` (server in `toNs`); `stop()` ends it and reads the verdict. */
-export async function startStream(toNs: string, fromNs: string, toIp: string, port: number, kbps = 800): Promise<{ stop(): Promise<StreamFigures>; serverPids(): number[] }> {
+export async function startStream(toNs: string, fromNs: string, toIp: string, port: number, kbps = 800, owner?: ProbeOwner): Promise<{ stop(): Promise<StreamFigures>; serverPids(): number[] }> {
   const server = spawn('ip', ['netns', 'exec', toNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'serve', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  owned(owner, server);
   const s = collect(server);
   for (let i = 0; i < 400 && !s.out().includes('listening'); i++) await new Promise((r) => setTimeout(r, 25));
   if (!s.out().includes('listening')) throw new Error(`stream server did not start: ${s.out()}`);
   const client = spawn('ip', ['netns', 'exec', fromNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'send', toIp, String(port), String(kbps)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  owned(owner, client);
   const cl = collect(client);
   return {
     serverPids: () => (server.pid === undefined ? [] : [server.pid]),

@@ -90,9 +90,10 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
     if (first.code !== 0) throw new Error(`vmp cannot reach vmx before the move: ${first.stdout}${first.stderr}`);
     for (let i = 0; i < 3000 && !(o.model.getVm(x!.mac)?.host === 'c1' && o.model.getVm(p!.mac)?.host === 'c3'); i++) await sleep(10);
 
-    const stream = qemu ? startEchoStream(p!.ns, x!.ip, 7) : await startStream(x!.ns, p!.ns, x!.ip, 5303);
+    const owner = { after: (fn: () => void): void => { cleanups.push(fn); } };
+    const stream = qemu ? startEchoStream(p!.ns, x!.ip, 7, undefined, owner) : await startStream(x!.ns, p!.ns, x!.ip, 5303, undefined, owner);
     // 10 ms apart: 10 s for a QEMU guest, 6 s for one move, until stopped for several.
-    const ping = startPing(p!.ns, x!.ip, qemu ? 1000 : moves > 1 ? 1_000_000 : 600);
+    const ping = startPing(p!.ns, x!.ip, qemu ? 1000 : moves > 1 ? 1_000_000 : 600, owner);
     await sleep(1500);
     const figures: MoveFigures[] = [];
     let at = 'c1';

@@ -39,7 +39,7 @@ test('placement advice under policy.autoMigrate moves a VM across the WAN next t
   const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
   await ping.more(3, 'P reaches A before the move');
-  const stream = await startStream(a!.ns, p!.ns, a!.ip, 5431);
+  const stream = await startStream(a!.ns, p!.ns, a!.ip, 5431, undefined, t);
 
   const isA = (vm: string): boolean => vm === a!.mac || vm === a!.name;
   const proposed = await waitFor(() => model.listDecisions({}).find((d) => d.kind === 'migration-proposed'), 'a placement proposal', 60_000);

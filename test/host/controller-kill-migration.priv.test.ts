@@ -98,7 +98,7 @@ async function killAndRestart(o: Overlay, id: string, mac: string, meanwhile: ()
 test('the controller killed -9 in the memory phase and restarted: the migration is aborted from the stored state, A runs on c1 only, nothing lost', { timeout: 300_000 }, async (t) => {
   const o = await scene(t, { profile: 'oltp', memoryMiB: 256, diskMiB: 4 }, ['c1', 'c2', 'c3']);
   const [a] = o.vms;
-  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5411);
+  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5411, undefined, t);
   const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
   const t0 = Date.now();
@@ -137,7 +137,7 @@ test('the controller killed -9 after the commit point and restarted: the cutover
   const before = await nicOf(o, 0);
   await o.controller.client.post('/api/v1/links', { a: 'c1', b: 'c4', reason: 'holds the commit step (test)' });
   await waitFor(async () => (await api<LinkView>(o, '/links/c1/c4').catch(() => undefined))?.state === 'up', 'the c1–c4 fast path up', 30_000);
-  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5412);
+  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5412, undefined, t);
   const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
   await ping.more(50, 'pings before the move');

@@ -52,7 +52,7 @@ test('a namespace VM moves from c1 to c2 under a checked TCP stream and a 10 ms 
   const o = await scene(t, { profile: 'idle', memoryMiB: 16, diskMiB: 4 });
   const [a] = o.vms;
   const before = await nicOf(o, 0);
-  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5401);
+  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5401, undefined, t);
   const ping = new Pinger(o, 1, a!.ip);
   await ping.more(50, 'pings before the move');
 
@@ -89,7 +89,7 @@ test('a namespace VM moves from c1 to c2 under a checked TCP stream and a 10 ms 
 test('a namespace VM migration aborted in its memory phase: the VM stays on c1 and its traffic never stops', { timeout: 300_000 }, async (t) => {
   const o = await scene(t, { profile: 'oltp', memoryMiB: 256, diskMiB: 4 });
   const [a] = o.vms;
-  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5402);
+  const stream = await startStream(a!.ns, o.vms[1]!.ns, a!.ip, 5402, undefined, t);
   const ping = new Pinger(o, 1, a!.ip);
   await ping.more(50, 'pings before the move');
 
@@ -129,7 +129,7 @@ test('two namespace VMs swap hosts at once (c1→c2 and c2→c1) under their own
     assert.equal(first.code, 0, `P reaches ${target.name} before the moves: ${first.stdout}${first.stderr}`);
   }
   await waitFor(() => o.model.getVm(a!.mac)?.host === 'c1' && o.model.getVm(b!.mac)?.host === 'c2' && o.model.getVm(p!.mac)?.host === 'c3', 'the controller sees A on c1, B on c2, P on c3', 30_000);
-  const streams = [await startStream(a!.ns, p!.ns, a!.ip, 5403), await startStream(b!.ns, p!.ns, b!.ip, 5404)];
+  const streams = [await startStream(a!.ns, p!.ns, a!.ip, 5403, undefined, t), await startStream(b!.ns, p!.ns, b!.ip, 5404, undefined, t)];
   const pings = [new Pinger(o, 1, a!.ip), new Pinger(o, 1, b!.ip)];
   for (const ping of pings) await ping.more(50, 'pings before the moves');
 

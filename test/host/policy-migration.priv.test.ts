@@ -63,7 +63,7 @@ test('follow the sun under autoMigrate: the policy\'s move is a live migration t
   const first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', a!.ip]);
   assert.equal(first.code, 0, `P reaches A before the move: ${first.stdout}${first.stderr}`);
   const before = await nicOf(o, 0);
-  const stream = await startStream(a!.ns, p!.ns, a!.ip, 5432);
+  const stream = await startStream(a!.ns, p!.ns, a!.ip, 5432, undefined, t);
   const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
 
