@@ -8,8 +8,8 @@ import type { ControllerStore } from './store/store.ts';
 /**
  * The one place where the controller's plans touch the world: store writes
  * (in order, in one transaction; a durable one when it holds a migration's
- * commit point), then events and decisions, then log lines,
- * then messages to the connected daemons (a push that went out is counted).
+ * commit point), then messages to the connected daemons (a push that went
+ * out is counted), then events and decisions, then log lines.
  * No decisions here: what to do is the planners' (effects.ts).
  *
  * Writes land in the store's model at once (the planners of the next input
@@ -71,8 +71,7 @@ export class Applier {
   }
 
   #announce(effects: Effects): void {
-    for (const e of effects.events) this.#event(e);
-    for (const l of effects.logs) this.#c.logger[l.level](l.fields, l.msg);
+    // Messages first: a daemon's push (a cutover's rules) does not wait for the event rows, their subscribers or the log lines.
     for (const { host, message } of effects.messages) {
       const session = this.#c.sessions.get(host)?.session;
       if (session === undefined || !session.send(message)) continue;
@@ -81,6 +80,8 @@ export class Applier {
         this.#c.logger.debug({ host, type: message.type }, 'pushed desired state');
       }
     }
+    for (const e of effects.events) this.#event(e);
+    for (const l of effects.logs) this.#c.logger[l.level](l.fields, l.msg);
   }
 
   #write(w: StoreWrite): void {

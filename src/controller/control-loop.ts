@@ -100,6 +100,9 @@ export class ControlLoop implements ControlHandler {
   readonly #desired = new DesiredStateCache();
   /** Something desired state depends on changed since the last reconcile. */
   #dirty = true;
+  /** While a cutover is in flight: traffic samples not yet written, and since when the update period waits (at most one period). */
+  #heldSamples: Effects['writes'] = [];
+  #periodHeldSince: number | undefined;
 
   constructor(components: ControlLoopComponents, init: ControlLoopInit) {
     this.#c = components;
@@ -184,12 +187,12 @@ export class ControlLoop implements ControlHandler {
       case 'traffic': {
         const r = message.report;
         this.#reports.push(r);
-        const e = noEffects();
-        e.writes.push({
+        this.#heldSamples.push({
           op: 'traffic-samples',
           samples: r.entries.map((x) => ({ host, startMs: r.startMs, endMs: r.endMs, src: formatMac(x.src), dst: formatMac(x.dst), frames: x.frames, bytes: x.bytes })),
         }, { op: 'touch-host', host, atMs: now });
-        this.#applier.apply(e);
+        // A cutover in flight has the event loop and the store first: the samples wait for it to end.
+        if (!this.#migrations.cutoverInFlight()) this.#writeHeldSamples();
         return;
       }
       case 'ack': {
@@ -332,11 +335,31 @@ export class ControlLoop implements ControlHandler {
     this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
   }
 
-  /** One update period: topology inference on the buffered reports, adaptation, placement, traffic events, pruning, reconcile. */
+  #writeHeldSamples(): void {
+    if (this.#heldSamples.length === 0) return;
+    const e = noEffects();
+    e.writes.push(...this.#heldSamples);
+    this.#heldSamples = [];
+    this.#applier.apply(e);
+  }
+
+  /**
+   * One update period: topology inference on the buffered reports,
+   * adaptation, placement, traffic events, pruning, reconcile. While a
+   * migration's cutover is in flight (the pause until both sides answered
+   * the commit) only the migrations' timeouts run: the rest waits for the
+   * cutover's end, one period at most.
+   */
   tick(): void {
     const { store } = this.#c;
     const { policy } = this.#init;
     const now = this.#c.wallClock();
+    if (this.#migrations.cutoverInFlight() && now - (this.#periodHeldSince ??= now) < policy.updatePeriodMs) {
+      this.#migrations.tick();
+      return;
+    }
+    this.#periodHeldSince = undefined;
+    this.#writeHeldSamples();
     const reports = this.#reports;
     this.#reports = [];
     const vms = store.listVms();

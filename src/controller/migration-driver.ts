@@ -67,6 +67,12 @@ export class MigrationDriver {
     return false;
   }
 
+  /** Whether a cutover is in flight: a VM paused, until both sides answered the commit (other work of the loop waits for it). */
+  cutoverInFlight(): boolean {
+    for (const r of this.#state.runs.values()) if (r.step === 'paused' || r.step === 'commit' || r.step === 'cutover') return true;
+    return false;
+  }
+
   get runs(): ReadonlyMap<string, MigrationRun> {
     return this.#state.runs;
   }
