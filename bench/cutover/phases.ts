@@ -28,6 +28,9 @@ export interface MoveFigures {
   until: number;
 }
 
+/** A controller event, in short (wall clock, ms). */
+export interface ControllerEvent { at: number; what: string }
+
 interface Gap { ms: number; endsAt: number }
 
 /** The longest gap between consecutive replies that ends in [from, to). */
@@ -65,7 +68,7 @@ function quantile(sorted: readonly number[], q: number): number {
 const cell = (n: number | null | undefined, w = 8): string => (n == null || Number.isNaN(n) ? '—' : n.toFixed(0)).padStart(w);
 
 /** The phase summary and one line per move, as printed lines. */
-export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures): string[] {
+export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, events: readonly ControllerEvent[] = []): string[] {
   const out: string[] = [];
   out.push(`cutover phases over ${moves.length} moves (ms; daemons' moments on their wall clocks, one machine):`);
   out.push(`${'phase'.padEnd(12)}${'min'.padStart(8)}${'median'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
@@ -80,6 +83,10 @@ export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures): s
     const late = longestGap(ping, paused + 1000, m.until);
     const acks = Object.entries(m.migration.cutover?.spans?.acks ?? {}).map(([h, t]) => `${h}+${t}`).join(' ');
     out.push(`${String(i + 1).padEnd(5)}${PHASES.map(([, of]) => cell(of(m.migration))).join('')}  ${cell(atCut?.ms)}${cell(late?.ms, 9)}${cell(sub(late?.endsAt, paused), 7)}${cell(sub(m.linkRemovedAt, paused))}  ${acks}`);
+    // A late gap of more than 100 ms: what the controller did from 300 ms before it to its end.
+    if (late !== undefined && late.ms > 100) {
+      for (const e of events) if (e.at >= late.endsAt - late.ms - 300 && e.at <= late.endsAt) out.push(`       ${String(e.at - paused).padStart(6)} ms  ${e.what}`);
+    }
   }
   const cut = moves.map((m) => m.migration.cutover?.timeMs).filter((x): x is number => typeof x === 'number');
   const under = cut.filter((x) => x < 50).length;

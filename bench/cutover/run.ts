@@ -53,5 +53,5 @@ for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
-for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping)].join('\n'));
+for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping, r.events)].join('\n'));
 process.exit(0);

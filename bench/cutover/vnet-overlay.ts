@@ -36,11 +36,13 @@
  * Reuses test/helpers/netns-overlay.ts (namespaces, daemons and controller,
  * removed at the end).
  */
+import { silentLogger } from '../../src/common/logger.ts';
+import { applyNice, niceFor } from '../../src/common/process-priority.ts';
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
 import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
-import type { MoveFigures } from './phases.ts';
+import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
@@ -75,6 +77,8 @@ function worst(figures: readonly number[]): number {
 export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: number } = {}): Promise<CutoverFigures> {
   const qemu = opts.qemu !== undefined;
   const moves = qemu ? 1 : opts.moves ?? 1;
+  // The controller runs in this process: at the priority `vnet controller` takes as root (the daemons take theirs themselves).
+  applyNice(niceFor(undefined), silentLogger());
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const o = await startNetnsOverlay({ after: (fn) => { cleanups.push(fn); } }, {
@@ -90,6 +94,14 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
     if (first.code !== 0) throw new Error(`vmp cannot reach vmx before the move: ${first.stdout}${first.stderr}`);
     for (let i = 0; i < 3000 && !(o.model.getVm(x!.mac)?.host === 'c1' && o.model.getVm(p!.mac)?.host === 'c3'); i++) await sleep(10);
 
+    // What the controller did, for the ping gaps phases.ts explains.
+    const events: ControllerEvent[] = [];
+    cleanups.push(o.model.subscribe((e) => {
+      if (e.type === 'vm-changed') events.push({ at: e.time, what: `vm ${e.payload.vm.name ?? e.payload.vm.mac} on ${e.payload.vm.host} (${e.payload.vm.state})` });
+      else if (e.type === 'link-removed') events.push({ at: e.time, what: `link removed ${e.payload.a}–${e.payload.b}: ${e.payload.reason}` });
+      else if (e.type === 'link-changed') events.push({ at: e.time, what: `link ${e.payload.link.a}–${e.payload.link.b} ${e.payload.link.state ?? ''}` });
+      else if (e.type === 'decision' && e.payload.decision.kind !== 'no-change') events.push({ at: e.time, what: `${e.payload.decision.kind}: ${e.payload.decision.reason.slice(0, 110)}` });
+    }));
     const owner = { after: (fn: () => void): void => { cleanups.push(fn); } };
     const stream = qemu ? startEchoStream(p!.ns, x!.ip, 7, undefined, owner) : await startStream(x!.ns, p!.ns, x!.ip, 5303, undefined, owner);
     // 10 ms apart: 10 s for a QEMU guest, 6 s for one move, until stopped for several.
@@ -138,6 +150,7 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
       framesLost: figures.reduce((n, f) => n + (f.migration.cutover?.lost ?? 0), 0),
       acknowledgedMs: worst(figures.map((f) => f.migration.cutover?.timeMs ?? Number.NaN)),
       moves: figures,
+      events,
     };
   } finally {
     for (const fn of cleanups.reverse()) await fn();

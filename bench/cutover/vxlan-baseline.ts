@@ -10,7 +10,7 @@
  *
  * Every address lives in namespaces this program creates and removes.
  */
-import type { MoveFigures } from './phases.ts';
+import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { spawnSync } from 'node:child_process';
 import { startPing, startStream, type PingFigures, type StreamFigures } from './probes.ts';
 
@@ -28,6 +28,8 @@ export interface CutoverFigures {
   guestDowntimeMs?: number | undefined;
   /** vnet, several moves in one run: each move's migration (its spans) and ping window (phases.ts). */
   moves?: MoveFigures[] | undefined;
+  /** vnet: what the controller did meanwhile (VM moves, links, decisions), for the gaps. */
+  events?: ControllerEvent[] | undefined;
 }
 
 function sh(cmd: string[], check = true): string {

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
 import { createRootLogger } from '../common/logger.ts';
+import { applyNice, DEFAULT_NICE, niceFor } from '../common/process-priority.ts';
 import { ConfigError } from '../common/errors.ts';
 import { loadDeploymentFile } from '../controller/deployment-file.ts';
 import { controlChannelTls, controllerAddresses, startControllerProcess, type ControllerProcess, type ControllerProcessInit } from '../controller/launch.ts';
@@ -18,6 +19,12 @@ import { DEFAULT_DB_PATH } from '../controller/store/store.ts';
 import { DEFAULT_JOIN_TOKEN_TTL_MS, MAX_JOIN_TOKEN_TTL_MS } from '../controller/join-tokens.ts';
 
 const DEFAULT_LEASE_TTL_S = 5;
+
+function niceArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -20 || n > 19) throw new InvalidArgumentError(`expected a whole number -20..19, got ${JSON.stringify(value)}`);
+  return n;
+}
 
 function leaseTtlArg(value: string): number {
   const n = Number(value);
@@ -82,8 +89,10 @@ export function controllerCommand(): Command {
     .option('--etcd-ca <file>', 'TLS to etcd: the CA of its certificates (the endpoints become https://)')
     .option('--etcd-cert <file>', 'TLS to etcd: this controller\'s client certificate (with --etcd-key)')
     .option('--etcd-key <file>', 'TLS to etcd: its key')
+    .option('--nice <n>', `scheduling priority, -20..19 (default ${DEFAULT_NICE} as root, so cutovers are not queued behind other work; 0 leaves it alone)`, niceArg)
     .action(async (opts: Record<string, unknown>) => {
       const logger = createRootLogger();
+      applyNice(niceFor(opts.nice as number | undefined), logger);
       try {
         const deployment = loadDeploymentFile(String(opts.topology));
         const init: ControllerProcessInit = {

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { hostPortArg } from './cli-options.ts';
 import { componentLogger, createRootLogger } from '../common/logger.ts';
 import { ConfigError, VnetError } from '../common/errors.ts';
+import { applyNice, niceFor } from '../common/process-priority.ts';
 import { hostPortOrProblem } from '../common/host-port.ts';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../dataplane/daemon-config.ts';
 import { defaultAdminSocket, defaultRunDir } from '../dataplane/admin-access.ts';
@@ -135,6 +136,8 @@ interface Reloadable {
  */
 async function runDaemon(config: DaemonConfig, reloadable: Reloadable | undefined): Promise<void> {
   const logger = createRootLogger();
+  // First: the threads started from here on inherit it.
+  applyNice(niceFor(config.nice), componentLogger(logger, 'daemon'));
   let running: RunningDaemon | undefined;
   /** The exit code of a stop asked for (a signal, a refusal), acted on once the daemon has started. */
   let stopWith: number | undefined;

@@ -228,6 +228,8 @@ export const daemonConfigSchema = z
       .optional(),
     /** The log level (default: VNET_LOG_LEVEL, else info); a reload (SIGHUP) applies a new one at once. */
     logLevel: z.enum(LOG_LEVELS).optional(),
+    /** The daemon's nice value (-20..19; default -10 when it runs as root, src/common/process-priority.ts; 0 leaves it alone). Fixed while it runs. */
+    nice: z.number().int().min(-20).max(19).optional(),
     ports: z.array(portSchema).default([]),
     /** Where this host's QEMU VMs live (their sockets; needed for stream ports and to receive QEMU VMs), the QEMU binary, the guest's boot deadline. */
     qemu: z
