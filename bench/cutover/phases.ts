@@ -31,7 +31,8 @@ export interface MoveFigures {
 /** A controller event, in short (wall clock, ms). */
 export interface ControllerEvent { at: number; what: string }
 
-interface Gap { ms: number; endsAt: number }
+/** A gap between printed replies, and the longest round trip of the replies that end it (up to 5): short, the pinger was not scheduled; long, the path stalled. */
+interface Gap { ms: number; endsAt: number; rttMs: number }
 
 /** The longest gap between consecutive replies that ends in [from, to). */
 function longestGap(ping: PingFigures, from: number, to: number): Gap | undefined {
@@ -40,7 +41,7 @@ function longestGap(ping: PingFigures, from: number, to: number): Gap | undefine
   for (let i = 1; i < t.length; i++) {
     if (t[i]! < from || t[i]! >= to) continue;
     const ms = t[i]! - t[i - 1]!;
-    if (best === undefined || ms > best.ms) best = { ms, endsAt: t[i]! };
+    if (best === undefined || ms > best.ms) best = { ms, endsAt: t[i]!, rttMs: Math.max(...ping.replies.slice(i, i + 5).map((r) => r.rttMs)) };
   }
   return best;
 }
@@ -76,13 +77,13 @@ export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, ev
     const v = moves.map((m) => of(m.migration)).filter((x): x is number => x !== null).sort((a, b) => a - b);
     out.push(v.length === 0 ? `${name.padEnd(12)}${cell(null)}` : `${name.padEnd(12)}${cell(v[0])}${cell(quantile(v, 0.5))}${cell(quantile(v, 0.95))}${cell(v[v.length - 1])}`);
   }
-  out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
+  out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'rtt'.padStart(6)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
   for (const [i, m] of moves.entries()) {
     const paused = m.migration.cutover?.pausedAt ?? m.startedAt;
     const atCut = longestGap(ping, paused, paused + 1000);
     const late = longestGap(ping, paused + 1000, m.until);
     const acks = Object.entries(m.migration.cutover?.spans?.acks ?? {}).map(([h, t]) => `${h}+${t}`).join(' ');
-    out.push(`${String(i + 1).padEnd(5)}${PHASES.map(([, of]) => cell(of(m.migration))).join('')}  ${cell(atCut?.ms)}${cell(late?.ms, 9)}${cell(sub(late?.endsAt, paused), 7)}${cell(sub(m.linkRemovedAt, paused))}  ${acks}`);
+    out.push(`${String(i + 1).padEnd(5)}${PHASES.map(([, of]) => cell(of(m.migration))).join('')}  ${cell(atCut?.ms)}${cell(late?.ms, 9)}${cell(late?.rttMs, 6)}${cell(sub(late?.endsAt, paused), 7)}${cell(sub(m.linkRemovedAt, paused))}  ${acks}`);
     // A late gap of more than 100 ms: what the controller did from 300 ms before it to its end.
     if (late !== undefined && late.ms > 100) {
       for (const e of events) if (e.at >= late.endsAt - late.ms - 300 && e.at <= late.endsAt) out.push(`       ${String(e.at - paused).padStart(6)} ms  ${e.what}`);
@@ -90,6 +91,6 @@ export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, ev
   }
   const cut = moves.map((m) => m.migration.cutover?.timeMs).filter((x): x is number => typeof x === 'number');
   const under = cut.filter((x) => x < 50).length;
-  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "late gap": the longest ping gap from 1 s after the pause to the next move, "at" when it ended and "link −" when the migration's fast-path link went (ms after the pause)`);
+  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "late gap": the longest ping gap from 1 s after the pause to the next move, "at" when it ended "rtt" the longest round trip of the replies that ended it (short: ping itself was not scheduled; long: the path stalled), and "link −" when the migration's fast-path link went (ms after the pause)`);
   return out;
 }

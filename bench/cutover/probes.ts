@@ -14,8 +14,13 @@ export interface PingFigures {
   lost: number;
   /** Longest time between two consecutive replies, ms. */
   maxGapMs: number;
-  /** Every reply: its sequence number and when it arrived (wall clock, ms since the epoch). */
-  replies: Array<{ seq: number; atMs: number }>;
+  /**
+   * Every reply: its sequence number, when ping printed it (wall clock, ms
+   * since the epoch) and its round trip. A gap between printed replies whose
+   * round trips stay short is ping's own scheduling, not the path's: a
+   * stalled path shows as long round trips.
+   */
+  replies: Array<{ seq: number; atMs: number; rttMs: number }>;
 }
 
 export interface StreamFigures {
@@ -55,7 +60,7 @@ export function startPing(ns: string, ip: string, count: number, owner?: ProbeOw
   const c = collect(child);
   const done = c.exited.then((): PingFigures => {
     const text = c.out();
-    const replies = [...text.matchAll(/^\[(\d+\.\d+)\] .*icmp_seq=(\d+)/gm)].map((m) => ({ seq: Number(m[2]), atMs: Number(m[1]) * 1000 }));
+    const replies = [...text.matchAll(/^\[(\d+\.\d+)\] .*icmp_seq=(\d+).*time=([\d.]+) ms/gm)].map((m) => ({ seq: Number(m[2]), atMs: Number(m[1]) * 1000, rttMs: Number(m[3]) }));
     const times = replies.map((r) => r.atMs);
     let maxGapMs = 0;
     for (let i = 1; i < times.length; i++) maxGapMs = Math.max(maxGapMs, times[i]! - times[i - 1]!);

@@ -411,7 +411,8 @@ export class Daemon implements DaemonControl {
   setRules(origin: RuleOrigin, rules: readonly RuleSpec[]): void {
     const parsed = parseRules(rules, origin);
     const changes = this.table.setRules(origin, parsed);
-    this.#log.info({ origin, rules: rules.length, ...changes }, 'rules applied');
+    // Logged on the next turn: the controller's acknowledgement (sent once this returns) does not wait for the log write.
+    setImmediate(() => this.#log.info({ origin, rules: rules.length, ...changes }, 'rules applied'));
   }
 
   get rulesVersion(): number {
