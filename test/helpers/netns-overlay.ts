@@ -191,6 +191,9 @@ export interface StartedController {
   allUp(): boolean | Promise<boolean>;
 }
 
+/** How long the daemons get to close at the end before they are killed. */
+const DAEMON_EXIT_MS = 15_000;
+
 export async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c: ControllerStart) => Promise<StartedController>): Promise<NetnsOverlayBase> {
   requireTools(['ip', ...(init.tools ?? [])]);
   const work = mkdtempSync(join(tmpdir(), 'vnet-overlay-priv-'));
@@ -231,9 +234,17 @@ ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: "${v.ip}", host: $
 ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === undefined ? '' : `scheduler:\n${init.scheduler}\n`}`;
   const ctl = await startCtl({ work, deploymentYaml, dbPath: join(work, 'vnet.db'), certs, tokenFile: join(work, 'api-token'), control: { host: underlay?.controllerAddress ?? '127.0.0.1', port: ports.get('control')! }, logDir });
   t.after(async () => {
-    const exits = daemons.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
+    const running = (p: ChildProcess): boolean => p.exitCode === null && p.signalCode === null;
+    const exits = daemons.filter(running).map((p) => new Promise((r) => p.once('exit', r)));
     for (const p of daemons) { p.kill('SIGCONT'); p.kill('SIGINT'); }
-    await Promise.all(exits);
+    // Bounded: a daemon whose close hangs (a migration left half-way by a failed test) is killed, so the file ends now, not at its timeout.
+    const bound = new Promise<'late'>((r) => setTimeout(() => r('late'), DAEMON_EXIT_MS).unref());
+    if (await Promise.race([Promise.all(exits), bound]) === 'late') {
+      const late = daemons.filter(running);
+      process.stderr.write(`netns overlay: ${late.map((p) => [...daemonOf].find(([, c]) => c === p)?.[0] ?? p.pid).join(', ')} still running ${DAEMON_EXIT_MS} ms after SIGINT: killed\n`);
+      for (const p of late) p.kill('SIGKILL');
+      await Promise.all(exits);
+    }
   });
 
   for (const h of hosts) {
