@@ -22,21 +22,22 @@ function setup(): { applier: Applier; store: ReturnType<typeof openStore>; event
   return { applier, store, events, sessions, registry };
 }
 
-test('writes land before the events that announce them; messages go to connected sessions and pushes are counted', async (t) => {
+test('writes land before the messages and the events that announce them; messages go to connected sessions first, and pushes are counted', async (t) => {
   const { applier, store, events, sessions, registry } = setup();
   t.after(() => store.close());
   store.upsertHost({ id: 'h1', site: undefined, role: 'spoke', addresses: [] });
   store.upsertHost({ id: 'h2', site: undefined, role: 'spoke', addresses: [] });
   const session = fakeSession('h1');
   sessions.open(session, { linksVersion: 0, rulesVersion: 0 });
-  const seen: Array<[string, number]> = [];
-  events.subscribe((e: EventView) => seen.push([e.type, store.listLinks('fast-path').length]));
+  const seen: Array<[string, number, number]> = [];
+  // Each event is written with the messages already handed to the sessions (a cutover's push waits for no event row).
+  events.subscribe((e: EventView) => seen.push([e.type, store.listLinks('fast-path').length, session.sent.length]));
   const e = noEffects();
   e.writes.push({ op: 'put-link', link: { a: 'h1', b: 'h2', kind: 'fast-path', requestedBy: 'adaptation', reason: 'hot' }, atMs: 7 });
   e.events.push(event('link-removed', { a: 'x', b: 'y', kind: 'fast-path', actor: null, reason: 'r' }), decision('fast-path-added', 'hot', { a: 'h1', b: 'h2' }));
   e.messages.push({ host: 'h1', message: { type: 'set-rules', version: 3, rules: [] } }, { host: 'h2', message: { type: 'set-rules', version: 1, rules: [] } });
   applier.apply(e);
-  assert.deepEqual(seen, [['link-removed', 1], ['decision', 1]]);
+  assert.deepEqual(seen, [['link-removed', 1, 1], ['decision', 1, 1]]);
   assert.deepEqual(session.sent, [{ type: 'set-rules', version: 3, rules: [] }]);
   assert.equal(await metricValue(registry, 'vnet_control_pushes_total', { kind: 'rules' }), 1);
   assert.equal(events.listDecisions(10)[0]?.reason, 'hot');

@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { CONTROL_PROTOCOL_VERSION, factsToWire, type HelloMessage } from '../../src/control/control-protocol.ts';
 import type { LinkFacts } from '../../src/control/daemon-control.ts';
 import { ControlLoop } from '../../src/controller/control-loop.ts';
+import { migrationRecord, type MigrationRun } from '../../src/controller/migration-run.ts';
 import { syncDeployment } from '../../src/controller/deployment-sync.ts';
 import { ControllerEventLog } from '../../src/controller/event-log.ts';
 import { ControllerMetrics } from '../../src/controller/metrics.ts';
@@ -210,4 +211,48 @@ test('a facts report does not scan the registry: only the reporting host\'s VMs 
   r.loop.messageReceived(h1.session, { type: 'facts', facts: factsToWire(h1.daemon.facts()) });
   assert.deepEqual(calls, { listVms: 0, rowsOnHost: 1, listHosts: 0 });
   assert.equal(r.store.getHost('h1')?.facts?.ports[0]?.mac, V1);
+});
+
+test('while a migration\'s cutover is in flight the update period and the traffic samples\' writes wait for it, one period at most', (t) => {
+  const r = rig(t);
+  const hub = r.connect('hub');
+  const h1 = r.connect('h1', [V1]);
+  const h2 = r.connect('h2', [V2]);
+  for (const d of [hub, h1, h2]) d.sync();
+  const traffic = (): void => {
+    const end = r.clock.now();
+    r.loop.messageReceived(h1.session, { type: 'traffic', report: { host: 'h1', startMs: end - 100, endMs: end, entries: [{ src: 0x020000000001, dst: 0x020000000002, frames: 7, bytes: 1000 }] } });
+  };
+  const periods: number[] = [];
+  r.events.subscribe((e) => { if (e.type === 'traffic-updated') periods.push(e.payload.at); });
+  // No cutover: a report is written at once, a period runs when it is called.
+  traffic();
+  assert.equal(r.store.trafficSince(0).length, 1);
+  r.loop.tick();
+  assert.equal(periods.length, 1);
+
+  // A migration past its commit point (v1 h1→h2), its rules not yet acknowledged by h1: the cutover is in flight.
+  const now = r.clock.now();
+  r.store.upsertVm({ ...r.store.getVm(V1)!, host: 'h2', state: 'migrating', updatedMs: now });
+  const run: MigrationRun = {
+    id: 'm1', vm: { mac: V1, port: 'tap-v1' }, from: 'h1', to: 'h2', rule: 'smart-stop', deadlineMs: null, requestedBy: 'test', startedMs: now,
+    step: 'commit', stepMs: now, heardMs: now, address: { host: '127.0.0.1', port: 9000 }, linkOwner: 'migration', progress: null,
+    pausedMs: now, readyMs: now, commitMs: now, acknowledgedMs: null, resumedMs: null, releasedMs: null, commitSentMs: { dest: null, source: null },
+    destStats: null, sourceStats: null, query: null, abort: null, cleanupAtMs: null, finishedMs: null, error: null,
+  };
+  r.store.putMigration(migrationRecord(run));
+  r.loop.migrations.restore();
+  assert.equal(r.loop.migrations.cutoverInFlight(), true);
+  r.clock.advance(100);
+  traffic();
+  assert.equal(r.store.trafficSince(0).length, 1, 'the new samples wait');
+  r.loop.tick();
+  assert.equal(periods.length, 1, 'the period waits');
+  r.clock.advance(99);
+  r.loop.tick();
+  assert.equal(periods.length, 1, 'still within one period');
+  r.clock.advance(1);
+  r.loop.tick();
+  assert.equal(periods.length, 2, 'one period late, it runs anyway');
+  assert.equal(r.store.trafficSince(0).length, 2, 'with the samples that waited');
 });
