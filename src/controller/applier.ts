@@ -93,7 +93,6 @@ export class Applier {
       case 'delete-link': store.deleteLink(w.a, w.b, w.kind); return;
       case 'host-connected': store.setHostConnected(w.host, w.connected, w.atMs); return;
       case 'host-facts': store.recordHostFacts(w.facts, w.atMs); return;
-      case 'touch-host': store.touchHost(w.host, w.atMs); return;
       case 'traffic-samples': store.insertTrafficSamples(w.samples); return;
       case 'prune-traffic': store.pruneTraffic(w.beforeMs); return;
       case 'topology': store.insertTopology({ atMs: w.atMs, kind: w.kind, changed: true, body: w.body }); return;

@@ -11,7 +11,7 @@ import type { PlacementMove, SecurityReport } from './api-model.ts';
 import { combineEffects, event, noEffects, type Effects } from './effects.ts';
 import { NotFoundError } from './errors.ts';
 import type { ControllerEventLog } from './event-log.ts';
-import { INITIAL_LINK_RATES, linkRates, nextLinkRates, withoutHost, type LinkRateState } from './link-rates.ts';
+import { LinkReports } from './link-reports.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementSource } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
@@ -30,13 +30,16 @@ import { dialableFacts } from './dial-address.ts';
 import type { ImageDistribution } from './image-distribution.ts';
 import type { ImageManifest } from '../images/manifest.ts';
 import { DesiredStateCache } from './desired-state-cache.ts';
+import { factsChanged } from './stored-facts.ts';
+import type { LinkReportRecord } from './store/records.ts';
 
 /**
  * The controller's loop: what daemons report and the update period go to the
  * planners, and what the planners return goes to the applier.
  *
  *   session opened  ─▶ host up, facts ─▶ hub watch ─▶ VM learning ─▶ reconcile
- *   facts           ─▶ facts, link rates ─▶ VM learning ─▶ reconcile if a VM moved
+ *   facts           ─▶ link reports and rates (memory), facts stored if more than
+ *                      counters changed ─▶ VM learning ─▶ reconcile if a VM moved
  *                   ─▶ hub watch (hub-status.ts) ─▶ reconcile if a spoke changed hub
  *   traffic report  ─▶ (valid: checked by the control server) samples stored, buffered
  *   ack             ─▶ session table, store ─▶ migrations waiting for acks
@@ -48,9 +51,11 @@ import { DesiredStateCache } from './desired-state-cache.ts';
  *                   ─▶ migration timeouts
  *   reconcile       ─▶ desired state, versions, pushes (reconcile-planner.ts)
  *
- * State here is only what the planners hand back between calls (the session
- * table, link rates, adaptation's and placement's memories, the buffered
- * reports); the registry is the store.
+ * State here is what the planners hand back between calls (the session
+ * table, adaptation's and placement's memories, the buffered reports) and
+ * the leader's soft state, rebuilt from the daemons' next reports after a
+ * leader change: link reports and rates (link-reports.ts), when each daemon
+ * last reported. The registry is the store.
  */
 
 export interface ControlLoopComponents {
@@ -91,7 +96,10 @@ export class ControlLoop implements ControlHandler {
   readonly #migrations: MigrationDriver;
   /** The registry as VM learning reads it on every facts report: indexed lookups, no scan of every VM. */
   readonly #registry: VmLookup;
-  #rates: LinkRateState = INITIAL_LINK_RATES;
+  /** What the daemons last reported of their links, and the rates: never stored (link-reports.ts). */
+  readonly #links = new LinkReports();
+  /** When each connected daemon last reported (stored when it connects or leaves, not per report). */
+  readonly #lastSeen = new Map<string, number>();
   #backbone: BackboneVerdict = EMPTY_VERDICT;
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
   #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
@@ -111,7 +119,7 @@ export class ControlLoop implements ControlHandler {
     this.#applier = new Applier({ store: components.store, events: components.events, sessions: this.#sessions, metrics: components.metrics, logger: components.logger });
     this.#migrations = new MigrationDriver({
       store: components.store, sessions: this.#sessions, applier: this.#applier, wallClock: components.wallClock,
-      reconcile: (why) => this.reconcile(why),
+      reconcile: (why) => this.reconcile(why), linkUp: (a, b) => this.#links.up(a, b),
       ...(init.newMigrationId !== undefined ? { newId: init.newMigrationId } : {}),
     }, { ...DEFAULT_MIGRATION_TIMEOUTS, cleanupGraceMs: 5 * init.policy.updatePeriodMs, ...init.migration });
   }
@@ -123,7 +131,17 @@ export class ControlLoop implements ControlHandler {
 
   /** Link rates (both directions summed), keyed by pairKey(a, b). */
   linkRates(): Map<string, LinkRate> {
-    return linkRates(this.#rates);
+    return this.#links.rates();
+  }
+
+  /** Every host's last report of each of its links (host, then peer). */
+  linkReports(): LinkReportRecord[] {
+    return this.#links.list();
+  }
+
+  /** When a connected daemon last reported (undefined: not connected here; the store has when it connected or left). */
+  lastSeen(host: string): number | undefined {
+    return this.#lastSeen.get(host);
   }
 
   /** The daemon's version of each desired set, as far as we know (undefined if not connected). */
@@ -142,6 +160,8 @@ export class ControlLoop implements ControlHandler {
     const now = this.#c.wallClock();
     this.#sessions.open(session, facts);
     this.#c.metrics.recordFacts(facts);
+    this.#links.report(session.hostId, facts.links, now);
+    this.#lastSeen.set(session.hostId, now);
     const up = noEffects();
     up.writes.push({ op: 'host-connected', host: session.hostId, connected: true, atMs: now }, { op: 'host-facts', facts, atMs: now });
     const learned = this.#learn(facts, now);
@@ -171,10 +191,12 @@ export class ControlLoop implements ControlHandler {
         const before = previous?.addresses[0];
         if (facts.listen !== undefined && JSON.stringify(facts.listen) !== JSON.stringify(before)) this.#dirty = true;
         this.#c.metrics.recordFacts(facts);
-        this.#rates = nextLinkRates(this.#rates, host, facts.links, now);
+        this.#links.report(host, facts.links, now);
+        this.#lastSeen.set(host, now);
         this.#sessions.reported(host, facts);
         const stored = noEffects();
-        stored.writes.push({ op: 'host-facts', facts, atMs: now });
+        // Counters alone changing stay in memory: a report costs a store write only when it says something new.
+        if (factsChanged(previous?.facts, facts)) stored.writes.push({ op: 'host-facts', facts, atMs: now });
         const learned = this.#learn(facts, now);
         this.#applier.apply(combineEffects(stored, { ...learned, reconcile: undefined }));
         // The hub watch reads every host: only when this host's backbone changed, so a report costs what it carries.
@@ -187,10 +209,11 @@ export class ControlLoop implements ControlHandler {
       case 'traffic': {
         const r = message.report;
         this.#reports.push(r);
+        this.#lastSeen.set(host, now);
         this.#heldSamples.push({
           op: 'traffic-samples',
           samples: r.entries.map((x) => ({ host, startMs: r.startMs, endMs: r.endMs, src: formatMac(x.src), dst: formatMac(x.dst), frames: x.frames, bytes: x.bytes })),
-        }, { op: 'touch-host', host, atMs: now });
+        });
         // A cutover in flight has the event loop and the store first: the samples wait for it to end.
         if (!this.#migrations.cutoverInFlight()) this.#writeHeldSamples();
         return;
@@ -240,7 +263,8 @@ export class ControlLoop implements ControlHandler {
   sessionClosed(session: ControlSession, _reason: string): void {
     if (!this.#sessions.close(session)) return;
     this.#c.images?.sessionClosed(session.hostId);
-    this.#rates = withoutHost(this.#rates, session.hostId);
+    this.#links.hostGone(session.hostId);
+    this.#lastSeen.delete(session.hostId);
     const now = this.#c.wallClock();
     const e = noEffects();
     e.writes.push({ op: 'host-connected', host: session.hostId, connected: false, atMs: now });
@@ -373,7 +397,7 @@ export class ControlLoop implements ControlHandler {
       const hosts = store.listHosts();
       const adapted = planFastPaths(this.#adaptation, {
         matrix: out.raw.matrix, registry: out.raw.registry, links: store.listLinks(), hubId: hosts.find((h) => h.role === 'hub')?.id,
-        linkReports: store.listLinkReports(), rates: this.linkRates(), vmNames: vmNamesByMac(vms),
+        linkReports: this.#links.list(), rates: this.linkRates(), vmNames: vmNamesByMac(vms),
       }, policy, now);
       this.#adaptation = adapted.state;
       adapt = adapted.effects;
@@ -391,7 +415,7 @@ export class ControlLoop implements ControlHandler {
     if (adapt.reconcile !== undefined) this.#dirty = true;
     if (policy.autoMigrate && moves.length > 0) this.#migrations.autoMigrate(moves, policy);
     const rates = this.linkRates();
-    const reportsNow = store.listLinkReports();
+    const reportsNow = this.#links.list();
     const period = noEffects();
     period.events.push(event('traffic-updated', {
       at: now,

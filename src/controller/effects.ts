@@ -27,7 +27,6 @@ export type StoreWrite =
   | { op: 'delete-link'; a: string; b: string; kind: LinkKind }
   | { op: 'host-connected'; host: string; connected: boolean; atMs: number }
   | { op: 'host-facts'; facts: DaemonFacts; atMs: number }
-  | { op: 'touch-host'; host: string; atMs: number }
   | { op: 'traffic-samples'; samples: TrafficSampleRecord[] }
   | { op: 'prune-traffic'; beforeMs: number }
   | { op: 'topology'; atMs: number; kind: string; body: unknown }

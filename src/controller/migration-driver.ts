@@ -28,6 +28,8 @@ export interface MigrationDriverComponents {
   /** The control loop's reconcile. */
   reconcile: (why: string) => void;
   wallClock: () => number;
+  /** Whether either end last reported the link between two hosts up (the leader's link reports: link-reports.ts). */
+  linkUp: (a: string, b: string) => boolean;
   /** Migration ids (default: time and random, e.g. "m-lx2k3-9f2a"). */
   newId?: () => string;
 }
@@ -159,18 +161,14 @@ export class MigrationDriver {
   }
 
   #world(): CoordinatorWorld {
-    const { store, sessions } = this.#c;
-    let reports: ReturnType<ControllerStore['listLinkReports']> | undefined;
+    const { store, sessions, linkUp } = this.#c;
     return {
       connected: new Set(sessions.connectedHosts()),
       rulesConverged: (host) => {
         const applied = sessions.appliedVersions(host);
         return applied !== undefined && applied.rulesVersion >= store.getVersions(host).rulesVersion;
       },
-      linkUp: (a, b) => {
-        reports ??= store.listLinkReports();
-        return reports.some((r) => ((r.host === a && r.peer === b) || (r.host === b && r.peer === a)) && r.state === 'up');
-      },
+      linkUp,
       links: store.listLinks(),
       vm: (mac) => store.getVm(mac),
       measured: (id) => this.#recorder.get(id),

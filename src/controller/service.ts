@@ -13,6 +13,7 @@ import { ConflictError, NotFoundError, NotLeaderError } from './errors.ts';
 import { FAST_PATH_RULE_PRIORITY, desiredRulesOf } from './reconcile.ts';
 import { registryView } from './reconcile-planner.ts';
 import type { ControllerStore } from './store/store.ts';
+import type { HostRecord } from './store/records.ts';
 import type { TopologyTracker } from './topology-tracker.ts';
 import { EMPTY_PLACEMENT, type PlacementSource } from './placement-advisor.ts';
 
@@ -54,13 +55,19 @@ export class ControllerService implements ControllerModel {
   listHosts(): HostView[] {
     const hosts = this.#c.store.listHosts();
     const backbone = backboneVerdict(hosts);
-    return hosts.map((h) => hostView(h, backbone));
+    return hosts.map((h) => hostView(this.#live(h), backbone));
   }
 
   getHost(id: string): HostView | undefined {
     const hosts = this.#c.store.listHosts();
     const h = hosts.find((x) => x.id === id);
-    return h === undefined ? undefined : hostView(h, backboneVerdict(hosts));
+    return h === undefined ? undefined : hostView(this.#live(h), backboneVerdict(hosts));
+  }
+
+  /** A host as the leader knows it now: when it last reported is in memory (stored when it connects or leaves, not per report). */
+  #live(h: HostRecord): HostRecord {
+    const seen = this.#c.loop?.lastSeen(h.id);
+    return seen === undefined ? h : { ...h, lastSeenMs: seen };
   }
 
   listVms(): VmView[] {
@@ -74,7 +81,8 @@ export class ControllerService implements ControllerModel {
   }
 
   listLinks(): LinkView[] {
-    const reports = this.#c.store.listLinkReports();
+    // The daemons' reports of their links are the leader's (a follower forwards this read: api/leader-reads.ts).
+    const reports = this.#c.loop?.linkReports() ?? [];
     const rates = this.#c.loop?.linkRates() ?? new Map();
     return this.#c.store.listLinks().map((l) => linkView(l, reports, rates)).sort((x, y) => (x.a === y.a ? (x.b < y.b ? -1 : 1) : x.a < y.a ? -1 : 1));
   }

@@ -271,6 +271,15 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       DROP TABLE rules;
     `,
   },
+  {
+    version: 9,
+    name: 'link reports are the leader\'s soft state, not stored: the hub\'s row per spoke changed every update period (1,000 keys a second at 1,000 hosts)',
+    sql: `
+      -- What daemons report of their links (state, counters, rates) is kept in memory by the leader (link-reports.ts)
+      -- and rebuilt from the next reports after a leader change; each host's facts, stored when they change, keep the links' state.
+      DROP TABLE link_reports;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

@@ -6,7 +6,7 @@ import { StoreError } from '../errors.ts';
 import { applyMigrations } from './migrations.ts';
 import type {
   AuditRecord, DesiredVersions, EventRecord, HostRecord, LinkRecord,
-  LinkReportRecord, MigrationRecord, MigrationState, MigrationStepRecord, TopologyRecord, TrafficSampleRecord, VmRecord,
+  MigrationRecord, MigrationState, MigrationStepRecord, TopologyRecord, TrafficSampleRecord, VmRecord,
 } from './records.ts';
 import { SCHEMA_MIGRATIONS } from './schema.ts';
 import { AccessTables } from './access-tables.ts';
@@ -95,7 +95,6 @@ export class ControllerStore {
       this.#sql('DELETE FROM hosts WHERE id = ?').run(id);
       this.#sql('DELETE FROM desired_versions WHERE host = ?').run(id);
       this.#sql('DELETE FROM links WHERE a = ? OR b = ?').run(id, id);
-      this.#sql('DELETE FROM link_reports WHERE host = ?').run(id);
       this.access.forgetHost(id);
     });
   }
@@ -120,34 +119,18 @@ export class ControllerStore {
     this.#sql('UPDATE hosts SET connected = 0').run();
   }
 
-  touchHost(id: string, nowMs: number): void {
-    this.#sql('UPDATE hosts SET last_seen_ms = ? WHERE id = ?').run(nowMs, id);
-  }
-
-  /** Record what a daemon reported: its facts, the links it sees. One transaction. */
+  /**
+   * Record what a daemon reported (its facts: ports, links and their state,
+   * versions, listen address) and when. The control loop calls it when they
+   * changed, not on every report: counters alone changing are the leader's
+   * soft state (link-reports.ts), so the stored facts' counters are those of
+   * the last change.
+   */
   recordHostFacts(facts: DaemonFacts, nowMs: number): void {
-    this.transaction(() => {
-      const addresses = facts.listen === undefined ? undefined : JSON.stringify([facts.listen]);
-      this.#sql(
-        `UPDATE hosts SET facts = ?, last_seen_ms = ?, addresses = COALESCE(?, addresses) WHERE id = ?`,
-      ).run(JSON.stringify(facts), nowMs, addresses ?? null, facts.hostId);
-      this.#sql('DELETE FROM link_reports WHERE host = ?').run(facts.hostId);
-      const ins = this.#sql(
-        `INSERT OR REPLACE INTO link_reports (host, peer, kind, state, tx_frames, tx_bytes, rx_frames, rx_bytes,
-           tx_dropped, decode_errors, reconnects, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      for (const l of facts.links) {
-        ins.run(facts.hostId, l.peer, l.kind, l.state, l.txFrames, l.txBytes, l.rxFrames, l.rxBytes, l.txDropped, l.decodeErrors, l.reconnects, nowMs);
-      }
-    });
-  }
-
-  listLinkReports(): LinkReportRecord[] {
-    return (this.#sql('SELECT * FROM link_reports ORDER BY host, peer').all() as LinkReportRow[]).map((r) => ({
-      host: r.host, peer: r.peer, kind: r.kind as LinkKind, state: r.state, txFrames: r.tx_frames, txBytes: r.tx_bytes,
-      rxFrames: r.rx_frames, rxBytes: r.rx_bytes, txDropped: r.tx_dropped, decodeErrors: r.decode_errors,
-      reconnects: r.reconnects, updatedMs: r.updated_ms,
-    }));
+    const addresses = facts.listen === undefined ? undefined : JSON.stringify([facts.listen]);
+    this.#sql(
+      `UPDATE hosts SET facts = ?, last_seen_ms = ?, addresses = COALESCE(?, addresses) WHERE id = ?`,
+    ).run(JSON.stringify(facts), nowMs, addresses ?? null, facts.hostId);
   }
 
   // ---- VMs --------------------------------------------------------------
@@ -404,7 +387,6 @@ interface MigrationRow { id: string; vm_mac: string; from_host: string; to_host:
 interface StepRow { id: number; migration_id: string; step: string; state: string; at_ms: number; detail: string }
 interface AuditRow { id: number; at_ms: number; actor: string; action: string; target: string; detail: string }
 interface EventRow { id: number; at_ms: number; type: string; data: string }
-interface LinkReportRow { host: string; peer: string; kind: string; state: string; tx_frames: number; tx_bytes: number; rx_frames: number; rx_bytes: number; tx_dropped: number; decode_errors: number; reconnects: number; updated_ms: number }
 
 function hostFromRow(r: HostRow): HostRecord {
   return {
