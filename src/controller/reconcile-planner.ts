@@ -16,6 +16,9 @@ import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/
  * whose rules changed).
  */
 
+/** Rule ids added, changed and removed; with `counts` when the lists hold only the first ids. */
+export type RuleChangeList = ReturnType<typeof ruleChanges> & { counts?: { added: number; changed: number; removed: number } };
+
 export interface ReconcileInput {
   hosts: readonly HostRecord[];
   vms: readonly Pick<VmRecord, 'mac' | 'host'>[];
@@ -27,8 +30,13 @@ export interface ReconcileInput {
   vxlanHosts?: ReadonlySet<string>;
   /** Desired state of the registry's view: `desiredState` unless given (the control loop keeps a DesiredStateCache). */
   desiredOf?: (view: RegistryView) => Map<string, HostDesiredState>;
-  /** How a host's rules changed since the last reconcile, when known (the cache's); else the whole set counts as added (a first reconcile). */
-  ruleChangesOf?: (host: string) => ReturnType<typeof ruleChanges> | undefined;
+  /**
+   * How a host's rules changed since the last reconcile, when known (the
+   * cache's: with `counts` when the lists are only their first ids, so that
+   * a set appearing whole is not built for the log); else the whole set
+   * counts as added (a first reconcile).
+   */
+  ruleChangesOf?: (host: string) => RuleChangeList | undefined;
 }
 
 /** The registry as desired state reads it: hosts, VMs, links, and the hubs from the hosts' reported backbones (hub-status.ts). */
@@ -53,14 +61,14 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
     const reported = input.sessions.get(host);
     const plan = nextVersions(input.versionsOf(host), want, reported);
     if (plan.linksChanged || plan.rulesChanged) {
-      const changes = plan.rulesChanged ? input.ruleChangesOf?.(host) ?? ruleChanges([], want.rules) : undefined;
+      const changes: RuleChangeList | undefined = plan.rulesChanged ? input.ruleChangesOf?.(host) ?? ruleChanges([], want.rules) : undefined;
       effects.writes.push({ op: 'versions', versions: plan.versions });
       if (changes !== undefined) {
         const version = plan.versions.rulesVersion;
         effects.events.push(event('rules-changed', { host, version }));
-        effects.events.push(decision('rules-pushed', `rules of ${host} at version ${version} (+${changes.added.length} ~${changes.changed.length} -${changes.removed.length}): ${why}`, {
-          host, version, added: sample(changes.added), changed: sample(changes.changed), removed: sample(changes.removed),
-          counts: { added: changes.added.length, changed: changes.changed.length, removed: changes.removed.length },
+        const counts = changes.counts ?? { added: changes.added.length, changed: changes.changed.length, removed: changes.removed.length };
+        effects.events.push(decision('rules-pushed', `rules of ${host} at version ${version} (+${counts.added} ~${counts.changed} -${counts.removed}): ${why}`, {
+          host, version, added: sample(changes.added), changed: sample(changes.changed), removed: sample(changes.removed), counts,
         }));
       }
     }

@@ -32,6 +32,11 @@ export class RuleSetDigest {
     this.#count--;
   }
 
+  /** How many rules the set holds. */
+  get count(): number {
+    return this.#count;
+  }
+
   /** `r<count>-<256 bits as hex>`. */
   hex(): string {
     return `r${this.#count}-${Array.from(this.#lanes, (x) => x.toString(16).padStart(8, '0')).join('')}`;
