@@ -134,9 +134,9 @@ export class ControlLoop implements ControlHandler {
     return this.#links.rates();
   }
 
-  /** Every host's last report of each of its links (host, then peer). */
-  linkReports(): LinkReportRecord[] {
-    return this.#links.list();
+  /** What each end of the link between `a` and `b` last reported of it. */
+  linkEnds(a: string, b: string): LinkReportRecord[] {
+    return this.#links.ends(a, b);
   }
 
   /** When a connected daemon last reported (undefined: not connected here; the store has when it connected or left). */
@@ -415,12 +415,11 @@ export class ControlLoop implements ControlHandler {
     if (adapt.reconcile !== undefined) this.#dirty = true;
     if (policy.autoMigrate && moves.length > 0) this.#migrations.autoMigrate(moves, policy);
     const rates = this.linkRates();
-    const reportsNow = this.#links.list();
     const period = noEffects();
     period.events.push(event('traffic-updated', {
       at: now,
       links: store.listLinks().map((l) => {
-        const v = linkView(l, reportsNow, rates);
+        const v = linkView(l, this.#links.ends(l.a, l.b), rates);
         return { a: v.a, b: v.b, bytes: v.bytes, frames: v.frames, bytesPerSec: v.bytesPerSec, framesPerSec: v.framesPerSec };
       }),
       ...(out.due && out.topology.weightsAt !== null ? { topology: { weightsAt: out.topology.weightsAt, edges: out.topology.edges } } : {}),

@@ -76,6 +76,16 @@ export class LinkReports {
     return out;
   }
 
+  /** What each end last reported of the link between `a` and `b` (none, one or both): what a link's view reads, without a scan of every report. */
+  ends(a: string, b: string): LinkReportRecord[] {
+    const out: LinkReportRecord[] = [];
+    const ab = this.#reports.get(a)?.get(b);
+    const ba = this.#reports.get(b)?.get(a);
+    if (ab !== undefined) out.push(ab);
+    if (ba !== undefined) out.push(ba);
+    return out;
+  }
+
   /** Whether either end last reported the link between `a` and `b` up. */
   up(a: string, b: string): boolean {
     return this.#reports.get(a)?.get(b)?.state === 'up' || this.#reports.get(b)?.get(a)?.state === 'up';

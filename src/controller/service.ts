@@ -82,9 +82,9 @@ export class ControllerService implements ControllerModel {
 
   listLinks(): LinkView[] {
     // The daemons' reports of their links are the leader's (a follower forwards this read: api/leader-reads.ts).
-    const reports = this.#c.loop?.linkReports() ?? [];
-    const rates = this.#c.loop?.linkRates() ?? new Map();
-    return this.#c.store.listLinks().map((l) => linkView(l, reports, rates)).sort((x, y) => (x.a === y.a ? (x.b < y.b ? -1 : 1) : x.a < y.a ? -1 : 1));
+    const { loop } = this.#c;
+    const rates = loop?.linkRates() ?? new Map();
+    return this.#c.store.listLinks().map((l) => linkView(l, loop?.linkEnds(l.a, l.b) ?? [], rates)).sort((x, y) => (x.a === y.a ? (x.b < y.b ? -1 : 1) : x.a < y.a ? -1 : 1));
   }
 
   getLink(a: string, b: string): LinkView | undefined {
