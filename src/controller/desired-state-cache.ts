@@ -12,7 +12,7 @@ import { RuleSetDigest } from './rule-set-digest.ts';
  * (the test runs both over random histories); the cost is what differs:
  *
  *   the deployment's hosts or roles, or the default hub changed
- *                                   ─▶ every host's digest computed whole (rare)
+ *                                   ─▶ hubs' sets built whole (rare)
  *   a host's own fast-path peers or hub changed ─▶ that host's digest computed whole
  *   VMs placed, moved or gone, or
  *   on a spoke that changed hub     ─▶ on every other host, the one rule of each
@@ -119,7 +119,8 @@ export class DesiredStateCache {
       const ctx = ruleContext(view, fast, h.id);
       const context = `${ctx.isHub}|${ctx.myHub ?? ''}|${[...(ctx.peers ?? [])].sort().join(',')}`;
       let entry = this.#hosts.get(h.id);
-      if (whole || entry === undefined || entry.context !== context) {
+      // A spoke's rules are a function of its context and where the VMs are: with its context unchanged, only the changed VMs' rules can differ.
+      if (entry === undefined || entry.context !== context || (whole && ctx.isHub)) {
         const rules = ctx.isHub ? this.#counted(builtRules(placed, ctx)) : undefined;
         const digest = rules !== undefined ? digestOfRules(rules) : spokes.digest(ctx);
         if (entry === undefined) {
