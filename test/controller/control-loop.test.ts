@@ -6,52 +6,27 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry } from 'prom-client';
-import { ManualClock } from '../../src/common/clock.ts';
-import { silentLogger } from '../../src/common/logger.ts';
 import { CONTROL_PROTOCOL_VERSION, factsToWire, type HelloMessage } from '../../src/control/control-protocol.ts';
 import type { LinkFacts } from '../../src/control/daemon-control.ts';
-import { ControlLoop } from '../../src/controller/control-loop.ts';
 import { migrationRecord, type MigrationRun } from '../../src/controller/migration-run.ts';
-import { syncDeployment } from '../../src/controller/deployment-sync.ts';
-import { ControllerEventLog } from '../../src/controller/event-log.ts';
-import { ControllerMetrics } from '../../src/controller/metrics.ts';
-import { openStore, type ControllerStore } from '../../src/controller/store/store.ts';
-import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-tracker.ts';
 import { DEPLOYMENT_YAML, testDeployment } from './fixtures/controller-harness.ts';
+import { loopRig, type LoopRig } from './fixtures/loop-rig.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { deliver, fakeSession, type FakeSession } from './fixtures/fake-session.ts';
 
 const V1 = '02:00:00:00:00:01';
 const V2 = '02:00:00:00:00:02';
 
-interface Rig {
-  loop: ControlLoop;
-  registry: Registry;
-  topology: TopologyTracker;
-  store: ControllerStore;
-  events: ControllerEventLog;
-  clock: ManualClock;
+interface Rig extends LoopRig {
   connect(id: string, vms?: string[]): { daemon: FakeDaemon; session: FakeSession; sync(): void };
 }
 
 function rig(t: { after(fn: () => void): void }, yaml = DEPLOYMENT_YAML, resendAfterMs?: number): Rig {
-  const deployment = testDeployment(yaml);
-  const clock = new ManualClock(1_000_000);
-  const wallClock = (): number => clock.now();
-  const store = openStore({ path: ':memory:' });
-  t.after(() => store.close());
-  syncDeployment(store, deployment, wallClock());
-  const logger = silentLogger();
-  const events = new ControllerEventLog({ store, logger, wallClock });
-  const topology = new TopologyTracker(vttifParamsFromPolicy(deployment.policy));
-  const registry = new Registry();
-  const loop = new ControlLoop({ store, events, metrics: new ControllerMetrics(registry), topology, logger, wallClock }, {
-    policy: deployment.policy, ...(resendAfterMs !== undefined ? { resendAfterMs } : {}),
-  });
+  const base = loopRig(t, testDeployment(yaml), resendAfterMs !== undefined ? { resendAfterMs } : {});
+  const { loop } = base;
   loop.reconcile('test start');
   return {
-    loop, registry, topology, store, events, clock,
+    ...base,
     connect(id, vms = []) {
       const daemon = new FakeDaemon(id, { role: id.startsWith('hub') ? 'hub' : 'spoke', listen: { transport: 'tcp', host: '127.0.0.1', port: 7000 + id.length }, vms: vms.map((mac) => ({ mac })) });
       const session = fakeSession(id);

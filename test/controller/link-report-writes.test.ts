@@ -7,21 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry } from 'prom-client';
-import { ManualClock } from '../../src/common/clock.ts';
-import { silentLogger } from '../../src/common/logger.ts';
 import { CONTROL_PROTOCOL_VERSION, factsToWire } from '../../src/control/control-protocol.ts';
 import type { LinkFacts } from '../../src/control/daemon-control.ts';
-import { ControlLoop } from '../../src/controller/control-loop.ts';
-import { syncDeployment } from '../../src/controller/deployment-sync.ts';
-import { ControllerEventLog } from '../../src/controller/event-log.ts';
-import { ControllerMetrics } from '../../src/controller/metrics.ts';
 import { ControllerService } from '../../src/controller/service.ts';
 import { installChangeTriggers } from '../../src/controller/store/etcd/change-triggers.ts';
-import { openStore } from '../../src/controller/store/store.ts';
-import { TopologyTracker, vttifParamsFromPolicy } from '../../src/controller/topology-tracker.ts';
 import { pairKey } from '../../src/controller/views.ts';
 import { testDeployment } from './fixtures/controller-harness.ts';
+import { loopRig } from './fixtures/loop-rig.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { deliver, fakeSession, type FakeSession } from './fixtures/fake-session.ts';
 
@@ -40,17 +32,8 @@ test('1,000 hosts reporting every period: counters alone write nothing to the st
   const yaml = `name: scale\nsites: [{ id: lab }]\nhosts:\n${hosts.map((id, i) =>
     `  - { id: ${id}, site: lab${i === 0 ? ', hub: true' : ''}, listen: { transport: tcp, host: 127.0.0.1, port: ${7000 + i} } }`).join('\n')}\npolicy:\n  updatePeriodMs: ${PERIOD_MS}\n`;
   const deployment = testDeployment(yaml);
-  const clock = new ManualClock(1_000_000);
-  const wallClock = (): number => clock.now();
-  const store = openStore({ path: ':memory:' });
-  t.after(() => store.close());
-  syncDeployment(store, deployment, wallClock());
-  const logger = silentLogger();
-  const events = new ControllerEventLog({ store, logger, wallClock });
-  const loop = new ControlLoop({
-    store, events, metrics: new ControllerMetrics(new Registry()), topology: new TopologyTracker(vttifParamsFromPolicy(deployment.policy)), logger, wallClock,
-  }, { policy: deployment.policy });
-  const service = new ControllerService({ store, events, topology: new TopologyTracker(vttifParamsFromPolicy(deployment.policy)), loop, wallClock });
+  const { loop, store, events, topology, clock, wallClock } = loopRig(t, deployment);
+  const service = new ControllerService({ store, events, topology, loop, wallClock });
 
   let period = 0;
   const daemons = new Map<string, { daemon: FakeDaemon; session: FakeSession }>();
