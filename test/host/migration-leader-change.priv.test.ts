@@ -1,8 +1,10 @@
 /**
  * An in-flight migration of a namespace VM across a controller leader change
  * (root): a 3-member etcd on loopback, two `vnet controller --store etcd://…`
- * replicas as processes with a 2 s lease, a hub and spokes as `vnet daemon`
- * processes given both replicas' control channels
+ * replicas as processes with a 5 s lease (a shorter one can end on its own
+ * on a loaded 2-core machine, and the leader change then comes before the
+ * kill), a hub and spokes as `vnet daemon` processes given both replicas'
+ * control channels
  * (test/helpers/netns-overlay-replicas.ts). VM A is a network namespace
  * holding a TAP device on c1, with a model guest; VM P on c3 pings it every
  * 10 ms and sends it a checked TCP stream. A moves to c2; the leader is
@@ -42,7 +44,7 @@ import { freezerState, tapHolders, thawLeftover } from '../helpers/namespace-vm-
 import { waitFor } from '../helpers/wait.ts';
 
 type Overlay = NetnsOverlayWithControllerReplicas;
-const TTL_S = 2;
+const TTL_S = 5;
 
 const leaderGet = async <T>(o: Overlay, path: string): Promise<T> => (await o.controllers.leaderClient()).get<T>(`/api/v1${path}`);
 const migration = (o: Overlay, id: string): Promise<MigrationView | undefined> => leaderGet<MigrationView>(o, `/migrations/${id}`).catch(() => undefined);
