@@ -90,8 +90,8 @@ interface Scene {
   poll<T>(check: () => T | Promise<T>, what: string, timeoutMs?: number): Promise<NonNullable<T>>;
   /** The distinct TAP holder sets seen, in order. */
   holdersSeen: string[];
-  /** Kill -9 the leader; returns its name and the one elected after it. */
-  killLeader(): Promise<{ killed: string; next: string }>;
+  /** Kill -9 the leader, then run `meanwhile` (before another is elected); returns its name, the one elected after it and what `meanwhile` returned. */
+  killLeader<T>(meanwhile: () => Promise<T>): Promise<{ killed: string; next: string; left: T }>;
 }
 
 async function scene(t: TestContext, guest: { profile: string; memoryMiB: number; diskMiB: number }, hosts: string[], port: number): Promise<Scene> {
@@ -124,11 +124,12 @@ async function scene(t: TestContext, guest: { profile: string; memoryMiB: number
   return {
     o, holdersSeen, probes: { ping, echoes, stream: s, before },
     poll: (check, what, timeoutMs = 60_000) => waitFor(async () => { sample(); return check(); }, what, timeoutMs),
-    async killLeader() {
+    async killLeader(meanwhile) {
       const killed = (await o.controllers.awaitLeader()).name;
       await o.controllers.replica(killed).process.kill();
+      const left = await meanwhile();
       const next = (await o.controllers.awaitLeader((n) => n !== killed, 30_000)).name;
-      return { killed, next };
+      return { killed, next, left };
     },
   };
 }
@@ -172,11 +173,13 @@ test('the leader killed -9 in the memory phase: the new leader aborts from the s
   }, 'the memory phase on the leader', 60_000);
   c2.kill('SIGSTOP');
   stopped = true;
-  const { killed, next } = await s.killLeader();
+  const { killed, next, left } = await s.killLeader(async () => {
+    const held = await persisted(o, started.id, a!.mac);
+    c2.kill('SIGCONT');
+    stopped = false;
+    return held;
+  });
   t.diagnostic(`killed ${killed}; ${next} leads`);
-  const left = await persisted(o, started.id, a!.mac);
-  c2.kill('SIGCONT');
-  stopped = false;
   assert.ok(left.step !== undefined && ['transfer', 'paused'].includes(left.step), `etcd holds the migration before the commit point: ${left.step}`);
   assert.ok(!left.rows.includes('commit:ok'), JSON.stringify(left.rows));
   assert.equal(left.host, 'c1');
@@ -222,11 +225,13 @@ test('the leader killed -9 after the commit point: the new leader drives the cut
     if (m !== undefined && !['prepare', 'transfer', 'paused', 'commit'].includes(m.step)) throw new Error(`the migration went past the commit step: ${JSON.stringify(m)}`);
     return m?.step === 'commit';
   }, 'the commit step on the leader (waiting for c4)', 60_000);
-  const { killed, next } = await s.killLeader();
+  const { killed, next, left } = await s.killLeader(async () => {
+    const held = await persisted(o, started.id, a!.mac);
+    c4.kill('SIGCONT');
+    stopped = false;
+    return held;
+  });
   t.diagnostic(`killed ${killed}; ${next} leads`);
-  const left = await persisted(o, started.id, a!.mac);
-  c4.kill('SIGCONT');
-  stopped = false;
   assert.ok(left.rows.includes('commit:ok'), `etcd holds the commit point: ${JSON.stringify(left.rows)}`);
   assert.ok(left.step === 'commit' || left.step === 'cutover', `past the commit point: ${left.step}`);
   assert.equal(left.host, 'c2', 'the commit point moved A to c2 in etcd');
