@@ -22,8 +22,8 @@
  *     source keys every page of it when its sender is made, in one go, and
  *     at 256 MiB that blocked the source daemon for longer than its links'
  *     dead time on a loaded machine (1.5 s at load 30), so its links closed
- *     without delivering what waited and echoes were lost (not a
- *     leader-change matter: docs/ha.md).
+ *     without delivering what waited and echoes were lost (a matter of the
+ *     migration sender, not of the leader change).
  *   - after the commit point (step `commit`, held there by an idle spoke c4
  *     with an operator's fast-path link to c1, stopped with SIGSTOP so that
  *     the coordinator waits for its acknowledgement; continued once the
