@@ -53,6 +53,17 @@ import { waitFor } from '../helpers/wait.ts';
 
 type Overlay = NetnsOverlayWithControllerReplicas;
 const TTL_S = 5;
+/**
+ * The daemons' link dead time. A daemon whose own event loop could not run
+ * for the dead time closes its links without delivering what waited in them
+ * (its peers have given up on it: link-liveness.ts). With the default 1.5 s,
+ * at load 30 on this 2-core machine (CPU pressure 85%), a daemon now and then
+ * stalls that long — the destination right after the cutover, one with
+ * nothing to do at its start — and the echoes waiting in its links were
+ * lost: a matter of the data plane on a starved machine, not of the leader
+ * change, so these daemons tolerate 5 s.
+ */
+const DEAD_MS = 5000;
 
 const leaderGet = async <T>(o: Overlay, path: string): Promise<T> => (await o.controllers.leaderClient()).get<T>(`/api/v1${path}`);
 const migration = (o: Overlay, id: string): Promise<MigrationView | undefined> => leaderGet<MigrationView>(o, `/migrations/${id}`).catch(() => undefined);
@@ -102,7 +113,9 @@ async function scene(t: TestContext, guest: { profile: string; memoryMiB: number
     await stream?.stop().catch(() => undefined);
     if (ns !== undefined) thawLeftover(ns);
   });
-  const o = await startNetnsOverlayWithControllerReplicas(t, { hosts, vms: [{ host: 'c1', guest }, { host: 'c3' }], policy: '', tools: ['ping'], replicas: 2, leaseTtlS: TTL_S });
+  const o = await startNetnsOverlayWithControllerReplicas(t, {
+    hosts, vms: [{ host: 'c1', guest }, { host: 'c3' }], policy: '', tools: ['ping'], replicas: 2, leaseTtlS: TTL_S, daemonConfig: [`deadMs: ${DEAD_MS}`],
+  });
   const [a, p] = o.vms;
   ns = a!.ns;
   const first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', a!.ip]);
