@@ -124,6 +124,8 @@ export interface NetnsOverlayInit {
   wanRttMs?: number;
   /** Daemons in namespaces of their own on an IPv6-only underlay; VMs with IPv6 addresses only. */
   ipv6?: boolean;
+  /** More top-level lines of every daemon's config (e.g. `deadMs: 5000`). */
+  daemonConfig?: readonly string[];
 }
 
 export interface AfterHook {
@@ -262,6 +264,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
       `migration: { host: ${at(h)}, port: ${ports.get(`${h}/migration`)} }`,
       `admin: { socket: ${adminSocket(h)} }`,
       `controller: { urls: [${ctl.controlUrls.map((u) => `"${u}"`).join(', ')}] }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
+      ...(init.daemonConfig ?? []),
       ...(anyQemu && h !== 'hub' ? [`qemu: { dir: ${join(work, `q-${h}`)} }`] : []),
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {
