@@ -36,7 +36,7 @@ import { ConfigError, VnetError } from '../../common/errors.ts';
 import type { Guest, GuestFactory } from '../guest.ts';
 import type { DiskReplication } from '../engine/disk-sync.ts';
 import { createContentKeyer } from '../engine/content-key.ts';
-import { MigrationSender } from '../engine/sender.ts';
+import { MigrationSender, primeSenderKeys } from '../engine/sender.ts';
 import { MigrationReceiver } from '../engine/receiver.ts';
 import { encodeRecord, RecordDecoder, type AckRecord, type ChunkHeldRecord, type MigrationRecord } from '../engine/stream-codec.ts';
 import type { DiskImageRecord } from '../engine/stream-image-records.ts';
@@ -156,8 +156,10 @@ export async function sendMigration(opts: SocketSendOptions): Promise<MigrationR
     if (held !== undefined) diskImage = { ...opts.diskImage, held: heldFromAnswer(query, held) };
     if (fail.error === undefined) await opts.diskImage.prepare?.(diskImage?.held ?? new Set(), opts.signal).catch((err: unknown) => fail.set('link', `the disk image could not be brought in: ${(err as Error).message}`));
   }
+  // Keyed in slices that yield: this loop is the daemon's, and its links go dead if it stalls (256 MiB takes seconds on a loaded machine).
+  const keys = await primeSenderKeys(opts.guest, keyer, withDisk, () => new Promise<void>((r) => setImmediate(r)));
   sender = new MigrationSender({
-    guest: opts.guest, rule: opts.rule, keyer, now: clock.now(), disk: opts.disk ?? true, keep: opts.keep ?? false, catchUp: true,
+    guest: opts.guest, rule: opts.rule, keyer, now: clock.now(), disk: opts.disk ?? true, keep: opts.keep ?? false, catchUp: true, keys,
     ...(opts.diskReplication !== undefined ? { diskReplication: opts.diskReplication } : {}),
     ...(opts.diskAckTimeoutMs !== undefined ? { diskAckTimeoutMs: opts.diskAckTimeoutMs } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),

@@ -129,11 +129,34 @@ export class ImageKeys {
 
   /** Key the pages written since the last refresh (every page the first time, or without generations). */
   refresh(): void {
+    this.rekeyed = this.#keyPages(0, this.#gens.length);
+    this.#primed = true;
+  }
+
+  /**
+   * The first refresh in slices of `slicePages`, awaiting `between()` after
+   * each (a driver yields its event loop there), so keying a big image never
+   * holds the loop for long. A page written after its slice has a newer
+   * generation and is keyed again by the next refresh.
+   */
+  async prime(slicePages: number, between: () => Promise<void>): Promise<void> {
+    if (this.#primed) return;
+    let n = 0;
+    for (let from = 0; from < this.#gens.length; from += slicePages) {
+      n += this.#keyPages(from, Math.min(this.#gens.length, from + slicePages));
+      await between();
+    }
+    this.#primed = true;
+    this.rekeyed = n;
+  }
+
+  /** Keys pages [from, to) that changed since they were keyed (all of them before priming); returns how many. */
+  #keyPages(from: number, to: number): number {
     const gen = this.#generation;
     const gens = this.#gens;
     const k = this.#k;
     let n = 0;
-    for (let i = 0; i < gens.length; i++) {
+    for (let i = from; i < to; i++) {
       const g = gen === undefined ? 0 : gen(i);
       if (this.#primed && gen !== undefined && gens[i] === g) continue;
       this.#keyer.key(this.#read(i), k);
@@ -141,8 +164,7 @@ export class ImageKeys {
       gens[i] = g;
       n++;
     }
-    this.#primed = true;
-    this.rekeyed = n;
+    return n;
   }
 
   /** The image's digest as it is now. */

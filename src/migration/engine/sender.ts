@@ -31,7 +31,8 @@
  * the iteration as delivered (its time, bandwidth and the pages dirtied
  * meanwhile), and the pause starts with the pipe empty, so the downtime is
  * the final pages' own trip and not the tail of the previous iteration.
- * The digests at `done` come from ImageKeys primed when the sender is made (before any phase is timed)
+ * The digests at `done` come from ImageKeys primed before any phase is timed
+ * (by the driver in slices, `primeSenderKeys`, or when the sender is made)
  * and refreshed just before the pause, so the paused guest's digest
  * costs a fold, not a pass over its RAM.
  *
@@ -92,6 +93,32 @@ export interface SenderInit {
    * models delivery itself); the socket driver turns it on.
    */
   readonly catchUp?: boolean;
+  /** The image keys, already primed (`primeSenderKeys`, in slices); without them the constructor keys every page at once. */
+  readonly keys?: SenderKeys;
+}
+
+/** The image keys a sender's digests at `done` come from. */
+export interface SenderKeys {
+  readonly mem: ImageKeys;
+  readonly disk: ImageKeys;
+}
+
+/** Pages keyed per slice by primeSenderKeys (16 MiB of 4 KiB pages: a few ms to tens of ms, whatever the image's size). */
+const PRIME_SLICE_PAGES = 4096;
+
+/**
+ * A sender's image keys, every page keyed in slices with `between()`
+ * awaited after each: a driver sharing its event loop with a data plane
+ * (the daemon's) primes them before it makes the sender, instead of the
+ * constructor keying 256 MiB in one go. `withDisk`: the sender will migrate
+ * the disk (as SenderInit.disk and the guest's disk decide).
+ */
+export async function primeSenderKeys(guest: Guest, keyer: ContentKeyer, withDisk: boolean, between: () => Promise<void>): Promise<SenderKeys> {
+  const mem = ImageKeys.ofMemory(guest.memory, keyer);
+  const disk = ImageKeys.ofDisk(withDisk ? guest.disk : undefined, keyer);
+  await mem.prime(PRIME_SLICE_PAGES, between);
+  await disk.prime(PRIME_SLICE_PAGES, between);
+  return { mem, disk };
 }
 
 type Phase = 'hello' | 'disk' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
@@ -156,7 +183,11 @@ export class MigrationSender {
         ...(init.diskImage !== undefined ? { image: init.diskImage } : {}),
       }, this.#ledger);
     }
-    // Every page keyed once now, before any phase is timed (keying 256 MiB takes a while): the digests at `done` re-key only what changed since.
+    // Every page keyed once before any phase is timed (keying 256 MiB takes a while): the digests at `done` re-key only what changed since.
+    if (init.keys !== undefined) {
+      this.#memKeys = init.keys.mem;
+      this.#diskKeys = init.keys.disk;
+    }
     this.#keys();
   }
 

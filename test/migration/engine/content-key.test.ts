@@ -37,3 +37,24 @@ test('ImageKeys: an image without write generations is re-keyed whole each time;
   assert.equal(keys.rekeyed, 8);
   assert.equal(ImageKeys.ofDisk(undefined, keyer).digest(), diskDigest(undefined, keyer));
 });
+
+test('ImageKeys.prime keys the image in slices, yielding after each; pages written meanwhile are keyed again by the next refresh', async () => {
+  const keyer = await createContentKeyer();
+  const mem = new StoreMemory(createPageStore(64, 'bytes'));
+  for (let i = 0; i < 64; i++) mem.writePage(i, new Uint8Array(4096).fill(i));
+  const keys = ImageKeys.ofMemory(mem, keyer);
+  let yields = 0;
+  await keys.prime(10, async () => {
+    yields++;
+    // The guest runs between slices: a page already keyed and one not yet.
+    if (yields === 2) {
+      mem.writePage(3, new Uint8Array(4096).fill(250));
+      mem.writePage(60, new Uint8Array(4096).fill(251));
+    }
+  });
+  assert.equal(yields, 7, '64 pages in slices of 10');
+  assert.equal(keys.rekeyed, 64);
+  assert.equal(keys.digest(), memoryDigest(mem, keyer));
+  assert.equal(keys.rekeyed, 1, 'only the page written after its slice was keyed again');
+  await keys.prime(10, async () => assert.fail('primed once only'));
+});
