@@ -126,6 +126,8 @@ export interface NetnsOverlayInit {
   ipv6?: boolean;
   /** The tunnels' transport (default tls); tcp: plain TCP links, authenticated with the host certificates (what the native forwarder serves). */
   transport?: 'tcp' | 'tls';
+  /** More lines of every daemon's configuration (top-level keys, e.g. `nativeForwarding: { flowTtlMs: 60000 }`). */
+  daemonConfig?: readonly string[];
 }
 
 export interface AfterHook {
@@ -266,6 +268,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
       `admin: { socket: ${adminSocket(h)} }`,
       `controller: { urls: [${ctl.controlUrls.map((u) => `"${u}"`).join(', ')}] }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
       ...(anyQemu && h !== 'hub' ? [`qemu: { dir: ${join(work, `q-${h}`)} }`] : []),
+      ...(init.daemonConfig ?? []),
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {
         const q = init.vms[vms.indexOf(v)]?.qemu;

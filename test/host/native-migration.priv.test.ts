@@ -13,7 +13,9 @@
  *   - after: c2's forwarder carries them; nothing of A's reaches c1 any more
  *     (no flow installed before the cutover still forwards to the old
  *     location: c1's links take in no more than a few floods while a
- *     hundred echoes go to A); no ping lost (every echo answered), the
+ *     hundred echoes go to A — with flows living a minute, so that only
+ *     emptying the flow tables at the hand-off and the cutover keeps them
+ *     off c1); no ping lost (every echo answered), the
  *     stream intact, A keeps its MAC and IP.
  *   - counters exact: with the stream and the ping stopped, N echoes from P
  *     to A (neighbours fixed, IPv6 off: nothing else on the wire) move the
@@ -60,6 +62,8 @@ test('a namespace VM moves while the native forwarder carries its traffic over p
     policy: '',
     tools: ['ping', 'sysctl'],
     transport: 'tcp',
+    // Flows live a minute: one installed before the cutover and not emptied then would still forward to c1 when the strays are counted.
+    daemonConfig: ['nativeForwarding: { flowTtlMs: 60000 }'],
   });
   const { model } = o;
   const [a, p] = o.vms;
