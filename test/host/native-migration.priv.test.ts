@@ -13,7 +13,7 @@
  *   - after: c2's forwarder carries them; nothing of A's reaches c1 any more
  *     (no flow installed before the cutover still forwards to the old
  *     location: c1's links take in no more than a few floods while a
- *     hundred echoes go to A — with flows living a minute, so that only
+ *     couple of hundred echoes go to A — with flows living a minute, so that only
  *     emptying the flow tables at the hand-off and the cutover keeps them
  *     off c1); no ping lost (every echo answered), the
  *     stream intact, A keeps its MAC and IP.
@@ -84,6 +84,9 @@ test('a namespace VM moves while the native forwarder carries its traffic over p
     const m = model.getMigration(started.id);
     return m !== undefined && (m.step === 'done' || m.step === 'aborted') ? m : undefined;
   }, 'the migration over', 120_000);
+  // From here nothing of A's goes to c1 (beyond frames already in flight): a flow installed before the cutover (at c3, the hub or c1) would keep sending there.
+  const c1Rx = await linkRx(o, 'c1');
+  const c1Carried = await carried(o, 'c1');
   assert.equal(done.state, 'succeeded', JSON.stringify(done));
   assert.equal(done.cutover?.lost, 0, 'no frame lost at the cutover');
   t.diagnostic(`cutover: ${JSON.stringify(done.cutover)}`);
@@ -91,14 +94,11 @@ test('a namespace VM moves while the native forwarder carries its traffic over p
 
   const atC2 = await carried(o, 'c2');
   await waitFor(async () => (await carried(o, 'c2')) > atC2 + 100, 'c2\'s forwarder carries A\'s frames after the move', 60_000);
-  // Nothing of A's goes to c1 any more: a flow installed before the cutover (at c3, the hub or c1) would keep sending there.
-  const c1Rx = await linkRx(o, 'c1');
-  const c1Carried = await carried(o, 'c1');
   await ping.more(100, 'pings once A is at c2');
   const strayRx = (await linkRx(o, 'c1')) - c1Rx;
   const strayCarried = (await carried(o, 'c1')) - c1Carried;
-  t.diagnostic(`c1 after the move: ${strayRx} frames in on its links, ${strayCarried} carried by its forwarder, while 100 echoes went to A`);
-  assert.ok(strayRx < 10, `c1 still takes in A's frames after the move (${strayRx} over 100 echoes): a stale forwarding decision`);
+  t.diagnostic(`c1 after the move: ${strayRx} frames in on its links, ${strayCarried} carried by its forwarder, while at least 100 echoes went to A`);
+  assert.ok(strayRx < 20, `c1 still takes in A's frames after the move (${strayRx} while at least 100 echoes went to A): a stale forwarding decision`);
   assert.equal(strayCarried, 0, 'c1\'s forwarder carries nothing once A has left');
 
   await assertMovedIntact(t, o, { ping, echoes, stream, before }, { vm: 0, from: 'c1', to: 'c2' });
