@@ -6,8 +6,8 @@
  *   vxlan       kernel VXLAN over the underlay veth
  *   tinc-tcp    tinc 1.0, switch mode, TCPOnly = yes        (closest peer: userspace L2 over TCP)
  *   tinc-udp    tinc 1.0, switch mode, UDP, default cipher
- *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel
- *   vnet-tcp-native       the same with the native forwarder (nativeForwarding: {}, docs/daemon.md)
+ *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel, on the event loop (nativeForwarding: false)
+ *   vnet-tcp-native       the same with the native forwarder (the default; nativeForwarding: {}, docs/daemon.md)
  *   vnet-tcp-native-busy  the same, spinning 50 µs before sleeping (nativeForwarding: { busyPollUs: 50 })
  *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
  *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
@@ -249,7 +249,7 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
     },
   };
 }
-scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp'));
+scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp', false, ['nativeForwarding: false']));
 scenarios.push(vnetScenario('vnet-tcp-native', 10, 'tcp', false, ['nativeForwarding: {}']));
 scenarios.push(vnetScenario('vnet-tcp-native-busy', 11, 'tcp', false, ['nativeForwarding: { busyPollUs: 50 }']));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));

@@ -24,6 +24,8 @@ export interface StatusFacts extends DaemonFacts {
   controller?: { url?: string; state: string; lastError?: { code: string; message: string }; refusal?: { code: string; message: string } } | undefined;
   /** The VXLAN endpoint, when the daemon has one: where it is bound, its VNI and what it dropped. */
   vxlan?: { vni: number; address: { host: string; port: number }; stats: VxlanStats } | undefined;
+  /** The native forwarder (host/daemon-runner.ts): running with its settings, or why not. */
+  nativeForwarding?: { running: boolean; reason?: string; busyPollUs?: number; flowTtlMs?: number; carriedFrames?: number } | undefined;
 }
 
 /** `GET /fdb`. */
@@ -66,6 +68,7 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
   }
   out.push(`rules v${s.rulesVersion}, links v${s.linksVersion}`);
   if (s.vxlan !== undefined) out.push(formatVxlan(s.vxlan));
+  if (s.nativeForwarding !== undefined) out.push(formatNativeForwarding(s.nativeForwarding));
 
   out.push('', 'LINKS');
   if (now.links.length === 0) out.push('(none)');
@@ -118,6 +121,12 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
 }
 
 /** One line: the VXLAN endpoint and every drop counter, by name (zero included, so an operator sees what is counted). */
+/** One line: whether established flows bypass the event loop, and how many frames the forwarder's thread carried. */
+export function formatNativeForwarding(n: NonNullable<StatusFacts['nativeForwarding']>): string {
+  if (!n.running) return `native forwarder: off (${n.reason ?? 'unknown reason'})`;
+  return `native forwarder: running (busy poll ${n.busyPollUs ?? 0} µs, flow TTL ${n.flowTtlMs ?? 0} ms), ${n.carriedFrames ?? 0} frames carried`;
+}
+
 export function formatVxlan(v: NonNullable<StatusFacts['vxlan']>): string {
   const drops = vxlanDrops(v.stats).map(([reason, n]) => `${reason} ${n}`).join(', ');
   return `vxlan: VNI ${v.vni} on ${formatHostPort(v.address)}, dropped: ${drops}`;

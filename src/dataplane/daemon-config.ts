@@ -253,16 +253,21 @@ export const daemonConfigSchema = z
     /**
      * The native forwarder (docs/daemon.md, "Native forwarding"): established
      * flows between TAP ports and plain-TCP links carried by a thread of the
-     * TAP addon instead of the event loop. Off unless given ({} turns it on).
+     * TAP addon instead of the event loop. On by default (see
+     * nativeForwardingChoice); false turns it off, {} asks for it with the
+     * defaults (the daemon then fails to start without it).
      * busyPollUs: spin this long after traffic before sleeping (costs CPU,
      * saves a wake-up); flowTtlMs: how long an installed flow lives before
      * one frame comes back through the event loop (learning refreshed).
      */
     nativeForwarding: z
-      .strictObject({
-        busyPollUs: z.number().int().min(0).max(1000).default(0),
-        flowTtlMs: z.number().int().min(10).max(60_000).default(1000),
-      })
+      .union([
+        z.literal(false),
+        z.strictObject({
+          busyPollUs: z.number().int().min(0).max(1000).default(0),
+          flowTtlMs: z.number().int().min(10).max(60_000).default(1000),
+        }),
+      ])
       .optional(),
     keepaliveMs: z.number().int().min(50).max(60_000).default(DEFAULT_DAEMON_KEEPALIVE_MS),
     deadMs: z.number().int().min(200).max(600_000).default(DEFAULT_DAEMON_DEAD_MS),
@@ -353,6 +358,35 @@ export function configuredFastPathLinks(c: DaemonConfig): DesiredLink[] {
   return c.fastPath
     .filter((f) => f.host !== undefined && f.port !== undefined)
     .map((f) => ({ peer: f.peer, address: { transport: c.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
+}
+
+/** Whether `vnet daemon` runs the native forwarder, and how (nativeForwardingChoice). */
+export type NativeForwardingChoice =
+  /** `fallback`: when the forwarder cannot start (the addon missing or too old), run on the event loop with a warning instead of failing. */
+  | { run: true; busyPollUs: number; flowTtlMs: number; fallback: boolean }
+  | { run: false; reason: string };
+
+/** The environment variable that decides for a configuration that does not mention `nativeForwarding`. */
+export const NATIVE_FORWARDING_ENV = 'VNET_NATIVE_FORWARDING';
+
+/**
+ * The native forwarder is the default. The config's `nativeForwarding` decides
+ * when given: false is off, an object is on and required. Without it,
+ * VNET_NATIVE_FORWARDING decides: unset, on where the addon can run it (else
+ * the event loop, with a warning); 1, on and required (a deployment or a test
+ * run that must not silently fall back); 0, off (to run on the event loop
+ * path, to compare). Any other value is a ConfigError naming the variable.
+ */
+export function nativeForwardingChoice(c: Pick<DaemonConfig, 'nativeForwarding'>, env: Readonly<Record<string, string | undefined>>): NativeForwardingChoice {
+  const n = c.nativeForwarding;
+  if (n === false) return { run: false, reason: 'nativeForwarding: false in the configuration' };
+  if (n !== undefined) return { run: true, busyPollUs: n.busyPollUs, flowTtlMs: n.flowTtlMs, fallback: false };
+  const v = env[NATIVE_FORWARDING_ENV];
+  const defaults = { run: true, busyPollUs: 0, flowTtlMs: 1000 } as const;
+  if (v === undefined || v === '') return { ...defaults, fallback: true };
+  if (v === '1') return { ...defaults, fallback: false };
+  if (v === '0') return { run: false, reason: `${NATIVE_FORWARDING_ENV}=0 in the environment` };
+  throw new ConfigError(`must be 0 (off) or 1 (on, required), got ${JSON.stringify(v)}`, { file: 'environment', key: NATIVE_FORWARDING_ENV });
 }
 
 export function loadDaemonConfig(file: string): Readonly<DaemonConfig> {

@@ -121,7 +121,9 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
   readCounter('vnet_daemon_forwarding_cache_hits_total', 'Forwarding decisions answered by the flow cache', [], (put) => put({}, daemon.table.stats.hits));
   readCounter('vnet_daemon_forwarding_cache_misses_total', 'Forwarding decisions computed (flow cache misses)', [], (put) => put({}, daemon.table.stats.misses));
   readCounter('vnet_daemon_forwarding_cache_invalidations_total', 'Whole flow-cache invalidations (rule, port or link changes)', [], (put) => put({}, daemon.table.stats.invalidations));
-  readCounter('vnet_daemon_native_forwarded_frames_total', 'Frames the native forwarder carried on its own thread (0 without nativeForwarding)', [], (put) => {
+  readGauge('vnet_daemon_native_forwarding', 'Whether the native forwarder runs (1: established flows between TAP ports and plain-TCP links bypass the event loop) or not (0)', [], (put) =>
+    put({}, daemon.nativeForwarding.running ? 1 : 0));
+  readCounter('vnet_daemon_native_forwarded_frames_total', 'Frames the native forwarder carried on its own thread (absent when it does not run)', [], (put) => {
     const n = daemon.nativeCarriedFrames;
     if (n !== undefined) put({}, n);
   });

@@ -60,8 +60,7 @@ import { DaemonEvents, linkDetail, linkFacts, portFacts, takeTrafficSnapshot, ty
 import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-security.ts';
 import { SecurityEvents } from './security-events.ts';
 import { VxlanEndpoint, type VxlanInit, type VxlanStats } from './vxlan-endpoint.ts';
-import { NativeForwarder, type NativeForwarderOptions } from './native-forwarder.ts';
-import { NativeFlows } from './native-flows.ts';
+import { NativeFlows, type NativeForwardingInit, type NativeForwardingState } from './native-flows.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -96,7 +95,7 @@ export interface DaemonInit {
   /** VXLAN tunnels to configured VTEPs (vxlan-endpoint.ts; trusted underlay only, docs/vxlan.md), beside the transport's links. */
   vxlan?: VxlanInit | undefined;
   /** Carry established flows between TAP ports and plain-TCP links on the native forwarder's thread (native-flows.ts). */
-  nativeForwarding?: NativeForwarderOptions | undefined;
+  nativeForwarding?: NativeForwardingInit | undefined;
 }
 
 export interface DaemonCounters extends ForwardingCounters, LinkSlotCounters {
@@ -119,6 +118,8 @@ export class Daemon implements DaemonControl {
   readonly #ports = new Map<string, PortEntry>();
   readonly #forwarding: ForwardingLoop;
   readonly #native: NativeFlows | undefined;
+  /** Whether the native forwarder runs, or why not. */
+  readonly nativeForwarding: NativeForwardingState;
   readonly #links: LinkSlots;
   readonly #fastPath: FastPathLinks;
   readonly #events: DaemonEvents;
@@ -150,7 +151,9 @@ export class Daemon implements DaemonControl {
       onConflict: (conflict) => this.#security.conflict(conflict),
       ...(init.agingMs !== undefined ? { agingMs: init.agingMs } : {}),
     });
-    this.#native = init.nativeForwarding === undefined ? undefined : new NativeFlows(NativeForwarder.open(init.nativeForwarding), this.table, this.counters, this.#clock);
+    const native = NativeFlows.open(init.nativeForwarding, this.table, this.counters, this.#clock);
+    this.#native = native.flows;
+    this.nativeForwarding = native.state;
     this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats, this.#native);
     this.#links = new LinkSlots(
       {
@@ -215,7 +218,7 @@ export class Daemon implements DaemonControl {
     return v === undefined ? undefined : { stats: v.stats, address: v.address, vni: v.vni };
   }
 
-  /** Frames the native forwarder has carried (merged now); undefined without `nativeForwarding`. */
+  /** Frames the native forwarder has carried (merged now); undefined when it does not run. */
   get nativeCarriedFrames(): number | undefined {
     this.#native?.sync();
     return this.#native?.forwarder.carriedFrames;

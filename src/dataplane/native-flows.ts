@@ -3,7 +3,8 @@ import type { Mac } from '../common/mac.ts';
 import type { Egress } from './egress.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { LinkSlot } from './link-slots.ts';
-import type { NativeForwarder } from './native-forwarder.ts';
+import { NativeForwarder, type NativeForwarderOptions } from './native-forwarder.ts';
+import { NativeForwarderError } from './errors.ts';
 import type { PortOutlet } from './port-outlet.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
@@ -38,6 +39,17 @@ function endpointOf(x: NativeEndpoint | undefined, fwd: NativeForwarder): Native
   return x?.nativeEndpoint?.(fwd) ?? 'never';
 }
 
+/** How the daemon asks for the forwarder (Daemon's `nativeForwarding`). */
+export interface NativeForwardingInit extends NativeForwarderOptions {
+  /** When the forwarder cannot start (the addon missing or too old, no thread): run on the event loop instead of failing. */
+  fallback?: boolean | undefined;
+}
+
+/** Whether the forwarder runs (status, metrics, the daemon's start line); `reason` says why not. */
+export type NativeForwardingState =
+  | { running: true; busyPollUs: number; flowTtlMs: number }
+  | { running: false; reason: string };
+
 /** How often the forwarder's counts are merged when nobody asks (link liveness sees native traffic through this). */
 export const SYNC_MS = 250;
 
@@ -53,6 +65,24 @@ export class NativeFlows {
     this.#traffic = traffic;
     table.onInvalidate(() => fwd.flush());
     this.#timer = clock.setInterval(() => this.sync(), SYNC_MS);
+  }
+
+  /**
+   * Start the forwarder as `init` asks: undefined when not asked for, or when
+   * it cannot start and `init.fallback` allows the event loop (the state
+   * says why); a NativeForwarderError otherwise.
+   */
+  static open(init: NativeForwardingInit | undefined, table: ForwardingTable<PortOutlet, LinkSlot>, traffic: TrafficCounters, clock: Clock): { flows: NativeFlows | undefined; state: NativeForwardingState } {
+    if (init === undefined) return { flows: undefined, state: { running: false, reason: 'not asked for' } };
+    const options = { busyPollUs: init.busyPollUs ?? 0, ttlMs: init.ttlMs ?? 1000 };
+    let fwd: NativeForwarder;
+    try {
+      fwd = NativeForwarder.open(options);
+    } catch (err) {
+      if (init.fallback !== true || !(err instanceof NativeForwarderError)) throw err;
+      return { flows: undefined, state: { running: false, reason: err.message } };
+    }
+    return { flows: new NativeFlows(fwd, table, traffic, clock), state: { running: true, busyPollUs: options.busyPollUs, flowTtlMs: options.ttlMs } };
   }
 
   /** A frame of (src, dst) from `ingress` went to `egress`: let the forwarder take the flow's next frames if it can. */

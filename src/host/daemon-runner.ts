@@ -12,10 +12,10 @@
  * `tls: {dir}` the agent answers every migration command `failed`
  * (VNET_ERR_HOST_MIGRATION_UNAVAILABLE).
  */
-import type { NativeForwarderOptions } from '../dataplane/native-forwarder.ts';
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
-import { configuredFastPathLinks, controllerUrls, migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
+import { configuredFastPathLinks, controllerUrls, migrationListenAddress, nativeForwardingChoice, type DaemonConfig, type NativeForwardingChoice } from '../dataplane/daemon-config.ts';
+import type { NativeForwardingInit, NativeForwardingState } from '../dataplane/native-flows.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
 import { createDaemonRegistry, startMetricsServer, type MetricsServer } from '../dataplane/daemon-metrics.ts';
@@ -110,15 +110,25 @@ async function tcpAuthenticator(config: DaemonConfig): Promise<LinkAuthenticator
   return undefined;
 }
 
-/**
- * The native forwarder's options: the config's `nativeForwarding`, else on
- * with the defaults when VNET_NATIVE_FORWARDING=1 (to run a deployment or a
- * test suite unchanged with it), else off.
- */
-function nativeForwarding(config: DaemonConfig): NativeForwarderOptions | undefined {
-  const n = config.nativeForwarding;
-  if (n !== undefined) return { busyPollUs: n.busyPollUs, ttlMs: n.flowTtlMs };
-  return process.env.VNET_NATIVE_FORWARDING === '1' ? {} : undefined;
+/** The daemon's `nativeForwarding` for a choice (daemon-config.ts, nativeForwardingChoice). */
+function nativeForwardingInit(choice: NativeForwardingChoice): NativeForwardingInit | undefined {
+  return choice.run ? { busyPollUs: choice.busyPollUs, ttlMs: choice.flowTtlMs, fallback: choice.fallback } : undefined;
+}
+
+/** What `GET /status` and the start line say of the native forwarder: running (with its settings and frames carried), or why not. */
+export type NativeForwardingStatus = NativeForwardingState & { carriedFrames?: number | undefined };
+
+function nativeForwardingStatus(daemon: Daemon, choice: NativeForwardingChoice): NativeForwardingStatus {
+  const state = daemon.nativeForwarding;
+  if (state.running) return { ...state, carriedFrames: daemon.nativeCarriedFrames };
+  return choice.run ? state : { running: false, reason: choice.reason };
+}
+
+/** One line at start: whether established flows run on the native forwarder's thread; a warning when it was wanted and could not start. */
+function logNativeForwarding(logger: Logger, status: NativeForwardingStatus, choice: NativeForwardingChoice): void {
+  if (status.running) logger.info({ busyPollUs: status.busyPollUs, flowTtlMs: status.flowTtlMs }, 'native forwarder running: established flows between TAP ports and plain-TCP links bypass the event loop');
+  else if (choice.run) logger.warn({ reason: status.reason }, 'native forwarder not running: every frame goes through the event loop');
+  else logger.info({ reason: status.reason }, 'native forwarder off: every frame goes through the event loop');
 }
 
 export interface DaemonRunnerComponents {
@@ -136,6 +146,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
   if (config.members === undefined && config.controller === undefined && config.listen !== undefined) {
     logger.warn('no members list and no controller: any host with valid credentials for this deployment may link here (set members: [...])');
   }
+  const nativeChoice = nativeForwardingChoice(config, process.env);
   const transport = await createTransport(logger, config, membership);
   const daemon = await Daemon.start(
     { logger, transport, membership },
@@ -149,9 +160,10 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       reconnect: config.reconnect,
       agingMs: config.agingMs,
       vxlan: config.vxlan,
-      nativeForwarding: nativeForwarding(config),
+      nativeForwarding: nativeForwardingInit(nativeChoice),
     },
   );
+  logNativeForwarding(logger, nativeForwardingStatus(daemon, nativeChoice), nativeChoice);
   let migrations: MigrationAgent | undefined;
   let images: SiteImages | undefined;
   let admin: AdminServer | undefined;
@@ -179,6 +191,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     const registry = createDaemonRegistry({ daemon, controllerConnected: config.controller === undefined ? undefined : () => agent?.state === 'connected' });
     const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
     const controllerStatus = (): Record<string, unknown> => ({
+      nativeForwarding: nativeForwardingStatus(daemon, nativeChoice),
       controller: agent === undefined ? undefined : { urls: config.controller === undefined ? undefined : controllerUrls(config.controller), url: agent.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal },
     });
     admin = access === undefined ? undefined : await startAdminServer({ logger, daemon, metrics: registry, status: controllerStatus }, access.listen);

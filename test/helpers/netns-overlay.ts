@@ -124,7 +124,9 @@ export interface NetnsOverlayInit {
   wanRttMs?: number;
   /** Daemons in namespaces of their own on an IPv6-only underlay; VMs with IPv6 addresses only. */
   ipv6?: boolean;
-  /** More top-level lines of every daemon's config (e.g. `deadMs: 5000`). */
+  /** The tunnels' transport (default tls); tcp: plain TCP links, authenticated with the host certificates (what the native forwarder serves). */
+  transport?: 'tcp' | 'tls';
+  /** More top-level lines of every daemon's config (e.g. `deadMs: 5000`, `nativeForwarding: { flowTtlMs: 60000 }`). */
   daemonConfig?: readonly string[];
 }
 
@@ -219,6 +221,7 @@ export async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startC
   await ensureDemoCertificates(certs, hosts);
   const underlay = init.ipv6 === true ? await ipv6Underlay(harness, hosts) : undefined;
   const at = (h: string): string => `"${underlay?.address(h) ?? '127.0.0.1'}"`;
+  const transport = init.transport ?? 'tls';
 
   const vms: OverlayVm[] = [];
   for (const [i, vm] of init.vms.entries()) {
@@ -230,7 +233,7 @@ export async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startC
   const deploymentYaml = `name: overlay-priv
 ${sitesYaml(init)}
 hosts:
-${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: tls, host: ${at(h)}, port: ${ports.get(h)} } }`).join('\n')}
+${hosts.map((h) => `  - { id: ${h}, site: ${init.sites?.[h] ?? 'lab'}${h === 'hub' ? ', hub: true' : h === 'hub2' ? ', standbyHub: true' : ''}, listen: { transport: ${transport}, host: ${at(h)}, port: ${ports.get(h)} } }`).join('\n')}
 vms:
 ${vms.map((v) => `  - { name: ${v.name}, mac: "${v.mac}", ip: "${v.ip}", host: ${v.host} }`).join('\n')}
 ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === undefined ? '' : `scheduler:\n${init.scheduler}\n`}`;
@@ -256,7 +259,7 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
     }
     const mine = vms.filter((v) => v.host === h);
     const lines = [
-      `host: ${h}`, `role: ${hubs.includes(h) ? 'hub' : 'spoke'}`, 'transport: tls', `tls: { dir: ${certs} }`,
+      `host: ${h}`, `role: ${hubs.includes(h) ? 'hub' : 'spoke'}`, `transport: ${transport}`, `tls: { dir: ${certs} }`,
       `listen: { host: ${at(h)}, port: ${ports.get(h)} }`,
       // hub2 (the standby) names the primary as its hub: the trunk.
       ...(h === 'hub' ? [] : [`hub: { host: ${at('hub')}, port: ${ports.get('hub')} }`, 'hubId: hub']),
@@ -264,8 +267,8 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
       `migration: { host: ${at(h)}, port: ${ports.get(`${h}/migration`)} }`,
       `admin: { socket: ${adminSocket(h)} }`,
       `controller: { urls: [${ctl.controlUrls.map((u) => `"${u}"`).join(', ')}] }`, 'reconnect: { initialMs: 100, maxMs: 1000 }',
-      ...(init.daemonConfig ?? []),
       ...(anyQemu && h !== 'hub' ? [`qemu: { dir: ${join(work, `q-${h}`)} }`] : []),
+      ...(init.daemonConfig ?? []),
       mine.length === 0 ? 'ports: []' : 'ports:',
       ...mine.map((v) => {
         const q = init.vms[vms.indexOf(v)]?.qemu;
