@@ -1,4 +1,4 @@
-// errno → JS errors, shared by the addon's classes (tap_addon.cc, packet_addon.cc).
+// errno → JS errors, shared by the addon's classes (polled_fd.h, tap_addon.cc, packet_addon.cc).
 #pragma once
 
 #include <uv.h>

@@ -31,6 +31,7 @@
 
 #include "napi_errors.h"
 #include "packet_socket.h"
+#include "polled_fd.h"
 
 namespace vnet_tap {
 namespace {
@@ -39,7 +40,9 @@ constexpr uint32_t kBatchFrames = 64;
 constexpr int kBatchesPerWake = 8;
 constexpr uint32_t kMaxSlot = 65536;
 
-class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
+class PacketHandle : public PolledFd<PacketHandle> {
+  friend class PolledFd<PacketHandle>;
+
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "PacketHandle", {
@@ -54,7 +57,7 @@ class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
   }
 
   // new PacketHandle({ ifname, slot, rcvBuf, sndBuf, promisc })
-  explicit PacketHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketHandle>(info) {
+  explicit PacketHandle(const Napi::CallbackInfo& info) : PolledFd<PacketHandle>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "PacketHandle: options object required");
     Napi::Object o = info[0].As<Napi::Object>();
@@ -83,34 +86,7 @@ class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
   Napi::Value GetIgnoreOutgoing(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ignore_outgoing_); }
 
   // start(onBatch, onError): begin polling; once only.
-  void Start(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (fd_ < 0) throw Napi::Error::New(env, "PacketHandle: closed");
-    if (poll_ != nullptr || failed_) throw Napi::Error::New(env, "PacketHandle: already started");
-    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "PacketHandle.start(onBatch, onError)");
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "PacketHandle: no event loop");
-    scratch_.reset(new uint8_t[static_cast<size_t>(slot_) * kBatchFrames]);
-    on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-    on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
-    async_ = std::make_unique<Napi::AsyncContext>(env, "vnet:packet");
-    env_ = env;
-    auto poll = std::make_unique<uv_poll_t>();
-    int rc = uv_poll_init(loop, poll.get(), fd_);
-    if (rc == 0) {
-      poll->data = this;
-      rc = uv_poll_start(poll.get(), UV_READABLE, &PacketHandle::OnPoll);
-      if (rc != 0) uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), &PacketHandle::FreePoll);
-    }
-    if (rc != 0) {
-      on_batch_.Reset();
-      on_error_.Reset();
-      async_.reset();
-      throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
-    }
-    poll_ = poll.release();
-    Ref();
-  }
+  void Start(const Napi::CallbackInfo& info) { StartPolling(info, "PacketHandle", "vnet:packet", static_cast<size_t>(slot_) * kBatchFrames); }
 
   // write(frame) -> bytes sent, or -errno (the frame was not delivered).
   Napi::Value Write(const Napi::CallbackInfo& info) {
@@ -140,48 +116,11 @@ class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
 
   void Close(const Napi::CallbackInfo&) { Shutdown(); }
 
-  static bool IsBytes(const Napi::Value& v) {
-    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-  }
-
-  void StopPolling(bool unref = true) {
-    if (poll_ == nullptr) return;
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), &PacketHandle::FreePoll);
-    poll_ = nullptr;
-    on_batch_.Reset();
-    on_error_.Reset();
-    async_.reset();
-    if (unref) Unref();
-  }
-
-  void Shutdown(bool unref = true) {
-    StopPolling(unref);
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-    scratch_.reset();
-  }
-
-  static void FreePoll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
-
-  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-    auto* self = static_cast<PacketHandle*>(handle->data);
-    if (self == nullptr) return;
-    Napi::Env env = self->env_;
-    Napi::HandleScope scope(env);
-    Napi::Object keep_alive = self->Value();  // JS may close() this object from inside the callback
-    (void)keep_alive;
-    try {
-      for (int i = 0; i < kBatchesPerWake && self->poll_ != nullptr; i++) {
-        if (self->ReadBatch(status)) break;
-        status = 0;
-      }
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-    } catch (const std::exception& e) {
-      napi_fatal_exception(env, Napi::Error::New(env, e.what()).Value());
+  // Up to kBatchesPerWake batches, then back to the loop.
+  void OnReadable(int status) {
+    for (int i = 0; i < kBatchesPerWake && poll_ != nullptr; i++) {
+      if (ReadBatch(status)) break;
+      status = 0;
     }
   }
 
@@ -211,35 +150,16 @@ class PacketHandle : public Napi::ObjectWrap<PacketHandle> {
         out[3 * i + 2] = recs[i].wire;
         at += recs[i].captured;
       }
-      on_batch_.MakeCallback(Value(), {buf, out, Napi::Number::New(env, r.count)}, *async_);
+      EmitBatch({buf, out, Napi::Number::New(env, r.count)});
     }
     return r.empty;
   }
 
-  void Fail(int err, const char* syscall) {
-    if (failed_ || on_error_.IsEmpty()) return;
-    failed_ = true;
-    Napi::Env env = env_;
-    Napi::FunctionReference cb = std::move(on_error_);
-    std::unique_ptr<Napi::AsyncContext> ctx = std::move(async_);
-    Napi::Object self = Value();
-    StopPolling();
-    cb.MakeCallback(self, {Napi::Number::New(env, err), Napi::String::New(env, ErrnoName(err)), Napi::String::New(env, syscall)}, *ctx);
-  }
-
-  int fd_ = -1;
   int ifindex_ = 0;
   bool ignore_outgoing_ = false;
-  bool failed_ = false;
   uint32_t slot_ = 0;
   uint64_t outgoing_ = 0;
   uint64_t down_reads_ = 0;
-  uv_poll_t* poll_ = nullptr;
-  std::unique_ptr<uint8_t[]> scratch_;
-  Napi::Env env_ = Napi::Env(nullptr);
-  Napi::FunctionReference on_batch_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_;
 };
 
 }  // namespace

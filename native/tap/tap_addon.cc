@@ -36,6 +36,7 @@
 #include "forwarder_addon.h"
 #include "napi_errors.h"
 #include "packet_addon.h"
+#include "polled_fd.h"
 #include "tap_fd.h"
 
 namespace vnet_tap {
@@ -54,7 +55,9 @@ bool IsFrameLevelError(int err) {
   return err == EIO || err == EAGAIN || err == ENOBUFS || err == EINVAL || err == EMSGSIZE || err == EFAULT;
 }
 
-class TapHandle : public Napi::ObjectWrap<TapHandle> {
+class TapHandle : public PolledFd<TapHandle> {
+  friend class PolledFd<TapHandle>;
+
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "TapHandle", {
@@ -74,7 +77,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   }
 
   // new TapHandle({ name, netns, attach, multiQueue, vnetHdr, vnetHdrSize, offload, persist, mac, mtu, up })
-  explicit TapHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapHandle>(info) {
+  explicit TapHandle(const Napi::CallbackInfo& info) : PolledFd<TapHandle>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "TapHandle: options object required");
     Napi::Object o = info[0].As<Napi::Object>();
@@ -108,8 +111,6 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
     multi_queue_ = res.multi_queue;
   }
 
-  // At environment teardown the object can be finalized while still polling;
-  // its reference is being torn down then, so it must not be Unref'd.
   ~TapHandle() override { Shutdown(/*unref=*/false); }
 
  private:
@@ -148,39 +149,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
   }
 
   // start(onBatch, onError): begin polling; once only.
-  void Start(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (fd_ < 0) throw Napi::Error::New(env, "TapHandle: closed");
-    if (poll_ != nullptr || failed_) throw Napi::Error::New(env, "TapHandle: already started");
-    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
-      throw Napi::TypeError::New(env, "TapHandle.start(onBatch, onError)");
-    }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      throw Napi::Error::New(env, "TapHandle: no event loop");
-    }
-    // Everything that can fail (allocations, references) first; the poll handle last.
-    scratch_.reset(new uint8_t[kBatchBytes]);
-    on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-    on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
-    async_ = std::make_unique<Napi::AsyncContext>(env, "vnet:tap");
-    env_ = env;
-    auto poll = std::make_unique<uv_poll_t>();
-    int rc = uv_poll_init(loop, poll.get(), fd_);
-    if (rc == 0) {
-      poll->data = this;
-      rc = uv_poll_start(poll.get(), UV_READABLE, &TapHandle::OnPoll);
-      if (rc != 0) uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), &TapHandle::FreePoll);
-    }
-    if (rc != 0) {
-      on_batch_.Reset();
-      on_error_.Reset();
-      async_.reset();
-      throw SysErrorToJs(env, SysError{-rc, "uv_poll_start"});
-    }
-    poll_ = poll.release();
-    Ref();  // keep this object alive while the loop may call back into it
-  }
+  void Start(const Napi::CallbackInfo& info) { StartPolling(info, "TapHandle", "vnet:tap", kBatchBytes); }
 
   // setPolling(on): stop or restart the main loop's reads while started (the
   // native forwarder reads the device meanwhile, through its own dup of the fd).
@@ -244,50 +213,7 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
 
   void Close(const Napi::CallbackInfo&) { Shutdown(); }
 
-  static bool IsBytes(const Napi::Value& v) {
-    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-  }
-
-  // Stops polling (if polling) and drops the callbacks; idempotent.
-  void StopPolling(bool unref = true) {
-    if (poll_ == nullptr) return;
-    // uv_close removes the fd from epoll synchronously; the handle memory is freed later.
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), &TapHandle::FreePoll);
-    poll_ = nullptr;
-    on_batch_.Reset();
-    on_error_.Reset();
-    async_.reset();
-    if (unref) Unref();
-  }
-
-  void Shutdown(bool unref = true) {
-    StopPolling(unref);
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-    scratch_.reset();
-  }
-
-  static void FreePoll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
-
-  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-    auto* self = static_cast<TapHandle*>(handle->data);
-    if (self == nullptr) return;
-    Napi::Env env = self->env_;
-    Napi::HandleScope scope(env);
-    Napi::Object keep_alive = self->Value();  // JS may close() this object from inside the callback
-    (void)keep_alive;
-    try {
-      self->Drain(status, nullptr);
-    } catch (const Napi::Error& e) {
-      // A JS callback threw: surface it like any uncaught exception.
-      napi_fatal_exception(env, e.Value());
-    } catch (const std::exception& e) {
-      napi_fatal_exception(env, Napi::Error::New(env, e.what()).Value());
-    }
-  }
+  void OnReadable(int status) { Drain(status, nullptr); }
 
   // Reads one batch; on a device-level error reports it and stops polling.
   // True when the read queue was found empty (EAGAIN); *frames gets the count.
@@ -323,38 +249,17 @@ class TapHandle : public Napi::ObjectWrap<TapHandle> {
       Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, scratch_.get(), used);
       Napi::Uint32Array recs = Napi::Uint32Array::New(env, 2 * count);
       std::memcpy(recs.Data(), records, sizeof(uint32_t) * 2 * count);
-      on_batch_.MakeCallback(Value(), {buf, recs, Napi::Number::New(env, count)}, *async_);
+      EmitBatch({buf, recs, Napi::Number::New(env, count)});
     }
     if (frames != nullptr) *frames = count;
     if (fatal != 0) Fail(fatal, syscall);
     return empty || fatal != 0;
   }
 
-  // Reports a device failure once: stop polling first, so nothing else arrives.
-  void Fail(int err, const char* syscall) {
-    if (failed_ || on_error_.IsEmpty()) return;
-    failed_ = true;
-    Napi::Env env = env_;
-    Napi::FunctionReference cb = std::move(on_error_);
-    std::unique_ptr<Napi::AsyncContext> ctx = std::move(async_);
-    Napi::Object self = Value();
-    StopPolling();
-    cb.MakeCallback(self, {Napi::Number::New(env, err), Napi::String::New(env, ErrnoName(err)),
-                           Napi::String::New(env, syscall)}, *ctx);
-  }
-
-  int fd_ = -1;
   std::string name_;
   int hdr_size_ = 0;
   unsigned offload_flags_ = 0;
   bool multi_queue_ = false;
-  bool failed_ = false;
-  uv_poll_t* poll_ = nullptr;
-  std::unique_ptr<uint8_t[]> scratch_;
-  Napi::Env env_ = Napi::Env(nullptr);
-  Napi::FunctionReference on_batch_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_;
 };
 
 }  // namespace
