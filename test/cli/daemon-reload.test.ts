@@ -96,7 +96,8 @@ describe('vnet daemon: SIGHUP reload (process)', () => {
     const applied = reloadLines().find((l) => l.msg === 'configuration reloaded');
     assert.deepEqual(applied?.portsAdded, ['vm2']);
     assert.deepEqual(applied?.securityChanged, ['vm1']);
-    assert.ok(logLines().some((l) => l.level === 20), 'debug lines once logLevel: debug applied');
+    // The fast-path link's 'link set' is logged at debug; the child's stdout may lag the admin API that showed the link up.
+    await waitFor(() => logLines().some((l) => l.level === 20), 'debug lines once logLevel: debug applied');
 
     // 2. A fixed setting: one error line naming it; everything as it was.
     const fixedAt = reloadLines().length;
