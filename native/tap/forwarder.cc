@@ -221,7 +221,13 @@ int64_t Forwarder::WriteLink(uint32_t id, const struct iovec* iov, int iovcnt) {
   std::lock_guard<std::mutex> lock(mu_);
   Endpoint* e = Get(id);
   if (e == nullptr || !e->is_link) return -EBADF;
-  return WriteOrQueue(*e, id, iov, iovcnt);
+  size_t before = up_.size();
+  int64_t r = WriteOrQueue(*e, id, iov, iovcnt);
+  if (up_.size() > before && !notified_) {  // the write failed the link: JS hears it now, not at the next wake-up
+    notified_ = true;
+    notify_();
+  }
+  return r;
 }
 
 int64_t Forwarder::Backlog(uint32_t id) {
