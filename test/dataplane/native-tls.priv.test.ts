@@ -1,0 +1,200 @@
+/**
+ * Privileged (root): TLS links served by the native forwarder through native
+ * records (tls-switch.ts, record-layer.ts, native/tap/records.cc). Daemons
+ * in this process on loopback with `nativeForwarding` and the TLS transport,
+ * each with a TAP port moved into a VM namespace (IPv6 off, static ARP):
+ *
+ *   - the link switches to records and the forwarder carries a ping flow
+ *     (its carried count rises), with the port counters and the traffic
+ *     matrix equal to the frames the VMs' kernels sent; a drop rule stops
+ *     the flow at once;
+ *   - a TCP proxy on loopback between the two that flips one byte after the
+ *     switch makes the link close with VNET_ERR_RECORD_AUTH; the spoke
+ *     redials (fresh keys) and the flow is carried natively again;
+ *   - a peer that does not offer records keeps plain TLS, and the flow works.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { parseMac } from '../../src/common/mac.ts';
+import { Daemon } from '../../src/dataplane/daemon.ts';
+import { TapPort } from '../../src/dataplane/tap-port.ts';
+import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
+import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { capturingLogger, type LogRecord } from '../helpers/log-capture.ts';
+import { requireTools, useNetns, waitFor, type NetnsHarness } from '../helpers/netns.ts';
+
+requireTools(['ip', 'ping']);
+
+const MAC1 = '02:00:00:78:00:01';
+const MAC2 = '02:00:00:78:00:02';
+type Vm = { ns: string; dev: string; ip: string };
+type After = { after(fn: () => Promise<void> | void): void };
+
+let ca: PemPair | undefined;
+async function credentials(host: string): Promise<{ ca: string; cert: string; key: string }> {
+  ca ??= await createCa();
+  const c = await issueHostCertificate(ca, host);
+  return { ca: ca.cert, cert: c.cert, key: c.key };
+}
+
+/** A daemon with the native forwarder over TLS: the hub on loopback, or a spoke dialling `hubPort`. */
+async function startDaemon(t: After, hostId: string, logs: LogRecord[], hub?: { id: string; port: number }, nativeRecords?: boolean): Promise<Daemon> {
+  const { logger, records } = capturingLogger();
+  const origPush = records.push.bind(records);
+  records.push = (...r: LogRecord[]) => { logs.push(...r.map((x) => ({ ...x, host: hostId }))); return origPush(...r); };
+  const transport = new TlsTransport({ logger }, { localHost: hostId, keepaliveMs: 200, deadMs: 2000, ...(await credentials(hostId)), ...(nativeRecords === undefined ? {} : { nativeRecords }) });
+  const d = await Daemon.start({ logger, transport }, hub === undefined
+    ? { hostId, role: 'hub', listen: { host: '127.0.0.1', port: 0 }, nativeForwarding: {} }
+    : { hostId, role: 'spoke', hub: { host: '127.0.0.1', port: hub.port, id: hub.id }, reconnect: { initialMs: 20, maxMs: 200 }, nativeForwarding: {} });
+  t.after(() => d.close());
+  return d;
+}
+
+async function vmPair(h: NetnsHarness, on: readonly [Daemon, Daemon]): Promise<[Vm, Vm]> {
+  const vms: Vm[] = [];
+  for (const [d, mac, ip] of [[on[0], MAC1, '10.98.0.1'], [on[1], MAC2, '10.98.0.2']] as const) {
+    const ns = await h.namespace();
+    const dev = h.linkName();
+    const port = TapPort.open({ name: dev, mac: parseMac(mac), mtu: 1500, vnetHdr: true, up: false, logger: silentLogger() });
+    h.trackHostLink(dev);
+    await h.exec(undefined, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
+    await h.moveLink(dev, ns);
+    await h.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
+    await h.addAddress(ns, dev, `${ip}/24`);
+    await h.linkUp(ns, dev);
+    d.addPort(port, ip);
+    vms.push({ ns, dev, ip });
+  }
+  const [vm1, vm2] = vms as [Vm, Vm];
+  await h.exec(vm1.ns, ['ip', 'neigh', 'replace', vm2.ip, 'lladdr', MAC2, 'dev', vm1.dev, 'nud', 'permanent']);
+  await h.exec(vm2.ns, ['ip', 'neigh', 'replace', vm1.ip, 'lladdr', MAC1, 'dev', vm2.dev, 'nud', 'permanent']);
+  return [vm1, vm2];
+}
+
+async function kernelCounter(h: NetnsHarness, ns: string, dev: string, which: 'tx_packets' | 'rx_packets'): Promise<number> {
+  return Number((await h.exec(ns, ['cat', `/sys/class/net/${dev}/statistics/${which}`])).stdout.trim());
+}
+
+const servedByRecords = (logs: LogRecord[], host: string): number =>
+  logs.filter((r) => r.host === host && r.msg === 'link served by the native forwarder' && r.records === true).length;
+
+test('a TLS link switches to native records; the forwarder carries the flow, counters exact, a rule change at once', { timeout: 120_000 }, async (t) => {
+  const h = await useNetns(t, 'vnt-');
+  const logs: LogRecord[] = [];
+  const hub = await startDaemon(t, 'h1', logs);
+  const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: hub.listenAddress!.port });
+  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
+  const ping = (count: number, allowFailure = false) =>
+    h.exec(vm1.ns, ['ping', '-q', '-c', String(count), '-i', '0.005', '-W', '1', vm2.ip], { timeoutMs: 30_000, allowFailure });
+
+  await ping(200);
+  assert.ok(servedByRecords(logs, 'h1') >= 1 && servedByRecords(logs, 'h2') >= 1, 'both ends handed the records link to the forwarder');
+  assert.ok(hub.nativeCarriedFrames! >= 150, `the hub's forwarder carried ${hub.nativeCarriedFrames} of the 200 echo requests`);
+  assert.ok(spoke.nativeCarriedFrames! >= 300, `the spoke's forwarder carried ${spoke.nativeCarriedFrames} frames`);
+  const fromMac = (d: Daemon, src: string): number => d.takeTrafficSnapshot().entries.filter((e) => e.src === parseMac(src)).reduce((n, e) => n + e.frames, 0);
+  let sent1 = 0;
+  let sent2 = 0;
+  await waitFor(async () => {
+    sent1 = await kernelCounter(h, vm1.ns, vm1.dev, 'tx_packets');
+    sent2 = await kernelCounter(h, vm2.ns, vm2.dev, 'tx_packets');
+    return sent1 > 0 && hub.port(vm1.dev)!.stats.rxFrames === sent1 && spoke.port(vm2.dev)!.stats.rxFrames === sent2;
+  }, 'port counters equal the frames the VMs sent');
+  assert.equal(fromMac(hub, MAC1), sent1, 'hub matrix: the frames from vm1 equal what vm1 sent');
+  assert.equal(fromMac(spoke, MAC2), sent2, 'spoke matrix: the frames from vm2 equal what vm2 sent');
+  assert.equal(spoke.port(vm2.dev)!.stats.txFrames, await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), 'the spoke delivered to vm2 exactly what vm2 received');
+  await waitFor(() => {
+    hub.facts();
+    spoke.facts();
+    const out = hub.link('h2')!.stats;
+    const into = spoke.link('h1')!.stats;
+    return out.txFrames === into.rxFrames && out.txFrames >= 200;
+  }, 'the link counts the same frames on both ends');
+
+  const dropsBefore = hub.table.stats.drops['rule-drop'];
+  hub.setRules('admin', [{ id: 'no-vm2', priority: 500, src: MAC1, dst: MAC2, action: 'drop' as const }]);
+  const rxAtRule = await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets');
+  const blocked = ping(30, true);
+  await waitFor(() => hub.table.stats.drops['rule-drop'] >= dropsBefore + 20, 'the hub drops the flow by the rule');
+  await blocked;
+  assert.equal(await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), rxAtRule, 'no frame reached vm2 after the drop rule');
+  hub.setRules('admin', []);
+  const beforeResume = hub.nativeCarriedFrames!;
+  await ping(100);
+  assert.ok(hub.nativeCarriedFrames! - beforeResume >= 50, 'with the rule gone the flow is back on the native path');
+});
+
+/** A loopback TCP proxy to `port` that, once armed, flips one byte of the next spoke→hub chunk. */
+async function tamperingProxy(t: After, port: number): Promise<{ port: number; arm: () => void; flipped: () => boolean }> {
+  let armed = false;
+  let flipped = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((from) => {
+    const to = connect({ host: '127.0.0.1', port, noDelay: true });
+    from.setNoDelay(true);
+    for (const s of [from, to]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => { from.destroy(); to.destroy(); });
+    }
+    from.on('data', (chunk: Buffer) => {
+      if (armed && chunk.length >= 32) {
+        armed = false;
+        flipped = true;
+        chunk = Buffer.from(chunk);
+        chunk[chunk.length - 3]! ^= 0x40; // inside the last record's tag
+      }
+      to.write(chunk);
+    });
+    to.on('data', (chunk: Buffer) => from.write(chunk));
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as { port: number }).port, arm: () => { armed = true; }, flipped: () => flipped };
+}
+
+test('a byte flipped on the wire after the switch closes the link with VNET_ERR_RECORD_AUTH; the spoke redials and the flow is native again', { timeout: 120_000 }, async (t) => {
+  const h = await useNetns(t, 'vnt-');
+  const logs: LogRecord[] = [];
+  const hub = await startDaemon(t, 'h1', logs);
+  const proxy = await tamperingProxy(t, hub.listenAddress!.port);
+  const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: proxy.port });
+  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  await waitFor(() => spoke.link('h1') !== undefined && hub.link('h2') !== undefined, 'the spoke linked to the hub through the proxy');
+  const ping = (count: number, allowFailure = false) =>
+    h.exec(vm2.ns, ['ping', '-q', '-c', String(count), '-i', '0.005', '-W', '1', vm1.ip], { timeoutMs: 30_000, allowFailure });
+  await ping(100);
+  assert.ok(spoke.nativeCarriedFrames! >= 50, 'carried natively before the tampering');
+  const first = hub.link('h2')!;
+  proxy.arm();
+  await ping(50, true);
+  assert.ok(proxy.flipped(), 'the proxy flipped a byte');
+  await waitFor(() => logs.some((r) => r.host === 'h1' && r.msg === 'link down' && r.code === 'VNET_ERR_RECORD_AUTH'), 'the hub closed the link with VNET_ERR_RECORD_AUTH');
+  await waitFor(() => hub.link('h2') !== undefined && hub.link('h2') !== first && spoke.link('h1') !== undefined, 'the spoke redialled');
+  const before = spoke.nativeCarriedFrames!;
+  await ping(100);
+  assert.ok(spoke.nativeCarriedFrames! - before >= 50, 'the new link (fresh keys) is served natively');
+  assert.ok(servedByRecords(logs, 'h2') >= 2, 'the new link switched to records too');
+});
+
+test('a peer that does not offer native records keeps plain TLS, and the flow works', { timeout: 120_000 }, async (t) => {
+  const h = await useNetns(t, 'vnt-');
+  const logs: LogRecord[] = [];
+  const hub = await startDaemon(t, 'h1', logs);
+  const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: hub.listenAddress!.port }, false);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
+  await h.exec(vm1.ns, ['ping', '-q', '-c', '50', '-i', '0.005', '-W', '1', vm2.ip], { timeoutMs: 30_000 });
+  assert.equal(servedByRecords(logs, 'h1') + servedByRecords(logs, 'h2'), 0, 'no records link');
+  assert.equal(logs.filter((r) => r.msg === 'link served by the native forwarder').length, 0, 'a TLS socket proper stays on the event loop');
+  await waitFor(() => {
+    hub.facts();
+    return hub.link('h2')!.stats.txFrames >= 50;
+  }, 'the link carried the flow over plain TLS');
+});
