@@ -141,6 +141,7 @@ export class Daemon implements DaemonControl {
     this.#clock = components.clock ?? realClock;
     this.counters = new TrafficCounters({ startMs: this.#clock.wallNow() });
     this.#transport = components.transport;
+    if (init.nativeForwarding !== undefined) this.#transport.offerNativeRecords?.(true); // TLS links the forwarder can carry (tls-switch.ts)
     this.#log = componentLogger(components.logger, 'daemon', { host: init.hostId });
     this.#events = new DaemonEvents(this.#log);
     this.#security = new SecurityEvents({ logger: this.#log, clock: this.#clock, emit: (event) => this.#events.emit(event) });

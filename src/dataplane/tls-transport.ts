@@ -45,7 +45,7 @@ import type { Duplex } from 'node:stream';
  * them (an older daemon, or `nativeRecords: false`) keeps plain TLS.
  */
 export interface TlsTransportInit extends LinkSettings, TlsCredentials {
-  /** Offer native records (default: when this build's TAP addon has the record layer). */
+  /** Offer native records; default: when the daemon runs the native forwarder (`offerNativeRecords`). Needs the TAP addon's record layer either way. */
   nativeRecords?: boolean;
 }
 
@@ -57,18 +57,29 @@ export class TlsTransport implements Transport {
   readonly #components: TransportComponents;
   readonly #init: TlsTransportInit;
 
-  readonly #alpn: string[];
+  #offerRecords: boolean;
 
   constructor(components: TransportComponents, init: TlsTransportInit) {
     this.#components = { ...components, logger: componentLogger(components.logger, 'tls-transport') };
     this.#init = init;
-    this.#alpn = (init.nativeRecords ?? recordsAvailable()) ? [RECORDS_ALPN, PLAIN_ALPN] : [PLAIN_ALPN];
+    this.#offerRecords = init.nativeRecords ?? false;
+  }
+
+  offerNativeRecords(offer: boolean): void {
+    if (this.#init.nativeRecords === undefined) this.#offerRecords = offer;
+  }
+
+  /** ALPN: native records first when we offer them (and this build has them), plain TLS always. */
+  #alpn(): string[] {
+    return this.#offerRecords && recordsAvailable() ? [RECORDS_ALPN, PLAIN_ALPN] : [PLAIN_ALPN];
   }
 
   /** The socket the link runs on: the TLS socket, or the same connection switched to native records. */
   async #linkSocket(socket: TLSSocket, role: 'dialer' | 'listener'): Promise<Duplex> {
     if (!agreedOnRecords(socket)) return socket;
-    return switchToRecords(socket, { role, timeoutMs: connectTimeoutMs(this.#init), clock: this.#components.clock });
+    const records = await switchToRecords(socket, { role, timeoutMs: connectTimeoutMs(this.#init), clock: this.#components.clock });
+    this.#components.logger.debug({ role, remote: socket.remoteAddress }, 'switched to native records');
+    return records;
   }
 
   async listen(opts: ListenOptions, onLink: (link: Link) => void): Promise<TransportListener> {
@@ -82,7 +93,7 @@ export class TlsTransport implements Transport {
       rejectUnauthorized: true,
       minVersion: 'TLSv1.3',
       allowHalfOpen: false,
-      ALPNProtocols: this.#alpn,
+      ALPNProtocols: this.#alpn(),
     });
     // Each raw connection takes its slot before TLS starts, so the slot's deadline and caps cover the TLS handshake too.
     // The TLS socket is matched to its connection by the remote address and port (unique among open connections).
@@ -137,7 +148,7 @@ export class TlsTransport implements Transport {
       cert: init.cert,
       key: init.key,
       minVersion: 'TLSv1.3',
-      ALPNProtocols: this.#alpn,
+      ALPNProtocols: this.#alpn(),
       // The certificate is checked against the peer's hello by the link handshake (see above).
       checkServerIdentity: () => undefined,
       ...(opts.expectedPeer !== undefined && isIP(opts.expectedPeer) === 0 ? { servername: opts.expectedPeer } : {}),
