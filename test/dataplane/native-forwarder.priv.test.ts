@@ -20,16 +20,15 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { createDaemonRegistry } from '../../src/dataplane/daemon-metrics.ts';
-import { TapPort } from '../../src/dataplane/tap-port.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
-import { requireTools, useNetns, waitFor, type NetnsHarness } from '../helpers/netns.ts';
+import { requireTools, useNetns, waitFor } from '../helpers/netns.ts';
+import { kernelCounter, vmPair } from './native-vm-fixtures.ts';
 
 requireTools(['ip', 'ping']);
 
 const MAC1 = '02:00:00:77:00:01';
 const MAC2 = '02:00:00:77:00:02';
 
-type Vm = { ns: string; dev: string; ip: string };
 
 /** A daemon in this process with the native forwarder: the hub (listening on loopback), or a spoke of `hub`. */
 async function startDaemon(t: { after(fn: () => Promise<void>): void }, hostId: string, hub?: Daemon): Promise<Daemon> {
@@ -42,38 +41,12 @@ async function startDaemon(t: { after(fn: () => Promise<void>): void }, hostId: 
   return d;
 }
 
-/** Two VMs (MAC1 on the first daemon, MAC2 on the second): TAP ports in namespaces, IPv6 off, each other's MAC static. */
-async function vmPair(h: NetnsHarness, on: readonly [Daemon, Daemon]): Promise<[Vm, Vm]> {
-  const vms: Vm[] = [];
-  for (const [d, mac, ip] of [[on[0], MAC1, '10.97.0.1'], [on[1], MAC2, '10.97.0.2']] as const) {
-    const ns = await h.namespace();
-    const dev = h.linkName();
-    const port = TapPort.open({ name: dev, mac: parseMac(mac), mtu: 1500, vnetHdr: true, up: false, logger: silentLogger() });
-    h.trackHostLink(dev);
-    await h.exec(undefined, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
-    await h.moveLink(dev, ns);
-    await h.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
-    await h.addAddress(ns, dev, `${ip}/24`);
-    await h.linkUp(ns, dev);
-    d.addPort(port, ip);
-    vms.push({ ns, dev, ip });
-  }
-  const [vm1, vm2] = vms as [Vm, Vm];
-  await h.exec(vm1.ns, ['ip', 'neigh', 'replace', vm2.ip, 'lladdr', MAC2, 'dev', vm1.dev, 'nud', 'permanent']);
-  await h.exec(vm2.ns, ['ip', 'neigh', 'replace', vm1.ip, 'lladdr', MAC1, 'dev', vm2.dev, 'nud', 'permanent']);
-  return [vm1, vm2];
-}
-
-async function kernelCounter(h: NetnsHarness, ns: string, dev: string, which: 'tx_packets' | 'rx_packets'): Promise<number> {
-  const r = await h.exec(ns, ['cat', `/sys/class/net/${dev}/statistics/${which}`]);
-  return Number(r.stdout.trim());
-}
 
 test('the native forwarder carries a flow with exact counters, obeys a rule change at once and survives a link change', { timeout: 120_000 }, async (t) => {
   const h = await useNetns(t, 'vnf-');
   const hub = await startDaemon(t, 'h1');
   const spoke = await startDaemon(t, 'h2', hub);
-  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke], [MAC1, MAC2], '10.97.0');
   await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
 
   const ping = (count: number, allowFailure = false) =>
@@ -132,7 +105,7 @@ test('a hub relays between two spokes on the native forwarder, link to link, cou
   const hub = await startDaemon(t, 'hub');
   const a = await startDaemon(t, 'sA', hub);
   const b = await startDaemon(t, 'sB', hub);
-  const [vmA, vmB] = await vmPair(h, [a, b]);
+  const [vmA, vmB] = await vmPair(h, [a, b], [MAC1, MAC2], '10.97.0');
   await waitFor(() => a.link('hub') !== undefined && b.link('hub') !== undefined, 'both spokes linked to the hub');
   await h.exec(vmA.ns, ['ping', '-q', '-c', '200', '-i', '0.005', '-W', '1', vmB.ip], { timeoutMs: 30_000 });
   assert.ok(hub.nativeCarriedFrames! >= 300, `the hub's forwarder relayed ${hub.nativeCarriedFrames} of the 400 frames`);

@@ -18,18 +18,16 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
-import { TapPort } from '../../src/dataplane/tap-port.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
-import { silentLogger } from '../../src/common/logger.ts';
 import { capturingLogger, type LogRecord } from '../helpers/log-capture.ts';
-import { requireTools, useNetns, waitFor, type NetnsHarness } from '../helpers/netns.ts';
+import { requireTools, useNetns, waitFor } from '../helpers/netns.ts';
+import { kernelCounter, vmPair } from './native-vm-fixtures.ts';
 
 requireTools(['ip', 'ping']);
 
 const MAC1 = '02:00:00:78:00:01';
 const MAC2 = '02:00:00:78:00:02';
-type Vm = { ns: string; dev: string; ip: string };
 type After = { after(fn: () => Promise<void> | void): void };
 
 let ca: PemPair | undefined;
@@ -52,30 +50,6 @@ async function startDaemon(t: After, hostId: string, logs: LogRecord[], hub?: { 
   return d;
 }
 
-async function vmPair(h: NetnsHarness, on: readonly [Daemon, Daemon]): Promise<[Vm, Vm]> {
-  const vms: Vm[] = [];
-  for (const [d, mac, ip] of [[on[0], MAC1, '10.98.0.1'], [on[1], MAC2, '10.98.0.2']] as const) {
-    const ns = await h.namespace();
-    const dev = h.linkName();
-    const port = TapPort.open({ name: dev, mac: parseMac(mac), mtu: 1500, vnetHdr: true, up: false, logger: silentLogger() });
-    h.trackHostLink(dev);
-    await h.exec(undefined, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
-    await h.moveLink(dev, ns);
-    await h.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
-    await h.addAddress(ns, dev, `${ip}/24`);
-    await h.linkUp(ns, dev);
-    d.addPort(port, ip);
-    vms.push({ ns, dev, ip });
-  }
-  const [vm1, vm2] = vms as [Vm, Vm];
-  await h.exec(vm1.ns, ['ip', 'neigh', 'replace', vm2.ip, 'lladdr', MAC2, 'dev', vm1.dev, 'nud', 'permanent']);
-  await h.exec(vm2.ns, ['ip', 'neigh', 'replace', vm1.ip, 'lladdr', MAC1, 'dev', vm2.dev, 'nud', 'permanent']);
-  return [vm1, vm2];
-}
-
-async function kernelCounter(h: NetnsHarness, ns: string, dev: string, which: 'tx_packets' | 'rx_packets'): Promise<number> {
-  return Number((await h.exec(ns, ['cat', `/sys/class/net/${dev}/statistics/${which}`])).stdout.trim());
-}
 
 const servedByRecords = (logs: LogRecord[], host: string): number =>
   logs.filter((r) => r.host === host && r.msg === 'link served by the native forwarder' && r.records === true).length;
@@ -85,7 +59,7 @@ test('a TLS link switches to native records; the forwarder carries the flow, cou
   const logs: LogRecord[] = [];
   const hub = await startDaemon(t, 'h1', logs);
   const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: hub.listenAddress!.port });
-  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke], [MAC1, MAC2], '10.98.0');
   await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
   const ping = (count: number, allowFailure = false) =>
     h.exec(vm1.ns, ['ping', '-q', '-c', String(count), '-i', '0.005', '-W', '1', vm2.ip], { timeoutMs: 30_000, allowFailure });
@@ -165,7 +139,7 @@ test('a byte flipped on the wire after the switch closes the link with VNET_ERR_
   const hub = await startDaemon(t, 'h1', logs);
   const proxy = await tamperingProxy(t, hub.listenAddress!.port);
   const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: proxy.port });
-  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke], [MAC1, MAC2], '10.98.0');
   await waitFor(() => spoke.link('h1') !== undefined && hub.link('h2') !== undefined, 'the spoke linked to the hub through the proxy');
   const ping = (count: number, allowFailure = false) =>
     h.exec(vm2.ns, ['ping', '-q', '-c', String(count), '-i', '0.005', '-W', '1', vm1.ip], { timeoutMs: 30_000, allowFailure });
@@ -188,7 +162,7 @@ test('a peer that does not offer native records keeps plain TLS, and the flow wo
   const logs: LogRecord[] = [];
   const hub = await startDaemon(t, 'h1', logs);
   const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: hub.listenAddress!.port }, false);
-  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke], [MAC1, MAC2], '10.98.0');
   await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
   await h.exec(vm1.ns, ['ping', '-q', '-c', '50', '-i', '0.005', '-W', '1', vm2.ip], { timeoutMs: 30_000 });
   assert.equal(servedByRecords(logs, 'h1') + servedByRecords(logs, 'h2'), 0, 'no records link');
