@@ -7,7 +7,9 @@
  *   - the link switches to records and the forwarder carries a ping flow
  *     (its carried count rises), with the port counters and the traffic
  *     matrix equal to the frames the VMs' kernels sent; a drop rule stops
- *     the flow at once;
+ *     the flow at once; a local close takes the link back mid-stream (the
+ *     goodbye is sealed on from the forwarder's counter) and the redial is
+ *     carried natively again;
  *   - a TCP proxy on loopback between the two that flips one byte after the
  *     switch makes the link close with VNET_ERR_RECORD_AUTH; the spoke
  *     redials (fresh keys) and the flow is carried natively again;
@@ -98,6 +100,17 @@ test('a TLS link switches to native records; the forwarder carries the flow, cou
   const beforeResume = hub.nativeCarriedFrames!;
   await ping(100);
   assert.ok(hub.nativeCarriedFrames! - beforeResume >= 50, 'with the rule gone the flow is back on the native path');
+
+  // A local close takes the records link back from the forwarder mid-stream: the goodbye, sealed with the
+  // forwarder's counter, reaches the spoke as a goodbye (not a record error); it redials, natively again.
+  const oldLink = hub.link('h2')!;
+  await oldLink.close('test: link change');
+  await waitFor(() => hub.link('h2') !== undefined && hub.link('h2') !== oldLink && spoke.link('h1') !== undefined, 'the spoke redialled');
+  assert.ok(logs.some((r) => r.host === 'h2' && r.msg === 'link down' && r.code === 'VNET_ERR_PEER_GOODBYE'), 'the spoke read the hub\'s goodbye');
+  assert.ok(!logs.some((r) => typeof r.code === 'string' && r.code.startsWith('VNET_ERR_RECORD_')), 'no record error on either side');
+  const beforeNew = hub.nativeCarriedFrames!;
+  await ping(100);
+  assert.ok(hub.nativeCarriedFrames! - beforeNew >= 50, 'the new link is served natively too');
 });
 
 /** A loopback TCP proxy to `port` that, once armed, flips one byte of the next spoke→hub chunk. */
