@@ -141,7 +141,6 @@ export class Daemon implements DaemonControl {
     this.#clock = components.clock ?? realClock;
     this.counters = new TrafficCounters({ startMs: this.#clock.wallNow() });
     this.#transport = components.transport;
-    if (init.nativeForwarding !== undefined) this.#transport.offerNativeRecords?.(true); // TLS links the forwarder can carry (tls-switch.ts)
     this.#log = componentLogger(components.logger, 'daemon', { host: init.hostId });
     this.#events = new DaemonEvents(this.#log);
     this.#security = new SecurityEvents({ logger: this.#log, clock: this.#clock, emit: (event) => this.#events.emit(event) });
@@ -155,6 +154,7 @@ export class Daemon implements DaemonControl {
     const native = NativeFlows.open(init.nativeForwarding, this.table, this.counters, this.#clock);
     this.#native = native.flows;
     this.nativeForwarding = native.state;
+    if (native.state.running) this.#transport.offerNativeRecords?.(true); // TLS links the forwarder can carry (tls-switch.ts)
     this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats, this.#native);
     this.#links = new LinkSlots(
       {
