@@ -17,12 +17,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/common/logger.ts';
-import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { createDaemonRegistry } from '../../src/dataplane/daemon-metrics.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { requireTools, useNetns, waitFor } from '../helpers/netns.ts';
-import { kernelCounter, vmPair } from './native-vm-fixtures.ts';
+import { assertCountersExact, assertDropRuleAtOnce, kernelCounter, vmPair } from './native-vm-fixtures.ts';
 
 requireTools(['ip', 'ping']);
 
@@ -59,33 +58,10 @@ test('the native forwarder carries a flow with exact counters, obeys a rule chan
   assert.ok(spoke.nativeCarriedFrames! >= 300, `the spoke's forwarder carried ${spoke.nativeCarriedFrames} frames (requests in, replies out)`);
   const metric = /^vnet_daemon_native_forwarded_frames_total\{host="h1"\} (\d+)$/m.exec(await createDaemonRegistry({ daemon: hub }).metrics());
   assert.ok(metric !== null && Number(metric[1]) >= carried, `the metric shows what the hub's forwarder carried: ${metric?.[0]}`);
-  /** Frames from `src` in the daemon's traffic matrix (whatever their destination: all went to the other VM). */
-  const fromMac = (d: Daemon, src: string): number =>
-    d.takeTrafficSnapshot().entries.filter((e) => e.src === parseMac(src)).reduce((n, e) => n + e.frames, 0);
-  let sent1 = 0;
-  let sent2 = 0;
-  await waitFor(async () => {
-    sent1 = await kernelCounter(h, vm1.ns, vm1.dev, 'tx_packets');
-    sent2 = await kernelCounter(h, vm2.ns, vm2.dev, 'tx_packets');
-    return sent1 > 0 && hub.port(vm1.dev)!.stats.rxFrames === sent1 && spoke.port(vm2.dev)!.stats.rxFrames === sent2;
-  }, 'port counters equal the frames the VMs sent');
-  // The first snapshot: every frame each VM sent since its port was added.
-  assert.equal(fromMac(hub, MAC1), sent1, 'hub matrix: the frames from vm1 equal what vm1 sent');
-  assert.equal(fromMac(spoke, MAC2), sent2, 'spoke matrix: the frames from vm2 equal what vm2 sent');
-  assert.equal(spoke.port(vm2.dev)!.stats.txFrames, await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), 'the spoke delivered to vm2 exactly what vm2 received');
+  await assertCountersExact(h, [hub, spoke], [vm1, vm2], [MAC1, MAC2]);
 
   // 2. A drop rule applies at once: nothing more reaches vm2.
-  const dropsBefore = hub.table.stats.drops['rule-drop'];
-  hub.setRules('admin', [{ id: 'no-vm2', priority: 500, src: MAC1, dst: MAC2, action: 'drop' as const }]);
-  const rxAtRule = await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets');
-  const blocked = ping(30, true);
-  await waitFor(() => hub.table.stats.drops['rule-drop'] >= dropsBefore + 20, 'the hub drops the flow by the rule');
-  await blocked;
-  assert.equal(await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), rxAtRule, 'no frame reached vm2 after the drop rule');
-  hub.setRules('admin', []);
-  const beforeResume = hub.nativeCarriedFrames!;
-  await ping(100);
-  assert.ok(hub.nativeCarriedFrames! - beforeResume >= 50, 'with the rule gone the flow is back on the native path');
+  await assertDropRuleAtOnce(h, hub, vm2, [MAC1, MAC2], ping);
 
   // 3. A link change: the hub closes the link; the spoke redials; the forwarder carries the flow over the new one.
   const oldLink = hub.link('h2')!;

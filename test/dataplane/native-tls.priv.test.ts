@@ -18,13 +18,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
 import { capturingLogger, type LogRecord } from '../helpers/log-capture.ts';
 import { requireTools, useNetns, waitFor } from '../helpers/netns.ts';
-import { kernelCounter, vmPair } from './native-vm-fixtures.ts';
+import { assertCountersExact, assertDropRuleAtOnce, vmPair } from './native-vm-fixtures.ts';
 
 requireTools(['ip', 'ping']);
 
@@ -70,17 +69,7 @@ test('a TLS link switches to native records; the forwarder carries the flow, cou
   assert.ok(servedByRecords(logs, 'h1') >= 1 && servedByRecords(logs, 'h2') >= 1, 'both ends handed the records link to the forwarder');
   assert.ok(hub.nativeCarriedFrames! >= 150, `the hub's forwarder carried ${hub.nativeCarriedFrames} of the 200 echo requests`);
   assert.ok(spoke.nativeCarriedFrames! >= 300, `the spoke's forwarder carried ${spoke.nativeCarriedFrames} frames`);
-  const fromMac = (d: Daemon, src: string): number => d.takeTrafficSnapshot().entries.filter((e) => e.src === parseMac(src)).reduce((n, e) => n + e.frames, 0);
-  let sent1 = 0;
-  let sent2 = 0;
-  await waitFor(async () => {
-    sent1 = await kernelCounter(h, vm1.ns, vm1.dev, 'tx_packets');
-    sent2 = await kernelCounter(h, vm2.ns, vm2.dev, 'tx_packets');
-    return sent1 > 0 && hub.port(vm1.dev)!.stats.rxFrames === sent1 && spoke.port(vm2.dev)!.stats.rxFrames === sent2;
-  }, 'port counters equal the frames the VMs sent');
-  assert.equal(fromMac(hub, MAC1), sent1, 'hub matrix: the frames from vm1 equal what vm1 sent');
-  assert.equal(fromMac(spoke, MAC2), sent2, 'spoke matrix: the frames from vm2 equal what vm2 sent');
-  assert.equal(spoke.port(vm2.dev)!.stats.txFrames, await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), 'the spoke delivered to vm2 exactly what vm2 received');
+  await assertCountersExact(h, [hub, spoke], [vm1, vm2], [MAC1, MAC2]);
   await waitFor(() => {
     hub.facts();
     spoke.facts();
@@ -89,17 +78,7 @@ test('a TLS link switches to native records; the forwarder carries the flow, cou
     return out.txFrames === into.rxFrames && out.txFrames >= 200;
   }, 'the link counts the same frames on both ends');
 
-  const dropsBefore = hub.table.stats.drops['rule-drop'];
-  hub.setRules('admin', [{ id: 'no-vm2', priority: 500, src: MAC1, dst: MAC2, action: 'drop' as const }]);
-  const rxAtRule = await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets');
-  const blocked = ping(30, true);
-  await waitFor(() => hub.table.stats.drops['rule-drop'] >= dropsBefore + 20, 'the hub drops the flow by the rule');
-  await blocked;
-  assert.equal(await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), rxAtRule, 'no frame reached vm2 after the drop rule');
-  hub.setRules('admin', []);
-  const beforeResume = hub.nativeCarriedFrames!;
-  await ping(100);
-  assert.ok(hub.nativeCarriedFrames! - beforeResume >= 50, 'with the rule gone the flow is back on the native path');
+  await assertDropRuleAtOnce(h, hub, vm2, [MAC1, MAC2], ping);
 
   // A local close takes the records link back from the forwarder mid-stream: the goodbye, sealed with the
   // forwarder's counter, reaches the spoke as a goodbye (not a record error); it redials, natively again.
