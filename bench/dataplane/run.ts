@@ -9,7 +9,9 @@
  *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel, on the event loop (nativeForwarding: false)
  *   vnet-tcp-native       the same with the native forwarder (the default; nativeForwarding: {}, docs/daemon.md)
  *   vnet-tcp-native-busy  the same, spinning 50 µs before sleeping (nativeForwarding: { busyPollUs: 50 })
- *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel
+ *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel, on the event loop (nativeForwarding: false)
+ *   vnet-tls-native       the same with the native forwarder: the link switches to native records (docs/wire-protocol.md)
+ *   vnet-tls-native-busy  the same, spinning 50 µs before sleeping
  *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
  *   ovs-vxlan   Open vSwitch, userspace datapath, on both hosts, VXLAN (ovs-vtep.ts; VMs on veths, MTU 1450)
  *   vnet-ovs    a vnet daemon (h1, TAP port) and Open vSwitch (h2, userspace datapath) over VXLAN
@@ -252,7 +254,9 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp', false, ['nativeForwarding: false']));
 scenarios.push(vnetScenario('vnet-tcp-native', 10, 'tcp', false, ['nativeForwarding: {}']));
 scenarios.push(vnetScenario('vnet-tcp-native-busy', 11, 'tcp', false, ['nativeForwarding: { busyPollUs: 50 }']));
-scenarios.push(vnetScenario('vnet-tls', 6, 'tls'));
+scenarios.push(vnetScenario('vnet-tls', 6, 'tls', false, ['nativeForwarding: false']));
+scenarios.push(vnetScenario('vnet-tls-native', 12, 'tls', false, ['nativeForwarding: {}']));
+scenarios.push(vnetScenario('vnet-tls-native-busy', 13, 'tls', false, ['nativeForwarding: { busyPollUs: 50 }']));
 scenarios.push(vnetScenario('vnet-vxlan', 7, 'vxlan'));
 
 function ovsScenario(): Scenario {
@@ -354,6 +358,9 @@ async function main(): Promise<void> {
   ratio('vnet-tcp-native-busy', 'tinc-tcp');
   ratio('vnet-tcp-native', 'vnet-tcp');
   ratio('vnet-tls', 'tinc-tcp');
+  ratio('vnet-tls-native', 'tinc-tcp');
+  ratio('vnet-tls-native-busy', 'tinc-tcp');
+  ratio('vnet-tls-native', 'vnet-tls');
   ratio('vnet-tcp', 'tinc-udp');
   ratio('vnet-tcp', 'vxlan');
   ratio('vnet-tls', 'vxlan');

@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kLinkRxBytes = 256 * 1024 + 4 + 65535 + 14 + 4 + 10;  // a read plus the largest message
 constexpr uint32_t kWakeId = 0xffffffffu;
+constexpr size_t kLinkCipherBytes = 2 * (kRecordHeader + kRecordMaxPlain + kRecordTag);  // a read's worth, and a whole record
 
 uint64_t NowNs() {
   struct timespec t;
@@ -122,19 +123,36 @@ int Forwarder::AttachTap(int fd, int hdr_size, int mtu) {
   return Attach(fd, e);
 }
 
-int Forwarder::AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_water) {
+int Forwarder::AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_water, const RecordState* records, const std::vector<uint8_t>& cipher) {
   auto* e = new Endpoint();
   e->is_link = true;
   e->max_message = max_message_bytes;
   e->high_water = high_water;
   e->rx.resize(kLinkRxBytes);
+  if (records != nullptr) {
+    e->records = std::make_unique<RecordLayer>(*records);
+    if (!e->records->ok() || cipher.size() > kLinkCipherBytes) {
+      delete e;
+      return -EIO;
+    }
+    e->crx.resize(kLinkCipherBytes);
+    std::memcpy(e->crx.data(), cipher.data(), cipher.size());
+    e->crx_fill = cipher.size();
+  }
   return Attach(fd, e);
 }
 
-void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts) {
+void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts,
+                       bool* has_records, RecordState* records, std::vector<uint8_t>* cipher) {
   std::lock_guard<std::mutex> lock(mu_);
   Endpoint* e = Get(id);
+  *has_records = false;
   if (e == nullptr) return;
+  if (e->records) {
+    *has_records = true;
+    *records = e->records->state();
+    cipher->assign(e->crx.begin(), e->crx.begin() + static_cast<ptrdiff_t>(e->crx_fill));
+  }
   if (e->fd >= 0) {
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, e->fd, nullptr);
     ::close(e->fd);
@@ -203,7 +221,13 @@ int64_t Forwarder::WriteLink(uint32_t id, const struct iovec* iov, int iovcnt) {
   std::lock_guard<std::mutex> lock(mu_);
   Endpoint* e = Get(id);
   if (e == nullptr || !e->is_link) return -EBADF;
-  return WriteOrQueue(*e, id, iov, iovcnt);
+  size_t before = up_.size();
+  int64_t r = WriteOrQueue(*e, id, iov, iovcnt);
+  if (up_.size() > before && !notified_) {  // the write failed the link: JS hears it now, not at the next wake-up
+    notified_ = true;
+    notify_();
+  }
+  return r;
 }
 
 int64_t Forwarder::Backlog(uint32_t id) {

@@ -1,7 +1,8 @@
 // The native forwarder: the daemon's hot path for established flows, on one
 // thread of its own, free of N-API (forwarder_addon.cc is the JS face).
 //
-// Endpoints are TAP queues and plain-TCP link sockets that JS attached (each a
+// Endpoints are TAP queues and link sockets — plain TCP, or a TLS link's TCP
+// socket switched to native AEAD records (records.h) — that JS attached (each a
 // dup() of the fd, so JS closing its own never leaves this thread with a
 // recycled number). One epoll thread serves them all:
 //
@@ -12,7 +13,8 @@
 //                   gathered per link and written with one writev per link per
 //                   batch; a hit that is a TAP: written to it. Everything else
 //                   (a miss, a runt, a broadcast JS did not install) goes up.
-//   link readable   read → split into wire messages → a frame message whose
+//   link readable   read → (records: open each record, in order, into the
+//                   plaintext buffer; a bad one fails the link) → split into wire messages → a frame message whose
 //                   (ingress, src, dst) hits a TAP endpoint is written to it,
 //                   one that hits another link (a hub's relay) is written on
 //                   as it came, gathered per link;
@@ -30,7 +32,10 @@
 //
 // JS writes (control messages, frames it forwarded itself) go through
 // WriteLink under the same mutex, after any backlog: the byte stream never
-// interleaves. Flow entries live `ttl` (JS refreshes learning when one expires
+// interleaves. On a records link everything written (one batch's frames for
+// that link together: a burst is coalesced, a lone frame never waits) is
+// sealed first, under the same mutex, so the record counter and the stream
+// order are one. Flow entries live `ttl` (JS refreshes learning when one expires
 // and a frame goes up again); Flush drops them all (JS calls it on every rule,
 // port, link or learning change). Counters are deltas JS takes and merges.
 #pragma once
@@ -42,10 +47,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "records.h"
 
 namespace vnet_tap {
 
@@ -78,11 +86,15 @@ class Forwarder {
 
   // Attach: fd is dup()ed. Returns the endpoint id (>= 0) or -errno.
   int AttachTap(int fd, int hdr_size, int mtu);
-  int AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_water);
+  // records: the link's record layer state (keys, counters) when it carries native
+  // records, with `cipher` the bytes of a record JS had begun to receive.
+  int AttachLink(int fd, uint32_t max_message_bytes, uint64_t high_water, const RecordState* records, const std::vector<uint8_t>& cipher);
   // Stops serving the endpoint; returns what it still held: the unwritten backlog
   // (link), the bytes read but not yet handed up (link), items queued for it,
-  // and its counts not yet taken.
-  void Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts);
+  // and its counts not yet taken; for a records link, the record state and the
+  // bytes of records not yet opened (*has_records set).
+  void Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<UpItem>* queued, EndpointCounters* counts,
+              bool* has_records, RecordState* records, std::vector<uint8_t>* cipher);
 
   // JS's writes to a link, in order with the forwarder's own. Returns the backlog
   // in bytes, or -errno when the link has failed.
@@ -112,7 +124,10 @@ class Forwarder {
     uint32_t up_pending = 0;     // items up for this ingress and not yet acked
     std::vector<uint8_t> rx;     // link: bytes read, not yet parsed
     size_t rx_fill = 0;
-    std::vector<uint8_t> out;    // link: the backlog
+    std::unique_ptr<RecordLayer> records;  // link: native records (else plain bytes)
+    std::vector<uint8_t> crx;    // records link: bytes read, not yet opened
+    size_t crx_fill = 0;
+    std::vector<uint8_t> out;    // link: the backlog (sealed records on a records link)
     size_t out_off = 0;
     EndpointCounters c;
   };
@@ -135,11 +150,13 @@ class Forwarder {
   void Serve(uint32_t id, uint32_t events, uint64_t now);
   void ReadTap(uint32_t id, uint64_t now);
   void ReadLink(uint32_t id, uint64_t now);
+  bool OpenRecords(Endpoint& e, uint32_t id, uint64_t now);
   size_t ParseLink(Endpoint& e, uint32_t id, uint64_t now);
   bool DeliverToTap(uint32_t tid, const uint8_t* vhdr, const uint8_t* frame, size_t len);
   void FlushBacklog(uint32_t id);
   void WriteStaged(std::vector<Staged>& staged);
   int64_t WriteOrQueue(Endpoint& e, uint32_t id, const struct iovec* iov, int iovcnt);
+  int64_t WriteBytes(Endpoint& e, uint32_t id, const struct iovec* iov, int iovcnt);
   const Entry* Lookup(uint32_t ingress, const uint8_t* frame, uint64_t now);
   void CountTraffic(const uint8_t* frame, size_t len);
   void Fail(uint32_t id, int err);
@@ -162,6 +179,7 @@ class Forwarder {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::vector<uint8_t> scratch_;  // one TAP batch
+  std::vector<uint8_t> sealed_;   // one write's records
 };
 
 }  // namespace vnet_tap

@@ -1,8 +1,12 @@
 // NativeForwarder: the JS face of forwarder.h (loaded by src/dataplane/native-forwarder.ts).
 //
 //   new NativeForwarder({ busyPollUs, ttlMs }, onUp)   starts the thread
-//   attachTap(fd, hdrSize, mtu) / attachLink(fd, maxMessageBytes, highWater) -> id
-//   detach(id) -> { backlog: Buffer, items, counts: Float64Array [rxF rxB txF txB txD] }   what it still held
+//   attachTap(fd, hdrSize, mtu) / attachLink(fd, maxMessageBytes, highWater[, records]) -> id
+//       records (a link switched to native records, records.h): { txKey, txIv, rxKey, rxIv (Buffers),
+//       txSeq, txBytes, rxSeq, rxBytes, maxRecords, maxBytes (numbers), cipher (Buffer: a record begun) }
+//   detach(id) -> { backlog: Buffer, items, counts: Float64Array [rxF rxB txF txB txD],
+//                   records?: { txSeq, txBytes, rxSeq, rxBytes, cipher } }   what it still held
+//   dupFd(fd) -> a dup() of fd (close-on-exec): a TLS link's TCP socket for Node to read as plain bytes
 //   writeLink(id, buffers[]) -> backlog bytes, or -errno
 //   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
 //   takeCounters() -> { endpoints: Float64Array [id rxF rxB txF txB txD]*, traffic: Float64Array [src dst frames bytes]* }
@@ -13,6 +17,7 @@
 // then the forwarder is told they were handled (Ack), so the frames that
 // came after them on the same ingress may take the native path again.
 #include <errno.h>
+#include <fcntl.h>
 #include <uv.h>
 
 #include <cstring>
@@ -106,8 +111,44 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     return Attached(info.Env(), Fwd(info.Env()).AttachTap(static_cast<int>(U32(info, 0)), static_cast<int>(U32(info, 1)), static_cast<int>(U32(info, 2))));
   }
 
+  static void Bytes(Napi::Env env, Napi::Object o, const char* key, uint8_t* out, size_t len) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != len) throw Napi::TypeError::New(env, std::string("NativeForwarder.attachLink: records.") + key + " must be a Buffer of " + std::to_string(len) + " bytes");
+    std::memcpy(out, v.As<Napi::Buffer<uint8_t>>().Data(), len);
+  }
+
+  static uint64_t Count(Napi::Env env, Napi::Object o, const char* key) {
+    Napi::Value v = o.Get(key);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= 9007199254740991.0)) throw Napi::TypeError::New(env, std::string("NativeForwarder.attachLink: records.") + key + " must be a safe integer");
+    return static_cast<uint64_t>(d);
+  }
+
   Napi::Value AttachLink(const Napi::CallbackInfo& info) {
-    return Attached(info.Env(), Fwd(info.Env()).AttachLink(static_cast<int>(U32(info, 0)), U32(info, 1), U32(info, 2)));
+    Napi::Env env = info.Env();
+    int fd = static_cast<int>(U32(info, 0));
+    uint32_t max = U32(info, 1), hw = U32(info, 2);
+    if (info.Length() < 4 || info[3].IsUndefined()) return Attached(env, Fwd(env).AttachLink(fd, max, hw, nullptr, {}));
+    if (!info[3].IsObject()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records must be an object");
+    Napi::Object o = info[3].As<Napi::Object>();
+    RecordState st;
+    Bytes(env, o, "txKey", st.tx.key, sizeof st.tx.key);
+    Bytes(env, o, "txIv", st.tx.iv, sizeof st.tx.iv);
+    Bytes(env, o, "rxKey", st.rx.key, sizeof st.rx.key);
+    Bytes(env, o, "rxIv", st.rx.iv, sizeof st.rx.iv);
+    st.tx.seq = Count(env, o, "txSeq");
+    st.tx.bytes = Count(env, o, "txBytes");
+    st.rx.seq = Count(env, o, "rxSeq");
+    st.rx.bytes = Count(env, o, "rxBytes");
+    st.max_records = Count(env, o, "maxRecords");
+    st.max_bytes = Count(env, o, "maxBytes");
+    Napi::Value c = o.Get("cipher");
+    if (!c.IsBuffer()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records.cipher must be a Buffer");
+    Napi::Buffer<uint8_t> cb = c.As<Napi::Buffer<uint8_t>>();
+    std::vector<uint8_t> cipher(cb.Data(), cb.Data() + cb.Length());
+    int id = Fwd(env).AttachLink(fd, max, hw, &st, cipher);
+    st.Wipe();
+    return Attached(env, id);
   }
 
   Napi::Value Detach(const Napi::CallbackInfo& info) {
@@ -115,7 +156,10 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     std::vector<uint8_t> backlog;
     std::vector<UpItem> items;
     EndpointCounters c;
-    Fwd(env).Detach(U32(info, 0), &backlog, &items, &c);
+    bool has_records = false;
+    RecordState rs;
+    std::vector<uint8_t> cipher;
+    Fwd(env).Detach(U32(info, 0), &backlog, &items, &c, &has_records, &rs, &cipher);
     Napi::Object out = Napi::Object::New(env);
     Napi::Float64Array counts = Napi::Float64Array::New(env, 5);
     double row[5] = {double(c.rx_frames), double(c.rx_bytes), double(c.tx_frames), double(c.tx_bytes), double(c.tx_dropped)};
@@ -123,6 +167,16 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     out.Set("counts", counts);
     out.Set("backlog", Napi::Buffer<uint8_t>::Copy(env, backlog.data(), backlog.size()));
     out.Set("items", ItemsToJs(env, items));
+    if (has_records) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("txSeq", Napi::Number::New(env, static_cast<double>(rs.tx.seq)));
+      r.Set("txBytes", Napi::Number::New(env, static_cast<double>(rs.tx.bytes)));
+      r.Set("rxSeq", Napi::Number::New(env, static_cast<double>(rs.rx.seq)));
+      r.Set("rxBytes", Napi::Number::New(env, static_cast<double>(rs.rx.bytes)));
+      r.Set("cipher", Napi::Buffer<uint8_t>::Copy(env, cipher.data(), cipher.size()));
+      out.Set("records", r);
+    }
+    rs.Wipe();
     return out;
   }
 
@@ -237,10 +291,23 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
 };
 
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "dupFd(fd)");
+  int d = ::fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+  if (d < 0) {
+    Napi::Error err = Napi::Error::New(env, std::string("dupFd: ") + std::strerror(errno));
+    err.Set("errno", Napi::Number::New(env, errno));
+    throw err;
+  }
+  return Napi::Number::New(env, d);
+}
+
 }  // namespace
 
 void RegisterForwarder(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeForwarder", NativeForwarder::Define(env));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
 }
 
 }  // namespace vnet_tap

@@ -128,21 +128,62 @@ void Forwarder::ReadLink(uint32_t id, uint64_t now) {
   for (int round = 0; round < 8; round++) {
     Endpoint* e = Get(id);
     if (e == nullptr || e->failed) return;
-    size_t room = e->rx.size() - e->rx_fill;
-    ssize_t n = ::read(e->fd, e->rx.data() + e->rx_fill, room);
+    std::vector<uint8_t>& buf = e->records ? e->crx : e->rx;
+    size_t& fill = e->records ? e->crx_fill : e->rx_fill;
+    size_t room = buf.size() - fill;
+    ssize_t n = ::read(e->fd, buf.data() + fill, room);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       if (errno != EAGAIN) Fail(id, errno);
       return;
     }
     if (n == 0) {
-      Fail(id, 0);  // the peer closed: JS reads the end itself
+      // The peer closed: JS reads the end itself. A records link ending inside a record is truncated.
+      Fail(id, e->records && e->crx_fill > 0 ? EBADMSG : 0);
       return;
     }
-    e->rx_fill += static_cast<size_t>(n);
-    ParseLink(*e, id, now);
+    fill += static_cast<size_t>(n);
+    if (e->records) {
+      if (!OpenRecords(*e, id, now)) return;
+    } else {
+      ParseLink(*e, id, now);
+    }
     if (static_cast<size_t>(n) < room) return;
   }
+}
+
+// Opens every whole record read so far into the plaintext buffer, parsing it
+// whenever it fills; false when the link failed (a bad record, the limit).
+bool Forwarder::OpenRecords(Endpoint& e, uint32_t id, uint64_t now) {
+  size_t off = 0;
+  bool parsed = false;
+  while (true) {
+    size_t plain = 0, used = 0;
+    int r = e.records->Open(e.crx.data() + off, e.crx_fill - off, e.rx.data() + e.rx_fill, e.rx.size() - e.rx_fill, &plain, &used);
+    if (r < 0) {
+      Fail(id, -r);
+      return false;
+    }
+    if (r == 0 && used == 0) break;  // the rest of a record is still on its way
+    if (r == 0) {                    // no room for it: hand up or forward what is open first
+      if (parsed) {
+        Fail(id, EMSGSIZE);  // the plaintext buffer holds less than one record after a parse: never for our own limits
+        return false;
+      }
+      ParseLink(e, id, now);
+      parsed = true;
+      continue;
+    }
+    e.rx_fill += plain;
+    off += used;
+    parsed = false;
+  }
+  if (off > 0) {
+    std::memmove(e.crx.data(), e.crx.data() + off, e.crx_fill - off);
+    e.crx_fill -= off;
+  }
+  ParseLink(e, id, now);
+  return true;
 }
 
 size_t Forwarder::ParseLink(Endpoint& e, uint32_t id, uint64_t now) {
@@ -226,6 +267,19 @@ bool Forwarder::DeliverToTap(uint32_t tid, const uint8_t* vh, const uint8_t* fra
 
 int64_t Forwarder::WriteOrQueue(Endpoint& e, uint32_t id, const struct iovec* iov, int iovcnt) {
   if (e.failed) return -(e.err != 0 ? e.err : EPIPE);
+  if (!e.records) return WriteBytes(e, id, iov, iovcnt);
+  sealed_.clear();
+  int err = e.records->Seal(iov, iovcnt, &sealed_);
+  if (err != 0) {
+    Fail(id, err);
+    return -err;
+  }
+  struct iovec one{sealed_.data(), sealed_.size()};
+  return WriteBytes(e, id, &one, 1);
+}
+
+// Writes (or queues behind the backlog) bytes as they are.
+int64_t Forwarder::WriteBytes(Endpoint& e, uint32_t id, const struct iovec* iov, int iovcnt) {
   size_t skip = 0;
   if (e.out_off == e.out.size()) {
     e.out.clear();

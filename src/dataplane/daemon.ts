@@ -154,6 +154,7 @@ export class Daemon implements DaemonControl {
     const native = NativeFlows.open(init.nativeForwarding, this.table, this.counters, this.#clock);
     this.#native = native.flows;
     this.nativeForwarding = native.state;
+    if (native.state.running) this.#transport.offerNativeRecords?.(true); // TLS links the forwarder can carry (tls-switch.ts)
     this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats, this.#native);
     this.#links = new LinkSlots(
       {

@@ -1,4 +1,4 @@
-import { TLSSocket } from 'node:tls';
+import { tlsOf } from './record-socket.ts';
 import { HandshakeError, LinkAuthError, PeerGoodbyeError } from './errors.ts';
 import { freshNonce, handshakeTranscript, type LinkAuthenticator } from './link-auth.ts';
 import { judgeHello, type Goodbye, type HelloExpectation } from './link-handshake.ts';
@@ -35,7 +35,7 @@ export interface HandshakeSessionInit extends Omit<HelloExpectation, 'method'> {
 
 /** Our authentication method on `socket`: none on TLS (the certificates did it), else the authenticator's. */
 export function linkAuthMethod(socket: unknown, authenticator: LinkAuthenticator | undefined): AuthMethod {
-  if (socket instanceof TLSSocket || authenticator === undefined) return 'none';
+  if (tlsOf(socket) !== undefined || authenticator === undefined) return 'none';
   return authenticator.method;
 }
 

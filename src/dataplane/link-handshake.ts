@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
+import { tlsOf } from './record-socket.ts';
 import type { Clock } from '../common/clock.ts';
 import { HOST_ID_PATTERN } from '../common/host-id.ts';
 import { isLoopbackAddress } from '../common/ip-address.ts';
@@ -24,7 +24,8 @@ import { PROTOCOL_VERSION, type AuthMethod, type ControlMessage, type GoodbyeCod
  *            for (dialer) or accept (listener), the expected host, not our own
  *            id, a host of the deployment (link-membership.ts), our
  *            authentication method, and — on TLS — a host id that the peer's
- *            verified certificate names (CN or SAN DNS). An unauthenticated
+ *            verified certificate names (CN or SAN DNS) — also when the
+ *            connection switched to native records (record-socket.ts `tlsOf`). An unauthenticated
  *            plain TCP link is refused unless both ends are on loopback or the
  *            operator allowed it. Anything else fails the handshake with a
  *            typed error and, where the peer should hear why, the goodbye to
@@ -82,7 +83,7 @@ export function handshakeStartError(init: {
  * (the memory transport) never leave the process.
  */
 export function unauthenticatedRefusal(socket: Duplex, method: AuthMethod, allowUnauthenticated: boolean): string | undefined {
-  if (method !== 'none' || allowUnauthenticated || socket instanceof TLSSocket || !(socket instanceof Socket)) return undefined;
+  if (method !== 'none' || allowUnauthenticated || tlsOf(socket) !== undefined || !(socket instanceof Socket)) return undefined;
   if (isLoopbackAddress(socket.localAddress) && isLoopbackAddress(socket.remoteAddress)) return undefined;
   return `unauthenticated TCP link between ${socket.localAddress ?? '?'} and ${socket.remoteAddress ?? '?'} refused off loopback: configure a link key (linkKeyFile) or host certificates (tls: {dir}), or set transport option allowUnauthenticated`;
 }
@@ -144,8 +145,9 @@ export function helloRefusal(hello: HelloMessage, want: HelloExpectation): strin
 }
 
 /** For a TLS socket: why the certificate does not vouch for `hostId` (undefined when it does, or for plain sockets). */
-function certificateMismatch(socket: Duplex, hostId: string): string | undefined {
-  if (!(socket instanceof TLSSocket)) return undefined;
+function certificateMismatch(stream: Duplex, hostId: string): string | undefined {
+  const socket = tlsOf(stream);
+  if (socket === undefined) return undefined;
   if (!socket.authorized) return `peer certificate not authorized: ${String(socket.authorizationError ?? 'none presented')}`;
   const cert = socket.getPeerCertificate();
   if (cert === null || Object.keys(cert).length === 0) return 'peer presented no certificate';

@@ -1,5 +1,7 @@
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { recordErrnoError } from './record-layer.ts';
+import { RecordSocket } from './record-socket.ts';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
 import type { LinkCounters } from '../control/daemon-control.ts';
@@ -13,8 +15,12 @@ import type { NativeEndpointId } from './native-flows.ts';
  *
  *   endpoint  the first ask schedules the attach for after this turn (the
  *             frames in hand handled, nothing buffered either way), and says
- *             'later'; a socket that is not plain TCP says 'never'.
- *   attach    the forwarder dup()s the fd; Node's reads stop (`readStop`, with
+ *             'later'; a socket that is neither plain TCP nor a TLS
+ *             connection switched to native records (record-socket.ts) says
+ *             'never' (a TLS socket proper, in-memory streams).
+ *   attach    the forwarder dup()s the fd (a records link's: the raw TCP
+ *             socket's, with the keys and counters, so that the thread seals
+ *             and opens the records); Node's reads stop (`readStop`, with
  *             the handle's `reading` left set so that Node does not restart
  *             them on its own); the writer writes through the forwarder.
  *   up        bytes the forwarder did not forward go to the link's decoder,
@@ -22,9 +28,12 @@ import type { NativeEndpointId } from './native-flows.ts';
  *             and mark the link alive.
  *   detach    writes gathered so far and the forwarder's backlog go out first,
  *             the bytes it still held are decoded (or, while the link ends,
- *             dropped), then Node reads again. On the forwarder's "failed" —
+ *             dropped), a records link carries on from the thread's counters,
+ *             then Node reads again. On the forwarder's "failed" —
  *             the peer's end or a socket error — the link detaches and Node
- *             finds the end (or is told the error) itself.
+ *             finds the end (or is told the error) itself; a record that
+ *             did not verify, or a used-up key, destroys the socket with the
+ *             RecordLayerError.
  */
 
 export interface NativeLinkInit {
@@ -64,7 +73,7 @@ export class NativeLinkBinding {
   endpoint(fwd: NativeForwarder): NativeEndpointId {
     if (this.#native !== undefined || this.#state === 'asked') return this.current(fwd);
     const socket = this.#init.socket;
-    if (this.#state === 'never' || fwd.closed || socketHandle(socket) === undefined || socket instanceof TLSSocket) return 'never';
+    if (this.#state === 'never' || fwd.closed || socketHandle(tcpOf(socket)) === undefined || socket instanceof TLSSocket) return 'never';
     this.#state = 'asked';
     queueMicrotask(() => this.#attach(fwd));
     return 'later';
@@ -74,9 +83,12 @@ export class NativeLinkBinding {
     this.#state = 'no';
     const init = this.#init;
     const socket = init.socket as Socket;
-    const handle = socketHandle(socket);
+    const records = socket instanceof RecordSocket ? socket : undefined;
+    const tcp = tcpOf(socket);
+    const handle = socketHandle(tcp);
     if (!init.isOpen() || fwd.closed || handle === undefined) return;
     if (socket.writableLength > 0 || socket.readableLength > 0 || socket.isPaused() || socket.writableCorked > 0 || handle.reading !== true) return; // asked again later
+    if (records !== undefined && (tcp.writableLength > 0 || tcp.readableLength > 0 || tcp.isPaused() || records.holding)) return;
     const sink: EndpointSink = {
       onBytes: (bytes) => {
         if (!this.#discard) init.onBytes(bytes);
@@ -95,7 +107,7 @@ export class NativeLinkBinding {
     };
     let id: number;
     try {
-      id = fwd.attachLink(handle.fd, init.maxMessageBytes, init.highWaterBytes, sink);
+      id = fwd.attachLink(handle.fd, init.maxMessageBytes, init.highWaterBytes, sink, records?.handOff());
     } catch (err) {
       this.#state = 'never';
       init.log().warn({ err }, 'the native forwarder cannot serve this link; it stays on the event loop');
@@ -104,7 +116,7 @@ export class NativeLinkBinding {
     handle.readStop();
     this.#native = { fwd, id };
     init.writer.useNative(fwd, id);
-    init.log().debug({ endpoint: id }, 'link served by the native forwarder');
+    init.log().debug({ endpoint: id, records: records !== undefined }, 'link served by the native forwarder');
   }
 
   /** Take the socket back (see the header); `decodeQueued` false while the link ends. Idempotent. */
@@ -115,21 +127,28 @@ export class NativeLinkBinding {
     this.#state = 'never';
     this.#discard = !decodeQueued;
     this.#init.writer.useSocket();
-    const backlog = native.fwd.detach(native.id);
+    const { backlog, records: progress } = native.fwd.detachLink(native.id);
     const socket = this.#init.socket;
     if (socket.destroyed) return;
-    if (backlog.length > 0) socket.write(backlog);
-    socketHandle(socket)?.readStart();
+    const tcp = tcpOf(socket);
+    if (backlog.length > 0) tcp.write(backlog); // a records link's backlog is sealed records already
+    if (socket instanceof RecordSocket && progress !== undefined) socket.takeBack(progress);
+    socketHandle(tcp)?.readStart();
   }
 
   /** The forwarder saw the socket end (errno 0) or fail: Node sees it too once it reads again. */
   #failed(errno: number): void {
     this.detach(true);
     const socket = this.#init.socket;
-    if (errno !== 0 && !socket.destroyed) {
-      socket.destroy(Object.assign(new Error(`native forwarder: socket error (errno ${errno})`), { errno }));
-    }
+    if (errno === 0 || socket.destroyed) return;
+    const recordError = socket instanceof RecordSocket ? recordErrnoError(errno) : undefined;
+    socket.destroy(recordError ?? Object.assign(new Error(`native forwarder: socket error (errno ${errno})`), { errno }));
   }
+}
+
+/** The TCP socket under a link's stream: the stream itself, or a records link's raw socket. */
+function tcpOf(socket: Duplex): Duplex {
+  return socket instanceof RecordSocket ? socket.raw : socket;
 }
 
 /** Node's TCP handle of a socket (fd and the read switch), when it has one. */

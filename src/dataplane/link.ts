@@ -2,7 +2,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { AbortedError, HandshakeError, LinkLostError, LinkTimeoutError, PeerGoodbyeError, ProtocolViolationError, type FrameDecodeError } from './errors.ts';
+import { AbortedError, HandshakeError, LinkLostError, RecordLayerError, LinkTimeoutError, PeerGoodbyeError, ProtocolViolationError, type FrameDecodeError } from './errors.ts';
 import type { Frame } from '../common/frame.ts';
 import type { LinkCounters } from '../control/daemon-control.ts';
 import { armHandshake, handshakeStartError, type Goodbye } from './link-handshake.ts';
@@ -47,7 +47,7 @@ import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepal
  *              called when the drain is over. A peer's goodbye is answered
  *              with an end, not a reset, so our last frames reach it.
  *
- *   native     (plain TCP only) once open, `nativeEndpoint` hands the socket to
+ *   native     (plain TCP, or TLS switched to native records) once open, `nativeEndpoint` hands the socket to
  *              the native forwarder (native-forwarder.ts): Node stops reading
  *              it, the forwarder reads it and hands up, in order, every
  *              message it does not forward itself (they go to the decoder as
@@ -452,7 +452,7 @@ class SocketLink implements Link {
   }
 
   readonly #onSocketError = (err: Error): void => {
-    const lost = new LinkLostError(`socket error: ${err.message}`, { cause: err });
+    const lost = err instanceof RecordLayerError ? err : new LinkLostError(`socket error: ${err.message}`, { cause: err });
     if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError(`connection failed during the handshake: ${err.message}`, { cause: err }), undefined);
     else this.#finish(lost, undefined);
   };

@@ -1,7 +1,9 @@
 /**
  * The typed face of the native forwarder (`native/tap/forwarder*.cc`, in the
  * TAP addon): a thread of its own that carries established flows between TAP
- * devices and plain-TCP link sockets without waking the event loop. JavaScript
+ * devices and link sockets — plain TCP, or TLS links switched to native
+ * records (tls-switch.ts), whose records the thread seals and opens itself —
+ * without waking the event loop. JavaScript
  * keeps the control; the thread only repeats decisions JavaScript made.
  *
  *   attach     a TAP port (tap-port.ts) or an open plain-TCP link (link.ts)
@@ -52,14 +54,39 @@ export interface NativeForwarderOptions {
 
 interface NativeHandle {
   attachTap(fd: number, hdrSize: number, mtu: number): number;
-  attachLink(fd: number, maxMessageBytes: number, highWater: number): number;
-  detach(id: number): { backlog: Buffer; items: unknown[]; counts: Float64Array };
+  attachLink(fd: number, maxMessageBytes: number, highWater: number, records?: NativeRecordsAttach): number;
+  detach(id: number): { backlog: Buffer; items: unknown[]; counts: Float64Array; records?: NativeRecordsProgress };
   writeLink(id: number, buffers: readonly Uint8Array[]): number;
   backlog(id: number): number;
   install(ingress: number, src: number, dst: number, target: number, countTraffic: boolean): void;
   flush(): void;
   takeCounters(): { endpoints: Float64Array; traffic: Float64Array };
   close(): void;
+}
+
+/** A records link's state as the forwarder takes it (record-layer.ts, native/tap/records.h). */
+export interface NativeRecordsAttach {
+  txKey: Buffer;
+  txIv: Buffer;
+  txSeq: number;
+  txBytes: number;
+  rxKey: Buffer;
+  rxIv: Buffer;
+  rxSeq: number;
+  rxBytes: number;
+  maxRecords: number;
+  maxBytes: number;
+  /** Bytes of a record received and not yet opened. */
+  cipher: Buffer;
+}
+
+/** A records link's progress as the forwarder gives it back. */
+export interface NativeRecordsProgress {
+  txSeq: number;
+  txBytes: number;
+  rxSeq: number;
+  rxBytes: number;
+  cipher: Buffer;
 }
 
 const UP_TAP_BATCH = 1;
@@ -108,9 +135,13 @@ export class NativeForwarder {
     return this.#attach(() => this.#handle.attachTap(fd, hdrSize, mtu), sink);
   }
 
-  /** Serve a connected plain-TCP socket's fd; the caller stops Node's reads and writes through `writeLink`. */
-  attachLink(fd: number, maxMessageBytes: number, highWaterBytes: number, sink: EndpointSink): number {
-    return this.#attach(() => this.#handle.attachLink(fd, maxMessageBytes, Math.min(highWaterBytes, 0xffff_ffff)), sink);
+  /**
+   * Serve a connected TCP socket's fd; the caller stops Node's reads and writes
+   * through `writeLink`. With `records` the socket carries native records
+   * (record-layer.ts): the forwarder opens what it reads and seals what it writes.
+   */
+  attachLink(fd: number, maxMessageBytes: number, highWaterBytes: number, sink: EndpointSink, records?: NativeRecordsAttach): number {
+    return this.#attach(() => this.#handle.attachLink(fd, maxMessageBytes, Math.min(highWaterBytes, 0xffff_ffff), records), sink);
   }
 
   /**
@@ -119,14 +150,19 @@ export class NativeForwarder {
    * (to write before anything else). Idempotent.
    */
   detach(id: number): Buffer {
+    return this.detachLink(id).backlog;
+  }
+
+  /** `detach`, with a records link's progress (counters, a record begun) to carry on from. */
+  detachLink(id: number): { backlog: Buffer; records: NativeRecordsProgress | undefined } {
     const sink = this.#sinks.get(id);
-    if (sink === undefined || this.#closed) return Buffer.alloc(0);
-    const { backlog, items, counts } = this.#handle.detach(id);
+    if (sink === undefined || this.#closed) return { backlog: Buffer.alloc(0), records: undefined };
+    const { backlog, items, counts, records } = this.#handle.detach(id);
     this.#sinks.delete(id);
     this.carriedFrames += counts[0]!;
     sink.addCounts(counts[0]!, counts[1]!, counts[2]!, counts[3]!, counts[4]!);
     this.#dispatch(items, sink);
-    return backlog;
+    return { backlog, records };
   }
 
   /** Write to a link in order with the thread's own writes; the backlog in bytes, or -errno once the link failed. */

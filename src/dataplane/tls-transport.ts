@@ -2,7 +2,7 @@ import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
 import { componentLogger } from '../common/logger.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
-import { HandshakeError } from './errors.ts';
+import { HandshakeError, RecordLayerError } from './errors.ts';
 import type { Link } from './link.ts';
 import { openLink } from './link.ts';
 import { listenOn, serverListener } from './tcp-transport.ts';
@@ -20,6 +20,9 @@ import {
 } from './transport.ts';
 import { HandshakeAcceptor, type PendingConnection } from './handshake-acceptor.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import { PLAIN_ALPN, RECORDS_ALPN } from './record-layer.ts';
+import { agreedOnRecords, recordsAvailable, switchToRecords } from './tls-switch.ts';
+import type { Duplex } from 'node:stream';
 
 /**
  * Links over mutual TLS (1.3 only). Both sides present a certificate signed
@@ -33,8 +36,18 @@ import { formatHostPort } from '../common/host-port.ts';
  * and be a host of the deployment (`membership`). On the listener, each raw
  * connection holds a pending slot from accept, so the slot's deadline and
  * caps cover the TLS handshake as well as the hello (handshake-acceptor.ts).
+ *
+ * Native records (tls-switch.ts, record-layer.ts): both sides offer ALPN
+ * RECORDS_ALPN and PLAIN_ALPN; when both offered records, the connection
+ * switches from TLS records to AES-256-GCM records keyed by the TLS exporter
+ * right after the TLS handshake, before the hello, so that the native
+ * forwarder can carry the link on its own thread. A peer that does not offer
+ * them (an older daemon, or `nativeRecords: false`) keeps plain TLS.
  */
-export interface TlsTransportInit extends LinkSettings, TlsCredentials {}
+export interface TlsTransportInit extends LinkSettings, TlsCredentials {
+  /** Offer native records; default: when the daemon runs the native forwarder (`offerNativeRecords`). Needs the TAP addon's record layer either way. */
+  nativeRecords?: boolean;
+}
 
 /** Connection errors that mean nothing was reached (as opposed to a refused TLS handshake). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL', 'EAI_AGAIN']);
@@ -44,9 +57,29 @@ export class TlsTransport implements Transport {
   readonly #components: TransportComponents;
   readonly #init: TlsTransportInit;
 
+  #offerRecords: boolean;
+
   constructor(components: TransportComponents, init: TlsTransportInit) {
     this.#components = { ...components, logger: componentLogger(components.logger, 'tls-transport') };
     this.#init = init;
+    this.#offerRecords = init.nativeRecords ?? false;
+  }
+
+  offerNativeRecords(offer: boolean): void {
+    if (this.#init.nativeRecords === undefined) this.#offerRecords = offer;
+  }
+
+  /** ALPN: native records first when we offer them (and this build has them), plain TLS always. */
+  #alpn(): string[] {
+    return this.#offerRecords && recordsAvailable() ? [RECORDS_ALPN, PLAIN_ALPN] : [PLAIN_ALPN];
+  }
+
+  /** The socket the link runs on: the TLS socket, or the same connection switched to native records. */
+  async #linkSocket(socket: TLSSocket, role: 'dialer' | 'listener'): Promise<Duplex> {
+    if (!agreedOnRecords(socket)) return socket;
+    const records = await switchToRecords(socket, { role, timeoutMs: connectTimeoutMs(this.#init), clock: this.#components.clock });
+    this.#components.logger.debug({ role, remote: socket.remoteAddress }, 'switched to native records');
+    return records;
   }
 
   async listen(opts: ListenOptions, onLink: (link: Link) => void): Promise<TransportListener> {
@@ -60,6 +93,7 @@ export class TlsTransport implements Transport {
       rejectUnauthorized: true,
       minVersion: 'TLSv1.3',
       allowHalfOpen: false,
+      ALPNProtocols: this.#alpn(),
     });
     // Each raw connection takes its slot before TLS starts, so the slot's deadline and caps cover the TLS handshake too.
     // The TLS socket is matched to its connection by the remote address and port (unique among open connections).
@@ -85,7 +119,13 @@ export class TlsTransport implements Transport {
         return;
       }
       socket.setNoDelay(true);
-      acceptor.handshake(pending, socket);
+      this.#linkSocket(socket, 'listener').then(
+        (stream) => acceptor.handshake(pending, stream),
+        (err: Error & { code?: string }) => {
+          socket.destroy();
+          acceptor.fail(pending, err);
+        },
+      );
     });
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       const key = keyOf(socket);
@@ -108,6 +148,7 @@ export class TlsTransport implements Transport {
       cert: init.cert,
       key: init.key,
       minVersion: 'TLSv1.3',
+      ALPNProtocols: this.#alpn(),
       // The certificate is checked against the peer's hello by the link handshake (see above).
       checkServerIdentity: () => undefined,
       ...(opts.expectedPeer !== undefined && isIP(opts.expectedPeer) === 0 ? { servername: opts.expectedPeer } : {}),
@@ -119,7 +160,15 @@ export class TlsTransport implements Transport {
       return new HandshakeError(`TLS handshake with ${where} failed: ${err.message}`, { cause: err });
     });
     socket.setNoDelay(true);
-    return openLink(dialInit(this.#components, init, opts, socket));
+    let stream: Duplex;
+    try {
+      stream = await this.#linkSocket(socket, 'dialer');
+    } catch (err) {
+      socket.destroy();
+      if (err instanceof RecordLayerError) throw new HandshakeError(`with ${where}: ${err.message}`, { cause: err }, err.code);
+      throw new HandshakeError(`TLS handshake with ${where} failed: ${(err as Error).message}`, { cause: err });
+    }
+    return openLink(dialInit(this.#components, init, opts, stream));
   }
 }
 

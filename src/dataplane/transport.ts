@@ -95,6 +95,12 @@ export interface Transport {
   listen(opts: ListenOptions, onLink: (link: Link) => void): Promise<TransportListener>;
   /** Dial a peer and run the handshake. Rejects with TransportError, HandshakeError, ProtocolVersionError or AbortedError. */
   connect(opts: ConnectOptions): Promise<Link>;
+  /**
+   * The daemon runs the native forwarder: offer links its thread can carry
+   * where this transport has a way (TLS: native records, tls-switch.ts).
+   * Called before listen and connect.
+   */
+  offerNativeRecords?(offer: boolean): void;
 }
 
 /** The openLink settings (minus socket, role, kind) for one transport's links. */

@@ -17,19 +17,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/common/logger.ts';
-import { parseMac } from '../../src/common/mac.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { createDaemonRegistry } from '../../src/dataplane/daemon-metrics.ts';
-import { TapPort } from '../../src/dataplane/tap-port.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
-import { requireTools, useNetns, waitFor, type NetnsHarness } from '../helpers/netns.ts';
+import { requireTools, useNetns, waitFor } from '../helpers/netns.ts';
+import { assertCountersExact, assertDropRuleAtOnce, kernelCounter, vmPair } from './native-vm-fixtures.ts';
 
 requireTools(['ip', 'ping']);
 
 const MAC1 = '02:00:00:77:00:01';
 const MAC2 = '02:00:00:77:00:02';
 
-type Vm = { ns: string; dev: string; ip: string };
 
 /** A daemon in this process with the native forwarder: the hub (listening on loopback), or a spoke of `hub`. */
 async function startDaemon(t: { after(fn: () => Promise<void>): void }, hostId: string, hub?: Daemon): Promise<Daemon> {
@@ -42,38 +40,12 @@ async function startDaemon(t: { after(fn: () => Promise<void>): void }, hostId: 
   return d;
 }
 
-/** Two VMs (MAC1 on the first daemon, MAC2 on the second): TAP ports in namespaces, IPv6 off, each other's MAC static. */
-async function vmPair(h: NetnsHarness, on: readonly [Daemon, Daemon]): Promise<[Vm, Vm]> {
-  const vms: Vm[] = [];
-  for (const [d, mac, ip] of [[on[0], MAC1, '10.97.0.1'], [on[1], MAC2, '10.97.0.2']] as const) {
-    const ns = await h.namespace();
-    const dev = h.linkName();
-    const port = TapPort.open({ name: dev, mac: parseMac(mac), mtu: 1500, vnetHdr: true, up: false, logger: silentLogger() });
-    h.trackHostLink(dev);
-    await h.exec(undefined, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
-    await h.moveLink(dev, ns);
-    await h.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
-    await h.addAddress(ns, dev, `${ip}/24`);
-    await h.linkUp(ns, dev);
-    d.addPort(port, ip);
-    vms.push({ ns, dev, ip });
-  }
-  const [vm1, vm2] = vms as [Vm, Vm];
-  await h.exec(vm1.ns, ['ip', 'neigh', 'replace', vm2.ip, 'lladdr', MAC2, 'dev', vm1.dev, 'nud', 'permanent']);
-  await h.exec(vm2.ns, ['ip', 'neigh', 'replace', vm1.ip, 'lladdr', MAC1, 'dev', vm2.dev, 'nud', 'permanent']);
-  return [vm1, vm2];
-}
-
-async function kernelCounter(h: NetnsHarness, ns: string, dev: string, which: 'tx_packets' | 'rx_packets'): Promise<number> {
-  const r = await h.exec(ns, ['cat', `/sys/class/net/${dev}/statistics/${which}`]);
-  return Number(r.stdout.trim());
-}
 
 test('the native forwarder carries a flow with exact counters, obeys a rule change at once and survives a link change', { timeout: 120_000 }, async (t) => {
   const h = await useNetns(t, 'vnf-');
   const hub = await startDaemon(t, 'h1');
   const spoke = await startDaemon(t, 'h2', hub);
-  const [vm1, vm2] = await vmPair(h, [hub, spoke]);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke], [MAC1, MAC2], '10.97.0');
   await waitFor(() => spoke.link('h1') !== undefined, 'the spoke linked to the hub');
 
   const ping = (count: number, allowFailure = false) =>
@@ -86,33 +58,10 @@ test('the native forwarder carries a flow with exact counters, obeys a rule chan
   assert.ok(spoke.nativeCarriedFrames! >= 300, `the spoke's forwarder carried ${spoke.nativeCarriedFrames} frames (requests in, replies out)`);
   const metric = /^vnet_daemon_native_forwarded_frames_total\{host="h1"\} (\d+)$/m.exec(await createDaemonRegistry({ daemon: hub }).metrics());
   assert.ok(metric !== null && Number(metric[1]) >= carried, `the metric shows what the hub's forwarder carried: ${metric?.[0]}`);
-  /** Frames from `src` in the daemon's traffic matrix (whatever their destination: all went to the other VM). */
-  const fromMac = (d: Daemon, src: string): number =>
-    d.takeTrafficSnapshot().entries.filter((e) => e.src === parseMac(src)).reduce((n, e) => n + e.frames, 0);
-  let sent1 = 0;
-  let sent2 = 0;
-  await waitFor(async () => {
-    sent1 = await kernelCounter(h, vm1.ns, vm1.dev, 'tx_packets');
-    sent2 = await kernelCounter(h, vm2.ns, vm2.dev, 'tx_packets');
-    return sent1 > 0 && hub.port(vm1.dev)!.stats.rxFrames === sent1 && spoke.port(vm2.dev)!.stats.rxFrames === sent2;
-  }, 'port counters equal the frames the VMs sent');
-  // The first snapshot: every frame each VM sent since its port was added.
-  assert.equal(fromMac(hub, MAC1), sent1, 'hub matrix: the frames from vm1 equal what vm1 sent');
-  assert.equal(fromMac(spoke, MAC2), sent2, 'spoke matrix: the frames from vm2 equal what vm2 sent');
-  assert.equal(spoke.port(vm2.dev)!.stats.txFrames, await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), 'the spoke delivered to vm2 exactly what vm2 received');
+  await assertCountersExact(h, [hub, spoke], [vm1, vm2], [MAC1, MAC2]);
 
   // 2. A drop rule applies at once: nothing more reaches vm2.
-  const dropsBefore = hub.table.stats.drops['rule-drop'];
-  hub.setRules('admin', [{ id: 'no-vm2', priority: 500, src: MAC1, dst: MAC2, action: 'drop' as const }]);
-  const rxAtRule = await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets');
-  const blocked = ping(30, true);
-  await waitFor(() => hub.table.stats.drops['rule-drop'] >= dropsBefore + 20, 'the hub drops the flow by the rule');
-  await blocked;
-  assert.equal(await kernelCounter(h, vm2.ns, vm2.dev, 'rx_packets'), rxAtRule, 'no frame reached vm2 after the drop rule');
-  hub.setRules('admin', []);
-  const beforeResume = hub.nativeCarriedFrames!;
-  await ping(100);
-  assert.ok(hub.nativeCarriedFrames! - beforeResume >= 50, 'with the rule gone the flow is back on the native path');
+  await assertDropRuleAtOnce(h, hub, vm2, [MAC1, MAC2], ping);
 
   // 3. A link change: the hub closes the link; the spoke redials; the forwarder carries the flow over the new one.
   const oldLink = hub.link('h2')!;
@@ -132,7 +81,7 @@ test('a hub relays between two spokes on the native forwarder, link to link, cou
   const hub = await startDaemon(t, 'hub');
   const a = await startDaemon(t, 'sA', hub);
   const b = await startDaemon(t, 'sB', hub);
-  const [vmA, vmB] = await vmPair(h, [a, b]);
+  const [vmA, vmB] = await vmPair(h, [a, b], [MAC1, MAC2], '10.97.0');
   await waitFor(() => a.link('hub') !== undefined && b.link('hub') !== undefined, 'both spokes linked to the hub');
   await h.exec(vmA.ns, ['ping', '-q', '-c', '200', '-i', '0.005', '-W', '1', vmB.ip], { timeoutMs: 30_000 });
   assert.ok(hub.nativeCarriedFrames! >= 300, `the hub's forwarder relayed ${hub.nativeCarriedFrames} of the 400 frames`);

@@ -57,3 +57,19 @@ transportCompliance('tls', {
     ),
   deadPort: freePort,
 });
+
+// The same over native records (both ends offer them; the raw client, like an older daemon, does not).
+transportCompliance('tls-records', {
+  async setup() {
+    ca = await createCa();
+    for (const h of ['a', 'b', 'raw']) hostCerts.set(h, await issueHostCertificate(ca, h));
+  },
+  make: (host, settings: Partial<LinkSettings> = {}) =>
+    new TlsTransport({ logger }, { ...settings, nativeRecords: true, localHost: host, ca: ca.cert, cert: hostCerts.get(host)!.cert, key: hostCerts.get(host)!.key }),
+  raw: (port, as) =>
+    connected(
+      tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, cert: hostCerts.get(as)!.cert, key: hostCerts.get(as)!.key, checkServerIdentity: () => undefined }),
+      'secureConnect',
+    ),
+  deadPort: freePort,
+});
