@@ -71,7 +71,7 @@ test('a namespace VM moves while the native forwarder carries its traffic over p
   assert.equal(first.code, 0, `P reaches A before the move: ${first.stdout}${first.stderr}`);
   await waitFor(() => model.getVm(a!.mac)?.host === 'c1' && model.getVm(p!.mac)?.host === 'c3', 'the controller sees A on c1 and P on c3', 30_000);
   const before = await nicOf(o, 0);
-  const stream = await startStream(a!.ns, p!.ns, a!.ip, 5431);
+  const stream = await startStream(a!.ns, p!.ns, a!.ip, 5431, undefined, t);
   const echoes = await EchoLedger.open(o, 1, 0);
   const ping = new Pinger(o, 1, a!.ip);
 
