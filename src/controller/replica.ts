@@ -1,7 +1,7 @@
 import type { Logger } from '../common/logger.ts';
 import { EtcdClient, type EtcdTls } from './store/etcd/etcd-client.ts';
 import { openEtcdStore } from './store/etcd/etcd-backend.ts';
-import { LeaderElection } from './store/etcd/leader-election.ts';
+import { ElectionThread } from './store/etcd/election-thread.ts';
 import type { ControllerStore } from './store/store.ts';
 import { etcdReplicaStatus, type ReplicaStatusView } from './replica-status.ts';
 import { encodeLeaderRecord, parseLeaderRecord, type LeaderRecord } from './leader-record.ts';
@@ -34,6 +34,8 @@ export interface ReplicaInit {
   tls?: EtcdTls | undefined;
   /** Where daemons and operators reach this replica, written in the election key while it leads. */
   advertise?: { control?: string | undefined; api?: string | undefined } | undefined;
+  /** A leader whose event loop has not turned for this long resigns (election-thread.ts; default 60 s). */
+  stallLimitMs?: number | undefined;
 }
 
 export interface Running {
@@ -64,7 +66,11 @@ export async function startReplica(
   const client = new EtcdClient({ endpoints: init.endpoints, tls: init.tls });
   const { store, backend } = await openEtcdStore({ client, prefix: init.prefix, logger });
   const candidate = encodeLeaderRecord({ name: init.name, control: init.advertise?.control, api: init.advertise?.api });
-  const election = new LeaderElection({ client, key: `${init.prefix}/leader`, candidate, ttlSeconds: init.ttlSeconds, logger });
+  // The lease lives on a thread of its own: a busy event loop here cannot starve its keep-alives.
+  const election = new ElectionThread({
+    client, endpoints: init.endpoints, tls: init.tls, key: `${init.prefix}/leader`, candidate, ttlSeconds: init.ttlSeconds,
+    stallLimitMs: init.stallLimitMs, logger,
+  });
   const abort = new AbortController();
   let terms = 0;
   let leading = false;
@@ -109,7 +115,7 @@ export async function startReplica(
       void leadership.lost.then(stepDown);
       const unsubscribe = backend.onWriteRefused((err) => stepDown(err.message));
       try {
-        await backend.lead(leadership.fence);
+        await backend.lead(leadership.fence, leadership.holds);
       } catch (err) {
         logger.warn({ err }, 'leadership lost before the store could be led');
         unsubscribe();
@@ -153,6 +159,7 @@ export async function startReplica(
       const closing = store.close(); // stops a reload that waits for etcd
       await loop;
       await closing;
+      await election.close();
       client.close();
     },
   };

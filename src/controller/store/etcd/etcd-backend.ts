@@ -72,6 +72,7 @@ export class EtcdBackend implements StoreBackend {
   readonly #statements = new Map<string, Statement>();
   readonly #refusedListeners: Array<(err: VnetError) => void> = [];
   #fence: EtcdFence | undefined;
+  #holds: () => boolean = () => false;
   #applyingRemote = false;
   #pending = new Map<string, { table: string; pk: unknown[] }>();
   #next: Deferred | undefined;
@@ -131,8 +132,14 @@ export class EtcdBackend implements StoreBackend {
     };
   }
 
-  /** Become the writer: stop following, reload the model as etcd has it now, write under `fence` from now on. */
-  async lead(fence: EtcdFence): Promise<void> {
+  /**
+   * Become the writer: stop following, reload the model as etcd has it now,
+   * write under `fence` from now on. `holds` (the leadership's, checked
+   * synchronously before every write and every flush) says whether the term
+   * still holds: once it is false the writes are refused here, as after a
+   * step-down, before etcd's fence would refuse them.
+   */
+  async lead(fence: EtcdFence, holds: () => boolean = () => true): Promise<void> {
     await this.#steppingDown;
     this.#watch?.close();
     this.#watch = undefined;
@@ -145,6 +152,7 @@ export class EtcdBackend implements StoreBackend {
       throw err;
     }
     this.#fence = fence;
+    this.#holds = holds;
   }
 
   /** Stop writing (the leadership ended): unsent writes are dropped, the model reloaded from etcd and followed. */
@@ -193,6 +201,7 @@ export class EtcdBackend implements StoreBackend {
 
   #changed(table: string, pkJson: string): void {
     if (this.#applyingRemote) return;
+    if (this.#fence !== undefined && !this.#holds()) void this.stepDown();
     if (this.#fence === undefined) throw new NotLeaderError(`write to ${table}`);
     this.#pending.set(`${table}\0${pkJson}`, { table, pk: JSON.parse(pkJson) as unknown[] });
     if (this.#next === undefined) {
@@ -218,6 +227,10 @@ export class EtcdBackend implements StoreBackend {
     try {
       if (fence === undefined) throw new NotLeaderError('store flush');
       for (const chunk of this.#chunks(ops)) {
+        if (!this.#holds()) {
+          void this.stepDown();
+          throw new NotLeaderError('store flush after the term ended');
+        }
         const r = await this.#txnWhileLeading(fence, chunk);
         if (!r.succeeded) throw new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
         this.#revision = Math.max(this.#revision, r.revision);

@@ -40,6 +40,13 @@ export interface Leadership {
   readonly leaseId: string;
   /** Resolves with the reason when this term has ended (for whatever cause). */
   readonly lost: Promise<string>;
+  /**
+   * Whether the term still holds, as far as this replica knows, checked
+   * synchronously before each store write and flush (etcd-backend.ts).
+   * On the election thread (election-thread.ts) it reads shared memory,
+   * so it turns false the moment the thread ends the term.
+   */
+  holds(): boolean;
   /** End the term now: the key is deleted so another replica takes over at once. */
   resign(): Promise<void>;
 }
@@ -134,6 +141,7 @@ export class LeaderElection {
     void lease.ending.then(stop);
     return {
       fence, leaseId: lease.id, lost,
+      holds: () => !ended,
       resign: async () => {
         if (ended) return;
         try {
