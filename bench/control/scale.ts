@@ -127,11 +127,13 @@ interface RunResult {
   rssMiB: number;
   api: number[];
   fastPathEnds: number;
+  /** Terms the controller led (etcd: each beyond the first is a lost lease and a restart). */
+  terms: number;
 }
 
 async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd: EtcdCluster | undefined): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-bench-scale-'));
-  const result: RunResult = { store, hosts, welcomedMs: NaN, convergedMs: NaN, moveMs: [], steadyCpu: NaN, clientsCpu: NaN, rssMiB: NaN, api: [], fastPathEnds: 0 };
+  const result: RunResult = { store, hosts, welcomedMs: NaN, convergedMs: NaN, moveMs: [], steadyCpu: NaN, clientsCpu: NaN, rssMiB: NaN, api: [], fastPathEnds: 0, terms: 0 };
   let controller: ChildProcess | undefined;
   let clients: ChildProcess | undefined;
   let probing = true;
@@ -144,8 +146,17 @@ async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd
     const storeArgs = store === 'sqlite' ? ['--db', join(dir, 'vnet.db')] : ['--store', `etcd://${etcd!.endpoints.map((e) => e.replace(/^http:\/\//, '')).join(',')}/scale-${hosts}-${Date.now()}`, '--replica-name', 'c1'];
     const node = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${store}-${hosts}`)];
     controller = spawn('node', [...node, VNET, 'controller', '-t', topo, '--tls-dir', pkiDir, ...storeArgs,
-      '--control', `127.0.0.1:${control}`, '--api', `127.0.0.1:${api}`, '--token-file', tokenFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, VNET_LOG_LEVEL: 'warn' } });
+      '--control', `127.0.0.1:${control}`, '--api', `127.0.0.1:${api}`, '--token-file', tokenFile], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VNET_LOG_LEVEL: 'warn' } });
     const pid = controller.pid!;
+    // Each term a replica leads starts the controller, which prints its addresses once: more than one is a lost lease.
+    let stderrTail = '';
+    controller.stderr!.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      stderrTail += d.toString();
+      const lines = stderrTail.split('\n');
+      stderrTail = lines.pop() ?? '';
+      result.terms += lines.filter((l) => l.startsWith('controller: control channel')).length;
+    });
     let token: string | undefined;
     const exited = (): boolean => controller?.exitCode !== null;
     const startWait = Date.now();
@@ -238,16 +249,16 @@ try {
       const r = await run(store, hosts, pkiDir, etcd);
       results.push(r);
       console.log(`  welcomed ${s(r.welcomedMs)}, converged ${s(r.convergedMs)}, VM move → all acked: median ${s(pct(r.moveMs, 0.5))} max ${s(Math.max(...r.moveMs))} (${r.moveMs.length}/${moves}), ` +
-        `controller ${(r.steadyCpu * 100).toFixed(0)}% of a core, ${r.rssMiB.toFixed(0)} MiB, clients ${(r.clientsCpu * 100).toFixed(0)}%, API median ${pct(r.api, 0.5).toFixed(0)} ms p99 ${pct(r.api, 0.99).toFixed(0)} ms max ${Math.max(...r.api).toFixed(0)} ms, fast-path ends ${r.fastPathEnds}`);
+        `controller ${(r.steadyCpu * 100).toFixed(0)}% of a core, ${r.rssMiB.toFixed(0)} MiB, clients ${(r.clientsCpu * 100).toFixed(0)}%, API median ${pct(r.api, 0.5).toFixed(0)} ms p99 ${pct(r.api, 0.99).toFixed(0)} ms max ${Math.max(...r.api).toFixed(0)} ms, fast-path ends ${r.fastPathEnds}, terms led ${r.terms}`);
     }
   }
 } finally {
   await etcd?.stop();
   rmSync(pkiDir, { recursive: true, force: true });
 }
-console.log('\n| store | hosts | VMs | all welcomed | all converged | VM move, end to end (median / max) | controller CPU (steady) | RSS | clients CPU | API median / p99 / max |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('\n| store | hosts | VMs | all welcomed | all converged | VM move, end to end (median / max) | controller CPU (steady) | RSS | clients CPU | API median / p99 / max | terms |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of results) {
   console.log(`| ${r.store} | ${r.hosts} | ${r.hosts * vmsPerHost} | ${s(r.welcomedMs)} | ${s(r.convergedMs)} | ${s(pct(r.moveMs, 0.5))} / ${r.moveMs.length > 0 ? s(Math.max(...r.moveMs)) : '—'} | ` +
-    `${(r.steadyCpu * 100).toFixed(0)}% | ${r.rssMiB.toFixed(0)} MiB | ${(r.clientsCpu * 100).toFixed(0)}% | ${pct(r.api, 0.5).toFixed(0)} / ${pct(r.api, 0.99).toFixed(0)} / ${Math.max(...r.api).toFixed(0)} ms |`);
+    `${(r.steadyCpu * 100).toFixed(0)}% | ${r.rssMiB.toFixed(0)} MiB | ${(r.clientsCpu * 100).toFixed(0)}% | ${pct(r.api, 0.5).toFixed(0)} / ${pct(r.api, 0.99).toFixed(0)} / ${Math.max(...r.api).toFixed(0)} ms | ${r.terms} |`);
 }
