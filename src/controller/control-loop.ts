@@ -156,22 +156,31 @@ export class ControlLoop implements ControlHandler {
   // ---- ControlHandler ------------------------------------------------------
 
   sessionOpened(session: ControlSession, hello: HelloMessage): void {
-    const facts = dialableFacts(factsFromWire(hello.facts), session.remoteAddress);
+    this.sessionsOpened([{ session, hello }]);
+  }
+
+  /** Daemons welcomed in one batch (control-server.ts): each as `sessionOpened`, with one reconcile for them all. */
+  sessionsOpened(opened: ReadonlyArray<{ session: ControlSession; hello: HelloMessage }>): void {
     const now = this.#c.wallClock();
-    this.#sessions.open(session, facts);
-    this.#c.metrics.recordFacts(facts);
-    this.#links.report(session.hostId, facts.links, now);
-    this.#lastSeen.set(session.hostId, now);
-    const up = noEffects();
-    up.writes.push({ op: 'host-connected', host: session.hostId, connected: true, atMs: now }, { op: 'host-facts', facts, atMs: now });
-    const learned = this.#learn(facts, now);
-    this.#applier.apply(up);
-    this.#hostChanged(session.hostId);
-    this.#applier.apply(learned);
-    this.reconcile('daemon connected');
-    this.#migrations.connected(session.hostId);
-    const holds = this.#c.images?.sessionOpened(session.hostId, hello.images) ?? [];
-    if (holds.length > 0) this.#applier.apply({ ...noEffects(), messages: holds });
+    for (const { session, hello } of opened) {
+      const facts = dialableFacts(factsFromWire(hello.facts), session.remoteAddress);
+      this.#sessions.open(session, facts);
+      this.#c.metrics.recordFacts(facts);
+      this.#links.report(session.hostId, facts.links, now);
+      this.#lastSeen.set(session.hostId, now);
+      const up = noEffects();
+      up.writes.push({ op: 'host-connected', host: session.hostId, connected: true, atMs: now }, { op: 'host-facts', facts, atMs: now });
+      const learned = this.#learn(facts, now);
+      this.#applier.apply(up);
+      this.#hostChanged(session.hostId);
+      this.#applier.apply(learned);
+    }
+    this.reconcile(opened.length === 1 ? 'daemon connected' : `${opened.length} daemons connected`);
+    for (const { session, hello } of opened) {
+      this.#migrations.connected(session.hostId);
+      const holds = this.#c.images?.sessionOpened(session.hostId, hello.images) ?? [];
+      if (holds.length > 0) this.#applier.apply({ ...noEffects(), messages: holds });
+    }
   }
 
   /** A new image version is durable: every site's chunk server is asked to hold it. */

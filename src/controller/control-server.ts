@@ -14,29 +14,30 @@ import { DEFAULT_PART_LIMITS, type PartLimits } from '../control/part-assembler.
 import { ConnectionInbox } from './control-inbox.ts';
 import { validateReport } from '../topology/report-validation.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { ControlAuthError, ControlStateError, JoinTokenError, PendingDroppedError, UnknownHostError } from './errors.ts';
-import { acceptHostCertificate, peerCertificateIdentity, verifyHostCredential } from './host-identity.ts';
-import { joinWithToken } from './join-tokens.ts';
+import { ControlStateError, JoinTokenError, PendingDroppedError, UnknownHostError } from './errors.ts';
+import { authenticateHello } from './hello-auth.ts';
 import { ControlListener, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_MAX_PENDING_TOTAL } from './control-listener.ts';
 import { SessionImpl, toBuffer, type Connection, type ControlHandler, type ControlSession, type Earned, type SessionInput } from './control-session.ts';
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
+import { WelcomeBatch } from './welcome-batch.ts';
 
 /**
  * The controller's end of the control channel: an HTTPS server (TLS with
  * `requestCert`, the deployment CA) that upgrades `/control` to a WebSocket
  * (control-listener.ts, with the slots of connections not welcomed yet).
  *
- *   accept → TLS → upgrade → hello → authenticate → welcome → session
- *   └──────── one deadline: helloTimeoutMs ────────────────┘
+ *   accept → TLS → upgrade → hello → authenticate → queued → welcome → session
+ *   └──────── one deadline: helloTimeoutMs ─────────────────────────┘
  *
- * Authentication, in order: a client certificate signed by the deployment CA
- * whose CN (or a DNS subjectAltName) is the host id of the hello, unless that
- * certificate was revoked (host-identity.ts); else the host credential issued
- * at an earlier join; else a join token (join-tokens.ts: never for a host that
- * already has an identity; it earns a credential, sent in the welcome). The
- * host must be in the deployment. Anything else is refused with an `error`
- * message and the socket closed. `disconnectHost` closes a host's session
+ * Authenticated hellos are welcomed in batches, one batch per turn of the
+ * event loop (welcome-batch.ts): the handler's work for a connect is shared
+ * by the batch, and the loop serves everything else between batches.
+ *
+ * Authentication (hello-auth.ts): a client certificate of the deployment
+ * CA naming the host, else the credential of an earlier join, else a join
+ * token. The host must be in the deployment. Anything else is refused with
+ * an `error` message and the socket closed. `disconnectHost` closes a host's session
  * when its identity is revoked.
  *
  * After the welcome, every message is decoded by the total decoder: a bad one
@@ -85,6 +86,8 @@ export interface ControlServerInit {
   /** Connections not welcomed yet, per source address (default 64) and in all (default 1024); a newcomer evicts one. */
   maxPendingPerSource?: number;
   maxPendingTotal?: number;
+  /** Hellos welcomed in one turn of the event loop at most (default 64). */
+  welcomeBatch?: number;
 }
 
 export const CLOSE_PROTOCOL_ERROR = 4000;
@@ -108,6 +111,7 @@ export class ControlServer {
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, Connection>();
   readonly #everSeen = new Set<string>();
+  readonly #welcomes: WelcomeBatch<{ conn: Connection; hello: HelloMessage; earned: Earned }>;
   #nextId = 1;
   #ping: TimerHandle | undefined;
   #closed = false;
@@ -119,6 +123,7 @@ export class ControlServer {
     this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
     this.#parts = init.parts ?? DEFAULT_PART_LIMITS;
     this.#now = components.wallClock ?? Date.now;
+    this.#welcomes = new WelcomeBatch((batch) => this.#welcome(batch), init.welcomeBatch);
     this.#listener = new ControlListener({
       clock: components.clock, logger: this.#log,
       onDropped: (reason) => components.metrics.pendingDropped.inc({ reason }),
@@ -171,6 +176,7 @@ export class ControlServer {
     if (this.#closed) return;
     this.#closed = true;
     this.#ping?.cancel();
+    this.#welcomes.clear();
     for (const conn of this.#connections) conn.ws.close(1001, 'controller shutting down');
     const wssClosed = this.#listener.closeWebSockets();
     // Sockets that do not finish the close handshake promptly are cut.
@@ -190,7 +196,7 @@ export class ControlServer {
       this.#log.warn({ remote: remoteAddress, host: conn.session?.hostId, detail: error.message }, 'incomplete control message dropped');
     };
     const conn: Connection = {
-      ws, session: undefined, alive: true, slot, tls, done: false, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
+      ws, session: undefined, alive: true, slot, tls, done: false, welcoming: false, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
     };
     this.#connections.add(conn);
     if (slot === undefined || !slot.pending) {
@@ -228,6 +234,10 @@ export class ControlServer {
       return;
     }
     const message = decoded.message;
+    if (conn.welcoming) {
+      this.#refuse(conn, 'state', new ControlStateError(`${message.type} before the welcome`), CLOSE_PROTOCOL_ERROR);
+      return;
+    }
     if (conn.session === undefined && conn.inbox.helloPending) {
       const r = conn.inbox.helloFacts(message, buf.byteLength, this.#c.clock.now());
       if (r.state === 'refused') this.#refuse(conn, 'parts', r.error, CLOSE_PROTOCOL_ERROR);
@@ -300,7 +310,7 @@ export class ControlServer {
     try {
       if (hello.facts.hostId !== hello.hostId) throw new ControlStateError(`hello from ${hello.hostId} carries the facts of ${hello.facts.hostId}`);
       if (this.#c.store.getHost(hello.hostId) === undefined) throw new UnknownHostError(hello.hostId);
-      ({ auth, credential } = this.#authenticate(conn, hello));
+      ({ auth, credential } = authenticateHello(this.#c.store, conn.tls, hello, this.#now()));
     } catch (err) {
       const e = err as VnetError;
       const reason = e instanceof JoinTokenError ? `token-${e.reason}` : e.code === 'VNET_ERR_UNKNOWN_HOST' ? 'unknown-host' : e.code === 'VNET_ERR_CONTROL_STATE' ? 'state' : 'auth';
@@ -316,8 +326,32 @@ export class ControlServer {
     this.#open(conn, hello, { auth, credential });
   }
 
-  /** Welcome an authenticated hello with its whole facts, and hand the session to the handler. */
-  #open(conn: Connection, hello: HelloMessage, { auth, credential }: Earned): void {
+  /** An authenticated hello with its whole facts: welcomed with the next batch. */
+  #open(conn: Connection, hello: HelloMessage, earned: Earned): void {
+    conn.welcoming = true;
+    this.#welcomes.push({ conn, hello, earned });
+  }
+
+  /** Welcome a batch of hellos (those still pending: not dropped, refused or closed meanwhile), then hand their sessions to the handler. */
+  #welcome(batch: ReadonlyArray<{ conn: Connection; hello: HelloMessage; earned: Earned }>): void {
+    const opened: Array<{ session: ControlSession; hello: HelloMessage }> = [];
+    for (const { conn, hello, earned } of batch) {
+      conn.welcoming = false;
+      if (conn.done || conn.ws.readyState !== conn.ws.OPEN || (conn.slot !== undefined && !conn.slot.pending)) continue;
+      opened.push({ session: this.#session(conn, hello, earned), hello });
+    }
+    if (opened.length === 0) return;
+    const { handler } = this.#c;
+    try {
+      if (handler.sessionsOpened !== undefined) handler.sessionsOpened(opened);
+      else for (const { session, hello } of opened) handler.sessionOpened(session, hello);
+    } catch (err) {
+      this.#handlerFailed(err, { hosts: opened.map((o) => o.session.hostId) }, 'controller failed to open sessions');
+    }
+  }
+
+  /** The session of a welcomed hello: it replaces the host's previous one, and the welcome is sent. */
+  #session(conn: Connection, hello: HelloMessage, { auth, credential }: Earned): SessionImpl {
     conn.slot?.settle();
     const previous = this.#sessions.get(hello.hostId);
     if (previous !== undefined) {
@@ -338,29 +372,7 @@ export class ControlServer {
       ...(credential !== undefined ? { credential } : {}),
     });
     this.#log.info({ host: hello.hostId, auth, remote: conn.remoteAddress }, 'daemon connected');
-    try {
-      this.#c.handler.sessionOpened(session, hello);
-    } catch (err) {
-      this.#handlerFailed(err, { host: hello.hostId }, 'controller failed to open a session');
-    }
-  }
-
-  #authenticate(conn: Connection, hello: HelloMessage): { auth: SessionAuth; credential: string | undefined } {
-    const { store } = this.#c;
-    const now = this.#now();
-    const certHost = peerCertificateIdentity(conn.tls);
-    let certNote = certHost.error !== undefined ? ` (client certificate refused: ${certHost.error})` : '';
-    if (certHost.authorized) {
-      if (!certHost.names.includes(hello.hostId)) throw new ControlAuthError(`certificate is for ${certHost.names.join(', ') || 'no host'}, not ${hello.hostId}`);
-      if (acceptHostCertificate(store, hello.hostId, certHost.fingerprint, now)) return { auth: 'certificate', credential: undefined };
-      certNote = ' (client certificate revoked)';
-    }
-    if (hello.auth === undefined) throw new ControlAuthError(`no valid client certificate and no join token or credential${certNote}`);
-    if ('credential' in hello.auth) {
-      if (verifyHostCredential(store, hello.hostId, hello.auth.credential, now)) return { auth: 'credential', credential: undefined };
-      throw new ControlAuthError(`host credential not valid for ${hello.hostId}${certNote}`);
-    }
-    return { auth: 'join-token', credential: joinWithToken(store, hello.auth.joinToken, hello.hostId, now).credential };
+    return session;
   }
 
   #refuse(conn: Connection, reason: string, error: VnetError, closeCode: number): void {

@@ -26,6 +26,12 @@ export type SessionInput = Exclude<SessionMessage, { type: 'traffic' }> | { type
 export interface ControlHandler {
   /** Called after the welcome was sent. Replaces any earlier session of the same host (already closed). */
   sessionOpened(session: ControlSession, hello: HelloMessage): void;
+  /**
+   * Several sessions welcomed in one batch (a reconnecting deployment): as
+   * `sessionOpened` for each, with the work they share done once. Without
+   * it, `sessionOpened` is called for each.
+   */
+  sessionsOpened?(opened: ReadonlyArray<{ session: ControlSession; hello: HelloMessage }>): void;
   messageReceived(session: ControlSession, message: SessionInput): void;
   sessionClosed(session: ControlSession, reason: string): void;
 }
@@ -41,6 +47,8 @@ export interface Connection {
   remoteAddress: string;
   /** Refused or replaced: whatever else arrives on it is ignored. */
   done: boolean;
+  /** Its hello is accepted and its welcome queued (welcome-batch.ts): nothing more is expected before it. */
+  welcoming: boolean;
   /** Messages arriving in parts. */
   readonly inbox: ConnectionInbox;
 }

@@ -231,3 +231,22 @@ test('while a migration\'s cutover is in flight the update period and the traffi
   assert.equal(periods.length, 2, 'one period late, it runs anyway');
   assert.equal(r.store.trafficSince(0).length, 2, 'with the samples that waited');
 });
+
+test('daemons welcomed in one batch are each marked up and pushed their rules by one reconcile for them all', async (t) => {
+  const r = rig(t);
+  const reconciles = async (): Promise<number> => (await r.registry.getSingleMetric('vnet_reconcile_duration_seconds')!.get())
+    .values.find((v) => (v as { metricName?: string }).metricName === 'vnet_reconcile_duration_seconds_count')?.value ?? 0;
+  const before = await reconciles();
+  const opened = ['hub', 'h1', 'h2'].map((id) => {
+    const daemon = new FakeDaemon(id, { role: id === 'hub' ? 'hub' : 'spoke', listen: { transport: 'tcp', host: '127.0.0.1', port: 7000 + id.length }, vms: [] });
+    const hello: HelloMessage = { type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: id, facts: factsToWire(daemon.facts()) };
+    return { session: fakeSession(id), hello };
+  });
+  r.loop.sessionsOpened(opened);
+  assert.equal(await reconciles() - before, 1, 'one reconcile for the batch');
+  for (const { session } of opened) {
+    assert.equal(r.store.getHost(session.hostId)?.connected, true, `${session.hostId} marked up`);
+    assert.deepEqual(session.sent.map((m) => m.type), ['set-links', 'set-rules'], `${session.hostId} pushed its sets`);
+  }
+  assert.deepEqual(r.loop.connectedHosts(), ['h1', 'h2', 'hub']);
+});
