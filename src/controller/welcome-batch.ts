@@ -49,8 +49,11 @@ export class WelcomeBatch<T> {
   #drain(): void {
     this.#scheduled = undefined;
     const batch = this.#queue.splice(0, this.#maxBatch);
-    // The next batch on a later turn, whatever this one does.
-    if (this.#queue.length > 0) this.#scheduled = setImmediate(() => this.#drain());
-    if (batch.length > 0) this.#welcome(batch);
+    try {
+      if (batch.length > 0) this.#welcome(batch);
+    } finally {
+      // The next batch on a later turn (after what this one queued), whatever this one did.
+      if (this.#queue.length > 0) this.#scheduled ??= setImmediate(() => this.#drain());
+    }
   }
 }
