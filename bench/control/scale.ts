@@ -68,8 +68,15 @@ const s = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(
 let lastError: string | undefined;
 let lastStatus: unknown;
 const until = async (what: string, cond: () => boolean, ms: number): Promise<boolean> => {
-  const end = Date.now() + ms;
+  const start = Date.now();
+  const end = start + ms;
+  let said = start;
   while (!cond()) {
+    if (Date.now() - said >= 15_000) {
+      said = Date.now();
+      const st = lastStatus as ClientsStatus | undefined;
+      console.log(`  … ${what}: ${((said - start) / 1000).toFixed(0)} s, ${st?.welcomed ?? 0} welcomed, ${st?.wholeRules ?? 0} holding the whole rule set`);
+    }
     if (Date.now() > end) {
       console.log(`  ${what}: not within ${ms / 1000} s${lastError === undefined ? '' : ` (an agent's last error: ${lastError})`}; clients: ${JSON.stringify(lastStatus)}`);
       return false;
