@@ -52,14 +52,34 @@ export function splitDaemonMessage(m: DaemonMessage, maxBytes: number, factsSeq:
 
 /** A controller message as it goes on the wire: itself if it fits, else its parts. Throws ControlMessageTooLargeError if it cannot be split to fit. */
 export function splitControllerMessage(m: ControllerMessage, maxBytes: number): ControllerMessage[] {
-  if (m.type === 'set-rules') return splitLists(m, [m.rules], [MAX_ITEMS], maxBytes, ([rules], part) => ({ ...m, rules: rules as SetRules['rules'], part }));
+  const { lists, maxItems } = controllerLists(m);
+  if (m.type === 'set-rules') return splitLists(m, lists, maxItems, maxBytes, ([rules], part) => ({ ...m, rules: rules as SetRules['rules'], part }));
   if (m.type === 'set-links') {
     const members = m.members;
-    return splitLists(m, [m.links, members ?? []], [MAX_FACT_ITEMS, MAX_ITEMS], maxBytes, ([links, slice], part) =>
+    return splitLists(m, lists, maxItems, maxBytes, ([links, slice], part) =>
       members === undefined ? { ...m, links: links as SetLinks['links'], part } : { ...m, links: links as SetLinks['links'], members: slice as string[], part });
   }
   if (fits(m, [], [], maxBytes)) return [m];
   throw new ControlMessageTooLargeError(wireBytes(m), maxBytes);
+}
+
+/**
+ * A controller message's wire texts: its own encoding when it goes whole
+ * (encoded once: a deployment's rule set is the largest message, sent to
+ * every daemon that connects), else its parts' encodings.
+ */
+export function encodeControllerMessage(m: ControllerMessage, maxBytes: number): string[] {
+  const whole = encodeControlMessage(m);
+  const { lists, maxItems } = controllerLists(m);
+  if (lists.every((l, i) => l.length <= maxItems[i]!) && Buffer.byteLength(whole, 'utf8') <= maxBytes) return [whole];
+  return splitControllerMessage(m, maxBytes).map(encodeControlMessage);
+}
+
+/** The lists a controller message is cut along, and how many items of each one part may carry. */
+function controllerLists(m: ControllerMessage): { lists: ReadonlyArray<readonly unknown[]>; maxItems: readonly number[] } {
+  if (m.type === 'set-rules') return { lists: [m.rules], maxItems: [MAX_ITEMS] };
+  if (m.type === 'set-links') return { lists: [m.links, m.members ?? []], maxItems: [MAX_FACT_ITEMS, MAX_ITEMS] };
+  return { lists: [], maxItems: [] };
 }
 
 /** The report the parts of one traffic sequence (in order) make. */

@@ -1,8 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import type { RawData, WebSocket } from 'ws';
 import type { PendingSlot } from '../common/pending-slots.ts';
-import { encodeControlMessage, type ControllerMessage, type DaemonMessage, type HelloMessage } from '../control/control-protocol.ts';
-import { splitControllerMessage } from '../control/control-parts.ts';
+import { type ControllerMessage, type DaemonMessage, type HelloMessage } from '../control/control-protocol.ts';
+import { encodeControllerMessage } from '../control/control-parts.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import type { ConnectionInbox } from './control-inbox.ts';
 import type { SessionAuth } from './control-server.ts';
@@ -81,7 +81,7 @@ export class SessionImpl implements ControlSession {
   /** A message over the limit (the rule or link set of a large deployment) goes in parts (control-parts.ts), back to back. */
   send(message: ControllerMessage): boolean {
     if (this.#ws.readyState !== this.#ws.OPEN) return false;
-    for (const part of splitControllerMessage(message, this.#maxBytes)) this.#ws.send(encodeControlMessage(part));
+    for (const text of encodeControllerMessage(message, this.#maxBytes)) this.#ws.send(text);
     return true;
   }
 

@@ -4,7 +4,7 @@ import {
   CONTROL_PROTOCOL_VERSION, decodeControllerMessage, decodeDaemonMessage, encodeControlMessage, MAX_FACT_ITEMS,
   type ControllerMessage, type DaemonMessage, type WireFacts,
 } from '../../src/control/control-protocol.ts';
-import { HELLO_FACTS_SEQ, joinFacts, joinRules, joinTraffic, splitControllerMessage, splitDaemonMessage } from '../../src/control/control-parts.ts';
+import { encodeControllerMessage, HELLO_FACTS_SEQ, joinFacts, joinRules, joinTraffic, splitControllerMessage, splitDaemonMessage } from '../../src/control/control-parts.ts';
 import { formatMac } from '../../src/common/mac.ts';
 
 const LIMIT = 64 * 1024;
@@ -89,4 +89,16 @@ test('what cannot be cut to fit is a typed error, not a message over the limit',
     { code: 'VNET_ERR_CONTROL_MESSAGE_TOO_LARGE' });
   assert.throws(() => splitControllerMessage({ type: 'set-rules', version: 1, rules: [{ id: 'x'.repeat(2000), priority: 1, src: 'any', dst: 'any', action: 'drop' }] }, 1000),
     { code: 'VNET_ERR_CONTROL_MESSAGE_TOO_LARGE' });
+});
+
+test('a controller message\'s wire texts: its own encoding when it goes whole, else exactly its parts\' encodings', () => {
+  const rules = (n: number): ControllerMessage => ({ type: 'set-rules', version: 3, rules: Array.from({ length: n }, (_, i) => ({ id: `vm-${mac(i)}`, priority: 100, src: 'any', dst: mac(i), action: { link: 'hub' } })) });
+  const small = rules(10);
+  assert.deepEqual(encodeControllerMessage(small, LIMIT), [encodeControlMessage(small)]);
+  const large = rules(3000);
+  const texts = encodeControllerMessage(large, LIMIT);
+  assert.ok(texts.length > 1);
+  assert.deepEqual(texts, splitControllerMessage(large, LIMIT).map(encodeControlMessage));
+  const links: ControllerMessage = { type: 'set-links', version: 2, links: [], members: Array.from({ length: 5 }, (_, i) => `h${i}`) };
+  assert.deepEqual(encodeControllerMessage(links, LIMIT), [encodeControlMessage(links)]);
 });
