@@ -34,7 +34,7 @@ export interface ReplicaInit {
   tls?: EtcdTls | undefined;
   /** Where daemons and operators reach this replica, written in the election key while it leads. */
   advertise?: { control?: string | undefined; api?: string | undefined } | undefined;
-  /** A leader whose event loop has not turned for this long resigns (election-thread.ts; default 60 s). */
+  /** A leader whose event loop has not turned for this long resigns (election-thread.ts; default 120 s). */
   stallLimitMs?: number | undefined;
 }
 

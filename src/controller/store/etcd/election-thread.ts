@@ -30,7 +30,7 @@ import type { Leadership } from './leader-election.ts';
  * A busy loop must not be taken for a dead leader, but a loop that never
  * comes back (a hang) must not keep the lease for ever: the main thread
  * beats in shared memory every 250 ms, and the thread resigns the term when
- * no beat came for `stallLimitMs` (default 60 s), so another replica takes over.
+ * no beat came for `stallLimitMs` (default 120 s), so another replica takes over.
  */
 
 export interface ElectionThreadInit {
@@ -41,7 +41,7 @@ export interface ElectionThreadInit {
   key: string;
   candidate: string;
   ttlSeconds: number;
-  /** A leader whose event loop has not turned for this long resigns (default 60 s). */
+  /** A leader whose event loop has not turned for this long resigns (default 120 s). */
   stallLimitMs?: number | undefined;
   logger?: Logger;
 }
@@ -74,7 +74,7 @@ export type FromLeaseWorker =
   | { type: 'log'; line: string };
 
 const BEAT_MS = 250;
-export const DEFAULT_STALL_LIMIT_MS = 60_000;
+export const DEFAULT_STALL_LIMIT_MS = 120_000;
 
 export class ElectionThread {
   readonly #c: ElectionThreadInit;
