@@ -18,7 +18,10 @@
  * their CPU is not counted as the controller's. Per run it prints:
  *
  * - connect: time until every host is welcomed, and until every host holds
- *   the whole rule set (a rule for every VM on another host);
+ *   the whole rule set (a rule for every VM on another host); the
+ *   controller's CPU over that time per host welcomed (what a connect
+ *   costs, whatever else loads the machine); the terms it led (etcd: more
+ *   than one is a lost lease, and a restart of the controller);
  * - update, end to end: a VM moves between two hosts (its port removed on
  *   one, added on the other; both daemons send facts at once) → the
  *   controller learns it, reconciles and pushes → every host's rules agree
@@ -136,11 +139,13 @@ interface RunResult {
   fastPathEnds: number;
   /** Terms the controller led (etcd: each beyond the first is a lost lease and a restart). */
   terms: number;
+  /** Controller CPU from the first dial to every host holding its rules, per host welcomed. */
+  connectCpuMs: number;
 }
 
 async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd: EtcdCluster | undefined): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-bench-scale-'));
-  const result: RunResult = { store, hosts, welcomedMs: NaN, convergedMs: NaN, moveMs: [], steadyCpu: NaN, clientsCpu: NaN, rssMiB: NaN, api: [], fastPathEnds: 0, terms: 0 };
+  const result: RunResult = { store, hosts, welcomedMs: NaN, convergedMs: NaN, moveMs: [], steadyCpu: NaN, clientsCpu: NaN, rssMiB: NaN, api: [], fastPathEnds: 0, terms: 0, connectCpuMs: NaN };
   let controller: ChildProcess | undefined;
   let clients: ChildProcess | undefined;
   let probing = true;
@@ -197,9 +202,12 @@ async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd
     });
     const send = (m: ToClients): void => { if (c.connected) c.send(m); };
     const t0 = Date.now();
+    const connectCpu0 = processUsage(pid).cpuMs;
     send({ type: 'start', init: { hosts, vmsPerHost, groupSize, controlUrl: `wss://127.0.0.1:${control}${CONTROL_PATH}`, tlsDir: pkiDir } });
     if (await until('all welcomed', () => (status?.welcomed ?? 0) === hosts, timeoutS * 1000)) result.welcomedMs = Date.now() - t0;
     if (await until('all holding the whole rule set', () => (status?.wholeRules ?? 0) === hosts, timeoutS * 1000)) result.convergedMs = Date.now() - t0;
+    // CPU the controller spent per host welcomed: what a connect costs, whatever else shares the machine.
+    result.connectCpuMs = (processUsage(pid).cpuMs - connectCpu0) / Math.max(1, status?.welcomed ?? 0);
 
     const cpu0 = processUsage(pid);
     const clients0 = status?.cpuMs ?? 0;
@@ -255,7 +263,7 @@ try {
       console.log(`# ${store}, ${hosts} hosts …`);
       const r = await run(store, hosts, pkiDir, etcd);
       results.push(r);
-      console.log(`  welcomed ${s(r.welcomedMs)}, converged ${s(r.convergedMs)}, VM move → all acked: median ${s(pct(r.moveMs, 0.5))} max ${s(Math.max(...r.moveMs))} (${r.moveMs.length}/${moves}), ` +
+      console.log(`  welcomed ${s(r.welcomedMs)}, converged ${s(r.convergedMs)}, controller CPU ${r.connectCpuMs.toFixed(0)} ms a host connected, VM move → all acked: median ${s(pct(r.moveMs, 0.5))} max ${s(Math.max(...r.moveMs))} (${r.moveMs.length}/${moves}), ` +
         `controller ${(r.steadyCpu * 100).toFixed(0)}% of a core, ${r.rssMiB.toFixed(0)} MiB, clients ${(r.clientsCpu * 100).toFixed(0)}%, API median ${pct(r.api, 0.5).toFixed(0)} ms p99 ${pct(r.api, 0.99).toFixed(0)} ms max ${Math.max(...r.api).toFixed(0)} ms, fast-path ends ${r.fastPathEnds}, terms led ${r.terms}`);
     }
   }
@@ -263,9 +271,9 @@ try {
   await etcd?.stop();
   rmSync(pkiDir, { recursive: true, force: true });
 }
-console.log('\n| store | hosts | VMs | all welcomed | all converged | VM move, end to end (median / max) | controller CPU (steady) | RSS | clients CPU | API median / p99 / max | terms |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('\n| store | hosts | VMs | all welcomed | all converged | CPU a connect | VM move, end to end (median / max) | controller CPU (steady) | RSS | clients CPU | API median / p99 / max | terms |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of results) {
-  console.log(`| ${r.store} | ${r.hosts} | ${r.hosts * vmsPerHost} | ${s(r.welcomedMs)} | ${s(r.convergedMs)} | ${s(pct(r.moveMs, 0.5))} / ${r.moveMs.length > 0 ? s(Math.max(...r.moveMs)) : '—'} | ` +
+  console.log(`| ${r.store} | ${r.hosts} | ${r.hosts * vmsPerHost} | ${s(r.welcomedMs)} | ${s(r.convergedMs)} | ${r.connectCpuMs.toFixed(0)} ms | ${s(pct(r.moveMs, 0.5))} / ${r.moveMs.length > 0 ? s(Math.max(...r.moveMs)) : '—'} | ` +
     `${(r.steadyCpu * 100).toFixed(0)}% | ${r.rssMiB.toFixed(0)} MiB | ${(r.clientsCpu * 100).toFixed(0)}% | ${pct(r.api, 0.5).toFixed(0)} / ${pct(r.api, 0.99).toFixed(0)} / ${Math.max(...r.api).toFixed(0)} ms | ${r.terms} |`);
 }
