@@ -23,12 +23,25 @@ async function led(t: { after(fn: () => unknown): void }, init: Partial<EtcdBack
   return { store, backend, prefix, client };
 }
 
-test('a flush larger than one transaction is split (operations and bytes) and lands whole', async (t) => {
+test('a flush larger than one transaction is split (operations and bytes), its transactions sent together, and lands whole', async (t) => {
   const { store, prefix, client } = await led(t, { maxTxnOps: 8, maxTxnBytes: 600 });
+  // How many fenced transactions are in flight at once.
+  const txn = client.txn.bind(client);
+  let inFlight = 0;
+  let most = 0;
+  client.txn = async (...args) => {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await txn(...args);
+    } finally {
+      inFlight--;
+    }
+  };
   store.transaction(() => {
     for (let i = 0; i < 50; i++) store.upsertHost({ id: `h${String(i).padStart(2, '0')}`, site: 'x'.repeat(40), role: 'spoke', addresses: [] });
   });
   await store.committed();
+  assert.ok(most > 1, `the flush's transactions went out together (at most ${most} at once)`);
   const { store: reader } = await openEtcdStore({ client, prefix });
   t.after(() => reader.close());
   assert.equal(reader.listHosts().length, 50);

@@ -29,8 +29,12 @@ import { prefixEnd, type Compare, type EtcdClient, type TxnOp, type Watch, type 
  *   revision and kept current by a watch from the next one.
  *
  * A flush of more than `maxTxnOps` rows (etcd's `--max-txn-ops`, 128 by
- * default) or `maxTxnBytes` is split into several transactions, each fenced.
+ * default) or `maxTxnBytes` is split into several transactions, each fenced,
+ * sent up to FLUSH_CONCURRENCY at once (their keys are distinct).
  */
+
+/** Transactions of one flush in flight at once. */
+const FLUSH_CONCURRENCY = 8;
 
 export interface EtcdFence {
   /** The election key; its create revision identifies one term of one leader. */
@@ -226,15 +230,28 @@ export class EtcdBackend implements StoreBackend {
     this.#pending = new Map();
     try {
       if (fence === undefined) throw new NotLeaderError('store flush');
-      for (const chunk of this.#chunks(ops)) {
-        if (!this.#holds()) {
-          void this.stepDown();
-          throw new NotLeaderError('store flush after the term ended');
+      // The chunks of one flush touch distinct keys (one operation a row), so they go out together,
+      // a few at a time: a flush costs about one round trip to etcd, not one a chunk. The next flush
+      // starts only when all of them are answered, so flushes stay in order.
+      const chunks = this.#chunks(ops);
+      let failed = false;
+      const send = async (): Promise<void> => {
+        for (let chunk = chunks.shift(); chunk !== undefined && !failed; chunk = chunks.shift()) {
+          try {
+            if (!this.#holds() || this.#fence !== fence) {
+              void this.stepDown();
+              throw new NotLeaderError('store flush after the term ended');
+            }
+            const r = await this.#txnWhileLeading(fence, chunk);
+            if (!r.succeeded) throw new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
+            this.#revision = Math.max(this.#revision, r.revision);
+          } catch (err) {
+            failed = true; // the other senders stop before their next chunk
+            throw err;
+          }
         }
-        const r = await this.#txnWhileLeading(fence, chunk);
-        if (!r.succeeded) throw new FencedWriteError(`etcd refused a write fenced by ${fence.key}@${fence.createRevision}: another leader holds the key`);
-        this.#revision = Math.max(this.#revision, r.revision);
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(FLUSH_CONCURRENCY, chunks.length) }, send));
       batch.resolve();
     } catch (err) {
       // Fenced, or refused for another reason (too large, ...): etcd and the model differ, so this term is over.
