@@ -21,6 +21,7 @@ import { SessionImpl, toBuffer, type Connection, type ControlHandler, type Contr
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { WelcomeBatch } from './welcome-batch.ts';
+import { DEFAULT_PING_INTERVAL_MS, Heartbeat, silentPeer } from './control-heartbeat.ts';
 
 /**
  * The controller's end of the control channel: an HTTPS server (TLS with
@@ -97,7 +98,6 @@ export const CLOSE_AUTH_FAILED = 4003;
 export const CLOSE_REVOKED = 4004;
 export const CLOSE_HELLO_TIMEOUT = 4008;
 export const CLOSE_PENDING_DROPPED = 4029;
-const DEFAULT_PING_INTERVAL_MS = 5000;
 /** How long close() waits for daemons to finish the WebSocket close handshake. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -115,9 +115,7 @@ export class ControlServer {
   readonly #welcomes: WelcomeBatch<{ conn: Connection; hello: HelloMessage; earned: Earned }>;
   #nextId = 1;
   #ping: TimerHandle | undefined;
-  #lastBeat: number | undefined;
-  /** The last beat was late and judged no one. */
-  #spared = false;
+  #beats: Heartbeat | undefined;
   #closed = false;
 
   constructor(components: ControlServerComponents, init: ControlServerInit) {
@@ -142,7 +140,7 @@ export class ControlServer {
   async listen(): Promise<number> {
     await this.#listener.listen(this.#init.host, this.#init.port);
     const interval = this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
-    this.#lastBeat = this.#c.clock.now();
+    this.#beats = new Heartbeat(interval, this.#c.clock.now());
     this.#ping = this.#c.clock.setInterval(() => this.#heartbeat(), interval);
     this.#log.info({ host: this.#init.host, port: this.port }, 'control channel listening');
     return this.port;
@@ -201,7 +199,7 @@ export class ControlServer {
       this.#log.warn({ remote: remoteAddress, host: conn.session?.hostId, detail: error.message }, 'incomplete control message dropped');
     };
     const conn: Connection = {
-      ws, session: undefined, alive: true, slot, tls, done: false, welcoming: false, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
+      ws, session: undefined, alive: true, slot, tls, done: false, welcoming: false, queued: 0, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
     };
     this.#connections.add(conn);
     if (slot === undefined || !slot.pending) {
@@ -430,24 +428,13 @@ export class ControlServer {
     else this.#log.error({ err, ...fields }, msg);
   }
 
-  /**
-   * Every ping interval: a connection that said nothing since the last ping
-   * (no pong, no message) is cut off. Not when this beat is late — the loop
-   * was busy past the interval, and the answers to the last ping may be
-   * waiting unread in the socket buffers: silence is judged at the next
-   * beat.
-   */
   #heartbeat(): void {
     const now = this.#c.clock.now();
-    const interval = this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
-    // Never twice in a row: a loop that is late at every beat still reads between beats.
-    const late = !this.#spared && this.#lastBeat !== undefined && now - this.#lastBeat > 1.5 * interval;
-    this.#spared = late;
-    this.#lastBeat = now;
+    const judging = this.#beats?.beat(now) ?? true;
     for (const conn of this.#connections) {
       // Incomplete sequences past their deadline give their memory back.
       conn.inbox.expire(now);
-      if (!conn.alive && !late) {
+      if (silentPeer(conn, conn.ws.bufferedAmount, judging)) {
         this.#log.info({ host: conn.session?.hostId, remote: conn.remoteAddress }, 'control connection silent: terminating');
         conn.ws.terminate();
         continue;

@@ -1,0 +1,43 @@
+/**
+ * The control server's ping heartbeat: when a daemon's silence counts.
+ *
+ * Every ping interval the server pings each connection; one that said
+ * nothing since the last ping (no pong, no message) is cut off — except:
+ *
+ * - when this beat comes late (more than 1.5 intervals after the last): the
+ *   controller's own loop was busy, and the answers to the last ping may be
+ *   waiting unread in the socket buffers. No one is judged at such a beat;
+ *   the next one judges (never two spared in a row: a loop late at every
+ *   beat still reads between beats);
+ * - for a connection with data queued toward it that is draining (a whole
+ *   rule set on a slow link): the ping waits behind it and cannot have been
+ *   answered yet. A peer that reads nothing at all is judged like any other.
+ */
+
+export const DEFAULT_PING_INTERVAL_MS = 5000;
+
+export class Heartbeat {
+  readonly #intervalMs: number;
+  #lastBeat: number;
+  #spared = false;
+
+  constructor(intervalMs: number, now: number) {
+    this.#intervalMs = intervalMs;
+    this.#lastBeat = now;
+  }
+
+  /** A beat at `now`: whether it may judge silence. */
+  beat(now: number): boolean {
+    const late = !this.#spared && now - this.#lastBeat > 1.5 * this.#intervalMs;
+    this.#spared = late;
+    this.#lastBeat = now;
+    return !late;
+  }
+}
+
+/** Whether a connection's silence since the last ping condemns it at a beat that judges; records what is queued toward it. */
+export function silentPeer(conn: { alive: boolean; queued: number }, queuedNow: number, judging: boolean): boolean {
+  const sending = queuedNow > 0 && (conn.queued === 0 || queuedNow < conn.queued);
+  conn.queued = queuedNow;
+  return judging && !conn.alive && !sending;
+}
