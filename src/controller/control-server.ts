@@ -199,7 +199,7 @@ export class ControlServer {
       this.#log.warn({ remote: remoteAddress, host: conn.session?.hostId, detail: error.message }, 'incomplete control message dropped');
     };
     const conn: Connection = {
-      ws, session: undefined, alive: true, slot, tls, done: false, welcoming: false, queued: 0, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
+      ws, session: undefined, alive: true, slot, tls, done: false, welcoming: false, deadlinePassed: false, queued: 0, remoteAddress, inbox: new ConnectionInbox(this.#parts, dropped),
     };
     this.#connections.add(conn);
     if (slot === undefined || !slot.pending) {
@@ -340,7 +340,8 @@ export class ControlServer {
     const opened: Array<{ session: ControlSession; hello: HelloMessage }> = [];
     for (const { conn, hello, earned } of batch) {
       conn.welcoming = false;
-      if (conn.done || conn.ws.readyState !== conn.ws.OPEN || (conn.slot !== undefined && !conn.slot.pending)) continue;
+      // Dropped (evicted, refused) or closed meanwhile; a deadline that passed while it was queued does not count.
+      if (conn.done || conn.ws.readyState !== conn.ws.OPEN) continue;
       opened.push({ session: this.#session(conn, hello, earned), hello });
     }
     if (opened.length === 0) return;
@@ -396,6 +397,16 @@ export class ControlServer {
   /** A connection not welcomed in time, or evicted by a newcomer: told why, then cut. */
   #dropPending(conn: Connection, reason: PendingDropReason): void {
     if (reason === 'closing') return;
+    if (reason === 'deadline') {
+      // A hello accepted before the deadline is welcomed with its batch. After a busy spell the deadline
+      // timer runs before the turn's reads: a hello that beat it may still be unread, so look once more after them.
+      if (conn.welcoming) return;
+      if (!conn.deadlinePassed) {
+        conn.deadlinePassed = true;
+        setImmediate(() => { if (!conn.welcoming && !conn.done) this.#dropPending(conn, reason); });
+        return;
+      }
+    }
     if (reason === 'deadline') this.#refuse(conn, 'hello-timeout', new ControlStateError('no hello in time'), CLOSE_HELLO_TIMEOUT);
     else this.#refuse(conn, 'pending-dropped', new PendingDroppedError(reason), CLOSE_PENDING_DROPPED);
     // A peer that does not answer the close handshake does not keep its socket.

@@ -49,6 +49,8 @@ export interface Connection {
   done: boolean;
   /** Its hello is accepted and its welcome queued (welcome-batch.ts): nothing more is expected before it. */
   welcoming: boolean;
+  /** The hello deadline fired; the connection gets one more look after the turn's reads. */
+  deadlinePassed: boolean;
   /** Bytes queued toward the peer at the last heartbeat (the ping waits behind them). */
   queued: number;
   /** Messages arriving in parts. */

@@ -240,3 +240,16 @@ test('a controller whose own loop stalls past the ping interval does not cut off
   assert.equal(c.ws.readyState, c.ws.OPEN, 'the session survived the stall');
   assert.equal(h.controller.model.getHost('h1')?.state, 'up');
 });
+
+test('a hello sent before the deadline but still unread when a busy controller\'s deadline timer fires is welcomed, not refused', async (t) => {
+  const h = await startHarness(t, { helloTimeoutMs: 300 });
+  const c = await rawClient(h, testPki().host('h1'));
+  c.ws.send(hello('h1'));
+  // The controller (this process) busy past the deadline right after the hello was sent: when the loop
+  // turns again, the deadline timer is due before the socket holding the hello is read.
+  const end = performance.now() + 1000;
+  while (performance.now() < end) { /* the loop is monopolised */ }
+  await waitFor(() => c.received.length > 0, 'an answer');
+  assert.equal(c.received[0]?.['type'], 'welcome', JSON.stringify(c.received[0]));
+  await waitFor(() => h.controller.model.getHost('h1')?.state === 'up', 'h1 up');
+});
