@@ -83,7 +83,9 @@ export class ElectionThread {
   readonly #slots = new Int32Array(this.#shared, 0, 4);
   readonly #term = new BigInt64Array(this.#shared, TERM_OFFSET, 1);
   #worker: Worker | undefined;
-  #listeners = new Set<(m: FromLeaseWorker) => void>();
+  readonly #listeners = new Set<(m: FromLeaseWorker) => void>();
+  /** Campaigns waiting, told when the thread dies. */
+  readonly #exitWaiters = new Set<(reason: string) => void>();
   #beat: NodeJS.Timeout | undefined;
 
   constructor(init: ElectionThreadInit) {
@@ -130,8 +132,6 @@ export class ElectionThread {
     this.#worker = undefined;
     if (w !== undefined) await w.terminate();
   }
-
-  readonly #exitWaiters = new Set<(reason: string) => void>();
 
   #start(): Worker {
     if (this.#worker !== undefined) return this.#worker;
