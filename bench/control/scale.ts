@@ -4,7 +4,7 @@
  * and on a 3-member etcd cluster (test/helpers/etcd-cluster.ts).
  *
  *   node --import tsx bench/control/scale.ts [--hosts 100,200,500,1000,2000] [--stores sqlite,etcd]
- *        [--vms 10] [--group 4] [--steady 10] [--moves 5] [--timeout 300] [--learn] [--profile DIR]
+ *        [--vms 10] [--group 4] [--steady 10] [--moves 5] [--timeout 300] [--learn] [--profile DIR] [--controller-log FILE]
  *
  * Defaults: 1,000 hosts, 10 VMs each, declared in the deployment file (with
  * `--learn`, learned from the hosts' reports instead: each host connecting
@@ -36,7 +36,7 @@
  * in DIR/<store>-<hosts>/). Figures on a shared 2-core machine are noisy.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ControllerClient } from '../../src/cli/ctl-client.ts';
@@ -63,6 +63,8 @@ const timeoutS = Number(arg('--timeout', '300'));
 /** VMs learned from the hosts' reports (every host connecting changes every host's rules) instead of declared in the deployment. */
 const learn = args.includes('--learn');
 const profileDir = args.includes('--profile') ? resolve(arg('--profile', 'profiles')) : undefined;
+/** `--controller-log FILE`: the controller's log, at info, to FILE.<store>-<hosts>. */
+const controllerLog = args.includes('--controller-log') ? resolve(arg('--controller-log', 'controller.log')) : undefined;
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 const CLIENTS = resolve(import.meta.dirname, 'scale-clients.ts');
 
@@ -158,7 +160,7 @@ async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd
     const storeArgs = store === 'sqlite' ? ['--db', join(dir, 'vnet.db')] : ['--store', `etcd://${etcd!.endpoints.map((e) => e.replace(/^http:\/\//, '')).join(',')}/scale-${hosts}-${Date.now()}`, '--replica-name', 'c1'];
     const node = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${store}-${hosts}`)];
     controller = spawn('node', [...node, VNET, 'controller', '-t', topo, '--tls-dir', pkiDir, ...storeArgs,
-      '--control', `127.0.0.1:${control}`, '--api', `127.0.0.1:${api}`, '--token-file', tokenFile], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VNET_LOG_LEVEL: 'warn' } });
+      '--control', `127.0.0.1:${control}`, '--api', `127.0.0.1:${api}`, '--token-file', tokenFile], { stdio: ['ignore', controllerLog === undefined ? 'ignore' : openSync(`${controllerLog}.${store}-${hosts}`, 'w'), 'pipe'], env: { ...process.env, VNET_LOG_LEVEL: controllerLog === undefined ? 'warn' : 'info' } });
     const pid = controller.pid!;
     // Each term a replica leads starts the controller, which prints its addresses once: more than one is a lost lease.
     let stderrTail = '';
