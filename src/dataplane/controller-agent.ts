@@ -6,6 +6,7 @@ import {
   eventToWire, factsToWire, snapshotToWire, type ControllerMessage, type DaemonMessage,
 } from '../control/control-protocol.ts';
 import { assembled, joinLinks, joinRules, splitDaemonMessage } from '../control/control-parts.ts';
+import { Heartbeat } from '../control/heartbeat.ts';
 import type { ControlPartError } from '../control/errors.ts';
 import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits } from '../control/part-assembler.ts';
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
@@ -48,7 +49,9 @@ import type { ImageControl, ImageReport } from '../control/image-control.ts';
  * nothing in the data plane).
  *
  * A channel on which the controller sends nothing, not even a pong, for a
- * keepalive interval after a ping counts as dropped. When the channel drops it redials with
+ * keepalive interval after a ping counts as dropped — judged at a beat that
+ * comes on time (control/heartbeat.ts): after this daemon's own busy spell
+ * the controller's answer may still be unread. When the channel drops it redials with
  * exponential backoff and jitter, and
  * it never touches the daemon's links or rules while away: the daemon keeps
  * forwarding with the last state it was given, and the controller converges
@@ -273,18 +276,22 @@ export class ControllerAgent {
     if (ws !== this.#ws) return;
     this.#heard = true;
     this.#keepalive?.cancel();
+    const keepaliveMs = this.#init.keepaliveMs ?? 5000;
+    // A beat that comes late (this daemon's loop was busy) judges no one: the controller's answer may be unread.
+    const beats = new Heartbeat(keepaliveMs, this.#clock.now());
     this.#keepalive = this.#clock.setInterval(() => {
       if (ws !== this.#ws) return;
       this.#rulesIn.expire(this.#clock.now());
       this.#linksIn.expire(this.#clock.now());
-      if (!this.#heard) {
+      const judging = beats.beat(this.#clock.now());
+      if (!this.#heard && judging) {
         this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
         ws.terminate();
         return;
       }
       this.#heard = false;
       ws.ping();
-    }, this.#init.keepaliveMs ?? 5000);
+    }, keepaliveMs);
     const auth = this.#credential !== undefined ? { credential: this.#credential }
       : this.#init.joinToken !== undefined ? { joinToken: this.#init.joinToken } : undefined;
     this.#send({

@@ -160,6 +160,34 @@ test('a controller that stops answering pings is cut off and redialled', async (
   assert.equal(agent.stats.disconnects, 1);
 });
 
+test('a daemon whose own loop stalls past the keepalive does not cut off a controller whose pong waits unread', async (t) => {
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 100 });
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  const conn = ctl.conns[0]!;
+  conn.ws.send(welcome('h1'));
+  await waitFor(() => agent.state === 'connected', 'connected');
+  let pings = 0;
+  conn.ws.on('ping', () => { pings++; });
+  await waitFor(() => pings >= 2, 'keepalive pings answered');
+  // Just after the controller answered a ping (its pong written, not yet read by the agent), this
+  // process — the daemon — is busy for ten keepalive intervals: its next beat is due before the pong is read.
+  let stalled = false;
+  conn.ws.once('ping', () => {
+    const end = performance.now() + 1000;
+    while (performance.now() < end) { /* the loop is monopolised */ }
+    stalled = true;
+  });
+  await waitFor(() => stalled, 'the stall');
+  const after = pings;
+  await waitFor(() => pings >= after + 3, 'three more pings after the stall');
+  assert.equal(agent.state, 'connected');
+  assert.equal(agent.stats.disconnects, 0);
+  assert.equal(ctl.conns.length, 1, 'no redial');
+});
+
 /** A scripted migration agent: records the commands, reports what the test says. */
 class FakeMigrations implements MigrationControl {
   readonly commands: MigrationCommand[] = [];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Heartbeat, silentPeer } from '../../src/controller/control-heartbeat.ts';
+import { Heartbeat, silentPeer } from '../../src/control/heartbeat.ts';
 
 test('a beat on time judges; a late one (the loop was busy) does not; never two spared in a row', () => {
   const hb = new Heartbeat(100, 0);

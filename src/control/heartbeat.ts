@@ -1,11 +1,13 @@
 /**
- * The control server's ping heartbeat: when a daemon's silence counts.
+ * The control channel's heartbeat, at both ends (the controller's ping of
+ * each daemon, a daemon's keepalive of its controller): when the peer's
+ * silence counts.
  *
- * Every ping interval the server pings each connection; one that said
- * nothing since the last ping (no pong, no message) is cut off — except:
+ * Every interval one end pings the other; a peer that said nothing since
+ * the last ping (no pong, no message) is cut off — except:
  *
- * - when this beat comes late (more than 1.5 intervals after the last): the
- *   controller's own loop was busy, and the answers to the last ping may be
+ * - when this beat comes late (more than 1.5 intervals after the last): this
+ *   end's own loop was busy, and the answers to the last ping may be
  *   waiting unread in the socket buffers. No one is judged at such a beat;
  *   the next one judges (never two spared in a row: a loop late at every
  *   beat still reads between beats);
