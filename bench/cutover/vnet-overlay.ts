@@ -48,13 +48,14 @@ import type { CutoverFigures } from './vxlan-baseline.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** From `pausedAt` until the first reply after the longest gap that ends after it, ms. */
-export function answersAgainMs(ping: PingFigures, pausedAt: number): number {
+/** From `pausedAt` until the first reply after the longest gap that ends after it (and before `until`, the next move's pause), ms. */
+export function answersAgainMs(ping: PingFigures, pausedAt: number, until = Number.POSITIVE_INFINITY): number {
   const times = ping.replies.map((r) => r.atMs);
   let best = -1;
   let end = Number.NaN;
   for (let i = 1; i < times.length; i++) {
     if (times[i]! < pausedAt) continue;
+    if (times[i]! >= until) break;
     const gap = times[i]! - times[i - 1]!;
     if (gap > best) { best = gap; end = times[i]!; }
   }
@@ -146,7 +147,7 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
       guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,
       stream: streamFigures,
-      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : worst(figures.map((f) => f.migration.cutover?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, f.migration.cutover.pausedAt))),
+      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : worst(figures.map((f, i) => f.migration.cutover?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, f.migration.cutover.pausedAt, figures[i + 1]?.migration.cutover?.pausedAt ?? undefined))),
       framesLost: figures.reduce((n, f) => n + (f.migration.cutover?.lost ?? 0), 0),
       acknowledgedMs: worst(figures.map((f) => f.migration.cutover?.timeMs ?? Number.NaN)),
       moves: figures,
