@@ -8,6 +8,7 @@ import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
 import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { stallAtNextPing } from '../helpers/ping-stall.ts';
 
 test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {
   const h = await startHarness(t);
@@ -221,22 +222,10 @@ test('a daemon that stops answering pings is cut off and marked down', async (t)
 test('a controller whose own loop stalls past the ping interval does not cut off daemons whose pongs wait unread', async (t) => {
   const h = await startHarness(t, { pingIntervalMs: 100 });
   const c = await rawClient(h, testPki().host('h1'));
-  let pings = 0;
-  c.ws.on('ping', () => { pings++; });
   c.ws.send(hello('h1'));
   await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
-  await waitFor(() => pings >= 2, 'pings answered');
-  // Just after the client answered a ping (its pong written, not yet read by the controller), the
-  // controller — this process — is busy for ten ping intervals: its heartbeat is due before the pong is read.
-  let stalled = false;
-  c.ws.once('ping', () => {
-    const end = performance.now() + 1000;
-    while (performance.now() < end) { /* the loop is monopolised */ }
-    stalled = true;
-  });
-  await waitFor(() => stalled, 'the stall');
-  const after = pings;
-  await waitFor(() => pings >= after + 3, 'three more pings after the stall');
+  // The controller — this process — is busy for ten ping intervals just after the client answered a ping.
+  await stallAtNextPing(c.ws, 1000);
   assert.equal(c.ws.readyState, c.ws.OPEN, 'the session survived the stall');
   assert.equal(h.controller.model.getHost('h1')?.state, 'up');
 });

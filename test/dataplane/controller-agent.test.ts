@@ -8,6 +8,7 @@ import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts'
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { stallAtNextPing } from '../helpers/ping-stall.ts';
 import { fakeController, welcome } from './fixtures/fake-controller.ts';
 
 function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl): ControllerAgent {
@@ -169,20 +170,8 @@ test('a daemon whose own loop stalls past the keepalive does not cut off a contr
   const conn = ctl.conns[0]!;
   conn.ws.send(welcome('h1'));
   await waitFor(() => agent.state === 'connected', 'connected');
-  let pings = 0;
-  conn.ws.on('ping', () => { pings++; });
-  await waitFor(() => pings >= 2, 'keepalive pings answered');
-  // Just after the controller answered a ping (its pong written, not yet read by the agent), this
-  // process — the daemon — is busy for ten keepalive intervals: its next beat is due before the pong is read.
-  let stalled = false;
-  conn.ws.once('ping', () => {
-    const end = performance.now() + 1000;
-    while (performance.now() < end) { /* the loop is monopolised */ }
-    stalled = true;
-  });
-  await waitFor(() => stalled, 'the stall');
-  const after = pings;
-  await waitFor(() => pings >= after + 3, 'three more pings after the stall');
+  // The daemon — this process — is busy for ten keepalive intervals just after the controller answered a ping.
+  await stallAtNextPing(conn.ws, 1000);
   assert.equal(agent.state, 'connected');
   assert.equal(agent.stats.disconnects, 0);
   assert.equal(ctl.conns.length, 1, 'no redial');

@@ -3,7 +3,7 @@ import type { Logger } from '../../../common/logger.ts';
 import { EtcdRequestError } from '../../errors.ts';
 import type { EtcdClient, EtcdTls } from './etcd-client.ts';
 import type { EtcdFence } from './etcd-backend.ts';
-import type { Leadership } from './leader-election.ts';
+import { checkLeaseTtl, currentLeader, type Leadership } from './leader-election.ts';
 
 /**
  * The election (leader-election.ts) on a thread of its own
@@ -89,15 +89,14 @@ export class ElectionThread {
   #beat: NodeJS.Timeout | undefined;
 
   constructor(init: ElectionThreadInit) {
-    if (!(init.ttlSeconds >= 1)) throw new EtcdRequestError(`lease TTL must be at least 1 s (got ${init.ttlSeconds})`);
+    checkLeaseTtl(init.ttlSeconds);
     this.#c = init;
     this.#log = init.logger;
   }
 
   /** The current leader's name, if any (read on this thread). */
-  async leader(): Promise<string | undefined> {
-    const r = await this.#c.client.range(this.#c.key);
-    return r.kvs[0]?.value;
+  leader(): Promise<string | undefined> {
+    return currentLeader(this.#c.client, this.#c.key);
   }
 
   /** Campaign (on the thread) until this replica leads, or `signal` aborts. */

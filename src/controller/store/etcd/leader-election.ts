@@ -51,20 +51,30 @@ export interface Leadership {
   resign(): Promise<void>;
 }
 
+/** Refuses a lease TTL under 1 s (etcd's own floor is higher still). */
+export function checkLeaseTtl(ttlSeconds: number): void {
+  if (!(ttlSeconds >= 1)) throw new EtcdRequestError(`lease TTL must be at least 1 s (got ${ttlSeconds})`);
+}
+
+/** The current leader's name under `key`, if any. */
+export async function currentLeader(client: EtcdClient, key: string): Promise<string | undefined> {
+  const r = await client.range(key);
+  return r.kvs[0]?.value;
+}
+
 export class LeaderElection {
   readonly #c: LeaderElectionInit;
   readonly #log: Logger | undefined;
 
   constructor(init: LeaderElectionInit) {
-    if (!(init.ttlSeconds >= 1)) throw new EtcdRequestError(`lease TTL must be at least 1 s (got ${init.ttlSeconds})`);
+    checkLeaseTtl(init.ttlSeconds);
     this.#c = init;
     this.#log = init.logger;
   }
 
   /** The current leader's name, if any. */
-  async leader(): Promise<string | undefined> {
-    const r = await this.#c.client.range(this.#c.key);
-    return r.kvs[0]?.value;
+  leader(): Promise<string | undefined> {
+    return currentLeader(this.#c.client, this.#c.key);
   }
 
   /** Campaign until this replica leads (or `signal` aborts). etcd unreachable: retried. */
