@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { startControllerReplicas, type ControllerReplicas } from './controller-replicas.ts';
 import { startEtcdCluster, type EtcdCluster, type EtcdTiming } from './etcd-cluster.ts';
 import { launchOverlay, type AfterHook, type NetnsOverlayBase, type NetnsOverlayInit } from './netns-overlay.ts';
+import { lifoAfter } from './teardown.ts';
 
 export interface NetnsOverlayReplicasInit extends NetnsOverlayInit {
   replicas: number;
@@ -34,9 +35,10 @@ export interface NetnsOverlayWithControllerReplicas extends NetnsOverlayBase {
 }
 
 export async function startNetnsOverlayWithControllerReplicas(t: AfterHook, init: NetnsOverlayReplicasInit): Promise<NetnsOverlayWithControllerReplicas> {
+  const td = lifoAfter(t);
   const etcd = await startEtcdCluster(3, init.etcdTiming === undefined ? {} : { timing: init.etcdTiming });
   // Registered before the overlay's own: runs after the daemons and the replicas are gone.
-  t.after(() => etcd.stop());
+  td.after(() => etcd.stop());
   const prefix = `/vnet-overlay-${process.pid}`;
   let controllers: ControllerReplicas | undefined;
   const upOnLeader = async (ids: readonly string[] | undefined): Promise<boolean> => {
@@ -44,10 +46,10 @@ export async function startNetnsOverlayWithControllerReplicas(t: AfterHook, init
     const { hosts } = await client.get<{ hosts: Array<{ id: string; state: string }> }>('/api/v1/hosts').catch(() => ({ hosts: [{ id: '', state: 'down' }] }));
     return hosts.every((h) => ids?.includes(h.id) === false || h.state === 'up');
   };
-  const base = await launchOverlay(t, init, async (c) => {
+  const base = await launchOverlay(td, init, async (c) => {
     const deploymentFile = join(c.work, 'overlay-priv.yaml');
     writeFileSync(deploymentFile, c.deploymentYaml);
-    controllers = await startControllerReplicas(t, {
+    controllers = await startControllerReplicas(td, {
       names: Array.from({ length: init.replicas }, (_, i) => `r${i + 1}`), endpoints: etcd.endpoints, prefix, leaseTtlS: init.leaseTtlS,
       deploymentFile, tlsDir: c.certs, tokenFile: c.tokenFile, logDir: c.logDir,
     });

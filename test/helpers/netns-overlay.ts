@@ -43,6 +43,7 @@ import { freePortBelowEphemeral as freePort } from './free-port.ts';
 import { adminRequest } from './admin-client.ts';
 import { OVERLAY_LOG_LEVEL, startControllerChild, type ControllerChild } from './controller-child.ts';
 import { ipv6Underlay, type Ipv6Underlay } from './ipv6-underlay.ts';
+import { lifoAfter, type AfterHook } from './teardown.ts';
 
 const VNET = resolve(import.meta.dirname, '../../bin/vnet.js');
 
@@ -130,18 +131,17 @@ export interface NetnsOverlayInit {
   daemonConfig?: readonly string[];
 }
 
-export interface AfterHook {
-  after(fn: () => Promise<void> | void): void;
-}
+export type { AfterHook } from './teardown.ts';
 
 export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlay> {
+  const td = lifoAfter(t);
   let model: ControllerModel | undefined;
-  const base = await launchOverlay(t, init, async (c) => {
+  const base = await launchOverlay(td, init, async (c) => {
     const ctl = await startControllerProcess({ logger: silentLogger() }, {
       deployment: parseDeployment(c.deploymentYaml, 'overlay-priv.yaml'), dbPath: c.dbPath, tlsDir: c.certs,
       control: c.control, api: { host: '127.0.0.1', port: 0 }, tokenFile: c.tokenFile,
     });
-    t.after(() => ctl.close());
+    td.after(() => ctl.close());
     const m = ctl.controller.model;
     model = m;
     return { controlUrls: [ctl.controlUrl], connected: (hubs) => hubs.every((id) => m.getHost(id)?.state === 'up'), allUp: () => m.listHosts().every((h) => h.state === 'up') };
@@ -161,10 +161,11 @@ export async function startNetnsOverlayWithControllerProcess(t: AfterHook, init:
     const { hosts } = await c.client.get<{ hosts: Array<{ id: string; state: string }> }>('/api/v1/hosts');
     return hosts.every((h) => ids?.includes(h.id) === false || h.state === 'up');
   };
-  const base = await launchOverlay(t, init, async (c) => {
+  const td = lifoAfter(t);
+  const base = await launchOverlay(td, init, async (c) => {
     const deploymentFile = join(c.work, 'overlay-priv.yaml');
     writeFileSync(deploymentFile, c.deploymentYaml);
-    const child = await startControllerChild(t, {
+    const child = await startControllerChild(td, {
       deploymentFile, dbPath: c.dbPath, tlsDir: c.certs, tokenFile: c.tokenFile, control: c.control,
       api: { host: '127.0.0.1', port: await freePort() }, logFile: join(c.logDir, 'controller.log'),
     });
@@ -198,6 +199,7 @@ export interface StartedController {
 /** How long the daemons get to close at the end before they are killed. */
 const DAEMON_EXIT_MS = 15_000;
 
+/** `t` tears down last-registered first (`lifoAfter`): daemons, then the controller, the namespaces, the work directory. */
 export async function launchOverlay(t: AfterHook, init: NetnsOverlayInit, startCtl: (c: ControllerStart) => Promise<StartedController>): Promise<NetnsOverlayBase> {
   requireTools(['ip', ...(init.tools ?? [])]);
   const work = mkdtempSync(join(tmpdir(), 'vnet-overlay-priv-'));
@@ -252,10 +254,28 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
     }
   });
 
+  // While the overlay starts: a daemon that exits fails the wait at once, and a failed wait carries every daemon's last log lines.
+  const launchWait = async <T>(check: () => T | Promise<T>, what: string, timeoutMs: number): Promise<NonNullable<T>> => {
+    try {
+      return await waitFor(async () => {
+        const gone = [...daemonOf].find(([, p]) => p.exitCode !== null || p.signalCode !== null);
+        if (gone !== undefined) throw new Error(`daemon ${gone[0]} exited (${gone[1].exitCode ?? gone[1].signalCode}) while waiting for ${what}`);
+        return check();
+      }, what, timeoutMs);
+    } catch (err) {
+      const tails = hosts.map((h) => {
+        let text = '';
+        try { text = readFileSync(join(logDir, `${h}.log`), 'utf8'); } catch { text = '(no log)'; }
+        const p = daemonOf.get(h);
+        return `--- ${h} (${p === undefined ? 'not started' : `exit ${p.exitCode ?? p.signalCode ?? 'running'}`}):\n${text.split('\n').slice(-15).join('\n')}`;
+      });
+      throw new Error(`${(err as Error).message}\n${tails.join('\n')}`, { cause: err });
+    }
+  };
   for (const h of hosts) {
     // With a standby hub, the hubs first: spokes that found the primary not yet listening would start on the standby.
     if (h === init.hosts[0] && init.standbyHub === true) {
-      await waitFor(() => ctl.connected(hubs), 'the hubs connected to the controller', 30_000);
+      await launchWait(() => ctl.connected(hubs), 'the hubs connected to the controller', 30_000);
     }
     const mine = vms.filter((v) => v.host === h);
     const lines = [
@@ -292,16 +312,9 @@ ${init.policy === '' ? '' : `policy:\n${init.policy}\n`}${init.scheduler === und
   for (const v of vms) {
     if (v.qemu) continue; // its daemon boots it; it answers once its guest is up
     // A daemon's start (loading the code) took over 30 s at load average 30 on the 2-core machine.
-    await waitFor(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 120_000);
+    await launchWait(async () => (await harness.link(v.ns, v.dev))?.flags?.includes('UP'), `the TAP device of ${v.name} up in its namespace`, 120_000);
   }
-  await waitFor(() => ctl.allUp(), 'every daemon connected to the controller', 120_000).catch((err: Error) => {
-    const tails = hosts.map((h) => {
-      let text = '';
-      try { text = readFileSync(join(logDir, `${h}.log`), 'utf8'); } catch { text = '(no log)'; }
-      return `--- ${h} (exit ${daemonOf.get(h)?.exitCode ?? 'running'}):\n${text.split('\n').slice(-15).join('\n')}`;
-    });
-    throw new Error(`${err.message}\n${tails.join('\n')}`, { cause: err });
-  });
+  await launchWait(() => ctl.allUp(), 'every daemon connected to the controller', 120_000);
   return {
     vms,
     dbPath: join(work, 'vnet.db'),
