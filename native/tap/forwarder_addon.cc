@@ -2,10 +2,12 @@
 //
 //   new NativeForwarder({ busyPollUs, ttlMs }, onUp)   starts the thread
 //   attachTap(fd, hdrSize, mtu) / attachLink(fd, maxMessageBytes, highWater[, records]) -> id
-//       records (a link switched to native records, records.h): { txKey, txIv, rxKey, rxIv (Buffers),
-//       txSeq, txBytes, rxSeq, rxBytes, maxRecords, maxBytes (numbers), cipher (Buffer: a record begun) }
+//       records (a link switched to native records, records.h): per direction d = tx, rx:
+//       dKey, dIv (Buffers), dSeq, dBytes, dGeneration (numbers), and dSecret (Buffer) when
+//       rekeyRecords and rekeyBytes are given (vnet-records/2); maxRecords, maxBytes (numbers),
+//       cipher (Buffer: a record begun)
 //   detach(id) -> { backlog: Buffer, items, counts: Float64Array [rxF rxB txF txB txD],
-//                   records?: { txSeq, txBytes, rxSeq, rxBytes, cipher } }   what it still held
+//                   records?: { the same per-direction fields (keys as they are now), cipher } }
 //   dupFd(fd) -> a dup() of fd (close-on-exec): a TLS link's TCP socket for Node to read as plain bytes
 //   writeLink(id, buffers[]) -> backlog bytes, or -errno
 //   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
@@ -111,17 +113,35 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     return Attached(info.Env(), Fwd(info.Env()).AttachTap(static_cast<int>(U32(info, 0)), static_cast<int>(U32(info, 1)), static_cast<int>(U32(info, 2))));
   }
 
-  static void Bytes(Napi::Env env, Napi::Object o, const char* key, uint8_t* out, size_t len) {
+  static void Bytes(Napi::Env env, Napi::Object o, const std::string& key, uint8_t* out, size_t len) {
     Napi::Value v = o.Get(key);
-    if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != len) throw Napi::TypeError::New(env, std::string("NativeForwarder.attachLink: records.") + key + " must be a Buffer of " + std::to_string(len) + " bytes");
+    if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != len) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records." + key + " must be a Buffer of " + std::to_string(len) + " bytes");
     std::memcpy(out, v.As<Napi::Buffer<uint8_t>>().Data(), len);
   }
 
-  static uint64_t Count(Napi::Env env, Napi::Object o, const char* key) {
+  static uint64_t Count(Napi::Env env, Napi::Object o, const std::string& key) {
     Napi::Value v = o.Get(key);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= 0 && d <= 9007199254740991.0)) throw Napi::TypeError::New(env, std::string("NativeForwarder.attachLink: records.") + key + " must be a safe integer");
+    if (!(d >= 0 && d <= 9007199254740991.0)) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records." + key + " must be a safe integer");
     return static_cast<uint64_t>(d);
+  }
+
+  static void DirectionFromJs(Napi::Env env, Napi::Object o, const std::string& d, bool rekey, RecordDirectionState* out) {
+    Bytes(env, o, d + "Key", out->key, sizeof out->key);
+    Bytes(env, o, d + "Iv", out->iv, sizeof out->iv);
+    if (rekey) Bytes(env, o, d + "Secret", out->secret, sizeof out->secret);
+    out->generation = Count(env, o, d + "Generation");
+    out->seq = Count(env, o, d + "Seq");
+    out->bytes = Count(env, o, d + "Bytes");
+  }
+
+  static void DirectionToJs(Napi::Env env, Napi::Object o, const std::string& d, bool rekey, const RecordDirectionState& in) {
+    o.Set(d + "Key", Napi::Buffer<uint8_t>::Copy(env, in.key, sizeof in.key));
+    o.Set(d + "Iv", Napi::Buffer<uint8_t>::Copy(env, in.iv, sizeof in.iv));
+    if (rekey) o.Set(d + "Secret", Napi::Buffer<uint8_t>::Copy(env, in.secret, sizeof in.secret));
+    o.Set(d + "Generation", Napi::Number::New(env, static_cast<double>(in.generation)));
+    o.Set(d + "Seq", Napi::Number::New(env, static_cast<double>(in.seq)));
+    o.Set(d + "Bytes", Napi::Number::New(env, static_cast<double>(in.bytes)));
   }
 
   Napi::Value AttachLink(const Napi::CallbackInfo& info) {
@@ -132,20 +152,25 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     if (!info[3].IsObject()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records must be an object");
     Napi::Object o = info[3].As<Napi::Object>();
     RecordState st;
-    Bytes(env, o, "txKey", st.tx.key, sizeof st.tx.key);
-    Bytes(env, o, "txIv", st.tx.iv, sizeof st.tx.iv);
-    Bytes(env, o, "rxKey", st.rx.key, sizeof st.rx.key);
-    Bytes(env, o, "rxIv", st.rx.iv, sizeof st.rx.iv);
-    st.tx.seq = Count(env, o, "txSeq");
-    st.tx.bytes = Count(env, o, "txBytes");
-    st.rx.seq = Count(env, o, "rxSeq");
-    st.rx.bytes = Count(env, o, "rxBytes");
-    st.max_records = Count(env, o, "maxRecords");
-    st.max_bytes = Count(env, o, "maxBytes");
-    Napi::Value c = o.Get("cipher");
-    if (!c.IsBuffer()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records.cipher must be a Buffer");
-    Napi::Buffer<uint8_t> cb = c.As<Napi::Buffer<uint8_t>>();
-    std::vector<uint8_t> cipher(cb.Data(), cb.Data() + cb.Length());
+    std::vector<uint8_t> cipher;
+    try {  // a bad field throws: the keys read so far are wiped first
+      st.rekey = !o.Get("rekeyRecords").IsUndefined() || !o.Get("rekeyBytes").IsUndefined();
+      DirectionFromJs(env, o, "tx", st.rekey, &st.tx);
+      DirectionFromJs(env, o, "rx", st.rekey, &st.rx);
+      st.max_records = Count(env, o, "maxRecords");
+      st.max_bytes = Count(env, o, "maxBytes");
+      if (st.rekey) {
+        st.rekey_records = Count(env, o, "rekeyRecords");
+        st.rekey_bytes = Count(env, o, "rekeyBytes");
+      }
+      Napi::Value c = o.Get("cipher");
+      if (!c.IsBuffer()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records.cipher must be a Buffer");
+      Napi::Buffer<uint8_t> cb = c.As<Napi::Buffer<uint8_t>>();
+      cipher.assign(cb.Data(), cb.Data() + cb.Length());
+    } catch (...) {
+      st.Wipe();
+      throw;
+    }
     int id = Fwd(env).AttachLink(fd, max, hw, &st, cipher);
     st.Wipe();
     return Attached(env, id);
@@ -169,10 +194,8 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     out.Set("items", ItemsToJs(env, items));
     if (has_records) {
       Napi::Object r = Napi::Object::New(env);
-      r.Set("txSeq", Napi::Number::New(env, static_cast<double>(rs.tx.seq)));
-      r.Set("txBytes", Napi::Number::New(env, static_cast<double>(rs.tx.bytes)));
-      r.Set("rxSeq", Napi::Number::New(env, static_cast<double>(rs.rx.seq)));
-      r.Set("rxBytes", Napi::Number::New(env, static_cast<double>(rs.rx.bytes)));
+      DirectionToJs(env, r, "tx", rs.rekey, rs.tx);
+      DirectionToJs(env, r, "rx", rs.rekey, rs.rx);
       r.Set("cipher", Napi::Buffer<uint8_t>::Copy(env, cipher.data(), cipher.size()));
       out.Set("records", r);
     }

@@ -139,7 +139,7 @@ void Forwarder::ReadLink(uint32_t id, uint64_t now) {
     }
     if (n == 0) {
       // The peer closed: JS reads the end itself. A records link ending inside a record is truncated.
-      Fail(id, e->records && e->crx_fill > 0 ? EBADMSG : 0);
+      Fail(id, e->records && e->crx_fill > 0 ? kRecordErrTruncated : 0);
       return;
     }
     fill += static_cast<size_t>(n);

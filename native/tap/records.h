@@ -1,22 +1,38 @@
 // The native link record layer (docs/wire-protocol.md, "Native records"):
 // AES-256-GCM records on a TLS link's TCP socket once both ends switched
 // (src/dataplane/tls-switch.ts). One RecordLayer per link, two directions,
-// each with its own key and IV from the TLS exporter, so no (key, nonce)
-// pair is ever used twice:
+// each with its own key and IV, so no (key, nonce) pair is ever used twice:
 //
-//   record   u32 BE length L (ciphertext + 16-byte tag, 17..kMaxPlain+16) ·
-//            ciphertext · tag; the 4 length bytes are the AEAD's associated data.
+//   record   type (u8) · length L (u24 BE: ciphertext + 16-byte tag,
+//            17..kMaxPlain+16) · ciphertext · tag; the 4 header bytes are the
+//            AEAD's associated data. Type 0 is data; vnet-records/1 knows no
+//            other (its header reads as one u32 length).
 //   nonce    the direction's 12-byte IV XOR (4 zero bytes · u64 BE record counter).
+//   rekey    vnet-records/2: each direction has a traffic secret, its key and IV
+//            derived from it (HKDF-Expand-Label, SHA-256, labels "vnet key",
+//            "vnet iv"). When the sender's counters reach the rekey threshold it
+//            seals a KEY_UPDATE (type 1, plaintext = the next generation, u64 BE)
+//            under its current key, then the next secret ("vnet traffic upd")
+//            replaces the current one (which is erased), the key and IV follow,
+//            and the counters restart at 0. The receiver does the same on
+//            opening the KEY_UPDATE. No round trip; the directions are independent.
 //   limits   a direction seals or opens at most max_records records and
-//            max_bytes plaintext bytes; at the limit the link fails (EOVERFLOW)
-//            and is redialled with fresh keys. A bad length or tag fails it
-//            with EBADMSG. Nothing of a record that does not verify is used.
+//            max_bytes plaintext bytes under one key (the backstop behind the
+//            rekeying); then the link fails (kRecordErrLimit) and is redialled.
+//   errors   distinct errnos, which src/dataplane/record-layer.ts maps to its
+//            codes: kRecordErrLength (a header outside the above),
+//            kRecordErrAuth (a tag that does not verify), kRecordErrTruncated
+//            (the stream ended inside a record), kRecordErrLimit, and
+//            kRecordErrKeyUpdate (a KEY_UPDATE of the wrong size or generation).
+//            Nothing of a record that does not verify is used.
 //
-// The TypeScript twin (src/dataplane/record-layer.ts) runs the same layer on
-// the event loop before the forwarder attaches and after it lets go; the
-// counters move between the two with the endpoint (RecordState).
+// The TypeScript twin (src/dataplane/record-layer.ts, record-keys.ts) runs the
+// same layer on the event loop before the forwarder attaches and after it lets
+// go; keys, generation and counters move between the two with the endpoint
+// (RecordState).
 #pragma once
 
+#include <errno.h>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -30,23 +46,33 @@ namespace vnet_tap {
 constexpr size_t kRecordHeader = 4;
 constexpr size_t kRecordTag = 16;
 constexpr size_t kRecordMaxPlain = 128 * 1024;
+constexpr size_t kRecordSecret = 32;
+constexpr uint8_t kRecordData = 0;
+constexpr uint8_t kRecordKeyUpdate = 1;
+constexpr size_t kKeyUpdatePlain = 8;
+
+// How a records link fails (the errno Fail reports; never one a TCP socket gives).
+constexpr int kRecordErrLength = ERANGE;
+constexpr int kRecordErrAuth = EBADMSG;
+constexpr int kRecordErrTruncated = ENODATA;
+constexpr int kRecordErrLimit = EOVERFLOW;
+constexpr int kRecordErrKeyUpdate = EKEYREJECTED;
 
 struct RecordDirectionState {
   uint8_t key[32];
   uint8_t iv[12];
-  uint64_t seq = 0;    // records done so far (the next record's counter)
-  uint64_t bytes = 0;  // plaintext bytes done so far
+  uint8_t secret[kRecordSecret];  // vnet-records/2: this generation's traffic secret
+  uint64_t generation = 0;        // key updates done so far
+  uint64_t seq = 0;               // records done under this key (the next record's counter)
+  uint64_t bytes = 0;             // plaintext bytes done under this key
 };
 
 struct RecordState {
   RecordDirectionState tx, rx;
   uint64_t max_records = 0, max_bytes = 0;
-  void Wipe() {
-    for (RecordDirectionState* d : {&tx, &rx}) {
-      volatile uint8_t* k = d->key;
-      for (size_t i = 0; i < sizeof d->key; i++) k[i] = 0;
-    }
-  }
+  bool rekey = false;  // vnet-records/2: KEY_UPDATE records, secrets
+  uint64_t rekey_records = 0, rekey_bytes = 0;  // the sender updates its key once either is reached
+  void Wipe();
 };
 
 class RecordLayer {
@@ -57,19 +83,24 @@ class RecordLayer {
   RecordLayer& operator=(const RecordLayer&) = delete;
 
   bool ok() const { return ok_; }
-  // Seals the iovecs' bytes (split into records of at most kRecordMaxPlain) and appends
-  // the records to out. 0, or EOVERFLOW at the limit, EIO when OpenSSL fails.
+  // Seals the iovecs' bytes (split into records of at most kRecordMaxPlain, each
+  // preceded by a KEY_UPDATE when the threshold is reached) and appends the records
+  // to out. 0, or kRecordErrLimit at the limit, EIO when OpenSSL fails.
   int Seal(const struct iovec* iov, int iovcnt, std::vector<uint8_t>* out);
   // Opens the record at p (n bytes available) into dst (room bytes). Returns 1 and sets
-  // *plain and *used when one was opened; 0 when more bytes are needed (*used = 0) or
-  // dst has no room for it (*used = the record's size); -EBADMSG / -EOVERFLOW / -EIO.
+  // *plain and *used when one was opened (a KEY_UPDATE: *plain = 0, the receive key
+  // updated); 0 when more bytes are needed (*used = 0) or dst has no room for it
+  // (*used = the record's size); or -kRecordErr* / -EIO.
   int Open(const uint8_t* p, size_t n, uint8_t* dst, size_t room, size_t* plain, size_t* used);
-  // The counters (keys included) to hand back to JS.
+  // The state (keys included) to hand back to JS.
   const RecordState& state() const { return st_; }
 
  private:
-  void Nonce(const RecordDirectionState& d, uint8_t out[12]) const;
-  int SealOne(const struct iovec* iov, int iovcnt, size_t skip, size_t len, std::vector<uint8_t>* out);
+  int SealOne(uint8_t type, const struct iovec* iov, int iovcnt, size_t skip, size_t len, std::vector<uint8_t>* out);
+  int SealKeyUpdate(std::vector<uint8_t>* out);
+  int OpenOne(const uint8_t* p, size_t len, uint8_t* dst);
+  int OpenKeyUpdate(const uint8_t* p);
+  bool Used(const RecordDirectionState& d, size_t len) const;
 
   RecordState st_;
   EVP_CIPHER_CTX* tx_ = nullptr;

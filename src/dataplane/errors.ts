@@ -372,8 +372,8 @@ export class PacketSourceError extends VnetError {
   }
 }
 
-/** Why a native-records link (record-layer.ts) failed: a record that does not verify, a bad length, a stream cut inside a record, a key used up, a switch that could not be made exact. */
-export type RecordLayerErrorCode = 'VNET_ERR_RECORD_AUTH' | 'VNET_ERR_RECORD_LENGTH' | 'VNET_ERR_RECORD_TRUNCATED' | 'VNET_ERR_RECORD_LIMIT' | 'VNET_ERR_RECORD_SWITCH';
+/** Why a native-records link (record-layer.ts) failed: a record that does not verify, a bad length, a stream cut inside a record, a key used up, a bad KEY_UPDATE, a switch that could not be made exact. */
+export type RecordLayerErrorCode = 'VNET_ERR_RECORD_AUTH' | 'VNET_ERR_RECORD_LENGTH' | 'VNET_ERR_RECORD_TRUNCATED' | 'VNET_ERR_RECORD_LIMIT' | 'VNET_ERR_RECORD_KEY_UPDATE' | 'VNET_ERR_RECORD_SWITCH';
 
 /** A native-records link failed (the code says how); the link closes and is redialled with fresh keys. */
 export class RecordLayerError extends VnetError {

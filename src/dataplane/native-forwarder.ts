@@ -64,30 +64,35 @@ interface NativeHandle {
   close(): void;
 }
 
-/** A records link's state as the forwarder takes it (record-layer.ts, native/tap/records.h). */
-export interface NativeRecordsAttach {
+/** One direction of a records link as the forwarder takes and gives it (d = tx, rx; record-keys.ts RecordDirection). */
+interface NativeRecordsDirections {
   txKey: Buffer;
   txIv: Buffer;
+  /** vnet-records/2 only: the traffic secret the next key derives from. */
+  txSecret?: Buffer;
+  txGeneration: number;
   txSeq: number;
   txBytes: number;
   rxKey: Buffer;
   rxIv: Buffer;
+  rxSecret?: Buffer;
+  rxGeneration: number;
   rxSeq: number;
   rxBytes: number;
-  maxRecords: number;
-  maxBytes: number;
   /** Bytes of a record received and not yet opened. */
   cipher: Buffer;
 }
 
-/** A records link's progress as the forwarder gives it back. */
-export interface NativeRecordsProgress {
-  txSeq: number;
-  txBytes: number;
-  rxSeq: number;
-  rxBytes: number;
-  cipher: Buffer;
+/** A records link's state as the forwarder takes it (record-layer.ts, native/tap/records.h); rekeyRecords and rekeyBytes on vnet-records/2. */
+export interface NativeRecordsAttach extends NativeRecordsDirections {
+  maxRecords: number;
+  maxBytes: number;
+  rekeyRecords?: number;
+  rekeyBytes?: number;
 }
+
+/** A records link's state as the forwarder gives it back (its keys as they are now: it may have updated them). */
+export type NativeRecordsProgress = NativeRecordsDirections;
 
 const UP_TAP_BATCH = 1;
 const UP_LINK_BYTES = 2;

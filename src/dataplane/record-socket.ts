@@ -3,7 +3,8 @@ import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { RecordLayerError } from './errors.ts';
 import type { NativeRecordsAttach, NativeRecordsProgress } from './native-forwarder.ts';
-import { RecordOpener, RecordSealer, type RecordDirection, type RecordLimits } from './record-layer.ts';
+import type { RecordDirection } from './record-keys.ts';
+import { RecordOpener, RecordSealer, type RecordLimits, type RekeyThresholds } from './record-layer.ts';
 import type { LinkRole } from './wire-messages.ts';
 
 /**
@@ -17,11 +18,12 @@ import type { LinkRole } from './wire-messages.ts';
  *   listener   holds its writes until the first record from the dialer was
  *              opened: only then is the dialer's TLS layer sure to have stopped
  *              reading (the switch, tls-switch.ts).
- *   native     `handOff` gives the forwarder the keys and counters (the socket
- *              then neither reads nor writes: link-native.ts stops the raw
- *              handle's reads and writes through the forwarder); `takeBack`
- *              carries on from the forwarder's counters and the bytes of a
- *              record it had begun to read.
+ *   native     `handOff` gives the forwarder the keys, generations, counters
+ *              and rekey thresholds (the socket then neither reads nor writes:
+ *              link-native.ts stops the raw handle's reads and writes through
+ *              the forwarder); `takeBack` carries on from the forwarder's keys
+ *              (which it may have updated, vnet-records/2) and counters, and the
+ *              bytes of a record it had begun to read.
  *   errors     a record that does not verify, a bad length, an end inside a
  *              record, a used-up key: the socket is destroyed with the
  *              RecordLayerError, which the link closes with.
@@ -33,6 +35,8 @@ export interface RecordSocketInit {
   tx: RecordDirection;
   rx: RecordDirection;
   limits: RecordLimits;
+  /** When a vnet-records/2 direction moves to its next key (unused on /1). */
+  rekey: RekeyThresholds;
 }
 
 export class RecordSocket extends Duplex {
@@ -41,6 +45,7 @@ export class RecordSocket extends Duplex {
   readonly #sealer: RecordSealer;
   #opener: RecordOpener;
   readonly #limits: RecordLimits;
+  readonly #rekey: RekeyThresholds;
   /** Listener: writes held until the dialer's first record was opened. */
   #held: { chunks: Uint8Array[]; done: Array<(err?: Error | null) => void> } | undefined;
 
@@ -49,7 +54,8 @@ export class RecordSocket extends Duplex {
     this.raw = init.raw;
     this.tls = init.tls;
     this.#limits = init.limits;
-    this.#sealer = new RecordSealer(init.tx, init.limits);
+    this.#rekey = init.rekey;
+    this.#sealer = new RecordSealer(init.tx, init.limits, init.rekey);
     this.#opener = new RecordOpener(init.rx, init.limits);
     if (init.role === 'listener') this.#held = { chunks: [], done: [] };
     const raw = init.raw;
@@ -74,25 +80,13 @@ export class RecordSocket extends Duplex {
 
   /** The keys and counters for the native forwarder, and the bytes of a record begun (link-native.ts). */
   handOff(): NativeRecordsAttach {
-    const tx = this.#sealer.direction;
-    const rx = this.#opener.direction;
-    return {
-      txKey: tx.key, txIv: tx.iv, txSeq: tx.seq, txBytes: tx.bytes,
-      rxKey: rx.key, rxIv: rx.iv, rxSeq: rx.seq, rxBytes: rx.bytes,
-      maxRecords: this.#limits.maxRecords, maxBytes: this.#limits.maxBytes,
-      cipher: this.#opener.pending,
-    };
+    return nativeRecordsAttach(this.#sealer.direction, this.#opener.direction, this.#limits, this.#rekey, this.#opener.pending);
   }
 
-  /** Carry on from the forwarder's progress (it has let go of the fd). */
+  /** Carry on from the forwarder's keys and progress (it has let go of the fd). */
   takeBack(progress: NativeRecordsProgress): void {
-    const tx = this.#sealer.direction;
-    tx.seq = progress.txSeq;
-    tx.bytes = progress.txBytes;
-    const rx = this.#opener.direction;
-    rx.seq = progress.rxSeq;
-    rx.bytes = progress.rxBytes;
-    this.#opener = new RecordOpener(rx, this.#limits);
+    adoptProgress(progress, this.#sealer.direction, this.#opener.direction);
+    this.#opener = new RecordOpener(this.#opener.direction, this.#limits);
     if (progress.cipher.length > 0) this.#received(progress.cipher);
   }
 
@@ -166,4 +160,33 @@ export function tlsOf(socket: unknown): TLSSocket | undefined {
   if (socket instanceof TLSSocket) return socket;
   if (socket instanceof RecordSocket) return socket.tls;
   return undefined;
+}
+
+/** A link's record state as the native forwarder takes it (rekeying on when the directions have secrets: vnet-records/2). */
+export function nativeRecordsAttach(tx: RecordDirection, rx: RecordDirection, limits: RecordLimits, rekey: RekeyThresholds, cipher: Buffer): NativeRecordsAttach {
+  const state: NativeRecordsAttach = {
+    txKey: tx.key, txIv: tx.iv, txGeneration: tx.generation, txSeq: tx.seq, txBytes: tx.bytes,
+    rxKey: rx.key, rxIv: rx.iv, rxGeneration: rx.generation, rxSeq: rx.seq, rxBytes: rx.bytes,
+    maxRecords: limits.maxRecords, maxBytes: limits.maxBytes, cipher,
+  };
+  if (tx.secret === undefined || rx.secret === undefined) return state;
+  return { ...state, txSecret: tx.secret, rxSecret: rx.secret, rekeyRecords: rekey.records, rekeyBytes: rekey.bytes };
+}
+
+/** Take the forwarder's keys and counters into our directions (the keys it replaced are zeroed). */
+export function adoptProgress(progress: NativeRecordsProgress, tx: RecordDirection, rx: RecordDirection): void {
+  adopt(tx, progress.txKey, progress.txIv, progress.txSecret, progress.txGeneration, progress.txSeq, progress.txBytes);
+  adopt(rx, progress.rxKey, progress.rxIv, progress.rxSecret, progress.rxGeneration, progress.rxSeq, progress.rxBytes);
+}
+
+function adopt(d: RecordDirection, key: Buffer, iv: Buffer, secret: Buffer | undefined, generation: number, seq: number, bytes: number): void {
+  if (generation !== d.generation) {
+    for (const old of [d.key, d.iv, d.secret]) old?.fill(0);
+    d.key = key;
+    d.iv = iv;
+    d.secret = secret;
+    d.generation = generation;
+  }
+  d.seq = seq;
+  d.bytes = bytes;
 }

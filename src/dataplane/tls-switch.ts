@@ -4,14 +4,16 @@ import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../common/clock.ts';
 import { realClock } from '../common/clock.ts';
 import { HandshakeError, RecordLayerError } from './errors.ts';
-import { DEFAULT_LIMITS, EXPORTER_LABEL, KEY_MATERIAL_BYTES, RECORDS_ALPN, directionsFromMaterial, type RecordLimits } from './record-layer.ts';
+import { directionsFromMaterial, exporterFor, recordVersionOf, type RecordVersion } from './record-keys.ts';
+import { DEFAULT_LIMITS, DEFAULT_REKEY, type RecordLimits, type RekeyThresholds } from './record-layer.ts';
 import { RecordSocket } from './record-socket.ts';
 import type { LinkRole } from './wire-messages.ts';
 
 /**
  * The switch of a TLS link's TCP connection from TLS records to native
  * records (record-layer.ts), right after the TLS handshake, when both ends
- * offered RECORDS_ALPN (docs/wire-protocol.md, "Native records"). Node's TLS
+ * offered a records version in ALPN (record-keys.ts: `vnet-records/2`, with
+ * rekeying, or `/1`; docs/wire-protocol.md, "Native records"). Node's TLS
  * socket reads greedily, so neither side may send a raw byte that the other's
  * TLS layer could still swallow:
  *
@@ -37,9 +39,9 @@ import type { LinkRole } from './wire-messages.ts';
 export const SWITCH_MESSAGE = Buffer.from([0x56, 0x4e, 0x52, 0x4c, 1, 1, 0, 0]);
 export const ACK_MESSAGE = Buffer.from([0x56, 0x4e, 0x52, 0x4c, 1, 2, 0, 0]);
 
-/** Whether the TLS handshake agreed on native records (both ends offered them). */
-export function agreedOnRecords(tls: TLSSocket): boolean {
-  return tls.alpnProtocol === RECORDS_ALPN;
+/** The native records version the TLS handshake agreed on (both ends offered it), if any. */
+export function agreedOnRecords(tls: TLSSocket): RecordVersion | undefined {
+  return recordVersionOf(tls.alpnProtocol);
 }
 
 export interface SwitchOptions {
@@ -47,6 +49,8 @@ export interface SwitchOptions {
   timeoutMs: number;
   clock?: Clock | undefined;
   limits?: RecordLimits | undefined;
+  /** vnet-records/2: when each direction moves to its next key (default DEFAULT_REKEY). */
+  rekey?: RekeyThresholds | undefined;
 }
 
 interface TlsInternals {
@@ -55,14 +59,17 @@ interface TlsInternals {
 
 /** Switch `tls` to native records (see the header); rejects with RecordLayerError (VNET_ERR_RECORD_SWITCH), or HandshakeError when the connection ends or fails first. */
 export async function switchToRecords(tls: TLSSocket, opts: SwitchOptions): Promise<RecordSocket> {
+  const version = agreedOnRecords(tls);
   const fail = (why: string, cause?: unknown): RecordLayerError => new RecordLayerError('VNET_ERR_RECORD_SWITCH', `switch to native records failed: ${why}`, cause === undefined ? undefined : { cause });
+  if (version === undefined) throw fail(`the TLS handshake agreed on no records version (ALPN ${String(tls.alpnProtocol)})`);
   let material: Buffer;
   try {
-    material = tls.exportKeyingMaterial(KEY_MATERIAL_BYTES, EXPORTER_LABEL, Buffer.alloc(0));
+    const exporter = exporterFor(version);
+    material = tls.exportKeyingMaterial(exporter.bytes, exporter.label, Buffer.alloc(0));
   } catch (err) {
     throw fail('the TLS exporter gave no key material', err);
   }
-  const { tx, rx } = directionsFromMaterial(material, opts.role);
+  const { tx, rx } = directionsFromMaterial(material, opts.role, version);
   material.fill(0);
   const dialer = opts.role === 'dialer';
   if (dialer) tls.write(SWITCH_MESSAGE);
@@ -78,7 +85,7 @@ export async function switchToRecords(tls: TLSSocket, opts: SwitchOptions): Prom
   }
   const raw = new Socket({ fd: dup, readable: true, writable: true });
   raw.setNoDelay(true);
-  const records = new RecordSocket({ raw, tls, role: opts.role, tx, rx, limits: opts.limits ?? DEFAULT_LIMITS });
+  const records = new RecordSocket({ raw, tls, role: opts.role, tx, rx, limits: opts.limits ?? DEFAULT_LIMITS, rekey: opts.rekey ?? DEFAULT_REKEY });
   // Anything the TLS layer still hands up was sent after the switch: the peer broke it.
   const broken = (): void => {
     records.destroy(fail('the peer sent TLS data after the switch'));

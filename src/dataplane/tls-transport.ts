@@ -20,7 +20,9 @@ import {
 } from './transport.ts';
 import { HandshakeAcceptor, type PendingConnection } from './handshake-acceptor.ts';
 import { formatHostPort } from '../common/host-port.ts';
-import { PLAIN_ALPN, RECORDS_ALPN } from './record-layer.ts';
+import { ConfigError } from '../common/errors.ts';
+import { PLAIN_ALPN, recordsAlpn, type RecordVersion } from './record-keys.ts';
+import { rekeyProblems, type RekeyThresholds } from './record-layer.ts';
 import { agreedOnRecords, recordsAvailable, switchToRecords } from './tls-switch.ts';
 import type { Duplex } from 'node:stream';
 
@@ -38,15 +40,21 @@ import type { Duplex } from 'node:stream';
  * caps cover the TLS handshake as well as the hello (handshake-acceptor.ts).
  *
  * Native records (tls-switch.ts, record-layer.ts): both sides offer ALPN
- * RECORDS_ALPN and PLAIN_ALPN; when both offered records, the connection
- * switches from TLS records to AES-256-GCM records keyed by the TLS exporter
- * right after the TLS handshake, before the hello, so that the native
- * forwarder can carry the link on its own thread. A peer that does not offer
- * them (an older daemon, or `nativeRecords: false`) keeps plain TLS.
+ * `vnet-records/2` (rekeying in place), `vnet-records/1` and PLAIN_ALPN; when
+ * both offered a records version, the connection switches from TLS records to
+ * AES-256-GCM records keyed by the TLS exporter right after the TLS
+ * handshake, before the hello, so that the native forwarder can carry the
+ * link on its own thread. A peer that offers only /1 gets /1 (no rekeying);
+ * one that offers none (an older daemon, or `nativeRecords: false`) keeps
+ * plain TLS.
  */
 export interface TlsTransportInit extends LinkSettings, TlsCredentials {
   /** Offer native records; default: when the daemon runs the native forwarder (`offerNativeRecords`). Needs the TAP addon's record layer either way. */
   nativeRecords?: boolean;
+  /** The native records versions offered, most preferred first (default [2, 1]; [1]: as a daemon from before rekeying). */
+  nativeRecordVersions?: readonly RecordVersion[];
+  /** vnet-records/2: when a direction moves to its next key (default DEFAULT_REKEY; tests set tiny ones). */
+  recordRekey?: RekeyThresholds;
 }
 
 /** Connection errors that mean nothing was reached (as opposed to a refused TLS handshake). */
@@ -63,22 +71,28 @@ export class TlsTransport implements Transport {
     this.#components = { ...components, logger: componentLogger(components.logger, 'tls-transport') };
     this.#init = init;
     this.#offerRecords = init.nativeRecords ?? false;
+    const versions = init.nativeRecordVersions;
+    if (versions !== undefined && (versions.length === 0 || versions.some((v) => v !== 1 && v !== 2) || new Set(versions).size !== versions.length)) {
+      throw new ConfigError(`must list records versions 1 and/or 2 once each, got ${JSON.stringify(versions)}`, { key: 'nativeRecordVersions' });
+    }
+    const problems = init.recordRekey === undefined ? [] : rekeyProblems(init.recordRekey);
+    if (problems.length > 0) throw new ConfigError(problems.join('; '), { key: 'recordRekey' });
   }
 
   offerNativeRecords(offer: boolean): void {
     if (this.#init.nativeRecords === undefined) this.#offerRecords = offer;
   }
 
-  /** ALPN: native records first when we offer them (and this build has them), plain TLS always. */
+  /** ALPN: native records first (/2 before /1) when we offer them (and this build has them), plain TLS always. */
   #alpn(): string[] {
-    return this.#offerRecords && recordsAvailable() ? [RECORDS_ALPN, PLAIN_ALPN] : [PLAIN_ALPN];
+    return this.#offerRecords && recordsAvailable() ? [...recordsAlpn(this.#init.nativeRecordVersions ?? [2, 1]), PLAIN_ALPN] : [PLAIN_ALPN];
   }
 
   /** The socket the link runs on: the TLS socket, or the same connection switched to native records. */
   async #linkSocket(socket: TLSSocket, role: 'dialer' | 'listener'): Promise<Duplex> {
     if (!agreedOnRecords(socket)) return socket;
-    const records = await switchToRecords(socket, { role, timeoutMs: connectTimeoutMs(this.#init), clock: this.#components.clock });
-    this.#components.logger.debug({ role, remote: socket.remoteAddress }, 'switched to native records');
+    const records = await switchToRecords(socket, { role, timeoutMs: connectTimeoutMs(this.#init), clock: this.#components.clock, rekey: this.#init.recordRekey });
+    this.#components.logger.debug({ role, remote: socket.remoteAddress, alpn: socket.alpnProtocol }, 'switched to native records');
     return records;
   }
 
