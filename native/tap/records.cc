@@ -156,8 +156,8 @@ int RecordLayer::Open(const uint8_t* p, size_t n, uint8_t* dst, size_t room, siz
   const uint8_t type = p[0];
   const size_t body = (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
   const bool update = st_.rekey && type == kRecordKeyUpdate;
-  if ((type != kRecordData && !update) || body <= kRecordTag || body > kRecordMaxPlain + kRecordTag) return -kRecordErrLength;
   if (update && body != kKeyUpdatePlain + kRecordTag) return -kRecordErrKeyUpdate;
+  if ((type != kRecordData && !update) || body <= kRecordTag || body > kRecordMaxPlain + kRecordTag) return -kRecordErrLength;
   if (n < kRecordHeader + body) return 0;
   const size_t len = body - kRecordTag;
   if (update) {

@@ -9,14 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { RecordLayerError } from '../../src/dataplane/errors.ts';
+import { copyDirection, directionsFromMaterial, exporterFor } from '../../src/dataplane/record-keys.ts';
 import {
-  KEY_MATERIAL_BYTES,
   RECORD_HEADER_BYTES,
   RECORD_MAX_PLAIN,
   RECORD_TAG_BYTES,
   RecordOpener,
   RecordSealer,
-  directionsFromMaterial,
   recordErrnoError,
   type RecordLimits,
 } from '../../src/dataplane/record-layer.ts';
@@ -24,7 +23,7 @@ import { Rand } from '../fuzz/fuzz-kit.ts';
 import { randomChunks } from '../fuzz/mutate.ts';
 
 function pair(limits?: RecordLimits): { sealer: RecordSealer; opener: RecordOpener } {
-  const material = randomBytes(KEY_MATERIAL_BYTES);
+  const material = randomBytes(exporterFor(1).bytes);
   const dialer = directionsFromMaterial(material, 'dialer');
   const listener = directionsFromMaterial(material, 'listener');
   return { sealer: new RecordSealer(dialer.tx, limits), opener: new RecordOpener(listener.rx, limits) };
@@ -37,7 +36,7 @@ function sealed(sealer: RecordSealer, ...chunks: Buffer[]): Buffer {
 }
 
 test('the dialer sends with the key and IV the listener receives with, and the two directions differ', () => {
-  const material = randomBytes(KEY_MATERIAL_BYTES);
+  const material = randomBytes(exporterFor(1).bytes);
   const d = directionsFromMaterial(material, 'dialer');
   const l = directionsFromMaterial(material, 'listener');
   assert.deepEqual([d.tx.key, d.tx.iv], [l.rx.key, l.rx.iv]);
@@ -89,7 +88,7 @@ test('a changed byte anywhere in a record fails it with a typed error and gives 
 
 /** An opener for what `sealer` sealed, from its first record on (the sealer's key). */
 function pairFrom(sealer: RecordSealer): { opener: RecordOpener } {
-  return { opener: new RecordOpener({ key: sealer.direction.key, iv: sealer.direction.iv, seq: 0, bytes: 0 }) };
+  return { opener: new RecordOpener({ ...copyDirection(sealer.direction), seq: 0, bytes: 0 }) };
 }
 
 test('a reordered, replayed or dropped record does not verify (the counter is in the nonce)', () => {
@@ -155,8 +154,11 @@ test('random and mutated streams give plaintext or one typed error, never a thro
   }
 });
 
-test("the forwarder's errnos map to the typed errors", () => {
+test("the forwarder's errnos map to the typed errors, one each", () => {
+  assert.equal(recordErrnoError(34)?.code, 'VNET_ERR_RECORD_LENGTH');
   assert.equal(recordErrnoError(74)?.code, 'VNET_ERR_RECORD_AUTH');
+  assert.equal(recordErrnoError(61)?.code, 'VNET_ERR_RECORD_TRUNCATED');
   assert.equal(recordErrnoError(75)?.code, 'VNET_ERR_RECORD_LIMIT');
+  assert.equal(recordErrnoError(129)?.code, 'VNET_ERR_RECORD_KEY_UPDATE');
   assert.equal(recordErrnoError(104), undefined);
 });

@@ -1,13 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RecordLayerError } from '../../src/dataplane/errors.ts';
-import { RECORD_HEADER_BYTES, RECORD_MAX_PLAIN, RECORD_TAG_BYTES, RecordOpener, RecordSealer, type RecordDirection } from '../../src/dataplane/record-layer.ts';
+import { RECORD_HEADER_BYTES, RECORD_MAX_PLAIN, RECORD_TAG_BYTES, RecordOpener, RecordSealer, type RekeyThresholds } from '../../src/dataplane/record-layer.ts';
+import { hkdfExpandLabel, type RecordDirection } from '../../src/dataplane/record-keys.ts';
 import { fuzz, showBytes, type Rand } from './fuzz-kit.ts';
 import { mutateBytes, randomChunks, type LengthField } from './mutate.ts';
+import { recordLengthFields } from '../dataplane/record-fixtures.ts';
 
 /**
  * The native record layer's opener (src/dataplane/record-layer.ts) under
- * random and mutated record streams in random chunkings. Oracle: push never
+ * random and mutated record streams in random chunkings, on vnet-records/1
+ * and on /2 with tiny rekey thresholds (so that KEY_UPDATE records are among
+ * what gets mutated, reordered and spliced). Oracle: push never
  * throws; the only error is a RecordLayerError, and once there is one no
  * more plaintext comes; the pending bytes never exceed one record; every
  * plaintext handed out is exactly a prefix of what was sealed (a mutation
@@ -17,16 +21,23 @@ import { mutateBytes, randomChunks, type LengthField } from './mutate.ts';
 
 const KEY = Buffer.alloc(32, 0x42);
 const IV = Buffer.alloc(12, 0x24);
-const direction = (): RecordDirection => ({ key: KEY, iv: IV, seq: 0, bytes: 0 });
+const SECRET = Buffer.alloc(32, 0x5e);
+/** A fresh direction (its own buffers: a key update zeroes the old ones): /1 with a fixed key, /2 from a fixed secret. */
+function direction(version: 1 | 2): RecordDirection {
+  if (version === 1) return { key: Buffer.from(KEY), iv: Buffer.from(IV), secret: undefined, generation: 0, seq: 0, bytes: 0 };
+  return { key: hkdfExpandLabel(SECRET, 'key', 32), iv: hkdfExpandLabel(SECRET, 'iv', 12), secret: Buffer.from(SECRET), generation: 0, seq: 0, bytes: 0 };
+}
 
 interface Input {
+  readonly version: 1 | 2;
   readonly plain: Buffer;
   readonly bytes: Buffer;
   readonly chunks: Buffer[];
 }
 
-function sealedStream(rand: Rand): { plain: Buffer; bytes: Buffer; lengths: LengthField[] } {
-  const sealer = new RecordSealer(direction());
+function sealedStream(rand: Rand, version: 1 | 2): { plain: Buffer; bytes: Buffer; lengths: LengthField[] } {
+  const rekey: RekeyThresholds = { records: rand.range(1, 4), bytes: rand.chance(0.5) ? 2 ** 40 : rand.range(1, 3000) };
+  const sealer = new RecordSealer(direction(version), undefined, rekey);
   const plains: Buffer[] = [];
   const parts: Buffer[] = [];
   const lengths: LengthField[] = [];
@@ -36,14 +47,14 @@ function sealedStream(rand: Rand): { plain: Buffer; bytes: Buffer; lengths: Leng
     const r = sealer.seal([p]) as Buffer;
     plains.push(p);
     parts.push(r);
-    lengths.push({ offset: off, width: 4 });
+    lengths.push(...recordLengthFields(r, off)); // a KEY_UPDATE may come first
     off += r.length;
   }
   return { plain: Buffer.concat(plains), bytes: Buffer.concat(parts), lengths };
 }
 
-function open(chunks: readonly Buffer[]): { plain: Buffer; error: string | undefined } {
-  const opener = new RecordOpener(direction());
+function open(version: 1 | 2, chunks: readonly Buffer[]): { plain: Buffer; error: string | undefined } {
+  const opener = new RecordOpener(direction(version));
   const plain: Buffer[] = [];
   let error: RecordLayerError | undefined;
   for (const c of chunks) {
@@ -54,7 +65,7 @@ function open(chunks: readonly Buffer[]): { plain: Buffer; error: string | undef
     assert.ok(opener.pending.length <= RECORD_HEADER_BYTES + RECORD_MAX_PLAIN + RECORD_TAG_BYTES, `holds ${opener.pending.length} bytes`);
   }
   error ??= opener.end();
-  if (error !== undefined) assert.ok(error instanceof RecordLayerError && /^VNET_ERR_RECORD_[A-Z]+$/.test(error.code), String(error));
+  if (error !== undefined) assert.ok(error instanceof RecordLayerError && /^VNET_ERR_RECORD_[A-Z_]+$/.test(error.code), String(error));
   return { plain: Buffer.concat(plain), error: error?.code };
 }
 
@@ -62,17 +73,18 @@ test('fuzz: native record layer opener (record-layer) — random and mutated rec
   await fuzz<Input>(t, {
     name: 'native-record-layer',
     generate(rand) {
-      const a = sealedStream(rand);
+      const version = rand.chance(0.3) ? 1 : 2;
+      const a = sealedStream(rand, version);
       const mode = rand.int(10);
-      const bytes = mode === 0 ? rand.bytes(rand.size(2048)) : mode === 1 ? a.bytes : mutateBytes(rand, a.bytes, { corpus: [sealedStream(rand).bytes], lengths: a.lengths });
-      return { plain: a.plain, bytes, chunks: randomChunks(rand, bytes) };
+      const bytes = mode === 0 ? rand.bytes(rand.size(2048)) : mode === 1 ? a.bytes : mutateBytes(rand, a.bytes, { corpus: [sealedStream(rand, version).bytes], lengths: a.lengths });
+      return { version, plain: a.plain, bytes, chunks: randomChunks(rand, bytes) };
     },
-    run({ plain, bytes, chunks }) {
-      const got = open(chunks);
-      assert.deepEqual(got, open([bytes]), 'the same in every chunking');
+    run({ version, plain, bytes, chunks }) {
+      const got = open(version, chunks);
+      assert.deepEqual(got, open(version, [bytes]), 'the same in every chunking');
       assert.ok(plain.subarray(0, got.plain.length).equals(got.plain), 'only plaintext that was sealed, in order');
       return got.error ?? 'ok';
     },
-    show: (i) => `${showBytes(i.bytes)} in ${i.chunks.length} chunks`,
+    show: (i) => `vnet-records/${i.version}: ${showBytes(i.bytes)} in ${i.chunks.length} chunks`,
   });
 });
