@@ -13,17 +13,21 @@
  *   - a TCP proxy on loopback between the two that flips one byte after the
  *     switch makes the link close with VNET_ERR_RECORD_AUTH; the spoke
  *     redials (fresh keys) and the flow is carried natively again;
+ *   - with a tiny rekey threshold (vnet-records/2), the forwarder carries the
+ *     flow across many key updates each way (counted on the wire by a proxy),
+ *     counters exact, a local close mid-stream hands the keys back and the
+ *     goodbye arrives; a spoke that offers only vnet-records/1 links with /1;
  *   - a peer that does not offer records keeps plain TLS, and the flow works.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Daemon } from '../../src/dataplane/daemon.ts';
-import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
+import { TlsTransport, type TlsTransportInit } from '../../src/dataplane/tls-transport.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
 import { capturingLogger, type LogRecord } from '../helpers/log-capture.ts';
 import { requireTools, useNetns, waitFor } from '../helpers/netns.ts';
 import { assertCountersExact, assertDropRuleAtOnce, vmPair } from './native-vm-fixtures.ts';
+import { recordWireTap } from './record-wire-tap.ts';
 
 requireTools(['ip', 'ping']);
 
@@ -39,11 +43,11 @@ async function credentials(host: string): Promise<{ ca: string; cert: string; ke
 }
 
 /** A daemon with the native forwarder over TLS: the hub on loopback, or a spoke dialling `hubPort`. */
-async function startDaemon(t: After, hostId: string, logs: LogRecord[], hub?: { id: string; port: number }, nativeRecords?: boolean): Promise<Daemon> {
+async function startDaemon(t: After, hostId: string, logs: LogRecord[], hub?: { id: string; port: number }, nativeRecords?: boolean, recordOptions: Partial<Pick<TlsTransportInit, 'recordRekey' | 'nativeRecordVersions'>> = {}): Promise<Daemon> {
   const { logger, records } = capturingLogger();
   const origPush = records.push.bind(records);
   records.push = (...r: LogRecord[]) => { logs.push(...r.map((x) => ({ ...x, host: hostId }))); return origPush(...r); };
-  const transport = new TlsTransport({ logger }, { localHost: hostId, keepaliveMs: 200, deadMs: 2000, ...(await credentials(hostId)), ...(nativeRecords === undefined ? {} : { nativeRecords }) });
+  const transport = new TlsTransport({ logger }, { localHost: hostId, keepaliveMs: 200, deadMs: 2000, ...(await credentials(hostId)), ...(nativeRecords === undefined ? {} : { nativeRecords }), ...recordOptions });
   const d = await Daemon.start({ logger, transport }, hub === undefined
     ? { hostId, role: 'hub', listen: { host: '127.0.0.1', port: 0 }, nativeForwarding: {} }
     : { hostId, role: 'spoke', hub: { host: '127.0.0.1', port: hub.port, id: hub.id }, reconnect: { initialMs: 20, maxMs: 200 }, nativeForwarding: {} });
@@ -96,33 +100,16 @@ test('a TLS link switches to native records; the forwarder carries the flow, cou
 async function tamperingProxy(t: After, port: number): Promise<{ port: number; arm: () => void; flipped: () => boolean }> {
   let armed = false;
   let flipped = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((from) => {
-    const to = connect({ host: '127.0.0.1', port, noDelay: true });
-    from.setNoDelay(true);
-    for (const s of [from, to]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => { from.destroy(); to.destroy(); });
-    }
-    from.on('data', (chunk: Buffer) => {
-      if (armed && chunk.length >= 32) {
-        armed = false;
-        flipped = true;
-        chunk = Buffer.from(chunk);
-        chunk[chunk.length - 3]! ^= 0x40; // inside the last record's tag
-      }
-      to.write(chunk);
-    });
-    to.on('data', (chunk: Buffer) => from.write(chunk));
+  const tap = await recordWireTap(port, (dir, chunk) => {
+    if (dir !== 'toServer' || !armed || chunk.length < 32) return chunk;
+    armed = false;
+    flipped = true;
+    const out = Buffer.from(chunk);
+    out[out.length - 3]! ^= 0x40; // inside the last record's tag
+    return out;
   });
-  server.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  return { port: (server.address() as { port: number }).port, arm: () => { armed = true; }, flipped: () => flipped };
+  t.after(() => tap.close());
+  return { port: tap.port, arm: () => { armed = true; }, flipped: () => flipped };
 }
 
 test('a byte flipped on the wire after the switch closes the link with VNET_ERR_RECORD_AUTH; the spoke redials and the flow is native again', { timeout: 120_000 }, async (t) => {
@@ -163,4 +150,38 @@ test('a peer that does not offer native records keeps plain TLS, and the flow wo
     hub.facts();
     return hub.link('h2')!.stats.txFrames >= 50;
   }, 'the link carried the flow over plain TLS');
+});
+
+test('with a tiny rekey threshold the forwarder carries the flow across key updates both ways, counters exact; a /1-only spoke links with /1', { timeout: 180_000 }, async (t) => {
+  const h = await useNetns(t, 'vnt-');
+  const logs: LogRecord[] = [];
+  const rekey = { recordRekey: { records: 5, bytes: 4096 } };
+  const hub = await startDaemon(t, 'h1', logs, undefined, undefined, rekey);
+  const tap = await recordWireTap(hub.listenAddress!.port);
+  t.after(() => tap.close());
+  const spoke = await startDaemon(t, 'h2', logs, { id: 'h1', port: tap.port }, undefined, rekey);
+  const [vm1, vm2] = await vmPair(h, [hub, spoke], [MAC1, MAC2], '10.98.0');
+  await waitFor(() => spoke.link('h1') !== undefined && hub.link('h2') !== undefined, 'the spoke linked to the hub through the tap');
+  const ping = (count: number) => h.exec(vm1.ns, ['ping', '-q', '-c', String(count), '-i', '0.005', '-s', '1000', '-W', '1', vm2.ip], { timeoutMs: 60_000 });
+  await ping(300);
+  assert.ok(logs.some((r) => r.msg === 'switched to native records' && r.alpn === 'vnet-records/2'), 'vnet-records/2 agreed');
+  assert.ok(hub.nativeCarriedFrames! >= 250 && spoke.nativeCarriedFrames! >= 250, `carried natively (hub ${hub.nativeCarriedFrames}, spoke ${spoke.nativeCarriedFrames})`);
+  const { toServer, toClient } = tap.counts;
+  assert.ok(toServer.keyUpdate >= 40 && toClient.keyUpdate >= 40, `key updates on the wire: spoke→hub ${toServer.keyUpdate}, hub→spoke ${toClient.keyUpdate}`);
+  assert.equal(toServer.other + toClient.other, 0);
+  await assertCountersExact(h, [hub, spoke], [vm1, vm2], [MAC1, MAC2]);
+  assert.ok(!logs.some((r) => typeof r.code === 'string' && r.code.startsWith('VNET_ERR_RECORD_')), 'no record error on either side');
+
+  // A local close mid-stream: the event loop seals the goodbye with the generation and counter the forwarder reached.
+  const oldLink = hub.link('h2')!;
+  await oldLink.close('test: link change');
+  await waitFor(() => logs.some((r) => r.host === 'h2' && r.msg === 'link down' && r.code === 'VNET_ERR_PEER_GOODBYE'), 'the spoke read the hub\'s goodbye');
+  await waitFor(() => hub.link('h2') !== undefined && hub.link('h2') !== oldLink && spoke.link('h1') !== undefined, 'the spoke redialled');
+  assert.ok(!logs.some((r) => typeof r.code === 'string' && r.code.startsWith('VNET_ERR_RECORD_')), 'no record error after the hand-back');
+
+  // A spoke from before rekeying (offers vnet-records/1 only) links to the same hub with /1, its tiny threshold unused.
+  const h3 = await startDaemon(t, 'h3', logs, { id: 'h1', port: hub.listenAddress!.port }, undefined, { nativeRecordVersions: [1], recordRekey: { records: 1, bytes: 1 } });
+  await waitFor(() => h3.link('h1') !== undefined, 'the /1 spoke linked');
+  await waitFor(() => logs.some((r) => r.host === 'h3' && r.msg === 'switched to native records' && r.alpn === 'vnet-records/1'), 'vnet-records/1 agreed');
+  assert.equal(logs.filter((r) => r.host === 'h3' && r.msg === 'switched to native records' && r.alpn !== 'vnet-records/1').length, 0);
 });
