@@ -1,7 +1,11 @@
 /**
  * The switch from TLS to native records (src/dataplane/tls-switch.ts) over
- * loopback: both ends offering records switch (and the link carries frames
- * both ways); one end not offering them keeps plain TLS; a peer that breaks
+ * loopback: both ends offering records switch to vnet-records/2 (and the
+ * link carries frames both ways, across key updates counted on the wire with
+ * a tiny threshold); a peer offering only /1 (a daemon from before rekeying)
+ * gets /1 from either side, and no key update is sent even by the side with
+ * a tiny threshold; bad versions or thresholds are a ConfigError; one end not
+ * offering records keeps plain TLS; a peer that breaks
  * the switch — bytes after SWITCH, a wrong ACK, bytes after ACK — is
  * refused with VNET_ERR_RECORD_SWITCH and no link is opened.
  */
@@ -13,9 +17,10 @@ import { silentLogger } from '../../src/common/logger.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
 import type { Link } from '../../src/dataplane/link.ts';
-import { PLAIN_ALPN, RECORDS_ALPN } from '../../src/dataplane/record-layer.ts';
+import { PLAIN_ALPN, RECORDS_ALPN_V1, RECORDS_ALPN_V2 } from '../../src/dataplane/record-keys.ts';
 import { ACK_MESSAGE, SWITCH_MESSAGE } from '../../src/dataplane/tls-switch.ts';
-import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
+import { TlsTransport, type TlsTransportInit } from '../../src/dataplane/tls-transport.ts';
+import { recordWireTap } from './record-wire-tap.ts';
 import type { TransportListener } from '../../src/dataplane/transport.ts';
 import { capturingLogger, type LogRecord } from '../helpers/log-capture.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -24,7 +29,9 @@ let ca: PemPair;
 const certs = new Map<string, PemPair>();
 const closers: Array<() => unknown> = [];
 
-function transport(host: string, nativeRecords: boolean, logs?: LogRecord[]): TlsTransport {
+type RecordOptions = Partial<Pick<TlsTransportInit, 'recordRekey' | 'nativeRecordVersions'>>;
+
+function transport(host: string, nativeRecords: boolean, logs?: LogRecord[], records: RecordOptions = {}): TlsTransport {
   const c = certs.get(host)!;
   let logger = silentLogger();
   if (logs !== undefined) {
@@ -32,7 +39,7 @@ function transport(host: string, nativeRecords: boolean, logs?: LogRecord[]): Tl
     cap.records.push = (...r: LogRecord[]) => logs.push(...r);
     logger = cap.logger;
   }
-  return new TlsTransport({ logger }, { localHost: host, ca: ca.cert, cert: c.cert, key: c.key, nativeRecords, handshakeTimeoutMs: 3000 });
+  return new TlsTransport({ logger }, { localHost: host, ca: ca.cert, cert: c.cert, key: c.key, nativeRecords, handshakeTimeoutMs: 3000, ...records });
 }
 
 async function listen(t: TlsTransport): Promise<{ listener: TransportListener; inbound: Link[] }> {
@@ -50,11 +57,17 @@ async function exchange(a: Link, b: Link): Promise<void> {
   const back: Frame[] = [];
   b.onFrames((fs) => got.push(...fs));
   a.onFrames((fs) => back.push(...fs));
-  for (let i = 0; i < 20; i++) a.send({ data: Buffer.alloc(60 + i * 70, i), offload: undefined });
-  b.send({ data: Buffer.alloc(1400, 9), offload: undefined });
-  await waitFor(() => got.length === 20 && back.length === 1, 'frames both ways');
+  for (let i = 0; i < 20; i++) {
+    a.send({ data: Buffer.alloc(60 + i * 70, i), offload: undefined });
+    b.send({ data: Buffer.alloc(100 + i, i), offload: undefined });
+    await waitFor(() => got.length === i + 1 && back.length === i + 1, `frame ${i} both ways`); // one write (one record or more) each
+  }
   assert.deepEqual(got.map((f) => f.data.length), Array.from({ length: 20 }, (_, i) => 60 + i * 70));
+  assert.deepEqual(back.map((f) => f.data[0]), Array.from({ length: 20 }, (_, i) => i));
 }
+
+/** The ALPN each end logged when it switched. */
+const switchedWith = (logs: LogRecord[]): unknown[] => logs.filter((r) => r.msg === 'switched to native records').map((r) => r.alpn);
 
 describe('tls switch to native records', () => {
   before(async () => {
@@ -65,14 +78,59 @@ describe('tls switch to native records', () => {
     for (const c of closers.reverse()) await c();
   });
 
-  it('both ends offering records switch, and the link carries frames both ways', async () => {
+  it('both ends offering records switch to vnet-records/2, and the link carries frames both ways', async () => {
     const logs: LogRecord[] = [];
     const { listener, inbound } = await listen(transport('b', true, logs));
     const a = await transport('a', true, logs).connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone', expectedPeer: 'b' });
     closers.push(() => a.close());
     await waitFor(() => inbound.length === 1, 'inbound link');
     assert.deepEqual(logs.filter((r) => r.msg === 'switched to native records').map((r) => r.role).sort(), ['dialer', 'listener']);
+    assert.deepEqual(switchedWith(logs), [RECORDS_ALPN_V2, RECORDS_ALPN_V2]);
     await exchange(a, inbound[0]!);
+  });
+
+  it('with a tiny rekey threshold both directions send KEY_UPDATE records on the wire, and every frame arrives', async () => {
+    const rekey: RecordOptions = { recordRekey: { records: 2, bytes: 1 << 20 } };
+    const { listener, inbound } = await listen(transport('b', true, undefined, rekey));
+    const tap = await recordWireTap(listener.port);
+    closers.push(() => tap.close());
+    const a = await transport('a', true, undefined, rekey).connect({ host: '127.0.0.1', port: tap.port, kind: 'backbone', expectedPeer: 'b' });
+    closers.push(() => a.close());
+    await waitFor(() => inbound.length === 1, 'inbound link');
+    await exchange(a, inbound[0]!);
+    const { toServer, toClient } = tap.counts;
+    assert.ok(toServer.keyUpdate >= 9 && toClient.keyUpdate >= 9, `key updates: dialer→listener ${toServer.keyUpdate}, listener→dialer ${toClient.keyUpdate}`);
+    assert.ok(toServer.data >= 21 && toClient.data >= 21);
+  });
+
+  for (const old of ['dialer', 'listener'] as const) {
+    it(`a ${old} that offers only vnet-records/1 gets /1 from a /2 peer: no key update even with a tiny threshold`, async () => {
+      const logs: LogRecord[] = [];
+      const v1: RecordOptions = { nativeRecordVersions: [1] };
+      const tiny: RecordOptions = { recordRekey: { records: 1, bytes: 1 } };
+      const { listener, inbound } = await listen(transport('b', true, logs, old === 'listener' ? v1 : tiny));
+      const tap = await recordWireTap(listener.port);
+      closers.push(() => tap.close());
+      const a = await transport('a', true, logs, old === 'dialer' ? v1 : tiny).connect({ host: '127.0.0.1', port: tap.port, kind: 'backbone', expectedPeer: 'b' });
+      closers.push(() => a.close());
+      await waitFor(() => inbound.length === 1, 'inbound link');
+      assert.deepEqual(switchedWith(logs), [RECORDS_ALPN_V1, RECORDS_ALPN_V1]);
+      await exchange(a, inbound[0]!);
+      assert.equal(tap.counts.toServer.keyUpdate + tap.counts.toClient.keyUpdate, 0);
+      assert.ok(tap.counts.toServer.data >= 21 && tap.counts.toClient.data >= 21, 'records, not plain TLS');
+    });
+  }
+
+  it('bad records versions or rekey thresholds are a ConfigError naming the setting', () => {
+    for (const [records, key] of [
+      [{ nativeRecordVersions: [] }, 'nativeRecordVersions'],
+      [{ nativeRecordVersions: [3 as 1] }, 'nativeRecordVersions'],
+      [{ nativeRecordVersions: [2, 2] }, 'nativeRecordVersions'],
+      [{ recordRekey: { records: 0, bytes: 10 } }, 'recordRekey'],
+      [{ recordRekey: { records: 10, bytes: 1.5 } }, 'recordRekey'],
+    ] as Array<[RecordOptions, string]>) {
+      assert.throws(() => transport('a', true, undefined, records), (err: Error & { code?: string; key?: string }) => err.code === 'VNET_ERR_CONFIG' && err.key === key, JSON.stringify(records));
+    }
   });
 
   for (const [dialer, listenerOffers] of [[true, false], [false, true]] as const) {
@@ -90,10 +148,10 @@ describe('tls switch to native records', () => {
   /** A raw TLS client as host a offering records, sending `bytes` after the handshake. */
   async function rawDialer(port: number, bytes: Buffer): Promise<TLSSocket> {
     const c = certs.get('a')!;
-    const s = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, cert: c.cert, key: c.key, ALPNProtocols: [RECORDS_ALPN, PLAIN_ALPN], checkServerIdentity: () => undefined });
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, cert: c.cert, key: c.key, ALPNProtocols: [RECORDS_ALPN_V2, RECORDS_ALPN_V1, PLAIN_ALPN], checkServerIdentity: () => undefined });
     s.on('error', () => undefined);
     await once(s, 'secureConnect');
-    assert.equal(s.alpnProtocol, RECORDS_ALPN);
+    assert.equal(s.alpnProtocol, RECORDS_ALPN_V2);
     s.write(bytes);
     closers.push(() => s.destroy());
     return s;
@@ -129,7 +187,7 @@ describe('tls switch to native records', () => {
   ] as const) {
     it(`a dialer refuses a listener that answers with ${what}`, async () => {
       const b = certs.get('b')!;
-      const server = tlsServer({ ca: ca.cert, cert: b.cert, key: b.key, requestCert: true, ALPNProtocols: [RECORDS_ALPN, PLAIN_ALPN] }, (s) => {
+      const server = tlsServer({ ca: ca.cert, cert: b.cert, key: b.key, requestCert: true, ALPNProtocols: [RECORDS_ALPN_V2, PLAIN_ALPN] }, (s) => {
         s.on('error', () => undefined);
         s.once('data', () => s.write(reply));
       });
