@@ -114,6 +114,7 @@ export class NativeLinkBinding {
       return;
     }
     handle.readStop();
+    records?.handedOff(); // the thread has the keys now; ours are erased until it gives them back
     this.#native = { fwd, id };
     init.writer.useNative(fwd, id);
     init.log().debug({ endpoint: id, records: records !== undefined }, 'link served by the native forwarder');
@@ -131,6 +132,11 @@ export class NativeLinkBinding {
     const socket = this.#init.socket;
     if (socket.destroyed) return;
     const tcp = tcpOf(socket);
+    if (socket instanceof RecordSocket && progress === undefined) {
+      // The forwarder closed with the link's keys and counters: carrying on would reuse nonces.
+      socket.destroy(new Error('the native forwarder closed while it held the link\'s record keys'));
+      return;
+    }
     if (backlog.length > 0) tcp.write(backlog); // a records link's backlog is sealed records already
     if (socket instanceof RecordSocket && progress !== undefined) socket.takeBack(progress);
     socketHandle(tcp)?.readStart();

@@ -83,6 +83,11 @@ export class RecordSocket extends Duplex {
     return nativeRecordsAttach(this.#sealer.direction, this.#opener.direction, this.#limits, this.#rekey, this.#opener.pending);
   }
 
+  /** The forwarder took the keys (handOff, then a successful attach): erase ours until takeBack gives them back. */
+  handedOff(): void {
+    for (const d of [this.#sealer.direction, this.#opener.direction]) eraseKeys(d);
+  }
+
   /** Carry on from the forwarder's keys and progress (it has let go of the fd). */
   takeBack(progress: NativeRecordsProgress): void {
     adoptProgress(progress, this.#sealer.direction, this.#opener.direction);
@@ -173,20 +178,22 @@ export function nativeRecordsAttach(tx: RecordDirection, rx: RecordDirection, li
   return { ...state, txSecret: tx.secret, rxSecret: rx.secret, rekeyRecords: rekey.records, rekeyBytes: rekey.bytes };
 }
 
-/** Take the forwarder's keys and counters into our directions (the keys it replaced are zeroed). */
+/** Take the forwarder's keys and counters into our directions (what they held is zeroed). */
 export function adoptProgress(progress: NativeRecordsProgress, tx: RecordDirection, rx: RecordDirection): void {
   adopt(tx, progress.txKey, progress.txIv, progress.txSecret, progress.txGeneration, progress.txSeq, progress.txBytes);
   adopt(rx, progress.rxKey, progress.rxIv, progress.rxSecret, progress.rxGeneration, progress.rxSeq, progress.rxBytes);
 }
 
 function adopt(d: RecordDirection, key: Buffer, iv: Buffer, secret: Buffer | undefined, generation: number, seq: number, bytes: number): void {
-  if (generation !== d.generation) {
-    for (const old of [d.key, d.iv, d.secret]) old?.fill(0);
-    d.key = key;
-    d.iv = iv;
-    d.secret = secret;
-    d.generation = generation;
-  }
+  eraseKeys(d);
+  d.key = key;
+  d.iv = iv;
+  d.secret = secret;
+  d.generation = generation;
   d.seq = seq;
   d.bytes = bytes;
+}
+
+function eraseKeys(d: RecordDirection): void {
+  for (const b of [d.key, d.iv, d.secret]) b?.fill(0);
 }
