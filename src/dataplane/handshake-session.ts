@@ -1,7 +1,9 @@
 import { tlsOf } from './record-socket.ts';
 import { HandshakeError, LinkAuthError, PeerGoodbyeError } from './errors.ts';
 import { freshNonce, handshakeTranscript, type LinkAuthenticator } from './link-auth.ts';
-import { judgeHello, type Goodbye, type HelloExpectation } from './link-handshake.ts';
+import type { Clock } from '../common/clock.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type OpenLinkInit } from './link-interface.ts';
+import { armHandshake, handshakeStartError, judgeHello, type Goodbye, type HelloExpectation } from './link-handshake.ts';
 import { encodeAuth, encodeHello, type AuthMethod, type ControlMessage, type HelloMessage, type LinkRole } from './wire-messages.ts';
 
 /**
@@ -20,6 +22,9 @@ import { encodeAuth, encodeHello, type AuthMethod, type ControlMessage, type Hel
  * With method `none` (TLS links, whose certificates prove the ids; or an
  * unauthenticated TCP link on loopback or allowed by the operator) the auth
  * messages are left out, as in protocol version 1.
+ *
+ * `startLinkHandshake` starts one for a link: our side's checks, the
+ * session, and its timer (link-handshake.ts).
  */
 export type HandshakeStep =
   | { next: 'wait'; send: Buffer[] }
@@ -37,6 +42,32 @@ export interface HandshakeSessionInit extends Omit<HelloExpectation, 'method'> {
 export function linkAuthMethod(socket: unknown, authenticator: LinkAuthenticator | undefined): AuthMethod {
   if (tlsOf(socket) !== undefined || authenticator === undefined) return 'none';
   return authenticator.method;
+}
+
+/**
+ * The handshake of a link opened with `init`, started: its session and the
+ * disarm of its timer (the timeout and the caller's AbortSignal, which call
+ * `fail`); or why our side cannot take part, with nothing started.
+ */
+export function startLinkHandshake(init: OpenLinkInit, role: LinkRole, clock: Clock, fail: (err: Error, goodbye: Goodbye | undefined) => void): { session: HandshakeSession; disarm: () => void } | Error {
+  const socket = init.socket;
+  const allowUnauthenticated = init.allowUnauthenticated ?? false;
+  const method = linkAuthMethod(socket, init.authenticator);
+  const cannot = handshakeStartError({ localHost: init.localHost, role, kind: init.kind, socket, signal: init.signal, method, allowUnauthenticated });
+  if (cannot !== undefined) return cannot;
+  const session = new HandshakeSession({
+    role,
+    kind: init.kind,
+    expectedPeer: init.expectedPeer,
+    localHost: init.localHost,
+    socket,
+    allowUnauthenticated,
+    membership: init.membership,
+    authenticator: init.authenticator,
+    wallNow: () => clock.wallNow(),
+  });
+  const timeoutMs = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  return { session, disarm: armHandshake(clock, timeoutMs, init.signal, fail) };
 }
 
 export class HandshakeSession {

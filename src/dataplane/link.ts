@@ -1,21 +1,21 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
+import { realClock, type Clock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { AbortedError, HandshakeError, LinkLostError, RecordLayerError, LinkTimeoutError, PeerGoodbyeError, ProtocolViolationError, type FrameDecodeError } from './errors.ts';
+import { AbortedError, HandshakeError, LinkLostError, RecordLayerError, PeerGoodbyeError, ProtocolViolationError, type FrameDecodeError } from './errors.ts';
 import type { Frame } from '../common/frame.ts';
-import type { LinkCounters } from '../control/daemon-control.ts';
-import { armHandshake, handshakeStartError, type Goodbye } from './link-handshake.ts';
-import { HandshakeSession, linkAuthMethod } from './handshake-session.ts';
-import type { LinkAuthenticator } from './link-auth.ts';
-import type { HostMembership } from './link-membership.ts';
+import type { Goodbye } from './link-handshake.ts';
+import { startLinkHandshake, type HandshakeSession } from './handshake-session.ts';
 import { LinkInbox, type FramesHandler } from './link-inbox.ts';
-import { Liveness } from './link-liveness.ts';
-import { DEFAULT_HIGH_WATER_BYTES, LinkWriter } from './link-writer.ts';
+import { CloseNotice, DEFAULT_HIGH_WATER_BYTES, newLinkStats, type CloseHandler, type Link, type LinkStats, type OpenLinkInit } from './link-interface.ts';
+import type { Liveness } from './link-liveness.ts';
+import { LinkProbes, startLinkLiveness } from './link-probes.ts';
+import { SocketEnd } from './link-socket-end.ts';
+import { LinkWriter } from './link-writer.ts';
 import type { NativeForwarder } from './native-forwarder.ts';
 import type { NativeEndpointId } from './native-flows.ts';
 import { NativeLinkBinding } from './link-native.ts';
-import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepalive, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
+import { FrameDecoder, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
  * A link: one connected byte stream (TCP socket, TLS socket, in-memory
@@ -33,9 +33,10 @@ import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepal
  *              with the socket paused, until a handler is registered).
  *   send       (link-writer.ts) send(frame) gathers a burst of frames into one
  *              corked writev per tick; drops are counted, never thrown.
- *   liveness   (link-liveness.ts) a keepalive when we sent nothing for keepaliveMs
- *              and ends the link with LinkTimeoutError when the peer sent
- *              nothing for deadMs.
+ *   liveness   (link-liveness.ts, link-probes.ts) a keepalive when we sent
+ *              nothing for keepaliveMs, an echo request every probeMs (the
+ *              round trip), and ends the link with LinkTimeoutError when the
+ *              peer sent nothing for deadMs.
  *   close      exactly once: local close (goodbye, end), peer goodbye, decode
  *              error (warn once, count, goodbye), timeout, socket error or
  *              end. onClose gets the typed error (undefined for a local close).
@@ -45,7 +46,8 @@ import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepal
  *              close) or CLOSE_GRACE_MS pass: the frames the peer sent before
  *              it saw our goodbye are delivered, not dropped. onClose is
  *              called when the drain is over. A peer's goodbye is answered
- *              with an end, not a reset, so our last frames reach it.
+ *              with an end, not a reset, so our last frames reach it. The
+ *              socket's last bytes and grace time: link-socket-end.ts.
  *
  *   native     (plain TCP, or TLS switched to native records) once open, `nativeEndpoint` hands the socket to
  *              the native forwarder (native-forwarder.ts): Node stops reading
@@ -59,90 +61,9 @@ import { ECHO_TOKEN_BYTES, FrameDecoder, encodeEcho, encodeGoodbye, encodeKeepal
  * queue until written, so the caller must not modify them afterwards.
  */
 
-/** A link's own counters: the shared list (`LinkCounters`) plus its keepalives and round-trip probes. */
-export interface LinkStats extends LinkCounters {
-  keepalivesSent: number;
-  keepalivesReceived: number;
-  /** Echo requests sent, and the replies that matched the latest one. */
-  echoesSent: number;
-  echoesAnswered: number;
-  /** The last measured round trip (echo request → reply), ms; undefined until one was answered. */
-  rttMs: number | undefined;
-  /** The round trip smoothed as TCP does (srtt ← 7/8 srtt + 1/8 sample), ms. */
-  srttMs: number | undefined;
-}
-
-export type { FramesHandler } from './link-inbox.ts';
-export type CloseHandler = (err: Error | undefined) => void;
-
-export interface Link {
-  /** Unique in this process: "<kind>:<peer>#<n>". */
-  readonly id: string;
-  readonly peerHost: string;
-  readonly kind: LinkKind;
-  /** Our side's role: we dialled ('dialer') or accepted ('listener'). */
-  readonly role: LinkRole;
-  readonly stats: LinkStats;
-  /** True once the link has ended (onClose has been called). */
-  readonly closed: boolean;
-  /** Bytes queued on the socket and not yet written: a sender can pace itself on this before frames start to drop. */
-  readonly backlogBytes: number;
-  /** Send one frame. Never throws; a frame that cannot be sent is counted in txDropped. */
-  send(frame: Frame): void;
-  /**
-   * The link's endpoint in the native forwarder: 'later' while it has none
-   * (the first call asks for one, attached once this turn's frames are
-   * handled), 'never' for a link that cannot be served natively (TLS,
-   * in-memory, closing). Optional: links without it are never served.
-   */
-  nativeEndpoint?(fwd: NativeForwarder): NativeEndpointId;
-  /** Where received frames go, in batches; frames that arrived before this call are delivered first. */
-  onFrames(handler: FramesHandler): void;
-  /** Called exactly once when the link ends (at once if it already has). */
-  onClose(handler: CloseHandler): void;
-  /**
-   * Stop sending, send a goodbye and end the socket, still delivering what the
-   * peer sent before it saw the goodbye (onClose once that is over); resolves
-   * when the socket has closed.
-   */
-  close(reason?: string): Promise<void>;
-}
-
-export interface OpenLinkInit {
-  socket: Duplex;
-  localHost: string;
-  /** 'dialer' (default) sends its hello first; 'listener' answers the dialer's hello. */
-  role?: LinkRole;
-  /** Required for a dialer. A listener adopts the dialer's kind, refusing it if this is set and differs. */
-  kind?: LinkKind;
-  expectedPeer?: string;
-  logger: Logger;
-  clock?: Clock;
-  keepaliveMs?: number;
-  deadMs?: number;
-  /** Round-trip probe interval (DEFAULT_PROBE_MS). */
-  probeMs?: number;
-  maxMessageBytes?: number;
-  handshakeTimeoutMs?: number;
-  /** Proves our host id and checks the peer's on plain TCP links (link-auth.ts); without one, TCP links are refused off loopback. */
-  authenticator?: LinkAuthenticator | undefined;
-  /** Accept unauthenticated TCP links off loopback (the operator said so). */
-  allowUnauthenticated?: boolean;
-  /** The deployment's hosts: a peer outside it is refused. */
-  membership?: HostMembership | undefined;
-  /** Drop frames while the socket's write backlog is above this many bytes (default 8 MiB). */
-  highWaterBytes?: number;
-  signal?: AbortSignal;
-}
-
-export const DEFAULT_KEEPALIVE_MS = 1000;
-export const DEFAULT_DEAD_MS = 5000;
-/** How often a link measures its round trip with an echo request, traffic or not. */
-export const DEFAULT_PROBE_MS = 2000;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
-export { DEFAULT_HIGH_WATER_BYTES } from './link-writer.ts';
-/** How long a closing socket may take to finish before it is destroyed. */
-const CLOSE_GRACE_MS = 2000;
+// What a link is (its interface, counters, init and defaults): link-interface.ts.
+export { DEFAULT_DEAD_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_HIGH_WATER_BYTES, DEFAULT_KEEPALIVE_MS, DEFAULT_PROBE_MS } from './link-interface.ts';
+export type { CloseHandler, FramesHandler, Link, LinkStats, OpenLinkInit } from './link-interface.ts';
 
 /** Connect the handshake on `socket` and return the open link. Rejects with HandshakeError, ProtocolVersionError or AbortedError. */
 export function openLink(init: OpenLinkInit): Promise<Link> {
@@ -165,9 +86,7 @@ class SocketLink implements Link {
   peerHost = '';
   kind: LinkKind;
   readonly role: LinkRole;
-  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0, echoesSent: 0, echoesAnswered: 0, rttMs: undefined, srttMs: undefined };
-  /** The outstanding echo request: its token and when it went out (clock ms). */
-  #probe: { token: Buffer; sentAt: number } | undefined;
+  readonly stats: LinkStats = newLinkStats();
 
   readonly #init: OpenLinkInit;
   readonly #socket: Duplex;
@@ -182,15 +101,12 @@ class SocketLink implements Link {
   /** Cancels the handshake's timeout and abort listener. */
   #disarmHandshake: (() => void) | undefined;
   #liveness: Liveness | undefined;
-  #graceTimer: TimerHandle | undefined;
+  readonly #probes: LinkProbes;
   /** Set on every chunk received; the Liveness takes it over once the link is open. */
   #activity = { rxSeen: false };
   #session: HandshakeSession | undefined;
-  #closeHandler: CloseHandler | undefined;
-  #closeError: Error | undefined;
-  #closeNotified = false;
-  readonly #socketClosed: Promise<void>;
-  #markSocketClosed!: () => void;
+  readonly #closeNotice = new CloseNotice(() => this.#log);
+  readonly #socketEnd: SocketEnd;
   readonly #nativeBinding: NativeLinkBinding;
 
   constructor(init: OpenLinkInit, resolve: (link: Link) => void, reject: (err: Error) => void) {
@@ -218,9 +134,8 @@ class SocketLink implements Link {
     this.#decoder = new FrameDecoder(sink, init.maxMessageBytes === undefined ? {} : { maxMessageBytes: init.maxMessageBytes });
     this.#resolve = resolve;
     this.#reject = reject;
-    this.#socketClosed = new Promise<void>((r) => {
-      this.#markSocketClosed = r;
-    });
+    this.#socketEnd = new SocketEnd(init.socket, this.#clock);
+    this.#probes = new LinkProbes(this.stats, this.#writer, this.#clock);
     this.#nativeBinding = new NativeLinkBinding({
       socket: init.socket,
       writer: this.#writer,
@@ -243,35 +158,20 @@ class SocketLink implements Link {
   }
 
   start(): void {
-    const init = this.#init;
     const socket = this.#socket;
     socket.on('data', this.#onData);
     socket.on('error', this.#onSocketError);
     socket.on('end', this.#onSocketEnd);
     socket.on('close', this.#onSocketClose);
     if (socket instanceof Socket) socket.setNoDelay(true);
-    const allowUnauthenticated = init.allowUnauthenticated ?? false;
-    const method = linkAuthMethod(socket, init.authenticator);
-    const cannot = handshakeStartError({ localHost: init.localHost, role: this.role, kind: init.kind, socket, signal: init.signal, method, allowUnauthenticated });
-    if (cannot !== undefined) {
-      this.#failHandshake(cannot, undefined);
+    const started = startLinkHandshake(this.#init, this.role, this.#clock, (err, goodbye) => this.#failHandshake(err, goodbye));
+    if (started instanceof Error) {
+      this.#failHandshake(started, undefined);
       return;
     }
-    const clock = this.#clock;
-    this.#session = new HandshakeSession({
-      role: this.role,
-      kind: init.kind,
-      expectedPeer: init.expectedPeer,
-      localHost: init.localHost,
-      socket,
-      allowUnauthenticated,
-      membership: init.membership,
-      authenticator: init.authenticator,
-      wallNow: () => clock.wallNow(),
-    });
-    const timeoutMs = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    this.#disarmHandshake = armHandshake(this.#clock, timeoutMs, init.signal, (err, goodbye) => this.#failHandshake(err, goodbye));
-    if (this.role === 'dialer') this.#writer.writeControl(this.#session.hello(this.kind));
+    this.#session = started.session;
+    this.#disarmHandshake = started.disarm;
+    if (this.role === 'dialer') this.#writer.writeControl(started.session.hello(this.kind));
   }
 
   send(frame: Frame): void {
@@ -314,10 +214,10 @@ class SocketLink implements Link {
         this.stats.keepalivesReceived++;
         return;
       case 'echo-request':
-        this.#writer.writeControl(encodeEcho('echo-reply', msg.token));
+        this.#probes.answer(msg.token);
         return;
       case 'echo-reply':
-        this.#echoReply(msg.token);
+        this.#probes.reply(msg.token);
         return;
       case 'goodbye':
         this.#finish(new PeerGoodbyeError(this.peerHost, msg.code, msg.reason), undefined);
@@ -365,11 +265,11 @@ class SocketLink implements Link {
     this.#endHandshake();
     this.#session = undefined;
     this.#phase = PHASE_OPEN;
-    const liveness = new Liveness(this.#clock, init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, init.deadMs ?? DEFAULT_DEAD_MS, init.probeMs ?? DEFAULT_PROBE_MS, {
-      keepalive: this.#sendKeepalive,
-      probe: this.#sendProbe,
-      stalled: this.#selfStalled,
-      dead: this.#peerDead,
+    const liveness = startLinkLiveness(init, this.#clock, this.#probes, {
+      peerHost: this.peerHost,
+      log: this.#log,
+      isOpen: () => this.#phase === PHASE_OPEN,
+      timedOut: (err, goodbye) => this.#finish(err, goodbye),
     });
     this.#liveness = liveness;
     this.#activity = liveness;
@@ -396,59 +296,22 @@ class SocketLink implements Link {
     const reject = this.#reject;
     this.#resolve = undefined;
     this.#reject = undefined;
-    this.#closeNotified = true; // nobody holds this link yet: there is no onClose to call
+    this.#closeNotice.notified = true; // nobody holds this link yet: there is no onClose to call
     this.#terminate(err, goodbye);
     reject?.(err);
   }
 
-  // ------------------------------------------------------------ liveness
-
-  readonly #sendKeepalive = (): void => {
-    if (this.#phase !== PHASE_OPEN) return;
-    this.stats.keepalivesSent++;
-    this.#writer.writeControl(encodeKeepalive());
-  };
-
-  readonly #sendProbe = (): void => {
-    if (this.#phase !== PHASE_OPEN) return;
-    const token = Buffer.allocUnsafe(ECHO_TOKEN_BYTES);
-    token.writeBigUInt64BE(BigInt(++this.stats.echoesSent));
-    this.#probe = { token, sentAt: this.#clock.now() };
-    this.#writer.writeControl(encodeEcho('echo-request', token));
-  };
-
-  /** A reply to our latest request gives a round trip; a late reply to an older one is ignored. */
-  #echoReply(token: Buffer): void {
-    const probe = this.#probe;
-    if (probe === undefined || !probe.token.equals(token)) return;
-    this.#probe = undefined;
-    const rtt = Math.max(0, this.#clock.now() - probe.sentAt);
-    this.stats.echoesAnswered++;
-    this.stats.rttMs = rtt;
-    this.stats.srttMs = this.stats.srttMs === undefined ? rtt : this.stats.srttMs + (rtt - this.stats.srttMs) / 8;
-  }
-
-  readonly #selfStalled = (stalledMs: number): void => {
-    this.#log.warn({ stalledMs: Math.round(stalledMs) }, 'this process stalled longer than the dead time; closing the link without delivering what waited');
-    this.#finish(new LinkTimeoutError(this.peerHost, stalledMs), ['timeout', `stalled for ${Math.round(stalledMs)} ms`]);
-  };
-
-  readonly #peerDead = (silentMs: number): void => {
-    this.#log.warn({ silentMs: Math.round(silentMs) }, 'peer silent; closing the link');
-    this.#finish(new LinkTimeoutError(this.peerHost, silentMs), ['timeout', `nothing heard for ${Math.round(silentMs)} ms`]);
-  };
-
   // ------------------------------------------------------------ closing
 
   onClose(handler: CloseHandler): void {
-    this.#closeHandler = handler;
-    if (this.#phase === PHASE_CLOSED && !this.#closeNotified) queueMicrotask(() => this.#notifyClose());
+    this.#closeNotice.handler = handler;
+    if (this.#phase === PHASE_CLOSED && !this.#closeNotice.notified) queueMicrotask(() => this.#closeNotice.notify());
   }
 
   close(reason = 'closed by the local host'): Promise<void> {
     if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new AbortedError('link handshake'), ['normal', reason]);
     else if (this.#phase === PHASE_OPEN) this.#drain(reason);
-    return this.#socketClosed;
+    return this.#socketEnd.closed;
   }
 
   readonly #onSocketError = (err: Error): void => {
@@ -464,10 +327,10 @@ class SocketLink implements Link {
 
   readonly #onSocketClose = (): void => {
     this.#nativeBinding.detach(false);
-    this.#graceTimer?.cancel();
+    this.#socketEnd.cancelGrace();
     if (this.#phase === PHASE_HANDSHAKE) this.#failHandshake(new HandshakeError('connection closed during the handshake'), undefined);
     else this.#finish(new LinkLostError(`connection to ${this.peerHost} closed`), undefined);
-    this.#markSocketClosed();
+    this.#socketEnd.markClosed();
   };
 
   /** Closed locally: stop sending (gathered frames, goodbye, end), keep receiving until the peer answers or the grace time is up. */
@@ -477,17 +340,7 @@ class SocketLink implements Link {
     this.#liveness = undefined;
     this.#writer.stop();
     this.#nativeBinding.detach(true);
-    const socket = this.#socket;
-    if (socket.destroyed || !socket.writable) {
-      this.#finish(undefined, undefined);
-      return;
-    }
-    socket.write(encodeGoodbye('normal', reason));
-    socket.end();
-    this.#graceTimer = this.#clock.setTimeout(() => {
-      this.#finish(undefined, undefined);
-      socket.destroy();
-    }, CLOSE_GRACE_MS);
+    if (!this.#socketEnd.drain(reason, () => this.#finish(undefined, undefined))) this.#finish(undefined, undefined);
   }
 
   /** End the open (or draining) link once, for `err` (undefined: closed locally). */
@@ -496,57 +349,30 @@ class SocketLink implements Link {
       // Our goodbye and end are written; the socket closes when the peer's side has ended too (or the grace timer destroys it).
       this.#log.info('link down');
       this.#phase = PHASE_CLOSED;
-      this.#closeError = undefined;
+      this.#closeNotice.error = undefined;
       this.#nativeBinding.detach(false);
       this.#decoder.stop();
       this.#inbox.clear();
-      if (this.#closeHandler !== undefined) this.#notifyClose();
+      if (this.#closeNotice.handler !== undefined) this.#closeNotice.notify();
       return;
     }
     if (this.#phase !== PHASE_OPEN) return;
     this.#log.info({ code: (err as { code?: string } | undefined)?.code, err: err?.message }, 'link down');
     this.#terminate(err, goodbye);
-    if (this.#closeHandler !== undefined) this.#notifyClose();
-  }
-
-  #notifyClose(): void {
-    if (this.#closeNotified) return;
-    this.#closeNotified = true;
-    const handler = this.#closeHandler;
-    try {
-      handler?.(this.#closeError);
-    } catch (e) {
-      this.#log.error({ err: e }, 'close handler threw');
-    }
+    if (this.#closeNotice.handler !== undefined) this.#closeNotice.notify();
   }
 
   #terminate(err: Error | undefined, goodbye: Goodbye | undefined): void {
     this.#writer.stop();
     this.#nativeBinding.detach(false);
     this.#phase = PHASE_CLOSED;
-    this.#closeError = err;
+    this.#closeNotice.error = err;
     this.#liveness?.stop();
     this.#liveness = undefined;
     this.#decoder.stop();
     this.#inbox.clear();
     this.#writer.stop();
-    const socket = this.#socket;
-    if (socket.destroyed) {
-      this.#markSocketClosed();
-      return;
-    }
-    if (goodbye !== undefined && socket.writable) {
-      socket.write(encodeGoodbye(goodbye[0], goodbye[1]));
-      socket.end();
-      socket.resume(); // drain until the peer closes its side
-      this.#graceTimer = this.#clock.setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-    } else if (err instanceof PeerGoodbyeError && socket.writable) {
-      // The peer is draining: end our side (what the writer just flushed still reaches it) rather than reset.
-      socket.end();
-      socket.resume();
-      this.#graceTimer = this.#clock.setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-    } else {
-      socket.destroy();
-    }
+    // A peer that said goodbye is draining: our side is ended (what the writer just flushed still reaches it) rather than reset.
+    this.#socketEnd.terminate(goodbye, err instanceof PeerGoodbyeError);
   }
 }

@@ -1,7 +1,7 @@
 import type { Frame } from '../common/frame.ts';
 import type { Logger } from '../common/logger.ts';
 import { FrameHandlerError } from './errors.ts';
-import type { CloseHandler, FramesHandler, Link, LinkStats } from './link.ts';
+import { CloseNotice, newLinkStats, type CloseHandler, type FramesHandler, type Link, type LinkStats } from './link-interface.ts';
 
 /**
  * The link to one remote VTEP (vxlan-endpoint.ts): the same `Link` as a
@@ -34,7 +34,7 @@ export class VxlanLink implements Link {
   readonly peerHost: string;
   readonly kind = 'backbone' as const;
   readonly role = 'dialer' as const;
-  readonly stats: LinkStats = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0, echoesSent: 0, echoesAnswered: 0, rttMs: undefined, srttMs: undefined };
+  readonly stats: LinkStats = newLinkStats();
   /** The VTEP's underlay address (canonical IP literal) and UDP port. */
   readonly address: string;
   readonly port: number;
@@ -44,10 +44,8 @@ export class VxlanLink implements Link {
   readonly #sender: VxlanSender;
   readonly #log: Logger;
   #handler: FramesHandler | undefined;
-  #closeHandler: CloseHandler | undefined;
   #closed = false;
-  #closeError: Error | undefined;
-  #notified = false;
+  readonly #closeNotice: CloseNotice;
 
   constructor(peer: string, address: string, port: number, sender: VxlanSender, logger: Logger) {
     this.peerHost = peer;
@@ -56,6 +54,7 @@ export class VxlanLink implements Link {
     this.id = `vxlan:${peer}#${nextSeq++}`;
     this.#sender = sender;
     this.#log = logger;
+    this.#closeNotice = new CloseNotice(() => logger);
   }
 
   get closed(): boolean {
@@ -79,8 +78,8 @@ export class VxlanLink implements Link {
   }
 
   onClose(handler: CloseHandler): void {
-    this.#closeHandler = handler;
-    if (this.#closed) this.#notify();
+    this.#closeNotice.handler = handler;
+    if (this.#closed) this.#closeNotice.notify();
   }
 
   /** One decoded frame from this VTEP (called by the endpoint). */
@@ -111,17 +110,7 @@ export class VxlanLink implements Link {
     this.#closed = true;
     this.#handler = undefined;
     this.#sender.forget(this);
-    this.#closeError = err;
-    if (this.#closeHandler !== undefined) this.#notify();
-  }
-
-  #notify(): void {
-    if (this.#notified) return;
-    this.#notified = true;
-    try {
-      this.#closeHandler?.(this.#closeError);
-    } catch (e) {
-      this.#log.error({ err: e }, 'close handler threw');
-    }
+    this.#closeNotice.error = err;
+    if (this.#closeNotice.handler !== undefined) this.#closeNotice.notify();
   }
 }
