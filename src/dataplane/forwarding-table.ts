@@ -1,19 +1,21 @@
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { DaemonRole, LinkKind } from '../control/daemon-control.ts';
-import { EGRESS_REASONS, type Egress, type EgressReason } from './egress.ts';
+import type { Egress } from './egress.ts';
 import { EgressInterner } from './egress-interner.ts';
+import { ForwardingCounters, type ForwardingStats } from './forwarding-counters.ts';
 import { ForwardingLocations, type LearnGuard } from './forwarding-locations.ts';
 import { SourceLearning, type LearnedInfo, type MacConflict } from './source-learning.ts';
 import type { ForwardingRule, RuleOrigin } from './forwarding-rule.ts';
 import { FlowCache } from './flow-cache.ts';
-import { LearnedEntry, NOWHERE } from './mac-learning.ts';
-import { DETACHED, Hit, INDEPENDENT, PENDING } from './flow-decision.ts';
-import { BROADCAST_MAC, isMulticastMac, type Mac } from '../common/mac.ts';
+import { NOWHERE } from './mac-learning.ts';
+import { DETACHED, FlowDecider, Hit, learnable } from './flow-decision.ts';
+import type { Mac } from '../common/mac.ts';
 import { RuleSet, type RuleChanges } from './rule-set.ts';
 
 export type { RuleChanges } from './rule-set.ts';
 export type { LearnedInfo, LearnedLocation, MacConflict } from './source-learning.ts';
+export type { ForwardingStats } from './forwarding-counters.ts';
 
 /**
  * The daemon's forwarding table: rules, learned MAC locations, and the cache
@@ -33,21 +35,9 @@ export type { LearnedInfo, LearnedLocation, MacConflict } from './source-learnin
  * frame still forwarded) and when the ingress port's guard refuses one more
  * MAC (the frame dropped as 'port-limit', nothing learned or cached).
  *
- * Deciding (`#decide`), in order:
- *   - rules by priority (desc) then id; a rule whose port/link is absent is
- *     skipped, so traffic falls through to learning while a link is down;
- *   - broadcast/multicast destination: flood;
- *   - destination learned: unicast there, unless that is the ingress
- *     (hairpin) or a link the frame may not be relayed to (split horizon);
- *   - otherwise flood (unknown unicast).
- *
- * Flooding uses split horizon on the star backbone, never fast-path links:
- * every local port but the ingress; from a local port, every backbone link;
- * from a backbone link, on the hub only, every other backbone link; from any
- * other link, nothing further. So a flood crosses at most spoke → hub → spoke
- * (→ the other hub's spokes, over the trunk between a hub and its standby).
- * A daemon with no backbone link left floods from a port over its fast-path
- * links instead (forwarding-locations.ts).
+ * Deciding (flow-decision.ts): rules by priority, then group MACs flooded,
+ * then the learned destination (hairpin and split horizon dropped), else a
+ * flood along the backbone with split horizon. Counters: forwarding-counters.ts.
  *
  * A link being closed is retired first (`retireLink`): it stays a valid
  * ingress, so the frames its peer sent before it saw our goodbye are still
@@ -82,21 +72,6 @@ export interface ForwardingTableInit {
   onConflict?: (conflict: MacConflict) => void;
 }
 
-export interface ForwardingStats {
-  hits: number;
-  misses: number;
-  /** Whole-cache invalidations (rule, port or link changes, cache overflow). */
-  invalidations: number;
-  /** Per-destination invalidations (a learned MAC appeared, moved or left). */
-  macInvalidations: number;
-  learnedMoves: number;
-  learnedEvictions: number;
-  learnedExpired: number;
-  /** Frames whose source MAC was seen away from its home (not learned). */
-  macConflicts: number;
-  drops: Record<EgressReason, number>;
-}
-
 export const DEFAULT_AGING_MS = 300_000;
 export const DEFAULT_MAX_LEARNED = 16_384;
 export const DEFAULT_MAX_CACHE_ENTRIES = 65_536;
@@ -112,8 +87,7 @@ export class ForwardingTable<P = string, L = string> {
   readonly #rules = new RuleSet();
 
   readonly #cache: FlowCache<Hit<P, L>>;
-  /** Per destination MAC decided while unknown: the token those decisions depend on. */
-  #unknown = new Map<Mac, LearnedEntry>();
+  readonly #decider: FlowDecider<P, L>;
   readonly #egress: EgressInterner<P, L>;
   #lastSrc = -1;
   #lastDst = -1;
@@ -123,11 +97,7 @@ export class ForwardingTable<P = string, L = string> {
   /** Told of every invalidation (whole or one MAC): a copy of the decisions elsewhere (the native forwarder's flow table) must go too. */
   #onInvalidate: (() => void) | undefined;
 
-  #hits = 0;
-  #misses = 0;
-  #invalidations = 0;
-  #macInvalidations = 0;
-  readonly #drops = Object.fromEntries(EGRESS_REASONS.map((r) => [r, 0])) as Record<EgressReason, number>;
+  readonly #counts = new ForwardingCounters();
 
   constructor(init: ForwardingTableInit) {
     this.role = init.role;
@@ -145,6 +115,14 @@ export class ForwardingTable<P = string, L = string> {
       onConflict: init.onConflict,
     });
     this.#learning = this.#sources.macs;
+    this.#decider = new FlowDecider({
+      locs: this.#locs,
+      rules: this.#rules,
+      egress: this.#egress,
+      learning: this.#learning,
+      maxUnknown: this.#cache.maxEntries,
+      full: () => this.#invalidateAll(),
+    });
   }
 
   // ---- the hot path -------------------------------------------------------
@@ -166,9 +144,9 @@ export class ForwardingTable<P = string, L = string> {
       if (le.location !== ingress) return this.#forwardSlow(src, dst, ingress);
       le.seen = true;
     }
-    this.#hits++;
+    this.#counts.hits++;
     const eg = hit.egress;
-    if (eg.drop) this.#drops[eg.reason]++;
+    if (eg.drop) this.#counts.drops[eg.reason]++;
     return eg;
   }
 
@@ -176,88 +154,43 @@ export class ForwardingTable<P = string, L = string> {
   resolve(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
     const hit = this.#cache.get(src, dst, ingress);
     if (hit !== undefined && hit.dstDep.location !== NOWHERE) {
-      this.#hits++;
+      this.#counts.hits++;
       return hit.egress;
     }
-    this.#misses++;
+    this.#counts.misses++;
     return this.#insert(src, dst, ingress).egress;
   }
 
   /** A miss, a stale decision, or a source seen at a new place: learn, then decide unless still valid. */
   #forwardSlow(src: Mac, dst: Mac, ingress: Ingress): Egress<P, L> {
-    this.#misses++;
+    this.#counts.misses++;
     const at = this.#locs.get(ingress);
     if (at === undefined) {
-      this.#drops['unknown-ingress']++;
+      this.#counts.drops['unknown-ingress']++;
       return this.#egress.drop('unknown-ingress', undefined);
     }
     if (learnable(src) && !at.retired && !this.#sources.learn(src, at, this.#rules.sorted)) {
-      this.#drops['port-limit']++;
+      this.#counts.drops['port-limit']++;
       return this.#egress.drop('port-limit', undefined); // not cached: the next frame from this MAC asks again
     }
     let hit = this.#cache.get(src, dst, ingress);
     if (hit === undefined || hit.dstDep.location === NOWHERE) hit = this.#insert(src, dst, ingress);
-    else hit.srcEntry = this.#srcEntryFor(src, ingress);
+    else hit.srcEntry = this.#decider.srcEntryFor(src, ingress);
     this.#lastSrc = src;
     this.#lastDst = dst;
     this.#lastIngress = ingress;
     this.#lastHit = hit;
     const eg = hit.egress;
-    if (eg.drop) this.#drops[eg.reason]++;
+    if (eg.drop) this.#counts.drops[eg.reason]++;
     return eg;
-  }
-
-  #srcEntryFor(src: Mac, ingress: Ingress): LearnedEntry | null {
-    if (!learnable(src)) return null;
-    const e = this.#learning.get(src);
-    return e !== undefined && e.location === ingress ? e : DETACHED;
   }
 
   #insert(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
     if (this.#locs.get(ingress) === undefined) return new Hit(this.#egress.drop('unknown-ingress', undefined), DETACHED, null); // not cached
     if (this.#cache.full) this.#invalidateAll();
-    const hit = this.#decide(src, dst, ingress);
+    const hit = this.#decider.decide(src, dst, ingress);
     this.#cache.set(src, dst, ingress, hit);
     return hit;
-  }
-
-  // ---- deciding (cache misses only) ---------------------------------------
-
-  #decide(src: Mac, dst: Mac, ingress: Ingress): Hit<P, L> {
-    const from = this.#locs.get(ingress)!;
-    const srcEntry = this.#srcEntryFor(src, ingress);
-    const rules = this.#rules;
-    for (let r = rules.firstMatch(src, dst, 0); r >= 0; r = rules.firstMatch(src, dst, r + 1)) {
-      const rule = rules.sorted[r]!;
-      const a = rule.action;
-      if (a.kind === 'drop') return new Hit(this.#egress.drop('rule-drop', rule.id), INDEPENDENT, srcEntry);
-      if (a.kind === 'flood') return new Hit(this.#egress.flood(from, 'rule-flood', rule.id), INDEPENDENT, srcEntry);
-      const target = a.kind === 'port' ? this.#locs.portId(a.port) : this.#locs.linkId(a.link);
-      if (target === undefined) continue; // absent: fall through to lower rules and learning
-      if (target === ingress) return new Hit(this.#egress.drop('hairpin', rule.id), INDEPENDENT, srcEntry);
-      return new Hit(this.#egress.unicast(target, 'rule', rule.id), INDEPENDENT, srcEntry);
-    }
-    if (isMulticastMac(dst)) return new Hit(this.#egress.flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined), INDEPENDENT, srcEntry);
-    const at = this.#learning.get(dst);
-    if (at === undefined) return new Hit(this.#egress.flood(from, 'unknown-unicast', undefined), this.#unknownToken(dst), srcEntry);
-    let egress: Egress<P, L>;
-    const to = this.#locs.get(at.location);
-    if (at.location === ingress) egress = this.#egress.drop('hairpin', undefined);
-    else if (to === undefined || to.retired) egress = this.#egress.flood(from, 'unknown-unicast', undefined);
-    else if (from.kind === 'link' && to.kind === 'link' && !this.#locs.relays(from, to)) egress = this.#egress.drop('split-horizon', undefined);
-    else egress = this.#egress.unicast(to.id, 'learned', undefined);
-    return new Hit(egress, at, srcEntry);
-  }
-
-  /** The token that decisions made while `dst` is unknown depend on; killed when `dst` is learned. */
-  #unknownToken(dst: Mac): LearnedEntry {
-    let token = this.#unknown.get(dst);
-    if (token === undefined) {
-      if (this.#unknown.size >= this.#cache.maxEntries) this.#invalidateAll();
-      token = new LearnedEntry(dst, PENDING, 0);
-      this.#unknown.set(dst, token);
-    }
-    return token;
   }
 
   // ---- invalidation -------------------------------------------------------
@@ -265,12 +198,11 @@ export class ForwardingTable<P = string, L = string> {
   /** Rules, ports or links changed (or the cache filled up): every decision goes. */
   #invalidateAll(): void {
     this.#cache.clear();
-    for (const token of this.#unknown.values()) token.location = NOWHERE;
-    this.#unknown = new Map();
+    this.#decider.dropUnknown();
     this.#egress.clear();
     this.#sources.homes.markStale();
     this.#lastHit = undefined;
-    this.#invalidations++;
+    this.#counts.invalidations++;
     this.#onInvalidate?.();
   }
 
@@ -281,12 +213,8 @@ export class ForwardingTable<P = string, L = string> {
    */
   #learnedChanged(mac: Mac): void {
     this.#onInvalidate?.();
-    const token = this.#unknown.get(mac);
-    if (token !== undefined) {
-      token.location = NOWHERE;
-      this.#unknown.delete(mac);
-    }
-    this.#macInvalidations++;
+    this.#decider.learned(mac);
+    this.#counts.macInvalidations++;
   }
 
   /** Call `fn` whenever cached decisions are dropped (all of them, or those towards one MAC). One listener. */
@@ -442,26 +370,11 @@ export class ForwardingTable<P = string, L = string> {
   }
 
   get stats(): ForwardingStats {
-    const c = this.#learning.counters;
-    return {
-      hits: this.#hits,
-      misses: this.#misses,
-      invalidations: this.#invalidations,
-      macInvalidations: this.#macInvalidations,
-      learnedMoves: c.moves,
-      learnedEvictions: c.evictions,
-      learnedExpired: c.expired,
-      macConflicts: this.#sources.conflicts,
-      drops: { ...this.#drops },
-    };
+    return this.#counts.snapshot(this.#learning, this.#sources.conflicts);
   }
 
   /** A readable name for an ingress (logs, admin). */
   describeIngress(ingress: Ingress): string {
     return this.#locs.describe(ingress);
   }
-}
-
-function learnable(src: Mac): boolean {
-  return src !== 0 && !isMulticastMac(src);
 }
