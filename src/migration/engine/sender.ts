@@ -32,18 +32,19 @@
  * meanwhile), and the pause starts with the pipe empty, so the downtime is
  * the final pages' own trip and not the tail of the previous iteration.
  * The digests at `done` come from ImageKeys primed before any phase is timed
- * (by the driver in slices, `primeSenderKeys`, or when the sender is made)
- * and refreshed just before the pause, so the paused guest's digest
- * costs a fold, not a pass over its RAM.
+ * (by the driver in slices, `primeSenderKeys`, or when the sender is made:
+ * sender-keys.ts) and refreshed just before the pause, so the paused guest's
+ * digest costs a fold, not a pass over its RAM.
  *
- * This file holds the phases and the stop-and-copy; the disk stages are in
- * sender-disk.ts, the live memory phase in sender-memory.ts, the byte and
- * sequence accounting in send-ledger.ts.
+ * This file holds the phases; the disk stages are in sender-disk.ts, the live
+ * memory phase in sender-memory.ts, the catch-up marks in sender-catch-up.ts,
+ * the stop-and-copy in sender-stop-copy.ts, the byte and sequence accounting
+ * in send-ledger.ts.
  */
 import type { Logger } from 'pino';
 import type { Guest } from '../guest.ts';
 import type { ContentKeyer } from './content-key.ts';
-import { bytesDigest, ImageKeys } from './content-key.ts';
+import { bytesDigest } from './content-key.ts';
 import { ContentEncoder } from './content-encoder.ts';
 import type { StopRule } from '../stop-rules/stop-rule.ts';
 import type { ProgressEvent, MigrationPhase } from './progress.ts';
@@ -53,9 +54,14 @@ import { MigrationAbortedError } from '../errors.ts';
 import { SendLedger, type OutRecord } from './send-ledger.ts';
 import { SenderDisk, type SenderDiskImage } from './sender-disk.ts';
 import { PrecopyPhase, TimeBoundPhase, type MemoryPhase, type MemoryPhaseHost } from './sender-memory.ts';
+import { SenderCatchUp } from './sender-catch-up.ts';
+import { senderKeys, type SenderKeys } from './sender-keys.ts';
+import { StopCopy } from './sender-stop-copy.ts';
+import { newSenderRun, senderProgress, senderStats, type SenderParts, type SenderRun } from './sender-report.ts';
 
 export type { OutRecord } from './send-ledger.ts';
 export type { SenderStats } from './migration-result.ts';
+export { primeSenderKeys, type SenderKeys } from './sender-keys.ts';
 
 export interface SenderInit {
   readonly guest: Guest;
@@ -97,78 +103,37 @@ export interface SenderInit {
   readonly keys?: SenderKeys;
 }
 
-/** The image keys a sender's digests at `done` come from. */
-export interface SenderKeys {
-  readonly mem: ImageKeys;
-  readonly disk: ImageKeys;
-}
-
-/** Pages keyed per slice by primeSenderKeys (16 MiB of 4 KiB pages: a few ms to tens of ms, whatever the image's size). */
-const PRIME_SLICE_PAGES = 4096;
-
-/**
- * A sender's image keys, every page keyed in slices with `between()`
- * awaited after each: a driver sharing its event loop with a data plane
- * (the daemon's) primes them before it makes the sender, instead of the
- * constructor keying 256 MiB in one go. `withDisk`: the sender will migrate
- * the disk (as SenderInit.disk and the guest's disk decide).
- */
-export async function primeSenderKeys(guest: Guest, keyer: ContentKeyer, withDisk: boolean, between: () => Promise<void>): Promise<SenderKeys> {
-  const mem = ImageKeys.ofMemory(guest.memory, keyer);
-  const disk = ImageKeys.ofDisk(withDisk ? guest.disk : undefined, keyer);
-  await mem.prime(PRIME_SLICE_PAGES, between);
-  await disk.prime(PRIME_SLICE_PAGES, between);
-  return { mem, disk };
-}
-
 type Phase = 'hello' | 'disk' | 'memory' | 'stop-copy' | 'device' | 'done' | 'await-ack' | 'finished' | 'aborted';
-
-const EMPTY = new Uint32Array(0);
 
 export class MigrationSender {
   readonly guest: Guest;
   readonly rule: StopRule;
-  readonly #keyer: ContentKeyer;
   readonly #log: Logger | undefined;
   readonly #mem: ContentEncoder;
   readonly #disk: SenderDisk | undefined;
   readonly #keep: boolean;
   /** The stream carries chunk records (version 3). */
   readonly #imageStream: boolean;
-  readonly #catchUp: boolean;
-  /** The mark sent for the catch-up under way, and the latest mark the receiver applied. */
-  #markSeq: number | undefined;
-  #appliedSeq = 0;
-  #memKeys: ImageKeys | undefined;
-  #diskKeys: ImageKeys | undefined;
   readonly #ledger = new SendLedger();
+  readonly #catchUp: SenderCatchUp;
+  readonly #keys: SenderKeys;
   #phase: Phase = 'hello';
   #now: number;
-  readonly #startedAt: number;
-  #memStart: number | undefined;
-  #pausedAt: number | undefined;
-  #minThrottle = 1;
-  #stopReason = '';
+  readonly #run: SenderRun;
   readonly #ackTimeout: number;
   #failure: MigrationAbortedError | undefined;
-  #memDigest: string | undefined;
-  #diskDigest: string | undefined;
   #memory: MemoryPhase | undefined;
-  // stop-copy
-  #final: Uint32Array = EMPTY;
-  #finalCursor = 0;
-  #finalCh: 0 | 1 = 0;
+  #stopCopy: StopCopy | undefined;
 
   constructor(init: SenderInit) {
     this.guest = init.guest;
     this.rule = init.rule;
-    this.#keyer = init.keyer;
     this.#log = init.logger;
     this.#keep = init.keep ?? false;
     this.#imageStream = (init.disk ?? true) && init.guest.disk !== undefined && init.diskImage !== undefined && init.diskImage.held.size > 0;
-    this.#catchUp = init.catchUp ?? false;
+    this.#catchUp = new SenderCatchUp(init.catchUp ?? false, this.#ledger);
     this.#now = init.now;
-    this.#startedAt = init.now;
+    this.#run = newSenderRun(init.now);
     this.#ackTimeout = init.diskAckTimeoutMs ?? 30_000;
     const g = init.guest;
     const capacity = init.cacheCapacity ?? g.memory.pageCount;
@@ -184,11 +149,7 @@ export class MigrationSender {
       }, this.#ledger);
     }
     // Every page keyed once before any phase is timed (keying 256 MiB takes a while): the digests at `done` re-key only what changed since.
-    if (init.keys !== undefined) {
-      this.#memKeys = init.keys.mem;
-      this.#diskKeys = init.keys.disk;
-    }
-    this.#keys();
+    this.#keys = senderKeys(g, init.keyer, this.#disk !== undefined, init.keys);
   }
 
   get finished(): boolean {
@@ -226,7 +187,7 @@ export class MigrationSender {
     const sentAt = this.#disk?.sync.oldestUnackedSentAt();
     if (sentAt !== undefined && this.#now - sentAt > this.#ackTimeout) {
       this.#failure = new MigrationAbortedError('timeout', `no disk acknowledgement for ${Math.round(this.#now - sentAt)} ms (limit ${this.#ackTimeout} ms)`);
-      this.#stopReason = this.#failure.message;
+      this.#run.stopReason = this.#failure.message;
       this.abort(this.#now);
       return out;
     }
@@ -254,12 +215,12 @@ export class MigrationSender {
   onApplied(seq: number, now: number): void {
     if (this.finished) return;
     this.#now = Math.max(this.#now, now);
-    this.#appliedSeq = Math.max(this.#appliedSeq, seq);
+    this.#catchUp.applied(seq);
   }
 
   /** Whether a catch-up waits for the receiver's `applied` (the driver waits for it rather than polling). */
   get awaitingApplied(): boolean {
-    return this.#markSeq !== undefined && this.#appliedSeq < this.#markSeq;
+    return this.#catchUp.awaiting;
   }
 
   /** The receiver's verdict on the done record. */
@@ -267,7 +228,7 @@ export class MigrationSender {
     if (this.#phase !== 'await-ack') return;
     this.#now = Math.max(this.#now, now);
     if (!ok) {
-      this.#stopReason = `destination refused the image: ${code}`;
+      this.#run.stopReason = `destination refused the image: ${code}`;
       this.abort(now);
       return;
     }
@@ -290,61 +251,26 @@ export class MigrationSender {
   }
 
   stats(): SenderStats {
-    const l = this.#ledger;
-    return {
-      rule: this.rule.name,
-      iterations: this.#memory?.iterations ?? 1,
-      memoryBytes: l.memoryBytes,
-      diskBytes: l.diskBytes,
-      controlBytes: l.controlBytes,
-      totalBytes: l.totalBytes,
-      memoryPagesSent: l.memoryPages,
-      records: { ...this.#mem.counts },
-      diskRecords: this.#disk !== undefined ? { ...this.#disk.encoder.counts } : { full: 0, zero: 0, ref: 0, delta: 0, skip: 0 },
-      redirtiedSkips: this.#memory?.redirtiedSkips ?? 0,
-      syncDiskWrites: this.#disk?.sync.stats().writes ?? 0,
-      diskSync: this.#disk?.sync.stats(),
-      ...(this.#disk !== undefined && this.#imageStream ? { diskImage: { ...this.#disk.imageStats } } : {}),
-      startedAt: this.#startedAt,
-      memoryStartedAt: this.#memStart,
-      pausedAt: this.#pausedAt,
-      minThrottle: this.#minThrottle,
-      stopReason: this.#stopReason,
-      memDigest: this.#memDigest,
-      diskDigest: this.#diskDigest,
-    };
+    return senderStats(this.#run, this.#parts());
   }
 
   progress(now: number): ProgressEvent {
     const g = this.guest;
-    const l = this.#ledger;
     let pagesLeft: number;
     if (this.#phase === 'memory') {
       pagesLeft = this.#memory?.pagesLeft() ?? 0;
     } else if (this.#phase === 'stop-copy') {
-      pagesLeft = this.#final.length - this.#finalCursor;
+      pagesLeft = this.#stopCopy?.pagesLeft ?? 0;
     } else if (this.#phase === 'hello' || this.#phase === 'disk') {
       pagesLeft = g.memory.pageCount;
     } else {
       pagesLeft = 0;
     }
-    const elapsed = Math.max(1e-9, now - (this.#memStart ?? this.#startedAt));
-    const bw = l.bandwidth > 0 ? l.bandwidth : (l.memoryBytes + l.diskBytes) / elapsed;
-    const dirtyRate = l.dirtiedPerSec > 0 && l.bandwidth > 0 ? l.dirtiedPerSec : 0;
-    return {
-      phase: this.phase,
-      iteration: this.#memory?.iteration ?? 0,
-      rule: this.rule.name,
-      elapsedMs: now - this.#startedAt,
-      bytesSent: l.totalBytes,
-      pagesSent: l.memoryPages,
-      pagesLeft,
-      ramPages: g.memory.pageCount,
-      dirtyRate,
-      throttle: g.throttle,
-      etaMs: bw > 0 ? (pagesLeft * l.bytesPerPage) / bw : Number.POSITIVE_INFINITY,
-      deadlineMs: this.rule.kind === 'time-bound' ? this.rule.deadlineMs : undefined,
-    };
+    return senderProgress(this.#run, this.#parts(), this.phase, pagesLeft, now);
+  }
+
+  #parts(): SenderParts {
+    return { guest: this.guest, rule: this.rule, ledger: this.#ledger, mem: this.#mem, disk: this.#disk, imageStream: this.#imageStream, memory: this.#memory };
   }
 
   // ---- stages ---------------------------------------------------------------
@@ -357,7 +283,9 @@ export class MigrationSender {
         if (this.#disk === undefined || !this.#disk.copyStep(out, this.#now)) this.#startMemory();
         return true;
       case 'memory': return this.#memory?.step(out) ?? false;
-      case 'stop-copy': return this.#stopCopyStep(out);
+      case 'stop-copy':
+        if (this.#stopCopy?.step(out) !== true) this.#phase = 'device';
+        return true;
       case 'device': {
         const state = this.guest.readDeviceState();
         this.#ledger.emit(out, { t: 'device', seq: this.#ledger.seq++, state }, 0, 'control');
@@ -365,10 +293,10 @@ export class MigrationSender {
         return true;
       }
       case 'done': {
-        this.#memDigest = this.#keys().mem.digest();
-        this.#diskDigest = this.#keys().disk.digest();
+        const memDigest = (this.#run.memDigest = this.#keys.mem.digest());
+        const diskDigest = (this.#run.diskDigest = this.#keys.disk.digest());
         const deviceDigest = bytesDigest(this.guest.readDeviceState());
-        this.#ledger.emit(out, { t: 'done', seq: this.#ledger.seq++, memDigest: this.#memDigest, diskDigest: this.#diskDigest, deviceDigest }, 0, 'control');
+        this.#ledger.emit(out, { t: 'done', seq: this.#ledger.seq++, memDigest, diskDigest, deviceDigest }, 0, 'control');
         this.#phase = 'await-ack';
         return false;
       }
@@ -378,7 +306,7 @@ export class MigrationSender {
 
   #hello(out: OutRecord[]): boolean {
     const g = this.guest.geometry;
-    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized', ...(this.#imageStream ? { images: true } : {}), ...(this.#catchUp ? { catchUp: true } : {}) }, 0, 'control');
+    this.#ledger.emit(out, { t: 'hello', name: g.name, pageCount: g.pageCount, blockCount: this.#disk !== undefined ? g.blockCount : 0, rule: this.rule.name, keep: this.#keep, optimized: this.rule.encoding === 'optimized', ...(this.#imageStream ? { images: true } : {}), ...(this.#catchUp.enabled ? { catchUp: true } : {}) }, 0, 'control');
     if (this.#disk !== undefined) {
       this.#disk.sync.start();
       this.#phase = 'disk';
@@ -394,7 +322,7 @@ export class MigrationSender {
 
   #startMemory(): void {
     this.#phase = 'memory';
-    this.#memStart = this.#now;
+    this.#run.memoryStartedAt = this.#now;
     this.guest.memory.setDirtyLogging(true);
     const host: MemoryPhaseHost = {
       guest: this.guest,
@@ -406,71 +334,27 @@ export class MigrationSender {
       sendQueuedDisk: (out) => this.#sendQueuedDisk(out),
       sendPage: (out, p, ch) => this.#sendPage(out, p, ch),
       setThrottle: (share) => this.#setThrottle(share),
-      caughtUp: (out) => this.#caughtUp(out),
+      caughtUp: (out) => this.#catchUp.caughtUp(out),
       pause: (out, pages, reason) => this.#pause(out, pages, reason),
     };
     this.#memory = this.rule.kind === 'precopy' ? new PrecopyPhase(host, this.rule) : new TimeBoundPhase(host, this.rule);
   }
 
-  /** The image keys for the digests at `done`, made (every page keyed) on first use. */
-  #keys(): { mem: ImageKeys; disk: ImageKeys } {
-    if (this.#memKeys === undefined) {
-      this.#memKeys = ImageKeys.ofMemory(this.guest.memory, this.#keyer);
-      this.#memKeys.refresh();
-    }
-    if (this.#diskKeys === undefined) {
-      this.#diskKeys = ImageKeys.ofDisk(this.#disk !== undefined ? this.guest.disk : undefined, this.#keyer);
-      this.#diskKeys.refresh();
-    }
-    return { mem: this.#memKeys, disk: this.#diskKeys };
-  }
-
-  /**
-   * Whether the receiver has applied everything sent before now: true at
-   * once without catch-up; else a mark goes out (once) and this is false
-   * until its `applied` came back (records sent after the mark — disk
-   * writes — do not restart the wait).
-   */
-  #caughtUp(out: OutRecord[]): boolean {
-    if (!this.#catchUp) return true;
-    if (this.#markSeq === undefined) {
-      this.#markSeq = this.#ledger.seq++;
-      this.#ledger.emit(out, { t: 'mark', seq: this.#markSeq }, 0, 'control');
-      return false;
-    }
-    if (this.#appliedSeq < this.#markSeq) return false;
-    this.#markSeq = undefined;
-    return true;
-  }
-
   #pause(out: OutRecord[], pages: Uint32Array, reason: string): void {
-    this.#stopReason = reason;
+    this.#run.stopReason = reason;
     // Re-key what the pre-copy saw written while the guest still runs: at `done` only the final pages are left to key.
-    const keys = this.#keys();
-    keys.mem.refresh();
-    keys.disk.refresh();
+    this.#keys.mem.refresh();
+    this.#keys.disk.refresh();
     this.guest.pause(this.#now);
-    this.#pausedAt = this.#now;
-    this.#final = pages;
-    this.#finalCursor = 0;
+    this.#run.pausedAt = this.#now;
+    this.#stopCopy = new StopCopy(pages, this.rule.kind === 'time-bound', {
+      sendQueuedDisk: (o) => this.#sendQueuedDisk(o),
+      sendPage: (o, p, ch) => this.#sendPage(o, p, ch),
+    });
     this.#disk?.sync.collectWrites();
     this.#ledger.emit(out, { t: 'pause', seq: this.#ledger.seq++ }, 0, 'control');
     this.#phase = 'stop-copy';
-    this.#log?.debug({ pages: pages.length, reason: this.#stopReason }, 'paused: stop-and-copy');
-  }
-
-  #stopCopyStep(out: OutRecord[]): boolean {
-    if (this.#sendQueuedDisk(out)) return true;
-    if (this.#finalCursor < this.#final.length) {
-      const p = this.#final[this.#finalCursor++] ?? 0;
-      // Two channels (time-bound) share the last pages; one channel otherwise.
-      const ch: 0 | 1 = this.rule.kind === 'time-bound' ? this.#finalCh : 0;
-      this.#finalCh = this.#finalCh === 0 ? 1 : 0;
-      this.#sendPage(out, p, ch);
-      return true;
-    }
-    this.#phase = 'device';
-    return true;
+    this.#log?.debug({ pages: pages.length, reason: this.#run.stopReason }, 'paused: stop-and-copy');
   }
 
   #sendPage(out: OutRecord[], p: number, ch: 0 | 1): number {
@@ -486,7 +370,7 @@ export class MigrationSender {
 
   #setThrottle(share: number): void {
     this.guest.setThrottle(share);
-    this.#minThrottle = Math.min(this.#minThrottle, this.guest.throttle);
+    this.#run.minThrottle = Math.min(this.#run.minThrottle, this.guest.throttle);
   }
 
   #stopLogging(): void {
