@@ -40,7 +40,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { applyNice, niceFor } from '../../src/common/process-priority.ts';
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
-import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
+import { QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
 import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';

@@ -24,6 +24,7 @@ import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
 import { PacketPort } from '../dataplane/packet-port.ts';
+import { runIncomingQemu } from './qemu-cutover.ts';
 import { receiveQemuMigration } from './qemu-migration-receive.ts';
 import type { QemuVm } from './qemu-vm.ts';
 import type { VmRuntime } from './vm-runtime.ts';
@@ -244,6 +245,7 @@ export class DestinationMigration {
     this.#state = 'resuming';
     const ctx = this.#ctx;
     const vm = this.command.vm;
+    const commitAtMs = Math.round(ctx.clock.wallNow());
     try {
       // What the source held and flushed is older than what came here straight once the rules pointed here.
       this.#hold = ctx.daemon.releasePort(vm.port, 'port', { firstFrom: this.command.from });
@@ -259,6 +261,7 @@ export class DestinationMigration {
         ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the TAP steering');
       }
     }
+    const heldReleasedAtMs = Math.round(ctx.clock.wallNow());
     const guest = this.#guest;
     const qemuVm = this.#qemuVm;
     const done = (err?: VnetError): void => {
@@ -275,9 +278,9 @@ export class DestinationMigration {
     const runtime: Promise<VmRuntime> = qemuVm !== undefined ? Promise.resolve(qemuVm) : ctx.makeRuntime(vm, guest!, this.#diskImage);
     runtime.then(async (r) => {
       ctx.addVm(r);
-      const resumed = qemuVm !== undefined ? logResumed(ctx, this.id, qemuVm) : undefined;
-      await r.resume();
-      await resumed;
+      if (qemuVm === undefined) { await r.resume(); return; }
+      const qemuPort = port instanceof StreamPort || port instanceof PacketPort ? port : undefined;
+      await runIncomingQemu({ id: this.id, vm: qemuVm, port: qemuPort, wallNow: () => ctx.clock.wallNow(), log: ctx.log, commitAtMs, heldReleasedAtMs });
     }).then(() => done(), (err: unknown) => done(new MigrationInternalError(`the VM did not resume: ${String(err)}`, { cause: err })));
   }
 
@@ -289,15 +292,4 @@ export class DestinationMigration {
     this.#ctx.log.info({ id: this.id, reason }, 'migration aborted; copy discarded');
     this.report();
   }
-}
-
-/** The destination's log line when a QEMU VM runs here; its `resumedAtMs` is QEMU's RESUME (wall clock, ms): with the source's STOP, the guest's own downtime. */
-export const QEMU_RESUMED_LOG = 'QEMU guest resumed here';
-
-/** Logs QEMU_RESUMED_LOG at the guest's RESUME event. */
-function logResumed(ctx: AgentContext, id: string, vm: QemuVm): Promise<void> {
-  return vm.qmp.waitForEvent('RESUME', { timeoutMs: 5000 }).then(
-    (e) => ctx.log.info({ id, resumedAtMs: Math.round(e.timestamp * 1000) }, QEMU_RESUMED_LOG),
-    () => undefined,
-  );
 }

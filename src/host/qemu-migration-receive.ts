@@ -50,7 +50,7 @@ export interface QemuReceiveInit {
 }
 
 export type QemuReceiveResult =
-  | { readonly ok: true; readonly vm: QemuVm; readonly trigger: 'rarp' | 'event' }
+  | { readonly ok: true; readonly vm: QemuVm; readonly trigger: 'rarp' | 'event'; readonly readyAtMs: number }
   | { readonly ok: false; readonly error: VnetError };
 
 /** Whether `f` is a RARP frame from `mac` (what QEMU's announce-self sends). */
@@ -79,11 +79,11 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
     finish(r);
   };
   const fail = (error: VnetError): void => settle({ ok: false, error });
-  const unwatch = o.port.watch((frames) => { if (frames.some((f) => isRarpFrom(f, mac))) settle({ ok: true, vm, trigger: 'rarp' }); });
+  const unwatch = o.port.watch((frames) => { if (frames.some((f) => isRarpFrom(f, mac))) settle({ ok: true, vm, trigger: 'rarp', readyAtMs: Math.round(o.clock.wallNow()) }); });
   const offEvents = vm.qmp.onEvent((e) => {
     if (e.event !== 'MIGRATION') return;
     const status = String(e.data.status);
-    if (status === 'completed') settle({ ok: true, vm, trigger: 'event' });
+    if (status === 'completed') settle({ ok: true, vm, trigger: 'event', readyAtMs: Number.isFinite(e.timestamp) ? Math.round(e.timestamp * 1000) : Math.round(o.clock.wallNow()) });
     else if (status === 'failed') fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU failed to load the stream: ${vm.process.outputTail().slice(-1000)}`));
   });
   const offExit = vm.process.onChange(() => {

@@ -37,7 +37,13 @@ import { QemuMigrationError } from './errors.ts';
 import { encodeQemuStreamHeader } from './qemu-stream-header.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
-/** The source's log line at the end of QEMU's migration; its `stoppedAtMs` is QEMU's STOP (wall clock, ms). */
+/**
+ * The source's log line at the end of QEMU's migration; its moments (wall
+ * clock, ms; the QMP events' own timestamps where QEMU gives one):
+ * `stoppedAtMs` QEMU's STOP, `preSwitchoverAtMs` its pre-switchover,
+ * `continuedAtMs` migrate-continue sent, `completedAtMs` its `completed`,
+ * `flushedAtMs` the last byte on the channel.
+ */
 export const QEMU_SENT_LOG = 'QEMU migration completed; the guest stays stopped here until the verdict';
 
 export interface QemuSendInit {
@@ -56,8 +62,19 @@ export interface QemuSendInit {
 }
 
 export type QemuSendResult =
-  | { readonly ok: true; readonly totalMs: number; readonly bytes: number; readonly qemuDowntimeMs: number | undefined; readonly stoppedAtMs: number | undefined }
+  | { readonly ok: true; readonly totalMs: number; readonly bytes: number; readonly qemuDowntimeMs: number | undefined; readonly moments: QemuSendMoments }
   | { readonly ok: false; readonly error: VnetError };
+
+/** The switchover's moments on the source (wall clock, ms), for the cutover's time line. */
+export interface QemuSendMoments {
+  stoppedAtMs?: number | undefined;
+  preSwitchoverAtMs?: number | undefined;
+  continuedAtMs?: number;
+  completedAtMs?: number | undefined;
+  flushedAtMs?: number;
+}
+
+const eventMs = (e: QmpEvent): number | undefined => (Number.isFinite(e.timestamp) ? Math.round(e.timestamp * 1000) : undefined);
 
 export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult> {
   const { vm, clock, log } = o;
@@ -85,7 +102,7 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
     server.close();
   });
   const driver = new QemuRuleDriver(o.rule, t0);
-  let stoppedAtMs: number | undefined;
+  const moments: QemuSendMoments = {};
   let poll: ReturnType<typeof setInterval> | undefined;
   let offEvents = (): void => undefined;
   let finish!: (r: QemuSendResult) => void;
@@ -113,21 +130,25 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
     await qmp.execute('migrate-set-capabilities', { capabilities: settings.capabilities });
     await qmp.execute('migrate-set-parameters', settings.parameters);
     offEvents = qmp.onEvent((e: QmpEvent) => {
-      if (e.event === 'STOP' && Number.isFinite(e.timestamp)) stoppedAtMs = e.timestamp * 1000;
+      if (e.event === 'STOP') moments.stoppedAtMs = eventMs(e);
       if (e.event !== 'MIGRATION' || settled) return;
       const status = String(e.data.status);
       log.debug({ id: o.id, status }, 'QEMU migration status');
       if (status === 'pre-switchover') {
         paused = true;
+        moments.preSwitchoverAtMs = eventMs(e);
         o.onPause();
         if (o.signal.aborted) { fail(new QemuMigrationError(`migration ${o.id}: cancelled at the switchover`)); return; }
+        moments.continuedAtMs = Math.round(clock.wallNow());
         qmp.execute('migrate-continue', { state: 'pre-switchover' }).catch((err: unknown) => fail(new QemuMigrationError(`migrate-continue: ${String(err)}`, { cause: err })));
       } else if (status === 'completed') {
+        moments.completedAtMs = eventMs(e);
+        flushed.then(() => { moments.flushedAtMs = Math.round(clock.wallNow()); }, () => undefined);
         Promise.all([qmp.execute('query-migrate'), flushed]).then(([v]) => {
           const info = parseQueryMigrate(v);
           if (settled) return;
           settled = true;
-          finish({ ok: true, totalMs: clock.now() - t0, bytes: info.transferred, qemuDowntimeMs: info.downtimeMs, stoppedAtMs });
+          finish({ ok: true, totalMs: clock.now() - t0, bytes: info.transferred, qemuDowntimeMs: info.downtimeMs, moments });
         }, (err: unknown) => fail(err instanceof QemuMigrationError ? err : new QemuMigrationError(`query-migrate after completion: ${String(err)}`, { cause: err })));
       } else if ((status === 'failed' || status === 'cancelled') && paused) {
         qmp.execute('stop').catch(() => undefined);
@@ -166,7 +187,7 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   o.signal.removeEventListener('abort', onAbort);
   server.close();
   rmSync(path, { force: true });
-  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, stoppedAtMs: result.stoppedAtMs }, QEMU_SENT_LOG);
+  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, ...result.moments }, QEMU_SENT_LOG);
   else qemuSocket?.destroy();
   return result;
 }

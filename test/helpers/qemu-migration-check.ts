@@ -27,7 +27,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { MigrationView } from '../../src/controller/api-model.ts';
-import { QEMU_RESUMED_LOG } from '../../src/host/destination-migration.ts';
+import { QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
 import { startNetnsOverlay, type NetnsOverlay } from './netns-overlay.ts';
 import { waitFor } from './wait.ts';
