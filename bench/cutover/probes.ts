@@ -27,6 +27,8 @@ export interface StreamFigures {
   bytes: number;
   intact: boolean;
   error: string | undefined;
+  /** An echo stream's longest silence and its edges (wall clock, ms). */
+  gap?: { ms: number; fromMs: number; toMs: number };
 }
 
 /**
@@ -90,8 +92,11 @@ export function startEchoStream(fromNs: string, toIp: string, port: number, kbps
 function verdictOf(serverOut: string, clientOut: string): StreamFigures {
   const line = serverOut.split('\n').find((l) => l.startsWith('{'));
   if (line === undefined) return { bytes: 0, intact: false, error: `no verdict from the stream check (${clientOut.trim() || 'no output'})` };
-  const v = JSON.parse(line) as { bytes: number; ok: boolean; error?: string };
-  return { bytes: v.bytes, intact: v.ok && !clientOut.includes('stream error'), error: v.error ?? (clientOut.includes('stream error') ? clientOut.trim() : undefined) };
+  const v = JSON.parse(line) as { bytes: number; ok: boolean; error?: string; gap?: { ms: number; fromMs: number; toMs: number } };
+  return {
+    bytes: v.bytes, intact: v.ok && !clientOut.includes('stream error'), error: v.error ?? (clientOut.includes('stream error') ? clientOut.trim() : undefined),
+    ...(v.gap !== undefined ? { gap: v.gap } : {}),
+  };
 }
 
 /** A checked TCP stream from `fromNs` to `toIp:port` (server in `toNs`); `stop()` ends it and reads the verdict. */

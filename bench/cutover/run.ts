@@ -29,7 +29,11 @@
  * ping (the row shows the worst move), then where each move's cutover time
  * went, phase by phase, and each move's ping gaps (phases.ts).
  *
- * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu|qemu-tap] [--moves N]
+ * `--timeline`: a QEMU move's moments on one time line, ms after the source's
+ * STOP (timeline.ts): QMP events, the daemons' and the controller's steps,
+ * the probes' edges.
+ *
+ * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu|qemu-tap] [--moves N] [--timeline]
  */
 import { qemuVxlanBaseline } from './qemu-vxlan-baseline.ts';
 import { phaseReport } from './phases.ts';
@@ -53,5 +57,6 @@ for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
+if (process.argv.includes('--timeline')) for (const r of rows) if (r.timeline !== undefined) console.log(['', ...r.timeline].join('\n'));
 for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping, r.events)].join('\n'));
 process.exit(0);

@@ -12,7 +12,9 @@
  *                                                                      # ends it and prints the verdict
  *
  * The server prints `{"bytes":N,"ok":true}` when the sender closes cleanly,
- * or `{"bytes":N,"ok":false,"error":"…"}` at the first wrong byte or a reset.
+ * or `{"bytes":N,"ok":false,"error":"…"}` at the first wrong byte or a reset;
+ * the echo's verdict also carries its longest silence, `"gap":{"ms","fromMs","toMs"}`
+ * (wall clock, ms).
  */
 import { createConnection, createServer } from 'node:net';
 
@@ -84,13 +86,22 @@ function send(host: string, port: number, kbps: number, echo = false): void {
     return;
   }
   // Echo: what comes back must be the stream itself; the verdict once the echo ends after ours.
+  // The longest silence of the echo (wall clock, ms): its edges go on the cutover's time line.
   const check = checker();
   let verdict: string | undefined;
+  let lastAt: number | undefined;
+  let gap = { ms: 0, fromMs: 0, toMs: 0 };
   const report = (ok: boolean, error?: string): void => {
-    process.stdout.write(`${JSON.stringify({ bytes: check.bytes, ok, ...(error !== undefined ? { error } : {}) })}\n`);
+    process.stdout.write(`${JSON.stringify({ bytes: check.bytes, ok, ...(error !== undefined ? { error } : {}), gap })}\n`);
     process.exit(0);
   };
-  socket.on('data', (chunk: Buffer) => { verdict ??= check.push(chunk); if (verdict !== undefined) report(false, verdict); });
+  socket.on('data', (chunk: Buffer) => {
+    const now = Date.now();
+    if (lastAt !== undefined && now - lastAt > gap.ms) gap = { ms: now - lastAt, fromMs: lastAt, toMs: now };
+    lastAt = now;
+    verdict ??= check.push(chunk);
+    if (verdict !== undefined) report(false, verdict);
+  });
   socket.on('end', () => report(verdict === undefined && check.bytes === sentBytes(), verdict ?? (check.bytes === sentBytes() ? undefined : `echoed ${check.bytes} of ${sentBytes()} bytes`)));
   socket.on('error', (err) => report(false, err.message));
   const sentBytes = (): number => socket.bytesWritten;

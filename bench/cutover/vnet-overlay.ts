@@ -40,10 +40,12 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { applyNice, niceFor } from '../../src/common/process-priority.ts';
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
-import { QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
+import { QEMU_FIRST_FRAME_LOG, QEMU_READY_LOG, QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
+import { SOURCE_RELEASED_LOG } from '../../src/host/source-migration.ts';
 import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
+import { timelineReport } from './timeline.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -142,7 +144,16 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
       if (stoppedAt !== undefined && resumedAt !== undefined) guest = { stoppedAt, resumedAt };
       else await sleep(10);
     }
+    const last = figures[figures.length - 1];
+    const timeline = qemu && last !== undefined
+      ? timelineReport(opts.qemu === 'tap' ? 'the QEMU guest on TAP' : 'the QEMU guest on a stream port', {
+        logged: (host, msg, field) => o.logged(host, msg, field), steps: o.migrationSteps(last.migration.id), migration: last.migration,
+        ping: pingFigures, stream: streamFigures, from: 'c1', to: 'c2',
+        logs: { sent: QEMU_SENT_LOG, released: SOURCE_RELEASED_LOG, ready: QEMU_READY_LOG, resumed: QEMU_RESUMED_LOG, firstFrame: QEMU_FIRST_FRAME_LOG },
+      })
+      : undefined;
     return {
+      timeline,
       path: opts.qemu === 'tap' ? 'vnet, QEMU guest on TAP (packet ports)' : qemu ? 'vnet, QEMU guest (QEMU migration)' : 'vnet (TAP hand-over, TLS overlay)',
       guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,

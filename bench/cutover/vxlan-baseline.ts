@@ -30,6 +30,8 @@ export interface CutoverFigures {
   moves?: MoveFigures[] | undefined;
   /** vnet: what the controller did meanwhile (VM moves, links, decisions), for the gaps. */
   events?: ControllerEvent[] | undefined;
+  /** vnet, a QEMU guest: the move's time line, printed lines (timeline.ts; `--timeline`). */
+  timeline?: string[] | undefined;
 }
 
 function sh(cmd: string[], check = true): string {

@@ -24,7 +24,7 @@ import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
 import { PacketPort } from '../dataplane/packet-port.ts';
-import { runIncomingQemu } from './qemu-cutover.ts';
+import { QEMU_READY_LOG, runIncomingQemu } from './qemu-cutover.ts';
 import { receiveQemuMigration } from './qemu-migration-receive.ts';
 import type { QemuVm } from './qemu-vm.ts';
 import type { VmRuntime } from './vm-runtime.ts';
@@ -210,7 +210,7 @@ export class DestinationMigration {
     this.#state = 'ready';
     this.#timing.appliedAt = Math.round(ctx.clock.wallNow());
     this.report();
-    ctx.log.info({ id: this.id, trigger: result.trigger }, 'QEMU stream loaded: ready (the guest does not run until the commit)');
+    ctx.log.info({ id: this.id, trigger: result.trigger, readyAtMs: result.readyAtMs }, QEMU_READY_LOG);
   }
 
   #receiveFailed(err: VnetError): void {

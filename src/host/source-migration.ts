@@ -47,6 +47,9 @@ function isHandOffPort(port: Port): port is HandOffPort {
   return typeof (port as Partial<HandOffPort>).handOff === 'function' && (port as { multiQueue?: boolean }).multiQueue === true;
 }
 
+/** The source's log line once it let go of the VM at the commit (`flushedAtMs`: the held frames onto the link, wall clock). */
+export const SOURCE_RELEASED_LOG = 'migration committed: released';
+
 export type SourceState = 'starting' | 'running' | 'paused' | 'sent' | 'stalled' | 'released' | 'failed' | 'aborted';
 
 const PAUSED_STATES: ReadonlySet<SourceState> = new Set(['paused', 'sent', 'stalled']);
@@ -69,6 +72,8 @@ export class SourceMigration {
   #lettingGo = false;
   /** The cutover's steps here (wall clock): the pause, the final copy handed to the channel. */
   readonly #timing: { pausedAt?: number; finalSentAt?: number } = {};
+  /** When the held frames went onto the link to the destination at the commit (wall clock, ms; logged). */
+  #flushedAtMs: number | undefined;
 
   /** `runtime` is undefined for a start refused at once (`fail`). */
   constructor(ctx: AgentContext, command: MigrateStart, runtime: VmRuntime | undefined) {
@@ -297,7 +302,7 @@ export class SourceMigration {
     this.#ctx.removeVm(this.port);
     this.#letGo().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'letting go of the VM failed')).finally(() => {
       this.#lettingGo = false;
-      this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold, ...(this.#handOff ?? {}) }, 'migration committed: released');
+      this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold, ...(this.#handOff ?? {}), flushedAtMs: this.#flushedAtMs }, SOURCE_RELEASED_LOG);
       this.report();
     });
   }
@@ -325,6 +330,7 @@ export class SourceMigration {
     }
     try {
       this.#hold = daemon.releasePort(this.port, { link: this.command.to });
+      this.#flushedAtMs = Math.round(this.#ctx.clock.wallNow());
     } catch (err) {
       this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the destination');
       this.#hold = daemon.holdStats(this.port);

@@ -87,6 +87,8 @@ export interface NetnsOverlayBase {
 /** The controller in this process: its model. */
 export interface NetnsOverlay extends NetnsOverlayBase {
   readonly model: ControllerModel;
+  /** A migration's step rows as the coordinator wrote them (the controller's wall clock), oldest first. */
+  migrationSteps(id: string): ReadonlyArray<{ step: string; state: string; atMs: number }>;
 }
 
 /** The controller a `vnet controller` process (SQLite file in the test's directory), to kill -9 and restart. */
@@ -136,6 +138,7 @@ export type { AfterHook } from './teardown.ts';
 export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): Promise<NetnsOverlay> {
   const td = lifoAfter(t);
   let model: ControllerModel | undefined;
+  let steps: NetnsOverlay['migrationSteps'] = () => [];
   const base = await launchOverlay(td, init, async (c) => {
     const ctl = await startControllerProcess({ logger: silentLogger() }, {
       deployment: parseDeployment(c.deploymentYaml, 'overlay-priv.yaml'), dbPath: c.dbPath, tlsDir: c.certs,
@@ -144,9 +147,10 @@ export async function startNetnsOverlay(t: AfterHook, init: NetnsOverlayInit): P
     td.after(() => ctl.close());
     const m = ctl.controller.model;
     model = m;
+    steps = (id) => ctl.controller.store.migrationSteps(id).map((r) => ({ step: r.step, state: r.state, atMs: r.atMs }));
     return { controlUrls: [ctl.controlUrl], connected: (hubs) => hubs.every((id) => m.getHost(id)?.state === 'up'), allUp: () => m.listHosts().every((h) => h.state === 'up') };
   });
-  return { ...base, model: model! };
+  return { ...base, model: model!, migrationSteps: (id) => steps(id) };
 }
 
 /**
