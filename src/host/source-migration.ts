@@ -8,6 +8,8 @@
  *                                                                 │                     │
  *               migrate-commit (paused, sent, stalled) ──▶ released: held frames onto the
  *                                                          link to the destination, port removed
+ *                                                          (a QEMU VM: reported before its QEMU
+ *                                                          quits and the port goes)
  *               migrate-abort  (any but released)      ──▶ aborted: held frames to the port,
  *                                                          the guest runs here again
  *
@@ -245,7 +247,8 @@ export class SourceMigration {
       },
       onPause: () => {
         this.#holdPort();
-        this.#onPaused();
+        // QEMU stopped the guest itself: a QMP `stop` here would only queue ahead of migrate-continue.
+        this.#onPaused(false);
       },
     });
     this.#closeSockets();
@@ -279,11 +282,12 @@ export class SourceMigration {
     }
   }
 
-  #onPaused(): void {
+  /** `stopRuntime`: pause the VM's runtime too (false: it stopped on its own, QEMU at the switchover). */
+  #onPaused(stopRuntime = true): void {
     if (this.#state !== 'running') return;
     this.#state = 'paused';
     this.#timing.pausedAt = Math.round(this.#ctx.clock.wallNow());
-    this.#runtime?.pause().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime pause failed'));
+    if (stopRuntime) this.#runtime?.pause().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime pause failed'));
     // The report first: the controller's clock for the cutover starts with it.
     this.report();
     this.#ctx.log.info({ id: this.id, port: this.port }, 'guest paused; frames to it held');
@@ -300,10 +304,14 @@ export class SourceMigration {
     this.#state = 'released';
     this.#lettingGo = true;
     this.#ctx.removeVm(this.port);
-    this.#letGo().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'letting go of the VM failed')).finally(() => {
+    // A QEMU stopped at the switchover never runs again unless told to: its quit (and the port's removal) need not delay the destination.
+    const dropLater = this.#runtime?.qemu !== undefined;
+    const warn = (what: string) => (err: unknown): void => this.#ctx.log.warn({ id: this.id, err: String(err) }, what);
+    this.#handOver().then(() => (dropLater ? undefined : this.#drop())).catch(warn('letting go of the VM failed')).finally(() => {
       this.#lettingGo = false;
       this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold, ...(this.#handOff ?? {}), flushedAtMs: this.#flushedAtMs }, SOURCE_RELEASED_LOG);
       this.report();
+      if (dropLater) this.#drop().catch(warn('removing the migrated QEMU VM failed'));
     });
   }
 
@@ -313,12 +321,17 @@ export class SourceMigration {
    * destination attached to on this kernel) steers every new frame from the
    * VM to the destination's queue, reads what is queued on its own (frames
    * from the VM, forwarded like any other) and closes; the held frames go
-   * onto the link to the destination; the runtime lets go of the VM (a
-   * namespace VM stays frozen for the destination to thaw); the port is
-   * removed. The `released` report waits for all of it, so the destination,
-   * committed after it, owns the VM's only attachment.
+   * onto the link to the destination. Then `#drop`: the runtime lets go of
+   * the VM (a namespace VM stays frozen for the destination to thaw; a QEMU
+   * quits) and the port is removed. The `released` report waits for both,
+   * so the destination, committed after it, owns the VM's only attachment —
+   * except for a QEMU VM, whose `released` follows the hand-over: its
+   * attachment (its own stream socket or TAP device) is apart from the
+   * destination's, its guest is stopped for good, and this host's rules
+   * (acknowledged before the commit reached it) already send what still
+   * comes for the VM on to the destination.
    */
-  async #letGo(): Promise<void> {
+  async #handOver(): Promise<void> {
     const daemon = this.#ctx.daemon;
     const port = daemon.port(this.port);
     if (port !== undefined && isHandOffPort(port)) {
@@ -335,8 +348,11 @@ export class SourceMigration {
       this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the destination');
       this.#hold = daemon.holdStats(this.port);
     }
+  }
+
+  async #drop(): Promise<void> {
     await this.#runtime?.relinquish?.().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime relinquish failed'));
-    await daemon.removePort(this.port, `migrated to ${this.command.to}`);
+    await this.#ctx.daemon.removePort(this.port, `migrated to ${this.command.to}`);
   }
 
   #abort(reason: string | undefined): void {

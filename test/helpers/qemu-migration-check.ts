@@ -19,6 +19,10 @@
  *     logs), plus the one in flight at each edge
  *   - A answers from c2 (its frames enter at c2's port), c1 has no port for
  *     it, and the source QEMU is gone
+ *   - the order of the cutover (docs/migration-protocol.md, "QEMU VMs"):
+ *     every daemon acknowledged the rules and the source flushed what it
+ *     held before the destination sent `cont`; the source reported
+ *     `released` before its QEMU quit (the quit is off the guest's downtime)
  *
  * Bounded waits only; no wall-clock assertions (the downtime is measured,
  * and the loss bound follows from it).
@@ -29,6 +33,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import { QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
+import { SOURCE_RELEASED_LOG } from '../../src/host/source-migration.ts';
 import { startNetnsOverlay, type NetnsOverlay } from './netns-overlay.ts';
 import { waitFor } from './wait.ts';
 import { PING_INTERVAL_MS, Pinger, portAt } from './migration-probes.ts';
@@ -93,7 +98,8 @@ export async function checkQemuMove(t: TestContext, nic: 'stream' | 'tap'): Prom
   }
   assert.ok(lost.length <= bound, `lost ${lost.length} pings, more than the ${bound} sent while the guest was down`);
 
-  assert.equal(await portAt(o, 'c1', a!.dev), undefined, 'c1 let the port go');
+  await waitFor(async () => (await portAt(o, 'c1', a!.dev)) === undefined, 'c1 let the port go');
+  checkCutoverOrder(o, started.id);
   const at2 = await waitFor(() => portAt(o, 'c2', a!.dev), 'A\'s port on c2');
   assert.equal(at2.kind, kind);
   const rx = at2.rxFrames;
@@ -105,4 +111,23 @@ export async function checkQemuMove(t: TestContext, nic: 'stream' | 'tap'): Prom
   assert.ok(done.cutover !== null);
   assert.equal(done.cutover.lost, 0, 'no frame lost at the cutover');
   return { overlay: o, migration: done, downtimeMs };
+}
+
+/** The cutover's order, from the controller's step rows and the daemons' logs (moments compared, not measured). */
+function checkCutoverOrder(o: NetnsOverlay, id: string): void {
+  const steps = o.migrationSteps(id);
+  const at = (step: string, state?: string): number => {
+    const row = steps.find((r) => r.step === step && (state === undefined || r.state === state));
+    assert.ok(row !== undefined, `step ${step} ${state ?? ''} in ${JSON.stringify(steps.map((r) => `${r.step}:${r.state}`))}`);
+    return row.atMs;
+  };
+  const contSentAt = o.logged('c2', QEMU_RESUMED_LOG, 'contSentAtMs');
+  const flushedAt = o.logged('c1', SOURCE_RELEASED_LOG, 'flushedAtMs');
+  assert.ok(contSentAt !== undefined && flushedAt !== undefined, 'the destination logged its cont, the source its flush');
+  assert.ok(at('acknowledged') <= contSentAt, 'every daemon acknowledged the rules before the destination ran the guest');
+  assert.ok(flushedAt <= contSentAt, 'the source flushed what it held before the destination ran the guest');
+  const c1 = readFileSync(o.logOf('c1'), 'utf8');
+  const released = c1.indexOf(SOURCE_RELEASED_LOG);
+  const quit = c1.indexOf('"msg":"QEMU stopped"', released);
+  assert.ok(released >= 0 && quit > released, 'the source reported released before its QEMU quit');
 }
