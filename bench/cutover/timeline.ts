@@ -74,6 +74,7 @@ export function timelineMoments(s: TimelineSources): Moment[] {
   const resumed = dst(s.logs.resumed, 'resumedAtMs');
   add(resumed, 'destination QEMU', 'RESUME (the guest runs)');
   add(dst(s.logs.firstFrame, 'firstFrameAtMs'), 'destination', 'first frame out of the guest');
+  add(dst(s.logs.firstFrame, 'firstEchoReplyAtMs'), 'destination', 'first ping answer out of the guest');
   if (stop !== undefined) {
     const before = s.ping.replies.filter((r) => r.atMs <= stop);
     const last = before[before.length - 1];

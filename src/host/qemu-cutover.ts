@@ -10,12 +10,14 @@
  *              refusing it falls back to the careful resume (a migration
  *              still under way cancelled first)
  *   RESUME     QEMU's event: with the source's STOP, the guest's own downtime
- *   first out  the first frame the guest itself sends (QEMU's RARP aside),
- *              logged apart: it may come after the `resumed` report
+ *   first out  the first frame the guest itself sends (QEMU's RARP aside)
+ *              and its first ping answer, logged apart: they may come after
+ *              the `resumed` report
  *
  * Logged (wall clock, ms): QEMU_RESUMED_LOG with `commitAtMs`,
  * `heldReleasedAtMs`, `contSentAtMs`, `resumedAtMs` (QEMU's timestamp);
- * QEMU_FIRST_FRAME_LOG with `firstFrameAtMs`.
+ * QEMU_FIRST_FRAME_LOG with `firstFrameAtMs` and `firstEchoReplyAtMs` (the
+ * first ICMP echo reply out of the guest: a ping answered), once the reply came.
  */
 import type { Frame } from '../common/frame.ts';
 import type { Logger } from '../common/logger.ts';
@@ -28,7 +30,7 @@ export const QEMU_READY_LOG = 'QEMU stream loaded: ready (the guest does not run
 /** The destination's log line when a QEMU VM runs here; `resumedAtMs` is QEMU's RESUME (wall clock, ms): with the source's STOP, the guest's own downtime. */
 export const QEMU_RESUMED_LOG = 'QEMU guest resumed here';
 
-/** The destination's log line at the first frame the guest sent after it ran here (`firstFrameAtMs`, wall clock). */
+/** The destination's log line at the first ping the guest answered after it ran here (`firstFrameAtMs`: its first frame of any kind, `firstEchoReplyAtMs`; wall clock). */
 export const QEMU_FIRST_FRAME_LOG = 'QEMU guest sent its first frame here';
 
 /** How long the first frame out of the guest is watched for after `cont`. */
@@ -68,7 +70,19 @@ export async function runIncomingQemu(o: QemuCutoverInit): Promise<void> {
   log.info({ id: o.id, commitAtMs: o.commitAtMs, heldReleasedAtMs: o.heldReleasedAtMs, contSentAtMs, resumedAtMs }, QEMU_RESUMED_LOG);
 }
 
-/** Logs the first frame out of the guest (not QEMU's RARP for it); returns the function that stops watching. */
+/** Whether `f` is an IPv4 ICMP echo reply (what a ping's answer is). */
+function isEchoReply(f: Frame): boolean {
+  const d = f.data;
+  if (d.length < 35 || d.readUInt16BE(12) !== 0x0800 || d[23] !== 1) return false;
+  const ihl = (d[14]! & 0x0f) * 4;
+  return d.length > 14 + ihl && d[14 + ihl] === 0;
+}
+
+/**
+ * Logs the first frame out of the guest (not QEMU's RARP for it) and the
+ * first ICMP echo reply (a ping's answer, which may queue behind others);
+ * returns the function that stops watching.
+ */
 function watchFirstFrame(o: QemuCutoverInit): () => void {
   if (o.port === undefined) return () => undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -77,10 +91,13 @@ function watchFirstFrame(o: QemuCutoverInit): () => void {
     clearTimeout(timer);
     unwatch();
   };
+  let firstFrameAtMs: number | undefined;
   unwatch = o.port.watch((frames) => {
     if (!frames.some((f) => !isRarpFrom(f, o.vm.mac))) return;
+    firstFrameAtMs ??= Math.round(o.wallNow());
+    if (!frames.some(isEchoReply)) return;
     stop();
-    o.log.info({ id: o.id, firstFrameAtMs: Math.round(o.wallNow()) }, QEMU_FIRST_FRAME_LOG);
+    o.log.info({ id: o.id, firstFrameAtMs, firstEchoReplyAtMs: Math.round(o.wallNow()) }, QEMU_FIRST_FRAME_LOG);
   });
   timer = setTimeout(stop, FIRST_FRAME_WATCH_MS);
   timer.unref();
