@@ -21,13 +21,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { QEMU_READY_LOG } from '../../src/host/qemu-cutover.ts';
 import { checkQemuMove } from '../helpers/qemu-migration-check.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 test('a QEMU guest on a TAP device moves from c1 to c2 by QEMU\'s own migration, its frames through packet ports, while a VM on c3 pings it every 10 ms', { timeout: 600_000 }, async (t) => {
   const { overlay: o } = await checkQemuMove(t, 'tap');
   const dev = o.vms[0]!.dev;
-  const ready = readFileSync(o.logOf('c2'), 'utf8').split('\n').filter((l) => l.includes('QEMU stream loaded: ready')).map((l) => JSON.parse(l) as { trigger?: string });
+  const ready = readFileSync(o.logOf('c2'), 'utf8').split('\n').filter((l) => l.includes(QEMU_READY_LOG)).map((l) => JSON.parse(l) as { trigger?: string });
   assert.equal(ready.length, 1, 'c2 loaded the stream once');
   assert.ok(ready[0]!.trigger === 'rarp' || ready[0]!.trigger === 'event', JSON.stringify(ready[0]));
   t.diagnostic(`the destination was ready on ${ready[0]!.trigger === 'rarp' ? 'QEMU\'s RARP through its packet port' : 'the QMP completed event'}`);
