@@ -284,7 +284,7 @@ abstract class TapCauseError extends TapError {
   }
 }
 
-/** The network namespace a TAP device was to be opened in does not exist (no /var/run/netns/NAME). */
+/** The network namespace a TAP device was to be opened in does not exist (no /var/run/netns/NAME, or a file there that is no namespace: one being deleted). */
 export class NetnsNotFoundError extends TapCauseError {
   readonly netns: string;
   constructor(netns: string, errno?: number, options?: { cause?: unknown }) {

@@ -150,6 +150,7 @@ const EPERM = 1;
 const ENOENT = 2;
 const EACCES = 13;
 const ENODEV = 19;
+const EINVAL = 22;
 
 function errnoError(err: unknown, what: string, opts?: Pick<TapDeviceOptions, 'name' | 'netns'>): TapError {
   const e = err as { errno?: unknown; code?: unknown; message?: unknown; syscall?: unknown };
@@ -157,6 +158,8 @@ function errnoError(err: unknown, what: string, opts?: Pick<TapDeviceOptions, 'n
   const syscall = typeof e.syscall === 'string' ? e.syscall : '';
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (opts?.netns !== undefined && syscall === 'open(netns)' && errno === ENOENT) return new NetnsNotFoundError(opts.netns, errno, { cause: err });
+  // `ip netns del` unmounts the namespace before it unlinks its file: in between, the file is no namespace.
+  if (opts?.netns !== undefined && syscall === 'setns(CLONE_NEWNET)' && errno === EINVAL) return new NetnsNotFoundError(opts.netns, errno, { cause: err });
   if (opts !== undefined && syscall === 'ioctl(SIOCGIFINDEX)' && errno === ENODEV) return new TapDeviceNotFoundError(opts.name, opts.netns, errno, { cause: err });
   if (errno === EPERM || errno === EACCES) return new TapPermissionError(`${what}: ${message}`, errno, { cause: err });
   return new TapError(`${what}: ${message}`, errno, { cause: err });

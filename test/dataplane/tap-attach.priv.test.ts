@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NetnsNotFoundError, TapDeviceNotFoundError, TapError, TapPermissionError } from '../../src/dataplane/errors.ts';
 import { TapDevice } from '../../src/dataplane/tap-device.ts';
@@ -48,6 +48,12 @@ test('attach: a namespace that does not exist, a device that does not exist (and
   const h = await useNetns(t);
   const ns = await h.namespace();
   assert.throws(() => TapDevice.open({ name: 'vnt-x', netns: uniqueName('vnt-n-'), attach: true }), (e: unknown) => e instanceof NetnsNotFoundError && e instanceof TapError && e.code === 'VNET_ERR_NETNS_NOT_FOUND' && e.errno === 2);
+  // A namespace half deleted (`ip netns del` unmounts, then unlinks): its file is there, no namespace behind it.
+  const gone = uniqueName('vnt-g-');
+  mkdirSync('/var/run/netns', { recursive: true });
+  writeFileSync(`/var/run/netns/${gone}`, '');
+  t.after(() => rmSync(`/var/run/netns/${gone}`, { force: true }));
+  assert.throws(() => TapDevice.open({ name: 'vnt-x', netns: gone, attach: true }), (e: unknown) => e instanceof NetnsNotFoundError && e.netns === gone && e.errno === 22);
   const missing = h.linkName();
   assert.throws(() => TapDevice.open({ name: missing, netns: ns, attach: true }), (e: unknown) => e instanceof TapDeviceNotFoundError && e.code === 'VNET_ERR_TAP_NOT_FOUND' && e.device === missing);
   assert.equal(await h.link(ns, missing), undefined, 'attach never creates a device');
