@@ -99,7 +99,11 @@ function watchFirstFrame(o: QemuCutoverInit): () => void {
     stop();
     o.log.info({ id: o.id, firstFrameAtMs, firstEchoReplyAtMs: Math.round(o.wallNow()) }, QEMU_FIRST_FRAME_LOG);
   });
-  timer = setTimeout(stop, FIRST_FRAME_WATCH_MS);
+  timer = setTimeout(() => {
+    stop();
+    // No ping answered in the watch: the first frame alone, if any.
+    if (firstFrameAtMs !== undefined) o.log.info({ id: o.id, firstFrameAtMs }, QEMU_FIRST_FRAME_LOG);
+  }, FIRST_FRAME_WATCH_MS);
   timer.unref();
   return stop;
 }
