@@ -26,6 +26,16 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
+constexpr uint64_t kYieldEveryNs = 10000;  // while spinning, a sched_yield this often: a task waiting for this CPU gets it
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 uint64_t Mac48(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 6; i++) v = (v << 8) | p[i];
@@ -39,8 +49,8 @@ size_t Forwarder::KeyHash::operator()(const Key& k) const {
   return static_cast<size_t>(h ^ (h >> 29));
 }
 
-Forwarder::Forwarder(uint32_t busy_poll_us, uint32_t ttl_ms, std::function<void()> notify)
-    : notify_(std::move(notify)), busy_poll_ns_(uint64_t{busy_poll_us} * 1000), ttl_ns_(uint64_t{ttl_ms} * 1000000) {}
+Forwarder::Forwarder(uint32_t busy_poll_us, PollPolicyOptions adaptive, uint32_t ttl_ms, std::function<void()> notify)
+    : notify_(std::move(notify)), busy_poll_ns_(uint64_t{busy_poll_us} * 1000), policy_(adaptive), ttl_ns_(uint64_t{ttl_ms} * 1000000) {}
 
 Forwarder::~Forwarder() {
   stop_ = true;
@@ -171,6 +181,7 @@ void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<U
     else ++it;
   }
   for (uint32_t& f : inflight_) if (f == id) f = kWakeId;
+  policy_.Forget(id);
   delete e;
   endpoints_[id] = nullptr;
 }
@@ -217,6 +228,13 @@ void Forwarder::TakeCounters(std::vector<std::pair<uint32_t, EndpointCounters>>*
   traffic_.clear();
 }
 
+PollStats Forwarder::Poll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  PollStats s = poll_;
+  s.denied = policy_.denied();
+  return s;
+}
+
 int64_t Forwarder::WriteLink(uint32_t id, const struct iovec* iov, int iovcnt) {
   std::lock_guard<std::mutex> lock(mu_);
   Endpoint* e = Get(id);
@@ -244,16 +262,11 @@ void Forwarder::Run() {
   struct epoll_event evs[64];
   uint64_t spin_until = 0;
   while (!stop_) {
-    int timeout = busy_poll_ns_ > 0 && NowNs() < spin_until ? 0 : -1;
-    int n = ::epoll_wait(epfd_, evs, 64, timeout);
+    int n = spin_until != 0 ? Spin(evs, 64, spin_until) : 0;
+    if (n == 0) n = ::epoll_wait(epfd_, evs, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
-    }
-    if (n == 0) {
-      // Spinning: let whatever else is runnable on this CPU (the VM's process) go first.
-      sched_yield();
-      continue;
     }
     bool notify = false;
     {
@@ -273,10 +286,43 @@ void Forwarder::Run() {
         Serve(id, evs[i].events, now);
       }
       if (up_.size() > before && !notified_) notified_ = notify = true;
-      spin_until = now + busy_poll_ns_;
+      spin_until = SpinUntil(NowNs());
     }
     if (notify) notify_();
   }
+}
+
+// With the mutex held, after a batch: when to stop spinning (0: sleep now).
+uint64_t Forwarder::SpinUntil(uint64_t now) {
+  if (busy_poll_ns_ > 0) return now + busy_poll_ns_;
+  return policy_.SpinUntil(now);
+}
+
+// Polls without sleeping until an event comes or `until`; the events' count (0: none came).
+int Forwarder::Spin(struct epoll_event* evs, int max, uint64_t until) {
+  const uint64_t start = NowNs();
+  uint64_t yield_at = start + kYieldEveryNs;
+  int n = 0;
+  while (!stop_) {
+    n = ::epoll_wait(epfd_, evs, max, 0);
+    if (n > 0 || (n < 0 && errno != EINTR)) break;
+    n = 0;
+    const uint64_t now = NowNs();
+    if (now >= until) break;
+    if (now >= yield_at) {
+      sched_yield();
+      yield_at = now + kYieldEveryNs;
+    } else {
+      for (int i = 0; i < 16; i++) CpuRelax();
+    }
+  }
+  const uint64_t spent = NowNs() - start;
+  std::lock_guard<std::mutex> lock(mu_);
+  poll_.spins++;
+  if (n > 0) poll_.hits++;
+  poll_.spin_ns += spent;
+  if (busy_poll_ns_ == 0) policy_.Spun(spent);
+  return n;
 }
 
 void Forwarder::Serve(uint32_t id, uint32_t events, uint64_t now) {

@@ -38,8 +38,16 @@
 // order are one. Flow entries live `ttl` (JS refreshes learning when one expires
 // and a frame goes up again); Flush drops them all (JS calls it on every rule,
 // port, link or learning change). Counters are deltas JS takes and merges.
+//
+// Sleeping: after a batch the thread sleeps in epoll_wait — unless it spins
+// first: polling epoll_wait(0) with a pause between polls (and a sched_yield
+// every few µs, so a task waiting for this CPU, the VM's, runs), until an event
+// comes (a hit) or the deadline. How long: `busy_poll_us` after every batch
+// when set (a fixed override), else what the adaptive policy grants
+// (poll_policy.h: only while answers come back quickly, within a CPU budget),
+// else none.
 #pragma once
-
+#include <sys/epoll.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -53,6 +61,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "poll_policy.h"
 #include "records.h"
 
 namespace vnet_tap {
@@ -71,6 +80,11 @@ struct UpItem {
   std::vector<uint32_t> records;  // TAP batch: (offset, length) per record
 };
 
+// Busy polling's counts since the forwarder started.
+struct PollStats {
+  uint64_t spins = 0, hits = 0, spin_ns = 0, denied = 0;
+};
+
 struct TrafficDelta {
   uint64_t src, dst, frames, bytes;
 };
@@ -80,7 +94,8 @@ class Forwarder {
   struct Staged;  // bytes gathered for one link during one batch (forwarder_io.cc)
 
   // notify: called on the forwarder's thread when items went up (coalesce it: uv_async_send).
-  Forwarder(uint32_t busy_poll_us, uint32_t ttl_ms, std::function<void()> notify);
+  // busy_poll_us > 0: spin that long after every batch; else `adaptive` decides (cap_ns 0: never spin).
+  Forwarder(uint32_t busy_poll_us, PollPolicyOptions adaptive, uint32_t ttl_ms, std::function<void()> notify);
   ~Forwarder();
   int Start();  // 0 or errno
 
@@ -107,6 +122,7 @@ class Forwarder {
   void TakeUp(std::vector<UpItem>* out);
   void Ack();  // the items taken last have been handled
   void TakeCounters(std::vector<std::pair<uint32_t, EndpointCounters>>* endpoints, std::vector<TrafficDelta>* traffic);
+  PollStats Poll();
 
  private:
   struct Endpoint {
@@ -147,6 +163,8 @@ class Forwarder {
 
   int Attach(int fd, Endpoint* e);
   void Run();
+  int Spin(struct epoll_event* evs, int max, uint64_t until);
+  uint64_t SpinUntil(uint64_t now);
   void Serve(uint32_t id, uint32_t events, uint64_t now);
   void ReadTap(uint32_t id, uint64_t now);
   void ReadLink(uint32_t id, uint64_t now);
@@ -173,6 +191,8 @@ class Forwarder {
   bool notified_ = false;
   std::function<void()> notify_;
   uint64_t busy_poll_ns_;
+  PollPolicy policy_;
+  PollStats poll_;
   uint64_t ttl_ns_;
   int epfd_ = -1;
   int wakefd_ = -1;

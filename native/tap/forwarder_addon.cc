@@ -1,6 +1,7 @@
 // NativeForwarder: the JS face of forwarder.h (loaded by src/dataplane/native-forwarder.ts).
 //
-//   new NativeForwarder({ busyPollUs, ttlMs }, onUp)   starts the thread
+//   new NativeForwarder({ busyPollUs, ttlMs, capUs, budgetPercent }, onUp)   starts the thread
+//       (capUs 0: no adaptive polling; busyPollUs > 0 overrides it)
 //   attachTap(fd, hdrSize, mtu) / attachLink(fd, maxMessageBytes, highWater[, records]) -> id
 //       records (a link switched to native records, records.h): per direction d = tx, rx:
 //       dKey, dIv (Buffers), dSeq, dBytes, dGeneration (numbers), and dSecret (Buffer) when
@@ -12,7 +13,11 @@
 //   writeLink(id, buffers[]) -> backlog bytes, or -errno
 //   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
 //   takeCounters() -> { endpoints: Float64Array [id rxF rxB txF txB txD]*, traffic: Float64Array [src dst frames bytes]* }
+//   poll() -> Float64Array [spins hits spinNs budgetDenied]   busy polling since the start
 //   close()
+//
+//   new PollPolicy({ capUs, budgetPercent })   poll_policy.h alone, for tests: forwarded(in, out, nowNs),
+//       spinUntil(nowNs) -> ns or 0, spun(ns), window(in, out) -> ns, denied()
 //
 // Items that went up reach JS through a uv_async_t on the main loop: onUp(items)
 // with items = [kind, endpoint, data (Buffer), records (Uint32Array | undefined), errno]*,
@@ -34,6 +39,54 @@
 namespace vnet_tap {
 namespace {
 
+uint32_t OptU32(Napi::Object o, const char* key, uint32_t dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : dflt;
+}
+
+// { capUs, budgetPercent } (native-forwarder.ts checks the ranges).
+PollPolicyOptions PolicyOptions(Napi::Object o) {
+  PollPolicyOptions p;
+  p.cap_ns = uint64_t{OptU32(o, "capUs", 0)} * 1000;
+  p.budget_permille = OptU32(o, "budgetPercent", 25) * 10;
+  return p;
+}
+
+uint64_t Ns(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "PollPolicy: number expected");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 9007199254740991.0)) throw Napi::RangeError::New(info.Env(), "PollPolicy: not a time in ns");
+  return static_cast<uint64_t>(v);
+}
+
+// poll_policy.h on its own, driven by the caller's timestamps (the policy's tests).
+class PollPolicyHandle : public Napi::ObjectWrap<PollPolicyHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "PollPolicy", {
+      InstanceMethod<&PollPolicyHandle::Forwarded>("forwarded"),
+      InstanceMethod<&PollPolicyHandle::SpinUntil>("spinUntil"),
+      InstanceMethod<&PollPolicyHandle::Spun>("spun"),
+      InstanceMethod<&PollPolicyHandle::Window>("window"),
+      InstanceMethod<&PollPolicyHandle::Denied>("denied"),
+    });
+  }
+
+  explicit PollPolicyHandle(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<PollPolicyHandle>(info), policy_(PolicyOptions(info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env()))) {}
+
+ private:
+  void Forwarded(const Napi::CallbackInfo& info) { policy_.Forwarded(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)), Ns(info, 2)); }
+  Napi::Value SpinUntil(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.SpinUntil(Ns(info, 0)))); }
+  void Spun(const Napi::CallbackInfo& info) { policy_.Spun(Ns(info, 0)); }
+  Napi::Value Window(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(policy_.Window(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)))));
+  }
+  Napi::Value Denied(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.denied())); }
+
+  PollPolicy policy_;
+};
+
 class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -46,6 +99,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       InstanceMethod<&NativeForwarder::Install>("install"),
       InstanceMethod<&NativeForwarder::Flush>("flush"),
       InstanceMethod<&NativeForwarder::TakeCounters>("takeCounters"),
+      InstanceMethod<&NativeForwarder::Poll>("poll"),
       InstanceMethod<&NativeForwarder::Close>("close"),
     });
   }
@@ -53,11 +107,12 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
   explicit NativeForwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeForwarder>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
-      throw Napi::TypeError::New(env, "NativeForwarder({ busyPollUs, ttlMs }, onUp)");
+      throw Napi::TypeError::New(env, "NativeForwarder({ busyPollUs, ttlMs, capUs, budgetPercent }, onUp)");
     }
     Napi::Object o = info[0].As<Napi::Object>();
-    uint32_t busy = o.Get("busyPollUs").IsNumber() ? o.Get("busyPollUs").As<Napi::Number>().Uint32Value() : 0;
-    uint32_t ttl = o.Get("ttlMs").IsNumber() ? o.Get("ttlMs").As<Napi::Number>().Uint32Value() : 1000;
+    uint32_t busy = OptU32(o, "busyPollUs", 0);
+    uint32_t ttl = OptU32(o, "ttlMs", 1000);
+    PollPolicyOptions adaptive = PolicyOptions(o);
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "NativeForwarder: no event loop");
     on_up_ = Napi::Persistent(info[1].As<Napi::Function>());
@@ -71,7 +126,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       throw Napi::Error::New(env, "NativeForwarder: uv_async_init failed");
     }
     uv_async_t* async = async_;
-    fwd_ = std::make_unique<Forwarder>(busy, ttl, [async] { uv_async_send(async); });
+    fwd_ = std::make_unique<Forwarder>(busy, adaptive, ttl, [async] { uv_async_send(async); });
     int err = fwd_->Start();
     if (err != 0) {
       Shutdown(false);
@@ -250,6 +305,14 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     return out;
   }
 
+  Napi::Value Poll(const Napi::CallbackInfo& info) {
+    PollStats p = Fwd(info.Env()).Poll();
+    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), 4);
+    double row[4] = {double(p.spins), double(p.hits), double(p.spin_ns), double(p.denied)};
+    std::memcpy(out.Data(), row, sizeof row);
+    return out;
+  }
+
   void Close(const Napi::CallbackInfo&) { Shutdown(true); }
 
   static Napi::Array ItemsToJs(Napi::Env env, std::vector<UpItem>& items) {
@@ -330,6 +393,7 @@ Napi::Value DupFd(const Napi::CallbackInfo& info) {
 
 void RegisterForwarder(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeForwarder", NativeForwarder::Define(env));
+  exports.Set("PollPolicy", PollPolicyHandle::Define(env));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
 }
 

@@ -25,7 +25,15 @@ export interface StatusFacts extends DaemonFacts {
   /** The VXLAN endpoint, when the daemon has one: where it is bound, its VNI and what it dropped. */
   vxlan?: { vni: number; address: { host: string; port: number }; stats: VxlanStats } | undefined;
   /** The native forwarder (host/daemon-runner.ts): running with its settings, or why not. */
-  nativeForwarding?: { running: boolean; reason?: string; busyPollUs?: number; flowTtlMs?: number; carriedFrames?: number } | undefined;
+  nativeForwarding?: {
+    running: boolean;
+    reason?: string;
+    busyPollUs?: number;
+    adaptivePoll?: { capUs: number; budgetPercent: number } | false;
+    flowTtlMs?: number;
+    carriedFrames?: number;
+    poll?: { spins: number; hits: number; spinNs: number; budgetDenied: number };
+  } | undefined;
 }
 
 /** `GET /fdb`. */
@@ -124,7 +132,17 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
 /** One line: whether established flows bypass the event loop, and how many frames the forwarder's thread carried. */
 export function formatNativeForwarding(n: NonNullable<StatusFacts['nativeForwarding']>): string {
   if (!n.running) return `native forwarder: off (${n.reason ?? 'unknown reason'})`;
-  return `native forwarder: running (busy poll ${n.busyPollUs ?? 0} µs, flow TTL ${n.flowTtlMs ?? 0} ms), ${n.carriedFrames ?? 0} frames carried`;
+  const line = `native forwarder: running (${pollMode(n)}, flow TTL ${n.flowTtlMs ?? 0} ms), ${n.carriedFrames ?? 0} frames carried`;
+  const p = n.poll;
+  if (p === undefined) return line;
+  return `${line}; busy polling: ${p.spins} spins, ${p.hits} ended by traffic, ${(p.spinNs / 1e6).toFixed(1)} ms spinning, ${p.budgetDenied} refused by the budget`;
+}
+
+/** How the forwarder's thread polls: a fixed spin, adaptive, or never. */
+function pollMode(n: NonNullable<StatusFacts['nativeForwarding']>): string {
+  if ((n.busyPollUs ?? 0) > 0) return `busy poll ${n.busyPollUs} µs after every batch`;
+  if (n.adaptivePoll === undefined || n.adaptivePoll === false) return 'no busy polling';
+  return `adaptive busy polling up to ${n.adaptivePoll.capUs} µs, budget ${n.adaptivePoll.budgetPercent}% of a core`;
 }
 
 export function formatVxlan(v: NonNullable<StatusFacts['vxlan']>): string {

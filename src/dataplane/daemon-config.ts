@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.ts';
+import { ADAPTIVE_CAP_MAX_US, DEFAULT_ADAPTIVE_POLL, type AdaptivePollOptions } from './native-forwarder.ts';
 import { formatPath, loadYamlConfig } from '../common/yaml-config.ts';
 import { isMacString } from '../common/mac.ts';
 import { addressWithPrefixSchema, hostSchema } from '../common/address-schemas.ts';
@@ -256,8 +257,10 @@ export const daemonConfigSchema = z
      * TAP addon instead of the event loop. On by default (see
      * nativeForwardingChoice); false turns it off, {} asks for it with the
      * defaults (the daemon then fails to start without it).
-     * busyPollUs: spin this long after traffic before sleeping (costs CPU,
-     * saves a wake-up); flowTtlMs: how long an installed flow lives before
+     * busyPollUs: spin this long after every batch before sleeping (a fixed
+     * override: costs CPU, saves a wake-up); adaptivePoll: spin only while
+     * request/response traffic is seen, at most capUs after a frame and
+     * budgetPercent of one core (default on; false: never); flowTtlMs: how long an installed flow lives before
      * one frame comes back through the event loop (learning refreshed).
      */
     nativeForwarding: z
@@ -265,6 +268,15 @@ export const daemonConfigSchema = z
         z.literal(false),
         z.strictObject({
           busyPollUs: z.number().int().min(0).max(1000).default(0),
+          adaptivePoll: z
+            .union([
+              z.literal(false),
+              z.strictObject({
+                capUs: z.number().int().min(1).max(ADAPTIVE_CAP_MAX_US).default(DEFAULT_ADAPTIVE_POLL.capUs),
+                budgetPercent: z.number().int().min(1).max(100).default(DEFAULT_ADAPTIVE_POLL.budgetPercent),
+              }),
+            ])
+            .default({ ...DEFAULT_ADAPTIVE_POLL }),
           flowTtlMs: z.number().int().min(10).max(60_000).default(1000),
         }),
       ])
@@ -363,7 +375,7 @@ export function configuredFastPathLinks(c: DaemonConfig): DesiredLink[] {
 /** Whether `vnet daemon` runs the native forwarder, and how (nativeForwardingChoice). */
 export type NativeForwardingChoice =
   /** `fallback`: when the forwarder cannot start (the addon missing or too old), run on the event loop with a warning instead of failing. */
-  | { run: true; busyPollUs: number; flowTtlMs: number; fallback: boolean }
+  | { run: true; busyPollUs: number; adaptivePoll: AdaptivePollOptions | false; flowTtlMs: number; fallback: boolean }
   | { run: false; reason: string };
 
 /** The environment variable that decides for a configuration that does not mention `nativeForwarding`. */
@@ -380,9 +392,9 @@ export const NATIVE_FORWARDING_ENV = 'VNET_NATIVE_FORWARDING';
 export function nativeForwardingChoice(c: Pick<DaemonConfig, 'nativeForwarding'>, env: Readonly<Record<string, string | undefined>>): NativeForwardingChoice {
   const n = c.nativeForwarding;
   if (n === false) return { run: false, reason: 'nativeForwarding: false in the configuration' };
-  if (n !== undefined) return { run: true, busyPollUs: n.busyPollUs, flowTtlMs: n.flowTtlMs, fallback: false };
+  if (n !== undefined) return { run: true, busyPollUs: n.busyPollUs, adaptivePoll: n.adaptivePoll, flowTtlMs: n.flowTtlMs, fallback: false };
   const v = env[NATIVE_FORWARDING_ENV];
-  const defaults = { run: true, busyPollUs: 0, flowTtlMs: 1000 } as const;
+  const defaults = { run: true, busyPollUs: 0, adaptivePoll: { ...DEFAULT_ADAPTIVE_POLL }, flowTtlMs: 1000 } as const;
   if (v === undefined || v === '') return { ...defaults, fallback: true };
   if (v === '1') return { ...defaults, fallback: false };
   if (v === '0') return { run: false, reason: `${NATIVE_FORWARDING_ENV}=0 in the environment` };

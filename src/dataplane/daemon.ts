@@ -61,6 +61,7 @@ import { PortGuard, portSecurityPolicy, type PortSecurityPolicy } from './port-s
 import { SecurityEvents } from './security-events.ts';
 import { VxlanEndpoint, type VxlanInit, type VxlanStats } from './vxlan-endpoint.ts';
 import { NativeFlows, type NativeForwardingInit, type NativeForwardingState } from './native-flows.ts';
+import type { PollStats } from './native-forwarder.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -220,6 +221,11 @@ export class Daemon implements DaemonControl {
   }
 
   /** Frames the native forwarder has carried (merged now); undefined when it does not run. */
+  /** The native forwarder's busy polling since the start (undefined when it does not run). */
+  get nativePollStats(): PollStats | undefined {
+    return this.#native?.forwarder.pollStats();
+  }
+
   get nativeCarriedFrames(): number | undefined {
     this.#native?.sync();
     return this.#native?.forwarder.carriedFrames;

@@ -3,7 +3,7 @@ import type { Mac } from '../common/mac.ts';
 import type { Egress } from './egress.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
 import type { LinkSlot } from './link-slots.ts';
-import { NativeForwarder, type NativeForwarderOptions } from './native-forwarder.ts';
+import { DEFAULT_ADAPTIVE_POLL, NativeForwarder, type AdaptivePollOptions, type NativeForwarderOptions } from './native-forwarder.ts';
 import { NativeForwarderError } from './errors.ts';
 import type { PortOutlet } from './port-outlet.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
@@ -47,7 +47,7 @@ export interface NativeForwardingInit extends NativeForwarderOptions {
 
 /** Whether the forwarder runs (status, metrics, the daemon's start line); `reason` says why not. */
 export type NativeForwardingState =
-  | { running: true; busyPollUs: number; flowTtlMs: number }
+  | { running: true; busyPollUs: number; adaptivePoll: AdaptivePollOptions | false; flowTtlMs: number }
   | { running: false; reason: string };
 
 /** How often the forwarder's counts are merged when nobody asks (link liveness sees native traffic through this). */
@@ -74,7 +74,7 @@ export class NativeFlows {
    */
   static open(init: NativeForwardingInit | undefined, table: ForwardingTable<PortOutlet, LinkSlot>, traffic: TrafficCounters, clock: Clock): { flows: NativeFlows | undefined; state: NativeForwardingState } {
     if (init === undefined) return { flows: undefined, state: { running: false, reason: 'not asked for' } };
-    const options = { busyPollUs: init.busyPollUs ?? 0, ttlMs: init.ttlMs ?? 1000 };
+    const options = { busyPollUs: init.busyPollUs ?? 0, adaptivePoll: init.adaptivePoll ?? DEFAULT_ADAPTIVE_POLL, ttlMs: init.ttlMs ?? 1000 };
     let fwd: NativeForwarder;
     try {
       fwd = NativeForwarder.open(options);
@@ -82,7 +82,7 @@ export class NativeFlows {
       if (init.fallback !== true || !(err instanceof NativeForwarderError)) throw err;
       return { flows: undefined, state: { running: false, reason: err.message } };
     }
-    return { flows: new NativeFlows(fwd, table, traffic, clock), state: { running: true, busyPollUs: options.busyPollUs, flowTtlMs: options.ttlMs } };
+    return { flows: new NativeFlows(fwd, table, traffic, clock), state: { running: true, busyPollUs: options.busyPollUs, adaptivePoll: options.adaptivePoll, flowTtlMs: options.ttlMs } };
   }
 
   /** A frame of (src, dst) from `ingress` went to `egress`: let the forwarder take the flow's next frames if it can. */

@@ -26,6 +26,12 @@
  *              took from ports; `syncCounters` merges them into the ports',
  *              links' and traffic counters (the daemon calls it before every
  *              snapshot and facts, and every SYNC_MS).
+ *   polling    after a batch the thread sleeps, or first spins (polls without
+ *              sleeping) while an answer is likely: `busyPollUs` after every
+ *              batch when set, else adaptively (`adaptivePoll`,
+ *              native/tap/poll_policy.h: only for request/response traffic,
+ *              within a window learned from its answers' delays and a CPU
+ *              budget); `pollStats` counts spins, hits and time spent.
  *   detach     the endpoint's backlog and the items still queued for it come
  *              back, to be handled before the port or link carries on alone.
  */
@@ -45,9 +51,33 @@ export interface EndpointSink {
   addCounts(rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, txDropped: number): void;
 }
 
+/** Adaptive busy polling (native/tap/poll_policy.h). */
+export interface AdaptivePollOptions {
+  /** The longest spin granted after a frame, in µs; directions whose answers take longer get none. */
+  capUs: number;
+  /** The share of one core spinning may take, averaged over a second, in percent. */
+  budgetPercent: number;
+}
+
+export const DEFAULT_ADAPTIVE_POLL: Readonly<AdaptivePollOptions> = Object.freeze({ capUs: 200, budgetPercent: 25 });
+
+/** Busy polling since the forwarder started. */
+export interface PollStats {
+  /** Spins: the thread polled instead of sleeping after a batch. */
+  spins: number;
+  /** Spins that ended because traffic came (the rest ran to their deadline, then slept). */
+  hits: number;
+  /** Time spent spinning, ns. */
+  spinNs: number;
+  /** Spins the adaptive policy refused because the CPU budget was spent. */
+  budgetDenied: number;
+}
+
 export interface NativeForwarderOptions {
-  /** Spin this long (µs) after a wake-up before sleeping again (default 0: sleep at once). */
+  /** Spin this long (µs) after every batch before sleeping (a fixed override of adaptivePoll; default 0: none). */
   busyPollUs?: number;
+  /** Spin only while request/response traffic is seen (default DEFAULT_ADAPTIVE_POLL); false: never (unless busyPollUs). */
+  adaptivePoll?: AdaptivePollOptions | false;
   /** How long an installed flow lives before its next frame goes up again (default 1000 ms). */
   ttlMs?: number;
 }
@@ -61,6 +91,7 @@ interface NativeHandle {
   install(ingress: number, src: number, dst: number, target: number, countTraffic: boolean): void;
   flush(): void;
   takeCounters(): { endpoints: Float64Array; traffic: Float64Array };
+  poll(): Float64Array;
   close(): void;
 }
 
@@ -94,6 +125,9 @@ export interface NativeRecordsAttach extends NativeRecordsDirections {
 /** A records link's state as the forwarder gives it back (its keys as they are now: it may have updated them). */
 export type NativeRecordsProgress = NativeRecordsDirections;
 
+/** The largest adaptivePoll.capUs: a spin longer than this costs more than the wake-up it saves. */
+export const ADAPTIVE_CAP_MAX_US = 10_000;
+
 const UP_TAP_BATCH = 1;
 const UP_LINK_BYTES = 2;
 const UP_FAILED = 3;
@@ -116,7 +150,9 @@ export class NativeForwarder {
     }
     if (addon.NativeForwarder === undefined) throw new NativeForwarderError(`the TAP addon at ${ADDON_PATH} predates the native forwarder; rebuild it (\`npm ci\`)`);
     try {
-      this.#handle = new addon.NativeForwarder({ busyPollUs: opts.busyPollUs ?? 0, ttlMs: opts.ttlMs ?? 1000 }, (items) => this.#dispatch(items, undefined));
+      const adaptive = opts.adaptivePoll ?? DEFAULT_ADAPTIVE_POLL;
+      const poll = adaptive === false ? { capUs: 0 } : { capUs: adaptive.capUs, budgetPercent: adaptive.budgetPercent };
+      this.#handle = new addon.NativeForwarder({ busyPollUs: opts.busyPollUs ?? 0, ttlMs: opts.ttlMs ?? 1000, ...poll }, (items) => this.#dispatch(items, undefined));
     } catch (err) {
       throw new NativeForwarderError(`cannot start the native forwarder: ${(err as Error).message}`, { cause: err });
     }
@@ -127,6 +163,13 @@ export class NativeForwarder {
     for (const [key, max] of [['busyPollUs', 1_000_000], ['ttlMs', 3_600_000]] as const) {
       const v = opts[key];
       if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NativeForwarderError(`${key} must be an integer 0..${max}, got ${v}`);
+    }
+    const a = opts.adaptivePoll;
+    if (a !== undefined && a !== false) {
+      for (const [key, min, max] of [['capUs', 1, ADAPTIVE_CAP_MAX_US], ['budgetPercent', 1, 100]] as const) {
+        const v = a[key];
+        if (!Number.isInteger(v) || v < min || v > max) throw new NativeForwarderError(`adaptivePoll.${key} must be an integer ${min}..${max}, got ${v}`);
+      }
     }
     return new NativeForwarder(opts);
   }
@@ -198,6 +241,13 @@ export class NativeForwarder {
       this.#sinks.get(endpoints[i]!)?.addCounts(endpoints[i + 1]!, endpoints[i + 2]!, endpoints[i + 3]!, endpoints[i + 4]!, endpoints[i + 5]!);
     }
     for (let i = 0; i + 3 < cells.length; i += 4) traffic.add(cells[i]!, cells[i + 1]!, cells[i + 3]!, cells[i + 2]!);
+  }
+
+  /** Busy polling's counts since the start (all zero once closed). */
+  pollStats(): PollStats {
+    if (this.#closed) return { spins: 0, hits: 0, spinNs: 0, budgetDenied: 0 };
+    const p = this.#handle.poll();
+    return { spins: p[0]!, hits: p[1]!, spinNs: p[2]!, budgetDenied: p[3]! };
   }
 
   /** Stop the thread; endpoints still attached are dropped (their owners detach first). */

@@ -16,6 +16,7 @@ import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
 import { configuredFastPathLinks, controllerUrls, migrationListenAddress, nativeForwardingChoice, type DaemonConfig, type NativeForwardingChoice } from '../dataplane/daemon-config.ts';
 import type { NativeForwardingInit, NativeForwardingState } from '../dataplane/native-flows.ts';
+import type { PollStats } from '../dataplane/native-forwarder.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
 import { createDaemonRegistry, startMetricsServer, type MetricsServer } from '../dataplane/daemon-metrics.ts';
@@ -112,21 +113,21 @@ async function tcpAuthenticator(config: DaemonConfig): Promise<LinkAuthenticator
 
 /** The daemon's `nativeForwarding` for a choice (daemon-config.ts, nativeForwardingChoice). */
 function nativeForwardingInit(choice: NativeForwardingChoice): NativeForwardingInit | undefined {
-  return choice.run ? { busyPollUs: choice.busyPollUs, ttlMs: choice.flowTtlMs, fallback: choice.fallback } : undefined;
+  return choice.run ? { busyPollUs: choice.busyPollUs, adaptivePoll: choice.adaptivePoll, ttlMs: choice.flowTtlMs, fallback: choice.fallback } : undefined;
 }
 
 /** What `GET /status` and the start line say of the native forwarder: running (with its settings and frames carried), or why not. */
-export type NativeForwardingStatus = NativeForwardingState & { carriedFrames?: number | undefined };
+export type NativeForwardingStatus = NativeForwardingState & { carriedFrames?: number | undefined; poll?: PollStats | undefined };
 
 function nativeForwardingStatus(daemon: Daemon, choice: NativeForwardingChoice): NativeForwardingStatus {
   const state = daemon.nativeForwarding;
-  if (state.running) return { ...state, carriedFrames: daemon.nativeCarriedFrames };
+  if (state.running) return { ...state, carriedFrames: daemon.nativeCarriedFrames, poll: daemon.nativePollStats };
   return choice.run ? state : { running: false, reason: choice.reason };
 }
 
 /** One line at start: whether established flows run on the native forwarder's thread; a warning when it was wanted and could not start. */
 function logNativeForwarding(logger: Logger, status: NativeForwardingStatus, choice: NativeForwardingChoice): void {
-  if (status.running) logger.info({ busyPollUs: status.busyPollUs, flowTtlMs: status.flowTtlMs }, 'native forwarder running: established flows between TAP ports and plain-TCP links bypass the event loop');
+  if (status.running) logger.info({ busyPollUs: status.busyPollUs, adaptivePoll: status.adaptivePoll, flowTtlMs: status.flowTtlMs }, 'native forwarder running: established flows between TAP ports and plain-TCP links bypass the event loop');
   else if (choice.run) logger.warn({ reason: status.reason }, 'native forwarder not running: every frame goes through the event loop');
   else logger.info({ reason: status.reason }, 'native forwarder off: every frame goes through the event loop');
 }
