@@ -14,7 +14,7 @@
 //            one-way traffic never does.
 //   spin     after a batch the forwarder asks SpinUntil: the latest of
 //            (a frame's time + its direction's window) over the batch's
-//            frames, clipped to the budget's credit; 0 means sleep.
+//            frames, if the budget's credit covers it whole; 0 means sleep.
 //   budget   credit accrues at `budget_permille` of elapsed time, up to
 //            100 ms worth of it, and every spin is paid from it: spinning
 //            averages at most that share of one core over a second.
@@ -76,11 +76,11 @@ class PollPolicy {
     const uint64_t deadline = deadline_;
     deadline_ = 0;
     if (!enabled() || deadline <= now) return 0;
-    if (credit_ <= 0) {
+    if (credit_ < static_cast<int64_t>(deadline - now)) {  // a spin cut short would likely miss: none at all
       denied_++;
       return 0;
     }
-    return now + std::min(deadline - now, static_cast<uint64_t>(credit_));
+    return deadline;
   }
 
   // A spin took `ns`: paid from the credit.
