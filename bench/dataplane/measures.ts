@@ -2,11 +2,13 @@
  * bench/dataplane's figures for one path, vm1 → vm2 (run.ts sets the paths
  * up): iperf3 throughput, ping RTT (median and p99 of 1,000 echoes 1 ms
  * apart), request/response rate (`rr.c`, built once into the scratch
- * directory) and the overlay's CPU per Gbit/s from /proc/PID/stat.
+ * directory), the overlay's CPU per Gbit/s from /proc/PID/stat, and its
+ * wake-ups per echo during the ping (voluntary context switches of all its
+ * threads, /proc/PID/task/TID/status: each is a sleep, ended by a wake-up).
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** One repetition's figures. */
@@ -19,6 +21,8 @@ export interface Figures {
   rr16: number;
   /** The overlay's CPU (cores) per Gbit/s in the 1-stream run; undefined for kernel paths. */
   cpuPerGbit: number | undefined;
+  /** The overlay's processes' sleeps (voluntary context switches, every thread) per ping echo; undefined for kernel paths. */
+  wakeupsPerEcho: number | undefined;
 }
 
 export interface MeasuresInit {
@@ -62,6 +66,27 @@ function cpuSeconds(pids: readonly number[]): number {
   return ticks / hz;
 }
 
+/** Voluntary context switches so far of every thread of these processes. */
+function sleeps(pids: readonly number[]): number {
+  let n = 0;
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const tid of tids) {
+      try {
+        n += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0);
+      } catch {
+        // the thread ended
+      }
+    }
+  }
+  return n;
+}
+
 export class Measures {
   readonly #c: MeasuresInit;
   #rrBinary: string | undefined;
@@ -77,10 +102,12 @@ export class Measures {
     const g1 = await this.iperf(addr, 1);
     const cores = (cpuSeconds(pids) - cpu0) / ((performance.now() - t0) / 1000);
     const g4 = await this.iperf(addr, 4);
+    const sleeps0 = sleeps(pids);
     const ping = this.pingRtt(addr);
+    const wakeups = (sleeps(pids) - sleeps0) / ping.echoes;
     const rr1 = await this.rr(addr, 1);
     const rr16 = await this.rr(addr, 16);
-    return { g1, g4, rtt: ping.median, p99: ping.p99, rr1, rr16, cpuPerGbit: pids.length > 0 ? cores / g1 : undefined };
+    return { g1, g4, rtt: ping.median, p99: ping.p99, rr1, rr16, cpuPerGbit: pids.length > 0 ? cores / g1 : undefined, wakeupsPerEcho: pids.length > 0 ? wakeups : undefined };
   }
 
   async iperf(addr: string, streams: number): Promise<number> {
@@ -102,12 +129,12 @@ export class Measures {
   }
 
   /** Ping RTT in ms over 1,000 echoes 1 ms apart: the median and the 99th percentile. */
-  pingRtt(addr: string): { median: number; p99: number } {
+  pingRtt(addr: string): { median: number; p99: number; echoes: number } {
     const c = this.#c;
     const out = c.inNs(c.vm1, ['ping', '-c', '1000', '-i', '0.001', '-W', '1', addr]);
     const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
     if (times.length < 990) throw new Error(`ping lost echoes (${times.length}/1000): ${out.slice(-300)}`);
-    return { median: median(times), p99: percentile(times, 0.99) };
+    return { median: median(times), p99: percentile(times, 0.99), echoes: times.length };
   }
 
   /** Request/response transactions per second (64-byte messages) over `conns` TCP connections, vm1 → vm2. */

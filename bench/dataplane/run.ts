@@ -7,10 +7,12 @@
  *   tinc-tcp    tinc 1.0, switch mode, TCPOnly = yes        (closest peer: userspace L2 over TCP)
  *   tinc-udp    tinc 1.0, switch mode, UDP, default cipher
  *   vnet-tcp    vnet daemons, TAP ports, TCP tunnel, on the event loop (nativeForwarding: false)
- *   vnet-tcp-native       the same with the native forwarder (the default; nativeForwarding: {}, docs/daemon.md)
+ *   vnet-tcp-native       the same with the native forwarder (the default: adaptive busy polling; nativeForwarding: {}, docs/daemon.md)
+ *   vnet-tcp-native-sleep the same, never spinning (nativeForwarding: { adaptivePoll: false }; the default before adaptive polling)
  *   vnet-tcp-native-busy  the same, spinning 50 µs before sleeping (nativeForwarding: { busyPollUs: 50 })
  *   vnet-tls    vnet daemons, TAP ports, mutual-TLS tunnel, on the event loop (nativeForwarding: false)
  *   vnet-tls-native       the same with the native forwarder: the link switches to native records (docs/wire-protocol.md)
+ *   vnet-tls-native-sleep the same, never spinning
  *   vnet-tls-native-busy  the same, spinning 50 µs before sleeping
  *   vnet-vxlan  vnet daemons, TAP ports, VXLAN tunnel (UDP 4789, VMs at MTU 1450 like kernel VXLAN's)
  *   ovs-vxlan   Open vSwitch, userspace datapath, on both hosts, VXLAN (ovs-vtep.ts; VMs on veths, MTU 1450)
@@ -18,9 +20,11 @@
  *
  * Figures per path: iperf3 throughput (1 and 4 streams); ping RTT, median
  * and p99 of 1,000 echoes 1 ms apart; request/response transactions per
- * second (`rr`, rr.c: 64-byte ping-pong over 1 and 16 TCP connections); and
+ * second (`rr`, rr.c: 64-byte ping-pong over 1 and 16 TCP connections);
  * the overlay's own CPU per Gbit/s during the 1-stream run (utime + stime of
- * its processes from /proc/PID/stat; the kernel paths have none to show).
+ * its processes from /proc/PID/stat; the kernel paths have none to show); and
+ * its sleeps per echo during the ping (voluntary context switches of all its
+ * threads: each sleep ends in a wake-up, the cost busy polling removes).
  *
  * Layout: host namespaces h1, h2 joined by an underlay veth (10.200.0.0/24);
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
@@ -253,9 +257,11 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
 }
 scenarios.push(vnetScenario('vnet-tcp', 5, 'tcp', false, ['nativeForwarding: false']));
 scenarios.push(vnetScenario('vnet-tcp-native', 10, 'tcp', false, ['nativeForwarding: {}']));
+scenarios.push(vnetScenario('vnet-tcp-native-sleep', 14, 'tcp', false, ['nativeForwarding: { adaptivePoll: false }']));
 scenarios.push(vnetScenario('vnet-tcp-native-busy', 11, 'tcp', false, ['nativeForwarding: { busyPollUs: 50 }']));
 scenarios.push(vnetScenario('vnet-tls', 6, 'tls', false, ['nativeForwarding: false']));
 scenarios.push(vnetScenario('vnet-tls-native', 12, 'tls', false, ['nativeForwarding: {}']));
+scenarios.push(vnetScenario('vnet-tls-native-sleep', 15, 'tls', false, ['nativeForwarding: { adaptivePoll: false }']));
 scenarios.push(vnetScenario('vnet-tls-native-busy', 13, 'tls', false, ['nativeForwarding: { busyPollUs: 50 }']));
 scenarios.push(vnetScenario('vnet-vxlan', 7, 'vxlan'));
 
@@ -314,7 +320,8 @@ async function main(): Promise<void> {
           measured.get(s.name)!.push(...reps);
           const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number[] => reps.map((x) => x[k]);
           const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
-          process.stdout.write(` 1 stream ${f(pick('g1'), 2)} Gbit/s, 4 streams ${f(pick('g4'), 2)}, rtt ${f(pick('rtt'), 3)} ms (p99 ${f(pick('p99'), 3)}), rr ${f(pick('rr1'), 0)}/s (16: ${f(pick('rr16'), 0)})${cpu.length > 0 ? `, cpu/Gbit ${f(cpu, 2)}` : ''}\n`);
+          const wake = reps.map((x) => x.wakeupsPerEcho).filter((x): x is number => x !== undefined);
+          process.stdout.write(` 1 stream ${f(pick('g1'), 2)} Gbit/s, 4 streams ${f(pick('g4'), 2)}, rtt ${f(pick('rtt'), 3)} ms (p99 ${f(pick('p99'), 3)}), rr ${f(pick('rr1'), 0)}/s (16: ${f(pick('rr16'), 0)})${cpu.length > 0 ? `, cpu/Gbit ${f(cpu, 2)}, sleeps/echo ${f(wake, 2)}` : ''}\n`);
         } catch (err) {
           errors.set(s.name, (err as Error).message);
           process.stdout.write(`FAILED: ${(err as Error).message}\n`);
@@ -330,21 +337,23 @@ async function main(): Promise<void> {
     const reps = measured.get(s.name)!;
     const pick = (k: 'g1' | 'g4' | 'rtt' | 'p99' | 'rr1' | 'rr16'): number => (reps.length > 0 ? median(reps.map((x) => x[k])) : NaN);
     const cpu = reps.map((x) => x.cpuPerGbit).filter((x): x is number => x !== undefined);
+    const wake = reps.map((x) => x.wakeupsPerEcho).filter((x): x is number => x !== undefined);
     const error = errors.get(s.name);
     results.push({
       name: s.name, g1: pick('g1'), g4: pick('g4'), rtt: pick('rtt'), p99: pick('p99'), rr1: pick('rr1'), rr16: pick('rr16'),
-      cpuPerGbit: cpu.length > 0 ? median(cpu) : undefined, ...(error === undefined ? {} : { error }),
+      cpuPerGbit: cpu.length > 0 ? median(cpu) : undefined, wakeupsPerEcho: wake.length > 0 ? median(wake) : undefined, ...(error === undefined ? {} : { error }),
     });
   }
   const by = (n: string): Result | undefined => results.find((r) => r.name === n);
   const veth = by('veth');
   console.log(`\nbench/dataplane: medians of ${REPS} runs, iperf3 ${SECONDS} s, ping: 1,000 echoes 1 ms apart, rr: ${RR_SECONDS} s of 64-byte request/response (${new Date().toISOString()})\n`);
-  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms median | p99 | rr/s 1 conn | rr/s 16 conns | rr 1 conn / veth | CPU cores per Gbit/s |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| path | 1 stream Gbit/s | 4 streams Gbit/s | ping RTT ms median | p99 | rr/s 1 conn | rr/s 16 conns | rr 1 conn / veth | CPU cores per Gbit/s | sleeps per echo |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const toVeth = veth === undefined ? '—' : (r.rr1 / veth.rr1).toFixed(2);
     const cpu = r.cpuPerGbit === undefined ? '—' : r.cpuPerGbit.toFixed(2);
-    console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.rr1.toFixed(0)} | ${r.rr16.toFixed(0)} | ${toVeth} | ${cpu} |${r.error ? ` error: ${r.error}` : ''}`);
+    const wake = r.wakeupsPerEcho === undefined ? '—' : r.wakeupsPerEcho.toFixed(2);
+    console.log(`| ${r.name} | ${r.g1.toFixed(2)} | ${r.g4.toFixed(2)} | ${r.rtt.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.rr1.toFixed(0)} | ${r.rr16.toFixed(0)} | ${toVeth} | ${cpu} | ${wake} |${r.error ? ` error: ${r.error}` : ''}`);
   }
   const ratio = (a: string, b: string): void => {
     const x = by(a);
@@ -355,11 +364,15 @@ async function main(): Promise<void> {
   console.log('');
   ratio('vnet-tcp', 'tinc-tcp');
   ratio('vnet-tcp-native', 'tinc-tcp');
+  ratio('vnet-tcp-native-sleep', 'tinc-tcp');
   ratio('vnet-tcp-native-busy', 'tinc-tcp');
+  ratio('vnet-tcp-native', 'vnet-tcp-native-sleep');
   ratio('vnet-tcp-native', 'vnet-tcp');
   ratio('vnet-tls', 'tinc-tcp');
   ratio('vnet-tls-native', 'tinc-tcp');
+  ratio('vnet-tls-native-sleep', 'tinc-tcp');
   ratio('vnet-tls-native-busy', 'tinc-tcp');
+  ratio('vnet-tls-native', 'vnet-tls-native-sleep');
   ratio('vnet-tls-native', 'vnet-tls');
   ratio('vnet-tcp', 'tinc-udp');
   ratio('vnet-tcp', 'vxlan');
