@@ -6,7 +6,7 @@
 #include <limits.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sched.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,7 +26,13 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
-constexpr uint64_t kYieldEveryNs = 10000;  // while spinning, a sched_yield this often: a task waiting for this CPU gets it
+constexpr uint64_t kCheckEveryNs = 10000;  // while spinning, whether another task took the CPU is checked this often
+
+// Times this thread was preempted (involuntary context switches).
+long Preemptions() {
+  struct rusage u;
+  return ::getrusage(RUSAGE_THREAD, &u) == 0 ? u.ru_nivcsw : 0;
+}
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -232,6 +238,7 @@ PollStats Forwarder::Poll() {
   std::lock_guard<std::mutex> lock(mu_);
   PollStats s = poll_;
   s.denied = policy_.denied();
+  s.backed_off = policy_.backed_off();
   return s;
 }
 
@@ -298,10 +305,14 @@ uint64_t Forwarder::SpinUntil(uint64_t now) {
   return policy_.SpinUntil(now);
 }
 
-// Polls without sleeping until an event comes or `until`; the events' count (0: none came).
+// Polls without sleeping until an event comes, `until`, or another task took
+// the CPU (the thread was preempted: it stops spinning and sleeps, leaving the
+// CPU to it); the events' count (0: none came).
 int Forwarder::Spin(struct epoll_event* evs, int max, uint64_t until) {
   const uint64_t start = NowNs();
-  uint64_t yield_at = start + kYieldEveryNs;
+  const long preemptions = Preemptions();
+  uint64_t check_at = start + kCheckEveryNs;
+  bool preempted = false;
   int n = 0;
   while (!stop_) {
     n = ::epoll_wait(epfd_, evs, max, 0);
@@ -309,19 +320,22 @@ int Forwarder::Spin(struct epoll_event* evs, int max, uint64_t until) {
     n = 0;
     const uint64_t now = NowNs();
     if (now >= until) break;
-    if (now >= yield_at) {
-      sched_yield();
-      yield_at = now + kYieldEveryNs;
-    } else {
-      for (int i = 0; i < 16; i++) CpuRelax();
+    if (now >= check_at) {
+      if (Preemptions() != preemptions) {
+        preempted = true;
+        break;
+      }
+      check_at = now + kCheckEveryNs;
     }
+    for (int i = 0; i < 16; i++) CpuRelax();
   }
-  const uint64_t spent = NowNs() - start;
+  const uint64_t end = NowNs();
   std::lock_guard<std::mutex> lock(mu_);
   poll_.spins++;
   if (n > 0) poll_.hits++;
-  poll_.spin_ns += spent;
-  if (busy_poll_ns_ == 0) policy_.Spun(spent);
+  if (preempted) poll_.preempted++;
+  poll_.spin_ns += end - start;
+  if (busy_poll_ns_ == 0) policy_.Spun(end, end - start, preempted);
   return n;
 }
 

@@ -40,9 +40,10 @@
 // port, link or learning change). Counters are deltas JS takes and merges.
 //
 // Sleeping: after a batch the thread sleeps in epoll_wait — unless it spins
-// first: polling epoll_wait(0) with a pause between polls (and a sched_yield
-// every few µs, so a task waiting for this CPU, the VM's, runs), until an event
-// comes (a hit) or the deadline. How long: `busy_poll_us` after every batch
+// first: polling epoll_wait(0) with a pause between polls, until an event
+// comes (a hit) or the deadline — or another task wanted the CPU (the thread
+// was preempted: checked every 10 µs), when it sleeps at once and the
+// adaptive policy grants no spin for a while. How long: `busy_poll_us` after every batch
 // when set (a fixed override), else what the adaptive policy grants
 // (poll_policy.h: only while answers come back quickly, within a CPU budget),
 // else none.
@@ -83,6 +84,8 @@ struct UpItem {
 // Busy polling's counts since the forwarder started.
 struct PollStats {
   uint64_t spins = 0, hits = 0, spin_ns = 0, denied = 0;
+  uint64_t preempted = 0;   // spins ended because another task took the CPU
+  uint64_t backed_off = 0;  // spins not granted because one was preempted shortly before
 };
 
 struct TrafficDelta {

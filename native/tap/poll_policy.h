@@ -17,7 +17,12 @@
 //            frames, if the budget's credit covers it whole; 0 means sleep.
 //   budget   credit accrues at `budget_permille` of elapsed time, up to
 //            100 ms worth of it, and every spin is paid from it: spinning
-//            averages at most that share of one core over a second.
+//            averages at most that share of one core over a second. A spin
+//            is granted whole or not at all (cut short, it would likely miss).
+//   contention  a spin during which the thread was preempted (another task
+//            wanted the CPU) ends at once, and no spin is granted for the
+//            next 20 ms: on a CPU with other work, spinning only delays it,
+//            and the thread's sleeps keep it first in line when it wakes.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +42,7 @@ class PollPolicy {
   static constexpr uint32_t kMinSamples = 4;
   static constexpr uint64_t kMiss = UINT64_MAX;
   static constexpr uint64_t kCreditWindowNs = 100000000;  // the credit holds at most this much time's accrual
+  static constexpr uint64_t kBackoffNs = 20000000;         // no spin for this long after a spin was preempted
 
   explicit PollPolicy(PollPolicyOptions o) : o_(o), max_credit_(static_cast<int64_t>(kCreditWindowNs / 1000 * o.budget_permille)) { credit_ = max_credit_; }
 
@@ -76,6 +82,10 @@ class PollPolicy {
     const uint64_t deadline = deadline_;
     deadline_ = 0;
     if (!enabled() || deadline <= now) return 0;
+    if (now < backoff_until_) {
+      backed_off_++;
+      return 0;
+    }
     if (credit_ < static_cast<int64_t>(deadline - now)) {  // a spin cut short would likely miss: none at all
       denied_++;
       return 0;
@@ -83,8 +93,11 @@ class PollPolicy {
     return deadline;
   }
 
-  // A spin took `ns`: paid from the credit.
-  void Spun(uint64_t ns) { credit_ -= static_cast<int64_t>(std::min<uint64_t>(ns, INT64_MAX / 2)); }
+  // A spin ended at `now` after `ns`, paid from the credit; `preempted`: another task took the CPU meanwhile.
+  void Spun(uint64_t now, uint64_t ns, bool preempted) {
+    credit_ -= static_cast<int64_t>(std::min<uint64_t>(ns, INT64_MAX / 2));
+    if (preempted) backoff_until_ = now + kBackoffNs;
+  }
 
   // The window granted after a frame from `in` to `out` (0: none).
   uint64_t Window(uint32_t in, uint32_t out) const {
@@ -92,8 +105,9 @@ class PollPolicy {
     return it == dirs_.end() ? 0 : it->second.window;
   }
 
-  // Spins refused because the budget was spent.
+  // Spins refused because the budget was spent; because of a recent preemption.
   uint64_t denied() const { return denied_; }
+  uint64_t backed_off() const { return backed_off_; }
 
   // An endpoint went away: its directions are forgotten.
   void Forget(uint32_t id) {
@@ -149,6 +163,8 @@ class PollPolicy {
   int64_t credit_;
   uint64_t refilled_ = 0;
   uint64_t denied_ = 0;
+  uint64_t backoff_until_ = 0;
+  uint64_t backed_off_ = 0;
 };
 
 }  // namespace vnet_tap

@@ -1,8 +1,8 @@
 /**
  * Adaptive busy polling's decision (native/tap/poll_policy.h), fed timestamps
  * — no thread, no clock: the windows it grants after request/response
- * traffic, none for one-way streams or slow answers, the cap, and the CPU
- * budget that bounds spinning.
+ * traffic, none for one-way streams or slow answers, the cap, the CPU
+ * budget that bounds spinning, and the pause after a spin was preempted.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,9 +11,10 @@ import { createRequire } from 'node:module';
 interface PollPolicy {
   forwarded(ingress: number, target: number, nowNs: number): void;
   spinUntil(nowNs: number): number;
-  spun(ns: number): void;
+  spun(nowNs: number, ns: number, preempted: boolean): void;
   window(ingress: number, target: number): number;
   denied(): number;
+  backedOff(): number;
 }
 const addon = createRequire(import.meta.url)(new URL('../../build/Release/vnet_tap.node', import.meta.url).pathname) as {
   PollPolicy: new (o: { capUs: number; budgetPercent: number }) => PollPolicy;
@@ -119,7 +120,7 @@ test('the budget: spinning averages at most budgetPercent of one core (plus the 
     const until = p.spinUntil(t);
     if (until > 0) {
       granted += until - t;
-      p.spun(until - t); // spun to the deadline: the answer comes later than the window here
+      p.spun(until, until - t, false); // spun to the deadline: the answer comes later than the window here
     }
     p.forwarded(LINK, TAP, t + 50 * US);
     p.spinUntil(t + 50 * US);
@@ -132,4 +133,26 @@ test('the budget: spinning averages at most budgetPercent of one core (plus the 
   const idle = policy(200, 10);
   exchanges(idle, Array(16).fill(50), 100);
   assert.equal(idle.denied(), 0, 'never refused while within the budget');
+});
+
+test('contention: after a spin another task cut short, no spin for 20 ms (counted), then spins again', () => {
+  const p = policy();
+  let t = exchanges(p, Array(8).fill(50));
+  p.forwarded(TAP, LINK, t);
+  const until = p.spinUntil(t);
+  assert.equal(until, t + 62.5 * US);
+  p.spun(t + 10 * US, 10 * US, true); // preempted 10 µs in
+  p.forwarded(LINK, TAP, t + 50 * US);
+  t += 1000 * US;
+  for (let i = 0; i < 19; i++, t += 1000 * US) {
+    p.forwarded(TAP, LINK, t);
+    assert.equal(p.spinUntil(t), 0, `${i + 1} ms after the preemption: no spin`);
+    p.forwarded(LINK, TAP, t + 50 * US);
+    p.spinUntil(t + 50 * US);
+  }
+  assert.equal(p.backedOff(), 19);
+  t += 1000 * US;
+  p.forwarded(TAP, LINK, t);
+  assert.equal(p.spinUntil(t), t + 62.5 * US, '21 ms after: spinning again');
+  assert.equal(p.denied(), 0, 'the budget was never the reason');
 });
