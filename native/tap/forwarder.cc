@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <cstdio>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,13 +28,8 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
-constexpr uint64_t kCheckEveryNs = 10000;  // while spinning, whether another task took the CPU is checked this often
-
-// Times this thread was preempted (involuntary context switches).
-long Preemptions() {
-  struct rusage u;
-  return ::getrusage(RUSAGE_THREAD, &u) == 0 ? u.ru_nivcsw : 0;
-}
+constexpr uint64_t kYieldEveryNs = 5000;              // while spinning, sched_yield this often: a task waiting for this CPU runs
+constexpr uint64_t kSchedulingEveryNs = 50000000;     // how often the thread's scheduling is read for the policy
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -72,6 +69,7 @@ Forwarder::~Forwarder() {
   }
   if (epfd_ >= 0) ::close(epfd_);
   if (wakefd_ >= 0) ::close(wakefd_);
+  if (schedstat_fd_ >= 0) ::close(schedstat_fd_);
 }
 
 int Forwarder::Start() {
@@ -238,7 +236,7 @@ PollStats Forwarder::Poll() {
   std::lock_guard<std::mutex> lock(mu_);
   PollStats s = poll_;
   s.denied = policy_.denied();
-  s.backed_off = policy_.backed_off();
+  s.contended = policy_.contended_refusals();
   return s;
 }
 
@@ -266,6 +264,8 @@ int64_t Forwarder::Backlog(uint32_t id) {
 // ------------------------------------------------------------------ the thread
 
 void Forwarder::Run() {
+  const std::string schedstat = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/schedstat";
+  schedstat_fd_ = ::open(schedstat.c_str(), O_RDONLY | O_CLOEXEC);  // absent without CONFIG_SCHEDSTATS: never counted contended
   struct epoll_event evs[64];
   uint64_t spin_until = 0;
   while (!stop_) {
@@ -302,17 +302,18 @@ void Forwarder::Run() {
 // With the mutex held, after a batch: when to stop spinning (0: sleep now).
 uint64_t Forwarder::SpinUntil(uint64_t now) {
   if (busy_poll_ns_ > 0) return now + busy_poll_ns_;
+  if (!policy_.enabled()) return 0;
+  ReportScheduling(now);
   return policy_.SpinUntil(now);
 }
 
-// Polls without sleeping until an event comes, `until`, or another task took
-// the CPU (the thread was preempted: it stops spinning and sleeps, leaving the
-// CPU to it); the events' count (0: none came).
+// Polls without sleeping until an event comes or `until`; the events' count
+// (0: none came). It yields the CPU at the start and every few µs: a task
+// waiting for this CPU — often the one the batch just woke, whose answer the
+// spin waits for — runs first (a yield costs a system call when none waits).
 int Forwarder::Spin(struct epoll_event* evs, int max, uint64_t until) {
   const uint64_t start = NowNs();
-  const long preemptions = Preemptions();
-  uint64_t check_at = start + kCheckEveryNs;
-  bool preempted = false;
+  uint64_t yield_at = start;
   int n = 0;
   while (!stop_) {
     n = ::epoll_wait(epfd_, evs, max, 0);
@@ -320,23 +321,33 @@ int Forwarder::Spin(struct epoll_event* evs, int max, uint64_t until) {
     n = 0;
     const uint64_t now = NowNs();
     if (now >= until) break;
-    if (now >= check_at) {
-      if (Preemptions() != preemptions) {
-        preempted = true;
-        break;
-      }
-      check_at = now + kCheckEveryNs;
+    if (now >= yield_at) {
+      sched_yield();
+      yield_at = now + kYieldEveryNs;
+    } else {
+      for (int i = 0; i < 16; i++) CpuRelax();
     }
-    for (int i = 0; i < 16; i++) CpuRelax();
   }
-  const uint64_t end = NowNs();
+  const uint64_t spent = NowNs() - start;
   std::lock_guard<std::mutex> lock(mu_);
   poll_.spins++;
   if (n > 0) poll_.hits++;
-  if (preempted) poll_.preempted++;
-  poll_.spin_ns += end - start;
-  if (busy_poll_ns_ == 0) policy_.Spun(end, end - start, preempted);
+  poll_.spin_ns += spent;
+  if (busy_poll_ns_ == 0) policy_.Spun(spent);
   return n;
+}
+
+// Reports the thread's run-queue wait and time slices to the policy (every 50 ms).
+void Forwarder::ReportScheduling(uint64_t now) {
+  if (now < scheduling_at_) return;
+  scheduling_at_ = now + kSchedulingEveryNs;
+  if (schedstat_fd_ < 0) return;
+  char buf[128];
+  ssize_t r = ::pread(schedstat_fd_, buf, sizeof buf - 1, 0);
+  if (r <= 0) return;
+  buf[r] = 0;
+  unsigned long long run_ns = 0, wait_ns = 0, slices = 0;
+  if (std::sscanf(buf, "%llu %llu %llu", &run_ns, &wait_ns, &slices) == 3) policy_.Scheduling(wait_ns, slices);
 }
 
 void Forwarder::Serve(uint32_t id, uint32_t events, uint64_t now) {

@@ -40,10 +40,9 @@
 // port, link or learning change). Counters are deltas JS takes and merges.
 //
 // Sleeping: after a batch the thread sleeps in epoll_wait — unless it spins
-// first: polling epoll_wait(0) with a pause between polls, until an event
-// comes (a hit) or the deadline — or another task wanted the CPU (the thread
-// was preempted: checked every 10 µs), when it sleeps at once and the
-// adaptive policy grants no spin for a while. How long: `busy_poll_us` after every batch
+// first: polling epoll_wait(0) with a pause between polls and a sched_yield
+// every 5 µs (a task waiting for this CPU — the VM's process the batch just
+// woke — runs; no yield storm), until an event comes (a hit) or the deadline. How long: `busy_poll_us` after every batch
 // when set (a fixed override), else what the adaptive policy grants
 // (poll_policy.h: only while answers come back quickly, within a CPU budget),
 // else none.
@@ -58,6 +57,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -84,8 +84,7 @@ struct UpItem {
 // Busy polling's counts since the forwarder started.
 struct PollStats {
   uint64_t spins = 0, hits = 0, spin_ns = 0, denied = 0;
-  uint64_t preempted = 0;   // spins ended because another task took the CPU
-  uint64_t backed_off = 0;  // spins not granted because one was preempted shortly before
+  uint64_t contended = 0;  // spins not granted because the CPUs were oversubscribed
 };
 
 struct TrafficDelta {
@@ -168,6 +167,7 @@ class Forwarder {
   void Run();
   int Spin(struct epoll_event* evs, int max, uint64_t until);
   uint64_t SpinUntil(uint64_t now);
+  void ReportScheduling(uint64_t now);
   void Serve(uint32_t id, uint32_t events, uint64_t now);
   void ReadTap(uint32_t id, uint64_t now);
   void ReadLink(uint32_t id, uint64_t now);
@@ -196,6 +196,8 @@ class Forwarder {
   uint64_t busy_poll_ns_;
   PollPolicy policy_;
   PollStats poll_;
+  int schedstat_fd_ = -1;       // this thread's /proc schedstat (the policy's contention input)
+  uint64_t scheduling_at_ = 0;
   uint64_t ttl_ns_;
   int epfd_ = -1;
   int wakefd_ = -1;

@@ -13,11 +13,12 @@
 //   writeLink(id, buffers[]) -> backlog bytes, or -errno
 //   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
 //   takeCounters() -> { endpoints: Float64Array [id rxF rxB txF txB txD]*, traffic: Float64Array [src dst frames bytes]* }
-//   poll() -> Float64Array [spins hits spinNs budgetDenied preempted backedOff]   busy polling since the start
+//   poll() -> Float64Array [spins hits spinNs budgetDenied contended]   busy polling since the start
 //   close()
 //
 //   new PollPolicy({ capUs, budgetPercent })   poll_policy.h alone, for tests: forwarded(in, out, nowNs),
-//       spinUntil(nowNs) -> ns or 0, spun(nowNs, ns, preempted), window(in, out) -> ns, denied(), backedOff()
+//       spinUntil(nowNs) -> ns or 0, spun(ns), scheduling(runDelayNs, timeslices), window(in, out) -> ns,
+//       denied(), contended() -> refusals
 //
 // Items that went up reach JS through a uv_async_t on the main loop: onUp(items)
 // with items = [kind, endpoint, data (Buffer), records (Uint32Array | undefined), errno]*,
@@ -69,7 +70,8 @@ class PollPolicyHandle : public Napi::ObjectWrap<PollPolicyHandle> {
       InstanceMethod<&PollPolicyHandle::Spun>("spun"),
       InstanceMethod<&PollPolicyHandle::Window>("window"),
       InstanceMethod<&PollPolicyHandle::Denied>("denied"),
-      InstanceMethod<&PollPolicyHandle::BackedOff>("backedOff"),
+      InstanceMethod<&PollPolicyHandle::Scheduling>("scheduling"),
+      InstanceMethod<&PollPolicyHandle::Contended>("contended"),
     });
   }
 
@@ -79,12 +81,13 @@ class PollPolicyHandle : public Napi::ObjectWrap<PollPolicyHandle> {
  private:
   void Forwarded(const Napi::CallbackInfo& info) { policy_.Forwarded(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)), Ns(info, 2)); }
   Napi::Value SpinUntil(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.SpinUntil(Ns(info, 0)))); }
-  void Spun(const Napi::CallbackInfo& info) { policy_.Spun(Ns(info, 0), Ns(info, 1), info.Length() > 2 && info[2].ToBoolean()); }
+  void Spun(const Napi::CallbackInfo& info) { policy_.Spun(Ns(info, 0)); }
+  void Scheduling(const Napi::CallbackInfo& info) { policy_.Scheduling(Ns(info, 0), Ns(info, 1)); }
   Napi::Value Window(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(policy_.Window(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)))));
   }
   Napi::Value Denied(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.denied())); }
-  Napi::Value BackedOff(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.backed_off())); }
+  Napi::Value Contended(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.contended_refusals())); }
 
   PollPolicy policy_;
 };
@@ -309,8 +312,8 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
 
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     PollStats p = Fwd(info.Env()).Poll();
-    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), 6);
-    double row[6] = {double(p.spins), double(p.hits), double(p.spin_ns), double(p.denied), double(p.preempted), double(p.backed_off)};
+    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), 5);
+    double row[5] = {double(p.spins), double(p.hits), double(p.spin_ns), double(p.denied), double(p.contended)};
     std::memcpy(out.Data(), row, sizeof row);
     return out;
   }

@@ -19,10 +19,11 @@
 //            100 ms worth of it, and every spin is paid from it: spinning
 //            averages at most that share of one core over a second. A spin
 //            is granted whole or not at all (cut short, it would likely miss).
-//   contention  a spin during which the thread was preempted (another task
-//            wanted the CPU) ends at once, and no spin is granted for the
-//            next 20 ms: on a CPU with other work, spinning only delays it,
-//            and the thread's sleeps keep it first in line when it wakes.
+//   contention  the forwarder reports the thread's scheduling (cumulative
+//            run-queue wait and time slices, /proc's schedstat) every 50 ms;
+//            while the last interval's wait per time slice is over 50 µs the
+//            CPUs are oversubscribed: no spin is granted (every µs spun is
+//            taken from a task that waits, the answerer's perhaps).
 #pragma once
 
 #include <algorithm>
@@ -42,7 +43,7 @@ class PollPolicy {
   static constexpr uint32_t kMinSamples = 4;
   static constexpr uint64_t kMiss = UINT64_MAX;
   static constexpr uint64_t kCreditWindowNs = 100000000;  // the credit holds at most this much time's accrual
-  static constexpr uint64_t kBackoffNs = 20000000;         // no spin for this long after a spin was preempted
+  static constexpr uint64_t kContendedWaitNs = 50000;      // run-queue wait per time slice above which the CPUs count as oversubscribed
 
   explicit PollPolicy(PollPolicyOptions o) : o_(o), max_credit_(static_cast<int64_t>(kCreditWindowNs / 1000 * o.budget_permille)) { credit_ = max_credit_; }
 
@@ -82,8 +83,8 @@ class PollPolicy {
     const uint64_t deadline = deadline_;
     deadline_ = 0;
     if (!enabled() || deadline <= now) return 0;
-    if (now < backoff_until_) {
-      backed_off_++;
+    if (contended_) {
+      contended_refusals_++;
       return 0;
     }
     if (credit_ < static_cast<int64_t>(deadline - now)) {  // a spin cut short would likely miss: none at all
@@ -93,11 +94,20 @@ class PollPolicy {
     return deadline;
   }
 
-  // A spin ended at `now` after `ns`, paid from the credit; `preempted`: another task took the CPU meanwhile.
-  void Spun(uint64_t now, uint64_t ns, bool preempted) {
-    credit_ -= static_cast<int64_t>(std::min<uint64_t>(ns, INT64_MAX / 2));
-    if (preempted) backoff_until_ = now + kBackoffNs;
+  // A spin took `ns`: paid from the credit.
+  void Spun(uint64_t ns) { credit_ -= static_cast<int64_t>(std::min<uint64_t>(ns, INT64_MAX / 2)); }
+
+  // The thread's scheduling so far (cumulative run-queue wait in ns, time slices):
+  // the interval since the last report decides whether the CPUs are oversubscribed.
+  void Scheduling(uint64_t run_delay_ns, uint64_t timeslices) {
+    if (reported_ && timeslices > timeslices_) {
+      contended_ = (run_delay_ns - std::min(run_delay_ns, run_delay_ns_)) / (timeslices - timeslices_) > kContendedWaitNs;
+    }
+    reported_ = true;
+    run_delay_ns_ = run_delay_ns;
+    timeslices_ = timeslices;
   }
+  bool contended() const { return contended_; }
 
   // The window granted after a frame from `in` to `out` (0: none).
   uint64_t Window(uint32_t in, uint32_t out) const {
@@ -105,9 +115,9 @@ class PollPolicy {
     return it == dirs_.end() ? 0 : it->second.window;
   }
 
-  // Spins refused because the budget was spent; because of a recent preemption.
+  // Spins refused because the budget was spent; because the CPUs were oversubscribed.
   uint64_t denied() const { return denied_; }
-  uint64_t backed_off() const { return backed_off_; }
+  uint64_t contended_refusals() const { return contended_refusals_; }
 
   // An endpoint went away: its directions are forgotten.
   void Forget(uint32_t id) {
@@ -163,8 +173,9 @@ class PollPolicy {
   int64_t credit_;
   uint64_t refilled_ = 0;
   uint64_t denied_ = 0;
-  uint64_t backoff_until_ = 0;
-  uint64_t backed_off_ = 0;
+  bool reported_ = false, contended_ = false;
+  uint64_t run_delay_ns_ = 0, timeslices_ = 0;
+  uint64_t contended_refusals_ = 0;
 };
 
 }  // namespace vnet_tap

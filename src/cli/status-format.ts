@@ -32,7 +32,7 @@ export interface StatusFacts extends DaemonFacts {
     adaptivePoll?: { capUs: number; budgetPercent: number } | false;
     flowTtlMs?: number;
     carriedFrames?: number;
-    poll?: { spins: number; hits: number; spinNs: number; budgetDenied: number; preempted: number; backedOff: number };
+    poll?: { spins: number; hits: number; spinNs: number; budgetDenied: number; contended: number };
   } | undefined;
 }
 
@@ -135,7 +135,7 @@ export function formatNativeForwarding(n: NonNullable<StatusFacts['nativeForward
   const line = `native forwarder: running (${pollMode(n)}, flow TTL ${n.flowTtlMs ?? 0} ms), ${n.carriedFrames ?? 0} frames carried`;
   const p = n.poll;
   if (p === undefined) return line;
-  return `${line}; busy polling: ${p.spins} spins (${p.hits} ended by traffic, ${p.preempted} by another task), ${(p.spinNs / 1e6).toFixed(1)} ms spinning, refused ${p.budgetDenied} by the budget and ${p.backedOff} after contention`;
+  return `${line}; busy polling: ${p.spins} spins (${p.hits} ended by traffic), ${(p.spinNs / 1e6).toFixed(1)} ms spinning, refused ${p.budgetDenied} by the budget and ${p.contended} for busy CPUs`;
 }
 
 /** How the forwarder's thread polls: a fixed spin, adaptive, or never. */

@@ -127,22 +127,21 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
     const n = daemon.nativeCarriedFrames;
     if (n !== undefined) put({}, n);
   });
-  readCounter('vnet_daemon_native_poll_spins_total', 'Times the native forwarder spun (polled without sleeping) after a batch, by how the spin ended: traffic came (hit), another task took the CPU (preempted) or its deadline passed (miss)', ['result'], (put) => {
+  readCounter('vnet_daemon_native_poll_spins_total', 'Times the native forwarder spun (polled without sleeping) after a batch, by how the spin ended: traffic came (hit) or its deadline passed (miss)', ['result'], (put) => {
     const p = daemon.nativePollStats;
     if (p === undefined) return;
     put({ result: 'hit' }, p.hits);
-    put({ result: 'preempted' }, p.preempted);
-    put({ result: 'miss' }, p.spins - p.hits - p.preempted);
+    put({ result: 'miss' }, p.spins - p.hits);
   });
   readCounter('vnet_daemon_native_poll_spin_seconds_total', 'Time the native forwarder spent spinning', [], (put) => {
     const p = daemon.nativePollStats;
     if (p !== undefined) put({}, p.spinNs / 1e9);
   });
-  readCounter('vnet_daemon_native_poll_refused_total', 'Spins the adaptive policy refused, by reason: its CPU budget was spent (budget), a spin was preempted shortly before (contention)', ['reason'], (put) => {
+  readCounter('vnet_daemon_native_poll_refused_total', 'Spins the adaptive policy refused, by reason: its CPU budget was spent (budget), the CPUs were oversubscribed (contention)', ['reason'], (put) => {
     const p = daemon.nativePollStats;
     if (p === undefined) return;
     put({ reason: 'budget' }, p.budgetDenied);
-    put({ reason: 'contention' }, p.backedOff);
+    put({ reason: 'contention' }, p.contended);
   });
   readCounter('vnet_daemon_mac_conflicts_total', 'Frames from a link whose source MAC belongs to a local port or a controller-placed VM (not re-learned)', [], (put) => put({}, daemon.table.stats.macConflicts));
   readCounter('vnet_daemon_forwarding_dropped_frames_total', 'Frames the forwarding table dropped, by reason', ['reason'], (put) => {

@@ -31,7 +31,7 @@
  *              batch when set, else adaptively (`adaptivePoll`,
  *              native/tap/poll_policy.h: only for request/response traffic,
  *              within a window learned from its answers' delays and a CPU
- *              budget, and never right after another task wanted the CPU);
+ *              budget, and not while the CPUs are oversubscribed);
  *              `pollStats` counts spins, hits and time spent.
  *   detach     the endpoint's backlog and the items still queued for it come
  *              back, to be handled before the port or link carries on alone.
@@ -72,10 +72,8 @@ export interface PollStats {
   spinNs: number;
   /** Spins the adaptive policy refused because the CPU budget was spent. */
   budgetDenied: number;
-  /** Spins cut short because another task took the CPU (the thread then sleeps). */
-  preempted: number;
-  /** Spins the adaptive policy refused because one was preempted shortly before. */
-  backedOff: number;
+  /** Spins the adaptive policy refused because the CPUs were oversubscribed (the thread's run-queue wait). */
+  contended: number;
 }
 
 export interface NativeForwarderOptions {
@@ -250,9 +248,9 @@ export class NativeForwarder {
 
   /** Busy polling's counts since the start (all zero once closed). */
   pollStats(): PollStats {
-    if (this.#closed) return { spins: 0, hits: 0, spinNs: 0, budgetDenied: 0, preempted: 0, backedOff: 0 };
+    if (this.#closed) return { spins: 0, hits: 0, spinNs: 0, budgetDenied: 0, contended: 0 };
     const p = this.#handle.poll();
-    return { spins: p[0]!, hits: p[1]!, spinNs: p[2]!, budgetDenied: p[3]!, preempted: p[4]!, backedOff: p[5]! };
+    return { spins: p[0]!, hits: p[1]!, spinNs: p[2]!, budgetDenied: p[3]!, contended: p[4]! };
   }
 
   /** Stop the thread; endpoints still attached are dropped (their owners detach first). */

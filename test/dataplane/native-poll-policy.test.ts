@@ -2,7 +2,7 @@
  * Adaptive busy polling's decision (native/tap/poll_policy.h), fed timestamps
  * — no thread, no clock: the windows it grants after request/response
  * traffic, none for one-way streams or slow answers, the cap, the CPU
- * budget that bounds spinning, and the pause after a spin was preempted.
+ * budget that bounds spinning, and no spinning while the CPUs are oversubscribed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +11,11 @@ import { createRequire } from 'node:module';
 interface PollPolicy {
   forwarded(ingress: number, target: number, nowNs: number): void;
   spinUntil(nowNs: number): number;
-  spun(nowNs: number, ns: number, preempted: boolean): void;
+  spun(ns: number): void;
+  scheduling(runDelayNs: number, timeslices: number): void;
   window(ingress: number, target: number): number;
   denied(): number;
-  backedOff(): number;
+  contended(): number;
 }
 const addon = createRequire(import.meta.url)(new URL('../../build/Release/vnet_tap.node', import.meta.url).pathname) as {
   PollPolicy: new (o: { capUs: number; budgetPercent: number }) => PollPolicy;
@@ -120,7 +121,7 @@ test('the budget: spinning averages at most budgetPercent of one core (plus the 
     const until = p.spinUntil(t);
     if (until > 0) {
       granted += until - t;
-      p.spun(until, until - t, false); // spun to the deadline: the answer comes later than the window here
+      p.spun(until - t); // spun to the deadline: the answer comes later than the window here
     }
     p.forwarded(LINK, TAP, t + 50 * US);
     p.spinUntil(t + 50 * US);
@@ -135,24 +136,28 @@ test('the budget: spinning averages at most budgetPercent of one core (plus the 
   assert.equal(idle.denied(), 0, 'never refused while within the budget');
 });
 
-test('contention: after a spin another task cut short, no spin for 20 ms (counted), then spins again', () => {
+test('contention: while the thread waited over 50 µs per time slice for a CPU in the last report\'s interval, no spin (counted); spins again once it does not', () => {
   const p = policy();
   let t = exchanges(p, Array(8).fill(50));
-  p.forwarded(TAP, LINK, t);
-  const until = p.spinUntil(t);
-  assert.equal(until, t + 62.5 * US);
-  p.spun(t + 10 * US, 10 * US, true); // preempted 10 µs in
-  p.forwarded(LINK, TAP, t + 50 * US);
-  t += 1000 * US;
-  for (let i = 0; i < 19; i++, t += 1000 * US) {
+  const spinAfterRequest = (): number => {
     p.forwarded(TAP, LINK, t);
-    assert.equal(p.spinUntil(t), 0, `${i + 1} ms after the preemption: no spin`);
+    const until = p.spinUntil(t);
     p.forwarded(LINK, TAP, t + 50 * US);
     p.spinUntil(t + 50 * US);
-  }
-  assert.equal(p.backedOff(), 19);
-  t += 1000 * US;
-  p.forwarded(TAP, LINK, t);
-  assert.equal(p.spinUntil(t), t + 62.5 * US, '21 ms after: spinning again');
+    t += 1000 * US;
+    return until;
+  };
+  p.scheduling(1_000_000, 100); // the first report only sets the mark
+  assert.notEqual(spinAfterRequest(), 0);
+  p.scheduling(1_000_000 + 100 * 20 * US, 200); // 20 µs per slice: a CPU free when wanted
+  assert.notEqual(spinAfterRequest(), 0);
+  p.scheduling(3_000_000 + 100 * 300 * US, 300); // 300+ µs per slice: oversubscribed
+  for (let i = 0; i < 5; i++) assert.equal(spinAfterRequest(), 0, 'no spin while contended');
+  assert.equal(p.contended(), 5);
+  p.scheduling(3_000_000 + 100 * 300 * US, 300); // no new slices: no verdict either way
+  assert.equal(spinAfterRequest(), 0);
+  p.scheduling(3_000_000 + 100 * 300 * US + 50 * 10 * US, 350); // 10 µs per slice
+  assert.notEqual(spinAfterRequest(), 0, 'spinning again');
+  assert.equal(p.contended(), 6);
   assert.equal(p.denied(), 0, 'the budget was never the reason');
 });

@@ -99,8 +99,8 @@ test('a bad VNET_NATIVE_FORWARDING fails the start with a ConfigError before any
 
 test('vnet status: one line, running with its settings and frames carried, or off and why', () => {
   assert.equal(
-    formatNativeForwarding({ running: true, busyPollUs: 0, adaptivePoll: { capUs: 200, budgetPercent: 25 }, flowTtlMs: 1000, carriedFrames: 42, poll: { spins: 10, hits: 7, spinNs: 1_500_000, budgetDenied: 1, preempted: 2, backedOff: 3 } }),
-    'native forwarder: running (adaptive busy polling up to 200 µs, budget 25% of a core, flow TTL 1000 ms), 42 frames carried; busy polling: 10 spins (7 ended by traffic, 2 by another task), 1.5 ms spinning, refused 1 by the budget and 3 after contention',
+    formatNativeForwarding({ running: true, busyPollUs: 0, adaptivePoll: { capUs: 200, budgetPercent: 25 }, flowTtlMs: 1000, carriedFrames: 42, poll: { spins: 10, hits: 7, spinNs: 1_500_000, budgetDenied: 1, contended: 3 } }),
+    'native forwarder: running (adaptive busy polling up to 200 µs, budget 25% of a core, flow TTL 1000 ms), 42 frames carried; busy polling: 10 spins (7 ended by traffic), 1.5 ms spinning, refused 1 by the budget and 3 for busy CPUs',
   );
   assert.equal(formatNativeForwarding({ running: true, busyPollUs: 50, adaptivePoll: false, flowTtlMs: 1000 }), 'native forwarder: running (busy poll 50 µs after every batch, flow TTL 1000 ms), 0 frames carried');
   assert.equal(formatNativeForwarding({ running: true, busyPollUs: 0, adaptivePoll: false, flowTtlMs: 1000 }), 'native forwarder: running (no busy polling, flow TTL 1000 ms), 0 frames carried');
