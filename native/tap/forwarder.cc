@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <cstdio>
@@ -264,6 +265,7 @@ int64_t Forwarder::Backlog(uint32_t id) {
 // ------------------------------------------------------------------ the thread
 
 void Forwarder::Run() {
+  pthread_setname_np(pthread_self(), "vnet-forwarder");  // for top -H, perf sched, /proc/PID/task/TID/comm
   const std::string schedstat = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/schedstat";
   schedstat_fd_ = ::open(schedstat.c_str(), O_RDONLY | O_CLOEXEC);  // absent without CONFIG_SCHEDSTATS: never counted contended
   struct epoll_event evs[64];

@@ -16,7 +16,7 @@
 //   poll() -> Float64Array [spins hits spinNs budgetDenied contended]   busy polling since the start
 //   close()
 //
-//   new PollPolicy({ capUs, budgetPercent })   poll_policy.h alone, for tests: forwarded(in, out, nowNs),
+//   new PollPolicy({ capUs, budgetPercent })   poll_policy.h alone, for tests: forwarded(in, out, nowNs[, len = 64]),
 //       spinUntil(nowNs) -> ns or 0, spun(ns), scheduling(runDelayNs, timeslices), window(in, out) -> ns,
 //       denied(), contended() -> refusals
 //
@@ -79,7 +79,9 @@ class PollPolicyHandle : public Napi::ObjectWrap<PollPolicyHandle> {
       : Napi::ObjectWrap<PollPolicyHandle>(info), policy_(PolicyOptions(info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env()))) {}
 
  private:
-  void Forwarded(const Napi::CallbackInfo& info) { policy_.Forwarded(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)), Ns(info, 2)); }
+  void Forwarded(const Napi::CallbackInfo& info) {
+    policy_.Forwarded(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)), Ns(info, 2), info.Length() > 3 ? Ns(info, 3) : 64);
+  }
   Napi::Value SpinUntil(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.SpinUntil(Ns(info, 0)))); }
   void Spun(const Napi::CallbackInfo& info) { policy_.Spun(Ns(info, 0)); }
   void Scheduling(const Napi::CallbackInfo& info) { policy_.Scheduling(Ns(info, 0), Ns(info, 1)); }

@@ -108,7 +108,7 @@ void Forwarder::ReadTap(uint32_t id, uint64_t now) {
         done = DeliverToTap(entry->target, vh, frame, len);
       }
       if (done) {
-        policy_.Forwarded(id, entry->target, now);
+        policy_.Forwarded(id, entry->target, now, len);
         e.c.rx_frames++;
         e.c.rx_bytes += len;
         if (entry->count_traffic) CountTraffic(frame, len);
@@ -224,7 +224,7 @@ size_t Forwarder::ParseLink(Endpoint& e, uint32_t id, uint64_t now) {
         done = DeliverToTap(entry->target, vh, data, flen);
       }
       if (done) {
-        policy_.Forwarded(id, entry->target, now);
+        policy_.Forwarded(id, entry->target, now, flen);
         e.c.rx_frames++;
         e.c.rx_bytes += flen;
         off += kHeader + len;

@@ -12,6 +12,10 @@
 //            quarter, at most `cap`; none before 4 samples, none when that
 //            percentile is a miss. Request/response traffic gets a window,
 //            one-way traffic never does.
+//   bulk     a frame over 4 KiB (a GSO super-frame: a bulk transfer, whose
+//            reverse carries its ACKs) marks both directions of its pair bulk
+//            for 10 ms: no window for either. A bulk transfer keeps the thread
+//            busy without spinning, and a spin's CPU is the transfer's loss.
 //   spin     after a batch the forwarder asks SpinUntil: the latest of
 //            (a frame's time + its direction's window) over the batch's
 //            frames, if the budget's credit covers it whole; 0 means sleep.
@@ -27,6 +31,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <unordered_map>
 
@@ -43,14 +48,16 @@ class PollPolicy {
   static constexpr uint32_t kMinSamples = 4;
   static constexpr uint64_t kMiss = UINT64_MAX;
   static constexpr uint64_t kCreditWindowNs = 100000000;  // the credit holds at most this much time's accrual
+  static constexpr size_t kBulkFrameBytes = 4096;          // frames above this are GSO super-frames: bulk
+  static constexpr uint64_t kBulkHoldNs = 10000000;        // a pair stays bulk this long after such a frame
   static constexpr uint64_t kContendedWaitNs = 50000;      // run-queue wait per time slice above which the CPUs count as oversubscribed
 
   explicit PollPolicy(PollPolicyOptions o) : o_(o), max_credit_(static_cast<int64_t>(kCreditWindowNs / 1000 * o.budget_permille)) { credit_ = max_credit_; }
 
   bool enabled() const { return o_.cap_ns > 0 && o_.budget_permille > 0; }
 
-  // A frame went from `in` to `out` at `now`.
-  void Forwarded(uint32_t in, uint32_t out, uint64_t now) {
+  // A frame of `len` bytes went from `in` to `out` at `now`.
+  void Forwarded(uint32_t in, uint32_t out, uint64_t now, size_t len) {
     const uint64_t key = Key(in, out);
     Dir* d = key == last_key_ ? last_dir_ : nullptr;
     if (d == nullptr) {
@@ -74,7 +81,11 @@ class PollPolicy {
       d->first = now;
     }
     d->last = now;
-    if (d->window > 0) deadline_ = std::max(deadline_, now + d->window);
+    if (len > kBulkFrameBytes) {
+      d->bulk_until = now + kBulkHoldNs;
+      dirs_[Key(out, in)].bulk_until = d->bulk_until;  // node-based: d stays valid
+    }
+    if (d->window > 0 && now >= d->bulk_until) deadline_ = std::max(deadline_, now + d->window);
   }
 
   // After a batch: spin until the returned time (0: sleep now). Clears the batch's deadline.
@@ -136,6 +147,7 @@ class PollPolicy {
     uint64_t samples[kSamples] = {};
     uint32_t n = 0, head = 0;
     uint64_t window = 0;
+    uint64_t bulk_until = 0;
   };
 
   static uint64_t Key(uint32_t in, uint32_t out) { return (uint64_t{in} << 32) | out; }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 interface PollPolicy {
-  forwarded(ingress: number, target: number, nowNs: number): void;
+  forwarded(ingress: number, target: number, nowNs: number, len?: number): void;
   spinUntil(nowNs: number): number;
   spun(ns: number): void;
   scheduling(runDelayNs: number, timeslices: number): void;
@@ -160,4 +160,22 @@ test('contention: while the thread waited over 50 µs per time slice for a CPU i
   assert.notEqual(spinAfterRequest(), 0, 'spinning again');
   assert.equal(p.contended(), 6);
   assert.equal(p.denied(), 0, 'the budget was never the reason');
+});
+
+test('bulk: a GSO super-frame (over 4 KiB) takes both directions of its pair off spinning for 10 ms, however quick the ACKs', () => {
+  const p = policy();
+  let t = T0;
+  // A bulk transfer TAP → link in 64 KiB super-frames, each ACKed 20 µs later.
+  for (let i = 0; i < 100; i++, t += 50 * US) {
+    p.forwarded(TAP, LINK, t, 65_000);
+    assert.equal(p.spinUntil(t), 0, 'no spin after a super-frame');
+    p.forwarded(LINK, TAP, t + 20 * US, 66);
+    assert.equal(p.spinUntil(t + 20 * US), 0, 'no spin after its ACK');
+  }
+  assert.equal(p.window(TAP, LINK), 25 * US, 'the delays are learned all the same');
+  // 10 ms after the last super-frame, small request/response frames spin again.
+  t += 10_000 * US;
+  p.forwarded(TAP, LINK, t, 100);
+  assert.equal(p.spinUntil(t), t + 25 * US);
+  assert.equal(p.denied() + p.contended(), 0);
 });
