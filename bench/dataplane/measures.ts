@@ -32,6 +32,8 @@ export interface MeasuresInit {
   work: string;
   seconds: number;
   rrSeconds: number;
+  /** Record the scheduler during the ping (`perf sched record -a`) and print the overlay's threads' wake-up delays. */
+  sched?: boolean;
   sh: (cmd: string[], check?: boolean) => string;
   inNs: (ns: string, cmd: string[], check?: boolean) => string;
   bg: (ns: string, cmd: string[], log: string) => ChildProcess;
@@ -87,6 +89,33 @@ function sleeps(pids: readonly number[]): number {
   return n;
 }
 
+/**
+ * From `perf sched latency`: per thread name of these processes (and ping),
+ * how often it was switched in and its wake-up delay (runnable → running).
+ */
+function printWakeDelays(report: string, pids: readonly number[]): void {
+  const tids = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) tids.add(tid);
+    } catch {
+      // gone
+    }
+  }
+  const rows = new Map<string, { switches: number; delayMs: number; maxMs: number }>();
+  for (const m of report.matchAll(/^[ \t]*(\S[^|\n]*?):(\d+)\s*\|\s*[\d.]+ ms\s*\|\s*(\d+)\s*\|\s*avg:\s*([\d.]+) ms\s*\|\s*max:\s*([\d.]+) ms/gm)) {
+    const [, comm, tid, switches, avg, max] = m as unknown as [string, string, string, string, string, string];
+    if (!tids.has(tid) && comm !== 'ping') continue;
+    const r = rows.get(comm) ?? { switches: 0, delayMs: 0, maxMs: 0 };
+    r.switches += Number(switches);
+    r.delayMs += Number(avg) * Number(switches);
+    r.maxMs = Math.max(r.maxMs, Number(max));
+    rows.set(comm, r);
+  }
+  const line = [...rows].map(([comm, r]) => `${comm} ${r.switches} runs, wake-up delay avg ${((r.delayMs / Math.max(1, r.switches)) * 1000).toFixed(1)} µs, max ${(r.maxMs * 1000).toFixed(0)} µs`);
+  process.stdout.write(`\n  sched during the ping: ${line.join('; ')}\n  `);
+}
+
 export class Measures {
   readonly #c: MeasuresInit;
   #rrBinary: string | undefined;
@@ -103,7 +132,7 @@ export class Measures {
     const cores = (cpuSeconds(pids) - cpu0) / ((performance.now() - t0) / 1000);
     const g4 = await this.iperf(addr, 4);
     const sleeps0 = sleeps(pids);
-    const ping = this.pingRtt(addr);
+    const ping = this.pingRtt(addr, this.#c.sched === true ? pids : undefined);
     const wakeups = (sleeps(pids) - sleeps0) / ping.echoes;
     const rr1 = await this.rr(addr, 1);
     const rr16 = await this.rr(addr, 16);
@@ -129,9 +158,14 @@ export class Measures {
   }
 
   /** Ping RTT in ms over 1,000 echoes 1 ms apart: the median and the 99th percentile. */
-  pingRtt(addr: string): { median: number; p99: number; echoes: number } {
+  pingRtt(addr: string, schedPids?: readonly number[]): { median: number; p99: number; echoes: number } {
     const c = this.#c;
-    const out = c.inNs(c.vm1, ['ping', '-c', '1000', '-i', '0.001', '-W', '1', addr]);
+    const ping = ['ping', '-c', '1000', '-i', '0.001', '-W', '1', addr];
+    const data = join(c.work, 'sched.data');
+    const out = schedPids === undefined
+      ? c.inNs(c.vm1, ping)
+      : c.sh(['perf', 'sched', 'record', '-a', '-q', '-o', data, '--', 'ip', 'netns', 'exec', c.vm1, ...ping]);
+    if (schedPids !== undefined) printWakeDelays(c.sh(['perf', 'sched', 'latency', '-p', '-i', data]), schedPids);
     const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
     if (times.length < 990) throw new Error(`ping lost echoes (${times.length}/1000): ${out.slice(-300)}`);
     return { median: median(times), p99: percentile(times, 0.99), echoes: times.length };

@@ -30,7 +30,10 @@
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
  * Every address lives in namespaces this program creates and removes.
  *
- * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave]
+ * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave] [--sched]
+ *
+ * --sched: the ping runs under `perf sched record -a`; printed per thread name
+ * of the overlay (vnet-forwarder, node, tincd) and ping: runs and wake-up delay.
  *
  * --interleave: the paths take turns, one repetition each per round (set up
  * and torn down every round), so that a busy moment of a shared machine hits
@@ -52,6 +55,7 @@ const { values: opts } = parseArgs({
     profile: { type: 'boolean', default: false },
     'rr-seconds': { type: 'string', default: '3' },
     interleave: { type: 'boolean', default: false },
+    sched: { type: 'boolean', default: false },
   },
 });
 const REPS = Number(opts.reps);
@@ -285,7 +289,7 @@ function ovsScenario(): Scenario {
 scenarios.push(ovsScenario());
 scenarios.push(vnetScenario('vnet-ovs', 9, 'vxlan', true));
 
-const measures = new Measures({ vm1: NS.vm1, vm2: NS.vm2, work, seconds: SECONDS, rrSeconds: RR_SECONDS, inNs, bg, stopAll, until, sh });
+const measures = new Measures({ vm1: NS.vm1, vm2: NS.vm2, work, seconds: SECONDS, rrSeconds: RR_SECONDS, sched: opts.sched, inNs, bg, stopAll, until, sh });
 
 interface Result extends Figures {
   name: string;
