@@ -90,8 +90,9 @@ function sleeps(pids: readonly number[]): number {
 }
 
 /**
- * From `perf sched latency`: per thread name of these processes (and ping),
- * how often it was switched in and its wake-up delay (runnable → running).
+ * From `perf sched latency`: per thread name of these processes, how often
+ * it was switched in and its wake-up delay (runnable → running). On a loaded
+ * machine perf may lose events: compare the runs with the sleeps per echo.
  */
 function printWakeDelays(report: string, pids: readonly number[]): void {
   const tids = new Set<string>();
@@ -105,7 +106,7 @@ function printWakeDelays(report: string, pids: readonly number[]): void {
   const rows = new Map<string, { switches: number; delayMs: number; maxMs: number }>();
   for (const m of report.matchAll(/^[ \t]*(\S[^|\n]*?):(\d+)\s*\|\s*[\d.]+ ms\s*\|\s*(\d+)\s*\|\s*avg:\s*([\d.]+) ms\s*\|\s*max:\s*([\d.]+) ms/gm)) {
     const [, comm, tid, switches, avg, max] = m as unknown as [string, string, string, string, string, string];
-    if (!tids.has(tid) && comm !== 'ping') continue;
+    if (!tids.has(tid)) continue;
     const r = rows.get(comm) ?? { switches: 0, delayMs: 0, maxMs: 0 };
     r.switches += Number(switches);
     r.delayMs += Number(avg) * Number(switches);

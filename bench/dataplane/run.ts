@@ -33,7 +33,7 @@
  * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave] [--sched]
  *
  * --sched: the ping runs under `perf sched record -a`; printed per thread name
- * of the overlay (vnet-forwarder, node, tincd) and ping: runs and wake-up delay.
+ * of the overlay (vnet-forwarder, node, tincd): runs and wake-up delay.
  *
  * --interleave: the paths take turns, one repetition each per round (set up
  * and torn down every round), so that a busy moment of a shared machine hits
