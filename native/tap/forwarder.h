@@ -41,12 +41,14 @@
 //
 // Sleeping: after a batch the thread sleeps in epoll_wait — unless it spins
 // first: polling epoll_wait(0) with a pause between polls and a sched_yield
-// every 5 µs (a task waiting for this CPU — the VM's process the batch just
-// woke — runs; no yield storm), until an event comes (a hit) or the deadline. How long: `busy_poll_us` after every batch
-// when set (a fixed override), else what the adaptive policy grants
-// (poll_policy.h: only while answers come back quickly, within a CPU budget),
-// else none.
+// at the start and every 5 µs (a task waiting for this CPU — the VM's process
+// the batch just woke — runs; no yield storm), until an event comes (a hit)
+// or the deadline. How long: `busy_poll_us` after every batch when set (a
+// fixed override), else what the adaptive policy grants (poll_policy.h: only
+// while answers come back quickly, not for bulk, within a CPU budget, not on
+// oversubscribed CPUs), else none.
 #pragma once
+
 #include <sys/epoll.h>
 #include <sys/types.h>
 #include <sys/uio.h>
