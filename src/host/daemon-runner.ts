@@ -24,10 +24,8 @@ import type { Registry } from 'prom-client';
 import { parseMac } from '../common/mac.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import { MissingCaError, MissingHostCredentialsError } from '../dataplane/errors.ts';
-import { StreamPort } from '../dataplane/stream-port.ts';
-import { PacketPort } from '../dataplane/packet-port.ts';
 import { QemuHost } from './qemu-host.ts';
-import type { QemuVm } from './qemu-vm.ts';
+import { QemuGuests } from './qemu-guests.ts';
 import { TcpTransport } from '../dataplane/tcp-transport.ts';
 import { TlsTransport } from '../dataplane/tls-transport.ts';
 import { loadHostCredentials, type TlsCredentials } from '../pki/certs.ts';
@@ -52,7 +50,7 @@ import { arriveOnImage } from './image-vm.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
 import { ModelGuestVm } from './vm-runtime.ts';
-import { addConfiguredPort, portSecurity, reloadDaemon, type ReloadOutcome } from './daemon-reload.ts';
+import { addConfiguredPort, reloadDaemon, type ReloadOutcome } from './daemon-reload.ts';
 
 /** The MTU of an arriving VM's attached TAP port (the migration command carries none; the config's default). */
 const DEFAULT_TAP_MTU = 1500;
@@ -170,20 +168,13 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
   let admin: AdminServer | undefined;
   let metrics: MetricsServer | undefined;
   const qemu = config.qemu === undefined ? undefined : new QemuHost({ logger, clock: realClock }, config.qemu);
-  const booting: Promise<QemuVm | undefined>[] = [];
+  let guests: QemuGuests | undefined;
   try {
     images = await startImageServer(logger, config);
     migrations = await startMigrationAgent(logger, daemon, config, qemu, images);
-    for (const spec of config.ports) {
-      const port = await openConfiguredPort(logger, spec, qemu);
-      if (spec.qemu !== undefined && qemu !== undefined) {
-        // A real guest: the daemon boots it on the stream port; QEMU's own migration moves it.
-        daemon.addPort(port, spec.ip, { security: portSecurity(spec) });
-        booting.push(bootConfiguredVm(logger, qemu, migrations, port as StreamPort | PacketPort, spec.qemu.memoryMiB, spec.ip));
-        continue;
-      }
-      addConfiguredPort({ logger, daemon, migrations, images: images?.propagator }, spec, port);
-    }
+    guests = qemu === undefined ? undefined : new QemuGuests({ logger, host: qemu, migrations });
+    const ports = { logger, daemon, migrations, images: images?.propagator, guests };
+    for (const spec of config.ports) addConfiguredPort(ports, spec, await openConfiguredPort(logger, spec, qemu));
     if (config.rules.length > 0) daemon.setRules('config', config.rules);
     // Configured fast-path links without an address are accepted when the peer dials.
     const links = configuredFastPathLinks(config);
@@ -209,7 +200,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
       },
       reload(next, source) {
         // One reload at a time, each against the configuration the one before left.
-        const outcome = reloading.then(() => reloadDaemon({ logger, daemon, migrations: m, defaultLogLevel, images: images?.propagator }, running, next, source));
+        const outcome = reloading.then(() => reloadDaemon({ ...ports, migrations: m, defaultLogLevel }, running, next, source));
         reloading = outcome.then((o) => { if (o.applied) running = next; }, () => undefined);
         return outcome;
       },
@@ -226,7 +217,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
         await images?.propagator.close();
         await images?.server.close();
         // A QEMU VM still booting is stopped too.
-        for (const b of booting) await (await b)?.close();
+        await guests?.close();
         // A namespace VM paused here runs again (its processes thawed, given back their cgroups).
         for (const vm of m.vms) await vm.close?.().catch(() => undefined);
         await started.admin?.close();
@@ -317,19 +308,6 @@ function arrivingVms(logger: Logger, images: ImagePropagator | undefined): Pick<
       return NamespaceGuestVm.arrive({ clock: realClock, logger }, { ...init, netns });
     },
   };
-}
-
-/** Boot a configured port's QEMU VM in the background; it can be migrated once it is up (a boot that fails is logged, the port stays). */
-async function bootConfiguredVm(logger: Logger, qemu: QemuHost, agent: MigrationAgent, port: StreamPort | PacketPort, memoryMiB: number, ip: string | undefined): Promise<QemuVm | undefined> {
-  try {
-    const nic = port instanceof PacketPort ? { tap: port.ifname } : { socketPath: port.path };
-    const vm = await qemu.boot({ name: port.name, mac: port.mac, port: port.name, ...nic, memoryMiB, ip });
-    agent.addVm(vm);
-    return vm;
-  } catch (err) {
-    logger.error({ err, port: port.name }, 'the QEMU VM of this port did not boot');
-    return undefined;
-  }
 }
 
 /** Read a file the daemon cannot run without; `fail` makes the error to throw when it cannot be read. */

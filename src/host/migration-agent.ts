@@ -138,6 +138,11 @@ export class MigrationAgent implements MigrationControl {
     return [...this.#vms.values()];
   }
 
+  /** The migration under way here of the VM on `port` (as source or destination), if one is: its id. */
+  migrationOf(port: string): string | undefined {
+    return [...this.#migrations.values()].find((m) => m.active && m.port === port)?.id;
+  }
+
   /** Where migration `id` stands here (for tests and the admin interface), or undefined. */
   stateOf(id: string): string | undefined {
     return this.#migrations.get(id)?.state;
@@ -196,13 +201,13 @@ export class MigrationAgent implements MigrationControl {
 
   #startSource(command: MigrateStart): void {
     const runtime = this.#vms.get(command.vm.port);
-    const busy = [...this.#migrations.values()].find((m) => m.active && m.port === command.vm.port);
+    const busy = this.migrationOf(command.vm.port);
     const s = new SourceMigration(this.#ctx, command, runtime);
     this.#migrations.set(command.id, s);
     if (this.#ctx.unavailable !== undefined) { s.fail(this.#ctx.unavailable); return; }
     if (runtime === undefined) { s.fail(new UnknownVmError(command.vm.port, 'no VM of this host runs on it')); return; }
     if (formatMac(runtime.mac) !== command.vm.mac) { s.fail(new UnknownVmError(command.vm.port, `its VM is ${formatMac(runtime.mac)}, not ${command.vm.mac}`)); return; }
-    if (busy !== undefined) { s.fail(new MigrationConflictError(`port ${command.vm.port} is in migration ${busy.id}`)); return; }
+    if (busy !== undefined) { s.fail(new MigrationConflictError(`port ${command.vm.port} is in migration ${busy}`)); return; }
     if (command.to === this.#ctx.daemon.hostId) { s.fail(new MigrationConflictError('a migration to this host itself')); return; }
     s.start();
   }
