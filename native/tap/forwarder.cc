@@ -254,6 +254,14 @@ int64_t Forwarder::WriteLink(uint32_t id, const struct iovec* iov, int iovcnt) {
   return r;
 }
 
+bool Forwarder::RecordsInfo(uint32_t id, RecordKeyInfo* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Endpoint* e = Get(id);
+  if (e == nullptr || e->records == nullptr) return false;
+  *out = e->records->info();
+  return true;
+}
+
 int64_t Forwarder::Backlog(uint32_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   Endpoint* e = Get(id);

@@ -119,6 +119,8 @@ class Forwarder {
   // in bytes, or -errno when the link has failed.
   int64_t WriteLink(uint32_t id, const struct iovec* iov, int iovcnt);
   int64_t Backlog(uint32_t id);
+  // A records link's key progress (no keys); false for any other endpoint.
+  bool RecordsInfo(uint32_t id, RecordKeyInfo* out);
 
   void Install(uint32_t ingress, uint64_t src, uint64_t dst, uint32_t target, bool count_traffic);
   void Flush();

@@ -6,9 +6,12 @@
 //       records (a link switched to native records, records.h): per direction d = tx, rx:
 //       dKey, dIv (Buffers), dSeq, dBytes, dGeneration (numbers), and dSecret (Buffer) when
 //       rekeyRecords and rekeyBytes are given (vnet-records/2); maxRecords, maxBytes (numbers),
-//       cipher (Buffer: a record begun)
+//       cipher (Buffer: a record begun); on /2 also rekeyAgeMs (0: no age threshold) and
+//       txAgeMs (how long the send key has been in use: its start on this thread's clock)
 //   detach(id) -> { backlog: Buffer, items, counts: Float64Array [rxF rxB txF txB txD],
-//                   records?: { the same per-direction fields (keys as they are now), cipher } }
+//                   records?: { the same per-direction fields (keys as they are now), txAgeMs, cipher } }
+//   recordsInfo(id) -> Float64Array [txGeneration txRecords txBytes txAgeMs rxGeneration rxRecords rxBytes]
+//                      (a records link's keys' progress, no key), or undefined
 //   dupFd(fd) -> a dup() of fd (close-on-exec): a TLS link's TCP socket for Node to read as plain bytes
 //   writeLink(id, buffers[]) -> backlog bytes, or -errno
 //   backlog(id), install(ingress, src, dst, target, countTraffic), flush()
@@ -107,6 +110,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       InstanceMethod<&NativeForwarder::Flush>("flush"),
       InstanceMethod<&NativeForwarder::TakeCounters>("takeCounters"),
       InstanceMethod<&NativeForwarder::Poll>("poll"),
+      InstanceMethod<&NativeForwarder::RecordsInfo>("recordsInfo"),
       InstanceMethod<&NativeForwarder::Close>("close"),
     });
   }
@@ -224,7 +228,11 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       if (st.rekey) {
         st.rekey_records = Count(env, o, "rekeyRecords");
         st.rekey_bytes = Count(env, o, "rekeyBytes");
+        st.rekey_age_ms = o.Get("rekeyAgeMs").IsUndefined() ? 0 : Count(env, o, "rekeyAgeMs");
       }
+      const uint64_t age_ns = (o.Get("txAgeMs").IsUndefined() ? 0 : Count(env, o, "txAgeMs")) * 1000000ull;
+      const uint64_t now = RecordClockNs();
+      st.tx_started_ns = now > age_ns ? now - age_ns : 0;
       Napi::Value c = o.Get("cipher");
       if (!c.IsBuffer()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records.cipher must be a Buffer");
       Napi::Buffer<uint8_t> cb = c.As<Napi::Buffer<uint8_t>>();
@@ -258,10 +266,22 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       Napi::Object r = Napi::Object::New(env);
       DirectionToJs(env, r, "tx", rs.rekey, rs.tx);
       DirectionToJs(env, r, "rx", rs.rekey, rs.rx);
+      const uint64_t now = RecordClockNs();
+      r.Set("txAgeMs", Napi::Number::New(env, static_cast<double>(now > rs.tx_started_ns ? (now - rs.tx_started_ns) / 1000000 : 0)));
       r.Set("cipher", Napi::Buffer<uint8_t>::Copy(env, cipher.data(), cipher.size()));
       out.Set("records", r);
     }
     rs.Wipe();
+    return out;
+  }
+
+  Napi::Value RecordsInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RecordKeyInfo k;
+    if (!Fwd(env).RecordsInfo(U32(info, 0), &k)) return env.Undefined();
+    Napi::Float64Array out = Napi::Float64Array::New(env, 7);
+    double row[7] = {double(k.tx_generation), double(k.tx_records), double(k.tx_bytes), double(k.tx_age_ms), double(k.rx_generation), double(k.rx_records), double(k.rx_bytes)};
+    std::memcpy(out.Data(), row, sizeof row);
     return out;
   }
 

@@ -4,6 +4,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -56,6 +58,18 @@ void Nonce(const RecordDirectionState& d, uint8_t out[12]) {
 
 }  // namespace
 
+uint64_t RecordClockNs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+RecordKeyInfo RecordLayer::info() const {
+  const uint64_t now = RecordClockNs();
+  return {st_.tx.generation, st_.tx.seq, st_.tx.bytes, now > st_.tx_started_ns ? (now - st_.tx_started_ns) / 1000000 : 0,
+          st_.rx.generation, st_.rx.seq, st_.rx.bytes};
+}
+
 void RecordState::Wipe() {
   for (RecordDirectionState* d : {&tx, &rx}) {
     OPENSSL_cleanse(d->key, sizeof d->key);
@@ -88,7 +102,7 @@ int RecordLayer::Seal(const struct iovec* iov, int iovcnt, std::vector<uint8_t>*
   for (size_t done = 0; done < total;) {
     size_t len = std::min(total - done, kRecordMaxPlain);
     int err = 0;
-    if (st_.rekey && (st_.tx.seq >= st_.rekey_records || st_.tx.bytes >= st_.rekey_bytes)) err = SealKeyUpdate(out);
+    if (st_.rekey && (st_.tx.seq >= st_.rekey_records || st_.tx.bytes >= st_.rekey_bytes || KeyTooOld())) err = SealKeyUpdate(out);
     if (err == 0) err = SealOne(kRecordData, iov, iovcnt, done, len, out);
     if (err != 0) return err;
     done += len;
@@ -107,7 +121,12 @@ int RecordLayer::SealKeyUpdate(std::vector<uint8_t>* out) {
     ok_ = false;
     return EIO;
   }
+  st_.tx_started_ns = RecordClockNs();
   return 0;
+}
+
+bool RecordLayer::KeyTooOld() const {
+  return st_.rekey_age_ms > 0 && RecordClockNs() - st_.tx_started_ns >= st_.rekey_age_ms * 1000000ull;
 }
 
 // Seals bytes [skip, skip + len) of the iovecs as one record of `type`.

@@ -16,6 +16,10 @@
 //            replaces the current one (which is erased), the key and IV follow,
 //            and the counters restart at 0. The receiver does the same on
 //            opening the KEY_UPDATE. No round trip; the directions are independent.
+//   age      vnet-records/2 with rekey_age_ms > 0: the sender also updates its key
+//            once it has sealed under it for that long (CLOCK_MONOTONIC,
+//            tx_started_ns). JS hands the key's age over, not a time stamp
+//            (src/dataplane/record-socket.ts): its clock may not be this one.
 //   limits   a direction seals or opens at most max_records records and
 //            max_bytes plaintext bytes under one key (the backstop behind the
 //            rekeying); then the link fails (kRecordErrLimit) and is redialled.
@@ -72,7 +76,18 @@ struct RecordState {
   uint64_t max_records = 0, max_bytes = 0;
   bool rekey = false;  // vnet-records/2: KEY_UPDATE records, secrets
   uint64_t rekey_records = 0, rekey_bytes = 0;  // the sender updates its key once either is reached
+  uint64_t rekey_age_ms = 0;   // ... or once its key is this old (0: no age threshold)
+  uint64_t tx_started_ns = 0;  // CLOCK_MONOTONIC when the send key's generation began
   void Wipe();
+};
+
+// CLOCK_MONOTONIC in nanoseconds: the clock of tx_started_ns.
+uint64_t RecordClockNs();
+
+// What a records link's keys have done, without the keys (the admin interface's view).
+struct RecordKeyInfo {
+  uint64_t tx_generation, tx_records, tx_bytes, tx_age_ms;
+  uint64_t rx_generation, rx_records, rx_bytes;
 };
 
 class RecordLayer {
@@ -94,10 +109,12 @@ class RecordLayer {
   int Open(const uint8_t* p, size_t n, uint8_t* dst, size_t room, size_t* plain, size_t* used);
   // The state (keys included) to hand back to JS.
   const RecordState& state() const { return st_; }
+  RecordKeyInfo info() const;
 
  private:
   int SealOne(uint8_t type, const struct iovec* iov, int iovcnt, size_t skip, size_t len, std::vector<uint8_t>* out);
   int SealKeyUpdate(std::vector<uint8_t>* out);
+  bool KeyTooOld() const;
   int OpenOne(const uint8_t* p, size_t len, uint8_t* dst);
   int OpenKeyUpdate(const uint8_t* p);
   bool Used(const RecordDirectionState& d, size_t len) const;

@@ -95,6 +95,7 @@ interface NativeHandle {
   flush(): void;
   takeCounters(): { endpoints: Float64Array; traffic: Float64Array };
   poll(): Float64Array;
+  recordsInfo?(id: number): Float64Array | undefined;
   close(): void;
 }
 
@@ -123,10 +124,27 @@ export interface NativeRecordsAttach extends NativeRecordsDirections {
   maxBytes: number;
   rekeyRecords?: number;
   rekeyBytes?: number;
+  /** vnet-records/2: the send key's age at which it is updated (0: none). */
+  rekeyAgeMs?: number;
+  /** How long the send key has been in use: the forwarder's thread carries on from there on its own clock. */
+  txAgeMs: number;
 }
 
-/** A records link's state as the forwarder gives it back (its keys as they are now: it may have updated them). */
-export type NativeRecordsProgress = NativeRecordsDirections;
+/** A records link's state as the forwarder gives it back (its keys as they are now: it may have updated them), with the send key's age. */
+export interface NativeRecordsProgress extends NativeRecordsDirections {
+  txAgeMs?: number;
+}
+
+/** A records link's key progress as the thread has it now (no keys): record-keys.ts RecordKeyStatus. */
+export interface NativeRecordsInfo {
+  txGeneration: number;
+  txRecords: number;
+  txBytes: number;
+  txAgeMs: number;
+  rxGeneration: number;
+  rxRecords: number;
+  rxBytes: number;
+}
 
 /** The largest adaptivePoll.capUs: a spin longer than this costs more than the wake-up it saves. */
 export const ADAPTIVE_CAP_MAX_US = 10_000;
@@ -193,6 +211,14 @@ export class NativeForwarder {
    */
   attachLink(fd: number, maxMessageBytes: number, highWaterBytes: number, sink: EndpointSink, records?: NativeRecordsAttach): number {
     return this.#attach(() => this.#handle.attachLink(fd, maxMessageBytes, Math.min(highWaterBytes, 0xffff_ffff), records), sink);
+  }
+
+  /** A records link's key progress as the thread has it now (undefined: not a records link, or an addon without it). */
+  recordsInfo(id: number): NativeRecordsInfo | undefined {
+    if (this.#closed) return undefined;
+    const r = this.#handle.recordsInfo?.(id);
+    if (r === undefined) return undefined;
+    return { txGeneration: r[0]!, txRecords: r[1]!, txBytes: r[2]!, txAgeMs: r[3]!, rxGeneration: r[4]!, rxRecords: r[5]!, rxBytes: r[6]! };
   }
 
   /**

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { realClock, type Clock } from '../common/clock.ts';
 import { RecordLayerError } from './errors.ts';
 import { nextGeneration, type RecordDirection } from './record-keys.ts';
 
@@ -23,6 +24,8 @@ import { nextGeneration, type RecordDirection } from './record-keys.ts';
  *            BE) under its current key, then seals under the next generation's
  *            key with the counter from 0; the opener, on opening a KEY_UPDATE,
  *            moves its key on the same way. No round trip; each direction on its own.
+ *            The threshold is records, bytes or the key's age (`ageMs`, on the
+ *            injected clock), whichever comes first.
  *   limits   at most `maxRecords` records and `maxBytes` plaintext bytes per
  *            key (DEFAULT_LIMITS: the per-key budget TLS 1.3 sets for AES-GCM,
  *            RFC 8446 §5.5), the backstop behind the rekeying (and /1's only
@@ -49,18 +52,34 @@ export interface RecordLimits {
 /** 2^38 bytes: about 2^24.5 records of 2^14 bytes, TLS 1.3's AES-GCM budget per key. */
 export const DEFAULT_LIMITS: Readonly<RecordLimits> = Object.freeze({ maxRecords: 2 ** 48, maxBytes: 2 ** 38 });
 
-/** When a /2 sender moves to its next key: once it sealed `records` records or `bytes` plaintext bytes under the current one. */
+/**
+ * When a /2 sender moves to its next key: once it sealed `records` records or
+ * `bytes` plaintext bytes under the current one, or the key is `ageMs` old
+ * (0: no age threshold), whichever comes first.
+ */
 export interface RekeyThresholds {
   records: number;
   bytes: number;
+  /** Absent: DEFAULT_REKEY_AGE_MS; 0: no age threshold. */
+  ageMs?: number | undefined;
 }
 
-/** 2^34 bytes (16 GiB, 1/16 of the limit: about every 27 s at 5 Gbit/s) or 2^32 records, whichever comes first. */
-export const DEFAULT_REKEY: Readonly<RekeyThresholds> = Object.freeze({ records: 2 ** 32, bytes: 2 ** 34 });
+/** The key's age at which a /2 sender updates it when the thresholds name none: an hour. */
+export const DEFAULT_REKEY_AGE_MS = 3_600_000;
 
-/** Problems with rekey thresholds (empty: fine): positive safe integers. */
+/** 2^34 bytes (16 GiB, 1/16 of the limit: about every 27 s at 5 Gbit/s), 2^32 records or an hour, whichever comes first. */
+export const DEFAULT_REKEY: Readonly<RekeyThresholds> = Object.freeze({ records: 2 ** 32, bytes: 2 ** 34, ageMs: DEFAULT_REKEY_AGE_MS });
+
+/** Problems with rekey thresholds (empty: fine): positive safe integers (ageMs: 0 turns the age threshold off). */
 export function rekeyProblems(t: RekeyThresholds): string[] {
-  return (['records', 'bytes'] as const).filter((k) => !Number.isSafeInteger(t[k]) || t[k] < 1).map((k) => `${k} must be a positive integer, got ${String(t[k])}`);
+  const counts = (['records', 'bytes'] as const).filter((k) => !Number.isSafeInteger(t[k]) || t[k] < 1).map((k) => `${k} must be a positive integer, got ${String(t[k])}`);
+  const age = t.ageMs === undefined || (Number.isSafeInteger(t.ageMs) && t.ageMs >= 0) ? [] : [`ageMs must be an integer >= 0, got ${String(t.ageMs)}`];
+  return [...counts, ...age];
+}
+
+/** The age threshold in force (0: none). */
+export function rekeyAgeMs(t: RekeyThresholds): number {
+  return t.ageMs ?? DEFAULT_REKEY_AGE_MS;
 }
 
 function nonce(d: RecordDirection): Buffer {
@@ -81,11 +100,31 @@ export class RecordSealer {
   readonly direction: RecordDirection;
   readonly #limits: RecordLimits;
   readonly #rekey: RekeyThresholds;
+  readonly #clock: Pick<Clock, 'now'>;
+  /** When (the clock's now()) this generation's key began sealing. */
+  #since: number;
 
-  constructor(direction: RecordDirection, limits: RecordLimits = DEFAULT_LIMITS, rekey: RekeyThresholds = DEFAULT_REKEY) {
+  constructor(direction: RecordDirection, limits: RecordLimits = DEFAULT_LIMITS, rekey: RekeyThresholds = DEFAULT_REKEY, clock: Pick<Clock, 'now'> = realClock) {
     this.direction = direction;
     this.#limits = limits;
     this.#rekey = rekey;
+    this.#clock = clock;
+    this.#since = clock.now();
+  }
+
+  /** How long the current key has been in use (what the native forwarder carries on from, and gives back). */
+  get keyAgeMs(): number {
+    return Math.max(0, Math.floor(this.#clock.now() - this.#since));
+  }
+
+  set keyAgeMs(ms: number) {
+    this.#since = this.#clock.now() - ms;
+  }
+
+  #due(d: RecordDirection): boolean {
+    const r = this.#rekey;
+    const age = rekeyAgeMs(r);
+    return d.seq >= r.records || d.bytes >= r.bytes || (age > 0 && this.#clock.now() - this.#since >= age);
   }
 
   /** The chunks as records of at most RECORD_MAX_PLAIN bytes each (all of them in one when they fit), or the limit error. */
@@ -94,13 +133,14 @@ export class RecordSealer {
     const out: Buffer[] = [];
     for (let off = 0; off < plain.length; off += RECORD_MAX_PLAIN) {
       const d = this.direction;
-      if (d.secret !== undefined && (d.seq >= this.#rekey.records || d.bytes >= this.#rekey.bytes)) {
+      if (d.secret !== undefined && this.#due(d)) {
         const next = Buffer.alloc(KEY_UPDATE_PLAIN);
         next.writeBigUInt64BE(BigInt(d.generation + 1));
         const update = this.#sealOne(RECORD_TYPE_KEY_UPDATE, next);
         if (update instanceof RecordLayerError) return update;
         out.push(...update);
         nextGeneration(d);
+        this.#since = this.#clock.now();
       }
       const sealed = this.#sealOne(RECORD_TYPE_DATA, plain.subarray(off, Math.min(plain.length, off + RECORD_MAX_PLAIN)));
       if (sealed instanceof RecordLayerError) return sealed;

@@ -1,10 +1,11 @@
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import type { Clock } from '../common/clock.ts';
 import type { RecordLayerError } from './errors.ts';
 import type { NativeRecordsAttach, NativeRecordsProgress } from './native-forwarder.ts';
-import type { RecordDirection } from './record-keys.ts';
-import { RecordOpener, RecordSealer, type RecordLimits, type RekeyThresholds } from './record-layer.ts';
+import { RecordOpener, RecordSealer, rekeyAgeMs, type RecordLimits, type RekeyThresholds } from './record-layer.ts';
+import type { RecordDirection, RecordVersion } from './record-keys.ts';
 import type { LinkRole } from './wire-messages.ts';
 
 /**
@@ -18,8 +19,9 @@ import type { LinkRole } from './wire-messages.ts';
  *   listener   holds its writes until the first record from the dialer was
  *              opened: only then is the dialer's TLS layer sure to have stopped
  *              reading (the switch, tls-switch.ts).
- *   native     `handOff` gives the forwarder the keys, generations, counters
- *              and rekey thresholds (the socket then neither reads nor writes:
+ *   native     `handOff` gives the forwarder the keys, generations, counters,
+ *              the send key's age (not a time stamp: the thread's clock is
+ *              CLOCK_MONOTONIC, ours the injected one) and rekey thresholds (the socket then neither reads nor writes:
  *              link-native.ts stops the raw handle's reads and writes through
  *              the forwarder); `takeBack` carries on from the forwarder's keys
  *              (which it may have updated, vnet-records/2) and counters, and the
@@ -37,6 +39,23 @@ export interface RecordSocketInit {
   limits: RecordLimits;
   /** When a vnet-records/2 direction moves to its next key (unused on /1). */
   rekey: RekeyThresholds;
+  /** What the send key's age is measured on (default the real clock). */
+  clock?: Pick<Clock, 'now'> | undefined;
+}
+
+/** A records link's keys as the admin interface shows them (no key material). */
+export interface RecordKeyStatus {
+  version: RecordVersion;
+  /** Key updates done so far in each direction (0 on /1). */
+  txGeneration: number;
+  rxGeneration: number;
+  /** Records and plaintext bytes sealed / opened under the current key. */
+  txRecords: number;
+  txBytes: number;
+  rxRecords: number;
+  rxBytes: number;
+  /** How long the send key has been in use. */
+  txKeyAgeMs: number;
 }
 
 export class RecordSocket extends Duplex {
@@ -55,7 +74,7 @@ export class RecordSocket extends Duplex {
     this.tls = init.tls;
     this.#limits = init.limits;
     this.#rekey = init.rekey;
-    this.#sealer = new RecordSealer(init.tx, init.limits, init.rekey);
+    this.#sealer = new RecordSealer(init.tx, init.limits, init.rekey, init.clock);
     this.#opener = new RecordOpener(init.rx, init.limits);
     if (init.role === 'listener') this.#held = { chunks: [], done: [] };
     const raw = init.raw;
@@ -80,7 +99,19 @@ export class RecordSocket extends Duplex {
 
   /** The keys and counters for the native forwarder, and the bytes of a record begun (link-native.ts). */
   handOff(): NativeRecordsAttach {
-    return nativeRecordsAttach(this.#sealer.direction, this.#opener.direction, this.#limits, this.#rekey, this.#opener.pending);
+    return { ...nativeRecordsAttach(this.#sealer.direction, this.#opener.direction, this.#limits, this.#rekey, this.#opener.pending), txAgeMs: this.#sealer.keyAgeMs };
+  }
+
+  /** The keys' progress while this socket seals and opens (the forwarder's own, while it holds them: native-forwarder.ts recordsInfo). */
+  keyStatus(): RecordKeyStatus {
+    const tx = this.#sealer.direction;
+    const rx = this.#opener.direction;
+    return {
+      version: tx.secret === undefined ? 1 : 2,
+      txGeneration: tx.generation, rxGeneration: rx.generation,
+      txRecords: tx.seq, txBytes: tx.bytes, rxRecords: rx.seq, rxBytes: rx.bytes,
+      txKeyAgeMs: this.#sealer.keyAgeMs,
+    };
   }
 
   /** The forwarder took the keys (handOff, then a successful attach): erase ours until takeBack gives them back. */
@@ -91,6 +122,7 @@ export class RecordSocket extends Duplex {
   /** Carry on from the forwarder's keys and progress (it has let go of the fd). */
   takeBack(progress: NativeRecordsProgress): void {
     adoptProgress(progress, this.#sealer.direction, this.#opener.direction);
+    if (progress.txAgeMs !== undefined) this.#sealer.keyAgeMs = progress.txAgeMs;
     this.#opener = new RecordOpener(this.#opener.direction, this.#limits);
     if (progress.cipher.length > 0) this.#received(progress.cipher);
   }
@@ -172,10 +204,10 @@ export function nativeRecordsAttach(tx: RecordDirection, rx: RecordDirection, li
   const state: NativeRecordsAttach = {
     txKey: tx.key, txIv: tx.iv, txGeneration: tx.generation, txSeq: tx.seq, txBytes: tx.bytes,
     rxKey: rx.key, rxIv: rx.iv, rxGeneration: rx.generation, rxSeq: rx.seq, rxBytes: rx.bytes,
-    maxRecords: limits.maxRecords, maxBytes: limits.maxBytes, cipher,
+    maxRecords: limits.maxRecords, maxBytes: limits.maxBytes, cipher, txAgeMs: 0,
   };
   if (tx.secret === undefined || rx.secret === undefined) return state;
-  return { ...state, txSecret: tx.secret, rxSecret: rx.secret, rekeyRecords: rekey.records, rekeyBytes: rekey.bytes };
+  return { ...state, txSecret: tx.secret, rxSecret: rx.secret, rekeyRecords: rekey.records, rekeyBytes: rekey.bytes, rekeyAgeMs: rekeyAgeMs(rekey) };
 }
 
 /** Take the forwarder's keys and counters into our directions (what they held is zeroed). */

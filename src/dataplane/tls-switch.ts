@@ -85,7 +85,7 @@ export async function switchToRecords(tls: TLSSocket, opts: SwitchOptions): Prom
   }
   const raw = new Socket({ fd: dup, readable: true, writable: true });
   raw.setNoDelay(true);
-  const records = new RecordSocket({ raw, tls, role: opts.role, tx, rx, limits: opts.limits ?? DEFAULT_LIMITS, rekey: opts.rekey ?? DEFAULT_REKEY });
+  const records = new RecordSocket({ raw, tls, role: opts.role, tx, rx, limits: opts.limits ?? DEFAULT_LIMITS, rekey: opts.rekey ?? DEFAULT_REKEY, clock: opts.clock ?? realClock });
   // Anything the TLS layer still hands up was sent after the switch: the peer broke it.
   const broken = (): void => {
     records.destroy(fail('the peer sent TLS data after the switch'));

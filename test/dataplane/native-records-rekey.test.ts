@@ -127,3 +127,59 @@ test('C++ and TypeScript rekey in step across attach and detach, both directions
     fwd.close();
   }
 });
+
+test('the send key\'s age crosses the hand-over both ways: a key handed over at its age threshold is updated at the forwarder\'s first record, a tiny threshold updates it again, and the age comes back', { timeout: 60_000 }, async () => {
+  const fwd = NativeForwarder.open();
+  const { peer, fd, close } = await socketPair();
+  try {
+    const rand = new Rand(0xa9e);
+    const material = randomBytes(exporterFor(2).bytes);
+    const ours = directionsFromMaterial(material, 'listener', 2);
+    const peerOpener = new RecordOpener(directionsFromMaterial(material, 'dialer', 2).rx);
+    const peerGot: Buffer[] = [];
+    peer.on('data', (d: Buffer) => {
+      const r = peerOpener.push(d);
+      assert.equal(r.error, undefined, r.error?.message);
+      peerGot.push(...r.plain);
+    });
+    const counts: RekeyThresholds = { records: 2 ** 40, bytes: 2 ** 40 };
+    const send = (id: number): Buffer => {
+      const msg = encodeFrame({ data: rand.bytes(64), offload: undefined });
+      assert.ok(fwd.writeLink(id, [msg]) >= 0);
+      return msg;
+    };
+
+    // Handed over 1 h old with a 1 h threshold: the thread's first record comes after a KEY_UPDATE.
+    const old = fwd.attachLink(fd, 65_563, 8 << 20, recorder().sink, { ...nativeRecordsAttach(ours.tx, ours.rx, DEFAULT_LIMITS, { ...counts, ageMs: 3_600_000 }, Buffer.alloc(0)), txAgeMs: 3_600_000 });
+    const first = send(old);
+    await waitFor(() => total(peerGot) >= first.length, 'the peer opened the first record');
+    assert.equal(peerOpener.direction.generation, 1, 'the key was updated by age before the first record');
+    assert.equal(fwd.recordsInfo(old)?.txGeneration, 1);
+    const back = fwd.detachLink(old).records;
+    assert.ok(back !== undefined && back.txAgeMs !== undefined);
+    adoptProgress(back, ours.tx, ours.rx);
+
+    // Handed over young, 30 s into a 1 h threshold: no update; the age comes back at least as old as it went.
+    const young = fwd.attachLink(fd, 65_563, 8 << 20, recorder().sink, { ...nativeRecordsAttach(ours.tx, ours.rx, DEFAULT_LIMITS, { ...counts, ageMs: 3_600_000 }, Buffer.alloc(0)), txAgeMs: 30_000 });
+    const second = send(young);
+    await waitFor(() => total(peerGot) >= first.length + second.length, 'the peer opened the second record');
+    assert.equal(peerOpener.direction.generation, 1, 'younger than the threshold: the same key');
+    const info = fwd.recordsInfo(young);
+    assert.ok(info !== undefined && info.txGeneration === 1 && info.txRecords === 2 && info.txBytes === first.length + second.length && info.txAgeMs >= 30_000, JSON.stringify(info));
+    const progress = fwd.detachLink(young).records;
+    assert.ok(progress?.txAgeMs !== undefined && progress.txAgeMs >= 30_000, `the age came back: ${progress?.txAgeMs}`);
+    adoptProgress(progress, ours.tx, ours.rx);
+    assert.equal(fwd.recordsInfo(young), undefined, 'a detached link has no record state');
+
+    // A 1 ms threshold: the generation moves on while records keep going (each check sends one more).
+    const tiny = fwd.attachLink(fd, 65_563, 8 << 20, recorder().sink, { ...nativeRecordsAttach(ours.tx, ours.rx, DEFAULT_LIMITS, { ...counts, ageMs: 1 }, Buffer.alloc(0)), txAgeMs: 0 });
+    await waitFor(() => {
+      send(tiny);
+      return peerOpener.direction.generation >= 3;
+    }, 'the peer followed two updates by age');
+    fwd.detachLink(tiny);
+  } finally {
+    close();
+    fwd.close();
+  }
+});

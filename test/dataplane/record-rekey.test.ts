@@ -16,13 +16,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { copyDirection, directionsFromMaterial, exporterFor, hkdfExpand, hkdfExpandLabel, nextGeneration } from '../../src/dataplane/record-keys.ts';
-import { KEY_UPDATE_PLAIN, RECORD_TAG_BYTES, RecordOpener, RecordSealer, type RekeyThresholds } from '../../src/dataplane/record-layer.ts';
+import { KEY_UPDATE_PLAIN, RECORD_TAG_BYTES, RecordOpener, RecordSealer, rekeyProblems, type RekeyThresholds } from '../../src/dataplane/record-layer.ts';
+import { ManualClock } from '../../src/common/clock.ts';
 import { RecordLayerError } from '../../src/dataplane/errors.ts';
 import { Rand } from '../fuzz/fuzz-kit.ts';
 import { randomChunks } from '../fuzz/mutate.ts';
 import { generationBytes, rawRecord } from './record-fixtures.ts';
 
-const DEFAULT_THRESHOLDS: RekeyThresholds = { records: 2 ** 40, bytes: 2 ** 40 };
+const DEFAULT_THRESHOLDS: RekeyThresholds = { records: 2 ** 40, bytes: 2 ** 40, ageMs: 0 };
 
 function v2(rekey: RekeyThresholds): { sealer: RecordSealer; opener: RecordOpener } {
   const material = randomBytes(exporterFor(2).bytes);
@@ -168,4 +169,36 @@ test('an unknown record type is VNET_ERR_RECORD_LENGTH; the hard limit stops a s
   const ok = new RecordSealer(directionsFromMaterial(material, 'dialer', 2).tx, { maxRecords: 4, maxBytes: 2 ** 30 }, { records: 3, bytes: 2 ** 40 });
   for (let i = 0; i < 40; i++) sealed(ok, Buffer.from('x'));
   assert.equal(ok.direction.generation, 13);
+});
+
+test('a sender whose key reached the age threshold (injected clock) updates it at its next record; ageMs 0 turns age off; keyAgeMs carries a hand-over', () => {
+  const clock = new ManualClock(1000);
+  const material = randomBytes(exporterFor(2).bytes);
+  const sealer = new RecordSealer(directionsFromMaterial(material, 'dialer', 2).tx, undefined, { ...DEFAULT_THRESHOLDS, ageMs: 60_000 }, clock);
+  const opener = new RecordOpener(directionsFromMaterial(material, 'listener', 2).rx);
+  const push = (b: Buffer): void => assert.equal(opener.push(b).error, undefined);
+  push(sealed(sealer, Buffer.from('a')));
+  clock.advance(59_999);
+  push(sealed(sealer, Buffer.from('b')));
+  assert.equal(sealer.direction.generation, 0, 'younger than the threshold: the same key');
+  assert.equal(sealer.keyAgeMs, 59_999);
+  clock.advance(1);
+  push(sealed(sealer, Buffer.from('c')));
+  assert.equal(sealer.direction.generation, 1, 'at the threshold: a KEY_UPDATE, then the next key');
+  assert.equal(opener.direction.generation, 1, 'the receiver followed');
+  assert.equal(sealer.keyAgeMs, 0, 'the new key\'s age starts at 0');
+  // A hand-over gives the age, not a time stamp: a key that was 50 s old elsewhere is due 10 s later here.
+  sealer.keyAgeMs = 50_000;
+  clock.advance(9_999);
+  push(sealed(sealer, Buffer.from('d')));
+  assert.equal(sealer.direction.generation, 1);
+  clock.advance(1);
+  push(sealed(sealer, Buffer.from('e')));
+  assert.equal(sealer.direction.generation, 2);
+
+  const off = new RecordSealer(directionsFromMaterial(material, 'dialer', 2).tx, undefined, { ...DEFAULT_THRESHOLDS, ageMs: 0 }, clock);
+  clock.advance(10 * 3_600_000);
+  sealed(off, Buffer.from('f'));
+  assert.equal(off.direction.generation, 0, 'ageMs 0: no update by age');
+  assert.deepEqual(rekeyProblems({ ...DEFAULT_THRESHOLDS, ageMs: -1 }), ['ageMs must be an integer >= 0, got -1']);
 });
