@@ -6,6 +6,7 @@
  * functions of two samples of the admin interface; no I/O.
  */
 import type { DaemonFacts, LinkFacts, PortFacts } from '../control/daemon-control.ts';
+import type { RecordKeyStatus } from '../dataplane/record-keys.ts';
 import { formatAge, formatBytes, formatRate, table } from './ctl-format.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { vxlanDrops, type VxlanStats } from '../dataplane/vxlan-endpoint.ts';
@@ -17,6 +18,8 @@ export interface StatusLink extends LinkFacts {
   /** Round trip, smoothed (echo request → reply), ms; absent until measured. */
   srttMs?: number | undefined;
   lastError?: { code: string; message: string; atMs: number } | undefined;
+  /** A TLS link on native records: version, key generations, what went under the current keys. */
+  records?: RecordKeyStatus | undefined;
 }
 
 /** `GET /status`: the facts and what the daemon's process adds. */
@@ -61,6 +64,18 @@ function rate(now: number, before: number | undefined, seconds: number): number 
   return before === undefined || seconds <= 0 || now < before ? 0 : (now - before) / seconds;
 }
 
+/** Each records link's version, send and receive key generation, bytes under each current key and the send key's age. */
+function formatRecordKeys(links: readonly StatusLink[]): string {
+  return table(
+    ['PEER', 'KIND', 'VERSION', 'TX KEY', 'TX UNDER KEY', 'RX KEY', 'RX UNDER KEY', 'TX KEY AGE'],
+    links.map((l) => {
+      const r = l.records!;
+      return [l.peer, l.kind, `vnet-records/${r.version}`, `gen ${r.txGeneration}`, formatBytes(r.txBytes), `gen ${r.rxGeneration}`, formatBytes(r.rxBytes), `${Math.floor(r.txKeyAgeMs / 1000)} s`];
+    }),
+    new Set([4, 6, 7]),
+  );
+}
+
 /** The whole report; `before` (an earlier sample) gives the rates, without it they show "-". */
 export function formatStatus(now: StatusSample, before: StatusSample | undefined, wallNowMs: number): string {
   const s = now.status;
@@ -96,6 +111,9 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
       new Set([4, 7, 8, 9]),
     ));
   }
+
+  const keyed = now.links.filter((l) => l.records !== undefined);
+  if (keyed.length > 0) out.push('', 'RECORD KEYS (TLS links on native records)', formatRecordKeys(keyed));
 
   out.push('', 'PORTS (local VMs)');
   if (s.ports.length === 0) out.push('(none)');

@@ -7,6 +7,7 @@ import type { PortOutlet } from './port-outlet.ts';
 import type { Ingress } from './forwarding-table.ts';
 import type { PortGuard } from './port-security.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
+import type { RecordKeyStatus } from './record-keys.ts';
 
 /**
  * What a daemon reports about itself (to the controller agent and the admin
@@ -72,6 +73,8 @@ export interface LinkDetail extends LinkFacts {
   rttMs: number | undefined;
   srttMs: number | undefined;
   lastError: { code: string; message: string; atMs: number } | undefined;
+  /** A TLS link on native records: version, key generations and what went under the current keys (docs/wire-protocol.md). */
+  records: RecordKeyStatus | undefined;
 }
 
 export function linkDetail(slot: LinkSlot): LinkDetail {
@@ -85,6 +88,7 @@ export function linkDetail(slot: LinkSlot): LinkDetail {
     rttMs: s?.rttMs,
     srttMs: s?.srttMs,
     lastError: slot.lastError,
+    records: slot.link?.recordKeys?.(),
   };
 }
 

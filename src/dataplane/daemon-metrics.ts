@@ -84,6 +84,15 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
     eachLink((l, k) => { if (l.srttMs !== undefined) put(k, l.srttMs / 1000); }));
   readGauge('vnet_daemon_link_queue_bytes', 'Bytes queued on a link\'s socket, not yet written', linkLabels, (put) =>
     eachLink((l, k) => put(k, l.backlogBytes)));
+  // Native records (TLS links switched to them): absent for other links.
+  readGauge('vnet_daemon_link_record_version', 'The native records version of a TLS link (1, or 2: rekeying in place); absent for a link without records', linkLabels, (put) =>
+    eachLink((l, k) => { if (l.records !== undefined) put(k, l.records.version); }));
+  readCounter('vnet_daemon_link_key_updates_total', 'Key updates (KEY_UPDATE records) of a native-records link, by direction: the key generation (its current connection)', [...linkLabels, 'direction'], (put) =>
+    eachLink((l, k) => { if (l.records !== undefined) { put({ ...k, direction: 'tx' }, l.records.txGeneration); put({ ...k, direction: 'rx' }, l.records.rxGeneration); } }));
+  readGauge('vnet_daemon_link_key_bytes', 'Plaintext bytes sealed (tx) or opened (rx) under a native-records link\'s current key', [...linkLabels, 'direction'], (put) =>
+    eachLink((l, k) => { if (l.records !== undefined) { put({ ...k, direction: 'tx' }, l.records.txBytes); put({ ...k, direction: 'rx' }, l.records.rxBytes); } }));
+  readGauge('vnet_daemon_link_key_age_seconds', 'How long a native-records link\'s send key has been in use (it is updated at rekey ageMs, default 1 h)', linkLabels, (put) =>
+    eachLink((l, k) => { if (l.records !== undefined) put(k, l.records.txKeyAgeMs / 1000); }));
   readCounter('vnet_daemon_link_failures_total', 'Links that ended with an error, by error code (all peers, since start)', ['code'], (put) => {
     for (const [code, n] of Object.entries(daemon.stats.linkFailuresByCode)) put({ code }, n);
   });

@@ -8,6 +8,7 @@ import type { FramesHandler } from './link-inbox.ts';
 import type { HostMembership } from './link-membership.ts';
 import type { NativeForwarder } from './native-forwarder.ts';
 import type { NativeEndpointId } from './native-flows.ts';
+import type { RecordKeyStatus } from './record-keys.ts';
 import type { LinkKind, LinkRole } from './frame-codec.ts';
 
 /**
@@ -58,6 +59,8 @@ export interface Link {
    * in-memory, closing). Optional: links without it are never served.
    */
   nativeEndpoint?(fwd: NativeForwarder): NativeEndpointId;
+  /** A TLS link switched to native records: its version, key generations and counts under the current keys (no key material). */
+  recordKeys?(): RecordKeyStatus | undefined;
   /** Where received frames go, in batches; frames that arrived before this call are delivered first. */
   onFrames(handler: FramesHandler): void;
   /** Called exactly once when the link ends (at once if it already has). */

@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { recordErrnoError } from './record-layer.ts';
 import { RecordSocket } from './record-socket.ts';
+import type { RecordKeyStatus } from './record-keys.ts';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
 import type { LinkCounters } from '../control/daemon-control.ts';
@@ -118,6 +119,22 @@ export class NativeLinkBinding {
     this.#native = { fwd, id };
     init.writer.useNative(fwd, id);
     init.log().debug({ endpoint: id, records: records !== undefined }, 'link served by the native forwarder');
+  }
+
+  /** A records link's key progress: the forwarder's while it holds the keys, else the socket's (undefined: no records). */
+  recordKeys(): RecordKeyStatus | undefined {
+    const socket = this.#init.socket;
+    if (!(socket instanceof RecordSocket)) return undefined;
+    const own = socket.keyStatus();
+    const native = this.#native;
+    const info = native?.fwd.recordsInfo(native.id);
+    if (info === undefined) return own;
+    return {
+      version: own.version,
+      txGeneration: info.txGeneration, rxGeneration: info.rxGeneration,
+      txRecords: info.txRecords, txBytes: info.txBytes, rxRecords: info.rxRecords, rxBytes: info.rxBytes,
+      txKeyAgeMs: info.txAgeMs,
+    };
   }
 
   /** Take the socket back (see the header); `decodeQueued` false while the link ends. Idempotent. */

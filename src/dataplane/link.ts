@@ -15,6 +15,7 @@ import { LinkWriter } from './link-writer.ts';
 import type { NativeForwarder } from './native-forwarder.ts';
 import type { NativeEndpointId } from './native-flows.ts';
 import { NativeLinkBinding } from './link-native.ts';
+import type { RecordKeyStatus } from './record-keys.ts';
 import { FrameDecoder, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
 
 /**
@@ -180,6 +181,10 @@ class SocketLink implements Link {
 
   nativeEndpoint(fwd: NativeForwarder): NativeEndpointId {
     return this.#phase === PHASE_OPEN ? this.#nativeBinding.endpoint(fwd) : this.#nativeBinding.current(fwd);
+  }
+
+  recordKeys(): RecordKeyStatus | undefined {
+    return this.#nativeBinding.recordKeys();
   }
 
   // ------------------------------------------------------------ receiving

@@ -68,6 +68,21 @@ export interface RecordDirection {
   bytes: number;
 }
 
+/** A records link's keys as the admin interface shows them (no key material). */
+export interface RecordKeyStatus {
+  version: RecordVersion;
+  /** Key updates done so far in each direction (0 on /1). */
+  txGeneration: number;
+  rxGeneration: number;
+  /** Records and plaintext bytes sealed / opened under the current key. */
+  txRecords: number;
+  txBytes: number;
+  rxRecords: number;
+  rxBytes: number;
+  /** How long the send key has been in use. */
+  txKeyAgeMs: number;
+}
+
 /** HKDF-Expand-Label (RFC 8446 §7.1, "vnet " prefix, empty context) with SHA-256, for lengths up to 32: one HMAC block. */
 export function hkdfExpandLabel(secret: Buffer, label: string, length: number): Buffer {
   if (!Number.isInteger(length) || length < 1 || length > 32) throw new RangeError(`HKDF-Expand-Label length is 1..32 here, not ${length}`);

@@ -5,7 +5,7 @@ import type { Clock } from '../common/clock.ts';
 import type { RecordLayerError } from './errors.ts';
 import type { NativeRecordsAttach, NativeRecordsProgress } from './native-forwarder.ts';
 import { RecordOpener, RecordSealer, rekeyAgeMs, type RecordLimits, type RekeyThresholds } from './record-layer.ts';
-import type { RecordDirection, RecordVersion } from './record-keys.ts';
+import type { RecordDirection, RecordKeyStatus } from './record-keys.ts';
 import type { LinkRole } from './wire-messages.ts';
 
 /**
@@ -43,20 +43,6 @@ export interface RecordSocketInit {
   clock?: Pick<Clock, 'now'> | undefined;
 }
 
-/** A records link's keys as the admin interface shows them (no key material). */
-export interface RecordKeyStatus {
-  version: RecordVersion;
-  /** Key updates done so far in each direction (0 on /1). */
-  txGeneration: number;
-  rxGeneration: number;
-  /** Records and plaintext bytes sealed / opened under the current key. */
-  txRecords: number;
-  txBytes: number;
-  rxRecords: number;
-  rxBytes: number;
-  /** How long the send key has been in use. */
-  txKeyAgeMs: number;
-}
 
 export class RecordSocket extends Duplex {
   readonly raw: Socket;

@@ -61,3 +61,14 @@ test('vnet status writes an IPv6 listen address in brackets', () => {
   const v6 = { ...s, status: { ...s.status, listen: { transport: 'tls' as const, host: 'fd00:9::2', port: 7502 } } };
   assert.equal(formatStatus(v6, undefined, 1_000_000).split('\n')[0], 'host h1 (spoke, site lab), listening tls [fd00:9::2]:7502');
 });
+
+test('vnet status lists each native-records link\'s version, key generations, bytes under the current keys and the send key\'s age; none without records', () => {
+  const now = sample(2000, 250_000);
+  now.links[0] = { ...now.links[0]!, records: { version: 2, txGeneration: 3, rxGeneration: 2, txRecords: 10, txBytes: 3 * 1024 * 1024, rxRecords: 4, rxBytes: 2048, txKeyAgeMs: 125_400 } };
+  const text = formatStatus(now, undefined, 1_000_000);
+  const section = text.slice(text.indexOf('RECORD KEYS'), text.indexOf('PORTS'));
+  assert.match(section, /^PEER\s+KIND\s+VERSION\s+TX KEY\s+TX UNDER KEY\s+RX KEY\s+RX UNDER KEY\s+TX KEY AGE$/m);
+  assert.match(section, /^hub\s+backbone\s+vnet-records\/2\s+gen 3\s+3\.0 MiB\s+gen 2\s+2\.0 KiB\s+125 s$/m);
+  assert.doesNotMatch(section, /^h3/m, 'a link without records is not listed');
+  assert.doesNotMatch(formatStatus(sample(2000, 250_000), undefined, 1_000_000), /RECORD KEYS/);
+});

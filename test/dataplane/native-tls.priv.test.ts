@@ -22,6 +22,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Daemon } from '../../src/dataplane/daemon.ts';
+import { createDaemonRegistry } from '../../src/dataplane/daemon-metrics.ts';
 import { TlsTransport, type TlsTransportInit } from '../../src/dataplane/tls-transport.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
 import { capturingLogger, type LogRecord } from '../helpers/log-capture.ts';
@@ -171,6 +172,14 @@ test('with a tiny rekey threshold the forwarder carries the flow across key upda
   assert.equal(toServer.other + toClient.other, 0);
   await assertCountersExact(h, [hub, spoke], [vm1, vm2], [MAC1, MAC2]);
   assert.ok(!logs.some((r) => typeof r.code === 'string' && r.code.startsWith('VNET_ERR_RECORD_')), 'no record error on either side');
+  // GET /links and the metrics read the forwarder's keys while it holds them: version, generation each way, bytes under the current key.
+  const keys = hub.linkDetails().find((l) => l.peer === 'h2')?.records;
+  assert.ok(keys !== undefined && keys.version === 2 && keys.txGeneration >= toClient.keyUpdate && keys.rxGeneration >= 40 && keys.txBytes < 4096 + 2048, JSON.stringify(keys));
+  assert.ok(servedByRecords(logs, 'h1') >= 1, 'read while the forwarder serves the link');
+  const text = await createDaemonRegistry({ daemon: hub }).metrics();
+  const updates = /^vnet_daemon_link_key_updates_total\{peer="h2",kind="backbone",direction="tx",host="h1"\} (\d+)$/m.exec(text);
+  assert.ok(updates !== null && Number(updates[1]) >= keys.txGeneration, `the metric: ${updates?.[0]}`);
+  assert.match(text, /^vnet_daemon_link_record_version\{peer="h2",kind="backbone",host="h1"\} 2$/m);
 
   // A local close mid-stream: the event loop seals the goodbye with the generation and counter the forwarder reached.
   const oldLink = hub.link('h2')!;

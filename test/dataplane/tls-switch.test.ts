@@ -101,6 +101,12 @@ describe('tls switch to native records', () => {
     const { toServer, toClient } = tap.counts;
     assert.ok(toServer.keyUpdate >= 9 && toClient.keyUpdate >= 9, `key updates: dialer→listener ${toServer.keyUpdate}, listener→dialer ${toClient.keyUpdate}`);
     assert.ok(toServer.data >= 21 && toClient.data >= 21);
+    // What the admin interface shows of the link (GET /links `records`): the version, each direction's generation and its bytes under the current key.
+    const keys = a.recordKeys?.();
+    assert.ok(keys !== undefined && keys.version === 2, JSON.stringify(keys));
+    assert.ok(keys.txGeneration >= toServer.keyUpdate && keys.rxGeneration >= 9, `generations tx ${keys.txGeneration} (wire ${toServer.keyUpdate}), rx ${keys.rxGeneration}`);
+    assert.ok(keys.txRecords <= 2 && keys.txBytes > 0, 'at most the threshold\'s records under the current key');
+    await waitFor(() => inbound[0]!.recordKeys?.()?.rxGeneration === a.recordKeys?.()?.txGeneration, 'the listener shows the dialer\'s send generation as its receive generation');
   });
 
   for (const old of ['dialer', 'listener'] as const) {
@@ -117,6 +123,7 @@ describe('tls switch to native records', () => {
       assert.deepEqual(switchedWith(logs), [RECORDS_ALPN_V1, RECORDS_ALPN_V1]);
       await exchange(a, inbound[0]!);
       assert.equal(tap.counts.toServer.keyUpdate + tap.counts.toClient.keyUpdate, 0);
+      assert.deepEqual([a.recordKeys?.()?.version, a.recordKeys?.()?.txGeneration, a.recordKeys?.()?.rxGeneration], [1, 0, 0], 'a /1 link: version 1, no generation');
       assert.ok(tap.counts.toServer.data >= 21 && tap.counts.toClient.data >= 21, 'records, not plain TLS');
     });
   }
