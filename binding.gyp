@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "vnet_tap",
-      "sources": ["native/tap/tap_fd.cc", "native/tap/tap_addon.cc", "native/tap/forwarder.cc", "native/tap/forwarder_io.cc", "native/tap/forwarder_addon.cc", "native/tap/records.cc"],
+      "sources": ["native/tap/tap_fd.cc", "native/tap/tap_addon.cc", "native/tap/forwarder.cc", "native/tap/forwarder_thread.cc", "native/tap/forwarder_io.cc", "native/tap/forwarder_addon.cc", "native/tap/poll_policy_addon.cc", "native/tap/records.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],

@@ -1,4 +1,6 @@
-// The native forwarder's thread (forwarder.h says what it does and why).
+// The native forwarder: its endpoints, flows and counters as JavaScript
+// drives them (forwarder.h says what it does and why; the thread's loop is
+// forwarder_thread.cc, its reads and writes forwarder_io.cc).
 #include "forwarder.h"
 
 #include <errno.h>
@@ -6,39 +8,18 @@
 #include <limits.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <cstdio>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "monotonic.h"
+
 namespace vnet_tap {
 namespace {
 
 constexpr size_t kLinkRxBytes = 256 * 1024 + 4 + 65535 + 14 + 4 + 10;  // a read plus the largest message
-constexpr uint32_t kWakeId = 0xffffffffu;
 constexpr size_t kLinkCipherBytes = 2 * (kRecordHeader + kRecordMaxPlain + kRecordTag);  // a read's worth, and a whole record
-
-uint64_t NowNs() {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
-
-constexpr uint64_t kYieldEveryNs = 5000;              // while spinning, sched_yield this often: a task waiting for this CPU runs
-constexpr uint64_t kSchedulingEveryNs = 50000000;     // how often the thread's scheduling is read for the policy
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 uint64_t Mac48(const uint8_t* p) {
   uint64_t v = 0;
@@ -194,7 +175,7 @@ void Forwarder::Detach(uint32_t id, std::vector<uint8_t>* backlog, std::vector<U
 void Forwarder::Install(uint32_t ingress, uint64_t src, uint64_t dst, uint32_t target, bool count_traffic) {
   std::lock_guard<std::mutex> lock(mu_);
   if (Get(ingress) == nullptr || Get(target) == nullptr) return;
-  flows_[Key{ingress, src, dst}] = Entry{target, NowNs() + ttl_ns_, count_traffic};
+  flows_[Key{ingress, src, dst}] = Entry{target, MonotonicNs() + ttl_ns_, count_traffic};
 }
 
 void Forwarder::Flush() {
@@ -268,105 +249,6 @@ int64_t Forwarder::Backlog(uint32_t id) {
   if (e == nullptr) return -EBADF;
   if (e->failed) return -(e->err != 0 ? e->err : EPIPE);
   return static_cast<int64_t>(e->out.size() - e->out_off);
-}
-
-// ------------------------------------------------------------------ the thread
-
-void Forwarder::Run() {
-  pthread_setname_np(pthread_self(), "vnet-forwarder");  // for top -H, perf sched, /proc/PID/task/TID/comm
-  const std::string schedstat = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/schedstat";
-  schedstat_fd_ = ::open(schedstat.c_str(), O_RDONLY | O_CLOEXEC);  // absent without CONFIG_SCHEDSTATS: never counted contended
-  struct epoll_event evs[64];
-  uint64_t spin_until = 0;
-  while (!stop_) {
-    int n = spin_until != 0 ? Spin(evs, 64, spin_until) : 0;
-    if (n == 0) n = ::epoll_wait(epfd_, evs, 64, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    bool notify = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      uint64_t now = NowNs();
-      size_t before = up_.size();
-      for (int i = 0; i < n; i++) {
-        uint64_t data = evs[i].data.u64;
-        if (data == kWakeId) {
-          uint64_t v;
-          (void)!::read(wakefd_, &v, sizeof v);
-          continue;
-        }
-        uint32_t id = static_cast<uint32_t>(data);
-        Endpoint* e = Get(id);
-        if (e == nullptr || e->gen != static_cast<uint32_t>(data >> 32) || e->failed) continue;  // detached meanwhile
-        Serve(id, evs[i].events, now);
-      }
-      if (up_.size() > before && !notified_) notified_ = notify = true;
-      spin_until = SpinUntil(NowNs());
-    }
-    if (notify) notify_();
-  }
-}
-
-// With the mutex held, after a batch: when to stop spinning (0: sleep now).
-uint64_t Forwarder::SpinUntil(uint64_t now) {
-  if (busy_poll_ns_ > 0) return now + busy_poll_ns_;
-  if (!policy_.enabled()) return 0;
-  ReportScheduling(now);
-  return policy_.SpinUntil(now);
-}
-
-// Polls without sleeping until an event comes or `until`; the events' count
-// (0: none came). It yields the CPU at the start and every few µs: a task
-// waiting for this CPU — often the one the batch just woke, whose answer the
-// spin waits for — runs first (a yield costs a system call when none waits).
-int Forwarder::Spin(struct epoll_event* evs, int max, uint64_t until) {
-  const uint64_t start = NowNs();
-  uint64_t yield_at = start;
-  int n = 0;
-  while (!stop_) {
-    n = ::epoll_wait(epfd_, evs, max, 0);
-    if (n > 0 || (n < 0 && errno != EINTR)) break;
-    n = 0;
-    const uint64_t now = NowNs();
-    if (now >= until) break;
-    if (now >= yield_at) {
-      sched_yield();
-      yield_at = now + kYieldEveryNs;
-    } else {
-      for (int i = 0; i < 16; i++) CpuRelax();
-    }
-  }
-  const uint64_t spent = NowNs() - start;
-  std::lock_guard<std::mutex> lock(mu_);
-  poll_.spins++;
-  if (n > 0) poll_.hits++;
-  poll_.spin_ns += spent;
-  if (busy_poll_ns_ == 0) policy_.Spun(spent);
-  return n;
-}
-
-// Reports the thread's run-queue wait and time slices to the policy (every 50 ms).
-void Forwarder::ReportScheduling(uint64_t now) {
-  if (now < scheduling_at_) return;
-  scheduling_at_ = now + kSchedulingEveryNs;
-  if (schedstat_fd_ < 0) return;
-  char buf[128];
-  ssize_t r = ::pread(schedstat_fd_, buf, sizeof buf - 1, 0);
-  if (r <= 0) return;
-  buf[r] = 0;
-  unsigned long long run_ns = 0, wait_ns = 0, slices = 0;
-  if (std::sscanf(buf, "%llu %llu %llu", &run_ns, &wait_ns, &slices) == 3) policy_.Scheduling(wait_ns, slices);
-}
-
-void Forwarder::Serve(uint32_t id, uint32_t events, uint64_t now) {
-  Endpoint* e = Get(id);
-  if (e->is_link && (events & EPOLLOUT) != 0) FlushBacklog(id);
-  if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) == 0) return;
-  if (Get(id) == nullptr || e->failed) return;
-  if (e->is_link) ReadLink(id, now);
-  else ReadTap(id, now);
 }
 
 const Forwarder::Entry* Forwarder::Lookup(uint32_t ingress, const uint8_t* frame, uint64_t now) {

@@ -167,6 +167,8 @@ class Forwarder {
     bool count_traffic;
   };
 
+  static constexpr uint32_t kWakeId = 0xffffffffu;  // the eventfd's epoll id (no endpoint has it)
+
   int Attach(int fd, Endpoint* e);
   void Run();
   int Spin(struct epoll_event* evs, int max, uint64_t until);

@@ -19,9 +19,7 @@
 //   poll() -> Float64Array [spins hits spinNs budgetDenied contended]   busy polling since the start
 //   close()
 //
-//   new PollPolicy({ capUs, budgetPercent })   poll_policy.h alone, for tests: forwarded(in, out, nowNs[, len = 64]),
-//       spinUntil(nowNs) -> ns or 0, spun(ns), scheduling(runDelayNs, timeslices), window(in, out) -> ns,
-//       denied(), contended() -> refusals
+//   (PollPolicy, the policy alone for its tests: poll_policy_addon.cc)
 //
 // Items that went up reach JS through a uv_async_t on the main loop: onUp(items)
 // with items = [kind, endpoint, data (Buffer), records (Uint32Array | undefined), errno]*,
@@ -39,63 +37,11 @@
 
 #include "forwarder.h"
 #include "forwarder_addon.h"
+#include "monotonic.h"
+#include "poll_policy_addon.h"
 
 namespace vnet_tap {
 namespace {
-
-uint32_t OptU32(Napi::Object o, const char* key, uint32_t dflt) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : dflt;
-}
-
-// { capUs, budgetPercent } (native-forwarder.ts checks the ranges).
-PollPolicyOptions PolicyOptions(Napi::Object o) {
-  PollPolicyOptions p;
-  p.cap_ns = uint64_t{OptU32(o, "capUs", 0)} * 1000;
-  p.budget_permille = OptU32(o, "budgetPercent", 25) * 10;
-  return p;
-}
-
-uint64_t Ns(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "PollPolicy: number expected");
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= 9007199254740991.0)) throw Napi::RangeError::New(info.Env(), "PollPolicy: not a time in ns");
-  return static_cast<uint64_t>(v);
-}
-
-// poll_policy.h on its own, driven by the caller's timestamps (the policy's tests).
-class PollPolicyHandle : public Napi::ObjectWrap<PollPolicyHandle> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "PollPolicy", {
-      InstanceMethod<&PollPolicyHandle::Forwarded>("forwarded"),
-      InstanceMethod<&PollPolicyHandle::SpinUntil>("spinUntil"),
-      InstanceMethod<&PollPolicyHandle::Spun>("spun"),
-      InstanceMethod<&PollPolicyHandle::Window>("window"),
-      InstanceMethod<&PollPolicyHandle::Denied>("denied"),
-      InstanceMethod<&PollPolicyHandle::Scheduling>("scheduling"),
-      InstanceMethod<&PollPolicyHandle::Contended>("contended"),
-    });
-  }
-
-  explicit PollPolicyHandle(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<PollPolicyHandle>(info), policy_(PolicyOptions(info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env()))) {}
-
- private:
-  void Forwarded(const Napi::CallbackInfo& info) {
-    policy_.Forwarded(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)), Ns(info, 2), info.Length() > 3 ? Ns(info, 3) : 64);
-  }
-  Napi::Value SpinUntil(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.SpinUntil(Ns(info, 0)))); }
-  void Spun(const Napi::CallbackInfo& info) { policy_.Spun(Ns(info, 0)); }
-  void Scheduling(const Napi::CallbackInfo& info) { policy_.Scheduling(Ns(info, 0), Ns(info, 1)); }
-  Napi::Value Window(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(policy_.Window(static_cast<uint32_t>(Ns(info, 0)), static_cast<uint32_t>(Ns(info, 1)))));
-  }
-  Napi::Value Denied(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.denied())); }
-  Napi::Value Contended(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(policy_.contended_refusals())); }
-
-  PollPolicy policy_;
-};
 
 class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
  public:
@@ -123,7 +69,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
     Napi::Object o = info[0].As<Napi::Object>();
     uint32_t busy = OptU32(o, "busyPollUs", 0);
     uint32_t ttl = OptU32(o, "ttlMs", 1000);
-    PollPolicyOptions adaptive = PolicyOptions(o);
+    PollPolicyOptions adaptive = PollPolicyOptionsFrom(o);
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "NativeForwarder: no event loop");
     on_up_ = Napi::Persistent(info[1].As<Napi::Function>());
@@ -231,7 +177,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
         st.rekey_age_ms = o.Get("rekeyAgeMs").IsUndefined() ? 0 : Count(env, o, "rekeyAgeMs");
       }
       const uint64_t age_ns = (o.Get("txAgeMs").IsUndefined() ? 0 : Count(env, o, "txAgeMs")) * 1000000ull;
-      const uint64_t now = RecordClockNs();
+      const uint64_t now = MonotonicNs();
       st.tx_started_ns = now > age_ns ? now - age_ns : 0;
       Napi::Value c = o.Get("cipher");
       if (!c.IsBuffer()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records.cipher must be a Buffer");
@@ -266,7 +212,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       Napi::Object r = Napi::Object::New(env);
       DirectionToJs(env, r, "tx", rs.rekey, rs.tx);
       DirectionToJs(env, r, "rx", rs.rekey, rs.rx);
-      const uint64_t now = RecordClockNs();
+      const uint64_t now = MonotonicNs();
       r.Set("txAgeMs", Napi::Number::New(env, static_cast<double>(now > rs.tx_started_ns ? (now - rs.tx_started_ns) / 1000000 : 0)));
       r.Set("cipher", Napi::Buffer<uint8_t>::Copy(env, cipher.data(), cipher.size()));
       out.Set("records", r);
@@ -420,7 +366,7 @@ Napi::Value DupFd(const Napi::CallbackInfo& info) {
 
 void RegisterForwarder(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeForwarder", NativeForwarder::Define(env));
-  exports.Set("PollPolicy", PollPolicyHandle::Define(env));
+  RegisterPollPolicy(env, exports);
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
 }
 

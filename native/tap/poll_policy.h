@@ -1,6 +1,6 @@
 // Adaptive busy polling: when the native forwarder spins instead of sleeping.
 // Pure — no clock, no syscalls: the forwarder passes `now` (ns, monotonic),
-// so tests feed it timestamps (forwarder_addon.cc exposes it as PollPolicy).
+// so tests feed it timestamps (poll_policy_addon.cc exposes it as PollPolicy).
 //
 //   turns    a frame forwarded from endpoint A to B opens a turn A→B (or
 //            extends it: `last` moves on); the next frame forwarded B→A answers

@@ -4,7 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <time.h>
+#include "monotonic.h"
 
 #include <algorithm>
 #include <cstring>
@@ -58,14 +58,8 @@ void Nonce(const RecordDirectionState& d, uint8_t out[12]) {
 
 }  // namespace
 
-uint64_t RecordClockNs() {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
-
 RecordKeyInfo RecordLayer::info() const {
-  const uint64_t now = RecordClockNs();
+  const uint64_t now = MonotonicNs();
   return {st_.tx.generation, st_.tx.seq, st_.tx.bytes, now > st_.tx_started_ns ? (now - st_.tx_started_ns) / 1000000 : 0,
           st_.rx.generation, st_.rx.seq, st_.rx.bytes};
 }
@@ -121,12 +115,12 @@ int RecordLayer::SealKeyUpdate(std::vector<uint8_t>* out) {
     ok_ = false;
     return EIO;
   }
-  st_.tx_started_ns = RecordClockNs();
+  st_.tx_started_ns = MonotonicNs();
   return 0;
 }
 
 bool RecordLayer::KeyTooOld() const {
-  return st_.rekey_age_ms > 0 && RecordClockNs() - st_.tx_started_ns >= st_.rekey_age_ms * 1000000ull;
+  return st_.rekey_age_ms > 0 && MonotonicNs() - st_.tx_started_ns >= st_.rekey_age_ms * 1000000ull;
 }
 
 // Seals bytes [skip, skip + len) of the iovecs as one record of `type`.

@@ -77,12 +77,10 @@ struct RecordState {
   bool rekey = false;  // vnet-records/2: KEY_UPDATE records, secrets
   uint64_t rekey_records = 0, rekey_bytes = 0;  // the sender updates its key once either is reached
   uint64_t rekey_age_ms = 0;   // ... or once its key is this old (0: no age threshold)
-  uint64_t tx_started_ns = 0;  // CLOCK_MONOTONIC when the send key's generation began
+  uint64_t tx_started_ns = 0;  // MonotonicNs() when the send key's generation began
   void Wipe();
 };
 
-// CLOCK_MONOTONIC in nanoseconds: the clock of tx_started_ns.
-uint64_t RecordClockNs();
 
 // What a records link's keys have done, without the keys (the admin interface's view).
 struct RecordKeyInfo {
