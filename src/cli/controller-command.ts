@@ -17,6 +17,7 @@ import type { EtcdTls } from '../controller/store/etcd/etcd-client.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 import { DEFAULT_DB_PATH } from '../controller/store/store.ts';
 import { DEFAULT_JOIN_TOKEN_TTL_MS, MAX_JOIN_TOKEN_TTL_MS } from '../controller/join-tokens.ts';
+import { DEFAULT_STALL_LIMIT_MS } from '../controller/store/etcd/election-thread.ts';
 
 const DEFAULT_LEASE_TTL_S = 5;
 
@@ -30,6 +31,30 @@ function leaseTtlArg(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 60) throw new InvalidArgumentError('expected whole seconds, 1 to 60');
   return n;
+}
+
+/** The most a leader's event loop may stall before its lease thread resigns, in seconds. */
+export const MAX_STALL_LIMIT_S = 3600;
+
+function stallLimitArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_STALL_LIMIT_S) throw new InvalidArgumentError(`expected whole seconds, 1 to ${MAX_STALL_LIMIT_S}`);
+  return n;
+}
+
+/**
+ * The stall limit of a replica's lease thread (docs/ha.md), in ms: --stall-limit,
+ * else the default. A ConfigError without --store (only replicas have one), or
+ * when it is not longer than the lease (a loop that stalls less than a lease
+ * keeps it anyway: a shorter limit would resign leaders the lease thread exists to keep).
+ */
+export function stallLimitMs(opts: { store?: unknown; stallLimit?: unknown; leaseTtl?: unknown }): number {
+  if (opts.stallLimit === undefined) return DEFAULT_STALL_LIMIT_MS;
+  const s = Number(opts.stallLimit);
+  if (opts.store === undefined) throw new ConfigError('applies only to replicas over etcd (--store etcd://...)', { key: '--stall-limit' });
+  const ttl = Number(opts.leaseTtl ?? DEFAULT_LEASE_TTL_S);
+  if (s <= ttl) throw new ConfigError(`${s} s must be longer than the lease (--lease-ttl ${ttl})`, { key: '--stall-limit' });
+  return s * 1000;
 }
 
 /** What a started controller prints: its addresses, and the API token when this start created it. */
@@ -85,6 +110,7 @@ export function controllerCommand(): Command {
     .option('--store <url>', 'etcd instead of SQLite: etcd://HOST:PORT[,HOST:PORT...][/prefix]; replicas elect one leader (docs/ha.md)')
     .option('--replica-name <name>', 'this replica\'s name in the election (default: hostname-pid)')
     .option('--lease-ttl <seconds>', 'the leader\'s lease: a dead leader is replaced within about this long', leaseTtlArg, DEFAULT_LEASE_TTL_S)
+    .option('--stall-limit <seconds>', `replicas: a leader whose event loop has not turned for this long resigns (default ${DEFAULT_STALL_LIMIT_MS / 1000})`, stallLimitArg)
     .option('--advertise-host <host>', 'replicas: the address daemons and `vnet ctl` reach this one at, named by the others while it leads (default: the listen address; on a wildcard, the hostname)')
     .option('--etcd-ca <file>', 'TLS to etcd: the CA of its certificates (the endpoints become https://)')
     .option('--etcd-cert <file>', 'TLS to etcd: this controller\'s client certificate (with --etcd-key)')
@@ -94,6 +120,7 @@ export function controllerCommand(): Command {
       const logger = createRootLogger();
       applyNice(niceFor(opts.nice as number | undefined), logger);
       try {
+        const stallLimit = stallLimitMs(opts);
         const deployment = loadDeploymentFile(String(opts.topology));
         const init: ControllerProcessInit = {
           deployment,
@@ -121,7 +148,7 @@ export function controllerCommand(): Command {
             api: listen.api.port === 0 ? undefined : `http://${formatHostPort({ host: reachAt(listen.api.host), port: listen.api.port })}`,
           };
           const controlTls = await controlChannelTls(init.tlsDir);
-          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), tls, advertise }, async (store, status) => {
+          const replica = await startReplica({ logger }, { ...address, name, ttlSeconds: Number(opts.leaseTtl), stallLimitMs: stallLimit, tls, advertise }, async (store, status) => {
             const proc = await startControllerProcess({ logger }, { ...init, store, status });
             announce(proc, String(opts.tokenFile));
             return proc;
