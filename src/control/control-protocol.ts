@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { linkCounters, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PortFacts, type PortLimit, type PortSecurityFacts, type TrafficSnapshot } from './daemon-control.ts';
+import { linkCounters, PACKET_PORT_COUNTERS, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PacketPortCounters, type PortFacts, type PortLimit, type PortSecurityFacts, type TrafficSnapshot } from './daemon-control.ts';
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
 import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
 import { imageAnnounceSchema, imageBootTraceSchema, imageHoldSchema, imageProgressSchema } from './image-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
+import { CONTROL_FEATURES, featureListSchema, withFeatures, type ControlFeature } from './control-features.ts';
 import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
 
 /**
@@ -15,8 +16,10 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  * never a throw. docs/control-protocol.md describes the exchange.
  *
  *   daemon                                   controller
- *     hello {protocol, hostId, auth, facts, part?} →   (facts in parts: the rest follow as facts {seq: 0, part})
- *                                          ← welcome {protocol, hostId, updatePeriodMs, credential?}
+ *     hello {protocol, hostId, auth, facts, part?, features?} →   (facts in parts: the rest follow as facts {seq: 0, part})
+ *                                          ← welcome {protocol, hostId, updatePeriodMs, credential?, features?}
+ *     (features: the optional fields each side understands; a side sends a
+ *      field only when both listed its feature: control-features.ts)
  *                                          ← set-links {version, links, members, part?}   (when desired ≠ actual)
  *                                          ← set-rules {version, rules, part?}
  *     ack {kind, version, ok}              →
@@ -76,6 +79,8 @@ const portFacts = z.strictObject({
   security: z.strictObject({
     locked: z.boolean(), learnedMacs: count, 'spoofed-source': count, 'mac-limit': count, 'mac-rate': count, 'flood-rate': count,
   } satisfies Record<keyof PortSecurityFacts, z.ZodType>).optional(),
+  /** Feature `port-packet-counters` (control-features.ts): a packet port's own drops. */
+  packet: z.strictObject(Object.fromEntries(PACKET_PORT_COUNTERS.map((k) => [k, count])) as Record<keyof PacketPortCounters, typeof count>).optional(),
 });
 
 const linkKind = z.enum(['backbone', 'fast-path']);
@@ -134,7 +139,8 @@ export const helloSchema = z.strictObject({
   /** The facts are part 1 of `count`; the rest follow at once as `facts` of seq 0. */
   part: partHeader.refine((p) => p.index === 0, 'a hello is part 1 of its facts').optional(),
   /** This daemon keeps its site's image chunk store and serves it here (image-control.ts); absent: it holds no images. */
-  images: imageAnnounceSchema.optional(),
+  images: imageAnnounceSchema.optional(),  /** The features this daemon understands (control-features.ts); absent: an older daemon, sent core fields only. */
+  features: featureListSchema.optional(),
 });
 
 export const daemonMessageSchema = z.discriminatedUnion('type', [
@@ -165,6 +171,8 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
     updatePeriodMs: z.number().int().min(10).max(600_000),
     /** Issued after a join-token hello: present it (auth.credential) on every later hello. */
     credential: secret.optional(),
+    /** The features this controller understands (control-features.ts); only in answer to a hello that listed its own. */
+    features: featureListSchema.optional(),
   }),
   z.strictObject({
     type: z.literal('set-links'),
@@ -248,14 +256,21 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 // ---- conversions between the daemon's types and the wire --------------------
 
-/** The wire form of a daemon's facts; fields are picked one by one so the wire stays what the schema says. */
-export function factsToWire(f: DaemonFacts): WireFacts {
+/** Every feature: the wire form of a peer that speaks this build's protocol. */
+const ALL_FEATURES: ReadonlySet<ControlFeature> = new Set(CONTROL_FEATURES);
+
+/**
+ * The wire form of a daemon's facts; fields are picked one by one so the wire
+ * stays what the schema says, and a feature's fields only when `features`
+ * (negotiated with the controller) holds it.
+ */
+export function factsToWire(f: DaemonFacts, features: ReadonlySet<ControlFeature> = ALL_FEATURES): WireFacts {
   return {
     hostId: f.hostId,
     role: f.role,
     ...(f.site !== undefined ? { site: f.site } : {}),
     ...(f.listen !== undefined ? { listen: { transport: f.listen.transport, host: f.listen.host, port: f.listen.port } } : {}),
-    ports: f.ports.map(portToWire),
+    ports: f.ports.map((p) => portToWire(p, features)),
     links: f.links.map((l) => ({ peer: l.peer, kind: l.kind, state: l.state, direction: l.direction, ...linkCounters(l), reconnects: l.reconnects })),
     rulesVersion: f.rulesVersion,
     linksVersion: f.linksVersion,
@@ -263,12 +278,13 @@ export function factsToWire(f: DaemonFacts): WireFacts {
   };
 }
 
-function portToWire(p: PortFacts): WireFacts['ports'][number] {
-  return {
+function portToWire(p: PortFacts, features: ReadonlySet<ControlFeature>): WireFacts['ports'][number] {
+  return withFeatures({
     name: p.name, kind: p.kind, mac: p.mac, ...(p.ip !== undefined ? { ip: p.ip } : {}), mtu: p.mtu,
     rxFrames: p.rxFrames, rxBytes: p.rxBytes, txFrames: p.txFrames, txBytes: p.txBytes, txDropped: p.txDropped,
     ...(p.security !== undefined ? { security: { ...p.security } } : {}),
-  };
+    ...(p.packet !== undefined ? { packet: { ...p.packet } } : {}),
+  }, features, 'port-packet-counters', 'packet');
 }
 
 export function factsFromWire(w: WireFacts): DaemonFacts {
@@ -277,7 +293,7 @@ export function factsFromWire(w: WireFacts): DaemonFacts {
     role: w.role,
     site: w.site,
     listen: w.listen,
-    ports: w.ports.map(({ security, ...p }): PortFacts => ({ ...p, ip: p.ip, ...(security !== undefined ? { security } : {}) })),
+    ports: w.ports.map(({ security, packet, ...p }): PortFacts => ({ ...p, ip: p.ip, ...(security !== undefined ? { security } : {}), ...(packet !== undefined ? { packet } : {}) })),
     links: w.links.map((l): LinkFacts => ({ ...l })),
     rulesVersion: w.rulesVersion,
     linksVersion: w.linksVersion,
@@ -297,8 +313,8 @@ export function snapshotFromWire(host: string, w: WireSnapshot): TrafficSnapshot
   return { host, startMs: w.startMs, endMs: w.endMs, entries: w.entries.map((e) => ({ src: parseMac(e.src), dst: parseMac(e.dst), frames: e.frames, bytes: e.bytes })) };
 }
 
-export function eventToWire(e: DaemonEvent): z.output<typeof daemonEvent> {
-  if (e.type === 'port-added') return { type: 'port-added', port: portToWire(e.port) };
+export function eventToWire(e: DaemonEvent, features: ReadonlySet<ControlFeature> = ALL_FEATURES): z.output<typeof daemonEvent> {
+  if (e.type === 'port-added') return { type: 'port-added', port: portToWire(e.port, features) };
   if (e.type === 'port-removed') return { type: 'port-removed', name: e.name, reason: e.reason };
   if (e.type === 'link-up') return { type: 'link-up', peer: e.peer, kind: e.kind };
   if (e.type === 'mac-conflict') return { type: 'mac-conflict', mac: e.mac, seenAt: e.seenAt, home: e.home, by: e.by, frames: e.frames };

@@ -28,7 +28,31 @@ export interface PortFacts {
   txDropped: number;
   /** The port's security policy in brief and what it dropped (port-security.ts); absent from older daemons. */
   security?: PortSecurityFacts;
+  /** A packet port's own drops (packet-port.ts); on the wire only with the `port-packet-counters` feature (control-features.ts). */
+  packet?: PacketPortCounters;
 }
+
+/**
+ * What a packet port (`type: packet`, packet-port.ts) refused before the
+ * daemon saw a frame, and what the kernel dropped for its socket: frames
+ * from the VM since the port was added.
+ */
+export interface PacketPortCounters {
+  /** Shorter than an Ethernet header. */
+  runts: number;
+  /** Over MTU + 18 bytes: the socket truncated them (GSO super-frames included). */
+  tooLarge: number;
+  /** Refused by the address lock: a source MAC (or ARP sender MAC) not the VM's. */
+  spoofedMac: number;
+  /** Refused by the address lock: an IPv4, ARP or IPv6 source not the VM's. */
+  spoofedIp: number;
+  /** An IPv4/ARP/IPv6 header cut short (the lock cannot read the source). */
+  malformed: number;
+  /** Dropped by the kernel for the port's socket (its receive buffer was full; PACKET_STATISTICS). */
+  kernelDrops: number;
+}
+
+export const PACKET_PORT_COUNTERS: readonly (keyof PacketPortCounters)[] = ['runts', 'tooLarge', 'spoofedMac', 'spoofedIp', 'malformed', 'kernelDrops'];
 
 /** A port limit: what a VM did that its port refused (docs/security.md, "What a VM can do to other VMs"). */
 export type PortLimit = 'spoofed-source' | 'mac-limit' | 'mac-rate' | 'flood-rate';

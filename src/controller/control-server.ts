@@ -16,6 +16,7 @@ import { validateReport } from '../topology/report-validation.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ControlStateError, JoinTokenError, PendingDroppedError, UnknownHostError } from './errors.ts';
 import { authenticateHello } from './hello-auth.ts';
+import { welcomeFeatures } from '../control/control-features.ts';
 import { ControlListener, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_MAX_PENDING_TOTAL } from './control-listener.ts';
 import { SessionImpl, toBuffer, type Connection, type ControlHandler, type ControlSession, type Earned, type SessionInput } from './control-session.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -374,6 +375,7 @@ export class ControlServer {
     session.send({
       type: 'welcome', protocol: CONTROL_PROTOCOL_VERSION, hostId: hello.hostId, updatePeriodMs: this.#init.updatePeriodMs,
       ...(credential !== undefined ? { credential } : {}),
+      ...welcomeFeatures(hello),
     });
     this.#log.info({ host: hello.hostId, auth, remote: conn.remoteAddress }, 'daemon connected');
     return session;

@@ -2,32 +2,35 @@ import { WebSocket, type RawData } from 'ws';
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, desiredLinkFromWire, encodeControlMessage,
-  eventToWire, factsToWire, snapshotToWire, type ControllerMessage, type DaemonMessage,
+  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, encodeControlMessage,
+  eventToWire, factsToWire, snapshotToWire, type DaemonMessage,
 } from '../control/control-protocol.ts';
-import { assembled, joinLinks, joinRules, splitDaemonMessage } from '../control/control-parts.ts';
+import { splitDaemonMessage } from '../control/control-parts.ts';
 import { Heartbeat } from '../control/heartbeat.ts';
-import type { ControlPartError } from '../control/errors.ts';
-import { DEFAULT_PART_LIMITS, PartAssembler, WHOLE, type PartLimits } from '../control/part-assembler.ts';
-import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
-import type { DaemonControl, DaemonEvent, RuleSpec } from '../control/daemon-control.ts';
+import { DEFAULT_PART_LIMITS } from '../control/part-assembler.ts';
+import { ControllerChanges } from './controller-changes.ts';
+import { DEFAULT_REDIAL_POLICY } from './backoff.ts';
+import { ControllerDialList } from './controller-dial-list.ts';
+import { MigrationReportQueue } from './migration-report-queue.ts';
+import { CONTROL_FEATURES, NO_FEATURES, isFeaturesRefusal, negotiateFeatures, withFeatures, type ControlFeature } from '../control/control-features.ts';
+import type { DaemonControl, DaemonEvent } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
 import type { ImageControl, ImageReport } from '../control/image-control.ts';
+import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, type AgentStats, type ControllerAgentComponents, type ControllerAgentInit } from './controller-agent-init.ts';
 
 /**
  * The daemon's end of the control channel. It dials the controller
  * (WebSocket over TLS), says hello with the daemon's facts, then:
  *
  *   set-links / set-rules → DaemonControl.apply… → ack {version, ok}
- *                           (in parts: applied once the version is whole,
- *                           all at once; a newer version supersedes an
- *                           incomplete one; a broken sequence is nacked)
+ *                           (whole or in parts: controller-changes.ts)
  *   anything over the limit → sent in parts (control-parts.ts)
  *   every update period   → traffic {snapshot} and facts
  *   daemon events         → event, facts
  *   migrate-prepare|start|commit|abort|query → MigrationControl.handle
  *   every migration report → migration (queued while the channel is down,
- *                            sent in order once welcomed again; bounded)
+ *                            sent in order once welcomed again; bounded:
+ *                            migration-report-queue.ts)
  *   image-hold            → ImageControl.handle (a daemon that keeps its
  *                           site's chunk store says so in its hello)
  *   every image progress  → image-progress (dropped while the channel is
@@ -38,12 +41,19 @@ import type { ImageControl, ImageReport } from '../control/image-control.ts';
  * credential refused) stops the agent: it is not redialled (`refusal`,
  * `onRefused`).
  *
+ * Features (control-features.ts): the hello lists the features this daemon
+ * speaks and carries core facts only; the welcome's list decides what the
+ * session's reports carry (`features`): a feature's fields go only to a
+ * controller that listed it (facts with them follow the welcome at once).
+ * A controller older than the lists refuses the hello for its `features`
+ * key: the agent says hello again at once without it, and sends that
+ * controller core fields only (until the channel next drops, when it tries
+ * the list again: the controller may have been upgraded).
+ *
  * Several controller replicas (`urls`, docs/ha.md): the agent dials them in
- * turn. A replica that does not lead refuses the hello with NOT_LEADER_CODE,
- * naming the leader's control URL when it knows it: the agent dials that one
- * next, else the next in its list, at once; only after as many attempts as
- * there are addresses without a welcome does it wait (the backoff runs across
- * the whole list). A leader that goes away is a dropped channel like any other:
+ * turn (controller-dial-list.ts). A replica that does not lead refuses the
+ * hello with NOT_LEADER_CODE, naming the leader's control URL when it knows
+ * it: dialled next. A leader that goes away is a dropped channel like any other:
  * the agent tries the next replica, and the new leader converges the daemon
  * by the versioned set-links/set-rules (a version already applied changes
  * nothing in the data plane).
@@ -51,87 +61,17 @@ import type { ImageControl, ImageReport } from '../control/image-control.ts';
  * A channel on which the controller sends nothing, not even a pong, for a
  * keepalive interval after a ping counts as dropped — judged at a beat that
  * comes on time (control/heartbeat.ts): after this daemon's own busy spell
- * the controller's answer may still be unread. When the channel drops it redials with
- * exponential backoff and jitter, and
- * it never touches the daemon's links or rules while away: the daemon keeps
- * forwarding with the last state it was given, and the controller converges
- * it again (by version) once the channel is back. Messages from the
+ * the controller's answer may still be unread. When the channel drops it
+ * redials with exponential backoff and jitter, and it never touches the
+ * daemon's links or rules while away: the daemon keeps forwarding with the
+ * last state it was given, and the controller converges it again (by
+ * version) once the channel is back. Messages from the
  * controller go through the same total decoder as the controller's; a bad one
  * is counted and skipped.
  */
 
-export type AgentState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
-
-/** The code of the `failed` report a daemon without a migration agent answers migration commands with. */
-export const NO_MIGRATION_AGENT_CODE = 'VNET_ERR_NO_MIGRATION_AGENT';
-
-/** Migration reports kept while the control channel is down (the oldest progress reports go first). */
-export const DEFAULT_MAX_QUEUED_REPORTS = 1024;
-
-export interface ControllerAgentComponents {
-  daemon: DaemonControl;
-  /** The host's migration agent; without one, migration commands are answered `failed`. */
-  migrations?: MigrationControl | undefined;
-  /** The host's image propagator (its site's chunk store); without one the hello announces no store and holds are ignored. */
-  images?: ImageControl | undefined;
-  logger: Logger;
-  clock: Clock;
-  random?: () => number;
-}
-
-export interface ControllerAgentInit {
-  /** e.g. wss://controller.example:7400/control */
-  url?: string | undefined;
-  /** The control channels of a replicated controller's replicas, tried in turn for the leader (instead of `url`). */
-  urls?: readonly string[] | undefined;
-  tls: {
-    /** The deployment CA: the controller's certificate must chain to it. */
-    ca: string | Buffer;
-    /** This host's certificate and key (mutual TLS); without them, a join token or credential is needed. */
-    cert?: string | Buffer | undefined;
-    key?: string | Buffer | undefined;
-    /** Name to check the controller's certificate against, if not the URL's host. */
-    servername?: string | undefined;
-  };
-  joinToken?: string | undefined;
-  /** A host credential issued at an earlier join. */
-  credential?: string | undefined;
-  /** Called when the controller issues a credential (persist it to rejoin after a restart). */
-  onCredential?: ((credential: string) => void) | undefined;
-  backoff?: BackoffPolicy | undefined;
-  maxMessageBytes?: number | undefined;
-  /** Give up on a connection attempt that has no welcome after this long. */
-  welcomeTimeoutMs?: number | undefined;
-  /** Ping the controller this often; a channel with no pong or message within an interval of a ping is cut and redialled (default 5000). */
-  keepaliveMs?: number | undefined;
-  /** Migration reports kept while the channel is down (default 1024). */
-  maxQueuedReports?: number | undefined;
-  /** Bounds on a rule or link set received in parts (default DEFAULT_PART_LIMITS). */
-  parts?: PartLimits | undefined;
-  /** Called once when the controller refuses the hello for good (fatal error before the welcome); the agent has stopped. */
-  onRefused?: ((refusal: { code: string; message: string }) => void) | undefined;
-}
-
-export interface AgentStats {
-  connects: number;
-  disconnects: number;
-  malformed: number;
-  errorsReceived: number;
-  linksApplied: number;
-  rulesApplied: number;
-  applyFailures: number;
-  trafficReports: number;
-  migrationCommands: number;
-  migrationReports: number;
-  /** Migration reports dropped because the queue was full while the channel was down. */
-  migrationReportsDropped: number;
-  imageHolds: number;
-  imageReports: number;
-  /** Rule or link sets received in parts that were refused (broken sequence) or dropped incomplete. */
-  partsRefused: number;
-  partsDropped: number;
-  lastError: { code: string; message: string } | undefined;
-}
+export { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS };
+export type { AgentState, AgentStats, ControllerAgentComponents, ControllerAgentInit };
 
 export class ControllerAgent {
   readonly #daemon: DaemonControl;
@@ -140,7 +80,7 @@ export class ControllerAgent {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #init: ControllerAgentInit;
-  readonly #backoff: Backoff;
+  readonly #dial: ControllerDialList;
   readonly #maxBytes: number;
   readonly #stateHandlers = new Set<(state: AgentState) => void>();
   #state: AgentState = 'idle';
@@ -155,24 +95,19 @@ export class ControllerAgent {
   #unsubscribeReports: (() => void) | undefined;
   #unsubscribeImages: (() => void) | undefined;
   /** Migration reports waiting for the channel, in order. */
-  #queued: MigrationReport[] = [];
-  readonly #maxQueued: number;
+  readonly #queued: MigrationReportQueue;
   #seq = 0;
   #refusal: { code: string; message: string } | undefined;
-  readonly #urls: readonly string[];
-  /** The list's address dialled (or to dial) now. */
-  #at = 0;
-  /** The leader's URL as a replica that does not lead named it: dialled next. */
-  #leaderHint: string | undefined;
   #url: string;
-  /** Attempts since the last welcome or backoff wait. */
-  #triesInRound = 0;
+  /** The session's features (both lists hold them); none before the welcome or with an older controller. */
+  #features: ReadonlySet<ControlFeature> = NO_FEATURES;
+  /** The controller refused a hello with a features list (it predates them): say hello without one. */
+  #plainHello = false;
   readonly stats: AgentStats = {
     connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
     migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, imageHolds: 0, imageReports: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
   };
-  readonly #rulesIn: PartAssembler<Extract<ControllerMessage, { type: 'set-rules' }>>;
-  readonly #linksIn: PartAssembler<Extract<ControllerMessage, { type: 'set-links' }>>;
+  readonly #changes: ControllerChanges;
   /** Groups of facts sent in parts (0 is a hello's). */
   #factsSeq = 0;
 
@@ -180,22 +115,15 @@ export class ControllerAgent {
     this.#daemon = components.daemon;
     this.#migrations = components.migrations;
     this.#images = components.images;
-    this.#maxQueued = Math.max(1, init.maxQueuedReports ?? DEFAULT_MAX_QUEUED_REPORTS);
+    this.#queued = new MigrationReportQueue(init.maxQueuedReports ?? DEFAULT_MAX_QUEUED_REPORTS);
     this.#log = componentLogger(components.logger, 'controller-agent', { host: components.daemon.hostId });
     this.#clock = components.clock;
     this.#init = init;
-    this.#backoff = new Backoff(init.backoff ?? DEFAULT_REDIAL_POLICY, components.random);
+    this.#dial = new ControllerDialList(init.urls ?? (init.url === undefined ? [] : [init.url]), init.backoff ?? DEFAULT_REDIAL_POLICY, components.random);
     this.#maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_CONTROL_MESSAGE_BYTES;
     this.#credential = init.credential;
-    this.#urls = init.urls ?? (init.url === undefined ? [] : [init.url]);
-    if (this.#urls.length === 0) throw new TypeError('ControllerAgent needs url or urls');
-    this.#url = this.#urls[0]!;
-    const dropped = (error: ControlPartError): void => {
-      this.stats.partsDropped++;
-      this.#log.warn({ detail: error.message }, 'incomplete set from the controller dropped');
-    };
-    this.#rulesIn = new PartAssembler('rule set', init.parts ?? DEFAULT_PART_LIMITS, dropped);
-    this.#linksIn = new PartAssembler('link set', init.parts ?? DEFAULT_PART_LIMITS, dropped);
+    this.#url = this.#dial.first;
+    this.#changes = new ControllerChanges(components.daemon, this.#log, this.stats, init.parts ?? DEFAULT_PART_LIMITS);
   }
 
   /** The control channel dialled now (or last). */
@@ -205,6 +133,11 @@ export class ControllerAgent {
 
   get state(): AgentState {
     return this.#state;
+  }
+
+  /** The features of the session (control-features.ts): what this daemon's reports carry beyond the core fields. */
+  get features(): ReadonlySet<ControlFeature> {
+    return this.#features;
   }
 
   /** Called on every state change; returns the unsubscribe function. */
@@ -253,8 +186,7 @@ export class ControllerAgent {
     if (this.#state === 'closed') return;
     this.#setState('connecting');
     const { tls } = this.#init;
-    this.#url = this.#leaderHint ?? this.#urls[this.#at]!;
-    this.#leaderHint = undefined;
+    this.#url = this.#dial.take();
     const ws = new WebSocket(this.#url, {
       ca: tls.ca,
       ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
@@ -281,8 +213,7 @@ export class ControllerAgent {
     const beats = new Heartbeat(keepaliveMs, this.#clock.now());
     this.#keepalive = this.#clock.setInterval(() => {
       if (ws !== this.#ws) return;
-      this.#rulesIn.expire(this.#clock.now());
-      this.#linksIn.expire(this.#clock.now());
+      this.#changes.expire(this.#clock.now());
       const judging = beats.beat(this.#clock.now());
       if (!this.#heard && judging) {
         this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
@@ -297,8 +228,10 @@ export class ControllerAgent {
     this.#send({
       type: 'hello', protocol: CONTROL_PROTOCOL_VERSION, hostId: this.#daemon.hostId,
       ...(auth !== undefined ? { auth } : {}),
-      facts: factsToWire(this.#daemon.facts()),
+      // Before the welcome nothing is negotiated: core facts only.
+      facts: factsToWire(this.#daemon.facts(), NO_FEATURES),
       ...(this.#images !== undefined ? { images: { host: this.#images.announce.host, port: this.#images.announce.port } } : {}),
+      ...(this.#plainHello ? {} : { features: [...CONTROL_FEATURES] }),
     });
     this.#welcomeTimer = this.#clock.setTimeout(() => {
       if (this.#state === 'connecting' && ws === this.#ws) {
@@ -332,31 +265,22 @@ export class ControllerAgent {
           this.#init.onCredential?.(m.credential);
         }
         this.stats.connects++;
-        this.#backoff.reset();
-        this.#triesInRound = 0;
-        this.#rulesIn.reset();
-        this.#linksIn.reset();
+        this.#dial.welcomed();
+        this.#changes.reset();
+        this.#features = negotiateFeatures(m.features);
         this.#setState('connected');
-        this.#log.info({ updatePeriodMs: m.updatePeriodMs }, 'connected to the controller');
+        this.#log.info({ updatePeriodMs: m.updatePeriodMs, features: [...this.#features] }, 'connected to the controller');
+        // The hello's facts were core only: the fields of the features just agreed follow at once.
+        if (this.#features.size > 0) this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts(), this.#features) });
         this.#startReporting(m.updatePeriodMs);
         this.#flushReports();
         return;
-      case 'set-links': {
-        const r = assembled(this.#linksIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinLinks);
-        if (r.state === 'whole') {
-          const whole = r.message;
-          this.#apply('links', m.version, () => {
-            if (whole.members !== undefined) this.#daemon.setDeploymentHosts?.(whole.members);
-            this.#daemon.applyFastPathLinks(m.version, whole.links.map(desiredLinkFromWire));
-          });
-        }
-        else if (r.state === 'refused') this.#refused('links', m.version, r.error);
-        return;
-      }
+      case 'set-links':
       case 'set-rules': {
-        const r = assembled(this.#rulesIn.accept(m.version, m.part ?? WHOLE, buf.byteLength, m, this.#clock.now()), joinRules);
-        if (r.state === 'whole') this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, r.message.rules as RuleSpec[]));
-        else if (r.state === 'refused') this.#refused('rules', m.version, r.error);
+        if (this.#state !== 'connected') return;
+        const now = this.#clock.now();
+        const ack = m.type === 'set-links' ? this.#changes.links(m, buf.byteLength, now) : this.#changes.rules(m, buf.byteLength, now);
+        if (ack !== undefined) this.#send(ack);
         return;
       }
       case 'migrate-prepare':
@@ -377,9 +301,17 @@ export class ControllerAgent {
         this.stats.lastError = { code: m.code, message: m.message };
         if (m.code === NOT_LEADER_CODE && this.#state === 'connecting') {
           // Not refused for good: another replica leads. Dial it (or the next one) when this channel has closed.
-          this.#leaderHint = m.leader !== undefined && m.leader !== this.#url ? m.leader : undefined;
+          this.#dial.leaderNamed(m.leader, this.#url);
           this.#log.info({ url: this.#url, leader: m.leader }, 'this controller replica does not lead; trying the leader');
           ws.close(1000, 'not the leader');
+          return;
+        }
+        if (m.fatal && this.#state === 'connecting' && !this.#plainHello && isFeaturesRefusal(m)) {
+          // A controller older than feature negotiation: the same hello without the list, at once.
+          this.#plainHello = true;
+          this.#dial.again(this.#url);
+          this.#log.info({ url: this.#url }, 'the controller predates feature negotiation: saying hello again without features (core fields only)');
+          ws.close(1000, 'hello again without features');
           return;
         }
         if (m.fatal && this.#state === 'connecting') {
@@ -389,33 +321,6 @@ export class ControllerAgent {
         this.#log.warn({ code: m.code, detail: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
         return;
     }
-  }
-
-  /** A set in parts that does not fit its sequence: nacked, nothing of it applied. */
-  #refused(kind: 'links' | 'rules', version: number, error: ControlPartError): void {
-    if (this.#state !== 'connected') return;
-    this.stats.partsRefused++;
-    this.#log.warn({ kind, version, code: error.code, detail: error.message }, 'set from the controller refused');
-    this.#send({ type: 'ack', kind, version, ok: false, error: { code: error.code, message: error.message } });
-  }
-
-  #apply(kind: 'links' | 'rules', version: number, apply: () => void): void {
-    if (this.#state !== 'connected') return;
-    try {
-      apply();
-    } catch (err) {
-      this.stats.applyFailures++;
-      const e = err as { code?: unknown; message?: unknown };
-      const code = typeof e.code === 'string' ? e.code : 'VNET_ERR_INTERNAL';
-      const message = String(e.message ?? err).slice(0, 4096);
-      this.#log.warn({ kind, version, code, detail: message }, 'could not apply the controller change');
-      this.#send({ type: 'ack', kind, version, ok: false, error: { code, message } });
-      return;
-    }
-    if (kind === 'links') this.stats.linksApplied++;
-    else this.stats.rulesApplied++;
-    this.#log.debug({ kind, version }, 'applied controller change');
-    this.#send({ type: 'ack', kind, version, ok: true });
   }
 
   #onMigrationCommand(command: MigrationCommand): void {
@@ -434,18 +339,17 @@ export class ControllerAgent {
 
   /** A migration report: sent now when the channel is up, else queued (bounded) for the next welcome. */
   #sendReport(report: MigrationReport): void {
-    if (this.#state === 'connected' && this.#queued.length === 0 && this.#send(report)) {
+    if (this.#state === 'connected' && this.#queued.length === 0 && this.#sendMigrationReport(report)) {
       this.stats.migrationReports++;
       return;
     }
     if (this.#state === 'closed') return;
-    if (this.#queued.length >= this.#maxQueued) {
-      // Progress is the first to go: the states after it say more.
-      const i = this.#queued.findIndex((r) => r.state === 'progress');
-      this.#queued.splice(i === -1 ? 0 : i, 1);
-      this.stats.migrationReportsDropped++;
-    }
-    this.#queued.push(report);
+    if (this.#queued.push(report)) this.stats.migrationReportsDropped++;
+  }
+
+  /** A migration report as this session's features allow (its `timing` only to a controller that listed it). */
+  #sendMigrationReport(report: MigrationReport): boolean {
+    return this.#send(withFeatures(report, this.#features, 'migration-timing', 'timing'));
   }
 
   #sendImageReport(report: ImageReport): void {
@@ -453,11 +357,7 @@ export class ControllerAgent {
   }
 
   #flushReports(): void {
-    while (this.#queued.length > 0 && this.#state === 'connected') {
-      if (!this.#send(this.#queued[0]!)) return;
-      this.#queued.shift();
-      this.stats.migrationReports++;
-    }
+    this.stats.migrationReports += this.#queued.drain((r) => this.#state === 'connected' && this.#sendMigrationReport(r));
   }
 
   #startReporting(periodMs: number): void {
@@ -475,14 +375,14 @@ export class ControllerAgent {
     if (this.#state !== 'connected') return;
     const snapshot = this.#daemon.takeTrafficSnapshot();
     this.#send({ type: 'traffic', seq: ++this.#seq, snapshot: snapshotToWire(snapshot) });
-    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts()) });
+    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts(), this.#features) });
     this.stats.trafficReports++;
   }
 
   #onDaemonEvent(event: DaemonEvent): void {
     if (this.#state !== 'connected') return;
-    this.#send({ type: 'event', event: eventToWire(event) });
-    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts()) });
+    this.#send({ type: 'event', event: eventToWire(event, this.#features) });
+    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts(), this.#features) });
   }
 
   /** Whether the message was handed to an open channel; one over the limit goes in parts, back to back. */
@@ -506,18 +406,17 @@ export class ControllerAgent {
     this.#welcomeTimer?.cancel();
     this.#keepalive?.cancel();
     this.#stopReporting();
+    this.#features = NO_FEATURES;
     if (this.#state === 'closed') return;
-    if (this.#state === 'connected') this.stats.disconnects++;
-    if (this.#leaderHint === undefined) this.#at = (this.#at + 1) % this.#urls.length;
-    // The next address at once, until the round has tried as many as the list holds; then the backoff.
-    let delay = 0;
-    if (++this.#triesInRound >= this.#urls.length) {
-      this.#triesInRound = 0;
-      delay = this.#backoff.next();
+    if (this.#state === 'connected') {
+      this.stats.disconnects++;
+      // The controller may come back upgraded: the next hello lists the features again.
+      this.#plainHello = false;
     }
-    this.#log.info({ code, reason, retryInMs: delay, next: this.#leaderHint ?? this.#urls[this.#at] }, 'control channel closed; links and rules kept; redialling');
+    const { next, delayMs } = this.#dial.closed();
+    this.#log.info({ code, reason, retryInMs: delayMs, next }, 'control channel closed; links and rules kept; redialling');
     this.#setState('backoff');
-    this.#retry = this.#clock.setTimeout(() => this.#connect(), delay);
+    this.#retry = this.#clock.setTimeout(() => this.#connect(), delayMs);
   }
 
   /**
