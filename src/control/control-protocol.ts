@@ -192,6 +192,10 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
   imageHoldSchema,
 ]);
 
+/** The schemas of a port's and a daemon's facts (tests build older peers' strict schemas from them). */
+export const portFactsSchema = portFacts;
+export const daemonFactsSchema = daemonFacts;
+
 export type HelloMessage = z.output<typeof helloSchema>;
 export type DaemonMessage = z.output<typeof daemonMessageSchema>;
 export type ControllerMessage = z.input<typeof controllerMessageSchema>;

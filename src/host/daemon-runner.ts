@@ -184,7 +184,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
     const controllerStatus = (): Record<string, unknown> => ({
       nativeForwarding: nativeForwardingStatus(daemon, nativeChoice),
-      controller: agent === undefined ? undefined : { urls: config.controller === undefined ? undefined : controllerUrls(config.controller), url: agent.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal },
+      controller: agent === undefined ? undefined : { urls: config.controller === undefined ? undefined : controllerUrls(config.controller), url: agent.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal, features: [...agent.features] },
     });
     admin = access === undefined ? undefined : await startAdminServer({ logger, daemon, metrics: registry, status: controllerStatus }, access.listen);
     metrics = config.metrics === undefined ? undefined : await startMetricsServer({ logger, registry }, config.metrics);
