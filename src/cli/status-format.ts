@@ -5,7 +5,7 @@
  * and the remote VMs it has learned, with the path their frames take. Pure
  * functions of two samples of the admin interface; no I/O.
  */
-import type { DaemonFacts, LinkFacts, PortFacts } from '../control/daemon-control.ts';
+import { packetDropReasons, type DaemonFacts, type LinkFacts, type PacketPortCounters, type PortFacts } from '../control/daemon-control.ts';
 import type { RecordKeyStatus } from '../dataplane/record-keys.ts';
 import { formatAge, formatBytes, formatRate, table } from './ctl-format.ts';
 import { formatHostPort } from '../common/host-port.ts';
@@ -127,6 +127,7 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
       }),
       new Set([6, 7, 8]),
     ));
+    for (const p of s.ports) if (p.packet !== undefined) out.push(formatPacketDrops(p.name, p.packet));
   }
 
   out.push('', 'REMOTE VMs (learned)');
@@ -146,7 +147,11 @@ export function formatStatus(now: StatusSample, before: StatusSample | undefined
   return out.join('\n');
 }
 
-/** One line: the VXLAN endpoint and every drop counter, by name (zero included, so an operator sees what is counted). */
+/** One line: a packet port's drops from the VM and the kernel's, by name (zero included, so an operator sees what is counted). */
+export function formatPacketDrops(port: string, c: Readonly<PacketPortCounters>): string {
+  return `${port} (packet) dropped: ${packetDropReasons(c).map(([reason, n]) => `${reason} ${n}`).join(', ')}`;
+}
+
 /** One line: whether established flows bypass the event loop, and how many frames the forwarder's thread carried. */
 export function formatNativeForwarding(n: NonNullable<StatusFacts['nativeForwarding']>): string {
   if (!n.running) return `native forwarder: off (${n.reason ?? 'unknown reason'})`;
@@ -163,6 +168,7 @@ function pollMode(n: NonNullable<StatusFacts['nativeForwarding']>): string {
   return `adaptive busy polling up to ${n.adaptivePoll.capUs} µs, budget ${n.adaptivePoll.budgetPercent}% of a core`;
 }
 
+/** One line: the VXLAN endpoint and every drop counter, by name (zero included, so an operator sees what is counted). */
 export function formatVxlan(v: NonNullable<StatusFacts['vxlan']>): string {
   const drops = vxlanDrops(v.stats).map(([reason, n]) => `${reason} ${n}`).join(', ');
   return `vxlan: VNI ${v.vni} on ${formatHostPort(v.address)}, dropped: ${drops}`;

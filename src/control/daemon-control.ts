@@ -54,6 +54,16 @@ export interface PacketPortCounters {
 
 export const PACKET_PORT_COUNTERS: readonly (keyof PacketPortCounters)[] = ['runts', 'tooLarge', 'spoofedMac', 'spoofedIp', 'malformed', 'kernelDrops'];
 
+/** Each packet port counter by the name metrics and `vnet status` give it (too-large: truncated by the socket; kernel: the kernel's drops). */
+export function packetDropReasons(c: Readonly<PacketPortCounters>): Array<[string, number]> {
+  return [['spoofed-mac', c.spoofedMac], ['spoofed-ip', c.spoofedIp], ['too-large', c.tooLarge], ['runts', c.runts], ['malformed', c.malformed], ['kernel', c.kernelDrops]];
+}
+
+/** The packet port counters of `s` and nothing else (a packet port counts more; facts carry exactly these). */
+export function packetPortCounters(s: Readonly<PacketPortCounters>): PacketPortCounters {
+  return { runts: s.runts, tooLarge: s.tooLarge, spoofedMac: s.spoofedMac, spoofedIp: s.spoofedIp, malformed: s.malformed, kernelDrops: s.kernelDrops };
+}
+
 /** A port limit: what a VM did that its port refused (docs/security.md, "What a VM can do to other VMs"). */
 export type PortLimit = 'spoofed-source' | 'mac-limit' | 'mac-rate' | 'flood-rate';
 

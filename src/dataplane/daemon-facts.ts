@@ -1,6 +1,6 @@
 import type { Logger } from '../common/logger.ts';
 import { formatMac } from '../common/mac.ts';
-import { linkCounters, type DaemonEvent, type LinkFacts, type PortFacts, type TrafficSnapshot } from '../control/daemon-control.ts';
+import { linkCounters, packetPortCounters, type DaemonEvent, type LinkFacts, type PortFacts, type TrafficSnapshot } from '../control/daemon-control.ts';
 import type { LinkSlot } from './link-slots.ts';
 import type { Port } from './port.ts';
 import type { PortOutlet } from './port-outlet.ts';
@@ -47,6 +47,7 @@ export function portFacts(entry: PortEntry, learnedMacs: number): PortFacts {
     txBytes: s.txBytes,
     txDropped: s.txDropped,
     security: entry.guard.facts(learnedMacs),
+    ...(port.packetStats !== undefined ? { packet: packetPortCounters(port.packetStats) } : {}),
   };
 }
 

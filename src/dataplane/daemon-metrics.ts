@@ -19,7 +19,7 @@ import { formatHostPort } from '../common/host-port.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { MetricsListenError } from './errors.ts';
 import type { Daemon } from './daemon.ts';
-import { PORT_LIMITS } from '../control/daemon-control.ts';
+import { PORT_LIMITS, packetDropReasons } from '../control/daemon-control.ts';
 import { vxlanDrops } from './vxlan-endpoint.ts';
 
 /** The content type of the Prometheus text format. */
@@ -111,6 +111,12 @@ export function createDaemonRegistry(sources: DaemonMetricsSources): Registry {
     for (const p of daemon.facts().ports) {
       if (p.security === undefined) continue;
       for (const limit of PORT_LIMITS) put({ port: p.name, limit }, p.security[limit]);
+    }
+  });
+  readCounter('vnet_daemon_packet_port_dropped_frames_total', 'Frames from a VM a packet port dropped before forwarding (runts, too-large: truncated, spoofed-mac, spoofed-ip, malformed) or the kernel dropped for its socket (kernel)', ['port', 'reason'], (put) => {
+    for (const p of daemon.facts().ports) {
+      if (p.packet === undefined) continue;
+      for (const [reason, n] of packetDropReasons(p.packet)) put({ port: p.name, reason }, n);
     }
   });
   readGauge('vnet_daemon_learned_macs', 'MAC addresses learned, by where they were learned (a port, or a link to a peer)', ['location', 'name'], (put) => {

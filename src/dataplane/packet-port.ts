@@ -43,6 +43,7 @@ import { realClock } from '../common/clock.ts';
 import { MIN_FRAME_BYTES, type Frame } from '../common/frame.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
+import type { PacketPortCounters } from '../control/daemon-control.ts';
 import { DropWarning } from './drop-warning.ts';
 import { PacketFrameError, PacketSourceError, PortAlreadyStartedError, PortClosedError, type PacketPortError } from './errors.ts';
 import { eachPlainFrame } from './offload.ts';
@@ -69,22 +70,14 @@ export interface PacketPortOptions {
   readonly onClosed?: (() => Promise<void>) | undefined;
 }
 
-/** What the packet port counted beyond the Port counters. */
-export interface PacketPortStats {
-  /** Frames from the VM shorter than an Ethernet header. */
-  runts: number;
-  /** Frames from the VM over MTU + 18 bytes (GSO super-frames included). */
-  tooLarge: number;
-  /** Frames refused by the address lock: source MAC (or an ARP sender MAC that is not the frame's). */
-  spoofedMac: number;
-  /** Frames refused by the address lock: IPv4, ARP or IPv6 source not the VM's. */
-  spoofedIp: number;
-  /** Frames whose IPv4/ARP/IPv6 header is cut short (the lock cannot read the source). */
-  malformed: number;
+/**
+ * What the packet port counted beyond the Port counters: the drops its facts
+ * carry (PacketPortCounters: runts, too large, spoofed MAC or IP, malformed,
+ * the kernel's) and two more.
+ */
+export interface PacketPortStats extends PacketPortCounters {
   /** Frames the interface transmitted that were read and skipped (0 with PACKET_IGNORE_OUTGOING). */
   outgoingSkipped: number;
-  /** Frames the kernel dropped for this socket: its receive buffer was full. */
-  kernelDrops: number;
   /** Reads that found the interface down. */
   downReads: number;
 }
@@ -142,7 +135,7 @@ export class PacketPort implements Port {
 
   /** The port's own counters (drops by cause, the kernel's drops), read now. */
   get packetStats(): Readonly<PacketPortStats> {
-    if (!this.#closed) this.#syncSocketStats();
+    if (!this.#closed && this.#failure.error === undefined) this.#syncSocketStats();
     return { ...this.#counts };
   }
 

@@ -1,6 +1,7 @@
 import type { Frame } from '../common/frame.ts';
 import { MIN_FRAME_BYTES } from '../common/frame.ts';
 import type { Mac } from '../common/mac.ts';
+import type { PacketPortCounters } from '../control/daemon-control.ts';
 
 /**
  * A VM's network interface as the daemon sees it. Two implementations share
@@ -44,6 +45,8 @@ export interface Port {
   /** Whether this port accepts frames with offload metadata (GSO super-frames) as they are. */
   readonly acceptsOffload: boolean;
   readonly stats: PortStats;
+  /** What a packet port (packet-port.ts) dropped before the daemon saw a frame, and the kernel's drops; read now. Other ports have none. */
+  readonly packetStats?: Readonly<PacketPortCounters>;
   /**
    * Begin delivering the VM's frames to `handler` (frames the VM sent before
    * are delivered first, as far as the device queued them). Once only: a

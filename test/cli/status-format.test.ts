@@ -72,3 +72,14 @@ test('vnet status lists each native-records link\'s version, key generations, by
   assert.doesNotMatch(section, /^h3/m, 'a link without records is not listed');
   assert.doesNotMatch(formatStatus(sample(2000, 250_000), undefined, 1_000_000), /RECORD KEYS/);
 });
+
+test('vnet status shows a packet port\'s drops under the ports, every counter by name; other ports have no such line', () => {
+  const s = sample(2000, 0);
+  s.status.ports.push({
+    name: 'qemu0', kind: 'packet', mac: '02:00:00:00:00:21', ip: undefined, mtu: 1500, rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0,
+    packet: { runts: 0, tooLarge: 3, spoofedMac: 7, spoofedIp: 2, malformed: 1, kernelDrops: 5 },
+  });
+  const text = formatStatus(s, undefined, 1_000_000);
+  assert.match(text, /^qemu0 \(packet\) dropped: spoofed-mac 7, spoofed-ip 2, too-large 3, runts 0, malformed 1, kernel 5$/m);
+  assert.doesNotMatch(text, /^vm1 \(/m);
+});

@@ -14,6 +14,13 @@ import { formatMac, srcMacOf } from '../../src/common/mac.ts';
 import { PacketInterfaceNotFoundError, PacketPortError } from '../../src/dataplane/errors.ts';
 import { PacketPort, type PacketPortOptions } from '../../src/dataplane/packet-port.ts';
 import { FakePeer } from '../helpers/fake-peer.ts';
+import { Daemon } from '../../src/dataplane/daemon.ts';
+import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
+import { generateAdminToken } from '../../src/dataplane/admin-access.ts';
+import { startAdminServer } from '../../src/dataplane/admin-server.ts';
+import { createDaemonRegistry } from '../../src/dataplane/daemon-metrics.ts';
+import { formatPacketDrops } from '../../src/cli/status-format.ts';
+import { adminRequest } from '../helpers/admin-client.ts';
 import { requireTools, useNetns, waitFor, type NetnsHarness } from '../helpers/netns.ts';
 import { ipv4Bytes, udpFrame } from '../helpers/packets.ts';
 
@@ -38,7 +45,7 @@ interface Setup {
   seen: Buffer[];
 }
 
-async function setup(t: TestContext, opts: { mtu?: number; linkMtu?: number; lock?: PacketPortOptions['lock'] } = {}): Promise<Setup> {
+async function setup(t: TestContext, opts: { mtu?: number; linkMtu?: number; lock?: PacketPortOptions['lock']; startPort?: boolean; rcvBufBytes?: number } = {}): Promise<Setup> {
   const h = await useNetns(t);
   const ns = await h.namespace();
   await h.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
@@ -56,11 +63,12 @@ async function setup(t: TestContext, opts: { mtu?: number; linkMtu?: number; loc
   await h.addAddress(ns, vmDev, `${VM_IP}/24`);
   await h.linkUp(undefined, hostDev);
   await h.linkUp(ns, vmDev);
-  const port = PacketPort.open({ name: hostDev, mac: VM_MAC, mtu: opts.mtu ?? 1500, lock: opts.lock ?? { ips: [VM_IP] }, logger: silentLogger() });
+  const port = PacketPort.open({ name: hostDev, mac: VM_MAC, mtu: opts.mtu ?? 1500, lock: opts.lock ?? { ips: [VM_IP] }, rcvBufBytes: opts.rcvBufBytes, logger: silentLogger() });
   t.after(() => port.close());
   const peer = new FakePeer({ mac: PEER_MAC, ip: PEER_IP, send: (b) => port.send(plainFrame(b)) });
   const seen: Buffer[] = [];
-  port.start((frames: readonly Frame[]) => {
+  // Not started here when a daemon takes the port (it starts it).
+  if (opts.startPort !== false) port.start((frames: readonly Frame[]) => {
     for (const f of frames) {
       seen.push(Buffer.from(f.data));
       peer.handle(f);
@@ -140,6 +148,42 @@ test('the address lock drops a spoofed source MAC and a spoofed source IP from t
   assert.equal(p.spoofedIp, 1);
   assert.equal(s.seen.filter((f) => f.includes('bad-')).length, 0, 'neither spoofed frame reached the daemon');
   assert.equal(s.port.stats.rxFrames, s.seen.length, 'refused frames are not counted as received');
+});
+
+test('a daemon reports a packet port\'s drops, as the port counts them, in its facts, GET /ports, its metrics and vnet status', async (t) => {
+  const s = await setup(t, { mtu: 1500, linkMtu: 2000, startPort: false });
+  const daemon = await Daemon.start({ logger: silentLogger(), transport: new MemoryTransport({ logger: silentLogger() }, { localHost: 'h1', network: new MemoryNetwork() }) }, { hostId: 'h1', role: 'hub' });
+  t.after(() => daemon.close());
+  daemon.addPort(s.port, VM_IP);
+  const badMac = udpFrame(PEER_MAC, 0x02_00_00_98_00_66, ipv4Bytes(VM_IP), ipv4Bytes(PEER_IP), 5, 5, Buffer.from('bad-mac'));
+  const badIp = udpFrame(PEER_MAC, VM_MAC, ipv4Bytes('10.98.0.77'), ipv4Bytes(PEER_IP), 5, 5, Buffer.from('bad-ip'));
+  const big = udpFrame(PEER_MAC, VM_MAC, ipv4Bytes(VM_IP), ipv4Bytes(PEER_IP), 5, 5, Buffer.alloc(1800, 0x61));
+  const good = udpFrame(PEER_MAC, VM_MAC, ipv4Bytes(VM_IP), ipv4Bytes(PEER_IP), 5, 5, Buffer.from('good'));
+  await sendFromVm(s, [badMac, badMac, badIp, big, good]);
+  await waitFor(() => daemon.facts().ports[0]!.rxFrames >= 1, 'the VM\'s own frame received', 10_000);
+  const want = { runts: 0, tooLarge: 1, spoofedMac: 2, spoofedIp: 1, malformed: 0, kernelDrops: 0 };
+  assert.deepEqual(daemon.facts().ports[0]!.packet, want);
+  const token = generateAdminToken();
+  const registry = createDaemonRegistry({ daemon });
+  const admin = await startAdminServer({ logger: silentLogger(), daemon, metrics: registry }, { host: '127.0.0.1', port: 0, token });
+  t.after(() => admin.close());
+  const ports = await adminRequest({ url: admin.url, token }, 'GET', '/ports');
+  assert.deepEqual((ports.json as Array<{ packet?: unknown }>)[0]!.packet, want);
+  const metrics = await registry.metrics();
+  for (const [reason, n] of [['spoofed-mac', 2], ['spoofed-ip', 1], ['too-large', 1], ['kernel', 0]] as const) {
+    assert.match(metrics, new RegExp(`^vnet_daemon_packet_port_dropped_frames_total\\{port="${s.hostDev}",reason="${reason}",host="h1"\\} ${n}$`, 'm'));
+  }
+  assert.equal(formatPacketDrops(s.hostDev, daemon.facts().ports[0]!.packet!), `${s.hostDev} (packet) dropped: spoofed-mac 2, spoofed-ip 1, too-large 1, runts 0, malformed 0, kernel 0`);
+});
+
+test('frames the kernel could not queue for the port\'s socket (nobody reading, buffer full) are counted as kernel drops', async (t) => {
+  const s = await setup(t, { startPort: false, rcvBufBytes: 4096 });
+  const n = 200;
+  await sendFromVm(s, Array.from({ length: n }, (_, i) => udpFrame(PEER_MAC, VM_MAC, ipv4Bytes(VM_IP), ipv4Bytes(PEER_IP), 5, 5, Buffer.alloc(64, i & 0xff))));
+  await waitFor(() => s.port.packetStats.kernelDrops > 0, 'kernel drops counted', 10_000);
+  const drops = s.port.packetStats.kernelDrops;
+  assert.ok(drops <= n, `${drops} drops of ${n} frames`);
+  assert.equal(s.port.packetStats.kernelDrops, drops, 'the count is kept across reads (the kernel resets its own on each)');
 });
 
 test('a frame over the port\'s MTU is dropped as too large and counted; a frame that fits passes', async (t) => {
