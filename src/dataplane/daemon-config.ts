@@ -11,6 +11,7 @@ import { DEFAULT_PORT_SECURITY as SEC } from './port-security.ts';
 import { isLoopbackHost } from './admin-access.ts';
 import { VXLAN_DEFAULT_PORT, VXLAN_MAX_VNI } from './vxlan-codec.ts';
 import { DEFAULT_VXLAN_MAX_FRAME_BYTES } from './vxlan-endpoint.ts';
+import type { NativeForwardingInit } from './native-flows.ts';
 
 /**
  * The daemon's configuration: from a YAML file (`vnet daemon --config F`),
@@ -399,6 +400,28 @@ export function nativeForwardingChoice(c: Pick<DaemonConfig, 'nativeForwarding'>
   if (v === '1') return { ...defaults, fallback: false };
   if (v === '0') return { run: false, reason: `${NATIVE_FORWARDING_ENV}=0 in the environment` };
   throw new ConfigError(`must be 0 (off) or 1 (on, required), got ${JSON.stringify(v)}`, { file: 'environment', key: NATIVE_FORWARDING_ENV });
+}
+
+/**
+ * What a daemon's `nativeForwarding` (Daemon.start) comes to, however the
+ * daemon is started (`vnet daemon`, `vnet demo`, a test, an embedding
+ * program): given, it is used as it is; false is off; absent, the default of
+ * nativeForwardingChoice (on where the addon can run it, else the event loop;
+ * VNET_NATIVE_FORWARDING decides as there). Memory, stream, packet ports and
+ * VXLAN links are simply not carried by the forwarder.
+ */
+export function resolveNativeForwarding(given: NativeForwardingInit | false | undefined, env: Readonly<Record<string, string | undefined>>): { init: NativeForwardingInit } | { init: undefined; reason: string } {
+  if (given === false) return { init: undefined, reason: 'nativeForwarding: false' };
+  if (given !== undefined) return { init: given };
+  const choice = nativeForwardingChoice({ nativeForwarding: undefined }, env);
+  return choice.run ? { init: nativeForwardingInit(choice) } : { init: undefined, reason: choice.reason };
+}
+
+/** The daemon's `nativeForwarding` (Daemon.start) for a choice: false when it says off, so that the default does not turn it on again. */
+export function nativeForwardingInit(choice: Extract<NativeForwardingChoice, { run: true }>): NativeForwardingInit;
+export function nativeForwardingInit(choice: NativeForwardingChoice): NativeForwardingInit | false;
+export function nativeForwardingInit(choice: NativeForwardingChoice): NativeForwardingInit | false {
+  return choice.run ? { busyPollUs: choice.busyPollUs, adaptivePoll: choice.adaptivePoll, ttlMs: choice.flowTtlMs, fallback: choice.fallback } : false;
 }
 
 export function loadDaemonConfig(file: string): Readonly<DaemonConfig> {

@@ -62,6 +62,7 @@ import { SecurityEvents } from './security-events.ts';
 import { VxlanEndpoint, type VxlanInit, type VxlanStats } from './vxlan-endpoint.ts';
 import { NativeFlows, type NativeForwardingInit, type NativeForwardingState } from './native-flows.ts';
 import type { PollStats } from './native-forwarder.ts';
+import { resolveNativeForwarding } from './daemon-config.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -79,6 +80,8 @@ export interface DaemonComponents {
   clock?: Clock;
   /** The deployment's hosts, shared with the transport's handshake (link-membership.ts); the controller's list lands here. */
   membership?: HostMembership;
+  /** Where VNET_NATIVE_FORWARDING is read for the native forwarder's default (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface DaemonInit {
@@ -95,8 +98,13 @@ export interface DaemonInit {
   agingMs?: number;
   /** VXLAN tunnels to configured VTEPs (vxlan-endpoint.ts; trusted underlay only, docs/vxlan.md), beside the transport's links. */
   vxlan?: VxlanInit | undefined;
-  /** Carry established flows between TAP ports and plain-TCP links on the native forwarder's thread (native-flows.ts). */
-  nativeForwarding?: NativeForwardingInit | undefined;
+  /**
+   * Carry established flows between TAP ports and plain-TCP links on the
+   * native forwarder's thread (native-flows.ts). Absent: the default
+   * (daemon-config.ts, resolveNativeForwarding: on where the addon can run
+   * it, VNET_NATIVE_FORWARDING as for `vnet daemon`); false: off.
+   */
+  nativeForwarding?: NativeForwardingInit | false | undefined;
 }
 
 export interface DaemonCounters extends ForwardingCounters, LinkSlotCounters {
@@ -152,9 +160,10 @@ export class Daemon implements DaemonControl {
       onConflict: (conflict) => this.#security.conflict(conflict),
       ...(init.agingMs !== undefined ? { agingMs: init.agingMs } : {}),
     });
-    const native = NativeFlows.open(init.nativeForwarding, this.table, this.counters, this.#clock);
+    const resolved = resolveNativeForwarding(init.nativeForwarding, components.env ?? process.env);
+    const native = NativeFlows.open(resolved.init, this.table, this.counters, this.#clock);
     this.#native = native.flows;
-    this.nativeForwarding = native.state;
+    this.nativeForwarding = resolved.init === undefined ? { running: false, reason: resolved.reason } : native.state;
     if (native.state.running) this.#transport.offerNativeRecords?.(true); // TLS links the forwarder can carry (tls-switch.ts)
     this.#forwarding = new ForwardingLoop(this.table, this.counters, this.stats, this.#native);
     this.#links = new LinkSlots(

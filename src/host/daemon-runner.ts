@@ -14,8 +14,8 @@
  */
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
-import { configuredFastPathLinks, controllerUrls, migrationListenAddress, nativeForwardingChoice, type DaemonConfig, type NativeForwardingChoice } from '../dataplane/daemon-config.ts';
-import type { NativeForwardingInit, NativeForwardingState } from '../dataplane/native-flows.ts';
+import { configuredFastPathLinks, controllerUrls, migrationListenAddress, nativeForwardingChoice, nativeForwardingInit, type DaemonConfig, type NativeForwardingChoice } from '../dataplane/daemon-config.ts';
+import type { NativeForwardingState } from '../dataplane/native-flows.ts';
 import type { PollStats } from '../dataplane/native-forwarder.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';
 import { defaultRunDir, prepareAdminAccess } from '../dataplane/admin-access.ts';
@@ -109,10 +109,6 @@ async function tcpAuthenticator(config: DaemonConfig): Promise<LinkAuthenticator
   return undefined;
 }
 
-/** The daemon's `nativeForwarding` for a choice (daemon-config.ts, nativeForwardingChoice). */
-function nativeForwardingInit(choice: NativeForwardingChoice): NativeForwardingInit | undefined {
-  return choice.run ? { busyPollUs: choice.busyPollUs, adaptivePoll: choice.adaptivePoll, ttlMs: choice.flowTtlMs, fallback: choice.fallback } : undefined;
-}
 
 /** What `GET /status` and the start line say of the native forwarder: running (with its settings and frames carried), or why not. */
 export type NativeForwardingStatus = NativeForwardingState & { carriedFrames?: number | undefined; poll?: PollStats | undefined };
