@@ -62,7 +62,7 @@ import { SecurityEvents } from './security-events.ts';
 import { VxlanEndpoint, type VxlanInit, type VxlanStats } from './vxlan-endpoint.ts';
 import { NativeFlows, type NativeForwardingInit, type NativeForwardingState } from './native-flows.ts';
 import type { PollStats } from './native-forwarder.ts';
-import { resolveNativeForwarding } from './daemon-config.ts';
+import { resolveNativeForwarding } from './forwarder-choice.ts';
 import type {
   DaemonControl,
   DaemonEvent,
@@ -101,7 +101,7 @@ export interface DaemonInit {
   /**
    * Carry established flows between TAP ports and plain-TCP links on the
    * native forwarder's thread (native-flows.ts). Absent: the default
-   * (daemon-config.ts, resolveNativeForwarding: on where the addon can run
+   * (forwarder-choice.ts, resolveNativeForwarding: on where the addon can run
    * it, VNET_NATIVE_FORWARDING as for `vnet daemon`); false: off.
    */
   nativeForwarding?: NativeForwardingInit | false | undefined;
