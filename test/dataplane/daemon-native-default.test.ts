@@ -5,6 +5,7 @@ import { parseMac } from '../../src/common/mac.ts';
 import { Daemon, type DaemonInit } from '../../src/dataplane/daemon.ts';
 import { NATIVE_FORWARDING_ENV, resolveNativeForwarding } from '../../src/dataplane/daemon-config.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
+import { DEFAULT_ADAPTIVE_POLL } from '../../src/dataplane/native-forwarder.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
 import { testFrame } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -20,8 +21,8 @@ async function daemon(t: { after(fn: () => Promise<void>): void }, env: Record<s
 }
 
 test('resolving nativeForwarding: given is used, false is off, absent is the default (VNET_NATIVE_FORWARDING as for vnet daemon)', () => {
-  assert.deepEqual(resolveNativeForwarding(undefined, {}), { init: { busyPollUs: 0, ttlMs: 1000, fallback: true } });
-  assert.deepEqual(resolveNativeForwarding(undefined, { [NATIVE_FORWARDING_ENV]: '1' }), { init: { busyPollUs: 0, ttlMs: 1000, fallback: false } });
+  assert.deepEqual(resolveNativeForwarding(undefined, {}), { init: { busyPollUs: 0, adaptivePoll: DEFAULT_ADAPTIVE_POLL, ttlMs: 1000, fallback: true } });
+  assert.deepEqual(resolveNativeForwarding(undefined, { [NATIVE_FORWARDING_ENV]: '1' }), { init: { busyPollUs: 0, adaptivePoll: DEFAULT_ADAPTIVE_POLL, ttlMs: 1000, fallback: false } });
   assert.deepEqual(resolveNativeForwarding(undefined, { [NATIVE_FORWARDING_ENV]: '0' }), { init: undefined, reason: 'VNET_NATIVE_FORWARDING=0 in the environment' });
   assert.deepEqual(resolveNativeForwarding(false, { [NATIVE_FORWARDING_ENV]: '1' }), { init: undefined, reason: 'nativeForwarding: false' });
   assert.deepEqual(resolveNativeForwarding({ busyPollUs: 20 }, { [NATIVE_FORWARDING_ENV]: '0' }), { init: { busyPollUs: 20 } });
@@ -30,7 +31,7 @@ test('resolving nativeForwarding: given is used, false is off, absent is the def
 
 test('a daemon started with Daemon.start and no word on it runs the native forwarder; memory ports still forward, on the event loop', async (t) => {
   const d = await daemon(t, {});
-  assert.deepEqual(d.nativeForwarding, { running: true, busyPollUs: 0, flowTtlMs: 1000 });
+  assert.deepEqual(d.nativeForwarding, { running: true, busyPollUs: 0, adaptivePoll: DEFAULT_ADAPTIVE_POLL, flowTtlMs: 1000 });
   const a = new MemoryPort({ name: 'vm0', mac: parseMac('02:00:00:00:00:01') });
   const b = new MemoryPort({ name: 'vm1', mac: parseMac('02:00:00:00:00:02') });
   const atA: Buffer[] = [];
