@@ -11,6 +11,12 @@
  *   waiting unread in the socket buffers. No one is judged at such a beat;
  *   the next one judges (never two spared in a row: a loop late at every
  *   beat still reads between beats);
+ * - a beat is judged after the turn's reads (`afterReads`), never in the
+ *   timer phase it fires in: after a busy spell Node runs the due timers
+ *   before it reads the sockets, so the answers that came in meanwhile are
+ *   still unread there. Judged in the timer phase, a loop busy at two beats
+ *   in a row (the second is not spared) cut off every peer at once — the
+ *   mass drop of a 1,000-host connect (docs/scale.md);
  * - for a connection with data queued toward it that is draining (a whole
  *   rule set on a slow link): the ping waits behind it and cannot have been
  *   answered yet. A peer that reads nothing at all is judged like any other.
@@ -42,4 +48,13 @@ export function silentPeer(conn: { alive: boolean; queued: number }, queuedNow: 
   const sending = queuedNow > 0 && (conn.queued === 0 || queuedNow < conn.queued);
   conn.queued = queuedNow;
   return judging && !conn.alive && !sending;
+}
+
+/**
+ * Run `fn` once this turn of the event loop has read its sockets: the timer
+ * phase comes before the poll phase, `setImmediate` after it, so whatever
+ * arrived while the loop was busy has been read (and counted as heard) by then.
+ */
+export function afterReads(fn: () => void): void {
+  setImmediate(fn);
 }

@@ -22,7 +22,7 @@ import { SessionImpl, toBuffer, type Connection, type ControlHandler, type Contr
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { WelcomeBatch } from './welcome-batch.ts';
-import { DEFAULT_PING_INTERVAL_MS, Heartbeat, silentPeer } from '../control/heartbeat.ts';
+import { DEFAULT_PING_INTERVAL_MS, Heartbeat, afterReads, silentPeer } from '../control/heartbeat.ts';
 
 /**
  * The controller's end of the control channel: an HTTPS server (TLS with
@@ -405,7 +405,7 @@ export class ControlServer {
       if (conn.welcoming) return;
       if (!conn.deadlinePassed) {
         conn.deadlinePassed = true;
-        setImmediate(() => { if (!conn.welcoming && !conn.done) this.#dropPending(conn, reason); });
+        afterReads(() => { if (!conn.welcoming && !conn.done) this.#dropPending(conn, reason); });
         return;
       }
     }
@@ -441,9 +441,19 @@ export class ControlServer {
     else this.#log.error({ err, ...fields }, msg);
   }
 
+  /**
+   * A beat: judged after this turn's reads (afterReads), not in the timer
+   * phase — after a busy spell the timers run before the sockets are read,
+   * so pongs that came in while the loop was busy would still be unread,
+   * and a loop busy at two beats in a row cut every daemon off at once.
+   */
   #heartbeat(): void {
+    const judging = this.#beats?.beat(this.#c.clock.now()) ?? true;
+    afterReads(() => { if (!this.#closed) this.#judge(judging); });
+  }
+
+  #judge(judging: boolean): void {
     const now = this.#c.clock.now();
-    const judging = this.#beats?.beat(now) ?? true;
     for (const conn of this.#connections) {
       // Incomplete sequences past their deadline give their memory back.
       conn.inbox.expire(now);

@@ -41,6 +41,8 @@ export interface ControllerAgentInit {
     /** Name to check the controller's certificate against, if not the URL's host. */
     servername?: string | undefined;
   };
+  /** The local address to dial from (a host with several; default: the system's choice). */
+  localAddress?: string | undefined;
   joinToken?: string | undefined;
   /** A host credential issued at an earlier join. */
   credential?: string | undefined;

@@ -192,6 +192,7 @@ export class ControllerAgent {
       ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
       ...(tls.key !== undefined ? { key: tls.key } : {}),
       ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+      ...(this.#init.localAddress !== undefined ? { localAddress: this.#init.localAddress } : {}),
       maxPayload: this.#maxBytes * 4,
       perMessageDeflate: false,
       handshakeTimeout: this.#init.welcomeTimeoutMs ?? 10_000,

@@ -230,6 +230,18 @@ test('a controller whose own loop stalls past the ping interval does not cut off
   assert.equal(h.controller.model.getHost('h1')?.state, 'up');
 });
 
+test('a controller busy for a little over a ping interval, beat after beat, does not cut off daemons whose pongs wait unread', async (t) => {
+  const h = await startHarness(t, { pingIntervalMs: 200 });
+  const c = await rawClient(h, testPki().host('h1'));
+  c.ws.send(hello('h1'));
+  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+  // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
+  // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
+  await stallAtNextPing(c.ws, 240, 6);
+  assert.equal(c.ws.readyState, c.ws.OPEN, 'the session survived the stalls');
+  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+});
+
 test('a hello sent before the deadline but still unread when a busy controller\'s deadline timer fires is welcomed, not refused', async (t) => {
   const h = await startHarness(t, { helloTimeoutMs: 300 });
   const c = await rawClient(h, testPki().host('h1'));
