@@ -20,6 +20,8 @@ export class ControllerMetrics {
   readonly pendingDropped: Counter<'reason'>;
   readonly messages: Counter<'type'>;
   readonly reconcileSeconds: Histogram;
+  /** How late the event loop ran a timer (loop-lag.ts): the controller's busy spells. */
+  readonly eventLoopLag: Histogram;
   readonly pushes: Counter<'kind'>;
   readonly nacks: Counter<'kind'>;
   readonly linkBytes: Gauge<'host' | 'peer' | 'kind' | 'direction'>;
@@ -42,6 +44,10 @@ export class ControllerMetrics {
     this.reconcileSeconds = new Histogram({
       name: 'vnet_reconcile_duration_seconds', help: 'Time of one reconcile pass (desired state computed, diffed and pushed)',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers,
+    });
+    this.eventLoopLag = new Histogram({
+      name: 'vnet_controller_event_loop_lag_seconds', help: 'How much later than asked the controller\'s event loop ran a 100 ms timer: its busy spells, which everything on the loop waits behind',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
     });
     this.pushes = new Counter({ name: 'vnet_control_pushes_total', help: 'Desired-state changes pushed to daemons, by kind', labelNames: ['kind'], registers });
     this.nacks = new Counter({ name: 'vnet_control_nacks_total', help: 'Changes a daemon refused to apply, by kind', labelNames: ['kind'], registers });

@@ -7,6 +7,7 @@ import { ControlServer } from './control-server.ts';
 import { ControlLoop } from './control-loop.ts';
 import { ControllerEventLog } from './event-log.ts';
 import { ControllerMetrics } from './metrics.ts';
+import { sampleLoopLag } from './loop-lag.ts';
 import { EventMetrics } from './event-metrics.ts';
 import { ControllerService } from './service.ts';
 import { SqliteTokenStore } from './sqlite-token-store.ts';
@@ -136,6 +137,7 @@ export async function startController(components: ControllerComponents, init: Co
   let server: ControlServer | undefined;
   let timer: TimerHandle | undefined;
   let ovs: OvsSouthbound | undefined;
+  let stopLagSampler: (() => void) | undefined;
   try {
     const sync = syncDeployment(store, init.deployment, wallClock());
     store.markAllHostsDisconnected();
@@ -143,6 +145,7 @@ export async function startController(components: ControllerComponents, init: Co
     logger.info({ deployment: init.deployment.name, db: store.path, ...sync }, 'registry in line with the deployment');
 
     const metrics = new ControllerMetrics(components.registry);
+    stopLagSampler = sampleLoopLag(metrics.eventLoopLag);
     const onError = components.onError ?? ((err: unknown, where: string): void => {
       metrics.errors.inc({ where });
       logger.error({ err, where }, 'controller bug: unexpected error (the controller keeps running)');
@@ -216,6 +219,7 @@ export async function startController(components: ControllerComponents, init: Co
         if (closed) return;
         closed = true;
         timer?.cancel();
+        stopLagSampler?.();
         imagePublisher.close();
         await southbound?.close();
         await ctl.close();
@@ -225,6 +229,7 @@ export async function startController(components: ControllerComponents, init: Co
     };
   } catch (err) {
     timer?.cancel();
+    stopLagSampler?.();
     await ovs?.close();
     await server?.close();
     if (components.store === undefined) store.close();
