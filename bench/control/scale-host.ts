@@ -50,6 +50,8 @@ export class ScaleHost implements DaemonControl {
   ports: PortFacts[];
   links: readonly DesiredLink[] = [];
   rules: readonly RuleSpec[] = [];
+  /** The rules by destination MAC (built as a set is applied: a move is checked in O(1) a host). */
+  ruleTo = new Map<string, RuleSpec>();
   linksVersion = 0;
   rulesVersion = 0;
   /** Called after a set was applied (the agent acknowledges it right after). */
@@ -86,6 +88,7 @@ export class ScaleHost implements DaemonControl {
 
   applyRules(version: number, rules: readonly RuleSpec[]): void {
     this.rules = rules;
+    this.ruleTo = new Map(rules.map((r) => [r.dst, r]));
     this.rulesVersion = version;
     this.onApplied?.(this, 'rules');
   }

@@ -458,7 +458,7 @@ export class ControlServer {
       // Incomplete sequences past their deadline give their memory back.
       conn.inbox.expire(now);
       if (silentPeer(conn, conn.ws.bufferedAmount, judging)) {
-        this.#log.info({ host: conn.session?.hostId, remote: conn.remoteAddress }, 'control connection silent: terminating');
+        this.#log.info({ host: conn.session?.hostId, remote: conn.remoteAddress, queued: conn.queued, welcoming: conn.welcoming }, 'control connection silent: terminating');
         conn.ws.terminate();
         continue;
       }
