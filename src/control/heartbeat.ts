@@ -50,11 +50,3 @@ export function silentPeer(conn: { alive: boolean; queued: number }, queuedNow: 
   return judging && !conn.alive && !sending;
 }
 
-/**
- * Run `fn` once this turn of the event loop has read its sockets: the timer
- * phase comes before the poll phase, `setImmediate` after it, so whatever
- * arrived while the loop was busy has been read (and counted as heard) by then.
- */
-export function afterReads(fn: () => void): void {
-  setImmediate(fn);
-}

@@ -65,6 +65,11 @@ export class Applier {
     })();
   }
 
+  /** Applies whose messages still wait for their writes to be durable (etcd): pushes planned, not sent yet. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
   /** Resolves once every apply so far has announced what it had (or dropped it, its writes refused). */
   settled(): Promise<void> {
     return this.#tail;

@@ -16,7 +16,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementSource } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
 import { planReconcile, registryView } from './reconcile-planner.ts';
-import { desiredRulesOf } from './reconcile.ts';
+import { desiredRulesOf, type SessionProgress } from './reconcile.ts';
 import { EMPTY_VERDICT, backboneSignature, planHubWatch, type BackboneVerdict } from './hub-status.ts';
 import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -361,12 +361,35 @@ export class ControlLoop implements ControlHandler {
     const planned = planReconcile({
       hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
       versionsOf: (h) => store.getVersions(h),
-      sessions: this.#sessions.allProgress(), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
+      sessions: this.#resendable(this.#sessions.allProgress()), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
       ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);
     for (const [host, progress] of planned.state) this.#sessions.setProgress(host, progress);
     this.#applier.apply(planned.effects);
     this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /**
+   * The sessions' progress as the reconcile should see it: a push not
+   * acknowledged within `resendAfterMs` is sent again — but only once it has
+   * left. While pushes still wait for their writes to be durable (etcd), or
+   * bytes still wait in a session's queue, its resend clock starts again:
+   * at 1,000 hosts a whole rule set is about 1 MB, and resending sets that
+   * had not even left yet piled copies up behind a slow flush or a slow
+   * reader (gigabytes of heap, most of the CPU in GC) instead of waiting.
+   */
+  #resendable(progress: ReadonlyMap<string, SessionProgress>): ReadonlyMap<string, SessionProgress> {
+    const now = this.#c.wallClock();
+    const unsent = this.#applier.waiting > 0;
+    const out = new Map(progress);
+    for (const [host, p] of progress) {
+      if (!unsent && (this.#sessions.get(host)?.session.queuedBytes?.() ?? 0) === 0) continue;
+      const restart = (f: SessionProgress['rulesInFlight']): SessionProgress['rulesInFlight'] => (f === undefined ? f : { ...f, atMs: Math.max(f.atMs, now) });
+      const held = { ...p, linksInFlight: restart(p.linksInFlight), rulesInFlight: restart(p.rulesInFlight) };
+      out.set(host, held);
+      this.#sessions.setProgress(host, held);
+    }
+    return out;
   }
 
   #writeHeldSamples(): void {

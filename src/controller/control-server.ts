@@ -22,7 +22,8 @@ import { SessionImpl, toBuffer, type Connection, type ControlHandler, type Contr
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { WelcomeBatch } from './welcome-batch.ts';
-import { DEFAULT_PING_INTERVAL_MS, Heartbeat, afterReads, silentPeer } from '../control/heartbeat.ts';
+import { DEFAULT_PING_INTERVAL_MS, Heartbeat, silentPeer } from '../control/heartbeat.ts';
+import { afterReads } from '../common/after-reads.ts';
 
 /**
  * The controller's end of the control channel: an HTTPS server (TLS with

@@ -16,6 +16,8 @@ export interface ControlSession {
   /** Queue a message; false if the session is closed. */
   send(message: ControllerMessage): boolean;
   close(code?: number, reason?: string): void;
+  /** Bytes sent to it that have not left the controller yet (still queued toward its socket); absent: none. */
+  queuedBytes?(): number;
 }
 
 export type SessionMessage = Exclude<DaemonMessage, { type: 'hello' }>;
@@ -91,6 +93,10 @@ export class SessionImpl implements ControlSession {
 
   close(code = 1000, reason = ''): void {
     this.#ws.close(code, reason);
+  }
+
+  queuedBytes(): number {
+    return this.#ws.bufferedAmount;
   }
 }
 

@@ -67,6 +67,29 @@ test('a push with no ack is resent once resendAfterMs has passed, not before', (
   assert.deepEqual(sent(), ['set-links', 'set-rules']);
 });
 
+test('a push still queued toward its daemon is not sent again: its resend clock starts once it has left', (t) => {
+  const r = rig(t, DEPLOYMENT_YAML, 250);
+  const h1 = r.connect('h1', [V1]);
+  const sent = (): string[] => h1.session.sent.splice(0).map((m) => m.type);
+  assert.deepEqual(sent(), ['set-links', 'set-rules']);
+  // A slow reader: the set is still in the session's queue when the resend falls due, period after period.
+  let queued = 1_000_000;
+  h1.session.queuedBytes = () => queued;
+  for (let i = 0; i < 5; i++) {
+    r.clock.advance(250);
+    r.loop.tick();
+    assert.deepEqual(sent(), [], `no second copy behind the first (period ${i + 1})`);
+  }
+  // It has left, and still no ack: resent once resendAfterMs has passed since.
+  queued = 0;
+  r.clock.advance(100);
+  r.loop.tick();
+  assert.deepEqual(sent(), [], 'not before resendAfterMs from when it left');
+  r.clock.advance(250);
+  r.loop.tick();
+  assert.deepEqual(sent(), ['set-links', 'set-rules']);
+});
+
 test('a VM seen on another host is re-homed and every host\'s rule for it re-pointed at once', (t) => {
   const r = rig(t);
   const hub = r.connect('hub');

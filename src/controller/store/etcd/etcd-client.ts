@@ -1,3 +1,4 @@
+import { afterReads } from '../../../common/after-reads.ts';
 import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { EtcdUnavailableError, EtcdRequestError } from '../../errors.ts';
@@ -276,6 +277,7 @@ export class EtcdClient {
         res.on('data', (d: string) => { text += d; });
         res.on('error', reject);
         res.on('end', () => {
+          answered = true;
           clearTimeout(timer);
           // A streaming endpoint (keepalive) answers one JSON object per line: the first is the answer.
           const first = text.split('\n', 1)[0] ?? '';
@@ -294,7 +296,12 @@ export class EtcdClient {
           else reject(new EtcdRequestError(`etcd ${path}: ${detail}`));
         });
       });
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      // Judged after the turn's reads: after a busy spell of the controller's loop the timer runs before
+      // the socket holding etcd's answer is read, and a request answered in time would be sent again.
+      let answered = false;
+      const timer = setTimeout(() => afterReads(() => {
+        if (!answered) req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+      }), timeoutMs);
       req.on('error', (err) => { clearTimeout(timer); reject(err); });
       req.end(payload);
     });
