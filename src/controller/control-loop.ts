@@ -15,8 +15,6 @@ import { LinkReports } from './link-reports.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { PlacementSource } from './placement-advisor.ts';
 import { INITIAL_PLACEMENT_PLAN, placementDue, planPlacement, type PlacementPlanState } from './placement-planner.ts';
-import { planReconcile, registryView } from './reconcile-planner.ts';
-import { desiredRulesOf, type SessionProgress } from './reconcile.ts';
 import { EMPTY_VERDICT, backboneSignature, planHubWatch, type BackboneVerdict } from './hub-status.ts';
 import { SessionTable } from './session-table.ts';
 import type { ControllerStore } from './store/store.ts';
@@ -29,7 +27,7 @@ import { DEFAULT_MIGRATION_TIMEOUTS, type MigrationTimeouts } from './migration-
 import { dialableFacts } from './dial-address.ts';
 import type { ImageDistribution } from './image-distribution.ts';
 import type { ImageManifest } from '../images/manifest.ts';
-import { DesiredStateCache } from './desired-state-cache.ts';
+import { Reconciler } from './loop-reconcile.ts';
 import { factsChanged } from './stored-facts.ts';
 import type { LinkReportRecord } from './store/records.ts';
 
@@ -105,8 +103,8 @@ export class ControlLoop implements ControlHandler {
   #adaptation: AdaptationState = INITIAL_ADAPTATION;
   #placement: PlacementPlanState = INITIAL_PLACEMENT_PLAN;
   #reports: TrafficReport[] = [];
-  /** Desired state per host, brought up to date by what changed at each reconcile (desired-state-cache.ts). */
-  readonly #desired = new DesiredStateCache();
+  /** Desired state planned and pushed (loop-reconcile.ts). */
+  readonly #reconciler: Reconciler;
   /** Something desired state depends on changed since the last reconcile. */
   #dirty = true;
   /** The period's traffic samples, written together at its end (later while a cutover is in flight), and since when the update period waits (at most one period). */
@@ -118,6 +116,10 @@ export class ControlLoop implements ControlHandler {
     this.#init = init;
     this.#registry = storeVmLookup(components.store);
     this.#applier = new Applier({ store: components.store, events: components.events, sessions: this.#sessions, metrics: components.metrics, logger: components.logger });
+    this.#reconciler = new Reconciler({ store: components.store, sessions: this.#sessions, applier: this.#applier, metrics: components.metrics, wallClock: components.wallClock }, {
+      resendAfterMs: init.resendAfterMs ?? 3 * init.policy.updatePeriodMs,
+      ...(init.vxlanHosts !== undefined ? { vxlanHosts: init.vxlanHosts } : {}),
+    });
     this.#migrations = new MigrationDriver({
       store: components.store, sessions: this.#sessions, applier: this.#applier, wallClock: components.wallClock,
       reconcile: (why) => this.reconcile(why), linkUp: (a, b) => this.#links.up(a, b),
@@ -346,50 +348,13 @@ export class ControlLoop implements ControlHandler {
 
   /** A host's desired rules as the reconcile computes them (the store keeps their version and digest, not the rules). */
   desiredRules(host: string): RuleSpec[] {
-    const { store } = this.#c;
-    return desiredRulesOf(registryView({
-      hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
-      ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
-    }), host);
+    return this.#reconciler.desiredRules(host);
   }
 
-  /** Compute desired state, persist new versions, push what each connected daemon lacks. */
+  /** Compute desired state, persist new versions, push what each connected daemon lacks (loop-reconcile.ts). */
   reconcile(why: string): void {
-    const started = performance.now();
     this.#dirty = false;
-    const { store } = this.#c;
-    const planned = planReconcile({
-      hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
-      versionsOf: (h) => store.getVersions(h),
-      sessions: this.#resendable(this.#sessions.allProgress()), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
-      ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
-    }, why, this.#c.wallClock(), this.#init.resendAfterMs ?? 3 * this.#init.policy.updatePeriodMs);
-    for (const [host, progress] of planned.state) this.#sessions.setProgress(host, progress);
-    this.#applier.apply(planned.effects);
-    this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
-  }
-
-  /**
-   * The sessions' progress as the reconcile should see it: a push not
-   * acknowledged within `resendAfterMs` is sent again — but only once it has
-   * left. While pushes still wait for their writes to be durable (etcd), or
-   * bytes still wait in a session's queue, its resend clock starts again:
-   * at 1,000 hosts a whole rule set is about 1 MB, and resending sets that
-   * had not even left yet piled copies up behind a slow flush or a slow
-   * reader (gigabytes of heap, most of the CPU in GC) instead of waiting.
-   */
-  #resendable(progress: ReadonlyMap<string, SessionProgress>): ReadonlyMap<string, SessionProgress> {
-    const now = this.#c.wallClock();
-    const unsent = this.#applier.waiting > 0;
-    const out = new Map(progress);
-    for (const [host, p] of progress) {
-      if (!unsent && (this.#sessions.get(host)?.session.queuedBytes?.() ?? 0) === 0) continue;
-      const restart = (f: SessionProgress['rulesInFlight']): SessionProgress['rulesInFlight'] => (f === undefined ? f : { ...f, atMs: Math.max(f.atMs, now) });
-      const held = { ...p, linksInFlight: restart(p.linksInFlight), rulesInFlight: restart(p.rulesInFlight) };
-      out.set(host, held);
-      this.#sessions.setProgress(host, held);
-    }
-    return out;
+    this.#reconciler.reconcile(why);
   }
 
   #writeHeldSamples(): void {

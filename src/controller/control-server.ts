@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocket, RawData } from 'ws';
-import type { Clock, TimerHandle } from '../common/clock.ts';
+import type { Clock } from '../common/clock.ts';
 import type { PendingDropReason, PendingSlot, PendingSlotStats } from '../common/pending-slots.ts';
 import type { VnetError } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
@@ -22,7 +22,8 @@ import { SessionImpl, toBuffer, type Connection, type ControlHandler, type Contr
 import type { ControllerStore } from './store/store.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import { WelcomeBatch } from './welcome-batch.ts';
-import { DEFAULT_PING_INTERVAL_MS, Heartbeat, silentPeer } from '../control/heartbeat.ts';
+import { DEFAULT_PING_INTERVAL_MS } from '../control/heartbeat.ts';
+import { ConnectionHeartbeat } from './connection-heartbeat.ts';
 import { afterReads } from '../common/after-reads.ts';
 
 /**
@@ -116,8 +117,7 @@ export class ControlServer {
   readonly #everSeen = new Set<string>();
   readonly #welcomes: WelcomeBatch<{ conn: Connection; hello: HelloMessage; earned: Earned }>;
   #nextId = 1;
-  #ping: TimerHandle | undefined;
-  #beats: Heartbeat | undefined;
+  #heartbeat: ConnectionHeartbeat | undefined;
   #closed = false;
 
   constructor(components: ControlServerComponents, init: ControlServerInit) {
@@ -142,8 +142,7 @@ export class ControlServer {
   async listen(): Promise<number> {
     await this.#listener.listen(this.#init.host, this.#init.port);
     const interval = this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
-    this.#beats = new Heartbeat(interval, this.#c.clock.now());
-    this.#ping = this.#c.clock.setInterval(() => this.#heartbeat(), interval);
+    this.#heartbeat = new ConnectionHeartbeat({ clock: this.#c.clock, logger: this.#log, connections: this.#connections }, interval);
     this.#log.info({ host: this.#init.host, port: this.port }, 'control channel listening');
     return this.port;
   }
@@ -180,7 +179,7 @@ export class ControlServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#ping?.cancel();
+    this.#heartbeat?.stop();
     this.#welcomes.clear();
     for (const conn of this.#connections) conn.ws.close(1001, 'controller shutting down');
     const wssClosed = this.#listener.closeWebSockets();
@@ -440,31 +439,5 @@ export class ControlServer {
   #handlerFailed(err: unknown, fields: Record<string, unknown>, msg: string): void {
     if (this.#c.onHandlerError !== undefined) this.#c.onHandlerError(err);
     else this.#log.error({ err, ...fields }, msg);
-  }
-
-  /**
-   * A beat: judged after this turn's reads (afterReads), not in the timer
-   * phase — after a busy spell the timers run before the sockets are read,
-   * so pongs that came in while the loop was busy would still be unread,
-   * and a loop busy at two beats in a row cut every daemon off at once.
-   */
-  #heartbeat(): void {
-    const judging = this.#beats?.beat(this.#c.clock.now()) ?? true;
-    afterReads(() => { if (!this.#closed) this.#judge(judging); });
-  }
-
-  #judge(judging: boolean): void {
-    const now = this.#c.clock.now();
-    for (const conn of this.#connections) {
-      // Incomplete sequences past their deadline give their memory back.
-      conn.inbox.expire(now);
-      if (silentPeer(conn, conn.ws.bufferedAmount, judging)) {
-        this.#log.info({ host: conn.session?.hostId, remote: conn.remoteAddress, queued: conn.queued, welcoming: conn.welcoming }, 'control connection silent: terminating');
-        conn.ws.terminate();
-        continue;
-      }
-      conn.alive = false;
-      conn.ws.ping();
-    }
   }
 }
