@@ -78,13 +78,17 @@ test('a rule set for 20,000 VMs goes in parts and is applied by a daemon as one 
 });
 
 /** A traffic message of h1 (v1 → v2), with a part header unless whole. */
+/** Reports' intervals count from a recent instant, set by the test: a period stores its reports, then prunes those past retention. */
+let T0 = 0;
+
 function trafficPart(seq: number, part: { index: number; count: number } | undefined, endMs = 2000, bytes = 100): string {
   const entries = [{ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', frames: 1, bytes }];
-  return JSON.stringify({ type: 'traffic', seq, snapshot: { startMs: 1000, endMs, entries }, ...(part !== undefined ? { part } : {}) });
+  return JSON.stringify({ type: 'traffic', seq, snapshot: { startMs: T0 + 1000, endMs: T0 + endMs, entries }, ...(part !== undefined ? { part } : {}) });
 }
 
 test('forged, overlapping and incomplete part sequences are refused with a clear error; nothing of them is used', async (t) => {
   const h = await startHarness(t);
+  T0 = Date.now() - 5000;
   const c = await rawClient(h, testPki().host('h1'));
   c.ws.send(hello('h1'));
   await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
