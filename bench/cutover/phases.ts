@@ -18,6 +18,7 @@
  */
 import type { MigrationView } from '../../src/controller/api-model.ts';
 import type { PingFigures } from './probes.ts';
+import { explainGap, verdictOf, type GapVerdict, type SchedWatch } from './sched-watch.ts';
 
 export interface MoveFigures {
   migration: MigrationView;
@@ -26,6 +27,8 @@ export interface MoveFigures {
   linkRemovedAt: number | undefined;
   /** Wall clock, ms: until when this move owns the ping (the next move's start, or the end of the run). */
   until: number;
+  /** The pause until the first reply to a request sent after it, ms (vnet-overlay.ts answersAgainMs). */
+  answersAgainMs?: number;
 }
 
 /** A controller event, in short (wall clock, ms). */
@@ -44,6 +47,20 @@ function longestGap(ping: PingFigures, from: number, to: number): Gap | undefine
     if (best === undefined || ms > best.ms) best = { ms, endsAt: t[i]!, rttMs: Math.max(...ping.replies.slice(i, i + 5).map((r) => r.rttMs)) };
   }
   return best;
+}
+
+/** Who ran and who waited over a gap, one line: `ping 2/0 · hub 4/160 starved · …`, and why the gap happened (`path`: the daemons the ping crossed). */
+function schedLine(sched: SchedWatch, gap: Gap, paused: number, path: readonly string[]): { line: string; verdict: GapVerdict } {
+  const from = gap.endsAt - gap.ms;
+  const shares = sched.shares(from, gap.endsAt);
+  const verdict = explainGap(shares, gap.ms, gap.rttMs, path);
+  const span = shares.length === 0 ? '' : ` (samples +${(shares[0]!.fromMs - paused).toFixed(0)}..+${(shares[0]!.toMs - paused).toFixed(0)})`;
+  const who = shares.map((s) => {
+    const v = verdictOf(s, gap.ms);
+    return `${s.who} ${s.runMs.toFixed(0)}/${s.waitMs.toFixed(0)}${v === 'idle' ? '' : ` ${v}`}`;
+  });
+  const why = verdict.kind === 'pinger' ? `ping not scheduled (waited ${verdict.waitedMs.toFixed(0)})` : verdict.kind === 'scheduling' ? `scheduling: ${path.join('+')} waited ${verdict.waitedMs.toFixed(0)} runnable` : `not scheduling (${path.join('+')} waited ${verdict.waitedMs.toFixed(0)})`;
+  return { line: `gap ${gap.ms.toFixed(0)} ms +${(from - paused).toFixed(0)}..+${(gap.endsAt - paused).toFixed(0)}${span}, rtt ${gap.rttMs.toFixed(0)}: ${who.join(' · ')} → ${why}`, verdict };
 }
 
 type Phase = readonly [name: string, of: (m: MigrationView) => number | null];
@@ -69,28 +86,40 @@ function quantile(sorted: readonly number[], q: number): number {
 const cell = (n: number | null | undefined, w = 8): string => (n == null || Number.isNaN(n) ? '—' : n.toFixed(0)).padStart(w);
 
 /** The phase summary and one line per move, as printed lines. */
-export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, events: readonly ControllerEvent[] = []): string[] {
+export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, events: readonly ControllerEvent[] = [], sched?: SchedWatch, pingerHost = 'c3'): string[] {
   const out: string[] = [];
+  const lateKinds = new Map<GapVerdict['kind'], number>();
   out.push(`cutover phases over ${moves.length} moves (ms; daemons' moments on their wall clocks, one machine):`);
   out.push(`${'phase'.padEnd(12)}${'min'.padStart(8)}${'median'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
   for (const [name, of] of PHASES) {
     const v = moves.map((m) => of(m.migration)).filter((x): x is number => x !== null).sort((a, b) => a - b);
     out.push(v.length === 0 ? `${name.padEnd(12)}${cell(null)}` : `${name.padEnd(12)}${cell(v[0])}${cell(quantile(v, 0.5))}${cell(quantile(v, 0.95))}${cell(v[v.length - 1])}`);
   }
-  out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'rtt'.padStart(6)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
+  out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'again'.padStart(8)}${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'rtt'.padStart(6)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
   for (const [i, m] of moves.entries()) {
     const paused = m.migration.cutover?.pausedAt ?? m.startedAt;
     const atCut = longestGap(ping, paused, paused + 1000);
     const late = longestGap(ping, paused + 1000, m.until);
     const acks = Object.entries(m.migration.cutover?.spans?.acks ?? {}).map(([h, t]) => `${h}+${t}`).join(' ');
-    out.push(`${String(i + 1).padEnd(5)}${PHASES.map(([, of]) => cell(of(m.migration))).join('')}  ${cell(atCut?.ms)}${cell(late?.ms, 9)}${cell(late?.rttMs, 6)}${cell(sub(late?.endsAt, paused), 7)}${cell(sub(m.linkRemovedAt, paused))}  ${acks}`);
-    // A late gap of more than 100 ms: what the controller did from 300 ms before it to its end.
+    out.push(`${String(i + 1).padEnd(5)}${PHASES.map(([, of]) => cell(of(m.migration))).join('')}  ${cell(m.answersAgainMs)}${cell(atCut?.ms)}${cell(late?.ms, 9)}${cell(late?.rttMs, 6)}${cell(sub(late?.endsAt, paused), 7)}${cell(sub(m.linkRemovedAt, paused))}  ${acks}`);
+    // A gap of more than 100 ms: who was scheduled over it, and what the controller did from 300 ms before it to its end.
+    const cutPath = [pingerHost, 'hub', m.migration.from, m.migration.to];
+    if (atCut !== undefined && atCut.ms > 100 && sched !== undefined) out.push(`       at the cut: ${schedLine(sched, atCut, paused, cutPath).line}`);
+    if (late !== undefined && late.ms > 100 && sched !== undefined) {
+      const { line, verdict } = schedLine(sched, late, paused, [pingerHost, 'hub', m.migration.to]);
+      lateKinds.set(verdict.kind, (lateKinds.get(verdict.kind) ?? 0) + 1);
+      out.push(`       late: ${line}`);
+    }
     if (late !== undefined && late.ms > 100) {
       for (const e of events) if (e.at >= late.endsAt - late.ms - 300 && e.at <= late.endsAt) out.push(`       ${String(e.at - paused).padStart(6)} ms  ${e.what}`);
     }
   }
   const cut = moves.map((m) => m.migration.cutover?.timeMs).filter((x): x is number => typeof x === 'number');
   const under = cut.filter((x) => x < 50).length;
-  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "late gap": the longest ping gap from 1 s after the pause to the next move, "at" when it ended "rtt" the longest round trip of the replies that ended it (short: ping itself was not scheduled; long: the path stalled), and "link −" when the migration's fast-path link went (ms after the pause)`);
+  if (sched !== undefined) {
+    out.push('under a gap over 100 ms: each process\'s ms on a CPU / ms waiting runnable for one, credited when it got the CPU (/proc/PID/schedstat; "starved": waited over half the gap, "busy": ran over half), then why: ping not scheduled (the round trips short), scheduling (the round trips long and the daemons on the path waited, together, at least half of it), or not scheduling (look at the network)');
+    out.push(`late gaps over 100 ms: ${[...lateKinds].map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} (of ${moves.length} moves)`);
+  }
+  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "again": the pause until the first reply to a ping sent after it; "gap@cut": the longest ping gap ending in the second after the pause; "late gap": the longest ping gap from 1 s after the pause to the next move, "at" when it ended "rtt" the longest round trip of the replies that ended it (short: ping itself was not scheduled; long: the path stalled), and "link −" when the migration's fast-path link went (ms after the pause)`);
   return out;
 }

@@ -56,7 +56,7 @@ function collect(child: ChildProcess): { out: () => string; exited: Promise<void
 }
 
 /** `ping -D -i 0.01` from `ns` to `ip` for `count` echoes (or until `stop()`); parse replies' timestamps. */
-export function startPing(ns: string, ip: string, count: number, owner?: ProbeOwner): { done: Promise<PingFigures>; stop(): void } {
+export function startPing(ns: string, ip: string, count: number, owner?: ProbeOwner): { done: Promise<PingFigures>; stop(): void; pid: number | undefined } {
   const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-D', '-n', '-i', '0.01', '-W', '1', '-c', String(count), ip], { stdio: ['ignore', 'pipe', 'pipe'] });
   owned(owner, child);
   const c = collect(child);
@@ -72,7 +72,8 @@ export function startPing(ns: string, ip: string, count: number, owner?: ProbeOw
     return { sent, received, lost: sent - received, maxGapMs, replies };
   });
   // SIGINT: ping prints its summary and exits.
-  return { done, stop: () => { if (child.exitCode === null) child.kill('SIGINT'); } };
+  // `ip netns exec` execs ping: the child's pid is ping's (sched-watch.ts reads its scheduling).
+  return { done, pid: child.pid, stop: () => { if (child.exitCode === null) child.kill('SIGINT'); } };
 }
 
 /** A checked TCP stream from `fromNs` bounced off the echo service at `toIp:port` (a QEMU guest's port 7); `stop()` ends it and reads the verdict. */

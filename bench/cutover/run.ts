@@ -18,16 +18,25 @@
  * and each daemon reads through a packet-socket port (qemu: 'tap').
  * The TCP stream bounces off the guest's echo service there.
  *
- * Columns: pings lost / sent; the longest gap between replies; from the
- * pause until the VM answers again; the migration's cutover time from its
- * API (pause → every daemon acknowledged; vnet only); frames the path
- * counted lost at the cutover (vnet's daemons; VXLAN counts none); a QEMU
- * guest's own downtime (source STOP to destination RESUME); the TCP stream's
- * verdict.
+ * Columns: pings lost / sent; the longest gap between two replies over the
+ * whole run (with several moves, late gaps included); "answers again": from
+ * the move until the first reply to a ping sent after it — VXLAN: the move's
+ * start to the first answered probe sent after it; vnet, namespace VM: the
+ * source's pause to the first reply whose request (its print moment less its
+ * round trip) was sent after it, the worst move; QEMU: the source's STOP to
+ * the first reply after the destination's RESUME; the migration's cutover
+ * time from its API (pause → every daemon acknowledged; vnet only, the worst
+ * move); frames the path counted lost at the cutover (vnet's daemons; VXLAN
+ * counts none); a QEMU guest's own downtime (source STOP to destination
+ * RESUME); the TCP stream's verdict.
  *
  * `--moves N`: vnet's namespace VM moves back and forth N times under one
  * ping (the row shows the worst move), then where each move's cutover time
- * went, phase by phase, and each move's ping gaps (phases.ts).
+ * went, phase by phase, and each move's ping gaps (phases.ts), each gap over
+ * 100 ms with what the kernel says of the pinger's, each daemon's and the
+ * controller's scheduling over it (sched-watch.ts: ran, or waited runnable)
+ * and why it happened: ping not scheduled, the daemons on the path not
+ * scheduled (the machine's load), or neither (the network).
  *
  * `--timeline`: a QEMU move's moments on one time line, ms after the source's
  * STOP (timeline.ts): QMP events, the daemons' and the controller's steps,
@@ -58,5 +67,5 @@ for (const r of rows) {
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
 if (process.argv.includes('--timeline')) for (const r of rows) if (r.timeline !== undefined) console.log(['', ...r.timeline].join('\n'));
-for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping, r.events)].join('\n'));
+for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping, r.events, r.sched)].join('\n'));
 process.exit(0);

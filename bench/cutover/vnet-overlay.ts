@@ -13,7 +13,7 @@
  *
  * Figures: the pings lost and the longest gap between replies; the time from
  * the pause (the migration's own record) until the VM answers again (the
- * first reply after the longest gap that ends after the pause); the
+ * first reply to a request sent after the pause: answersAgainMs); the
  * migration's cutover time from its API (the pause until every daemon
  * acknowledged the rules that point at the destination); the frames the
  * daemons counted lost at the cutover; the TCP stream's verdict.
@@ -45,23 +45,21 @@ import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
 import { SOURCE_RELEASED_LOG } from '../../src/host/source-migration.ts';
 import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
+import { watchScheduling } from './sched-watch.ts';
 import { timelineReport } from './timeline.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** From `pausedAt` until the first reply after the longest gap that ends after it (and before `until`, the next move's pause), ms. */
-export function answersAgainMs(ping: PingFigures, pausedAt: number, until = Number.POSITIVE_INFINITY): number {
-  const times = ping.replies.map((r) => r.atMs);
-  let best = -1;
-  let end = Number.NaN;
-  for (let i = 1; i < times.length; i++) {
-    if (times[i]! < pausedAt) continue;
-    if (times[i]! >= until) break;
-    const gap = times[i]! - times[i - 1]!;
-    if (gap > best) { best = gap; end = times[i]!; }
-  }
-  return end - pausedAt;
+/**
+ * From `pausedAt` until the first reply to an echo request sent at or after
+ * it, ms — what the VXLAN row measures with a probe sent after the move. A
+ * request's send moment is its reply's print moment (ping -D) less its round
+ * trip; NaN if none was answered.
+ */
+export function answersAgainMs(ping: PingFigures, pausedAt: number): number {
+  const first = ping.replies.find((r) => r.atMs - r.rttMs >= pausedAt);
+  return first === undefined ? Number.NaN : first.atMs - pausedAt;
 }
 
 /** A QEMU guest: from its STOP until the first reply after its RESUME, ms. */
@@ -109,6 +107,9 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
     const stream = qemu ? startEchoStream(p!.ns, x!.ip, 7, undefined, owner) : await startStream(x!.ns, p!.ns, x!.ip, 5303, undefined, owner);
     // 10 ms apart: 10 s for a QEMU guest, 6 s for one move, until stopped for several.
     const ping = startPing(p!.ns, x!.ip, qemu ? 1000 : moves > 1 ? 1_000_000 : 600, owner);
+    // Who was scheduled under each ping gap (the pinger, every daemon's event loop, the controller: this process).
+    const sched = watchScheduling({ ping: ping.pid, ...Object.fromEntries(['hub', 'c1', 'c2', 'c3'].map((h) => [h, o.daemon(h).pid])), controller: process.pid });
+    cleanups.push(() => sched.stop());
     await sleep(1500);
     const figures: MoveFigures[] = [];
     let at = 'c1';
@@ -136,6 +137,9 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
     for (let i = 0; i + 1 < figures.length; i++) figures[i]!.until = figures[i + 1]!.startedAt;
     if (moves > 1) ping.stop();
     const pingFigures = await ping.done;
+    // From the source's pause (the controller heard it `pausedHeard` ms later, at `pausedAt`).
+    for (const f of figures) if (f.migration.cutover?.pausedAt != null) f.answersAgainMs = answersAgainMs(pingFigures, f.migration.cutover.pausedAt - (f.migration.cutover.spans?.pausedHeard ?? 0));
+    sched.stop();
     const streamFigures = await stream.stop();
     let guest: { stoppedAt: number; resumedAt: number } | undefined;
     for (let i = 0; qemu && i < 500 && guest === undefined; i++) {
@@ -158,11 +162,12 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
       guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,
       stream: streamFigures,
-      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : worst(figures.map((f, i) => f.migration.cutover?.pausedAt == null ? Number.NaN : answersAgainMs(pingFigures, f.migration.cutover.pausedAt, figures[i + 1]?.migration.cutover?.pausedAt ?? undefined))),
+      cutoverMs: guest !== undefined ? answersAfterResumeMs(pingFigures, guest.stoppedAt, guest.resumedAt) : worst(figures.map((f) => f.answersAgainMs ?? Number.NaN)),
       framesLost: figures.reduce((n, f) => n + (f.migration.cutover?.lost ?? 0), 0),
       acknowledgedMs: worst(figures.map((f) => f.migration.cutover?.timeMs ?? Number.NaN)),
       moves: figures,
       events,
+      sched,
     };
   } finally {
     for (const fn of cleanups.reverse()) await fn();

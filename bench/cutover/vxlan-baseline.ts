@@ -12,6 +12,7 @@
  */
 import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { spawnSync } from 'node:child_process';
+import type { SchedWatch } from './sched-watch.ts';
 import { startPing, startStream, type PingFigures, type StreamFigures } from './probes.ts';
 
 export interface CutoverFigures {
@@ -30,6 +31,8 @@ export interface CutoverFigures {
   moves?: MoveFigures[] | undefined;
   /** vnet: what the controller did meanwhile (VM moves, links, decisions), for the gaps. */
   events?: ControllerEvent[] | undefined;
+  /** vnet: each probe's and daemon's scheduling over the run, for the ping gaps (sched-watch.ts). */
+  sched?: SchedWatch | undefined;
   /** vnet, a QEMU guest: the move's time line, printed lines (timeline.ts; `--timeline`). */
   timeline?: string[] | undefined;
 }

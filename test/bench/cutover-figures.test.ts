@@ -1,0 +1,61 @@
+/**
+ * The cutover benchmark's figures (bench/cutover): "answers again" is the
+ * first reply to a request sent after the pause — not the end of the
+ * longest gap anywhere in the move's window, which picked a late ping gap
+ * seconds after the cutover (a row of 6,656.7 ms while every move's gap at
+ * the cutover was 50–149 ms) — and the scheduling figures laid beside a
+ * gap come from the kernel's cumulative counters.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { PingFigures } from '../../bench/cutover/probes.ts';
+import { answersAgainMs } from '../../bench/cutover/vnet-overlay.ts';
+import { parseSchedstat, shareOf, verdictOf } from '../../bench/cutover/sched-watch.ts';
+
+/** Replies every 10 ms from t=0 to `endMs` with a 1 ms round trip, less those in `gaps` ([from, to) of print time), plus `extra`. */
+function pingOf(endMs: number, gaps: ReadonlyArray<[number, number]>, extra: PingFigures['replies'] = []): PingFigures {
+  const replies: PingFigures['replies'] = [];
+  for (let t = 0, seq = 1; t <= endMs; t += 10, seq++) if (!gaps.some(([a, b]) => t >= a && t < b)) replies.push({ seq, atMs: t, rttMs: 1 });
+  replies.push(...extra);
+  replies.sort((a, b) => a.atMs - b.atMs);
+  return { sent: replies.length, received: replies.length, lost: 0, maxGapMs: 0, replies };
+}
+
+test('answers again: the first reply to a request sent after the pause, not a longer late gap seconds later', () => {
+  // The cutover: no replies from the pause at 1000 to 1060; a late gap of 150 ms ends at 7650 (a stall of the path, long round trips).
+  const ping = pingOf(8000, [[1000, 1060], [7500, 7650]], [{ seq: 9999, atMs: 7650, rttMs: 140 }]);
+  assert.equal(answersAgainMs(ping, 1000), 60);
+});
+
+test('answers again: a reply printed after the pause to a request sent before it does not count', () => {
+  // Sent at 995 (before the pause at 1000), held and answered at 1040; the first request sent after the pause is answered at 1070.
+  const ping = pingOf(2000, [[1000, 1070]], [{ seq: 500, atMs: 1040, rttMs: 45 }]);
+  assert.equal(answersAgainMs(ping, 1000), 70);
+});
+
+test('answers again: NaN when no request sent after the pause was answered', () => {
+  assert.ok(Number.isNaN(answersAgainMs(pingOf(500, []), 1000)));
+});
+
+test('schedstat: run and wait ns parsed; anything but three numbers is undefined', () => {
+  assert.deepEqual(parseSchedstat('193673 98365 2\n'), { runNs: 193673, waitNs: 98365 });
+  assert.equal(parseSchedstat(''), undefined);
+  assert.equal(parseSchedstat('1 2'), undefined);
+  assert.equal(parseSchedstat('1 x 3'), undefined);
+});
+
+test('a gap\'s share: from the last sample at or before its start to the first at or after its end', () => {
+  const ms = 1e6;
+  const samples = [
+    { atMs: 0, runNs: 0, waitNs: 0 },
+    { atMs: 100, runNs: 5 * ms, waitNs: 10 * ms },
+    { atMs: 400, runNs: 6 * ms, waitNs: 290 * ms }, // the sampler itself late: the counters still cover the window
+    { atMs: 500, runNs: 9 * ms, waitNs: 300 * ms },
+  ];
+  const s = shareOf('hub', samples, 150, 380);
+  assert.deepEqual(s, { who: 'hub', runMs: 1, waitMs: 280, fromMs: 100, toMs: 400 });
+  assert.equal(verdictOf(s!, 230), 'starved');
+  assert.equal(verdictOf({ ...s!, waitMs: 10, runMs: 200 }, 230), 'busy');
+  assert.equal(verdictOf({ ...s!, waitMs: 10, runMs: 10 }, 230), 'idle');
+  assert.equal(shareOf('hub', samples.slice(0, 1), 150, 380), undefined);
+});
