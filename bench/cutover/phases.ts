@@ -60,7 +60,8 @@ function schedLine(sched: SchedWatch, gap: Gap, paused: number, path: readonly s
     return `${s.who} ${s.runMs.toFixed(0)}/${s.waitMs.toFixed(0)}${v === 'idle' ? '' : ` ${v}`}`;
   });
   const why = verdict.kind === 'pinger' ? `ping not scheduled (waited ${verdict.waitedMs.toFixed(0)})` : verdict.kind === 'scheduling' ? `scheduling: ${path.join('+')} waited ${verdict.waitedMs.toFixed(0)} runnable` : `not scheduling (${path.join('+')} waited ${verdict.waitedMs.toFixed(0)})`;
-  return { line: `gap ${gap.ms.toFixed(0)} ms +${(from - paused).toFixed(0)}..+${(gap.endsAt - paused).toFixed(0)}${span}, rtt ${gap.rttMs.toFixed(0)}: ${who.join(' · ')} → ${why}`, verdict };
+  const runnable = sched.runnable(from, gap.endsAt);
+  return { line: `gap ${gap.ms.toFixed(0)} ms +${(from - paused).toFixed(0)}..+${(gap.endsAt - paused).toFixed(0)}${span}, rtt ${gap.rttMs.toFixed(0)}${runnable === undefined ? '' : `, up to ${runnable} tasks runnable`}: ${who.join(' · ')} → ${why}`, verdict };
 }
 
 type Phase = readonly [name: string, of: (m: MigrationView) => number | null];
@@ -97,7 +98,8 @@ export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, ev
   }
   out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'again'.padStart(8)}${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'rtt'.padStart(6)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
   for (const [i, m] of moves.entries()) {
-    const paused = m.migration.cutover?.pausedAt ?? m.startedAt;
+    // The source's pause: the controller heard it `pausedHeard` ms later (`pausedAt`).
+    const paused = m.migration.cutover?.pausedAt == null ? m.startedAt : m.migration.cutover.pausedAt - (m.migration.cutover.spans?.pausedHeard ?? 0);
     const atCut = longestGap(ping, paused, paused + 1000);
     const late = longestGap(ping, paused + 1000, m.until);
     const acks = Object.entries(m.migration.cutover?.spans?.acks ?? {}).map(([h, t]) => `${h}+${t}`).join(' ');

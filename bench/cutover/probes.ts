@@ -76,6 +76,17 @@ export function startPing(ns: string, ip: string, count: number, owner?: ProbeOw
   return { done, pid: child.pid, stop: () => { if (child.exitCode === null) child.kill('SIGINT'); } };
 }
 
+/**
+ * From `pausedAt` until the first reply to an echo request sent at or after
+ * it, ms — what the VXLAN row measures with a probe sent after the move. A
+ * request's send moment is its reply's print moment (ping -D) less its round
+ * trip; NaN if none was answered.
+ */
+export function answersAgainMs(ping: PingFigures, pausedAt: number): number {
+  const first = ping.replies.find((r) => r.atMs - r.rttMs >= pausedAt);
+  return first === undefined ? Number.NaN : first.atMs - pausedAt;
+}
+
 /** A checked TCP stream from `fromNs` bounced off the echo service at `toIp:port` (a QEMU guest's port 7); `stop()` ends it and reads the verdict. */
 export function startEchoStream(fromNs: string, toIp: string, port: number, kbps = 800, owner?: ProbeOwner): { stop(): Promise<StreamFigures> } {
   const client = spawn('ip', ['netns', 'exec', fromNs, process.execPath, '--import', 'tsx', STREAM_CHECK, 'echo', toIp, String(port), String(kbps)], { stdio: ['ignore', 'pipe', 'pipe'] });

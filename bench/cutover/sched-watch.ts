@@ -93,17 +93,29 @@ export function explainGap(shares: readonly SchedShare[], gapMs: number, rttMs: 
   return { kind: waitedMs >= rttMs / 2 ? 'scheduling' : 'unexplained', waitedMs };
 }
 
+/** `/proc/loadavg`'s fourth field, runnable/total: the tasks runnable on the machine at that moment. */
+export function parseRunnable(text: string): number | undefined {
+  const m = /^\S+ \S+ \S+ (\d+)\/\d+ /.exec(text);
+  return m === null ? undefined : Number(m[1]);
+}
+
 export interface SchedWatch {
   /** Each watched process's run and wait over [from, to]. */
   shares(from: number, to: number): SchedShare[];
+  /** The most tasks runnable on the machine at a sample in [from, to] (what the 2 CPUs were shared by); undefined without one. */
+  runnable(from: number, to: number): number | undefined;
   stop(): void;
 }
 
 /** Sample `/proc/PID/schedstat` of each named process every `everyMs` until `stop()`. */
 export function watchScheduling(pids: Readonly<Record<string, number | undefined>>, everyMs = 20): SchedWatch {
   const series = new Map<string, SchedSample[]>();
+  const load: Array<{ atMs: number; runnable: number }> = [];
   const sample = (): void => {
     const atMs = Date.now();
+    let runnable: number | undefined;
+    try { runnable = parseRunnable(readFileSync('/proc/loadavg', 'utf8')); } catch { runnable = undefined; }
+    if (runnable !== undefined) load.push({ atMs, runnable });
     for (const [who, pid] of Object.entries(pids)) {
       const s = pid === undefined ? undefined : read(pid);
       if (s === undefined) continue;
@@ -117,6 +129,10 @@ export function watchScheduling(pids: Readonly<Record<string, number | undefined
   return {
     shares(from, to) {
       return [...series].map(([who, list]) => shareOf(who, list, from, to)).filter((s): s is SchedShare => s !== undefined);
+    },
+    runnable(from, to) {
+      const r = load.filter((l) => l.atMs >= from && l.atMs <= to).map((l) => l.runnable);
+      return r.length === 0 ? undefined : Math.max(...r);
     },
     stop() {
       sample();

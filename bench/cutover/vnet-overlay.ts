@@ -44,23 +44,12 @@ import { QEMU_FIRST_FRAME_LOG, QEMU_READY_LOG, QEMU_RESUMED_LOG } from '../../sr
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
 import { SOURCE_RELEASED_LOG } from '../../src/host/source-migration.ts';
 import type { ControllerEvent, MoveFigures } from './phases.ts';
-import { startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
+import { answersAgainMs, startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
 import { watchScheduling } from './sched-watch.ts';
 import { timelineReport } from './timeline.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * From `pausedAt` until the first reply to an echo request sent at or after
- * it, ms — what the VXLAN row measures with a probe sent after the move. A
- * request's send moment is its reply's print moment (ping -D) less its round
- * trip; NaN if none was answered.
- */
-export function answersAgainMs(ping: PingFigures, pausedAt: number): number {
-  const first = ping.replies.find((r) => r.atMs - r.rttMs >= pausedAt);
-  return first === undefined ? Number.NaN : first.atMs - pausedAt;
-}
 
 /** A QEMU guest: from its STOP until the first reply after its RESUME, ms. */
 export function answersAfterResumeMs(ping: PingFigures, stoppedAt: number, resumedAt: number): number {

@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { PingFigures } from '../../bench/cutover/probes.ts';
-import { answersAgainMs } from '../../bench/cutover/vnet-overlay.ts';
-import { parseSchedstat, shareOf, verdictOf } from '../../bench/cutover/sched-watch.ts';
+import { answersAgainMs, type PingFigures } from '../../bench/cutover/probes.ts';
+import { explainGap, parseRunnable, parseSchedstat, shareOf, verdictOf } from '../../bench/cutover/sched-watch.ts';
 
 /** Replies every 10 ms from t=0 to `endMs` with a 1 ms round trip, less those in `gaps` ([from, to) of print time), plus `extra`. */
 function pingOf(endMs: number, gaps: ReadonlyArray<[number, number]>, extra: PingFigures['replies'] = []): PingFigures {
@@ -58,4 +57,18 @@ test('a gap\'s share: from the last sample at or before its start to the first a
   assert.equal(verdictOf({ ...s!, waitMs: 10, runMs: 200 }, 230), 'busy');
   assert.equal(verdictOf({ ...s!, waitMs: 10, runMs: 10 }, 230), 'idle');
   assert.equal(shareOf('hub', samples.slice(0, 1), 150, 380), undefined);
+});
+
+test('runnable tasks: /proc/loadavg\'s fourth field', () => {
+  assert.equal(parseRunnable('17.53 18.94 18.37 23/1204 99881\n'), 23);
+  assert.equal(parseRunnable('garbage'), undefined);
+});
+
+test('a gap explained: ping not scheduled (short round trips), the path\'s daemons waiting, or neither', () => {
+  const share = (who: string, waitMs: number): { who: string; runMs: number; waitMs: number; fromMs: number; toMs: number } => ({ who, runMs: 1, waitMs, fromMs: 0, toMs: 200 });
+  const shares = [share('ping', 150), share('c3', 80), share('hub', 60), share('c2', 10), share('c1', 500)];
+  assert.deepEqual(explainGap(shares, 160, 12, ['c3', 'hub', 'c2']), { kind: 'pinger', waitedMs: 150 });
+  assert.deepEqual(explainGap(shares, 220, 200, ['c3', 'hub', 'c2']), { kind: 'scheduling', waitedMs: 150 });
+  // c1 is off the path: its wait does not explain the stall.
+  assert.deepEqual(explainGap(shares, 220, 200, ['c3', 'c2']), { kind: 'unexplained', waitedMs: 90 });
 });
