@@ -86,6 +86,23 @@ function quantile(sorted: readonly number[], q: number): number {
 
 const cell = (n: number | null | undefined, w = 8): string => (n == null || Number.isNaN(n) ? '—' : n.toFixed(0)).padStart(w);
 
+/** The run's longest ping gap (the row's "max gap"), where it fell and why, one line; undefined without one. */
+export function longestGapNote(moves: readonly MoveFigures[], ping: PingFigures, sched: SchedWatch, pingerHost = 'c3'): string | undefined {
+  const gap = longestGap(ping, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+  if (gap === undefined) return undefined;
+  const i = moves.findLastIndex((m) => pauseOf(m) <= gap.endsAt - gap.ms);
+  const m = moves[i];
+  if (m === undefined) return `longest gap ${gap.ms.toFixed(0)} ms, before the first move: ${schedLine(sched, gap, gap.endsAt - gap.ms, [pingerHost, 'hub', moves[0]?.migration.from ?? 'c1']).line}`;
+  const paused = pauseOf(m);
+  const path = gap.endsAt - paused < 1000 ? [pingerHost, 'hub', m.migration.from, m.migration.to] : [pingerHost, 'hub', m.migration.to];
+  return `longest gap ${gap.ms.toFixed(0)} ms, move ${i + 1}: ${schedLine(sched, gap, paused, path).line}`;
+}
+
+/** The source's pause: the controller heard it `pausedHeard` ms later (`pausedAt`); the move's start if it never paused. */
+function pauseOf(m: MoveFigures): number {
+  return m.migration.cutover?.pausedAt == null ? m.startedAt : m.migration.cutover.pausedAt - (m.migration.cutover.spans?.pausedHeard ?? 0);
+}
+
 /** The phase summary and one line per move, as printed lines. */
 export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, events: readonly ControllerEvent[] = [], sched?: SchedWatch, pingerHost = 'c3'): string[] {
   const out: string[] = [];
@@ -98,8 +115,7 @@ export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, ev
   }
   out.push(`${'move'.padEnd(5)}${PHASES.map(([n]) => n.slice(0, 7).padStart(8)).join('')}  ${'again'.padStart(8)}${'gap@cut'.padStart(8)}${'late gap'.padStart(9)}${'rtt'.padStart(6)}${'at'.padStart(7)}${'link −'.padStart(8)}  acks (ms after the pause)`);
   for (const [i, m] of moves.entries()) {
-    // The source's pause: the controller heard it `pausedHeard` ms later (`pausedAt`).
-    const paused = m.migration.cutover?.pausedAt == null ? m.startedAt : m.migration.cutover.pausedAt - (m.migration.cutover.spans?.pausedHeard ?? 0);
+    const paused = pauseOf(m);
     const atCut = longestGap(ping, paused, paused + 1000);
     const late = longestGap(ping, paused + 1000, m.until);
     const acks = Object.entries(m.migration.cutover?.spans?.acks ?? {}).map(([h, t]) => `${h}+${t}`).join(' ');

@@ -45,7 +45,7 @@
  * Usage (root): node --import tsx bench/cutover/run.ts [--only namespace|qemu|qemu-tap] [--moves N] [--timeline]
  */
 import { qemuVxlanBaseline } from './qemu-vxlan-baseline.ts';
-import { phaseReport } from './phases.ts';
+import { longestGapNote, phaseReport } from './phases.ts';
 import { vnetOverlay } from './vnet-overlay.ts';
 import { vxlanBaseline, type CutoverFigures } from './vxlan-baseline.ts';
 
@@ -66,6 +66,8 @@ for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
+// With several moves the longest gap may be anyone's: where it fell and who was not scheduled over it.
+for (const r of rows) if (r.moves !== undefined && r.moves.length > 1 && r.sched !== undefined) console.log(`${r.path}: ${longestGapNote(r.moves, r.ping, r.sched) ?? 'no gap'}`);
 if (process.argv.includes('--timeline')) for (const r of rows) if (r.timeline !== undefined) console.log(['', ...r.timeline].join('\n'));
 for (const r of rows) if (r.moves !== undefined && r.moves.length > 1) console.log(['', ...phaseReport(r.moves, r.ping, r.events, r.sched)].join('\n'));
 process.exit(0);
