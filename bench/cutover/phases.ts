@@ -25,7 +25,7 @@ export interface MoveFigures {
   /** Wall clock, ms: when the move was asked for, and when the migration's fast-path link was gone (undefined: not seen). */
   startedAt: number;
   linkRemovedAt: number | undefined;
-  /** Wall clock, ms: until when this move owns the ping (the next move's start, or the end of the run). */
+  /** Wall clock, ms: until when this move owns the ping (the next move's pause — its transfer included — or the end of the run). */
   until: number;
   /** The pause until the first reply to a request sent after it, ms (vnet-overlay.ts answersAgainMs). */
   answersAgainMs?: number;
@@ -138,6 +138,6 @@ export function phaseReport(moves: readonly MoveFigures[], ping: PingFigures, ev
     out.push('under a gap over 100 ms: each process\'s ms on a CPU / ms waiting runnable for one, credited when it got the CPU (/proc/PID/schedstat; "starved": waited over half the gap, "busy": ran over half), then why: ping not scheduled (the round trips short), scheduling (the round trips long and the daemons on the path waited, together, at least half of it), or not scheduling (look at the network)');
     out.push(`late gaps over 100 ms: ${[...lateKinds].map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} (of ${moves.length} moves)`);
   }
-  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "again": the pause until the first reply to a ping sent after it; "gap@cut": the longest ping gap ending in the second after the pause; "late gap": the longest ping gap from 1 s after the pause to the next move, "at" when it ended "rtt" the longest round trip of the replies that ended it (short: ping itself was not scheduled; long: the path stalled), and "link −" when the migration's fast-path link went (ms after the pause)`);
+  out.push(`cutover < 50 ms in ${under} of ${cut.length} moves; "again": the pause until the first reply to a ping sent after it; "gap@cut": the longest ping gap ending in the second after the pause; "late gap": the longest ping gap from 1 s after the pause to the next move's pause (its memory transfer included), "at" when it ended "rtt" the longest round trip of the replies that ended it (short: ping itself was not scheduled; long: the path stalled), and "link −" when the migration's fast-path link went (ms after the pause)`);
   return out;
 }

@@ -123,7 +123,11 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
       if (moves > 1) await sleep(1000);
       figures.push({ migration: o.model.getMigration(started.id) ?? done, startedAt, linkRemovedAt, until: Number.POSITIVE_INFINITY });
     }
-    for (let i = 0; i + 1 < figures.length; i++) figures[i]!.until = figures[i + 1]!.startedAt;
+    // A move owns the ping up to the next move's pause: the next one's transfer, before it, is this one's late part.
+    for (let i = 0; i + 1 < figures.length; i++) {
+      const next = figures[i + 1]!.migration.cutover;
+      figures[i]!.until = next?.pausedAt == null ? figures[i + 1]!.startedAt : next.pausedAt - (next.spans?.pausedHeard ?? 0);
+    }
     if (moves > 1) ping.stop();
     const pingFigures = await ping.done;
     // From the source's pause (the controller heard it `pausedHeard` ms later, at `pausedAt`).
