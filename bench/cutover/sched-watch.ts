@@ -18,7 +18,7 @@
  * the gap, as soon as it ran again (the one that forwarded the reply ending
  * the gap did).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface SchedSample {
   /** Wall clock, ms. */
@@ -45,13 +45,26 @@ export function parseSchedstat(text: string): { runNs: number; waitNs: number } 
   return { runNs: Number(f[0]), waitNs: Number(f[1]) };
 }
 
-function read(pid: number): { runNs: number; waitNs: number } | undefined {
+function read(pid: number, tid = pid): { runNs: number; waitNs: number } | undefined {
   try {
-    return parseSchedstat(readFileSync(`/proc/${pid}/schedstat`, 'utf8'));
+    return parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'));
   } catch {
     return undefined;
   }
 }
+
+/** The daemon's native forwarder thread (`vnet-forwarder`: it carries the frames of the links it serves), if it runs one. */
+function forwarderThread(pid: number): number | undefined {
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === FORWARDER_THREAD) return Number(tid);
+    }
+  } catch { /* gone */ }
+  return undefined;
+}
+
+/** The native forwarder's thread name (native/tap/forwarder). */
+export const FORWARDER_THREAD = 'vnet-forwarder';
 
 /** A process's run and wait over [from, to], from its samples (sorted by time); undefined without a sample on each side. */
 export function shareOf(who: string, samples: readonly SchedSample[], from: number, to: number): SchedShare | undefined {
@@ -82,6 +95,8 @@ export function verdictOf(share: SchedShare, gapMs: number): 'starved' | 'busy' 
  *   scheduling   the path stalled, and the daemons on it (`path`) waited
  *                runnable, together, at least half that round trip: a frame
  *                crosses them one after the other, each one's wait adds up
+ *                (a host's wait: its event loop's or its forwarder thread's,
+ *                the longer)
  *   unexplained  the path stalled with its daemons scheduled: look at the
  *                network (a rule change, a link, learning, ARP)
  */
@@ -89,7 +104,9 @@ export interface GapVerdict { kind: 'pinger' | 'scheduling' | 'unexplained'; wai
 
 export function explainGap(shares: readonly SchedShare[], gapMs: number, rttMs: number, path: readonly string[]): GapVerdict {
   if (rttMs < gapMs / 2) return { kind: 'pinger', waitedMs: shares.find((s) => s.who === 'ping')?.waitMs ?? Number.NaN };
-  const waitedMs = shares.filter((s) => path.includes(s.who)).reduce((n, s) => n + s.waitMs, 0);
+  // A frame crosses a host on its event loop or on its forwarder thread: the longer wait of the two.
+  const waitOf = (who: string): number => Math.max(0, ...shares.filter((s) => s.who === who || s.who === `${who}/fwd`).map((s) => s.waitMs));
+  const waitedMs = path.reduce((n, who) => n + waitOf(who), 0);
   return { kind: waitedMs >= rttMs / 2 ? 'scheduling' : 'unexplained', waitedMs };
 }
 
@@ -107,21 +124,34 @@ export interface SchedWatch {
   stop(): void;
 }
 
-/** Sample `/proc/PID/schedstat` of each named process every `everyMs` until `stop()`. */
+/**
+ * Sample the scheduling of each named process's main thread (its event
+ * loop) every `everyMs` until `stop()`, and of its native forwarder thread
+ * as `NAME/fwd` when it runs one.
+ */
 export function watchScheduling(pids: Readonly<Record<string, number | undefined>>, everyMs = 20): SchedWatch {
   const series = new Map<string, SchedSample[]>();
   const load: Array<{ atMs: number; runnable: number }> = [];
+  const fwd = new Map<string, number | undefined>();
+  const fwdLookedAt = new Map<string, number>();
   const sample = (): void => {
     const atMs = Date.now();
     let runnable: number | undefined;
     try { runnable = parseRunnable(readFileSync('/proc/loadavg', 'utf8')); } catch { runnable = undefined; }
     if (runnable !== undefined) load.push({ atMs, runnable });
-    for (const [who, pid] of Object.entries(pids)) {
-      const s = pid === undefined ? undefined : read(pid);
-      if (s === undefined) continue;
+    const add = (who: string, s: { runNs: number; waitNs: number } | undefined): void => {
+      if (s === undefined) return;
       let list = series.get(who);
       if (list === undefined) series.set(who, list = []);
       list.push({ atMs, ...s });
+    };
+    for (const [who, pid] of Object.entries(pids)) {
+      if (pid === undefined) continue;
+      add(who, read(pid));
+      // Looked for once a second (it starts with the first link it serves, and again after a reload).
+      if (atMs - (fwdLookedAt.get(who) ?? 0) >= 1000) { fwdLookedAt.set(who, atMs); fwd.set(who, forwarderThread(pid)); }
+      const tid = fwd.get(who);
+      if (tid !== undefined) add(`${who}/fwd`, read(pid, tid));
     }
   };
   sample();

@@ -71,4 +71,6 @@ test('a gap explained: ping not scheduled (short round trips), the path\'s daemo
   assert.deepEqual(explainGap(shares, 220, 200, ['c3', 'hub', 'c2']), { kind: 'scheduling', waitedMs: 150 });
   // c1 is off the path: its wait does not explain the stall.
   assert.deepEqual(explainGap(shares, 220, 200, ['c3', 'c2']), { kind: 'unexplained', waitedMs: 90 });
+  // A host's forwarder thread: the longer of its wait and the event loop's.
+  assert.deepEqual(explainGap([...shares, share('c2/fwd', 30)], 220, 200, ['c3', 'c2']), { kind: 'scheduling', waitedMs: 110 });
 });
