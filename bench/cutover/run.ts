@@ -20,8 +20,8 @@
  *
  * Columns: pings lost / sent; the longest gap between two replies over the
  * whole run (with several moves, late gaps included); "answers again": from
- * the move until the first reply to a ping sent after it — VXLAN: the move's
- * start to the first answered probe sent after it; vnet, namespace VM: the
+ * the move until the first reply to a ping sent after it — VXLAN: from the
+ * VM's port leaving the source's bridge; vnet, namespace VM: from the
  * source's pause to the first reply whose request (its print moment less its
  * round trip) was sent after it, the worst move; QEMU: the source's STOP to
  * the first reply after the destination's RESUME; the migration's cutover

@@ -128,9 +128,10 @@ export async function vxlanBaseline(tag: string): Promise<CutoverFigures> {
     const ping = startPing(ns.vmp, '10.252.0.10', 400); // 4 s at 10 ms
     await sleep(1500);
     // The move: the VM pauses, its port goes to h2's bridge, it resumes and (carrier up) announces itself.
-    const t0 = Date.now();
     for (const pid of stream.serverPids()) process.kill(pid, 'SIGSTOP');
     ip(ns.h1, 'link', 'set', 'px', 'netns', ns.h2);
+    // The VM is off h1's bridge from here (vnet's pause: its port held at the source).
+    const t0 = Date.now();
     ip(ns.h2, 'link', 'set', 'px', 'master', 'br0', 'up');
     for (const pid of stream.serverPids()) process.kill(pid, 'SIGCONT');
     // Until it answers a probe (bounded), then the figure from the 10 ms ping, as vnet's row takes it.
