@@ -19,7 +19,8 @@ import { z } from 'zod';
  *
  * Names not known to a side are ignored by it (a newer peer's list), so a
  * list is forward compatible. Adding a feature: name it here, make its field
- * optional in the schema, and strip it in `withFeatures` below.
+ * optional in the schema, and strip it in `withFeatures` below. A feature
+ * may also be a message type (`patch-rules`): sent only when negotiated.
  */
 
 /** The features this build speaks (both ends). */
@@ -28,6 +29,8 @@ export const CONTROL_FEATURES = [
   'migration-timing',
   /** A packet port's `packet` counters in its facts (spoofed, truncated, kernel drops: docs/daemon.md). */
   'port-packet-counters',
+  /** `patch-rules`: a rule set's changes since the version the daemon holds, instead of the whole set (rule-patch.ts). */
+  'rule-patches',
 ] as const;
 
 export type ControlFeature = (typeof CONTROL_FEATURES)[number];

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { linkCounters, PACKET_PORT_COUNTERS, type DaemonEvent, type DaemonFacts, type DesiredLink, type LinkCounters, type LinkFacts, type PacketPortCounters, type PortFacts, type PortLimit, type PortSecurityFacts, type TrafficSnapshot } from './daemon-control.ts';
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
+import { patchRulesSchema } from './rule-patch.ts';
 import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
 import { imageAnnounceSchema, imageBootTraceSchema, imageHoldSchema, imageProgressSchema } from './image-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
@@ -22,6 +23,8 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  *      field only when both listed its feature: control-features.ts)
  *                                          ← set-links {version, links, members, part?}   (when desired ≠ actual)
  *                                          ← set-rules {version, rules, part?}
+ *                                          ← patch-rules {from, version, digest, remove, upsert}
+ *                                            (feature rule-patches: rule-patch.ts)
  *     ack {kind, version, ok}              →
  *     traffic {seq, snapshot, part?}       →  (every update period)
  *     facts {facts, seq?, part?} / event   →  (when something changes)
@@ -183,6 +186,8 @@ export const controllerMessageSchema = z.discriminatedUnion('type', [
     part: partHeader.optional(),
   }),
   z.strictObject({ type: z.literal('set-rules'), version: count, rules: z.array(ruleSpecSchema).max(MAX_ITEMS), part: partHeader.optional() }),
+  /** Feature `rule-patches` (rule-patch.ts): the changes from version `from` of the set to `version`. */
+  patchRulesSchema,
   z.strictObject({
     type: z.literal('error'), code: z.string().max(128), message: z.string().max(4096), fatal: z.boolean(), inReplyTo: z.string().max(32).optional(),
     /** With NOT_LEADER_CODE: the leading replica's control channel, when the refusing replica knows it. */

@@ -3,7 +3,7 @@ import {
   BACKBONE_RULE_PRIORITY, fastPathPlan, linksDigestOf, placedVms, ruleChanges, ruleContext, ruleIndex, ruleLine, vmRule, vmRuleId,
   type HostDesiredState, type PlacedVm, type RegistryView, type RuleContext,
 } from './reconcile.ts';
-import { RuleSetDigest } from './rule-set-digest.ts';
+import { RuleSetDigest } from '../control/rule-set-digest.ts';
 
 /**
  * Desired state per host (reconcile.ts's `desiredState`), kept from one

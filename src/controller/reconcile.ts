@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DaemonRole, DesiredLink, ListenAddress, RuleSpec } from '../control/daemon-control.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { DesiredVersions, LinkRecord } from './store/records.ts';
-import { rulesDigestOf } from './rule-set-digest.ts';
+import { ruleLine, rulesDigestOf } from '../control/rule-set-digest.ts';
 
 /**
  * Reconcile, the pure part: desired state per host from the registry, new
@@ -214,12 +214,7 @@ export function ruleIndex(rules: readonly RuleSpec[], id: string): number {
   return lo;
 }
 
-/** One line per rule: every field, in a fixed order (rules are compared and digested by it). */
-export function ruleLine(r: RuleSpec): string {
-  const a = r.action;
-  const action = typeof a === 'string' ? a : 'port' in a ? `port:${a.port}` : `link:${a.link}`;
-  return `${r.id}\t${r.priority}\t${r.src}\t${r.dst}\t${action}`;
-}
+export { ruleLine };
 
 function linkLine(l: DesiredLink): string {
   return `${l.peer}\t${l.address.transport}\t${l.address.host}\t${l.address.port}\t${l.dial === undefined ? '' : String(l.dial)}\t${l.reason}`;

@@ -22,7 +22,7 @@ import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, t
  * The daemon's end of the control channel. It dials the controller
  * (WebSocket over TLS), says hello with the daemon's facts, then:
  *
- *   set-links / set-rules → DaemonControl.apply… → ack {version, ok}
+ *   set-links / set-rules / patch-rules → DaemonControl.apply… → ack {version, ok}
  *                           (whole or in parts: controller-changes.ts)
  *   anything over the limit → sent in parts (control-parts.ts)
  *   every update period   → traffic {snapshot} and facts
@@ -105,7 +105,7 @@ export class ControllerAgent {
   #plainHello = false;
   readonly stats: AgentStats = {
     connects: 0, disconnects: 0, malformed: 0, errorsReceived: 0, linksApplied: 0, rulesApplied: 0, applyFailures: 0, trafficReports: 0,
-    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, imageHolds: 0, imageReports: 0, partsRefused: 0, partsDropped: 0, lastError: undefined,
+    migrationCommands: 0, migrationReports: 0, migrationReportsDropped: 0, imageHolds: 0, imageReports: 0, partsRefused: 0, partsDropped: 0, patchesApplied: 0, patchesRefused: 0, lastError: undefined,
   };
   readonly #changes: ControllerChanges;
   /** Groups of facts sent in parts (0 is a hello's). */
@@ -277,10 +277,11 @@ export class ControllerAgent {
         this.#flushReports();
         return;
       case 'set-links':
-      case 'set-rules': {
+      case 'set-rules':
+      case 'patch-rules': {
         if (this.#state !== 'connected') return;
         const now = this.#clock.now();
-        const ack = m.type === 'set-links' ? this.#changes.links(m, buf.byteLength, now) : this.#changes.rules(m, buf.byteLength, now);
+        const ack = m.type === 'set-links' ? this.#changes.links(m, buf.byteLength, now) : m.type === 'set-rules' ? this.#changes.rules(m, buf.byteLength, now) : this.#changes.patch(m);
         if (ack !== undefined) this.#send(ack);
         return;
       }

@@ -4,6 +4,7 @@ import { assembled, joinLinks, joinRules } from '../control/control-parts.ts';
 import type { ControlPartError } from '../control/errors.ts';
 import { PartAssembler, WHOLE, type PartLimits } from '../control/part-assembler.ts';
 import type { DaemonControl, RuleSpec } from '../control/daemon-control.ts';
+import { HeldRuleSet, type PatchRules } from '../control/rule-patch.ts';
 
 type SetLinks = Extract<ControllerMessage, { type: 'set-links' }>;
 type SetRules = Extract<ControllerMessage, { type: 'set-rules' }>;
@@ -14,6 +15,9 @@ export interface ChangeStats {
   linksApplied: number;
   rulesApplied: number;
   applyFailures: number;
+  /** Rule-set patches applied, and refused (another base, or a digest that does not match: the controller sends the whole set). */
+  patchesApplied: number;
+  patchesRefused: number;
   /** Rule or link sets received in parts that were refused (broken sequence) or dropped incomplete. */
   partsRefused: number;
   partsDropped: number;
@@ -23,7 +27,9 @@ export interface ChangeStats {
  * The controller's desired state as the daemon takes it: set-links and
  * set-rules, whole or in parts (control-parts.ts; applied once the version
  * is whole, all at once; a newer version supersedes an incomplete one; a
- * broken sequence is nacked with nothing of it applied), applied through
+ * broken sequence is nacked with nothing of it applied), and patch-rules
+ * (rule-patch.ts: applied only onto exactly its base version, whole or not at
+ * all, its result checked against the controller's digest), applied through
  * DaemonControl and answered with the ack to send, `{kind, version, ok}`.
  */
 export class ControllerChanges {
@@ -32,6 +38,10 @@ export class ControllerChanges {
   readonly #stats: ChangeStats;
   readonly #rulesIn: PartAssembler<SetRules>;
   readonly #linksIn: PartAssembler<SetLinks>;
+  /** The last controller set applied, whole: its digest is computed only when a patch comes (most daemons get few). */
+  #whole: { version: number; rules: readonly RuleSpec[] } | undefined;
+  /** The controller set as patches see it, once one came; kept rule by rule from then on. */
+  #held: HeldRuleSet | undefined;
 
   constructor(daemon: DaemonControl, log: Logger, stats: ChangeStats, parts: PartLimits) {
     this.#daemon = daemon;
@@ -74,7 +84,33 @@ export class ControllerChanges {
     const r = assembled(this.#rulesIn.accept(m.version, m.part ?? WHOLE, bytes, m, now), joinRules);
     if (r.state === 'refused') return this.#refused('rules', m.version, r.error);
     if (r.state !== 'whole') return undefined;
-    return this.#apply('rules', m.version, () => this.#daemon.applyRules(m.version, r.message.rules as RuleSpec[]));
+    const rules = r.message.rules as RuleSpec[];
+    return this.#apply('rules', m.version, () => {
+      this.#daemon.applyRules(m.version, rules);
+      this.#whole = { version: m.version, rules };
+      this.#held = undefined;
+    });
+  }
+
+  /** A patch-rules: applied onto exactly its base, or refused with nothing of it applied (the controller then sends the whole set). */
+  patch(m: PatchRules): Ack {
+    const ack = this.#apply('rules', m.version, () => {
+      const next = this.#heldSet().patched(m);
+      this.#daemon.applyRules(next.version, next.rules());
+      this.#held = next;
+      this.#whole = undefined;
+    });
+    if (ack.ok) this.#stats.patchesApplied++;
+    else this.#stats.patchesRefused++;
+    return ack;
+  }
+
+  /** The set the daemon holds now, as patches see it (none applied yet: version 0, empty). */
+  #heldSet(): HeldRuleSet {
+    if (this.#held !== undefined) return this.#held;
+    this.#held = this.#whole === undefined ? new HeldRuleSet() : new HeldRuleSet(this.#whole.version, this.#whole.rules);
+    this.#whole = undefined;
+    return this.#held;
   }
 
   /** A set in parts that does not fit its sequence: nacked, nothing of it applied. */

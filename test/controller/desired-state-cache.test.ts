@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DesiredStateCache } from '../../src/controller/desired-state-cache.ts';
 import { desiredState, linksDigestOf, ruleLine, type RegistryView } from '../../src/controller/reconcile.ts';
-import { rulesDigestOf } from '../../src/controller/rule-set-digest.ts';
+import { rulesDigestOf } from '../../src/control/rule-set-digest.ts';
 import type { LinkRecord } from '../../src/controller/store/records.ts';
 
 const addr = (port: number) => ({ transport: 'tcp' as const, host: '127.0.0.1', port });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RuleSpec } from '../control/daemon-control.ts';
+import type { RuleSpec } from './rule-spec.ts';
 
 /**
  * The digest of a host's desired rule set, kept up to date rule by rule.
@@ -13,7 +13,9 @@ import type { RuleSpec } from '../control/daemon-control.ts';
  * set always has the same digest, however it was reached, so the digest
  * computed from scratch (`rulesDigestOf`) and the one maintained by
  * `desired-state-cache.ts` agree, and a new leader finds the stored digests
- * of its predecessor unchanged.
+ * of its predecessor unchanged. It lives in the control layer because the
+ * daemon checks a rule-set patch (`patch-rules`) against it: its set after
+ * the patch must have the digest the controller computed.
  */
 
 const LANES = 8;
@@ -75,8 +77,15 @@ function lineHash(line: string): Uint32Array {
   return h;
 }
 
+/** One line per rule: every field, in a fixed order (rules are compared and digested by it). */
+export function ruleLine(r: RuleSpec): string {
+  const a = r.action;
+  const action = typeof a === 'string' ? a : 'port' in a ? `port:${a.port}` : `link:${a.link}`;
+  return `${r.id}\t${r.priority}\t${r.src}\t${r.dst}\t${action}`;
+}
+
 /** The digest of a whole set, from scratch. */
-export function rulesDigestOf(rules: readonly RuleSpec[], line: (r: RuleSpec) => string): string {
+export function rulesDigestOf(rules: readonly RuleSpec[], line: (r: RuleSpec) => string = ruleLine): string {
   const d = new RuleSetDigest();
   for (const r of rules) d.add(line(r));
   return d.hex();
