@@ -80,7 +80,7 @@ export class Applier {
     for (const { host, message } of effects.messages) {
       const session = this.#c.sessions.get(host)?.session;
       if (session === undefined || !session.send(message)) continue;
-      if (message.type === 'set-links' || message.type === 'set-rules') {
+      if (message.type === 'set-links' || message.type === 'set-rules' || message.type === 'patch-rules') {
         this.#c.metrics.pushes.inc({ kind: message.type === 'set-links' ? 'links' : 'rules' });
         this.#c.logger.debug({ host, type: message.type }, 'pushed desired state');
       }

@@ -2,6 +2,8 @@ import type { Logger } from '../common/logger.ts';
 import { formatMac } from '../common/mac.ts';
 import type { DaemonFacts, RuleSpec } from '../control/daemon-control.ts';
 import { factsFromWire, type HelloMessage } from '../control/control-protocol.ts';
+import { negotiateFeatures } from '../control/control-features.ts';
+import { PATCH_REFUSALS } from '../control/rule-patch.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState } from './adaptation-planner.ts';
 import { Applier } from './applier.ts';
@@ -167,7 +169,7 @@ export class ControlLoop implements ControlHandler {
     const now = this.#c.wallClock();
     for (const { session, hello } of opened) {
       const facts = dialableFacts(factsFromWire(hello.facts), session.remoteAddress);
-      this.#sessions.open(session, facts);
+      this.#sessions.open(session, facts, negotiateFeatures(hello.features).has('rule-patches'));
       this.#c.metrics.recordFacts(facts);
       this.#links.report(session.hostId, facts.links, now);
       this.#lastSeen.set(session.hostId, now);
@@ -241,6 +243,11 @@ export class ControlLoop implements ControlHandler {
         } else {
           this.#c.metrics.nacks.inc({ kind: message.kind });
           this.#c.logger.warn({ host, kind: message.kind, version: message.version, code: message.error?.code, detail: message.error?.message }, 'daemon refused a change');
+          // A rule-set patch the daemon could not take: the whole set goes at once.
+          if (message.kind === 'rules' && PATCH_REFUSALS.has(message.error?.code ?? '')) {
+            this.#sessions.patchRefused(host, message.version);
+            this.reconcile('a rule-set patch refused');
+          }
         }
         return;
       }

@@ -68,6 +68,12 @@ export interface RuleIdChanges {
 
 type RuleChange = 'added' | 'changed' | 'removed';
 
+/** A host's rule changes in one update (`rulePatch`): from the set of digest `from`, these rules put or removed (null). */
+export interface SetPatch {
+  from: string;
+  rules: ReadonlyMap<string, RuleSpec | null>;
+}
+
 /** The most ids a summary of a set appearing whole lists (the decision log's sample). */
 const SUMMARY_IDS = 20;
 
@@ -82,6 +88,19 @@ export class DesiredStateCache {
   builds = 0;
   /** The rule changes of the last update, per host, against the set the host had before. */
   #changes = new Map<string, RuleIdChanges>();
+
+  /** The rules the last update patched, per host (hosts whose set was computed whole have none). */
+  #patches = new Map<string, SetPatch>();
+
+  /**
+   * The rules the last update changed on a host, each with the rule now
+   * under its id (null: removed), and the digest of the set they were
+   * changed from; undefined when the set was unchanged or computed whole.
+   * The controller sends them as a rule-set patch (rule-patch-journal.ts).
+   */
+  rulePatch(host: string): SetPatch | undefined {
+    return this.#patches.get(host);
+  }
 
   /** How the last update changed a host's rules (undefined: unchanged, or a hub it had not built before). */
   ruleChanges(host: string): RuleIdChanges | undefined {
@@ -115,6 +134,7 @@ export class DesiredStateCache {
     const out = new Map<string, HostDesiredState>();
     const update: DesiredStateUpdate = { rebuilt: 0, patched: 0 };
     const changes = new Map<string, RuleIdChanges>();
+    const patches = new Map<string, SetPatch>();
     for (const h of view.hosts) {
       const ctx = ruleContext(view, fast, h.id);
       const context = `${ctx.isHub}|${ctx.myHub ?? ''}|${[...(ctx.peers ?? [])].sort().join(',')}`;
@@ -135,16 +155,21 @@ export class DesiredStateCache {
         update.rebuilt++;
       } else if (changed.size > 0) {
         const ids: RuleIdChanges = { added: [], changed: [], removed: [] };
+        const from = entry.digest.hex();
+        const rules = new Map<string, RuleSpec | null>();
         for (const [mac, vm] of changed) {
           const id = vmRuleId(mac);
           const rule = vm === undefined ? undefined : vmRule(vm, ctx);
           const was = before.get(mac);
           const what = entry.rules !== undefined ? patch(entry.rules, entry.digest, id, rule) : patchDigest(entry.digest, was === undefined ? undefined : vmRule(was, entry.ctx), rule);
-          if (what !== undefined) ids[what].push(id);
+          if (what === undefined) continue;
+          ids[what].push(id);
+          rules.set(id, rule ?? null);
         }
         entry.ctx = ctx;
-        if (ids.added.length + ids.changed.length + ids.removed.length > 0) {
+        if (rules.size > 0) {
           changes.set(h.id, ids);
+          patches.set(h.id, { from, rules });
           update.patched++;
         }
       }
@@ -160,6 +185,7 @@ export class DesiredStateCache {
     for (const id of this.#hosts.keys()) if (!fast.hosts.has(id)) this.#hosts.delete(id);
     this.last = update;
     this.#changes = changes;
+    this.#patches = patches;
     return out;
   }
 

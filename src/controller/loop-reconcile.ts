@@ -1,6 +1,7 @@
 import type { RuleSpec } from '../control/daemon-control.ts';
 import type { Applier } from './applier.ts';
 import { DesiredStateCache } from './desired-state-cache.ts';
+import { RulePatchJournal } from './rule-patch-journal.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { planReconcile, registryView } from './reconcile-planner.ts';
 import { desiredRulesOf, type SessionProgress } from './reconcile.ts';
@@ -16,6 +17,8 @@ import type { ControllerStore } from './store/store.ts';
  *   registry ─▶ desired state (cache) ─▶ versions ─▶ pushes not in flight,
  *                                                     or unacknowledged for
  *                                                     resendAfterMs since they left
+ *                                                     (rules as patches where the
+ *                                                     daemon takes them: the journal)
  *
  * A push not acknowledged within `resendAfterMs` is sent again — but only
  * once it has left: while pushes still wait for their writes to be durable
@@ -45,6 +48,8 @@ export class Reconciler {
   readonly #init: ReconcilerInit;
   /** Desired state per host, brought up to date by what changed at each reconcile (desired-state-cache.ts). */
   readonly #desired = new DesiredStateCache();
+  /** Each host's rule changes from version to version, sent as patches to daemons that take them (rule-patch-journal.ts). */
+  readonly #patches = new RulePatchJournal();
 
   constructor(components: ReconcilerComponents, init: ReconcilerInit) {
     this.#c = components;
@@ -64,13 +69,16 @@ export class Reconciler {
   reconcile(why: string): void {
     const started = performance.now();
     const { store, sessions } = this.#c;
+    const hosts = store.listHosts();
     const planned = planReconcile({
-      hosts: store.listHosts(), vms: store.listVms(), links: store.listLinks(),
+      hosts, vms: store.listVms(), links: store.listLinks(),
       versionsOf: (h) => store.getVersions(h),
       sessions: this.#resendable(sessions.allProgress()), desiredOf: (view) => this.#desired.update(view), ruleChangesOf: (h) => this.#desired.ruleChanges(h),
+      patches: { journal: this.#patches, rulePatchOf: (h) => this.#desired.rulePatch(h) },
       ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs);
     for (const [host, progress] of planned.state) sessions.setProgress(host, progress);
+    this.#patches.retain(new Set(hosts.map((h) => h.id)));
     this.#c.applier.apply(planned.effects);
     this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
   }

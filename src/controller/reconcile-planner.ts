@@ -2,6 +2,8 @@ import { decision, event, noEffects, type Planned } from './effects.ts';
 import { backboneVerdict, defaultHub } from './hub-status.ts';
 import { desiredState, nextVersions, planPushes, ruleChanges, type HostDesiredState, type RegistryView, type SessionProgress } from './reconcile.ts';
 import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/records.ts';
+import type { SetPatch } from './desired-state-cache.ts';
+import type { RulePatchJournal } from './rule-patch-journal.ts';
 
 /**
  * One reconcile pass as effects, over the pure reconcile (reconcile.ts):
@@ -10,6 +12,8 @@ import type { DesiredVersions, HostRecord, LinkRecord, VmRecord } from './store/
  *   per host whose set changed ─▶ new versions and rule rows (one transaction),
  *                                 `rules-changed` event, `rules-pushed` decision
  *   per connected host ─▶ the set-links / set-rules it lacks (planPushes),
+ *                         or the patch-rules from its version when it takes
+ *                         them and the journal has them (rule-patch-journal.ts),
  *                         and its progress with those pushes in flight
  *
  * The store is read through the accessors (the stored rules only of hosts
@@ -37,6 +41,14 @@ export interface ReconcileInput {
    * counts as added (a first reconcile).
    */
   ruleChangesOf?: (host: string) => RuleChangeList | undefined;
+  /**
+   * Rule-set patches: the journal of each host's changes from version to
+   * version, and the rules the cache changed on a host in this pass (with
+   * the digest of the set they changed). A version bumped from the stored
+   * one with its changes known is journalled; any other bump forgets the
+   * host's journal (its daemon gets whole sets).
+   */
+  patches?: { journal: RulePatchJournal; rulePatchOf: (host: string) => SetPatch | undefined };
 }
 
 /** The registry as desired state reads it: hosts, VMs, links, and the hubs from the hosts' reported backbones (hub-status.ts). */
@@ -63,6 +75,11 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
     if (plan.linksChanged || plan.rulesChanged) {
       const changes: RuleChangeList | undefined = plan.rulesChanged ? input.ruleChangesOf?.(host) ?? ruleChanges([], want.rules) : undefined;
       effects.writes.push({ op: 'versions', versions: plan.versions });
+      if (plan.rulesChanged && input.patches !== undefined) {
+        const prev = input.versionsOf(host);
+        const p = input.patches.rulePatchOf(host);
+        input.patches.journal.record(host, prev.rulesVersion, plan.versions.rulesVersion, p !== undefined && p.from === prev.rulesDigest ? p.rules : undefined);
+      }
       if (changes !== undefined) {
         const version = plan.versions.rulesVersion;
         effects.events.push(event('rules-changed', { host, version }));
@@ -73,7 +90,8 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
       }
     }
     if (reported === undefined) continue;
-    const pushes = planPushes(plan.versions, want, reported, nowMs, resendAfterMs);
+    const journal = input.patches?.journal;
+    const pushes = planPushes(plan.versions, want, reported, nowMs, resendAfterMs, journal === undefined ? undefined : (from, to) => journal.patch(host, from, to));
     progress.set(host, pushes.progress);
     for (const message of pushes.messages) effects.messages.push({ host, message });
   }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DaemonRole, DesiredLink, ListenAddress, RuleSpec } from '../control/daemon-control.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
 import type { DesiredVersions, LinkRecord } from './store/records.ts';
+import type { RulePatch } from './rule-patch-journal.ts';
 import { ruleLine, rulesDigestOf } from '../control/rule-set-digest.ts';
 
 /**
@@ -267,6 +268,10 @@ export interface SessionProgress {
   /** The last push of each kind not yet acknowledged: its version and when it was sent. */
   linksInFlight: { version: number; atMs: number } | undefined;
   rulesInFlight: { version: number; atMs: number } | undefined;
+  /** The daemon takes rule-set patches (feature `rule-patches`, control/rule-patch.ts). */
+  rulePatches?: boolean;
+  /** It refused a patch (another base, a digest that did not match): its next rules push is the whole set. */
+  wholeRules?: boolean;
 }
 
 export interface PushPlan {
@@ -277,8 +282,16 @@ export interface PushPlan {
 /**
  * The messages that bring one daemon to the desired versions. A push is not
  * repeated while it is in flight, unless it has waited `resendAfterMs`.
+ * Rules go as a patch (`patch-rules`) when the daemon takes them and
+ * `patchOf` has the changes from its version — the one in flight if a push
+ * of another version is, else the one it acknowledged — to the desired one;
+ * else whole. A patch on the wrong base is refused by the daemon (nothing
+ * applied) and answered with the whole set (`wholeRules`).
  */
-export function planPushes(versions: DesiredVersions, desired: HostDesiredState, progress: SessionProgress, nowMs: number, resendAfterMs: number): PushPlan {
+export function planPushes(
+  versions: DesiredVersions, desired: HostDesiredState, progress: SessionProgress, nowMs: number, resendAfterMs: number,
+  patchOf?: (from: number, to: number) => RulePatch | undefined,
+): PushPlan {
   const messages: ControllerMessage[] = [];
   const next: SessionProgress = { ...progress };
   const due = (inFlight: { version: number; atMs: number } | undefined, version: number): boolean =>
@@ -288,8 +301,14 @@ export function planPushes(versions: DesiredVersions, desired: HostDesiredState,
     next.linksInFlight = { version: versions.linksVersion, atMs: nowMs };
   }
   if (progress.rulesVersion !== versions.rulesVersion && versions.rulesVersion > 0 && due(progress.rulesInFlight, versions.rulesVersion)) {
-    messages.push({ type: 'set-rules', version: versions.rulesVersion, rules: desired.rules.map((r) => ({ ...r })) });
-    next.rulesInFlight = { version: versions.rulesVersion, atMs: nowMs };
+    const to = versions.rulesVersion;
+    const inFlight = progress.rulesInFlight;
+    const from = inFlight !== undefined && inFlight.version !== to ? inFlight.version : progress.rulesVersion;
+    const patch = progress.rulePatches === true && progress.wholeRules !== true && versions.rulesDigest !== '' ? patchOf?.(from, to) : undefined;
+    if (patch !== undefined) messages.push({ type: 'patch-rules', from, version: to, digest: versions.rulesDigest, remove: patch.remove, upsert: patch.upsert });
+    else messages.push({ type: 'set-rules', version: to, rules: desired.rules.map((r) => ({ ...r })) });
+    next.rulesInFlight = { version: to, atMs: nowMs };
+    delete next.wholeRules;
   }
   return { messages, progress: next };
 }

@@ -17,12 +17,22 @@ export interface SessionEntry {
 export class SessionTable {
   readonly #entries = new Map<string, SessionEntry>();
 
-  /** A session opened with the versions its daemon runs. */
-  open(session: ControlSession, reported: { linksVersion: number; rulesVersion: number }): void {
+  /** A session opened with the versions its daemon runs; `rulePatches`: it takes rule-set patches (negotiated feature). */
+  open(session: ControlSession, reported: { linksVersion: number; rulesVersion: number }, rulePatches = false): void {
     this.#entries.set(session.hostId, {
       session,
-      progress: { linksVersion: reported.linksVersion, rulesVersion: reported.rulesVersion, linksInFlight: undefined, rulesInFlight: undefined },
+      progress: {
+        linksVersion: reported.linksVersion, rulesVersion: reported.rulesVersion, linksInFlight: undefined, rulesInFlight: undefined,
+        ...(rulePatches ? { rulePatches } : {}),
+      },
     });
+  }
+
+  /** The daemon refused a rule-set patch (not at its base, or its digest): the push is no longer in flight, and the next one is whole. */
+  patchRefused(host: string, version: number): void {
+    const p = this.progress(host);
+    if (p === undefined) return;
+    this.setProgress(host, { ...p, wholeRules: true, ...(p.rulesInFlight?.version === version ? { rulesInFlight: undefined } : {}) });
   }
 
   /** Forget a session; false if it was not the host's current one (already replaced). */
