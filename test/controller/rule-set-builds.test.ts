@@ -4,41 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DesiredStateCache } from '../../src/controller/desired-state-cache.ts';
-import { planReconcile, registryView, type ReconcileInput } from '../../src/controller/reconcile-planner.ts';
-import { desiredRulesOf, type SessionProgress } from '../../src/controller/reconcile.ts';
-import type { DesiredVersions, HostRecord, LinkRecord } from '../../src/controller/store/records.ts';
-
-const HOSTS = 1000;
-const VMS_PER_HOST = 10;
-
-const hostId = (i: number): string => (i === 0 ? 'hub' : `s${String(i).padStart(4, '0')}`);
-const mac = (i: number): string => `02:00:00:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+import { registryView, type planReconcile } from '../../src/controller/reconcile-planner.ts';
+import { desiredRulesOf } from '../../src/controller/reconcile.ts';
+import { SCALE_HOSTS as HOSTS, SCALE_VMS_PER_HOST as VMS_PER_HOST, scaleModel } from '../helpers/scale-model.ts';
 
 test('at 1,000 hosts / 10,000 VMs a spoke\'s rule set is built only to be sent: none for hosts away or already at their version; for a VM moved, those of the connected spokes whose rules changed', () => {
-  const hosts: HostRecord[] = Array.from({ length: HOSTS }, (_, i) => ({
-    id: hostId(i), site: undefined, role: i === 0 ? 'hub' : 'spoke', addresses: [{ transport: 'tcp', host: '127.0.0.1', port: 7000 + i }],
-    connected: false, firstSeenMs: undefined, lastSeenMs: undefined, facts: undefined,
-  }));
-  const vms = hosts.flatMap((h, i) => Array.from({ length: VMS_PER_HOST }, (_, k) => ({ mac: mac(i * VMS_PER_HOST + k), host: h.id as string | undefined })));
-  // Fast paths in pairs of spokes (s0001–s0002, s0003–s0004, ...), as adaptation makes them.
-  const links: LinkRecord[] = [];
-  for (let i = 1; i + 1 < HOSTS; i += 2) links.push({ a: hostId(i), b: hostId(i + 1), kind: 'fast-path', requestedBy: 'adaptation', reason: 'pair', createdMs: 0 });
-
-  const cache = new DesiredStateCache();
-  const versions = new Map<string, DesiredVersions>();
-  const sessions = new Map<string, SessionProgress>();
-  const reconcile = (why: string): ReturnType<typeof planReconcile> => {
-    const input: ReconcileInput = {
-      hosts, vms, links, sessions,
-      versionsOf: (h) => versions.get(h) ?? { host: h, linksVersion: 0, linksDigest: '', rulesVersion: 0, rulesDigest: '', linksAcked: 0, rulesAcked: 0 },
-      desiredOf: (view) => cache.update(view), ruleChangesOf: (h) => cache.ruleChanges(h),
-    };
-    const planned = planReconcile(input, why, 0, 3000);
-    for (const w of planned.effects.writes) if (w.op === 'versions') versions.set(w.versions.host, w.versions);
-    for (const [h, p] of planned.state) sessions.set(h, p);
-    return planned;
-  };
+  const { hosts, vms, links, cache, versions, sessions, reconcile, connectAll } = scaleModel();
   const rulePushes = (p: ReturnType<typeof planReconcile>): string[] => p.effects.messages.filter((m) => m.message.type === 'set-rules').map((m) => m.host).sort();
 
   // No daemon connected: every host's set is new (versions and digests stored, a decision each), and none but the hub's is built.
@@ -54,10 +25,7 @@ test('at 1,000 hosts / 10,000 VMs a spoke\'s rule set is built only to be sent: 
   assert.equal((spokeDecision.detail as { added: string[] }).added.length, 20);
 
   // Every daemon connects holding its version (a controller restarted, a new leader): nothing to send, nothing built.
-  for (const h of hosts) {
-    const v = versions.get(h.id)!;
-    sessions.set(h.id, { linksVersion: v.linksVersion, rulesVersion: v.rulesVersion, linksInFlight: undefined, rulesInFlight: undefined });
-  }
+  connectAll(false);
   builds = cache.builds;
   assert.deepEqual(rulePushes(reconcile('daemons connected')), []);
   assert.equal(cache.builds - builds, 0);
