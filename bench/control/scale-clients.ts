@@ -24,6 +24,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { realClock } from '../../src/common/clock.ts';
 import { ControllerAgent, type AgentState } from '../../src/dataplane/controller-agent.ts';
+import { CONTROL_FEATURES } from '../../src/control/control-features.ts';
 import { caFiles, hostFiles } from '../../src/pki/certs.ts';
 import { ScaleHost, scaleHostId, type ScaleLayout } from './scale-host.ts';
 
@@ -37,6 +38,8 @@ export interface ClientsInit extends ScaleLayout {
   perAddress: number;
   /** Hosts of this process waiting for a welcome at once, at most, while they first start. */
   ramp: number;
+  /** The agents act as daemons without rule-set patches (whole sets only, as before the feature). */
+  noRulePatches?: boolean;
 }
 
 export type ToClients =
@@ -123,6 +126,7 @@ function start(init: ClientsInit): void {
       url: init.controlUrl, tls: { ca, cert: readFileSync(files.cert), key: readFileSync(files.key), servername: 'controller' },
       localAddress: sourceAddress(h.index, init.perAddress),
       backoff: { initialMs: 200, maxMs: 5_000 }, welcomeTimeoutMs: 60_000, keepaliveMs: 30_000,
+      ...(init.noRulePatches === true ? { features: CONTROL_FEATURES.filter((f) => f !== 'rule-patches') } : {}),
     });
     let was: AgentState = 'idle';
     agent.onStateChange((state) => {

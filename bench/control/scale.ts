@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/control/scale.ts [--hosts 100,200,500,1000,2000] [--stores sqlite,etcd]
  *        [--vms 10] [--group 4] [--steady 10] [--moves 10] [--timeout 300] [--learn]
- *        [--procs 3] [--per-address 50] [--ramp 64] [--profile DIR] [--controller-log FILE]
+ *        [--procs 3] [--per-address 50] [--ramp 64] [--profile DIR] [--controller-log FILE] [--no-rule-patches]
  *
  * Defaults: 1,000 hosts, 10 VMs each, declared in the deployment file (with
  * `--learn`, learned from the hosts' reports instead: each host connecting
@@ -35,7 +35,9 @@
  *   on one, added on the other; both daemons send facts at once) → the
  *   controller learns it, reconciles and pushes → every connected host's
  *   rules agree with the new location, acknowledged (p50/p95/max of
- *   `--moves`);
+ *   `--moves`), and the bytes of rule sets and rule-set patches pushed per
+ *   move (`vnet_control_pushed_bytes_total`; `--no-rule-patches`: the hosts
+ *   do not list the `rule-patches` feature, and get whole sets as before it);
  * - at the end, why sessions ended and attempts failed, as the clients saw
  *   it and as the controller logged it, and the connections it dropped
  *   before their welcome (`vnet_control_pending_dropped_total`).
@@ -77,6 +79,8 @@ const perAddress = Math.max(1, Number(arg('--per-address', '50')));
 const rampPerProc = Math.max(1, Number(arg('--ramp', '64')));
 /** VMs learned from the hosts' reports (every host connecting changes every host's rules) instead of declared in the deployment. */
 const learn = args.includes('--learn');
+/** The hosts act as daemons without rule-set patches: every change of a set is pushed whole. */
+const noRulePatches = args.includes('--no-rule-patches');
 const profileDir = args.includes('--profile') ? resolve(arg('--profile', 'profiles')) : undefined;
 /** `--controller-log FILE`: the controller's info log kept as FILE.<store>-<hosts>. */
 const controllerLog = args.includes('--controller-log') ? resolve(arg('--controller-log', 'controller.log')) : undefined;
@@ -127,6 +131,8 @@ interface RunResult {
   /** Controller CPU from the first dial to every host holding its rules, per host welcomed. */
   connectCpuMs: number;
   dropped: number;
+  /** Bytes pushed per move (moves phase), by message type: set-rules, patch-rules, set-links. */
+  movedBytes: Record<string, number>;
 }
 
 /** The clients' processes' statuses, summed. */
@@ -209,7 +215,7 @@ const until = async (what: string, clients: Clients, cond: () => boolean, ms: nu
 
 async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd: EtcdCluster | undefined): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'vnet-bench-scale-'));
-  const result: RunResult = { store, hosts, welcomedMs: NaN, convergedMs: NaN, moveMs: [], phases: [], clientsCpu: NaN, fastPathEnds: 0, terms: 0, connectCpuMs: NaN, dropped: 0 };
+  const result: RunResult = { store, hosts, welcomedMs: NaN, convergedMs: NaN, moveMs: [], phases: [], clientsCpu: NaN, fastPathEnds: 0, terms: 0, connectCpuMs: NaN, dropped: 0, movedBytes: {} };
   let controller: ChildProcess | undefined;
   const clients = new Clients(Math.min(procs, hosts));
   let probing = true;
@@ -277,7 +283,7 @@ async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd
     for (let p = 0; p < clients.statuses.length; p++) {
       const first = Math.floor((p * hosts) / clients.statuses.length);
       const next = Math.floor(((p + 1) * hosts) / clients.statuses.length);
-      clients.fork(p).send({ type: 'start', init: { hosts, vmsPerHost, groupSize, controlUrl, tlsDir: pkiDir, first, count: next - first, perAddress, ramp: rampPerProc } } satisfies ToClients);
+      clients.fork(p).send({ type: 'start', init: { hosts, vmsPerHost, groupSize, controlUrl, tlsDir: pkiDir, first, count: next - first, perAddress, ramp: rampPerProc, noRulePatches } } satisfies ToClients);
     }
     const t0 = Date.now();
     const connectCpu0 = processUsage(pid).cpuMs;
@@ -303,6 +309,7 @@ async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd
     result.fastPathEnds = clients.fastPathEnds;
 
     end = await begin('moves');
+    const pushed0 = counterByLabel(await scrape(), 'vnet_control_pushed_bytes_total', 'type');
     for (let k = 0; k < moves && hosts > 2; k++) {
       const from = 1 + ((k * groupSize) % (hosts - 1));
       const to = from + 1 <= hosts - 1 ? from + 1 : 1;
@@ -318,6 +325,9 @@ async function run(store: 'sqlite' | 'etcd', hosts: number, pkiDir: string, etcd
     probing = false;
     await probe;
     const metrics = await scrape();
+    for (const [type, total] of Object.entries(counterByLabel(metrics, 'vnet_control_pushed_bytes_total', 'type'))) {
+      result.movedBytes[type] = (total - (pushed0[type] ?? 0)) / Math.max(1, result.moveMs.length);
+    }
     for (const p of result.phases) console.log(phaseLine(p));
     const drops = clients.drops;
     result.dropped = Object.values(drops).reduce((n, k) => n + k, 0);
@@ -356,7 +366,8 @@ try {
       results.push(r);
       console.log(`  welcomed ${secs(r.welcomedMs)}, converged ${secs(r.convergedMs)}, controller CPU ${r.connectCpuMs.toFixed(0)} ms a host connected, ` +
         `VM move → all acked: p50 ${secs(pct(r.moveMs, 0.5))} p95 ${secs(pct(r.moveMs, 0.95))} max ${secs(Math.max(...r.moveMs))} (${r.moveMs.length}/${moves}), ` +
-        `clients ${(r.clientsCpu * 100).toFixed(0)}% of a core, fast-path ends ${r.fastPathEnds}, terms led ${r.terms}`);
+        `clients ${(r.clientsCpu * 100).toFixed(0)}% of a core, fast-path ends ${r.fastPathEnds}, terms led ${r.terms}, ` +
+        `pushed a move: ${Object.entries(r.movedBytes).map(([type, b]) => `${type} ${(b / 1024).toFixed(1)} KiB`).join(', ') || '—'}${noRulePatches ? ' (no rule-set patches)' : ''}`);
     }
   }
 } finally {

@@ -365,7 +365,7 @@ export class ControlServer {
       previous.done = true;
       previous.ws.close(CLOSE_REPLACED, 'replaced by a new session');
     }
-    const session = new SessionImpl(this.#nextId++, hello.hostId, auth, conn.remoteAddress, conn.ws, this.#maxBytes);
+    const session = new SessionImpl(this.#nextId++, hello.hostId, auth, conn.remoteAddress, conn.ws, this.#maxBytes, (type, bytes) => this.#c.metrics.pushedBytes.inc({ type }, bytes));
     conn.session = session;
     this.#sessions.set(hello.hostId, conn);
     this.#c.metrics.sessions.set(this.#sessions.size);

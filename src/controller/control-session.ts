@@ -74,8 +74,11 @@ export class SessionImpl implements ControlSession {
   readonly remoteAddress: string;
   readonly #ws: WebSocket;
   readonly #maxBytes: number;
+  readonly #sent: ((type: string, bytes: number) => void) | undefined;
 
-  constructor(id: number, hostId: string, auth: SessionAuth, remoteAddress: string, ws: WebSocket, maxBytes: number) {
+  /** `sent`: told the bytes of each desired-state push (set-links, set-rules, patch-rules) as it goes. */
+  constructor(id: number, hostId: string, auth: SessionAuth, remoteAddress: string, ws: WebSocket, maxBytes: number, sent?: (type: string, bytes: number) => void) {
+    this.#sent = sent;
     this.id = id;
     this.hostId = hostId;
     this.auth = auth;
@@ -87,7 +90,12 @@ export class SessionImpl implements ControlSession {
   /** A message over the limit (the rule or link set of a large deployment) goes in parts (control-parts.ts), back to back. */
   send(message: ControllerMessage): boolean {
     if (this.#ws.readyState !== this.#ws.OPEN) return false;
-    for (const text of encodeControllerMessage(message, this.#maxBytes)) this.#ws.send(text);
+    let bytes = 0;
+    for (const text of encodeControllerMessage(message, this.#maxBytes)) {
+      this.#ws.send(text);
+      bytes += Buffer.byteLength(text, 'utf8');
+    }
+    if (message.type === 'set-links' || message.type === 'set-rules' || message.type === 'patch-rules') this.#sent?.(message.type, bytes);
     return true;
   }
 

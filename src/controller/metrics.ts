@@ -23,6 +23,7 @@ export class ControllerMetrics {
   /** How late the event loop ran a timer (loop-lag.ts): the controller's busy spells. */
   readonly eventLoopLag: Histogram;
   readonly pushes: Counter<'kind'>;
+  readonly pushedBytes: Counter<'type'>;
   readonly nacks: Counter<'kind'>;
   readonly linkBytes: Gauge<'host' | 'peer' | 'kind' | 'direction'>;
   readonly linkFrames: Gauge<'host' | 'peer' | 'kind' | 'direction'>;
@@ -50,6 +51,7 @@ export class ControllerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
     });
     this.pushes = new Counter({ name: 'vnet_control_pushes_total', help: 'Desired-state changes pushed to daemons, by kind', labelNames: ['kind'], registers });
+    this.pushedBytes = new Counter({ name: 'vnet_control_pushed_bytes_total', help: 'Bytes of desired state sent to daemons (set-links, set-rules, patch-rules), by message type', labelNames: ['type'], registers });
     this.nacks = new Counter({ name: 'vnet_control_nacks_total', help: 'Changes a daemon refused to apply, by kind', labelNames: ['kind'], registers });
     const linkLabels = ['host', 'peer', 'kind', 'direction'] as const;
     this.linkBytes = new Gauge({ name: 'vnet_link_bytes', help: 'Bytes carried by a link, as its daemon last reported (cumulative)', labelNames: linkLabels, registers });

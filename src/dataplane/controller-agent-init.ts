@@ -1,3 +1,4 @@
+import type { ControlFeature } from '../control/control-features.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { DaemonControl } from '../control/daemon-control.ts';
@@ -58,6 +59,8 @@ export interface ControllerAgentInit {
   maxQueuedReports?: number | undefined;
   /** Bounds on a rule or link set received in parts (default DEFAULT_PART_LIMITS). */
   parts?: PartLimits | undefined;
+  /** The features this daemon lists in its hello (default: every one this build speaks, CONTROL_FEATURES); fewer act as an older daemon (benches, tests). */
+  features?: readonly ControlFeature[] | undefined;
   /** Called once when the controller refuses the hello for good (fatal error before the welcome); the agent has stopped. */
   onRefused?: ((refusal: { code: string; message: string }) => void) | undefined;
 }

@@ -232,7 +232,7 @@ export class ControllerAgent {
       // Before the welcome nothing is negotiated: core facts only.
       facts: factsToWire(this.#daemon.facts(), NO_FEATURES),
       ...(this.#images !== undefined ? { images: { host: this.#images.announce.host, port: this.#images.announce.port } } : {}),
-      ...(this.#plainHello ? {} : { features: [...CONTROL_FEATURES] }),
+      ...(this.#plainHello ? {} : { features: [...(this.#init.features ?? CONTROL_FEATURES)] }),
     });
     this.#welcomeTimer = this.#clock.setTimeout(() => {
       if (this.#state === 'connecting' && ws === this.#ws) {
@@ -268,7 +268,7 @@ export class ControllerAgent {
         this.stats.connects++;
         this.#dial.welcomed();
         this.#changes.reset();
-        this.#features = negotiateFeatures(m.features);
+        this.#features = negotiateFeatures(m.features, this.#init.features ?? CONTROL_FEATURES);
         this.#setState('connected');
         this.#log.info({ updatePeriodMs: m.updatePeriodMs, features: [...this.#features] }, 'connected to the controller');
         // The hello's facts were core only: the fields of the features just agreed follow at once.
