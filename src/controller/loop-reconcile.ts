@@ -77,7 +77,10 @@ export class Reconciler {
       patches: { journal: this.#patches, rulePatchOf: (h) => this.#desired.rulePatch(h) },
       ...(this.#init.vxlanHosts !== undefined ? { vxlanHosts: this.#init.vxlanHosts } : {}),
     }, why, this.#c.wallClock(), this.#init.resendAfterMs);
-    for (const [host, progress] of planned.state) sessions.setProgress(host, progress);
+    for (const [host, progress] of planned.state) {
+      sessions.setProgress(host, progress);
+      this.#patches.prune(host, progress.rulesVersion);
+    }
     this.#patches.retain(new Set(hosts.map((h) => h.id)));
     this.#c.applier.apply(planned.effects);
     this.#c.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);

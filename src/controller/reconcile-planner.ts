@@ -71,12 +71,12 @@ export function planReconcile(input: ReconcileInput, why: string, nowMs: number,
   const desired = (input.desiredOf ?? desiredState)(registryView(input));
   for (const [host, want] of desired) {
     const reported = input.sessions.get(host);
-    const plan = nextVersions(input.versionsOf(host), want, reported);
+    const prev = input.versionsOf(host);
+    const plan = nextVersions(prev, want, reported);
     if (plan.linksChanged || plan.rulesChanged) {
       const changes: RuleChangeList | undefined = plan.rulesChanged ? input.ruleChangesOf?.(host) ?? ruleChanges([], want.rules) : undefined;
       effects.writes.push({ op: 'versions', versions: plan.versions });
       if (plan.rulesChanged && input.patches !== undefined) {
-        const prev = input.versionsOf(host);
         const p = input.patches.rulePatchOf(host);
         input.patches.journal.record(host, prev.rulesVersion, plan.versions.rulesVersion, p !== undefined && p.from === prev.rulesDigest ? p.rules : undefined);
       }

@@ -17,7 +17,10 @@ import type { RuleSpec } from '../control/daemon-control.ts';
  *                               the merge is past `maxRules`
  *
  * Bounded: past `maxRules` changes in all, a host's oldest entries go (a
- * daemon that far behind gets the whole set).
+ * daemon that far behind gets the whole set); entries up to the version a
+ * connected daemon holds go as it acknowledges them (`prune`), so a
+ * converged deployment keeps none — the bound is for daemons away, each
+ * change of every VM being one rule on every host.
  */
 
 /** A rule set's changes: a rule put under its id, or the id removed (null). */
@@ -34,8 +37,8 @@ interface Entry {
   changes: RuleChangeMap;
 }
 
-/** The most rule changes a host's journal keeps (a patch is never larger): ~100 KB of JSON. */
-export const DEFAULT_MAX_PATCH_RULES = 1024;
+/** The most rule changes a host's journal keeps (a patch is never larger): ~50 KB of JSON, against ~1 MB for a 10,000-rule set. */
+export const DEFAULT_MAX_PATCH_RULES = 512;
 
 export class RulePatchJournal {
   readonly #hosts = new Map<string, Entry[]>();
@@ -83,6 +86,16 @@ export class RulePatchJournal {
       }
     }
     return undefined;
+  }
+
+  /** A connected daemon holds `version`: the entries up to it are needed no more (a patch starts at the version it holds). */
+  prune(host: string, version: number): void {
+    const entries = this.#hosts.get(host);
+    if (entries === undefined) return;
+    let drop = 0;
+    while (drop < entries.length && entries[drop]!.to <= version) drop++;
+    if (drop === entries.length) this.#hosts.delete(host);
+    else if (drop > 0) entries.splice(0, drop);
   }
 
   /** Forget hosts no longer in the deployment. */

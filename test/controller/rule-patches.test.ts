@@ -130,3 +130,15 @@ test('the journal is bounded: past its size, or with a gap in versions, no patch
   j.record('a', 8, 9, undefined);
   assert.equal(j.patch('a', 8, 9), undefined, 'changes unknown: forgotten');
 });
+
+test('the journal drops what a connected daemon acknowledged: a patch starts at the version it holds', () => {
+  const j = new RulePatchJournal();
+  const rule = { id: 'r1', priority: 100, src: 'any', dst: '02:00:00:00:00:01', action: { link: 'hub' } } as const;
+  j.record('a', 1, 2, new Map([['r1', rule]]));
+  j.record('a', 2, 3, new Map([['r2', null]]));
+  j.prune('a', 2);
+  assert.equal(j.patch('a', 1, 3), undefined, 'acknowledged: gone');
+  assert.deepEqual(j.patch('a', 2, 3), { remove: ['r2'], upsert: [] });
+  j.prune('a', 3);
+  assert.equal(j.patch('a', 2, 3), undefined);
+});
