@@ -95,7 +95,8 @@ export class DesiredStateCache {
   /**
    * The rules the last update changed on a host, each with the rule now
    * under its id (null: removed), and the digest of the set they were
-   * changed from; undefined when the set was unchanged or computed whole.
+   * changed from; undefined when the set was unchanged or appeared whole
+   * (a host new to the cache, the deployment's hosts or roles changed).
    * The controller sends them as a rule-set patch (rule-patch-journal.ts).
    */
   rulePatch(host: string): SetPatch | undefined {
@@ -146,9 +147,12 @@ export class DesiredStateCache {
         if (entry === undefined) {
           if (rules === undefined) changes.set(h.id, wholeSetSummary(placed, ctx, digest));
         } else if (entry.digest.hex() !== digest.hex()) {
-          // A spoke's context changed (a fast path, its hub): its sets before and now are built to say how (rare).
+          // A spoke's context changed (a fast path, its hub): its sets before and now are built to say how (rare), and that is its patch.
           const was = entry.rules ?? this.#counted(builtRulesOf(before, entry.ctx));
-          changes.set(h.id, ruleChanges(was, rules ?? this.#counted(builtRulesOf(vms, ctx))));
+          const now = rules ?? this.#counted(builtRulesOf(vms, ctx));
+          const diff = ruleChanges(was, now);
+          changes.set(h.id, diff);
+          patches.set(h.id, { from: entry.digest.hex(), rules: patchOf(diff, now) });
         }
         entry = { context, ctx, rules, digest, linkLines: '', members: '', linksDigest: '' };
         this.#hosts.set(h.id, entry);
@@ -295,6 +299,14 @@ function wholeSetSummary(placed: readonly PlacedVm[], ctx: RuleContext, digest: 
 /** A spoke's set of the last or of this update, built to compare it with the other (only when its context changed). */
 function builtRulesOf(vms: ReadonlyMap<string, PlacedVm>, ctx: RuleContext): RuleSpec[] {
   return builtRules([...vms.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)), ctx);
+}
+
+/** A set's changes as a patch: each added or changed id with its rule in `now`, each removed id with null. */
+function patchOf(diff: RuleIdChanges, now: readonly RuleSpec[]): Map<string, RuleSpec | null> {
+  const out = new Map<string, RuleSpec | null>();
+  for (const id of diff.removed) out.set(id, null);
+  for (const id of [...diff.added, ...diff.changed]) out.set(id, now[ruleIndex(now, id)]!);
+  return out;
 }
 
 /** Put `rule` (or no rule) under `id` in a hub's sorted set; what that did to the set, if anything. */

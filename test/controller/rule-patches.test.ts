@@ -142,3 +142,17 @@ test('the journal drops what a connected daemon acknowledged: a patch starts at 
   j.prune('a', 3);
   assert.equal(j.patch('a', 2, 3), undefined);
 });
+
+test('a fast path added between two spokes sends each a patch of the other\'s VMs\' rules, not its whole set', () => {
+  const { model, held } = started(true);
+  model.links.push({ a: 's0500', b: 's0700', kind: 'fast-path', requestedBy: 'adaptation', reason: 'test', createdMs: 0 });
+  const pushes = rulePushes(model.reconcile('fast path'));
+  assert.deepEqual([...pushes.keys()].sort(), ['s0500', 's0700']);
+  for (const [host, m] of pushes) {
+    assert.ok(m.type === 'patch-rules', `${host} gets a patch`);
+    assert.equal(m.upsert.length + m.remove.length, 10, `${host}: the peer's 10 VMs' rules`);
+  }
+  applyPushes(model, pushes, held);
+  const view = registryView(model);
+  for (const host of pushes.keys()) assert.deepEqual(held.get(host)!.rules(), desiredRulesOf(view, host));
+});
