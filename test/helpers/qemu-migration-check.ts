@@ -91,11 +91,7 @@ export async function checkQemuMove(t: TestContext, nic: 'stream' | 'tap'): Prom
   const lost = ping.lost();
   const bound = Math.ceil(downtimeMs / PING_INTERVAL_MS) + 2;
   t.diagnostic(`guest downtime ${downtimeMs} ms; pings answered ${ping.seqs.size} of ${ping.maxSeq}; lost ${lost.length} (bound ${bound}) ${JSON.stringify(lost.slice(0, 20))}`);
-  if (lost.length > bound) {
-    // What the overlay saw, to tell a guest that went quiet from a path that lost it.
-    for (const h of ['hub', 'c1', 'c2', 'c3']) t.diagnostic(`${h} ports ${JSON.stringify(await o.admin(h, '/ports').catch((e: unknown) => String(e)))}`);
-    for (const h of ['hub', 'c3']) t.diagnostic(`${h} fdb ${JSON.stringify(await o.admin(h, '/fdb').catch((e: unknown) => String(e)))}`.slice(0, 3000));
-  }
+  if (lost.length > bound) await diagnoseQuietGuest(t, o, a!.dev);
   assert.ok(lost.length <= bound, `lost ${lost.length} pings, more than the ${bound} sent while the guest was down`);
 
   await waitFor(async () => (await portAt(o, 'c1', a!.dev)) === undefined, 'c1 let the port go');
@@ -111,6 +107,47 @@ export async function checkQemuMove(t: TestContext, nic: 'stream' | 'tap'): Prom
   assert.ok(done.cutover !== null);
   assert.equal(done.cutover.lost, 0, 'no frame lost at the cutover');
   return { overlay: o, migration: done, downtimeMs };
+}
+
+/**
+ * What the overlay and the guest saw when pings went missing, to tell a guest
+ * that went quiet from a path that lost its frames; the destination first (a
+ * CI log may keep only part of it): its port and the kernel's counters of the
+ * TAP device under it (tx: towards QEMU, rx: from it), then the other hosts'
+ * ports and learned tables, then the guest's own console (c2's daemon stopped,
+ * which stops its QEMU and logs the console's last lines).
+ */
+async function diagnoseQuietGuest(t: TestContext, o: NetnsOverlay, dev: string): Promise<void> {
+  const show = async (label: string, fn: () => unknown): Promise<void> => {
+    let v: unknown;
+    try {
+      v = await fn();
+    } catch (err) {
+      v = String(err);
+    }
+    t.diagnostic(`${label} ${JSON.stringify(v)}`.slice(0, 3000));
+  };
+  await show('c2 port', () => portAt(o, 'c2', dev));
+  for (const name of readdirSync('/sys/class/net').filter((n) => n.startsWith(dev.slice(0, 12)))) {
+    await show(`TAP ${name}`, () => Object.fromEntries(['tx_packets', 'tx_dropped', 'rx_packets', 'rx_dropped', 'carrier'].map((k) => {
+      const file = k === 'carrier' ? `/sys/class/net/${name}/carrier` : `/sys/class/net/${name}/statistics/${k}`;
+      try {
+        return [k, readFileSync(file, 'utf8').trim()];
+      } catch (err) {
+        return [k, (err as NodeJS.ErrnoException).code];
+      }
+    })));
+  }
+  for (const h of ['c1', 'c3', 'hub']) await show(`${h} ports`, () => o.admin(h, '/ports'));
+  for (const h of ['c3', 'hub']) await show(`${h} fdb`, () => o.admin(h, '/fdb'));
+  const d = o.daemon('c2');
+  if (d.exitCode === null && d.signalCode === null) {
+    const exited = new Promise<void>((resolve) => d.once('exit', () => resolve()));
+    d.kill('SIGINT');
+    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 20_000).unref())]);
+  }
+  const stopped = readFileSync(o.logOf('c2'), 'utf8').split('\n').filter((l) => l.includes('"msg":"QEMU stopped"'));
+  for (const line of stopped) t.diagnostic(`c2 guest console: ${String((JSON.parse(line) as { console?: unknown }).console ?? '')}`.slice(-2500));
 }
 
 /** The cutover's order, from the controller's step rows and the daemons' logs (moments compared, not measured). */
