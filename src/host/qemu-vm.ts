@@ -196,6 +196,6 @@ export class QemuVm implements QemuVmRuntime {
     await this.process.stop(this.qmp);
     await this.qmp.close().catch(() => undefined);
     // The guest's console, last lines (its kernel's warnings and errors: loglevel=5): what an operator looks at after the fact.
-    this.#log.info({ console: this.process.outputTail().slice(-2000) }, 'QEMU stopped');
+    this.#log.info({ console: this.process.outputTail(80).slice(-8000) }, 'QEMU stopped');
   }
 }

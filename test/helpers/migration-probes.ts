@@ -27,7 +27,8 @@ export class Pinger {
       const text = rest + chunk;
       const cut = text.lastIndexOf('\n');
       rest = text.slice(cut + 1);
-      for (const m of text.slice(0, cut + 1).matchAll(/icmp_seq=(\d+)/g)) {
+      // Replies only: "64 bytes from …: icmp_seq=N"; ping's own errors ("From …: icmp_seq=N Destination Host Unreachable") are no answer.
+      for (const m of text.slice(0, cut + 1).matchAll(/bytes from [^\n]*?icmp_seq=(\d+)/g)) {
         const seq = Number(m[1]);
         this.seqs.add(seq);
         this.maxSeq = Math.max(this.maxSeq, seq);

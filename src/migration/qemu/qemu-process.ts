@@ -58,8 +58,8 @@ export class QemuProcess {
     return this.#child?.pid;
   }
 
-  outputTail(): string {
-    return this.#output.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '').split('\n').slice(-30).join('\n').trim();
+  outputTail(lines = 30): string {
+    return this.#output.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '').split('\n').slice(-lines).join('\n').trim();
   }
 
   /** Throws QemuProcessError if QEMU has exited (or never started). */
