@@ -1,14 +1,16 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { factsToWire } from '../../src/control/control-protocol.ts';
 import { createJoinToken } from '../../src/controller/join-tokens.ts';
-import { metricValue, startHarness } from './fixtures/controller-harness.ts';
+import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
+import type { ControllerInit } from '../../src/controller/runtime.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
 import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { stallAtNextPing } from '../helpers/ping-stall.ts';
+import { LogTail, withContext } from '../helpers/failure-context.ts';
 
 test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {
   const h = await startHarness(t);
@@ -219,27 +221,38 @@ test('a daemon that stops answering pings is cut off and marked down', async (t)
   await waitFor(() => h.controller.model.getHost('h1')?.state === 'down', 'h1 down');
 });
 
+/** A harness whose controller logs (debug and up) are kept; `run` adds their tail to a failure's message. */
+async function loggedHarness(t: TestContext, extra: Partial<ControllerInit>): Promise<{ h: Harness; run: (body: () => Promise<void>) => Promise<void> }> {
+  const logs = new LogTail(100, 'debug');
+  const h = await startHarness(t, extra, { logger: logs.logger });
+  return { h, run: (body) => withContext(body, () => `--- the controller's last log lines:\n${logs.tail(20)}`) };
+}
+
 test('a controller whose own loop stalls past the ping interval does not cut off daemons whose pongs wait unread', async (t) => {
-  const h = await startHarness(t, { pingIntervalMs: 100 });
-  const c = await rawClient(h, testPki().host('h1'));
-  c.ws.send(hello('h1'));
-  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
-  // The controller — this process — is busy for ten ping intervals just after the client answered a ping.
-  await stallAtNextPing(c.ws, 1000);
-  assert.equal(c.ws.readyState, c.ws.OPEN, 'the session survived the stall');
-  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+  const { h, run } = await loggedHarness(t, { pingIntervalMs: 100 });
+  await run(async () => {
+    const c = await rawClient(h, testPki().host('h1'));
+    c.ws.send(hello('h1'));
+    await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+    // The controller — this process — is busy for ten ping intervals just after the client answered a ping.
+    const seen = await stallAtNextPing(c.ws, 1000);
+    assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stall: ${seen}`);
+    assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
+  });
 });
 
 test('a controller busy for a little over a ping interval, beat after beat, does not cut off daemons whose pongs wait unread', async (t) => {
-  const h = await startHarness(t, { pingIntervalMs: 200 });
-  const c = await rawClient(h, testPki().host('h1'));
-  c.ws.send(hello('h1'));
-  await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
-  // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
-  // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-  await stallAtNextPing(c.ws, 240, 6);
-  assert.equal(c.ws.readyState, c.ws.OPEN, 'the session survived the stalls');
-  assert.equal(h.controller.model.getHost('h1')?.state, 'up');
+  const { h, run } = await loggedHarness(t, { pingIntervalMs: 200 });
+  await run(async () => {
+    const c = await rawClient(h, testPki().host('h1'));
+    c.ws.send(hello('h1'));
+    await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+    // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
+    // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
+    const seen = await stallAtNextPing(c.ws, 240, 6);
+    assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stalls: ${seen}`);
+    assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
+  });
 });
 
 test('a hello sent before the deadline but still unread when a busy controller\'s deadline timer fires is welcomed, not refused', async (t) => {

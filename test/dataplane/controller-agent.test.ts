@@ -9,11 +9,12 @@ import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { stallAtNextPing } from '../helpers/ping-stall.ts';
+import { LogTail, withContext } from '../helpers/failure-context.ts';
 import { fakeController, welcome } from './fixtures/fake-controller.ts';
 
-function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl): ControllerAgent {
+function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl, logger = silentLogger()): ControllerAgent {
   const pki = testPki();
-  const agent = new ControllerAgent({ daemon, logger: silentLogger(), clock: realClock, migrations }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
+  const agent = new ControllerAgent({ daemon, logger, clock: realClock, migrations }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
   t.after(() => agent.close());
   return agent;
 }
@@ -164,17 +165,20 @@ test('a controller that stops answering pings is cut off and redialled', async (
 test('a daemon whose own loop stalls past the keepalive does not cut off a controller whose pong waits unread', async (t) => {
   const ctl = await fakeController(t);
   const daemon = new FakeDaemon('h1');
-  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 100 });
-  agent.start();
-  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
-  const conn = ctl.conns[0]!;
-  conn.ws.send(welcome('h1'));
-  await waitFor(() => agent.state === 'connected', 'connected');
-  // The daemon — this process — is busy for ten keepalive intervals just after the controller answered a ping.
-  await stallAtNextPing(conn.ws, 1000);
-  assert.equal(agent.state, 'connected');
-  assert.equal(agent.stats.disconnects, 0);
-  assert.equal(ctl.conns.length, 1, 'no redial');
+  const logs = new LogTail(100, 'debug');
+  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 100 }, undefined, logs.logger);
+  await withContext(async () => {
+    agent.start();
+    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+    const conn = ctl.conns[0]!;
+    conn.ws.send(welcome('h1'));
+    await waitFor(() => agent.state === 'connected', 'connected');
+    // The daemon — this process — is busy for ten keepalive intervals just after the controller answered a ping.
+    const seen = await stallAtNextPing(conn.ws, 1000);
+    assert.equal(agent.state, 'connected', seen);
+    assert.equal(agent.stats.disconnects, 0, seen);
+    assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
+  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
 });
 
 /** A scripted migration agent: records the commands, reports what the test says. */

@@ -30,7 +30,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { realClock } from '../../src/common/clock.ts';
-import { silentLogger } from '../../src/common/logger.ts';
+import type { Logger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../../src/control/migration-control.ts';
 import type { MigrationView } from '../../src/controller/api-model.ts';
@@ -47,6 +47,7 @@ import type { MigrationAgent } from '../../src/host/migration-agent.ts';
 import { createModelGuest, ModelGuestVm } from '../../src/host/vm-runtime.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { seqOf, testFrame } from '../helpers/ethernet.ts';
+import { LogTail, withContext } from '../helpers/failure-context.ts';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
 import { freePortBelowEphemeral } from '../helpers/free-port.ts';
 import { ResetRelay } from '../helpers/reset-relay.ts';
@@ -54,7 +55,6 @@ import { startTcpCut, type TcpCut } from '../helpers/tcp-cut.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startMigratingHost, TWO_HOSTS_AND_HUB } from './fixtures/two-hosts-and-hub.ts';
 
-const logger = silentLogger();
 const clock = realClock;
 const V1 = parseMac('02:00:00:00:00:01');
 const V2 = parseMac('02:00:00:00:00:02');
@@ -79,7 +79,7 @@ interface ReplicaUnderTest {
   kill(): void;
 }
 
-async function replicaOn(t: TestContext, prefix: string, name: string): Promise<ReplicaUnderTest> {
+async function replicaOn(t: TestContext, logger: Logger, prefix: string, name: string): Promise<ReplicaUnderTest> {
   const pki = testPki();
   const port = await freePortBelowEphemeral();
   const control = new ResetRelay(port);
@@ -120,17 +120,40 @@ interface Host {
   commands: MigrationCommand[];
 }
 
-async function startStack(t: TestContext, name: string) {
+/** What every part of the stack says now (each replica, daemon, migration agent, the frames), for a failure's message. */
+function stackState(parts: { replicas: ReplicaUnderTest[]; hosts: Host[]; guest: { runState: string }; gotH1: number[]; gotH2: number[]; sent: number }): string {
+  const replicaOf = (url: string | undefined): string => parts.replicas.find((r) => url === `wss://127.0.0.1:${r.control.port}/control`)?.name ?? String(url);
+  const lines = parts.replicas.map((r) => {
+    const migrations = r.controller?.model.listMigrations().map((m) => `${m.id} ${m.step}/${m.state}${m.error === undefined ? '' : ` (${m.error})`}`) ?? [];
+    return `${r.name}: ${r.replica.leading ? 'leading' : 'not leading'}, controller ${r.controller === undefined ? 'none' : 'running'}${r.control.down ? ', killed' : ''}; migrations [${migrations.join('; ')}]`;
+  });
+  for (const h of parts.hosts) {
+    const ids = [...new Set(h.commands.map((c) => c.id))];
+    lines.push(`${h.id}: agent ${h.agent.state} to ${replicaOf(h.agent.url)}; commands [${h.commands.map((c) => c.type).join(', ')}]; migrations [${ids.map((id) => `${id} ${h.migrations.stateOf(id)}`).join(', ')}]`);
+  }
+  const last = (a: number[]): string => `${a.length} (last ${a.at(-1) ?? '-'})`;
+  lines.push(`v1 on h1 ${parts.guest.runState}; frames sent ${parts.sent}, at h1 ${last(parts.gotH1)}, at h2 ${last(parts.gotH2)}`);
+  return lines.join('\n');
+}
+
+/** `seen.state` is set as soon as there is a stack to describe. */
+async function startStack(t: TestContext, name: string, logger: Logger, seen: { state?: () => string }) {
   const pki = testPki();
   const prefix = `/vnet-leader-change-${name}-${process.pid}`;
-  const r1 = await replicaOn(t, prefix, 'r1');
-  await waitFor(() => r1.controller !== undefined, 'r1 to lead', 20_000);
-  const r2 = await replicaOn(t, prefix, 'r2');
-  const replicas = [r1, r2];
-  const leading = (): ControllerHandle | undefined => replicas.find((r) => r.controller !== undefined && r.replica.leading)?.controller;
-
+  const replicas: ReplicaUnderTest[] = [];
   const guest = createModelGuest('v1', { profile: 'idle', memoryMiB: 4, diskMiB: 1 }, clock.now());
   const hosts: Host[] = [];
+  const gotH1: number[] = [];
+  const gotH2: number[] = [];
+  let seq = 1;
+  seen.state = () => stackState({ replicas, hosts, guest, gotH1, gotH2, sent: seq - 1 });
+  const r1 = await replicaOn(t, logger, prefix, 'r1');
+  replicas.push(r1);
+  await waitFor(() => r1.controller !== undefined, 'r1 to lead', 20_000);
+  const r2 = await replicaOn(t, logger, prefix, 'r2');
+  replicas.push(r2);
+  const leading = (): ControllerHandle | undefined => replicas.find((r) => r.controller !== undefined && r.replica.leading)?.controller;
+
   const violations: string[] = [];
   let samples = 0;
   let h2: Host | undefined;
@@ -176,8 +199,6 @@ async function startStack(t: TestContext, name: string) {
   const h1 = await host('h1', hub.daemon);
   h2 = await host('h2', hub.daemon);
 
-  const gotH1: number[] = [];
-  const gotH2: number[] = [];
   const atH1 = new MemoryPort({ name: 'v1', mac: V1 });
   atH1.onDeliver((f) => { const b = Buffer.from(f); if (b.readUInt16BE(12) === 0x88b5) gotH1.push(seqOf(b)); });
   h1.daemon.addPort(atH1, '10.0.0.1');
@@ -195,7 +216,6 @@ async function startStack(t: TestContext, name: string) {
   await poll(() => hosts.every((h) => h.agent.state === 'connected'), 'every daemon welcomed');
   await poll(() => leading()?.model.getVm(V1_MAC)?.host === 'h1', 'the leader sees v1 on h1');
   atH1.transmit(testFrame(V2, V1, 0));
-  let seq = 1;
   peer.transmit(testFrame(V1, V2, seq++));
   await poll(() => gotH1.length === 1, 'v2 heard by v1 on h1');
   ticker = setInterval(() => { peer.transmit(testFrame(V1, V2, seq++)); }, 5);
@@ -230,6 +250,13 @@ async function startStack(t: TestContext, name: string) {
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
+/** Runs a test's body on a fresh stack; a failure's message carries the stack's state and the last log lines. */
+async function onStack(t: TestContext, name: string, body: (s: Stack) => Promise<void>): Promise<void> {
+  const logs = new LogTail(400);
+  const seen: { state?: () => string } = {};
+  await withContext(async () => body(await startStack(t, name, logs.logger, seen)), () => `${seen.state?.() ?? '(no stack yet)'}\n--- last log lines (info and up):\n${logs.tail(60)}`);
+}
+
 /** Every frame v2 sent reached v1 exactly once, in order on each side. */
 async function everyFrameOnce(s: Stack, at: number[]): Promise<void> {
   s.stopTraffic();
@@ -241,8 +268,7 @@ async function everyFrameOnce(s: Stack, at: number[]): Promise<void> {
   assert.deepEqual(all.sort((a, b) => a - b), Array.from({ length: sent }, (_, i) => i + 1), 'no frame lost');
 }
 
-test('the leader dies before the commit point: the new leader aborts the migration from its stored steps, v1 runs on the source, nothing lost', { timeout: 90_000 }, async (t) => {
-  const s = await startStack(t, 'precommit');
+test('the leader dies before the commit point: the new leader aborts the migration from its stored steps, v1 runs on the source, nothing lost', { timeout: 90_000 }, async (t) => onStack(t, 'precommit', async (s) => {
   let killed = false;
   s.h1.onReport = (r) => {
     if (r.state === 'paused' && !killed) {
@@ -255,7 +281,7 @@ test('the leader dies before the commit point: the new leader aborts the migrati
   const left = await s.persisted(started.id);
   assert.ok(left.step !== undefined && ['transfer', 'paused'].includes(left.step), `etcd holds the migration before the commit point: ${left.step}`);
   assert.ok(!left.steps.includes('commit:ok'), JSON.stringify(left.steps));
-  assert.equal(left.host, 'h1');
+  assert.equal(left.host, 'h1', `etcd holds v1 on h1: ${JSON.stringify(left)}`);
 
   const over = await s.overOnNewLeader(started.id);
   assert.equal(over.step, 'aborted', JSON.stringify(over));
@@ -271,10 +297,9 @@ test('the leader dies before the commit point: the new leader aborts the migrati
   assert.deepEqual(s.gotH2, [], 'before the commit point nothing went to h2');
   assert.ok(!s.destRunning() && s.sourceRunning(), 'exactly one copy: on h1');
   t.diagnostic(`${s.samples()} samples of both copies`);
-});
+}));
 
-test('the leader dies after the commit point: the new leader drives the cutover to the end, v1 runs on the destination only, nothing lost', { timeout: 90_000 }, async (t) => {
-  const s = await startStack(t, 'postcommit');
+test('the leader dies after the commit point: the new leader drives the cutover to the end, v1 runs on the destination only, nothing lost', { timeout: 90_000 }, async (t) => onStack(t, 'postcommit', async (s) => {
   let killed = false;
   s.h1.onCommand = (c) => {
     // The commit point is durable in etcd before migrate-commit leaves; the leader dies as it arrives at the source.
@@ -288,7 +313,7 @@ test('the leader dies after the commit point: the new leader drives the cutover 
   const left = await s.persisted(started.id);
   assert.ok(left.steps.includes('commit:ok'), `etcd holds the commit point: ${JSON.stringify(left.steps)}`);
   assert.ok(left.step === 'commit' || left.step === 'cutover', `past the commit point: ${left.step}`);
-  assert.equal(left.host, 'h2', 'the commit point moved v1 to h2 in etcd');
+  assert.equal(left.host, 'h2', `the commit point moved v1 to h2 in etcd: ${JSON.stringify(left)}`);
 
   const over = await s.overOnNewLeader(started.id);
   assert.equal(over.state, 'succeeded', JSON.stringify(over));
@@ -305,4 +330,4 @@ test('the leader dies after the commit point: the new leader drives the cutover 
   await s.waitFor(() => s.gotH2.some((q) => q > mark), 'fresh frames at v1 on h2');
   await everyFrameOnce(s, s.gotH2);
   t.diagnostic(`${s.samples()} samples of both copies`);
-});
+}));
