@@ -1,5 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
 import type { Clock, TimerHandle } from '../common/clock.ts';
+import { afterReads } from '../common/after-reads.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, encodeControlMessage,
@@ -60,8 +61,9 @@ import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, t
  *
  * A channel on which the controller sends nothing, not even a pong, for a
  * keepalive interval after a ping counts as dropped — judged at a beat that
- * comes on time (control/heartbeat.ts): after this daemon's own busy spell
- * the controller's answer may still be unread. When the channel drops it
+ * comes on time, after that turn's reads (control/heartbeat.ts): after this
+ * daemon's own busy spell the controller's answer may still be unread in the
+ * socket when the beat's timer runs. When the channel drops it
  * redials with exponential backoff and jitter, and it never touches the
  * daemon's links or rules while away: the daemon keeps forwarding with the
  * last state it was given, and the controller converges it again (by
@@ -211,18 +213,22 @@ export class ControllerAgent {
     this.#keepalive?.cancel();
     const keepaliveMs = this.#init.keepaliveMs ?? 5000;
     // A beat that comes late (this daemon's loop was busy) judges no one: the controller's answer may be unread.
+    // One on time judges after the turn's reads: a pong that came while the loop was busy is read by then.
     const beats = new Heartbeat(keepaliveMs, this.#clock.now());
     this.#keepalive = this.#clock.setInterval(() => {
       if (ws !== this.#ws) return;
       this.#changes.expire(this.#clock.now());
       const judging = beats.beat(this.#clock.now());
-      if (!this.#heard && judging) {
-        this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
-        ws.terminate();
-        return;
-      }
-      this.#heard = false;
-      ws.ping();
+      afterReads(() => {
+        if (ws !== this.#ws) return;
+        if (!this.#heard && judging) {
+          this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
+          ws.terminate();
+          return;
+        }
+        this.#heard = false;
+        ws.ping();
+      });
     }, keepaliveMs);
     const auth = this.#credential !== undefined ? { credential: this.#credential }
       : this.#init.joinToken !== undefined ? { joinToken: this.#init.joinToken } : undefined;

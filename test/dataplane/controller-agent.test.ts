@@ -166,15 +166,34 @@ test('a daemon whose own loop stalls past the keepalive does not cut off a contr
   const ctl = await fakeController(t);
   const daemon = new FakeDaemon('h1');
   const logs = new LogTail(100, 'debug');
-  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 100 }, undefined, logs.logger);
+  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 500 }, undefined, logs.logger);
   await withContext(async () => {
     agent.start();
     await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
     const conn = ctl.conns[0]!;
     conn.ws.send(welcome('h1'));
     await waitFor(() => agent.state === 'connected', 'connected');
-    // The daemon — this process — is busy for ten keepalive intervals just after the controller answered a ping.
-    const seen = await stallAtNextPing(conn.ws, 1000);
+    // The daemon — this process — is busy for four keepalive intervals just after the controller answered a ping.
+    const seen = await stallAtNextPing(conn.ws, 2000);
+    assert.equal(agent.state, 'connected', seen);
+    assert.equal(agent.stats.disconnects, 0, seen);
+    assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
+  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
+});
+
+test('a daemon busy for a little over a keepalive interval, beat after beat, does not cut off a controller whose pongs wait unread', async (t) => {
+  const ctl = await fakeController(t);
+  const logs = new LogTail(100, 'debug');
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger);
+  await withContext(async () => {
+    agent.start();
+    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+    const conn = ctl.conns[0]!;
+    conn.ws.send(welcome('h1'));
+    await waitFor(() => agent.state === 'connected', 'connected');
+    // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
+    // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
+    const seen = await stallAtNextPing(conn.ws, 600, 6);
     assert.equal(agent.state, 'connected', seen);
     assert.equal(agent.stats.disconnects, 0, seen);
     assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);

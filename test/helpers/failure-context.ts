@@ -9,6 +9,7 @@
  *   const logs = new LogTail(300);
  *   await withContext(() => body(logs.logger), () => `state: …\n${logs.tail(40)}`);
  */
+import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 /** Runs `body`; when it throws, the same error, its message followed by `context()` (bounded: a context that throws or hangs adds its own failure, not a second one). */
@@ -71,9 +72,9 @@ function brief(line: string): string {
 }
 
 /** The last `n` lines of a log file (a daemon's or a controller's), or why it could not be read. */
-export function fileTail(readFile: () => string, n = 30): string {
+export function fileTail(path: string, n = 30): string {
   try {
-    return readFile().trimEnd().split('\n').slice(-n).join('\n');
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
   } catch (err) {
     return `(not read: ${(err as Error).message})`;
   }

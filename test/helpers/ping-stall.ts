@@ -11,6 +11,14 @@ import { waitFor } from './wait.ts';
  * heartbeat ran on, with the time line of what happened (each ping and
  * stall, in ms from the first ping) for the test's assertion messages; a
  * wait that fails says it too.
+ *
+ * The other end lives in this process: after each beat its ping is read,
+ * and the pong to it written, only when this process's loop turns again.
+ * A loaded machine that does not run this process for longer than the
+ * heartbeat's interval right then (a descheduling the stall did not cause)
+ * makes the next beat find no pong, whatever the heartbeat does: an
+ * interval of a few hundred ms is the machine's speed, not the behaviour,
+ * so the tests give the heartbeat 500 ms. The waits here allow for it too.
  */
 export async function stallAtNextPing(ws: WebSocket, stallMs: number, times = 1): Promise<string> {
   const events: string[] = [];
@@ -20,7 +28,13 @@ export async function stallAtNextPing(ws: WebSocket, stallMs: number, times = 1)
   let pings = 0;
   ws.on('ping', () => { pings++; events.push(`${at()} ping`); });
   ws.on('close', (code) => { events.push(`${at()} closed ${code}`); });
-  await waitFor(() => pings >= 2, () => `two pings answered (${pings}); ${timeline()}`);
+  const boundMs = 30_000 + 2 * times * stallMs;
+  /** `done`, or a failure at once once the socket has closed: nothing more will come. */
+  const until = (done: () => boolean, what: string) => (): boolean => {
+    if (ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) throw new Error(`the connection closed while waiting for ${what}; ${timeline()}`);
+    return done();
+  };
+  await waitFor(until(() => pings >= 2, 'two pings'), () => `two pings answered (${pings}); ${timeline()}`, boundMs);
   let stalls = 0;
   const stall = (): void => {
     const end = performance.now() + stallMs;
@@ -29,8 +43,8 @@ export async function stallAtNextPing(ws: WebSocket, stallMs: number, times = 1)
     if (++stalls === times) ws.off('ping', stall);
   };
   ws.on('ping', stall);
-  await waitFor(() => stalls === times, () => `the stalls (${stalls} of ${times}); ${timeline()}`);
+  await waitFor(until(() => stalls === times, 'the stalls'), () => `the stalls (${stalls} of ${times}); ${timeline()}`, boundMs);
   const after = pings;
-  await waitFor(() => pings >= after + 3, () => `three more pings after the stall (${pings - after}); ${timeline()}`);
+  await waitFor(until(() => pings >= after + 3, 'three more pings'), () => `three more pings after the stall (${pings - after}); ${timeline()}`, boundMs);
   return timeline();
 }

@@ -49,6 +49,7 @@ import { openEtcdStore } from '../../src/controller/store/etcd/etcd-backend.ts';
 import { startNetnsOverlayWithControllerReplicas, type NetnsOverlayWithControllerReplicas } from '../helpers/netns-overlay-replicas.ts';
 import { assertMovedIntact, EchoLedger, nicOf, Pinger, portAt, type MoveProbes } from '../helpers/migration-probes.ts';
 import { freezerState, tapHolders, thawLeftover } from '../helpers/namespace-vm-probes.ts';
+import { fileTail, withContext } from '../helpers/failure-context.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 type Overlay = NetnsOverlayWithControllerReplicas;
@@ -105,7 +106,22 @@ interface Scene {
   killLeader<T>(meanwhile: () => Promise<T>): Promise<{ killed: string; next: string; left: T }>;
 }
 
-async function scene(t: TestContext, guest: { profile: string; memoryMiB: number; diskMiB: number }, hosts: string[], port: number): Promise<Scene> {
+/** What the overlay says now, for a failure's message: who leads, the migrations there, A's freezer and TAP holders, the replicas' and c1/c2's last log lines. */
+async function sceneState(o: Overlay, holdersSeen: readonly string[]): Promise<string> {
+  const leader = await o.controllers.leader().catch((err: Error) => `(not read: ${err.message})`);
+  const migrations = await leaderGet<{ migrations: MigrationView[] }>(o, '/migrations').then(
+    (r) => r.migrations.map((m) => `${m.id} ${m.step}/${m.state} phase ${m.enginePhase ?? '-'}${m.error === undefined ? '' : ` (${m.error})`}`).join('; '),
+    (err: Error) => `(not read: ${err.message})`,
+  );
+  const a = o.vms[0]!;
+  const logs = [...o.controllers.replicas.map((r) => r.name), 'c1', 'c2'].map((h) => `--- ${h}'s log, last lines:\n${fileTail(o.logOf(h), 12)}`);
+  return [`leader ${leader}; migrations: ${migrations}`, `A: freezer ${JSON.stringify(freezerState(a.ns))}; TAP held by ${holdersSeen.join(' → ') || '(not sampled)'}`, ...logs].join('\n');
+}
+
+/** The overlay as soon as it is up (`seen.o`), and the TAP holders sampled, for a failure's message. */
+interface Seen { o?: Overlay; holdersSeen: string[] }
+
+async function scene(t: TestContext, guest: { profile: string; memoryMiB: number; diskMiB: number }, hosts: string[], port: number, seen: Seen): Promise<Scene> {
   // Registered before the overlay's own teardown (after hooks run in order): the stream stopped, a VM left frozen thawed, while the daemons still run.
   let stream: MoveProbes['stream'] | undefined;
   let ns: string | undefined;
@@ -116,13 +132,14 @@ async function scene(t: TestContext, guest: { profile: string; memoryMiB: number
   const o = await startNetnsOverlayWithControllerReplicas(t, {
     hosts, vms: [{ host: 'c1', guest }, { host: 'c3' }], policy: '', tools: ['ping'], replicas: 2, leaseTtlS: TTL_S, daemonConfig: [`deadMs: ${DEAD_MS}`],
   });
+  seen.o = o;
   const [a, p] = o.vms;
   ns = a!.ns;
   const first = await o.exec(1, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', a!.ip]);
   assert.equal(first.code, 0, `P reaches A before the move: ${first.stdout}${first.stderr}`);
   await waitFor(async () => (await hostOf(o, a!.mac)) === 'c1' && (await hostOf(o, p!.mac)) === 'c3', 'the leader sees A on c1 and P on c3', 30_000);
 
-  const holdersSeen: string[] = [];
+  const holdersSeen = seen.holdersSeen;
   const daemons = new Map(['c1', 'c2'].map((h) => [h, o.daemon(h).pid]));
   const sample = (): void => {
     const now = tapHolders(daemons, a!.dev).join('+') || 'none';
@@ -145,6 +162,12 @@ async function scene(t: TestContext, guest: { profile: string; memoryMiB: number
       return { killed, next, left };
     },
   };
+}
+
+/** Runs a test's body in a fresh scene; once the scene is up, a failure's message carries its state (sceneState). */
+async function inScene(t: TestContext, guest: { profile: string; memoryMiB: number; diskMiB: number }, hosts: string[], port: number, body: (s: Scene) => Promise<void>): Promise<void> {
+  const seen: Seen = { holdersSeen: [] };
+  await withContext(async () => body(await scene(t, guest, hosts, port, seen)), () => (seen.o === undefined ? '(the overlay did not start)' : sceneState(seen.o, seen.holdersSeen)));
 }
 
 async function start(o: Overlay, to: string, rule: string, deadlineS?: number): Promise<MigrationView> {
@@ -171,8 +194,7 @@ function assertOneSideResumed(s: Scene, id: string, on: 'c1' | 'c2'): void {
   else assert.ok(!destResumed && (sourceRuns || !c1.includes('guest paused; frames to it held')), `the VM runs on c1: ${logs}`);
 }
 
-test('the leader killed -9 in the memory phase: the new leader aborts from the stored steps, A runs on c1 only, never left frozen, nothing lost', { timeout: 300_000 }, async (t) => {
-  const s = await scene(t, { profile: 'oltp', memoryMiB: 64, diskMiB: 4 }, ['c1', 'c2', 'c3'], 5421);
+test('the leader killed -9 in the memory phase: the new leader aborts from the stored steps, A runs on c1 only, never left frozen, nothing lost', { timeout: 300_000 }, async (t) => inScene(t, { profile: 'oltp', memoryMiB: 64, diskMiB: 4 }, ['c1', 'c2', 'c3'], 5421, async (s) => {
   const { o, probes } = s;
   const [a] = o.vms;
   const c2 = o.daemon('c2');
@@ -217,10 +239,9 @@ test('the leader killed -9 in the memory phase: the new leader aborts from the s
   assert.ok(figures.intact, `the TCP stream: ${figures.error}`);
   await probes.echoes.assertAnswered(t, probes.ping);
   t.diagnostic(`A's TAP held by: ${s.holdersSeen.join(' → ')}`);
-});
+}));
 
-test('the leader killed -9 after the commit point: the new leader drives the cutover to the end, A runs on c2 only, nothing lost', { timeout: 300_000 }, async (t) => {
-  const s = await scene(t, { profile: 'idle', memoryMiB: 16, diskMiB: 4 }, ['c1', 'c2', 'c3', 'c4'], 5422);
+test('the leader killed -9 after the commit point: the new leader drives the cutover to the end, A runs on c2 only, nothing lost', { timeout: 300_000 }, async (t) => inScene(t, { profile: 'idle', memoryMiB: 16, diskMiB: 4 }, ['c1', 'c2', 'c3', 'c4'], 5422, async (s) => {
   const { o, probes } = s;
   const [a] = o.vms;
   const client = await o.controllers.leaderClient();
@@ -264,4 +285,4 @@ test('the leader killed -9 after the commit point: the new leader drives the cut
   assert.deepEqual(tapHolders(new Map(['c1', 'c2'].map((h) => [h, o.daemon(h).pid])), a!.dev), ['c2'], 'only c2\'s daemon holds A\'s TAP device');
   assertOneSideResumed(s, started.id, 'c2');
   t.diagnostic(`A's TAP held by: ${s.holdersSeen.join(' → ')}`);
-});
+}));
