@@ -99,7 +99,7 @@ class SendingVm {
   }
 
   async ready(): Promise<void> {
-    await waitFor(() => this.#out.includes('ready\n') || this.#child.exitCode !== null, 'the VM program in the namespace');
+    await waitFor(() => this.#out.includes('ready\n') || this.#child.exitCode !== null, 'the VM program in the namespace', 60_000);
     if (!this.#out.includes('ready\n')) throw new Error(`the VM program exited with ${this.#child.exitCode}`);
   }
 

@@ -65,7 +65,7 @@ class PacketSocketVm {
   }
 
   async ready(): Promise<void> {
-    await waitFor(() => this.#ready || this.#child.exitCode !== null, 'the VM program in the namespace');
+    await waitFor(() => this.#ready || this.#child.exitCode !== null, 'the VM program in the namespace', 60_000);
     if (!this.#ready) throw new Error(`the VM program exited with ${this.#child.exitCode}`);
   }
 

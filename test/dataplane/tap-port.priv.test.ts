@@ -150,7 +150,7 @@ for (const vnetHdr of [false, true]) {
     t.after(() => server.kill('SIGKILL'));
     let out = '';
     server.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    await waitFor(() => out.includes('ready'), 'the UDP server in the namespace');
+    await waitFor(() => out.includes('ready'), 'the UDP server in the namespace', 60_000);
     const seg = 1000;
     const count = 4;
     const payload = Buffer.concat(Array.from({ length: count }, (_, i) => Buffer.alloc(seg, i + 1)));

@@ -59,7 +59,7 @@ for (const [vnetA, vnetB] of [[true, true], [true, false], [false, true], [false
       setTimeout(() => process.exit(3), 30000).unref();`]);
     let out = '';
     server.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    await waitFor(() => out.includes('ready'), 'the TCP server in namespace B');
+    await waitFor(() => out.includes('ready'), 'the TCP server in namespace B', 60_000);
     const started = performance.now();
     const client = h.spawn(nsA, [process.execPath, '-e', `
       const b = Buffer.alloc(${BYTES});

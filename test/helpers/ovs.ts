@@ -78,7 +78,7 @@ export class OvsHarness {
       `--pidfile=${join(this.dir, 'ovsdb-server.pid')}`,
       `--log-file=${join(this.dir, 'ovsdb-server.log')}`,
     ]);
-    await waitFor(() => existsSync(this.dbSocket), 'ovsdb-server socket');
+    await waitFor(() => existsSync(this.dbSocket), 'ovsdb-server socket', 60_000);
     await this.vsctl('--no-wait', 'init');
   }
 
@@ -90,7 +90,7 @@ export class OvsHarness {
       `--log-file=${join(this.dir, 'ovs-vswitchd.log')}`,
       '-vconsole:off',
     ]);
-    await waitFor(() => existsSync(join(this.dir, 'ovs-vswitchd.ctl')), 'ovs-vswitchd control socket');
+    await waitFor(() => existsSync(join(this.dir, 'ovs-vswitchd.ctl')), 'ovs-vswitchd control socket', 60_000);
   }
 
   /** A netdev (userspace) bridge, its OpenFlow 1.3 only, optionally with controller targets and fail_mode=secure. */
