@@ -19,7 +19,8 @@
  *
  * A half-close (FIN) travels in order behind the data; a reset or error on
  * either side resets the other at once, and closing the relay resets every
- * connection. The bandwidth cap is one link per
+ * connection (a side that already sent its FIN is closed plainly:
+ * socket-reset.ts). The bandwidth cap is one link per
  * direction, shared by every connection through the relay. Connection set-up
  * itself is not delayed (the relay accepts at once and dials the target).
  */
@@ -28,6 +29,7 @@ import { once } from 'node:events';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import { ConfigError } from './errors.ts';
 import { componentLogger, type Logger } from './logger.ts';
+import { resetSocket } from './socket-reset.ts';
 
 export interface RelayEndpoint {
   readonly host: string;
@@ -201,10 +203,6 @@ class DelayPipe {
   }
 }
 
-/** Close with an RST, so that the peer sees a reset (a FIN would leave a half-open peer waiting). */
-function reset(s: Socket): void {
-  if (!s.destroyed) s.resetAndDestroy();
-}
 
 function checkInit(init: DelayRelayInit): number {
   const where = { file: 'delay relay' };
@@ -252,7 +250,7 @@ export async function startDelayRelay(components: { logger: Logger; clock?: Cloc
     const onClose = (which: Socket, other: Socket, hadError: boolean): void => {
       sockets.delete(which);
       // A reset (or error) on one side ends the other at once; a clean close after both FINs is the normal end.
-      if (hadError) reset(other);
+      if (hadError) resetSocket(other);
       if (++done === 2) {
         upPipe.stop();
         downPipe.stop();
@@ -288,7 +286,7 @@ export async function startDelayRelay(components: { logger: Logger; clock?: Cloc
     init.signal?.removeEventListener('abort', onAbort);
     for (const p of pipes) p.stop();
     const closing = [...sockets].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once('close', () => resolve()))));
-    for (const s of sockets) reset(s);
+    for (const s of sockets) resetSocket(s);
     await Promise.all([...closing, new Promise<void>((resolve) => server.close(() => resolve()))]);
   };
   const onAbort = (): void => void close();

@@ -1,4 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { resetSocket } from '../../src/common/socket-reset.ts';
 
 /**
  * A loopback TCP relay to a local port that fails abruptly: `cut()` resets
@@ -18,14 +19,15 @@ export class ResetRelay {
   constructor(target: number) {
     this.target = target;
     this.#server = createServer((inbound) => {
-      if (this.down) { inbound.resetAndDestroy(); return; }
+      if (this.down) { resetSocket(inbound); return; }
       const outbound = connect(this.target, '127.0.0.1');
       const pair: [Socket, Socket] = [inbound, outbound];
       this.#pairs.add(pair);
       const end = (): void => {
         this.#pairs.delete(pair);
-        if (!inbound.destroyed) inbound.resetAndDestroy();
-        if (!outbound.destroyed) outbound.resetAndDestroy();
+        // One whose peer ended may be ending too (pipe): resetSocket closes it plainly then.
+        resetSocket(inbound);
+        resetSocket(outbound);
       };
       inbound.on('error', end).on('close', end);
       outbound.on('error', end).on('close', end);
@@ -44,8 +46,8 @@ export class ResetRelay {
     for (const [a, b] of this.#pairs) {
       a.unpipe();
       b.unpipe();
-      a.resetAndDestroy();
-      b.resetAndDestroy();
+      resetSocket(a);
+      resetSocket(b);
     }
     this.#pairs.clear();
   }
