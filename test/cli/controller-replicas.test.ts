@@ -99,7 +99,7 @@ test('a follower serves the API\'s reads from its replicated store, redirects ch
   const follower = new ControllerClient({ baseUrl: `http://127.0.0.1:${ports.r2.api}`, token });
 
   // Reads on the follower: the leader's state as replicated (the same token authenticates).
-  await waitFor(async () => (await follower.get<{ hosts: unknown[] }>('/api/v1/hosts').catch(() => ({ hosts: [] }))).hosts.length === 3, 'the follower to serve the hosts');
+  await waitFor(async () => (await follower.get<{ hosts: unknown[] }>('/api/v1/hosts').catch(() => ({ hosts: [] }))).hosts.length === 3, 'the follower to serve the hosts', 30_000);
   assert.deepEqual((await follower.get<{ hosts: Array<{ id: string }> }>('/api/v1/hosts')).hosts.map((h) => h.id), (await leader.get<{ hosts: Array<{ id: string }> }>('/api/v1/hosts')).hosts.map((h) => h.id));
 
   // The follower's event stream carries the leader's events as they replicate.
