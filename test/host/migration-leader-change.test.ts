@@ -61,7 +61,13 @@ const V2 = parseMac('02:00:00:00:00:02');
 const V1_MAC = '02:00:00:00:00:01';
 const DEPLOYMENT = parseDeployment(TWO_HOSTS_AND_HUB('leader-change'), 'leader-change.yaml');
 const TIMEOUTS = { readyMs: 1500, queryMs: 1500, resendMs: 500, abortWaitMs: 500, ackMs: 2000, cleanupGraceMs: 200 };
-const TTL_S = 2;
+/**
+ * The replicas' lease. Its holder must hear etcd renew it within 3/4 of it:
+ * with 2 s, r1's lease lapsed on its own now and then at load 15–17 on the
+ * 2-core machine, before the migration even started, and r2 led it instead
+ * of the replica the test kills (as the privileged sibling found: 5 s).
+ */
+const TTL_S = 5;
 
 let cluster: EtcdCluster;
 before(async () => { cluster = await startEtcdCluster(3); });
@@ -153,6 +159,11 @@ async function startStack(t: TestContext, name: string, logger: Logger, seen: { 
   const r2 = await replicaOn(t, logger, prefix, 'r2');
   replicas.push(r2);
   const leading = (): ControllerHandle | undefined => replicas.find((r) => r.controller !== undefined && r.replica.leading)?.controller;
+  /** Starts moving v1 to h2 on r1, which must still lead (the replica the tests kill). */
+  const startOnR1 = async (): Promise<MigrationView> => {
+    assert.ok(r1.replica.leading && r1.controller !== undefined, 'r1 leads when the migration starts (its lease did not lapse on its own)');
+    return r1.controller.model.startMigration!('v1', 'h2', 'admin', { rule: 'smart-stop' });
+  };
 
   const violations: string[] = [];
   let samples = 0;
@@ -221,7 +232,7 @@ async function startStack(t: TestContext, name: string, logger: Logger, seen: { 
   ticker = setInterval(() => { peer.transmit(testFrame(V1, V2, seq++)); }, 5);
 
   return {
-    r1, r2, h1, h2, guest, gotH1, gotH2, leading, sample, destRunning, sourceRunning, waitFor: poll,
+    r1, r2, h1, h2, guest, gotH1, gotH2, leading, startOnR1, sample, destRunning, sourceRunning, waitFor: poll,
     samples: () => samples,
     sent: () => seq - 1,
     stopTraffic: () => clearInterval(ticker),
@@ -270,14 +281,17 @@ async function everyFrameOnce(s: Stack, at: number[]): Promise<void> {
 
 test('the leader dies before the commit point: the new leader aborts the migration from its stored steps, v1 runs on the source, nothing lost', { timeout: 90_000 }, async (t) => onStack(t, 'precommit', async (s) => {
   let killed = false;
+  let ledAtKill = false;
   s.h1.onReport = (r) => {
     if (r.state === 'paused' && !killed) {
       killed = true;
+      ledAtKill = s.r1.replica.leading;
       s.r1.kill(); // this `paused` never reaches r1
     }
   };
-  const started = await s.leading()!.model.startMigration!('v1', 'h2', 'admin', { rule: 'smart-stop' });
+  const started = await s.startOnR1();
   await s.waitFor(() => killed, 'the source paused', 30_000);
+  assert.ok(ledAtKill, 'r1 still led when it was killed');
   const left = await s.persisted(started.id);
   assert.ok(left.step !== undefined && ['transfer', 'paused'].includes(left.step), `etcd holds the migration before the commit point: ${left.step}`);
   assert.ok(!left.steps.includes('commit:ok'), JSON.stringify(left.steps));
@@ -301,15 +315,18 @@ test('the leader dies before the commit point: the new leader aborts the migrati
 
 test('the leader dies after the commit point: the new leader drives the cutover to the end, v1 runs on the destination only, nothing lost', { timeout: 90_000 }, async (t) => onStack(t, 'postcommit', async (s) => {
   let killed = false;
+  let ledAtKill = false;
   s.h1.onCommand = (c) => {
     // The commit point is durable in etcd before migrate-commit leaves; the leader dies as it arrives at the source.
     if (c.type === 'migrate-commit' && !killed) {
       killed = true;
+      ledAtKill = s.r1.replica.leading;
       s.r1.kill();
     }
   };
-  const started = await s.leading()!.model.startMigration!('v1', 'h2', 'admin', { rule: 'smart-stop' });
+  const started = await s.startOnR1();
   await s.waitFor(() => killed, 'migrate-commit at the source', 30_000);
+  assert.ok(ledAtKill, 'r1 still led when it was killed');
   const left = await s.persisted(started.id);
   assert.ok(left.steps.includes('commit:ok'), `etcd holds the commit point: ${JSON.stringify(left.steps)}`);
   assert.ok(left.step === 'commit' || left.step === 'cutover', `past the commit point: ${left.step}`);
