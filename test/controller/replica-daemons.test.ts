@@ -36,7 +36,10 @@ async function replicaOn(prefix: string, name: string, endpoints: readonly strin
   const url = `wss://127.0.0.1:${port}/control`;
   const tls = { ...pki.controller, ca: pki.ca };
   const r: ReplicaUnderTest = { replica: undefined as unknown as Replica, url, controller: undefined, follower: undefined, refused: 0 };
-  r.replica = await startReplica({ logger: silentLogger() }, { endpoints, prefix, name, ttlSeconds: 2, advertise: { control: url } }, async (store) => {
+  // A 5 s lease: a 2 s one can lapse on its own on a loaded 2-core machine (its holder must hear etcd renew it within
+  // 1.5 s), and the leader then changes before the test stops r1 (migration-leader-change.test.ts saw it at load 15).
+  // r1 resigns when it stops, so the lease's length does not slow the hand-over here.
+  r.replica = await startReplica({ logger: silentLogger() }, { endpoints, prefix, name, ttlSeconds: 5, advertise: { control: url } }, async (store) => {
     const controller = await startController({ logger: silentLogger(), registry: new Registry(), store }, {
       deployment, control: { host: '127.0.0.1', port, tls }, pingIntervalMs: 60_000,
     });
