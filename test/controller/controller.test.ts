@@ -112,7 +112,7 @@ test('traffic reports reach the store and the matrix; link counters become metri
   await waitFor(() => h.controller.store.trafficSince(0).length > 0, 'traffic stored');
   const s = h.controller.store.trafficSince(0)[0]!;
   assert.deepEqual([s.host, s.src, s.dst, s.frames, s.bytes], ['h1', '02:00:00:00:00:01', '02:00:00:00:00:02', 3, 3000]);
-  await waitFor(() => (h.controller.model.getMatrix().edges.length > 0), 'matrix has the edge', 5000);
+  await waitFor(() => (h.controller.model.getMatrix().edges.length > 0), 'matrix has the edge', 30_000);
   assert.equal(await metricValue(h.registry, 'vnet_link_bytes', { host: 'h1', peer: 'hub', direction: 'tx' }), 1000);
   assert.equal(await metricValue(h.registry, 'vnet_link_decode_errors', { host: 'h1' }), 2);
   const link = h.controller.model.getLink('hub', 'h1');

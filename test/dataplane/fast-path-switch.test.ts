@@ -101,7 +101,7 @@ async function overlay(transport: (host: string) => Transport) {
    * daemon's. A gap gets a bounded time to fill before it counts as lost.
    */
   const settled = async (): Promise<{ toA: number; toB: number }> => {
-    await waitFor(() => toA.lost === 0 && toB.lost === 0, 'late frames', 5000).catch(() => undefined);
+    await waitFor(() => toA.lost === 0 && toB.lost === 0, 'late frames', 30_000).catch(() => undefined);
     return { toA: toA.lost, toB: toB.lost };
   };
   return {

@@ -49,7 +49,7 @@ describe('tls transport: authentication', () => {
     const { listener, inbound } = await listenB();
     const a = await transport('a').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone', expectedPeer: 'b' });
     links.push(a);
-    await waitFor(() => inbound.length === 1, 'inbound link', 5000);
+    await waitFor(() => inbound.length === 1, 'inbound link', 30_000);
     assert.equal(a.peerHost, 'b');
     assert.equal(inbound[0]!.peerHost, 'a');
   });
@@ -57,7 +57,7 @@ describe('tls transport: authentication', () => {
   it('refuses a client whose certificate is signed by another CA', async () => {
     const { listener, inbound } = await listenB();
     await assert.rejects(transport('a', 'intruder').connect({ host: '127.0.0.1', port: listener.port, kind: 'backbone' }), { code: 'VNET_ERR_HANDSHAKE' });
-    await waitFor(() => listener.stats.refused >= 1, 'refusal counted', 5000);
+    await waitFor(() => listener.stats.refused >= 1, 'refusal counted', 30_000);
     assert.equal(inbound.length, 0);
   });
 
@@ -74,9 +74,9 @@ describe('tls transport: authentication', () => {
     const { listener, inbound } = await listenB();
     const socket = tlsConnect({ host: '127.0.0.1', port: listener.port, ca: ca.cert, checkServerIdentity: () => undefined });
     socket.on('error', () => {});
-    await waitFor(() => socket.destroyed, 'connection refused', 5000);
+    await waitFor(() => socket.destroyed, 'connection refused', 30_000);
     assert.equal(inbound.length, 0);
-    await waitFor(() => listener.stats.refused >= 1, 'refusal counted', 5000);
+    await waitFor(() => listener.stats.refused >= 1, 'refusal counted', 30_000);
   });
 
   it('refuses a client whose hello names another host than its certificate', async () => {
@@ -86,7 +86,7 @@ describe('tls transport: authentication', () => {
       code: 'VNET_ERR_HANDSHAKE',
       message: /peer refused the link \(refused\): peer says it is a but its certificate names c/,
     });
-    await waitFor(() => listener.stats.refused === 1, 'refusal counted', 5000);
+    await waitFor(() => listener.stats.refused === 1, 'refusal counted', 30_000);
     assert.equal(inbound.length, 0);
   });
 
