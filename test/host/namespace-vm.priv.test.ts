@@ -70,7 +70,7 @@ for (const freezer of ['cgroup', 'signal'] as const) {
 
     // A process that enters the namespace during the pause is frozen too (at the next look, within rescanMs).
     const newcomer = new Pinger(h, vmNs);
-    await waitFor(() => vm.pids().includes(newcomer.child.pid!), 'the newcomer in the namespace');
+    await waitFor(() => vm.pids().includes(newcomer.child.pid!), 'the newcomer in the namespace', 30_000);
     await overWitnessPings(witness, newcomer, 3);
     assert.equal(await overWitnessPings(witness, newcomer, 10), 0, 'the newcomer made no progress while the witness pinged 10 times');
 

@@ -125,7 +125,7 @@ describe('tunnel link authentication between namespaces', { timeout: 180_000 }, 
     };
     plain([]);
     await waitFor(() => (logs.get('hY') ?? '').includes('VNET_ERR_UNAUTHENTICATED_LINK'), 'hY refuses to dial without authentication', 20_000);
-    await waitFor(async () => (await status('hX').catch(() => undefined)) !== undefined, 'hX up');
+    await waitFor(async () => (await status('hX').catch(() => undefined)) !== undefined, 'hX up', 60_000);
     assert.equal(await up('hX', 'hY'), false);
     await stopDaemon('hY');
     await stopDaemon('hX');
