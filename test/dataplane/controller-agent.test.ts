@@ -164,21 +164,21 @@ test('a controller that stops answering pings is cut off and redialled', async (
 
 test('a daemon whose own loop stalls past the keepalive does not cut off a controller whose pong waits unread', async (t) => {
   // The daemon — this thread — is busy for four keepalive intervals when a ping reaches the controller, which answers meanwhile.
-  await stalledAgent(t, 2000, 1);
+  await stalledAgent(t, 4000, 1);
 });
 
 test('a daemon busy for a little over a keepalive interval, beat after beat, does not cut off a controller whose pongs wait unread', async (t) => {
   // Busy for 1.2 intervals from each of six pings in a row: the next beat is due but not late
   // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-  await stalledAgent(t, 600, 6);
+  await stalledAgent(t, 1200, 6);
 });
 
-/** An agent with a 500 ms keepalive, connected to a controller on a thread of its own; this thread stalls `times` times for `stallMs`; the channel must stay up. */
+/** An agent with a 1 s keepalive, connected to a controller on a thread of its own; this thread stalls `times` times for `stallMs`; the channel must stay up. */
 async function stalledAgent(t: TestContext, stallMs: number, times: number): Promise<void> {
   const pki = testPki();
   const ctl = await pingingServer(t, { ca: pki.ca, ...pki.controller }, welcome('h1'));
   const logs = new LogTail(100, 'debug');
-  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger);
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 1000 }, undefined, logs.logger);
   await withContext(async () => {
     agent.start();
     await waitFor(() => agent.state === 'connected', 'connected');
