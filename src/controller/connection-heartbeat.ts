@@ -55,5 +55,6 @@ export class ConnectionHeartbeat {
       conn.alive = false;
       conn.ws.ping();
     }
+    this.#beats.pinged(this.#clock.now());
   }
 }
