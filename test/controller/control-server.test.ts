@@ -9,7 +9,7 @@ import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
 import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { pingingClient } from '../helpers/ping-peer-thread.ts';
+import { stallAtNextPing } from '../helpers/ping-stall.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 
 test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {
@@ -229,28 +229,28 @@ async function loggedHarness(t: TestContext, extra: Partial<ControllerInit>): Pr
 }
 
 test('a controller whose own loop stalls past the ping interval does not cut off daemons whose pongs wait unread', async (t) => {
-  const { h, run } = await loggedHarness(t, { pingIntervalMs: 1000 });
+  const { h, run } = await loggedHarness(t, { pingIntervalMs: 500 });
   await run(async () => {
-    const pki = testPki();
-    const daemon = await pingingClient(t, h.url(), { ca: pki.ca, ...pki.host('h1') }, hello('h1'));
-    await waitFor(() => h.controller.model.getHost('h1')?.state === 'up', 'h1 welcomed');
-    // The controller — this thread — is busy for four ping intervals when a ping reaches the daemon, which answers meanwhile.
-    const seen = await daemon.stallAtNextPing(4000);
-    assert.equal(daemon.closedWith(), 0, `the session survived the stall: ${seen}`);
+    const c = await rawClient(h, testPki().host('h1'));
+    c.ws.send(hello('h1'));
+    await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+    // The controller — this process — is busy for four ping intervals just after the client answered a ping.
+    const seen = await stallAtNextPing(c.ws, 2000);
+    assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stall: ${seen}`);
     assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
   });
 });
 
 test('a controller busy for a little over a ping interval, beat after beat, does not cut off daemons whose pongs wait unread', async (t) => {
-  const { h, run } = await loggedHarness(t, { pingIntervalMs: 1000 });
+  const { h, run } = await loggedHarness(t, { pingIntervalMs: 500 });
   await run(async () => {
-    const pki = testPki();
-    const daemon = await pingingClient(t, h.url(), { ca: pki.ca, ...pki.host('h1') }, hello('h1'));
-    await waitFor(() => h.controller.model.getHost('h1')?.state === 'up', 'h1 welcomed');
-    // Busy for 1.2 intervals from each of six pings in a row: the next beat is due but not late
+    const c = await rawClient(h, testPki().host('h1'));
+    c.ws.send(hello('h1'));
+    await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+    // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
     // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-    const seen = await daemon.stallAtNextPing(1200, 6);
-    assert.equal(daemon.closedWith(), 0, `the session survived the stalls: ${seen}`);
+    const seen = await stallAtNextPing(c.ws, 600, 6);
+    assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stalls: ${seen}`);
     assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
   });
 });

@@ -1,4 +1,4 @@
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -8,7 +8,7 @@ import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts'
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { pingingServer } from '../helpers/ping-peer-thread.ts';
+import { stallAtNextPing } from '../helpers/ping-stall.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 import { fakeController, welcome } from './fixtures/fake-controller.ts';
 
@@ -163,31 +163,42 @@ test('a controller that stops answering pings is cut off and redialled', async (
 });
 
 test('a daemon whose own loop stalls past the keepalive does not cut off a controller whose pong waits unread', async (t) => {
-  // The daemon — this thread — is busy for four keepalive intervals when a ping reaches the controller, which answers meanwhile.
-  await stalledAgent(t, 4000, 1);
+  const ctl = await fakeController(t);
+  const daemon = new FakeDaemon('h1');
+  const logs = new LogTail(100, 'debug');
+  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 500 }, undefined, logs.logger);
+  await withContext(async () => {
+    agent.start();
+    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+    const conn = ctl.conns[0]!;
+    conn.ws.send(welcome('h1'));
+    await waitFor(() => agent.state === 'connected', 'connected');
+    // The daemon — this process — is busy for four keepalive intervals just after the controller answered a ping.
+    const seen = await stallAtNextPing(conn.ws, 2000);
+    assert.equal(agent.state, 'connected', seen);
+    assert.equal(agent.stats.disconnects, 0, seen);
+    assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
+  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
 });
 
 test('a daemon busy for a little over a keepalive interval, beat after beat, does not cut off a controller whose pongs wait unread', async (t) => {
-  // Busy for 1.2 intervals from each of six pings in a row: the next beat is due but not late
-  // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-  await stalledAgent(t, 1200, 6);
-});
-
-/** An agent with a 1 s keepalive, connected to a controller on a thread of its own; this thread stalls `times` times for `stallMs`; the channel must stay up. */
-async function stalledAgent(t: TestContext, stallMs: number, times: number): Promise<void> {
-  const pki = testPki();
-  const ctl = await pingingServer(t, { ca: pki.ca, ...pki.controller }, welcome('h1'));
+  const ctl = await fakeController(t);
   const logs = new LogTail(100, 'debug');
-  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 1000 }, undefined, logs.logger);
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger);
   await withContext(async () => {
     agent.start();
+    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+    const conn = ctl.conns[0]!;
+    conn.ws.send(welcome('h1'));
     await waitFor(() => agent.state === 'connected', 'connected');
-    const seen = await ctl.stallAtNextPing(stallMs, times);
+    // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
+    // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
+    const seen = await stallAtNextPing(conn.ws, 600, 6);
     assert.equal(agent.state, 'connected', seen);
     assert.equal(agent.stats.disconnects, 0, seen);
-    assert.equal(ctl.connections(), 1, `no redial: ${seen}`);
-  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.connections()} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
-}
+    assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
+  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
+});
 
 /** A scripted migration agent: records the commands, reports what the test says. */
 class FakeMigrations implements MigrationControl {
