@@ -17,11 +17,6 @@
  *   still unread there. Judged in the timer phase, a loop busy at two beats
  *   in a row (the second is not spared) cut off every peer at once — the
  *   mass drop of a 1,000-host connect (docs/scale.md);
- * - when the last ping went out less than half an interval ago: a beat is
- *   judged, and the next ping sent, a turn after its timer ran, so after a
- *   busy spell between the two the next beat's timer is already due when
- *   that ping leaves — the peer has had no time to answer it. Such a beat
- *   judges no one either (it is not a spare: the next one may be);
  * - for a connection with data queued toward it that is draining (a whole
  *   rule set on a slow link): the ping waits behind it and cannot have been
  *   answered yet. A peer that reads nothing at all is judged like any other.
@@ -32,7 +27,6 @@ export const DEFAULT_PING_INTERVAL_MS = 5000;
 export class Heartbeat {
   readonly #intervalMs: number;
   #lastBeat: number;
-  #lastPing: number | undefined;
   #spared = false;
 
   constructor(intervalMs: number, now: number) {
@@ -45,13 +39,7 @@ export class Heartbeat {
     const late = !this.#spared && now - this.#lastBeat > 1.5 * this.#intervalMs;
     this.#spared = late;
     this.#lastBeat = now;
-    const answerable = this.#lastPing === undefined || now - this.#lastPing >= this.#intervalMs / 2;
-    return !late && answerable;
-  }
-
-  /** The ping of a beat went out at `now`. */
-  pinged(now: number): void {
-    this.#lastPing = now;
+    return !late;
   }
 }
 

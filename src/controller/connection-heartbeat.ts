@@ -55,6 +55,5 @@ export class ConnectionHeartbeat {
       conn.alive = false;
       conn.ws.ping();
     }
-    this.#beats.pinged(this.#clock.now());
   }
 }

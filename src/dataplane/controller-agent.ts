@@ -228,7 +228,6 @@ export class ControllerAgent {
         }
         this.#heard = false;
         ws.ping();
-        beats.pinged(this.#clock.now());
       });
     }, keepaliveMs);
     const auth = this.#credential !== undefined ? { credential: this.#credential }
