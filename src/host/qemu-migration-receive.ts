@@ -74,6 +74,9 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
     return await receiveVerified(o, sourceLine);
   } finally {
     lineDone.abort();
+    // The line read (or never coming): this end of the second channel is done too.
+    o.ramChannel.resume();
+    o.ramChannel.end();
   }
 }
 

@@ -21,7 +21,7 @@
  * Reading another process's memory needs ptrace access to it: root, or the
  * daemon as QEMU's parent (QEMU is its child through `setpriv`'s exec).
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import xxhash from 'xxhash-wasm';
 import { QemuRamDigestError } from './errors.ts';
 
@@ -85,7 +85,7 @@ export async function digestQemuRam(pid: number, memoryMiB: number, opts: { chun
   hasher ??= await xxhash();
   const h = hasher.create64(0n);
   const buf = Buffer.allocUnsafe(chunk);
-  let mem;
+  let mem: FileHandle;
   try {
     mem = await open(`/proc/${pid}/mem`, 'r');
   } catch (err) {
@@ -95,7 +95,7 @@ export async function digestQemuRam(pid: number, memoryMiB: number, opts: { chun
     for (let at = mapping.start; at < mapping.end; at += chunk) {
       if (opts.signal?.aborted === true) throw new QemuRamDigestError(`QEMU ${pid}: the RAM digest was cancelled`);
       const len = Math.min(chunk, mapping.end - at);
-      let r;
+      let r: { bytesRead: number };
       try {
         r = await mem.read(buf, 0, len, at);
       } catch (err) {
