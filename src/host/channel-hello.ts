@@ -6,13 +6,15 @@
  *   source → destination   "vnet-migrate/1 <id> <index> <count>\n"
  *   destination → source   "ok\n"  |  "no <VNET_ERR_CODE>\n"
  *
- * `count` is 1, or 2 for the time-bound rule's two channels; `index` is
+ * `count` is 1, or 2 for the time-bound rule's two channels and for a QEMU
+ * VM (its stream, then the RAM digest line: qemu-ram-line.ts); `index` is
  * 0..count-1. Migration records (docs/migration-protocol.md) follow only
  * after "ok". Both lines are at most MAX_LINE bytes of ASCII; the reader
  * takes bytes in any chunking, checks the limit before buffering more, and
  * hands back what followed the line. Bad input is a ChannelHelloError,
  * never an exception.
  */
+import type { Duplex } from 'node:stream';
 import { ChannelHelloError } from './errors.ts';
 
 export const CHANNEL_HELLO_PREFIX = 'vnet-migrate/1';
@@ -92,4 +94,41 @@ export class LineReader {
     }
     return { state: 'line', line: bytes.toString('latin1'), rest: chunk.subarray(nl + 1) };
   }
+}
+
+export type ChannelLine =
+  | { readonly state: 'line'; readonly line: string; readonly rest: Buffer }
+  | { readonly state: 'error'; readonly error: ChannelHelloError }
+  | { readonly state: 'closed' };
+
+/**
+ * One line off a channel (at most `maxBytes`, in any chunking), and the
+ * bytes after it; `closed` when the channel closes or `signal` aborts
+ * first (or its peer ends it). The channel is paused again once the line is read, so no byte
+ * after it is lost.
+ */
+export function readChannelLine(channel: Duplex, signal: AbortSignal, maxBytes: number): Promise<ChannelLine> {
+  return new Promise((resolve) => {
+    const reader = new LineReader({ maxBytes });
+    const cleanup = (): void => {
+      channel.off('data', onData);
+      channel.off('close', onClose);
+      channel.off('end', onClose);
+      signal.removeEventListener('abort', onClose);
+      channel.pause();
+    };
+    const onClose = (): void => { cleanup(); resolve({ state: 'closed' }); };
+    const onData = (chunk: Buffer): void => {
+      const r = reader.push(chunk);
+      if (r.state === 'more') return;
+      cleanup();
+      resolve(r.state === 'error' ? r : { state: 'line', line: r.line, rest: Buffer.from(r.rest) });
+    };
+    if (signal.aborted) { resolve({ state: 'closed' }); return; }
+    channel.on('data', onData);
+    channel.once('close', onClose);
+    channel.once('end', onClose);
+    signal.addEventListener('abort', onClose, { once: true });
+    channel.resume();
+  });
 }

@@ -19,7 +19,7 @@ import type { CutoverStats, CutoverTiming, MigratePrepare, MigrationCommand, Mig
 import { receiveMigration } from '../migration/drivers/socket-migration.ts';
 import type { Guest } from '../migration/guest.ts';
 import { errorBody, reportOf, type AgentContext, type ArrivedDiskImage } from './agent-context.ts';
-import { MigrationInternalError, MigrationPortError, MigrationStateError, MigrationUnavailableError } from './errors.ts';
+import { MigrationInternalError, MigrationPortError, MigrationStateError, MigrationUnavailableError, QemuRamLineError } from './errors.ts';
 import type { ExpectedChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
@@ -166,7 +166,7 @@ export class DestinationMigration {
     this.#state = 'receiving';
     this.#ctx.log.info({ id: this.id, channels: got.sockets.length }, 'migration channels in: receiving');
     if (this.command.vm.portKind === 'stream' || this.command.vm.portKind === 'packet') {
-      await this.#receiveQemu(got.sockets[0]!);
+      await this.#receiveQemu(got.sockets);
       return;
     }
     const result = await receiveMigration({
@@ -192,16 +192,25 @@ export class DestinationMigration {
     this.#receiveFailed(result.error ?? new MigrationInternalError('the receiver failed without an error'));
   }
 
-  /** A QEMU VM: QEMU's own stream into an incoming QEMU on the held stream port; ready on its RARP or its `completed`. */
-  async #receiveQemu(channel: Duplex): Promise<void> {
+  /**
+   * A QEMU VM: QEMU's own stream (channel 0) into an incoming QEMU on the held
+   * port; ready once loaded (its RARP or its `completed`) and its RAM matches
+   * the source's digest (channel 1).
+   */
+  async #receiveQemu(channels: readonly Duplex[]): Promise<void> {
     const ctx = this.#ctx;
     const port = ctx.daemon.port(this.port);
     if (ctx.qemu === undefined || !(port instanceof StreamPort || port instanceof PacketPort)) {
       this.#receiveFailed(new MigrationUnavailableError('this host runs no QEMU VMs (qemu: {dir} in its config)'));
       return;
     }
+    const [channel, ramChannel] = channels;
+    if (channel === undefined || ramChannel === undefined) {
+      this.#receiveFailed(new QemuRamLineError(`the source dialled ${channels.length} channel(s); a QEMU VM's copy is verified against the RAM digest on a second one (both hosts must run a vnet that verifies QEMU copies)`));
+      return;
+    }
     const result = await receiveQemuMigration({
-      id: this.id, vm: this.command.vm, channel, port, host: ctx.qemu, clock: ctx.clock,
+      id: this.id, vm: this.command.vm, channel, ramChannel, port, host: ctx.qemu, clock: ctx.clock,
       signal: this.#cancel.signal, timeoutMs: ctx.settings.engineTimeoutMs, log: ctx.log,
     });
     if (!result.ok) { this.#receiveFailed(result.error); return; }
@@ -210,7 +219,7 @@ export class DestinationMigration {
     this.#state = 'ready';
     this.#timing.appliedAt = Math.round(ctx.clock.wallNow());
     this.report();
-    ctx.log.info({ id: this.id, trigger: result.trigger, readyAtMs: result.readyAtMs }, QEMU_READY_LOG);
+    ctx.log.info({ id: this.id, trigger: result.trigger, readyAtMs: result.readyAtMs, ramXxh64: result.ram.xxh64, ramDigestMs: result.ram.digestMs }, QEMU_READY_LOG);
   }
 
   #receiveFailed(err: VnetError): void {

@@ -215,6 +215,36 @@ export class QemuStreamHeaderError extends VnetError {
   }
 }
 
+/** A stopped QEMU guest's RAM cannot be read for its digest (no single mapping of its size in the QEMU process, /proc/PID/mem unreadable or short). */
+export class QemuRamDigestError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_QEMU_RAM_DIGEST', message, options);
+  }
+}
+
+/** The source's `vnet-qemu-ram/1` line on a QEMU migration's second channel is missing or not valid: the copy cannot be verified. */
+export class QemuRamLineError extends VnetError {
+  constructor(message: string) {
+    super('VNET_ERR_HOST_QEMU_RAM_LINE', message);
+  }
+}
+
+/**
+ * The destination's loaded copy of a QEMU guest's RAM differs from the
+ * source's stopped guest (QEMU delivered a corrupt copy, e.g. TCG's dirty
+ * tracking lost a write): the copy is refused and the source keeps running
+ * the guest.
+ */
+export class QemuMemoryMismatchError extends VnetError {
+  readonly source: string;
+  readonly destination: string;
+  constructor(id: string, source: string, destination: string) {
+    super('VNET_ERR_QEMU_MEMORY_MISMATCH', `migration ${id}: the destination's copy of the guest's RAM (xxh64 ${destination}) differs from the source's (xxh64 ${source}); the copy is discarded and the source keeps running the guest`);
+    this.source = source;
+    this.destination = destination;
+  }
+}
+
 /** A VM's disk cannot be made from, or used as, its image version (docs/images.md, "A VM's disk from an image"). */
 export class ImageDiskError extends VnetError {
   constructor(imageId: string, version: number | undefined, detail: string) {

@@ -25,7 +25,7 @@ import { isRarpFrom } from './qemu-migration-receive.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
 /** The destination's log line when the incoming QEMU has loaded the stream (`trigger`: rarp or event; `readyAtMs`, wall clock). */
-export const QEMU_READY_LOG = 'QEMU stream loaded: ready (the guest does not run until the commit)';
+export const QEMU_READY_LOG = 'QEMU stream loaded and its RAM verified: ready (the guest does not run until the commit)';
 
 /** The destination's log line when a QEMU VM runs here; `resumedAtMs` is QEMU's RESUME (wall clock, ms): with the source's STOP, the guest's own downtime. */
 export const QEMU_RESUMED_LOG = 'QEMU guest resumed here';

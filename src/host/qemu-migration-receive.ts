@@ -9,13 +9,17 @@
  *              stream socket, or the TAP device its packet port watches
  *   socket     `migrate-incoming unix:PATH` in the VM's directory; the agent
  *              connects and pipes the channel's bytes into it (and back)
- *   ready      whichever comes first: QEMU's RARP for the VM's MAC on the
+ *   loaded     whichever comes first: QEMU's RARP for the VM's MAC on the
  *              port (QEMU announces the VM once its state is loaded,
  *              as OVN's activation-strategy=rarp watches for) or the QMP
  *              MIGRATION event `completed`. The guest does not run (-S) until
  *              the commit's `cont`.
- *   failure    a bad header, QEMU's `failed`, QEMU gone, the deadline or the
- *              signal: QEMU is stopped and the error returned
+ *   verified   the loaded copy's RAM digest equals the source's line on the
+ *              second channel (qemu-ram-verify.ts): only then ready
+ *   failure    a bad header, QEMU's `failed`, QEMU gone, no or a bad digest
+ *              line, a copy that differs (QemuMemoryMismatchError), the
+ *              deadline (over loading and verifying) or the signal: QEMU is
+ *              stopped and the error returned
  */
 import net from 'node:net';
 import { join } from 'node:path';
@@ -28,9 +32,11 @@ import { parseMac } from '../common/mac.ts';
 import type { PacketPort } from '../dataplane/packet-port.ts';
 import { StreamPort } from '../dataplane/stream-port.ts';
 import type { MigrationVm } from './agent-context.ts';
-import { LineReader } from './channel-hello.ts';
+import { readChannelLine } from './channel-hello.ts';
 import { QemuMigrationError, QemuStreamHeaderError } from './errors.ts';
 import type { QemuHost } from './qemu-host.ts';
+import type { QemuRamDigest } from './qemu-ram-digest.ts';
+import { readQemuRamLine, verifyQemuCopy, type TimedRamDigest } from './qemu-ram-verify.ts';
 import { parseQemuStreamHeader, type QemuStreamHeader } from './qemu-stream-header.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
@@ -40,6 +46,8 @@ export interface QemuReceiveInit {
   readonly id: string;
   readonly vm: MigrationVm;
   readonly channel: Duplex;
+  /** The second channel: the source's RAM digest line. */
+  readonly ramChannel: Duplex;
   /** The held port: a stream port (QEMU connects to its socket) or a packet port (QEMU attaches to its TAP device). */
   readonly port: StreamPort | PacketPort;
   readonly host: QemuHost;
@@ -50,7 +58,7 @@ export interface QemuReceiveInit {
 }
 
 export type QemuReceiveResult =
-  | { readonly ok: true; readonly vm: QemuVm; readonly trigger: 'rarp' | 'event'; readonly readyAtMs: number }
+  | { readonly ok: true; readonly vm: QemuVm; readonly trigger: 'rarp' | 'event'; readonly readyAtMs: number; readonly ram: TimedRamDigest }
   | { readonly ok: false; readonly error: VnetError };
 
 /** Whether `f` is a RARP frame from `mac` (what QEMU's announce-self sends). */
@@ -60,6 +68,19 @@ export function isRarpFrom(f: Frame, mac: number): boolean {
 }
 
 export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuReceiveResult> {
+  const lineDone = new AbortController();
+  const sourceLine = readQemuRamLine(o.ramChannel, AbortSignal.any([o.signal, lineDone.signal]));
+  try {
+    return await receiveVerified(o, sourceLine);
+  } finally {
+    lineDone.abort();
+    // The line read (or never coming): this end of the second channel is done too.
+    o.ramChannel.resume();
+    o.ramChannel.end();
+  }
+}
+
+async function receiveVerified(o: QemuReceiveInit, sourceLine: Promise<QemuRamDigest | VnetError>): Promise<QemuReceiveResult> {
   const header = await readHeader(o.channel, o.signal);
   if (header instanceof Error) return { ok: false, error: header as VnetError };
   if (header.header.mac !== o.vm.mac) return { ok: false, error: new QemuStreamHeaderError(`the stream is VM ${header.header.mac}'s, migration ${o.id} prepared ${o.vm.mac}`) };
@@ -79,11 +100,21 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
     finish(r);
   };
   const fail = (error: VnetError): void => settle({ ok: false, error });
-  const unwatch = o.port.watch((frames) => { if (frames.some((f) => isRarpFrom(f, mac))) settle({ ok: true, vm, trigger: 'rarp', readyAtMs: Math.round(o.clock.wallNow()) }); });
+  let verifying = false;
+  // The stream is loaded (the guest stopped under -S): the copy is ready only once its RAM matches the source's.
+  const loaded = (trigger: 'rarp' | 'event', readyAtMs: number): void => {
+    if (settled || verifying) return;
+    verifying = true;
+    void verifyQemuCopy({ id: o.id, vm, sourceLine, clock: o.clock, signal: o.signal, log: o.log }).then((v) => {
+      if (v.ok) settle({ ok: true, vm, trigger, readyAtMs, ram: v.digest });
+      else fail(v.error);
+    });
+  };
+  const unwatch = o.port.watch((frames) => { if (frames.some((f) => isRarpFrom(f, mac))) loaded('rarp', Math.round(o.clock.wallNow())); });
   const offEvents = vm.qmp.onEvent((e) => {
     if (e.event !== 'MIGRATION') return;
     const status = String(e.data.status);
-    if (status === 'completed') settle({ ok: true, vm, trigger: 'event', readyAtMs: Number.isFinite(e.timestamp) ? Math.round(e.timestamp * 1000) : Math.round(o.clock.wallNow()) });
+    if (status === 'completed') loaded('event', Number.isFinite(e.timestamp) ? Math.round(e.timestamp * 1000) : Math.round(o.clock.wallNow()));
     else if (status === 'failed') fail(new QemuMigrationError(`migration ${o.id}: the incoming QEMU failed to load the stream: ${vm.process.outputTail().slice(-1000)}`));
   });
   const offExit = vm.process.onChange(() => {
@@ -124,27 +155,10 @@ export async function receiveQemuMigration(o: QemuReceiveInit): Promise<QemuRece
 }
 
 /** The header line off the channel, and the bytes after it. */
-function readHeader(channel: Duplex, signal: AbortSignal): Promise<{ header: QemuStreamHeader; rest: Buffer } | VnetError> {
-  return new Promise((resolve) => {
-    const reader = new LineReader({ maxBytes: 512 });
-    const cleanup = (): void => {
-      channel.off('data', onData);
-      channel.off('close', onClose);
-      signal.removeEventListener('abort', onClose);
-      channel.pause();
-    };
-    const onClose = (): void => { cleanup(); resolve(new QemuMigrationError('the channel closed before the QEMU stream header')); };
-    const onData = (chunk: Buffer): void => {
-      const r = reader.push(chunk);
-      if (r.state === 'more') return;
-      cleanup();
-      if (r.state === 'error') { resolve(new QemuStreamHeaderError(r.error.message)); return; }
-      const h = parseQemuStreamHeader(r.line);
-      resolve(h instanceof QemuStreamHeaderError ? h : { header: h, rest: Buffer.from(r.rest) });
-    };
-    channel.on('data', onData);
-    channel.once('close', onClose);
-    signal.addEventListener('abort', onClose, { once: true });
-    channel.resume();
-  });
+async function readHeader(channel: Duplex, signal: AbortSignal): Promise<{ header: QemuStreamHeader; rest: Buffer } | VnetError> {
+  const r = await readChannelLine(channel, signal, 512);
+  if (r.state === 'closed') return new QemuMigrationError('the channel closed before the QEMU stream header');
+  if (r.state === 'error') return new QemuStreamHeaderError(r.error.message);
+  const h = parseQemuStreamHeader(r.line);
+  return h instanceof QemuStreamHeaderError ? h : { header: h, rest: r.rest };
 }

@@ -16,7 +16,10 @@
  *              (the daemon holds the VM's port, `paused` is reported), then
  *              `migrate-continue` unless the migration was cancelled meanwhile
  *   end        `completed` (the guest stays stopped here, QEMU in
- *              postmigrate, until the verdict); `failed` / `cancelled`, QEMU
+ *              postmigrate, until the verdict), the stream flushed, then the
+ *              stopped guest's RAM digest as one line on the second channel
+ *              (qemu-ram-verify.ts: the destination checks its copy against
+ *              it before it reports ready); `failed` / `cancelled`, QEMU
  *              gone, the deadline or the signal → an error, QEMU's migration
  *              cancelled (a guest stopped at the switchover stays stopped:
  *              only the verdict runs it again)
@@ -26,7 +29,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../common/clock.ts';
-import type { VnetError } from '../common/errors.ts';
+import { VnetError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { formatMac } from '../common/mac.ts';
 import type { MigrationProgress } from '../control/migration-control.ts';
@@ -34,6 +37,7 @@ import { parseQueryMigrate, QemuRuleDriver, qemuMigrationSettings } from '../mig
 import type { QmpEvent } from '../migration/qemu/qmp-client.ts';
 import type { StopRule } from '../migration/stop-rules/stop-rule.ts';
 import { QemuMigrationError } from './errors.ts';
+import { sendQemuRamDigest, type TimedRamDigest } from './qemu-ram-verify.ts';
 import { encodeQemuStreamHeader } from './qemu-stream-header.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
@@ -50,6 +54,8 @@ export interface QemuSendInit {
   readonly vm: QemuVm;
   readonly id: string;
   readonly channel: Duplex;
+  /** The second channel: the RAM digest's line once QEMU's migration completed. */
+  readonly ramChannel: Duplex;
   readonly rule: StopRule;
   readonly clock: Clock;
   readonly signal: AbortSignal;
@@ -62,7 +68,7 @@ export interface QemuSendInit {
 }
 
 export type QemuSendResult =
-  | { readonly ok: true; readonly totalMs: number; readonly bytes: number; readonly qemuDowntimeMs: number | undefined; readonly moments: QemuSendMoments }
+  | { readonly ok: true; readonly totalMs: number; readonly bytes: number; readonly qemuDowntimeMs: number | undefined; readonly moments: QemuSendMoments; readonly ram: TimedRamDigest }
   | { readonly ok: false; readonly error: VnetError };
 
 /** The switchover's moments on the source (wall clock, ms), for the cutover's time line. */
@@ -144,12 +150,14 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
       } else if (status === 'completed') {
         moments.completedAtMs = eventMs(e);
         flushed.then(() => { moments.flushedAtMs = Math.round(clock.wallNow()); }, () => undefined);
-        Promise.all([qmp.execute('query-migrate'), flushed]).then(([v]) => {
+        Promise.all([qmp.execute('query-migrate'), flushed]).then(async ([v]) => {
           const info = parseQueryMigrate(v);
           if (settled) return;
+          const ram = await sendQemuRamDigest(vm, o.ramChannel, clock, o.signal);
+          if (settled) return;
           settled = true;
-          finish({ ok: true, totalMs: clock.now() - t0, bytes: info.transferred, qemuDowntimeMs: info.downtimeMs, moments });
-        }, (err: unknown) => fail(err instanceof QemuMigrationError ? err : new QemuMigrationError(`query-migrate after completion: ${String(err)}`, { cause: err })));
+          finish({ ok: true, totalMs: clock.now() - t0, bytes: info.transferred, qemuDowntimeMs: info.downtimeMs, moments, ram });
+        }).catch((err: unknown) => fail(err instanceof VnetError ? err : new QemuMigrationError(`query-migrate after completion: ${String(err)}`, { cause: err })));
       } else if ((status === 'failed' || status === 'cancelled') && paused) {
         qmp.execute('stop').catch(() => undefined);
         fail(new QemuMigrationError(`migration ${o.id}: QEMU says ${status} after the switchover began`));
@@ -187,7 +195,7 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   o.signal.removeEventListener('abort', onAbort);
   server.close();
   rmSync(path, { force: true });
-  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, ...result.moments }, QEMU_SENT_LOG);
+  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, ...result.moments, ramXxh64: result.ram.xxh64, ramBytes: result.ram.bytes, ramDigestMs: result.ram.digestMs }, QEMU_SENT_LOG);
   else qemuSocket?.destroy();
   return result;
 }

@@ -188,8 +188,8 @@ export class SourceMigration {
       port: command.address.port,
       id: this.id,
       to: command.to,
-      // QEMU's own migration is one stream.
-      count: qemu !== undefined ? 1 : channelsFor(rule),
+      // QEMU's own migration is one stream; the second channel carries the stopped guest's RAM digest.
+      count: qemu !== undefined ? 2 : channelsFor(rule),
       clock: ctx.clock,
       timeoutMs: ctx.settings.channelTimeoutMs,
       signal: this.#cancel.signal,
@@ -203,7 +203,7 @@ export class SourceMigration {
     this.#state = 'running';
     ctx.log.info({ id: this.id, port: this.port, to: command.to, rule: command.rule, qemu: qemu !== undefined }, 'migration started: sending');
     if (qemu !== undefined) {
-      await this.#runQemu(qemu, rule, dial.sockets[0]!);
+      await this.#runQemu(qemu, rule, dial.sockets[0]!, dial.sockets[1]!);
       return;
     }
     this.#guest = new CutoverGuest(runtime.guest, {
@@ -236,10 +236,10 @@ export class SourceMigration {
   }
 
   /** QEMU's own migration over the channel; the pause is QEMU's pre-switchover stop. */
-  async #runQemu(vm: QemuVm, rule: StopRule, channel: Duplex): Promise<void> {
+  async #runQemu(vm: QemuVm, rule: StopRule, channel: Duplex, ramChannel: Duplex): Promise<void> {
     const ctx = this.#ctx;
     const result = await sendQemuMigration({
-      vm, id: this.id, channel, rule, clock: ctx.clock, signal: this.#cancel.signal,
+      vm, id: this.id, channel, ramChannel, rule, clock: ctx.clock, signal: this.#cancel.signal,
       timeoutMs: ctx.settings.engineTimeoutMs, progressEveryMs: ctx.settings.progressEveryMs, log: ctx.log,
       onProgress: (p) => {
         this.#progress = p;

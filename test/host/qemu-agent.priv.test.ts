@@ -10,6 +10,12 @@
  *     not before: it is paused while `ready`), the source's QEMU quits
  *   - abort after the pause: the source's guest runs again, the
  *     destination's QEMU is gone and its port removed
+ *   - a copy whose RAM differs from the source's (the fault hook
+ *     VNET_FAULT_QEMU_RAM_DIGEST=destination flips a bit of the
+ *     destination's digest): the destination reports `failed` with
+ *     VNET_ERR_QEMU_MEMORY_MISMATCH instead of `ready`, discards its QEMU;
+ *     the abort runs the source's guest again although its QEMU migration
+ *     had completed (postmigrate)
  *
  * Exactly one copy runs, checked with QMP `query-status` on both.
  */
@@ -28,6 +34,7 @@ import { StreamPort } from '../../src/dataplane/stream-port.ts';
 import { MigrationAgent } from '../../src/host/migration-agent.ts';
 import { MigrationChannelListener } from '../../src/host/migration-channel.ts';
 import { QemuHost } from '../../src/host/qemu-host.ts';
+import { QEMU_RAM_FAULT_ENV } from '../../src/host/qemu-ram-verify.ts';
 import type { QemuVm } from '../../src/host/qemu-vm.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { requireTools } from '../helpers/netns.ts';
@@ -66,8 +73,8 @@ const reached = (s: Side, id: string, state: MigrationReportState): Promise<Migr
 
 const running = async (vm: QemuVm): Promise<boolean> => (await vm.qmp.execute<{ running: boolean }>('query-status')).running;
 
-/** Both hosts, the guest booted on hA, and the migration prepared on hB and started on hA; resolves at hA's `paused` and hB's `ready`. */
-async function toReady(t: { after(fn: () => Promise<void> | void): void }, id: string): Promise<{ a: Side; b: Side; vm: QemuVm }> {
+/** Both hosts, the guest booted on hA, and the migration prepared on hB and started on hA. */
+async function started(t: { after(fn: () => Promise<void> | void): void }, id: string): Promise<{ a: Side; b: Side; vm: QemuVm }> {
   requireTools(['qemu-system-x86_64']);
   const net = new MemoryNetwork();
   const a = await side(t, net, 'hA', undefined);
@@ -82,9 +89,15 @@ async function toReady(t: { after(fn: () => Promise<void> | void): void }, id: s
   const prepared = await reached(b, id, 'prepared');
   assert.ok(b.daemon.port(VM.port) instanceof StreamPort, 'the destination holds a stream port for it');
   a.agent.handle({ type: 'migrate-start', id, vm: VM, to: 'hB', address: prepared.address!, rule: 'qemu' });
-  await reached(a, id, 'paused');
-  await reached(b, id, 'ready');
   return { a, b, vm };
+}
+
+/** As `started`; resolves at hA's `paused` and hB's `ready` (its copy verified). */
+async function toReady(t: { after(fn: () => Promise<void> | void): void }, id: string): Promise<{ a: Side; b: Side; vm: QemuVm }> {
+  const s = await started(t, id);
+  await reached(s.a, id, 'paused');
+  await reached(s.b, id, 'ready');
+  return s;
 }
 
 test('a QEMU VM committed: the destination\'s QEMU runs it only from the commit on, the source\'s quits', { timeout: 600_000 }, async (t) => {
@@ -115,4 +128,23 @@ test('a QEMU VM migration aborted after the pause: the source runs the guest aga
   assert.equal(b.agent.vm(VM.port), undefined);
   await waitFor(() => b.daemon.port(VM.port) === undefined, 'the destination dropped the copy\'s port');
   assert.equal(a.agent.vm(VM.port), vm, 'the VM is still the source\'s');
+});
+
+test('a QEMU VM whose copy differs from the source\'s RAM: the destination fails instead of ready, the abort runs the guest on the source again after its migration completed', { timeout: 600_000 }, async (t) => {
+  process.env[QEMU_RAM_FAULT_ENV] = 'destination';
+  t.after(() => { delete process.env[QEMU_RAM_FAULT_ENV]; });
+  const { a, b, vm } = await started(t, 'qm1');
+  const failed = await reached(b, 'qm1', 'failed');
+  assert.equal(failed.error?.code, 'VNET_ERR_QEMU_MEMORY_MISMATCH', JSON.stringify(failed));
+  assert.match(failed.error?.message ?? '', /differs from the source's .*the source keeps running the guest/);
+  assert.equal(b.reports.some((r) => r.id === 'qm1' && r.state === 'ready'), false, 'never ready');
+  await reached(a, 'qm1', 'paused');
+  await waitFor(async () => (await vm.qmp.execute<{ status: string }>('query-status')).status === 'postmigrate', 'the source QEMU\'s migration completed (postmigrate)', 120_000);
+  assert.equal(await running(vm), false);
+  await waitFor(() => b.daemon.port(VM.port) === undefined, 'the destination dropped the copy\'s port');
+  a.agent.handle({ type: 'migrate-abort', id: 'qm1', reason: 'the destination failed' });
+  await reached(a, 'qm1', 'aborted');
+  await waitFor(() => running(vm), 'the source guest running again', 30_000);
+  assert.equal(a.agent.vm(VM.port), vm, 'the VM is still the source\'s');
+  assert.equal(b.agent.vm(VM.port), undefined);
 });
