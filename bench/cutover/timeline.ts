@@ -7,7 +7,9 @@
  *   source daemon   STOP, pre-switchover, migrate-continue, completed, last
  *                   byte on the channel (QEMU_SENT_LOG); the held frames
  *                   onto the link at the commit (SOURCE_RELEASED_LOG)
- *   destination     ready (RARP or `completed`, QEMU_READY_LOG); commit heard,
+ *   destination     the stream loaded (RARP or `completed`, QEMU_READY_LOG's
+ *                   readyAtMs; its RAM verified after it: the controller's
+ *                   `ready` row, qemu-ram-verify.ts); commit heard,
  *                   held frames to the port, cont sent, RESUME
  *                   (QEMU_RESUMED_LOG); first frame out of the guest
  *                   (QEMU_FIRST_FRAME_LOG)
@@ -52,7 +54,7 @@ export function timelineMoments(s: TimelineSources): Moment[] {
   add(src(s.logs.sent, 'continuedAtMs'), 'source', 'migrate-continue sent');
   add(src(s.logs.sent, 'completedAtMs'), 'source QEMU', 'completed');
   add(src(s.logs.sent, 'flushedAtMs'), 'source', 'last byte of the stream on the channel');
-  add(dst(s.logs.ready, 'readyAtMs'), 'destination', 'ready (the incoming QEMU loaded the stream)');
+  add(dst(s.logs.ready, 'readyAtMs'), 'destination', 'the incoming QEMU loaded the stream (its RAM verified next)');
   for (const r of s.steps) {
     if (['ready', 'commit', 'acknowledged', 'commit-sent', 'released', 'resumed'].includes(r.step)) add(r.atMs, 'controller', `${r.step} ${r.state}`);
   }
