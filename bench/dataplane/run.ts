@@ -30,7 +30,13 @@
  * VM namespaces vm1, vm2 each holding the overlay's interface (10.9.N.0/24).
  * Every address lives in namespaces this program creates and removes.
  *
- * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave] [--sched]
+ * Usage (root): node --import tsx bench/dataplane/run.ts [--reps 3] [--seconds 5] [--only vnet-tcp,tinc-tcp] [--profile] [--rr-seconds 3] [--interleave] [--sched] [--pin-overlay CPUS]
+ *
+ * --pin-overlay CPUS: the overlay's own processes (tincd, vnet daemons) run
+ * on these CPUs only (`taskset -c CPUS`), the VMs' processes wherever the
+ * scheduler puts them. To run everything on one CPU instead (the VMs too),
+ * start the whole bench under `taskset -c 0`: every process it starts
+ * inherits that. README, "Thread placement".
  *
  * --sched: the ping runs under `perf sched record -a`; printed per thread name
  * of the overlay (vnet-forwarder, node, tincd): runs and wake-up delay.
@@ -54,6 +60,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'rr-seconds': { type: 'string', default: '3' },
+    'pin-overlay': { type: 'string' },
     interleave: { type: 'boolean', default: false },
     sched: { type: 'boolean', default: false },
   },
@@ -66,6 +73,9 @@ const VNET = join(ROOT, 'bin/vnet.js');
 const tag = Math.random().toString(36).slice(2, 6);
 const NS = { h1: `vb-h1-${tag}`, h2: `vb-h2-${tag}`, vm1: `vb-vm1-${tag}`, vm2: `vb-vm2-${tag}` };
 const work = mkdtempSync(join(tmpdir(), 'vnet-bench-'));
+let removed = false; // the scratch directory, at teardown
+/** An overlay process's command, under `taskset` with --pin-overlay. */
+const overlay = (cmd: string[]): string[] => (opts['pin-overlay'] === undefined ? cmd : ['taskset', '-c', opts['pin-overlay'], ...cmd]);
 
 function sh(cmd: string[], check = true): string {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 120_000 });
@@ -76,8 +86,12 @@ const inNs = (ns: string, cmd: string[], check = true): string => sh(['ip', 'net
 const bg = (ns: string, cmd: string[], log: string): ChildProcess => {
   const out = join(work, log);
   const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.on('data', (d: Buffer) => appendFileSync(out, d));
-  child.stderr?.on('data', (d: Buffer) => appendFileSync(out, d));
+  // A process still talking after the run's scratch directory went (teardown) has nothing left to log to.
+  const append = (d: Buffer): void => {
+    if (!removed) appendFileSync(out, d);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
   return child;
 };
 
@@ -107,7 +121,8 @@ function setupUnderlay(): void {
 
 function teardown(): void {
   for (const ns of Object.values(NS)) sh(['ip', 'netns', 'del', ns], false);
-  if (process.env.VNET_BENCH_KEEP === undefined) rmSync(work, { recursive: true, force: true });
+  removed = process.env.VNET_BENCH_KEEP === undefined;
+  if (removed) rmSync(work, { recursive: true, force: true });
   else console.log(`logs kept in ${work}`);
 }
 
@@ -183,7 +198,7 @@ function tincScenario(name: string, net: number, tcpOnly: boolean): Scenario {
         sh(['tincd', '-c', dir, '-K', '2048'], true);
       }
       for (const a of hosts) for (const b of hosts) if (a !== b) writeFileSync(join(base, b.id, 'hosts', a.id), readFileSync(join(base, a.id, 'hosts', a.id)));
-      procs = hosts.map((h) => bg(h.ns, ['tincd', '-c', join(base, h.id), '-D', '--pidfile', join(base, h.id, 'pid')], `${name}-${h.id}.log`));
+      procs = hosts.map((h) => bg(h.ns, overlay(['tincd', '-c', join(base, h.id), '-D', '--pidfile', join(base, h.id, 'pid')]), `${name}-${h.id}.log`));
       for (const h of hosts) {
         await until(`tinc interface in ${h.ns}`, () => inNs(h.ns, ['ip', 'link', 'show', `tn${net}${tag}`], false).length > 0);
         inNs(h.ns, ['ip', 'link', 'set', `tn${net}${tag}`, 'netns', h.vm]);
@@ -238,8 +253,8 @@ function vnetScenario(name: string, net: number, transport: 'tcp' | 'tls' | 'vxl
       writeFileSync(join(base, 'h1.yaml'), [...h1, ...common, 'ports:', port(NS.vm1, 1)].join('\n') + '\n');
       writeFileSync(join(base, 'h2.yaml'), [...h2, ...common, 'ports:', port(NS.vm2, 2)].join('\n') + '\n');
       const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results')}`] : [];
-      procs = [bg(NS.h1, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h1.yaml')], `${name}-h1.log`)];
-      if (!ovsPeer) procs.push(bg(NS.h2, ['node', ...prof, VNET, 'daemon', '--config', join(base, 'h2.yaml')], `${name}-h2.log`));
+      procs = [bg(NS.h1, overlay(['node', ...prof, VNET, 'daemon', '--config', join(base, 'h1.yaml')]), `${name}-h1.log`)];
+      if (!ovsPeer) procs.push(bg(NS.h2, overlay(['node', ...prof, VNET, 'daemon', '--config', join(base, 'h2.yaml')]), `${name}-h2.log`));
       else {
         // The daemon's outer UDP checksums must be finished for OVS's userspace datapath (a veth leaves them to offload).
         inNs(NS.h1, ['ethtool', '-K', `u1${tag}`, 'tx', 'off']);
@@ -298,7 +313,7 @@ interface Result extends Figures {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/dataplane needs root (network namespaces, TAP devices)');
-  for (const tool of ['ip', 'iperf3', 'ping', 'tincd', 'cc']) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
+  for (const tool of ['ip', 'iperf3', 'ping', 'tincd', 'cc', ...(opts['pin-overlay'] === undefined ? [] : ['taskset'])]) if (spawnSync('which', [tool]).status !== 0) throw new Error(`missing tool: ${tool}`);
   const only = opts.only?.split(',');
   const chosen = scenarios.filter((s) => only === undefined || only.includes(s.name));
   setupUnderlay();
