@@ -37,6 +37,7 @@
 #include "napi_errors.h"
 #include "packet_addon.h"
 #include "polled_fd.h"
+#include "ram_digest_addon.h"
 #include "tap_fd.h"
 
 namespace vnet_tap {
@@ -269,6 +270,7 @@ static Napi::Object InitVnetTap(Napi::Env env, Napi::Object exports) {
   exports.Set("TapHandle", vnet_tap::TapHandle::Define(env));
   vnet_tap::RegisterForwarder(env, exports);
   vnet_tap::RegisterPacket(env, exports);
+  vnet_tap::RegisterRamDigest(env, exports);
   return exports;
 }
 

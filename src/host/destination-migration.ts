@@ -219,7 +219,7 @@ export class DestinationMigration {
     this.#state = 'ready';
     this.#timing.appliedAt = Math.round(ctx.clock.wallNow());
     this.report();
-    ctx.log.info({ id: this.id, trigger: result.trigger, readyAtMs: result.readyAtMs, ramXxh64: result.ram.xxh64, ramDigestMs: result.ram.digestMs }, QEMU_READY_LOG);
+    ctx.log.info({ id: this.id, trigger: result.trigger, readyAtMs: result.readyAtMs, ramXxh64: result.ram.xxh64, ramDigestMs: result.ram.digestMs, ramReader: result.ram.reader }, QEMU_READY_LOG);
   }
 
   #receiveFailed(err: VnetError): void {

@@ -215,10 +215,18 @@ export class QemuStreamHeaderError extends VnetError {
   }
 }
 
-/** A stopped QEMU guest's RAM cannot be read for its digest (no single mapping of its size in the QEMU process, /proc/PID/mem unreadable or short). */
+/** A stopped QEMU guest's RAM cannot be read for its digest (no single mapping of its size in the QEMU process, its memory unreadable or short). A failed read names the process, the address and the errno. */
 export class QemuRamDigestError extends VnetError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly pid: number | undefined;
+  /** Where the read that failed started. */
+  readonly address: number | undefined;
+  readonly errno: number | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; pid?: number; address?: number; errno?: number }) {
     super('VNET_ERR_HOST_QEMU_RAM_DIGEST', message, options);
+    this.pid = options?.pid;
+    this.address = options?.address;
+    this.errno = options?.errno;
   }
 }
 

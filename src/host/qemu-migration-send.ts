@@ -195,7 +195,7 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   o.signal.removeEventListener('abort', onAbort);
   server.close();
   rmSync(path, { force: true });
-  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, ...result.moments, ramXxh64: result.ram.xxh64, ramBytes: result.ram.bytes, ramDigestMs: result.ram.digestMs }, QEMU_SENT_LOG);
+  if (result.ok) log.info({ id: o.id, totalMs: Math.round(result.totalMs), bytes: result.bytes, qemuDowntimeMs: result.qemuDowntimeMs, ...result.moments, ramXxh64: result.ram.xxh64, ramBytes: result.ram.bytes, ramDigestMs: result.ram.digestMs, ramReader: result.ram.reader }, QEMU_SENT_LOG);
   else qemuSocket?.destroy();
   return result;
 }

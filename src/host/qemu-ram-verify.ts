@@ -27,7 +27,7 @@ import type { VnetError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { readChannelLine } from './channel-hello.ts';
 import { QemuMemoryMismatchError, QemuRamDigestError, QemuRamLineError } from './errors.ts';
-import { digestQemuRam, type QemuRamDigest } from './qemu-ram-digest.ts';
+import { digestQemuRam, type QemuRamDigest, type RamRangeDigest } from './qemu-ram-digest.ts';
 import { encodeQemuRamLine, MAX_QEMU_RAM_LINE, parseQemuRamLine } from './qemu-ram-line.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
@@ -37,7 +37,7 @@ export const QEMU_RAM_FAULT_ENV = 'VNET_FAULT_QEMU_RAM_DIGEST';
 /** The destination's log line once its copy matched the source's digest. */
 export const QEMU_VERIFIED_LOG = 'QEMU copy verified: its RAM equals the source\'s';
 
-export interface TimedRamDigest extends QemuRamDigest {
+export interface TimedRamDigest extends RamRangeDigest {
   /** How long reading and hashing took (ms; it adds to the guest's downtime). */
   readonly digestMs: number;
 }
@@ -100,7 +100,7 @@ export async function verifyQemuCopy(o: VerifyCopyInit): Promise<VerifyCopyResul
     const dst = `${mine.xxh64} over ${mine.bytes} bytes`;
     return { ok: false, error: new QemuMemoryMismatchError(o.id, src, dst) };
   }
-  o.log.info({ id: o.id, xxh64: mine.xxh64, bytes: mine.bytes, digestMs: mine.digestMs }, QEMU_VERIFIED_LOG);
+  o.log.info({ id: o.id, xxh64: mine.xxh64, bytes: mine.bytes, digestMs: mine.digestMs, reader: mine.reader }, QEMU_VERIFIED_LOG);
   return { ok: true, digest: mine };
 }
 
