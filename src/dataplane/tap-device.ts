@@ -116,7 +116,7 @@ const ADDON_PATH = new URL('../../build/Release/vnet_tap.node', import.meta.url)
 
 let loaded: unknown;
 
-/** The vnet_tap addon's exports (TapHandle, PacketHandle, the forwarder); throws TapError when it is not built. */
+/** The vnet_tap addon's exports (TapHandle, PacketHandle, the forwarder, the RAM digest); throws TapError when it is not built. */
 export function vnetTapAddon(): unknown {
   if (loaded === undefined) {
     try {
