@@ -15,24 +15,19 @@ constexpr size_t kStripe = 32;
 
 inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
-// Lanes are little-endian whatever the host's byte order.
-inline uint64_t Le64(const uint8_t* p) {
-  uint64_t v;
+// Lanes are little-endian whatever the host's byte order (T: uint64_t or uint32_t).
+template <typename T>
+inline T LoadLe(const uint8_t* p) {
+  T v;
   std::memcpy(&v, p, sizeof v);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
+  if constexpr (sizeof(T) == 8) v = __builtin_bswap64(v);
+  else v = __builtin_bswap32(v);
 #endif
   return v;
 }
 
-inline uint32_t Le32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap32(v);
-#endif
-  return v;
-}
+inline uint64_t Le64(const uint8_t* p) { return LoadLe<uint64_t>(p); }
 
 // round(accN, laneN)
 inline uint64_t Round(uint64_t acc, uint64_t lane) {
@@ -108,7 +103,7 @@ uint64_t Xxh64::Digest() const {
     acc = Rotl(acc, 27) * kPrime1 + kPrime4;
   }
   if (left >= 4) {
-    acc ^= uint64_t{Le32(p)} * kPrime1;
+    acc ^= uint64_t{LoadLe<uint32_t>(p)} * kPrime1;
     acc = Rotl(acc, 23) * kPrime2 + kPrime3;
     p += 4;
     left -= 4;
