@@ -87,7 +87,7 @@ test('both readers give the same digest of a child\'s anonymous mapping, at any 
   assert.equal((await digestQemuRam(child.pid, 16, { reader: 'proc-mem' })).xxh64, last.xxh64);
 });
 
-test('a process that does not exist, a range not mapped, and a cancelled digest are typed errors naming pid, address and errno', { timeout: 120_000 }, async (t) => {
+test('a process that does not exist, a range not mapped, and a cancelled digest are typed errors; a failed read names pid, address and errno', { timeout: 120_000 }, async (t) => {
   const child = await startMemoryChild(16 * MIB, 2);
   t.after(() => child.close());
   const { start, end } = child.mapping;
