@@ -7,7 +7,8 @@ import { ConflictError } from '../errors.ts';
  * manifest as JSON) and how much of each version every site holds
  * (`image_replicas`). Manifests are strongly consistent here (one row per
  * version, written once); chunks are not in the store at all — they live in
- * the sites' chunk stores (src/images). Every method is one statement.
+ * the sites' chunk stores (src/images). Every method is one statement, but
+ * `deleteVersion` (two: the version and its replicas' rows).
  */
 export interface ImageVersionRecord {
   readonly manifest: ImageManifest;
@@ -70,6 +71,12 @@ export class ImageTables {
   /** Every published version, by image then version. */
   listVersions(): ImageVersionRecord[] {
     return (this.#db.prepare('SELECT * FROM image_versions ORDER BY image_id, version').all() as VersionRow[]).map(versionFromRow);
+  }
+
+  /** Removes a version and every site's progress on it (one transaction with the caller's); false when it was not there. */
+  deleteVersion(imageId: string, version: number): boolean {
+    this.#db.prepare('DELETE FROM image_replicas WHERE image_id = ? AND version = ?').run(imageId, version);
+    return this.#db.prepare('DELETE FROM image_versions WHERE image_id = ? AND version = ?').run(imageId, version).changes > 0;
   }
 
   /** A site's progress on a version (insert or replace). */

@@ -153,6 +153,26 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     assert.equal(again.images.latestVersion('other'), undefined);
   });
 
+  test(`${label}: image versions deleted: the version and its replicas' rows gone, the latest moves back, durable after a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    const digest = (c: string): string => c.repeat(16) + '-' + c.repeat(64);
+    const manifest = (version: number, chunk: string) => validateManifest({ imageId: 'debian', version, chunkSize: 4, size: 8, chunks: [digest('a'), digest(chunk)], accessOrder: [] });
+    for (const [v, c] of [[1, 'b'], [2, 'c'], [3, 'd']] as const) {
+      store.images.insertVersion({ manifest: manifest(v, c), originSite: 'east', publishedMs: v });
+      store.images.putReplica({ imageId: 'debian', version: v, site: 'west', held: 1, total: 2, updatedMs: v });
+    }
+    store.transaction(() => assert.equal(store.images.deleteVersion('debian', 3), true));
+    assert.equal(store.images.deleteVersion('debian', 3), false);
+    assert.equal(store.images.deleteVersion('other', 1), false);
+    store.transaction(() => store.images.deleteVersion('debian', 1));
+    await settled(store);
+    const again = await reopen();
+    assert.deepEqual(again.images.listVersions().map((v) => v.manifest.version), [2]);
+    assert.equal(again.images.latestVersion('debian')?.manifest.version, 2);
+    assert.deepEqual(again.images.listReplicas('debian').map((r) => r.version), [2]);
+    assert.equal(again.images.getVersion('debian', 3), undefined);
+  });
+
   test(`${label}: traffic samples and topologies: inserted, pruned, the latest topology found after a reopen`, async (t) => {
     const { store, reopen } = await factory.fresh(t);
     store.insertTrafficSamples([1, 2, 3].map((n) => ({ host: 'a', startMs: n * 10, endMs: n * 10 + 10, src: mac(n), dst: mac(n + 1), frames: n, bytes: n * 100 })));
