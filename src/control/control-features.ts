@@ -31,6 +31,11 @@ export const CONTROL_FEATURES = [
   'port-packet-counters',
   /** `patch-rules`: a rule set's changes since the version the daemon holds, instead of the whole set (rule-patch.ts). */
   'rule-patches',
+  /**
+   * An image-hold's `keep` (the catalogue's every version) and `mode` (retain an older version's chunks, release a
+   * deleted one), and the daemon's `image-uses` report (image-control.ts): what lets a site collect unneeded chunks.
+   */
+  'image-keep',
 ] as const;
 
 export type ControlFeature = (typeof CONTROL_FEATURES)[number];

@@ -3,7 +3,7 @@ import { linkCounters, PACKET_PORT_COUNTERS, type DaemonEvent, type DaemonFacts,
 import { hostIdSchema, ruleSpecSchema } from './rule-spec.ts';
 import { patchRulesSchema } from './rule-patch.ts';
 import { migrationControllerMessages, migrationReportSchema } from './migration-control.ts';
-import { imageAnnounceSchema, imageBootTraceSchema, imageHoldSchema, imageProgressSchema } from './image-control.ts';
+import { imageAnnounceSchema, imageBootTraceSchema, imageHoldSchema, imageProgressSchema, imageUsesSchema } from './image-control.ts';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
 import { CONTROL_FEATURES, featureListSchema, withFeatures, type ControlFeature } from './control-features.ts';
 import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersionError } from './errors.ts';
@@ -31,6 +31,7 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
  *                                          ← image-hold {manifest, origin, replicas}  (a daemon whose hello has `images`; image-control.ts)
  *     image-progress {imageId, version, held, total, state} →
  *     image-boot-trace {imageId, version, vm, accessOrder} →
+ *     image-uses {vms} →                     (feature image-keep)
  *
  * A message longer than the limit is sent in parts (control-parts.ts), each
  * under the limit, reassembled by the receiver (part-assembler.ts) and used
@@ -157,6 +158,7 @@ export const daemonMessageSchema = z.discriminatedUnion('type', [
   migrationReportSchema,
   imageProgressSchema,
   imageBootTraceSchema,
+  imageUsesSchema,
 ]);
 
 const desiredLink = z.strictObject({

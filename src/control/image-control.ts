@@ -17,6 +17,17 @@ import { hostIdSchema } from './rule-spec.ts';
  *                                                   chunks it read first, once recorded) → kept for
  *                                                   `vnet ctl images boot-trace ID --from-vm VM`
  *
+ * Deletion and collection (feature `image-keep`, control-features.ts; a
+ * daemon that did not list it gets the core hold only and never collects):
+ *
+ *                                     ← image-hold {…, mode?, keep}   (every version of the catalogue at each
+ *                                                   welcome — the latest to propagate, older ones `retain`;
+ *                                                   a deleted one `release`; each with `keep`, the catalogue's
+ *                                                   every version, so what is not in it was deleted)
+ *     image-uses {vms: [{vm, imageId, version?}]} →   (the VMs here on a disk from an image: configured,
+ *                                                   waiting or running; at each keep and when they change)
+ *                                                   → a version in use is not deleted (409)
+ *
  * Added to protocol version 3 without a version bump, and additive: the
  * controller sends `image-hold` only to a daemon whose hello announced a
  * chunk store (`images`), so a daemon that predates it is never sent one;
@@ -57,6 +68,16 @@ const replica = z.strictObject({
   rttMs: z.number().min(0).max(100_000),
 });
 
+/** The most versions a hold's `keep` names (the catalogue's; past it the controller sends no keep and no site collects). */
+export const MAX_KEEP_VERSIONS = 1024;
+/** The most VMs one image-uses report names. */
+export const MAX_USES_VMS = 1024;
+
+const versionRef = z.strictObject({ imageId, version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
+
+/** How a hold's version is held (feature `image-keep`; absent: propagate, the core meaning). */
+export const IMAGE_HOLD_MODES = ['retain', 'release'] as const;
+
 export const imageHoldSchema = z.strictObject({
   type: z.literal('image-hold'),
   manifest: wireManifest,
@@ -64,6 +85,13 @@ export const imageHoldSchema = z.strictObject({
   origin: site,
   /** The other sites' chunk servers (this site's own is left out). */
   replicas: z.array(replica).max(MAX_HOLD_REPLICAS),
+  /**
+   * Feature `image-keep`: `retain` — an older version: its chunks here are kept, VMs may open it, nothing is
+   * fetched ahead of them; `release` — the version was deleted: forget it (its chunks are collected).
+   */
+  mode: z.enum(IMAGE_HOLD_MODES).optional(),
+  /** Feature `image-keep`: every version the catalogue keeps now; a version held here that is not in it was deleted. */
+  keep: z.array(versionRef).max(MAX_KEEP_VERSIONS).optional(),
 });
 
 export const IMAGE_PROGRESS_STATES = ['propagating', 'complete', 'stalled'] as const;
@@ -90,13 +118,20 @@ export const imageBootTraceSchema = z.strictObject({
   accessOrder: z.array(z.number().int().min(0).max(MAX_HOLD_CHUNKS)).min(1).max(MAX_HOLD_CHUNKS),
 }).refine((t) => new Set(t.accessOrder).size === t.accessOrder.length, 'each chunk is in accessOrder once');
 
+/** Feature `image-keep`: the VMs here whose disk is an image version (`version` absent: the latest, not yet opened). */
+export const imageUsesSchema = z.strictObject({
+  type: z.literal('image-uses'),
+  vms: z.array(z.strictObject({ vm: z.string().min(1).max(64), imageId, version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional() })).max(MAX_USES_VMS),
+});
+
 export type ImageAnnounce = z.output<typeof imageAnnounceSchema>;
 export type ImageHold = z.output<typeof imageHoldSchema>;
 export type ImageHoldReplica = ImageHold['replicas'][number];
 export type ImageProgressReport = z.output<typeof imageProgressSchema>;
 export type ImageBootTraceReport = z.output<typeof imageBootTraceSchema>;
+export type ImageUsesReport = z.output<typeof imageUsesSchema>;
 /** What a daemon's image side sends the controller. */
-export type ImageReport = ImageProgressReport | ImageBootTraceReport;
+export type ImageReport = ImageProgressReport | ImageBootTraceReport | ImageUsesReport;
 
 /**
  * The daemon's side of image propagation (src/host/image-propagator.ts), as

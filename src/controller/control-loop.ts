@@ -183,9 +183,15 @@ export class ControlLoop implements ControlHandler {
     this.reconcile(opened.length === 1 ? 'daemon connected' : `${opened.length} daemons connected`);
     for (const { session, hello } of opened) {
       this.#migrations.connected(session.hostId);
-      const holds = this.#c.images?.sessionOpened(session.hostId, hello.images) ?? [];
+      const holds = this.#c.images?.sessionOpened(session.hostId, hello.images, negotiateFeatures(hello.features).has('image-keep')) ?? [];
       if (holds.length > 0) this.#applier.apply({ ...noEffects(), messages: holds });
     }
+  }
+
+  /** Image versions were deleted (durably): every site's chunk server is told to release them. */
+  imagesDeleted(deleted: ReadonlyArray<{ manifest: ImageManifest; originSite: string }>): void {
+    const holds = this.#c.images?.deleted(deleted) ?? [];
+    if (holds.length > 0) this.#applier.apply({ ...noEffects(), messages: holds });
   }
 
   /** A new image version is durable: every site's chunk server is asked to hold it. */
@@ -274,6 +280,10 @@ export class ControlLoop implements ControlHandler {
       }
       case 'image-boot-trace': {
         this.#c.images?.bootTrace(host, message);
+        return;
+      }
+      case 'image-uses': {
+        this.#c.images?.uses(host, message);
         return;
       }
     }

@@ -212,3 +212,12 @@ export class ImageIncompleteError extends VnetError {
     super('VNET_ERR_IMAGE_INCOMPLETE', message);
   }
 }
+
+/** An image version (or image) to delete that VMs are configured or running on (nothing is deleted). */
+export class ImageInUseError extends VnetError {
+  readonly vms: readonly string[];
+  constructor(imageId: string, version: number | undefined, vms: readonly string[]) {
+    super('VNET_ERR_IMAGE_IN_USE', `image ${imageId}${version === undefined ? '' : ` version ${version}`} is in use by ${vms.length === 1 ? 'VM' : 'VMs'} ${vms.join(', ')}: move them to another version (guest.image.version) or remove them first`);
+    this.vms = vms;
+  }
+}

@@ -8,10 +8,17 @@
  * returns once the manifest is durable (at once on SQLite, after etcd's
  * answer on etcd). The origin is recorded as a complete replica in the same
  * transaction. Chunks never pass through here.
+ *
+ * `deleteVersions` removes a version (or every version of an image) with its
+ * replicas' rows in one transaction, refused while a VM is configured or
+ * running on it (ImageInUseError, naming them); once durable, `onDeleted`
+ * tells the distribution, which has every site release it. The latest is
+ * then the newest version left.
  */
 import type { ImageManifest } from '../images/manifest.ts';
 import type { ManifestRegistry, PropagationProgress } from '../images/replication.ts';
-import { ConflictError, NotFoundError } from './errors.ts';
+import { ConflictError, ImageInUseError, NotFoundError } from './errors.ts';
+import type { ImageVersionRecord } from './store/image-tables.ts';
 import type { ControllerStore } from './store/store.ts';
 
 export interface ImageReplicaView {
@@ -45,6 +52,7 @@ export class ImageCatalog implements ManifestRegistry {
   readonly #store: ControllerStore;
   readonly #wallClock: () => number;
   readonly #published = new Set<(manifest: ImageManifest, originSite: string) => void>();
+  readonly #deleted = new Set<(deleted: ImageVersionRecord[]) => void>();
 
   constructor(c: { store: ControllerStore; wallClock: () => number }) {
     this.#store = c.store;
@@ -69,6 +77,38 @@ export class ImageCatalog implements ManifestRegistry {
   onPublished(handler: (manifest: ImageManifest, originSite: string) => void): () => void {
     this.#published.add(handler);
     return () => this.#published.delete(handler);
+  }
+
+  /**
+   * Deletes one version of an image, or every version (`version` absent).
+   * NotFoundError for an image or version not published; ImageInUseError
+   * when `usersOf` names VMs on a version to delete (nothing is deleted).
+   * Resolves once the deletion is durable; returns the versions deleted.
+   */
+  async deleteVersions(imageId: string, version: number | undefined, usersOf: (imageId: string, version: number) => readonly string[]): Promise<number[]> {
+    const doomed = version === undefined
+      ? this.#store.images.listVersions().filter((v) => v.manifest.imageId === imageId)
+      : [this.#store.images.getVersion(imageId, version)].filter((v) => v !== undefined);
+    if (doomed.length === 0) throw new NotFoundError(version === undefined ? `image ${JSON.stringify(imageId)}` : `image ${imageId} version ${version}`);
+    const users = doomed.flatMap((v) => usersOf(imageId, v.manifest.version));
+    if (users.length > 0) throw new ImageInUseError(imageId, version, users);
+    this.#store.transaction(() => {
+      for (const v of doomed) this.#store.images.deleteVersion(imageId, v.manifest.version);
+    });
+    await this.#store.committed();
+    for (const h of this.#deleted) h(doomed);
+    return doomed.map((v) => v.manifest.version);
+  }
+
+  /** Called once versions of one image are deleted durably (every site is then told to release them). Returns the unsubscribe function. */
+  onDeleted(handler: (deleted: ImageVersionRecord[]) => void): () => void {
+    this.#deleted.add(handler);
+    return () => this.#deleted.delete(handler);
+  }
+
+  /** Every version of every image with its origin, by image then version. */
+  versions(): ImageVersionRecord[] {
+    return this.#store.images.listVersions();
   }
 
   /** The latest version of every image with its origin (what every site is asked to hold). */

@@ -11,6 +11,14 @@
  *                     (a server whose port was unknown until now: the holds
  *                     go again to every connected server, with it a replica)
  *   publish           image-hold of the new version to every connected server
+ *   (feature image-keep) the hello's holds are every version — the latest
+ *                     to propagate, older ones `retain` — each with `keep`
+ *                     (the catalogue's every version); a deletion sends
+ *                     `release` holds of the deleted versions and the new
+ *                     latest's hold, so a site forgets what was deleted and
+ *                     collects its chunks (docs/images.md, "Deleting")
+ *   image-uses        the VMs a host runs on image versions (usersOf: a
+ *                     version in use is not deleted)
  *   image-progress    ImageCatalog.recordProgress for the host's site
  *   image-boot-trace  kept per VM (bootTraceOf) until published as a version's accessOrder
  *
@@ -22,7 +30,7 @@
  */
 import type { Logger } from '../common/logger.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
-import type { ImageAnnounce, ImageBootTraceReport, ImageHoldReplica, ImageProgressReport } from '../control/image-control.ts';
+import { MAX_KEEP_VERSIONS, type ImageAnnounce, type ImageBootTraceReport, type ImageHold, type ImageHoldReplica, type ImageProgressReport, type ImageUsesReport } from '../control/image-control.ts';
 import type { ImageManifest } from '../images/manifest.ts';
 import { siteRttMs, type Deployment } from './deployment-file.ts';
 import type { OutgoingMessage } from './effects.ts';
@@ -59,6 +67,10 @@ export class ImageDistribution {
   readonly #rtt: (a: string, b: string) => number;
   /** Connected servers and the port each announced. */
   readonly #connected = new Map<string, number>();
+  /** Connected servers that speak feature image-keep (holds with `keep`, `mode`). */
+  readonly #keeping = new Set<string>();
+  /** The VMs each host last said run on image versions (kept while it is away: its VMs may still run). */
+  readonly #uses = new Map<string, ImageUsesReport['vms']>();
 
   constructor(c: { catalog: ImageCatalog; deployment: Readonly<Deployment>; logger: Logger }) {
     this.#catalog = c.catalog;
@@ -67,8 +79,8 @@ export class ImageDistribution {
     this.#rtt = (a, b) => siteRttMs(c.deployment, a, b) ?? 100_000;
   }
 
-  /** A daemon said hello; the holds to send. */
-  sessionOpened(host: string, announced: ImageAnnounce | undefined): OutgoingMessage[] {
+  /** A daemon said hello (`keep`: it speaks feature image-keep); the holds to send. */
+  sessionOpened(host: string, announced: ImageAnnounce | undefined, keep = false): OutgoingMessage[] {
     const server = this.#servers.get(host);
     if (server === undefined) {
       if (announced !== undefined) this.#log.warn({ host }, 'a daemon keeps a chunk store the deployment does not name (hosts[].images): it is sent no images');
@@ -81,10 +93,31 @@ export class ImageDistribution {
     }
     const before = this.#connected.get(host);
     this.#connected.set(host, announced.port);
+    if (keep) this.#keeping.add(host);
+    else this.#keeping.delete(host);
     const moved = server.address.port === 0 && before !== announced.port;
     const targets = moved ? [...this.#connected.keys()] : [host];
-    const latest = this.#catalog.latestVersions();
-    return targets.flatMap((t) => latest.map((v) => this.#hold(t, v.manifest, v.originSite)));
+    return targets.flatMap((t) => this.#allHolds(t));
+  }
+
+  /** Every hold a host is sent at its welcome: the latest version of each image, and (image-keep) the older ones to retain. */
+  #allHolds(host: string): OutgoingMessage[] {
+    const keep = this.#keepList(host);
+    if (keep === undefined) return this.#catalog.latestVersions().map((v) => this.#hold(host, v.manifest, v.originSite));
+    const latest = new Map(this.#catalog.latestVersions().map((v) => [v.manifest.imageId, v.manifest.version]));
+    return this.#catalog.versions().map((v) =>
+      this.#hold(host, v.manifest, v.originSite, { keep, ...(latest.get(v.manifest.imageId) === v.manifest.version ? {} : { mode: 'retain' as const }) }));
+  }
+
+  /** The catalogue's every version, for a host that speaks image-keep (undefined: it does not, or there are too many to name). */
+  #keepList(host: string): ImageHold['keep'] {
+    if (!this.#keeping.has(host)) return undefined;
+    const all = this.#catalog.versions();
+    if (all.length > MAX_KEEP_VERSIONS) {
+      this.#log.warn({ host, versions: all.length, max: MAX_KEEP_VERSIONS }, 'more image versions than one hold names: sites keep every chunk (delete old versions)');
+      return undefined;
+    }
+    return all.map((v) => ({ imageId: v.manifest.imageId, version: v.manifest.version }));
   }
 
   /**
@@ -104,11 +137,44 @@ export class ImageDistribution {
 
   sessionClosed(host: string): void {
     this.#connected.delete(host);
+    this.#keeping.delete(host);
   }
 
   /** A new version is durable: every connected server is asked to hold it. */
   published(manifest: ImageManifest, originSite: string): OutgoingMessage[] {
-    return [...this.#connected.keys()].map((t) => this.#hold(t, manifest, originSite));
+    return [...this.#connected.keys()].map((t) => this.#hold(t, manifest, originSite, { keep: this.#keepList(t) }));
+  }
+
+  /**
+   * Versions were deleted (durably): every connected server is told to
+   * release them (image-keep) and asked to hold the image's latest version
+   * now, when the latest was among them.
+   */
+  deleted(deleted: ReadonlyArray<{ manifest: ImageManifest; originSite: string }>): OutgoingMessage[] {
+    const imageId = deleted[0]?.manifest.imageId;
+    if (imageId === undefined) return [];
+    const now = this.#catalog.latestVersions().find((v) => v.manifest.imageId === imageId);
+    const latestGone = now === undefined || deleted.some((d) => d.manifest.version > now.manifest.version);
+    return [...this.#connected.keys()].flatMap((t) => {
+      const keep = this.#keepList(t);
+      const out = keep === undefined ? [] : deleted.map((d) => this.#hold(t, d.manifest, d.originSite, { keep, mode: 'release' }));
+      if (latestGone && now !== undefined) out.push(this.#hold(t, now.manifest, now.originSite, { keep }));
+      return out;
+    });
+  }
+
+  /** The VMs a host runs on image versions (its latest report replaces the one before). */
+  uses(host: string, r: ImageUsesReport): void {
+    this.#uses.set(host, r.vms);
+  }
+
+  /** The VMs (`vm@host`) that hosts said are configured or running on a version of the image (`version` absent: any). */
+  usersOf(imageId: string, version?: number): string[] {
+    const out: string[] = [];
+    for (const [host, vms] of this.#uses) {
+      for (const u of vms) if (u.imageId === imageId && u.version !== undefined && (version === undefined || u.version === version)) out.push(`${u.vm}@${host} (version ${u.version})`);
+    }
+    return out.sort();
   }
 
   /** A site's progress: recorded for the host's site; a report from a host that is no site's server is refused. */
@@ -136,7 +202,7 @@ export class ImageDistribution {
     return this.#traces.get(vm);
   }
 
-  #hold(host: string, manifest: ImageManifest, origin: string): OutgoingMessage {
+  #hold(host: string, manifest: ImageManifest, origin: string, extra: { keep?: ImageHold['keep']; mode?: ImageHold['mode'] } = {}): OutgoingMessage {
     const site = this.#servers.get(host)!.site;
     const replicas: ImageHoldReplica[] = [];
     for (const s of this.#servers.values()) {
@@ -151,6 +217,8 @@ export class ImageDistribution {
       manifest: { ...manifest, chunks: [...manifest.chunks], accessOrder: [...manifest.accessOrder] },
       origin,
       replicas,
+      ...(extra.mode !== undefined ? { mode: extra.mode } : {}),
+      ...(extra.keep !== undefined ? { keep: extra.keep } : {}),
     };
     return { host, message };
   }

@@ -13,6 +13,10 @@
  *             written (ImageCatalog.publish: durable before it answers), and
  *             the sites' servers are then asked to hold it
  *
+ *   delete    refused while a VM is on the version (the daemons' image-uses
+ *             reports), else the version's rows go in one transaction and
+ *             the sites release it (ImageCatalog.deleteVersions)
+ *
  * So, as with `publishImage` in one process, no reader ever sees a version
  * whose chunks cannot be fetched from its origin. The same manifest again is
  * a no-op; another under the same (image, version) a ConflictError (409).
@@ -97,6 +101,15 @@ export class ImagePublisher {
     if (trace.version !== image.latest) throw new ConflictError(`VM ${vm}'s boot trace is of ${imageId} version ${trace.version}, the latest is ${image.latest}: record a boot on the latest`);
     if (JSON.stringify(base.accessOrder) === JSON.stringify(trace.accessOrder)) return { manifest: base, created: false };
     return this.publish({ ...base, version: image.latest + 1, accessOrder: [...trace.accessOrder] }, latest.originSite);
+  }
+
+  /**
+   * Deletes a version (or, `version` absent, every version of the image):
+   * refused (ImageInUseError, 409) while a daemon says a VM is configured or
+   * running on one; the sites then release it and collect its chunks.
+   */
+  async deleteVersions(imageId: string, version: number | undefined): Promise<number[]> {
+    return this.#c.catalog.deleteVersions(imageId, version, (i, v) => this.#c.distribution.usersOf(i, v));
   }
 
   close(): void {

@@ -186,6 +186,7 @@ export async function startController(components: ControllerComponents, init: Co
     });
     const controlPort = await server.listen();
     images.onPublished((manifest, origin) => loop.imagePublished(manifest, origin));
+    images.onDeleted((deleted) => loop.imagesDeleted(deleted));
     const { ca, cert, key } = init.control.tls;
     const imagePublisher = new ImagePublisher(
       { catalog: images, distribution, credentials: { ca: ca.toString(), cert: cert.toString(), key: key.toString() } },

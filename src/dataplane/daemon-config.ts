@@ -195,6 +195,17 @@ export const daemonConfigSchema = z
       dir: z.string().min(1), host: hostSchema, port,
       /** Bring every announced version here in the background (default); false: chunks come only when a VM here reads them. */
       prefetch: z.boolean().default(true),
+      /**
+       * Collecting chunks no image version this site keeps references (docs/images.md, "Collecting chunks"):
+       * `graceMs` — an unreferenced chunk is removed only once its file is older (default 24 h: a publish's
+       * upload or a propagation is younger); `everyMs` — a pass at least this often (default 10 min);
+       * `maxRemovals` — the most chunks one pass removes (default 1000).
+       */
+      collect: z.strictObject({
+        graceMs: z.number().int().min(0).max(365 * 86_400_000).optional(),
+        everyMs: z.number().int().min(1000).max(86_400_000).optional(),
+        maxRemovals: z.number().int().min(1).max(1_000_000).optional(),
+      }).default({}),
     }).optional(),
     /**
      * The admin interface (admin-access.ts): a Unix socket (0600), or HTTP with a

@@ -46,6 +46,7 @@ import { MigrationChannelListener } from './migration-channel.ts';
 import { ChunkStore } from '../images/chunk-store.ts';
 import { ChunkServer, PUBLISHER_IDENTITY } from '../images/chunk-server.ts';
 import { ImagePropagator } from './image-propagator.ts';
+import { ChunkCollection, registerCollectionMetrics } from './chunk-collection.ts';
 import { arriveOnImage } from './image-vm.ts';
 import { openConfiguredPort } from './configured-port.ts';
 import { MigrationUnavailableError } from './errors.ts';
@@ -177,9 +178,11 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     if (links.length > 0) daemon.applyFastPathLinks(0, links);
     let agent: ControllerAgent | undefined;
     const registry = createDaemonRegistry({ daemon, controllerConnected: config.controller === undefined ? undefined : () => agent?.state === 'connected' });
+    if (images !== undefined) registerCollectionMetrics(registry, images.collection);
     const access = config.admin === undefined ? undefined : prepareAdminAccess(config.admin, { runDir: config.runDir ?? defaultRunDir(), hostId: config.host });
     const controllerStatus = (): Record<string, unknown> => ({
       nativeForwarding: nativeForwardingStatus(daemon, nativeChoice),
+      ...(images !== undefined ? { images: { collection: images.collection.stats } } : {}),
       controller: agent === undefined ? undefined : { urls: config.controller === undefined ? undefined : controllerUrls(config.controller), url: agent.url, state: agent.state, lastError: agent.stats.lastError, refusal: agent.refusal, features: [...agent.features] },
     });
     admin = access === undefined ? undefined : await startAdminServer({ logger, daemon, metrics: registry, status: controllerStatus }, access.listen);
@@ -211,6 +214,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
         await agent?.close();
         await m.close();
         await images?.propagator.close();
+        await images?.collection.close();
         await images?.server.close();
         // A QEMU VM still booting is stopped too.
         await guests?.close();
@@ -223,6 +227,7 @@ export async function startDaemonFromConfig(components: DaemonRunnerComponents, 
     };
   } catch (err) {
     await images?.propagator.close();
+    await images?.collection.close();
     await images?.server.close();
     await admin?.close();
     await metrics?.close();
@@ -255,6 +260,8 @@ export interface SiteImages {
   store: ChunkStore;
   server: ChunkServer;
   propagator: ImagePropagator;
+  /** Collecting the chunks no version kept here references (chunk-collection.ts). */
+  collection: ChunkCollection;
 }
 
 /**
@@ -268,7 +275,9 @@ async function startImageServer(logger: Logger, config: DaemonConfig): Promise<S
   const credentials = await loadHostCredentials(config.tls.dir, config.host);
   const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port, writers: [PUBLISHER_IDENTITY] });
   const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address, prefetch: config.images.prefetch });
-  return { store, server, propagator };
+  const collection = new ChunkCollection({ store, clock: realClock, logger, live: () => propagator.liveDigests() }, config.images.collect);
+  propagator.onHoldsChanged(() => collection.schedule());
+  return { store, server, propagator, collection };
 }
 
 /**

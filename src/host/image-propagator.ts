@@ -17,13 +17,23 @@
  *   stalled        no replica had a chunk, or none could be reached: retried
  *                  after `retryMs`, doubling to 60 s
  *
+ *   keep           (feature image-keep) a hold's `keep` names every version
+ *                  the catalogue keeps: a version known here that is not in
+ *                  it was deleted and is forgotten, as is a `release`d one;
+ *                  a `retain`ed one is known (VMs may open it) but not
+ *                  fetched ahead of them. `liveDigests` — what collection
+ *                  keeps — is defined only once every kept version is known
+ *   uses           the VMs here on an image version (`open`/`reader` with a
+ *                  VM's name), reported (`image-uses`) to a controller that
+ *                  sent a keep: a version in use is not deleted
+ *
  * Resumable: a chunk is whole on disk or absent (chunk-store.ts) and the
  * controller re-sends its holds after every welcome, so a daemon restarted
  * mid-propagation picks up from what its store holds, fetching nothing twice.
  */
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import type { ImageAnnounce, ImageBootTraceReport, ImageControl, ImageHold, ImageHoldReplica, ImageReport } from '../control/image-control.ts';
+import type { ImageAnnounce, ImageBootTraceReport, ImageControl, ImageHold, ImageHoldReplica, ImageReport, ImageUsesReport } from '../control/image-control.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { ChunkFetcher } from '../images/chunk-fetcher.ts';
 import type { ChunkStore } from '../images/chunk-store.ts';
@@ -77,6 +87,17 @@ interface Job {
 }
 
 const MAX_RETRY_MS = 60_000;
+/** Holds arrive in a burst at a welcome: one uses report after it. */
+const USES_REPORT_DELAY_MS = 50;
+
+const keyOf = (imageId: string, version: number): string => `${imageId}@${version}`;
+
+/** A VM here on an image version: the version it asked for (absent: the latest) and, once opened, its manifest. */
+interface ImageUse {
+  readonly imageId: string;
+  version: number | undefined;
+  manifest: ImageManifest | undefined;
+}
 
 export class ImagePropagator implements ImageControl {
   readonly announce: ImageAnnounce;
@@ -94,6 +115,11 @@ export class ImagePropagator implements ImageControl {
   /** Versions the controller announced, by image: the manifests VMs here may open. */
   readonly #known = new Map<string, Map<number, ImageManifest>>();
   readonly #waiters = new Set<() => void>();
+  /** The versions the controller keeps (its last hold's `keep`); undefined: it never said (no collection). */
+  #keep: ReadonlySet<string> | undefined;
+  readonly #uses = new Map<string, ImageUse>();
+  #usesReport: TimerHandle | undefined;
+  readonly #holdsChanged = new Set<() => void>();
 
   constructor(components: ImagePropagatorComponents, init: ImagePropagatorInit) {
     this.#store = components.store;
@@ -129,12 +155,19 @@ export class ImagePropagator implements ImageControl {
       });
       return;
     }
+    if (hold.keep !== undefined) this.#applyKeep(new Set(hold.keep.map((k) => keyOf(k.imageId, k.version))));
+    if (hold.mode === 'release') {
+      this.#forget(manifest.imageId, manifest.version);
+      this.#changed();
+      return;
+    }
     let versions = this.#known.get(manifest.imageId);
     if (versions === undefined) this.#known.set(manifest.imageId, versions = new Map());
     versions.set(manifest.version, manifest);
     for (const w of [...this.#waiters]) w();
-    if (this.#init.prefetch === false) return;
-    const key = `${manifest.imageId}@${manifest.version}`;
+    this.#changed();
+    if (this.#init.prefetch === false || hold.mode === 'retain') return;
+    const key = keyOf(manifest.imageId, manifest.version);
     const known = this.#jobs.get(key);
     if (known !== undefined) {
       if (known.state === 'stalled' && known.retry !== undefined) {
@@ -155,17 +188,114 @@ export class ImagePropagator implements ImageControl {
     this.#enqueue(job);
   }
 
+  /** The controller's keep: versions known here that it does not name were deleted; the collection may run once it is known. */
+  #applyKeep(keep: ReadonlySet<string>): void {
+    this.#keep = keep;
+    for (const [imageId, versions] of [...this.#known]) {
+      for (const v of [...versions.keys()]) if (!keep.has(keyOf(imageId, v))) this.#forget(imageId, v);
+    }
+    this.#scheduleUsesReport();
+  }
+
+  /** A deleted version: no longer known here, its propagation dropped (chunks it stored are collected later). */
+  #forget(imageId: string, version: number): void {
+    const versions = this.#known.get(imageId);
+    versions?.delete(version);
+    if (versions?.size === 0) this.#known.delete(imageId);
+    const key = keyOf(imageId, version);
+    const job = this.#jobs.get(key);
+    if (job === undefined) return;
+    job.retry?.cancel();
+    job.retry = undefined;
+    this.#jobs.delete(key);
+    const queued = this.#queue.indexOf(job);
+    if (queued >= 0) this.#queue.splice(queued, 1);
+    this.#log.info({ image: imageId, version }, 'image version deleted: no longer held here');
+  }
+
+  /** Calls `handler` when the versions held here change (a hold, a keep, a release) or a VM's use ends. Returns the unsubscribe function. */
+  onHoldsChanged(handler: () => void): () => void {
+    this.#holdsChanged.add(handler);
+    return () => this.#holdsChanged.delete(handler);
+  }
+
+  #changed(): void {
+    for (const h of this.#holdsChanged) h();
+  }
+
+  /**
+   * Every chunk a version held here or a VM here references: what a
+   * collection keeps. Undefined while it cannot be known whole: the
+   * controller has not sent a keep, or a version it keeps is not known here yet.
+   */
+  liveDigests(): Set<string> | undefined {
+    const keep = this.#keep;
+    if (keep === undefined) return undefined;
+    for (const k of keep) {
+      const at = k.lastIndexOf('@');
+      if (this.#known.get(k.slice(0, at))?.get(Number(k.slice(at + 1))) === undefined) return undefined;
+    }
+    const live = new Set<string>();
+    for (const versions of this.#known.values()) for (const m of versions.values()) for (const d of m.chunks) live.add(d);
+    for (const u of this.#uses.values()) for (const d of u.manifest?.chunks ?? []) live.add(d);
+    return live;
+  }
+
+  /** The VMs here on image versions, as last reported. */
+  uses(): ImageUsesReport['vms'] {
+    return [...this.#uses].map(([vm, u]) => ({ vm, imageId: u.imageId, ...(u.version !== undefined ? { version: u.version } : {}) })).sort((a, b) => (a.vm < b.vm ? -1 : 1));
+  }
+
+  /** One uses report soon (to a controller that sent a keep: it speaks image-keep). */
+  #scheduleUsesReport(): void {
+    if (this.#keep === undefined || this.#usesReport !== undefined || this.#abort.signal.aborted) return;
+    this.#usesReport = this.#clock.setTimeout(() => {
+      this.#usesReport = undefined;
+      this.#emit({ type: 'image-uses', vms: this.uses() });
+    }, USES_REPORT_DELAY_MS);
+  }
+
+  #useBegins(vm: string | undefined, use: ImageUse): void {
+    if (vm === undefined) return;
+    this.#uses.set(vm, use);
+    this.#scheduleUsesReport();
+  }
+
+  #useEnds(vm: string | undefined, use: ImageUse): void {
+    if (vm === undefined || this.#uses.get(vm) !== use) return;
+    this.#uses.delete(vm);
+    this.#scheduleUsesReport();
+    this.#changed();
+  }
+
   /**
    * An image version for a VM here, once the controller has announced it
    * (`version` absent: the latest announced so far). Waits until then, or
-   * until `signal` aborts or the propagator closes.
+   * until `signal` aborts or the propagator closes. With `vm`, the VM's use
+   * of the version is reported (from now: it is configured) until `close`.
    */
-  async open(imageId: string, version: number | undefined, signal?: AbortSignal): Promise<OpenedImage> {
+  async open(imageId: string, version: number | undefined, signal?: AbortSignal, vm?: string): Promise<OpenedImage> {
+    const use: ImageUse = { imageId, version, manifest: undefined };
+    this.#useBegins(vm, use);
+    try {
+      return await this.#open(imageId, version, use, vm, signal);
+    } catch (err) {
+      this.#useEnds(vm, use);
+      throw err;
+    }
+  }
+
+  async #open(imageId: string, version: number | undefined, use: ImageUse, vm: string | undefined, signal?: AbortSignal): Promise<OpenedImage> {
     for (;;) {
       const versions = this.#known.get(imageId);
-      const v = version ?? (versions === undefined ? undefined : Math.max(...versions.keys()));
+      const v = version ?? (versions === undefined || versions.size === 0 ? undefined : Math.max(...versions.keys()));
       const manifest = v === undefined ? undefined : versions?.get(v);
-      if (manifest !== undefined) return this.reader(manifest);
+      if (manifest !== undefined) {
+        use.version = manifest.version;
+        use.manifest = manifest;
+        this.#scheduleUsesReport();
+        return this.#opened(manifest, () => this.#useEnds(vm, use));
+      }
       signal?.throwIfAborted();
       this.#abort.signal.throwIfAborted();
       await new Promise<void>((resolve) => {
@@ -182,20 +312,36 @@ export class ImagePropagator implements ImageControl {
     }
   }
 
-  /** A fetcher for a version known otherwise (a VM that arrived with its manifest), over its own connections to the replicas known now. */
-  reader(manifest: ImageManifest): OpenedImage {
+  /** A fetcher for a version known otherwise (a VM that arrived with its manifest), over its own connections to the replicas known now; with `vm`, its use is reported until `close`. */
+  reader(manifest: ImageManifest, vm?: string): OpenedImage {
+    const use: ImageUse = { imageId: manifest.imageId, version: manifest.version, manifest };
+    this.#useBegins(vm, use);
+    return this.#opened(manifest, () => this.#useEnds(vm, use));
+  }
+
+  #opened(manifest: ImageManifest, ended: () => void): OpenedImage {
     const { fetcher, sources } = this.#fetcher();
-    return { manifest, fetcher, close: () => { for (const s of sources) s.close(); } };
+    let closed = false;
+    return {
+      manifest, fetcher, close: () => {
+        if (closed) return;
+        closed = true;
+        for (const s of sources) s.close();
+        ended();
+      },
+    };
   }
 
   /** Stops every propagation (the chunks stored so far stay) and waits for them to wind down. */
   async close(): Promise<void> {
     this.#abort.abort();
+    this.#usesReport?.cancel();
     for (const j of this.#jobs.values()) j.retry?.cancel();
     await Promise.allSettled([...this.#running]);
   }
 
   #enqueue(job: Job): void {
+    if (this.#jobs.get(keyOf(job.manifest.imageId, job.manifest.version)) !== job) return; // deleted meanwhile
     job.state = 'queued';
     this.#queue.push(job);
     this.#pump();

@@ -44,7 +44,7 @@ export async function startImageVm(components: ImageVmComponents, port: Port, gu
   const { id, version, bootTrace } = guest.image;
   try {
     log.info({ version: version ?? 'latest' }, 'VM waiting for its disk image to be announced');
-    const opened = await components.images.open(id, version);
+    const opened = await components.images.open(id, version, undefined, port.name);
     const { manifest } = opened;
     let nbd: NbdServer | undefined;
     try {
@@ -98,7 +98,7 @@ export function arriveOnImage(components: Omit<ImageVmComponents, 'migrations'>,
   try {
     const manifest = validateManifest(JSON.parse(image.manifest));
     if (init.guest.disk === undefined) throw new Error('the VM arrived without a disk');
-    opened = components.images.reader(manifest);
+    opened = components.images.reader(manifest, init.name);
     const disk = new ImageDisk({ clock: components.clock }, { manifest, disk: init.guest.disk, fetcher: opened.fetcher, arrived: { own: image.own } });
     log.info({ image: manifest.imageId, version: manifest.version, ownBlocks: disk.description.written.length }, 'VM arrived on its disk image');
     return new ModelGuestVm({ clock: components.clock }, { ...init, image: { disk, close: opened.close } });

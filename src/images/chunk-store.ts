@@ -11,8 +11,14 @@
  * their digest before they are stored and again when read back: a chunk that
  * does not match is refused (and, read from disk, removed so that it is
  * fetched again).
+ *
+ * Collection (chunk-collector.ts) removes a chunk with `removeStale`: one
+ * unlink, so a chunk is still whole or gone. A chunk's file time is its
+ * mark: `put` of a chunk already here renews it, so a chunk an upload or a
+ * propagation has just written or asked for again is young, and a chunk
+ * being put is never removed under it (nor put while being removed).
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createChunkHasher, isChunkDigest, type ChunkHasher } from './chunk-digest.ts';
@@ -26,6 +32,14 @@ export interface ChunkSource {
   read(digest: string): Promise<Uint8Array>;
 }
 
+/** A stored chunk as the collector sees it. */
+export interface ChunkEntry {
+  readonly digest: string;
+  readonly bytes: number;
+  /** When it was written, or last put again (ms since the epoch). */
+  readonly mtimeMs: number;
+}
+
 export interface ChunkStoreInit {
   readonly site: string;
   readonly dir: string;
@@ -35,6 +49,10 @@ export class ChunkStore implements ChunkSource {
   readonly site: string;
   readonly dir: string;
   readonly #hasher: ChunkHasher;
+  /** Digests being put now (never removed meanwhile). */
+  readonly #putting = new Map<string, number>();
+  /** Digests being removed now (a put waits for the removal to end). */
+  readonly #removing = new Map<string, Promise<unknown>>();
 
   private constructor(init: ChunkStoreInit, hasher: ChunkHasher) {
     this.site = init.site;
@@ -69,11 +87,35 @@ export class ChunkStore implements ChunkSource {
     }
   }
 
-  /** Stores bytes (verified against `expected` when given); returns their digest. */
+  /** Stores bytes (verified against `expected` when given; a chunk already here has its time renewed); returns their digest. */
   async put(bytes: Uint8Array, expected?: string): Promise<string> {
     const digest = this.#hasher.digest(bytes);
     if (expected !== undefined && digest !== expected) throw new ChunkIntegrityError(expected, this.site, digest);
-    if (await this.has(digest)) return digest;
+    this.#putting.set(digest, (this.#putting.get(digest) ?? 0) + 1);
+    try {
+      await this.#removing.get(digest);
+      if (await this.#renew(digest)) return digest;
+      return await this.#write(digest, bytes);
+    } finally {
+      const n = this.#putting.get(digest)! - 1;
+      if (n === 0) this.#putting.delete(digest);
+      else this.#putting.set(digest, n);
+    }
+  }
+
+  /** Renews a stored chunk's time (false: not stored). */
+  async #renew(digest: string): Promise<boolean> {
+    try {
+      const now = new Date();
+      await utimes(this.#path(digest), now, now);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  async #write(digest: string, bytes: Uint8Array): Promise<string> {
     const final = this.#path(digest);
     await mkdir(join(this.dir, 'chunks', digest.slice(0, 2)), { recursive: true });
     const tmp = join(this.dir, 'tmp', randomBytes(8).toString('hex'));
@@ -126,6 +168,48 @@ export class ChunkStore implements ChunkSource {
       if (e instanceof ChunkIntegrityError || e instanceof ChunkUnavailableError) return false;
       throw e;
     }
+  }
+
+  /**
+   * Removes a chunk unless it was written or put again at or after
+   * `cutoffMs`, or is being put now; returns its bytes (undefined: kept, or
+   * already gone). One unlink: the chunk is whole or gone.
+   */
+  async removeStale(digest: string, cutoffMs: number): Promise<number | undefined> {
+    const path = this.#path(digest);
+    if (this.#putting.has(digest) || this.#removing.has(digest)) return undefined;
+    const removal = (async (): Promise<number | undefined> => {
+      let st;
+      try {
+        st = await stat(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw e;
+      }
+      if (st.mtimeMs >= cutoffMs || this.#putting.has(digest)) return undefined;
+      await unlink(path);
+      return st.size;
+    })();
+    this.#removing.set(digest, removal.catch(() => undefined));
+    try {
+      return await removal;
+    } finally {
+      this.#removing.delete(digest);
+    }
+  }
+
+  /** Every chunk stored here, with its size and time (a chunk removed meanwhile is left out). */
+  async entries(): Promise<ChunkEntry[]> {
+    const out: ChunkEntry[] = [];
+    for (const digest of await this.list()) {
+      try {
+        const st = await stat(this.#path(digest));
+        out.push({ digest, bytes: st.size, mtimeMs: st.mtimeMs });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    return out;
   }
 
   /** Every digest stored here. */

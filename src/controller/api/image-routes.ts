@@ -17,6 +17,9 @@ import { API_PREFIX, noQuery, ok, pathParam, type RouteHandler } from './v1-rout
  *   POST /api/v1/images/:id/versions          {version, chunkSize, size, chunks, accessOrder?, site?} — the
  *                                             version, written once every chunk is at the site (operator):
  *                                             201, or 200 for the same manifest again; 409 for another
+ *   DELETE /api/v1/images/:id/versions/:v     the version (operator): 200 {imageId, deleted: [v]}; 404 unknown;
+ *                                             409 VNET_ERR_IMAGE_IN_USE naming the VMs on it
+ *   DELETE /api/v1/images/:id                 every version of the image, the same way
  *   POST /api/v1/images/:id/boot-trace        {fromVm} — the boot trace that VM recorded (on a disk from
  *                                             the latest version) published as version latest + 1's
  *                                             accessOrder (201; 200 when the latest has it already)
@@ -39,6 +42,8 @@ const versionBodySchema = z.strictObject({
   accessOrder: z.array(z.number().int().min(0)).default([]),
   site: siteSchema.optional(),
 });
+
+const versionParamSchema = z.string().regex(/^[1-9]\d{0,15}$/, 'a version is a positive integer').transform(Number).refine(Number.isSafeInteger, 'a version is a positive integer');
 
 const bootTraceBodySchema = z.strictObject({ fromVm: z.string().min(1).max(64) });
 
@@ -72,6 +77,17 @@ export function addImageRoutes(r: Router<RouteHandler>, images: ImageCatalog, pu
     const { manifest, created } = await p.publish({ imageId, ...rest }, site ?? p.defaultSite);
     const version = images.get(imageId).versions.find((v) => v.version === manifest.version);
     return { status: created ? 201 : 200, body: { imageId, ...version } };
+  });
+  r.add('DELETE', `${API_PREFIX}/images/:id/versions/:version`, async (ctx) => {
+    noQuery(ctx);
+    const imageId = pathParam(ctx, 'id', imageIdSchema);
+    const version = pathParam(ctx, 'version', versionParamSchema);
+    return ok({ imageId, deleted: await publishing().deleteVersions(imageId, version) });
+  });
+  r.add('DELETE', `${API_PREFIX}/images/:id`, async (ctx) => {
+    noQuery(ctx);
+    const imageId = pathParam(ctx, 'id', imageIdSchema);
+    return ok({ imageId, deleted: await publishing().deleteVersions(imageId, undefined) });
   });
   r.add('POST', `${API_PREFIX}/images/:id/boot-trace`, async (ctx) => {
     noQuery(ctx);
