@@ -77,6 +77,18 @@ export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): 
       }),
     );
   images
+    .command('delete')
+    .argument('<id>', 'the image')
+    .option('--version <n>', 'this version only (default: every version of the image)')
+    .description('delete an image version, or the whole image: refused while a VM is configured or running on it; every site then collects the chunks no version left needs (operator token)')
+    .action(
+      run(async (c, g, id: string, o: { version?: string }) => {
+        const path = o.version === undefined ? `/api/v1/images/${enc(id)}` : `/api/v1/images/${enc(id)}/versions/${positive('--version', o.version)}`;
+        const done = await c.delete<{ imageId: string; deleted: number[] }>(path);
+        print(g, done, () => `deleted ${done.imageId} version${done.deleted.length === 1 ? '' : 's'} ${done.deleted.join(', ')}; the sites collect the chunks no version left needs`);
+      }),
+    );
+  images
     .command('boot-trace')
     .argument('<id>', 'the image')
     .requiredOption('--from-vm <vm>', 'the VM (on a disk from the image\'s latest version) whose recorded boot becomes the image\'s boot order')
