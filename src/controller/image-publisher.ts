@@ -112,6 +112,11 @@ export class ImagePublisher {
     return this.#c.catalog.deleteVersions(imageId, version, (i, v) => this.#c.distribution.usersOf(i, v));
   }
 
+  /** The VMs daemons say are configured or running on a version of the image (`version` absent: any), as `vm@host (version v)`. */
+  usersOf(imageId: string, version?: number): string[] {
+    return this.#c.distribution.usersOf(imageId, version);
+  }
+
   close(): void {
     for (const s of this.#sources.values()) s.close();
     this.#sources.clear();
