@@ -87,6 +87,36 @@ test('progress is recorded for the reporting server\'s site; counts that do not 
   assert.deepEqual(replicas(), { california: '1/2', east: '2/2' }, 'neither a non-server nor a server not connected is recorded');
 });
 
+test('image-keep: a hello is sent every version (older ones retained) with the keep; a deletion releases it and re-holds the new latest; uses name VMs', async (t) => {
+  const { catalog, dist, v1 } = await setup(t);
+  const v2 = { ...v1.manifest, version: 2 };
+  await catalog.publish(v1.manifest, 'east');
+  await catalog.publish(v2, 'east');
+  const holds = (ms: ReturnType<ImageDistribution['published']>): Array<[string, number, string | undefined, string | undefined]> =>
+    ms.map((m) => m.message.type === 'image-hold' ? [m.host, m.message.manifest.version, m.message.mode, m.message.keep?.map((k) => k.version).join(',')] : [m.host, 0, 'not a hold', undefined]);
+  assert.deepEqual(holds(dist.sessionOpened('hc', { host: '127.0.0.1', port: 7600 }, true)), [['hc', 1, 'retain', '1,2'], ['hc', 2, undefined, '1,2']]);
+  assert.deepEqual(holds(dist.sessionOpened('ha', { host: '127.0.0.1', port: 7600 }, false)), [['ha', 2, undefined, undefined]], 'a daemon without image-keep: the latest, core fields only');
+  for (const m of dist.sessionOpened('hc', { host: '127.0.0.1', port: 7600 }, true)) assert.ok(decodeControllerMessage(encodeControlMessage(m.message)).ok);
+
+  dist.uses('hc', { type: 'image-uses', vms: [{ vm: 'v7', imageId: 'debian', version: 2 }, { vm: 'v8', imageId: 'debian' }] });
+  assert.deepEqual(dist.usersOf('debian'), ['v7@hc (version 2)'], 'a VM still waiting for the latest blocks nothing');
+  await assert.rejects(catalog.deleteVersions('debian', 2, (i, v) => dist.usersOf(i, v)), { code: 'VNET_ERR_IMAGE_IN_USE', message: /v7@hc \(version 2\)/ });
+  const deleted: number[][] = [];
+  catalog.onDeleted((d) => deleted.push(d.map((r) => r.manifest.version)));
+  assert.deepEqual(await catalog.deleteVersions('debian', 1, (i, v) => dist.usersOf(i, v)), [1]);
+  assert.deepEqual(deleted, [[1]]);
+  dist.uses('hc', { type: 'image-uses', vms: [] });
+  assert.deepEqual(await catalog.deleteVersions('debian', 2, (i, v) => dist.usersOf(i, v)), [2]);
+  const gone = [{ manifest: v2, originSite: 'east' }];
+  assert.deepEqual(holds(dist.deleted(gone)), [['hc', 2, 'release', '']], 'the image is gone: a release with an empty keep to hc; nothing for ha (no image-keep)');
+  await catalog.publish(v1.manifest, 'east');
+  await catalog.publish(v2, 'east');
+  await catalog.deleteVersions('debian', 2, () => []);
+  assert.deepEqual(holds(dist.deleted(gone)), [['hc', 2, 'release', '1'], ['hc', 1, undefined, '1'], ['ha', 1, undefined, undefined]], 'the latest was deleted: v1 is the latest again, held everywhere');
+  await assert.rejects(catalog.deleteVersions('debian', 9, () => []), { code: 'VNET_ERR_NOT_FOUND' });
+  await assert.rejects(catalog.deleteVersions('nope', undefined, () => []), { code: 'VNET_ERR_NOT_FOUND' });
+});
+
 test('image messages are decoded strictly', () => {
   const digest = `${'a'.repeat(16)}-${'b'.repeat(64)}`;
   const hold = { type: 'image-hold', manifest: { imageId: 'x', version: 1, chunkSize: 4, size: 4, chunks: [digest], accessOrder: [0] }, origin: 'east', replicas: [] };
