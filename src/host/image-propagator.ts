@@ -40,6 +40,7 @@ import type { ChunkStore } from '../images/chunk-store.ts';
 import { validateManifest, type ImageManifest } from '../images/manifest.ts';
 import { propagate, propagationProgress } from '../images/replication.ts';
 import { RemoteChunkSource } from '../images/remote-chunk-source.ts';
+import { ImageUses, type ImageUse } from './image-uses.ts';
 
 export interface ImagePropagatorComponents {
   store: ChunkStore;
@@ -87,17 +88,7 @@ interface Job {
 }
 
 const MAX_RETRY_MS = 60_000;
-/** Holds arrive in a burst at a welcome: one uses report after it. */
-const USES_REPORT_DELAY_MS = 50;
-
 const keyOf = (imageId: string, version: number): string => `${imageId}@${version}`;
-
-/** A VM here on an image version: the version it asked for (absent: the latest) and, once opened, its manifest. */
-interface ImageUse {
-  readonly imageId: string;
-  version: number | undefined;
-  manifest: ImageManifest | undefined;
-}
 
 export class ImagePropagator implements ImageControl {
   readonly announce: ImageAnnounce;
@@ -117,8 +108,7 @@ export class ImagePropagator implements ImageControl {
   readonly #waiters = new Set<() => void>();
   /** The versions the controller keeps (its last hold's `keep`); undefined: it never said (no collection). */
   #keep: ReadonlySet<string> | undefined;
-  readonly #uses = new Map<string, ImageUse>();
-  #usesReport: TimerHandle | undefined;
+  readonly #uses: ImageUses;
   readonly #holdsChanged = new Set<() => void>();
 
   constructor(components: ImagePropagatorComponents, init: ImagePropagatorInit) {
@@ -127,6 +117,7 @@ export class ImagePropagator implements ImageControl {
     this.#clock = components.clock;
     this.#init = init;
     this.announce = init.announce;
+    this.#uses = new ImageUses({ clock: this.#clock, emit: (r) => this.#emit(r), reportable: () => this.#keep !== undefined, ended: () => this.#changed() });
   }
 
   onReport(handler: (r: ImageReport) => void): () => void {
@@ -194,7 +185,7 @@ export class ImagePropagator implements ImageControl {
     for (const [imageId, versions] of [...this.#known]) {
       for (const v of [...versions.keys()]) if (!keep.has(keyOf(imageId, v))) this.#forget(imageId, v);
     }
-    this.#scheduleUsesReport();
+    this.#uses.scheduleReport();
   }
 
   /** A deleted version: no longer known here, its propagation dropped (chunks it stored are collected later). */
@@ -237,35 +228,13 @@ export class ImagePropagator implements ImageControl {
     }
     const live = new Set<string>();
     for (const versions of this.#known.values()) for (const m of versions.values()) for (const d of m.chunks) live.add(d);
-    for (const u of this.#uses.values()) for (const d of u.manifest?.chunks ?? []) live.add(d);
+    this.#uses.addChunks(live);
     return live;
   }
 
-  /** The VMs here on image versions, as last reported. */
+  /** The VMs here on image versions (image-uses.ts). */
   uses(): ImageUsesReport['vms'] {
-    return [...this.#uses].map(([vm, u]) => ({ vm, imageId: u.imageId, ...(u.version !== undefined ? { version: u.version } : {}) })).sort((a, b) => (a.vm < b.vm ? -1 : 1));
-  }
-
-  /** One uses report soon (to a controller that sent a keep: it speaks image-keep). */
-  #scheduleUsesReport(): void {
-    if (this.#keep === undefined || this.#usesReport !== undefined || this.#abort.signal.aborted) return;
-    this.#usesReport = this.#clock.setTimeout(() => {
-      this.#usesReport = undefined;
-      this.#emit({ type: 'image-uses', vms: this.uses() });
-    }, USES_REPORT_DELAY_MS);
-  }
-
-  #useBegins(vm: string | undefined, use: ImageUse): void {
-    if (vm === undefined) return;
-    this.#uses.set(vm, use);
-    this.#scheduleUsesReport();
-  }
-
-  #useEnds(vm: string | undefined, use: ImageUse): void {
-    if (vm === undefined || this.#uses.get(vm) !== use) return;
-    this.#uses.delete(vm);
-    this.#scheduleUsesReport();
-    this.#changed();
+    return this.#uses.list();
   }
 
   /**
@@ -275,12 +244,11 @@ export class ImagePropagator implements ImageControl {
    * of the version is reported (from now: it is configured) until `close`.
    */
   async open(imageId: string, version: number | undefined, signal?: AbortSignal, vm?: string): Promise<OpenedImage> {
-    const use: ImageUse = { imageId, version, manifest: undefined };
-    this.#useBegins(vm, use);
+    const use = this.#uses.begin(vm, imageId, version);
     try {
       return await this.#open(imageId, version, use, vm, signal);
     } catch (err) {
-      this.#useEnds(vm, use);
+      this.#uses.end(vm, use);
       throw err;
     }
   }
@@ -291,10 +259,8 @@ export class ImagePropagator implements ImageControl {
       const v = version ?? (versions === undefined || versions.size === 0 ? undefined : Math.max(...versions.keys()));
       const manifest = v === undefined ? undefined : versions?.get(v);
       if (manifest !== undefined) {
-        use.version = manifest.version;
-        use.manifest = manifest;
-        this.#scheduleUsesReport();
-        return this.#opened(manifest, () => this.#useEnds(vm, use));
+        this.#uses.opened(use, manifest);
+        return this.#opened(manifest, () => this.#uses.end(vm, use));
       }
       signal?.throwIfAborted();
       this.#abort.signal.throwIfAborted();
@@ -314,9 +280,8 @@ export class ImagePropagator implements ImageControl {
 
   /** A fetcher for a version known otherwise (a VM that arrived with its manifest), over its own connections to the replicas known now; with `vm`, its use is reported until `close`. */
   reader(manifest: ImageManifest, vm?: string): OpenedImage {
-    const use: ImageUse = { imageId: manifest.imageId, version: manifest.version, manifest };
-    this.#useBegins(vm, use);
-    return this.#opened(manifest, () => this.#useEnds(vm, use));
+    const use = this.#uses.begin(vm, manifest.imageId, manifest.version, manifest);
+    return this.#opened(manifest, () => this.#uses.end(vm, use));
   }
 
   #opened(manifest: ImageManifest, ended: () => void): OpenedImage {
@@ -335,7 +300,7 @@ export class ImagePropagator implements ImageControl {
   /** Stops every propagation (the chunks stored so far stay) and waits for them to wind down. */
   async close(): Promise<void> {
     this.#abort.abort();
-    this.#usesReport?.cancel();
+    this.#uses.close();
     for (const j of this.#jobs.values()) j.retry?.cancel();
     await Promise.allSettled([...this.#running]);
   }
