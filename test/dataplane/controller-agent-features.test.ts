@@ -81,7 +81,7 @@ test('a controller that lists the features gets the timing and the packet counte
   await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
   const conn = ctl.conns[0]!;
   const hello = conn.received[0]!;
-  assert.deepEqual(hello['features'], ['migration-timing', 'port-packet-counters', 'rule-patches']);
+  assert.deepEqual(hello['features'], ['migration-timing', 'port-packet-counters', 'rule-patches', 'image-keep']);
   assert.equal(portsOf(hello)[0]!.packet, undefined, 'nothing is negotiated before the welcome');
   conn.ws.send(JSON.stringify({ type: 'welcome', protocol: CONTROL_PROTOCOL_VERSION, hostId: 'h1', updatePeriodMs: 60_000, features: ['port-packet-counters', 'a-later-feature', 'migration-timing'] }));
   await waitFor(() => agent.state === 'connected', 'welcomed');
