@@ -1,36 +1,17 @@
 /**
- * Collecting a site's chunk store (chunk-collector.ts, and the daemon's
- * scheduler chunk-collection.ts): every referenced chunk is kept, an
+ * One collection pass over a site's chunk store (chunk-collector.ts): every referenced chunk is kept, an
  * unreferenced one older than the grace removed, a young one kept; a put of
  * a chunk already there renews it; a pass stops at its bound; a pass cut
  * off between two removals leaves every chunk whole, and the next one goes
- * on; the removals are counted.
+ * on. (The daemon's scheduler: test/host/chunk-collection.test.ts.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { realClock } from '../../src/common/clock.ts';
-import { silentLogger } from '../../src/common/logger.ts';
-import { ChunkCollection } from '../../src/host/chunk-collection.ts';
 import { collectChunks } from '../../src/images/chunk-collector.ts';
 import { ChunkStore } from '../../src/images/chunk-store.ts';
+import { storeWith } from './chunk-store-fixture.ts';
 
 const HOUR = 3_600_000;
-
-async function storeWith(t: { after(fn: () => void): void }, n: number): Promise<{ store: ChunkStore; digests: string[]; age(d: string, ms: number): void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'vnet-collect-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const store = await ChunkStore.open({ site: 'east', dir });
-  const digests: string[] = [];
-  for (let i = 0; i < n; i++) digests.push(await store.put(new Uint8Array(100 + i).fill(i + 1)));
-  const age = (d: string, ms: number): void => {
-    const at = new Date(Date.now() - ms);
-    utimesSync(join(dir, 'chunks', d.slice(0, 2), d), at, at);
-  };
-  return { store, digests, age };
-}
 
 test('keeps every referenced chunk, removes an unreferenced one past the grace, keeps a young one', async (t) => {
   const { store, digests, age } = await storeWith(t, 4);
@@ -79,20 +60,4 @@ test('a pass cut off between two removals leaves only whole chunks, and the next
   const next = await collectChunks(reopened, keep, { nowMs: Date.now(), graceMs: HOUR, maxRemovals: 100 });
   assert.equal(next.removedChunks, 2);
   assert.deepEqual(await reopened.list(), [...keep].sort());
-});
-
-test('the daemon\'s collection runs no pass until what to keep is known, then counts what it removes', async (t) => {
-  const { store, digests, age } = await storeWith(t, 3);
-  for (const d of digests) age(d, 2 * HOUR);
-  let live: Set<string> | undefined;
-  const collection = new ChunkCollection({ store, clock: realClock, logger: silentLogger(), live: () => live }, { graceMs: HOUR });
-  t.after(() => collection.close());
-  await collection.runNow();
-  assert.deepEqual([collection.stats.passesSkipped, collection.stats.passes, (await store.list()).length], [1, 0, 3]);
-  live = new Set([digests[0]!]);
-  await collection.runNow();
-  assert.equal(collection.stats.passes, 1);
-  assert.equal(collection.stats.removedChunks, 2);
-  assert.equal(collection.stats.removedBytes, 101 + 102);
-  assert.deepEqual(await store.list(), [digests[0]]);
 });
