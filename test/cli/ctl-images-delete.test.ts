@@ -43,21 +43,23 @@ describe('vnet ctl images delete', { timeout: 120_000 }, () => {
   const v1 = new Uint8Array(CHUNKS * CHUNK).map((_, i) => (Math.imul(i >>> 12, 131) + i) & 0xff);
   const v2 = v1.map((b, i) => (i >= (CHUNKS / 2) * CHUNK ? b ^ 0x5a : b));
 
-  before(async () => {
+  let hubPort: number | undefined;
+  const start = async (host: 'hub' | 'hW', site: string): Promise<RunningDaemon> => {
     const certs = join(dir, 'certs');
-    const url = `wss://127.0.0.1:${c.proc.controller.controlPort}/control`;
-    let hubPort: number | undefined;
-    for (const [host, site] of [['hub', 'east'], ['hW', 'west']] as const) {
-      await issueHostCert(certs, host);
-      daemons.push(await startDaemonFromConfig({ logger: silentLogger() }, parseDaemonConfig({
-        host, site, role: host === 'hub' ? 'hub' : 'spoke', transport: 'tls', tls: { dir: certs },
-        listen: { host: '127.0.0.1', port: 0 }, ports: [], controller: { url },
-        ...(hubPort !== undefined ? { hub: { host: '127.0.0.1', port: hubPort }, hubId: 'hub' } : {}),
-        // No grace: the test's chunks are seconds old (the grace is chunk-collector.test.ts's).
-        images: { dir: join(dir, `chunks-${host}`), host: '127.0.0.1', port: 0, collect: { graceMs: 0 } },
-      })));
-      hubPort ??= daemons[0]!.daemon.facts().listen?.port;
-    }
+    await issueHostCert(certs, host);
+    return startDaemonFromConfig({ logger: silentLogger() }, parseDaemonConfig({
+      host, site, role: host === 'hub' ? 'hub' : 'spoke', transport: 'tls', tls: { dir: certs },
+      listen: { host: '127.0.0.1', port: 0 }, ports: [], controller: { url: `wss://127.0.0.1:${c.proc.controller.controlPort}/control` },
+      ...(host !== 'hub' ? { hub: { host: '127.0.0.1', port: hubPort }, hubId: 'hub' } : {}),
+      // No grace: the test's chunks are seconds old (the grace is chunk-collector.test.ts's).
+      images: { dir: join(dir, `chunks-${host}`), host: '127.0.0.1', port: 0, collect: { graceMs: 0 } },
+    }));
+  };
+
+  before(async () => {
+    daemons.push(await start('hub', 'east'));
+    hubPort = daemons[0]!.daemon.facts().listen?.port;
+    daemons.push(await start('hW', 'west'));
     await waitFor(() => daemons.every((d) => d.agent?.state === 'connected'), 'both daemons connected');
   });
   after(async () => {
@@ -110,6 +112,15 @@ describe('vnet ctl images delete', { timeout: 120_000 }, () => {
       assert.match(await d.registry.metrics(), new RegExp(`vnet_daemon_image_chunks_collected_total\\{host="${d.daemon.hostId}"\\} ${v1Only.length}`));
     }
     assert.equal(west.images!.propagator.status('debian', 1), undefined, 'west no longer holds v1');
+
+    // The hub restarted: the holds after its welcome are v2's only, and it collects again with what they keep.
+    await hub.close();
+    const hub2 = await start('hub', 'east');
+    daemons[0] = hub2;
+    await waitFor(() => hub2.agent?.state === 'connected', 'the hub again');
+    await waitFor(() => hub2.images!.propagator.status('debian', 2)?.state === 'complete', 'the restarted hub holds v2');
+    assert.equal(hub2.images!.propagator.status('debian', 1), undefined, 'v1 is not held again');
+    assert.deepEqual([...(hub2.images!.propagator.liveDigests() ?? [])].sort(), [...new Set(m2.chunks)].sort());
 
     // The VM on v2 reads its whole disk.
     const got = new Uint8Array(v2.length);
