@@ -9,7 +9,8 @@ import { chunkImageFile, DEFAULT_CHUNK_SIZE } from './image-publish.ts';
 /**
  * `vnet ctl images [ID]`: the published images (docs/images.md), each
  * version with its size, chunks and origin, and per site how many of its
- * chunks are there (propagation progress).
+ * chunks are there (propagation progress), and why a site's propagation
+ * stalls (no replica has a chunk, the store's capacity cannot fit it).
  */
 
 const enc = encodeURIComponent;
@@ -28,7 +29,7 @@ export function imagesTable(images: readonly ImageView[], now: number): string {
           i === 0 ? `${v.chunks} × ${formatBytes(v.chunkSize)}, ${v.bootChunks} boot` : '',
           i === 0 ? `${v.originSite} ${formatAge(v.publishedAt, now)}` : '',
           r === undefined ? '-' : r.site,
-          r === undefined ? '-' : `${progressBar(r.total === 0 ? 1 : r.held / r.total, 10)} ${r.held}/${r.total}${r.complete ? ' complete' : ''}`,
+          r === undefined ? '-' : `${progressBar(r.total === 0 ? 1 : r.held / r.total, 10)} ${r.held}/${r.total}${r.complete ? ' complete' : ''}${r.stalled !== undefined ? ` stalled: ${r.stalled.message}` : ''}`,
         ]);
       }
     }

@@ -27,6 +27,8 @@ export interface ImageReplicaView {
   total: number;
   complete: boolean;
   updatedAt: number;
+  /** The site's daemon could not complete it (retrying): why (no replica has a chunk, its store's capacity…); kept in memory. */
+  stalled?: { code: string; message: string };
 }
 
 export interface ImageVersionView {
@@ -53,6 +55,8 @@ export class ImageCatalog implements ManifestRegistry {
   readonly #wallClock: () => number;
   readonly #published = new Set<(manifest: ImageManifest, originSite: string) => void>();
   readonly #deleted = new Set<(deleted: ImageVersionRecord[]) => void>();
+  /** Why a site's propagation of a version stalls, by `image\0version\0site` (its last report; in memory). */
+  readonly #stalled = new Map<string, { code: string; message: string }>();
 
   constructor(c: { store: ControllerStore; wallClock: () => number }) {
     this.#store = c.store;
@@ -96,6 +100,7 @@ export class ImageCatalog implements ManifestRegistry {
       for (const v of doomed) this.#store.images.deleteVersion(imageId, v.manifest.version);
     });
     await this.#store.committed();
+    for (const v of doomed) for (const k of [...this.#stalled.keys()]) if (k.startsWith(`${imageId}\0${v.manifest.version}\0`)) this.#stalled.delete(k);
     for (const h of this.#deleted) h(doomed);
     return doomed.map((v) => v.manifest.version);
   }
@@ -133,12 +138,15 @@ export class ImageCatalog implements ManifestRegistry {
    * A site's progress on a published version; NotFoundError for a version
    * never published, ConflictError for counts that do not fit it.
    */
-  async recordProgress(p: PropagationProgress): Promise<void> {
+  async recordProgress(p: PropagationProgress, stalled?: { code: string; message: string }): Promise<void> {
     const v = this.#store.images.getVersion(p.imageId, p.version);
     if (v === undefined) throw new NotFoundError(`image ${p.imageId} version ${p.version}`);
     const total = new Set(v.manifest.chunks).size;
     if (p.total !== total || p.held > total || p.held < 0) throw new ConflictError(`progress ${p.held}/${p.total} for image ${p.imageId} version ${p.version}, which has ${total} distinct chunks`);
     this.#store.images.putReplica({ ...p, updatedMs: this.#wallClock() });
+    const key = `${p.imageId}\0${p.version}\0${p.site}`;
+    if (stalled === undefined) this.#stalled.delete(key);
+    else this.#stalled.set(key, stalled);
     await this.#store.committed();
   }
 
@@ -147,7 +155,8 @@ export class ImageCatalog implements ManifestRegistry {
     for (const r of this.#store.images.listReplicas()) {
       const k = `${r.imageId}\0${r.version}`;
       const list = replicas.get(k) ?? [];
-      list.push({ site: r.site, held: r.held, total: r.total, complete: r.held >= r.total, updatedAt: r.updatedMs });
+      const stalled = this.#stalled.get(`${r.imageId}\0${r.version}\0${r.site}`);
+      list.push({ site: r.site, held: r.held, total: r.total, complete: r.held >= r.total, updatedAt: r.updatedMs, ...(stalled !== undefined ? { stalled } : {}) });
       replicas.set(k, list);
     }
     const images = new Map<string, ImageView>();

@@ -188,7 +188,8 @@ export class ImageDistribution {
       this.#log.warn({ host, site: server.site, image: r.imageId, version: r.version, held: r.held, total: r.total, code: r.error?.code, detail: r.error?.message }, 'image propagation stalled at a site');
     }
     if (r.total === 0) return; // a hold the daemon refused outright: nothing to record
-    await this.#catalog.recordProgress({ imageId: r.imageId, version: r.version, site: server.site, held: r.held, total: r.total });
+    const stalled = r.state === 'stalled' ? r.error ?? { code: 'VNET_ERR_IMAGE_PROPAGATION', message: 'stalled' } : undefined;
+    await this.#catalog.recordProgress({ imageId: r.imageId, version: r.version, site: server.site, held: r.held, total: r.total }, stalled);
   }
 
   /** A VM's boot trace, kept (the latest per VM, in memory) for `vnet ctl images boot-trace ID --from-vm VM`. */

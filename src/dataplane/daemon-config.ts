@@ -201,6 +201,8 @@ export const daemonConfigSchema = z
        * upload or a propagation is younger); `everyMs` — a pass at least this often (default 10 min);
        * `maxRemovals` — the most chunks one pass removes (default 1000).
        */
+      /** The most bytes of chunks this store takes by propagation: a version that does not fit is refused (stalled, VNET_ERR_IMAGE_CAPACITY). */
+      capacityBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
       collect: z.strictObject({
         graceMs: z.number().int().min(0).max(365 * 86_400_000).optional(),
         everyMs: z.number().int().min(1000).max(86_400_000).optional(),

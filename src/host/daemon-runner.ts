@@ -274,7 +274,7 @@ async function startImageServer(logger: Logger, config: DaemonConfig): Promise<S
   const store = await ChunkStore.open({ site: config.site ?? config.host, dir: config.images.dir });
   const credentials = await loadHostCredentials(config.tls.dir, config.host);
   const server = await ChunkServer.listen({ logger }, store, { ...credentials, host: config.images.host, port: config.images.port, writers: [PUBLISHER_IDENTITY] });
-  const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address, prefetch: config.images.prefetch });
+  const propagator = new ImagePropagator({ store, logger, clock: realClock }, { credentials, announce: server.address, prefetch: config.images.prefetch, capacityBytes: config.images.capacityBytes });
   const collection = new ChunkCollection({ store, clock: realClock, logger, live: () => propagator.liveDigests() }, config.images.collect);
   propagator.onHoldsChanged(() => collection.schedule());
   return { store, server, propagator, collection };

@@ -14,7 +14,8 @@
  *                  before it is stored; then every chunk is checked present
  *   progress       `image-progress` at start, at most once per `reportEveryMs`
  *                  while chunks arrive, and at the end (complete / stalled)
- *   stalled        no replica had a chunk, or none could be reached: retried
+ *   stalled        no replica had a chunk, or none could be reached, or the
+ *                  store's capacity cannot fit it (store-capacity.ts): retried
  *                  after `retryMs`, doubling to 60 s
  *
  *   keep           (feature image-keep) a hold's `keep` names every version
@@ -40,6 +41,7 @@ import type { ChunkStore } from '../images/chunk-store.ts';
 import { validateManifest, type ImageManifest } from '../images/manifest.ts';
 import { propagate, propagationProgress } from '../images/replication.ts';
 import { RemoteChunkSource } from '../images/remote-chunk-source.ts';
+import { checkCapacity } from '../images/store-capacity.ts';
 import { ImageUses, type ImageUse } from './image-uses.ts';
 
 export interface ImagePropagatorComponents {
@@ -63,6 +65,8 @@ export interface ImagePropagatorInit {
   retryMs?: number;
   /** Bring every version held here in the background (default true); false: chunks come only when a VM here reads them. */
   prefetch?: boolean;
+  /** A version whose missing chunks do not fit beside what the store holds is not propagated: stalled, VNET_ERR_IMAGE_CAPACITY (retried). */
+  capacityBytes?: number | undefined;
 }
 
 /** An image version a VM here reads from: its manifest and a fetcher over its own connections to the replicas (close it with the VM). */
@@ -334,6 +338,7 @@ export class ImagePropagator implements ImageControl {
     try {
       job.held = (await propagationProgress(this.#store, manifest)).held;
       this.#report(job, true);
+      if (job.held < job.total && this.#init.capacityBytes !== undefined) await checkCapacity(this.#store, manifest, this.#init.capacityBytes);
       if (job.held < job.total) {
         this.#log.info({ image: manifest.imageId, version: manifest.version, held: job.held, total: job.total, replicas: workers[0]!.fetcher.replicaOrder }, 'propagating an image version');
         await propagate(this.#store, workers.map((w) => w.fetcher), manifest, {

@@ -44,3 +44,13 @@ export class ChunkPeerError extends VnetError {
     this.site = site;
   }
 }
+
+/** A version a site's store cannot fit under its capacity (config `images.capacityBytes`): not propagated (retried). */
+export class ImageCapacityError extends VnetError {
+  readonly site: string;
+
+  constructor(site: string, message: string) {
+    super('VNET_ERR_IMAGE_CAPACITY', `site ${site}'s chunk store ${message}`);
+    this.site = site;
+  }
+}
