@@ -1,5 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
 import type { Clock, TimerHandle } from '../common/clock.ts';
+import { afterReads } from '../common/after-reads.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, encodeControlMessage,
@@ -54,12 +55,13 @@ import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, t
  * nothing in the data plane).
  *
  * A channel on which the controller goes silent counts as dropped
- * (controller-keepalive.ts). When the channel drops it
- * redials with exponential backoff and jitter, and it never touches the
- * daemon's links or rules while away: the daemon keeps forwarding with the
- * last state it was given, and the controller converges it again (by
- * version) once the channel is back. Messages from the
- * controller go through the same total decoder as the controller's; a bad one
+ * (controller-keepalive.ts), as does one with no welcome within
+ * `welcomeTimeoutMs` of the hello (judged, like the keepalive, after the
+ * turn's reads). When the channel drops it redials with exponential backoff
+ * and jitter, and it never touches the daemon's links or rules while away:
+ * the daemon keeps forwarding with the last state it was given, and the
+ * controller converges it again (by version) once the channel is back.
+ * Messages from the controller go through the same total decoder as the controller's; a bad one
  * is counted and skipped.
  */
 
@@ -213,12 +215,13 @@ export class ControllerAgent {
       ...(this.#images !== undefined ? { images: { host: this.#images.announce.host, port: this.#images.announce.port } } : {}),
       ...(this.#plainHello ? {} : { features: [...(this.#init.features ?? CONTROL_FEATURES)] }),
     });
-    this.#welcomeTimer = this.#clock.setTimeout(() => {
+    // Judged after the turn's reads: after this daemon's own busy spell the welcome may be in the socket, unread.
+    this.#welcomeTimer = this.#clock.setTimeout(() => afterReads(() => {
       if (this.#state === 'connecting' && ws === this.#ws) {
         this.#log.warn('no welcome from the controller in time');
         ws.terminate();
       }
-    }, this.#init.welcomeTimeoutMs ?? 10_000);
+    }), this.#init.welcomeTimeoutMs ?? 10_000);
   }
 
   #onMessage(ws: WebSocket, data: RawData, isBinary: boolean): void {
