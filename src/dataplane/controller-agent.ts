@@ -4,19 +4,19 @@ import { afterReads } from '../common/after-reads.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
   CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, encodeControlMessage,
-  eventToWire, factsToWire, snapshotToWire, type DaemonMessage,
+  factsToWire, type DaemonMessage,
 } from '../control/control-protocol.ts';
 import { splitDaemonMessage } from '../control/control-parts.ts';
-import { Heartbeat } from '../control/heartbeat.ts';
 import { DEFAULT_PART_LIMITS } from '../control/part-assembler.ts';
 import { ControllerChanges } from './controller-changes.ts';
 import { DEFAULT_REDIAL_POLICY } from './backoff.ts';
 import { ControllerDialList } from './controller-dial-list.ts';
-import { MigrationReportQueue } from './migration-report-queue.ts';
-import { CONTROL_FEATURES, NO_FEATURES, isFeaturesRefusal, negotiateFeatures, withFeatures, type ControlFeature } from '../control/control-features.ts';
-import type { DaemonControl, DaemonEvent } from '../control/daemon-control.ts';
-import type { MigrationCommand, MigrationControl, MigrationReport } from '../control/migration-control.ts';
-import type { ImageControl, ImageReport } from '../control/image-control.ts';
+import { ChannelKeepalive } from './controller-keepalive.ts';
+import { DaemonReports } from './controller-reports.ts';
+import { CONTROL_FEATURES, NO_FEATURES, isFeaturesRefusal, negotiateFeatures, type ControlFeature } from '../control/control-features.ts';
+import type { DaemonControl } from '../control/daemon-control.ts';
+import type { MigrationCommand, MigrationControl } from '../control/migration-control.ts';
+import type { ImageControl } from '../control/image-control.ts';
 import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, type AgentStats, type ControllerAgentComponents, type ControllerAgentInit } from './controller-agent-init.ts';
 
 /**
@@ -26,17 +26,12 @@ import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, t
  *   set-links / set-rules / patch-rules → DaemonControl.apply… → ack {version, ok}
  *                           (whole or in parts: controller-changes.ts)
  *   anything over the limit → sent in parts (control-parts.ts)
- *   every update period   → traffic {snapshot} and facts
- *   daemon events         → event, facts
  *   migrate-prepare|start|commit|abort|query → MigrationControl.handle
- *   every migration report → migration (queued while the channel is down,
- *                            sent in order once welcomed again; bounded:
- *                            migration-report-queue.ts)
  *   image-hold            → ImageControl.handle (a daemon that keeps its
  *                           site's chunk store says so in its hello)
- *   every image progress  → image-progress (dropped while the channel is
- *                           down: the holds that follow the next welcome
- *                           re-report where each version stands)
+ *   the daemon's reports  → traffic and facts every update period, events,
+ *                           migration reports (queued while the channel is
+ *                           down), image progress: controller-reports.ts
  *
  * A fatal error in answer to the hello (host unknown, certificate, token or
  * credential refused) stops the agent: it is not redialled (`refusal`,
@@ -59,16 +54,14 @@ import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, t
  * by the versioned set-links/set-rules (a version already applied changes
  * nothing in the data plane).
  *
- * A channel on which the controller sends nothing, not even a pong, for a
- * keepalive interval after a ping counts as dropped — judged at a beat that
- * comes on time, after that turn's reads (control/heartbeat.ts): after this
- * daemon's own busy spell the controller's answer may still be unread in the
- * socket when the beat's timer runs. When the channel drops it
- * redials with exponential backoff and jitter, and it never touches the
- * daemon's links or rules while away: the daemon keeps forwarding with the
- * last state it was given, and the controller converges it again (by
- * version) once the channel is back. Messages from the
- * controller go through the same total decoder as the controller's; a bad one
+ * A channel on which the controller goes silent counts as dropped
+ * (controller-keepalive.ts), as does one with no welcome within
+ * `welcomeTimeoutMs` of the hello (judged, like the keepalive, after the
+ * turn's reads). When the channel drops it redials with exponential backoff
+ * and jitter, and it never touches the daemon's links or rules while away:
+ * the daemon keeps forwarding with the last state it was given, and the
+ * controller converges it again (by version) once the channel is back.
+ * Messages from the controller go through the same total decoder as the controller's; a bad one
  * is counted and skipped.
  */
 
@@ -89,16 +82,12 @@ export class ControllerAgent {
   #ws: WebSocket | undefined;
   #credential: string | undefined;
   #retry: TimerHandle | undefined;
-  #report: TimerHandle | undefined;
   #welcomeTimer: TimerHandle | undefined;
-  #keepalive: TimerHandle | undefined;
-  #heard = false;
+  readonly #keepalive: ChannelKeepalive;
+  readonly #reports: DaemonReports;
   #unsubscribe: (() => void) | undefined;
   #unsubscribeReports: (() => void) | undefined;
   #unsubscribeImages: (() => void) | undefined;
-  /** Migration reports waiting for the channel, in order. */
-  readonly #queued: MigrationReportQueue;
-  #seq = 0;
   #refusal: { code: string; message: string } | undefined;
   #url: string;
   /** The session's features (both lists hold them); none before the welcome or with an older controller. */
@@ -117,7 +106,6 @@ export class ControllerAgent {
     this.#daemon = components.daemon;
     this.#migrations = components.migrations;
     this.#images = components.images;
-    this.#queued = new MigrationReportQueue(init.maxQueuedReports ?? DEFAULT_MAX_QUEUED_REPORTS);
     this.#log = componentLogger(components.logger, 'controller-agent', { host: components.daemon.hostId });
     this.#clock = components.clock;
     this.#init = init;
@@ -126,6 +114,12 @@ export class ControllerAgent {
     this.#credential = init.credential;
     this.#url = this.#dial.first;
     this.#changes = new ControllerChanges(components.daemon, this.#log, this.stats, init.parts ?? DEFAULT_PART_LIMITS);
+    this.#keepalive = new ChannelKeepalive(components.clock, this.#log, init.keepaliveMs ?? 5000);
+    this.#reports = new DaemonReports(components.daemon, components.clock, this.stats, {
+      state: () => this.#state,
+      features: () => this.#features,
+      send: (message) => this.#send(message),
+    }, init.maxQueuedReports ?? DEFAULT_MAX_QUEUED_REPORTS);
   }
 
   /** The control channel dialled now (or last). */
@@ -150,9 +144,9 @@ export class ControllerAgent {
 
   start(): void {
     if (this.#state !== 'idle') return;
-    this.#unsubscribe = this.#daemon.onEvent((e) => this.#onDaemonEvent(e));
-    this.#unsubscribeReports = this.#migrations?.onReport((r) => this.#sendReport(r));
-    this.#unsubscribeImages = this.#images?.onReport((r) => this.#sendImageReport(r));
+    this.#unsubscribe = this.#daemon.onEvent((e) => this.#reports.event(e));
+    this.#unsubscribeReports = this.#migrations?.onReport((r) => this.#reports.migration(r));
+    this.#unsubscribeImages = this.#images?.onReport((r) => this.#reports.image(r));
     this.#connect();
   }
 
@@ -169,9 +163,9 @@ export class ControllerAgent {
     this.#unsubscribeReports?.();
     this.#unsubscribeImages?.();
     this.#retry?.cancel();
-    this.#stopReporting();
+    this.#reports.stop();
     this.#welcomeTimer?.cancel();
-    this.#keepalive?.cancel();
+    this.#keepalive.stop();
     const ws = this.#ws;
     this.#ws = undefined;
     if (ws !== undefined && ws.readyState !== ws.CLOSED) {
@@ -201,7 +195,7 @@ export class ControllerAgent {
     });
     this.#ws = ws;
     ws.on('open', () => this.#onOpen(ws));
-    ws.on('pong', () => { if (ws === this.#ws) this.#heard = true; });
+    ws.on('pong', () => { if (ws === this.#ws) this.#keepalive.heard(); });
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(ws, data, isBinary));
     ws.on('error', (err) => this.#log.debug({ err }, 'control channel error'));
     ws.on('close', (code: number, reason: Buffer) => this.#onClose(ws, code, reason.toString('utf8')));
@@ -209,27 +203,8 @@ export class ControllerAgent {
 
   #onOpen(ws: WebSocket): void {
     if (ws !== this.#ws) return;
-    this.#heard = true;
-    this.#keepalive?.cancel();
-    const keepaliveMs = this.#init.keepaliveMs ?? 5000;
-    // A beat that comes late (this daemon's loop was busy) judges no one: the controller's answer may be unread.
-    // One on time judges after the turn's reads: a pong that came while the loop was busy is read by then.
-    const beats = new Heartbeat(keepaliveMs, this.#clock.now());
-    this.#keepalive = this.#clock.setInterval(() => {
-      if (ws !== this.#ws) return;
-      this.#changes.expire(this.#clock.now());
-      const judging = beats.beat(this.#clock.now());
-      afterReads(() => {
-        if (ws !== this.#ws) return;
-        if (!this.#heard && judging) {
-          this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
-          ws.terminate();
-          return;
-        }
-        this.#heard = false;
-        ws.ping();
-      });
-    }, keepaliveMs);
+    // Incomplete rule or link sets received in parts expire at the beats.
+    this.#keepalive.start(ws, (now) => this.#changes.expire(now));
     const auth = this.#credential !== undefined ? { credential: this.#credential }
       : this.#init.joinToken !== undefined ? { joinToken: this.#init.joinToken } : undefined;
     this.#send({
@@ -240,17 +215,18 @@ export class ControllerAgent {
       ...(this.#images !== undefined ? { images: { host: this.#images.announce.host, port: this.#images.announce.port } } : {}),
       ...(this.#plainHello ? {} : { features: [...(this.#init.features ?? CONTROL_FEATURES)] }),
     });
-    this.#welcomeTimer = this.#clock.setTimeout(() => {
+    // Judged after the turn's reads: after this daemon's own busy spell the welcome may be in the socket, unread.
+    this.#welcomeTimer = this.#clock.setTimeout(() => afterReads(() => {
       if (this.#state === 'connecting' && ws === this.#ws) {
         this.#log.warn('no welcome from the controller in time');
         ws.terminate();
       }
-    }, this.#init.welcomeTimeoutMs ?? 10_000);
+    }), this.#init.welcomeTimeoutMs ?? 10_000);
   }
 
   #onMessage(ws: WebSocket, data: RawData, isBinary: boolean): void {
     if (ws !== this.#ws) return;
-    this.#heard = true;
+    this.#keepalive.heard();
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     const decoded = decodeControllerMessage(isBinary ? buf : buf.toString('utf8'), this.#maxBytes);
     if (!decoded.ok) {
@@ -279,8 +255,7 @@ export class ControllerAgent {
         this.#log.info({ updatePeriodMs: m.updatePeriodMs, features: [...this.#features] }, 'connected to the controller');
         // The hello's facts were core only: the fields of the features just agreed follow at once.
         if (this.#features.size > 0) this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts(), this.#features) });
-        this.#startReporting(m.updatePeriodMs);
-        this.#flushReports();
+        this.#reports.welcomed(m.updatePeriodMs);
         return;
       case 'set-links':
       case 'set-rules':
@@ -335,7 +310,7 @@ export class ControllerAgent {
     if (this.#state !== 'connected') return;
     this.stats.migrationCommands++;
     if (this.#migrations === undefined) {
-      this.#sendReport({
+      this.#reports.migration({
         type: 'migration', id: command.id, state: 'failed',
         error: { code: NO_MIGRATION_AGENT_CODE, message: `this daemon has no migration agent; ${command.type} refused` },
       });
@@ -343,54 +318,6 @@ export class ControllerAgent {
     }
     this.#log.debug({ id: command.id, type: command.type }, 'migration command');
     this.#migrations.handle(command);
-  }
-
-  /** A migration report: sent now when the channel is up, else queued (bounded) for the next welcome. */
-  #sendReport(report: MigrationReport): void {
-    if (this.#state === 'connected' && this.#queued.length === 0 && this.#sendMigrationReport(report)) {
-      this.stats.migrationReports++;
-      return;
-    }
-    if (this.#state === 'closed') return;
-    if (this.#queued.push(report)) this.stats.migrationReportsDropped++;
-  }
-
-  /** A migration report as this session's features allow (its `timing` only to a controller that listed it). */
-  #sendMigrationReport(report: MigrationReport): boolean {
-    return this.#send(withFeatures(report, this.#features, 'migration-timing', 'timing'));
-  }
-
-  #sendImageReport(report: ImageReport): void {
-    if (this.#state === 'connected' && this.#send(report)) this.stats.imageReports++;
-  }
-
-  #flushReports(): void {
-    this.stats.migrationReports += this.#queued.drain((r) => this.#state === 'connected' && this.#sendMigrationReport(r));
-  }
-
-  #startReporting(periodMs: number): void {
-    this.#stopReporting();
-    // Counts since the last report taken (possibly before a disconnect) go into the first one.
-    this.#report = this.#clock.setInterval(() => this.#reportNow(), periodMs);
-  }
-
-  #stopReporting(): void {
-    this.#report?.cancel();
-    this.#report = undefined;
-  }
-
-  #reportNow(): void {
-    if (this.#state !== 'connected') return;
-    const snapshot = this.#daemon.takeTrafficSnapshot();
-    this.#send({ type: 'traffic', seq: ++this.#seq, snapshot: snapshotToWire(snapshot) });
-    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts(), this.#features) });
-    this.stats.trafficReports++;
-  }
-
-  #onDaemonEvent(event: DaemonEvent): void {
-    if (this.#state !== 'connected') return;
-    this.#send({ type: 'event', event: eventToWire(event, this.#features) });
-    this.#send({ type: 'facts', facts: factsToWire(this.#daemon.facts(), this.#features) });
   }
 
   /** Whether the message was handed to an open channel; one over the limit goes in parts, back to back. */
@@ -412,8 +339,8 @@ export class ControllerAgent {
     if (ws !== this.#ws) return;
     this.#ws = undefined;
     this.#welcomeTimer?.cancel();
-    this.#keepalive?.cancel();
-    this.#stopReporting();
+    this.#keepalive.stop();
+    this.#reports.stop();
     this.#features = NO_FEATURES;
     if (this.#state === 'closed') return;
     if (this.#state === 'connected') {

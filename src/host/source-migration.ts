@@ -20,41 +20,32 @@
  * the controller's verdict. A commit may come before the engine has seen the
  * destination's ack (the destination reported `ready` first): it releases at
  * once and the engine's late result is ignored.
+ *
+ * What each state reports is source-report.ts's; the commit's letting go of
+ * the VM (attachment, held frames, runtime, port), source-hand-over.ts's.
  */
 import type { Duplex } from 'node:stream';
 import type { VnetError } from '../common/errors.ts';
 import { parseMac } from '../common/mac.ts';
-import type { CutoverStats, CutoverTiming, MigrateStart, MigrationCommand, MigrationProgress, MigrationReport } from '../control/migration-control.ts';
+import type { MigrateStart, MigrationCommand, MigrationProgress, MigrationReport } from '../control/migration-control.ts';
 import { sendMigration } from '../migration/drivers/socket-migration.ts';
 import type { ProgressEvent } from '../migration/engine/progress.ts';
 import { channelsFor, createStopRule } from '../migration/stop-rules/create-stop-rule.ts';
-import { errorBody, reportOf, type AgentContext } from './agent-context.ts';
+import { reportOf, type AgentContext } from './agent-context.ts';
 import { CutoverGuest } from './cutover-guest.ts';
 import { MigrationInternalError, MigrationStateError } from './errors.ts';
 import { dialMigrationChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
+import { dropVm, flushToDestination, handOffAttachment, handOffPortOf } from './source-hand-over.ts';
+import { PAUSED_STATES, sourceReport, toWireProgress, type SourceState } from './source-report.ts';
 import type { VmRuntime } from './vm-runtime.ts';
-import type { Port } from '../dataplane/port.ts';
 import type { HandOffResult } from '../dataplane/tap-port.ts';
 import type { StopRule } from '../migration/stop-rules/stop-rule.ts';
 import { sendQemuMigration } from './qemu-migration-send.ts';
 import type { QemuVm } from './qemu-vm.ts';
 
-/** A port whose attachment can be handed to another queue of its device (a multi-queue TAP port). */
-interface HandOffPort extends Port {
-  handOff(opts: { steer?: boolean }): Promise<HandOffResult>;
-}
-
-function isHandOffPort(port: Port): port is HandOffPort {
-  return typeof (port as Partial<HandOffPort>).handOff === 'function' && (port as { multiQueue?: boolean }).multiQueue === true;
-}
-
 /** The source's log line once it let go of the VM at the commit (`flushedAtMs`: the held frames onto the link, wall clock). */
 export const SOURCE_RELEASED_LOG = 'migration committed: released';
-
-export type SourceState = 'starting' | 'running' | 'paused' | 'sent' | 'stalled' | 'released' | 'failed' | 'aborted';
-
-const PAUSED_STATES: ReadonlySet<SourceState> = new Set(['paused', 'sent', 'stalled']);
 
 export class SourceMigration {
   readonly role = 'source' as const;
@@ -140,34 +131,10 @@ export class SourceMigration {
   }
 
   #currentReport(extra?: VnetError): MigrationReport {
-    const err = extra ?? this.#error;
-    const error = err !== undefined ? { error: errorBody(err) } : {};
-    switch (this.#state) {
-      case 'starting':
-      case 'running':
-        return reportOf(this.id, 'progress', { progress: this.#progress ?? startingProgress(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
-      case 'paused':
-      case 'sent':
-        return reportOf(this.id, 'paused', { ...(this.#progress !== undefined ? { progress: this.#progress } : {}), ...this.#timingField(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
-      case 'stalled':
-        return reportOf(this.id, 'stalled', error);
-      case 'released':
-        return reportOf(this.id, 'released', { stats: this.#stats(), ...this.#timingField(), ...(extra !== undefined ? { error: errorBody(extra) } : {}) });
-      case 'failed':
-        return reportOf(this.id, 'failed', error);
-      case 'aborted':
-        return reportOf(this.id, 'aborted', { ...(this.#hold !== undefined ? { stats: this.#stats() } : {}), ...error });
-    }
-  }
-
-  #timingField(): { timing?: CutoverTiming } {
-    return this.#timing.pausedAt === undefined ? {} : { timing: { ...this.#timing } };
-  }
-
-  #stats(): CutoverStats {
-    const h = this.#hold ?? { held: 0, flushed: 0, lost: 0, queued: 0 };
-    const relayed = this.#state === 'released' ? this.#ctx.daemon.relayedFrames(parseMac(this.command.vm.mac)) : 0;
-    return { held: h.held, flushed: h.flushed, relayed, lost: h.lost, announced: 0 };
+    return sourceReport({
+      id: this.id, state: this.#state, progress: this.#progress, timing: this.#timing, hold: this.#hold, error: this.#error,
+      relayed: () => this.#ctx.daemon.relayedFrames(parseMac(this.command.vm.mac)),
+    }, extra);
   }
 
   async #run(): Promise<void> {
@@ -316,43 +283,26 @@ export class SourceMigration {
   }
 
   /**
-   * The commit, in order, while the port is still held (frames to the VM
-   * queue here): a port that can hand its attachment over (a TAP device the
-   * destination attached to on this kernel) steers every new frame from the
-   * VM to the destination's queue, reads what is queued on its own (frames
-   * from the VM, forwarded like any other) and closes; the held frames go
-   * onto the link to the destination. Then `#drop`: the runtime lets go of
-   * the VM (a namespace VM stays frozen for the destination to thaw; a QEMU
-   * quits) and the port is removed. The `released` report waits for both,
-   * so the destination, committed after it, owns the VM's only attachment —
-   * except for a QEMU VM, whose `released` follows the hand-over: its
-   * attachment (its own stream socket or TAP device) is apart from the
-   * destination's, its guest is stopped for good, and this host's rules
-   * (acknowledged before the commit reached it) already send what still
-   * comes for the VM on to the destination.
+   * The commit's hand-over (source-hand-over.ts): the TAP attachment handed
+   * to the destination's queue, the held frames onto the link to it. The
+   * `released` report waits for it and for `#drop`, so the destination,
+   * committed after it, owns the VM's only attachment — except for a QEMU
+   * VM, whose `released` follows the hand-over: its attachment (its own
+   * stream socket or TAP device) is apart from the destination's, its guest
+   * is stopped for good, and this host's rules (acknowledged before the
+   * commit reached it) already send what still comes for the VM on to the
+   * destination.
    */
   async #handOver(): Promise<void> {
-    const daemon = this.#ctx.daemon;
-    const port = daemon.port(this.port);
-    if (port !== undefined && isHandOffPort(port)) {
-      try {
-        this.#handOff = await port.handOff({ steer: true });
-      } catch (err) {
-        this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot hand the TAP attachment over');
-      }
-    }
-    try {
-      this.#hold = daemon.releasePort(this.port, { link: this.command.to });
-      this.#flushedAtMs = Math.round(this.#ctx.clock.wallNow());
-    } catch (err) {
-      this.#ctx.log.warn({ id: this.id, err: String(err) }, 'cannot release the held frames to the destination');
-      this.#hold = daemon.holdStats(this.port);
-    }
+    const port = handOffPortOf(this.#ctx, this.port);
+    if (port !== undefined) this.#handOff = await handOffAttachment(this.#ctx, this.id, port);
+    const flushed = flushToDestination(this.#ctx, this.id, this.port, this.command.to);
+    this.#hold = flushed.hold;
+    this.#flushedAtMs = flushed.flushedAtMs;
   }
 
   async #drop(): Promise<void> {
-    await this.#runtime?.relinquish?.().catch((err: unknown) => this.#ctx.log.warn({ id: this.id, err: String(err) }, 'VM runtime relinquish failed'));
-    await this.#ctx.daemon.removePort(this.port, `migrated to ${this.command.to}`);
+    await dropVm(this.#ctx, this.id, this.#runtime, this.port, this.command.to);
   }
 
   #abort(reason: string | undefined): void {
@@ -380,25 +330,4 @@ export class SourceMigration {
     const sockets = this.#sockets;
     this.#ctx.clock.setTimeout(() => { for (const s of sockets) s.destroy(); }, 1000);
   }
-}
-
-function startingProgress(): MigrationProgress {
-  return { phase: 'starting', iteration: 0, bytesSent: 0, pagesLeft: 0, ramPages: 0, dirtyRate: 0, etaMs: null, elapsedMs: 0 };
-}
-
-const count = (n: number): number => (Number.isFinite(n) ? Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(n))) : 0);
-const bounded = (n: number): number => (Number.isFinite(n) ? Math.min(1e12, Math.max(0, n)) : 0);
-
-/** The engine's progress event in the control protocol's shape (counts whole, rates bounded). */
-export function toWireProgress(e: ProgressEvent): MigrationProgress {
-  return {
-    phase: e.phase,
-    iteration: count(e.iteration),
-    bytesSent: count(e.bytesSent),
-    pagesLeft: count(e.pagesLeft),
-    ramPages: count(e.ramPages),
-    dirtyRate: bounded(e.dirtyRate),
-    etaMs: Number.isFinite(e.etaMs) ? bounded(Math.round(e.etaMs)) : null,
-    elapsedMs: count(e.elapsedMs),
-  };
 }

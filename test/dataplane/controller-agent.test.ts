@@ -200,6 +200,33 @@ test('a daemon busy for a little over a keepalive interval, beat after beat, doe
   }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
 });
 
+test('a daemon whose own loop is busy when its welcome deadline falls due does not cut off a controller whose welcome waits unread', async (t) => {
+  const welcomeTimeoutMs = 1500;
+  let connectingAt: number | undefined;
+  let helloReadAt: number | undefined;
+  const ctl = await fakeController(t, {
+    onMessage: (conn, m) => {
+      if (m['type'] !== 'hello' || helloReadAt !== undefined) return;
+      helloReadAt = performance.now();
+      conn.ws.send(welcome('h1'));
+      // The daemon — this process — is busy past its welcome deadline: the welcome waits unread in its socket.
+      const end = helloReadAt + welcomeTimeoutMs + 500;
+      while (performance.now() < end) { /* the loop is monopolised */ }
+    },
+  });
+  const logs = new LogTail(100, 'debug');
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { welcomeTimeoutMs }, undefined, logs.logger);
+  agent.onStateChange((state) => { if (state === 'connecting') connectingAt ??= performance.now(); });
+  await withContext(async () => {
+    agent.start();
+    await waitFor(() => agent.state === 'connected' || ctl.conns.length > 1, 'welcomed, or redialled');
+    assert.ok(helloReadAt! - connectingAt! < welcomeTimeoutMs, 'the hello was read before the deadline (else this machine held the process too long for the test to judge)');
+    assert.equal(agent.state, 'connected');
+    assert.equal(agent.stats.connects, 1);
+    assert.equal(ctl.conns.length, 1, 'no redial');
+  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections, hello read ${Math.round(helloReadAt! - connectingAt!)} ms after connecting\n--- the agent's last log lines:\n${logs.tail(20)}`);
+});
+
 /** A scripted migration agent: records the commands, reports what the test says. */
 class FakeMigrations implements MigrationControl {
   readonly commands: MigrationCommand[] = [];
