@@ -68,7 +68,8 @@ export function timelineMoments(s: TimelineSources): Moment[] {
     if (sp.pushed !== null) add(origin + sp.pushed, 'controller', 'rules pushed');
     for (const [host, at] of Object.entries(sp.acks)) add(origin + at, 'controller', `rules acked by ${host}`);
   }
-  add(src(s.logs.released, 'flushedAtMs'), 'source', 'held frames onto the link to the destination');
+  const reclaimed = src(s.logs.released, 'reclaimed');
+  add(src(s.logs.released, 'flushedAtMs'), 'source', `held frames onto the link to the destination${reclaimed !== undefined && reclaimed > 0 ? ` (${reclaimed} of them reclaimed: delivered to the stopped QEMU before the hold)` : ''}`);
   add(dst(s.logs.resumed, 'commitAtMs'), 'destination', 'migrate-commit heard');
   add(dst(s.logs.resumed, 'heldReleasedAtMs'), 'destination', 'held frames to the port (queued in QEMU)');
   add(dst(s.logs.resumed, 'contSentAtMs'), 'destination', 'cont sent');

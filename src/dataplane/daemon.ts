@@ -311,13 +311,28 @@ export class Daemon implements DaemonControl {
   }
 
   /**
+   * Log the frames delivered to this port (with this daemon's wall clock)
+   * until it is released: what a guest that stops on its own (QEMU at its
+   * switchover) never took can be reclaimed at the release (port-outlet.ts).
+   */
+  watchDeliveries(name: string): void {
+    this.#entry(name).outlet.watchDeliveries(() => this.#clock.wallNow());
+  }
+
+  unwatchDeliveries(name: string): void {
+    this.#ports.get(name)?.outlet.unwatchDeliveries();
+  }
+
+  /**
    * Stop holding: the queued frames, oldest first, go to the port itself or
    * to the link to `peer` (lost if that link is not up), then frames flow as
    * usual. `firstFrom`: frames that came over the link from that host (a
    * migration's source, flushing what it held) go before the others.
-   * Returns the port's hold figures.
+   * `reclaimSinceMs`: frames delivered to the port at or after that moment
+   * (wall clock, ms; while watched) go first of all. Returns the port's hold
+   * figures.
    */
-  releasePort(name: string, to: 'port' | { link: string }, opts: { firstFrom?: string } = {}): HoldStats {
+  releasePort(name: string, to: 'port' | { link: string }, opts: { firstFrom?: string; reclaimSinceMs?: number } = {}): HoldStats {
     const entry = this.#entry(name);
     const first = opts.firstFrom === undefined ? undefined : this.table.linkIngress(opts.firstFrom);
     const stats = entry.outlet.release(to === 'port'
@@ -327,7 +342,7 @@ export class Daemon implements DaemonControl {
         if (link === undefined) return false;
         link.send(frame);
         return true;
-      }, first);
+      }, first, opts.reclaimSinceMs);
     this.#pinPorts();
     this.#log.info({ port: name, to: to === 'port' ? 'port' : `link ${to.link}`, ...stats }, 'port released');
     return stats;

@@ -19,9 +19,22 @@ import type { Port } from './port.ts';
  * frames come from (`first`): those go first, then the rest, each in
  * arrival order.
  *
- * Cost on the hot path: one boolean test per delivered frame. A held frame
- * is copied (the caller's buffer may be reused); beyond `limit` frames the
- * newest are dropped and counted as lost.
+ * Frames a stopped guest never took (`watchDeliveries`): a QEMU guest
+ * stops on its own (QEMU decides its switchover), and the source holds the
+ * port only once it hears of it, a millisecond or two later. A frame
+ * delivered in between sits in the stopped QEMU's queue or socket and is
+ * gone when that QEMU quits. While watched, the outlet keeps a copy of each
+ * frame it delivers with the watcher's wall-clock time just before the
+ * delivery (the last `DELIVERY_LOG_LIMIT`, none older than
+ * `DELIVERY_LOG_MS`); a release to a link given `reclaimSinceMs` (the
+ * guest's STOP) sends the logged frames delivered at or after it first —
+ * the guest provably never took them — then the queue. A release to the port (an abort: the same QEMU runs on
+ * and takes them itself) reclaims nothing. Either ends the watch.
+ *
+ * Cost on the hot path: one boolean test per delivered frame (two while a
+ * port is watched, plus a copy). A held frame is copied (the caller's
+ * buffer may be reused); beyond `limit` frames the newest are dropped and
+ * counted as lost.
  */
 
 export interface HoldStats {
@@ -33,6 +46,17 @@ export interface HoldStats {
   lost: number;
   /** Frames in the queue now. */
   queued: number;
+  /** Of the held, frames taken back from the delivery log: delivered after the guest's STOP, never taken by it. */
+  reclaimed: number;
+}
+
+/** The delivery log's bounds: frames, and age (ms). */
+export const DELIVERY_LOG_LIMIT = 1024;
+export const DELIVERY_LOG_MS = 2000;
+
+interface Delivered {
+  readonly frame: Frame;
+  readonly atMs: number;
 }
 
 /** Default bound of a hold queue: a second of a busy VM at a few thousand frames a second. */
@@ -45,7 +69,10 @@ export class PortOutlet {
   #queue: Frame[] = [];
   /** The ingress each queued frame came from, by position. */
   #from: number[] = [];
-  readonly #stats = { held: 0, flushed: 0, lost: 0 };
+  readonly #stats = { held: 0, flushed: 0, lost: 0, reclaimed: 0 };
+  /** While watched: the frames delivered, oldest first, and the watcher's clock. */
+  #log: Delivered[] | undefined;
+  #now: () => number = Date.now;
 
   constructor(port: Port, opts: { held?: boolean; limit?: number } = {}) {
     this.port = port;
@@ -64,6 +91,8 @@ export class PortOutlet {
   /** Deliver a frame to the VM, or queue it (noting where it came from) while held. Never throws. */
   send(frame: Frame, ingress = -1): void {
     if (!this.#held) {
+      // The time before the send: a frame logged at or after the STOP was written after it.
+      if (this.#log !== undefined) this.#record(frame);
       this.port.send(frame);
       return;
     }
@@ -80,21 +109,56 @@ export class PortOutlet {
     this.#held = true;
   }
 
+  /** Log the frames delivered from now on, with `now()`'s time (ms), until a release or `unwatchDeliveries`. */
+  watchDeliveries(now: () => number = Date.now): void {
+    this.#log = [];
+    this.#now = now;
+  }
+
+  unwatchDeliveries(): void {
+    this.#log = undefined;
+  }
+
+  get watched(): boolean {
+    return this.#log !== undefined;
+  }
+
+  #record(frame: Frame): void {
+    const log = this.#log!;
+    const atMs = this.#now();
+    let drop = 0;
+    while (drop < log.length && (log.length - drop >= DELIVERY_LOG_LIMIT || log[drop]!.atMs < atMs - DELIVERY_LOG_MS)) drop++;
+    if (drop > 0) log.splice(0, drop);
+    log.push({ frame: { data: Buffer.from(frame.data), offload: frame.offload === undefined ? undefined : Buffer.from(frame.offload) }, atMs });
+  }
+
   /**
    * Stop holding: hand every queued frame to `deliver` (which returns false
    * for a frame it could not take: counted as lost) — those from ingress
-   * `first` (if given) first, then the rest, each oldest first.
+   * `first` (if given) first, then the rest, each oldest first. With
+   * `reclaimSinceMs`, the logged deliveries at or after it go before them
+   * all (counted held and reclaimed). Ends the watch.
    */
-  release(deliver: (frame: Frame) => boolean, first?: number): HoldStats {
+  release(deliver: (frame: Frame) => boolean, first?: number, reclaimSinceMs?: number): HoldStats {
     const queue = this.#queue;
     const from = this.#from;
+    const log = this.#log ?? [];
     this.#queue = [];
     this.#from = [];
+    this.#log = undefined;
     this.#held = false;
     const give = (frame: Frame): void => {
       if (deliver(frame)) this.#stats.flushed++;
       else this.#stats.lost++;
     };
+    if (reclaimSinceMs !== undefined) {
+      for (const d of log) {
+        if (d.atMs < reclaimSinceMs) continue;
+        this.#stats.held++;
+        this.#stats.reclaimed++;
+        give(d.frame);
+      }
+    }
     if (first === undefined) {
       for (const frame of queue) give(frame);
     } else {

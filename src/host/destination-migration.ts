@@ -151,7 +151,7 @@ export class DestinationMigration {
   }
 
   #stats(): CutoverStats {
-    const h = this.#hold ?? { held: 0, flushed: 0, lost: 0, queued: 0 };
+    const h = this.#hold ?? { held: 0, flushed: 0, lost: 0, queued: 0, reclaimed: 0 };
     return { held: h.held, flushed: h.flushed, relayed: 0, lost: h.lost, announced: this.#announced };
   }
 

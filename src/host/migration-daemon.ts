@@ -8,6 +8,9 @@
  *   holdPort(name)             start queueing frames to the port
  *   releasePort(name, to)      deliver the queue, in order, to the port or
  *                              onto the link towards a peer host; stop holding
+ *   watchDeliveries(name)      log what is delivered to the port, so that a
+ *                              release can reclaim what a guest that stopped
+ *                              on its own never took (`reclaimSinceMs`)
  *   announce(name)             gratuitous ARP (if the port has an IPv4) and
  *                              RARP from the port's MAC; frames sent
  *   relayedFrames(mac)         frames to `mac` that came in on a link and left
@@ -28,8 +31,13 @@ export interface MigrationDaemon {
   removePort(name: string, reason?: string): Promise<void>;
   port(name: string): Port | undefined;
   holdPort(name: string): void;
-  /** `firstFrom`: frames that came over the link from that host go first (the source's flush at the destination). */
-  releasePort(name: string, to: PortRelease, opts?: { firstFrom?: string }): HoldStats;
+  /**
+   * `firstFrom`: frames that came over the link from that host go first (the source's flush at the destination).
+   * `reclaimSinceMs`: the watched port's deliveries at or after that moment (wall clock, ms) go before everything (the source's flush of a QEMU guest stopped at that moment).
+   */
+  releasePort(name: string, to: PortRelease, opts?: { firstFrom?: string; reclaimSinceMs?: number }): HoldStats;
+  watchDeliveries(name: string): void;
+  unwatchDeliveries(name: string): void;
   announce(name: string): number;
   holdStats(name: string): HoldStats | undefined;
   relayedFrames(mac: Mac): number;

@@ -13,7 +13,9 @@
  *              (switch over now, throttle) → `migrate-set-parameters`; the
  *              figures → `onProgress`
  *   pause      QEMU reaches `pre-switchover` with the guest stopped: `onPause`
- *              (the daemon holds the VM's port, `paused` is reported), then
+ *              with the STOP's moment (the daemon holds the VM's port and
+ *              will reclaim what was delivered since: port-outlet.ts;
+ *              `paused` is reported), then
  *              `migrate-continue` unless the migration was cancelled meanwhile
  *   end        `completed` (the guest stays stopped here, QEMU in
  *              postmigrate, until the verdict), the stream flushed, then the
@@ -63,8 +65,8 @@ export interface QemuSendInit {
   readonly progressEveryMs: number;
   readonly log: Logger;
   onProgress(p: MigrationProgress): void;
-  /** QEMU stopped the guest before the switchover. */
-  onPause(): void;
+  /** QEMU stopped the guest before the switchover; `stoppedAtMs`: its STOP event's time (wall clock, ms, unrounded), if QEMU gave one. */
+  onPause(stoppedAtMs: number | undefined): void;
 }
 
 export type QemuSendResult =
@@ -115,6 +117,7 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
   const done = new Promise<QemuSendResult>((resolve) => { finish = resolve; });
   let settled = false;
   let paused = false;
+  let stopExactMs: number | undefined;
   const fail = (error: VnetError): void => {
     if (settled) return;
     settled = true;
@@ -136,14 +139,17 @@ export async function sendQemuMigration(o: QemuSendInit): Promise<QemuSendResult
     await qmp.execute('migrate-set-capabilities', { capabilities: settings.capabilities });
     await qmp.execute('migrate-set-parameters', settings.parameters);
     offEvents = qmp.onEvent((e: QmpEvent) => {
-      if (e.event === 'STOP') moments.stoppedAtMs = eventMs(e);
+      if (e.event === 'STOP') {
+        moments.stoppedAtMs = eventMs(e);
+        stopExactMs = Number.isFinite(e.timestamp) ? e.timestamp * 1000 : undefined;
+      }
       if (e.event !== 'MIGRATION' || settled) return;
       const status = String(e.data.status);
       log.debug({ id: o.id, status }, 'QEMU migration status');
       if (status === 'pre-switchover') {
         paused = true;
         moments.preSwitchoverAtMs = eventMs(e);
-        o.onPause();
+        o.onPause(stopExactMs);
         if (o.signal.aborted) { fail(new QemuMigrationError(`migration ${o.id}: cancelled at the switchover`)); return; }
         moments.continuedAtMs = Math.round(clock.wallNow());
         qmp.execute('migrate-continue', { state: 'pre-switchover' }).catch((err: unknown) => fail(new QemuMigrationError(`migrate-continue: ${String(err)}`, { cause: err })));

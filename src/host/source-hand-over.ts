@@ -7,7 +7,9 @@
  * VM to the destination's queue, reads what is queued on its own (frames
  * from the VM, forwarded like any other) and closes (`handOffAttachment`);
  * the held frames go onto the link to the destination
- * (`flushToDestination`). Then `dropVm`: the runtime lets go of the VM (a
+ * (`flushToDestination`), after what a QEMU guest that stopped on its own
+ * was given between its STOP and the hold (reclaimed from the port's
+ * delivery log). Then `dropVm`: the runtime lets go of the VM (a
  * namespace VM stays frozen for the destination to thaw; a QEMU quits) and
  * the port is removed.
  *
@@ -45,10 +47,15 @@ export async function handOffAttachment(ctx: AgentContext, id: string, port: Han
   }
 }
 
-/** The held frames onto the link to `to`: their counts, and when they went (wall clock, ms; undefined if they could not). */
-export function flushToDestination(ctx: AgentContext, id: string, portName: string, to: string): { hold: HoldStats | undefined; flushedAtMs: number | undefined } {
+/**
+ * The held frames onto the link to `to` — first, with `reclaimSinceMs` (a
+ * QEMU guest's STOP), what was delivered to its port since and the stopped
+ * guest never took: their counts, and when they went (wall clock, ms;
+ * undefined if they could not).
+ */
+export function flushToDestination(ctx: AgentContext, id: string, portName: string, to: string, reclaimSinceMs?: number): { hold: HoldStats | undefined; flushedAtMs: number | undefined } {
   try {
-    const hold = ctx.daemon.releasePort(portName, { link: to });
+    const hold = ctx.daemon.releasePort(portName, { link: to }, reclaimSinceMs === undefined ? {} : { reclaimSinceMs });
     return { hold, flushedAtMs: Math.round(ctx.clock.wallNow()) };
   } catch (err) {
     ctx.log.warn({ id, err: String(err) }, 'cannot release the held frames to the destination');

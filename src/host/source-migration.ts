@@ -60,6 +60,8 @@ export class SourceMigration {
   #progress: MigrationProgress | undefined;
   #error: VnetError | undefined;
   #hold: HoldStats | undefined;
+  /** A QEMU guest's STOP (wall clock, ms): frames delivered to its port since are reclaimed at the commit. */
+  #reclaimSinceMs: number | undefined;
   #handOff: HandOffResult | undefined;
   /** The commit is under way (hand-over, release): its `released` report is on the way. */
   #lettingGo = false;
@@ -205,6 +207,8 @@ export class SourceMigration {
   /** QEMU's own migration over the channel; the pause is QEMU's pre-switchover stop. */
   async #runQemu(vm: QemuVm, rule: StopRule, channel: Duplex, ramChannel: Duplex): Promise<void> {
     const ctx = this.#ctx;
+    // QEMU stops the guest on its own; what reaches its port before the hold is reclaimed at the commit.
+    this.#watchDeliveries(true);
     const result = await sendQemuMigration({
       vm, id: this.id, channel, ramChannel, rule, clock: ctx.clock, signal: this.#cancel.signal,
       timeoutMs: ctx.settings.engineTimeoutMs, progressEveryMs: ctx.settings.progressEveryMs, log: ctx.log,
@@ -212,7 +216,8 @@ export class SourceMigration {
         this.#progress = p;
         if (this.#state === 'running') ctx.emit(reportOf(this.id, 'progress', { progress: p }));
       },
-      onPause: () => {
+      onPause: (stoppedAtMs) => {
+        this.#reclaimSinceMs = stoppedAtMs;
         this.#holdPort();
         // QEMU stopped the guest itself: a QMP `stop` here would only queue ahead of migrate-continue.
         this.#onPaused(false);
@@ -223,7 +228,19 @@ export class SourceMigration {
       if ((this.state as SourceState) === 'paused') this.#state = 'sent';
       return;
     }
+    // Not paused (failed, or aborted before the pause): the guest runs on here and took what it was given.
+    // Paused: the verdict's release ends the watch (an abort's reclaims nothing, a commit's what the guest never took).
+    if (!PAUSED_STATES.has(this.#state)) this.#watchDeliveries(false);
     this.#engineFailed(result.error);
+  }
+
+  #watchDeliveries(on: boolean): void {
+    try {
+      if (on) this.#ctx.daemon.watchDeliveries(this.port);
+      else this.#ctx.daemon.unwatchDeliveries(this.port);
+    } catch (err) {
+      this.#ctx.log.warn({ id: this.id, port: this.port, err: String(err) }, 'cannot watch the port\'s deliveries');
+    }
   }
 
   #engineFailed(err: VnetError): void {
@@ -296,7 +313,7 @@ export class SourceMigration {
   async #handOver(): Promise<void> {
     const port = handOffPortOf(this.#ctx, this.port);
     if (port !== undefined) this.#handOff = await handOffAttachment(this.#ctx, this.id, port);
-    const flushed = flushToDestination(this.#ctx, this.id, this.port, this.command.to);
+    const flushed = flushToDestination(this.#ctx, this.id, this.port, this.command.to, this.#reclaimSinceMs);
     this.#hold = flushed.hold;
     this.#flushedAtMs = flushed.flushedAtMs;
   }

@@ -66,7 +66,7 @@ function timingField(s: SourceReportInput): { timing?: CutoverTiming } {
 }
 
 function cutoverStats(s: SourceReportInput): CutoverStats {
-  const h = s.hold ?? { held: 0, flushed: 0, lost: 0, queued: 0 };
+  const h = s.hold ?? { held: 0, flushed: 0, lost: 0, queued: 0, reclaimed: 0 };
   const relayed = s.state === 'released' ? s.relayed() : 0;
   return { held: h.held, flushed: h.flushed, relayed, lost: h.lost, announced: 0 };
 }

@@ -13,7 +13,7 @@ import { announceFrames, ipv4Number } from '../../src/dataplane/announce.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
-import { PortOutlet } from '../../src/dataplane/port-outlet.ts';
+import { DELIVERY_LOG_LIMIT, DELIVERY_LOG_MS, PortOutlet } from '../../src/dataplane/port-outlet.ts';
 import { testFrame, seqOf } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -36,13 +36,83 @@ describe('a port outlet', () => {
     reused.writeUInt32BE(99, 14); // the caller reuses its buffer: the queued copy keeps 2
     for (const s of [3, 4, 5]) out.send({ data: testFrame(mac, other, s), offload: undefined });
     assert.deepEqual(got, [1], 'nothing delivered while held');
-    assert.deepEqual(out.stats, { held: 3, flushed: 0, lost: 1, queued: 3 });
+    assert.deepEqual(out.stats, { held: 3, flushed: 0, lost: 1, queued: 3, reclaimed: 0 });
     const released: number[] = [];
     const stats = out.release((f) => { released.push(seqOf(f.data)); return f.data.readUInt32BE(14) !== 4; });
     assert.deepEqual(released, [2, 3, 4]);
-    assert.deepEqual(stats, { held: 3, flushed: 2, lost: 2, queued: 0 });
+    assert.deepEqual(stats, { held: 3, flushed: 2, lost: 2, queued: 0, reclaimed: 0 });
     out.send({ data: testFrame(mac, other, 6), offload: undefined });
     assert.deepEqual(got, [1, 6], 'after the release frames flow again');
+  });
+});
+
+describe('a watched outlet (a QEMU guest that stops on its own)', () => {
+  const mac = parseMac('02:00:00:00:00:01');
+  const other = parseMac('02:00:00:00:00:02');
+  const setup = (): { out: PortOutlet; got: number[]; at: { ms: number } } => {
+    const port = new MemoryPort({ name: 'p', mac });
+    const got: number[] = [];
+    port.onDeliver((f) => got.push(seqOf(Buffer.from(f))));
+    port.start(() => undefined);
+    const at = { ms: 1000 };
+    const out = new PortOutlet(port);
+    out.watchDeliveries(() => at.ms);
+    return { out, got, at };
+  };
+  const send = (out: PortOutlet, seq: number): void => out.send({ data: testFrame(mac, other, seq), offload: undefined });
+
+  it('a commit\'s release sends what was delivered at or after the STOP first, then the held frames; nothing from before', () => {
+    const { out, got, at } = setup();
+    for (const [seq, ms] of [[1, 1000], [2, 1004], [3, 1005], [4, 1006]] as const) {
+      at.ms = ms;
+      const reused = testFrame(mac, other, seq);
+      out.send({ data: reused, offload: undefined });
+      reused.writeUInt32BE(99, 14); // the caller reuses its buffer: the log keeps its own copy
+    }
+    assert.deepEqual(got, [1, 2, 3, 4], 'delivered as usual while watched');
+    out.hold();
+    send(out, 5);
+    send(out, 6);
+    const sent: number[] = [];
+    const stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, 1004.6);
+    assert.deepEqual(sent, [3, 4, 5, 6], 'the frames delivered from 1005 ms on (the STOP at 1004.6), then the held ones, in order');
+    assert.deepEqual(stats, { held: 4, flushed: 4, lost: 0, queued: 0, reclaimed: 2 });
+    assert.equal(out.watched, false, 'the release ends the watch');
+    send(out, 7);
+    assert.deepEqual(got, [1, 2, 3, 4, 7]);
+  });
+
+  it('an abort\'s release (to the port) reclaims nothing: the guest that runs on takes them itself', () => {
+    const { out, got } = setup();
+    send(out, 1);
+    out.hold();
+    send(out, 2);
+    const stats = out.release((f) => { got.push(seqOf(f.data)); return true; });
+    assert.deepEqual(got, [1, 2]);
+    assert.equal(stats.reclaimed, 0);
+    assert.equal(out.watched, false);
+  });
+
+  it('keeps only the last frames and none older than its window; an unwatched outlet logs nothing', () => {
+    const { out, at } = setup();
+    for (let i = 0; i < DELIVERY_LOG_LIMIT + 10; i++) send(out, i);
+    out.hold();
+    let sent: number[] = [];
+    let stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, 0);
+    assert.equal(stats.reclaimed, DELIVERY_LOG_LIMIT, 'bounded');
+    assert.equal(sent[0], 10, 'the oldest went first');
+    out.watchDeliveries(() => at.ms);
+    send(out, 1);
+    at.ms += DELIVERY_LOG_MS + 1;
+    send(out, 2);
+    out.hold();
+    sent = [];
+    stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, 0);
+    assert.deepEqual(sent, [2], 'a frame older than the window is gone');
+    send(out, 3);
+    out.hold();
+    stats = out.release(() => true, undefined, 0);
+    assert.equal(stats.reclaimed, DELIVERY_LOG_LIMIT + 1, 'nothing more: unwatched after the release');
   });
 });
 
@@ -136,7 +206,7 @@ describe('the cutover data path across three daemons', { timeout: 30_000 }, () =
     src.applyRules(1, [{ id: 'vm1', priority: 200, src: 'any', dst: '02:00:00:00:00:21', action: { link: 'hB' } }]);
     // Commit: the source flushes to the destination and drops the port; later frames that reach the source are relayed.
     const flushed = src.releasePort('vm1', { link: 'hB' });
-    assert.deepEqual(flushed, { held: 10, flushed: 10, lost: 0, queued: 0 });
+    assert.deepEqual(flushed, { held: 10, flushed: 10, lost: 0, queued: 0, reclaimed: 0 });
     await src.removePort('vm1', 'migrated');
     await waitFor(() => dst.holdStats('vm1')!.held === 10, 'the flushed frames queued at the not-yet-resumed destination');
     // A straggler: the hub forwards one frame to the source by an old rule; the source relays it.
@@ -149,7 +219,7 @@ describe('the cutover data path across three daemons', { timeout: 30_000 }, () =
 
     // Resume at the destination: its queue goes to the VM in order, then frames flow; the VM is announced.
     const released = dst.releasePort('vm1', 'port');
-    assert.deepEqual(released, { held: 12, flushed: 12, lost: 0, queued: 0 });
+    assert.deepEqual(released, { held: 12, flushed: 12, lost: 0, queued: 0, reclaimed: 0 });
     assert.deepEqual(gotDst.map(seqOf), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], 'every frame, in order, exactly once');
     gotPeer.length = 0;
     assert.equal(dst.announce('vm1'), 2);
