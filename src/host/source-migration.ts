@@ -25,6 +25,7 @@
  * the VM (attachment, held frames, runtime, port), source-hand-over.ts's.
  */
 import type { Duplex } from 'node:stream';
+import type { TimerHandle } from '../common/clock.ts';
 import type { VnetError } from '../common/errors.ts';
 import { parseMac } from '../common/mac.ts';
 import type { MigrateStart, MigrationCommand, MigrationProgress, MigrationReport } from '../control/migration-control.ts';
@@ -47,6 +48,24 @@ import type { QemuVm } from './qemu-vm.ts';
 /** The source's log line once it let go of the VM at the commit (`flushedAtMs`: the held frames onto the link, wall clock). */
 export const SOURCE_RELEASED_LOG = 'migration committed: released';
 
+/**
+ * Fault injection (tests only): with VNET_FAULT_QEMU_HOLD_DELAY_MS=N (1–1000)
+ * in its environment a source holds a QEMU VM's port N ms after QEMU's
+ * `pre-switchover` instead of at once, so that frames reach the stopped
+ * QEMU — what the commit's flush must reclaim (port-outlet.ts). It says so
+ * in a warning.
+ */
+export const QEMU_HOLD_DELAY_FAULT_ENV = 'VNET_FAULT_QEMU_HOLD_DELAY_MS';
+
+function qemuHoldDelayFault(ctx: AgentContext): number | undefined {
+  const raw = process.env[QEMU_HOLD_DELAY_FAULT_ENV];
+  if (raw === undefined) return undefined;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 1 || ms > 1000) return undefined;
+  ctx.log.warn({ hook: QEMU_HOLD_DELAY_FAULT_ENV, delayMs: ms }, 'fault injection: the port is held late at the pause');
+  return ms;
+}
+
 export class SourceMigration {
   readonly role = 'source' as const;
   readonly id: string;
@@ -62,6 +81,8 @@ export class SourceMigration {
   #hold: HoldStats | undefined;
   /** A QEMU guest's STOP (wall clock, ms): frames delivered to its port since are reclaimed at the commit. */
   #reclaimSinceMs: number | undefined;
+  /** The hold the fault hook QEMU_HOLD_DELAY_FAULT_ENV put off (tests only). */
+  #lateHold: TimerHandle | undefined;
   #handOff: HandOffResult | undefined;
   /** The commit is under way (hand-over, release): its `released` report is on the way. */
   #lettingGo = false;
@@ -218,7 +239,9 @@ export class SourceMigration {
       },
       onPause: (stoppedAtMs) => {
         this.#reclaimSinceMs = stoppedAtMs;
-        this.#holdPort();
+        const late = qemuHoldDelayFault(ctx);
+        if (late === undefined) this.#holdPort();
+        else this.#lateHold = ctx.clock.setTimeout(() => { this.#lateHold = undefined; this.#holdPort(); }, late);
         // QEMU stopped the guest itself: a QMP `stop` here would only queue ahead of migrate-continue.
         this.#onPaused(false);
       },
@@ -232,6 +255,14 @@ export class SourceMigration {
     // Paused: the verdict's release ends the watch (an abort's reclaims nothing, a commit's what the guest never took).
     if (!PAUSED_STATES.has(this.#state)) this.#watchDeliveries(false);
     this.#engineFailed(result.error);
+  }
+
+  /** The fault hook's late hold, if still to come, now: a verdict's release must find the port held. */
+  #holdNowIfLate(): void {
+    if (this.#lateHold === undefined) return;
+    this.#lateHold.cancel();
+    this.#lateHold = undefined;
+    this.#holdPort();
   }
 
   #watchDeliveries(on: boolean): void {
@@ -311,6 +342,7 @@ export class SourceMigration {
    * destination.
    */
   async #handOver(): Promise<void> {
+    this.#holdNowIfLate();
     const port = handOffPortOf(this.#ctx, this.port);
     if (port !== undefined) this.#handOff = await handOffAttachment(this.#ctx, this.id, port);
     const flushed = flushToDestination(this.#ctx, this.id, this.port, this.command.to, this.#reclaimSinceMs);
@@ -331,6 +363,7 @@ export class SourceMigration {
     this.#ctx.log.info({ id: this.id, port: this.port, reason, paused: wasPaused }, 'migration aborted; the VM runs here');
     if (!wasPaused) { this.report(); return; }
     this.#guest?.allowResume();
+    this.#holdNowIfLate();
     try {
       this.#hold = this.#ctx.daemon.releasePort(this.port, 'port');
     } catch (err) {

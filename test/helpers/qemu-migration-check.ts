@@ -58,6 +58,8 @@ export interface QemuMoveOutcome {
   readonly overlay: NetnsOverlay;
   readonly migration: MigrationView;
   readonly downtimeMs: number;
+  /** The pings (their icmp_seq) P sent over the move that A never answered. */
+  readonly lost: readonly number[];
 }
 
 /** Boot the guest on c1 with its NIC of kind `nic`, move it to c2 while P pings it, and check everything above. */
@@ -120,7 +122,7 @@ export async function checkQemuMove(t: TestContext, nic: 'stream' | 'tap'): Prom
   assert.equal(qemusUnder(o.qemuDir('c2')).length, 1, 'one QEMU runs A, on c2');
   assert.ok(done.cutover !== null);
   assert.equal(done.cutover.lost, 0, 'no frame lost at the cutover');
-  return { overlay: o, migration: done, downtimeMs };
+  return { overlay: o, migration: done, downtimeMs, lost };
 }
 
 /** How many refused copies (VNET_ERR_QEMU_MEMORY_MISMATCH) a move is started again after. */
