@@ -13,30 +13,18 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { silentLogger } from '../../src/common/logger.ts';
 import { createApiToken } from '../../src/controller/api/token-store.ts';
-import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
-import { startDaemonFromConfig, type RunningDaemon } from '../../src/host/daemon-runner.ts';
+import type { RunningDaemon } from '../../src/host/daemon-runner.ts';
 import type { OpenedImage } from '../../src/host/image-propagator.ts';
-import { issueHostCert } from '../../src/pki/certs.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ctlAgainstController } from './ctl-runner.ts';
+import { imageSitesDeployment, startImageSite, type ImageSiteHost } from './image-sites.ts';
 
-const DEPLOYMENT = `
-name: ctl-delete
-controller: { control: { host: 127.0.0.1, port: 0 }, api: { host: 127.0.0.1, port: 0 } }
-sites: [{ id: east }, { id: west }]
-wan:
-  - { sites: [east, west], bandwidthMbit: 100, rttMs: 40 }
-hosts:
-  - { id: hub, site: east, hub: true, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
-  - { id: hW, site: west, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
-`;
 const CHUNK = 4096;
 const CHUNKS = 12;
 
 describe('vnet ctl images delete', { timeout: 120_000 }, () => {
-  const c = ctlAgainstController('ctl-delete', DEPLOYMENT);
+  const c = ctlAgainstController('ctl-delete', imageSitesDeployment('ctl-delete'));
   const { dir, ctl } = c;
   const daemons: RunningDaemon[] = [];
   // v2 keeps v1's first half and changes the rest.
@@ -44,22 +32,13 @@ describe('vnet ctl images delete', { timeout: 120_000 }, () => {
   const v2 = v1.map((b, i) => (i >= (CHUNKS / 2) * CHUNK ? b ^ 0x5a : b));
 
   let hubPort: number | undefined;
-  const start = async (host: 'hub' | 'hW', site: string): Promise<RunningDaemon> => {
-    const certs = join(dir, 'certs');
-    await issueHostCert(certs, host);
-    return startDaemonFromConfig({ logger: silentLogger() }, parseDaemonConfig({
-      host, site, role: host === 'hub' ? 'hub' : 'spoke', transport: 'tls', tls: { dir: certs },
-      listen: { host: '127.0.0.1', port: 0 }, ports: [], controller: { url: `wss://127.0.0.1:${c.proc.controller.controlPort}/control` },
-      ...(host !== 'hub' ? { hub: { host: '127.0.0.1', port: hubPort }, hubId: 'hub' } : {}),
-      // No grace: the test's chunks are seconds old (the grace is chunk-collector.test.ts's).
-      images: { dir: join(dir, `chunks-${host}`), host: '127.0.0.1', port: 0, collect: { graceMs: 0 } },
-    }));
-  };
+  // No grace: the test's chunks are seconds old (the grace is chunk-collector.test.ts's).
+  const start = (host: ImageSiteHost): Promise<RunningDaemon> => startImageSite(c, host, hubPort, { collect: { graceMs: 0 } });
 
   before(async () => {
-    daemons.push(await start('hub', 'east'));
+    daemons.push(await start('hub'));
     hubPort = daemons[0]!.daemon.facts().listen?.port;
-    daemons.push(await start('hW', 'west'));
+    daemons.push(await start('hW'));
     await waitFor(() => daemons.every((d) => d.agent?.state === 'connected'), 'both daemons connected');
   });
   after(async () => {
@@ -115,7 +94,7 @@ describe('vnet ctl images delete', { timeout: 120_000 }, () => {
 
     // The hub restarted: the holds after its welcome are v2's only, and it collects again with what they keep.
     await hub.close();
-    const hub2 = await start('hub', 'east');
+    const hub2 = await start('hub');
     daemons[0] = hub2;
     await waitFor(() => hub2.agent?.state === 'connected', 'the hub again');
     await waitFor(() => hub2.images!.propagator.status('debian', 2)?.state === 'complete', 'the restarted hub holds v2');

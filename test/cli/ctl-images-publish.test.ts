@@ -13,49 +13,25 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { silentLogger } from '../../src/common/logger.ts';
-import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
-import { startDaemonFromConfig, type RunningDaemon } from '../../src/host/daemon-runner.ts';
+import type { RunningDaemon } from '../../src/host/daemon-runner.ts';
 import { createChunkHasher } from '../../src/images/chunk-digest.ts';
 import { RemoteChunkSource } from '../../src/images/remote-chunk-source.ts';
-import { issueHostCert, loadHostCredentials } from '../../src/pki/certs.ts';
+import { loadHostCredentials } from '../../src/pki/certs.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ctlAgainstController } from './ctl-runner.ts';
+import { imageSitesDeployment, startImageSites } from './image-sites.ts';
 
-const DEPLOYMENT = `
-name: ctl-publish
-controller: { control: { host: 127.0.0.1, port: 0 }, api: { host: 127.0.0.1, port: 0 } }
-sites: [{ id: east }, { id: west }]
-wan:
-  - { sites: [east, west], bandwidthMbit: 100, rttMs: 40 }
-hosts:
-  - { id: hub, site: east, hub: true, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
-  - { id: hW, site: west, listen: { transport: tls, host: 127.0.0.1, port: 0 }, images: { host: 127.0.0.1, port: 0 } }
-`;
 const CHUNK = 4096;
 
 describe('vnet ctl images publish', { timeout: 90_000 }, () => {
-  const c = ctlAgainstController('ctl-publish', DEPLOYMENT);
+  const c = ctlAgainstController('ctl-publish', imageSitesDeployment('ctl-publish'));
   const { dir, ctl } = c;
   const daemons: RunningDaemon[] = [];
   const image = new Uint8Array(20 * CHUNK + 100).map((_, i) => (Math.imul(i >>> 12, 97) + i) & 0xff);
   const file = join(dir, 'debian.img');
 
   before(async () => {
-    const certs = join(dir, 'certs');
-    const url = `wss://127.0.0.1:${c.proc.controller.controlPort}/control`;
-    let hubPort: number | undefined;
-    for (const [host, site] of [['hub', 'east'], ['hW', 'west']] as const) {
-      await issueHostCert(certs, host);
-      const d = await startDaemonFromConfig({ logger: silentLogger() }, parseDaemonConfig({
-        host, site, role: host === 'hub' ? 'hub' : 'spoke', transport: 'tls', tls: { dir: certs },
-        listen: { host: '127.0.0.1', port: 0 }, ports: [], controller: { url },
-        ...(hubPort !== undefined ? { hub: { host: '127.0.0.1', port: hubPort }, hubId: 'hub' } : {}),
-        images: { dir: join(dir, `chunks-${host}`), host: '127.0.0.1', port: 0 },
-      }));
-      daemons.push(d);
-      hubPort ??= d.daemon.facts().listen?.port;
-    }
+    daemons.push(...await startImageSites(c));
     await waitFor(() => daemons.every((d) => d.agent?.state === 'connected'), 'both daemons connected');
     writeFileSync(file, image);
   });
