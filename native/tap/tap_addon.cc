@@ -37,6 +37,7 @@
 #include "napi_errors.h"
 #include "packet_addon.h"
 #include "polled_fd.h"
+#include "process_fd_addon.h"
 #include "ram_digest_addon.h"
 #include "tap_fd.h"
 
@@ -271,6 +272,7 @@ static Napi::Object InitVnetTap(Napi::Env env, Napi::Object exports) {
   vnet_tap::RegisterForwarder(env, exports);
   vnet_tap::RegisterPacket(env, exports);
   vnet_tap::RegisterRamDigest(env, exports);
+  vnet_tap::RegisterProcessFd(env, exports);
   return exports;
 }
 

@@ -42,7 +42,7 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import { realClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { formatMac, type Mac } from '../common/mac.ts';
 import { announceFrames } from './announce.ts';
-import { PortOutlet, type HoldStats } from './port-outlet.ts';
+import { PortOutlet, type HoldStats, type Reclaim } from './port-outlet.ts';
 import { DaemonClosedError, DuplicatePortError, SpokeWithoutHubError, UnknownPortError } from './errors.ts';
 import type { Port } from './port.ts';
 import type { Link } from './link.ts';
@@ -328,11 +328,11 @@ export class Daemon implements DaemonControl {
    * to the link to `peer` (lost if that link is not up), then frames flow as
    * usual. `firstFrom`: frames that came over the link from that host (a
    * migration's source, flushing what it held) go before the others.
-   * `reclaimSinceMs`: frames delivered to the port at or after that moment
-   * (wall clock, ms; while watched) go first of all. Returns the port's hold
-   * figures.
+   * `reclaim`: what the port's guest, stopped on its own, never took (its
+   * STOP, and the frames read back from its device: port-outlet.ts) goes
+   * first of all. Returns the port's hold figures.
    */
-  releasePort(name: string, to: 'port' | { link: string }, opts: { firstFrom?: string; reclaimSinceMs?: number } = {}): HoldStats {
+  releasePort(name: string, to: 'port' | { link: string }, opts: { firstFrom?: string; reclaim?: Reclaim } = {}): HoldStats {
     const entry = this.#entry(name);
     const first = opts.firstFrom === undefined ? undefined : this.table.linkIngress(opts.firstFrom);
     const stats = entry.outlet.release(to === 'port'
@@ -342,7 +342,7 @@ export class Daemon implements DaemonControl {
         if (link === undefined) return false;
         link.send(frame);
         return true;
-      }, first, opts.reclaimSinceMs);
+      }, first, opts.reclaim);
     this.#pinPorts();
     this.#log.info({ port: name, to: to === 'port' ? 'port' : `link ${to.link}`, ...stats }, 'port released');
     return stats;

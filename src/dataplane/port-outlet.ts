@@ -59,6 +59,39 @@ interface Delivered {
   readonly atMs: number;
 }
 
+/**
+ * What a guest that stopped on its own never took, for a release:
+ *   sinceMs   its STOP (the watcher's clock): logged deliveries at or after
+ *             it cannot have reached it
+ *   unread    the frames still queued on its device, read back from it
+ *             (qemu-unread.ts): the newest deliveries, which it never read
+ */
+export interface Reclaim {
+  readonly sinceMs?: number | undefined;
+  readonly unread?: readonly Uint8Array[] | undefined;
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.compare(a, b) === 0;
+
+/**
+ * The frames to reclaim, oldest first: the union of the two suffixes of the
+ * deliveries — those since the STOP, and the unread ones — when the unread
+ * frames are the log's last ones (the usual case: a FIFO queue, nothing else
+ * writing to the device); otherwise the unread frames alone (they are
+ * exactly what the guest never read; the log cannot be matched to them, so
+ * adding from it could send one twice).
+ */
+export function reclaimedFrames(log: readonly Delivered[], reclaim: Reclaim): Frame[] {
+  const since = reclaim.sinceMs;
+  const first = since === undefined ? log.length : log.findIndex((d) => d.atMs >= since);
+  const sinceCount = first < 0 ? 0 : log.length - first;
+  const unread = reclaim.unread ?? [];
+  const tail = log.slice(log.length - unread.length);
+  const matched = unread.length <= log.length && unread.every((u, i) => sameBytes(u, tail[i]!.frame.data));
+  if (!matched) return unread.map((u) => ({ data: Buffer.from(u), offload: undefined }));
+  return log.slice(log.length - Math.max(sinceCount, unread.length)).map((d) => d.frame);
+}
+
 /** Default bound of a hold queue: a second of a busy VM at a few thousand frames a second. */
 export const DEFAULT_HOLD_LIMIT = 4096;
 
@@ -136,10 +169,10 @@ export class PortOutlet {
    * Stop holding: hand every queued frame to `deliver` (which returns false
    * for a frame it could not take: counted as lost) — those from ingress
    * `first` (if given) first, then the rest, each oldest first. With
-   * `reclaimSinceMs`, the logged deliveries at or after it go before them
-   * all (counted held and reclaimed). Ends the watch.
+   * `reclaim`, what the stopped guest never took goes before them all
+   * (counted held and reclaimed; `reclaimedFrames`). Ends the watch.
    */
-  release(deliver: (frame: Frame) => boolean, first?: number, reclaimSinceMs?: number): HoldStats {
+  release(deliver: (frame: Frame) => boolean, first?: number, reclaim?: Reclaim): HoldStats {
     const queue = this.#queue;
     const from = this.#from;
     const log = this.#log ?? [];
@@ -151,12 +184,11 @@ export class PortOutlet {
       if (deliver(frame)) this.#stats.flushed++;
       else this.#stats.lost++;
     };
-    if (reclaimSinceMs !== undefined) {
-      for (const d of log) {
-        if (d.atMs < reclaimSinceMs) continue;
+    if (reclaim !== undefined) {
+      for (const frame of reclaimedFrames(log, reclaim)) {
         this.#stats.held++;
         this.#stats.reclaimed++;
-        give(d.frame);
+        give(frame);
       }
     }
     if (first === undefined) {

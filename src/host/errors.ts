@@ -230,6 +230,13 @@ export class QemuRamDigestError extends VnetError {
   }
 }
 
+/** The frames a stopped QEMU left unread on its TAP device cannot be read (its descriptor not found, not takeable, or a read failed). */
+export class QemuUnreadError extends VnetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VNET_ERR_HOST_QEMU_UNREAD', message, options);
+  }
+}
+
 /** The source's `vnet-qemu-ram/1` line on a QEMU migration's second channel is missing or not valid: the copy cannot be verified. */
 export class QemuRamLineError extends VnetError {
   constructor(message: string) {

@@ -10,7 +10,7 @@
  *                              onto the link towards a peer host; stop holding
  *   watchDeliveries(name)      log what is delivered to the port, so that a
  *                              release can reclaim what a guest that stopped
- *                              on its own never took (`reclaimSinceMs`)
+ *                              on its own never took (`reclaim`)
  *   announce(name)             gratuitous ARP (if the port has an IPv4) and
  *                              RARP from the port's MAC; frames sent
  *   relayedFrames(mac)         frames to `mac` that came in on a link and left
@@ -19,9 +19,9 @@
  */
 import type { Mac } from '../common/mac.ts';
 import type { Port } from '../dataplane/port.ts';
-import type { HoldStats } from '../dataplane/port-outlet.ts';
+import type { HoldStats, Reclaim } from '../dataplane/port-outlet.ts';
 
-export type { HoldStats };
+export type { HoldStats, Reclaim };
 
 export type PortRelease = 'port' | { readonly link: string };
 
@@ -33,9 +33,9 @@ export interface MigrationDaemon {
   holdPort(name: string): void;
   /**
    * `firstFrom`: frames that came over the link from that host go first (the source's flush at the destination).
-   * `reclaimSinceMs`: the watched port's deliveries at or after that moment (wall clock, ms) go before everything (the source's flush of a QEMU guest stopped at that moment).
+   * `reclaim`: what a QEMU guest that stopped on its own never took goes before everything (the source's flush; port-outlet.ts).
    */
-  releasePort(name: string, to: PortRelease, opts?: { firstFrom?: string; reclaimSinceMs?: number }): HoldStats;
+  releasePort(name: string, to: PortRelease, opts?: { firstFrom?: string; reclaim?: Reclaim }): HoldStats;
   watchDeliveries(name: string): void;
   unwatchDeliveries(name: string): void;
   announce(name: string): number;

@@ -8,8 +8,8 @@
  * from the VM, forwarded like any other) and closes (`handOffAttachment`);
  * the held frames go onto the link to the destination
  * (`flushToDestination`), after what a QEMU guest that stopped on its own
- * was given between its STOP and the hold (reclaimed from the port's
- * delivery log). Then `dropVm`: the runtime lets go of the VM (a
+ * never took (`qemuReclaim`: delivered since its STOP, or left unread on its
+ * TAP device; copies from the port's delivery log). Then `dropVm`: the runtime lets go of the VM (a
  * namespace VM stays frozen for the destination to thaw; a QEMU quits) and
  * the port is removed.
  *
@@ -17,9 +17,12 @@
  * destination's from the commit on.
  */
 import type { AgentContext } from './agent-context.ts';
-import type { HoldStats } from './migration-daemon.ts';
+import type { HoldStats, Reclaim } from './migration-daemon.ts';
+import { unreadTapFrames } from './qemu-unread.ts';
+import type { QemuVm } from './qemu-vm.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 import type { Port } from '../dataplane/port.ts';
+import { DEFAULT_HOLD_LIMIT } from '../dataplane/port-outlet.ts';
 import type { HandOffResult } from '../dataplane/tap-port.ts';
 
 /** A port whose attachment can be handed to another queue of its device (a multi-queue TAP port). */
@@ -48,14 +51,29 @@ export async function handOffAttachment(ctx: AgentContext, id: string, port: Han
 }
 
 /**
- * The held frames onto the link to `to` — first, with `reclaimSinceMs` (a
- * QEMU guest's STOP), what was delivered to its port since and the stopped
- * guest never took: their counts, and when they went (wall clock, ms;
- * undefined if they could not).
+ * What a QEMU guest that stopped on its own never took: delivered since its
+ * STOP (`stoppedAtMs`), and — on a TAP device — still queued there, read
+ * back from QEMU's own file (qemu-unread.ts; a failure is logged and the
+ * STOP alone decides).
  */
-export function flushToDestination(ctx: AgentContext, id: string, portName: string, to: string, reclaimSinceMs?: number): { hold: HoldStats | undefined; flushedAtMs: number | undefined } {
+export function qemuReclaim(ctx: AgentContext, id: string, vm: QemuVm, stoppedAtMs: number | undefined): Reclaim {
+  if (vm.spec.tap === undefined || vm.process.pid === undefined) return { sinceMs: stoppedAtMs };
   try {
-    const hold = ctx.daemon.releasePort(portName, { link: to }, reclaimSinceMs === undefined ? {} : { reclaimSinceMs });
+    return { sinceMs: stoppedAtMs, unread: unreadTapFrames(vm.process.pid, vm.spec.tap, DEFAULT_HOLD_LIMIT) };
+  } catch (err) {
+    ctx.log.warn({ id, err: String(err) }, 'cannot read back what the stopped QEMU left on its TAP');
+    return { sinceMs: stoppedAtMs };
+  }
+}
+
+/**
+ * The held frames onto the link to `to` — first, with `reclaim`, what the
+ * stopped guest never took: their counts, and when they went (wall clock,
+ * ms; undefined if they could not).
+ */
+export function flushToDestination(ctx: AgentContext, id: string, portName: string, to: string, reclaim?: Reclaim): { hold: HoldStats | undefined; flushedAtMs: number | undefined } {
+  try {
+    const hold = ctx.daemon.releasePort(portName, { link: to }, reclaim === undefined ? {} : { reclaim });
     return { hold, flushedAtMs: Math.round(ctx.clock.wallNow()) };
   } catch (err) {
     ctx.log.warn({ id, err: String(err) }, 'cannot release the held frames to the destination');

@@ -37,7 +37,7 @@ import { CutoverGuest } from './cutover-guest.ts';
 import { MigrationInternalError, MigrationStateError } from './errors.ts';
 import { dialMigrationChannels } from './migration-channel.ts';
 import type { HoldStats } from './migration-daemon.ts';
-import { dropVm, flushToDestination, handOffAttachment, handOffPortOf } from './source-hand-over.ts';
+import { dropVm, flushToDestination, handOffAttachment, handOffPortOf, qemuReclaim } from './source-hand-over.ts';
 import { PAUSED_STATES, sourceReport, toWireProgress, type SourceState } from './source-report.ts';
 import type { VmRuntime } from './vm-runtime.ts';
 import type { HandOffResult } from '../dataplane/tap-port.ts';
@@ -81,6 +81,8 @@ export class SourceMigration {
   #hold: HoldStats | undefined;
   /** A QEMU guest's STOP (wall clock, ms): frames delivered to its port since are reclaimed at the commit. */
   #reclaimSinceMs: number | undefined;
+  /** Frames read back from a stopped QEMU's TAP device at the commit (qemu-unread.ts). */
+  #unread: number | undefined;
   /** The hold the fault hook QEMU_HOLD_DELAY_FAULT_ENV put off (tests only). */
   #lateHold: TimerHandle | undefined;
   #handOff: HandOffResult | undefined;
@@ -324,7 +326,7 @@ export class SourceMigration {
     const warn = (what: string) => (err: unknown): void => this.#ctx.log.warn({ id: this.id, err: String(err) }, what);
     this.#handOver().then(() => (dropLater ? undefined : this.#drop())).catch(warn('letting go of the VM failed')).finally(() => {
       this.#lettingGo = false;
-      this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold, ...(this.#handOff ?? {}), flushedAtMs: this.#flushedAtMs }, SOURCE_RELEASED_LOG);
+      this.#ctx.log.info({ id: this.id, port: this.port, to: this.command.to, ...this.#hold, ...(this.#handOff ?? {}), unread: this.#unread, flushedAtMs: this.#flushedAtMs }, SOURCE_RELEASED_LOG);
       this.report();
       if (dropLater) this.#drop().catch(warn('removing the migrated QEMU VM failed'));
     });
@@ -345,7 +347,10 @@ export class SourceMigration {
     this.#holdNowIfLate();
     const port = handOffPortOf(this.#ctx, this.port);
     if (port !== undefined) this.#handOff = await handOffAttachment(this.#ctx, this.id, port);
-    const flushed = flushToDestination(this.#ctx, this.id, this.port, this.command.to, this.#reclaimSinceMs);
+    const qemu = this.#runtime?.qemu;
+    const reclaim = qemu === undefined ? undefined : qemuReclaim(this.#ctx, this.id, qemu, this.#reclaimSinceMs);
+    this.#unread = reclaim?.unread?.length;
+    const flushed = flushToDestination(this.#ctx, this.id, this.port, this.command.to, reclaim);
     this.#hold = flushed.hold;
     this.#flushedAtMs = flushed.flushedAtMs;
   }

@@ -13,7 +13,7 @@ import { announceFrames, ipv4Number } from '../../src/dataplane/announce.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';
-import { DELIVERY_LOG_LIMIT, DELIVERY_LOG_MS, PortOutlet } from '../../src/dataplane/port-outlet.ts';
+import { DELIVERY_LOG_LIMIT, DELIVERY_LOG_MS, PortOutlet, reclaimedFrames } from '../../src/dataplane/port-outlet.ts';
 import { testFrame, seqOf } from '../helpers/ethernet.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -74,7 +74,7 @@ describe('a watched outlet (a QEMU guest that stops on its own)', () => {
     send(out, 5);
     send(out, 6);
     const sent: number[] = [];
-    const stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, 1004.6);
+    const stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, { sinceMs: 1004.6 });
     assert.deepEqual(sent, [3, 4, 5, 6], 'the frames delivered from 1005 ms on (the STOP at 1004.6), then the held ones, in order');
     assert.deepEqual(stats, { held: 4, flushed: 4, lost: 0, queued: 0, reclaimed: 2 });
     assert.equal(out.watched, false, 'the release ends the watch');
@@ -98,7 +98,7 @@ describe('a watched outlet (a QEMU guest that stops on its own)', () => {
     for (let i = 0; i < DELIVERY_LOG_LIMIT + 10; i++) send(out, i);
     out.hold();
     let sent: number[] = [];
-    let stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, 0);
+    let stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, { sinceMs: 0 });
     assert.equal(stats.reclaimed, DELIVERY_LOG_LIMIT, 'bounded');
     assert.equal(sent[0], 10, 'the oldest went first');
     out.watchDeliveries(() => at.ms);
@@ -107,12 +107,33 @@ describe('a watched outlet (a QEMU guest that stops on its own)', () => {
     send(out, 2);
     out.hold();
     sent = [];
-    stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, 0);
+    stats = out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, { sinceMs: 0 });
     assert.deepEqual(sent, [2], 'a frame older than the window is gone');
     send(out, 3);
     out.hold();
-    stats = out.release(() => true, undefined, 0);
+    stats = out.release(() => true, undefined, { sinceMs: 0 });
     assert.equal(stats.reclaimed, DELIVERY_LOG_LIMIT + 1, 'nothing more: unwatched after the release');
+  });
+});
+
+describe('what a release reclaims (reclaimedFrames)', () => {
+  const mac = parseMac('02:00:00:00:00:01');
+  const other = parseMac('02:00:00:00:00:02');
+  const log = [1, 2, 3, 4, 5].map((seq) => ({ frame: { data: testFrame(mac, other, seq), offload: undefined }, atMs: 100 + seq }));
+  const seqs = (frames: readonly { data: Uint8Array }[]): number[] => frames.map((f) => seqOf(Buffer.from(f.data)));
+
+  it('the union of the deliveries since the STOP and the unread ones when those are the log\'s last', () => {
+    assert.deepEqual(seqs(reclaimedFrames(log, { sinceMs: 104 })), [4, 5], 'since the STOP only');
+    assert.deepEqual(seqs(reclaimedFrames(log, { sinceMs: 105, unread: [testFrame(mac, other, 3), testFrame(mac, other, 4), testFrame(mac, other, 5)] })), [3, 4, 5], 'more unread than since the STOP (QEMU stopped reading before its STOP)');
+    assert.deepEqual(seqs(reclaimedFrames(log, { sinceMs: 102, unread: [testFrame(mac, other, 5)] })), [2, 3, 4, 5], 'more since the STOP than unread (it read some after)');
+    assert.deepEqual(seqs(reclaimedFrames(log, { unread: [] })), [], 'nothing unread, no STOP: nothing');
+    assert.deepEqual(seqs(reclaimedFrames(log, { sinceMs: 200, unread: [] })), [], 'a STOP after every delivery: nothing');
+  });
+
+  it('unread frames that are not the log\'s last go alone: no frame is sent twice', () => {
+    const stray = testFrame(other, mac, 9);
+    assert.deepEqual(seqs(reclaimedFrames(log, { sinceMs: 102, unread: [testFrame(mac, other, 5), stray] })), [5, 9]);
+    assert.deepEqual(seqs(reclaimedFrames([], { sinceMs: 0, unread: [stray] })), [9], 'more unread than logged');
   });
 });
 
