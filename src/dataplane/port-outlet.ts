@@ -26,10 +26,11 @@ import type { Port } from './port.ts';
  * gone when that QEMU quits. While watched, the outlet keeps a copy of each
  * frame it delivers with the watcher's wall-clock time just before the
  * delivery (the last `DELIVERY_LOG_LIMIT`, none older than
- * `DELIVERY_LOG_MS`); a release to a link given `reclaimSinceMs` (the
- * guest's STOP) sends the logged frames delivered at or after it first —
- * the guest provably never took them — then the queue. A release to the port (an abort: the same QEMU runs on
- * and takes them itself) reclaims nothing. Either ends the watch.
+ * `DELIVERY_LOG_MS`); a release to a link given a `Reclaim` (the guest's
+ * STOP, and the frames read back from its device) sends first what the
+ * guest provably never took (`reclaimedFrames`), then the queue. A release
+ * to the port (an abort: the same QEMU runs on and takes them itself)
+ * reclaims nothing. Either ends the watch.
  *
  * Cost on the hot path: one boolean test per delivered frame (two while a
  * port is watched, plus a copy). A held frame is copied (the caller's
@@ -46,7 +47,7 @@ export interface HoldStats {
   lost: number;
   /** Frames in the queue now. */
   queued: number;
-  /** Of the held, frames taken back from the delivery log: delivered after the guest's STOP, never taken by it. */
+  /** Of the held, frames delivered that the stopped guest never took (since its STOP, or left unread on its device), sent again by a release. */
   reclaimed: number;
 }
 

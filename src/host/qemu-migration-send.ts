@@ -14,8 +14,8 @@
  *              figures → `onProgress`
  *   pause      QEMU reaches `pre-switchover` with the guest stopped: `onPause`
  *              with the STOP's moment (the daemon holds the VM's port and
- *              will reclaim what was delivered since: port-outlet.ts;
- *              `paused` is reported), then
+ *              reclaims at the commit what the guest never took:
+ *              port-outlet.ts; `paused` is reported), then
  *              `migrate-continue` unless the migration was cancelled meanwhile
  *   end        `completed` (the guest stays stopped here, QEMU in
  *              postmigrate, until the verdict), the stream flushed, then the

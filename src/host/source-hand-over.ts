@@ -8,8 +8,8 @@
  * from the VM, forwarded like any other) and closes (`handOffAttachment`);
  * the held frames go onto the link to the destination
  * (`flushToDestination`), after what a QEMU guest that stopped on its own
- * never took (`qemuReclaim`: delivered since its STOP, or left unread on its
- * TAP device; copies from the port's delivery log). Then `dropVm`: the runtime lets go of the VM (a
+ * never took (`qemuReclaim`: delivered since its STOP, or left unread on
+ * its TAP device). Then `dropVm`: the runtime lets go of the VM (a
  * namespace VM stays frozen for the destination to thaw; a QEMU quits) and
  * the port is removed.
  *
