@@ -73,7 +73,7 @@ export interface AgentStats extends ChangeStats {
   trafficReports: number;
   migrationCommands: number;
   migrationReports: number;
-  /** Migration reports dropped because the queue was full while the channel was down. */
+  /** Migration reports dropped: the queue was full while the channel was down, or a report was over the message limit even in parts. */
   migrationReportsDropped: number;
   imageHolds: number;
   imageReports: number;

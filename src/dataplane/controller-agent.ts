@@ -12,7 +12,7 @@ import { ControllerChanges } from './controller-changes.ts';
 import { DEFAULT_REDIAL_POLICY } from './backoff.ts';
 import { ControllerDialList } from './controller-dial-list.ts';
 import { ChannelKeepalive } from './controller-keepalive.ts';
-import { DaemonReports } from './controller-reports.ts';
+import { DaemonReports, type SendOutcome } from './controller-reports.ts';
 import { CONTROL_FEATURES, NO_FEATURES, isFeaturesRefusal, negotiateFeatures, type ControlFeature } from '../control/control-features.ts';
 import type { DaemonControl } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl } from '../control/migration-control.ts';
@@ -320,19 +320,19 @@ export class ControllerAgent {
     this.#migrations.handle(command);
   }
 
-  /** Whether the message was handed to an open channel; one over the limit goes in parts, back to back. */
-  #send(message: DaemonMessage): boolean {
+  /** Hand the message to the open channel (one over the limit in parts, back to back): what became of it. */
+  #send(message: DaemonMessage): SendOutcome {
     const ws = this.#ws;
-    if (ws === undefined || ws.readyState !== ws.OPEN) return false;
+    if (ws === undefined || ws.readyState !== ws.OPEN) return 'closed';
     let parts: DaemonMessage[];
     try {
       parts = splitDaemonMessage(message, this.#maxBytes, () => ++this.#factsSeq);
     } catch (err) {
       this.#log.error({ err, type: message.type }, 'control message too large to send, even in parts');
-      return false;
+      return 'too-large';
     }
     for (const part of parts) ws.send(encodeControlMessage(part));
-    return true;
+    return 'sent';
   }
 
   #onClose(ws: WebSocket, code: number, reason: string): void {

@@ -15,9 +15,11 @@ export interface ReportChannel {
   state(): AgentState;
   /** The session's features: what the reports carry beyond the core fields. */
   features(): ReadonlySet<ControlFeature>;
-  /** Whether the message was handed to an open channel. */
-  send(message: DaemonMessage): boolean;
+  /** `sent`: handed to the open channel (in parts if over the limit); `closed`: no open channel; `too-large`: over the limit even in parts (logged by the channel), never sendable. */
+  send(message: DaemonMessage): SendOutcome;
 }
+
+export type SendOutcome = 'sent' | 'closed' | 'too-large';
 
 /**
  * What the daemon reports to the controller on its control channel
@@ -67,16 +69,19 @@ export class DaemonReports {
 
   /** A migration report: sent now when the channel is up, else queued (bounded) for the next welcome. */
   migration(report: MigrationReport): void {
-    if (this.#channel.state() === 'connected' && this.#queued.length === 0 && this.#sendMigration(report)) {
-      this.#stats.migrationReports++;
-      return;
+    if (this.#channel.state() === 'connected' && this.#queued.length === 0) {
+      const sent = this.#sendMigration(report);
+      if (sent === 'sent') this.#stats.migrationReports++;
+      // A report no channel can carry is dropped, not queued: at the head of the queue it would hold back every later one.
+      if (sent === 'too-large') this.#stats.migrationReportsDropped++;
+      if (sent !== 'closed') return;
     }
     if (this.#channel.state() === 'closed') return;
     if (this.#queued.push(report)) this.#stats.migrationReportsDropped++;
   }
 
   image(report: ImageReport): void {
-    if (this.#channel.state() === 'connected' && this.#channel.send(report)) this.#stats.imageReports++;
+    if (this.#channel.state() === 'connected' && this.#channel.send(report) === 'sent') this.#stats.imageReports++;
   }
 
   event(event: DaemonEvent): void {
@@ -86,12 +91,20 @@ export class DaemonReports {
   }
 
   /** A migration report as this session's features allow (its `timing` only to a controller that listed it). */
-  #sendMigration(report: MigrationReport): boolean {
+  #sendMigration(report: MigrationReport): SendOutcome {
     return this.#channel.send(withFeatures(report, this.#channel.features(), 'migration-timing', 'timing'));
   }
 
   #flush(): void {
-    this.#stats.migrationReports += this.#queued.drain((r) => this.#channel.state() === 'connected' && this.#sendMigration(r));
+    let dropped = 0;
+    const taken = this.#queued.drain((r) => {
+      if (this.#channel.state() !== 'connected') return false;
+      const sent = this.#sendMigration(r);
+      if (sent === 'too-large') dropped++;
+      return sent !== 'closed';
+    });
+    this.#stats.migrationReports += taken - dropped;
+    this.#stats.migrationReportsDropped += dropped;
   }
 
   #start(periodMs: number): void {

@@ -315,6 +315,30 @@ test('reports made while the channel is down are queued, bounded, and sent in or
   assert.equal(agent.stats.migrationReports, 5);
 });
 
+test('a migration report over the message limit even in parts is dropped and counted, not queued ahead of the next ones', async (t) => {
+  const ctl = await fakeController(t);
+  const migrations = new FakeMigrations();
+  // 4 KiB: an ordinary report fits; one whose error message alone is 8 KiB does not, and a report is never split.
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { maxMessageBytes: 4096 }, migrations);
+  agent.start();
+  await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+  const huge: MigrationReport = { type: 'migration', id: 'm9', state: 'failed', error: { code: 'VNET_ERR_X', message: 'x'.repeat(8000) } };
+  // While the channel is down the huge one is queued between two others; the welcome's flush drops it and sends the rest.
+  migrations.report({ type: 'migration', id: 'm1', state: 'paused' });
+  migrations.report(huge);
+  migrations.report({ type: 'migration', id: 'm1', state: 'released', stats: { held: 0, flushed: 0, relayed: 0, lost: 0, announced: 0 } });
+  ctl.conns[0]!.ws.send(welcome('h1'));
+  await waitFor(() => migrationsOf(ctl.conns[0]!).length === 2, 'the two that fit');
+  assert.deepEqual(migrationsOf(ctl.conns[0]!).map((m) => `${m['id']} ${m['state']}`), ['m1 paused', 'm1 released']);
+  // Up: a huge one is dropped at once, and the next goes straight out.
+  migrations.report(huge);
+  migrations.report({ type: 'migration', id: 'm2', state: 'ready' });
+  await waitFor(() => migrationsOf(ctl.conns[0]!).length === 3, 'the next report');
+  assert.equal(migrationsOf(ctl.conns[0]!)[2]!['id'], 'm2');
+  assert.equal(agent.stats.migrationReportsDropped, 2, 'both huge reports dropped');
+  assert.equal(agent.stats.migrationReports, 3);
+});
+
 test('a rule set in parts is applied only whole; broken sequences are nacked and nothing of them applied; a newer version supersedes an incomplete one', async (t) => {
   const ctl = await fakeController(t);
   const daemon = new FakeDaemon('h1');
