@@ -15,6 +15,7 @@
  * never an exception.
  */
 import type { Duplex } from 'node:stream';
+import type { z } from 'zod';
 import { ChannelHelloError } from './errors.ts';
 
 export const CHANNEL_HELLO_PREFIX = 'vnet-migrate/1';
@@ -57,6 +58,23 @@ export function parseChannelReply(line: string): ChannelReply | ChannelHelloErro
   const m = /^no (\S+)$/.exec(line);
   if (m !== null && CODE.test(m[1]!)) return { ok: false, code: m[1]! };
   return new ChannelHelloError('not a migration channel reply');
+}
+
+/**
+ * The JSON after a line's `prefix`, checked by `schema`: its value, or why
+ * not as text naming `what` ("<what> is not JSON", "<what>: field: issue").
+ * The caller checked the prefix and wraps the text in its own error.
+ */
+export function parseJsonAfter<S extends z.ZodType>(line: string, prefix: string, schema: S, what: string): z.output<S> | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(line.slice(prefix.length));
+  } catch {
+    return `${what} is not JSON`;
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) return `${what}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+  return r.data;
 }
 
 export type LineResult =

@@ -10,6 +10,7 @@
  * QemuRamLineError saying what.
  */
 import { z } from 'zod';
+import { parseJsonAfter } from './channel-hello.ts';
 import { QemuRamLineError } from './errors.ts';
 import type { QemuRamDigest } from './qemu-ram-digest.ts';
 
@@ -30,13 +31,6 @@ export function encodeQemuRamLine(d: QemuRamDigest): Buffer {
 /** Parses the line (without its newline); a QemuRamLineError says what is wrong. */
 export function parseQemuRamLine(line: string): QemuRamDigest | QemuRamLineError {
   if (!line.startsWith(PREFIX)) return new QemuRamLineError(`the second channel does not start with "${PREFIX.trim()}": not a QEMU RAM digest`);
-  let json: unknown;
-  try {
-    json = JSON.parse(line.slice(PREFIX.length));
-  } catch {
-    return new QemuRamLineError('the vnet-qemu-ram/1 line is not JSON');
-  }
-  const r = lineSchema.safeParse(json);
-  if (!r.success) return new QemuRamLineError(`the vnet-qemu-ram/1 line: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  return r.data;
+  const r = parseJsonAfter(line, PREFIX, lineSchema, 'the vnet-qemu-ram/1 line');
+  return typeof r === 'string' ? new QemuRamLineError(r) : r;
 }

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
+import { parseJsonAfter } from './channel-hello.ts';
 import { QemuStreamHeaderError } from './errors.ts';
 import { MIN_QEMU_MEMORY_MIB } from './qemu-vm.ts';
 
@@ -29,13 +30,6 @@ export function encodeQemuStreamHeader(h: QemuStreamHeader): Buffer {
 /** Parses the header line (without its newline); a QemuStreamHeaderError says what is wrong. */
 export function parseQemuStreamHeader(line: string): QemuStreamHeader | QemuStreamHeaderError {
   if (!line.startsWith(PREFIX)) return new QemuStreamHeaderError(`the channel does not start with "${PREFIX.trim()}": not a QEMU migration stream`);
-  let json: unknown;
-  try {
-    json = JSON.parse(line.slice(PREFIX.length));
-  } catch {
-    return new QemuStreamHeaderError('the vnet-qemu/1 header is not JSON');
-  }
-  const r = headerSchema.safeParse(json);
-  if (!r.success) return new QemuStreamHeaderError(`the vnet-qemu/1 header: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  return r.data;
+  const r = parseJsonAfter(line, PREFIX, headerSchema, 'the vnet-qemu/1 header');
+  return typeof r === 'string' ? new QemuStreamHeaderError(r) : r;
 }
