@@ -22,9 +22,13 @@
  * move after which the guest stays quiet (a
  * gap over a second) prints the destination's
  * console tail (the guest kernel's warnings: loglevel=5) and its QMP
- * status. Every name lives in namespaces this program creates and removes.
+ * status. `--stop-cont MS` does not migrate: each "move" stops the guest
+ * (QMP `stop`) for MS and runs it again (`cont`) in the same QEMU, warm, on
+ * the same TAP device, so nothing moves on the bridge either: the guest's
+ * own time to answer a ping that waited for it, without a migration. Every
+ * name lives in namespaces this program creates and removes.
  *
- * Usage (root): node --import tsx bench/cutover/qemu-pingpong.ts [--moves N] [--device e1000|virtio-net-pci] [--stream] [--fresh] [--watch MS]
+ * Usage (root): node --import tsx bench/cutover/qemu-pingpong.ts [--moves N] [--device e1000|virtio-net-pci] [--stream] [--fresh] [--watch MS] [--stop-cont MS]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,6 +54,8 @@ const PINGER = `qpp-${tag}`;
 const GUEST_IP = '10.253.0.10';
 const MAC = 0x02_00_00_0d_00_10;
 const QUIET_MS = 1000;
+const stopContMs = arg('--stop-cont') === undefined ? undefined : Number(arg('--stop-cont'));
+if (stopContMs !== undefined && !(stopContMs >= 0 && stopContMs <= 10_000)) throw new Error(`--stop-cont: ms 0..10000, not ${arg('--stop-cont')}`);
 
 function sh(cmd: string[]): string {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 60_000 });
@@ -101,7 +107,18 @@ try {
   let stream = withStream ? startEchoStream(PINGER, GUEST_IP, 7) : undefined;
   const marks: Array<{ stoppedAt: number; resumedAt: number; endAt: number; console: string; samples: string[] }> = [];
   const watchMs = Number(arg('--watch') ?? (fresh ? 5000 : 3000));
-  for (let k = 1; k <= moves; k++) {
+  for (let k = 1; stopContMs !== undefined && k <= moves; k++) {
+    const stopped = src.qmp.waitForEvent('STOP', { timeoutMs: 30_000 });
+    const resumed = src.qmp.waitForEvent('RESUME', { timeoutMs: 30_000 });
+    await src.qmp.execute('stop');
+    const stop = await stopped;
+    await new Promise((r) => setTimeout(r, stopContMs));
+    await src.qmp.execute('cont');
+    const resume = await resumed;
+    await new Promise((r) => setTimeout(r, watchMs));
+    marks.push({ stoppedAt: stop.timestamp * 1000, resumedAt: resume.timestamp * 1000, endAt: Date.now(), console: src.proc.outputTail(), samples: [] });
+  }
+  for (let k = 1; stopContMs === undefined && k <= moves; k++) {
     if (fresh && k > 1) {
       if (stream !== undefined) streamFigures.push(await stream.stop());
       await src.proc.stop(src.qmp);
@@ -162,7 +179,7 @@ try {
   for (const n of [NS, PINGER]) spawnSync('ip', ['netns', 'del', n]);
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`device ${device}; TCP streams: ${streamFigures.length === 0 ? 'not run' : streamFigures.map((f) => (f.intact ? `intact (${(f.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${f.error ?? '?'}`)).join(', ')}`);
+console.log(`device ${device}${stopContMs === undefined ? '' : `; stop/cont in one QEMU (${stopContMs} ms), no migration`}; TCP streams: ${streamFigures.length === 0 ? 'not run' : streamFigures.map((f) => (f.intact ? `intact (${(f.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${f.error ?? '?'}`)).join(', ')}`);
 console.log(`${'move'.padEnd(5)}${'downtime ms'.padStart(12)}${'first reply ms'.padStart(16)}${'max gap ms'.padStart(12)}`);
 for (const [i, r] of rows.entries()) console.log(`${String(i + 1).padEnd(5)}${r.downtimeMs.toFixed(0).padStart(12)}${(Number.isFinite(r.firstReplyMs) ? r.firstReplyMs.toFixed(0) : 'never').padStart(16)}${r.maxGapMs.toFixed(0).padStart(12)}${r.quiet ? '  QUIET' : ''}`);
 console.log(`${rows.filter((r) => r.quiet).length} of ${rows.length} moves left the guest quiet for more than ${QUIET_MS} ms`);

@@ -38,6 +38,12 @@
  * and why it happened: ping not scheduled, the daemons on the path not
  * scheduled (the machine's load), or neither (the network).
  *
+ * A vnet QEMU row also prints how its ping gap at the cutover divides up:
+ * ping's sampling before the STOP, QEMU's downtime (STOP → RESUME), the
+ * guest waking (RESUME → its first answer out of its NIC, a ping already
+ * waiting in its QEMU), and that answer's trip to the pinger (the network's
+ * part); the guest's own downtime is the STOP → that answer.
+ *
  * `--timeline`: a QEMU move's moments on one time line, ms after the source's
  * STOP (timeline.ts): QMP events, the daemons' and the controller's steps,
  * the probes' edges.
@@ -46,6 +52,7 @@
  */
 import { qemuVxlanBaseline } from './qemu-vxlan-baseline.ts';
 import { longestGapNote, phaseReport } from './phases.ts';
+import { gapAccountLines } from './timeline.ts';
 import { vnetOverlay } from './vnet-overlay.ts';
 import { vxlanBaseline, type CutoverFigures } from './vxlan-baseline.ts';
 
@@ -66,6 +73,8 @@ for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
+// A QEMU guest: its own downtime against the ping's gap (timeline.ts).
+for (const r of rows) if (r.gapAccount !== undefined) console.log(['', `${r.path}:`, ...gapAccountLines(r.gapAccount).map((l) => `  ${l}`)].join('\n'));
 // With several moves the longest gap may be anyone's: where it fell and who was not scheduled over it.
 for (const r of rows) if (r.moves !== undefined && r.moves.length > 1 && r.sched !== undefined) console.log(`${r.path}: ${longestGapNote(r.moves, r.ping, r.sched) ?? 'no gap'}`);
 if (process.argv.includes('--timeline')) for (const r of rows) if (r.timeline !== undefined) console.log(['', ...r.timeline].join('\n'));

@@ -94,16 +94,79 @@ export function timelineMoments(s: TimelineSources): Moment[] {
   return out.sort((a, b) => a.atMs - b.atMs);
 }
 
+/**
+ * How the ping's gap at a QEMU guest's cutover divides up, in ms, every part
+ * from the same wall clock: what ping's sampling, QEMU, the guest and the
+ * network each take of it. The guest's own downtime is the STOP until the
+ * guest's first answer out of its NIC on the destination — QEMU's figure
+ * (STOP → RESUME) plus the time the guest, once run, takes to answer a ping
+ * that was already waiting in its QEMU (`waited`): no network is in that
+ * span. The answer's trip from the NIC to the pinger is the network's part.
+ * With `bench/cutover/qemu-pingpong.ts --stop-cont MS` (the same guest
+ * stopped and run again in one warm QEMU, no migration) the guest answers
+ * 1–2 ms after its RESUME; after a migration, on a fresh QEMU, 20–45 ms.
+ */
+export interface GapAccount {
+  /** ping's sampling: its last reply before the STOP came this long before it. */
+  samplingMs: number;
+  /** QEMU's own figure: the source's STOP to the destination's RESUME. */
+  qemuDowntimeMs: number;
+  /** The RESUME to the guest's first ping answer out of its NIC on the destination. */
+  wakeMs: number;
+  /** A ping waited in the destination QEMU when the guest ran: the held frames reached its port before the RESUME, and the first reply's ping was sent before it. */
+  waited: boolean;
+  /** The guest's own downtime: STOP → its first ping answer out of its NIC (qemuDowntimeMs + wakeMs). */
+  guestOwnMs: number;
+  /** That answer's trip from the guest's NIC to the pinger: the network's part (the daemon's moment is `Date.now()`, whole ms cut down: up to 1 ms too long). */
+  tripMs: number;
+  /** The run's median round trip: the path's steady trip there and back. */
+  medianRttMs: number;
+  /** The ping's gap at the cutover: its last reply before the STOP to its first after the RESUME (= samplingMs + guestOwnMs + tripMs). */
+  gapMs: number;
+  /** The same gap counted from the STOP (ping's sampling left out) = guestOwnMs + tripMs. */
+  fromStopMs: number;
+}
+
+/** The gap's account from the move's moments; undefined when one of them is missing. */
+export function gapAccount(s: TimelineSources): GapAccount | undefined {
+  const stop = s.logged(s.from, s.logs.sent, 'stoppedAtMs');
+  const resumed = s.logged(s.to, s.logs.resumed, 'resumedAtMs');
+  const handed = s.logged(s.to, s.logs.resumed, 'heldReleasedAtMs');
+  const answered = s.logged(s.to, s.logs.firstFrame, 'firstEchoReplyAtMs');
+  if (stop === undefined || resumed === undefined || answered === undefined) return undefined;
+  const last = s.ping.replies.filter((r) => r.atMs <= stop).at(-1);
+  const first = s.ping.replies.find((r) => r.atMs >= answered);
+  if (last === undefined || first === undefined) return undefined;
+  const rtts = s.ping.replies.map((r) => r.rttMs).sort((a, b) => a - b);
+  return {
+    samplingMs: stop - last.atMs,
+    qemuDowntimeMs: resumed - stop,
+    wakeMs: answered - resumed,
+    waited: handed !== undefined && handed <= resumed && first.atMs - first.rttMs < resumed,
+    guestOwnMs: answered - stop,
+    tripMs: first.atMs - answered,
+    medianRttMs: rtts[Math.floor(rtts.length / 2)] ?? Number.NaN,
+    gapMs: first.atMs - last.atMs,
+    fromStopMs: first.atMs - stop,
+  };
+}
+
+/** The account as printed lines. */
+export function gapAccountLines(a: GapAccount): string[] {
+  const f = (n: number): string => n.toFixed(1);
+  return [
+    `the ping's gap at the cutover ${f(a.gapMs)} ms = ${f(a.samplingMs)} ping's sampling (its last reply before the STOP) + ${f(a.qemuDowntimeMs)} QEMU's downtime (STOP → RESUME) + ${f(a.wakeMs)} the guest waking (RESUME → its first answer out of its NIC${a.waited ? ', a ping waiting in its QEMU since before the RESUME' : '; NO ping was waiting for it at the RESUME: the network\'s too'}) + ${f(a.tripMs)} that answer's trip to the pinger (the network; the run's median round trip ${a.medianRttMs.toFixed(3)})`,
+    `the guest's own downtime (STOP → its first answer out of its NIC) ${f(a.guestOwnMs)} ms; the ping's gap from the STOP ${f(a.fromStopMs)} ms: ${f(a.fromStopMs - a.guestOwnMs)} over it, that answer's trip`,
+  ];
+}
+
 /** The time line as printed lines: ms after the STOP, who, what. */
 export function timelineReport(title: string, s: TimelineSources): string[] {
   const moments = timelineMoments(s);
   const stop = s.logged(s.from, s.logs.sent, 'stoppedAtMs') ?? moments[0]?.atMs ?? 0;
-  const resumed = s.logged(s.to, s.logs.resumed, 'resumedAtMs');
   const out = [`time line of ${title} (ms after the source QEMU's STOP; one machine's wall clock):`];
   for (const m of moments) out.push(`${(m.atMs - stop).toFixed(1).padStart(9)}  ${m.who.padEnd(17)} ${m.what}`);
-  if (resumed !== undefined) {
-    const down = resumed - stop;
-    out.push(`guest downtime ${down.toFixed(1)} ms; ping's longest gap ${s.ping.maxGapMs.toFixed(1)} ms (${(s.ping.maxGapMs - down).toFixed(1)} over)`);
-  }
+  const account = gapAccount(s);
+  if (account !== undefined) out.push(...gapAccountLines(account));
   return out;
 }

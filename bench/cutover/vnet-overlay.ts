@@ -46,7 +46,7 @@ import { SOURCE_RELEASED_LOG } from '../../src/host/source-migration.ts';
 import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { answersAgainMs, startEchoStream, startPing, startStream, type PingFigures } from './probes.ts';
 import { watchScheduling } from './sched-watch.ts';
-import { timelineReport } from './timeline.ts';
+import { gapAccount, timelineReport, type TimelineSources } from './timeline.ts';
 import type { CutoverFigures } from './vxlan-baseline.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -142,15 +142,17 @@ export async function vnetOverlay(opts: { qemu?: 'stream' | 'tap'; moves?: numbe
       else await sleep(10);
     }
     const last = figures[figures.length - 1];
-    const timeline = qemu && last !== undefined
-      ? timelineReport(opts.qemu === 'tap' ? 'the QEMU guest on TAP' : 'the QEMU guest on a stream port', {
+    const sources: TimelineSources | undefined = qemu && last !== undefined
+      ? {
         logged: (host, msg, field) => o.logged(host, msg, field), steps: o.migrationSteps(last.migration.id), migration: last.migration,
         ping: pingFigures, stream: streamFigures, from: 'c1', to: 'c2',
         logs: { sent: QEMU_SENT_LOG, released: SOURCE_RELEASED_LOG, ready: QEMU_READY_LOG, resumed: QEMU_RESUMED_LOG, firstFrame: QEMU_FIRST_FRAME_LOG },
-      })
+      }
       : undefined;
+    const timeline = sources === undefined ? undefined : timelineReport(opts.qemu === 'tap' ? 'the QEMU guest on TAP' : 'the QEMU guest on a stream port', sources);
     return {
       timeline,
+      gapAccount: sources === undefined ? undefined : gapAccount(sources),
       path: opts.qemu === 'tap' ? 'vnet, QEMU guest on TAP (packet ports)' : qemu ? 'vnet, QEMU guest (QEMU migration)' : 'vnet (TAP hand-over, TLS overlay)',
       guestDowntimeMs: guest === undefined ? undefined : guest.resumedAt - guest.stoppedAt,
       ping: pingFigures,

@@ -13,6 +13,7 @@
 import type { ControllerEvent, MoveFigures } from './phases.ts';
 import { spawnSync } from 'node:child_process';
 import type { SchedWatch } from './sched-watch.ts';
+import type { GapAccount } from './timeline.ts';
 import { answersAgainMs, startPing, startStream, type PingFigures, type StreamFigures } from './probes.ts';
 
 export interface CutoverFigures {
@@ -35,6 +36,8 @@ export interface CutoverFigures {
   sched?: SchedWatch | undefined;
   /** vnet, a QEMU guest: the move's time line, printed lines (timeline.ts; `--timeline`). */
   timeline?: string[] | undefined;
+  /** vnet, a QEMU guest: how the ping's gap at the cutover divides up (timeline.ts). */
+  gapAccount?: GapAccount | undefined;
 }
 
 function sh(cmd: string[], check = true): string {

@@ -3,12 +3,15 @@
  * first reply to a request sent after the pause — not the end of the
  * longest gap anywhere in the move's window, which picked a late ping gap
  * seconds after the cutover (a row of 6,656.7 ms while every move's gap at
- * the cutover was 50–149 ms) — and the scheduling figures laid beside a
- * gap come from the kernel's cumulative counters.
+ * the cutover was 50–149 ms) — the scheduling figures laid beside a
+ * gap come from the kernel's cumulative counters, and a QEMU guest's ping
+ * gap divides into ping's sampling, QEMU's downtime, the guest waking and
+ * the answer's trip.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { answersAgainMs, type PingFigures } from '../../bench/cutover/probes.ts';
+import { gapAccount, type TimelineSources } from '../../bench/cutover/timeline.ts';
 import { explainGap, parseRunnable, parseSchedstat, shareOf, verdictOf } from '../../bench/cutover/sched-watch.ts';
 
 /** Replies every 10 ms from t=0 to `endMs` with a 1 ms round trip, less those in `gaps` ([from, to) of print time), plus `extra`. */
@@ -73,4 +76,36 @@ test('a gap explained: ping not scheduled (short round trips), the path\'s daemo
   assert.deepEqual(explainGap(shares, 220, 200, ['c3', 'c2']), { kind: 'unexplained', waitedMs: 90 });
   // A host's forwarder thread: the longer of its wait and the event loop's.
   assert.deepEqual(explainGap([...shares, share('c2/fwd', 30)], 220, 200, ['c3', 'c2']), { kind: 'scheduling', waitedMs: 110 });
+});
+
+/** A QEMU move's sources for timeline.ts: STOP at 1003, the held frames handed at `handed`, RESUME at 1100, the guest's first answer out of its NIC at 1125. */
+function qemuMove(ping: PingFigures, handed: number | undefined): TimelineSources {
+  const fields: Record<string, number | undefined> = { stoppedAtMs: 1003, resumedAtMs: 1100, heldReleasedAtMs: handed, firstEchoReplyAtMs: 1125 };
+  return {
+    logged: (_host, _msg, field) => fields[field],
+    steps: [], migration: {} as TimelineSources['migration'], ping, stream: { bytes: 0, intact: true, error: undefined }, from: 'c1', to: 'c2',
+    logs: { sent: 's', released: 'r', ready: 'y', resumed: 'u', firstFrame: 'f' },
+  };
+}
+
+test('a QEMU gap\'s account: ping\'s sampling + QEMU\'s downtime + the guest waking + the answer\'s trip make the gap', () => {
+  // The last reply before the STOP at 1000; held pings answered from 1127 (sent at 1010, before the RESUME).
+  const ping = pingOf(2000, [[1001, 1127]], [{ seq: 900, atMs: 1127, rttMs: 117 }]);
+  const a = gapAccount(qemuMove(ping, 1095))!;
+  assert.deepEqual(
+    { samplingMs: a.samplingMs, qemuDowntimeMs: a.qemuDowntimeMs, wakeMs: a.wakeMs, tripMs: a.tripMs, gapMs: a.gapMs, guestOwnMs: a.guestOwnMs, fromStopMs: a.fromStopMs, waited: a.waited },
+    { samplingMs: 3, qemuDowntimeMs: 97, wakeMs: 25, tripMs: 2, gapMs: 127, guestOwnMs: 122, fromStopMs: 124, waited: true },
+  );
+  assert.equal(a.samplingMs + a.qemuDowntimeMs + a.wakeMs + a.tripMs, a.gapMs);
+});
+
+test('a QEMU gap\'s account: the guest had nothing waiting when the held frames reached its port after the RESUME', () => {
+  const ping = pingOf(2000, [[1001, 1127]], [{ seq: 900, atMs: 1127, rttMs: 117 }]);
+  assert.equal(gapAccount(qemuMove(ping, 1104))!.waited, false);
+  assert.equal(gapAccount(qemuMove(ping, undefined))!.waited, false);
+});
+
+test('a QEMU gap\'s account: undefined without the guest\'s first answer or a reply after it', () => {
+  const ping = pingOf(1000, []);
+  assert.equal(gapAccount(qemuMove(ping, 1095)), undefined);
 });
