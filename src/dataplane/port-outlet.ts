@@ -60,6 +60,32 @@ interface Delivered {
   readonly atMs: number;
 }
 
+/** The deliveries of a watched port: a ring of the last DELIVERY_LOG_LIMIT, none older than DELIVERY_LOG_MS — constant time a frame. */
+class DeliveryLog {
+  readonly #ring: Array<Delivered | undefined> = new Array<Delivered | undefined>(DELIVERY_LOG_LIMIT);
+  /** Index of the oldest entry, and how many there are. */
+  #head = 0;
+  #size = 0;
+
+  push(d: Delivered): void {
+    const n = DELIVERY_LOG_LIMIT;
+    while (this.#size > 0 && (this.#size === n || this.#ring[this.#head]!.atMs < d.atMs - DELIVERY_LOG_MS)) {
+      this.#ring[this.#head] = undefined;
+      this.#head = (this.#head + 1) % n;
+      this.#size--;
+    }
+    this.#ring[(this.#head + this.#size) % n] = d;
+    this.#size++;
+  }
+
+  /** The entries, oldest first. */
+  toArray(): Delivered[] {
+    const out: Delivered[] = [];
+    for (let i = 0; i < this.#size; i++) out.push(this.#ring[(this.#head + i) % DELIVERY_LOG_LIMIT]!);
+    return out;
+  }
+}
+
 /**
  * What a guest that stopped on its own never took, for a release:
  *   sinceMs   its STOP (the watcher's clock): logged deliveries at or after
@@ -104,8 +130,8 @@ export class PortOutlet {
   /** The ingress each queued frame came from, by position. */
   #from: number[] = [];
   readonly #stats = { held: 0, flushed: 0, lost: 0, reclaimed: 0 };
-  /** While watched: the frames delivered, oldest first, and the watcher's clock. */
-  #log: Delivered[] | undefined;
+  /** While watched: the frames delivered, and the watcher's clock. */
+  #log: DeliveryLog | undefined;
   #now: () => number = Date.now;
 
   constructor(port: Port, opts: { held?: boolean; limit?: number } = {}) {
@@ -145,7 +171,7 @@ export class PortOutlet {
 
   /** Log the frames delivered from now on, with `now()`'s time (ms), until a release or `unwatchDeliveries`. */
   watchDeliveries(now: () => number = Date.now): void {
-    this.#log = [];
+    this.#log = new DeliveryLog();
     this.#now = now;
   }
 
@@ -158,12 +184,7 @@ export class PortOutlet {
   }
 
   #record(frame: Frame): void {
-    const log = this.#log!;
-    const atMs = this.#now();
-    let drop = 0;
-    while (drop < log.length && (log.length - drop >= DELIVERY_LOG_LIMIT || log[drop]!.atMs < atMs - DELIVERY_LOG_MS)) drop++;
-    if (drop > 0) log.splice(0, drop);
-    log.push({ frame: { data: Buffer.from(frame.data), offload: frame.offload === undefined ? undefined : Buffer.from(frame.offload) }, atMs });
+    this.#log!.push({ frame: { data: Buffer.from(frame.data), offload: frame.offload === undefined ? undefined : Buffer.from(frame.offload) }, atMs: this.#now() });
   }
 
   /**
@@ -176,7 +197,7 @@ export class PortOutlet {
   release(deliver: (frame: Frame) => boolean, first?: number, reclaim?: Reclaim): HoldStats {
     const queue = this.#queue;
     const from = this.#from;
-    const log = this.#log ?? [];
+    const log = this.#log?.toArray() ?? [];
     this.#queue = [];
     this.#from = [];
     this.#log = undefined;

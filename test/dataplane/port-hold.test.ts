@@ -114,6 +114,21 @@ describe('a watched outlet (a QEMU guest that stops on its own)', () => {
     stats = out.release(() => true, undefined, { sinceMs: 0 });
     assert.equal(stats.reclaimed, DELIVERY_LOG_LIMIT + 1, 'nothing more: unwatched after the release');
   });
+
+  it('keeps the last frames in order however often it wraps, and drops aged ones from anywhere in the ring', () => {
+    const { out, at } = setup();
+    const total = 3 * DELIVERY_LOG_LIMIT + 7;
+    for (let i = 0; i < total; i++) send(out, i);
+    // Half a window later the next frames come; then the older ones age out, the newer stay.
+    at.ms += DELIVERY_LOG_MS / 2;
+    for (let i = total; i < total + 5; i++) send(out, i);
+    at.ms += DELIVERY_LOG_MS / 2 + 1;
+    send(out, total + 5);
+    out.hold();
+    const sent: number[] = [];
+    out.release((f) => { sent.push(seqOf(f.data)); return true; }, undefined, { sinceMs: 0 });
+    assert.deepEqual(sent, [total, total + 1, total + 2, total + 3, total + 4, total + 5]);
+  });
 });
 
 describe('what a release reclaims (reclaimedFrames)', () => {
