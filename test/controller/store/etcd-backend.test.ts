@@ -4,6 +4,7 @@ import { EtcdClient } from '../../../src/controller/store/etcd/etcd-client.ts';
 import { openEtcdStore, type EtcdBackendInit } from '../../../src/controller/store/etcd/etcd-backend.ts';
 import { LeaderElection } from '../../../src/controller/store/etcd/leader-election.ts';
 import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.ts';
+import { recordingLogger } from '../../helpers/http-inject.ts';
 
 // The etcd backend's flushes: split to etcd's limits, and a write etcd refuses ends the writer's term.
 let cluster: EtcdCluster;
@@ -54,4 +55,29 @@ test('a write etcd refuses (too large) ends the term: the writer is told, commit
   store.appendEvent({ atMs: 1, type: 'huge', data: { blob: 'x'.repeat(2 * 1024 * 1024) } });
   await assert.rejects(store.committed()!, { code: 'VNET_ERR_ETCD_REQUEST' });
   assert.deepEqual(refused, ['VNET_ERR_ETCD_REQUEST']);
+});
+
+test('rows of a table the schema dropped (link_reports, schema 9) are ignored when loaded and deleted when a controller leads', async (t) => {
+  const prefix = `/vnet-backend-${process.pid}-${++n}`;
+  const client = new EtcdClient({ endpoints: cluster.endpoints });
+  t.after(() => client.close());
+  // What an older controller left: two rows of its link_reports table, beside a host row this schema reads.
+  const old = [`${prefix}/t/link_reports/${encodeURIComponent('["h1","h2"]')}`, `${prefix}/t/link_reports/${encodeURIComponent('["h2","h3"]')}`];
+  await client.txn([], [
+    ...old.map((key) => ({ put: { key, value: '{"a":"h1","b":"h2","up":1}' } })),
+    { put: { key: `${prefix}/t/hosts/${encodeURIComponent('["h1"]')}`, value: JSON.stringify({ id: 'h1', site: 's', role: 'spoke', addresses: '[]' }) } },
+    { put: { key: `${prefix}/schema`, value: '8' } },
+  ]);
+  const log = recordingLogger('info');
+  const { store, backend } = await openEtcdStore({ client, prefix, logger: log.logger });
+  t.after(() => store.close());
+  assert.deepEqual(store.listHosts().map((h) => h.id), ['h1'], 'the rows this schema has are loaded');
+  assert.equal((await client.range(old[0]!)).kvs.length, 1, 'a follower deletes nothing');
+  assert.ok(log.lines.some((l) => l.includes('no longer has') && l.includes('"link_reports":2')), 'the load says what it ignored');
+  const leadership = await new LeaderElection({ client, key: `${prefix}/leader`, candidate: 'w', ttlSeconds: 5 }).campaign();
+  t.after(() => leadership.resign());
+  await backend.lead(leadership.fence);
+  for (const key of old) assert.equal((await client.range(key)).kvs.length, 0, `${key} deleted`);
+  assert.equal((await client.range(`${prefix}/t/hosts/${encodeURIComponent('["h1"]')}`)).kvs.length, 1, 'the other rows stay');
+  assert.ok(log.lines.some((l) => l.includes('no longer has: deleted') && l.includes('"link_reports":2')));
 });

@@ -83,6 +83,8 @@ export class EtcdBackend implements StoreBackend {
   #inflight: Promise<void> | undefined;
   #watch: Watch | undefined;
   #revision = 0;
+  /** Tables etcd has rows of that this schema no longer has (dropped by a migration), and how many rows: the next lead deletes them. */
+  #orphans = new Map<string, number>();
   #closed = false;
   #steppingDown: Promise<void> = Promise.resolve();
 
@@ -149,8 +151,15 @@ export class EtcdBackend implements StoreBackend {
     this.#watch = undefined;
     try {
       await this.#load();
-      const r = await this.#client.txn([fenceCompare(fence)], [{ put: { key: `${this.#prefix}/schema`, value: String(SCHEMA_VERSION) } }]);
+      // The rows of tables a migration dropped go with the schema version that dropped them (a program that knows them refuses that version).
+      const orphans = [...this.#orphans].map(([table, rows]) => ({ table, rows, prefix: `${this.#prefix}/t/${table}/` }));
+      const r = await this.#client.txn([fenceCompare(fence)], [
+        { put: { key: `${this.#prefix}/schema`, value: String(SCHEMA_VERSION) } },
+        ...orphans.map((o) => ({ delete: { key: o.prefix, rangeEnd: prefixEnd(o.prefix) } })),
+      ]);
       if (!r.succeeded) throw new FencedWriteError(`leadership ${fence.key}@${fence.createRevision} is gone before the store could be led`);
+      if (orphans.length > 0) this.#logger?.info({ tables: Object.fromEntries(orphans.map((o) => [o.table, o.rows])), schema: SCHEMA_VERSION }, 'etcd rows of tables this schema no longer has: deleted');
+      this.#orphans.clear();
     } catch (err) {
       this.#follow(); // still a follower: keep the model current
       throw err;
@@ -323,11 +332,18 @@ export class EtcdBackend implements StoreBackend {
     }
     const rows = `${this.#prefix}/t/`;
     const r = await this.#client.range(rows, prefixEnd(rows));
+    const orphans = new Map<string, number>();
     this.#remote(() => {
       for (const table of this.#tables.keys()) this.#statement(`DELETE FROM "${table}"`).run();
-      for (const kv of r.kvs) this.#applyPut(kv.key, kv.value);
+      for (const kv of r.kvs) {
+        const table = this.#tableOf(kv.key);
+        if (this.#tables.has(table) || table === '') this.#applyPut(kv.key, kv.value); // '': not a row's key, ignored with a warning
+        else orphans.set(table, (orphans.get(table) ?? 0) + 1);
+      }
     });
     this.#revision = r.revision;
+    this.#orphans = orphans;
+    if (orphans.size > 0) this.#logger?.info({ tables: Object.fromEntries(orphans), schema: SCHEMA_VERSION }, 'etcd has rows of tables this schema no longer has: ignored, and deleted when this controller leads');
   }
 
   #follow(): void {
@@ -370,16 +386,21 @@ export class EtcdBackend implements StoreBackend {
     this.#statement(`DELETE FROM "${table}" WHERE ${pkCols.map((c) => `"${c}" = ?`).join(' AND ')}`).run(...pk);
   }
 
-  #parseKey(key: string): { table: string; columns: Set<string>; pkCols: string[]; pk: unknown[] } | undefined {
+  /** The table of a row's key (`<prefix>/t/<table>/<pk>`); '' when the key has no table part. */
+  #tableOf(key: string): string {
     const rest = key.slice(`${this.#prefix}/t/`.length);
     const slash = rest.indexOf('/');
-    const table = rest.slice(0, slash);
+    return slash < 0 ? '' : rest.slice(0, slash);
+  }
+
+  #parseKey(key: string): { table: string; columns: Set<string>; pkCols: string[]; pk: unknown[] } | undefined {
+    const table = this.#tableOf(key);
     const t = this.#tables.get(table);
-    if (slash < 0 || t === undefined) {
+    if (t === undefined) {
       this.#logger?.warn({ key }, 'etcd key of no known table ignored');
       return undefined;
     }
-    return { table, columns: t.columns, pkCols: t.pk, pk: JSON.parse(decodeURIComponent(rest.slice(slash + 1))) as unknown[] };
+    return { table, columns: t.columns, pkCols: t.pk, pk: JSON.parse(decodeURIComponent(key.slice(`${this.#prefix}/t/${table}/`.length))) as unknown[] };
   }
 
   /** Apply etcd's rows: as the leader checked them, in any order (so no foreign key checks), in one transaction. */
