@@ -5,19 +5,8 @@
  *
  *   image-hold     validated (validateManifest); the replicas replace the
  *                  ones known; a version already complete or under way is
- *                  only re-reported; a new one is queued
- *   queue          at most `maxVersions` versions propagate at once, in the
- *                  order they were asked for
- *   a version      `propagate` in boot order, `concurrency` chunks in flight
- *                  (each worker its own TLS connections), every chunk from
- *                  the nearest replica holding it and verified (SHA-256)
- *                  before it is stored; then every chunk is checked present
- *   progress       `image-progress` at start, at most once per `reportEveryMs`
- *                  while chunks arrive, and at the end (complete / stalled)
- *   stalled        no replica had a chunk, or none could be reached, or the
- *                  store's capacity cannot fit it (store-capacity.ts): retried
- *                  after `retryMs`, doubling to 60 s
- *
+ *                  only re-reported; a new one is queued (propagation-jobs.ts:
+ *                  the queue, the runs, progress reports, stalls and retries)
  *   keep           (feature image-keep) a hold's `keep` names every version
  *                  the catalogue keeps: a version known here that is not in
  *                  it was deleted and is forgotten, as is a `release`d one;
@@ -32,17 +21,16 @@
  * controller re-sends its holds after every welcome, so a daemon restarted
  * mid-propagation picks up from what its store holds, fetching nothing twice.
  */
-import type { Clock, TimerHandle } from '../common/clock.ts';
+import type { Clock } from '../common/clock.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import type { ImageAnnounce, ImageBootTraceReport, ImageControl, ImageHold, ImageHoldReplica, ImageReport, ImageUsesReport } from '../control/image-control.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { ChunkFetcher } from '../images/chunk-fetcher.ts';
 import type { ChunkStore } from '../images/chunk-store.ts';
 import { validateManifest, type ImageManifest } from '../images/manifest.ts';
-import { propagate, propagationProgress } from '../images/replication.ts';
 import { RemoteChunkSource } from '../images/remote-chunk-source.ts';
-import { checkCapacity } from '../images/store-capacity.ts';
 import { ImageUses, type ImageUse } from './image-uses.ts';
+import { PropagationJobs, versionKey, type JobStatus, type PropagationJobsInit } from './propagation-jobs.ts';
 
 export interface ImagePropagatorComponents {
   store: ChunkStore;
@@ -50,23 +38,13 @@ export interface ImagePropagatorComponents {
   clock: Clock;
 }
 
-export interface ImagePropagatorInit {
+export interface ImagePropagatorInit extends PropagationJobsInit {
   /** This host's certificate (mutual TLS to the other sites' chunk servers). */
   credentials: TlsCredentials;
   /** Where this daemon's chunk server listens (announced in the hello). */
   announce: ImageAnnounce;
-  /** Chunks in flight per version (default 4). */
-  concurrency?: number;
-  /** Versions propagating at once (default 2). */
-  maxVersions?: number;
-  /** Least time between two progress reports of a version while it runs (default 1000 ms). */
-  reportEveryMs?: number;
-  /** First wait before retrying a stalled version (default 2000 ms; doubles to 60 s). */
-  retryMs?: number;
   /** Bring every version held here in the background (default true); false: chunks come only when a VM here reads them. */
   prefetch?: boolean;
-  /** A version whose missing chunks do not fit beside what the store holds is not propagated: stalled, VNET_ERR_IMAGE_CAPACITY (retried). */
-  capacityBytes?: number | undefined;
 }
 
 /** An image version a VM here reads from: its manifest and a fetcher over its own connections to the replicas (close it with the VM). */
@@ -76,24 +54,6 @@ export interface OpenedImage {
   close(): void;
 }
 
-type JobState = 'queued' | 'propagating' | 'complete' | 'stalled';
-
-interface Job {
-  readonly manifest: ImageManifest;
-  readonly total: number;
-  state: JobState;
-  held: number;
-  /** Chunks fetched from other sites (all runs). */
-  fetched: number;
-  error: { code: string; message: string } | undefined;
-  lastReportMs: number;
-  retryMs: number;
-  retry: TimerHandle | undefined;
-}
-
-const MAX_RETRY_MS = 60_000;
-const keyOf = (imageId: string, version: number): string => `${imageId}@${version}`;
-
 export class ImagePropagator implements ImageControl {
   readonly announce: ImageAnnounce;
   readonly #store: ChunkStore;
@@ -101,12 +61,9 @@ export class ImagePropagator implements ImageControl {
   readonly #clock: Clock;
   readonly #init: ImagePropagatorInit;
   readonly #handlers = new Set<(r: ImageReport) => void>();
-  readonly #jobs = new Map<string, Job>();
-  readonly #queue: Job[] = [];
+  readonly #jobs: PropagationJobs;
   readonly #abort = new AbortController();
-  readonly #running = new Set<Promise<void>>();
   #replicas: readonly ImageHoldReplica[] = [];
-  #active = 0;
   /** Versions the controller announced, by image: the manifests VMs here may open. */
   readonly #known = new Map<string, Map<number, ImageManifest>>();
   readonly #waiters = new Set<() => void>();
@@ -122,6 +79,7 @@ export class ImagePropagator implements ImageControl {
     this.#init = init;
     this.announce = init.announce;
     this.#uses = new ImageUses({ clock: this.#clock, emit: (r) => this.#emit(r), reportable: () => this.#keep !== undefined, ended: () => this.#changed() });
+    this.#jobs = new PropagationJobs({ store: this.#store, logger: this.#log, clock: this.#clock, fetcher: () => this.#fetcher(), emit: (r) => this.#emit(r) }, init);
   }
 
   onReport(handler: (r: ImageReport) => void): () => void {
@@ -130,9 +88,8 @@ export class ImagePropagator implements ImageControl {
   }
 
   /** Where a version stands here (undefined: never asked to hold it). */
-  status(imageId: string, version: number): { state: JobState; held: number; total: number; fetched: number } | undefined {
-    const j = this.#jobs.get(`${imageId}@${version}`);
-    return j === undefined ? undefined : { state: j.state, held: j.held, total: j.total, fetched: j.fetched };
+  status(imageId: string, version: number): JobStatus | undefined {
+    return this.#jobs.status(imageId, version);
   }
 
   handle(hold: ImageHold): void {
@@ -150,7 +107,7 @@ export class ImagePropagator implements ImageControl {
       });
       return;
     }
-    if (hold.keep !== undefined) this.#applyKeep(new Set(hold.keep.map((k) => keyOf(k.imageId, k.version))));
+    if (hold.keep !== undefined) this.#applyKeep(new Set(hold.keep.map((k) => versionKey(k.imageId, k.version))));
     if (hold.mode === 'release') {
       this.#forget(manifest.imageId, manifest.version);
       this.#changed();
@@ -162,32 +119,14 @@ export class ImagePropagator implements ImageControl {
     for (const w of [...this.#waiters]) w();
     this.#changed();
     if (this.#init.prefetch === false || hold.mode === 'retain') return;
-    const key = keyOf(manifest.imageId, manifest.version);
-    const known = this.#jobs.get(key);
-    if (known !== undefined) {
-      if (known.state === 'stalled' && known.retry !== undefined) {
-        // New replicas may have what was missing: retry now.
-        known.retry.cancel();
-        known.retry = undefined;
-        this.#enqueue(known);
-      } else {
-        this.#report(known);
-      }
-      return;
-    }
-    const job: Job = {
-      manifest, total: new Set(manifest.chunks).size, state: 'queued', held: 0, fetched: 0, error: undefined, lastReportMs: -Infinity,
-      retryMs: this.#init.retryMs ?? 2000, retry: undefined,
-    };
-    this.#jobs.set(key, job);
-    this.#enqueue(job);
+    this.#jobs.hold(manifest);
   }
 
   /** The controller's keep: versions known here that it does not name were deleted; the collection may run once it is known. */
   #applyKeep(keep: ReadonlySet<string>): void {
     this.#keep = keep;
     for (const [imageId, versions] of [...this.#known]) {
-      for (const v of [...versions.keys()]) if (!keep.has(keyOf(imageId, v))) this.#forget(imageId, v);
+      for (const v of [...versions.keys()]) if (!keep.has(versionKey(imageId, v))) this.#forget(imageId, v);
     }
     this.#uses.scheduleReport();
   }
@@ -197,15 +136,7 @@ export class ImagePropagator implements ImageControl {
     const versions = this.#known.get(imageId);
     versions?.delete(version);
     if (versions?.size === 0) this.#known.delete(imageId);
-    const key = keyOf(imageId, version);
-    const job = this.#jobs.get(key);
-    if (job === undefined) return;
-    job.retry?.cancel();
-    job.retry = undefined;
-    this.#jobs.delete(key);
-    const queued = this.#queue.indexOf(job);
-    if (queued >= 0) this.#queue.splice(queued, 1);
-    this.#log.info({ image: imageId, version }, 'image version deleted: no longer held here');
+    if (this.#jobs.drop(imageId, version)) this.#log.info({ image: imageId, version }, 'image version deleted: no longer held here');
   }
 
   /** Calls `handler` when the versions held here change (a hold, a keep, a release) or a VM's use ends. Returns the unsubscribe function. */
@@ -305,74 +236,7 @@ export class ImagePropagator implements ImageControl {
   async close(): Promise<void> {
     this.#abort.abort();
     this.#uses.close();
-    for (const j of this.#jobs.values()) j.retry?.cancel();
-    await Promise.allSettled([...this.#running]);
-  }
-
-  #enqueue(job: Job): void {
-    if (this.#jobs.get(keyOf(job.manifest.imageId, job.manifest.version)) !== job) return; // deleted meanwhile
-    job.state = 'queued';
-    this.#queue.push(job);
-    this.#pump();
-  }
-
-  #pump(): void {
-    while (this.#active < Math.max(1, this.#init.maxVersions ?? 2) && this.#queue.length > 0 && !this.#abort.signal.aborted) {
-      const job = this.#queue.shift()!;
-      this.#active++;
-      const run = this.#run(job).finally(() => {
-        this.#active--;
-        this.#running.delete(run);
-        this.#pump();
-      });
-      this.#running.add(run);
-    }
-  }
-
-  async #run(job: Job): Promise<void> {
-    const { manifest } = job;
-    const signal = this.#abort.signal;
-    job.state = 'propagating';
-    job.error = undefined;
-    const workers = Array.from({ length: Math.max(1, this.#init.concurrency ?? 4) }, () => this.#fetcher());
-    try {
-      job.held = (await propagationProgress(this.#store, manifest)).held;
-      this.#report(job, true);
-      if (job.held < job.total && this.#init.capacityBytes !== undefined) await checkCapacity(this.#store, manifest, this.#init.capacityBytes);
-      if (job.held < job.total) {
-        this.#log.info({ image: manifest.imageId, version: manifest.version, held: job.held, total: job.total, replicas: workers[0]!.fetcher.replicaOrder }, 'propagating an image version');
-        await propagate(this.#store, workers.map((w) => w.fetcher), manifest, {
-          signal,
-          onChunk: (r) => {
-            job.held++;
-            if (r.from !== this.#store.site) job.fetched++;
-            this.#report(job);
-          },
-        });
-      }
-      // Verified as each arrived; now that every one is here.
-      job.held = (await propagationProgress(this.#store, manifest)).held;
-      if (job.held < job.total) throw new Error(`${job.total - job.held} chunks are still missing after propagation`);
-      job.state = 'complete';
-      job.retryMs = this.#init.retryMs ?? 2000;
-      this.#log.info({ image: manifest.imageId, version: manifest.version, total: job.total }, 'image version complete at this site');
-      this.#report(job, true);
-    } catch (err) {
-      if (signal.aborted) return;
-      const e = err as { code?: string; message?: string };
-      job.state = 'stalled';
-      job.error = { code: e.code ?? 'VNET_ERR_IMAGE_PROPAGATION', message: String(e.message ?? err).slice(0, 4096) };
-      job.held = (await propagationProgress(this.#store, manifest).catch(() => ({ held: job.held }))).held;
-      this.#log.warn({ image: manifest.imageId, version: manifest.version, held: job.held, total: job.total, code: job.error.code, detail: job.error.message, retryInMs: job.retryMs }, 'image propagation stalled; retrying');
-      this.#report(job, true);
-      job.retry = this.#clock.setTimeout(() => {
-        job.retry = undefined;
-        if (job.state === 'stalled') this.#enqueue(job);
-      }, job.retryMs);
-      job.retryMs = Math.min(MAX_RETRY_MS, job.retryMs * 2);
-    } finally {
-      for (const w of workers) for (const s of w.sources) s.close();
-    }
+    await this.#jobs.close();
   }
 
   /** A fetcher over its own connections to the replicas known now. */
@@ -381,17 +245,6 @@ export class ImagePropagator implements ImageControl {
     const sources = this.#replicas.map((r) => new RemoteChunkSource({ ...this.#init.credentials, site: r.site, peer: r.peer, address: r.address }));
     const fetcher = new ChunkFetcher({ local: this.#store, replicas: sources, latencyMs: (_from, to) => rtt.get(to) ?? Number.MAX_SAFE_INTEGER });
     return { fetcher, sources };
-  }
-
-  #report(job: Job, force = false): void {
-    const now = this.#clock.now();
-    if (!force && job.state === 'propagating' && now - job.lastReportMs < (this.#init.reportEveryMs ?? 1000)) return;
-    job.lastReportMs = now;
-    const state = job.state === 'queued' ? 'propagating' : job.state;
-    this.#emit({
-      type: 'image-progress', imageId: job.manifest.imageId, version: job.manifest.version, held: job.held, total: job.total, state,
-      ...(state === 'stalled' && job.error !== undefined ? { error: job.error } : {}),
-    });
   }
 
   /** A VM here recorded its boot trace on a disk from an image version: sent to the controller. */
