@@ -213,6 +213,25 @@ export class ImageIncompleteError extends VnetError {
   }
 }
 
+/**
+ * A version number the image had before, since deleted, published again
+ * (docs/images.md, "Version numbers"): a number names one content forever,
+ * so it is refused whatever the content; the next never-used number is named.
+ */
+export class ImageVersionDeletedError extends VnetError {
+  readonly imageId: string;
+  readonly version: number;
+  readonly deletedMs: number;
+  readonly nextVersion: number;
+  constructor(imageId: string, version: number, deletedMs: number, nextVersion: number) {
+    super('VNET_ERR_IMAGE_VERSION_DELETED', `image ${imageId} version ${version} was published before and deleted at ${new Date(deletedMs).toISOString()}: a version number is never reused; publish as version ${nextVersion}, the next never used`);
+    this.imageId = imageId;
+    this.version = version;
+    this.deletedMs = deletedMs;
+    this.nextVersion = nextVersion;
+  }
+}
+
 /** An image version (or image) to delete that VMs are configured or running on (nothing is deleted). */
 export class ImageInUseError extends VnetError {
   readonly vms: readonly string[];

@@ -14,11 +14,18 @@
  * running on it (ImageInUseError, naming them); once durable, `onDeleted`
  * tells the distribution, which has every site release it. The latest is
  * then the newest version left.
+ *
+ * A version number is never reused (docs/images.md, "Version numbers"): a
+ * deleted version is remembered (`image_deleted_versions`, with when), so
+ * publishing its number again is refused (ImageVersionDeletedError, 409),
+ * and an image's `nextVersion` is above every number it ever had — also
+ * once every version is deleted: `get` still answers for such an image
+ * (no versions, latest 0), `list` leaves it out.
  */
 import type { ImageManifest } from '../images/manifest.ts';
 import type { ManifestRegistry, PropagationProgress } from '../images/replication.ts';
 import { ConflictError, ImageInUseError, NotFoundError } from './errors.ts';
-import type { ImageVersionRecord } from './store/image-tables.ts';
+import type { ImageDeletedVersionRecord, ImageVersionRecord } from './store/image-tables.ts';
 import type { ControllerStore } from './store/store.ts';
 
 export interface ImageReplicaView {
@@ -44,10 +51,21 @@ export interface ImageVersionView {
   replicas: ImageReplicaView[];
 }
 
+export interface ImageDeletedVersionView {
+  version: number;
+  publishedAt: number;
+  deletedAt: number;
+}
+
 export interface ImageView {
   imageId: string;
+  /** The newest version left; 0 when every version was deleted. */
   latest: number;
+  /** The next never-used version number: what a publish without a version takes. */
+  nextVersion: number;
   versions: ImageVersionView[];
+  /** Versions deleted: their numbers are never published again. */
+  deleted: ImageDeletedVersionView[];
 }
 
 export class ImageCatalog implements ManifestRegistry {
@@ -96,8 +114,9 @@ export class ImageCatalog implements ManifestRegistry {
     if (doomed.length === 0) throw new NotFoundError(version === undefined ? `image ${JSON.stringify(imageId)}` : `image ${imageId} version ${version}`);
     const users = doomed.flatMap((v) => usersOf(imageId, v.manifest.version));
     if (users.length > 0) throw new ImageInUseError(imageId, version, users);
+    const now = this.#wallClock();
     this.#store.transaction(() => {
-      for (const v of doomed) this.#store.images.deleteVersion(imageId, v.manifest.version);
+      for (const v of doomed) this.#store.images.deleteVersion(imageId, v.manifest.version, now);
     });
     await this.#store.committed();
     for (const v of doomed) for (const k of [...this.#stalled.keys()]) if (k.startsWith(`${imageId}\0${v.manifest.version}\0`)) this.#stalled.delete(k);
@@ -124,6 +143,16 @@ export class ImageCatalog implements ManifestRegistry {
       if (known === undefined || known.manifest.version < v.manifest.version) latest.set(v.manifest.imageId, { manifest: v.manifest, originSite: v.originSite });
     }
     return [...latest.values()];
+  }
+
+  /** The image's next never-used version number (1 for an image never published). */
+  nextVersion(imageId: string): number {
+    return this.#store.images.nextVersion(imageId);
+  }
+
+  /** ImageVersionDeletedError (409) when the version was published before and deleted: its number is not published again. */
+  refuseDeleted(imageId: string, version: number): void {
+    this.#store.images.refuseDeleted(imageId, version);
   }
 
   latest(imageId: string): ImageManifest | undefined {
@@ -159,11 +188,13 @@ export class ImageCatalog implements ManifestRegistry {
       list.push({ site: r.site, held: r.held, total: r.total, complete: r.held >= r.total, updatedAt: r.updatedMs, ...(stalled !== undefined ? { stalled } : {}) });
       replicas.set(k, list);
     }
+    const deleted = deletedByImage(this.#store.images.listDeletedVersions());
     const images = new Map<string, ImageView>();
     for (const v of this.#store.images.listVersions()) {
       const m = v.manifest;
-      const image = images.get(m.imageId) ?? { imageId: m.imageId, latest: 0, versions: [] };
+      const image = images.get(m.imageId) ?? imageView(m.imageId, deleted.get(m.imageId) ?? []);
       image.latest = Math.max(image.latest, m.version);
+      image.nextVersion = Math.max(image.nextVersion, m.version + 1);
       image.versions.push({
         version: m.version, size: m.size, chunkSize: m.chunkSize, chunks: new Set(m.chunks).size, bootChunks: m.accessOrder.length,
         originSite: v.originSite, publishedAt: v.publishedMs, replicas: replicas.get(`${m.imageId}\0${m.version}`) ?? [],
@@ -173,9 +204,26 @@ export class ImageCatalog implements ManifestRegistry {
     return [...images.values()];
   }
 
+  /** One image, also one whose every version was deleted (NotFoundError for an image never published). */
   get(imageId: string): ImageView {
     const image = this.list().find((i) => i.imageId === imageId);
-    if (image === undefined) throw new NotFoundError(`image ${JSON.stringify(imageId)}`);
-    return image;
+    if (image !== undefined) return image;
+    const deleted = this.#store.images.listDeletedVersions(imageId);
+    if (deleted.length === 0) throw new NotFoundError(`image ${JSON.stringify(imageId)}`);
+    return imageView(imageId, deleted);
   }
+}
+
+/** An image's view before its versions are added: numbering continues above its deleted versions. */
+function imageView(imageId: string, deleted: readonly ImageDeletedVersionRecord[]): ImageView {
+  return {
+    imageId, latest: 0, nextVersion: deleted.reduce((n, d) => Math.max(n, d.version + 1), 1), versions: [],
+    deleted: deleted.map((d) => ({ version: d.version, publishedAt: d.publishedMs, deletedAt: d.deletedMs })),
+  };
+}
+
+function deletedByImage(records: readonly ImageDeletedVersionRecord[]): Map<string, ImageDeletedVersionRecord[]> {
+  const by = new Map<string, ImageDeletedVersionRecord[]>();
+  for (const d of records) by.set(d.imageId, [...(by.get(d.imageId) ?? []), d]);
+  return by;
 }

@@ -19,7 +19,9 @@
  *
  * So, as with `publishImage` in one process, no reader ever sees a version
  * whose chunks cannot be fetched from its origin. The same manifest again is
- * a no-op; another under the same (image, version) a ConflictError (409).
+ * a no-op; another under the same (image, version) a ConflictError (409); a
+ * number the image had before, since deleted, an ImageVersionDeletedError
+ * (409, before any chunk is checked): a version number is never reused.
  */
 import type { TlsCredentials } from '../pki/certs.ts';
 import { createChunkHasher } from '../images/chunk-digest.ts';
@@ -68,6 +70,7 @@ export class ImagePublisher {
       if (JSON.stringify(existing) !== JSON.stringify(manifest)) throw new ConflictError(`image ${manifest.imageId} version ${manifest.version} is already published with other content`);
       return { manifest, created: false };
     }
+    this.#c.catalog.refuseDeleted(manifest.imageId, manifest.version);
     const origin = this.#source(site);
     const distinct = [...new Set(manifest.chunks)];
     const missing: string[] = [];
@@ -86,8 +89,8 @@ export class ImagePublisher {
 
   /**
    * A VM's recorded boot trace becomes the image's boot order: the latest
-   * version again, as version latest + 1 with the trace as its `accessOrder`
-   * (a version is written once), at the same origin. The trace must be of
+   * version again, as the image's next never-used version with the trace as
+   * its `accessOrder` (a version is written once), at the same origin. The trace must be of
    * the latest version (an older one would bring old content back).
    */
   async publishBootTrace(imageId: string, vm: string): Promise<{ manifest: ImageManifest; created: boolean }> {
@@ -100,7 +103,7 @@ export class ImagePublisher {
     if (latest === undefined || base === undefined) throw new NotFoundError(`image ${imageId}`);
     if (trace.version !== image.latest) throw new ConflictError(`VM ${vm}'s boot trace is of ${imageId} version ${trace.version}, the latest is ${image.latest}: record a boot on the latest`);
     if (JSON.stringify(base.accessOrder) === JSON.stringify(trace.accessOrder)) return { manifest: base, created: false };
-    return this.publish({ ...base, version: image.latest + 1, accessOrder: [...trace.accessOrder] }, latest.originSite);
+    return this.publish({ ...base, version: image.nextVersion, accessOrder: [...trace.accessOrder] }, latest.originSite);
   }
 
   /**

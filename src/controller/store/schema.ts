@@ -280,6 +280,22 @@ export const SCHEMA_MIGRATIONS: readonly SchemaMigration[] = [
       DROP TABLE link_reports;
     `,
   },
+  {
+    version: 10,
+    name: 'image version numbers are never reused: every deleted version of an image is remembered',
+    sql: `
+      -- A version of an image that was published, then deleted (its image_versions row gone). With image_versions this is
+      -- every number the image ever had: publishing one of these again is refused, even after the whole image was deleted,
+      -- and the next number of an image is above both (docs/images.md, "Version numbers").
+      CREATE TABLE image_deleted_versions (
+        image_id     TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        published_ms INTEGER NOT NULL,
+        deleted_ms   INTEGER NOT NULL,
+        PRIMARY KEY (image_id, version)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = SCHEMA_MIGRATIONS[SCHEMA_MIGRATIONS.length - 1]!.version;

@@ -161,16 +161,53 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
       store.images.insertVersion({ manifest: manifest(v, c), originSite: 'east', publishedMs: v });
       store.images.putReplica({ imageId: 'debian', version: v, site: 'west', held: 1, total: 2, updatedMs: v });
     }
-    store.transaction(() => assert.equal(store.images.deleteVersion('debian', 3), true));
-    assert.equal(store.images.deleteVersion('debian', 3), false);
-    assert.equal(store.images.deleteVersion('other', 1), false);
-    store.transaction(() => store.images.deleteVersion('debian', 1));
+    store.transaction(() => assert.equal(store.images.deleteVersion('debian', 3, 30), true));
+    assert.equal(store.images.deleteVersion('debian', 3, 31), false);
+    assert.equal(store.images.deleteVersion('other', 1, 31), false);
+    store.transaction(() => store.images.deleteVersion('debian', 1, 32));
     await settled(store);
     const again = await reopen();
     assert.deepEqual(again.images.listVersions().map((v) => v.manifest.version), [2]);
     assert.equal(again.images.latestVersion('debian')?.manifest.version, 2);
     assert.deepEqual(again.images.listReplicas('debian').map((r) => r.version), [2]);
     assert.equal(again.images.getVersion('debian', 3), undefined);
+  });
+
+  test(`${label}: image version numbers are never reused: deleted ones remembered with when, refused again naming the next, also once the whole image is gone, after a reopen`, async (t) => {
+    const { store, reopen } = await factory.fresh(t);
+    const digest = (c: string): string => c.repeat(16) + '-' + c.repeat(64);
+    const manifest = (imageId: string, version: number, chunk: string) => validateManifest({ imageId, version, chunkSize: 4, size: 8, chunks: [digest('a'), digest(chunk)], accessOrder: [] });
+    assert.equal(store.images.nextVersion('debian'), 1);
+    for (const [v, c] of [[1, 'b'], [2, 'c']] as const) store.images.insertVersion({ manifest: manifest('debian', v, c), originSite: 'east', publishedMs: v });
+    store.images.insertVersion({ manifest: manifest('other', 7, 'b'), originSite: 'east', publishedMs: 7 });
+    assert.equal(store.images.nextVersion('debian'), 3);
+    // The latest deleted: its number is not the next again, and not publishable, whatever the content.
+    store.transaction(() => store.images.deleteVersion('debian', 2, 1_000));
+    assert.equal(store.images.nextVersion('debian'), 3);
+    for (const c of ['c', 'd']) {
+      assert.throws(() => store.images.insertVersion({ manifest: manifest('debian', 2, c), originSite: 'east', publishedMs: 1_001 }), {
+        code: 'VNET_ERR_IMAGE_VERSION_DELETED', message: /image debian version 2 was published before and deleted at 1970-01-01T00:00:01\.000Z: .* publish as version 3/,
+      });
+    }
+    assert.equal(store.images.insertVersion({ manifest: manifest('debian', 3, 'd'), originSite: 'east', publishedMs: 1_002 }), true);
+    // The whole image deleted: numbering continues.
+    store.transaction(() => { store.images.deleteVersion('debian', 1, 2_000); store.images.deleteVersion('debian', 3, 2_000); });
+    assert.deepEqual(store.images.listVersions().map((v) => v.manifest.imageId), ['other']);
+    assert.equal(store.images.nextVersion('debian'), 4);
+    await settled(store);
+
+    const again = await reopen();
+    assert.deepEqual(again.images.listDeletedVersions('debian'), [
+      { imageId: 'debian', version: 1, publishedMs: 1, deletedMs: 2_000 },
+      { imageId: 'debian', version: 2, publishedMs: 2, deletedMs: 1_000 },
+      { imageId: 'debian', version: 3, publishedMs: 1_002, deletedMs: 2_000 },
+    ]);
+    assert.deepEqual(again.images.listDeletedVersions().map((d) => d.imageId), ['debian', 'debian', 'debian']);
+    assert.equal(again.images.nextVersion('debian'), 4);
+    assert.equal(again.images.nextVersion('other'), 8);
+    assert.throws(() => again.images.insertVersion({ manifest: manifest('debian', 1, 'b'), originSite: 'east', publishedMs: 3_000 }), { code: 'VNET_ERR_IMAGE_VERSION_DELETED', message: /version 1 .* publish as version 4/ });
+    assert.equal(again.images.insertVersion({ manifest: manifest('debian', 4, 'b'), originSite: 'east', publishedMs: 3_001 }), true);
+    assert.equal(again.images.nextVersion('debian'), 5);
   });
 
   test(`${label}: traffic samples and topologies: inserted, pruned, the latest topology found after a reopen`, async (t) => {
