@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { ControllerStore } from '../../../src/controller/store/store.ts';
 import type { TrafficSampleRecord } from '../../../src/controller/store/records.ts';
 import { validateManifest } from '../../../src/images/manifest.ts';
+import type { StoreFactory } from '../../helpers/store-factories.ts';
 
 /**
  * One suite for every store backend (SQLite file, etcd): what the controller
@@ -12,16 +13,6 @@ import { validateManifest } from '../../../src/images/manifest.ts';
  * replica taking over).
  */
 
-export interface StoreUnderTest {
-  /** Empty and writable. */
-  store: ControllerStore;
-  /** Close `store` (its pending writes sent) and open the same state anew, writable. */
-  reopen(): Promise<ControllerStore>;
-}
-
-export interface StoreFactory {
-  fresh(t: { after(fn: () => unknown): void }): Promise<StoreUnderTest>;
-}
 
 const mac = (n: number): string => `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
 
