@@ -10,7 +10,9 @@ import { chunkImageFile, DEFAULT_CHUNK_SIZE } from './image-publish.ts';
  * `vnet ctl images [ID]`: the published images (docs/images.md), each
  * version with its size, chunks and origin, and per site how many of its
  * chunks are there (propagation progress), and why a site's propagation
- * stalls (no replica has a chunk, the store's capacity cannot fit it).
+ * stalls (no replica has a chunk, the store's capacity cannot fit it); for an
+ * image with deleted versions, which, and the next version number (a number
+ * is never reused: docs/images.md, "Version numbers").
  */
 
 const enc = encodeURIComponent;
@@ -34,7 +36,12 @@ export function imagesTable(images: readonly ImageView[], now: number): string {
       }
     }
   }
-  return table(['IMAGE', 'VERSION', 'SIZE', 'CHUNKS', 'PUBLISHED', 'SITE', 'REPLICATED'], rows);
+  const deleted = images.filter((i) => i.deleted.length > 0).map((i) => {
+    const numbers = i.deleted.map((d) => d.version);
+    const what = i.versions.length === 0 ? `every version deleted (${numbers.join(', ')})` : `version${numbers.length === 1 ? '' : 's'} ${numbers.join(', ')} deleted`;
+    return `${i.imageId}: ${what}; the next version is ${i.nextVersion} (numbers are never reused)`;
+  });
+  return [...(rows.length > 0 ? [table(['IMAGE', 'VERSION', 'SIZE', 'CHUNKS', 'PUBLISHED', 'SITE', 'REPLICATED'], rows)] : []), ...deleted].join('\n');
 }
 
 export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): void {
@@ -54,7 +61,7 @@ export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): 
     .command('publish')
     .argument('<file>', 'the image file (raw disk bytes)')
     .requiredOption('--id <id>', 'the image id (lower-case letters, digits, ".", "_", "-")')
-    .option('--version <n>', 'the version to publish (default: the latest + 1)')
+    .option('--version <n>', 'the version to publish (default: the image\'s next version, above every number it ever had: a deleted number is never reused)')
     .option('--site <site>', 'the origin site, whose chunk server receives the chunks (default: the hub\'s site)')
     .option('--boot-trace <file>', 'reads a recorded boot made, one "OFFSET [LENGTH]" a line: those chunks propagate first')
     .option('--chunk-size <bytes>', `chunk size in bytes (default ${DEFAULT_CHUNK_SIZE})`)
@@ -102,10 +109,10 @@ export function addImageCommands(ctl: Command, { io, run, print }: CtlActions): 
     );
 }
 
-/** The image's latest version + 1 (1 for a new image). */
+/** The image's next never-used version number (1 for an image never published). */
 async function nextVersion(c: ControllerClient, id: string): Promise<number> {
   try {
-    return (await c.get<ImageView>(`/api/v1/images/${enc(id)}`)).latest + 1;
+    return (await c.get<ImageView>(`/api/v1/images/${enc(id)}`)).nextVersion;
   } catch (err) {
     if (err instanceof ControllerRequestError && err.status === 404) return 1;
     throw err;

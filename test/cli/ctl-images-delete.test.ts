@@ -114,7 +114,9 @@ describe('vnet ctl images delete', { timeout: 120_000 }, () => {
     const all = await ctl('images', 'delete', 'debian');
     assert.equal(all.code, 0, all.err.join('\n'));
     for (const d of daemons) await waitFor(async () => (await d.images!.store.list()).length === 0, `${d.images!.store.site}'s store emptied`);
-    assert.throws(() => c.proc.controller.images.get('debian'), { code: 'VNET_ERR_NOT_FOUND' });
+    const gone = c.proc.controller.images.get('debian');
+    assert.deepEqual([gone.versions, gone.deleted.map((d) => d.version), gone.nextVersion], [[], [1, 2], 3], 'no version left; numbering continues at 3');
+    assert.deepEqual(c.proc.controller.images.list(), []);
   });
 
   it('unknown images and versions are 404s; deleting needs the operator token', async () => {

@@ -109,10 +109,13 @@ test('image-keep: a hello is sent every version (older ones retained) with the k
   assert.deepEqual(await catalog.deleteVersions('debian', 2, (i, v) => dist.usersOf(i, v)), [2]);
   const gone = [{ manifest: v2, originSite: 'east' }];
   assert.deepEqual(holds(dist.deleted(gone)), [['hc', 2, 'release', '']], 'the image is gone: a release with an empty keep to hc; nothing for ha (no image-keep)');
-  await catalog.publish(v1.manifest, 'east');
-  await catalog.publish(v2, 'east');
-  await catalog.deleteVersions('debian', 2, () => []);
-  assert.deepEqual(holds(dist.deleted(gone)), [['hc', 2, 'release', '1'], ['hc', 1, undefined, '1'], ['ha', 1, undefined, undefined]], 'the latest was deleted: v1 is the latest again, held everywhere');
+  // Numbering continues (deleted numbers are never reused): v3 and v4.
+  const v3 = { ...v1.manifest, version: 3 };
+  const v4 = { ...v1.manifest, version: 4 };
+  await catalog.publish(v3, 'east');
+  await catalog.publish(v4, 'east');
+  await catalog.deleteVersions('debian', 4, () => []);
+  assert.deepEqual(holds(dist.deleted([{ manifest: v4, originSite: 'east' }])), [['hc', 4, 'release', '3'], ['hc', 3, undefined, '3'], ['ha', 3, undefined, undefined]], 'the latest was deleted: v3 is the latest again, held everywhere');
   await assert.rejects(catalog.deleteVersions('debian', 9, () => []), { code: 'VNET_ERR_NOT_FOUND' });
   await assert.rejects(catalog.deleteVersions('nope', undefined, () => []), { code: 'VNET_ERR_NOT_FOUND' });
 });
