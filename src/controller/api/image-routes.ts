@@ -11,17 +11,19 @@ import { API_PREFIX, noQuery, ok, pathParam, type RouteHandler } from './v1-rout
 /**
  * Image routes of the operator API (docs/images.md):
  *   GET  /api/v1/images                       every image: versions, where each is replicated, progress (any token)
- *   GET  /api/v1/images/:id                   one image (404 when never published)
+ *   GET  /api/v1/images/:id                   one image, with nextVersion (404 when never published; an image
+ *                                             whose every version was deleted answers, with no versions)
  *   PUT  /api/v1/images/:id/chunks/:digest    ?site=S — one chunk's bytes (application/octet-stream, at most
  *                                             64 MiB) to the origin site's chunk server (operator)
  *   POST /api/v1/images/:id/versions          {version, chunkSize, size, chunks, accessOrder?, site?} — the
  *                                             version, written once every chunk is at the site (operator):
- *                                             201, or 200 for the same manifest again; 409 for another
+ *                                             201, or 200 for the same manifest again; 409 for another,
+ *                                             or for a number deleted before (never reused)
  *   DELETE /api/v1/images/:id/versions/:v     the version (operator): 200 {imageId, deleted: [v]}; 404 unknown;
  *                                             409 VNET_ERR_IMAGE_IN_USE naming the VMs on it
  *   DELETE /api/v1/images/:id                 every version of the image, the same way
  *   POST /api/v1/images/:id/boot-trace        {fromVm} — the boot trace that VM recorded (on a disk from
- *                                             the latest version) published as version latest + 1's
+ *                                             the latest version) published as the next version's
  *                                             accessOrder (201; 200 when the latest has it already)
  * Added only where the controller has an image catalog (and then listed in the API's index). The
  * publishing routes answer 501 where the controller has no publisher; a replica that does not
