@@ -73,8 +73,8 @@ for (const r of rows) {
   const tcp = r.stream.intact ? `intact (${(r.stream.bytes / 1024).toFixed(0)} KiB)` : `BROKEN: ${r.stream.error ?? '?'}`;
   console.log(`${r.path.padEnd(42)} ${`${r.ping.lost}/${r.ping.sent}`.padStart(10)} ${r.ping.maxGapMs.toFixed(1).padStart(10)} ${ms(r.cutoverMs).padStart(16)} ${ms(r.acknowledgedMs).padStart(10)} ${(r.framesLost === undefined ? '—' : String(r.framesLost)).padStart(11)} ${ms(r.guestDowntimeMs).padStart(13)}  ${tcp}`);
 }
-// A QEMU guest: its own downtime against the ping's gap (timeline.ts).
-for (const r of rows) if (r.gapAccount !== undefined) console.log(['', `${r.path}:`, ...gapAccountLines(r.gapAccount).map((l) => `  ${l}`)].join('\n'));
+// A QEMU guest: its own downtime against the ping's gap (timeline.ts; with --timeline, at the end of each time line).
+for (const r of rows) if (r.gapAccount !== undefined && !process.argv.includes('--timeline')) console.log(['', `${r.path}:`, ...gapAccountLines(r.gapAccount).map((l) => `  ${l}`)].join('\n'));
 // With several moves the longest gap may be anyone's: where it fell and who was not scheduled over it.
 for (const r of rows) if (r.moves !== undefined && r.moves.length > 1 && r.sched !== undefined) console.log(`${r.path}: ${longestGapNote(r.moves, r.ping, r.sched) ?? 'no gap'}`);
 if (process.argv.includes('--timeline')) for (const r of rows) if (r.timeline !== undefined) console.log(['', ...r.timeline].join('\n'));
