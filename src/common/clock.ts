@@ -91,6 +91,23 @@ export class ManualClock implements Clock {
     this.#now = end;
   }
 
+  /**
+   * Move time forward by `ms` in one step, as an event loop busy for that
+   * long sees it: every timer that fell due on the way fires once, at the
+   * end, in order, and an interval runs on from there (Node's `setInterval`
+   * after a busy spell), where `advance` fires an interval at each period.
+   */
+  stall(ms: number): void {
+    this.#now += Math.max(0, ms);
+    const due = this.#timers.filter((t) => !t.cancelled && t.at <= this.#now).sort((a, b) => a.at - b.at || a.seq - b.seq);
+    for (const t of due) {
+      if (t.cancelled) continue;
+      if (t.every !== undefined) t.at = this.#now + t.every;
+      else t.cancelled = true;
+      t.fn();
+    }
+  }
+
   #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {
     const t: ManualTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, every, fn, cancelled: false };
     this.#timers.push(t);

@@ -4,12 +4,12 @@ import { WebSocket } from 'ws';
 import { factsToWire } from '../../src/control/control-protocol.ts';
 import { createJoinToken } from '../../src/controller/join-tokens.ts';
 import { metricValue, startHarness, type Harness } from './fixtures/controller-harness.ts';
-import type { ControllerInit } from '../../src/controller/runtime.ts';
 import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
 import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { stallAtNextPing } from '../helpers/ping-stall.ts';
+import { stallAtNextPing, type HeartbeatTime } from '../helpers/ping-stall.ts';
+import { ManualClock } from '../../src/common/clock.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 
 test('a daemon whose certificate is signed by another CA, with no token, is refused', async (t) => {
@@ -230,28 +230,32 @@ function acknowledgePushes(ws: WebSocket): void {
   });
 }
 
-/** A harness whose controller logs (debug and up) are kept; `run` adds their tail to a failure's message. */
-async function loggedHarness(t: TestContext, extra: Partial<ControllerInit>): Promise<{ h: Harness; run: (body: () => Promise<void>) => Promise<void> }> {
+/**
+ * A harness whose controller pings every 500 ms of a manual clock (moved by stallAtNextPing) and whose
+ * logs (debug and up) are kept; `run` adds their tail to a failure's message.
+ */
+async function heartbeatHarness(t: TestContext): Promise<{ h: Harness; time: HeartbeatTime; run: (body: () => Promise<void>) => Promise<void> }> {
   const logs = new LogTail(100, 'debug');
-  const h = await startHarness(t, extra, { logger: logs.logger });
-  return { h, run: (body) => withContext(body, () => `--- the controller's last log lines:\n${logs.tail(20)}`) };
+  const time = { clock: new ManualClock(), intervalMs: 500 };
+  const h = await startHarness(t, { pingIntervalMs: time.intervalMs }, { logger: logs.logger, clock: time.clock });
+  return { h, time, run: (body) => withContext(body, () => `--- the controller's last log lines:\n${logs.tail(20)}`) };
 }
 
 test('a controller whose own loop stalls past the ping interval does not cut off daemons whose pongs wait unread', async (t) => {
-  const { h, run } = await loggedHarness(t, { pingIntervalMs: 500 });
+  const { h, time, run } = await heartbeatHarness(t);
   await run(async () => {
     const c = await rawClient(h, testPki().host('h1'));
     c.ws.send(hello('h1'));
     await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
-    // The controller — this process — is busy for four ping intervals just after the client answered a ping.
-    const seen = await stallAtNextPing(c.ws, 2000);
+    // The controller is busy for four ping intervals just after the client answered a ping.
+    const seen = await stallAtNextPing(c.ws, time, 2000);
     assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stall: ${seen}`);
     assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
   });
 });
 
 test('a controller busy for a little over a ping interval, beat after beat, does not cut off daemons whose pongs wait unread', async (t) => {
-  const { h, run } = await loggedHarness(t, { pingIntervalMs: 500 });
+  const { h, time, run } = await heartbeatHarness(t);
   await run(async () => {
     const c = await rawClient(h, testPki().host('h1'));
     acknowledgePushes(c.ws);
@@ -259,7 +263,7 @@ test('a controller busy for a little over a ping interval, beat after beat, does
     await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
     // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
     // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-    const seen = await stallAtNextPing(c.ws, 600, 6);
+    const seen = await stallAtNextPing(c.ws, time, 600, 6);
     assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stalls: ${seen}`);
     assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
   });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { realClock } from '../../src/common/clock.ts';
+import { ManualClock, realClock, type Clock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ControllerAgent, NO_MIGRATION_AGENT_CODE } from '../../src/dataplane/controller-agent.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../../src/control/migration-control.ts';
@@ -12,9 +12,9 @@ import { stallAtNextPing } from '../helpers/ping-stall.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 import { fakeController, welcome } from './fixtures/fake-controller.ts';
 
-function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl, logger = silentLogger()): ControllerAgent {
+function agentFor(t: { after(fn: () => Promise<void>): void }, url: string, daemon: FakeDaemon, extra: Record<string, unknown> = {}, migrations?: MigrationControl, logger = silentLogger(), clock: Clock = realClock): ControllerAgent {
   const pki = testPki();
-  const agent = new ControllerAgent({ daemon, logger, clock: realClock, migrations }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
+  const agent = new ControllerAgent({ daemon, logger, clock, migrations }, { url, tls: { ca: pki.ca, ...pki.host(daemon.hostId) }, backoff: { initialMs: 10, maxMs: 50 }, ...extra });
   t.after(() => agent.close());
   return agent;
 }
@@ -166,15 +166,16 @@ test('a daemon whose own loop stalls past the keepalive does not cut off a contr
   const ctl = await fakeController(t);
   const daemon = new FakeDaemon('h1');
   const logs = new LogTail(100, 'debug');
-  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 500 }, undefined, logs.logger);
+  const clock = new ManualClock();
+  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 500 }, undefined, logs.logger, clock);
   await withContext(async () => {
     agent.start();
     await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
     const conn = ctl.conns[0]!;
     conn.ws.send(welcome('h1'));
     await waitFor(() => agent.state === 'connected', 'connected');
-    // The daemon — this process — is busy for four keepalive intervals just after the controller answered a ping.
-    const seen = await stallAtNextPing(conn.ws, 2000);
+    // The daemon is busy for four keepalive intervals just after the controller answered a ping.
+    const seen = await stallAtNextPing(conn.ws, { clock, intervalMs: 500 }, 2000);
     assert.equal(agent.state, 'connected', seen);
     assert.equal(agent.stats.disconnects, 0, seen);
     assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
@@ -184,7 +185,8 @@ test('a daemon whose own loop stalls past the keepalive does not cut off a contr
 test('a daemon busy for a little over a keepalive interval, beat after beat, does not cut off a controller whose pongs wait unread', async (t) => {
   const ctl = await fakeController(t);
   const logs = new LogTail(100, 'debug');
-  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger);
+  const clock = new ManualClock();
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger, clock);
   await withContext(async () => {
     agent.start();
     await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
@@ -193,7 +195,7 @@ test('a daemon busy for a little over a keepalive interval, beat after beat, doe
     await waitFor(() => agent.state === 'connected', 'connected');
     // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
     // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-    const seen = await stallAtNextPing(conn.ws, 600, 6);
+    const seen = await stallAtNextPing(conn.ws, { clock, intervalMs: 500 }, 600, 6);
     assert.equal(agent.state, 'connected', seen);
     assert.equal(agent.stats.disconnects, 0, seen);
     assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);

@@ -1,50 +1,87 @@
 import type { WebSocket } from 'ws';
+import type { ManualClock } from '../../src/common/clock.ts';
 import { waitFor } from './wait.ts';
 
+/** How the end that judges beats: its heartbeat's clock and interval. */
+export interface HeartbeatTime {
+  clock: ManualClock;
+  intervalMs: number;
+}
+
+/** Resolves once this loop has turned past a poll phase: whatever was in the sockets when called has been read. */
+function afterAPoll(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
 /**
- * Counts the pings `ws` answers, then busies this process's event loop for
- * `stallMs` just after it answers the next one (its pong written, not yet
- * read by the other end, which lives in this process too): the other end's
- * heartbeat falls due before it can read that pong. With `times` > 1, it
- * stalls so after each of that many pings in a row (a loop busy at every
- * beat). Resolves once three more pings came after the stalls, i.e. the
- * heartbeat ran on, with the time line of what happened (each ping and
- * stall, in ms from the first ping) for the test's assertion messages; a
- * wait that fails says it too.
+ * Beats the heartbeat of the other end of `ws` (the end that pings, in this
+ * process, on a manual clock) and stalls that end's event loop just after
+ * `ws` answered a ping: the pong is written, not yet read by the other end,
+ * when its heartbeat's timer runs. With `times` > 1, it stalls so after each
+ * of that many pings in a row (a loop busy at every beat). Resolves once
+ * three more pings came after the stalls, i.e. the heartbeat ran on, with
+ * the time line of what happened (each ping and stall, in the clock's ms)
+ * for the test's assertion messages; a wait that fails says it too.
  *
- * The other end lives in this process: after each beat its ping is read,
- * and the pong to it written, only when this process's loop turns again.
- * A loaded machine that does not run this process for longer than the
- * heartbeat's interval right then (a descheduling the stall did not cause)
- * makes the next beat find no pong, whatever the heartbeat does: an
- * interval of a few hundred ms is the machine's speed, not the behaviour,
- * so the tests give the heartbeat 500 ms. The waits here allow for it too.
+ * Time at the judging end is the manual clock, moved only here: a beat on
+ * time comes once the pong to the last ping has been read (a turn of the
+ * loop past the ping's arrival), a stalled one while it is still unread.
+ * The stall is what a busy loop does: busy a few ms past the clock's tick,
+ * so that when the loop turns again its due timer runs before the sockets
+ * are read, and there the clock jumps `stallMs` (`ManualClock.stall`: the
+ * heartbeat's interval fires once, late by as much, as Node's does). So
+ * nothing here rests on this process getting the CPU on time: a machine
+ * that does not run it for seconds only delays the same sequence, where a
+ * real-time heartbeat found no pong from this in-process peer — starved
+ * with it — and cut it, whatever the heartbeat did.
  */
-export async function stallAtNextPing(ws: WebSocket, stallMs: number, times = 1): Promise<string> {
+export async function stallAtNextPing(ws: WebSocket, time: HeartbeatTime, stallMs: number, times = 1): Promise<string> {
+  const { clock, intervalMs } = time;
   const events: string[] = [];
-  let t0: number | undefined;
-  const at = (): string => { const now = performance.now(); t0 ??= now; return `+${Math.round(now - t0)}`; };
-  const timeline = (): string => `time line (ms): ${events.join(', ')}${ws.readyState === ws.OPEN ? '' : `; socket ${['connecting', 'open', 'closing', 'closed'][ws.readyState]}`}`;
+  const at = (): string => `${Math.round(clock.now())}`;
+  const timeline = (): string => `time line (clock ms): ${events.join(', ')}${ws.readyState === ws.OPEN ? '' : `; socket ${['connecting', 'open', 'closing', 'closed'][ws.readyState]}`}`;
   let pings = 0;
-  ws.on('ping', () => { pings++; events.push(`${at()} ping`); });
+  /** Stalls begun (after a ping while `stalling`) and done. */
+  let stalling = false;
+  let begun = 0;
+  let stalls = 0;
   ws.on('close', (code) => { events.push(`${at()} closed ${code}`); });
-  const boundMs = 30_000 + 2 * times * stallMs;
   /** `done`, or a failure at once once the socket has closed: nothing more will come. */
   const until = (done: () => boolean, what: string) => (): boolean => {
     if (ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) throw new Error(`the connection closed while waiting for ${what}; ${timeline()}`);
     return done();
   };
-  await waitFor(until(() => pings >= 2, 'two pings'), () => `two pings answered (${pings}); ${timeline()}`, boundMs);
-  let stalls = 0;
   const stall = (): void => {
-    const end = performance.now() + stallMs;
+    // The pong to this ping is written (its TLS record leaves at this turn's end). The beat is a timer due
+    // at the next tick; busy past that tick, the loop runs it when it turns again, before it reads the sockets.
+    setTimeout(() => {
+      events.push(`${at()} stall ${stallMs}`);
+      stalls++;
+      clock.stall(stallMs);
+    }, 0);
+    const end = performance.now() + 3;
     while (performance.now() < end) { /* the loop is monopolised */ }
-    events.push(`${at()} stalled ${stallMs}`);
-    if (++stalls === times) ws.off('ping', stall);
   };
-  ws.on('ping', stall);
-  await waitFor(until(() => stalls === times, 'the stalls'), () => `the stalls (${stalls} of ${times}); ${timeline()}`, boundMs);
-  const after = pings;
-  await waitFor(until(() => pings >= after + 3, 'three more pings'), () => `three more pings after the stall (${pings - after}); ${timeline()}`, boundMs);
+  ws.on('ping', () => {
+    pings++;
+    events.push(`${at()} ping`);
+    if (stalling && begun < times) { begun++; stall(); }
+  });
+  /** One beat on time: the last pong read, a ping awaited. */
+  const beat = async (): Promise<void> => {
+    await afterAPoll();
+    const before = pings;
+    clock.advance(intervalMs);
+    await waitFor(until(() => pings > before, 'a ping'), () => `a ping after a beat on time; ${timeline()}`, 30_000);
+  };
+  await beat();
+  await beat();
+  stalling = true;
+  await beat();
+  await waitFor(until(() => stalls === times, 'the stalls'), () => `the stalls (${stalls} of ${times}); ${timeline()}`, 30_000);
+  stalling = false;
+  // The last stalled beat's ping, answered; then three on time.
+  await waitFor(until(() => pings >= 3 + times, 'the ping of the last stalled beat'), () => `the ping of the last stalled beat; ${timeline()}`, 30_000);
+  for (let i = 0; i < 3; i++) await beat();
   return timeline();
 }
