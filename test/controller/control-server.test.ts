@@ -9,6 +9,7 @@ import { testPki } from './fixtures/test-pki.ts';
 import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { stallAtNextPing, type HeartbeatTime } from '../helpers/ping-stall.ts';
+import { stallAtTurnEnd } from '../helpers/loop-stall.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 
@@ -270,14 +271,16 @@ test('a controller busy for a little over a ping interval, beat after beat, does
 });
 
 test('a hello sent before the deadline but still unread when a busy controller\'s deadline timer fires is welcomed, not refused', async (t) => {
-  const h = await startHarness(t, { helloTimeoutMs: 300 });
+  const clock = new ManualClock();
+  const h = await startHarness(t, { helloTimeoutMs: 300 }, { clock });
   const c = await rawClient(h, testPki().host('h1'));
   c.ws.send(hello('h1'));
-  // The controller (this process) busy past the deadline right after the hello was sent: when the loop
-  // turns again, the deadline timer is due before the socket holding the hello is read.
-  const end = performance.now() + 1000;
-  while (performance.now() < end) { /* the loop is monopolised */ }
+  // The controller busy past the deadline right after the hello was sent: when the loop turns again,
+  // the deadline's timer runs before the socket holding the hello is read.
+  let stalled = false;
+  stallAtTurnEnd(clock, 1000, () => { stalled = true; });
   await waitFor(() => c.received.length > 0, 'an answer');
+  assert.ok(stalled, 'the deadline fell due');
   assert.equal(c.received[0]?.['type'], 'welcome', JSON.stringify(c.received[0]));
   await waitFor(() => h.controller.model.getHost('h1')?.state === 'up', 'h1 up');
 });

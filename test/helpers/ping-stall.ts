@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { ManualClock } from '../../src/common/clock.ts';
+import { stallAtTurnEnd } from './loop-stall.ts';
 import { waitFor } from './wait.ts';
 
 /** How the end that judges beats: its heartbeat's clock and interval. */
@@ -25,15 +26,12 @@ function afterAPoll(): Promise<void> {
  *
  * Time at the judging end is the manual clock, moved only here: a beat on
  * time comes once the pong to the last ping has been read (a turn of the
- * loop past the ping's arrival), a stalled one while it is still unread.
- * The stall is what a busy loop does: busy a few ms past the clock's tick,
- * so that when the loop turns again its due timer runs before the sockets
- * are read, and there the clock jumps `stallMs` (`ManualClock.stall`: the
- * heartbeat's interval fires once, late by as much, as Node's does). So
- * nothing here rests on this process getting the CPU on time: a machine
- * that does not run it for seconds only delays the same sequence, where a
- * real-time heartbeat found no pong from this in-process peer — starved
- * with it — and cut it, whatever the heartbeat did.
+ * loop past the ping's arrival), a stalled one while it is still unread
+ * (`stallAtTurnEnd`: the heartbeat's interval fires once, late by
+ * `stallMs`, as Node's does after a busy spell). So nothing here rests on
+ * this process getting the CPU on time, where a real-time heartbeat found
+ * no pong from this in-process peer, starved with it, and cut it whatever
+ * the heartbeat did.
  */
 export async function stallAtNextPing(ws: WebSocket, time: HeartbeatTime, stallMs: number, times = 1): Promise<string> {
   const { clock, intervalMs } = time;
@@ -51,21 +49,14 @@ export async function stallAtNextPing(ws: WebSocket, time: HeartbeatTime, stallM
     if (ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) throw new Error(`the connection closed while waiting for ${what}; ${timeline()}`);
     return done();
   };
-  const stall = (): void => {
-    // The pong to this ping is written (its TLS record leaves at this turn's end). The beat is a timer due
-    // at the next tick; busy past that tick, the loop runs it when it turns again, before it reads the sockets.
-    setTimeout(() => {
-      events.push(`${at()} stall ${stallMs}`);
-      stalls++;
-      clock.stall(stallMs);
-    }, 0);
-    const end = performance.now() + 3;
-    while (performance.now() < end) { /* the loop is monopolised */ }
-  };
   ws.on('ping', () => {
     pings++;
     events.push(`${at()} ping`);
-    if (stalling && begun < times) { begun++; stall(); }
+    if (stalling && begun < times) {
+      // The pong to this ping is written: the stalled beat runs before this end reads it.
+      begun++;
+      stallAtTurnEnd(clock, stallMs, () => { events.push(`${at()} stall ${stallMs}`); stalls++; });
+    }
   });
   /** One beat on time: the last pong read, a ping awaited. */
   const beat = async (): Promise<void> => {
