@@ -108,6 +108,15 @@ export class ManualClock implements Clock {
     }
   }
 
+  /**
+   * Move time forward by `ms` without running any timer: a loop busy in the
+   * middle of a turn. Timers that fell due run at the next `advance` or
+   * `stall` (`stall(0)`: as the loop turns again).
+   */
+  hold(ms: number): void {
+    this.#now += Math.max(0, ms);
+  }
+
   #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {
     const t: ManualTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, every, fn, cancelled: false };
     this.#timers.push(t);

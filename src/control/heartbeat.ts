@@ -1,3 +1,6 @@
+import { afterReads } from '../common/after-reads.ts';
+import type { Clock, TimerHandle } from '../common/clock.ts';
+
 /**
  * The control channel's heartbeat, at both ends (the controller's ping of
  * each daemon, a daemon's keepalive of its controller): when the peer's
@@ -20,27 +23,64 @@
  * - for a connection with data queued toward it that is draining (a whole
  *   rule set on a slow link): the ping waits behind it and cannot have been
  *   answered yet. A peer that reads nothing at all is judged like any other.
+ *
+ * The next beat falls due an interval after this beat's pings left, not
+ * after its timer ran (`startHeartbeat`: a chain of timeouts, not an
+ * interval timer): the pings leave after the turn's reads, and a loop busy
+ * between the two (a long message handled in that turn; a process not run)
+ * would otherwise find the next beat already due as the pings left, and
+ * judge every peer silent a moment after pinging it, with no time to
+ * answer. Lateness is measured from the pings too.
  */
 
 export const DEFAULT_PING_INTERVAL_MS = 5000;
 
 export class Heartbeat {
   readonly #intervalMs: number;
-  #lastBeat: number;
+  /** When the last beat's pings left (at first: when the heartbeat started). */
+  #lastPing: number;
   #spared = false;
 
   constructor(intervalMs: number, now: number) {
     this.#intervalMs = intervalMs;
-    this.#lastBeat = now;
+    this.#lastPing = now;
   }
 
   /** A beat at `now`: whether it may judge silence. */
   beat(now: number): boolean {
-    const late = !this.#spared && now - this.#lastBeat > 1.5 * this.#intervalMs;
+    const late = !this.#spared && now - this.#lastPing > 1.5 * this.#intervalMs;
     this.#spared = late;
-    this.#lastBeat = now;
     return !late;
   }
+
+  /** This beat's pings left at `now`: the next beat is due an interval later. */
+  pinged(now: number): void {
+    this.#lastPing = now;
+  }
+}
+
+/**
+ * Beat every `intervalMs` of `clock` until stopped: `onBeat` runs after the
+ * turn's reads (`afterReads`) with whether this beat may judge silence, and
+ * sends the pings; the next beat is due an interval after it returned.
+ */
+export function startHeartbeat(clock: Clock, intervalMs: number, onBeat: (judging: boolean) => void): { stop(): void } {
+  const beats = new Heartbeat(intervalMs, clock.now());
+  let timer: TimerHandle | undefined;
+  let stopped = false;
+  const schedule = (): void => {
+    timer = clock.setTimeout(() => {
+      const judging = beats.beat(clock.now());
+      afterReads(() => {
+        if (stopped) return;
+        onBeat(judging);
+        beats.pinged(clock.now());
+        schedule();
+      });
+    }, intervalMs);
+  };
+  schedule();
+  return { stop: () => { stopped = true; timer?.cancel(); } };
 }
 
 /** Whether a connection's silence since the last ping condemns it at a beat that judges; records what is queued toward it. */

@@ -1,7 +1,6 @@
-import type { Clock, TimerHandle } from '../common/clock.ts';
-import { afterReads } from '../common/after-reads.ts';
+import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
-import { Heartbeat, silentPeer } from '../control/heartbeat.ts';
+import { silentPeer, startHeartbeat } from '../control/heartbeat.ts';
 import type { Connection } from './control-session.ts';
 
 /**
@@ -10,7 +9,7 @@ import type { Connection } from './control-session.ts';
  * nothing since the last ping is cut, the others pinged; incomplete
  * messages in parts past their deadline are expired on the way.
  *
- * A beat is judged after the turn's reads (common/after-reads.ts), not in
+ * A beat is judged after the turn's reads (`startHeartbeat`), not in
  * the timer phase it fires in: after a busy spell Node runs the due timers
  * before it reads the sockets, so the pongs that came in meanwhile would
  * still be unread. Judged in the timer phase, a loop busy for a little over
@@ -22,24 +21,17 @@ export class ConnectionHeartbeat {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #connections: ReadonlySet<Connection>;
-  readonly #beats: Heartbeat;
-  readonly #timer: TimerHandle;
-  #stopped = false;
+  readonly #beats: { stop(): void };
 
   constructor(components: { clock: Clock; logger: Logger; connections: ReadonlySet<Connection> }, intervalMs: number) {
     this.#clock = components.clock;
     this.#log = components.logger;
     this.#connections = components.connections;
-    this.#beats = new Heartbeat(intervalMs, this.#clock.now());
-    this.#timer = this.#clock.setInterval(() => {
-      const judging = this.#beats.beat(this.#clock.now());
-      afterReads(() => { if (!this.#stopped) this.#judge(judging); });
-    }, intervalMs);
+    this.#beats = startHeartbeat(this.#clock, intervalMs, (judging) => this.#judge(judging));
   }
 
   stop(): void {
-    this.#stopped = true;
-    this.#timer.cancel();
+    this.#beats.stop();
   }
 
   #judge(judging: boolean): void {

@@ -1,8 +1,7 @@
 import type { WebSocket } from 'ws';
-import type { Clock, TimerHandle } from '../common/clock.ts';
-import { afterReads } from '../common/after-reads.ts';
+import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
-import { Heartbeat } from '../control/heartbeat.ts';
+import { startHeartbeat } from '../control/heartbeat.ts';
 
 /**
  * The controller agent's keepalive of its control channel
@@ -19,7 +18,7 @@ export class ChannelKeepalive {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #intervalMs: number;
-  #timer: TimerHandle | undefined;
+  #beats: { stop(): void } | undefined;
   /** The channel beaten for, from its open until `stop`. */
   #ws: WebSocket | undefined;
   /** The controller said something (a pong, a message) since the last ping. */
@@ -34,26 +33,21 @@ export class ChannelKeepalive {
   /** `ws` just opened: ping it every interval, cut it when silent; `onBeat` runs at every beat first. */
   start(ws: WebSocket, onBeat: (now: number) => void): void {
     this.#heard = true;
-    this.#timer?.cancel();
+    this.#beats?.stop();
     this.#ws = ws;
     // A beat that comes late (this daemon's loop was busy) judges no one: the controller's answer may be unread.
     // One on time judges after the turn's reads: a pong that came while the loop was busy is read by then.
-    const beats = new Heartbeat(this.#intervalMs, this.#clock.now());
-    this.#timer = this.#clock.setInterval(() => {
+    this.#beats = startHeartbeat(this.#clock, this.#intervalMs, (judging) => {
       if (ws !== this.#ws) return;
       onBeat(this.#clock.now());
-      const judging = beats.beat(this.#clock.now());
-      afterReads(() => {
-        if (ws !== this.#ws) return;
-        if (!this.#heard && judging) {
-          this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
-          ws.terminate();
-          return;
-        }
-        this.#heard = false;
-        ws.ping();
-      });
-    }, this.#intervalMs);
+      if (!this.#heard && judging) {
+        this.#log.warn('controller silent for two keepalive intervals: cutting the channel');
+        ws.terminate();
+        return;
+      }
+      this.#heard = false;
+      ws.ping();
+    });
   }
 
   /** The controller said something on the channel beaten for (a pong, a message). */
@@ -63,7 +57,7 @@ export class ChannelKeepalive {
 
   /** The channel closed (or the agent did): no more beats for it. */
   stop(): void {
-    this.#timer?.cancel();
+    this.#beats?.stop();
     this.#ws = undefined;
   }
 }

@@ -33,3 +33,16 @@ test('stall fires the timeouts that fell due in their order, once; a cancelled o
   assert.deepEqual(fired, ['a@1100', 'b@1100', 'later']);
   assert.equal(clock.wallNow(), 2100);
 });
+
+test('hold moves time and runs nothing; what fell due runs at the next stall or advance', () => {
+  const clock = new ManualClock();
+  const fired: number[] = [];
+  clock.setInterval(() => fired.push(clock.now()), 100);
+  clock.hold(250);
+  assert.deepEqual(fired, []);
+  assert.equal(clock.now(), 250);
+  clock.stall(0);
+  assert.deepEqual(fired, [250]);
+  clock.advance(100);
+  assert.deepEqual(fired, [250, 350]);
+});

@@ -8,7 +8,7 @@ import { FakeDaemon } from './fixtures/fake-daemon.ts';
 import { testPki } from './fixtures/test-pki.ts';
 import { hello, rawClient } from './fixtures/raw-control-client.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { stallAtNextPing, type HeartbeatTime } from '../helpers/ping-stall.ts';
+import { busyBeforePing, stallAtNextPing, type HeartbeatTime } from '../helpers/ping-stall.ts';
 import { stallAtTurnEnd } from '../helpers/loop-stall.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
@@ -266,6 +266,20 @@ test('a controller busy for a little over a ping interval, beat after beat, does
     // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
     const seen = await stallAtNextPing(c.ws, time, 600, 6);
     assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived the stalls: ${seen}`);
+    assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
+  });
+});
+
+test('a controller busy between a beat\'s timer and its pings gives daemons an interval to answer them before it judges', async (t) => {
+  const { h, time, run } = await heartbeatHarness(t);
+  await run(async () => {
+    const c = await rawClient(h, testPki().host('h1'));
+    acknowledgePushes(c.ws);
+    c.ws.send(hello('h1'));
+    await waitFor(() => c.received.some((m) => m['type'] === 'welcome'), 'welcome');
+    // Busy for 1.2 intervals after a beat's timer ran, before its reads: its pings leave when the next beat would be due.
+    const seen = await busyBeforePing(c.ws, time, 600);
+    assert.equal(c.ws.readyState, c.ws.OPEN, `the session survived: ${seen}`);
     assert.equal(h.controller.model.getHost('h1')?.state, 'up', seen);
   });
 });

@@ -8,7 +8,7 @@ import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts'
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { stallAtNextPing } from '../helpers/ping-stall.ts';
+import { busyBeforePing, stallAtNextPing } from '../helpers/ping-stall.ts';
 import { stallAtTurnEnd } from '../helpers/loop-stall.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 import { fakeController, welcome } from './fixtures/fake-controller.ts';
@@ -200,6 +200,24 @@ test('a daemon busy for a little over a keepalive interval, beat after beat, doe
     assert.equal(agent.state, 'connected', seen);
     assert.equal(agent.stats.disconnects, 0, seen);
     assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
+  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
+});
+
+test('a daemon busy between a keepalive beat and its ping gives the controller an interval to answer that ping before it judges', async (t) => {
+  const ctl = await fakeController(t);
+  const logs = new LogTail(100, 'debug');
+  const clock = new ManualClock();
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger, clock);
+  await withContext(async () => {
+    agent.start();
+    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+    const conn = ctl.conns[0]!;
+    conn.ws.send(welcome('h1'));
+    await waitFor(() => agent.state === 'connected', 'connected');
+    // Busy for 1.2 intervals after a beat's timer ran, before its reads: its ping leaves when the next beat would be due.
+    const seen = await busyBeforePing(conn.ws, { clock, intervalMs: 500 }, 600);
+    assert.equal(agent.state, 'connected', seen);
+    assert.equal(agent.stats.disconnects, 0, seen);
   }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
 });
 
