@@ -1,4 +1,5 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import type { WebSocket } from 'ws';
 import assert from 'node:assert/strict';
 import { ManualClock, realClock, type Clock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -8,7 +9,7 @@ import { CONTROL_PROTOCOL_VERSION } from '../../src/control/control-protocol.ts'
 import { FakeDaemon } from '../controller/fixtures/fake-daemon.ts';
 import { testPki } from '../controller/fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { busyBeforePing, stallAtNextPing } from '../helpers/ping-stall.ts';
+import { busyBeforePing, stallAtNextPing, type HeartbeatTime } from '../helpers/ping-stall.ts';
 import { stallAtTurnEnd } from '../helpers/loop-stall.ts';
 import { LogTail, withContext } from '../helpers/failure-context.ts';
 import { fakeController, welcome } from './fixtures/fake-controller.ts';
@@ -163,62 +164,44 @@ test('a controller that stops answering pings is cut off and redialled', async (
   assert.equal(agent.stats.disconnects, 1);
 });
 
-test('a daemon whose own loop stalls past the keepalive does not cut off a controller whose pong waits unread', async (t) => {
+/**
+ * An agent welcomed by a fake controller, its keepalive every 500 ms of a manual clock (moved by the
+ * ping-stall helpers), its logs kept; `body` gets the controller's end of the channel, and a failure's
+ * message says the agent's state and last log lines. Afterwards the agent is connected, never cut.
+ */
+async function keepaliveTest(t: TestContext, body: (ws: WebSocket, time: HeartbeatTime) => Promise<string>): Promise<void> {
   const ctl = await fakeController(t);
-  const daemon = new FakeDaemon('h1');
   const logs = new LogTail(100, 'debug');
-  const clock = new ManualClock();
-  const agent = agentFor(t, ctl.url, daemon, { keepaliveMs: 500 }, undefined, logs.logger, clock);
+  const time = { clock: new ManualClock(), intervalMs: 500 };
+  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: time.intervalMs }, undefined, logs.logger, time.clock);
   await withContext(async () => {
     agent.start();
-    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
+    // Bounds for a TLS handshake on a loaded machine (this process may be starved): the waits are not what is tested.
+    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello', 60_000);
     const conn = ctl.conns[0]!;
     conn.ws.send(welcome('h1'));
-    await waitFor(() => agent.state === 'connected', 'connected');
-    // The daemon is busy for four keepalive intervals just after the controller answered a ping.
-    const seen = await stallAtNextPing(conn.ws, { clock, intervalMs: 500 }, 2000);
+    await waitFor(() => agent.state === 'connected', 'connected', 60_000);
+    const seen = await body(conn.ws, time);
     assert.equal(agent.state, 'connected', seen);
     assert.equal(agent.stats.disconnects, 0, seen);
     assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
   }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
+}
+
+test('a daemon whose own loop stalls past the keepalive does not cut off a controller whose pong waits unread', async (t) => {
+  // The daemon is busy for four keepalive intervals just after the controller answered a ping.
+  await keepaliveTest(t, (ws, time) => stallAtNextPing(ws, time, 2000));
 });
 
 test('a daemon busy for a little over a keepalive interval, beat after beat, does not cut off a controller whose pongs wait unread', async (t) => {
-  const ctl = await fakeController(t);
-  const logs = new LogTail(100, 'debug');
-  const clock = new ManualClock();
-  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger, clock);
-  await withContext(async () => {
-    agent.start();
-    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
-    const conn = ctl.conns[0]!;
-    conn.ws.send(welcome('h1'));
-    await waitFor(() => agent.state === 'connected', 'connected');
-    // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
-    // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
-    const seen = await stallAtNextPing(conn.ws, { clock, intervalMs: 500 }, 600, 6);
-    assert.equal(agent.state, 'connected', seen);
-    assert.equal(agent.stats.disconnects, 0, seen);
-    assert.equal(ctl.conns.length, 1, `no redial: ${seen}`);
-  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
+  // Busy for 1.2 intervals right after each of six pings in a row: the next beat is due but not late
+  // (no spare), and the pong to its ping is in the socket, not yet read, when the beat's timer runs.
+  await keepaliveTest(t, (ws, time) => stallAtNextPing(ws, time, 600, 6));
 });
 
 test('a daemon busy between a keepalive beat and its ping gives the controller an interval to answer that ping before it judges', async (t) => {
-  const ctl = await fakeController(t);
-  const logs = new LogTail(100, 'debug');
-  const clock = new ManualClock();
-  const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { keepaliveMs: 500 }, undefined, logs.logger, clock);
-  await withContext(async () => {
-    agent.start();
-    await waitFor(() => ctl.conns[0]?.received.length === 1, 'hello');
-    const conn = ctl.conns[0]!;
-    conn.ws.send(welcome('h1'));
-    await waitFor(() => agent.state === 'connected', 'connected');
-    // Busy for 1.2 intervals after a beat's timer ran, before its reads: its ping leaves when the next beat would be due.
-    const seen = await busyBeforePing(conn.ws, { clock, intervalMs: 500 }, 600);
-    assert.equal(agent.state, 'connected', seen);
-    assert.equal(agent.stats.disconnects, 0, seen);
-  }, () => `agent ${agent.state}, ${JSON.stringify(agent.stats)}, ${ctl.conns.length} connections\n--- the agent's last log lines:\n${logs.tail(20)}`);
+  // Busy for 1.2 intervals after a beat's timer ran, before its reads: its ping leaves when the next beat would be due.
+  await keepaliveTest(t, (ws, time) => busyBeforePing(ws, time, 600));
 });
 
 test('a daemon whose own loop is busy when its welcome deadline falls due does not cut off a controller whose welcome waits unread', async (t) => {
@@ -238,7 +221,7 @@ test('a daemon whose own loop is busy when its welcome deadline falls due does n
   const agent = agentFor(t, ctl.url, new FakeDaemon('h1'), { welcomeTimeoutMs }, undefined, logs.logger, clock);
   await withContext(async () => {
     agent.start();
-    await waitFor(() => agent.state !== 'connecting', 'welcomed, or cut');
+    await waitFor(() => agent.state !== 'connecting', 'welcomed, or cut', 60_000);
     assert.ok(clock.now() > welcomeTimeoutMs, 'the deadline fell due');
     assert.equal(agent.state, 'connected');
     assert.equal(agent.stats.connects, 1);
