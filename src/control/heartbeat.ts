@@ -9,9 +9,9 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
  * Every interval one end pings the other; a peer that said nothing since
  * the last ping (no pong, no message) is cut off — except:
  *
- * - when this beat comes late (more than 1.5 intervals after the last): this
- *   end's own loop was busy, and the answers to the last ping may be
- *   waiting unread in the socket buffers. No one is judged at such a beat;
+ * - when this beat comes late (more than 1.5 intervals after the last
+ *   pings): this end's own loop was busy, and the answers to the last ping
+ *   may be waiting unread in the socket buffers. No one is judged at such a beat;
  *   the next one judges (never two spared in a row: a loop late at every
  *   beat still reads between beats);
  * - a beat is judged after the turn's reads (`afterReads`), never in the
@@ -73,9 +73,12 @@ export function startHeartbeat(clock: Clock, intervalMs: number, onBeat: (judgin
       const judging = beats.beat(clock.now());
       afterReads(() => {
         if (stopped) return;
-        onBeat(judging);
-        beats.pinged(clock.now());
-        schedule();
+        try {
+          onBeat(judging);
+        } finally {
+          beats.pinged(clock.now());
+          schedule();
+        }
       });
     }, intervalMs);
   };
