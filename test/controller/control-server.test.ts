@@ -269,14 +269,17 @@ test('a controller busy between a beat\'s timer and its pings gives daemons an i
 });
 
 test('a hello sent before the deadline but still unread when a busy controller\'s deadline timer fires is welcomed, not refused', async (t) => {
+  // The deadline is on the manual clock; the listener's TLS handshake backstop (a second past it) is on
+  // the real one, so the deadline is the default's, not a short one a starved process could overrun.
+  const helloTimeoutMs = 10_000;
   const clock = new ManualClock();
-  const h = await startHarness(t, { helloTimeoutMs: 300 }, { clock });
+  const h = await startHarness(t, { helloTimeoutMs }, { clock });
   const c = await rawClient(h, testPki().host('h1'));
   c.ws.send(hello('h1'));
   // The controller busy past the deadline right after the hello was sent: when the loop turns again,
   // the deadline's timer runs before the socket holding the hello is read.
   let stalled = false;
-  stallAtTurnEnd(clock, 1000, () => { stalled = true; });
+  stallAtTurnEnd(clock, helloTimeoutMs + 1000, () => { stalled = true; });
   await waitFor(() => c.received.length > 0, 'an answer', 60_000);
   assert.ok(stalled, 'the deadline fell due');
   assert.equal(c.received[0]?.['type'], 'welcome', JSON.stringify(c.received[0]));
