@@ -3,11 +3,19 @@
  * a peer that stalls, bad bytes on an established link, a port whose device
  * fails. Each is counted and confined to its link or port; the daemon keeps
  * forwarding everything else.
+ *
+ * The three daemons' time is a manual clock: a link's keepalives, dead timer
+ * and handshake deadline run only when the test advances it, with traffic on
+ * the spokes' links at every step. So a starved test process only delays the
+ * test; it cannot age a live link past its dead time (it did, at nice 19
+ * beside three CPU hogs: the links closed and the frames sent meanwhile were
+ * lost).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { silentLogger } from '../../src/common/logger.ts';
+import { ManualClock } from '../../src/common/clock.ts';
 import { Daemon } from '../../src/dataplane/daemon.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { BROADCAST_MAC, parseMac } from '../../src/common/mac.ts';
@@ -37,6 +45,7 @@ describe('daemon under bad input and faults', { timeout: 30_000 }, () => {
   let hub: Daemon;
   let a: Daemon;
   let b: Daemon;
+  const clock = new ManualClock();
   const mk = (name: string, mac: string) => {
     const port = new MemoryPort({ name, mac: parseMac(mac) });
     const got: Buffer[] = [];
@@ -54,12 +63,29 @@ describe('daemon under bad input and faults', { timeout: 30_000 }, () => {
     await waitFor(() => vm2.got.length >= before + 50, `forwarding after ${what}`);
   }
 
+  /**
+   * Move the daemons' time on by `ms`, in steps of a quarter of the link's
+   * dead time, a frame each way between vm1 and vm2 (over both spokes' links)
+   * delivered at every step: the spokes' links stay alive, a silent one dies
+   * on time. Stops early once `until` holds.
+   */
+  async function advanceWithTraffic(ms: number, until: () => boolean): Promise<void> {
+    const step = LINK.deadMs / 4;
+    for (let done = 0; done < ms && !until(); done += step) {
+      clock.advance(step);
+      const [to2, to1] = [vm2.got.length, vm1.got.length];
+      vm1.port.transmit(testFrame(vm2.port.mac, vm1.port.mac, done));
+      vm2.port.transmit(testFrame(vm1.port.mac, vm2.port.mac, done));
+      await waitFor(() => vm2.got.length > to2 && vm1.got.length > to1, `a frame each way at ${done + step} ms of the daemons' time`);
+    }
+  }
+
   before(async () => {
-    const t = (id: string) => new TcpTransport({ logger }, { localHost: id, ...LINK });
-    hub = await Daemon.start({ logger, transport: t('hub') }, { hostId: 'hub', role: 'hub', listen: { host: '127.0.0.1', port: 0 } });
+    const t = (id: string) => new TcpTransport({ logger, clock }, { localHost: id, ...LINK });
+    hub = await Daemon.start({ logger, clock, transport: t('hub') }, { hostId: 'hub', role: 'hub', listen: { host: '127.0.0.1', port: 0 } });
     const hubAddr = { ...hub.listenAddress!, id: 'hub' };
-    a = await Daemon.start({ logger, transport: t('hA') }, { hostId: 'hA', role: 'spoke', hub: hubAddr, reconnect: { initialMs: 20, maxMs: 100 } });
-    b = await Daemon.start({ logger, transport: t('hB') }, { hostId: 'hB', role: 'spoke', hub: hubAddr, reconnect: { initialMs: 20, maxMs: 100 } });
+    a = await Daemon.start({ logger, clock, transport: t('hA') }, { hostId: 'hA', role: 'spoke', hub: hubAddr, reconnect: { initialMs: 20, maxMs: 100 } });
+    b = await Daemon.start({ logger, clock, transport: t('hB') }, { hostId: 'hB', role: 'spoke', hub: hubAddr, reconnect: { initialMs: 20, maxMs: 100 } });
     a.addPort(vm1.port);
     b.addPort(vm2.port);
     b.addPort(vm3.port);
@@ -99,7 +125,8 @@ describe('daemon under bad input and faults', { timeout: 30_000 }, () => {
     const s = await rawConnect(hub.listenAddress!.port);
     s.write(encodeHello({ hostId: 'hStall', kind: 'backbone', role: 'dialer' }));
     await waitFor(() => hub.facts().links.some((l) => l.peer === 'hStall'), 'stalling peer accepted');
-    await closed(s); // the hub's dead-peer timer ends it
+    await advanceWithTraffic(4 * LINK.deadMs, () => s.destroyed); // the hub's dead-peer timer ends it
+    await waitFor(() => s.destroyed, 'the stalling peer closed by the hub once its dead time passed');
     await waitFor(() => hub.stats.linkFailuresByCode.VNET_ERR_LINK_TIMEOUT !== undefined, 'timeout counted');
     assert.ok(hub.stats.linkFailures > failures);
     assert.equal(hub.facts().links.some((l) => l.peer === 'hStall'), false);
