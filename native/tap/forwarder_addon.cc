@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -176,9 +177,9 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
         st.rekey_bytes = Count(env, o, "rekeyBytes");
         st.rekey_age_ms = o.Get("rekeyAgeMs").IsUndefined() ? 0 : Count(env, o, "rekeyAgeMs");
       }
-      const uint64_t age_ns = (o.Get("txAgeMs").IsUndefined() ? 0 : Count(env, o, "txAgeMs")) * 1000000ull;
-      const uint64_t now = MonotonicNs();
-      st.tx_started_ns = now > age_ns ? now - age_ns : 0;
+      // Capped at 2^40 ms (34 years), so that it fits in nanoseconds: older than any threshold anyway.
+      const uint64_t age_ns = std::min<uint64_t>(o.Get("txAgeMs").IsUndefined() ? 0 : Count(env, o, "txAgeMs"), 1ull << 40) * 1000000ull;
+      st.tx_started_ns = static_cast<int64_t>(MonotonicNs()) - static_cast<int64_t>(age_ns);
       Napi::Value c = o.Get("cipher");
       if (!c.IsBuffer()) throw Napi::TypeError::New(env, "NativeForwarder.attachLink: records.cipher must be a Buffer");
       Napi::Buffer<uint8_t> cb = c.As<Napi::Buffer<uint8_t>>();
@@ -213,7 +214,7 @@ class NativeForwarder : public Napi::ObjectWrap<NativeForwarder> {
       DirectionToJs(env, r, "tx", rs.rekey, rs.tx);
       DirectionToJs(env, r, "rx", rs.rekey, rs.rx);
       const uint64_t now = MonotonicNs();
-      r.Set("txAgeMs", Napi::Number::New(env, static_cast<double>(now > rs.tx_started_ns ? (now - rs.tx_started_ns) / 1000000 : 0)));
+      r.Set("txAgeMs", Napi::Number::New(env, static_cast<double>(rs.TxAgeNs(now) / 1000000)));
       r.Set("cipher", Napi::Buffer<uint8_t>::Copy(env, cipher.data(), cipher.size()));
       out.Set("records", r);
     }

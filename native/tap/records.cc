@@ -60,7 +60,7 @@ void Nonce(const RecordDirectionState& d, uint8_t out[12]) {
 
 RecordKeyInfo RecordLayer::info() const {
   const uint64_t now = MonotonicNs();
-  return {st_.tx.generation, st_.tx.seq, st_.tx.bytes, now > st_.tx_started_ns ? (now - st_.tx_started_ns) / 1000000 : 0,
+  return {st_.tx.generation, st_.tx.seq, st_.tx.bytes, st_.TxAgeNs(now) / 1000000,
           st_.rx.generation, st_.rx.seq, st_.rx.bytes};
 }
 
@@ -115,12 +115,12 @@ int RecordLayer::SealKeyUpdate(std::vector<uint8_t>* out) {
     ok_ = false;
     return EIO;
   }
-  st_.tx_started_ns = MonotonicNs();
+  st_.tx_started_ns = static_cast<int64_t>(MonotonicNs());
   return 0;
 }
 
 bool RecordLayer::KeyTooOld() const {
-  return st_.rekey_age_ms > 0 && MonotonicNs() - st_.tx_started_ns >= st_.rekey_age_ms * 1000000ull;
+  return st_.rekey_age_ms > 0 && st_.TxAgeNs(MonotonicNs()) >= st_.rekey_age_ms * 1000000ull;
 }
 
 // Seals bytes [skip, skip + len) of the iovecs as one record of `type`.

@@ -77,7 +77,15 @@ struct RecordState {
   bool rekey = false;  // vnet-records/2: KEY_UPDATE records, secrets
   uint64_t rekey_records = 0, rekey_bytes = 0;  // the sender updates its key once either is reached
   uint64_t rekey_age_ms = 0;   // ... or once its key is this old (0: no age threshold)
-  uint64_t tx_started_ns = 0;  // MonotonicNs() when the send key's generation began
+  // MonotonicNs() when the send key's generation began; signed: a key handed
+  // over older than this clock's origin (the machine's uptime; JS's clock is
+  // not this one) began before 0, and its age still reads whole.
+  int64_t tx_started_ns = 0;
+  // How long the send key has been in use at `now` (MonotonicNs()).
+  uint64_t TxAgeNs(uint64_t now) const {
+    const int64_t age = static_cast<int64_t>(now) - tx_started_ns;
+    return age > 0 ? static_cast<uint64_t>(age) : 0;
+  }
   void Wipe();
 };
 
