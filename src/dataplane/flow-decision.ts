@@ -13,7 +13,10 @@ import type { RuleSet } from './rule-set.ts';
  *
  * Deciding (`FlowDecider.decide`), in order:
  *   - rules by priority (desc) then id; a rule whose port/link is absent is
- *     skipped, so traffic falls through to learning while a link is down;
+ *     skipped, so traffic falls through to learning while a link is down; on
+ *     a spoke, a rule sends a frame from a link on to another link only for
+ *     a VM that migrated away (`relaysByRule`), else it is dropped
+ *     (split horizon: it was flooded here, and reached its VM by the flood);
  *   - broadcast/multicast destination: flood;
  *   - destination learned: unicast there, unless that is the ingress
  *     (hairpin) or a link the frame may not be relayed to (split horizon);
@@ -102,6 +105,7 @@ export class FlowDecider<P, L> {
       const target = a.kind === 'port' ? this.#locs.portId(a.port) : this.#locs.linkId(a.link);
       if (target === undefined) continue; // absent: fall through to lower rules and learning
       if (target === ingress) return new Hit(this.#egress.drop('hairpin', rule.id), INDEPENDENT, srcEntry);
+      if (!this.#locs.relaysByRule(from, this.#locs.get(target)!, dst)) return new Hit(this.#egress.drop('split-horizon', rule.id), INDEPENDENT, srcEntry);
       return new Hit(this.#egress.unicast(target, 'rule', rule.id), INDEPENDENT, srcEntry);
     }
     if (isMulticastMac(dst)) return new Hit(this.#egress.flood(from, dst === BROADCAST_MAC ? 'broadcast' : 'multicast', undefined), INDEPENDENT, srcEntry);

@@ -46,6 +46,8 @@ export class ForwardingLocations<P, L> {
   readonly #freeIds: number[] = [];
   readonly #portByName = new Map<string, number>();
   readonly #linkByPeer = new Map<string, number>();
+  /** MACs a spoke relays link to link by rule (`relayTo`). */
+  readonly #relayMacs = new Set<number>();
 
   constructor(role: DaemonRole) {
     this.role = role;
@@ -139,6 +141,31 @@ export class ForwardingLocations<P, L> {
    */
   relays(from: Location<P, L>, to: Location<P, L>): boolean {
     return this.role === 'hub' && from.linkKind === 'backbone' && to.linkKind === 'backbone' && from.id !== to.id && !(from.mesh && to.mesh);
+  }
+
+  /**
+   * Whether a rule may send a frame that came in over link `from` out over
+   * link `to`. A hub: always (it is the backbone's relay, and a rule may
+   * name a fast-path link or the trunk). A spoke: only frames to a MAC it
+   * relays (`relayTo`: a VM that migrated away from it, whose frames still
+   * arrive from peers whose rules are older than the cutover). Anything else
+   * a spoke receives for a VM elsewhere was flooded to it — by a hub whose
+   * rule for that VM named a link it no longer has (a failover) — and
+   * reached that VM's host by the flood itself: sent on along a fast path,
+   * it would arrive twice.
+   */
+  relaysByRule(from: Location<P, L>, to: Location<P, L>, dst: number): boolean {
+    return this.role === 'hub' || from.kind !== 'link' || to.kind !== 'link' || this.#relayMacs.has(dst);
+  }
+
+  /** A spoke relays frames to `mac` link to link by rule from now on (its VM migrated away from here): `relaysByRule`. */
+  relayTo(mac: number): void {
+    this.#relayMacs.add(mac);
+  }
+
+  /** No longer (the migration that moved it is over). Returns whether it was relayed. */
+  stopRelayTo(mac: number): boolean {
+    return this.#relayMacs.delete(mac);
   }
 
   /**

@@ -38,8 +38,9 @@ import type { TrafficCounters } from './traffic-counters.ts';
  *
  * Relay watch: for the MACs of VMs that migrated away (the daemon watches a
  * port's MAC from the moment it is held), frames that came in on a link and
- * went out on a link are counted: the source's relay after a cutover. One
- * size test per link frame while nothing is watched.
+ * went out on a link are relayed (a spoke's table relays link to link by
+ * rule for these MACs only) and counted: the source's relay after a
+ * cutover. One size test per link frame while nothing is watched.
  */
 
 /** What the forwarding loop drops, as the daemon counts it. */
@@ -111,9 +112,10 @@ export class ForwardingLoop {
     }
   }
 
-  /** Count the frames to `mac` relayed from a link to a link from now on. */
+  /** Relay the frames to `mac` from a link to a link (a spoke's table refuses it otherwise), and count them, from now on. */
   watchRelay(mac: number): void {
     if (!this.#relayed.has(mac)) this.#relayed.set(mac, 0);
+    this.#table.relayTo(mac);
     this.#native?.forwarder.flush(); // relays the forwarder carries would go uncounted
   }
 
@@ -123,6 +125,7 @@ export class ForwardingLoop {
 
   forgetRelay(mac: number): void {
     this.#relayed.delete(mac);
+    this.#table.stopRelayTo(mac);
   }
 
   #deliver(egress: Egress<PortOutlet, LinkSlot>, frame: Frame, ingress: Ingress): void {

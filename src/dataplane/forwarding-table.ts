@@ -217,6 +217,20 @@ export class ForwardingTable<P = string, L = string> {
     this.#counts.macInvalidations++;
   }
 
+  /**
+   * Relay frames to `mac` from link to link by rule (a spoke: its VM migrated
+   * away from here; a hub relays anyway): `ForwardingLocations.relaysByRule`.
+   */
+  relayTo(mac: Mac): void {
+    this.#locs.relayTo(mac);
+    this.#invalidateAll();
+  }
+
+  /** No longer relay frames to `mac` link to link (a spoke: the migration that moved it is over). */
+  stopRelayTo(mac: Mac): void {
+    if (this.#locs.stopRelayTo(mac)) this.#invalidateAll();
+  }
+
   /** Call `fn` whenever cached decisions are dropped (all of them, or those towards one MAC). One listener. */
   onInvalidate(fn: () => void): void {
     this.#onInvalidate = fn;

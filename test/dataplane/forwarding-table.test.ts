@@ -172,6 +172,25 @@ describe('ForwardingTable learning', () => {
     assert.equal(eg.drop, true);
   });
 
+  it('on a spoke, a rule sends a frame from a link on to another link only for a MAC it relays (a VM that migrated away); a hub always', () => {
+    const { t, p1, hub } = spoke();
+    t.setRules('controller', [rule('vm-d', 200, 'any', fmt(D), { link: 'hostC' })]);
+    assert.equal(targets(t.forward(A, D, p1)), 'link:hostC', 'from a port: the rule');
+    const flooded = t.forward(B, D, hub); // what a hub flooded here: D's host has it already
+    assert.equal(flooded.reason, 'split-horizon');
+    assert.equal(flooded.drop, true);
+    t.relayTo(D); // D's VM migrated away from here: frames still sent here by older rules go on to it
+    assert.equal(targets(t.forward(B, D, hub)), 'link:hostC');
+    t.stopRelayTo(D);
+    assert.equal(t.forward(B, D, hub).reason, 'split-horizon', 'not once the migration is over');
+
+    const h = new ForwardingTable({ role: 'hub', clock: new ManualClock() });
+    const s1 = h.addLink('s1', 'backbone', 's1');
+    h.addLink('s2', 'fast-path', 's2');
+    h.setRules('controller', [rule('vm-d', 200, 'any', fmt(D), { link: 's2' })]);
+    assert.equal(targets(h.forward(B, D, s1)), 'link:s2', 'a hub relays by rule');
+  });
+
   it('ages entries out after agingMs unseen, and traffic keeps them alive', () => {
     const clock = new ManualClock(1000);
     const { t, p1, p2 } = spoke(clock, { agingMs: 10_000 });
@@ -529,6 +548,8 @@ class Model {
   readonly ports = new Set<string>();
   readonly links = new Map<string, LinkKind>();
   readonly learned = new Map<Mac, string>(); // mac → "port:x" | "link:y"
+  /** MACs a spoke relays link to link by rule (its VM migrated away). */
+  readonly relayed = new Set<Mac>();
   rules: ReturnType<typeof parseRule>[] = [];
 
   constructor(readonly role: 'hub' | 'spoke') {}
@@ -548,7 +569,9 @@ class Model {
       if (a.kind === 'flood') return this.flood(at);
       const target = a.kind === 'port' ? `port:${a.port}` : `link:${a.link}`;
       if (a.kind === 'port' ? !this.ports.has(a.port) : !this.links.has(a.link)) continue;
-      return target === at ? 'drop' : target;
+      if (target === at) return 'drop';
+      if (this.role === 'spoke' && at.startsWith('link:') && target.startsWith('link:') && !this.relayed.has(dst)) return 'drop';
+      return target;
     }
     if (isGroup(dst)) return this.flood(at);
     const loc = this.learned.get(dst);
@@ -610,7 +633,7 @@ describe('ForwardingTable against an uncached model', () => {
       const model = new Model(role);
       let ruleSeq = 0;
       for (let step = 0; step < 8000; step++) {
-        const op = rnd(500); // 5% of steps change the table (2% forget a MAC), the rest send frames
+        const op = rnd(500); // 6% of steps change the table (2% forget a MAC, under 1% relay one or stop), the rest send frames
         if (op < 4) {
           const p = portNames[rnd(3)]!;
           if (model.ports.has(p)) {
@@ -650,6 +673,15 @@ describe('ForwardingTable against an uncached model', () => {
           const mac = macs[rnd(macs.length)]!;
           t.forget(mac);
           model.learned.delete(mac);
+        } else if (op < 29) {
+          const mac = macs[rnd(macs.length)]!;
+          if (model.relayed.has(mac)) {
+            t.stopRelayTo(mac);
+            model.relayed.delete(mac);
+          } else {
+            t.relayTo(mac);
+            model.relayed.add(mac);
+          }
         } else {
           const at = rnd(2) === 0 ? [...model.ports].map((p) => `port:${p}`) : [...model.links.keys()].map((l) => `link:${l}`);
           if (at.length === 0) continue;

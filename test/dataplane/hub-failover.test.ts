@@ -176,6 +176,26 @@ describe('hub failover between daemons (memory transports, manual clocks)', { ti
     for (const n of all) await n.daemon.close();
   });
 
+  it('a frame the hub floods (its rule names a link it lost) reaches its VM once, though a spoke it reached has a fast path to the VM\'s host', async () => {
+    const { h1, a, b, c, all } = await startBackbone();
+    try {
+      a.daemon.applyFastPathLinks(1, [{ peer: 'b', address: { transport: 'memory', host: 'b', port: 1 }, reason: 'test', dial: true }]);
+      b.daemon.applyFastPathLinks(1, [{ peer: 'a', address: { transport: 'memory', host: 'a', port: 1 }, reason: 'test', dial: false }]);
+      await waitFor(() => a.daemon.link('b') !== undefined && b.daemon.link('a') !== undefined, 'fast path a–b up');
+      const vmA = '02:00:00:00:00:0a';
+      // What a failover leaves for a moment: the hub's rule for a's VM names the primary it lost (here a host it never had
+      // a link to), so it floods that VM's frames to every spoke; b's rule sends that VM's frames over the fast path.
+      h1.daemon.applyRules(1, [{ id: 'vm-a', priority: 100, src: 'any', dst: vmA, action: { link: 'lost-primary' } }]);
+      b.daemon.applyRules(1, [{ id: 'vm-a', priority: 200, src: 'any', dst: vmA, action: { link: 'a' } }]);
+      await exchange(c, a, 10, 0);
+      await advance(all, 500);
+      assert.deepEqual(seqs(a), range(0, 10), 'each frame once: b does not send the flooded copy on to a');
+      assert.ok(b.daemon.table.stats.drops['split-horizon'] >= 10, 'b dropped what it was flooded (split horizon)');
+    } finally {
+      for (const n of all) await n.daemon.close(); // a failed assertion too: else the file never ends
+    }
+  });
+
   it('without any hub, hosts joined by a fast-path link still reach each other, broadcasts (ARP) included', async () => {
     const { h1, h2, a, b, all } = await startBackbone();
     a.daemon.applyFastPathLinks(1, [{ peer: 'b', address: { transport: 'memory', host: 'b', port: 1 }, reason: 'test', dial: true }]);

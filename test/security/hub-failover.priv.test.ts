@@ -44,13 +44,11 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     assert.ok(events.some((e) => e.type === 'hub-changed' && e.payload.hub === 'hub' && lostAs.includes(e.payload.state)), 'a hub-changed event for the primary');
     assert.ok(events.some((e) => e.type === 'spoke-hub-changed' && e.payload.host === 'c3' && e.payload.hub === 'hub2' && e.payload.previous === 'hub'), 'c3\'s failover as an event');
 
-    let settledSeq = backbone.replies.at(-1)!.seq;
     if (signal === 'SIGSTOP') {
       // The primary resumes: it comes back as the standby's trunk peer; nobody moves back, nothing arrives twice.
       o.daemon('hub').kill('SIGCONT');
       await waitFor(() => model.getHost('hub')?.hubState === 'standby', 'the resumed primary reported as standby (trunk up again)', 60_000);
       const resumedAt = backbone.replies.at(-1)!.seq;
-      settledSeq = resumedAt;
       await waitFor(() => backbone.replies.some((r) => r.seq >= resumedAt + 20), 'pings through the standby after the primary resumed', 30_000);
       assert.ok(await spokesOn(o, 'hub2'), 'spokes stayed on the standby hub');
     }
@@ -59,11 +57,9 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     assert.equal(a.received, a.sent, `the fast-path pair lost pings:\n${a.output.split('\n').filter((l) => /no answer|loss/.test(l)).slice(0, 20).join('\n')}`);
     assert.equal(a.sent, 300);
     assert.equal(fast.duplicates, 0, 'no duplicate replies on the fast path');
-    // Through the hubs: nothing twice once the spokes are settled (and, stopped, once the primary is back); a
-    // duplicate inside the fault's own transition is reported, not failed (seen once in two loaded CI runs, cause
-    // not yet found — the closing note of the session that added this says so).
-    const transitional = backbone.duplicateSeqs.filter((seq) => seq <= settledSeq);
-    if (transitional.length > 0) t.diagnostic(`duplicate replies during the failover itself: seqs ${transitional.join(', ')}`);
-    assert.deepEqual(backbone.duplicateSeqs.filter((seq) => seq > settledSeq), [], 'no duplicate replies through the hubs once settled');
+    // Through the hubs: nothing twice, the failover included. (A reply arrived twice once in two loaded CI runs: the
+    // standby's rule for vm0 still named the lost primary, so it flooded the reply to every spoke, and c2 sent its copy
+    // on to c1 over their fast path. A spoke no longer relays link to link by rule but for a VM that migrated away.)
+    assert.deepEqual(backbone.duplicateSeqs, [], 'no duplicate replies through the hubs');
   });
 }
