@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
 import { startDemo, type Demo } from '../../src/cli/demo-runner.ts';
-import type { EventView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
 import type { PatternTraffic } from '../../src/dataplane/traffic-generator.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { patternEdges, type PatternKind } from '../../src/topology/patterns.ts';

@@ -20,7 +20,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { createCa, issueHostCertificate } from '../../src/pki/certs.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { FrameDecoder, FrameEncoder, type DecoderSink } from '../../src/dataplane/frame-codec.ts';
-import type { Link } from '../../src/dataplane/link.ts';
+import type { Link } from '../../src/dataplane/link-interface.ts';
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import type { Transport } from '../../src/dataplane/transport.ts';

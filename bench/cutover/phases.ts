@@ -16,7 +16,7 @@
  *   cutover     pause → every daemon acknowledged (the goal: < 50 ms)
  *   resume      every daemon acknowledged → the VM runs on the destination
  */
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import type { PingFigures } from './probes.ts';
 import { explainGap, verdictOf, type GapVerdict, type SchedWatch } from './sched-watch.ts';
 

@@ -23,7 +23,7 @@
  * All moments are wall clocks of one machine (the daemons', the controller's,
  * QEMU's event timestamps, ping's -D): comparable to a fraction of a ms.
  */
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import type { PingFigures, StreamFigures } from './probes.ts';
 
 export interface TimelineSources {

@@ -38,7 +38,7 @@
  */
 import { silentLogger } from '../../src/common/logger.ts';
 import { applyNice, niceFor } from '../../src/common/process-priority.ts';
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { startNetnsOverlay } from '../../test/helpers/netns-overlay.ts';
 import { QEMU_FIRST_FRAME_LOG, QEMU_READY_LOG, QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import type { EventView } from '../controller/api-model.ts';
+import type { EventView } from '../controller/api-events.ts';
 import type { StreamMessage } from '../controller/api/event-stream.ts';
 import { operatorPageUrl } from '../controller/api/page-url.ts';
 import { ControllerAuthRefusedError, ControllerRequestError, ControllerUnreachableError } from './errors.ts';

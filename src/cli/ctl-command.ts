@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { EVENT_TYPES } from '../controller/api-model.ts';
-import type { EventPage, EventType, EventView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView } from '../controller/api-model.ts';
+import { EVENT_TYPES, type EventPage, type EventType, type EventView } from '../controller/api-events.ts';
+import type { HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView, DecisionView } from '../controller/api-views.ts';
 import { DEFAULT_TOKEN_FILE } from '../controller/api/token-file.ts';
 import type { ControllerClient } from './ctl-client.ts';
 import { decisionsTable, eventLine, hostsTable, linksTable, matrixTable, placementText, rulesTable, statusText, vmsTable } from './ctl-format.ts';

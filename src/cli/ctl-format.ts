@@ -1,14 +1,5 @@
-import type {
-  DecisionView,
-  EventView,
-  HostRulesView,
-  HostView,
-  LinkView,
-  MatrixView,
-  MigrationView,
-  PlacementView,
-  VmView,
-} from '../controller/api-model.ts';
+import type { DecisionView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, VmView } from '../controller/api-views.ts';
+import type { EventView } from '../controller/api-events.ts';
 import { formatHostPort } from '../common/host-port.ts';
 import type { ReplicaStatusView } from '../controller/replica-status.ts';
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import type { EventPage, MigrationView, VmView } from '../controller/api-model.ts';
+import type { EventPage } from '../controller/api-events.ts';
+import type { MigrationView, VmView } from '../controller/api-views.ts';
 import { STOP_RULES } from '../control/migration-control.ts';
 import { CtlUsageError } from './errors.ts';
 import { migrationLine, migrationsTable } from './ctl-format.ts';

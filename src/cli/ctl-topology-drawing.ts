@@ -1,4 +1,4 @@
-import type { HostView, LinkView, MigrationView, TopologyView, VmView } from '../controller/api-model.ts';
+import type { HostView, LinkView, MigrationView, TopologyView, VmView } from '../controller/api-views.ts';
 import { formatRate, formatTime, pad, rateBar, vmName, width } from './ctl-format.ts';
 
 /**

@@ -23,7 +23,7 @@ import type { Daemon } from '../dataplane/daemon.ts';
 import { MemoryPort } from '../dataplane/memory-port.ts';
 import type { Port } from '../dataplane/port.ts';
 import type { PatternTraffic } from '../dataplane/traffic-generator.ts';
-import type { MigrationView } from '../controller/api-model.ts';
+import type { MigrationView } from '../controller/api-views.ts';
 import { MigrationUnavailableError } from '../host/errors.ts';
 import { MigrationAgent } from '../host/migration-agent.ts';
 import { MigrationChannelListener } from '../host/migration-channel.ts';

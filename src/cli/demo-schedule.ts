@@ -11,7 +11,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../common/errors.ts';
-import type { PlacementView } from '../controller/api-model.ts';
+import type { PlacementView } from '../controller/api-views.ts';
 import type { Deployment } from '../controller/deployment-file.ts';
 import { clientWeightsAt, describeWeights } from '../topology/follow-the-sun.ts';
 

@@ -28,10 +28,6 @@
 import type { ControllerEventSource, EventPage, EventQuery } from './api-events.ts';
 import type { DecisionView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView } from './api-views.ts';
 
-// The views the reads return (api-views.ts) and the events (api-events.ts): their users import them from here too.
-export type * from './api-views.ts';
-export * from './api-events.ts';
-
 export interface StartMigrationOptions {
   /** The stop rule of the memory phase (default smart-stop). */
   rule?: 'smart-stop' | 'xen' | 'qemu' | 'time-bound' | undefined;

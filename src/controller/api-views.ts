@@ -1,5 +1,5 @@
 import type { DaemonRole, LinkKind, ListenAddress, RuleSpec } from '../control/daemon-control.ts';
-import type { TopologyClass } from '../topology/classify.ts';
+import type { TopologyClass } from '../topology/class-fit.ts';
 
 /**
  * What the operator API's reads return (api-model.ts's `ControllerQueries`,

@@ -9,7 +9,8 @@ import { INITIAL_ADAPTATION, planFastPaths, vmNamesByMac, type AdaptationState }
 import { Applier } from './applier.ts';
 import type { ControlHandler, ControlSession, SessionInput } from './control-server.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
-import type { PlacementMove, SecurityReport } from './api-model.ts';
+import type { PlacementMove } from './api-views.ts';
+import type { SecurityReport } from './api-events.ts';
 import { combineEffects, event, noEffects, type Effects } from './effects.ts';
 import { NotFoundError } from './errors.ts';
 import type { ControllerEventLog } from './event-log.ts';

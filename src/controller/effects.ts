@@ -1,6 +1,7 @@
 import type { DaemonFacts, LinkKind } from '../control/daemon-control.ts';
 import type { ControllerMessage } from '../control/control-protocol.ts';
-import type { DecisionView, EventPayloads, EventType } from './api-model.ts';
+import type { DecisionView } from './api-views.ts';
+import type { EventPayloads, EventType } from './api-events.ts';
 import type { DesiredVersions, MigrationRecord, MigrationStepRecord, TrafficSampleRecord, VmRecord } from './store/records.ts';
 
 /**

@@ -1,7 +1,8 @@
 import type { Logger } from '../common/logger.ts';
 import type {
-  ControllerEventSource, DecisionView, EventHandler, EventPage, EventPayloads, EventQuery, EventSubscribeOptions, EventType, EventView,
-} from './api-model.ts';
+  ControllerEventSource, EventHandler, EventPage, EventPayloads, EventQuery, EventSubscribeOptions, EventType, EventView,
+} from './api-events.ts';
+import type { DecisionView } from './api-views.ts';
 import type { ControllerStore } from './store/store.ts';
 
 /**

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { TopologyClass } from '../topology/class-fit.ts';
-import type { EventView, HostView, LinkView, MigrationView } from './api-model.ts';
+import type { EventView } from './api-events.ts';
+import type { HostView, LinkView, MigrationView } from './api-views.ts';
 
 /**
  * The controller's metrics that follow its event log (what the operator API

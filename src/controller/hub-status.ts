@@ -1,5 +1,5 @@
 import type { DaemonFacts } from '../control/daemon-control.ts';
-import type { HubState } from './api-model.ts';
+import type { HubState } from './api-views.ts';
 import { event, noEffects, type Effects, type Planned } from './effects.ts';
 import type { HostRecord } from './store/records.ts';
 

@@ -3,28 +3,20 @@ import {
   MigrationRequestError, MigrationSameHostError, MigrationUnknownHostError, MigrationUnknownVmError, NotFoundError,
 } from './errors.ts';
 import { linkKey } from './api-model.ts';
+import type { ControllerModel, StartMigrationOptions } from './api-model.ts';
 import type {
-  ControllerModel,
   DecisionView,
-  EventHandler,
-  EventPage,
-  EventPayloads,
-  EventQuery,
-  EventSubscribeOptions,
-  EventType,
-  EventView,
   HostRulesView,
   HostView,
-  LinkRateView,
   LinkView,
   MatrixView,
   MigrationView,
   PlacementView,
   RuleView,
-  StartMigrationOptions,
   TopologyView,
   VmView,
-} from './api-model.ts';
+} from './api-views.ts';
+import type { EventHandler, EventPage, EventPayloads, EventQuery, EventSubscribeOptions, EventType, EventView, LinkRateView } from './api-events.ts';
 
 /**
  * The controller model held in memory: the twin of the SQLite-backed model,

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DaemonFacts } from '../control/daemon-control.ts';
-import type { HubState } from './api-model.ts';
+import type { HubState } from './api-views.ts';
 import type { BackboneVerdict } from './hub-status.ts';
 
 const HUB_STATES: readonly HubState[] = ['active', 'standby', 'lost', 'down'];

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { MigrationReport } from '../control/migration-control.ts';
-import type { MigrationView, PlacementMove } from './api-model.ts';
+import type { MigrationView, PlacementMove } from './api-views.ts';
 import type { Applier } from './applier.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { decision, noEffects, type Planned } from './effects.ts';

@@ -1,6 +1,6 @@
 import { formatMac, isMacString, parseMac } from '../common/mac.ts';
 import type { StopRuleName } from '../control/migration-control.ts';
-import type { PlacementMove } from './api-model.ts';
+import type { PlacementMove } from './api-views.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
 import {
   MigrationCommittedError, MigrationFinishedError, MigrationHostDownError, MigrationInProgressError, MigrationNotFoundError,

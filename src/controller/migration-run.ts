@@ -1,5 +1,5 @@
 import type { CutoverStats, MigrationProgress, StopRuleName } from '../control/migration-control.ts';
-import type { MigrationCutoverView, MigrationView } from './api-model.ts';
+import type { MigrationCutoverView, MigrationView } from './api-views.ts';
 import { spansView, type CutoverSpans } from './migration-spans.ts';
 import type { MigrationRecord, MigrationState } from './store/records.ts';
 

@@ -1,5 +1,5 @@
 import type { CutoverTiming } from '../control/migration-control.ts';
-import type { MigrationSpansView } from './api-model.ts';
+import type { MigrationSpansView } from './api-views.ts';
 
 /**
  * Where a migration's cutover time goes: the moments of its steps, kept in

@@ -3,7 +3,7 @@ import {
   type PlacementParams, type ScoreFn,
 } from '../topology/placement.ts';
 import type { TrafficMatrix } from '../topology/traffic-matrix.ts';
-import type { PlacementMove, PlacementView } from './api-model.ts';
+import type { PlacementMove, PlacementView } from './api-views.ts';
 import type { Deployment } from './deployment-file.ts';
 import type { HostRecord, VmRecord } from './store/records.ts';
 import type { ControllerStore } from './store/store.ts';

@@ -4,7 +4,7 @@ import { packingPolicy } from '../topology/packing.ts';
 import { schedule, type MoveEstimate, type SchedHost, type SchedulingInput, type SchedulingPolicy, type SchedVm } from '../topology/scheduling.ts';
 import { spotMarketPolicy } from '../topology/spot-market.ts';
 import { trafficLatencyPolicy } from '../topology/traffic-latency-policy.ts';
-import type { PlacementMove, PlacementView } from './api-model.ts';
+import type { PlacementMove, PlacementView } from './api-views.ts';
 import { pathBetween, type Deployment } from './deployment-file.ts';
 import { MoveEstimateCache, type PathSpec } from './move-estimates.ts';
 import { deploymentLatency, EMPTY_PLACEMENT, movesKey, type PlacementSource, type PlacementStepInput, type PlacementStepOutput } from './placement-advisor.ts';

@@ -1,9 +1,7 @@
 import { isMacString, formatMac, parseMac } from '../common/mac.ts';
-import type {
-  ControllerModel, DecisionView, EventHandler, EventPage, EventQuery, EventSubscribeOptions, HostRulesView, HostView, LinkView,
-  MatrixView, MigrationView, PlacementView, TopologyView, VmView,
-  StartMigrationOptions,
-} from './api-model.ts';
+import type { ControllerModel, StartMigrationOptions } from './api-model.ts';
+import type { DecisionView, HostRulesView, HostView, LinkView, MatrixView, MigrationView, PlacementView, TopologyView, VmView } from './api-views.ts';
+import type { EventHandler, EventPage, EventQuery, EventSubscribeOptions } from './api-events.ts';
 import type { ControlLoop } from './control-loop.ts';
 import type { ControllerEventLog } from './event-log.ts';
 import { backboneVerdict } from './hub-status.ts';

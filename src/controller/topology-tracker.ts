@@ -6,7 +6,7 @@ import { mergeReports } from '../topology/traffic-matrix.ts';
 import type { TrafficReport } from '../topology/traffic-report.ts';
 import { buildRegistryIndex, keyDst, keySrc, undirectedKey, type RegistryIndex } from '../topology/vm-registry.ts';
 import { INITIAL_VTTIF_STATE, parseVttifParams, vttifStepValidated, type VttifParams, type VttifState } from '../topology/vttif.ts';
-import type { MatrixView, TopologyEdge, TopologyView } from './api-model.ts';
+import type { MatrixView, TopologyEdge, TopologyView } from './api-views.ts';
 import type { DeploymentPolicy } from './deployment-file.ts';
 import { EMPTY_TOPOLOGY } from './views.ts';
 import type { VmRecord } from './store/records.ts';

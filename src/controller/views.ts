@@ -1,6 +1,4 @@
-import type {
-  HostView, LinkRequester, LinkState, LinkView, MigrationView, RuleView, TopologyView, VmView,
-} from './api-model.ts';
+import type { HostView, LinkRequester, LinkState, LinkView, MigrationView, RuleView, TopologyView, VmView } from './api-views.ts';
 import { migrationViewOf } from './migration-run.ts';
 import type { BackboneVerdict } from './hub-status.ts';
 import type { HostRecord, LinkRecord, LinkReportRecord, MigrationRecord, TopologyRecord, VmRecord } from './store/records.ts';

@@ -15,8 +15,6 @@ export type AgentState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'clos
 /** The code of the `failed` report a daemon without a migration agent answers migration commands with. */
 export const NO_MIGRATION_AGENT_CODE = 'VNET_ERR_NO_MIGRATION_AGENT';
 
-export { DEFAULT_MAX_QUEUED_REPORTS } from './migration-report-queue.ts';
-
 export interface ControllerAgentComponents {
   daemon: DaemonControl;
   /** The host's migration agent; without one, migration commands are answered `failed`. */

@@ -17,7 +17,8 @@ import { CONTROL_FEATURES, NO_FEATURES, isFeaturesRefusal, negotiateFeatures, ty
 import type { DaemonControl } from '../control/daemon-control.ts';
 import type { MigrationCommand, MigrationControl } from '../control/migration-control.ts';
 import type { ImageControl } from '../control/image-control.ts';
-import { NO_MIGRATION_AGENT_CODE, DEFAULT_MAX_QUEUED_REPORTS, type AgentState, type AgentStats, type ControllerAgentComponents, type ControllerAgentInit } from './controller-agent-init.ts';
+import { NO_MIGRATION_AGENT_CODE, type AgentState, type AgentStats, type ControllerAgentComponents, type ControllerAgentInit } from './controller-agent-init.ts';
+import { DEFAULT_MAX_QUEUED_REPORTS } from './migration-report-queue.ts';
 
 /**
  * The daemon's end of the control channel. It dials the controller

@@ -385,8 +385,6 @@ export function configuredFastPathLinks(c: DaemonConfig): DesiredLink[] {
     .map((f) => ({ peer: f.peer, address: { transport: c.transport, host: f.host!, port: f.port! }, reason: f.reason, dial: f.dial }));
 }
 
-export { NATIVE_FORWARDING_ENV, nativeForwardingChoice, nativeForwardingInit, resolveNativeForwarding, type NativeForwardingChoice } from './forwarder-choice.ts';
-
 export function loadDaemonConfig(file: string): Readonly<DaemonConfig> {
   return loadYamlConfig(file, daemonConfigSchema);
 }

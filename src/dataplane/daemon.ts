@@ -45,7 +45,7 @@ import { announceFrames } from './announce.ts';
 import { PortOutlet, type HoldStats, type Reclaim } from './port-outlet.ts';
 import { DaemonClosedError, DuplicatePortError, SpokeWithoutHubError, UnknownPortError } from './errors.ts';
 import type { Port } from './port.ts';
-import type { Link } from './link.ts';
+import type { Link } from './link-interface.ts';
 import type { ListenerStats, Transport, TransportListener as Listener } from './transport.ts';
 import { HostMembership } from './link-membership.ts';
 import { ForwardingTable } from './forwarding-table.ts';

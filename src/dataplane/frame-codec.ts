@@ -20,7 +20,7 @@ import {
 /**
  * The vnet tunnel wire protocol, version 2 (docs/wire-protocol.md has it
  * byte by byte): the frame stream. Constants, message types and the control
- * messages live in wire-messages.ts, re-exported here. A link is a byte
+ * messages live in wire-messages.ts. A link is a byte
  * stream of messages, each a 4-byte header — type (u8), body length (u24,
  * big-endian) — followed by the body:
  *
@@ -48,8 +48,6 @@ import {
  * Small frames (≤ SMALL_FRAME_BYTES) are copied into the slab after their
  * header instead, so a burst of them is one contiguous buffer.
  */
-
-export * from './wire-messages.ts';
 
 // ---------------------------------------------------------------- encoding
 

@@ -2,7 +2,8 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { realClock } from '../common/clock.ts';
 import { PendingSlots, type PendingDropReason, type PendingSlot } from '../common/pending-slots.ts';
-import { openLink, DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link } from './link.ts';
+import { openLink } from './link.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link } from './link-interface.ts';
 import { linkInit, type LinkSettings, type ListenerStats, type TransportComponents } from './transport.ts';
 
 /**

@@ -2,14 +2,14 @@ import type { Duplex } from 'node:stream';
 import type { Clock } from '../common/clock.ts';
 import type { Frame } from '../common/frame.ts';
 import type { Logger } from '../common/logger.ts';
-import type { LinkCounters } from '../control/daemon-control.ts';
+import type { LinkCounters, LinkKind } from '../control/daemon-control.ts';
 import type { LinkAuthenticator } from './link-auth.ts';
 import type { FramesHandler } from './link-inbox.ts';
 import type { HostMembership } from './link-membership.ts';
 import type { NativeForwarder } from './native-forwarder.ts';
 import type { NativeEndpointId } from './native-flows.ts';
 import type { RecordKeyStatus } from './record-keys.ts';
-import type { LinkKind, LinkRole } from './frame-codec.ts';
+import type { LinkRole } from './wire-messages.ts';
 
 /**
  * What a link is to the rest of the daemon: the `Link` interface every link
@@ -35,7 +35,6 @@ export function newLinkStats(): LinkStats {
   return { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropped: 0, decodeErrors: 0, keepalivesSent: 0, keepalivesReceived: 0, echoesSent: 0, echoesAnswered: 0, rttMs: undefined, srttMs: undefined };
 }
 
-export type { FramesHandler } from './link-inbox.ts';
 export type CloseHandler = (err: Error | undefined) => void;
 
 export interface Link {
@@ -105,7 +104,6 @@ export const DEFAULT_DEAD_MS = 5000;
 /** How often a link measures its round trip with an echo request, traffic or not. */
 export const DEFAULT_PROBE_MS = 2000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
-export { DEFAULT_HIGH_WATER_BYTES } from './link-writer.ts';
 
 /**
  * The once-only call of a link's close handler: `notify` calls it with

@@ -1,7 +1,7 @@
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { LinkTimeoutError } from './errors.ts';
-import { ECHO_TOKEN_BYTES, encodeEcho, encodeKeepalive } from './frame-codec.ts';
+import { ECHO_TOKEN_BYTES, encodeEcho, encodeKeepalive } from './wire-messages.ts';
 import type { Goodbye } from './link-handshake.ts';
 import { DEFAULT_DEAD_MS, DEFAULT_KEEPALIVE_MS, DEFAULT_PROBE_MS, type LinkStats, type OpenLinkInit } from './link-interface.ts';
 import { Liveness } from './link-liveness.ts';

@@ -4,7 +4,7 @@ import type { Logger } from '../common/logger.ts';
 import type { DaemonEvent, LinkKind } from '../control/daemon-control.ts';
 import { Backoff, DEFAULT_REDIAL_POLICY, type BackoffPolicy } from './backoff.ts';
 import type { ForwardingTable, Ingress } from './forwarding-table.ts';
-import type { Link } from './link.ts';
+import type { Link } from './link-interface.ts';
 import type { PortOutlet } from './port-outlet.ts';
 import type { Transport } from './transport.ts';
 import { HubRotation, type HubAddress } from './hub-rotation.ts';

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Clock, TimerHandle } from '../common/clock.ts';
-import { encodeGoodbye } from './frame-codec.ts';
+import { encodeGoodbye } from './wire-messages.ts';
 import type { Goodbye } from './link-handshake.ts';
 
 /** How long a closing socket may take to finish before it is destroyed. */

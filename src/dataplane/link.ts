@@ -7,16 +7,18 @@ import type { Frame } from '../common/frame.ts';
 import type { Goodbye } from './link-handshake.ts';
 import { startLinkHandshake, type HandshakeSession } from './handshake-session.ts';
 import { LinkInbox, type FramesHandler } from './link-inbox.ts';
-import { CloseNotice, DEFAULT_HIGH_WATER_BYTES, newLinkStats, type CloseHandler, type Link, type LinkStats, type OpenLinkInit } from './link-interface.ts';
+import { CloseNotice, newLinkStats, type CloseHandler, type Link, type LinkStats, type OpenLinkInit } from './link-interface.ts';
 import type { Liveness } from './link-liveness.ts';
 import { LinkProbes, startLinkLiveness } from './link-probes.ts';
 import { SocketEnd } from './link-socket-end.ts';
-import { LinkWriter } from './link-writer.ts';
+import { LinkWriter, DEFAULT_HIGH_WATER_BYTES } from './link-writer.ts';
 import type { NativeForwarder } from './native-forwarder.ts';
 import type { NativeEndpointId } from './native-flows.ts';
 import { NativeLinkBinding } from './link-native.ts';
 import type { RecordKeyStatus } from './record-keys.ts';
-import { FrameDecoder, type ControlMessage, type DecoderSink, type LinkKind, type LinkRole } from './frame-codec.ts';
+import { FrameDecoder, type DecoderSink } from './frame-codec.ts';
+import type { ControlMessage, LinkRole } from './wire-messages.ts';
+import type { LinkKind } from '../control/daemon-control.ts';
 
 /**
  * A link: one connected byte stream (TCP socket, TLS socket, in-memory
@@ -61,10 +63,6 @@ import { FrameDecoder, type ControlMessage, type DecoderSink, type LinkKind, typ
  * Payload buffers passed to send() are handed over: they sit in the socket's
  * queue until written, so the caller must not modify them afterwards.
  */
-
-// What a link is (its interface, counters, init and defaults): link-interface.ts.
-export { DEFAULT_DEAD_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_HIGH_WATER_BYTES, DEFAULT_KEEPALIVE_MS, DEFAULT_PROBE_MS } from './link-interface.ts';
-export type { CloseHandler, FramesHandler, Link, LinkStats, OpenLinkInit } from './link-interface.ts';
 
 /** Connect the handshake on `socket` and return the open link. Rejects with HandshakeError, ProtocolVersionError or AbortedError. */
 export function openLink(init: OpenLinkInit): Promise<Link> {

@@ -1,7 +1,7 @@
 import { Duplex } from 'node:stream';
 import { componentLogger } from '../common/logger.ts';
 import { AbortedError, TransportError } from './errors.ts';
-import type { Link } from './link.ts';
+import type { Link } from './link-interface.ts';
 import { openLink } from './link.ts';
 import {
   dialInit,

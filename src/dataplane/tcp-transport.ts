@@ -1,6 +1,6 @@
 import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
 import { componentLogger } from '../common/logger.ts';
-import type { Link } from './link.ts';
+import type { Link } from './link-interface.ts';
 import { openLink } from './link.ts';
 import {
   connectTimeoutMs,

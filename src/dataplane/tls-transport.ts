@@ -3,7 +3,7 @@ import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
 import { componentLogger } from '../common/logger.ts';
 import type { TlsCredentials } from '../pki/certs.ts';
 import { HandshakeError, RecordLayerError } from './errors.ts';
-import type { Link } from './link.ts';
+import type { Link } from './link-interface.ts';
 import { openLink } from './link.ts';
 import { listenOn, serverListener } from './tcp-transport.ts';
 import {

@@ -3,10 +3,9 @@ import { realClock, type Clock } from '../common/clock.ts';
 import type { LinkAuthenticator } from './link-auth.ts';
 import type { HostMembership } from './link-membership.ts';
 import type { Logger } from '../common/logger.ts';
-import type { TransportKind } from '../control/daemon-control.ts';
+import type { TransportKind, LinkKind } from '../control/daemon-control.ts';
 import { AbortedError, ConnectTimeoutError, LinkLostError, TransportError } from './errors.ts';
-import type { LinkKind } from './frame-codec.ts';
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link, type OpenLinkInit } from './link.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Link, type OpenLinkInit } from './link-interface.ts';
 
 /**
  * How daemons reach each other. Three implementations — TCP

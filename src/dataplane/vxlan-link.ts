@@ -1,7 +1,8 @@
 import type { Frame } from '../common/frame.ts';
 import type { Logger } from '../common/logger.ts';
 import { FrameHandlerError } from './errors.ts';
-import { CloseNotice, newLinkStats, type CloseHandler, type FramesHandler, type Link, type LinkStats } from './link-interface.ts';
+import { CloseNotice, newLinkStats, type CloseHandler, type Link, type LinkStats } from './link-interface.ts';
+import type { FramesHandler } from './link-inbox.ts';
 
 /**
  * The link to one remote VTEP (vxlan-endpoint.ts): the same `Link` as a

@@ -10,8 +10,7 @@ import { BadMagicError, MalformedMessageError, type FrameDecodeError } from './e
  * keepalive and goodbye (docs/wire-protocol.md has the bytes). Version 2
  * added the hello's authentication method and nonce and the auth message
  * (link-auth.ts). The frame stream —
- * encoder and incremental decoder — is frame-codec.ts, which re-exports all
- * of this.
+ * encoder and incremental decoder — is frame-codec.ts.
  */
 
 export const PROTOCOL_VERSION = 2;

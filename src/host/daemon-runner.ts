@@ -14,7 +14,8 @@
  */
 import type { Logger } from '../common/logger.ts';
 import { Daemon } from '../dataplane/daemon.ts';
-import { configuredFastPathLinks, controllerUrls, migrationListenAddress, nativeForwardingChoice, nativeForwardingInit, type DaemonConfig, type NativeForwardingChoice } from '../dataplane/daemon-config.ts';
+import { configuredFastPathLinks, controllerUrls, migrationListenAddress, type DaemonConfig } from '../dataplane/daemon-config.ts';
+import { nativeForwardingChoice, nativeForwardingInit, type NativeForwardingChoice } from '../dataplane/forwarder-choice.ts';
 import type { NativeForwardingState } from '../dataplane/native-flows.ts';
 import type { PollStats } from '../dataplane/native-forwarder.ts';
 import { startAdminServer, type AdminServer } from '../dataplane/admin-server.ts';

@@ -6,8 +6,6 @@ import { strongest } from './strongest-edges.ts';
 import { keyDst, keySrc } from './vm-registry.ts';
 import { DEFAULT_MIN_CONFIDENCE } from './vttif-defaults.ts';
 
-export { CLASS_PRECEDENCE, type TopologyClass } from './class-fit.ts';
-
 /**
  * Classification of the pruned, undirected communication graph (only the
  * VMs with at least one edge take part). For each class the best-fitting

@@ -1,6 +1,6 @@
 import { localMac } from '../common/mac.ts';
 import type { TopologyChangeEvent } from './change-detection.ts';
-import type { TopologyClass } from './classify.ts';
+import type { TopologyClass } from './class-fit.ts';
 import { patternEdges, type PatternKind } from './patterns.ts';
 import { randomInt, seededRandom, type Random } from './seeded-random.ts';
 import type { TrafficEntry, TrafficReport } from './traffic-report.ts';

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { ControllerClient } from '../../src/cli/ctl-client.ts';
-import type { EventView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
 
 /** A stand-in controller event stream: scripted per connection, recording the URLs asked for. */
 async function scriptedStream(script: Array<(send: (m: unknown) => void, close: () => void) => void>) {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAge, formatBytes, formatRate, hostsTable, progressBar, table } from '../../src/cli/ctl-format.ts';
 import { drawApplicationTopology, drawTopology, topologyDot } from '../../src/cli/ctl-topology-drawing.ts';
-import type { HostView, LinkView, TopologyView, VmView } from '../../src/controller/api-model.ts';
+import type { HostView, LinkView, TopologyView, VmView } from '../../src/controller/api-views.ts';
 
 const host = (id: string, site: string | null = null, role: HostView['role'] = 'spoke'): HostView => ({ id, site, addresses: [], role, state: 'up', lastSeen: null, hub: null, hubState: role === 'hub' ? 'active' : null });
 const link = (a: string, b: string, kind: LinkView['kind'] = 'backbone', bytesPerSec = 0): LinkView => ({

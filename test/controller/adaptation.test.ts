@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/common/logger.ts';
 import { startDemo } from '../../src/cli/demo-runner.ts';
-import type { EventView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { waitFor } from '../helpers/wait.ts';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
-import type { EventView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
 import { Applier } from '../../src/controller/applier.ts';
 import { decision, event, noEffects } from '../../src/controller/effects.ts';
 import { ControllerEventLog } from '../../src/controller/event-log.ts';

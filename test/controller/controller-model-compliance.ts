@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ControllerModel, EventView } from '../../src/controller/api-model.ts';
+import type { ControllerModel } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
 
 /**
  * One suite for every implementation of the operator-facing controller model

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import type { EventView, MigrationView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { EventMetrics } from '../../src/controller/event-metrics.ts';
 import { metricValue } from './fixtures/controller-harness.ts';
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ctlCommand, type CtlIo } from '../../src/cli/ctl-command.ts';
-import type { TopologyView } from '../../src/controller/api-model.ts';
+import type { TopologyView } from '../../src/controller/api-views.ts';
 import { startApiServer } from '../../src/controller/api/api-server.ts';
 import { createApiToken, MemoryTokenStore } from '../../src/controller/api/token-store.ts';
 import { connectedPair, DEPLOYMENT_YAML, startHarness, testDeployment } from './fixtures/controller-harness.ts';

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryControllerModel } from '../../src/controller/memory-controller-model.ts';
-import type { EventView, HostView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
+import type { HostView } from '../../src/controller/api-views.ts';
 import { controllerModelCompliance } from './controller-model-compliance.ts';
 
 const host = (id: string): HostView => ({ id, site: null, addresses: [], role: 'spoke', state: 'up', lastSeen: null, hub: null, hubState: null });

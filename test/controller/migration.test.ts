@@ -4,7 +4,7 @@ import { startHarness, type Harness } from './fixtures/controller-harness.ts';
 import { FakeCluster, FakeMigrationAgent } from './fixtures/fake-migration-agent.ts';
 import { testPki } from './fixtures/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/common/logger.ts';
 import { startApiServer } from '../../src/controller/api/api-server.ts';

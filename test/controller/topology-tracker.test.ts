@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMac } from '../../src/common/mac.ts';
-import type { TopologyEdge, TopologyView } from '../../src/controller/api-model.ts';
+import type { TopologyEdge, TopologyView } from '../../src/controller/api-views.ts';
 import type { VmRecord } from '../../src/controller/store/records.ts';
 import { TopologyTracker } from '../../src/controller/topology-tracker.ts';
 import type { TrafficReport } from '../../src/topology/traffic-report.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import { Daemon, type DaemonInit } from '../../src/dataplane/daemon.ts';
-import { NATIVE_FORWARDING_ENV, resolveNativeForwarding } from '../../src/dataplane/daemon-config.ts';
+import { NATIVE_FORWARDING_ENV, resolveNativeForwarding } from '../../src/dataplane/forwarder-choice.ts';
 import { MemoryPort } from '../../src/dataplane/memory-port.ts';
 import { DEFAULT_ADAPTIVE_POLL } from '../../src/dataplane/native-forwarder.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/dataplane/memory-transport.ts';

@@ -3,22 +3,19 @@ import assert from 'node:assert/strict';
 import type { Frame } from '../../src/common/frame.ts';
 import { MAX_FRAME_BYTES } from '../../src/common/frame.ts';
 import type { FrameDecodeError } from '../../src/dataplane/errors.ts';
+import { FrameDecoder, FrameEncoder, encodeFrame, type DecoderSink } from '../../src/dataplane/frame-codec.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
-  FrameDecoder,
-  FrameEncoder,
   AUTH_METHODS,
   GOODBYE_CODES,
   MAX_AUTH_BYTES,
   encodeAuth,
-  encodeFrame,
   encodeGoodbye,
   encodeHello,
   encodeEcho,
   encodeKeepalive,
   type ControlMessage,
-  type DecoderSink,
-} from '../../src/dataplane/frame-codec.ts';
+} from '../../src/dataplane/wire-messages.ts';
 
 /** mulberry32: a small seeded PRNG, so every random case can be replayed. */
 function prng(seed: number): () => number {

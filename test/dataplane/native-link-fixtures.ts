@@ -2,7 +2,8 @@
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import type { EndpointSink } from '../../src/dataplane/native-forwarder.ts';
-import { encodeEcho, encodeFrame, encodeGoodbye, encodeKeepalive } from '../../src/dataplane/frame-codec.ts';
+import { encodeFrame } from '../../src/dataplane/frame-codec.ts';
+import { encodeEcho, encodeGoodbye, encodeKeepalive } from '../../src/dataplane/wire-messages.ts';
 import type { Rand } from '../fuzz/fuzz-kit.ts';
 
 /** A connected loopback pair: `ours` is the accepted side (its reads stopped, for the forwarder). */

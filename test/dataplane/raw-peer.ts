@@ -1,7 +1,9 @@
 import type { Duplex } from 'node:stream';
 import type { FrameDecodeError } from '../../src/dataplane/errors.ts';
 import type { Frame } from '../../src/common/frame.ts';
-import { FrameDecoder, PROTOCOL_VERSION, encodeHello, type ControlMessage, type LinkKind } from '../../src/dataplane/frame-codec.ts';
+import { FrameDecoder } from '../../src/dataplane/frame-codec.ts';
+import { PROTOCOL_VERSION, encodeHello, type ControlMessage } from '../../src/dataplane/wire-messages.ts';
+import type { LinkKind } from '../../src/control/daemon-control.ts';
 
 /**
  * A hand-driven peer on a raw byte stream: tests write exact bytes with it

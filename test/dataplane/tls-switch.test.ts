@@ -16,7 +16,7 @@ import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from
 import { silentLogger } from '../../src/common/logger.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
-import type { Link } from '../../src/dataplane/link.ts';
+import type { Link } from '../../src/dataplane/link-interface.ts';
 import { PLAIN_ALPN, RECORDS_ALPN_V1, RECORDS_ALPN_V2 } from '../../src/dataplane/record-keys.ts';
 import { ACK_MESSAGE, SWITCH_MESSAGE } from '../../src/dataplane/tls-switch.ts';
 import { TlsTransport, type TlsTransportInit } from '../../src/dataplane/tls-transport.ts';

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { silentLogger } from '../../src/common/logger.ts';
 import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/certs.ts';
-import type { Link } from '../../src/dataplane/link.ts';
+import type { Link } from '../../src/dataplane/link-interface.ts';
 import { TlsTransport } from '../../src/dataplane/tls-transport.ts';
 import type { TransportListener } from '../../src/dataplane/transport.ts';
 import { waitFor } from '../helpers/wait.ts';

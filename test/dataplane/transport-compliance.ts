@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Frame } from '../../src/common/frame.ts';
 import { MAX_FRAME_BYTES } from '../../src/common/frame.ts';
 import { encodeFrame } from '../../src/dataplane/frame-codec.ts';
-import type { Link } from '../../src/dataplane/link.ts';
+import type { Link } from '../../src/dataplane/link-interface.ts';
 import type { LinkSettings, Transport, TransportListener } from '../../src/dataplane/transport.ts';
 import { frameSeq, numberedFrame, RawPeer, withDeadline } from './raw-peer.ts';
 import { waitFor } from '../helpers/wait.ts';

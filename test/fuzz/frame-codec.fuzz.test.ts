@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { MAX_FRAME_BYTES, MIN_FRAME_BYTES, VIRTIO_NET_HDR_BYTES } from '../../src/common/frame.ts';
 import { HOST_ID_PATTERN } from '../../src/common/host-id.ts';
 import { FrameDecodeError } from '../../src/dataplane/errors.ts';
+import { FrameDecoder, encodeFrame, type DecoderSink } from '../../src/dataplane/frame-codec.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
-  FrameDecoder,
   AUTH_METHODS,
   HEADER_BYTES,
   MAX_AUTH_BYTES,
@@ -13,13 +13,11 @@ import {
   MAX_HELLO_BYTES,
   GOODBYE_CODES,
   encodeAuth,
-  encodeFrame,
   encodeGoodbye,
   encodeHello,
   encodeKeepalive,
   type ControlMessage,
-  type DecoderSink,
-} from '../../src/dataplane/frame-codec.ts';
+} from '../../src/dataplane/wire-messages.ts';
 import type { Frame } from '../../src/common/frame.ts';
 import { OffloadError } from '../../src/dataplane/errors.ts';
 import { MAX_GSO_SEGMENTS, segmentFrame } from '../../src/dataplane/offload.ts';

@@ -34,7 +34,7 @@
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { QEMU_RESUMED_LOG } from '../../src/host/qemu-cutover.ts';
 import { QEMU_SENT_LOG } from '../../src/host/qemu-migration-send.ts';
 import { SOURCE_RELEASED_LOG } from '../../src/host/source-migration.ts';

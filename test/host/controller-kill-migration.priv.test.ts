@@ -44,7 +44,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStream } from '../../bench/cutover/probes.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import type { LinkView, MigrationView, VmView } from '../../src/controller/api-model.ts';
+import type { LinkView, MigrationView, VmView } from '../../src/controller/api-views.ts';
 import { openStore } from '../../src/controller/store/store.ts';
 import { startNetnsOverlayWithControllerProcess, type NetnsOverlayWithControllerProcess } from '../helpers/netns-overlay.ts';
 import { EchoLedger, nicOf, Pinger, portAt } from '../helpers/migration-probes.ts';

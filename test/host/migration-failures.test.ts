@@ -40,7 +40,7 @@ import { realClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../../src/control/migration-control.ts';
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { startController, type ControllerHandle } from '../../src/controller/runtime.ts';
 import { openStore } from '../../src/controller/store/store.ts';

@@ -43,7 +43,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startStream } from '../../bench/cutover/probes.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import type { LinkView, MigrationView, VmView } from '../../src/controller/api-model.ts';
+import type { LinkView, MigrationView, VmView } from '../../src/controller/api-views.ts';
 import { EtcdClient } from '../../src/controller/store/etcd/etcd-client.ts';
 import { openEtcdStore } from '../../src/controller/store/etcd/etcd-backend.ts';
 import { startNetnsOverlayWithControllerReplicas, type NetnsOverlayWithControllerReplicas } from '../helpers/netns-overlay-replicas.ts';

@@ -33,7 +33,7 @@ import { realClock } from '../../src/common/clock.ts';
 import type { Logger } from '../../src/common/logger.ts';
 import { parseMac } from '../../src/common/mac.ts';
 import type { MigrationCommand, MigrationControl, MigrationReport } from '../../src/control/migration-control.ts';
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { parseDeployment } from '../../src/controller/deployment-file.ts';
 import { startFollowerControl } from '../../src/controller/follower-control.ts';
 import { startReplica, type Replica } from '../../src/controller/replica.ts';

@@ -22,7 +22,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStream } from '../../bench/cutover/probes.ts';
-import type { MigrationView } from '../../src/controller/api-model.ts';
+import type { MigrationView } from '../../src/controller/api-views.ts';
 import { startNetnsOverlay, type NetnsOverlay } from '../helpers/netns-overlay.ts';
 import { nicOf, Pinger, portAt } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nativeForwardingChoice, parseDaemonConfig, NATIVE_FORWARDING_ENV } from '../../src/dataplane/daemon-config.ts';
+import { parseDaemonConfig } from '../../src/dataplane/daemon-config.ts';
+import { nativeForwardingChoice, NATIVE_FORWARDING_ENV } from '../../src/dataplane/forwarder-choice.ts';
 import { startDaemonFromConfig } from '../../src/host/daemon-runner.ts';
 import { formatNativeForwarding } from '../../src/cli/status-format.ts';
 import { capturingLogger, WARN } from '../helpers/log-capture.ts';

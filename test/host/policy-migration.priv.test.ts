@@ -25,7 +25,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStream } from '../../bench/cutover/probes.ts';
-import type { PlacementMove } from '../../src/controller/api-model.ts';
+import type { PlacementMove } from '../../src/controller/api-views.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
 import { assertMovedIntact, EchoLedger, nicOf, Pinger } from '../helpers/migration-probes.ts';
 import { waitFor } from '../helpers/wait.ts';

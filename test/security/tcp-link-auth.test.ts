@@ -16,7 +16,7 @@ import { createCa, issueHostCertificate, type PemPair } from '../../src/pki/cert
 import { TcpTransport } from '../../src/dataplane/tcp-transport.ts';
 import { CertificateAuthenticator, LinkKeyAuthenticator, type LinkAuthenticator } from '../../src/dataplane/link-auth.ts';
 import { unauthenticatedRefusal } from '../../src/dataplane/link-handshake.ts';
-import { encodeAuth, encodeHello, HEADER_BYTES } from '../../src/dataplane/frame-codec.ts';
+import { encodeAuth, encodeHello, HEADER_BYTES } from '../../src/dataplane/wire-messages.ts';
 import type { HostMembership } from '../../src/dataplane/link-membership.ts';
 import { startThreeDaemons, rawConnect, type ThreeDaemons } from './fixtures/three-daemons.ts';
 import { waitFor } from '../helpers/wait.ts';

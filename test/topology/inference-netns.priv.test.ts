@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import type { EventView } from '../../src/controller/api-model.ts';
+import type { EventView } from '../../src/controller/api-events.ts';
 import { DEFAULT_SMOOTHING_INTERVAL_MS, DEFAULT_UPDATE_PERIOD_MS } from '../../src/topology/vttif-defaults.ts';
 import { startNetnsOverlay } from '../helpers/netns-overlay.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { ApiAuthError, ApiForbiddenError } from './errors.ts';
 import { verifyApiToken } from './token-store.ts';
-import type { ApiScope, ApiTokenRecord, TokenStore } from './token-store.ts';
+import type { ApiTokenRecord, TokenStore } from './token-store.ts';
+import type { ApiScope } from '../store/records.ts';
 
 /**
  * Bearer-token authentication. HTTP requests carry `Authorization: Bearer

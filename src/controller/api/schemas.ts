@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { EVENT_TYPES } from '../api-model.ts';
-import type { EventType } from '../api-model.ts';
+import { EVENT_TYPES, type EventType } from '../api-events.ts';
 import { ApiInvalidRequestError } from './errors.ts';
 
 /**

@@ -1,9 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiScope } from '../store/records.ts';
 
-export type { ApiScope } from '../store/records.ts';
-export { API_SCOPES } from '../store/records.ts';
-
 /**
  * Bearer tokens of the operator API. A token is 256 random bits, shown once
  * when it is created ("vnet_" + base64url); only its SHA-256 is stored (the

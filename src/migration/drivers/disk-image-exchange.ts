@@ -18,8 +18,7 @@
  *              in sequence order like any other record
  */
 import { BLOCK_SIZE, type PageContent } from '../guest.ts';
-import { MAX_CHUNK_QUERY, type ChunkHeldRecord, type ChunkQueryRecord, type ChunkRecord } from '../engine/stream-codec.ts';
-import type { DiskImageRecord } from '../engine/stream-image-records.ts';
+import { MAX_CHUNK_QUERY, type ChunkHeldRecord, type ChunkQueryRecord, type ChunkRecord, type DiskImageRecord } from '../engine/stream-image-records.ts';
 import type { SenderDiskImage } from '../engine/sender-disk.ts';
 import { MigrationProtocolError } from '../errors.ts';
 

@@ -18,7 +18,8 @@
 import type { Logger } from 'pino';
 import type { Guest, GuestFactory, PageContent } from '../guest.ts';
 import type { DiskReplication } from '../engine/disk-sync.ts';
-import { recordSize, type ChunkRecord } from '../engine/stream-codec.ts';
+import { recordSize } from '../engine/stream-record-codec.ts';
+import type { ChunkRecord } from '../engine/stream-image-records.ts';
 import { createContentKeyer } from '../engine/content-key.ts';
 import { MigrationSender } from '../engine/sender.ts';
 import { MAX_RECEIVE_PAGES, MigrationReceiver } from '../engine/receiver.ts';

@@ -15,7 +15,7 @@ import type { ContentKeyer } from './content-key.ts';
 import { PageCache } from './page-cache.ts';
 import { isZeroContent, synthFromKey } from './content-model.ts';
 import { computeByteDelta, deltaPayloadSize, mapChunkCount, synthDeltaMap } from './delta.ts';
-import type { PageRecord, Space } from './stream-codec.ts';
+import type { PageRecord, Space } from './stream-records.ts';
 
 export type Encoding = 'plain' | 'optimized';
 

@@ -22,7 +22,8 @@ import { bytesDigest, KeyTable, type ContentKeyer } from './content-key.ts';
 import { PageCache } from './page-cache.ts';
 import { ZERO_SYNTH, isZeroContent, synthDiffChunks } from './content-model.ts';
 import { applyByteDelta } from './delta.ts';
-import type { AckRecord, AppliedRecord, ChunkRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-codec.ts';
+import type { AckRecord, AppliedRecord, DiskAckRecord, HelloRecord, MigrationRecord, PageRecord } from './stream-records.ts';
+import type { ChunkRecord } from './stream-image-records.ts';
 import { CacheDesyncError, MigrationAbortedError, MigrationProtocolError, MigrationVerifyError } from '../errors.ts';
 import { VnetError } from '../../common/errors.ts';
 

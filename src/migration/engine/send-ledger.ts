@@ -6,8 +6,8 @@
  * progress events read (bytes per page, bandwidth, dirty rate) are the
  * memory phase's latest measurements.
  */
-import type { MigrationRecord } from './stream-codec.ts';
-import { FULL_RECORD_SIZE, recordSize } from './stream-codec.ts';
+import type { MigrationRecord } from './stream-records.ts';
+import { FULL_RECORD_SIZE, recordSize } from './stream-record-codec.ts';
 
 export interface OutRecord {
   readonly rec: MigrationRecord;

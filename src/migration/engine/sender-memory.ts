@@ -14,7 +14,7 @@ import type { Guest } from '../guest.ts';
 import type { IterationStats, PrecopyRule, TimeBoundRuleApi } from '../stop-rules/stop-rule.ts';
 import { DirtyRateMeter, DualChannelPlan } from './dual-channel.ts';
 import { PrecopyPlan, SKIPPED } from './precopy-plan.ts';
-import { FULL_RECORD_SIZE } from './stream-codec.ts';
+import { FULL_RECORD_SIZE } from './stream-record-codec.ts';
 import type { OutRecord, SendLedger } from './send-ledger.ts';
 
 /** What a memory phase needs from the sender. */

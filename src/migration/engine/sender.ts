@@ -59,10 +59,6 @@ import { senderKeys, type SenderKeys } from './sender-keys.ts';
 import { StopCopy } from './sender-stop-copy.ts';
 import { newSenderRun, senderProgress, senderStats, type SenderParts, type SenderRun } from './sender-report.ts';
 
-export type { OutRecord } from './send-ledger.ts';
-export type { SenderStats } from './migration-result.ts';
-export { primeSenderKeys, type SenderKeys } from './sender-keys.ts';
-
 export interface SenderInit {
   readonly guest: Guest;
   readonly rule: StopRule;

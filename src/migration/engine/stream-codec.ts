@@ -14,20 +14,15 @@
  * MigrationDecodeError (one subclass per failure, each with its stable
  * code) — it never throws.
  *
- * This file is the framing and the decoder's state machine, and the stream's
- * one import for its users; the records and limits are in stream-records.ts,
- * one record's bytes (encode, size, decode) in stream-record-codec.ts, the
- * image chunk records in stream-image-records.ts.
+ * This file is the framing and the decoder's state machine; the records and
+ * limits are in stream-records.ts, one record's bytes (encode, size, decode)
+ * in stream-record-codec.ts, the image chunk records in
+ * stream-image-records.ts.
  */
 import type { ContentRepresentation } from '../guest.ts';
 import { MigrationDecodeError, RecordLengthError } from '../errors.ts';
 import { decodeBody } from './stream-record-codec.ts';
 import { MAX_RECORD, type MigrationRecord } from './stream-records.ts';
-
-export * from './stream-records.ts';
-export { decodeBody, encodeRecord, FULL_RECORD_SIZE, recordSize } from './stream-record-codec.ts';
-export { CHUNK_DIGEST_BYTES, MAX_CHUNK_QUERY } from './stream-image-records.ts';
-export type { ChunkHeldRecord, ChunkQueryRecord, ChunkRecord } from './stream-image-records.ts';
 
 export interface DecodeLimits {
   /** Largest record accepted (length field), default MAX_RECORD. */

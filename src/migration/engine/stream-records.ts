@@ -16,8 +16,6 @@ export const STREAM_VERSION = 4;
 export const PLAIN_STREAM_VERSION = 2;
 /** The version a stream with image chunk records and no catch-up marks announces. */
 export const IMAGE_STREAM_VERSION = 3;
-export { CHUNK_DIGEST_BYTES, MAX_CHUNK_QUERY } from './stream-image-records.ts';
-export type { ChunkHeldRecord, ChunkQueryRecord, ChunkRecord } from './stream-image-records.ts';
 /** Oldest version a receiver accepts (version 1 lacks only the sync and disk-ack records). */
 export const MIN_STREAM_VERSION = 1;
 export const MAX_DEVICE_STATE = 1 << 20;

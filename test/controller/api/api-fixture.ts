@@ -4,7 +4,7 @@ import { startApiServer } from '../../../src/controller/api/api-server.ts';
 import type { ApiServer } from '../../../src/controller/api/api-server.ts';
 import { MemoryTokenStore, createApiToken } from '../../../src/controller/api/token-store.ts';
 import { MemoryControllerModel } from '../../../src/controller/memory-controller-model.ts';
-import type { HostView, LinkView, VmView } from '../../../src/controller/api-model.ts';
+import type { HostView, LinkView, VmView } from '../../../src/controller/api-views.ts';
 
 /**
  * A small deployment in the in-memory model, served by a real API server on

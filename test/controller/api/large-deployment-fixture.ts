@@ -1,5 +1,5 @@
 import { MemoryControllerModel } from '../../../src/controller/memory-controller-model.ts';
-import type { HostView, LinkView, MatrixEdge, TopologyEdge, VmView } from '../../../src/controller/api-model.ts';
+import type { HostView, LinkView, MatrixEdge, TopologyEdge, VmView } from '../../../src/controller/api-views.ts';
 import { FIXTURE_NOW } from './api-fixture.ts';
 
 /**

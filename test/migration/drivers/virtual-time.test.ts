@@ -11,7 +11,7 @@ import { createContentKeyer, diskDigest, memoryDigest } from '../../../src/migra
 import type { StopRule } from '../../../src/migration/stop-rules/stop-rule.ts';
 import type { ContentRepresentation } from '../../../src/migration/guest.ts';
 import type { ModelGuestInit } from '../../../src/migration/guests/memory-guest.ts';
-import { recordSize } from '../../../src/migration/engine/stream-codec.ts';
+import { recordSize } from '../../../src/migration/engine/stream-record-codec.ts';
 import { OneWriteGuest, assertSameAsReplay } from '../guests/sync-guests.ts';
 
 const PAGES = 2048;

@@ -1,13 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModelGuest, createEmptyGuest } from '../../../src/migration/guests/memory-guest.ts';
-import { MigrationSender, type OutRecord } from '../../../src/migration/engine/sender.ts';
+import { MigrationSender } from '../../../src/migration/engine/sender.ts';
+import type { OutRecord } from '../../../src/migration/engine/send-ledger.ts';
 import { MAX_RECEIVE_PAGES, MigrationReceiver } from '../../../src/migration/engine/receiver.ts';
 import { createContentKeyer, memoryDigest, type ContentKeyer } from '../../../src/migration/engine/content-key.ts';
 import { TimeBound } from '../../../src/migration/stop-rules/time-bound.ts';
 import { SmartStop } from '../../../src/migration/stop-rules/smart-stop.ts';
 import { Rng } from '../../../src/migration/guests/workload.ts';
-import { encodeRecord, RecordDecoder, type AckRecord, type MigrationRecord } from '../../../src/migration/engine/stream-codec.ts';
+import { RecordDecoder } from '../../../src/migration/engine/stream-codec.ts';
+import { encodeRecord } from '../../../src/migration/engine/stream-record-codec.ts';
+import type { AckRecord, MigrationRecord } from '../../../src/migration/engine/stream-records.ts';
 import type { StopRule } from '../../../src/migration/stop-rules/stop-rule.ts';
 
 const WL = { dirtyRate: 800, wssShare: 0.4, hotShare: 0.05, locality: 0.7, zeroShare: 0.2, dupShare: 0.15, bytesPerWrite: 200, rewriteShare: 0.2 };

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModelGuest } from '../../../src/migration/guests/memory-guest.ts';
-import { MigrationSender, type OutRecord } from '../../../src/migration/engine/sender.ts';
+import { MigrationSender } from '../../../src/migration/engine/sender.ts';
+import type { OutRecord } from '../../../src/migration/engine/send-ledger.ts';
 import { createContentKeyer, memoryDigest, diskDigest } from '../../../src/migration/engine/content-key.ts';
 import { SmartStop } from '../../../src/migration/stop-rules/smart-stop.ts';
 import { TimeBound } from '../../../src/migration/stop-rules/time-bound.ts';

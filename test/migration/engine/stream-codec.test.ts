@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordDecoder, encodeRecord, recordSize, decodeBody, STREAM_VERSION, type MigrationRecord } from '../../../src/migration/engine/stream-codec.ts';
+import { RecordDecoder } from '../../../src/migration/engine/stream-codec.ts';
+import { encodeRecord, recordSize, decodeBody } from '../../../src/migration/engine/stream-record-codec.ts';
+import { STREAM_VERSION, type MigrationRecord } from '../../../src/migration/engine/stream-records.ts';
 import { MigrationDecodeError } from '../../../src/migration/errors.ts';
 import { expandSynth } from '../../../src/migration/engine/content-model.ts';
 import { computeByteDelta } from '../../../src/migration/engine/delta.ts';
