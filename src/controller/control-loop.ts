@@ -178,9 +178,10 @@ export class ControlLoop implements ControlHandler {
       up.writes.push({ op: 'host-connected', host: session.hostId, connected: true, atMs: now }, { op: 'host-facts', facts, atMs: now });
       const learned = this.#learn(facts, now);
       this.#applier.apply(up);
-      this.#hostChanged(session.hostId);
       this.#applier.apply(learned);
     }
+    // One hub watch for the batch: it reads every host, so one per welcome made a mass connect O(hosts²).
+    this.#hostsChanged(opened.map(({ session }) => session.hostId));
     this.reconcile(opened.length === 1 ? 'daemon connected' : `${opened.length} daemons connected`);
     for (const { session, hello } of opened) {
       this.#migrations.connected(session.hostId);
@@ -305,12 +306,18 @@ export class ControlLoop implements ControlHandler {
 
   /** A host connected or left: its `host-changed` event, after the hub watch has seen it. */
   #hostChanged(id: string): void {
+    this.#hostsChanged([id]);
+  }
+
+  /** Hosts that connected (a batch) or left: their `host-changed` events, after one hub watch has seen them all. */
+  #hostsChanged(ids: readonly string[]): void {
     this.#watchHubs();
-    const host = this.#c.store.getHost(id);
-    if (host === undefined) return;
     const e = noEffects();
-    e.events.push(event('host-changed', { host: hostView(host, this.#backbone) }));
-    this.#applier.apply(e);
+    for (const id of ids) {
+      const host = this.#c.store.getHost(id);
+      if (host !== undefined) e.events.push(event('host-changed', { host: hostView(host, this.#backbone) }));
+    }
+    if (e.events.length > 0) this.#applier.apply(e);
   }
 
   /** Hubs and which hub each spoke is on, from the stored facts (hub-status.ts): events, metrics; returns why to reconcile, if a spoke moved. */
