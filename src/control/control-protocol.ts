@@ -45,6 +45,17 @@ import { ControlMessageError, ControlMessageTooLargeError, ControlProtocolVersio
 
 /** The refusal of a replica that does not lead (the daemon tries another replica). */
 export const NOT_LEADER_CODE = 'VNET_ERR_NOT_LEADER';
+/**
+ * Close codes of connections the controller cut before their welcome
+ * although nothing was wrong with the daemon: its hello did not arrive in
+ * time (4008), or a newer connection took its pending slot (4029) — a
+ * controller busy with a mass connect. The daemon dials again (with its
+ * backoff); any other refusal before the welcome stops it.
+ */
+export const CLOSE_HELLO_TIMEOUT = 4008;
+export const CLOSE_PENDING_DROPPED = 4029;
+export const RETRY_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_HELLO_TIMEOUT, CLOSE_PENDING_DROPPED]);
+
 /** A control channel URL: wss://HOST:PORT/PATH. */
 export const CONTROL_URL_PATTERN = /^wss:\/\/[^\s/]+(\/\S*)?$/;
 

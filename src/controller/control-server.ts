@@ -6,8 +6,8 @@ import type { PendingDropReason, PendingSlot, PendingSlotStats } from '../common
 import type { VnetError } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, decodeDaemonMessage, encodeControlMessage, snapshotFromWire,
-  type HelloMessage,
+  CLOSE_HELLO_TIMEOUT, CLOSE_PENDING_DROPPED, CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, RETRY_CLOSE_CODES,
+  decodeDaemonMessage, encodeControlMessage, snapshotFromWire, type HelloMessage,
 } from '../control/control-protocol.ts';
 import type { ControlPartError } from '../control/errors.ts';
 import { DEFAULT_PART_LIMITS, type PartLimits } from '../control/part-assembler.ts';
@@ -99,8 +99,6 @@ export const CLOSE_REPLACED = 4001;
 export const CLOSE_AUTH_FAILED = 4003;
 /** The host's credential or certificate was revoked while it was connected. */
 export const CLOSE_REVOKED = 4004;
-export const CLOSE_HELLO_TIMEOUT = 4008;
-export const CLOSE_PENDING_DROPPED = 4029;
 /** How long close() waits for daemons to finish the WebSocket close handshake. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -386,7 +384,8 @@ export class ControlServer {
     else this.#c.metrics.malformedMessages.inc({ reason });
     this.#log.warn({ remote: conn.remoteAddress, code: error.code, detail: error.message }, 'control connection refused');
     conn.done = true;
-    this.#sendError(conn, error, true);
+    // Not in time, or evicted while waiting: nothing against the daemon (it dials again), so not fatal.
+    this.#sendError(conn, error, !RETRY_CLOSE_CODES.has(closeCode));
     conn.ws.close(closeCode, error.code.slice(0, 100));
   }
 

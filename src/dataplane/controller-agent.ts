@@ -3,8 +3,8 @@ import type { Clock, TimerHandle } from '../common/clock.ts';
 import { afterReads } from '../common/after-reads.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, decodeControllerMessage, encodeControlMessage,
-  factsToWire, type DaemonMessage,
+  CONTROL_PROTOCOL_VERSION, DEFAULT_MAX_CONTROL_MESSAGE_BYTES, NOT_LEADER_CODE, RETRY_CLOSE_CODES, decodeControllerMessage,
+  encodeControlMessage, factsToWire, type DaemonMessage,
 } from '../control/control-protocol.ts';
 import { splitDaemonMessage } from '../control/control-parts.ts';
 import { DEFAULT_PART_LIMITS } from '../control/part-assembler.ts';
@@ -36,7 +36,9 @@ import { DEFAULT_MAX_QUEUED_REPORTS } from './migration-report-queue.ts';
  *
  * A fatal error in answer to the hello (host unknown, certificate, token or
  * credential refused) stops the agent: it is not redialled (`refusal`,
- * `onRefused`).
+ * `onRefused`) — unless the close that follows it says dial again (4008 no
+ * hello in time, 4029 evicted while waiting: a controller busy with a mass
+ * connect, `RETRY_CLOSE_CODES`).
  *
  * Features (control-features.ts): the hello lists the features this daemon
  * speaks and carries core facts only; the welcome's list decides what the
@@ -90,6 +92,8 @@ export class ControllerAgent {
   #unsubscribeReports: (() => void) | undefined;
   #unsubscribeImages: (() => void) | undefined;
   #refusal: { code: string; message: string } | undefined;
+  /** A fatal error in answer to this connection's hello: a refusal for good unless its close code says dial again. */
+  #refused: { code: string; message: string } | undefined;
   #url: string;
   /** The session's features (both lists hold them); none before the welcome or with an older controller. */
   #features: ReadonlySet<ControlFeature> = NO_FEATURES;
@@ -195,6 +199,7 @@ export class ControllerAgent {
       handshakeTimeout: this.#init.welcomeTimeoutMs ?? 10_000,
     });
     this.#ws = ws;
+    this.#refused = undefined;
     ws.on('open', () => this.#onOpen(ws));
     ws.on('pong', () => { if (ws === this.#ws) this.#keepalive.heard(); });
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(ws, data, isBinary));
@@ -299,7 +304,10 @@ export class ControllerAgent {
           return;
         }
         if (m.fatal && this.#state === 'connecting') {
-          this.#stopRefused({ code: m.code, message: m.message });
+          // Refused: the close that follows says whether for good. (A controller before 4008 and 4029 were sent
+          // with fatal: false marked them fatal too; they mean "dial again", and a daemon that stopped on them
+          // stayed cut off after a mass connect.)
+          this.#refused = { code: m.code, message: m.message };
           return;
         }
         this.#log.warn({ code: m.code, detail: m.message, fatal: m.fatal, inReplyTo: m.inReplyTo }, 'controller reported an error');
@@ -344,6 +352,12 @@ export class ControllerAgent {
     this.#reports.stop();
     this.#features = NO_FEATURES;
     if (this.#state === 'closed') return;
+    const refused = this.#refused;
+    this.#refused = undefined;
+    if (refused !== undefined && !RETRY_CLOSE_CODES.has(code)) {
+      this.#stopRefused(refused);
+      return;
+    }
     if (this.#state === 'connected') {
       this.stats.disconnects++;
       // The controller may come back upgraded: the next hello lists the features again.

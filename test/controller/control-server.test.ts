@@ -209,6 +209,7 @@ test('a connection that says nothing is closed when the hello timeout passes', a
   const c = await rawClient(h, testPki().host('h1'));
   assert.equal(await c.closed, 4008);
   assert.equal(c.received[0]?.['code'], 'VNET_ERR_CONTROL_STATE');
+  assert.equal(c.received[0]?.['fatal'], false, 'nothing against the daemon: it dials again');
   assert.equal(await metricValue(h.registry, 'vnet_control_malformed_messages_total', { reason: 'hello-timeout' }), 1);
 });
 
