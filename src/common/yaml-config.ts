@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, Lexer, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { deepFreeze } from './deep-freeze.ts';
 
 /**
  * Load a YAML file and validate it against a strict zod schema. Every failure
@@ -201,12 +202,4 @@ function lineOf(doc: Document, path: readonly (string | number)[], lines: LineCo
 function rangeLine(node: unknown, lines: LineCounter): number | undefined {
   const range = (node as Node | undefined)?.range;
   return range ? lines.linePos(range[0]).line : undefined;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value as Record<string, unknown>)) deepFreeze(v);
-  }
-  return value;
 }

@@ -71,6 +71,26 @@ export function storeCompliance(label: string, factory: StoreFactory): void {
     check(await reopen());
   });
 
+  test(`${label}: a host's facts are parsed once while they stay as stored: read back equal, shared and frozen; a change reads the new ones, also after a rolled-back transaction`, async (t) => {
+    const { store } = await factory.fresh(t);
+    store.upsertHost({ id: 'b', site: undefined, role: 'spoke', addresses: [] });
+    const link = { peer: 'a', kind: 'backbone', state: 'up', txFrames: 1, txBytes: 2, rxFrames: 3, rxBytes: 4, txDropped: 0, decodeErrors: 0, reconnects: 0 };
+    store.recordHostFacts({ hostId: 'b', links: [link] } as never, 5);
+    const first = store.getHost('b')!.facts!;
+    assert.equal(first.links[0]?.state, 'up');
+    assert.equal(store.listHosts()[0]!.facts, first, 'the same parsed facts, not parsed again');
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.links) && Object.isFrozen(first.links[0]), 'frozen: every reader shares them');
+    assert.throws(() => { (first.links as unknown as unknown[]).push(link); }, TypeError);
+    store.recordHostFacts({ hostId: 'b', links: [{ ...link, state: 'down' }] } as never, 6);
+    assert.equal(store.getHost('b')!.facts!.links[0]?.state, 'down', 'changed facts are read as stored');
+    assert.throws(() => store.transaction(() => {
+      store.recordHostFacts({ hostId: 'b', links: [{ ...link, state: 'up' }] } as never, 7);
+      assert.equal(store.getHost('b')!.facts!.links[0]?.state, 'up');
+      throw new Error('roll back');
+    }), /roll back/);
+    assert.equal(store.getHost('b')!.facts!.links[0]?.state, 'down', 'the rolled-back write is not read');
+  });
+
   test(`${label}: a transaction that throws leaves none of its writes, then or after a reopen`, async (t) => {
     const { store, reopen } = await factory.fresh(t);
     store.upsertHost({ id: 'a', site: undefined, role: 'hub', addresses: [] });
