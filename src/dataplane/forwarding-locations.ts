@@ -158,9 +158,11 @@ export class ForwardingLocations<P, L> {
     return this.role === 'hub' || from.kind !== 'link' || to.kind !== 'link' || this.#relayMacs.has(dst);
   }
 
-  /** A spoke relays frames to `mac` link to link by rule from now on (its VM migrated away from here): `relaysByRule`. */
-  relayTo(mac: number): void {
+  /** A spoke relays frames to `mac` link to link by rule from now on (its VM migrated away from here): `relaysByRule`. Returns whether it was not yet. */
+  relayTo(mac: number): boolean {
+    if (this.#relayMacs.has(mac)) return false;
     this.#relayMacs.add(mac);
+    return true;
   }
 
   /** No longer (the migration that moved it is over). Returns whether it was relayed. */

@@ -222,8 +222,7 @@ export class ForwardingTable<P = string, L = string> {
    * away from here; a hub relays anyway): `ForwardingLocations.relaysByRule`.
    */
   relayTo(mac: Mac): void {
-    this.#locs.relayTo(mac);
-    this.#invalidateAll();
+    if (this.#locs.relayTo(mac)) this.#invalidateAll();
   }
 
   /** No longer relay frames to `mac` link to link (a spoke: the migration that moved it is over). */
